@@ -1,0 +1,583 @@
+//! Connection commands: PING ECHO QUIT RESET SELECT AUTH HELLO CLIENT.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use crate::commands::ctx::Ctx;
+use crate::commands::spec::{cmd, container, Acl, CmdFlags as F, CommandSpec};
+use crate::commands::table::table;
+use crate::connection::client::{ClientInfo, ReplyMode};
+use crate::protocol::args::{eq_ic, int_arg, Args};
+use crate::protocol::{CmdError, CmdResult, Reply};
+use crate::server::Server;
+
+const CONN: Acl = Acl::CONNECTION;
+const HELLO_FLAGS: F = F::NOSCRIPT
+    .union(F::LOADING)
+    .union(F::STALE)
+    .union(F::FAST)
+    .union(F::NO_AUTH)
+    .union(F::ALLOW_BUSY);
+
+pub const SPECS: &[CommandSpec] = &[
+    cmd("ping", -1, F::FAST.union(F::STALE), ping)
+        .acl(CONN)
+        .doc(
+            "connection",
+            "1.0.0",
+            "Returns the server's liveliness response.",
+        ),
+    cmd("echo", 2, F::FAST.union(F::STALE).union(F::LOADING), echo)
+        .acl(CONN)
+        .doc("connection", "1.0.0", "Returns the given string."),
+    cmd(
+        "quit",
+        -1,
+        F::NO_AUTH
+            .union(F::LOADING)
+            .union(F::STALE)
+            .union(F::FAST)
+            .union(F::ALLOW_BUSY)
+            .union(F::NOSCRIPT),
+        quit,
+    )
+    .acl(CONN)
+    .doc("connection", "1.0.0", "Closes the connection."),
+    cmd(
+        "reset",
+        1,
+        F::NO_AUTH
+            .union(F::LOADING)
+            .union(F::STALE)
+            .union(F::FAST)
+            .union(F::ALLOW_BUSY)
+            .union(F::NOSCRIPT),
+        reset,
+    )
+    .acl(CONN)
+    .doc("connection", "6.2.0", "Resets the connection."),
+    cmd(
+        "select",
+        2,
+        F::LOADING.union(F::STALE).union(F::FAST),
+        select,
+    )
+    .acl(CONN)
+    .doc("connection", "1.0.0", "Changes the selected database."),
+    cmd("auth", -2, HELLO_FLAGS, auth).acl(CONN).doc(
+        "connection",
+        "1.0.0",
+        "Authenticates the connection.",
+    ),
+    cmd("hello", -1, HELLO_FLAGS, hello).acl(CONN).doc(
+        "connection",
+        "6.0.0",
+        "Handshakes with the Redis server.",
+    ),
+    container("client", CLIENT_SUBS).doc(
+        "connection",
+        "2.4.0",
+        "A container for client connection commands.",
+    ),
+];
+
+const CLIENT_F: F = F::NOSCRIPT.union(F::LOADING).union(F::STALE);
+
+const CLIENT_SUBS: &[CommandSpec] = &[
+    cmd("id", 2, CLIENT_F, client_id).acl(CONN).doc(
+        "connection",
+        "5.0.0",
+        "Returns the unique client ID of the connection.",
+    ),
+    cmd("setname", 3, CLIENT_F, client_setname).acl(CONN).doc(
+        "connection",
+        "2.6.9",
+        "Sets the connection name.",
+    ),
+    cmd("getname", 2, CLIENT_F, client_getname).acl(CONN).doc(
+        "connection",
+        "2.6.9",
+        "Returns the name of the connection.",
+    ),
+    cmd("list", -2, CLIENT_F.union(F::ADMIN), client_list)
+        .acl(CONN)
+        .doc("connection", "2.4.0", "Lists open connections."),
+    cmd("info", 2, CLIENT_F, client_info).acl(CONN).doc(
+        "connection",
+        "6.2.0",
+        "Returns information about the connection.",
+    ),
+    cmd("kill", -3, CLIENT_F.union(F::ADMIN), client_kill)
+        .acl(CONN)
+        .doc("connection", "2.4.0", "Terminates open connections."),
+    cmd("setinfo", 4, CLIENT_F, client_setinfo).acl(CONN).doc(
+        "connection",
+        "7.2.0",
+        "Sets information specific to the client or connection.",
+    ),
+    cmd("no-evict", 3, CLIENT_F.union(F::ADMIN), client_no_evict)
+        .acl(CONN)
+        .doc(
+            "connection",
+            "7.0.0",
+            "Sets the client eviction mode of the connection.",
+        ),
+    cmd("reply", 3, CLIENT_F, client_reply).acl(CONN).doc(
+        "connection",
+        "3.2.0",
+        "Instructs the server whether to reply to commands.",
+    ),
+    cmd("help", 2, CLIENT_F, client_help).acl(CONN).doc(
+        "connection",
+        "5.0.0",
+        "Returns helpful text about the different subcommands.",
+    ),
+];
+
+/// ```text
+/// PING [message]
+/// ```
+fn ping(_ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    match argv.len() {
+        1 => Ok(Reply::Status("PONG")),
+        2 => Ok(Reply::Bulk(argv[1].clone())),
+        _ => Err(CmdError::arity("ping")),
+    }
+}
+
+fn echo(_ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    Ok(Reply::Bulk(argv[1].clone()))
+}
+
+fn quit(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+    ctx.client.close_after_reply = true;
+    Ok(Reply::OK)
+}
+
+fn reset(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+    let c = &mut *ctx.client;
+    c.select(0);
+    c.set_resp(2);
+    c.reply_mode = ReplyMode::On;
+    c.authenticated = !ctx.srv.auth_required();
+    *c.info.name.lock() = None;
+    c.info.no_evict.store(false, Ordering::Relaxed);
+    Ok(Reply::Status("RESET"))
+}
+
+/// ```text
+/// SELECT index
+/// ```
+fn select(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let idx = int_arg(&argv[1])?;
+    if idx < 0 || idx as usize >= ctx.srv.keyspace.num_dbs() {
+        return Err(CmdError::DB_RANGE);
+    }
+    ctx.client.select(idx as usize);
+    Ok(Reply::OK)
+}
+
+fn try_auth(ctx: &mut Ctx<'_>, user: &[u8], pass: &[u8]) -> CmdResult<()> {
+    if ctx.srv.check_password(user, pass) {
+        ctx.client.authenticated = true;
+        *ctx.client.info.user.lock() = String::from_utf8_lossy(user).into_owned();
+        Ok(())
+    } else {
+        Err(CmdError::WRONGPASS)
+    }
+}
+
+/// ```text
+/// AUTH [username] password
+/// ```
+fn auth(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    match argv.len() {
+        2 => {
+            if !ctx.srv.auth_required() {
+                return Err(CmdError::err(
+                    "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+                ));
+            }
+            try_auth(ctx, b"default", &argv[1])?;
+        }
+        3 => try_auth(ctx, &argv[1], &argv[2])?,
+        _ => return Err(CmdError::SYNTAX),
+    }
+    Ok(Reply::OK)
+}
+
+/// ```text
+/// HELLO [protover [AUTH username password] [SETNAME clientname]]
+/// ```
+fn hello(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let mut ver = None;
+    let mut a = Args::new(argv, 1);
+    if let Some(v) = a.next_opt() {
+        let n = int_arg(v)
+            .map_err(|_| CmdError::err("Protocol version is not an integer or out of range"))?;
+        if !(2..=3).contains(&n) {
+            return Err(CmdError::from_static(
+                "NOPROTO unsupported protocol version",
+            ));
+        }
+        ver = Some(n as u8);
+    }
+    let mut creds = None;
+    let mut name = None;
+    while let Some(opt) = a.next_opt() {
+        if eq_ic(opt, "auth") && a.remaining() >= 2 {
+            let u = a.next_arg()?;
+            let p = a.next_arg()?;
+            creds = Some((u.clone(), p.clone()));
+        } else if eq_ic(opt, "setname") && a.remaining() >= 1 {
+            name = Some(a.next_arg()?.clone());
+        } else {
+            return Err(CmdError::new(format!(
+                "ERR Syntax error in HELLO option '{}'",
+                String::from_utf8_lossy(opt)
+            )));
+        }
+    }
+    if let Some((u, p)) = creds {
+        try_auth(ctx, &u, &p)?;
+    }
+    if !ctx.client.authenticated {
+        return Err(CmdError::from_static(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+        ));
+    }
+    if let Some(n) = &name {
+        validate_name(n)?;
+        *ctx.client.info.name.lock() = if n.is_empty() { None } else { Some(n.clone()) };
+    }
+    if let Some(v) = ver {
+        ctx.client.set_resp(v);
+    }
+    let st = |s: &'static str| Reply::bulk(Bytes::from_static(s.as_bytes()));
+    Ok(Reply::Map(vec![
+        (st("server"), st("redis")),
+        (st("version"), st(crate::REDIS_VERSION)),
+        (st("proto"), Reply::Int(ctx.client.resp as i64)),
+        (st("id"), Reply::Int(ctx.client.id as i64)),
+        (st("mode"), st("standalone")),
+        (st("role"), st("master")),
+        (st("modules"), Reply::Array(vec![])),
+    ]))
+}
+
+fn validate_name(n: &[u8]) -> CmdResult<()> {
+    if n.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
+        return Err(CmdError::err(
+            "Client names cannot contain spaces, newlines or special characters.",
+        ));
+    }
+    Ok(())
+}
+
+fn client_id(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+    Ok(Reply::Int(ctx.client.id as i64))
+}
+
+fn client_setname(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    validate_name(&argv[2])?;
+    *ctx.client.info.name.lock() = if argv[2].is_empty() {
+        None
+    } else {
+        Some(argv[2].clone())
+    };
+    Ok(Reply::OK)
+}
+
+fn client_getname(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+    Ok(Reply::opt_bulk(ctx.client.info.name.lock().clone()))
+}
+
+/// One CLIENT LIST line, with Redis's field names and order.
+pub fn client_line(srv: &Server, c: &ClientInfo) -> String {
+    let now = crate::commands::dispatch::unix_ms();
+    let name = c
+        .name
+        .lock()
+        .as_ref()
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .unwrap_or_default();
+    let cmd = table()
+        .by_id(c.last_cmd.load(Ordering::Relaxed))
+        .map(|e| e.full_name.clone())
+        .unwrap_or_else(|| "NULL".into());
+    let idle = now.saturating_sub(c.last_interaction.load(Ordering::Relaxed)) / 1000;
+    let flags = if c.no_evict.load(Ordering::Relaxed) {
+        "e"
+    } else {
+        "N"
+    };
+    let _ = srv;
+    format!(
+        "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
+        c.id,
+        c.addr,
+        c.laddr,
+        name,
+        c.created.elapsed().as_secs(),
+        idle,
+        flags,
+        c.db.load(Ordering::Relaxed),
+        c.qbuf.load(Ordering::Relaxed),
+        cmd,
+        c.user.lock(),
+        c.resp.load(Ordering::Relaxed),
+        c.lib_name.lock().clone().unwrap_or_default(),
+        c.lib_ver.lock().clone().unwrap_or_default(),
+    )
+}
+
+/// ```text
+/// CLIENT LIST [TYPE normal|master|replica|pubsub] [ID client-id [client-id ...]]
+/// ```
+fn client_list(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let mut a = Args::new(argv, 2);
+    let mut ids: Option<Vec<u64>> = None;
+    let mut only_normal = true;
+    while let Some(opt) = a.next_opt() {
+        if eq_ic(opt, "type") {
+            let t = a.next_arg()?;
+            if eq_ic(t, "normal") {
+                only_normal = true;
+            } else if eq_ic(t, "master")
+                || eq_ic(t, "replica")
+                || eq_ic(t, "slave")
+                || eq_ic(t, "pubsub")
+            {
+                only_normal = false;
+            } else {
+                return Err(CmdError::new(format!(
+                    "ERR Unknown client type '{}'",
+                    String::from_utf8_lossy(t)
+                )));
+            }
+        } else if eq_ic(opt, "id") {
+            let mut v = Vec::new();
+            for id in a.rest() {
+                let n = int_arg(id)
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| CmdError::err("Invalid client ID"))?;
+                v.push(n as u64);
+            }
+            if v.is_empty() {
+                return Err(CmdError::SYNTAX);
+            }
+            ids = Some(v);
+            break;
+        } else {
+            return Err(CmdError::SYNTAX);
+        }
+    }
+    let mut infos: Vec<_> = ctx.srv.clients.iter().map(|e| e.value().clone()).collect();
+    infos.sort_by_key(|c| c.id);
+    let mut out = String::new();
+    for c in infos {
+        if let Some(ids) = &ids {
+            if !ids.contains(&c.id) {
+                continue;
+            }
+        }
+        if !only_normal {
+            continue; // no replica/pubsub clients exist yet
+        }
+        out.push_str(&client_line(ctx.srv, &c));
+        out.push('\n');
+    }
+    Ok(Reply::Verbatim("txt", Bytes::from(out)))
+}
+
+fn client_info(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+    let mut s = client_line(ctx.srv, &ctx.client.info);
+    s.push('\n');
+    Ok(Reply::Verbatim("txt", Bytes::from(s)))
+}
+
+/// ```text
+/// CLIENT KILL ip:port
+/// CLIENT KILL [ID id] [ADDR ip:port] [LADDR ip:port] [USER name] [SKIPME yes|no] [TYPE t]
+/// ```
+fn client_kill(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    if argv.len() == 3 {
+        let addr = String::from_utf8_lossy(&argv[2]).into_owned();
+        let target = ctx
+            .srv
+            .clients
+            .iter()
+            .find(|c| c.addr == addr)
+            .map(|c| c.value().clone());
+        return match target {
+            Some(c) => {
+                c.request_kill();
+                Ok(Reply::OK)
+            }
+            None => Err(CmdError::err("No such client")),
+        };
+    }
+    let mut id = None;
+    let mut addr = None;
+    let mut laddr = None;
+    let mut user = None;
+    let mut skipme = true;
+    let mut a = Args::new(argv, 2);
+    while let Some(opt) = a.next_opt() {
+        let val = a.next_arg()?;
+        if eq_ic(opt, "id") {
+            let n = int_arg(val)
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| CmdError::err("client-id should be greater than 0"))?;
+            id = Some(n as u64);
+        } else if eq_ic(opt, "addr") {
+            addr = Some(String::from_utf8_lossy(val).into_owned());
+        } else if eq_ic(opt, "laddr") {
+            laddr = Some(String::from_utf8_lossy(val).into_owned());
+        } else if eq_ic(opt, "user") {
+            user = Some(String::from_utf8_lossy(val).into_owned());
+        } else if eq_ic(opt, "skipme") {
+            skipme = if eq_ic(val, "yes") {
+                true
+            } else if eq_ic(val, "no") {
+                false
+            } else {
+                return Err(CmdError::SYNTAX);
+            };
+        } else if eq_ic(opt, "type") {
+            if !["normal", "master", "replica", "slave", "pubsub"]
+                .iter()
+                .any(|t| eq_ic(val, t))
+            {
+                return Err(CmdError::new(format!(
+                    "ERR Unknown client type '{}'",
+                    String::from_utf8_lossy(val)
+                )));
+            }
+        } else {
+            return Err(CmdError::SYNTAX);
+        }
+    }
+    let me = ctx.client.id;
+    let mut killed = 0;
+    let targets: Vec<_> = ctx.srv.clients.iter().map(|c| c.value().clone()).collect();
+    for c in targets {
+        if id.is_some_and(|i| i != c.id)
+            || addr.as_ref().is_some_and(|a| *a != c.addr)
+            || laddr.as_ref().is_some_and(|a| *a != c.laddr)
+            || user.as_ref().is_some_and(|u| *u != *c.user.lock())
+            || (skipme && c.id == me)
+        {
+            continue;
+        }
+        if c.id == me {
+            ctx.client.close_after_reply = true;
+        } else {
+            c.request_kill();
+        }
+        killed += 1;
+    }
+    Ok(Reply::Int(killed))
+}
+
+/// ```text
+/// CLIENT SETINFO LIB-NAME name | LIB-VER version
+/// ```
+fn client_setinfo(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let val = &argv[3];
+    if val.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
+        return Err(CmdError::new(format!(
+            "ERR {} cannot contain spaces, newlines or special characters.",
+            String::from_utf8_lossy(&argv[2]).to_ascii_uppercase()
+        )));
+    }
+    let v = String::from_utf8_lossy(val).into_owned();
+    if eq_ic(&argv[2], "lib-name") {
+        *ctx.client.info.lib_name.lock() = Some(v);
+    } else if eq_ic(&argv[2], "lib-ver") {
+        *ctx.client.info.lib_ver.lock() = Some(v);
+    } else {
+        return Err(CmdError::new(format!(
+            "ERR Unrecognized option '{}'",
+            String::from_utf8_lossy(&argv[2])
+        )));
+    }
+    Ok(Reply::OK)
+}
+
+fn on_off(v: &[u8]) -> CmdResult<bool> {
+    if eq_ic(v, "on") {
+        Ok(true)
+    } else if eq_ic(v, "off") {
+        Ok(false)
+    } else {
+        Err(CmdError::SYNTAX)
+    }
+}
+
+fn client_no_evict(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let on = on_off(&argv[2])?;
+    ctx.client.info.no_evict.store(on, Ordering::Relaxed);
+    Ok(Reply::OK)
+}
+
+/// ```text
+/// CLIENT REPLY ON|OFF|SKIP
+/// ```
+fn client_reply(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let v = &argv[2];
+    if eq_ic(v, "on") {
+        ctx.client.reply_mode = ReplyMode::On;
+        Ok(Reply::OK)
+    } else if eq_ic(v, "off") {
+        ctx.client.reply_mode = ReplyMode::Off;
+        Ok(Reply::OK)
+    } else if eq_ic(v, "skip") {
+        ctx.client.reply_mode = ReplyMode::SkipNext;
+        Ok(Reply::OK)
+    } else {
+        Err(CmdError::SYNTAX)
+    }
+}
+
+fn client_help(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+    Ok(help_reply(
+        "CLIENT",
+        &[
+            "GETNAME",
+            "    Return the name of the current connection.",
+            "ID",
+            "    Return the ID of the current connection.",
+            "INFO",
+            "    Return information about the current client connection.",
+            "KILL <ip:port>",
+            "    Kill connection made from <ip:port>.",
+            "KILL <option> <value> [<option> <value> [...]]",
+            "    Kill connections. Options are: ID, ADDR, LADDR, USER, SKIPME, TYPE.",
+            "LIST [options ...]",
+            "    Return information about client connections. Options: TYPE, ID.",
+            "NO-EVICT (ON|OFF)",
+            "    Protect current client connection from eviction.",
+            "REPLY (ON|OFF|SKIP)",
+            "    Control the replies sent to the current connection.",
+            "SETNAME <name>",
+            "    Assign the name <name> to the current connection.",
+            "SETINFO <option> <value>",
+            "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
+        ],
+    ))
+}
+
+/// The reply of a `<CMD> HELP` subcommand, framed as Redis frames it.
+pub fn help_reply(cmd: &str, lines: &[&str]) -> Reply {
+    let mut v = vec![Reply::StatusOwned(format!(
+        "{cmd} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
+    ))];
+    v.extend(lines.iter().map(|l| Reply::StatusOwned(l.to_string())));
+    v.push(Reply::Status("HELP"));
+    v.push(Reply::Status("    Print this help."));
+    Reply::Array(v)
+}

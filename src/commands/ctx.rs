@@ -1,0 +1,115 @@
+//! The execution context a handler receives: the server, the calling client,
+//! the shard locks dispatch acquired for this command, and the time.
+//!
+//! Handlers reach keys only through [`Ctx::shard`], which hands out the
+//! already-locked shard for a key. Dispatch computed the lock set from the
+//! command table before calling the handler and acquired it in ascending
+//! (db, shard) order, so there is no lock-order deadlock and no other client
+//! sees a multi-key command half-done.
+
+use parking_lot::MutexGuard;
+
+use crate::connection::client::Client;
+use crate::protocol::{CmdError, CmdResult};
+use crate::server::Server;
+use crate::storage::Shard;
+
+/// The shard guards held for one command (sorted by (db, shard)).
+pub struct Locks<'a> {
+    held: Vec<(u32, u32, MutexGuard<'a, Shard>)>,
+}
+
+impl<'a> Locks<'a> {
+    pub fn none() -> Self {
+        Locks { held: Vec::new() }
+    }
+
+    /// Locks `set` (sorted, deduplicated (db, shard) pairs) in order.
+    pub fn acquire(srv: &'a Server, set: &[(u32, u32)]) -> Self {
+        let mut held = Vec::with_capacity(set.len());
+        for &(db, sh) in set {
+            if let Some(d) = srv.keyspace.db(db as usize) {
+                held.push((db, sh, d.shard(sh as usize).lock()));
+            }
+        }
+        Locks { held }
+    }
+
+    fn find(&mut self, db: u32, sh: u32) -> Option<&mut Shard> {
+        let i = self
+            .held
+            .binary_search_by(|(d, s, _)| (*d, *s).cmp(&(db, sh)))
+            .ok()?;
+        Some(&mut self.held[i].2)
+    }
+
+    /// Every held shard of `db`, in order.
+    pub fn of_db<'s>(&'s mut self, db: u32) -> impl Iterator<Item = &'s mut Shard> + use<'s, 'a> {
+        self.held
+            .iter_mut()
+            .filter(move |(d, _, _)| *d == db)
+            .map(|(_, _, g)| &mut **g)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.held.is_empty()
+    }
+
+    /// Swaps the contents of every shard of database `a` with database `b`
+    /// (SWAPDB). Both databases must be fully locked.
+    pub fn swap_dbs(&mut self, a: u32, b: u32) {
+        let (a, b) = if a < b { (a, b) } else { (b, a) };
+        let pos = |held: &Vec<(u32, u32, MutexGuard<'a, Shard>)>, db: u32, sh: u32| {
+            held.binary_search_by(|(d, s, _)| (*d, *s).cmp(&(db, sh)))
+                .ok()
+        };
+        let shards: Vec<u32> = self
+            .held
+            .iter()
+            .filter(|(d, _, _)| *d == a)
+            .map(|(_, s, _)| *s)
+            .collect();
+        for sh in shards {
+            if let (Some(i), Some(j)) = (pos(&self.held, a, sh), pos(&self.held, b, sh)) {
+                let (lo, hi) = self.held.split_at_mut(j);
+                std::mem::swap(&mut *lo[i].2, &mut *hi[0].2);
+            }
+        }
+    }
+}
+
+/// What a handler sees.
+pub struct Ctx<'a> {
+    pub srv: &'a Server,
+    pub client: &'a mut Client,
+    pub locks: Locks<'a>,
+    /// Unix time in milliseconds, fixed for the whole command (as Redis).
+    pub now: u64,
+    /// Number of changes made; > 0 means the command is propagated.
+    pub dirty: u64,
+}
+
+impl<'a> Ctx<'a> {
+    /// The locked shard holding `key` in the client's current database.
+    pub fn shard(&mut self, key: &[u8]) -> CmdResult<&mut Shard> {
+        let db = self.client.db as u32;
+        self.shard_in(db, key)
+    }
+
+    /// The locked shard holding `key` in database `db`.
+    pub fn shard_in(&mut self, db: u32, key: &[u8]) -> CmdResult<&mut Shard> {
+        let sh = self.srv.keyspace.shard_index(key) as u32;
+        self.locks.find(db, sh).ok_or(CmdError::INTERNAL)
+    }
+
+    /// All shards of the client's database (commands with `LockScope::Db`).
+    pub fn db_shards<'s>(&'s mut self) -> impl Iterator<Item = &'s mut Shard> + use<'s, 'a> {
+        let db = self.client.db as u32;
+        self.locks.of_db(db)
+    }
+
+    /// Marks `n` changes (drives propagation and the dirty counter).
+    pub fn changed(&mut self, n: u64) {
+        self.dirty += n;
+    }
+}

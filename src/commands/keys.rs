@@ -1,0 +1,659 @@
+//! Generic key commands: DEL UNLINK EXISTS TYPE RENAME RENAMENX COPY MOVE
+//! EXPIRE PEXPIRE EXPIREAT PEXPIREAT TTL PTTL EXPIRETIME PEXPIRETIME PERSIST
+//! KEYS SCAN RANDOMKEY TOUCH OBJECT, and the database commands DBSIZE
+//! FLUSHDB FLUSHALL SWAPDB.
+
+use bytes::Bytes;
+
+use crate::commands::connection::help_reply;
+use crate::commands::ctx::Ctx;
+use crate::commands::spec::{cmd, container, Acl, CmdFlags as F, CommandSpec, LockScope};
+use crate::protocol::args::{eq_ic, int_arg, Args};
+use crate::protocol::{CmdError, CmdResult, Reply};
+use crate::server::Server;
+use crate::storage::shard::lru_clock;
+use crate::storage::Ttl;
+use crate::util::glob::glob_match;
+
+const K: Acl = Acl::KEYSPACE;
+const RF: F = F::READONLY.union(F::FAST);
+const WF: F = F::WRITE.union(F::FAST);
+
+pub const SPECS: &[CommandSpec] = &[
+    cmd("del", -2, F::WRITE, del).keys(1, -1, 1).acl(K).doc("generic", "1.0.0", "Deletes one or more keys."),
+    cmd("unlink", -2, WF, del).keys(1, -1, 1).acl(K).doc("generic", "4.0.0", "Asynchronously deletes one or more keys."),
+    cmd("exists", -2, RF, exists).keys(1, -1, 1).acl(K).doc("generic", "1.0.0", "Determines whether one or more keys exist."),
+    cmd("type", 2, RF, type_cmd).keys(1, 1, 1).acl(K).doc("generic", "1.0.0", "Determines the type of value stored at a key."),
+    cmd("rename", 3, F::WRITE, rename).keys(1, 2, 1).acl(K).doc("generic", "1.0.0", "Renames a key and overwrites the destination."),
+    cmd("renamenx", 3, WF, renamenx).keys(1, 2, 1).acl(K).doc("generic", "1.0.0", "Renames a key only when the target key name doesn't exist."),
+    cmd("copy", -3, F::WRITE.union(F::DENYOOM), copy).keys(1, 2, 1).lock(LockScope::Custom(copy_locks)).acl(K).doc("generic", "6.2.0", "Copies the value of a key to a new key."),
+    cmd("move", 3, WF, move_cmd).keys(1, 1, 1).lock(LockScope::Custom(move_locks)).acl(K).doc("generic", "1.0.0", "Moves a key to another database."),
+    cmd("expire", -3, WF, expire).keys(1, 1, 1).acl(K).doc("generic", "1.0.0", "Sets the expiration time of a key in seconds."),
+    cmd("pexpire", -3, WF, pexpire).keys(1, 1, 1).acl(K).doc("generic", "2.6.0", "Sets the expiration time of a key in milliseconds."),
+    cmd("expireat", -3, WF, expireat).keys(1, 1, 1).acl(K).doc("generic", "1.2.0", "Sets the expiration time of a key to a Unix timestamp."),
+    cmd("pexpireat", -3, WF, pexpireat).keys(1, 1, 1).acl(K).doc("generic", "2.6.0", "Sets the expiration time of a key to a Unix milliseconds timestamp."),
+    cmd("ttl", 2, RF, ttl).keys(1, 1, 1).acl(K).doc("generic", "1.0.0", "Returns the expiration time in seconds of a key."),
+    cmd("pttl", 2, RF, pttl).keys(1, 1, 1).acl(K).doc("generic", "2.6.0", "Returns the expiration time in milliseconds of a key."),
+    cmd("expiretime", 2, RF, expiretime).keys(1, 1, 1).acl(K).doc("generic", "7.0.0", "Returns the expiration time of a key as a Unix timestamp."),
+    cmd("pexpiretime", 2, RF, pexpiretime).keys(1, 1, 1).acl(K).doc("generic", "7.0.0", "Returns the expiration time of a key as a Unix milliseconds timestamp."),
+    cmd("persist", 2, WF, persist).keys(1, 1, 1).acl(K).doc("generic", "2.2.0", "Removes the expiration time of a key."),
+    cmd("keys", 2, F::READONLY, keys).lock(LockScope::Db).acl(K.union(Acl::DANGEROUS)).doc("generic", "1.0.0", "Returns all key names that match a pattern."),
+    cmd("scan", -2, F::READONLY, scan).lock(LockScope::Db).acl(K).doc("generic", "2.8.0", "Iterates over the key names in the database."),
+    cmd("randomkey", 1, F::READONLY, randomkey).lock(LockScope::Db).acl(K).doc("generic", "1.0.0", "Returns a random key name from the database."),
+    cmd("touch", -2, RF, touch).keys(1, -1, 1).acl(K).doc("generic", "3.2.1", "Returns the number of existing keys out of those specified after updating the time they were last accessed."),
+    container("object", OBJECT_SUBS).doc("generic", "2.2.3", "A container for object introspection commands."),
+    cmd("dbsize", 1, RF, dbsize).lock(LockScope::Db).acl(K).doc("server", "1.0.0", "Returns the number of keys in the database."),
+    cmd("flushdb", -1, F::WRITE, flushdb).lock(LockScope::Db).acl(K.union(Acl::DANGEROUS)).doc("server", "1.0.0", "Removes all keys from the current database."),
+    cmd("flushall", -1, F::WRITE, flushall).lock(LockScope::All).acl(K.union(Acl::DANGEROUS)).doc("server", "1.0.0", "Removes all keys from all databases."),
+    cmd("swapdb", 3, WF, swapdb).lock(LockScope::All).acl(K.union(Acl::DANGEROUS)).doc("server", "4.0.0", "Swaps two Redis databases."),
+];
+
+const OBJECT_SUBS: &[CommandSpec] = &[
+    cmd("encoding", 3, F::READONLY, object_encoding)
+        .keys(2, 2, 1)
+        .acl(K)
+        .doc(
+            "generic",
+            "2.2.3",
+            "Returns the internal encoding of a Redis object.",
+        ),
+    cmd("refcount", 3, F::READONLY, object_refcount)
+        .keys(2, 2, 1)
+        .acl(K)
+        .doc(
+            "generic",
+            "2.2.3",
+            "Returns the reference count of a value of a key.",
+        ),
+    cmd("idletime", 3, F::READONLY, object_idletime)
+        .keys(2, 2, 1)
+        .acl(K)
+        .doc(
+            "generic",
+            "2.2.3",
+            "Returns the time since the last access to a Redis object.",
+        ),
+    cmd("freq", 3, F::READONLY, object_freq)
+        .keys(2, 2, 1)
+        .acl(K)
+        .doc(
+            "generic",
+            "4.0.0",
+            "Returns the logarithmic access frequency counter of a Redis object.",
+        ),
+    cmd("help", 2, F::LOADING.union(F::STALE), object_help)
+        .acl(K)
+        .doc(
+            "generic",
+            "6.2.0",
+            "Returns helpful text about the different subcommands.",
+        ),
+];
+
+fn db_arg(srv: &Server, raw: &[u8]) -> CmdResult<usize> {
+    let n = int_arg(raw)?;
+    if n < 0 || n as usize >= srv.keyspace.num_dbs() {
+        return Err(CmdError::DB_RANGE);
+    }
+    Ok(n as usize)
+}
+
+fn move_locks(srv: &Server, db: usize, argv: &[Bytes]) -> Vec<(u32, u32)> {
+    let sh = srv.keyspace.shard_index(&argv[1]) as u32;
+    let mut v = vec![(db as u32, sh)];
+    if let Ok(d) = db_arg(srv, &argv[2]) {
+        v.push((d as u32, sh));
+    }
+    v
+}
+
+fn copy_target_db(srv: &Server, db: usize, argv: &[Bytes]) -> CmdResult<(usize, bool)> {
+    let mut target = db;
+    let mut replace = false;
+    let mut a = Args::new(argv, 3);
+    while let Some(opt) = a.next_opt() {
+        if eq_ic(opt, "replace") {
+            replace = true;
+        } else if eq_ic(opt, "db") && a.remaining() > 0 {
+            target = db_arg(srv, a.next_arg()?)?;
+        } else {
+            return Err(CmdError::SYNTAX);
+        }
+    }
+    Ok((target, replace))
+}
+
+fn copy_locks(srv: &Server, db: usize, argv: &[Bytes]) -> Vec<(u32, u32)> {
+    let ks = &srv.keyspace;
+    let target = copy_target_db(srv, db, argv).map(|t| t.0).unwrap_or(db);
+    vec![
+        (db as u32, ks.shard_index(&argv[1]) as u32),
+        (target as u32, ks.shard_index(&argv[2]) as u32),
+    ]
+}
+
+/// ```text
+/// DEL key [key ...]
+/// ```
+fn del(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let now = ctx.now;
+    let mut n = 0;
+    for k in &argv[1..] {
+        if ctx.shard(k)?.delete(k, now) {
+            n += 1;
+        }
+    }
+    ctx.changed(n as u64);
+    Ok(Reply::Int(n))
+}
+
+fn exists(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let now = ctx.now;
+    let mut n = 0;
+    for k in &argv[1..] {
+        if ctx.shard(k)?.contains(k, now) {
+            n += 1;
+        }
+    }
+    Ok(Reply::Int(n))
+}
+
+fn type_cmd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let now = ctx.now;
+    let t = ctx
+        .shard(&argv[1])?
+        .peek(&argv[1], now)
+        .map(|v| v.type_name())
+        .unwrap_or("none");
+    Ok(Reply::Status(t))
+}
+
+fn rename_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], nx: bool) -> CmdResult<bool> {
+    let (src, dst) = (&argv[1], &argv[2]);
+    let now = ctx.now;
+    if !ctx.shard(src)?.contains(src, now) {
+        return Err(CmdError::NO_SUCH_KEY);
+    }
+    if src == dst {
+        return Ok(!nx);
+    }
+    if nx && ctx.shard(dst)?.contains(dst, now) {
+        return Ok(false);
+    }
+    let Some((v, exp)) = ctx.shard(src)?.take(src, now) else {
+        return Err(CmdError::NO_SUCH_KEY);
+    };
+    let ttl = exp.map(Ttl::At).unwrap_or(Ttl::Clear);
+    ctx.shard(dst)?.set(dst, v, ttl, now);
+    ctx.changed(1);
+    Ok(true)
+}
+
+/// ```text
+/// RENAME key newkey
+/// ```
+fn rename(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    rename_generic(ctx, argv, false)?;
+    Ok(Reply::OK)
+}
+
+fn renamenx(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    Ok(Reply::Int(rename_generic(ctx, argv, true)? as i64))
+}
+
+/// ```text
+/// COPY source destination [DB destination-db] [REPLACE]
+/// ```
+fn copy(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let (src, dst) = (&argv[1], &argv[2]);
+    let db = ctx.client.db;
+    let (target, replace) = copy_target_db(ctx.srv, db, argv)?;
+    if target == db && src == dst {
+        return Err(CmdError::SAME_OBJECT);
+    }
+    let now = ctx.now;
+    let sh = ctx.shard(src)?;
+    let Some(v) = sh.peek(src, now).map(|v| v.to_value()) else {
+        return Ok(Reply::Int(0));
+    };
+    let exp = sh.expire_of(src, now).flatten();
+    let dsh = ctx.shard_in(target as u32, dst)?;
+    if dsh.contains(dst, now) && !replace {
+        return Ok(Reply::Int(0));
+    }
+    dsh.set(dst, v, exp.map(Ttl::At).unwrap_or(Ttl::Clear), now);
+    ctx.changed(1);
+    Ok(Reply::Int(1))
+}
+
+/// ```text
+/// MOVE key db
+/// ```
+fn move_cmd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let key = &argv[1];
+    let target = db_arg(ctx.srv, &argv[2])?;
+    let db = ctx.client.db;
+    if target == db {
+        return Err(CmdError::SAME_OBJECT);
+    }
+    let now = ctx.now;
+    if !ctx.shard(key)?.contains(key, now) || ctx.shard_in(target as u32, key)?.contains(key, now) {
+        return Ok(Reply::Int(0));
+    }
+    let Some((v, exp)) = ctx.shard(key)?.take(key, now) else {
+        return Ok(Reply::Int(0));
+    };
+    ctx.shard_in(target as u32, key)?
+        .set(key, v, exp.map(Ttl::At).unwrap_or(Ttl::Clear), now);
+    ctx.changed(1);
+    Ok(Reply::Int(1))
+}
+
+#[derive(Clone, Copy)]
+enum ExpireCond {
+    Always,
+    Nx,
+    Gt,
+    Lt,
+}
+
+fn expire_generic(
+    ctx: &mut Ctx<'_>,
+    argv: &[Bytes],
+    unit_ms: bool,
+    absolute: bool,
+    name: &str,
+) -> CmdResult {
+    let key = &argv[1];
+    let raw = int_arg(&argv[2])?;
+    let mut cond = ExpireCond::Always;
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    for opt in &argv[3..] {
+        if eq_ic(opt, "nx") {
+            nx = true;
+        } else if eq_ic(opt, "xx") {
+            xx = true;
+        } else if eq_ic(opt, "gt") {
+            gt = true;
+        } else if eq_ic(opt, "lt") {
+            lt = true;
+        } else {
+            return Err(CmdError::new(format!(
+                "ERR Unsupported option {}",
+                String::from_utf8_lossy(opt)
+            )));
+        }
+    }
+    if nx && (xx || gt || lt) {
+        return Err(CmdError::err(
+            "NX and XX, GT or LT options at the same time are not compatible",
+        ));
+    }
+    if gt && lt {
+        return Err(CmdError::err(
+            "GT and LT options at the same time are not compatible",
+        ));
+    }
+    if nx {
+        cond = ExpireCond::Nx;
+    } else if gt {
+        cond = ExpireCond::Gt;
+    } else if lt {
+        cond = ExpireCond::Lt;
+    }
+    let xx_also = xx;
+    let ms = if unit_ms {
+        raw
+    } else {
+        raw.checked_mul(1000)
+            .ok_or_else(|| CmdError::invalid_expire(name))?
+    };
+    let when = if absolute {
+        ms
+    } else {
+        ms.checked_add(ctx.now as i64)
+            .ok_or_else(|| CmdError::invalid_expire(name))?
+    };
+    let now = ctx.now;
+    let shard = ctx.shard(key)?;
+    let Some(cur) = shard.expire_of(key, now) else {
+        return Ok(Reply::Int(0));
+    };
+    let ok = match cond {
+        ExpireCond::Always => true,
+        ExpireCond::Nx => cur.is_none(),
+        ExpireCond::Gt => cur.is_some_and(|c| when > c as i64),
+        ExpireCond::Lt => cur.is_none_or(|c| when < c as i64),
+    } && (!xx_also || cur.is_some());
+    if !ok {
+        return Ok(Reply::Int(0));
+    }
+    if when <= now as i64 {
+        shard.delete(key, now);
+    } else {
+        shard.set_expire(key, Some(when as u64), now);
+    }
+    ctx.changed(1);
+    Ok(Reply::Int(1))
+}
+
+/// ```text
+/// EXPIRE key seconds [NX | XX | GT | LT]
+/// ```
+fn expire(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    expire_generic(ctx, argv, false, false, "expire")
+}
+fn pexpire(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    expire_generic(ctx, argv, true, false, "pexpire")
+}
+fn expireat(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    expire_generic(ctx, argv, false, true, "expireat")
+}
+fn pexpireat(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    expire_generic(ctx, argv, true, true, "pexpireat")
+}
+
+/// -2 missing, -1 no TTL, else the deadline (absolute) or remaining time.
+fn ttl_generic(ctx: &mut Ctx<'_>, key: &[u8], unit_ms: bool, absolute: bool) -> CmdResult {
+    let now = ctx.now;
+    let r = match ctx.shard(key)?.expire_of(key, now) {
+        None => -2,
+        Some(None) => -1,
+        Some(Some(at)) => {
+            if absolute {
+                if unit_ms {
+                    at as i64
+                } else {
+                    (at / 1000) as i64
+                }
+            } else {
+                let left = at.saturating_sub(now) as i64;
+                if unit_ms {
+                    left
+                } else {
+                    (left + 500) / 1000
+                }
+            }
+        }
+    };
+    Ok(Reply::Int(r))
+}
+
+fn ttl(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    ttl_generic(ctx, &argv[1], false, false)
+}
+fn pttl(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    ttl_generic(ctx, &argv[1], true, false)
+}
+fn expiretime(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    ttl_generic(ctx, &argv[1], false, true)
+}
+fn pexpiretime(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    ttl_generic(ctx, &argv[1], true, true)
+}
+
+fn persist(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let now = ctx.now;
+    let sh = ctx.shard(&argv[1])?;
+    if let Some(Some(_)) = sh.expire_of(&argv[1], now) {
+        sh.set_expire(&argv[1], None, now);
+        ctx.changed(1);
+        return Ok(Reply::Int(1));
+    }
+    Ok(Reply::Int(0))
+}
+
+/// ```text
+/// KEYS pattern
+/// ```
+fn keys(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let pat = &argv[1];
+    let all = &pat[..] == b"*";
+    let now = ctx.now;
+    let mut out = Vec::new();
+    for sh in ctx.db_shards() {
+        sh.for_each_key(now, |k| {
+            if all || glob_match(pat, k, false) {
+                out.push(Reply::bulk_copy(k));
+            }
+        });
+    }
+    Ok(Reply::Array(out))
+}
+
+/// ```text
+/// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]
+/// ```
+/// The cursor is `shard << 32 | hash-prefix`: every shard's table is kept
+/// sorted by hash prefix, so the cursor stays meaningful when tables grow or
+/// shrink between calls, and every key present for the whole iteration is
+/// returned.
+fn scan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let cursor: u64 = std::str::from_utf8(&argv[1])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| CmdError::err("invalid cursor"))?;
+    let mut pattern: Option<Bytes> = None;
+    let mut count = 10usize;
+    let mut type_filter: Option<Bytes> = None;
+    let mut a = Args::new(argv, 2);
+    while let Some(opt) = a.next_opt() {
+        if eq_ic(opt, "match") && a.remaining() > 0 {
+            pattern = Some(a.next_arg()?.clone());
+        } else if eq_ic(opt, "count") && a.remaining() > 0 {
+            let n = a.next_i64()?;
+            if n < 1 {
+                return Err(CmdError::SYNTAX);
+            }
+            count = n as usize;
+        } else if eq_ic(opt, "type") && a.remaining() > 0 {
+            type_filter = Some(a.next_arg()?.clone());
+        } else {
+            return Err(CmdError::SYNTAX);
+        }
+    }
+    let nshards = ctx.srv.keyspace.num_shards() as u64;
+    let mut shard_idx = cursor >> 32;
+    let mut ord = (cursor & 0xFFFF_FFFF) as u32;
+    let now = ctx.now;
+    let mut keys: Vec<Reply> = Vec::new();
+    let mut next_cursor = 0u64;
+    let mut shards: Vec<_> = ctx.db_shards().collect();
+    while shard_idx < nshards {
+        let Some(sh) = shards.get_mut(shard_idx as usize) else {
+            break;
+        };
+        let want = count.saturating_sub(keys.len()).max(1);
+        let next = sh.scan(ord, want, now, |k, v| {
+            if let Some(t) = &type_filter {
+                if !eq_ic(t, v.type_name()) {
+                    return;
+                }
+            }
+            if let Some(p) = &pattern {
+                if !glob_match(p, k, false) {
+                    return;
+                }
+            }
+            keys.push(Reply::bulk_copy(k));
+        });
+        match next {
+            Some(o) => {
+                next_cursor = (shard_idx << 32) | o as u64;
+                break;
+            }
+            None => {
+                shard_idx += 1;
+                ord = 0;
+                if keys.len() >= count {
+                    next_cursor = if shard_idx < nshards {
+                        shard_idx << 32
+                    } else {
+                        0
+                    };
+                    break;
+                }
+            }
+        }
+    }
+    Ok(Reply::Array(vec![
+        Reply::bulk(Bytes::from(next_cursor.to_string())),
+        Reply::Array(keys),
+    ]))
+}
+
+fn randomkey(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+    let now = ctx.now;
+    let mut shards: Vec<_> = ctx.db_shards().filter(|s| !s.is_empty()).collect();
+    let mut rng = || rand::random::<u64>();
+    while !shards.is_empty() {
+        let i = (rng() % shards.len() as u64) as usize;
+        if let Some(k) = shards[i].random_key(&mut rng, now) {
+            return Ok(Reply::Bulk(k));
+        }
+        shards.swap_remove(i);
+    }
+    Ok(Reply::Null)
+}
+
+fn touch(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let now = ctx.now;
+    let mut n = 0;
+    for k in &argv[1..] {
+        if ctx.shard(k)?.get(k, now).is_some() {
+            n += 1;
+        }
+    }
+    Ok(Reply::Int(n))
+}
+
+fn object_encoding(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let now = ctx.now;
+    Ok(match ctx.shard(&argv[2])?.peek(&argv[2], now) {
+        Some(v) => Reply::bulk(Bytes::from_static(v.encoding().as_bytes())),
+        None => Reply::Null,
+    })
+}
+
+fn object_refcount(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let now = ctx.now;
+    Ok(match ctx.shard(&argv[2])?.peek(&argv[2], now) {
+        // Redis shares the integers 0..9999 and reports INT_MAX for them.
+        Some(crate::storage::ValueRef::Int(n)) if (0..10000).contains(&n) => {
+            Reply::Int(i32::MAX as i64)
+        }
+        Some(_) => Reply::Int(1),
+        None => Reply::Null,
+    })
+}
+
+fn lfu_selected(ctx: &Ctx<'_>) -> bool {
+    ctx.srv.config.maxmemory_policy().is_lfu()
+}
+
+fn object_idletime(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    if lfu_selected(ctx) {
+        return Err(CmdError::err("An LRU maxmemory policy is not selected, access time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
+    }
+    let now = ctx.now;
+    Ok(match ctx.shard(&argv[2])?.lru_of(&argv[2], now) {
+        Some(lru) => {
+            let clock = lru_clock(now);
+            let idle = if clock >= lru {
+                clock - lru
+            } else {
+                clock + (0x00FF_FFFF - lru)
+            };
+            Reply::Int(idle as i64)
+        }
+        None => Reply::Null,
+    })
+}
+
+fn object_freq(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    if !lfu_selected(ctx) {
+        return Err(CmdError::err("An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
+    }
+    let now = ctx.now;
+    Ok(match ctx.shard(&argv[2])?.lru_of(&argv[2], now) {
+        Some(meta) => Reply::Int((meta & 0xFF) as i64),
+        None => Reply::Null,
+    })
+}
+
+fn object_help(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+    Ok(help_reply(
+        "OBJECT",
+        &[
+            "ENCODING <key>",
+            "    Return the kind of internal representation used in order to store the value",
+            "    associated with a <key>.",
+            "FREQ <key>",
+            "    Return the access frequency index of the <key>. The returned integer is",
+            "    proportional to the logarithm of the recent access frequency of the key.",
+            "IDLETIME <key>",
+            "    Return the idle time of the <key>, that is the approximated number of",
+            "    seconds elapsed since the last access to the key.",
+            "REFCOUNT <key>",
+            "    Return the number of references of the value associated with the specified",
+            "    <key>.",
+        ],
+    ))
+}
+
+fn dbsize(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+    let n: usize = ctx.db_shards().map(|s| s.len()).sum();
+    Ok(Reply::Int(n as i64))
+}
+
+fn flush_mode(argv: &[Bytes]) -> CmdResult<()> {
+    match argv.len() {
+        1 => Ok(()),
+        2 if eq_ic(&argv[1], "async") || eq_ic(&argv[1], "sync") => Ok(()),
+        _ => Err(CmdError::SYNTAX),
+    }
+}
+
+/// ```text
+/// FLUSHDB [ASYNC | SYNC]
+/// ```
+fn flushdb(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    flush_mode(argv)?;
+    let mut n = 0;
+    for sh in ctx.db_shards() {
+        n += sh.len() as u64;
+        sh.clear();
+    }
+    ctx.changed(n.max(1));
+    Ok(Reply::OK)
+}
+
+fn flushall(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    flush_mode(argv)?;
+    let mut n = 0;
+    for db in 0..ctx.srv.keyspace.num_dbs() as u32 {
+        for sh in ctx.locks.of_db(db) {
+            n += sh.len() as u64;
+            sh.clear();
+        }
+    }
+    ctx.changed(n.max(1));
+    Ok(Reply::OK)
+}
+
+/// ```text
+/// SWAPDB index1 index2
+/// ```
+fn swapdb(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let a = int_arg(&argv[1]).map_err(|_| CmdError::err("invalid first DB index"))?;
+    let b = int_arg(&argv[2]).map_err(|_| CmdError::err("invalid second DB index"))?;
+    let n = ctx.srv.keyspace.num_dbs() as i64;
+    if a < 0 || a >= n || b < 0 || b >= n {
+        return Err(CmdError::DB_RANGE);
+    }
+    if a != b {
+        ctx.locks.swap_dbs(a as u32, b as u32);
+    }
+    ctx.changed(1);
+    Ok(Reply::OK)
+}

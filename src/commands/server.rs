@@ -1,0 +1,908 @@
+//! Server commands: INFO CONFIG COMMAND TIME DEBUG SHUTDOWN.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use crate::commands::connection::help_reply;
+use crate::commands::ctx::Ctx;
+use crate::commands::spec::{cmd, container, Acl, CmdFlags as F, CommandSpec, KeySpec};
+use crate::commands::table::{table, CommandEntry, Lookup};
+use crate::protocol::args::{eq_ic, Args};
+use crate::protocol::{CmdError, CmdResult, Reply};
+use crate::server::Server;
+use crate::util::glob::glob_match;
+
+const ADM: F = F::ADMIN
+    .union(F::NOSCRIPT)
+    .union(F::LOADING)
+    .union(F::STALE);
+const CMDF: F = F::LOADING.union(F::STALE);
+
+pub const SPECS: &[CommandSpec] = &[
+    cmd("info", -1, F::LOADING.union(F::STALE), info)
+        .acl(Acl::DANGEROUS)
+        .doc(
+            "server",
+            "1.0.0",
+            "Returns information and statistics about the server.",
+        ),
+    container("config", CONFIG_SUBS).doc(
+        "server",
+        "2.0.0",
+        "A container for server configuration commands.",
+    ),
+    container("command", COMMAND_SUBS_LIST)
+        .arity(-1)
+        .handler(command_bare)
+        .doc(
+            "server",
+            "2.8.13",
+            "Returns detailed information about all commands.",
+        ),
+    cmd("time", 1, F::LOADING.union(F::STALE).union(F::FAST), time).doc(
+        "server",
+        "2.6.0",
+        "Returns the server time.",
+    ),
+    container("debug", DEBUG_SUBS).doc("server", "1.0.0", "A container for debugging commands."),
+    cmd(
+        "shutdown",
+        -1,
+        ADM.union(F::ALLOW_BUSY).union(F::NO_MULTI),
+        shutdown,
+    )
+    .doc(
+        "server",
+        "1.0.0",
+        "Synchronously saves the database(s) to disk and shuts down the Redis server.",
+    ),
+];
+
+const CONFIG_SUBS: &[CommandSpec] = &[
+    cmd("get", -3, ADM, config_get).doc(
+        "server",
+        "2.0.0",
+        "Returns the effective values of configuration parameters.",
+    ),
+    cmd("set", -4, ADM.union(F::MAY_REPLICATE), config_set).doc(
+        "server",
+        "2.0.0",
+        "Sets configuration parameters in-flight.",
+    ),
+    cmd("resetstat", 2, ADM, config_resetstat).doc(
+        "server",
+        "2.0.0",
+        "Resets the server's statistics.",
+    ),
+    cmd("rewrite", 2, ADM, config_rewrite).doc(
+        "server",
+        "2.8.0",
+        "Persists the effective configuration to file.",
+    ),
+    cmd("help", 2, CMDF, config_help).doc(
+        "server",
+        "5.0.0",
+        "Returns helpful text about the different subcommands.",
+    ),
+];
+
+/// `COMMAND <sub>` goes through the container; bare `COMMAND` runs the
+/// container's own handler, [`command_bare`].
+const COMMAND_SUBS_LIST: &[CommandSpec] = &[
+    cmd("count", 2, CMDF, command_count)
+        .acl(Acl::CONNECTION)
+        .doc("server", "2.8.13", "Returns a count of commands."),
+    cmd("info", -2, CMDF, command_info)
+        .acl(Acl::CONNECTION)
+        .doc(
+            "server",
+            "2.8.13",
+            "Returns information about one, multiple or all commands.",
+        ),
+    cmd("docs", -2, CMDF, command_docs)
+        .acl(Acl::CONNECTION)
+        .doc(
+            "server",
+            "7.0.0",
+            "Returns documentary information about one, multiple or all commands.",
+        ),
+    cmd("getkeys", -3, CMDF, command_getkeys)
+        .acl(Acl::CONNECTION)
+        .doc(
+            "server",
+            "2.8.13",
+            "Extracts the key names from an arbitrary command.",
+        ),
+    cmd("getkeysandflags", -3, CMDF, command_getkeysandflags)
+        .acl(Acl::CONNECTION)
+        .doc(
+            "server",
+            "7.0.0",
+            "Extracts the key names and access flags for an arbitrary command.",
+        ),
+    cmd("list", -2, CMDF, command_list)
+        .acl(Acl::CONNECTION)
+        .doc("server", "7.0.0", "Returns a list of command names."),
+    cmd("help", 2, CMDF, command_help).acl(Acl::CONNECTION).doc(
+        "server",
+        "5.0.0",
+        "Returns helpful text about the different subcommands.",
+    ),
+];
+
+const DEBUG_SUBS: &[CommandSpec] = &[
+    cmd("sleep", 3, ADM, debug_sleep).doc(
+        "server",
+        "1.0.0",
+        "Blocks the calling connection for the given number of seconds.",
+    ),
+    cmd("object", 3, ADM, debug_object).keys(2, 2, 1).doc(
+        "server",
+        "1.0.0",
+        "Shows low-level information about a key.",
+    ),
+    cmd("set-active-expire", 3, ADM, debug_set_active_expire).doc(
+        "server",
+        "1.0.0",
+        "Enables or disables the active expiry cycle.",
+    ),
+    cmd("change-repl-id", 2, ADM, debug_ok).doc(
+        "server",
+        "1.0.0",
+        "Accepted for compatibility; Cinnabar has no replication id to change yet.",
+    ),
+    cmd("help", 2, ADM, debug_help).doc(
+        "server",
+        "1.0.0",
+        "Returns helpful text about the different subcommands.",
+    ),
+];
+
+// ---- INFO ------------------------------------------------------------------
+
+fn human(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b < 1024.0 {
+        format!("{bytes}B")
+    } else if b < 1024.0 * 1024.0 {
+        format!("{:.2}K", b / 1024.0)
+    } else if b < 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.2}M", b / (1024.0 * 1024.0))
+    } else if b < 1024.0 * 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.2}G", b / (1024.0 * 1024.0 * 1024.0))
+    } else {
+        format!("{:.2}T", b / (1024.0 * 1024.0 * 1024.0 * 1024.0))
+    }
+}
+
+const DEFAULT_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "modules",
+    "errorstats",
+    "cluster",
+    "keyspace",
+];
+const ALL_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "modules",
+    "commandstats",
+    "errorstats",
+    "cluster",
+    "keyspace",
+];
+
+/// ```text
+/// INFO [section [section ...]]
+/// ```
+fn info(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let mut sections: Vec<String> = Vec::new();
+    if argv.len() == 1 {
+        sections.extend(DEFAULT_SECTIONS.iter().map(|s| s.to_string()));
+    }
+    for a in &argv[1..] {
+        let s = String::from_utf8_lossy(a).to_ascii_lowercase();
+        match s.as_str() {
+            "default" => sections.extend(DEFAULT_SECTIONS.iter().map(|s| s.to_string())),
+            "all" | "everything" => sections.extend(ALL_SECTIONS.iter().map(|s| s.to_string())),
+            _ => sections.push(s),
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    sections.retain(|s| seen.insert(s.clone()));
+    let text = render_info(ctx.srv, &sections);
+    Ok(Reply::Verbatim("txt", Bytes::from(text)))
+}
+
+/// Per-shard totals: (keys, volatile, hits, misses, expired, expired_stale)
+fn keyspace_totals(srv: &Server) -> (Vec<(usize, usize, usize)>, [u64; 4]) {
+    let ks = &srv.keyspace;
+    let mut per_db = Vec::new();
+    let mut t = [0u64; 4];
+    for db in 0..ks.num_dbs() {
+        let Some(d) = ks.db(db) else { continue };
+        let (mut keys, mut vol) = (0, 0);
+        for sh in d.shards() {
+            let s = sh.lock();
+            keys += s.len();
+            vol += s.volatile_len();
+            t[0] += s.stats.hits;
+            t[1] += s.stats.misses;
+            t[2] += s.stats.expired;
+            t[3] += s.stats.expired_stale;
+        }
+        per_db.push((db, keys, vol));
+    }
+    (per_db, t)
+}
+
+/// Allocator statistics: (allocated, active, resident).
+pub fn allocator_stats() -> (u64, u64, u64) {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    let _ = epoch::advance();
+    (
+        stats::allocated::read().unwrap_or(0) as u64,
+        stats::active::read().unwrap_or(0) as u64,
+        stats::resident::read().unwrap_or(0) as u64,
+    )
+}
+
+/// Resident set size from /proc (0 where unavailable).
+pub fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .map(|pages| pages * 4096)
+        .unwrap_or(0)
+}
+
+fn cpu_times() -> (f64, f64) {
+    // utime and stime are fields 14 and 15 of /proc/self/stat, in clock ticks.
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = s.rsplit_once(')').map(|x| x.1).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let tick = 100.0;
+    let ut = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / tick;
+    let st = f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / tick;
+    (st, ut)
+}
+
+fn total_system_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .and_then(|v| v.parse::<u64>().ok())
+                })
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+/// Renders INFO for the given (lower-case) section names.
+pub fn render_info(srv: &Server, sections: &[String]) -> String {
+    let mut o = String::new();
+    let cfg = &srv.config;
+    let (per_db, totals) = keyspace_totals(srv);
+    let st = &srv.stats;
+    for sec in sections {
+        match sec.as_str() {
+            "server" => {
+                let up = srv.uptime().as_secs();
+                let now_us = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_micros())
+                    .unwrap_or(0);
+                let port = srv.bound.lock().first().map(|a| a.port()).unwrap_or(0);
+                let _ = write!(
+                    o,
+                    "# Server\r\nredis_version:{}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:{}\r\nmonotonic_clock:POSIX clock_gettime\r\nmultiplexing_api:epoll\r\natomicvar_api:c11-builtin\r\ngcc_version:0.0.0\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nlru_clock:{}\r\nexecutable:{}\r\nconfig_file:{}\r\nio_threads_active:0\r\ncinnabar_version:{}\r\n",
+                    crate::REDIS_VERSION,
+                    std::env::consts::OS,
+                    std::env::consts::ARCH,
+                    usize::BITS,
+                    std::process::id(),
+                    srv.run_id,
+                    port,
+                    now_us,
+                    up,
+                    up / 86400,
+                    cfg.hz(),
+                    cfg.hz(),
+                    crate::storage::shard::lru_clock(crate::commands::dispatch::unix_ms()),
+                    srv.executable,
+                    srv.config_file,
+                    env!("CARGO_PKG_VERSION"),
+                );
+            }
+            "clients" => {
+                let _ = write!(
+                    o,
+                    "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:0\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
+                    srv.clients.len(),
+                    cfg.maxclients(),
+                );
+            }
+            "memory" => {
+                let (alloc, active, resident) = allocator_stats();
+                let rss = rss_bytes();
+                let peak = st.note_peak_memory(alloc);
+                let maxmem = cfg.maxmemory();
+                let sysmem = total_system_memory();
+                let frag = if alloc > 0 {
+                    rss as f64 / alloc as f64
+                } else {
+                    0.0
+                };
+                let _ = write!(
+                    o,
+                    "# Memory\r\nused_memory:{alloc}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\nused_memory_overhead:0\r\nused_memory_startup:0\r\nused_memory_dataset:{alloc}\r\nused_memory_dataset_perc:100.00%\r\nallocator_allocated:{alloc}\r\nallocator_active:{active}\r\nallocator_resident:{resident}\r\ntotal_system_memory:{sysmem}\r\ntotal_system_memory_human:{}\r\nused_memory_lua:0\r\nused_memory_scripts:0\r\nmaxmemory:{maxmem}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nallocator_frag_ratio:{:.2}\r\nmem_fragmentation_ratio:{frag:.2}\r\nmem_allocator:jemalloc-5.3.0\r\nlazyfree_pending_objects:0\r\n",
+                    human(alloc),
+                    human(rss),
+                    human(peak),
+                    if peak > 0 { alloc as f64 * 100.0 / peak as f64 } else { 0.0 },
+                    human(sysmem),
+                    human(maxmem),
+                    cfg.maxmemory_policy().name(),
+                    if alloc > 0 { active as f64 / alloc as f64 } else { 0.0 },
+                );
+            }
+            "persistence" => {
+                let _ = write!(
+                    o,
+                    "# Persistence\r\nloading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_last_write_status:ok\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
+                    st.dirty.load(Ordering::Relaxed),
+                    srv.start_unix_ms / 1000,
+                );
+            }
+            "stats" => {
+                let (ops, ikbps, okbps) = st.instantaneous();
+                let expired = totals[2];
+                let stale_perc = if expired > 0 {
+                    totals[3] as f64 * 100.0 / expired as f64
+                } else {
+                    0.0
+                };
+                let _ = write!(
+                    o,
+                    "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{ops}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_kbps:{ikbps:.2}\r\ninstantaneous_output_kbps:{okbps:.2}\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\nsync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{expired}\r\nexpired_stale_perc:{stale_perc:.2}\r\nexpired_time_cap_reached_count:0\r\nexpire_cycle_cpu_milliseconds:0\r\nevicted_keys:{}\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:0\r\ncurrent_eviction_exceeded_time:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\npubsubshard_channels:0\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\nslave_expires_tracked_keys:0\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\ncurrent_active_defrag_time:0\r\ntracking_total_keys:0\r\ntracking_total_items:0\r\ntracking_total_prefixes:0\r\nunexpected_error_replies:0\r\ntotal_error_replies:{}\r\ndump_payload_sanitizations:0\r\ntotal_reads_processed:{}\r\ntotal_writes_processed:{}\r\nio_threaded_reads_processed:0\r\nio_threaded_writes_processed:0\r\nreply_buffer_shrinks:0\r\nreply_buffer_expands:0\r\n",
+                    st.connections_received.load(Ordering::Relaxed),
+                    st.commands.load(Ordering::Relaxed),
+                    st.net_input.load(Ordering::Relaxed),
+                    st.net_output.load(Ordering::Relaxed),
+                    st.rejected_connections.load(Ordering::Relaxed),
+                    st.evicted_keys.load(Ordering::Relaxed),
+                    totals[0],
+                    totals[1],
+                    st.error_replies.load(Ordering::Relaxed),
+                    st.commands.load(Ordering::Relaxed),
+                    st.commands.load(Ordering::Relaxed),
+                );
+            }
+            "replication" => {
+                let _ = write!(
+                    o,
+                    "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_size:1048576\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n",
+                    srv.run_id
+                );
+            }
+            "cpu" => {
+                let (sys, user) = cpu_times();
+                let _ = write!(
+                    o,
+                    "# CPU\r\nused_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\nused_cpu_sys_children:0.000000\r\nused_cpu_user_children:0.000000\r\nused_cpu_sys_main_thread:{sys:.6}\r\nused_cpu_user_main_thread:{user:.6}\r\n"
+                );
+            }
+            "modules" => o.push_str("# Modules\r\n"),
+            "commandstats" => {
+                o.push_str("# Commandstats\r\n");
+                for e in table().all() {
+                    let calls = e.stats.calls.load(Ordering::Relaxed);
+                    let rej = e.stats.rejected_calls.load(Ordering::Relaxed);
+                    let failed = e.stats.failed_calls.load(Ordering::Relaxed);
+                    if calls == 0 && rej == 0 && failed == 0 {
+                        continue;
+                    }
+                    let usec = e.stats.usec.load(Ordering::Relaxed);
+                    let per = if calls > 0 {
+                        usec as f64 / calls as f64
+                    } else {
+                        0.0
+                    };
+                    let _ = write!(
+                        o,
+                        "cmdstat_{}:calls={calls},usec={usec},usec_per_call={per:.2},rejected_calls={rej},failed_calls={failed}\r\n",
+                        e.full_name
+                    );
+                }
+            }
+            "errorstats" => {
+                o.push_str("# Errorstats\r\n");
+                for (code, n) in st.error_counts() {
+                    let _ = write!(o, "errorstat_{code}:count={n}\r\n");
+                }
+            }
+            "cluster" => o.push_str("# Cluster\r\ncluster_enabled:0\r\n"),
+            "keyspace" => {
+                o.push_str("# Keyspace\r\n");
+                for (db, keys, vol) in &per_db {
+                    if *keys > 0 {
+                        let _ = write!(o, "db{db}:keys={keys},expires={vol},avg_ttl=0\r\n");
+                    }
+                }
+            }
+            _ => continue,
+        }
+        o.push_str("\r\n");
+    }
+    while o.ends_with("\r\n\r\n") {
+        o.truncate(o.len() - 2);
+    }
+    o
+}
+
+// ---- CONFIG ----------------------------------------------------------------
+
+/// ```text
+/// CONFIG GET parameter [parameter ...]
+/// ```
+fn config_get(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let pats: Vec<&[u8]> = argv[2..].iter().map(|b| &b[..]).collect();
+    let pairs = ctx.srv.config.get_many(&pats);
+    Ok(Reply::Map(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (Reply::bulk(Bytes::from(k)), Reply::bulk(Bytes::from(v))))
+            .collect(),
+    ))
+}
+
+/// ```text
+/// CONFIG SET parameter value [parameter value ...]
+/// ```
+fn config_set(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    if !argv.len().is_multiple_of(2) {
+        return Err(CmdError::arity("config|set"));
+    }
+    let pairs: Vec<(&[u8], &[u8])> = argv[2..]
+        .chunks(2)
+        .map(|c| (&c[0][..], &c[1][..]))
+        .collect();
+    ctx.srv.config.set(&pairs).map_err(CmdError::new)?;
+    Ok(Reply::OK)
+}
+
+fn config_resetstat(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+    ctx.srv.stats.reset();
+    for e in table().all() {
+        e.reset_stats();
+    }
+    let ks = &ctx.srv.keyspace;
+    for db in 0..ks.num_dbs() {
+        if let Some(d) = ks.db(db) {
+            for sh in d.shards() {
+                sh.lock().stats = Default::default();
+            }
+        }
+    }
+    Ok(Reply::OK)
+}
+
+fn config_rewrite(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+    ctx.srv.config.rewrite().map_err(CmdError::new)?;
+    Ok(Reply::OK)
+}
+
+fn config_help(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+    Ok(help_reply(
+        "CONFIG",
+        &[
+            "GET <pattern>",
+            "    Return parameters matching the glob-like <pattern> and their values.",
+            "SET <directive> <value>",
+            "    Set the configuration <directive> to <value>.",
+            "RESETSTAT",
+            "    Reset statistics reported by the INFO command.",
+            "REWRITE",
+            "    Rewrite the configuration file.",
+        ],
+    ))
+}
+
+// ---- COMMAND ---------------------------------------------------------------
+
+fn status_set(names: Vec<&'static str>) -> Reply {
+    Reply::Set(names.into_iter().map(Reply::Status).collect())
+}
+
+fn key_specs(spec: &CommandSpec) -> Reply {
+    let (first, last, step) = spec.legacy_range();
+    if first == 0 {
+        return Reply::Array(vec![]);
+    }
+    let st = |s: &'static str| Reply::bulk(Bytes::from_static(s.as_bytes()));
+    let access = if spec.flags.contains(F::WRITE) {
+        "RW"
+    } else {
+        "RO"
+    };
+    let lastkey = if last < 0 { last } else { last - first };
+    Reply::Array(vec![Reply::Map(vec![
+        (st("flags"), Reply::Set(vec![Reply::Status(access)])),
+        (
+            st("begin_search"),
+            Reply::Map(vec![
+                (st("type"), st("index")),
+                (
+                    st("spec"),
+                    Reply::Map(vec![(st("index"), Reply::Int(first))]),
+                ),
+            ]),
+        ),
+        (
+            st("find_keys"),
+            Reply::Map(vec![
+                (st("type"), st("range")),
+                (
+                    st("spec"),
+                    Reply::Map(vec![
+                        (st("lastkey"), Reply::Int(lastkey)),
+                        (st("keystep"), Reply::Int(step)),
+                        (st("limit"), Reply::Int(0)),
+                    ]),
+                ),
+            ]),
+        ),
+    ])])
+}
+
+/// One COMMAND INFO entry (Redis 7 layout, ten elements).
+fn command_reply(e_name: &str, spec: &'static CommandSpec) -> Reply {
+    let (first, last, step) = spec.legacy_range();
+    let cats: Vec<Reply> = spec
+        .acl_categories()
+        .names()
+        .into_iter()
+        .map(|c| Reply::StatusOwned(format!("@{c}")))
+        .collect();
+    let subs: Vec<Reply> = spec
+        .subcommands
+        .iter()
+        .map(|s| command_reply(&format!("{}|{}", spec.name, s.name), s))
+        .collect();
+    Reply::Array(vec![
+        Reply::bulk(Bytes::from(e_name.to_string())),
+        Reply::Int(spec.arity as i64),
+        status_set(spec.flags.names()),
+        Reply::Int(first),
+        Reply::Int(last),
+        Reply::Int(step),
+        Reply::Set(cats),
+        Reply::Array(vec![]),
+        key_specs(spec),
+        Reply::Array(subs),
+    ])
+}
+
+/// `COMMAND` alone: every command. Routed here by the container when no
+/// subcommand is given (see `command_info` with no names).
+fn command_all() -> Reply {
+    Reply::Array(
+        table()
+            .top_level()
+            .map(|e| command_reply(&e.full_name, e.spec))
+            .collect(),
+    )
+}
+
+fn command_count(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+    Ok(Reply::Int(table().top_level().count() as i64))
+}
+
+fn find_entry(name: &[u8]) -> Option<&'static CommandEntry> {
+    let lname = String::from_utf8_lossy(name).to_ascii_lowercase();
+    table().get(&lname)
+}
+
+/// ```text
+/// COMMAND INFO [command-name [command-name ...]]
+/// ```
+fn command_info(_ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    if argv.len() == 2 {
+        return Ok(command_all());
+    }
+    Ok(Reply::Array(
+        argv[2..]
+            .iter()
+            .map(|n| match find_entry(n) {
+                Some(e) => command_reply(&e.full_name, e.spec),
+                None => Reply::NullArray,
+            })
+            .collect(),
+    ))
+}
+
+fn docs_reply(spec: &'static CommandSpec, full: &str) -> Reply {
+    let st = |s: &'static str| Reply::bulk(Bytes::from_static(s.as_bytes()));
+    let mut m = vec![
+        (
+            st("summary"),
+            Reply::bulk(Bytes::from_static(spec.summary.as_bytes())),
+        ),
+        (
+            st("since"),
+            Reply::bulk(Bytes::from_static(spec.since.as_bytes())),
+        ),
+        (
+            st("group"),
+            Reply::bulk(Bytes::from_static(spec.group.as_bytes())),
+        ),
+    ];
+    if !spec.complexity.is_empty() {
+        m.push((
+            st("complexity"),
+            Reply::bulk(Bytes::from_static(spec.complexity.as_bytes())),
+        ));
+    }
+    if !spec.subcommands.is_empty() {
+        let subs = spec
+            .subcommands
+            .iter()
+            .map(|s| {
+                let n = format!("{full}|{}", s.name);
+                (Reply::bulk(Bytes::from(n.clone())), docs_reply(s, &n))
+            })
+            .collect();
+        m.push((st("subcommands"), Reply::Map(subs)));
+    }
+    Reply::Map(m)
+}
+
+/// ```text
+/// COMMAND DOCS [command-name [command-name ...]]
+/// ```
+fn command_docs(_ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let entries: Vec<&CommandEntry> = if argv.len() == 2 {
+        table().top_level().collect()
+    } else {
+        argv[2..].iter().filter_map(|n| find_entry(n)).collect()
+    };
+    Ok(Reply::Map(
+        entries
+            .into_iter()
+            .map(|e| {
+                (
+                    Reply::bulk(Bytes::from(e.full_name.clone())),
+                    docs_reply(e.spec, &e.full_name),
+                )
+            })
+            .collect(),
+    ))
+}
+
+fn getkeys_entry(argv: &[Bytes]) -> CmdResult<(&'static CommandEntry, Vec<usize>)> {
+    let target = &argv[2..];
+    let e = match table().lookup(target) {
+        Lookup::Found(e) => e,
+        _ => return Err(CmdError::err("Invalid command specified")),
+    };
+    if !e.spec.arity_ok(target.len()) {
+        return Err(CmdError::err(
+            "Invalid number of arguments specified for command",
+        ));
+    }
+    let pos = e.spec.key_positions(target);
+    if pos.is_empty() && matches!(e.spec.keys, KeySpec::None) {
+        return Err(CmdError::err("The command has no key arguments"));
+    }
+    Ok((e, pos))
+}
+
+/// ```text
+/// COMMAND GETKEYS command [arg [arg ...]]
+/// ```
+fn command_getkeys(_ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let (_, pos) = getkeys_entry(argv)?;
+    let target = &argv[2..];
+    Ok(Reply::Array(
+        pos.into_iter()
+            .map(|i| Reply::Bulk(target[i].clone()))
+            .collect(),
+    ))
+}
+
+fn command_getkeysandflags(_ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let (e, pos) = getkeys_entry(argv)?;
+    let target = &argv[2..];
+    let access = if e.spec.flags.contains(F::WRITE) {
+        "RW"
+    } else {
+        "RO"
+    };
+    Ok(Reply::Array(
+        pos.into_iter()
+            .map(|i| {
+                Reply::Array(vec![
+                    Reply::Bulk(target[i].clone()),
+                    Reply::Set(vec![Reply::Status(access)]),
+                ])
+            })
+            .collect(),
+    ))
+}
+
+/// ```text
+/// COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN pattern]
+/// ```
+fn command_list(_ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let mut a = Args::new(argv, 2);
+    let mut filter: Option<(String, Bytes)> = None;
+    if a.eat("filterby") {
+        let kind = String::from_utf8_lossy(a.next_arg()?).to_ascii_lowercase();
+        if !["module", "aclcat", "pattern"].contains(&kind.as_str()) {
+            return Err(CmdError::SYNTAX);
+        }
+        filter = Some((kind, a.next_arg()?.clone()));
+    }
+    a.finish()?;
+    let mut out = Vec::new();
+    for e in table().all() {
+        let keep = match &filter {
+            None => true,
+            Some((k, _)) if k == "module" => false,
+            Some((k, v)) if k == "aclcat" => {
+                e.spec.acl_categories().names().iter().any(|c| eq_ic(v, c))
+            }
+            Some((_, p)) => glob_match(p, e.full_name.as_bytes(), true),
+        };
+        if keep {
+            out.push(Reply::bulk(Bytes::from(e.full_name.clone())));
+        }
+    }
+    Ok(Reply::Array(out))
+}
+
+fn command_help(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+    Ok(help_reply(
+        "COMMAND",
+        &[
+            "(no subcommand)",
+            "    Return details about all Redis commands.",
+            "COUNT",
+            "    Return the total number of commands in this Redis server.",
+            "LIST",
+            "    Return a list of all commands in this Redis server.",
+            "INFO [<command-name> ...]",
+            "    Return details about multiple Redis commands.",
+            "DOCS [<command-name> ...]",
+            "    Return documentation details about multiple Redis commands.",
+            "GETKEYS <full-command>",
+            "    Return the keys from a full Redis command.",
+            "GETKEYSANDFLAGS <full-command>",
+            "    Return the keys and the access flags from a full Redis command.",
+        ],
+    ))
+}
+
+/// `COMMAND` without a subcommand (the container's own handler).
+pub fn command_bare(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+    Ok(command_all())
+}
+
+// ---- TIME, DEBUG, SHUTDOWN -------------------------------------------------
+
+fn time(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Ok(Reply::Array(vec![
+        Reply::bulk(Bytes::from(d.as_secs().to_string())),
+        Reply::bulk(Bytes::from(d.subsec_micros().to_string())),
+    ]))
+}
+
+fn debug_allowed(ctx: &Ctx<'_>) -> CmdResult<()> {
+    if ctx.srv.config.enable_debug_command() {
+        Ok(())
+    } else {
+        Err(CmdError::err("DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server."))
+    }
+}
+
+/// ```text
+/// DEBUG SLEEP seconds
+/// ```
+fn debug_sleep(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    debug_allowed(ctx)?;
+    let secs = crate::protocol::args::float_arg(&argv[2])?;
+    if secs > 0.0 {
+        std::thread::sleep(std::time::Duration::from_secs_f64(secs.min(3600.0)));
+    }
+    Ok(Reply::OK)
+}
+
+fn debug_object(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    debug_allowed(ctx)?;
+    let now = ctx.now;
+    let sh = ctx.shard(&argv[2])?;
+    let Some((enc, len)) = sh
+        .peek(&argv[2], now)
+        .map(|v| (v.encoding(), v.as_string().map(|s| s.len()).unwrap_or(0)))
+    else {
+        return Err(CmdError::NO_SUCH_KEY);
+    };
+    let lru = sh.lru_of(&argv[2], now).unwrap_or(0);
+    let idle = crate::storage::shard::lru_clock(now).saturating_sub(lru);
+    Ok(Reply::StatusOwned(format!(
+        "Value at:0x0 refcount:1 encoding:{enc} serializedlength:{len} lru:{lru} lru_seconds_idle:{idle}"
+    )))
+}
+
+fn debug_set_active_expire(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    debug_allowed(ctx)?;
+    let on = crate::protocol::args::int_arg(&argv[2])? != 0;
+    ctx.srv.active_expire.store(on, Ordering::Relaxed);
+    Ok(Reply::OK)
+}
+
+fn debug_ok(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+    debug_allowed(ctx)?;
+    Ok(Reply::OK)
+}
+
+fn debug_help(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+    Ok(help_reply(
+        "DEBUG",
+        &[
+            "OBJECT <key>",
+            "    Show low level info about the key and associated value.",
+            "SET-ACTIVE-EXPIRE <0|1>",
+            "    Setting it to 0 disables expiring keys in background when they are not accessed.",
+            "SLEEP <seconds>",
+            "    Stop the server for <seconds>. Decimals allowed.",
+        ],
+    ))
+}
+
+/// ```text
+/// SHUTDOWN [NOSAVE | SAVE] [NOW] [FORCE] [ABORT]
+/// ```
+fn shutdown(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    for a in &argv[1..] {
+        if !["nosave", "save", "now", "force", "abort"]
+            .iter()
+            .any(|k| eq_ic(a, k))
+        {
+            return Err(CmdError::SYNTAX);
+        }
+    }
+    if argv[1..].iter().any(|a| eq_ic(a, "abort")) {
+        return Err(CmdError::err("No shutdown in progress."));
+    }
+    tracing::info!(client = ctx.client.id, "User requested shutdown...");
+    ctx.srv.request_shutdown();
+    // Redis closes the connection without replying on success.
+    ctx.client.close_after_reply = true;
+    Ok(Reply::Raw(Bytes::new()))
+}

@@ -1,0 +1,486 @@
+//! String commands: GET SET (EX PX EXAT PXAT NX XX KEEPTTL GET) SETNX SETEX
+//! PSETEX MGET MSET MSETNX GETSET GETDEL GETEX APPEND STRLEN GETRANGE SUBSTR
+//! SETRANGE INCR DECR INCRBY DECRBY INCRBYFLOAT.
+
+use bytes::Bytes;
+
+use crate::commands::ctx::Ctx;
+use crate::commands::spec::{cmd, Acl, CmdFlags as F, CommandSpec};
+use crate::protocol::args::{eq_ic, int_arg, Args};
+use crate::protocol::codec::parse_i64;
+use crate::protocol::{CmdError, CmdResult, Reply};
+use crate::storage::value::StrRef;
+use crate::storage::{Ttl, Value, ValueRef};
+use crate::util::float::{format_human, parse_f64};
+
+const S: Acl = Acl::STRING;
+const W: F = F::WRITE.union(F::DENYOOM);
+const WF: F = W.union(F::FAST);
+const RF: F = F::READONLY.union(F::FAST);
+
+pub const SPECS: &[CommandSpec] = &[
+    cmd("get", 2, RF, get).keys(1, 1, 1).acl(S).doc("string", "1.0.0", "Returns the string value of a key."),
+    cmd("set", -3, W, set).keys(1, 1, 1).acl(S).doc("string", "1.0.0", "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist."),
+    cmd("setnx", 3, WF, setnx).keys(1, 1, 1).acl(S).doc("string", "1.0.0", "Set the string value of a key only when the key doesn't exist."),
+    cmd("setex", 4, W, setex).keys(1, 1, 1).acl(S).doc("string", "2.0.0", "Sets the string value and expiration time of a key. Creates the key if it doesn't exist."),
+    cmd("psetex", 4, W, psetex).keys(1, 1, 1).acl(S).doc("string", "2.6.0", "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist."),
+    cmd("mget", -2, RF, mget).keys(1, -1, 1).acl(S).doc("string", "1.0.0", "Atomically returns the string values of one or more keys."),
+    cmd("mset", -3, W, mset).keys(1, -1, 2).acl(S).doc("string", "1.0.1", "Atomically creates or modifies the string values of one or more keys."),
+    cmd("msetnx", -3, W, msetnx).keys(1, -1, 2).acl(S).doc("string", "1.0.1", "Atomically modifies the string values of one or more keys only when all keys don't exist."),
+    cmd("getset", 3, WF, getset).keys(1, 1, 1).acl(S).doc("string", "1.0.0", "Returns the previous string value of a key after setting it to a new value."),
+    cmd("getdel", 2, F::WRITE.union(F::FAST), getdel).keys(1, 1, 1).acl(S).doc("string", "6.2.0", "Returns the string value of a key after deleting the key."),
+    cmd("getex", -2, F::WRITE.union(F::FAST), getex).keys(1, 1, 1).acl(S).doc("string", "6.2.0", "Returns the string value of a key after setting its expiration time."),
+    cmd("append", 3, WF, append).keys(1, 1, 1).acl(S).doc("string", "2.0.0", "Appends a string to the value of a key. Creates the key if it doesn't exist."),
+    cmd("strlen", 2, RF, strlen).keys(1, 1, 1).acl(S).doc("string", "2.2.0", "Returns the length of a string value."),
+    cmd("getrange", 4, F::READONLY, getrange).keys(1, 1, 1).acl(S).doc("string", "2.4.0", "Returns a substring of the string stored at a key."),
+    cmd("substr", 4, F::READONLY, getrange).keys(1, 1, 1).acl(S).doc("string", "1.0.0", "Returns a substring from a string value."),
+    cmd("setrange", 4, W, setrange).keys(1, 1, 1).acl(S).doc("string", "2.2.0", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist."),
+    cmd("incr", 2, WF, incr).keys(1, 1, 1).acl(S).doc("string", "1.0.0", "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."),
+    cmd("decr", 2, WF, decr).keys(1, 1, 1).acl(S).doc("string", "1.0.0", "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."),
+    cmd("incrby", 3, WF, incrby).keys(1, 1, 1).acl(S).doc("string", "1.0.0", "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist."),
+    cmd("decrby", 3, WF, decrby).keys(1, 1, 1).acl(S).doc("string", "1.0.0", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist."),
+    cmd("incrbyfloat", 3, WF, incrbyfloat).keys(1, 1, 1).acl(S).doc("string", "2.6.0", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist."),
+];
+
+/// Reads the string at `key`: `Ok(None)` if missing, WRONGTYPE if another type.
+fn read_str(ctx: &mut Ctx<'_>, key: &[u8]) -> CmdResult<Option<Bytes>> {
+    let now = ctx.now;
+    match ctx.shard(key)?.get(key, now) {
+        None => Ok(None),
+        Some(v) => v
+            .as_string()
+            .map(|s| Some(s.to_bytes()))
+            .ok_or(CmdError::WRONG_TYPE),
+    }
+}
+
+/// ```text
+/// GET key
+/// ```
+fn get(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    Ok(Reply::opt_bulk(read_str(ctx, &argv[1])?))
+}
+
+/// Expiry options shared by SET and GETEX.
+#[derive(Clone, Copy, PartialEq)]
+enum ExpOpt {
+    None,
+    Keep,
+    Persist,
+    At(u64),
+}
+
+/// Turns an EX/PX/EXAT/PXAT argument into an absolute unix-ms deadline with
+/// Redis's validation (`invalid expire time in '<cmd>' command`).
+fn deadline(now: u64, raw: &[u8], unit_ms: bool, absolute: bool, cmd: &str) -> CmdResult<u64> {
+    let n = int_arg(raw)?;
+    if n <= 0 || (!unit_ms && n > i64::MAX / 1000) {
+        return Err(CmdError::invalid_expire(cmd));
+    }
+    let ms = if unit_ms { n } else { n * 1000 };
+    if absolute {
+        return Ok(ms as u64);
+    }
+    ms.checked_add(now as i64)
+        .map(|t| t as u64)
+        .ok_or_else(|| CmdError::invalid_expire(cmd))
+}
+
+/// ```text
+/// SET key value [NX | XX] [GET] [EX seconds | PX ms | EXAT ts | PXAT ms-ts | KEEPTTL]
+/// ```
+fn set(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let (key, val) = (&argv[1], &argv[2]);
+    let (mut nx, mut xx, mut want_get) = (false, false, false);
+    let mut exp = ExpOpt::None;
+    let mut a = Args::new(argv, 3);
+    while let Some(opt) = a.next_opt() {
+        let is_exp_kw = ["ex", "px", "exat", "pxat"].iter().any(|k| eq_ic(opt, k));
+        if eq_ic(opt, "nx") && !xx {
+            nx = true;
+        } else if eq_ic(opt, "xx") && !nx {
+            xx = true;
+        } else if eq_ic(opt, "get") {
+            want_get = true;
+        } else if eq_ic(opt, "keepttl") && exp == ExpOpt::None {
+            exp = ExpOpt::Keep;
+        } else if is_exp_kw && exp == ExpOpt::None && a.remaining() > 0 {
+            let raw = a.next_arg()?;
+            let unit_ms = eq_ic(opt, "px") || eq_ic(opt, "pxat");
+            let abs = eq_ic(opt, "exat") || eq_ic(opt, "pxat");
+            exp = ExpOpt::At(deadline(ctx.now, raw, unit_ms, abs, "set")?);
+        } else {
+            return Err(CmdError::SYNTAX);
+        }
+    }
+    let now = ctx.now;
+    let shard = ctx.shard(key)?;
+    let old = if want_get {
+        match shard.peek(key, now) {
+            None => None,
+            Some(v) => Some(v.as_string().ok_or(CmdError::WRONG_TYPE)?.to_bytes()),
+        }
+    } else {
+        None
+    };
+    let exists = if want_get {
+        old.is_some() || shard.contains(key, now)
+    } else {
+        shard.contains(key, now)
+    };
+    if (nx && exists) || (xx && !exists) {
+        return Ok(if want_get {
+            Reply::opt_bulk(old)
+        } else {
+            Reply::Null
+        });
+    }
+    let ttl = match exp {
+        ExpOpt::Keep => Ttl::Keep,
+        ExpOpt::At(t) => Ttl::At(t),
+        _ => Ttl::Clear,
+    };
+    shard.set(key, Value::Str(val.clone()), ttl, now);
+    ctx.changed(1);
+    Ok(if want_get {
+        Reply::opt_bulk(old)
+    } else {
+        Reply::OK
+    })
+}
+
+fn setnx(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let now = ctx.now;
+    let shard = ctx.shard(&argv[1])?;
+    if shard.contains(&argv[1], now) {
+        return Ok(Reply::Int(0));
+    }
+    shard.set(&argv[1], Value::Str(argv[2].clone()), Ttl::Clear, now);
+    ctx.changed(1);
+    Ok(Reply::Int(1))
+}
+
+fn setex_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], unit_ms: bool, name: &str) -> CmdResult {
+    let at = deadline(ctx.now, &argv[2], unit_ms, false, name)?;
+    let now = ctx.now;
+    ctx.shard(&argv[1])?
+        .set(&argv[1], Value::Str(argv[3].clone()), Ttl::At(at), now);
+    ctx.changed(1);
+    Ok(Reply::OK)
+}
+
+fn setex(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    setex_generic(ctx, argv, false, "setex")
+}
+
+fn psetex(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    setex_generic(ctx, argv, true, "psetex")
+}
+
+/// ```text
+/// MGET key [key ...]
+/// ```
+fn mget(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let now = ctx.now;
+    let mut out = Vec::with_capacity(argv.len() - 1);
+    for k in &argv[1..] {
+        let v = ctx.shard(k)?.get(k, now);
+        out.push(match v.and_then(|v| v.as_string().map(|s| s.to_bytes())) {
+            Some(b) => Reply::Bulk(b),
+            None => Reply::Null,
+        });
+    }
+    Ok(Reply::Array(out))
+}
+
+fn mset_check(argv: &[Bytes], name: &str) -> CmdResult<()> {
+    if argv.len().is_multiple_of(2) {
+        return Err(CmdError::arity(name));
+    }
+    Ok(())
+}
+
+/// ```text
+/// MSET key value [key value ...]
+/// ```
+fn mset(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    mset_check(argv, "mset")?;
+    let now = ctx.now;
+    for kv in argv[1..].chunks(2) {
+        ctx.shard(&kv[0])?
+            .set(&kv[0], Value::Str(kv[1].clone()), Ttl::Clear, now);
+    }
+    ctx.changed((argv.len() as u64 - 1) / 2);
+    Ok(Reply::OK)
+}
+
+fn msetnx(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    mset_check(argv, "msetnx")?;
+    let now = ctx.now;
+    for kv in argv[1..].chunks(2) {
+        if ctx.shard(&kv[0])?.contains(&kv[0], now) {
+            return Ok(Reply::Int(0));
+        }
+    }
+    for kv in argv[1..].chunks(2) {
+        ctx.shard(&kv[0])?
+            .set(&kv[0], Value::Str(kv[1].clone()), Ttl::Clear, now);
+    }
+    ctx.changed((argv.len() as u64 - 1) / 2);
+    Ok(Reply::Int(1))
+}
+
+fn getset(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let now = ctx.now;
+    let shard = ctx.shard(&argv[1])?;
+    let old = match shard.peek(&argv[1], now) {
+        None => None,
+        Some(v) => Some(v.as_string().ok_or(CmdError::WRONG_TYPE)?.to_bytes()),
+    };
+    shard.set(&argv[1], Value::Str(argv[2].clone()), Ttl::Clear, now);
+    ctx.changed(1);
+    Ok(Reply::opt_bulk(old))
+}
+
+fn getdel(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let Some(v) = read_str(ctx, &argv[1])? else {
+        return Ok(Reply::Null);
+    };
+    let now = ctx.now;
+    ctx.shard(&argv[1])?.delete(&argv[1], now);
+    ctx.changed(1);
+    Ok(Reply::Bulk(v))
+}
+
+/// ```text
+/// GETEX key [EX seconds | PX ms | EXAT ts | PXAT ms-ts | PERSIST]
+/// ```
+fn getex(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let mut exp = ExpOpt::None;
+    let mut a = Args::new(argv, 2);
+    while let Some(opt) = a.next_opt() {
+        let is_exp_kw = ["ex", "px", "exat", "pxat"].iter().any(|k| eq_ic(opt, k));
+        if eq_ic(opt, "persist") && exp == ExpOpt::None {
+            exp = ExpOpt::Persist;
+        } else if is_exp_kw && exp == ExpOpt::None && a.remaining() > 0 {
+            let raw = a.next_arg()?;
+            let unit_ms = eq_ic(opt, "px") || eq_ic(opt, "pxat");
+            let abs = eq_ic(opt, "exat") || eq_ic(opt, "pxat");
+            exp = ExpOpt::At(deadline(ctx.now, raw, unit_ms, abs, "getex")?);
+        } else {
+            return Err(CmdError::SYNTAX);
+        }
+    }
+    let Some(v) = read_str(ctx, &argv[1])? else {
+        return Ok(Reply::Null);
+    };
+    let now = ctx.now;
+    let shard = ctx.shard(&argv[1])?;
+    match exp {
+        ExpOpt::At(t) if t <= now => {
+            shard.delete(&argv[1], now);
+            ctx.changed(1);
+        }
+        ExpOpt::At(t) => {
+            shard.set_expire(&argv[1], Some(t), now);
+            ctx.changed(1);
+        }
+        ExpOpt::Persist if shard.expire_of(&argv[1], now) != Some(None) => {
+            shard.set_expire(&argv[1], None, now);
+            ctx.changed(1);
+        }
+        _ => {}
+    }
+    Ok(Reply::Bulk(v))
+}
+
+fn check_size(ctx: &Ctx<'_>, len: u64) -> CmdResult<()> {
+    if len > ctx.srv.config.proto_max_bulk_len() {
+        return Err(CmdError::STRING_TOO_LONG);
+    }
+    Ok(())
+}
+
+/// ```text
+/// APPEND key value
+/// ```
+fn append(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let (key, val) = (&argv[1], &argv[2]);
+    let now = ctx.now;
+    let cur_len = match ctx.shard(key)?.peek(key, now) {
+        None => None,
+        Some(v) => Some(v.as_string().ok_or(CmdError::WRONG_TYPE)?.len()),
+    };
+    let total = match cur_len {
+        None => {
+            ctx.shard(key)?
+                .set(key, Value::Str(val.clone()), Ttl::Clear, now);
+            val.len()
+        }
+        Some(n) => {
+            check_size(ctx, (n + val.len()) as u64)?;
+            match ctx.shard(key)?.string_mut(key, now) {
+                Some(Ok(buf)) => {
+                    buf.extend_from_slice(val);
+                    buf.len()
+                }
+                _ => return Err(CmdError::WRONG_TYPE),
+            }
+        }
+    };
+    ctx.changed(1);
+    Ok(Reply::Int(total as i64))
+}
+
+fn strlen(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let now = ctx.now;
+    match ctx.shard(&argv[1])?.get(&argv[1], now) {
+        None => Ok(Reply::Int(0)),
+        Some(v) => Ok(Reply::Int(
+            v.as_string().ok_or(CmdError::WRONG_TYPE)?.len() as i64
+        )),
+    }
+}
+
+/// ```text
+/// GETRANGE key start end
+/// ```
+fn getrange(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let mut start = int_arg(&argv[2])?;
+    let mut end = int_arg(&argv[3])?;
+    let Some(s) = read_str(ctx, &argv[1])? else {
+        return Ok(Reply::bulk(Bytes::new()));
+    };
+    if start < 0 && end < 0 && start > end {
+        return Ok(Reply::bulk(Bytes::new()));
+    }
+    let len = s.len() as i64;
+    if start < 0 {
+        start += len;
+    }
+    if end < 0 {
+        end += len;
+    }
+    start = start.max(0);
+    end = end.max(0);
+    if end >= len {
+        end = len - 1;
+    }
+    if len == 0 || start > end {
+        return Ok(Reply::bulk(Bytes::new()));
+    }
+    Ok(Reply::Bulk(s.slice(start as usize..=end as usize)))
+}
+
+/// ```text
+/// SETRANGE key offset value
+/// ```
+fn setrange(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let key = &argv[1];
+    let offset = int_arg(&argv[2])?;
+    let val = &argv[3];
+    if offset < 0 {
+        return Err(CmdError::OFFSET_RANGE);
+    }
+    let now = ctx.now;
+    let cur = match ctx.shard(key)?.peek(key, now) {
+        None => None,
+        Some(v) => Some(v.as_string().ok_or(CmdError::WRONG_TYPE)?.len()),
+    };
+    if val.is_empty() {
+        return Ok(Reply::Int(cur.unwrap_or(0) as i64));
+    }
+    check_size(ctx, offset as u64 + val.len() as u64)?;
+    let off = offset as usize;
+    let new_len = if cur.is_none() {
+        let mut v = vec![0u8; off + val.len()];
+        v[off..].copy_from_slice(val);
+        let n = v.len();
+        ctx.shard(key)?.set(
+            key,
+            Value::Obj(crate::storage::Obj::Raw(v)),
+            Ttl::Clear,
+            now,
+        );
+        n
+    } else {
+        match ctx.shard(key)?.string_mut(key, now) {
+            Some(Ok(buf)) => {
+                if buf.len() < off + val.len() {
+                    buf.resize(off + val.len(), 0);
+                }
+                buf[off..off + val.len()].copy_from_slice(val);
+                buf.len()
+            }
+            _ => return Err(CmdError::WRONG_TYPE),
+        }
+    };
+    ctx.changed(1);
+    Ok(Reply::Int(new_len as i64))
+}
+
+/// Adds `delta` to the integer at `key` (0 if missing), keeping its TTL.
+fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], delta: i64) -> CmdResult {
+    let now = ctx.now;
+    let shard = ctx.shard(key)?;
+    let cur = match shard.peek(key, now) {
+        None => 0,
+        Some(ValueRef::Int(n)) => n,
+        Some(v) => match v.as_string() {
+            Some(StrRef::Bytes(b)) => parse_i64(b).ok_or(CmdError::NOT_INTEGER)?,
+            Some(StrRef::Int(n)) => n,
+            None => return Err(CmdError::WRONG_TYPE),
+        },
+    };
+    let n = cur.checked_add(delta).ok_or(CmdError::OVERFLOW)?;
+    shard.set(key, Value::Int(n), Ttl::Keep, now);
+    ctx.changed(1);
+    Ok(Reply::Int(n))
+}
+
+fn incr(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    incr_by(ctx, &argv[1], 1)
+}
+
+fn decr(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    incr_by(ctx, &argv[1], -1)
+}
+
+fn incrby(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let d = int_arg(&argv[2])?;
+    incr_by(ctx, &argv[1], d)
+}
+
+fn decrby(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let d = int_arg(&argv[2])?;
+    if d == i64::MIN {
+        return Err(CmdError::err("decrement would overflow"));
+    }
+    incr_by(ctx, &argv[1], -d)
+}
+
+/// ```text
+/// INCRBYFLOAT key increment
+/// ```
+fn incrbyfloat(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let key = &argv[1];
+    let delta = parse_f64(&argv[2]).ok_or(CmdError::NOT_FLOAT)?;
+    let now = ctx.now;
+    let shard = ctx.shard(key)?;
+    let cur = match shard.peek(key, now) {
+        None => 0.0,
+        Some(v) => match v.as_string() {
+            Some(StrRef::Int(n)) => n as f64,
+            Some(StrRef::Bytes(b)) => parse_f64(b).ok_or(CmdError::NOT_FLOAT)?,
+            None => return Err(CmdError::WRONG_TYPE),
+        },
+    };
+    let n = cur + delta;
+    if !n.is_finite() {
+        return Err(CmdError::NAN_OR_INF);
+    }
+    let s = Bytes::from(format_human(n));
+    shard.set(key, Value::Str(s.clone()), Ttl::Keep, now);
+    ctx.changed(1);
+    Ok(Reply::Bulk(s))
+}

@@ -1,0 +1,113 @@
+//! Per-client state. [`Client`] is owned by the connection task and handed
+//! to handlers as `&mut`; [`ClientInfo`] is the part other clients may read or
+//! act on (CLIENT LIST, CLIENT KILL), shared through the server's registry.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+/// CLIENT REPLY mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyMode {
+    On,
+    Off,
+    /// Skip the reply of the next command only.
+    SkipNext,
+    /// Set while the command after SKIP runs.
+    Skipping,
+}
+
+/// Shared, observable client data.
+pub struct ClientInfo {
+    pub id: u64,
+    pub addr: String,
+    pub laddr: String,
+    pub created: Instant,
+    pub name: Mutex<Option<Bytes>>,
+    pub lib_name: Mutex<Option<String>>,
+    pub lib_ver: Mutex<Option<String>>,
+    pub db: AtomicUsize,
+    pub resp: AtomicU8,
+    /// Id (table position) of the last command run.
+    pub last_cmd: AtomicUsize,
+    /// Unix ms of the last command.
+    pub last_interaction: AtomicU64,
+    pub no_evict: AtomicBool,
+    /// Bytes waiting in the query buffer (CLIENT LIST qbuf).
+    pub qbuf: AtomicUsize,
+    pub user: Mutex<String>,
+    /// Set by CLIENT KILL / shutdown; the connection task closes.
+    pub killed: AtomicBool,
+    pub kill: Notify,
+}
+
+impl ClientInfo {
+    pub fn new(id: u64, addr: SocketAddr, laddr: SocketAddr) -> Self {
+        ClientInfo {
+            id,
+            addr: addr.to_string(),
+            laddr: laddr.to_string(),
+            created: Instant::now(),
+            name: Mutex::new(None),
+            lib_name: Mutex::new(None),
+            lib_ver: Mutex::new(None),
+            db: AtomicUsize::new(0),
+            resp: AtomicU8::new(2),
+            last_cmd: AtomicUsize::new(usize::MAX),
+            last_interaction: AtomicU64::new(crate::commands::dispatch::unix_ms()),
+            no_evict: AtomicBool::new(false),
+            qbuf: AtomicUsize::new(0),
+            user: Mutex::new("default".to_string()),
+            killed: AtomicBool::new(false),
+            kill: Notify::new(),
+        }
+    }
+
+    /// Asks the connection to close (takes effect at its next wake-up).
+    pub fn request_kill(&self) {
+        self.killed.store(true, Ordering::SeqCst);
+        self.kill.notify_one();
+    }
+}
+
+/// Connection-private state, passed to handlers.
+pub struct Client {
+    pub id: u64,
+    pub db: usize,
+    /// 2 or 3 (HELLO).
+    pub resp: u8,
+    pub authenticated: bool,
+    pub reply_mode: ReplyMode,
+    /// Close after the reply is written (QUIT).
+    pub close_after_reply: bool,
+    pub info: Arc<ClientInfo>,
+}
+
+impl Client {
+    pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> Self {
+        Client {
+            id: info.id,
+            db: 0,
+            resp: 2,
+            authenticated,
+            reply_mode: ReplyMode::On,
+            close_after_reply: false,
+            info,
+        }
+    }
+
+    pub fn select(&mut self, db: usize) {
+        self.db = db;
+        self.info.db.store(db, Ordering::Relaxed);
+    }
+
+    pub fn set_resp(&mut self, resp: u8) {
+        self.resp = resp;
+        self.info.resp.store(resp, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,140 @@
+//! The per-connection task: read → parse every complete command → dispatch
+//! each → encode replies into one output buffer → one write per batch.
+//!
+//! Pipelining is the main throughput lever, so nothing here flushes per
+//! command or allocates per command beyond the argument vector. Protocol
+//! errors are answered with `-ERR Protocol error: …` and close the
+//! connection; so does exceeding `client-query-buffer-limit`.
+
+pub mod client;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::commands::dispatch;
+use crate::connection::client::{Client, ClientInfo, ReplyMode};
+use crate::protocol::codec::{Limits, RequestParser};
+use crate::protocol::reply::encode;
+use crate::protocol::Reply;
+use crate::server::Server;
+
+const READ_CHUNK: usize = 16 * 1024;
+/// Flush mid-batch once this much output is pending.
+const OUT_HIGH_WATER: usize = 1 << 20;
+
+/// Serves one client until it disconnects, is killed, or the server stops.
+pub async fn serve<S>(srv: Arc<Server>, mut stream: S, info: Arc<ClientInfo>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let authenticated = !srv.auth_required();
+    let mut client = Client::new(info.clone(), authenticated);
+    let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
+    let mut out = BytesMut::with_capacity(READ_CHUNK);
+    let mut parser = RequestParser::new();
+
+    'conn: loop {
+        if info.killed.load(Ordering::Relaxed) {
+            break;
+        }
+        let want = parser.wanted(&inbuf).max(READ_CHUNK);
+        if inbuf.capacity() - inbuf.len() < want / 2 {
+            inbuf.reserve(want);
+        }
+        let n = tokio::select! {
+            r = stream.read_buf(&mut inbuf) => match r {
+                Ok(n) => n,
+                Err(_) => break,
+            },
+            _ = info.kill.notified() => break,
+        };
+        if n == 0 {
+            break;
+        }
+        srv.stats.net_input.fetch_add(n as u64, Ordering::Relaxed);
+
+        loop {
+            let limits = Limits {
+                max_bulk_len: srv.config.proto_max_bulk_len(),
+                authenticated: client.authenticated,
+            };
+            match parser.next(&mut inbuf, limits) {
+                Ok(Some(argv)) => {
+                    let reply = dispatch::execute(&srv, &mut client, &argv);
+                    client
+                        .info
+                        .last_interaction
+                        .store(dispatch::unix_ms(), Ordering::Relaxed);
+                    match client.reply_mode {
+                        ReplyMode::On => encode(&reply, client.resp, &mut out),
+                        ReplyMode::Off => {}
+                        ReplyMode::SkipNext => client.reply_mode = ReplyMode::Skipping,
+                        ReplyMode::Skipping => client.reply_mode = ReplyMode::On,
+                    }
+                    if client.close_after_reply {
+                        break;
+                    }
+                    if out.len() >= OUT_HIGH_WATER
+                        && write_out(&srv, &mut stream, &mut out).await.is_err()
+                    {
+                        break 'conn;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(client = client.id, error = %e.0, "protocol error");
+                    srv.stats.count_error_code("ERR");
+                    encode(
+                        &Reply::Error(crate::protocol::CmdError::new(e.line())),
+                        client.resp,
+                        &mut out,
+                    );
+                    let _ = write_out(&srv, &mut stream, &mut out).await;
+                    break 'conn;
+                }
+            }
+        }
+        let pending = inbuf.len() + parser.pending_bytes();
+        info.qbuf.store(pending, Ordering::Relaxed);
+        if pending as u64 > srv.config.client_query_buffer_limit() {
+            tracing::warn!(
+                client = client.id,
+                bytes = pending,
+                "closing client that reached max query buffer length"
+            );
+            let _ = write_out(&srv, &mut stream, &mut out).await;
+            break;
+        }
+        if !out.is_empty() && write_out(&srv, &mut stream, &mut out).await.is_err() {
+            break;
+        }
+        if client.close_after_reply {
+            break;
+        }
+        // Release a large idle input buffer (e.g. after a big value).
+        if inbuf.is_empty() && inbuf.capacity() > 4 * READ_CHUNK {
+            inbuf = BytesMut::with_capacity(READ_CHUNK);
+        }
+    }
+    let _ = stream.shutdown().await;
+    srv.unregister_client(info.id);
+}
+
+async fn write_out<S: AsyncWrite + Unpin>(
+    srv: &Server,
+    stream: &mut S,
+    out: &mut BytesMut,
+) -> std::io::Result<()> {
+    srv.stats
+        .net_output
+        .fetch_add(out.len() as u64, Ordering::Relaxed);
+    stream.write_all(out).await?;
+    out.clear();
+    if out.capacity() > 4 * OUT_HIGH_WATER {
+        *out = BytesMut::with_capacity(READ_CHUNK);
+    }
+    Ok(())
+}

@@ -1,0 +1,47 @@
+//! The `cinnabar` binary: parse the command line, load the configuration,
+//! set up logging, build the runtime and run the server.
+
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+use std::sync::Arc;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (cli, config) = match cinnabar::config::load(args) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!(
+                "*** FATAL CONFIG ERROR (Cinnabar {}) ***",
+                env!("CARGO_PKG_VERSION")
+            );
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    };
+    if cli.version {
+        println!("{}", cinnabar::config::version_line());
+        return;
+    }
+    let _guard = cinnabar::server::logging::init(&config);
+    let config = Arc::new(config);
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = rt.block_on(cinnabar::server::run(config)) {
+        tracing::error!("{e}");
+        eprintln!("{e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,212 @@
+//! Wiring: builds the shared [`Server`], binds listeners, starts background
+//! tasks (active expiry, stats sampling) and waits for shutdown.
+
+pub mod listener;
+pub mod logging;
+pub mod stats;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::commands::table::CommandEntry;
+use crate::config::Config;
+use crate::connection::client::ClientInfo;
+use crate::storage::Keyspace;
+
+pub use stats::Stats;
+
+/// Everything shared by connections and background tasks.
+pub struct Server {
+    pub config: Arc<Config>,
+    pub keyspace: Keyspace,
+    pub stats: Stats,
+    pub clients: DashMap<u64, Arc<ClientInfo>>,
+    next_client_id: AtomicU64,
+    pub started: Instant,
+    pub start_unix_ms: u64,
+    pub run_id: String,
+    /// Addresses actually bound (plain TCP).
+    pub bound: Mutex<Vec<SocketAddr>>,
+    pub active_expire: AtomicBool,
+    shutdown_tx: watch::Sender<bool>,
+    /// Path of the executable and config file, for INFO.
+    pub executable: String,
+    pub config_file: String,
+}
+
+impl Server {
+    pub fn new(config: Arc<Config>) -> Arc<Self> {
+        let keyspace = Keyspace::new(config.databases(), config.shards());
+        let (shutdown_tx, _) = watch::channel(false);
+        let run_id: String = (0..40)
+            .map(|_| {
+                let n = rand::random::<u8>() % 16;
+                char::from_digit(n as u32, 16).unwrap_or('0')
+            })
+            .collect();
+        Arc::new(Server {
+            config,
+            keyspace,
+            stats: Stats::default(),
+            clients: DashMap::new(),
+            next_client_id: AtomicU64::new(1),
+            started: Instant::now(),
+            start_unix_ms: crate::commands::dispatch::unix_ms(),
+            run_id,
+            bound: Mutex::new(Vec::new()),
+            active_expire: AtomicBool::new(true),
+            shutdown_tx,
+            executable: std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            config_file: String::new(),
+        })
+    }
+
+    /// Does a new connection start unauthenticated?
+    pub fn auth_required(&self) -> bool {
+        self.config.requirepass().is_some_and(|p| !p.is_empty())
+    }
+
+    /// Checks a password against requirepass.
+    pub fn check_password(&self, user: &[u8], pass: &[u8]) -> bool {
+        if user != b"default" {
+            return false;
+        }
+        match self.config.requirepass() {
+            Some(p) if !p.is_empty() => p.as_bytes() == pass,
+            // no password configured: AUTH fails as in Redis
+            _ => false,
+        }
+    }
+
+    /// Is this command switched off by `disabled-commands`?
+    pub fn is_disabled(&self, _entry: &CommandEntry) -> bool {
+        false
+    }
+
+    pub fn register_client(&self, addr: SocketAddr, laddr: SocketAddr) -> Arc<ClientInfo> {
+        let id = self.next_client_id.fetch_add(1, Ordering::Relaxed);
+        let info = Arc::new(ClientInfo::new(id, addr, laddr));
+        self.clients.insert(id, info.clone());
+        self.stats
+            .connections_received
+            .fetch_add(1, Ordering::Relaxed);
+        info
+    }
+
+    pub fn unregister_client(&self, id: u64) {
+        self.clients.remove(&id);
+    }
+
+    /// Starts a graceful shutdown.
+    pub fn request_shutdown(&self) {
+        let _ = self.shutdown_tx.send(true);
+    }
+
+    pub fn shutdown_receiver(&self) -> watch::Receiver<bool> {
+        self.shutdown_tx.subscribe()
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+}
+
+/// Runs the server until SHUTDOWN or SIGTERM/SIGINT.
+pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
+    let srv = Server::new(config);
+    let listeners = listener::bind_all(&srv).await?;
+    for l in listeners {
+        tokio::spawn(listener::accept_loop(srv.clone(), l));
+    }
+    tokio::spawn(active_expire_task(srv.clone()));
+    tokio::spawn(stats::sampler_task(srv.clone()));
+
+    let mut rx = srv.shutdown_receiver();
+    tokio::select! {
+        _ = rx.changed() => {}
+        _ = signal_shutdown() => {
+            tracing::info!("Received shutdown signal, scheduling shutdown...");
+        }
+    }
+    tracing::info!("User requested shutdown...");
+    srv.request_shutdown();
+    for c in srv.clients.iter() {
+        c.request_kill();
+    }
+    // Give connections a moment to flush their last replies.
+    let deadline = Instant::now() + Duration::from_millis(500);
+    while !srv.clients.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tracing::info!("Cinnabar is now ready to exit, bye bye...");
+    Ok(())
+}
+
+async fn signal_shutdown() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut t), Ok(mut i)) => {
+                tokio::select! {
+                    _ = t.recv() => {}
+                    _ = i.recv() => {}
+                }
+            }
+            _ => std::future::pending::<()>().await,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Keys removed per shard per pass before moving on (bounds lock hold time).
+const EXPIRE_BATCH: usize = 200;
+
+/// The active expiry cycle: `hz` times a second, removes due keys shard by
+/// shard within a time budget (25% of the period, as Redis's slow cycle).
+async fn active_expire_task(srv: Arc<Server>) {
+    let mut rx = srv.shutdown_receiver();
+    loop {
+        let hz = srv.config.hz().clamp(1, 500);
+        let period = Duration::from_millis(1000 / hz);
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = rx.changed() => return,
+        }
+        if !srv.active_expire.load(Ordering::Relaxed) {
+            continue;
+        }
+        let budget = period / 4;
+        let start = Instant::now();
+        let ks = &srv.keyspace;
+        'cycle: for db in 0..ks.num_dbs() {
+            let Some(d) = ks.db(db) else { continue };
+            for shard in d.shards() {
+                loop {
+                    let now = crate::commands::dispatch::unix_ms();
+                    let removed = shard.lock().expire_due(now, EXPIRE_BATCH);
+                    if removed.len() < EXPIRE_BATCH {
+                        break;
+                    }
+                    if start.elapsed() > budget {
+                        break 'cycle;
+                    }
+                }
+            }
+        }
+    }
+}

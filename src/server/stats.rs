@@ -1,0 +1,127 @@
+//! Server-wide counters for INFO (stats section, errorstats) and the
+//! instantaneous ops/sec sampler.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use crate::protocol::CmdError;
+use crate::server::Server;
+
+const SAMPLES: usize = 16;
+
+#[derive(Default)]
+pub struct Stats {
+    pub commands: AtomicU64,
+    pub connections_received: AtomicU64,
+    pub rejected_connections: AtomicU64,
+    pub net_input: AtomicU64,
+    pub net_output: AtomicU64,
+    /// Changes since start (rdb_changes_since_last_save is derived).
+    pub dirty: AtomicU64,
+    pub error_replies: AtomicU64,
+    pub evicted_keys: AtomicU64,
+    peak_memory: AtomicU64,
+    errors: Mutex<HashMap<String, u64>>,
+    ops_samples: Mutex<OpsSamples>,
+}
+
+#[derive(Default)]
+struct OpsSamples {
+    last_commands: u64,
+    last_input: u64,
+    last_output: u64,
+    ops: [u64; SAMPLES],
+    input: [u64; SAMPLES],
+    output: [u64; SAMPLES],
+    idx: usize,
+}
+
+impl Stats {
+    pub fn count_error(&self, e: &CmdError) {
+        self.count_error_code(e.code());
+    }
+
+    pub fn count_error_code(&self, code: &str) {
+        self.error_replies.fetch_add(1, Ordering::Relaxed);
+        let mut m = self.errors.lock();
+        if let Some(n) = m.get_mut(code) {
+            *n += 1;
+        } else if m.len() < 128 {
+            m.insert(code.to_string(), 1);
+        }
+    }
+
+    /// Records `used` as a memory sample and returns the peak so far.
+    pub fn note_peak_memory(&self, used: u64) -> u64 {
+        self.peak_memory
+            .fetch_max(used, Ordering::Relaxed)
+            .max(used)
+    }
+
+    /// (code, count) pairs for INFO errorstats, sorted by code.
+    pub fn error_counts(&self) -> Vec<(String, u64)> {
+        let mut v: Vec<_> = self
+            .errors
+            .lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        v.sort();
+        v
+    }
+
+    pub fn reset(&self) {
+        self.commands.store(0, Ordering::Relaxed);
+        self.connections_received.store(0, Ordering::Relaxed);
+        self.rejected_connections.store(0, Ordering::Relaxed);
+        self.net_input.store(0, Ordering::Relaxed);
+        self.net_output.store(0, Ordering::Relaxed);
+        self.error_replies.store(0, Ordering::Relaxed);
+        self.evicted_keys.store(0, Ordering::Relaxed);
+        self.errors.lock().clear();
+    }
+
+    /// (ops/sec, input kbps, output kbps) averaged over the last samples.
+    pub fn instantaneous(&self) -> (u64, f64, f64) {
+        let s = self.ops_samples.lock();
+        let avg = |a: &[u64; SAMPLES]| a.iter().sum::<u64>() / SAMPLES as u64;
+        (
+            avg(&s.ops),
+            avg(&s.input) as f64 / 1024.0,
+            avg(&s.output) as f64 / 1024.0,
+        )
+    }
+
+    fn sample(&self, period: Duration) {
+        let mut s = self.ops_samples.lock();
+        let c = self.commands.load(Ordering::Relaxed);
+        let i = self.net_input.load(Ordering::Relaxed);
+        let o = self.net_output.load(Ordering::Relaxed);
+        let per_sec = |d: u64| (d as f64 / period.as_secs_f64()) as u64;
+        let idx = s.idx;
+        s.ops[idx] = per_sec(c.saturating_sub(s.last_commands));
+        s.input[idx] = per_sec(i.saturating_sub(s.last_input));
+        s.output[idx] = per_sec(o.saturating_sub(s.last_output));
+        s.idx = (idx + 1) % SAMPLES;
+        s.last_commands = c;
+        s.last_input = i;
+        s.last_output = o;
+    }
+}
+
+/// Samples the counters every 100 ms for INFO's instantaneous_* fields.
+pub async fn sampler_task(srv: Arc<Server>) {
+    let mut rx = srv.shutdown_receiver();
+    let period = Duration::from_millis(100);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = rx.changed() => return,
+        }
+        srv.stats.sample(period);
+    }
+}

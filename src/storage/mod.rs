@@ -1,0 +1,93 @@
+//! The keyspace: `databases` logical databases, each split into a power of
+//! two of shards behind their own mutex. No global lock: a command locks the
+//! shards its keys hash to (see `commands::dispatch`), in ascending order.
+//!
+//! Knows nothing of RESP or the network.
+
+pub mod entry;
+pub mod shard;
+pub mod table;
+pub mod value;
+
+use std::hash::BuildHasher;
+
+use foldhash::fast::FixedState;
+use parking_lot::Mutex;
+
+pub use shard::{Shard, Ttl};
+pub use value::{Obj, StrRef, Value, ValueRef};
+
+/// One logical database.
+pub struct Db {
+    shards: Box<[Mutex<Shard>]>,
+}
+
+impl Db {
+    pub fn shard(&self, i: usize) -> &Mutex<Shard> {
+        &self.shards[i]
+    }
+    pub fn shards(&self) -> &[Mutex<Shard>] {
+        &self.shards
+    }
+}
+
+/// All databases.
+pub struct Keyspace {
+    dbs: Vec<Db>,
+    shard_bits: u32,
+    hasher: FixedState,
+}
+
+impl Keyspace {
+    /// `shards` is rounded up to a power of two.
+    pub fn new(databases: usize, shards: usize) -> Self {
+        let shards = shards.max(1).next_power_of_two();
+        let shard_bits = shards.trailing_zeros();
+        let hasher = FixedState::with_seed(rand::random());
+        let dbs = (0..databases.max(1))
+            .map(|_| Db {
+                shards: (0..shards)
+                    .map(|_| Mutex::new(Shard::new(hasher, shard_bits)))
+                    .collect(),
+            })
+            .collect();
+        Keyspace {
+            dbs,
+            shard_bits,
+            hasher,
+        }
+    }
+
+    pub fn num_dbs(&self) -> usize {
+        self.dbs.len()
+    }
+
+    pub fn num_shards(&self) -> usize {
+        1 << self.shard_bits
+    }
+
+    pub fn shard_bits(&self) -> u32 {
+        self.shard_bits
+    }
+
+    /// Which shard `key` lives in.
+    #[inline]
+    pub fn shard_index(&self, key: &[u8]) -> usize {
+        if self.shard_bits == 0 {
+            return 0;
+        }
+        (self.hasher.hash_one(key) >> (64 - self.shard_bits)) as usize
+    }
+
+    pub fn db(&self, i: usize) -> Option<&Db> {
+        self.dbs.get(i)
+    }
+
+    /// Total keys in a database (locks each shard briefly).
+    pub fn db_len(&self, db: usize) -> usize {
+        self.dbs
+            .get(db)
+            .map(|d| d.shards.iter().map(|s| s.lock().len()).sum())
+            .unwrap_or(0)
+    }
+}

@@ -1,0 +1,572 @@
+//! A shard: one slice of one database. Owns its hash table, object slab,
+//! expiry index and counters; always used under its mutex, so nothing here is
+//! synchronised.
+//!
+//! Expiry: entries carry their absolute deadline; the shard also keeps an
+//! ordered index `(deadline, ord) -> count` so the active cycle removes due
+//! keys in deadline order without sampling, and volatile-ttl eviction can take
+//! the nearest deadline. Lookups expire lazily.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use foldhash::fast::FixedState;
+use std::hash::BuildHasher;
+
+use crate::protocol::codec::parse_i64;
+use crate::storage::entry::{Entry, Payload, EMBSTR_MAX, KIND_EMBSTR, KIND_INT, KIND_OBJ};
+use crate::storage::table::{Table, TableEntry};
+use crate::storage::value::{Obj, Value, ValueRef};
+
+/// How a write treats the key's existing TTL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ttl {
+    /// Keep the current TTL (KEEPTTL, in-place updates).
+    Keep,
+    /// Remove any TTL (plain SET).
+    Clear,
+    /// Set this absolute deadline (unix ms).
+    At(u64),
+}
+
+/// Per-shard counters, summed for INFO.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ShardStats {
+    pub hits: u64,
+    pub misses: u64,
+    pub expired: u64,
+    /// Keys whose deadline had passed when found by the active cycle
+    /// (used for expired_stale_perc).
+    pub expired_stale: u64,
+}
+
+/// The 24-bit LRU clock (seconds) Redis keeps per object.
+pub fn lru_clock(now_ms: u64) -> u32 {
+    ((now_ms / 1000) & 0x00FF_FFFF) as u32
+}
+
+/// Does this string have the canonical integer form Redis int-encodes?
+fn as_canonical_int(s: &[u8]) -> Option<i64> {
+    if s.len() > 20 {
+        return None;
+    }
+    parse_i64(s)
+}
+
+pub struct Shard {
+    table: Table<Entry>,
+    objs: Vec<Option<Obj>>,
+    free_objs: Vec<u32>,
+    expires: BTreeMap<(u64, u32), u32>,
+    volatile: usize,
+    hasher: FixedState,
+    shard_bits: u32,
+    pub stats: ShardStats,
+}
+
+impl Shard {
+    pub fn new(hasher: FixedState, shard_bits: u32) -> Self {
+        Shard {
+            table: Table::new(),
+            objs: Vec::new(),
+            free_objs: Vec::new(),
+            expires: BTreeMap::new(),
+            volatile: 0,
+            hasher,
+            shard_bits,
+            stats: ShardStats::default(),
+        }
+    }
+
+    /// The key's hash prefix within this shard (its sort position).
+    #[inline]
+    pub fn ord_of(&self, key: &[u8]) -> u32 {
+        let h = self.hasher.hash_one(key);
+        ((h << self.shard_bits) >> 32) as u32
+    }
+
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    /// Keys with a TTL.
+    pub fn volatile_len(&self) -> usize {
+        self.volatile
+    }
+
+    // ---- slab -----------------------------------------------------------
+
+    fn alloc_obj(&mut self, o: Obj) -> u32 {
+        if let Some(i) = self.free_objs.pop() {
+            self.objs[i as usize] = Some(o);
+            i
+        } else {
+            self.objs.push(Some(o));
+            (self.objs.len() - 1) as u32
+        }
+    }
+
+    fn free_obj(&mut self, i: u32) -> Option<Obj> {
+        let o = self.objs.get_mut(i as usize)?.take();
+        self.free_objs.push(i);
+        if self.free_objs.len() == self.objs.len() {
+            self.objs.clear();
+            self.free_objs.clear();
+        }
+        o
+    }
+
+    // ---- expiry index ---------------------------------------------------
+
+    fn idx_add(&mut self, when: u64, ord: u32) {
+        *self.expires.entry((when, ord)).or_insert(0) += 1;
+        self.volatile += 1;
+    }
+
+    fn idx_del(&mut self, when: u64, ord: u32) {
+        if let Some(c) = self.expires.get_mut(&(when, ord)) {
+            *c -= 1;
+            if *c == 0 {
+                self.expires.remove(&(when, ord));
+            }
+            self.volatile = self.volatile.saturating_sub(1);
+        }
+    }
+
+    // ---- lookup ---------------------------------------------------------
+
+    /// Position of a live key, expiring it lazily if its deadline passed.
+    fn find_live(&mut self, key: &[u8], now: u64) -> Option<usize> {
+        let ord = self.ord_of(key);
+        let pos = self.table.find(ord, key)?;
+        let e = self.table.get(pos)?;
+        if let Some(at) = e.expire() {
+            if at <= now {
+                self.remove_pos(pos);
+                self.stats.expired += 1;
+                return None;
+            }
+        }
+        Some(pos)
+    }
+
+    fn value_at(&self, pos: usize) -> Option<ValueRef<'_>> {
+        let e = self.table.get(pos)?;
+        Some(match e.kind() {
+            KIND_EMBSTR => ValueRef::Str(e.embstr()),
+            KIND_INT => ValueRef::Int(e.int()),
+            _ => ValueRef::Obj(self.objs.get(e.obj_index() as usize)?.as_ref()?),
+        })
+    }
+
+    /// Read lookup: counts a keyspace hit or miss and refreshes the LRU clock.
+    pub fn get(&mut self, key: &[u8], now: u64) -> Option<ValueRef<'_>> {
+        match self.find_live(key, now) {
+            Some(pos) => {
+                self.stats.hits += 1;
+                if let Some(e) = self.table.get_mut(pos) {
+                    e.set_lru(lru_clock(now));
+                }
+                self.value_at(pos)
+            }
+            None => {
+                self.stats.misses += 1;
+                None
+            }
+        }
+    }
+
+    /// Lookup without touching statistics or the LRU clock (TYPE-like
+    /// introspection, write paths).
+    pub fn peek(&mut self, key: &[u8], now: u64) -> Option<ValueRef<'_>> {
+        let pos = self.find_live(key, now)?;
+        self.value_at(pos)
+    }
+
+    pub fn contains(&mut self, key: &[u8], now: u64) -> bool {
+        self.find_live(key, now).is_some()
+    }
+
+    /// The key's deadline: `None` if the key is missing, `Some(None)` if it
+    /// has no TTL.
+    pub fn expire_of(&mut self, key: &[u8], now: u64) -> Option<Option<u64>> {
+        let pos = self.find_live(key, now)?;
+        Some(self.table.get(pos)?.expire())
+    }
+
+    /// The entry's LRU clock value (OBJECT IDLETIME).
+    pub fn lru_of(&mut self, key: &[u8], now: u64) -> Option<u32> {
+        let pos = self.find_live(key, now)?;
+        Some(self.table.get(pos)?.lru())
+    }
+
+    /// Mutable access to an out-of-line object.
+    pub fn obj_mut(&mut self, key: &[u8], now: u64) -> Option<&mut Obj> {
+        let pos = self.find_live(key, now)?;
+        let e = self.table.get(pos)?;
+        if e.kind() != KIND_OBJ {
+            return None;
+        }
+        let i = e.obj_index() as usize;
+        self.objs.get_mut(i)?.as_mut()
+    }
+
+    /// Mutable access to a string as raw bytes, converting inline and
+    /// integer encodings to raw. `Err(())` if the key holds another type.
+    pub fn string_mut(&mut self, key: &[u8], now: u64) -> Option<Result<&mut Vec<u8>, ()>> {
+        let pos = self.find_live(key, now)?;
+        let e = self.table.get(pos)?;
+        let idx = match e.kind() {
+            KIND_OBJ => e.obj_index(),
+            _ => {
+                let bytes = match e.kind() {
+                    KIND_INT => itoa::Buffer::new().format(e.int()).as_bytes().to_vec(),
+                    _ => e.embstr().to_vec(),
+                };
+                let (ord, expire, lru) = (e.ord(), e.expire(), e.lru());
+                let key = e.key().to_vec();
+                let i = self.alloc_obj(Obj::Raw(bytes));
+                let ne = Entry::new(ord, &key, Payload::Obj(i), expire, lru);
+                self.table.replace_at(pos, ne);
+                i
+            }
+        };
+        match self.objs.get_mut(idx as usize)?.as_mut()? {
+            Obj::Raw(v) => Some(Ok(v)),
+            #[allow(unreachable_patterns)]
+            _ => Some(Err(())),
+        }
+    }
+
+    // ---- writes ---------------------------------------------------------
+
+    fn payload_for(&mut self, v: Value) -> PayloadOwned {
+        match v {
+            Value::Int(n) => PayloadOwned::Int(n),
+            Value::Str(b) => {
+                if let Some(n) = as_canonical_int(&b) {
+                    PayloadOwned::Int(n)
+                } else if b.len() <= EMBSTR_MAX {
+                    PayloadOwned::Embstr(b)
+                } else {
+                    PayloadOwned::Obj(self.alloc_obj(Obj::Raw(b.to_vec())))
+                }
+            }
+            Value::Obj(o) => PayloadOwned::Obj(self.alloc_obj(o)),
+        }
+    }
+
+    /// Sets `key` to `v`, replacing any value. Returns true if the key existed.
+    pub fn set(&mut self, key: &[u8], v: Value, ttl: Ttl, now: u64) -> bool {
+        let ord = self.ord_of(key);
+        let existing = self.find_live(key, now);
+        let mut keep = None;
+        if let Some(pos) = existing {
+            if let Some(e) = self.table.get(pos) {
+                if ttl == Ttl::Keep {
+                    keep = e.expire();
+                }
+            }
+            self.remove_pos(pos);
+        }
+        let expire = match ttl {
+            Ttl::Keep => keep,
+            Ttl::Clear => None,
+            Ttl::At(t) => Some(t),
+        };
+        let p = self.payload_for(v);
+        let e = match &p {
+            PayloadOwned::Int(n) => Entry::new(ord, key, Payload::Int(*n), expire, lru_clock(now)),
+            PayloadOwned::Embstr(b) => {
+                Entry::new(ord, key, Payload::Embstr(b), expire, lru_clock(now))
+            }
+            PayloadOwned::Obj(i) => Entry::new(ord, key, Payload::Obj(*i), expire, lru_clock(now)),
+        };
+        if let Some(at) = expire {
+            self.idx_add(at, ord);
+        }
+        self.table.insert(e);
+        existing.is_some()
+    }
+
+    /// Removes the entry at `pos`, freeing its object and index entry.
+    fn remove_pos(&mut self, pos: usize) -> Option<(Entry, Option<Obj>)> {
+        let e = self.table.remove_at(pos)?;
+        if let Some(at) = e.expire() {
+            self.idx_del(at, e.ord());
+        }
+        let obj = if e.kind() == KIND_OBJ {
+            self.free_obj(e.obj_index())
+        } else {
+            None
+        };
+        Some((e, obj))
+    }
+
+    /// Deletes a live key. Returns true if it existed.
+    pub fn delete(&mut self, key: &[u8], now: u64) -> bool {
+        match self.find_live(key, now) {
+            Some(pos) => {
+                self.remove_pos(pos);
+                self.table.shrink_to_fit_if_sparse();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes a live key and returns its value and deadline (RENAME, MOVE,
+    /// GETDEL).
+    pub fn take(&mut self, key: &[u8], now: u64) -> Option<(Value, Option<u64>)> {
+        let pos = self.find_live(key, now)?;
+        let (e, obj) = self.remove_pos(pos)?;
+        let v = match e.kind() {
+            KIND_INT => Value::Int(e.int()),
+            KIND_EMBSTR => Value::Str(Bytes::copy_from_slice(e.embstr())),
+            _ => match obj {
+                Some(o) => Value::Obj(o),
+                None => return None,
+            },
+        };
+        Some((v, e.expire()))
+    }
+
+    /// Sets or clears the deadline of a live key. Returns false if missing.
+    pub fn set_expire(&mut self, key: &[u8], at: Option<u64>, now: u64) -> bool {
+        let Some(pos) = self.find_live(key, now) else {
+            return false;
+        };
+        let Some(e) = self.table.get(pos) else {
+            return false;
+        };
+        let old = e.expire();
+        if old == at {
+            return true;
+        }
+        let ord = e.ord();
+        let ne = e.with_expire(at);
+        if let Some(o) = old {
+            self.idx_del(o, ord);
+        }
+        if let Some(n) = at {
+            self.idx_add(n, ord);
+        }
+        self.table.replace_at(pos, ne);
+        true
+    }
+
+    /// Removes every key.
+    pub fn clear(&mut self) {
+        self.table.clear();
+        self.objs.clear();
+        self.free_objs.clear();
+        self.expires.clear();
+        self.volatile = 0;
+    }
+
+    // ---- iteration --------------------------------------------------------
+
+    /// Visits keys from `cursor` (an ord) on; see [`Table::scan_bounded`].
+    /// Logically expired keys are skipped (and deleted afterwards).
+    pub fn scan<F: FnMut(&[u8], ValueRef<'_>)>(
+        &mut self,
+        cursor: u32,
+        count: usize,
+        now: u64,
+        mut f: F,
+    ) -> Option<u32> {
+        let mut expired: Vec<Vec<u8>> = Vec::new();
+        let objs = &self.objs;
+        let next = self
+            .table
+            .scan_bounded(cursor, count, count.saturating_mul(10).max(100), |e| {
+                if e.expire().is_some_and(|at| at <= now) {
+                    expired.push(e.key().to_vec());
+                    return;
+                }
+                let v = match e.kind() {
+                    KIND_EMBSTR => ValueRef::Str(e.embstr()),
+                    KIND_INT => ValueRef::Int(e.int()),
+                    _ => match objs.get(e.obj_index() as usize).and_then(|o| o.as_ref()) {
+                        Some(o) => ValueRef::Obj(o),
+                        None => return,
+                    },
+                };
+                f(e.key(), v);
+            });
+        for k in expired {
+            if self.find_live(&k, now).is_none() {
+                // find_live removed it and counted the expiry
+            }
+        }
+        next
+    }
+
+    /// Visits every live key (KEYS). Expired keys are skipped and removed.
+    pub fn for_each_key<F: FnMut(&[u8])>(&mut self, now: u64, mut f: F) {
+        let mut expired: Vec<Vec<u8>> = Vec::new();
+        for e in self.table.iter() {
+            if e.expire().is_some_and(|at| at <= now) {
+                expired.push(e.key().to_vec());
+            } else {
+                f(e.key());
+            }
+        }
+        for k in expired {
+            let _ = self.find_live(&k, now);
+        }
+    }
+
+    /// A random live key (RANDOMKEY), trying a bounded number of samples.
+    pub fn random_key(&mut self, rng: &mut impl FnMut() -> u64, now: u64) -> Option<Bytes> {
+        for _ in 0..32 {
+            let pos = self.table.random_pos(rng())?;
+            let e = self.table.get(pos)?;
+            match e.expire() {
+                Some(at) if at <= now => {
+                    self.remove_pos(pos);
+                    self.stats.expired += 1;
+                }
+                _ => return Some(Bytes::copy_from_slice(e.key())),
+            }
+        }
+        None
+    }
+
+    /// Active expiry: removes up to `max` keys whose deadline is `<= now`, in
+    /// deadline order. Returns the keys removed (for propagation as DEL).
+    pub fn expire_due(&mut self, now: u64, max: usize) -> Vec<Bytes> {
+        let mut removed = Vec::new();
+        while removed.len() < max {
+            let Some((&(when, ord), _)) = self.expires.first_key_value() else {
+                break;
+            };
+            if when > now {
+                break;
+            }
+            let pos = self
+                .table
+                .positions_with_ord(ord)
+                .find(|&p| self.table.get(p).is_some_and(|e| e.expire() == Some(when)));
+            match pos {
+                Some(p) => {
+                    if let Some((e, _)) = self.remove_pos(p) {
+                        removed.push(Bytes::copy_from_slice(e.key()));
+                        self.stats.expired += 1;
+                        self.stats.expired_stale += 1;
+                    }
+                }
+                None => {
+                    // Index out of sync (should not happen): drop the record.
+                    if let Some(c) = self.expires.remove(&(when, ord)) {
+                        self.volatile = self.volatile.saturating_sub(c as usize);
+                    }
+                }
+            }
+        }
+        if !removed.is_empty() {
+            self.table.shrink_to_fit_if_sparse();
+        }
+        removed
+    }
+
+    /// The nearest deadline in this shard, if any key has a TTL.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.expires.first_key_value().map(|(&(w, _), _)| w)
+    }
+
+    /// Approximate heap bytes of a key's entry and value (MEMORY USAGE).
+    pub fn memory_of(&mut self, key: &[u8], now: u64) -> Option<usize> {
+        let pos = self.find_live(key, now)?;
+        let e = self.table.get(pos)?;
+        let mut n = std::mem::size_of::<Entry>() + e.blob_len();
+        if e.kind() == KIND_OBJ {
+            if let Some(Some(o)) = self.objs.get(e.obj_index() as usize) {
+                n += o.memory_usage();
+            }
+        }
+        Some(n)
+    }
+}
+
+enum PayloadOwned {
+    Int(i64),
+    Embstr(Bytes),
+    Obj(u32),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shard() -> Shard {
+        Shard::new(FixedState::with_seed(1), 4)
+    }
+
+    #[test]
+    fn set_get_delete_and_encodings() {
+        let mut s = shard();
+        s.set(b"a", Value::Str(Bytes::from("hello")), Ttl::Clear, 0);
+        s.set(b"n", Value::Str(Bytes::from("123")), Ttl::Clear, 0);
+        s.set(b"z", Value::Str(Bytes::from("0123")), Ttl::Clear, 0);
+        s.set(
+            b"big",
+            Value::Str(Bytes::from(vec![b'x'; 100])),
+            Ttl::Clear,
+            0,
+        );
+        assert_eq!(s.get(b"a", 0).map(|v| v.encoding()), Some("embstr"));
+        assert_eq!(s.get(b"n", 0).map(|v| v.encoding()), Some("int"));
+        assert_eq!(s.get(b"z", 0).map(|v| v.encoding()), Some("embstr"));
+        assert_eq!(s.get(b"big", 0).map(|v| v.encoding()), Some("raw"));
+        assert_eq!(s.len(), 4);
+        assert!(s.delete(b"big", 0));
+        assert!(!s.delete(b"big", 0));
+        assert_eq!(s.len(), 3);
+        assert_eq!(s.stats.hits, 4);
+    }
+
+    #[test]
+    fn lazy_and_active_expiry() {
+        let mut s = shard();
+        for i in 0..100 {
+            let k = format!("k{i}");
+            s.set(k.as_bytes(), Value::Int(i), Ttl::At(1000 + i as u64), 0);
+        }
+        assert_eq!(s.volatile_len(), 100);
+        assert!(s.get(b"k0", 1000).is_none());
+        assert_eq!(s.len(), 99);
+        let gone = s.expire_due(1049, 1000);
+        assert_eq!(gone.len(), 49);
+        assert_eq!(s.len(), 50);
+        assert_eq!(s.volatile_len(), 50);
+        assert!(s.set_expire(b"k99", None, 0));
+        assert_eq!(s.volatile_len(), 49);
+        assert_eq!(s.expire_due(u64::MAX, 1000).len(), 49);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.volatile_len(), 0);
+    }
+
+    #[test]
+    fn string_mut_converts_to_raw() {
+        let mut s = shard();
+        s.set(b"k", Value::Int(5), Ttl::At(99), 0);
+        match s.string_mut(b"k", 0) {
+            Some(Ok(v)) => v.extend_from_slice(b"00"),
+            _ => panic!("expected a string"),
+        }
+        let v = s
+            .get(b"k", 0)
+            .and_then(|v| v.as_string().map(|s| s.to_vec()));
+        assert_eq!(v, Some(b"500".to_vec()));
+        assert_eq!(s.expire_of(b"k", 0), Some(Some(99)));
+        let (v, exp) = s.take(b"k", 0).unwrap();
+        assert_eq!(v, Value::Obj(Obj::Raw(b"500".to_vec())));
+        assert_eq!(exp, Some(99));
+        assert_eq!(s.volatile_len(), 0);
+    }
+}

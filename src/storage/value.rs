@@ -1,0 +1,138 @@
+//! Values: the borrowed view commands read ([`ValueRef`]), the owned form used
+//! to insert and move values ([`Value`]), and out-of-line objects ([`Obj`])
+//! kept in a shard's slab (raw strings and collections).
+
+use bytes::Bytes;
+
+/// A value stored out of line, in the shard's object slab.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Obj {
+    /// A string too long for inline storage, or one mutated in place
+    /// (APPEND, SETRANGE, SETBIT): "raw" in OBJECT ENCODING.
+    Raw(Vec<u8>),
+}
+
+impl Obj {
+    /// Redis's TYPE name.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Obj::Raw(_) => "string",
+        }
+    }
+
+    /// Redis's OBJECT ENCODING name.
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            Obj::Raw(_) => "raw",
+        }
+    }
+
+    /// Approximate heap bytes, for MEMORY USAGE and accounting.
+    pub fn memory_usage(&self) -> usize {
+        match self {
+            Obj::Raw(v) => v.capacity() + std::mem::size_of::<Obj>(),
+        }
+    }
+}
+
+/// A borrowed view of a stored value.
+#[derive(Debug, Clone, Copy)]
+pub enum ValueRef<'a> {
+    /// An inline string (embstr).
+    Str(&'a [u8]),
+    /// An integer-encoded string.
+    Int(i64),
+    /// An out-of-line object.
+    Obj(&'a Obj),
+}
+
+impl ValueRef<'_> {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ValueRef::Str(_) | ValueRef::Int(_) => "string",
+            ValueRef::Obj(o) => o.type_name(),
+        }
+    }
+
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            ValueRef::Str(_) => "embstr",
+            ValueRef::Int(_) => "int",
+            ValueRef::Obj(o) => o.encoding(),
+        }
+    }
+
+    /// An owned copy of the value (COPY, DUMP-like uses).
+    pub fn to_value(&self) -> Value {
+        match self {
+            ValueRef::Str(s) => Value::Str(Bytes::copy_from_slice(s)),
+            ValueRef::Int(n) => Value::Int(*n),
+            ValueRef::Obj(o) => Value::Obj((*o).clone()),
+        }
+    }
+
+    /// The string value, if this is a string (any encoding).
+    pub fn as_string(&self) -> Option<StrRef<'_>> {
+        match self {
+            ValueRef::Str(s) => Some(StrRef::Bytes(s)),
+            ValueRef::Int(n) => Some(StrRef::Int(*n)),
+            ValueRef::Obj(Obj::Raw(v)) => Some(StrRef::Bytes(v)),
+        }
+    }
+}
+
+/// A string value in either encoding.
+#[derive(Debug, Clone, Copy)]
+pub enum StrRef<'a> {
+    Bytes(&'a [u8]),
+    Int(i64),
+}
+
+impl StrRef<'_> {
+    /// The value as owned bytes (integers formatted in decimal).
+    pub fn to_bytes(&self) -> Bytes {
+        match self {
+            StrRef::Bytes(b) => Bytes::copy_from_slice(b),
+            StrRef::Int(n) => Bytes::copy_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
+        }
+    }
+
+    pub fn to_vec(&self) -> Vec<u8> {
+        match self {
+            StrRef::Bytes(b) => b.to_vec(),
+            StrRef::Int(n) => itoa::Buffer::new().format(*n).as_bytes().to_vec(),
+        }
+    }
+
+    /// Length in bytes of the string form.
+    pub fn len(&self) -> usize {
+        match self {
+            StrRef::Bytes(b) => b.len(),
+            StrRef::Int(n) => itoa::Buffer::new().format(*n).len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// An owned value, for inserting and moving keys.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A string; stored as int / embstr / raw by the shard.
+    Str(Bytes),
+    /// An integer-valued string (INCR results).
+    Int(i64),
+    /// An object (collections, raw strings).
+    Obj(Obj),
+}
+
+impl Value {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Str(_) | Value::Int(_) => "string",
+            Value::Obj(o) => o.type_name(),
+        }
+    }
+}

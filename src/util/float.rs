@@ -1,0 +1,154 @@
+//! Float formatting and parsing with Redis's exact rules.
+//!
+//! Redis 7.0 replies doubles (ZSCORE, RESP3 doubles, ZRANGE WITHSCORES…) with
+//! printf's `%.17g`, so `0.1` reads back as `0.10000000000000001`; INCRBYFLOAT
+//! and HINCRBYFLOAT print in "human friendly" fixed notation without trailing
+//! zeros. Rust has no `%g`, so [`format_g17`] rebuilds it from the `{:e}`
+//! formatter, which is exact.
+
+/// Formats `d` exactly as C's `printf("%.17g", d)` does.
+pub fn format_g17(d: f64) -> String {
+    if d.is_nan() {
+        return if d.is_sign_negative() { "-nan" } else { "nan" }.to_string();
+    }
+    if d.is_infinite() {
+        return if d > 0.0 { "inf" } else { "-inf" }.to_string();
+    }
+    if d == 0.0 {
+        return if d.is_sign_negative() { "-0" } else { "0" }.to_string();
+    }
+    // 17 significant digits: one before the point, sixteen after.
+    let sci = format!("{:.16e}", d);
+    let (mantissa, exp) = match sci.split_once('e') {
+        Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
+        None => (sci.as_str(), 0),
+    };
+    let negative = mantissa.starts_with('-');
+    let digits: String = mantissa.chars().filter(|c| c.is_ascii_digit()).collect();
+    let mut out = String::with_capacity(24);
+    if negative {
+        out.push('-');
+    }
+    if !(-4..17).contains(&exp) {
+        // Exponential form: d.ddd…e±XX with trailing zeros removed.
+        let (first, rest) = digits.split_at(1);
+        out.push_str(first);
+        let rest = rest.trim_end_matches('0');
+        if !rest.is_empty() {
+            out.push('.');
+            out.push_str(rest);
+        }
+        out.push('e');
+        out.push(if exp < 0 { '-' } else { '+' });
+        let e = exp.unsigned_abs();
+        if e < 10 {
+            out.push('0');
+        }
+        out.push_str(&e.to_string());
+    } else if exp >= 0 {
+        let point = (exp + 1) as usize;
+        let (int_part, frac) = digits.split_at(point.min(digits.len()));
+        out.push_str(int_part);
+        let frac = frac.trim_end_matches('0');
+        if !frac.is_empty() {
+            out.push('.');
+            out.push_str(frac);
+        }
+    } else {
+        out.push_str("0.");
+        for _ in 0..(-exp - 1) {
+            out.push('0');
+        }
+        out.push_str(digits.trim_end_matches('0'));
+    }
+    out
+}
+
+/// Formats a double the way Redis's INCRBYFLOAT/HINCRBYFLOAT reply does
+/// ("human friendly": fixed notation, no exponent, no trailing zeros).
+///
+/// Redis computes these with `long double` and prints `%.17Lf`; Rust has no
+/// 80-bit float, so we use the shortest representation that round-trips the
+/// f64, which agrees with Redis for the values users write (10.5 + 0.1 = 10.6).
+pub fn format_human(d: f64) -> String {
+    if d == 0.0 {
+        return "0".to_string();
+    }
+    let s = format!("{}", d);
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+/// Parses a float argument as Redis's `getDoubleFromObject` does (strtod):
+/// no leading/trailing spaces, `inf`/`-inf` accepted, NaN rejected.
+pub fn parse_f64(s: &[u8]) -> Option<f64> {
+    if s.is_empty() || s.len() > 5000 {
+        return None;
+    }
+    if s[0].is_ascii_whitespace() || s[s.len() - 1].is_ascii_whitespace() {
+        return None;
+    }
+    let text = std::str::from_utf8(s).ok()?;
+    let v: f64 = text.parse().ok()?;
+    if v.is_nan() {
+        return None;
+    }
+    Some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn g17_matches_printf() {
+        let cases: &[(f64, &str)] = &[
+            (0.1, "0.10000000000000001"),
+            (1.5, "1.5"),
+            (3.0, "3"),
+            (-3.0, "-3"),
+            (1e20, "1e+20"),
+            (1e16, "10000000000000000"),
+            (1e17, "1e+17"),
+            (1.0 / 3.0, "0.33333333333333331"),
+            (1e-5, "1.0000000000000001e-05"),
+            (0.0001, "0.0001"),
+            (123456789012345678.0, "1.2345678901234568e+17"),
+            (5e-324, "4.9406564584124654e-324"),
+            (-0.0, "-0"),
+            (1.7976931348623157e308, "1.7976931348623157e+308"),
+            (f64::INFINITY, "inf"),
+            (f64::NEG_INFINITY, "-inf"),
+            (2.5, "2.5"),
+            (100.0, "100"),
+        ];
+        for (d, want) in cases {
+            assert_eq!(format_g17(*d), *want, "formatting {d:e}");
+        }
+    }
+
+    #[test]
+    fn human_format() {
+        assert_eq!(format_human(10.5 + 0.1), "10.6");
+        assert_eq!(format_human(3000.0), "3000");
+        assert_eq!(format_human(-1.5), "-1.5");
+        assert_eq!(format_human(0.0), "0");
+        assert_eq!(format_human(1e20), "100000000000000000000");
+    }
+
+    #[test]
+    fn parse_rules() {
+        assert_eq!(parse_f64(b"1.5"), Some(1.5));
+        assert_eq!(parse_f64(b"-inf"), Some(f64::NEG_INFINITY));
+        assert_eq!(parse_f64(b"+inf"), Some(f64::INFINITY));
+        assert_eq!(parse_f64(b"nan"), None);
+        assert_eq!(parse_f64(b" 1"), None);
+        assert_eq!(parse_f64(b"1 "), None);
+        assert_eq!(parse_f64(b""), None);
+        assert_eq!(parse_f64(b"1e3"), Some(1000.0));
+        assert_eq!(parse_f64(b"abc"), None);
+    }
+}

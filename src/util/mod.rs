@@ -1,0 +1,4 @@
+//! Small helpers with no dependencies on the rest of the crate.
+
+pub mod float;
+pub mod glob;

@@ -1,0 +1,195 @@
+//! Test harness: starts the real `cinnabar` binary on an OS-chosen port and
+//! talks to it with the `redis` crate and with raw TCP for exact bytes.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A running server, killed on drop.
+pub struct TestServer {
+    child: Child,
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// Starts a server with test defaults plus `extra` Redis-style arguments.
+    pub fn start_with(extra: &[&str]) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cinnabar"));
+        cmd.args([
+            "--bind",
+            "127.0.0.1",
+            "--ephemeral-port",
+            "yes",
+            "--enable-debug-command",
+            "yes",
+            "--dir",
+        ])
+        .arg(dir.path())
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("spawn cinnabar");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("accept connections tcp on ").nth(1) {
+                    if let (Some(t), Ok(a)) = (tx.take(), rest.trim().parse::<SocketAddr>()) {
+                        let _ = t.send(a);
+                    }
+                }
+                // keep draining so the server never blocks on a full pipe
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("server did not report its address");
+            }
+        };
+        TestServer { child, addr, dir }
+    }
+
+    pub fn start() -> TestServer {
+        Self::start_with(&[])
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://{}/", self.addr)
+    }
+
+    /// A multiplexed async connection (RESP2).
+    pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
+        let client = redis::Client::open(self.url()).expect("client");
+        client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect")
+    }
+
+    /// A raw TCP connection for exact-byte tests.
+    pub async fn raw(&self) -> Raw {
+        Raw {
+            s: TcpStream::connect(self.addr).await.expect("raw connect"),
+            buf: Vec::new(),
+        }
+    }
+
+    /// The process id (for signal tests).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the process to exit on its own.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A raw client.
+pub struct Raw {
+    pub s: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Raw {
+    pub async fn send(&mut self, b: &[u8]) {
+        self.s.write_all(b).await.expect("send");
+    }
+
+    /// Reads until `n` bytes are buffered (5 s timeout) and returns them.
+    pub async fn read_exact_n(&mut self, n: usize) -> Vec<u8> {
+        let fut = async {
+            while self.buf.len() < n {
+                let mut tmp = vec![0u8; 65536];
+                let k = self.s.read(&mut tmp).await.expect("read");
+                if k == 0 {
+                    break;
+                }
+                self.buf.extend_from_slice(&tmp[..k]);
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(5), fut).await;
+        let take = n.min(self.buf.len());
+        self.buf.drain(..take).collect()
+    }
+
+    /// Sends `cmd` and asserts the reply is exactly `want`.
+    pub async fn expect(&mut self, cmd: &[u8], want: &[u8]) {
+        self.send(cmd).await;
+        let got = self.read_exact_n(want.len()).await;
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(want),
+            "reply to {:?}",
+            String::from_utf8_lossy(cmd)
+        );
+    }
+
+    /// Reads until the buffered bytes end with `suffix`; returns them all.
+    pub async fn read_until(&mut self, suffix: &[u8]) -> Vec<u8> {
+        let fut = async {
+            while !self.buf.ends_with(suffix) {
+                let mut tmp = vec![0u8; 4096];
+                let k = self.s.read(&mut tmp).await.expect("read");
+                if k == 0 {
+                    break;
+                }
+                self.buf.extend_from_slice(&tmp[..k]);
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(5), fut).await;
+        std::mem::take(&mut self.buf)
+    }
+
+    /// True if the server closes the connection within 5 s.
+    pub async fn is_closed(&mut self) -> bool {
+        let fut = async {
+            let mut tmp = [0u8; 1024];
+            loop {
+                match self.s.read(&mut tmp).await {
+                    Ok(0) | Err(_) => return true,
+                    Ok(_) => continue,
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), fut)
+            .await
+            .unwrap_or(false)
+    }
+}
+
+/// Encodes a command as a RESP multibulk.
+pub fn resp(args: &[&[u8]]) -> Vec<u8> {
+    let mut v = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        v.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        v.extend_from_slice(a);
+        v.extend_from_slice(b"\r\n");
+    }
+    v
+}
