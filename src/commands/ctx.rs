@@ -8,6 +8,7 @@
 //! sees a multi-key command half-done.
 
 use parking_lot::MutexGuard;
+use smallvec::SmallVec;
 
 use crate::connection::client::Client;
 use crate::protocol::{CmdError, CmdResult};
@@ -16,17 +17,19 @@ use crate::storage::Shard;
 
 /// The shard guards held for one command (sorted by (db, shard)).
 pub struct Locks<'a> {
-    held: Vec<(u32, u32, MutexGuard<'a, Shard>)>,
+    held: SmallVec<[(u32, u32, MutexGuard<'a, Shard>); 4]>,
 }
 
 impl<'a> Locks<'a> {
     pub fn none() -> Self {
-        Locks { held: Vec::new() }
+        Locks {
+            held: SmallVec::new(),
+        }
     }
 
     /// Locks `set` (sorted, deduplicated (db, shard) pairs) in order.
     pub fn acquire(srv: &'a Server, set: &[(u32, u32)]) -> Self {
-        let mut held = Vec::with_capacity(set.len());
+        let mut held = SmallVec::with_capacity(set.len());
         for &(db, sh) in set {
             if let Some(d) = srv.keyspace.db(db as usize) {
                 held.push((db, sh, d.shard(sh as usize).lock()));
@@ -59,7 +62,7 @@ impl<'a> Locks<'a> {
     /// (SWAPDB). Both databases must be fully locked.
     pub fn swap_dbs(&mut self, a: u32, b: u32) {
         let (a, b) = if a < b { (a, b) } else { (b, a) };
-        let pos = |held: &Vec<(u32, u32, MutexGuard<'a, Shard>)>, db: u32, sh: u32| {
+        let pos = |held: &[(u32, u32, MutexGuard<'a, Shard>)], db: u32, sh: u32| {
             held.binary_search_by(|(d, s, _)| (*d, *s).cmp(&(db, sh)))
                 .ok()
         };

@@ -10,13 +10,14 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use bytes::Bytes;
+use smallvec::SmallVec;
 
 use crate::commands::ctx::{Ctx, Locks};
-use crate::commands::spec::{CmdFlags, CommandSpec, LockScope};
+use crate::commands::spec::{CmdFlags, CommandSpec, KeySpec, LockScope};
 use crate::commands::table::{table, CommandEntry, Lookup};
 use crate::connection::client::Client;
 use crate::protocol::{CmdError, Reply};
-use crate::server::Server;
+use crate::server::{Server, Stats};
 
 /// Milliseconds since the Unix epoch.
 pub fn unix_ms() -> u64 {
@@ -65,42 +66,54 @@ pub fn execute(srv: &Server, client: &mut Client, argv: &[Bytes]) -> Reply {
 
 fn reject(srv: &Server, entry: Option<&CommandEntry>, e: CmdError) -> Reply {
     if let Some(en) = entry {
-        en.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
+        en.stats.record_rejected();
     }
     srv.stats.count_error(&e);
     Reply::Error(e)
 }
 
 /// The (db, shard) pairs a command must hold, sorted and deduplicated.
-pub fn lock_plan(srv: &Server, db: usize, spec: &CommandSpec, argv: &[Bytes]) -> Vec<(u32, u32)> {
+/// Inline storage: the common single-key command allocates nothing.
+pub type LockPlan = SmallVec<[(u32, u32); 4]>;
+
+pub fn lock_plan(srv: &Server, db: usize, spec: &CommandSpec, argv: &[Bytes]) -> LockPlan {
     let ks = &srv.keyspace;
+    let mut v: LockPlan = SmallVec::new();
     match spec.lock {
-        LockScope::Keys => {
-            let pos = spec.key_positions(argv);
-            let mut v: Vec<(u32, u32)> = pos
-                .iter()
-                .filter_map(|&i| argv.get(i))
-                .map(|k| (db as u32, ks.shard_index(k) as u32))
-                .collect();
-            if v.len() > 1 {
-                v.sort_unstable();
-                v.dedup();
+        LockScope::Keys => match spec.keys {
+            KeySpec::Range { first, last, step } if first > 0 => {
+                let argc = argv.len() as i32;
+                let last = if last < 0 {
+                    argc + last
+                } else {
+                    last.min(argc - 1)
+                };
+                let mut i = first;
+                while i <= last && i < argc {
+                    v.push((db as u32, ks.shard_index(&argv[i as usize]) as u32));
+                    i += step.max(1);
+                }
             }
-            v
-        }
-        LockScope::Db => (0..ks.num_shards() as u32)
-            .map(|s| (db as u32, s))
-            .collect(),
-        LockScope::All => (0..ks.num_dbs() as u32)
-            .flat_map(|d| (0..ks.num_shards() as u32).map(move |s| (d, s)))
-            .collect(),
-        LockScope::Custom(f) => {
-            let mut v = f(srv, db, argv);
-            v.sort_unstable();
-            v.dedup();
-            v
-        }
+            KeySpec::Find(_) => {
+                for i in spec.key_positions(argv) {
+                    if let Some(k) = argv.get(i) {
+                        v.push((db as u32, ks.shard_index(k) as u32));
+                    }
+                }
+            }
+            _ => {}
+        },
+        LockScope::Db => v.extend((0..ks.num_shards() as u32).map(|s| (db as u32, s))),
+        LockScope::All => v.extend(
+            (0..ks.num_dbs() as u32).flat_map(|d| (0..ks.num_shards() as u32).map(move |s| (d, s))),
+        ),
+        LockScope::Custom(f) => v.extend(f(srv, db, argv)),
     }
+    if v.len() > 1 {
+        v.sort_unstable();
+        v.dedup();
+    }
+    v
 }
 
 /// Executes a command that passed the guards.
@@ -115,9 +128,13 @@ pub fn call(srv: &Server, client: &mut Client, entry: &CommandEntry, argv: &[Byt
         };
         let mut ctx = Ctx {
             srv,
+            now: if client.now > 0 {
+                client.now
+            } else {
+                unix_ms()
+            },
             client: &mut *client,
             locks,
-            now: unix_ms(),
             dirty: 0,
         };
         let handler = entry.spec.handler;
@@ -130,9 +147,8 @@ pub fn call(srv: &Server, client: &mut Client, entry: &CommandEntry, argv: &[Byt
         r
     };
     let usec = start.elapsed().as_micros() as u64;
-    entry.stats.calls.fetch_add(1, Ordering::Relaxed);
-    entry.stats.usec.fetch_add(usec, Ordering::Relaxed);
-    srv.stats.commands.fetch_add(1, Ordering::Relaxed);
+    entry.stats.record_call(usec);
+    srv.stats.hot.add(Stats::COMMANDS, 1);
     client.info.last_cmd.store(entry.id, Ordering::Relaxed);
     match result {
         Ok(Ok(reply)) => {
@@ -142,7 +158,7 @@ pub fn call(srv: &Server, client: &mut Client, entry: &CommandEntry, argv: &[Byt
             reply
         }
         Ok(Err(e)) => {
-            entry.stats.failed_calls.fetch_add(1, Ordering::Relaxed);
+            entry.stats.record_failed();
             srv.stats.count_error(&e);
             Reply::Error(e)
         }
@@ -153,7 +169,7 @@ pub fn call(srv: &Server, client: &mut Client, entry: &CommandEntry, argv: &[Byt
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
             tracing::error!(command = %entry.full_name, panic = %what, "command panicked; connection kept");
-            entry.stats.failed_calls.fetch_add(1, Ordering::Relaxed);
+            entry.stats.record_failed();
             srv.stats.count_error(&CmdError::INTERNAL);
             Reply::Error(CmdError::INTERNAL)
         }

@@ -388,16 +388,16 @@ pub fn render_info(srv: &Server, sections: &[String]) -> String {
                     o,
                     "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{ops}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_kbps:{ikbps:.2}\r\ninstantaneous_output_kbps:{okbps:.2}\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\nsync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{expired}\r\nexpired_stale_perc:{stale_perc:.2}\r\nexpired_time_cap_reached_count:0\r\nexpire_cycle_cpu_milliseconds:0\r\nevicted_keys:{}\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:0\r\ncurrent_eviction_exceeded_time:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\npubsubshard_channels:0\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\nslave_expires_tracked_keys:0\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\ncurrent_active_defrag_time:0\r\ntracking_total_keys:0\r\ntracking_total_items:0\r\ntracking_total_prefixes:0\r\nunexpected_error_replies:0\r\ntotal_error_replies:{}\r\ndump_payload_sanitizations:0\r\ntotal_reads_processed:{}\r\ntotal_writes_processed:{}\r\nio_threaded_reads_processed:0\r\nio_threaded_writes_processed:0\r\nreply_buffer_shrinks:0\r\nreply_buffer_expands:0\r\n",
                     st.connections_received.load(Ordering::Relaxed),
-                    st.commands.load(Ordering::Relaxed),
-                    st.net_input.load(Ordering::Relaxed),
-                    st.net_output.load(Ordering::Relaxed),
+                    st.commands(),
+                    st.net_input(),
+                    st.net_output(),
                     st.rejected_connections.load(Ordering::Relaxed),
                     st.evicted_keys.load(Ordering::Relaxed),
                     totals[0],
                     totals[1],
                     st.error_replies.load(Ordering::Relaxed),
-                    st.commands.load(Ordering::Relaxed),
-                    st.commands.load(Ordering::Relaxed),
+                    st.commands(),
+                    st.commands(),
                 );
             }
             "replication" => {
@@ -418,13 +418,13 @@ pub fn render_info(srv: &Server, sections: &[String]) -> String {
             "commandstats" => {
                 o.push_str("# Commandstats\r\n");
                 for e in table().all() {
-                    let calls = e.stats.calls.load(Ordering::Relaxed);
-                    let rej = e.stats.rejected_calls.load(Ordering::Relaxed);
-                    let failed = e.stats.failed_calls.load(Ordering::Relaxed);
+                    let calls = e.stats.calls();
+                    let rej = e.stats.rejected();
+                    let failed = e.stats.failed();
                     if calls == 0 && rej == 0 && failed == 0 {
                         continue;
                     }
-                    let usec = e.stats.usec.load(Ordering::Relaxed);
+                    let usec = e.stats.usec();
                     let per = if calls > 0 {
                         usec as f64 / calls as f64
                     } else {

@@ -2,13 +2,12 @@
 //! lower-case name (and `parent|sub` for subcommands), with the runtime
 //! statistics INFO commandstats reports.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use bytes::Bytes;
 
 use crate::commands::spec::CommandSpec;
+use crate::server::stats::Striped;
 
 /// Every command family. Adding a family is one line here.
 const FAMILIES: &[&[CommandSpec]] = &[
@@ -18,13 +17,40 @@ const FAMILIES: &[&[CommandSpec]] = &[
     crate::commands::server::SPECS,
 ];
 
-/// Runtime counters of one command (INFO commandstats).
+/// Runtime counters of one command (INFO commandstats), striped per thread.
 #[derive(Default)]
-pub struct CmdStats {
-    pub calls: AtomicU64,
-    pub usec: AtomicU64,
-    pub rejected_calls: AtomicU64,
-    pub failed_calls: AtomicU64,
+pub struct CmdStats(Striped);
+
+impl CmdStats {
+    const CALLS: usize = 0;
+    const USEC: usize = 1;
+    const REJECTED: usize = 2;
+    const FAILED: usize = 3;
+
+    /// Records one executed call taking `usec` microseconds.
+    #[inline]
+    pub fn record_call(&self, usec: u64) {
+        self.0.add(Self::CALLS, 1);
+        self.0.add(Self::USEC, usec);
+    }
+    pub fn record_rejected(&self) {
+        self.0.add(Self::REJECTED, 1);
+    }
+    pub fn record_failed(&self) {
+        self.0.add(Self::FAILED, 1);
+    }
+    pub fn calls(&self) -> u64 {
+        self.0.get(Self::CALLS)
+    }
+    pub fn usec(&self) -> u64 {
+        self.0.get(Self::USEC)
+    }
+    pub fn rejected(&self) -> u64 {
+        self.0.get(Self::REJECTED)
+    }
+    pub fn failed(&self) -> u64 {
+        self.0.get(Self::FAILED)
+    }
 }
 
 /// A command or subcommand as dispatch sees it.
@@ -40,16 +66,13 @@ pub struct CommandEntry {
 
 impl CommandEntry {
     pub fn reset_stats(&self) {
-        self.stats.calls.store(0, Ordering::Relaxed);
-        self.stats.usec.store(0, Ordering::Relaxed);
-        self.stats.rejected_calls.store(0, Ordering::Relaxed);
-        self.stats.failed_calls.store(0, Ordering::Relaxed);
+        self.stats.0.reset();
     }
 }
 
 pub struct CommandTable {
     entries: Vec<CommandEntry>,
-    index: HashMap<Box<[u8]>, usize>,
+    index: hashbrown::HashMap<Box<[u8]>, usize, foldhash::fast::RandomState>,
 }
 
 /// The result of looking a command up.
@@ -81,7 +104,7 @@ fn lower_into<'b>(buf: &'b mut [u8; MAX_NAME], parts: &[&[u8]]) -> Option<&'b [u
 impl CommandTable {
     fn build() -> Self {
         let mut entries = Vec::new();
-        let mut index = HashMap::new();
+        let mut index = hashbrown::HashMap::with_hasher(foldhash::fast::RandomState::default());
         for fam in FAMILIES {
             for spec in fam.iter() {
                 index.insert(spec.name.as_bytes().into(), entries.len());

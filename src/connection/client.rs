@@ -85,6 +85,9 @@ pub struct Client {
     pub reply_mode: ReplyMode,
     /// Close after the reply is written (QUIT).
     pub close_after_reply: bool,
+    /// Unix ms when the current batch of input was read; commands of one
+    /// batch share it (Redis likewise caches the time per command call).
+    pub now: u64,
     pub info: Arc<ClientInfo>,
 }
 
@@ -97,6 +100,7 @@ impl Client {
             authenticated,
             reply_mode: ReplyMode::On,
             close_after_reply: false,
+            now: 0,
             info,
         }
     }

@@ -19,7 +19,7 @@ use crate::connection::client::{Client, ClientInfo, ReplyMode};
 use crate::protocol::codec::{Limits, RequestParser};
 use crate::protocol::reply::encode;
 use crate::protocol::Reply;
-use crate::server::Server;
+use crate::server::{Server, Stats};
 
 const READ_CHUNK: usize = 16 * 1024;
 /// Flush mid-batch once this much output is pending.
@@ -54,7 +54,9 @@ where
         if n == 0 {
             break;
         }
-        srv.stats.net_input.fetch_add(n as u64, Ordering::Relaxed);
+        srv.stats.hot.add(Stats::NET_INPUT, n as u64);
+        client.now = dispatch::unix_ms();
+        info.last_interaction.store(client.now, Ordering::Relaxed);
 
         loop {
             let limits = Limits {
@@ -64,10 +66,6 @@ where
             match parser.next(&mut inbuf, limits) {
                 Ok(Some(argv)) => {
                     let reply = dispatch::execute(&srv, &mut client, &argv);
-                    client
-                        .info
-                        .last_interaction
-                        .store(dispatch::unix_ms(), Ordering::Relaxed);
                     match client.reply_mode {
                         ReplyMode::On => encode(&reply, client.resp, &mut out),
                         ReplyMode::Off => {}
@@ -128,9 +126,7 @@ async fn write_out<S: AsyncWrite + Unpin>(
     stream: &mut S,
     out: &mut BytesMut,
 ) -> std::io::Result<()> {
-    srv.stats
-        .net_output
-        .fetch_add(out.len() as u64, Ordering::Relaxed);
+    srv.stats.hot.add(Stats::NET_OUTPUT, out.len() as u64);
     stream.write_all(out).await?;
     out.clear();
     if out.capacity() > 4 * OUT_HIGH_WATER {

@@ -13,13 +13,73 @@ use crate::server::Server;
 
 const SAMPLES: usize = 16;
 
+/// Counters updated on every command are striped per thread: two worker
+/// threads incrementing one shared cache line would bounce it between cores
+/// on every command. Each stripe is a cache line of four counters.
+#[repr(align(64))]
+#[derive(Default)]
+pub struct Stripe(pub [AtomicU64; 4]);
+
+/// A set of four counters, striped by thread.
+pub struct Striped {
+    stripes: Box<[Stripe]>,
+}
+
+fn stripe_count() -> usize {
+    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *N.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .clamp(1, 16)
+    })
+}
+
+fn my_stripe() -> usize {
+    use std::sync::atomic::AtomicUsize;
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static IDX: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    IDX.with(|i| *i) % stripe_count()
+}
+
+impl Default for Striped {
+    fn default() -> Self {
+        Striped {
+            stripes: (0..stripe_count()).map(|_| Stripe::default()).collect(),
+        }
+    }
+}
+
+impl Striped {
+    #[inline]
+    pub fn add(&self, which: usize, n: u64) {
+        self.stripes[my_stripe()].0[which].fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(&self, which: usize) -> u64 {
+        self.stripes
+            .iter()
+            .map(|s| s.0[which].load(Ordering::Relaxed))
+            .sum()
+    }
+
+    pub fn reset(&self) {
+        for s in self.stripes.iter() {
+            for c in &s.0 {
+                c.store(0, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Stats {
-    pub commands: AtomicU64,
+    /// Hot counters (per command / per read), striped: see [`Striped`].
+    pub hot: Striped,
     pub connections_received: AtomicU64,
     pub rejected_connections: AtomicU64,
-    pub net_input: AtomicU64,
-    pub net_output: AtomicU64,
     /// Changes since start (rdb_changes_since_last_save is derived).
     pub dirty: AtomicU64,
     pub error_replies: AtomicU64,
@@ -41,6 +101,20 @@ struct OpsSamples {
 }
 
 impl Stats {
+    pub const COMMANDS: usize = 0;
+    pub const NET_INPUT: usize = 1;
+    pub const NET_OUTPUT: usize = 2;
+
+    pub fn commands(&self) -> u64 {
+        self.hot.get(Self::COMMANDS)
+    }
+    pub fn net_input(&self) -> u64 {
+        self.hot.get(Self::NET_INPUT)
+    }
+    pub fn net_output(&self) -> u64 {
+        self.hot.get(Self::NET_OUTPUT)
+    }
+
     pub fn count_error(&self, e: &CmdError) {
         self.count_error_code(e.code());
     }
@@ -75,11 +149,9 @@ impl Stats {
     }
 
     pub fn reset(&self) {
-        self.commands.store(0, Ordering::Relaxed);
+        self.hot.reset();
         self.connections_received.store(0, Ordering::Relaxed);
         self.rejected_connections.store(0, Ordering::Relaxed);
-        self.net_input.store(0, Ordering::Relaxed);
-        self.net_output.store(0, Ordering::Relaxed);
         self.error_replies.store(0, Ordering::Relaxed);
         self.evicted_keys.store(0, Ordering::Relaxed);
         self.errors.lock().clear();
@@ -98,9 +170,9 @@ impl Stats {
 
     fn sample(&self, period: Duration) {
         let mut s = self.ops_samples.lock();
-        let c = self.commands.load(Ordering::Relaxed);
-        let i = self.net_input.load(Ordering::Relaxed);
-        let o = self.net_output.load(Ordering::Relaxed);
+        let c = self.commands();
+        let i = self.net_input();
+        let o = self.net_output();
         let per_sec = |d: u64| (d as f64 / period.as_secs_f64()) as u64;
         let idx = s.idx;
         s.ops[idx] = per_sec(c.saturating_sub(s.last_commands));

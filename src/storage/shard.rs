@@ -266,12 +266,21 @@ impl Shard {
         let existing = self.find_live(key, now);
         let mut keep = None;
         if let Some(pos) = existing {
+            // Overwrite in place: release the old value's object and index
+            // record, then replace the slot (no second lookup, no shifting).
             if let Some(e) = self.table.get(pos) {
+                let (old_exp, old_obj) =
+                    (e.expire(), (e.kind() == KIND_OBJ).then(|| e.obj_index()));
                 if ttl == Ttl::Keep {
-                    keep = e.expire();
+                    keep = old_exp;
+                }
+                if let Some(at) = old_exp {
+                    self.idx_del(at, ord);
+                }
+                if let Some(i) = old_obj {
+                    self.free_obj(i);
                 }
             }
-            self.remove_pos(pos);
         }
         let expire = match ttl {
             Ttl::Keep => keep,
@@ -279,18 +288,25 @@ impl Shard {
             Ttl::At(t) => Some(t),
         };
         let p = self.payload_for(v);
+        let lru = lru_clock(now);
         let e = match &p {
-            PayloadOwned::Int(n) => Entry::new(ord, key, Payload::Int(*n), expire, lru_clock(now)),
-            PayloadOwned::Embstr(b) => {
-                Entry::new(ord, key, Payload::Embstr(b), expire, lru_clock(now))
-            }
-            PayloadOwned::Obj(i) => Entry::new(ord, key, Payload::Obj(*i), expire, lru_clock(now)),
+            PayloadOwned::Int(n) => Entry::new(ord, key, Payload::Int(*n), expire, lru),
+            PayloadOwned::Embstr(b) => Entry::new(ord, key, Payload::Embstr(b), expire, lru),
+            PayloadOwned::Obj(i) => Entry::new(ord, key, Payload::Obj(*i), expire, lru),
         };
         if let Some(at) = expire {
             self.idx_add(at, ord);
         }
-        self.table.insert(e);
-        existing.is_some()
+        match existing {
+            Some(pos) => {
+                self.table.replace_at(pos, e);
+                true
+            }
+            None => {
+                self.table.insert(e);
+                false
+            }
+        }
     }
 
     /// Removes the entry at `pos`, freeing its object and index entry.

@@ -205,7 +205,9 @@ impl<E: TableEntry> Table<E> {
             "Table::insert: key already present"
         );
         if (self.len + 1) * LOAD_DEN > self.cap * LOAD_NUM {
-            self.rebuild((self.cap * 2).max(MIN_CAP));
+            // Grow by 1.5x, not 2x: capacities need not be powers of two, and
+            // the smaller step keeps the average load (and bytes per key) higher.
+            self.rebuild((self.cap + self.cap / 2).max(MIN_CAP));
         }
         let ord = e.ord();
         loop {
@@ -718,7 +720,7 @@ mod tests {
         }
         tb.check_invariants();
         assert_eq!(caps[0], MIN_CAP);
-        assert!(caps.windows(2).all(|w| w[1] == w[0] * 2));
+        assert!(caps.windows(2).all(|w| w[1] == w[0] + w[0] / 2));
         assert!(tb.len() * LOAD_DEN <= tb.capacity() * LOAD_NUM);
         let big = tb.capacity();
         for k in 0..990u32 {
