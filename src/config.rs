@@ -70,6 +70,7 @@ pub fn load(args: Vec<String>) -> Result<(Cli, Config), ConfigError> {
         ("enable-debug-command", "no"),
         ("ephemeral-port", "no"),
         ("requirepass", ""),
+        ("dir", "."),
     ] {
         m.insert(k.to_string(), v.to_string());
     }
@@ -84,6 +85,11 @@ pub fn load(args: Vec<String>) -> Result<(Cli, Config), ConfigError> {
         }
         if let Some(name) = a.strip_prefix("--") {
             let v = args.get(i + 1).cloned().unwrap_or_default();
+            if !m.contains_key(name) {
+                return Err(ConfigError(format!(
+                    "unknown setting '{name}' (command line)"
+                )));
+            }
             m.insert(name.to_string(), v);
             i += 2;
         } else {
@@ -177,6 +183,14 @@ impl Config {
     }
     pub fn set(&self, pairs: &[(&[u8], &[u8])]) -> Result<Vec<&'static str>, String> {
         let mut v = self.vals.write();
+        for (k, _) in pairs {
+            let k = String::from_utf8_lossy(k).to_lowercase();
+            if !v.contains_key(&k) {
+                return Err(format!(
+                    "ERR Unknown option or number of arguments for CONFIG SET - '{k}'"
+                ));
+            }
+        }
         for (k, val) in pairs {
             v.insert(
                 String::from_utf8_lossy(k).to_lowercase(),

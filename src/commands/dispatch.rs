@@ -118,6 +118,8 @@ pub fn lock_plan(srv: &Server, db: usize, spec: &CommandSpec, argv: &[Bytes]) ->
 
 /// Executes a command that passed the guards.
 pub fn call(srv: &Server, client: &mut Client, entry: &CommandEntry, argv: &[Bytes]) -> Reply {
+    // CLIENT LIST/INFO report the command being run (as Redis does).
+    client.info.last_cmd.store(entry.id, Ordering::Relaxed);
     let plan = lock_plan(srv, client.db, entry.spec, argv);
     let start = Instant::now();
     let result = {
@@ -149,7 +151,6 @@ pub fn call(srv: &Server, client: &mut Client, entry: &CommandEntry, argv: &[Byt
     let usec = start.elapsed().as_micros() as u64;
     entry.stats.record_call(usec);
     srv.stats.hot.add(Stats::COMMANDS, 1);
-    client.info.last_cmd.store(entry.id, Ordering::Relaxed);
     match result {
         Ok(Ok(reply)) => {
             if let Reply::Error(e) = &reply {

@@ -148,10 +148,10 @@ const DEBUG_SUBS: &[CommandSpec] = &[
         "1.0.0",
         "Enables or disables the active expiry cycle.",
     ),
-    cmd("change-repl-id", 2, ADM, debug_ok).doc(
+    cmd("panic-in-handler", 2, ADM, debug_panic).doc(
         "server",
         "1.0.0",
-        "Accepted for compatibility; Cinnabar has no replication id to change yet.",
+        "Cinnabar only: panics inside the command handler, to show that a panic is contained to one command.",
     ),
     cmd("help", 2, ADM, debug_help).doc(
         "server",
@@ -866,9 +866,10 @@ fn debug_set_active_expire(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     Ok(Reply::OK)
 }
 
-fn debug_ok(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+/// Cinnabar-only: a deliberate panic, caught by dispatch (see tests/server.rs).
+fn debug_panic(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
     debug_allowed(ctx)?;
-    Ok(Reply::OK)
+    panic!("DEBUG PANIC-IN-HANDLER requested");
 }
 
 fn debug_help(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {

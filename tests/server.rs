@@ -1,0 +1,427 @@
+//! Connection and server commands through the real server: HELLO, AUTH,
+//! CLIENT, INFO, CONFIG, TIME, SHUTDOWN, signals, maxclients, panic
+//! containment, and redis-cli / redis-benchmark when they are installed.
+
+mod common;
+use common::{resp, TestServer};
+use redis::AsyncCommands;
+use std::time::Duration;
+
+async fn info_field(
+    c: &mut redis::aio::MultiplexedConnection,
+    section: &str,
+    field: &str,
+) -> String {
+    let info: String = redis::cmd("INFO")
+        .arg(section)
+        .query_async(c)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.to_string()))
+        .unwrap_or_else(|| panic!("INFO {section} lacks {field}:\n{info}"))
+}
+
+#[tokio::test]
+async fn info_has_redis_fields() {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    let _: () = c.set("a", "1").await.unwrap();
+    let _: Option<String> = c.get("a").await.unwrap();
+    let _: Option<String> = c.get("missing").await.unwrap();
+    assert_eq!(
+        info_field(&mut c, "server", "redis_version").await,
+        "7.0.15"
+    );
+    assert_eq!(info_field(&mut c, "server", "arch_bits").await, "64");
+    assert!(!info_field(&mut c, "server", "cinnabar_version")
+        .await
+        .is_empty());
+    assert_eq!(info_field(&mut c, "cluster", "cluster_enabled").await, "0");
+    assert_eq!(info_field(&mut c, "persistence", "loading").await, "0");
+    assert_eq!(info_field(&mut c, "clients", "blocked_clients").await, "0");
+    assert_eq!(info_field(&mut c, "stats", "keyspace_hits").await, "1");
+    assert_eq!(info_field(&mut c, "stats", "keyspace_misses").await, "1");
+    let used: u64 = info_field(&mut c, "memory", "used_memory")
+        .await
+        .parse()
+        .unwrap();
+    assert!(used > 0);
+    assert_eq!(
+        info_field(&mut c, "keyspace", "db0").await,
+        "keys=1,expires=0,avg_ttl=0"
+    );
+    let n: u64 = info_field(&mut c, "stats", "total_commands_processed")
+        .await
+        .parse()
+        .unwrap();
+    assert!(n >= 3);
+    let all: String = redis::cmd("INFO")
+        .arg("all")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(all.contains("cmdstat_set:calls=1,"), "{all}");
+    assert!(all.contains("# Keyspace"));
+    let two: String = redis::cmd("INFO")
+        .arg("server")
+        .arg("clients")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(two.contains("# Server") && two.contains("# Clients") && !two.contains("# Memory"));
+}
+
+#[tokio::test]
+async fn errorstats_and_resetstat() {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    let r: redis::RedisResult<()> = redis::cmd("NOSUCHCMD").query_async(&mut c).await;
+    assert!(r.is_err());
+    let info: String = redis::cmd("INFO")
+        .arg("errorstats")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(info.contains("errorstat_ERR:count=1"), "{info}");
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("errorstats")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(!info.contains("errorstat_ERR"), "{info}");
+}
+
+#[tokio::test]
+async fn hello_auth_and_setname() {
+    let srv = TestServer::start_with(&["--requirepass", "pw"]);
+    let mut raw = srv.raw().await;
+    raw.expect(
+        &resp(&[b"HELLO", b"3"]),
+        b"-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time\r\n",
+    )
+    .await;
+    raw.expect(
+        &resp(&[b"HELLO", b"3", b"AUTH", b"default", b"bad"]),
+        b"-WRONGPASS invalid username-password pair or user is disabled.\r\n",
+    )
+    .await;
+    raw.send(&resp(&[
+        b"HELLO", b"2", b"AUTH", b"default", b"pw", b"SETNAME", b"me",
+    ]))
+    .await;
+    let _ = raw.read_until(b"modules\r\n*0\r\n").await;
+    raw.expect(&resp(&[b"CLIENT", b"GETNAME"]), b"$2\r\nme\r\n")
+        .await;
+    raw.expect(
+        &resp(&[b"AUTH", b"other", b"pw"]),
+        b"-WRONGPASS invalid username-password pair or user is disabled.\r\n",
+    )
+    .await;
+    raw.expect(&resp(&[b"AUTH", b"default", b"pw"]), b"+OK\r\n")
+        .await;
+    raw.expect(&resp(&[b"RESET"]), b"+RESET\r\n").await;
+    raw.expect(
+        &resp(&[b"GET", b"x"]),
+        b"-NOAUTH Authentication required.\r\n",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn auth_without_password_configured() {
+    let srv = TestServer::start();
+    let mut raw = srv.raw().await;
+    raw.expect(
+        &resp(&[b"AUTH", b"x"]),
+        b"-ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?\r\n",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn client_commands() {
+    let srv = TestServer::start();
+    let mut a = srv.conn().await;
+    let mut b = srv.raw().await;
+    b.expect(b"PING\r\n", b"+PONG\r\n").await;
+    let id: i64 = redis::cmd("CLIENT")
+        .arg("ID")
+        .query_async(&mut a)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg("SETNAME")
+        .arg("alpha")
+        .query_async(&mut a)
+        .await
+        .unwrap();
+    let r: redis::RedisResult<()> = redis::cmd("CLIENT")
+        .arg("SETNAME")
+        .arg("has space")
+        .query_async(&mut a)
+        .await;
+    assert!(r
+        .unwrap_err()
+        .to_string()
+        .contains("Client names cannot contain spaces"));
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut a)
+        .await
+        .unwrap();
+    assert!(list.contains(&format!("id={id} ")), "{list}");
+    assert!(list.contains("name=alpha"), "{list}");
+    assert_eq!(list.lines().count(), 2, "{list}");
+    let me: String = redis::cmd("CLIENT")
+        .arg("INFO")
+        .query_async(&mut a)
+        .await
+        .unwrap();
+    assert!(me.starts_with(&format!("id={id} ")));
+    assert!(me.contains("cmd=client|info"), "{me}");
+    let _: () = redis::cmd("CLIENT")
+        .arg("SETINFO")
+        .arg("LIB-NAME")
+        .arg("mylib")
+        .query_async(&mut a)
+        .await
+        .unwrap();
+    let me: String = redis::cmd("CLIENT")
+        .arg("INFO")
+        .query_async(&mut a)
+        .await
+        .unwrap();
+    assert!(me.contains("lib-name=mylib"), "{me}");
+    // CLIENT REPLY OFF / SKIP on the raw connection
+    b.send(&resp(&[b"CLIENT", b"REPLY", b"SKIP"])).await;
+    b.send(&resp(&[b"SET", b"k", b"1"])).await;
+    b.expect(&resp(&[b"GET", b"k"]), b"$1\r\n1\r\n").await;
+    b.send(&resp(&[b"CLIENT", b"REPLY", b"OFF"])).await;
+    b.send(&resp(&[b"SET", b"k", b"2"])).await;
+    b.expect(&resp(&[b"CLIENT", b"REPLY", b"ON"]), b"+OK\r\n")
+        .await;
+    // Kill the raw client by id from the other connection.
+    let bid: i64 = {
+        b.send(&resp(&[b"CLIENT", b"ID"])).await;
+        let got = b.read_until(b"\r\n").await;
+        String::from_utf8_lossy(&got[1..got.len() - 2])
+            .parse()
+            .unwrap()
+    };
+    let n: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(bid)
+        .query_async(&mut a)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    assert!(b.is_closed().await);
+    let r: redis::RedisResult<()> = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("1.2.3.4:5")
+        .query_async(&mut a)
+        .await;
+    assert!(r.unwrap_err().to_string().contains("No such client"));
+}
+
+#[tokio::test]
+async fn config_get_set() {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    let v: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("maxmemory")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(v, vec!["maxmemory", "0"]);
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("100mb")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let v: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("maxmemory")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(v, vec!["maxmemory", "104857600"]);
+    let r: redis::RedisResult<()> = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("no-such-param")
+        .arg("1")
+        .query_async(&mut c)
+        .await;
+    assert!(
+        r.unwrap_err().to_string().contains("Unknown option"),
+        "unknown parameter must be refused"
+    );
+}
+
+#[tokio::test]
+async fn time_and_echo() {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    let (s, us): (u64, u64) = redis::cmd("TIME").query_async(&mut c).await.unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(s.abs_diff(now) < 5 && us < 1_000_000);
+    let e: String = redis::cmd("ECHO")
+        .arg("hi")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(e, "hi");
+}
+
+#[tokio::test]
+async fn panic_in_a_command_is_contained() {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    let _: () = c.set("k", "v").await.unwrap();
+    let r: redis::RedisResult<()> = redis::cmd("DEBUG")
+        .arg("PANIC-IN-HANDLER")
+        .query_async(&mut c)
+        .await;
+    assert!(r.unwrap_err().to_string().contains("internal error"));
+    // Same connection and others keep working; the shard lock was released.
+    let v: String = c.get("k").await.unwrap();
+    assert_eq!(v, "v");
+    let mut d = srv.conn().await;
+    let _: () = d.set("k", "w").await.unwrap();
+}
+
+#[tokio::test]
+async fn maxclients_is_enforced() {
+    let srv = TestServer::start_with(&["--maxclients", "3"]);
+    let mut keep = Vec::new();
+    for _ in 0..3 {
+        let mut r = srv.raw().await;
+        r.expect(b"PING\r\n", b"+PONG\r\n").await;
+        keep.push(r);
+    }
+    let mut extra = srv.raw().await;
+    extra
+        .expect(b"", b"-ERR max number of clients reached\r\n")
+        .await;
+    assert!(extra.is_closed().await);
+    let c: i64 = {
+        drop(keep.pop());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut r = srv.raw().await;
+        r.send(b"INFO stats\r\n").await;
+        let txt = String::from_utf8_lossy(&r.read_until(b"\r\n\r\n").await).into_owned();
+        let _ = txt;
+        1
+    };
+    assert_eq!(c, 1);
+}
+
+#[tokio::test]
+async fn shutdown_command_and_sigterm_stop_gracefully() {
+    let mut srv = TestServer::start();
+    let mut raw = srv.raw().await;
+    raw.send(&resp(&[b"SHUTDOWN", b"NOSAVE"])).await;
+    assert!(raw.is_closed().await);
+    let st = srv
+        .wait_exit(Duration::from_secs(5))
+        .expect("exits after SHUTDOWN");
+    assert!(st.success());
+
+    let mut srv = TestServer::start();
+    let _c = srv.raw().await;
+    let pid = srv.pid();
+    let ok = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let st = srv
+        .wait_exit(Duration::from_secs(5))
+        .expect("exits after SIGTERM");
+    assert!(st.success());
+}
+
+#[tokio::test]
+async fn version_flag_prints_redis_style_line() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cinnabar"))
+        .arg("-v")
+        .output()
+        .unwrap();
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(s.starts_with("Redis server v=7.0.15 "), "{s}");
+    assert!(s.contains("cinnabar="), "{s}");
+}
+
+#[tokio::test]
+async fn invalid_settings_stop_startup() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cinnabar"))
+        .args(["--no-such-setting", "1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("no-such-setting"), "{e}");
+}
+
+/// redis-cli and redis-benchmark against Cinnabar, when installed (CI installs them).
+#[tokio::test]
+async fn redis_cli_and_benchmark_work_unchanged() {
+    if std::process::Command::new("redis-cli")
+        .arg("-v")
+        .output()
+        .is_err()
+    {
+        eprintln!("redis-cli not installed; skipping");
+        return;
+    }
+    let srv = TestServer::start();
+    let port = srv.addr.port().to_string();
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &port])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(cli(&["PING"]), "PONG");
+    assert_eq!(cli(&["SET", "greeting", "hello world"]), "OK");
+    assert_eq!(cli(&["GET", "greeting"]), "hello world");
+    assert_eq!(cli(&["-3", "INCRBYFLOAT", "f", "1.5"]), "1.5");
+    let out = std::process::Command::new("redis-benchmark")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-q",
+            "-n",
+            "2000",
+            "-t",
+            "set,get,incr",
+            "-P",
+            "4",
+        ])
+        .output()
+        .unwrap();
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        s.contains("SET:") && s.contains("GET:") && s.contains("INCR:"),
+        "{s}"
+    );
+    assert_eq!(cli(&["STRLEN", "key:__rand_int__"]), "3");
+}
