@@ -39,7 +39,10 @@ fn main() {
             std::process::exit(1);
         }
     };
-    if let Err(e) = rt.block_on(cinnabar::server::run(config)) {
+    let result = rt.block_on(cinnabar::server::run(config));
+    // Bound the wait for tasks still parked at an await point.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    if let Err(e) = result {
         tracing::error!("{e}");
         eprintln!("{e}");
         std::process::exit(1);

@@ -51,7 +51,6 @@ impl Server {
             })
             .collect();
         Arc::new(Server {
-            config,
             keyspace,
             stats: Stats::default(),
             clients: DashMap::new(),
@@ -65,7 +64,8 @@ impl Server {
             executable: std::env::current_exe()
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
-            config_file: String::new(),
+            config_file: config.file(),
+            config,
         })
     }
 
@@ -107,7 +107,7 @@ impl Server {
 
     /// Starts a graceful shutdown.
     pub fn request_shutdown(&self) {
-        let _ = self.shutdown_tx.send(true);
+        self.shutdown_tx.send_replace(true);
     }
 
     pub fn shutdown_receiver(&self) -> watch::Receiver<bool> {
@@ -121,6 +121,11 @@ impl Server {
 
 /// Runs the server until SHUTDOWN or SIGTERM/SIGINT.
 pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
+    let dir = config.dir();
+    if !dir.is_empty() {
+        std::env::set_current_dir(&dir)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("Can't chdir to '{dir}': {e}")))?;
+    }
     let srv = Server::new(config);
     let listeners = listener::bind_all(&srv).await?;
     for l in listeners {
