@@ -19,6 +19,10 @@ fn main() {
             std::process::exit(1);
         }
     };
+    if cli.help {
+        print!("{}", cinnabar::config::Cli::help_text());
+        return;
+    }
     if cli.version {
         println!("{}", cinnabar::config::version_line());
         return;

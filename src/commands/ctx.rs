@@ -75,7 +75,12 @@ impl<'a> Locks<'a> {
         for sh in shards {
             if let (Some(i), Some(j)) = (pos(&self.held, a, sh), pos(&self.held, b, sh)) {
                 let (lo, hi) = self.held.split_at_mut(j);
-                std::mem::swap(&mut *lo[i].2, &mut *hi[0].2);
+                let (x, y) = (&mut *lo[i].2, &mut *hi[0].2);
+                x.touch_all();
+                y.touch_all();
+                std::mem::swap(x, y);
+                // Watches belong to the database, not to the data.
+                x.swap_watchers(y);
             }
         }
     }

@@ -1,11 +1,17 @@
 //! Commands: the declarative table, dispatch, and one file per family.
 //! This module only puts families together; it holds no command logic.
 
+pub mod blocking;
 pub mod connection;
 pub mod ctx;
 pub mod dispatch;
+pub mod hashes;
 pub mod keys;
+pub mod lists;
 pub mod server;
+pub mod sets;
 pub mod spec;
 pub mod strings;
 pub mod table;
+pub mod transaction;
+pub mod zsets;

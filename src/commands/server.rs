@@ -823,7 +823,12 @@ fn time(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
 }
 
 fn debug_allowed(ctx: &Ctx<'_>) -> CmdResult<()> {
-    if ctx.srv.config.enable_debug_command() {
+    if ctx
+        .srv
+        .config
+        .enable_debug_command()
+        .allows(ctx.client.info.local)
+    {
         Ok(())
     } else {
         Err(CmdError::err("DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server."))

@@ -15,6 +15,11 @@ const FAMILIES: &[&[CommandSpec]] = &[
     crate::commands::strings::SPECS,
     crate::commands::keys::SPECS,
     crate::commands::server::SPECS,
+    crate::commands::hashes::SPECS,
+    crate::commands::lists::SPECS,
+    crate::commands::sets::SPECS,
+    crate::commands::zsets::SPECS,
+    crate::commands::transaction::SPECS,
 ];
 
 /// Runtime counters of one command (INFO commandstats), striped per thread.

@@ -27,6 +27,8 @@ pub struct ClientInfo {
     pub id: u64,
     pub addr: String,
     pub laddr: String,
+    /// Connected over loopback (`enable-debug-command local`, protected mode).
+    pub local: bool,
     pub created: Instant,
     pub name: Mutex<Option<Bytes>>,
     pub lib_name: Mutex<Option<String>>,
@@ -52,6 +54,7 @@ impl ClientInfo {
             id,
             addr: addr.to_string(),
             laddr: laddr.to_string(),
+            local: addr.ip().is_loopback() || addr.ip().to_canonical().is_loopback(),
             created: Instant::now(),
             name: Mutex::new(None),
             lib_name: Mutex::new(None),

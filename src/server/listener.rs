@@ -25,7 +25,12 @@ pub async fn bind_all(srv: &Arc<Server>) -> std::io::Result<Vec<TcpListener>> {
     }
     for b in binds {
         let optional = b.starts_with('-');
-        let host = b.trim_start_matches('-');
+        let host = match b.trim_start_matches('-') {
+            // redis.conf's wildcards: every IPv4 / every IPv6 address.
+            "*" => "0.0.0.0",
+            "::*" => "::",
+            h => h,
+        };
         let addr: SocketAddr = match format!("{host}:{port}").parse() {
             Ok(a) => a,
             Err(_) => match format!("[{host}]:{port}").parse() {

@@ -5,9 +5,13 @@
 //! Knows nothing of RESP or the network.
 
 pub mod entry;
+pub mod hash;
+pub mod list;
+pub mod set;
 pub mod shard;
 pub mod table;
 pub mod value;
+pub mod zset;
 
 use std::hash::BuildHasher;
 

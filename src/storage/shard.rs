@@ -8,6 +8,8 @@
 //! the nearest deadline. Lookups expire lazily.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 use foldhash::fast::FixedState;
@@ -62,6 +64,10 @@ pub struct Shard {
     hasher: FixedState,
     shard_bits: u32,
     pub stats: ShardStats,
+    /// WATCHed keys of this shard → the flags of the transactions watching
+    /// them. Any change to a watched key (write, delete, expiry, eviction,
+    /// flush) sets the flags, which makes those EXECs fail.
+    watchers: hashbrown::HashMap<Box<[u8]>, Vec<Weak<AtomicBool>>>,
 }
 
 impl Shard {
@@ -75,6 +81,7 @@ impl Shard {
             hasher,
             shard_bits,
             stats: ShardStats::default(),
+            watchers: hashbrown::HashMap::new(),
         }
     }
 
@@ -135,6 +142,57 @@ impl Shard {
             }
             self.volatile = self.volatile.saturating_sub(1);
         }
+    }
+
+    // ---- WATCH ------------------------------------------------------------
+
+    /// Registers `flag` as watching `key`.
+    pub fn watch(&mut self, key: &[u8], flag: &Arc<AtomicBool>) {
+        let v = self.watchers.entry(key.into()).or_default();
+        v.retain(|w| w.strong_count() > 0);
+        v.push(Arc::downgrade(flag));
+    }
+
+    /// Removes `flag` (and any dead registration) from `key`.
+    pub fn unwatch(&mut self, key: &[u8], flag: &Arc<AtomicBool>) {
+        if let Some(v) = self.watchers.get_mut(key) {
+            v.retain(|w| w.strong_count() > 0 && !std::ptr::eq(w.as_ptr(), Arc::as_ptr(flag)));
+            if v.is_empty() {
+                self.watchers.remove(key);
+            }
+        }
+    }
+
+    /// Marks every transaction watching `key` as failed.
+    #[inline]
+    pub fn touch(&mut self, key: &[u8]) {
+        if self.watchers.is_empty() {
+            return;
+        }
+        if let Some(v) = self.watchers.get(key) {
+            for w in v {
+                if let Some(f) = w.upgrade() {
+                    f.store(true, Ordering::Release);
+                }
+            }
+        }
+    }
+
+    /// Marks every watcher of this shard (FLUSHDB, FLUSHALL, SWAPDB).
+    pub fn touch_all(&mut self) {
+        for v in self.watchers.values() {
+            for w in v {
+                if let Some(f) = w.upgrade() {
+                    f.store(true, Ordering::Release);
+                }
+            }
+        }
+    }
+
+    /// Exchanges the watcher registrations of two shards (SWAPDB swaps the
+    /// data but watches stay with their database).
+    pub fn swap_watchers(&mut self, other: &mut Shard) {
+        std::mem::swap(&mut self.watchers, &mut other.watchers);
     }
 
     // ---- lookup ---------------------------------------------------------
@@ -206,6 +264,7 @@ impl Shard {
 
     /// Mutable access to an out-of-line object.
     pub fn obj_mut(&mut self, key: &[u8], now: u64) -> Option<&mut Obj> {
+        self.touch(key);
         let pos = self.find_live(key, now)?;
         let e = self.table.get(pos)?;
         if e.kind() != KIND_OBJ {
@@ -215,9 +274,26 @@ impl Shard {
         self.objs.get_mut(i)?.as_mut()
     }
 
+    /// Mutable access to the object at `key`, inserting `make()` (with no
+    /// TTL) when the key is missing. `None` if the key holds an inline
+    /// string or integer (callers answer WRONGTYPE; a raw string comes back
+    /// as `Obj::Raw` for the caller's type check).
+    pub fn obj_or_insert(
+        &mut self,
+        key: &[u8],
+        now: u64,
+        make: impl FnOnce() -> Obj,
+    ) -> Option<&mut Obj> {
+        if self.find_live(key, now).is_none() {
+            self.set(key, Value::Obj(make()), Ttl::Clear, now);
+        }
+        self.obj_mut(key, now)
+    }
+
     /// Mutable access to a string as raw bytes, converting inline and
     /// integer encodings to raw. `Err(())` if the key holds another type.
     pub fn string_mut(&mut self, key: &[u8], now: u64) -> Option<Result<&mut Vec<u8>, ()>> {
+        self.touch(key);
         let pos = self.find_live(key, now)?;
         let e = self.table.get(pos)?;
         let idx = match e.kind() {
@@ -262,6 +338,7 @@ impl Shard {
 
     /// Sets `key` to `v`, replacing any value. Returns true if the key existed.
     pub fn set(&mut self, key: &[u8], v: Value, ttl: Ttl, now: u64) -> bool {
+        self.touch(key);
         let ord = self.ord_of(key);
         let existing = self.find_live(key, now);
         let mut keep = None;
@@ -312,6 +389,9 @@ impl Shard {
     /// Removes the entry at `pos`, freeing its object and index entry.
     fn remove_pos(&mut self, pos: usize) -> Option<(Entry, Option<Obj>)> {
         let e = self.table.remove_at(pos)?;
+        if !self.watchers.is_empty() {
+            self.touch(e.key());
+        }
         if let Some(at) = e.expire() {
             self.idx_del(at, e.ord());
         }
@@ -353,6 +433,7 @@ impl Shard {
 
     /// Sets or clears the deadline of a live key. Returns false if missing.
     pub fn set_expire(&mut self, key: &[u8], at: Option<u64>, now: u64) -> bool {
+        self.touch(key);
         let Some(pos) = self.find_live(key, now) else {
             return false;
         };
@@ -377,6 +458,7 @@ impl Shard {
 
     /// Removes every key.
     pub fn clear(&mut self) {
+        self.touch_all();
         self.table.clear();
         self.objs.clear();
         self.free_objs.clear();

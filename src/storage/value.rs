@@ -10,6 +10,10 @@ pub enum Obj {
     /// A string too long for inline storage, or one mutated in place
     /// (APPEND, SETRANGE, SETBIT): "raw" in OBJECT ENCODING.
     Raw(Vec<u8>),
+    Hash(crate::storage::hash::Hash),
+    List(crate::storage::list::List),
+    Set(crate::storage::set::Set),
+    ZSet(crate::storage::zset::ZSet),
 }
 
 impl Obj {
@@ -17,6 +21,10 @@ impl Obj {
     pub fn type_name(&self) -> &'static str {
         match self {
             Obj::Raw(_) => "string",
+            Obj::Hash(_) => "hash",
+            Obj::List(_) => "list",
+            Obj::Set(_) => "set",
+            Obj::ZSet(_) => "zset",
         }
     }
 
@@ -24,6 +32,10 @@ impl Obj {
     pub fn encoding(&self) -> &'static str {
         match self {
             Obj::Raw(_) => "raw",
+            Obj::Hash(h) => h.encoding(),
+            Obj::List(l) => l.encoding(),
+            Obj::Set(x) => x.encoding(),
+            Obj::ZSet(z) => z.encoding(),
         }
     }
 
@@ -31,6 +43,10 @@ impl Obj {
     pub fn memory_usage(&self) -> usize {
         match self {
             Obj::Raw(v) => v.capacity() + std::mem::size_of::<Obj>(),
+            Obj::Hash(h) => h.memory_usage() + std::mem::size_of::<Obj>(),
+            Obj::List(l) => l.memory_usage() + std::mem::size_of::<Obj>(),
+            Obj::Set(x) => x.memory_usage() + std::mem::size_of::<Obj>(),
+            Obj::ZSet(z) => z.memory_usage() + std::mem::size_of::<Obj>(),
         }
     }
 }
@@ -77,6 +93,7 @@ impl ValueRef<'_> {
             ValueRef::Str(s) => Some(StrRef::Bytes(s)),
             ValueRef::Int(n) => Some(StrRef::Int(*n)),
             ValueRef::Obj(Obj::Raw(v)) => Some(StrRef::Bytes(v)),
+            ValueRef::Obj(_) => None,
         }
     }
 }

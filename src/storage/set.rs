@@ -1,0 +1,30 @@
+//! Set: the set type.
+//!
+//! Placeholder: the real encodings land with the sets work.
+
+/// A set value.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Set {
+    _todo: (),
+}
+
+impl Set {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Redis's OBJECT ENCODING name for the encoding in use.
+    pub fn encoding(&self) -> &'static str {
+        "intset"
+    }
+
+    /// Approximate heap bytes (MEMORY USAGE, accounting).
+    pub fn memory_usage(&self) -> usize {
+        std::mem::size_of::<Self>()
+    }
+}
