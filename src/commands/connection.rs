@@ -156,6 +156,7 @@ fn quit(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
 }
 
 fn reset(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+    crate::commands::transaction::discard_state(ctx.srv, ctx.client);
     let c = &mut *ctx.client;
     c.select(0);
     c.set_resp(2);

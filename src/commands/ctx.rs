@@ -116,6 +116,23 @@ impl<'a> Ctx<'a> {
         self.locks.of_db(db)
     }
 
+    /// Visits every shard of every database: through the guard this command
+    /// already holds when it has one (inside EXEC), otherwise locking each
+    /// shard briefly on its own. For introspection (INFO, RESETSTAT) that
+    /// must not deadlock against the caller's own locks.
+    pub fn visit_all_shards(&mut self, mut f: impl FnMut(usize, &mut Shard)) {
+        let ks = &self.srv.keyspace;
+        for db in 0..ks.num_dbs() {
+            let Some(d) = ks.db(db) else { continue };
+            for (i, sh) in d.shards().iter().enumerate() {
+                match self.locks.find(db as u32, i as u32) {
+                    Some(held) => f(db, held),
+                    None => f(db, &mut sh.lock()),
+                }
+            }
+        }
+    }
+
     /// Marks `n` changes (drives propagation and the dirty counter).
     pub fn changed(&mut self, n: u64) {
         self.dirty += n;

@@ -15,6 +15,7 @@ use smallvec::SmallVec;
 use crate::commands::ctx::{Ctx, Locks};
 use crate::commands::spec::{CmdFlags, CommandSpec, KeySpec, LockScope};
 use crate::commands::table::{table, CommandEntry, Lookup};
+use crate::commands::transaction;
 use crate::connection::client::Client;
 use crate::protocol::{CmdError, Reply};
 use crate::server::{Server, Stats};
@@ -35,6 +36,7 @@ pub fn execute(srv: &Server, client: &mut Client, argv: &[Bytes]) -> Reply {
             let name = argv.first().map(|b| &b[..]).unwrap_or(b"");
             return reject(
                 srv,
+                client,
                 None,
                 CmdError::unknown_command(name, argv.get(1..).unwrap_or(&[])),
             );
@@ -43,30 +45,51 @@ pub fn execute(srv: &Server, client: &mut Client, argv: &[Bytes]) -> Reply {
             let sub = argv.get(1).map(|b| &b[..]).unwrap_or(b"");
             return reject(
                 srv,
+                client,
                 None,
                 CmdError::unknown_subcommand(parent.spec.name, sub),
             );
         }
     };
     if !entry.spec.arity_ok(argv.len()) {
-        return reject(srv, Some(entry), CmdError::arity(&entry.full_name));
+        return reject(srv, client, Some(entry), CmdError::arity(&entry.full_name));
     }
     if !client.authenticated && !entry.spec.flags.contains(CmdFlags::NO_AUTH) {
-        return reject(srv, Some(entry), CmdError::NOAUTH);
+        return reject(srv, client, Some(entry), CmdError::NOAUTH);
     }
     if srv.is_disabled(entry) {
         return reject(
             srv,
+            client,
             Some(entry),
             CmdError::unknown_command(argv.first().map(|b| &b[..]).unwrap_or(b""), &argv[1..]),
         );
     }
+    if client.multi.is_some() && !transaction::runs_immediately_in_multi(entry.spec.name) {
+        if entry.spec.flags.contains(CmdFlags::NO_MULTI) {
+            return reject(
+                srv,
+                client,
+                Some(entry),
+                CmdError::err("Command not allowed inside a transaction"),
+            );
+        }
+        if let Some(m) = client.multi.as_mut() {
+            m.queue.push((entry, argv.to_vec()));
+        }
+        return Reply::Status("QUEUED");
+    }
     call(srv, client, entry, argv)
 }
 
-fn reject(srv: &Server, entry: Option<&CommandEntry>, e: CmdError) -> Reply {
+/// Answers a command refused before execution; inside MULTI the refusal
+/// also dooms the transaction (EXEC then answers EXECABORT), as in Redis.
+fn reject(srv: &Server, client: &mut Client, entry: Option<&CommandEntry>, e: CmdError) -> Reply {
     if let Some(en) = entry {
         en.stats.record_rejected();
+    }
+    if let Some(m) = client.multi.as_mut() {
+        m.aborted = true;
     }
     srv.stats.count_error(&e);
     Reply::Error(e)
@@ -121,33 +144,39 @@ pub fn call(srv: &Server, client: &mut Client, entry: &CommandEntry, argv: &[Byt
     // CLIENT LIST/INFO report the command being run (as Redis does).
     client.info.last_cmd.store(entry.id, Ordering::Relaxed);
     let plan = lock_plan(srv, client.db, entry.spec, argv);
-    let start = Instant::now();
-    let result = {
-        let locks = if plan.is_empty() {
-            Locks::none()
-        } else {
-            Locks::acquire(srv, &plan)
-        };
-        let mut ctx = Ctx {
-            srv,
-            now: if client.now > 0 {
-                client.now
-            } else {
-                unix_ms()
-            },
-            client: &mut *client,
-            locks,
-            dirty: 0,
-        };
-        let handler = entry.spec.handler;
-        let r = catch_unwind(AssertUnwindSafe(|| handler(&mut ctx, argv)));
-        let dirty = ctx.dirty;
-        drop(ctx);
-        if dirty > 0 {
-            srv.stats.dirty.fetch_add(dirty, Ordering::Relaxed);
-        }
-        r
+    let locks = if plan.is_empty() {
+        Locks::none()
+    } else {
+        Locks::acquire(srv, &plan)
     };
+    let mut ctx = Ctx {
+        srv,
+        now: if client.now > 0 {
+            client.now
+        } else {
+            unix_ms()
+        },
+        client: &mut *client,
+        locks,
+        dirty: 0,
+    };
+    let reply = run_in_ctx(&mut ctx, entry, argv);
+    let dirty = ctx.dirty;
+    drop(ctx);
+    if dirty > 0 {
+        srv.stats.dirty.fetch_add(dirty, Ordering::Relaxed);
+    }
+    reply
+}
+
+/// Runs one command's handler in an existing context (its locks already
+/// held), catching a panic, and records its statistics. EXEC calls this for
+/// each queued command under the transaction's locks.
+pub fn run_in_ctx(ctx: &mut Ctx<'_>, entry: &CommandEntry, argv: &[Bytes]) -> Reply {
+    let srv = ctx.srv;
+    let start = Instant::now();
+    let handler = entry.spec.handler;
+    let result = catch_unwind(AssertUnwindSafe(|| handler(ctx, argv)));
     let usec = start.elapsed().as_micros() as u64;
     entry.stats.record_call(usec);
     srv.stats.hot.add(Stats::COMMANDS, 1);

@@ -223,29 +223,29 @@ fn info(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     }
     let mut seen = std::collections::HashSet::new();
     sections.retain(|s| seen.insert(s.clone()));
-    let text = render_info(ctx.srv, &sections);
+    let totals = keyspace_totals(ctx);
+    let text = render_info(ctx.srv, &sections, totals);
     Ok(Reply::Verbatim("txt", Bytes::from(text)))
 }
 
 /// Per-shard totals: (keys, volatile, hits, misses, expired, expired_stale)
-fn keyspace_totals(srv: &Server) -> (Vec<(usize, usize, usize)>, [u64; 4]) {
-    let ks = &srv.keyspace;
-    let mut per_db = Vec::new();
+pub type KeyspaceTotals = (Vec<(usize, usize, usize)>, [u64; 4]);
+
+fn keyspace_totals(ctx: &mut Ctx<'_>) -> KeyspaceTotals {
+    let mut per_db: Vec<(usize, usize, usize)> = (0..ctx.srv.keyspace.num_dbs())
+        .map(|db| (db, 0, 0))
+        .collect();
     let mut t = [0u64; 4];
-    for db in 0..ks.num_dbs() {
-        let Some(d) = ks.db(db) else { continue };
-        let (mut keys, mut vol) = (0, 0);
-        for sh in d.shards() {
-            let s = sh.lock();
-            keys += s.len();
-            vol += s.volatile_len();
-            t[0] += s.stats.hits;
-            t[1] += s.stats.misses;
-            t[2] += s.stats.expired;
-            t[3] += s.stats.expired_stale;
+    ctx.visit_all_shards(|db, s| {
+        if let Some(row) = per_db.get_mut(db) {
+            row.1 += s.len();
+            row.2 += s.volatile_len();
         }
-        per_db.push((db, keys, vol));
-    }
+        t[0] += s.stats.hits;
+        t[1] += s.stats.misses;
+        t[2] += s.stats.expired;
+        t[3] += s.stats.expired_stale;
+    });
     (per_db, t)
 }
 
@@ -301,10 +301,10 @@ fn total_system_memory() -> u64 {
 }
 
 /// Renders INFO for the given (lower-case) section names.
-pub fn render_info(srv: &Server, sections: &[String]) -> String {
+pub fn render_info(srv: &Server, sections: &[String], keyspace: KeyspaceTotals) -> String {
     let mut o = String::new();
     let cfg = &srv.config;
-    let (per_db, totals) = keyspace_totals(srv);
+    let (per_db, totals) = keyspace;
     let st = &srv.stats;
     for sec in sections {
         match sec.as_str() {
@@ -498,14 +498,7 @@ fn config_resetstat(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
     for e in table().all() {
         e.reset_stats();
     }
-    let ks = &ctx.srv.keyspace;
-    for db in 0..ks.num_dbs() {
-        if let Some(d) = ks.db(db) {
-            for sh in d.shards() {
-                sh.lock().stats = Default::default();
-            }
-        }
-    }
+    ctx.visit_all_shards(|_, sh| sh.stats = Default::default());
     Ok(Reply::OK)
 }
 

@@ -11,6 +11,8 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use crate::commands::table::CommandEntry;
+
 /// CLIENT REPLY mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReplyMode {
@@ -92,6 +94,21 @@ pub struct Client {
     /// batch share it (Redis likewise caches the time per command call).
     pub now: u64,
     pub info: Arc<ClientInfo>,
+    /// Commands queued since MULTI (`None` outside a transaction).
+    pub multi: Option<MultiState>,
+    /// Set by any change to a WATCHed key; EXEC then fails. Created on the
+    /// first WATCH and shared (weakly) with the shards holding the keys.
+    pub watch_flag: Option<Arc<AtomicBool>>,
+    /// The WATCHed keys, as (db, key), to unregister them later.
+    pub watched: Vec<(u32, Bytes)>,
+}
+
+/// A transaction being queued.
+#[derive(Default)]
+pub struct MultiState {
+    pub queue: Vec<(&'static CommandEntry, Vec<Bytes>)>,
+    /// A command was rejected while queueing: EXEC answers EXECABORT.
+    pub aborted: bool,
 }
 
 impl Client {
@@ -105,6 +122,9 @@ impl Client {
             close_after_reply: false,
             now: 0,
             info,
+            multi: None,
+            watch_flag: None,
+            watched: Vec::new(),
         }
     }
 

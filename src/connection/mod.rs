@@ -118,6 +118,7 @@ where
         }
     }
     let _ = stream.shutdown().await;
+    crate::commands::transaction::discard_state(&srv, &mut client);
     srv.unregister_client(info.id);
 }
 
