@@ -21,13 +21,11 @@ const HELLO_FLAGS: F = F::NOSCRIPT
     .union(F::ALLOW_BUSY);
 
 pub const SPECS: &[CommandSpec] = &[
-    cmd("ping", -1, F::FAST.union(F::STALE), ping)
-        .acl(CONN)
-        .doc(
-            "connection",
-            "1.0.0",
-            "Returns the server's liveliness response.",
-        ),
+    cmd("ping", -1, F::FAST, ping).acl(CONN).doc(
+        "connection",
+        "1.0.0",
+        "Returns the server's liveliness response.",
+    ),
     cmd("echo", 2, F::FAST.union(F::STALE).union(F::LOADING), echo)
         .acl(CONN)
         .doc("connection", "1.0.0", "Returns the given string."),
@@ -128,11 +126,13 @@ const CLIENT_SUBS: &[CommandSpec] = &[
         "3.2.0",
         "Instructs the server whether to reply to commands.",
     ),
-    cmd("help", 2, CLIENT_F, client_help).acl(CONN).doc(
-        "connection",
-        "5.0.0",
-        "Returns helpful text about the different subcommands.",
-    ),
+    cmd("help", 2, F::LOADING.union(F::STALE), client_help)
+        .acl(CONN)
+        .doc(
+            "connection",
+            "5.0.0",
+            "Returns helpful text about the different subcommands.",
+        ),
 ];
 
 /// ```text

@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use crate::commands::connection::help_reply;
 use crate::commands::ctx::Ctx;
-use crate::commands::spec::{cmd, container, Acl, CmdFlags as F, CommandSpec, KeySpec};
+use crate::commands::spec::{cmd, container, Acl, CmdFlags as F, CommandSpec, KeySpec, LockScope};
 use crate::commands::table::{table, CommandEntry, Lookup};
 use crate::protocol::args::{eq_ic, Args};
 use crate::protocol::{CmdError, CmdResult, Reply};
@@ -34,6 +34,8 @@ pub const SPECS: &[CommandSpec] = &[
         "A container for server configuration commands.",
     ),
     container("command", COMMAND_SUBS_LIST)
+        .flags(CMDF)
+        .acl(Acl::CONNECTION)
         .arity(-1)
         .handler(command_bare)
         .doc(
@@ -46,7 +48,10 @@ pub const SPECS: &[CommandSpec] = &[
         "2.6.0",
         "Returns the server time.",
     ),
-    container("debug", DEBUG_SUBS).doc("server", "1.0.0", "A container for debugging commands."),
+    // Redis lists DEBUG as one command (no subcommand entries).
+    cmd("debug", -2, ADM, debug)
+        .lock(LockScope::Custom(debug_locks))
+        .doc("server", "1.0.0", "A container for debugging commands."),
     cmd(
         "shutdown",
         -1,
@@ -108,14 +113,14 @@ const COMMAND_SUBS_LIST: &[CommandSpec] = &[
             "7.0.0",
             "Returns documentary information about one, multiple or all commands.",
         ),
-    cmd("getkeys", -3, CMDF, command_getkeys)
+    cmd("getkeys", -4, CMDF, command_getkeys)
         .acl(Acl::CONNECTION)
         .doc(
             "server",
             "2.8.13",
             "Extracts the key names from an arbitrary command.",
         ),
-    cmd("getkeysandflags", -3, CMDF, command_getkeysandflags)
+    cmd("getkeysandflags", -4, CMDF, command_getkeysandflags)
         .acl(Acl::CONNECTION)
         .doc(
             "server",
@@ -813,6 +818,32 @@ fn time(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
         Reply::bulk(Bytes::from(d.as_secs().to_string())),
         Reply::bulk(Bytes::from(d.subsec_micros().to_string())),
     ]))
+}
+
+/// The shard DEBUG OBJECT reads; other subcommands lock nothing.
+fn debug_locks(srv: &Server, db: usize, argv: &[Bytes]) -> Vec<(u32, u32)> {
+    match argv.get(2) {
+        Some(key) if argv.len() == 3 && eq_ic(&argv[1], "object") => {
+            vec![(db as u32, srv.keyspace.shard_index(key) as u32)]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// ```text
+/// DEBUG subcommand [arg ...]
+/// ```
+fn debug(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let sub = DEBUG_SUBS
+        .iter()
+        .find(|s| eq_ic(&argv[1], s.name) && s.arity_ok(argv.len()));
+    match sub {
+        Some(s) => (s.handler)(ctx, argv),
+        None => Err(CmdError::err(format!(
+            "unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
+            String::from_utf8_lossy(&argv[1][..argv[1].len().min(128)])
+        ))),
+    }
 }
 
 fn debug_allowed(ctx: &Ctx<'_>) -> CmdResult<()> {

@@ -52,7 +52,7 @@ impl CmdFlags {
             (CmdFlags::SKIP_SLOWLOG, "skip_slowlog"),
             (CmdFlags::FAST, "fast"),
             (CmdFlags::NO_AUTH, "no_auth"),
-            (CmdFlags::MAY_REPLICATE, "may_replicate"),
+            // may_replicate is tracked but hidden from COMMAND, as in Redis.
             (CmdFlags::NO_MULTI, "no_multi"),
             (CmdFlags::MOVABLEKEYS, "movablekeys"),
             (CmdFlags::ALLOW_BUSY, "allow_busy"),
@@ -226,6 +226,11 @@ impl CommandSpec {
     }
     pub const fn lock(mut self, scope: LockScope) -> Self {
         self.lock = scope;
+        self
+    }
+    /// Sets the flags (containers, whose rows start without any).
+    pub const fn flags(mut self, flags: CmdFlags) -> Self {
+        self.flags = flags;
         self
     }
     pub const fn acl(mut self, acl: Acl) -> Self {

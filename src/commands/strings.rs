@@ -1,6 +1,6 @@
 //! String commands: GET SET (EX PX EXAT PXAT NX XX KEEPTTL GET) SETNX SETEX
 //! PSETEX MGET MSET MSETNX GETSET GETDEL GETEX APPEND STRLEN GETRANGE SUBSTR
-//! SETRANGE INCR DECR INCRBY DECRBY INCRBYFLOAT.
+//! SETRANGE INCR DECR INCRBY DECRBY INCRBYFLOAT LCS.
 
 use bytes::Bytes;
 
@@ -39,6 +39,7 @@ pub const SPECS: &[CommandSpec] = &[
     cmd("decr", 2, WF, decr).keys(1, 1, 1).acl(S).doc("string", "1.0.0", "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."),
     cmd("incrby", 3, WF, incrby).keys(1, 1, 1).acl(S).doc("string", "1.0.0", "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist."),
     cmd("decrby", 3, WF, decrby).keys(1, 1, 1).acl(S).doc("string", "1.0.0", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist."),
+    cmd("lcs", -3, F::READONLY, lcs).keys(1, 2, 1).acl(S).doc("string", "7.0.0", "Finds the longest common substring."),
     cmd("incrbyfloat", 3, WF, incrbyfloat).keys(1, 1, 1).acl(S).doc("string", "2.6.0", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist."),
 ];
 
@@ -483,4 +484,140 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     shard.set(key, Value::Str(s.clone()), Ttl::Keep, now);
     ctx.changed(1);
     Ok(Reply::Bulk(s))
+}
+
+/// ```text
+/// LCS key1 key2 [LEN] [IDX] [MINMATCHLEN len] [WITHMATCHLEN]
+/// ```
+///
+/// The classic dynamic-programming table (u32 cells, bounded by
+/// `proto-max-bulk-len` as in Redis), walked back from the end with Redis's
+/// tie-break (prefer shrinking the second string) so the chosen subsequence
+/// and the reported ranges are the ones Redis reports.
+fn lcs(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    const NOT_STRINGS: &str = "The specified keys must contain string values";
+    let mut strs: [Bytes; 2] = [Bytes::new(), Bytes::new()];
+    let now = ctx.now;
+    for (i, key) in argv[1..3].iter().enumerate() {
+        if let Some(v) = ctx.shard(key)?.get(key, now) {
+            strs[i] = v
+                .as_string()
+                .ok_or_else(|| CmdError::err(NOT_STRINGS))?
+                .to_bytes();
+        }
+    }
+    let (mut get_len, mut get_idx, mut with_len, mut min_len) = (false, false, false, 0u64);
+    let mut i = 3;
+    while i < argv.len() {
+        let opt = &argv[i];
+        if eq_ic(opt, "IDX") {
+            get_idx = true;
+        } else if eq_ic(opt, "LEN") {
+            get_len = true;
+        } else if eq_ic(opt, "WITHMATCHLEN") {
+            with_len = true;
+        } else if eq_ic(opt, "MINMATCHLEN") && i + 1 < argv.len() {
+            min_len = int_arg(&argv[i + 1])?.max(0) as u64;
+            i += 1;
+        } else {
+            return Err(CmdError::SYNTAX);
+        }
+        i += 1;
+    }
+    if get_len && get_idx {
+        return Err(CmdError::err(
+            "If you want both the length and indexes, please just use IDX.",
+        ));
+    }
+    let (a, b) = (&strs[0][..], &strs[1][..]);
+    if a.len() >= u32::MAX as usize - 1 || b.len() >= u32::MAX as usize - 1 {
+        return Err(CmdError::err("String too long for LCS"));
+    }
+    let w = b.len() + 1;
+    let cells = (a.len() as u64 + 1) * (w as u64);
+    if cells.saturating_mul(4) > ctx.srv.config.proto_max_bulk_len() {
+        return Err(CmdError::err(
+            "Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
+        ));
+    }
+    let mut t = vec![0u32; cells as usize];
+    for x in 1..=a.len() {
+        for y in 1..=b.len() {
+            t[x * w + y] = if a[x - 1] == b[y - 1] {
+                t[(x - 1) * w + y - 1] + 1
+            } else {
+                t[(x - 1) * w + y].max(t[x * w + y - 1])
+            };
+        }
+    }
+    let total = t[a.len() * w + b.len()];
+    if get_len {
+        return Ok(Reply::Int(total as i64));
+    }
+    // Walk back from the end collecting the subsequence and, for IDX, the
+    // maximal runs matched contiguously in both strings.
+    let mut out = vec![0u8; total as usize];
+    let mut k = total as usize;
+    let mut matches = Vec::new();
+    let mut run: Option<(usize, usize, usize, usize)> = None; // a_start, a_end, b_start, b_end
+    let (mut x, mut y) = (a.len(), b.len());
+    while x > 0 && y > 0 {
+        let mut emit = false;
+        if a[x - 1] == b[y - 1] {
+            out[k - 1] = a[x - 1];
+            k -= 1;
+            match run.as_mut() {
+                None => run = Some((x - 1, x - 1, y - 1, y - 1)),
+                Some(r) if r.0 == x && r.2 == y => {
+                    r.0 -= 1;
+                    r.2 -= 1;
+                }
+                Some(_) => emit = true,
+            }
+            if let Some(r) = run {
+                if r.0 == 0 || r.2 == 0 {
+                    emit = true;
+                }
+            }
+            x -= 1;
+            y -= 1;
+        } else {
+            if t[(x - 1) * w + y] > t[x * w + y - 1] {
+                x -= 1;
+            } else {
+                y -= 1;
+            }
+            if run.is_some() {
+                emit = true;
+            }
+        }
+        if emit {
+            if let Some((as_, ae, bs, be)) = run.take() {
+                let len = (ae - as_ + 1) as u64;
+                if min_len == 0 || len >= min_len {
+                    matches.push((as_, ae, bs, be, len));
+                }
+            }
+        }
+    }
+    if !get_idx {
+        return Ok(Reply::bulk(out));
+    }
+    let arr = matches
+        .into_iter()
+        .map(|(as_, ae, bs, be, len)| {
+            let mut m = vec![
+                Reply::Array(vec![Reply::Int(as_ as i64), Reply::Int(ae as i64)]),
+                Reply::Array(vec![Reply::Int(bs as i64), Reply::Int(be as i64)]),
+            ];
+            if with_len {
+                m.push(Reply::Int(len as i64));
+            }
+            Reply::Array(m)
+        })
+        .collect();
+    Ok(Reply::Map(vec![
+        (Reply::bulk(&b"matches"[..]), Reply::Array(arr)),
+        (Reply::bulk(&b"len"[..]), Reply::Int(total as i64)),
+    ]))
 }
