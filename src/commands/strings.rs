@@ -11,7 +11,7 @@ use crate::protocol::codec::parse_i64;
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::storage::value::StrRef;
 use crate::storage::{Ttl, Value, ValueRef};
-use crate::util::float::{format_human, parse_f64};
+use crate::util::ldouble::{self, IncrError};
 
 const S: Acl = Acl::STRING;
 const W: F = F::WRITE.union(F::DENYOOM);
@@ -465,22 +465,17 @@ fn decrby(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 /// ```
 fn incrbyfloat(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
-    let delta = parse_f64(&argv[2]).ok_or(CmdError::NOT_FLOAT)?;
     let now = ctx.now;
     let shard = ctx.shard(key)?;
     let cur = match shard.peek(key, now) {
-        None => 0.0,
-        Some(v) => match v.as_string() {
-            Some(StrRef::Int(n)) => n as f64,
-            Some(StrRef::Bytes(b)) => parse_f64(b).ok_or(CmdError::NOT_FLOAT)?,
-            None => return Err(CmdError::WRONG_TYPE),
-        },
+        None => None,
+        Some(v) => Some(v.as_string().ok_or(CmdError::WRONG_TYPE)?.to_vec()),
     };
-    let n = cur + delta;
-    if !n.is_finite() {
-        return Err(CmdError::NAN_OR_INF);
-    }
-    let s = Bytes::from(format_human(n));
+    let s = match ldouble::incr(cur.as_deref(), &argv[2]) {
+        Ok(s) => Bytes::from(s),
+        Err(IncrError::NanOrInf) => return Err(CmdError::NAN_OR_INF),
+        Err(_) => return Err(CmdError::NOT_FLOAT),
+    };
     shard.set(key, Value::Str(s.clone()), Ttl::Keep, now);
     ctx.changed(1);
     Ok(Reply::Bulk(s))

@@ -2,3 +2,4 @@
 
 pub mod float;
 pub mod glob;
+pub mod ldouble;

@@ -10,6 +10,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+pub mod diff;
+
 /// A running server, killed on drop.
 pub struct TestServer {
     child: Child,

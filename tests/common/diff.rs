@@ -1,0 +1,177 @@
+//! Differential testing against a real redis-server 7.x, when one is
+//! installed (`.ci/run` installs it): the same commands go to both servers
+//! and the raw reply bytes must be identical.
+#![allow(dead_code)]
+
+use std::net::TcpListener as StdListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::resp;
+
+/// A redis-server child process, killed on drop.
+pub struct RedisRef {
+    child: Child,
+    pub port: u16,
+}
+
+impl RedisRef {
+    /// Starts `redis-server` on a free loopback port, or returns `None`
+    /// (with a note on stderr) when it is not installed.
+    pub fn start() -> Option<RedisRef> {
+        let port = StdListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--enable-debug-command",
+                "yes",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let Ok(child) = child else {
+            eprintln!("note: redis-server not installed; differential checks skipped");
+            return None;
+        };
+        let r = RedisRef { child, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(r);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server did not start");
+    }
+}
+
+impl Drop for RedisRef {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Length of the first complete RESP2/RESP3 value in `b`, if complete.
+pub fn reply_len(b: &[u8]) -> Option<usize> {
+    fn line(b: &[u8]) -> Option<usize> {
+        b.windows(2).position(|w| w == b"\r\n").map(|p| p + 2)
+    }
+    let first = *b.first()?;
+    let l = line(b)?;
+    let num = || -> Option<i64> { std::str::from_utf8(&b[1..l - 2]).ok()?.parse().ok() };
+    match first {
+        b'+' | b'-' | b':' | b',' | b'#' | b'_' | b'(' => Some(l),
+        b'$' | b'=' | b'!' => {
+            let n = num()?;
+            if n < 0 {
+                return Some(l);
+            }
+            let end = l + n as usize + 2;
+            (b.len() >= end).then_some(end)
+        }
+        b'*' | b'~' | b'>' | b'%' | b'|' => {
+            let n = num()?;
+            if n < 0 {
+                return Some(l);
+            }
+            let count = if first == b'%' || first == b'|' { 2 * n } else { n };
+            let mut off = l;
+            for _ in 0..count {
+                off += reply_len(&b[off..])?;
+            }
+            Some(off)
+        }
+        _ => None,
+    }
+}
+
+/// A raw connection that reads whole replies.
+pub struct Conn {
+    s: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    pub async fn connect(port: u16) -> Conn {
+        Conn {
+            s: TcpStream::connect(("127.0.0.1", port))
+                .await
+                .expect("connect"),
+            buf: Vec::new(),
+        }
+    }
+
+    /// Sends one command and returns its raw reply bytes.
+    pub async fn call(&mut self, args: &[&[u8]]) -> Vec<u8> {
+        self.s.write_all(&resp(args)).await.expect("write");
+        let fut = async {
+            loop {
+                if let Some(n) = reply_len(&self.buf) {
+                    return self.buf.drain(..n).collect::<Vec<u8>>();
+                }
+                let mut tmp = [0u8; 16384];
+                let k = self.s.read(&mut tmp).await.expect("read");
+                assert!(k > 0, "connection closed");
+                self.buf.extend_from_slice(&tmp[..k]);
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), fut)
+            .await
+            .expect("reply timeout")
+    }
+}
+
+/// Runs `script` (commands as whitespace-free argument lists) against both
+/// Cinnabar (`ours`) and the reference server and asserts identical raw
+/// replies, command by command. Returns false when no redis-server exists.
+pub async fn same_replies(ours_port: u16, script: &[Vec<&[u8]>]) -> bool {
+    let Some(reference) = RedisRef::start() else {
+        return false;
+    };
+    let mut a = Conn::connect(ours_port).await;
+    let mut b = Conn::connect(reference.port).await;
+    let mut diffs = Vec::new();
+    for cmd in script {
+        let ra = a.call(cmd).await;
+        let rb = b.call(cmd).await;
+        if ra != rb {
+            diffs.push(format!(
+                "{:?}\n   cinnabar: {:?}\n   redis:    {:?}",
+                cmd.iter().map(|x| String::from_utf8_lossy(x)).collect::<Vec<_>>(),
+                String::from_utf8_lossy(&ra),
+                String::from_utf8_lossy(&rb)
+            ));
+        }
+    }
+    assert!(diffs.is_empty(), "replies differ from redis-server:\n{}", diffs.join("\n"));
+    true
+}
+
+/// Splits a script written one command per line (arguments separated by
+/// spaces; `''` is the empty string).
+pub fn script(text: &str) -> Vec<Vec<&[u8]>> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            l.split(' ')
+                .map(|a| if a == "''" { &b""[..] } else { a.as_bytes() })
+                .collect()
+        })
+        .collect()
+}
