@@ -9,13 +9,19 @@ use common::{resp, TestServer};
 async fn set_options_and_errors() {
     let srv = TestServer::start();
     let mut c = srv.raw().await;
-    c.expect(&resp(&[b"SET", b"k", b"v", b"NX"]), b"+OK\r\n").await;
-    c.expect(&resp(&[b"SET", b"k", b"w", b"NX"]), b"$-1\r\n").await;
+    c.expect(&resp(&[b"SET", b"k", b"v", b"NX"]), b"+OK\r\n")
+        .await;
+    c.expect(&resp(&[b"SET", b"k", b"w", b"NX"]), b"$-1\r\n")
+        .await;
     c.expect(&resp(&[b"SET", b"k", b"w", b"XX", b"GET"]), b"$1\r\nv\r\n")
         .await;
-    c.expect(&resp(&[b"SET", b"nokey", b"w", b"XX"]), b"$-1\r\n").await;
-    c.expect(&resp(&[b"SET", b"k", b"v", b"NX", b"XX"]), b"-ERR syntax error\r\n")
+    c.expect(&resp(&[b"SET", b"nokey", b"w", b"XX"]), b"$-1\r\n")
         .await;
+    c.expect(
+        &resp(&[b"SET", b"k", b"v", b"NX", b"XX"]),
+        b"-ERR syntax error\r\n",
+    )
+    .await;
     c.expect(
         &resp(&[b"SET", b"k", b"v", b"EX", b"0"]),
         b"-ERR invalid expire time in 'set' command\r\n",
@@ -26,14 +32,20 @@ async fn set_options_and_errors() {
         b"-ERR value is not an integer or out of range\r\n",
     )
     .await;
-    c.expect(&resp(&[b"SET", b"k", b"v", b"EX", b"100"]), b"+OK\r\n").await;
-    c.expect(&resp(&[b"SET", b"k", b"v2", b"KEEPTTL"]), b"+OK\r\n").await;
+    c.expect(&resp(&[b"SET", b"k", b"v", b"EX", b"100"]), b"+OK\r\n")
+        .await;
+    c.expect(&resp(&[b"SET", b"k", b"v2", b"KEEPTTL"]), b"+OK\r\n")
+        .await;
     c.send(&resp(&[b"TTL", b"k"])).await;
     let ttl = c.read_until(b"\r\n").await;
     assert!(ttl == b":100\r\n" || ttl == b":99\r\n", "{ttl:?}");
     c.expect(&resp(&[b"SET", b"k", b"v3"]), b"+OK\r\n").await;
     c.expect(&resp(&[b"TTL", b"k"]), b":-1\r\n").await;
-    c.expect(&resp(&[b"LPUSH_NOPE"]), b"-ERR unknown command 'LPUSH_NOPE', with args beginning with: \r\n").await;
+    c.expect(
+        &resp(&[b"LPUSH_NOPE"]),
+        b"-ERR unknown command 'LPUSH_NOPE', with args beginning with: \r\n",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -41,7 +53,8 @@ async fn counters_and_their_errors() {
     let srv = TestServer::start();
     let mut c = srv.raw().await;
     c.expect(&resp(&[b"INCR", b"n"]), b":1\r\n").await;
-    c.expect(&resp(&[b"INCRBY", b"n", b"-11"]), b":-10\r\n").await;
+    c.expect(&resp(&[b"INCRBY", b"n", b"-11"]), b":-10\r\n")
+        .await;
     c.expect(&resp(&[b"DECRBY", b"n", b"5"]), b":-15\r\n").await;
     c.expect(&resp(&[b"SET", b"n", b"9223372036854775807"]), b"+OK\r\n")
         .await;
@@ -85,15 +98,25 @@ async fn counters_and_their_errors() {
 async fn ranges_append_and_lcs() {
     let srv = TestServer::start();
     let mut c = srv.raw().await;
-    c.expect(&resp(&[b"APPEND", b"a", b"Hello"]), b":5\r\n").await;
-    c.expect(&resp(&[b"APPEND", b"a", b" World"]), b":11\r\n").await;
-    c.expect(&resp(&[b"GETRANGE", b"a", b"-5", b"-1"]), b"$5\r\nWorld\r\n")
+    c.expect(&resp(&[b"APPEND", b"a", b"Hello"]), b":5\r\n")
         .await;
-    c.expect(&resp(&[b"GETRANGE", b"a", b"5", b"2"]), b"$0\r\n\r\n").await;
-    c.expect(&resp(&[b"SETRANGE", b"a", b"6", b"Redis"]), b":11\r\n").await;
-    c.expect(&resp(&[b"GET", b"a"]), b"$11\r\nHello Redis\r\n").await;
-    c.expect(&resp(&[b"SETRANGE", b"z", b"3", b"x"]), b":4\r\n").await;
-    c.expect(&resp(&[b"GET", b"z"]), b"$4\r\n\x00\x00\x00x\r\n").await;
+    c.expect(&resp(&[b"APPEND", b"a", b" World"]), b":11\r\n")
+        .await;
+    c.expect(
+        &resp(&[b"GETRANGE", b"a", b"-5", b"-1"]),
+        b"$5\r\nWorld\r\n",
+    )
+    .await;
+    c.expect(&resp(&[b"GETRANGE", b"a", b"5", b"2"]), b"$0\r\n\r\n")
+        .await;
+    c.expect(&resp(&[b"SETRANGE", b"a", b"6", b"Redis"]), b":11\r\n")
+        .await;
+    c.expect(&resp(&[b"GET", b"a"]), b"$11\r\nHello Redis\r\n")
+        .await;
+    c.expect(&resp(&[b"SETRANGE", b"z", b"3", b"x"]), b":4\r\n")
+        .await;
+    c.expect(&resp(&[b"GET", b"z"]), b"$4\r\n\x00\x00\x00x\r\n")
+        .await;
     c.expect(
         &resp(&[b"SETRANGE", b"z", b"536870912", b"x"]),
         b"-ERR string exceeds maximum allowed size (proto-max-bulk-len)\r\n",
@@ -101,10 +124,15 @@ async fn ranges_append_and_lcs() {
     .await;
     c.expect(&resp(&[b"STRLEN", b"z"]), b":4\r\n").await;
 
-    c.expect(&resp(&[b"MSET", b"key1", b"ohmytext", b"key2", b"mynewtext"]), b"+OK\r\n")
+    c.expect(
+        &resp(&[b"MSET", b"key1", b"ohmytext", b"key2", b"mynewtext"]),
+        b"+OK\r\n",
+    )
+    .await;
+    c.expect(&resp(&[b"LCS", b"key1", b"key2"]), b"$6\r\nmytext\r\n")
         .await;
-    c.expect(&resp(&[b"LCS", b"key1", b"key2"]), b"$6\r\nmytext\r\n").await;
-    c.expect(&resp(&[b"LCS", b"key1", b"key2", b"LEN"]), b":6\r\n").await;
+    c.expect(&resp(&[b"LCS", b"key1", b"key2", b"LEN"]), b":6\r\n")
+        .await;
     c.expect(
         &resp(&[b"LCS", b"key1", b"key2", b"IDX", b"MINMATCHLEN", b"4", b"WITHMATCHLEN"]),
         b"*4\r\n$7\r\nmatches\r\n*1\r\n*3\r\n*2\r\n:4\r\n:7\r\n*2\r\n:5\r\n:8\r\n:4\r\n$3\r\nlen\r\n:6\r\n",
@@ -115,7 +143,8 @@ async fn ranges_append_and_lcs() {
         b"-ERR If you want both the length and indexes, please just use IDX.\r\n",
     )
     .await;
-    c.expect(&resp(&[b"LCS", b"key1", b"missing"]), b"$0\r\n\r\n").await;
+    c.expect(&resp(&[b"LCS", b"key1", b"missing"]), b"$0\r\n\r\n")
+        .await;
 }
 
 #[tokio::test]
@@ -123,21 +152,34 @@ async fn getex_getdel_msetnx() {
     let srv = TestServer::start();
     let mut c = srv.raw().await;
     c.expect(&resp(&[b"SET", b"g", b"1"]), b"+OK\r\n").await;
-    c.expect(&resp(&[b"GETEX", b"g", b"PX", b"50000"]), b"$1\r\n1\r\n").await;
+    c.expect(&resp(&[b"GETEX", b"g", b"PX", b"50000"]), b"$1\r\n1\r\n")
+        .await;
     c.send(&resp(&[b"PTTL", b"g"])).await;
     let pttl = c.read_until(b"\r\n").await;
-    let ms: i64 = std::str::from_utf8(&pttl[1..pttl.len() - 2]).unwrap().parse().unwrap();
+    let ms: i64 = std::str::from_utf8(&pttl[1..pttl.len() - 2])
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(ms > 49000 && ms <= 50000, "{ms}");
-    c.expect(&resp(&[b"GETEX", b"g", b"PERSIST"]), b"$1\r\n1\r\n").await;
-    c.expect(&resp(&[b"TTL", b"g"]), b":-1\r\n").await;
-    c.expect(&resp(&[b"GETEX", b"g", b"EX", b"1", b"PX", b"1"]), b"-ERR syntax error\r\n")
+    c.expect(&resp(&[b"GETEX", b"g", b"PERSIST"]), b"$1\r\n1\r\n")
         .await;
+    c.expect(&resp(&[b"TTL", b"g"]), b":-1\r\n").await;
+    c.expect(
+        &resp(&[b"GETEX", b"g", b"EX", b"1", b"PX", b"1"]),
+        b"-ERR syntax error\r\n",
+    )
+    .await;
     c.expect(&resp(&[b"GETDEL", b"g"]), b"$1\r\n1\r\n").await;
     c.expect(&resp(&[b"EXISTS", b"g"]), b":0\r\n").await;
-    c.expect(&resp(&[b"MSETNX", b"x1", b"a", b"x2", b"b"]), b":1\r\n").await;
-    c.expect(&resp(&[b"MSETNX", b"x2", b"c", b"x3", b"d"]), b":0\r\n").await;
-    c.expect(&resp(&[b"MGET", b"x1", b"x2", b"x3"]), b"*3\r\n$1\r\na\r\n$1\r\nb\r\n$-1\r\n")
+    c.expect(&resp(&[b"MSETNX", b"x1", b"a", b"x2", b"b"]), b":1\r\n")
         .await;
+    c.expect(&resp(&[b"MSETNX", b"x2", b"c", b"x3", b"d"]), b":0\r\n")
+        .await;
+    c.expect(
+        &resp(&[b"MGET", b"x1", b"x2", b"x3"]),
+        b"*3\r\n$1\r\na\r\n$1\r\nb\r\n$-1\r\n",
+    )
+    .await;
     c.expect(
         &resp(&[b"MSET", b"x1", b"a", b"x2"]),
         b"-ERR wrong number of arguments for 'mset' command\r\n",

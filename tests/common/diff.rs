@@ -89,7 +89,11 @@ pub fn reply_len(b: &[u8]) -> Option<usize> {
             if n < 0 {
                 return Some(l);
             }
-            let count = if first == b'%' || first == b'|' { 2 * n } else { n };
+            let count = if first == b'%' || first == b'|' {
+                2 * n
+            } else {
+                n
+            };
             let mut off = l;
             for _ in 0..count {
                 off += reply_len(&b[off..])?;
@@ -152,13 +156,19 @@ pub async fn same_replies(ours_port: u16, script: &[Vec<&[u8]>]) -> bool {
         if ra != rb {
             diffs.push(format!(
                 "{:?}\n   cinnabar: {:?}\n   redis:    {:?}",
-                cmd.iter().map(|x| String::from_utf8_lossy(x)).collect::<Vec<_>>(),
+                cmd.iter()
+                    .map(|x| String::from_utf8_lossy(x))
+                    .collect::<Vec<_>>(),
                 String::from_utf8_lossy(&ra),
                 String::from_utf8_lossy(&rb)
             ));
         }
     }
-    assert!(diffs.is_empty(), "replies differ from redis-server:\n{}", diffs.join("\n"));
+    assert!(
+        diffs.is_empty(),
+        "replies differ from redis-server:\n{}",
+        diffs.join("\n")
+    );
     true
 }
 

@@ -1,0 +1,339 @@
+//! Generic key commands through the real server: expiry options, renames,
+//! copies, moves, OBJECT, SCAN's guarantee, active expiry; plus a
+//! differential run against redis-server (when installed).
+
+mod common;
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::diff::{same_replies, script};
+use common::{resp, TestServer};
+use redis::AsyncCommands;
+
+#[tokio::test]
+async fn expire_options_and_ttls() {
+    let srv = TestServer::start();
+    let mut c = srv.raw().await;
+    c.expect(&resp(&[b"SET", b"k", b"v"]), b"+OK\r\n").await;
+    c.expect(&resp(&[b"TTL", b"k"]), b":-1\r\n").await;
+    c.expect(&resp(&[b"TTL", b"nokey"]), b":-2\r\n").await;
+    c.expect(&resp(&[b"EXPIRETIME", b"k"]), b":-1\r\n").await;
+    c.expect(&resp(&[b"EXPIRE", b"k", b"100", b"XX"]), b":0\r\n")
+        .await;
+    c.expect(&resp(&[b"EXPIRE", b"k", b"100", b"NX"]), b":1\r\n")
+        .await;
+    c.expect(&resp(&[b"EXPIRE", b"k", b"50", b"NX"]), b":0\r\n")
+        .await;
+    c.expect(&resp(&[b"EXPIRE", b"k", b"50", b"GT"]), b":0\r\n")
+        .await;
+    c.expect(&resp(&[b"EXPIRE", b"k", b"200", b"GT"]), b":1\r\n")
+        .await;
+    c.expect(&resp(&[b"EXPIRE", b"k", b"300", b"LT"]), b":0\r\n")
+        .await;
+    c.expect(&resp(&[b"PEXPIRE", b"k", b"150000", b"LT"]), b":1\r\n")
+        .await;
+    c.expect(
+        &resp(&[b"EXPIRE", b"k", b"1", b"NX", b"XX"]),
+        b"-ERR NX and XX, GT or LT options at the same time are not compatible\r\n",
+    )
+    .await;
+    c.expect(
+        &resp(&[b"EXPIRE", b"k", b"1", b"GT", b"LT"]),
+        b"-ERR GT and LT options at the same time are not compatible\r\n",
+    )
+    .await;
+    c.expect(
+        &resp(&[b"EXPIRE", b"k", b"1", b"YY"]),
+        b"-ERR Unsupported option YY\r\n",
+    )
+    .await;
+    c.expect(
+        &resp(&[b"EXPIRE", b"k", b"9223372036854775807"]),
+        b"-ERR invalid expire time in 'expire' command\r\n",
+    )
+    .await;
+    c.expect(&resp(&[b"PERSIST", b"k"]), b":1\r\n").await;
+    c.expect(&resp(&[b"PERSIST", b"k"]), b":0\r\n").await;
+    c.expect(&resp(&[b"EXPIREAT", b"k", b"4102444800"]), b":1\r\n")
+        .await;
+    c.expect(&resp(&[b"EXPIRETIME", b"k"]), b":4102444800\r\n")
+        .await;
+    c.expect(&resp(&[b"PEXPIRETIME", b"k"]), b":4102444800000\r\n")
+        .await;
+    // A deadline in the past deletes the key.
+    c.expect(&resp(&[b"EXPIRE", b"k", b"-1"]), b":1\r\n").await;
+    c.expect(&resp(&[b"EXISTS", b"k"]), b":0\r\n").await;
+    c.expect(&resp(&[b"SET", b"p", b"v", b"PX", b"80"]), b"+OK\r\n")
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    c.expect(&resp(&[b"GET", b"p"]), b"$-1\r\n").await;
+}
+
+#[tokio::test]
+async fn rename_copy_move() {
+    let srv = TestServer::start();
+    let mut c = srv.raw().await;
+    c.expect(&resp(&[b"RENAME", b"nokey", b"x"]), b"-ERR no such key\r\n")
+        .await;
+    c.expect(&resp(&[b"SET", b"a", b"1", b"EX", b"100"]), b"+OK\r\n")
+        .await;
+    c.expect(&resp(&[b"RENAME", b"a", b"b"]), b"+OK\r\n").await;
+    c.expect(&resp(&[b"EXISTS", b"a", b"b", b"b"]), b":2\r\n")
+        .await;
+    c.send(&resp(&[b"TTL", b"b"])).await;
+    assert_ne!(
+        c.read_until(b"\r\n").await,
+        b":-1\r\n",
+        "RENAME keeps the TTL"
+    );
+    c.expect(&resp(&[b"SET", b"c", b"2"]), b"+OK\r\n").await;
+    c.expect(&resp(&[b"RENAMENX", b"b", b"c"]), b":0\r\n").await;
+    c.expect(&resp(&[b"RENAME", b"b", b"b"]), b"+OK\r\n").await;
+    c.expect(&resp(&[b"COPY", b"b", b"c"]), b":0\r\n").await;
+    c.expect(&resp(&[b"COPY", b"b", b"c", b"REPLACE"]), b":1\r\n")
+        .await;
+    c.expect(&resp(&[b"GET", b"c"]), b"$1\r\n1\r\n").await;
+    c.expect(
+        &resp(&[b"COPY", b"b", b"b"]),
+        b"-ERR source and destination objects are the same\r\n",
+    )
+    .await;
+    c.expect(&resp(&[b"COPY", b"b", b"b", b"DB", b"3"]), b":1\r\n")
+        .await;
+    c.expect(
+        &resp(&[b"COPY", b"b", b"x", b"DB", b"99"]),
+        b"-ERR DB index is out of range\r\n",
+    )
+    .await;
+    c.expect(&resp(&[b"MOVE", b"c", b"3"]), b":1\r\n").await;
+    c.expect(&resp(&[b"MOVE", b"b", b"3"]), b":0\r\n").await;
+    c.expect(
+        &resp(&[b"MOVE", b"b", b"0"]),
+        b"-ERR source and destination objects are the same\r\n",
+    )
+    .await;
+    c.expect(&resp(&[b"SELECT", b"3"]), b"+OK\r\n").await;
+    c.expect(
+        &resp(&[b"MGET", b"b", b"c"]),
+        b"*2\r\n$1\r\n1\r\n$1\r\n1\r\n",
+    )
+    .await;
+    c.expect(&resp(&[b"DBSIZE"]), b":2\r\n").await;
+    c.expect(&resp(&[b"SWAPDB", b"3", b"0"]), b"+OK\r\n").await;
+    c.expect(&resp(&[b"DBSIZE"]), b":1\r\n").await;
+    c.expect(
+        &resp(&[b"SELECT", b"16"]),
+        b"-ERR DB index is out of range\r\n",
+    )
+    .await;
+    c.expect(&resp(&[b"FLUSHDB", b"ASYNC"]), b"+OK\r\n").await;
+    c.expect(&resp(&[b"DBSIZE"]), b":0\r\n").await;
+    c.expect(&resp(&[b"FLUSHALL", b"SYNC"]), b"+OK\r\n").await;
+    c.expect(&resp(&[b"SELECT", b"0"]), b"+OK\r\n").await;
+    c.expect(&resp(&[b"DBSIZE"]), b":0\r\n").await;
+}
+
+#[tokio::test]
+async fn object_type_and_encodings() {
+    let srv = TestServer::start();
+    let mut c = srv.raw().await;
+    c.expect(&resp(&[b"SET", b"i", b"12345"]), b"+OK\r\n").await;
+    c.expect(&resp(&[b"SET", b"e", b"short"]), b"+OK\r\n").await;
+    c.expect(&resp(&[b"SET", b"r", &[b'x'; 100]]), b"+OK\r\n")
+        .await;
+    c.expect(&resp(&[b"OBJECT", b"ENCODING", b"i"]), b"$3\r\nint\r\n")
+        .await;
+    c.expect(&resp(&[b"OBJECT", b"ENCODING", b"e"]), b"$6\r\nembstr\r\n")
+        .await;
+    c.expect(&resp(&[b"OBJECT", b"ENCODING", b"r"]), b"$3\r\nraw\r\n")
+        .await;
+    c.expect(&resp(&[b"APPEND", b"e", b"x"]), b":6\r\n").await;
+    c.expect(&resp(&[b"OBJECT", b"ENCODING", b"e"]), b"$3\r\nraw\r\n")
+        .await;
+    c.expect(&resp(&[b"OBJECT", b"ENCODING", b"none"]), b"$-1\r\n")
+        .await;
+    c.expect(&resp(&[b"TYPE", b"i"]), b"+string\r\n").await;
+    c.expect(&resp(&[b"TYPE", b"none"]), b"+none\r\n").await;
+    c.expect(&resp(&[b"OBJECT", b"IDLETIME", b"i"]), b":0\r\n")
+        .await;
+    c.expect(
+        &resp(&[b"OBJECT", b"FREQ", b"i"]),
+        b"-ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.\r\n",
+    )
+    .await;
+    c.expect(
+        &resp(&[b"CONFIG", b"SET", b"maxmemory-policy", b"allkeys-lfu"]),
+        b"+OK\r\n",
+    )
+    .await;
+    c.send(&resp(&[b"OBJECT", b"FREQ", b"i"])).await;
+    let f = c.read_until(b"\r\n").await;
+    assert!(f.starts_with(b":"), "{f:?}");
+    c.expect(&resp(&[b"TOUCH", b"i", b"e", b"none"]), b":2\r\n")
+        .await;
+    c.expect(&resp(&[b"UNLINK", b"i", b"e", b"none"]), b":2\r\n")
+        .await;
+}
+
+#[tokio::test]
+async fn scan_returns_every_key_present_throughout_while_the_table_grows() {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    let stable: Vec<String> = (0..2000).map(|i| format!("stable:{i}")).collect();
+    for chunk in stable.chunks(500) {
+        let pairs: Vec<(&String, i32)> = chunk.iter().map(|k| (k, 1)).collect();
+        let _: () = c.mset(&pairs).await.unwrap();
+    }
+    let mut seen = HashSet::new();
+    let mut cursor: u64 = 0;
+    let mut round = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(100)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        seen.extend(keys);
+        // Grow the keyspace a lot between calls (forces table growth).
+        let pairs: Vec<(String, i32)> =
+            (0..100).map(|i| (format!("grow:{round}:{i}"), 1)).collect();
+        let _: () = c.mset(&pairs).await.unwrap();
+        round += 1;
+        cursor = next;
+        if cursor == 0 {
+            break;
+        }
+        assert!(round < 10_000, "SCAN did not terminate");
+    }
+    for k in &stable {
+        assert!(seen.contains(k), "SCAN missed {k}");
+    }
+    // MATCH and TYPE filters.
+    let (_, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+        .arg(0)
+        .arg("MATCH")
+        .arg("stable:1*")
+        .arg("COUNT")
+        .arg(1_000_000)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1111);
+    assert!(keys.iter().all(|k| k.starts_with("stable:1")));
+    let (_, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+        .arg(0)
+        .arg("TYPE")
+        .arg("list")
+        .arg("COUNT")
+        .arg(1_000_000)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(keys.is_empty());
+    let keys: Vec<String> = c.keys("stable:19?").await.unwrap();
+    assert_eq!(keys.len(), 10);
+    let k: Option<String> = redis::cmd("RANDOMKEY").query_async(&mut c).await.unwrap();
+    assert!(k.is_some());
+}
+
+#[tokio::test]
+async fn active_expiry_removes_unread_keys() {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    for batch in 0..100 {
+        let mut p = redis::pipe();
+        for i in 0..1000 {
+            p.cmd("SET")
+                .arg(format!("ttl:{batch}:{i}"))
+                .arg("v")
+                .arg("PX")
+                .arg(1000)
+                .ignore();
+        }
+        let _: () = p.query_async(&mut c).await.unwrap();
+    }
+    let n: usize = redis::cmd("DBSIZE").query_async(&mut c).await.unwrap();
+    assert!(n > 90_000, "{n}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(8);
+    loop {
+        let n: usize = redis::cmd("DBSIZE").query_async(&mut c).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{n} keys still present"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let expired: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("expired_keys:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap();
+    assert!(expired >= 100_000, "expired_keys {expired}");
+}
+
+/// Edge cases against redis-server: replies must be byte-identical.
+#[tokio::test]
+async fn key_edge_cases_match_redis() {
+    let srv = TestServer::start();
+    let s = script(
+        "
+        FLUSHALL
+        SET a 1
+        SET b 2
+        DEL a a b c
+        EXISTS a a
+        SET a 1
+        EXPIRE a 100 nx xx
+        EXPIRE a 100 gt lt
+        EXPIRE a 100 nx gt
+        EXPIRE a abc
+        EXPIRE a 100 gt
+        EXPIRE a 100 lt
+        TTL a
+        PEXPIREAT a 99999999999999 gt
+        PEXPIRE a 9223372036854775807
+        EXPIREAT a -9223372036854775808
+        EXPIRE missing 10
+        PERSIST missing
+        RENAME missing x
+        RENAMENX missing x
+        SET x 1
+        RENAMENX x x
+        COPY x y DB
+        COPY x y DB abc
+        COPY x y FOO
+        MOVE x abc
+        MOVE x 100
+        SWAPDB 0 100
+        SWAPDB abc 0
+        SELECT -1
+        SELECT abc
+        FLUSHDB FOO
+        FLUSHALL ASYNC SYNC
+        OBJECT HELP_NOPE
+        OBJECT ENCODING
+        OBJECT REFCOUNT x
+        OBJECT REFCOUNT missing
+        TYPE x
+        SCAN abc
+        SCAN 0 COUNT 0
+        SCAN 0 COUNT -1
+        SCAN 0 MATCH
+        SCAN 0 FOO bar
+        KEYS nomatch*
+        TOUCH missing
+        DBSIZE
+        ",
+    );
+    same_replies(srv.addr.port(), &s).await;
+}
