@@ -76,8 +76,8 @@ impl<'a> Locks<'a> {
             if let (Some(i), Some(j)) = (pos(&self.held, a, sh), pos(&self.held, b, sh)) {
                 let (lo, hi) = self.held.split_at_mut(j);
                 let (x, y) = (&mut *lo[i].2, &mut *hi[0].2);
-                x.touch_all();
-                y.touch_all();
+                x.touch_present(Some(y));
+                y.touch_present(Some(x));
                 std::mem::swap(x, y);
                 // Watches belong to the database, not to the data.
                 x.swap_watchers(y);

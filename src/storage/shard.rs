@@ -178,12 +178,26 @@ impl Shard {
         }
     }
 
-    /// Marks every watcher of this shard (FLUSHDB, FLUSHALL, SWAPDB).
-    pub fn touch_all(&mut self) {
-        for v in self.watchers.values() {
-            for w in v {
-                if let Some(f) = w.upgrade() {
-                    f.store(true, Ordering::Release);
+    /// Whether `key` has an entry (live or not yet reclaimed), without
+    /// expiring it.
+    fn has_entry(&self, key: &[u8]) -> bool {
+        self.table.find(self.ord_of(key), key).is_some()
+    }
+
+    /// Before this shard's contents are emptied or replaced (FLUSHDB,
+    /// FLUSHALL, SWAPDB): marks the watchers of keys that exist here or, for
+    /// SWAPDB, in `incoming` (the contents about to take their place). As in
+    /// Redis, a watched key that exists on neither side is not touched.
+    pub fn touch_present(&mut self, incoming: Option<&Shard>) {
+        if self.watchers.is_empty() {
+            return;
+        }
+        for (key, v) in &self.watchers {
+            if self.has_entry(key) || incoming.is_some_and(|o| o.has_entry(key)) {
+                for w in v {
+                    if let Some(f) = w.upgrade() {
+                        f.store(true, Ordering::Release);
+                    }
                 }
             }
         }
@@ -458,7 +472,7 @@ impl Shard {
 
     /// Removes every key.
     pub fn clear(&mut self) {
-        self.touch_all();
+        self.touch_present(None);
         self.table.clear();
         self.objs.clear();
         self.free_objs.clear();
