@@ -112,9 +112,7 @@
 //! `replica-lazy-flush`, `replica-ignore-maxmemory`,
 //! `replica-ignore-disk-write-errors`, `bind-source-addr`,
 //! `propagation-error-behavior`, `aclfile`, `acllog-max-len`,
-//! `acl-pubsub-default`, `maxmemory` (reported by INFO, not enforced),
-//! `maxmemory-samples`, `maxmemory-eviction-tenacity`, `maxmemory-clients`,
-//! `lfu-log-factor`, `lfu-decay-time`, `active-expire-effort`,
+//! `acl-pubsub-default`, `maxmemory-clients`, `active-expire-effort`,
 //! `lazyfree-lazy-eviction`, `lazyfree-lazy-expire`,
 //! `lazyfree-lazy-server-del`, `lazyfree-lazy-user-del`,
 //! `lazyfree-lazy-user-flush`, `activedefrag`, `active-defrag-ignore-bytes`,
@@ -1021,17 +1019,17 @@ params! {
         enumeration(ACL_PUBSUB_DEFAULT, "resetchannels").no_effect() => AclPubsubDefault;
 
     // ---- memory -----------------------------------------------------------
-    maxmemory "maxmemory" = umem(0, u64::MAX, "0").no_effect() => u64, "Bytes; 0 = no limit.";
+    maxmemory "maxmemory" = umem(0, u64::MAX, "0") => u64, "Bytes; 0 = no limit.";
     maxmemory_policy "maxmemory-policy" =
         enumeration(MAXMEMORY_POLICY, "noeviction") => MaxmemoryPolicy;
-    maxmemory_samples "maxmemory-samples" = int(1, INT_MAX, "5").no_effect() => u64;
+    maxmemory_samples "maxmemory-samples" = int(1, INT_MAX, "5") => u64;
     maxmemory_eviction_tenacity "maxmemory-eviction-tenacity" =
-        int(0, 100, "10").no_effect() => u64;
+        int(0, 100, "10") => u64;
     maxmemory_clients "maxmemory-clients" =
         num(-100, LONG_MAX as i128, false, Unit::MemoryPercent, "0").no_effect() => i64,
         "Bytes, or when negative a percentage of `maxmemory` (-10 = 10%); 0 = no limit.";
-    lfu_log_factor "lfu-log-factor" = int(0, INT_MAX, "10").no_effect() => u64;
-    lfu_decay_time "lfu-decay-time" = int(0, INT_MAX, "1").no_effect() => u64;
+    lfu_log_factor "lfu-log-factor" = int(0, INT_MAX, "10") => u64;
+    lfu_decay_time "lfu-decay-time" = int(0, INT_MAX, "1") => u64;
     active_expire_effort "active-expire-effort" = int(1, 10, "1").no_effect() => u64;
     lazyfree_lazy_eviction "lazyfree-lazy-eviction" = boolean("no").no_effect() => bool;
     lazyfree_lazy_expire "lazyfree-lazy-expire" = boolean("no").no_effect() => bool;
@@ -1116,6 +1114,8 @@ params! {
     profile "profile" = string("").immutable().cinnabar() => String, "Cinnabar-only, informational: the configuration profile's name.";
     metrics_port "metrics-port" = int(0, 65535, "0").immutable().cinnabar().no_effect() => u16, "Cinnabar-only: port of the metrics endpoint; 0 = off.";
     log_format "log-format" = enumeration(LOG_FORMAT, "text").immutable().cinnabar() => LogFormat, "Cinnabar-only.";
+    db_maxmemory_policy "db-maxmemory-policy" = string("").check(check_db_policies).cinnabar() => String,
+        "Cinnabar-only: per-database eviction policy overrides, pairs of `db policy` (\"1 noeviction 2 volatile-lru\").";
 }
 
 /// Directives of old redis.conf files that Redis 7.0 silently ignores
@@ -1170,6 +1170,35 @@ fn check_activedefrag(v: &mut Value) -> Result<(), String> {
         ),
         _ => Ok(()),
     }
+}
+
+/// Parses `db-maxmemory-policy`: space-separated `db policy` pairs.
+pub fn parse_db_policies(s: &str) -> Result<Vec<(usize, MaxmemoryPolicy)>, String> {
+    let words: Vec<&str> = s.split_whitespace().collect();
+    if !words.len().is_multiple_of(2) {
+        return Err("argument must be pairs of a database number and a maxmemory-policy".into());
+    }
+    words
+        .chunks(2)
+        .map(|p| {
+            let db = p[0]
+                .parse::<usize>()
+                .map_err(|_| format!("invalid database number '{}'", p[0]))?;
+            let policy = MAXMEMORY_POLICY
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(p[1]))
+                .map(|&(_, raw)| MaxmemoryPolicy::from_raw(raw))
+                .ok_or_else(|| format!("invalid maxmemory-policy '{}'", p[1]))?;
+            Ok((db, policy))
+        })
+        .collect()
+}
+
+fn check_db_policies(v: &mut Value) -> Result<(), String> {
+    if let Value::Text(s) = v {
+        parse_db_policies(s)?;
+    }
+    Ok(())
 }
 
 fn check_shards(v: &mut Value) -> Result<(), String> {
@@ -1961,6 +1990,20 @@ impl Config {
     /// `dir`: the absolute working directory for persistence files.
     pub fn dir(&self) -> String {
         self.text(P::dir)
+    }
+
+    /// The eviction policy of database `db`: its `db-maxmemory-policy`
+    /// override, else `maxmemory-policy`.
+    pub fn policy_of_db(&self, db: usize) -> MaxmemoryPolicy {
+        let over = self.db_maxmemory_policy();
+        if !over.is_empty() {
+            if let Ok(list) = parse_db_policies(&over) {
+                if let Some(&(_, p)) = list.iter().find(|(d, _)| *d == db) {
+                    return p;
+                }
+            }
+        }
+        self.maxmemory_policy()
     }
 
     /// `disabled-commands` (Cinnabar-only): lower-case command names.
@@ -3443,6 +3486,7 @@ mod tests {
         assert_eq!(
             ours,
             [
+                "db-maxmemory-policy",
                 "disabled-commands",
                 "ephemeral-port",
                 "log-format",

@@ -18,7 +18,7 @@ use crate::commands::table::{table, CommandEntry, Lookup};
 use crate::commands::transaction;
 use crate::connection::client::Client;
 use crate::protocol::{CmdError, Reply};
-use crate::server::{Server, Stats};
+use crate::server::{eviction, Server, Stats};
 
 /// Milliseconds since the Unix epoch.
 pub fn unix_ms() -> u64 {
@@ -65,6 +65,35 @@ pub fn execute(srv: &Server, client: &mut Client, argv: &[Bytes]) -> Reply {
             CmdError::unknown_command(argv.first().map(|b| &b[..]).unwrap_or(b""), &argv[1..]),
         );
     }
+    if srv.config.maxmemory() > 0 {
+        let is_exec = entry.spec.name == "exec";
+        let denyoom = entry.spec.flags.contains(CmdFlags::DENYOOM)
+            || (is_exec && client.multi.as_ref().is_some_and(|m| m.denyoom));
+        let now = if client.now > 0 {
+            client.now
+        } else {
+            unix_ms()
+        };
+        let outcome = eviction::perform_evictions(srv, now);
+        if denyoom {
+            if outcome == eviction::Outcome::Fail {
+                if is_exec && client.multi.is_some() {
+                    transaction::discard_state(srv, client);
+                    return reject(
+                        srv,
+                        client,
+                        Some(entry),
+                        CmdError::from_static(
+                            "EXECABORT Transaction discarded because of: OOM command not allowed when used memory > 'maxmemory'.",
+                        ),
+                    );
+                }
+                return reject(srv, client, Some(entry), CmdError::OOM);
+            }
+            srv.memory
+                .note_alloc(argv.iter().map(|a| a.len() as u64 + 16).sum());
+        }
+    }
     if client.multi.is_some() && !transaction::runs_immediately_in_multi(entry.spec.name) {
         if entry.spec.flags.contains(CmdFlags::NO_MULTI) {
             return reject(
@@ -75,6 +104,7 @@ pub fn execute(srv: &Server, client: &mut Client, argv: &[Bytes]) -> Reply {
             );
         }
         if let Some(m) = client.multi.as_mut() {
+            m.denyoom |= entry.spec.flags.contains(CmdFlags::DENYOOM);
             m.queue.push((entry, argv.to_vec()));
         }
         return Reply::Status("QUEUED");

@@ -11,7 +11,6 @@ use crate::commands::spec::{cmd, container, Acl, CmdFlags as F, CommandSpec, Loc
 use crate::protocol::args::{eq_ic, int_arg, Args};
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::Server;
-use crate::storage::shard::lru_clock;
 use crate::storage::Ttl;
 use crate::util::glob::glob_match;
 
@@ -547,8 +546,9 @@ fn object_refcount(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     })
 }
 
-fn lfu_selected(ctx: &Ctx<'_>) -> bool {
-    ctx.srv.config.maxmemory_policy().is_lfu()
+/// Whether entries currently carry LFU data (an LFU policy is in effect).
+fn lfu_selected(_ctx: &Ctx<'_>) -> bool {
+    crate::storage::access::lfu_mode()
 }
 
 fn object_idletime(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
@@ -557,15 +557,7 @@ fn object_idletime(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     }
     let now = ctx.now;
     Ok(match ctx.shard(&argv[2])?.lru_of(&argv[2], now) {
-        Some(lru) => {
-            let clock = lru_clock(now);
-            let idle = if clock >= lru {
-                clock - lru
-            } else {
-                clock + (0x00FF_FFFF - lru)
-            };
-            Reply::Int(idle as i64)
-        }
+        Some(lru) => Reply::Int(crate::storage::access::idle_secs(lru, now) as i64),
         None => Reply::Null,
     })
 }
@@ -576,7 +568,7 @@ fn object_freq(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     }
     let now = ctx.now;
     Ok(match ctx.shard(&argv[2])?.lru_of(&argv[2], now) {
-        Some(meta) => Reply::Int((meta & 0xFF) as i64),
+        Some(meta) => Reply::Int(crate::storage::access::freq(meta, now) as i64),
         None => Reply::Null,
     })
 }

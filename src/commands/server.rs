@@ -335,7 +335,7 @@ pub fn render_info(srv: &Server, sections: &[String], keyspace: KeyspaceTotals) 
                     up / 86400,
                     cfg.hz(),
                     cfg.hz(),
-                    crate::storage::shard::lru_clock(crate::commands::dispatch::unix_ms()),
+                    crate::storage::access::redis_lru_clock(crate::commands::dispatch::unix_ms()),
                     srv.executable,
                     srv.config_file,
                     env!("CARGO_PKG_VERSION"),
@@ -495,6 +495,7 @@ fn config_set(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         .map(|c| (&c[0][..], &c[1][..]))
         .collect();
     ctx.srv.config.set(&pairs).map_err(CmdError::new)?;
+    ctx.srv.sync_access_tracking();
     Ok(Reply::OK)
 }
 
@@ -882,7 +883,7 @@ fn debug_object(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         return Err(CmdError::NO_SUCH_KEY);
     };
     let lru = sh.lru_of(&argv[2], now).unwrap_or(0);
-    let idle = crate::storage::shard::lru_clock(now).saturating_sub(lru);
+    let idle = crate::storage::access::idle_secs(lru, now);
     Ok(Reply::StatusOwned(format!(
         "Value at:0x0 refcount:1 encoding:{enc} serializedlength:{len} lru:{lru} lru_seconds_idle:{idle}"
     )))

@@ -109,6 +109,8 @@ pub struct MultiState {
     pub queue: Vec<(&'static CommandEntry, Vec<Bytes>)>,
     /// A command was rejected while queueing: EXEC answers EXECABORT.
     pub aborted: bool,
+    /// Some queued command may grow memory (EXEC is refused under OOM).
+    pub denyoom: bool,
 }
 
 impl Client {

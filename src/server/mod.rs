@@ -1,8 +1,10 @@
 //! Wiring: builds the shared [`Server`], binds listeners, starts background
 //! tasks (active expiry, stats sampling) and waits for shutdown.
 
+pub mod eviction;
 pub mod listener;
 pub mod logging;
+pub mod memory;
 pub mod stats;
 
 use std::net::SocketAddr;
@@ -38,6 +40,9 @@ pub struct Server {
     /// Path of the executable and config file, for INFO.
     pub executable: String,
     pub config_file: String,
+    /// `used_memory`, as checked against `maxmemory`.
+    pub memory: memory::MemoryMeter,
+    pub evictor: eviction::Evictor,
 }
 
 impl Server {
@@ -65,6 +70,8 @@ impl Server {
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
             config_file: config.file(),
+            memory: memory::MemoryMeter::default(),
+            evictor: eviction::Evictor::default(),
             config,
         })
     }
@@ -105,6 +112,15 @@ impl Server {
         self.clients.remove(&id);
     }
 
+    /// Makes entries keep LRU or LFU data per the current `maxmemory-policy`
+    /// (any database using LFU switches tracking to LFU).
+    pub fn sync_access_tracking(&self) {
+        let cfg = &self.config;
+        let lfu = cfg.maxmemory_policy().is_lfu()
+            || (0..self.keyspace.num_dbs().min(64)).any(|db| cfg.policy_of_db(db).is_lfu());
+        crate::storage::access::set_tracking(lfu, cfg.lfu_log_factor(), cfg.lfu_decay_time());
+    }
+
     /// Starts a graceful shutdown.
     pub fn request_shutdown(&self) {
         self.shutdown_tx.send_replace(true);
@@ -127,11 +143,13 @@ pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
             .map_err(|e| std::io::Error::new(e.kind(), format!("Can't chdir to '{dir}': {e}")))?;
     }
     let srv = Server::new(config);
+    srv.sync_access_tracking();
     let listeners = listener::bind_all(&srv).await?;
     for l in listeners {
         tokio::spawn(listener::accept_loop(srv.clone(), l));
     }
     tokio::spawn(active_expire_task(srv.clone()));
+    tokio::spawn(eviction_task(srv.clone()));
     tokio::spawn(stats::sampler_task(srv.clone()));
 
     let mut rx = srv.shutdown_receiver();
@@ -178,6 +196,38 @@ async fn signal_shutdown() {
     }
 }
 
+/// Background eviction: when a command ran out of its eviction budget, or
+/// CONFIG SET lowered `maxmemory`, keeps evicting in bounded steps (each
+/// `perform_evictions` call is limited by `maxmemory-eviction-tenacity`),
+/// yielding between steps so clients keep being served meanwhile.
+async fn eviction_task(srv: Arc<Server>) {
+    let mut rx = srv.shutdown_receiver();
+    loop {
+        let over = srv.config.maxmemory() > 0
+            && srv.memory.used(crate::commands::dispatch::unix_ms()) > srv.config.maxmemory();
+        let pause = if over {
+            Duration::from_millis(1)
+        } else {
+            Duration::from_millis(50)
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = rx.changed() => return,
+        }
+        if !over {
+            continue;
+        }
+        let burst = Instant::now();
+        while burst.elapsed() < Duration::from_millis(5) {
+            let now = crate::commands::dispatch::unix_ms();
+            if eviction::perform_evictions(&srv, now) != eviction::Outcome::Running {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
 /// Keys removed per shard per pass before moving on (bounds lock hold time).
 const EXPIRE_BATCH: usize = 200;
 
@@ -192,6 +242,7 @@ async fn active_expire_task(srv: Arc<Server>) {
             _ = tokio::time::sleep(period) => {}
             _ = rx.changed() => return,
         }
+        srv.sync_access_tracking();
         if !srv.active_expire.load(Ordering::Relaxed) {
             continue;
         }

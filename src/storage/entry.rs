@@ -8,7 +8,7 @@
 //! | field | size | meaning |
 //! |---|---|---|
 //! | `ord` | u32 | hash prefix: the table's sort key and SCAN cursor unit |
-//! | `meta` | u32 | bits 0–23 LRU clock / LFU data, bits 24–26 kind, bit 27 has-expire |
+//! | `meta` | u32 | bits 0–27 LRU clock / LFU data, bits 28–30 kind, bit 31 has-expire |
 //! | `blob` | Box<[u8]> | `[expire: u64 LE if has-expire][key len: LEB128][key][payload]` |
 //!
 //! Payload by kind: `EMBSTR` the string bytes (≤ [`EMBSTR_MAX`]); `INT` an
@@ -25,10 +25,10 @@ pub const KIND_EMBSTR: u32 = 0;
 pub const KIND_INT: u32 = 1;
 pub const KIND_OBJ: u32 = 2;
 
-const LRU_MASK: u32 = 0x00FF_FFFF;
-const KIND_SHIFT: u32 = 24;
+const LRU_MASK: u32 = crate::storage::access::META_MASK;
+const KIND_SHIFT: u32 = 28;
 const KIND_MASK: u32 = 0x7 << KIND_SHIFT;
-const EXPIRE_BIT: u32 = 1 << 27;
+const EXPIRE_BIT: u32 = 1 << 31;
 
 /// What an entry's payload is, for construction.
 #[derive(Debug, Clone, Copy)]

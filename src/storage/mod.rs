@@ -4,6 +4,7 @@
 //!
 //! Knows nothing of RESP or the network.
 
+pub mod access;
 pub mod entry;
 pub mod hash;
 pub mod list;

@@ -42,10 +42,8 @@ pub struct ShardStats {
     pub expired_stale: u64,
 }
 
-/// The 24-bit LRU clock (seconds) Redis keeps per object.
-pub fn lru_clock(now_ms: u64) -> u32 {
-    ((now_ms / 1000) & 0x00FF_FFFF) as u32
-}
+use crate::storage::access;
+pub use crate::storage::access::lru_clock;
 
 /// Does this string have the canonical integer form Redis int-encodes?
 fn as_canonical_int(s: &[u8]) -> Option<i64> {
@@ -241,7 +239,7 @@ impl Shard {
             Some(pos) => {
                 self.stats.hits += 1;
                 if let Some(e) = self.table.get_mut(pos) {
-                    e.set_lru(lru_clock(now));
+                    e.set_lru(access::on_access(e.lru(), now));
                 }
                 self.value_at(pos)
             }
@@ -356,6 +354,7 @@ impl Shard {
         let ord = self.ord_of(key);
         let existing = self.find_live(key, now);
         let mut keep = None;
+        let mut old_meta = None;
         if let Some(pos) = existing {
             // Overwrite in place: release the old value's object and index
             // record, then replace the slot (no second lookup, no shifting).
@@ -365,6 +364,7 @@ impl Shard {
                 if ttl == Ttl::Keep {
                     keep = old_exp;
                 }
+                old_meta = Some(e.lru());
                 if let Some(at) = old_exp {
                     self.idx_del(at, ord);
                 }
@@ -379,7 +379,11 @@ impl Shard {
             Ttl::At(t) => Some(t),
         };
         let p = self.payload_for(v);
-        let lru = lru_clock(now);
+        // An overwritten key keeps its access frequency under LFU (as Redis).
+        let lru = match old_meta {
+            Some(m) if access::lfu_mode() => access::on_access(m, now),
+            _ => access::initial(now),
+        };
         let e = match &p {
             PayloadOwned::Int(n) => Entry::new(ord, key, Payload::Int(*n), expire, lru),
             PayloadOwned::Embstr(b) => Entry::new(ord, key, Payload::Embstr(b), expire, lru),
@@ -584,6 +588,86 @@ impl Shard {
             self.table.shrink_to_fit_if_sparse();
         }
         removed
+    }
+
+    // ---- eviction sampling ------------------------------------------------
+
+    /// Up to `n` random live keys with their access metadata and deadline,
+    /// only keys with a TTL when `volatile_only` (eviction candidates).
+    pub fn sample(
+        &mut self,
+        n: usize,
+        volatile_only: bool,
+        now: u64,
+        rng: &mut impl FnMut() -> u64,
+    ) -> Vec<(Bytes, u32, Option<u64>)> {
+        let mut out = Vec::with_capacity(n);
+        if self.table.is_empty() || (volatile_only && self.volatile == 0) {
+            return out;
+        }
+        let through_index = volatile_only && self.volatile * 4 < self.table.len();
+        for _ in 0..n * 4 {
+            if out.len() >= n {
+                break;
+            }
+            let pos = if through_index {
+                // Few keys have a TTL: pick a random deadline in the index's
+                // span and take the first record at or after it.
+                let (Some((&(lo, _), _)), Some((&(hi, _), _))) = (
+                    self.expires.first_key_value(),
+                    self.expires.last_key_value(),
+                ) else {
+                    break;
+                };
+                let d = lo + rng() % (hi - lo + 1);
+                let Some((&(when, ord), _)) = self.expires.range((d, 0)..).next() else {
+                    continue;
+                };
+                self.table
+                    .positions_with_ord(ord)
+                    .find(|&p| self.table.get(p).is_some_and(|e| e.expire() == Some(when)))
+            } else {
+                self.table.random_pos(rng())
+            };
+            let Some(e) = pos.and_then(|p| self.table.get(p)) else {
+                continue;
+            };
+            let exp = e.expire();
+            if (volatile_only && exp.is_none()) || exp.is_some_and(|at| at <= now) {
+                continue;
+            }
+            if out
+                .iter()
+                .any(|(k, _, _): &(Bytes, u32, Option<u64>)| k[..] == *e.key())
+            {
+                continue;
+            }
+            out.push((Bytes::copy_from_slice(e.key()), e.lru(), exp));
+        }
+        out
+    }
+
+    /// The `n` live keys with the nearest deadlines (volatile-ttl).
+    pub fn nearest_deadlines(&self, n: usize, now: u64) -> Vec<(Bytes, u64)> {
+        let mut out = Vec::with_capacity(n);
+        for (&(when, ord), _) in self.expires.range((now + 1, 0)..) {
+            if out.len() >= n {
+                break;
+            }
+            for p in self.table.positions_with_ord(ord) {
+                if let Some(e) = self.table.get(p) {
+                    if e.expire() == Some(when) && out.len() < n {
+                        out.push((Bytes::copy_from_slice(e.key()), when));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Access metadata of a live key without touching it.
+    pub fn meta_of(&mut self, key: &[u8], now: u64) -> Option<u32> {
+        self.lru_of(key, now)
     }
 
     /// The nearest deadline in this shard, if any key has a TTL.

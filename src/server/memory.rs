@@ -1,0 +1,63 @@
+//! Memory accounting from the allocator's own statistics (jemalloc's
+//! `stats.allocated`, the bytes the application holds), the figure
+//! `used_memory` reports and `maxmemory` is checked against.
+//!
+//! Reading jemalloc's statistics needs an epoch advance (a few
+//! microseconds), so the value is refreshed at most once per millisecond;
+//! between refreshes, writes add their argument bytes and evictions subtract
+//! what they freed, so a burst of writes within one millisecond cannot run
+//! far past the limit unnoticed.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// The cached `used_memory` and the adjustments since it was read.
+#[derive(Default)]
+pub struct MemoryMeter {
+    cached: AtomicU64,
+    pending: AtomicI64,
+    refreshed_at_ms: AtomicU64,
+}
+
+/// Bytes allocated through jemalloc now (0 when another allocator is in use,
+/// as in unit tests).
+pub fn allocated_now() -> u64 {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    let _ = epoch::advance();
+    stats::allocated::read().map(|v| v as u64).unwrap_or(0)
+}
+
+impl MemoryMeter {
+    /// Reads the allocator's figure now.
+    pub fn refresh(&self, now_ms: u64) -> u64 {
+        let v = allocated_now();
+        self.cached.store(v, Ordering::Relaxed);
+        self.pending.store(0, Ordering::Relaxed);
+        self.refreshed_at_ms.store(now_ms, Ordering::Relaxed);
+        v
+    }
+
+    /// The best current estimate, refreshing when the cached figure is from
+    /// an earlier millisecond.
+    pub fn used(&self, now_ms: u64) -> u64 {
+        if self.refreshed_at_ms.load(Ordering::Relaxed) != now_ms {
+            return self.refresh(now_ms);
+        }
+        self.estimate()
+    }
+
+    /// Cached figure plus adjustments, without refreshing.
+    pub fn estimate(&self) -> u64 {
+        let c = self.cached.load(Ordering::Relaxed) as i64;
+        (c + self.pending.load(Ordering::Relaxed)).max(0) as u64
+    }
+
+    /// Records bytes about to be written (a write command's arguments).
+    pub fn note_alloc(&self, bytes: u64) {
+        self.pending.fetch_add(bytes as i64, Ordering::Relaxed);
+    }
+
+    /// Records bytes released (an evicted key's estimated size).
+    pub fn note_free(&self, bytes: u64) {
+        self.pending.fetch_sub(bytes as i64, Ordering::Relaxed);
+    }
+}
