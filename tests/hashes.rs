@@ -51,7 +51,12 @@ async fn basic_field_commands() {
         "*3\r\n$2\r\n10\r\n$-1\r\n$1\r\n6\r\n",
     )
     .await;
-    ex(&mut r, &["HMGET", "nokey", "a", "b"], "*2\r\n$-1\r\n$-1\r\n").await;
+    ex(
+        &mut r,
+        &["HMGET", "nokey", "a", "b"],
+        "*2\r\n$-1\r\n$-1\r\n",
+    )
+    .await;
     ex(&mut r, &["HDEL", "h", "a", "b", "nope"], ":2\r\n").await;
     ex(&mut r, &["HDEL", "nokey", "a"], ":0\r\n").await;
     ex(&mut r, &["HLEN", "h"], ":4\r\n").await;
@@ -146,14 +151,24 @@ async fn hincrby_and_hincrbyfloat() {
         "-ERR value is not an integer or out of range\r\n",
     )
     .await;
-    ex(&mut r, &["HSET", "h", "s", "abc", "big", "9223372036854775806"], ":2\r\n").await;
+    ex(
+        &mut r,
+        &["HSET", "h", "s", "abc", "big", "9223372036854775806"],
+        ":2\r\n",
+    )
+    .await;
     ex(
         &mut r,
         &["HINCRBY", "h", "s", "1"],
         "-ERR hash value is not an integer\r\n",
     )
     .await;
-    ex(&mut r, &["HINCRBY", "h", "big", "1"], ":9223372036854775807\r\n").await;
+    ex(
+        &mut r,
+        &["HINCRBY", "h", "big", "1"],
+        ":9223372036854775807\r\n",
+    )
+    .await;
     ex(
         &mut r,
         &["HINCRBY", "h", "big", "1"],
@@ -168,10 +183,20 @@ async fn hincrby_and_hincrbyfloat() {
     )
     .await;
 
-    ex(&mut r, &["HINCRBYFLOAT", "f", "x", "10.5"], "$4\r\n10.5\r\n").await;
+    ex(
+        &mut r,
+        &["HINCRBYFLOAT", "f", "x", "10.5"],
+        "$4\r\n10.5\r\n",
+    )
+    .await;
     ex(&mut r, &["HINCRBYFLOAT", "f", "x", "0.1"], "$4\r\n10.6\r\n").await;
     ex(&mut r, &["HINCRBYFLOAT", "f", "x", "-10.6"], "$1\r\n0\r\n").await;
-    ex(&mut r, &["HINCRBYFLOAT", "f", "y", "5.0e3"], "$4\r\n5000\r\n").await;
+    ex(
+        &mut r,
+        &["HINCRBYFLOAT", "f", "y", "5.0e3"],
+        "$4\r\n5000\r\n",
+    )
+    .await;
     ex(&mut r, &["HSET", "f", "i", "3"], ":1\r\n").await;
     ex(&mut r, &["HINCRBYFLOAT", "f", "i", "1.5"], "$3\r\n4.5\r\n").await;
     ex(
@@ -235,7 +260,12 @@ async fn resp3_reply_types() {
     )
     .await;
     ex(&mut r, &["HRANDFIELD", "h", "5"], "*1\r\n$1\r\na\r\n").await;
-    ex(&mut r, &["HSCAN", "h", "0"], "*2\r\n$1\r\n0\r\n*2\r\n$1\r\na\r\n$1\r\n1\r\n").await;
+    ex(
+        &mut r,
+        &["HSCAN", "h", "0"],
+        "*2\r\n$1\r\n0\r\n*2\r\n$1\r\na\r\n$1\r\n1\r\n",
+    )
+    .await;
 
     // RESP2: flat pairs.
     let mut r2 = srv.raw().await;
@@ -313,12 +343,16 @@ async fn hscan_complete_and_options() {
     let mut c = srv.conn().await;
     // Small: everything at once with cursor 0.
     let _: i64 = q(&mut c, &["HSET", "small", "a", "1", "b", "2", "c", "3"]).await;
-    let (cur, items): (String, Vec<String>) = q(&mut c, &["HSCAN", "small", "0", "COUNT", "1"]).await;
+    let (cur, items): (String, Vec<String>) =
+        q(&mut c, &["HSCAN", "small", "0", "COUNT", "1"]).await;
     assert_eq!(cur, "0");
     assert_eq!(items.len(), 6);
     let (cur, items): (String, Vec<String>) =
         q(&mut c, &["HSCAN", "small", "0", "MATCH", "b*"]).await;
-    assert_eq!((cur.as_str(), items), ("0", vec!["b".to_string(), "2".to_string()]));
+    assert_eq!(
+        (cur.as_str(), items),
+        ("0", vec!["b".to_string(), "2".to_string()])
+    );
     let (cur, items): (String, Vec<String>) = q(&mut c, &["HSCAN", "nokey", "0"]).await;
     assert_eq!(cur, "0");
     assert!(items.is_empty());
@@ -383,15 +417,30 @@ async fn hscan_complete_and_options() {
 
     let mut r = srv.raw().await;
     ex(&mut r, &["HSCAN", "big", "x"], "-ERR invalid cursor\r\n").await;
-    ex(&mut r, &["HSCAN", "big", "0", "COUNT", "0"], "-ERR syntax error\r\n").await;
+    ex(
+        &mut r,
+        &["HSCAN", "big", "0", "COUNT", "0"],
+        "-ERR syntax error\r\n",
+    )
+    .await;
     ex(
         &mut r,
         &["HSCAN", "big", "0", "COUNT", "x"],
         "-ERR value is not an integer or out of range\r\n",
     )
     .await;
-    ex(&mut r, &["HSCAN", "big", "0", "MATCH"], "-ERR syntax error\r\n").await;
-    ex(&mut r, &["HSCAN", "big", "0", "TYPE", "hash"], "-ERR syntax error\r\n").await;
+    ex(
+        &mut r,
+        &["HSCAN", "big", "0", "MATCH"],
+        "-ERR syntax error\r\n",
+    )
+    .await;
+    ex(
+        &mut r,
+        &["HSCAN", "big", "0", "TYPE", "hash"],
+        "-ERR syntax error\r\n",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -402,7 +451,12 @@ async fn hrandfield_counts_and_distribution() {
     ex(&mut r, &["HRANDFIELD", "h", "5"], "*0\r\n").await;
     ex(&mut r, &["HSET", "h", "a", "1"], ":1\r\n").await;
     ex(&mut r, &["HRANDFIELD", "h", "0"], "*0\r\n").await;
-    ex(&mut r, &["HRANDFIELD", "h", "1", "x"], "-ERR syntax error\r\n").await;
+    ex(
+        &mut r,
+        &["HRANDFIELD", "h", "1", "x"],
+        "-ERR syntax error\r\n",
+    )
+    .await;
     ex(
         &mut r,
         &["HRANDFIELD", "h", "1", "WITHVALUES", "x"],
@@ -451,8 +505,11 @@ async fn hrandfield_counts_and_distribution() {
             assert_eq!(p[0][1..], p[1][1..]);
         }
         // Negative: exactly |count| with repeats, covering the hash.
-        let got: Vec<String> =
-            q(&mut c, &["HRANDFIELD", key, &(-(n as i64) * 10).to_string()]).await;
+        let got: Vec<String> = q(
+            &mut c,
+            &["HRANDFIELD", key, &(-(n as i64) * 10).to_string()],
+        )
+        .await;
         assert_eq!(got.len(), n * 10);
         let mut freq: HashMap<&str, usize> = HashMap::new();
         for g in &got {
@@ -483,7 +540,10 @@ async fn command_info_and_keyspace_stats() {
     let mut c = srv.conn().await;
     let info: Value = q(&mut c, &["COMMAND", "INFO", "hset", "hgetall"]).await;
     let s = format!("{info:?}");
-    assert!(s.contains("hset") && s.contains("denyoom") && s.contains("@hash"), "{s}");
+    assert!(
+        s.contains("hset") && s.contains("denyoom") && s.contains("@hash"),
+        "{s}"
+    );
     let _: i64 = q(&mut c, &["HSET", "h", "a", "1"]).await;
     let _: Value = q(&mut c, &["CONFIG", "RESETSTAT"]).await;
     let _: Value = q(&mut c, &["HGET", "h", "a"]).await;

@@ -56,8 +56,18 @@ async fn basic_member_commands() {
     ex(&mut r, &["SISMEMBER", "s", "a"], ":1\r\n").await;
     ex(&mut r, &["SISMEMBER", "s", "z"], ":0\r\n").await;
     ex(&mut r, &["SISMEMBER", "nokey", "z"], ":0\r\n").await;
-    ex(&mut r, &["SMISMEMBER", "s", "a", "z", "d"], "*3\r\n:1\r\n:0\r\n:1\r\n").await;
-    ex(&mut r, &["SMISMEMBER", "nokey", "a", "b"], "*2\r\n:0\r\n:0\r\n").await;
+    ex(
+        &mut r,
+        &["SMISMEMBER", "s", "a", "z", "d"],
+        "*3\r\n:1\r\n:0\r\n:1\r\n",
+    )
+    .await;
+    ex(
+        &mut r,
+        &["SMISMEMBER", "nokey", "a", "b"],
+        "*2\r\n:0\r\n:0\r\n",
+    )
+    .await;
     ex(&mut r, &["SREM", "s", "a", "z", "b"], ":2\r\n").await;
     ex(&mut r, &["SREM", "nokey", "a"], ":0\r\n").await;
     ex(&mut r, &["SREM", "s", "c", "d"], ":2\r\n").await;
@@ -65,7 +75,12 @@ async fn basic_member_commands() {
     ex(&mut r, &["SMEMBERS", "nokey"], "*0\r\n").await;
     ex(&mut r, &["SADD", "i", "3", "1", "2"], ":3\r\n").await;
     // Intsets reply in ascending order.
-    ex(&mut r, &["SMEMBERS", "i"], "*3\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n").await;
+    ex(
+        &mut r,
+        &["SMEMBERS", "i"],
+        "*3\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n",
+    )
+    .await;
     ex(&mut r, &["TYPE", "i"], "+set\r\n").await;
 
     ex(&mut r, &["SET", "str", "x"], "+OK\r\n").await;
@@ -120,7 +135,11 @@ async fn encoding_conversion() {
     assert!(q::<bool>(&mut c, &["SISMEMBER", "i", "0"]).await);
 
     // Non-canonical integers are strings.
-    for (m, want) in [("-5", "intset"), ("9223372036854775807", "intset"), ("012", "hashtable")] {
+    for (m, want) in [
+        ("-5", "intset"),
+        ("9223372036854775807", "intset"),
+        ("012", "hashtable"),
+    ] {
         let _: i64 = q(&mut c, &["DEL", "x"]).await;
         let _: i64 = q(&mut c, &["SADD", "x", "1", m]).await;
         let enc: String = q(&mut c, &["OBJECT", "ENCODING", "x"]).await;
@@ -156,13 +175,23 @@ async fn resp3_reply_types() {
     ex(&mut r, &["SINTER", "s", "nokey"], "~0\r\n").await;
     ex(&mut r, &["SUNION", "s", "nokey"], "~1\r\n$1\r\n1\r\n").await;
     ex(&mut r, &["SDIFF", "s", "nokey"], "~1\r\n$1\r\n1\r\n").await;
-    ex(&mut r, &["SRANDMEMBER", "s", "-2"], "*2\r\n$1\r\n1\r\n$1\r\n1\r\n").await;
+    ex(
+        &mut r,
+        &["SRANDMEMBER", "s", "-2"],
+        "*2\r\n$1\r\n1\r\n$1\r\n1\r\n",
+    )
+    .await;
     ex(&mut r, &["SRANDMEMBER", "nokey", "2"], "*0\r\n").await;
     ex(&mut r, &["SRANDMEMBER", "nokey"], "_\r\n").await;
     ex(&mut r, &["SPOP", "nokey"], "_\r\n").await;
     ex(&mut r, &["SPOP", "nokey", "2"], "~0\r\n").await;
     ex(&mut r, &["SPOP", "s", "0"], "~0\r\n").await;
-    ex(&mut r, &["SSCAN", "s", "0"], "*2\r\n$1\r\n0\r\n*1\r\n$1\r\n1\r\n").await;
+    ex(
+        &mut r,
+        &["SSCAN", "s", "0"],
+        "*2\r\n$1\r\n0\r\n*1\r\n$1\r\n1\r\n",
+    )
+    .await;
     ex(&mut r, &["SPOP", "s", "5"], "~1\r\n$1\r\n1\r\n").await;
     ex(&mut r, &["EXISTS", "s"], ":0\r\n").await;
 
@@ -198,11 +227,23 @@ async fn algebra_and_store_variants() {
     let one: Vec<String> = q(&mut c, &["SINTER", "c"]).await;
     assert_eq!(one.len(), 3);
 
-    assert_eq!(q::<i64>(&mut c, &["SINTERCARD", "3", "a", "b", "c"]).await, 2);
+    assert_eq!(
+        q::<i64>(&mut c, &["SINTERCARD", "3", "a", "b", "c"]).await,
+        2
+    );
     assert_eq!(q::<i64>(&mut c, &["SINTERCARD", "2", "a", "b"]).await, 3);
-    assert_eq!(q::<i64>(&mut c, &["SINTERCARD", "2", "a", "b", "LIMIT", "2"]).await, 2);
-    assert_eq!(q::<i64>(&mut c, &["SINTERCARD", "2", "a", "b", "LIMIT", "0"]).await, 3);
-    assert_eq!(q::<i64>(&mut c, &["SINTERCARD", "2", "a", "nokey"]).await, 0);
+    assert_eq!(
+        q::<i64>(&mut c, &["SINTERCARD", "2", "a", "b", "LIMIT", "2"]).await,
+        2
+    );
+    assert_eq!(
+        q::<i64>(&mut c, &["SINTERCARD", "2", "a", "b", "LIMIT", "0"]).await,
+        3
+    );
+    assert_eq!(
+        q::<i64>(&mut c, &["SINTERCARD", "2", "a", "nokey"]).await,
+        0
+    );
 
     // Store variants overwrite any type (and TTL) and return the cardinality.
     let _: () = q(&mut c, &["SET", "dst", "string"]).await;
@@ -211,12 +252,21 @@ async fn algebra_and_store_variants() {
     assert_eq!(members(&mut c, "dst").await, strs(&["2", "3", "y"]));
     assert_eq!(q::<i64>(&mut c, &["TTL", "dst"]).await, -1);
     assert_eq!(q::<i64>(&mut c, &["SUNIONSTORE", "dst", "a", "c"]).await, 6);
-    assert_eq!(q::<i64>(&mut c, &["SDIFFSTORE", "dst", "a", "b", "c"]).await, 2);
+    assert_eq!(
+        q::<i64>(&mut c, &["SDIFFSTORE", "dst", "a", "b", "c"]).await,
+        2
+    );
     assert_eq!(members(&mut c, "dst").await, strs(&["1", "x"]));
     // Destination may be a source.
-    assert_eq!(q::<i64>(&mut c, &["SUNIONSTORE", "dst", "dst", "c"]).await, 5);
+    assert_eq!(
+        q::<i64>(&mut c, &["SUNIONSTORE", "dst", "dst", "c"]).await,
+        5
+    );
     // Empty results delete the destination.
-    assert_eq!(q::<i64>(&mut c, &["SINTERSTORE", "dst", "a", "nokey"]).await, 0);
+    assert_eq!(
+        q::<i64>(&mut c, &["SINTERSTORE", "dst", "a", "nokey"]).await,
+        0
+    );
     assert_eq!(q::<i64>(&mut c, &["EXISTS", "dst"]).await, 0);
     let _: () = q(&mut c, &["SET", "dst", "string"]).await;
     assert_eq!(q::<i64>(&mut c, &["SDIFFSTORE", "dst", "a", "a"]).await, 0);
@@ -227,11 +277,30 @@ async fn algebra_and_store_variants() {
 
     // Big sets spread over shards.
     sadd_many(&mut c, "big1", (0..5000).map(|i| format!("m{i}"))).await;
-    sadd_many(&mut c, "big2", (0..5000).filter(|i| i % 2 == 0).map(|i| format!("m{i}"))).await;
-    sadd_many(&mut c, "big3", (0..5000).filter(|i| i % 3 == 0).map(|i| format!("m{i}"))).await;
-    assert_eq!(q::<i64>(&mut c, &["SINTERCARD", "3", "big1", "big2", "big3"]).await, 834);
-    assert_eq!(q::<i64>(&mut c, &["SDIFFSTORE", "out", "big1", "big2", "big3"]).await, 1667);
-    assert_eq!(q::<i64>(&mut c, &["SUNIONSTORE", "out", "big2", "big3"]).await, 3333);
+    sadd_many(
+        &mut c,
+        "big2",
+        (0..5000).filter(|i| i % 2 == 0).map(|i| format!("m{i}")),
+    )
+    .await;
+    sadd_many(
+        &mut c,
+        "big3",
+        (0..5000).filter(|i| i % 3 == 0).map(|i| format!("m{i}")),
+    )
+    .await;
+    assert_eq!(
+        q::<i64>(&mut c, &["SINTERCARD", "3", "big1", "big2", "big3"]).await,
+        834
+    );
+    assert_eq!(
+        q::<i64>(&mut c, &["SDIFFSTORE", "out", "big1", "big2", "big3"]).await,
+        1667
+    );
+    assert_eq!(
+        q::<i64>(&mut c, &["SUNIONSTORE", "out", "big2", "big3"]).await,
+        3333
+    );
 
     let mut r = srv.raw().await;
     ex(
@@ -258,11 +327,30 @@ async fn algebra_and_store_variants() {
         "-ERR LIMIT can't be negative\r\n",
     )
     .await;
-    ex(&mut r, &["SINTERCARD", "2", "a", "b", "LIMIT"], "-ERR syntax error\r\n").await;
-    ex(&mut r, &["SINTERCARD", "1", "a", "b"], "-ERR syntax error\r\n").await;
     ex(
         &mut r,
-        &["COMMAND", "GETKEYS", "SINTERCARD", "2", "a", "b", "LIMIT", "1"],
+        &["SINTERCARD", "2", "a", "b", "LIMIT"],
+        "-ERR syntax error\r\n",
+    )
+    .await;
+    ex(
+        &mut r,
+        &["SINTERCARD", "1", "a", "b"],
+        "-ERR syntax error\r\n",
+    )
+    .await;
+    ex(
+        &mut r,
+        &[
+            "COMMAND",
+            "GETKEYS",
+            "SINTERCARD",
+            "2",
+            "a",
+            "b",
+            "LIMIT",
+            "1",
+        ],
         "*2\r\n$1\r\na\r\n$1\r\nb\r\n",
     )
     .await;
@@ -321,7 +409,12 @@ async fn spop_and_srandmember_on_big_sets() {
     )
     .await;
     ex(&mut r, &["SPOP", "s", "1", "2"], "-ERR syntax error\r\n").await;
-    ex(&mut r, &["SRANDMEMBER", "s", "1", "2"], "-ERR syntax error\r\n").await;
+    ex(
+        &mut r,
+        &["SRANDMEMBER", "s", "1", "2"],
+        "-ERR syntax error\r\n",
+    )
+    .await;
     ex(
         &mut r,
         &["SRANDMEMBER", "s", "-9223372036854775808"],
@@ -415,7 +508,8 @@ async fn sscan_complete() {
     let srv = TestServer::start();
     let mut c = srv.conn().await;
     sadd_many(&mut c, "ints", (0..100).map(|i| i.to_string())).await;
-    let (cur, items): (String, Vec<String>) = q(&mut c, &["SSCAN", "ints", "0", "COUNT", "5"]).await;
+    let (cur, items): (String, Vec<String>) =
+        q(&mut c, &["SSCAN", "ints", "0", "COUNT", "5"]).await;
     assert_eq!(cur, "0");
     assert_eq!(items.len(), 100);
     let (_, items): (String, Vec<String>) = q(&mut c, &["SSCAN", "ints", "0", "MATCH", "1?"]).await;
@@ -467,8 +561,17 @@ async fn sscan_complete() {
     let mut r = srv.raw().await;
     ex(&mut r, &["SSCAN", "big", "1x"], "-ERR invalid cursor\r\n").await;
     ex(&mut r, &["SSCAN", "big", " 1"], "-ERR invalid cursor\r\n").await;
-    ex(&mut r, &["SSCAN", "big", "0", "COUNT", "0"], "-ERR syntax error\r\n").await;
-    let v: Value = q(&mut c, &["SSCAN", "big", "0", "MATCH", "nomatch*", "COUNT", "100000"]).await;
+    ex(
+        &mut r,
+        &["SSCAN", "big", "0", "COUNT", "0"],
+        "-ERR syntax error\r\n",
+    )
+    .await;
+    let v: Value = q(
+        &mut c,
+        &["SSCAN", "big", "0", "MATCH", "nomatch*", "COUNT", "100000"],
+    )
+    .await;
     assert_eq!(
         v,
         Value::Array(vec![Value::BulkString(b"0".to_vec()), Value::Array(vec![])])

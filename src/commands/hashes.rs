@@ -177,7 +177,9 @@ fn hdel(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 }
 
 fn hlen(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
-    Ok(Reply::Int(read(ctx, &argv[1])?.map_or(0, |h| h.len()) as i64))
+    Ok(Reply::Int(
+        read(ctx, &argv[1])?.map_or(0, |h| h.len()) as i64
+    ))
 }
 
 fn hstrlen(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {

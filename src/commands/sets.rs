@@ -160,7 +160,9 @@ fn smismember(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 }
 
 fn scard(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
-    Ok(Reply::Int(read(ctx, &argv[1])?.map_or(0, |s| s.len()) as i64))
+    Ok(Reply::Int(
+        read(ctx, &argv[1])?.map_or(0, |s| s.len()) as i64
+    ))
 }
 
 fn smembers(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
@@ -453,7 +455,8 @@ fn sintercard(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let mut j = 2 + n;
     while j < argv.len() {
         if crate::protocol::args::eq_ic(&argv[j], "limit") && j + 1 < argv.len() {
-            let l = parse_i64(&argv[j + 1]).ok_or_else(|| CmdError::err("LIMIT can't be negative"))?;
+            let l =
+                parse_i64(&argv[j + 1]).ok_or_else(|| CmdError::err("LIMIT can't be negative"))?;
             if l < 0 {
                 return Err(CmdError::err("LIMIT can't be negative"));
             }

@@ -513,10 +513,7 @@ impl<'a> Indexed<'a> {
     pub fn get(&self, i: usize) -> (&'a [u8], &'a [u8]) {
         match self {
             Indexed::Pairs(v) => v.get(i).copied().unwrap_or((&[], &[])),
-            Indexed::Table(d) => d
-                .entry_at(i)
-                .map(|(k, v)| (k, &**v))
-                .unwrap_or((&[], &[])),
+            Indexed::Table(d) => d.entry_at(i).map(|(k, v)| (k, &**v)).unwrap_or((&[], &[])),
         }
     }
 }
@@ -547,9 +544,7 @@ impl Hash {
         std::mem::size_of::<Self>()
             + match &self.repr {
                 Repr::Listpack(lp) => lp.buf.capacity(),
-                Repr::Table(d) => {
-                    d.memory_usage() + d.iter().map(|(_, v)| v.len()).sum::<usize>()
-                }
+                Repr::Table(d) => d.memory_usage() + d.iter().map(|(_, v)| v.len()).sum::<usize>(),
             }
     }
 
