@@ -153,7 +153,14 @@ fn hmget(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 /// ```
 fn hdel(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
-    if !check_type(ctx, key)? {
+    check_type(ctx, key)?;
+    // Nothing to delete: no write, so WATCHers of the key are not disturbed.
+    let now = ctx.now;
+    let any = match ctx.shard(key)?.peek(key, now) {
+        Some(ValueRef::Obj(Obj::Hash(h))) => argv[2..].iter().any(|f| h.contains(f)),
+        _ => false,
+    };
+    if !any {
         return Ok(Reply::Int(0));
     }
     let now = ctx.now;

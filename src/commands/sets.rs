@@ -106,7 +106,10 @@ fn drop_if_empty(ctx: &mut Ctx<'_>, key: &[u8]) -> CmdResult<()> {
 /// ```
 fn sadd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
-    peek(ctx, key)?;
+    // Nothing new: no write, so WATCHers of the key are not disturbed.
+    if peek(ctx, key)?.is_some_and(|s| argv[2..].iter().all(|m| s.contains(m))) {
+        return Ok(Reply::Int(0));
+    }
     let max = max_intset(ctx);
     let now = ctx.now;
     let Some(Obj::Set(s)) = ctx
@@ -127,6 +130,10 @@ fn sadd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 
 fn srem(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
+    // Nothing to remove: no write, so WATCHers of the key are not disturbed.
+    if !peek(ctx, key)?.is_some_and(|s| argv[2..].iter().any(|m| s.contains(m))) {
+        return Ok(Reply::Int(0));
+    }
     let Some(s) = existing_mut(ctx, key)? else {
         return Ok(Reply::Int(0));
     };
@@ -290,14 +297,19 @@ fn smove(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         let s = peek(ctx, src)?;
         return Ok(Reply::Int(s.is_some_and(|s| s.contains(m)) as i64));
     }
-    let Some(s) = existing_mut(ctx, src)? else {
+    if !peek(ctx, src)?.is_some_and(|s| s.contains(m)) {
         return Ok(Reply::Int(0));
-    };
-    if !s.remove(m) {
-        return Ok(Reply::Int(0));
+    }
+    if let Some(s) = existing_mut(ctx, src)? {
+        s.remove(m);
     }
     drop_if_empty(ctx, src)?;
     ctx.changed(1);
+    // The destination is only written (and its WATCHers signalled) when
+    // the member is new there.
+    if peek(ctx, dst)?.is_some_and(|d| d.contains(m)) {
+        return Ok(Reply::Int(1));
+    }
     let max = max_intset(ctx);
     if let Some(Obj::Set(d)) = ctx
         .shard(dst)?
