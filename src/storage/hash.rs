@@ -723,4 +723,44 @@ mod tests {
             assert!(seen.contains(format!("k{i}").as_bytes()));
         }
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Random inserts/removes against a HashMap model, through both
+        /// encodings (small limits force conversions mid-sequence).
+        #[test]
+        fn hash_matches_model(ops in proptest::collection::vec((0u8..3, 0u16..64, 0usize..12), 0..400)) {
+            let lim = HashLimits { max_entries: 16, max_value: 8 };
+            let mut h = Hash::default();
+            let mut m: std::collections::HashMap<Vec<u8>, Vec<u8>> = Default::default();
+            for (op, k, vlen) in ops {
+                let key = format!("k{k}").into_bytes();
+                match op {
+                    0 | 1 => {
+                        let val = vec![b'v'; vlen];
+                        proptest::prop_assert_eq!(h.set(&key, &val, lim), m.insert(key, val).is_none());
+                    }
+                    _ => proptest::prop_assert_eq!(h.remove(&key), m.remove(&key).is_some()),
+                }
+                proptest::prop_assert_eq!(h.len(), m.len());
+            }
+            for (k, v) in &m {
+                proptest::prop_assert_eq!(h.get(k), Some(&v[..]));
+            }
+            proptest::prop_assert_eq!(h.iter().count(), m.len());
+            let ix = h.indexed();
+            let mut from_index: Vec<Vec<u8>> = (0..ix.len()).map(|i| ix.get(i).0.to_vec()).collect();
+            from_index.sort();
+            let mut keys: Vec<Vec<u8>> = m.keys().cloned().collect();
+            keys.sort();
+            proptest::prop_assert_eq!(from_index, keys);
+            let mut seen = std::collections::HashSet::new();
+            let mut cursor = 0;
+            loop {
+                cursor = h.scan(cursor, 3, |f, _| { seen.insert(f.to_vec()); });
+                if cursor == 0 { break; }
+            }
+            proptest::prop_assert_eq!(seen.len(), m.len());
+        }
+    }
 }

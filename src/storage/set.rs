@@ -247,4 +247,42 @@ mod tests {
         assert!(s.remove(b"4"));
         assert_eq!(s.len(), 4);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Random adds/removes/pops against a HashSet model, integers and
+        /// strings mixed so intset conversion happens mid-sequence.
+        #[test]
+        fn set_matches_model(ops in proptest::collection::vec((0u8..4, 0u16..80), 0..400)) {
+            let mut s = Set::default();
+            let mut m: std::collections::HashSet<Vec<u8>> = Default::default();
+            for (op, k) in ops {
+                let member = if k < 60 { k.to_string().into_bytes() } else { format!("s{k}").into_bytes() };
+                match op {
+                    0 | 1 => proptest::prop_assert_eq!(s.add(&member, 32), m.insert(member)),
+                    2 => proptest::prop_assert_eq!(s.remove(&member), m.remove(&member)),
+                    _ => {
+                        if !s.is_empty() {
+                            let i = k as usize % s.len();
+                            let got = s.remove_at(i).map(|b| b.to_vec());
+                            proptest::prop_assert!(got.is_some_and(|g| m.remove(&g)));
+                        }
+                    }
+                }
+                proptest::prop_assert_eq!(s.len(), m.len());
+            }
+            for x in &m {
+                proptest::prop_assert!(s.contains(x));
+            }
+            let all: std::collections::HashSet<Vec<u8>> = s.iter().map(|x| x.to_vec()).collect();
+            proptest::prop_assert_eq!(&all, &m);
+            let mut seen = std::collections::HashSet::new();
+            let mut cursor = 0;
+            loop {
+                cursor = s.scan(cursor, 2, |x| { seen.insert(x.to_vec()); });
+                if cursor == 0 { break; }
+            }
+            proptest::prop_assert_eq!(&seen, &m);
+        }
+    }
 }
