@@ -405,7 +405,7 @@ async fn spop_and_srandmember_on_big_sets() {
     ex(
         &mut r,
         &["SPOP", "s", "x"],
-        "-ERR value is not an integer or out of range\r\n",
+        "-ERR value is out of range, must be positive\r\n",
     )
     .await;
     ex(&mut r, &["SPOP", "s", "1", "2"], "-ERR syntax error\r\n").await;

@@ -188,9 +188,11 @@ fn spop(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         return Err(CmdError::SYNTAX);
     }
     let count = if argv.len() == 3 {
-        let n = int_arg(&argv[2])?;
+        // Redis reports a non-integer with the same text as a negative.
+        let positive = || CmdError::err("value is out of range, must be positive");
+        let n = parse_i64(&argv[2]).ok_or_else(positive)?;
         if n < 0 {
-            return Err(CmdError::err("value is out of range, must be positive"));
+            return Err(positive());
         }
         Some(n as u64)
     } else {
