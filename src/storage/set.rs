@@ -16,7 +16,7 @@ use crate::storage::hash::Dict;
 #[derive(Debug, Clone)]
 enum Repr {
     Intset(Vec<i64>),
-    Table(Dict<()>),
+    Table(Dict),
 }
 
 /// A set value.
@@ -128,7 +128,7 @@ impl Set {
             let mut d = Dict::with_capacity(v.len() + extra);
             let mut buf = itoa::Buffer::new();
             for n in v {
-                d.insert(buf.format(*n).as_bytes(), ());
+                d.insert(buf.format(*n).as_bytes(), &[]);
             }
             self.repr = Repr::Table(d);
         }
@@ -153,7 +153,7 @@ impl Set {
             }
         }
         match &mut self.repr {
-            Repr::Table(d) => d.insert(m, ()),
+            Repr::Table(d) => d.insert(m, &[]),
             Repr::Intset(_) => false,
         }
     }
@@ -168,7 +168,7 @@ impl Set {
                 }
                 _ => false,
             },
-            Repr::Table(d) => d.remove(m).is_some(),
+            Repr::Table(d) => d.remove(m),
         }
     }
 
@@ -200,7 +200,7 @@ impl Set {
                     None
                 }
             }
-            Repr::Table(d) => d.remove_index(i).map(|(k, _)| Bytes::from(Vec::from(k))),
+            Repr::Table(d) => d.remove_index(i).map(|k| Bytes::from(Vec::from(k))),
         }
     }
 
