@@ -464,7 +464,8 @@ impl<'a> Iterator for LpIter<'a> {
 #[derive(Debug, Clone)]
 enum Repr {
     Listpack(Listpack),
-    Table(Dict),
+    /// Boxed so a `Hash` (and so every `Obj` slot) stays 32 bytes.
+    Table(Box<Dict>),
 }
 
 /// A hash value.
@@ -587,7 +588,7 @@ impl Hash {
             for (f, v) in lp.iter() {
                 d.insert(f, v.into());
             }
-            self.repr = Repr::Table(d);
+            self.repr = Repr::Table(Box::new(d));
         }
     }
 

@@ -16,7 +16,8 @@ use crate::storage::hash::Dict;
 #[derive(Debug, Clone)]
 enum Repr {
     Intset(Vec<i64>),
-    Table(Dict),
+    /// Boxed so a `Set` (and so every `Obj` slot) stays small.
+    Table(Box<Dict>),
 }
 
 /// A set value.
@@ -130,7 +131,7 @@ impl Set {
             for n in v {
                 d.insert(buf.format(*n).as_bytes(), &[]);
             }
-            self.repr = Repr::Table(d);
+            self.repr = Repr::Table(Box::new(d));
         }
     }
 
@@ -222,6 +223,12 @@ impl Set {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_stay_small() {
+        assert!(std::mem::size_of::<Set>() <= 24);
+        assert!(std::mem::size_of::<crate::storage::hash::Hash>() <= 32);
+    }
 
     #[test]
     fn intset_converts_on_string_and_size() {
