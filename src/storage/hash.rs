@@ -586,7 +586,7 @@ impl Hash {
         if let Repr::Listpack(lp) = &self.repr {
             let mut d = Dict::with_capacity(lp.pairs as usize);
             for (f, v) in lp.iter() {
-                d.insert(f, v.into());
+                d.insert(f, v);
             }
             self.repr = Repr::Table(Box::new(d));
         }
@@ -611,7 +611,7 @@ impl Hash {
         self.prepare([field.len(), value.len()], lim);
         let created = match &mut self.repr {
             Repr::Listpack(lp) => lp.set(field, value),
-            Repr::Table(d) => d.insert(field, value.into()),
+            Repr::Table(d) => d.insert(field, value),
         };
         if let Repr::Listpack(lp) = &self.repr {
             if lp.pairs as usize > lim.max_entries {
