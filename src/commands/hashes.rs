@@ -229,17 +229,28 @@ fn hgetall(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 /// ```
 fn hincrby(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let incr = int_arg(&argv[3])?;
-    check_type(ctx, &argv[1])?;
-    let lim = limits(ctx);
-    let h = write(ctx, &argv[1])?;
-    let cur = match h.get(&argv[2]) {
+    // Errors are decided before writing, so a failed increment leaves the
+    // key untouched (no WATCH invalidation, no empty hash).
+    let cur = match peek_field(ctx, &argv[1], &argv[2])? {
         None => 0,
-        Some(v) => parse_i64(v).ok_or_else(|| CmdError::err("hash value is not an integer"))?,
+        Some(v) => parse_i64(&v).ok_or_else(|| CmdError::err("hash value is not an integer"))?,
     };
     let n = cur.checked_add(incr).ok_or(CmdError::OVERFLOW)?;
-    h.set(&argv[2], itoa::Buffer::new().format(n).as_bytes(), lim);
+    let lim = limits(ctx);
+    write(ctx, &argv[1])?.set(&argv[2], itoa::Buffer::new().format(n).as_bytes(), lim);
     ctx.changed(1);
     Ok(Reply::Int(n))
+}
+
+/// The current value of `field` (without touching statistics), WRONGTYPE
+/// if `key` is not a hash.
+fn peek_field(ctx: &mut Ctx<'_>, key: &[u8], field: &[u8]) -> CmdResult<Option<Vec<u8>>> {
+    let now = ctx.now;
+    match ctx.shard(key)?.peek(key, now) {
+        None => Ok(None),
+        Some(ValueRef::Obj(Obj::Hash(h))) => Ok(h.get(field).map(|v| v.to_vec())),
+        Some(_) => Err(CmdError::WRONG_TYPE),
+    }
 }
 
 /// ```text
@@ -250,19 +261,17 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     if !incr.is_finite() {
         return Err(CmdError::err("value is NaN or Infinity"));
     }
-    check_type(ctx, &argv[1])?;
-    let lim = limits(ctx);
-    let h = write(ctx, &argv[1])?;
-    let cur = match h.get(&argv[2]) {
+    let cur = match peek_field(ctx, &argv[1], &argv[2])? {
         None => 0.0,
-        Some(v) => parse_f64(v).ok_or_else(|| CmdError::err("hash value is not a float"))?,
+        Some(v) => parse_f64(&v).ok_or_else(|| CmdError::err("hash value is not a float"))?,
     };
     let n = cur + incr;
     if !n.is_finite() {
         return Err(CmdError::NAN_OR_INF);
     }
     let s = format_human(n);
-    h.set(&argv[2], s.as_bytes(), lim);
+    let lim = limits(ctx);
+    write(ctx, &argv[1])?.set(&argv[2], s.as_bytes(), lim);
     ctx.changed(1);
     Ok(Reply::bulk(Bytes::from(s)))
 }

@@ -198,6 +198,10 @@ fn spop(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     } else {
         None
     };
+    if count == Some(0) {
+        peek(ctx, key)?;
+        return Ok(Reply::Set(Vec::new()));
+    }
     let Some(s) = existing_mut(ctx, key)? else {
         return Ok(if count.is_some() {
             Reply::Set(Vec::new())
@@ -211,7 +215,6 @@ fn spop(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             let i = rng.gen_range(0..s.len().max(1));
             Reply::opt_bulk(s.remove_at(i))
         }
-        Some(0) => return Ok(Reply::Set(Vec::new())),
         Some(n) if n as usize >= s.len() => {
             let all = s.iter().map(|m| Reply::Bulk(m.to_bytes())).collect();
             let now = ctx.now;
