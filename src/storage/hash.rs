@@ -1,17 +1,553 @@
-//! Hash: the hash type.
+//! Hash: the hash type, plus [`Dict`], the chained hash table shared with
+//! sets.
 //!
-//! Placeholder: the real encodings land with the hashes work.
+//! Small hashes use a flat byte buffer of length-prefixed field/value pairs
+//! ("listpack" in OBJECT ENCODING), which costs a few bytes per entry instead
+//! of a table slot, two allocations and a hash. Lookups there are linear,
+//! which is fine because the buffer is bounded by `hash-max-listpack-entries`
+//! and `hash-max-listpack-value`; past those a hash converts to a [`Dict`]
+//! ("hashtable") and, as in Redis, never converts back.
+//!
+//! [`Dict`] is a separately chained table whose entries live in one dense
+//! `Vec` (chains link entry indexes). The dense vector makes uniform random
+//! sampling O(1) (HRANDFIELD, SRANDMEMBER, SPOP), and the power-of-two
+//! bucket array lets SCAN use Redis's reverse-binary cursor, which returns
+//! every element present for the whole iteration even when the table grows
+//! or shrinks between calls.
+
+use std::hash::BuildHasher;
+use std::sync::OnceLock;
+
+/// Marks the end of a chain / an empty bucket.
+const NIL: u32 = u32::MAX;
+
+/// The process-wide hash seed: random per process so clients cannot
+/// precompute colliding fields, fixed for the process so clones of a
+/// [`Dict`] agree with their original.
+fn seed_state() -> &'static foldhash::fast::FixedState {
+    static STATE: OnceLock<foldhash::fast::FixedState> = OnceLock::new();
+    STATE.get_or_init(|| foldhash::fast::FixedState::with_seed(rand::random()))
+}
+
+#[inline]
+fn hash_bytes(b: &[u8]) -> u64 {
+    seed_state().hash_one(b)
+}
+
+/// One table entry (24 bytes): key and value share one allocation (`data`
+/// is the key followed by the value), which saves an allocation and 16
+/// bytes per field over separate boxes. Hashes are recomputed when needed
+/// (rehash, unlink) rather than stored: foldhash is cheap next to 8 bytes
+/// per element.
+#[derive(Debug, Clone)]
+pub struct DictEntry {
+    data: Box<[u8]>,
+    next: u32,
+    klen: u32,
+}
+
+impl DictEntry {
+    #[inline]
+    fn key(&self) -> &[u8] {
+        &self.data[..self.klen as usize]
+    }
+
+    #[inline]
+    fn val(&self) -> &[u8] {
+        &self.data[self.klen as usize..]
+    }
+}
+
+fn join(key: &[u8], val: &[u8]) -> Box<[u8]> {
+    let mut v = Vec::with_capacity(key.len() + val.len());
+    v.extend_from_slice(key);
+    v.extend_from_slice(val);
+    v.into_boxed_slice()
+}
+
+/// A chained hash table from byte strings to byte strings (sets store
+/// empty values), with O(1) uniform random access (dense entry vector) and
+/// Redis-style SCAN cursors.
+#[derive(Debug, Clone, Default)]
+pub struct Dict {
+    entries: Vec<DictEntry>,
+    /// Bucket heads; empty or a power of two long.
+    heads: Vec<u32>,
+}
+
+impl PartialEq for Dict {
+    /// Content equality, independent of insertion order.
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len()
+            && self
+                .entries
+                .iter()
+                .all(|e| other.get(e.key()) == Some(e.val()))
+    }
+}
+
+impl Dict {
+    /// An empty table sized for `n` entries (avoids rehashing while a
+    /// compact encoding converts).
+    pub fn with_capacity(n: usize) -> Self {
+        let mut d = Dict {
+            entries: Vec::with_capacity(n),
+            heads: Vec::new(),
+        };
+        if n > 0 {
+            d.rebuild(n.next_power_of_two().max(4));
+        }
+        d
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    #[inline]
+    fn mask(&self) -> u64 {
+        (self.heads.len() as u64).wrapping_sub(1)
+    }
+
+    #[inline]
+    fn bucket(&self, hash: u64) -> usize {
+        (hash & self.mask()) as usize
+    }
+
+    /// Re-links every entry into `n` (a power of two) buckets.
+    fn rebuild(&mut self, n: usize) {
+        self.heads.clear();
+        self.heads.resize(n, NIL);
+        let mask = (n as u64) - 1;
+        for (i, e) in self.entries.iter_mut().enumerate() {
+            let b = (hash_bytes(e.key()) & mask) as usize;
+            e.next = self.heads[b];
+            self.heads[b] = i as u32;
+        }
+    }
+
+    fn find_hashed(&self, key: &[u8], hash: u64) -> Option<usize> {
+        if self.heads.is_empty() {
+            return None;
+        }
+        let mut cur = self.heads[self.bucket(hash)];
+        while cur != NIL {
+            let e = &self.entries[cur as usize];
+            if e.key() == key {
+                return Some(cur as usize);
+            }
+            cur = e.next;
+        }
+        None
+    }
+
+    /// Index of `key` in the dense entry vector.
+    pub fn find(&self, key: &[u8]) -> Option<usize> {
+        self.find_hashed(key, hash_bytes(key))
+    }
+
+    /// The value stored for `key`.
+    pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        self.find(key).map(|i| self.entries[i].val())
+    }
+
+    pub fn contains(&self, key: &[u8]) -> bool {
+        self.find(key).is_some()
+    }
+
+    /// Inserts or replaces. Returns true if `key` is new.
+    pub fn insert(&mut self, key: &[u8], val: &[u8]) -> bool {
+        let hash = hash_bytes(key);
+        if let Some(i) = self.find_hashed(key, hash) {
+            let e = &mut self.entries[i];
+            if e.val() != val {
+                e.data = join(key, val);
+            }
+            return false;
+        }
+        if self.entries.len() >= u32::MAX as usize - 1 {
+            // Chains index entries with u32; a table this large cannot be
+            // built within any realistic memory, but never corrupt it.
+            return false;
+        }
+        if self.entries.len() >= self.heads.len() {
+            let n = (self.heads.len() * 2).max(4);
+            self.rebuild(n);
+        }
+        let b = self.bucket(hash);
+        let i = self.entries.len() as u32;
+        self.entries.push(DictEntry {
+            data: join(key, val),
+            next: self.heads[b],
+            klen: key.len() as u32,
+        });
+        self.heads[b] = i;
+        true
+    }
+
+    /// Removes `key`; true if it was present.
+    pub fn remove(&mut self, key: &[u8]) -> bool {
+        if self.heads.is_empty() {
+            return false;
+        }
+        let hash = hash_bytes(key);
+        let b = self.bucket(hash);
+        let mut prev = NIL;
+        let mut cur = self.heads[b];
+        while cur != NIL {
+            let e = &self.entries[cur as usize];
+            if e.key() == key {
+                break;
+            }
+            prev = cur;
+            cur = e.next;
+        }
+        if cur == NIL {
+            return false;
+        }
+        self.remove_at(cur as usize, prev);
+        true
+    }
+
+    /// Removes the entry at dense index `i` whose chain predecessor is
+    /// `prev` (NIL if it heads its bucket).
+    fn remove_at(&mut self, i: usize, prev: u32) -> DictEntry {
+        let next = self.entries[i].next;
+        if prev == NIL {
+            let b = self.bucket(hash_bytes(self.entries[i].key()));
+            self.heads[b] = next;
+        } else {
+            self.entries[prev as usize].next = next;
+        }
+        let last = self.entries.len() - 1;
+        if i != last {
+            // The last entry moves into slot i: repoint its link.
+            let lb = self.bucket(hash_bytes(self.entries[last].key()));
+            if self.heads[lb] == last as u32 {
+                self.heads[lb] = i as u32;
+            } else {
+                let mut p = self.heads[lb];
+                while p != NIL {
+                    let n = self.entries[p as usize].next;
+                    if n == last as u32 {
+                        self.entries[p as usize].next = i as u32;
+                        break;
+                    }
+                    p = n;
+                }
+            }
+        }
+        let e = self.entries.swap_remove(i);
+        // Shrink when mostly empty so SCAN and memory stay proportional.
+        if self.heads.len() > 4 && self.entries.len() * 8 < self.heads.len() {
+            let n = self.entries.len().next_power_of_two().max(4);
+            self.rebuild(n);
+            self.entries.shrink_to(n);
+        }
+        e
+    }
+
+    /// Removes the entry at dense index `i` (random pops), returning its key.
+    pub fn remove_index(&mut self, i: usize) -> Option<Box<[u8]>> {
+        let e = self.entries.get(i)?;
+        let b = self.bucket(hash_bytes(e.key()));
+        let mut prev = NIL;
+        let mut cur = self.heads[b];
+        while cur != NIL && cur as usize != i {
+            prev = cur;
+            cur = self.entries[cur as usize].next;
+        }
+        if cur == NIL {
+            return None;
+        }
+        let mut e = self.remove_at(i, prev);
+        let klen = e.klen as usize;
+        if klen == e.data.len() {
+            return Some(e.data);
+        }
+        let mut v = std::mem::take(&mut e.data).into_vec();
+        v.truncate(klen);
+        Some(v.into_boxed_slice())
+    }
+
+    /// The (key, value) at dense index `i` (`i < len()`), for random
+    /// sampling.
+    pub fn entry_at(&self, i: usize) -> Option<(&[u8], &[u8])> {
+        self.entries.get(i).map(|e| (e.key(), e.val()))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        self.entries.iter().map(|e| (e.key(), e.val()))
+    }
+
+    /// One SCAN step from `cursor`: calls `f` for every entry of the
+    /// visited buckets until about `count` entries were produced (or
+    /// `10 * count` empty buckets were skipped), and returns the next
+    /// cursor (0 when the iteration is complete).
+    ///
+    /// The cursor walks bucket indexes with the high bits incremented first
+    /// (reverse-binary order), so doubling or halving the bucket array
+    /// between calls never skips a bucket that holds an element present for
+    /// the whole iteration.
+    pub fn scan(&self, cursor: u64, count: usize, mut f: impl FnMut(&[u8], &[u8])) -> u64 {
+        if self.entries.is_empty() {
+            return 0;
+        }
+        let mask = self.mask();
+        let mut v = cursor;
+        let mut produced = 0usize;
+        let mut budget = count.saturating_mul(10).max(1);
+        loop {
+            let mut cur = self.heads[(v & mask) as usize];
+            if cur == NIL {
+                budget = budget.saturating_sub(1);
+            }
+            while cur != NIL {
+                let e = &self.entries[cur as usize];
+                f(e.key(), e.val());
+                produced += 1;
+                cur = e.next;
+            }
+            v |= !mask;
+            v = v.reverse_bits().wrapping_add(1).reverse_bits();
+            if v == 0 || produced >= count || budget == 0 {
+                return v;
+            }
+        }
+    }
+
+    /// Approximate heap bytes.
+    pub fn memory_usage(&self) -> usize {
+        self.heads.capacity() * 4
+            + self.entries.capacity() * std::mem::size_of::<DictEntry>()
+            + self.entries.iter().map(|e| e.data.len()).sum::<usize>()
+    }
+}
+
+// ---- listpack ---------------------------------------------------------------
+
+/// Writes a length prefix: one byte below 128, else four bytes big-endian
+/// with the top bit set.
+fn put_len(buf: &mut Vec<u8>, n: usize) {
+    if n < 0x80 {
+        buf.push(n as u8);
+    } else {
+        buf.extend_from_slice(&((n as u32) | 0x8000_0000).to_be_bytes());
+    }
+}
+
+/// Reads a length prefix at `pos`: (length, prefix size).
+#[inline]
+fn get_len(buf: &[u8], pos: usize) -> (usize, usize) {
+    let b = buf[pos];
+    if b < 0x80 {
+        (b as usize, 1)
+    } else {
+        let mut a = [0u8; 4];
+        a.copy_from_slice(&buf[pos..pos + 4]);
+        ((u32::from_be_bytes(a) & 0x7FFF_FFFF) as usize, 4)
+    }
+}
+
+/// Largest element the listpack can frame (31-bit lengths).
+const LP_MAX_ELEMENT: usize = 0x7FFF_FFFF;
+
+/// A flat buffer of length-prefixed field/value pairs.
+#[derive(Debug, Clone, Default)]
+struct Listpack {
+    buf: Vec<u8>,
+    pairs: u32,
+}
+
+/// A located pair: byte ranges within the buffer.
+struct LpPos {
+    start: usize,
+    val_start: usize,
+    val_end: usize,
+}
+
+impl Listpack {
+    fn iter(&self) -> LpIter<'_> {
+        LpIter {
+            buf: &self.buf,
+            pos: 0,
+        }
+    }
+
+    fn find(&self, field: &[u8]) -> Option<LpPos> {
+        let mut pos = 0;
+        while pos < self.buf.len() {
+            let start = pos;
+            let (fl, fp) = get_len(&self.buf, pos);
+            let f = &self.buf[pos + fp..pos + fp + fl];
+            pos += fp + fl;
+            let (vl, vp) = get_len(&self.buf, pos);
+            let val_start = pos;
+            pos += vp + vl;
+            if f == field {
+                return Some(LpPos {
+                    start,
+                    val_start,
+                    val_end: pos,
+                });
+            }
+        }
+        None
+    }
+
+    fn get(&self, field: &[u8]) -> Option<&[u8]> {
+        let p = self.find(field)?;
+        let (vl, vp) = get_len(&self.buf, p.val_start);
+        Some(&self.buf[p.val_start + vp..p.val_start + vp + vl])
+    }
+
+    /// Sets `field`; true if it was new.
+    fn set(&mut self, field: &[u8], value: &[u8]) -> bool {
+        let mut enc = Vec::with_capacity(value.len() + 4);
+        put_len(&mut enc, value.len());
+        enc.extend_from_slice(value);
+        match self.find(field) {
+            Some(p) => {
+                self.buf.splice(p.val_start..p.val_end, enc);
+                false
+            }
+            None => {
+                put_len(&mut self.buf, field.len());
+                self.buf.extend_from_slice(field);
+                self.buf.extend_from_slice(&enc);
+                self.pairs += 1;
+                true
+            }
+        }
+    }
+
+    fn remove(&mut self, field: &[u8]) -> bool {
+        match self.find(field) {
+            Some(p) => {
+                self.buf.drain(p.start..p.val_end);
+                self.pairs -= 1;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Iterator over a listpack's pairs.
+pub struct LpIter<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Iterator for LpIter<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.pos >= self.buf.len() {
+            return None;
+        }
+        let (fl, fp) = get_len(self.buf, self.pos);
+        let f = &self.buf[self.pos + fp..self.pos + fp + fl];
+        self.pos += fp + fl;
+        let (vl, vp) = get_len(self.buf, self.pos);
+        let v = &self.buf[self.pos + vp..self.pos + vp + vl];
+        self.pos += vp + vl;
+        Some((f, v))
+    }
+}
+
+// ---- Hash -------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+enum Repr {
+    Listpack(Listpack),
+    /// Boxed so a `Hash` (and so every `Obj` slot) stays 32 bytes.
+    Table(Box<Dict>),
+}
 
 /// A hash value.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone)]
 pub struct Hash {
-    _todo: (),
+    repr: Repr,
+}
+
+impl Default for Hash {
+    fn default() -> Self {
+        Hash {
+            repr: Repr::Listpack(Listpack::default()),
+        }
+    }
+}
+
+impl PartialEq for Hash {
+    /// Content equality, whatever the encodings.
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().all(|(f, v)| other.get(f) == Some(v))
+    }
+}
+
+/// The conversion thresholds (`hash-max-listpack-entries`,
+/// `hash-max-listpack-value`), read from the configuration per command.
+#[derive(Debug, Clone, Copy)]
+pub struct HashLimits {
+    pub max_entries: usize,
+    pub max_value: usize,
+}
+
+/// Iterator over a hash's (field, value) pairs.
+pub enum HashIter<'a> {
+    Lp(LpIter<'a>),
+    Table(std::slice::Iter<'a, DictEntry>),
+}
+
+impl<'a> Iterator for HashIter<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            HashIter::Lp(it) => it.next(),
+            HashIter::Table(it) => it.next().map(|e| (e.key(), e.val())),
+        }
+    }
+}
+
+/// Index-addressable view of a hash for random sampling: the listpack is
+/// decoded once (it is small), the table is addressed directly.
+pub enum Indexed<'a> {
+    Pairs(Vec<(&'a [u8], &'a [u8])>),
+    Table(&'a Dict),
+}
+
+impl<'a> Indexed<'a> {
+    pub fn len(&self) -> usize {
+        match self {
+            Indexed::Pairs(v) => v.len(),
+            Indexed::Table(d) => d.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The pair at `i` (`i < len()`; out of range yields empty strings).
+    pub fn get(&self, i: usize) -> (&'a [u8], &'a [u8]) {
+        match self {
+            Indexed::Pairs(v) => v.get(i).copied().unwrap_or((&[], &[])),
+            Indexed::Table(d) => d.entry_at(i).unwrap_or((&[], &[])),
+        }
+    }
 }
 
 impl Hash {
-    /// Number of elements.
+    /// Number of fields.
     pub fn len(&self) -> usize {
-        0
+        match &self.repr {
+            Repr::Listpack(lp) => lp.pairs as usize,
+            Repr::Table(d) => d.len(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -20,11 +556,248 @@ impl Hash {
 
     /// Redis's OBJECT ENCODING name for the encoding in use.
     pub fn encoding(&self) -> &'static str {
-        "listpack"
+        match &self.repr {
+            Repr::Listpack(_) => "listpack",
+            Repr::Table(_) => "hashtable",
+        }
     }
 
     /// Approximate heap bytes (MEMORY USAGE, accounting).
     pub fn memory_usage(&self) -> usize {
         std::mem::size_of::<Self>()
+            + match &self.repr {
+                Repr::Listpack(lp) => lp.buf.capacity(),
+                Repr::Table(d) => d.memory_usage() + d.iter().map(|(_, v)| v.len()).sum::<usize>(),
+            }
+    }
+
+    pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
+        match &self.repr {
+            Repr::Listpack(lp) => lp.get(field),
+            Repr::Table(d) => d.get(field),
+        }
+    }
+
+    pub fn contains(&self, field: &[u8]) -> bool {
+        self.get(field).is_some()
+    }
+
+    fn convert(&mut self) {
+        if let Repr::Listpack(lp) = &self.repr {
+            let mut d = Dict::with_capacity(lp.pairs as usize);
+            for (f, v) in lp.iter() {
+                d.insert(f, v);
+            }
+            self.repr = Repr::Table(Box::new(d));
+        }
+    }
+
+    /// Converts to the hashtable encoding if writing elements of these
+    /// sizes would exceed the listpack limits (checked before a batch of
+    /// writes, as Redis does, so a multi-field HSET converts once).
+    pub fn prepare(&mut self, lens: impl IntoIterator<Item = usize>, lim: HashLimits) {
+        if let Repr::Listpack(_) = self.repr {
+            if lens
+                .into_iter()
+                .any(|n| n > lim.max_value || n > LP_MAX_ELEMENT)
+            {
+                self.convert();
+            }
+        }
+    }
+
+    /// Sets `field` to `value`; true if the field is new.
+    pub fn set(&mut self, field: &[u8], value: &[u8], lim: HashLimits) -> bool {
+        self.prepare([field.len(), value.len()], lim);
+        let created = match &mut self.repr {
+            Repr::Listpack(lp) => lp.set(field, value),
+            Repr::Table(d) => d.insert(field, value),
+        };
+        if let Repr::Listpack(lp) = &self.repr {
+            if lp.pairs as usize > lim.max_entries {
+                self.convert();
+            }
+        }
+        created
+    }
+
+    /// Removes `field`; true if it existed.
+    pub fn remove(&mut self, field: &[u8]) -> bool {
+        match &mut self.repr {
+            Repr::Listpack(lp) => lp.remove(field),
+            Repr::Table(d) => d.remove(field),
+        }
+    }
+
+    /// (field, value) pairs in storage order.
+    pub fn iter(&self) -> HashIter<'_> {
+        match &self.repr {
+            Repr::Listpack(lp) => HashIter::Lp(lp.iter()),
+            Repr::Table(d) => HashIter::Table(d.entries.iter()),
+        }
+    }
+
+    /// An index-addressable view for random sampling.
+    pub fn indexed(&self) -> Indexed<'_> {
+        match &self.repr {
+            Repr::Listpack(lp) => Indexed::Pairs(lp.iter().collect()),
+            Repr::Table(d) => Indexed::Table(d),
+        }
+    }
+
+    /// One HSCAN step (see [`Dict::scan`]); the listpack encoding returns
+    /// everything at once with cursor 0, as Redis does.
+    pub fn scan(&self, cursor: u64, count: usize, mut f: impl FnMut(&[u8], &[u8])) -> u64 {
+        match &self.repr {
+            Repr::Listpack(lp) => {
+                for (k, v) in lp.iter() {
+                    f(k, v);
+                }
+                0
+            }
+            Repr::Table(d) => d.scan(cursor, count, |k, v| f(k, v)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIM: HashLimits = HashLimits {
+        max_entries: 4,
+        max_value: 8,
+    };
+
+    #[test]
+    fn listpack_set_get_remove_and_convert() {
+        let mut h = Hash::default();
+        assert!(h.set(b"a", b"1", LIM));
+        assert!(!h.set(b"a", b"22", LIM));
+        assert_eq!(h.get(b"a"), Some(&b"22"[..]));
+        let long = vec![b'x'; 300];
+        assert!(h.set(b"b", &long, LIM.max_value_unbounded()));
+        assert_eq!(h.get(b"b"), Some(&long[..]));
+        assert_eq!(h.encoding(), "listpack");
+        assert!(h.remove(b"a"));
+        assert!(!h.remove(b"a"));
+        assert_eq!(h.len(), 1);
+        for i in 0..5 {
+            h.set(format!("f{i}").as_bytes(), b"v", LIM);
+        }
+        assert_eq!(h.encoding(), "hashtable");
+        assert_eq!(h.len(), 6);
+        assert_eq!(h.get(b"b"), Some(&long[..]));
+    }
+
+    impl HashLimits {
+        fn max_value_unbounded(self) -> Self {
+            HashLimits {
+                max_value: usize::MAX,
+                ..self
+            }
+        }
+    }
+
+    #[test]
+    fn dict_remove_keeps_chains_consistent() {
+        let mut d = Dict::default();
+        for i in 0..1000u32 {
+            assert!(d.insert(i.to_string().as_bytes(), &i.to_le_bytes()));
+        }
+        for i in (0..1000u32).step_by(3) {
+            assert!(d.remove(i.to_string().as_bytes()));
+        }
+        for i in 0..1000u32 {
+            let v = d.get(i.to_string().as_bytes());
+            assert_eq!(v.is_some(), i % 3 != 0);
+            if let Some(v) = v {
+                assert_eq!(v, i.to_le_bytes());
+            }
+        }
+        // Popping by index returns keys and keeps the rest reachable.
+        while let Some(k) = d.remove_index(d.len() / 2) {
+            assert!(!d.contains(&k));
+            for (k2, _) in d.iter() {
+                assert!(d.contains(k2));
+            }
+            if d.len() < 600 {
+                break;
+            }
+        }
+    }
+
+    #[test]
+    fn dict_scan_complete_across_resizes() {
+        let mut d = Dict::default();
+        for i in 0..500 {
+            d.insert(format!("k{i}").as_bytes(), &[]);
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = 0;
+        let mut step = 0;
+        loop {
+            cursor = d.scan(cursor, 7, |k, _| {
+                seen.insert(k.to_vec());
+            });
+            step += 1;
+            // Grow and shrink mid-iteration with unrelated keys.
+            if step == 3 {
+                for i in 0..2000 {
+                    d.insert(format!("tmp{i}").as_bytes(), &[]);
+                }
+            }
+            if step == 6 {
+                for i in 0..2000 {
+                    d.remove(format!("tmp{i}").as_bytes());
+                }
+            }
+            if cursor == 0 {
+                break;
+            }
+        }
+        for i in 0..500 {
+            assert!(seen.contains(format!("k{i}").as_bytes()));
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Random inserts/removes against a HashMap model, through both
+        /// encodings (small limits force conversions mid-sequence).
+        #[test]
+        fn hash_matches_model(ops in proptest::collection::vec((0u8..3, 0u16..64, 0usize..12), 0..400)) {
+            let lim = HashLimits { max_entries: 16, max_value: 8 };
+            let mut h = Hash::default();
+            let mut m: std::collections::HashMap<Vec<u8>, Vec<u8>> = Default::default();
+            for (op, k, vlen) in ops {
+                let key = format!("k{k}").into_bytes();
+                match op {
+                    0 | 1 => {
+                        let val = vec![b'v'; vlen];
+                        proptest::prop_assert_eq!(h.set(&key, &val, lim), m.insert(key, val).is_none());
+                    }
+                    _ => proptest::prop_assert_eq!(h.remove(&key), m.remove(&key).is_some()),
+                }
+                proptest::prop_assert_eq!(h.len(), m.len());
+            }
+            for (k, v) in &m {
+                proptest::prop_assert_eq!(h.get(k), Some(&v[..]));
+            }
+            proptest::prop_assert_eq!(h.iter().count(), m.len());
+            let ix = h.indexed();
+            let mut from_index: Vec<Vec<u8>> = (0..ix.len()).map(|i| ix.get(i).0.to_vec()).collect();
+            from_index.sort();
+            let mut keys: Vec<Vec<u8>> = m.keys().cloned().collect();
+            keys.sort();
+            proptest::prop_assert_eq!(from_index, keys);
+            let mut seen = std::collections::HashSet::new();
+            let mut cursor = 0;
+            loop {
+                cursor = h.scan(cursor, 3, |f, _| { seen.insert(f.to_vec()); });
+                if cursor == 0 { break; }
+            }
+            proptest::prop_assert_eq!(seen.len(), m.len());
+        }
     }
 }

@@ -1,17 +1,99 @@
 //! Set: the set type.
 //!
-//! Placeholder: the real encodings land with the sets work.
+//! All-integer sets up to `set-max-intset-entries` members are a sorted
+//! `Vec<i64>` ("intset"): 8 bytes per member and binary-search lookups.
+//! Adding a non-integer member or growing past the limit converts to a
+//! [`Dict`] ("hashtable") for good, as in Redis 7.0 (which has no listpack
+//! sets). Members count as integers only in their canonical decimal form
+//! ("12", not "012" or "+12"), so the set always replies with the exact
+//! bytes it was given.
+
+use bytes::Bytes;
+
+use crate::protocol::codec::parse_i64;
+use crate::storage::hash::Dict;
+
+#[derive(Debug, Clone)]
+enum Repr {
+    Intset(Vec<i64>),
+    /// Boxed so a `Set` (and so every `Obj` slot) stays small.
+    Table(Box<Dict>),
+}
 
 /// A set value.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone)]
 pub struct Set {
-    _todo: (),
+    repr: Repr,
+}
+
+impl Default for Set {
+    fn default() -> Self {
+        Set {
+            repr: Repr::Intset(Vec::new()),
+        }
+    }
+}
+
+impl PartialEq for Set {
+    /// Content equality, whatever the encodings.
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().all(|m| other.contains(&m.to_vec()))
+    }
+}
+
+/// A member as stored: an intset integer or table bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Member<'a> {
+    Int(i64),
+    Bytes(&'a [u8]),
+}
+
+impl Member<'_> {
+    /// The member's string form.
+    pub fn to_bytes(self) -> Bytes {
+        match self {
+            Member::Int(n) => Bytes::copy_from_slice(itoa::Buffer::new().format(n).as_bytes()),
+            Member::Bytes(b) => Bytes::copy_from_slice(b),
+        }
+    }
+
+    pub fn to_vec(self) -> Vec<u8> {
+        match self {
+            Member::Int(n) => itoa::Buffer::new().format(n).as_bytes().to_vec(),
+            Member::Bytes(b) => b.to_vec(),
+        }
+    }
+}
+
+/// Iterator over a set's members.
+pub enum SetIter<'a> {
+    Int(std::slice::Iter<'a, i64>),
+    Table(Box<dyn Iterator<Item = &'a [u8]> + 'a>),
+}
+
+impl<'a> Iterator for SetIter<'a> {
+    type Item = Member<'a>;
+    fn next(&mut self) -> Option<Member<'a>> {
+        match self {
+            SetIter::Int(it) => it.next().map(|n| Member::Int(*n)),
+            SetIter::Table(it) => it.next().map(Member::Bytes),
+        }
+    }
+}
+
+/// The integer an intset may hold for `m`, if `m` is canonical.
+#[inline]
+fn as_int(m: &[u8]) -> Option<i64> {
+    parse_i64(m)
 }
 
 impl Set {
-    /// Number of elements.
+    /// Number of members.
     pub fn len(&self) -> usize {
-        0
+        match &self.repr {
+            Repr::Intset(v) => v.len(),
+            Repr::Table(d) => d.len(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -20,11 +102,194 @@ impl Set {
 
     /// Redis's OBJECT ENCODING name for the encoding in use.
     pub fn encoding(&self) -> &'static str {
-        "intset"
+        match &self.repr {
+            Repr::Intset(_) => "intset",
+            Repr::Table(_) => "hashtable",
+        }
     }
 
     /// Approximate heap bytes (MEMORY USAGE, accounting).
     pub fn memory_usage(&self) -> usize {
         std::mem::size_of::<Self>()
+            + match &self.repr {
+                Repr::Intset(v) => v.capacity() * 8,
+                Repr::Table(d) => d.memory_usage(),
+            }
+    }
+
+    pub fn contains(&self, m: &[u8]) -> bool {
+        match &self.repr {
+            Repr::Intset(v) => as_int(m).is_some_and(|n| v.binary_search(&n).is_ok()),
+            Repr::Table(d) => d.contains(m),
+        }
+    }
+
+    fn convert(&mut self, extra: usize) {
+        if let Repr::Intset(v) = &self.repr {
+            let mut d = Dict::with_capacity(v.len() + extra);
+            let mut buf = itoa::Buffer::new();
+            for n in v {
+                d.insert(buf.format(*n).as_bytes(), &[]);
+            }
+            self.repr = Repr::Table(Box::new(d));
+        }
+    }
+
+    /// Adds `m`; true if it is new. `max_intset` is
+    /// `set-max-intset-entries`.
+    pub fn add(&mut self, m: &[u8], max_intset: usize) -> bool {
+        if let Repr::Intset(v) = &mut self.repr {
+            match as_int(m) {
+                Some(n) => match v.binary_search(&n) {
+                    Ok(_) => return false,
+                    Err(pos) => {
+                        if v.len() < max_intset {
+                            v.insert(pos, n);
+                            return true;
+                        }
+                        self.convert(1);
+                    }
+                },
+                None => self.convert(1),
+            }
+        }
+        match &mut self.repr {
+            Repr::Table(d) => d.insert(m, &[]),
+            Repr::Intset(_) => false,
+        }
+    }
+
+    /// Removes `m`; true if it was a member.
+    pub fn remove(&mut self, m: &[u8]) -> bool {
+        match &mut self.repr {
+            Repr::Intset(v) => match as_int(m).map(|n| v.binary_search(&n)) {
+                Some(Ok(pos)) => {
+                    v.remove(pos);
+                    true
+                }
+                _ => false,
+            },
+            Repr::Table(d) => d.remove(m),
+        }
+    }
+
+    /// Members (intsets in ascending order).
+    pub fn iter(&self) -> SetIter<'_> {
+        match &self.repr {
+            Repr::Intset(v) => SetIter::Int(v.iter()),
+            Repr::Table(d) => SetIter::Table(Box::new(d.iter().map(|(k, _)| k))),
+        }
+    }
+
+    /// The member at index `i` (`i < len()`), for uniform random sampling
+    /// in O(1).
+    pub fn member_at(&self, i: usize) -> Option<Member<'_>> {
+        match &self.repr {
+            Repr::Intset(v) => v.get(i).map(|n| Member::Int(*n)),
+            Repr::Table(d) => d.entry_at(i).map(|(k, _)| Member::Bytes(k)),
+        }
+    }
+
+    /// Removes and returns the member at index `i`.
+    pub fn remove_at(&mut self, i: usize) -> Option<Bytes> {
+        match &mut self.repr {
+            Repr::Intset(v) => {
+                if i < v.len() {
+                    let n = v.remove(i);
+                    Some(Member::Int(n).to_bytes())
+                } else {
+                    None
+                }
+            }
+            Repr::Table(d) => d.remove_index(i).map(|k| Bytes::from(Vec::from(k))),
+        }
+    }
+
+    /// One SSCAN step (see [`Dict::scan`]); an intset returns everything
+    /// at once with cursor 0, as Redis does.
+    pub fn scan(&self, cursor: u64, count: usize, mut f: impl FnMut(Member<'_>)) -> u64 {
+        match &self.repr {
+            Repr::Intset(v) => {
+                for n in v {
+                    f(Member::Int(*n));
+                }
+                0
+            }
+            Repr::Table(d) => d.scan(cursor, count, |k, _| f(Member::Bytes(k))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_stay_small() {
+        assert!(std::mem::size_of::<Set>() <= 24);
+        assert!(std::mem::size_of::<crate::storage::hash::Hash>() <= 32);
+    }
+
+    #[test]
+    fn intset_converts_on_string_and_size() {
+        let mut s = Set::default();
+        assert!(s.add(b"3", 4));
+        assert!(s.add(b"-1", 4));
+        assert!(!s.add(b"3", 4));
+        assert_eq!(s.encoding(), "intset");
+        assert!(s.contains(b"-1"));
+        assert!(!s.contains(b"03"));
+        assert!(s.add(b"03", 4));
+        assert_eq!(s.encoding(), "hashtable");
+        assert!(s.contains(b"03") && s.contains(b"3") && s.contains(b"-1"));
+
+        let mut s = Set::default();
+        for i in 0..4 {
+            s.add(i.to_string().as_bytes(), 4);
+        }
+        assert_eq!(s.encoding(), "intset");
+        s.add(b"4", 4);
+        assert_eq!(s.encoding(), "hashtable");
+        assert_eq!(s.len(), 5);
+        assert!(s.remove(b"4"));
+        assert_eq!(s.len(), 4);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Random adds/removes/pops against a HashSet model, integers and
+        /// strings mixed so intset conversion happens mid-sequence.
+        #[test]
+        fn set_matches_model(ops in proptest::collection::vec((0u8..4, 0u16..80), 0..400)) {
+            let mut s = Set::default();
+            let mut m: std::collections::HashSet<Vec<u8>> = Default::default();
+            for (op, k) in ops {
+                let member = if k < 60 { k.to_string().into_bytes() } else { format!("s{k}").into_bytes() };
+                match op {
+                    0 | 1 => proptest::prop_assert_eq!(s.add(&member, 32), m.insert(member)),
+                    2 => proptest::prop_assert_eq!(s.remove(&member), m.remove(&member)),
+                    _ => {
+                        if !s.is_empty() {
+                            let i = k as usize % s.len();
+                            let got = s.remove_at(i).map(|b| b.to_vec());
+                            proptest::prop_assert!(got.is_some_and(|g| m.remove(&g)));
+                        }
+                    }
+                }
+                proptest::prop_assert_eq!(s.len(), m.len());
+            }
+            for x in &m {
+                proptest::prop_assert!(s.contains(x));
+            }
+            let all: std::collections::HashSet<Vec<u8>> = s.iter().map(|x| x.to_vec()).collect();
+            proptest::prop_assert_eq!(&all, &m);
+            let mut seen = std::collections::HashSet::new();
+            let mut cursor = 0;
+            loop {
+                cursor = s.scan(cursor, 2, |x| { seen.insert(x.to_vec()); });
+                if cursor == 0 { break; }
+            }
+            proptest::prop_assert_eq!(&seen, &m);
+        }
     }
 }

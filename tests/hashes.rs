@@ -1,0 +1,554 @@
+//! Hash commands through the real server: replies, errors, RESP3 shapes,
+//! encoding conversion, HSCAN completeness, HRANDFIELD sampling.
+
+mod common;
+use std::collections::{HashMap, HashSet};
+
+use common::{resp, Raw, TestServer};
+use redis::aio::MultiplexedConnection;
+use redis::Value;
+
+async fn q<T: redis::FromRedisValue>(c: &mut MultiplexedConnection, args: &[&str]) -> T {
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query_async(c)
+        .await
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+/// Sends `args` on a raw connection and asserts the exact reply bytes.
+async fn ex(r: &mut Raw, args: &[&str], want: &str) {
+    let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
+    r.expect(&resp(&a), want.as_bytes()).await;
+}
+
+const WRONGTYPE: &str = "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n";
+
+#[tokio::test]
+async fn basic_field_commands() {
+    let srv = TestServer::start();
+    let mut r = srv.raw().await;
+    ex(&mut r, &["HSET", "h", "a", "1", "b", "2"], ":2\r\n").await;
+    ex(&mut r, &["HSET", "h", "a", "10", "c", "3"], ":1\r\n").await;
+    ex(&mut r, &["HGET", "h", "a"], "$2\r\n10\r\n").await;
+    ex(&mut r, &["HGET", "h", "zz"], "$-1\r\n").await;
+    ex(&mut r, &["HGET", "nokey", "a"], "$-1\r\n").await;
+    ex(&mut r, &["HLEN", "h"], ":3\r\n").await;
+    ex(&mut r, &["HLEN", "nokey"], ":0\r\n").await;
+    ex(&mut r, &["HSTRLEN", "h", "a"], ":2\r\n").await;
+    ex(&mut r, &["HSTRLEN", "h", "nofield"], ":0\r\n").await;
+    ex(&mut r, &["HEXISTS", "h", "b"], ":1\r\n").await;
+    ex(&mut r, &["HEXISTS", "h", "x"], ":0\r\n").await;
+    ex(&mut r, &["HSETNX", "h", "a", "zzz"], ":0\r\n").await;
+    ex(&mut r, &["HSETNX", "h", "d", "4"], ":1\r\n").await;
+    ex(&mut r, &["HSETNX", "new", "f", "v"], ":1\r\n").await;
+    ex(&mut r, &["HMSET", "h", "e", "5", "f", "6"], "+OK\r\n").await;
+    ex(
+        &mut r,
+        &["HMGET", "h", "a", "nope", "f"],
+        "*3\r\n$2\r\n10\r\n$-1\r\n$1\r\n6\r\n",
+    )
+    .await;
+    ex(
+        &mut r,
+        &["HMGET", "nokey", "a", "b"],
+        "*2\r\n$-1\r\n$-1\r\n",
+    )
+    .await;
+    ex(&mut r, &["HDEL", "h", "a", "b", "nope"], ":2\r\n").await;
+    ex(&mut r, &["HDEL", "nokey", "a"], ":0\r\n").await;
+    ex(&mut r, &["HLEN", "h"], ":4\r\n").await;
+    // Deleting the last field deletes the key.
+    ex(&mut r, &["HDEL", "new", "f"], ":1\r\n").await;
+    ex(&mut r, &["EXISTS", "new"], ":0\r\n").await;
+    ex(&mut r, &["HDEL", "h", "c", "d", "e", "f", "c"], ":4\r\n").await;
+    ex(&mut r, &["EXISTS", "h"], ":0\r\n").await;
+    ex(&mut r, &["TYPE", "h"], "+none\r\n").await;
+    ex(&mut r, &["HSET", "t", "x", "y"], ":1\r\n").await;
+    ex(&mut r, &["TYPE", "t"], "+hash\r\n").await;
+
+    let mut c = srv.conn().await;
+    let _: () = q(&mut c, &["HSET", "k", "f1", "v1", "f2", "v2", "f3", "v3"]).await;
+    let mut keys: Vec<String> = q(&mut c, &["HKEYS", "k"]).await;
+    keys.sort();
+    assert_eq!(keys, ["f1", "f2", "f3"]);
+    let mut vals: Vec<String> = q(&mut c, &["HVALS", "k"]).await;
+    vals.sort();
+    assert_eq!(vals, ["v1", "v2", "v3"]);
+    let all: HashMap<String, String> = q(&mut c, &["HGETALL", "k"]).await;
+    assert_eq!(all.len(), 3);
+    assert_eq!(all["f2"], "v2");
+    let none: Vec<String> = q(&mut c, &["HKEYS", "nokey"]).await;
+    assert!(none.is_empty());
+}
+
+#[tokio::test]
+async fn errors_and_wrongtype() {
+    let srv = TestServer::start();
+    let mut r = srv.raw().await;
+    ex(&mut r, &["SET", "s", "str"], "+OK\r\n").await;
+    for cmd in [
+        &["HSET", "s", "a", "1"][..],
+        &["HSETNX", "s", "a", "1"],
+        &["HGET", "s", "a"],
+        &["HMGET", "s", "a"],
+        &["HMSET", "s", "a", "1"],
+        &["HDEL", "s", "a"],
+        &["HLEN", "s"],
+        &["HSTRLEN", "s", "a"],
+        &["HEXISTS", "s", "a"],
+        &["HKEYS", "s"],
+        &["HVALS", "s"],
+        &["HGETALL", "s"],
+        &["HINCRBY", "s", "a", "1"],
+        &["HINCRBYFLOAT", "s", "a", "1"],
+        &["HSCAN", "s", "0"],
+        &["HRANDFIELD", "s"],
+        &["HRANDFIELD", "s", "2"],
+    ] {
+        ex(&mut r, cmd, WRONGTYPE).await;
+    }
+    ex(&mut r, &["GET", "s"], "$3\r\nstr\r\n").await;
+    ex(
+        &mut r,
+        &["HSET", "h", "a"],
+        "-ERR wrong number of arguments for 'hset' command\r\n",
+    )
+    .await;
+    ex(
+        &mut r,
+        &["HSET", "h", "a", "1", "b"],
+        "-ERR wrong number of arguments for 'hset' command\r\n",
+    )
+    .await;
+    ex(
+        &mut r,
+        &["HMSET", "h", "a", "1", "b"],
+        "-ERR wrong number of arguments for 'hmset' command\r\n",
+    )
+    .await;
+    ex(&mut r, &["EXISTS", "h"], ":0\r\n").await;
+    ex(
+        &mut r,
+        &["HGET", "h"],
+        "-ERR wrong number of arguments for 'hget' command\r\n",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn hincrby_and_hincrbyfloat() {
+    let srv = TestServer::start();
+    let mut r = srv.raw().await;
+    ex(&mut r, &["HINCRBY", "h", "n", "5"], ":5\r\n").await;
+    ex(&mut r, &["HINCRBY", "h", "n", "-7"], ":-2\r\n").await;
+    ex(&mut r, &["HGET", "h", "n"], "$2\r\n-2\r\n").await;
+    ex(
+        &mut r,
+        &["HINCRBY", "h", "n", "x"],
+        "-ERR value is not an integer or out of range\r\n",
+    )
+    .await;
+    ex(
+        &mut r,
+        &["HSET", "h", "s", "abc", "big", "9223372036854775806"],
+        ":2\r\n",
+    )
+    .await;
+    ex(
+        &mut r,
+        &["HINCRBY", "h", "s", "1"],
+        "-ERR hash value is not an integer\r\n",
+    )
+    .await;
+    ex(
+        &mut r,
+        &["HINCRBY", "h", "big", "1"],
+        ":9223372036854775807\r\n",
+    )
+    .await;
+    ex(
+        &mut r,
+        &["HINCRBY", "h", "big", "1"],
+        "-ERR increment or decrement would overflow\r\n",
+    )
+    .await;
+    ex(&mut r, &["HSET", "h", "sp", " 1"], ":1\r\n").await;
+    ex(
+        &mut r,
+        &["HINCRBY", "h", "sp", "1"],
+        "-ERR hash value is not an integer\r\n",
+    )
+    .await;
+
+    ex(
+        &mut r,
+        &["HINCRBYFLOAT", "f", "x", "10.5"],
+        "$4\r\n10.5\r\n",
+    )
+    .await;
+    ex(&mut r, &["HINCRBYFLOAT", "f", "x", "0.1"], "$4\r\n10.6\r\n").await;
+    ex(&mut r, &["HINCRBYFLOAT", "f", "x", "-10.6"], "$1\r\n0\r\n").await;
+    ex(
+        &mut r,
+        &["HINCRBYFLOAT", "f", "y", "5.0e3"],
+        "$4\r\n5000\r\n",
+    )
+    .await;
+    ex(&mut r, &["HSET", "f", "i", "3"], ":1\r\n").await;
+    ex(&mut r, &["HINCRBYFLOAT", "f", "i", "1.5"], "$3\r\n4.5\r\n").await;
+    ex(
+        &mut r,
+        &["HINCRBYFLOAT", "f", "x", "abc"],
+        "-ERR value is not a valid float\r\n",
+    )
+    .await;
+    ex(
+        &mut r,
+        &["HINCRBYFLOAT", "h", "s", "1"],
+        "-ERR hash value is not a float\r\n",
+    )
+    .await;
+    ex(
+        &mut r,
+        &["HINCRBYFLOAT", "f", "x", "inf"],
+        "-ERR value is NaN or Infinity\r\n",
+    )
+    .await;
+    ex(&mut r, &["HSET", "f", "huge", "1.7e308"], ":1\r\n").await;
+    ex(
+        &mut r,
+        &["HINCRBYFLOAT", "f", "huge", "1.7e308"],
+        "-ERR increment would produce NaN or Infinity\r\n",
+    )
+    .await;
+    ex(&mut r, &["HGET", "f", "huge"], "$7\r\n1.7e308\r\n").await;
+    // Errors never leave an empty hash behind.
+    ex(
+        &mut r,
+        &["HINCRBYFLOAT", "nokey", "x", "nan"],
+        "-ERR value is not a valid float\r\n",
+    )
+    .await;
+    ex(&mut r, &["EXISTS", "nokey"], ":0\r\n").await;
+}
+
+#[tokio::test]
+async fn resp3_reply_types() {
+    let srv = TestServer::start();
+    let mut r = srv.raw().await;
+    r.send(&resp(&[b"HELLO", b"3"])).await;
+    r.read_until(b"modules\r\n*0\r\n").await;
+    ex(&mut r, &["HSET", "h", "a", "1"], ":1\r\n").await;
+    ex(&mut r, &["HGETALL", "h"], "%1\r\n$1\r\na\r\n$1\r\n1\r\n").await;
+    ex(&mut r, &["HGETALL", "nokey"], "%0\r\n").await;
+    ex(&mut r, &["HGET", "h", "zz"], "_\r\n").await;
+    ex(&mut r, &["HRANDFIELD", "nokey"], "_\r\n").await;
+    ex(&mut r, &["HRANDFIELD", "nokey", "3"], "*0\r\n").await;
+    ex(
+        &mut r,
+        &["HRANDFIELD", "h", "1", "WITHVALUES"],
+        "*1\r\n*2\r\n$1\r\na\r\n$1\r\n1\r\n",
+    )
+    .await;
+    ex(
+        &mut r,
+        &["HRANDFIELD", "h", "-2", "WITHVALUES"],
+        "*2\r\n*2\r\n$1\r\na\r\n$1\r\n1\r\n*2\r\n$1\r\na\r\n$1\r\n1\r\n",
+    )
+    .await;
+    ex(&mut r, &["HRANDFIELD", "h", "5"], "*1\r\n$1\r\na\r\n").await;
+    ex(
+        &mut r,
+        &["HSCAN", "h", "0"],
+        "*2\r\n$1\r\n0\r\n*2\r\n$1\r\na\r\n$1\r\n1\r\n",
+    )
+    .await;
+
+    // RESP2: flat pairs.
+    let mut r2 = srv.raw().await;
+    ex(&mut r2, &["HGETALL", "h"], "*2\r\n$1\r\na\r\n$1\r\n1\r\n").await;
+    ex(
+        &mut r2,
+        &["HRANDFIELD", "h", "-2", "WITHVALUES"],
+        "*4\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\na\r\n$1\r\n1\r\n",
+    )
+    .await;
+    ex(&mut r2, &["HRANDFIELD", "nokey"], "$-1\r\n").await;
+}
+
+#[tokio::test]
+async fn encoding_conversion() {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    let _: () = q(&mut c, &["CONFIG", "SET", "hash-max-listpack-entries", "4"]).await;
+    let _: () = q(&mut c, &["CONFIG", "SET", "hash-max-listpack-value", "8"]).await;
+    for i in 0..4 {
+        let _: i64 = q(&mut c, &["HSET", "h", &format!("f{i}"), "v"]).await;
+    }
+    let enc: String = q(&mut c, &["OBJECT", "ENCODING", "h"]).await;
+    assert_eq!(enc, "listpack");
+    let _: i64 = q(&mut c, &["HSET", "h", "f4", "v"]).await;
+    let enc: String = q(&mut c, &["OBJECT", "ENCODING", "h"]).await;
+    assert_eq!(enc, "hashtable");
+    // Never converts back.
+    for i in 0..5 {
+        let _: i64 = q(&mut c, &["HDEL", "h", &format!("f{i}")]).await;
+        if i == 3 {
+            let enc: String = q(&mut c, &["OBJECT", "ENCODING", "h"]).await;
+            assert_eq!(enc, "hashtable");
+        }
+    }
+    // A long value converts at once; so does a long field.
+    let _: i64 = q(&mut c, &["HSET", "v", "a", "123456789"]).await;
+    let enc: String = q(&mut c, &["OBJECT", "ENCODING", "v"]).await;
+    assert_eq!(enc, "hashtable");
+    let _: i64 = q(&mut c, &["HSET", "w", "abcdefghi", "1"]).await;
+    let enc: String = q(&mut c, &["OBJECT", "ENCODING", "w"]).await;
+    assert_eq!(enc, "hashtable");
+    let _: i64 = q(&mut c, &["HSET", "x", "abcdefgh", "12345678"]).await;
+    let enc: String = q(&mut c, &["OBJECT", "ENCODING", "x"]).await;
+    assert_eq!(enc, "listpack");
+    // HINCRBYFLOAT growing a value past the limit converts too.
+    let _: String = q(&mut c, &["HINCRBYFLOAT", "x", "n", "1.123456789"]).await;
+    let enc: String = q(&mut c, &["OBJECT", "ENCODING", "x"]).await;
+    assert_eq!(enc, "hashtable");
+    let v: String = q(&mut c, &["HGET", "x", "abcdefgh"]).await;
+    assert_eq!(v, "12345678");
+}
+
+async fn hscan_all(c: &mut MultiplexedConnection, key: &str, extra: &[&str]) -> Vec<String> {
+    let mut cursor = "0".to_string();
+    let mut out = Vec::new();
+    let mut rounds = 0;
+    loop {
+        let mut args = vec!["HSCAN", key, &cursor];
+        args.extend_from_slice(extra);
+        let (next, items): (String, Vec<String>) = q(c, &args).await;
+        out.extend(items);
+        cursor = next;
+        rounds += 1;
+        assert!(rounds < 100_000);
+        if cursor == "0" {
+            return out;
+        }
+    }
+}
+
+#[tokio::test]
+async fn hscan_complete_and_options() {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    // Small: everything at once with cursor 0.
+    let _: i64 = q(&mut c, &["HSET", "small", "a", "1", "b", "2", "c", "3"]).await;
+    let (cur, items): (String, Vec<String>) =
+        q(&mut c, &["HSCAN", "small", "0", "COUNT", "1"]).await;
+    assert_eq!(cur, "0");
+    assert_eq!(items.len(), 6);
+    let (cur, items): (String, Vec<String>) =
+        q(&mut c, &["HSCAN", "small", "0", "MATCH", "b*"]).await;
+    assert_eq!(
+        (cur.as_str(), items),
+        ("0", vec!["b".to_string(), "2".to_string()])
+    );
+    let (cur, items): (String, Vec<String>) = q(&mut c, &["HSCAN", "nokey", "0"]).await;
+    assert_eq!(cur, "0");
+    assert!(items.is_empty());
+
+    // Big: all fields, pairs intact, under several COUNTs.
+    for chunk in 0..10 {
+        let mut args = vec!["HSET".to_string(), "big".to_string()];
+        for i in chunk * 200..(chunk + 1) * 200 {
+            args.push(format!("field:{i}"));
+            args.push(format!("value:{i}"));
+        }
+        let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        let _: i64 = q(&mut c, &a).await;
+    }
+    for count in ["1", "10", "1000"] {
+        let items = hscan_all(&mut c, "big", &["COUNT", count]).await;
+        let mut seen = HashSet::new();
+        for pair in items.chunks(2) {
+            assert_eq!(pair[0].replace("field", "value"), pair[1]);
+            seen.insert(pair[0].clone());
+        }
+        assert_eq!(seen.len(), 2000, "count {count}");
+    }
+    let items = hscan_all(&mut c, "big", &["MATCH", "field:1??"]).await;
+    assert_eq!(items.len(), 200);
+
+    // Elements present for the whole iteration are returned even while the
+    // hash grows and shrinks between calls.
+    let mut cursor = "0".to_string();
+    let mut seen = HashSet::new();
+    let mut step = 0;
+    loop {
+        let (next, items): (String, Vec<String>) =
+            q(&mut c, &["HSCAN", "big", &cursor, "COUNT", "20"]).await;
+        for pair in items.chunks(2) {
+            seen.insert(pair[0].clone());
+        }
+        step += 1;
+        if step == 5 {
+            let mut args = vec!["HSET".to_string(), "big".to_string()];
+            for i in 0..3000 {
+                args.push(format!("tmp:{i}"));
+                args.push("x".into());
+            }
+            let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+            let _: i64 = q(&mut c, &a).await;
+        }
+        if step == 30 {
+            let mut args = vec!["HDEL".to_string(), "big".to_string()];
+            args.extend((0..3000).map(|i| format!("tmp:{i}")));
+            let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+            let _: i64 = q(&mut c, &a).await;
+        }
+        cursor = next;
+        if cursor == "0" {
+            break;
+        }
+    }
+    for i in 0..2000 {
+        assert!(seen.contains(&format!("field:{i}")), "missing field:{i}");
+    }
+
+    let mut r = srv.raw().await;
+    ex(&mut r, &["HSCAN", "big", "x"], "-ERR invalid cursor\r\n").await;
+    ex(
+        &mut r,
+        &["HSCAN", "big", "0", "COUNT", "0"],
+        "-ERR syntax error\r\n",
+    )
+    .await;
+    ex(
+        &mut r,
+        &["HSCAN", "big", "0", "COUNT", "x"],
+        "-ERR value is not an integer or out of range\r\n",
+    )
+    .await;
+    ex(
+        &mut r,
+        &["HSCAN", "big", "0", "MATCH"],
+        "-ERR syntax error\r\n",
+    )
+    .await;
+    ex(
+        &mut r,
+        &["HSCAN", "big", "0", "TYPE", "hash"],
+        "-ERR syntax error\r\n",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn hrandfield_counts_and_distribution() {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    let mut r = srv.raw().await;
+    ex(&mut r, &["HRANDFIELD", "h", "5"], "*0\r\n").await;
+    ex(&mut r, &["HSET", "h", "a", "1"], ":1\r\n").await;
+    ex(&mut r, &["HRANDFIELD", "h", "0"], "*0\r\n").await;
+    ex(
+        &mut r,
+        &["HRANDFIELD", "h", "1", "x"],
+        "-ERR syntax error\r\n",
+    )
+    .await;
+    ex(
+        &mut r,
+        &["HRANDFIELD", "h", "1", "WITHVALUES", "x"],
+        "-ERR syntax error\r\n",
+    )
+    .await;
+    ex(
+        &mut r,
+        &["HRANDFIELD", "h", "x"],
+        "-ERR value is not an integer or out of range\r\n",
+    )
+    .await;
+    ex(
+        &mut r,
+        &["HRANDFIELD", "h", "-9223372036854775808"],
+        "-ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807\r\n",
+    )
+    .await;
+    ex(
+        &mut r,
+        &["HRANDFIELD", "h", "-9223372036854770000", "WITHVALUES"],
+        "-ERR value is out of range\r\n",
+    )
+    .await;
+
+    for (key, n) in [("small", 50), ("big", 3000)] {
+        let mut args = vec!["HSET".to_string(), key.to_string()];
+        for i in 0..n {
+            args.push(format!("f{i}"));
+            args.push(format!("v{i}"));
+        }
+        let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        let _: i64 = q(&mut c, &a).await;
+        // Distinct when positive.
+        let got: Vec<String> = q(&mut c, &["HRANDFIELD", key, "20"]).await;
+        assert_eq!(got.len(), 20);
+        assert_eq!(got.iter().collect::<HashSet<_>>().len(), 20);
+        let got: Vec<String> = q(&mut c, &["HRANDFIELD", key, &(n - 1).to_string()]).await;
+        assert_eq!(got.iter().collect::<HashSet<_>>().len(), n - 1);
+        let got: Vec<String> = q(&mut c, &["HRANDFIELD", key, &(n + 10).to_string()]).await;
+        assert_eq!(got.len(), n);
+        // With values: pairs match.
+        let got: Vec<String> = q(&mut c, &["HRANDFIELD", key, "7", "WITHVALUES"]).await;
+        assert_eq!(got.len(), 14);
+        for p in got.chunks(2) {
+            assert_eq!(p[0][1..], p[1][1..]);
+        }
+        // Negative: exactly |count| with repeats, covering the hash.
+        let got: Vec<String> = q(
+            &mut c,
+            &["HRANDFIELD", key, &(-(n as i64) * 10).to_string()],
+        )
+        .await;
+        assert_eq!(got.len(), n * 10);
+        let mut freq: HashMap<&str, usize> = HashMap::new();
+        for g in &got {
+            *freq.entry(g).or_default() += 1;
+        }
+        if n == 50 {
+            assert_eq!(freq.len(), 50, "all fields appear");
+        }
+        // Rough uniformity: no field hugely over-represented.
+        assert!(freq.values().all(|&v| v < 60), "{freq:?}");
+    }
+    let enc: String = q(&mut c, &["OBJECT", "ENCODING", "big"]).await;
+    assert_eq!(enc, "hashtable");
+    // Single random field: over many draws every field of a small hash shows up.
+    let mut seen = HashSet::new();
+    for _ in 0..400 {
+        let f: String = q(&mut c, &["HRANDFIELD", "small"]).await;
+        seen.insert(f);
+    }
+    assert!(seen.len() > 40);
+    let v: Value = q(&mut c, &["HRANDFIELD", "nokey"]).await;
+    assert_eq!(v, Value::Nil);
+}
+
+#[tokio::test]
+async fn command_info_and_keyspace_stats() {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    let info: Value = q(&mut c, &["COMMAND", "INFO", "hset", "hgetall"]).await;
+    let s = format!("{info:?}");
+    assert!(
+        s.contains("hset") && s.contains("denyoom") && s.contains("@hash"),
+        "{s}"
+    );
+    let _: i64 = q(&mut c, &["HSET", "h", "a", "1"]).await;
+    let _: Value = q(&mut c, &["CONFIG", "RESETSTAT"]).await;
+    let _: Value = q(&mut c, &["HGET", "h", "a"]).await;
+    let _: Value = q(&mut c, &["HGET", "nokey", "a"]).await;
+    let info: String = q(&mut c, &["INFO", "stats"]).await;
+    assert!(info.contains("keyspace_hits:1"), "{info}");
+    assert!(info.contains("keyspace_misses:1"), "{info}");
+}
