@@ -217,14 +217,18 @@ async fn hincrby_and_hincrbyfloat() {
         "-ERR value is NaN or Infinity\r\n",
     )
     .await;
-    ex(&mut r, &["HSET", "f", "huge", "1.7e308"], ":1\r\n").await;
+    // Redis computes in long double: 1.7e308 * 2 is still finite there,
+    // 1.1e4932 * 2 is not.
+    ex(&mut r, &["HSET", "f", "huge", "1.1e4932"], ":1\r\n").await;
     ex(
         &mut r,
-        &["HINCRBYFLOAT", "f", "huge", "1.7e308"],
+        &["HINCRBYFLOAT", "f", "huge", "1.1e4932"],
         "-ERR increment would produce NaN or Infinity\r\n",
     )
     .await;
-    ex(&mut r, &["HGET", "f", "huge"], "$7\r\n1.7e308\r\n").await;
+    ex(&mut r, &["HGET", "f", "huge"], "$8\r\n1.1e4932\r\n").await;
+    ex(&mut r, &["HSET", "f", "p", "0.1"], ":1\r\n").await;
+    ex(&mut r, &["HINCRBYFLOAT", "f", "p", "0.2"], "$3\r\n0.3\r\n").await;
     // Errors never leave an empty hash behind.
     ex(
         &mut r,

@@ -13,8 +13,8 @@ use crate::protocol::codec::parse_i64;
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::storage::hash::{Hash, HashLimits};
 use crate::storage::{Obj, ValueRef};
-use crate::util::float::{format_human, parse_f64};
 use crate::util::glob::glob_match;
+use crate::util::ldouble::{self, IncrError};
 
 const H: Acl = Acl::HASH;
 const WF: F = F::WRITE.union(F::DENYOOM).union(F::FAST);
@@ -257,19 +257,19 @@ fn peek_field(ctx: &mut Ctx<'_>, key: &[u8], field: &[u8]) -> CmdResult<Option<V
 /// HINCRBYFLOAT key field increment
 /// ```
 fn hincrbyfloat(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
-    let incr = parse_f64(&argv[3]).ok_or(CmdError::NOT_FLOAT)?;
-    if !incr.is_finite() {
-        return Err(CmdError::err("value is NaN or Infinity"));
+    // Redis computes in C long double (see util/ldouble.rs).
+    match ldouble::is_finite(&argv[3]) {
+        None => return Err(CmdError::NOT_FLOAT),
+        Some(false) => return Err(CmdError::err("value is NaN or Infinity")),
+        Some(true) => {}
     }
-    let cur = match peek_field(ctx, &argv[1], &argv[2])? {
-        None => 0.0,
-        Some(v) => parse_f64(&v).ok_or_else(|| CmdError::err("hash value is not a float"))?,
+    let cur = peek_field(ctx, &argv[1], &argv[2])?;
+    let s = match ldouble::incr(cur.as_deref(), &argv[3]) {
+        Ok(s) => String::from_utf8_lossy(&s).into_owned(),
+        Err(IncrError::CurrentNotFloat) => return Err(CmdError::err("hash value is not a float")),
+        Err(IncrError::IncrNotFloat) => return Err(CmdError::NOT_FLOAT),
+        Err(IncrError::NanOrInf) => return Err(CmdError::NAN_OR_INF),
     };
-    let n = cur + incr;
-    if !n.is_finite() {
-        return Err(CmdError::NAN_OR_INF);
-    }
-    let s = format_human(n);
     let lim = limits(ctx);
     write(ctx, &argv[1])?.set(&argv[2], s.as_bytes(), lim);
     ctx.changed(1);

@@ -65,3 +65,11 @@ long cinnabar_ld_incr(const char *current, size_t current_len,
     out[n] = '\0';
     return n;
 }
+
+/* Whether `s` parses as a long double (Redis's rules): -1 if not, 1 if it
+ * is infinite, 0 if finite. */
+int cinnabar_ld_classify(const char *s, size_t len) {
+    long double v;
+    if (!parse_ld(s, len, &v)) return -1;
+    return isinf(v) ? 1 : 0;
+}

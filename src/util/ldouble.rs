@@ -4,7 +4,7 @@
 //! long double type, and f64 gives 0.30000000000000004 for 0.1 + 0.2 where
 //! Redis answers 0.3).
 
-use std::os::raw::{c_char, c_long};
+use std::os::raw::{c_char, c_int, c_long};
 
 extern "C" {
     fn cinnabar_ld_incr(
@@ -15,6 +15,20 @@ extern "C" {
         out: *mut c_char,
         out_len: usize,
     ) -> c_long;
+    fn cinnabar_ld_classify(s: *const c_char, len: usize) -> c_int;
+}
+
+/// Parses `s` as Redis parses a long double: `None` if invalid, otherwise
+/// whether the value is finite (HINCRBYFLOAT refuses an infinite increment
+/// before looking at the field).
+pub fn is_finite(s: &[u8]) -> Option<bool> {
+    // SAFETY: the pointer is valid for `s.len()` bytes, which is all the C
+    // side reads.
+    match unsafe { cinnabar_ld_classify(s.as_ptr() as *const c_char, s.len()) } {
+        0 => Some(true),
+        1 => Some(false),
+        _ => None,
+    }
 }
 
 /// Why an increment failed.
