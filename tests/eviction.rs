@@ -407,3 +407,78 @@ async fn eviction_quality_against_exact_lru() {
     );
     assert!(lfu >= lru, "allkeys-lfu {lfu:.4} < allkeys-lru {lru:.4}");
 }
+
+#[tokio::test]
+async fn memory_introspection() {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    for f in [
+        "used_memory:",
+        "used_memory_human:",
+        "used_memory_rss:",
+        "used_memory_peak:",
+        "used_memory_dataset:",
+        "mem_fragmentation_ratio:",
+        "maxmemory:",
+        "maxmemory_human:",
+        "maxmemory_policy:noeviction",
+    ] {
+        assert!(info.contains(f), "INFO memory lacks {f}");
+    }
+    let _: () = c.set("small", "x").await.unwrap();
+    let _: () = c.set("big", "x".repeat(100_000)).await.unwrap();
+    let small: i64 = redis::cmd("MEMORY")
+        .arg("USAGE")
+        .arg("small")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let big: i64 = redis::cmd("MEMORY")
+        .arg("USAGE")
+        .arg("big")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(small > 0 && small < 200, "{small}");
+    assert!(big >= 100_000 && big < 140_000, "{big}");
+    let none: Option<i64> = redis::cmd("MEMORY")
+        .arg("USAGE")
+        .arg("nokey")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(none, None);
+    let e = redis::cmd("MEMORY")
+        .arg("USAGE")
+        .arg("small")
+        .arg("SAMPLES")
+        .arg("x")
+        .query_async::<i64>(&mut c)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("not an integer"), "{e}");
+    let stats: HashMap<String, redis::Value> = redis::cmd("MEMORY")
+        .arg("STATS")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(stats.get("keys.count"), Some(&redis::Value::Int(2)));
+    assert!(stats.contains_key("total.allocated") && stats.contains_key("db.0"));
+    let doc: String = redis::cmd("MEMORY")
+        .arg("DOCTOR")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(doc.starts_with("Hi Sam") || doc.starts_with("Sam"), "{doc}");
+    let ok: String = redis::cmd("MEMORY")
+        .arg("PURGE")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(ok, "OK");
+}

@@ -8,6 +8,7 @@ pub mod dispatch;
 pub mod hashes;
 pub mod keys;
 pub mod lists;
+pub mod memory;
 pub mod server;
 pub mod sets;
 pub mod spec;

@@ -20,6 +20,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     crate::commands::sets::SPECS,
     crate::commands::zsets::SPECS,
     crate::commands::transaction::SPECS,
+    crate::commands::memory::SPECS,
 ];
 
 /// Runtime counters of one command (INFO commandstats), striped per thread.
