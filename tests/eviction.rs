@@ -340,16 +340,13 @@ fn exact_lru_hit_ratio(trace: &[usize], cap: usize) -> f64 {
     hits as f64 / trace.len() as f64
 }
 
-async fn server_hit_ratio(policy: &str, trace: &[usize], extra: u64) -> (f64, usize) {
-    let srv = TestServer::start();
-    let mut c = srv.conn().await;
-    config_set(&mut c, "maxmemory-policy", policy).await;
-    limit_above_baseline(&mut c, extra).await;
+/// Replays `trace` cache-aside (GET, SET on a miss) on `c`: the hit ratio
+/// and the key count the memory limit sustained (second half of the run).
+async fn replay(c: &mut MultiplexedConnection, trace: &[usize]) -> (f64, usize) {
     let val = "v".repeat(200);
     let mut hits = 0usize;
     let mut sizes = Vec::new();
     for (i, chunk) in trace.chunks(64).enumerate() {
-        // Cache-aside: GET, and SET on a miss (in order, per key).
         for &k in chunk {
             let key = format!("z:{k}");
             let v: Option<String> = c.get(&key).await.unwrap();
@@ -360,18 +357,67 @@ async fn server_hit_ratio(policy: &str, trace: &[usize], extra: u64) -> (f64, us
             }
         }
         if i % 200 == 0 {
-            sizes.push(
-                redis::cmd("DBSIZE")
-                    .query_async::<usize>(&mut c)
-                    .await
-                    .unwrap(),
-            );
+            sizes.push(redis::cmd("DBSIZE").query_async::<usize>(c).await.unwrap());
         }
     }
-    // Capacity: the key count the limit sustains (second half of the run).
     let tail = &sizes[sizes.len() / 2..];
     let cap = tail.iter().sum::<usize>() / tail.len().max(1);
     (hits as f64 / trace.len() as f64, cap)
+}
+
+async fn server_hit_ratio(policy: &str, trace: &[usize], extra: u64) -> (f64, usize) {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    config_set(&mut c, "maxmemory-policy", policy).await;
+    limit_above_baseline(&mut c, extra).await;
+    replay(&mut c, trace).await
+}
+
+fn zipf_trace(keys: usize, len: usize) -> Vec<usize> {
+    let z = Zipf::new(keys, 0.9);
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    (0..len)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            z.sample((seed >> 11) as f64 / (1u64 << 53) as f64)
+        })
+        .collect()
+}
+
+/// Benchmark (not run by default): the same Zipf trace against Cinnabar
+/// and redis-server at the same `maxmemory`, allkeys-lru and allkeys-lfu.
+/// `cargo test --release --test eviction -- --ignored --nocapture zipf_vs_redis`
+#[tokio::test]
+#[ignore]
+async fn zipf_vs_redis() {
+    let Some(reference) = common::diff::RedisRef::start() else {
+        return;
+    };
+    let trace = zipf_trace(100_000, 400_000);
+    for policy in ["allkeys-lru", "allkeys-lfu"] {
+        let srv = TestServer::start();
+        let mut ours = srv.conn().await;
+        let mut theirs = redis::Client::open(format!("redis://127.0.0.1:{}/", reference.port))
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        for c in [&mut ours, &mut theirs] {
+            let _: () = redis::cmd("FLUSHALL").query_async(c).await.unwrap();
+            config_set(c, "maxmemory-policy", policy).await;
+            config_set(c, "maxmemory", "16mb").await;
+        }
+        let (a, cap_a) = replay(&mut ours, &trace).await;
+        let (b, cap_b) = replay(&mut theirs, &trace).await;
+        eprintln!(
+            "{policy} maxmemory=16mb keys=100000 accesses={}: cinnabar hit ratio {a:.4} ({cap_a} keys held), \
+             redis-server {b:.4} ({cap_b} keys held), ratio {:.3}",
+            trace.len(),
+            a / b
+        );
+    }
 }
 
 /// Issue requirement: with a key space 3x larger than memory allows and a
@@ -380,16 +426,7 @@ async fn server_hit_ratio(policy: &str, trace: &[usize], extra: u64) -> (f64, us
 #[tokio::test]
 async fn eviction_quality_against_exact_lru() {
     const KEYS: usize = 30_000;
-    let z = Zipf::new(KEYS, 0.9);
-    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-    let trace: Vec<usize> = (0..120_000)
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            z.sample((seed >> 11) as f64 / (1u64 << 53) as f64)
-        })
-        .collect();
+    let trace = zipf_trace(KEYS, 120_000);
     // About a third of the keys fit (~300 bytes per 200-byte value).
     let extra = (KEYS as u64 / 3) * 300;
     let (lru, cap) = server_hit_ratio("allkeys-lru", &trace, extra).await;

@@ -52,6 +52,32 @@ struct Candidate {
 #[derive(Default)]
 pub struct Evictor {
     pool: Mutex<Vec<Candidate>>,
+    /// Non-empty databases whose policy evicts, with that policy; refreshed
+    /// at most every 100 ms so evicting does not lock every shard of every
+    /// database each time to find out which ones hold keys.
+    targets: Mutex<Option<(Instant, Vec<(usize, MaxmemoryPolicy)>)>>,
+}
+
+const TARGETS_TTL: Duration = Duration::from_millis(100);
+
+fn targets(srv: &Server) -> Vec<(usize, MaxmemoryPolicy)> {
+    let mut t = srv.evictor.targets.lock();
+    if let Some((at, v)) = t.as_ref() {
+        // An empty answer is always re-checked: keys may have arrived.
+        if at.elapsed() < TARGETS_TTL && !v.is_empty() {
+            return v.clone();
+        }
+    }
+    let ks = &srv.keyspace;
+    let v: Vec<(usize, MaxmemoryPolicy)> = (0..ks.num_dbs())
+        .filter_map(|db| {
+            let p = srv.config.policy_of_db(db);
+            let d = ks.db(db)?;
+            (p.evicts() && d.shards().iter().any(|sh| !sh.lock().is_empty())).then_some((db, p))
+        })
+        .collect();
+    *t = Some((Instant::now(), v.clone()));
+    v
 }
 
 /// Redis's time limit per call for a `maxmemory-eviction-tenacity` value.
@@ -91,13 +117,17 @@ fn rng() -> impl FnMut() -> u64 {
 }
 
 /// Fills the pool with fresh samples from every evictable database.
-fn populate(srv: &Server, pool: &mut Vec<Candidate>, now: u64) {
+fn populate(
+    srv: &Server,
+    dbs: &[(usize, MaxmemoryPolicy)],
+    pool: &mut Vec<Candidate>,
+    now: u64,
+) {
     let ks = &srv.keyspace;
     let samples = srv.config.maxmemory_samples().max(1) as usize;
     let mut next = rng();
-    for db in 0..ks.num_dbs() {
-        let policy = srv.config.policy_of_db(db);
-        if !policy.evicts() {
+    for &(db, policy) in dbs {
+        if !policy.is_lru() && !policy.is_lfu() && policy != MaxmemoryPolicy::VolatileTtl {
             continue;
         }
         let Some(d) = ks.db(db) else { continue };
@@ -149,21 +179,24 @@ fn populate(srv: &Server, pool: &mut Vec<Candidate>, now: u64) {
 }
 
 /// Picks one random evictable key (the random policies).
-fn random_victim(srv: &Server, now: u64) -> Option<(usize, Bytes)> {
+fn random_victim(
+    srv: &Server,
+    targets: &[(usize, MaxmemoryPolicy)],
+    now: u64,
+) -> Option<(usize, Bytes)> {
     let ks = &srv.keyspace;
     let mut next = rng();
-    let dbs: Vec<usize> = (0..ks.num_dbs())
-        .filter(|&db| {
-            let p = srv.config.policy_of_db(db);
-            p.evicts() && !p.is_lru() && !p.is_lfu() && p != MaxmemoryPolicy::VolatileTtl
-        })
+    let dbs: Vec<(usize, MaxmemoryPolicy)> = targets
+        .iter()
+        .copied()
+        .filter(|&(_, p)| !p.is_lru() && !p.is_lfu() && p != MaxmemoryPolicy::VolatileTtl)
         .collect();
     for _ in 0..16 {
         if dbs.is_empty() {
             return None;
         }
-        let db = dbs[(next() as usize) % dbs.len()];
-        let volatile = srv.config.policy_of_db(db).is_volatile();
+        let (db, policy) = dbs[(next() as usize) % dbs.len()];
+        let volatile = policy.is_volatile();
         let d = ks.db(db)?;
         let n = d.shards().len();
         let start = (next() as usize) % n;
@@ -199,8 +232,8 @@ pub fn perform_evictions(srv: &Server, now: u64) -> Outcome {
     if srv.memory.used(now) <= max {
         return Outcome::Ok;
     }
-    let any_evicts = (0..srv.keyspace.num_dbs()).any(|db| srv.config.policy_of_db(db).evicts());
-    if !any_evicts {
+    let dbs = targets(srv);
+    if dbs.is_empty() {
         return Outcome::Fail;
     }
     let mut pool = srv.evictor.pool.lock();
@@ -212,9 +245,9 @@ pub fn perform_evictions(srv: &Server, now: u64) -> Outcome {
             return Outcome::Ok;
         }
         // Prefer pool candidates (LRU/LFU/TTL); fall back to random picks.
-        populate(srv, &mut pool, now);
+        populate(srv, &dbs, &mut pool, now);
         let victim = if pool.is_empty() {
-            random_victim(srv, now)
+            random_victim(srv, &dbs, now)
         } else {
             pool.sort_by_key(|c| c.score);
             pool.pop().map(|c| (c.db, c.key))
