@@ -149,6 +149,9 @@ pub fn call(srv: &Server, client: &mut Client, entry: &CommandEntry, argv: &[Byt
         r
     };
     let usec = start.elapsed().as_micros() as u64;
+    // Blocking: park bookkeeping and serving clients blocked on keys this
+    // command made ready (locks are released at this point).
+    crate::commands::blocking::after_command(srv, client, argv);
     entry.stats.record_call(usec);
     srv.stats.hot.add(Stats::COMMANDS, 1);
     match result {

@@ -92,6 +92,11 @@ pub struct Client {
     /// batch share it (Redis likewise caches the time per command call).
     pub now: u64,
     pub info: Arc<ClientInfo>,
+    /// Blocking commands answer their timeout reply at once instead of
+    /// blocking (set while EXEC runs the queued commands, and for scripts).
+    pub deny_blocking: bool,
+    /// Blocked-command bookkeeping (see `commands::blocking`).
+    pub blocking: crate::commands::blocking::ClientBlockState,
 }
 
 impl Client {
@@ -105,6 +110,8 @@ impl Client {
             close_after_reply: false,
             now: 0,
             info,
+            deny_blocking: false,
+            blocking: Default::default(),
         }
     }
 
