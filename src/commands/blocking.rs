@@ -333,13 +333,37 @@ impl Ctx<'_> {
     /// clients blocked on it (a push, an add). Waiters are woken after the
     /// command (or the whole transaction) completes.
     pub fn signal_ready(&mut self, key: &[u8]) {
+        let db = self.client.db as u32;
+        self.signal_ready_in(db, key);
+    }
+
+    /// [`Ctx::signal_ready`] for a key of database `db` (MOVE, COPY … DB).
+    pub fn signal_ready_in(&mut self, db: u32, key: &[u8]) {
         if self.srv.blocking.blocked_clients() == 0 {
             return;
         }
-        let db = self.client.db as u32;
         let ready = &mut self.client.blocking.ready_keys;
         if !ready.iter().any(|(d, k)| *d == db && k[..] == *key) {
             ready.push((db, Bytes::copy_from_slice(key)));
+        }
+    }
+
+    /// Signals every key clients of database `db` are blocked on (SWAPDB:
+    /// the whole content of the database changed).
+    pub fn signal_blocked_keys_of_db(&mut self, db: u32) {
+        if self.srv.blocking.blocked_clients() == 0 {
+            return;
+        }
+        let keys: Vec<Bytes> = {
+            let reg = self.srv.blocking.inner.lock();
+            reg.by_key
+                .keys()
+                .filter(|(d, _)| *d == db)
+                .map(|(_, k)| k.clone())
+                .collect()
+        };
+        for k in keys {
+            self.signal_ready_in(db, &k);
         }
     }
 }
