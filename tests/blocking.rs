@@ -24,10 +24,7 @@ async fn silent(c: &mut Raw, ms: u64) {
     let r = tokio::time::timeout(Duration::from_millis(ms), c.s.read(&mut b)).await;
     match r {
         Err(_) => {}
-        Ok(Ok(n)) => panic!(
-            "unexpected reply: {:?}",
-            String::from_utf8_lossy(&b[..n])
-        ),
+        Ok(Ok(n)) => panic!("unexpected reply: {:?}", String::from_utf8_lossy(&b[..n])),
         Ok(Err(e)) => panic!("read error {e}"),
     }
 }
@@ -246,7 +243,12 @@ async fn client_unblock_timeout_and_error() {
         "-ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR\r\n",
     )
     .await;
-    q(&mut p, "CLIENT UNBLOCK x", "-ERR value is not an integer or out of range\r\n").await;
+    q(
+        &mut p,
+        "CLIENT UNBLOCK x",
+        "-ERR value is not an integer or out of range\r\n",
+    )
+    .await;
     // The unblocked connection keeps working.
     q(&mut w, "PING", "+PONG\r\n").await;
 }

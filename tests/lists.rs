@@ -23,7 +23,12 @@ async fn push_pop_len_range() {
     q(&mut c, "RPUSH l c d", ":4\r\n").await;
     q(&mut c, "LLEN l", ":4\r\n").await;
     q(&mut c, "LLEN nokey", ":0\r\n").await;
-    q(&mut c, "LRANGE l 0 -1", "*4\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n$1\r\nd\r\n").await;
+    q(
+        &mut c,
+        "LRANGE l 0 -1",
+        "*4\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n$1\r\nd\r\n",
+    )
+    .await;
     q(&mut c, "LRANGE l -2 100", "*2\r\n$1\r\nc\r\n$1\r\nd\r\n").await;
     q(&mut c, "LRANGE l -100 0", "*1\r\n$1\r\na\r\n").await;
     q(&mut c, "LRANGE l 2 1", "*0\r\n").await;
@@ -37,11 +42,26 @@ async fn push_pop_len_range() {
     q(&mut c, "EXISTS nokey", ":0\r\n").await;
     q(&mut c, "LPUSHX l x y", ":4\r\n").await;
     q(&mut c, "RPUSHX l z", ":5\r\n").await;
-    q(&mut c, "LRANGE l 0 -1", "*5\r\n$1\r\ny\r\n$1\r\nx\r\n$1\r\nb\r\n$1\r\nc\r\n$1\r\nz\r\n").await;
+    q(
+        &mut c,
+        "LRANGE l 0 -1",
+        "*5\r\n$1\r\ny\r\n$1\r\nx\r\n$1\r\nb\r\n$1\r\nc\r\n$1\r\nz\r\n",
+    )
+    .await;
     q(&mut c, "OBJECT ENCODING l", "$9\r\nquicklist\r\n").await;
     q(&mut c, "TYPE l", "+list\r\n").await;
-    q(&mut c, "LPUSH", "-ERR wrong number of arguments for 'lpush' command\r\n").await;
-    q(&mut c, "LPUSH l", "-ERR wrong number of arguments for 'lpush' command\r\n").await;
+    q(
+        &mut c,
+        "LPUSH",
+        "-ERR wrong number of arguments for 'lpush' command\r\n",
+    )
+    .await;
+    q(
+        &mut c,
+        "LPUSH l",
+        "-ERR wrong number of arguments for 'lpush' command\r\n",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -58,9 +78,19 @@ async fn pop_with_count_and_null_shapes() {
     q(&mut c, "LPOP l", "$-1\r\n").await;
     q(&mut c, "LPOP l 2", "*-1\r\n").await;
     q(&mut c, "LPOP l 0", "*-1\r\n").await;
-    q(&mut c, "LPOP l -1", "-ERR value is out of range, must be positive\r\n").await;
+    q(
+        &mut c,
+        "LPOP l -1",
+        "-ERR value is out of range, must be positive\r\n",
+    )
+    .await;
     q(&mut c, "LPOP l x", NOT_INT).await;
-    q(&mut c, "LPOP l 1 2", "-ERR wrong number of arguments for 'lpop' command\r\n").await;
+    q(
+        &mut c,
+        "LPOP l 1 2",
+        "-ERR wrong number of arguments for 'lpop' command\r\n",
+    )
+    .await;
     // RESP3: nulls are `_`.
     c.send(b"HELLO 3\r\n").await;
     let _ = c.read_until(b"modules\r\n*0\r\n").await;
@@ -90,13 +120,23 @@ async fn lindex_lset_linsert() {
     q(&mut c, "LSET l -4 x", "-ERR index out of range\r\n").await;
     q(&mut c, "LSET l x x", NOT_INT).await;
     q(&mut c, "LSET nokey 0 x", "-ERR no such key\r\n").await;
-    q(&mut c, "LRANGE l 0 -1", "*3\r\n$1\r\na\r\n$1\r\nB\r\n$1\r\nC\r\n").await;
+    q(
+        &mut c,
+        "LRANGE l 0 -1",
+        "*3\r\n$1\r\na\r\n$1\r\nB\r\n$1\r\nC\r\n",
+    )
+    .await;
     q(&mut c, "LINSERT l BEFORE B x", ":4\r\n").await;
     q(&mut c, "LINSERT l after C y", ":5\r\n").await;
     q(&mut c, "LINSERT l AFTER nope z", ":-1\r\n").await;
     q(&mut c, "LINSERT nokey AFTER a z", ":0\r\n").await;
     q(&mut c, "LINSERT l MIDDLE a z", "-ERR syntax error\r\n").await;
-    q(&mut c, "LRANGE l 0 -1", "*5\r\n$1\r\na\r\n$1\r\nx\r\n$1\r\nB\r\n$1\r\nC\r\n$1\r\ny\r\n").await;
+    q(
+        &mut c,
+        "LRANGE l 0 -1",
+        "*5\r\n$1\r\na\r\n$1\r\nx\r\n$1\r\nB\r\n$1\r\nC\r\n$1\r\ny\r\n",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -105,9 +145,19 @@ async fn lrem_and_ltrim() {
     let mut c = srv.raw().await;
     q(&mut c, "RPUSH l x a x b x c x", ":7\r\n").await;
     q(&mut c, "LREM l 2 x", ":2\r\n").await;
-    q(&mut c, "LRANGE l 0 -1", "*5\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nx\r\n$1\r\nc\r\n$1\r\nx\r\n").await;
+    q(
+        &mut c,
+        "LRANGE l 0 -1",
+        "*5\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nx\r\n$1\r\nc\r\n$1\r\nx\r\n",
+    )
+    .await;
     q(&mut c, "LREM l -1 x", ":1\r\n").await;
-    q(&mut c, "LRANGE l 0 -1", "*4\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nx\r\n$1\r\nc\r\n").await;
+    q(
+        &mut c,
+        "LRANGE l 0 -1",
+        "*4\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nx\r\n$1\r\nc\r\n",
+    )
+    .await;
     q(&mut c, "LREM l 0 x", ":1\r\n").await;
     q(&mut c, "LREM l 0 nope", ":0\r\n").await;
     q(&mut c, "LREM nokey 0 x", ":0\r\n").await;
@@ -119,7 +169,12 @@ async fn lrem_and_ltrim() {
 
     q(&mut c, "RPUSH t 1 2 3 4 5", ":5\r\n").await;
     q(&mut c, "LTRIM t 1 -2", "+OK\r\n").await;
-    q(&mut c, "LRANGE t 0 -1", "*3\r\n$1\r\n2\r\n$1\r\n3\r\n$1\r\n4\r\n").await;
+    q(
+        &mut c,
+        "LRANGE t 0 -1",
+        "*3\r\n$1\r\n2\r\n$1\r\n3\r\n$1\r\n4\r\n",
+    )
+    .await;
     q(&mut c, "LTRIM t -100 100", "+OK\r\n").await;
     q(&mut c, "LLEN t", ":3\r\n").await;
     q(&mut c, "LTRIM t 0 0", "+OK\r\n").await;
@@ -143,7 +198,12 @@ async fn lpos_options_and_errors() {
     q(&mut c, "LPOS l c COUNT 2", "*2\r\n:2\r\n:6\r\n").await;
     q(&mut c, "LPOS l c COUNT 0", "*3\r\n:2\r\n:6\r\n:7\r\n").await;
     q(&mut c, "LPOS l c COUNT 0 RANK 2", "*2\r\n:6\r\n:7\r\n").await;
-    q(&mut c, "LPOS l c COUNT 0 RANK -1", "*3\r\n:7\r\n:6\r\n:2\r\n").await;
+    q(
+        &mut c,
+        "LPOS l c COUNT 0 RANK -1",
+        "*3\r\n:7\r\n:6\r\n:2\r\n",
+    )
+    .await;
     q(&mut c, "LPOS l c COUNT 0 MAXLEN 3", "*1\r\n:2\r\n").await;
     q(&mut c, "LPOS l c MAXLEN 2", "$-1\r\n").await;
     q(&mut c, "LPOS l c RANK -1 MAXLEN 1", ":7\r\n").await;
@@ -157,8 +217,18 @@ async fn lpos_options_and_errors() {
         "-ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list\r\n",
     )
     .await;
-    q(&mut c, "LPOS l c COUNT -1", "-ERR COUNT can't be negative\r\n").await;
-    q(&mut c, "LPOS l c MAXLEN -1", "-ERR MAXLEN can't be negative\r\n").await;
+    q(
+        &mut c,
+        "LPOS l c COUNT -1",
+        "-ERR COUNT can't be negative\r\n",
+    )
+    .await;
+    q(
+        &mut c,
+        "LPOS l c MAXLEN -1",
+        "-ERR MAXLEN can't be negative\r\n",
+    )
+    .await;
     q(&mut c, "LPOS l c RANK x", NOT_INT).await;
     q(&mut c, "LPOS l c BOGUS 1", "-ERR syntax error\r\n").await;
     q(&mut c, "LPOS l c RANK", "-ERR syntax error\r\n").await;
@@ -178,24 +248,64 @@ async fn lmove_rpoplpush_lmpop() {
     q(&mut c, "LMOVE s d LEFT UP", "-ERR syntax error\r\n").await;
     // Rotation on one key.
     q(&mut c, "RPOPLPUSH d d", "$1\r\na\r\n").await;
-    q(&mut c, "LRANGE d 0 -1", "*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n").await;
+    q(
+        &mut c,
+        "LRANGE d 0 -1",
+        "*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n",
+    )
+    .await;
     // Wrong destination type leaves the source untouched.
     q(&mut c, "SET str v", "+OK\r\n").await;
     q(&mut c, "LMOVE d str LEFT LEFT", WRONGTYPE).await;
     q(&mut c, "LLEN d", ":3\r\n").await;
     q(&mut c, "LMOVE str d LEFT LEFT", WRONGTYPE).await;
 
-    q(&mut c, "LMPOP 2 nokey d LEFT", "*2\r\n$1\r\nd\r\n*1\r\n$1\r\na\r\n").await;
-    q(&mut c, "LMPOP 1 d RIGHT COUNT 10", "*2\r\n$1\r\nd\r\n*2\r\n$1\r\nc\r\n$1\r\nb\r\n").await;
+    q(
+        &mut c,
+        "LMPOP 2 nokey d LEFT",
+        "*2\r\n$1\r\nd\r\n*1\r\n$1\r\na\r\n",
+    )
+    .await;
+    q(
+        &mut c,
+        "LMPOP 1 d RIGHT COUNT 10",
+        "*2\r\n$1\r\nd\r\n*2\r\n$1\r\nc\r\n$1\r\nb\r\n",
+    )
+    .await;
     q(&mut c, "LMPOP 1 d LEFT", "*-1\r\n").await;
-    q(&mut c, "LMPOP 0 d LEFT", "-ERR numkeys should be greater than 0\r\n").await;
-    q(&mut c, "LMPOP x d LEFT", "-ERR numkeys should be greater than 0\r\n").await;
+    q(
+        &mut c,
+        "LMPOP 0 d LEFT",
+        "-ERR numkeys should be greater than 0\r\n",
+    )
+    .await;
+    q(
+        &mut c,
+        "LMPOP x d LEFT",
+        "-ERR numkeys should be greater than 0\r\n",
+    )
+    .await;
     q(&mut c, "LMPOP 2 d LEFT", "-ERR syntax error\r\n").await;
     q(&mut c, "LMPOP 1 d MIDDLE", "-ERR syntax error\r\n").await;
-    q(&mut c, "LMPOP 1 d LEFT COUNT 0", "-ERR count should be greater than 0\r\n").await;
-    q(&mut c, "LMPOP 1 d LEFT COUNT 1 COUNT 1", "-ERR syntax error\r\n").await;
+    q(
+        &mut c,
+        "LMPOP 1 d LEFT COUNT 0",
+        "-ERR count should be greater than 0\r\n",
+    )
+    .await;
+    q(
+        &mut c,
+        "LMPOP 1 d LEFT COUNT 1 COUNT 1",
+        "-ERR syntax error\r\n",
+    )
+    .await;
     q(&mut c, "LMPOP 1 str LEFT", WRONGTYPE).await;
-    q(&mut c, "COMMAND GETKEYS LMPOP 2 a b LEFT", "*2\r\n$1\r\na\r\n$1\r\nb\r\n").await;
+    q(
+        &mut c,
+        "COMMAND GETKEYS LMPOP 2 a b LEFT",
+        "*2\r\n$1\r\na\r\n$1\r\nb\r\n",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -238,12 +348,32 @@ async fn blocking_commands_with_data_do_not_block() {
     q(&mut c, "BRPOP a 0", "*2\r\n$1\r\na\r\n$1\r\n3\r\n").await;
     q(&mut c, "BRPOPLPUSH a b 0", "$1\r\n2\r\n").await;
     q(&mut c, "BLMOVE b a LEFT LEFT 0", "$1\r\n2\r\n").await;
-    q(&mut c, "BLMPOP 0 1 a LEFT COUNT 5", "*2\r\n$1\r\na\r\n*1\r\n$1\r\n2\r\n").await;
+    q(
+        &mut c,
+        "BLMPOP 0 1 a LEFT COUNT 5",
+        "*2\r\n$1\r\na\r\n*1\r\n$1\r\n2\r\n",
+    )
+    .await;
     q(&mut c, "BLPOP a -1", "-ERR timeout is negative\r\n").await;
-    q(&mut c, "BLPOP a x", "-ERR timeout is not a float or out of range\r\n").await;
+    q(
+        &mut c,
+        "BLPOP a x",
+        "-ERR timeout is not a float or out of range\r\n",
+    )
+    .await;
     q(&mut c, "BLMOVE a b LEFT UP 0", "-ERR syntax error\r\n").await;
-    q(&mut c, "BLMPOP 0 0 a LEFT", "-ERR numkeys should be greater than 0\r\n").await;
-    q(&mut c, "BLMPOP x 1 a LEFT", "-ERR timeout is not a float or out of range\r\n").await;
+    q(
+        &mut c,
+        "BLMPOP 0 0 a LEFT",
+        "-ERR numkeys should be greater than 0\r\n",
+    )
+    .await;
+    q(
+        &mut c,
+        "BLMPOP x 1 a LEFT",
+        "-ERR timeout is not a float or out of range\r\n",
+    )
+    .await;
     // Nothing there: the timeout reply after the (short) timeout.
     q(&mut c, "BLPOP a 0.05", "*-1\r\n").await;
     q(&mut c, "BLMOVE a b LEFT LEFT 0.05", "$-1\r\n").await;

@@ -292,7 +292,9 @@ fn lrange(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let Some((s, e)) = clamp_range(start, end, list.len()) else {
         return Ok(Reply::Array(Vec::new()));
     };
-    Ok(Reply::Array(list.range(s, e).map(Reply::bulk_copy).collect()))
+    Ok(Reply::Array(
+        list.range(s, e).map(Reply::bulk_copy).collect(),
+    ))
 }
 
 /// ```text
@@ -350,7 +352,11 @@ fn lpos(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let len = list.len();
     let from_tail = rank < 0;
     // Redis negates LONG_MIN to itself, which then matches the first hit.
-    let rank = if rank == i64::MIN { 1 } else { rank.unsigned_abs() };
+    let rank = if rank == i64::MIN {
+        1
+    } else {
+        rank.unsigned_abs()
+    };
     let scan = if maxlen == 0 {
         len
     } else {
@@ -503,7 +509,13 @@ fn ltrim(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 
 /// Pops from `src` and pushes onto `dst`. `Ok(None)` if `src` is missing.
 /// Checks both types before changing anything.
-fn move_one(ctx: &mut Ctx<'_>, src: &Bytes, dst: &Bytes, from: End, to: End) -> CmdResult<Option<Bytes>> {
+fn move_one(
+    ctx: &mut Ctx<'_>,
+    src: &Bytes,
+    dst: &Bytes,
+    from: End,
+    to: End,
+) -> CmdResult<Option<Bytes>> {
     let now = ctx.now;
     if !check_list(ctx.shard(src)?, src, now)? {
         return Ok(None);
@@ -530,7 +542,9 @@ fn move_one(ctx: &mut Ctx<'_>, src: &Bytes, dst: &Bytes, from: End, to: End) -> 
 fn lmove(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let from = end_arg(&argv[3])?;
     let to = end_arg(&argv[4])?;
-    Ok(Reply::opt_bulk(move_one(ctx, &argv[1], &argv[2], from, to)?))
+    Ok(Reply::opt_bulk(move_one(
+        ctx, &argv[1], &argv[2], from, to,
+    )?))
 }
 
 /// ```text
@@ -661,7 +675,13 @@ fn brpop(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     bpop_generic(ctx, argv, End::Tail)
 }
 
-fn bmove_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], from: End, to: End, timeout: &[u8]) -> CmdResult {
+fn bmove_generic(
+    ctx: &mut Ctx<'_>,
+    argv: &[Bytes],
+    from: End,
+    to: End,
+    timeout: &[u8],
+) -> CmdResult {
     let deadline = parse_timeout(timeout, ctx.now)?;
     let (src, dst) = (&argv[1], &argv[2]);
     if ctx.client.blocking.serving {

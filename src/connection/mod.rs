@@ -69,11 +69,19 @@ where
                     if client.blocking.waiter.is_some() {
                         // Blocked: send what earlier commands produced, then
                         // wait for this command's final reply.
-                        if !out.is_empty() && write_out(&srv, &mut stream, &mut out).await.is_err() {
+                        if !out.is_empty() && write_out(&srv, &mut stream, &mut out).await.is_err()
+                        {
                             crate::commands::blocking::park_abort(&srv, &mut client);
                             break 'conn;
                         }
-                        match crate::commands::blocking::park(&srv, &mut client, &mut stream, &mut inbuf).await {
+                        match crate::commands::blocking::park(
+                            &srv,
+                            &mut client,
+                            &mut stream,
+                            &mut inbuf,
+                        )
+                        .await
+                        {
                             Some(r) => reply = r,
                             None => break 'conn,
                         }
