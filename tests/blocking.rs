@@ -362,3 +362,26 @@ async fn over_a_thousand_blocked_clients_are_all_served() {
     wait_blocked(&srv, 0).await;
     q(&mut p, "DBSIZE", ":0\r\n").await;
 }
+
+#[tokio::test]
+async fn a_blocked_command_is_counted_once() {
+    let srv = TestServer::start();
+    let mut w = srv.raw().await;
+    let mut p = srv.raw().await;
+    send(&mut w, "BLPOP k 0").await;
+    wait_blocked(&srv, 1).await;
+    q(&mut p, "RPUSH k v", ":1\r\n").await;
+    let _ = read_lines(&mut w, 5).await;
+    q(&mut w, "BLPOP k 0.01", "*-1\r\n").await;
+    let mut con = srv.conn().await;
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut con)
+        .await
+        .expect("info");
+    let line = info
+        .lines()
+        .find(|l| l.starts_with("cmdstat_blpop:"))
+        .expect("blpop stats");
+    assert!(line.starts_with("cmdstat_blpop:calls=2,"), "{line}");
+}

@@ -251,7 +251,7 @@ impl BlockRegistry {
 
     /// CLIENT UNBLOCK: ends client `id`'s wait with the timeout reply, or
     /// with the UNBLOCKED error. False if it is not blocked.
-    pub fn unblock(&self, id: u64, error: bool) -> bool {
+    pub fn unblock(&self, srv: &Server, id: u64, error: bool) -> bool {
         let Some(w) = self.inner.lock().by_client.get(&id).cloned() else {
             return false;
         };
@@ -276,6 +276,7 @@ impl BlockRegistry {
         };
         if done {
             self.remove(&w);
+            count_unserved(srv, &w, error);
             w.notify.notify_one();
         }
         true
@@ -442,6 +443,21 @@ fn key_exists(srv: &Server, db: u32, key: &[u8]) -> bool {
     d.shard(sh).lock().contains(key, now)
 }
 
+/// Counts a blocked command that ended without being served (timeout,
+/// CLIENT UNBLOCK) in the command statistics, as Redis does on unblock.
+fn count_unserved(srv: &Server, w: &Waiter, failed: bool) {
+    let argv = w.argv.lock().clone();
+    if let crate::commands::table::Lookup::Found(e) = crate::commands::table::table().lookup(&argv)
+    {
+        e.stats.record_call(0);
+        if failed {
+            e.stats.record_failed();
+            srv.stats.count_error(&UNBLOCKED);
+        }
+    }
+    srv.stats.hot.add(Stats::COMMANDS, 1);
+}
+
 /// Ends a wait because the client is leaving (disconnect, CLIENT KILL).
 fn abandon(srv: &Server, w: &Waiter) {
     {
@@ -494,6 +510,7 @@ pub async fn park<S: AsyncRead + Unpin>(
                     st.phase = Phase::Done(None);
                     drop(st);
                     srv.blocking.remove(&w);
+                    count_unserved(srv, &w, false);
                     return Some(w.on_timeout.clone());
                 }
             }

@@ -577,7 +577,7 @@ fn client_unblock(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         }
     }
     let id = int_arg(&argv[2])?;
-    let done = id > 0 && ctx.srv.blocking.unblock(id as u64, error);
+    let done = id > 0 && ctx.srv.blocking.unblock(ctx.srv, id as u64, error);
     Ok(Reply::Int(done as i64))
 }
 
@@ -605,6 +605,8 @@ fn client_help(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
             "    Assign the name <name> to the current connection.",
             "SETINFO <option> <value>",
             "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
+            "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+            "    Unblock the specified blocked client.",
         ],
     ))
 }

@@ -152,8 +152,11 @@ pub fn call(srv: &Server, client: &mut Client, entry: &CommandEntry, argv: &[Byt
     // Blocking: park bookkeeping and serving clients blocked on keys this
     // command made ready (locks are released at this point).
     crate::commands::blocking::after_command(srv, client, argv);
-    entry.stats.record_call(usec);
-    srv.stats.hot.add(Stats::COMMANDS, 1);
+    // A command that blocked is counted once, when it finally completes.
+    if client.blocking.waiter.is_none() {
+        entry.stats.record_call(usec);
+        srv.stats.hot.add(Stats::COMMANDS, 1);
+    }
     match result {
         Ok(Ok(reply)) => {
             if let Reply::Error(e) = &reply {
