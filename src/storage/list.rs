@@ -602,7 +602,7 @@ mod tests {
         assert_eq!(l.len(), 4);
         assert_eq!(l.get(1), Some(&b"a"[..]));
         assert_eq!(l.get(2).map(|v| v.len()), Some(big.len()));
-        assert_eq!(l.iter().rev().next(), Some(&b"z"[..]));
+        assert_eq!(l.iter().next_back(), Some(&b"z"[..]));
     }
 
     #[derive(Debug, Clone)]
@@ -685,8 +685,8 @@ mod tests {
             let mut back: Vec<Vec<u8>> = l.iter().rev().map(<[u8]>::to_vec).collect();
             back.reverse();
             prop_assert_eq!(&back, &want);
-            for i in 0..m.len() {
-                prop_assert_eq!(l.get(i), Some(&m[i][..]));
+            for (i, v) in m.iter().enumerate() {
+                prop_assert_eq!(l.get(i), Some(&v[..]));
             }
             if !m.is_empty() {
                 let (s, e) = (m.len() / 3, m.len() - 1 - m.len() / 4);
