@@ -385,3 +385,27 @@ async fn a_blocked_command_is_counted_once() {
         .expect("blpop stats");
     assert!(line.starts_with("cmdstat_blpop:calls=2,"), "{line}");
 }
+
+/// A push inside MULTI serves waiters after EXEC, with the transaction's
+/// final state (needs MULTI/EXEC, which lands separately).
+#[tokio::test]
+#[ignore = "needs MULTI/EXEC"]
+async fn push_inside_multi_serves_after_exec() {
+    let srv = TestServer::start();
+    let mut w = srv.raw().await;
+    let mut p = srv.raw().await;
+    send(&mut w, "BLPOP k 0").await;
+    wait_blocked(&srv, 1).await;
+    q(&mut p, "MULTI", "+OK\r\n").await;
+    q(&mut p, "RPUSH k a b c", "+QUEUED\r\n").await;
+    q(&mut p, "LPOP k", "+QUEUED\r\n").await;
+    silent(&mut w, 50).await;
+    q(&mut p, "EXEC", "*2\r\n:3\r\n$1\r\na\r\n").await;
+    let want = "*2\r\n$1\r\nk\r\n$1\r\nb\r\n";
+    assert_eq!(w.read_exact_n(want.len()).await, want.as_bytes());
+    // A blocking command inside MULTI answers its timeout reply at once.
+    q(&mut p, "MULTI", "+OK\r\n").await;
+    q(&mut p, "BLPOP empty 0", "+QUEUED\r\n").await;
+    q(&mut p, "EXEC", "*1\r\n*-1\r\n").await;
+    wait_blocked(&srv, 0).await;
+}

@@ -34,13 +34,19 @@ struct Node {
     count: usize,
 }
 
-/// A list value.
-#[derive(Debug, Clone, PartialEq, Default)]
+/// A list value. Equality is by content, whatever the node layout.
+#[derive(Debug, Clone, Default)]
 pub struct List {
     nodes: VecDeque<Node>,
     len: usize,
     /// Sum of the node buffers' lengths (memory accounting without a walk).
     bytes: usize,
+}
+
+impl PartialEq for List {
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len && self.iter().eq(other.iter())
+    }
 }
 
 /// Which end of a list (LEFT = head, RIGHT = tail).
@@ -590,6 +596,21 @@ mod tests {
         l.trim(5, 5);
         assert!(l.is_empty());
         assert_eq!(l.bytes, 0);
+    }
+
+    #[test]
+    fn equality_ignores_node_layout() {
+        let mut a = List::new();
+        let mut b = List::new();
+        for i in 0..3000u32 {
+            a.push(End::Tail, &i.to_be_bytes());
+            b.push(End::Head, &(2999 - i).to_be_bytes());
+        }
+        b.insert(1500, b"x");
+        a.insert(1500, b"x");
+        assert_eq!(a, b);
+        b.set(0, b"y");
+        assert_ne!(a, b);
     }
 
     #[test]
