@@ -374,7 +374,8 @@ impl Ctx<'_> {
 /// then (unless the client defers it, inside EXEC) serves ready keys.
 pub fn after_command(srv: &Server, client: &mut Client, argv: &[Bytes]) {
     if let Some(w) = &client.blocking.waiter {
-        *w.argv.lock() = argv.to_vec();
+        // Own copies: slices of the request would pin its read buffer.
+        *w.argv.lock() = argv.iter().map(|a| Bytes::copy_from_slice(a)).collect();
         let missed = {
             let mut st = w.state.lock();
             let missed = st.missed;

@@ -74,6 +74,14 @@ where
                             crate::commands::blocking::park_abort(&srv, &mut client);
                             break 'conn;
                         }
+                        // A parked client holds no idle buffers (10k blocked
+                        // clients must stay cheap); its argv would pin the
+                        // whole read chunk (the waiter keeps its own copy).
+                        drop(argv);
+                        out = BytesMut::new();
+                        if inbuf.is_empty() {
+                            inbuf = BytesMut::new();
+                        }
                         match crate::commands::blocking::park(
                             &srv,
                             &mut client,
