@@ -409,3 +409,33 @@ async fn push_inside_multi_serves_after_exec() {
     q(&mut p, "EXEC", "*1\r\n*-1\r\n").await;
     wait_blocked(&srv, 0).await;
 }
+
+#[tokio::test]
+async fn fifo_holds_for_many_waiters_fed_by_one_push() {
+    let srv = TestServer::start();
+    const N: usize = 60;
+    let mut ws = Vec::new();
+    for i in 0..N {
+        let mut w = srv.raw().await;
+        send(&mut w, "BRPOP fifo 0").await;
+        wait_blocked(&srv, i + 1).await;
+        ws.push(w);
+    }
+    let mut p = srv.raw().await;
+    // RPUSH then BRPOP from the tail: the first waiter gets the last element.
+    let items: Vec<String> = (0..N).map(|i| format!("e{i:02}")).collect();
+    q(
+        &mut p,
+        &format!("LPUSH fifo {}", items.join(" ")),
+        &format!(":{N}\r\n"),
+    )
+    .await;
+    for (i, w) in ws.iter_mut().enumerate() {
+        let want = format!("*2\r\n$4\r\nfifo\r\n$3\r\ne{i:02}\r\n");
+        assert_eq!(
+            String::from_utf8_lossy(&w.read_exact_n(want.len()).await),
+            want
+        );
+    }
+    wait_blocked(&srv, 0).await;
+}

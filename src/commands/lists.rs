@@ -231,15 +231,22 @@ fn pop_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], end: End) -> CmdResult {
     let key = &argv[1];
     let now = ctx.now;
     let shard = ctx.shard(key)?;
-    let Some(list) = write_list(shard, key, now)? else {
+    if !check_list(shard, key, now)? {
         return Ok(if count.is_some() {
             Reply::NullArray
         } else {
             Reply::Null
         });
+    }
+    if count == Some(0) {
+        // Nothing changes: no write path (which would invalidate WATCH).
+        return Ok(Reply::Array(Vec::new()));
+    }
+    let Some(list) = write_list(shard, key, now)? else {
+        return Ok(Reply::Null);
     };
     let reply = match count {
-        Some(0) => return Ok(Reply::Array(Vec::new())),
+        Some(0) => Reply::Array(Vec::new()),
         None => Reply::opt_bulk(list.pop(end)),
         Some(n) => bulks(list.pop_n(end, n as usize)),
     };
@@ -410,6 +417,13 @@ fn lset(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         return Err(CmdError::NO_SUCH_KEY);
     }
     let index = int_arg(&argv[2])?;
+    let in_range = match shard.peek(&argv[1], now) {
+        Some(ValueRef::Obj(Obj::List(l))) => l.resolve(index).is_some(),
+        _ => false,
+    };
+    if !in_range {
+        return Err(CmdError::from_static("ERR index out of range"));
+    }
     let Some(list) = write_list(shard, &argv[1], now)? else {
         return Err(CmdError::NO_SUCH_KEY);
     };
