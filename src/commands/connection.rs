@@ -126,6 +126,13 @@ const CLIENT_SUBS: &[CommandSpec] = &[
         "3.2.0",
         "Instructs the server whether to reply to commands.",
     ),
+    cmd("unblock", -3, CLIENT_F.union(F::ADMIN), client_unblock)
+        .acl(CONN)
+        .doc(
+            "connection",
+            "5.0.0",
+            "Unblocks a client blocked by a blocking command from a different connection.",
+        ),
     cmd("help", 2, F::LOADING.union(F::STALE), client_help)
         .acl(CONN)
         .doc(
@@ -308,11 +315,16 @@ pub fn client_line(srv: &Server, c: &ClientInfo) -> String {
         .map(|e| e.full_name.clone())
         .unwrap_or_else(|| "NULL".into());
     let idle = now.saturating_sub(c.last_interaction.load(Ordering::Relaxed)) / 1000;
-    let flags = if c.no_evict.load(Ordering::Relaxed) {
-        "e"
-    } else {
-        "N"
-    };
+    let mut flags = String::new();
+    if srv.blocking.is_blocked(c.id) {
+        flags.push('b');
+    }
+    if c.no_evict.load(Ordering::Relaxed) {
+        flags.push('e');
+    }
+    if flags.is_empty() {
+        flags.push('N');
+    }
     let _ = srv;
     format!(
         "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
@@ -544,6 +556,32 @@ fn client_reply(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     }
 }
 
+/// ```text
+/// CLIENT UNBLOCK client-id [TIMEOUT | ERROR]
+/// ```
+fn client_unblock(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    if argv.len() > 4 {
+        return Err(CmdError::err(
+            "unknown subcommand or wrong number of arguments for 'unblock'. Try CLIENT HELP.",
+        ));
+    }
+    let mut error = false;
+    if let Some(mode) = argv.get(3) {
+        if eq_ic(mode, "timeout") {
+            error = false;
+        } else if eq_ic(mode, "error") {
+            error = true;
+        } else {
+            return Err(CmdError::err(
+                "CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+            ));
+        }
+    }
+    let id = int_arg(&argv[2])?;
+    let done = id > 0 && ctx.srv.blocking.unblock(ctx.srv, id as u64, error);
+    Ok(Reply::Int(done as i64))
+}
+
 fn client_help(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
     Ok(help_reply(
         "CLIENT",
@@ -568,6 +606,8 @@ fn client_help(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
             "    Assign the name <name> to the current connection.",
             "SETINFO <option> <value>",
             "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
+            "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+            "    Unblock the specified blocked client.",
         ],
     ))
 }

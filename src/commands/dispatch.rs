@@ -190,26 +190,46 @@ pub fn call(srv: &Server, client: &mut Client, entry: &CommandEntry, argv: &[Byt
         locks,
         dirty: 0,
     };
-    let reply = run_in_ctx(&mut ctx, entry, argv);
+    let (result, usec) = invoke(&mut ctx, entry, argv);
     let dirty = ctx.dirty;
     drop(ctx);
     if dirty > 0 {
         srv.stats.dirty.fetch_add(dirty, Ordering::Relaxed);
     }
-    reply
+    // Blocking: park bookkeeping and serving clients blocked on keys this
+    // command made ready (locks are released at this point).
+    crate::commands::blocking::after_command(srv, client, argv);
+    // A command that blocked is counted once, when it finally completes.
+    if client.blocking.waiter.is_none() {
+        entry.stats.record_call(usec);
+        srv.stats.hot.add(Stats::COMMANDS, 1);
+    }
+    finish(srv, entry, result)
 }
 
 /// Runs one command's handler in an existing context (its locks already
-/// held), catching a panic, and records its statistics. EXEC calls this for
-/// each queued command under the transaction's locks.
+/// held) and records its statistics. EXEC calls this for each queued
+/// command under the transaction's locks (where nothing blocks).
 pub fn run_in_ctx(ctx: &mut Ctx<'_>, entry: &CommandEntry, argv: &[Bytes]) -> Reply {
-    let srv = ctx.srv;
+    let (result, usec) = invoke(ctx, entry, argv);
+    entry.stats.record_call(usec);
+    ctx.srv.stats.hot.add(Stats::COMMANDS, 1);
+    finish(ctx.srv, entry, result)
+}
+
+type Outcome = std::thread::Result<crate::protocol::CmdResult>;
+
+/// Runs the handler, catching a panic; returns its outcome and duration.
+fn invoke(ctx: &mut Ctx<'_>, entry: &CommandEntry, argv: &[Bytes]) -> (Outcome, u64) {
     let start = Instant::now();
     let handler = entry.spec.handler;
     let result = catch_unwind(AssertUnwindSafe(|| handler(ctx, argv)));
-    let usec = start.elapsed().as_micros() as u64;
-    entry.stats.record_call(usec);
-    srv.stats.hot.add(Stats::COMMANDS, 1);
+    (result, start.elapsed().as_micros() as u64)
+}
+
+/// Turns a handler outcome into the reply, counting errors; a panic is
+/// logged and answered with an error (the connection and server go on).
+fn finish(srv: &Server, entry: &CommandEntry, result: Outcome) -> Reply {
     match result {
         Ok(Ok(reply)) => {
             if let Reply::Error(e) = &reply {

@@ -185,6 +185,7 @@ fn rename_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], nx: bool) -> CmdResult<bool
     let ttl = exp.map(Ttl::At).unwrap_or(Ttl::Clear);
     ctx.shard(dst)?.set(dst, v, ttl, now);
     ctx.changed(1);
+    ctx.signal_ready(dst);
     Ok(true)
 }
 
@@ -222,6 +223,7 @@ fn copy(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     }
     dsh.set(dst, v, exp.map(Ttl::At).unwrap_or(Ttl::Clear), now);
     ctx.changed(1);
+    ctx.signal_ready_in(target as u32, dst);
     Ok(Reply::Int(1))
 }
 
@@ -245,6 +247,7 @@ fn move_cmd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     ctx.shard_in(target as u32, key)?
         .set(key, v, exp.map(Ttl::At).unwrap_or(Ttl::Clear), now);
     ctx.changed(1);
+    ctx.signal_ready_in(target as u32, key);
     Ok(Reply::Int(1))
 }
 
@@ -645,6 +648,8 @@ fn swapdb(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     }
     if a != b {
         ctx.locks.swap_dbs(a as u32, b as u32);
+        ctx.signal_blocked_keys_of_db(a as u32);
+        ctx.signal_blocked_keys_of_db(b as u32);
     }
     ctx.changed(1);
     Ok(Reply::OK)

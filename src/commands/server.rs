@@ -344,9 +344,11 @@ pub fn render_info(srv: &Server, sections: &[String], keyspace: KeyspaceTotals) 
             "clients" => {
                 let _ = write!(
                     o,
-                    "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:0\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
+                    "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{}\r\ntracking_clients:0\r\nclients_in_timeout_table:{}\r\n",
                     srv.clients.len(),
                     cfg.maxclients(),
+                    srv.blocking.blocked_clients(),
+                    0,
                 );
             }
             "memory" => {

@@ -190,10 +190,14 @@ fn exec(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
         Reply::NullArray
     } else {
         let mut replies = Vec::with_capacity(state.queue.len());
+        // Blocking commands answer at once inside a transaction; clients
+        // blocked on keys it fills are served after it (see dispatch::call).
+        ctx.client.deny_blocking = true;
         for (entry, argv) in &state.queue {
             ctx.client.info.last_cmd.store(entry.id, Ordering::Relaxed);
             replies.push(run_in_ctx(ctx, entry, argv));
         }
+        ctx.client.deny_blocking = false;
         Reply::Array(replies)
     };
     ctx.locks = Locks::none();

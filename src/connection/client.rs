@@ -94,6 +94,11 @@ pub struct Client {
     /// batch share it (Redis likewise caches the time per command call).
     pub now: u64,
     pub info: Arc<ClientInfo>,
+    /// Blocking commands answer their timeout reply at once instead of
+    /// blocking (set while EXEC runs the queued commands, and for scripts).
+    pub deny_blocking: bool,
+    /// Blocked-command bookkeeping (see `commands::blocking`).
+    pub blocking: crate::commands::blocking::ClientBlockState,
     /// Commands queued since MULTI (`None` outside a transaction).
     pub multi: Option<MultiState>,
     /// Set by any change to a WATCHed key; EXEC then fails. Created on the
@@ -127,6 +132,8 @@ impl Client {
             multi: None,
             watch_flag: None,
             watched: Vec::new(),
+            deny_blocking: false,
+            blocking: Default::default(),
         }
     }
 

@@ -65,7 +65,35 @@ where
             };
             match parser.next(&mut inbuf, limits) {
                 Ok(Some(argv)) => {
-                    let reply = dispatch::execute(&srv, &mut client, &argv);
+                    let mut reply = dispatch::execute(&srv, &mut client, &argv);
+                    if client.blocking.waiter.is_some() {
+                        // Blocked: send what earlier commands produced, then
+                        // wait for this command's final reply.
+                        if !out.is_empty() && write_out(&srv, &mut stream, &mut out).await.is_err()
+                        {
+                            crate::commands::blocking::park_abort(&srv, &mut client);
+                            break 'conn;
+                        }
+                        // A parked client holds no idle buffers (10k blocked
+                        // clients must stay cheap); its argv would pin the
+                        // whole read chunk (the waiter keeps its own copy).
+                        drop(argv);
+                        out = BytesMut::new();
+                        if inbuf.is_empty() {
+                            inbuf = BytesMut::new();
+                        }
+                        match crate::commands::blocking::park(
+                            &srv,
+                            &mut client,
+                            &mut stream,
+                            &mut inbuf,
+                        )
+                        .await
+                        {
+                            Some(r) => reply = r,
+                            None => break 'conn,
+                        }
+                    }
                     match client.reply_mode {
                         ReplyMode::On => encode(&reply, client.resp, &mut out),
                         ReplyMode::Off => {}

@@ -117,12 +117,7 @@ fn rng() -> impl FnMut() -> u64 {
 }
 
 /// Fills the pool with fresh samples from every evictable database.
-fn populate(
-    srv: &Server,
-    dbs: &[(usize, MaxmemoryPolicy)],
-    pool: &mut Vec<Candidate>,
-    now: u64,
-) {
+fn populate(srv: &Server, dbs: &[(usize, MaxmemoryPolicy)], pool: &mut Vec<Candidate>, now: u64) {
     let ks = &srv.keyspace;
     let samples = srv.config.maxmemory_samples().max(1) as usize;
     let mut next = rng();

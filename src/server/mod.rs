@@ -29,6 +29,8 @@ pub struct Server {
     pub keyspace: Keyspace,
     pub stats: Stats,
     pub clients: DashMap<u64, Arc<ClientInfo>>,
+    /// Clients blocked on keys (BLPOP & co).
+    pub blocking: crate::commands::blocking::BlockRegistry,
     next_client_id: AtomicU64,
     pub started: Instant,
     pub start_unix_ms: u64,
@@ -59,6 +61,7 @@ impl Server {
             keyspace,
             stats: Stats::default(),
             clients: DashMap::new(),
+            blocking: Default::default(),
             next_client_id: AtomicU64::new(1),
             started: Instant::now(),
             start_unix_ms: crate::commands::dispatch::unix_ms(),

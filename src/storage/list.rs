@@ -1,24 +1,180 @@
 //! List: the list type.
 //!
-//! Placeholder: the real encodings land with the lists work.
+//! Redis 7.0 keeps every list in a quicklist (a deque of listpacks) and
+//! reports `quicklist` as its OBJECT ENCODING whatever its size (the
+//! listpack encoding for small lists only arrived in 7.2). This is the same
+//! shape: a ring of *nodes*, each one buffer of packed entries up to
+//! [`NODE_BYTES`], so a list of small elements costs a few bytes per element
+//! instead of a pointer plus an allocation each:
+//!
+//! ```text
+//! entry = varint(len) · bytes · reversed-varint(len)
+//! ```
+//!
+//! The trailing reversed length lets iterators walk a node backwards
+//! (LRANGE from the tail, LPOS with a negative rank, LREM with a negative
+//! count) without decoding it from the front. Push and pop at either end
+//! touch one node (a bounded memmove at the head, as a listpack insert at
+//! its head does); index access walks nodes from the nearer end, then
+//! entries inside one node. An element larger than a node gets a node of
+//! its own (Redis's "plain" nodes).
 
-/// A list value.
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+/// Target size of one node's buffer: Redis's default
+/// `list-max-listpack-size -2` (8 KB).
+pub const NODE_BYTES: usize = 8 * 1024;
+
+/// One packed node.
 #[derive(Debug, Clone, PartialEq, Default)]
+struct Node {
+    buf: Vec<u8>,
+    count: usize,
+}
+
+/// A list value. Equality is by content, whatever the node layout.
+#[derive(Debug, Clone, Default)]
 pub struct List {
-    _todo: (),
+    nodes: VecDeque<Node>,
+    len: usize,
+    /// Sum of the node buffers' lengths (memory accounting without a walk).
+    bytes: usize,
+}
+
+impl PartialEq for List {
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len && self.iter().eq(other.iter())
+    }
+}
+
+/// Which end of a list (LEFT = head, RIGHT = tail).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    Head,
+    Tail,
+}
+
+// ---- entry encoding -----------------------------------------------------------
+
+fn varint_len(mut n: usize) -> usize {
+    let mut k = 1;
+    while n >= 0x80 {
+        n >>= 7;
+        k += 1;
+    }
+    k
+}
+
+/// Encoded size of an element of `n` bytes.
+fn enc_len(n: usize) -> usize {
+    n + 2 * varint_len(n)
+}
+
+fn varint_bytes(mut n: usize, out: &mut [u8; 10]) -> usize {
+    let mut k = 0;
+    loop {
+        let b = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out[k] = b;
+            return k + 1;
+        }
+        out[k] = b | 0x80;
+        k += 1;
+    }
+}
+
+/// Appends the encoding of `v` to `out`.
+fn encode_into(out: &mut Vec<u8>, v: &[u8]) {
+    let mut tmp = [0u8; 10];
+    let k = varint_bytes(v.len(), &mut tmp);
+    out.extend_from_slice(&tmp[..k]);
+    out.extend_from_slice(v);
+    out.extend(tmp[..k].iter().rev());
+}
+
+fn encode(v: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(enc_len(v.len()));
+    encode_into(&mut out, v);
+    out
+}
+
+/// Decodes the entry starting at `off`: (data start, data end, next entry).
+fn read_fwd(buf: &[u8], off: usize) -> (usize, usize, usize) {
+    let (mut n, mut shift, mut p) = (0usize, 0u32, off);
+    loop {
+        let b = buf[p];
+        p += 1;
+        n |= ((b & 0x7f) as usize) << shift;
+        if b & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+    }
+    let end = p + n;
+    (p, end, end + varint_len(n))
+}
+
+/// Decodes the entry ending at `end`: (entry start, data start, data end).
+fn read_back(buf: &[u8], end: usize) -> (usize, usize, usize) {
+    let (mut n, mut shift, mut p) = (0usize, 0u32, end);
+    loop {
+        p -= 1;
+        let b = buf[p];
+        n |= ((b & 0x7f) as usize) << shift;
+        if b & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+    }
+    let data_end = p;
+    let data_start = data_end - n;
+    (data_start - varint_len(n), data_start, data_end)
+}
+
+impl Node {
+    fn with(v: &[u8]) -> Node {
+        Node {
+            buf: encode(v),
+            count: 1,
+        }
+    }
+
+    /// Byte offset of entry `i` (walking from the nearer end).
+    fn offset_of(&self, i: usize) -> usize {
+        if i <= self.count / 2 {
+            let mut off = 0;
+            for _ in 0..i {
+                off = read_fwd(&self.buf, off).2;
+            }
+            off
+        } else {
+            let mut end = self.buf.len();
+            for _ in i..self.count {
+                end = read_back(&self.buf, end).0;
+            }
+            end
+        }
+    }
 }
 
 impl List {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
     /// Number of elements.
     pub fn len(&self) -> usize {
-        0
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len == 0
     }
 
-    /// Redis's OBJECT ENCODING name for the encoding in use.
+    /// Redis's OBJECT ENCODING name: 7.0 always says `quicklist` for lists.
     pub fn encoding(&self) -> &'static str {
         "quicklist"
     }
@@ -26,5 +182,548 @@ impl List {
     /// Approximate heap bytes (MEMORY USAGE, accounting).
     pub fn memory_usage(&self) -> usize {
         std::mem::size_of::<Self>()
+            + self.nodes.capacity() * std::mem::size_of::<Node>()
+            + self.bytes
+    }
+
+    fn add_node(&mut self, end: End, n: Node) {
+        if self.nodes.capacity() == 0 {
+            // Most lists are small: one node, no growth slack.
+            self.nodes.reserve_exact(1);
+        }
+        match end {
+            End::Head => self.nodes.push_front(n),
+            End::Tail => self.nodes.push_back(n),
+        }
+    }
+
+    /// Pushes one element at `end`.
+    pub fn push(&mut self, end: End, v: &[u8]) {
+        let need = enc_len(v.len());
+        self.len += 1;
+        self.bytes += need;
+        let node = match end {
+            End::Head => self.nodes.front_mut(),
+            End::Tail => self.nodes.back_mut(),
+        };
+        match node {
+            Some(n) if n.buf.len() + need <= NODE_BYTES => {
+                match end {
+                    End::Tail => encode_into(&mut n.buf, v),
+                    End::Head => {
+                        n.buf.splice(0..0, encode(v));
+                    }
+                }
+                n.count += 1;
+            }
+            _ => self.add_node(end, Node::with(v)),
+        }
+    }
+
+    /// Pops one element from `end`.
+    pub fn pop(&mut self, end: End) -> Option<Bytes> {
+        let (v, emptied, used) = {
+            let n = match end {
+                End::Head => self.nodes.front_mut(),
+                End::Tail => self.nodes.back_mut(),
+            }?;
+            let (v, used) = match end {
+                End::Head => {
+                    let (s, e, next) = read_fwd(&n.buf, 0);
+                    let v = Bytes::copy_from_slice(&n.buf[s..e]);
+                    n.buf.drain(..next);
+                    (v, next)
+                }
+                End::Tail => {
+                    let len = n.buf.len();
+                    let (start, s, e) = read_back(&n.buf, len);
+                    let v = Bytes::copy_from_slice(&n.buf[s..e]);
+                    n.buf.truncate(start);
+                    (v, len - start)
+                }
+            };
+            n.count -= 1;
+            (v, n.count == 0, used)
+        };
+        if emptied {
+            match end {
+                End::Head => self.nodes.pop_front(),
+                End::Tail => self.nodes.pop_back(),
+            };
+        }
+        self.len -= 1;
+        self.bytes -= used;
+        Some(v)
+    }
+
+    /// Pops up to `n` elements from `end`, in pop order.
+    pub fn pop_n(&mut self, end: End, n: usize) -> Vec<Bytes> {
+        let n = n.min(self.len);
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            match self.pop(end) {
+                Some(v) => out.push(v),
+                None => break,
+            }
+        }
+        out
+    }
+
+    /// (node index, index inside the node) of element `i < len`.
+    fn locate(&self, i: usize) -> (usize, usize) {
+        if i < self.len / 2 {
+            let mut i = i;
+            for (k, n) in self.nodes.iter().enumerate() {
+                if i < n.count {
+                    return (k, i);
+                }
+                i -= n.count;
+            }
+        } else {
+            let mut from_end = self.len - i; // >= 1
+            for (k, n) in self.nodes.iter().enumerate().rev() {
+                if from_end <= n.count {
+                    return (k, n.count - from_end);
+                }
+                from_end -= n.count;
+            }
+        }
+        (0, 0)
+    }
+
+    /// The element at `i` (0-based from the head).
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        if i >= self.len {
+            return None;
+        }
+        let (k, j) = self.locate(i);
+        let n = &self.nodes[k];
+        let (s, e, _) = read_fwd(&n.buf, n.offset_of(j));
+        Some(&n.buf[s..e])
+    }
+
+    /// Resolves a Redis index (negative counts from the tail) to a position.
+    pub fn resolve(&self, index: i64) -> Option<usize> {
+        let len = self.len as i64;
+        let i = if index < 0 { len + index } else { index };
+        (0..len).contains(&i).then_some(i as usize)
+    }
+
+    /// Splits node `k` in two when it grew well past the node size.
+    fn maybe_split(&mut self, k: usize) {
+        let n = &mut self.nodes[k];
+        if n.count < 2 || n.buf.len() <= 2 * NODE_BYTES {
+            return;
+        }
+        let half = n.buf.len() / 2;
+        let (mut off, mut c) = (0, 0);
+        while off < half && c < n.count - 1 {
+            off = read_fwd(&n.buf, off).2;
+            c += 1;
+        }
+        let tail = Node {
+            buf: n.buf.split_off(off),
+            count: n.count - c,
+        };
+        n.count = c;
+        n.buf.shrink_to_fit();
+        self.nodes.insert(k + 1, tail);
+    }
+
+    /// Replaces the element at `i`. False if out of range.
+    pub fn set(&mut self, i: usize, v: &[u8]) -> bool {
+        if i >= self.len {
+            return false;
+        }
+        let (k, j) = self.locate(i);
+        let n = &mut self.nodes[k];
+        let off = n.offset_of(j);
+        let next = read_fwd(&n.buf, off).2;
+        let new = encode(v);
+        self.bytes = self.bytes - (next - off) + new.len();
+        n.buf.splice(off..next, new);
+        self.maybe_split(k);
+        true
+    }
+
+    /// Inserts `v` so that it ends up at position `i` (0..=len).
+    pub fn insert(&mut self, i: usize, v: &[u8]) {
+        if i == 0 {
+            return self.push(End::Head, v);
+        }
+        if i >= self.len {
+            return self.push(End::Tail, v);
+        }
+        let (k, j) = self.locate(i);
+        let n = &mut self.nodes[k];
+        let off = n.offset_of(j);
+        let new = encode(v);
+        self.bytes += new.len();
+        self.len += 1;
+        n.buf.splice(off..off, new);
+        n.count += 1;
+        self.maybe_split(k);
+    }
+
+    /// Position of the first element equal to `v`, from the head.
+    pub fn position(&self, v: &[u8]) -> Option<usize> {
+        self.iter().position(|e| e == v)
+    }
+
+    /// Iterates from head to tail (double-ended).
+    pub fn iter(&self) -> Iter<'_> {
+        let back_node = self.nodes.len().saturating_sub(1);
+        Iter {
+            list: self,
+            f_node: 0,
+            f_off: 0,
+            b_node: back_node,
+            b_off: self.nodes.back().map_or(0, |n| n.buf.len()),
+            remaining: self.len,
+        }
+    }
+
+    /// Elements `start..=end` (already clamped to the list).
+    pub fn range(&self, start: usize, end: usize) -> Iter<'_> {
+        if start > end || end >= self.len {
+            return Iter {
+                list: self,
+                f_node: 0,
+                f_off: 0,
+                b_node: 0,
+                b_off: 0,
+                remaining: 0,
+            };
+        }
+        let (fk, fj) = self.locate(start);
+        let (bk, bj) = self.locate(end);
+        let bn = &self.nodes[bk];
+        let b_off = read_fwd(&bn.buf, bn.offset_of(bj)).2;
+        Iter {
+            list: self,
+            f_node: fk,
+            f_off: self.nodes[fk].offset_of(fj),
+            b_node: bk,
+            b_off,
+            remaining: end - start + 1,
+        }
+    }
+
+    /// Rebuilds the list from `kept` (head to tail).
+    fn rebuild(&mut self, kept: &[&[u8]]) {
+        let mut l = List::new();
+        for v in kept {
+            l.push(End::Tail, v);
+        }
+        *self = l;
+    }
+
+    /// Removes up to `count` elements equal to `v` (0 = all), scanning from
+    /// the head, or from the tail when `from_tail`. Returns how many.
+    pub fn remove_matching(&mut self, v: &[u8], count: usize, from_tail: bool) -> usize {
+        let limit = if count == 0 { usize::MAX } else { count };
+        let mut removed = 0usize;
+        let kept: Vec<Vec<u8>> = {
+            let mut keep = |e: &[u8]| {
+                if removed < limit && e == v {
+                    removed += 1;
+                    false
+                } else {
+                    true
+                }
+            };
+            if from_tail {
+                let mut k: Vec<Vec<u8>> = self
+                    .iter()
+                    .rev()
+                    .filter(|e| keep(e))
+                    .map(<[u8]>::to_vec)
+                    .collect();
+                k.reverse();
+                k
+            } else {
+                self.iter()
+                    .filter(|e| keep(e))
+                    .map(<[u8]>::to_vec)
+                    .collect()
+            }
+        };
+        if removed > 0 {
+            let refs: Vec<&[u8]> = kept.iter().map(|e| &e[..]).collect();
+            self.rebuild(&refs);
+        }
+        removed
+    }
+
+    /// Drops `front` elements from the head and `back` from the tail.
+    pub fn trim(&mut self, front: usize, back: usize) {
+        for (mut n, end) in [(front, End::Head), (back, End::Tail)] {
+            n = n.min(self.len);
+            // Whole nodes first, then single entries.
+            while n > 0 {
+                let node = match end {
+                    End::Head => self.nodes.front(),
+                    End::Tail => self.nodes.back(),
+                };
+                let Some(node) = node else { break };
+                if node.count <= n {
+                    let (c, b) = (node.count, node.buf.len());
+                    match end {
+                        End::Head => self.nodes.pop_front(),
+                        End::Tail => self.nodes.pop_back(),
+                    };
+                    self.len -= c;
+                    self.bytes -= b;
+                    n -= c;
+                } else {
+                    self.pop(end);
+                    n -= 1;
+                }
+            }
+        }
+        if self.nodes.capacity() > 16 && self.nodes.len() < self.nodes.capacity() / 4 {
+            self.nodes.shrink_to_fit();
+        }
+    }
+}
+
+/// Double-ended iterator over a list's elements.
+pub struct Iter<'a> {
+    list: &'a List,
+    f_node: usize,
+    f_off: usize,
+    b_node: usize,
+    b_off: usize,
+    remaining: usize,
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.remaining == 0 {
+            return None;
+        }
+        let nodes = &self.list.nodes;
+        while self.f_off >= nodes[self.f_node].buf.len() {
+            self.f_node += 1;
+            self.f_off = 0;
+        }
+        let buf = &nodes[self.f_node].buf;
+        let (s, e, next) = read_fwd(buf, self.f_off);
+        self.f_off = next;
+        self.remaining -= 1;
+        Some(&buf[s..e])
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining, Some(self.remaining))
+    }
+}
+
+impl DoubleEndedIterator for Iter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        if self.remaining == 0 {
+            return None;
+        }
+        let nodes = &self.list.nodes;
+        while self.b_off == 0 {
+            self.b_node -= 1;
+            self.b_off = nodes[self.b_node].buf.len();
+        }
+        let buf = &nodes[self.b_node].buf;
+        let (start, s, e) = read_back(buf, self.b_off);
+        self.b_off = start;
+        self.remaining -= 1;
+        Some(&buf[s..e])
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn list(items: &[&str]) -> List {
+        let mut l = List::new();
+        for i in items {
+            l.push(End::Tail, i.as_bytes());
+        }
+        l
+    }
+
+    fn items(l: &List) -> Vec<String> {
+        l.iter()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn push_pop_both_ends() {
+        let mut l = List::new();
+        l.push(End::Head, b"b");
+        l.push(End::Head, b"a");
+        l.push(End::Tail, b"c");
+        assert_eq!(items(&l), ["a", "b", "c"]);
+        assert_eq!(l.pop(End::Tail).as_deref(), Some(&b"c"[..]));
+        assert_eq!(l.pop(End::Head).as_deref(), Some(&b"a"[..]));
+        assert_eq!(l.len(), 1);
+        assert_eq!(l.encoding(), "quicklist");
+    }
+
+    #[test]
+    fn resolve_indexes() {
+        let l = list(&["a", "b", "c"]);
+        assert_eq!(l.resolve(0), Some(0));
+        assert_eq!(l.resolve(-1), Some(2));
+        assert_eq!(l.resolve(-3), Some(0));
+        assert_eq!(l.resolve(-4), None);
+        assert_eq!(l.resolve(3), None);
+    }
+
+    #[test]
+    fn remove_and_trim_keep_byte_count() {
+        let mut l = list(&["a", "x", "b", "x", "c", "x"]);
+        assert_eq!(l.remove_matching(b"x", 2, true), 2);
+        assert_eq!(items(&l), ["a", "x", "b", "c"]);
+        assert_eq!(l.remove_matching(b"x", 0, false), 1);
+        assert_eq!(items(&l), ["a", "b", "c"]);
+        l.trim(1, 1);
+        assert_eq!(items(&l), ["b"]);
+        assert_eq!(l.bytes, 3);
+        l.trim(5, 5);
+        assert!(l.is_empty());
+        assert_eq!(l.bytes, 0);
+    }
+
+    #[test]
+    fn equality_ignores_node_layout() {
+        let mut a = List::new();
+        let mut b = List::new();
+        for i in 0..3000u32 {
+            a.push(End::Tail, &i.to_be_bytes());
+            b.push(End::Head, &(2999 - i).to_be_bytes());
+        }
+        b.insert(1500, b"x");
+        a.insert(1500, b"x");
+        assert_eq!(a, b);
+        b.set(0, b"y");
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn big_elements_get_their_own_node() {
+        let big = vec![b'x'; 3 * NODE_BYTES];
+        let mut l = list(&["a"]);
+        l.push(End::Tail, &big);
+        l.push(End::Head, &big);
+        l.push(End::Tail, b"z");
+        assert_eq!(l.len(), 4);
+        assert_eq!(l.get(1), Some(&b"a"[..]));
+        assert_eq!(l.get(2).map(|v| v.len()), Some(big.len()));
+        assert_eq!(l.iter().next_back(), Some(&b"z"[..]));
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Push(bool, Vec<u8>),
+        Pop(bool),
+        Set(usize, Vec<u8>),
+        Insert(usize, Vec<u8>),
+        Remove(u8, usize, bool),
+        Trim(usize, usize),
+    }
+
+    fn elem() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            8 => proptest::collection::vec(0u8..4, 0..3),
+            1 => proptest::collection::vec(any::<u8>(), 100..400),
+            1 => proptest::collection::vec(any::<u8>(), 5000..9000),
+        ]
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => (any::<bool>(), elem()).prop_map(|(h, v)| Op::Push(h, v)),
+            2 => any::<bool>().prop_map(Op::Pop),
+            1 => (0usize..300, elem()).prop_map(|(i, v)| Op::Set(i, v)),
+            1 => (0usize..300, elem()).prop_map(|(i, v)| Op::Insert(i, v)),
+            1 => (0u8..4, 0usize..3, any::<bool>()).prop_map(|(b, c, t)| Op::Remove(b, c, t)),
+            1 => (0usize..4, 0usize..4).prop_map(|(a, b)| Op::Trim(a, b)),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn behaves_like_a_vecdeque(ops in proptest::collection::vec(op(), 1..300)) {
+            let mut l = List::new();
+            let mut m: VecDeque<Vec<u8>> = VecDeque::new();
+            for o in ops {
+                match o {
+                    Op::Push(h, v) => {
+                        if h { l.push(End::Head, &v); m.push_front(v) } else { l.push(End::Tail, &v); m.push_back(v) }
+                    }
+                    Op::Pop(h) => {
+                        let (a, b) = if h { (l.pop(End::Head), m.pop_front()) } else { (l.pop(End::Tail), m.pop_back()) };
+                        prop_assert_eq!(a.map(|x| x.to_vec()), b);
+                    }
+                    Op::Set(i, v) => {
+                        let ok = l.set(i, &v);
+                        prop_assert_eq!(ok, i < m.len());
+                        if ok { m[i] = v; }
+                    }
+                    Op::Insert(i, v) => {
+                        let i = i.min(m.len());
+                        l.insert(i, &v);
+                        m.insert(i, v);
+                    }
+                    Op::Remove(b, c, t) => {
+                        let v = vec![b];
+                        let n = l.remove_matching(&v, c, t);
+                        let limit = if c == 0 { usize::MAX } else { c };
+                        let mut removed = 0;
+                        let mut out: Vec<Vec<u8>> = m.iter().cloned().collect();
+                        if t { out.reverse(); }
+                        out.retain(|e| if removed < limit && *e == v { removed += 1; false } else { true });
+                        if t { out.reverse(); }
+                        m = out.into();
+                        prop_assert_eq!(n, removed);
+                    }
+                    Op::Trim(a, b) => {
+                        l.trim(a, b);
+                        for _ in 0..a.min(m.len()) { m.pop_front(); }
+                        for _ in 0..b.min(m.len()) { m.pop_back(); }
+                    }
+                }
+                prop_assert_eq!(l.len(), m.len());
+            }
+            let fwd: Vec<Vec<u8>> = l.iter().map(<[u8]>::to_vec).collect();
+            let want: Vec<Vec<u8>> = m.iter().cloned().collect();
+            prop_assert_eq!(&fwd, &want);
+            let mut back: Vec<Vec<u8>> = l.iter().rev().map(<[u8]>::to_vec).collect();
+            back.reverse();
+            prop_assert_eq!(&back, &want);
+            for (i, v) in m.iter().enumerate() {
+                prop_assert_eq!(l.get(i), Some(&v[..]));
+            }
+            if !m.is_empty() {
+                let (s, e) = (m.len() / 3, m.len() - 1 - m.len() / 4);
+                if s <= e {
+                    let r: Vec<Vec<u8>> = l.range(s, e).map(<[u8]>::to_vec).collect();
+                    prop_assert_eq!(&r[..], &want[s..=e]);
+                    let mut rr: Vec<Vec<u8>> = l.range(s, e).rev().map(<[u8]>::to_vec).collect();
+                    rr.reverse();
+                    prop_assert_eq!(&rr[..], &want[s..=e]);
+                }
+            }
+            let total: usize = l.nodes.iter().map(|n| n.buf.len()).sum();
+            prop_assert_eq!(total, l.bytes);
+            let counts: usize = l.nodes.iter().map(|n| n.count).sum();
+            prop_assert_eq!(counts, l.len);
+            prop_assert!(l.nodes.iter().all(|n| n.count > 0));
+        }
     }
 }
