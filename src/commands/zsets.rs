@@ -8,7 +8,6 @@
 //! Semantics, reply shapes (RESP2 flat arrays vs RESP3 nested pairs and
 //! doubles) and error texts follow Redis 7.0.
 
-
 use bytes::Bytes;
 use rand::Rng;
 
@@ -28,7 +27,10 @@ const W: F = F::WRITE.union(F::DENYOOM);
 const WF: F = W.union(F::FAST);
 const R: F = F::READONLY;
 const RF: F = F::READONLY.union(F::FAST);
-const BLK: F = F::WRITE.union(F::NOSCRIPT).union(F::FAST).union(F::BLOCKING);
+const BLK: F = F::WRITE
+    .union(F::NOSCRIPT)
+    .union(F::FAST)
+    .union(F::BLOCKING);
 
 pub const SPECS: &[CommandSpec] = &[
     cmd("zadd", -4, WF, zadd).keys(1, 1, 1).acl(Z).doc("sorted_set", "1.2.0", "Add one or more members to a sorted set, or update its score if it already exists"),
@@ -425,11 +427,7 @@ fn zadd_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], mut f: AddFlags) -> CmdResult
     };
     if !exists {
         if f.xx {
-            return Ok(if f.incr {
-                Reply::Null
-            } else {
-                Reply::Int(0)
-            });
+            return Ok(if f.incr { Reply::Null } else { Reply::Int(0) });
         }
         let z = ZSet::with_hint(1, rest[1].len(), lim);
         sh.set(key, Value::Obj(Obj::ZSet(z)), Ttl::Clear, now);
@@ -637,7 +635,14 @@ fn select_rank(z: &ZSet, start: i64, end: i64, rev: bool) -> Vec<(Bytes, f64)> {
 
 /// Elements with ascending ranks in `[a, b)`, in the requested direction,
 /// after skipping `offset` and keeping at most `limit` (negative = all).
-fn select_window(z: &ZSet, a: usize, b: usize, rev: bool, offset: i64, limit: i64) -> Vec<(Bytes, f64)> {
+fn select_window(
+    z: &ZSet,
+    a: usize,
+    b: usize,
+    rev: bool,
+    offset: i64,
+    limit: i64,
+) -> Vec<(Bytes, f64)> {
     if offset < 0 || (offset > 0 && offset as usize >= z.len()) || a >= b {
         return Vec::new();
     }
@@ -891,7 +896,12 @@ fn zremrangebylex(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 
 /// Pops up to `count` elements from the min or max end of the sorted set at
 /// `key` (which must exist and be a sorted set), deleting it when emptied.
-fn pop_from(ctx: &mut Ctx<'_>, key: &[u8], max: bool, count: usize) -> CmdResult<Vec<(Bytes, f64)>> {
+fn pop_from(
+    ctx: &mut Ctx<'_>,
+    key: &[u8],
+    max: bool,
+    count: usize,
+) -> CmdResult<Vec<(Bytes, f64)>> {
     let now = ctx.now;
     let sh = ctx.shard(key)?;
     let Some(z) = write(sh, key, now)? else {
@@ -1403,21 +1413,45 @@ fn zdiff(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 /// ZUNIONSTORE destination numkeys key [key ...] [WEIGHTS weight ...] [AGGREGATE SUM|MIN|MAX]
 /// ```
 fn zunionstore(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
-    setop_generic(ctx, argv, 2, Some(&argv[1]), SetOp::Union, false, "zunionstore")
+    setop_generic(
+        ctx,
+        argv,
+        2,
+        Some(&argv[1]),
+        SetOp::Union,
+        false,
+        "zunionstore",
+    )
 }
 
 /// ```text
 /// ZINTERSTORE destination numkeys key [key ...] [WEIGHTS weight ...] [AGGREGATE SUM|MIN|MAX]
 /// ```
 fn zinterstore(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
-    setop_generic(ctx, argv, 2, Some(&argv[1]), SetOp::Inter, false, "zinterstore")
+    setop_generic(
+        ctx,
+        argv,
+        2,
+        Some(&argv[1]),
+        SetOp::Inter,
+        false,
+        "zinterstore",
+    )
 }
 
 /// ```text
 /// ZDIFFSTORE destination numkeys key [key ...]
 /// ```
 fn zdiffstore(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
-    setop_generic(ctx, argv, 2, Some(&argv[1]), SetOp::Diff, false, "zdiffstore")
+    setop_generic(
+        ctx,
+        argv,
+        2,
+        Some(&argv[1]),
+        SetOp::Diff,
+        false,
+        "zdiffstore",
+    )
 }
 
 /// ```text
@@ -1502,9 +1536,15 @@ mod tests {
             .map(|s| Bytes::from(*s))
             .collect();
         assert_eq!(setop_store_keys(&argv), vec![1, 3, 4]);
-        let argv: Vec<Bytes> = ["zunion", "9", "a"].iter().map(|s| Bytes::from(*s)).collect();
+        let argv: Vec<Bytes> = ["zunion", "9", "a"]
+            .iter()
+            .map(|s| Bytes::from(*s))
+            .collect();
         assert_eq!(setop_keys(&argv), vec![2]);
-        let argv: Vec<Bytes> = ["zunion", "x", "a"].iter().map(|s| Bytes::from(*s)).collect();
+        let argv: Vec<Bytes> = ["zunion", "x", "a"]
+            .iter()
+            .map(|s| Bytes::from(*s))
+            .collect();
         assert!(setop_keys(&argv).is_empty());
     }
 

@@ -467,9 +467,8 @@ impl ZSet {
                         return false;
                     }
                     let (_, m) = v.remove(i);
-                    let at = v.partition_point(|(s, mm)| {
-                        cmp_entry(*s, mm, score, &m) == Ordering::Less
-                    });
+                    let at =
+                        v.partition_point(|(s, mm)| cmp_entry(*s, mm, score, &m) == Ordering::Less);
                     v.insert(at, (score, m));
                     false
                 } else {
