@@ -650,6 +650,55 @@ async fn zscan() {
     assert_eq!(seen.len(), 50);
 }
 
+/// Scans a skiplist-encoded set while deleting visited elements and adding
+/// new ones: every element present throughout must be returned.
+#[tokio::test]
+async fn zscan_guarantee_under_writes() {
+    let (_s, mut c) = setup().await;
+    c.q("CONFIG SET zset-max-listpack-entries 4").await;
+    for i in 0..200 {
+        // Several elements share each score.
+        c.q(&format!("ZADD z {} m{i}", i / 3)).await;
+    }
+    for i in 0..20 {
+        c.q(&format!("ZADD same 0 s{i}")).await;
+    }
+    let mut cursor = "0".to_string();
+    let mut seen = std::collections::HashSet::new();
+    let mut calls = 0;
+    loop {
+        calls += 1;
+        let r = c.q(&format!("ZSCAN z {cursor} COUNT 5")).await;
+        let inner = &r[1..r.len() - 1];
+        let (cur, rest) = inner.split_once(' ').expect("cursor");
+        let toks: Vec<String> = rest
+            .trim_matches(['[', ']'])
+            .split(' ')
+            .filter(|t| !t.is_empty())
+            .map(String::from)
+            .collect();
+        for pair in toks.chunks(2) {
+            seen.insert(pair[0].clone());
+            // Delete what was just visited and add something new.
+            c.q(&format!("ZREM z {}", pair[0])).await;
+            c.q(&format!("ZADD z {} new{}", calls % 70, seen.len()))
+                .await;
+        }
+        cursor = cur.to_string();
+        if cursor == "0" {
+            break;
+        }
+        assert!(calls < 1000, "scan does not terminate");
+    }
+    for i in 0..200 {
+        assert!(seen.contains(&format!("m{i}")), "m{i} missed");
+    }
+    // A group of equal scores larger than COUNT is returned whole.
+    let r = c.q("ZSCAN same 0 COUNT 2").await;
+    assert!(r.starts_with("[0 ["), "{r}");
+    assert_eq!(r.matches(" 0").count(), 20, "{r}");
+}
+
 #[tokio::test]
 async fn encoding_conversion() {
     let (_s, mut c) = setup().await;

@@ -121,6 +121,16 @@ fn read<'s>(sh: &'s mut Shard, key: &[u8], now: u64) -> CmdResult<Option<&'s ZSe
     }
 }
 
+/// The sorted set at `key` without touching statistics (write paths look
+/// keys up this way, as Redis's `lookupKeyWrite`).
+fn peek<'s>(sh: &'s mut Shard, key: &[u8], now: u64) -> CmdResult<Option<&'s ZSet>> {
+    match sh.peek(key, now) {
+        None => Ok(None),
+        Some(ValueRef::Obj(Obj::ZSet(z))) => Ok(Some(z)),
+        Some(_) => Err(CmdError::WRONG_TYPE),
+    }
+}
+
 /// The sorted set at `key` for writing: `None` if missing, WRONGTYPE if
 /// another type.
 fn write<'s>(sh: &'s mut Shard, key: &[u8], now: u64) -> CmdResult<Option<&'s mut ZSet>> {
@@ -485,6 +495,11 @@ fn zrem(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
     let now = ctx.now;
     let sh = ctx.shard(key)?;
+    // Check first, so a no-op does not invalidate WATCHes.
+    match peek(sh, key, now)? {
+        Some(z) if argv[2..].iter().any(|m| z.score(m).is_some()) => {}
+        _ => return Ok(Reply::Int(0)),
+    }
     let Some(z) = write(sh, key, now)? else {
         return Ok(Reply::Int(0));
     };
@@ -843,10 +858,16 @@ fn zremrange(
 ) -> CmdResult {
     let now = ctx.now;
     let sh = ctx.shard(key)?;
+    let (a, b) = match peek(sh, key, now)? {
+        Some(z) => ranks(z),
+        None => return Ok(Reply::Int(0)),
+    };
+    if a >= b {
+        return Ok(Reply::Int(0));
+    }
     let Some(z) = write(sh, key, now)? else {
         return Ok(Reply::Int(0));
     };
-    let (a, b) = ranks(z);
     let n = z.remove_range(a, b).len();
     drop_if_empty(sh, key, now);
     ctx.changed(n as u64);
@@ -1468,10 +1489,13 @@ fn zintercard(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 /// ```
 ///
 /// A listpack-encoded set is returned whole with cursor 0 (as Redis does).
-/// A skiplist-encoded set is walked in score order with the cursor being the
-/// next rank: every element present for the whole iteration is returned
-/// unless elements ranked before the cursor are removed meanwhile (then some
-/// may be skipped; Redis's hash-table cursor does not have this weakness).
+/// A skiplist-encoded set is walked in score order and the cursor encodes
+/// the score to resume from (see [`score_cursor`]): each call returns about
+/// COUNT elements, extended to the end of the last score's group, so the
+/// next call can resume at "score >= cursor score" without skipping
+/// anything. This keeps SCAN's guarantee (every element present for the
+/// whole iteration is returned at least once) under concurrent inserts and
+/// deletions; elements whose score changes may be returned twice.
 fn zscan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
     let cursor: u64 = std::str::from_utf8(&argv[2])
@@ -1503,9 +1527,20 @@ fn zscan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         None => (Vec::new(), 0),
         Some(z) if z.encoding() == "listpack" => (z.to_vec(), 0),
         Some(z) => {
-            let start = cursor.min(z.len() as u64) as usize;
-            let end = start.saturating_add(count).min(z.len());
-            let next = if end >= z.len() { 0 } else { end as u64 };
+            let start = match cursor_score(cursor) {
+                None => 0,
+                Some(from) => z.count_prefix(|s, _| s < from),
+            };
+            let mut end = start.saturating_add(count).min(z.len());
+            if end > start {
+                if let Some((_, last)) = z.get(end - 1) {
+                    end = z.count_prefix(|s, _| s <= last);
+                }
+            }
+            let next = match z.get(end) {
+                Some((_, s)) if end > start => score_cursor(s),
+                _ => 0,
+            };
             (z.range(start, end), next)
         }
     };
@@ -1523,6 +1558,30 @@ fn zscan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         Reply::bulk(next.to_string()),
         Reply::Array(out),
     ]))
+}
+
+/// Maps a score to a non-zero cursor preserving order (0 means "start").
+/// The IEEE-754 bit pattern is made monotonic by flipping negative numbers
+/// and setting the sign bit of positive ones; every non-NaN score maps above
+/// zero.
+fn score_cursor(s: f64) -> u64 {
+    let b = s.to_bits();
+    if b >> 63 == 1 {
+        !b
+    } else {
+        b | (1 << 63)
+    }
+}
+
+/// Inverse of [`score_cursor`]; `None` for cursor 0 (start of iteration).
+fn cursor_score(c: u64) -> Option<f64> {
+    if c == 0 {
+        return None;
+    }
+    let b = if c >> 63 == 1 { c & !(1 << 63) } else { !c };
+    let s = f64::from_bits(b);
+    // A made-up cursor may decode to NaN: restart rather than misbehave.
+    (!s.is_nan()).then_some(s)
 }
 
 #[cfg(test)]
@@ -1557,5 +1616,30 @@ mod tests {
         assert!(LexRange::parse(&Bytes::from("a"), &Bytes::from("+")).is_err());
         assert!(LexRange::parse(&Bytes::from("-x"), &Bytes::from("+")).is_err());
         assert_eq!(strtod_like(b" 2"), Some(2.0));
+    }
+
+    #[test]
+    fn scan_cursor_is_monotonic() {
+        let v = [
+            f64::NEG_INFINITY,
+            -1e300,
+            -1.5,
+            -0.0,
+            0.0,
+            1e-300,
+            2.0,
+            f64::INFINITY,
+        ];
+        for w in v.windows(2) {
+            assert!(score_cursor(w[0]) < score_cursor(w[1]));
+        }
+        for x in v {
+            assert!(score_cursor(x) > 0);
+            assert_eq!(
+                cursor_score(score_cursor(x)).map(f64::to_bits),
+                Some(x.to_bits())
+            );
+        }
+        assert_eq!(cursor_score(0), None);
     }
 }
