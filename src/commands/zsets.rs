@@ -316,19 +316,14 @@ enum AddOutcome {
     Nop,
 }
 
-/// Redis's `zsetAdd`: applies one score/member pair under the flags.
+/// Redis's `zsetAdd` decision for one score/member pair under the flags,
+/// given the member's current score: the outcome and the resulting score.
 /// `Err(())` when the resulting score is NaN.
-fn zset_add(
-    z: &mut ZSet,
-    mut score: f64,
-    member: &[u8],
-    f: AddFlags,
-    lim: ZLimits,
-) -> Result<(AddOutcome, f64), ()> {
+fn plan_add(cur: Option<f64>, mut score: f64, f: AddFlags) -> Result<(AddOutcome, f64), ()> {
     if score.is_nan() {
         return Err(());
     }
-    match z.score(member) {
+    match cur {
         Some(cur) => {
             if f.nx {
                 return Ok((AddOutcome::Nop, cur));
@@ -343,20 +338,29 @@ fn zset_add(
                 return Ok((AddOutcome::Nop, cur));
             }
             if score != cur {
-                z.insert(member, score, lim);
                 Ok((AddOutcome::Updated, score))
             } else {
                 Ok((AddOutcome::Same, score))
             }
         }
-        None => {
-            if f.xx {
-                return Ok((AddOutcome::Nop, score));
-            }
-            z.insert(member, score, lim);
-            Ok((AddOutcome::Added, score))
-        }
+        None if f.xx => Ok((AddOutcome::Nop, score)),
+        None => Ok((AddOutcome::Added, score)),
     }
+}
+
+/// Applies one score/member pair (see [`plan_add`]).
+fn zset_add(
+    z: &mut ZSet,
+    score: f64,
+    member: &[u8],
+    f: AddFlags,
+    lim: ZLimits,
+) -> Result<(AddOutcome, f64), ()> {
+    let (o, s) = plan_add(z.score(member), score, f)?;
+    if matches!(o, AddOutcome::Added | AddOutcome::Updated) {
+        z.insert(member, s, lim);
+    }
+    Ok((o, s))
 }
 
 /// ```text
@@ -432,7 +436,35 @@ fn zadd_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], mut f: AddFlags) -> CmdResult
     let sh = ctx.shard(key)?;
     let exists = match sh.peek(key, now) {
         None => false,
-        Some(ValueRef::Obj(Obj::ZSet(_))) => true,
+        Some(ValueRef::Obj(Obj::ZSet(z))) => {
+            // Dry run: a ZADD that changes nothing must leave the key
+            // untouched (no WATCH invalidation), as Redis signals only
+            // real modifications.
+            let (mut processed, mut last) = (false, 0.0);
+            for (pair, &score) in rest.chunks(2).zip(scores.iter()) {
+                match plan_add(z.score(&pair[1]), score, f) {
+                    Err(()) => return Err(CmdError::err("resulting score is not a number (NaN)")),
+                    Ok((AddOutcome::Added | AddOutcome::Updated, _)) => {
+                        processed = false;
+                        last = f64::NAN;
+                        break;
+                    }
+                    Ok((AddOutcome::Nop, _)) => {}
+                    Ok((AddOutcome::Same, s)) => {
+                        processed = true;
+                        last = s;
+                    }
+                }
+            }
+            if !last.is_nan() {
+                return Ok(match (f.incr, processed) {
+                    (true, true) => dbl(last),
+                    (true, false) => Reply::Null,
+                    (false, _) => Reply::Int(0),
+                });
+            }
+            true
+        }
         Some(_) => return Err(CmdError::WRONG_TYPE),
     };
     if !exists {
