@@ -480,6 +480,10 @@ async fn zrandmember() {
         c.q("ZRANDMEMBER z 9223372036854775807 WITHSCORES").await,
         "!ERR value is out of range"
     );
+    assert_eq!(
+        c.q("ZRANDMEMBER z -9223372036854775807").await,
+        "!ERR value is out of range"
+    );
     // Unique sampling from a big (skiplist) set.
     let mut args = vec!["ZADD".to_string(), "big".to_string()];
     for i in 0..500 {

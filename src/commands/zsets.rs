@@ -1160,6 +1160,9 @@ fn bzmpop(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 
 // ---- ZRANDMEMBER ------------------------------------------------------------
 
+/// Largest reply ZRANDMEMBER with a negative count builds (elements).
+const MAX_RANDOM_REPLY: usize = 1 << 24;
+
 /// ```text
 /// ZRANDMEMBER key [count [WITHSCORES]]
 /// ```
@@ -1203,6 +1206,11 @@ fn zrandmember(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let mut rng = rand::thread_rng();
     let items: Vec<(Bytes, f64)> = if l < 0 {
         let count = l.unsigned_abs() as usize;
+        // Redis would stream an arbitrarily long reply; we build it in memory,
+        // so refuse replies that could only exhaust it.
+        if count > MAX_RANDOM_REPLY {
+            return Err(CmdError::err("value is out of range"));
+        }
         (0..count)
             .filter_map(|_| z.get(rng.gen_range(0..size)))
             .collect()
