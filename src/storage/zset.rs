@@ -334,12 +334,16 @@ enum Repr {
 #[derive(Debug, Clone)]
 pub struct ZSet {
     repr: Repr,
+    /// Sum of member lengths, kept up to date so that [`ZSet::memory_usage`]
+    /// and the conversion checks never walk the set.
+    member_bytes: usize,
 }
 
 impl Default for ZSet {
     fn default() -> Self {
         ZSet {
             repr: Repr::Listpack(Vec::new()),
+            member_bytes: 0,
         }
     }
 }
@@ -372,6 +376,7 @@ impl ZSet {
                     tree: Tree::default(),
                     dict: Dict::default(),
                 },
+                member_bytes: 0,
             }
         } else {
             Self::default()
@@ -386,8 +391,14 @@ impl ZSet {
         }
     }
 
+    /// True when the set has no elements (callers then delete the key).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Total bytes of all members.
+    pub fn member_bytes(&self) -> usize {
+        self.member_bytes
     }
 
     /// Redis's OBJECT ENCODING name for the encoding in use.
@@ -403,14 +414,13 @@ impl ZSet {
         let base = std::mem::size_of::<Self>();
         match &self.repr {
             Repr::Listpack(v) => {
-                base + v.capacity() * std::mem::size_of::<(f64, Bytes)>()
-                    + v.iter().map(|(_, m)| m.len()).sum::<usize>()
+                base + v.capacity() * std::mem::size_of::<(f64, Bytes)>() + self.member_bytes
             }
             Repr::Skiplist { tree, dict } => {
                 base + tree.nodes.capacity() * std::mem::size_of::<Node>()
                     + tree.free.capacity() * 4
                     + dict.capacity() * (std::mem::size_of::<(Bytes, f64)>() + 1)
-                    + dict.keys().map(|m| m.len()).sum::<usize>()
+                    + self.member_bytes
             }
         }
     }
@@ -476,6 +486,7 @@ impl ZSet {
                         cmp_entry(*s, mm, score, member) == Ordering::Less
                     });
                     v.insert(at, (score, Bytes::copy_from_slice(member)));
+                    self.member_bytes += member.len();
                     true
                 }
             }
@@ -493,6 +504,7 @@ impl ZSet {
                     let m = Bytes::copy_from_slice(member);
                     dict.insert(m.clone(), score);
                     tree.insert(score, m);
+                    self.member_bytes += member.len();
                     true
                 }
             },
@@ -501,6 +513,14 @@ impl ZSet {
 
     /// Removes `member`, returning its score.
     pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
+        let r = self.remove_inner(member);
+        if r.is_some() {
+            self.member_bytes -= member.len();
+        }
+        r
+    }
+
+    fn remove_inner(&mut self, member: &[u8]) -> Option<f64> {
         match &mut self.repr {
             Repr::Listpack(v) => {
                 let i = v.iter().position(|(_, m)| &m[..] == member)?;
@@ -570,6 +590,12 @@ impl ZSet {
     /// Removes the elements with ascending ranks in `[start, end)` and
     /// returns them in order.
     pub fn remove_range(&mut self, start: usize, end: usize) -> Vec<(Bytes, f64)> {
+        let out = self.remove_range_inner(start, end);
+        self.member_bytes -= out.iter().map(|(m, _)| m.len()).sum::<usize>();
+        out
+    }
+
+    fn remove_range_inner(&mut self, start: usize, end: usize) -> Vec<(Bytes, f64)> {
         let end = end.min(self.len());
         if start >= end {
             return Vec::new();
@@ -637,6 +663,10 @@ mod tests {
             }
             model.sort_by(|x, y| cmp_entry(x.0, &x.1, y.0, &y.1));
             assert_eq!(z.len(), model.len());
+            assert_eq!(
+                z.member_bytes(),
+                model.iter().map(|x| x.1.len()).sum::<usize>()
+            );
             if i % 97 == 0 {
                 let all = z.to_vec();
                 for (k, (m, s)) in all.iter().enumerate() {
