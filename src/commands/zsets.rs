@@ -279,20 +279,94 @@ impl LexRange {
         })
     }
 
-    fn ranks(&self, z: &ZSet) -> (usize, usize) {
-        let start = z.count_prefix(|_, m| match &self.min {
-            LexBound::NegInf => false,
-            LexBound::PosInf => true,
-            LexBound::Incl(x) => m < &x[..],
-            LexBound::Excl(x) => m <= &x[..],
-        });
-        let end = z.count_prefix(|_, m| match &self.max {
+    /// Is `m` at or above the lower bound?
+    fn gte_min(&self, m: &[u8]) -> bool {
+        match &self.min {
+            LexBound::NegInf => true,
+            LexBound::PosInf => false,
+            LexBound::Incl(x) => m >= &x[..],
+            LexBound::Excl(x) => m > &x[..],
+        }
+    }
+
+    /// Is `m` at or below the upper bound?
+    fn lte_max(&self, m: &[u8]) -> bool {
+        match &self.max {
             LexBound::NegInf => false,
             LexBound::PosInf => true,
             LexBound::Incl(x) => m <= &x[..],
             LexBound::Excl(x) => m < &x[..],
-        });
-        (start, end.max(start))
+        }
+    }
+
+    /// Ranges that can never match anything (min above max, or equal with
+    /// an exclusive end), compared as Redis's `sdscmplex` does.
+    fn always_empty(&self) -> bool {
+        fn key(b: &LexBound) -> (u8, &[u8], bool) {
+            match b {
+                LexBound::NegInf => (0, &[], true),
+                LexBound::Incl(x) => (1, x, false),
+                LexBound::Excl(x) => (1, x, true),
+                LexBound::PosInf => (2, &[], true),
+            }
+        }
+        let (a, b) = (key(&self.min), key(&self.max));
+        match (a.0, a.1).cmp(&(b.0, b.1)) {
+            std::cmp::Ordering::Greater => true,
+            std::cmp::Ordering::Equal => a.2 || b.2,
+            std::cmp::Ordering::Less => false,
+        }
+    }
+
+    /// Ascending ranks `[start, end)` of the elements in the range, iterated
+    /// forward (or backward when `rev`).
+    ///
+    /// Lex ranges are meant for sets whose elements share one score; there
+    /// both encodings agree with a plain bound search. With mixed scores the
+    /// answer is Redis's "undefined" one: for the listpack encoding we follow
+    /// Redis's linear scan exactly (first element at or above min, then
+    /// forward while at or below max; mirrored for REV); for the skiplist
+    /// encoding we use the bound search (Redis's own result there depends on
+    /// the skiplist's random levels).
+    fn window(&self, z: &ZSet, rev: bool) -> (usize, usize) {
+        if z.encoding() != "listpack" {
+            let start = z.count_prefix(|_, m| !self.gte_min(m));
+            let end = z.count_prefix(|_, m| self.lte_max(m));
+            return (start, end.max(start));
+        }
+        let items = z.to_vec();
+        let n = items.len();
+        let (Some(first), Some(last)) = (items.first(), items.last()) else {
+            return (0, 0);
+        };
+        if self.always_empty() || !self.gte_min(&last.0) || !self.lte_max(&first.0) {
+            return (0, 0);
+        }
+        if rev {
+            let Some(j) = items.iter().rposition(|(m, _)| self.lte_max(m)) else {
+                return (0, 0);
+            };
+            if !self.gte_min(&items[j].0) {
+                return (0, 0);
+            }
+            let mut i = j;
+            while i > 0 && self.gte_min(&items[i - 1].0) {
+                i -= 1;
+            }
+            (i, j + 1)
+        } else {
+            let Some(i) = items.iter().position(|(m, _)| self.gte_min(m)) else {
+                return (0, 0);
+            };
+            if !self.lte_max(&items[i].0) {
+                return (0, 0);
+            }
+            let mut j = i;
+            while j < n && self.lte_max(&items[j].0) {
+                j += 1;
+            }
+            (i, j)
+        }
     }
 }
 
@@ -634,7 +708,7 @@ fn zlexcount(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let now = ctx.now;
     let z = read(ctx.shard(&argv[1])?, &argv[1], now)?;
     Ok(Reply::Int(z.map_or(0, |z| {
-        let (a, b) = range.ranks(z);
+        let (a, b) = range.window(z, false);
         b - a
     }) as i64))
 }
@@ -791,7 +865,7 @@ fn zrange_generic(
                     select_window(z, a, b, rev, offset, limit)
                 }
                 Sel::Lex(r) => {
-                    let (a, b) = r.ranks(z);
+                    let (a, b) = r.window(z, rev);
                     select_window(z, a, b, rev, offset, limit)
                 }
             },
@@ -942,7 +1016,7 @@ fn zremrangebyscore(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 /// ```
 fn zremrangebylex(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let r = LexRange::parse(&argv[2], &argv[3])?;
-    zremrange(ctx, &argv[1], |z| r.ranks(z))
+    zremrange(ctx, &argv[1], |z| r.window(z, false))
 }
 
 // ---- pops -------------------------------------------------------------------
@@ -1004,10 +1078,11 @@ fn zpop_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], max: bool) -> CmdResult {
     }
     let mut count: i64 = -1;
     if argv.len() == 3 {
-        count = int_arg(&argv[2])?;
-        if count < 0 {
-            return Err(CmdError::err("value is out of range, must be positive"));
-        }
+        // Redis's getPositiveLongFromObjectOrReply: one text for both a
+        // non-integer and a negative count.
+        count = parse_i64(&argv[2])
+            .filter(|c| *c >= 0)
+            .ok_or_else(|| CmdError::err("value is out of range, must be positive"))?;
     }
     let nested = ctx.client.resp >= 3 && count != -1;
     let Some(key) = first_existing(ctx, &argv[1..2])? else {

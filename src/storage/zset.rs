@@ -447,7 +447,12 @@ impl ZSet {
             if tree.len() <= lim.entries && dict.keys().all(|m| m.len() <= lim.value) {
                 let mut items = Vec::with_capacity(tree.len());
                 tree.collect(tree.root, 0, tree.len(), &mut items);
-                self.repr = Repr::Listpack(items.into_iter().map(|(m, s)| (s, m)).collect());
+                self.repr = Repr::Listpack(
+                    items
+                        .into_iter()
+                        .map(|(m, s)| (if s == 0.0 { 0.0 } else { s }, m))
+                        .collect(),
+                );
             }
         }
     }
@@ -472,6 +477,9 @@ impl ZSet {
         }
         match &mut self.repr {
             Repr::Listpack(v) => {
+                // Redis's listpack stores the score as text and reads "-0"
+                // back as the integer 0: a listpack never holds -0.
+                let score = if score == 0.0 { 0.0 } else { score };
                 if let Some(i) = v.iter().position(|(_, m)| &m[..] == member) {
                     if v[i].0 == score {
                         return false;
