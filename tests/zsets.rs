@@ -1115,8 +1115,7 @@ fn pick(rng: &mut rand::rngs::SmallRng, v: &[&str]) -> String {
 fn random_command(rng: &mut rand::rngs::SmallRng) -> Vec<String> {
     const KEYS: &[&str] = &["z1", "z2", "z3", "str"];
     const SCORES: &[&str] = &[
-        "-inf", "+inf", "inf", "-1", "0", "1", "1.5", "2", "3", "0.1", "1e20", "-0", "7",
-        "abc", "",
+        "-inf", "+inf", "inf", "-1", "0", "1", "1.5", "2", "3", "0.1", "1e20", "-0", "7", "abc", "",
     ];
     const BOUNDS: &[&str] = &[
         "-inf", "+inf", "(1", "(2", "1", "2", "(1.5", "0", "3", "(-inf", "x", "(", "10",
@@ -1126,11 +1125,19 @@ fn random_command(rng: &mut rand::rngs::SmallRng) -> Vec<String> {
     let long = "L".repeat(70);
     let members = ["a", "b", "c", "d", "e", "f", "g", long.as_str()];
     let member = |rng: &mut rand::rngs::SmallRng| {
-        let i = if rng.gen_bool(0.03) { 7 } else { rng.gen_range(0..7) };
+        let i = if rng.gen_bool(0.03) {
+            7
+        } else {
+            rng.gen_range(0..7)
+        };
         members[i].to_string()
     };
     let key = |rng: &mut rand::rngs::SmallRng| {
-        let i = if rng.gen_bool(0.05) { 3 } else { rng.gen_range(0..3) };
+        let i = if rng.gen_bool(0.05) {
+            3
+        } else {
+            rng.gen_range(0..3)
+        };
         KEYS[i].to_string()
     };
     let s = |x: &str| x.to_string();
@@ -1171,7 +1178,13 @@ fn random_command(rng: &mut rand::rngs::SmallRng) -> Vec<String> {
         8 => cmd = vec![s("ZCARD"), key(rng)],
         9 => cmd = vec![s("ZSCORE"), key(rng), member(rng)],
         10 => cmd = vec![s("ZMSCORE"), key(rng), member(rng), member(rng)],
-        11 => cmd = vec![s(["ZRANK", "ZREVRANK"][rng.gen_range(0..2)]), key(rng), member(rng)],
+        11 => {
+            cmd = vec![
+                s(["ZRANK", "ZREVRANK"][rng.gen_range(0..2)]),
+                key(rng),
+                member(rng),
+            ]
+        }
         12..=15 => {
             let kind = rng.gen_range(0..3);
             let name = ["ZRANGE", "ZRANGESTORE"][rng.gen_range(0..2)];
@@ -1206,7 +1219,12 @@ fn random_command(rng: &mut rand::rngs::SmallRng) -> Vec<String> {
             }
         }
         16 => {
-            cmd = vec![s(["ZREVRANGE", "ZRANGE"][rng.gen_range(0..2)]), key(rng), pick(rng, INTS), pick(rng, INTS)];
+            cmd = vec![
+                s(["ZREVRANGE", "ZRANGE"][rng.gen_range(0..2)]),
+                key(rng),
+                pick(rng, INTS),
+                pick(rng, INTS),
+            ];
             if rng.gen_bool(0.5) {
                 cmd.push(s("WITHSCORES"));
             }
@@ -1227,7 +1245,12 @@ fn random_command(rng: &mut rand::rngs::SmallRng) -> Vec<String> {
         }
         18 => {
             cmd = vec![
-                s(["ZRANGEBYLEX", "ZREVRANGEBYLEX", "ZLEXCOUNT", "ZREMRANGEBYLEX"][rng.gen_range(0..4)]),
+                s([
+                    "ZRANGEBYLEX",
+                    "ZREVRANGEBYLEX",
+                    "ZLEXCOUNT",
+                    "ZREMRANGEBYLEX",
+                ][rng.gen_range(0..4)]),
                 key(rng),
                 pick(rng, LEX),
                 pick(rng, LEX),
@@ -1236,8 +1259,22 @@ fn random_command(rng: &mut rand::rngs::SmallRng) -> Vec<String> {
                 cmd.extend([s("LIMIT"), pick(rng, INTS), pick(rng, INTS)]);
             }
         }
-        19 => cmd = vec![s(["ZCOUNT", "ZREMRANGEBYSCORE"][rng.gen_range(0..2)]), key(rng), pick(rng, BOUNDS), pick(rng, BOUNDS)],
-        20 => cmd = vec![s("ZREMRANGEBYRANK"), key(rng), pick(rng, INTS), pick(rng, INTS)],
+        19 => {
+            cmd = vec![
+                s(["ZCOUNT", "ZREMRANGEBYSCORE"][rng.gen_range(0..2)]),
+                key(rng),
+                pick(rng, BOUNDS),
+                pick(rng, BOUNDS),
+            ]
+        }
+        20 => {
+            cmd = vec![
+                s("ZREMRANGEBYRANK"),
+                key(rng),
+                pick(rng, INTS),
+                pick(rng, INTS),
+            ]
+        }
         21 => {
             cmd = vec![s(["ZPOPMIN", "ZPOPMAX"][rng.gen_range(0..2)]), key(rng)];
             if rng.gen_bool(0.5) {
@@ -1256,10 +1293,23 @@ fn random_command(rng: &mut rand::rngs::SmallRng) -> Vec<String> {
             }
         }
         23 => {
-            cmd = vec![s(["BZPOPMIN", "BZPOPMAX"][rng.gen_range(0..2)]), key(rng), key(rng), s("0.01")];
+            cmd = vec![
+                s(["BZPOPMIN", "BZPOPMAX"][rng.gen_range(0..2)]),
+                key(rng),
+                key(rng),
+                s("0.01"),
+            ];
         }
         24..=27 => {
-            let ops = ["ZUNION", "ZINTER", "ZDIFF", "ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE", "ZINTERCARD"];
+            let ops = [
+                "ZUNION",
+                "ZINTER",
+                "ZDIFF",
+                "ZUNIONSTORE",
+                "ZINTERSTORE",
+                "ZDIFFSTORE",
+                "ZINTERCARD",
+            ];
             let op = ops[rng.gen_range(0..ops.len())];
             cmd.push(s(op));
             if op.ends_with("STORE") {
@@ -1324,7 +1374,11 @@ async fn differential_against_redis_server() {
             // the skiplist encoding depend on its random levels: skip them.
             let lex = cmd[0].contains("LEX") || cmd.iter().any(|a| a == "BYLEX");
             if lex {
-                let src = if cmd[0] == "ZRANGESTORE" { &cmd[2] } else { &cmd[1] };
+                let src = if cmd[0] == "ZRANGESTORE" {
+                    &cmd[2]
+                } else {
+                    &cmd[1]
+                };
                 let enc = ours.q(&format!("OBJECT ENCODING {src}")).await;
                 if enc == "skiplist" {
                     continue;
