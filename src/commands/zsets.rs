@@ -32,6 +32,8 @@ const BLK: F = F::WRITE
     .union(F::FAST)
     .union(F::BLOCKING);
 
+/// The sorted set family's rows of the command table (flags, arity, keys and
+/// ACL categories as Redis 7.0's COMMAND INFO reports them).
 pub const SPECS: &[CommandSpec] = &[
     cmd("zadd", -4, WF, zadd).keys(1, 1, 1).acl(Z).doc("sorted_set", "1.2.0", "Add one or more members to a sorted set, or update its score if it already exists"),
     cmd("zincrby", 4, WF, zincrby).keys(1, 1, 1).acl(Z).doc("sorted_set", "1.2.0", "Increment the score of a member in a sorted set"),
