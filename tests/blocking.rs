@@ -389,7 +389,6 @@ async fn a_blocked_command_is_counted_once() {
 /// A push inside MULTI serves waiters after EXEC, with the transaction's
 /// final state (needs MULTI/EXEC, which lands separately).
 #[tokio::test]
-#[ignore = "needs MULTI/EXEC"]
 async fn push_inside_multi_serves_after_exec() {
     let srv = TestServer::start();
     let mut w = srv.raw().await;

@@ -158,11 +158,8 @@ fn drop_if_empty(sh: &mut Shard, key: &[u8], now: u64) {
 }
 
 /// Members (score 1) of a plain set used as input to ZUNION/ZINTER/ZDIFF.
-///
-/// TODO(sets): the set type's public API is not in this branch yet; until it
-/// is, plain sets are refused with WRONGTYPE instead of being read.
-fn set_members(_s: &crate::storage::set::Set) -> CmdResult<Vec<(Bytes, f64)>> {
-    Err(CmdError::WRONG_TYPE)
+fn set_members(s: &crate::storage::set::Set) -> CmdResult<Vec<(Bytes, f64)>> {
+    Ok(s.iter().map(|m| (m.to_bytes(), 1.0)).collect())
 }
 
 /// A score as a bulk/double reply.

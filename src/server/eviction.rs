@@ -55,8 +55,11 @@ pub struct Evictor {
     /// Non-empty databases whose policy evicts, with that policy; refreshed
     /// at most every 100 ms so evicting does not lock every shard of every
     /// database each time to find out which ones hold keys.
-    targets: Mutex<Option<(Instant, Vec<(usize, MaxmemoryPolicy)>)>>,
+    targets: Mutex<Option<(Instant, Targets)>>,
 }
+
+/// Databases to evict from, with their policy.
+type Targets = Vec<(usize, MaxmemoryPolicy)>;
 
 const TARGETS_TTL: Duration = Duration::from_millis(100);
 

@@ -119,8 +119,9 @@ impl Shard {
         let o = self.objs.get_mut(i as usize)?.take();
         self.free_objs.push(i);
         if self.free_objs.len() == self.objs.len() {
-            self.objs.clear();
-            self.free_objs.clear();
+            // Everything is free: give the slab's memory back.
+            self.objs = Vec::new();
+            self.free_objs = Vec::new();
         }
         o
     }
@@ -478,8 +479,8 @@ impl Shard {
     pub fn clear(&mut self) {
         self.touch_present(None);
         self.table.clear();
-        self.objs.clear();
-        self.free_objs.clear();
+        self.objs = Vec::new();
+        self.free_objs = Vec::new();
         self.expires.clear();
         self.volatile = 0;
     }
