@@ -133,6 +133,14 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Publishes a keyspace notification for `key` in the client's current
+    /// database: `class` is one of `config::notify` (STRING, LIST, GENERIC,
+    /// …), `event` Redis's event name ("set", "lpush", "del", "expired"…).
+    /// Placeholder until pub/sub lands: does nothing.
+    pub fn notify(&mut self, class: u32, event: &str, key: &[u8]) {
+        let _ = (class, event, key);
+    }
+
     /// Marks `n` changes (drives propagation and the dirty counter).
     pub fn changed(&mut self, n: u64) {
         self.dirty += n;

@@ -1,17 +1,23 @@
 //! Commands: the declarative table, dispatch, and one file per family.
 //! This module only puts families together; it holds no command logic.
 
+pub mod bitmaps;
 pub mod blocking;
 pub mod connection;
 pub mod ctx;
 pub mod dispatch;
+pub mod geo;
 pub mod hashes;
+pub mod hyperloglog;
 pub mod keys;
 pub mod lists;
 pub mod memory;
+pub mod pubsub;
 pub mod server;
 pub mod sets;
+pub mod sort;
 pub mod spec;
+pub mod streams;
 pub mod strings;
 pub mod table;
 pub mod transaction;

@@ -21,6 +21,12 @@ const FAMILIES: &[&[CommandSpec]] = &[
     crate::commands::zsets::SPECS,
     crate::commands::transaction::SPECS,
     crate::commands::memory::SPECS,
+    crate::commands::sort::SPECS,
+    crate::commands::geo::SPECS,
+    crate::commands::bitmaps::SPECS,
+    crate::commands::hyperloglog::SPECS,
+    crate::commands::streams::SPECS,
+    crate::commands::pubsub::SPECS,
 ];
 
 /// Runtime counters of one command (INFO commandstats), striped per thread.

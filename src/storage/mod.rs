@@ -10,6 +10,7 @@ pub mod hash;
 pub mod list;
 pub mod set;
 pub mod shard;
+pub mod stream;
 pub mod table;
 pub mod value;
 pub mod zset;

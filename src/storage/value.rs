@@ -14,6 +14,7 @@ pub enum Obj {
     List(crate::storage::list::List),
     Set(crate::storage::set::Set),
     ZSet(crate::storage::zset::ZSet),
+    Stream(crate::storage::stream::Stream),
 }
 
 impl Obj {
@@ -25,6 +26,7 @@ impl Obj {
             Obj::List(_) => "list",
             Obj::Set(_) => "set",
             Obj::ZSet(_) => "zset",
+            Obj::Stream(_) => "stream",
         }
     }
 
@@ -36,6 +38,7 @@ impl Obj {
             Obj::List(l) => l.encoding(),
             Obj::Set(x) => x.encoding(),
             Obj::ZSet(z) => z.encoding(),
+            Obj::Stream(x) => x.encoding(),
         }
     }
 
@@ -47,6 +50,7 @@ impl Obj {
             Obj::List(l) => l.memory_usage() + std::mem::size_of::<Obj>(),
             Obj::Set(x) => x.memory_usage() + std::mem::size_of::<Obj>(),
             Obj::ZSet(z) => z.memory_usage() + std::mem::size_of::<Obj>(),
+            Obj::Stream(x) => x.memory_usage() + std::mem::size_of::<Obj>(),
         }
     }
 }
