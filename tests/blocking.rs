@@ -438,3 +438,23 @@ async fn fifo_holds_for_many_waiters_fed_by_one_push() {
     }
     wait_blocked(&srv, 0).await;
 }
+
+#[tokio::test]
+async fn sorted_set_waiter_skips_a_key_that_changed_type_in_a_transaction() {
+    let srv = TestServer::start();
+    let mut w = srv.raw().await;
+    let mut c = srv.raw().await;
+    send(&mut w, "BZPOPMIN zset 0").await;
+    wait_blocked(&srv, 1).await;
+    q(&mut c, "MULTI", "+OK\r\n").await;
+    q(&mut c, "ZADD zset 0 foo", "+QUEUED\r\n").await;
+    q(&mut c, "DEL zset", "+QUEUED\r\n").await;
+    q(&mut c, "SET zset foo", "+QUEUED\r\n").await;
+    q(&mut c, "EXEC", "*3\r\n:1\r\n:1\r\n+OK\r\n").await;
+    // The waiter is not woken with an error: it keeps waiting.
+    silent(&mut w, 200).await;
+    q(&mut c, "DEL zset", ":1\r\n").await;
+    q(&mut c, "ZADD zset 1 bar", ":1\r\n").await;
+    w.expect(b"", b"*3\r\n$4\r\nzset\r\n$3\r\nbar\r\n$1\r\n1\r\n")
+        .await;
+}

@@ -1171,14 +1171,18 @@ fn zmpop(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 }
 
 /// The first of `keys` holding a non-empty sorted set; WRONGTYPE if a key
-/// before it holds another type.
+/// before it holds another type. When re-run for a woken blocked client, a
+/// key that changed type meanwhile is skipped (the client keeps waiting), as
+/// Redis only serves blocked clients from keys of the right type.
 fn first_ready(ctx: &mut Ctx<'_>, keys: &[Bytes]) -> CmdResult<Option<Bytes>> {
     let now = ctx.now;
+    let serving = ctx.client.blocking.serving;
     for k in keys {
         match ctx.shard(k)?.peek(k, now) {
             None => continue,
             Some(ValueRef::Obj(Obj::ZSet(z))) if !z.is_empty() => return Ok(Some(k.clone())),
             Some(ValueRef::Obj(Obj::ZSet(_))) => continue,
+            Some(_) if serving => continue,
             Some(_) => return Err(CmdError::WRONG_TYPE),
         }
     }
