@@ -7,7 +7,6 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use bytes::Bytes;
 use smallvec::SmallVec;
@@ -19,6 +18,12 @@ use crate::commands::transaction;
 use crate::connection::client::Client;
 use crate::protocol::{CmdError, Reply};
 use crate::server::{eviction, Server, Stats};
+
+/// The process-wide calibrated TSC clock used to time commands.
+fn clock() -> &'static quanta::Clock {
+    static CLOCK: std::sync::OnceLock<quanta::Clock> = std::sync::OnceLock::new();
+    CLOCK.get_or_init(quanta::Clock::new)
+}
 
 /// Milliseconds since the Unix epoch.
 pub fn unix_ms() -> u64 {
@@ -221,10 +226,12 @@ type Outcome = std::thread::Result<crate::protocol::CmdResult>;
 
 /// Runs the handler, catching a panic; returns its outcome and duration.
 fn invoke(ctx: &mut Ctx<'_>, entry: &CommandEntry, argv: &[Bytes]) -> (Outcome, u64) {
-    let start = Instant::now();
+    let clock = clock();
+    let start = clock.raw();
     let handler = entry.spec.handler;
     let result = catch_unwind(AssertUnwindSafe(|| handler(ctx, argv)));
-    (result, start.elapsed().as_micros() as u64)
+    let nanos = clock.delta_as_nanos(start, clock.raw());
+    (result, nanos / 1000)
 }
 
 /// Turns a handler outcome into the reply, counting errors; a panic is
