@@ -70,6 +70,16 @@ pub fn execute(srv: &Server, client: &mut Client, argv: &[Bytes]) -> Reply {
             CmdError::unknown_command(argv.first().map(|b| &b[..]).unwrap_or(b""), &argv[1..]),
         );
     }
+    if crate::scripting::busy() && !entry.spec.flags.contains(CmdFlags::ALLOW_BUSY) {
+        return reject(
+            srv,
+            client,
+            Some(entry),
+            CmdError::from_static(
+                "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
+            ),
+        );
+    }
     if srv.config.maxmemory() > 0 {
         let is_exec = entry.spec.name == "exec";
         let denyoom = entry.spec.flags.contains(CmdFlags::DENYOOM)

@@ -27,6 +27,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     crate::commands::hyperloglog::SPECS,
     crate::commands::streams::SPECS,
     crate::commands::pubsub::SPECS,
+    crate::commands::scripting::SPECS,
 ];
 
 /// Runtime counters of one command (INFO commandstats), striped per thread.

@@ -45,6 +45,8 @@ pub struct Server {
     /// `used_memory`, as checked against `maxmemory`.
     pub memory: memory::MemoryMeter,
     pub evictor: eviction::Evictor,
+    /// Lua scripts by SHA1 (EVAL, SCRIPT LOAD).
+    pub scripts: crate::scripting::ScriptCache,
 }
 
 impl Server {
@@ -75,6 +77,7 @@ impl Server {
             config_file: config.file(),
             memory: memory::MemoryMeter::default(),
             evictor: eviction::Evictor::default(),
+            scripts: crate::scripting::ScriptCache::default(),
             config,
         })
     }

