@@ -331,8 +331,14 @@ type Dict = hashbrown::HashMap<Bytes, f64, foldhash::fast::RandomState>;
 /// the `u32` counters of [`Lp`] from overflowing.
 const LP_SAFE_BYTES: usize = 1 << 30;
 
-/// Score tags below this are small integers stored in the tag byte itself
-/// (zigzag-encoded, so -120..=119).
+/// Header bytes below this are "tiny" entries: score `h >> 4` (0..=11) and
+/// member length `h & 15` (0..=15) in the one byte, the member right after.
+/// Small non-negative integer scores (ranks, counters, flags) with short
+/// members are common enough to deserve a 1-byte header, as Redis's
+/// listpack has its 7-bit integers and 6-bit string lengths.
+const TAG_TINY_END: u8 = 0xC0;
+/// `TAG_TINY_END..TAG_SMALL_END`: a small integer score in the tag byte
+/// itself (zigzag, so -24..=23), then the member length.
 const TAG_SMALL_END: u8 = 0xF0;
 /// `TAG_INT_BASE + k` (k = 1..=8): a k-byte little-endian zigzag integer.
 const TAG_INT_BASE: u8 = 0xF0;
@@ -352,50 +358,61 @@ fn unzigzag(z: u64) -> i64 {
     ((z >> 1) as i64) ^ -((z & 1) as i64)
 }
 
-/// Appends the encoding of one (score, member) entry:
-/// `[score][member length, LEB128][member]`. Integral scores (the common
-/// case: ranks, counters, timestamps) take 1–9 bytes, like Redis's
-/// listpack integer encodings; others take 9.
-fn put_entry(out: &mut Vec<u8>, score: f64, member: &[u8]) {
+/// The score part of an entry's encoding: (bytes, their count, whether the
+/// member length is folded into the first byte).
+fn score_header(score: f64, mlen: usize) -> ([u8; 9], usize, bool) {
+    let mut h = [0u8; 9];
     if score.fract() == 0.0 && score.abs() <= MAX_EXACT_INT {
+        if (0.0..=11.0).contains(&score) && mlen < 16 {
+            h[0] = ((score as u8) << 4) | mlen as u8;
+            return (h, 1, true);
+        }
         let z = zigzag(score as i64);
-        if z < TAG_SMALL_END as u64 {
-            out.push(z as u8);
+        if z < (TAG_SMALL_END - TAG_TINY_END) as u64 {
+            h[0] = TAG_TINY_END + z as u8;
+            (h, 1, false)
         } else {
             let k = 8 - (z.leading_zeros() as usize / 8);
-            out.push(TAG_INT_BASE + k as u8);
-            out.extend_from_slice(&z.to_le_bytes()[..k]);
+            h[0] = TAG_INT_BASE + k as u8;
+            h[1..=k].copy_from_slice(&z.to_le_bytes()[..k]);
+            (h, 1 + k, false)
         }
     } else {
-        out.push(TAG_F64);
-        out.extend_from_slice(&score.to_le_bytes());
+        h[0] = TAG_F64;
+        h[1..].copy_from_slice(&score.to_le_bytes());
+        (h, 9, false)
     }
-    let mut n = member.len();
-    while n >= 0x80 {
-        out.push((n as u8 & 0x7F) | 0x80);
-        n >>= 7;
+}
+
+/// Appends the encoding of one (score, member) entry:
+/// `[score][member length, LEB128][member]`, or `[tiny header][member]`.
+/// Integral scores (the common case: ranks, counters, timestamps) take 1–9
+/// bytes, like Redis's listpack integer encodings; others take 9.
+fn put_entry(out: &mut Vec<u8>, score: f64, member: &[u8]) {
+    let (h, n, tiny) = score_header(score, member.len());
+    out.extend_from_slice(&h[..n]);
+    if !tiny {
+        let mut n = member.len();
+        while n >= 0x80 {
+            out.push((n as u8 & 0x7F) | 0x80);
+            n >>= 7;
+        }
+        out.push(n as u8);
     }
-    out.push(n as u8);
     out.extend_from_slice(member);
 }
 
 /// Encoded size of an entry (see [`put_entry`]).
 fn entry_size(score: f64, member: &[u8]) -> usize {
-    let s = if score.fract() == 0.0 && score.abs() <= MAX_EXACT_INT {
-        let z = zigzag(score as i64);
-        if z < TAG_SMALL_END as u64 {
-            1
-        } else {
-            1 + 8 - (z.leading_zeros() as usize / 8)
+    let (_, s, tiny) = score_header(score, member.len());
+    let mut l = 0;
+    if !tiny {
+        let mut n = member.len();
+        l = 1;
+        while n >= 0x80 {
+            n >>= 7;
+            l += 1;
         }
-    } else {
-        9
-    };
-    let mut n = member.len();
-    let mut l = 1;
-    while n >= 0x80 {
-        n >>= 7;
-        l += 1;
     }
     s + l + member.len()
 }
@@ -413,8 +430,15 @@ struct LpEntry {
 fn read_entry(buf: &[u8], mut pos: usize) -> LpEntry {
     let tag = buf[pos];
     pos += 1;
+    if tag < TAG_TINY_END {
+        return LpEntry {
+            score: (tag >> 4) as f64,
+            m_start: pos,
+            m_end: pos + (tag & 0x0F) as usize,
+        };
+    }
     let score = if tag < TAG_SMALL_END {
-        unzigzag(tag as u64) as f64
+        unzigzag((tag - TAG_TINY_END) as u64) as f64
     } else if tag == TAG_F64 {
         let mut a = [0u8; 8];
         a.copy_from_slice(&buf[pos..pos + 8]);
@@ -988,6 +1012,12 @@ mod tests {
             -0.0,
             1.0,
             -1.0,
+            11.0,
+            12.0,
+            23.0,
+            -24.0,
+            24.0,
+            -25.0,
             119.0,
             -120.0,
             120.0,
@@ -1053,7 +1083,15 @@ mod tests {
         for j in 0..10 {
             z.insert(format!("member:{j}").as_bytes(), j as f64, lim);
         }
-        // 1 score byte + 1 length byte + 8 member bytes per element.
-        assert_eq!(z.memory_usage(), std::mem::size_of::<ZSet>() + 100);
+        // 1 header byte (score and length) + 8 member bytes per element.
+        assert_eq!(z.memory_usage(), std::mem::size_of::<ZSet>() + 90);
+        // Larger scores or longer members take a separate length byte.
+        z.insert(b"member:10", 12.0, lim);
+        z.insert(b"a-longer-member:11", 3.0, lim);
+        z.insert(b"m", -3.0, lim);
+        assert_eq!(
+            z.memory_usage(),
+            std::mem::size_of::<ZSet>() + 90 + (2 + 9) + (2 + 18) + (2 + 1)
+        );
     }
 }
