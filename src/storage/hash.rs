@@ -330,13 +330,15 @@ impl Dict {
 
 // ---- listpack ---------------------------------------------------------------
 
-/// Writes a length prefix: one byte below 128, else four bytes big-endian
-/// with the top bit set.
-fn put_len(buf: &mut Vec<u8>, n: usize) {
+/// Encodes a length prefix into `out`, returning its size: one byte below
+/// 128, else four bytes big-endian with the top bit set.
+fn enc_len(out: &mut [u8; 4], n: usize) -> usize {
     if n < 0x80 {
-        buf.push(n as u8);
+        out[0] = n as u8;
+        1
     } else {
-        buf.extend_from_slice(&((n as u32) | 0x8000_0000).to_be_bytes());
+        *out = ((n as u32) | 0x8000_0000).to_be_bytes();
+        4
     }
 }
 
@@ -406,19 +408,36 @@ impl Listpack {
     }
 
     /// Sets `field`; true if it was new.
+    ///
+    /// The buffer grows by exactly what the write needs (and gives slack
+    /// back after shrinking writes), as Redis's listpack reallocs do: with
+    /// jemalloc's size classes ~25% apart that wastes far less than a
+    /// `Vec`'s doubling, which could leave a small hash with ~2x its size.
     fn set(&mut self, field: &[u8], value: &[u8]) -> bool {
-        let mut enc = Vec::with_capacity(value.len() + 4);
-        put_len(&mut enc, value.len());
-        enc.extend_from_slice(value);
+        let mut pre = [0u8; 4];
+        let pl = enc_len(&mut pre, value.len());
         match self.find(field) {
             Some(p) => {
-                self.buf.splice(p.val_start..p.val_end, enc);
+                let old = p.val_end - p.val_start;
+                let new = pl + value.len();
+                if new > old {
+                    self.buf.reserve_exact(new - old);
+                }
+                self.buf.splice(
+                    p.val_start..p.val_end,
+                    pre[..pl].iter().chain(value.iter()).copied(),
+                );
+                self.fit();
                 false
             }
             None => {
-                put_len(&mut self.buf, field.len());
+                let mut fpre = [0u8; 4];
+                let fl = enc_len(&mut fpre, field.len());
+                self.buf.reserve_exact(fl + field.len() + pl + value.len());
+                self.buf.extend_from_slice(&fpre[..fl]);
                 self.buf.extend_from_slice(field);
-                self.buf.extend_from_slice(&enc);
+                self.buf.extend_from_slice(&pre[..pl]);
+                self.buf.extend_from_slice(value);
                 self.pairs += 1;
                 true
             }
@@ -430,9 +449,19 @@ impl Listpack {
             Some(p) => {
                 self.buf.drain(p.start..p.val_end);
                 self.pairs -= 1;
+                self.fit();
                 true
             }
             None => false,
+        }
+    }
+
+    /// Gives back spare capacity once it is more than a little: an exact
+    /// realloc within the same jemalloc size class is cheap, so this keeps
+    /// the buffer as tight as Redis's without reallocating on every write.
+    fn fit(&mut self) {
+        if self.buf.capacity() - self.buf.len() > 16 + self.buf.len() / 8 {
+            self.buf.shrink_to_fit();
         }
     }
 }
@@ -567,7 +596,8 @@ impl Hash {
         std::mem::size_of::<Self>()
             + match &self.repr {
                 Repr::Listpack(lp) => lp.buf.capacity(),
-                Repr::Table(d) => d.memory_usage() + d.iter().map(|(_, v)| v.len()).sum::<usize>(),
+                // Dict::memory_usage already counts keys and values.
+                Repr::Table(d) => std::mem::size_of::<Dict>() + d.memory_usage(),
             }
     }
 
@@ -688,6 +718,39 @@ mod tests {
         assert_eq!(h.encoding(), "hashtable");
         assert_eq!(h.len(), 6);
         assert_eq!(h.get(b"b"), Some(&long[..]));
+    }
+
+    #[test]
+    fn listpack_grows_exactly() {
+        let lim = HashLimits {
+            max_entries: 128,
+            max_value: 64,
+        };
+        let mut h = Hash::default();
+        for j in 0..10 {
+            h.set(format!("f{j}").as_bytes(), &[b'v'; 16], lim);
+        }
+        // 1 + 2 field bytes, 1 + 16 value bytes per pair, no slack.
+        assert_eq!(
+            h.memory_usage(),
+            std::mem::size_of::<Hash>() + 10 * (3 + 17)
+        );
+        // Shrinking writes give the slack back.
+        for j in 0..10 {
+            h.set(format!("f{j}").as_bytes(), b"", lim);
+        }
+        assert!(h.memory_usage() <= std::mem::size_of::<Hash>() + 10 * 4 + 16 + 5);
+        for j in 0..10 {
+            h.set(format!("f{j}").as_bytes(), &[b'w'; 16], lim);
+            assert_eq!(h.get(format!("f{j}").as_bytes()), Some(&[b'w'; 16][..]));
+        }
+        for j in 0..9 {
+            assert!(h.remove(format!("f{j}").as_bytes()));
+        }
+        assert!(h.memory_usage() <= std::mem::size_of::<Hash>() + 20 + 16 + 3);
+        assert_eq!(h.get(b"f9"), Some(&[b'w'; 16][..]));
+        assert!(std::mem::size_of::<Hash>() <= 32);
+        assert!(std::mem::size_of::<crate::storage::value::Obj>() <= 48);
     }
 
     impl HashLimits {

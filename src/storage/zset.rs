@@ -324,26 +324,270 @@ impl Tree {
 
 type Dict = hashbrown::HashMap<Bytes, f64, foldhash::fast::RandomState>;
 
+// ---- listpack -----------------------------------------------------------------
+
+/// Largest listpack buffer before a set converts to skiplist regardless of
+/// the configured limits (Redis's listpack "safe size" is 1 GiB too); keeps
+/// the `u32` counters of [`Lp`] from overflowing.
+const LP_SAFE_BYTES: usize = 1 << 30;
+
+/// Header bytes below this are "tiny" entries: score `h >> 4` (0..=11) and
+/// member length `h & 15` (0..=15) in the one byte, the member right after.
+/// Small non-negative integer scores (ranks, counters, flags) with short
+/// members are common enough to deserve a 1-byte header, as Redis's
+/// listpack has its 7-bit integers and 6-bit string lengths.
+const TAG_TINY_END: u8 = 0xC0;
+/// `TAG_TINY_END..TAG_SMALL_END`: a small integer score in the tag byte
+/// itself (zigzag, so -24..=23), then the member length.
+const TAG_SMALL_END: u8 = 0xF0;
+/// `TAG_INT_BASE + k` (k = 1..=8): a k-byte little-endian zigzag integer.
+const TAG_INT_BASE: u8 = 0xF0;
+/// An 8-byte little-endian IEEE double follows.
+const TAG_F64: u8 = 0xFF;
+
+/// Integral scores up to 2^53 in magnitude round-trip exactly through i64.
+const MAX_EXACT_INT: f64 = 9_007_199_254_740_992.0;
+
+#[inline]
+fn zigzag(n: i64) -> u64 {
+    ((n << 1) ^ (n >> 63)) as u64
+}
+
+#[inline]
+fn unzigzag(z: u64) -> i64 {
+    ((z >> 1) as i64) ^ -((z & 1) as i64)
+}
+
+/// The score part of an entry's encoding: (bytes, their count, whether the
+/// member length is folded into the first byte).
+fn score_header(score: f64, mlen: usize) -> ([u8; 9], usize, bool) {
+    let mut h = [0u8; 9];
+    if score.fract() == 0.0 && score.abs() <= MAX_EXACT_INT {
+        if (0.0..=11.0).contains(&score) && mlen < 16 {
+            h[0] = ((score as u8) << 4) | mlen as u8;
+            return (h, 1, true);
+        }
+        let z = zigzag(score as i64);
+        if z < (TAG_SMALL_END - TAG_TINY_END) as u64 {
+            h[0] = TAG_TINY_END + z as u8;
+            (h, 1, false)
+        } else {
+            let k = 8 - (z.leading_zeros() as usize / 8);
+            h[0] = TAG_INT_BASE + k as u8;
+            h[1..=k].copy_from_slice(&z.to_le_bytes()[..k]);
+            (h, 1 + k, false)
+        }
+    } else {
+        h[0] = TAG_F64;
+        h[1..].copy_from_slice(&score.to_le_bytes());
+        (h, 9, false)
+    }
+}
+
+/// Appends the encoding of one (score, member) entry:
+/// `[score][member length, LEB128][member]`, or `[tiny header][member]`.
+/// Integral scores (the common case: ranks, counters, timestamps) take 1–9
+/// bytes, like Redis's listpack integer encodings; others take 9.
+fn put_entry(out: &mut Vec<u8>, score: f64, member: &[u8]) {
+    let (h, n, tiny) = score_header(score, member.len());
+    out.extend_from_slice(&h[..n]);
+    if !tiny {
+        let mut n = member.len();
+        while n >= 0x80 {
+            out.push((n as u8 & 0x7F) | 0x80);
+            n >>= 7;
+        }
+        out.push(n as u8);
+    }
+    out.extend_from_slice(member);
+}
+
+/// Encoded size of an entry (see [`put_entry`]).
+fn entry_size(score: f64, member: &[u8]) -> usize {
+    let (_, s, tiny) = score_header(score, member.len());
+    let mut l = 0;
+    if !tiny {
+        let mut n = member.len();
+        l = 1;
+        while n >= 0x80 {
+            n >>= 7;
+            l += 1;
+        }
+    }
+    s + l + member.len()
+}
+
+/// One decoded entry: its score, member byte range and where the next
+/// entry starts.
+struct LpEntry {
+    score: f64,
+    m_start: usize,
+    m_end: usize,
+}
+
+/// Decodes the entry at `pos` (which must be an entry boundary).
+#[inline]
+fn read_entry(buf: &[u8], mut pos: usize) -> LpEntry {
+    let tag = buf[pos];
+    pos += 1;
+    if tag < TAG_TINY_END {
+        return LpEntry {
+            score: (tag >> 4) as f64,
+            m_start: pos,
+            m_end: pos + (tag & 0x0F) as usize,
+        };
+    }
+    let score = if tag < TAG_SMALL_END {
+        unzigzag((tag - TAG_TINY_END) as u64) as f64
+    } else if tag == TAG_F64 {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&buf[pos..pos + 8]);
+        pos += 8;
+        f64::from_le_bytes(a)
+    } else {
+        let k = (tag - TAG_INT_BASE) as usize;
+        let mut a = [0u8; 8];
+        a[..k].copy_from_slice(&buf[pos..pos + k]);
+        pos += k;
+        unzigzag(u64::from_le_bytes(a)) as f64
+    };
+    let mut n = 0usize;
+    let mut shift = 0;
+    loop {
+        let b = buf[pos];
+        pos += 1;
+        n |= ((b & 0x7F) as usize) << shift;
+        if b < 0x80 {
+            break;
+        }
+        shift += 7;
+    }
+    LpEntry {
+        score,
+        m_start: pos,
+        m_end: pos + n,
+    }
+}
+
+/// The compact encoding: entries packed back to back in one exact-size
+/// allocation, in (score, member) order, like Redis's listpack. A set of
+/// ten short members with integer scores costs about 10 bytes per element
+/// and one allocation; every operation is a linear scan, bounded by
+/// `zset-max-listpack-entries`.
+#[derive(Debug, Clone, Default)]
+struct Lp {
+    /// Exactly as long as its contents (`Box<[u8]>`, not `Vec`): no growth
+    /// slack, and the struct stays 24 bytes.
+    buf: Box<[u8]>,
+    len: u32,
+    member_bytes: u32,
+}
+
+/// Iterator over a listpack's entries: (entry start, entry).
+struct LpIter<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Iterator for LpIter<'a> {
+    type Item = (usize, LpEntry);
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.pos >= self.buf.len() {
+            return None;
+        }
+        let start = self.pos;
+        let e = read_entry(self.buf, start);
+        self.pos = e.m_end;
+        Some((start, e))
+    }
+}
+
+impl Lp {
+    fn iter(&self) -> LpIter<'_> {
+        LpIter {
+            buf: &self.buf,
+            pos: 0,
+        }
+    }
+
+    #[inline]
+    fn member(&self, e: &LpEntry) -> &[u8] {
+        &self.buf[e.m_start..e.m_end]
+    }
+
+    /// (rank, entry start, entry) of `member`.
+    fn find(&self, member: &[u8]) -> Option<(usize, usize, LpEntry)> {
+        self.iter()
+            .enumerate()
+            .find(|(_, (_, e))| &self.buf[e.m_start..e.m_end] == member)
+            .map(|(r, (start, e))| (r, start, e))
+    }
+
+    /// Byte offset of the entry with rank `r` (the buffer's end when
+    /// `r >= len`).
+    fn offset_of_rank(&self, r: usize) -> usize {
+        self.iter()
+            .nth(r)
+            .map(|(start, _)| start)
+            .unwrap_or(self.buf.len())
+    }
+
+    /// Inserts an entry (not present) at its sorted position.
+    fn insert(&mut self, score: f64, member: &[u8]) {
+        let at = self
+            .iter()
+            .find(|(_, e)| {
+                cmp_entry(e.score, &self.buf[e.m_start..e.m_end], score, member) != Ordering::Less
+            })
+            .map(|(start, _)| start)
+            .unwrap_or(self.buf.len());
+        let n = entry_size(score, member);
+        let mut v = std::mem::take(&mut self.buf).into_vec();
+        v.reserve_exact(n);
+        put_entry(&mut v, score, member);
+        v[at..].rotate_right(n);
+        self.buf = v.into_boxed_slice();
+        self.len += 1;
+        self.member_bytes += member.len() as u32;
+    }
+
+    /// Removes the entries in bytes `[a, b)` (`count` of them, with
+    /// `mbytes` member bytes in total).
+    fn remove_bytes(&mut self, a: usize, b: usize, count: usize, mbytes: usize) {
+        let mut v = std::mem::take(&mut self.buf).into_vec();
+        v.drain(a..b);
+        self.buf = v.into_boxed_slice();
+        self.len -= count as u32;
+        self.member_bytes -= mbytes as u32;
+    }
+}
+
+/// The large encoding, boxed so that a `ZSet` (and so every `Obj` slot of
+/// the keyspace, whatever its type) stays small.
+#[derive(Debug, Clone, Default)]
+struct Skip {
+    tree: Tree,
+    dict: Dict,
+    member_bytes: usize,
+}
+
 #[derive(Debug, Clone)]
 enum Repr {
-    Listpack(Vec<(f64, Bytes)>),
-    Skiplist { tree: Tree, dict: Dict },
+    Listpack(Lp),
+    Skiplist(Box<Skip>),
 }
 
 /// A sorted set value.
 #[derive(Debug, Clone)]
 pub struct ZSet {
     repr: Repr,
-    /// Sum of member lengths, kept up to date so that [`ZSet::memory_usage`]
-    /// and the conversion checks never walk the set.
-    member_bytes: usize,
 }
 
 impl Default for ZSet {
     fn default() -> Self {
         ZSet {
-            repr: Repr::Listpack(Vec::new()),
-            member_bytes: 0,
+            repr: Repr::Listpack(Lp::default()),
         }
     }
 }
@@ -361,6 +605,17 @@ impl PartialEq for ZSet {
     }
 }
 
+/// Redis's listpack stores the score as text and reads "-0" back as the
+/// integer 0: a listpack never holds -0.
+#[inline]
+fn lp_score(score: f64) -> f64 {
+    if score == 0.0 {
+        0.0
+    } else {
+        score
+    }
+}
+
 impl ZSet {
     /// An empty set in the compact encoding.
     pub fn new() -> Self {
@@ -372,11 +627,7 @@ impl ZSet {
     pub fn with_hint(size_hint: usize, max_member_len: usize, lim: ZLimits) -> Self {
         if lim.entries == 0 || size_hint > lim.entries || max_member_len > lim.value {
             ZSet {
-                repr: Repr::Skiplist {
-                    tree: Tree::default(),
-                    dict: Dict::default(),
-                },
-                member_bytes: 0,
+                repr: Repr::Skiplist(Box::default()),
             }
         } else {
             Self::default()
@@ -386,8 +637,8 @@ impl ZSet {
     /// Number of elements.
     pub fn len(&self) -> usize {
         match &self.repr {
-            Repr::Listpack(v) => v.len(),
-            Repr::Skiplist { tree, .. } => tree.len(),
+            Repr::Listpack(lp) => lp.len as usize,
+            Repr::Skiplist(sk) => sk.tree.len(),
         }
     }
 
@@ -398,14 +649,17 @@ impl ZSet {
 
     /// Total bytes of all members.
     pub fn member_bytes(&self) -> usize {
-        self.member_bytes
+        match &self.repr {
+            Repr::Listpack(lp) => lp.member_bytes as usize,
+            Repr::Skiplist(sk) => sk.member_bytes,
+        }
     }
 
     /// Redis's OBJECT ENCODING name for the encoding in use.
     pub fn encoding(&self) -> &'static str {
         match &self.repr {
             Repr::Listpack(_) => "listpack",
-            Repr::Skiplist { .. } => "skiplist",
+            Repr::Skiplist(_) => "skiplist",
         }
     }
 
@@ -413,46 +667,52 @@ impl ZSet {
     pub fn memory_usage(&self) -> usize {
         let base = std::mem::size_of::<Self>();
         match &self.repr {
-            Repr::Listpack(v) => {
-                base + v.capacity() * std::mem::size_of::<(f64, Bytes)>() + self.member_bytes
-            }
-            Repr::Skiplist { tree, dict } => {
-                base + tree.nodes.capacity() * std::mem::size_of::<Node>()
-                    + tree.free.capacity() * 4
-                    + dict.capacity() * (std::mem::size_of::<(Bytes, f64)>() + 1)
-                    + self.member_bytes
+            Repr::Listpack(lp) => base + lp.buf.len(),
+            Repr::Skiplist(sk) => {
+                base + std::mem::size_of::<Skip>()
+                    + sk.tree.nodes.capacity() * std::mem::size_of::<Node>()
+                    + sk.tree.free.capacity() * 4
+                    + sk.dict.capacity() * (std::mem::size_of::<(Bytes, f64)>() + 1)
+                    + sk.member_bytes
             }
         }
     }
 
     /// Switches to the skiplist encoding (no-op if already there).
     pub fn convert_to_skiplist(&mut self) {
-        if let Repr::Listpack(v) = &mut self.repr {
-            let items = std::mem::take(v);
-            let mut tree = Tree::default();
-            let mut dict = Dict::default();
-            dict.reserve(items.len());
-            for (s, m) in items {
-                dict.insert(m.clone(), s);
-                tree.insert(s, m);
+        if let Repr::Listpack(lp) = &self.repr {
+            let mut sk = Box::<Skip>::default();
+            sk.dict.reserve(lp.len as usize);
+            for (_, e) in lp.iter() {
+                let m = Bytes::copy_from_slice(lp.member(&e));
+                sk.dict.insert(m.clone(), e.score);
+                sk.tree.insert(e.score, m);
             }
-            self.repr = Repr::Skiplist { tree, dict };
+            sk.member_bytes = lp.member_bytes as usize;
+            self.repr = Repr::Skiplist(sk);
         }
     }
 
     /// Converts back to listpack when the set fits the limits (the store
     /// commands do this after building a result, as Redis 7.0 does).
     pub fn shrink_if_fits(&mut self, lim: ZLimits) {
-        if let Repr::Skiplist { tree, dict } = &self.repr {
-            if tree.len() <= lim.entries && dict.keys().all(|m| m.len() <= lim.value) {
-                let mut items = Vec::with_capacity(tree.len());
-                tree.collect(tree.root, 0, tree.len(), &mut items);
-                self.repr = Repr::Listpack(
-                    items
-                        .into_iter()
-                        .map(|(m, s)| (if s == 0.0 { 0.0 } else { s }, m))
-                        .collect(),
-                );
+        if let Repr::Skiplist(sk) = &self.repr {
+            if sk.tree.len() <= lim.entries
+                && sk.member_bytes < LP_SAFE_BYTES / 2
+                && sk.dict.keys().all(|m| m.len() <= lim.value)
+            {
+                let mut items = Vec::with_capacity(sk.tree.len());
+                sk.tree.collect(sk.tree.root, 0, sk.tree.len(), &mut items);
+                let size = items.iter().map(|(m, s)| entry_size(lp_score(*s), m)).sum();
+                let mut v = Vec::with_capacity(size);
+                for (m, s) in &items {
+                    put_entry(&mut v, lp_score(*s), m);
+                }
+                self.repr = Repr::Listpack(Lp {
+                    buf: v.into_boxed_slice(),
+                    len: items.len() as u32,
+                    member_bytes: sk.member_bytes as u32,
+                });
             }
         }
     }
@@ -460,8 +720,8 @@ impl ZSet {
     /// The score of `member`.
     pub fn score(&self, member: &[u8]) -> Option<f64> {
         match &self.repr {
-            Repr::Listpack(v) => v.iter().find(|(_, m)| &m[..] == member).map(|(s, _)| *s),
-            Repr::Skiplist { dict, .. } => dict.get(member).copied(),
+            Repr::Listpack(lp) => lp.find(member).map(|(_, _, e)| e.score),
+            Repr::Skiplist(sk) => sk.dict.get(member).copied(),
         }
     }
 
@@ -469,50 +729,47 @@ impl ZSet {
     /// when the listpack limits would be exceeded). Returns true if added.
     pub fn insert(&mut self, member: &[u8], score: f64, lim: ZLimits) -> bool {
         debug_assert!(!score.is_nan());
-        if let Repr::Listpack(v) = &self.repr {
-            let exists = v.iter().any(|(_, m)| &m[..] == member);
-            if !exists && (v.len() + 1 > lim.entries || member.len() > lim.value) {
-                self.convert_to_skiplist();
+        if let Repr::Listpack(lp) = &mut self.repr {
+            let score = lp_score(score);
+            match lp.find(member) {
+                Some((_, start, e)) => {
+                    if e.score == score {
+                        return false;
+                    }
+                    let mlen = member.len();
+                    lp.remove_bytes(start, e.m_end, 1, mlen);
+                    lp.insert(score, member);
+                    return false;
+                }
+                None => {
+                    if (lp.len as usize) < lim.entries
+                        && member.len() <= lim.value
+                        && lp.buf.len() + entry_size(score, member) <= LP_SAFE_BYTES
+                    {
+                        lp.insert(score, member);
+                        return true;
+                    }
+                    self.convert_to_skiplist();
+                }
             }
         }
         match &mut self.repr {
-            Repr::Listpack(v) => {
-                // Redis's listpack stores the score as text and reads "-0"
-                // back as the integer 0: a listpack never holds -0.
-                let score = if score == 0.0 { 0.0 } else { score };
-                if let Some(i) = v.iter().position(|(_, m)| &m[..] == member) {
-                    if v[i].0 == score {
-                        return false;
-                    }
-                    let (_, m) = v.remove(i);
-                    let at =
-                        v.partition_point(|(s, mm)| cmp_entry(*s, mm, score, &m) == Ordering::Less);
-                    v.insert(at, (score, m));
-                    false
-                } else {
-                    let at = v.partition_point(|(s, mm)| {
-                        cmp_entry(*s, mm, score, member) == Ordering::Less
-                    });
-                    v.insert(at, (score, Bytes::copy_from_slice(member)));
-                    self.member_bytes += member.len();
-                    true
-                }
-            }
-            Repr::Skiplist { tree, dict } => match dict.get_mut(member) {
+            Repr::Listpack(_) => unreachable!("converted above"),
+            Repr::Skiplist(sk) => match sk.dict.get_mut(member) {
                 Some(cur) => {
                     if *cur != score {
                         let old = *cur;
                         *cur = score;
-                        tree.remove(old, member);
-                        tree.insert(score, Bytes::copy_from_slice(member));
+                        sk.tree.remove(old, member);
+                        sk.tree.insert(score, Bytes::copy_from_slice(member));
                     }
                     false
                 }
                 None => {
                     let m = Bytes::copy_from_slice(member);
-                    dict.insert(m.clone(), score);
-                    tree.insert(score, m);
-                    self.member_bytes += member.len();
+                    sk.dict.insert(m.clone(), score);
+                    sk.tree.insert(score, m);
+                    sk.member_bytes += member.len();
                     true
                 }
             },
@@ -521,22 +778,16 @@ impl ZSet {
 
     /// Removes `member`, returning its score.
     pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
-        let r = self.remove_inner(member);
-        if r.is_some() {
-            self.member_bytes -= member.len();
-        }
-        r
-    }
-
-    fn remove_inner(&mut self, member: &[u8]) -> Option<f64> {
         match &mut self.repr {
-            Repr::Listpack(v) => {
-                let i = v.iter().position(|(_, m)| &m[..] == member)?;
-                Some(v.remove(i).0)
+            Repr::Listpack(lp) => {
+                let (_, start, e) = lp.find(member)?;
+                lp.remove_bytes(start, e.m_end, 1, member.len());
+                Some(e.score)
             }
-            Repr::Skiplist { tree, dict } => {
-                let s = dict.remove(member)?;
-                tree.remove(s, member);
+            Repr::Skiplist(sk) => {
+                let s = sk.dict.remove(member)?;
+                sk.tree.remove(s, member);
+                sk.member_bytes -= member.len();
                 Some(s)
             }
         }
@@ -545,10 +796,13 @@ impl ZSet {
     /// 0-based rank of `member` in ascending order.
     pub fn rank(&self, member: &[u8]) -> Option<usize> {
         match &self.repr {
-            Repr::Listpack(v) => v.iter().position(|(_, m)| &m[..] == member),
-            Repr::Skiplist { tree, dict } => {
-                let score = *dict.get(member)?;
-                Some(tree.count_prefix(|s, m| cmp_entry(s, m, score, member) == Ordering::Less))
+            Repr::Listpack(lp) => lp.find(member).map(|(r, _, _)| r),
+            Repr::Skiplist(sk) => {
+                let score = *sk.dict.get(member)?;
+                Some(
+                    sk.tree
+                        .count_prefix(|s, m| cmp_entry(s, m, score, member) == Ordering::Less),
+                )
             }
         }
     }
@@ -556,9 +810,12 @@ impl ZSet {
     /// The element at 0-based ascending rank `r`.
     pub fn get(&self, r: usize) -> Option<(Bytes, f64)> {
         match &self.repr {
-            Repr::Listpack(v) => v.get(r).map(|(s, m)| (m.clone(), *s)),
-            Repr::Skiplist { tree, .. } => {
-                let n = &tree.nodes[tree.select(r)? as usize];
+            Repr::Listpack(lp) => lp
+                .iter()
+                .nth(r)
+                .map(|(_, e)| (Bytes::copy_from_slice(lp.member(&e)), e.score)),
+            Repr::Skiplist(sk) => {
+                let n = &sk.tree.nodes[sk.tree.select(r)? as usize];
                 Some((n.member.clone(), n.score))
             }
         }
@@ -569,8 +826,11 @@ impl ZSet {
     /// ranks in O(log n).
     pub fn count_prefix<F: Fn(f64, &[u8]) -> bool>(&self, pred: F) -> usize {
         match &self.repr {
-            Repr::Listpack(v) => v.partition_point(|(s, m)| pred(*s, m)),
-            Repr::Skiplist { tree, .. } => tree.count_prefix(pred),
+            Repr::Listpack(lp) => lp
+                .iter()
+                .take_while(|(_, e)| pred(e.score, lp.member(e)))
+                .count(),
+            Repr::Skiplist(sk) => sk.tree.count_prefix(pred),
         }
     }
 
@@ -581,10 +841,10 @@ impl ZSet {
             return Vec::new();
         }
         match &self.repr {
-            Repr::Listpack(v) => v[start..end].iter().map(|(s, m)| (m.clone(), *s)).collect(),
-            Repr::Skiplist { tree, .. } => {
+            Repr::Listpack(lp) => self_range_lp(lp, start, end),
+            Repr::Skiplist(sk) => {
                 let mut out = Vec::with_capacity(end - start);
-                tree.collect(tree.root, start, end, &mut out);
+                sk.tree.collect(sk.tree.root, start, end, &mut out);
                 out
             }
         }
@@ -598,27 +858,38 @@ impl ZSet {
     /// Removes the elements with ascending ranks in `[start, end)` and
     /// returns them in order.
     pub fn remove_range(&mut self, start: usize, end: usize) -> Vec<(Bytes, f64)> {
-        let out = self.remove_range_inner(start, end);
-        self.member_bytes -= out.iter().map(|(m, _)| m.len()).sum::<usize>();
-        out
-    }
-
-    fn remove_range_inner(&mut self, start: usize, end: usize) -> Vec<(Bytes, f64)> {
         let end = end.min(self.len());
         if start >= end {
             return Vec::new();
         }
         match &mut self.repr {
-            Repr::Listpack(v) => v.drain(start..end).map(|(s, m)| (m, s)).collect(),
-            Repr::Skiplist { tree, dict } => {
-                let out = tree.remove_range(start, end);
+            Repr::Listpack(lp) => {
+                let out = self_range_lp(lp, start, end);
+                let a = lp.offset_of_rank(start);
+                let b = lp.offset_of_rank(end);
+                let mbytes = out.iter().map(|(m, _)| m.len()).sum();
+                lp.remove_bytes(a, b, out.len(), mbytes);
+                out
+            }
+            Repr::Skiplist(sk) => {
+                let out = sk.tree.remove_range(start, end);
                 for (m, _) in &out {
-                    dict.remove(m);
+                    sk.dict.remove(m);
                 }
+                sk.member_bytes -= out.iter().map(|(m, _)| m.len()).sum::<usize>();
                 out
             }
         }
     }
+}
+
+/// The listpack's elements with ranks in `[start, end)`.
+fn self_range_lp(lp: &Lp, start: usize, end: usize) -> Vec<(Bytes, f64)> {
+    lp.iter()
+        .skip(start)
+        .take(end.saturating_sub(start))
+        .map(|(_, e)| (Bytes::copy_from_slice(lp.member(&e)), e.score))
+        .collect()
 }
 
 #[cfg(test)]
@@ -633,15 +904,47 @@ mod tests {
 
     #[test]
     fn model_check() {
-        let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
+        model_check_with(LIM, 7, |rng| rng.gen_range(0..50) as f64);
+    }
+
+    /// Limits large enough that the set stays a listpack, with scores that
+    /// exercise every score encoding.
+    #[test]
+    fn model_check_listpack() {
+        let lim = ZLimits {
+            entries: 1000,
+            value: 64,
+        };
+        model_check_with(lim, 11, |rng| match rng.gen_range(0..6) {
+            0 => rng.gen_range(-200..200) as f64,
+            1 => rng.gen_range(-1e15..1e15f64).round(),
+            2 => rng.gen_range(-50.0..50.0f64),
+            3 => [f64::INFINITY, f64::NEG_INFINITY, -0.0, 0.0][rng.gen_range(0..4)],
+            4 => [
+                9007199254740992.0,
+                -9007199254740992.0,
+                9007199254740994.0,
+                1e300,
+            ][rng.gen_range(0..4)],
+            _ => rng.gen_range(0..50) as f64,
+        });
+    }
+
+    fn model_check_with(
+        lim: ZLimits,
+        seed: u64,
+        gen_score: impl Fn(&mut rand::rngs::SmallRng) -> f64,
+    ) {
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
         let mut z = ZSet::new();
         let mut model: Vec<(f64, Vec<u8>)> = Vec::new();
         for i in 0..20000 {
             let m = format!("m{}", rng.gen_range(0..300)).into_bytes();
-            let s = rng.gen_range(0..50) as f64;
+            let s = gen_score(&mut rng);
+            let s = if s == 0.0 { 0.0 } else { s };
             match rng.gen_range(0..10) {
                 0..=5 => {
-                    let added = z.insert(&m, s, LIM);
+                    let added = z.insert(&m, s, lim);
                     let pos = model.iter().position(|(_, x)| *x == m);
                     assert_eq!(added, pos.is_none());
                     if let Some(p) = pos {
@@ -684,7 +987,111 @@ mod tests {
                 }
                 let c = z.count_prefix(|s, _| s < 25.0);
                 assert_eq!(c, model.iter().filter(|x| x.0 < 25.0).count());
+                for (k, x) in model.iter().enumerate() {
+                    assert_eq!(z.score(&x.1), Some(x.0));
+                    assert_eq!(z.range(k, k + 2).len(), (model.len() - k).min(2));
+                }
+                let mut copy = z.clone();
+                copy.convert_to_skiplist();
+                assert!(copy == z);
+                copy.shrink_if_fits(lim);
+                assert!(copy == z);
+                assert_eq!(copy.member_bytes(), z.member_bytes());
             }
         }
+    }
+
+    #[test]
+    fn score_encodings_round_trip() {
+        let lim = ZLimits {
+            entries: 128,
+            value: 64,
+        };
+        let scores = [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            11.0,
+            12.0,
+            23.0,
+            -24.0,
+            24.0,
+            -25.0,
+            119.0,
+            -120.0,
+            120.0,
+            -121.0,
+            255.0,
+            65536.0,
+            -1e15,
+            9007199254740992.0,
+            -9007199254740992.0,
+            9007199254740994.0,
+            1.5,
+            -2.25,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MIN_POSITIVE,
+            f64::MAX,
+            f64::MIN,
+        ];
+        let mut z = ZSet::new();
+        for (i, s) in scores.iter().enumerate() {
+            assert!(z.insert(format!("m{i}").as_bytes(), *s, lim));
+        }
+        assert_eq!(z.encoding(), "listpack");
+        for (i, s) in scores.iter().enumerate() {
+            let got = z.score(format!("m{i}").as_bytes()).unwrap();
+            assert_eq!(got, *s);
+            // A listpack never holds -0.
+            assert!(!(got == 0.0 && got.is_sign_negative()));
+        }
+        let all = z.to_vec();
+        for w in all.windows(2) {
+            assert_ne!(
+                cmp_entry(w[0].1, &w[0].0, w[1].1, &w[1].0),
+                Ordering::Greater
+            );
+        }
+        // A long member gets a multi-byte length prefix.
+        let long = vec![b'x'; 300];
+        let big = ZLimits {
+            entries: 128,
+            value: 1000,
+        };
+        assert!(z.insert(&long, 3.5, big));
+        assert_eq!(z.score(&long), Some(3.5));
+        assert_eq!(z.encoding(), "listpack");
+        assert_eq!(z.remove(&long), Some(3.5));
+        assert_eq!(z.len(), scores.len());
+    }
+
+    #[test]
+    fn small_sets_stay_small() {
+        // Every Obj slot in the keyspace slab is as large as the largest
+        // type, whatever the key's type: keep the big encodings boxed. (The
+        // skiplist inline made every slot over 100 bytes; today `List`, 48
+        // bytes, is the largest variant.)
+        assert!(std::mem::size_of::<ZSet>() <= 24);
+        assert!(std::mem::size_of::<crate::storage::value::Obj>() <= 48);
+        let lim = ZLimits {
+            entries: 128,
+            value: 64,
+        };
+        let mut z = ZSet::new();
+        for j in 0..10 {
+            z.insert(format!("member:{j}").as_bytes(), j as f64, lim);
+        }
+        // 1 header byte (score and length) + 8 member bytes per element.
+        assert_eq!(z.memory_usage(), std::mem::size_of::<ZSet>() + 90);
+        // Larger scores or longer members take a separate length byte.
+        z.insert(b"member:10", 12.0, lim);
+        z.insert(b"a-longer-member:11", 3.0, lim);
+        z.insert(b"m", -3.0, lim);
+        assert_eq!(
+            z.memory_usage(),
+            std::mem::size_of::<ZSet>() + 90 + (2 + 9) + (2 + 18) + (2 + 1)
+        );
     }
 }
