@@ -678,9 +678,16 @@ mod tests {
 
     #[test]
     fn georadius_store_keys() {
-        let a = |s: &str| s.split(' ').map(|x| Bytes::copy_from_slice(x.as_bytes())).collect::<Vec<_>>();
+        let a = |s: &str| {
+            s.split(' ')
+                .map(|x| Bytes::copy_from_slice(x.as_bytes()))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(georadius_keys(&a("georadius k 1 2 3 km")), vec![1]);
-        assert_eq!(georadius_keys(&a("georadius k 1 2 3 km store d")), vec![1, 7]);
+        assert_eq!(
+            georadius_keys(&a("georadius k 1 2 3 km store d")),
+            vec![1, 7]
+        );
         assert_eq!(
             georadius_keys(&a("georadius k 1 2 3 km store d storedist e")),
             vec![1, 9]

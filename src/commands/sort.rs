@@ -33,8 +33,24 @@ const CATS: Acl = Acl::LIST
 /// Their declared keys (COMMAND GETKEYS) are the sorted key and, for SORT,
 /// the last STORE destination, as Redis reports them.
 pub const SPECS: &[CommandSpec] = &[
-    cmd("sort", -2, F::WRITE.union(F::DENYOOM), sort).find_keys(sort_keys).lock(LockScope::Db).acl(CATS).doc("generic", "1.0.0", "Sort the elements in a list, set or sorted set"),
-    cmd("sort_ro", -2, F::READONLY, sort_ro).find_keys(sort_ro_keys).lock(LockScope::Db).acl(CATS).doc("generic", "7.0.0", "Sort the elements in a list, set or sorted set. Read-only variant of SORT."),
+    cmd("sort", -2, F::WRITE.union(F::DENYOOM), sort)
+        .find_keys(sort_keys)
+        .lock(LockScope::Db)
+        .acl(CATS)
+        .doc(
+            "generic",
+            "1.0.0",
+            "Sort the elements in a list, set or sorted set",
+        ),
+    cmd("sort_ro", -2, F::READONLY, sort_ro)
+        .find_keys(sort_ro_keys)
+        .lock(LockScope::Db)
+        .acl(CATS)
+        .doc(
+            "generic",
+            "7.0.0",
+            "Sort the elements in a list, set or sorted set. Read-only variant of SORT.",
+        ),
 ];
 
 /// SORT's keys (Redis's `sortGetKeys`): the sorted key and the last STORE
@@ -131,12 +147,18 @@ fn lookup_by_pattern(ctx: &mut Ctx<'_>, pattern: &[u8], subst: &Bytes) -> CmdRes
 /// allowed, the whole string consumed, no NaN, no overflow or underflow
 /// (ERANGE). The empty string weighs 0.
 fn parse_weight(b: &[u8]) -> Option<f64> {
-    let t = match b.iter().position(|c| !matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')) {
+    let t = match b
+        .iter()
+        .position(|c| !matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))
+    {
         Some(n) => &b[n..],
         None => return if b.is_empty() { Some(0.0) } else { None },
     };
     let s = std::str::from_utf8(t).ok()?;
-    let v: f64 = s.parse().ok()?;
+    let v: f64 = match s.parse() {
+        Ok(v) => v,
+        Err(_) => parse_hex_float(s)?,
+    };
     if v.is_nan() {
         return None;
     }
@@ -155,6 +177,40 @@ fn parse_weight(b: &[u8]) -> Option<f64> {
         }
     }
     Some(v)
+}
+
+/// C99 hexadecimal floats as `strtod` reads them (`0x10`, `-0x1.8p3`).
+fn parse_hex_float(s: &str) -> Option<f64> {
+    let (neg, rest) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let rest = rest
+        .strip_prefix("0x")
+        .or_else(|| rest.strip_prefix("0X"))?;
+    let (mant, exp) = match rest.find(['p', 'P']) {
+        Some(i) => (&rest[..i], rest[i + 1..].parse::<i32>().ok()?),
+        None => (rest, 0),
+    };
+    let (int, frac) = match mant.find('.') {
+        Some(i) => (&mant[..i], &mant[i + 1..]),
+        None => (mant, ""),
+    };
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let mut v = 0f64;
+    for c in int.chars() {
+        v = v * 16.0 + c.to_digit(16)? as f64;
+    }
+    let mut scale = 1.0 / 16.0;
+    for c in frac.chars() {
+        v += c.to_digit(16)? as f64 * scale;
+        scale /= 16.0;
+    }
+    let v = v * 2f64.powi(exp);
+    Some(if neg { -v } else { v })
 }
 
 /// One element being sorted.
@@ -236,7 +292,11 @@ fn sort_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], readonly: bool) -> CmdResult 
     let vlen = len as i64;
     let mut start = limit_start.clamp(0, vlen);
     let count = limit_count.clamp(-1, vlen);
-    let mut end = if count < 0 { vlen - 1 } else { start + count - 1 };
+    let mut end = if count < 0 {
+        vlen - 1
+    } else {
+        start + count - 1
+    };
     if start >= vlen {
         start = vlen - 1;
         end = vlen - 2;
@@ -271,7 +331,8 @@ fn sort_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], readonly: bool) -> CmdResult 
                 let s = start as usize;
                 if desc {
                     let hi = len - s;
-                    let mut v: Vec<Bytes> = z.range(hi - n, hi).into_iter().map(|(m, _)| m).collect();
+                    let mut v: Vec<Bytes> =
+                        z.range(hi - n, hi).into_iter().map(|(m, _)| m).collect();
                     v.reverse();
                     v
                 } else {
@@ -411,8 +472,14 @@ mod tests {
     fn getkeys_like_redis() {
         assert_eq!(sort_keys(&argv("sort k")), vec![1]);
         assert_eq!(sort_keys(&argv("sort k store d")), vec![1, 3]);
-        assert_eq!(sort_keys(&argv("sort k by store get store store d")), vec![1, 7]);
-        assert_eq!(sort_keys(&argv("sort k limit 0 1 store a store b")), vec![1, 8]);
+        assert_eq!(
+            sort_keys(&argv("sort k by store get store store d")),
+            vec![1, 7]
+        );
+        assert_eq!(
+            sort_keys(&argv("sort k limit 0 1 store a store b")),
+            vec![1, 8]
+        );
         assert_eq!(sort_ro_keys(&argv("sort_ro k")), vec![1]);
     }
 
@@ -428,5 +495,7 @@ mod tests {
         assert_eq!(parse_weight(b"1e-400"), None);
         assert_eq!(parse_weight(b"-inf"), Some(f64::NEG_INFINITY));
         assert_eq!(parse_weight(b"0.0"), Some(0.0));
+        assert_eq!(parse_weight(b"0x10"), Some(16.0));
+        assert_eq!(parse_weight(b"-0x1.8p1"), Some(-3.0));
     }
 }

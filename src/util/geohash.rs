@@ -126,7 +126,13 @@ fn deinterleave64(interleaved: u64) -> u64 {
 
 /// Encodes a point at `step` precision within the given ranges; `None`
 /// outside the indexable area.
-pub fn encode(long_range: Range, lat_range: Range, lon: f64, lat: f64, step: u8) -> Option<HashBits> {
+pub fn encode(
+    long_range: Range,
+    lat_range: Range,
+    lon: f64,
+    lat: f64,
+    step: u8,
+) -> Option<HashBits> {
     if step > 32 || step == 0 {
         return None;
     }
@@ -184,13 +190,32 @@ pub fn area_center(a: &Area) -> [f64; 2] {
 
 /// Decodes a stored score (a 52-bit hash) to `[lon, lat]`.
 pub fn decode_score(score: f64) -> Option<[f64; 2]> {
-    // C's (uint64_t) conversion of the scores GEOADD writes; other scores
-    // (negative, huge) saturate here rather than being undefined.
     let hash = HashBits {
-        bits: score as u64,
+        bits: c_double_to_u64(score),
         step: STEP_MAX,
     };
     decode(LONG_RANGE, LAT_RANGE, hash).map(|a| area_center(&a))
+}
+
+/// C's `(uint64_t)` conversion of a double as x86-64 compilers emit it
+/// (`cvttsd2si`, with a 2^63 bias above `i64::MAX`). Scores GEOADD writes
+/// convert exactly; for other scores (negative, huge, infinite) this
+/// reproduces the garbage coordinates Redis reports instead of Rust's
+/// saturation.
+fn c_double_to_u64(x: f64) -> u64 {
+    const TWO63: f64 = 9223372036854775808.0;
+    fn cvtt(x: f64) -> i64 {
+        if x.is_nan() || !(-TWO63..TWO63).contains(&x) {
+            i64::MIN
+        } else {
+            x as i64
+        }
+    }
+    if x < TWO63 {
+        cvtt(x) as u64
+    } else {
+        (cvtt(x - TWO63) as u64) ^ (1u64 << 63)
+    }
 }
 
 /// Left-aligns a hash to 52 bits (the score layout).
@@ -333,9 +358,10 @@ impl Search {
         let [longitude, latitude] = self.xy;
         let (height, width) = match self.shape {
             Shape::Circle { radius } => (self.conversion * radius, self.conversion * radius),
-            Shape::Box { width, height } => {
-                (self.conversion * (height / 2.0), self.conversion * (width / 2.0))
-            }
+            Shape::Box { width, height } => (
+                self.conversion * (height / 2.0),
+                self.conversion * (width / 2.0),
+            ),
         };
         let lat_delta = rad_deg(height / EARTH_RADIUS_IN_METERS);
         let long_delta_top =
@@ -521,10 +547,7 @@ mod tests {
         // GEOADD Sicily 13.361389 38.115556 "Palermo" → ZSCORE 3479099956230698
         assert_eq!(score_of(13.361389, 38.115556), Some(3479099956230698));
         assert_eq!(score_of(15.087269, 37.502669), Some(3479447370796909));
-        assert_eq!(
-            &geohash_string(3479099956230698.0).unwrap(),
-            b"sqc8b49rny0"
-        );
+        assert_eq!(&geohash_string(3479099956230698.0).unwrap(), b"sqc8b49rny0");
         let d = distance(13.361389, 38.115556, 15.087269, 37.502669);
         assert!((d - 166274.1516).abs() < 1.0);
     }
