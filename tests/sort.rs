@@ -419,3 +419,97 @@ async fn same_as_redis() {
     );
     same_replies_resp3(srv.addr.port(), &s).await;
 }
+
+#[tokio::test]
+async fn same_as_redis_for_random_combinations() {
+    use rand::{Rng, SeedableRng};
+    let srv = TestServer::start();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5027);
+    let mut text = String::new();
+    for round in 0..20 {
+        let n = rng.gen_range(0..40);
+        let kind = ["RPUSH", "SADD", "ZADD"][round % 3];
+        let key = format!("src{round}");
+        let mut elems = Vec::new();
+        for _ in 0..n {
+            let e = if rng.gen_bool(0.5) {
+                format!("{}", rng.gen_range(-1000..1000))
+            } else {
+                format!("{}.{}", rng.gen_range(-50..50), rng.gen_range(0..99))
+            };
+            elems.push(e);
+        }
+        // Unique elements (sets would merge duplicates anyway).
+        elems.sort();
+        elems.dedup();
+        if elems.is_empty() {
+            continue;
+        }
+        let mut line = format!("{kind} {key}");
+        for (i, e) in elems.iter().enumerate() {
+            if kind == "ZADD" {
+                line.push_str(&format!(" {} {e}", rng.gen_range(0..5) + i));
+            } else {
+                line.push_str(&format!(" {e}"));
+            }
+        }
+        text.push_str(&line);
+        text.push('\n');
+        // Unique numeric weights for most elements, unique string labels
+        // for all (ALPHA BY ties would depend on the partial quicksort).
+        for (i, e) in elems.iter().enumerate() {
+            if rng.gen_bool(0.8) {
+                text.push_str(&format!(
+                    "SET w{round}_{e} {}.{i}\n",
+                    rng.gen_range(-100..100)
+                ));
+            }
+            text.push_str(&format!(
+                "HSET h{round}_{e} lbl l{}_{i} num {}\n",
+                rng.gen_range(0..1000),
+                rng.gen_range(-9..9)
+            ));
+        }
+        for _ in 0..15 {
+            let mut c = format!("SORT {key}");
+            match rng.gen_range(0..4) {
+                0 => c.push_str(&format!(" BY w{round}_*")),
+                1 => c.push_str(&format!(" BY h{round}_*->lbl ALPHA")),
+                2 => c.push_str(&format!(" BY h{round}_*->num")),
+                _ => {}
+            }
+            if kind != "SADD" && rng.gen_bool(0.2) {
+                c = format!("SORT {key} BY nosort");
+            }
+            if rng.gen_bool(0.5) {
+                c.push_str(&format!(
+                    " LIMIT {} {}",
+                    rng.gen_range(-2..45),
+                    rng.gen_range(-2..45)
+                ));
+            }
+            if rng.gen_bool(0.5) {
+                c.push_str(" DESC");
+            }
+            for _ in 0..rng.gen_range(0..3) {
+                c.push_str(
+                    [
+                        " GET #",
+                        " GET w{r}_*",
+                        " GET h{r}_*->lbl",
+                        " GET h{r}_*->nope",
+                    ][rng.gen_range(0..4)]
+                    .replace("{r}", &round.to_string())
+                    .as_str(),
+                );
+            }
+            text.push_str(&c);
+            text.push('\n');
+            if rng.gen_bool(0.3) {
+                text.push_str(&format!("{c} STORE dst{round}\nLRANGE dst{round} 0 -1\n"));
+            }
+        }
+    }
+    let s = script(&text);
+    same_replies(srv.addr.port(), &s).await;
+}
