@@ -1,5 +1,6 @@
 //! Small helpers with no dependencies on the rest of the crate.
 
 pub mod float;
+pub mod geohash;
 pub mod glob;
 pub mod ldouble;
