@@ -3,3 +3,4 @@
 pub mod float;
 pub mod glob;
 pub mod ldouble;
+pub mod hll;
