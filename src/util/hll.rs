@@ -215,7 +215,9 @@ pub fn to_dense(s: &mut Vec<u8>) -> Result<bool, HllError> {
         } else {
             let (len, val) = (val_len(b), val_value(b));
             if idx + len > REGISTERS {
-                break;
+                // Overflowing registers: corrupt (the patched redis-server
+                // 7.0.15 builds reject this too).
+                return Err(HllError::Corrupt);
             }
             for _ in 0..len {
                 dense_put(&mut d[HDR..], idx, val);
@@ -352,8 +354,13 @@ pub fn sparse_set(
         if seq.len() > oldlen && s.len() + (seq.len() - oldlen) > max_bytes {
             return promote(s, index, count);
         }
+        // Replace the old opcode. The result keeps Redis's length even for
+        // a truncated trailing XZERO (Redis grows the string by the length
+        // difference, so the last new byte falls off).
+        let newlen = s.len() + seq.len() - oldlen;
         let stop = (p + oldlen).min(s.len());
         s.splice(p..stop, seq);
+        s.truncate(newlen);
     }
     // Step 4: merge adjacent VAL opcodes with equal values near the change.
     let mut p = prev.unwrap_or(HDR);
@@ -438,7 +445,7 @@ pub fn merge_into(max: &mut [u8], s: &[u8]) -> Result<(), HllError> {
         } else {
             let (len, val) = (val_len(b), val_value(b));
             if i + len > REGISTERS {
-                break;
+                return Err(HllError::Corrupt);
             }
             for m in &mut max[i..i + len] {
                 if val > *m {
