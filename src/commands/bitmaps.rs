@@ -502,10 +502,7 @@ fn signed_add(value: i64, incr: i64, bits: u32, ow: Overflow) -> (bool, i64) {
         }
         c as i64
     };
-    if value > max
-        || (bits != 64 && incr > maxincr)
-        || (value >= 0 && incr > 0 && incr > maxincr)
-    {
+    if value > max || (bits != 64 && incr > maxincr) || (value >= 0 && incr > 0 && incr > maxincr) {
         (true, if ow == Overflow::Sat { max } else { wrap() })
     } else if value < min
         || (bits != 64 && incr < minincr)
@@ -643,7 +640,9 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], ro: bool) -> CmdResult {
             None => Cow::Borrowed(&[]),
             Some(v) => str_bytes(&v)?,
         };
-        return Ok(Reply::Array(ops.iter().map(|o| read_field(&p, o)).collect()));
+        return Ok(Reply::Array(
+            ops.iter().map(|o| read_field(&p, o)).collect(),
+        ));
     }
     if ro {
         return Err(CmdError::err(

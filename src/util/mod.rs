@@ -2,5 +2,5 @@
 
 pub mod float;
 pub mod glob;
-pub mod ldouble;
 pub mod hll;
+pub mod ldouble;
