@@ -317,7 +317,7 @@ async fn bitfield_ops_and_overflow() {
     .await;
     c.expect(
         &resp(&[b"BITFIELD_RO", b"bf", b"GET", b"u8", b"0"]),
-        b"*1\r\n:255\r\n",
+        b"*1\r\n:128\r\n",
     )
     .await;
     c.expect(
