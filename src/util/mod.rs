@@ -3,4 +3,5 @@
 pub mod float;
 pub mod geohash;
 pub mod glob;
+pub mod hll;
 pub mod ldouble;
