@@ -66,7 +66,17 @@ pub struct Shard {
     /// them. Any change to a watched key (write, delete, expiry, eviction,
     /// flush) sets the flags, which makes those EXECs fail.
     watchers: hashbrown::HashMap<Box<[u8]>, Vec<Weak<AtomicBool>>>,
+    /// Keys expired lazily since the last [`Shard::take_expired_log`], kept
+    /// only while `expired` keyspace notifications are on: the command
+    /// holding this shard publishes them once it may (storage knows
+    /// nothing of pub/sub).
+    expired_log: Vec<Bytes>,
 }
+
+/// Whether lazily expired keys are recorded for `expired` notifications
+/// (one server per process; dispatch keeps it in sync with
+/// `notify-keyspace-events`).
+pub static RECORD_EXPIRED: AtomicBool = AtomicBool::new(false);
 
 impl Shard {
     pub fn new(hasher: FixedState, shard_bits: u32) -> Self {
@@ -80,7 +90,18 @@ impl Shard {
             shard_bits,
             stats: ShardStats::default(),
             watchers: hashbrown::HashMap::new(),
+            expired_log: Vec::new(),
         }
+    }
+
+    /// Are lazily expired keys waiting to be announced?
+    pub fn has_expired_log(&self) -> bool {
+        !self.expired_log.is_empty()
+    }
+
+    /// Takes the keys expired lazily since the last call.
+    pub fn take_expired_log(&mut self) -> Vec<Bytes> {
+        std::mem::take(&mut self.expired_log)
     }
 
     /// The key's hash prefix within this shard (its sort position).
@@ -217,6 +238,9 @@ impl Shard {
         let e = self.table.get(pos)?;
         if let Some(at) = e.expire() {
             if at <= now {
+                if RECORD_EXPIRED.load(std::sync::atomic::Ordering::Relaxed) {
+                    self.expired_log.push(Bytes::copy_from_slice(key));
+                }
                 self.remove_pos(pos);
                 self.stats.expired += 1;
                 return None;
