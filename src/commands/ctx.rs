@@ -151,18 +151,13 @@ impl<'a> Ctx<'a> {
         self.srv.notify_keyspace(db, class, event, key);
     }
 
-    /// Publishes the `expired` events of keys the held shards removed
-    /// lazily (recorded by the storage layer while notifications are on).
+    /// Publishes the events the held shards' storage layer recorded (lazy
+    /// `expired`, `new`, `keymiss`; see `Shard::take_event_log`).
     pub fn flush_expired(&mut self) {
         for (db, _, sh) in self.locks.held.iter_mut() {
-            if sh.has_expired_log() {
-                for key in sh.take_expired_log() {
-                    self.srv.notify_keyspace(
-                        *db as usize,
-                        crate::config::notify::EXPIRED,
-                        "expired",
-                        &key,
-                    );
+            if sh.has_event_log() {
+                for (class, event, key) in sh.take_event_log() {
+                    self.srv.notify_keyspace(*db as usize, class, event, &key);
                 }
             }
         }

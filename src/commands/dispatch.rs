@@ -231,16 +231,20 @@ pub fn run_in_ctx(ctx: &mut Ctx<'_>, entry: &CommandEntry, argv: &[Bytes]) -> Re
     finish(ctx.srv, entry, result)
 }
 
-/// Keeps the storage layer's lazily-expired-key recording in step with
-/// `notify-keyspace-events` (recording only while `expired` events with
-/// K or E are on).
+/// Keeps the storage layer's event recording (lazy `expired`, `new`,
+/// `keymiss`) in step with `notify-keyspace-events`: a class is recorded
+/// only while it is on together with K or E.
 fn sync_expired_recording(srv: &Server) {
     use crate::config::notify;
     let f = srv.config.notify_keyspace_events();
-    let on = f & notify::EXPIRED != 0 && f & (notify::KEYSPACE | notify::KEYEVENT) != 0;
-    let flag = &crate::storage::shard::RECORD_EXPIRED;
-    if flag.load(Ordering::Relaxed) != on {
-        flag.store(on, Ordering::Relaxed);
+    let want = if f & (notify::KEYSPACE | notify::KEYEVENT) != 0 {
+        f & (notify::EXPIRED | notify::NEW | notify::KEY_MISS)
+    } else {
+        0
+    };
+    let flag = &crate::storage::shard::RECORD_EVENTS;
+    if flag.load(Ordering::Relaxed) != want {
+        flag.store(want, Ordering::Relaxed);
     }
 }
 

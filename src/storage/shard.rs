@@ -8,7 +8,7 @@
 //! the nearest deadline. Lookups expire lazily.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
@@ -66,17 +66,24 @@ pub struct Shard {
     /// them. Any change to a watched key (write, delete, expiry, eviction,
     /// flush) sets the flags, which makes those EXECs fail.
     watchers: hashbrown::HashMap<Box<[u8]>, Vec<Weak<AtomicBool>>>,
-    /// Keys expired lazily since the last [`Shard::take_expired_log`], kept
-    /// only while `expired` keyspace notifications are on: the command
-    /// holding this shard publishes them once it may (storage knows
-    /// nothing of pub/sub).
-    expired_log: Vec<Bytes>,
+    /// Keyspace events the storage layer itself causes (lazy `expired`,
+    /// `new` key, `keymiss`) since the last [`Shard::take_event_log`], as
+    /// (class, event, key); kept only for the classes in [`RECORD_EVENTS`].
+    /// The command holding this shard publishes them (storage knows nothing
+    /// of pub/sub).
+    event_log: Vec<(u32, &'static str, Bytes)>,
 }
 
-/// Whether lazily expired keys are recorded for `expired` notifications
-/// (one server per process; dispatch keeps it in sync with
-/// `notify-keyspace-events`).
-pub static RECORD_EXPIRED: AtomicBool = AtomicBool::new(false);
+/// The `config::notify` classes (EXPIRED, NEW, KEY_MISS) the shards record
+/// in their event log (one server per process; dispatch keeps it in sync
+/// with `notify-keyspace-events`).
+pub static RECORD_EVENTS: AtomicU32 = AtomicU32::new(0);
+
+/// Is `class` being recorded?
+#[inline]
+fn recording(class: u32) -> bool {
+    RECORD_EVENTS.load(Ordering::Relaxed) & class != 0
+}
 
 impl Shard {
     pub fn new(hasher: FixedState, shard_bits: u32) -> Self {
@@ -90,18 +97,18 @@ impl Shard {
             shard_bits,
             stats: ShardStats::default(),
             watchers: hashbrown::HashMap::new(),
-            expired_log: Vec::new(),
+            event_log: Vec::new(),
         }
     }
 
-    /// Are lazily expired keys waiting to be announced?
-    pub fn has_expired_log(&self) -> bool {
-        !self.expired_log.is_empty()
+    /// Are storage-level keyspace events waiting to be announced?
+    pub fn has_event_log(&self) -> bool {
+        !self.event_log.is_empty()
     }
 
-    /// Takes the keys expired lazily since the last call.
-    pub fn take_expired_log(&mut self) -> Vec<Bytes> {
-        std::mem::take(&mut self.expired_log)
+    /// Takes the recorded (class, event, key) events since the last call.
+    pub fn take_event_log(&mut self) -> Vec<(u32, &'static str, Bytes)> {
+        std::mem::take(&mut self.event_log)
     }
 
     /// The key's hash prefix within this shard (its sort position).
@@ -238,8 +245,12 @@ impl Shard {
         let e = self.table.get(pos)?;
         if let Some(at) = e.expire() {
             if at <= now {
-                if RECORD_EXPIRED.load(std::sync::atomic::Ordering::Relaxed) {
-                    self.expired_log.push(Bytes::copy_from_slice(key));
+                if recording(crate::config::notify::EXPIRED) {
+                    self.event_log.push((
+                        crate::config::notify::EXPIRED,
+                        "expired",
+                        Bytes::copy_from_slice(key),
+                    ));
                 }
                 self.remove_pos(pos);
                 self.stats.expired += 1;
@@ -270,6 +281,13 @@ impl Shard {
             }
             None => {
                 self.stats.misses += 1;
+                if recording(crate::config::notify::KEY_MISS) {
+                    self.event_log.push((
+                        crate::config::notify::KEY_MISS,
+                        "keymiss",
+                        Bytes::copy_from_slice(key),
+                    ));
+                }
                 None
             }
         }
@@ -424,6 +442,13 @@ impl Shard {
             }
             None => {
                 self.table.insert(e);
+                if recording(crate::config::notify::NEW) {
+                    self.event_log.push((
+                        crate::config::notify::NEW,
+                        "new",
+                        Bytes::copy_from_slice(key),
+                    ));
+                }
                 false
             }
         }
