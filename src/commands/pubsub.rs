@@ -10,6 +10,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::commands::connection::help_reply;
 use crate::commands::ctx::Ctx;
+use crate::connection::client::ReplyMode;
 use crate::commands::spec::{cmd, container, CmdFlags as F, CommandSpec, LockScope};
 use crate::protocol::reply::encode;
 use crate::protocol::{CmdError, CmdResult, Reply};
@@ -148,6 +149,18 @@ fn confirm(out: &mut BytesMut, resp: u8, kind: &'static str, ch: Option<&Bytes>,
     encode(&r, resp, out);
 }
 
+/// Returns the confirmations as the reply, or, when the client's replies
+/// are switched off (CLIENT REPLY OFF/SKIP), queues them as pushes, which
+/// Redis delivers regardless.
+fn finish(ctx: &mut Ctx<'_>, out: BytesMut) -> CmdResult {
+    if matches!(ctx.client.reply_mode, ReplyMode::Off | ReplyMode::Skipping) {
+        let info = ctx.client.info.clone();
+        ctx.client.pubsub.outbox(&info).push_own(&out);
+        return Ok(Reply::Raw(Bytes::new()));
+    }
+    Ok(Reply::Raw(out.freeze()))
+}
+
 fn sub_common(ctx: &mut Ctx<'_>, argv: &[Bytes], kind: Kind) -> CmdResult {
     let tag = match kind {
         Kind::Global => "subscribe",
@@ -163,7 +176,7 @@ fn sub_common(ctx: &mut Ctx<'_>, argv: &[Bytes], kind: Kind) -> CmdResult {
             .subscribe(&mut ctx.client.pubsub, &info, kind, ch);
         confirm(&mut out, resp, tag, Some(ch), n);
     }
-    Ok(Reply::Raw(out.freeze()))
+    finish(ctx, out)
 }
 
 fn unsub_common(ctx: &mut Ctx<'_>, argv: &[Bytes], kind: Kind) -> CmdResult {
@@ -197,7 +210,7 @@ fn unsub_common(ctx: &mut Ctx<'_>, argv: &[Bytes], kind: Kind) -> CmdResult {
             .unsubscribe(&mut ctx.client.pubsub, id, kind, ch);
         confirm(&mut out, resp, tag, Some(ch), n);
     }
-    Ok(Reply::Raw(out.freeze()))
+    finish(ctx, out)
 }
 
 fn subscribe(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
@@ -224,7 +237,7 @@ fn psubscribe(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         let n = ctx.srv.pubsub.psubscribe(&mut ctx.client.pubsub, &info, p);
         confirm(&mut out, resp, "psubscribe", Some(p), n);
     }
-    Ok(Reply::Raw(out.freeze()))
+    finish(ctx, out)
 }
 
 fn punsubscribe(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
@@ -243,7 +256,7 @@ fn punsubscribe(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         let n = ctx.srv.pubsub.punsubscribe(&mut ctx.client.pubsub, id, p);
         confirm(&mut out, resp, "punsubscribe", Some(p), n);
     }
-    Ok(Reply::Raw(out.freeze()))
+    finish(ctx, out)
 }
 
 fn publish(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {

@@ -111,6 +111,19 @@ impl Outbox {
         true
     }
 
+    /// Queues frames for the owning client itself (subscription
+    /// confirmations while its replies are switched off: pushes are
+    /// delivered regardless of CLIENT REPLY, as in Redis).
+    pub fn push_own(&self, frames: &[u8]) {
+        let mut g = self.inner.lock();
+        if g.dead {
+            return;
+        }
+        g.buf.extend_from_slice(frames);
+        drop(g);
+        self.ready.notify_one();
+    }
+
     /// Takes the queued frames for writing to the socket; they keep counting
     /// against the limit until [`Outbox::written`].
     pub fn take(&self) -> Option<BytesMut> {
@@ -176,7 +189,8 @@ impl ClientSubs {
         }
     }
 
-    fn outbox(&mut self, info: &Arc<ClientInfo>) -> Arc<Outbox> {
+    /// The client's queue, created on first use.
+    pub fn outbox(&mut self, info: &Arc<ClientInfo>) -> Arc<Outbox> {
         self.outbox
             .get_or_insert_with(|| Outbox::new(info.clone()))
             .clone()
