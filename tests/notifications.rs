@@ -14,7 +14,12 @@ async fn cmd(c: &mut Raw, args: &[&str]) -> Vec<u8> {
 
 async fn config(c: &mut Raw, flags: &str) {
     c.expect(
-        &resp(&[b"CONFIG", b"SET", b"notify-keyspace-events", flags.as_bytes()]),
+        &resp(&[
+            b"CONFIG",
+            b"SET",
+            b"notify-keyspace-events",
+            flags.as_bytes(),
+        ]),
         b"+OK\r\n",
     )
     .await;
@@ -75,10 +80,7 @@ async fn keyspace_and_keyevent_channels() {
     cmd(&mut c, &["SET", "foo", "bar"]).await;
     assert_eq!(
         events(&mut s, 2).await,
-        pairs(&[
-            ("__keyspace@0__:foo", "set"),
-            ("__keyevent@0__:set", "foo")
-        ])
+        pairs(&[("__keyspace@0__:foo", "set"), ("__keyevent@0__:set", "foo")])
     );
     // K only / E only; the database number is the client's.
     config(&mut c, "K$").await;
@@ -252,7 +254,11 @@ async fn evicted_new_and_keymiss_events() {
     for i in 0..200 {
         cmd(&mut c, &["SET", &format!("k{i}"), &big]).await;
     }
-    cmd(&mut c, &["CONFIG", "SET", "maxmemory-policy", "allkeys-random"]).await;
+    cmd(
+        &mut c,
+        &["CONFIG", "SET", "maxmemory-policy", "allkeys-random"],
+    )
+    .await;
     c.send(&resp(&[b"INFO", b"memory"])).await;
     let info = String::from_utf8_lossy(&c.read_until(b"\r\n\r\n").await).into_owned();
     let used: u64 = info

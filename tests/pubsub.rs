@@ -54,8 +54,10 @@ async fn subscribe_unsubscribe_shapes_resp2() {
     // Subscribing twice does not count twice.
     s.expect(&resp(&[b"SUBSCRIBE", b"a"]), &conf("subscribe", b"a", 2))
         .await;
-    p.expect(&resp(&[b"PUBLISH", b"a", b"hello"]), b":1\r\n").await;
-    p.expect(&resp(&[b"PUBLISH", b"nobody", b"x"]), b":0\r\n").await;
+    p.expect(&resp(&[b"PUBLISH", b"a", b"hello"]), b":1\r\n")
+        .await;
+    p.expect(&resp(&[b"PUBLISH", b"nobody", b"x"]), b":0\r\n")
+        .await;
     let msg = frame(false, &[P::B(b"message"), P::B(b"a"), P::B(b"hello")]);
     assert_eq!(s.read_exact_n(msg.len()).await, msg);
     s.expect(
@@ -73,7 +75,8 @@ async fn subscribe_unsubscribe_shapes_resp2() {
     .await;
     // Out of subscribed mode: normal commands work again.
     s.expect(b"PING\r\n", b"+PONG\r\n").await;
-    p.expect(&resp(&[b"PUBLISH", b"a", b"hello"]), b":0\r\n").await;
+    p.expect(&resp(&[b"PUBLISH", b"a", b"hello"]), b":0\r\n")
+        .await;
 }
 
 #[tokio::test]
@@ -81,20 +84,31 @@ async fn patterns_and_counts() {
     let srv = TestServer::start();
     let mut s = srv.raw().await;
     let mut p = srv.raw().await;
-    s.expect(&resp(&[b"SUBSCRIBE", b"news.it"]), &conf("subscribe", b"news.it", 1))
-        .await;
+    s.expect(
+        &resp(&[b"SUBSCRIBE", b"news.it"]),
+        &conf("subscribe", b"news.it", 1),
+    )
+    .await;
     s.expect(
         &resp(&[b"PSUBSCRIBE", b"news.*", b"n?ws.it"]),
-        &[conf("psubscribe", b"news.*", 2), conf("psubscribe", b"n?ws.it", 3)].concat(),
+        &[
+            conf("psubscribe", b"news.*", 2),
+            conf("psubscribe", b"n?ws.it", 3),
+        ]
+        .concat(),
     )
     .await;
     // One channel subscriber + two matching patterns.
-    p.expect(&resp(&[b"PUBLISH", b"news.it", b"m"]), b":3\r\n").await;
+    p.expect(&resp(&[b"PUBLISH", b"news.it", b"m"]), b":3\r\n")
+        .await;
     let got = s.read_exact_n(200).await;
     let m = frame(false, &[P::B(b"message"), P::B(b"news.it"), P::B(b"m")]);
     assert!(got.starts_with(&m), "{}", String::from_utf8_lossy(&got));
     for pat in [&b"news.*"[..], b"n?ws.it"] {
-        let pm = frame(false, &[P::B(b"pmessage"), P::B(pat), P::B(b"news.it"), P::B(b"m")]);
+        let pm = frame(
+            false,
+            &[P::B(b"pmessage"), P::B(pat), P::B(b"news.it"), P::B(b"m")],
+        );
         assert!(
             got.windows(pm.len()).any(|w| w == pm),
             "{}",
@@ -107,15 +121,19 @@ async fn patterns_and_counts() {
         &conf("punsubscribe", b"news.*", 2),
     )
     .await;
-    s.expect(&resp(&[b"PUNSUBSCRIBE"]), &conf("punsubscribe", b"n?ws.it", 1))
-        .await;
+    s.expect(
+        &resp(&[b"PUNSUBSCRIBE"]),
+        &conf("punsubscribe", b"n?ws.it", 1),
+    )
+    .await;
     s.expect(
         &resp(&[b"PUNSUBSCRIBE"]),
         &frame(false, &[P::B(b"punsubscribe"), P::Nil, P::I(1)]),
     )
     .await;
     p.expect(&resp(&[b"PUBSUB", b"NUMPAT"]), b":0\r\n").await;
-    p.expect(&resp(&[b"PUBLISH", b"news.it", b"m"]), b":1\r\n").await;
+    p.expect(&resp(&[b"PUBLISH", b"news.it", b"m"]), b":1\r\n")
+        .await;
 }
 
 #[tokio::test]
@@ -134,8 +152,11 @@ async fn pubsub_introspection_and_info() {
         &[conf("subscribe", b"abc", 1), conf("subscribe", b"xyz", 2)].concat(),
     )
     .await;
-    s2.expect(&resp(&[b"PSUBSCRIBE", b"a*"]), &conf("psubscribe", b"a*", 3))
-        .await;
+    s2.expect(
+        &resp(&[b"PSUBSCRIBE", b"a*"]),
+        &conf("psubscribe", b"a*", 3),
+    )
+    .await;
     c.expect(
         &resp(&[b"PUBSUB", b"NUMSUB", b"abc", b"xyz", b"none"]),
         b"*6\r\n$3\r\nabc\r\n:2\r\n$3\r\nxyz\r\n:1\r\n$4\r\nnone\r\n:0\r\n",
@@ -148,7 +169,9 @@ async fn pubsub_introspection_and_info() {
     )
     .await;
     c.send(&resp(&[b"PUBSUB", b"CHANNELS"])).await;
-    let all = c.read_exact_n(b"*2\r\n$3\r\nabc\r\n$3\r\nxyz\r\n".len()).await;
+    let all = c
+        .read_exact_n(b"*2\r\n$3\r\nabc\r\n$3\r\nxyz\r\n".len())
+        .await;
     assert!(all.starts_with(b"*2\r\n"));
     c.expect(
         &resp(&[b"PUBSUB", b"CHANNELS", b"a", b"b"]),
@@ -174,25 +197,21 @@ async fn pubsub_introspection_and_info() {
         &conf("ssubscribe", b"sc", 1),
     )
     .await;
-    c.expect(
-        &resp(&[b"PUBSUB", b"SHARDCHANNELS"]),
-        b"*1\r\n$2\r\nsc\r\n",
-    )
-    .await;
+    c.expect(&resp(&[b"PUBSUB", b"SHARDCHANNELS"]), b"*1\r\n$2\r\nsc\r\n")
+        .await;
     c.expect(
         &resp(&[b"PUBSUB", b"SHARDNUMSUB", b"sc", b"abc"]),
         b"*4\r\n$2\r\nsc\r\n:1\r\n$3\r\nabc\r\n:0\r\n",
     )
     .await;
-    c.expect(&resp(&[b"SPUBLISH", b"abc", b"x"]), b":0\r\n").await;
-    c.expect(&resp(&[b"SPUBLISH", b"sc", b"hi"]), b":1\r\n").await;
+    c.expect(&resp(&[b"SPUBLISH", b"abc", b"x"]), b":0\r\n")
+        .await;
+    c.expect(&resp(&[b"SPUBLISH", b"sc", b"hi"]), b":1\r\n")
+        .await;
     let sm = frame(false, &[P::B(b"smessage"), P::B(b"sc"), P::B(b"hi")]);
     assert_eq!(s1.read_exact_n(sm.len()).await, sm);
-    s1.expect(
-        &resp(&[b"SUNSUBSCRIBE"]),
-        &conf("sunsubscribe", b"sc", 0),
-    )
-    .await;
+    s1.expect(&resp(&[b"SUNSUBSCRIBE"]), &conf("sunsubscribe", b"sc", 0))
+        .await;
     // Disconnecting drops every subscription.
     drop(s2);
     let t = Instant::now();
@@ -224,7 +243,8 @@ async fn resp2_subscribed_mode_restrictions() {
         b"-ERR Can't execute 'client|id': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n",
     )
     .await;
-    s.expect(b"PING\r\n", b"*2\r\n$4\r\npong\r\n$0\r\n\r\n").await;
+    s.expect(b"PING\r\n", b"*2\r\n$4\r\npong\r\n$0\r\n\r\n")
+        .await;
     s.expect(
         &resp(&[b"PING", b"hi"]),
         b"*2\r\n$4\r\npong\r\n$2\r\nhi\r\n",
@@ -233,8 +253,11 @@ async fn resp2_subscribed_mode_restrictions() {
     // RESET leaves subscribed mode.
     s.expect(b"RESET\r\n", b"+RESET\r\n").await;
     s.expect(b"PING\r\n", b"+PONG\r\n").await;
-    s.expect(&resp(&[b"PUBSUB", b"NUMSUB", b"a"]), b"*2\r\n$1\r\na\r\n:0\r\n")
-        .await;
+    s.expect(
+        &resp(&[b"PUBSUB", b"NUMSUB", b"a"]),
+        b"*2\r\n$1\r\na\r\n:0\r\n",
+    )
+    .await;
     s.expect(&resp(&[b"SUBSCRIBE", b"a"]), &conf("subscribe", b"a", 1))
         .await;
     s.expect(b"QUIT\r\n", b"+OK\r\n").await;
@@ -258,7 +281,8 @@ async fn resp3_push_while_issuing_commands() {
     s.expect(&resp(&[b"GET", b"k"]), b"$1\r\nv\r\n").await;
     s.expect(b"PING\r\n", b"+PONG\r\n").await;
     // A message published by another client arrives while idle.
-    p.expect(&resp(&[b"PUBLISH", b"ch", b"m1"]), b":1\r\n").await;
+    p.expect(&resp(&[b"PUBLISH", b"ch", b"m1"]), b":1\r\n")
+        .await;
     let m1 = frame(true, &[P::B(b"message"), P::B(b"ch"), P::B(b"m1")]);
     assert_eq!(s.read_exact_n(m1.len()).await, m1);
     // Publishing to itself: the push precedes the reply.
@@ -296,8 +320,11 @@ async fn slow_subscriber_is_disconnected_at_the_obuf_limit() {
     .await;
     // A subscriber that never reads.
     let mut s = srv.raw().await;
-    s.expect(&resp(&[b"SUBSCRIBE", b"big"]), &conf("subscribe", b"big", 1))
-        .await;
+    s.expect(
+        &resp(&[b"SUBSCRIBE", b"big"]),
+        &conf("subscribe", b"big", 1),
+    )
+    .await;
     let payload = vec![b'x'; 100 * 1024];
     let cmd = resp(&[b"PUBLISH", b"big", &payload]);
     let t = Instant::now();
@@ -317,8 +344,11 @@ async fn slow_subscriber_is_disconnected_at_the_obuf_limit() {
     // Memory stayed bounded: well under what was published, and the
     // connection is closed with its subscriptions cleaned.
     assert!(published * payload.len() > 1024 * 1024);
-    c.expect(&resp(&[b"PUBSUB", b"NUMSUB", b"big"]), b"*2\r\n$3\r\nbig\r\n:0\r\n")
-        .await;
+    c.expect(
+        &resp(&[b"PUBSUB", b"NUMSUB", b"big"]),
+        b"*2\r\n$3\r\nbig\r\n:0\r\n",
+    )
+    .await;
     c.send(&resp(&[b"CLIENT", b"LIST"])).await;
     let list = String::from_utf8_lossy(&c.read_until(b"\n\r\n").await).into_owned();
     assert_eq!(list.matches("id=").count(), 1, "{list}");
@@ -341,8 +371,11 @@ async fn soft_limit_disconnects_after_its_seconds() {
     )
     .await;
     let mut s = srv.raw().await;
-    s.expect(&resp(&[b"SUBSCRIBE", b"soft"]), &conf("subscribe", b"soft", 1))
-        .await;
+    s.expect(
+        &resp(&[b"SUBSCRIBE", b"soft"]),
+        &conf("subscribe", b"soft", 1),
+    )
+    .await;
     let payload = vec![b'y'; 64 * 1024];
     let cmd = resp(&[b"PUBLISH", b"soft", &payload]);
     let t = Instant::now();
@@ -356,7 +389,11 @@ async fn soft_limit_disconnects_after_its_seconds() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Over the soft limit, so it took at least its second.
-    assert!(t.elapsed() >= Duration::from_millis(900), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        t.elapsed()
+    );
     drop(s);
 }
 

@@ -7,8 +7,8 @@ use bytes::Bytes;
 use rand::Rng;
 
 use crate::commands::ctx::Ctx;
-use crate::config::notify as N;
 use crate::commands::spec::{cmd, Acl, CmdFlags as F, CommandSpec};
+use crate::config::notify as N;
 use crate::protocol::args::{eq_ic, int_arg, Args};
 use crate::protocol::codec::parse_i64;
 use crate::protocol::{CmdError, CmdResult, Reply};

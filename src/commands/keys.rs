@@ -7,8 +7,8 @@ use bytes::Bytes;
 
 use crate::commands::connection::help_reply;
 use crate::commands::ctx::Ctx;
-use crate::config::notify as N;
 use crate::commands::spec::{cmd, container, Acl, CmdFlags as F, CommandSpec, LockScope};
+use crate::config::notify as N;
 use crate::protocol::args::{eq_ic, int_arg, Args};
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::Server;

@@ -10,8 +10,8 @@ use bytes::Bytes;
 
 use crate::commands::blocking::parse_timeout;
 use crate::commands::ctx::Ctx;
-use crate::config::notify as N;
 use crate::commands::spec::{cmd, Acl, CmdFlags as F, CommandSpec};
+use crate::config::notify as N;
 use crate::protocol::args::{eq_ic, int_arg, Args};
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::storage::list::{End, List};

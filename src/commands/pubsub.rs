@@ -10,8 +10,8 @@ use bytes::{Bytes, BytesMut};
 
 use crate::commands::connection::help_reply;
 use crate::commands::ctx::Ctx;
-use crate::connection::client::ReplyMode;
 use crate::commands::spec::{cmd, container, CmdFlags as F, CommandSpec, LockScope};
+use crate::connection::client::ReplyMode;
 use crate::protocol::reply::encode;
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::pubsub::Kind;
@@ -21,10 +21,7 @@ const SUB_F: F = F::PUBSUB
     .union(F::NOSCRIPT)
     .union(F::LOADING)
     .union(F::STALE);
-const PUB_F: F = F::PUBSUB
-    .union(F::LOADING)
-    .union(F::STALE)
-    .union(F::FAST);
+const PUB_F: F = F::PUBSUB.union(F::LOADING).union(F::STALE).union(F::FAST);
 const INTRO_F: F = F::PUBSUB.union(F::LOADING).union(F::STALE);
 
 /// Shard channels are declared as keys (COMMAND GETKEYS, cluster slots) but
@@ -75,19 +72,11 @@ pub const SPECS: &[CommandSpec] = &[
         .keys(1, 1, 1)
         .lock(LockScope::Custom(no_locks))
         .doc("pubsub", "7.0.0", "Post a message to a shard channel"),
-    container("pubsub", PUBSUB_SUBS).doc(
-        "pubsub",
-        "2.8.0",
-        "A container for Pub/Sub commands.",
-    ),
+    container("pubsub", PUBSUB_SUBS).doc("pubsub", "2.8.0", "A container for Pub/Sub commands."),
 ];
 
 const PUBSUB_SUBS: &[CommandSpec] = &[
-    cmd("channels", -2, INTRO_F, channels).doc(
-        "pubsub",
-        "2.8.0",
-        "Returns the active channels.",
-    ),
+    cmd("channels", -2, INTRO_F, channels).doc("pubsub", "2.8.0", "Returns the active channels."),
     cmd("numsub", -2, INTRO_F, numsub).doc(
         "pubsub",
         "2.8.0",
@@ -250,7 +239,13 @@ fn punsubscribe(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         ctx.client.pubsub.patterns.clone()
     };
     if targets.is_empty() {
-        confirm(&mut out, resp, "punsubscribe", None, ctx.client.pubsub.count());
+        confirm(
+            &mut out,
+            resp,
+            "punsubscribe",
+            None,
+            ctx.client.pubsub.count(),
+        );
     }
     for p in &targets {
         let n = ctx.srv.pubsub.punsubscribe(&mut ctx.client.pubsub, id, p);

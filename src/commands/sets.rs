@@ -11,9 +11,9 @@ use bytes::Bytes;
 use rand::Rng;
 
 use crate::commands::ctx::Ctx;
-use crate::config::notify as N;
 use crate::commands::hashes::{parse_cursor, scan_reply, ScanOpts};
 use crate::commands::spec::{cmd, Acl, CmdFlags as F, CommandSpec};
+use crate::config::notify as N;
 use crate::protocol::args::int_arg;
 use crate::protocol::codec::parse_i64;
 use crate::protocol::{CmdError, CmdResult, Reply};

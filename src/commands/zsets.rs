@@ -13,8 +13,8 @@ use rand::Rng;
 
 use crate::commands::blocking::parse_timeout;
 use crate::commands::ctx::Ctx;
-use crate::config::notify as N;
 use crate::commands::spec::{cmd, Acl, CmdFlags as F, CommandSpec};
+use crate::config::notify as N;
 use crate::protocol::args::{eq_ic, int_arg};
 use crate::protocol::codec::parse_i64;
 use crate::protocol::{CmdError, CmdResult, Reply};

@@ -238,7 +238,9 @@ impl Default for PubSub {
 /// Encodes the body of a `message`-style frame (everything after the
 /// array/push header): `kind`, then each bulk.
 fn frame_body(kind: &[u8], parts: &[&[u8]]) -> BytesMut {
-    let mut b = BytesMut::with_capacity(16 + kind.len() + parts.iter().map(|p| p.len() + 16).sum::<usize>());
+    let mut b = BytesMut::with_capacity(
+        16 + kind.len() + parts.iter().map(|p| p.len() + 16).sum::<usize>(),
+    );
     for p in std::iter::once(kind).chain(parts.iter().copied()) {
         b.put_u8(b'$');
         b.put_slice(itoa::Buffer::new().format(p.len()).as_bytes());
@@ -251,7 +253,12 @@ fn frame_body(kind: &[u8], parts: &[&[u8]]) -> BytesMut {
 
 /// The array (RESP2) or push (RESP3) header for `n` elements.
 fn header(resp: u8, n: usize) -> [u8; 4] {
-    [if resp >= 3 { b'>' } else { b'*' }, b'0' + n as u8, b'\r', b'\n']
+    [
+        if resp >= 3 { b'>' } else { b'*' },
+        b'0' + n as u8,
+        b'\r',
+        b'\n',
+    ]
 }
 
 impl PubSub {
@@ -317,7 +324,12 @@ impl PubSub {
     }
 
     /// Pattern subscription; returns the count for the reply.
-    pub fn psubscribe(&self, subs: &mut ClientSubs, info: &Arc<ClientInfo>, pattern: &Bytes) -> usize {
+    pub fn psubscribe(
+        &self,
+        subs: &mut ClientSubs,
+        info: &Arc<ClientInfo>,
+        pattern: &Bytes,
+    ) -> usize {
         if !subs.patterns.contains(pattern) {
             subs.patterns.push(pattern.clone());
             let ob = subs.outbox(info);
@@ -366,8 +378,7 @@ impl PubSub {
 
     /// Any subscription at all (fast path for keyspace notifications).
     pub fn is_idle(&self) -> bool {
-        self.n_channels.load(Ordering::Relaxed) == 0
-            && self.n_patterns.load(Ordering::Relaxed) == 0
+        self.n_channels.load(Ordering::Relaxed) == 0 && self.n_patterns.load(Ordering::Relaxed) == 0
     }
 
     /// Delivers `msg` to the subscribers of `channel` (and, for global
