@@ -191,6 +191,15 @@ async fn pubsub_introspection_and_info() {
     c.send(&resp(&[b"CLIENT", b"LIST"])).await;
     let list = String::from_utf8_lossy(&c.read_until(b"\n\r\n").await).into_owned();
     assert!(list.contains("flags=P db=0 sub=2 psub=1 ssub=0"), "{list}");
+    c.send(&resp(&[b"CLIENT", b"LIST", b"TYPE", b"pubsub"]))
+        .await;
+    let list = String::from_utf8_lossy(&c.read_until(b"\n\r\n").await).into_owned();
+    assert_eq!(list.matches("id=").count(), 2, "{list}");
+    c.send(&resp(&[b"CLIENT", b"LIST", b"TYPE", b"normal"]))
+        .await;
+    let list = String::from_utf8_lossy(&c.read_until(b"\n\r\n").await).into_owned();
+    assert_eq!(list.matches("id=").count(), 1, "{list}");
+    assert!(list.contains("cmd=client|list"), "{list}");
     // Shard channels are a separate namespace.
     s1.expect(
         &resp(&[b"SSUBSCRIBE", b"sc"]),
@@ -414,6 +423,31 @@ async fn subscribe_commands_metadata() {
     c.expect(
         &resp(&[b"PUBSUB", b"NOPE"]),
         b"-ERR unknown subcommand 'NOPE'. Try PUBSUB HELP.\r\n",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn confirmations_and_messages_survive_client_reply_off() {
+    let srv = TestServer::start();
+    let mut s = srv.raw().await;
+    let mut p = srv.raw().await;
+    s.send(&resp(&[b"HELLO", b"3"])).await;
+    s.read_until(b"modules\r\n*0\r\n").await;
+    s.send(&resp(&[b"CLIENT", b"REPLY", b"OFF"])).await;
+    s.expect(
+        &resp(&[b"SUBSCRIBE", b"ch"]),
+        &frame(true, &[P::B(b"subscribe"), P::B(b"ch"), P::I(1)]),
+    )
+    .await;
+    p.expect(&resp(&[b"PUBLISH", b"ch", b"m"]), b":1\r\n").await;
+    let m = frame(true, &[P::B(b"message"), P::B(b"ch"), P::B(b"m")]);
+    assert_eq!(s.read_exact_n(m.len()).await, m);
+    // Ordinary replies stay silenced.
+    s.send(&resp(&[b"SET", b"k", b"v"])).await;
+    s.expect(
+        &resp(&[b"UNSUBSCRIBE", b"ch"]),
+        &frame(true, &[P::B(b"unsubscribe"), P::B(b"ch"), P::I(0)]),
     )
     .await;
 }

@@ -373,18 +373,17 @@ pub fn client_line(srv: &Server, c: &ClientInfo) -> String {
 fn client_list(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let mut a = Args::new(argv, 2);
     let mut ids: Option<Vec<u64>> = None;
-    let mut only_normal = true;
+    // None: every client; Some(is_pubsub) otherwise (no replicas exist).
+    let mut only_type: Option<Option<bool>> = None;
     while let Some(opt) = a.next_opt() {
         if eq_ic(opt, "type") {
             let t = a.next_arg()?;
             if eq_ic(t, "normal") {
-                only_normal = true;
-            } else if eq_ic(t, "master")
-                || eq_ic(t, "replica")
-                || eq_ic(t, "slave")
-                || eq_ic(t, "pubsub")
-            {
-                only_normal = false;
+                only_type = Some(Some(false));
+            } else if eq_ic(t, "pubsub") {
+                only_type = Some(Some(true));
+            } else if eq_ic(t, "master") || eq_ic(t, "replica") || eq_ic(t, "slave") {
+                only_type = Some(None);
             } else {
                 return Err(CmdError::new(format!(
                     "ERR Unknown client type '{}'",
@@ -418,8 +417,14 @@ fn client_list(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
                 continue;
             }
         }
-        if !only_normal {
-            continue; // no replica/pubsub clients exist yet
+        if let Some(t) = only_type {
+            let is_pubsub = c.sub.load(Ordering::Relaxed)
+                + c.psub.load(Ordering::Relaxed)
+                + c.ssub.load(Ordering::Relaxed)
+                > 0;
+            if t != Some(is_pubsub) {
+                continue;
+            }
         }
         out.push_str(&client_line(ctx.srv, &c));
         out.push('\n');
