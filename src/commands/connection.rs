@@ -145,7 +145,15 @@ const CLIENT_SUBS: &[CommandSpec] = &[
 /// ```text
 /// PING [message]
 /// ```
-fn ping(_ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+fn ping(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    if ctx.client.resp == 2 && ctx.client.pubsub.active() && argv.len() <= 2 {
+        // RESP2 subscribed mode: PING answers like a pushed message.
+        let msg = argv.get(1).cloned().unwrap_or_default();
+        return Ok(Reply::Array(vec![
+            Reply::bulk(Bytes::from_static(b"pong")),
+            Reply::Bulk(msg),
+        ]));
+    }
     match argv.len() {
         1 => Ok(Reply::Status("PONG")),
         2 => Ok(Reply::Bulk(argv[1].clone())),
@@ -164,6 +172,9 @@ fn quit(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
 
 fn reset(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
     crate::commands::transaction::discard_state(ctx.srv, ctx.client);
+    ctx.srv
+        .pubsub
+        .remove_client(&mut ctx.client.pubsub, ctx.client.id);
     let c = &mut *ctx.client;
     c.select(0);
     c.set_resp(2);
@@ -322,12 +333,20 @@ pub fn client_line(srv: &Server, c: &ClientInfo) -> String {
     if c.no_evict.load(Ordering::Relaxed) {
         flags.push('e');
     }
+    let (sub, psub, ssub) = (
+        c.sub.load(Ordering::Relaxed),
+        c.psub.load(Ordering::Relaxed),
+        c.ssub.load(Ordering::Relaxed),
+    );
+    if sub + psub + ssub > 0 {
+        flags.push('P');
+    }
     if flags.is_empty() {
         flags.push('N');
     }
     let _ = srv;
     format!(
-        "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
+        "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
         c.id,
         c.addr,
         c.laddr,
@@ -336,6 +355,9 @@ pub fn client_line(srv: &Server, c: &ClientInfo) -> String {
         idle,
         flags,
         c.db.load(Ordering::Relaxed),
+        sub,
+        psub,
+        ssub,
         c.qbuf.load(Ordering::Relaxed),
         cmd,
         c.user.lock(),
@@ -351,18 +373,17 @@ pub fn client_line(srv: &Server, c: &ClientInfo) -> String {
 fn client_list(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let mut a = Args::new(argv, 2);
     let mut ids: Option<Vec<u64>> = None;
-    let mut only_normal = true;
+    // None: every client; Some(is_pubsub) otherwise (no replicas exist).
+    let mut only_type: Option<Option<bool>> = None;
     while let Some(opt) = a.next_opt() {
         if eq_ic(opt, "type") {
             let t = a.next_arg()?;
             if eq_ic(t, "normal") {
-                only_normal = true;
-            } else if eq_ic(t, "master")
-                || eq_ic(t, "replica")
-                || eq_ic(t, "slave")
-                || eq_ic(t, "pubsub")
-            {
-                only_normal = false;
+                only_type = Some(Some(false));
+            } else if eq_ic(t, "pubsub") {
+                only_type = Some(Some(true));
+            } else if eq_ic(t, "master") || eq_ic(t, "replica") || eq_ic(t, "slave") {
+                only_type = Some(None);
             } else {
                 return Err(CmdError::new(format!(
                     "ERR Unknown client type '{}'",
@@ -396,8 +417,14 @@ fn client_list(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
                 continue;
             }
         }
-        if !only_normal {
-            continue; // no replica/pubsub clients exist yet
+        if let Some(t) = only_type {
+            let is_pubsub = c.sub.load(Ordering::Relaxed)
+                + c.psub.load(Ordering::Relaxed)
+                + c.ssub.load(Ordering::Relaxed)
+                > 0;
+            if t != Some(is_pubsub) {
+                continue;
+            }
         }
         out.push_str(&client_line(ctx.srv, &c));
         out.push('\n');

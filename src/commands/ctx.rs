@@ -136,9 +136,31 @@ impl<'a> Ctx<'a> {
     /// Publishes a keyspace notification for `key` in the client's current
     /// database: `class` is one of `config::notify` (STRING, LIST, GENERIC,
     /// …), `event` Redis's event name ("set", "lpush", "del", "expired"…).
-    /// Placeholder until pub/sub lands: does nothing.
+    /// Only enqueues to subscribers' queues (never locks a shard), so it is
+    /// safe with this command's shard locks held. Keys the command's shards
+    /// expired lazily are announced first (`expired` precedes the event of
+    /// the command that found them, as in Redis).
     pub fn notify(&mut self, class: u32, event: &str, key: &[u8]) {
-        let _ = (class, event, key);
+        let db = self.client.db;
+        self.notify_in(db, class, event, key);
+    }
+
+    /// [`Ctx::notify`] for a key of database `db` (MOVE, COPY … DB).
+    pub fn notify_in(&mut self, db: usize, class: u32, event: &str, key: &[u8]) {
+        self.flush_expired();
+        self.srv.notify_keyspace(db, class, event, key);
+    }
+
+    /// Publishes the events the held shards' storage layer recorded (lazy
+    /// `expired`, `new`, `keymiss`; see `Shard::take_event_log`).
+    pub fn flush_expired(&mut self) {
+        for (db, _, sh) in self.locks.held.iter_mut() {
+            if sh.has_event_log() {
+                for (class, event, key) in sh.take_event_log() {
+                    self.srv.notify_keyspace(*db as usize, class, event, &key);
+                }
+            }
+        }
     }
 
     /// Marks `n` changes (drives propagation and the dirty counter).

@@ -62,6 +62,17 @@ pub fn execute(srv: &Server, client: &mut Client, argv: &[Bytes]) -> Reply {
     if !client.authenticated && !entry.spec.flags.contains(CmdFlags::NO_AUTH) {
         return reject(srv, client, Some(entry), CmdError::NOAUTH);
     }
+    if client.resp == 2
+        && client.pubsub.active()
+        && !crate::commands::pubsub::allowed_in_subscribed_mode(entry.spec.name)
+    {
+        return reject(
+            srv,
+            client,
+            Some(entry),
+            crate::commands::pubsub::subscribed_mode_error(&entry.full_name),
+        );
+    }
     if srv.is_disabled(entry) {
         return reject(
             srv,
@@ -188,6 +199,7 @@ pub fn lock_plan(srv: &Server, db: usize, spec: &CommandSpec, argv: &[Bytes]) ->
 pub fn call(srv: &Server, client: &mut Client, entry: &CommandEntry, argv: &[Bytes]) -> Reply {
     // CLIENT LIST/INFO report the command being run (as Redis does).
     client.info.last_cmd.store(entry.id, Ordering::Relaxed);
+    sync_expired_recording(srv);
     let plan = lock_plan(srv, client.db, entry.spec, argv);
     let locks = if plan.is_empty() {
         Locks::none()
@@ -206,6 +218,7 @@ pub fn call(srv: &Server, client: &mut Client, entry: &CommandEntry, argv: &[Byt
         dirty: 0,
     };
     let (result, usec) = invoke(&mut ctx, entry, argv);
+    ctx.flush_expired();
     let dirty = ctx.dirty;
     drop(ctx);
     if dirty > 0 {
@@ -227,9 +240,27 @@ pub fn call(srv: &Server, client: &mut Client, entry: &CommandEntry, argv: &[Byt
 /// command under the transaction's locks (where nothing blocks).
 pub fn run_in_ctx(ctx: &mut Ctx<'_>, entry: &CommandEntry, argv: &[Bytes]) -> Reply {
     let (result, usec) = invoke(ctx, entry, argv);
+    ctx.flush_expired();
     entry.stats.record_call(usec);
     ctx.srv.stats.hot.add(Stats::COMMANDS, 1);
     finish(ctx.srv, entry, result)
+}
+
+/// Keeps the storage layer's event recording (lazy `expired`, `new`,
+/// `keymiss`) in step with `notify-keyspace-events`: a class is recorded
+/// only while it is on together with K or E.
+fn sync_expired_recording(srv: &Server) {
+    use crate::config::notify;
+    let f = srv.config.notify_keyspace_events();
+    let want = if f & (notify::KEYSPACE | notify::KEYEVENT) != 0 {
+        f & (notify::EXPIRED | notify::NEW | notify::KEY_MISS)
+    } else {
+        0
+    };
+    let flag = &crate::storage::shard::RECORD_EVENTS;
+    if flag.load(Ordering::Relaxed) != want {
+        flag.store(want, Ordering::Relaxed);
+    }
 }
 
 type Outcome = std::thread::Result<crate::protocol::CmdResult>;

@@ -8,6 +8,7 @@ use rand::Rng;
 
 use crate::commands::ctx::Ctx;
 use crate::commands::spec::{cmd, Acl, CmdFlags as F, CommandSpec};
+use crate::config::notify as N;
 use crate::protocol::args::{eq_ic, int_arg, Args};
 use crate::protocol::codec::parse_i64;
 use crate::protocol::{CmdError, CmdResult, Reply};
@@ -95,6 +96,7 @@ fn hset_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], name: &str) -> CmdResult<i64>
         }
     }
     ctx.changed((argv.len() as u64 - 2) / 2);
+    ctx.notify(N::HASH, "hset", &argv[1]);
     Ok(created)
 }
 
@@ -117,6 +119,7 @@ fn hsetnx(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let lim = limits(ctx);
     write(ctx, &argv[1])?.set(&argv[2], &argv[3], lim);
     ctx.changed(1);
+    ctx.notify(N::HASH, "hset", &argv[1]);
     Ok(Reply::Int(1))
 }
 
@@ -176,10 +179,15 @@ fn hdel(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             }
         }
     }
-    if h.is_empty() {
+    let emptied = h.is_empty();
+    if emptied {
         ctx.shard(key)?.delete(key, now);
     }
     ctx.changed(deleted as u64);
+    ctx.notify(N::HASH, "hdel", key);
+    if emptied {
+        ctx.notify(N::GENERIC, "del", key);
+    }
     Ok(Reply::Int(deleted))
 }
 
@@ -239,6 +247,7 @@ fn hincrby(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let lim = limits(ctx);
     write(ctx, &argv[1])?.set(&argv[2], itoa::Buffer::new().format(n).as_bytes(), lim);
     ctx.changed(1);
+    ctx.notify(N::HASH, "hincrby", &argv[1]);
     Ok(Reply::Int(n))
 }
 
@@ -273,6 +282,7 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let lim = limits(ctx);
     write(ctx, &argv[1])?.set(&argv[2], s.as_bytes(), lim);
     ctx.changed(1);
+    ctx.notify(N::HASH, "hincrbyfloat", &argv[1]);
     Ok(Reply::bulk(Bytes::from(s)))
 }
 

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use crate::commands::connection::help_reply;
 use crate::commands::ctx::Ctx;
 use crate::commands::spec::{cmd, container, Acl, CmdFlags as F, CommandSpec, LockScope};
+use crate::config::notify as N;
 use crate::protocol::args::{eq_ic, int_arg, Args};
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::Server;
@@ -140,6 +141,7 @@ fn del(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     for k in &argv[1..] {
         if ctx.shard(k)?.delete(k, now) {
             n += 1;
+            ctx.notify(N::GENERIC, "del", k);
         }
     }
     ctx.changed(n as u64);
@@ -183,8 +185,10 @@ fn rename_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], nx: bool) -> CmdResult<bool
         return Err(CmdError::NO_SUCH_KEY);
     };
     let ttl = exp.map(Ttl::At).unwrap_or(Ttl::Clear);
+    ctx.notify(N::GENERIC, "rename_from", src);
     ctx.shard(dst)?.set(dst, v, ttl, now);
     ctx.changed(1);
+    ctx.notify(N::GENERIC, "rename_to", dst);
     ctx.signal_ready(dst);
     Ok(true)
 }
@@ -223,6 +227,7 @@ fn copy(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     }
     dsh.set(dst, v, exp.map(Ttl::At).unwrap_or(Ttl::Clear), now);
     ctx.changed(1);
+    ctx.notify_in(target, N::GENERIC, "copy_to", dst);
     ctx.signal_ready_in(target as u32, dst);
     Ok(Reply::Int(1))
 }
@@ -244,9 +249,11 @@ fn move_cmd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let Some((v, exp)) = ctx.shard(key)?.take(key, now) else {
         return Ok(Reply::Int(0));
     };
+    ctx.notify(N::GENERIC, "move_from", key);
     ctx.shard_in(target as u32, key)?
         .set(key, v, exp.map(Ttl::At).unwrap_or(Ttl::Clear), now);
     ctx.changed(1);
+    ctx.notify_in(target, N::GENERIC, "move_to", key);
     ctx.signal_ready_in(target as u32, key);
     Ok(Reply::Int(1))
 }
@@ -332,10 +339,13 @@ fn expire_generic(
     }
     if when <= now as i64 {
         shard.delete(key, now);
+        ctx.changed(1);
+        ctx.notify(N::GENERIC, "del", key);
     } else {
         shard.set_expire(key, Some(when as u64), now);
+        ctx.changed(1);
+        ctx.notify(N::GENERIC, "expire", key);
     }
-    ctx.changed(1);
     Ok(Reply::Int(1))
 }
 
@@ -400,6 +410,7 @@ fn persist(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     if let Some(Some(_)) = sh.expire_of(&argv[1], now) {
         sh.set_expire(&argv[1], None, now);
         ctx.changed(1);
+        ctx.notify(N::GENERIC, "persist", &argv[1]);
         return Ok(Reply::Int(1));
     }
     Ok(Reply::Int(0))

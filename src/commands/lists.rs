@@ -11,6 +11,7 @@ use bytes::Bytes;
 use crate::commands::blocking::parse_timeout;
 use crate::commands::ctx::Ctx;
 use crate::commands::spec::{cmd, Acl, CmdFlags as F, CommandSpec};
+use crate::config::notify as N;
 use crate::protocol::args::{eq_ic, int_arg, Args};
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::storage::list::{End, List};
@@ -112,12 +113,32 @@ fn list_or_create<'s>(shard: &'s mut Shard, key: &[u8], now: u64) -> CmdResult<&
     }
 }
 
-/// Deletes `key` if its list became empty.
-fn drop_if_empty(shard: &mut Shard, key: &[u8], now: u64) {
+/// Deletes `key` if its list became empty; true if it did.
+fn drop_if_empty(shard: &mut Shard, key: &[u8], now: u64) -> bool {
     if let Some(ValueRef::Obj(Obj::List(l))) = shard.peek(key, now) {
         if l.is_empty() {
             shard.delete(key, now);
+            return true;
         }
+    }
+    false
+}
+
+/// The push/pop event name of an end.
+fn ev(end: End, push: bool) -> &'static str {
+    match (end, push) {
+        (End::Head, true) => "lpush",
+        (End::Tail, true) => "rpush",
+        (End::Head, false) => "lpop",
+        (End::Tail, false) => "rpop",
+    }
+}
+
+/// Announces a pop from `key` (and its deletion when it emptied).
+fn notify_pop(ctx: &mut Ctx<'_>, end: End, key: &[u8], deleted: bool) {
+    ctx.notify(N::LIST, ev(end, false), key);
+    if deleted {
+        ctx.notify(N::GENERIC, "del", key);
     }
 }
 
@@ -182,6 +203,7 @@ fn push_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], end: End, only_existing: bool
     }
     let len = list.len();
     ctx.changed((argv.len() - 2) as u64);
+    ctx.notify(N::LIST, ev(end, true), key);
     ctx.signal_ready(key);
     Ok(Reply::Int(len as i64))
 }
@@ -254,8 +276,9 @@ fn pop_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], end: End) -> CmdResult {
         Reply::Array(v) => v.len() as u64,
         _ => 1,
     };
-    drop_if_empty(shard, key, now);
+    let deleted = drop_if_empty(shard, key, now);
     ctx.changed(popped);
+    notify_pop(ctx, end, key, deleted);
     Ok(reply)
 }
 
@@ -430,6 +453,7 @@ fn lset(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     match list.resolve(index) {
         Some(i) if list.set(i, &argv[3]) => {
             ctx.changed(1);
+            ctx.notify(N::LIST, "lset", &argv[1]);
             Ok(Reply::OK)
         }
         _ => Err(CmdError::from_static("ERR index out of range")),
@@ -465,6 +489,7 @@ fn linsert(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     list.insert(if after { pos + 1 } else { pos }, &argv[4]);
     let len = list.len();
     ctx.changed(1);
+    ctx.notify(N::LIST, "linsert", &argv[1]);
     Ok(Reply::Int(len as i64))
 }
 
@@ -491,8 +516,12 @@ fn lrem(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         return Ok(Reply::Int(0));
     };
     let n = list.remove_matching(&argv[3], count.unsigned_abs() as usize, count < 0);
-    drop_if_empty(shard, key, now);
+    let deleted = drop_if_empty(shard, key, now);
     ctx.changed(n as u64);
+    ctx.notify(N::LIST, "lrem", key);
+    if deleted {
+        ctx.notify(N::GENERIC, "del", key);
+    }
     Ok(Reply::Int(n as i64))
 }
 
@@ -514,8 +543,12 @@ fn ltrim(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         None => (len, 0),
     };
     list.trim(front, back);
-    drop_if_empty(shard, key, now);
+    let deleted = drop_if_empty(shard, key, now);
     ctx.changed((front + back) as u64);
+    ctx.notify(N::LIST, "ltrim", key);
+    if deleted {
+        ctx.notify(N::GENERIC, "del", key);
+    }
     Ok(Reply::OK)
 }
 
@@ -542,10 +575,12 @@ fn move_one(
     let Some(v) = list.pop(from) else {
         return Ok(None);
     };
-    drop_if_empty(shard, src, now);
+    let deleted = drop_if_empty(shard, src, now);
     let dshard = ctx.shard(dst)?;
     list_or_create(dshard, dst, now)?.push(to, &v);
     ctx.changed(2);
+    ctx.notify(N::LIST, ev(to, true), dst);
+    notify_pop(ctx, from, src, deleted);
     ctx.signal_ready(dst);
     Ok(Some(v))
 }
@@ -638,8 +673,9 @@ fn mpop_first(
         if items.is_empty() {
             continue;
         }
-        drop_if_empty(shard, key, now);
+        let deleted = drop_if_empty(shard, key, now);
         ctx.changed(items.len() as u64);
+        notify_pop(ctx, end, key, deleted);
         return Ok(Some((key.clone(), items)));
     }
     Ok(None)

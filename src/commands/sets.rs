@@ -13,6 +13,7 @@ use rand::Rng;
 use crate::commands::ctx::Ctx;
 use crate::commands::hashes::{parse_cursor, scan_reply, ScanOpts};
 use crate::commands::spec::{cmd, Acl, CmdFlags as F, CommandSpec};
+use crate::config::notify as N;
 use crate::protocol::args::int_arg;
 use crate::protocol::codec::parse_i64;
 use crate::protocol::{CmdError, CmdResult, Reply};
@@ -93,12 +94,21 @@ fn existing_mut<'s>(ctx: &'s mut Ctx<'_>, key: &[u8]) -> CmdResult<Option<&'s mu
 }
 
 /// Deletes `key` if its set became empty.
-fn drop_if_empty(ctx: &mut Ctx<'_>, key: &[u8]) -> CmdResult<()> {
+fn drop_if_empty(ctx: &mut Ctx<'_>, key: &[u8]) -> CmdResult<bool> {
     if peek(ctx, key)?.is_some_and(|s| s.is_empty()) {
         let now = ctx.now;
         ctx.shard(key)?.delete(key, now);
+        return Ok(true);
     }
-    Ok(())
+    Ok(false)
+}
+
+/// Announces `event` on `key`, then its deletion when it emptied.
+fn notify_and_del(ctx: &mut Ctx<'_>, event: &str, key: &[u8], deleted: bool) {
+    ctx.notify(N::SET, event, key);
+    if deleted {
+        ctx.notify(N::GENERIC, "del", key);
+    }
 }
 
 /// ```text
@@ -125,6 +135,9 @@ fn sadd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         }
     }
     ctx.changed(added);
+    if added > 0 {
+        ctx.notify(N::SET, "sadd", key);
+    }
     Ok(Reply::Int(added as i64))
 }
 
@@ -146,8 +159,9 @@ fn srem(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             }
         }
     }
-    drop_if_empty(ctx, key)?;
+    let deleted = drop_if_empty(ctx, key)?;
     ctx.changed(removed);
+    notify_and_del(ctx, "srem", key, deleted);
     Ok(Reply::Int(removed as i64))
 }
 
@@ -220,6 +234,7 @@ fn spop(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             let now = ctx.now;
             ctx.shard(key)?.delete(key, now);
             ctx.changed(1);
+            notify_and_del(ctx, "spop", key, true);
             return Ok(Reply::Set(all));
         }
         Some(n) => {
@@ -233,8 +248,9 @@ fn spop(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             Reply::Set(out)
         }
     };
-    drop_if_empty(ctx, key)?;
+    let deleted = drop_if_empty(ctx, key)?;
     ctx.changed(1);
+    notify_and_del(ctx, "spop", key, deleted);
     Ok(reply)
 }
 
@@ -308,8 +324,9 @@ fn smove(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     if let Some(s) = existing_mut(ctx, src)? {
         s.remove(m);
     }
-    drop_if_empty(ctx, src)?;
+    let deleted = drop_if_empty(ctx, src)?;
     ctx.changed(1);
+    notify_and_del(ctx, "srem", src, deleted);
     // The destination is only written (and its WATCHers signalled) when
     // the member is new there.
     if peek(ctx, dst)?.is_some_and(|d| d.contains(m)) {
@@ -322,6 +339,7 @@ fn smove(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     {
         if d.add(m, max) {
             ctx.changed(1);
+            ctx.notify(N::SET, "sadd", dst);
         }
     }
     Ok(Reply::Int(1))
@@ -435,15 +453,17 @@ fn set_reply(s: &Set) -> Reply {
 
 /// Stores `result` at `dst` (any previous value and TTL replaced), or
 /// deletes `dst` when the result is empty; replies with the cardinality.
-fn store(ctx: &mut Ctx<'_>, dst: &[u8], result: Set) -> CmdResult {
+fn store(ctx: &mut Ctx<'_>, dst: &[u8], result: Set, event: &str) -> CmdResult {
     let now = ctx.now;
     let n = result.len();
     let shard = ctx.shard(dst)?;
     if n > 0 {
         shard.set(dst, Value::Obj(Obj::Set(result)), Ttl::Clear, now);
         ctx.changed(1);
+        ctx.notify(N::SET, event, dst);
     } else if shard.delete(dst, now) {
         ctx.changed(1);
+        ctx.notify(N::GENERIC, "del", dst);
     }
     Ok(Reply::Int(n as i64))
 }
@@ -494,7 +514,7 @@ fn sinterstore(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     for m in &members {
         out.add(m, max);
     }
-    store(ctx, &argv[1], out)
+    store(ctx, &argv[1], out, "sinterstore")
 }
 
 fn sunion(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
@@ -503,7 +523,7 @@ fn sunion(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 
 fn sunionstore(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let out = union(ctx, &argv[2..])?;
-    store(ctx, &argv[1], out)
+    store(ctx, &argv[1], out, "sunionstore")
 }
 
 fn sdiff(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
@@ -512,7 +532,7 @@ fn sdiff(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 
 fn sdiffstore(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let out = diff(ctx, &argv[2..])?;
-    store(ctx, &argv[1], out)
+    store(ctx, &argv[1], out, "sdiffstore")
 }
 
 /// ```text

@@ -6,6 +6,7 @@ use bytes::Bytes;
 
 use crate::commands::ctx::Ctx;
 use crate::commands::spec::{cmd, Acl, CmdFlags as F, CommandSpec};
+use crate::config::notify as N;
 use crate::protocol::args::{eq_ic, int_arg, Args};
 use crate::protocol::codec::parse_i64;
 use crate::protocol::{CmdError, CmdResult, Reply};
@@ -143,6 +144,10 @@ fn set(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     };
     shard.set(key, Value::Str(val.clone()), ttl, now);
     ctx.changed(1);
+    ctx.notify(N::STRING, "set", key);
+    if matches!(exp, ExpOpt::At(_)) {
+        ctx.notify(N::GENERIC, "expire", key);
+    }
     Ok(if want_get {
         Reply::opt_bulk(old)
     } else {
@@ -158,6 +163,7 @@ fn setnx(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     }
     shard.set(&argv[1], Value::Str(argv[2].clone()), Ttl::Clear, now);
     ctx.changed(1);
+    ctx.notify(N::STRING, "set", &argv[1]);
     Ok(Reply::Int(1))
 }
 
@@ -167,6 +173,8 @@ fn setex_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], unit_ms: bool, name: &str) -
     ctx.shard(&argv[1])?
         .set(&argv[1], Value::Str(argv[3].clone()), Ttl::At(at), now);
     ctx.changed(1);
+    ctx.notify(N::STRING, "set", &argv[1]);
+    ctx.notify(N::GENERIC, "expire", &argv[1]);
     Ok(Reply::OK)
 }
 
@@ -210,6 +218,7 @@ fn mset(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     for kv in argv[1..].chunks(2) {
         ctx.shard(&kv[0])?
             .set(&kv[0], Value::Str(kv[1].clone()), Ttl::Clear, now);
+        ctx.notify(N::STRING, "set", &kv[0]);
     }
     ctx.changed((argv.len() as u64 - 1) / 2);
     Ok(Reply::OK)
@@ -226,6 +235,7 @@ fn msetnx(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     for kv in argv[1..].chunks(2) {
         ctx.shard(&kv[0])?
             .set(&kv[0], Value::Str(kv[1].clone()), Ttl::Clear, now);
+        ctx.notify(N::STRING, "set", &kv[0]);
     }
     ctx.changed((argv.len() as u64 - 1) / 2);
     Ok(Reply::Int(1))
@@ -240,6 +250,7 @@ fn getset(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     };
     shard.set(&argv[1], Value::Str(argv[2].clone()), Ttl::Clear, now);
     ctx.changed(1);
+    ctx.notify(N::STRING, "set", &argv[1]);
     Ok(Reply::opt_bulk(old))
 }
 
@@ -250,6 +261,7 @@ fn getdel(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let now = ctx.now;
     ctx.shard(&argv[1])?.delete(&argv[1], now);
     ctx.changed(1);
+    ctx.notify(N::GENERIC, "del", &argv[1]);
     Ok(Reply::Bulk(v))
 }
 
@@ -281,14 +293,17 @@ fn getex(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         ExpOpt::At(t) if t <= now => {
             shard.delete(&argv[1], now);
             ctx.changed(1);
+            ctx.notify(N::GENERIC, "del", &argv[1]);
         }
         ExpOpt::At(t) => {
             shard.set_expire(&argv[1], Some(t), now);
             ctx.changed(1);
+            ctx.notify(N::GENERIC, "expire", &argv[1]);
         }
         ExpOpt::Persist if shard.expire_of(&argv[1], now) != Some(None) => {
             shard.set_expire(&argv[1], None, now);
             ctx.changed(1);
+            ctx.notify(N::GENERIC, "persist", &argv[1]);
         }
         _ => {}
     }
@@ -330,6 +345,7 @@ fn append(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         }
     };
     ctx.changed(1);
+    ctx.notify(N::STRING, "append", key);
     Ok(Reply::Int(total as i64))
 }
 
@@ -417,6 +433,7 @@ fn setrange(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         }
     };
     ctx.changed(1);
+    ctx.notify(N::STRING, "setrange", key);
     Ok(Reply::Int(new_len as i64))
 }
 
@@ -436,6 +453,7 @@ fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], delta: i64) -> CmdResult {
     let n = cur.checked_add(delta).ok_or(CmdError::OVERFLOW)?;
     shard.set(key, Value::Int(n), Ttl::Keep, now);
     ctx.changed(1);
+    ctx.notify(N::STRING, "incrby", key);
     Ok(Reply::Int(n))
 }
 
@@ -478,6 +496,7 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     };
     shard.set(key, Value::Str(s.clone()), Ttl::Keep, now);
     ctx.changed(1);
+    ctx.notify(N::STRING, "incrbyfloat", key);
     Ok(Reply::Bulk(s))
 }
 

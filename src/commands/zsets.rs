@@ -14,6 +14,7 @@ use rand::Rng;
 use crate::commands::blocking::parse_timeout;
 use crate::commands::ctx::Ctx;
 use crate::commands::spec::{cmd, Acl, CmdFlags as F, CommandSpec};
+use crate::config::notify as N;
 use crate::protocol::args::{eq_ic, int_arg};
 use crate::protocol::codec::parse_i64;
 use crate::protocol::{CmdError, CmdResult, Reply};
@@ -149,11 +150,21 @@ fn write<'s>(sh: &'s mut Shard, key: &[u8], now: u64) -> CmdResult<Option<&'s mu
 
 /// Deletes `key` if it holds an empty sorted set (empty collections never
 /// stay in the keyspace).
-fn drop_if_empty(sh: &mut Shard, key: &[u8], now: u64) {
+fn drop_if_empty(sh: &mut Shard, key: &[u8], now: u64) -> bool {
     if let Some(ValueRef::Obj(Obj::ZSet(z))) = sh.peek(key, now) {
         if z.is_empty() {
             sh.delete(key, now);
+            return true;
         }
+    }
+    false
+}
+
+/// Announces `event` on `key`, then its deletion when it emptied.
+fn notify_and_del(ctx: &mut Ctx<'_>, event: &str, key: &[u8], deleted: bool) {
+    ctx.notify(N::ZSET, event, key);
+    if deleted {
+        ctx.notify(N::GENERIC, "del", key);
     }
 }
 
@@ -574,6 +585,9 @@ fn zadd_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], mut f: AddFlags) -> CmdResult
     }
     drop_if_empty(sh, key, now);
     ctx.changed((added + updated) as u64);
+    if added + updated > 0 {
+        ctx.notify(N::ZSET, if f.incr { "zincr" } else { "zadd" }, key);
+    }
     if added > 0 {
         ctx.signal_ready(key);
     }
@@ -617,8 +631,9 @@ fn zrem(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             }
         }
     }
-    drop_if_empty(sh, key, now);
+    let deleted = drop_if_empty(sh, key, now);
     ctx.changed(n);
+    notify_and_del(ctx, "zrem", key, deleted);
     Ok(Reply::Int(n as i64))
 }
 
@@ -883,23 +898,25 @@ fn zrange_generic(
             for (m, s) in &items {
                 z.insert(m, *s, lim);
             }
-            store_result(ctx, dst, z)
+            store_result(ctx, dst, z, "zrangestore")
         }
     }
 }
 
 /// Writes a store command's result to `dst` (deleting `dst` when the result
 /// is empty) and returns the reply (the result's cardinality).
-fn store_result(ctx: &mut Ctx<'_>, dst: &Bytes, z: ZSet) -> CmdResult {
+fn store_result(ctx: &mut Ctx<'_>, dst: &Bytes, z: ZSet, event: &str) -> CmdResult {
     let now = ctx.now;
     let n = z.len();
     let sh = ctx.shard(dst)?;
     if n > 0 {
         sh.set(dst, Value::Obj(Obj::ZSet(z)), Ttl::Clear, now);
         ctx.changed(1);
+        ctx.notify(N::ZSET, event, dst);
         ctx.signal_ready(dst);
     } else if sh.delete(dst, now) {
         ctx.changed(1);
+        ctx.notify(N::GENERIC, "del", dst);
     }
     Ok(Reply::Int(n as i64))
 }
@@ -958,6 +975,7 @@ fn zrevrangebylex(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 /// Removes the elements with ascending ranks computed by `ranks` from `key`.
 fn zremrange(
     ctx: &mut Ctx<'_>,
+    event: &str,
     key: &Bytes,
     ranks: impl FnOnce(&ZSet) -> (usize, usize),
 ) -> CmdResult {
@@ -974,8 +992,9 @@ fn zremrange(
         return Ok(Reply::Int(0));
     };
     let n = z.remove_range(a, b).len();
-    drop_if_empty(sh, key, now);
+    let deleted = drop_if_empty(sh, key, now);
     ctx.changed(n as u64);
+    notify_and_del(ctx, event, key, deleted);
     Ok(Reply::Int(n as i64))
 }
 
@@ -985,7 +1004,7 @@ fn zremrange(
 fn zremrangebyrank(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let start = int_arg(&argv[2])?;
     let end = int_arg(&argv[3])?;
-    zremrange(ctx, &argv[1], |z| {
+    zremrange(ctx, "zremrangebyrank", &argv[1], |z| {
         let llen = z.len() as i64;
         let mut s = if start < 0 { llen + start } else { start };
         let mut e = if end < 0 { llen + end } else { end };
@@ -1007,7 +1026,7 @@ fn zremrangebyrank(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 /// ```
 fn zremrangebyscore(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let r = ScoreRange::parse(&argv[2], &argv[3])?;
-    zremrange(ctx, &argv[1], |z| r.ranks(z))
+    zremrange(ctx, "zremrangebyscore", &argv[1], |z| r.ranks(z))
 }
 
 /// ```text
@@ -1015,7 +1034,7 @@ fn zremrangebyscore(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 /// ```
 fn zremrangebylex(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let r = LexRange::parse(&argv[2], &argv[3])?;
-    zremrange(ctx, &argv[1], |z| r.window(z, false))
+    zremrange(ctx, "zremrangebylex", &argv[1], |z| r.window(z, false))
 }
 
 // ---- pops -------------------------------------------------------------------
@@ -1042,8 +1061,11 @@ fn pop_from(
     } else {
         z.remove_range(0, n)
     };
-    drop_if_empty(sh, key, now);
+    let deleted = drop_if_empty(sh, key, now);
     ctx.changed(items.len() as u64);
+    if !items.is_empty() {
+        notify_and_del(ctx, if max { "zpopmax" } else { "zpopmin" }, key, deleted);
+    }
     Ok(items)
 }
 
@@ -1521,7 +1543,7 @@ fn setop_generic(
             for (m, s) in &result {
                 z.insert(m, *s, lim);
             }
-            store_result(ctx, dst, z)
+            store_result(ctx, dst, z, name)
         }
         None => Ok(items_reply(result, withscores, ctx.client.resp >= 3)),
     }

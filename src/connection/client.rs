@@ -48,6 +48,10 @@ pub struct ClientInfo {
     /// Set by CLIENT KILL / shutdown; the connection task closes.
     pub killed: AtomicBool,
     pub kill: Notify,
+    /// Channel / pattern / shard-channel subscription counts (CLIENT LIST).
+    pub sub: AtomicUsize,
+    pub psub: AtomicUsize,
+    pub ssub: AtomicUsize,
 }
 
 impl ClientInfo {
@@ -70,6 +74,9 @@ impl ClientInfo {
             user: Mutex::new("default".to_string()),
             killed: AtomicBool::new(false),
             kill: Notify::new(),
+            sub: AtomicUsize::new(0),
+            psub: AtomicUsize::new(0),
+            ssub: AtomicUsize::new(0),
         }
     }
 
@@ -106,6 +113,8 @@ pub struct Client {
     pub watch_flag: Option<Arc<AtomicBool>>,
     /// The WATCHed keys, as (db, key), to unregister them later.
     pub watched: Vec<(u32, Bytes)>,
+    /// Pub/Sub subscriptions and the outbound message queue.
+    pub pubsub: crate::server::pubsub::ClientSubs,
 }
 
 /// A transaction being queued.
@@ -134,6 +143,7 @@ impl Client {
             watched: Vec::new(),
             deny_blocking: false,
             blocking: Default::default(),
+            pubsub: Default::default(),
         }
     }
 

@@ -44,13 +44,27 @@ where
         if inbuf.capacity() - inbuf.len() < want / 2 {
             inbuf.reserve(want);
         }
-        let n = tokio::select! {
+        // ---- pub/sub: also wake for pushed messages while idle ----
+        let woke = tokio::select! {
             r = stream.read_buf(&mut inbuf) => match r {
-                Ok(n) => n,
+                Ok(n) => Wake::Read(n),
                 Err(_) => break,
             },
             _ = info.kill.notified() => break,
+            _ = outbox_ready(client.pubsub.outbox.as_deref()) => Wake::Outbox,
         };
+        let n = match woke {
+            Wake::Read(n) => n,
+            Wake::Outbox => {
+                if let Some(ob) = client.pubsub.outbox.clone() {
+                    if !flush_outbox(&srv, &mut stream, &ob).await {
+                        break;
+                    }
+                }
+                continue;
+            }
+        };
+        // ---- end pub/sub ----
         if n == 0 {
             break;
         }
@@ -93,6 +107,11 @@ where
                             Some(r) => reply = r,
                             None => break 'conn,
                         }
+                    }
+                    // Pub/sub: messages this command queued for its own
+                    // client (RESP3 PUBLISH to itself) precede its reply.
+                    if let Some(ob) = &client.pubsub.outbox {
+                        ob.drain_into(&mut out);
                     }
                     match client.reply_mode {
                         ReplyMode::On => encode(&reply, client.resp, &mut out),
@@ -147,7 +166,46 @@ where
     }
     let _ = stream.shutdown().await;
     crate::commands::transaction::discard_state(&srv, &mut client);
+    srv.pubsub.remove_client(&mut client.pubsub, client.id);
     srv.unregister_client(info.id);
+}
+
+/// What woke an idle connection.
+enum Wake {
+    Read(usize),
+    Outbox,
+}
+
+/// Resolves when a subscribed client's message queue has frames (never
+/// for a client without one).
+async fn outbox_ready(ob: Option<&crate::server::pubsub::Outbox>) {
+    match ob {
+        Some(o) => o.ready.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes a subscriber's queued messages; false when the connection must
+/// close (write error, or killed, e.g. for exceeding its output buffer
+/// limit while the peer does not read).
+async fn flush_outbox<S: AsyncWrite + Unpin>(
+    srv: &Server,
+    stream: &mut S,
+    ob: &crate::server::pubsub::Outbox,
+) -> bool {
+    while let Some(buf) = ob.take() {
+        let n = buf.len();
+        let ok = tokio::select! {
+            r = stream.write_all(&buf) => r.is_ok(),
+            _ = ob.info.kill.notified() => false,
+        };
+        if !ok || ob.info.killed.load(Ordering::Relaxed) {
+            return false;
+        }
+        srv.stats.hot.add(Stats::NET_OUTPUT, n as u64);
+        ob.written(n);
+    }
+    true
 }
 
 async fn write_out<S: AsyncWrite + Unpin>(

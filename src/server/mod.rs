@@ -5,6 +5,7 @@ pub mod eviction;
 pub mod listener;
 pub mod logging;
 pub mod memory;
+pub mod pubsub;
 pub mod stats;
 
 use std::net::SocketAddr;
@@ -47,6 +48,8 @@ pub struct Server {
     pub evictor: eviction::Evictor,
     /// Lua scripts by SHA1 (EVAL, SCRIPT LOAD).
     pub scripts: crate::scripting::ScriptCache,
+    /// Channel/pattern subscriptions (PUBLISH, keyspace notifications).
+    pub pubsub: pubsub::PubSub,
 }
 
 impl Server {
@@ -78,6 +81,7 @@ impl Server {
             memory: memory::MemoryMeter::default(),
             evictor: eviction::Evictor::default(),
             scripts: crate::scripting::ScriptCache::default(),
+            pubsub: Default::default(),
             config,
         })
     }
@@ -125,6 +129,13 @@ impl Server {
         let lfu = cfg.maxmemory_policy().is_lfu()
             || (0..self.keyspace.num_dbs().min(64)).any(|db| cfg.policy_of_db(db).is_lfu());
         crate::storage::access::set_tracking(lfu, cfg.lfu_log_factor(), cfg.lfu_decay_time());
+    }
+
+    /// Publishes a keyspace notification for `key` of database `db`
+    /// (enqueues only: safe while shard locks are held).
+    pub fn notify_keyspace(&self, db: usize, class: u32, event: &str, key: &[u8]) {
+        self.pubsub
+            .notify_keyspace(&self.config, db, class, event, key);
     }
 
     /// Starts a graceful shutdown.
@@ -261,6 +272,9 @@ async fn active_expire_task(srv: Arc<Server>) {
                 loop {
                     let now = crate::commands::dispatch::unix_ms();
                     let removed = shard.lock().expire_due(now, EXPIRE_BATCH);
+                    for key in &removed {
+                        srv.notify_keyspace(db, crate::config::notify::EXPIRED, "expired", key);
+                    }
                     if removed.len() < EXPIRE_BATCH {
                         break;
                     }

@@ -8,7 +8,7 @@
 //! the nearest deadline. Lookups expire lazily.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
@@ -66,6 +66,23 @@ pub struct Shard {
     /// them. Any change to a watched key (write, delete, expiry, eviction,
     /// flush) sets the flags, which makes those EXECs fail.
     watchers: hashbrown::HashMap<Box<[u8]>, Vec<Weak<AtomicBool>>>,
+    /// Keyspace events the storage layer itself causes (lazy `expired`,
+    /// `new` key, `keymiss`) since the last [`Shard::take_event_log`], as
+    /// (class, event, key); kept only for the classes in [`RECORD_EVENTS`].
+    /// The command holding this shard publishes them (storage knows nothing
+    /// of pub/sub).
+    event_log: Vec<(u32, &'static str, Bytes)>,
+}
+
+/// The `config::notify` classes (EXPIRED, NEW, KEY_MISS) the shards record
+/// in their event log (one server per process; dispatch keeps it in sync
+/// with `notify-keyspace-events`).
+pub static RECORD_EVENTS: AtomicU32 = AtomicU32::new(0);
+
+/// Is `class` being recorded?
+#[inline]
+fn recording(class: u32) -> bool {
+    RECORD_EVENTS.load(Ordering::Relaxed) & class != 0
 }
 
 impl Shard {
@@ -80,7 +97,18 @@ impl Shard {
             shard_bits,
             stats: ShardStats::default(),
             watchers: hashbrown::HashMap::new(),
+            event_log: Vec::new(),
         }
+    }
+
+    /// Are storage-level keyspace events waiting to be announced?
+    pub fn has_event_log(&self) -> bool {
+        !self.event_log.is_empty()
+    }
+
+    /// Takes the recorded (class, event, key) events since the last call.
+    pub fn take_event_log(&mut self) -> Vec<(u32, &'static str, Bytes)> {
+        std::mem::take(&mut self.event_log)
     }
 
     /// The key's hash prefix within this shard (its sort position).
@@ -217,6 +245,13 @@ impl Shard {
         let e = self.table.get(pos)?;
         if let Some(at) = e.expire() {
             if at <= now {
+                if recording(crate::config::notify::EXPIRED) {
+                    self.event_log.push((
+                        crate::config::notify::EXPIRED,
+                        "expired",
+                        Bytes::copy_from_slice(key),
+                    ));
+                }
                 self.remove_pos(pos);
                 self.stats.expired += 1;
                 return None;
@@ -246,6 +281,13 @@ impl Shard {
             }
             None => {
                 self.stats.misses += 1;
+                if recording(crate::config::notify::KEY_MISS) {
+                    self.event_log.push((
+                        crate::config::notify::KEY_MISS,
+                        "keymiss",
+                        Bytes::copy_from_slice(key),
+                    ));
+                }
                 None
             }
         }
@@ -400,6 +442,13 @@ impl Shard {
             }
             None => {
                 self.table.insert(e);
+                if recording(crate::config::notify::NEW) {
+                    self.event_log.push((
+                        crate::config::notify::NEW,
+                        "new",
+                        Bytes::copy_from_slice(key),
+                    ));
+                }
                 false
             }
         }
