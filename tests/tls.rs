@@ -472,10 +472,7 @@ async fn config_set_reloads_certificates_and_keeps_connections() {
     let r = old
         .cmd(&["CONFIG", "SET", "tls-cert-file", &p(b.path(), "server.crt")])
         .await;
-    assert!(
-        r.contains("Unable to update TLS configuration"),
-        "got {r}"
-    );
+    assert!(r.contains("Unable to update TLS configuration"), "got {r}");
     assert_eq!(
         old.cmd(&["CONFIG", "GET", "tls-cert-file"]).await,
         format!("[tls-cert-file,{}]", p(a.path(), "server.crt"))
@@ -495,12 +492,18 @@ async fn config_set_reloads_certificates_and_keeps_connections() {
         ])
         .await;
     assert_eq!(r, "+OK");
-    assert_eq!(old.cmd(&["INCR", "k"]).await, ":2", "old connection keeps going");
+    assert_eq!(
+        old.cmd(&["INCR", "k"]).await,
+        ":2",
+        "old connection keeps going"
+    );
     assert_eq!(c.cmd(&["GET", "k"]).await, "2");
     let mut nb = connect(srv.tls, b.path(), Opts::default()).await;
     assert_eq!(nb.cmd(&["GET", "k"]).await, "2");
     assert!(
-        try_connect(srv.tls, a.path(), Opts::default()).await.is_err(),
+        try_connect(srv.tls, a.path(), Opts::default())
+            .await
+            .is_err(),
         "the old CA no longer matches"
     );
 
@@ -544,10 +547,7 @@ async fn both_access_keys_and_requirepass_are_accepted() {
     assert_eq!(c.cmd(&["PING"]).await, "+PONG");
 
     let mut c2 = connect(srv.tls, certs.path(), Opts::default()).await;
-    assert_eq!(
-        c2.cmd(&["AUTH", "default", "secondary-key"]).await,
-        "+OK"
-    );
+    assert_eq!(c2.cmd(&["AUTH", "default", "secondary-key"]).await, "+OK");
     let mut c3 = connect(srv.tls, certs.path(), Opts::default()).await;
     let hello = c3
         .cmd(&["HELLO", "3", "AUTH", "default", "secondary-key"])
@@ -624,7 +624,12 @@ async fn azure_cache_profile() {
         );
     }
     // TLS 1.3 uses only the AES-GCM suites.
-    let suite = c.s.get_ref().get_ref().1.negotiated_cipher_suite().map(|s| s.suite());
+    let suite =
+        c.s.get_ref()
+            .get_ref()
+            .1
+            .negotiated_cipher_suite()
+            .map(|s| s.suite());
     assert!(
         matches!(
             suite,
@@ -639,7 +644,10 @@ async fn azure_cache_profile() {
 async fn redis_cli_over_tls() {
     let help = Command::new("redis-cli").arg("--help").output();
     let supports_tls = help
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains("--tls") || String::from_utf8_lossy(&o.stderr).contains("--tls"))
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout).contains("--tls")
+                || String::from_utf8_lossy(&o.stderr).contains("--tls")
+        })
         .unwrap_or(false);
     if !supports_tls {
         eprintln!("redis-cli with TLS not available; skipped");
@@ -656,5 +664,9 @@ async fn redis_cli_over_tls() {
         .args(["-a", "k+/1=", "--no-auth-warning", "PING"])
         .output()
         .expect("redis-cli");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "PONG", "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "PONG",
+        "{out:?}"
+    );
 }

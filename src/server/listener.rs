@@ -133,7 +133,9 @@ pub async fn accept_loop(srv: Arc<Server>, kind: Kind, listener: TcpListener) {
                     {
                         Ok(Ok(tls)) => serve_or_reject(srv2, tls, peer, local).await,
                         Ok(Err(e)) => {
-                            tracing::debug!("Error accepting a client connection: {e} (addr={peer})")
+                            tracing::debug!(
+                                "Error accepting a client connection: {e} (addr={peer})"
+                            )
                         }
                         Err(_) => tracing::debug!("TLS handshake timed out (addr={peer})"),
                     }

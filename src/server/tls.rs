@@ -280,7 +280,9 @@ pub fn build(cfg: &Config) -> Result<Arc<ServerConfig>, String> {
             match tok.to_ascii_lowercase().as_str() {
                 "tlsv1.2" => v12 = true,
                 "tlsv1.3" => v13 = true,
-                other => tracing::warn!("tls-protocols: {other} is not supported (never below TLSv1.2); ignored"),
+                other => tracing::warn!(
+                    "tls-protocols: {other} is not supported (never below TLSv1.2); ignored"
+                ),
             }
         }
         if !v12 && !v13 {
