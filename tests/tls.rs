@@ -611,6 +611,15 @@ async fn azure_cache_profile() {
     assert_eq!(key.len(), 44);
     let mut c = connect(srv.tls, certs.path(), Opts::default()).await;
     assert_eq!(c.cmd(&["PING"]).await, "-NOAUTH Authentication required.");
+    // Blocked commands look absent even before AUTH and with any arity.
+    assert_eq!(
+        c.cmd(&["CONFIG"]).await,
+        "-ERR unknown command 'CONFIG', with args beginning with:"
+    );
+    assert_eq!(
+        c.cmd(&["config", "nosuchsub"]).await,
+        "-ERR unknown command 'config', with args beginning with: 'nosuchsub'"
+    );
     assert_eq!(c.cmd(&["AUTH", &key]).await, "+OK");
     assert_eq!(c.cmd(&["SET", "k", "v"]).await, "+OK");
     for blocked in [&["CONFIG", "GET", "port"][..], &["DEBUG", "SLEEP", "0"][..]] {
