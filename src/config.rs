@@ -69,7 +69,8 @@
 //! * `metrics-port` — port of the metrics endpoint, 0 = off, immutable.
 //! * `log-format` — `text` or `json`, immutable.
 //! * `ephemeral-port` — `yes` listens on an OS-chosen port instead of
-//!   `port` and logs it (for test harnesses), immutable.
+//!   `port` and logs it (for test harnesses), immutable. It also replaces
+//!   a non-zero `tls-port`; a port of 0 stays off.
 //!
 //! # Accepted for compatibility, no effect yet
 //! These parameters are parsed, validated, stored, reported by CONFIG GET
@@ -79,12 +80,9 @@
 //! name here.
 //!
 //! <!-- no-effect-list -->
-//! `tls-port`, `tls-cert-file`, `tls-key-file`, `tls-key-file-pass`,
 //! `tls-client-cert-file`, `tls-client-key-file`, `tls-client-key-file-pass`,
-//! `tls-dh-params-file`, `tls-ca-cert-file`, `tls-ca-cert-dir`,
-//! `tls-auth-clients`, `tls-protocols`, `tls-ciphers`, `tls-ciphersuites`,
-//! `tls-prefer-server-ciphers`, `tls-replication`, `tls-cluster`,
-//! `tls-session-caching`, `tls-session-cache-size`,
+//! `tls-dh-params-file`,
+//! `tls-replication`, `tls-cluster`,
 //! `tls-session-cache-timeout`, `protected-mode`, `tcp-backlog`, `timeout`,
 //! `tcp-keepalive`, `unixsocket`, `unixsocketperm`, `daemonize`,
 //! `supervised`, `pidfile`, `syslog-enabled`, `syslog-ident`,
@@ -129,8 +127,7 @@
 //! `stream-node-max-bytes`, `stream-node-max-entries`,
 //! `client-output-buffer-limit`, `tracking-table-max-keys`,
 //! `shutdown-timeout`, `shutdown-on-sigint`, `shutdown-on-sigterm`,
-//! `metrics-port`, `primary-access-key`, `secondary-access-key`,
-//! `disabled-commands`.
+//! `metrics-port`.
 //! <!-- /no-effect-list -->
 //!
 //! # Differences from Redis, on purpose
@@ -147,6 +144,10 @@
 //! * Values must be valid UTF-8.
 //! * `tls-protocols` is checked when set (Redis checks it when the TLS
 //!   context is built).
+//! * TLS is rustls, not OpenSSL: only TLSv1.2 and TLSv1.3 are ever
+//!   negotiated, encrypted keys (`tls-key-file-pass`) are refused, and
+//!   changing `tls-port` with CONFIG SET takes effect at the next start
+//!   (see `server::tls`).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
@@ -872,30 +873,30 @@ params! {
     unixsocket "unixsocket" = nullable().immutable().no_effect() => Option<String>;
     unixsocketperm "unixsocketperm" =
         num(0, 0o777, true, Unit::Octal, "0").immutable().no_effect() => u32;
-    tls_port "tls-port" = int(0, 65535, "0").no_effect() => u16;
-    tls_cert_file "tls-cert-file" = nullable().volatile().no_effect() => Option<String>;
-    tls_key_file "tls-key-file" = nullable().volatile().no_effect() => Option<String>;
-    tls_key_file_pass "tls-key-file-pass" = nullable().no_effect() => Option<String>;
+    tls_port "tls-port" = int(0, 65535, "0") => u16;
+    tls_cert_file "tls-cert-file" = nullable().volatile() => Option<String>;
+    tls_key_file "tls-key-file" = nullable().volatile() => Option<String>;
+    tls_key_file_pass "tls-key-file-pass" = nullable() => Option<String>;
     tls_client_cert_file "tls-client-cert-file" =
         nullable().volatile().no_effect() => Option<String>;
     tls_client_key_file "tls-client-key-file" =
         nullable().volatile().no_effect() => Option<String>;
     tls_client_key_file_pass "tls-client-key-file-pass" = nullable().no_effect() => Option<String>;
     tls_dh_params_file "tls-dh-params-file" = nullable().volatile().no_effect() => Option<String>;
-    tls_ca_cert_file "tls-ca-cert-file" = nullable().volatile().no_effect() => Option<String>;
-    tls_ca_cert_dir "tls-ca-cert-dir" = nullable().volatile().no_effect() => Option<String>;
+    tls_ca_cert_file "tls-ca-cert-file" = nullable().volatile() => Option<String>;
+    tls_ca_cert_dir "tls-ca-cert-dir" = nullable().volatile() => Option<String>;
     tls_auth_clients "tls-auth-clients" =
-        enumeration(TLS_AUTH_CLIENTS, "yes").no_effect() => TlsAuthClients;
+        enumeration(TLS_AUTH_CLIENTS, "yes") => TlsAuthClients;
     tls_protocols "tls-protocols" =
-        nullable().check(check_tls_protocols).no_effect() => Option<String>;
-    tls_ciphers "tls-ciphers" = nullable().no_effect() => Option<String>;
-    tls_ciphersuites "tls-ciphersuites" = nullable().no_effect() => Option<String>;
-    tls_prefer_server_ciphers "tls-prefer-server-ciphers" = boolean("no").no_effect() => bool;
+        nullable().check(check_tls_protocols) => Option<String>;
+    tls_ciphers "tls-ciphers" = nullable() => Option<String>;
+    tls_ciphersuites "tls-ciphersuites" = nullable() => Option<String>;
+    tls_prefer_server_ciphers "tls-prefer-server-ciphers" = boolean("no") => bool;
     tls_replication "tls-replication" = boolean("no").no_effect() => bool;
     tls_cluster "tls-cluster" = boolean("no").no_effect() => bool;
-    tls_session_caching "tls-session-caching" = boolean("yes").no_effect() => bool;
+    tls_session_caching "tls-session-caching" = boolean("yes") => bool;
     tls_session_cache_size "tls-session-cache-size" =
-        int(0, INT_MAX, "20480").no_effect() => u64;
+        int(0, INT_MAX, "20480") => u64;
     tls_session_cache_timeout "tls-session-cache-timeout" =
         int(0, INT_MAX, "300").no_effect() => u64;
 
@@ -1106,11 +1107,11 @@ params! {
     // ---- Cinnabar-only ----------------------------------------------------
     shards "shards" = int(1, 1024, "16").check(check_shards).immutable().cinnabar() => usize, "Cinnabar-only: shards per database, a power of two.";
     disabled_commands "disabled-commands" =
-        special(Special::Words, "").immutable().cinnabar().no_effect();
+        special(Special::Words, "").immutable().cinnabar();
     primary_access_key "primary-access-key" =
-        nullable().sensitive().cinnabar().no_effect() => Option<String>, "Cinnabar-only; sensitive.";
+        nullable().sensitive().cinnabar() => Option<String>, "Cinnabar-only; sensitive.";
     secondary_access_key "secondary-access-key" =
-        nullable().sensitive().cinnabar().no_effect() => Option<String>, "Cinnabar-only; sensitive.";
+        nullable().sensitive().cinnabar() => Option<String>, "Cinnabar-only; sensitive.";
     profile "profile" = string("").immutable().cinnabar() => String, "Cinnabar-only, informational: the configuration profile's name.";
     metrics_port "metrics-port" = int(0, 65535, "0").immutable().cinnabar().no_effect() => u16, "Cinnabar-only: port of the metrics endpoint; 0 = off.";
     log_format "log-format" = enumeration(LOG_FORMAT, "text").immutable().cinnabar() => LogFormat, "Cinnabar-only.";
@@ -2467,11 +2468,19 @@ pub struct Cli {
     pub overrides: Vec<Override>,
 }
 
-/// Maintenance subcommands (`cinnabar <subcommand> …`). None exist yet;
-/// add variants here (e.g. `DevCert { out: PathBuf }`) and they are
-/// dispatched before any Redis-style option parsing.
+/// Maintenance subcommands (`cinnabar <subcommand> …`), dispatched before
+/// any Redis-style option parsing.
 #[derive(Debug, Clone, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Create a development CA and a TLS certificate for localhost
+    /// (ca.crt, ca.key, server.crt, server.key, client.crt, client.key) and
+    /// print how to start the server and connect with TLS.
+    DevCert {
+        /// Directory to write the files to (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
 
 /// One Redis-style command-line override: `--name arg…`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -24,6 +24,7 @@
 pub mod commands;
 pub mod config;
 pub mod connection;
+pub mod devcert;
 pub mod protocol;
 pub mod scripting;
 pub mod server;

@@ -19,6 +19,16 @@ fn main() {
             std::process::exit(1);
         }
     };
+    if let Some(cinnabar::config::Command::DevCert { out }) = &cli.command {
+        match cinnabar::devcert::generate(out) {
+            Ok(d) => print!("{}", cinnabar::devcert::instructions(&d)),
+            Err(e) => {
+                eprintln!("cinnabar dev-cert: {e}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     if cli.help {
         print!("{}", cinnabar::config::Cli::help_text());
         return;

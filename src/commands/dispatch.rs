@@ -46,7 +46,7 @@ pub fn execute(srv: &Server, client: &mut Client, argv: &[Bytes]) -> Reply {
                 CmdError::unknown_command(name, argv.get(1..).unwrap_or(&[])),
             );
         }
-        Lookup::UnknownSub(parent) => {
+        Lookup::UnknownSub(parent) if !srv.is_disabled(parent) => {
             let sub = argv.get(1).map(|b| &b[..]).unwrap_or(b"");
             return reject(
                 srv,
@@ -55,7 +55,19 @@ pub fn execute(srv: &Server, client: &mut Client, argv: &[Bytes]) -> Reply {
                 CmdError::unknown_subcommand(parent.spec.name, sub),
             );
         }
+        Lookup::UnknownSub(parent) => parent,
     };
+    // A disabled command looks exactly like one that does not exist (before
+    // arity and authentication, as Redis checks unknown commands).
+    if srv.is_disabled(entry) {
+        let name = argv.first().map(|b| &b[..]).unwrap_or(b"");
+        return reject(
+            srv,
+            client,
+            None,
+            CmdError::unknown_command(name, argv.get(1..).unwrap_or(&[])),
+        );
+    }
     if !entry.spec.arity_ok(argv.len()) {
         return reject(srv, client, Some(entry), CmdError::arity(&entry.full_name));
     }
@@ -71,14 +83,6 @@ pub fn execute(srv: &Server, client: &mut Client, argv: &[Bytes]) -> Reply {
             client,
             Some(entry),
             crate::commands::pubsub::subscribed_mode_error(&entry.full_name),
-        );
-    }
-    if srv.is_disabled(entry) {
-        return reject(
-            srv,
-            client,
-            Some(entry),
-            CmdError::unknown_command(argv.first().map(|b| &b[..]).unwrap_or(b""), &argv[1..]),
         );
     }
     if crate::scripting::busy() && !entry.spec.flags.contains(CmdFlags::ALLOW_BUSY) {

@@ -499,8 +499,7 @@ fn config_set(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         .chunks(2)
         .map(|c| (&c[0][..], &c[1][..]))
         .collect();
-    ctx.srv.config.set(&pairs).map_err(CmdError::new)?;
-    ctx.srv.sync_access_tracking();
+    ctx.srv.config_set(&pairs).map_err(CmdError::new)?;
     Ok(Reply::OK)
 }
 

@@ -1,25 +1,60 @@
-//! TCP listeners and the accept loop (maxclients is enforced here).
+//! TCP listeners and the accept loops (maxclients is enforced here): plain
+//! connections on `port`, TLS connections on `tls-port`.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::server::Server;
 
-/// Binds every address of `bind` on `port` (or an OS-chosen port when the
-/// Cinnabar-only `ephemeral-port` is on). Logs each bound address as
-/// `Ready to accept connections tcp on ADDR`, which test harnesses read.
-pub async fn bind_all(srv: &Arc<Server>) -> std::io::Result<Vec<TcpListener>> {
-    let cfg = &srv.config;
-    let port = if cfg.ephemeral_port() { 0 } else { cfg.port() };
-    if port == 0 && !cfg.ephemeral_port() {
-        return Ok(Vec::new());
+/// How long a TLS client may take to finish its handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a listener accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Plain RESP on `port`.
+    Tcp,
+    /// RESP inside TLS on `tls-port`.
+    Tls,
+}
+
+impl Kind {
+    fn label(self) -> &'static str {
+        match self {
+            Kind::Tcp => "tcp",
+            Kind::Tls => "tls",
+        }
     }
+}
+
+/// Binds every address of `bind` on `port` (plain) and on `tls-port` (TLS).
+/// A port of 0 turns that listener off; the Cinnabar-only `ephemeral-port`
+/// replaces every non-zero port with an OS-chosen one. Logs each bound
+/// address as `Ready to accept connections tcp on ADDR` (or `tls on ADDR`),
+/// which test harnesses read.
+pub async fn bind_all(srv: &Arc<Server>) -> std::io::Result<Vec<(Kind, TcpListener)>> {
+    let cfg = &srv.config;
     let mut out = Vec::new();
-    let mut binds = cfg.bind();
+    for (kind, port) in [(Kind::Tcp, cfg.port()), (Kind::Tls, cfg.tls_port())] {
+        if port == 0 {
+            continue;
+        }
+        let port = if cfg.ephemeral_port() { 0 } else { port };
+        for l in bind_port(srv, kind, port).await? {
+            out.push((kind, l));
+        }
+    }
+    Ok(out)
+}
+
+async fn bind_port(srv: &Arc<Server>, kind: Kind, port: u16) -> std::io::Result<Vec<TcpListener>> {
+    let mut out = Vec::new();
+    let mut binds = srv.config.bind();
     if binds.is_empty() {
         binds = vec!["0.0.0.0".to_string()];
     }
@@ -46,18 +81,21 @@ pub async fn bind_all(srv: &Arc<Server>) -> std::io::Result<Vec<TcpListener>> {
         match TcpListener::bind(addr).await {
             Ok(l) => {
                 let local = l.local_addr()?;
-                tracing::info!("Ready to accept connections tcp on {local}");
-                srv.bound.lock().push(local);
+                tracing::info!("Ready to accept connections {} on {local}", kind.label());
+                if kind == Kind::Tcp {
+                    srv.bound.lock().push(local);
+                }
                 out.push(l);
             }
             Err(e) if optional => {
                 tracing::warn!("could not bind optional address {addr}: {e}");
             }
             Err(e) => {
+                let what = if kind == Kind::Tls { "TLS " } else { "" };
                 return Err(std::io::Error::new(
                     e.kind(),
-                    format!("could not create server TCP listening socket {addr}: {e}"),
-                ))
+                    format!("could not create server {what}TCP listening socket {addr}: {e}"),
+                ));
             }
         }
     }
@@ -65,39 +103,69 @@ pub async fn bind_all(srv: &Arc<Server>) -> std::io::Result<Vec<TcpListener>> {
 }
 
 /// Accepts connections until shutdown.
-pub async fn accept_loop(srv: Arc<Server>, listener: TcpListener) {
+pub async fn accept_loop(srv: Arc<Server>, kind: Kind, listener: TcpListener) {
     let mut rx = srv.shutdown_receiver();
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
             _ = rx.changed() => return,
         };
-        let (mut stream, peer) = match accepted {
+        let (stream, peer) = match accepted {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             }
         };
         let _ = stream.set_nodelay(true);
-        if srv.clients.len() as u64 >= srv.config.maxclients() {
-            srv.stats
-                .rejected_connections
-                .fetch_add(1, Ordering::Relaxed);
-            tokio::spawn(async move {
-                let _ = stream
-                    .write_all(b"-ERR max number of clients reached\r\n")
-                    .await;
-                let _ = stream.shutdown().await;
-            });
-            continue;
-        }
-        let local = stream.local_addr().unwrap_or(peer);
-        let info = srv.register_client(peer, local);
         let srv2 = srv.clone();
-        tokio::spawn(async move {
-            crate::connection::serve(srv2, stream, info).await;
-        });
+        match kind {
+            Kind::Tcp => start_client(srv2, stream, peer),
+            Kind::Tls => {
+                let Some(tls_cfg) = srv.tls.current() else {
+                    continue;
+                };
+                tokio::spawn(async move {
+                    let local = stream.local_addr().unwrap_or(peer);
+                    let acceptor = tokio_rustls::TlsAcceptor::from(tls_cfg);
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(tls)) => serve_or_reject(srv2, tls, peer, local).await,
+                        Ok(Err(e)) => {
+                            tracing::debug!(
+                                "Error accepting a client connection: {e} (addr={peer})"
+                            )
+                        }
+                        Err(_) => tracing::debug!("TLS handshake timed out (addr={peer})"),
+                    }
+                });
+            }
+        }
     }
+}
+
+/// Serves a plain connection in its own task.
+fn start_client(srv: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
+    let local = stream.local_addr().unwrap_or(peer);
+    tokio::spawn(serve_or_reject(srv, stream, peer, local));
+}
+
+/// Refuses the client when `maxclients` is reached, else serves it.
+async fn serve_or_reject<S>(srv: Arc<Server>, mut stream: S, peer: SocketAddr, local: SocketAddr)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    if srv.clients.len() as u64 >= srv.config.maxclients() {
+        srv.stats
+            .rejected_connections
+            .fetch_add(1, Ordering::Relaxed);
+        let _ = stream
+            .write_all(b"-ERR max number of clients reached\r\n")
+            .await;
+        let _ = stream.shutdown().await;
+        return;
+    }
+    let info = srv.register_client(peer, local);
+    crate::connection::serve(srv, stream, info).await;
 }

@@ -7,6 +7,7 @@ pub mod logging;
 pub mod memory;
 pub mod pubsub;
 pub mod stats;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -50,6 +51,11 @@ pub struct Server {
     pub scripts: crate::scripting::ScriptCache,
     /// Channel/pattern subscriptions (PUBLISH, keyspace notifications).
     pub pubsub: pubsub::PubSub,
+    /// The TLS server config of `tls-port` (swapped on CONFIG SET tls-*).
+    pub tls: tls::TlsState,
+    /// Per command-table id: refused by `disabled-commands` (immutable, so
+    /// computed once; dispatch checks one bool).
+    disabled: Vec<bool>,
 }
 
 impl Server {
@@ -82,30 +88,98 @@ impl Server {
             evictor: eviction::Evictor::default(),
             scripts: crate::scripting::ScriptCache::default(),
             pubsub: Default::default(),
+            tls: tls::TlsState::default(),
+            disabled: disabled_table(&config),
             config,
         })
     }
 
-    /// Does a new connection start unauthenticated?
+    /// Does a new connection start unauthenticated? Yes when `requirepass`
+    /// or either access key is set.
     pub fn auth_required(&self) -> bool {
-        self.config.requirepass().is_some_and(|p| !p.is_empty())
+        self.passwords().next().is_some()
     }
 
-    /// Checks a password against requirepass.
+    /// The passwords the default user accepts: `requirepass` and the
+    /// Cinnabar-only `primary-access-key` / `secondary-access-key` (two keys
+    /// valid at once, so one can be rotated while clients use the other, as
+    /// Azure's caches do). Empty values are not passwords.
+    fn passwords(&self) -> impl Iterator<Item = String> {
+        let c = &self.config;
+        [
+            c.requirepass(),
+            c.primary_access_key(),
+            c.secondary_access_key(),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|p| !p.is_empty())
+    }
+
+    /// Checks a password against requirepass and the access keys (in
+    /// constant time per candidate, so timing does not reveal prefixes).
     pub fn check_password(&self, user: &[u8], pass: &[u8]) -> bool {
         if user != b"default" {
             return false;
         }
-        match self.config.requirepass() {
-            Some(p) if !p.is_empty() => p.as_bytes() == pass,
-            // no password configured: AUTH fails as in Redis
-            _ => false,
+        // No password configured: AUTH fails as in Redis.
+        let mut ok = false;
+        for p in self.passwords() {
+            ok |= constant_time_eq(p.as_bytes(), pass);
         }
+        ok
     }
 
     /// Is this command switched off by `disabled-commands`?
-    pub fn is_disabled(&self, _entry: &CommandEntry) -> bool {
-        false
+    pub fn is_disabled(&self, entry: &CommandEntry) -> bool {
+        self.disabled.get(entry.id).copied().unwrap_or(false)
+    }
+
+    /// CONFIG SET with the side effects that need the server: the TLS
+    /// configuration is rebuilt when a `tls-*` parameter changed (setting
+    /// `tls-cert-file` to the same path reloads the files). If the rebuild
+    /// fails the parameters are restored and the old TLS config stays in
+    /// use, and the error is Redis's.
+    pub fn config_set(&self, pairs: &[(&[u8], &[u8])]) -> Result<(), String> {
+        let tls_before: Vec<(&str, String)> = if self.tls.active() {
+            tls::RELOAD_PARAMS
+                .iter()
+                .map(|n| (*n, self.config_value(n)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let changed = self.config.set(pairs)?;
+        if !tls_before.is_empty() {
+            if let Some(name) = changed.iter().find(|n| tls::RELOAD_PARAMS.contains(n)) {
+                if let Err(e) = self.tls.reload(&self.config) {
+                    tracing::warn!("{e}");
+                    let undo: Vec<(&[u8], &[u8])> = tls_before
+                        .iter()
+                        .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
+                        .collect();
+                    if let Err(e2) = self.config.set(&undo) {
+                        tracing::warn!("could not restore the TLS parameters: {e2}");
+                    }
+                    return Err(format!(
+                        "ERR CONFIG SET failed (possibly related to argument '{name}') - \
+                         Unable to update TLS configuration. Check server logs."
+                    ));
+                }
+            }
+        }
+        self.sync_access_tracking();
+        Ok(())
+    }
+
+    /// A parameter's current value as CONFIG GET prints it.
+    fn config_value(&self, name: &str) -> String {
+        self.config
+            .get_many(&[name.as_bytes()])
+            .into_iter()
+            .next()
+            .map(|(_, v)| v)
+            .unwrap_or_default()
     }
 
     pub fn register_client(&self, addr: SocketAddr, laddr: SocketAddr) -> Arc<ClientInfo> {
@@ -161,9 +235,18 @@ pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
     }
     let srv = Server::new(config);
     srv.sync_access_tracking();
+    if srv.config.tls_port() != 0 {
+        let cfg = tls::build(&srv.config)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        srv.tls.install(cfg);
+    }
+    generate_access_keys(&srv);
     let listeners = listener::bind_all(&srv).await?;
-    for l in listeners {
-        tokio::spawn(listener::accept_loop(srv.clone(), l));
+    if listeners.is_empty() {
+        tracing::warn!("port and tls-port are both 0: no client can connect");
+    }
+    for (kind, l) in listeners {
+        tokio::spawn(listener::accept_loop(srv.clone(), kind, l));
     }
     tokio::spawn(active_expire_task(srv.clone()));
     tokio::spawn(eviction_task(srv.clone()));
@@ -188,6 +271,61 @@ pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
     }
     tracing::info!("Cinnabar is now ready to exit, bye bye...");
     Ok(())
+}
+
+/// Compares two byte strings in time independent of where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Marks the command-table entries named by `disabled-commands` (a name
+/// disables the command and all its subcommands; `config|set` disables one
+/// subcommand).
+fn disabled_table(config: &Config) -> Vec<bool> {
+    let names: Vec<String> = config
+        .disabled_commands()
+        .into_iter()
+        .map(|n| n.to_ascii_lowercase())
+        .collect();
+    let t = crate::commands::table::table();
+    let len = t.all().map(|e| e.id + 1).max().unwrap_or(0);
+    let mut out = vec![false; len];
+    if names.is_empty() {
+        return out;
+    }
+    for e in t.all() {
+        let parent = e.full_name.split('|').next().unwrap_or("");
+        if names.iter().any(|n| *n == e.full_name || n == parent) {
+            out[e.id] = true;
+        }
+    }
+    out
+}
+
+/// Azure profiles (`profile` starting with `azure`) without any password
+/// get two fresh access keys, logged once, so the server never runs open
+/// the way an Azure cache never does.
+fn generate_access_keys(srv: &Server) {
+    let cfg = &srv.config;
+    if !cfg.profile().starts_with("azure") || srv.auth_required() {
+        return;
+    }
+    let k1 = crate::devcert::random_access_key();
+    let k2 = crate::devcert::random_access_key();
+    let pairs: [(&[u8], &[u8]); 2] = [
+        (b"primary-access-key", k1.as_bytes()),
+        (b"secondary-access-key", k2.as_bytes()),
+    ];
+    match cfg.set(&pairs) {
+        Ok(_) => tracing::warn!(
+            "No access keys configured: generated primary-access-key {k1} and \
+             secondary-access-key {k2} (set them in the configuration to keep them across restarts)"
+        ),
+        Err(e) => tracing::warn!("could not set generated access keys: {e}"),
+    }
 }
 
 async fn signal_shutdown() {
