@@ -223,8 +223,34 @@ type Outcome = std::thread::Result<crate::protocol::CmdResult>;
 fn invoke(ctx: &mut Ctx<'_>, entry: &CommandEntry, argv: &[Bytes]) -> (Outcome, u64) {
     let start = Instant::now();
     let handler = entry.spec.handler;
+    let dirty_before = ctx.dirty;
     let result = catch_unwind(AssertUnwindSafe(|| handler(ctx, argv)));
+    if ctx.dirty > dirty_before && ctx.srv.blocking.blocked_clients() > 0 {
+        signal_written_keys(ctx, entry, argv);
+    }
     (result, start.elapsed().as_micros() as u64)
+}
+
+/// A write that changed keys others block on wakes them (as Redis's
+/// signalKeyAsReady on overwrite/delete): a woken command re-checks its key,
+/// so XREADGROUP learns that its stream was deleted or replaced.
+fn signal_written_keys(ctx: &mut Ctx<'_>, entry: &CommandEntry, argv: &[Bytes]) {
+    if !entry.spec.flags.contains(CmdFlags::WRITE) {
+        return;
+    }
+    match entry.spec.lock {
+        LockScope::Db | LockScope::All => {
+            let db = ctx.client.db as u32;
+            ctx.signal_blocked_keys_of_db(db);
+        }
+        _ => {
+            for i in entry.spec.key_positions(argv) {
+                if let Some(k) = argv.get(i) {
+                    ctx.signal_ready(k);
+                }
+            }
+        }
+    }
 }
 
 /// Turns a handler outcome into the reply, counting errors; a panic is

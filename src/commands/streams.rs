@@ -716,6 +716,20 @@ fn xread_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], group_mode: bool) -> CmdResu
             Err(e) => return Err(e),
         };
         if let Some((g, _)) = group {
+            if serving {
+                // A blocked XREADGROUP woken by its stream's deletion or
+                // replacement, or by its group's destruction.
+                let Some(s) = s else {
+                    return Err(CmdError::from_static(
+                        "UNBLOCKED the stream key no longer exists",
+                    ));
+                };
+                if !s.groups.contains_key(&g[..]) {
+                    return Err(CmdError::from_static(
+                        "NOGROUP the consumer group this client was blocked on no longer exists",
+                    ));
+                }
+            }
             if s.is_none_or(|s| !s.groups.contains_key(&g[..])) {
                 return Err(CmdError::new(format!(
                     "NOGROUP No such key '{}' or consumer group '{}' in XREADGROUP with GROUP option",
