@@ -243,6 +243,22 @@ impl BlockRegistry {
         }
     }
 
+    /// Is a client blocked on `key` of `db` running command `name` (e.g.
+    /// XREADGROUP, which must hear of its stream's deletion)?
+    pub fn has_waiter_running(&self, db: u32, key: &[u8], name: &str) -> bool {
+        let reg = self.inner.lock();
+        reg.by_key
+            .get(&(db, Bytes::copy_from_slice(key)))
+            .is_some_and(|q| {
+                q.values().any(|w| {
+                    w.argv
+                        .lock()
+                        .first()
+                        .is_some_and(|a| a.eq_ignore_ascii_case(name.as_bytes()))
+                })
+            })
+    }
+
     /// The waiters of one key, oldest first.
     fn waiters_of(&self, db: u32, key: &Bytes) -> Vec<Arc<Waiter>> {
         let reg = self.inner.lock();

@@ -231,9 +231,10 @@ fn invoke(ctx: &mut Ctx<'_>, entry: &CommandEntry, argv: &[Bytes]) -> (Outcome, 
     (result, start.elapsed().as_micros() as u64)
 }
 
-/// A write that changed keys others block on wakes them (as Redis's
-/// signalKeyAsReady on overwrite/delete): a woken command re-checks its key,
-/// so XREADGROUP learns that its stream was deleted or replaced.
+/// A write that changed a key an XREADGROUP blocks on wakes it (Redis
+/// signals a stream key ready when it is overwritten or deleted): the
+/// re-run learns that its stream was deleted or replaced. FLUSHDB/FLUSHALL
+/// wake every waiter of the database (re-runs find their keys missing).
 fn signal_written_keys(ctx: &mut Ctx<'_>, entry: &CommandEntry, argv: &[Bytes]) {
     if !entry.spec.flags.contains(CmdFlags::WRITE) {
         return;
@@ -244,9 +245,12 @@ fn signal_written_keys(ctx: &mut Ctx<'_>, entry: &CommandEntry, argv: &[Bytes]) 
             ctx.signal_blocked_keys_of_db(db);
         }
         _ => {
+            let db = ctx.client.db as u32;
             for i in entry.spec.key_positions(argv) {
                 if let Some(k) = argv.get(i) {
-                    ctx.signal_ready(k);
+                    if ctx.srv.blocking.has_waiter_running(db, k, "xreadgroup") {
+                        ctx.signal_ready(k);
+                    }
                 }
             }
         }

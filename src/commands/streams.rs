@@ -361,7 +361,8 @@ fn xadd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         Some((id, false)) => {
             if id.ms == last.ms {
                 if last.seq == u64::MAX {
-                    return Err(ID_TOO_SMALL);
+                    // Redis reports this overflow with the generic text.
+                    return Err(CmdError::err("Elements are too large to be stored"));
                 }
                 StreamId::new(id.ms, last.seq + 1)
             } else {
@@ -1448,7 +1449,7 @@ fn xgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 }
 
 fn xgroup_help(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
-    Ok(crate::commands::connection::help_reply(
+    Ok(help_reply(
         "XGROUP",
         &[
             "CREATE <key> <groupname> <id|$> [option]",
@@ -1472,7 +1473,7 @@ fn xgroup_help(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
 // ---- XINFO -----------------------------------------------------------------------
 
 fn xinfo_help(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
-    Ok(crate::commands::connection::help_reply(
+    Ok(help_reply(
         "XINFO",
         &[
             "CONSUMERS <key> <groupname>",
@@ -1483,6 +1484,17 @@ fn xinfo_help(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
             "    Show information about the stream.",
         ],
     ))
+}
+
+/// Redis's addReplyHelp layout.
+fn help_reply(cmd: &str, lines: &[&str]) -> Reply {
+    let mut v = vec![Reply::StatusOwned(format!(
+        "{cmd} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
+    ))];
+    v.extend(lines.iter().map(|l| Reply::StatusOwned(l.to_string())));
+    v.push(Reply::Status("HELP"));
+    v.push(Reply::Status("    Prints this help."));
+    Reply::Array(v)
 }
 
 fn bulk(s: &'static str) -> Reply {
