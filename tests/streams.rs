@@ -39,8 +39,18 @@ async fn xadd_ids_and_errors() {
     q(&mut c, "XADD z 0-* a 1", "$3\r\n0-1\r\n").await;
     q(&mut c, "XADD s 1-x a 1", INVALID_ID).await;
     q(&mut c, "XADD s - a 1", INVALID_ID).await;
-    q(&mut c, "XADD s 99-1 a", "-ERR wrong number of arguments for 'xadd' command\r\n").await;
-    q(&mut c, "XADD s NOMKSTREAM", "-ERR wrong number of arguments for 'xadd' command\r\n").await;
+    q(
+        &mut c,
+        "XADD s 99-1 a",
+        "-ERR wrong number of arguments for 'xadd' command\r\n",
+    )
+    .await;
+    q(
+        &mut c,
+        "XADD s NOMKSTREAM",
+        "-ERR wrong number of arguments for 'xadd' command\r\n",
+    )
+    .await;
     q(&mut c, "XADD nokey NOMKSTREAM * a 1", "$-1\r\n").await;
     q(&mut c, "EXISTS nokey", ":0\r\n").await;
     q(&mut c, "XLEN s", ":4\r\n").await;
@@ -83,14 +93,29 @@ async fn ranges_and_counts() {
     let srv = TestServer::start();
     let mut c = srv.raw().await;
     for i in 1..=5 {
-        q(&mut c, &format!("XADD s {i}-0 f {i}"), &format!("$3\r\n{i}-0\r\n")).await;
+        q(
+            &mut c,
+            &format!("XADD s {i}-0 f {i}"),
+            &format!("$3\r\n{i}-0\r\n"),
+        )
+        .await;
     }
     let e = |i: u32| format!("*2\r\n$3\r\n{i}-0\r\n*2\r\n$1\r\nf\r\n$1\r\n{i}\r\n");
     q(&mut c, "XRANGE s 2 3", &format!("*2\r\n{}{}", e(2), e(3))).await;
     q(&mut c, "XRANGE s (2 (4-0", &format!("*1\r\n{}", e(3))).await;
-    q(&mut c, "XRANGE s - + COUNT 2", &format!("*2\r\n{}{}", e(1), e(2))).await;
+    q(
+        &mut c,
+        "XRANGE s - + COUNT 2",
+        &format!("*2\r\n{}{}", e(1), e(2)),
+    )
+    .await;
     q(&mut c, "XRANGE s - + COUNT 0", "*-1\r\n").await;
-    q(&mut c, "XREVRANGE s + - COUNT 2", &format!("*2\r\n{}{}", e(5), e(4))).await;
+    q(
+        &mut c,
+        "XREVRANGE s + - COUNT 2",
+        &format!("*2\r\n{}{}", e(5), e(4)),
+    )
+    .await;
     q(&mut c, "XREVRANGE s (5-0 (3", &format!("*1\r\n{}", e(4))).await;
     q(&mut c, "XRANGE s 4 2", "*0\r\n").await;
     q(&mut c, "XRANGE nokey - +", "*0\r\n").await;
@@ -101,7 +126,12 @@ async fn ranges_and_counts() {
         "-ERR invalid start ID for the interval\r\n",
     )
     .await;
-    q(&mut c, "XRANGE s - (0-0", "-ERR invalid end ID for the interval\r\n").await;
+    q(
+        &mut c,
+        "XRANGE s - (0-0",
+        "-ERR invalid end ID for the interval\r\n",
+    )
+    .await;
     q(&mut c, "XRANGE s - + FOO 1", "-ERR syntax error\r\n").await;
     q(&mut c, "XDEL s 3-0 3-0 9-0", ":1\r\n").await;
     q(&mut c, "XRANGE s 2 4", &format!("*2\r\n{}{}", e(2), e(4))).await;
@@ -114,7 +144,12 @@ async fn trimming_exact_and_approximate() {
     let srv = TestServer::start();
     let mut c = srv.raw().await;
     for i in 1..=250 {
-        q(&mut c, &format!("XADD s {i}-0 f v"), &format!("${}\r\n{i}-0\r\n", format!("{i}-0").len())).await;
+        q(
+            &mut c,
+            &format!("XADD s {i}-0 f v"),
+            &format!("${}\r\n{i}-0\r\n", format!("{i}-0").len()),
+        )
+        .await;
     }
     // Approximate trims whole blocks (100 entries each) only.
     q(&mut c, "XTRIM s MAXLEN ~ 200", ":0\r\n").await;
@@ -136,9 +171,24 @@ async fn trimming_exact_and_approximate() {
         "-ERR syntax error, MAXLEN and MINID options at the same time are not compatible\r\n",
     )
     .await;
-    q(&mut c, "XTRIM s MAXLEN -1", "-ERR The MAXLEN argument must be >= 0.\r\n").await;
-    q(&mut c, "XTRIM s LIMIT 1", "-ERR syntax error, LIMIT cannot be used without specifying a trimming strategy\r\n").await;
-    q(&mut c, "XTRIM s", "-ERR wrong number of arguments for 'xtrim' command\r\n").await;
+    q(
+        &mut c,
+        "XTRIM s MAXLEN -1",
+        "-ERR The MAXLEN argument must be >= 0.\r\n",
+    )
+    .await;
+    q(
+        &mut c,
+        "XTRIM s LIMIT 1",
+        "-ERR syntax error, LIMIT cannot be used without specifying a trimming strategy\r\n",
+    )
+    .await;
+    q(
+        &mut c,
+        "XTRIM s",
+        "-ERR wrong number of arguments for 'xtrim' command\r\n",
+    )
+    .await;
     q(&mut c, "XADD s MAXLEN 2 300-0 f v", "$5\r\n300-0\r\n").await;
     q(&mut c, "XLEN s", ":2\r\n").await;
     q(&mut c, "XADD s MINID = 300 301-0 f v", "$5\r\n301-0\r\n").await;
@@ -157,7 +207,12 @@ async fn xsetid_and_info_counters() {
         "-ERR The ID specified in XSETID is smaller than the target stream top item\r\n",
     )
     .await;
-    q(&mut c, "XSETID s 10-0 ENTRIESADDED 7 MAXDELETEDID 3-0", "+OK\r\n").await;
+    q(
+        &mut c,
+        "XSETID s 10-0 ENTRIESADDED 7 MAXDELETEDID 3-0",
+        "+OK\r\n",
+    )
+    .await;
     q(&mut c, "XADD s 10-0 f v", TOO_SMALL).await;
     q(
         &mut c,
@@ -198,7 +253,12 @@ async fn xread_nonblocking_and_resp3() {
     )
     .await;
     q(&mut c, "XREAD STREAMS a b $ $", "*-1\r\n").await;
-    q(&mut c, "XREAD COUNT 1 STREAMS a nokey 0 0", &format!("*1\r\n*2\r\n$1\r\na\r\n*1\r\n{ea}")).await;
+    q(
+        &mut c,
+        "XREAD COUNT 1 STREAMS a nokey 0 0",
+        &format!("*1\r\n*2\r\n$1\r\na\r\n*1\r\n{ea}"),
+    )
+    .await;
     q(
         &mut c,
         "XREAD STREAMS a b 0",
@@ -211,11 +271,26 @@ async fn xread_nonblocking_and_resp3() {
         "-ERR The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option.\r\n",
     )
     .await;
-    q(&mut c, "XREAD NOACK STREAMS a 0", "-ERR The NOACK option is only supported by XREADGROUP. You called XREAD instead.\r\n").await;
-    q(&mut c, "XREAD BLOCK -1 STREAMS a 0", "-ERR timeout is negative\r\n").await;
+    q(
+        &mut c,
+        "XREAD NOACK STREAMS a 0",
+        "-ERR The NOACK option is only supported by XREADGROUP. You called XREAD instead.\r\n",
+    )
+    .await;
+    q(
+        &mut c,
+        "XREAD BLOCK -1 STREAMS a 0",
+        "-ERR timeout is negative\r\n",
+    )
+    .await;
     q(&mut c, "HELLO 3", "").await;
     let _ = c.read_until(b"modules\r\n*0\r\n").await;
-    q(&mut c, "XREAD STREAMS a 0", &format!("%1\r\n$1\r\na\r\n*1\r\n{ea}")).await;
+    q(
+        &mut c,
+        "XREAD STREAMS a 0",
+        &format!("%1\r\n$1\r\na\r\n*1\r\n{ea}"),
+    )
+    .await;
     q(&mut c, "XREAD STREAMS a $", "_\r\n").await;
     q(&mut c, "XADD g 1-0 f v", "$3\r\n1-0\r\n").await;
     q(&mut c, "XGROUP CREATE g grp 0", "+OK\r\n").await;
@@ -235,14 +310,20 @@ async fn blocked_xread_woken_by_xadd() {
     q(&mut c, "XADD other 1-0 x y", "$3\r\n1-0\r\n").await;
     q(&mut c, "XADD s 2-0 f w", "$3\r\n2-0\r\n").await;
     let want = "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n2-0\r\n*2\r\n$1\r\nf\r\n$1\r\nw\r\n";
-    assert_eq!(String::from_utf8_lossy(&w.read_exact_n(want.len()).await), want);
+    assert_eq!(
+        String::from_utf8_lossy(&w.read_exact_n(want.len()).await),
+        want
+    );
 
     // Several streams: woken by the second; the first stays empty.
     w.send(b"XREAD BLOCK 5000 STREAMS nokey s $ $\r\n").await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     q(&mut c, "XADD s 3-0 f z", "$3\r\n3-0\r\n").await;
     let want = "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n3-0\r\n*2\r\n$1\r\nf\r\n$1\r\nz\r\n";
-    assert_eq!(String::from_utf8_lossy(&w.read_exact_n(want.len()).await), want);
+    assert_eq!(
+        String::from_utf8_lossy(&w.read_exact_n(want.len()).await),
+        want
+    );
 
     // Timeout: null array.
     w.send(b"XREAD BLOCK 50 STREAMS s $\r\n").await;
@@ -255,7 +336,10 @@ async fn blocked_xread_woken_by_xadd() {
     q(&mut c, "XADD s 2-0 a b", "$3\r\n2-0\r\n").await;
     q(&mut c, "XADD s 4-0 a b", "$3\r\n4-0\r\n").await;
     let want = "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n4-0\r\n*2\r\n$1\r\na\r\n$1\r\nb\r\n";
-    assert_eq!(String::from_utf8_lossy(&w.read_exact_n(want.len()).await), want);
+    assert_eq!(
+        String::from_utf8_lossy(&w.read_exact_n(want.len()).await),
+        want
+    );
 }
 
 #[tokio::test]
@@ -264,11 +348,15 @@ async fn blocked_xreadgroup_woken_and_unblocked() {
     let mut c = srv.raw().await;
     let mut w = srv.raw().await;
     q(&mut c, "XGROUP CREATE s g $ MKSTREAM", "+OK\r\n").await;
-    w.send(b"XREADGROUP GROUP g alice BLOCK 0 STREAMS s >\r\n").await;
+    w.send(b"XREADGROUP GROUP g alice BLOCK 0 STREAMS s >\r\n")
+        .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     q(&mut c, "XADD s 1-0 f v", "$3\r\n1-0\r\n").await;
     let want = "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n1-0\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n";
-    assert_eq!(String::from_utf8_lossy(&w.read_exact_n(want.len()).await), want);
+    assert_eq!(
+        String::from_utf8_lossy(&w.read_exact_n(want.len()).await),
+        want
+    );
     q(
         &mut c,
         "XPENDING s g",
@@ -276,18 +364,26 @@ async fn blocked_xreadgroup_woken_and_unblocked() {
     )
     .await;
     // Deleting the stream unblocks with an error.
-    w.send(b"XREADGROUP GROUP g alice BLOCK 0 STREAMS s >\r\n").await;
+    w.send(b"XREADGROUP GROUP g alice BLOCK 0 STREAMS s >\r\n")
+        .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     q(&mut c, "DEL s", ":1\r\n").await;
     let want = "-UNBLOCKED the stream key no longer exists\r\n";
-    assert_eq!(String::from_utf8_lossy(&w.read_exact_n(want.len()).await), want);
+    assert_eq!(
+        String::from_utf8_lossy(&w.read_exact_n(want.len()).await),
+        want
+    );
     // Destroying the group, too.
     q(&mut c, "XGROUP CREATE s g $ MKSTREAM", "+OK\r\n").await;
-    w.send(b"XREADGROUP GROUP g alice BLOCK 0 STREAMS s >\r\n").await;
+    w.send(b"XREADGROUP GROUP g alice BLOCK 0 STREAMS s >\r\n")
+        .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     q(&mut c, "XGROUP DESTROY s g", ":1\r\n").await;
     let want = "-NOGROUP the consumer group this client was blocked on no longer exists\r\n";
-    assert_eq!(String::from_utf8_lossy(&w.read_exact_n(want.len()).await), want);
+    assert_eq!(
+        String::from_utf8_lossy(&w.read_exact_n(want.len()).await),
+        want
+    );
 }
 
 type Pending = Vec<(String, String, i64, i64)>;
@@ -301,7 +397,9 @@ async fn xpending(r: &mut redis::aio::MultiplexedConnection, args: &[&str]) -> P
 }
 
 fn ids_owners_counts(p: &Pending) -> Vec<(&str, &str, i64)> {
-    p.iter().map(|(i, o, _, n)| (i.as_str(), o.as_str(), *n)).collect()
+    p.iter()
+        .map(|(i, o, _, n)| (i.as_str(), o.as_str(), *n))
+        .collect()
 }
 
 #[tokio::test]
@@ -310,7 +408,12 @@ async fn consumer_group_pel_exactness() {
     let mut c = srv.raw().await;
     let mut r = srv.conn().await;
     for i in 1..=4 {
-        q(&mut c, &format!("XADD s {i}-0 f {i}"), &format!("$3\r\n{i}-0\r\n")).await;
+        q(
+            &mut c,
+            &format!("XADD s {i}-0 f {i}"),
+            &format!("$3\r\n{i}-0\r\n"),
+        )
+        .await;
     }
     q(&mut c, "XGROUP CREATE s g 0", "+OK\r\n").await;
     q(&mut c, "XREADGROUP GROUP g alice COUNT 2 STREAMS s >", "*1\r\n*2\r\n$1\r\ns\r\n*2\r\n*2\r\n$3\r\n1-0\r\n*2\r\n$1\r\nf\r\n$1\r\n1\r\n*2\r\n$3\r\n2-0\r\n*2\r\n$1\r\nf\r\n$1\r\n2\r\n").await;
@@ -319,22 +422,44 @@ async fn consumer_group_pel_exactness() {
     let p = xpending(&mut r, &["s", "g", "-", "+", "10"]).await;
     assert_eq!(
         ids_owners_counts(&p),
-        vec![("1-0", "alice", 1), ("2-0", "alice", 1), ("3-0", "bob", 1), ("4-0", "bob", 1)]
+        vec![
+            ("1-0", "alice", 1),
+            ("2-0", "alice", 1),
+            ("3-0", "bob", 1),
+            ("4-0", "bob", 1)
+        ]
     );
     // History read re-delivers: delivery count grows.
     q(&mut c, "XREADGROUP GROUP g alice STREAMS s 0", "*1\r\n*2\r\n$1\r\ns\r\n*2\r\n*2\r\n$3\r\n1-0\r\n*2\r\n$1\r\nf\r\n$1\r\n1\r\n*2\r\n$3\r\n2-0\r\n*2\r\n$1\r\nf\r\n$1\r\n2\r\n").await;
     let p = xpending(&mut r, &["s", "g", "-", "+", "10", "alice"]).await;
-    assert_eq!(ids_owners_counts(&p), vec![("1-0", "alice", 2), ("2-0", "alice", 2)]);
+    assert_eq!(
+        ids_owners_counts(&p),
+        vec![("1-0", "alice", 2), ("2-0", "alice", 2)]
+    );
     q(&mut c, "XACK s g 1-0 9-0", ":1\r\n").await;
     q(&mut c, "XACK s g bad", INVALID_ID).await;
     q(&mut c, "XACK s nogroup 1-0", ":0\r\n").await;
     // Claim 3-0 from bob to alice; JUSTID does not bump the count.
-    q(&mut c, "XCLAIM s g alice 0 3-0 JUSTID", "*1\r\n$3\r\n3-0\r\n").await;
-    q(&mut c, "XCLAIM s g alice 0 4-0 RETRYCOUNT 7", "*1\r\n*2\r\n$3\r\n4-0\r\n*2\r\n$1\r\nf\r\n$1\r\n4\r\n").await;
+    q(
+        &mut c,
+        "XCLAIM s g alice 0 3-0 JUSTID",
+        "*1\r\n$3\r\n3-0\r\n",
+    )
+    .await;
+    q(
+        &mut c,
+        "XCLAIM s g alice 0 4-0 RETRYCOUNT 7",
+        "*1\r\n*2\r\n$3\r\n4-0\r\n*2\r\n$1\r\nf\r\n$1\r\n4\r\n",
+    )
+    .await;
     let p = xpending(&mut r, &["s", "g", "-", "+", "10"]).await;
     assert_eq!(
         ids_owners_counts(&p),
-        vec![("2-0", "alice", 2), ("3-0", "alice", 1), ("4-0", "alice", 7)]
+        vec![
+            ("2-0", "alice", 2),
+            ("3-0", "alice", 1),
+            ("4-0", "alice", 7)
+        ]
     );
     q(
         &mut c,
@@ -354,23 +479,50 @@ async fn consumer_group_pel_exactness() {
     )
     .await;
     let p = xpending(&mut r, &["s", "g", "-", "+", "10"]).await;
-    assert_eq!(ids_owners_counts(&p), vec![("2-0", "bob", 2), ("4-0", "bob", 7)]);
-    q(&mut c, "XAUTOCLAIM s g alice 0 0 COUNT 1 JUSTID", "*3\r\n$3\r\n4-0\r\n*1\r\n$3\r\n2-0\r\n*0\r\n").await;
+    assert_eq!(
+        ids_owners_counts(&p),
+        vec![("2-0", "bob", 2), ("4-0", "bob", 7)]
+    );
+    q(
+        &mut c,
+        "XAUTOCLAIM s g alice 0 0 COUNT 1 JUSTID",
+        "*3\r\n$3\r\n4-0\r\n*1\r\n$3\r\n2-0\r\n*0\r\n",
+    )
+    .await;
     // FORCE creates a PEL entry for an entry never delivered.
     q(&mut c, "XADD s 5-0 f 5", "$3\r\n5-0\r\n").await;
-    q(&mut c, "XCLAIM s g carol 0 5-0 FORCE JUSTID LASTID 5-0", "*1\r\n$3\r\n5-0\r\n").await;
+    q(
+        &mut c,
+        "XCLAIM s g carol 0 5-0 FORCE JUSTID LASTID 5-0",
+        "*1\r\n$3\r\n5-0\r\n",
+    )
+    .await;
     let p = xpending(&mut r, &["s", "g", "-", "+", "10", "carol"]).await;
     assert_eq!(ids_owners_counts(&p), vec![("5-0", "carol", 0)]);
     // Deleting a consumer drops its pending entries.
     q(&mut c, "XGROUP DELCONSUMER s g bob", ":1\r\n").await;
     q(&mut c, "XPENDING s g - + 10 bob", "*0\r\n").await;
     let p = xpending(&mut r, &["s", "g", "-", "+", "10"]).await;
-    assert_eq!(ids_owners_counts(&p), vec![("2-0", "alice", 2), ("5-0", "carol", 0)]);
+    assert_eq!(
+        ids_owners_counts(&p),
+        vec![("2-0", "alice", 2), ("5-0", "carol", 0)]
+    );
     // NOACK: delivered but not pending.
     q(&mut c, "XADD s 6-0 f 6", "$3\r\n6-0\r\n").await;
-    q(&mut c, "XREADGROUP GROUP g dave NOACK STREAMS s >", "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n6-0\r\n*2\r\n$1\r\nf\r\n$1\r\n6\r\n").await;
+    q(
+        &mut c,
+        "XREADGROUP GROUP g dave NOACK STREAMS s >",
+        "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n6-0\r\n*2\r\n$1\r\nf\r\n$1\r\n6\r\n",
+    )
+    .await;
     q(&mut c, "XPENDING s g - + 10 dave", "*0\r\n").await;
-    let v: Vec<redis::Value> = redis::cmd("XINFO").arg("CONSUMERS").arg("s").arg("g").query_async(&mut r).await.unwrap();
+    let v: Vec<redis::Value> = redis::cmd("XINFO")
+        .arg("CONSUMERS")
+        .arg("s")
+        .arg("g")
+        .query_async(&mut r)
+        .await
+        .unwrap();
     assert_eq!(v.len(), 3, "{v:?}");
 }
 
@@ -380,29 +532,99 @@ async fn xgroup_errors() {
     let mut c = srv.raw().await;
     q(&mut c, "XGROUP CREATE s g $", "-ERR The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically.\r\n").await;
     q(&mut c, "XGROUP CREATE s g $ MKSTREAM", "+OK\r\n").await;
-    q(&mut c, "XGROUP CREATE s g $", "-BUSYGROUP Consumer Group name already exists\r\n").await;
-    q(&mut c, "XGROUP CREATECONSUMER s nog c", "-NOGROUP No such consumer group 'nog' for key name 's'\r\n").await;
+    q(
+        &mut c,
+        "XGROUP CREATE s g $",
+        "-BUSYGROUP Consumer Group name already exists\r\n",
+    )
+    .await;
+    q(
+        &mut c,
+        "XGROUP CREATECONSUMER s nog c",
+        "-NOGROUP No such consumer group 'nog' for key name 's'\r\n",
+    )
+    .await;
     q(&mut c, "XGROUP CREATECONSUMER s g c", ":1\r\n").await;
     q(&mut c, "XGROUP CREATECONSUMER s g c", ":0\r\n").await;
     q(&mut c, "XGROUP DELCONSUMER s g c", ":0\r\n").await;
     q(&mut c, "XGROUP SETID s g 5-0 ENTRIESREAD 3", "+OK\r\n").await;
-    q(&mut c, "XGROUP CREATE s h 0 ENTRIESREAD -5", "-ERR value for ENTRIESREAD must be positive or -1\r\n").await;
-    q(&mut c, "XGROUP CREATE s h 0 FOO", "-ERR unknown subcommand or wrong number of arguments for 'CREATE'. Try XGROUP HELP.\r\n").await;
+    q(
+        &mut c,
+        "XGROUP CREATE s h 0 ENTRIESREAD -5",
+        "-ERR value for ENTRIESREAD must be positive or -1\r\n",
+    )
+    .await;
+    q(
+        &mut c,
+        "XGROUP CREATE s h 0 FOO",
+        "-ERR unknown subcommand or wrong number of arguments for 'CREATE'. Try XGROUP HELP.\r\n",
+    )
+    .await;
     q(&mut c, "XGROUP DESTROY s nog", ":0\r\n").await;
     q(&mut c, "XGROUP DESTROY s g", ":1\r\n").await;
-    q(&mut c, "XREADGROUP GROUP g c STREAMS s >", "-NOGROUP No such key 's' or consumer group 'g' in XREADGROUP with GROUP option\r\n").await;
-    q(&mut c, "XPENDING s g", "-NOGROUP No such key 's' or consumer group 'g'\r\n").await;
-    q(&mut c, "XCLAIM s g c 0 1-0", "-NOGROUP No such key 's' or consumer group 'g'\r\n").await;
+    q(
+        &mut c,
+        "XREADGROUP GROUP g c STREAMS s >",
+        "-NOGROUP No such key 's' or consumer group 'g' in XREADGROUP with GROUP option\r\n",
+    )
+    .await;
+    q(
+        &mut c,
+        "XPENDING s g",
+        "-NOGROUP No such key 's' or consumer group 'g'\r\n",
+    )
+    .await;
+    q(
+        &mut c,
+        "XCLAIM s g c 0 1-0",
+        "-NOGROUP No such key 's' or consumer group 'g'\r\n",
+    )
+    .await;
     q(&mut c, "XGROUP CREATE s g 0", "+OK\r\n").await;
     q(&mut c, "XREADGROUP GROUP g c STREAMS s $", "-ERR The $ ID is meaningless in the context of XREADGROUP: you want to read the history of this consumer by specifying a proper ID, or use the > ID to get new messages. The $ ID would just return an empty result set.\r\n").await;
-    q(&mut c, "XREADGROUP STREAMS s >", "-ERR wrong number of arguments for 'xreadgroup' command\r\n").await;
-    q(&mut c, "XREADGROUP COUNT 1 BLOCK 1 STREAMS s >", "-ERR Missing GROUP option for XREADGROUP\r\n").await;
-    q(&mut c, "XCLAIM s g c x 1-0", "-ERR Invalid min-idle-time argument for XCLAIM\r\n").await;
-    q(&mut c, "XCLAIM s g c 0 1-0 BOGUS", "-ERR Unrecognized XCLAIM option 'BOGUS'\r\n").await;
-    q(&mut c, "XAUTOCLAIM s g c 0 0 COUNT 0", "-ERR COUNT must be > 0\r\n").await;
+    q(
+        &mut c,
+        "XREADGROUP STREAMS s >",
+        "-ERR wrong number of arguments for 'xreadgroup' command\r\n",
+    )
+    .await;
+    q(
+        &mut c,
+        "XREADGROUP COUNT 1 BLOCK 1 STREAMS s >",
+        "-ERR Missing GROUP option for XREADGROUP\r\n",
+    )
+    .await;
+    q(
+        &mut c,
+        "XCLAIM s g c x 1-0",
+        "-ERR Invalid min-idle-time argument for XCLAIM\r\n",
+    )
+    .await;
+    q(
+        &mut c,
+        "XCLAIM s g c 0 1-0 BOGUS",
+        "-ERR Unrecognized XCLAIM option 'BOGUS'\r\n",
+    )
+    .await;
+    q(
+        &mut c,
+        "XAUTOCLAIM s g c 0 0 COUNT 0",
+        "-ERR COUNT must be > 0\r\n",
+    )
+    .await;
     q(&mut c, "XINFO STREAM nokey", "-ERR no such key\r\n").await;
-    q(&mut c, "XINFO CONSUMERS s nog", "-NOGROUP No such consumer group 'nog' for key name 's'\r\n").await;
-    q(&mut c, "XPENDING s g - + 10 c extra", "-ERR syntax error\r\n").await;
+    q(
+        &mut c,
+        "XINFO CONSUMERS s nog",
+        "-NOGROUP No such consumer group 'nog' for key name 's'\r\n",
+    )
+    .await;
+    q(
+        &mut c,
+        "XPENDING s g - + 10 c extra",
+        "-ERR syntax error\r\n",
+    )
+    .await;
 }
 
 /// Deterministic scripts (explicit IDs) must answer byte for byte like

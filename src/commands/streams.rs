@@ -39,19 +39,65 @@ pub const SPECS: &[CommandSpec] = &[
 ];
 
 const XGROUP_SUBS: &[CommandSpec] = &[
-    cmd("create", -5, F::WRITE.union(F::DENYOOM), xgroup).keys(2, 2, 1).acl(S).doc("stream", "5.0.0", "Creates a consumer group."),
-    cmd("createconsumer", 5, F::WRITE.union(F::DENYOOM), xgroup).keys(2, 2, 1).acl(S).doc("stream", "6.2.0", "Creates a consumer in a consumer group."),
-    cmd("delconsumer", 5, F::WRITE, xgroup).keys(2, 2, 1).acl(S).doc("stream", "5.0.0", "Deletes a consumer from a consumer group."),
-    cmd("destroy", 4, F::WRITE, xgroup).keys(2, 2, 1).acl(S).doc("stream", "5.0.0", "Destroys a consumer group."),
-    cmd("setid", -5, F::WRITE, xgroup).keys(2, 2, 1).acl(S).doc("stream", "5.0.0", "Sets the last-delivered ID of a consumer group."),
-    cmd("help", 2, F::LOADING.union(F::STALE), xgroup_help).acl(S).doc("stream", "5.0.0", "Returns helpful text about the different subcommands."),
+    cmd("create", -5, F::WRITE.union(F::DENYOOM), xgroup)
+        .keys(2, 2, 1)
+        .acl(S)
+        .doc("stream", "5.0.0", "Creates a consumer group."),
+    cmd("createconsumer", 5, F::WRITE.union(F::DENYOOM), xgroup)
+        .keys(2, 2, 1)
+        .acl(S)
+        .doc("stream", "6.2.0", "Creates a consumer in a consumer group."),
+    cmd("delconsumer", 5, F::WRITE, xgroup)
+        .keys(2, 2, 1)
+        .acl(S)
+        .doc(
+            "stream",
+            "5.0.0",
+            "Deletes a consumer from a consumer group.",
+        ),
+    cmd("destroy", 4, F::WRITE, xgroup)
+        .keys(2, 2, 1)
+        .acl(S)
+        .doc("stream", "5.0.0", "Destroys a consumer group."),
+    cmd("setid", -5, F::WRITE, xgroup).keys(2, 2, 1).acl(S).doc(
+        "stream",
+        "5.0.0",
+        "Sets the last-delivered ID of a consumer group.",
+    ),
+    cmd("help", 2, F::LOADING.union(F::STALE), xgroup_help)
+        .acl(S)
+        .doc(
+            "stream",
+            "5.0.0",
+            "Returns helpful text about the different subcommands.",
+        ),
 ];
 
 const XINFO_SUBS: &[CommandSpec] = &[
-    cmd("consumers", 4, RO, xinfo_consumers).keys(2, 2, 1).acl(S).doc("stream", "5.0.0", "Returns a list of the consumers in a consumer group."),
-    cmd("groups", 3, RO, xinfo_groups).keys(2, 2, 1).acl(S).doc("stream", "5.0.0", "Returns a list of the consumer groups of a stream."),
-    cmd("stream", -3, RO, xinfo_stream).keys(2, 2, 1).acl(S).doc("stream", "5.0.0", "Returns information about a stream."),
-    cmd("help", 2, F::LOADING.union(F::STALE), xinfo_help).acl(S).doc("stream", "5.0.0", "Returns helpful text about the different subcommands."),
+    cmd("consumers", 4, RO, xinfo_consumers)
+        .keys(2, 2, 1)
+        .acl(S)
+        .doc(
+            "stream",
+            "5.0.0",
+            "Returns a list of the consumers in a consumer group.",
+        ),
+    cmd("groups", 3, RO, xinfo_groups).keys(2, 2, 1).acl(S).doc(
+        "stream",
+        "5.0.0",
+        "Returns a list of the consumer groups of a stream.",
+    ),
+    cmd("stream", -3, RO, xinfo_stream)
+        .keys(2, 2, 1)
+        .acl(S)
+        .doc("stream", "5.0.0", "Returns information about a stream."),
+    cmd("help", 2, F::LOADING.union(F::STALE), xinfo_help)
+        .acl(S)
+        .doc(
+            "stream",
+            "5.0.0",
+            "Returns helpful text about the different subcommands.",
+        ),
 ];
 
 // ---- errors ------------------------------------------------------------------
@@ -83,7 +129,9 @@ fn nogroup_for_key(group: &[u8], key: &[u8]) -> CmdError {
 }
 
 fn sub_syntax(argv: &[Bytes]) -> CmdError {
-    let sub = argv.get(1).map(|s| String::from_utf8_lossy(&s[..s.len().min(128)]).into_owned());
+    let sub = argv
+        .get(1)
+        .map(|s| String::from_utf8_lossy(&s[..s.len().min(128)]).into_owned());
     CmdError::new(format!(
         "ERR unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.",
         sub.unwrap_or_default(),
@@ -107,7 +155,12 @@ fn parse_u64(s: &[u8]) -> Option<u64> {
 
 /// Parses `<ms>[-<seq>]` (and `-`/`+` unless `strict`). `star_seq` accepts
 /// `<ms>-*` (XADD), returned as `seq_given == false`.
-fn parse_id_full(arg: &[u8], missing_seq: u64, strict: bool, star_seq: bool) -> CmdResult<(StreamId, bool)> {
+fn parse_id_full(
+    arg: &[u8],
+    missing_seq: u64,
+    strict: bool,
+    star_seq: bool,
+) -> CmdResult<(StreamId, bool)> {
     if arg.len() > 127 {
         return Err(INVALID_ID);
     }
@@ -196,7 +249,11 @@ fn check_stream(shard: &mut Shard, key: &[u8], now: u64) -> CmdResult<bool> {
 }
 
 /// The stream at `key` for writing; `Ok(None)` if missing.
-fn write_stream<'s>(shard: &'s mut Shard, key: &[u8], now: u64) -> CmdResult<Option<&'s mut Stream>> {
+fn write_stream<'s>(
+    shard: &'s mut Shard,
+    key: &[u8],
+    now: u64,
+) -> CmdResult<Option<&'s mut Stream>> {
     if !check_stream(shard, key, now)? {
         return Ok(None);
     }
@@ -325,7 +382,7 @@ fn xadd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let t = parse_trim(ctx, argv, true)?;
     let field_pos = t.id_pos + 1;
     let nf = argv.len().saturating_sub(field_pos);
-    if field_pos > argv.len() || nf < 2 || nf % 2 == 1 {
+    if field_pos > argv.len() || nf < 2 || !nf.is_multiple_of(2) {
         return Err(CmdError::arity("xadd"));
     }
     if let Some((id, true)) = t.id {
@@ -398,7 +455,11 @@ fn xlen(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 }
 
 fn xrange_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], rev: bool) -> CmdResult {
-    let (sa, ea) = if rev { (&argv[3], &argv[2]) } else { (&argv[2], &argv[3]) };
+    let (sa, ea) = if rev {
+        (&argv[3], &argv[2])
+    } else {
+        (&argv[2], &argv[3])
+    };
     let start = parse_start(sa)?;
     let end = parse_end(ea)?;
     let mut count: i64 = -1;
@@ -670,7 +731,7 @@ fn xread_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], group_mode: bool) -> CmdResu
             count = int_arg(&argv[i])?.max(0) as usize;
         } else if eq_ic(o, "streams") && more > 0 {
             streams_arg = i + 1;
-            if (argc - streams_arg) % 2 != 0 {
+            if !(argc - streams_arg).is_multiple_of(2) {
                 return Err(CmdError::err("Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified."));
             }
             break;
@@ -780,8 +841,7 @@ fn xread_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], group_mode: bool) -> CmdResu
                 ReadFrom::After(_) => true,
                 ReadFrom::New => {
                     let last_group = s.groups.get(&gname[..]).map(|g| g.last_id);
-                    !s.is_empty()
-                        && s.last_entry().map(|e| e.0) > last_group
+                    !s.is_empty() && s.last_entry().map(|e| e.0) > last_group
                 }
             },
             _ => false,
@@ -795,7 +855,9 @@ fn xread_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], group_mode: bool) -> CmdResu
         let mut created = false;
         let reply = match from {
             ReadFrom::After(gt) => {
-                let Some(g) = s.groups.get_mut(&gname[..]) else { continue };
+                let Some(g) = s.groups.get_mut(&gname[..]) else {
+                    continue;
+                };
                 created |= touch_consumer(g, cname, now);
                 let start = gt.incr();
                 let ids: Vec<StreamId> = match (start, g.consumers.get(cname)) {
@@ -825,7 +887,9 @@ fn xread_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], group_mode: bool) -> CmdResu
                 Reply::Array(items)
             }
             ReadFrom::New => {
-                let Some(g) = s.groups.get_mut(&gname[..]) else { continue };
+                let Some(g) = s.groups.get_mut(&gname[..]) else {
+                    continue;
+                };
                 created |= touch_consumer(g, cname, now);
                 let start = g.last_id.incr().unwrap_or(StreamId::MAX);
                 let v = s.range(start, StreamId::MAX, count, false);
@@ -833,7 +897,9 @@ fn xread_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], group_mode: bool) -> CmdResu
                     let tomb = s.has_tombstones(*id, StreamId::MAX);
                     let est = s.estimate_distance(*id);
                     let added = s.entries_added;
-                    let Some(g) = s.groups.get_mut(&gname[..]) else { break };
+                    let Some(g) = s.groups.get_mut(&gname[..]) else {
+                        break;
+                    };
                     if *id > g.last_id {
                         if g.entries_read != -1 && !tomb {
                             g.entries_read += 1;
@@ -859,7 +925,11 @@ fn xread_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], group_mode: bool) -> CmdResu
         return Ok(if ctx.client.resp >= 3 {
             Reply::Map(out)
         } else {
-            Reply::Array(out.into_iter().map(|(k, v)| Reply::Array(vec![k, v])).collect())
+            Reply::Array(
+                out.into_iter()
+                    .map(|(k, v)| Reply::Array(vec![k, v]))
+                    .collect(),
+            )
         });
     }
     let Some(deadline) = timeout else {
@@ -974,7 +1044,10 @@ fn xpending(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             .iter()
             .filter(|(_, c)| !c.pel.is_empty())
             .map(|(n, c)| {
-                Reply::Array(vec![Reply::Bulk(n.clone()), Reply::bulk_int(c.pel.len() as i64)])
+                Reply::Array(vec![
+                    Reply::Bulk(n.clone()),
+                    Reply::bulk_int(c.pel.len() as i64),
+                ])
             })
             .collect();
         return Ok(Reply::Array(vec![
@@ -1033,7 +1106,14 @@ fn xpending(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 }
 
 /// Moves the pending entry `id` to `consumer` (XCLAIM/XAUTOCLAIM).
-fn claim_to(g: &mut Group, id: StreamId, consumer: &Bytes, time: u64, retry: Option<u64>, justid: bool) {
+fn claim_to(
+    g: &mut Group,
+    id: StreamId,
+    consumer: &Bytes,
+    time: u64,
+    retry: Option<u64>,
+    justid: bool,
+) {
     let Some(n) = g.pel.get_mut(&id) else { return };
     let old = std::mem::replace(&mut n.consumer, consumer.clone());
     n.delivery_time = time;
@@ -1107,7 +1187,10 @@ fn xclaim(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             deliverytime = int_or(&argv[j], "ERR Invalid TIME option argument for XCLAIM")?;
         } else if eq_ic(opt, "retrycount") && more > 0 {
             j += 1;
-            retry = int_or(&argv[j], "ERR Invalid RETRYCOUNT option argument for XCLAIM")?;
+            retry = int_or(
+                &argv[j],
+                "ERR Invalid RETRYCOUNT option argument for XCLAIM",
+            )?;
         } else if eq_ic(opt, "lastid") && more > 0 {
             j += 1;
             last_id = parse_strict(&argv[j])?;
@@ -1140,7 +1223,9 @@ fn xclaim(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let mut out = Vec::new();
     for id in ids {
         let exists = s.contains(id);
-        let Some(g) = s.groups.get_mut(&gname[..]) else { break };
+        let Some(g) = s.groups.get_mut(&gname[..]) else {
+            break;
+        };
         if !exists {
             if g.pel.contains_key(&id) {
                 drop_nack(g, id);
@@ -1188,7 +1273,11 @@ fn xautoclaim(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let gname = &argv[2];
     let cname = &argv[3];
     let now = ctx.now;
-    let minidle = int_or(&argv[4], "ERR Invalid min-idle-time argument for XAUTOCLAIM")?.max(0);
+    let minidle = int_or(
+        &argv[4],
+        "ERR Invalid min-idle-time argument for XAUTOCLAIM",
+    )?
+    .max(0);
     let start = parse_start(&argv[5])?;
     let mut count: i64 = 100;
     let mut justid = false;
@@ -1227,10 +1316,12 @@ fn xautoclaim(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let mut eof = false;
     while attempts > 0 && count > 0 {
         attempts -= 1;
-        let next = s
-            .groups
-            .get(&gname[..])
-            .and_then(|g| g.pel.range(cursor..).next().map(|(id, n)| (*id, n.delivery_time)));
+        let next = s.groups.get(&gname[..]).and_then(|g| {
+            g.pel
+                .range(cursor..)
+                .next()
+                .map(|(id, n)| (*id, n.delivery_time))
+        });
         let Some((id, dt)) = next else {
             eof = true;
             break;
@@ -1245,7 +1336,9 @@ fn xautoclaim(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             }
         };
         let exists = s.contains(id);
-        let Some(g) = s.groups.get_mut(&gname[..]) else { break };
+        let Some(g) = s.groups.get_mut(&gname[..]) else {
+            break;
+        };
         if !exists {
             drop_nack(g, id);
             deleted.push(id_reply(id));
@@ -1325,7 +1418,9 @@ fn xgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         } else if (is_create || is_setid) && eq_ic(&argv[i], "entriesread") && i + 1 < argv.len() {
             entries_read = int_arg(&argv[i + 1])?;
             if entries_read < 0 && entries_read != -1 {
-                return Err(CmdError::err("value for ENTRIESREAD must be positive or -1"));
+                return Err(CmdError::err(
+                    "value for ENTRIESREAD must be positive or -1",
+                ));
             }
             i += 2;
         } else {
@@ -1343,9 +1438,7 @@ fn xgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         if !exists {
             return Err(CmdError::err("The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically."));
         }
-        if !has_group
-            && (is_setid || eq_ic(sub, "createconsumer") || eq_ic(sub, "delconsumer"))
-        {
+        if !has_group && (is_setid || eq_ic(sub, "createconsumer") || eq_ic(sub, "delconsumer")) {
             return Err(nogroup_for_key(gname, key));
         }
     }
@@ -1356,7 +1449,9 @@ fn xgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             parse_strict(&argv[4])?
         };
         if has_group {
-            return Err(CmdError::from_static("BUSYGROUP Consumer Group name already exists"));
+            return Err(CmdError::from_static(
+                "BUSYGROUP Consumer Group name already exists",
+            ));
         }
         let s = stream_or_create(shard, key, now)?;
         s.groups.insert(
@@ -1522,7 +1617,10 @@ fn xinfo_consumers(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
                 Reply::Map(vec![
                     (bulk("name"), Reply::Bulk(n.clone())),
                     (bulk("pending"), Reply::Int(c.pel.len() as i64)),
-                    (bulk("idle"), Reply::Int((now as i64 - c.seen_time as i64).max(0))),
+                    (
+                        bulk("idle"),
+                        Reply::Int((now as i64 - c.seen_time as i64).max(0)),
+                    ),
                 ])
             })
             .collect(),

@@ -248,12 +248,22 @@ impl Stream {
 
     /// Appends an entry with `id` (> last_id, checked by the caller).
     /// `node_max_entries`/`node_max_bytes` decide when a new block starts.
-    pub fn append(&mut self, id: StreamId, items: &[Bytes], node_max_entries: u64, node_max_bytes: usize) {
+    pub fn append(
+        &mut self,
+        id: StreamId,
+        items: &[Bytes],
+        node_max_entries: u64,
+        node_max_bytes: usize,
+    ) {
         let need_new = match self.blocks.iter().next_back() {
             None => true,
             Some((_, b)) => {
                 let size: usize = items.iter().map(|i| i.len() + 2).sum();
-                let maxb = if node_max_bytes == 0 { usize::MAX } else { node_max_bytes };
+                let maxb = if node_max_bytes == 0 {
+                    usize::MAX
+                } else {
+                    node_max_bytes
+                };
                 b.data.len() + size >= maxb
                     || (node_max_entries > 0 && b.total as u64 >= node_max_entries)
             }
@@ -287,7 +297,13 @@ impl Stream {
 
     /// Entries with `start <= id <= end`, at most `count` (0 = all), in
     /// ascending order or descending with `rev`.
-    pub fn range(&self, start: StreamId, end: StreamId, count: usize, rev: bool) -> Vec<StreamEntry> {
+    pub fn range(
+        &self,
+        start: StreamId,
+        end: StreamId,
+        count: usize,
+        rev: bool,
+    ) -> Vec<StreamEntry> {
         let mut out = Vec::new();
         if start > end {
             return out;
@@ -441,12 +457,15 @@ impl Stream {
     /// Trims from the head: keep at most `maxlen` entries (`Some`) or remove
     /// entries below `minid`. `approx` removes whole blocks only; `limit`
     /// (0 = none) caps the number of removed entries. Returns the count.
-    pub fn trim(&mut self, maxlen: Option<u64>, minid: Option<StreamId>, approx: bool, limit: u64) -> u64 {
+    pub fn trim(
+        &mut self,
+        maxlen: Option<u64>,
+        minid: Option<StreamId>,
+        approx: bool,
+        limit: u64,
+    ) -> u64 {
         let mut removed: u64 = 0;
-        loop {
-            let Some((&master, b)) = self.blocks.iter_mut().next() else {
-                break;
-            };
+        while let Some((&master, b)) = self.blocks.iter_mut().next() {
             let live = b.live as u64;
             let whole = match (maxlen, minid) {
                 (Some(m), _) => (self.len as u64).saturating_sub(live) >= m,
