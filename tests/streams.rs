@@ -743,3 +743,64 @@ async fn differential_against_redis() {
     );
     same_replies(srv.addr.port(), &s).await;
 }
+
+#[tokio::test]
+async fn xinfo_full_multi_and_resp3_group_reads() {
+    let srv = TestServer::start();
+    let mut c = srv.raw().await;
+    q(&mut c, "XADD s 1-0 f v", "$3\r\n1-0\r\n").await;
+    q(&mut c, "XADD s 2-0 f w", "$3\r\n2-0\r\n").await;
+    q(&mut c, "XGROUP CREATE s g 0", "+OK\r\n").await;
+    q(
+        &mut c,
+        "XREADGROUP GROUP g alice COUNT 1 STREAMS s >",
+        "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n1-0\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n",
+    )
+    .await;
+    // Blocking is refused inside MULTI: the timeout reply at once.
+    q(&mut c, "MULTI", "+OK\r\n").await;
+    q(&mut c, "XREAD BLOCK 0 STREAMS s $", "+QUEUED\r\n").await;
+    q(&mut c, "EXEC", "*1\r\n*-1\r\n").await;
+    let mut r = srv.conn().await;
+    let full: Vec<redis::Value> = redis::cmd("XINFO")
+        .arg("STREAM")
+        .arg("s")
+        .arg("FULL")
+        .arg("COUNT")
+        .arg("1")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    let text = format!("{full:?}");
+    assert_eq!(full.len(), 18, "{text}");
+    for field in [
+        "entries-added",
+        "pel-count",
+        "seen-time",
+        "alice",
+        "entries-read",
+        "lag",
+    ] {
+        assert!(text.contains(field), "{field} missing: {text}");
+    }
+    // Group lag and entries-read after one of two entries was read.
+    q(&mut c, "XINFO GROUPS s", "*1\r\n*12\r\n$4\r\nname\r\n$1\r\ng\r\n$9\r\nconsumers\r\n:1\r\n$7\r\npending\r\n:1\r\n$17\r\nlast-delivered-id\r\n$3\r\n1-0\r\n$12\r\nentries-read\r\n:1\r\n$3\r\nlag\r\n:1\r\n").await;
+    // RESP3: XREADGROUP answers a map.
+    c.send(b"HELLO 3\r\n").await;
+    let _ = c.read_until(b"modules\r\n*0\r\n").await;
+    q(
+        &mut c,
+        "XREADGROUP GROUP g bob STREAMS s >",
+        "%1\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n2-0\r\n*2\r\n$1\r\nf\r\n$1\r\nw\r\n",
+    )
+    .await;
+    q(&mut c, "XREADGROUP GROUP g bob STREAMS s >", "_\r\n").await;
+    q(&mut c, "XPENDING s g", "*4\r\n:2\r\n$3\r\n1-0\r\n$3\r\n2-0\r\n*2\r\n*2\r\n$5\r\nalice\r\n$1\r\n1\r\n*2\r\n$3\r\nbob\r\n$1\r\n1\r\n").await;
+    // XACK of IDs not pending leaves WATCH alone.
+    let mut w = srv.raw().await;
+    q(&mut w, "WATCH s", "+OK\r\n").await;
+    q(&mut c, "XACK s g 9-0", ":0\r\n").await;
+    q(&mut w, "MULTI", "+OK\r\n").await;
+    q(&mut w, "XLEN s", "+QUEUED\r\n").await;
+    q(&mut w, "EXEC", "*1\r\n:2\r\n").await;
+}

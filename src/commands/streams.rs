@@ -969,6 +969,17 @@ fn xack(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         .iter()
         .map(|a| parse_strict(a))
         .collect::<CmdResult<Vec<_>>>()?;
+    // Nothing pending among the IDs: leave the key (and WATCH) alone.
+    let any = match shard.peek(key, now) {
+        Some(ValueRef::Obj(Obj::Stream(s))) => s
+            .groups
+            .get(&argv[2][..])
+            .is_some_and(|g| ids.iter().any(|id| g.pel.contains_key(id))),
+        _ => false,
+    };
+    if !any {
+        return Ok(Reply::Int(0));
+    }
     let Some(s) = write_stream(shard, key, now)? else {
         return Ok(Reply::Int(0));
     };

@@ -585,7 +585,8 @@ mod tests {
         assert!(s.delete(StreamId::new(1, 0)));
         assert!(!s.delete(StreamId::new(1, 0)));
         assert_eq!(s.first_id, StreamId::new(2, 0));
-        assert_eq!(s.trim(Some(200), None, true, 0), 99);
+        assert_eq!(s.trim(Some(200), None, true, 0), 0);
+        assert_eq!(s.trim(Some(150), None, true, 0), 99);
         assert_eq!(s.len(), 150);
         assert_eq!(s.trim(Some(120), None, false, 0), 30);
         assert_eq!(s.first_entry().map(|e| e.0), Some(StreamId::new(131, 0)));
