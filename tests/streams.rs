@@ -804,3 +804,39 @@ async fn xinfo_full_multi_and_resp3_group_reads() {
     q(&mut w, "XLEN s", "+QUEUED\r\n").await;
     q(&mut w, "EXEC", "*1\r\n:2\r\n").await;
 }
+
+/// Approximate trimming removes whole 100-entry nodes exactly like Redis.
+#[tokio::test]
+async fn differential_approximate_trimming() {
+    let srv = TestServer::start();
+    let mut text = String::new();
+    for i in 1..=350 {
+        text.push_str(&format!("XADD s {i}-0 f {i}\n"));
+    }
+    text.push_str(
+        "XTRIM s MAXLEN ~ 300
+        XTRIM s MAXLEN ~ 240
+        XLEN s
+        XTRIM s MINID ~ 180
+        XLEN s
+        XTRIM s MINID ~ 260 LIMIT 50
+        XTRIM s MINID ~ 310 LIMIT 100
+        XLEN s
+        XDEL s 320-0 321-0
+        XADD s MAXLEN ~ 10 LIMIT 30 400-0 f v
+        XLEN s
+        XADD s MAXLEN = 10 401-0 f v
+        XRANGE s - + COUNT 3
+        XINFO GROUPS s
+        XGROUP CREATE s g 0
+        XREADGROUP GROUP g c COUNT 2 STREAMS s >
+        XINFO GROUPS s
+        XDEL s 398-0
+        XINFO GROUPS s
+        XREADGROUP GROUP g c STREAMS s >
+        XINFO GROUPS s
+        ",
+    );
+    let s = script(&text);
+    same_replies(srv.addr.port(), &s).await;
+}
