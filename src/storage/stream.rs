@@ -394,22 +394,22 @@ impl Stream {
         self.range(StreamId::MIN, StreamId::MAX, 1, true).pop()
     }
 
-    fn refresh_first(&mut self) {
-        self.first_id = match self.blocks.iter().next() {
-            None => StreamId::MIN,
-            Some((master, b)) => {
-                let mut at = 0;
-                let mut f = StreamId::MIN;
-                while let Some(e) = b.decode(*master, at) {
-                    at = e.end;
-                    if !e.deleted {
-                        f = e.id;
-                        break;
-                    }
+    /// ID of the first live entry, without decoding its fields.
+    fn first_entry_id(&self) -> Option<StreamId> {
+        for (master, b) in &self.blocks {
+            let mut at = 0;
+            while let Some(e) = b.decode(*master, at) {
+                at = e.end;
+                if !e.deleted {
+                    return Some(e.id);
                 }
-                f
             }
-        };
+        }
+        None
+    }
+
+    fn refresh_first(&mut self) {
+        self.first_id = self.first_entry_id().unwrap_or(StreamId::MIN);
     }
 
     /// Deletes the entry `id` (XDEL). Returns whether it existed.
@@ -506,6 +506,12 @@ impl Stream {
                 self.len -= 1;
                 removed += 1;
             }
+            if b.live == 0 {
+                // Only deleted entries were left past the threshold.
+                let cap = b.data.capacity();
+                self.blocks.remove(&master);
+                self.bytes -= cap.min(self.bytes);
+            }
             break;
         }
         if removed > 0 {
@@ -592,5 +598,14 @@ mod tests {
         assert_eq!(s.first_entry().map(|e| e.0), Some(StreamId::new(131, 0)));
         assert_eq!(s.trim(None, Some(StreamId::new(240, 0)), false, 0), 109);
         assert_eq!(s.len(), 11);
+        // MINID past a deleted tail: the emptied block goes away.
+        let mut s = Stream::new();
+        for i in 1..=3u64 {
+            s.append(StreamId::new(i, 0), &[b("f"), b("v")], 100, 4096);
+        }
+        assert!(s.delete(StreamId::new(3, 0)));
+        assert_eq!(s.trim(None, Some(StreamId::new(3, 0)), false, 0), 2);
+        assert_eq!((s.len(), s.block_count()), (0, 0));
+        assert_eq!(s.first_id, StreamId::MIN);
     }
 }
