@@ -30,6 +30,7 @@ impl StreamId {
         seq: u64::MAX,
     };
 
+    /// `<ms>-<seq>`.
     pub fn new(ms: u64, seq: u64) -> Self {
         StreamId { ms, seq }
     }
@@ -56,6 +57,7 @@ impl StreamId {
         }
     }
 
+    /// 0-0, which Redis uses for "none".
     pub fn is_zero(self) -> bool {
         self.ms == 0 && self.seq == 0
     }
@@ -203,14 +205,21 @@ pub struct Stream {
     blocks: BTreeMap<StreamId, Block>,
     len: usize,
     bytes: usize,
+    /// Highest ID ever added (or set by XSETID): new IDs must exceed it.
     pub last_id: StreamId,
+    /// First live entry's ID (0-0 when empty); XINFO recorded-first-entry-id.
     pub first_id: StreamId,
+    /// Highest ID removed by XDEL: lets groups know whether their read
+    /// counter is still exact (lag).
     pub max_deleted: StreamId,
+    /// Entries ever added (XINFO entries-added, group lag).
     pub entries_added: u64,
+    /// Consumer groups by name, ordered as Redis lists them.
     pub groups: BTreeMap<Bytes, Group>,
 }
 
 impl Stream {
+    /// An empty stream (XADD creating the key, XGROUP CREATE MKSTREAM).
     pub fn new() -> Self {
         Self::default()
     }
@@ -220,6 +229,7 @@ impl Stream {
         self.len
     }
 
+    /// No entries (an empty stream still exists, unlike other types).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -386,10 +396,11 @@ impl Stream {
         false
     }
 
-    /// First and last live entries.
+    /// First live entry.
     pub fn first_entry(&self) -> Option<StreamEntry> {
         self.range(StreamId::MIN, StreamId::MAX, 1, false).pop()
     }
+    /// Last live entry.
     pub fn last_entry(&self) -> Option<StreamEntry> {
         self.range(StreamId::MIN, StreamId::MAX, 1, true).pop()
     }
