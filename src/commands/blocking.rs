@@ -79,6 +79,9 @@ pub struct ClientBlockState {
     pub serving: bool,
     /// Set when a command run in `serving` mode found nothing to serve.
     pub would_block: bool,
+    /// The argv to store for the waiter instead of the command's own, set by
+    /// a handler that resolves arguments at block time (XREAD's `$`).
+    pub argv_override: Option<Vec<Bytes>>,
 }
 
 /// Where a waiter is in its life.
@@ -240,6 +243,22 @@ impl BlockRegistry {
         }
     }
 
+    /// Is a client blocked on `key` of `db` running command `name` (e.g.
+    /// XREADGROUP, which must hear of its stream's deletion)?
+    pub fn has_waiter_running(&self, db: u32, key: &[u8], name: &str) -> bool {
+        let reg = self.inner.lock();
+        reg.by_key
+            .get(&(db, Bytes::copy_from_slice(key)))
+            .is_some_and(|q| {
+                q.values().any(|w| {
+                    w.argv
+                        .lock()
+                        .first()
+                        .is_some_and(|a| a.eq_ignore_ascii_case(name.as_bytes()))
+                })
+            })
+    }
+
     /// The waiters of one key, oldest first.
     fn waiters_of(&self, db: u32, key: &Bytes) -> Vec<Arc<Waiter>> {
         let reg = self.inner.lock();
@@ -372,9 +391,11 @@ impl Ctx<'_> {
 /// Dispatch calls this after every command, once the command's locks are
 /// released: attaches the argv to a waiter the command just registered,
 /// then (unless the client defers it, inside EXEC) serves ready keys.
-pub fn after_command(srv: &Server, client: &mut Client, argv: &[Bytes]) {
+pub fn after_command(srv: &Server, client: &mut Client, argv_in: &[Bytes]) {
     if let Some(w) = &client.blocking.waiter {
         // Own copies: slices of the request would pin its read buffer.
+        let argv = client.blocking.argv_override.take();
+        let argv = argv.as_deref().unwrap_or(argv_in);
         *w.argv.lock() = argv.iter().map(|a| Bytes::copy_from_slice(a)).collect();
         let missed = {
             let mut st = w.state.lock();

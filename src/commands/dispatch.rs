@@ -274,9 +274,39 @@ fn invoke(ctx: &mut Ctx<'_>, entry: &CommandEntry, argv: &[Bytes]) -> (Outcome, 
     let clock = clock();
     let start = clock.raw();
     let handler = entry.spec.handler;
+    let dirty_before = ctx.dirty;
     let result = catch_unwind(AssertUnwindSafe(|| handler(ctx, argv)));
     let nanos = clock.delta_as_nanos(start, clock.raw());
+    if ctx.dirty > dirty_before && ctx.srv.blocking.blocked_clients() > 0 {
+        signal_written_keys(ctx, entry, argv);
+    }
     (result, nanos / 1000)
+}
+
+/// A write that changed a key an XREADGROUP blocks on wakes it (Redis
+/// signals a stream key ready when it is overwritten or deleted): the
+/// re-run learns that its stream was deleted or replaced. FLUSHDB/FLUSHALL
+/// wake every waiter of the database (re-runs find their keys missing).
+fn signal_written_keys(ctx: &mut Ctx<'_>, entry: &CommandEntry, argv: &[Bytes]) {
+    if !entry.spec.flags.contains(CmdFlags::WRITE) {
+        return;
+    }
+    match entry.spec.lock {
+        LockScope::Db | LockScope::All => {
+            let db = ctx.client.db as u32;
+            ctx.signal_blocked_keys_of_db(db);
+        }
+        _ => {
+            let db = ctx.client.db as u32;
+            for i in entry.spec.key_positions(argv) {
+                if let Some(k) = argv.get(i) {
+                    if ctx.srv.blocking.has_waiter_running(db, k, "xreadgroup") {
+                        ctx.signal_ready(k);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Turns a handler outcome into the reply, counting errors; a panic is

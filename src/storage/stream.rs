@@ -1,19 +1,235 @@
-//! Stream: the stream type.
+//! Stream: the stream type (Redis 7.0 semantics).
 //!
-//! Placeholder: the real encoding lands with the streams work.
+//! Entries live in blocks keyed by the block's first ("master") ID in a
+//! `BTreeMap`. A block packs many entries into one `Vec<u8>`: per entry a
+//! flag byte (live / deleted), the ms part as a varint delta from the master
+//! ID, the seq as a varint, the field count and the length-prefixed fields
+//! and values. So a stream of N small entries costs N/100 allocations, not
+//! one per field. Deleting an entry only flags it (like Redis's listpack
+//! nodes); a block whose entries are all deleted is dropped. Approximate
+//! trimming (`~`) removes whole blocks only, exactly like Redis.
+//!
+//! Consumer groups keep Redis's two views of pending entries: the group PEL
+//! (ID → owner, delivery time, delivery count) and each consumer's own PEL.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bytes::Bytes;
+
+/// A stream entry ID: `<ms>-<seq>`, ordered numerically.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
+pub struct StreamId {
+    pub ms: u64,
+    pub seq: u64,
+}
+
+impl StreamId {
+    pub const MIN: StreamId = StreamId { ms: 0, seq: 0 };
+    pub const MAX: StreamId = StreamId {
+        ms: u64::MAX,
+        seq: u64::MAX,
+    };
+
+    /// `<ms>-<seq>`.
+    pub fn new(ms: u64, seq: u64) -> Self {
+        StreamId { ms, seq }
+    }
+
+    /// The next ID (None at the maximum).
+    pub fn incr(self) -> Option<StreamId> {
+        if self.seq < u64::MAX {
+            Some(StreamId::new(self.ms, self.seq + 1))
+        } else if self.ms < u64::MAX {
+            Some(StreamId::new(self.ms + 1, 0))
+        } else {
+            None
+        }
+    }
+
+    /// The previous ID (None at 0-0).
+    pub fn decr(self) -> Option<StreamId> {
+        if self.seq > 0 {
+            Some(StreamId::new(self.ms, self.seq - 1))
+        } else if self.ms > 0 {
+            Some(StreamId::new(self.ms - 1, u64::MAX))
+        } else {
+            None
+        }
+    }
+
+    /// 0-0, which Redis uses for "none".
+    pub fn is_zero(self) -> bool {
+        self.ms == 0 && self.seq == 0
+    }
+
+    /// `<ms>-<seq>` text.
+    pub fn to_bytes(self) -> Bytes {
+        Bytes::from(format!("{}-{}", self.ms, self.seq))
+    }
+}
+
+/// One entry as read out of the stream: its ID and the flat field/value list.
+pub type StreamEntry = (StreamId, Vec<Bytes>);
+
+/// A block of packed entries (see the module docs).
+#[derive(Debug, Clone, PartialEq, Default)]
+struct Block {
+    data: Vec<u8>,
+    /// Entries not deleted.
+    live: u32,
+    /// Entries ever written into the block (live + deleted).
+    total: u32,
+    /// Highest ID in the block (deleted or not).
+    last: StreamId,
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn get_varint(data: &[u8], pos: &mut usize) -> u64 {
+    let mut v = 0u64;
+    let mut shift = 0;
+    while let Some(&b) = data.get(*pos) {
+        *pos += 1;
+        if shift < 64 {
+            v |= ((b & 0x7f) as u64) << shift;
+        }
+        if b & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+    }
+    v
+}
+
+/// A decoded entry header inside a block.
+struct RawEntry {
+    /// Offset of the flag byte.
+    at: usize,
+    deleted: bool,
+    id: StreamId,
+    /// Offset of the first field.
+    body: usize,
+    nitems: usize,
+    /// Offset of the next entry.
+    end: usize,
+}
+
+impl Block {
+    fn decode(&self, master: StreamId, at: usize) -> Option<RawEntry> {
+        let d = &self.data;
+        if at >= d.len() {
+            return None;
+        }
+        let deleted = d[at] != 0;
+        let mut p = at + 1;
+        let ms = master.ms.wrapping_add(get_varint(d, &mut p));
+        let seq = get_varint(d, &mut p);
+        let nitems = get_varint(d, &mut p) as usize;
+        let body = p;
+        for _ in 0..nitems {
+            let l = get_varint(d, &mut p) as usize;
+            p = p.saturating_add(l);
+        }
+        Some(RawEntry {
+            at,
+            deleted,
+            id: StreamId::new(ms, seq),
+            body,
+            nitems,
+            end: p.min(d.len()),
+        })
+    }
+
+    fn items(&self, e: &RawEntry) -> Vec<Bytes> {
+        let mut out = Vec::with_capacity(e.nitems);
+        let mut p = e.body;
+        for _ in 0..e.nitems {
+            let l = get_varint(&self.data, &mut p) as usize;
+            let end = (p + l).min(self.data.len());
+            out.push(Bytes::copy_from_slice(&self.data[p..end]));
+            p = end;
+        }
+        out
+    }
+
+    /// Headers of every entry (deleted included), in order.
+    fn all(&self, master: StreamId) -> Vec<RawEntry> {
+        let mut v = Vec::with_capacity(self.total as usize);
+        let mut at = 0;
+        while let Some(e) = self.decode(master, at) {
+            at = e.end;
+            v.push(e);
+        }
+        v
+    }
+}
+
+/// A pending (delivered, not acknowledged) entry of a group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Nack {
+    /// Unix ms of the last delivery.
+    pub delivery_time: u64,
+    pub delivery_count: u64,
+    /// Owning consumer.
+    pub consumer: Bytes,
+}
+
+/// A consumer of a group.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Consumer {
+    /// Unix ms the consumer was last active (read or claimed).
+    pub seen_time: u64,
+    /// IDs of the entries pending for this consumer.
+    pub pel: BTreeSet<StreamId>,
+}
+
+/// A consumer group.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Group {
+    pub last_id: StreamId,
+    /// Logical read counter; -1 when unknown.
+    pub entries_read: i64,
+    pub pel: BTreeMap<StreamId, Nack>,
+    pub consumers: BTreeMap<Bytes, Consumer>,
+}
 
 /// A stream value.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Stream {
-    _todo: (),
+    blocks: BTreeMap<StreamId, Block>,
+    len: usize,
+    bytes: usize,
+    /// Highest ID ever added (or set by XSETID): new IDs must exceed it.
+    pub last_id: StreamId,
+    /// First live entry's ID (0-0 when empty); XINFO recorded-first-entry-id.
+    pub first_id: StreamId,
+    /// Highest ID removed by XDEL: lets groups know whether their read
+    /// counter is still exact (lag).
+    pub max_deleted: StreamId,
+    /// Entries ever added (XINFO entries-added, group lag).
+    pub entries_added: u64,
+    /// Consumer groups by name, ordered as Redis lists them.
+    pub groups: BTreeMap<Bytes, Group>,
 }
 
 impl Stream {
-    /// Number of entries.
-    pub fn len(&self) -> usize {
-        0
+    /// An empty stream (XADD creating the key, XGROUP CREATE MKSTREAM).
+    pub fn new() -> Self {
+        Self::default()
     }
 
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// No entries (an empty stream still exists, unlike other types).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -23,8 +239,384 @@ impl Stream {
         "stream"
     }
 
+    /// Number of blocks (XINFO STREAM radix-tree-keys).
+    pub fn block_count(&self) -> usize {
+        self.blocks.len()
+    }
+
     /// Approximate heap bytes (MEMORY USAGE, accounting).
     pub fn memory_usage(&self) -> usize {
-        std::mem::size_of::<Self>()
+        let mut n = std::mem::size_of::<Self>() + self.bytes + self.blocks.len() * 64;
+        for (name, g) in &self.groups {
+            n += 96 + name.len() + g.pel.len() * 80;
+            for (c, cons) in &g.consumers {
+                n += 64 + c.len() + cons.pel.len() * 24;
+            }
+        }
+        n
+    }
+
+    /// Appends an entry with `id` (> last_id, checked by the caller).
+    /// `node_max_entries`/`node_max_bytes` decide when a new block starts.
+    pub fn append(
+        &mut self,
+        id: StreamId,
+        items: &[Bytes],
+        node_max_entries: u64,
+        node_max_bytes: usize,
+    ) {
+        let need_new = match self.blocks.iter().next_back() {
+            None => true,
+            Some((_, b)) => {
+                let size: usize = items.iter().map(|i| i.len() + 2).sum();
+                let maxb = if node_max_bytes == 0 {
+                    usize::MAX
+                } else {
+                    node_max_bytes
+                };
+                b.data.len() + size >= maxb
+                    || (node_max_entries > 0 && b.total as u64 >= node_max_entries)
+            }
+        };
+        if need_new {
+            self.blocks.insert(id, Block::default());
+        }
+        let Some((master, b)) = self.blocks.iter_mut().next_back() else {
+            return;
+        };
+        let before = b.data.capacity();
+        b.data.push(0);
+        put_varint(&mut b.data, id.ms - master.ms);
+        put_varint(&mut b.data, id.seq);
+        put_varint(&mut b.data, items.len() as u64);
+        for it in items {
+            put_varint(&mut b.data, it.len() as u64);
+            b.data.extend_from_slice(it);
+        }
+        b.live += 1;
+        b.total += 1;
+        b.last = id;
+        self.bytes = self.bytes + b.data.capacity() - before;
+        if self.len == 0 {
+            self.first_id = id;
+        }
+        self.len += 1;
+        self.last_id = id;
+        self.entries_added += 1;
+    }
+
+    /// Entries with `start <= id <= end`, at most `count` (0 = all), in
+    /// ascending order or descending with `rev`.
+    pub fn range(
+        &self,
+        start: StreamId,
+        end: StreamId,
+        count: usize,
+        rev: bool,
+    ) -> Vec<StreamEntry> {
+        let mut out = Vec::new();
+        if start > end {
+            return out;
+        }
+        let full = |out: &Vec<StreamEntry>| count > 0 && out.len() >= count;
+        if !rev {
+            let from = self
+                .blocks
+                .range(..=start)
+                .next_back()
+                .map(|(k, _)| *k)
+                .unwrap_or(start);
+            for (master, b) in self.blocks.range(from..) {
+                if *master > end {
+                    break;
+                }
+                if b.last < start {
+                    continue;
+                }
+                let mut at = 0;
+                while let Some(e) = b.decode(*master, at) {
+                    at = e.end;
+                    if e.id > end {
+                        return out;
+                    }
+                    if e.deleted || e.id < start {
+                        continue;
+                    }
+                    out.push((e.id, b.items(&e)));
+                    if full(&out) {
+                        return out;
+                    }
+                }
+            }
+        } else {
+            for (master, b) in self.blocks.range(..=end).rev() {
+                if b.last < start {
+                    break;
+                }
+                for e in b.all(*master).into_iter().rev() {
+                    if e.id < start {
+                        return out;
+                    }
+                    if e.deleted || e.id > end {
+                        continue;
+                    }
+                    out.push((e.id, b.items(&e)));
+                    if full(&out) {
+                        return out;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The entry with exactly `id`, if present.
+    pub fn get(&self, id: StreamId) -> Option<Vec<Bytes>> {
+        self.range(id, id, 1, false).pop().map(|(_, v)| v)
+    }
+
+    /// Does an entry with `id` exist?
+    pub fn contains(&self, id: StreamId) -> bool {
+        let Some((master, b)) = self.blocks.range(..=id).next_back() else {
+            return false;
+        };
+        if b.last < id {
+            return false;
+        }
+        let mut at = 0;
+        while let Some(e) = b.decode(*master, at) {
+            at = e.end;
+            if e.id == id {
+                return !e.deleted;
+            }
+            if e.id > id {
+                break;
+            }
+        }
+        false
+    }
+
+    /// First live entry.
+    pub fn first_entry(&self) -> Option<StreamEntry> {
+        self.range(StreamId::MIN, StreamId::MAX, 1, false).pop()
+    }
+    /// Last live entry.
+    pub fn last_entry(&self) -> Option<StreamEntry> {
+        self.range(StreamId::MIN, StreamId::MAX, 1, true).pop()
+    }
+
+    /// ID of the first live entry, without decoding its fields.
+    fn first_entry_id(&self) -> Option<StreamId> {
+        for (master, b) in &self.blocks {
+            let mut at = 0;
+            while let Some(e) = b.decode(*master, at) {
+                at = e.end;
+                if !e.deleted {
+                    return Some(e.id);
+                }
+            }
+        }
+        None
+    }
+
+    fn refresh_first(&mut self) {
+        self.first_id = self.first_entry_id().unwrap_or(StreamId::MIN);
+    }
+
+    /// Deletes the entry `id` (XDEL). Returns whether it existed.
+    pub fn delete(&mut self, id: StreamId) -> bool {
+        let Some((&master, b)) = self.blocks.range_mut(..=id).next_back() else {
+            return false;
+        };
+        if b.last < id {
+            return false;
+        }
+        let mut at = 0;
+        let mut found = None;
+        while let Some(e) = b.decode(master, at) {
+            at = e.end;
+            if e.id == id {
+                if !e.deleted {
+                    found = Some(e.at);
+                }
+                break;
+            }
+            if e.id > id {
+                break;
+            }
+        }
+        let Some(pos) = found else { return false };
+        b.data[pos] = 1;
+        b.live -= 1;
+        if b.live == 0 {
+            let cap = b.data.capacity();
+            self.blocks.remove(&master);
+            self.bytes -= cap.min(self.bytes);
+        }
+        self.len -= 1;
+        if id > self.max_deleted {
+            self.max_deleted = id;
+        }
+        if self.len == 0 {
+            self.first_id = StreamId::MIN;
+        } else if id == self.first_id {
+            self.refresh_first();
+        }
+        true
+    }
+
+    /// Trims from the head: keep at most `maxlen` entries (`Some`) or remove
+    /// entries below `minid`. `approx` removes whole blocks only; `limit`
+    /// (0 = none) caps the number of removed entries. Returns the count.
+    pub fn trim(
+        &mut self,
+        maxlen: Option<u64>,
+        minid: Option<StreamId>,
+        approx: bool,
+        limit: u64,
+    ) -> u64 {
+        let mut removed: u64 = 0;
+        while let Some((&master, b)) = self.blocks.iter_mut().next() {
+            let live = b.live as u64;
+            let whole = match (maxlen, minid) {
+                (Some(m), _) => (self.len as u64).saturating_sub(live) >= m,
+                (_, Some(id)) => b.last < id,
+                _ => return removed,
+            };
+            if whole {
+                if limit > 0 && removed + live > limit {
+                    break;
+                }
+                let cap = b.data.capacity();
+                self.blocks.remove(&master);
+                self.bytes -= cap.min(self.bytes);
+                self.len -= live as usize;
+                removed += live;
+                continue;
+            }
+            if approx {
+                break;
+            }
+            // Partial: flag entries one by one.
+            let mut at = 0;
+            while let Some(e) = b.decode(master, at) {
+                at = e.end;
+                if e.deleted {
+                    continue;
+                }
+                let stop = match (maxlen, minid) {
+                    (Some(m), _) => self.len as u64 <= m,
+                    (_, Some(id)) => e.id >= id,
+                    _ => true,
+                };
+                if stop || (limit > 0 && removed >= limit) {
+                    break;
+                }
+                b.data[e.at] = 1;
+                b.live -= 1;
+                self.len -= 1;
+                removed += 1;
+            }
+            if b.live == 0 {
+                // Only deleted entries were left past the threshold.
+                let cap = b.data.capacity();
+                self.blocks.remove(&master);
+                self.bytes -= cap.min(self.bytes);
+            }
+            break;
+        }
+        if removed > 0 {
+            self.refresh_first();
+        }
+        removed
+    }
+
+    /// The group read counter Redis derives for `id` (-1 when unknown).
+    pub fn estimate_distance(&self, id: StreamId) -> i64 {
+        if self.entries_added == 0 {
+            return 0;
+        }
+        if self.len == 0 && id <= self.last_id {
+            return self.entries_added as i64;
+        }
+        if id == self.last_id {
+            return self.entries_added as i64;
+        } else if id > self.last_id {
+            return -1;
+        }
+        if self.max_deleted.is_zero() || self.max_deleted < self.first_id {
+            if id < self.first_id {
+                return (self.entries_added - self.len as u64) as i64;
+            } else if id == self.first_id {
+                return (self.entries_added - self.len as u64 + 1) as i64;
+            }
+        }
+        -1
+    }
+
+    /// Are there deleted entries (tombstones) in `start..=end`?
+    pub fn has_tombstones(&self, start: StreamId, end: StreamId) -> bool {
+        if self.len == 0 || self.max_deleted.is_zero() {
+            return false;
+        }
+        if self.first_id > self.max_deleted {
+            return false;
+        }
+        start <= self.max_deleted && self.max_deleted <= end
+    }
+
+    /// A group's lag (None when it cannot be known).
+    pub fn group_lag(&self, g: &Group) -> Option<i64> {
+        if self.entries_added == 0 {
+            return Some(0);
+        }
+        if g.entries_read != -1 && !self.has_tombstones(g.last_id, StreamId::MAX) {
+            return Some(self.entries_added as i64 - g.entries_read);
+        }
+        let er = self.estimate_distance(g.last_id);
+        (er != -1).then(|| self.entries_added as i64 - er)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    #[test]
+    fn append_range_delete_trim() {
+        let mut s = Stream::new();
+        for i in 1..=250u64 {
+            s.append(StreamId::new(i, 0), &[b("f"), b(&i.to_string())], 100, 4096);
+        }
+        assert_eq!(s.len(), 250);
+        assert_eq!(s.block_count(), 3);
+        let r = s.range(StreamId::new(99, 0), StreamId::new(102, 0), 0, false);
+        assert_eq!(r.len(), 4);
+        assert_eq!(r[0].1[1], b("99"));
+        let r = s.range(StreamId::new(99, 0), StreamId::new(102, 0), 2, true);
+        assert_eq!(r[0].0, StreamId::new(102, 0));
+        assert!(s.delete(StreamId::new(1, 0)));
+        assert!(!s.delete(StreamId::new(1, 0)));
+        assert_eq!(s.first_id, StreamId::new(2, 0));
+        assert_eq!(s.trim(Some(200), None, true, 0), 0);
+        assert_eq!(s.trim(Some(150), None, true, 0), 99);
+        assert_eq!(s.len(), 150);
+        assert_eq!(s.trim(Some(120), None, false, 0), 30);
+        assert_eq!(s.first_entry().map(|e| e.0), Some(StreamId::new(131, 0)));
+        assert_eq!(s.trim(None, Some(StreamId::new(240, 0)), false, 0), 109);
+        assert_eq!(s.len(), 11);
+        // MINID past a deleted tail: the emptied block goes away.
+        let mut s = Stream::new();
+        for i in 1..=3u64 {
+            s.append(StreamId::new(i, 0), &[b("f"), b("v")], 100, 4096);
+        }
+        assert!(s.delete(StreamId::new(3, 0)));
+        assert_eq!(s.trim(None, Some(StreamId::new(3, 0)), false, 0), 2);
+        assert_eq!((s.len(), s.block_count()), (0, 0));
+        assert_eq!(s.first_id, StreamId::MIN);
     }
 }

@@ -14,7 +14,9 @@ pub enum Obj {
     List(crate::storage::list::List),
     Set(crate::storage::set::Set),
     ZSet(crate::storage::zset::ZSet),
-    Stream(crate::storage::stream::Stream),
+    /// Boxed: a stream header is large and rare; keeping it out of line
+    /// keeps every object slot small (see the size tests).
+    Stream(Box<crate::storage::stream::Stream>),
 }
 
 impl Obj {
