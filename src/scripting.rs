@@ -607,16 +607,13 @@ pub fn run(
     read_only: bool,
 ) -> CmdResult {
     let generation = ctx.srv.scripts.generation.load(Ordering::SeqCst);
-    // A script may run long: tell tokio this worker is busy so the tasks
-    // queued on it (other clients, which must get -BUSY, and SCRIPT KILL)
-    // move to another worker meanwhile.
-    let multi_thread = tokio::runtime::Handle::try_current()
-        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-    if multi_thread {
-        tokio::task::block_in_place(|| run_here(ctx, generation, sha, body, keys, args, read_only))
-    } else {
-        run_here(ctx, generation, sha, body, keys, args, read_only)
-    }
+    // Known gap: the script runs on the connection's worker thread. A
+    // script past busy-reply-threshold sets BUSY and SCRIPT KILL works for
+    // clients served by the other worker; connections queued on this worker
+    // wait until the script ends. (Handing the worker off with tokio's
+    // block_in_place lost wake-ups after repeated busy scripts, so it is not
+    // used.)
+    run_here(ctx, generation, sha, body, keys, args, read_only)
 }
 
 fn run_here(
