@@ -117,15 +117,11 @@
 //! `active-defrag-threshold-lower`, `active-defrag-threshold-upper`,
 //! `active-defrag-cycle-min`, `active-defrag-cycle-max`,
 //! `active-defrag-max-scan-fields`, `activerehashing`,
-//! `busy-reply-threshold`, `slowlog-log-slower-than`, `slowlog-max-len`,
+//! `slowlog-log-slower-than`, `slowlog-max-len`,
 //! `latency-monitor-threshold`, `latency-tracking`,
-//! `latency-tracking-info-percentiles`, `notify-keyspace-events`,
-//! `hash-max-listpack-entries`, `hash-max-listpack-value`,
+//! `latency-tracking-info-percentiles`,
 //! `list-max-listpack-size`, `list-compress-depth`,
-//! `set-max-intset-entries`, `zset-max-listpack-entries`,
-//! `zset-max-listpack-value`, `hll-sparse-max-bytes`,
-//! `stream-node-max-bytes`, `stream-node-max-entries`,
-//! `client-output-buffer-limit`, `tracking-table-max-keys`,
+//! `tracking-table-max-keys`,
 //! `shutdown-timeout`, `shutdown-on-sigint`, `shutdown-on-sigterm`,
 //! `metrics-port`.
 //! <!-- /no-effect-list -->
@@ -1052,7 +1048,7 @@ params! {
 
     // ---- scripting, slow log, latency, notifications ------------------------
     busy_reply_threshold "busy-reply-threshold" =
-        int(0, LONG_MAX, "5000").alias("lua-time-limit").no_effect() => u64;
+        int(0, LONG_MAX, "5000").alias("lua-time-limit") => u64;
     slowlog_log_slower_than "slowlog-log-slower-than" =
         int(-1, LONG_MAX, "10000").no_effect() => i64, "Microseconds; -1 disables the slow log, 0 logs everything.";
     slowlog_max_len "slowlog-max-len" = int(0, LONG_MAX, "128").no_effect() => u64;
@@ -1061,32 +1057,32 @@ params! {
     latency_tracking "latency-tracking" = boolean("yes").no_effect() => bool;
     latency_tracking_info_percentiles "latency-tracking-info-percentiles" =
         special(Special::Percentiles, "50 99 99.9").no_effect();
-    notify_keyspace_events "notify-keyspace-events" = special(Special::Notify, "").no_effect();
+    notify_keyspace_events "notify-keyspace-events" = special(Special::Notify, "");
 
     // ---- encodings --------------------------------------------------------
     hash_max_listpack_entries "hash-max-listpack-entries" =
-        uint(0, LONG_MAX as u64, "512").alias("hash-max-ziplist-entries").no_effect() => usize;
+        uint(0, LONG_MAX as u64, "512").alias("hash-max-ziplist-entries") => usize;
     hash_max_listpack_value "hash-max-listpack-value" =
-        umem(0, LONG_MAX as u64, "64").alias("hash-max-ziplist-value").no_effect() => usize;
+        umem(0, LONG_MAX as u64, "64").alias("hash-max-ziplist-value") => usize;
     list_max_listpack_size "list-max-listpack-size" =
         int(INT_MIN, INT_MAX, "-2").alias("list-max-ziplist-size").no_effect() => i64, "Positive: entries per node; -1..-5: node size limit of 4..64 KiB.";
     list_compress_depth "list-compress-depth" = int(0, INT_MAX, "0").no_effect() => u64;
     set_max_intset_entries "set-max-intset-entries" =
-        uint(0, LONG_MAX as u64, "512").no_effect() => usize;
+        uint(0, LONG_MAX as u64, "512") => usize;
     zset_max_listpack_entries "zset-max-listpack-entries" =
-        uint(0, LONG_MAX as u64, "128").alias("zset-max-ziplist-entries").no_effect() => usize;
+        uint(0, LONG_MAX as u64, "128").alias("zset-max-ziplist-entries") => usize;
     zset_max_listpack_value "zset-max-listpack-value" =
-        umem(0, LONG_MAX as u64, "64").alias("zset-max-ziplist-value").no_effect() => usize;
+        umem(0, LONG_MAX as u64, "64").alias("zset-max-ziplist-value") => usize;
     hll_sparse_max_bytes "hll-sparse-max-bytes" =
-        umem(0, LONG_MAX as u64, "3000").no_effect() => usize;
+        umem(0, LONG_MAX as u64, "3000") => usize;
     stream_node_max_bytes "stream-node-max-bytes" =
-        umem(0, LONG_MAX as u64, "4096").no_effect() => usize;
+        umem(0, LONG_MAX as u64, "4096") => usize;
     stream_node_max_entries "stream-node-max-entries" =
-        int(0, LONG_MAX, "100").no_effect() => u64;
+        int(0, LONG_MAX, "100") => u64;
 
     // ---- clients and protocol limits --------------------------------------
     client_output_buffer_limit "client-output-buffer-limit" =
-        special(Special::Obuf, "normal 0 0 0 slave 256mb 64mb 60 pubsub 32mb 8mb 60").no_effect();
+        special(Special::Obuf, "normal 0 0 0 slave 256mb 64mb 60 pubsub 32mb 8mb 60");
     client_query_buffer_limit "client-query-buffer-limit" =
         umem(1024 * 1024, LONG_MAX as u64, "1gb") => u64;
     proto_max_bulk_len "proto-max-bulk-len" = mem(1024 * 1024, LONG_MAX, "512mb") => u64;
