@@ -5,42 +5,10 @@
 //! search results, including randomized searches).
 
 mod common;
-use common::diff::{same_replies, script};
+use common::diff::{same_replies, same_replies_resp3, script};
 use common::{resp, TestServer};
 
 use rand::{Rng, SeedableRng};
-
-/// [`same_replies`] on RESP3 connections (HELLO 3 sent to both servers
-/// first; its reply carries the client id, so it is not compared).
-async fn same_replies_resp3(port: u16, script: &[Vec<&[u8]>]) {
-    use common::diff::{Conn, RedisRef};
-    let Some(reference) = RedisRef::start() else {
-        return;
-    };
-    let mut a = Conn::connect(port).await;
-    let mut b = Conn::connect(reference.port).await;
-    a.call(&[b"HELLO", b"3"]).await;
-    b.call(&[b"HELLO", b"3"]).await;
-    let mut diffs = Vec::new();
-    for c in script {
-        let (ra, rb) = (a.call(c).await, b.call(c).await);
-        if ra != rb {
-            diffs.push(format!(
-                "{:?}\n   cinnabar: {:?}\n   redis:    {:?}",
-                c.iter()
-                    .map(|x| String::from_utf8_lossy(x))
-                    .collect::<Vec<_>>(),
-                String::from_utf8_lossy(&ra),
-                String::from_utf8_lossy(&rb)
-            ));
-        }
-    }
-    assert!(
-        diffs.is_empty(),
-        "RESP3 replies differ from redis-server:\n{}",
-        diffs.join("\n")
-    );
-}
 
 fn cmd(args: &[&str]) -> Vec<u8> {
     let v: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();

@@ -144,11 +144,25 @@ impl Conn {
 /// Cinnabar (`ours`) and the reference server and asserts identical raw
 /// replies, command by command. Returns false when no redis-server exists.
 pub async fn same_replies(ours_port: u16, script: &[Vec<&[u8]>]) -> bool {
+    compare(ours_port, script, false).await
+}
+
+/// [`same_replies`] on RESP3 connections (HELLO 3 sent to both servers
+/// first; its reply carries the client id, so it is not compared).
+pub async fn same_replies_resp3(ours_port: u16, script: &[Vec<&[u8]>]) -> bool {
+    compare(ours_port, script, true).await
+}
+
+async fn compare(ours_port: u16, script: &[Vec<&[u8]>], resp3: bool) -> bool {
     let Some(reference) = RedisRef::start() else {
         return false;
     };
     let mut a = Conn::connect(ours_port).await;
     let mut b = Conn::connect(reference.port).await;
+    if resp3 {
+        a.call(&[b"HELLO", b"3"]).await;
+        b.call(&[b"HELLO", b"3"]).await;
+    }
     let mut diffs = Vec::new();
     for cmd in script {
         let ra = a.call(cmd).await;
@@ -164,9 +178,10 @@ pub async fn same_replies(ours_port: u16, script: &[Vec<&[u8]>]) -> bool {
             ));
         }
     }
+    let proto = if resp3 { "RESP3 " } else { "" };
     assert!(
         diffs.is_empty(),
-        "replies differ from redis-server:\n{}",
+        "{proto}replies differ from redis-server:\n{}",
         diffs.join("\n")
     );
     true
