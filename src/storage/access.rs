@@ -122,6 +122,21 @@ pub fn on_access(meta: u32, now_ms: u64) -> u32 {
     }
 }
 
+/// Metadata recording a last access `idle_secs` seconds before `now_ms`
+/// (RESTORE IDLETIME, RDB LRU info).
+pub fn meta_from_idle(idle_secs: u64, now_ms: u64) -> u32 {
+    let ticks = idle_secs
+        .saturating_mul(LRU_TICKS_PER_SEC)
+        .min(META_MASK as u64) as u32;
+    lru_clock(now_ms).wrapping_sub(ticks) & META_MASK
+}
+
+/// Metadata holding LFU counter `freq` as of `now_ms` (RESTORE FREQ, RDB
+/// LFU info).
+pub fn meta_from_freq(freq: u8, now_ms: u64) -> u32 {
+    (minutes(now_ms) << 8) | freq as u32
+}
+
 /// The counter OBJECT FREQ reports (decayed, without incrementing).
 pub fn freq(meta: u32, now_ms: u64) -> u32 {
     lfu_decayed(meta, now_ms)

@@ -572,6 +572,51 @@ impl Shard {
         next
     }
 
+    /// Visits every entry not expired at `now` with its value, deadline and
+    /// access metadata, without changing anything (snapshots, DEBUG
+    /// DIGEST-like walks). Expired entries are skipped, not removed: this
+    /// runs under a shared view (e.g. in a forked snapshot child).
+    pub fn for_each_entry<F: FnMut(&[u8], ValueRef<'_>, Option<u64>, u32)>(
+        &self,
+        now: u64,
+        mut f: F,
+    ) {
+        for e in self.table.iter() {
+            let exp = e.expire();
+            if exp.is_some_and(|at| at <= now) {
+                continue;
+            }
+            let v = match e.kind() {
+                KIND_EMBSTR => ValueRef::Str(e.embstr()),
+                KIND_INT => ValueRef::Int(e.int()),
+                _ => match self
+                    .objs
+                    .get(e.obj_index() as usize)
+                    .and_then(|o| o.as_ref())
+                {
+                    Some(o) => ValueRef::Obj(o),
+                    None => continue,
+                },
+            };
+            f(e.key(), v, exp, e.lru());
+        }
+    }
+
+    /// Overwrites a live key's access metadata (RESTORE IDLETIME/FREQ, RDB
+    /// loading); see `access::meta_from_idle` / `meta_from_freq`.
+    pub fn set_meta(&mut self, key: &[u8], meta: u32, now: u64) -> bool {
+        let Some(pos) = self.find_live(key, now) else {
+            return false;
+        };
+        match self.table.get_mut(pos) {
+            Some(e) => {
+                e.set_lru(meta);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Visits every live key (KEYS). Expired keys are skipped and removed.
     pub fn for_each_key<F: FnMut(&[u8])>(&mut self, now: u64, mut f: F) {
         let mut expired: Vec<Vec<u8>> = Vec::new();
