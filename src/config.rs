@@ -2476,6 +2476,15 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+    /// Check an append-only file (one `.aof` file, or every file of a
+    /// `.manifest`) like redis-check-aof; `--fix` cuts a truncated tail.
+    CheckAof {
+        /// Truncate the last file at the last complete command.
+        #[arg(long)]
+        fix: bool,
+        /// The `.manifest` or `.aof` file.
+        file: PathBuf,
+    },
 }
 
 /// One Redis-style command-line override: `--name arg…`.

@@ -29,6 +29,13 @@ fn main() {
         }
         return;
     }
+    if let Some(cinnabar::config::Command::CheckAof { fix, file }) = &cli.command {
+        let mut args = vec![file.display().to_string()];
+        if *fix {
+            args.push("--fix".into());
+        }
+        std::process::exit(cinnabar::persistence::aof::check_aof_main(&args));
+    }
     if cli.help {
         print!("{}", cinnabar::config::Cli::help_text());
         return;

@@ -95,6 +95,12 @@ pub struct Ctx<'a> {
     pub now: u64,
     /// Number of changes made; > 0 means the command is propagated.
     pub dirty: u64,
+    /// Records of this top-level command for the propagation stream (only
+    /// gathered while the stream is active; see `server::propagate`).
+    pub prop: Vec<crate::server::propagate::Record>,
+    /// The commands to propagate instead of the running command's argv
+    /// (set by its handler through [`Ctx::propagate_as`]).
+    pub rewrite: Option<Vec<Vec<bytes::Bytes>>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -157,10 +163,38 @@ impl<'a> Ctx<'a> {
         for (db, _, sh) in self.locks.held.iter_mut() {
             if sh.has_event_log() {
                 for (class, event, key) in sh.take_event_log() {
+                    if class == crate::config::notify::EXPIRED && self.srv.feed.active() {
+                        // A key found expired is deleted everywhere the
+                        // stream goes, before the command that found it.
+                        self.prop.push((
+                            *db as usize,
+                            vec![bytes::Bytes::from_static(b"DEL"), key.clone()],
+                        ));
+                    }
                     self.srv.notify_keyspace(*db as usize, class, event, &key);
                 }
             }
         }
+    }
+
+    /// Propagates `argv` instead of the running command's own arguments (a
+    /// deterministic form: absolute expiry times, the members SPOP chose,
+    /// the ID XADD generated …). Called more than once, every form is
+    /// propagated in order; with an empty `argv` list nothing is.
+    pub fn propagate_as(&mut self, argv: Vec<bytes::Bytes>) {
+        if !self.srv.feed.active() {
+            return;
+        }
+        let list = self.rewrite.get_or_insert_with(Vec::new);
+        if !argv.is_empty() {
+            list.push(argv);
+        }
+    }
+
+    /// Is the propagation stream being consumed (so rewrites are worth
+    /// building)?
+    pub fn propagating(&self) -> bool {
+        self.srv.feed.active()
     }
 
     /// Marks `n` changes (drives propagation and the dirty counter).

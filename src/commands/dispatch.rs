@@ -74,6 +74,9 @@ pub fn execute(srv: &Server, client: &mut Client, argv: &[Bytes]) -> Reply {
     if !client.authenticated && !entry.spec.flags.contains(CmdFlags::NO_AUTH) {
         return reject(srv, client, Some(entry), CmdError::NOAUTH);
     }
+    if srv.persist.loading() && !client.loader && !entry.spec.flags.contains(CmdFlags::LOADING) {
+        return reject(srv, client, Some(entry), CmdError::LOADING);
+    }
     if client.resp == 2
         && client.pubsub.active()
         && !crate::commands::pubsub::allowed_in_subscribed_mode(entry.spec.name)
@@ -220,10 +223,18 @@ pub fn call(srv: &Server, client: &mut Client, entry: &CommandEntry, argv: &[Byt
         client: &mut *client,
         locks,
         dirty: 0,
+        prop: Vec::new(),
+        rewrite: None,
     };
     let (result, usec) = invoke(&mut ctx, entry, argv);
     ctx.flush_expired();
     let dirty = ctx.dirty;
+    if !ctx.prop.is_empty() {
+        // Appended under the command's locks: the stream's order is the
+        // keyspace's order.
+        let end = srv.feed.emit(&ctx.prop);
+        ctx.client.durable_upto = end;
+    }
     drop(ctx);
     if dirty > 0 {
         srv.stats.dirty.fetch_add(dirty, Ordering::Relaxed);
@@ -261,6 +272,13 @@ fn sync_expired_recording(srv: &Server) {
     } else {
         0
     };
+    // Lazily expired keys are also recorded while the propagation stream is
+    // on (they are propagated as DEL).
+    let want = if srv.feed.active() {
+        want | notify::EXPIRED
+    } else {
+        want
+    };
     let flag = &crate::storage::shard::RECORD_EVENTS;
     if flag.load(Ordering::Relaxed) != want {
         flag.store(want, Ordering::Relaxed);
@@ -275,12 +293,42 @@ fn invoke(ctx: &mut Ctx<'_>, entry: &CommandEntry, argv: &[Bytes]) -> (Outcome, 
     let start = clock.raw();
     let handler = entry.spec.handler;
     let dirty_before = ctx.dirty;
+    let outer_rewrite = ctx.rewrite.take();
     let result = catch_unwind(AssertUnwindSafe(|| handler(ctx, argv)));
     let nanos = clock.delta_as_nanos(start, clock.raw());
-    if ctx.dirty > dirty_before && ctx.srv.blocking.blocked_clients() > 0 {
-        signal_written_keys(ctx, entry, argv);
+    if ctx.dirty > dirty_before {
+        if ctx.srv.blocking.blocked_clients() > 0 {
+            signal_written_keys(ctx, entry, argv);
+        }
+        if ctx.srv.feed.active() {
+            record(ctx, entry, argv);
+        }
     }
+    ctx.rewrite = outer_rewrite;
     (result, nanos / 1000)
+}
+
+/// Adds the records of a command that changed data to the context's
+/// propagation list: the handler's rewrite if it gave one, else the argv
+/// of a write command. Lazily expired keys go first (their DELs precede
+/// the command that found them). Commands that are not writes (EXEC, EVAL)
+/// propagate only what the commands they ran recorded.
+fn record(ctx: &mut Ctx<'_>, entry: &CommandEntry, argv: &[Bytes]) {
+    ctx.flush_expired();
+    let db = ctx.client.db;
+    match ctx.rewrite.take() {
+        Some(list) => {
+            for cmd in list {
+                ctx.prop.push((db, cmd));
+            }
+        }
+        None if entry.spec.flags.contains(CmdFlags::WRITE) => {
+            // Own copies: slices of the request would pin its read buffer.
+            ctx.prop
+                .push((db, argv.iter().map(|a| Bytes::copy_from_slice(a)).collect()));
+        }
+        None => {}
+    }
 }
 
 /// A write that changed a key an XREADGROUP blocks on wakes it (Redis

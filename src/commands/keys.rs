@@ -340,10 +340,17 @@ fn expire_generic(
     if when <= now as i64 {
         shard.delete(key, now);
         ctx.changed(1);
+        ctx.propagate_as(vec![Bytes::from_static(b"DEL"), key.clone()]);
         ctx.notify(N::GENERIC, "del", key);
     } else {
         shard.set_expire(key, Some(when as u64), now);
         ctx.changed(1);
+        // Relative times would move on replay: propagate the deadline.
+        ctx.propagate_as(vec![
+            Bytes::from_static(b"PEXPIREAT"),
+            key.clone(),
+            Bytes::copy_from_slice(itoa::Buffer::new().format(when).as_bytes()),
+        ]);
         ctx.notify(N::GENERIC, "expire", key);
     }
     Ok(Reply::Int(1))

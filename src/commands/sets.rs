@@ -234,6 +234,7 @@ fn spop(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             let now = ctx.now;
             ctx.shard(key)?.delete(key, now);
             ctx.changed(1);
+            ctx.propagate_as(vec![Bytes::from_static(b"DEL"), key.clone()]);
             notify_and_del(ctx, "spop", key, true);
             return Ok(Reply::Set(all));
         }
@@ -248,6 +249,21 @@ fn spop(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             Reply::Set(out)
         }
     };
+    if ctx.propagating() {
+        // The members were chosen at random: replay removes exactly them.
+        let mut srem = vec![Bytes::from_static(b"SREM"), key.clone()];
+        match &reply {
+            Reply::Bulk(m) => srem.push(m.clone()),
+            Reply::Set(ms) => srem.extend(ms.iter().filter_map(|m| match m {
+                Reply::Bulk(b) => Some(b.clone()),
+                _ => None,
+            })),
+            _ => {}
+        }
+        if srem.len() > 2 {
+            ctx.propagate_as(srem);
+        }
+    }
     let deleted = drop_if_empty(ctx, key)?;
     ctx.changed(1);
     notify_and_del(ctx, "spop", key, deleted);

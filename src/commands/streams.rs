@@ -438,6 +438,14 @@ fn xadd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         0
     };
     ctx.changed(1);
+    if ctx.propagating() && !matches!(t.id, Some((_, true))) {
+        // A generated ID depends on the clock: propagate the one chosen.
+        let mut v: Vec<Bytes> = argv.to_vec();
+        if let Some(slot) = v.get_mut(t.id_pos) {
+            *slot = Bytes::from(format!("{}-{}", id.ms, id.seq));
+        }
+        ctx.propagate_as(v);
+    }
     ctx.notify(notify::STREAM, "xadd", key);
     if trimmed > 0 {
         ctx.notify(notify::STREAM, "xtrim", key);

@@ -144,6 +144,11 @@ fn set(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     };
     shard.set(key, Value::Str(val.clone()), ttl, now);
     ctx.changed(1);
+    if let ExpOpt::At(t) = exp {
+        if ctx.propagating() {
+            ctx.propagate_as(set_pxat(key, val, t));
+        }
+    }
     ctx.notify(N::STRING, "set", key);
     if matches!(exp, ExpOpt::At(_)) {
         ctx.notify(N::GENERIC, "expire", key);
@@ -173,9 +178,24 @@ fn setex_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], unit_ms: bool, name: &str) -
     ctx.shard(&argv[1])?
         .set(&argv[1], Value::Str(argv[3].clone()), Ttl::At(at), now);
     ctx.changed(1);
+    if ctx.propagating() {
+        ctx.propagate_as(set_pxat(&argv[1], &argv[3], at));
+    }
     ctx.notify(N::STRING, "set", &argv[1]);
     ctx.notify(N::GENERIC, "expire", &argv[1]);
     Ok(Reply::OK)
+}
+
+/// `SET key value PXAT ms`: how Redis 7 propagates a SET with a relative
+/// expiry (SET EX/PX, SETEX, PSETEX), so replay does not move the deadline.
+fn set_pxat(key: &Bytes, val: &Bytes, at: u64) -> Vec<Bytes> {
+    vec![
+        Bytes::from_static(b"SET"),
+        key.clone(),
+        val.clone(),
+        Bytes::from_static(b"PXAT"),
+        Bytes::copy_from_slice(itoa::Buffer::new().format(at).as_bytes()),
+    ]
 }
 
 fn setex(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
@@ -293,16 +313,23 @@ fn getex(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         ExpOpt::At(t) if t <= now => {
             shard.delete(&argv[1], now);
             ctx.changed(1);
+            ctx.propagate_as(vec![Bytes::from_static(b"DEL"), argv[1].clone()]);
             ctx.notify(N::GENERIC, "del", &argv[1]);
         }
         ExpOpt::At(t) => {
             shard.set_expire(&argv[1], Some(t), now);
             ctx.changed(1);
+            ctx.propagate_as(vec![
+                Bytes::from_static(b"PEXPIREAT"),
+                argv[1].clone(),
+                Bytes::copy_from_slice(itoa::Buffer::new().format(t).as_bytes()),
+            ]);
             ctx.notify(N::GENERIC, "expire", &argv[1]);
         }
         ExpOpt::Persist if shard.expire_of(&argv[1], now) != Some(None) => {
             shard.set_expire(&argv[1], None, now);
             ctx.changed(1);
+            ctx.propagate_as(vec![Bytes::from_static(b"PERSIST"), argv[1].clone()]);
             ctx.notify(N::GENERIC, "persist", &argv[1]);
         }
         _ => {}

@@ -115,6 +115,12 @@ pub struct Client {
     pub watched: Vec<(u32, Bytes)>,
     /// Pub/Sub subscriptions and the outbound message queue.
     pub pubsub: crate::server::pubsub::ClientSubs,
+    /// End offset in the propagation stream of this client's last write:
+    /// with `appendfsync always` its replies wait until that is on disk.
+    pub durable_upto: u64,
+    /// The client replaying the AOF at startup (runs while others get
+    /// `-LOADING`).
+    pub loader: bool,
 }
 
 /// A transaction being queued.
@@ -144,6 +150,8 @@ impl Client {
             deny_blocking: false,
             blocking: Default::default(),
             pubsub: Default::default(),
+            durable_upto: 0,
+            loader: false,
         }
     }
 

@@ -83,7 +83,11 @@ where
                     if client.blocking.waiter.is_some() {
                         // Blocked: send what earlier commands produced, then
                         // wait for this command's final reply.
-                        if !out.is_empty() && write_out(&srv, &mut stream, &mut out).await.is_err()
+                        if !out.is_empty() && {
+                            wait_durable(&srv, &client).await;
+                            write_out(&srv, &mut stream, &mut out).await
+                        }
+                        .is_err()
                         {
                             crate::commands::blocking::park_abort(&srv, &mut client);
                             break 'conn;
@@ -122,8 +126,11 @@ where
                     if client.close_after_reply {
                         break;
                     }
-                    if out.len() >= OUT_HIGH_WATER
-                        && write_out(&srv, &mut stream, &mut out).await.is_err()
+                    if out.len() >= OUT_HIGH_WATER && {
+                        wait_durable(&srv, &client).await;
+                        write_out(&srv, &mut stream, &mut out).await
+                    }
+                    .is_err()
                     {
                         break 'conn;
                     }
@@ -137,7 +144,10 @@ where
                         client.resp,
                         &mut out,
                     );
-                    let _ = write_out(&srv, &mut stream, &mut out).await;
+                    let _ = {
+                        wait_durable(&srv, &client).await;
+                        write_out(&srv, &mut stream, &mut out).await
+                    };
                     break 'conn;
                 }
             }
@@ -150,10 +160,18 @@ where
                 bytes = pending,
                 "closing client that reached max query buffer length"
             );
-            let _ = write_out(&srv, &mut stream, &mut out).await;
+            let _ = {
+                wait_durable(&srv, &client).await;
+                write_out(&srv, &mut stream, &mut out).await
+            };
             break;
         }
-        if !out.is_empty() && write_out(&srv, &mut stream, &mut out).await.is_err() {
+        if !out.is_empty() && {
+            wait_durable(&srv, &client).await;
+            write_out(&srv, &mut stream, &mut out).await
+        }
+        .is_err()
+        {
             break;
         }
         if client.close_after_reply {
@@ -206,6 +224,18 @@ async fn flush_outbox<S: AsyncWrite + Unpin>(
         ob.written(n);
     }
     true
+}
+
+/// With `appendfsync always`, a reply to a write is sent only once the
+/// write is on disk (group commit: one fsync covers a whole batch).
+async fn wait_durable(srv: &Server, client: &Client) {
+    let off = client.durable_upto;
+    if off > 0
+        && srv.feed.synced() < off
+        && srv.config.appendfsync() == crate::config::Appendfsync::Always
+    {
+        srv.feed.wait_synced(off).await;
+    }
 }
 
 async fn write_out<S: AsyncWrite + Unpin>(

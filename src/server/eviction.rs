@@ -214,6 +214,13 @@ fn evict(srv: &Server, db: usize, key: &[u8], now: u64) -> Option<u64> {
     let mut sh = d.shard(srv.keyspace.shard_index(key)).lock();
     let bytes = sh.memory_of(key, now)? as u64;
     if sh.delete(key, now) {
+        srv.feed.emit_one(
+            db,
+            vec![
+                bytes::Bytes::from_static(b"DEL"),
+                bytes::Bytes::copy_from_slice(key),
+            ],
+        );
         drop(sh);
         srv.notify_keyspace(db, crate::config::notify::EVICTED, "evicted", key);
         Some(bytes)

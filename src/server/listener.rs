@@ -24,7 +24,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn label(self) -> &'static str {
+    pub fn label(self) -> &'static str {
         match self {
             Kind::Tcp => "tcp",
             Kind::Tls => "tls",
@@ -34,9 +34,9 @@ impl Kind {
 
 /// Binds every address of `bind` on `port` (plain) and on `tls-port` (TLS).
 /// A port of 0 turns that listener off; the Cinnabar-only `ephemeral-port`
-/// replaces every non-zero port with an OS-chosen one. Logs each bound
-/// address as `Ready to accept connections tcp on ADDR` (or `tls on ADDR`),
-/// which test harnesses read.
+/// replaces every non-zero port with an OS-chosen one. `server::run` logs
+/// each bound address as `Ready to accept connections tcp on ADDR` (or `tls
+/// on ADDR`) once the dataset is loaded; test harnesses read that line.
 pub async fn bind_all(srv: &Arc<Server>) -> std::io::Result<Vec<(Kind, TcpListener)>> {
     let cfg = &srv.config;
     let mut out = Vec::new();
@@ -81,7 +81,6 @@ async fn bind_port(srv: &Arc<Server>, kind: Kind, port: u16) -> std::io::Result<
         match TcpListener::bind(addr).await {
             Ok(l) => {
                 let local = l.local_addr()?;
-                tracing::info!("Ready to accept connections {} on {local}", kind.label());
                 if kind == Kind::Tcp {
                     srv.bound.lock().push(local);
                 }

@@ -5,6 +5,7 @@ pub mod eviction;
 pub mod listener;
 pub mod logging;
 pub mod memory;
+pub mod propagate;
 pub mod pubsub;
 pub mod stats;
 pub mod tls;
@@ -56,6 +57,10 @@ pub struct Server {
     /// Per command-table id: refused by `disabled-commands` (immutable, so
     /// computed once; dispatch checks one bool).
     disabled: Vec<bool>,
+    /// The ordered stream of writes (AOF, replication).
+    pub feed: propagate::Feed,
+    /// RDB/AOF state (INFO persistence, the running child, LOADING).
+    pub persist: crate::persistence::State,
 }
 
 impl Server {
@@ -90,6 +95,8 @@ impl Server {
             pubsub: Default::default(),
             tls: tls::TlsState::default(),
             disabled: disabled_table(&config),
+            feed: Default::default(),
+            persist: Default::default(),
             config,
         })
     }
@@ -245,8 +252,26 @@ pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
     if listeners.is_empty() {
         tracing::warn!("port and tls-port are both 0: no client can connect");
     }
+    let mut ready = Vec::new();
     for (kind, l) in listeners {
+        if let Ok(local) = l.local_addr() {
+            ready.push((kind, local));
+        }
         tokio::spawn(listener::accept_loop(srv.clone(), kind, l));
+    }
+    // Clients may connect while the dataset loads; they get -LOADING.
+    match crate::persistence::snapshot::load_at_startup(srv.clone()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::error!("{e}");
+            return Err(std::io::Error::other(e));
+        }
+        Err(e) => return Err(std::io::Error::other(e.to_string())),
+    }
+    // As Redis, "ready" is announced once the dataset is loaded (clients
+    // connecting earlier were answered -LOADING).
+    for (kind, local) in ready {
+        tracing::info!("Ready to accept connections {} on {local}", kind.label());
     }
     tokio::spawn(active_expire_task(srv.clone()));
     tokio::spawn(eviction_task(srv.clone()));
@@ -269,6 +294,7 @@ pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
     while !srv.clients.is_empty() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    crate::persistence::snapshot::stop_aof(&srv);
     tracing::info!("Cinnabar is now ready to exit, bye bye...");
     Ok(())
 }
@@ -409,7 +435,17 @@ async fn active_expire_task(srv: Arc<Server>) {
             for shard in d.shards() {
                 loop {
                     let now = crate::commands::dispatch::unix_ms();
-                    let removed = shard.lock().expire_due(now, EXPIRE_BATCH);
+                    let mut guard = shard.lock();
+                    let removed = guard.expire_due(now, EXPIRE_BATCH);
+                    if srv.feed.active() {
+                        // Under the shard lock, so the DEL is ordered with
+                        // the key's other writes.
+                        for key in &removed {
+                            srv.feed
+                                .emit_one(db, vec![bytes::Bytes::from_static(b"DEL"), key.clone()]);
+                        }
+                    }
+                    drop(guard);
                     for key in &removed {
                         srv.notify_keyspace(db, crate::config::notify::EXPIRED, "expired", key);
                     }

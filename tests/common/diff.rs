@@ -22,6 +22,12 @@ impl RedisRef {
     /// Starts `redis-server` on a free loopback port, or returns `None`
     /// (with a note on stderr) when it is not installed.
     pub fn start() -> Option<RedisRef> {
+        Self::start_with(&[])
+    }
+
+    /// [`RedisRef::start`] with extra arguments (later ones win, e.g.
+    /// `--appendonly yes --dir D` to load a data directory).
+    pub fn start_with(extra: &[&str]) -> Option<RedisRef> {
         let port = StdListener::bind("127.0.0.1:0")
             .ok()?
             .local_addr()
@@ -40,6 +46,7 @@ impl RedisRef {
                 "--enable-debug-command",
                 "yes",
             ])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn();

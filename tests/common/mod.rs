@@ -23,43 +23,23 @@ impl TestServer {
     /// Starts a server with test defaults plus `extra` Redis-style arguments.
     pub fn start_with(extra: &[&str]) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cinnabar"));
-        cmd.args([
-            "--bind",
-            "127.0.0.1",
-            "--ephemeral-port",
-            "yes",
-            "--enable-debug-command",
-            "yes",
-            "--dir",
-        ])
-        .arg(dir.path())
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-        let mut child = cmd.spawn().expect("spawn cinnabar");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(rest) = line.split("accept connections tcp on ").nth(1) {
-                    if let (Some(t), Ok(a)) = (tx.take(), rest.trim().parse::<SocketAddr>()) {
-                        let _ = t.send(a);
-                    }
-                }
-                // keep draining so the server never blocks on a full pipe
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(a) => a,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("server did not report its address");
-            }
-        };
+        let (child, addr) = spawn_in(dir.path(), extra);
         TestServer { child, addr, dir }
+    }
+
+    /// Kills the server with SIGKILL (no chance to flush anything).
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Kills the server (SIGKILL) and starts a new one on the same data
+    /// directory with `extra` arguments.
+    pub fn restart_with(&mut self, extra: &[&str]) {
+        self.kill9();
+        let (child, addr) = spawn_in(self.dir.path(), extra);
+        self.child = child;
+        self.addr = addr;
     }
 
     pub fn start() -> TestServer {
@@ -103,6 +83,47 @@ impl TestServer {
         }
         None
     }
+}
+
+/// Spawns a server on data directory `dir`; waits for its address.
+pub fn spawn_in(dir: &std::path::Path, extra: &[&str]) -> (Child, SocketAddr) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cinnabar"));
+    cmd.args([
+        "--bind",
+        "127.0.0.1",
+        "--ephemeral-port",
+        "yes",
+        "--enable-debug-command",
+        "yes",
+        "--dir",
+    ])
+    .arg(dir)
+    .args(extra)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit());
+    let mut child = cmd.spawn().expect("spawn cinnabar");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(rest) = line.split("accept connections tcp on ").nth(1) {
+                if let (Some(t), Ok(a)) = (tx.take(), rest.trim().parse::<SocketAddr>()) {
+                    let _ = t.send(a);
+                }
+            }
+            // keep draining so the server never blocks on a full pipe
+        }
+    });
+    let addr = match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(a) => a,
+        Err(_) => {
+            let _ = child.kill();
+            panic!("server did not report its address");
+        }
+    };
+    (child, addr)
 }
 
 impl Drop for TestServer {

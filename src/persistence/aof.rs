@@ -1,0 +1,606 @@
+//! The append-only file, in Redis 7's multi-part layout.
+//!
+//! `appenddirname/` holds a manifest (`<appendfilename>.manifest`), at most
+//! one base file (`<appendfilename>.<seq>.base.rdb`, an RDB snapshot, or
+//! `.base.aof`, commands) and the incremental files
+//! (`<appendfilename>.<seq>.incr.aof`) written since that base. Choosing
+//! Redis's own layout means an appendonlydir written by Cinnabar loads into
+//! redis-server 7 and the other way round, and `redis-check-aof` works on it.
+//!
+//! Writing: the propagation stream (`server::propagate`) is drained by one
+//! writer thread that appends to the current incremental file and fsyncs per
+//! `appendfsync` (always: before the replies are sent, see
+//! `connection::wait_durable`; everysec: at most once a second; no: never).
+//! A rewrite forks a snapshot child that writes a new base while the parent
+//! rotates to a fresh incremental file at the same instant (all shard locks
+//! held), so no rewrite buffer is needed: when the child succeeds the new
+//! manifest lists the new base and the new incremental file, and the old
+//! files are deleted.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::config::Appendfsync;
+use crate::server::Server;
+
+/// Kind of a file listed in the manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileType {
+    Base,
+    Incr,
+    History,
+}
+
+/// One manifest line: `file <name> seq <n> type <b|i|h>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AofFile {
+    pub name: String,
+    pub seq: u64,
+    pub kind: FileType,
+}
+
+/// The manifest: the base (if any) and the incremental files, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Manifest {
+    pub base: Option<AofFile>,
+    pub incrs: Vec<AofFile>,
+}
+
+impl Manifest {
+    /// Parses Redis 7's manifest format (unknown keys are ignored, as Redis
+    /// does for forward compatibility; `#` lines are comments).
+    pub fn parse(text: &str) -> Result<Manifest, String> {
+        let mut m = Manifest::default();
+        for (no, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let toks: Vec<&str> = line.split_whitespace().collect();
+            if !toks.len().is_multiple_of(2) {
+                return Err(format!(
+                    "Invalid AOF manifest file format (line {})",
+                    no + 1
+                ));
+            }
+            let (mut name, mut seq, mut kind) = (None, None, None);
+            for kv in toks.chunks(2) {
+                match kv[0] {
+                    "file" => name = Some(kv[1].to_string()),
+                    "seq" => seq = kv[1].parse::<u64>().ok(),
+                    "type" => {
+                        kind = match kv[1] {
+                            "b" => Some(FileType::Base),
+                            "i" => Some(FileType::Incr),
+                            "h" => Some(FileType::History),
+                            _ => None,
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let (Some(name), Some(seq), Some(kind)) = (name, seq, kind) else {
+                return Err(format!(
+                    "Invalid AOF manifest file format (line {})",
+                    no + 1
+                ));
+            };
+            if name.contains('/') {
+                return Err(format!(
+                    "File can't be a path, just a filename (line {})",
+                    no + 1
+                ));
+            }
+            let f = AofFile { name, seq, kind };
+            match kind {
+                FileType::Base => {
+                    if m.base.is_some() {
+                        return Err("Found duplicate base file information".into());
+                    }
+                    m.base = Some(f);
+                }
+                FileType::Incr => {
+                    if m.incrs.last().is_some_and(|l| l.seq >= f.seq) {
+                        return Err("Found a non-monotonic sequence number".into());
+                    }
+                    m.incrs.push(f);
+                }
+                FileType::History => {}
+            }
+        }
+        Ok(m)
+    }
+
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let mut line = |f: &AofFile, t: &str| {
+            s.push_str(&format!("file {} seq {} type {}\n", f.name, f.seq, t));
+        };
+        if let Some(b) = &self.base {
+            line(b, "b");
+        }
+        for f in &self.incrs {
+            line(f, "i");
+        }
+        s
+    }
+
+    pub fn next_incr_seq(&self) -> u64 {
+        self.incrs.last().map(|f| f.seq + 1).unwrap_or(1)
+    }
+
+    pub fn next_base_seq(&self) -> u64 {
+        self.base.as_ref().map(|f| f.seq + 1).unwrap_or(1)
+    }
+}
+
+pub fn manifest_name(appendfilename: &str) -> String {
+    format!("{appendfilename}.manifest")
+}
+
+pub fn incr_name(appendfilename: &str, seq: u64) -> String {
+    format!("{appendfilename}.{seq}.incr.aof")
+}
+
+pub fn base_name(appendfilename: &str, seq: u64, rdb: bool) -> String {
+    format!(
+        "{appendfilename}.{seq}.base.{}",
+        if rdb { "rdb" } else { "aof" }
+    )
+}
+
+/// Writes `data` to `path` crash-safely: a temporary file, fsync, rename,
+/// then fsync of the directory.
+pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        "temp-{}-{}",
+        std::process::id(),
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
+    ));
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, path)?;
+    fsync_dir(dir)
+}
+
+/// fsyncs a directory so a rename or a new file in it survives a crash.
+pub fn fsync_dir(dir: &Path) -> io::Result<()> {
+    let d = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    File::open(d)?.sync_all()
+}
+
+// ---- reading commands ------------------------------------------------------
+
+/// How reading one command from an AOF ended badly.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The file ends in the middle of a command (a crash while appending).
+    Truncated,
+    /// Bytes that are not a command.
+    Bad(String),
+    Io(io::Error),
+}
+
+impl From<io::Error> for ReadError {
+    fn from(e: io::Error) -> Self {
+        ReadError::Io(e)
+    }
+}
+
+/// Reads RESP commands (`*N` arrays of `$len` bulk strings) from an AOF.
+pub struct CommandReader<R> {
+    r: R,
+    /// Bytes consumed so far (the offset of the next command).
+    pub offset: u64,
+    line: Vec<u8>,
+}
+
+/// The largest element count / bulk length accepted from a file (a corrupt
+/// length must not allocate gigabytes).
+const MAX_ARGS: u64 = 1 << 24;
+const MAX_BULK: u64 = 1 << 32;
+
+impl<R: BufRead> CommandReader<R> {
+    pub fn new(r: R) -> Self {
+        CommandReader {
+            r,
+            offset: 0,
+            line: Vec::new(),
+        }
+    }
+
+    fn read_line(&mut self) -> Result<Option<usize>, ReadError> {
+        self.line.clear();
+        let n = self.r.read_until(b'\n', &mut self.line)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if !self.line.ends_with(b"\r\n") {
+            return Err(ReadError::Truncated);
+        }
+        Ok(Some(n))
+    }
+
+    fn number(&self, prefix: u8) -> Result<u64, ReadError> {
+        let body = &self.line[..self.line.len() - 2];
+        if body.first() != Some(&prefix) {
+            return Err(ReadError::Bad(format!(
+                "expected '{}' but found {:?}",
+                prefix as char,
+                String::from_utf8_lossy(&body[..body.len().min(16)])
+            )));
+        }
+        std::str::from_utf8(&body[1..])
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or_else(|| ReadError::Bad("invalid length".into()))
+    }
+
+    /// The next command; `Ok(None)` at a clean end of file. On error the
+    /// offset still points at the start of the failed command.
+    pub fn next_command(&mut self) -> Result<Option<Vec<Bytes>>, ReadError> {
+        let start = self.offset;
+        let mut used = 0u64;
+        let Some(n) = self.read_line()? else {
+            return Ok(None);
+        };
+        used += n as u64;
+        let argc = self.number(b'*')?;
+        if argc == 0 || argc > MAX_ARGS {
+            return Err(ReadError::Bad("invalid argument count".into()));
+        }
+        let mut argv = Vec::with_capacity(argc.min(1024) as usize);
+        for _ in 0..argc {
+            let Some(n) = self.read_line()? else {
+                return Err(ReadError::Truncated);
+            };
+            used += n as u64;
+            let len = self.number(b'$')?;
+            if len > MAX_BULK {
+                return Err(ReadError::Bad("invalid bulk length".into()));
+            }
+            let mut buf = vec![0u8; len as usize + 2];
+            if let Err(e) = self.r.read_exact(&mut buf) {
+                return Err(if e.kind() == io::ErrorKind::UnexpectedEof {
+                    ReadError::Truncated
+                } else {
+                    ReadError::Io(e)
+                });
+            }
+            if !buf.ends_with(b"\r\n") {
+                return Err(ReadError::Bad("bulk not terminated by CRLF".into()));
+            }
+            used += buf.len() as u64;
+            buf.truncate(len as usize);
+            argv.push(Bytes::from(buf));
+        }
+        self.offset = start + used;
+        Ok(Some(argv))
+    }
+}
+
+/// What loading one AOF file found.
+#[derive(Debug, Default)]
+pub struct FileLoad {
+    pub commands: u64,
+    /// The file was cut at this offset (aof-load-truncated).
+    pub truncated_at: Option<u64>,
+}
+
+/// Replays one file of commands through `exec` (which runs a command as
+/// the loading client). A truncated tail is cut off (`aof-load-truncated
+/// yes`, only for the last file) or is an error; anything else unreadable is
+/// an error naming the offset. An unfinished MULTI at the end counts as
+/// truncated at the MULTI.
+pub fn replay_file(
+    path: &Path,
+    truncate_ok: bool,
+    exec: &mut dyn FnMut(&[Bytes]),
+    discard_multi: &mut dyn FnMut(),
+) -> Result<FileLoad, String> {
+    let f = File::open(path)
+        .map_err(|e| format!("Can't open the append-only file {}: {e}", path.display()))?;
+    let mut rd = CommandReader::new(BufReader::with_capacity(1 << 16, f));
+    let mut out = FileLoad::default();
+    // Offset before an open MULTI (a torn transaction is dropped whole).
+    let mut multi_at: Option<u64> = None;
+    loop {
+        let at = rd.offset;
+        match rd.next_command() {
+            Ok(Some(argv)) => {
+                out.commands += 1;
+                if argv[0].eq_ignore_ascii_case(b"multi") {
+                    multi_at = Some(at);
+                } else if argv[0].eq_ignore_ascii_case(b"exec") {
+                    multi_at = None;
+                }
+                exec(&argv);
+            }
+            Ok(None) => {
+                if let Some(m) = multi_at {
+                    discard_multi();
+                    return truncate(path, m, truncate_ok, out);
+                }
+                return Ok(out);
+            }
+            Err(ReadError::Truncated) => {
+                discard_multi();
+                return truncate(path, multi_at.unwrap_or(at), truncate_ok, out);
+            }
+            Err(ReadError::Bad(why)) => {
+                return Err(format!(
+                    "Bad file format reading the append only file {} at offset {at}: {why}. \
+                     Make a backup of your AOF file, then use `cinnabar check-aof --fix <filename.manifest>`",
+                    path.display()
+                ))
+            }
+            Err(ReadError::Io(e)) => {
+                return Err(format!("Error reading the append only file {}: {e}", path.display()))
+            }
+        }
+    }
+}
+
+fn truncate(path: &Path, at: u64, ok: bool, mut out: FileLoad) -> Result<FileLoad, String> {
+    if !ok {
+        return Err(format!(
+            "Unexpected end of file reading the append only file {} at offset {at}. \
+             You can: 1) Make a backup of your AOF file, then use `cinnabar check-aof --fix <filename.manifest>`. \
+             2) Alternatively you can set the 'aof-load-truncated' configuration option to yes and restart the server.",
+            path.display()
+        ));
+    }
+    tracing::warn!(
+        file = %path.display(),
+        offset = at,
+        "!!! Warning: short read while loading the AOF file !!! AOF loaded anyway because aof-load-truncated is enabled"
+    );
+    let f = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| format!("Error truncating the AOF file {}: {e}", path.display()))?;
+    f.set_len(at)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| format!("Error truncating the AOF file {}: {e}", path.display()))?;
+    out.truncated_at = Some(at);
+    Ok(out)
+}
+
+/// `cinnabar check-aof [--fix] <file>`: checks one AOF file (or every file
+/// of a manifest) and, with `--fix`, cuts a truncated tail. Returns the
+/// process exit code.
+pub fn check_aof_main(args: &[String]) -> i32 {
+    let fix = args.iter().any(|a| a == "--fix");
+    let Some(path) = args.iter().find(|a| !a.starts_with("--")) else {
+        eprintln!("Usage: cinnabar check-aof [--fix] <file.manifest|file.aof>");
+        return 1;
+    };
+    let path = PathBuf::from(path);
+    let files: Vec<PathBuf> = if path.extension().is_some_and(|e| e == "manifest") {
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("Cannot read {}: {e}", path.display());
+                return 1;
+            }
+        };
+        let m = match Manifest::parse(&text) {
+            Ok(m) => m,
+            Err(e) => {
+                eprintln!("{e}");
+                return 1;
+            }
+        };
+        let dir = path.parent().unwrap_or(Path::new("."));
+        m.base
+            .iter()
+            .filter(|b| b.name.ends_with(".aof"))
+            .chain(m.incrs.iter())
+            .map(|f| dir.join(&f.name))
+            .collect()
+    } else {
+        vec![path]
+    };
+    let mut code = 0;
+    for (i, f) in files.iter().enumerate() {
+        let last = i + 1 == files.len();
+        match check_file(f) {
+            Ok(None) => println!("AOF {} is valid", f.display()),
+            Ok(Some((at, size))) => {
+                println!(
+                    "AOF analyzed: filename={}, size={size}, ok_up_to={at}, diff={}",
+                    f.display(),
+                    size - at
+                );
+                if fix && last {
+                    match OpenOptions::new().write(true).open(f).and_then(|h| {
+                        h.set_len(at)?;
+                        h.sync_all()
+                    }) {
+                        Ok(()) => println!("Successfully truncated AOF {}", f.display()),
+                        Err(e) => {
+                            eprintln!("Failed to truncate AOF {}: {e}", f.display());
+                            code = 1;
+                        }
+                    }
+                } else {
+                    println!(
+                        "AOF {} is not valid. Use the --fix option to try fixing it.",
+                        f.display()
+                    );
+                    code = 1;
+                }
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                code = 1;
+            }
+        }
+    }
+    code
+}
+
+/// `Ok(None)` if valid; `Ok(Some((ok_up_to, size)))` if the tail is
+/// truncated or unreadable from `ok_up_to` on (a torn MULTI counts).
+fn check_file(path: &Path) -> Result<Option<(u64, u64)>, String> {
+    let mut f = File::open(path).map_err(|e| format!("Cannot open {}: {e}", path.display()))?;
+    let size = f
+        .seek(io::SeekFrom::End(0))
+        .and_then(|s| f.seek(io::SeekFrom::Start(0)).map(|_| s))
+        .map_err(|e| e.to_string())?;
+    let mut rd = CommandReader::new(BufReader::new(f));
+    let mut multi_at = None;
+    loop {
+        let at = rd.offset;
+        match rd.next_command() {
+            Ok(Some(argv)) => {
+                if argv[0].eq_ignore_ascii_case(b"multi") {
+                    multi_at = Some(at);
+                } else if argv[0].eq_ignore_ascii_case(b"exec") {
+                    multi_at = None;
+                }
+            }
+            Ok(None) => return Ok(multi_at.map(|m| (m, size))),
+            Err(ReadError::Io(e)) => return Err(e.to_string()),
+            Err(_) => return Ok(Some((multi_at.unwrap_or(at), size))),
+        }
+    }
+}
+
+// ---- the writer --------------------------------------------------------------
+
+/// Opens (creating) an incremental file for appending.
+pub fn open_incr(path: &Path) -> io::Result<File> {
+    let f = OpenOptions::new().create(true).append(true).open(path)?;
+    if let Some(dir) = path.parent() {
+        fsync_dir(dir)?;
+    }
+    Ok(f)
+}
+
+/// The writer thread: drains the propagation stream into the current
+/// incremental file until the stream stops.
+pub fn writer_loop(srv: Arc<Server>, mut file: File, start_offset: u64) {
+    let feed = &srv.feed;
+    let mut off = start_offset;
+    let mut synced_off = start_offset;
+    let mut last_sync = Instant::now();
+    while let Some(segments) = feed.take(Duration::from_millis(200)) {
+        let mut failed = false;
+        for seg in segments {
+            match seg {
+                crate::server::propagate::Segment::Data(buf) => {
+                    if let Err(e) = write_retrying(&mut file, &buf) {
+                        tracing::warn!("Error writing to the AOF file: {e}");
+                        failed = true;
+                    }
+                    off += buf.len() as u64;
+                    srv.persist.add_incr_size(buf.len() as u64);
+                }
+                crate::server::propagate::Segment::Rotate(path) => {
+                    let _ = file.sync_data();
+                    synced_off = off;
+                    match open_incr(&path) {
+                        Ok(f) => {
+                            file = f;
+                            srv.persist.reset_incr_size();
+                        }
+                        Err(e) => {
+                            tracing::warn!("Can't open the new AOF file {}: {e}", path.display());
+                            failed = true;
+                        }
+                    }
+                }
+            }
+        }
+        srv.persist.set_aof_write_status(!failed);
+        match srv.config.appendfsync() {
+            Appendfsync::Always => {
+                if off > synced_off {
+                    if let Err(e) = file.sync_data() {
+                        tracing::warn!("Can't fsync the AOF file: {e}");
+                        srv.persist.set_aof_write_status(false);
+                        continue;
+                    }
+                    synced_off = off;
+                }
+                feed.set_written(off, true);
+            }
+            Appendfsync::Everysec => {
+                feed.set_written(off, false);
+                if off > synced_off && last_sync.elapsed() >= Duration::from_secs(1) {
+                    if file.sync_data().is_ok() {
+                        synced_off = off;
+                        feed.set_written(off, true);
+                    }
+                    last_sync = Instant::now();
+                }
+            }
+            Appendfsync::No => feed.set_written(off, false),
+        }
+    }
+    let _ = file.sync_data();
+    feed.set_written(off, true);
+}
+
+fn write_retrying(f: &mut File, buf: &[u8]) -> io::Result<()> {
+    let mut tries = 0;
+    loop {
+        match f.write_all(buf) {
+            Ok(()) => return Ok(()),
+            Err(e) if tries < 3 => {
+                tries += 1;
+                tracing::warn!("AOF write failed ({e}); retrying");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_round_trip_and_errors() {
+        let text = "file appendonly.aof.1.base.rdb seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\nfile appendonly.aof.2.incr.aof seq 2 type i\n";
+        let m = Manifest::parse(text).unwrap();
+        assert_eq!(m.render(), text);
+        assert_eq!(m.next_incr_seq(), 3);
+        assert!(Manifest::parse("file a seq 2 type i\nfile b seq 1 type i\n").is_err());
+        assert!(Manifest::parse("file a/b seq 1 type i\n").is_err());
+        assert!(Manifest::parse("file a seq\n").is_err());
+    }
+
+    #[test]
+    fn reader_reports_truncation_and_garbage() {
+        let mut ok = Vec::new();
+        crate::server::propagate::encode_command(&mut ok, &[b"SET" as &[u8], b"k", b"v"]);
+        let mut rd = CommandReader::new(&ok[..]);
+        assert_eq!(rd.next_command().unwrap().unwrap().len(), 3);
+        assert!(rd.next_command().unwrap().is_none());
+        for cut in 1..ok.len() {
+            let mut rd = CommandReader::new(&ok[..cut]);
+            assert!(
+                matches!(rd.next_command(), Err(ReadError::Truncated)),
+                "cut {cut}"
+            );
+        }
+        let mut rd = CommandReader::new(&b"hello\r\n"[..]);
+        assert!(matches!(rd.next_command(), Err(ReadError::Bad(_))));
+    }
+}

@@ -1,0 +1,117 @@
+//! Persistence: RDB snapshots and the append-only file.
+//!
+//! - [`snapshot`]: point-in-time copies of the whole keyspace by `fork()`:
+//!   every shard is locked for the instant of the fork only (no write is in
+//!   flight then, so the child's copy-on-write view is one consistent
+//!   moment), and the child serialises while the parent keeps serving.
+//! - [`aof`]: Redis 7's multi-part append-only file fed from the
+//!   propagation stream.
+//!
+//! [`State`] holds what INFO persistence reports and the AOF runtime.
+
+pub mod aof;
+pub mod snapshot;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+
+/// The AOF's files and writer while `appendonly` is on.
+#[derive(Default)]
+pub struct AofRuntime {
+    pub on: bool,
+    pub dir: PathBuf,
+    pub manifest: aof::Manifest,
+    pub writer: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Persistence state shared by commands, the cron and the children's
+/// reapers.
+pub struct State {
+    /// Loading the dataset at startup: commands without the `loading` flag
+    /// get `-LOADING`.
+    pub loading: AtomicBool,
+    pub aof: Mutex<AofRuntime>,
+    aof_write_ok: AtomicBool,
+    incr_size: AtomicU64,
+    /// Size of the AOF (base + incremental) after the last rewrite, for
+    /// `auto-aof-rewrite-percentage`.
+    pub aof_base_size: AtomicU64,
+    /// Unix seconds of the last successful save.
+    pub lastsave: AtomicU64,
+    /// `stats.dirty` when the last successful save started.
+    pub dirty_at_save: AtomicU64,
+    pub last_bgsave_ok: AtomicBool,
+    pub last_bgsave_secs: AtomicI64,
+    pub last_rewrite_ok: AtomicBool,
+    pub last_rewrite_secs: AtomicI64,
+    /// The running child (at most one, as Redis): its kind and start time.
+    pub child: Mutex<Option<Child>>,
+    /// BGSAVE SCHEDULE / a rewrite asked for while a child ran.
+    pub bgsave_scheduled: AtomicBool,
+    pub rewrite_scheduled: AtomicBool,
+    /// Unix seconds of the last attempt that failed (save points retry
+    /// after 5 s, as Redis's CONFIG_BGSAVE_RETRY_DELAY).
+    pub last_bgsave_try: AtomicU64,
+}
+
+/// What a forked child is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildKind {
+    Rdb,
+    AofRewrite,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Child {
+    pub pid: i32,
+    pub kind: ChildKind,
+    pub started: std::time::Instant,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            loading: AtomicBool::new(false),
+            aof: Mutex::new(AofRuntime::default()),
+            aof_write_ok: AtomicBool::new(true),
+            incr_size: AtomicU64::new(0),
+            aof_base_size: AtomicU64::new(0),
+            lastsave: AtomicU64::new(0),
+            dirty_at_save: AtomicU64::new(0),
+            last_bgsave_ok: AtomicBool::new(true),
+            last_bgsave_secs: AtomicI64::new(-1),
+            last_rewrite_ok: AtomicBool::new(true),
+            last_rewrite_secs: AtomicI64::new(-1),
+            child: Mutex::new(None),
+            bgsave_scheduled: AtomicBool::new(false),
+            rewrite_scheduled: AtomicBool::new(false),
+            last_bgsave_try: AtomicU64::new(0),
+        }
+    }
+}
+
+impl State {
+    pub fn add_incr_size(&self, n: u64) {
+        self.incr_size.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn reset_incr_size(&self) {
+        self.incr_size.store(0, Ordering::Relaxed);
+    }
+    pub fn incr_size(&self) -> u64 {
+        self.incr_size.load(Ordering::Relaxed)
+    }
+    pub fn set_aof_write_status(&self, ok: bool) {
+        self.aof_write_ok.store(ok, Ordering::Relaxed);
+    }
+    pub fn aof_write_ok(&self) -> bool {
+        self.aof_write_ok.load(Ordering::Relaxed)
+    }
+    pub fn loading(&self) -> bool {
+        self.loading.load(Ordering::Relaxed)
+    }
+    pub fn child_kind(&self) -> Option<ChildKind> {
+        self.child.lock().map(|c| c.kind)
+    }
+}

@@ -1,0 +1,402 @@
+//! The append-only file through the real server: replay equality after
+//! SIGKILL, deterministic rewrites of relative/random commands, truncated
+//! tails, `check-aof`, interop with redis-server, and a crash test under
+//! `appendfsync always`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::TestServer;
+use redis::AsyncCommands;
+
+/// Every key of databases 0..4 with its type, contents and whether it has
+/// a TTL, in a comparable form.
+async fn contents(srv: &TestServer) -> BTreeMap<(u8, String), String> {
+    contents_at(&srv.url()).await
+}
+
+async fn contents_at(url: &str) -> BTreeMap<(u8, String), String> {
+    let client = redis::Client::open(url).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    // A server still loading answers -LOADING: wait for it.
+    for _ in 0..200 {
+        let r: redis::RedisResult<redis::Value> = redis::cmd("DBSIZE").query_async(&mut c).await;
+        if r.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let mut out = BTreeMap::new();
+    for db in 0..4u8 {
+        let _: () = redis::cmd("SELECT")
+            .arg(db)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        let keys: Vec<String> = c.keys("*").await.unwrap();
+        for k in keys {
+            let t: String = redis::cmd("TYPE")
+                .arg(&k)
+                .query_async(&mut c)
+                .await
+                .unwrap();
+            let body = match t.as_str() {
+                "string" => format!("{:?}", c.get::<_, Vec<u8>>(&k).await.unwrap()),
+                "list" => format!("{:?}", c.lrange::<_, Vec<String>>(&k, 0, -1).await.unwrap()),
+                "set" => {
+                    let mut m: Vec<String> = c.smembers(&k).await.unwrap();
+                    m.sort();
+                    format!("{m:?}")
+                }
+                "hash" => format!(
+                    "{:?}",
+                    c.hgetall::<_, BTreeMap<String, String>>(&k).await.unwrap()
+                ),
+                "zset" => format!(
+                    "{:?}",
+                    c.zrange_withscores::<_, Vec<(String, String)>>(&k, 0, -1)
+                        .await
+                        .unwrap()
+                ),
+                "stream" => {
+                    let v: redis::Value = redis::cmd("XRANGE")
+                        .arg(&k)
+                        .arg("-")
+                        .arg("+")
+                        .query_async(&mut c)
+                        .await
+                        .unwrap();
+                    let g: redis::Value = redis::cmd("XINFO")
+                        .arg("GROUPS")
+                        .arg(&k)
+                        .query_async(&mut c)
+                        .await
+                        .unwrap();
+                    format!("{v:?} {g:?}")
+                }
+                other => other.to_string(),
+            };
+            let pttl: i64 = c.pttl(&k).await.unwrap();
+            out.insert((db, k), format!("{t} ttl={} {body}", pttl > 0));
+        }
+    }
+    out
+}
+
+const AOF: &[&str] = &["--appendonly", "yes", "--appendfsync", "always"];
+
+#[tokio::test]
+async fn aof_replay_reproduces_every_type_after_sigkill() {
+    let mut srv = TestServer::start_with(AOF);
+    let mut c = srv.conn().await;
+    let script: &[&[&str]] = &[
+        &["SET", "s", "hello"],
+        &["SET", "n", "10"],
+        &["INCRBY", "n", "5"],
+        &["INCRBYFLOAT", "f", "0.1"],
+        &["INCRBYFLOAT", "f", "0.2"],
+        &["APPEND", "s", " world"],
+        &["SETRANGE", "s", "0", "J"],
+        &["SET", "ex", "v", "EX", "1000"],
+        &["SETEX", "ex2", "1000", "v"],
+        &["SET", "tmp", "gone"],
+        &["EXPIRE", "tmp", "-1"],
+        &["RPUSH", "l", "a", "b", "c", "d"],
+        &["LPOP", "l"],
+        &["LMOVE", "l", "l2", "LEFT", "RIGHT"],
+        &["SADD", "set", "1", "2", "3", "4", "5", "x"],
+        &["SPOP", "set", "2"],
+        &["SPOP", "set"],
+        &["HSET", "h", "a", "1", "b", "2"],
+        &["HINCRBYFLOAT", "h", "a", "1.5"],
+        &["HDEL", "h", "b"],
+        &["ZADD", "z", "1", "a", "2", "b", "3", "c"],
+        &["ZINCRBY", "z", "10", "a"],
+        &["ZPOPMIN", "z"],
+        &["XADD", "st", "*", "f", "1"],
+        &["XADD", "st", "*", "f", "2"],
+        &["XGROUP", "CREATE", "st", "g", "0"],
+        &["XREADGROUP", "GROUP", "g", "c1", "COUNT", "1", "STREAMS", "st", ">"],
+        &["SETBIT", "bits", "100", "1"],
+        &["PFADD", "hll", "a", "b", "c"],
+        &["GEOADD", "geo", "13.361389", "38.115556", "Palermo"],
+        &["SELECT", "2"],
+        &["SET", "in2", "x"],
+        &["MOVE", "in2", "3"],
+        &["SELECT", "0"],
+        &["COPY", "s", "s-copy"],
+        &["RENAME", "n", "n2"],
+        &["PEXPIRE", "n2", "500000"],
+        &["PERSIST", "ex2"],
+        &["EVAL", "redis.call('set', KEYS[1], 'a'); redis.call('rpush', KEYS[2], math.random(1,5)); return 1", "2", "ev1", "ev2"],
+        &["SELECT", "1"],
+        &["SET", "one", "1"],
+        &["FLUSHDB"],
+        &["SET", "two", "2"],
+        &["SELECT", "0"],
+    ];
+    for cmd in script {
+        let mut q = redis::cmd(cmd[0]);
+        for a in &cmd[1..] {
+            q.arg(*a);
+        }
+        let _: redis::Value = q.query_async(&mut c).await.unwrap();
+    }
+    // A transaction.
+    let _: () = redis::pipe()
+        .atomic()
+        .cmd("INCR")
+        .arg("counter")
+        .cmd("LPUSH")
+        .arg("l")
+        .arg("tx")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    drop(c);
+    let before = contents(&srv).await;
+    assert_eq!(before.len(), 20, "{before:?}");
+    srv.restart_with(AOF);
+    let after = contents(&srv).await;
+    assert_eq!(before, after);
+    // A second restart (replaying a file that the first restart appended
+    // nothing to) is stable too.
+    srv.restart_with(AOF);
+    assert_eq!(before, contents(&srv).await);
+}
+
+#[tokio::test]
+async fn relative_and_random_commands_are_propagated_deterministically() {
+    let srv = TestServer::start_with(AOF);
+    let mut c = srv.conn().await;
+    let _: () = c.set_ex("a", "1", 100).await.unwrap();
+    let _: bool = c.expire("a", 200).await.unwrap();
+    let _: () = c.sadd("s", &["x", "y", "z"]).await.unwrap();
+    let popped: String = redis::cmd("SPOP")
+        .arg("s")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let id: String = redis::cmd("XADD")
+        .arg("st")
+        .arg("*")
+        .arg("f")
+        .arg("v")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let aof = std::fs::read(
+        srv.dir
+            .path()
+            .join("appendonlydir/appendonly.aof.1.incr.aof"),
+    )
+    .unwrap();
+    let text = String::from_utf8_lossy(&aof);
+    assert!(text.contains("PXAT"), "{text}");
+    assert!(text.contains("PEXPIREAT"), "{text}");
+    assert!(
+        !text
+            .to_lowercase()
+            .contains("expire\r\n$1\r\na\r\n$3\r\n200"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("SREM\r\n$1\r\ns\r\n$1\r\n{popped}")),
+        "{text}"
+    );
+    assert!(text.contains(&id), "{text}");
+    let manifest =
+        std::fs::read_to_string(srv.dir.path().join("appendonlydir/appendonly.aof.manifest"))
+            .unwrap();
+    assert_eq!(manifest, "file appendonly.aof.1.incr.aof seq 1 type i\n");
+}
+
+#[tokio::test]
+async fn truncated_tail_is_cut_or_refused_per_aof_load_truncated() {
+    let mut srv = TestServer::start_with(AOF);
+    let mut c = srv.conn().await;
+    let _: () = c.set("k1", "v1").await.unwrap();
+    let _: () = c.set("k2", "v2").await.unwrap();
+    drop(c);
+    srv.kill9();
+    let incr = srv
+        .dir
+        .path()
+        .join("appendonlydir/appendonly.aof.1.incr.aof");
+    let good_len = std::fs::metadata(&incr).unwrap().len();
+    // A torn write: half a command, then a torn MULTI.
+    let mut data = std::fs::read(&incr).unwrap();
+    data.extend_from_slice(b"*3\r\n$3\r\nSET\r\n$2\r\nk3");
+    std::fs::write(&incr, &data).unwrap();
+
+    // check-aof sees the damage, --fix repairs it.
+    let bin = env!("CARGO_BIN_EXE_cinnabar");
+    let manifest = srv.dir.path().join("appendonlydir/appendonly.aof.manifest");
+    let st = Command::new(bin)
+        .args(["check-aof"])
+        .arg(&manifest)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!st.success());
+
+    // aof-load-truncated no: startup fails, naming the offset.
+    let out = Command::new(bin)
+        .args([
+            "--port",
+            "0",
+            "--appendonly",
+            "yes",
+            "--aof-load-truncated",
+            "no",
+            "--dir",
+        ])
+        .arg(srv.dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(all.contains(&format!("offset {good_len}")), "{all}");
+
+    // Default (yes): loads what is complete and cuts the tail.
+    srv.restart_with(AOF);
+    let mut c = srv.conn().await;
+    let v: Vec<Option<String>> = c.mget(&["k1", "k2", "k3"]).await.unwrap();
+    assert_eq!(v, vec![Some("v1".into()), Some("v2".into()), None]);
+    let _: () = c.set("k4", "v4").await.unwrap();
+    drop(c);
+    srv.restart_with(AOF);
+    let mut c = srv.conn().await;
+    let v: Vec<Option<String>> = c.mget(&["k1", "k4"]).await.unwrap();
+    assert_eq!(v, vec![Some("v1".into()), Some("v4".into())]);
+    drop(c);
+    srv.kill9();
+    let st = Command::new(bin)
+        .args(["check-aof"])
+        .arg(&manifest)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+
+    // Garbage in the middle is not "truncation": startup refuses.
+    let mut data = std::fs::read(&incr).unwrap();
+    data.splice(0..0, b"garbage\r\n".iter().copied());
+    std::fs::write(&incr, &data).unwrap();
+    let out = Command::new(bin)
+        .args(["--port", "0", "--appendonly", "yes", "--dir"])
+        .arg(srv.dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        all.contains("Bad file format") && all.contains("offset 0"),
+        "{all}"
+    );
+}
+
+#[tokio::test]
+async fn redis_server_loads_the_aof_directory() {
+    if Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("redis-server not installed; skipping");
+        return;
+    }
+    let mut srv = TestServer::start_with(AOF);
+    let mut c = srv.conn().await;
+    let _: () = c.set("a", "1").await.unwrap();
+    let _: () = c.rpush("l", &["x", "y"]).await.unwrap();
+    let _: () = c.hset_multiple("h", &[("f", "v")]).await.unwrap();
+    let _: String = redis::cmd("XADD")
+        .arg("st")
+        .arg("*")
+        .arg("f")
+        .arg("v")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: bool = c.expire("a", 1000).await.unwrap();
+    drop(c);
+    let before = contents(&srv).await;
+    srv.kill9();
+    let r = common::diff::RedisRef::start_with(&[
+        "--appendonly",
+        "yes",
+        "--dir",
+        srv.dir.path().to_str().unwrap(),
+    ]);
+    let Some(r) = r else {
+        return;
+    };
+    assert_eq!(
+        before,
+        contents_at(&format!("redis://127.0.0.1:{}/", r.port)).await
+    );
+}
+
+/// Writers get acknowledgements while the server is SIGKILLed at random
+/// moments; after each restart every acknowledged write must be there.
+#[tokio::test]
+async fn crash_test_no_acknowledged_write_lost_with_fsync_always() {
+    let mut srv = TestServer::start_with(AOF);
+    let mut acked: Vec<u64> = Vec::new();
+    let mut next = 0u64;
+    for cycle in 0..4u64 {
+        let url = srv.url();
+        let deadline = 150 + (cycle * 97) % 200;
+        let writer = tokio::spawn(async move {
+            let client = redis::Client::open(url).unwrap();
+            let mut c = client.get_multiplexed_async_connection().await.unwrap();
+            let mut done = Vec::new();
+            let mut i = next;
+            loop {
+                let r: redis::RedisResult<()> = c.set(format!("k{i}"), i).await;
+                if r.is_err() {
+                    break;
+                }
+                done.push(i);
+                i += 1;
+            }
+            done
+        });
+        tokio::time::sleep(Duration::from_millis(deadline)).await;
+        srv.kill9();
+        let done = tokio::time::timeout(Duration::from_secs(10), writer)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!done.is_empty(), "cycle {cycle}: no write acknowledged");
+        next = done.last().copied().unwrap_or(next) + 1;
+        acked.extend(done);
+        srv.restart_with(AOF);
+        let mut c = srv.conn().await;
+        let n: usize = redis::cmd("DBSIZE").query_async(&mut c).await.unwrap();
+        assert!(
+            n >= acked.len(),
+            "cycle {cycle}: {n} keys, {} acknowledged",
+            acked.len()
+        );
+        for chunk in acked.chunks(500) {
+            let keys: Vec<String> = chunk.iter().map(|i| format!("k{i}")).collect();
+            let vals: Vec<Option<u64>> = c.mget(&keys).await.unwrap();
+            for (i, v) in chunk.iter().zip(vals) {
+                assert_eq!(v, Some(*i), "cycle {cycle}: acknowledged k{i} lost");
+            }
+        }
+    }
+}
