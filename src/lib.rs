@@ -25,6 +25,7 @@ pub mod commands;
 pub mod config;
 pub mod connection;
 pub mod devcert;
+pub mod persistence;
 pub mod protocol;
 pub mod scripting;
 pub mod server;
