@@ -1,9 +1,10 @@
 //! Persistence formats: the RDB snapshot/DUMP codec ([`rdb`]) and the
 //! packed blobs it embeds ([`blobs`]: listpack, ziplist, intset, zipmap).
 //!
-//! LZF comes from the `lzf` crate (a pure-Rust port of liblzf using the
-//! same parameters as Redis's copy, so compressed output matches Redis
-//! byte for byte); CRC64 from the `crc` crate's CRC-64/REDIS (Jones).
+//! LZF: [`lzf`] compresses exactly as Redis's bundled liblzf does (the
+//! `lzf` crate's compressor differs at the end of inputs) and decompresses
+//! with the `lzf` crate. CRC64 is the `crc` crate's CRC-64/REDIS (Jones).
 
 pub mod blobs;
+pub mod lzf;
 pub mod rdb;

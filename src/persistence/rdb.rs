@@ -264,8 +264,7 @@ fn lzf_compress(s: &[u8]) -> Option<Vec<u8>> {
     if s.len() <= 4 {
         return None;
     }
-    let c = lzf::compress(s).ok()?;
-    (!c.is_empty() && c.len() <= s.len() - 4).then_some(c)
+    crate::persistence::lzf::compress(s, s.len() - 4)
 }
 
 /// A string as `rdbSaveRawString` writes it.
@@ -832,10 +831,7 @@ impl<R: Read> Rd<R> {
                 }
                 let c = self.bytes(clen)?;
                 let ulen = usize::try_from(ulen).map_err(|_| RdbError::Corrupt("length"))?;
-                match lzf::decompress(&c, ulen) {
-                    Ok(v) if v.len() == ulen => Ok(v),
-                    _ => corrupt("LZF data"),
-                }
+                crate::persistence::lzf::decompress(&c, ulen).ok_or(RdbError::Corrupt("LZF data"))
             }
             Err(_) => corrupt("unknown string encoding"),
         }
