@@ -1405,3 +1405,320 @@ pub fn load<R: Read>(
     }
     Ok(sum)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn lim() -> Limits {
+        Limits::default()
+    }
+
+    fn as_ref(v: &Value) -> ValueRef<'_> {
+        match v {
+            Value::Str(b) => ValueRef::Str(b),
+            Value::Int(n) => ValueRef::Int(*n),
+            Value::Obj(o) => ValueRef::Obj(o),
+        }
+    }
+
+    fn round_trip(v: &Value, compress: bool) -> Value {
+        let p = dump_payload_with(as_ref(v), compress, &lim());
+        restore_payload(&p, &lim()).expect("own payload")
+    }
+
+    fn same_string(a: &Value, b: &Value) -> bool {
+        let s = |v: &Value| match v {
+            Value::Str(b) => b.to_vec(),
+            Value::Int(n) => itoa_vec(*n),
+            Value::Obj(Obj::Raw(r)) => r.clone(),
+            _ => panic!("not a string"),
+        };
+        s(a) == s(b)
+    }
+
+    fn encoding(v: &Value) -> &'static str {
+        match v {
+            Value::Obj(o) => o.encoding(),
+            _ => "string",
+        }
+    }
+
+    fn sample_stream(groups: bool) -> Stream {
+        let mut st = Stream::new();
+        let b = |s: &str| Bytes::copy_from_slice(s.as_bytes());
+        for i in 1..=250u64 {
+            let fields = if i % 10 == 0 {
+                vec![b("other"), b(&i.to_string())]
+            } else {
+                vec![b("f"), b(&i.to_string()), b("g"), b("-12")]
+            };
+            st.append(StreamId::new(1000 + i / 4, i % 4), &fields, 100, 4096);
+        }
+        st.delete(StreamId::new(1001, 1));
+        st.delete(StreamId::new(1050, 2));
+        st.trim(Some(220), None, false, 0);
+        if groups {
+            let mut g = Group {
+                last_id: StreamId::new(1030, 0),
+                entries_read: 120,
+                ..Group::default()
+            };
+            for (i, id) in [StreamId::new(1010, 1), StreamId::new(1011, 2)].into_iter().enumerate() {
+                let c = if i == 0 { b("alice") } else { b("bob") };
+                g.pel.insert(
+                    id,
+                    Nack {
+                        delivery_time: 1_700_000_000_000 + i as u64,
+                        delivery_count: 3,
+                        consumer: c.clone(),
+                    },
+                );
+                g.consumers.entry(c).or_default().pel.insert(id);
+            }
+            g.consumers.insert(
+                b("idle"),
+                Consumer {
+                    seen_time: 5,
+                    ..Consumer::default()
+                },
+            );
+            st.groups.insert(b("g1"), g);
+            st.groups.insert(
+                b("g0"),
+                Group {
+                    entries_read: -1,
+                    ..Group::default()
+                },
+            );
+        }
+        st
+    }
+
+    #[test]
+    fn every_type_and_encoding_round_trips() {
+        let l = lim();
+        let mut values: Vec<Value> = vec![
+            Value::Str(Bytes::from_static(b"hello")),
+            Value::Str(Bytes::from_static(b"-123")),
+            Value::Int(i64::MIN),
+            Value::Int(42),
+            Value::Obj(Obj::Raw(b"xyz".repeat(100))),
+        ];
+        let mut small_list = List::new();
+        let mut big_list = List::new();
+        for i in 0..10_000 {
+            big_list.push(End::Tail, format!("item{i}").as_bytes());
+        }
+        small_list.push(End::Tail, b"a");
+        small_list.push(End::Tail, b"12");
+        big_list.push(End::Tail, &vec![b'q'; 20_000]);
+        values.push(Value::Obj(Obj::List(small_list)));
+        values.push(Value::Obj(Obj::List(big_list)));
+        let mut intset = Set::default();
+        let mut table_set = Set::default();
+        for n in [1i64, -5, 70_000, i64::MAX] {
+            intset.add(n.to_string().as_bytes(), l.set_max_intset_entries);
+        }
+        for m in ["a", "b", "1"] {
+            table_set.add(m.as_bytes(), l.set_max_intset_entries);
+        }
+        values.push(Value::Obj(Obj::Set(intset)));
+        values.push(Value::Obj(Obj::Set(table_set)));
+        let mut lp_hash = Hash::default();
+        let mut ht_hash = Hash::default();
+        lp_hash.set(b"f", b"v", l.hash());
+        lp_hash.set(b"n", b"-77", l.hash());
+        for i in 0..600 {
+            ht_hash.set(format!("f{i}").as_bytes(), format!("{i}").as_bytes(), l.hash());
+        }
+        values.push(Value::Obj(Obj::Hash(lp_hash)));
+        values.push(Value::Obj(Obj::Hash(ht_hash)));
+        let mut lp_z = ZSet::new();
+        let mut sk_z = ZSet::new();
+        for (i, sc) in [1.5, f64::INFINITY, f64::NEG_INFINITY, 0.1, -3.0, 1e300].iter().enumerate() {
+            lp_z.insert(format!("m{i}").as_bytes(), *sc, l.zset());
+        }
+        for i in 0..300 {
+            sk_z.insert(format!("m{i}").as_bytes(), i as f64 / 7.0, l.zset());
+        }
+        values.push(Value::Obj(Obj::ZSet(lp_z)));
+        values.push(Value::Obj(Obj::ZSet(sk_z)));
+        values.push(Value::Obj(Obj::Stream(Box::new(sample_stream(false)))));
+        values.push(Value::Obj(Obj::Stream(Box::new(sample_stream(true)))));
+        values.push(Value::Obj(Obj::Stream(Box::new(Stream::new()))));
+        for v in &values {
+            for compress in [false, true] {
+                let back = round_trip(v, compress);
+                match v {
+                    Value::Obj(Obj::Stream(a)) => {
+                        let Value::Obj(Obj::Stream(b)) = &back else { panic!("type") };
+                        assert_eq!(a.range(StreamId::MIN, StreamId::MAX, 0, false), b.range(StreamId::MIN, StreamId::MAX, 0, false));
+                        assert_eq!((a.len(), a.last_id, a.first_id, a.max_deleted, a.entries_added), (b.len(), b.last_id, b.first_id, b.max_deleted, b.entries_added));
+                        assert_eq!(a.groups, b.groups);
+                        assert_eq!(a.block_count(), b.block_count());
+                        // Tombstones survive too.
+                        let ra: Vec<_> = a.raw_blocks().collect();
+                        let rb: Vec<_> = b.raw_blocks().collect();
+                        assert_eq!(ra, rb);
+                    }
+                    Value::Obj(o) if !matches!(o, Obj::Raw(_)) => {
+                        assert_eq!(&back, v);
+                        assert_eq!(encoding(&back), encoding(v));
+                    }
+                    _ => assert!(same_string(v, &back)),
+                }
+                // The payload is stable: re-dumping gives the same bytes
+                // (hash-table iteration order aside).
+                if !matches!(encoding(v), "hashtable") {
+                    assert_eq!(
+                        dump_payload_with(as_ref(&back), compress, &l),
+                        dump_payload_with(as_ref(v), compress, &l)
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn encodings_follow_the_configured_limits() {
+        let mut h = Hash::default();
+        for i in 0..10 {
+            h.set(format!("f{i}").as_bytes(), b"v", lim().hash());
+        }
+        let p = dump_payload(ValueRef::Obj(&Obj::Hash(h)));
+        let tight = Limits {
+            hash_max_listpack_entries: 5,
+            ..lim()
+        };
+        let v = restore_payload(&p, &tight).expect("payload");
+        assert_eq!(encoding(&v), "hashtable");
+        let v = restore_payload(&p, &lim()).expect("payload");
+        assert_eq!(encoding(&v), "listpack");
+    }
+
+    #[test]
+    fn file_round_trip_with_metadata() {
+        let mut w = RdbWriter::new(Vec::new(), true, true);
+        let aux = standard_aux(1, 2, false);
+        let aux: Vec<(&str, &[u8])> = aux.iter().map(|(k, v)| (*k, v.as_slice())).collect();
+        w.header(&aux).expect("header");
+        w.function(b"#!lua name=x\n").expect("function");
+        w.select_db(0, 3, 2).expect("select");
+        w.entry(b"a", ValueRef::Str(b"1"), Some(5_000), Some(EntryMeta::Idle(9))).expect("entry");
+        w.entry(b"b", ValueRef::Int(7), Some(1_000), None).expect("entry");
+        w.select_db(2, 1, 0).expect("select");
+        w.entry(b"c", ValueRef::Str(b"xx"), None, Some(EntryMeta::Freq(200))).expect("entry");
+        let file = w.finish().expect("finish");
+        let mut got = Vec::new();
+        let sum = load(&file[..], 2_000, &lim(), &mut |l| {
+            got.push(l);
+            Ok(())
+        })
+        .expect("load");
+        assert_eq!(sum.functions, vec![b"#!lua name=x\n".to_vec()]);
+        assert_eq!(sum.expired_skipped, 1);
+        assert_eq!(sum.keys_loaded, 2);
+        assert_eq!(got[0].key, Bytes::from_static(b"a"));
+        assert_eq!((got[0].expire_ms, got[0].idle_secs), (Some(5_000), Some(9)));
+        assert_eq!((got[1].db, got[1].freq), (2, Some(200)));
+        // A flipped byte fails the checksum (or the parse), never panics.
+        for i in 9..file.len() {
+            let mut bad = file.clone();
+            bad[i] ^= 0x41;
+            assert!(load(&bad[..], 0, &lim(), &mut |_| Ok(())).is_err(), "byte {i}");
+        }
+        for cut in 0..file.len() {
+            assert!(load(&file[..cut], 0, &lim(), &mut |_| Ok(())).is_err());
+        }
+        // Checksum off writes zero, which the loader accepts.
+        let mut w = RdbWriter::new(Vec::new(), false, false);
+        w.header(&[]).expect("header");
+        let f = w.finish().expect("finish");
+        assert_eq!(&f[f.len() - 8..], &[0u8; 8]);
+        assert!(load(&f[..], 0, &lim(), &mut |_| Ok(())).is_ok());
+    }
+
+    #[test]
+    fn corrupt_lengths_do_not_allocate() {
+        // A string claiming 2^40 bytes, and an LZF blob claiming a huge
+        // uncompressed size: errors, quickly.
+        let mut p = vec![T_STRING, 0x81];
+        p.extend_from_slice(&(1u64 << 40).to_be_bytes());
+        p.extend_from_slice(b"abc");
+        assert!(Rd::new(&p[1..], false).string().is_err());
+        let p = [0xC3u8, 0x05, 0x81, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF];
+        assert!(Rd::new(&p[..], false).string().is_err());
+        // A list claiming 2^60 elements.
+        let mut p = vec![0x81];
+        p.extend_from_slice(&(1u64 << 60).to_be_bytes());
+        assert!(Rd::new(&p[..], false).object(T_LIST, &lim()).is_err());
+    }
+
+    fn with_footer(mut body: Vec<u8>) -> Vec<u8> {
+        body.extend_from_slice(&RDB_VERSION.to_le_bytes());
+        let crc = CRC64.checksum(&body);
+        body.extend_from_slice(&crc.to_le_bytes());
+        body
+    }
+
+    proptest! {
+        #[test]
+        fn strings_round_trip(s in proptest::collection::vec(any::<u8>(), 0..300), rep in 1usize..20) {
+            let v = Value::Str(Bytes::from(s.repeat(rep)));
+            prop_assert!(same_string(&round_trip(&v, true), &v));
+        }
+
+        #[test]
+        fn collections_round_trip(items in proptest::collection::vec("[a-c0-9]{0,12}", 0..700), scores in proptest::collection::vec(-1e6f64..1e6, 700)) {
+            let l = lim();
+            let mut list = List::new();
+            let mut set = Set::default();
+            let mut hash = Hash::default();
+            let mut z = ZSet::new();
+            for (i, it) in items.iter().enumerate() {
+                list.push(End::Tail, it.as_bytes());
+                set.add(it.as_bytes(), l.set_max_intset_entries);
+                hash.set(it.as_bytes(), i.to_string().as_bytes(), l.hash());
+                z.insert(it.as_bytes(), scores[i], l.zset());
+            }
+            for o in [Obj::List(list), Obj::Set(set), Obj::Hash(hash), Obj::ZSet(z)] {
+                if o.type_name() != "list" && items.is_empty() {
+                    continue;
+                }
+                let v = Value::Obj(o);
+                if items.is_empty() {
+                    continue;
+                }
+                let back = round_trip(&v, true);
+                prop_assert_eq!(&back, &v);
+                prop_assert_eq!(encoding(&back), encoding(&v));
+            }
+        }
+
+        #[test]
+        fn mutated_payloads_never_panic(which in 0usize..6, pos in any::<prop::sample::Index>(), byte in any::<u8>()) {
+            let l = lim();
+            let mut z = ZSet::new();
+            z.insert(b"m", 1.0, l.zset());
+            let mut h = Hash::default();
+            h.set(b"f", b"v", l.hash());
+            let mut li = List::new();
+            li.push(End::Tail, b"x");
+            let vals = [
+                Value::Obj(Obj::Stream(Box::new(sample_stream(true)))),
+                Value::Obj(Obj::ZSet(z)),
+                Value::Obj(Obj::Hash(h)),
+                Value::Obj(Obj::List(li)),
+                Value::Obj(Obj::Raw(b"abc".repeat(40))),
+                Value::Str(Bytes::from_static(b"12")),
+            ];
+            let p = dump_payload(as_ref(&vals[which]));
+            let mut body = p[..p.len() - 10].to_vec();
+            let i = pos.index(body.len());
+            body[i] = byte;
+            let _ = restore_payload(&with_footer(body), &l);
+        }
+    }
+}
