@@ -111,8 +111,14 @@ async fn describe(c: &mut MultiplexedConnection, key: &[u8]) -> String {
         }
         "hash" => {
             let mut m: Vec<String> = match q(c, &[b"HGETALL", key]).await {
-                RV::Array(a) => a.chunks(2).map(|p| format!("{}={}", show(&p[0]), show(&p[1]))).collect(),
-                RV::Map(a) => a.iter().map(|(k, v)| format!("{}={}", show(k), show(v))).collect(),
+                RV::Array(a) => a
+                    .chunks(2)
+                    .map(|p| format!("{}={}", show(&p[0]), show(&p[1])))
+                    .collect(),
+                RV::Map(a) => a
+                    .iter()
+                    .map(|(k, v)| format!("{}={}", show(k), show(v)))
+                    .collect(),
                 other => vec![show(&other)],
             };
             m.sort();
@@ -141,7 +147,9 @@ async fn describe(c: &mut MultiplexedConnection, key: &[u8]) -> String {
                     };
                     s += &show(&q(c, &[b"XPENDING", key, &name]).await);
                     // id, consumer, delivery count (idle time is clock-dependent).
-                    if let RV::Array(p) = q(c, &[b"XPENDING", key, &name, b"-", b"+", b"1000"]).await {
+                    if let RV::Array(p) =
+                        q(c, &[b"XPENDING", key, &name, b"-", b"+", b"1000"]).await
+                    {
                         for e in p {
                             if let RV::Array(e) = e {
                                 s += &format!(" {} {} {}", show(&e[0]), show(&e[1]), show(&e[3]));
@@ -151,7 +159,8 @@ async fn describe(c: &mut MultiplexedConnection, key: &[u8]) -> String {
                     if let RV::Array(cs) = q(c, &[b"XINFO", b"CONSUMERS", key, &name]).await {
                         for cons in cs {
                             if let RV::Array(cf) = cons {
-                                s += &format!(" consumer {} pending {}", show(&cf[1]), show(&cf[3]));
+                                s +=
+                                    &format!(" consumer {} pending {}", show(&cf[1]), show(&cf[3]));
                             }
                         }
                     }
@@ -176,12 +185,23 @@ fn dataset() -> Vec<Vec<Vec<u8>>> {
     add(vec![s("SET"), s("str:leadzero"), s("007")]);
     add(vec![s("SET"), s("str:empty"), s("")]);
     add(vec![s("SET"), s("str:lzf"), s(&"abcabcabc".repeat(30))]);
-    let rnd: Vec<u8> = (0..200u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let rnd: Vec<u8> = (0..200u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     add(vec![s("SET"), s("str:binary"), rnd]);
     add(vec![s("SET"), s("str:big"), s(&"x".repeat(100_000))]);
     add(vec![s("APPEND"), s("str:raw"), s("raw-string")]);
     // Lists: one node, many nodes, large elements.
-    add(vec![s("RPUSH"), s("list:small"), s("a"), s("1"), s("-5"), s("300000"), s("9223372036854775807"), s("")]);
+    add(vec![
+        s("RPUSH"),
+        s("list:small"),
+        s("a"),
+        s("1"),
+        s("-5"),
+        s("300000"),
+        s("9223372036854775807"),
+        s(""),
+    ]);
     let mut big = vec![s("RPUSH"), s("list:big")];
     for i in 0..5000 {
         big.push(s(&format!("element-{i}-{}", "y".repeat(i % 37))));
@@ -193,16 +213,45 @@ fn dataset() -> Vec<Vec<Vec<u8>>> {
     }
     add(large);
     // Sets.
-    add(vec![s("SADD"), s("set:intset"), s("1"), s("2"), s("3"), s("-70000"), s("9223372036854775807")]);
+    add(vec![
+        s("SADD"),
+        s("set:intset"),
+        s("1"),
+        s("2"),
+        s("3"),
+        s("-70000"),
+        s("9223372036854775807"),
+    ]);
     let mut si = vec![s("SADD"), s("set:manyints")];
     for i in 0..600 {
         si.push(s(&i.to_string()));
     }
     add(si);
-    add(vec![s("SADD"), s("set:strings"), s("a"), s("b"), s("c"), s("12")]);
+    add(vec![
+        s("SADD"),
+        s("set:strings"),
+        s("a"),
+        s("b"),
+        s("c"),
+        s("12"),
+    ]);
     // Hashes.
-    add(vec![s("HSET"), s("hash:lp"), s("f1"), s("v1"), s("n"), s("42"), s("neg"), s("-9")]);
-    add(vec![s("HSET"), s("hash:longval"), s("f"), s(&"v".repeat(100))]);
+    add(vec![
+        s("HSET"),
+        s("hash:lp"),
+        s("f1"),
+        s("v1"),
+        s("n"),
+        s("42"),
+        s("neg"),
+        s("-9"),
+    ]);
+    add(vec![
+        s("HSET"),
+        s("hash:longval"),
+        s("f"),
+        s(&"v".repeat(100)),
+    ]);
     let mut hm = vec![s("HSET"), s("hash:many")];
     for i in 0..600 {
         hm.push(s(&format!("field{i}")));
@@ -210,45 +259,156 @@ fn dataset() -> Vec<Vec<Vec<u8>>> {
     }
     add(hm);
     // Sorted sets.
-    add(vec![s("ZADD"), s("zset:lp"), s("1"), s("a"), s("2.5"), s("b"), s("-3"), s("c"), s("inf"), s("d"), s("-inf"), s("e"), s("0.1"), s("f"), s("1e300"), s("g")]);
+    add(vec![
+        s("ZADD"),
+        s("zset:lp"),
+        s("1"),
+        s("a"),
+        s("2.5"),
+        s("b"),
+        s("-3"),
+        s("c"),
+        s("inf"),
+        s("d"),
+        s("-inf"),
+        s("e"),
+        s("0.1"),
+        s("f"),
+        s("1e300"),
+        s("g"),
+    ]);
     let mut zb = vec![s("ZADD"), s("zset:big")];
     for i in 0..200 {
         zb.push(s(&format!("{}", i as f64 / 3.0)));
         zb.push(s(&format!("m{i}")));
     }
     add(zb);
-    add(vec![s("ZADD"), s("zset:longmember"), s("1"), s(&"m".repeat(100)), s("2"), s("short")]);
+    add(vec![
+        s("ZADD"),
+        s("zset:longmember"),
+        s("1"),
+        s(&"m".repeat(100)),
+        s("2"),
+        s("short"),
+    ]);
     // Streams: plain, with deletions, multiple nodes, groups/PEL/consumers.
     for i in 1..=5 {
-        add(vec![s("XADD"), s("stream:plain"), s(&format!("{i}-0")), s("f"), s(&i.to_string()), s("g"), s("x")]);
+        add(vec![
+            s("XADD"),
+            s("stream:plain"),
+            s(&format!("{i}-0")),
+            s("f"),
+            s(&i.to_string()),
+            s("g"),
+            s("x"),
+        ]);
     }
-    add(vec![s("XADD"), s("stream:plain"), s("6-0"), s("other"), s("1")]);
+    add(vec![
+        s("XADD"),
+        s("stream:plain"),
+        s("6-0"),
+        s("other"),
+        s("1"),
+    ]);
     add(vec![s("XDEL"), s("stream:plain"), s("2-0")]);
     for i in 1..=250 {
-        add(vec![s("XADD"), s("stream:nodes"), s(&format!("{}-{}", 1000 + i / 3, i % 3)), s("k"), s(&format!("v{i}"))]);
+        add(vec![
+            s("XADD"),
+            s("stream:nodes"),
+            s(&format!("{}-{}", 1000 + i / 3, i % 3)),
+            s("k"),
+            s(&format!("v{i}")),
+        ]);
     }
     add(vec![s("XTRIM"), s("stream:nodes"), s("MAXLEN"), s("200")]);
     add(vec![s("XDEL"), s("stream:nodes"), s("1050-1")]);
     for i in 1..=6 {
-        add(vec![s("XADD"), s("stream:groups"), s(&format!("{i}-1")), s("f"), s("v")]);
+        add(vec![
+            s("XADD"),
+            s("stream:groups"),
+            s(&format!("{i}-1")),
+            s("f"),
+            s("v"),
+        ]);
     }
-    add(vec![s("XGROUP"), s("CREATE"), s("stream:groups"), s("g1"), s("0")]);
-    add(vec![s("XGROUP"), s("CREATE"), s("stream:groups"), s("g2"), s("$")]);
-    add(vec![s("XREADGROUP"), s("GROUP"), s("g1"), s("alice"), s("COUNT"), s("2"), s("STREAMS"), s("stream:groups"), s(">")]);
-    add(vec![s("XREADGROUP"), s("GROUP"), s("g1"), s("bob"), s("COUNT"), s("2"), s("STREAMS"), s("stream:groups"), s(">")]);
+    add(vec![
+        s("XGROUP"),
+        s("CREATE"),
+        s("stream:groups"),
+        s("g1"),
+        s("0"),
+    ]);
+    add(vec![
+        s("XGROUP"),
+        s("CREATE"),
+        s("stream:groups"),
+        s("g2"),
+        s("$"),
+    ]);
+    add(vec![
+        s("XREADGROUP"),
+        s("GROUP"),
+        s("g1"),
+        s("alice"),
+        s("COUNT"),
+        s("2"),
+        s("STREAMS"),
+        s("stream:groups"),
+        s(">"),
+    ]);
+    add(vec![
+        s("XREADGROUP"),
+        s("GROUP"),
+        s("g1"),
+        s("bob"),
+        s("COUNT"),
+        s("2"),
+        s("STREAMS"),
+        s("stream:groups"),
+        s(">"),
+    ]);
     add(vec![s("XACK"), s("stream:groups"), s("g1"), s("1-1")]);
-    add(vec![s("XGROUP"), s("CREATECONSUMER"), s("stream:groups"), s("g2"), s("idle")]);
+    add(vec![
+        s("XGROUP"),
+        s("CREATECONSUMER"),
+        s("stream:groups"),
+        s("g2"),
+        s("idle"),
+    ]);
     add(vec![s("XDEL"), s("stream:groups"), s("6-1")]);
-    add(vec![s("XGROUP"), s("CREATE"), s("stream:empty"), s("g"), s("$"), s("MKSTREAM")]);
+    add(vec![
+        s("XGROUP"),
+        s("CREATE"),
+        s("stream:empty"),
+        s("g"),
+        s("$"),
+        s("MKSTREAM"),
+    ]);
     add(vec![s("XADD"), s("stream:setid"), s("5-5"), s("a"), s("b")]);
-    add(vec![s("XSETID"), s("stream:setid"), s("10-0"), s("ENTRIESADDED"), s("20"), s("MAXDELETEDID"), s("7-0")]);
+    add(vec![
+        s("XSETID"),
+        s("stream:setid"),
+        s("10-0"),
+        s("ENTRIESADDED"),
+        s("20"),
+        s("MAXDELETEDID"),
+        s("7-0"),
+    ]);
     cmds
 }
 
 /// Keys whose DUMP payload Redis produces deterministically (no hash-table
 /// iteration order, no clock-dependent stream group times).
 fn deterministic(key: &str) -> bool {
-    !matches!(key, "set:manyints" | "set:strings" | "hash:longval" | "hash:many" | "stream:groups" | "stream:empty")
+    !matches!(
+        key,
+        "set:manyints"
+            | "set:strings"
+            | "hash:longval"
+            | "hash:many"
+            | "stream:groups"
+            | "stream:empty"
+    )
 }
 
 fn keys_of(cmds: &[Vec<Vec<u8>>]) -> Vec<String> {
@@ -272,7 +432,11 @@ async fn load_dataset(c: &mut MultiplexedConnection, cmds: &[Vec<Vec<u8>>]) {
         let args: Vec<&[u8]> = cmd.iter().map(|a| a.as_slice()).collect();
         let r = q(c, &args).await;
         if let RV::SimpleString(s) = &r {
-            assert!(!s.starts_with("ERR"), "{:?} -> {s}", String::from_utf8_lossy(cmd[0].as_slice()));
+            assert!(
+                !s.starts_with("ERR"),
+                "{:?} -> {s}",
+                String::from_utf8_lossy(cmd[0].as_slice())
+            );
         }
     }
 }
@@ -286,7 +450,9 @@ async fn dump(c: &mut MultiplexedConnection, key: &[u8]) -> Vec<u8> {
 
 #[tokio::test]
 async fn dump_restore_interop_both_ways() {
-    let Some(redis) = Redis::start(&["--save", ""]) else { return };
+    let Some(redis) = Redis::start(&["--save", ""]) else {
+        return;
+    };
     let ours = TestServer::start();
     let mut r = redis.conn().await;
     let mut c = ours.conn().await;
@@ -296,7 +462,11 @@ async fn dump_restore_interop_both_ways() {
     for key in keys_of(&cmds) {
         let k = key.as_bytes();
         let want = describe(&mut r, k).await;
-        assert_eq!(describe(&mut c, k).await, want, "same data built on both servers: {key}");
+        assert_eq!(
+            describe(&mut c, k).await,
+            want,
+            "same data built on both servers: {key}"
+        );
         let theirs = dump(&mut r, k).await;
         let mine = dump(&mut c, k).await;
         if deterministic(&key) {
@@ -304,16 +474,36 @@ async fn dump_restore_interop_both_ways() {
         }
         // Redis -> Cinnabar.
         let copy = format!("{key}:from-redis");
-        assert_eq!(q(&mut c, &[b"RESTORE", copy.as_bytes(), b"0", &theirs]).await, RV::Okay, "{key}");
-        assert_eq!(describe(&mut c, copy.as_bytes()).await, want, "RESTORE of Redis's DUMP of {key}");
+        assert_eq!(
+            q(&mut c, &[b"RESTORE", copy.as_bytes(), b"0", &theirs]).await,
+            RV::Okay,
+            "{key}"
+        );
+        assert_eq!(
+            describe(&mut c, copy.as_bytes()).await,
+            want,
+            "RESTORE of Redis's DUMP of {key}"
+        );
         // Cinnabar -> Redis.
         let copy = format!("{key}:from-cinnabar");
-        assert_eq!(q(&mut r, &[b"RESTORE", copy.as_bytes(), b"0", &mine]).await, RV::Okay, "{key}");
-        assert_eq!(describe(&mut r, copy.as_bytes()).await, want, "Redis RESTORE of our DUMP of {key}");
+        assert_eq!(
+            q(&mut r, &[b"RESTORE", copy.as_bytes(), b"0", &mine]).await,
+            RV::Okay,
+            "{key}"
+        );
+        assert_eq!(
+            describe(&mut r, copy.as_bytes()).await,
+            want,
+            "Redis RESTORE of our DUMP of {key}"
+        );
         // Redis re-dumps what it restored from us into the same bytes
         // (hash-table order aside).
         if deterministic(&key) || key.starts_with("stream") {
-            assert_eq!(dump(&mut r, copy.as_bytes()).await, mine, "re-DUMP of {key}");
+            assert_eq!(
+                dump(&mut r, copy.as_bytes()).await,
+                mine,
+                "re-DUMP of {key}"
+            );
         }
     }
 }
@@ -323,7 +513,12 @@ async fn restore_options_and_errors_match_redis() {
     let srv = TestServer::start();
     // A valid payload for "hello" (taken from DUMP) and corrupt variants.
     let mut c = srv.conn().await;
-    let _: () = redis::cmd("SET").arg("src").arg("hello").query_async(&mut c).await.expect("set");
+    let _: () = redis::cmd("SET")
+        .arg("src")
+        .arg("hello")
+        .query_async(&mut c)
+        .await
+        .expect("set");
     let good = dump(&mut c, b"src").await;
     let mut bad_crc = good.clone();
     let n = bad_crc.len();
@@ -336,78 +531,193 @@ async fn restore_options_and_errors_match_redis() {
         vec![s(b"RESTORE"), s(b"k"), s(b"0"), good_s.clone()],
         vec![s(b"RESTORE"), s(b"k"), s(b"0"), good_s.clone()],
         vec![s(b"GET"), s(b"k")],
-        vec![s(b"RESTORE"), s(b"k"), s(b"0"), good_s.clone(), s(b"REPLACE")],
+        vec![
+            s(b"RESTORE"),
+            s(b"k"),
+            s(b"0"),
+            good_s.clone(),
+            s(b"REPLACE"),
+        ],
         vec![s(b"RESTORE"), s(b"k2"), s(b"-1"), good_s.clone()],
         vec![s(b"RESTORE"), s(b"k2"), s(b"abc"), good_s.clone()],
         vec![s(b"RESTORE"), s(b"k2"), s(b"0"), bad_crc],
         vec![s(b"RESTORE"), s(b"k2"), s(b"0"), bad_ver],
         vec![s(b"RESTORE"), s(b"k2"), s(b"0"), s(b"short")],
-        vec![s(b"RESTORE"), s(b"k2"), s(b"0"), good_s.clone(), s(b"IDLETIME"), s(b"-1")],
-        vec![s(b"RESTORE"), s(b"k2"), s(b"0"), good_s.clone(), s(b"FREQ"), s(b"256")],
-        vec![s(b"RESTORE"), s(b"k2"), s(b"0"), good_s.clone(), s(b"FREQ"), s(b"1"), s(b"IDLETIME"), s(b"1")],
-        vec![s(b"RESTORE"), s(b"k2"), s(b"0"), good_s.clone(), s(b"BOGUS")],
-        vec![s(b"RESTORE"), s(b"k2"), s(b"0"), good_s.clone(), s(b"IDLETIME")],
+        vec![
+            s(b"RESTORE"),
+            s(b"k2"),
+            s(b"0"),
+            good_s.clone(),
+            s(b"IDLETIME"),
+            s(b"-1"),
+        ],
+        vec![
+            s(b"RESTORE"),
+            s(b"k2"),
+            s(b"0"),
+            good_s.clone(),
+            s(b"FREQ"),
+            s(b"256"),
+        ],
+        vec![
+            s(b"RESTORE"),
+            s(b"k2"),
+            s(b"0"),
+            good_s.clone(),
+            s(b"FREQ"),
+            s(b"1"),
+            s(b"IDLETIME"),
+            s(b"1"),
+        ],
+        vec![
+            s(b"RESTORE"),
+            s(b"k2"),
+            s(b"0"),
+            good_s.clone(),
+            s(b"BOGUS"),
+        ],
+        vec![
+            s(b"RESTORE"),
+            s(b"k2"),
+            s(b"0"),
+            good_s.clone(),
+            s(b"IDLETIME"),
+        ],
         vec![s(b"RESTORE"), s(b"k3"), s(b"100000"), good_s.clone()],
         vec![s(b"TTL"), s(b"k3")],
-        vec![s(b"RESTORE"), s(b"k4"), s(b"1"), good_s.clone(), s(b"ABSTTL")],
+        vec![
+            s(b"RESTORE"),
+            s(b"k4"),
+            s(b"1"),
+            good_s.clone(),
+            s(b"ABSTTL"),
+        ],
         vec![s(b"EXISTS"), s(b"k4")],
-        vec![s(b"RESTORE"), s(b"k"), s(b"1"), good_s.clone(), s(b"ABSTTL"), s(b"REPLACE")],
+        vec![
+            s(b"RESTORE"),
+            s(b"k"),
+            s(b"1"),
+            good_s.clone(),
+            s(b"ABSTTL"),
+            s(b"REPLACE"),
+        ],
         vec![s(b"EXISTS"), s(b"k")],
-        vec![s(b"RESTORE"), s(b"k5"), s(b"0"), good_s.clone(), s(b"IDLETIME"), s(b"1000")],
+        vec![
+            s(b"RESTORE"),
+            s(b"k5"),
+            s(b"0"),
+            good_s.clone(),
+            s(b"IDLETIME"),
+            s(b"1000"),
+        ],
         vec![s(b"OBJECT"), s(b"IDLETIME"), s(b"k5")],
         vec![s(b"DUMP"), s(b"nokey")],
         vec![s(b"SET"), s(b"i"), s(b"123")],
         vec![s(b"DUMP"), s(b"i")],
     ];
-    let script: Vec<Vec<&[u8]>> = lines.iter().map(|l| l.iter().map(|a| a.as_slice()).collect()).collect();
+    let script: Vec<Vec<&[u8]>> = lines
+        .iter()
+        .map(|l| l.iter().map(|a| a.as_slice()).collect())
+        .collect();
     assert!(same_replies(srv.addr.port(), &script).await || which_redis().is_none());
     // A payload whose body is garbage but whose CRC is right.
     let mut body = vec![2u8, 0xC0 | 0x3F];
     body.extend_from_slice(&10u16.to_le_bytes());
     let crc = crc::Crc::<u64>::new(&crc::CRC_64_REDIS).checksum(&body);
     body.extend_from_slice(&crc.to_le_bytes());
-    let r = redis::cmd("RESTORE").arg("bad").arg(0).arg(&body).query_async::<RV>(&mut c).await;
+    let r = redis::cmd("RESTORE")
+        .arg("bad")
+        .arg(0)
+        .arg(&body)
+        .query_async::<RV>(&mut c)
+        .await;
     let e = r.expect_err("corrupt body").to_string();
     assert!(e.contains("Bad data format"), "{e}");
 }
 
 fn which_redis() -> Option<()> {
-    Command::new("redis-server").arg("--version").output().ok().map(|_| ())
+    Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|_| ())
 }
 
 #[tokio::test]
 async fn restore_freq_and_watch_and_notifications() {
     let srv = TestServer::start_with(&["--maxmemory-policy", "allkeys-lfu"]);
     let mut c = srv.conn().await;
-    let _: () = redis::cmd("SET").arg("src").arg("v").query_async(&mut c).await.expect("set");
+    let _: () = redis::cmd("SET")
+        .arg("src")
+        .arg("v")
+        .query_async(&mut c)
+        .await
+        .expect("set");
     let p = dump(&mut c, b"src").await;
-    let r: RV = redis::cmd("RESTORE").arg("k").arg(0).arg(&p).arg("FREQ").arg(100).query_async(&mut c).await.expect("restore");
+    let r: RV = redis::cmd("RESTORE")
+        .arg("k")
+        .arg(0)
+        .arg(&p)
+        .arg("FREQ")
+        .arg(100)
+        .query_async(&mut c)
+        .await
+        .expect("restore");
     assert_eq!(r, RV::Okay);
-    let f: i64 = redis::cmd("OBJECT").arg("FREQ").arg("k").query_async(&mut c).await.expect("freq");
+    let f: i64 = redis::cmd("OBJECT")
+        .arg("FREQ")
+        .arg("k")
+        .query_async(&mut c)
+        .await
+        .expect("freq");
     assert_eq!(f, 100);
     // WATCH is invalidated by RESTORE; blocked BLPOP is woken.
     let mut raw = srv.raw().await;
-    raw.expect(&common::resp(&[b"WATCH", b"w"]), b"+OK\r\n").await;
-    let _: () = redis::cmd("RPUSH").arg("srcl").arg("x").query_async(&mut c).await.expect("rpush");
+    raw.expect(&common::resp(&[b"WATCH", b"w"]), b"+OK\r\n")
+        .await;
+    let _: () = redis::cmd("RPUSH")
+        .arg("srcl")
+        .arg("x")
+        .query_async(&mut c)
+        .await
+        .expect("rpush");
     let lp = dump(&mut c, b"srcl").await;
-    let r: RV = redis::cmd("RESTORE").arg("w").arg(0).arg(&lp).query_async(&mut c).await.expect("restore");
+    let r: RV = redis::cmd("RESTORE")
+        .arg("w")
+        .arg(0)
+        .arg(&lp)
+        .query_async(&mut c)
+        .await
+        .expect("restore");
     assert_eq!(r, RV::Okay);
     raw.expect(&common::resp(&[b"MULTI"]), b"+OK\r\n").await;
-    raw.expect(&common::resp(&[b"GET", b"w"]), b"+QUEUED\r\n").await;
+    raw.expect(&common::resp(&[b"GET", b"w"]), b"+QUEUED\r\n")
+        .await;
     raw.expect(&common::resp(&[b"EXEC"]), b"*-1\r\n").await;
     let mut blocked = srv.raw().await;
     blocked.send(&common::resp(&[b"BLPOP", b"bl", b"5"])).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let r: RV = redis::cmd("RESTORE").arg("bl").arg(0).arg(&lp).query_async(&mut c).await.expect("restore");
+    let r: RV = redis::cmd("RESTORE")
+        .arg("bl")
+        .arg(0)
+        .arg(&lp)
+        .query_async(&mut c)
+        .await
+        .expect("restore");
     assert_eq!(r, RV::Okay);
-    assert_eq!(blocked.read_until(b"x\r\n").await, b"*2\r\n$2\r\nbl\r\n$1\r\nx\r\n".to_vec());
+    assert_eq!(
+        blocked.read_until(b"x\r\n").await,
+        b"*2\r\n$2\r\nbl\r\n$1\r\nx\r\n".to_vec()
+    );
 }
 
 /// Builds values through DUMP payloads of our own server, writes them to an
 /// RDB file with `RdbWriter`, and has redis-server load it.
 #[tokio::test]
 async fn rdb_file_written_by_us_loads_in_redis() {
-    let Some(tmp) = tempfile::tempdir().ok() else { return };
+    let Some(tmp) = tempfile::tempdir().ok() else {
+        return;
+    };
     let ours = TestServer::start();
     let mut c = ours.conn().await;
     let cmds = dataset();
@@ -426,28 +736,57 @@ async fn rdb_file_written_by_us_loads_in_redis() {
         for k in &keys {
             let p = dump(&mut c, k.as_bytes()).await;
             let v = rdb::restore_payload(&p, &Limits::default()).expect("our payload");
-            w.entry(k.as_bytes(), as_ref(&v), None, None).expect("entry");
+            w.entry(k.as_bytes(), as_ref(&v), None, None)
+                .expect("entry");
         }
         let v = Value::Str(bytes::Bytes::from_static(b"expiring"));
-        w.entry(b"with:ttl", as_ref(&v), Some(4_000_000_000_000), Some(EntryMeta::Idle(5)))
-            .expect("entry");
+        w.entry(
+            b"with:ttl",
+            as_ref(&v),
+            Some(4_000_000_000_000),
+            Some(EntryMeta::Idle(5)),
+        )
+        .expect("entry");
         w.select_db(3, 1, 0).expect("select");
-        w.entry(b"in:db3", ValueRef::Int(77), None, None).expect("entry");
+        w.entry(b"in:db3", ValueRef::Int(77), None, None)
+            .expect("entry");
         use std::io::Write;
         w.finish().expect("finish").flush().expect("flush");
     }
     let dir = tmp.path().to_str().expect("path").to_string();
-    let Some(redis) = Redis::start(&["--dir", &dir, "--dbfilename", "x.rdb", "--save", ""]) else { return };
+    let Some(redis) = Redis::start(&["--dir", &dir, "--dbfilename", "x.rdb", "--save", ""]) else {
+        return;
+    };
     let mut r = redis.conn().await;
     for k in &keys {
-        assert_eq!(describe(&mut r, k.as_bytes()).await, describe(&mut c, k.as_bytes()).await, "{k}");
+        assert_eq!(
+            describe(&mut r, k.as_bytes()).await,
+            describe(&mut c, k.as_bytes()).await,
+            "{k}"
+        );
     }
-    let pexp: i64 = redis::cmd("PEXPIRETIME").arg("with:ttl").query_async(&mut r).await.expect("pexpiretime");
+    let pexp: i64 = redis::cmd("PEXPIRETIME")
+        .arg("with:ttl")
+        .query_async(&mut r)
+        .await
+        .expect("pexpiretime");
     assert_eq!(pexp, 4_000_000_000_000);
-    let f: RV = redis::cmd("FUNCTION").arg("LIST").query_async(&mut r).await.expect("function list");
+    let f: RV = redis::cmd("FUNCTION")
+        .arg("LIST")
+        .query_async(&mut r)
+        .await
+        .expect("function list");
     assert!(show(&f).contains("mylib"), "{}", show(&f));
-    let _: () = redis::cmd("SELECT").arg(3).query_async(&mut r).await.expect("select");
-    let v: String = redis::cmd("GET").arg("in:db3").query_async(&mut r).await.expect("get");
+    let _: () = redis::cmd("SELECT")
+        .arg(3)
+        .query_async(&mut r)
+        .await
+        .expect("select");
+    let v: String = redis::cmd("GET")
+        .arg("in:db3")
+        .query_async(&mut r)
+        .await
+        .expect("get");
     assert_eq!(v, "77");
 }
 
@@ -463,23 +802,61 @@ fn as_ref(v: &Value) -> ValueRef<'_> {
 /// databases); `load` reads it and the values match, key by key.
 #[tokio::test]
 async fn rdb_file_saved_by_redis_loads_here() {
-    let Some(tmp) = tempfile::tempdir().ok() else { return };
+    let Some(tmp) = tempfile::tempdir().ok() else {
+        return;
+    };
     let dir = tmp.path().to_str().expect("path").to_string();
-    let Some(redis) = Redis::start(&["--dir", &dir, "--dbfilename", "dump.rdb", "--save", ""]) else { return };
+    let Some(redis) = Redis::start(&["--dir", &dir, "--dbfilename", "dump.rdb", "--save", ""])
+    else {
+        return;
+    };
     let mut r = redis.conn().await;
     let cmds = dataset();
     load_dataset(&mut r, &cmds).await;
     let keys = keys_of(&cmds);
-    let _: () = redis::cmd("PEXPIREAT").arg("str:short").arg(4_000_000_000_000u64).query_async(&mut r).await.expect("pexpireat");
-    let _: () = redis::cmd("SET").arg("gone").arg("x").arg("PX").arg(1).query_async(&mut r).await.expect("set");
-    let _: () = redis::cmd("DEBUG").arg("SET-ACTIVE-EXPIRE").arg(0).query_async(&mut r).await.expect("debug");
+    let _: () = redis::cmd("PEXPIREAT")
+        .arg("str:short")
+        .arg(4_000_000_000_000u64)
+        .query_async(&mut r)
+        .await
+        .expect("pexpireat");
+    let _: () = redis::cmd("SET")
+        .arg("gone")
+        .arg("x")
+        .arg("PX")
+        .arg(1)
+        .query_async(&mut r)
+        .await
+        .expect("set");
+    let _: () = redis::cmd("DEBUG")
+        .arg("SET-ACTIVE-EXPIRE")
+        .arg(0)
+        .query_async(&mut r)
+        .await
+        .expect("debug");
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let _: RV = redis::cmd("FUNCTION").arg("LOAD")
+    let _: RV = redis::cmd("FUNCTION")
+        .arg("LOAD")
         .arg("#!lua name=lib1\nredis.register_function('f1', function() return 1 end)")
-        .query_async(&mut r).await.expect("function load");
-    let _: () = redis::cmd("SELECT").arg(5).query_async(&mut r).await.expect("select");
-    let _: () = redis::cmd("SET").arg("db5key").arg("v5").query_async(&mut r).await.expect("set");
-    let _: () = redis::cmd("SELECT").arg(0).query_async(&mut r).await.expect("select");
+        .query_async(&mut r)
+        .await
+        .expect("function load");
+    let _: () = redis::cmd("SELECT")
+        .arg(5)
+        .query_async(&mut r)
+        .await
+        .expect("select");
+    let _: () = redis::cmd("SET")
+        .arg("db5key")
+        .arg("v5")
+        .query_async(&mut r)
+        .await
+        .expect("set");
+    let _: () = redis::cmd("SELECT")
+        .arg(0)
+        .query_async(&mut r)
+        .await
+        .expect("select");
     let _: () = redis::cmd("SAVE").query_async(&mut r).await.expect("save");
 
     let f = std::fs::File::open(tmp.path().join("dump.rdb")).expect("open");
@@ -488,19 +865,33 @@ async fn rdb_file_saved_by_redis_loads_here() {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
         .as_millis() as u64;
-    let sum = rdb::load(std::io::BufReader::new(f), now, &Limits::default(), &mut |l| {
-        got.push(l);
-        Ok(())
-    })
+    let sum = rdb::load(
+        std::io::BufReader::new(f),
+        now,
+        &Limits::default(),
+        &mut |l| {
+            got.push(l);
+            Ok(())
+        },
+    )
     .expect("load");
     assert_eq!(sum.rdb_version, 10);
     assert_eq!(sum.expired_skipped, 1);
     assert_eq!(sum.functions.len(), 1);
-    assert!(sum.aux.iter().any(|(k, v)| k == b"redis-ver" && v == b"7.0.15"));
+    assert!(sum
+        .aux
+        .iter()
+        .any(|(k, v)| k == b"redis-ver" && v == b"7.0.15"));
     assert_eq!(got.len(), keys.len() + 1);
-    let db5 = got.iter().find(|l| &l.key[..] == b"db5key").expect("db5 key");
+    let db5 = got
+        .iter()
+        .find(|l| &l.key[..] == b"db5key")
+        .expect("db5 key");
     assert_eq!(db5.db, 5);
-    let exp = got.iter().find(|l| &l.key[..] == b"str:short").expect("key");
+    let exp = got
+        .iter()
+        .find(|l| &l.key[..] == b"str:short")
+        .expect("key");
     assert_eq!(exp.expire_ms, Some(4_000_000_000_000));
     // Every value, re-encoded as a DUMP payload and restored into our
     // server, equals Redis's (contents and encoding).
@@ -508,8 +899,19 @@ async fn rdb_file_saved_by_redis_loads_here() {
     let mut c = ours.conn().await;
     for l in got.iter().filter(|l| l.db == 0) {
         let p = rdb::dump_payload(as_ref(&l.value));
-        let r2: RV = redis::cmd("RESTORE").arg(&l.key[..]).arg(0).arg(&p).query_async(&mut c).await.expect("restore");
+        let r2: RV = redis::cmd("RESTORE")
+            .arg(&l.key[..])
+            .arg(0)
+            .arg(&p)
+            .query_async(&mut c)
+            .await
+            .expect("restore");
         assert_eq!(r2, RV::Okay);
-        assert_eq!(describe(&mut c, &l.key).await, describe(&mut r, &l.key).await, "{:?}", l.key);
+        assert_eq!(
+            describe(&mut c, &l.key).await,
+            describe(&mut r, &l.key).await,
+            "{:?}",
+            l.key
+        );
     }
 }

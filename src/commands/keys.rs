@@ -627,10 +627,18 @@ fn restore(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let lfu = crate::storage::access::lfu_mode();
     match (freq, idle) {
         (Some(f), _) if lfu => {
-            sh.set_meta(key, crate::storage::access::meta_from_freq(f as u8, now), now);
+            sh.set_meta(
+                key,
+                crate::storage::access::meta_from_freq(f as u8, now),
+                now,
+            );
         }
         (_, Some(i)) if !lfu => {
-            sh.set_meta(key, crate::storage::access::meta_from_idle(i as u64, now), now);
+            sh.set_meta(
+                key,
+                crate::storage::access::meta_from_idle(i as u64, now),
+                now,
+            );
         }
         _ => {}
     }

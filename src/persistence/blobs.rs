@@ -424,8 +424,7 @@ pub fn zipmap_decode(b: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
             }
         }
     };
-    loop {
-        let Some(klen) = len_at(&mut p)? else { break };
+    while let Some(klen) = len_at(&mut p)? {
         let k = b.get(p..p.checked_add(klen)?)?;
         p += klen;
         let vlen = len_at(&mut p)??;
@@ -482,7 +481,11 @@ mod tests {
 
     #[test]
     fn intset_widths() {
-        for set in [vec![1i64, 2, 3], vec![-70000, 5], vec![i64::MIN, 0, i64::MAX]] {
+        for set in [
+            vec![1i64, 2, 3],
+            vec![-70000, 5],
+            vec![i64::MIN, 0, i64::MAX],
+        ] {
             assert_eq!(intset_decode(&intset_encode(&set)), Some(set));
         }
         assert!(intset_decode(&[2, 0, 0, 0, 2, 0, 0, 0, 5, 0, 1, 0]).is_none());

@@ -24,7 +24,7 @@ use bytes::Bytes;
 use crc::{Crc, Digest, CRC_64_REDIS};
 
 use crate::persistence::blobs::{
-    intset_decode, intset_encode, lp_decode, lp_entry_size, zipmap_decode, ziplist_decode, Item,
+    intset_decode, intset_encode, lp_decode, lp_entry_size, ziplist_decode, zipmap_decode, Item,
     LpWriter, LP_EMPTY_BYTES,
 };
 use crate::protocol::codec::parse_i64;
@@ -512,7 +512,11 @@ fn put_stream<S: Sink>(s: &mut S, st: &Stream, compress: bool) -> io::Result<()>
         for e in entries {
             let nf = e.items.len() / 2;
             let same = nf == master_fields.len()
-                && e.items.iter().step_by(2).zip(&master_fields).all(|(a, b)| a == *b);
+                && e.items
+                    .iter()
+                    .step_by(2)
+                    .zip(&master_fields)
+                    .all(|(a, b)| a == *b);
             let mut flags = 0;
             if e.deleted {
                 flags |= STREAM_FLAG_DELETED;
@@ -611,7 +615,8 @@ impl<W: Write> RdbWriter<W> {
     /// The magic `REDIS0010` and the given AUX fields (see
     /// [`standard_aux`] for the ones Redis writes).
     pub fn header(&mut self, aux: &[(&str, &[u8])]) -> io::Result<()> {
-        self.out.put(format!("REDIS{:04}", RDB_VERSION).as_bytes())?;
+        self.out
+            .put(format!("REDIS{:04}", RDB_VERSION).as_bytes())?;
         for (k, v) in aux {
             self.out.put(&[OP_AUX])?;
             put_string(&mut self.out, k.as_bytes(), self.compress)?;
@@ -676,13 +681,24 @@ impl<W: Write> RdbWriter<W> {
 }
 
 /// The AUX fields Redis 7.0 writes at the head of a snapshot.
-pub fn standard_aux(ctime_secs: u64, used_mem: u64, aof_base: bool) -> Vec<(&'static str, Vec<u8>)> {
+pub fn standard_aux(
+    ctime_secs: u64,
+    used_mem: u64,
+    aof_base: bool,
+) -> Vec<(&'static str, Vec<u8>)> {
     vec![
         ("redis-ver", crate::REDIS_VERSION.as_bytes().to_vec()),
         ("redis-bits", b"64".to_vec()),
         ("ctime", ctime_secs.to_string().into_bytes()),
         ("used-mem", used_mem.to_string().into_bytes()),
-        ("aof-base", if aof_base { b"1".to_vec() } else { b"0".to_vec() }),
+        (
+            "aof-base",
+            if aof_base {
+                b"1".to_vec()
+            } else {
+                b"0".to_vec()
+            },
+        ),
     ]
 }
 
@@ -955,9 +971,9 @@ impl<R: Read> Rd<R> {
                 let blob = self.string()?;
                 blob_object(t, &blob, lim)?
             }
-            T_STREAM_LISTPACKS | T_STREAM_LISTPACKS_2 => {
-                Value::Obj(Obj::Stream(Box::new(self.stream(t == T_STREAM_LISTPACKS_2)?)))
-            }
+            T_STREAM_LISTPACKS | T_STREAM_LISTPACKS_2 => Value::Obj(Obj::Stream(Box::new(
+                self.stream(t == T_STREAM_LISTPACKS_2)?,
+            ))),
             6 | 7 => return corrupt("module values are not supported"),
             _ => return corrupt("unknown value type"),
         })
@@ -1100,10 +1116,13 @@ fn score_of(it: Item<'_>) -> Result<f64, RdbError> {
 }
 
 fn pairs(items: Vec<Item<'_>>) -> Result<Vec<(Vec<u8>, Item<'_>)>, RdbError> {
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return corrupt("odd number of elements");
     }
-    Ok(items.chunks_exact(2).map(|c| (c[0].to_vec(), c[1])).collect())
+    Ok(items
+        .chunks_exact(2)
+        .map(|c| (c[0].to_vec(), c[1]))
+        .collect())
 }
 
 /// Builds a value from one of the blob encodings.
@@ -1113,7 +1132,10 @@ fn blob_object(t: u8, blob: &[u8], lim: &Limits) -> Result<Value, RdbError> {
             let ints = intset_decode(blob).ok_or(RdbError::Corrupt("intset"))?;
             let mut s = Set::default();
             for n in &ints {
-                s.add(itoa::Buffer::new().format(*n).as_bytes(), lim.set_max_intset_entries);
+                s.add(
+                    itoa::Buffer::new().format(*n).as_bytes(),
+                    lim.set_max_intset_entries,
+                );
             }
             non_empty(Obj::Set(s), ints.len())
         }
@@ -1146,7 +1168,11 @@ fn blob_object(t: u8, blob: &[u8], lim: &Limits) -> Result<Value, RdbError> {
                     .collect()
             };
             let mut h = Hash::default();
-            let longest = kv.iter().map(|(k, v)| k.len().max(v.len())).max().unwrap_or(0);
+            let longest = kv
+                .iter()
+                .map(|(k, v)| k.len().max(v.len()))
+                .max()
+                .unwrap_or(0);
             // The blob's encoding is kept unless it has too many fields (a
             // zipmap also converts for a too-long element), as Redis does.
             if kv.len() > lim.hash_max_listpack_entries
@@ -1465,7 +1491,10 @@ mod tests {
                 entries_read: 120,
                 ..Group::default()
             };
-            for (i, id) in [StreamId::new(1010, 1), StreamId::new(1011, 2)].into_iter().enumerate() {
+            for (i, id) in [StreamId::new(1010, 1), StreamId::new(1011, 2)]
+                .into_iter()
+                .enumerate()
+            {
                 let c = if i == 0 { b("alice") } else { b("bob") };
                 g.pel.insert(
                     id,
@@ -1531,13 +1560,20 @@ mod tests {
         lp_hash.set(b"f", b"v", l.hash());
         lp_hash.set(b"n", b"-77", l.hash());
         for i in 0..600 {
-            ht_hash.set(format!("f{i}").as_bytes(), format!("{i}").as_bytes(), l.hash());
+            ht_hash.set(
+                format!("f{i}").as_bytes(),
+                format!("{i}").as_bytes(),
+                l.hash(),
+            );
         }
         values.push(Value::Obj(Obj::Hash(lp_hash)));
         values.push(Value::Obj(Obj::Hash(ht_hash)));
         let mut lp_z = ZSet::new();
         let mut sk_z = ZSet::new();
-        for (i, sc) in [1.5, f64::INFINITY, f64::NEG_INFINITY, 0.1, -3.0, 1e300].iter().enumerate() {
+        for (i, sc) in [1.5, f64::INFINITY, f64::NEG_INFINITY, 0.1, -3.0, 1e300]
+            .iter()
+            .enumerate()
+        {
             lp_z.insert(format!("m{i}").as_bytes(), *sc, l.zset());
         }
         for i in 0..300 {
@@ -1553,9 +1589,29 @@ mod tests {
                 let back = round_trip(v, compress);
                 match v {
                     Value::Obj(Obj::Stream(a)) => {
-                        let Value::Obj(Obj::Stream(b)) = &back else { panic!("type") };
-                        assert_eq!(a.range(StreamId::MIN, StreamId::MAX, 0, false), b.range(StreamId::MIN, StreamId::MAX, 0, false));
-                        assert_eq!((a.len(), a.last_id, a.first_id, a.max_deleted, a.entries_added), (b.len(), b.last_id, b.first_id, b.max_deleted, b.entries_added));
+                        let Value::Obj(Obj::Stream(b)) = &back else {
+                            panic!("type")
+                        };
+                        assert_eq!(
+                            a.range(StreamId::MIN, StreamId::MAX, 0, false),
+                            b.range(StreamId::MIN, StreamId::MAX, 0, false)
+                        );
+                        assert_eq!(
+                            (
+                                a.len(),
+                                a.last_id,
+                                a.first_id,
+                                a.max_deleted,
+                                a.entries_added
+                            ),
+                            (
+                                b.len(),
+                                b.last_id,
+                                b.first_id,
+                                b.max_deleted,
+                                b.entries_added
+                            )
+                        );
                         assert_eq!(a.groups, b.groups);
                         assert_eq!(a.block_count(), b.block_count());
                         // Tombstones survive too.
@@ -1606,10 +1662,18 @@ mod tests {
         w.header(&aux).expect("header");
         w.function(b"#!lua name=x\n").expect("function");
         w.select_db(0, 3, 2).expect("select");
-        w.entry(b"a", ValueRef::Str(b"1"), Some(5_000), Some(EntryMeta::Idle(9))).expect("entry");
-        w.entry(b"b", ValueRef::Int(7), Some(1_000), None).expect("entry");
+        w.entry(
+            b"a",
+            ValueRef::Str(b"1"),
+            Some(5_000),
+            Some(EntryMeta::Idle(9)),
+        )
+        .expect("entry");
+        w.entry(b"b", ValueRef::Int(7), Some(1_000), None)
+            .expect("entry");
         w.select_db(2, 1, 0).expect("select");
-        w.entry(b"c", ValueRef::Str(b"xx"), None, Some(EntryMeta::Freq(200))).expect("entry");
+        w.entry(b"c", ValueRef::Str(b"xx"), None, Some(EntryMeta::Freq(200)))
+            .expect("entry");
         let file = w.finish().expect("finish");
         let mut got = Vec::new();
         let sum = load(&file[..], 2_000, &lim(), &mut |l| {
@@ -1627,7 +1691,10 @@ mod tests {
         for i in 9..file.len() {
             let mut bad = file.clone();
             bad[i] ^= 0x41;
-            assert!(load(&bad[..], 0, &lim(), &mut |_| Ok(())).is_err(), "byte {i}");
+            assert!(
+                load(&bad[..], 0, &lim(), &mut |_| Ok(())).is_err(),
+                "byte {i}"
+            );
         }
         for cut in 0..file.len() {
             assert!(load(&file[..cut], 0, &lim(), &mut |_| Ok(())).is_err());
@@ -1648,7 +1715,9 @@ mod tests {
         p.extend_from_slice(&(1u64 << 40).to_be_bytes());
         p.extend_from_slice(b"abc");
         assert!(Rd::new(&p[1..], false).string().is_err());
-        let p = [0xC3u8, 0x05, 0x81, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF];
+        let p = [
+            0xC3u8, 0x05, 0x81, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+        ];
         assert!(Rd::new(&p[..], false).string().is_err());
         // A list claiming 2^60 elements.
         let mut p = vec![0x81];
