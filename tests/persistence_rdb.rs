@@ -928,8 +928,12 @@ async fn redis_asset_files_load_like_redis() {
         return;
     }
     let tight = [
-        "--hash-max-listpack-entries", "1", "--zset-max-listpack-entries", "1",
-        "--set-max-intset-entries", "1",
+        "--hash-max-listpack-entries",
+        "1",
+        "--zset-max-listpack-entries",
+        "1",
+        "--set-max-intset-entries",
+        "1",
     ];
     let tight_limits = Limits {
         hash_max_listpack_entries: 1,
@@ -952,7 +956,9 @@ async fn redis_asset_files_load_like_redis() {
             let dir = tmp.path().to_str().expect("path").to_string();
             let mut args = vec!["--dir", &dir, "--dbfilename", "x.rdb", "--save", ""];
             args.extend_from_slice(extra);
-            let Some(redis) = Redis::start(&args) else { return };
+            let Some(redis) = Redis::start(&args) else {
+                return;
+            };
             let mut r = redis.conn().await;
             let f = std::fs::File::open(assets.join(name)).expect("open");
             let mut got: Vec<Loaded> = Vec::new();
@@ -961,7 +967,10 @@ async fn redis_asset_files_load_like_redis() {
                 Ok(())
             })
             .unwrap_or_else(|e| panic!("{name}: {e}"));
-            let n: i64 = redis::cmd("DBSIZE").query_async(&mut r).await.expect("dbsize");
+            let n: i64 = redis::cmd("DBSIZE")
+                .query_async(&mut r)
+                .await
+                .expect("dbsize");
             let ours = got.iter().filter(|l| l.db == 0).count() as i64;
             assert_eq!(ours, n, "{name}: key count");
             if name == "scriptbackup.rdb" {
@@ -973,15 +982,85 @@ async fn redis_asset_files_load_like_redis() {
                 let theirs = describe(&mut r, &l.key).await;
                 if let Value::Obj(o) = &l.value {
                     if !matches!(o, cinnabar::storage::Obj::Raw(_)) {
-                        assert!(theirs.split(' ').nth(1) == Some(&format!("{:?}", o.encoding())[..]),
-                            "{name} {:?}: ours {} theirs {theirs}", l.key, o.encoding());
+                        assert!(
+                            theirs.split(' ').nth(1) == Some(&format!("{:?}", o.encoding())[..]),
+                            "{name} {:?}: ours {} theirs {theirs}",
+                            l.key,
+                            o.encoding()
+                        );
                     }
                 }
                 let p = rdb::dump_payload(as_ref(&l.value));
-                let ok: RV = redis::cmd("RESTORE").arg(&l.key[..]).arg(0).arg(&p).query_async(&mut c).await.expect("restore");
+                let ok: RV = redis::cmd("RESTORE")
+                    .arg(&l.key[..])
+                    .arg(0)
+                    .arg(&p)
+                    .query_async(&mut c)
+                    .await
+                    .expect("restore");
                 assert_eq!(ok, RV::Okay);
                 assert_eq!(describe(&mut c, &l.key).await, theirs, "{name} {:?}", l.key);
             }
         }
     }
+}
+
+/// RESTORE publishes `restore` (class g); RESTORE … REPLACE of an already
+/// expired ABSTTL deletes the old key and publishes `del`.
+#[tokio::test]
+async fn restore_keyspace_events() {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("notify-keyspace-events")
+        .arg("Eg")
+        .query_async(&mut c)
+        .await
+        .expect("config");
+    let _: () = redis::cmd("SET")
+        .arg("src")
+        .arg("v")
+        .query_async(&mut c)
+        .await
+        .expect("set");
+    let p = dump(&mut c, b"src").await;
+    let mut sub = srv.raw().await;
+    sub.expect(
+        &common::resp(&[b"SUBSCRIBE", b"__keyevent@0__:restore", b"__keyevent@0__:del"]),
+        b"*3\r\n$9\r\nsubscribe\r\n$22\r\n__keyevent@0__:restore\r\n:1\r\n*3\r\n$9\r\nsubscribe\r\n$18\r\n__keyevent@0__:del\r\n:2\r\n",
+    )
+    .await;
+    let ok: RV = redis::cmd("RESTORE")
+        .arg("k")
+        .arg(0)
+        .arg(&p)
+        .query_async(&mut c)
+        .await
+        .expect("restore");
+    assert_eq!(ok, RV::Okay);
+    assert_eq!(
+        sub.read_until(b"k\r\n").await,
+        b"*3\r\n$7\r\nmessage\r\n$22\r\n__keyevent@0__:restore\r\n$1\r\nk\r\n".to_vec()
+    );
+    let ok: RV = redis::cmd("RESTORE")
+        .arg("k")
+        .arg(1)
+        .arg(&p)
+        .arg("ABSTTL")
+        .arg("REPLACE")
+        .query_async(&mut c)
+        .await
+        .expect("restore");
+    assert_eq!(ok, RV::Okay);
+    assert_eq!(
+        sub.read_until(b"k\r\n").await,
+        b"*3\r\n$7\r\nmessage\r\n$18\r\n__keyevent@0__:del\r\n$1\r\nk\r\n".to_vec()
+    );
+    let n: i64 = redis::cmd("EXISTS")
+        .arg("k")
+        .query_async(&mut c)
+        .await
+        .expect("exists");
+    assert_eq!(n, 0);
 }

@@ -429,19 +429,27 @@ fn put_object<S: Sink>(s: &mut S, v: ValueRef<'_>, compress: bool, lim: &Limits)
             }
         }
         ValueRef::Obj(Obj::ZSet(z)) => {
-            let all = z.to_vec();
             if z.encoding() == "listpack" {
                 let mut lp = LpWriter::new();
-                for (m, sc) in &all {
-                    lp.str(m);
-                    lp.str(d2string(*sc).as_bytes());
+                for (m, sc) in z.to_vec() {
+                    lp.str(&m);
+                    lp.str(d2string(sc).as_bytes());
                 }
                 put_string(s, &lp.finish(), compress)
             } else {
-                put_len(s, all.len() as u64)?;
-                for (m, sc) in all.iter().rev() {
-                    put_string(s, m, compress)?;
-                    s.put(&sc.to_le_bytes())?;
+                // Highest score first, as Redis walks its skiplist from the
+                // tail; in chunks so a huge set is never copied whole.
+                const CHUNK: usize = 1024;
+                let n = z.len();
+                put_len(s, n as u64)?;
+                let mut end = n;
+                while end > 0 {
+                    let start = end.saturating_sub(CHUNK);
+                    for (m, sc) in z.range(start, end).iter().rev() {
+                        put_string(s, m, compress)?;
+                        s.put(&sc.to_le_bytes())?;
+                    }
+                    end = start;
                 }
                 Ok(())
             }
@@ -493,9 +501,10 @@ fn put_list<S: Sink>(s: &mut S, l: &List, compress: bool, lim: &Limits) -> io::R
 }
 
 fn put_stream<S: Sink>(s: &mut S, st: &Stream, compress: bool) -> io::Result<()> {
-    let blocks: Vec<(StreamId, Vec<RawStreamEntry>)> = st.raw_blocks().collect();
-    put_len(s, blocks.len() as u64)?;
-    for (master, entries) in &blocks {
+    // One block decoded at a time: a huge stream is never copied whole.
+    put_len(s, st.block_count() as u64)?;
+    for (master, entries) in st.raw_blocks() {
+        // A block always holds at least one entry (empty ones are dropped).
         let Some(first) = entries.first() else {
             continue;
         };
@@ -509,7 +518,7 @@ fn put_stream<S: Sink>(s: &mut S, st: &Stream, compress: bool) -> io::Result<()>
             lp.str(f);
         }
         lp.int(0);
-        for e in entries {
+        for e in &entries {
             let nf = e.items.len() / 2;
             let same = nf == master_fields.len()
                 && e.items
@@ -544,7 +553,7 @@ fn put_stream<S: Sink>(s: &mut S, st: &Stream, compress: bool) -> io::Result<()>
             lp.int(lp_count);
         }
         let mut key = Vec::with_capacity(16);
-        put_stream_id(&mut key, *master)?;
+        put_stream_id(&mut key, master)?;
         put_string(s, &key, compress)?;
         put_string(s, &lp.finish(), compress)?;
     }
