@@ -1064,3 +1064,30 @@ async fn restore_keyspace_events() {
         .expect("exists");
     assert_eq!(n, 0);
 }
+
+/// Lists are split into quicklist nodes by `list-max-listpack-size` (entry
+/// counts and every size class) exactly as Redis splits them on RPUSH, so
+/// the DUMP payloads are byte-identical.
+#[tokio::test]
+async fn list_nodes_follow_list_max_listpack_size() {
+    for fill in ["5", "1", "-1", "-3", "-5"] {
+        let args = ["--list-max-listpack-size", fill];
+        let Some(redis) = Redis::start(&[&args[..], &["--save", ""]].concat()) else {
+            return;
+        };
+        let ours = TestServer::start_with(&args);
+        let mut r = redis.conn().await;
+        let mut c = ours.conn().await;
+        let mut cmd = vec![b"RPUSH".to_vec(), b"l".to_vec()];
+        for i in 0..3000 {
+            cmd.push(format!("{}{}", i * 7919, "e".repeat(i % 50)).into_bytes());
+        }
+        load_dataset(&mut r, std::slice::from_ref(&cmd)).await;
+        load_dataset(&mut c, std::slice::from_ref(&cmd)).await;
+        assert_eq!(
+            dump(&mut c, b"l").await,
+            dump(&mut r, b"l").await,
+            "fill {fill}"
+        );
+    }
+}
