@@ -1,6 +1,6 @@
 //! Generic key commands: DEL UNLINK EXISTS TYPE RENAME RENAMENX COPY MOVE
 //! EXPIRE PEXPIRE EXPIREAT PEXPIREAT TTL PTTL EXPIRETIME PEXPIRETIME PERSIST
-//! KEYS SCAN RANDOMKEY TOUCH OBJECT, and the database commands DBSIZE
+//! KEYS SCAN RANDOMKEY TOUCH OBJECT DUMP RESTORE, and the database commands DBSIZE
 //! FLUSHDB FLUSHALL SWAPDB.
 
 use bytes::Bytes;
@@ -9,6 +9,7 @@ use crate::commands::connection::help_reply;
 use crate::commands::ctx::Ctx;
 use crate::commands::spec::{cmd, container, Acl, CmdFlags as F, CommandSpec, LockScope};
 use crate::config::notify as N;
+use crate::persistence::rdb;
 use crate::protocol::args::{eq_ic, int_arg, Args};
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::Server;
@@ -41,6 +42,8 @@ pub const SPECS: &[CommandSpec] = &[
     cmd("scan", -2, F::READONLY, scan).lock(LockScope::Db).acl(K).doc("generic", "2.8.0", "Iterates over the key names in the database."),
     cmd("randomkey", 1, F::READONLY, randomkey).lock(LockScope::Db).acl(K).doc("generic", "1.0.0", "Returns a random key name from the database."),
     cmd("touch", -2, RF, touch).keys(1, -1, 1).acl(K).doc("generic", "3.2.1", "Returns the number of existing keys out of those specified after updating the time they were last accessed."),
+    cmd("dump", 2, F::READONLY, dump).keys(1, 1, 1).acl(K).doc("generic", "2.6.0", "Returns a serialized representation of the value stored at a key."),
+    cmd("restore", -4, F::WRITE.union(F::DENYOOM), restore).keys(1, 1, 1).acl(K.union(Acl::DANGEROUS)).doc("generic", "2.6.0", "Creates a key from the serialized representation of a value."),
     container("object", OBJECT_SUBS).doc("generic", "2.2.3", "A container for object introspection commands."),
     cmd("dbsize", 1, RF, dbsize).lock(LockScope::Db).acl(K).doc("server", "1.0.0", "Returns the number of keys in the database."),
     cmd("flushdb", -1, F::WRITE, flushdb).lock(LockScope::Db).acl(K.union(Acl::DANGEROUS)).doc("server", "1.0.0", "Removes all keys from the current database."),
@@ -545,6 +548,111 @@ fn touch(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         }
     }
     Ok(Reply::Int(n))
+}
+
+/// ```text
+/// DUMP key
+/// ```
+fn dump(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let now = ctx.now;
+    let compress = ctx.srv.config.rdbcompression();
+    let lim = rdb::Limits::from_config(&ctx.srv.config);
+    Ok(match ctx.shard(&argv[1])?.get(&argv[1], now) {
+        Some(v) => Reply::bulk(Bytes::from(rdb::dump_payload_with(v, compress, &lim))),
+        None => Reply::Null,
+    })
+}
+
+/// ```text
+/// RESTORE key ttl serialized-value [REPLACE] [ABSTTL] [IDLETIME seconds]
+///   [FREQ frequency]
+/// ```
+fn restore(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let key = &argv[1];
+    let (mut replace, mut absttl) = (false, false);
+    let (mut idle, mut freq): (Option<i64>, Option<i64>) = (None, None);
+    let mut j = 4;
+    while j < argv.len() {
+        let more = j + 1 < argv.len();
+        let a = &argv[j];
+        if eq_ic(a, "replace") {
+            replace = true;
+        } else if eq_ic(a, "absttl") {
+            absttl = true;
+        } else if eq_ic(a, "idletime") && more && freq.is_none() {
+            let n = int_arg(&argv[j + 1])?;
+            if n < 0 {
+                return Err(CmdError::err("Invalid IDLETIME value, must be >= 0"));
+            }
+            idle = Some(n);
+            j += 1;
+        } else if eq_ic(a, "freq") && more && idle.is_none() {
+            let n = int_arg(&argv[j + 1])?;
+            if !(0..=255).contains(&n) {
+                return Err(CmdError::err("Invalid FREQ value, must be >= 0 and <= 255"));
+            }
+            freq = Some(n);
+            j += 1;
+        } else {
+            return Err(CmdError::SYNTAX);
+        }
+        j += 1;
+    }
+    let now = ctx.now;
+    if !replace && ctx.shard(key)?.contains(key, now) {
+        return Err(CmdError::from_static(
+            "BUSYKEY Target key name already exists.",
+        ));
+    }
+    let ttl = int_arg(&argv[2])?;
+    if ttl < 0 {
+        return Err(CmdError::err("Invalid TTL value, must be >= 0"));
+    }
+    let lim = rdb::Limits::from_config(&ctx.srv.config);
+    let value = match rdb::restore_payload(&argv[3], &lim) {
+        Ok(v) => v,
+        Err(rdb::RestoreError::VersionOrChecksum) => {
+            return Err(CmdError::err("DUMP payload version or checksum are wrong"))
+        }
+        Err(rdb::RestoreError::BadFormat) => return Err(CmdError::err("Bad data format")),
+    };
+    let deleted = replace && ctx.shard(key)?.delete(key, now);
+    let at = match ttl {
+        0 => None,
+        t if absttl => Some(t as u64),
+        t => Some(now.saturating_add(t as u64)),
+    };
+    if at.is_some_and(|t| t <= now) {
+        if deleted {
+            ctx.changed(1);
+            ctx.notify(N::GENERIC, "del", key);
+        }
+        return Ok(Reply::OK);
+    }
+    let sh = ctx.shard(key)?;
+    sh.set(key, value, at.map(Ttl::At).unwrap_or(Ttl::Clear), now);
+    let lfu = crate::storage::access::lfu_mode();
+    match (freq, idle) {
+        (Some(f), _) if lfu => {
+            sh.set_meta(
+                key,
+                crate::storage::access::meta_from_freq(f as u8, now),
+                now,
+            );
+        }
+        (_, Some(i)) if !lfu => {
+            sh.set_meta(
+                key,
+                crate::storage::access::meta_from_idle(i as u64, now),
+                now,
+            );
+        }
+        _ => {}
+    }
+    ctx.changed(1);
+    ctx.notify(N::GENERIC, "restore", key);
+    ctx.signal_ready(key);
+    Ok(Reply::OK)
 }
 
 fn object_encoding(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {

@@ -7,9 +7,18 @@
 //! - [`aof`]: Redis 7's multi-part append-only file fed from the
 //!   propagation stream.
 //!
+//! - [`rdb`]: the RDB snapshot/DUMP codec, with [`blobs`] (the packed
+//!   listpack, ziplist, intset and zipmap blobs it embeds) and [`lzf`]
+//!   (compresses exactly as Redis's bundled liblzf does — the `lzf` crate's
+//!   compressor differs at the end of inputs — and decompresses with the
+//!   `lzf` crate). CRC64 is the `crc` crate's CRC-64/REDIS (Jones).
+//!
 //! [`State`] holds what INFO persistence reports and the AOF runtime.
 
 pub mod aof;
+pub mod blobs;
+pub mod lzf;
+pub mod rdb;
 pub mod snapshot;
 
 use std::path::PathBuf;

@@ -622,6 +622,12 @@ impl Hash {
         }
     }
 
+    /// Switches to the hashtable encoding for good (RDB loading: a
+    /// listpack blob with more fields than `hash-max-listpack-entries`).
+    pub fn convert_to_table(&mut self) {
+        self.convert();
+    }
+
     /// Converts to the hashtable encoding if writing elements of these
     /// sizes would exceed the listpack limits (checked before a batch of
     /// writes, as Redis does, so a multi-field HSET converts once).

@@ -170,6 +170,15 @@ impl Block {
     }
 }
 
+/// One stored entry with its tombstone flag (see [`Stream::raw_blocks`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawStreamEntry {
+    pub id: StreamId,
+    pub deleted: bool,
+    /// Flat field, value, field, value… list.
+    pub items: Vec<Bytes>,
+}
+
 /// A pending (delivered, not acknowledged) entry of a group.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Nack {
@@ -529,6 +538,68 @@ impl Stream {
             self.refresh_first();
         }
         removed
+    }
+
+    /// Every block with all its entries, deleted ones included, in order:
+    /// `(master id, entries)`. RDB snapshots write one Redis listpack node
+    /// per block, so node boundaries and tombstones survive a restart.
+    pub fn raw_blocks(&self) -> impl Iterator<Item = (StreamId, Vec<RawStreamEntry>)> + '_ {
+        self.blocks.iter().map(|(master, b)| {
+            let entries = b
+                .all(*master)
+                .into_iter()
+                .map(|e| RawStreamEntry {
+                    id: e.id,
+                    deleted: e.deleted,
+                    items: b.items(&e),
+                })
+                .collect();
+            (*master, entries)
+        })
+    }
+
+    /// Appends a whole block as loaded from an RDB node (deleted entries
+    /// kept as tombstones). IDs must ascend and follow every existing
+    /// entry; returns false (adding nothing) otherwise. Only the entry
+    /// count changes: `last_id`, `first_id`, `entries_added` and
+    /// `max_deleted` are restored by the loader from the saved metadata.
+    pub fn push_raw_block(&mut self, entries: &[RawStreamEntry]) -> bool {
+        let Some(first) = entries.first() else {
+            return false;
+        };
+        if let Some((_, b)) = self.blocks.iter().next_back() {
+            if first.id <= b.last {
+                return false;
+            }
+        }
+        if entries.windows(2).any(|w| w[0].id >= w[1].id) {
+            return false;
+        }
+        let master = first.id;
+        let mut b = Block::default();
+        for e in entries {
+            b.data.push(e.deleted as u8);
+            put_varint(&mut b.data, e.id.ms - master.ms);
+            put_varint(&mut b.data, e.id.seq);
+            put_varint(&mut b.data, e.items.len() as u64);
+            for it in &e.items {
+                put_varint(&mut b.data, it.len() as u64);
+                b.data.extend_from_slice(it);
+            }
+            b.total += 1;
+            if !e.deleted {
+                b.live += 1;
+            }
+            b.last = e.id;
+        }
+        if b.live == 0 {
+            return true;
+        }
+        b.data.shrink_to_fit();
+        self.len += b.live as usize;
+        self.bytes += b.data.capacity();
+        self.blocks.insert(master, b);
+        true
     }
 
     /// The group read counter Redis derives for `id` (-1 when unknown).

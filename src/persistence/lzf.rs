@@ -1,0 +1,183 @@
+//! LZF compression producing exactly the bytes Redis's bundled liblzf
+//! produces (its `VERY_FAST` variant with a 2^16-slot hash table), so DUMP
+//! payloads and RDB files of compressible strings match redis-server's
+//! byte for byte. The `lzf` crate's compressor emits valid LZF too but
+//! differs near the end of the input (it stops looking for matches four
+//! bytes early), so only its decompressor is used.
+//!
+//! Format: a control byte `000LLLLL` starts a run of L+1 literals;
+//! `LLLooooo oooooooo` is a back-reference of L+2 bytes (L in 1..=6) at
+//! distance o+1; `111ooooo LLLLLLLL oooooooo` one of L+9 bytes.
+
+const HLOG: u32 = 16;
+const HSIZE: usize = 1 << HLOG;
+const MAX_LIT: usize = 1 << 5;
+const MAX_OFF: usize = 1 << 13;
+const MAX_REF: usize = (1 << 8) + (1 << 3);
+
+#[inline]
+fn first(d: &[u8], p: usize) -> u32 {
+    ((d[p] as u32) << 8) | d[p + 1] as u32
+}
+
+#[inline]
+fn next(h: u32, d: &[u8], p: usize) -> u32 {
+    (h << 8) | d[p + 2] as u32
+}
+
+#[inline]
+fn slot(h: u32) -> usize {
+    ((h >> (24 - HLOG)).wrapping_sub(h.wrapping_mul(5)) as usize) & (HSIZE - 1)
+}
+
+/// Compresses `input` into at most `out_len` bytes; `None` when it does
+/// not fit (Redis then stores the string uncompressed).
+pub fn compress(input: &[u8], out_len: usize) -> Option<Vec<u8>> {
+    let n = input.len();
+    if n == 0 || out_len == 0 {
+        return None;
+    }
+    // Positions are stored +0; slot value 0 means "empty" (position 0 can
+    // never be a reference anyway).
+    let mut htab = vec![0u32; HSIZE];
+    let mut out = vec![0u8; out_len + 8];
+    let out_end = out_len;
+    let mut ip = 0usize;
+    let mut op = 1usize; // start a literal run
+    let mut lit = 0usize;
+    if n < 3 {
+        // Too short for the main loop: literals only (below).
+    } else {
+        let mut hval = first(input, ip);
+        while ip < n - 2 {
+            hval = next(hval, input, ip);
+            let s = slot(hval);
+            let r = htab[s] as usize;
+            htab[s] = ip as u32;
+            let is_match = r > 0
+                && r < ip
+                && ip - r - 1 < MAX_OFF
+                && input[r + 2] == input[ip + 2]
+                && input[r] == input[ip]
+                && input[r + 1] == input[ip + 1];
+            if is_match {
+                let off = ip - r - 1;
+                let mut len = 2usize;
+                let maxlen = (n - ip - len).min(MAX_REF);
+                if op + 3 + 1 >= out_end && op - (lit == 0) as usize + 3 + 1 >= out_end {
+                    return None;
+                }
+                out[op - lit - 1] = (lit as u8).wrapping_sub(1);
+                op -= (lit == 0) as usize;
+                'ext: {
+                    if maxlen > 16 {
+                        for _ in 0..16 {
+                            len += 1;
+                            if input[r + len] != input[ip + len] {
+                                break 'ext;
+                            }
+                        }
+                    }
+                    loop {
+                        len += 1;
+                        if !(len < maxlen && input[r + len] == input[ip + len]) {
+                            break;
+                        }
+                    }
+                }
+                len -= 2;
+                ip += 1;
+                if len < 7 {
+                    out[op] = ((off >> 8) + (len << 5)) as u8;
+                    op += 1;
+                } else {
+                    out[op] = ((off >> 8) + (7 << 5)) as u8;
+                    out[op + 1] = (len - 7) as u8;
+                    op += 2;
+                }
+                out[op] = off as u8;
+                op += 1;
+                lit = 0;
+                op += 1; // start a new run
+                ip += len + 1;
+                if ip >= n - 2 {
+                    break;
+                }
+                ip -= 2;
+                hval = first(input, ip);
+                hval = next(hval, input, ip);
+                htab[slot(hval)] = ip as u32;
+                ip += 1;
+                hval = next(hval, input, ip);
+                htab[slot(hval)] = ip as u32;
+                ip += 1;
+            } else {
+                if op >= out_end {
+                    return None;
+                }
+                lit += 1;
+                out[op] = input[ip];
+                op += 1;
+                ip += 1;
+                if lit == MAX_LIT {
+                    out[op - lit - 1] = (lit - 1) as u8;
+                    lit = 0;
+                    op += 1;
+                }
+            }
+        }
+    }
+    if op + 3 > out_end {
+        return None;
+    }
+    while ip < n {
+        lit += 1;
+        out[op] = input[ip];
+        op += 1;
+        ip += 1;
+        if lit == MAX_LIT {
+            out[op - lit - 1] = (lit - 1) as u8;
+            lit = 0;
+            op += 1;
+        }
+    }
+    out[op - lit - 1] = (lit as u8).wrapping_sub(1);
+    op -= (lit == 0) as usize;
+    out.truncate(op);
+    Some(out)
+}
+
+/// Decompresses `data` into exactly `out_len` bytes.
+pub fn decompress(data: &[u8], out_len: usize) -> Option<Vec<u8>> {
+    match lzf::decompress(data, out_len) {
+        Ok(v) if v.len() == out_len => Some(v),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        let mut inputs: Vec<Vec<u8>> = vec![
+            b"abcabcabcabcabcabcabcabcabcabc".to_vec(),
+            vec![b'a'; 100_000],
+            (0..5000u32).map(|i| (i % 251) as u8).collect(),
+        ];
+        let mut x = 12345u64;
+        let mut noisy = Vec::new();
+        for i in 0..20000 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+            noisy.push(if i % 7 < 4 { b'q' } else { (x >> 59) as u8 });
+        }
+        inputs.push(noisy);
+        for inp in inputs {
+            let c = compress(&inp, inp.len() - 4).expect("compressible");
+            assert_eq!(decompress(&c, inp.len()).expect("valid"), inp);
+        }
+        let incompressible: Vec<u8> = (0..64u8).collect();
+        assert!(compress(&incompressible, 60).is_none());
+    }
+}
