@@ -91,13 +91,10 @@
 //! `crash-log-enabled`, `crash-memcheck-enabled`, `use-exit-on-panic`,
 //! `io-threads`, `io-threads-do-reads`, `oom-score-adj`,
 //! `oom-score-adj-values`, `disable-thp`, `jemalloc-bg-thread`,
-//! `ignore-warnings`, `save`, `stop-writes-on-bgsave-error`,
-//! `rdbcompression`, `rdbchecksum`, `dbfilename`, `rdb-del-sync-files`,
-//! `rdb-key-save-delay`, `key-load-delay`,
+//! `ignore-warnings`, `stop-writes-on-bgsave-error`,
+//! `rdb-del-sync-files`, `rdb-key-save-delay`,
 //! `loading-process-events-interval-bytes`, `sanitize-dump-payload`,
-//! `appendonly`, `appendfilename`, `appenddirname`, `appendfsync`,
-//! `no-appendfsync-on-rewrite`, `auto-aof-rewrite-percentage`,
-//! `auto-aof-rewrite-min-size`, `aof-load-truncated`,
+//! `no-appendfsync-on-rewrite`,
 //! `aof-use-rdb-preamble`, `aof-timestamp-enabled`,
 //! `aof-rewrite-incremental-fsync`, `rdb-save-incremental-fsync`,
 //! `aof-disable-auto-gc`, `replicaof`, `masterauth`, `masteruser`,
@@ -932,34 +929,34 @@ params! {
     ignore_warnings "ignore-warnings" = string("").no_effect() => String;
 
     // ---- persistence ------------------------------------------------------
-    save "save" = special(Special::Save, "3600 1 300 100 60 10000").no_effect();
+    save "save" = special(Special::Save, "3600 1 300 100 60 10000");
     stop_writes_on_bgsave_error "stop-writes-on-bgsave-error" =
         boolean("yes").no_effect() => bool;
-    rdbcompression "rdbcompression" = boolean("yes").no_effect() => bool;
-    rdbchecksum "rdbchecksum" = boolean("yes").immutable().no_effect() => bool;
+    rdbcompression "rdbcompression" = boolean("yes") => bool;
+    rdbchecksum "rdbchecksum" = boolean("yes").immutable() => bool;
     dbfilename "dbfilename" =
-        string("dump.rdb").protected().check(check_dbfilename).no_effect() => String;
+        string("dump.rdb").protected().check(check_dbfilename) => String;
     dir "dir" = special(Special::Dir, "").protected();
     rdb_del_sync_files "rdb-del-sync-files" = boolean("no").no_effect() => bool;
     rdb_key_save_delay "rdb-key-save-delay" =
         int(INT_MIN, INT_MAX, "0").hidden().no_effect() => i64;
-    key_load_delay "key-load-delay" = int(INT_MIN, INT_MAX, "0").hidden().no_effect() => i64;
+    key_load_delay "key-load-delay" = int(INT_MIN, INT_MAX, "0").hidden() => i64;
     loading_process_events_interval_bytes "loading-process-events-interval-bytes" =
         int(1024, INT_MAX, "2097152").hidden().no_effect() => u64;
     sanitize_dump_payload "sanitize-dump-payload" =
         enumeration(SANITIZE_DUMP_PAYLOAD, "no").no_effect() => SanitizeDumpPayload;
-    appendonly "appendonly" = boolean("no").no_effect() => bool;
+    appendonly "appendonly" = boolean("no") => bool;
     appendfilename "appendfilename" =
-        string("appendonly.aof").immutable().check(check_appendfilename).no_effect() => String;
+        string("appendonly.aof").immutable().check(check_appendfilename) => String;
     appenddirname "appenddirname" =
-        string("appendonlydir").immutable().check(check_appenddirname).no_effect() => String;
-    appendfsync "appendfsync" = enumeration(APPENDFSYNC, "everysec").no_effect() => Appendfsync;
+        string("appendonlydir").immutable().check(check_appenddirname) => String;
+    appendfsync "appendfsync" = enumeration(APPENDFSYNC, "everysec") => Appendfsync;
     no_appendfsync_on_rewrite "no-appendfsync-on-rewrite" = boolean("no").no_effect() => bool;
     auto_aof_rewrite_percentage "auto-aof-rewrite-percentage" =
-        int(0, INT_MAX, "100").no_effect() => u64;
+        int(0, INT_MAX, "100") => u64;
     auto_aof_rewrite_min_size "auto-aof-rewrite-min-size" =
-        mem(0, LONG_MAX, "64mb").no_effect() => u64;
-    aof_load_truncated "aof-load-truncated" = boolean("yes").no_effect() => bool;
+        mem(0, LONG_MAX, "64mb") => u64;
+    aof_load_truncated "aof-load-truncated" = boolean("yes") => bool;
     aof_use_rdb_preamble "aof-use-rdb-preamble" = boolean("yes").no_effect() => bool;
     aof_timestamp_enabled "aof-timestamp-enabled" = boolean("no").no_effect() => bool;
     aof_rewrite_incremental_fsync "aof-rewrite-incremental-fsync" =

@@ -12,6 +12,7 @@ pub mod hyperloglog;
 pub mod keys;
 pub mod lists;
 pub mod memory;
+pub mod persist;
 pub mod pubsub;
 pub mod scripting;
 pub mod server;

@@ -153,6 +153,16 @@ const DEBUG_SUBS: &[CommandSpec] = &[
         "1.0.0",
         "Enables or disables the active expiry cycle.",
     ),
+    cmd("populate", -3, ADM, debug_populate).doc(
+        "server",
+        "1.0.0",
+        "Creates <count> string keys named key:<num> (or <prefix>:<num>), skipping existing ones.",
+    ),
+    cmd("reload", -2, ADM, debug_reload).doc(
+        "server",
+        "1.0.0",
+        "Saves the RDB file, flushes the dataset and loads the file back (NOSAVE, NOFLUSH).",
+    ),
     cmd("panic-in-handler", 2, ADM, debug_panic).doc(
         "server",
         "1.0.0",
@@ -376,12 +386,42 @@ pub fn render_info(srv: &Server, sections: &[String], keyspace: KeyspaceTotals) 
                 );
             }
             "persistence" => {
+                use crate::persistence::ChildKind;
+                let p = &srv.persist;
+                let child = *p.child.lock();
+                let aof_on = p.aof.lock().on;
+                let ok = |b: bool| if b { "ok" } else { "err" };
+                let running = |k: ChildKind| match child {
+                    Some(c) if c.kind == k => c.started.elapsed().as_secs() as i64,
+                    _ => -1,
+                };
                 let _ = write!(
                     o,
-                    "# Persistence\r\nloading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_last_write_status:ok\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
-                    st.dirty.load(Ordering::Relaxed),
-                    srv.start_unix_ms / 1000,
+                    "# Persistence\r\nloading:{}\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{}\r\naof_enabled:{}\r\naof_rewrite_in_progress:{}\r\naof_rewrite_scheduled:{}\r\naof_last_rewrite_time_sec:{}\r\naof_current_rewrite_time_sec:{}\r\naof_last_bgrewrite_status:{}\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:{}\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
+                    p.loading() as u8,
+                    st.dirty.load(Ordering::Relaxed).saturating_sub(p.dirty_at_save.load(Ordering::Relaxed)),
+                    (child.map(|c| c.kind) == Some(ChildKind::Rdb)) as u8,
+                    p.lastsave.load(Ordering::Relaxed),
+                    ok(p.last_bgsave_ok.load(Ordering::Relaxed)),
+                    p.last_bgsave_secs.load(Ordering::Relaxed),
+                    running(ChildKind::Rdb),
+                    aof_on as u8,
+                    (child.map(|c| c.kind) == Some(ChildKind::AofRewrite)) as u8,
+                    p.rewrite_scheduled.load(Ordering::Relaxed) as u8,
+                    p.last_rewrite_secs.load(Ordering::Relaxed),
+                    running(ChildKind::AofRewrite),
+                    ok(p.last_rewrite_ok.load(Ordering::Relaxed)),
+                    ok(p.aof_write_ok()),
                 );
+                if aof_on {
+                    let _ = write!(
+                        o,
+                        "aof_current_size:{}\r\naof_base_size:{}\r\naof_pending_rewrite:0\r\naof_buffer_length:{}\r\naof_pending_bio_fsync:0\r\naof_delayed_fsync:0\r\n",
+                        p.aof_base_size.load(Ordering::Relaxed) + p.incr_size(),
+                        p.aof_base_size.load(Ordering::Relaxed),
+                        srv.feed.appended().saturating_sub(srv.feed.written()),
+                    );
+                }
             }
             "stats" => {
                 let (ops, ikbps, okbps) = st.instantaneous();
@@ -849,6 +889,99 @@ fn debug(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             String::from_utf8_lossy(&argv[1][..argv[1].len().min(128)])
         ))),
     }
+}
+
+/// ```text
+/// DEBUG POPULATE count [prefix] [size]
+/// ```
+/// Values are `value:<num>`, cut or zero-padded to `size` when given (as
+/// Redis). Keys that exist are left alone. Locks one shard at a time (the
+/// command holds no locks of its own), so other clients keep running.
+fn debug_populate(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    debug_allowed(ctx)?;
+    if argv.len() > 5 {
+        return Err(CmdError::SYNTAX);
+    }
+    let count = crate::protocol::args::int_arg(&argv[2])?;
+    if count < 0 {
+        return Err(CmdError::err("count must be positive"));
+    }
+    let prefix: &[u8] = argv.get(3).map(|b| &b[..]).unwrap_or(b"key");
+    let size = match argv.get(4) {
+        Some(a) => {
+            let n = crate::protocol::args::int_arg(a)?;
+            if n < 0 {
+                return Err(CmdError::err("value size must be positive"));
+            }
+            Some(n as usize)
+        }
+        None => None,
+    };
+    let ks = &ctx.srv.keyspace;
+    let Some(d) = ks.db(ctx.client.db) else {
+        return Err(CmdError::INTERNAL);
+    };
+    let now = ctx.now;
+    let mut key = Vec::with_capacity(prefix.len() + 21);
+    for i in 0..count {
+        key.clear();
+        key.extend_from_slice(prefix);
+        key.push(b':');
+        key.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
+        let mut val = format!("value:{i}").into_bytes();
+        if let Some(n) = size {
+            val.resize(n, 0);
+        }
+        let mut sh = d.shard(ks.shard_index(&key)).lock();
+        if !sh.contains(&key, now) {
+            sh.set(
+                &key,
+                crate::storage::Value::Str(Bytes::from(val)),
+                crate::storage::shard::Ttl::Clear,
+                now,
+            );
+        }
+    }
+    Ok(Reply::OK)
+}
+
+/// ```text
+/// DEBUG RELOAD [NOSAVE] [NOFLUSH]
+/// ```
+fn debug_reload(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    debug_allowed(ctx)?;
+    let (mut save, mut flush) = (true, true);
+    for a in &argv[2..] {
+        if eq_ic(a, "nosave") {
+            save = false;
+        } else if eq_ic(a, "noflush") || eq_ic(a, "merge") {
+            flush = false;
+        } else {
+            return Err(CmdError::err(
+                "DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.",
+            ));
+        }
+    }
+    let srv = ctx.srv;
+    if save {
+        crate::persistence::snapshot::bgsave(srv, true)
+            .map_err(|_| CmdError::err("Error trying to save the DB"))?;
+    }
+    if flush {
+        for db in 0..srv.keyspace.num_dbs() {
+            if let Some(d) = srv.keyspace.db(db) {
+                for sh in d.shards() {
+                    let mut g = sh.lock();
+                    g.touch_present(None);
+                    g.clear();
+                }
+            }
+        }
+    }
+    let path = std::path::PathBuf::from(srv.config.dbfilename());
+    crate::persistence::snapshot::load_rdb_file(srv, &path)
+        .map_err(|_| CmdError::err("Error trying to load the RDB dump, check server logs."))?;
+    Ok(Reply::OK)
 }
 
 fn debug_allowed(ctx: &Ctx<'_>) -> CmdResult<()> {

@@ -13,7 +13,8 @@
 //! `_exit` (no destructors, no tokio, no logging locks). jemalloc installs
 //! its own fork handlers, so allocating in the child is safe.
 
-use std::io;
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -24,6 +25,7 @@ use parking_lot::MutexGuard;
 
 use crate::connection::client::{Client, ClientInfo};
 use crate::persistence::aof::{self, Manifest};
+use crate::persistence::rdb;
 use crate::persistence::{Child, ChildKind};
 use crate::server::Server;
 use crate::storage::Shard;
@@ -126,18 +128,27 @@ pub fn loader_client() -> Client {
     c
 }
 
+/// Does the file start with the RDB signature (an AOF base or preamble)?
+fn is_rdb_file(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 5];
+    File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok()
+        && &head == b"REDIS"
+}
+
 /// Replays the files of an AOF manifest into the keyspace.
 pub fn load_aof(srv: &Server, dir: &Path, m: &Manifest) -> Result<u64, String> {
     let mut client = loader_client();
     let mut total = 0;
     if let Some(b) = &m.base {
-        if b.name.ends_with(".rdb") {
-            return Err(format!(
-                "The AOF base file {} is an RDB file, which this build cannot load yet",
-                b.name
-            ));
+        let path = dir.join(&b.name);
+        if is_rdb_file(&path) {
+            total += load_rdb_file(srv, &path)?.keys_loaded;
+        } else {
+            total += replay(srv, &mut client, &path, false)?;
         }
-        total += replay(srv, &mut client, &dir.join(&b.name), false)?;
     }
     let n = m.incrs.len();
     for (i, f) in m.incrs.iter().enumerate() {
@@ -277,9 +288,453 @@ pub fn load_at_startup(srv: Arc<Server>) -> tokio::task::JoinHandle<Result<(), S
         let r = if srv.config.appendonly() {
             start_aof_at_boot(&srv)
         } else {
-            Ok(())
+            load_rdb_at_boot(&srv)
         };
+        srv.persist.lastsave.store(unix_secs(), Ordering::Relaxed);
+        srv.persist
+            .dirty_at_save
+            .store(srv.stats.dirty.load(Ordering::Relaxed), Ordering::Relaxed);
         srv.persist.loading.store(false, Ordering::SeqCst);
         r
     })
+}
+
+// ---- RDB snapshots -------------------------------------------------------------
+
+/// Everything the snapshot child needs, computed before the fork (the child
+/// must not take locks the parent's other threads might hold).
+#[derive(Clone)]
+pub struct SaveParams {
+    pub compress: bool,
+    pub checksum: bool,
+    pub limits: rdb::Limits,
+    pub lru: bool,
+    pub lfu: bool,
+    pub used_mem: u64,
+    pub functions: Vec<Vec<u8>>,
+}
+
+impl SaveParams {
+    pub fn of(srv: &Server) -> SaveParams {
+        let policy = srv.config.maxmemory_policy();
+        SaveParams {
+            compress: srv.config.rdbcompression(),
+            checksum: srv.config.rdbchecksum(),
+            limits: rdb::Limits::from_config(&srv.config),
+            lru: policy.is_lru(),
+            lfu: policy.is_lfu(),
+            used_mem: srv.memory.used(crate::commands::dispatch::unix_ms()),
+            functions: library_codes(srv),
+        }
+    }
+}
+
+/// Function libraries to persist with the data (none until FUNCTION lands).
+fn library_codes(_srv: &Server) -> Vec<Vec<u8>> {
+    Vec::new()
+}
+
+/// Serialises `frozen` as an RDB file at `tmp` and fsyncs it.
+pub fn write_rdb(
+    frozen: &Frozen<'_>,
+    p: &SaveParams,
+    tmp: &Path,
+    aof_base: bool,
+) -> io::Result<()> {
+    let f = File::create(tmp)?;
+    let mut w = rdb::RdbWriter::new(BufWriter::with_capacity(1 << 20, f), p.compress, p.checksum)
+        .with_limits(p.limits);
+    let aux = rdb::standard_aux(frozen.now / 1000, p.used_mem, aof_base);
+    let aux_refs: Vec<(&str, &[u8])> = aux.iter().map(|(k, v)| (*k, &v[..])).collect();
+    w.header(&aux_refs)?;
+    for code in &p.functions {
+        w.function(code)?;
+    }
+    let now = frozen.now;
+    for (db, shards) in frozen.dbs.iter().enumerate() {
+        let keys: u64 = shards.iter().map(|s| s.len() as u64).sum();
+        if keys == 0 {
+            continue;
+        }
+        let expires: u64 = shards.iter().map(|s| s.volatile_len() as u64).sum();
+        w.select_db(db, keys, expires)?;
+        for sh in shards {
+            let mut err = None;
+            sh.for_each_entry(now, |k, v, exp, meta| {
+                if err.is_none() {
+                    let m = rdb::EntryMeta::for_policy(meta, now, p.lru, p.lfu);
+                    if let Err(e) = w.entry(k, v, exp, m) {
+                        err = Some(e);
+                    }
+                }
+            });
+            if let Some(e) = err {
+                return Err(e);
+            }
+        }
+    }
+    let bw = w.finish()?;
+    let f = bw.into_inner().map_err(|e| e.into_error())?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Inserts one loaded key into the keyspace (startup, DEBUG RELOAD).
+fn insert_loaded(srv: &Server, k: rdb::Loaded, now: u64) {
+    let Some(d) = srv.keyspace.db(k.db) else {
+        return;
+    };
+    let mut sh = d.shard(srv.keyspace.shard_index(&k.key)).lock();
+    let ttl = match k.expire_ms {
+        Some(at) => crate::storage::shard::Ttl::At(at),
+        None => crate::storage::shard::Ttl::Clear,
+    };
+    sh.set(&k.key, k.value, ttl, now);
+    let meta = match (k.freq, k.idle_secs) {
+        (Some(f), _) => Some(crate::storage::access::meta_from_freq(f, now)),
+        (None, Some(i)) => Some(crate::storage::access::meta_from_idle(i, now)),
+        _ => None,
+    };
+    if let Some(m) = meta {
+        sh.set_meta(&k.key, m, now);
+    }
+}
+
+/// Loads an RDB file into the (empty) keyspace. Returns keys loaded.
+pub fn load_rdb_file(srv: &Server, path: &Path) -> Result<rdb::LoadSummary, String> {
+    let f = File::open(path).map_err(|e| format!("Can't open {}: {e}", path.display()))?;
+    let now = crate::commands::dispatch::unix_ms();
+    let lim = rdb::Limits::from_config(&srv.config);
+    // `key-load-delay` (microseconds per key; a test knob, as in Redis).
+    let delay = srv.config.key_load_delay();
+    let mut sink = |k: rdb::Loaded| -> Result<(), rdb::RdbError> {
+        if delay > 0 {
+            std::thread::sleep(std::time::Duration::from_micros(delay as u64));
+        }
+        if k.db >= srv.keyspace.num_dbs() {
+            return Err(rdb::RdbError::Sink(format!(
+                "FATAL: Data file was created with a Redis server configured to handle more than {} databases. Exiting",
+                srv.keyspace.num_dbs()
+            )));
+        }
+        insert_loaded(srv, k, now);
+        Ok(())
+    };
+    let summary = rdb::load(BufReader::with_capacity(1 << 20, f), now, &lim, &mut sink)
+        .map_err(|e| format!("Short read or OOM loading DB {}: {e}", path.display()))?;
+    for code in &summary.functions {
+        load_function_library(srv, code);
+    }
+    Ok(summary)
+}
+
+/// Restores a function library saved in an RDB file (FUNCTION lands in the
+/// scripting module; until then libraries in a file are reported).
+fn load_function_library(_srv: &Server, code: &[u8]) {
+    tracing::warn!(
+        bytes = code.len(),
+        "the RDB file holds a function library; functions are not supported yet and it was skipped"
+    );
+}
+
+/// Startup with `appendonly no`: loads `dbfilename` from `dir` if present.
+pub fn load_rdb_at_boot(srv: &Server) -> Result<(), String> {
+    let path = PathBuf::from(srv.config.dbfilename());
+    if !path.exists() {
+        return Ok(());
+    }
+    let t0 = std::time::Instant::now();
+    let s = load_rdb_file(srv, &path)?;
+    tracing::info!(
+        "DB loaded from disk: {:.3} seconds ({} keys, {} expired keys skipped)",
+        t0.elapsed().as_secs_f64(),
+        s.keys_loaded,
+        s.expired_skipped
+    );
+    Ok(())
+}
+
+fn unix_secs() -> u64 {
+    crate::commands::dispatch::unix_ms() / 1000
+}
+
+/// Error text when a child already runs.
+fn busy_text(kind: ChildKind) -> &'static str {
+    match kind {
+        ChildKind::Rdb => "ERR Background save already in progress",
+        ChildKind::AofRewrite => {
+            "ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible."
+        }
+    }
+}
+
+/// Starts a background save to `dbfilename`. `wait` makes the caller wait
+/// for the child (SAVE, SHUTDOWN, DEBUG RELOAD). Returns an error text as
+/// Redis words it.
+pub fn bgsave(srv: &Server, wait: bool) -> Result<(), String> {
+    let mut child = srv.persist.child.lock();
+    if let Some(c) = *child {
+        return Err(busy_text(c.kind).to_string());
+    }
+    let params = SaveParams::of(srv);
+    let final_path = PathBuf::from(srv.config.dbfilename());
+    let tmp = PathBuf::from(format!("temp-{}-{}.rdb", std::process::id(), unix_secs()));
+    let dirty = srv.stats.dirty.load(Ordering::Relaxed);
+    srv.persist
+        .last_bgsave_try
+        .store(unix_secs(), Ordering::Relaxed);
+    let t2 = tmp.clone();
+    let pid = fork_with(
+        srv,
+        || {},
+        move |frozen| write_rdb(frozen, &params, &t2, false),
+    )
+    .map_err(|e| format!("ERR Can't save in background: fork: {e}"))?;
+    *child = Some(Child {
+        pid,
+        kind: ChildKind::Rdb,
+        started: std::time::Instant::now(),
+    });
+    drop(child);
+    tracing::info!("Background saving started by pid {pid}");
+    let finish = move |srv: &Server, ok: bool| {
+        let ok = ok
+            && std::fs::rename(&tmp, &final_path).is_ok()
+            && aof::fsync_dir(final_path.parent().unwrap_or(Path::new("."))).is_ok();
+        let p = &srv.persist;
+        if ok {
+            p.lastsave.store(unix_secs(), Ordering::Relaxed);
+            p.dirty_at_save.store(dirty, Ordering::Relaxed);
+            tracing::info!("Background saving terminated with success");
+        } else {
+            let _ = std::fs::remove_file(&tmp);
+            tracing::warn!("Background saving error");
+        }
+        p.last_bgsave_ok.store(ok, Ordering::Relaxed);
+        if let Some(c) = *p.child.lock() {
+            p.last_bgsave_secs
+                .store(c.started.elapsed().as_secs() as i64, Ordering::Relaxed);
+        }
+    };
+    if wait {
+        let ok = wait_child(pid);
+        finish(srv, ok);
+        *srv.persist.child.lock() = None;
+        if !ok || !srv.persist.last_bgsave_ok.load(Ordering::Relaxed) {
+            return Err("ERR".into());
+        }
+        return Ok(());
+    }
+    let Some(arc) = srv.arc() else {
+        return Ok(());
+    };
+    std::thread::spawn(move || {
+        let ok = wait_child(pid);
+        finish(&arc, ok);
+        *arc.persist.child.lock() = None;
+    });
+    Ok(())
+}
+
+/// Starts an AOF rewrite: a child writes a new RDB base of the dataset at
+/// the fork while the parent continues in a fresh incremental file; the
+/// manifest switches to them when the child succeeds. Also turns the AOF on
+/// (CONFIG SET appendonly yes), the base then holding the data so far.
+pub fn rewrite_aof(srv: &Server, enable: bool) -> Result<(), String> {
+    let mut child = srv.persist.child.lock();
+    if let Some(c) = *child {
+        return Err(match c.kind {
+            ChildKind::AofRewrite => {
+                "ERR Background append only file rewriting already in progress".into()
+            }
+            ChildKind::Rdb => {
+                srv.persist.rewrite_scheduled.store(true, Ordering::Relaxed);
+                "SCHEDULED".into()
+            }
+        });
+    }
+    let dir = aof_dir(srv);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| format!("ERR Can't create the AOF directory: {e}"))?;
+    let name = srv.config.appendfilename();
+    let mpath = dir.join(aof::manifest_name(&name));
+    let (on, mut manifest) = {
+        let rt = srv.persist.aof.lock();
+        (rt.on, rt.manifest.clone())
+    };
+    if !on {
+        // Continue numbering after whatever a previous run left.
+        if let Ok(text) = std::fs::read_to_string(&mpath) {
+            if let Ok(m) = Manifest::parse(&text) {
+                manifest = m;
+            }
+        }
+    }
+    let base = aof::AofFile {
+        name: aof::base_name(&name, manifest.next_base_seq(), true),
+        seq: manifest.next_base_seq(),
+        kind: aof::FileType::Base,
+    };
+    let incr = aof::AofFile {
+        name: aof::incr_name(&name, manifest.next_incr_seq()),
+        seq: manifest.next_incr_seq(),
+        kind: aof::FileType::Incr,
+    };
+    let incr_path = dir.join(&incr.name);
+    let incr_file =
+        aof::open_incr(&incr_path).map_err(|e| format!("ERR Can't open the AOF file: {e}"))?;
+    if on {
+        // A crash during the rewrite must still replay everything: list the
+        // new incremental file before the stream switches to it.
+        let mut during = manifest.clone();
+        during.incrs.push(incr.clone());
+        aof::write_atomic(&mpath, during.render().as_bytes())
+            .map_err(|e| format!("ERR Can't write the AOF manifest: {e}"))?;
+        srv.persist.aof.lock().manifest = during;
+    }
+    let params = SaveParams::of(srv);
+    let tmp = dir.join(format!(
+        "temp-rewriteaof-{}-{}.rdb",
+        std::process::id(),
+        unix_secs()
+    ));
+    let t2 = tmp.clone();
+    let mut incr_file = Some(incr_file);
+    let at_fork = || {
+        if on {
+            srv.feed.rotate(incr_path.clone());
+        } else if enable {
+            if let (Some(f), Some(arc)) = (incr_file.take(), srv.arc()) {
+                start_writer(&arc, f, dir.clone(), Manifest::default());
+            }
+        }
+    };
+    let pid = fork_with(srv, at_fork, move |frozen| {
+        write_rdb(frozen, &params, &t2, true)
+    })
+    .map_err(|e| format!("ERR Can't rewrite append only file in background: fork: {e}"))?;
+    *child = Some(Child {
+        pid,
+        kind: ChildKind::AofRewrite,
+        started: std::time::Instant::now(),
+    });
+    drop(child);
+    tracing::info!("Background append only file rewriting started by pid {pid}");
+    let Some(arc) = srv.arc() else {
+        return Ok(());
+    };
+    std::thread::spawn(move || {
+        let ok = wait_child(pid);
+        let srv = &*arc;
+        let done = ok && finish_rewrite(srv, &dir, &mpath, &tmp, base, incr).is_ok();
+        if !done {
+            let _ = std::fs::remove_file(&tmp);
+            tracing::warn!("Background AOF rewrite failed");
+        } else {
+            tracing::info!("Background AOF rewrite finished successfully");
+        }
+        let p = &srv.persist;
+        p.last_rewrite_ok.store(done, Ordering::Relaxed);
+        if let Some(c) = *p.child.lock() {
+            p.last_rewrite_secs
+                .store(c.started.elapsed().as_secs() as i64, Ordering::Relaxed);
+        }
+        *p.child.lock() = None;
+    });
+    Ok(())
+}
+
+/// Installs a finished rewrite: the new base and incremental file become
+/// the manifest, older files are deleted.
+fn finish_rewrite(
+    srv: &Server,
+    dir: &Path,
+    mpath: &Path,
+    tmp: &Path,
+    base: aof::AofFile,
+    incr: aof::AofFile,
+) -> io::Result<()> {
+    std::fs::rename(tmp, dir.join(&base.name))?;
+    aof::fsync_dir(dir)?;
+    let mut rt = srv.persist.aof.lock();
+    if !rt.on {
+        // AOF was turned off meanwhile: leave the files, do not switch.
+        return Ok(());
+    }
+    let old = rt.manifest.clone();
+    let new = Manifest {
+        base: Some(base),
+        incrs: vec![incr],
+    };
+    aof::write_atomic(mpath, new.render().as_bytes())?;
+    rt.manifest = new.clone();
+    drop(rt);
+    for f in old.base.iter().chain(old.incrs.iter()) {
+        if !new.incrs.iter().any(|n| n.name == f.name)
+            && new.base.as_ref().map(|b| &b.name) != Some(&f.name)
+        {
+            let _ = std::fs::remove_file(dir.join(&f.name));
+        }
+    }
+    srv.persist
+        .aof_base_size
+        .store(aof_total_size(dir, &new), Ordering::Relaxed);
+    Ok(())
+}
+
+/// Background duties, ten times a second: scheduled BGSAVE/rewrite, save
+/// points, automatic AOF rewrite.
+pub async fn cron(srv: Arc<Server>) {
+    let mut rx = srv.shutdown_receiver();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+            _ = rx.changed() => return,
+        }
+        if srv.persist.loading() || srv.persist.child.lock().is_some() {
+            continue;
+        }
+        let p = &srv.persist;
+        if p.rewrite_scheduled.swap(false, Ordering::Relaxed) {
+            let enable = srv.config.appendonly() && !p.aof.lock().on;
+            let _ = rewrite_aof(&srv, enable);
+            continue;
+        }
+        if p.bgsave_scheduled.swap(false, Ordering::Relaxed) {
+            let _ = bgsave(&srv, false);
+            continue;
+        }
+        let now = unix_secs();
+        let changes = srv
+            .stats
+            .dirty
+            .load(Ordering::Relaxed)
+            .saturating_sub(p.dirty_at_save.load(Ordering::Relaxed));
+        let since = now.saturating_sub(p.lastsave.load(Ordering::Relaxed));
+        let retry_ok = p.last_bgsave_ok.load(Ordering::Relaxed)
+            || now.saturating_sub(p.last_bgsave_try.load(Ordering::Relaxed)) >= 5;
+        if retry_ok
+            && srv
+                .config
+                .save_points()
+                .iter()
+                .any(|&(secs, n)| changes >= n && since >= secs)
+        {
+            tracing::info!("{changes} changes in {since} seconds. Saving...");
+            let _ = bgsave(&srv, false);
+            continue;
+        }
+        let pct = srv.config.auto_aof_rewrite_percentage();
+        if pct > 0 && p.aof.lock().on {
+            let base = p.aof_base_size.load(Ordering::Relaxed).max(1);
+            let size = p.incr_size() + p.aof_base_size.load(Ordering::Relaxed);
+            if size >= srv.config.auto_aof_rewrite_min_size() && (size - base) * 100 / base >= pct {
+                tracing::info!(
+                    "Starting automatic rewriting of AOF on {}% growth",
+                    (size - base) * 100 / base
+                );
+                let _ = rewrite_aof(&srv, false);
+            }
+        }
+    }
 }

@@ -61,6 +61,9 @@ pub struct Server {
     pub feed: propagate::Feed,
     /// RDB/AOF state (INFO persistence, the running child, LOADING).
     pub persist: crate::persistence::State,
+    /// A weak handle to this server, for work that outlives a command
+    /// (reaping a BGSAVE child).
+    me: std::sync::Weak<Server>,
 }
 
 impl Server {
@@ -73,7 +76,8 @@ impl Server {
                 char::from_digit(n as u32, 16).unwrap_or('0')
             })
             .collect();
-        Arc::new(Server {
+        Arc::new_cyclic(|me| Server {
+            me: me.clone(),
             keyspace,
             stats: Stats::default(),
             clients: DashMap::new(),
@@ -137,6 +141,11 @@ impl Server {
         ok
     }
 
+    /// A strong handle to this server (None only while it is dropped).
+    pub fn arc(&self) -> Option<Arc<Server>> {
+        self.me.upgrade()
+    }
+
     /// Is this command switched off by `disabled-commands`?
     pub fn is_disabled(&self, entry: &CommandEntry) -> bool {
         self.disabled.get(entry.id).copied().unwrap_or(false)
@@ -176,6 +185,22 @@ impl Server {
             }
         }
         self.sync_access_tracking();
+        if changed.contains(&"appendonly") {
+            let on = self.persist.aof.lock().on;
+            if self.config.appendonly() && !on {
+                // The base of the new AOF is a snapshot of the data so far.
+                match crate::persistence::snapshot::rewrite_aof(self, true) {
+                    Ok(()) => {}
+                    Err(e) if e == "SCHEDULED" => {}
+                    Err(e) => {
+                        let _ = self.config.set(&[(b"appendonly", b"no")]);
+                        return Err(e);
+                    }
+                }
+            } else if !self.config.appendonly() && on {
+                crate::persistence::snapshot::stop_aof(self);
+            }
+        }
         Ok(())
     }
 
@@ -274,6 +299,7 @@ pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
         tracing::info!("Ready to accept connections {} on {local}", kind.label());
     }
     tokio::spawn(active_expire_task(srv.clone()));
+    tokio::spawn(crate::persistence::snapshot::cron(srv.clone()));
     tokio::spawn(eviction_task(srv.clone()));
     tokio::spawn(stats::sampler_task(srv.clone()));
 

@@ -1,0 +1,408 @@
+//! RDB snapshots through the real server: BGSAVE/SAVE/LASTSAVE, loading at
+//! startup with -LOADING meanwhile, point-in-time consistency of BGSAVE
+//! under concurrent writes, save points, AOF rewrite and CONFIG SET
+//! appendonly, and dump.rdb interop with redis-server in both directions.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::dataset::{contents, contents_at};
+use common::TestServer;
+use redis::AsyncCommands;
+
+async fn info_field(c: &mut redis::aio::MultiplexedConnection, field: &str) -> String {
+    let info: String = redis::cmd("INFO")
+        .arg("persistence")
+        .query_async(c)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in {info}"))
+        .to_string()
+}
+
+async fn wait_bgsave_done(c: &mut redis::aio::MultiplexedConnection) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while info_field(c, "rdb_bgsave_in_progress").await != "0" {
+        assert!(Instant::now() < deadline, "BGSAVE did not finish");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn fill_every_type(c: &mut redis::aio::MultiplexedConnection) {
+    let _: () = c.set("str", "hello").await.unwrap();
+    let _: () = c.set("int", 12345).await.unwrap();
+    let _: () = c.set("big", "x".repeat(5000)).await.unwrap();
+    let _: () = c.set_ex("ttl", "v", 1000).await.unwrap();
+    let _: () = c.rpush("list", &["a", "b", "c"]).await.unwrap();
+    let long: Vec<String> = (0..3000).map(|i| format!("item-{i}")).collect();
+    let _: () = c.rpush("biglist", &long).await.unwrap();
+    let _: () = c.sadd("intset", &[1, 2, 3]).await.unwrap();
+    let _: () = c.sadd("set", &["a", "b", "c"]).await.unwrap();
+    let _: () = c
+        .hset_multiple("hash", &[("f1", "v1"), ("f2", "v2")])
+        .await
+        .unwrap();
+    let big: Vec<(String, String)> = (0..1000)
+        .map(|i| (format!("f{i}"), format!("v{i}")))
+        .collect();
+    let _: () = c.hset_multiple("bighash", &big).await.unwrap();
+    let _: () = c
+        .zadd_multiple("zset", &[(1.5, "a"), (2.0, "b")])
+        .await
+        .unwrap();
+    let bigz: Vec<(f64, String)> = (0..500)
+        .map(|i| (i as f64 / 3.0, format!("m{i}")))
+        .collect();
+    let _: () = c.zadd_multiple("bigzset", &bigz).await.unwrap();
+    for i in 0..50 {
+        let _: String = redis::cmd("XADD")
+            .arg("stream")
+            .arg("*")
+            .arg("n")
+            .arg(i)
+            .query_async(c)
+            .await
+            .unwrap();
+    }
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg("stream")
+        .arg("g")
+        .arg("0")
+        .query_async(c)
+        .await
+        .unwrap();
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("g")
+        .arg("alice")
+        .arg("COUNT")
+        .arg(5)
+        .arg("STREAMS")
+        .arg("stream")
+        .arg(">")
+        .query_async(c)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("PFADD")
+        .arg("hll")
+        .arg("a")
+        .arg("b")
+        .query_async(c)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SELECT").arg(3).query_async(c).await.unwrap();
+    let _: () = c.set("in-db-3", "x").await.unwrap();
+    let _: () = redis::cmd("SELECT").arg(0).query_async(c).await.unwrap();
+}
+
+#[tokio::test]
+async fn bgsave_then_restart_restores_every_type() {
+    let mut srv = TestServer::start();
+    let mut c = srv.conn().await;
+    fill_every_type(&mut c).await;
+    let before = contents(&srv).await;
+    let last0: i64 = redis::cmd("LASTSAVE").query_async(&mut c).await.unwrap();
+    assert_ne!(info_field(&mut c, "rdb_changes_since_last_save").await, "0");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r: String = redis::cmd("BGSAVE").query_async(&mut c).await.unwrap();
+    assert_eq!(r, "Background saving started");
+    wait_bgsave_done(&mut c).await;
+    assert_eq!(info_field(&mut c, "rdb_last_bgsave_status").await, "ok");
+    assert_eq!(info_field(&mut c, "rdb_changes_since_last_save").await, "0");
+    let last1: i64 = redis::cmd("LASTSAVE").query_async(&mut c).await.unwrap();
+    assert!(last1 > last0);
+    let bad: redis::RedisResult<String> = redis::cmd("BGSAVE").arg("now").query_async(&mut c).await;
+    assert!(bad.unwrap_err().to_string().contains("syntax error"));
+    drop(c);
+    assert!(srv.dir.path().join("dump.rdb").exists());
+    srv.restart_with(&[]);
+    assert_eq!(before, contents(&srv).await);
+    // OBJECT ENCODING of small and large collections survives too.
+    let mut c = srv.conn().await;
+    for (k, enc) in [
+        ("intset", "intset"),
+        ("hash", "listpack"),
+        ("bighash", "hashtable"),
+        ("zset", "listpack"),
+        ("bigzset", "skiplist"),
+        ("int", "int"),
+    ] {
+        let e: String = redis::cmd("OBJECT")
+            .arg("ENCODING")
+            .arg(k)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(e, enc, "{k}");
+    }
+    // SAVE works too, and DEBUG RELOAD round-trips.
+    let _: () = c.set("after", "1").await.unwrap();
+    let _: () = redis::cmd("SAVE").query_async(&mut c).await.unwrap();
+    let _: () = redis::cmd("DEBUG")
+        .arg("RELOAD")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let v: String = c.get("after").await.unwrap();
+    assert_eq!(v, "1");
+}
+
+/// Writers keep changing the dataset in transactions that set `k<i>` and
+/// `last = i` together; the saved file must show one instant: exactly the
+/// keys k0..k<last>.
+#[tokio::test]
+async fn bgsave_is_point_in_time_under_concurrent_writes() {
+    let mut srv = TestServer::start();
+    let mut c = srv.conn().await;
+    let _: () = redis::cmd("DEBUG")
+        .arg("POPULATE")
+        .arg(200_000)
+        .arg("filler")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let url = srv.url();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let writer = tokio::spawn(async move {
+        let client = redis::Client::open(url).unwrap();
+        let mut w = client.get_multiplexed_async_connection().await.unwrap();
+        let mut i = 0u64;
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            let _: () = redis::pipe()
+                .atomic()
+                .set(format!("k{i}"), i)
+                .set("last", i)
+                .query_async(&mut w)
+                .await
+                .unwrap();
+            i += 1;
+        }
+        i
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let _: String = redis::cmd("BGSAVE").query_async(&mut c).await.unwrap();
+    wait_bgsave_done(&mut c).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let written = writer.await.unwrap();
+    drop(c);
+    srv.restart_with(&[]);
+    let mut c = srv.conn().await;
+    let last: u64 = c.get("last").await.unwrap();
+    assert!(
+        last + 1 < written,
+        "the save should have happened during the writes"
+    );
+    let n: usize = redis::cmd("DBSIZE").query_async(&mut c).await.unwrap();
+    assert_eq!(
+        n as u64,
+        200_000 + 1 + last + 1,
+        "keys k0..k{last}, last and the filler"
+    );
+    let next: Option<String> = c.get(format!("k{}", last + 1)).await.unwrap();
+    assert_eq!(next, None);
+}
+
+#[tokio::test]
+async fn clients_get_loading_while_the_dataset_loads() {
+    let mut srv = TestServer::start();
+    let mut c = srv.conn().await;
+    let _: () = redis::cmd("DEBUG")
+        .arg("POPULATE")
+        .arg(1000)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SAVE").query_async(&mut c).await.unwrap();
+    drop(c);
+    srv.kill9();
+    // 1 ms per key: about a second of loading.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cinnabar"))
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--key-load-delay",
+            "1000",
+            "--dir",
+        ])
+        .arg(srv.dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut saw_loading = false;
+    let mut loaded = false;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}/")) {
+            if let Ok(mut c) = client.get_multiplexed_async_connection().await {
+                let r: redis::RedisResult<usize> = redis::cmd("DBSIZE").query_async(&mut c).await;
+                match r {
+                    Err(e)
+                        if e.to_string().contains("loading")
+                            || e.kind() == redis::ErrorKind::BusyLoadingError =>
+                    {
+                        saw_loading = true;
+                        let info: String = redis::cmd("INFO")
+                            .arg("persistence")
+                            .query_async(&mut c)
+                            .await
+                            .unwrap();
+                        assert!(info.contains("loading:1"), "{info}");
+                    }
+                    Ok(n) => {
+                        assert_eq!(n, 1000);
+                        loaded = true;
+                        break;
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(saw_loading, "never answered -LOADING");
+    assert!(loaded, "never finished loading");
+}
+
+#[tokio::test]
+async fn save_points_trigger_a_background_save() {
+    let srv = TestServer::start_with(&["--save", "1 1"]);
+    let mut c = srv.conn().await;
+    let last0: i64 = redis::cmd("LASTSAVE").query_async(&mut c).await.unwrap();
+    let _: () = c.set("a", "1").await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let l: i64 = redis::cmd("LASTSAVE").query_async(&mut c).await.unwrap();
+        if l > last0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "save point never fired");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(srv.dir.path().join("dump.rdb").exists());
+}
+
+#[tokio::test]
+async fn aof_rewrite_and_runtime_appendonly_keep_everything() {
+    let mut srv = TestServer::start();
+    let mut c = srv.conn().await;
+    fill_every_type(&mut c).await;
+    // Turning the AOF on at run time: the base is a snapshot of the data.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("appendonly")
+        .arg("yes")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while info_field(&mut c, "aof_rewrite_in_progress").await != "0" {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(info_field(&mut c, "aof_enabled").await, "1");
+    let _: () = c.set("after-enable", "1").await.unwrap();
+    let r: String = redis::cmd("BGREWRITEAOF")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(r, "Background append only file rewriting started");
+    // Writes during the rewrite land in the new incremental file.
+    let _: () = c.set("during-rewrite", "1").await.unwrap();
+    while info_field(&mut c, "aof_rewrite_in_progress").await != "0" {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(info_field(&mut c, "aof_last_bgrewrite_status").await, "ok");
+    let _: () = c.set("after-rewrite", "1").await.unwrap();
+    drop(c);
+    let manifest =
+        std::fs::read_to_string(srv.dir.path().join("appendonlydir/appendonly.aof.manifest"))
+            .unwrap();
+    assert_eq!(
+        manifest,
+        "file appendonly.aof.2.base.rdb seq 2 type b\nfile appendonly.aof.2.incr.aof seq 2 type i\n"
+    );
+    let files: Vec<String> = std::fs::read_dir(srv.dir.path().join("appendonlydir"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(files.len(), 3, "old base and incr deleted: {files:?}");
+    let before = contents(&srv).await;
+    srv.restart_with(&["--appendonly", "yes"]);
+    assert_eq!(before, contents(&srv).await);
+    // redis-server reads the same directory (RDB base + incr).
+    srv.kill9();
+    if let Some(r) = common::diff::RedisRef::start_with(&[
+        "--appendonly",
+        "yes",
+        "--dir",
+        srv.dir.path().to_str().unwrap(),
+    ]) {
+        assert_eq!(
+            before,
+            contents_at(&format!("redis://127.0.0.1:{}/", r.port)).await
+        );
+    }
+}
+
+#[tokio::test]
+async fn dump_rdb_interoperates_with_redis_server_both_ways() {
+    let Some(redis_dir) = tempfile::tempdir().ok() else {
+        return;
+    };
+    let Some(r) =
+        common::diff::RedisRef::start_with(&["--dir", redis_dir.path().to_str().unwrap()])
+    else {
+        return;
+    };
+    let url = format!("redis://127.0.0.1:{}/", r.port);
+    let mut rc = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    fill_every_type(&mut rc).await;
+    let from_redis = contents_at(&url).await;
+    let _: () = redis::cmd("SAVE").query_async(&mut rc).await.unwrap();
+    drop(rc);
+    drop(r);
+    // redis-server's dump.rdb → Cinnabar.
+    let mut srv = TestServer::start();
+    srv.kill9();
+    std::fs::copy(
+        redis_dir.path().join("dump.rdb"),
+        srv.dir.path().join("dump.rdb"),
+    )
+    .unwrap();
+    srv.restart_with(&[]);
+    assert_eq!(from_redis, contents(&srv).await);
+    // Cinnabar's dump.rdb → redis-server.
+    let mut c = srv.conn().await;
+    let _: () = c.set("added-by-cinnabar", "1").await.unwrap();
+    let _: () = redis::cmd("SAVE").query_async(&mut c).await.unwrap();
+    drop(c);
+    let ours = contents(&srv).await;
+    srv.kill9();
+    let r2 =
+        common::diff::RedisRef::start_with(&["--dir", srv.dir.path().to_str().unwrap()]).unwrap();
+    assert_eq!(
+        ours,
+        contents_at(&format!("redis://127.0.0.1:{}/", r2.port)).await
+    );
+}
