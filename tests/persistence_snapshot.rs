@@ -406,3 +406,51 @@ async fn dump_rdb_interoperates_with_redis_server_both_ways() {
         contents_at(&format!("redis://127.0.0.1:{}/", r2.port)).await
     );
 }
+
+/// SHUTDOWN and SIGTERM save when save points are configured (Redis's
+/// default) or SAVE is given; NOSAVE and `save ""` do not.
+#[tokio::test]
+async fn shutdown_saves_per_flags_and_save_points() {
+    async fn shutdown(srv: &mut TestServer, args: &[&str]) {
+        let mut c = srv.conn().await;
+        let mut q = redis::cmd("SHUTDOWN");
+        for a in args {
+            q.arg(*a);
+        }
+        let _: redis::RedisResult<()> = q.query_async(&mut c).await;
+        assert!(
+            srv.wait_exit(Duration::from_secs(10)).is_some(),
+            "server did not exit"
+        );
+    }
+    async fn get(srv: &TestServer, k: &str) -> Option<String> {
+        srv.conn().await.get(k).await.unwrap()
+    }
+    let mut srv = TestServer::start();
+    let _: () = srv.conn().await.set("a", "1").await.unwrap();
+    shutdown(&mut srv, &[]).await;
+    srv.restart_with(&[]);
+    assert_eq!(get(&srv, "a").await.as_deref(), Some("1"));
+
+    let _: () = srv.conn().await.set("b", "1").await.unwrap();
+    shutdown(&mut srv, &["NOSAVE"]).await;
+    srv.restart_with(&["--save", ""]);
+    assert_eq!(get(&srv, "b").await, None);
+
+    let _: () = srv.conn().await.set("c", "1").await.unwrap();
+    shutdown(&mut srv, &[]).await;
+    srv.restart_with(&["--save", ""]);
+    assert_eq!(get(&srv, "c").await, None, "no save points: nothing saved");
+
+    let _: () = srv.conn().await.set("d", "1").await.unwrap();
+    shutdown(&mut srv, &["SAVE"]).await;
+    srv.restart_with(&[]);
+    assert_eq!(get(&srv, "d").await.as_deref(), Some("1"));
+
+    let _: () = srv.conn().await.set("e", "1").await.unwrap();
+    // SAFETY: signalling the child server process.
+    unsafe { libc::kill(srv.pid() as i32, libc::SIGTERM) };
+    assert!(srv.wait_exit(Duration::from_secs(10)).is_some());
+    srv.restart_with(&[]);
+    assert_eq!(get(&srv, "e").await.as_deref(), Some("1"));
+}

@@ -1068,8 +1068,23 @@ fn shutdown(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     if argv[1..].iter().any(|a| eq_ic(a, "abort")) {
         return Err(CmdError::err("No shutdown in progress."));
     }
+    use crate::config::ShutdownFlags as SF;
+    let mut flags = 0;
+    for (name, bit) in [
+        ("save", SF::SAVE),
+        ("nosave", SF::NOSAVE),
+        ("now", SF::NOW),
+        ("force", SF::FORCE),
+    ] {
+        if argv[1..].iter().any(|a| eq_ic(a, name)) {
+            flags |= bit;
+        }
+    }
+    if flags & SF::SAVE != 0 && flags & SF::NOSAVE != 0 {
+        return Err(CmdError::SYNTAX);
+    }
     tracing::info!(client = ctx.client.id, "User requested shutdown...");
-    ctx.srv.request_shutdown();
+    ctx.srv.request_shutdown_with(SF(flags));
     // Redis closes the connection without replying on success.
     ctx.client.close_after_reply = true;
     Ok(Reply::Raw(Bytes::new()))

@@ -64,6 +64,8 @@ pub struct Server {
     /// A weak handle to this server, for work that outlives a command
     /// (reaping a BGSAVE child).
     me: std::sync::Weak<Server>,
+    /// Flags of the SHUTDOWN command that started the shutdown.
+    shutdown_flags: std::sync::atomic::AtomicU32,
 }
 
 impl Server {
@@ -101,6 +103,7 @@ impl Server {
             disabled: disabled_table(&config),
             feed: Default::default(),
             persist: Default::default(),
+            shutdown_flags: Default::default(),
             config,
         })
     }
@@ -244,6 +247,12 @@ impl Server {
             .notify_keyspace(&self.config, db, class, event, key);
     }
 
+    /// Starts a graceful shutdown with SHUTDOWN's flags (SAVE, NOSAVE …).
+    pub fn request_shutdown_with(&self, flags: crate::config::ShutdownFlags) {
+        self.shutdown_flags.store(flags.0, Ordering::Relaxed);
+        self.request_shutdown();
+    }
+
     /// Starts a graceful shutdown.
     pub fn request_shutdown(&self) {
         self.shutdown_tx.send_replace(true);
@@ -304,12 +313,13 @@ pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
     tokio::spawn(stats::sampler_task(srv.clone()));
 
     let mut rx = srv.shutdown_receiver();
-    tokio::select! {
-        _ = rx.changed() => {}
-        _ = signal_shutdown() => {
+    let flags = tokio::select! {
+        _ = rx.changed() => crate::config::ShutdownFlags(srv.shutdown_flags.load(Ordering::Relaxed)),
+        f = signal_shutdown(&srv.config) => {
             tracing::info!("Received shutdown signal, scheduling shutdown...");
+            f
         }
-    }
+    };
     tracing::info!("User requested shutdown...");
     srv.request_shutdown();
     for c in srv.clients.iter() {
@@ -321,6 +331,7 @@ pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     crate::persistence::snapshot::stop_aof(&srv);
+    save_on_shutdown(&srv, flags);
     tracing::info!("Cinnabar is now ready to exit, bye bye...");
     Ok(())
 }
@@ -380,7 +391,9 @@ fn generate_access_keys(srv: &Server) {
     }
 }
 
-async fn signal_shutdown() {
+/// Waits for SIGTERM or SIGINT; returns the `shutdown-on-sig*` flags that
+/// apply to it.
+async fn signal_shutdown(config: &Config) -> crate::config::ShutdownFlags {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -390,16 +403,42 @@ async fn signal_shutdown() {
         ) {
             (Ok(mut t), Ok(mut i)) => {
                 tokio::select! {
-                    _ = t.recv() => {}
-                    _ = i.recv() => {}
+                    _ = t.recv() => config.shutdown_on_sigterm(),
+                    _ = i.recv() => config.shutdown_on_sigint(),
                 }
             }
-            _ => std::future::pending::<()>().await,
+            _ => std::future::pending().await,
         }
     }
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+        config.shutdown_on_sigint()
+    }
+}
+
+/// Saves on the way out as Redis does: with `SAVE`, or when save points are
+/// configured and not `NOSAVE`. A snapshot child still running is killed
+/// first (its file would be older than this one).
+fn save_on_shutdown(srv: &Server, flags: crate::config::ShutdownFlags) {
+    use crate::config::ShutdownFlags as SF;
+    let save =
+        !flags.has(SF::NOSAVE) && (flags.has(SF::SAVE) || !srv.config.save_points().is_empty());
+    if !save {
+        return;
+    }
+    if let Some(c) = *srv.persist.child.lock() {
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(c.pid, libc::SIGKILL) };
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while srv.persist.child.lock().is_some() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    tracing::info!("Saving the final RDB snapshot before exiting.");
+    match crate::persistence::snapshot::bgsave(srv, true) {
+        Ok(()) => tracing::info!("DB saved on disk"),
+        Err(e) => tracing::warn!("Error trying to save the DB on shutdown: {e}"),
     }
 }
 
