@@ -1020,6 +1020,10 @@ impl<R: Read> Rd<R> {
         if length != st.len() as u64 {
             return corrupt("stream length");
         }
+        // New IDs must follow every live entry (XSETID enforces the same).
+        if st.last_entry().is_some_and(|(id, _)| st.last_id < id) {
+            return corrupt("stream last ID below its entries");
+        }
         let groups = self.len()?;
         for _ in 0..groups {
             let name = Bytes::from(self.string()?);
@@ -1732,6 +1736,62 @@ mod tests {
         let mut p = vec![0x81];
         p.extend_from_slice(&(1u64 << 60).to_be_bytes());
         assert!(Rd::new(&p[..], false).object(T_LIST, &lim()).is_err());
+    }
+
+    #[test]
+    fn old_stream_format_derives_metadata() {
+        // STREAM_LISTPACKS (RDB 9): no first/max-deleted/entries-added, no
+        // group read counters. One node, master 5-0, entries 5-0 and
+        // 5-1 (the latter deleted) and 6-0 with other fields.
+        let mut lp = LpWriter::new();
+        for v in [2, 1, 1] {
+            lp.int(v);
+        }
+        lp.str(b"f");
+        lp.int(0);
+        for (flags, ms, seq, val) in [(2, 0, 0, "a"), (3, 0, 1, "b")] {
+            lp.int(flags);
+            lp.int(ms);
+            lp.int(seq);
+            lp.str(val.as_bytes());
+            lp.int(4);
+        }
+        for v in [0, 1, 0, 1] {
+            lp.int(v);
+        }
+        lp.str(b"g");
+        lp.str(b"c");
+        lp.int(6);
+        let mut body = vec![T_STREAM_LISTPACKS];
+        put_len(&mut body, 1).expect("vec");
+        let mut key = Vec::new();
+        put_stream_id(&mut key, StreamId::new(5, 0)).expect("vec");
+        put_string(&mut body, &key, false).expect("vec");
+        put_string(&mut body, &lp.finish(), false).expect("vec");
+        for v in [2u64, 6, 0, 1] {
+            // length, last id, one group
+            put_len(&mut body, v).expect("vec");
+        }
+        put_string(&mut body, b"grp", false).expect("vec");
+        put_len(&mut body, 5).expect("vec");
+        put_len(&mut body, 0).expect("vec");
+        put_len(&mut body, 0).expect("vec"); // PEL
+        put_len(&mut body, 0).expect("vec"); // consumers
+        let v = restore_payload(&with_footer(body), &lim()).expect("v9 stream");
+        let Value::Obj(Obj::Stream(st)) = v else {
+            panic!("type")
+        };
+        assert_eq!(st.len(), 2);
+        assert_eq!(st.first_id, StreamId::new(5, 0));
+        assert_eq!(st.entries_added, 2);
+        assert_eq!(st.max_deleted, StreamId::MIN);
+        let all = st.range(StreamId::MIN, StreamId::MAX, 0, false);
+        assert_eq!(all[1].0, StreamId::new(6, 0));
+        assert_eq!(
+            all[1].1,
+            vec![Bytes::from_static(b"g"), Bytes::from_static(b"c")]
+        );
+        assert_eq!(st.groups[&Bytes::from_static(b"grp")].entries_read, 1);
     }
 
     fn with_footer(mut body: Vec<u8>) -> Vec<u8> {
