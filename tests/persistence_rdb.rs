@@ -450,7 +450,7 @@ async fn dump(c: &mut MultiplexedConnection, key: &[u8]) -> Vec<u8> {
 
 #[tokio::test]
 async fn dump_restore_interop_both_ways() {
-    let Some(redis) = Redis::start(&["--save", ""]) else {
+    let Some(redis) = Redis::start(&["--save", "", "--sanitize-dump-payload", "yes"]) else {
         return;
     };
     let ours = TestServer::start();
@@ -754,7 +754,16 @@ async fn rdb_file_written_by_us_loads_in_redis() {
         w.finish().expect("finish").flush().expect("flush");
     }
     let dir = tmp.path().to_str().expect("path").to_string();
-    let Some(redis) = Redis::start(&["--dir", &dir, "--dbfilename", "x.rdb", "--save", ""]) else {
+    let Some(redis) = Redis::start(&[
+        "--dir",
+        &dir,
+        "--dbfilename",
+        "x.rdb",
+        "--save",
+        "",
+        "--sanitize-dump-payload",
+        "yes",
+    ]) else {
         return;
     };
     let mut r = redis.conn().await;
