@@ -92,20 +92,29 @@ const STREAM_FLAG_SAMEFIELDS: i64 = 2;
 /// Why an RDB file or payload could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum RdbError {
+    /// The underlying reader failed.
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
+    /// The data ended inside a value or before EOF (a truncated file).
     #[error("unexpected end of RDB data")]
     Eof,
+    /// Not an RDB file (no `REDIS` magic).
     #[error("wrong signature trying to load DB from file")]
     Signature,
+    /// Written by a newer Redis (or garbage): versions 1..=10 are read.
     #[error("can't handle RDB format version {0}")]
     Version(u32),
+    /// The trailing CRC64 does not match the content.
     #[error("wrong RDB checksum")]
     Checksum,
+    /// Structurally invalid data; the text says what was wrong.
     #[error("corrupt RDB data: {0}")]
     Corrupt(&'static str),
+    /// A collection with no elements (Redis skips these when loading and
+    /// refuses them in RESTORE).
     #[error("empty key")]
     EmptyKey,
+    /// Raised by the caller's sink to abort a load.
     #[error("{0}")]
     Sink(String),
 }
@@ -118,11 +127,18 @@ fn corrupt<T>(what: &'static str) -> Result<T, RdbError> {
 /// the writer splits by (Redis's config parameters of the same names).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    /// `hash-max-listpack-entries`.
     pub hash_max_listpack_entries: usize,
+    /// `hash-max-listpack-value`.
     pub hash_max_listpack_value: usize,
+    /// `set-max-intset-entries`.
     pub set_max_intset_entries: usize,
+    /// `zset-max-listpack-entries`.
     pub zset_max_listpack_entries: usize,
+    /// `zset-max-listpack-value`.
     pub zset_max_listpack_value: usize,
+    /// `list-max-listpack-size` (node size class when negative, entries
+    /// per node when positive).
     pub list_max_listpack_size: i64,
 }
 
@@ -173,7 +189,9 @@ impl Limits {
 /// one, nothing otherwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntryMeta {
+    /// Seconds since the last access (LRU policies).
     Idle(u64),
+    /// The logarithmic access counter (LFU policies).
     Freq(u8),
 }
 
@@ -1306,22 +1324,28 @@ fn stream_node(master: StreamId, lp: &[u8]) -> Option<Vec<RawStreamEntry>> {
 /// One key read from a file.
 #[derive(Debug)]
 pub struct Loaded {
+    /// Database number (from the last SELECTDB).
     pub db: usize,
     pub key: Bytes,
     pub value: Value,
+    /// Absolute expiry, unix ms.
     pub expire_ms: Option<u64>,
+    /// Saved LRU idle time (`access::meta_from_idle`).
     pub idle_secs: Option<u64>,
+    /// Saved LFU counter (`access::meta_from_freq`).
     pub freq: Option<u8>,
 }
 
 /// What a load found besides the keys.
 #[derive(Debug, Default)]
 pub struct LoadSummary {
+    /// The file's RDB version (1..=10).
     pub rdb_version: u32,
     /// AUX fields in file order.
     pub aux: Vec<(Vec<u8>, Vec<u8>)>,
     /// Function library sources (FUNCTION LOAD payloads), in file order.
     pub functions: Vec<Vec<u8>>,
+    /// Keys handed to the sink.
     pub keys_loaded: u64,
     /// Keys skipped because their expiry had passed.
     pub expired_skipped: u64,
