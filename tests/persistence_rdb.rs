@@ -450,7 +450,7 @@ async fn dump(c: &mut MultiplexedConnection, key: &[u8]) -> Vec<u8> {
 
 #[tokio::test]
 async fn dump_restore_interop_both_ways() {
-    let Some(redis) = Redis::start(&["--save", ""]) else {
+    let Some(redis) = Redis::start(&["--save", "", "--sanitize-dump-payload", "yes"]) else {
         return;
     };
     let ours = TestServer::start();
@@ -754,7 +754,16 @@ async fn rdb_file_written_by_us_loads_in_redis() {
         w.finish().expect("finish").flush().expect("flush");
     }
     let dir = tmp.path().to_str().expect("path").to_string();
-    let Some(redis) = Redis::start(&["--dir", &dir, "--dbfilename", "x.rdb", "--save", ""]) else {
+    let Some(redis) = Redis::start(&[
+        "--dir",
+        &dir,
+        "--dbfilename",
+        "x.rdb",
+        "--save",
+        "",
+        "--sanitize-dump-payload",
+        "yes",
+    ]) else {
         return;
     };
     let mut r = redis.conn().await;
@@ -1089,5 +1098,111 @@ async fn list_nodes_follow_list_max_listpack_size() {
             dump(&mut r, b"l").await,
             "fill {fill}"
         );
+    }
+}
+
+/// Under an LRU policy Redis saves IDLE for every key, under LFU a FREQ;
+/// uncompressed files (`rdbcompression no`) load the same.
+#[tokio::test]
+async fn redis_files_with_access_metadata() {
+    for (policy, compression) in [("allkeys-lru", "yes"), ("allkeys-lfu", "no")] {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = tmp.path().to_str().expect("path").to_string();
+        let Some(redis) = Redis::start(&[
+            "--dir",
+            &dir,
+            "--dbfilename",
+            "m.rdb",
+            "--save",
+            "",
+            "--maxmemory-policy",
+            policy,
+            "--rdbcompression",
+            compression,
+        ]) else {
+            return;
+        };
+        let mut r = redis.conn().await;
+        let cmds = dataset();
+        load_dataset(&mut r, &cmds).await;
+        let _: () = redis::cmd("SAVE").query_async(&mut r).await.expect("save");
+        let f = std::fs::File::open(tmp.path().join("m.rdb")).expect("open");
+        let mut got = Vec::new();
+        rdb::load(
+            std::io::BufReader::new(f),
+            0,
+            &Limits::default(),
+            &mut |l| {
+                got.push(l);
+                Ok(())
+            },
+        )
+        .expect("load");
+        assert_eq!(got.len(), keys_of(&cmds).len());
+        for l in &got {
+            if policy.ends_with("lru") {
+                assert!(l.idle_secs.is_some() && l.freq.is_none(), "{:?}", l.key);
+            } else {
+                assert!(l.freq.is_some() && l.idle_secs.is_none(), "{:?}", l.key);
+            }
+        }
+        // Our own file of the same keys under the same policy carries the
+        // same opcodes, and Redis loads it.
+        let tmp2 = tempfile::tempdir().expect("tmp");
+        let path = tmp2.path().join("m.rdb");
+        let mut w = RdbWriter::new(
+            std::io::BufWriter::new(std::fs::File::create(&path).expect("create")),
+            compression == "yes",
+            true,
+        );
+        w.header(&[]).expect("header");
+        w.select_db(0, got.len() as u64, 0).expect("select");
+        for l in &got {
+            let meta = l
+                .idle_secs
+                .map(EntryMeta::Idle)
+                .or(l.freq.map(EntryMeta::Freq));
+            w.entry(&l.key, as_ref(&l.value), l.expire_ms, meta)
+                .expect("entry");
+        }
+        use std::io::Write;
+        w.finish().expect("finish").flush().expect("flush");
+        let dir2 = tmp2.path().to_str().expect("path").to_string();
+        let Some(redis2) = Redis::start(&[
+            "--dir",
+            &dir2,
+            "--dbfilename",
+            "m.rdb",
+            "--save",
+            "",
+            "--maxmemory-policy",
+            policy,
+        ]) else {
+            return;
+        };
+        let mut r2 = redis2.conn().await;
+        for l in &got {
+            assert_eq!(
+                describe(&mut r2, &l.key).await,
+                describe(&mut r, &l.key).await,
+                "{:?}",
+                l.key
+            );
+        }
+        if policy.ends_with("lfu") {
+            let f1: i64 = redis::cmd("OBJECT")
+                .arg("FREQ")
+                .arg("str:short")
+                .query_async(&mut r)
+                .await
+                .expect("freq");
+            let f2: i64 = redis::cmd("OBJECT")
+                .arg("FREQ")
+                .arg("str:short")
+                .query_async(&mut r2)
+                .await
+                .expect("freq");
+            assert!((f1 - f2).abs() <= 1, "{f1} {f2}");
+        }
     }
 }

@@ -9,7 +9,9 @@ use crate::protocol::codec::parse_i64;
 /// One decoded element of a listpack or ziplist.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Item<'a> {
+    /// An integer-encoded element (its string form is the decimal text).
     Int(i64),
+    /// A string element, borrowed from the blob.
     Str(&'a [u8]),
 }
 
@@ -133,6 +135,7 @@ pub fn lp_entry_size(s: &[u8]) -> usize {
 }
 
 impl LpWriter {
+    /// An empty listpack (header filled in by [`LpWriter::finish`]).
     pub fn new() -> Self {
         LpWriter {
             buf: vec![0; 6],
@@ -181,6 +184,7 @@ impl LpWriter {
         self.count
     }
 
+    /// No element appended yet.
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }

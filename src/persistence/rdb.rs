@@ -92,20 +92,29 @@ const STREAM_FLAG_SAMEFIELDS: i64 = 2;
 /// Why an RDB file or payload could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum RdbError {
+    /// The underlying reader failed.
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
+    /// The data ended inside a value or before EOF (a truncated file).
     #[error("unexpected end of RDB data")]
     Eof,
+    /// Not an RDB file (no `REDIS` magic).
     #[error("wrong signature trying to load DB from file")]
     Signature,
+    /// Written by a newer Redis (or garbage): versions 1..=10 are read.
     #[error("can't handle RDB format version {0}")]
     Version(u32),
+    /// The trailing CRC64 does not match the content.
     #[error("wrong RDB checksum")]
     Checksum,
+    /// Structurally invalid data; the text says what was wrong.
     #[error("corrupt RDB data: {0}")]
     Corrupt(&'static str),
+    /// A collection with no elements (Redis skips these when loading and
+    /// refuses them in RESTORE).
     #[error("empty key")]
     EmptyKey,
+    /// Raised by the caller's sink to abort a load.
     #[error("{0}")]
     Sink(String),
 }
@@ -118,11 +127,18 @@ fn corrupt<T>(what: &'static str) -> Result<T, RdbError> {
 /// the writer splits by (Redis's config parameters of the same names).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    /// `hash-max-listpack-entries`.
     pub hash_max_listpack_entries: usize,
+    /// `hash-max-listpack-value`.
     pub hash_max_listpack_value: usize,
+    /// `set-max-intset-entries`.
     pub set_max_intset_entries: usize,
+    /// `zset-max-listpack-entries`.
     pub zset_max_listpack_entries: usize,
+    /// `zset-max-listpack-value`.
     pub zset_max_listpack_value: usize,
+    /// `list-max-listpack-size` (node size class when negative, entries
+    /// per node when positive).
     pub list_max_listpack_size: i64,
 }
 
@@ -173,7 +189,9 @@ impl Limits {
 /// one, nothing otherwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntryMeta {
+    /// Seconds since the last access (LRU policies).
     Idle(u64),
+    /// The logarithmic access counter (LFU policies).
     Freq(u8),
 }
 
@@ -1020,6 +1038,15 @@ impl<R: Read> Rd<R> {
         if length != st.len() as u64 {
             return corrupt("stream length");
         }
+        // Invariants every Redis-written stream has (XSETID enforces them);
+        // the lag arithmetic relies on them.
+        if st.entries_added < length {
+            return corrupt("stream entries-added below its length");
+        }
+        // New IDs must follow every live entry (XSETID enforces the same).
+        if st.last_entry().is_some_and(|(id, _)| st.last_id < id) {
+            return corrupt("stream last ID below its entries");
+        }
         let groups = self.len()?;
         for _ in 0..groups {
             let name = Bytes::from(self.string()?);
@@ -1029,6 +1056,9 @@ impl<R: Read> Rd<R> {
             } else {
                 st.estimate_distance(last_id)
             };
+            if entries_read < -1 {
+                return corrupt("group entries-read");
+            }
             let mut g = Group {
                 last_id,
                 entries_read,
@@ -1294,22 +1324,28 @@ fn stream_node(master: StreamId, lp: &[u8]) -> Option<Vec<RawStreamEntry>> {
 /// One key read from a file.
 #[derive(Debug)]
 pub struct Loaded {
+    /// Database number (from the last SELECTDB).
     pub db: usize,
     pub key: Bytes,
     pub value: Value,
+    /// Absolute expiry, unix ms.
     pub expire_ms: Option<u64>,
+    /// Saved LRU idle time (`access::meta_from_idle`).
     pub idle_secs: Option<u64>,
+    /// Saved LFU counter (`access::meta_from_freq`).
     pub freq: Option<u8>,
 }
 
 /// What a load found besides the keys.
 #[derive(Debug, Default)]
 pub struct LoadSummary {
+    /// The file's RDB version (1..=10).
     pub rdb_version: u32,
     /// AUX fields in file order.
     pub aux: Vec<(Vec<u8>, Vec<u8>)>,
     /// Function library sources (FUNCTION LOAD payloads), in file order.
     pub functions: Vec<Vec<u8>>,
+    /// Keys handed to the sink.
     pub keys_loaded: u64,
     /// Keys skipped because their expiry had passed.
     pub expired_skipped: u64,
@@ -1734,6 +1770,62 @@ mod tests {
         assert!(Rd::new(&p[..], false).object(T_LIST, &lim()).is_err());
     }
 
+    #[test]
+    fn old_stream_format_derives_metadata() {
+        // STREAM_LISTPACKS (RDB 9): no first/max-deleted/entries-added, no
+        // group read counters. One node, master 5-0, entries 5-0 and
+        // 5-1 (the latter deleted) and 6-0 with other fields.
+        let mut lp = LpWriter::new();
+        for v in [2, 1, 1] {
+            lp.int(v);
+        }
+        lp.str(b"f");
+        lp.int(0);
+        for (flags, ms, seq, val) in [(2, 0, 0, "a"), (3, 0, 1, "b")] {
+            lp.int(flags);
+            lp.int(ms);
+            lp.int(seq);
+            lp.str(val.as_bytes());
+            lp.int(4);
+        }
+        for v in [0, 1, 0, 1] {
+            lp.int(v);
+        }
+        lp.str(b"g");
+        lp.str(b"c");
+        lp.int(6);
+        let mut body = vec![T_STREAM_LISTPACKS];
+        put_len(&mut body, 1).expect("vec");
+        let mut key = Vec::new();
+        put_stream_id(&mut key, StreamId::new(5, 0)).expect("vec");
+        put_string(&mut body, &key, false).expect("vec");
+        put_string(&mut body, &lp.finish(), false).expect("vec");
+        for v in [2u64, 6, 0, 1] {
+            // length, last id, one group
+            put_len(&mut body, v).expect("vec");
+        }
+        put_string(&mut body, b"grp", false).expect("vec");
+        put_len(&mut body, 5).expect("vec");
+        put_len(&mut body, 0).expect("vec");
+        put_len(&mut body, 0).expect("vec"); // PEL
+        put_len(&mut body, 0).expect("vec"); // consumers
+        let v = restore_payload(&with_footer(body), &lim()).expect("v9 stream");
+        let Value::Obj(Obj::Stream(st)) = v else {
+            panic!("type")
+        };
+        assert_eq!(st.len(), 2);
+        assert_eq!(st.first_id, StreamId::new(5, 0));
+        assert_eq!(st.entries_added, 2);
+        assert_eq!(st.max_deleted, StreamId::MIN);
+        let all = st.range(StreamId::MIN, StreamId::MAX, 0, false);
+        assert_eq!(all[1].0, StreamId::new(6, 0));
+        assert_eq!(
+            all[1].1,
+            vec![Bytes::from_static(b"g"), Bytes::from_static(b"c")]
+        );
+        assert_eq!(st.groups[&Bytes::from_static(b"grp")].entries_read, 1);
+    }
+
     fn with_footer(mut body: Vec<u8>) -> Vec<u8> {
         body.extend_from_slice(&RDB_VERSION.to_le_bytes());
         let crc = CRC64.checksum(&body);
@@ -1796,7 +1888,16 @@ mod tests {
             let mut body = p[..p.len() - 10].to_vec();
             let i = pos.index(body.len());
             body[i] = byte;
-            let _ = restore_payload(&with_footer(body), &l);
+            if let Ok(v) = restore_payload(&with_footer(body), &l) {
+                // Whatever loads must be usable: re-encode it and read it.
+                let _ = dump_payload(as_ref(&v));
+                if let Value::Obj(Obj::Stream(st)) = &v {
+                    let _ = st.range(StreamId::MIN, StreamId::MAX, 0, true);
+                    for g in st.groups.values() {
+                        let _ = st.group_lag(g);
+                    }
+                }
+            }
         }
     }
 }
