@@ -83,7 +83,7 @@
 //! `tls-client-cert-file`, `tls-client-key-file`, `tls-client-key-file-pass`,
 //! `tls-dh-params-file`,
 //! `tls-replication`, `tls-cluster`,
-//! `tls-session-cache-timeout`, `protected-mode`, `tcp-backlog`, `timeout`,
+//! `tls-session-cache-timeout`, `tcp-backlog`, `timeout`,
 //! `tcp-keepalive`, `unixsocket`, `unixsocketperm`, `daemonize`,
 //! `supervised`, `pidfile`, `syslog-enabled`, `syslog-ident`,
 //! `syslog-facility`, `always-show-logo`, `set-proc-title`,
@@ -109,8 +109,8 @@
 //! `min-replicas-max-lag`, `replica-announce-ip`, `replica-announce-port`,
 //! `replica-lazy-flush`, `replica-ignore-maxmemory`,
 //! `replica-ignore-disk-write-errors`, `bind-source-addr`,
-//! `propagation-error-behavior`, `aclfile`, `acllog-max-len`,
-//! `acl-pubsub-default`, `maxmemory-clients`, `active-expire-effort`,
+//! `propagation-error-behavior`,
+//! `maxmemory-clients`, `active-expire-effort`,
 //! `lazyfree-lazy-eviction`, `lazyfree-lazy-expire`,
 //! `lazyfree-lazy-server-del`, `lazyfree-lazy-user-del`,
 //! `lazyfree-lazy-user-flush`, `activedefrag`, `active-defrag-ignore-bytes`,
@@ -861,7 +861,7 @@ params! {
     bind "bind" = special(Special::Bind, "* -::*");
     port "port" = int(0, 65535, "6379") => u16, "0 means no TCP listener.";
     ephemeral_port "ephemeral-port" = boolean("no").immutable().cinnabar() => bool, "Cinnabar-only: listen on an OS-chosen port instead of `port` (for test harnesses).";
-    protected_mode "protected-mode" = boolean("yes").no_effect() => bool;
+    protected_mode "protected-mode" = boolean("yes") => bool;
     tcp_backlog "tcp-backlog" = int(0, INT_MAX, "511").immutable().no_effect() => u32;
     timeout "timeout" = int(0, INT_MAX, "0").no_effect() => u64, "Idle seconds before a client is closed; 0 = never.";
     tcp_keepalive "tcp-keepalive" = int(0, INT_MAX, "300").no_effect() => u64;
@@ -1010,10 +1010,10 @@ params! {
 
     // ---- security ---------------------------------------------------------
     requirepass "requirepass" = nullable().sensitive() => Option<String>, "`None` when no password is set.";
-    aclfile "aclfile" = string("").immutable().no_effect() => String;
-    acllog_max_len "acllog-max-len" = int(0, LONG_MAX, "128").no_effect() => u64;
+    aclfile "aclfile" = string("").immutable() => String;
+    acllog_max_len "acllog-max-len" = int(0, LONG_MAX, "128") => u64;
     acl_pubsub_default "acl-pubsub-default" =
-        enumeration(ACL_PUBSUB_DEFAULT, "resetchannels").no_effect() => AclPubsubDefault;
+        enumeration(ACL_PUBSUB_DEFAULT, "resetchannels") => AclPubsubDefault;
 
     // ---- memory -----------------------------------------------------------
     maxmemory "maxmemory" = umem(0, u64::MAX, "0") => u64, "Bytes; 0 = no limit.";
@@ -2217,7 +2217,7 @@ fn split_spaces(s: &str) -> Vec<String> {
 /// honouring "double quotes" (with `\n`, `\r`, `\t`, `\b`, `\a`, `\xHH` and
 /// `\<any>` escapes) and 'single quotes' (with `\'`). A closing quote must
 /// be followed by white space or the end of the line.
-fn split_args(line: &str) -> Result<Vec<String>, &'static str> {
+pub fn split_args(line: &str) -> Result<Vec<String>, &'static str> {
     const UNBALANCED: &str = "Unbalanced quotes in configuration line";
     let b = line.as_bytes();
     let at = |i: usize| b.get(i).copied().unwrap_or(0);

@@ -179,7 +179,12 @@ fn reset(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
     c.select(0);
     c.set_resp(2);
     c.reply_mode = ReplyMode::On;
+    // Back to the default user, authenticated only if it needs no password.
     c.authenticated = !ctx.srv.auth_required();
+    if c.user.is_some() {
+        c.user = Some(ctx.srv.acl.default_user());
+        *c.info.user.lock() = "default".to_string();
+    }
     *c.info.name.lock() = None;
     c.info.no_evict.store(false, Ordering::Relaxed);
     Ok(Reply::Status("RESET"))
@@ -198,13 +203,7 @@ fn select(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 }
 
 fn try_auth(ctx: &mut Ctx<'_>, user: &[u8], pass: &[u8]) -> CmdResult<()> {
-    if ctx.srv.check_password(user, pass) {
-        ctx.client.authenticated = true;
-        *ctx.client.info.user.lock() = String::from_utf8_lossy(user).into_owned();
-        Ok(())
-    } else {
-        Err(CmdError::WRONGPASS)
-    }
+    crate::commands::acl::authenticate(ctx, user, pass)
 }
 
 /// ```text
@@ -213,7 +212,7 @@ fn try_auth(ctx: &mut Ctx<'_>, user: &[u8], pass: &[u8]) -> CmdResult<()> {
 fn auth(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     match argv.len() {
         2 => {
-            if !ctx.srv.auth_required() {
+            if ctx.srv.acl.default_nopass() {
                 return Err(CmdError::err(
                     "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
                 ));
@@ -261,7 +260,7 @@ fn hello(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     if let Some((u, p)) = creds {
         try_auth(ctx, &u, &p)?;
     }
-    if !ctx.client.authenticated {
+    if !ctx.client.authenticated && ctx.srv.auth_required() {
         return Err(CmdError::from_static(
             "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
         ));

@@ -28,6 +28,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     crate::commands::streams::SPECS,
     crate::commands::pubsub::SPECS,
     crate::commands::scripting::SPECS,
+    crate::commands::acl::SPECS,
 ];
 
 /// Runtime counters of one command (INFO commandstats), striped per thread.

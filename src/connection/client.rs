@@ -115,6 +115,9 @@ pub struct Client {
     pub watched: Vec<(u32, Bytes)>,
     /// Pub/Sub subscriptions and the outbound message queue.
     pub pubsub: crate::server::pubsub::ClientSubs,
+    /// The ACL user the connection runs as; `None` for internal clients
+    /// whose commands were already checked (they may run anything).
+    pub user: Option<Arc<crate::acl::UserHandle>>,
 }
 
 /// A transaction being queued.
@@ -144,6 +147,7 @@ impl Client {
             deny_blocking: false,
             blocking: Default::default(),
             pubsub: Default::default(),
+            user: None,
         }
     }
 
