@@ -221,13 +221,24 @@ fn kill_clients_of(ctx: &mut Ctx<'_>, handles: &[Arc<UserHandle>]) {
         }
     }
     let names: Vec<String> = handles.iter().map(|h| h.name_str()).collect();
-    for c in ctx.srv.clients.iter() {
-        if c.id == ctx.client.id {
-            continue;
-        }
-        if names.iter().any(|n| *c.user.lock() == *n) {
-            c.request_kill();
-        }
+    let ids: Vec<u64> = ctx
+        .srv
+        .clients
+        .iter()
+        .filter(|c| c.id != ctx.client.id && names.iter().any(|n| *c.user.lock() == *n))
+        .map(|c| c.id)
+        .collect();
+    for id in ids {
+        disconnect(ctx.srv, id);
+    }
+}
+
+/// Closes a client and drops it from the registry at once, so CLIENT LIST
+/// no longer shows it (Redis frees such clients synchronously); its task
+/// finishes the cleanup.
+fn disconnect(srv: &Server, id: u64) {
+    if let Some((_, c)) = srv.clients.remove(&id) {
+        c.request_kill();
     }
 }
 
@@ -320,10 +331,13 @@ fn kill_revoked_subscribers(ctx: &mut Ctx<'_>, h: &Arc<UserHandle>, old: &crate:
         if id == me {
             continue;
         }
-        if let Some(c) = ctx.srv.clients.get(&id) {
-            if *c.user.lock() == name {
-                c.request_kill();
-            }
+        let same_user = ctx
+            .srv
+            .clients
+            .get(&id)
+            .is_some_and(|c| *c.user.lock() == name);
+        if same_user {
+            disconnect(ctx.srv, id);
         }
     }
 }
