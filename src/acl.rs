@@ -105,7 +105,8 @@ fn n_words() -> usize {
 }
 
 fn has_spaces(s: &[u8]) -> bool {
-    s.iter().any(|&c| c == 0 || c.is_ascii_whitespace() || c == 0x0b)
+    s.iter()
+        .any(|&c| c == 0 || c.is_ascii_whitespace() || c == 0x0b)
 }
 
 fn eq_ic(a: &[u8], b: &str) -> bool {
@@ -479,7 +480,12 @@ impl Selector {
         self.allchannels || channel_in_list(&self.channels, channel, is_pattern)
     }
 
-    fn check_cmd(&self, entry: &CommandEntry, argv: &[Bytes], keys: &KeyRefs) -> Result<(), Denied> {
+    fn check_cmd(
+        &self,
+        entry: &CommandEntry,
+        argv: &[Bytes],
+        keys: &KeyRefs,
+    ) -> Result<(), Denied> {
         if !self.allcommands && !entry.spec.flags.contains(CmdFlags::NO_AUTH) && !self.bit(entry.id)
         {
             let idx = if entry.parent.is_some() { 2 } else { 1 };
@@ -768,7 +774,11 @@ fn keys_by_specs(specs: &[KSpec], argv: &[Bytes], arity: i32) -> Option<KeyRefs>
                 };
                 (l, step)
             }
-            FindKeys::Keynum { idx, first: fk, step } => {
+            FindKeys::Keynum {
+                idx,
+                first: fk,
+                step,
+            } => {
                 if idx >= argc {
                     return None;
                 }
@@ -1540,10 +1550,8 @@ impl AclState {
                                     e.message()
                                 ));
                             } else if !syntax {
-                                errors.push_str(&format!(
-                                    "{filename}:{linenum}: {}. ",
-                                    e.message()
-                                ));
+                                errors
+                                    .push_str(&format!("{filename}:{linenum}: {}. ", e.message()));
                                 syntax = true;
                             }
                         }

@@ -81,11 +81,7 @@ const ACL_SUBS: &[CommandSpec] = &[
         "6.0.0",
         "Creates and modifies an ACL user and its rules.",
     ),
-    cmd("users", 2, ADMIN_F, acl_users).doc(
-        "server",
-        "6.0.0",
-        "Lists all ACL users.",
-    ),
+    cmd("users", 2, ADMIN_F, acl_users).doc("server", "6.0.0", "Lists all ACL users."),
     cmd("whoami", 2, SUB_F, acl_whoami).doc(
         "server",
         "6.0.0",
@@ -119,7 +115,14 @@ pub fn check(
             Denied::Command => Bytes::from(entry.full_name.clone()),
             Denied::Key(i) | Denied::Channel(i) => argv.get(i).cloned().unwrap_or_default(),
         };
-        log_denial(srv, client, d.log_reason_pub(), context, object, h.name.clone());
+        log_denial(
+            srv,
+            client,
+            d.log_reason_pub(),
+            context,
+            object,
+            h.name.clone(),
+        );
     }
     r
 }
@@ -148,7 +151,12 @@ pub fn log_denial(
 
 /// The queued-command check EXEC runs: rules may have changed since
 /// queueing.
-pub fn exec_check(srv: &Server, client: &Client, entry: &CommandEntry, argv: &[Bytes]) -> Option<Reply> {
+pub fn exec_check(
+    srv: &Server,
+    client: &Client,
+    entry: &CommandEntry,
+    argv: &[Bytes],
+) -> Option<Reply> {
     match check(srv, client, entry, argv, LogContext::Multi) {
         Ok(()) => None,
         Err(d) => Some(Reply::Error(CmdError::new(format!(
@@ -171,6 +179,21 @@ pub fn script_check(
             d.script_message()
         ))
     })
+}
+
+/// SORT BY/GET patterns read arbitrary keys: Redis allows them only when
+/// a selector allowing the command grants read access to every key.
+pub fn full_key_read_access(ctx: &Ctx<'_>, argv: &[Bytes]) -> bool {
+    let Some(h) = &ctx.client.user else {
+        return true;
+    };
+    if h.unrestricted() {
+        return true;
+    }
+    match table().lookup(argv) {
+        Lookup::Found(e) => h.get().check_cmd_all_keys(e, argv, crate::acl::PERM_READ),
+        _ => true,
+    }
 }
 
 /// Switches the connection to an authenticated user.
@@ -210,12 +233,7 @@ pub fn authenticate(ctx: &mut Ctx<'_>, user: &[u8], pass: &[u8]) -> CmdResult<()
 /// reply, as Redis does).
 fn kill_clients_of(ctx: &mut Ctx<'_>, handles: &[Arc<UserHandle>]) {
     for h in handles {
-        if ctx
-            .client
-            .user
-            .as_ref()
-            .is_some_and(|u| Arc::ptr_eq(u, h))
-        {
+        if ctx.client.user.as_ref().is_some_and(|u| Arc::ptr_eq(u, h)) {
             ctx.client.close_after_reply = true;
             ctx.client.authenticated = false;
         }

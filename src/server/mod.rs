@@ -131,11 +131,7 @@ impl Server {
 
     /// Checks credentials against the ACL users (the default user's
     /// passwords are requirepass and the access keys); the user on success.
-    pub fn check_password(
-        &self,
-        user: &[u8],
-        pass: &[u8],
-    ) -> Option<Arc<crate::acl::UserHandle>> {
+    pub fn check_password(&self, user: &[u8], pass: &[u8]) -> Option<Arc<crate::acl::UserHandle>> {
         self.acl.authenticate(user, pass)
     }
 
