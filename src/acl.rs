@@ -109,6 +109,14 @@ fn has_spaces(s: &[u8]) -> bool {
         .any(|&c| c == 0 || c.is_ascii_whitespace() || c == 0x0b)
 }
 
+/// Strips tabs, CR and LF at both ends (as Redis trims ACL file rules).
+fn trim_tab_crlf(s: &[u8]) -> Vec<u8> {
+    let is = |c: &u8| matches!(c, b'\t' | b'\r' | b'\n');
+    let start = s.iter().position(|c| !is(c)).unwrap_or(s.len());
+    let end = s.iter().rposition(|c| !is(c)).map_or(start, |e| e + 1);
+    s[start..end.max(start)].to_vec()
+}
+
 fn eq_ic(a: &[u8], b: &str) -> bool {
     a.eq_ignore_ascii_case(b.as_bytes())
 }
@@ -1536,12 +1544,7 @@ impl AclState {
                 Ok(ops) => {
                     let mut syntax = false;
                     for op in ops {
-                        let op: Vec<u8> = op
-                            .iter()
-                            .copied()
-                            .collect::<Vec<u8>>()
-                            .trim_ascii()
-                            .to_vec();
+                        let op = trim_tab_crlf(&op);
                         if let Err(e) = u.apply(&op, pubsub_all) {
                             if e == RuleError::Unknown {
                                 errors.push_str(&format!(
