@@ -134,9 +134,10 @@
 //!   `activedefrag yes`, exactly as a Redis built without defrag support
 //!   refuses it. Cluster, Sentinel, CPU-affinity, `socket-mark-id` and
 //!   `watchdog-period` parameters are not accepted at all.
-//! * The redis.conf directives `include`, `rename-command`, `user`,
+//! * The redis.conf directives `include`, `rename-command`,
 //!   `loadmodule` and `sentinel`, and reading the configuration from stdin
-//!   (`-`), are refused with a clear error.
+//!   (`-`), are refused with a clear error. `user` directives are loaded
+//!   into the ACL at startup but not written back by CONFIG REWRITE.
 //! * Values must be valid UTF-8.
 //! * `tls-protocols` is checked when set (Redis checks it when the TLS
 //!   context is built).
@@ -1124,13 +1125,7 @@ const DEPRECATED: &[&str] = &[
 ];
 
 /// redis.conf directives that are not parameters; Cinnabar refuses them.
-const UNSUPPORTED_DIRECTIVES: &[&str] = &[
-    "include",
-    "rename-command",
-    "user",
-    "loadmodule",
-    "sentinel",
-];
+const UNSUPPORTED_DIRECTIVES: &[&str] = &["include", "rename-command", "loadmodule", "sentinel"];
 
 /// Finds a parameter by name or alias (case-insensitive); returns its
 /// index and the spelling that matched.
@@ -1820,6 +1815,9 @@ pub struct Config {
     source: Option<Source>,
     /// Serializes CONFIG SET and CONFIG REWRITE.
     writer: Mutex<()>,
+    /// `user <name> <rules...>` directives, in order (loaded into the ACL
+    /// at startup; not rewritten by CONFIG REWRITE).
+    users: Mutex<Vec<Vec<String>>>,
 }
 
 impl fmt::Debug for Config {
@@ -1873,7 +1871,13 @@ impl Config {
             defaults,
             source: None,
             writer: Mutex::new(()),
+            users: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The `user` directives read at startup (name first, then rules).
+    pub fn user_directives(&self) -> Vec<Vec<String>> {
+        self.users.lock().clone()
     }
 
     fn raw(&self, p: P) -> i64 {
@@ -2575,6 +2579,34 @@ impl Loader<'_> {
         origin: &Origin,
     ) -> Result<(), ConfigError> {
         let lower = name.to_ascii_lowercase();
+        if lower == "user" {
+            // `user <name> <rules...>` (one quoted argument on the command
+            // line is split like a redis.conf line).
+            let args = if args.len() == 1 {
+                split_args(&args[0]).map_err(|e| ConfigError::Syntax {
+                    origin: origin.clone(),
+                    reason: e.to_string(),
+                })?
+            } else {
+                args
+            };
+            if args.is_empty() {
+                return Err(ConfigError::Syntax {
+                    origin: origin.clone(),
+                    reason: "wrong number of arguments".into(),
+                });
+            }
+            let mut users = self.cfg.users.lock();
+            if users.iter().any(|u| u.first() == args.first()) {
+                return Err(ConfigError::Syntax {
+                    origin: origin.clone(),
+                    reason: "Duplicate user found. A user can only be defined once in config files"
+                        .into(),
+                });
+            }
+            users.push(args);
+            return Ok(());
+        }
         let Some((idx, spelled)) = lookup(&lower) else {
             if DEPRECATED.contains(&lower.as_str()) && args.len() == 1 {
                 tracing::warn!("ignoring deprecated setting '{lower}' {origin}");

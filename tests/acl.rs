@@ -518,3 +518,21 @@ async fn same_as_redis() {
     );
     same_replies(srv.addr.port(), &s).await;
 }
+
+#[tokio::test]
+async fn user_directives_in_config() {
+    let srv = TestServer::start_with(&[
+        "--user",
+        "default on nopass ~* &* +@all -flushdb",
+        "--user",
+        "carol on >cp ~c* +get",
+    ]);
+    let mut c = conn(&srv).await;
+    assert_eq!(
+        q(&mut c, "FLUSHDB").await,
+        "-NOPERM this user has no permissions to run the 'flushdb' command\r\n"
+    );
+    assert_eq!(q(&mut c, "AUTH carol cp").await, "+OK\r\n");
+    assert_eq!(q(&mut c, "GET c1").await, "$-1\r\n");
+    assert_eq!(q(&mut c, "GET d1").await, NOPERM_KEYS);
+}

@@ -260,9 +260,31 @@ fn disconnect(srv: &Server, id: u64) {
     }
 }
 
-/// Loads users from `aclfile` at startup (an error aborts startup).
+/// Loads users from `user` directives or `aclfile` at startup (an error
+/// aborts startup, as in Redis; both at once is refused).
 pub fn load_at_startup(srv: &Server) -> Result<(), String> {
     let file = srv.config.aclfile();
+    let directives = srv.config.user_directives();
+    if !file.is_empty() && !directives.is_empty() {
+        return Err("Configuring Redis with users defined in redis.conf and at the same setting an ACL file path is invalid. This setup is very likely to lead to configuration errors and security holes, please define either an ACL file or declare users directly in your redis.conf, but not both.".into());
+    }
+    for d in &directives {
+        let Some((name, rules)) = d.split_first() else {
+            continue;
+        };
+        if name.bytes().any(|c| c == 0 || c.is_ascii_whitespace()) {
+            return Err("Spaces not allowed in ACL usernames".into());
+        }
+        let mut ops: Vec<Bytes> = Vec::with_capacity(rules.len() + 1);
+        if name == "default" {
+            // The default user is redefined from scratch.
+            ops.push(Bytes::from_static(b"reset"));
+        }
+        ops.extend(rules.iter().map(|r| Bytes::copy_from_slice(r.as_bytes())));
+        srv.acl
+            .set_user(name.as_bytes(), &ops, pubsub_all(srv))
+            .map_err(|e| format!("Error loading ACL rules for the user named '{name}': {e}"))?;
+    }
     if file.is_empty() {
         return Ok(());
     }
