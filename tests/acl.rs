@@ -18,6 +18,11 @@ async fn q(c: &mut Conn, cmd: &str) -> String {
     String::from_utf8_lossy(&c.call(&args).await).into_owned()
 }
 
+async fn call(c: &mut Conn, args: &[&str]) -> Vec<u8> {
+    let v: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    c.call(&v).await
+}
+
 async fn conn(srv: &TestServer) -> Conn {
     Conn::connect(srv.addr.port()).await
 }
@@ -217,7 +222,7 @@ async fn multi_exec_and_scripts_are_checked() {
     let args: Vec<&[u8]> = vec![b"EVAL", b"return redis.call('set','other','v')", b"0"];
     let r = String::from_utf8_lossy(&c.call(&args).await).into_owned();
     assert!(
-        r.starts_with("-NOPERM The user executing the script can't access at least one of the keys mentioned in the command arguments"),
+        r.starts_with("-ERR The user executing the script can't access at least one of the keys mentioned in the command arguments"),
         "{r}"
     );
     let args: Vec<&[u8]> = vec![b"EVAL", b"return redis.call('set','k2','v')", b"0"];
@@ -535,4 +540,79 @@ async fn user_directives_in_config() {
     assert_eq!(q(&mut c, "AUTH carol cp").await, "+OK\r\n");
     assert_eq!(q(&mut c, "GET c1").await, "$-1\r\n");
     assert_eq!(q(&mut c, "GET d1").await, NOPERM_KEYS);
+}
+
+/// Script and EXEC-time refusals, and the ACL LOG shape, byte for byte
+/// against redis-server (two connections per server: admin and user).
+#[tokio::test]
+async fn script_and_exec_refusals_same_as_redis() {
+    let srv = TestServer::start();
+    let Some(reference) = common::diff::RedisRef::start() else {
+        return;
+    };
+    let mut outs = Vec::new();
+    for port in [srv.addr.port(), reference.port] {
+        let mut admin = Conn::connect(port).await;
+        let mut u = Conn::connect(port).await;
+        let mut out = Vec::new();
+        out.push(
+            call(
+                &mut admin,
+                &[
+                    "ACL",
+                    "SETUSER",
+                    "s",
+                    "on",
+                    "nopass",
+                    "+@all",
+                    "-del",
+                    "~k*",
+                    "resetchannels",
+                    "&c",
+                ],
+            )
+            .await,
+        );
+        out.push(call(&mut u, &["AUTH", "s", "x"]).await);
+        out.push(
+            call(
+                &mut u,
+                &["EVAL", "return redis.call('set','other','v')", "0"],
+            )
+            .await,
+        );
+        out.push(call(&mut u, &["EVAL", "return redis.call('del','k1')", "0"]).await);
+        out.push(
+            call(
+                &mut u,
+                &["EVAL", "return redis.call('publish','d','m')", "0"],
+            )
+            .await,
+        );
+        out.push(call(&mut u, &["EVAL", "return redis.pcall('del','k1')", "0"]).await);
+        out.push(call(&mut u, &["MULTI"]).await);
+        out.push(call(&mut u, &["SET", "k1", "v"]).await);
+        out.push(call(&mut u, &["PUBLISH", "c", "m"]).await);
+        out.push(call(&mut u, &["GET", "k1"]).await);
+        out.push(
+            call(
+                &mut admin,
+                &["ACL", "SETUSER", "s", "resetkeys", "~z*", "resetchannels"],
+            )
+            .await,
+        );
+        out.push(call(&mut u, &["EXEC"]).await);
+        out.push(call(&mut u, &["MULTI"]).await);
+        out.push(call(&mut u, &["GET", "k1"]).await);
+        out.push(call(&mut u, &["EXEC"]).await);
+        out.push(call(&mut admin, &["ACL", "LOG", "0"]).await);
+        outs.push(out);
+    }
+    for (i, (a, b)) in outs[0].iter().zip(outs[1].iter()).enumerate() {
+        assert_eq!(
+            String::from_utf8_lossy(a),
+            String::from_utf8_lossy(b),
+            "reply {i} differs from redis-server"
+        );
+    }
 }

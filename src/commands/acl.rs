@@ -175,7 +175,7 @@ pub fn script_check(
 ) -> Result<(), CmdError> {
     check(srv, client, entry, argv, LogContext::Lua).map_err(|d| {
         CmdError::new(format!(
-            "NOPERM The user executing the script {}",
+            "ERR The user executing the script {}",
             d.script_message()
         ))
     })
