@@ -101,7 +101,8 @@ impl RuleError {
 }
 
 fn n_words() -> usize {
-    table().all().count().div_ceil(64)
+    static N: OnceLock<usize> = OnceLock::new();
+    *N.get_or_init(|| table().all().count().div_ceil(64))
 }
 
 fn has_spaces(s: &[u8]) -> bool {
@@ -146,10 +147,29 @@ fn command_tree() -> &'static [(usize, Vec<usize>)] {
     })
 }
 
+/// Subcommand ids of a container, by command-table id.
+fn subcommands_of(id: usize) -> &'static [usize] {
+    static SUBS: OnceLock<Vec<Vec<usize>>> = OnceLock::new();
+    SUBS.get_or_init(|| {
+        let mut v = vec![Vec::new(); table().all().count()];
+        for (p, subs) in command_tree() {
+            if let Some(slot) = v.get_mut(*p) {
+                slot.clone_from(subs);
+            }
+        }
+        v
+    })
+    .get(id)
+    .map_or(&[], |s| s.as_slice())
+}
+
+/// ACL categories by command-table id (computed once: descriptions count
+/// categories over the whole table many times).
 fn categories_of(id: usize) -> Cat {
-    table()
-        .by_id(id)
-        .map(|e| e.spec.acl_categories())
+    static CATS: OnceLock<Vec<Cat>> = OnceLock::new();
+    CATS.get_or_init(|| table().all().map(|e| e.spec.acl_categories()).collect())
+        .get(id)
+        .copied()
         .unwrap_or(Cat::empty())
 }
 
@@ -189,10 +209,8 @@ impl Selector {
     fn change_perm(&mut self, id: usize, allow: bool) {
         self.set_bit(id, allow);
         self.firstargs.remove(&id);
-        if let Some((_, subs)) = command_tree().iter().find(|(p, _)| *p == id) {
-            for &s in subs {
-                self.set_bit(s, allow);
-            }
+        for &s in subcommands_of(id) {
+            self.set_bit(s, allow);
         }
     }
 

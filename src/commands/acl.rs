@@ -204,7 +204,7 @@ pub fn login(client: &mut Client, h: Arc<UserHandle>) {
 }
 
 /// AUTH / HELLO AUTH credentials check; failures go to the ACL log.
-pub fn authenticate(ctx: &mut Ctx<'_>, user: &[u8], pass: &[u8]) -> CmdResult<()> {
+pub fn authenticate(ctx: &mut Ctx<'_>, cmd: &Bytes, user: &[u8], pass: &[u8]) -> CmdResult<()> {
     match ctx.srv.check_password(user, pass) {
         Some(h) => {
             login(ctx.client, h);
@@ -221,7 +221,7 @@ pub fn authenticate(ctx: &mut Ctx<'_>, user: &[u8], pass: &[u8]) -> CmdResult<()
                 ctx.client,
                 LogReason::Auth,
                 context,
-                Bytes::from_static(b"AUTH"),
+                cmd.clone(),
                 Bytes::copy_from_slice(user),
             );
             Err(CmdError::WRONGPASS)

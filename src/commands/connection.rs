@@ -202,8 +202,9 @@ fn select(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     Ok(Reply::OK)
 }
 
-fn try_auth(ctx: &mut Ctx<'_>, user: &[u8], pass: &[u8]) -> CmdResult<()> {
-    crate::commands::acl::authenticate(ctx, user, pass)
+/// Authenticates; a failure is logged with the command name as typed.
+fn try_auth(ctx: &mut Ctx<'_>, cmd: &Bytes, user: &[u8], pass: &[u8]) -> CmdResult<()> {
+    crate::commands::acl::authenticate(ctx, cmd, user, pass)
 }
 
 /// ```text
@@ -217,9 +218,9 @@ fn auth(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
                     "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
                 ));
             }
-            try_auth(ctx, b"default", &argv[1])?;
+            try_auth(ctx, &argv[0], b"default", &argv[1])?;
         }
-        3 => try_auth(ctx, &argv[1], &argv[2])?,
+        3 => try_auth(ctx, &argv[0], &argv[1], &argv[2])?,
         _ => return Err(CmdError::SYNTAX),
     }
     Ok(Reply::OK)
@@ -258,7 +259,7 @@ fn hello(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         }
     }
     if let Some((u, p)) = creds {
-        try_auth(ctx, &u, &p)?;
+        try_auth(ctx, &argv[0], &u, &p)?;
     }
     if !ctx.client.authenticated && ctx.srv.auth_required() {
         return Err(CmdError::from_static(
