@@ -277,7 +277,6 @@ impl Selector {
             let mut flags = 0u8;
             let mut offset = 1;
             if op[0] == b'%' {
-                let mut closed = false;
                 while offset < op.len() {
                     let c = op[offset];
                     if c.eq_ignore_ascii_case(&b'r') && flags & PERM_READ == 0 {
@@ -286,16 +285,14 @@ impl Selector {
                         flags |= PERM_WRITE;
                     } else if c == b'~' {
                         offset += 1;
-                        closed = true;
                         break;
                     } else {
                         return Err(RuleError::Syntax);
                     }
                     offset += 1;
                 }
-                // "%R" without '~': Redis reads past the flags and treats
-                // the rest (empty) as the pattern with these flags.
-                let _ = closed;
+                // "%R" without '~' leaves an empty pattern with these
+                // flags, as in Redis.
             } else {
                 flags = PERM_ALL;
             }
