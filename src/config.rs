@@ -83,7 +83,7 @@
 //! `tls-client-cert-file`, `tls-client-key-file`, `tls-client-key-file-pass`,
 //! `tls-dh-params-file`,
 //! `tls-replication`, `tls-cluster`,
-//! `tls-session-cache-timeout`, `protected-mode`, `tcp-backlog`, `timeout`,
+//! `tls-session-cache-timeout`, `tcp-backlog`, `timeout`,
 //! `tcp-keepalive`, `unixsocket`, `unixsocketperm`, `daemonize`,
 //! `supervised`, `pidfile`, `syslog-enabled`, `syslog-ident`,
 //! `syslog-facility`, `always-show-logo`, `set-proc-title`,
@@ -106,8 +106,8 @@
 //! `min-replicas-max-lag`, `replica-announce-ip`, `replica-announce-port`,
 //! `replica-lazy-flush`, `replica-ignore-maxmemory`,
 //! `replica-ignore-disk-write-errors`, `bind-source-addr`,
-//! `propagation-error-behavior`, `aclfile`, `acllog-max-len`,
-//! `acl-pubsub-default`, `maxmemory-clients`, `active-expire-effort`,
+//! `propagation-error-behavior`,
+//! `maxmemory-clients`, `active-expire-effort`,
 //! `lazyfree-lazy-eviction`, `lazyfree-lazy-expire`,
 //! `lazyfree-lazy-server-del`, `lazyfree-lazy-user-del`,
 //! `lazyfree-lazy-user-flush`, `activedefrag`, `active-defrag-ignore-bytes`,
@@ -131,9 +131,10 @@
 //!   `activedefrag yes`, exactly as a Redis built without defrag support
 //!   refuses it. Cluster, Sentinel, CPU-affinity, `socket-mark-id` and
 //!   `watchdog-period` parameters are not accepted at all.
-//! * The redis.conf directives `include`, `rename-command`, `user`,
+//! * The redis.conf directives `include`, `rename-command`,
 //!   `loadmodule` and `sentinel`, and reading the configuration from stdin
-//!   (`-`), are refused with a clear error.
+//!   (`-`), are refused with a clear error. `user` directives are loaded
+//!   into the ACL at startup but not written back by CONFIG REWRITE.
 //! * Values must be valid UTF-8.
 //! * `tls-protocols` is checked when set (Redis checks it when the TLS
 //!   context is built).
@@ -858,7 +859,7 @@ params! {
     bind "bind" = special(Special::Bind, "* -::*");
     port "port" = int(0, 65535, "6379") => u16, "0 means no TCP listener.";
     ephemeral_port "ephemeral-port" = boolean("no").immutable().cinnabar() => bool, "Cinnabar-only: listen on an OS-chosen port instead of `port` (for test harnesses).";
-    protected_mode "protected-mode" = boolean("yes").no_effect() => bool;
+    protected_mode "protected-mode" = boolean("yes") => bool;
     tcp_backlog "tcp-backlog" = int(0, INT_MAX, "511").immutable().no_effect() => u32;
     timeout "timeout" = int(0, INT_MAX, "0").no_effect() => u64, "Idle seconds before a client is closed; 0 = never.";
     tcp_keepalive "tcp-keepalive" = int(0, INT_MAX, "300").no_effect() => u64;
@@ -1007,10 +1008,10 @@ params! {
 
     // ---- security ---------------------------------------------------------
     requirepass "requirepass" = nullable().sensitive() => Option<String>, "`None` when no password is set.";
-    aclfile "aclfile" = string("").immutable().no_effect() => String;
-    acllog_max_len "acllog-max-len" = int(0, LONG_MAX, "128").no_effect() => u64;
+    aclfile "aclfile" = string("").immutable() => String;
+    acllog_max_len "acllog-max-len" = int(0, LONG_MAX, "128") => u64;
     acl_pubsub_default "acl-pubsub-default" =
-        enumeration(ACL_PUBSUB_DEFAULT, "resetchannels").no_effect() => AclPubsubDefault;
+        enumeration(ACL_PUBSUB_DEFAULT, "resetchannels") => AclPubsubDefault;
 
     // ---- memory -----------------------------------------------------------
     maxmemory "maxmemory" = umem(0, u64::MAX, "0") => u64, "Bytes; 0 = no limit.";
@@ -1121,13 +1122,7 @@ const DEPRECATED: &[&str] = &[
 ];
 
 /// redis.conf directives that are not parameters; Cinnabar refuses them.
-const UNSUPPORTED_DIRECTIVES: &[&str] = &[
-    "include",
-    "rename-command",
-    "user",
-    "loadmodule",
-    "sentinel",
-];
+const UNSUPPORTED_DIRECTIVES: &[&str] = &["include", "rename-command", "loadmodule", "sentinel"];
 
 /// Finds a parameter by name or alias (case-insensitive); returns its
 /// index and the spelling that matched.
@@ -1817,6 +1812,9 @@ pub struct Config {
     source: Option<Source>,
     /// Serializes CONFIG SET and CONFIG REWRITE.
     writer: Mutex<()>,
+    /// `user <name> <rules...>` directives, in order (loaded into the ACL
+    /// at startup; not rewritten by CONFIG REWRITE).
+    users: Mutex<Vec<Vec<String>>>,
 }
 
 impl fmt::Debug for Config {
@@ -1870,7 +1868,13 @@ impl Config {
             defaults,
             source: None,
             writer: Mutex::new(()),
+            users: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The `user` directives read at startup (name first, then rules).
+    pub fn user_directives(&self) -> Vec<Vec<String>> {
+        self.users.lock().clone()
     }
 
     fn raw(&self, p: P) -> i64 {
@@ -2214,7 +2218,7 @@ fn split_spaces(s: &str) -> Vec<String> {
 /// honouring "double quotes" (with `\n`, `\r`, `\t`, `\b`, `\a`, `\xHH` and
 /// `\<any>` escapes) and 'single quotes' (with `\'`). A closing quote must
 /// be followed by white space or the end of the line.
-fn split_args(line: &str) -> Result<Vec<String>, &'static str> {
+pub fn split_args(line: &str) -> Result<Vec<String>, &'static str> {
     const UNBALANCED: &str = "Unbalanced quotes in configuration line";
     let b = line.as_bytes();
     let at = |i: usize| b.get(i).copied().unwrap_or(0);
@@ -2581,6 +2585,34 @@ impl Loader<'_> {
         origin: &Origin,
     ) -> Result<(), ConfigError> {
         let lower = name.to_ascii_lowercase();
+        if lower == "user" {
+            // `user <name> <rules...>` (one quoted argument on the command
+            // line is split like a redis.conf line).
+            let args = if args.len() == 1 {
+                split_args(&args[0]).map_err(|e| ConfigError::Syntax {
+                    origin: origin.clone(),
+                    reason: e.to_string(),
+                })?
+            } else {
+                args
+            };
+            if args.is_empty() {
+                return Err(ConfigError::Syntax {
+                    origin: origin.clone(),
+                    reason: "wrong number of arguments".into(),
+                });
+            }
+            let mut users = self.cfg.users.lock();
+            if users.iter().any(|u| u.first() == args.first()) {
+                return Err(ConfigError::Syntax {
+                    origin: origin.clone(),
+                    reason: "Duplicate user found. A user can only be defined once in config files"
+                        .into(),
+                });
+            }
+            users.push(args);
+            return Ok(());
+        }
         let Some((idx, spelled)) = lookup(&lower) else {
             if DEPRECATED.contains(&lower.as_str()) && args.len() == 1 {
                 tracing::warn!("ignoring deprecated setting '{lower}' {origin}");

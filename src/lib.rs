@@ -21,6 +21,7 @@
 //!
 //! See ARCHITECTURE.md for the module map and the decisions behind it.
 
+pub mod acl;
 pub mod commands;
 pub mod config;
 pub mod connection;

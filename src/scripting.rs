@@ -772,6 +772,13 @@ fn execute(
                 CmdError::err("Write commands are not allowed from read-only scripts."),
             );
         }
+        let acl = {
+            let guard = ctx_cell.borrow();
+            crate::commands::acl::script_check(guard.srv, guard.client, entry, &cmd)
+        };
+        if let Err(e) = acl {
+            return fail(lua, e);
+        }
         let reply = {
             let mut guard = ctx_cell.borrow_mut();
             run_in_ctx(&mut guard, entry, &cmd)

@@ -179,7 +179,12 @@ fn reset(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
     c.select(0);
     c.set_resp(2);
     c.reply_mode = ReplyMode::On;
+    // Back to the default user, authenticated only if it needs no password.
     c.authenticated = !ctx.srv.auth_required();
+    if c.user.is_some() {
+        c.user = Some(ctx.srv.acl.default_user());
+        *c.info.user.lock() = "default".to_string();
+    }
     *c.info.name.lock() = None;
     c.info.no_evict.store(false, Ordering::Relaxed);
     Ok(Reply::Status("RESET"))
@@ -197,14 +202,9 @@ fn select(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     Ok(Reply::OK)
 }
 
-fn try_auth(ctx: &mut Ctx<'_>, user: &[u8], pass: &[u8]) -> CmdResult<()> {
-    if ctx.srv.check_password(user, pass) {
-        ctx.client.authenticated = true;
-        *ctx.client.info.user.lock() = String::from_utf8_lossy(user).into_owned();
-        Ok(())
-    } else {
-        Err(CmdError::WRONGPASS)
-    }
+/// Authenticates; a failure is logged with the command name as typed.
+fn try_auth(ctx: &mut Ctx<'_>, cmd: &Bytes, user: &[u8], pass: &[u8]) -> CmdResult<()> {
+    crate::commands::acl::authenticate(ctx, cmd, user, pass)
 }
 
 /// ```text
@@ -213,14 +213,14 @@ fn try_auth(ctx: &mut Ctx<'_>, user: &[u8], pass: &[u8]) -> CmdResult<()> {
 fn auth(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     match argv.len() {
         2 => {
-            if !ctx.srv.auth_required() {
+            if ctx.srv.acl.default_nopass() {
                 return Err(CmdError::err(
                     "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
                 ));
             }
-            try_auth(ctx, b"default", &argv[1])?;
+            try_auth(ctx, &argv[0], b"default", &argv[1])?;
         }
-        3 => try_auth(ctx, &argv[1], &argv[2])?,
+        3 => try_auth(ctx, &argv[0], &argv[1], &argv[2])?,
         _ => return Err(CmdError::SYNTAX),
     }
     Ok(Reply::OK)
@@ -259,9 +259,9 @@ fn hello(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         }
     }
     if let Some((u, p)) = creds {
-        try_auth(ctx, &u, &p)?;
+        try_auth(ctx, &argv[0], &u, &p)?;
     }
-    if !ctx.client.authenticated {
+    if !ctx.client.authenticated && ctx.srv.auth_required() {
         return Err(CmdError::from_static(
             "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
         ));

@@ -71,8 +71,22 @@ pub fn execute(srv: &Server, client: &mut Client, argv: &[Bytes]) -> Reply {
     if !entry.spec.arity_ok(argv.len()) {
         return reject(srv, client, Some(entry), CmdError::arity(&entry.full_name));
     }
-    if !client.authenticated && !entry.spec.flags.contains(CmdFlags::NO_AUTH) {
+    if !client.authenticated
+        && srv.acl.auth_required()
+        && !entry.spec.flags.contains(CmdFlags::NO_AUTH)
+    {
         return reject(srv, client, Some(entry), CmdError::NOAUTH);
+    }
+    // ACL: one flag test for a user allowed everything (the default user).
+    if client.user.as_ref().is_some_and(|u| !u.unrestricted()) {
+        let ctx = if client.multi.is_some() {
+            crate::acl::LogContext::Multi
+        } else {
+            crate::acl::LogContext::Toplevel
+        };
+        if let Err(d) = crate::commands::acl::check(srv, client, entry, argv, ctx) {
+            return reject(srv, client, Some(entry), d.error(entry));
+        }
     }
     if srv.persist.loading() && !client.loader && !entry.spec.flags.contains(CmdFlags::LOADING) {
         return reject(srv, client, Some(entry), CmdError::LOADING);

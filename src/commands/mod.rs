@@ -1,6 +1,7 @@
 //! Commands: the declarative table, dispatch, and one file per family.
 //! This module only puts families together; it holds no command logic.
 
+pub mod acl;
 pub mod bitmaps;
 pub mod blocking;
 pub mod connection;

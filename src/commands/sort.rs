@@ -253,9 +253,18 @@ fn sort_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], readonly: bool) -> CmdResult 
             // and no weight lookups.
             if !cstr(&argv[j + 1]).contains(&b'*') {
                 dontsort = true;
+            } else if !crate::commands::acl::full_key_read_access(ctx, argv) {
+                return Err(CmdError::from_static(
+                    "ERR BY option of SORT denied due to insufficient ACL permissions.",
+                ));
             }
             j += 1;
         } else if eq_ic(a, "get") && left >= 1 {
+            if !crate::commands::acl::full_key_read_access(ctx, argv) {
+                return Err(CmdError::from_static(
+                    "ERR GET option of SORT denied due to insufficient ACL permissions.",
+                ));
+            }
             gets.push(&argv[j + 1]);
             j += 1;
         } else {

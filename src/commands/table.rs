@@ -29,6 +29,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     crate::commands::pubsub::SPECS,
     crate::commands::scripting::SPECS,
     crate::commands::persist::SPECS,
+    crate::commands::acl::SPECS,
 ];
 
 /// Runtime counters of one command (INFO commandstats), striped per thread.

@@ -195,6 +195,10 @@ fn exec(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
         ctx.client.deny_blocking = true;
         for (entry, argv) in &state.queue {
             ctx.client.info.last_cmd.store(entry.id, Ordering::Relaxed);
+            if let Some(denied) = crate::commands::acl::exec_check(srv, ctx.client, entry, argv) {
+                replies.push(denied);
+                continue;
+            }
             replies.push(run_in_ctx(ctx, entry, argv));
         }
         ctx.client.deny_blocking = false;

@@ -121,6 +121,9 @@ pub struct Client {
     /// The client replaying the AOF at startup (runs while others get
     /// `-LOADING`).
     pub loader: bool,
+    /// The ACL user the connection runs as; `None` for internal clients
+    /// whose commands were already checked (they may run anything).
+    pub user: Option<Arc<crate::acl::UserHandle>>,
 }
 
 /// A transaction being queued.
@@ -152,6 +155,7 @@ impl Client {
             pubsub: Default::default(),
             durable_upto: 0,
             loader: false,
+            user: None,
         }
     }
 

@@ -32,6 +32,7 @@ where
 {
     let authenticated = !srv.auth_required();
     let mut client = Client::new(info.clone(), authenticated);
+    client.user = Some(srv.acl.default_user());
     let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut out = BytesMut::with_capacity(READ_CHUNK);
     let mut parser = RequestParser::new();

@@ -165,6 +165,23 @@ where
         let _ = stream.shutdown().await;
         return;
     }
+    // Protected mode (Redis 7.0): no password for the default user means
+    // only loopback clients are served; others get the explanation.
+    let loopback = peer.ip().is_loopback() || peer.ip().to_canonical().is_loopback();
+    if crate::acl::protected_mode_denies(
+        srv.config.protected_mode(),
+        srv.acl.default_nopass(),
+        loopback,
+    ) {
+        srv.stats
+            .rejected_connections
+            .fetch_add(1, Ordering::Relaxed);
+        let _ = stream
+            .write_all(crate::acl::PROTECTED_MODE_ERROR.as_bytes())
+            .await;
+        let _ = stream.shutdown().await;
+        return;
+    }
     let info = srv.register_client(peer, local);
     crate::connection::serve(srv, stream, info).await;
 }

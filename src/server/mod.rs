@@ -66,6 +66,8 @@ pub struct Server {
     me: std::sync::Weak<Server>,
     /// Flags of the SHUTDOWN command that started the shutdown.
     shutdown_flags: std::sync::atomic::AtomicU32,
+    /// ACL users, the default user and the ACL log.
+    pub acl: crate::acl::AclState,
 }
 
 impl Server {
@@ -78,7 +80,7 @@ impl Server {
                 char::from_digit(n as u32, 16).unwrap_or('0')
             })
             .collect();
-        Arc::new_cyclic(|me| Server {
+        let srv = Arc::new_cyclic(|me| Server {
             me: me.clone(),
             keyspace,
             stats: Stats::default(),
@@ -104,14 +106,25 @@ impl Server {
             feed: Default::default(),
             persist: Default::default(),
             shutdown_flags: Default::default(),
+            acl: Default::default(),
             config,
-        })
+        });
+        srv.sync_default_user();
+        srv
     }
 
-    /// Does a new connection start unauthenticated? Yes when `requirepass`
-    /// or either access key is set.
+    /// Gives the default user `requirepass` and the access keys as its
+    /// passwords (nopass when none is set), as Redis does for requirepass.
+    pub fn sync_default_user(&self) {
+        let p: Vec<String> = self.passwords().collect();
+        self.acl.set_default_passwords(&p);
+    }
+
+    /// Does a new connection start unauthenticated? Yes unless the
+    /// default user is `on` and `nopass` (no requirepass, no access key,
+    /// no ACL password).
     pub fn auth_required(&self) -> bool {
-        self.passwords().next().is_some()
+        self.acl.auth_required()
     }
 
     /// The passwords the default user accepts: `requirepass` and the
@@ -130,18 +143,10 @@ impl Server {
         .filter(|p| !p.is_empty())
     }
 
-    /// Checks a password against requirepass and the access keys (in
-    /// constant time per candidate, so timing does not reveal prefixes).
-    pub fn check_password(&self, user: &[u8], pass: &[u8]) -> bool {
-        if user != b"default" {
-            return false;
-        }
-        // No password configured: AUTH fails as in Redis.
-        let mut ok = false;
-        for p in self.passwords() {
-            ok |= constant_time_eq(p.as_bytes(), pass);
-        }
-        ok
+    /// Checks credentials against the ACL users (the default user's
+    /// passwords are requirepass and the access keys); the user on success.
+    pub fn check_password(&self, user: &[u8], pass: &[u8]) -> Option<Arc<crate::acl::UserHandle>> {
+        self.acl.authenticate(user, pass)
     }
 
     /// A strong handle to this server (None only while it is dropped).
@@ -169,6 +174,14 @@ impl Server {
             Vec::new()
         };
         let changed = self.config.set(pairs)?;
+        if changed.iter().any(|n| {
+            matches!(
+                *n,
+                "requirepass" | "primary-access-key" | "secondary-access-key"
+            )
+        }) {
+            self.sync_default_user();
+        }
         if !tls_before.is_empty() {
             if let Some(name) = changed.iter().find(|n| tls::RELOAD_PARAMS.contains(n)) {
                 if let Err(e) = self.tls.reload(&self.config) {
@@ -282,6 +295,9 @@ pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
         srv.tls.install(cfg);
     }
     generate_access_keys(&srv);
+    srv.sync_default_user();
+    crate::commands::acl::load_at_startup(&srv)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let listeners = listener::bind_all(&srv).await?;
     if listeners.is_empty() {
         tracing::warn!("port and tls-port are both 0: no client can connect");
@@ -334,14 +350,6 @@ pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
     save_on_shutdown(&srv, flags);
     tracing::info!("Cinnabar is now ready to exit, bye bye...");
     Ok(())
-}
-
-/// Compares two byte strings in time independent of where they differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Marks the command-table entries named by `disabled-commands` (a name

@@ -376,6 +376,23 @@ impl PubSub {
         subs.outbox = None;
     }
 
+    /// Calls `f(client id, is_pattern, channel)` for every subscription of
+    /// every client (ACL: finding subscribers whose access was revoked).
+    pub fn for_each_subscription(&self, mut f: impl FnMut(u64, bool, &[u8])) {
+        for m in self.channels.iter().chain(self.shard_channels.iter()) {
+            for (ch, subs) in m.read().iter() {
+                for id in subs.keys() {
+                    f(*id, false, ch);
+                }
+            }
+        }
+        for (p, subs) in self.patterns.read().iter() {
+            for id in subs.keys() {
+                f(*id, true, p);
+            }
+        }
+    }
+
     /// Any subscription at all (fast path for keyspace notifications).
     pub fn is_idle(&self) -> bool {
         self.n_channels.load(Ordering::Relaxed) == 0 && self.n_patterns.load(Ordering::Relaxed) == 0
