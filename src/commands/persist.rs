@@ -9,7 +9,7 @@ use crate::persistence::snapshot;
 use crate::protocol::args::eq_ic;
 use crate::protocol::{CmdError, CmdResult, Reply};
 
-const ADM: F = F::ADMIN.union(F::NOSCRIPT);
+const ADM: F = F::ADMIN.union(F::NOSCRIPT).union(F::NO_ASYNC_LOADING);
 
 pub const SPECS: &[CommandSpec] = &[
     cmd("save", 1, ADM.union(F::NO_MULTI), save).doc(

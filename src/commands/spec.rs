@@ -32,6 +32,7 @@ bitflags! {
         const ALLOW_BUSY = 1 << 15;       // allowed while a script is busy
         const NO_MANDATORY_KEYS = 1 << 16;// key arguments are optional
         const MOVABLEKEYS = 1 << 17;      // key positions depend on arguments
+        const NO_ASYNC_LOADING = 1 << 18; // refused while loading a replica's dataset asynchronously
     }
 }
 
@@ -53,6 +54,7 @@ impl CmdFlags {
             (CmdFlags::FAST, "fast"),
             (CmdFlags::NO_AUTH, "no_auth"),
             // may_replicate is tracked but hidden from COMMAND, as in Redis.
+            (CmdFlags::NO_ASYNC_LOADING, "no_async_loading"),
             (CmdFlags::NO_MULTI, "no_multi"),
             (CmdFlags::MOVABLEKEYS, "movablekeys"),
             (CmdFlags::ALLOW_BUSY, "allow_busy"),
