@@ -70,6 +70,14 @@ impl ScriptCache {
     }
 }
 
+/// What other clients get while a script runs past `busy-reply-threshold`.
+pub const BUSY_ERR: CmdError = CmdError::from_static(
+    "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
+);
+
+/// The error a killed script's caller gets (Redis adds where it stopped).
+const KILLED: &str = "Script killed by user with SCRIPT KILL...";
+
 /// The running script, if any (one at a time: EVAL locks every shard).
 static RUNNING: AtomicBool = AtomicBool::new(false);
 static STARTED_MS: AtomicU64 = AtomicU64::new(0);
@@ -82,6 +90,110 @@ static THRESHOLD_MS: AtomicU64 = AtomicU64::new(5000);
 /// clients get `-BUSY`.
 pub fn busy() -> bool {
     BUSY.load(Ordering::Relaxed)
+}
+
+/// True while a script executes (busy or not). Background work that would
+/// wait for the script's shard locks (active expiry, eviction) skips its
+/// turn instead of stalling an async worker.
+pub fn running() -> bool {
+    RUNNING.load(Ordering::Relaxed)
+}
+
+/// Work sent to the script thread.
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// The script thread's queue, started on first use (`None` if the thread
+/// could not be created: scripts then run on the caller's thread).
+///
+/// Why a dedicated thread: a script holds every shard lock for as long as
+/// it runs. Run on an async worker it would also freeze every connection
+/// scheduled on that worker, which then could not even be told `-BUSY`.
+/// On its own thread, the async workers stay free: commands arriving
+/// meanwhile wait for their shard locks only until the script passes
+/// `busy-reply-threshold` (see `Locks::acquire_unless_busy`), then get
+/// `-BUSY`, and SCRIPT KILL reaches the script's hook. It also means one
+/// Lua state serves every script, as in Redis.
+fn script_thread() -> Option<&'static std::sync::mpsc::Sender<Job>> {
+    static TX: std::sync::OnceLock<Option<std::sync::mpsc::Sender<Job>>> =
+        std::sync::OnceLock::new();
+    TX.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let spawned = std::thread::Builder::new()
+            .name("cinnabar-lua".into())
+            // Deeply nested replies and Lua's C recursion want headroom.
+            .stack_size(16 << 20)
+            .spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    // A panic drops the job's reply sender; its connection
+                    // closes and the thread serves the next job.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                }
+            });
+        match spawned {
+            Ok(_) => Some(tx),
+            Err(e) => {
+                tracing::error!("cannot start the script thread ({e}); scripts run on the async workers");
+                None
+            }
+        }
+    })
+    .as_ref()
+}
+
+/// Whether `argv` (from `client`) must run on the script thread: script
+/// invocations outside MULTI, and an EXEC whose queue holds one.
+pub fn wants_script_thread(client: &crate::connection::client::Client, argv: &[Bytes]) -> bool {
+    let Some(name) = argv.first() else {
+        return false;
+    };
+    if is_script_command(name) {
+        return client.multi.is_none();
+    }
+    name.eq_ignore_ascii_case(b"exec")
+        && client.multi.as_ref().is_some_and(|m| {
+            m.queue
+                .iter()
+                .any(|(e, _)| is_script_command(e.spec.name.as_bytes()))
+        })
+}
+
+fn is_script_command(name: &[u8]) -> bool {
+    matches!(name.len(), 4 | 5 | 7 | 8 | 10)
+        && [
+            &b"eval"[..],
+            b"evalsha",
+            b"eval_ro",
+            b"evalsha_ro",
+            b"fcall",
+            b"fcall_ro",
+        ]
+        .iter()
+        .any(|n| name.eq_ignore_ascii_case(n))
+}
+
+/// Runs one command for `client` on the script thread and hands the client
+/// back with the reply; `None` if the job was lost (a panic outside the
+/// handler), in which case the connection must close.
+pub async fn offload(
+    srv: std::sync::Arc<crate::server::Server>,
+    client: crate::connection::client::Client,
+    argv: Vec<Bytes>,
+) -> Option<(crate::connection::client::Client, Reply)> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job: Job = Box::new(move || {
+        let mut client = client;
+        let reply = crate::commands::dispatch::execute(&srv, &mut client, &argv);
+        let _ = tx.send((client, reply));
+    });
+    match script_thread() {
+        Some(q) => {
+            if let Err(std::sync::mpsc::SendError(job)) = q.send(job) {
+                job();
+            }
+        }
+        None => job(),
+    }
+    rx.await.ok()
 }
 
 /// SCRIPT KILL: `Err` with Redis's NOTBUSY / UNKILLABLE replies.
@@ -597,7 +709,8 @@ fn lua_to_reply(v: Value, resp3: bool, depth: usize) -> Reply {
 }
 
 /// Runs a script body (`sha` its SHA1) with KEYS and ARGV, under the
-/// caller's locks (EVAL holds every shard).
+/// caller's locks (EVAL holds every shard). Normally called on the script
+/// thread (see [`offload`]).
 pub fn run(
     ctx: &mut Ctx<'_>,
     sha: &str,
@@ -607,12 +720,6 @@ pub fn run(
     read_only: bool,
 ) -> CmdResult {
     let generation = ctx.srv.scripts.generation.load(Ordering::SeqCst);
-    // Known gap: the script runs on the connection's worker thread. A
-    // script past busy-reply-threshold sets BUSY and SCRIPT KILL works for
-    // clients served by the other worker; connections queued on this worker
-    // wait until the script ends. (Handing the worker off with tokio's
-    // block_in_place lost wake-ups after repeated busy scripts, so it is not
-    // used.)
     run_here(ctx, generation, sha, body, keys, args, read_only)
 }
 
@@ -696,9 +803,8 @@ fn execute(
             BUSY.store(true, Ordering::SeqCst);
         }
         if KILL.load(Ordering::SeqCst) {
-            return Err(mlua::Error::RuntimeError(
-                "Script killed by user with SCRIPT KILL...".into(),
-            ));
+            tracing::warn!("Lua script killed by user with SCRIPT KILL.");
+            return Err(raise(_lua, &CmdError::err(KILLED)));
         }
         Ok(mlua::VmState::Continue)
     });
@@ -829,8 +935,9 @@ fn execute(
     RUNNING.store(false, Ordering::SeqCst);
     BUSY.store(false, Ordering::SeqCst);
     let _ = lua.globals().raw_set("__cinnabar_pending", Value::Nil);
-    if killed {
-        return Err(CmdError::err("Script killed by user with SCRIPT KILL..."));
+    if killed && !matches!(&result, Ok(Err(e)) if e.as_str().contains(KILLED)) {
+        // The script swallowed the kill error (pcall) and ended anyway.
+        return Err(CmdError::err(format!("{KILLED} script: {sha}, on @user_script:1.")));
     }
     match result {
         Ok(r) => r,

@@ -79,7 +79,23 @@ where
             };
             match parser.next(&mut inbuf, limits) {
                 Ok(Some(argv)) => {
-                    let mut reply = dispatch::execute(&srv, &mut client, &argv);
+                    let mut reply = if crate::scripting::wants_script_thread(&client, &argv) {
+                        // Scripts run on the script thread (see
+                        // scripting::offload); this task waits without
+                        // holding its worker.
+                        match crate::scripting::offload(srv.clone(), client, argv.clone()).await {
+                            Some((c, r)) => {
+                                client = c;
+                                r
+                            }
+                            None => {
+                                srv.unregister_client(info.id);
+                                return;
+                            }
+                        }
+                    } else {
+                        dispatch::execute(&srv, &mut client, &argv)
+                    };
                     if client.blocking.waiter.is_some() {
                         // Blocked: send what earlier commands produced, then
                         // wait for this command's final reply.

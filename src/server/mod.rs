@@ -369,7 +369,7 @@ async fn eviction_task(srv: Arc<Server>) {
             _ = tokio::time::sleep(pause) => {}
             _ = rx.changed() => return,
         }
-        if !over {
+        if !over || crate::scripting::running() {
             continue;
         }
         let burst = Instant::now();
@@ -398,7 +398,9 @@ async fn active_expire_task(srv: Arc<Server>) {
             _ = rx.changed() => return,
         }
         srv.sync_access_tracking();
-        if !srv.active_expire.load(Ordering::Relaxed) {
+        // A running script holds every shard: skip this turn rather than
+        // park the async worker on its locks.
+        if !srv.active_expire.load(Ordering::Relaxed) || crate::scripting::running() {
             continue;
         }
         let budget = period / 4;
@@ -409,7 +411,11 @@ async fn active_expire_task(srv: Arc<Server>) {
             for shard in d.shards() {
                 loop {
                     let now = crate::commands::dispatch::unix_ms();
-                    let removed = shard.lock().expire_due(now, EXPIRE_BATCH);
+                    let Some(mut sh) = crate::commands::ctx::lock_unless_busy(shard) else {
+                        break 'cycle;
+                    };
+                    let removed = sh.expire_due(now, EXPIRE_BATCH);
+                    drop(sh);
                     for key in &removed {
                         srv.notify_keyspace(db, crate::config::notify::EXPIRED, "expired", key);
                     }
