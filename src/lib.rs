@@ -25,6 +25,7 @@ pub mod commands;
 pub mod config;
 pub mod connection;
 pub mod devcert;
+pub mod functions;
 pub mod protocol;
 pub mod scripting;
 pub mod server;

@@ -153,7 +153,7 @@ fn reject(srv: &Server, client: &mut Client, entry: Option<&CommandEntry>, e: Cm
 /// `busy-reply-threshold`; an EXEC so refused also ends the transaction
 /// (`-EXECABORT … BUSY …`), as in Redis.
 pub fn reject_busy(srv: &Server, client: &mut Client, entry: &CommandEntry) -> Reply {
-    let busy = crate::scripting::BUSY_ERR;
+    let busy = crate::scripting::busy_error();
     if entry.spec.name == "exec" && client.multi.is_some() {
         transaction::discard_state(srv, client);
         let e = CmdError::new(format!(

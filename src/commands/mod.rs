@@ -3,6 +3,7 @@
 
 pub mod bitmaps;
 pub mod blocking;
+pub mod functions;
 pub mod connection;
 pub mod ctx;
 pub mod dispatch;

@@ -187,7 +187,7 @@ fn exec(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
             unwatch_all(srv, ctx.client);
             return Err(CmdError::new(format!(
                 "EXECABORT Transaction discarded because of: {}",
-                crate::scripting::BUSY_ERR.as_str()
+                crate::scripting::busy_error().as_str()
             )));
         }
     };

@@ -49,6 +49,8 @@ pub struct Server {
     pub evictor: eviction::Evictor,
     /// Lua scripts by SHA1 (EVAL, SCRIPT LOAD).
     pub scripts: crate::scripting::ScriptCache,
+    /// Function libraries (FUNCTION LOAD, FCALL).
+    pub functions: crate::functions::FunctionRegistry,
     /// Channel/pattern subscriptions (PUBLISH, keyspace notifications).
     pub pubsub: pubsub::PubSub,
     /// The TLS server config of `tls-port` (swapped on CONFIG SET tls-*).
@@ -87,6 +89,7 @@ impl Server {
             memory: memory::MemoryMeter::default(),
             evictor: eviction::Evictor::default(),
             scripts: crate::scripting::ScriptCache::default(),
+            functions: crate::functions::FunctionRegistry::default(),
             pubsub: Default::default(),
             tls: tls::TlsState::default(),
             disabled: disabled_table(&config),
