@@ -428,8 +428,8 @@ fn function_help(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
             "    * FLUSH: delete all existing libraries.",
             "    * APPEND: appends the restored libraries to the existing libraries. On collision, abort.",
             "    * REPLACE: appends the restored libraries to the existing libraries, On collision, replace the old",
-            "      libraries with the new libraries (notice that even on this option there is no guarantee to",
-            "      restore all the libraries atomically).",
+            "      libraries with the new libraries (notice that even on this option there is a chance of failure",
+            "      in case of functions name collision with another library).",
         ],
     ))
 }
