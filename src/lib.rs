@@ -26,6 +26,7 @@ pub mod config;
 pub mod connection;
 pub mod devcert;
 pub mod functions;
+pub mod lua_libs;
 pub mod protocol;
 pub mod scripting;
 pub mod server;

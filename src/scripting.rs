@@ -635,6 +635,7 @@ fn new_state() -> mlua::Result<Lua> {
     g.set("redis", redis)?;
     g.set("bit", bit_lib(&lua)?)?;
     g.set("cjson", cjson_lib(&lua)?)?;
+    crate::lua_libs::install(&lua)?;
     lua.load(PRELUDE).set_name("=cinnabar").exec()?;
     let (fenv, set_loading): (Table, mlua::Function) = lua
         .load(FENV)

@@ -235,6 +235,102 @@ fn sha1_hex(b: &[u8]) -> String {
     })
 }
 
+/// cmsgpack and struct: encodings, decodings and error texts identical to
+/// redis-server's (which runs the C libraries).
+#[tokio::test]
+async fn cmsgpack_and_struct_match_redis() {
+    let srv = TestServer::start();
+    let bodies = [
+        "return cmsgpack.pack(1, -1, 127, 128, 255, 256, 65535, 65536, 4294967295, 4294967296, -32, -33, -128, -129, -32768, -32769, -2147483648, -2147483649, 1.5, 0.1, 1e300, -0.0)",
+        "return cmsgpack.pack('a', string.rep('x', 31), string.rep('x', 32), string.rep('x', 255), string.rep('x',256), true, false, nil)",
+        "return cmsgpack.pack({1,2,3}, {a=1}, {}, {1,nil,3}, {[1]=1,[3]=3}, {[0]=1}, {1.5, 'x', {2}})",
+        "return cmsgpack.pack()",
+        "local t = {} t.x = t return cmsgpack.pack(t)",
+        "return {cmsgpack.unpack(cmsgpack.pack(1, 'two', {3, 4}, {a = 5}, true, 1.5, -7, 2^40))}",
+        "return cmsgpack.unpack(cmsgpack.pack({1,2,{3,{4}}}))[3][2][1]",
+        "return {cmsgpack.unpack_one(cmsgpack.pack(1, 2, 3))}",
+        "return {cmsgpack.unpack_one(cmsgpack.pack(1, 2, 3), 1)}",
+        "return {cmsgpack.unpack_one(cmsgpack.pack(1, 2, 3), 2)}",
+        "return {cmsgpack.unpack_limit(cmsgpack.pack(1, 2, 3), 2)}",
+        "return {cmsgpack.unpack_limit(cmsgpack.pack(1, 2, 3), 2, 1)}",
+        "return {cmsgpack.unpack_one(cmsgpack.pack(1), 5)}",
+        "return {cmsgpack.unpack_one(cmsgpack.pack(1), -1)}",
+        "return cmsgpack.unpack('\\196')",
+        "return cmsgpack.unpack('\\205\\1')",
+        "return cmsgpack.unpack()",
+        "return {cmsgpack.unpack('')}",
+        "return {cmsgpack.unpack('\\147\\1\\2\\3')}",
+        "return cmsgpack.unpack('\\209\\255\\128')",
+        "return cmsgpack.unpack('\\203\\63\\248\\0\\0\\0\\0\\0\\0') * 2",
+        "return cmsgpack.unpack('\\202\\63\\192\\0\\0') * 2",
+        "return cmsgpack.unpack(cmsgpack.pack(-2^63))",
+        "return tostring(cmsgpack.unpack(cmsgpack.pack(2^64)))",
+        "return cmsgpack._VERSION",
+        "return {pcall(cmsgpack.unpack, '\\196')}",
+        "return struct.pack('>i', 1)",
+        "return struct.pack('<i', 1)",
+        "return struct.pack('bBhHlLiI', -1, 255, -2, 65535, -3, 4, -5, 6)",
+        "return struct.pack('>I3', 65536)",
+        "return struct.pack('!4 b i', 1, 2)",
+        "return struct.pack('s', 'abc')",
+        "return struct.pack('c5', 'abcdefg')",
+        "return struct.pack('c0', 'abc')",
+        "return struct.pack('c5', 'ab')",
+        "return struct.pack('>d', 1.5)",
+        "return struct.pack('<f', 1.5)",
+        "return struct.pack('x')",
+        "return struct.pack('z')",
+        "return struct.pack('i')",
+        "return struct.pack('i', 'x')",
+        "return struct.pack('i33', 1)",
+        "return struct.pack('!3', 1)",
+        "return {struct.unpack('>i', struct.pack('>i', -5))}",
+        "return {struct.unpack('bBhH', struct.pack('bBhH', -1, 200, -300, 60000))}",
+        "return {struct.unpack('s', 'abc\\0def')}",
+        "return {struct.unpack('s', 'abc')}",
+        "return {struct.unpack('c2c1', 'abc')}",
+        "return {struct.unpack('b c0', '\\3abcd')}",
+        "return {struct.unpack('c0', 'abc')}",
+        "return {struct.unpack('i', 'ab')}",
+        "return {struct.unpack('i', 'abcdabcd', 5)}",
+        "return {struct.unpack('i', 'abcd', 0)}",
+        "return {struct.unpack('>d', struct.pack('>d', 2.25))}",
+        "return {struct.unpack('<f', struct.pack('<f', 2.5))}",
+        "return {struct.unpack('!4 b i', struct.pack('!4 b i', 1, 2))}",
+        "return struct.size('bhi')",
+        "return struct.size('!4 bhi')",
+        "return struct.size('s')",
+        "return struct.size('c0')",
+        "return struct.size('c10 d')",
+        "return struct.size('q')",
+        "return {pcall(struct.pack, 'z')}",
+        "local t = {} for i=1,20 do t[i]=i end return cmsgpack.pack(t)",
+        "local t = {} for i=1,70000 do t[i]=1 end return #cmsgpack.pack(t)",
+        "local t = {} for i=1,20 do t['k'..i]=i end return #cmsgpack.pack(t)",
+        "return #cmsgpack.pack(string.rep('x', 70000))",
+        "local t = {} local c = t for i=1,20 do c[1] = {} c = c[1] end return cmsgpack.pack(t)",
+        "return cmsgpack.pack(1/0, -1/0)",
+        "return tostring(cmsgpack.unpack(cmsgpack.pack(0/0)))",
+        "return cmsgpack.pack(function() end, 3)",
+        "local t = cmsgpack.unpack(cmsgpack.pack({a={b={1,2}}})) return t.a.b[2]",
+        "return {cmsgpack.unpack_limit(cmsgpack.pack(1,2,3,4), 0, 2)}",
+        "return {cmsgpack.unpack_limit(cmsgpack.pack(1,2,3,4), -1)}",
+        "return {cmsgpack.unpack_one('\\204')}",
+        "return {cmsgpack.unpack('\\129\\192\\1')}",
+        "return struct.pack('>I16', 1)",
+        "return {struct.unpack('>i16', struct.pack('>I16', 1))}",
+        "return {struct.unpack('<l', struct.pack('<l', -2))}",
+        "return struct.pack('i', '12')",
+        "return struct.pack('d', 'x')",
+        "return {struct.unpack('!8 b d', struct.pack('!8 b d', 1, 2.5))}",
+    ];
+    let script: Vec<Vec<&'static [u8]>> = bodies
+        .iter()
+        .map(|b| cmd(&["EVAL", b, "0"]))
+        .collect();
+    same_replies(srv.addr.port(), &script).await;
+}
+
 /// Polls PING until the server answers -BUSY (a script passed the threshold).
 async fn wait_busy(c: &mut common::Raw) {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
