@@ -177,6 +177,75 @@ fn is_script_command(name: &[u8]) -> bool {
         .any(|n| name.eq_ignore_ascii_case(n))
 }
 
+/// What the script thread hands back to a connection after a batch.
+pub struct Batch {
+    pub client: crate::connection::client::Client,
+    pub parser: crate::protocol::codec::RequestParser,
+    pub inbuf: bytes::BytesMut,
+    /// One reply per command executed, in order.
+    pub replies: Vec<Reply>,
+    /// The next parsed item that does not belong on the script thread (to
+    /// be handled by the connection as if just parsed).
+    pub next: Option<ParseItem>,
+}
+
+/// One step of the request parser.
+pub type ParseItem = Result<Option<Vec<Bytes>>, crate::protocol::codec::ProtocolError>;
+
+/// Runs `argv` (a command [`wants_script_thread`] accepted) on the script
+/// thread, then keeps executing the following commands already buffered in
+/// `inbuf` while they are script commands too, so a pipeline of EVALSHAs
+/// costs one thread hop, not one per command. `None` if the job was lost
+/// (a panic outside the handler): the connection must close.
+pub async fn offload_batch(
+    srv: std::sync::Arc<crate::server::Server>,
+    client: crate::connection::client::Client,
+    mut parser: crate::protocol::codec::RequestParser,
+    mut inbuf: bytes::BytesMut,
+    argv: Vec<Bytes>,
+) -> Option<Batch> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job: Job = Box::new(move || {
+        let mut client = client;
+        let mut replies = vec![crate::commands::dispatch::execute(&srv, &mut client, &argv)];
+        drop(argv);
+        let mut next = None;
+        // Bounded so one connection cannot monopolise the script thread.
+        while replies.len() < 64 {
+            let limits = crate::protocol::codec::Limits {
+                max_bulk_len: srv.config.proto_max_bulk_len(),
+                authenticated: client.authenticated,
+            };
+            match parser.next(&mut inbuf, limits) {
+                Ok(Some(a)) if wants_script_thread(&client, &a) => {
+                    replies.push(crate::commands::dispatch::execute(&srv, &mut client, &a));
+                }
+                Ok(None) => break,
+                other => {
+                    next = Some(other);
+                    break;
+                }
+            }
+        }
+        let _ = tx.send(Batch {
+            client,
+            parser,
+            inbuf,
+            replies,
+            next,
+        });
+    });
+    match script_thread() {
+        Some(q) => {
+            if let Err(std::sync::mpsc::SendError(job)) = q.send(job) {
+                job();
+            }
+        }
+        None => job(),
+    }
+    rx.await.ok()
+}
+
 /// Runs one command for `client` on the script thread and hands the client
 /// back with the reply; `None` if the job was lost (a panic outside the
 /// handler), in which case the connection must close.
