@@ -69,10 +69,7 @@ pub struct FunctionRegistry {
 
 /// Library and function names: letters, digits and `_`, not empty.
 pub fn valid_name(name: &[u8]) -> bool {
-    !name.is_empty()
-        && name
-            .iter()
-            .all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+    !name.is_empty() && name.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
 }
 
 pub const BAD_NAME: &str = "Library names can only contain letters, numbers, or underscores(_) and must be at least one character long";
@@ -266,7 +263,10 @@ impl FunctionRegistry {
                 return Err(format!("Library '{}' already exists", lib.name));
             }
             for f in &lib.functions {
-                if new.iter().any(|l| l.functions.iter().any(|g| g.name == f.name)) {
+                if new
+                    .iter()
+                    .any(|l| l.functions.iter().any(|g| g.name == f.name))
+                {
                     return Err(format!("Function {} already exists", f.name));
                 }
             }

@@ -101,7 +101,11 @@ thread_local! {
 
 fn bad_arg(n: usize, fname: &str, msg: &str) -> String {
     let name = CALL_NAME.with(|c| c.borrow().clone());
-    let name = if name.is_empty() { fname.to_string() } else { name };
+    let name = if name.is_empty() {
+        fname.to_string()
+    } else {
+        name
+    };
     format!("bad argument #{n} to '{name}' ({msg})")
 }
 
@@ -199,7 +203,10 @@ fn mp_int(out: &mut Vec<u8>, n: i64) {
 
 fn mp_number(out: &mut Vec<u8>, n: f64) {
     // IS_INT64_EQUIVALENT as x86 evaluates it.
-    if n.is_finite() && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&n) && n.trunc() == n {
+    if n.is_finite()
+        && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&n)
+        && n.trunc() == n
+    {
         mp_int(out, n as i64);
         return;
     }
@@ -277,12 +284,16 @@ fn mp_encode(out: &mut Vec<u8>, v: &Value, level: usize) -> mlua::Result<()> {
                     mp_encode(out, &x, level + 1)?;
                 }
             } else {
-                let mut pairs = Vec::new();
+                // Two walks (count, then encode) so no more than one entry
+                // is referenced from Rust at a time.
+                let mut n = 0usize;
                 for pair in t.clone().pairs::<Value, Value>() {
-                    pairs.push(pair?);
+                    pair?;
+                    n += 1;
                 }
-                mp_len(out, pairs.len(), 0x80, 0xde, 0xdf);
-                for (k, x) in pairs {
+                mp_len(out, n, 0x80, 0xde, 0xdf);
+                for pair in t.clone().pairs::<Value, Value>() {
+                    let (k, x) = pair?;
                     mp_encode(out, &k, level + 1)?;
                     mp_encode(out, &x, level + 1)?;
                 }
@@ -324,7 +335,9 @@ fn mp_decode(lua: &Lua, c: &mut Cur<'_>) -> Result<Value, MpErr> {
     let str_of = |lua: &Lua, c: &mut Cur<'_>, hdr: usize, len: usize| -> Result<Value, MpErr> {
         let s = c.need(hdr + len)?[hdr..].to_vec();
         c.p += hdr + len;
-        lua.create_string(s).map(Value::String).map_err(|_| MpErr::BadFmt)
+        lua.create_string(s)
+            .map(Value::String)
+            .map_err(|_| MpErr::BadFmt)
     };
     let v = match t {
         0xcc => {
@@ -533,10 +546,7 @@ fn cmsgpack_lib(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     let pack = lua.create_function(|lua, args: Variadic<Value>| {
         if args.is_empty() {
-            return fail(
-                lua,
-                bad_arg(0, "pack", "MessagePack pack needs input."),
-            );
+            return fail(lua, bad_arg(0, "pack", "MessagePack pack needs input."));
         }
         let mut out = Vec::new();
         for a in args.iter() {
@@ -544,9 +554,8 @@ fn cmsgpack_lib(lua: &Lua) -> mlua::Result<Table> {
         }
         ok(lua, vec![Value::String(lua.create_string(out)?)])
     })?;
-    let unpack = lua.create_function(|lua, args: Variadic<Value>| {
-        mp_unpack_full(lua, "unpack", &args, 0, 0)
-    })?;
+    let unpack = lua
+        .create_function(|lua, args: Variadic<Value>| mp_unpack_full(lua, "unpack", &args, 0, 0))?;
     let unpack_one = lua.create_function(|lua, args: Variadic<Value>| {
         let offset = match opt_integer(&args, 2, "unpack_one", 0) {
             Ok(o) => o,
@@ -697,7 +706,11 @@ fn struct_pack(lua: &Lua, args: &[Value]) -> Result<Vec<u8>, String> {
                 let n = check_number(args, arg, "pack")?;
                 arg += 1;
                 let mut value: u64 = if n < 0.0 {
-                    (if n >= -9.223_372_036_854_776e18 { n as i64 } else { i64::MIN }) as u64
+                    (if n >= -9.223_372_036_854_776e18 {
+                        n as i64
+                    } else {
+                        i64::MIN
+                    }) as u64
                 } else {
                     n as u64
                 };
@@ -885,10 +898,12 @@ fn struct_lib(lua: &Lua) -> mlua::Result<Table> {
         Err(e) => fail(lua, e),
     })?;
     let unpack =
-        lua.create_function(|lua, args: Variadic<Value>| match struct_unpack(lua, &args) {
-            Ok(v) => ok(lua, v),
-            Err(e) => fail(lua, e),
-        })?;
+        lua.create_function(
+            |lua, args: Variadic<Value>| match struct_unpack(lua, &args) {
+                Ok(v) => ok(lua, v),
+                Err(e) => fail(lua, e),
+            },
+        )?;
     let size = lua.create_function(|lua, args: Variadic<Value>| match struct_size(lua, &args) {
         Ok(n) => ok(lua, vec![Value::Number(n as f64)]),
         Err(e) => fail(lua, e),

@@ -138,7 +138,9 @@ fn script_thread() -> Option<&'static std::sync::mpsc::Sender<Job>> {
         match spawned {
             Ok(_) => Some(tx),
             Err(e) => {
-                tracing::error!("cannot start the script thread ({e}); scripts run on the async workers");
+                tracing::error!(
+                    "cannot start the script thread ({e}); scripts run on the async workers"
+                );
                 None
             }
         }
@@ -334,6 +336,11 @@ function __redis__err__handler(err)
   end
   if type(err) ~= 'table' then
     local msg = tostring(err)
+    if type(err) == 'userdata' then
+      local cut = string.find(msg, '\nstack traceback:', 1, true)
+      if cut then msg = string.sub(msg, 1, cut - 1) end
+      if string.sub(msg, 1, 15) == 'runtime error: ' then msg = string.sub(msg, 16) end
+    end
     local p = rawget(_G, '__cinnabar_pending')
     if p and string.find(msg, p.token, 1, true) then
       err = {err = p.err}
@@ -352,6 +359,17 @@ function __cinnabar_fcall(f, h, keys, args)
 end
 loadfile = nil
 dofile = nil
+print = nil
+do
+  -- Precompiled (binary) chunks are refused, as in Redis.
+  local ls = loadstring
+  loadstring = function(s, name)
+    if type(s) == 'string' and string.sub(s, 1, 1) == '\27' then
+      return nil, 'binary chunks are not allowed'
+    end
+    return ls(s, name)
+  end
+end
 setmetatable(_G, {
   __index = function(_, k)
     error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
@@ -413,13 +431,16 @@ fn register_function(lua: &Lua, args: Variadic<Value>) -> mlua::Result<()> {
             let (mut name, mut desc, mut flags, mut cb) = (None, None, 0u32, None);
             for pair in t.clone().pairs::<Value, Value>() {
                 let (k, v) = pair?;
-                let key = match &k {
-                    Value::String(s) => s.to_string_lossy(),
-                    Value::Integer(_) | Value::Number(_) => {
-                        return fail("unknown argument given to redis.register_function")
-                    }
-                    _ => return fail("named argument key given to redis.register_function is not a string"),
-                };
+                let key =
+                    match &k {
+                        Value::String(s) => s.to_string_lossy(),
+                        Value::Integer(_) | Value::Number(_) => {
+                            return fail("unknown argument given to redis.register_function")
+                        }
+                        _ => return fail(
+                            "named argument key given to redis.register_function is not a string",
+                        ),
+                    };
                 let as_str = |v: &Value| match v {
                     Value::String(s) => Some(Bytes::copy_from_slice(&s.as_bytes())),
                     Value::Integer(n) => Some(Bytes::from(n.to_string())),
@@ -439,7 +460,9 @@ fn register_function(lua: &Lua, args: Variadic<Value>) -> mlua::Result<()> {
                 } else if key.eq_ignore_ascii_case("callback") {
                     match v {
                         Value::Function(f) => cb = Some(f),
-                        _ => return fail("callback argument given to redis.register_function must be a function"),
+                        _ => return fail(
+                            "callback argument given to redis.register_function must be a function",
+                        ),
                     }
                 } else if key.eq_ignore_ascii_case("flags") {
                     let Value::Table(ft) = v else {
@@ -557,7 +580,9 @@ fn load_library_into(
             HookTriggers::new().every_nth_instruction(100_000),
             move |_, _| {
                 if start.elapsed() > limit {
-                    return Err(mlua::Error::RuntimeError("ERR FUNCTION LOAD timeout".into()));
+                    return Err(mlua::Error::RuntimeError(
+                        "ERR FUNCTION LOAD timeout".into(),
+                    ));
                 }
                 Ok(mlua::VmState::Continue)
             },
@@ -572,7 +597,10 @@ fn load_library_into(
     let got = COLLECT.with(|c| c.borrow_mut().take()).unwrap_or_default();
     match r {
         Ok(()) => Ok(got),
-        Err(e) => Err(format!("Error registering functions: {}", load_error_text(&e))),
+        Err(e) => Err(format!(
+            "Error registering functions: {}",
+            load_error_text(&e)
+        )),
     }
 }
 
@@ -646,7 +674,19 @@ fn new_state() -> mlua::Result<Lua> {
     )?;
     redis.set(
         "sha1hex",
-        lua.create_function(|_, s: mlua::String| Ok(sha1_hex(&s.as_bytes())))?,
+        lua.create_function(|lua, args: Variadic<Value>| {
+            let s = match (args.len(), args.first()) {
+                (1, Some(Value::String(s))) => s.as_bytes().to_vec(),
+                (1, Some(Value::Integer(n))) => n.to_string().into_bytes(),
+                (1, Some(v @ Value::Number(_))) => lua
+                    .coerce_string(v.clone())?
+                    .map(|s| s.as_bytes().to_vec())
+                    .unwrap_or_default(),
+                (1, _) => Vec::new(),
+                _ => return Err(raise(lua, &CmdError::err("wrong number of arguments"))),
+            };
+            Ok(sha1_hex(&s))
+        })?,
     )?;
     redis.set(
         "log",
@@ -694,7 +734,13 @@ fn new_state() -> mlua::Result<Lua> {
     // The load-time API of function libraries (see FENV).
     let lib_redis = lua.create_table()?;
     lib_redis.raw_set("register_function", lua.create_function(register_function)?)?;
-    for k in ["log", "LOG_DEBUG", "LOG_VERBOSE", "LOG_NOTICE", "LOG_WARNING"] {
+    for k in [
+        "log",
+        "LOG_DEBUG",
+        "LOG_VERBOSE",
+        "LOG_NOTICE",
+        "LOG_WARNING",
+    ] {
         lib_redis.raw_set(k, redis.raw_get::<Value>(k)?)?;
     }
     lib_redis.raw_set("REDIS_VERSION", crate::REDIS_VERSION)?;
@@ -888,6 +934,19 @@ fn cjson_lib(lua: &Lua) -> mlua::Result<Table> {
             let j = to_json(&v, 0)?;
             Ok(j.to_string())
         })?,
+    )?;
+    // Buffer and limit knobs of lua-cjson: accepted, no effect here.
+    t.set(
+        "encode_keep_buffer",
+        lua.create_function(|_, _: Variadic<Value>| Ok(true))?,
+    )?;
+    t.set(
+        "encode_max_depth",
+        lua.create_function(|_, _: Variadic<Value>| Ok(1000))?,
+    )?;
+    t.set(
+        "decode_max_depth",
+        lua.create_function(|_, _: Variadic<Value>| Ok(1000))?,
     )?;
     t.set(
         "decode",
@@ -1143,10 +1202,7 @@ enum Target {
 
 /// Runs `f` with this thread's interpreter (created, or recreated after
 /// SCRIPT FLUSH, on demand).
-fn with_state(
-    ctx: &mut Ctx<'_>,
-    f: impl FnOnce(&Lua, &mut Ctx<'_>) -> CmdResult,
-) -> CmdResult {
+fn with_state(ctx: &mut Ctx<'_>, f: impl FnOnce(&Lua, &mut Ctx<'_>) -> CmdResult) -> CmdResult {
     let generation = ctx.srv.scripts.generation.load(Ordering::SeqCst);
     STATE.with(|cell| {
         let mut slot = cell.borrow_mut();
@@ -1204,6 +1260,11 @@ fn execute(
         }
         if KILL.load(Ordering::SeqCst) {
             tracing::warn!("Lua script killed by user with SCRIPT KILL.");
+            // From now on raise on every line, so a script catching the
+            // error with pcall cannot go on (as Redis does).
+            _lua.set_hook(HookTriggers::new().every_line(), |lua, _| {
+                Err(raise(lua, &CmdError::err(KILLED)))
+            });
             return Err(raise(_lua, &CmdError::err(KILLED)));
         }
         Ok(mlua::VmState::Continue)
@@ -1269,6 +1330,17 @@ fn execute(
             return fail(
                 lua,
                 CmdError::err("This Redis command is not allowed from script"),
+            );
+        }
+        if (entry.spec.name == "xread" || entry.spec.name == "xreadgroup")
+            && cmd.iter().skip(1).any(|a| a.eq_ignore_ascii_case(b"block"))
+        {
+            return fail(
+                lua,
+                CmdError::err(format!(
+                    "{} command is not allowed with BLOCK option from scripts",
+                    entry.spec.name
+                )),
             );
         }
         let writes = entry.spec.flags.contains(CmdFlags::WRITE);
@@ -1343,7 +1415,9 @@ fn execute(
     let _ = lua.globals().raw_set("__cinnabar_pending", Value::Nil);
     if killed && !matches!(&result, Ok(Err(e)) if e.as_str().contains(KILLED)) {
         // The script swallowed the kill error (pcall) and ended anyway.
-        return Err(CmdError::err(format!("{KILLED} script: {sha}, on @user_script:1.")));
+        return Err(CmdError::err(format!(
+            "{KILLED} script: {sha}, on @user_script:1."
+        )));
     }
     match result {
         Ok(r) => r,

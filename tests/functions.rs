@@ -94,7 +94,10 @@ async fn fcall_and_list_match_redis() {
         "lib4",
         "redis.register_function('e', function(keys, args) return redis.call('nocmd') end)",
     );
-    let l5 = lib("lib5", "redis.register_function('e2', function(keys, args) error('x') end)");
+    let l5 = lib(
+        "lib5",
+        "redis.register_function('e2', function(keys, args) error('x') end)",
+    );
     let l6 = lib(
         "lib6",
         "redis.register_function{function_name='ro', callback=function(keys, args) return redis.call('set', 'a', 1) end, flags={'no-writes'}}",
@@ -267,7 +270,8 @@ async fn dump_restore_interoperate() {
         theirs.call(&[b"FUNCTION", b"RESTORE", &payload]).await,
         b"+OK\r\n"
     );
-    let want = b"$76\r\nhello from a long enough library body to be compressed compressed compressed\r\n";
+    let want =
+        b"$76\r\nhello from a long enough library body to be compressed compressed compressed\r\n";
     assert_eq!(theirs.call(&[b"FCALL", b"myfunc", b"0"]).await, want);
     // redis-server (LZF-compressed) → ours.
     theirs.call(&[b"FUNCTION", b"LOAD", other.as_bytes()]).await;

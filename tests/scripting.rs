@@ -204,7 +204,8 @@ async fn busy_scripts_and_script_kill() {
     tx.expect(&resp(&[b"EXEC"]), b"-EXECABORT Transaction discarded because of: BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n").await;
     admin.expect(&resp(&[b"SCRIPT", b"KILL"]), b"+OK\r\n").await;
     runner.expect(b"", killed.as_bytes()).await;
-    tx.expect(&resp(&[b"PING", b"asdf"]), b"$4\r\nasdf\r\n").await;
+    tx.expect(&resp(&[b"PING", b"asdf"]), b"$4\r\nasdf\r\n")
+        .await;
     tx.expect(&resp(&[b"GET", b"xx"]), b"$-1\r\n").await;
     // A script that wrote cannot be killed.
     runner
@@ -324,10 +325,7 @@ async fn cmsgpack_and_struct_match_redis() {
         "return struct.pack('d', 'x')",
         "return {struct.unpack('!8 b d', struct.pack('!8 b d', 1, 2.5))}",
     ];
-    let script: Vec<Vec<&'static [u8]>> = bodies
-        .iter()
-        .map(|b| cmd(&["EVAL", b, "0"]))
-        .collect();
+    let script: Vec<Vec<&'static [u8]>> = bodies.iter().map(|b| cmd(&["EVAL", b, "0"])).collect();
     same_replies(srv.addr.port(), &script).await;
 }
 

@@ -138,21 +138,12 @@ fn fcall_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], ro: bool) -> CmdResult {
         ));
     }
     let max = ctx.srv.config.maxmemory();
-    if max > 0
-        && info.flags & (ALLOW_OOM | NO_WRITES) == 0
-        && ctx.srv.memory.used(ctx.now) > max
-    {
+    if max > 0 && info.flags & (ALLOW_OOM | NO_WRITES) == 0 && ctx.srv.memory.used(ctx.now) > max {
         return Err(CmdError::from_static("OOM allow-oom flag is not set on the script, can not run it when used memory > 'maxmemory'"));
     }
     let n = numkeys as usize;
     *scripting::RUN_INFO.lock() = Some((name.clone(), argv.to_vec(), ctx.now));
-    let r = scripting::fcall(
-        ctx,
-        &name,
-        &argv[3..3 + n],
-        &argv[3 + n..],
-        ro || no_writes,
-    );
+    let r = scripting::fcall(ctx, &name, &argv[3..3 + n], &argv[3 + n..], ro || no_writes);
     *scripting::RUN_INFO.lock() = None;
     r
 }
@@ -274,7 +265,10 @@ fn function_list(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             .iter()
             .map(|f| {
                 Reply::Map(vec![
-                    (Reply::bulk("name"), Reply::bulk(f.name.clone().into_bytes())),
+                    (
+                        Reply::bulk("name"),
+                        Reply::bulk(f.name.clone().into_bytes()),
+                    ),
                     (
                         Reply::bulk("description"),
                         match &f.desc {

@@ -3,10 +3,10 @@
 
 pub mod bitmaps;
 pub mod blocking;
-pub mod functions;
 pub mod connection;
 pub mod ctx;
 pub mod dispatch;
+pub mod functions;
 pub mod geo;
 pub mod hashes;
 pub mod hyperloglog;
