@@ -1343,6 +1343,15 @@ fn execute(
                 )),
             );
         }
+        if entry.spec.flags.contains(CmdFlags::DENYOOM) {
+            let (max, used) = {
+                let g = ctx_cell.borrow();
+                (g.srv.config.maxmemory(), g.srv.memory.used(g.now))
+            };
+            if max > 0 && used > max {
+                return fail(lua, CmdError::OOM);
+            }
+        }
         let writes = entry.spec.flags.contains(CmdFlags::WRITE);
         if writes && read_only {
             return fail(
