@@ -370,6 +370,7 @@ do
     return ls(s, name)
   end
 end
+local __smt = setmetatable
 setmetatable(_G, {
   __index = function(_, k)
     error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
@@ -378,6 +379,11 @@ setmetatable(_G, {
     error("Attempt to modify a readonly table", 2)
   end,
 })
+-- The globals' metatable (their protection) cannot be replaced.
+rawset(_G, 'setmetatable', function(t, mt)
+  if t == _G then error("Attempt to modify a readonly table", 2) end
+  return __smt(t, mt)
+end)
 "#;
 
 /// The globals of function libraries: while a library loads only the
@@ -751,7 +757,19 @@ fn new_state() -> mlua::Result<Lua> {
     g.set("bit", bit_lib(&lua)?)?;
     g.set("cjson", cjson_lib(&lua)?)?;
     crate::lua_libs::install(&lua)?;
+    // The pieces execution needs, kept out of reach of scripts that
+    // tamper with their globals.
+    lua.set_named_registry_value("cinnabar_redis", g.raw_get::<Table>("redis")?)?;
     lua.load(PRELUDE).set_name("=cinnabar").exec()?;
+    lua.set_named_registry_value(
+        "cinnabar_handler",
+        g.raw_get::<mlua::Function>("__redis__err__handler")?,
+    )?;
+    lua.set_named_registry_value("cinnabar_xpcall", g.raw_get::<mlua::Function>("xpcall")?)?;
+    lua.set_named_registry_value(
+        "cinnabar_fcall",
+        g.raw_get::<mlua::Function>("__cinnabar_fcall")?,
+    )?;
     let (fenv, set_loading): (Table, mlua::Function) = lua
         .load(FENV)
         .set_name("=cinnabar_fenv")
@@ -1375,15 +1393,15 @@ fn execute(
         let call = scope.create_function(|lua, argv: Variadic<Value>| run_cmd(lua, argv, true))?;
         let pcall =
             scope.create_function(|lua, argv: Variadic<Value>| run_cmd(lua, argv, false))?;
-        let redis: Table = lua.globals().raw_get("redis")?;
+        let redis: Table = lua.named_registry_value("cinnabar_redis")?;
         redis.raw_set("call", call)?;
         redis.raw_set("pcall", pcall)?;
-        let handler: mlua::Function = lua.globals().raw_get("__redis__err__handler")?;
-        let xpcall: mlua::Function = lua.globals().raw_get("xpcall")?;
+        let handler: mlua::Function = lua.named_registry_value("cinnabar_handler")?;
+        let xpcall: mlua::Function = lua.named_registry_value("cinnabar_xpcall")?;
         let (ok, v): (bool, Value) = match &target {
             Target::Eval(func) => xpcall.call((func.clone(), handler))?,
             Target::Function(func) => {
-                let fcall: mlua::Function = lua.globals().raw_get("__cinnabar_fcall")?;
+                let fcall: mlua::Function = lua.named_registry_value("cinnabar_fcall")?;
                 fcall.call((func.clone(), handler, keys_t.clone(), args_t.clone()))?
             }
         };
