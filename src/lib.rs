@@ -26,6 +26,8 @@ pub mod commands;
 pub mod config;
 pub mod connection;
 pub mod devcert;
+pub mod functions;
+pub mod lua_libs;
 pub mod persistence;
 pub mod protocol;
 pub mod scripting;

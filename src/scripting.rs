@@ -70,8 +70,22 @@ impl ScriptCache {
     }
 }
 
+/// What other clients get while a script runs past `busy-reply-threshold`.
+pub const BUSY_ERR: CmdError = CmdError::from_static(
+    "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
+);
+
+/// [`BUSY_ERR`] while a function (not an EVAL script) runs.
+pub const BUSY_FUNCTION_ERR: CmdError = CmdError::from_static(
+    "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.",
+);
+
+/// The error a killed script's caller gets (Redis adds where it stopped).
+const KILLED: &str = "Script killed by user with SCRIPT KILL...";
+
 /// The running script, if any (one at a time: EVAL locks every shard).
 static RUNNING: AtomicBool = AtomicBool::new(false);
+static RUNNING_EVAL: AtomicBool = AtomicBool::new(true);
 static STARTED_MS: AtomicU64 = AtomicU64::new(0);
 static BUSY: AtomicBool = AtomicBool::new(false);
 static KILL: AtomicBool = AtomicBool::new(false);
@@ -84,8 +98,184 @@ pub fn busy() -> bool {
     BUSY.load(Ordering::Relaxed)
 }
 
-/// SCRIPT KILL: `Err` with Redis's NOTBUSY / UNKILLABLE replies.
-pub fn kill() -> CmdResult<()> {
+/// True while a script executes (busy or not). Background work that would
+/// wait for the script's shard locks (active expiry, eviction) skips its
+/// turn instead of stalling an async worker.
+pub fn running() -> bool {
+    RUNNING.load(Ordering::Relaxed)
+}
+
+/// Work sent to the script thread.
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// The script thread's queue, started on first use (`None` if the thread
+/// could not be created: scripts then run on the caller's thread).
+///
+/// Why a dedicated thread: a script holds every shard lock for as long as
+/// it runs. Run on an async worker it would also freeze every connection
+/// scheduled on that worker, which then could not even be told `-BUSY`.
+/// On its own thread, the async workers stay free: commands arriving
+/// meanwhile wait for their shard locks only until the script passes
+/// `busy-reply-threshold` (see `Locks::acquire_unless_busy`), then get
+/// `-BUSY`, and SCRIPT KILL reaches the script's hook. It also means one
+/// Lua state serves every script, as in Redis.
+fn script_thread() -> Option<&'static std::sync::mpsc::Sender<Job>> {
+    static TX: std::sync::OnceLock<Option<std::sync::mpsc::Sender<Job>>> =
+        std::sync::OnceLock::new();
+    TX.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let spawned = std::thread::Builder::new()
+            .name("cinnabar-lua".into())
+            // Deeply nested replies and Lua's C recursion want headroom.
+            .stack_size(16 << 20)
+            .spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    // A panic drops the job's reply sender; its connection
+                    // closes and the thread serves the next job.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                }
+            });
+        match spawned {
+            Ok(_) => Some(tx),
+            Err(e) => {
+                tracing::error!(
+                    "cannot start the script thread ({e}); scripts run on the async workers"
+                );
+                None
+            }
+        }
+    })
+    .as_ref()
+}
+
+/// Whether `argv` (from `client`) must run on the script thread: script
+/// invocations outside MULTI, and an EXEC whose queue holds one.
+pub fn wants_script_thread(client: &crate::connection::client::Client, argv: &[Bytes]) -> bool {
+    let Some(name) = argv.first() else {
+        return false;
+    };
+    if is_script_command(name) {
+        return client.multi.is_none();
+    }
+    name.eq_ignore_ascii_case(b"exec")
+        && client.multi.as_ref().is_some_and(|m| {
+            m.queue
+                .iter()
+                .any(|(e, _)| is_script_command(e.spec.name.as_bytes()))
+        })
+}
+
+fn is_script_command(name: &[u8]) -> bool {
+    matches!(name.len(), 4 | 5 | 7 | 8 | 10)
+        && [
+            &b"eval"[..],
+            b"evalsha",
+            b"eval_ro",
+            b"evalsha_ro",
+            b"fcall",
+            b"fcall_ro",
+        ]
+        .iter()
+        .any(|n| name.eq_ignore_ascii_case(n))
+}
+
+/// What the script thread hands back to a connection after a batch.
+pub struct Batch {
+    pub client: crate::connection::client::Client,
+    pub parser: crate::protocol::codec::RequestParser,
+    pub inbuf: bytes::BytesMut,
+    /// One reply per command executed, in order.
+    pub replies: Vec<Reply>,
+    /// The next parsed item that does not belong on the script thread (to
+    /// be handled by the connection as if just parsed).
+    pub next: Option<ParseItem>,
+}
+
+/// One step of the request parser.
+pub type ParseItem = Result<Option<Vec<Bytes>>, crate::protocol::codec::ProtocolError>;
+
+/// Runs `argv` (a command [`wants_script_thread`] accepted) on the script
+/// thread, then keeps executing the following commands already buffered in
+/// `inbuf` while they are script commands too, so a pipeline of EVALSHAs
+/// costs one thread hop, not one per command. `None` if the job was lost
+/// (a panic outside the handler): the connection must close.
+pub async fn offload_batch(
+    srv: std::sync::Arc<crate::server::Server>,
+    client: crate::connection::client::Client,
+    mut parser: crate::protocol::codec::RequestParser,
+    mut inbuf: bytes::BytesMut,
+    argv: Vec<Bytes>,
+) -> Option<Batch> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job: Job = Box::new(move || {
+        let mut client = client;
+        let mut replies = vec![crate::commands::dispatch::execute(&srv, &mut client, &argv)];
+        drop(argv);
+        let mut next = None;
+        // Bounded so one connection cannot monopolise the script thread.
+        while replies.len() < 64 {
+            let limits = crate::protocol::codec::Limits {
+                max_bulk_len: srv.config.proto_max_bulk_len(),
+                authenticated: client.authenticated,
+            };
+            match parser.next(&mut inbuf, limits) {
+                Ok(Some(a)) if wants_script_thread(&client, &a) => {
+                    replies.push(crate::commands::dispatch::execute(&srv, &mut client, &a));
+                }
+                Ok(None) => break,
+                other => {
+                    next = Some(other);
+                    break;
+                }
+            }
+        }
+        let _ = tx.send(Batch {
+            client,
+            parser,
+            inbuf,
+            replies,
+            next,
+        });
+    });
+    match script_thread() {
+        Some(q) => {
+            if let Err(std::sync::mpsc::SendError(job)) = q.send(job) {
+                job();
+            }
+        }
+        None => job(),
+    }
+    rx.await.ok()
+}
+
+/// Runs one command for `client` on the script thread and hands the client
+/// back with the reply; `None` if the job was lost (a panic outside the
+/// handler), in which case the connection must close.
+pub async fn offload(
+    srv: std::sync::Arc<crate::server::Server>,
+    client: crate::connection::client::Client,
+    argv: Vec<Bytes>,
+) -> Option<(crate::connection::client::Client, Reply)> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job: Job = Box::new(move || {
+        let mut client = client;
+        let reply = crate::commands::dispatch::execute(&srv, &mut client, &argv);
+        let _ = tx.send((client, reply));
+    });
+    match script_thread() {
+        Some(q) => {
+            if let Err(std::sync::mpsc::SendError(job)) = q.send(job) {
+                job();
+            }
+        }
+        None => job(),
+    }
+    rx.await.ok()
+}
+
+/// SCRIPT KILL (`is_eval`) / FUNCTION KILL: `Err` with Redis's NOTBUSY /
+/// UNKILLABLE / BUSY replies (each command kills only its own kind).
+pub fn kill(is_eval: bool) -> CmdResult<()> {
     if !RUNNING.load(Ordering::SeqCst) {
         return Err(CmdError::from_static(
             "NOTBUSY No scripts in execution right now.",
@@ -94,9 +284,30 @@ pub fn kill() -> CmdResult<()> {
     if WROTE.load(Ordering::SeqCst) {
         return Err(CmdError::from_static("UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command."));
     }
+    if is_eval != RUNNING_EVAL.load(Ordering::SeqCst) {
+        return Err(busy_error());
+    }
     KILL.store(true, Ordering::SeqCst);
     Ok(())
 }
+
+/// The `-BUSY` reply naming the right kill command for what runs.
+pub fn busy_error() -> CmdError {
+    if RUNNING_EVAL.load(Ordering::SeqCst) {
+        BUSY_ERR
+    } else {
+        BUSY_FUNCTION_ERR
+    }
+}
+
+/// Whether the running script is an EVAL (not a function).
+pub fn running_eval() -> bool {
+    RUNNING.load(Ordering::SeqCst) && RUNNING_EVAL.load(Ordering::SeqCst)
+}
+
+/// The running function for FUNCTION STATS: (name, caller's command,
+/// start in unix ms).
+pub static RUN_INFO: Mutex<Option<(String, Vec<Bytes>, u64)>> = Mutex::new(None);
 
 pub fn sha1_hex(b: &[u8]) -> String {
     sha1_smol::Sha1::from(b).digest().to_string()
@@ -121,10 +332,15 @@ function __redis__err__handler(err)
   for level = 2, 20 do
     local i = dbg.getinfo(level, 'nSl')
     if i == nil then break end
-    if i.source == '@user_script' then info = i; break end
+    if i.source == '@user_script' or i.source == '@user_function' then info = i; break end
   end
   if type(err) ~= 'table' then
     local msg = tostring(err)
+    if type(err) == 'userdata' then
+      local cut = string.find(msg, '\nstack traceback:', 1, true)
+      if cut then msg = string.sub(msg, 1, cut - 1) end
+      if string.sub(msg, 1, 15) == 'runtime error: ' then msg = string.sub(msg, 16) end
+    end
     local p = rawget(_G, '__cinnabar_pending')
     if p and string.find(msg, p.token, 1, true) then
       err = {err = p.err}
@@ -138,8 +354,23 @@ function __redis__err__handler(err)
   end
   return err
 end
+function __cinnabar_fcall(f, h, keys, args)
+  return xpcall(function() return f(keys, args) end, h)
+end
 loadfile = nil
 dofile = nil
+print = nil
+do
+  -- Precompiled (binary) chunks are refused, as in Redis.
+  local ls = loadstring
+  loadstring = function(s, name)
+    if type(s) == 'string' and string.sub(s, 1, 1) == '\27' then
+      return nil, 'binary chunks are not allowed'
+    end
+    return ls(s, name)
+  end
+end
+local __smt = setmetatable
 setmetatable(_G, {
   __index = function(_, k)
     error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
@@ -148,7 +379,274 @@ setmetatable(_G, {
     error("Attempt to modify a readonly table", 2)
   end,
 })
+-- The globals' metatable (their protection) cannot be replaced.
+rawset(_G, 'setmetatable', function(t, mt)
+  if t == _G then error("Attempt to modify a readonly table", 2) end
+  return __smt(t, mt)
+end)
 "#;
+
+/// The globals of function libraries: while a library loads only the
+/// load-time API (`redis.register_function`, `redis.log`, …) is visible,
+/// afterwards (when its functions run) the ordinary script globals.
+const FENV: &str = r#"
+local lib_api, real_G = ...
+local loading = false
+local function missing(k)
+  error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 3)
+end
+local mt = {}
+mt.__index = function(_, k)
+  if loading then
+    local v = rawget(lib_api, k)
+    if v == nil then missing(k) end
+    return v
+  end
+  local v = rawget(real_G, k)
+  if v == nil then missing(k) end
+  return v
+end
+mt.__newindex = function() error("Attempt to modify a readonly table", 2) end
+setmetatable(lib_api.redis, {
+  __index = function(_, k) missing(k) end,
+  __newindex = function() error("Attempt to modify a readonly table", 2) end,
+})
+return setmetatable({}, mt), function(b) loading = b end
+"#;
+
+thread_local! {
+    /// Functions `redis.register_function` registered during the current
+    /// library load on this thread (`None` outside FUNCTION LOAD).
+    static COLLECT: RefCell<Option<Vec<(crate::functions::FunctionInfo, mlua::Function)>>> =
+        const { RefCell::new(None) };
+}
+
+/// `redis.register_function(name, fn)` / `redis.register_function{...}`.
+fn register_function(lua: &Lua, args: Variadic<Value>) -> mlua::Result<()> {
+    use crate::functions::{FunctionInfo, FLAG_NAMES};
+    let fail = |m: &str| Err(mlua::Error::RuntimeError(format!("ERR {m}")));
+    if COLLECT.with(|c| c.borrow().is_none()) {
+        return fail("redis.register_function can only be called on FUNCTION LOAD command");
+    }
+    let _ = lua;
+    let (name, desc, flags, cb): (Bytes, Option<Bytes>, u32, mlua::Function) = match args.len() {
+        1 => {
+            let Value::Table(t) = &args[0] else {
+                return fail("calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).");
+            };
+            let (mut name, mut desc, mut flags, mut cb) = (None, None, 0u32, None);
+            for pair in t.clone().pairs::<Value, Value>() {
+                let (k, v) = pair?;
+                let key =
+                    match &k {
+                        Value::String(s) => s.to_string_lossy(),
+                        Value::Integer(_) | Value::Number(_) => {
+                            return fail("unknown argument given to redis.register_function")
+                        }
+                        _ => return fail(
+                            "named argument key given to redis.register_function is not a string",
+                        ),
+                    };
+                let as_str = |v: &Value| match v {
+                    Value::String(s) => Some(Bytes::copy_from_slice(&s.as_bytes())),
+                    Value::Integer(n) => Some(Bytes::from(n.to_string())),
+                    Value::Number(n) => Some(number_arg(*n)),
+                    _ => None,
+                };
+                if key.eq_ignore_ascii_case("function_name") {
+                    match as_str(&v) {
+                        Some(s) => name = Some(s),
+                        None => return fail("function_name argument given to redis.register_function must be a string"),
+                    }
+                } else if key.eq_ignore_ascii_case("description") {
+                    match as_str(&v) {
+                        Some(s) => desc = Some(s),
+                        None => return fail("description argument given to redis.register_function must be a string"),
+                    }
+                } else if key.eq_ignore_ascii_case("callback") {
+                    match v {
+                        Value::Function(f) => cb = Some(f),
+                        _ => return fail(
+                            "callback argument given to redis.register_function must be a function",
+                        ),
+                    }
+                } else if key.eq_ignore_ascii_case("flags") {
+                    let Value::Table(ft) = v else {
+                        return fail("flags argument to redis.register_function must be a table representing function flags");
+                    };
+                    let mut i = 1;
+                    loop {
+                        match ft.raw_get::<Value>(i)? {
+                            Value::Nil => break,
+                            Value::String(fs) => {
+                                let fs = fs.to_string_lossy();
+                                match FLAG_NAMES.iter().find(|(_, n)| n.eq_ignore_ascii_case(&fs)) {
+                                    Some((bit, _)) => flags |= bit,
+                                    None => return fail("unknown flag given"),
+                                }
+                            }
+                            _ => return fail("unknown flag given"),
+                        }
+                        i += 1;
+                    }
+                } else {
+                    return fail("unknown argument given to redis.register_function");
+                }
+            }
+            let Some(name) = name else {
+                return fail("redis.register_function must get a function name argument");
+            };
+            let Some(cb) = cb else {
+                return fail("redis.register_function must get a callback argument");
+            };
+            (name, desc, flags, cb)
+        }
+        2 => {
+            let name = match &args[0] {
+                Value::String(s) => Bytes::copy_from_slice(&s.as_bytes()),
+                Value::Integer(n) => Bytes::from(n.to_string()),
+                Value::Number(n) => number_arg(*n),
+                _ => return fail("first argument to redis.register_function must be a string"),
+            };
+            let Value::Function(cb) = &args[1] else {
+                return fail("second argument to redis.register_function must be a function");
+            };
+            (name, None, 0, cb.clone())
+        }
+        _ => return fail("wrong number of arguments to redis.register_function"),
+    };
+    if !crate::functions::valid_name(&name) {
+        return fail(crate::functions::BAD_NAME);
+    }
+    let name = String::from_utf8_lossy(&name).into_owned();
+    COLLECT.with(|c| {
+        let mut c = c.borrow_mut();
+        let Some(list) = c.as_mut() else {
+            return fail("redis.register_function can only be called on FUNCTION LOAD command");
+        };
+        if list.iter().any(|(f, _)| f.name == name) {
+            return fail("Function already exists in the library");
+        }
+        list.push((FunctionInfo { name, desc, flags }, cb));
+        Ok(())
+    })
+}
+
+/// The innermost message of a Lua error, as Redis words load errors.
+fn load_error_text(e: &mlua::Error) -> String {
+    match e {
+        mlua::Error::CallbackError { cause, .. } => load_error_text(cause),
+        mlua::Error::RuntimeError(m) => {
+            let m = match m.find("\nstack traceback:") {
+                Some(i) => m[..i].to_string(),
+                None => m.clone(),
+            };
+            if m.starts_with("ERR ") {
+                m
+            } else {
+                format!("ERR {m}")
+            }
+        }
+        mlua::Error::WithContext { cause, .. } => load_error_text(cause),
+        other => format!("ERR {other}"),
+    }
+}
+
+/// Runs a library body (the code after its `#!lua` line) in `lua`,
+/// returning what it registered. `timeout` bounds the run (FUNCTION LOAD's
+/// 500 ms); errors are Redis's texts without the `ERR ` prefix.
+fn load_library_into(
+    lua: &Lua,
+    body: &[u8],
+    timeout: Option<std::time::Duration>,
+) -> Result<Vec<(crate::functions::FunctionInfo, mlua::Function)>, String> {
+    let internal = |e: mlua::Error| format!("Error registering functions: ERR {e}");
+    let fenv: Table = lua
+        .named_registry_value("cinnabar_fenv")
+        .map_err(internal)?;
+    let set_loading: mlua::Function = lua
+        .named_registry_value("cinnabar_set_loading")
+        .map_err(internal)?;
+    let f = lua
+        .load(body)
+        .set_name("@user_function")
+        .set_environment(fenv)
+        .into_function()
+        .map_err(|e| {
+            let msg = match &e {
+                mlua::Error::SyntaxError { message, .. } => message.clone(),
+                other => other.to_string(),
+            };
+            format!("Error compiling function: {msg}")
+        })?;
+    COLLECT.with(|c| *c.borrow_mut() = Some(Vec::new()));
+    if let Some(limit) = timeout {
+        let start = std::time::Instant::now();
+        lua.set_hook(
+            HookTriggers::new().every_nth_instruction(100_000),
+            move |_, _| {
+                if start.elapsed() > limit {
+                    return Err(mlua::Error::RuntimeError(
+                        "ERR FUNCTION LOAD timeout".into(),
+                    ));
+                }
+                Ok(mlua::VmState::Continue)
+            },
+        );
+    }
+    let _ = set_loading.call::<()>(true);
+    let r = f.call::<()>(());
+    let _ = set_loading.call::<()>(false);
+    if timeout.is_some() {
+        lua.remove_hook();
+    }
+    let got = COLLECT.with(|c| c.borrow_mut().take()).unwrap_or_default();
+    match r {
+        Ok(()) => Ok(got),
+        Err(e) => Err(format!(
+            "Error registering functions: {}",
+            load_error_text(&e)
+        )),
+    }
+}
+
+/// FUNCTION LOAD's validation: runs the library body in a fresh
+/// interpreter (with the 500 ms load timeout) and returns what it
+/// registered.
+pub fn validate_library(body: &[u8]) -> Result<Vec<crate::functions::FunctionInfo>, String> {
+    let lua = new_state().map_err(|e| format!("cannot start Lua: {e}"))?;
+    let got = load_library_into(&lua, body, Some(std::time::Duration::from_millis(500)))?;
+    Ok(got.into_iter().map(|(i, _)| i).collect())
+}
+
+/// Brings this interpreter's functions up to date with the registry:
+/// re-runs every library when the registry changed since the last time.
+fn sync_functions(lua: &Lua, reg: &crate::functions::FunctionRegistry) -> mlua::Result<Table> {
+    let generation = reg.generation() as i64;
+    let have: Option<i64> = lua.named_registry_value("cinnabar_fn_gen")?;
+    if have == Some(generation) {
+        if let Some(t) = lua.named_registry_value::<Option<Table>>("cinnabar_fns")? {
+            return Ok(t);
+        }
+    }
+    let fns = lua.create_table()?;
+    for lib in reg.libraries() {
+        let Ok((_, _, body)) = crate::functions::parse_metadata(&lib.code) else {
+            continue;
+        };
+        match load_library_into(lua, &lib.code[body..], None) {
+            Ok(list) => {
+                for (info, f) in list {
+                    fns.raw_set(info.name, f)?;
+                }
+            }
+            Err(e) => tracing::warn!(library = %lib.name, "library failed to load: {e}"),
+        }
+    }
+    lua.set_named_registry_value("cinnabar_fns", fns.clone())?;
+    lua.set_named_registry_value("cinnabar_fn_gen", generation)?;
+    Ok(fns)
+}
 
 fn new_state() -> mlua::Result<Lua> {
     // SAFETY: `debug` is the only unsafe library loaded; the prelude keeps
@@ -182,7 +680,19 @@ fn new_state() -> mlua::Result<Lua> {
     )?;
     redis.set(
         "sha1hex",
-        lua.create_function(|_, s: mlua::String| Ok(sha1_hex(&s.as_bytes())))?,
+        lua.create_function(|lua, args: Variadic<Value>| {
+            let s = match (args.len(), args.first()) {
+                (1, Some(Value::String(s))) => s.as_bytes().to_vec(),
+                (1, Some(Value::Integer(n))) => n.to_string().into_bytes(),
+                (1, Some(v @ Value::Number(_))) => lua
+                    .coerce_string(v.clone())?
+                    .map(|s| s.as_bytes().to_vec())
+                    .unwrap_or_default(),
+                (1, _) => Vec::new(),
+                _ => return Err(raise(lua, &CmdError::err("wrong number of arguments"))),
+            };
+            Ok(sha1_hex(&s))
+        })?,
     )?;
     redis.set(
         "log",
@@ -227,10 +737,45 @@ fn new_state() -> mlua::Result<Lua> {
             Ok(())
         })?,
     )?;
+    // The load-time API of function libraries (see FENV).
+    let lib_redis = lua.create_table()?;
+    lib_redis.raw_set("register_function", lua.create_function(register_function)?)?;
+    for k in [
+        "log",
+        "LOG_DEBUG",
+        "LOG_VERBOSE",
+        "LOG_NOTICE",
+        "LOG_WARNING",
+    ] {
+        lib_redis.raw_set(k, redis.raw_get::<Value>(k)?)?;
+    }
+    lib_redis.raw_set("REDIS_VERSION", crate::REDIS_VERSION)?;
+    lib_redis.raw_set("REDIS_VERSION_NUM", 0x0007000f)?;
+    let lib_api = lua.create_table()?;
+    lib_api.raw_set("redis", lib_redis)?;
     g.set("redis", redis)?;
     g.set("bit", bit_lib(&lua)?)?;
     g.set("cjson", cjson_lib(&lua)?)?;
+    crate::lua_libs::install(&lua)?;
+    // The pieces execution needs, kept out of reach of scripts that
+    // tamper with their globals.
+    lua.set_named_registry_value("cinnabar_redis", g.raw_get::<Table>("redis")?)?;
     lua.load(PRELUDE).set_name("=cinnabar").exec()?;
+    lua.set_named_registry_value(
+        "cinnabar_handler",
+        g.raw_get::<mlua::Function>("__redis__err__handler")?,
+    )?;
+    lua.set_named_registry_value("cinnabar_xpcall", g.raw_get::<mlua::Function>("xpcall")?)?;
+    lua.set_named_registry_value(
+        "cinnabar_fcall",
+        g.raw_get::<mlua::Function>("__cinnabar_fcall")?,
+    )?;
+    let (fenv, set_loading): (Table, mlua::Function) = lua
+        .load(FENV)
+        .set_name("=cinnabar_fenv")
+        .call((lib_api, lua.globals()))?;
+    lua.set_named_registry_value("cinnabar_fenv", fenv)?;
+    lua.set_named_registry_value("cinnabar_set_loading", set_loading)?;
     Ok(lua)
 }
 
@@ -407,6 +952,19 @@ fn cjson_lib(lua: &Lua) -> mlua::Result<Table> {
             let j = to_json(&v, 0)?;
             Ok(j.to_string())
         })?,
+    )?;
+    // Buffer and limit knobs of lua-cjson: accepted, no effect here.
+    t.set(
+        "encode_keep_buffer",
+        lua.create_function(|_, _: Variadic<Value>| Ok(true))?,
+    )?;
+    t.set(
+        "encode_max_depth",
+        lua.create_function(|_, _: Variadic<Value>| Ok(1000))?,
+    )?;
+    t.set(
+        "decode_max_depth",
+        lua.create_function(|_, _: Variadic<Value>| Ok(1000))?,
     )?;
     t.set(
         "decode",
@@ -597,7 +1155,8 @@ fn lua_to_reply(v: Value, resp3: bool, depth: usize) -> Reply {
 }
 
 /// Runs a script body (`sha` its SHA1) with KEYS and ARGV, under the
-/// caller's locks (EVAL holds every shard).
+/// caller's locks (EVAL holds every shard). Normally called on the script
+/// thread (see [`offload`]).
 pub fn run(
     ctx: &mut Ctx<'_>,
     sha: &str,
@@ -606,25 +1165,63 @@ pub fn run(
     args: &[Bytes],
     read_only: bool,
 ) -> CmdResult {
-    let generation = ctx.srv.scripts.generation.load(Ordering::SeqCst);
-    // Known gap: the script runs on the connection's worker thread. A
-    // script past busy-reply-threshold sets BUSY and SCRIPT KILL works for
-    // clients served by the other worker; connections queued on this worker
-    // wait until the script ends. (Handing the worker off with tokio's
-    // block_in_place lost wake-ups after repeated busy scripts, so it is not
-    // used.)
-    run_here(ctx, generation, sha, body, keys, args, read_only)
+    with_state(ctx, |lua, ctx| {
+        let lua_err = |e: mlua::Error| CmdError::err(format!("Error running script: {e}"));
+        let fname = format!("f_{sha}");
+        let func: mlua::Function = match lua.named_registry_value::<Option<mlua::Function>>(&fname)
+        {
+            Ok(Some(f)) => f,
+            _ => {
+                let f = lua
+                    .load(body)
+                    .set_name("@user_script")
+                    .into_function()
+                    .map_err(|e| {
+                        let msg = match &e {
+                            mlua::Error::SyntaxError { message, .. } => message.clone(),
+                            other => other.to_string(),
+                        };
+                        CmdError::err(format!("Error compiling script (new function): {msg}"))
+                    })?;
+                lua.set_named_registry_value(&fname, f.clone())
+                    .map_err(lua_err)?;
+                f
+            }
+        };
+        execute(lua, ctx, Target::Eval(func), sha, keys, args, read_only)
+    })
 }
 
-fn run_here(
+/// FCALL / FCALL_RO of function `name` (its flags already checked).
+pub fn fcall(
     ctx: &mut Ctx<'_>,
-    generation: u64,
-    sha: &str,
-    body: &[u8],
+    name: &str,
     keys: &[Bytes],
     args: &[Bytes],
     read_only: bool,
 ) -> CmdResult {
+    with_state(ctx, |lua, ctx| {
+        let fns = sync_functions(lua, &ctx.srv.functions)
+            .map_err(|e| CmdError::err(format!("Error loading functions: {e}")))?;
+        let f: mlua::Function = match fns.raw_get::<Value>(name) {
+            Ok(Value::Function(f)) => f,
+            _ => return Err(CmdError::err("Function not found")),
+        };
+        execute(lua, ctx, Target::Function(f), name, keys, args, read_only)
+    })
+}
+
+/// What [`execute`] runs: an EVAL script body (KEYS/ARGV as globals) or a
+/// library function (called with the keys and args tables).
+enum Target {
+    Eval(mlua::Function),
+    Function(mlua::Function),
+}
+
+/// Runs `f` with this thread's interpreter (created, or recreated after
+/// SCRIPT FLUSH, on demand).
+fn with_state(ctx: &mut Ctx<'_>, f: impl FnOnce(&Lua, &mut Ctx<'_>) -> CmdResult) -> CmdResult {
+    let generation = ctx.srv.scripts.generation.load(Ordering::SeqCst);
     STATE.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.as_ref().is_none_or(|(g, _)| *g != generation) {
@@ -634,40 +1231,21 @@ fn run_here(
         let Some((_, lua)) = slot.as_ref() else {
             return Err(CmdError::INTERNAL);
         };
-        execute(lua, ctx, sha, body, keys, args, read_only)
+        f(lua, ctx)
     })
 }
 
 fn execute(
     lua: &Lua,
     ctx: &mut Ctx<'_>,
-    sha: &str,
-    body: &[u8],
+    target: Target,
+    label: &str,
     keys: &[Bytes],
     args: &[Bytes],
     read_only: bool,
 ) -> CmdResult {
+    let sha = label;
     let lua_err = |e: mlua::Error| CmdError::err(format!("Error running script: {e}"));
-    let fname = format!("f_{sha}");
-    let func: mlua::Function = match lua.named_registry_value::<Option<mlua::Function>>(&fname) {
-        Ok(Some(f)) => f,
-        _ => {
-            let f = lua
-                .load(body)
-                .set_name("@user_script")
-                .into_function()
-                .map_err(|e| {
-                    let msg = match &e {
-                        mlua::Error::SyntaxError { message, .. } => message.clone(),
-                        other => other.to_string(),
-                    };
-                    CmdError::err(format!("Error compiling script (new function): {msg}"))
-                })?;
-            lua.set_named_registry_value(&fname, f.clone())
-                .map_err(lua_err)?;
-            f
-        }
-    };
     let g = lua.globals();
     let mk = |v: &[Bytes]| -> mlua::Result<Table> {
         let t = lua.create_table_with_capacity(v.len(), 0)?;
@@ -676,10 +1254,12 @@ fn execute(
         }
         Ok(t)
     };
-    g.raw_set("KEYS", mk(keys).map_err(lua_err)?)
-        .map_err(lua_err)?;
-    g.raw_set("ARGV", mk(args).map_err(lua_err)?)
-        .map_err(lua_err)?;
+    let keys_t = mk(keys).map_err(lua_err)?;
+    let args_t = mk(args).map_err(lua_err)?;
+    if matches!(target, Target::Eval(_)) {
+        g.raw_set("KEYS", keys_t.clone()).map_err(lua_err)?;
+        g.raw_set("ARGV", args_t.clone()).map_err(lua_err)?;
+    }
     lua.set_named_registry_value("cinnabar_resp", 2)
         .map_err(lua_err)?;
 
@@ -687,6 +1267,7 @@ fn execute(
     STARTED_MS.store(unix_ms(), Ordering::Relaxed);
     KILL.store(false, Ordering::SeqCst);
     WROTE.store(false, Ordering::SeqCst);
+    RUNNING_EVAL.store(matches!(target, Target::Eval(_)), Ordering::SeqCst);
     RUNNING.store(true, Ordering::SeqCst);
     lua.set_hook(HookTriggers::new().every_nth_instruction(100_000), |_lua, _dbg| {
         let elapsed = unix_ms().saturating_sub(STARTED_MS.load(Ordering::Relaxed));
@@ -696,9 +1277,13 @@ fn execute(
             BUSY.store(true, Ordering::SeqCst);
         }
         if KILL.load(Ordering::SeqCst) {
-            return Err(mlua::Error::RuntimeError(
-                "Script killed by user with SCRIPT KILL...".into(),
-            ));
+            tracing::warn!("Lua script killed by user with SCRIPT KILL.");
+            // From now on raise on every line, so a script catching the
+            // error with pcall cannot go on (as Redis does).
+            _lua.set_hook(HookTriggers::new().every_line(), |lua, _| {
+                Err(raise(lua, &CmdError::err(KILLED)))
+            });
+            return Err(raise(_lua, &CmdError::err(KILLED)));
         }
         Ok(mlua::VmState::Continue)
     });
@@ -765,6 +1350,26 @@ fn execute(
                 CmdError::err("This Redis command is not allowed from script"),
             );
         }
+        if (entry.spec.name == "xread" || entry.spec.name == "xreadgroup")
+            && cmd.iter().skip(1).any(|a| a.eq_ignore_ascii_case(b"block"))
+        {
+            return fail(
+                lua,
+                CmdError::err(format!(
+                    "{} command is not allowed with BLOCK option from scripts",
+                    entry.spec.name
+                )),
+            );
+        }
+        if entry.spec.flags.contains(CmdFlags::DENYOOM) {
+            let (max, used) = {
+                let g = ctx_cell.borrow();
+                (g.srv.config.maxmemory(), g.srv.memory.used(g.now))
+            };
+            if max > 0 && used > max {
+                return fail(lua, CmdError::OOM);
+            }
+        }
         let writes = entry.spec.flags.contains(CmdFlags::WRITE);
         if writes && read_only {
             return fail(
@@ -795,12 +1400,18 @@ fn execute(
         let call = scope.create_function(|lua, argv: Variadic<Value>| run_cmd(lua, argv, true))?;
         let pcall =
             scope.create_function(|lua, argv: Variadic<Value>| run_cmd(lua, argv, false))?;
-        let redis: Table = lua.globals().raw_get("redis")?;
+        let redis: Table = lua.named_registry_value("cinnabar_redis")?;
         redis.raw_set("call", call)?;
         redis.raw_set("pcall", pcall)?;
-        let handler: mlua::Function = lua.globals().raw_get("__redis__err__handler")?;
-        let xpcall: mlua::Function = lua.globals().raw_get("xpcall")?;
-        let (ok, v): (bool, Value) = xpcall.call((func, handler))?;
+        let handler: mlua::Function = lua.named_registry_value("cinnabar_handler")?;
+        let xpcall: mlua::Function = lua.named_registry_value("cinnabar_xpcall")?;
+        let (ok, v): (bool, Value) = match &target {
+            Target::Eval(func) => xpcall.call((func.clone(), handler))?,
+            Target::Function(func) => {
+                let fcall: mlua::Function = lua.named_registry_value("cinnabar_fcall")?;
+                fcall.call((func.clone(), handler, keys_t.clone(), args_t.clone()))?
+            }
+        };
         let resp3 = lua
             .named_registry_value::<i64>("cinnabar_resp")
             .unwrap_or(2)
@@ -836,8 +1447,11 @@ fn execute(
     RUNNING.store(false, Ordering::SeqCst);
     BUSY.store(false, Ordering::SeqCst);
     let _ = lua.globals().raw_set("__cinnabar_pending", Value::Nil);
-    if killed {
-        return Err(CmdError::err("Script killed by user with SCRIPT KILL..."));
+    if killed && !matches!(&result, Ok(Err(e)) if e.as_str().contains(KILLED)) {
+        // The script swallowed the kill error (pcall) and ended anyway.
+        return Err(CmdError::err(format!(
+            "{KILLED} script: {sha}, on @user_script:1."
+        )));
     }
     match result {
         Ok(r) => r,

@@ -454,3 +454,34 @@ async fn shutdown_saves_per_flags_and_save_points() {
     srv.restart_with(&[]);
     assert_eq!(get(&srv, "e").await.as_deref(), Some("1"));
 }
+
+/// Function libraries travel with the dataset: in dump.rdb and in the AOF.
+#[tokio::test]
+async fn functions_survive_restart_via_rdb_and_aof() {
+    let code = "#!lua name=mylib\nredis.register_function('hello', function(keys, args) return 'hi ' .. args[1] end)";
+    for extra in [&[][..], &["--appendonly", "yes"][..]] {
+        let mut srv = TestServer::start_with(extra);
+        let mut c = srv.conn().await;
+        let name: String = redis::cmd("FUNCTION")
+            .arg("LOAD")
+            .arg(code)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(name, "mylib");
+        if extra.is_empty() {
+            let _: () = redis::cmd("SAVE").query_async(&mut c).await.unwrap();
+        }
+        drop(c);
+        srv.restart_with(extra);
+        let mut c = srv.conn().await;
+        let r: String = redis::cmd("FCALL")
+            .arg("hello")
+            .arg(0)
+            .arg("you")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(r, "hi you", "{extra:?}");
+    }
+}

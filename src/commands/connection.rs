@@ -646,6 +646,6 @@ pub fn help_reply(cmd: &str, lines: &[&str]) -> Reply {
     ))];
     v.extend(lines.iter().map(|l| Reply::StatusOwned(l.to_string())));
     v.push(Reply::Status("HELP"));
-    v.push(Reply::Status("    Print this help."));
+    v.push(Reply::Status("    Prints this help."));
     Reply::Array(v)
 }

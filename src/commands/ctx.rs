@@ -38,6 +38,20 @@ impl<'a> Locks<'a> {
         Locks { held }
     }
 
+    /// [`Locks::acquire`] for client commands: gives up (releasing what it
+    /// took) when a script that holds the shards passes
+    /// `busy-reply-threshold`, so the command can be answered `-BUSY`
+    /// instead of parking an async worker until the script ends.
+    pub fn acquire_unless_busy(srv: &'a Server, set: &[(u32, u32)]) -> Option<Self> {
+        let mut held = SmallVec::with_capacity(set.len());
+        for &(db, sh) in set {
+            if let Some(d) = srv.keyspace.db(db as usize) {
+                held.push((db, sh, lock_unless_busy(d.shard(sh as usize))?));
+            }
+        }
+        Some(Locks { held })
+    }
+
     fn find(&mut self, db: u32, sh: u32) -> Option<&mut Shard> {
         let i = self
             .held
@@ -82,6 +96,23 @@ impl<'a> Locks<'a> {
                 // Watches belong to the database, not to the data.
                 x.swap_watchers(y);
             }
+        }
+    }
+}
+
+/// Locks `m`, unless it is (or becomes) held by a script running past
+/// `busy-reply-threshold` (then `None`). Uncontended, this is one
+/// `try_lock`.
+pub fn lock_unless_busy<T>(m: &parking_lot::Mutex<T>) -> Option<MutexGuard<'_, T>> {
+    if let Some(g) = m.try_lock() {
+        return Some(g);
+    }
+    loop {
+        if crate::scripting::busy() {
+            return None;
+        }
+        if let Some(g) = m.try_lock_for(std::time::Duration::from_millis(2)) {
+            return Some(g);
         }
     }
 }
@@ -133,7 +164,12 @@ impl<'a> Ctx<'a> {
             for (i, sh) in d.shards().iter().enumerate() {
                 match self.locks.find(db as u32, i as u32) {
                     Some(held) => f(db, held),
-                    None => f(db, &mut sh.lock()),
+                    // A busy script holds it: skip rather than stall.
+                    None => {
+                        if let Some(mut g) = lock_unless_busy(sh) {
+                            f(db, &mut g)
+                        }
+                    }
                 }
             }
         }

@@ -103,16 +103,10 @@ pub fn execute(srv: &Server, client: &mut Client, argv: &[Bytes]) -> Reply {
         );
     }
     if crate::scripting::busy() && !entry.spec.flags.contains(CmdFlags::ALLOW_BUSY) {
-        return reject(
-            srv,
-            client,
-            Some(entry),
-            CmdError::from_static(
-                "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
-            ),
-        );
+        return reject_busy(srv, client, entry);
     }
-    if srv.config.maxmemory() > 0 {
+    // While a script holds every shard, eviction would wait for it.
+    if srv.config.maxmemory() > 0 && !crate::scripting::running() {
         let is_exec = entry.spec.name == "exec";
         let denyoom = entry.spec.flags.contains(CmdFlags::DENYOOM)
             || (is_exec && client.multi.as_ref().is_some_and(|m| m.denyoom));
@@ -172,6 +166,22 @@ fn reject(srv: &Server, client: &mut Client, entry: Option<&CommandEntry>, e: Cm
     Reply::Error(e)
 }
 
+/// `-BUSY` for a command refused while a script runs past
+/// `busy-reply-threshold`; an EXEC so refused also ends the transaction
+/// (`-EXECABORT … BUSY …`), as in Redis.
+pub fn reject_busy(srv: &Server, client: &mut Client, entry: &CommandEntry) -> Reply {
+    let busy = crate::scripting::busy_error();
+    if entry.spec.name == "exec" && client.multi.is_some() {
+        transaction::discard_state(srv, client);
+        let e = CmdError::new(format!(
+            "EXECABORT Transaction discarded because of: {}",
+            busy.as_str()
+        ));
+        return reject(srv, client, Some(entry), e);
+    }
+    reject(srv, client, Some(entry), busy)
+}
+
 /// The (db, shard) pairs a command must hold, sorted and deduplicated.
 /// Inline storage: the common single-key command allocates nothing.
 pub type LockPlan = SmallVec<[(u32, u32); 4]>;
@@ -225,7 +235,10 @@ pub fn call(srv: &Server, client: &mut Client, entry: &CommandEntry, argv: &[Byt
     let locks = if plan.is_empty() {
         Locks::none()
     } else {
-        Locks::acquire(srv, &plan)
+        match Locks::acquire_unless_busy(srv, &plan) {
+            Some(l) => l,
+            None => return reject_busy(srv, client, entry),
+        }
     };
     let mut ctx = Ctx {
         srv,

@@ -7,6 +7,7 @@ pub mod blocking;
 pub mod connection;
 pub mod ctx;
 pub mod dispatch;
+pub mod functions;
 pub mod geo;
 pub mod hashes;
 pub mod hyperloglog;

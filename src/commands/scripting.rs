@@ -213,7 +213,7 @@ fn script_flush(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 /// SCRIPT KILL
 /// ```
 fn script_kill(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
-    scripting::kill()?;
+    scripting::kill(true)?;
     Ok(Reply::OK)
 }
 

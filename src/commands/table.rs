@@ -15,6 +15,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     crate::commands::strings::SPECS,
     crate::commands::keys::SPECS,
     crate::commands::server::SPECS,
+    crate::commands::functions::SPECS,
     crate::commands::hashes::SPECS,
     crate::commands::lists::SPECS,
     crate::commands::sets::SPECS,

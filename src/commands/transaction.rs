@@ -180,7 +180,17 @@ fn exec(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
     }
     plan.sort_unstable();
     plan.dedup();
-    ctx.locks = Locks::acquire(srv, &plan);
+    ctx.locks = match Locks::acquire_unless_busy(srv, &plan) {
+        Some(l) => l,
+        None => {
+            // A script passed busy-reply-threshold while EXEC waited.
+            unwatch_all(srv, ctx.client);
+            return Err(CmdError::new(format!(
+                "EXECABORT Transaction discarded because of: {}",
+                crate::scripting::busy_error().as_str()
+            )));
+        }
+    };
     let touched = ctx
         .client
         .watch_flag

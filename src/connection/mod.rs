@@ -73,14 +73,49 @@ where
         client.now = dispatch::unix_ms();
         info.last_interaction.store(client.now, Ordering::Relaxed);
 
+        // A parsed command handed back by the script thread (see below).
+        let mut pending: Option<crate::scripting::ParseItem> = None;
         loop {
             let limits = Limits {
                 max_bulk_len: srv.config.proto_max_bulk_len(),
                 authenticated: client.authenticated,
             };
-            match parser.next(&mut inbuf, limits) {
+            let item = match pending.take() {
+                Some(it) => it,
+                None => parser.next(&mut inbuf, limits),
+            };
+            match item {
                 Ok(Some(argv)) => {
-                    let mut reply = dispatch::execute(&srv, &mut client, &argv);
+                    let mut reply = if crate::scripting::wants_script_thread(&client, &argv) {
+                        // Scripts run on the script thread, with the script
+                        // commands that follow in the buffer (see
+                        // scripting::offload_batch); this task waits
+                        // without holding its worker.
+                        let batch = crate::scripting::offload_batch(
+                            srv.clone(),
+                            client,
+                            parser,
+                            std::mem::take(&mut inbuf),
+                            argv.clone(),
+                        )
+                        .await;
+                        let Some(b) = batch else {
+                            srv.unregister_client(info.id);
+                            return;
+                        };
+                        client = b.client;
+                        parser = b.parser;
+                        inbuf = b.inbuf;
+                        pending = b.next;
+                        let mut replies = b.replies;
+                        let last = replies.pop().unwrap_or(Reply::Null);
+                        for r in replies {
+                            emit(&mut client, &r, &mut out);
+                        }
+                        last
+                    } else {
+                        dispatch::execute(&srv, &mut client, &argv)
+                    };
                     if client.blocking.waiter.is_some() {
                         // Blocked: send what earlier commands produced, then
                         // wait for this command's final reply.
@@ -113,17 +148,7 @@ where
                             None => break 'conn,
                         }
                     }
-                    // Pub/sub: messages this command queued for its own
-                    // client (RESP3 PUBLISH to itself) precede its reply.
-                    if let Some(ob) = &client.pubsub.outbox {
-                        ob.drain_into(&mut out);
-                    }
-                    match client.reply_mode {
-                        ReplyMode::On => encode(&reply, client.resp, &mut out),
-                        ReplyMode::Off => {}
-                        ReplyMode::SkipNext => client.reply_mode = ReplyMode::Skipping,
-                        ReplyMode::Skipping => client.reply_mode = ReplyMode::On,
-                    }
+                    emit(&mut client, &reply, &mut out);
                     if client.close_after_reply {
                         break;
                     }
@@ -187,6 +212,21 @@ where
     crate::commands::transaction::discard_state(&srv, &mut client);
     srv.pubsub.remove_client(&mut client.pubsub, client.id);
     srv.unregister_client(info.id);
+}
+
+/// Appends a command's reply to the output buffer, honouring CLIENT REPLY.
+fn emit(client: &mut Client, reply: &Reply, out: &mut BytesMut) {
+    // Pub/sub: messages this command queued for its own client (RESP3
+    // PUBLISH to itself) precede its reply.
+    if let Some(ob) = &client.pubsub.outbox {
+        ob.drain_into(out);
+    }
+    match client.reply_mode {
+        ReplyMode::On => encode(reply, client.resp, out),
+        ReplyMode::Off => {}
+        ReplyMode::SkipNext => client.reply_mode = ReplyMode::Skipping,
+        ReplyMode::Skipping => client.reply_mode = ReplyMode::On,
+    }
 }
 
 /// What woke an idle connection.

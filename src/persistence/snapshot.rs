@@ -329,9 +329,9 @@ impl SaveParams {
     }
 }
 
-/// Function libraries to persist with the data (none until FUNCTION lands).
-fn library_codes(_srv: &Server) -> Vec<Vec<u8>> {
-    Vec::new()
+/// Function libraries to persist with the data (FUNCTION LOAD sources).
+fn library_codes(srv: &Server) -> Vec<Vec<u8>> {
+    srv.functions.library_codes()
 }
 
 /// Serialises `frozen` as an RDB file at `tmp` and fsyncs it.
@@ -428,13 +428,12 @@ pub fn load_rdb_file(srv: &Server, path: &Path) -> Result<rdb::LoadSummary, Stri
     Ok(summary)
 }
 
-/// Restores a function library saved in an RDB file (FUNCTION lands in the
-/// scripting module; until then libraries in a file are reported).
-fn load_function_library(_srv: &Server, code: &[u8]) {
-    tracing::warn!(
-        bytes = code.len(),
-        "the RDB file holds a function library; functions are not supported yet and it was skipped"
-    );
+/// Restores a function library saved in an RDB file (replacing one of the
+/// same name, as loading a whole dataset does).
+fn load_function_library(srv: &Server, code: &[u8]) {
+    if let Err(e) = srv.functions.load_library(code, true) {
+        tracing::warn!("Failed loading a function library from the RDB file: {e}");
+    }
 }
 
 /// Startup with `appendonly no`: loads `dbfilename` from `dir` if present.

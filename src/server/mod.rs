@@ -50,6 +50,8 @@ pub struct Server {
     pub evictor: eviction::Evictor,
     /// Lua scripts by SHA1 (EVAL, SCRIPT LOAD).
     pub scripts: crate::scripting::ScriptCache,
+    /// Function libraries (FUNCTION LOAD, FCALL).
+    pub functions: crate::functions::FunctionRegistry,
     /// Channel/pattern subscriptions (PUBLISH, keyspace notifications).
     pub pubsub: pubsub::PubSub,
     /// The TLS server config of `tls-port` (swapped on CONFIG SET tls-*).
@@ -100,6 +102,7 @@ impl Server {
             memory: memory::MemoryMeter::default(),
             evictor: eviction::Evictor::default(),
             scripts: crate::scripting::ScriptCache::default(),
+            functions: crate::functions::FunctionRegistry::default(),
             pubsub: Default::default(),
             tls: tls::TlsState::default(),
             disabled: disabled_table(&config),
@@ -468,7 +471,7 @@ async fn eviction_task(srv: Arc<Server>) {
             _ = tokio::time::sleep(pause) => {}
             _ = rx.changed() => return,
         }
-        if !over {
+        if !over || crate::scripting::running() {
             continue;
         }
         let burst = Instant::now();
@@ -497,7 +500,9 @@ async fn active_expire_task(srv: Arc<Server>) {
             _ = rx.changed() => return,
         }
         srv.sync_access_tracking();
-        if !srv.active_expire.load(Ordering::Relaxed) {
+        // A running script holds every shard: skip this turn rather than
+        // park the async worker on its locks.
+        if !srv.active_expire.load(Ordering::Relaxed) || crate::scripting::running() {
             continue;
         }
         let budget = period / 4;
@@ -508,7 +513,9 @@ async fn active_expire_task(srv: Arc<Server>) {
             for shard in d.shards() {
                 loop {
                     let now = crate::commands::dispatch::unix_ms();
-                    let mut guard = shard.lock();
+                    let Some(mut guard) = crate::commands::ctx::lock_unless_busy(shard) else {
+                        break 'cycle;
+                    };
                     let removed = guard.expire_due(now, EXPIRE_BATCH);
                     if srv.feed.active() {
                         // Under the shard lock, so the DEL is ordered with
