@@ -35,6 +35,12 @@ fn fcall_keys(argv: &[Bytes]) -> Vec<usize> {
 }
 
 // Like EVAL, functions lock every shard: they may touch undeclared keys.
+/// FUNCTION LOAD/DELETE/FLUSH/RESTORE change the function registry, not
+/// the keyspace: they lock no shard.
+fn no_shards(_: &crate::server::Server, _: usize, _: &[Bytes]) -> Vec<(u32, u32)> {
+    Vec::new()
+}
+
 pub const SPECS: &[CommandSpec] = &[
     cmd("fcall", -3, FCALL_F, fcall)
         .find_keys(fcall_keys)
@@ -55,6 +61,7 @@ pub const SPECS: &[CommandSpec] = &[
 
 const FUNCTION_SUBS: &[CommandSpec] = &[
     cmd("delete", 3, F::NOSCRIPT.union(F::WRITE), function_delete)
+        .lock(LockScope::Custom(no_shards))
         .acl(SC)
         .doc("scripting", "7.0.0", "Delete a function by name"),
     cmd("dump", 2, F::NOSCRIPT, function_dump).acl(SC).doc(
@@ -63,6 +70,7 @@ const FUNCTION_SUBS: &[CommandSpec] = &[
         "Dump all functions into a serialized binary payload",
     ),
     cmd("flush", -2, F::NOSCRIPT.union(F::WRITE), function_flush)
+        .lock(LockScope::Custom(no_shards))
         .acl(SC)
         .doc("scripting", "7.0.0", "Deleting all functions"),
     cmd("help", 2, F::LOADING.union(F::STALE), function_help)
@@ -90,6 +98,7 @@ const FUNCTION_SUBS: &[CommandSpec] = &[
         F::NOSCRIPT.union(F::WRITE).union(F::DENYOOM),
         function_load,
     )
+    .lock(LockScope::Custom(no_shards))
     .acl(SC)
     .doc(
         "scripting",
@@ -102,6 +111,7 @@ const FUNCTION_SUBS: &[CommandSpec] = &[
         F::NOSCRIPT.union(F::WRITE).union(F::DENYOOM),
         function_restore,
     )
+    .lock(LockScope::Custom(no_shards))
     .acl(SC)
     .doc(
         "scripting",
