@@ -459,7 +459,10 @@ async fn shutdown_saves_per_flags_and_save_points() {
 #[tokio::test]
 async fn functions_survive_restart_via_rdb_and_aof() {
     let code = "#!lua name=mylib\nredis.register_function('hello', function(keys, args) return 'hi ' .. args[1] end)";
-    for extra in [&[][..], &["--appendonly", "yes"][..]] {
+    for extra in [
+        &[][..],
+        &["--appendonly", "yes", "--appendfsync", "always"][..],
+    ] {
         let mut srv = TestServer::start_with(extra);
         let mut c = srv.conn().await;
         let name: String = redis::cmd("FUNCTION")

@@ -350,9 +350,9 @@ fn record(ctx: &mut Ctx<'_>, entry: &CommandEntry, argv: &[Bytes]) {
             }
         }
         None if entry.spec.flags.contains(CmdFlags::WRITE) => {
-            // Own copies: slices of the request would pin its read buffer.
-            ctx.prop
-                .push((db, argv.iter().map(|a| Bytes::copy_from_slice(a)).collect()));
+            // Slices of the request (refcounts, no copy): the records are
+            // encoded and dropped before the command returns.
+            ctx.prop.push((db, argv.to_vec()));
         }
         None => {}
     }

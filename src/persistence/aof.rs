@@ -498,7 +498,22 @@ pub fn writer_loop(srv: Arc<Server>, mut file: File, start_offset: u64) {
     let mut off = start_offset;
     let mut synced_off = start_offset;
     let mut last_sync = Instant::now();
-    while let Some(segments) = feed.take(Duration::from_millis(200)) {
+    loop {
+        let always = srv.config.appendfsync() == Appendfsync::Always;
+        feed.set_eager(always);
+        // Without `always`, appends do not wake us: poll every 2 ms (a
+        // batch per write(2), as Redis writes once per event-loop turn).
+        let wait = if always {
+            Duration::from_millis(200)
+        } else {
+            Duration::from_millis(2)
+        };
+        let Some(segments) = feed.take(wait, !always) else {
+            break;
+        };
+        if segments.is_empty() && !always && last_sync.elapsed() < Duration::from_secs(1) {
+            continue;
+        }
         let mut failed = false;
         for seg in segments {
             match seg {

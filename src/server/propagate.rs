@@ -61,6 +61,10 @@ pub struct Feed {
     synced: AtomicU64,
     /// Wakes connections waiting for `appendfsync always` durability.
     synced_notify: tokio::sync::Notify,
+    /// Wake the writer on every append (`appendfsync always`: replies wait
+    /// for it). Otherwise the writer polls every few milliseconds, which
+    /// batches writes and spares a futex wake per command.
+    eager: AtomicBool,
 }
 
 /// Appends `argv` to `out` as a RESP array of bulk strings.
@@ -80,6 +84,11 @@ pub fn encode_command(out: &mut Vec<u8>, argv: &[impl AsRef<[u8]>]) {
 }
 
 impl Feed {
+    /// Should every append wake the writer at once (see `eager`)?
+    pub fn set_eager(&self, on: bool) {
+        self.eager.store(on, Ordering::Relaxed);
+    }
+
     /// Is anything consuming the stream?
     #[inline]
     pub fn active(&self) -> bool {
@@ -150,7 +159,9 @@ impl Feed {
         st.segments.push_back(Segment::Data(buf));
         let end = self.appended.fetch_add(added, Ordering::SeqCst) + added;
         drop(st);
-        self.cond.notify_one();
+        if self.eager.load(Ordering::Relaxed) {
+            self.cond.notify_one();
+        }
         end
     }
 
@@ -173,9 +184,11 @@ impl Feed {
 
     /// The writer's side: waits up to `timeout` for segments and takes them
     /// all. Returns `None` once asked to stop and drained.
-    pub fn take(&self, timeout: std::time::Duration) -> Option<Vec<Segment>> {
+    /// With `batch`, waits the whole `timeout` (unless stopped or rotated)
+    /// even if segments are queued, so each write(2) carries a batch.
+    pub fn take(&self, timeout: std::time::Duration, batch: bool) -> Option<Vec<Segment>> {
         let mut st = self.state.lock();
-        if st.segments.is_empty() && !st.stop {
+        if (batch || st.segments.is_empty()) && !st.stop {
             self.cond.wait_for(&mut st, timeout);
         }
         if st.segments.is_empty() && st.stop {
