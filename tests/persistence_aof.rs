@@ -114,6 +114,19 @@ async fn relative_and_random_commands_are_propagated_deterministically() {
         .query_async(&mut c)
         .await
         .unwrap();
+    let payload: Vec<u8> = redis::cmd("DUMP")
+        .arg("a")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("RESTORE")
+        .arg("r")
+        .arg(50000)
+        .arg(payload)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    // With appendfsync always the reply came after the write: it is there.
     let aof = std::fs::read(
         srv.dir
             .path()
@@ -134,6 +147,10 @@ async fn relative_and_random_commands_are_propagated_deterministically() {
         "{text}"
     );
     assert!(text.contains(&id), "{text}");
+    assert!(
+        text.contains("ABSTTL"),
+        "RESTORE propagates its deadline: {text}"
+    );
     let manifest =
         std::fs::read_to_string(srv.dir.path().join("appendonlydir/appendonly.aof.manifest"))
             .unwrap();

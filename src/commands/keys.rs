@@ -625,9 +625,19 @@ fn restore(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     if at.is_some_and(|t| t <= now) {
         if deleted {
             ctx.changed(1);
+            ctx.propagate_as(vec![Bytes::from_static(b"DEL"), key.clone()]);
             ctx.notify(N::GENERIC, "del", key);
         }
         return Ok(Reply::OK);
+    }
+    if let (Some(t), false) = (at, absttl) {
+        if ctx.propagating() {
+            // A relative TTL would move on replay: propagate the deadline.
+            let mut v = argv.to_vec();
+            v[2] = Bytes::copy_from_slice(itoa::Buffer::new().format(t).as_bytes());
+            v.push(Bytes::from_static(b"ABSTTL"));
+            ctx.propagate_as(v);
+        }
     }
     let sh = ctx.shard(key)?;
     sh.set(key, value, at.map(Ttl::At).unwrap_or(Ttl::Clear), now);
