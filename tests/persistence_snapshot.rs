@@ -488,3 +488,58 @@ async fn functions_survive_restart_via_rdb_and_aof() {
         assert_eq!(r, "hi you", "{extra:?}");
     }
 }
+
+/// DEBUG DIGEST: zeros when empty, stable across DEBUG RELOAD and a restart
+/// from the RDB, different after any change.
+#[tokio::test]
+async fn debug_digest_is_stable_across_reload_and_restart() {
+    let mut srv = TestServer::start();
+    let mut c = srv.conn().await;
+    let empty: String = redis::cmd("DEBUG")
+        .arg("DIGEST")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(empty, "0".repeat(40));
+    fill_every_type(&mut c).await;
+    let d1: String = redis::cmd("DEBUG")
+        .arg("DIGEST")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_ne!(d1, empty);
+    let _: () = redis::cmd("DEBUG")
+        .arg("RELOAD")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let d2: String = redis::cmd("DEBUG")
+        .arg("DIGEST")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(d1, d2);
+    drop(c);
+    srv.restart_with(&[]);
+    let mut c = srv.conn().await;
+    let d3: String = redis::cmd("DEBUG")
+        .arg("DIGEST")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(d1, d3);
+    let _: () = c.sadd("set", "new").await.unwrap();
+    let d4: String = redis::cmd("DEBUG")
+        .arg("DIGEST")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_ne!(d1, d4);
+    let v: Vec<String> = redis::cmd("DEBUG")
+        .arg("DIGEST-VALUE")
+        .arg("nokey")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(v, vec!["0".repeat(40)]);
+}

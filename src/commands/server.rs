@@ -163,6 +163,16 @@ const DEBUG_SUBS: &[CommandSpec] = &[
         "1.0.0",
         "Saves the RDB file, flushes the dataset and loads the file back (NOSAVE, NOFLUSH).",
     ),
+    cmd("digest", 2, ADM, debug_digest).doc(
+        "server",
+        "1.0.0",
+        "Outputs a hex signature of the whole dataset (40 zeros when empty); equal datasets give equal digests.",
+    ),
+    cmd("digest-value", -2, ADM, debug_digest_value).doc(
+        "server",
+        "1.0.0",
+        "Outputs a hex signature of the values of the given keys.",
+    ),
     cmd("panic-in-handler", 2, ADM, debug_panic).doc(
         "server",
         "1.0.0",
@@ -982,6 +992,123 @@ fn debug_reload(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     crate::persistence::snapshot::load_rdb_file(srv, &path)
         .map_err(|_| CmdError::err("Error trying to load the RDB dump, check server logs."))?;
     Ok(Reply::OK)
+}
+
+/// A 20-byte digest of one value, independent of its encoding and of the
+/// storage order of unordered types (sets and hashes XOR their elements'
+/// digests), so a dataset and its reloaded copy digest alike. Not Redis's
+/// exact numbers: digests are only compared with the same server's.
+fn value_digest(v: crate::storage::ValueRef<'_>) -> [u8; 20] {
+    use crate::storage::value::Obj;
+    use crate::storage::ValueRef;
+    fn sha(parts: &[&[u8]]) -> [u8; 20] {
+        let mut h = sha1_smol::Sha1::new();
+        for p in parts {
+            h.update(&(p.len() as u64).to_le_bytes());
+            h.update(p);
+        }
+        h.digest().bytes()
+    }
+    fn xor(a: &mut [u8; 20], b: [u8; 20]) {
+        for (x, y) in a.iter_mut().zip(b) {
+            *x ^= y;
+        }
+    }
+    match v {
+        ValueRef::Str(_) | ValueRef::Int(_) | ValueRef::Obj(Obj::Raw(_)) => {
+            let s = v.as_string().map(|s| s.to_vec()).unwrap_or_default();
+            sha(&[b"string", &s])
+        }
+        ValueRef::Obj(Obj::List(l)) => {
+            let mut h = sha1_smol::Sha1::new();
+            h.update(b"list");
+            for e in l.iter() {
+                h.update(&(e.len() as u64).to_le_bytes());
+                h.update(e);
+            }
+            h.digest().bytes()
+        }
+        ValueRef::Obj(Obj::Set(set)) => {
+            let mut acc = sha(&[b"set"]);
+            for m in set.iter() {
+                xor(&mut acc, sha(&[&m.to_bytes()]));
+            }
+            acc
+        }
+        ValueRef::Obj(Obj::Hash(hash)) => {
+            let mut acc = sha(&[b"hash"]);
+            for (f, val) in hash.iter() {
+                xor(&mut acc, sha(&[f, val]));
+            }
+            acc
+        }
+        ValueRef::Obj(Obj::ZSet(z)) => {
+            let mut h = sha1_smol::Sha1::new();
+            h.update(b"zset");
+            for (m, score) in z.range(0, z.len()) {
+                h.update(&(m.len() as u64).to_le_bytes());
+                h.update(&m);
+                h.update(&score.to_le_bytes());
+            }
+            h.digest().bytes()
+        }
+        ValueRef::Obj(Obj::Stream(_)) => {
+            sha(&[b"stream", &crate::persistence::rdb::dump_payload(v)])
+        }
+    }
+}
+
+fn hex20(d: &[u8; 20]) -> String {
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// ```text
+/// DEBUG DIGEST
+/// ```
+fn debug_digest(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+    debug_allowed(ctx)?;
+    let now = ctx.now;
+    let mut acc = [0u8; 20];
+    let mut any = false;
+    ctx.visit_all_shards(|db, sh| {
+        sh.for_each_entry(now, |k, v, exp, _| {
+            any = true;
+            let mut h = sha1_smol::Sha1::new();
+            h.update(&(db as u64).to_le_bytes());
+            h.update(&(k.len() as u64).to_le_bytes());
+            h.update(k);
+            h.update(&value_digest(v));
+            if let Some(at) = exp {
+                h.update(&at.to_le_bytes());
+            }
+            for (x, y) in acc.iter_mut().zip(h.digest().bytes()) {
+                *x ^= y;
+            }
+        });
+    });
+    if !any {
+        acc = [0u8; 20];
+    }
+    Ok(Reply::StatusOwned(hex20(&acc)))
+}
+
+/// ```text
+/// DEBUG DIGEST-VALUE [key ...]
+/// ```
+fn debug_digest_value(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    debug_allowed(ctx)?;
+    let now = ctx.now;
+    let ks = &ctx.srv.keyspace;
+    let Some(d) = ks.db(ctx.client.db) else {
+        return Err(CmdError::INTERNAL);
+    };
+    let mut out = Vec::with_capacity(argv.len().saturating_sub(2));
+    for k in &argv[2..] {
+        let mut sh = d.shard(ks.shard_index(k)).lock();
+        let dg = sh.peek(k, now).map(value_digest).unwrap_or([0u8; 20]);
+        out.push(Reply::StatusOwned(hex20(&dg)));
+    }
+    Ok(Reply::Array(out))
 }
 
 fn debug_allowed(ctx: &Ctx<'_>) -> CmdResult<()> {
