@@ -83,6 +83,13 @@ fn bgsave(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         }
         None => {}
     }
+    if !ctx.locks.is_empty() {
+        // Inside EXEC this thread holds shard locks the fork would wait
+        // for: the cron starts the save right after the transaction.
+        p.bgsave_scheduled
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        return Ok(Reply::Status("Background saving scheduled"));
+    }
     snapshot::bgsave(ctx.srv, false).map_err(CmdError::new)?;
     Ok(Reply::Status("Background saving started"))
 }
@@ -103,6 +110,16 @@ fn lastsave(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
 /// BGREWRITEAOF
 /// ```
 fn bgrewriteaof(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+    if !ctx.locks.is_empty() {
+        // Inside EXEC (shard locks held): see BGSAVE.
+        ctx.srv
+            .persist
+            .rewrite_scheduled
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        return Ok(Reply::Status(
+            "Background append only file rewriting scheduled",
+        ));
+    }
     match snapshot::rewrite_aof(ctx.srv, false) {
         Ok(()) => Ok(Reply::Status(
             "Background append only file rewriting started",

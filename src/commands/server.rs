@@ -549,7 +549,10 @@ fn config_set(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         .chunks(2)
         .map(|c| (&c[0][..], &c[1][..]))
         .collect();
-    ctx.srv.config_set(&pairs).map_err(CmdError::new)?;
+    // Turning the AOF on forks a snapshot, which needs every shard: inside
+    // EXEC (shard locks held) the cron starts it right after.
+    let defer = !ctx.locks.is_empty();
+    ctx.srv.config_set(&pairs, defer).map_err(CmdError::new)?;
     Ok(Reply::OK)
 }
 
@@ -971,6 +974,11 @@ fn debug_reload(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
                 "DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.",
             ));
         }
+    }
+    if !ctx.locks.is_empty() {
+        return Err(CmdError::err(
+            "DEBUG RELOAD is not allowed inside a transaction",
+        ));
     }
     let srv = ctx.srv;
     if save {

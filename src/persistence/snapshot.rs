@@ -91,27 +91,6 @@ pub fn wait_child(pid: i32) -> bool {
     }
 }
 
-/// Registers `pid` as the running child and reaps it on a thread, then runs
-/// `done(success)`.
-pub fn watch_child(
-    srv: &Arc<Server>,
-    pid: i32,
-    kind: ChildKind,
-    done: impl FnOnce(&Server, bool) + Send + 'static,
-) {
-    *srv.persist.child.lock() = Some(Child {
-        pid,
-        kind,
-        started: std::time::Instant::now(),
-    });
-    let srv = srv.clone();
-    std::thread::spawn(move || {
-        let ok = wait_child(pid);
-        done(&srv, ok);
-        *srv.persist.child.lock() = None;
-    });
-}
-
 /// The directory of the AOF files (`dir` is the working directory).
 pub fn aof_dir(srv: &Server) -> PathBuf {
     PathBuf::from(srv.config.appenddirname())
@@ -457,6 +436,23 @@ fn unix_secs() -> u64 {
     crate::commands::dispatch::unix_ms() / 1000
 }
 
+/// Claims the child slot (pid 0 until forked) and releases the mutex: it
+/// must not be held while `fork_with` takes every shard lock, or a command
+/// holding a shard (INFO inside EXEC) and waiting for it would deadlock.
+fn reserve(mut slot: parking_lot::MutexGuard<'_, Option<Child>>, kind: ChildKind) {
+    *slot = Some(Child {
+        pid: 0,
+        kind,
+        started: std::time::Instant::now(),
+    });
+}
+
+fn set_child_pid(srv: &Server, pid: i32) {
+    if let Some(c) = srv.persist.child.lock().as_mut() {
+        c.pid = pid;
+    }
+}
+
 /// Error text when a child already runs.
 fn busy_text(kind: ChildKind) -> &'static str {
     match kind {
@@ -471,7 +467,7 @@ fn busy_text(kind: ChildKind) -> &'static str {
 /// for the child (SAVE, SHUTDOWN, DEBUG RELOAD). Returns an error text as
 /// Redis words it.
 pub fn bgsave(srv: &Server, wait: bool) -> Result<(), String> {
-    let mut child = srv.persist.child.lock();
+    let child = srv.persist.child.lock();
     if let Some(c) = *child {
         return Err(busy_text(c.kind).to_string());
     }
@@ -483,18 +479,17 @@ pub fn bgsave(srv: &Server, wait: bool) -> Result<(), String> {
         .last_bgsave_try
         .store(unix_secs(), Ordering::Relaxed);
     let t2 = tmp.clone();
+    reserve(child, ChildKind::Rdb);
     let pid = fork_with(
         srv,
         || {},
         move |frozen| write_rdb(frozen, &params, &t2, false),
     )
-    .map_err(|e| format!("ERR Can't save in background: fork: {e}"))?;
-    *child = Some(Child {
-        pid,
-        kind: ChildKind::Rdb,
-        started: std::time::Instant::now(),
-    });
-    drop(child);
+    .map_err(|e| {
+        *srv.persist.child.lock() = None;
+        format!("ERR Can't save in background: fork: {e}")
+    })?;
+    set_child_pid(srv, pid);
     tracing::info!("Background saving started by pid {pid}");
     let finish = move |srv: &Server, ok: bool| {
         let ok = ok
@@ -540,7 +535,7 @@ pub fn bgsave(srv: &Server, wait: bool) -> Result<(), String> {
 /// manifest switches to them when the child succeeds. Also turns the AOF on
 /// (CONFIG SET appendonly yes), the base then holding the data so far.
 pub fn rewrite_aof(srv: &Server, enable: bool) -> Result<(), String> {
-    let mut child = srv.persist.child.lock();
+    let child = srv.persist.child.lock();
     if let Some(c) = *child {
         return Err(match c.kind {
             ChildKind::AofRewrite => {
@@ -608,16 +603,15 @@ pub fn rewrite_aof(srv: &Server, enable: bool) -> Result<(), String> {
             }
         }
     };
+    reserve(child, ChildKind::AofRewrite);
     let pid = fork_with(srv, at_fork, move |frozen| {
         write_rdb(frozen, &params, &t2, true)
     })
-    .map_err(|e| format!("ERR Can't rewrite append only file in background: fork: {e}"))?;
-    *child = Some(Child {
-        pid,
-        kind: ChildKind::AofRewrite,
-        started: std::time::Instant::now(),
-    });
-    drop(child);
+    .map_err(|e| {
+        *srv.persist.child.lock() = None;
+        format!("ERR Can't rewrite append only file in background: fork: {e}")
+    })?;
+    set_child_pid(srv, pid);
     tracing::info!("Background append only file rewriting started by pid {pid}");
     let Some(arc) = srv.arc() else {
         return Ok(());

@@ -167,7 +167,9 @@ impl Server {
     /// `tls-cert-file` to the same path reloads the files). If the rebuild
     /// fails the parameters are restored and the old TLS config stays in
     /// use, and the error is Redis's.
-    pub fn config_set(&self, pairs: &[(&[u8], &[u8])]) -> Result<(), String> {
+    /// CONFIG SET. `defer_fork`: the caller holds shard locks (EXEC), so
+    /// work that forks (turning the AOF on) is left to the cron.
+    pub fn config_set(&self, pairs: &[(&[u8], &[u8])], defer_fork: bool) -> Result<(), String> {
         let tls_before: Vec<(&str, String)> = if self.tls.active() {
             tls::RELOAD_PARAMS
                 .iter()
@@ -206,7 +208,11 @@ impl Server {
         self.sync_access_tracking();
         if changed.contains(&"appendonly") {
             let on = self.persist.aof.lock().on;
-            if self.config.appendonly() && !on {
+            if self.config.appendonly() && !on && defer_fork {
+                self.persist
+                    .rewrite_scheduled
+                    .store(true, Ordering::Relaxed);
+            } else if self.config.appendonly() && !on {
                 // The base of the new AOF is a snapshot of the data so far.
                 match crate::persistence::snapshot::rewrite_aof(self, true) {
                     Ok(()) => {}
@@ -439,8 +445,10 @@ fn save_on_shutdown(srv: &Server, flags: crate::config::ShutdownFlags) {
         return;
     }
     if let Some(c) = *srv.persist.child.lock() {
-        // SAFETY: signalling our own child process.
-        unsafe { libc::kill(c.pid, libc::SIGKILL) };
+        if c.pid > 0 {
+            // SAFETY: signalling our own child process.
+            unsafe { libc::kill(c.pid, libc::SIGKILL) };
+        }
     }
     let deadline = Instant::now() + Duration::from_secs(5);
     while srv.persist.child.lock().is_some() && Instant::now() < deadline {
