@@ -118,7 +118,6 @@
 //! `latency-monitor-threshold`, `latency-tracking`,
 //! `latency-tracking-info-percentiles`,
 //! `list-max-listpack-size`, `list-compress-depth`,
-//! `tracking-table-max-keys`,
 //! `shutdown-timeout`, `shutdown-on-sigint`, `shutdown-on-sigterm`,
 //! `metrics-port`.
 //! <!-- /no-effect-list -->
@@ -1085,7 +1084,7 @@ params! {
         umem(1024 * 1024, LONG_MAX as u64, "1gb") => u64;
     proto_max_bulk_len "proto-max-bulk-len" = mem(1024 * 1024, LONG_MAX, "512mb") => u64;
     tracking_table_max_keys "tracking-table-max-keys" =
-        uint(0, LONG_MAX as u64, "1000000").no_effect() => u64;
+        uint(0, LONG_MAX as u64, "1000000") => u64;
 
     // ---- cluster, shutdown ------------------------------------------------
     cluster_enabled "cluster-enabled" =

@@ -133,6 +133,34 @@ const CLIENT_SUBS: &[CommandSpec] = &[
             "5.0.0",
             "Unblocks a client blocked by a blocking command from a different connection.",
         ),
+    cmd("tracking", -3, CLIENT_F, super::tracking::client_tracking)
+        .acl(CONN)
+        .doc(
+            "connection",
+            "6.0.0",
+            "Controls server-assisted client-side caching for the connection.",
+        ),
+    cmd("caching", 3, CLIENT_F, super::tracking::client_caching)
+        .acl(CONN)
+        .doc(
+            "connection",
+            "6.0.0",
+            "Instructs the server whether to track the keys in the next request.",
+        ),
+    cmd("getredir", 2, CLIENT_F, super::tracking::client_getredir)
+        .acl(CONN)
+        .doc(
+            "connection",
+            "6.0.0",
+            "Returns the client ID to which the connection's tracking notifications are redirected.",
+        ),
+    cmd("trackinginfo", 2, CLIENT_F, super::tracking::client_trackinginfo)
+        .acl(CONN)
+        .doc(
+            "connection",
+            "6.2.0",
+            "Returns information about server-assisted client-side caching for the connection.",
+        ),
     cmd("help", 2, F::LOADING.union(F::STALE), client_help)
         .acl(CONN)
         .doc(
@@ -175,6 +203,8 @@ fn reset(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
     ctx.srv
         .pubsub
         .remove_client(&mut ctx.client.pubsub, ctx.client.id);
+    ctx.srv.tracking.disable(&ctx.client.info);
+    ctx.client.tracking = Default::default();
     let c = &mut *ctx.client;
     c.select(0);
     c.set_resp(2);
@@ -327,26 +357,37 @@ pub fn client_line(srv: &Server, c: &ClientInfo) -> String {
         .unwrap_or_else(|| "NULL".into());
     let idle = now.saturating_sub(c.last_interaction.load(Ordering::Relaxed)) / 1000;
     let mut flags = String::new();
-    if srv.blocking.is_blocked(c.id) {
-        flags.push('b');
-    }
-    if c.no_evict.load(Ordering::Relaxed) {
-        flags.push('e');
-    }
     let (sub, psub, ssub) = (
         c.sub.load(Ordering::Relaxed),
         c.psub.load(Ordering::Relaxed),
         c.ssub.load(Ordering::Relaxed),
     );
+    // Redis's order: P, b, t, R, B, e.
     if sub + psub + ssub > 0 {
         flags.push('P');
+    }
+    if srv.blocking.is_blocked(c.id) {
+        flags.push('b');
+    }
+    let tf = c.tracking.load(Ordering::Relaxed);
+    for (bit, ch) in [
+        (crate::server::tracking::flags::ON, 't'),
+        (crate::server::tracking::flags::BROKEN_REDIR, 'R'),
+        (crate::server::tracking::flags::BCAST, 'B'),
+    ] {
+        if tf & bit != 0 {
+            flags.push(ch);
+        }
+    }
+    if c.no_evict.load(Ordering::Relaxed) {
+        flags.push('e');
     }
     if flags.is_empty() {
         flags.push('N');
     }
     let _ = srv;
     format!(
-        "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
+        "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir={} resp={} lib-name={} lib-ver={}",
         c.id,
         c.addr,
         c.laddr,
@@ -361,6 +402,7 @@ pub fn client_line(srv: &Server, c: &ClientInfo) -> String {
         c.qbuf.load(Ordering::Relaxed),
         cmd,
         c.user.lock(),
+        crate::server::tracking::redir_field(c),
         c.resp.load(Ordering::Relaxed),
         c.lib_name.lock().clone().unwrap_or_default(),
         c.lib_ver.lock().clone().unwrap_or_default(),
@@ -613,6 +655,10 @@ fn client_help(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
     Ok(help_reply(
         "CLIENT",
         &[
+            "CACHING (YES|NO)",
+            "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+            "GETREDIR",
+            "    Return the client ID we are redirecting to when tracking is enabled.",
             "GETNAME",
             "    Return the name of the current connection.",
             "ID",
@@ -635,6 +681,11 @@ fn client_help(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
             "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
             "UNBLOCK <clientid> [TIMEOUT|ERROR]",
             "    Unblock the specified blocked client.",
+            "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+            "         [OPTIN] [OPTOUT] [NOLOOP]",
+            "    Control server assisted client side caching.",
+            "TRACKINGINFO",
+            "    Report tracking status for the current connection.",
         ],
     ))
 }

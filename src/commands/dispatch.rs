@@ -255,6 +255,9 @@ pub fn call(srv: &Server, client: &mut Client, entry: &CommandEntry, argv: &[Byt
     };
     let (result, usec) = invoke(&mut ctx, entry, argv);
     ctx.flush_expired();
+    if srv.tracking.in_use() {
+        crate::server::tracking::after_command(&mut ctx, entry, argv, succeeded(&result), false);
+    }
     let dirty = ctx.dirty;
     if !ctx.prop.is_empty() {
         // Appended under the command's locks: the stream's order is the
@@ -269,6 +272,9 @@ pub fn call(srv: &Server, client: &mut Client, entry: &CommandEntry, argv: &[Byt
     // Blocking: park bookkeeping and serving clients blocked on keys this
     // command made ready (locks are released at this point).
     crate::commands::blocking::after_command(srv, client, argv);
+    if client.tracking.caching || srv.tracking.in_use() {
+        crate::server::tracking::after_top_level(srv, client, entry);
+    }
     // A command that blocked is counted once, when it finally completes.
     if client.blocking.waiter.is_none() {
         entry.stats.record_call(usec);
@@ -283,6 +289,9 @@ pub fn call(srv: &Server, client: &mut Client, entry: &CommandEntry, argv: &[Byt
 pub fn run_in_ctx(ctx: &mut Ctx<'_>, entry: &CommandEntry, argv: &[Bytes]) -> Reply {
     let (result, usec) = invoke(ctx, entry, argv);
     ctx.flush_expired();
+    if ctx.srv.tracking.in_use() {
+        crate::server::tracking::after_command(ctx, entry, argv, succeeded(&result), true);
+    }
     entry.stats.record_call(usec);
     ctx.srv.stats.hot.add(Stats::COMMANDS, 1);
     finish(ctx.srv, entry, result)
@@ -313,6 +322,11 @@ fn sync_expired_recording(srv: &Server) {
 }
 
 type Outcome = std::thread::Result<crate::protocol::CmdResult>;
+
+/// Did the handler answer without an error?
+fn succeeded(r: &Outcome) -> bool {
+    matches!(r, Ok(Ok(reply)) if !matches!(reply, Reply::Error(_)))
+}
 
 /// Runs the handler, catching a panic; returns its outcome and duration.
 fn invoke(ctx: &mut Ctx<'_>, entry: &CommandEntry, argv: &[Bytes]) -> (Outcome, u64) {

@@ -24,5 +24,6 @@ pub mod spec;
 pub mod streams;
 pub mod strings;
 pub mod table;
+pub mod tracking;
 pub mod transaction;
 pub mod zsets;

@@ -52,6 +52,13 @@ pub struct ClientInfo {
     pub sub: AtomicUsize,
     pub psub: AtomicUsize,
     pub ssub: AtomicUsize,
+    /// CLIENT TRACKING mode bits (`server::tracking::flags`; 0 = off).
+    pub tracking: AtomicU8,
+    /// CLIENT TRACKING REDIRECT target id (0 = none).
+    pub tracking_redir: AtomicU64,
+    /// The client's outbound push queue once it has one (weak: the
+    /// connection owns it), so invalidations can reach a redirect target.
+    pub outbox: Mutex<std::sync::Weak<crate::server::pubsub::Outbox>>,
 }
 
 impl ClientInfo {
@@ -77,6 +84,9 @@ impl ClientInfo {
             sub: AtomicUsize::new(0),
             psub: AtomicUsize::new(0),
             ssub: AtomicUsize::new(0),
+            tracking: AtomicU8::new(0),
+            tracking_redir: AtomicU64::new(0),
+            outbox: Mutex::new(std::sync::Weak::new()),
         }
     }
 
@@ -124,6 +134,8 @@ pub struct Client {
     /// The ACL user the connection runs as; `None` for internal clients
     /// whose commands were already checked (they may run anything).
     pub user: Option<Arc<crate::acl::UserHandle>>,
+    /// CLIENT TRACKING: CACHING flag and invalidations for after the reply.
+    pub tracking: crate::server::tracking::Local,
 }
 
 /// A transaction being queued.
@@ -156,6 +168,7 @@ impl Client {
             durable_upto: 0,
             loader: false,
             user: None,
+            tracking: Default::default(),
         }
     }
 

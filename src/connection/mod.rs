@@ -227,6 +227,12 @@ fn emit(client: &mut Client, reply: &Reply, out: &mut BytesMut) {
         ReplyMode::SkipNext => client.reply_mode = ReplyMode::Skipping,
         ReplyMode::Skipping => client.reply_mode = ReplyMode::On,
     }
+    // Tracking: invalidations the command caused for this client follow
+    // its reply (also with replies switched off, as Redis pushes them).
+    if !client.tracking.pending.is_empty() {
+        out.extend_from_slice(&client.tracking.pending);
+        client.tracking.pending.clear();
+    }
 }
 
 /// What woke an idle connection.

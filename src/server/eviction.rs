@@ -223,6 +223,10 @@ fn evict(srv: &Server, db: usize, key: &[u8], now: u64) -> Option<u64> {
         );
         drop(sh);
         srv.notify_keyspace(db, crate::config::notify::EVICTED, "evicted", key);
+        if srv.tracking.in_use() {
+            let keys = crate::server::tracking::take_modified();
+            srv.tracking.invalidate_by_server(srv, &keys);
+        }
         Some(bytes)
     } else {
         None

@@ -9,6 +9,7 @@ pub mod propagate;
 pub mod pubsub;
 pub mod stats;
 pub mod tls;
+pub mod tracking;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -70,6 +71,8 @@ pub struct Server {
     shutdown_flags: std::sync::atomic::AtomicU32,
     /// ACL users, the default user and the ACL log.
     pub acl: crate::acl::AclState,
+    /// CLIENT TRACKING (client-side caching) registry.
+    pub tracking: tracking::Tracking,
 }
 
 impl Server {
@@ -110,6 +113,7 @@ impl Server {
             persist: Default::default(),
             shutdown_flags: Default::default(),
             acl: Default::default(),
+            tracking: Default::default(),
             config,
         });
         srv.sync_default_user();
@@ -250,7 +254,9 @@ impl Server {
     }
 
     pub fn unregister_client(&self, id: u64) {
-        self.clients.remove(&id);
+        if let Some((_, info)) = self.clients.remove(&id) {
+            self.tracking.disable(&info);
+        }
     }
 
     /// Makes entries keep LRU or LFU data per the current `maxmemory-policy`
@@ -508,6 +514,7 @@ async fn active_expire_task(srv: Arc<Server>) {
             _ = rx.changed() => return,
         }
         srv.sync_access_tracking();
+        srv.tracking.cron(&srv);
         // A running script holds every shard: skip this turn rather than
         // park the async worker on its locks.
         if !srv.active_expire.load(Ordering::Relaxed) || crate::scripting::running() {
@@ -536,6 +543,10 @@ async fn active_expire_task(srv: Arc<Server>) {
                     drop(guard);
                     for key in &removed {
                         srv.notify_keyspace(db, crate::config::notify::EXPIRED, "expired", key);
+                    }
+                    if srv.tracking.in_use() {
+                        let keys = tracking::take_modified();
+                        srv.tracking.invalidate_by_server(&srv, &keys);
                     }
                     if removed.len() < EXPIRE_BATCH {
                         break;

@@ -124,6 +124,12 @@ impl Outbox {
         self.ready.notify_one();
     }
 
+    /// Queues one pre-encoded frame (a tracking invalidation) under
+    /// `limit`; false when the client is over it.
+    pub fn push_frame(&self, frame: &[u8], limit: ObufLimit) -> bool {
+        self.push(frame, &[], limit)
+    }
+
     /// Takes the queued frames for writing to the socket; they keep counting
     /// against the limit until [`Outbox::written`].
     pub fn take(&self) -> Option<BytesMut> {
@@ -192,7 +198,12 @@ impl ClientSubs {
     /// The client's queue, created on first use.
     pub fn outbox(&mut self, info: &Arc<ClientInfo>) -> Arc<Outbox> {
         self.outbox
-            .get_or_insert_with(|| Outbox::new(info.clone()))
+            .get_or_insert_with(|| {
+                let ob = Outbox::new(info.clone());
+                // Reachable by id (tracking redirection) while it lives.
+                *info.outbox.lock() = Arc::downgrade(&ob);
+                ob
+            })
             .clone()
     }
 

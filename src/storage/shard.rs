@@ -190,9 +190,11 @@ impl Shard {
         }
     }
 
-    /// Marks every transaction watching `key` as failed.
+    /// Marks every transaction watching `key` as failed, and (while some
+    /// client uses CLIENT TRACKING) logs the key for invalidation.
     #[inline]
     pub fn touch(&mut self, key: &[u8]) {
+        crate::server::tracking::note_modified(key);
         if self.watchers.is_empty() {
             return;
         }
@@ -457,9 +459,7 @@ impl Shard {
     /// Removes the entry at `pos`, freeing its object and index entry.
     fn remove_pos(&mut self, pos: usize) -> Option<(Entry, Option<Obj>)> {
         let e = self.table.remove_at(pos)?;
-        if !self.watchers.is_empty() {
-            self.touch(e.key());
-        }
+        self.touch(e.key());
         if let Some(at) = e.expire() {
             self.idx_del(at, e.ord());
         }
