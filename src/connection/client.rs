@@ -56,9 +56,15 @@ pub struct ClientInfo {
     pub tracking: AtomicU8,
     /// CLIENT TRACKING REDIRECT target id (0 = none).
     pub tracking_redir: AtomicU64,
-    /// The client's outbound push queue once it has one (weak: the
-    /// connection owns it), so invalidations can reach a redirect target.
-    pub outbox: Mutex<std::sync::Weak<crate::server::pubsub::Outbox>>,
+    /// The client's outbound push queue once it has one, so tracking
+    /// invalidations can reach a redirect target. Created by its own
+    /// connection (SUBSCRIBE, CLIENT TRACKING) or by a tracking client
+    /// redirecting to it (then [`ClientInfo::push_wake`] makes the idle
+    /// connection adopt it). Cleared when the client leaves (breaks the
+    /// Outbox → ClientInfo reference cycle).
+    pub outbox: Mutex<Option<Arc<crate::server::pubsub::Outbox>>>,
+    /// Wakes an idle connection that has no outbox yet (see `outbox`).
+    pub push_wake: Notify,
 }
 
 impl ClientInfo {
@@ -86,7 +92,8 @@ impl ClientInfo {
             ssub: AtomicUsize::new(0),
             tracking: AtomicU8::new(0),
             tracking_redir: AtomicU64::new(0),
-            outbox: Mutex::new(std::sync::Weak::new()),
+            outbox: Mutex::new(None),
+            push_wake: Notify::new(),
         }
     }
 

@@ -52,11 +52,15 @@ where
                 Err(_) => break,
             },
             _ = info.kill.notified() => break,
-            _ = outbox_ready(client.pubsub.outbox.as_deref()) => Wake::Outbox,
+            _ = outbox_ready(client.pubsub.outbox.as_deref(), &info) => Wake::Outbox,
         };
         let n = match woke {
             Wake::Read(n) => n,
             Wake::Outbox => {
+                if client.pubsub.outbox.is_none() {
+                    // Created for us by a tracking client redirecting here.
+                    client.pubsub.outbox = info.outbox.lock().clone();
+                }
                 if let Some(ob) = client.pubsub.outbox.clone() {
                     if !flush_outbox(&srv, &mut stream, &ob).await {
                         break;
@@ -241,12 +245,12 @@ enum Wake {
     Outbox,
 }
 
-/// Resolves when a subscribed client's message queue has frames (never
-/// for a client without one).
-async fn outbox_ready(ob: Option<&crate::server::pubsub::Outbox>) {
+/// Resolves when a subscribed client's message queue has frames, or, for a
+/// client without one, when a tracking client created one for it.
+async fn outbox_ready(ob: Option<&crate::server::pubsub::Outbox>, info: &ClientInfo) {
     match ob {
         Some(o) => o.ready.notified().await,
-        None => std::future::pending().await,
+        None => info.push_wake.notified().await,
     }
 }
 

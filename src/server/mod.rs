@@ -256,6 +256,7 @@ impl Server {
     pub fn unregister_client(&self, id: u64) {
         if let Some((_, info)) = self.clients.remove(&id) {
             self.tracking.disable(&info);
+            *info.outbox.lock() = None;
         }
     }
 

@@ -199,10 +199,11 @@ impl ClientSubs {
     pub fn outbox(&mut self, info: &Arc<ClientInfo>) -> Arc<Outbox> {
         self.outbox
             .get_or_insert_with(|| {
-                let ob = Outbox::new(info.clone());
                 // Reachable by id (tracking redirection) while it lives.
-                *info.outbox.lock() = Arc::downgrade(&ob);
-                ob
+                info.outbox
+                    .lock()
+                    .get_or_insert_with(|| Outbox::new(info.clone()))
+                    .clone()
             })
             .clone()
     }
@@ -384,7 +385,9 @@ impl PubSub {
         for p in subs.patterns.clone() {
             self.punsubscribe(subs, id, &p);
         }
-        subs.outbox = None;
+        if let Some(ob) = subs.outbox.take() {
+            *ob.info.outbox.lock() = None;
+        }
     }
 
     /// Calls `f(client id, is_pattern, channel)` for every subscription of

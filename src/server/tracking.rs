@@ -533,15 +533,27 @@ fn send(srv: &Server, t: &Arc<ClientInfo>, payload: Payload<'_>, cur: Option<&mu
 
 /// Queues `frame` for `dest`: into the current client's after-reply buffer
 /// when it is the client running the command, else into its outbox.
-fn deliver(srv: &Server, dest: &ClientInfo, frame: &[u8], cur: Option<&mut Current<'_>>) {
+fn deliver(srv: &Server, dest: &Arc<ClientInfo>, frame: &[u8], cur: Option<&mut Current<'_>>) {
     if let Some(c) = cur {
         if c.id == dest.id {
             c.pending.extend_from_slice(frame);
             return;
         }
     }
-    let ob = dest.outbox.lock().upgrade();
-    if let Some(ob) = ob {
+    let (ob, created) = {
+        let mut slot = dest.outbox.lock();
+        match &*slot {
+            Some(ob) => (ob.clone(), false),
+            // A client that left gets nothing (and no queue).
+            None if !srv.clients.contains_key(&dest.id) => return,
+            None => {
+                let ob = crate::server::pubsub::Outbox::new(dest.clone());
+                *slot = Some(ob.clone());
+                (ob, true)
+            }
+        }
+    };
+    {
         let class = if dest.sub.load(Ordering::Relaxed)
             + dest.psub.load(Ordering::Relaxed)
             + dest.ssub.load(Ordering::Relaxed)
@@ -553,6 +565,10 @@ fn deliver(srv: &Server, dest: &ClientInfo, frame: &[u8], cur: Option<&mut Curre
         };
         let limit = srv.config.client_output_buffer_limit(class);
         ob.push_frame(frame, limit);
+    }
+    if created {
+        // Its idle connection adopts the new queue.
+        dest.push_wake.notify_one();
     }
 }
 
