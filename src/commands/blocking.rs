@@ -437,7 +437,8 @@ pub fn handle_ready_keys(srv: &Server, client: &mut Client) {
             tmp.resp = w.resp;
             tmp.blocking.serving = true;
             let argv = w.argv.lock().clone();
-            let reply = crate::commands::dispatch::execute(srv, &mut tmp, &argv);
+            let mut reply = crate::commands::dispatch::execute(srv, &mut tmp, &argv);
+            crate::server::tracking::attach_pending(srv, &mut tmp, &mut reply);
             if tmp.blocking.would_block {
                 w.finish_unserved(srv);
                 // If the key is gone nobody else queued on it can be served.

@@ -595,19 +595,16 @@ pub fn after_command(
     use crate::commands::spec::CmdFlags;
     let srv = ctx.srv;
     let client = &mut *ctx.client;
-    // A blocked client's command re-run on a writer's thread has no reply
-    // buffer of its own here: its messages go through its outbox.
-    let defer = !client.blocking.serving;
     let keys = take_modified();
     if !keys.is_empty() {
-        let cur = defer.then(|| Current {
+        let cur = Some(Current {
             id: client.id,
             pending: &mut client.tracking.pending,
         });
         srv.tracking.invalidate(srv, &keys, cur);
     }
     if ok && matches!(entry.spec.name, "flushall" | "flushdb") {
-        let cur = defer.then(|| Current {
+        let cur = Some(Current {
             id: client.id,
             pending: &mut client.tracking.pending,
         });
@@ -674,10 +671,34 @@ pub fn after_top_level(
     if !srv.tracking.in_use() {
         return;
     }
-    let cur = (!client.blocking.serving).then(|| Current {
+    let cur = Some(Current {
         id: client.id,
         pending: &mut client.tracking.pending,
     });
     srv.tracking.broadcast(srv, cur);
     srv.tracking.enforce_limit(srv);
+}
+
+/// A blocked client's command re-run on a writer's thread (see
+/// `blocking::handle_ready_keys`): the invalidations it caused for the
+/// client itself follow its reply, so they are appended to the encoded
+/// reply; when it stays blocked they go to its queue.
+pub fn attach_pending(
+    srv: &Server,
+    tmp: &mut crate::connection::client::Client,
+    reply: &mut crate::protocol::Reply,
+) {
+    if tmp.tracking.pending.is_empty() {
+        return;
+    }
+    let pending = std::mem::take(&mut tmp.tracking.pending);
+    if tmp.blocking.would_block {
+        let info = tmp.info.clone();
+        deliver(srv, &info, &pending, None);
+        return;
+    }
+    let mut b = BytesMut::new();
+    crate::protocol::reply::encode(reply, tmp.resp, &mut b);
+    b.extend_from_slice(&pending);
+    *reply = crate::protocol::Reply::Raw(b.freeze());
 }
