@@ -63,7 +63,12 @@ async fn quiet(c: &mut Raw) {
 }
 
 async fn set(w: &mut redis::aio::MultiplexedConnection, k: &str, v: &str) {
-    let _: () = redis::cmd("SET").arg(k).arg(v).query_async(w).await.unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(k)
+        .arg(v)
+        .query_async(w)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -82,14 +87,15 @@ async fn default_mode_invalidates_once_per_read() {
     set(&mut w, "k", "3").await;
     quiet(&mut c).await;
     c.expect(&resp(&[b"GET", b"k"]), &bulk_of(b"3")).await;
-    let _: i64 = redis::cmd("DEL").arg("k").query_async(&mut w).await.unwrap();
+    let _: i64 = redis::cmd("DEL")
+        .arg("k")
+        .query_async(&mut w)
+        .await
+        .unwrap();
     c.expect(b"", &inv(b"k")).await;
     // Multi-key reads track every key.
-    c.expect(
-        &resp(&[b"MGET", b"a", b"b"]),
-        b"*2\r\n_\r\n_\r\n",
-    )
-    .await;
+    c.expect(&resp(&[b"MGET", b"a", b"b"]), b"*2\r\n_\r\n_\r\n")
+        .await;
     let _: () = redis::cmd("MSET")
         .arg("b")
         .arg(1)
@@ -113,8 +119,10 @@ async fn own_write_invalidation_follows_reply() {
     want.extend(inv(b"k"));
     c.expect(&resp(&[b"SET", b"k", b"v"]), &want).await;
     // HDEL on a tracked hash: reply first, then the message.
-    c.expect(&resp(&[b"HSET", b"h", b"f", b"v"]), b":1\r\n").await;
-    c.expect(&resp(&[b"HGET", b"h", b"f"]), &bulk_of(b"v")).await;
+    c.expect(&resp(&[b"HSET", b"h", b"f", b"v"]), b":1\r\n")
+        .await;
+    c.expect(&resp(&[b"HGET", b"h", b"f"]), &bulk_of(b"v"))
+        .await;
     let mut want = b":1\r\n".to_vec();
     want.extend(inv(b"h"));
     c.expect(&resp(&[b"HDEL", b"h", b"f"]), &want).await;
@@ -169,7 +177,16 @@ async fn bcast_with_prefixes() {
     let mut c = resp3(&srv).await;
     ok(
         &mut c,
-        &[b"CLIENT", b"TRACKING", b"on", b"BCAST", b"PREFIX", b"a:", b"PREFIX", b"b:"],
+        &[
+            b"CLIENT",
+            b"TRACKING",
+            b"on",
+            b"BCAST",
+            b"PREFIX",
+            b"a:",
+            b"PREFIX",
+            b"b:",
+        ],
     )
     .await;
     let _: () = redis::cmd("MSET")
@@ -198,7 +215,11 @@ async fn bcast_with_prefixes() {
     ok(&mut d, &[b"CLIENT", b"TRACKING", b"on", b"BCAST"]).await;
     set(&mut w, "zz", "1").await;
     d.expect(b"", &inv_many(&[b"zz"])).await;
-    let info: String = redis::cmd("INFO").arg("stats").query_async(&mut w).await.unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query_async(&mut w)
+        .await
+        .unwrap();
     assert!(info.contains("tracking_total_prefixes:3"), "{info}");
 }
 
@@ -252,7 +273,11 @@ async fn noloop_skips_own_writes() {
     quiet(&mut c).await;
     // BCAST + NOLOOP.
     ok(&mut c, &[b"CLIENT", b"TRACKING", b"off"]).await;
-    ok(&mut c, &[b"CLIENT", b"TRACKING", b"on", b"BCAST", b"NOLOOP"]).await;
+    ok(
+        &mut c,
+        &[b"CLIENT", b"TRACKING", b"on", b"BCAST", b"NOLOOP"],
+    )
+    .await;
     ok(&mut c, &[b"SET", b"mine", b"2"]).await;
     quiet(&mut c).await;
     set(&mut w, "theirs", "2").await;
@@ -278,8 +303,11 @@ async fn resp2_redirect_to_pubsub_and_broken_redirect() {
         &[b"CLIENT", b"TRACKING", b"on", b"REDIRECT", sid_s.as_bytes()],
     )
     .await;
-    c.expect(&resp(&[b"CLIENT", b"GETREDIR"]), format!(":{sid}\r\n").as_bytes())
-        .await;
+    c.expect(
+        &resp(&[b"CLIENT", b"GETREDIR"]),
+        format!(":{sid}\r\n").as_bytes(),
+    )
+    .await;
     c.expect(&resp(&[b"GET", b"k"]), b"$-1\r\n").await;
     set(&mut w, "k", "1").await;
     sub.expect(
@@ -294,9 +322,14 @@ async fn resp2_redirect_to_pubsub_and_broken_redirect() {
         b"*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n$-1\r\n",
     )
     .await;
-    let list: String = redis::cmd("CLIENT").arg("LIST").query_async(&mut w).await.unwrap();
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut w)
+        .await
+        .unwrap();
     assert!(
-        list.lines().any(|l| l.contains("flags=t ") && l.contains(&format!("redir={sid} "))),
+        list.lines()
+            .any(|l| l.contains("flags=t ") && l.contains(&format!("redir={sid} "))),
         "{list}"
     );
 
@@ -321,7 +354,11 @@ async fn resp2_redirect_to_pubsub_and_broken_redirect() {
         "{}",
         String::from_utf8_lossy(&info)
     );
-    let list: String = redis::cmd("CLIENT").arg("LIST").query_async(&mut w).await.unwrap();
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut w)
+        .await
+        .unwrap();
     assert!(list.contains("flags=tR "), "{list}");
 }
 
@@ -350,8 +387,11 @@ async fn table_limit_evicts_keys_with_invalidations() {
     let mut w = srv.conn().await;
     let mut c = resp3(&srv).await;
     ok(&mut c, &[b"CLIENT", b"TRACKING", b"on"]).await;
-    c.expect(&resp(&[b"MGET", b"k1", b"k2", b"k3"]), b"*3\r\n_\r\n_\r\n_\r\n")
-        .await;
+    c.expect(
+        &resp(&[b"MGET", b"k1", b"k2", b"k3"]),
+        b"*3\r\n_\r\n_\r\n_\r\n",
+    )
+    .await;
     let info: String = redis::cmd("INFO").query_async(&mut w).await.unwrap();
     assert!(info.contains("tracking_clients:1"), "{info}");
     assert!(info.contains("tracking_total_keys:3"), "{info}");
@@ -367,7 +407,11 @@ async fn table_limit_evicts_keys_with_invalidations() {
     let got = c.read_exact_n(2 * inv(b"k1").len()).await;
     let s = String::from_utf8_lossy(&got);
     assert_eq!(s.matches("invalidate").count(), 2, "{s}");
-    let info: String = redis::cmd("INFO").arg("stats").query_async(&mut w).await.unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query_async(&mut w)
+        .await
+        .unwrap();
     assert!(info.contains("tracking_total_keys:1"), "{info}");
 }
 
@@ -450,7 +494,11 @@ async fn errors_match_redis() {
     for (cmd, want) in cases {
         c.expect(&resp(cmd), want).await;
     }
-    ok(&mut c, &[b"CLIENT", b"TRACKING", b"on", b"BCAST", b"PREFIX", b"abc"]).await;
+    ok(
+        &mut c,
+        &[b"CLIENT", b"TRACKING", b"on", b"BCAST", b"PREFIX", b"abc"],
+    )
+    .await;
     c.expect(
         &resp(&[b"CLIENT", b"TRACKING", b"on", b"BCAST", b"PREFIX", b"ab"]),
         b"-ERR Prefix 'ab' overlaps with an existing prefix 'abc'. Prefixes for a single client must not overlap.\r\n",
@@ -483,15 +531,28 @@ async fn errors_match_redis() {
 async fn blocked_client_gets_invalidation_after_its_reply() {
     let srv = TestServer::start();
     let mut w = srv.conn().await;
-    let _: i64 = redis::cmd("RPUSH").arg("dst").arg("a").query_async(&mut w).await.unwrap();
+    let _: i64 = redis::cmd("RPUSH")
+        .arg("dst")
+        .arg("a")
+        .query_async(&mut w)
+        .await
+        .unwrap();
     let mut c = resp3(&srv).await;
     ok(&mut c, &[b"CLIENT", b"TRACKING", b"on"]).await;
-    c.expect(&resp(&[b"LRANGE", b"dst", b"0", b"-1"]), b"*1\r\n$1\r\na\r\n")
-        .await;
+    c.expect(
+        &resp(&[b"LRANGE", b"dst", b"0", b"-1"]),
+        b"*1\r\n$1\r\na\r\n",
+    )
+    .await;
     c.send(&resp(&[b"BLMOVE", b"src", b"dst", b"LEFT", b"LEFT", b"0"]))
         .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let _: i64 = redis::cmd("RPUSH").arg("src").arg("foo").query_async(&mut w).await.unwrap();
+    let _: i64 = redis::cmd("RPUSH")
+        .arg("src")
+        .arg("foo")
+        .query_async(&mut w)
+        .await
+        .unwrap();
     let mut want = bulk_of(b"foo");
     want.extend(inv(b"dst"));
     c.expect(b"", &want).await;

@@ -495,8 +495,7 @@ fn send(srv: &Server, t: &Arc<ClientInfo>, payload: Payload<'_>, cur: Option<&mu
         match srv.clients.get(&redir).map(|e| e.value().clone()) {
             Some(d) => d,
             None => {
-                t.tracking
-                    .fetch_or(flags::BROKEN_REDIR, Ordering::Relaxed);
+                t.tracking.fetch_or(flags::BROKEN_REDIR, Ordering::Relaxed);
                 if t_resp > 2 {
                     frame.put_slice(b">2\r\n$21\r\ntracking-redir-broken\r\n");
                     put_len(&mut frame, b':', redir as usize);
@@ -652,8 +651,10 @@ fn remember_keys(
     if pos.is_empty() {
         return;
     }
-    srv.tracking
-        .remember(client.id, pos.iter().filter_map(|&i| argv.get(i)).map(|k| &k[..]));
+    srv.tracking.remember(
+        client.id,
+        pos.iter().filter_map(|&i| argv.get(i)).map(|k| &k[..]),
+    );
 }
 
 /// Dispatch's hook after a top-level command: broadcasts BCAST keys,
