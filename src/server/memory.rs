@@ -45,6 +45,13 @@ impl MemoryMeter {
         self.estimate()
     }
 
+    /// Makes the next [`MemoryMeter::used`] read the allocator again (after
+    /// a write whose growth the argument bytes do not show, e.g. SETBIT far
+    /// past the end, when the next command's eviction must see it).
+    pub fn mark_stale(&self) {
+        self.refreshed_at_ms.store(0, Ordering::Relaxed);
+    }
+
     /// Cached figure plus adjustments, without refreshing.
     pub fn estimate(&self) -> u64 {
         let c = self.cached.load(Ordering::Relaxed) as i64;

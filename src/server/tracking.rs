@@ -114,8 +114,6 @@ struct State {
     items: u64,
     prefixes: BTreeMap<Bytes, Bcast>,
     clients: HashMap<u64, Tracked>,
-    /// Some prefix has keys waiting to be broadcast.
-    bcast_dirty: bool,
     /// Rounds the table stayed over `tracking-table-max-keys`.
     over_rounds: u32,
 }
@@ -124,6 +122,12 @@ struct State {
 #[derive(Default)]
 pub struct Tracking {
     clients_on: AtomicUsize,
+    /// Some prefix has keys waiting to be broadcast (checked without the
+    /// lock after every command).
+    bcast_dirty: AtomicBool,
+    /// Keys in the table (mirrors `State::table.len()`, for the limit check
+    /// after every command without the lock).
+    table_len: AtomicUsize,
     state: Mutex<State>,
 }
 
@@ -304,6 +308,7 @@ impl Tracking {
             // Nobody tracks: free the table (entries would only be dropped).
             st.table = HashMap::new();
             st.items = 0;
+            self.table_len.store(0, Ordering::Relaxed);
         }
     }
 
@@ -324,6 +329,7 @@ impl Tracking {
                 st.items += 1;
             }
         }
+        self.table_len.store(st.table.len(), Ordering::Relaxed);
     }
 
     /// Invalidates `keys` (modified by the client `cur`, or by the server
@@ -344,7 +350,9 @@ impl Tracking {
                         hit = true;
                     }
                 }
-                st.bcast_dirty |= hit;
+                if hit {
+                    self.bcast_dirty.store(true, Ordering::Relaxed);
+                }
             }
             let Some(ids) = st.table.remove(&key[..]) else {
                 continue;
@@ -365,16 +373,17 @@ impl Tracking {
                 send(srv, &info, Payload::Key(key), cur.as_mut());
             }
         }
+        self.table_len.store(st.table.len(), Ordering::Relaxed);
     }
 
     /// Sends the keys BCAST prefixes collected to their clients (Redis does
     /// this once per event-loop turn; here after each top-level command).
     pub fn broadcast(&self, srv: &Server, mut cur: Option<Current<'_>>) {
-        let mut st = self.state.lock();
-        if !st.bcast_dirty {
+        if !self.bcast_dirty.load(Ordering::Relaxed) {
             return;
         }
-        st.bcast_dirty = false;
+        let mut st = self.state.lock();
+        self.bcast_dirty.store(false, Ordering::Relaxed);
         let mut sends: Vec<(Arc<ClientInfo>, BytesMut)> = Vec::new();
         let st = &mut *st;
         for b in st.prefixes.values_mut() {
@@ -430,6 +439,7 @@ impl Tracking {
         let infos: Vec<Arc<ClientInfo>> = st.clients.values().map(|t| t.info.clone()).collect();
         st.table = HashMap::new();
         st.items = 0;
+        self.table_len.store(0, Ordering::Relaxed);
         drop(st);
         for info in infos {
             send(srv, &info, Payload::Null, cur.as_mut());
@@ -441,7 +451,7 @@ impl Tracking {
     /// each round the table stays over the limit, as in Redis.
     pub fn enforce_limit(&self, srv: &Server) {
         let max = srv.config.tracking_table_max_keys() as usize;
-        if max == 0 {
+        if max == 0 || self.table_len.load(Ordering::Relaxed) <= max {
             return;
         }
         let victims: Vec<Bytes> = {
@@ -671,6 +681,17 @@ pub fn after_top_level(
     }
     if !srv.tracking.in_use() {
         return;
+    }
+    // Keys evicted before the next command are invalidated before its
+    // reply (as Redis, whose used_memory is exact): let that command's
+    // eviction check see what this write allocated.
+    if srv.config.maxmemory() > 0
+        && entry
+            .spec
+            .flags
+            .contains(crate::commands::spec::CmdFlags::DENYOOM)
+    {
+        srv.memory.mark_stale();
     }
     let cur = Some(Current {
         id: client.id,
