@@ -135,6 +135,11 @@ pub fn execute(srv: &Server, client: &mut Client, argv: &[Bytes]) -> Reply {
                 .note_alloc(argv.iter().map(|a| a.len() as u64 + 16).sum());
         }
     }
+    // Tracking: keep the table within tracking-table-max-keys before each
+    // command (also one that is only queued), as Redis does.
+    if srv.tracking.in_use() {
+        srv.tracking.enforce_limit(srv);
+    }
     if client.multi.is_some() && !transaction::runs_immediately_in_multi(entry.spec.name) {
         if entry.spec.flags.contains(CmdFlags::NO_MULTI) {
             return reject(

@@ -153,6 +153,11 @@ const DEBUG_SUBS: &[CommandSpec] = &[
         "1.0.0",
         "Enables or disables the active expiry cycle.",
     ),
+    cmd("pause-cron", 3, ADM, debug_pause_cron).doc(
+        "server",
+        "7.0.0",
+        "Stops (1) or resumes (0) the periodic tasks (active expiry, tracking table limit).",
+    ),
     cmd("populate", -3, ADM, debug_populate).doc(
         "server",
         "1.0.0",
@@ -1170,6 +1175,17 @@ fn debug_set_active_expire(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     Ok(Reply::OK)
 }
 
+fn debug_pause_cron(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    debug_allowed(ctx)?;
+    // Like Redis's atoi: anything but a non-zero number resumes.
+    let on = std::str::from_utf8(&argv[2])
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .is_some_and(|n| n != 0);
+    ctx.srv.cron_paused.store(on, Ordering::Relaxed);
+    Ok(Reply::OK)
+}
+
 /// Cinnabar-only: a deliberate panic, caught by dispatch (see tests/server.rs).
 fn debug_panic(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
     debug_allowed(ctx)?;
@@ -1182,6 +1198,8 @@ fn debug_help(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
         &[
             "OBJECT <key>",
             "    Show low level info about the key and associated value.",
+            "PAUSE-CRON <0|1>",
+            "    Stop periodic cron job processing.",
             "SET-ACTIVE-EXPIRE <0|1>",
             "    Setting it to 0 disables expiring keys in background when they are not accessed.",
             "SLEEP <seconds>",

@@ -42,6 +42,8 @@ pub struct Server {
     /// Addresses actually bound (plain TCP).
     pub bound: Mutex<Vec<SocketAddr>>,
     pub active_expire: AtomicBool,
+    /// DEBUG PAUSE-CRON: the periodic task skips its turns.
+    pub cron_paused: AtomicBool,
     shutdown_tx: watch::Sender<bool>,
     /// Path of the executable and config file, for INFO.
     pub executable: String,
@@ -97,6 +99,7 @@ impl Server {
             run_id,
             bound: Mutex::new(Vec::new()),
             active_expire: AtomicBool::new(true),
+            cron_paused: AtomicBool::new(false),
             shutdown_tx,
             executable: std::env::current_exe()
                 .map(|p| p.display().to_string())
@@ -515,6 +518,9 @@ async fn active_expire_task(srv: Arc<Server>) {
             _ = rx.changed() => return,
         }
         srv.sync_access_tracking();
+        if srv.cron_paused.load(Ordering::Relaxed) {
+            continue;
+        }
         srv.tracking.cron(&srv);
         // A running script holds every shard: skip this turn rather than
         // park the async worker on its locks.
