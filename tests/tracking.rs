@@ -557,3 +557,41 @@ async fn blocked_client_gets_invalidation_after_its_reply() {
     want.extend(inv(b"dst"));
     c.expect(b"", &want).await;
 }
+
+#[tokio::test]
+async fn caching_lasts_through_a_transaction_and_disconnect_cleans_up() {
+    let srv = TestServer::start();
+    let mut w = srv.conn().await;
+    let mut c = resp3(&srv).await;
+    ok(&mut c, &[b"CLIENT", b"TRACKING", b"on", b"OPTIN"]).await;
+    ok(&mut c, &[b"CLIENT", b"CACHING", b"yes"]).await;
+    ok(&mut c, &[b"MULTI"]).await;
+    c.expect(&resp(&[b"GET", b"a"]), b"+QUEUED\r\n").await;
+    c.expect(&resp(&[b"GET", b"b"]), b"+QUEUED\r\n").await;
+    c.expect(&resp(&[b"EXEC"]), b"*2\r\n_\r\n_\r\n").await;
+    let _: () = redis::cmd("MSET")
+        .arg("a")
+        .arg(1)
+        .arg("b")
+        .arg(1)
+        .query_async(&mut w)
+        .await
+        .unwrap();
+    let mut want = inv(b"a");
+    want.extend(inv(b"b"));
+    c.expect(b"", &want).await;
+    let info: String = redis::cmd("INFO")
+        .arg("clients")
+        .query_async(&mut w)
+        .await
+        .unwrap();
+    assert!(info.contains("tracking_clients:1"), "{info}");
+    drop(c);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let info: String = redis::cmd("INFO")
+        .arg("clients")
+        .query_async(&mut w)
+        .await
+        .unwrap();
+    assert!(info.contains("tracking_clients:0"), "{info}");
+}
