@@ -29,8 +29,11 @@ use crate::storage::Shard;
 /// off — releases everything and waits for the script to end — whenever a
 /// lazy holder exists (see [`acquire_ordered`]). The script keeps every lock
 /// it took until it ends (two-phase locking), so it stays atomic.
+/// Held guards with their (db, shard), sorted.
+type Held<'a> = SmallVec<[(u32, u32, MutexGuard<'a, Shard>); 4]>;
+
 pub struct Locks<'a> {
-    held: SmallVec<[(u32, u32, MutexGuard<'a, Shard>); 4]>,
+    held: Held<'a>,
     /// `Some` while on-demand locking is on (declared after `held`: the
     /// shards are released before the gate opens).
     lazy: Option<LazyGuard<'a>>,
@@ -64,14 +67,9 @@ const WAIT_SLICE: Duration = Duration::from_millis(1);
 /// `busy-reply-threshold` meanwhile. While holding some shards and waiting
 /// for another, it backs off whenever a script holds shards it locked on
 /// demand (that script may be waiting for one of ours), then starts over.
-fn acquire_ordered<'a>(
-    srv: &'a Server,
-    set: &[(u32, u32)],
-    busy_aware: bool,
-) -> Option<SmallVec<[(u32, u32, MutexGuard<'a, Shard>); 4]>> {
+fn acquire_ordered<'a>(srv: &'a Server, set: &[(u32, u32)], busy_aware: bool) -> Option<Held<'a>> {
     'retry: loop {
-        let mut held: SmallVec<[(u32, u32, MutexGuard<'a, Shard>); 4]> =
-            SmallVec::with_capacity(set.len());
+        let mut held: Held<'a> = SmallVec::with_capacity(set.len());
         for &(db, sh) in set {
             let Some(d) = srv.keyspace.db(db as usize) else {
                 continue;
