@@ -57,6 +57,11 @@ where
         let n = match woke {
             Wake::Read(n) => n,
             Wake::Outbox => {
+                // Let the publishers that are ready run first: the write
+                // below then carries every message they queue meanwhile
+                // (one syscall per batch, as Redis's write per event-loop
+                // pass, instead of one per message per subscriber).
+                tokio::task::yield_now().await;
                 if let Some(ob) = client.pubsub.outbox.clone() {
                     if !flush_outbox(&srv, &mut stream, &ob).await {
                         break;
