@@ -343,6 +343,8 @@ struct Hot {
     handler: mlua::Function,
     xpcall: mlua::Function,
     fcall: mlua::Function,
+    /// The read-only view of the globals EVAL bodies run in (see PRELUDE).
+    env: Table,
     call: mlua::Function,
     pcall: mlua::Function,
     /// Compiled EVAL bodies by SHA1.
@@ -356,6 +358,7 @@ impl Hot {
             handler: lua.named_registry_value("cinnabar_handler")?,
             xpcall: lua.named_registry_value("cinnabar_xpcall")?,
             fcall: lua.named_registry_value("cinnabar_fcall")?,
+            env: lua.named_registry_value("cinnabar_env")?,
             call: lua.create_function(|lua, argv: Variadic<Value>| redis_call(lua, argv, true))?,
             pcall: lua
                 .create_function(|lua, argv: Variadic<Value>| redis_call(lua, argv, false))?,
@@ -404,6 +407,7 @@ fn install_watchdog(lua: &Lua) {
 /// by parking `{token, err}` in `__cinnabar_pending` and raising an error
 /// whose text carries the token; the handler swaps the table back in.
 const PRELUDE: &str = r#"
+local __G0 = _G
 local dbg = debug
 debug = nil
 function __redis__err__handler(err)
@@ -420,7 +424,7 @@ function __redis__err__handler(err)
       if cut then msg = string.sub(msg, 1, cut - 1) end
       if string.sub(msg, 1, 15) == 'runtime error: ' then msg = string.sub(msg, 16) end
     end
-    local p = rawget(_G, '__cinnabar_pending')
+    local p = rawget(__G0, '__cinnabar_pending')
     if p and string.find(msg, p.token, 1, true) then
       err = {err = p.err}
     else
@@ -458,11 +462,66 @@ setmetatable(_G, {
     error("Attempt to modify a readonly table", 2)
   end,
 })
--- The globals' metatable (their protection) cannot be replaced.
-rawset(_G, 'setmetatable', function(t, mt)
-  if t == _G then error("Attempt to modify a readonly table", 2) end
+-- Scripts run in `env`, a read-only view of the globals: assigning any
+-- global (new or existing, `redis = nil` included) raises, so one script
+-- cannot break the interpreter for the next. The library tables scripts
+-- see (redis, cjson, bit, string, ...) are read-only views as well, and
+-- the functions that could reach around a view (setmetatable, rawset,
+-- getfenv/setfenv, loadstring) refuse to. Redis 7.0 gets the same effect
+-- with a read-only flag patched into its Lua.
+local G = _G
+local __rawset, __getfenv, __setfenv = rawset, getfenv, setfenv
+local protected = __smt({}, {__mode = 'k'})
+local function ro() error("Attempt to modify a readonly table", 3) end
+local ROMETA = __smt({}, {__newindex = function() ro() end, __metatable = false})
+protected[ROMETA] = true
+local function view(t)
+  local v = __smt({}, {__index = t, __newindex = function() ro() end, __metatable = ROMETA})
+  protected[v] = true
+  return v
+end
+for _, name in ipairs({'redis', 'cjson', 'cmsgpack', 'bit', 'struct', 'string', 'math', 'table', 'coroutine'}) do
+  local t = rawget(G, name)
+  if type(t) == 'table' then __rawset(G, name, view(t)) end
+end
+local env = view(G)
+__rawset(G, '_G', env)
+__rawset(G, 'setmetatable', function(t, mt)
+  if protected[t] or t == G then ro() end
   return __smt(t, mt)
 end)
+__rawset(G, 'rawset', function(t, k, v)
+  if protected[t] or t == G then ro() end
+  return __rawset(t, k, v)
+end)
+__rawset(G, 'getfenv', function(f)
+  if type(f) == 'number' and f > 0 then f = f + 1 end
+  local e = __getfenv(f or 2)
+  if e == G then return env end
+  return e
+end)
+__rawset(G, 'setfenv', function(f, t)
+  if f == 0 or protected[f] then ro() end
+  if type(f) == 'number' then f = f + 1 end
+  return __setfenv(f, t)
+end)
+do
+  local ls = rawget(G, 'loadstring')
+  __rawset(G, 'loadstring', function(s, name)
+    local f, err = ls(s, name)
+    if f then __setfenv(f, env) end
+    return f, err
+  end)
+end
+do
+  local ld = rawget(G, 'load')
+  __rawset(G, 'load', function(f, name)
+    local fn, err = ld(f, name)
+    if fn then __setfenv(fn, env) end
+    return fn, err
+  end)
+end
+return env
 "#;
 
 /// The globals of function libraries: while a library loads only the
@@ -841,7 +900,8 @@ fn new_state() -> mlua::Result<Lua> {
     // The pieces execution needs, kept out of reach of scripts that
     // tamper with their globals.
     lua.set_named_registry_value("cinnabar_redis", g.raw_get::<Table>("redis")?)?;
-    lua.load(PRELUDE).set_name("=cinnabar").exec()?;
+    let env: Table = lua.load(PRELUDE).set_name("=cinnabar").eval()?;
+    lua.set_named_registry_value("cinnabar_env", env)?;
     lua.set_named_registry_value(
         "cinnabar_handler",
         g.raw_get::<mlua::Function>("__redis__err__handler")?,
@@ -1255,9 +1315,13 @@ pub fn run(
         let func = match cached {
             Some(f) => f,
             None => {
+                let env = HOT
+                    .with(|h| h.borrow().as_ref().map(|h| h.env.clone()))
+                    .ok_or(CmdError::INTERNAL)?;
                 let f = lua
                     .load(body)
                     .set_name("@user_script")
+                    .set_environment(env)
                     .into_function()
                     .map_err(|e| {
                         let msg = match &e {
