@@ -68,6 +68,10 @@
 //!   (`development`, `production`), immutable.
 //! * `metrics-port` — port of the metrics endpoint, 0 = off, immutable.
 //! * `log-format` — `text` or `json`, immutable.
+//! * `entra-issuer`, `entra-audience`, `entra-public-key-file`,
+//!   `entra-jwks-file`, `entra-default-acl` — Entra ID-style token
+//!   authentication (`AUTH <oid> <jwt>`, see `crate::entra`), modifiable
+//!   (the keys are reloaded on CONFIG SET).
 //! * `ephemeral-port` — `yes` listens on an OS-chosen port instead of
 //!   `port` and logs it (for test harnesses), immutable. It also replaces
 //!   a non-zero `tls-port`; a port of 0 stays off.
@@ -1111,6 +1115,16 @@ params! {
     log_format "log-format" = enumeration(LOG_FORMAT, "text").immutable().cinnabar() => LogFormat, "Cinnabar-only.";
     db_maxmemory_policy "db-maxmemory-policy" = string("").check(check_db_policies).cinnabar() => String,
         "Cinnabar-only: per-database eviction policy overrides, pairs of `db policy` (\"1 noeviction 2 volatile-lru\").";
+    entra_issuer "entra-issuer" = string("").cinnabar() => String,
+        "Cinnabar-only: accepted `iss` values of Entra ID-style tokens (space-separated).";
+    entra_audience "entra-audience" = string("https://redis.azure.com").cinnabar() => String,
+        "Cinnabar-only: accepted `aud` values of Entra ID-style tokens (space-separated).";
+    entra_public_key_file "entra-public-key-file" = string("").cinnabar() => String,
+        "Cinnabar-only: PEM public key (or certificate) that signs Entra ID-style tokens.";
+    entra_jwks_file "entra-jwks-file" = string("").cinnabar() => String,
+        "Cinnabar-only: JWKS (JSON Web Key Set) file with the token-signing keys.";
+    entra_default_acl "entra-default-acl" = string("").cinnabar() => String,
+        "Cinnabar-only: ACL rules of the user created for a token whose `oid` has no ACL user; empty = refuse such tokens.";
 }
 
 /// Directives of old redis.conf files that Redis 7.0 silently ignores
@@ -3531,6 +3545,11 @@ mod tests {
             [
                 "db-maxmemory-policy",
                 "disabled-commands",
+                "entra-audience",
+                "entra-default-acl",
+                "entra-issuer",
+                "entra-jwks-file",
+                "entra-public-key-file",
                 "ephemeral-port",
                 "log-format",
                 "metrics-port",

@@ -53,6 +53,7 @@ where
             },
             _ = info.kill.notified() => break,
             _ = outbox_ready(client.pubsub.outbox.as_deref()) => Wake::Outbox,
+            _ = token_expiry(client.auth_deadline) => Wake::TokenExpired,
         };
         let n = match woke {
             Wake::Read(n) => n,
@@ -63,6 +64,10 @@ where
                     }
                 }
                 continue;
+            }
+            Wake::TokenExpired => {
+                token_expired(&srv, &mut client, &mut stream, &mut out).await;
+                break;
             }
         };
         // ---- end pub/sub ----
@@ -86,6 +91,11 @@ where
             };
             match item {
                 Ok(Some(argv)) => {
+                    // Entra ID-style token logins end at the token's exp.
+                    if client.auth_deadline != 0 && client.now >= client.auth_deadline {
+                        token_expired(&srv, &mut client, &mut stream, &mut out).await;
+                        break 'conn;
+                    }
                     let mut reply = if crate::scripting::wants_script_thread(&client, &argv) {
                         // Scripts run on the script thread, with the script
                         // commands that follow in the buffer (see
@@ -233,6 +243,42 @@ fn emit(client: &mut Client, reply: &Reply, out: &mut BytesMut) {
 enum Wake {
     Read(usize),
     Outbox,
+    TokenExpired,
+}
+
+/// Resolves at `deadline` (unix ms; never when 0): the expiry of the
+/// Entra ID-style token the connection logged in with.
+async fn token_expiry(deadline: u64) {
+    if deadline == 0 {
+        return std::future::pending().await;
+    }
+    let left = deadline.saturating_sub(dispatch::unix_ms());
+    tokio::time::sleep(std::time::Duration::from_millis(left)).await
+}
+
+/// The token expired without a fresh AUTH: as Azure does, the client is
+/// told so (after the replies already produced) and the connection closes.
+async fn token_expired<S: AsyncWrite + Unpin>(
+    srv: &Server,
+    client: &mut Client,
+    stream: &mut S,
+    out: &mut BytesMut,
+) {
+    tracing::info!(
+        client = client.id,
+        user = %client.info.user.lock(),
+        "closing a connection whose Entra token expired"
+    );
+    client.authenticated = false;
+    encode(
+        &Reply::Error(crate::protocol::CmdError::from_static(
+            crate::entra::EXPIRED_ERROR,
+        )),
+        client.resp,
+        out,
+    );
+    wait_durable(srv, client).await;
+    let _ = write_out(srv, stream, out).await;
 }
 
 /// Resolves when a subscribed client's message queue has frames (never
