@@ -279,6 +279,21 @@ async fn expiry_closes_the_connection_unless_reauthenticated() {
         assert_eq!(&ok, b"+OK\r\n");
     }
 
+    // Connection 4: blocked in BLPOP (no timeout) when the token expires.
+    let mut c4 = tokio::net::TcpStream::connect(srv.addr).await.expect("c4");
+    {
+        use tokio::io::AsyncWriteExt;
+        c4.write_all(&common::resp(&[b"AUTH", OID.as_bytes(), short.as_bytes()]))
+            .await
+            .expect("write");
+        let mut ok = [0u8; 5];
+        c4.read_exact(&mut ok).await.expect("read");
+        assert_eq!(&ok, b"+OK\r\n");
+        c4.write_all(&common::resp(&[b"BLPOP", b"nolist", b"0"]))
+            .await
+            .expect("write");
+    }
+
     // Before expiry everything works.
     assert_eq!(call(&mut c1, &["SET", "k", "1"]).await, "+OK\r\n");
 
@@ -287,6 +302,9 @@ async fn expiry_closes_the_connection_unless_reauthenticated() {
     let (got, closed) = read_until_closed(&mut c3, Duration::from_secs(3)).await;
     assert_eq!(got, EXPIRED);
     assert!(closed, "connection should be closed after token expiry");
+    let (got, closed) = read_until_closed(&mut c4, Duration::from_secs(3)).await;
+    assert_eq!(got, EXPIRED);
+    assert!(closed, "a blocked connection is closed at token expiry too");
     // The re-authenticated one still works.
     assert_eq!(call(&mut c2, &["GET", "k"]).await, "$1\r\n1\r\n");
     // Connection 1's next command gets the explanation (sent at expiry).

@@ -155,7 +155,14 @@ where
                         .await
                         {
                             Some(r) => reply = r,
-                            None => break 'conn,
+                            None => {
+                                if client.auth_deadline != 0
+                                    && dispatch::unix_ms() >= client.auth_deadline
+                                {
+                                    token_expired(&srv, &mut client, &mut stream, &mut out).await;
+                                }
+                                break 'conn;
+                            }
                         }
                     }
                     emit(&mut client, &reply, &mut out);
@@ -248,7 +255,7 @@ enum Wake {
 
 /// Resolves at `deadline` (unix ms; never when 0): the expiry of the
 /// Entra ID-style token the connection logged in with.
-async fn token_expiry(deadline: u64) {
+pub(crate) async fn token_expiry(deadline: u64) {
     if deadline == 0 {
         return std::future::pending().await;
     }
