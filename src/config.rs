@@ -87,8 +87,8 @@
 //! `tls-client-cert-file`, `tls-client-key-file`, `tls-client-key-file-pass`,
 //! `tls-dh-params-file`,
 //! `tls-replication`, `tls-cluster`,
-//! `tls-session-cache-timeout`, `tcp-backlog`, `timeout`,
-//! `tcp-keepalive`, `unixsocket`, `unixsocketperm`, `daemonize`,
+//! `tls-session-cache-timeout`, `tcp-backlog`,
+//! `unixsocket`, `unixsocketperm`, `daemonize`,
 //! `supervised`, `pidfile`, `syslog-enabled`, `syslog-ident`,
 //! `syslog-facility`, `always-show-logo`, `set-proc-title`,
 //! `proc-title-template`, `dynamic-hz`, `enable-module-command`,
@@ -865,8 +865,8 @@ params! {
     ephemeral_port "ephemeral-port" = boolean("no").immutable().cinnabar() => bool, "Cinnabar-only: listen on an OS-chosen port instead of `port` (for test harnesses).";
     protected_mode "protected-mode" = boolean("yes") => bool;
     tcp_backlog "tcp-backlog" = int(0, INT_MAX, "511").immutable().no_effect() => u32;
-    timeout "timeout" = int(0, INT_MAX, "0").no_effect() => u64, "Idle seconds before a client is closed; 0 = never.";
-    tcp_keepalive "tcp-keepalive" = int(0, INT_MAX, "300").no_effect() => u64;
+    timeout "timeout" = int(0, INT_MAX, "0") => u64, "Idle seconds before a client is closed; 0 = never.";
+    tcp_keepalive "tcp-keepalive" = int(0, INT_MAX, "300") => u64, "Seconds before the first keepalive probe on new connections; 0 = off.";
     maxclients "maxclients" = uint(1, u32::MAX as u64, "10000") => u64;
     unixsocket "unixsocket" = nullable().immutable().no_effect() => Option<String>;
     unixsocketperm "unixsocketperm" =

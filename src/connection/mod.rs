@@ -166,6 +166,16 @@ where
                         }
                     }
                     emit(&mut client, &reply, &mut out);
+                    if srv.obuf_normal.over_hard(out.len()) && !subscribed(&client) {
+                        // client-output-buffer-limit normal: closed
+                        // without the replies, as Redis does.
+                        tracing::warn!(
+                            client = client.id,
+                            bytes = out.len(),
+                            "Client scheduled to be closed ASAP for overcoming of output buffer limits."
+                        );
+                        break 'conn;
+                    }
                     if client.close_after_reply {
                         break;
                     }
@@ -332,13 +342,34 @@ async fn wait_durable(srv: &Server, client: &Client) {
     }
 }
 
+/// Is the client subscribed (Pub/Sub output-buffer class, not normal)?
+fn subscribed(client: &Client) -> bool {
+    let i = &client.info;
+    i.sub.load(Ordering::Relaxed) + i.psub.load(Ordering::Relaxed) + i.ssub.load(Ordering::Relaxed)
+        > 0
+}
+
 async fn write_out<S: AsyncWrite + Unpin>(
     srv: &Server,
     stream: &mut S,
     out: &mut BytesMut,
 ) -> std::io::Result<()> {
     srv.stats.hot.add(Stats::NET_OUTPUT, out.len() as u64);
-    stream.write_all(out).await?;
+    match srv.obuf_normal.soft_deadline(out.len()) {
+        None => stream.write_all(out).await?,
+        // Output above the soft limit of client-output-buffer-limit
+        // normal may stay pending only that long.
+        Some(limit) => match tokio::time::timeout(limit, stream.write_all(out)).await {
+            Ok(r) => r?,
+            Err(_) => {
+                tracing::warn!(
+                    bytes = out.len(),
+                    "Client closed for overcoming of output buffer soft limit."
+                );
+                return Err(std::io::Error::other("output buffer soft limit"));
+            }
+        },
+    }
     out.clear();
     if out.capacity() > 4 * OUT_HIGH_WATER {
         *out = BytesMut::with_capacity(READ_CHUNK);

@@ -2,6 +2,7 @@
 //! tasks (active expiry, stats sampling) and waits for shutdown.
 
 pub mod eviction;
+pub mod limits;
 pub mod listener;
 pub mod logging;
 pub mod memory;
@@ -72,6 +73,8 @@ pub struct Server {
     pub acl: crate::acl::AclState,
     /// Entra ID-style token verification (`entra-*` parameters).
     pub entra: crate::entra::EntraState,
+    /// `client-output-buffer-limit normal`, cached for the connection loop.
+    pub obuf_normal: limits::ObufNormal,
 }
 
 impl Server {
@@ -113,8 +116,10 @@ impl Server {
             shutdown_flags: Default::default(),
             acl: Default::default(),
             entra: Default::default(),
+            obuf_normal: Default::default(),
             config,
         });
+        srv.obuf_normal.sync(&srv.config);
         srv.sync_default_user();
         srv
     }
@@ -186,6 +191,9 @@ impl Server {
             .map(|n| (*n, self.config_value(n)))
             .collect();
         let changed = self.config.set(pairs)?;
+        if changed.contains(&"client-output-buffer-limit") {
+            self.obuf_normal.sync(&self.config);
+        }
         if let Some(name) = changed
             .iter()
             .find(|n| crate::entra::RELOAD_PARAMS.contains(n))
@@ -362,6 +370,7 @@ pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
     tokio::spawn(crate::persistence::snapshot::cron(srv.clone()));
     tokio::spawn(eviction_task(srv.clone()));
     tokio::spawn(stats::sampler_task(srv.clone()));
+    tokio::spawn(limits::idle_timeout_task(srv.clone()));
 
     let mut rx = srv.shutdown_receiver();
     let flags = tokio::select! {
