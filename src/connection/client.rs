@@ -124,6 +124,10 @@ pub struct Client {
     /// The ACL user the connection runs as; `None` for internal clients
     /// whose commands were already checked (they may run anything).
     pub user: Option<Arc<crate::acl::UserHandle>>,
+    /// Unix ms when the Entra ID-style token this connection logged in
+    /// with expires (0: no token login). Checked per command and by an
+    /// idle timer in `connection::serve`; see `crate::entra`.
+    pub auth_deadline: u64,
 }
 
 /// A transaction being queued.
@@ -156,6 +160,7 @@ impl Client {
             durable_upto: 0,
             loader: false,
             user: None,
+            auth_deadline: 0,
         }
     }
 
