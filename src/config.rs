@@ -68,6 +68,10 @@
 //!   (`development`, `production`), immutable.
 //! * `metrics-port` — port of the metrics endpoint, 0 = off, immutable.
 //! * `log-format` — `text` or `json`, immutable.
+//! * `entra-issuer`, `entra-audience`, `entra-public-key-file`,
+//!   `entra-jwks-file`, `entra-default-acl` — Entra ID-style token
+//!   authentication (`AUTH <oid> <jwt>`, see `crate::entra`), modifiable
+//!   (the keys are reloaded on CONFIG SET).
 //! * `ephemeral-port` — `yes` listens on an OS-chosen port instead of
 //!   `port` and logs it (for test harnesses), immutable. It also replaces
 //!   a non-zero `tls-port`; a port of 0 stays off.
@@ -83,8 +87,8 @@
 //! `tls-client-cert-file`, `tls-client-key-file`, `tls-client-key-file-pass`,
 //! `tls-dh-params-file`,
 //! `tls-replication`, `tls-cluster`,
-//! `tls-session-cache-timeout`, `tcp-backlog`, `timeout`,
-//! `tcp-keepalive`, `unixsocket`, `unixsocketperm`, `daemonize`,
+//! `tls-session-cache-timeout`, `tcp-backlog`,
+//! `unixsocket`, `unixsocketperm`, `daemonize`,
 //! `supervised`, `pidfile`, `syslog-enabled`, `syslog-ident`,
 //! `syslog-facility`, `always-show-logo`, `set-proc-title`,
 //! `proc-title-template`, `dynamic-hz`, `enable-module-command`,
@@ -860,8 +864,8 @@ params! {
     ephemeral_port "ephemeral-port" = boolean("no").immutable().cinnabar() => bool, "Cinnabar-only: listen on an OS-chosen port instead of `port` (for test harnesses).";
     protected_mode "protected-mode" = boolean("yes") => bool;
     tcp_backlog "tcp-backlog" = int(0, INT_MAX, "511").immutable().no_effect() => u32;
-    timeout "timeout" = int(0, INT_MAX, "0").no_effect() => u64, "Idle seconds before a client is closed; 0 = never.";
-    tcp_keepalive "tcp-keepalive" = int(0, INT_MAX, "300").no_effect() => u64;
+    timeout "timeout" = int(0, INT_MAX, "0") => u64, "Idle seconds before a client is closed; 0 = never.";
+    tcp_keepalive "tcp-keepalive" = int(0, INT_MAX, "300") => u64, "Seconds before the first keepalive probe on new connections; 0 = off.";
     maxclients "maxclients" = uint(1, u32::MAX as u64, "10000") => u64;
     unixsocket "unixsocket" = nullable().immutable().no_effect() => Option<String>;
     unixsocketperm "unixsocketperm" =
@@ -1110,6 +1114,16 @@ params! {
     log_format "log-format" = enumeration(LOG_FORMAT, "text").immutable().cinnabar() => LogFormat, "Cinnabar-only.";
     db_maxmemory_policy "db-maxmemory-policy" = string("").check(check_db_policies).cinnabar() => String,
         "Cinnabar-only: per-database eviction policy overrides, pairs of `db policy` (\"1 noeviction 2 volatile-lru\").";
+    entra_issuer "entra-issuer" = string("").cinnabar() => String,
+        "Cinnabar-only: accepted `iss` values of Entra ID-style tokens (space-separated).";
+    entra_audience "entra-audience" = string("https://redis.azure.com").cinnabar() => String,
+        "Cinnabar-only: accepted `aud` values of Entra ID-style tokens (space-separated).";
+    entra_public_key_file "entra-public-key-file" = string("").cinnabar() => String,
+        "Cinnabar-only: PEM public key (or certificate) that signs Entra ID-style tokens.";
+    entra_jwks_file "entra-jwks-file" = string("").cinnabar() => String,
+        "Cinnabar-only: JWKS (JSON Web Key Set) file with the token-signing keys.";
+    entra_default_acl "entra-default-acl" = string("").cinnabar() => String,
+        "Cinnabar-only: ACL rules of the user created for a token whose `oid` has no ACL user; empty = refuse such tokens.";
 }
 
 /// Directives of old redis.conf files that Redis 7.0 silently ignores
@@ -3530,6 +3544,11 @@ mod tests {
             [
                 "db-maxmemory-policy",
                 "disabled-commands",
+                "entra-audience",
+                "entra-default-acl",
+                "entra-issuer",
+                "entra-jwks-file",
+                "entra-public-key-file",
                 "ephemeral-port",
                 "log-format",
                 "metrics-port",

@@ -26,6 +26,7 @@ pub mod commands;
 pub mod config;
 pub mod connection;
 pub mod devcert;
+pub mod entra;
 pub mod functions;
 pub mod lua_libs;
 pub mod persistence;

@@ -1,10 +1,13 @@
 //! Lua scripting (EVAL and friends): Lua 5.1 through mlua with the Lua
 //! sources vendored, as Redis embeds 5.1.
 //!
-//! * **Atomicity.** EVAL's table row locks every shard of every database
-//!   (`LockScope::All`), so a script may read and write keys it did not
-//!   declare (as standalone Redis allows; BullMQ and Sidekiq rely on it) and
-//!   no other client sees it half done. Commands the script runs go through
+//! * **Atomicity.** EVAL's table row locks shards on demand
+//!   (`LockScope::OnDemand`): each shard the script reaches is locked then
+//!   and held until the script ends, so a script may read and write keys it
+//!   did not declare (as standalone Redis allows; BullMQ and Sidekiq rely
+//!   on it) and no other client sees it half done. Out-of-order locking is
+//!   safe because only the script thread does it and ordered acquirers back
+//!   off from it (see `commands::ctx::Locks`). Commands the script runs go through
 //!   the same handlers as clients' commands, in the script's `Ctx`.
 //! * **One interpreter per thread.** A Lua state cannot move between
 //!   threads while Rust closures borrowing the command context are
@@ -129,6 +132,7 @@ fn script_thread() -> Option<&'static std::sync::mpsc::Sender<Job>> {
             // Deeply nested replies and Lua's C recursion want headroom.
             .stack_size(16 << 20)
             .spawn(move || {
+                ON_SCRIPT_THREAD.with(|f| f.set(true));
                 while let Ok(job) = rx.recv() {
                     // A panic drops the job's reply sender; its connection
                     // closes and the thread serves the next job.
@@ -146,6 +150,16 @@ fn script_thread() -> Option<&'static std::sync::mpsc::Sender<Job>> {
         }
     })
     .as_ref()
+}
+
+thread_local! {
+    static ON_SCRIPT_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the caller is the script thread (the only thread allowed to take
+/// shard locks on demand, see `commands::ctx::Locks`).
+pub fn on_script_thread() -> bool {
+    ON_SCRIPT_THREAD.with(|f| f.get())
 }
 
 /// Whether `argv` (from `client`) must run on the script thread: script
@@ -315,6 +329,74 @@ pub fn sha1_hex(b: &[u8]) -> String {
 
 thread_local! {
     static STATE: RefCell<Option<(u64, Lua)>> = const { RefCell::new(None) };
+    /// Handles into the current state that every execution needs, looked
+    /// up once per state instead of by name per call (a registry lookup by
+    /// name hashes the name into a Lua string each time).
+    static HOT: RefCell<Option<Hot>> = const { RefCell::new(None) };
+    /// The RESP version `redis.setresp` selected for the running script.
+    static RESP: std::cell::Cell<u8> = const { std::cell::Cell::new(2) };
+}
+
+/// See `HOT`.
+struct Hot {
+    redis: Table,
+    handler: mlua::Function,
+    xpcall: mlua::Function,
+    fcall: mlua::Function,
+    /// The read-only view of the globals EVAL bodies run in (see PRELUDE).
+    env: Table,
+    call: mlua::Function,
+    pcall: mlua::Function,
+    /// Compiled EVAL bodies by SHA1.
+    scripts: std::collections::HashMap<String, mlua::Function>,
+}
+
+impl Hot {
+    fn new(lua: &Lua) -> mlua::Result<Hot> {
+        Ok(Hot {
+            redis: lua.named_registry_value("cinnabar_redis")?,
+            handler: lua.named_registry_value("cinnabar_handler")?,
+            xpcall: lua.named_registry_value("cinnabar_xpcall")?,
+            fcall: lua.named_registry_value("cinnabar_fcall")?,
+            env: lua.named_registry_value("cinnabar_env")?,
+            call: lua.create_function(|lua, argv: Variadic<Value>| redis_call(lua, argv, true))?,
+            pcall: lua
+                .create_function(|lua, argv: Variadic<Value>| redis_call(lua, argv, false))?,
+            scripts: std::collections::HashMap::new(),
+        })
+    }
+}
+
+/// Whether the running script selected RESP3 with `redis.setresp(3)`.
+fn resp3_selected() -> bool {
+    RESP.with(|r| r.get()) == 3
+}
+
+/// The execution-time watchdog: marks the script busy past
+/// `busy-reply-threshold` and stops it after SCRIPT KILL. Installed once
+/// per state (and again after a kill replaced it).
+fn install_watchdog(lua: &Lua) {
+    lua.set_hook(HookTriggers::new().every_nth_instruction(100_000), |lua, _dbg| {
+        if !RUNNING.load(Ordering::Relaxed) {
+            return Ok(mlua::VmState::Continue);
+        }
+        let elapsed = unix_ms().saturating_sub(STARTED_MS.load(Ordering::Relaxed));
+        let threshold = THRESHOLD_MS.load(Ordering::Relaxed);
+        if threshold > 0 && elapsed >= threshold && !BUSY.load(Ordering::Relaxed) {
+            tracing::warn!("Slow script detected: still in execution after {elapsed} milliseconds. You can try killing the script using the SCRIPT KILL command.");
+            BUSY.store(true, Ordering::SeqCst);
+        }
+        if KILL.load(Ordering::SeqCst) {
+            tracing::warn!("Lua script killed by user with SCRIPT KILL.");
+            // From now on raise on every line, so a script catching the
+            // error with pcall cannot go on (as Redis does).
+            lua.set_hook(HookTriggers::new().every_line(), |lua, _| {
+                Err(raise(lua, &CmdError::err(KILLED)))
+            });
+            return Err(raise(lua, &CmdError::err(KILLED)));
+        }
+        Ok(mlua::VmState::Continue)
+    });
 }
 
 /// Lua code run once per state: the error handler and the protected
@@ -325,6 +407,7 @@ thread_local! {
 /// by parking `{token, err}` in `__cinnabar_pending` and raising an error
 /// whose text carries the token; the handler swaps the table back in.
 const PRELUDE: &str = r#"
+local __G0 = _G
 local dbg = debug
 debug = nil
 function __redis__err__handler(err)
@@ -341,7 +424,7 @@ function __redis__err__handler(err)
       if cut then msg = string.sub(msg, 1, cut - 1) end
       if string.sub(msg, 1, 15) == 'runtime error: ' then msg = string.sub(msg, 16) end
     end
-    local p = rawget(_G, '__cinnabar_pending')
+    local p = rawget(__G0, '__cinnabar_pending')
     if p and string.find(msg, p.token, 1, true) then
       err = {err = p.err}
     else
@@ -379,11 +462,66 @@ setmetatable(_G, {
     error("Attempt to modify a readonly table", 2)
   end,
 })
--- The globals' metatable (their protection) cannot be replaced.
-rawset(_G, 'setmetatable', function(t, mt)
-  if t == _G then error("Attempt to modify a readonly table", 2) end
+-- Scripts run in `env`, a read-only view of the globals: assigning any
+-- global (new or existing, `redis = nil` included) raises, so one script
+-- cannot break the interpreter for the next. The library tables scripts
+-- see (redis, cjson, bit, string, ...) are read-only views as well, and
+-- the functions that could reach around a view (setmetatable, rawset,
+-- getfenv/setfenv, loadstring) refuse to. Redis 7.0 gets the same effect
+-- with a read-only flag patched into its Lua.
+local G = _G
+local __rawset, __getfenv, __setfenv = rawset, getfenv, setfenv
+local protected = __smt({}, {__mode = 'k'})
+local function ro() error("Attempt to modify a readonly table", 3) end
+local ROMETA = __smt({}, {__newindex = function() ro() end, __metatable = false})
+protected[ROMETA] = true
+local function view(t)
+  local v = __smt({}, {__index = t, __newindex = function() ro() end, __metatable = ROMETA})
+  protected[v] = true
+  return v
+end
+for _, name in ipairs({'redis', 'cjson', 'cmsgpack', 'bit', 'struct', 'string', 'math', 'table', 'coroutine'}) do
+  local t = rawget(G, name)
+  if type(t) == 'table' then __rawset(G, name, view(t)) end
+end
+local env = view(G)
+__rawset(G, '_G', env)
+__rawset(G, 'setmetatable', function(t, mt)
+  if protected[t] or t == G then ro() end
   return __smt(t, mt)
 end)
+__rawset(G, 'rawset', function(t, k, v)
+  if protected[t] or t == G then ro() end
+  return __rawset(t, k, v)
+end)
+__rawset(G, 'getfenv', function(f)
+  if type(f) == 'number' and f > 0 then f = f + 1 end
+  local e = __getfenv(f or 2)
+  if e == G then return env end
+  return e
+end)
+__rawset(G, 'setfenv', function(f, t)
+  if f == 0 or protected[f] then ro() end
+  if type(f) == 'number' then f = f + 1 end
+  return __setfenv(f, t)
+end)
+do
+  local ls = rawget(G, 'loadstring')
+  __rawset(G, 'loadstring', function(s, name)
+    local f, err = ls(s, name)
+    if f then __setfenv(f, env) end
+    return f, err
+  end)
+end
+do
+  local ld = rawget(G, 'load')
+  __rawset(G, 'load', function(f, name)
+    local fn, err = ld(f, name)
+    if fn then __setfenv(fn, env) end
+    return fn, err
+  end)
+end
+return env
 "#;
 
 /// The globals of function libraries: while a library loads only the
@@ -598,7 +736,8 @@ fn load_library_into(
     let r = f.call::<()>(());
     let _ = set_loading.call::<()>(false);
     if timeout.is_some() {
-        lua.remove_hook();
+        // Back to the watchdog every state carries.
+        install_watchdog(lua);
     }
     let got = COLLECT.with(|c| c.borrow_mut().take()).unwrap_or_default();
     match r {
@@ -733,7 +872,8 @@ fn new_state() -> mlua::Result<Lua> {
                     "RESP version must be 2 or 3.".into(),
                 ));
             }
-            lua.set_named_registry_value("cinnabar_resp", v)?;
+            let _ = lua;
+            RESP.with(|r| r.set(v as u8));
             Ok(())
         })?,
     )?;
@@ -760,7 +900,8 @@ fn new_state() -> mlua::Result<Lua> {
     // The pieces execution needs, kept out of reach of scripts that
     // tamper with their globals.
     lua.set_named_registry_value("cinnabar_redis", g.raw_get::<Table>("redis")?)?;
-    lua.load(PRELUDE).set_name("=cinnabar").exec()?;
+    let env: Table = lua.load(PRELUDE).set_name("=cinnabar").eval()?;
+    lua.set_named_registry_value("cinnabar_env", env)?;
     lua.set_named_registry_value(
         "cinnabar_handler",
         g.raw_get::<mlua::Function>("__redis__err__handler")?,
@@ -1166,15 +1307,21 @@ pub fn run(
     read_only: bool,
 ) -> CmdResult {
     with_state(ctx, |lua, ctx| {
-        let lua_err = |e: mlua::Error| CmdError::err(format!("Error running script: {e}"));
-        let fname = format!("f_{sha}");
-        let func: mlua::Function = match lua.named_registry_value::<Option<mlua::Function>>(&fname)
-        {
-            Ok(Some(f)) => f,
-            _ => {
+        let cached = HOT.with(|h| {
+            h.borrow()
+                .as_ref()
+                .and_then(|h| h.scripts.get(sha).cloned())
+        });
+        let func = match cached {
+            Some(f) => f,
+            None => {
+                let env = HOT
+                    .with(|h| h.borrow().as_ref().map(|h| h.env.clone()))
+                    .ok_or(CmdError::INTERNAL)?;
                 let f = lua
                     .load(body)
                     .set_name("@user_script")
+                    .set_environment(env)
                     .into_function()
                     .map_err(|e| {
                         let msg = match &e {
@@ -1183,8 +1330,11 @@ pub fn run(
                         };
                         CmdError::err(format!("Error compiling script (new function): {msg}"))
                     })?;
-                lua.set_named_registry_value(&fname, f.clone())
-                    .map_err(lua_err)?;
+                HOT.with(|h| {
+                    if let Some(h) = h.borrow_mut().as_mut() {
+                        h.scripts.insert(sha.to_string(), f.clone());
+                    }
+                });
                 f
             }
         };
@@ -1211,6 +1361,141 @@ pub fn fcall(
     })
 }
 
+/// The execution `redis.call`/`redis.pcall` act on: set by [`execute`] for
+/// exactly the duration of the Lua call (see [`current`]).
+struct Running<'c, 'a> {
+    ctx: RefCell<&'c mut Ctx<'a>>,
+    read_only: bool,
+}
+
+thread_local! {
+    static CURRENT: std::cell::Cell<*const ()> = const { std::cell::Cell::new(std::ptr::null()) };
+}
+
+/// Clears `CURRENT` when [`execute`]'s frame ends, also on unwinding.
+struct CurrentGuard;
+
+impl Drop for CurrentGuard {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(std::ptr::null()));
+    }
+}
+
+/// `redis.call` (`raising`) and `redis.pcall`: created once per Lua state
+/// instead of as scoped closures per execution (which cost an allocation,
+/// a userdata and garbage for every EVALSHA). They reach the running
+/// script's context through `CURRENT`.
+fn redis_call(lua: &Lua, argv: Variadic<Value>, raising: bool) -> mlua::Result<Value> {
+    let p = CURRENT.with(|c| c.get());
+    if p.is_null() {
+        return Err(mlua::Error::RuntimeError(
+            "redis.call is only available while a script runs".into(),
+        ));
+    }
+    // SAFETY: `execute` stores a pointer to a `Running` that lives on its
+    // stack, on this thread, and clears it (CurrentGuard) before that frame
+    // ends; Lua only calls this function from inside that `execute` call
+    // (the state is thread-local), so the pointee is alive and only shared
+    // references to it exist (mutation goes through its RefCell).
+    let cur: &Running<'_, '_> = unsafe { &*(p as *const Running<'_, '_>) };
+    let read_only = cur.read_only;
+
+    let fail = |lua: &Lua, e: CmdError| -> mlua::Result<Value> {
+        if raising {
+            Err(raise(lua, &e))
+        } else {
+            Ok(Value::Table(err_table(lua, &e)?))
+        }
+    };
+    let resp3 = resp3_selected();
+    let mut cmd: Vec<Bytes> = Vec::with_capacity(argv.len());
+    for a in argv.iter() {
+        match a {
+            Value::String(s) => cmd.push(Bytes::copy_from_slice(&s.as_bytes())),
+            Value::Number(n) => cmd.push(number_arg(*n)),
+            Value::Integer(n) => cmd.push(Bytes::from(n.to_string())),
+            _ => {
+                return fail(
+                    lua,
+                    CmdError::err("Lua redis lib command arguments must be strings or integers"),
+                )
+            }
+        }
+    }
+    if cmd.is_empty() {
+        return fail(
+            lua,
+            CmdError::err("Please specify at least one argument for this redis lib call"),
+        );
+    }
+    let entry = match table().lookup(&cmd) {
+        Lookup::Found(e) => e,
+        _ => {
+            return fail(
+                lua,
+                CmdError::err("Unknown Redis command called from script"),
+            )
+        }
+    };
+    if !entry.spec.arity_ok(cmd.len()) {
+        return fail(
+            lua,
+            CmdError::err("Wrong number of args calling Redis command from script"),
+        );
+    }
+    if entry.spec.flags.contains(CmdFlags::NOSCRIPT) {
+        return fail(
+            lua,
+            CmdError::err("This Redis command is not allowed from script"),
+        );
+    }
+    if (entry.spec.name == "xread" || entry.spec.name == "xreadgroup")
+        && cmd.iter().skip(1).any(|a| a.eq_ignore_ascii_case(b"block"))
+    {
+        return fail(
+            lua,
+            CmdError::err(format!(
+                "{} command is not allowed with BLOCK option from scripts",
+                entry.spec.name
+            )),
+        );
+    }
+    if entry.spec.flags.contains(CmdFlags::DENYOOM) {
+        let (max, used) = {
+            let g = cur.ctx.borrow();
+            (g.srv.config.maxmemory(), g.srv.memory.used(g.now))
+        };
+        if max > 0 && used > max {
+            return fail(lua, CmdError::OOM);
+        }
+    }
+    let writes = entry.spec.flags.contains(CmdFlags::WRITE);
+    if writes && read_only {
+        return fail(
+            lua,
+            CmdError::err("Write commands are not allowed from read-only scripts."),
+        );
+    }
+    let acl = {
+        let guard = cur.ctx.borrow();
+        crate::commands::acl::script_check(guard.srv, guard.client, entry, &cmd)
+    };
+    if let Err(e) = acl {
+        return fail(lua, e);
+    }
+    let reply = {
+        let mut guard = cur.ctx.borrow_mut();
+        run_in_ctx(&mut guard, entry, &cmd)
+    };
+    if writes {
+        WROTE.store(true, Ordering::SeqCst);
+    }
+    match reply {
+        Reply::Error(e) => fail(lua, e),
+        other => reply_to_lua(lua, other, resp3),
+    }
+}
+
 /// What [`execute`] runs: an EVAL script body (KEYS/ARGV as globals) or a
 /// library function (called with the keys and args tables).
 enum Target {
@@ -1226,6 +1511,10 @@ fn with_state(ctx: &mut Ctx<'_>, f: impl FnOnce(&Lua, &mut Ctx<'_>) -> CmdResult
         let mut slot = cell.borrow_mut();
         if slot.as_ref().is_none_or(|(g, _)| *g != generation) {
             let lua = new_state().map_err(|e| CmdError::err(format!("cannot start Lua: {e}")))?;
+            let hot =
+                Hot::new(&lua).map_err(|e| CmdError::err(format!("cannot start Lua: {e}")))?;
+            install_watchdog(&lua);
+            HOT.with(|h| *h.borrow_mut() = Some(hot));
             *slot = Some((generation, lua));
         }
         let Some((_, lua)) = slot.as_ref() else {
@@ -1260,8 +1549,7 @@ fn execute(
         g.raw_set("KEYS", keys_t.clone()).map_err(lua_err)?;
         g.raw_set("ARGV", args_t.clone()).map_err(lua_err)?;
     }
-    lua.set_named_registry_value("cinnabar_resp", 2)
-        .map_err(lua_err)?;
+    RESP.with(|r| r.set(2));
 
     THRESHOLD_MS.store(ctx.srv.config.busy_reply_threshold(), Ordering::Relaxed);
     STARTED_MS.store(unix_ms(), Ordering::Relaxed);
@@ -1269,153 +1557,41 @@ fn execute(
     WROTE.store(false, Ordering::SeqCst);
     RUNNING_EVAL.store(matches!(target, Target::Eval(_)), Ordering::SeqCst);
     RUNNING.store(true, Ordering::SeqCst);
-    lua.set_hook(HookTriggers::new().every_nth_instruction(100_000), |_lua, _dbg| {
-        let elapsed = unix_ms().saturating_sub(STARTED_MS.load(Ordering::Relaxed));
-        let threshold = THRESHOLD_MS.load(Ordering::Relaxed);
-        if threshold > 0 && elapsed >= threshold && !BUSY.load(Ordering::Relaxed) {
-            tracing::warn!("Slow script detected: still in execution after {elapsed} milliseconds. You can try killing the script using the SCRIPT KILL command.");
-            BUSY.store(true, Ordering::SeqCst);
-        }
-        if KILL.load(Ordering::SeqCst) {
-            tracing::warn!("Lua script killed by user with SCRIPT KILL.");
-            // From now on raise on every line, so a script catching the
-            // error with pcall cannot go on (as Redis does).
-            _lua.set_hook(HookTriggers::new().every_line(), |lua, _| {
-                Err(raise(lua, &CmdError::err(KILLED)))
-            });
-            return Err(raise(_lua, &CmdError::err(KILLED)));
-        }
-        Ok(mlua::VmState::Continue)
-    });
     let prev_deny = ctx.client.deny_blocking;
     ctx.client.deny_blocking = true;
     let saved_db = ctx.client.db;
 
-    let ctx_cell = RefCell::new(ctx);
-    // One implementation for both: `raising` selects redis.call's
-    // behaviour on a command error (raise) over redis.pcall's (return
-    // the error table).
-    let run_cmd = |lua: &Lua, argv: Variadic<Value>, raising: bool| -> mlua::Result<Value> {
-        let fail = |lua: &Lua, e: CmdError| -> mlua::Result<Value> {
-            if raising {
-                Err(raise(lua, &e))
-            } else {
-                Ok(Value::Table(err_table(lua, &e)?))
-            }
-        };
-        let resp3 = lua
-            .named_registry_value::<i64>("cinnabar_resp")
-            .unwrap_or(2)
-            == 3;
-        let mut cmd: Vec<Bytes> = Vec::with_capacity(argv.len());
-        for a in argv.iter() {
-            match a {
-                Value::String(s) => cmd.push(Bytes::copy_from_slice(&s.as_bytes())),
-                Value::Number(n) => cmd.push(number_arg(*n)),
-                Value::Integer(n) => cmd.push(Bytes::from(n.to_string())),
-                _ => {
-                    return fail(
-                        lua,
-                        CmdError::err(
-                            "Lua redis lib command arguments must be strings or integers",
-                        ),
-                    )
-                }
-            }
-        }
-        if cmd.is_empty() {
-            return fail(
-                lua,
-                CmdError::err("Please specify at least one argument for this redis lib call"),
-            );
-        }
-        let entry = match table().lookup(&cmd) {
-            Lookup::Found(e) => e,
-            _ => {
-                return fail(
-                    lua,
-                    CmdError::err("Unknown Redis command called from script"),
-                )
-            }
-        };
-        if !entry.spec.arity_ok(cmd.len()) {
-            return fail(
-                lua,
-                CmdError::err("Wrong number of args calling Redis command from script"),
-            );
-        }
-        if entry.spec.flags.contains(CmdFlags::NOSCRIPT) {
-            return fail(
-                lua,
-                CmdError::err("This Redis command is not allowed from script"),
-            );
-        }
-        if (entry.spec.name == "xread" || entry.spec.name == "xreadgroup")
-            && cmd.iter().skip(1).any(|a| a.eq_ignore_ascii_case(b"block"))
-        {
-            return fail(
-                lua,
-                CmdError::err(format!(
-                    "{} command is not allowed with BLOCK option from scripts",
-                    entry.spec.name
-                )),
-            );
-        }
-        if entry.spec.flags.contains(CmdFlags::DENYOOM) {
-            let (max, used) = {
-                let g = ctx_cell.borrow();
-                (g.srv.config.maxmemory(), g.srv.memory.used(g.now))
-            };
-            if max > 0 && used > max {
-                return fail(lua, CmdError::OOM);
-            }
-        }
-        let writes = entry.spec.flags.contains(CmdFlags::WRITE);
-        if writes && read_only {
-            return fail(
-                lua,
-                CmdError::err("Write commands are not allowed from read-only scripts."),
-            );
-        }
-        let acl = {
-            let guard = ctx_cell.borrow();
-            crate::commands::acl::script_check(guard.srv, guard.client, entry, &cmd)
-        };
-        if let Err(e) = acl {
-            return fail(lua, e);
-        }
-        let reply = {
-            let mut guard = ctx_cell.borrow_mut();
-            run_in_ctx(&mut guard, entry, &cmd)
-        };
-        if writes {
-            WROTE.store(true, Ordering::SeqCst);
-        }
-        match reply {
-            Reply::Error(e) => fail(lua, e),
-            other => reply_to_lua(lua, other, resp3),
-        }
+    let running = Running {
+        ctx: RefCell::new(ctx),
+        read_only,
     };
-    let result = lua.scope(|scope| {
-        let call = scope.create_function(|lua, argv: Variadic<Value>| run_cmd(lua, argv, true))?;
-        let pcall =
-            scope.create_function(|lua, argv: Variadic<Value>| run_cmd(lua, argv, false))?;
-        let redis: Table = lua.named_registry_value("cinnabar_redis")?;
+    CURRENT.with(|c| c.set(&running as *const Running<'_, '_> as *const ()));
+    let current_guard = CurrentGuard;
+    let result = (|| -> mlua::Result<CmdResult> {
+        let (redis, handler, xpcall, fcall, call, pcall) = HOT
+            .with(|h| {
+                h.borrow().as_ref().map(|h| {
+                    (
+                        h.redis.clone(),
+                        h.handler.clone(),
+                        h.xpcall.clone(),
+                        h.fcall.clone(),
+                        h.call.clone(),
+                        h.pcall.clone(),
+                    )
+                })
+            })
+            .ok_or_else(|| mlua::Error::RuntimeError("no Lua state".into()))?;
+        // Set on every run: a script may have overwritten them.
         redis.raw_set("call", call)?;
         redis.raw_set("pcall", pcall)?;
-        let handler: mlua::Function = lua.named_registry_value("cinnabar_handler")?;
-        let xpcall: mlua::Function = lua.named_registry_value("cinnabar_xpcall")?;
         let (ok, v): (bool, Value) = match &target {
             Target::Eval(func) => xpcall.call((func.clone(), handler))?,
             Target::Function(func) => {
-                let fcall: mlua::Function = lua.named_registry_value("cinnabar_fcall")?;
                 fcall.call((func.clone(), handler, keys_t.clone(), args_t.clone()))?
             }
         };
-        let resp3 = lua
-            .named_registry_value::<i64>("cinnabar_resp")
-            .unwrap_or(2)
-            == 3;
+        let resp3 = resp3_selected();
         if ok {
             return Ok(Ok(lua_to_reply(v, resp3, 0)));
         }
@@ -1438,13 +1614,16 @@ fn execute(
             ),
         };
         Ok(Err(CmdError::new(msg)))
-    });
-    lua.remove_hook();
-    let ctx = ctx_cell.into_inner();
+    })();
+    drop(current_guard);
+    let ctx = running.ctx.into_inner();
     ctx.client.deny_blocking = prev_deny;
     ctx.client.select(saved_db);
     let killed = KILL.swap(false, Ordering::SeqCst);
     RUNNING.store(false, Ordering::SeqCst);
+    if killed {
+        install_watchdog(lua);
+    }
     BUSY.store(false, Ordering::SeqCst);
     let _ = lua.globals().raw_set("__cinnabar_pending", Value::Nil);
     if killed && !matches!(&result, Ok(Err(e)) if e.as_str().contains(KILLED)) {

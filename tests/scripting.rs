@@ -346,3 +346,160 @@ async fn wait_busy(c: &mut common::Raw) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Scripts lock shards as they reach them (out of the global order), while
+/// ordered multi-shard commands (MSET, EXEC, FLUSHDB, KEYS, BGSAVE's fork)
+/// run beside them: nothing may deadlock, and no script or transaction may
+/// see the 16 keys half-updated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_demand_script_locks_stay_atomic_under_concurrent_multi_key_writes() {
+    let srv = TestServer::start();
+    let keys: Vec<String> = (1..=16).map(|i| format!("x:{i}")).collect();
+    let deadline = std::time::Instant::now() + Duration::from_millis(1500);
+    let mut tasks = Vec::new();
+    for t in 0..3u64 {
+        let mut c = srv.conn().await;
+        let keys = keys.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut n = t * 1_000_000;
+            while std::time::Instant::now() < deadline {
+                n += 1;
+                let mut mset = redis::cmd("MSET");
+                for k in &keys {
+                    mset.arg(k).arg(n);
+                }
+                let _: () = mset.query_async(&mut c).await.expect("mset");
+                if n % 3 == 0 {
+                    // A transaction writing them in reverse.
+                    let mut p = redis::pipe();
+                    p.atomic();
+                    for k in keys.iter().rev() {
+                        p.cmd("SET").arg(k).arg(n).ignore();
+                    }
+                    let _: () = p.query_async(&mut c).await.expect("exec");
+                }
+                if n % 50 == 0 {
+                    let _: () = redis::cmd("FLUSHDB")
+                        .query_async(&mut c)
+                        .await
+                        .expect("flushdb");
+                    let _: Vec<String> = redis::cmd("KEYS")
+                        .arg("*")
+                        .query_async(&mut c)
+                        .await
+                        .expect("keys");
+                }
+            }
+        }));
+    }
+    // Reads and writes the keys from the last to the first, none declared.
+    const CHECK: &str = "local v = redis.call('get', 'x:16') \
+        for i = 15, 1, -1 do if redis.call('get', 'x:'..i) ~= v then return 0 end end \
+        return 1";
+    const WRITE: &str = "for i = 16, 1, -1 do redis.call('set', 'x:'..i, ARGV[1]) end return 1";
+    for s in 0..2u64 {
+        let mut c = srv.conn().await;
+        tasks.push(tokio::spawn(async move {
+            let mut i = 0u64;
+            while std::time::Instant::now() < deadline {
+                i += 1;
+                let ok: i64 = redis::cmd("EVAL")
+                    .arg(CHECK)
+                    .arg(0)
+                    .query_async(&mut c)
+                    .await
+                    .expect("check");
+                assert_eq!(ok, 1, "a script saw a half-applied multi-key write");
+                if i % 2 == s {
+                    let _: i64 = redis::cmd("EVAL")
+                        .arg(WRITE)
+                        .arg(0)
+                        .arg(9_000_000 + i)
+                        .query_async(&mut c)
+                        .await
+                        .expect("write script");
+                }
+            }
+        }));
+    }
+    {
+        // Forks lock every shard in order, too.
+        let mut c = srv.conn().await;
+        tasks.push(tokio::spawn(async move {
+            while std::time::Instant::now() < deadline {
+                let r: redis::RedisResult<redis::Value> =
+                    redis::cmd("BGSAVE").query_async(&mut c).await;
+                if let Err(e) = r {
+                    // The previous child may still be writing.
+                    assert!(e.to_string().contains("in progress"), "bgsave: {e}");
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }));
+    }
+    let all = async {
+        for t in tasks {
+            t.await.expect("task");
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), all)
+        .await
+        .expect("deadlock: the workload did not finish");
+    // And the server still answers everyone.
+    let mut c = srv.conn().await;
+    let pong: String = redis::cmd("PING").query_async(&mut c).await.expect("ping");
+    assert_eq!(pong, "PONG");
+}
+
+/// A script cannot change what the next script sees: every way of
+/// assigning a global or a library table's field fails with Redis's
+/// read-only error, and scripting keeps working afterwards.
+#[tokio::test]
+async fn globals_and_library_tables_are_read_only() {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    for body in [
+        "redis = nil",
+        "redis.call = function() return 1 end",
+        "cjson.encode = nil",
+        "string.upper = nil",
+        "_G = {}",
+        "rawset(_G, 'redis', 1)",
+        "setmetatable(_G, {})",
+        "getmetatable(_G).__index = {}",
+        "getfenv(0).redis = nil",
+        "getfenv(1).redis = nil",
+        "setfenv(0, {})",
+        "loadstring('redis = nil')()",
+        "newglobal = 1",
+    ] {
+        let r: redis::RedisResult<redis::Value> = redis::cmd("EVAL")
+            .arg(body)
+            .arg(0)
+            .query_async(&mut c)
+            .await;
+        let e = r.expect_err(body).to_string();
+        assert!(
+            e.contains("Attempt to modify a readonly table"),
+            "{body}: {e}"
+        );
+    }
+    let v: String = redis::cmd("EVAL")
+        .arg("redis.call('set', KEYS[1], string.upper(ARGV[1])) return redis.call('get', KEYS[1])")
+        .arg(1)
+        .arg("k")
+        .arg("still works")
+        .query_async(&mut c)
+        .await
+        .expect("eval after tampering attempts");
+    assert_eq!(v, "STILL WORKS");
+    let r: redis::RedisResult<redis::Value> = redis::cmd("EVAL")
+        .arg("return print('x')")
+        .arg(0)
+        .query_async(&mut c)
+        .await;
+    assert!(r
+        .expect_err("print")
+        .to_string()
+        .contains("Script attempted to access nonexistent global variable 'print'"));
+}

@@ -205,9 +205,20 @@ pub fn login(client: &mut Client, h: Arc<UserHandle>) {
 
 /// AUTH / HELLO AUTH credentials check; failures go to the ACL log.
 pub fn authenticate(ctx: &mut Ctx<'_>, cmd: &Bytes, user: &[u8], pass: &[u8]) -> CmdResult<()> {
-    match ctx.srv.check_password(user, pass) {
-        Some(h) => {
+    let found = match ctx.srv.check_password(user, pass) {
+        Some(h) => Some((h, 0)),
+        // An Entra ID-style token as the password (crate::entra): the
+        // login lasts until the token's exp.
+        None => {
+            ctx.srv
+                .entra
+                .authenticate(ctx.srv, user, pass, crate::commands::dispatch::unix_ms())
+        }
+    };
+    match found {
+        Some((h, deadline)) => {
             login(ctx.client, h);
+            ctx.client.auth_deadline = deadline;
             Ok(())
         }
         None => {

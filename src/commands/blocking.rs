@@ -560,6 +560,9 @@ pub async fn park<S: AsyncRead + Unpin>(
             _ = notified => {}
             _ = sleep => {}
             _ = info.kill.notified() => { eof = true; }
+            // An Entra ID-style token login ended (the caller tells the
+            // client and closes).
+            _ = crate::connection::token_expiry(client.auth_deadline) => { eof = true; }
             r = stream.read_buf(inbuf) => match r {
                 Ok(0) | Err(_) => eof = true,
                 Ok(n) => {

@@ -211,6 +211,7 @@ fn reset(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
     c.reply_mode = ReplyMode::On;
     // Back to the default user, authenticated only if it needs no password.
     c.authenticated = !ctx.srv.auth_required();
+    c.auth_deadline = 0;
     if c.user.is_some() {
         c.user = Some(ctx.srv.acl.default_user());
         *c.info.user.lock() = "default".to_string();

@@ -7,6 +7,9 @@
 //! (db, shard) order, so there is no lock-order deadlock and no other client
 //! sees a multi-key command half-done.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
 use parking_lot::MutexGuard;
 use smallvec::SmallVec;
 
@@ -16,26 +19,131 @@ use crate::server::Server;
 use crate::storage::Shard;
 
 /// The shard guards held for one command (sorted by (db, shard)).
+///
+/// Ordinary commands lock their whole set up front, in ascending order.
+/// A script instead locks *on demand* (`lazy`): it may touch keys it did not
+/// declare, and locking every shard of every database for each EVALSHA
+/// cost more than the script. On-demand locking is out of order, so it is
+/// allowed on the script thread only (one such holder at a time), and every
+/// ordered acquirer that finds a lock contended while holding others backs
+/// off — releases everything and waits for the script to end — whenever a
+/// lazy holder exists (see [`acquire_ordered`]). The script keeps every lock
+/// it took until it ends (two-phase locking), so it stays atomic.
+/// Held guards with their (db, shard), sorted.
+type Held<'a> = SmallVec<[(u32, u32, MutexGuard<'a, Shard>); 4]>;
+
 pub struct Locks<'a> {
-    held: SmallVec<[(u32, u32, MutexGuard<'a, Shard>); 4]>,
+    held: Held<'a>,
+    /// `Some` while on-demand locking is on (declared after `held`: the
+    /// shards are released before the gate opens).
+    lazy: Option<LazyGuard<'a>>,
+}
+
+/// The on-demand locking state of a script: the server (to find shards)
+/// and the gate that ordered acquirers wait on after backing off.
+struct LazyGuard<'a> {
+    srv: &'a Server,
+    _gate: parking_lot::RwLockWriteGuard<'static, ()>,
+}
+
+impl Drop for LazyGuard<'_> {
+    fn drop(&mut self) {
+        LAZY_ACTIVE.store(false, Ordering::SeqCst);
+    }
+}
+
+/// True while a script holds shard locks it took on demand.
+static LAZY_ACTIVE: AtomicBool = AtomicBool::new(false);
+/// Write-held by that script for its whole run; backed-off acquirers wait
+/// for it with a read attempt.
+static LAZY_GATE: parking_lot::RwLock<()> = parking_lot::const_rwlock(());
+
+/// How long a contended wait sleeps before re-checking whether it must
+/// give up (busy script) or back off (on-demand holder).
+const WAIT_SLICE: Duration = Duration::from_millis(1);
+
+/// Locks `set` (sorted, deduplicated (db, shard) pairs) in ascending order.
+/// With `busy_aware`, gives up (`None`, nothing held) when a script passes
+/// `busy-reply-threshold` meanwhile. While holding some shards and waiting
+/// for another, it backs off whenever a script holds shards it locked on
+/// demand (that script may be waiting for one of ours), then starts over.
+fn acquire_ordered<'a>(srv: &'a Server, set: &[(u32, u32)], busy_aware: bool) -> Option<Held<'a>> {
+    'retry: loop {
+        let mut held: Held<'a> = SmallVec::with_capacity(set.len());
+        for &(db, sh) in set {
+            let Some(d) = srv.keyspace.db(db as usize) else {
+                continue;
+            };
+            let m = d.shard(sh as usize);
+            let g = match m.try_lock() {
+                Some(g) => g,
+                None => loop {
+                    if busy_aware && crate::scripting::busy() {
+                        return None;
+                    }
+                    if !held.is_empty() && LAZY_ACTIVE.load(Ordering::SeqCst) {
+                        drop(held);
+                        wait_lazy_end(busy_aware)?;
+                        continue 'retry;
+                    }
+                    if let Some(g) = m.try_lock_for(WAIT_SLICE) {
+                        break g;
+                    }
+                },
+            };
+            held.push((db, sh, g));
+        }
+        return Some(held);
+    }
+}
+
+/// Waits (holding nothing) until no script holds on-demand locks; `None`
+/// if `busy_aware` and the script passes `busy-reply-threshold`.
+fn wait_lazy_end(busy_aware: bool) -> Option<()> {
+    while LAZY_ACTIVE.load(Ordering::SeqCst) {
+        if busy_aware && crate::scripting::busy() {
+            return None;
+        }
+        if let Some(g) = LAZY_GATE.try_read_for(WAIT_SLICE) {
+            drop(g);
+            break;
+        }
+    }
+    Some(())
+}
+
+/// Every shard of every database, locked in the global order (a fork for
+/// a snapshot). Backs off from on-demand script holders as
+/// [`acquire_ordered`] does; never gives up.
+pub fn lock_everything(srv: &Server) -> Vec<Vec<MutexGuard<'_, Shard>>> {
+    let ks = &srv.keyspace;
+    let all: Vec<(u32, u32)> = (0..ks.num_dbs() as u32)
+        .flat_map(|d| (0..ks.num_shards() as u32).map(move |s| (d, s)))
+        .collect();
+    let held = acquire_ordered(srv, &all, false).unwrap_or_default();
+    let mut dbs: Vec<Vec<MutexGuard<'_, Shard>>> = (0..ks.num_dbs()).map(|_| Vec::new()).collect();
+    for (db, _, g) in held {
+        if let Some(v) = dbs.get_mut(db as usize) {
+            v.push(g);
+        }
+    }
+    dbs
 }
 
 impl<'a> Locks<'a> {
     pub fn none() -> Self {
         Locks {
             held: SmallVec::new(),
+            lazy: None,
         }
     }
 
     /// Locks `set` (sorted, deduplicated (db, shard) pairs) in order.
     pub fn acquire(srv: &'a Server, set: &[(u32, u32)]) -> Self {
-        let mut held = SmallVec::with_capacity(set.len());
-        for &(db, sh) in set {
-            if let Some(d) = srv.keyspace.db(db as usize) {
-                held.push((db, sh, d.shard(sh as usize).lock()));
-            }
+        Locks {
+            held: acquire_ordered(srv, set, false).unwrap_or_default(),
+            lazy: None,
         }
-        Locks { held }
     }
 
     /// [`Locks::acquire`] for client commands: gives up (releasing what it
@@ -43,39 +151,92 @@ impl<'a> Locks<'a> {
     /// `busy-reply-threshold`, so the command can be answered `-BUSY`
     /// instead of parking an async worker until the script ends.
     pub fn acquire_unless_busy(srv: &'a Server, set: &[(u32, u32)]) -> Option<Self> {
-        let mut held = SmallVec::with_capacity(set.len());
-        for &(db, sh) in set {
-            if let Some(d) = srv.keyspace.db(db as usize) {
-                held.push((db, sh, lock_unless_busy(d.shard(sh as usize))?));
+        Some(Locks {
+            held: acquire_ordered(srv, set, true)?,
+            lazy: None,
+        })
+    }
+
+    /// Turns on on-demand locking for a script (keeping what is held). Off
+    /// the script thread (it could not be started) on-demand locking is not
+    /// safe, so every shard is locked now instead, in order, as before.
+    pub fn make_lazy(&mut self, srv: &'a Server) {
+        if self.lazy.is_some() {
+            return;
+        }
+        if !crate::scripting::on_script_thread() {
+            let ks = &srv.keyspace;
+            let mut all: SmallVec<[(u32, u32); 4]> = (0..ks.num_dbs() as u32)
+                .flat_map(|d| (0..ks.num_shards() as u32).map(move |s| (d, s)))
+                .collect();
+            // Already-held shards stay; take the rest in order. Only
+            // reachable when nothing is held yet (scripts outside EXEC) or
+            // on this same thread, so there is no one to deadlock with.
+            all.retain(|p| self.find_held(p.0, p.1).is_none());
+            self.held
+                .extend(acquire_ordered(srv, &all, false).unwrap_or_default());
+            self.held.sort_unstable_by_key(|(d, s, _)| (*d, *s));
+            return;
+        }
+        let gate = LAZY_GATE.write();
+        LAZY_ACTIVE.store(true, Ordering::SeqCst);
+        self.lazy = Some(LazyGuard { srv, _gate: gate });
+    }
+
+    fn find_held(&self, db: u32, sh: u32) -> Option<usize> {
+        self.held
+            .binary_search_by(|(d, s, _)| (*d, *s).cmp(&(db, sh)))
+            .ok()
+    }
+
+    /// Locks every shard of `db` that is not held yet (on-demand mode).
+    fn ensure_db(&mut self, db: u32) {
+        if let Some(srv) = self.lazy.as_ref().map(|l| l.srv) {
+            for sh in 0..srv.keyspace.num_shards() as u32 {
+                let _ = self.find(db, sh);
             }
         }
-        Some(Locks { held })
     }
 
     fn find(&mut self, db: u32, sh: u32) -> Option<&mut Shard> {
-        let i = self
+        let i = match self
             .held
             .binary_search_by(|(d, s, _)| (*d, *s).cmp(&(db, sh)))
-            .ok()?;
+        {
+            Ok(i) => i,
+            Err(at) => {
+                let srv = self.lazy.as_ref()?.srv;
+                // Blocking is safe here: whoever holds it either finishes
+                // its command or, waiting while holding, backs off.
+                let g = srv.keyspace.db(db as usize)?.shard(sh as usize).lock();
+                self.held.insert(at, (db, sh, g));
+                at
+            }
+        };
         Some(&mut self.held[i].2)
     }
 
     /// Every held shard of `db`, in order.
     pub fn of_db<'s>(&'s mut self, db: u32) -> impl Iterator<Item = &'s mut Shard> + use<'s, 'a> {
+        self.ensure_db(db);
         self.held
             .iter_mut()
             .filter(move |(d, _, _)| *d == db)
             .map(|(_, _, g)| &mut **g)
     }
 
+    /// No shard held and none to be taken on demand (not inside EXEC or a
+    /// script).
     pub fn is_empty(&self) -> bool {
-        self.held.is_empty()
+        self.held.is_empty() && self.lazy.is_none()
     }
 
     /// Swaps the contents of every shard of database `a` with database `b`
     /// (SWAPDB). Both databases must be fully locked.
     pub fn swap_dbs(&mut self, a: u32, b: u32) {
         let (a, b) = if a < b { (a, b) } else { (b, a) };
+        self.ensure_db(a);
+        self.ensure_db(b);
         let pos = |held: &[(u32, u32, MutexGuard<'a, Shard>)], db: u32, sh: u32| {
             held.binary_search_by(|(d, s, _)| (*d, *s).cmp(&(db, sh)))
                 .ok()
@@ -111,7 +272,28 @@ pub fn lock_unless_busy<T>(m: &parking_lot::Mutex<T>) -> Option<MutexGuard<'_, T
         if crate::scripting::busy() {
             return None;
         }
-        if let Some(g) = m.try_lock_for(std::time::Duration::from_millis(2)) {
+        if let Some(g) = m.try_lock_for(WAIT_SLICE) {
+            return Some(g);
+        }
+    }
+}
+
+/// [`lock_unless_busy`] for a command that may already hold other shards
+/// (`holding`): it also gives up while a script holds shards on demand, as
+/// that script may be waiting for one of ours.
+fn lock_for_visit<T>(m: &parking_lot::Mutex<T>, holding: bool) -> Option<MutexGuard<'_, T>> {
+    if let Some(g) = m.try_lock() {
+        return Some(g);
+    }
+    loop {
+        if crate::scripting::busy()
+            || (holding
+                && LAZY_ACTIVE.load(Ordering::SeqCst)
+                && !crate::scripting::on_script_thread())
+        {
+            return None;
+        }
+        if let Some(g) = m.try_lock_for(WAIT_SLICE) {
             return Some(g);
         }
     }
@@ -162,11 +344,12 @@ impl<'a> Ctx<'a> {
         for db in 0..ks.num_dbs() {
             let Some(d) = ks.db(db) else { continue };
             for (i, sh) in d.shards().iter().enumerate() {
-                match self.locks.find(db as u32, i as u32) {
-                    Some(held) => f(db, held),
+                match self.locks.find_held(db as u32, i as u32) {
+                    Some(at) => f(db, &mut self.locks.held[at].2),
                     // A busy script holds it: skip rather than stall.
                     None => {
-                        if let Some(mut g) = lock_unless_busy(sh) {
+                        let holding = !self.locks.held.is_empty();
+                        if let Some(mut g) = lock_for_visit(sh, holding) {
                             f(db, &mut g)
                         }
                     }

@@ -223,6 +223,7 @@ pub fn lock_plan(srv: &Server, db: usize, spec: &CommandSpec, argv: &[Bytes]) ->
             (0..ks.num_dbs() as u32).flat_map(|d| (0..ks.num_shards() as u32).map(move |s| (d, s))),
         ),
         LockScope::Custom(f) => v.extend(f(srv, db, argv)),
+        LockScope::OnDemand => {}
     }
     if v.len() > 1 {
         v.sort_unstable();
@@ -237,7 +238,11 @@ pub fn call(srv: &Server, client: &mut Client, entry: &CommandEntry, argv: &[Byt
     client.info.last_cmd.store(entry.id, Ordering::Relaxed);
     sync_expired_recording(srv);
     let plan = lock_plan(srv, client.db, entry.spec, argv);
-    let locks = if plan.is_empty() {
+    let locks = if matches!(entry.spec.lock, LockScope::OnDemand) {
+        let mut l = Locks::none();
+        l.make_lazy(srv);
+        l
+    } else if plan.is_empty() {
         Locks::none()
     } else {
         match Locks::acquire_unless_busy(srv, &plan) {

@@ -44,12 +44,12 @@ fn no_shards(_: &crate::server::Server, _: usize, _: &[Bytes]) -> Vec<(u32, u32)
 pub const SPECS: &[CommandSpec] = &[
     cmd("fcall", -3, FCALL_F, fcall)
         .find_keys(fcall_keys)
-        .lock(LockScope::All)
+        .lock(LockScope::OnDemand)
         .acl(SC)
         .doc("scripting", "7.0.0", "Invoke a function"),
     cmd("fcall_ro", -3, FCALL_RO_F, fcall_ro)
         .find_keys(fcall_keys)
-        .lock(LockScope::All)
+        .lock(LockScope::OnDemand)
         .acl(SC)
         .doc("scripting", "7.0.0", "Invoke a read-only function"),
     container("function", FUNCTION_SUBS).doc(

@@ -32,17 +32,17 @@ fn eval_keys(argv: &[Bytes]) -> Vec<usize> {
     (3..(3 + n).min(argv.len())).collect()
 }
 
-// Scripts lock every shard (LockScope::All): they may touch keys they did
-// not declare and must still be atomic.
+// Scripts lock shards on demand (LockScope::OnDemand, held to the end):
+// they may touch keys they did not declare and must still be atomic.
 pub const SPECS: &[CommandSpec] = &[
     cmd("eval", -3, EVAL_F, eval)
         .find_keys(eval_keys)
-        .lock(LockScope::All)
+        .lock(LockScope::OnDemand)
         .acl(SC)
         .doc("scripting", "2.6.0", "Executes a server-side Lua script."),
     cmd("evalsha", -3, EVAL_F, evalsha)
         .find_keys(eval_keys)
-        .lock(LockScope::All)
+        .lock(LockScope::OnDemand)
         .acl(SC)
         .doc(
             "scripting",
@@ -51,7 +51,7 @@ pub const SPECS: &[CommandSpec] = &[
         ),
     cmd("eval_ro", -3, EVAL_RO_F, eval_ro)
         .find_keys(eval_keys)
-        .lock(LockScope::All)
+        .lock(LockScope::OnDemand)
         .acl(SC)
         .doc(
             "scripting",
@@ -60,7 +60,7 @@ pub const SPECS: &[CommandSpec] = &[
         ),
     cmd("evalsha_ro", -3, EVAL_RO_F, evalsha_ro)
         .find_keys(eval_keys)
-        .lock(LockScope::All)
+        .lock(LockScope::OnDemand)
         .acl(SC)
         .doc(
             "scripting",

@@ -159,6 +159,10 @@ pub enum LockScope {
     /// Computed from the arguments (MOVE and COPY … DB n touch two databases):
     /// `(server, client db, argv)` → (db, shard) pairs.
     Custom(LockFn),
+    /// Nothing up front; shards are locked as the command reaches them and
+    /// held until it ends (scripts, which may touch undeclared keys; see
+    /// `ctx::Locks`).
+    OnDemand,
 }
 
 /// Computes a custom lock set: `(server, client db, argv)` → (db, shard) pairs.

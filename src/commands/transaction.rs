@@ -24,7 +24,7 @@ use bytes::Bytes;
 
 use crate::commands::ctx::{Ctx, Locks};
 use crate::commands::dispatch::{lock_plan, run_in_ctx, LockPlan};
-use crate::commands::spec::{cmd, Acl, CmdFlags as F, CommandSpec};
+use crate::commands::spec::{cmd, Acl, CmdFlags as F, CommandSpec, LockScope};
 use crate::connection::client::{Client, MultiState};
 use crate::protocol::args::int_arg;
 use crate::protocol::{CmdError, CmdResult, Reply};
@@ -181,7 +181,16 @@ fn exec(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
     plan.sort_unstable();
     plan.dedup();
     ctx.locks = match Locks::acquire_unless_busy(srv, &plan) {
-        Some(l) => l,
+        Some(mut l) => {
+            if state
+                .queue
+                .iter()
+                .any(|(e, _)| matches!(e.spec.lock, LockScope::OnDemand))
+            {
+                l.make_lazy(srv);
+            }
+            l
+        }
         None => {
             // A script passed busy-reply-threshold while EXEC waited.
             unwatch_all(srv, ctx.client);

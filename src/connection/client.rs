@@ -143,6 +143,10 @@ pub struct Client {
     pub user: Option<Arc<crate::acl::UserHandle>>,
     /// CLIENT TRACKING: CACHING flag and invalidations for after the reply.
     pub tracking: crate::server::tracking::Local,
+    /// Unix ms when the Entra ID-style token this connection logged in
+    /// with expires (0: no token login). Checked per command and by an
+    /// idle timer in `connection::serve`; see `crate::entra`.
+    pub auth_deadline: u64,
 }
 
 /// A transaction being queued.
@@ -176,6 +180,7 @@ impl Client {
             loader: false,
             user: None,
             tracking: Default::default(),
+            auth_deadline: 0,
         }
     }
 

@@ -53,6 +53,7 @@ where
             },
             _ = info.kill.notified() => break,
             _ = outbox_ready(client.pubsub.outbox.as_deref(), &info) => Wake::Outbox,
+            _ = token_expiry(client.auth_deadline) => Wake::TokenExpired,
         };
         let n = match woke {
             Wake::Read(n) => n,
@@ -61,12 +62,21 @@ where
                     // Created for us by a tracking client redirecting here.
                     client.pubsub.outbox = info.outbox.lock().clone();
                 }
+                // Let the publishers that are ready run first: the write
+                // below then carries every message they queue meanwhile
+                // (one syscall per batch, as Redis's write per event-loop
+                // pass, instead of one per message per subscriber).
+                tokio::task::yield_now().await;
                 if let Some(ob) = client.pubsub.outbox.clone() {
                     if !flush_outbox(&srv, &mut stream, &ob).await {
                         break;
                     }
                 }
                 continue;
+            }
+            Wake::TokenExpired => {
+                token_expired(&srv, &mut client, &mut stream, &mut out).await;
+                break;
             }
         };
         // ---- end pub/sub ----
@@ -90,6 +100,11 @@ where
             };
             match item {
                 Ok(Some(argv)) => {
+                    // Entra ID-style token logins end at the token's exp.
+                    if client.auth_deadline != 0 && client.now >= client.auth_deadline {
+                        token_expired(&srv, &mut client, &mut stream, &mut out).await;
+                        break 'conn;
+                    }
                     let mut reply = if crate::scripting::wants_script_thread(&client, &argv) {
                         // Scripts run on the script thread, with the script
                         // commands that follow in the buffer (see
@@ -149,10 +164,27 @@ where
                         .await
                         {
                             Some(r) => reply = r,
-                            None => break 'conn,
+                            None => {
+                                if client.auth_deadline != 0
+                                    && dispatch::unix_ms() >= client.auth_deadline
+                                {
+                                    token_expired(&srv, &mut client, &mut stream, &mut out).await;
+                                }
+                                break 'conn;
+                            }
                         }
                     }
                     emit(&mut client, &reply, &mut out);
+                    if srv.obuf_normal.over_hard(out.len()) && !subscribed(&client) {
+                        // client-output-buffer-limit normal: closed
+                        // without the replies, as Redis does.
+                        tracing::warn!(
+                            client = client.id,
+                            bytes = out.len(),
+                            "Client scheduled to be closed ASAP for overcoming of output buffer limits."
+                        );
+                        break 'conn;
+                    }
                     if client.close_after_reply {
                         break;
                     }
@@ -243,6 +275,42 @@ fn emit(client: &mut Client, reply: &Reply, out: &mut BytesMut) {
 enum Wake {
     Read(usize),
     Outbox,
+    TokenExpired,
+}
+
+/// Resolves at `deadline` (unix ms; never when 0): the expiry of the
+/// Entra ID-style token the connection logged in with.
+pub(crate) async fn token_expiry(deadline: u64) {
+    if deadline == 0 {
+        return std::future::pending().await;
+    }
+    let left = deadline.saturating_sub(dispatch::unix_ms());
+    tokio::time::sleep(std::time::Duration::from_millis(left)).await
+}
+
+/// The token expired without a fresh AUTH: as Azure does, the client is
+/// told so (after the replies already produced) and the connection closes.
+async fn token_expired<S: AsyncWrite + Unpin>(
+    srv: &Server,
+    client: &mut Client,
+    stream: &mut S,
+    out: &mut BytesMut,
+) {
+    tracing::info!(
+        client = client.id,
+        user = %client.info.user.lock(),
+        "closing a connection whose Entra token expired"
+    );
+    client.authenticated = false;
+    encode(
+        &Reply::Error(crate::protocol::CmdError::from_static(
+            crate::entra::EXPIRED_ERROR,
+        )),
+        client.resp,
+        out,
+    );
+    wait_durable(srv, client).await;
+    let _ = write_out(srv, stream, out).await;
 }
 
 /// Resolves when a subscribed client's message queue has frames, or, for a
@@ -289,13 +357,34 @@ async fn wait_durable(srv: &Server, client: &Client) {
     }
 }
 
+/// Is the client subscribed (Pub/Sub output-buffer class, not normal)?
+fn subscribed(client: &Client) -> bool {
+    let i = &client.info;
+    i.sub.load(Ordering::Relaxed) + i.psub.load(Ordering::Relaxed) + i.ssub.load(Ordering::Relaxed)
+        > 0
+}
+
 async fn write_out<S: AsyncWrite + Unpin>(
     srv: &Server,
     stream: &mut S,
     out: &mut BytesMut,
 ) -> std::io::Result<()> {
     srv.stats.hot.add(Stats::NET_OUTPUT, out.len() as u64);
-    stream.write_all(out).await?;
+    match srv.obuf_normal.soft_deadline(out.len()) {
+        None => stream.write_all(out).await?,
+        // Output above the soft limit of client-output-buffer-limit
+        // normal may stay pending only that long.
+        Some(limit) => match tokio::time::timeout(limit, stream.write_all(out)).await {
+            Ok(r) => r?,
+            Err(_) => {
+                tracing::warn!(
+                    bytes = out.len(),
+                    "Client closed for overcoming of output buffer soft limit."
+                );
+                return Err(std::io::Error::other("output buffer soft limit"));
+            }
+        },
+    }
     out.clear();
     if out.capacity() > 4 * OUT_HIGH_WATER {
         *out = BytesMut::with_capacity(READ_CHUNK);

@@ -44,12 +44,7 @@ pub fn fork_with<C>(srv: &Server, at_fork: impl FnOnce(), child: C) -> io::Resul
 where
     C: FnOnce(&Frozen<'_>) -> io::Result<()>,
 {
-    let ks = &srv.keyspace;
-    let mut dbs = Vec::with_capacity(ks.num_dbs());
-    for db in 0..ks.num_dbs() {
-        let Some(d) = ks.db(db) else { continue };
-        dbs.push(d.shards().iter().map(|m| m.lock()).collect::<Vec<_>>());
-    }
+    let dbs = crate::commands::ctx::lock_everything(srv);
     let frozen = Frozen {
         dbs,
         now: crate::commands::dispatch::unix_ms(),

@@ -118,6 +118,7 @@ pub async fn accept_loop(srv: Arc<Server>, kind: Kind, listener: TcpListener) {
             }
         };
         let _ = stream.set_nodelay(true);
+        crate::server::limits::set_keepalive(&stream, srv.config.tcp_keepalive());
         let srv2 = srv.clone();
         match kind {
             Kind::Tcp => start_client(srv2, stream, peer),

@@ -2,6 +2,7 @@
 //! tasks (active expiry, stats sampling) and waits for shutdown.
 
 pub mod eviction;
+pub mod limits;
 pub mod listener;
 pub mod logging;
 pub mod memory;
@@ -75,6 +76,10 @@ pub struct Server {
     pub acl: crate::acl::AclState,
     /// CLIENT TRACKING (client-side caching) registry.
     pub tracking: tracking::Tracking,
+    /// Entra ID-style token verification (`entra-*` parameters).
+    pub entra: crate::entra::EntraState,
+    /// `client-output-buffer-limit normal`, cached for the connection loop.
+    pub obuf_normal: limits::ObufNormal,
 }
 
 impl Server {
@@ -117,8 +122,11 @@ impl Server {
             shutdown_flags: Default::default(),
             acl: Default::default(),
             tracking: Default::default(),
+            entra: Default::default(),
+            obuf_normal: Default::default(),
             config,
         });
+        srv.obuf_normal.sync(&srv.config);
         srv.sync_default_user();
         srv
     }
@@ -185,7 +193,30 @@ impl Server {
         } else {
             Vec::new()
         };
+        let entra_before: Vec<(&str, String)> = crate::entra::RELOAD_PARAMS
+            .iter()
+            .map(|n| (*n, self.config_value(n)))
+            .collect();
         let changed = self.config.set(pairs)?;
+        if changed.contains(&"client-output-buffer-limit") {
+            self.obuf_normal.sync(&self.config);
+        }
+        if let Some(name) = changed
+            .iter()
+            .find(|n| crate::entra::RELOAD_PARAMS.contains(n))
+        {
+            if let Err(e) = self.entra.reload(&self.config) {
+                tracing::warn!("{e}");
+                let undo: Vec<(&[u8], &[u8])> = entra_before
+                    .iter()
+                    .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
+                    .collect();
+                let _ = self.config.set(&undo);
+                return Err(format!(
+                    "ERR CONFIG SET failed (possibly related to argument '{name}') - {e}"
+                ));
+            }
+        }
         if changed.iter().any(|n| {
             matches!(
                 *n,
@@ -315,6 +346,9 @@ pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
     }
     generate_access_keys(&srv);
     srv.sync_default_user();
+    srv.entra
+        .reload(&srv.config)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     crate::commands::acl::load_at_startup(&srv)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let listeners = listener::bind_all(&srv).await?;
@@ -346,6 +380,7 @@ pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
     tokio::spawn(crate::persistence::snapshot::cron(srv.clone()));
     tokio::spawn(eviction_task(srv.clone()));
     tokio::spawn(stats::sampler_task(srv.clone()));
+    tokio::spawn(limits::idle_timeout_task(srv.clone()));
 
     let mut rx = srv.shutdown_receiver();
     let flags = tokio::select! {

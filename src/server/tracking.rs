@@ -639,7 +639,9 @@ pub fn after_command(
     {
         return;
     }
-    if nested && crate::scripting::running() {
+    // Inside a script (only the script thread runs scripts, one at a time;
+    // other threads may run commands meanwhile).
+    if nested && crate::scripting::on_script_thread() && crate::scripting::running() {
         client.tracking.script_read = true;
         return;
     }

@@ -11,15 +11,22 @@
 //! | `meta` | u32 | bits 0–27 LRU clock / LFU data, bits 28–30 kind, bit 31 has-expire |
 //! | `blob` | Box<[u8]> | `[expire: u64 LE if has-expire][key len: LEB128][key][payload]` |
 //!
-//! Payload by kind: `EMBSTR` the string bytes (≤ [`EMBSTR_MAX`]); `INT` an
+//! Payload by kind: `EMBSTR` the string bytes (≤ [`INLINE_MAX`]); `INT` an
 //! i64 LE (strings that are canonical integers); `OBJ` a u32 LE index into the
 //! shard's object slab, where raw (long or mutated) strings and collections
 //! live.
 
 use crate::storage::table::TableEntry;
 
-/// Longest string stored inline ("embstr" in OBJECT ENCODING, as Redis's 44).
+/// Longest string OBJECT ENCODING reports as "embstr" (Redis's 44).
 pub const EMBSTR_MAX: usize = 44;
+
+/// Longest string stored inline in the entry's blob. Longer than Redis's
+/// embstr on purpose: a mid-size value (a few hundred bytes of JSON) then
+/// costs one allocation instead of a blob, a slab slot and a buffer, which
+/// is what decides how many keys fit under maxmemory. Inline strings longer
+/// than [`EMBSTR_MAX`] report "raw", as Redis's do.
+pub const INLINE_MAX: usize = 1024;
 
 pub const KIND_EMBSTR: u32 = 0;
 pub const KIND_INT: u32 = 1;

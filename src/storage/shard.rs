@@ -16,7 +16,7 @@ use foldhash::fast::FixedState;
 use std::hash::BuildHasher;
 
 use crate::protocol::codec::parse_i64;
-use crate::storage::entry::{Entry, Payload, EMBSTR_MAX, KIND_EMBSTR, KIND_INT, KIND_OBJ};
+use crate::storage::entry::{Entry, Payload, INLINE_MAX, KIND_EMBSTR, KIND_INT, KIND_OBJ};
 use crate::storage::table::{Table, TableEntry};
 use crate::storage::value::{Obj, Value, ValueRef};
 
@@ -383,7 +383,7 @@ impl Shard {
             Value::Str(b) => {
                 if let Some(n) = as_canonical_int(&b) {
                     PayloadOwned::Int(n)
-                } else if b.len() <= EMBSTR_MAX {
+                } else if b.len() <= INLINE_MAX {
                     PayloadOwned::Embstr(b)
                 } else {
                     PayloadOwned::Obj(self.alloc_obj(Obj::Raw(b.to_vec())))

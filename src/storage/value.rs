@@ -60,7 +60,7 @@ impl Obj {
 /// A borrowed view of a stored value.
 #[derive(Debug, Clone, Copy)]
 pub enum ValueRef<'a> {
-    /// An inline string (embstr).
+    /// A string stored inline in the entry (embstr, or raw past 44 bytes).
     Str(&'a [u8]),
     /// An integer-encoded string.
     Int(i64),
@@ -78,7 +78,8 @@ impl ValueRef<'_> {
 
     pub fn encoding(&self) -> &'static str {
         match self {
-            ValueRef::Str(_) => "embstr",
+            ValueRef::Str(s) if s.len() <= crate::storage::entry::EMBSTR_MAX => "embstr",
+            ValueRef::Str(_) => "raw",
             ValueRef::Int(_) => "int",
             ValueRef::Obj(o) => o.encoding(),
         }

@@ -1,0 +1,146 @@
+//! Connection limits besides `maxclients` (enforced in `listener`):
+//! `timeout` (idle clients are closed by a once-a-second sweep, with
+//! Redis's exceptions), `tcp-keepalive` (SO_KEEPALIVE with Redis's probe
+//! timing on every accepted socket), and `client-output-buffer-limit`
+//! for normal clients (a cached copy of the limits read by
+//! `connection::serve`, which closes a client whose pending replies exceed
+//! the hard limit, or whose output stays above the soft limit for the soft
+//! time while the peer does not read).
+//!
+//! Cinnabar writes each batch's replies before reading more input, so a
+//! normal client's output never grows much past one batch (at most ~1 MiB
+//! plus one reply) however slowly the peer reads: a client that does not
+//! read is held back instead of buffered. The limits therefore only bite
+//! when they are below that, or when a single reply (a big GET, LRANGE,
+//! EXEC) is larger than the hard limit — the cases Redis's own tests cover.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{ClientClass, Config};
+use crate::server::Server;
+
+/// Applies `tcp-keepalive` to an accepted socket: SO_KEEPALIVE, first
+/// probe after `secs` idle seconds, then every `secs / 3` seconds, 3
+/// probes (as Redis's anetKeepAlive). 0 leaves keepalive off.
+pub fn set_keepalive(stream: &tokio::net::TcpStream, secs: u64) {
+    if secs == 0 {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let fd = stream.as_raw_fd();
+        let idle = secs.min(i32::MAX as u64) as libc::c_int;
+        let opts: [(libc::c_int, libc::c_int, libc::c_int); 4] = [
+            (libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1),
+            (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, idle),
+            (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, (idle / 3).max(1)),
+            (libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 3),
+        ];
+        for (level, name, val) in opts {
+            // SAFETY: fd is a live socket owned by `stream`; the option
+            // value is a c_int whose size is passed.
+            let rc = unsafe {
+                libc::setsockopt(
+                    fd,
+                    level,
+                    name,
+                    &val as *const libc::c_int as *const libc::c_void,
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if rc != 0 {
+                tracing::debug!("setsockopt keepalive: {}", std::io::Error::last_os_error());
+                return;
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (stream, secs);
+    }
+}
+
+/// `client-output-buffer-limit normal …`, cached in atomics so the
+/// connection loop reads it without the configuration's lock.
+#[derive(Default)]
+pub struct ObufNormal {
+    hard: AtomicU64,
+    soft: AtomicU64,
+    soft_seconds: AtomicU64,
+}
+
+impl ObufNormal {
+    /// Copies the current normal-class limits from the configuration.
+    pub fn sync(&self, cfg: &Config) {
+        let l = cfg.client_output_buffer_limit(ClientClass::Normal);
+        self.hard.store(l.hard, Ordering::Relaxed);
+        self.soft.store(l.soft, Ordering::Relaxed);
+        self.soft_seconds.store(l.soft_seconds, Ordering::Relaxed);
+    }
+
+    /// Does `pending` bytes of output exceed the hard limit?
+    #[inline]
+    pub fn over_hard(&self, pending: usize) -> bool {
+        let h = self.hard.load(Ordering::Relaxed);
+        h != 0 && pending as u64 > h
+    }
+
+    /// How long a write of `pending` bytes may take before the client is
+    /// closed (None: no soft limit applies to that much output).
+    #[inline]
+    pub fn soft_deadline(&self, pending: usize) -> Option<Duration> {
+        let s = self.soft.load(Ordering::Relaxed);
+        if s == 0 || pending as u64 <= s {
+            return None;
+        }
+        // Redis needs the limit exceeded across two checks at least a
+        // second apart even with 0 seconds.
+        let secs = self.soft_seconds.load(Ordering::Relaxed).max(1);
+        Some(Duration::from_secs(secs))
+    }
+}
+
+/// Closes clients idle for more than `timeout` seconds, checked once a
+/// second (Redis checks from its cron too). As in Redis, clients blocked
+/// in BLPOP & co. and Pub/Sub subscribers are never closed for idleness.
+pub async fn idle_timeout_task(srv: Arc<Server>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut rx = srv.shutdown_receiver();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = rx.changed() => return,
+        }
+        let timeout = srv.config.timeout();
+        if timeout == 0 {
+            continue;
+        }
+        let now_s = crate::commands::dispatch::unix_ms() / 1000;
+        let idle: Vec<u64> = srv
+            .clients
+            .iter()
+            .filter(|c| {
+                let last_s = c.last_interaction.load(Ordering::Relaxed) / 1000;
+                now_s.saturating_sub(last_s) > timeout
+                    && c.sub.load(Ordering::Relaxed)
+                        + c.psub.load(Ordering::Relaxed)
+                        + c.ssub.load(Ordering::Relaxed)
+                        == 0
+            })
+            .map(|c| c.id)
+            .collect();
+        for id in idle {
+            if srv.blocking.is_blocked(id) {
+                continue;
+            }
+            if let Some((_, c)) = srv.clients.remove(&id) {
+                tracing::debug!(client = id, "Closing idle client");
+                c.request_kill();
+            }
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! Connection limits through the real server: `timeout` (idle clients
+//! closed; subscribers, blocked clients and active clients kept; CONFIG
+//! SET), `tcp-keepalive` (SO_KEEPALIVE on the server's sockets, seen in
+//! /proc/net/tcp; CONFIG GET/SET), and `client-output-buffer-limit` for
+//! normal clients (hard limit: no reply, connection closed, EXEC still
+//! runs completely; soft limit: closed when output stays above it while
+//! the peer does not read). maxclients is tested in tests/server.rs.
+
+mod common;
+use common::diff::Conn;
+use common::{resp, TestServer};
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+async fn call(c: &mut Conn, args: &[&str]) -> String {
+    let v: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    String::from_utf8_lossy(&c.call(&v).await).into_owned()
+}
+
+/// Reads until EOF (true) or `within` passes (false); returns the bytes.
+async fn drain(s: &mut TcpStream, within: Duration) -> (usize, bool) {
+    let mut n = 0;
+    let fut = async {
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return true,
+                Ok(k) => n += k,
+            }
+        }
+    };
+    let closed = tokio::time::timeout(within, fut).await.unwrap_or(false);
+    (n, closed)
+}
+
+#[tokio::test]
+async fn idle_clients_are_closed_after_timeout() {
+    let srv = TestServer::start_with(&["--timeout", "1"]);
+    let mut admin = Conn::connect(srv.addr.port()).await;
+    assert_eq!(
+        call(&mut admin, &["CONFIG", "GET", "timeout"]).await,
+        "*2\r\n$7\r\ntimeout\r\n$1\r\n1\r\n"
+    );
+    let mut idle = TcpStream::connect(srv.addr).await.expect("idle");
+    let mut sub = TcpStream::connect(srv.addr).await.expect("sub");
+    sub.write_all(&resp(&[b"SUBSCRIBE", b"ch"]))
+        .await
+        .expect("w");
+    let mut blocked = TcpStream::connect(srv.addr).await.expect("blocked");
+    blocked
+        .write_all(&resp(&[b"BLPOP", b"nolist", b"0"]))
+        .await
+        .expect("w");
+    let mut active = Conn::connect(srv.addr.port()).await;
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_millis(3500) {
+        assert_eq!(call(&mut active, &["PING"]).await, "+PONG\r\n");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // The idle one was closed (2 s after its last command at the latest
+    // plus the once-a-second sweep).
+    let (n, closed) = drain(&mut idle, Duration::from_millis(500)).await;
+    assert!(closed && n == 0, "idle client should be closed silently");
+    // Subscribers and blocked clients are exempt, as in Redis.
+    // (the admin connection idled too and is gone: use the active one)
+    assert_eq!(
+        call(&mut active, &["PUBLISH", "ch", "hi"]).await,
+        ":1\r\n",
+        "subscriber still connected"
+    );
+    assert_eq!(call(&mut active, &["RPUSH", "nolist", "x"]).await, ":1\r\n");
+    let mut buf = vec![0u8; 256];
+    let k = tokio::time::timeout(Duration::from_secs(2), blocked.read(&mut buf))
+        .await
+        .expect("blocked client served")
+        .expect("read");
+    assert!(String::from_utf8_lossy(&buf[..k]).contains("nolist"));
+
+    // timeout 0 turns it off at run time.
+    assert_eq!(
+        call(&mut active, &["CONFIG", "SET", "timeout", "0"]).await,
+        "+OK\r\n"
+    );
+    let mut idle2 = TcpStream::connect(srv.addr).await.expect("idle2");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (_, closed) = drain(&mut idle2, Duration::from_millis(300)).await;
+    assert!(!closed, "timeout 0 keeps idle clients");
+}
+
+/// The keepalive timer of the server's end of a connection, from
+/// /proc/net/tcp: (timer kind, remaining ticks). Kind 2 is keepalive.
+fn server_socket_timer(server_port: u16, client_port: u16) -> Option<(u32, u64)> {
+    let text = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 6 {
+            continue;
+        }
+        let port = |a: &str| {
+            a.rsplit(':')
+                .next()
+                .and_then(|p| u16::from_str_radix(p, 16).ok())
+        };
+        if port(f[1]) == Some(server_port) && port(f[2]) == Some(client_port) {
+            let (kind, when) = f[5].split_once(':')?;
+            return Some((
+                u32::from_str_radix(kind, 16).ok()?,
+                u64::from_str_radix(when, 16).ok()?,
+            ));
+        }
+    }
+    None
+}
+
+async fn keepalive_of_new_connection(srv: &TestServer) -> Option<(u32, u64)> {
+    let mut c = Conn::connect(srv.addr.port()).await;
+    assert_eq!(call(&mut c, &["PING"]).await, "+PONG\r\n");
+    // Conn does not expose its socket: find it by a second, raw one.
+    let s = TcpStream::connect(srv.addr).await.expect("connect");
+    let mut s = s;
+    s.write_all(b"PING\r\n").await.expect("w");
+    let mut b = [0u8; 7];
+    s.read_exact(&mut b).await.expect("r");
+    let local = s.local_addr().expect("addr").port();
+    server_socket_timer(srv.addr.port(), local)
+}
+
+#[tokio::test]
+async fn tcp_keepalive_is_applied_to_new_sockets() {
+    if !std::path::Path::new("/proc/net/tcp").exists() {
+        return;
+    }
+    let srv = TestServer::start();
+    let mut admin = Conn::connect(srv.addr.port()).await;
+    assert_eq!(
+        call(&mut admin, &["CONFIG", "GET", "tcp-keepalive"]).await,
+        "*2\r\n$13\r\ntcp-keepalive\r\n$3\r\n300\r\n"
+    );
+    // Default 300 s: the keepalive timer runs, due in ~300 s.
+    let (kind, when) = keepalive_of_new_connection(&srv).await.expect("socket");
+    assert_eq!(kind, 2, "keepalive timer armed");
+    let hz = 100; // /proc/net/tcp reports clock ticks (USER_HZ)
+    assert!(when > 250 * hz && when <= 300 * hz, "due in {when} ticks");
+    // CONFIG SET applies to new connections.
+    assert_eq!(
+        call(&mut admin, &["CONFIG", "SET", "tcp-keepalive", "60"]).await,
+        "+OK\r\n"
+    );
+    let (kind, when) = keepalive_of_new_connection(&srv).await.expect("socket");
+    assert_eq!(kind, 2);
+    assert!(when > 50 * hz && when <= 60 * hz, "due in {when} ticks");
+    assert_eq!(
+        call(&mut admin, &["CONFIG", "SET", "tcp-keepalive", "0"]).await,
+        "+OK\r\n"
+    );
+    let (kind, _) = keepalive_of_new_connection(&srv).await.expect("socket");
+    assert_eq!(kind, 0, "no keepalive timer with tcp-keepalive 0");
+}
+
+#[tokio::test]
+async fn normal_output_buffer_hard_limit_closes_the_client() {
+    let srv = TestServer::start();
+    let mut admin = Conn::connect(srv.addr.port()).await;
+    let big = "A".repeat(200_000);
+    assert_eq!(call(&mut admin, &["SET", "bigkey", &big]).await, "+OK\r\n");
+    assert_eq!(
+        call(
+            &mut admin,
+            &[
+                "CONFIG",
+                "SET",
+                "client-output-buffer-limit",
+                "normal 100000 0 0"
+            ]
+        )
+        .await,
+        "+OK\r\n"
+    );
+    // A single reply over the hard limit: no reply, connection closed.
+    let mut c = TcpStream::connect(srv.addr).await.expect("c");
+    c.write_all(&resp(&[b"GET", b"bigkey"])).await.expect("w");
+    let (n, closed) = drain(&mut c, Duration::from_secs(3)).await;
+    assert!(closed, "closed at the hard limit");
+    assert_eq!(n, 0, "no part of the reply is sent");
+    // Small replies in one pipeline that add up past it.
+    assert_eq!(
+        call(&mut admin, &["SET", "mid", &"B".repeat(10_000)]).await,
+        "+OK\r\n"
+    );
+    let mut c = TcpStream::connect(srv.addr).await.expect("c");
+    let mut pipe = Vec::new();
+    for _ in 0..20 {
+        pipe.extend_from_slice(&resp(&[b"GET", b"mid"]));
+    }
+    c.write_all(&pipe).await.expect("w");
+    let (n, closed) = drain(&mut c, Duration::from_secs(3)).await;
+    assert!(closed && n < 100_000, "pipeline closed ({n} bytes)");
+    // A transaction still runs completely before the client is closed.
+    let mut c = TcpStream::connect(srv.addr).await.expect("c");
+    let mut pipe = resp(&[b"MULTI"]);
+    pipe.extend_from_slice(&resp(&[b"SET", b"k1", b"v1"]));
+    pipe.extend_from_slice(&resp(&[b"GET", b"bigkey"]));
+    pipe.extend_from_slice(&resp(&[b"SET", b"k2", b"v2"]));
+    pipe.extend_from_slice(&resp(&[b"EXEC"]));
+    c.write_all(&pipe).await.expect("w");
+    let (_, closed) = drain(&mut c, Duration::from_secs(3)).await;
+    assert!(closed);
+    assert_eq!(
+        call(&mut admin, &["MGET", "k1", "k2"]).await,
+        "*2\r\n$2\r\nv1\r\n$2\r\nv2\r\n"
+    );
+    // Replies under the limit are unaffected; 0 removes the limit.
+    assert_eq!(call(&mut admin, &["STRLEN", "bigkey"]).await, ":200000\r\n");
+    assert_eq!(
+        call(
+            &mut admin,
+            &[
+                "CONFIG",
+                "SET",
+                "client-output-buffer-limit",
+                "normal 0 0 0"
+            ]
+        )
+        .await,
+        "+OK\r\n"
+    );
+    let r = admin.call(&[b"GET", b"bigkey"]).await;
+    assert_eq!(r.len(), 200_000 + "$200000\r\n\r\n".len());
+}
+
+#[tokio::test]
+async fn normal_output_buffer_soft_limit_closes_a_client_that_does_not_read() {
+    let srv = TestServer::start();
+    let mut admin = Conn::connect(srv.addr.port()).await;
+    let big = "A".repeat(1_000_000);
+    assert_eq!(call(&mut admin, &["SET", "bigkey", &big]).await, "+OK\r\n");
+    assert_eq!(
+        call(
+            &mut admin,
+            &[
+                "CONFIG",
+                "SET",
+                "client-output-buffer-limit",
+                "normal 0 100000 1"
+            ]
+        )
+        .await,
+        "+OK\r\n"
+    );
+    // 40 MB of replies requested; the client reads nothing for 3 s.
+    let mut c = TcpStream::connect(srv.addr).await.expect("c");
+    let mut pipe = Vec::new();
+    for _ in 0..40 {
+        pipe.extend_from_slice(&resp(&[b"GET", b"bigkey"]));
+    }
+    c.write_all(&pipe).await.expect("w");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (n, closed) = drain(&mut c, Duration::from_secs(5)).await;
+    assert!(closed, "closed after the soft limit time");
+    assert!(n < 40_000_000, "not every reply was sent ({n} bytes)");
+    // A client that reads gets everything.
+    let mut r = Conn::connect(srv.addr.port()).await;
+    for _ in 0..3 {
+        assert_eq!(r.call(&[b"GET", b"bigkey"]).await.len(), 1_000_000 + 12);
+    }
+}
