@@ -371,6 +371,9 @@ pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
         }
         Err(e) => return Err(std::io::Error::other(e.to_string())),
     }
+    // Signal handlers exist before "ready" is announced, so a harness that
+    // sends SIGTERM right after seeing it gets a graceful shutdown.
+    let signals = Signals::install();
     // As Redis, "ready" is announced once the dataset is loaded (clients
     // connecting earlier were answered -LOADING).
     for (kind, local) in ready {
@@ -385,7 +388,7 @@ pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
     let mut rx = srv.shutdown_receiver();
     let flags = tokio::select! {
         _ = rx.changed() => crate::config::ShutdownFlags(srv.shutdown_flags.load(Ordering::Relaxed)),
-        f = signal_shutdown(&srv.config) => {
+        f = signal_shutdown(signals, &srv.config) => {
             tracing::info!("Received shutdown signal, scheduling shutdown...");
             f
         }
@@ -453,27 +456,52 @@ fn generate_access_keys(srv: &Server) {
     }
 }
 
+/// The SIGTERM/SIGINT listeners, registered at startup.
+struct Signals {
+    #[cfg(unix)]
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let streams = match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) {
+                (Ok(t), Ok(i)) => Some((t, i)),
+                _ => {
+                    tracing::warn!("cannot install SIGTERM/SIGINT handlers");
+                    None
+                }
+            };
+            Signals { streams }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+}
+
 /// Waits for SIGTERM or SIGINT; returns the `shutdown-on-sig*` flags that
 /// apply to it.
-async fn signal_shutdown(config: &Config) -> crate::config::ShutdownFlags {
+async fn signal_shutdown(signals: Signals, config: &Config) -> crate::config::ShutdownFlags {
     #[cfg(unix)]
     {
-        use tokio::signal::unix::{signal, SignalKind};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut t), Ok(mut i)) => {
+        match signals.streams {
+            Some((mut t, mut i)) => {
                 tokio::select! {
                     _ = t.recv() => config.shutdown_on_sigterm(),
                     _ = i.recv() => config.shutdown_on_sigint(),
                 }
             }
-            _ => std::future::pending().await,
+            None => std::future::pending().await,
         }
     }
     #[cfg(not(unix))]
     {
+        let _ = signals;
         let _ = tokio::signal::ctrl_c().await;
         config.shutdown_on_sigint()
     }
