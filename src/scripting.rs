@@ -339,14 +339,11 @@ thread_local! {
 
 /// See `HOT`.
 struct Hot {
-    redis: Table,
     handler: mlua::Function,
     xpcall: mlua::Function,
     fcall: mlua::Function,
     /// The read-only view of the globals EVAL bodies run in (see PRELUDE).
     env: Table,
-    call: mlua::Function,
-    pcall: mlua::Function,
     /// Compiled EVAL bodies by SHA1.
     scripts: std::collections::HashMap<String, mlua::Function>,
 }
@@ -354,14 +351,10 @@ struct Hot {
 impl Hot {
     fn new(lua: &Lua) -> mlua::Result<Hot> {
         Ok(Hot {
-            redis: lua.named_registry_value("cinnabar_redis")?,
             handler: lua.named_registry_value("cinnabar_handler")?,
             xpcall: lua.named_registry_value("cinnabar_xpcall")?,
             fcall: lua.named_registry_value("cinnabar_fcall")?,
             env: lua.named_registry_value("cinnabar_env")?,
-            call: lua.create_function(|lua, argv: Variadic<Value>| redis_call(lua, argv, true))?,
-            pcall: lua
-                .create_function(|lua, argv: Variadic<Value>| redis_call(lua, argv, false))?,
             scripts: std::collections::HashMap::new(),
         })
     }
@@ -505,20 +498,13 @@ __rawset(G, 'setfenv', function(f, t)
   if type(f) == 'number' then f = f + 1 end
   return __setfenv(f, t)
 end)
-do
-  local ls = rawget(G, 'loadstring')
-  __rawset(G, 'loadstring', function(s, name)
-    local f, err = ls(s, name)
+-- Chunks compiled at run time get the read-only view too.
+for _, name in ipairs({'loadstring', 'load'}) do
+  local compile = rawget(G, name)
+  __rawset(G, name, function(src, chunkname)
+    local f, err = compile(src, chunkname)
     if f then __setfenv(f, env) end
     return f, err
-  end)
-end
-do
-  local ld = rawget(G, 'load')
-  __rawset(G, 'load', function(f, name)
-    local fn, err = ld(f, name)
-    if fn then __setfenv(fn, env) end
-    return fn, err
   end)
 end
 return env
@@ -799,6 +785,16 @@ fn new_state() -> mlua::Result<Lua> {
     };
     let g = lua.globals();
     let redis = lua.create_table()?;
+    // Set once: scripts see `redis` through a read-only view (PRELUDE), so
+    // they cannot replace these.
+    redis.set(
+        "call",
+        lua.create_function(|lua, argv: Variadic<Value>| redis_call(lua, argv, true))?,
+    )?;
+    redis.set(
+        "pcall",
+        lua.create_function(|lua, argv: Variadic<Value>| redis_call(lua, argv, false))?,
+    )?;
     redis.set(
         "error_reply",
         lua.create_function(|lua, msg: mlua::String| {
@@ -899,7 +895,6 @@ fn new_state() -> mlua::Result<Lua> {
     crate::lua_libs::install(&lua)?;
     // The pieces execution needs, kept out of reach of scripts that
     // tamper with their globals.
-    lua.set_named_registry_value("cinnabar_redis", g.raw_get::<Table>("redis")?)?;
     let env: Table = lua.load(PRELUDE).set_name("=cinnabar").eval()?;
     lua.set_named_registry_value("cinnabar_env", env)?;
     lua.set_named_registry_value(
@@ -1568,23 +1563,13 @@ fn execute(
     CURRENT.with(|c| c.set(&running as *const Running<'_, '_> as *const ()));
     let current_guard = CurrentGuard;
     let result = (|| -> mlua::Result<CmdResult> {
-        let (redis, handler, xpcall, fcall, call, pcall) = HOT
+        let (handler, xpcall, fcall) = HOT
             .with(|h| {
-                h.borrow().as_ref().map(|h| {
-                    (
-                        h.redis.clone(),
-                        h.handler.clone(),
-                        h.xpcall.clone(),
-                        h.fcall.clone(),
-                        h.call.clone(),
-                        h.pcall.clone(),
-                    )
-                })
+                h.borrow()
+                    .as_ref()
+                    .map(|h| (h.handler.clone(), h.xpcall.clone(), h.fcall.clone()))
             })
             .ok_or_else(|| mlua::Error::RuntimeError("no Lua state".into()))?;
-        // Set on every run: a script may have overwritten them.
-        redis.raw_set("call", call)?;
-        redis.raw_set("pcall", pcall)?;
         let (ok, v): (bool, Value) = match &target {
             Target::Eval(func) => xpcall.call((func.clone(), handler))?,
             Target::Function(func) => {

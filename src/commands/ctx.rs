@@ -117,9 +117,7 @@ fn wait_lazy_end(busy_aware: bool) -> Option<()> {
 /// [`acquire_ordered`] does; never gives up.
 pub fn lock_everything(srv: &Server) -> Vec<Vec<MutexGuard<'_, Shard>>> {
     let ks = &srv.keyspace;
-    let all: Vec<(u32, u32)> = (0..ks.num_dbs() as u32)
-        .flat_map(|d| (0..ks.num_shards() as u32).map(move |s| (d, s)))
-        .collect();
+    let all: Vec<(u32, u32)> = ks.all_shards().collect();
     let held = acquire_ordered(srv, &all, false).unwrap_or_default();
     let mut dbs: Vec<Vec<MutexGuard<'_, Shard>>> = (0..ks.num_dbs()).map(|_| Vec::new()).collect();
     for (db, _, g) in held {
@@ -165,10 +163,7 @@ impl<'a> Locks<'a> {
             return;
         }
         if !crate::scripting::on_script_thread() {
-            let ks = &srv.keyspace;
-            let mut all: SmallVec<[(u32, u32); 4]> = (0..ks.num_dbs() as u32)
-                .flat_map(|d| (0..ks.num_shards() as u32).map(move |s| (d, s)))
-                .collect();
+            let mut all: SmallVec<[(u32, u32); 4]> = srv.keyspace.all_shards().collect();
             // Already-held shards stay; take the rest in order. Only
             // reachable when nothing is held yet (scripts outside EXEC) or
             // on this same thread, so there is no one to deadlock with.

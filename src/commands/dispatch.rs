@@ -219,9 +219,7 @@ pub fn lock_plan(srv: &Server, db: usize, spec: &CommandSpec, argv: &[Bytes]) ->
             _ => {}
         },
         LockScope::Db => v.extend((0..ks.num_shards() as u32).map(|s| (db as u32, s))),
-        LockScope::All => v.extend(
-            (0..ks.num_dbs() as u32).flat_map(|d| (0..ks.num_shards() as u32).map(move |s| (d, s))),
-        ),
+        LockScope::All => v.extend(ks.all_shards()),
         LockScope::Custom(f) => v.extend(f(srv, db, argv)),
         LockScope::OnDemand => {}
     }

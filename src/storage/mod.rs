@@ -72,6 +72,12 @@ impl Keyspace {
         1 << self.shard_bits
     }
 
+    /// Every (db, shard) pair in the global lock order.
+    pub fn all_shards(&self) -> impl Iterator<Item = (u32, u32)> + use<> {
+        let shards = self.num_shards() as u32;
+        (0..self.num_dbs() as u32).flat_map(move |d| (0..shards).map(move |s| (d, s)))
+    }
+
     pub fn shard_bits(&self) -> u32 {
         self.shard_bits
     }
