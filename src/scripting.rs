@@ -6,8 +6,10 @@
 //!   and held until the script ends, so a script may read and write keys it
 //!   did not declare (as standalone Redis allows; BullMQ and Sidekiq rely
 //!   on it) and no other client sees it half done. Out-of-order locking is
-//!   safe because only the script thread does it and ordered acquirers back
-//!   off from it (see `commands::ctx::Locks`). Commands the script runs go through
+//!   safe because only one script runs at a time (whoever holds the script
+//!   gate: the script thread, or an async worker running a known-fast
+//!   script inline, see [`try_inline`]) and ordered acquirers back off from
+//!   it (see `commands::ctx::Locks`). Commands the script runs go through
 //!   the same handlers as clients' commands, in the script's `Ctx`.
 //! * **One interpreter per thread.** A Lua state cannot move between
 //!   threads while Rust closures borrowing the command context are
@@ -132,11 +134,14 @@ fn script_thread() -> Option<&'static std::sync::mpsc::Sender<Job>> {
             // Deeply nested replies and Lua's C recursion want headroom.
             .stack_size(16 << 20)
             .spawn(move || {
-                ON_SCRIPT_THREAD.with(|f| f.set(true));
                 while let Ok(job) = rx.recv() {
+                    let gate = GATE.lock();
+                    HOLDS_GATE.with(|f| f.set(true));
                     // A panic drops the job's reply sender; its connection
                     // closes and the thread serves the next job.
                     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                    HOLDS_GATE.with(|f| f.set(false));
+                    drop(gate);
                 }
             });
         match spawned {
@@ -152,14 +157,136 @@ fn script_thread() -> Option<&'static std::sync::mpsc::Sender<Job>> {
     .as_ref()
 }
 
+/// Serialises script execution: whoever runs scripts holds it, the script
+/// thread for each job it takes, or an async worker running a known-fast
+/// script inline ([`try_inline`]). One script at a time is what makes
+/// on-demand shard locking deadlock-free (see `commands::ctx::Locks`).
+static GATE: Mutex<()> = Mutex::new(());
+
 thread_local! {
-    static ON_SCRIPT_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static HOLDS_GATE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// While a script runs inline on an async worker: how many more times
+    /// the watchdog may try to hand the worker's duties to another thread.
+    static INLINE_HANDOFFS: std::cell::Cell<u8> = const { std::cell::Cell::new(0) };
 }
 
-/// Whether the caller is the script thread (the only thread allowed to take
-/// shard locks on demand, see `commands::ctx::Locks`).
-pub fn on_script_thread() -> bool {
-    ON_SCRIPT_THREAD.with(|f| f.get())
+/// Whether this thread holds the script gate (the only position from which
+/// shard locks may be taken on demand, see `commands::ctx::Locks`).
+pub fn holds_gate() -> bool {
+    HOLDS_GATE.with(|f| f.get())
+}
+
+/// Scripts whose last run took less than [`FAST_RUN`]: a direct-mapped
+/// table of hashes of (command, script body / SHA / function name). Lossy
+/// by design: a collision or an overwritten slot only sends the next run
+/// through the script thread, which measures it again.
+static FAST: [AtomicU64; 1024] = [const { AtomicU64::new(0) }; 1024];
+
+/// A run this short may execute inline on an async worker next time.
+const FAST_RUN: std::time::Duration = std::time::Duration::from_micros(500);
+
+/// The [`FAST`] key of a script command: its name and first argument.
+fn fast_key(argv: &[Bytes]) -> Option<u64> {
+    use std::hash::{BuildHasher, Hasher};
+    let (name, target) = (argv.first()?, argv.get(1)?);
+    let mut h = foldhash::fast::FixedState::with_seed(0x5c41).build_hasher();
+    h.write_usize(name.len());
+    h.write_u8(name.first().map_or(0, |c| c.to_ascii_lowercase()));
+    h.write_u8(name.last().map_or(0, |c| c.to_ascii_lowercase()));
+    if name.len() == 7 || name.len() == 10 {
+        // EVALSHA / EVALSHA_RO: the SHA is case-insensitive.
+        for c in target.iter() {
+            h.write_u8(c.to_ascii_lowercase());
+        }
+    } else {
+        h.write(target);
+    }
+    Some(h.finish() | 1)
+}
+
+/// Remembers how long the script `key` took: fast runs may go inline.
+fn record_run(key: Option<u64>, took: std::time::Duration) {
+    let Some(k) = key else { return };
+    let slot = &FAST[(k % FAST.len() as u64) as usize];
+    if took < FAST_RUN {
+        slot.store(k, Ordering::Relaxed);
+    } else {
+        let _ = slot.compare_exchange(k, 0, Ordering::Relaxed, Ordering::Relaxed);
+    }
+}
+
+/// Runs the script command `argv` right here, on the caller's async worker,
+/// when that is cheap and safe: the script ran fast last time, no other
+/// script runs (the gate is free), and the runtime has another worker to
+/// serve everyone else meanwhile. This saves the two thread wake-ups of a
+/// trip to the script thread, which is most of the cost of a small
+/// EVALSHA. `None`: take the script thread (unknown or slow scripts, whose
+/// clients' neighbours must keep being served and told `-BUSY`).
+pub fn try_inline(
+    srv: &crate::server::Server,
+    client: &mut crate::connection::client::Client,
+    argv: &[Bytes],
+) -> Option<Reply> {
+    if client.multi.is_some() {
+        return None;
+    }
+    let key = fast_key(argv)?;
+    if FAST[(key % FAST.len() as u64) as usize].load(Ordering::Relaxed) != key || !multi_worker() {
+        return None;
+    }
+    let gate = GATE.try_lock()?;
+    HOLDS_GATE.with(|f| f.set(true));
+    INLINE_HANDOFFS.with(|f| f.set(HANDOFF_TRIES));
+    let start = std::time::Instant::now();
+    let reply = crate::commands::dispatch::execute(srv, client, argv);
+    record_run(Some(key), start.elapsed());
+    INLINE_HANDOFFS.with(|f| f.set(0));
+    HOLDS_GATE.with(|f| f.set(false));
+    drop(gate);
+    Some(reply)
+}
+
+/// How often a long inline script offers its worker's duties away.
+const HANDOFF_TRIES: u8 = 4;
+
+/// Called by the watchdog (every 100k Lua instructions) while a script runs
+/// inline on an async worker: the script turned out long, so this worker's
+/// duties (its queued tasks, including the one slot other workers cannot
+/// steal from) go to another thread, as tokio's `block_in_place` arranges,
+/// and every other connection keeps being served, told `-BUSY` and able to
+/// SCRIPT KILL. `block_in_place` takes the duties back if its closure ends
+/// before the new thread has claimed them, hence the short wait inside, and
+/// a few tries; once they are gone the later tries change nothing.
+fn hand_off_worker() {
+    INLINE_HANDOFFS.with(|f| f.set(f.get().saturating_sub(1)));
+    tokio::task::block_in_place(|| std::thread::sleep(std::time::Duration::from_millis(1)));
+}
+
+/// Whether the current tokio runtime has more than one worker (with one,
+/// a script running inline would leave nobody to answer `-BUSY`).
+fn multi_worker() -> bool {
+    static MULTI: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *MULTI.get_or_init(|| {
+        tokio::runtime::Handle::try_current().is_ok_and(|h| h.metrics().num_workers() > 1)
+    })
+}
+
+/// Runs `argv` on the script thread's side of [`offload_batch`], timing
+/// script commands for [`try_inline`].
+fn run_timed(
+    srv: &crate::server::Server,
+    client: &mut crate::connection::client::Client,
+    argv: &[Bytes],
+) -> Reply {
+    let key = if client.multi.is_none() && argv.first().is_some_and(|n| is_script_command(n)) {
+        fast_key(argv)
+    } else {
+        None
+    };
+    let start = std::time::Instant::now();
+    let reply = crate::commands::dispatch::execute(srv, client, argv);
+    record_run(key, start.elapsed());
+    reply
 }
 
 /// Whether `argv` (from `client`) must run on the script thread: script
@@ -223,7 +350,7 @@ pub async fn offload_batch(
     let (tx, rx) = tokio::sync::oneshot::channel();
     let job: Job = Box::new(move || {
         let mut client = client;
-        let mut replies = vec![crate::commands::dispatch::execute(&srv, &mut client, &argv)];
+        let mut replies = vec![run_timed(&srv, &mut client, &argv)];
         drop(argv);
         let mut next = None;
         // Bounded so one connection cannot monopolise the script thread.
@@ -234,7 +361,7 @@ pub async fn offload_batch(
             };
             match parser.next(&mut inbuf, limits) {
                 Ok(Some(a)) if wants_script_thread(&client, &a) => {
-                    replies.push(crate::commands::dispatch::execute(&srv, &mut client, &a));
+                    replies.push(run_timed(&srv, &mut client, &a));
                 }
                 Ok(None) => break,
                 other => {
@@ -372,6 +499,9 @@ fn install_watchdog(lua: &Lua) {
     lua.set_hook(HookTriggers::new().every_nth_instruction(100_000), |lua, _dbg| {
         if !RUNNING.load(Ordering::Relaxed) {
             return Ok(mlua::VmState::Continue);
+        }
+        if INLINE_HANDOFFS.with(|f| f.get()) > 0 {
+            hand_off_worker();
         }
         let elapsed = unix_ms().saturating_sub(STARTED_MS.load(Ordering::Relaxed));
         let threshold = THRESHOLD_MS.load(Ordering::Relaxed);

@@ -227,6 +227,65 @@ async fn busy_scripts_and_script_kill() {
     admin.expect(&resp(&[b"GET", b"w"]), b"$1\r\n1\r\n").await;
 }
 
+/// A script that ran fast before may run inline on the connection's async
+/// worker; when the same script turns long (its argument makes it loop),
+/// the other connections (several, so some share that worker) must still
+/// be answered -BUSY, SCRIPT KILL must stop it, and the server must go on
+/// normally, with the script fast again afterwards.
+#[tokio::test]
+async fn a_fast_script_turned_long_does_not_stall_other_connections() {
+    let srv = TestServer::start();
+    let mut admin = srv.raw().await;
+    admin
+        .expect(
+            &resp(&[b"CONFIG", b"SET", b"busy-reply-threshold", b"50"]),
+            b"+OK\r\n",
+        )
+        .await;
+    let body: &[u8] = b"local i = 0 while i < tonumber(ARGV[1]) do i = i + 1 end return i";
+    let sha = sha1_hex(body);
+    let mut bystanders = Vec::new();
+    for _ in 0..8 {
+        bystanders.push(srv.raw().await);
+    }
+    let mut runner = srv.raw().await;
+    runner
+        .expect(
+            &resp(&[b"SCRIPT", b"LOAD", body]),
+            format!("${}\r\n{sha}\r\n", sha.len()).as_bytes(),
+        )
+        .await;
+    let killed = format!(
+        "-ERR Script killed by user with SCRIPT KILL... script: {sha}, on @user_script:1.\r\n"
+    );
+    for round in 0..5 {
+        for _ in 0..20 {
+            runner
+                .expect(&resp(&[b"EVALSHA", sha.as_bytes(), b"0", b"3"]), b":3\r\n")
+                .await;
+        }
+        runner
+            .send(&resp(&[b"EVALSHA", sha.as_bytes(), b"0", b"1e15"]))
+            .await;
+        wait_busy(&mut admin).await;
+        for b in bystanders.iter_mut() {
+            b.send(&resp(&[b"GET", b"k"])).await;
+            let r = tokio::time::timeout(Duration::from_secs(2), b.read_until(b"\r\n"))
+                .await
+                .unwrap_or_else(|_| panic!("round {round}: a bystander got no reply"));
+            assert_eq!(
+                String::from_utf8_lossy(&r),
+                "-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n"
+            );
+        }
+        admin.expect(&resp(&[b"SCRIPT", b"KILL"]), b"+OK\r\n").await;
+        runner.expect(b"", killed.as_bytes()).await;
+        for b in bystanders.iter_mut() {
+            b.expect(&resp(&[b"PING"]), b"+PONG\r\n").await;
+        }
+    }
+}
+
 fn sha1_hex(b: &[u8]) -> String {
     use std::fmt::Write;
     let d = sha1_smol::Sha1::from(b).digest().bytes();

@@ -24,7 +24,8 @@ use crate::storage::Shard;
 /// A script instead locks *on demand* (`lazy`): it may touch keys it did not
 /// declare, and locking every shard of every database for each EVALSHA
 /// cost more than the script. On-demand locking is out of order, so it is
-/// allowed on the script thread only (one such holder at a time), and every
+/// allowed only to the holder of the script gate (`scripting::holds_gate`:
+/// one script at a time, on the script thread or inline), and every
 /// ordered acquirer that finds a lock contended while holding others backs
 /// off — releases everything and waits for the script to end — whenever a
 /// lazy holder exists (see [`acquire_ordered`]). The script keeps every lock
@@ -155,14 +156,15 @@ impl<'a> Locks<'a> {
         })
     }
 
-    /// Turns on on-demand locking for a script (keeping what is held). Off
-    /// the script thread (it could not be started) on-demand locking is not
-    /// safe, so every shard is locked now instead, in order, as before.
+    /// Turns on on-demand locking for a script (keeping what is held).
+    /// Without the script gate (the script thread could not be started)
+    /// on-demand locking is not safe, so every shard is locked now instead,
+    /// in order.
     pub fn make_lazy(&mut self, srv: &'a Server) {
         if self.lazy.is_some() {
             return;
         }
-        if !crate::scripting::on_script_thread() {
+        if !crate::scripting::holds_gate() {
             let mut all: SmallVec<[(u32, u32); 4]> = srv.keyspace.all_shards().collect();
             // Already-held shards stay; take the rest in order. Only
             // reachable when nothing is held yet (scripts outside EXEC) or
@@ -282,9 +284,7 @@ fn lock_for_visit<T>(m: &parking_lot::Mutex<T>, holding: bool) -> Option<MutexGu
     }
     loop {
         if crate::scripting::busy()
-            || (holding
-                && LAZY_ACTIVE.load(Ordering::SeqCst)
-                && !crate::scripting::on_script_thread())
+            || (holding && LAZY_ACTIVE.load(Ordering::SeqCst) && !crate::scripting::holds_gate())
         {
             return None;
         }

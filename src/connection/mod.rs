@@ -105,7 +105,13 @@ where
                         token_expired(&srv, &mut client, &mut stream, &mut out).await;
                         break 'conn;
                     }
-                    let mut reply = if crate::scripting::wants_script_thread(&client, &argv) {
+                    let mut reply = if !crate::scripting::wants_script_thread(&client, &argv) {
+                        dispatch::execute(&srv, &mut client, &argv)
+                    } else if let Some(r) = crate::scripting::try_inline(&srv, &mut client, &argv) {
+                        // A known-fast script, run right here (see
+                        // scripting::try_inline).
+                        r
+                    } else {
                         // Scripts run on the script thread, with the script
                         // commands that follow in the buffer (see
                         // scripting::offload_batch); this task waits
@@ -132,8 +138,6 @@ where
                             emit(&mut client, &r, &mut out);
                         }
                         last
-                    } else {
-                        dispatch::execute(&srv, &mut client, &argv)
                     };
                     if client.blocking.waiter.is_some() {
                         // Blocked: send what earlier commands produced, then

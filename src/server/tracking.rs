@@ -641,7 +641,7 @@ pub fn after_command(
     }
     // Inside a script (only the script thread runs scripts, one at a time;
     // other threads may run commands meanwhile).
-    if nested && crate::scripting::on_script_thread() && crate::scripting::running() {
+    if nested && crate::scripting::holds_gate() && crate::scripting::running() {
         client.tracking.script_read = true;
         return;
     }
