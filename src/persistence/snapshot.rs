@@ -643,8 +643,10 @@ pub fn rewrite_aof(srv: &Server, enable: bool) -> Result<(), String> {
             }
         }
     }
+    // `aof-use-rdb-preamble no`: the base is commands (`.base.aof`).
+    let rdb_base = srv.config.aof_use_rdb_preamble();
     let base = aof::AofFile {
-        name: aof::base_name(&name, manifest.next_base_seq(), true),
+        name: aof::base_name(&name, manifest.next_base_seq(), rdb_base),
         seq: manifest.next_base_seq(),
         kind: aof::FileType::Base,
     };
@@ -667,9 +669,10 @@ pub fn rewrite_aof(srv: &Server, enable: bool) -> Result<(), String> {
     }
     let params = SaveParams::of(srv);
     let tmp = dir.join(format!(
-        "temp-rewriteaof-{}-{}.rdb",
+        "temp-rewriteaof-{}-{}.{}",
         std::process::id(),
-        unix_secs()
+        unix_secs(),
+        if rdb_base { "rdb" } else { "aof" }
     ));
     let t2 = tmp.clone();
     let mut incr_file = Some(incr_file);
@@ -684,7 +687,11 @@ pub fn rewrite_aof(srv: &Server, enable: bool) -> Result<(), String> {
     };
     reserve(child, ChildKind::AofRewrite);
     let pid = fork_with(srv, at_fork, move |frozen| {
-        write_rdb(frozen, &params, &t2, true)
+        if rdb_base {
+            write_rdb(frozen, &params, &t2, true)
+        } else {
+            crate::persistence::rewrite::write_commands(frozen, &params, &t2)
+        }
     })
     .map_err(|e| {
         *srv.persist.child.lock() = None;
