@@ -343,3 +343,303 @@ async fn crash_test_no_acknowledged_write_lost_with_fsync_always() {
         }
     }
 }
+
+// ---- legacy single-file AOF, command bases, stream groups ------------------------
+
+/// Runs one command, ignoring its reply (errors fail the test).
+async fn run(c: &mut redis::aio::MultiplexedConnection, args: &[&str]) -> redis::Value {
+    let mut q = redis::cmd(args[0]);
+    for a in &args[1..] {
+        q.arg(*a);
+    }
+    q.query_async(c)
+        .await
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+async fn info_field(c: &mut redis::aio::MultiplexedConnection, field: &str) -> String {
+    let info: String = redis::cmd("INFO")
+        .arg("persistence")
+        .query_async(c)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in {info}"))
+        .to_string()
+}
+
+async fn wait_rewrite(c: &mut redis::aio::MultiplexedConnection) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while info_field(c, "aof_rewrite_in_progress").await != "0" {
+        assert!(std::time::Instant::now() < deadline, "rewrite did not finish");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(info_field(c, "aof_last_bgrewrite_status").await, "ok");
+}
+
+/// The files under `dir` (relative paths, sorted), for layout checks.
+fn layout(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in walk(dir) {
+        let rel = e.strip_prefix(dir).unwrap().to_string_lossy().to_string();
+        if !rel.ends_with(".log") && !rel.starts_with("temp-") {
+            out.push(rel);
+        }
+    }
+    out.sort();
+    out
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.push(p.clone());
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// A server started on an existing directory (files placed before start).
+struct Started {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Started {
+    fn new(dir: &std::path::Path, extra: &[&str]) -> Started {
+        let (child, addr) = common::spawn_in(dir, extra);
+        Started {
+            child,
+            url: format!("redis://{addr}/"),
+        }
+    }
+    async fn conn(&self) -> redis::aio::MultiplexedConnection {
+        let c = redis::Client::open(self.url.as_str()).unwrap();
+        let mut c = c.get_multiplexed_async_connection().await.unwrap();
+        // Wait for the end of loading.
+        for _ in 0..400 {
+            let r: redis::RedisResult<redis::Value> = redis::cmd("PING").query_async(&mut c).await;
+            if r.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        c
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn resp(args: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+    }
+    out
+}
+
+const LEGACY_MANIFEST: &str =
+    "file appendonly.aof seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n";
+
+/// Redis 7 takes over a Redis <= 6 `appendonly.aof` (commands only): moved
+/// into appendonlydir as the base, manifest written, data loaded; the
+/// layout is the one redis-server 7 produces from the same file.
+#[tokio::test]
+async fn legacy_single_file_aof_is_upgraded_as_redis_7_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut legacy = Vec::new();
+    for cmd in [
+        &["SELECT", "0"][..],
+        &["SET", "k", "v"],
+        &["RPUSH", "l", "a", "b", "c"],
+        &["MULTI"],
+        &["INCR", "n"],
+        &["INCR", "n"],
+        &["EXEC"],
+        &["SELECT", "2"],
+        &["HSET", "h", "f", "1"],
+        &["PEXPIREAT", "h", "99999999999999"],
+    ] {
+        legacy.extend(resp(cmd));
+    }
+    // Redis 7 also skips `#` annotation lines (aof-timestamp-enabled).
+    legacy.extend_from_slice(b"#TS:1700000000\r\n");
+    legacy.extend(resp(&["SADD", "s", "x", "y"]));
+    std::fs::write(dir.path().join("appendonly.aof"), &legacy).unwrap();
+    let srv = Started::new(dir.path(), AOF);
+    let mut c = srv.conn().await;
+    let v: Option<String> = c.get("k").await.unwrap();
+    assert_eq!(v.as_deref(), Some("v"));
+    let l: Vec<String> = c.lrange("l", 0, -1).await.unwrap();
+    assert_eq!(l, ["a", "b", "c"]);
+    let n: i64 = c.get("n").await.unwrap();
+    assert_eq!(n, 2);
+    run(&mut c, &["SELECT", "2"]).await;
+    let h: String = c.hget("h", "f").await.unwrap();
+    assert_eq!(h, "1");
+    let ttl: i64 = c.pttl("h").await.unwrap();
+    assert!(ttl > 0);
+    let sm: usize = c.scard("s").await.unwrap();
+    assert_eq!(sm, 2);
+    let want_layout = [
+        "appendonlydir",
+        "appendonlydir/appendonly.aof",
+        "appendonlydir/appendonly.aof.1.incr.aof",
+        "appendonlydir/appendonly.aof.manifest",
+    ];
+    assert_eq!(layout(dir.path()), want_layout);
+    let manifest = std::fs::read_to_string(dir.path().join("appendonlydir/appendonly.aof.manifest"))
+        .unwrap();
+    assert_eq!(manifest, LEGACY_MANIFEST);
+    // New writes go to the incremental file; a restart (no upgrade now)
+    // replays base + incr.
+    run(&mut c, &["SELECT", "0"]).await;
+    run(&mut c, &["SET", "after", "1"]).await;
+    drop(c);
+    drop(srv);
+    let srv = Started::new(dir.path(), AOF);
+    let mut c = srv.conn().await;
+    let v: Vec<Option<String>> = c.mget(&["k", "after"]).await.unwrap();
+    assert_eq!(v, [Some("v".into()), Some("1".into())]);
+    assert_eq!(layout(dir.path()), want_layout);
+    // The first rewrite retires the legacy base as Redis does.
+    run(&mut c, &["BGREWRITEAOF"]).await;
+    wait_rewrite(&mut c).await;
+    let manifest = std::fs::read_to_string(dir.path().join("appendonlydir/appendonly.aof.manifest"))
+        .unwrap();
+    assert_eq!(
+        manifest,
+        "file appendonly.aof.2.base.rdb seq 2 type b\nfile appendonly.aof.2.incr.aof seq 2 type i\n"
+    );
+    assert!(!dir.path().join("appendonlydir/appendonly.aof").exists());
+    drop(c);
+    drop(srv);
+
+    // redis-server 7 upgrading the same file produces the same layout.
+    let rdir = tempfile::tempdir().unwrap();
+    std::fs::write(rdir.path().join("appendonly.aof"), &legacy).unwrap();
+    let Some(r) = common::diff::RedisRef::start_with(&[
+        "--appendonly",
+        "yes",
+        "--dir",
+        rdir.path().to_str().unwrap(),
+    ]) else {
+        return;
+    };
+    let mut rc = Started {
+        child: std::process::Command::new("true").spawn().unwrap(),
+        url: format!("redis://127.0.0.1:{}/", r.port),
+    }
+    .conn()
+    .await;
+    let v: Option<String> = rc.get("k").await.unwrap();
+    assert_eq!(v.as_deref(), Some("v"));
+    assert_eq!(layout(rdir.path()), want_layout);
+    assert_eq!(
+        std::fs::read_to_string(rdir.path().join("appendonlydir/appendonly.aof.manifest")).unwrap(),
+        LEGACY_MANIFEST
+    );
+}
+
+/// A Redis 4-6 AOF with an RDB preamble (the RDB of a SAVE followed by
+/// commands): the preamble and the tail are both loaded; check-aof checks
+/// both parts; redis-server loads the upgraded directory to the same data.
+#[tokio::test]
+async fn legacy_aof_with_rdb_preamble_is_upgraded_and_loaded() {
+    let mut srv = TestServer::start();
+    let mut c = srv.conn().await;
+    run(&mut c, &["SET", "a", "1"]).await;
+    run(&mut c, &["RPUSH", "l", "x", "y"]).await;
+    run(&mut c, &["HSET", "h", "f", "v"]).await;
+    run(&mut c, &["ZADD", "z", "1.5", "m"]).await;
+    run(&mut c, &["XADD", "st", "1-1", "f", "v"]).await;
+    run(&mut c, &["SET", "gone", "1"]).await;
+    run(&mut c, &["SAVE"]).await;
+    drop(c);
+    srv.kill9();
+    let dir = srv.dir.path().to_path_buf();
+    let mut aof = std::fs::read(dir.join("dump.rdb")).unwrap();
+    std::fs::remove_file(dir.join("dump.rdb")).unwrap();
+    for cmd in [
+        &["SELECT", "0"][..],
+        &["INCR", "a"],
+        &["DEL", "gone"],
+        &["RPUSH", "l", "z"],
+        &["SET", "tail", "t"],
+    ] {
+        aof.extend(resp(cmd));
+    }
+    std::fs::write(dir.join("appendonly.aof"), &aof).unwrap();
+    let expected_rest = |v: Vec<Option<String>>| {
+        assert_eq!(v, [Some("2".into()), None, Some("t".into())]);
+    };
+    srv.restart_with(AOF);
+    let mut c = srv.conn().await;
+    let v: Vec<Option<String>> = c.mget(&["a", "gone", "tail"]).await.unwrap();
+    expected_rest(v);
+    let l: Vec<String> = c.lrange("l", 0, -1).await.unwrap();
+    assert_eq!(l, ["x", "y", "z"]);
+    let before = contents(&srv).await;
+    drop(c);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("appendonlydir/appendonly.aof.manifest")).unwrap(),
+        LEGACY_MANIFEST
+    );
+    srv.kill9();
+    // check-aof understands the preamble + tail base.
+    let bin = env!("CARGO_BIN_EXE_cinnabar");
+    let manifest = dir.join("appendonlydir/appendonly.aof.manifest");
+    let out = Command::new(bin)
+        .arg("check-aof")
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("RDB preamble"));
+    // Restarting (no upgrade this time) gives the same data.
+    srv.restart_with(AOF);
+    assert_eq!(before, contents(&srv).await);
+    srv.kill9();
+    // redis-server reads the same directory to the same data.
+    if let Some(r) = common::diff::RedisRef::start_with(&[
+        "--appendonly",
+        "yes",
+        "--dir",
+        dir.to_str().unwrap(),
+    ]) {
+        assert_eq!(
+            before,
+            contents_at(&format!("redis://127.0.0.1:{}/", r.port)).await
+        );
+    }
+    // A damaged preamble is reported by check-aof and refused at startup.
+    let base = dir.join("appendonlydir/appendonly.aof");
+    let mut data = std::fs::read(&base).unwrap();
+    data[12] ^= 0xff;
+    data[20] ^= 0xff;
+    std::fs::write(&base, &data).unwrap();
+    let st = Command::new(bin)
+        .arg("check-aof")
+        .arg(&manifest)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!st.success());
+}
