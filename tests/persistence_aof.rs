@@ -842,3 +842,99 @@ async fn rewrite_without_rdb_preamble_writes_a_command_base() {
         );
     }
 }
+
+/// A consumer-group workload: XREADGROUP (COUNT, NOACK, new consumers),
+/// XCLAIM (IDLE, FORCE, RETRYCOUNT, LASTID, a deleted entry), XAUTOCLAIM
+/// (claims and drops), XACK, XGROUP SETID.
+async fn group_workload(c: &mut redis::aio::MultiplexedConnection) {
+    for i in 1..=12 {
+        run(c, &["XADD", "s", &format!("{i}-0"), "k", &i.to_string()]).await;
+    }
+    run(c, &["XGROUP", "CREATE", "s", "g", "0"]).await;
+    run(c, &["XGROUP", "CREATE", "s", "h", "$"]).await;
+    run(c, &["XREADGROUP", "GROUP", "g", "c1", "COUNT", "3", "STREAMS", "s", ">"]).await;
+    run(c, &["XREADGROUP", "GROUP", "g", "c2", "COUNT", "2", "STREAMS", "s", ">"]).await;
+    run(c, &["XREADGROUP", "GROUP", "g", "c3", "NOACK", "COUNT", "2", "STREAMS", "s", ">"]).await;
+    // Nothing new for h: no change, nothing propagated.
+    run(c, &["XREADGROUP", "GROUP", "h", "x", "STREAMS", "s", ">"]).await;
+    run(c, &["XCLAIM", "s", "g", "c4", "0", "1-0", "2-0", "IDLE", "5000"]).await;
+    run(c, &["XCLAIM", "s", "g", "c4", "0", "8-0", "FORCE", "RETRYCOUNT", "4"]).await;
+    run(c, &["XCLAIM", "s", "g", "c1", "0", "9-0", "FORCE", "JUSTID"]).await;
+    run(c, &["XCLAIM", "s", "g", "c1", "0", "99-0", "LASTID", "9-0"]).await;
+    run(c, &["XDEL", "s", "3-0", "4-0"]).await;
+    run(c, &["XCLAIM", "s", "g", "c2", "0", "3-0"]).await;
+    run(c, &["XAUTOCLAIM", "s", "g", "c5", "0", "0", "COUNT", "3"]).await;
+    run(c, &["XACK", "s", "g", "9-0"]).await;
+    run(c, &["XREADGROUP", "GROUP", "g", "c6", "STREAMS", "s", ">"]).await;
+    run(c, &["XREADGROUP", "GROUP", "h", "y", "NOACK", "STREAMS", "s", "0"]).await;
+    run(c, &["XADD", "s", "13-0", "k", "13"]).await;
+    run(c, &["XREADGROUP", "GROUP", "h", "y", "NOACK", "STREAMS", "s", ">"]).await;
+    run(c, &["XGROUP", "SETID", "s", "h", "11-0", "ENTRIESREAD", "10"]).await;
+}
+
+/// Consumer groups survive an AOF replay: XREADGROUP/XCLAIM/XAUTOCLAIM are
+/// propagated as Redis 7.0 propagates them (XCLAIM … TIME RETRYCOUNT FORCE
+/// JUSTID LASTID, XGROUP SETID / CREATECONSUMER, never XREADGROUP itself),
+/// so the PEL (owners, delivery times and counts) and last-delivered IDs
+/// are identical after a restart, and the state after a restart is the
+/// one redis-server reaches from the same workload.
+#[tokio::test]
+async fn stream_groups_are_propagated_as_redis_does() {
+    let mut srv = TestServer::start_with(AOF);
+    let mut c = srv.conn().await;
+    group_workload(&mut c).await;
+    // Consumer seen-times are carried by no AOF; entries-read of a group
+    // advanced by XCLAIM LASTID is not either (as in Redis).
+    let mask = &["seen-time", "radix-tree-keys", "radix-tree-nodes", "entries-read", "lag"][..];
+    let before = xinfo_full(&mut c, "s", mask).await;
+    let pending_before = run(&mut c, &["XPENDING", "s", "g"]).await;
+    drop(c);
+    let incr = std::fs::read(srv.dir.path().join("appendonlydir/appendonly.aof.1.incr.aof")).unwrap();
+    let text = String::from_utf8_lossy(&incr).to_lowercase();
+    assert!(!text.contains("xreadgroup"), "XREADGROUP is never propagated");
+    assert!(!text.contains("xautoclaim"), "XAUTOCLAIM is never propagated");
+    assert!(text.contains("createconsumer") && text.contains("setid") && text.contains("lastid"));
+    srv.restart_with(AOF);
+    let mut c = srv.conn().await;
+    assert_eq!(before, xinfo_full(&mut c, "s", mask).await);
+    assert_eq!(pending_before, run(&mut c, &["XPENDING", "s", "g"]).await);
+    let ours_after = xinfo_full(&mut c, "s", &["seen-time", "radix-tree-keys", "radix-tree-nodes"]).await;
+    drop(c);
+
+    // redis-server: the same workload, restarted from its AOF, reaches the
+    // same state (delivery times aside: another clock).
+    let rdir = tempfile::tempdir().unwrap();
+    let args = ["--appendonly", "yes", "--appendfsync", "always", "--dir", rdir.path().to_str().unwrap()];
+    let Some(r) = common::diff::RedisRef::start_with(&args) else {
+        return;
+    };
+    let url = format!("redis://127.0.0.1:{}/", r.port);
+    let mut rc = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    group_workload(&mut rc).await;
+    drop(rc);
+    drop(r);
+    let r = common::diff::RedisRef::start_with(&args).unwrap();
+    let url = format!("redis://127.0.0.1:{}/", r.port);
+    let mut rc = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    for _ in 0..200 {
+        if redis::cmd("PING").query_async::<String>(&mut rc).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let theirs_after = xinfo_full(&mut rc, "s", &["seen-time", "radix-tree-keys", "radix-tree-nodes"]).await;
+    let times = |v: Vec<String>| -> Vec<String> {
+        v.into_iter()
+            .map(|s| if s.len() == 13 && s.parse::<u64>().is_ok() { "T".into() } else { s })
+            .collect()
+    };
+    assert_eq!(times(theirs_after), times(ours_after));
+}

@@ -930,6 +930,9 @@ fn xread_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], group_mode: bool) -> CmdResu
                     continue;
                 };
                 created |= touch_consumer(g, cname, now);
+                if created && noack && prop {
+                    records.push(createconsumer_record(key, gname, cname));
+                }
                 let start = gt.incr();
                 let ids: Vec<StreamId> = match (start, g.consumers.get(cname)) {
                     (Some(st), Some(c)) => c
