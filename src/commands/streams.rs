@@ -830,8 +830,10 @@ fn xread_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], group_mode: bool) -> CmdResu
     let serving = ctx.client.blocking.serving;
     let now = ctx.now;
     // XREADGROUP is never propagated as itself: what it changed goes out as
-    // XCLAIM / XGROUP SETID / XGROUP CREATECONSUMER (as Redis does), and a
-    // read of the consumer's history propagates nothing.
+    // XCLAIM / XGROUP SETID / XGROUP CREATECONSUMER (as Redis does, plus a
+    // SETID after the XCLAIMs for the entries-read counter), and a read of
+    // the consumer's history propagates nothing (its delivery-count bumps
+    // are not propagated by Redis either).
     let prop = group_mode && ctx.propagating();
     if group_mode {
         ctx.propagate_as(Vec::new());
@@ -1001,7 +1003,12 @@ fn xread_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], group_mode: bool) -> CmdResu
                         }
                     }
                 }
-                if noack && prop {
+                // With NOACK no XCLAIM carries the new last ID (Redis then
+                // sends XGROUP SETID). Without, Redis's XCLAIMs carry the
+                // last ID but not the group's entries-read counter, which
+                // an AOF replay would lose (nil after a restart): the same
+                // SETID follows them so the counter is reproduced exactly.
+                if prop {
                     if let Some(g) = s.groups.get(&gname[..]) {
                         if g.last_id > last_before {
                             records.push(setid_record(key, gname, g));
