@@ -372,7 +372,10 @@ async fn info_field(c: &mut redis::aio::MultiplexedConnection, field: &str) -> S
 async fn wait_rewrite(c: &mut redis::aio::MultiplexedConnection) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while info_field(c, "aof_rewrite_in_progress").await != "0" {
-        assert!(std::time::Instant::now() < deadline, "rewrite did not finish");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "rewrite did not finish"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(info_field(c, "aof_last_bgrewrite_status").await, "ok");
@@ -499,8 +502,8 @@ async fn legacy_single_file_aof_is_upgraded_as_redis_7_does() {
         "appendonlydir/appendonly.aof.manifest",
     ];
     assert_eq!(layout(dir.path()), want_layout);
-    let manifest = std::fs::read_to_string(dir.path().join("appendonlydir/appendonly.aof.manifest"))
-        .unwrap();
+    let manifest =
+        std::fs::read_to_string(dir.path().join("appendonlydir/appendonly.aof.manifest")).unwrap();
     assert_eq!(manifest, LEGACY_MANIFEST);
     // New writes go to the incremental file; a restart (no upgrade now)
     // replays base + incr.
@@ -516,8 +519,8 @@ async fn legacy_single_file_aof_is_upgraded_as_redis_7_does() {
     // The first rewrite retires the legacy base as Redis does.
     run(&mut c, &["BGREWRITEAOF"]).await;
     wait_rewrite(&mut c).await;
-    let manifest = std::fs::read_to_string(dir.path().join("appendonlydir/appendonly.aof.manifest"))
-        .unwrap();
+    let manifest =
+        std::fs::read_to_string(dir.path().join("appendonlydir/appendonly.aof.manifest")).unwrap();
     assert_eq!(
         manifest,
         "file appendonly.aof.2.base.rdb seq 2 type b\nfile appendonly.aof.2.incr.aof seq 2 type i\n"
@@ -617,12 +620,9 @@ async fn legacy_aof_with_rdb_preamble_is_upgraded_and_loaded() {
     assert_eq!(before, contents(&srv).await);
     srv.kill9();
     // redis-server reads the same directory to the same data.
-    if let Some(r) = common::diff::RedisRef::start_with(&[
-        "--appendonly",
-        "yes",
-        "--dir",
-        dir.to_str().unwrap(),
-    ]) {
+    if let Some(r) =
+        common::diff::RedisRef::start_with(&["--appendonly", "yes", "--dir", dir.to_str().unwrap()])
+    {
         assert_eq!(
             before,
             contents_at(&format!("redis://127.0.0.1:{}/", r.port)).await
@@ -670,7 +670,11 @@ fn flat(v: &redis::Value, out: &mut Vec<String>) {
 
 /// XINFO STREAM FULL with the values after the `mask`ed field names
 /// replaced (times that no AOF carries, internal node counts).
-async fn xinfo_full(c: &mut redis::aio::MultiplexedConnection, key: &str, mask: &[&str]) -> Vec<String> {
+async fn xinfo_full(
+    c: &mut redis::aio::MultiplexedConnection,
+    key: &str,
+    mask: &[&str],
+) -> Vec<String> {
     let v = run(c, &["XINFO", "STREAM", key, "FULL"]).await;
     let mut out = Vec::new();
     flat(&v, &mut out);
@@ -699,10 +703,16 @@ async fn full_state(c: &mut redis::aio::MultiplexedConnection) -> Vec<String> {
                 .query_async(c)
                 .await
                 .unwrap();
-            let exp: i64 = redis::cmd("PEXPIRETIME").arg(&k).query_async(c).await.unwrap();
+            let exp: i64 = redis::cmd("PEXPIRETIME")
+                .arg(&k)
+                .query_async(c)
+                .await
+                .unwrap();
             out.push(format!("{db} {k} {t} {enc} {exp}"));
             if t == "stream" {
-                out.extend(xinfo_full(c, &k, &["seen-time", "radix-tree-keys", "radix-tree-nodes"]).await);
+                out.extend(
+                    xinfo_full(c, &k, &["seen-time", "radix-tree-keys", "radix-tree-nodes"]).await,
+                );
                 let groups = run(c, &["XINFO", "GROUPS", &k]).await;
                 let mut g = Vec::new();
                 flat(&groups, &mut g);
@@ -726,7 +736,15 @@ async fn full_state(c: &mut redis::aio::MultiplexedConnection) -> Vec<String> {
 
 /// Every type and encoding, large enough to need several commands per key.
 async fn fill_every_type(c: &mut redis::aio::MultiplexedConnection) {
-    run(c, &["FUNCTION", "LOAD", "#!lua name=mylib\nredis.register_function('f1', function() return 1 end)"]).await;
+    run(
+        c,
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=mylib\nredis.register_function('f1', function() return 1 end)",
+        ],
+    )
+    .await;
     run(c, &["SET", "str", "hello"]).await;
     run(c, &["SET", "int", "-12345"]).await;
     run(c, &["SET", "raw", &"x".repeat(100)]).await;
@@ -742,9 +760,24 @@ async fn fill_every_type(c: &mut redis::aio::MultiplexedConnection) {
     for i in 0..200 {
         run(c, &["SADD", "bigset", &format!("m{i}"), &i.to_string()]).await;
     }
-    run(c, &["ZADD", "small-z", "1.5", "a", "-inf", "b", "inf", "c", "0.1", "d"]).await;
+    run(
+        c,
+        &[
+            "ZADD", "small-z", "1.5", "a", "-inf", "b", "inf", "c", "0.1", "d",
+        ],
+    )
+    .await;
     for i in 0..200 {
-        run(c, &["ZADD", "big-z", &format!("{}.25", i * 7 % 13), &format!("m{i}")]).await;
+        run(
+            c,
+            &[
+                "ZADD",
+                "big-z",
+                &format!("{}.25", i * 7 % 13),
+                &format!("m{i}"),
+            ],
+        )
+        .await;
     }
     run(c, &["HSET", "small-h", "f", "v", "n", "1"]).await;
     for i in 0..600 {
@@ -754,15 +787,78 @@ async fn fill_every_type(c: &mut redis::aio::MultiplexedConnection) {
     // Streams: deleted entries, groups with pending entries, a consumer
     // with nothing pending, a NOACK read, an empty stream with a group.
     for i in 1..=10 {
-        run(c, &["XADD", "st", &format!("{i}-1"), "f", &i.to_string(), "g", "x"]).await;
+        run(
+            c,
+            &[
+                "XADD",
+                "st",
+                &format!("{i}-1"),
+                "f",
+                &i.to_string(),
+                "g",
+                "x",
+            ],
+        )
+        .await;
     }
     run(c, &["XDEL", "st", "3-1", "10-1"]).await;
     run(c, &["XGROUP", "CREATE", "st", "g1", "0"]).await;
-    run(c, &["XGROUP", "CREATE", "st", "g2", "$", "ENTRIESREAD", "9"]).await;
-    run(c, &["XREADGROUP", "GROUP", "g1", "alice", "COUNT", "3", "STREAMS", "st", ">"]).await;
-    run(c, &["XREADGROUP", "GROUP", "g1", "bob", "COUNT", "2", "STREAMS", "st", ">"]).await;
-    run(c, &["XREADGROUP", "GROUP", "g1", "carol", "NOACK", "COUNT", "1", "STREAMS", "st", ">"]).await;
-    run(c, &["XCLAIM", "st", "g1", "bob", "0", "1-1", "RETRYCOUNT", "7"]).await;
+    run(
+        c,
+        &["XGROUP", "CREATE", "st", "g2", "$", "ENTRIESREAD", "9"],
+    )
+    .await;
+    run(
+        c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g1",
+            "alice",
+            "COUNT",
+            "3",
+            "STREAMS",
+            "st",
+            ">",
+        ],
+    )
+    .await;
+    run(
+        c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g1",
+            "bob",
+            "COUNT",
+            "2",
+            "STREAMS",
+            "st",
+            ">",
+        ],
+    )
+    .await;
+    run(
+        c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g1",
+            "carol",
+            "NOACK",
+            "COUNT",
+            "1",
+            "STREAMS",
+            "st",
+            ">",
+        ],
+    )
+    .await;
+    run(
+        c,
+        &["XCLAIM", "st", "g1", "bob", "0", "1-1", "RETRYCOUNT", "7"],
+    )
+    .await;
     run(c, &["XACK", "st", "g1", "2-1"]).await;
     run(c, &["XGROUP", "CREATECONSUMER", "st", "g2", "dave"]).await;
     run(c, &["XADD", "empty", "MAXLEN", "0", "5-5", "a", "b"]).await;
@@ -803,8 +899,20 @@ async fn rewrite_without_rdb_preamble_writes_a_command_base() {
     );
     let base = std::fs::read(adir.join("appendonly.aof.1.base.aof")).unwrap();
     let text = String::from_utf8_lossy(&base);
-    assert!(text.starts_with("*3\r\n$8\r\nFUNCTION\r\n$4\r\nLOAD\r\n"), "{text}");
-    for cmd in ["HMSET", "RPUSH", "SADD", "ZADD", "XSETID", "XCLAIM", "CREATECONSUMER", "PEXPIREAT"] {
+    assert!(
+        text.starts_with("*3\r\n$8\r\nFUNCTION\r\n$4\r\nLOAD\r\n"),
+        "{text}"
+    );
+    for cmd in [
+        "HMSET",
+        "RPUSH",
+        "SADD",
+        "ZADD",
+        "XSETID",
+        "XCLAIM",
+        "CREATECONSUMER",
+        "PEXPIREAT",
+    ] {
         assert!(text.contains(cmd), "{cmd} missing");
     }
     // 64 items per command at most, as Redis.
@@ -852,24 +960,119 @@ async fn group_workload(c: &mut redis::aio::MultiplexedConnection) {
     }
     run(c, &["XGROUP", "CREATE", "s", "g", "0"]).await;
     run(c, &["XGROUP", "CREATE", "s", "h", "$"]).await;
-    run(c, &["XREADGROUP", "GROUP", "g", "c1", "COUNT", "3", "STREAMS", "s", ">"]).await;
-    run(c, &["XREADGROUP", "GROUP", "g", "c2", "COUNT", "2", "STREAMS", "s", ">"]).await;
-    run(c, &["XREADGROUP", "GROUP", "g", "c3", "NOACK", "COUNT", "2", "STREAMS", "s", ">"]).await;
+    run(
+        c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c1",
+            "COUNT",
+            "3",
+            "STREAMS",
+            "s",
+            ">",
+        ],
+    )
+    .await;
+    run(
+        c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c2",
+            "COUNT",
+            "2",
+            "STREAMS",
+            "s",
+            ">",
+        ],
+    )
+    .await;
+    run(
+        c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c3",
+            "NOACK",
+            "COUNT",
+            "2",
+            "STREAMS",
+            "s",
+            ">",
+        ],
+    )
+    .await;
     // Nothing new for h: no change, nothing propagated.
     run(c, &["XREADGROUP", "GROUP", "h", "x", "STREAMS", "s", ">"]).await;
-    run(c, &["XCLAIM", "s", "g", "c4", "0", "1-0", "2-0", "IDLE", "5000"]).await;
-    run(c, &["XCLAIM", "s", "g", "c4", "0", "8-0", "FORCE", "RETRYCOUNT", "4"]).await;
-    run(c, &["XCLAIM", "s", "g", "c1", "0", "9-0", "FORCE", "JUSTID"]).await;
+    run(
+        c,
+        &["XCLAIM", "s", "g", "c4", "0", "1-0", "2-0", "IDLE", "5000"],
+    )
+    .await;
+    run(
+        c,
+        &[
+            "XCLAIM",
+            "s",
+            "g",
+            "c4",
+            "0",
+            "8-0",
+            "FORCE",
+            "RETRYCOUNT",
+            "4",
+        ],
+    )
+    .await;
+    run(
+        c,
+        &["XCLAIM", "s", "g", "c1", "0", "9-0", "FORCE", "JUSTID"],
+    )
+    .await;
     run(c, &["XCLAIM", "s", "g", "c1", "0", "99-0", "LASTID", "9-0"]).await;
     run(c, &["XDEL", "s", "3-0", "4-0"]).await;
     run(c, &["XCLAIM", "s", "g", "c2", "0", "3-0"]).await;
     run(c, &["XAUTOCLAIM", "s", "g", "c5", "0", "0", "COUNT", "3"]).await;
     run(c, &["XACK", "s", "g", "9-0"]).await;
     run(c, &["XREADGROUP", "GROUP", "g", "c6", "STREAMS", "s", ">"]).await;
-    run(c, &["XREADGROUP", "GROUP", "h", "y", "NOACK", "STREAMS", "s", "0"]).await;
+    run(
+        c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "h",
+            "y",
+            "NOACK",
+            "STREAMS",
+            "s",
+            "0",
+        ],
+    )
+    .await;
     run(c, &["XADD", "s", "13-0", "k", "13"]).await;
-    run(c, &["XREADGROUP", "GROUP", "h", "y", "NOACK", "STREAMS", "s", ">"]).await;
-    run(c, &["XGROUP", "SETID", "s", "h", "11-0", "ENTRIESREAD", "10"]).await;
+    run(
+        c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "h",
+            "y",
+            "NOACK",
+            "STREAMS",
+            "s",
+            ">",
+        ],
+    )
+    .await;
+    run(
+        c,
+        &["XGROUP", "SETID", "s", "h", "11-0", "ENTRIESREAD", "10"],
+    )
+    .await;
 }
 
 /// Consumer groups survive an AOF replay: XREADGROUP/XCLAIM/XAUTOCLAIM are
@@ -890,10 +1093,21 @@ async fn stream_groups_are_propagated_as_redis_does() {
     let before = xinfo_full(&mut c, "s", mask).await;
     let pending_before = run(&mut c, &["XPENDING", "s", "g"]).await;
     drop(c);
-    let incr = std::fs::read(srv.dir.path().join("appendonlydir/appendonly.aof.1.incr.aof")).unwrap();
+    let incr = std::fs::read(
+        srv.dir
+            .path()
+            .join("appendonlydir/appendonly.aof.1.incr.aof"),
+    )
+    .unwrap();
     let text = String::from_utf8_lossy(&incr).to_lowercase();
-    assert!(!text.contains("xreadgroup"), "XREADGROUP is never propagated");
-    assert!(!text.contains("xautoclaim"), "XAUTOCLAIM is never propagated");
+    assert!(
+        !text.contains("xreadgroup"),
+        "XREADGROUP is never propagated"
+    );
+    assert!(
+        !text.contains("xautoclaim"),
+        "XAUTOCLAIM is never propagated"
+    );
     assert!(text.contains("createconsumer") && text.contains("setid") && text.contains("lastid"));
     srv.restart_with(AOF);
     let mut c = srv.conn().await;
@@ -901,14 +1115,27 @@ async fn stream_groups_are_propagated_as_redis_does() {
     assert_eq!(pending_before, run(&mut c, &["XPENDING", "s", "g"]).await);
     // Against redis-server: entries-read and lag aside, which Redis loses
     // (its XCLAIM LASTID does not carry the counter; we add XGROUP SETID).
-    let cross = &["seen-time", "radix-tree-keys", "radix-tree-nodes", "entries-read", "lag"][..];
+    let cross = &[
+        "seen-time",
+        "radix-tree-keys",
+        "radix-tree-nodes",
+        "entries-read",
+        "lag",
+    ][..];
     let ours_after = xinfo_full(&mut c, "s", cross).await;
     drop(c);
 
     // redis-server: the same workload, restarted from its AOF, reaches the
     // same state (delivery times aside: another clock).
     let rdir = tempfile::tempdir().unwrap();
-    let args = ["--appendonly", "yes", "--appendfsync", "always", "--dir", rdir.path().to_str().unwrap()];
+    let args = [
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--dir",
+        rdir.path().to_str().unwrap(),
+    ];
     let Some(r) = common::diff::RedisRef::start_with(&args) else {
         return;
     };
@@ -929,7 +1156,11 @@ async fn stream_groups_are_propagated_as_redis_does() {
         .await
         .unwrap();
     for _ in 0..200 {
-        if redis::cmd("PING").query_async::<String>(&mut rc).await.is_ok() {
+        if redis::cmd("PING")
+            .query_async::<String>(&mut rc)
+            .await
+            .is_ok()
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -937,7 +1168,13 @@ async fn stream_groups_are_propagated_as_redis_does() {
     let theirs_after = xinfo_full(&mut rc, "s", cross).await;
     let times = |v: Vec<String>| -> Vec<String> {
         v.into_iter()
-            .map(|s| if s.len() == 13 && s.parse::<u64>().is_ok() { "T".into() } else { s })
+            .map(|s| {
+                if s.len() == 13 && s.parse::<u64>().is_ok() {
+                    "T".into()
+                } else {
+                    s
+                }
+            })
             .collect()
     };
     assert_eq!(times(theirs_after), times(ours_after));

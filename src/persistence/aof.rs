@@ -490,13 +490,19 @@ fn check_file(path: &Path) -> Result<Option<(u64, u64)>, String> {
         .map_err(|e| e.to_string())?;
     let mut br = BufReader::new(f);
     let mut start = 0;
-    if br.fill_buf().map_err(|e| e.to_string())?.starts_with(b"REDIS") {
-        println!("The AOF {} starts with an RDB preamble, checking it first", path.display());
+    if br
+        .fill_buf()
+        .map_err(|e| e.to_string())?
+        .starts_with(b"REDIS")
+    {
+        println!(
+            "The AOF {} starts with an RDB preamble, checking it first",
+            path.display()
+        );
         let mut sink = |_: crate::persistence::rdb::Loaded| Ok(());
         let lim = crate::persistence::rdb::Limits::default();
-        crate::persistence::rdb::load(&mut br, 0, &lim, &mut sink).map_err(|e| {
-            format!("The RDB preamble of {} is not valid: {e}", path.display())
-        })?;
+        crate::persistence::rdb::load(&mut br, 0, &lim, &mut sink)
+            .map_err(|e| format!("The RDB preamble of {} is not valid: {e}", path.display()))?;
         start = br.stream_position().map_err(|e| e.to_string())?;
         println!("RDB preamble is OK, proceeding with the AOF tail at offset {start}");
     }

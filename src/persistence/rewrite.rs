@@ -8,7 +8,7 @@
 //!   `RPUSH` / `SADD` / `ZADD` / `HMSET` with at most 64 elements per
 //!   command (Redis's AOF_REWRITE_ITEMS_PER_CMD, so no command is huge),
 //!   streams as `XADD <id>` per entry (an empty stream via `XADD MAXLEN 0`)
-//!   + `XSETID` with entries-added and max-deleted-id, and per group
+//!   and `XSETID` with entries-added and max-deleted-id, and per group
 //!   `XGROUP CREATE … ENTRIESREAD`, one `XCLAIM … TIME RETRYCOUNT JUSTID
 //!   FORCE` per pending entry and `XGROUP CREATECONSUMER` for consumers
 //!   with nothing pending; then `PEXPIREAT` if the key has a TTL.
@@ -80,7 +80,7 @@ pub fn write_commands(frozen: &Frozen<'_>, p: &SaveParams, tmp: &Path) -> io::Re
     }
     let now = frozen.now;
     for (db, shards) in frozen.dbs.iter().enumerate() {
-        if shards.iter().all(|s| s.len() == 0) {
+        if shards.iter().all(|s| s.is_empty()) {
             continue;
         }
         o.header(2)?;
@@ -157,12 +157,12 @@ fn write_key<W: Write>(
         ValueRef::Obj(Obj::List(l)) => {
             chunked(o, b"RPUSH", key, l.len(), 1, l.iter(), |o, e| o.bulk(e))?
         }
-        ValueRef::Obj(Obj::Set(s)) => chunked(o, b"SADD", key, s.len(), 1, s.iter(), |o, m| {
-            match m {
+        ValueRef::Obj(Obj::Set(s)) => {
+            chunked(o, b"SADD", key, s.len(), 1, s.iter(), |o, m| match m {
                 Member::Int(n) => o.int(n),
                 Member::Bytes(b) => o.bulk(b),
-            }
-        })?,
+            })?
+        }
         ValueRef::Obj(Obj::ZSet(z)) => {
             // In rank order, a slice at a time (a huge set is never
             // copied whole).
