@@ -1179,3 +1179,49 @@ async fn stream_groups_are_propagated_as_redis_does() {
     };
     assert_eq!(times(theirs_after), times(ours_after));
 }
+
+/// A blocked XREADGROUP served by a later XADD propagates like a direct
+/// one: its delivery survives a restart.
+#[tokio::test]
+async fn blocked_xreadgroup_served_later_is_propagated() {
+    let mut srv = TestServer::start_with(AOF);
+    let mut c = srv.conn().await;
+    run(&mut c, &["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]).await;
+    let url = srv.url();
+    let reader = tokio::spawn(async move {
+        let client = redis::Client::open(url).unwrap();
+        let mut b = client.get_multiplexed_async_connection().await.unwrap();
+        run(
+            &mut b,
+            &[
+                "XREADGROUP",
+                "GROUP",
+                "g",
+                "c1",
+                "BLOCK",
+                "5000",
+                "STREAMS",
+                "s",
+                ">",
+            ],
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    run(&mut c, &["XADD", "s", "7-1", "f", "v"]).await;
+    let got = tokio::time::timeout(Duration::from_secs(5), reader)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(got, redis::Value::Array(ref a) if !a.is_empty()),
+        "{got:?}"
+    );
+    let mask = &["seen-time", "radix-tree-keys", "radix-tree-nodes"][..];
+    let before = xinfo_full(&mut c, "s", mask).await;
+    assert!(before.contains(&"c1".to_string()), "{before:?}");
+    drop(c);
+    srv.restart_with(AOF);
+    let mut c = srv.conn().await;
+    assert_eq!(before, xinfo_full(&mut c, "s", mask).await);
+}
