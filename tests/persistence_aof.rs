@@ -154,7 +154,11 @@ async fn relative_and_random_commands_are_propagated_deterministically() {
     let manifest =
         std::fs::read_to_string(srv.dir.path().join("appendonlydir/appendonly.aof.manifest"))
             .unwrap();
-    assert_eq!(manifest, "file appendonly.aof.1.incr.aof seq 1 type i\n");
+    // A start without an AOF creates an (empty) base, as Redis 7 does.
+    assert_eq!(
+        manifest,
+        "file appendonly.aof.1.base.rdb seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n"
+    );
 }
 
 #[tokio::test]
@@ -895,9 +899,11 @@ async fn rewrite_without_rdb_preamble_writes_a_command_base() {
     let adir = srv.dir.path().join("appendonlydir");
     assert_eq!(
         std::fs::read_to_string(adir.join("appendonly.aof.manifest")).unwrap(),
-        "file appendonly.aof.1.base.aof seq 1 type b\nfile appendonly.aof.2.incr.aof seq 2 type i\n"
+        "file appendonly.aof.2.base.aof seq 2 type b\nfile appendonly.aof.2.incr.aof seq 2 type i\n"
     );
-    let base = std::fs::read(adir.join("appendonly.aof.1.base.aof")).unwrap();
+    // The empty base written at startup (seq 1) was retired.
+    assert!(!adir.join("appendonly.aof.1.base.aof").exists());
+    let base = std::fs::read(adir.join("appendonly.aof.2.base.aof")).unwrap();
     let text = String::from_utf8_lossy(&base);
     assert!(
         text.starts_with("*3\r\n$8\r\nFUNCTION\r\n$4\r\nLOAD\r\n"),

@@ -208,6 +208,11 @@ pub fn start_aof_at_boot(srv: &Arc<Server>) -> Result<(), String> {
             t0.elapsed().as_secs_f64()
         );
     }
+    if manifest.base.is_none() && manifest.incrs.is_empty() {
+        // Nothing to load: Redis starts the AOF with a base of the (empty)
+        // dataset, so the directory has the usual base + incr layout.
+        manifest.base = Some(write_empty_base(srv, &dir, &name)?);
+    }
     if manifest.incrs.is_empty() {
         let seq = manifest.next_incr_seq();
         manifest.incrs.push(aof::AofFile {
@@ -236,6 +241,37 @@ pub fn start_aof_at_boot(srv: &Arc<Server>) -> Result<(), String> {
         .store(aof_total_size(&dir, &manifest), Ordering::Relaxed);
     start_writer(srv, file, dir, manifest);
     Ok(())
+}
+
+/// Writes the base of an AOF started on an empty dataset (an RDB or, with
+/// `aof-use-rdb-preamble no`, an empty command file), as Redis does at
+/// startup when there is no AOF yet.
+fn write_empty_base(srv: &Server, dir: &Path, name: &str) -> Result<aof::AofFile, String> {
+    let rdb_base = srv.config.aof_use_rdb_preamble();
+    let f = aof::AofFile {
+        name: aof::base_name(name, 1, rdb_base),
+        seq: 1,
+        kind: aof::FileType::Base,
+    };
+    let tmp = dir.join(format!("temp-rewriteaof-{}.aof", std::process::id()));
+    let empty = Frozen {
+        dbs: Vec::new(),
+        now: crate::commands::dispatch::unix_ms(),
+    };
+    let params = SaveParams::of(srv);
+    let r = if rdb_base {
+        write_rdb(&empty, &params, &tmp, true)
+    } else {
+        crate::persistence::rewrite::write_commands(&empty, &params, &tmp)
+    };
+    r.and_then(|_| std::fs::rename(&tmp, dir.join(&f.name)))
+        .and_then(|_| aof::fsync_dir(dir))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            format!("Can't create the AOF base file {}: {e}", f.name)
+        })?;
+    tracing::info!("Creating AOF base file {} on server start", f.name);
+    Ok(f)
 }
 
 /// Is there a Redis 4-6 single-file AOF (`appendfilename` in `dir`) to
