@@ -587,7 +587,27 @@ async fn legacy_aof_with_rdb_preamble_is_upgraded_and_loaded() {
     ] {
         aof.extend(resp(cmd));
     }
-    std::fs::write(dir.join("appendonly.aof"), &aof).unwrap();
+    // check-aof on the legacy file itself: preamble, then the tail, whose
+    // torn last command --fix cuts at the right offset.
+    let bin = env!("CARGO_BIN_EXE_cinnabar");
+    let legacy = dir.join("appendonly.aof");
+    let mut torn = aof.clone();
+    torn.extend_from_slice(b"*2\r\n$3\r\nDEL\r\n$1");
+    std::fs::write(&legacy, &torn).unwrap();
+    let check = |fix: bool| {
+        let mut cmd = Command::new(bin);
+        cmd.arg("check-aof");
+        if fix {
+            cmd.arg("--fix");
+        }
+        cmd.arg(&legacy).output().unwrap()
+    };
+    let out = check(false);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("ok_up_to={}", aof.len())));
+    assert!(check(true).status.success());
+    assert_eq!(std::fs::read(&legacy).unwrap(), aof);
+    assert!(check(false).status.success());
     let expected_rest = |v: Vec<Option<String>>| {
         assert_eq!(v, [Some("2".into()), None, Some("t".into())]);
     };
@@ -605,7 +625,6 @@ async fn legacy_aof_with_rdb_preamble_is_upgraded_and_loaded() {
     );
     srv.kill9();
     // check-aof understands the preamble + tail base.
-    let bin = env!("CARGO_BIN_EXE_cinnabar");
     let manifest = dir.join("appendonlydir/appendonly.aof.manifest");
     let out = Command::new(bin)
         .arg("check-aof")

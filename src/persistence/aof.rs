@@ -6,6 +6,9 @@
 //! (`<appendfilename>.<seq>.incr.aof`) written since that base. Choosing
 //! Redis's own layout means an appendonlydir written by Cinnabar loads into
 //! redis-server 7 and the other way round, and `redis-check-aof` works on it.
+//! A Redis <= 6 single `appendonly.aof` found at startup is moved in as the
+//! base (see `snapshot::start_aof_at_boot`); any file may start with an RDB
+//! (a preamble) followed by commands, and `check-aof` checks both parts.
 //!
 //! Writing: the propagation stream (`server::propagate`) is drained by one
 //! writer thread that appends to the current incremental file and fsyncs per

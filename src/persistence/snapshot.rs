@@ -645,7 +645,8 @@ pub fn bgsave(srv: &Server, wait: bool) -> Result<(), String> {
     Ok(())
 }
 
-/// Starts an AOF rewrite: a child writes a new RDB base of the dataset at
+/// Starts an AOF rewrite: a child writes a new base (an RDB, or commands
+/// with `aof-use-rdb-preamble no`) of the dataset at
 /// the fork while the parent continues in a fresh incremental file; the
 /// manifest switches to them when the child succeeds. Also turns the AOF on
 /// (CONFIG SET appendonly yes), the base then holding the data so far.
