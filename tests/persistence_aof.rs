@@ -427,18 +427,22 @@ impl Started {
         }
     }
     async fn conn(&self) -> redis::aio::MultiplexedConnection {
-        let c = redis::Client::open(self.url.as_str()).unwrap();
-        let mut c = c.get_multiplexed_async_connection().await.unwrap();
-        // Wait for the end of loading.
-        for _ in 0..400 {
-            let r: redis::RedisResult<redis::Value> = redis::cmd("PING").query_async(&mut c).await;
-            if r.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        c
+        conn_at(&self.url).await
     }
+}
+
+/// A connection to `url`, once the server there has finished loading.
+async fn conn_at(url: &str) -> redis::aio::MultiplexedConnection {
+    let c = redis::Client::open(url).unwrap();
+    let mut c = c.get_multiplexed_async_connection().await.unwrap();
+    for _ in 0..400 {
+        let r: redis::RedisResult<redis::Value> = redis::cmd("PING").query_async(&mut c).await;
+        if r.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    c
 }
 
 impl Drop for Started {
@@ -544,12 +548,7 @@ async fn legacy_single_file_aof_is_upgraded_as_redis_7_does() {
     ]) else {
         return;
     };
-    let mut rc = Started {
-        child: std::process::Command::new("true").spawn().unwrap(),
-        url: format!("redis://127.0.0.1:{}/", r.port),
-    }
-    .conn()
-    .await;
+    let mut rc = conn_at(&format!("redis://127.0.0.1:{}/", r.port)).await;
     let v: Option<String> = rc.get("k").await.unwrap();
     assert_eq!(v.as_deref(), Some("v"));
     assert_eq!(layout(rdir.path()), want_layout);
@@ -1174,22 +1173,7 @@ async fn stream_groups_are_propagated_as_redis_does() {
     drop(rc);
     drop(r);
     let r = common::diff::RedisRef::start_with(&args).unwrap();
-    let url = format!("redis://127.0.0.1:{}/", r.port);
-    let mut rc = redis::Client::open(url.as_str())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    for _ in 0..200 {
-        if redis::cmd("PING")
-            .query_async::<String>(&mut rc)
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let mut rc = conn_at(&format!("redis://127.0.0.1:{}/", r.port)).await;
     let theirs_after = xinfo_full(&mut rc, "s", cross).await;
     let times = |v: Vec<String>| -> Vec<String> {
         v.into_iter()
