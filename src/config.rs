@@ -99,7 +99,7 @@
 //! `rdb-del-sync-files`, `rdb-key-save-delay`,
 //! `loading-process-events-interval-bytes`, `sanitize-dump-payload`,
 //! `no-appendfsync-on-rewrite`,
-//! `aof-use-rdb-preamble`, `aof-timestamp-enabled`,
+//! `aof-timestamp-enabled`,
 //! `aof-rewrite-incremental-fsync`, `rdb-save-incremental-fsync`,
 //! `aof-disable-auto-gc`, `replicaof`, `masterauth`, `masteruser`,
 //! `replica-serve-stale-data`, `replica-read-only`, `repl-diskless-sync`,
@@ -961,7 +961,7 @@ params! {
     auto_aof_rewrite_min_size "auto-aof-rewrite-min-size" =
         mem(0, LONG_MAX, "64mb") => u64;
     aof_load_truncated "aof-load-truncated" = boolean("yes") => bool;
-    aof_use_rdb_preamble "aof-use-rdb-preamble" = boolean("yes").no_effect() => bool;
+    aof_use_rdb_preamble "aof-use-rdb-preamble" = boolean("yes") => bool;
     aof_timestamp_enabled "aof-timestamp-enabled" = boolean("no").no_effect() => bool;
     aof_rewrite_incremental_fsync "aof-rewrite-incremental-fsync" =
         boolean("yes").no_effect() => bool;

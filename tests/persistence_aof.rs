@@ -154,7 +154,11 @@ async fn relative_and_random_commands_are_propagated_deterministically() {
     let manifest =
         std::fs::read_to_string(srv.dir.path().join("appendonlydir/appendonly.aof.manifest"))
             .unwrap();
-    assert_eq!(manifest, "file appendonly.aof.1.incr.aof seq 1 type i\n");
+    // A start without an AOF creates an (empty) base, as Redis 7 does.
+    assert_eq!(
+        manifest,
+        "file appendonly.aof.1.base.rdb seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n"
+    );
 }
 
 #[tokio::test]
@@ -342,4 +346,912 @@ async fn crash_test_no_acknowledged_write_lost_with_fsync_always() {
             }
         }
     }
+}
+
+// ---- legacy single-file AOF, command bases, stream groups ------------------------
+
+/// Runs one command, ignoring its reply (errors fail the test).
+async fn run(c: &mut redis::aio::MultiplexedConnection, args: &[&str]) -> redis::Value {
+    let mut q = redis::cmd(args[0]);
+    for a in &args[1..] {
+        q.arg(*a);
+    }
+    q.query_async(c)
+        .await
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+async fn info_field(c: &mut redis::aio::MultiplexedConnection, field: &str) -> String {
+    let info: String = redis::cmd("INFO")
+        .arg("persistence")
+        .query_async(c)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in {info}"))
+        .to_string()
+}
+
+async fn wait_rewrite(c: &mut redis::aio::MultiplexedConnection) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while info_field(c, "aof_rewrite_in_progress").await != "0" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "rewrite did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(info_field(c, "aof_last_bgrewrite_status").await, "ok");
+}
+
+/// The files under `dir` (relative paths, sorted), for layout checks.
+fn layout(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in walk(dir) {
+        let rel = e.strip_prefix(dir).unwrap().to_string_lossy().to_string();
+        if !rel.ends_with(".log") && !rel.starts_with("temp-") {
+            out.push(rel);
+        }
+    }
+    out.sort();
+    out
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.push(p.clone());
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// A server started on an existing directory (files placed before start).
+struct Started {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Started {
+    fn new(dir: &std::path::Path, extra: &[&str]) -> Started {
+        let (child, addr) = common::spawn_in(dir, extra);
+        Started {
+            child,
+            url: format!("redis://{addr}/"),
+        }
+    }
+    async fn conn(&self) -> redis::aio::MultiplexedConnection {
+        conn_at(&self.url).await
+    }
+}
+
+/// A connection to `url`, once the server there has finished loading.
+async fn conn_at(url: &str) -> redis::aio::MultiplexedConnection {
+    let c = redis::Client::open(url).unwrap();
+    let mut c = c.get_multiplexed_async_connection().await.unwrap();
+    for _ in 0..400 {
+        let r: redis::RedisResult<redis::Value> = redis::cmd("PING").query_async(&mut c).await;
+        if r.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    c
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn resp(args: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+    }
+    out
+}
+
+const LEGACY_MANIFEST: &str =
+    "file appendonly.aof seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n";
+
+/// Redis 7 takes over a Redis <= 6 `appendonly.aof` (commands only): moved
+/// into appendonlydir as the base, manifest written, data loaded; the
+/// layout is the one redis-server 7 produces from the same file.
+#[tokio::test]
+async fn legacy_single_file_aof_is_upgraded_as_redis_7_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut legacy = Vec::new();
+    for cmd in [
+        &["SELECT", "0"][..],
+        &["SET", "k", "v"],
+        &["RPUSH", "l", "a", "b", "c"],
+        &["MULTI"],
+        &["INCR", "n"],
+        &["INCR", "n"],
+        &["EXEC"],
+        &["SELECT", "2"],
+        &["HSET", "h", "f", "1"],
+        &["PEXPIREAT", "h", "99999999999999"],
+    ] {
+        legacy.extend(resp(cmd));
+    }
+    // Redis 7 also skips `#` annotation lines (aof-timestamp-enabled).
+    legacy.extend_from_slice(b"#TS:1700000000\r\n");
+    legacy.extend(resp(&["SADD", "s", "x", "y"]));
+    std::fs::write(dir.path().join("appendonly.aof"), &legacy).unwrap();
+    let srv = Started::new(dir.path(), AOF);
+    let mut c = srv.conn().await;
+    let v: Option<String> = c.get("k").await.unwrap();
+    assert_eq!(v.as_deref(), Some("v"));
+    let l: Vec<String> = c.lrange("l", 0, -1).await.unwrap();
+    assert_eq!(l, ["a", "b", "c"]);
+    let n: i64 = c.get("n").await.unwrap();
+    assert_eq!(n, 2);
+    run(&mut c, &["SELECT", "2"]).await;
+    let h: String = c.hget("h", "f").await.unwrap();
+    assert_eq!(h, "1");
+    let ttl: i64 = c.pttl("h").await.unwrap();
+    assert!(ttl > 0);
+    let sm: usize = c.scard("s").await.unwrap();
+    assert_eq!(sm, 2);
+    let want_layout = [
+        "appendonlydir",
+        "appendonlydir/appendonly.aof",
+        "appendonlydir/appendonly.aof.1.incr.aof",
+        "appendonlydir/appendonly.aof.manifest",
+    ];
+    assert_eq!(layout(dir.path()), want_layout);
+    let manifest =
+        std::fs::read_to_string(dir.path().join("appendonlydir/appendonly.aof.manifest")).unwrap();
+    assert_eq!(manifest, LEGACY_MANIFEST);
+    // New writes go to the incremental file; a restart (no upgrade now)
+    // replays base + incr.
+    run(&mut c, &["SELECT", "0"]).await;
+    run(&mut c, &["SET", "after", "1"]).await;
+    drop(c);
+    drop(srv);
+    let srv = Started::new(dir.path(), AOF);
+    let mut c = srv.conn().await;
+    let v: Vec<Option<String>> = c.mget(&["k", "after"]).await.unwrap();
+    assert_eq!(v, [Some("v".into()), Some("1".into())]);
+    assert_eq!(layout(dir.path()), want_layout);
+    // The first rewrite retires the legacy base as Redis does.
+    run(&mut c, &["BGREWRITEAOF"]).await;
+    wait_rewrite(&mut c).await;
+    let manifest =
+        std::fs::read_to_string(dir.path().join("appendonlydir/appendonly.aof.manifest")).unwrap();
+    assert_eq!(
+        manifest,
+        "file appendonly.aof.2.base.rdb seq 2 type b\nfile appendonly.aof.2.incr.aof seq 2 type i\n"
+    );
+    assert!(!dir.path().join("appendonlydir/appendonly.aof").exists());
+    drop(c);
+    drop(srv);
+
+    // redis-server 7 upgrading the same file produces the same layout.
+    let rdir = tempfile::tempdir().unwrap();
+    std::fs::write(rdir.path().join("appendonly.aof"), &legacy).unwrap();
+    let Some(r) = common::diff::RedisRef::start_with(&[
+        "--appendonly",
+        "yes",
+        "--dir",
+        rdir.path().to_str().unwrap(),
+    ]) else {
+        return;
+    };
+    let mut rc = conn_at(&format!("redis://127.0.0.1:{}/", r.port)).await;
+    let v: Option<String> = rc.get("k").await.unwrap();
+    assert_eq!(v.as_deref(), Some("v"));
+    assert_eq!(layout(rdir.path()), want_layout);
+    assert_eq!(
+        std::fs::read_to_string(rdir.path().join("appendonlydir/appendonly.aof.manifest")).unwrap(),
+        LEGACY_MANIFEST
+    );
+}
+
+/// A Redis 4-6 AOF with an RDB preamble (the RDB of a SAVE followed by
+/// commands): the preamble and the tail are both loaded; check-aof checks
+/// both parts; redis-server loads the upgraded directory to the same data.
+#[tokio::test]
+async fn legacy_aof_with_rdb_preamble_is_upgraded_and_loaded() {
+    let mut srv = TestServer::start();
+    let mut c = srv.conn().await;
+    run(&mut c, &["SET", "a", "1"]).await;
+    run(&mut c, &["RPUSH", "l", "x", "y"]).await;
+    run(&mut c, &["HSET", "h", "f", "v"]).await;
+    run(&mut c, &["ZADD", "z", "1.5", "m"]).await;
+    run(&mut c, &["XADD", "st", "1-1", "f", "v"]).await;
+    run(&mut c, &["SET", "gone", "1"]).await;
+    run(&mut c, &["SAVE"]).await;
+    drop(c);
+    srv.kill9();
+    let dir = srv.dir.path().to_path_buf();
+    let mut aof = std::fs::read(dir.join("dump.rdb")).unwrap();
+    std::fs::remove_file(dir.join("dump.rdb")).unwrap();
+    for cmd in [
+        &["SELECT", "0"][..],
+        &["INCR", "a"],
+        &["DEL", "gone"],
+        &["RPUSH", "l", "z"],
+        &["SET", "tail", "t"],
+    ] {
+        aof.extend(resp(cmd));
+    }
+    // check-aof on the legacy file itself: preamble, then the tail, whose
+    // torn last command --fix cuts at the right offset.
+    let bin = env!("CARGO_BIN_EXE_cinnabar");
+    let legacy = dir.join("appendonly.aof");
+    let mut torn = aof.clone();
+    torn.extend_from_slice(b"*2\r\n$3\r\nDEL\r\n$1");
+    std::fs::write(&legacy, &torn).unwrap();
+    let check = |fix: bool| {
+        let mut cmd = Command::new(bin);
+        cmd.arg("check-aof");
+        if fix {
+            cmd.arg("--fix");
+        }
+        cmd.arg(&legacy).output().unwrap()
+    };
+    let out = check(false);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("ok_up_to={}", aof.len())));
+    assert!(check(true).status.success());
+    assert_eq!(std::fs::read(&legacy).unwrap(), aof);
+    assert!(check(false).status.success());
+    let expected_rest = |v: Vec<Option<String>>| {
+        assert_eq!(v, [Some("2".into()), None, Some("t".into())]);
+    };
+    srv.restart_with(AOF);
+    let mut c = srv.conn().await;
+    let v: Vec<Option<String>> = c.mget(&["a", "gone", "tail"]).await.unwrap();
+    expected_rest(v);
+    let l: Vec<String> = c.lrange("l", 0, -1).await.unwrap();
+    assert_eq!(l, ["x", "y", "z"]);
+    let before = contents(&srv).await;
+    drop(c);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("appendonlydir/appendonly.aof.manifest")).unwrap(),
+        LEGACY_MANIFEST
+    );
+    srv.kill9();
+    // check-aof understands the preamble + tail base.
+    let manifest = dir.join("appendonlydir/appendonly.aof.manifest");
+    let out = Command::new(bin)
+        .arg("check-aof")
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("RDB preamble"));
+    // Restarting (no upgrade this time) gives the same data.
+    srv.restart_with(AOF);
+    assert_eq!(before, contents(&srv).await);
+    srv.kill9();
+    // redis-server reads the same directory to the same data.
+    if let Some(r) =
+        common::diff::RedisRef::start_with(&["--appendonly", "yes", "--dir", dir.to_str().unwrap()])
+    {
+        assert_eq!(
+            before,
+            contents_at(&format!("redis://127.0.0.1:{}/", r.port)).await
+        );
+    }
+    // A damaged preamble is reported by check-aof and refused at startup.
+    let base = dir.join("appendonlydir/appendonly.aof");
+    let mut data = std::fs::read(&base).unwrap();
+    data[12] ^= 0xff;
+    data[20] ^= 0xff;
+    std::fs::write(&base, &data).unwrap();
+    let st = Command::new(bin)
+        .arg("check-aof")
+        .arg(&manifest)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!st.success());
+}
+
+/// Flattens a reply into strings (for comparing nested replies with some
+/// fields masked).
+fn flat(v: &redis::Value, out: &mut Vec<String>) {
+    match v {
+        redis::Value::Array(items) | redis::Value::Set(items) => {
+            out.push(format!("[{}", items.len()));
+            for i in items {
+                flat(i, out);
+            }
+        }
+        redis::Value::Map(kv) => {
+            out.push(format!("{{{}", kv.len()));
+            for (k, v) in kv {
+                flat(k, out);
+                flat(v, out);
+            }
+        }
+        redis::Value::BulkString(b) => out.push(String::from_utf8_lossy(b).to_string()),
+        redis::Value::SimpleString(s) => out.push(s.clone()),
+        redis::Value::Int(n) => out.push(n.to_string()),
+        other => out.push(format!("{other:?}")),
+    }
+}
+
+/// XINFO STREAM FULL with the values after the `mask`ed field names
+/// replaced (times that no AOF carries, internal node counts).
+async fn xinfo_full(
+    c: &mut redis::aio::MultiplexedConnection,
+    key: &str,
+    mask: &[&str],
+) -> Vec<String> {
+    let v = run(c, &["XINFO", "STREAM", key, "FULL"]).await;
+    let mut out = Vec::new();
+    flat(&v, &mut out);
+    for i in 0..out.len().saturating_sub(1) {
+        if mask.contains(&out[i].as_str()) {
+            out[i + 1] = "*".into();
+        }
+    }
+    out
+}
+
+/// Everything observable about databases 0-2: per key its type, encoding,
+/// absolute expiry and digest (streams: XINFO STREAM FULL without consumer
+/// seen-times and XPENDING of every group), plus the function libraries.
+async fn full_state(c: &mut redis::aio::MultiplexedConnection) -> Vec<String> {
+    let mut out = Vec::new();
+    for db in 0..3 {
+        run(c, &["SELECT", &db.to_string()]).await;
+        let mut keys: Vec<String> = c.keys("*").await.unwrap();
+        keys.sort();
+        for k in keys {
+            let t: String = redis::cmd("TYPE").arg(&k).query_async(c).await.unwrap();
+            let enc: String = redis::cmd("OBJECT")
+                .arg("ENCODING")
+                .arg(&k)
+                .query_async(c)
+                .await
+                .unwrap();
+            let exp: i64 = redis::cmd("PEXPIRETIME")
+                .arg(&k)
+                .query_async(c)
+                .await
+                .unwrap();
+            out.push(format!("{db} {k} {t} {enc} {exp}"));
+            if t == "stream" {
+                out.extend(
+                    xinfo_full(c, &k, &["seen-time", "radix-tree-keys", "radix-tree-nodes"]).await,
+                );
+                let groups = run(c, &["XINFO", "GROUPS", &k]).await;
+                let mut g = Vec::new();
+                flat(&groups, &mut g);
+                for (i, w) in g.iter().enumerate() {
+                    if w == "name" {
+                        // (The extended form's idle times change with
+                        // the clock; XINFO above has the absolute times.)
+                        let p = run(c, &["XPENDING", &k, &g[i + 1]]).await;
+                        flat(&p, &mut out);
+                    }
+                }
+            } else {
+                flat(&run(c, &["DEBUG", "DIGEST-VALUE", &k]).await, &mut out);
+            }
+        }
+    }
+    run(c, &["SELECT", "0"]).await;
+    flat(&run(c, &["FUNCTION", "LIST", "WITHCODE"]).await, &mut out);
+    out
+}
+
+/// Every type and encoding, large enough to need several commands per key.
+async fn fill_every_type(c: &mut redis::aio::MultiplexedConnection) {
+    run(
+        c,
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=mylib\nredis.register_function('f1', function() return 1 end)",
+        ],
+    )
+    .await;
+    run(c, &["SET", "str", "hello"]).await;
+    run(c, &["SET", "int", "-12345"]).await;
+    run(c, &["SET", "raw", &"x".repeat(100)]).await;
+    run(c, &["APPEND", "appended", "abc"]).await;
+    run(c, &["SET", "bin", "a\r\nb\0c"]).await;
+    run(c, &["SET", "exp", "v", "PXAT", "99999999999999"]).await;
+    run(c, &["RPUSH", "small-list", "a", "1", "b"]).await;
+    for i in 0..300 {
+        run(c, &["RPUSH", "big-list", &format!("e{i}"), &i.to_string()]).await;
+    }
+    run(c, &["SADD", "intset", "3", "1", "-7", "100000"]).await;
+    run(c, &["SADD", "strset", "a", "b", "c"]).await;
+    for i in 0..200 {
+        run(c, &["SADD", "bigset", &format!("m{i}"), &i.to_string()]).await;
+    }
+    run(
+        c,
+        &[
+            "ZADD", "small-z", "1.5", "a", "-inf", "b", "inf", "c", "0.1", "d",
+        ],
+    )
+    .await;
+    for i in 0..200 {
+        run(
+            c,
+            &[
+                "ZADD",
+                "big-z",
+                &format!("{}.25", i * 7 % 13),
+                &format!("m{i}"),
+            ],
+        )
+        .await;
+    }
+    run(c, &["HSET", "small-h", "f", "v", "n", "1"]).await;
+    for i in 0..600 {
+        run(c, &["HSET", "big-h", &format!("f{i}"), &format!("v{i}")]).await;
+    }
+    run(c, &["EXPIRE", "big-h", "100000"]).await;
+    // Streams: deleted entries, groups with pending entries, a consumer
+    // with nothing pending, a NOACK read, an empty stream with a group.
+    for i in 1..=10 {
+        run(
+            c,
+            &[
+                "XADD",
+                "st",
+                &format!("{i}-1"),
+                "f",
+                &i.to_string(),
+                "g",
+                "x",
+            ],
+        )
+        .await;
+    }
+    run(c, &["XDEL", "st", "3-1", "10-1"]).await;
+    run(c, &["XGROUP", "CREATE", "st", "g1", "0"]).await;
+    run(
+        c,
+        &["XGROUP", "CREATE", "st", "g2", "$", "ENTRIESREAD", "9"],
+    )
+    .await;
+    run(
+        c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g1",
+            "alice",
+            "COUNT",
+            "3",
+            "STREAMS",
+            "st",
+            ">",
+        ],
+    )
+    .await;
+    run(
+        c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g1",
+            "bob",
+            "COUNT",
+            "2",
+            "STREAMS",
+            "st",
+            ">",
+        ],
+    )
+    .await;
+    run(
+        c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g1",
+            "carol",
+            "NOACK",
+            "COUNT",
+            "1",
+            "STREAMS",
+            "st",
+            ">",
+        ],
+    )
+    .await;
+    run(
+        c,
+        &["XCLAIM", "st", "g1", "bob", "0", "1-1", "RETRYCOUNT", "7"],
+    )
+    .await;
+    run(c, &["XACK", "st", "g1", "2-1"]).await;
+    run(c, &["XGROUP", "CREATECONSUMER", "st", "g2", "dave"]).await;
+    run(c, &["XADD", "empty", "MAXLEN", "0", "5-5", "a", "b"]).await;
+    run(c, &["XGROUP", "CREATE", "empty", "eg", "$"]).await;
+    run(c, &["XGROUP", "CREATE", "mk", "g", "$", "MKSTREAM"]).await;
+    run(c, &["SELECT", "1"]).await;
+    run(c, &["SET", "other-db", "1"]).await;
+    run(c, &["ZADD", "z1", "2", "x"]).await;
+    run(c, &["SELECT", "0"]).await;
+}
+
+/// `aof-use-rdb-preamble no`: the rewrite's base is commands
+/// (`.base.aof`, type b) reproducing every type exactly; the server, check-aof
+/// and redis-server all load it.
+#[tokio::test]
+async fn rewrite_without_rdb_preamble_writes_a_command_base() {
+    const NO_PREAMBLE: &[&str] = &[
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--aof-use-rdb-preamble",
+        "no",
+    ];
+    let mut srv = TestServer::start_with(NO_PREAMBLE);
+    let mut c = srv.conn().await;
+    fill_every_type(&mut c).await;
+    run(&mut c, &["BGREWRITEAOF"]).await;
+    wait_rewrite(&mut c).await;
+    run(&mut c, &["SET", "after-rewrite", "1"]).await;
+    let before = full_state(&mut c).await;
+    let rough = contents(&srv).await;
+    let mask = &["seen-time", "radix-tree-keys", "radix-tree-nodes"][..];
+    let mut streams_before = std::collections::HashMap::new();
+    for k in ["st", "empty", "mk"] {
+        streams_before.insert(k, xinfo_full(&mut c, k, mask).await);
+    }
+    drop(c);
+    let adir = srv.dir.path().join("appendonlydir");
+    assert_eq!(
+        std::fs::read_to_string(adir.join("appendonly.aof.manifest")).unwrap(),
+        "file appendonly.aof.2.base.aof seq 2 type b\nfile appendonly.aof.2.incr.aof seq 2 type i\n"
+    );
+    // The empty base written at startup (seq 1) was retired.
+    assert!(!adir.join("appendonly.aof.1.base.aof").exists());
+    let base = std::fs::read(adir.join("appendonly.aof.2.base.aof")).unwrap();
+    let text = String::from_utf8_lossy(&base);
+    assert!(
+        text.starts_with("*3\r\n$8\r\nFUNCTION\r\n$4\r\nLOAD\r\n"),
+        "{text}"
+    );
+    for cmd in [
+        "HMSET",
+        "RPUSH",
+        "SADD",
+        "ZADD",
+        "XSETID",
+        "XCLAIM",
+        "CREATECONSUMER",
+        "PEXPIREAT",
+    ] {
+        assert!(text.contains(cmd), "{cmd} missing");
+    }
+    // 64 items per command at most, as Redis.
+    assert!(text.contains("*66\r\n$5\r\nRPUSH\r\n$8\r\nbig-list\r\n"));
+    assert!(!text.contains("*67\r\n"));
+    srv.restart_with(NO_PREAMBLE);
+    let mut c = srv.conn().await;
+    assert_eq!(before, full_state(&mut c).await);
+    // A second rewrite from the replayed state gives the same result.
+    run(&mut c, &["BGREWRITEAOF"]).await;
+    wait_rewrite(&mut c).await;
+    drop(c);
+    srv.restart_with(AOF);
+    let mut c = srv.conn().await;
+    assert_eq!(before, full_state(&mut c).await);
+    drop(c);
+    srv.kill9();
+    let bin = env!("CARGO_BIN_EXE_cinnabar");
+    let st = Command::new(bin)
+        .arg("check-aof")
+        .arg(adir.join("appendonly.aof.manifest"))
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    if let Some(r) = common::diff::RedisRef::start_with(&[
+        "--appendonly",
+        "yes",
+        "--dir",
+        srv.dir.path().to_str().unwrap(),
+    ]) {
+        let url = format!("redis://127.0.0.1:{}/", r.port);
+        assert_eq!(rough, contents_at(&url).await);
+        // Streams, groups and PELs as redis-server rebuilds them from our
+        // command base.
+        let mut rc = conn_at(&url).await;
+        for k in ["st", "empty", "mk"] {
+            assert_eq!(streams_before[k], xinfo_full(&mut rc, k, mask).await, "{k}");
+        }
+    }
+}
+
+/// A consumer-group workload: XREADGROUP (COUNT, NOACK, new consumers),
+/// XCLAIM (IDLE, FORCE, RETRYCOUNT, LASTID, a deleted entry), XAUTOCLAIM
+/// (claims and drops), XACK, XGROUP SETID.
+async fn group_workload(c: &mut redis::aio::MultiplexedConnection) {
+    for i in 1..=12 {
+        run(c, &["XADD", "s", &format!("{i}-0"), "k", &i.to_string()]).await;
+    }
+    run(c, &["XGROUP", "CREATE", "s", "g", "0"]).await;
+    run(c, &["XGROUP", "CREATE", "s", "h", "$"]).await;
+    run(
+        c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c1",
+            "COUNT",
+            "3",
+            "STREAMS",
+            "s",
+            ">",
+        ],
+    )
+    .await;
+    run(
+        c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c2",
+            "COUNT",
+            "2",
+            "STREAMS",
+            "s",
+            ">",
+        ],
+    )
+    .await;
+    run(
+        c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c3",
+            "NOACK",
+            "COUNT",
+            "2",
+            "STREAMS",
+            "s",
+            ">",
+        ],
+    )
+    .await;
+    // Nothing new for h: no change, nothing propagated.
+    run(c, &["XREADGROUP", "GROUP", "h", "x", "STREAMS", "s", ">"]).await;
+    run(
+        c,
+        &["XCLAIM", "s", "g", "c4", "0", "1-0", "2-0", "IDLE", "5000"],
+    )
+    .await;
+    run(
+        c,
+        &[
+            "XCLAIM",
+            "s",
+            "g",
+            "c4",
+            "0",
+            "8-0",
+            "FORCE",
+            "RETRYCOUNT",
+            "4",
+        ],
+    )
+    .await;
+    run(
+        c,
+        &["XCLAIM", "s", "g", "c1", "0", "9-0", "FORCE", "JUSTID"],
+    )
+    .await;
+    run(c, &["XCLAIM", "s", "g", "c1", "0", "99-0", "LASTID", "9-0"]).await;
+    run(c, &["XDEL", "s", "3-0", "4-0"]).await;
+    run(c, &["XCLAIM", "s", "g", "c2", "0", "3-0"]).await;
+    run(c, &["XAUTOCLAIM", "s", "g", "c5", "0", "0", "COUNT", "3"]).await;
+    run(c, &["XACK", "s", "g", "9-0"]).await;
+    run(c, &["XREADGROUP", "GROUP", "g", "c6", "STREAMS", "s", ">"]).await;
+    run(
+        c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "h",
+            "y",
+            "NOACK",
+            "STREAMS",
+            "s",
+            "0",
+        ],
+    )
+    .await;
+    run(c, &["XADD", "s", "13-0", "k", "13"]).await;
+    run(
+        c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "h",
+            "y",
+            "NOACK",
+            "STREAMS",
+            "s",
+            ">",
+        ],
+    )
+    .await;
+    run(
+        c,
+        &["XGROUP", "SETID", "s", "h", "11-0", "ENTRIESREAD", "10"],
+    )
+    .await;
+}
+
+/// Consumer groups survive an AOF replay: XREADGROUP/XCLAIM/XAUTOCLAIM are
+/// propagated as Redis 7.0 propagates them (XCLAIM … TIME RETRYCOUNT FORCE
+/// JUSTID LASTID, XGROUP SETID / CREATECONSUMER, never XREADGROUP itself),
+/// plus an XGROUP SETID carrying entries-read), so the PEL (owners,
+/// delivery times and counts), last-delivered IDs and entries-read are
+/// identical after a restart, and the state after a restart is the one
+/// redis-server reaches from the same workload (but for entries-read,
+/// which redis-server loses).
+#[tokio::test]
+async fn stream_groups_are_propagated_as_redis_does() {
+    let mut srv = TestServer::start_with(AOF);
+    let mut c = srv.conn().await;
+    group_workload(&mut c).await;
+    // Consumer seen-times are carried by no AOF.
+    let mask = &["seen-time", "radix-tree-keys", "radix-tree-nodes"][..];
+    let before = xinfo_full(&mut c, "s", mask).await;
+    let pending_before = run(&mut c, &["XPENDING", "s", "g"]).await;
+    drop(c);
+    let incr = std::fs::read(
+        srv.dir
+            .path()
+            .join("appendonlydir/appendonly.aof.1.incr.aof"),
+    )
+    .unwrap();
+    let text = String::from_utf8_lossy(&incr).to_lowercase();
+    assert!(
+        !text.contains("xreadgroup"),
+        "XREADGROUP is never propagated"
+    );
+    assert!(
+        !text.contains("xautoclaim"),
+        "XAUTOCLAIM is never propagated"
+    );
+    assert!(text.contains("createconsumer") && text.contains("setid") && text.contains("lastid"));
+    srv.restart_with(AOF);
+    let mut c = srv.conn().await;
+    assert_eq!(before, xinfo_full(&mut c, "s", mask).await);
+    assert_eq!(pending_before, run(&mut c, &["XPENDING", "s", "g"]).await);
+    // Against redis-server: entries-read and lag aside, which Redis loses
+    // (its XCLAIM LASTID does not carry the counter; we add XGROUP SETID).
+    let cross = &[
+        "seen-time",
+        "radix-tree-keys",
+        "radix-tree-nodes",
+        "entries-read",
+        "lag",
+    ][..];
+    let ours_after = xinfo_full(&mut c, "s", cross).await;
+    drop(c);
+    srv.kill9();
+    // redis-server replaying our AOF reaches exactly our state (entries-read
+    // included: it applies the XGROUP SETID we add).
+    if let Some(r) = common::diff::RedisRef::start_with(&[
+        "--appendonly",
+        "yes",
+        "--dir",
+        srv.dir.path().to_str().unwrap(),
+    ]) {
+        let mut rc = conn_at(&format!("redis://127.0.0.1:{}/", r.port)).await;
+        assert_eq!(before, xinfo_full(&mut rc, "s", mask).await);
+    }
+
+    // redis-server: the same workload, restarted from its AOF, reaches the
+    // same state (delivery times aside: another clock).
+    let rdir = tempfile::tempdir().unwrap();
+    let args = [
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--dir",
+        rdir.path().to_str().unwrap(),
+    ];
+    let Some(r) = common::diff::RedisRef::start_with(&args) else {
+        return;
+    };
+    let url = format!("redis://127.0.0.1:{}/", r.port);
+    let mut rc = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    group_workload(&mut rc).await;
+    drop(rc);
+    drop(r);
+    let r = common::diff::RedisRef::start_with(&args).unwrap();
+    let mut rc = conn_at(&format!("redis://127.0.0.1:{}/", r.port)).await;
+    let theirs_after = xinfo_full(&mut rc, "s", cross).await;
+    let times = |v: Vec<String>| -> Vec<String> {
+        v.into_iter()
+            .map(|s| {
+                if s.len() == 13 && s.parse::<u64>().is_ok() {
+                    "T".into()
+                } else {
+                    s
+                }
+            })
+            .collect()
+    };
+    assert_eq!(times(theirs_after), times(ours_after));
+}
+
+/// A blocked XREADGROUP served by a later XADD propagates like a direct
+/// one: its delivery survives a restart.
+#[tokio::test]
+async fn blocked_xreadgroup_served_later_is_propagated() {
+    let mut srv = TestServer::start_with(AOF);
+    let mut c = srv.conn().await;
+    run(&mut c, &["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]).await;
+    let url = srv.url();
+    let reader = tokio::spawn(async move {
+        let client = redis::Client::open(url).unwrap();
+        let mut b = client.get_multiplexed_async_connection().await.unwrap();
+        run(
+            &mut b,
+            &[
+                "XREADGROUP",
+                "GROUP",
+                "g",
+                "c1",
+                "BLOCK",
+                "5000",
+                "STREAMS",
+                "s",
+                ">",
+            ],
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    run(&mut c, &["XADD", "s", "7-1", "f", "v"]).await;
+    let got = tokio::time::timeout(Duration::from_secs(5), reader)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(got, redis::Value::Array(ref a) if !a.is_empty()),
+        "{got:?}"
+    );
+    let mask = &["seen-time", "radix-tree-keys", "radix-tree-nodes"][..];
+    let before = xinfo_full(&mut c, "s", mask).await;
+    assert!(before.contains(&"c1".to_string()), "{before:?}");
+    drop(c);
+    srv.restart_with(AOF);
+    let mut c = srv.conn().await;
+    assert_eq!(before, xinfo_full(&mut c, "s", mask).await);
 }

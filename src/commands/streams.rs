@@ -666,6 +666,61 @@ fn xreadgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     xread_generic(ctx, argv, true)
 }
 
+/// `XCLAIM <key> <group> <consumer> 0 <id> TIME <ms> RETRYCOUNT <n> FORCE
+/// JUSTID LASTID <group-last-id>`: the idempotent form in which Redis
+/// propagates a pending entry created or changed by XREADGROUP, XCLAIM or
+/// XAUTOCLAIM (streamPropagateXCLAIM), so an AOF replay or a replica
+/// rebuilds the PEL with the same owner, delivery time and count. For an
+/// entry no longer in the stream the same command deletes the NACK.
+fn xclaim_record(key: &Bytes, group: &Bytes, id: Bytes, n: &Nack, last_id: StreamId) -> Vec<Bytes> {
+    let mut ib = itoa::Buffer::new();
+    let time = Bytes::copy_from_slice(ib.format(n.delivery_time).as_bytes());
+    let count = Bytes::copy_from_slice(ib.format(n.delivery_count).as_bytes());
+    vec![
+        Bytes::from_static(b"XCLAIM"),
+        key.clone(),
+        group.clone(),
+        n.consumer.clone(),
+        Bytes::from_static(b"0"),
+        id,
+        Bytes::from_static(b"TIME"),
+        time,
+        Bytes::from_static(b"RETRYCOUNT"),
+        count,
+        Bytes::from_static(b"FORCE"),
+        Bytes::from_static(b"JUSTID"),
+        Bytes::from_static(b"LASTID"),
+        last_id.to_bytes(),
+    ]
+}
+
+/// `XGROUP SETID <key> <group> <last-id> ENTRIESREAD <n>`: how Redis
+/// propagates a group's new last-delivered ID when no XCLAIM carries it
+/// (XREADGROUP NOACK, XCLAIM LASTID claiming nothing).
+fn setid_record(key: &Bytes, group: &Bytes, g: &Group) -> Vec<Bytes> {
+    vec![
+        Bytes::from_static(b"XGROUP"),
+        Bytes::from_static(b"SETID"),
+        key.clone(),
+        group.clone(),
+        g.last_id.to_bytes(),
+        Bytes::from_static(b"ENTRIESREAD"),
+        Bytes::copy_from_slice(itoa::Buffer::new().format(g.entries_read).as_bytes()),
+    ]
+}
+
+/// `XGROUP CREATECONSUMER <key> <group> <consumer>` (a consumer created by
+/// XREADGROUP NOACK, which no XCLAIM creates on the other side).
+fn createconsumer_record(key: &Bytes, group: &Bytes, consumer: &Bytes) -> Vec<Bytes> {
+    vec![
+        Bytes::from_static(b"XGROUP"),
+        Bytes::from_static(b"CREATECONSUMER"),
+        key.clone(),
+        group.clone(),
+        consumer.clone(),
+    ]
+}
+
 /// Records one delivery of `id` to `consumer` in group `g` (XREADGROUP).
 fn deliver(g: &mut Group, id: StreamId, consumer: &Bytes, now: u64) {
     if let Some(n) = g.pel.get_mut(&id) {
@@ -774,6 +829,16 @@ fn xread_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], group_mode: bool) -> CmdResu
     let id_args = &argv[streams_arg + n..];
     let serving = ctx.client.blocking.serving;
     let now = ctx.now;
+    // XREADGROUP is never propagated as itself: what it changed goes out as
+    // XCLAIM / XGROUP SETID / XGROUP CREATECONSUMER (as Redis does, plus a
+    // SETID after the XCLAIMs for the entries-read counter), and a read of
+    // the consumer's history propagates nothing (its delivery-count bumps
+    // are not propagated by Redis either).
+    let prop = group_mode && ctx.propagating();
+    if group_mode {
+        ctx.propagate_as(Vec::new());
+    }
+    let mut records: Vec<Vec<Bytes>> = Vec::new();
 
     // Pass 1: types, groups, IDs.
     let mut froms = Vec::with_capacity(n);
@@ -867,6 +932,9 @@ fn xread_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], group_mode: bool) -> CmdResu
                     continue;
                 };
                 created |= touch_consumer(g, cname, now);
+                if created && noack && prop {
+                    records.push(createconsumer_record(key, gname, cname));
+                }
                 let start = gt.incr();
                 let ids: Vec<StreamId> = match (start, g.consumers.get(cname)) {
                     (Some(st), Some(c)) => c
@@ -899,7 +967,11 @@ fn xread_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], group_mode: bool) -> CmdResu
                     continue;
                 };
                 created |= touch_consumer(g, cname, now);
+                if created && noack && prop {
+                    records.push(createconsumer_record(key, gname, cname));
+                }
                 let start = g.last_id.incr().unwrap_or(StreamId::MAX);
+                let last_before = g.last_id;
                 let v = s.range(start, StreamId::MAX, count, false);
                 for (id, _) in &v {
                     let tomb = s.has_tombstones(*id, StreamId::MAX);
@@ -918,12 +990,38 @@ fn xread_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], group_mode: bool) -> CmdResu
                     }
                     if !noack {
                         deliver(g, *id, cname, now);
+                        if prop {
+                            if let Some(n) = g.pel.get(id) {
+                                records.push(xclaim_record(
+                                    key,
+                                    gname,
+                                    id.to_bytes(),
+                                    n,
+                                    g.last_id,
+                                ));
+                            }
+                        }
+                    }
+                }
+                // With NOACK no XCLAIM carries the new last ID (Redis then
+                // sends XGROUP SETID). Without, Redis's XCLAIMs carry the
+                // last ID but not the group's entries-read counter, which
+                // an AOF replay would lose (nil after a restart): the same
+                // SETID follows them so the counter is reproduced exactly.
+                if prop {
+                    if let Some(g) = s.groups.get(&gname[..]) {
+                        if g.last_id > last_before {
+                            records.push(setid_record(key, gname, g));
+                        }
                     }
                 }
                 entries_reply(v)
             }
         };
         ctx.changed(1);
+        for r in records.drain(..) {
+            ctx.propagate_as(r);
+        }
         if created {
             ctx.notify(notify::STREAM, "xgroup-createconsumer", key);
         }
@@ -1227,26 +1325,35 @@ fn xclaim(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         deliverytime as u64
     };
     let retry = (retry >= 0).then_some(retry as u64);
+    let mut dirty = 0;
+    let mut created = false;
+    // Propagated as one XCLAIM per entry changed (carrying the group's last
+    // ID) and, when only LASTID changed something, XGROUP SETID.
+    let prop = ctx.propagating();
+    let mut records: Vec<Vec<Bytes>> = Vec::new();
+    let mut propagate_last_id = false;
     let shard = ctx.shard(key)?;
     let Some(s) = write_stream(shard, key, now)? else {
         return Err(nogroup_key(key, gname));
     };
-    let mut dirty = 0;
-    let mut created = false;
     if let Some(g) = s.groups.get_mut(&gname[..]) {
         if last_id > g.last_id {
             g.last_id = last_id;
-            dirty += 1;
+            propagate_last_id = true;
         }
     }
     let mut out = Vec::new();
-    for id in ids {
+    for (id, arg) in ids.into_iter().zip(&argv[5..]) {
         let exists = s.contains(id);
         let Some(g) = s.groups.get_mut(&gname[..]) else {
             break;
         };
         if !exists {
-            if g.pel.contains_key(&id) {
+            if let Some(n) = g.pel.get(&id) {
+                if prop {
+                    records.push(xclaim_record(key, gname, arg.clone(), n, g.last_id));
+                }
+                propagate_last_id = false;
                 drop_nack(g, id);
                 dirty += 1;
             }
@@ -1254,11 +1361,12 @@ fn xclaim(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         }
         let mut fresh = false;
         if force && !g.pel.contains_key(&id) {
+            // As a new NACK in Redis: delivered once, just now.
             g.pel.insert(
                 id,
                 Nack {
                     delivery_time: now,
-                    delivery_count: 0,
+                    delivery_count: 1,
                     consumer: cname.clone(),
                 },
             );
@@ -1270,12 +1378,30 @@ fn xclaim(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         }
         created |= touch_consumer(g, cname, now);
         claim_to(g, id, cname, dtime, retry, justid);
+        if prop {
+            if let Some(n) = g.pel.get(&id) {
+                records.push(xclaim_record(key, gname, arg.clone(), n, g.last_id));
+            }
+        }
+        propagate_last_id = false;
         dirty += 1;
         if justid {
             out.push(id_reply(id));
         } else if let Some(f) = s.get(id) {
             out.push(entry_reply((id, f)));
         }
+    }
+    if propagate_last_id {
+        if let Some(g) = s.groups.get(&gname[..]) {
+            if prop {
+                records.push(setid_record(key, gname, g));
+            }
+        }
+        dirty += 1;
+    }
+    ctx.propagate_as(Vec::new());
+    for r in records {
+        ctx.propagate_as(r);
     }
     ctx.changed(dirty);
     if created {
@@ -1317,6 +1443,7 @@ fn xautoclaim(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         }
         j += 1;
     }
+    let prop = ctx.propagating();
     let shard = ctx.shard(key)?;
     let ok = read_stream(shard, key, now)?.is_some_and(|s| s.groups.contains_key(&gname[..]));
     if !ok {
@@ -1325,6 +1452,8 @@ fn xautoclaim(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let Some(s) = write_stream(shard, key, now)? else {
         return Err(nogroup_key(key, gname));
     };
+    // Propagated as one XCLAIM per entry claimed or dropped (as Redis).
+    let mut records: Vec<Vec<Bytes>> = Vec::new();
     let mut attempts = count.saturating_mul(10);
     let mut out = Vec::new();
     let mut deleted = Vec::new();
@@ -1359,6 +1488,11 @@ fn xautoclaim(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             break;
         };
         if !exists {
+            if prop {
+                if let Some(n) = g.pel.get(&id) {
+                    records.push(xclaim_record(key, gname, id.to_bytes(), n, g.last_id));
+                }
+            }
             drop_nack(g, id);
             deleted.push(id_reply(id));
             dirty += 1;
@@ -1376,6 +1510,11 @@ fn xautoclaim(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         }
         created |= touch_consumer(g, cname, now);
         claim_to(g, id, cname, now, None, justid);
+        if prop {
+            if let Some(n) = g.pel.get(&id) {
+                records.push(xclaim_record(key, gname, id.to_bytes(), n, g.last_id));
+            }
+        }
         dirty += 1;
         if justid {
             out.push(id_reply(id));
@@ -1401,6 +1540,10 @@ fn xautoclaim(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         })
         .unwrap_or(StreamId::MIN)
     };
+    ctx.propagate_as(Vec::new());
+    for r in records {
+        ctx.propagate_as(r);
+    }
     ctx.changed(dirty);
     if created {
         ctx.notify(notify::STREAM, "xgroup-createconsumer", key);

@@ -6,6 +6,9 @@
 //! (`<appendfilename>.<seq>.incr.aof`) written since that base. Choosing
 //! Redis's own layout means an appendonlydir written by Cinnabar loads into
 //! redis-server 7 and the other way round, and `redis-check-aof` works on it.
+//! A Redis <= 6 single `appendonly.aof` found at startup is moved in as the
+//! base (see `snapshot::start_aof_at_boot`); any file may start with an RDB
+//! (a preamble) followed by commands, and `check-aof` checks both parts.
 //!
 //! Writing: the propagation stream (`server::propagate`) is drained by one
 //! writer thread that appends to the current incremental file and fsyncs per
@@ -252,11 +255,21 @@ impl<R: BufRead> CommandReader<R> {
     /// The next command; `Ok(None)` at a clean end of file. On error the
     /// offset still points at the start of the failed command.
     pub fn next_command(&mut self) -> Result<Option<Vec<Bytes>>, ReadError> {
-        let start = self.offset;
+        let mut start = self.offset;
         let mut used = 0u64;
-        let Some(n) = self.read_line()? else {
+        let Some(mut n) = self.read_line()? else {
             return Ok(None);
         };
+        // `#` lines between commands are annotations (Redis writes
+        // `#TS:<unix-secs>` with aof-timestamp-enabled): skipped.
+        while self.line.first() == Some(&b'#') {
+            start += n as u64;
+            self.offset = start;
+            let Some(m) = self.read_line()? else {
+                return Ok(None);
+            };
+            n = m;
+        }
         used += n as u64;
         let argc = self.number(b'*')?;
         if argc == 0 || argc > MAX_ARGS {
@@ -313,7 +326,22 @@ pub fn replay_file(
 ) -> Result<FileLoad, String> {
     let f = File::open(path)
         .map_err(|e| format!("Can't open the append-only file {}: {e}", path.display()))?;
-    let mut rd = CommandReader::new(BufReader::with_capacity(1 << 16, f));
+    let mut r = BufReader::with_capacity(1 << 16, f);
+    replay_from(path, &mut r, 0, truncate_ok, exec, discard_multi)
+}
+
+/// [`replay_file`] from offset `start` of `path`, `r` positioned there (the
+/// commands after an RDB preamble).
+pub fn replay_from(
+    path: &Path,
+    r: &mut dyn BufRead,
+    start: u64,
+    truncate_ok: bool,
+    exec: &mut dyn FnMut(&[Bytes]),
+    discard_multi: &mut dyn FnMut(),
+) -> Result<FileLoad, String> {
+    let mut rd = CommandReader::new(r);
+    rd.offset = start;
     let mut out = FileLoad::default();
     // Offset before an open MULTI (a torn transaction is dropped whole).
     let mut multi_at: Option<u64> = None;
@@ -407,7 +435,6 @@ pub fn check_aof_main(args: &[String]) -> i32 {
         let dir = path.parent().unwrap_or(Path::new("."));
         m.base
             .iter()
-            .filter(|b| b.name.ends_with(".aof"))
             .chain(m.incrs.iter())
             .map(|f| dir.join(&f.name))
             .collect()
@@ -455,13 +482,35 @@ pub fn check_aof_main(args: &[String]) -> i32 {
 
 /// `Ok(None)` if valid; `Ok(Some((ok_up_to, size)))` if the tail is
 /// truncated or unreadable from `ok_up_to` on (a torn MULTI counts).
+/// A file starting with `REDIS` (an RDB base, or a Redis 4-6 AOF with an
+/// RDB preamble) has its RDB part checked whole (a damaged RDB cannot be
+/// fixed by truncation) and the commands after it as any AOF.
 fn check_file(path: &Path) -> Result<Option<(u64, u64)>, String> {
     let mut f = File::open(path).map_err(|e| format!("Cannot open {}: {e}", path.display()))?;
     let size = f
         .seek(io::SeekFrom::End(0))
         .and_then(|s| f.seek(io::SeekFrom::Start(0)).map(|_| s))
         .map_err(|e| e.to_string())?;
-    let mut rd = CommandReader::new(BufReader::new(f));
+    let mut br = BufReader::new(f);
+    let mut start = 0;
+    if br
+        .fill_buf()
+        .map_err(|e| e.to_string())?
+        .starts_with(b"REDIS")
+    {
+        println!(
+            "The AOF {} starts with an RDB preamble, checking it first",
+            path.display()
+        );
+        let mut sink = |_: crate::persistence::rdb::Loaded| Ok(());
+        let lim = crate::persistence::rdb::Limits::default();
+        crate::persistence::rdb::load(&mut br, 0, &lim, &mut sink)
+            .map_err(|e| format!("The RDB preamble of {} is not valid: {e}", path.display()))?;
+        start = br.stream_position().map_err(|e| e.to_string())?;
+        println!("RDB preamble is OK, proceeding with the AOF tail at offset {start}");
+    }
+    let mut rd = CommandReader::new(br);
+    rd.offset = start;
     let mut multi_at = None;
     loop {
         let at = rd.offset;

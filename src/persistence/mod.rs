@@ -5,7 +5,8 @@
 //!   flight then, so the child's copy-on-write view is one consistent
 //!   moment), and the child serialises while the parent keeps serving.
 //! - [`aof`]: Redis 7's multi-part append-only file fed from the
-//!   propagation stream.
+//!   propagation stream; [`rewrite`] writes its base as commands when
+//!   `aof-use-rdb-preamble` is `no`.
 //!
 //! - [`rdb`]: the RDB snapshot/DUMP codec, with [`blobs`] (the packed
 //!   listpack, ziplist, intset and zipmap blobs it embeds) and [`lzf`]
@@ -19,6 +20,7 @@ pub mod aof;
 pub mod blobs;
 pub mod lzf;
 pub mod rdb;
+pub mod rewrite;
 pub mod snapshot;
 
 use std::path::PathBuf;

@@ -112,32 +112,52 @@ fn is_rdb_file(path: &Path) -> bool {
         && &head == b"REDIS"
 }
 
-/// Replays the files of an AOF manifest into the keyspace.
+/// Replays the files of an AOF manifest into the keyspace. Every file may
+/// start with an RDB (an RDB base, or the preamble of a Redis 4-6 AOF
+/// moved in as the base) followed by commands, as Redis reads them; a
+/// truncated tail is tolerated (per `aof-load-truncated`) only in the last
+/// file.
 pub fn load_aof(srv: &Server, dir: &Path, m: &Manifest) -> Result<u64, String> {
     let mut client = loader_client();
     let mut total = 0;
-    if let Some(b) = &m.base {
-        let path = dir.join(&b.name);
-        if is_rdb_file(&path) {
-            total += load_rdb_file(srv, &path)?.keys_loaded;
-        } else {
-            total += replay(srv, &mut client, &path, false)?;
-        }
-    }
-    let n = m.incrs.len();
-    for (i, f) in m.incrs.iter().enumerate() {
+    let files: Vec<&aof::AofFile> = m.base.iter().chain(m.incrs.iter()).collect();
+    let n = files.len();
+    for (i, f) in files.into_iter().enumerate() {
         let last = i + 1 == n;
         let ok_trunc = last && srv.config.aof_load_truncated();
-        total += replay(srv, &mut client, &dir.join(&f.name), ok_trunc)?;
+        total += load_aof_file(srv, &mut client, &dir.join(&f.name), ok_trunc)?;
     }
     crate::commands::transaction::discard_state(srv, &mut client);
     Ok(total)
 }
 
+/// Loads one AOF file: its RDB part if it starts with one (keys count as
+/// loaded items), then the commands that follow.
+fn load_aof_file(
+    srv: &Server,
+    client: &mut Client,
+    path: &Path,
+    truncate_ok: bool,
+) -> Result<u64, String> {
+    if !is_rdb_file(path) {
+        return replay(srv, client, path, None, truncate_ok);
+    }
+    let f = File::open(path)
+        .map_err(|e| format!("Can't open the append-only file {}: {e}", path.display()))?;
+    let mut br = BufReader::with_capacity(1 << 20, f);
+    let keys = load_rdb_reader(srv, &mut br, path)?.keys_loaded;
+    let at = std::io::Seek::stream_position(&mut br)
+        .map_err(|e| format!("Error reading the append only file {}: {e}", path.display()))?;
+    Ok(keys + replay(srv, client, path, Some((&mut br, at)), truncate_ok)?)
+}
+
+/// Replays the commands of `path`, from the start or (`from`) from an
+/// offset a reader is already positioned at.
 fn replay(
     srv: &Server,
     client: &mut Client,
     path: &Path,
+    from: Option<(&mut dyn io::BufRead, u64)>,
     truncate_ok: bool,
 ) -> Result<u64, String> {
     let mut exec = |argv: &[Bytes]| {
@@ -150,7 +170,10 @@ fn replay(
         }
     };
     let mut discard = || {};
-    let r = aof::replay_file(path, truncate_ok, &mut exec, &mut discard)?;
+    let r = match from {
+        Some((rd, at)) => aof::replay_from(path, rd, at, truncate_ok, &mut exec, &mut discard)?,
+        None => aof::replay_file(path, truncate_ok, &mut exec, &mut discard)?,
+    };
     crate::commands::transaction::discard_state(srv, client);
     Ok(r.commands)
 }
@@ -159,6 +182,7 @@ fn replay(
 /// and manifest when there is none), then starts appending to it.
 pub fn start_aof_at_boot(srv: &Arc<Server>) -> Result<(), String> {
     let dir = aof_dir(srv);
+    let dir_existed = dir.is_dir();
     std::fs::create_dir_all(&dir)
         .map_err(|e| format!("Can't create the AOF directory {}: {e}", dir.display()))?;
     let name = srv.config.appendfilename();
@@ -173,6 +197,9 @@ pub fn start_aof_at_boot(srv: &Arc<Server>) -> Result<(), String> {
             ))
         }
     };
+    if needs_upgrade(&dir, dir_existed, &name, &manifest) {
+        manifest = upgrade_legacy_aof(&dir, &mpath, &name)?;
+    }
     let t0 = std::time::Instant::now();
     let n = load_aof(srv, &dir, &manifest)?;
     if n > 0 {
@@ -180,6 +207,11 @@ pub fn start_aof_at_boot(srv: &Arc<Server>) -> Result<(), String> {
             "DB loaded from append only file: {:.3} seconds ({n} commands)",
             t0.elapsed().as_secs_f64()
         );
+    }
+    if manifest.base.is_none() && manifest.incrs.is_empty() {
+        // Nothing to load: Redis starts the AOF with a base of the (empty)
+        // dataset, so the directory has the usual base + incr layout.
+        manifest.base = Some(write_empty_base(srv, &dir, &name)?);
     }
     if manifest.incrs.is_empty() {
         let seq = manifest.next_incr_seq();
@@ -209,6 +241,84 @@ pub fn start_aof_at_boot(srv: &Arc<Server>) -> Result<(), String> {
         .store(aof_total_size(&dir, &manifest), Ordering::Relaxed);
     start_writer(srv, file, dir, manifest);
     Ok(())
+}
+
+/// Writes the base of an AOF started on an empty dataset (an RDB or, with
+/// `aof-use-rdb-preamble no`, an empty command file), as Redis does at
+/// startup when there is no AOF yet.
+fn write_empty_base(srv: &Server, dir: &Path, name: &str) -> Result<aof::AofFile, String> {
+    let rdb_base = srv.config.aof_use_rdb_preamble();
+    let f = aof::AofFile {
+        name: aof::base_name(name, 1, rdb_base),
+        seq: 1,
+        kind: aof::FileType::Base,
+    };
+    let tmp = dir.join(format!("temp-rewriteaof-{}.aof", std::process::id()));
+    let empty = Frozen {
+        dbs: Vec::new(),
+        now: crate::commands::dispatch::unix_ms(),
+    };
+    let params = SaveParams::of(srv);
+    let r = if rdb_base {
+        write_rdb(&empty, &params, &tmp, true)
+    } else {
+        crate::persistence::rewrite::write_commands(&empty, &params, &tmp)
+    };
+    r.and_then(|_| std::fs::rename(&tmp, dir.join(&f.name)))
+        .and_then(|_| aof::fsync_dir(dir))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            format!("Can't create the AOF base file {}: {e}", f.name)
+        })?;
+    tracing::info!("Creating AOF base file {} on server start", f.name);
+    Ok(f)
+}
+
+/// Is there a Redis 4-6 single-file AOF (`appendfilename` in `dir`) to
+/// take over? As Redis 7 decides: the file exists and the AOF directory did
+/// not, or its manifest lists nothing, or lists only that file as the base
+/// while the file is not in the directory yet (a crash between writing the
+/// manifest and moving the file).
+fn needs_upgrade(dir: &Path, dir_existed: bool, name: &str, m: &Manifest) -> bool {
+    if !Path::new(name).is_file() {
+        return false;
+    }
+    !dir_existed
+        || (m.base.is_none() && m.incrs.is_empty())
+        || (m.incrs.is_empty()
+            && m.base.as_ref().is_some_and(|b| b.name == name)
+            && !dir.join(name).exists())
+}
+
+/// Moves a legacy AOF into the AOF directory as the base (sequence 1, its
+/// name unchanged), manifest first, so a crash in between is retried at the
+/// next start. Loading then reads it as any base: an RDB preamble if it
+/// starts with one, then commands.
+fn upgrade_legacy_aof(dir: &Path, mpath: &Path, name: &str) -> Result<Manifest, String> {
+    let m = Manifest {
+        base: Some(aof::AofFile {
+            name: name.to_string(),
+            seq: 1,
+            kind: aof::FileType::Base,
+        }),
+        incrs: Vec::new(),
+    };
+    aof::write_atomic(mpath, m.render().as_bytes())
+        .map_err(|e| format!("Can't write the AOF manifest {}: {e}", mpath.display()))?;
+    std::fs::rename(name, dir.join(name))
+        .and_then(|_| aof::fsync_dir(dir))
+        .and_then(|_| aof::fsync_dir(Path::new(".")))
+        .map_err(|e| {
+            format!(
+                "Error trying to move the old AOF file {name} into dir {}: {e}",
+                dir.display()
+            )
+        })?;
+    tracing::info!(
+        "Successfully migrated an old-style AOF file ({name}) into the AOF directory ({}).",
+        dir.display()
+    );
+    Ok(m)
 }
 
 /// Sum of the sizes of the files a manifest lists.
@@ -377,6 +487,16 @@ fn insert_loaded(srv: &Server, k: rdb::Loaded, now: u64) {
 /// Loads an RDB file into the (empty) keyspace. Returns keys loaded.
 pub fn load_rdb_file(srv: &Server, path: &Path) -> Result<rdb::LoadSummary, String> {
     let f = File::open(path).map_err(|e| format!("Can't open {}: {e}", path.display()))?;
+    load_rdb_reader(srv, BufReader::with_capacity(1 << 20, f), path)
+}
+
+/// Loads an RDB from `r` (positioned at its `REDIS` signature) into the
+/// keyspace, leaving `r` just after the RDB's checksum.
+fn load_rdb_reader(
+    srv: &Server,
+    r: impl std::io::Read,
+    path: &Path,
+) -> Result<rdb::LoadSummary, String> {
     let now = crate::commands::dispatch::unix_ms();
     let lim = rdb::Limits::from_config(&srv.config);
     // `key-load-delay` (microseconds per key; a test knob, as in Redis).
@@ -394,7 +514,7 @@ pub fn load_rdb_file(srv: &Server, path: &Path) -> Result<rdb::LoadSummary, Stri
         insert_loaded(srv, k, now);
         Ok(())
     };
-    let summary = rdb::load(BufReader::with_capacity(1 << 20, f), now, &lim, &mut sink)
+    let summary = rdb::load(r, now, &lim, &mut sink)
         .map_err(|e| format!("Short read or OOM loading DB {}: {e}", path.display()))?;
     for code in &summary.functions {
         load_function_library(srv, code);
@@ -525,7 +645,8 @@ pub fn bgsave(srv: &Server, wait: bool) -> Result<(), String> {
     Ok(())
 }
 
-/// Starts an AOF rewrite: a child writes a new RDB base of the dataset at
+/// Starts an AOF rewrite: a child writes a new base (an RDB, or commands
+/// with `aof-use-rdb-preamble no`) of the dataset at
 /// the fork while the parent continues in a fresh incremental file; the
 /// manifest switches to them when the child succeeds. Also turns the AOF on
 /// (CONFIG SET appendonly yes), the base then holding the data so far.
@@ -559,8 +680,10 @@ pub fn rewrite_aof(srv: &Server, enable: bool) -> Result<(), String> {
             }
         }
     }
+    // `aof-use-rdb-preamble no`: the base is commands (`.base.aof`).
+    let rdb_base = srv.config.aof_use_rdb_preamble();
     let base = aof::AofFile {
-        name: aof::base_name(&name, manifest.next_base_seq(), true),
+        name: aof::base_name(&name, manifest.next_base_seq(), rdb_base),
         seq: manifest.next_base_seq(),
         kind: aof::FileType::Base,
     };
@@ -583,9 +706,10 @@ pub fn rewrite_aof(srv: &Server, enable: bool) -> Result<(), String> {
     }
     let params = SaveParams::of(srv);
     let tmp = dir.join(format!(
-        "temp-rewriteaof-{}-{}.rdb",
+        "temp-rewriteaof-{}-{}.{}",
         std::process::id(),
-        unix_secs()
+        unix_secs(),
+        if rdb_base { "rdb" } else { "aof" }
     ));
     let t2 = tmp.clone();
     let mut incr_file = Some(incr_file);
@@ -600,7 +724,11 @@ pub fn rewrite_aof(srv: &Server, enable: bool) -> Result<(), String> {
     };
     reserve(child, ChildKind::AofRewrite);
     let pid = fork_with(srv, at_fork, move |frozen| {
-        write_rdb(frozen, &params, &t2, true)
+        if rdb_base {
+            write_rdb(frozen, &params, &t2, true)
+        } else {
+            crate::persistence::rewrite::write_commands(frozen, &params, &t2)
+        }
     })
     .map_err(|e| {
         *srv.persist.child.lock() = None;
