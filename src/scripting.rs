@@ -419,7 +419,7 @@ function __redis__err__handler(err)
     end
     local p = rawget(__G0, '__cinnabar_pending')
     if p and string.find(msg, p.token, 1, true) then
-      err = {err = p.err}
+      err = {err = p.err, ignore_error_stats_update = p.ignore_error_stats_update}
     else
       err = {err = 'ERR ' .. msg}
     end
@@ -795,23 +795,33 @@ fn new_state() -> mlua::Result<Lua> {
         "pcall",
         lua.create_function(|lua, argv: Variadic<Value>| redis_call(lua, argv, false))?,
     )?;
+    // error_reply / status_reply take exactly one string; anything else
+    // returns (not raises) an error table, as in Redis.
     redis.set(
         "error_reply",
-        lua.create_function(|lua, msg: mlua::String| {
+        lua.create_function(|lua, args: Variadic<Value>| {
+            let (1, Some(Value::String(msg))) = (args.len(), args.first()) else {
+                return err_table(lua, &CmdError::err("wrong number or type of arguments"));
+            };
             let t = lua.create_table()?;
-            let m = msg.to_str()?.to_string();
-            let m = m.strip_prefix('-').unwrap_or(&m).to_string();
-            t.set("err", m)?;
+            t.set("err", error_reply_text(&msg.as_bytes()))?;
             Ok(t)
         })?,
     )?;
     redis.set(
         "status_reply",
-        lua.create_function(|lua, msg: mlua::String| {
+        lua.create_function(|lua, args: Variadic<Value>| {
+            let (1, Some(Value::String(msg))) = (args.len(), args.first()) else {
+                return err_table(lua, &CmdError::err("wrong number or type of arguments"));
+            };
             let t = lua.create_table()?;
-            t.set("ok", msg)?;
+            t.set("ok", msg.clone())?;
             Ok(t)
         })?,
+    )?;
+    redis.set(
+        "acl_check_cmd",
+        lua.create_function(|lua, argv: Variadic<Value>| acl_check_cmd(lua, argv))?,
     )?;
     redis.set(
         "sha1hex",
@@ -1118,6 +1128,25 @@ fn cjson_lib(lua: &Lua) -> mlua::Result<Table> {
     Ok(t)
 }
 
+/// The `err` field `redis.error_reply(msg)` builds: Redis prefixes `-`
+/// when missing, then takes the first word as the error code (`ERR` when
+/// there is only one word: `error_reply("")` gives `ERR `, and
+/// `error_reply("OOPS")` gives `ERR OOPS`).
+fn error_reply_text(msg: &[u8]) -> Vec<u8> {
+    let body = msg.strip_prefix(b"-").unwrap_or(msg);
+    let (code, text): (&[u8], &[u8]) = match body.iter().position(|&c| c == b' ') {
+        Some(i) => (&body[..i], &body[i + 1..]),
+        None => (b"ERR", body),
+    };
+    let is_crlf = |c: &u8| *c == b'\r' || *c == b'\n';
+    let start = text.iter().position(|c| !is_crlf(c)).unwrap_or(text.len());
+    let end = text.iter().rposition(|c| !is_crlf(c)).map_or(start, |i| i + 1);
+    let mut out = code.to_vec();
+    out.push(b' ');
+    out.extend_from_slice(&text[start..end.max(start)]);
+    out
+}
+
 /// Formats a Lua number as a command argument (shortest round-trip form).
 fn number_arg(n: f64) -> Bytes {
     if n.fract() == 0.0 && n.abs() < 1e17 {
@@ -1128,19 +1157,39 @@ fn number_arg(n: f64) -> Bytes {
 }
 
 fn err_table(lua: &Lua, e: &CmdError) -> mlua::Result<Table> {
+    err_table_marked(lua, e, false)
+}
+
+/// The field marking an error table whose error was already counted in
+/// the error statistics (Redis's name for it).
+const COUNTED_FIELD: &str = "ignore_error_stats_update";
+
+/// [`err_table`], marked `counted` (see [`COUNTED_FIELD`]).
+fn err_table_marked(lua: &Lua, e: &CmdError, counted: bool) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     t.set("err", e.as_str().trim_end_matches(['\r', '\n']))?;
+    if counted {
+        t.set(COUNTED_FIELD, true)?;
+    }
     Ok(t)
 }
 
 /// Raises a command error from redis.call (see [`PRELUDE`]).
 fn raise(lua: &Lua, e: &CmdError) -> mlua::Error {
+    raise_marked(lua, e, false)
+}
+
+/// [`raise`] an error already counted in the error statistics.
+fn raise_marked(lua: &Lua, e: &CmdError, counted: bool) -> mlua::Error {
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let token = format!("<cinnabar-error-{}>", SEQ.fetch_add(1, Ordering::Relaxed));
     let pending = (|| -> mlua::Result<()> {
         let p = lua.create_table()?;
         p.set("token", token.as_str())?;
         p.set("err", e.as_str().trim_end_matches(['\r', '\n']))?;
+        if counted {
+            p.set(COUNTED_FIELD, true)?;
+        }
         lua.globals().raw_set("__cinnabar_pending", p)
     })();
     if let Err(x) = pending {
@@ -1290,16 +1339,188 @@ fn lua_to_reply(v: Value, resp3: bool, depth: usize) -> Reply {
     }
 }
 
+use crate::functions::{ALLOW_OOM, EVAL_COMPAT, FLAG_NAMES, NO_WRITES};
+
+/// Parses the shebang line of an EVAL body (`#!lua flags=no-writes,...`),
+/// as Redis 7 does: returns the script's flags ([`EVAL_COMPAT`] when there
+/// is no shebang: Redis 6 semantics) and the length of the line, which is
+/// cut before compiling (its newline is kept so line numbers match).
+/// Errors carry Redis's texts.
+pub fn shebang(body: &[u8]) -> Result<(u32, usize), CmdError> {
+    if !body.starts_with(b"#!") {
+        return Ok((EVAL_COMPAT, 0));
+    }
+    let Some(end) = body.iter().position(|&c| c == b'\n') else {
+        return Err(CmdError::err("Invalid script shebang"));
+    };
+    let parts = match crate::protocol::codec::split_args(&body[..end]) {
+        Some(p) if !p.is_empty() => p,
+        _ => return Err(CmdError::err("Invalid engine in script shebang")),
+    };
+    if parts[0] != b"#!lua" {
+        return Err(CmdError::err(format!(
+            "Unexpected engine in script shebang: {}",
+            String::from_utf8_lossy(&parts[0])
+        )));
+    }
+    let mut flags = 0;
+    for p in &parts[1..] {
+        let Some(list) = p.strip_prefix(b"flags=") else {
+            return Err(CmdError::err(format!(
+                "Unknown lua shebang option: {}",
+                String::from_utf8_lossy(p)
+            )));
+        };
+        if list.is_empty() {
+            continue;
+        }
+        for f in list.split(|&c| c == b',') {
+            match FLAG_NAMES.iter().find(|(_, n)| n.as_bytes() == f) {
+                Some((bit, _)) => flags |= bit,
+                None => {
+                    return Err(CmdError::err(format!(
+                        "Unexpected flag in script shebang: {}",
+                        String::from_utf8_lossy(f)
+                    )))
+                }
+            }
+        }
+    }
+    Ok((flags, end))
+}
+
+/// `-NOREPLICAS`: `min-replicas-to-write` is set and not enough replicas
+/// are connected (Cinnabar has none).
+pub const NOREPLICAS: CmdError =
+    CmdError::from_static("NOREPLICAS Not enough good replicas to write.");
+
+/// Whether writes are allowed by `min-replicas-to-write` /
+/// `min-replicas-max-lag` (Redis's checkGoodReplicasStatus with zero
+/// connected replicas).
+pub fn enough_replicas(srv: &crate::server::Server) -> bool {
+    srv.config.min_replicas_to_write() == 0 || srv.config.min_replicas_max_lag() == 0
+}
+
+/// The write / deny-oom flags a script invocation declares, which replace
+/// the command's own before it runs (Redis's evalGetCommandFlags /
+/// fcallGetCommandFlags): EVAL bodies with a shebang and functions declare
+/// them; `None` for anything else (the table's flags apply). Dispatch uses
+/// it for the OOM and NOREPLICAS refusals, so a script that may write is
+/// refused like a write command.
+pub fn declared_cmd_flags(
+    srv: &crate::server::Server,
+    name: &str,
+    argv: &[Bytes],
+) -> Option<DeclaredFlags> {
+    let flags = match name {
+        "eval" | "eval_ro" => shebang(argv.get(1)?).ok()?.0,
+        "evalsha" | "evalsha_ro" => {
+            let sha = argv.get(1)?;
+            if sha.len() != 40 {
+                return None;
+            }
+            let body = srv.scripts.get(std::str::from_utf8(sha).ok()?)?;
+            shebang(&body).ok()?.0
+        }
+        "fcall" | "fcall_ro" => srv.functions.flags_of(argv.get(1)?)?,
+        _ => return None,
+    };
+    if flags & EVAL_COMPAT != 0 {
+        return None;
+    }
+    Some(DeclaredFlags {
+        write: flags & NO_WRITES == 0,
+        deny_oom: flags & (ALLOW_OOM | NO_WRITES) == 0,
+    })
+}
+
+/// See [`declared_cmd_flags`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeclaredFlags {
+    /// The script may write (no `no-writes`).
+    pub write: bool,
+    /// Refused over maxmemory (neither `allow-oom` nor `no-writes`).
+    pub deny_oom: bool,
+}
+
+/// How one script execution treats the commands it calls (from its flags
+/// and the command that started it).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunMode {
+    /// Write commands are refused: EVAL_RO/FCALL_RO, or `no-writes`.
+    pub read_only: bool,
+    /// `allow-oom`: deny-oom commands run even over maxmemory.
+    pub allow_oom: bool,
+    /// Used memory was over maxmemory when the script started (Redis's
+    /// pre_command_oom_state): its first write is refused with -OOM.
+    pub oom: bool,
+}
+
+/// The checks Redis makes before running a script (scriptPrepareForRun):
+/// scripts with flags (a shebang, or any function) may be refused as a
+/// whole; EVAL scripts without one keep Redis 6 semantics. `flags` holds
+/// [`crate::functions`]' flag bits, `ro` is true for the *_RO commands.
+pub fn prepare(ctx: &Ctx<'_>, flags: u32, ro: bool) -> CmdResult<RunMode> {
+    let compat = flags & EVAL_COMPAT != 0;
+    let max = ctx.srv.config.maxmemory();
+    let oom = max > 0 && ctx.srv.memory.used(ctx.now) > max;
+    if !compat {
+        // no-cluster, allow-stale, a read-only replica and disk errors do
+        // not apply: Cinnabar has no cluster mode nor replication and
+        // does not refuse writes after a failed save.
+        if flags & NO_WRITES == 0 {
+            if ro {
+                return Err(CmdError::err(
+                    "Can not execute a script with write flag using *_ro command.",
+                ));
+            }
+            if !enough_replicas(ctx.srv) {
+                return Err(NOREPLICAS);
+            }
+        }
+        if oom && flags & (ALLOW_OOM | NO_WRITES) == 0 {
+            return Err(CmdError::from_static("OOM allow-oom flag is not set on the script, can not run it when used memory > 'maxmemory'"));
+        }
+    }
+    Ok(RunMode {
+        read_only: ro || (!compat && flags & NO_WRITES != 0),
+        allow_oom: !compat && flags & ALLOW_OOM != 0,
+        oom,
+    })
+}
+
+thread_local! {
+    /// Set when a script's final error came from a command it called,
+    /// whose error was already counted in the error statistics (Redis's
+    /// ignore_error_stats_update): dispatch must not count it again.
+    static ERROR_COUNTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the error the script command just returned was already counted
+/// in INFO errorstats (clears the mark).
+pub fn take_error_counted() -> bool {
+    ERROR_COUNTED.with(|c| c.replace(false))
+}
+
+/// Whether this thread is executing a command called by a script
+/// (`redis.call`): some commands behave differently for scripts (SORT
+/// orders a set's output).
+pub fn in_script() -> bool {
+    CURRENT.with(|c| !c.get().is_null())
+}
+
 /// Runs a script body (`sha` its SHA1) with KEYS and ARGV, under the
 /// caller's locks (EVAL holds every shard). Normally called on the script
-/// thread (see [`offload`]).
+/// thread (see [`offload`]). `skip` is the length of its shebang line
+/// (see [`shebang`]); `mode` comes from [`prepare`].
 pub fn run(
     ctx: &mut Ctx<'_>,
     sha: &str,
     body: &[u8],
+    skip: usize,
     keys: &[Bytes],
     args: &[Bytes],
-    read_only: bool,
+    mode: RunMode,
 ) -> CmdResult {
     with_state(ctx, |lua, ctx| {
         let cached = HOT.with(|h| {
@@ -1314,7 +1535,7 @@ pub fn run(
                     .with(|h| h.borrow().as_ref().map(|h| h.env.clone()))
                     .ok_or(CmdError::INTERNAL)?;
                 let f = lua
-                    .load(body)
+                    .load(body.get(skip..).unwrap_or_default())
                     .set_name("@user_script")
                     .set_environment(env)
                     .into_function()
@@ -1333,17 +1554,18 @@ pub fn run(
                 f
             }
         };
-        execute(lua, ctx, Target::Eval(func), sha, keys, args, read_only)
+        execute(lua, ctx, Target::Eval(func), sha, keys, args, mode)
     })
 }
 
-/// FCALL / FCALL_RO of function `name` (its flags already checked).
+/// FCALL / FCALL_RO of function `name` (its flags already checked by
+/// [`prepare`]).
 pub fn fcall(
     ctx: &mut Ctx<'_>,
     name: &str,
     keys: &[Bytes],
     args: &[Bytes],
-    read_only: bool,
+    mode: RunMode,
 ) -> CmdResult {
     with_state(ctx, |lua, ctx| {
         let fns = sync_functions(lua, &ctx.srv.functions)
@@ -1352,7 +1574,7 @@ pub fn fcall(
             Ok(Value::Function(f)) => f,
             _ => return Err(CmdError::err("Function not found")),
         };
-        execute(lua, ctx, Target::Function(f), name, keys, args, read_only)
+        execute(lua, ctx, Target::Function(f), name, keys, args, mode)
     })
 }
 
@@ -1360,7 +1582,11 @@ pub fn fcall(
 /// exactly the duration of the Lua call (see [`current`]).
 struct Running<'c, 'a> {
     ctx: RefCell<&'c mut Ctx<'a>>,
-    read_only: bool,
+    mode: RunMode,
+    /// A write command was called (Redis's SCRIPT_WRITE_DIRTY): from then
+    /// on the script is not refused for OOM or missing replicas, it cannot
+    /// stop half-way.
+    dirty: std::cell::Cell<bool>,
 }
 
 thread_local! {
@@ -1393,56 +1619,91 @@ fn redis_call(lua: &Lua, argv: Variadic<Value>, raising: bool) -> mlua::Result<V
     // (the state is thread-local), so the pointee is alive and only shared
     // references to it exist (mutation goes through its RefCell).
     let cur: &Running<'_, '_> = unsafe { &*(p as *const Running<'_, '_>) };
-    let read_only = cur.read_only;
 
     let fail = |lua: &Lua, e: CmdError| -> mlua::Result<Value> {
         if raising {
-            Err(raise(lua, &e))
+            Err(raise_marked(lua, &e, false))
         } else {
-            Ok(Value::Table(err_table(lua, &e)?))
+            Ok(Value::Table(err_table_marked(lua, &e, false)?))
         }
     };
-    let resp3 = resp3_selected();
-    let mut cmd: Vec<Bytes> = Vec::with_capacity(argv.len());
-    for a in argv.iter() {
-        match a {
-            Value::String(s) => cmd.push(Bytes::copy_from_slice(&s.as_bytes())),
-            Value::Number(n) => cmd.push(number_arg(*n)),
-            Value::Integer(n) => cmd.push(Bytes::from(n.to_string())),
-            _ => {
-                return fail(
-                    lua,
-                    CmdError::err("Lua redis lib command arguments must be strings or integers"),
-                )
-            }
+    // An error already counted in the error statistics (a refusal below,
+    // or the command's own error reply): marked so the script's final
+    // reply does not count it again (Redis's ignore_error_stats_update).
+    let fail_counted = |lua: &Lua, e: CmdError| -> mlua::Result<Value> {
+        if raising {
+            Err(raise_marked(lua, &e, true))
+        } else {
+            Ok(Value::Table(err_table_marked(lua, &e, true)?))
         }
-    }
-    if cmd.is_empty() {
-        return fail(
-            lua,
-            CmdError::err("Please specify at least one argument for this redis lib call"),
-        );
-    }
+    };
+    // A command refused before it ran (Redis's scriptCall errors): counted
+    // as an error reply and a rejected call of the command.
+    let reject = |lua: &Lua, entry: Option<&crate::commands::table::CommandEntry>, e: CmdError| {
+        if let Some(en) = entry {
+            en.stats.record_rejected();
+        }
+        cur.ctx.borrow().srv.stats.count_error(&e);
+        fail_counted(lua, e)
+    };
+    let resp3 = resp3_selected();
+    let cmd = match lua_argv(&argv) {
+        Ok(c) => c,
+        Err(e) => return fail(lua, e),
+    };
     let entry = match table().lookup(&cmd) {
         Lookup::Found(e) => e,
         _ => {
-            return fail(
+            return reject(
                 lua,
+                None,
                 CmdError::err("Unknown Redis command called from script"),
             )
         }
     };
     if !entry.spec.arity_ok(cmd.len()) {
-        return fail(
+        return reject(
             lua,
+            Some(entry),
             CmdError::err("Wrong number of args calling Redis command from script"),
         );
     }
     if entry.spec.flags.contains(CmdFlags::NOSCRIPT) {
-        return fail(
+        return reject(
             lua,
+            Some(entry),
             CmdError::err("This Redis command is not allowed from script"),
         );
+    }
+    let acl = {
+        let guard = cur.ctx.borrow();
+        crate::commands::acl::script_check(guard.srv, guard.client, entry, &cmd)
+    };
+    if let Err(e) = acl {
+        return reject(lua, Some(entry), e);
+    }
+    let writes = entry.spec.flags.contains(CmdFlags::WRITE);
+    if cur.mode.read_only && (writes || entry.spec.flags.contains(CmdFlags::MAY_REPLICATE)) {
+        return reject(
+            lua,
+            Some(entry),
+            CmdError::err("Write commands are not allowed from read-only scripts."),
+        );
+    }
+    // Once the script wrote, it cannot be stopped for the server's state.
+    if !cur.dirty.get() {
+        if writes && !enough_replicas(cur.ctx.borrow().srv) {
+            return reject(lua, Some(entry), NOREPLICAS);
+        }
+        if cur.mode.oom && !cur.mode.allow_oom && entry.spec.flags.contains(CmdFlags::DENYOOM) {
+            let max = cur.ctx.borrow().srv.config.maxmemory();
+            if max > 0 {
+                return reject(lua, Some(entry), CmdError::OOM);
+            }
+        }
+    }
+    if writes {
+        cur.dirty.set(true);
     }
     if (entry.spec.name == "xread" || entry.spec.name == "xreadgroup")
         && cmd.iter().skip(1).any(|a| a.eq_ignore_ascii_case(b"block"))
@@ -1455,29 +1716,6 @@ fn redis_call(lua: &Lua, argv: Variadic<Value>, raising: bool) -> mlua::Result<V
             )),
         );
     }
-    if entry.spec.flags.contains(CmdFlags::DENYOOM) {
-        let (max, used) = {
-            let g = cur.ctx.borrow();
-            (g.srv.config.maxmemory(), g.srv.memory.used(g.now))
-        };
-        if max > 0 && used > max {
-            return fail(lua, CmdError::OOM);
-        }
-    }
-    let writes = entry.spec.flags.contains(CmdFlags::WRITE);
-    if writes && read_only {
-        return fail(
-            lua,
-            CmdError::err("Write commands are not allowed from read-only scripts."),
-        );
-    }
-    let acl = {
-        let guard = cur.ctx.borrow();
-        crate::commands::acl::script_check(guard.srv, guard.client, entry, &cmd)
-    };
-    if let Err(e) = acl {
-        return fail(lua, e);
-    }
     let reply = {
         let mut guard = cur.ctx.borrow_mut();
         run_in_ctx(&mut guard, entry, &cmd)
@@ -1486,9 +1724,63 @@ fn redis_call(lua: &Lua, argv: Variadic<Value>, raising: bool) -> mlua::Result<V
         WROTE.store(true, Ordering::SeqCst);
     }
     match reply {
-        Reply::Error(e) => fail(lua, e),
+        // Counted by run_in_ctx.
+        Reply::Error(e) => fail_counted(lua, e),
         other => reply_to_lua(lua, other, resp3),
     }
+}
+
+/// Converts `redis.call`'s arguments to a command line (strings and
+/// numbers only, at least one), with Redis's error texts.
+fn lua_argv(argv: &Variadic<Value>) -> Result<Vec<Bytes>, CmdError> {
+    let mut cmd: Vec<Bytes> = Vec::with_capacity(argv.len());
+    for a in argv.iter() {
+        match a {
+            Value::String(s) => cmd.push(Bytes::copy_from_slice(&s.as_bytes())),
+            Value::Number(n) => cmd.push(number_arg(*n)),
+            Value::Integer(n) => cmd.push(Bytes::from(n.to_string())),
+            _ => {
+                return Err(CmdError::err(
+                    "Lua redis lib command arguments must be strings or integers",
+                ))
+            }
+        }
+    }
+    if cmd.is_empty() {
+        return Err(CmdError::err(
+            "Please specify at least one argument for this redis lib call",
+        ));
+    }
+    Ok(cmd)
+}
+
+/// `redis.acl_check_cmd(cmd, args...)`: whether the script's user may run
+/// that command with those keys (nothing is logged in ACL LOG).
+fn acl_check_cmd(lua: &Lua, argv: Variadic<Value>) -> mlua::Result<bool> {
+    let p = CURRENT.with(|c| c.get());
+    if p.is_null() {
+        return Err(raise(
+            lua,
+            &CmdError::err("redis.acl_check_cmd can only be called inside a script invocation"),
+        ));
+    }
+    // SAFETY: as in `redis_call`.
+    let cur: &Running<'_, '_> = unsafe { &*(p as *const Running<'_, '_>) };
+    let cmd = lua_argv(&argv).map_err(|e| raise(lua, &e))?;
+    let entry = match table().lookup(&cmd) {
+        Lookup::Found(e) => e,
+        _ => {
+            return Err(raise(
+                lua,
+                &CmdError::err("Invalid command passed to redis.acl_check_cmd()"),
+            ))
+        }
+    };
+    let guard = cur.ctx.borrow();
+    Ok(match &guard.client.user {
+        Some(h) if !h.unrestricted() => h.get().check(entry, &cmd).is_ok(),
+        _ => true,
+    })
 }
 
 /// What [`execute`] runs: an EVAL script body (KEYS/ARGV as globals) or a
@@ -1526,9 +1818,10 @@ fn execute(
     label: &str,
     keys: &[Bytes],
     args: &[Bytes],
-    read_only: bool,
+    mode: RunMode,
 ) -> CmdResult {
     let sha = label;
+    ERROR_COUNTED.with(|c| c.set(false));
     let lua_err = |e: mlua::Error| CmdError::err(format!("Error running script: {e}"));
     let g = lua.globals();
     let mk = |v: &[Bytes]| -> mlua::Result<Table> {
@@ -1558,7 +1851,8 @@ fn execute(
 
     let running = Running {
         ctx: RefCell::new(ctx),
-        read_only,
+        mode,
+        dirty: std::cell::Cell::new(false),
     };
     CURRENT.with(|c| c.set(&running as *const Running<'_, '_> as *const ()));
     let current_guard = CurrentGuard;
@@ -1577,8 +1871,28 @@ fn execute(
             }
         };
         let resp3 = resp3_selected();
+        let counted = |v: &Value| match v {
+            Value::Table(t) => t
+                .raw_get::<Option<bool>>(COUNTED_FIELD)
+                .ok()
+                .flatten()
+                .unwrap_or(false),
+            _ => false,
+        };
         if ok {
-            return Ok(Ok(lua_to_reply(v, resp3, 0)));
+            // A returned error table is the command's error reply.
+            return Ok(match lua_to_reply(v.clone(), resp3, 0) {
+                Reply::Error(e) => {
+                    if counted(&v) {
+                        ERROR_COUNTED.with(|c| c.set(true));
+                    }
+                    Err(e)
+                }
+                r => Ok(r),
+            });
+        }
+        if counted(&v) {
+            ERROR_COUNTED.with(|c| c.set(true));
         }
         // An error table {err, source, line} from the handler.
         let msg = match &v {
@@ -1612,6 +1926,7 @@ fn execute(
     BUSY.store(false, Ordering::SeqCst);
     let _ = lua.globals().raw_set("__cinnabar_pending", Value::Nil);
     if killed && !matches!(&result, Ok(Err(e)) if e.as_str().contains(KILLED)) {
+        ERROR_COUNTED.with(|c| c.set(false));
         // The script swallowed the kill error (pcall) and ended anyway.
         return Err(CmdError::err(format!(
             "{KILLED} script: {sha}, on @user_script:1."
