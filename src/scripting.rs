@@ -804,7 +804,7 @@ fn new_state() -> mlua::Result<Lua> {
                 return err_table(lua, &CmdError::err("wrong number or type of arguments"));
             };
             let t = lua.create_table()?;
-            t.set("err", error_reply_text(&msg.as_bytes()))?;
+            t.set("err", lua.create_string(error_reply_text(&msg.as_bytes()))?)?;
             Ok(t)
         })?,
     )?;
@@ -851,6 +851,8 @@ fn new_state() -> mlua::Result<Lua> {
             Ok(())
         })?,
     )?;
+    redis.set("REDIS_VERSION", crate::REDIS_VERSION)?;
+    redis.set("REDIS_VERSION_NUM", 0x0007000f)?;
     redis.set("LOG_DEBUG", 0)?;
     redis.set("LOG_VERBOSE", 1)?;
     redis.set("LOG_NOTICE", 2)?;
