@@ -110,8 +110,12 @@ pub fn execute(srv: &Server, client: &mut Client, argv: &[Bytes]) -> Reply {
         let is_exec = entry.spec.name == "exec";
         // Scripts that declare flags (shebang, functions) are deny-oom
         // unless they declare allow-oom or no-writes.
+        // Inside MULTI every command but EXEC/DISCARD/QUIT/RESET is
+        // refused (queueing takes memory), as Redis does.
         let denyoom = entry.spec.flags.contains(CmdFlags::DENYOOM)
             || (is_exec && client.multi.as_ref().is_some_and(|m| m.denyoom))
+            || (client.multi.is_some()
+                && !matches!(entry.spec.name, "exec" | "discard" | "quit" | "reset"))
             || crate::scripting::declared_cmd_flags(srv, entry.spec.name, argv)
                 .is_some_and(|f| f.deny_oom);
         let now = if client.now > 0 {
