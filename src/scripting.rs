@@ -1005,71 +1005,6 @@ fn bit_lib(lua: &Lua) -> mlua::Result<Table> {
 /// other tables as objects; `cjson.null` decodes JSON null).
 fn cjson_lib(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
-    fn to_json(v: &Value, depth: usize) -> mlua::Result<serde_json::Value> {
-        if depth > 1000 {
-            return Err(mlua::Error::RuntimeError(
-                "Cannot serialise, excessive nesting (1001)".into(),
-            ));
-        }
-        Ok(match v {
-            Value::Nil => serde_json::Value::Null,
-            Value::Boolean(b) => serde_json::Value::Bool(*b),
-            Value::Integer(i) => serde_json::Value::from(*i),
-            Value::Number(n) => {
-                if n.fract() == 0.0 && n.abs() < 1e15 {
-                    serde_json::Value::from(*n as i64)
-                } else {
-                    serde_json::Number::from_f64(*n)
-                        .map(serde_json::Value::Number)
-                        .ok_or_else(|| {
-                            mlua::Error::RuntimeError(
-                                "Cannot serialise number: must not be NaN or Inf".into(),
-                            )
-                        })?
-                }
-            }
-            Value::String(s) => serde_json::Value::String(s.to_string_lossy()),
-            Value::Table(tb) => {
-                let n = tb.raw_len();
-                let mut count = 0;
-                for pair in tb.clone().pairs::<Value, Value>() {
-                    pair?;
-                    count += 1;
-                }
-                if n > 0 && count == n {
-                    let mut arr = Vec::with_capacity(n);
-                    for i in 1..=n {
-                        arr.push(to_json(&tb.raw_get::<Value>(i)?, depth + 1)?);
-                    }
-                    serde_json::Value::Array(arr)
-                } else {
-                    let mut obj = serde_json::Map::new();
-                    for pair in tb.clone().pairs::<Value, Value>() {
-                        let (k, v) = pair?;
-                        let key =
-                            match &k {
-                                Value::String(s) => s.to_string_lossy(),
-                                Value::Integer(i) => i.to_string(),
-                                Value::Number(n) => n.to_string(),
-                                _ => return Err(mlua::Error::RuntimeError(
-                                    "Cannot serialise table: table key must be a number or string"
-                                        .into(),
-                                )),
-                            };
-                        obj.insert(key, to_json(&v, depth + 1)?);
-                    }
-                    serde_json::Value::Object(obj)
-                }
-            }
-            Value::LightUserData(_) => serde_json::Value::Null,
-            other => {
-                return Err(mlua::Error::RuntimeError(format!(
-                    "Cannot serialise {}: type not supported",
-                    other.type_name()
-                )))
-            }
-        })
-    }
     fn from_json(lua: &Lua, v: serde_json::Value) -> mlua::Result<Value> {
         Ok(match v {
             serde_json::Value::Null => {
@@ -1094,40 +1029,319 @@ fn cjson_lib(lua: &Lua) -> mlua::Result<Table> {
             }
         })
     }
+    // lua-cjson raises its errors as Lua strings (pcall gets the text, an
+    // uncaught one names the caller's line): the Rust parts return
+    // (ok, result) and a small Lua wrapper raises at level 2.
+    let wrap: mlua::Function = lua
+        .load("local f = ... return function(...) local ok, r = f(...) if not ok then error(r, 2) end return r end")
+        .set_name("=cjson")
+        .into_function()?;
+    let raised = |f: mlua::Function| -> mlua::Result<mlua::Function> { wrap.call(f) };
     t.set(
         "encode",
-        lua.create_function(|_, v: Value| {
-            let j = to_json(&v, 0)?;
-            Ok(j.to_string())
-        })?,
+        raised(lua.create_function(|lua, args: Variadic<Value>| {
+            if args.len() != 1 {
+                return Ok((
+                    false,
+                    Value::String(lua.create_string("bad argument #1 to 'encode' (expected 1 argument)")?),
+                ));
+            }
+            let mut out = Vec::new();
+            Ok(match cjson_encode(lua, &args[0], 0, &mut out) {
+                Ok(()) => (true, Value::String(lua.create_string(&out)?)),
+                Err(mlua::Error::RuntimeError(m)) => (false, Value::String(lua.create_string(&m)?)),
+                Err(e) => return Err(e),
+            })
+        })?)?,
     )?;
-    // Buffer and limit knobs of lua-cjson: accepted, no effect here.
+    // Buffer knob of lua-cjson: accepted, no effect here.
     t.set(
         "encode_keep_buffer",
         lua.create_function(|_, _: Variadic<Value>| Ok(true))?,
     )?;
     t.set(
         "encode_max_depth",
-        lua.create_function(|_, _: Variadic<Value>| Ok(1000))?,
+        lua.create_function(|_, v: Option<Value>| cjson_depth_option(&CJSON_ENCODE_DEPTH, v))?,
     )?;
     t.set(
         "decode_max_depth",
-        lua.create_function(|_, _: Variadic<Value>| Ok(1000))?,
+        lua.create_function(|_, v: Option<Value>| cjson_depth_option(&CJSON_DECODE_DEPTH, v))?,
+    )?;
+    t.set(
+        "encode_invalid_numbers",
+        lua.create_function(|lua, v: Option<Value>| {
+            let set = match v {
+                None | Some(Value::Nil) => None,
+                Some(Value::Boolean(b)) => Some(b as u8),
+                Some(Value::String(s)) => match &*s.as_bytes() {
+                    b"off" => Some(0),
+                    b"on" => Some(1),
+                    b"null" => Some(2),
+                    _ => None,
+                }
+                .map(Some)
+                .ok_or_else(|| {
+                    mlua::Error::RuntimeError(
+                        "bad argument #1 to 'encode_invalid_numbers' (invalid option)".into(),
+                    )
+                })?,
+                Some(_) => {
+                    return Err(mlua::Error::RuntimeError(
+                        "bad argument #1 to 'encode_invalid_numbers' (invalid option)".into(),
+                    ))
+                }
+            };
+            let cur = CJSON_ENCODE_INVALID.with(|c| {
+                if let Some(x) = set {
+                    c.set(x);
+                }
+                c.get()
+            });
+            Ok(match cur {
+                0 => Value::Boolean(false),
+                1 => Value::Boolean(true),
+                _ => Value::String(lua.create_string("null")?),
+            })
+        })?,
     )?;
     t.set(
         "decode",
-        lua.create_function(|lua, s: mlua::String| {
-            let j: serde_json::Value = serde_json::from_slice(&s.as_bytes()).map_err(|e| {
-                mlua::Error::RuntimeError(format!("Expected value but found invalid token: {e}"))
-            })?;
-            from_json(lua, j)
-        })?,
+        raised(lua.create_function(|lua, s: mlua::String| {
+            let parsed = cjson_check_decode_depth(&s.as_bytes()).and_then(|()| {
+                serde_json::from_slice::<serde_json::Value>(&s.as_bytes()).map_err(|e| {
+                    mlua::Error::RuntimeError(format!(
+                        "Expected value but found invalid token: {e}"
+                    ))
+                })
+            });
+            Ok(match parsed {
+                Ok(j) => (true, from_json(lua, j)?),
+                Err(mlua::Error::RuntimeError(m)) => (false, Value::String(lua.create_string(&m)?)),
+                Err(e) => return Err(e),
+            })
+        })?)?,
     )?;
     t.set(
         "null",
         Value::LightUserData(mlua::LightUserData(std::ptr::null_mut())),
     )?;
     Ok(t)
+}
+
+thread_local! {
+    /// lua-cjson's settings, kept per interpreter (per thread here) across
+    /// scripts as in Redis: encode/decode nesting limits and what to do
+    /// with NaN/Inf (0 refuse, 1 encode, 2 encode as null).
+    static CJSON_ENCODE_DEPTH: std::cell::Cell<i64> = const { std::cell::Cell::new(1000) };
+    static CJSON_DECODE_DEPTH: std::cell::Cell<i64> = const { std::cell::Cell::new(1000) };
+    static CJSON_ENCODE_INVALID: std::cell::Cell<u8> = const { std::cell::Cell::new(0) };
+}
+
+/// `cjson.encode_max_depth([n])` / `decode_max_depth([n])`: sets the limit
+/// when given (1 to 2^31-1), returns the current one.
+fn cjson_depth_option(
+    cell: &'static std::thread::LocalKey<std::cell::Cell<i64>>,
+    v: Option<Value>,
+) -> mlua::Result<i64> {
+    let n = match v {
+        None | Some(Value::Nil) => None,
+        Some(Value::Integer(n)) => Some(n),
+        Some(Value::Number(n)) if n.fract() == 0.0 => Some(n as i64),
+        Some(_) => Some(0),
+    };
+    if let Some(n) = n {
+        if !(1..=i32::MAX as i64).contains(&n) {
+            return Err(mlua::Error::RuntimeError(
+                "bad argument #1 to '?' (expected integer between 1 and 2147483647)".into(),
+            ));
+        }
+        cell.with(|c| c.set(n));
+    }
+    Ok(cell.with(|c| c.get()))
+}
+
+/// lua-cjson's number format (`%.14g`).
+fn cjson_number(n: f64, out: &mut Vec<u8>) {
+    let mut buf = [0u8; 40];
+    // SAFETY: the format takes exactly one double, and snprintf writes at
+    // most `buf.len()` bytes including the terminator.
+    let len = unsafe {
+        libc::snprintf(
+            buf.as_mut_ptr() as *mut libc::c_char,
+            buf.len(),
+            c"%.14g".as_ptr(),
+            n,
+        )
+    };
+    let len = (len.max(0) as usize).min(buf.len() - 1);
+    out.extend_from_slice(&buf[..len]);
+}
+
+/// Appends `s` as a JSON string with lua-cjson's escapes (`/` included).
+fn cjson_string(s: &[u8], out: &mut Vec<u8>) {
+    out.push(b'"');
+    for &c in s {
+        match c {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'/' => out.extend_from_slice(b"\\/"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            8 => out.extend_from_slice(b"\\b"),
+            12 => out.extend_from_slice(b"\\f"),
+            c if c < 0x20 || c == 0x7f => {
+                out.extend_from_slice(format!("\\u{:04x}", c).as_bytes())
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(b'"');
+}
+
+/// `cjson.encode` as lua-cjson does it: tables whose keys are all positive
+/// integers are arrays (holes become null; excessively sparse ones are
+/// refused), other tables objects; numbers as `%.14g`; the nesting limit
+/// and the NaN/Inf policy from the settings above. Errors carry
+/// lua-cjson's texts.
+fn cjson_encode(lua: &Lua, v: &Value, depth: i64, out: &mut Vec<u8>) -> mlua::Result<()> {
+    let fail = |what: &str, why: &str| {
+        Err(mlua::Error::RuntimeError(format!(
+            "Cannot serialise {what}: {why}"
+        )))
+    };
+    let number = |n: f64, out: &mut Vec<u8>| -> mlua::Result<()> {
+        if n.is_nan() || n.is_infinite() {
+            match CJSON_ENCODE_INVALID.with(|c| c.get()) {
+                0 => return fail("number", "must not be NaN or Inf"),
+                1 if n.is_nan() => {
+                    out.extend_from_slice(b"nan");
+                    return Ok(());
+                }
+                1 => {}
+                _ => {
+                    out.extend_from_slice(b"null");
+                    return Ok(());
+                }
+            }
+        }
+        cjson_number(n, out);
+        Ok(())
+    };
+    match v {
+        Value::String(s) => cjson_string(&s.as_bytes(), out),
+        Value::Integer(n) => number(*n as f64, out)?,
+        Value::Number(n) => number(*n, out)?,
+        Value::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Nil => out.extend_from_slice(b"null"),
+        Value::LightUserData(p) if p.0.is_null() => out.extend_from_slice(b"null"),
+        Value::Table(t) => {
+            let depth = depth + 1;
+            if depth > CJSON_ENCODE_DEPTH.with(|c| c.get()) {
+                return Err(mlua::Error::RuntimeError(format!(
+                    "Cannot serialise, excessive nesting ({depth})"
+                )));
+            }
+            // Array length, or None for an object.
+            let mut max = 0f64;
+            let mut items = 0f64;
+            let mut array = true;
+            for pair in t.clone().pairs::<Value, Value>() {
+                let (k, _) = pair?;
+                let k = match k {
+                    Value::Integer(i) => i as f64,
+                    Value::Number(n) => n,
+                    _ => {
+                        array = false;
+                        break;
+                    }
+                };
+                if k.floor() == k && k >= 1.0 {
+                    max = f64::max(max, k);
+                    items += 1.0;
+                } else {
+                    array = false;
+                    break;
+                }
+            }
+            if array && max > items * 2.0 && max > 10.0 {
+                return fail("table", "excessively sparse array");
+            }
+            if array && max > 0.0 {
+                out.push(b'[');
+                for i in 1..=(max as i64) {
+                    if i > 1 {
+                        out.push(b',');
+                    }
+                    cjson_encode(lua, &t.raw_get::<Value>(i)?, depth, out)?;
+                }
+                out.push(b']');
+            } else {
+                out.push(b'{');
+                let mut first = true;
+                for pair in t.clone().pairs::<Value, Value>() {
+                    let (k, x) = pair?;
+                    if !first {
+                        out.push(b',');
+                    }
+                    first = false;
+                    match &k {
+                        Value::String(s) => cjson_string(&s.as_bytes(), out),
+                        Value::Integer(n) => {
+                            out.push(b'"');
+                            number(*n as f64, out)?;
+                            out.push(b'"');
+                        }
+                        Value::Number(n) => {
+                            out.push(b'"');
+                            number(*n, out)?;
+                            out.push(b'"');
+                        }
+                        other => {
+                            return fail(other.type_name(), "table key must be a number or string")
+                        }
+                    }
+                    out.push(b':');
+                    cjson_encode(lua, &x, depth, out)?;
+                }
+                out.push(b'}');
+            }
+        }
+        other => return fail(other.type_name(), "type not supported"),
+    }
+    Ok(())
+}
+
+/// `cjson.decode`'s nesting limit (checked on the text before parsing).
+fn cjson_check_decode_depth(s: &[u8]) -> mlua::Result<()> {
+    let max = CJSON_DECODE_DEPTH.with(|c| c.get());
+    let (mut depth, mut in_str, mut esc) = (0i64, false, false);
+    for (i, &c) in s.iter().enumerate() {
+        if in_str {
+            match c {
+                _ if esc => esc = false,
+                b'\\' => esc = true,
+                b'"' => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            b'"' => in_str = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return Err(mlua::Error::RuntimeError(format!(
+                        "Found too many nested data structures ({depth}) at character {}",
+                        i + 1
+                    )));
+                }
+            }
+            b']' | b'}' => depth -= 1,
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// The `err` field `redis.error_reply(msg)` builds: Redis prefixes `-`

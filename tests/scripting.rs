@@ -689,3 +689,43 @@ async fn script_command_stats() {
     assert!(info.contains("total_error_replies:2\r\n"), "{info}");
     let _: () = redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg(0).query_async(&mut c).await.unwrap();
 }
+
+/// lua-cjson's encoding (number format, escapes, arrays vs objects, sparse
+/// arrays, errors) and its settings (nesting limits, NaN/Inf), against
+/// redis-server.
+#[tokio::test]
+async fn cjson_matches_redis() {
+    let srv = TestServer::start();
+    let script = vec![
+        cmd(&["EVAL", "return cjson.encode({1, 2.5, 1/3, 1e20, -0.000001, 'a/b\"c\\\\d\\n\\1\\127'})", "0"]),
+        cmd(&["EVAL", "return cjson.encode({[1]='a', [2]='b', [4]='d'})", "0"]),
+        cmd(&["EVAL", "local r = cjson.encode({[1]='a', [20]='b'}) return r", "0"]),
+        cmd(&["EVAL", "return cjson.encode({})", "0"]),
+        cmd(&["EVAL", "return cjson.encode({a={b={c={}}}})", "0"]),
+        cmd(&["EVAL", "return cjson.encode({[1.5]='x'})", "0"]),
+        cmd(&["EVAL", "return cjson.encode(cjson.null)", "0"]),
+        cmd(&["EVAL", "return cjson.encode(true)", "0"]),
+        cmd(&["EVAL", "return {pcall(cjson.encode, {[true]=1})}", "0"]),
+        cmd(&["EVAL", "return {pcall(cjson.encode, print)}", "0"]),
+        cmd(&["EVAL", "return {pcall(cjson.encode, {function() end})}", "0"]),
+        cmd(&["EVAL", "return {pcall(cjson.encode, 0/0)}", "0"]),
+        cmd(&["EVAL", "return {pcall(cjson.encode, 1/0)}", "0"]),
+        cmd(&[
+            "EVAL",
+            "cjson.encode_max_depth(2) local ok, e = pcall(cjson.encode, {{{1}}}) cjson.encode_max_depth(1000) return {tostring(ok), e}",
+            "0",
+        ]),
+        cmd(&[
+            "EVAL",
+            "cjson.decode_max_depth(1) local ok = pcall(cjson.decode, '[[1]]') local ok2 = pcall(cjson.decode, '[1]') cjson.decode_max_depth(1000) return {tostring(ok), tostring(ok2)}",
+            "0",
+        ]),
+        cmd(&[
+            "EVAL",
+            "cjson.encode_invalid_numbers(true) local a = cjson.encode({0/0}) cjson.encode_invalid_numbers(false) return a",
+            "0",
+        ]),
+        cmd(&["EVAL", "return cjson.decode('{\"a\":[1,2,{\"b\":null}]}').a[2]", "0"]),
+    ];
+    same_replies(srv.addr.port(), &script).await;
+}
