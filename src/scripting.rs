@@ -1043,11 +1043,13 @@ fn cjson_lib(lua: &Lua) -> mlua::Result<Table> {
             if args.len() != 1 {
                 return Ok((
                     false,
-                    Value::String(lua.create_string("bad argument #1 to 'encode' (expected 1 argument)")?),
+                    Value::String(
+                        lua.create_string("bad argument #1 to 'encode' (expected 1 argument)")?,
+                    ),
                 ));
             }
             let mut out = Vec::new();
-            Ok(match cjson_encode(lua, &args[0], 0, &mut out) {
+            Ok(match cjson_encode(&args[0], 0, &mut out) {
                 Ok(()) => (true, Value::String(lua.create_string(&out)?)),
                 Err(mlua::Error::RuntimeError(m)) => (false, Value::String(lua.create_string(&m)?)),
                 Err(e) => return Err(e),
@@ -1190,9 +1192,7 @@ fn cjson_string(s: &[u8], out: &mut Vec<u8>) {
             b'\t' => out.extend_from_slice(b"\\t"),
             8 => out.extend_from_slice(b"\\b"),
             12 => out.extend_from_slice(b"\\f"),
-            c if c < 0x20 || c == 0x7f => {
-                out.extend_from_slice(format!("\\u{:04x}", c).as_bytes())
-            }
+            c if c < 0x20 || c == 0x7f => out.extend_from_slice(format!("\\u{:04x}", c).as_bytes()),
             c => out.push(c),
         }
     }
@@ -1204,7 +1204,7 @@ fn cjson_string(s: &[u8], out: &mut Vec<u8>) {
 /// refused), other tables objects; numbers as `%.14g`; the nesting limit
 /// and the NaN/Inf policy from the settings above. Errors carry
 /// lua-cjson's texts.
-fn cjson_encode(lua: &Lua, v: &Value, depth: i64, out: &mut Vec<u8>) -> mlua::Result<()> {
+fn cjson_encode(v: &Value, depth: i64, out: &mut Vec<u8>) -> mlua::Result<()> {
     let fail = |what: &str, why: &str| {
         Err(mlua::Error::RuntimeError(format!(
             "Cannot serialise {what}: {why}"
@@ -1273,7 +1273,7 @@ fn cjson_encode(lua: &Lua, v: &Value, depth: i64, out: &mut Vec<u8>) -> mlua::Re
                     if i > 1 {
                         out.push(b',');
                     }
-                    cjson_encode(lua, &t.raw_get::<Value>(i)?, depth, out)?;
+                    cjson_encode(&t.raw_get::<Value>(i)?, depth, out)?;
                 }
                 out.push(b']');
             } else {
@@ -1302,7 +1302,7 @@ fn cjson_encode(lua: &Lua, v: &Value, depth: i64, out: &mut Vec<u8>) -> mlua::Re
                         }
                     }
                     out.push(b':');
-                    cjson_encode(lua, &x, depth, out)?;
+                    cjson_encode(&x, depth, out)?;
                 }
                 out.push(b'}');
             }
@@ -1356,7 +1356,10 @@ fn error_reply_text(msg: &[u8]) -> Vec<u8> {
     };
     let is_crlf = |c: &u8| *c == b'\r' || *c == b'\n';
     let start = text.iter().position(|c| !is_crlf(c)).unwrap_or(text.len());
-    let end = text.iter().rposition(|c| !is_crlf(c)).map_or(start, |i| i + 1);
+    let end = text
+        .iter()
+        .rposition(|c| !is_crlf(c))
+        .map_or(start, |i| i + 1);
     let mut out = code.to_vec();
     out.push(b' ');
     out.extend_from_slice(&text[start..end.max(start)]);

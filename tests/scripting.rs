@@ -626,7 +626,12 @@ async fn script_helpers_and_error_stats_match_redis() {
         cmd(&["EVAL", "error('x')", "0"]),
         cmd(&["INFO", "ERRORSTATS"]),
         cmd(&["SADD", "myset", "c", "b", "a", "aa", "z", "1", "10", "2"]),
-        cmd(&["EVAL", "return redis.call('sort',KEYS[1],'by','_')", "1", "myset"]),
+        cmd(&[
+            "EVAL",
+            "return redis.call('sort',KEYS[1],'by','_')",
+            "1",
+            "myset",
+        ]),
         cmd(&[
             "EVAL",
             "return redis.call('sort',KEYS[1],'by','_','get','#','get','_:*')",
@@ -636,7 +641,16 @@ async fn script_helpers_and_error_stats_match_redis() {
         cmd(&["EVAL", "return redis.acl_check_cmd('set','xx',1)", "0"]),
         cmd(&["EVAL", "return redis.acl_check_cmd('nosuch','xx')", "0"]),
         cmd(&["EVAL", "return redis.acl_check_cmd()", "0"]),
-        cmd(&["ACL", "SETUSER", "bob", "on", ">123", "+@scripting", "+set", "~x*"]),
+        cmd(&[
+            "ACL",
+            "SETUSER",
+            "bob",
+            "on",
+            ">123",
+            "+@scripting",
+            "+set",
+            "~x*",
+        ]),
         cmd(&["AUTH", "bob", "123"]),
         cmd(&["EVAL", "return redis.acl_check_cmd('set','xx',1)", "0"]),
         cmd(&["EVAL", "return redis.acl_check_cmd('hset','xx','f',1)", "0"]),
@@ -659,15 +673,29 @@ async fn script_command_stats() {
             .find(|l| l.starts_with(&format!("cmdstat_{cmd}:")))
             .map(|l| {
                 l.split(',')
-                    .filter(|p| p.starts_with("rejected_calls") || p.starts_with("failed_calls") || p.contains("calls="))
+                    .filter(|p| {
+                        p.starts_with("rejected_calls")
+                            || p.starts_with("failed_calls")
+                            || p.contains("calls=")
+                    })
                     .filter(|p| !p.contains("usec"))
                     .collect::<Vec<_>>()
                     .join(",")
             })
             .unwrap_or_default()
     };
-    let _: () = redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg(1).query_async(&mut c).await.unwrap();
-    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut c).await.unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(1)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut c)
+        .await
+        .unwrap();
     let r: redis::RedisResult<i64> = redis::cmd("EVAL")
         .arg("return redis.call('set','x','y')")
         .arg(1)
@@ -682,12 +710,28 @@ async fn script_command_stats() {
         .query_async(&mut c)
         .await;
     assert!(r.unwrap_err().to_string().contains("OOM"));
-    let info: String = redis::cmd("INFO").arg("ALL").query_async(&mut c).await.unwrap();
-    assert_eq!(stat(&info, "set"), "cmdstat_set:calls=0,rejected_calls=1,failed_calls=0");
-    assert_eq!(stat(&info, "eval"), "cmdstat_eval:calls=1,rejected_calls=1,failed_calls=1");
+    let info: String = redis::cmd("INFO")
+        .arg("ALL")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(
+        stat(&info, "set"),
+        "cmdstat_set:calls=0,rejected_calls=1,failed_calls=0"
+    );
+    assert_eq!(
+        stat(&info, "eval"),
+        "cmdstat_eval:calls=1,rejected_calls=1,failed_calls=1"
+    );
     assert!(info.contains("errorstat_OOM:count=2\r\n"), "{info}");
     assert!(info.contains("total_error_replies:2\r\n"), "{info}");
-    let _: () = redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg(0).query_async(&mut c).await.unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(0)
+        .query_async(&mut c)
+        .await
+        .unwrap();
 }
 
 /// lua-cjson's encoding (number format, escapes, arrays vs objects, sparse
