@@ -437,6 +437,32 @@ loadfile = nil
 dofile = nil
 print = nil
 do
+  -- Redis's pcall hands back the text of an error raised by redis.call
+  -- (and of Rust-raised errors: cjson, ...) as a string, not an object.
+  local __pcall, tostr, find, sub, type, rawget = pcall, tostring, string.find, string.sub, type, rawget
+  local function text(err)
+    local t = type(err)
+    if t == 'table' then
+      local e = rawget(err, 'err')
+      if type(e) == 'string' then return e end
+      return err
+    end
+    if t ~= 'userdata' then return err end
+    local msg = tostr(err)
+    local cut = find(msg, '\nstack traceback:', 1, true)
+    if cut then msg = sub(msg, 1, cut - 1) end
+    if sub(msg, 1, 15) == 'runtime error: ' then msg = sub(msg, 16) end
+    local p = rawget(__G0, '__cinnabar_pending')
+    if p and find(msg, p.token, 1, true) then return p.err end
+    return msg
+  end
+  local function finish(ok, ...)
+    if ok then return ok, ... end
+    return false, text((...))
+  end
+  pcall = function(f, ...) return finish(__pcall(f, ...)) end
+end
+do
   -- Precompiled (binary) chunks are refused, as in Redis.
   local ls = loadstring
   loadstring = function(s, name)
@@ -1029,32 +1055,24 @@ fn cjson_lib(lua: &Lua) -> mlua::Result<Table> {
             }
         })
     }
-    // lua-cjson raises its errors as Lua strings (pcall gets the text, an
-    // uncaught one names the caller's line): the Rust parts return
-    // (ok, result) and a small Lua wrapper raises at level 2.
-    let wrap: mlua::Function = lua
-        .load("local f = ... return function(...) local ok, r = f(...) if not ok then error(r, 2) end return r end")
-        .set_name("=cjson")
-        .into_function()?;
-    let raised = |f: mlua::Function| -> mlua::Result<mlua::Function> { wrap.call(f) };
+    // Errors name the caller's line as luaL_error does (pcall turns them
+    // into their text, see PRELUDE).
     t.set(
         "encode",
-        raised(lua.create_function(|lua, args: Variadic<Value>| {
+        lua.create_function(|lua, args: Variadic<Value>| {
             if args.len() != 1 {
-                return Ok((
-                    false,
-                    Value::String(
-                        lua.create_string("bad argument #1 to 'encode' (expected 1 argument)")?,
-                    ),
+                return Err(lua_error_at(
+                    lua,
+                    "bad argument #1 to 'encode' (expected 1 argument)",
                 ));
             }
             let mut out = Vec::new();
-            Ok(match cjson_encode(&args[0], 0, &mut out) {
-                Ok(()) => (true, Value::String(lua.create_string(&out)?)),
-                Err(mlua::Error::RuntimeError(m)) => (false, Value::String(lua.create_string(&m)?)),
-                Err(e) => return Err(e),
-            })
-        })?)?,
+            match cjson_encode(&args[0], 0, &mut out) {
+                Ok(()) => lua.create_string(&out),
+                Err(mlua::Error::RuntimeError(m)) => Err(lua_error_at(lua, &m)),
+                Err(e) => Err(e),
+            }
+        })?,
     )?;
     // Buffer knob of lua-cjson: accepted, no effect here.
     t.set(
@@ -1108,7 +1126,7 @@ fn cjson_lib(lua: &Lua) -> mlua::Result<Table> {
     )?;
     t.set(
         "decode",
-        raised(lua.create_function(|lua, s: mlua::String| {
+        lua.create_function(|lua, s: mlua::String| {
             let parsed = cjson_check_decode_depth(&s.as_bytes()).and_then(|()| {
                 serde_json::from_slice::<serde_json::Value>(&s.as_bytes()).map_err(|e| {
                     mlua::Error::RuntimeError(format!(
@@ -1116,12 +1134,12 @@ fn cjson_lib(lua: &Lua) -> mlua::Result<Table> {
                     ))
                 })
             });
-            Ok(match parsed {
-                Ok(j) => (true, from_json(lua, j)?),
-                Err(mlua::Error::RuntimeError(m)) => (false, Value::String(lua.create_string(&m)?)),
-                Err(e) => return Err(e),
-            })
-        })?)?,
+            match parsed {
+                Ok(j) => from_json(lua, j),
+                Err(mlua::Error::RuntimeError(m)) => Err(lua_error_at(lua, &m)),
+                Err(e) => Err(e),
+            }
+        })?,
     )?;
     t.set(
         "null",
@@ -1160,6 +1178,21 @@ fn cjson_depth_option(
         cell.with(|c| c.set(n));
     }
     Ok(cell.with(|c| c.get()))
+}
+
+/// A Lua error raised from a Rust function the way `luaL_error` words it:
+/// prefixed with the calling Lua line (`user_script:3: `) when the caller
+/// is Lua code.
+fn lua_error_at(lua: &Lua, msg: &str) -> mlua::Error {
+    let at = lua
+        .inspect_stack(1)
+        .and_then(|d| {
+            let line = d.curr_line();
+            let src = d.source().short_src.map(|s| s.into_owned());
+            (line > 0).then(|| format!("{}:{line}: ", src.unwrap_or_default()))
+        })
+        .unwrap_or_default();
+    mlua::Error::RuntimeError(format!("{at}{msg}"))
 }
 
 /// lua-cjson's number format (`%.14g`).
