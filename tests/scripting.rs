@@ -658,6 +658,12 @@ async fn script_helpers_and_error_stats_match_redis() {
         cmd(&["AUTH", "default", "nopass"]),
         cmd(&["ACL", "DELUSER", "bob"]),
         cmd(&["EVAL", "return type(redis.REDIS_VERSION_NUM)", "0"]),
+        // CLUSTER as a standalone redis-server has it.
+        cmd(&["EVAL", "return redis.call('cluster','reset','hard')", "0"]),
+        cmd(&["EVAL", "return redis.pcall('cluster','info')", "0"]),
+        cmd(&["CLUSTER", "INFO"]),
+        cmd(&["CLUSTER", "KEYSLOT"]),
+        cmd(&["CLUSTER", "BOGUS"]),
     ];
     same_replies(srv.addr.port(), &script).await;
 }
