@@ -11,6 +11,7 @@ use crate::commands::ctx::Ctx;
 use crate::commands::spec::{cmd, container, CmdFlags as F, CommandSpec};
 use crate::protocol::{CmdError, CmdResult};
 
+/// The CLUSTER container and its subcommands.
 pub const SPECS: &[CommandSpec] =
     &[container("cluster", SUBS).doc("cluster", "3.0.0", "A container for cluster commands")];
 
