@@ -106,8 +106,8 @@
 //! `repl-diskless-sync-delay`, `repl-diskless-sync-max-replicas`,
 //! `repl-diskless-load`, `repl-ping-replica-period`, `repl-timeout`,
 //! `repl-disable-tcp-nodelay`, `repl-backlog-size`, `repl-backlog-ttl`,
-//! `replica-priority`, `replica-announced`, `min-replicas-to-write`,
-//! `min-replicas-max-lag`, `replica-announce-ip`, `replica-announce-port`,
+//! `replica-priority`, `replica-announced`,
+//! `replica-announce-ip`, `replica-announce-port`,
 //! `replica-lazy-flush`, `replica-ignore-maxmemory`,
 //! `replica-ignore-disk-write-errors`, `bind-source-addr`,
 //! `propagation-error-behavior`,
@@ -992,9 +992,9 @@ params! {
         int(0, INT_MAX, "100").alias("slave-priority").no_effect() => u64;
     replica_announced "replica-announced" = boolean("yes").no_effect() => bool;
     min_replicas_to_write "min-replicas-to-write" =
-        int(0, INT_MAX, "0").alias("min-slaves-to-write").no_effect() => u64;
+        int(0, INT_MAX, "0").alias("min-slaves-to-write") => u64;
     min_replicas_max_lag "min-replicas-max-lag" =
-        int(0, INT_MAX, "10").alias("min-slaves-max-lag").no_effect() => u64;
+        int(0, INT_MAX, "10").alias("min-slaves-max-lag") => u64;
     replica_announce_ip "replica-announce-ip" =
         nullable().alias("slave-announce-ip").no_effect() => Option<String>;
     replica_announce_port "replica-announce-port" =

@@ -35,6 +35,9 @@ pub const ALLOW_OOM: u32 = 2;
 pub const ALLOW_STALE: u32 = 4;
 pub const NO_CLUSTER: u32 = 8;
 pub const ALLOW_CROSS_SLOT: u32 = 16;
+/// An EVAL script without a shebang line: Redis 6 semantics (the flags
+/// above do not apply, writes are checked command by command).
+pub const EVAL_COMPAT: u32 = 1 << 16;
 
 /// One registered function.
 #[derive(Clone, Debug)]
@@ -56,8 +59,14 @@ pub struct Library {
 #[derive(Default)]
 struct Libs {
     libraries: BTreeMap<String, Arc<Library>>,
-    /// Function name → library name.
+    /// Function name (ASCII-lowercased: FCALL finds functions regardless
+    /// of case, as Redis) → library name.
     functions: HashMap<String, String>,
+}
+
+/// The key of a function name in [`Libs::functions`].
+fn fkey(name: &str) -> String {
+    name.to_ascii_lowercase()
 }
 
 /// All loaded libraries.
@@ -83,24 +92,27 @@ pub fn parse_metadata(code: &[u8]) -> Result<(String, String, usize), String> {
     let Some(end) = code.iter().position(|&c| c == b'\n') else {
         return Err("Invalid library metadata".into());
     };
-    let line = String::from_utf8_lossy(&code[..end]);
-    let parts: Vec<&str> = line.split_ascii_whitespace().collect();
-    let Some(first) = parts.first() else {
-        return Err("Invalid library metadata".into());
+    // Split with Redis's quoting rules (`name="lib"` names `lib`).
+    let parts = match crate::protocol::codec::split_args(&code[..end]) {
+        Some(p) if !p.is_empty() => p,
+        _ => return Err("Invalid library metadata".into()),
     };
-    let engine = first[2..].to_string();
+    let engine = String::from_utf8_lossy(parts[0].get(2..).unwrap_or_default()).into_owned();
     let mut name: Option<String> = None;
     for p in &parts[1..] {
-        if p.len() >= 5 && p[..5].eq_ignore_ascii_case("name=") {
+        if p.len() >= 5 && p[..5].eq_ignore_ascii_case(b"name=") {
             if name.is_some() {
                 return Err(
                     "Invalid metadata value, name argument was given multiple times".into(),
                 );
             }
-            name = Some(p[5..].to_string());
+            name = Some(String::from_utf8_lossy(&p[5..]).into_owned());
             continue;
         }
-        return Err(format!("Invalid metadata value given: {p}"));
+        return Err(format!(
+            "Invalid metadata value given: {}",
+            String::from_utf8_lossy(p)
+        ));
     }
     let Some(name) = name else {
         return Err("Library name was not given".into());
@@ -168,7 +180,7 @@ impl FunctionRegistry {
             return Err(format!("Library '{}' already exists", lib.name));
         }
         for f in &lib.functions {
-            if let Some(owner) = libs.functions.get(&f.name) {
+            if let Some(owner) = libs.functions.get(&fkey(&f.name)) {
                 if *owner != lib.name {
                     return Err(format!("Function {} already exists", f.name));
                 }
@@ -211,16 +223,22 @@ impl FunctionRegistry {
             .collect()
     }
 
-    /// The function `name` and its flags.
+    /// The function `name` (any case) and its flags.
     pub fn function(&self, name: &str) -> Option<FunctionInfo> {
         let libs = self.libs.lock();
-        let lib = libs.functions.get(name)?;
+        let lib = libs.functions.get(&fkey(name))?;
         libs.libraries
             .get(lib)?
             .functions
             .iter()
-            .find(|f| f.name == name)
+            .find(|f| f.name.eq_ignore_ascii_case(name))
             .cloned()
+    }
+
+    /// The flags of function `name` (any case), for dispatch's checks.
+    pub fn flags_of(&self, name: &[u8]) -> Option<u32> {
+        let name = std::str::from_utf8(name).ok()?;
+        self.function(name).map(|f| f.flags)
     }
 
     /// (libraries, functions) counts for FUNCTION STATS.
@@ -291,7 +309,7 @@ impl FunctionRegistry {
         }
         for lib in &new {
             for f in &lib.functions {
-                if next.functions.contains_key(&f.name) {
+                if next.functions.contains_key(&fkey(&f.name)) {
                     return Err(format!("Function {} already exists", f.name));
                 }
             }
@@ -310,7 +328,7 @@ fn unlink(libs: &mut Libs, name: &str) -> bool {
     match libs.libraries.remove(name) {
         Some(old) => {
             for f in &old.functions {
-                libs.functions.remove(&f.name);
+                libs.functions.remove(&fkey(&f.name));
             }
             true
         }
@@ -320,7 +338,7 @@ fn unlink(libs: &mut Libs, name: &str) -> bool {
 
 fn link(libs: &mut Libs, lib: Arc<Library>) {
     for f in &lib.functions {
-        libs.functions.insert(f.name.clone(), lib.name.clone());
+        libs.functions.insert(fkey(&f.name), lib.name.clone());
     }
     libs.libraries.insert(lib.name.clone(), lib);
 }

@@ -549,7 +549,7 @@ function __redis__err__handler(err)
     end
     local p = rawget(__G0, '__cinnabar_pending')
     if p and string.find(msg, p.token, 1, true) then
-      err = {err = p.err}
+      err = {err = p.err, ignore_error_stats_update = p.ignore_error_stats_update}
     else
       err = {err = 'ERR ' .. msg}
     end
@@ -566,6 +566,32 @@ end
 loadfile = nil
 dofile = nil
 print = nil
+do
+  -- Redis's pcall hands back the text of an error raised by redis.call
+  -- (and of Rust-raised errors: cjson, ...) as a string, not an object.
+  local __pcall, tostr, find, sub, type, rawget = pcall, tostring, string.find, string.sub, type, rawget
+  local function text(err)
+    local t = type(err)
+    if t == 'table' then
+      local e = rawget(err, 'err')
+      if type(e) == 'string' then return e end
+      return err
+    end
+    if t ~= 'userdata' then return err end
+    local msg = tostr(err)
+    local cut = find(msg, '\nstack traceback:', 1, true)
+    if cut then msg = sub(msg, 1, cut - 1) end
+    if sub(msg, 1, 15) == 'runtime error: ' then msg = sub(msg, 16) end
+    local p = rawget(__G0, '__cinnabar_pending')
+    if p and find(msg, p.token, 1, true) then return p.err end
+    return msg
+  end
+  local function finish(ok, ...)
+    if ok then return ok, ... end
+    return false, text((...))
+  end
+  pcall = function(f, ...) return finish(__pcall(f, ...)) end
+end
 do
   -- Precompiled (binary) chunks are refused, as in Redis.
   local ls = loadstring
@@ -925,23 +951,33 @@ fn new_state() -> mlua::Result<Lua> {
         "pcall",
         lua.create_function(|lua, argv: Variadic<Value>| redis_call(lua, argv, false))?,
     )?;
+    // error_reply / status_reply take exactly one string; anything else
+    // returns (not raises) an error table, as in Redis.
     redis.set(
         "error_reply",
-        lua.create_function(|lua, msg: mlua::String| {
+        lua.create_function(|lua, args: Variadic<Value>| {
+            let (1, Some(Value::String(msg))) = (args.len(), args.first()) else {
+                return err_table(lua, &CmdError::err("wrong number or type of arguments"));
+            };
             let t = lua.create_table()?;
-            let m = msg.to_str()?.to_string();
-            let m = m.strip_prefix('-').unwrap_or(&m).to_string();
-            t.set("err", m)?;
+            t.set("err", lua.create_string(error_reply_text(&msg.as_bytes()))?)?;
             Ok(t)
         })?,
     )?;
     redis.set(
         "status_reply",
-        lua.create_function(|lua, msg: mlua::String| {
+        lua.create_function(|lua, args: Variadic<Value>| {
+            let (1, Some(Value::String(msg))) = (args.len(), args.first()) else {
+                return err_table(lua, &CmdError::err("wrong number or type of arguments"));
+            };
             let t = lua.create_table()?;
-            t.set("ok", msg)?;
+            t.set("ok", msg.clone())?;
             Ok(t)
         })?,
+    )?;
+    redis.set(
+        "acl_check_cmd",
+        lua.create_function(|lua, argv: Variadic<Value>| acl_check_cmd(lua, argv))?,
     )?;
     redis.set(
         "sha1hex",
@@ -971,6 +1007,8 @@ fn new_state() -> mlua::Result<Lua> {
             Ok(())
         })?,
     )?;
+    redis.set("REDIS_VERSION", crate::REDIS_VERSION)?;
+    redis.set("REDIS_VERSION_NUM", 0x0007000f)?;
     redis.set("LOG_DEBUG", 0)?;
     redis.set("LOG_VERBOSE", 1)?;
     redis.set("LOG_NOTICE", 2)?;
@@ -1123,71 +1161,6 @@ fn bit_lib(lua: &Lua) -> mlua::Result<Table> {
 /// other tables as objects; `cjson.null` decodes JSON null).
 fn cjson_lib(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
-    fn to_json(v: &Value, depth: usize) -> mlua::Result<serde_json::Value> {
-        if depth > 1000 {
-            return Err(mlua::Error::RuntimeError(
-                "Cannot serialise, excessive nesting (1001)".into(),
-            ));
-        }
-        Ok(match v {
-            Value::Nil => serde_json::Value::Null,
-            Value::Boolean(b) => serde_json::Value::Bool(*b),
-            Value::Integer(i) => serde_json::Value::from(*i),
-            Value::Number(n) => {
-                if n.fract() == 0.0 && n.abs() < 1e15 {
-                    serde_json::Value::from(*n as i64)
-                } else {
-                    serde_json::Number::from_f64(*n)
-                        .map(serde_json::Value::Number)
-                        .ok_or_else(|| {
-                            mlua::Error::RuntimeError(
-                                "Cannot serialise number: must not be NaN or Inf".into(),
-                            )
-                        })?
-                }
-            }
-            Value::String(s) => serde_json::Value::String(s.to_string_lossy()),
-            Value::Table(tb) => {
-                let n = tb.raw_len();
-                let mut count = 0;
-                for pair in tb.clone().pairs::<Value, Value>() {
-                    pair?;
-                    count += 1;
-                }
-                if n > 0 && count == n {
-                    let mut arr = Vec::with_capacity(n);
-                    for i in 1..=n {
-                        arr.push(to_json(&tb.raw_get::<Value>(i)?, depth + 1)?);
-                    }
-                    serde_json::Value::Array(arr)
-                } else {
-                    let mut obj = serde_json::Map::new();
-                    for pair in tb.clone().pairs::<Value, Value>() {
-                        let (k, v) = pair?;
-                        let key =
-                            match &k {
-                                Value::String(s) => s.to_string_lossy(),
-                                Value::Integer(i) => i.to_string(),
-                                Value::Number(n) => n.to_string(),
-                                _ => return Err(mlua::Error::RuntimeError(
-                                    "Cannot serialise table: table key must be a number or string"
-                                        .into(),
-                                )),
-                            };
-                        obj.insert(key, to_json(&v, depth + 1)?);
-                    }
-                    serde_json::Value::Object(obj)
-                }
-            }
-            Value::LightUserData(_) => serde_json::Value::Null,
-            other => {
-                return Err(mlua::Error::RuntimeError(format!(
-                    "Cannot serialise {}: type not supported",
-                    other.type_name()
-                )))
-            }
-        })
-    }
     fn from_json(lua: &Lua, v: serde_json::Value) -> mlua::Result<Value> {
         Ok(match v {
             serde_json::Value::Null => {
@@ -1212,33 +1185,90 @@ fn cjson_lib(lua: &Lua) -> mlua::Result<Table> {
             }
         })
     }
+    // Errors name the caller's line as luaL_error does (pcall turns them
+    // into their text, see PRELUDE).
     t.set(
         "encode",
-        lua.create_function(|_, v: Value| {
-            let j = to_json(&v, 0)?;
-            Ok(j.to_string())
+        lua.create_function(|lua, args: Variadic<Value>| {
+            if args.len() != 1 {
+                return Err(lua_error_at(
+                    lua,
+                    "bad argument #1 to 'encode' (expected 1 argument)",
+                ));
+            }
+            let mut out = Vec::new();
+            match cjson_encode(&args[0], 0, &mut out) {
+                Ok(()) => lua.create_string(&out),
+                Err(mlua::Error::RuntimeError(m)) => Err(lua_error_at(lua, &m)),
+                Err(e) => Err(e),
+            }
         })?,
     )?;
-    // Buffer and limit knobs of lua-cjson: accepted, no effect here.
+    // Buffer knob of lua-cjson: accepted, no effect here.
     t.set(
         "encode_keep_buffer",
         lua.create_function(|_, _: Variadic<Value>| Ok(true))?,
     )?;
     t.set(
         "encode_max_depth",
-        lua.create_function(|_, _: Variadic<Value>| Ok(1000))?,
+        lua.create_function(|_, v: Option<Value>| cjson_depth_option(&CJSON_ENCODE_DEPTH, v))?,
     )?;
     t.set(
         "decode_max_depth",
-        lua.create_function(|_, _: Variadic<Value>| Ok(1000))?,
+        lua.create_function(|_, v: Option<Value>| cjson_depth_option(&CJSON_DECODE_DEPTH, v))?,
+    )?;
+    t.set(
+        "encode_invalid_numbers",
+        lua.create_function(|lua, v: Option<Value>| {
+            let set = match v {
+                None | Some(Value::Nil) => None,
+                Some(Value::Boolean(b)) => Some(b as u8),
+                Some(Value::String(s)) => match &*s.as_bytes() {
+                    b"off" => Some(0),
+                    b"on" => Some(1),
+                    b"null" => Some(2),
+                    _ => None,
+                }
+                .map(Some)
+                .ok_or_else(|| {
+                    mlua::Error::RuntimeError(
+                        "bad argument #1 to 'encode_invalid_numbers' (invalid option)".into(),
+                    )
+                })?,
+                Some(_) => {
+                    return Err(mlua::Error::RuntimeError(
+                        "bad argument #1 to 'encode_invalid_numbers' (invalid option)".into(),
+                    ))
+                }
+            };
+            let cur = CJSON_ENCODE_INVALID.with(|c| {
+                if let Some(x) = set {
+                    c.set(x);
+                }
+                c.get()
+            });
+            Ok(match cur {
+                0 => Value::Boolean(false),
+                1 => Value::Boolean(true),
+                _ => Value::String(lua.create_string("null")?),
+            })
+        })?,
     )?;
     t.set(
         "decode",
         lua.create_function(|lua, s: mlua::String| {
-            let j: serde_json::Value = serde_json::from_slice(&s.as_bytes()).map_err(|e| {
-                mlua::Error::RuntimeError(format!("Expected value but found invalid token: {e}"))
-            })?;
-            from_json(lua, j)
+            let parsed = cjson_check_decode_depth(&s.as_bytes()).and_then(|()| {
+                serde_json::from_slice::<serde_json::Value>(&s.as_bytes()).map_err(|e| {
+                    mlua::Error::RuntimeError(format!(
+                        "Expected value but found invalid token: {e}"
+                    ))
+                })
+            });
+            match parsed {
+                Ok(j) => from_json(lua, j),
+                Err(mlua::Error::RuntimeError(m)) => Err(lua_error_at(lua, &m)),
+                Err(e) => Err(e),
+            }
         })?,
     )?;
     t.set(
@@ -1246,6 +1276,257 @@ fn cjson_lib(lua: &Lua) -> mlua::Result<Table> {
         Value::LightUserData(mlua::LightUserData(std::ptr::null_mut())),
     )?;
     Ok(t)
+}
+
+thread_local! {
+    /// lua-cjson's settings, kept per interpreter (per thread here) across
+    /// scripts as in Redis: encode/decode nesting limits and what to do
+    /// with NaN/Inf (0 refuse, 1 encode, 2 encode as null).
+    static CJSON_ENCODE_DEPTH: std::cell::Cell<i64> = const { std::cell::Cell::new(1000) };
+    static CJSON_DECODE_DEPTH: std::cell::Cell<i64> = const { std::cell::Cell::new(1000) };
+    static CJSON_ENCODE_INVALID: std::cell::Cell<u8> = const { std::cell::Cell::new(0) };
+}
+
+/// `cjson.encode_max_depth([n])` / `decode_max_depth([n])`: sets the limit
+/// when given (1 to 2^31-1), returns the current one.
+fn cjson_depth_option(
+    cell: &'static std::thread::LocalKey<std::cell::Cell<i64>>,
+    v: Option<Value>,
+) -> mlua::Result<i64> {
+    let n = match v {
+        None | Some(Value::Nil) => None,
+        Some(Value::Integer(n)) => Some(n),
+        Some(Value::Number(n)) if n.fract() == 0.0 => Some(n as i64),
+        Some(_) => Some(0),
+    };
+    if let Some(n) = n {
+        if !(1..=i32::MAX as i64).contains(&n) {
+            return Err(mlua::Error::RuntimeError(
+                "bad argument #1 to '?' (expected integer between 1 and 2147483647)".into(),
+            ));
+        }
+        cell.with(|c| c.set(n));
+    }
+    Ok(cell.with(|c| c.get()))
+}
+
+/// A Lua error raised from a Rust function the way `luaL_error` words it:
+/// prefixed with the calling Lua line (`user_script:3: `) when the caller
+/// is Lua code.
+fn lua_error_at(lua: &Lua, msg: &str) -> mlua::Error {
+    let at = lua
+        .inspect_stack(1)
+        .and_then(|d| {
+            let line = d.curr_line();
+            let src = d.source().short_src.map(|s| s.into_owned());
+            (line > 0).then(|| format!("{}:{line}: ", src.unwrap_or_default()))
+        })
+        .unwrap_or_default();
+    mlua::Error::RuntimeError(format!("{at}{msg}"))
+}
+
+/// lua-cjson's number format (`%.14g`).
+fn cjson_number(n: f64, out: &mut Vec<u8>) {
+    let mut buf = [0u8; 40];
+    // SAFETY: the format takes exactly one double, and snprintf writes at
+    // most `buf.len()` bytes including the terminator.
+    let len = unsafe {
+        libc::snprintf(
+            buf.as_mut_ptr() as *mut libc::c_char,
+            buf.len(),
+            c"%.14g".as_ptr(),
+            n,
+        )
+    };
+    let len = (len.max(0) as usize).min(buf.len() - 1);
+    out.extend_from_slice(&buf[..len]);
+}
+
+/// Appends `s` as a JSON string with lua-cjson's escapes (`/` included).
+fn cjson_string(s: &[u8], out: &mut Vec<u8>) {
+    out.push(b'"');
+    for &c in s {
+        match c {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'/' => out.extend_from_slice(b"\\/"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            8 => out.extend_from_slice(b"\\b"),
+            12 => out.extend_from_slice(b"\\f"),
+            c if c < 0x20 || c == 0x7f => out.extend_from_slice(format!("\\u{:04x}", c).as_bytes()),
+            c => out.push(c),
+        }
+    }
+    out.push(b'"');
+}
+
+/// `cjson.encode` as lua-cjson does it: tables whose keys are all positive
+/// integers are arrays (holes become null; excessively sparse ones are
+/// refused), other tables objects; numbers as `%.14g`; the nesting limit
+/// and the NaN/Inf policy from the settings above. Errors carry
+/// lua-cjson's texts.
+fn cjson_encode(v: &Value, depth: i64, out: &mut Vec<u8>) -> mlua::Result<()> {
+    let fail = |what: &str, why: &str| {
+        Err(mlua::Error::RuntimeError(format!(
+            "Cannot serialise {what}: {why}"
+        )))
+    };
+    let number = |n: f64, out: &mut Vec<u8>| -> mlua::Result<()> {
+        if n.is_nan() || n.is_infinite() {
+            match CJSON_ENCODE_INVALID.with(|c| c.get()) {
+                0 => return fail("number", "must not be NaN or Inf"),
+                1 if n.is_nan() => {
+                    out.extend_from_slice(b"nan");
+                    return Ok(());
+                }
+                1 => {}
+                _ => {
+                    out.extend_from_slice(b"null");
+                    return Ok(());
+                }
+            }
+        }
+        cjson_number(n, out);
+        Ok(())
+    };
+    match v {
+        Value::String(s) => cjson_string(&s.as_bytes(), out),
+        Value::Integer(n) => number(*n as f64, out)?,
+        Value::Number(n) => number(*n, out)?,
+        Value::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Nil => out.extend_from_slice(b"null"),
+        Value::LightUserData(p) if p.0.is_null() => out.extend_from_slice(b"null"),
+        Value::Table(t) => {
+            let depth = depth + 1;
+            if depth > CJSON_ENCODE_DEPTH.with(|c| c.get()) {
+                return Err(mlua::Error::RuntimeError(format!(
+                    "Cannot serialise, excessive nesting ({depth})"
+                )));
+            }
+            // Array length, or None for an object.
+            let mut max = 0f64;
+            let mut items = 0f64;
+            let mut array = true;
+            for pair in t.clone().pairs::<Value, Value>() {
+                let (k, _) = pair?;
+                let k = match k {
+                    Value::Integer(i) => i as f64,
+                    Value::Number(n) => n,
+                    _ => {
+                        array = false;
+                        break;
+                    }
+                };
+                if k.floor() == k && k >= 1.0 {
+                    max = f64::max(max, k);
+                    items += 1.0;
+                } else {
+                    array = false;
+                    break;
+                }
+            }
+            if array && max > items * 2.0 && max > 10.0 {
+                return fail("table", "excessively sparse array");
+            }
+            if array && max > 0.0 {
+                out.push(b'[');
+                for i in 1..=(max as i64) {
+                    if i > 1 {
+                        out.push(b',');
+                    }
+                    cjson_encode(&t.raw_get::<Value>(i)?, depth, out)?;
+                }
+                out.push(b']');
+            } else {
+                out.push(b'{');
+                let mut first = true;
+                for pair in t.clone().pairs::<Value, Value>() {
+                    let (k, x) = pair?;
+                    if !first {
+                        out.push(b',');
+                    }
+                    first = false;
+                    match &k {
+                        Value::String(s) => cjson_string(&s.as_bytes(), out),
+                        Value::Integer(n) => {
+                            out.push(b'"');
+                            number(*n as f64, out)?;
+                            out.push(b'"');
+                        }
+                        Value::Number(n) => {
+                            out.push(b'"');
+                            number(*n, out)?;
+                            out.push(b'"');
+                        }
+                        other => {
+                            return fail(other.type_name(), "table key must be a number or string")
+                        }
+                    }
+                    out.push(b':');
+                    cjson_encode(&x, depth, out)?;
+                }
+                out.push(b'}');
+            }
+        }
+        other => return fail(other.type_name(), "type not supported"),
+    }
+    Ok(())
+}
+
+/// `cjson.decode`'s nesting limit (checked on the text before parsing).
+fn cjson_check_decode_depth(s: &[u8]) -> mlua::Result<()> {
+    let max = CJSON_DECODE_DEPTH.with(|c| c.get());
+    let (mut depth, mut in_str, mut esc) = (0i64, false, false);
+    for (i, &c) in s.iter().enumerate() {
+        if in_str {
+            match c {
+                _ if esc => esc = false,
+                b'\\' => esc = true,
+                b'"' => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            b'"' => in_str = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return Err(mlua::Error::RuntimeError(format!(
+                        "Found too many nested data structures ({depth}) at character {}",
+                        i + 1
+                    )));
+                }
+            }
+            b']' | b'}' => depth -= 1,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The `err` field `redis.error_reply(msg)` builds: Redis prefixes `-`
+/// when missing, then takes the first word as the error code (`ERR` when
+/// there is only one word: `error_reply("")` gives `ERR `, and
+/// `error_reply("OOPS")` gives `ERR OOPS`).
+fn error_reply_text(msg: &[u8]) -> Vec<u8> {
+    let body = msg.strip_prefix(b"-").unwrap_or(msg);
+    let (code, text): (&[u8], &[u8]) = match body.iter().position(|&c| c == b' ') {
+        Some(i) => (&body[..i], &body[i + 1..]),
+        None => (b"ERR", body),
+    };
+    let is_crlf = |c: &u8| *c == b'\r' || *c == b'\n';
+    let start = text.iter().position(|c| !is_crlf(c)).unwrap_or(text.len());
+    let end = text
+        .iter()
+        .rposition(|c| !is_crlf(c))
+        .map_or(start, |i| i + 1);
+    let mut out = code.to_vec();
+    out.push(b' ');
+    out.extend_from_slice(&text[start..end.max(start)]);
+    out
 }
 
 /// Formats a Lua number as a command argument (shortest round-trip form).
@@ -1258,19 +1539,39 @@ fn number_arg(n: f64) -> Bytes {
 }
 
 fn err_table(lua: &Lua, e: &CmdError) -> mlua::Result<Table> {
+    err_table_marked(lua, e, false)
+}
+
+/// The field marking an error table whose error was already counted in
+/// the error statistics (Redis's name for it).
+const COUNTED_FIELD: &str = "ignore_error_stats_update";
+
+/// [`err_table`], marked `counted` (see [`COUNTED_FIELD`]).
+fn err_table_marked(lua: &Lua, e: &CmdError, counted: bool) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     t.set("err", e.as_str().trim_end_matches(['\r', '\n']))?;
+    if counted {
+        t.set(COUNTED_FIELD, true)?;
+    }
     Ok(t)
 }
 
 /// Raises a command error from redis.call (see [`PRELUDE`]).
 fn raise(lua: &Lua, e: &CmdError) -> mlua::Error {
+    raise_marked(lua, e, false)
+}
+
+/// [`raise`] an error already counted in the error statistics.
+fn raise_marked(lua: &Lua, e: &CmdError, counted: bool) -> mlua::Error {
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let token = format!("<cinnabar-error-{}>", SEQ.fetch_add(1, Ordering::Relaxed));
     let pending = (|| -> mlua::Result<()> {
         let p = lua.create_table()?;
         p.set("token", token.as_str())?;
         p.set("err", e.as_str().trim_end_matches(['\r', '\n']))?;
+        if counted {
+            p.set(COUNTED_FIELD, true)?;
+        }
         lua.globals().raw_set("__cinnabar_pending", p)
     })();
     if let Err(x) = pending {
@@ -1420,16 +1721,188 @@ fn lua_to_reply(v: Value, resp3: bool, depth: usize) -> Reply {
     }
 }
 
+use crate::functions::{ALLOW_OOM, EVAL_COMPAT, FLAG_NAMES, NO_WRITES};
+
+/// Parses the shebang line of an EVAL body (`#!lua flags=no-writes,...`),
+/// as Redis 7 does: returns the script's flags ([`EVAL_COMPAT`] when there
+/// is no shebang: Redis 6 semantics) and the length of the line, which is
+/// cut before compiling (its newline is kept so line numbers match).
+/// Errors carry Redis's texts.
+pub fn shebang(body: &[u8]) -> Result<(u32, usize), CmdError> {
+    if !body.starts_with(b"#!") {
+        return Ok((EVAL_COMPAT, 0));
+    }
+    let Some(end) = body.iter().position(|&c| c == b'\n') else {
+        return Err(CmdError::err("Invalid script shebang"));
+    };
+    let parts = match crate::protocol::codec::split_args(&body[..end]) {
+        Some(p) if !p.is_empty() => p,
+        _ => return Err(CmdError::err("Invalid engine in script shebang")),
+    };
+    if parts[0] != b"#!lua" {
+        return Err(CmdError::err(format!(
+            "Unexpected engine in script shebang: {}",
+            String::from_utf8_lossy(&parts[0])
+        )));
+    }
+    let mut flags = 0;
+    for p in &parts[1..] {
+        let Some(list) = p.strip_prefix(b"flags=") else {
+            return Err(CmdError::err(format!(
+                "Unknown lua shebang option: {}",
+                String::from_utf8_lossy(p)
+            )));
+        };
+        if list.is_empty() {
+            continue;
+        }
+        for f in list.split(|&c| c == b',') {
+            match FLAG_NAMES.iter().find(|(_, n)| n.as_bytes() == f) {
+                Some((bit, _)) => flags |= bit,
+                None => {
+                    return Err(CmdError::err(format!(
+                        "Unexpected flag in script shebang: {}",
+                        String::from_utf8_lossy(f)
+                    )))
+                }
+            }
+        }
+    }
+    Ok((flags, end))
+}
+
+/// `-NOREPLICAS`: `min-replicas-to-write` is set and not enough replicas
+/// are connected (Cinnabar has none).
+pub const NOREPLICAS: CmdError =
+    CmdError::from_static("NOREPLICAS Not enough good replicas to write.");
+
+/// Whether writes are allowed by `min-replicas-to-write` /
+/// `min-replicas-max-lag` (Redis's checkGoodReplicasStatus with zero
+/// connected replicas).
+pub fn enough_replicas(srv: &crate::server::Server) -> bool {
+    srv.config.min_replicas_to_write() == 0 || srv.config.min_replicas_max_lag() == 0
+}
+
+/// The write / deny-oom flags a script invocation declares, which replace
+/// the command's own before it runs (Redis's evalGetCommandFlags /
+/// fcallGetCommandFlags): EVAL bodies with a shebang and functions declare
+/// them; `None` for anything else (the table's flags apply). Dispatch uses
+/// it for the OOM and NOREPLICAS refusals, so a script that may write is
+/// refused like a write command.
+pub fn declared_cmd_flags(
+    srv: &crate::server::Server,
+    name: &str,
+    argv: &[Bytes],
+) -> Option<DeclaredFlags> {
+    let flags = match name {
+        "eval" | "eval_ro" => shebang(argv.get(1)?).ok()?.0,
+        "evalsha" | "evalsha_ro" => {
+            let sha = argv.get(1)?;
+            if sha.len() != 40 {
+                return None;
+            }
+            let body = srv.scripts.get(std::str::from_utf8(sha).ok()?)?;
+            shebang(&body).ok()?.0
+        }
+        "fcall" | "fcall_ro" => srv.functions.flags_of(argv.get(1)?)?,
+        _ => return None,
+    };
+    if flags & EVAL_COMPAT != 0 {
+        return None;
+    }
+    Some(DeclaredFlags {
+        write: flags & NO_WRITES == 0,
+        deny_oom: flags & (ALLOW_OOM | NO_WRITES) == 0,
+    })
+}
+
+/// See [`declared_cmd_flags`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeclaredFlags {
+    /// The script may write (no `no-writes`).
+    pub write: bool,
+    /// Refused over maxmemory (neither `allow-oom` nor `no-writes`).
+    pub deny_oom: bool,
+}
+
+/// How one script execution treats the commands it calls (from its flags
+/// and the command that started it).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunMode {
+    /// Write commands are refused: EVAL_RO/FCALL_RO, or `no-writes`.
+    pub read_only: bool,
+    /// `allow-oom`: deny-oom commands run even over maxmemory.
+    pub allow_oom: bool,
+    /// Used memory was over maxmemory when the script started (Redis's
+    /// pre_command_oom_state): its first write is refused with -OOM.
+    pub oom: bool,
+}
+
+/// The checks Redis makes before running a script (scriptPrepareForRun):
+/// scripts with flags (a shebang, or any function) may be refused as a
+/// whole; EVAL scripts without one keep Redis 6 semantics. `flags` holds
+/// [`crate::functions`]' flag bits, `ro` is true for the *_RO commands.
+pub fn prepare(ctx: &Ctx<'_>, flags: u32, ro: bool) -> CmdResult<RunMode> {
+    let compat = flags & EVAL_COMPAT != 0;
+    let max = ctx.srv.config.maxmemory();
+    let oom = max > 0 && ctx.srv.memory.used(ctx.now) > max;
+    if !compat {
+        // no-cluster, allow-stale, a read-only replica and disk errors do
+        // not apply: Cinnabar has no cluster mode nor replication and
+        // does not refuse writes after a failed save.
+        if flags & NO_WRITES == 0 {
+            if ro {
+                return Err(CmdError::err(
+                    "Can not execute a script with write flag using *_ro command.",
+                ));
+            }
+            if !enough_replicas(ctx.srv) {
+                return Err(NOREPLICAS);
+            }
+        }
+        if oom && flags & (ALLOW_OOM | NO_WRITES) == 0 {
+            return Err(CmdError::from_static("OOM allow-oom flag is not set on the script, can not run it when used memory > 'maxmemory'"));
+        }
+    }
+    Ok(RunMode {
+        read_only: ro || (!compat && flags & NO_WRITES != 0),
+        allow_oom: !compat && flags & ALLOW_OOM != 0,
+        oom,
+    })
+}
+
+thread_local! {
+    /// Set when a script's final error came from a command it called,
+    /// whose error was already counted in the error statistics (Redis's
+    /// ignore_error_stats_update): dispatch must not count it again.
+    static ERROR_COUNTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the error the script command just returned was already counted
+/// in INFO errorstats (clears the mark).
+pub fn take_error_counted() -> bool {
+    ERROR_COUNTED.with(|c| c.replace(false))
+}
+
+/// Whether this thread is executing a command called by a script
+/// (`redis.call`): some commands behave differently for scripts (SORT
+/// orders a set's output).
+pub fn in_script() -> bool {
+    CURRENT.with(|c| !c.get().is_null())
+}
+
 /// Runs a script body (`sha` its SHA1) with KEYS and ARGV, under the
 /// caller's locks (EVAL holds every shard). Normally called on the script
-/// thread (see [`offload`]).
+/// thread (see [`offload`]). `skip` is the length of its shebang line
+/// (see [`shebang`]); `mode` comes from [`prepare`].
 pub fn run(
     ctx: &mut Ctx<'_>,
     sha: &str,
     body: &[u8],
+    skip: usize,
     keys: &[Bytes],
     args: &[Bytes],
-    read_only: bool,
+    mode: RunMode,
 ) -> CmdResult {
     with_state(ctx, |lua, ctx| {
         let cached = HOT.with(|h| {
@@ -1444,7 +1917,7 @@ pub fn run(
                     .with(|h| h.borrow().as_ref().map(|h| h.env.clone()))
                     .ok_or(CmdError::INTERNAL)?;
                 let f = lua
-                    .load(body)
+                    .load(body.get(skip..).unwrap_or_default())
                     .set_name("@user_script")
                     .set_environment(env)
                     .into_function()
@@ -1463,17 +1936,18 @@ pub fn run(
                 f
             }
         };
-        execute(lua, ctx, Target::Eval(func), sha, keys, args, read_only)
+        execute(lua, ctx, Target::Eval(func), sha, keys, args, mode)
     })
 }
 
-/// FCALL / FCALL_RO of function `name` (its flags already checked).
+/// FCALL / FCALL_RO of function `name` (its flags already checked by
+/// [`prepare`]).
 pub fn fcall(
     ctx: &mut Ctx<'_>,
     name: &str,
     keys: &[Bytes],
     args: &[Bytes],
-    read_only: bool,
+    mode: RunMode,
 ) -> CmdResult {
     with_state(ctx, |lua, ctx| {
         let fns = sync_functions(lua, &ctx.srv.functions)
@@ -1482,7 +1956,7 @@ pub fn fcall(
             Ok(Value::Function(f)) => f,
             _ => return Err(CmdError::err("Function not found")),
         };
-        execute(lua, ctx, Target::Function(f), name, keys, args, read_only)
+        execute(lua, ctx, Target::Function(f), name, keys, args, mode)
     })
 }
 
@@ -1490,7 +1964,11 @@ pub fn fcall(
 /// exactly the duration of the Lua call (see [`current`]).
 struct Running<'c, 'a> {
     ctx: RefCell<&'c mut Ctx<'a>>,
-    read_only: bool,
+    mode: RunMode,
+    /// A write command was called (Redis's SCRIPT_WRITE_DIRTY): from then
+    /// on the script is not refused for OOM or missing replicas, it cannot
+    /// stop half-way.
+    dirty: std::cell::Cell<bool>,
 }
 
 thread_local! {
@@ -1523,56 +2001,91 @@ fn redis_call(lua: &Lua, argv: Variadic<Value>, raising: bool) -> mlua::Result<V
     // (the state is thread-local), so the pointee is alive and only shared
     // references to it exist (mutation goes through its RefCell).
     let cur: &Running<'_, '_> = unsafe { &*(p as *const Running<'_, '_>) };
-    let read_only = cur.read_only;
 
     let fail = |lua: &Lua, e: CmdError| -> mlua::Result<Value> {
         if raising {
-            Err(raise(lua, &e))
+            Err(raise_marked(lua, &e, false))
         } else {
-            Ok(Value::Table(err_table(lua, &e)?))
+            Ok(Value::Table(err_table_marked(lua, &e, false)?))
         }
     };
-    let resp3 = resp3_selected();
-    let mut cmd: Vec<Bytes> = Vec::with_capacity(argv.len());
-    for a in argv.iter() {
-        match a {
-            Value::String(s) => cmd.push(Bytes::copy_from_slice(&s.as_bytes())),
-            Value::Number(n) => cmd.push(number_arg(*n)),
-            Value::Integer(n) => cmd.push(Bytes::from(n.to_string())),
-            _ => {
-                return fail(
-                    lua,
-                    CmdError::err("Lua redis lib command arguments must be strings or integers"),
-                )
-            }
+    // An error already counted in the error statistics (a refusal below,
+    // or the command's own error reply): marked so the script's final
+    // reply does not count it again (Redis's ignore_error_stats_update).
+    let fail_counted = |lua: &Lua, e: CmdError| -> mlua::Result<Value> {
+        if raising {
+            Err(raise_marked(lua, &e, true))
+        } else {
+            Ok(Value::Table(err_table_marked(lua, &e, true)?))
         }
-    }
-    if cmd.is_empty() {
-        return fail(
-            lua,
-            CmdError::err("Please specify at least one argument for this redis lib call"),
-        );
-    }
+    };
+    // A command refused before it ran (Redis's scriptCall errors): counted
+    // as an error reply and a rejected call of the command.
+    let reject = |lua: &Lua, entry: Option<&crate::commands::table::CommandEntry>, e: CmdError| {
+        if let Some(en) = entry {
+            en.stats.record_rejected();
+        }
+        cur.ctx.borrow().srv.stats.count_error(&e);
+        fail_counted(lua, e)
+    };
+    let resp3 = resp3_selected();
+    let cmd = match lua_argv(&argv) {
+        Ok(c) => c,
+        Err(e) => return fail(lua, e),
+    };
     let entry = match table().lookup(&cmd) {
         Lookup::Found(e) => e,
         _ => {
-            return fail(
+            return reject(
                 lua,
+                None,
                 CmdError::err("Unknown Redis command called from script"),
             )
         }
     };
     if !entry.spec.arity_ok(cmd.len()) {
-        return fail(
+        return reject(
             lua,
+            Some(entry),
             CmdError::err("Wrong number of args calling Redis command from script"),
         );
     }
     if entry.spec.flags.contains(CmdFlags::NOSCRIPT) {
-        return fail(
+        return reject(
             lua,
+            Some(entry),
             CmdError::err("This Redis command is not allowed from script"),
         );
+    }
+    let acl = {
+        let guard = cur.ctx.borrow();
+        crate::commands::acl::script_check(guard.srv, guard.client, entry, &cmd)
+    };
+    if let Err(e) = acl {
+        return reject(lua, Some(entry), e);
+    }
+    let writes = entry.spec.flags.contains(CmdFlags::WRITE);
+    if cur.mode.read_only && (writes || entry.spec.flags.contains(CmdFlags::MAY_REPLICATE)) {
+        return reject(
+            lua,
+            Some(entry),
+            CmdError::err("Write commands are not allowed from read-only scripts."),
+        );
+    }
+    // Once the script wrote, it cannot be stopped for the server's state.
+    if !cur.dirty.get() {
+        if writes && !enough_replicas(cur.ctx.borrow().srv) {
+            return reject(lua, Some(entry), NOREPLICAS);
+        }
+        if cur.mode.oom && !cur.mode.allow_oom && entry.spec.flags.contains(CmdFlags::DENYOOM) {
+            let max = cur.ctx.borrow().srv.config.maxmemory();
+            if max > 0 {
+                return reject(lua, Some(entry), CmdError::OOM);
+            }
+        }
+    }
+    if writes {
+        cur.dirty.set(true);
     }
     if (entry.spec.name == "xread" || entry.spec.name == "xreadgroup")
         && cmd.iter().skip(1).any(|a| a.eq_ignore_ascii_case(b"block"))
@@ -1585,29 +2098,6 @@ fn redis_call(lua: &Lua, argv: Variadic<Value>, raising: bool) -> mlua::Result<V
             )),
         );
     }
-    if entry.spec.flags.contains(CmdFlags::DENYOOM) {
-        let (max, used) = {
-            let g = cur.ctx.borrow();
-            (g.srv.config.maxmemory(), g.srv.memory.used(g.now))
-        };
-        if max > 0 && used > max {
-            return fail(lua, CmdError::OOM);
-        }
-    }
-    let writes = entry.spec.flags.contains(CmdFlags::WRITE);
-    if writes && read_only {
-        return fail(
-            lua,
-            CmdError::err("Write commands are not allowed from read-only scripts."),
-        );
-    }
-    let acl = {
-        let guard = cur.ctx.borrow();
-        crate::commands::acl::script_check(guard.srv, guard.client, entry, &cmd)
-    };
-    if let Err(e) = acl {
-        return fail(lua, e);
-    }
     let reply = {
         let mut guard = cur.ctx.borrow_mut();
         run_in_ctx(&mut guard, entry, &cmd)
@@ -1616,9 +2106,63 @@ fn redis_call(lua: &Lua, argv: Variadic<Value>, raising: bool) -> mlua::Result<V
         WROTE.store(true, Ordering::SeqCst);
     }
     match reply {
-        Reply::Error(e) => fail(lua, e),
+        // Counted by run_in_ctx.
+        Reply::Error(e) => fail_counted(lua, e),
         other => reply_to_lua(lua, other, resp3),
     }
+}
+
+/// Converts `redis.call`'s arguments to a command line (strings and
+/// numbers only, at least one), with Redis's error texts.
+fn lua_argv(argv: &Variadic<Value>) -> Result<Vec<Bytes>, CmdError> {
+    let mut cmd: Vec<Bytes> = Vec::with_capacity(argv.len());
+    for a in argv.iter() {
+        match a {
+            Value::String(s) => cmd.push(Bytes::copy_from_slice(&s.as_bytes())),
+            Value::Number(n) => cmd.push(number_arg(*n)),
+            Value::Integer(n) => cmd.push(Bytes::from(n.to_string())),
+            _ => {
+                return Err(CmdError::err(
+                    "Lua redis lib command arguments must be strings or integers",
+                ))
+            }
+        }
+    }
+    if cmd.is_empty() {
+        return Err(CmdError::err(
+            "Please specify at least one argument for this redis lib call",
+        ));
+    }
+    Ok(cmd)
+}
+
+/// `redis.acl_check_cmd(cmd, args...)`: whether the script's user may run
+/// that command with those keys (nothing is logged in ACL LOG).
+fn acl_check_cmd(lua: &Lua, argv: Variadic<Value>) -> mlua::Result<bool> {
+    let p = CURRENT.with(|c| c.get());
+    if p.is_null() {
+        return Err(raise(
+            lua,
+            &CmdError::err("redis.acl_check_cmd can only be called inside a script invocation"),
+        ));
+    }
+    // SAFETY: as in `redis_call`.
+    let cur: &Running<'_, '_> = unsafe { &*(p as *const Running<'_, '_>) };
+    let cmd = lua_argv(&argv).map_err(|e| raise(lua, &e))?;
+    let entry = match table().lookup(&cmd) {
+        Lookup::Found(e) => e,
+        _ => {
+            return Err(raise(
+                lua,
+                &CmdError::err("Invalid command passed to redis.acl_check_cmd()"),
+            ))
+        }
+    };
+    let guard = cur.ctx.borrow();
+    Ok(match &guard.client.user {
+        Some(h) if !h.unrestricted() => h.get().check(entry, &cmd).is_ok(),
+        _ => true,
+    })
 }
 
 /// What [`execute`] runs: an EVAL script body (KEYS/ARGV as globals) or a
@@ -1656,9 +2200,10 @@ fn execute(
     label: &str,
     keys: &[Bytes],
     args: &[Bytes],
-    read_only: bool,
+    mode: RunMode,
 ) -> CmdResult {
     let sha = label;
+    ERROR_COUNTED.with(|c| c.set(false));
     let lua_err = |e: mlua::Error| CmdError::err(format!("Error running script: {e}"));
     let g = lua.globals();
     let mk = |v: &[Bytes]| -> mlua::Result<Table> {
@@ -1688,7 +2233,8 @@ fn execute(
 
     let running = Running {
         ctx: RefCell::new(ctx),
-        read_only,
+        mode,
+        dirty: std::cell::Cell::new(false),
     };
     CURRENT.with(|c| c.set(&running as *const Running<'_, '_> as *const ()));
     let current_guard = CurrentGuard;
@@ -1707,8 +2253,28 @@ fn execute(
             }
         };
         let resp3 = resp3_selected();
+        let counted = |v: &Value| match v {
+            Value::Table(t) => t
+                .raw_get::<Option<bool>>(COUNTED_FIELD)
+                .ok()
+                .flatten()
+                .unwrap_or(false),
+            _ => false,
+        };
         if ok {
-            return Ok(Ok(lua_to_reply(v, resp3, 0)));
+            // A returned error table is the command's error reply.
+            return Ok(match lua_to_reply(v.clone(), resp3, 0) {
+                Reply::Error(e) => {
+                    if counted(&v) {
+                        ERROR_COUNTED.with(|c| c.set(true));
+                    }
+                    Err(e)
+                }
+                r => Ok(r),
+            });
+        }
+        if counted(&v) {
+            ERROR_COUNTED.with(|c| c.set(true));
         }
         // An error table {err, source, line} from the handler.
         let msg = match &v {
@@ -1742,6 +2308,7 @@ fn execute(
     BUSY.store(false, Ordering::SeqCst);
     let _ = lua.globals().raw_set("__cinnabar_pending", Value::Nil);
     if killed && !matches!(&result, Ok(Err(e)) if e.as_str().contains(KILLED)) {
+        ERROR_COUNTED.with(|c| c.set(false));
         // The script swallowed the kill error (pcall) and ended anyway.
         return Err(CmdError::err(format!(
             "{KILLED} script: {sha}, on @user_script:1."

@@ -375,3 +375,89 @@ async fn busy_functions_and_function_kill() {
     let r = runner.read_until(b"\r\n").await;
     assert!(r.starts_with(b"-ERR Script killed by user"));
 }
+
+/// Function flags enforced as Redis 7.0 does (no-writes, FCALL_RO,
+/// allow-oom / deny-oom over maxmemory, NOREPLICAS), FCALL finding a
+/// function in any case, quoted library names, FUNCTION STATS counts.
+#[tokio::test]
+async fn function_flags_match_redis() {
+    let srv = TestServer::start();
+    let code = lib(
+        "flags",
+        "redis.register_function('w', function(keys) return redis.call('set', keys[1], 'v') end)\n\
+         redis.register_function{function_name='nw', callback=function(keys) return redis.call('set', keys[1], 'v') end, flags={'no-writes'}}\n\
+         redis.register_function{function_name='r', callback=function(keys) return redis.call('get', keys[1]) end, flags={'no-writes'}}\n\
+         redis.register_function{function_name='oom', callback=function(keys) return redis.call('set', keys[1], 'o') end, flags={'allow-oom'}}\n\
+         redis.register_function{function_name='Mixed', callback=function() return 'mixed' end, flags={'NO-WRITES', 'Allow-Stale'}}\n\
+         redis.register_function{function_name='ver', callback=function() return redis.REDIS_VERSION end, flags={'no-writes'}}\n\
+         redis.register_function{function_name='pub', callback=function() return redis.call('publish', 'c', 'm') end, flags={'no-writes'}}",
+    );
+    let script = vec![
+        cmd(&["FUNCTION", "FLUSH"]),
+        cmd(&["FLUSHALL"]),
+        cmd(&["FUNCTION", "LOAD", &code]),
+        cmd(&["FCALL", "w", "1", "x"]),
+        cmd(&["FCALL", "W", "1", "x"]),
+        cmd(&["FCALL", "mixed", "0"]),
+        cmd(&["FCALL", "MIXED", "0"]),
+        cmd(&["FCALL_RO", "w", "1", "x"]),
+        cmd(&["FCALL", "nw", "1", "x"]),
+        cmd(&["FCALL_RO", "nw", "1", "x"]),
+        cmd(&["FCALL", "r", "1", "x"]),
+        cmd(&["FCALL_RO", "r", "1", "x"]),
+        cmd(&["FCALL", "pub", "0"]),
+        cmd(&["FCALL", "nosuch", "0"]),
+        cmd(&["CONFIG", "SET", "maxmemory", "1"]),
+        cmd(&["FCALL", "w", "1", "x"]),
+        cmd(&["FCALL", "r", "1", "x"]),
+        cmd(&["FCALL_RO", "r", "1", "x"]),
+        cmd(&["FCALL", "oom", "1", "x"]),
+        cmd(&["GET", "x"]),
+        cmd(&["MULTI"]),
+        cmd(&["FCALL", "w", "1", "x"]),
+        cmd(&["EXEC"]),
+        cmd(&["MULTI"]),
+        cmd(&["FCALL", "r", "1", "x"]),
+        cmd(&["PING"]),
+        cmd(&["EXEC"]),
+        cmd(&["CONFIG", "SET", "maxmemory", "0"]),
+        cmd(&["MULTI"]),
+        cmd(&["FCALL", "r", "1", "x"]),
+        cmd(&["CONFIG", "SET", "maxmemory", "1"]),
+        cmd(&["EXEC"]),
+        cmd(&["MULTI"]),
+        cmd(&["FCALL", "r", "1", "x"]),
+        cmd(&["DISCARD"]),
+        cmd(&["CONFIG", "SET", "maxmemory", "0"]),
+        cmd(&["CONFIG", "SET", "min-replicas-to-write", "1"]),
+        cmd(&["FCALL", "w", "1", "x"]),
+        cmd(&["FCALL", "r", "1", "x"]),
+        cmd(&["CONFIG", "SET", "min-replicas-to-write", "0"]),
+        cmd(&["FCALL", "ver", "0"]),
+        cmd(&[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=\"quoted\"\nredis.register_function('q', function() return 1 end)",
+        ]),
+        cmd(&[
+            "FUNCTION",
+            "LOAD",
+            "#! name=test\nredis.register_function('q2', function() return 1 end)",
+        ]),
+        cmd(&[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name='unbalanced\nredis.register_function('q3', function() return 1 end)",
+        ]),
+        cmd(&[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=dup\nredis.register_function('Q', function() return 1 end)",
+        ]),
+        cmd(&["FUNCTION", "STATS"]),
+        cmd(&["FUNCTION", "DELETE", "flags"]),
+        cmd(&["FUNCTION", "STATS"]),
+    ];
+    same_replies(srv.addr.port(), &script).await;
+    same_replies_resp3(srv.addr.port(), &script).await;
+}

@@ -562,3 +562,293 @@ async fn globals_and_library_tables_are_read_only() {
         .to_string()
         .contains("Script attempted to access nonexistent global variable 'print'"));
 }
+
+/// Redis 7 shebang scripts (`#!lua flags=...`): parse errors, no-writes,
+/// EVAL_RO, allow-oom over maxmemory, NOREPLICAS, line numbers kept, and
+/// scripts without a shebang keeping Redis 6 semantics; byte for byte
+/// against redis-server.
+#[tokio::test]
+async fn shebang_flags_match_redis() {
+    let srv = TestServer::start();
+    let ro_read = "#!lua flags=no-writes\nreturn redis.call('get',KEYS[1])";
+    let script = vec![
+        cmd(&["FLUSHALL"]),
+        cmd(&["SET", "x", "123"]),
+        cmd(&["EVAL", "#!not-lua\nreturn 1", "0"]),
+        cmd(&["EVAL", "#!lua\nreturn 1", "0"]),
+        cmd(&["EVAL", "#!lua badger=data\nreturn 1", "0"]),
+        cmd(&["EVAL", "#!lua name=mylib\nreturn 1", "0"]),
+        cmd(&["EVAL", "#!lua flags=allow-oom,what?\nreturn 1", "0"]),
+        cmd(&["EVAL", "#!lua flags=allow-oom,\nreturn 1", "0"]),
+        cmd(&["EVAL", "#!lua flags=NO-WRITES\nreturn 1", "0"]),
+        cmd(&["EVAL", "#!lua flags=", "0"]),
+        cmd(&["EVAL", "#!\nreturn 1", "0"]),
+        cmd(&["EVAL", "#!lua \"unbalanced\nreturn 1", "0"]),
+        cmd(&[
+            "EVAL",
+            "#!lua flags=no-writes,allow-stale,no-cluster,allow-cross-slot-keys,allow-oom\nreturn 2",
+            "0",
+        ]),
+        cmd(&["EVAL", "#!lua flags=\nreturn 3", "0"]),
+        // The shebang line is cut but its newline kept: same line numbers.
+        cmd(&["EVAL", "#!lua\n\nerror('boom')", "0"]),
+        cmd(&["EVAL", "#!lua\nreturn redis.call('nosuch')", "0"]),
+        cmd(&[
+            "EVAL",
+            "#!lua flags=no-writes\nreturn redis.call('set','x',1)",
+            "1",
+            "x",
+        ]),
+        cmd(&[
+            "EVAL",
+            "#!lua flags=no-writes\nreturn redis.pcall('set','x',1)['err']",
+            "1",
+            "x",
+        ]),
+        cmd(&["EVAL", ro_read, "1", "x"]),
+        cmd(&["EVAL_RO", ro_read, "1", "x"]),
+        cmd(&["EVAL_RO", "#!lua\nreturn redis.call('get','x')", "1", "x"]),
+        cmd(&["EVAL_RO", "#!lua\nreturn 1", "0"]),
+        cmd(&["EVAL_RO", "return redis.call('get','x')", "1", "x"]),
+        cmd(&["EVAL_RO", "return redis.call('publish','c','m')", "0"]),
+        cmd(&["SCRIPT", "LOAD", "#!lua flags=bogus\nreturn 1"]),
+        cmd(&["SCRIPT", "LOAD", "#!lua flags=no-writes\nreturn 'loaded'"]),
+        cmd(&["EVALSHA_RO", "25a0c95a82d42a4f7b6a4b8b9b9b0f44e3f04b47", "0"]),
+        // Over maxmemory: flagged scripts are refused unless allow-oom or
+        // no-writes; scripts without a shebang fail on their first write.
+        cmd(&["CONFIG", "SET", "maxmemory", "1"]),
+        cmd(&["EVAL", "redis.call('set','x',1) return 1", "1", "x"]),
+        cmd(&["EVAL", "return redis.pcall('set','x',1)['err']", "1", "x"]),
+        cmd(&["EVAL", "return redis.call('get','x')", "1", "x"]),
+        cmd(&["EVAL", "#!lua flags=\nreturn 1", "0"]),
+        cmd(&["EVAL", "#!lua\nreturn 1", "0"]),
+        cmd(&[
+            "EVAL",
+            "#!lua flags=allow-oom\nredis.call('set','x',1) return redis.call('get','x')",
+            "1",
+            "x",
+        ]),
+        cmd(&["EVAL", "#!lua flags=no-writes\nreturn redis.call('get','x')", "0"]),
+        cmd(&["EVAL_RO", ro_read, "1", "x"]),
+        cmd(&["MULTI"]),
+        cmd(&["EVAL", "#!lua\nreturn 1", "0"]),
+        cmd(&["EXEC"]),
+        cmd(&["CONFIG", "SET", "maxmemory", "0"]),
+        // min-replicas-to-write with no replica: writes are refused.
+        cmd(&["CONFIG", "SET", "min-replicas-to-write", "1"]),
+        cmd(&["EVAL", ro_read, "1", "x"]),
+        cmd(&["EVAL", "return redis.call('get','x')", "1", "x"]),
+        cmd(&["EVAL", "#!lua\nreturn redis.call('get','x')", "1", "x"]),
+        cmd(&["EVAL", "return redis.call('set','x',1)", "1", "x"]),
+        cmd(&["SET", "x", "1"]),
+        cmd(&["GET", "x"]),
+        cmd(&["CONFIG", "SET", "min-replicas-max-lag", "0"]),
+        cmd(&["SET", "x", "2"]),
+        cmd(&["CONFIG", "SET", "min-replicas-max-lag", "10"]),
+        cmd(&["CONFIG", "SET", "min-replicas-to-write", "0"]),
+        cmd(&["SET", "x", "3"]),
+    ];
+    same_replies(srv.addr.port(), &script).await;
+}
+
+/// Redis's Lua helpers and statistics: error_reply's code parsing, errors
+/// from commands a script called counted once in INFO errorstats, SORT of
+/// a set ordered for scripts, redis.acl_check_cmd, redis.REDIS_VERSION.
+#[tokio::test]
+async fn script_helpers_and_error_stats_match_redis() {
+    let srv = TestServer::start();
+    let script = vec![
+        cmd(&["FLUSHALL"]),
+        cmd(&["EVAL", "return redis.error_reply('')", "0"]),
+        cmd(&["EVAL", "return redis.error_reply('MY_ERR')", "0"]),
+        cmd(&["EVAL", "return redis.error_reply('-MY_ERR')", "0"]),
+        cmd(&["EVAL", "return redis.error_reply('MY_ERR custom msg')", "0"]),
+        cmd(&["EVAL", "return redis.error_reply(1)", "0"]),
+        cmd(&["EVAL", "return redis.status_reply()", "0"]),
+        cmd(&["CONFIG", "RESETSTAT"]),
+        cmd(&["SET", "s", "1"]),
+        cmd(&[
+            "EVAL",
+            "return redis.call('GEOADD','s','13.36','38.11','Palermo')",
+            "0",
+        ]),
+        cmd(&["INFO", "ERRORSTATS"]),
+        cmd(&["EVAL", "return redis.pcall('lpush','s','x')", "0"]),
+        cmd(&["INFO", "ERRORSTATS"]),
+        cmd(&["EVAL", "redis.pcall('lpush','s','x') return 1", "0"]),
+        cmd(&["INFO", "ERRORSTATS"]),
+        cmd(&["EVAL_RO", "return redis.call('set','x','y')", "0"]),
+        cmd(&["INFO", "ERRORSTATS"]),
+        cmd(&["EVAL", "return redis.call('nosuch')", "0"]),
+        cmd(&["EVAL", "return redis.call('get')", "0"]),
+        cmd(&["EVAL", "return redis.call({})", "0"]),
+        cmd(&["EVAL", "error('x')", "0"]),
+        cmd(&["INFO", "ERRORSTATS"]),
+        cmd(&["SADD", "myset", "c", "b", "a", "aa", "z", "1", "10", "2"]),
+        cmd(&[
+            "EVAL",
+            "return redis.call('sort',KEYS[1],'by','_')",
+            "1",
+            "myset",
+        ]),
+        cmd(&[
+            "EVAL",
+            "return redis.call('sort',KEYS[1],'by','_','get','#','get','_:*')",
+            "1",
+            "myset",
+        ]),
+        cmd(&["EVAL", "return redis.acl_check_cmd('set','xx',1)", "0"]),
+        cmd(&["EVAL", "return redis.acl_check_cmd('nosuch','xx')", "0"]),
+        cmd(&["EVAL", "return redis.acl_check_cmd()", "0"]),
+        cmd(&[
+            "ACL",
+            "SETUSER",
+            "bob",
+            "on",
+            ">123",
+            "+@scripting",
+            "+set",
+            "~x*",
+        ]),
+        cmd(&["AUTH", "bob", "123"]),
+        cmd(&["EVAL", "return redis.acl_check_cmd('set','xx',1)", "0"]),
+        cmd(&["EVAL", "return redis.acl_check_cmd('hset','xx','f',1)", "0"]),
+        cmd(&["EVAL", "return redis.acl_check_cmd('set','yy',1)", "0"]),
+        cmd(&["EVAL", "return redis.call('hset','xx','f',1)", "0"]),
+        cmd(&["EVAL", "return redis.call('set','yy',1)", "0"]),
+        cmd(&["EVAL", "return redis.pcall('set','yy',1)", "0"]),
+        cmd(&["EVAL", "return redis.call('set','xx',1)", "0"]),
+        cmd(&["AUTH", "default", "nopass"]),
+        cmd(&["ACL", "DELUSER", "bob"]),
+        cmd(&["EVAL", "return type(redis.REDIS_VERSION_NUM)", "0"]),
+        // CLUSTER as a standalone redis-server has it.
+        cmd(&["EVAL", "return redis.call('cluster','reset','hard')", "0"]),
+        cmd(&["EVAL", "return redis.pcall('cluster','info')", "0"]),
+        cmd(&["CLUSTER", "INFO"]),
+        cmd(&["CLUSTER", "KEYSLOT"]),
+        cmd(&["CLUSTER", "BOGUS"]),
+    ];
+    same_replies(srv.addr.port(), &script).await;
+}
+
+/// The per-command statistics of a script's refused and failing calls, as
+/// Redis keeps them (rejected vs failed, the script counted as failed).
+#[tokio::test]
+async fn script_command_stats() {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    let stat = |info: &str, cmd: &str| -> String {
+        info.lines()
+            .find(|l| l.starts_with(&format!("cmdstat_{cmd}:")))
+            .map(|l| {
+                l.split(',')
+                    .filter(|p| {
+                        p.starts_with("rejected_calls")
+                            || p.starts_with("failed_calls")
+                            || p.contains("calls=")
+                    })
+                    .filter(|p| !p.contains("usec"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default()
+    };
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(1)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let r: redis::RedisResult<i64> = redis::cmd("EVAL")
+        .arg("return redis.call('set','x','y')")
+        .arg(1)
+        .arg("x")
+        .query_async(&mut c)
+        .await;
+    assert!(r.unwrap_err().to_string().contains("OOM"));
+    // A flagged script without allow-oom is refused before it runs.
+    let r: redis::RedisResult<i64> = redis::cmd("EVAL")
+        .arg("#!lua\nreturn 1")
+        .arg(0)
+        .query_async(&mut c)
+        .await;
+    assert!(r.unwrap_err().to_string().contains("OOM"));
+    let info: String = redis::cmd("INFO")
+        .arg("ALL")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(
+        stat(&info, "set"),
+        "cmdstat_set:calls=0,rejected_calls=1,failed_calls=0"
+    );
+    assert_eq!(
+        stat(&info, "eval"),
+        "cmdstat_eval:calls=1,rejected_calls=1,failed_calls=1"
+    );
+    assert!(info.contains("errorstat_OOM:count=2\r\n"), "{info}");
+    assert!(info.contains("total_error_replies:2\r\n"), "{info}");
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(0)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+}
+
+/// lua-cjson's encoding (number format, escapes, arrays vs objects, sparse
+/// arrays, errors) and its settings (nesting limits, NaN/Inf), against
+/// redis-server.
+#[tokio::test]
+async fn cjson_matches_redis() {
+    let srv = TestServer::start();
+    let script = vec![
+        cmd(&["EVAL", "return cjson.encode({1, 2.5, 1/3, 1e20, -0.000001, 'a/b\"c\\\\d\\n\\1\\127'})", "0"]),
+        cmd(&["EVAL", "return cjson.encode({[1]='a', [2]='b', [4]='d'})", "0"]),
+        cmd(&["EVAL", "return cjson.encode({[1]='a', [20]='b'})", "0"]),
+        cmd(&["EVAL", "local r = cjson.encode({[1]='a', [20]='b'}) return r", "0"]),
+        cmd(&["EVAL", "local ok, e = pcall(cjson.decode, '{') return {tostring(ok), type(e)}", "0"]),
+        cmd(&["EVAL", "local ok, e = pcall(redis.call, 'nosuch') return {tostring(ok), e}", "0"]),
+        cmd(&["EVAL", "local ok, e = pcall(redis.call, 'incr') return e", "0"]),
+        cmd(&["EVAL", "local ok, e = pcall(function() return redis.call('nosuch') end) return e", "0"]),
+        cmd(&["EVAL", "redis.call('set','str','x') local ok, e = pcall(redis.call, 'incr', 'str') return e", "0"]),
+        cmd(&["EVAL", "local ok, e = pcall(error, {x=1}) return type(e)", "0"]),
+        cmd(&["EVAL", "local ok, e = pcall(error, {err='MY'}) return e", "0"]),
+        cmd(&["EVAL", "local ok, e = pcall(error, 'plain') return e", "0"]),
+        cmd(&["EVAL", "return {pcall(function(a, b) return a, nil, b end, 1, 2)}", "0"]),
+        cmd(&["EVAL", "return cjson.encode({})", "0"]),
+        cmd(&["EVAL", "return cjson.encode({a={b={c={}}}})", "0"]),
+        cmd(&["EVAL", "return cjson.encode({[1.5]='x'})", "0"]),
+        cmd(&["EVAL", "return cjson.encode(cjson.null)", "0"]),
+        cmd(&["EVAL", "return cjson.encode(true)", "0"]),
+        cmd(&["EVAL", "return {pcall(cjson.encode, {[true]=1})}", "0"]),
+        cmd(&["EVAL", "return {pcall(cjson.encode, print)}", "0"]),
+        cmd(&["EVAL", "return {pcall(cjson.encode, {function() end})}", "0"]),
+        cmd(&["EVAL", "return {pcall(cjson.encode, 0/0)}", "0"]),
+        cmd(&["EVAL", "return {pcall(cjson.encode, 1/0)}", "0"]),
+        cmd(&[
+            "EVAL",
+            "cjson.encode_max_depth(2) local ok, e = pcall(cjson.encode, {{{1}}}) cjson.encode_max_depth(1000) return {tostring(ok), e}",
+            "0",
+        ]),
+        cmd(&[
+            "EVAL",
+            "cjson.decode_max_depth(1) local ok = pcall(cjson.decode, '[[1]]') local ok2 = pcall(cjson.decode, '[1]') cjson.decode_max_depth(1000) return {tostring(ok), tostring(ok2)}",
+            "0",
+        ]),
+        cmd(&[
+            "EVAL",
+            "cjson.encode_invalid_numbers(true) local a = cjson.encode({0/0}) cjson.encode_invalid_numbers(false) return a",
+            "0",
+        ]),
+        cmd(&["EVAL", "return cjson.decode('{\"a\":[1,2,{\"b\":null}]}').a[2]", "0"]),
+    ];
+    same_replies(srv.addr.port(), &script).await;
+}

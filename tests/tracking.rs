@@ -595,3 +595,72 @@ async fn caching_lasts_through_a_transaction_and_disconnect_cleans_up() {
         .unwrap();
     assert!(info.contains("tracking_clients:0"), "{info}");
 }
+
+/// Keys removed by one active-expiry cycle reach a BCAST client in one
+/// message (Redis sends BCAST keys once per event-loop turn), and an
+/// EXPIRE of a missing tracked key changes nothing, so sends nothing.
+#[tokio::test]
+async fn bcast_batches_expired_keys_and_noop_expire_is_silent() {
+    let srv = TestServer::start();
+    let mut w = srv.conn().await;
+    let _: () = redis::cmd("DEBUG")
+        .arg("SET-ACTIVE-EXPIRE")
+        .arg(0)
+        .query_async(&mut w)
+        .await
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    for k in ["a1", "a2", "a3", "b1"] {
+        set(&mut w, k, "v").await;
+        let _: i64 = redis::cmd("PEXPIREAT")
+            .arg(k)
+            .arg(now + 50)
+            .query_async(&mut w)
+            .await
+            .unwrap();
+    }
+    let mut c = resp3(&srv).await;
+    ok(
+        &mut c,
+        &[b"CLIENT", b"TRACKING", b"on", b"BCAST", b"PREFIX", b"a"],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let _: () = redis::cmd("DEBUG")
+        .arg("SET-ACTIVE-EXPIRE")
+        .arg(1)
+        .query_async(&mut w)
+        .await
+        .unwrap();
+    c.expect(b"", &inv_many(&[b"a1", b"a2", b"a3"])).await;
+    quiet(&mut c).await;
+
+    // Default mode: EXPIRE/PEXPIRE/PERSIST of a missing key, or PERSIST
+    // of a key without TTL, leave the reader's cache valid.
+    let mut d = resp3(&srv).await;
+    ok(&mut d, &[b"CLIENT", b"TRACKING", b"on"]).await;
+    d.expect(&resp(&[b"GET", b"missing"]), b"_\r\n").await;
+    set(&mut w, "plain", "1").await;
+    d.expect(&resp(&[b"GET", b"plain"]), &bulk_of(b"1")).await;
+    for (cmd, key, arg) in [
+        ("EXPIRE", "missing", Some("100")),
+        ("PEXPIRE", "missing", Some("100")),
+        ("PERSIST", "missing", None),
+        ("PERSIST", "plain", None),
+        ("EXPIRE", "plain", Some("100")),
+    ] {
+        let mut q = redis::cmd(cmd);
+        q.arg(key);
+        if let Some(a) = arg {
+            q.arg(a);
+        }
+        let _: i64 = q.query_async(&mut w).await.unwrap();
+        if key == "plain" && cmd == "EXPIRE" {
+            d.expect(b"", &inv(b"plain")).await;
+        }
+    }
+    quiet(&mut d).await;
+}

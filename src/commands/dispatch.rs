@@ -108,8 +108,16 @@ pub fn execute(srv: &Server, client: &mut Client, argv: &[Bytes]) -> Reply {
     // While a script holds every shard, eviction would wait for it.
     if srv.config.maxmemory() > 0 && !crate::scripting::running() {
         let is_exec = entry.spec.name == "exec";
+        // Scripts that declare flags (shebang, functions) are deny-oom
+        // unless they declare allow-oom or no-writes.
+        // Inside MULTI every command but EXEC/DISCARD/QUIT/RESET is
+        // refused (queueing takes memory), as Redis does.
         let denyoom = entry.spec.flags.contains(CmdFlags::DENYOOM)
-            || (is_exec && client.multi.as_ref().is_some_and(|m| m.denyoom));
+            || (is_exec && client.multi.as_ref().is_some_and(|m| m.denyoom))
+            || (client.multi.is_some()
+                && !matches!(entry.spec.name, "exec" | "discard" | "quit" | "reset"))
+            || crate::scripting::declared_cmd_flags(srv, entry.spec.name, argv)
+                .is_some_and(|f| f.deny_oom);
         let now = if client.now > 0 {
             client.now
         } else {
@@ -135,6 +143,15 @@ pub fn execute(srv: &Server, client: &mut Client, argv: &[Bytes]) -> Reply {
                 .note_alloc(argv.iter().map(|a| a.len() as u64 + 16).sum());
         }
     }
+    // min-replicas-to-write: Cinnabar has no replicas, so writes are refused
+    // whenever it is set (with min-replicas-max-lag), as Redis does.
+    if !crate::scripting::enough_replicas(srv)
+        && (entry.spec.flags.contains(CmdFlags::WRITE)
+            || crate::scripting::declared_cmd_flags(srv, entry.spec.name, argv)
+                .is_some_and(|f| f.write))
+    {
+        return reject(srv, client, Some(entry), crate::scripting::NOREPLICAS);
+    }
     // Tracking: keep the table within tracking-table-max-keys before each
     // command (also one that is only queued), as Redis does.
     if srv.tracking.in_use() {
@@ -150,7 +167,9 @@ pub fn execute(srv: &Server, client: &mut Client, argv: &[Bytes]) -> Reply {
             );
         }
         if let Some(m) = client.multi.as_mut() {
-            m.denyoom |= entry.spec.flags.contains(CmdFlags::DENYOOM);
+            m.denyoom |= entry.spec.flags.contains(CmdFlags::DENYOOM)
+                || crate::scripting::declared_cmd_flags(srv, entry.spec.name, argv)
+                    .is_some_and(|f| f.deny_oom);
             m.queue.push((entry, argv.to_vec()));
         }
         return Reply::Status("QUEUED");
@@ -418,7 +437,10 @@ fn finish(srv: &Server, entry: &CommandEntry, result: Outcome) -> Reply {
         }
         Ok(Err(e)) => {
             entry.stats.record_failed();
-            srv.stats.count_error(&e);
+            // A script's error from a command it called was counted then.
+            if !crate::scripting::take_error_counted() {
+                srv.stats.count_error(&e);
+            }
             Reply::Error(e)
         }
         Err(panic) => {

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use crate::commands::connection::help_reply;
 use crate::commands::ctx::Ctx;
 use crate::commands::spec::{cmd, container, Acl, CmdFlags as F, CommandSpec, LockScope};
-use crate::functions::{RestorePolicy, ALLOW_OOM, FLAG_NAMES, NO_WRITES};
+use crate::functions::{RestorePolicy, FLAG_NAMES};
 use crate::protocol::args::{eq_ic, int_arg};
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::scripting;
@@ -141,19 +141,10 @@ fn fcall_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], ro: bool) -> CmdResult {
     if numkeys < 0 {
         return Err(CmdError::err("Number of keys can't be negative"));
     }
-    let no_writes = info.flags & NO_WRITES != 0;
-    if !no_writes && ro {
-        return Err(CmdError::err(
-            "Can not execute a script with write flag using *_ro command.",
-        ));
-    }
-    let max = ctx.srv.config.maxmemory();
-    if max > 0 && info.flags & (ALLOW_OOM | NO_WRITES) == 0 && ctx.srv.memory.used(ctx.now) > max {
-        return Err(CmdError::from_static("OOM allow-oom flag is not set on the script, can not run it when used memory > 'maxmemory'"));
-    }
+    let mode = scripting::prepare(ctx, info.flags, ro)?;
     let n = numkeys as usize;
-    *scripting::RUN_INFO.lock() = Some((name.clone(), argv.to_vec(), ctx.now));
-    let r = scripting::fcall(ctx, &name, &argv[3..3 + n], &argv[3 + n..], ro || no_writes);
+    *scripting::RUN_INFO.lock() = Some((info.name.clone(), argv.to_vec(), ctx.now));
+    let r = scripting::fcall(ctx, &info.name, &argv[3..3 + n], &argv[3 + n..], mode);
     *scripting::RUN_INFO.lock() = None;
     r
 }

@@ -4,6 +4,7 @@
 pub mod acl;
 pub mod bitmaps;
 pub mod blocking;
+pub mod cluster;
 pub mod connection;
 pub mod ctx;
 pub mod dispatch;

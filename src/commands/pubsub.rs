@@ -21,7 +21,12 @@ const SUB_F: F = F::PUBSUB
     .union(F::NOSCRIPT)
     .union(F::LOADING)
     .union(F::STALE);
-const PUB_F: F = F::PUBSUB.union(F::LOADING).union(F::STALE).union(F::FAST);
+/// PUBLISH and SPUBLISH may replicate (refused in read-only scripts, as Redis).
+const PUB_F: F = F::PUBSUB
+    .union(F::LOADING)
+    .union(F::STALE)
+    .union(F::FAST)
+    .union(F::MAY_REPLICATE);
 const INTRO_F: F = F::PUBSUB.union(F::LOADING).union(F::STALE);
 
 /// Shard channels are declared as keys (COMMAND GETKEYS, cluster slots) but

@@ -135,10 +135,14 @@ fn eval_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], by_sha: bool, ro: bool) -> Cm
             }
         }
     } else {
+        // A script with a bad shebang is refused before it is cached.
+        scripting::shebang(&argv[1])?;
         let sha = ctx.srv.scripts.insert(&argv[1]);
         (sha, argv[1].clone())
     };
-    scripting::run(ctx, &sha, &body, keys, args, ro)
+    let (flags, skip) = scripting::shebang(&body)?;
+    let mode = scripting::prepare(ctx, flags, ro)?;
+    scripting::run(ctx, &sha, &body, skip, keys, args, mode)
 }
 
 /// ```text
@@ -167,9 +171,11 @@ fn evalsha_ro(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 /// SCRIPT LOAD script
 /// ```
 fn script_load(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
-    // Compile first so a broken script is refused, as Redis does.
+    // Check the shebang and compile first so a broken script is refused,
+    // as Redis does.
+    let (_, skip) = scripting::shebang(&argv[2])?;
     if let Err(e) = mlua::Lua::new()
-        .load(&argv[2][..])
+        .load(argv[2].get(skip..).unwrap_or_default())
         .set_name("@user_script")
         .into_function()
     {

@@ -291,8 +291,9 @@ fn sort_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], readonly: bool) -> CmdResult 
     };
 
     // A set has no order of its own: when its unsorted content would be
-    // stored, sort it alphabetically so the result is deterministic.
-    if dontsort && kind == Kind::Set && store.is_some() {
+    // stored or handed to a script, sort it alphabetically so the result
+    // is deterministic (as Redis).
+    if dontsort && kind == Kind::Set && (store.is_some() || crate::scripting::in_script()) {
         dontsort = false;
         alpha = true;
         sortby = None;

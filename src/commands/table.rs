@@ -31,6 +31,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     crate::commands::scripting::SPECS,
     crate::commands::persist::SPECS,
     crate::commands::acl::SPECS,
+    crate::commands::cluster::SPECS,
 ];
 
 /// Runtime counters of one command (INFO commandstats), striped per thread.

@@ -224,8 +224,11 @@ fn evict(srv: &Server, db: usize, key: &[u8], now: u64) -> Option<u64> {
         drop(sh);
         srv.notify_keyspace(db, crate::config::notify::EVICTED, "evicted", key);
         if srv.tracking.in_use() {
+            // BCAST keys go out with the triggering command's (after it,
+            // or at the tracking cron for background eviction), in one
+            // message as Redis sends them once per event-loop turn.
             let keys = crate::server::tracking::take_modified();
-            srv.tracking.invalidate_by_server(srv, &keys);
+            srv.tracking.invalidate(srv, &keys, None);
         }
         Some(bytes)
     } else {

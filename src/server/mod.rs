@@ -615,8 +615,9 @@ async fn active_expire_task(srv: Arc<Server>) {
                         srv.notify_keyspace(db, crate::config::notify::EXPIRED, "expired", key);
                     }
                     if srv.tracking.in_use() {
+                        // BCAST keys are sent once for the whole cycle.
                         let keys = tracking::take_modified();
-                        srv.tracking.invalidate_by_server(&srv, &keys);
+                        srv.tracking.invalidate(&srv, &keys, None);
                     }
                     if removed.len() < EXPIRE_BATCH {
                         break;
@@ -626,6 +627,9 @@ async fn active_expire_task(srv: Arc<Server>) {
                     }
                 }
             }
+        }
+        if srv.tracking.in_use() {
+            srv.tracking.broadcast(&srv, None);
         }
     }
 }

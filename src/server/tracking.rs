@@ -87,6 +87,11 @@ pub struct Local {
     /// Invalidation frames for this client caused by its own command,
     /// written right after that command's reply.
     pub pending: BytesMut,
+    /// Set by the connection while it executes a batch of pipelined
+    /// commands: BCAST keys are then sent once, by [`end_batch`], instead
+    /// of after each command (Redis sends them once per event-loop turn,
+    /// so a pipeline's writes arrive in one message).
+    pub batching: bool,
 }
 
 /// The client running the current command: its id and the buffer for
@@ -695,12 +700,30 @@ pub fn after_top_level(
     {
         srv.memory.mark_stale();
     }
+    if !client.tracking.batching {
+        let cur = Some(Current {
+            id: client.id,
+            pending: &mut client.tracking.pending,
+        });
+        srv.tracking.broadcast(srv, cur);
+    }
+    srv.tracking.enforce_limit(srv);
+}
+
+/// The end of a batch of pipelined commands (see [`Local::batching`]):
+/// sends the BCAST keys the batch collected, in one message per prefix;
+/// the client's own ones land in its `pending` buffer, to be written after
+/// the batch's replies.
+pub fn end_batch(srv: &Server, client: &mut crate::connection::client::Client) {
+    client.tracking.batching = false;
+    if !srv.tracking.in_use() {
+        return;
+    }
     let cur = Some(Current {
         id: client.id,
         pending: &mut client.tracking.pending,
     });
     srv.tracking.broadcast(srv, cur);
-    srv.tracking.enforce_limit(srv);
 }
 
 /// A blocked client's command re-run on a writer's thread (see
