@@ -68,6 +68,10 @@
 //!   (`development`, `production`), immutable.
 //! * `metrics-port` — port of the metrics endpoint, 0 = off, immutable.
 //! * `log-format` — `text` or `json`, immutable.
+//! * `child-nice` — nice value (0..19, default 10) of the forked children
+//!   that write snapshots and AOF rewrites, modifiable: on a small machine
+//!   the child then takes idle CPU first and leaves the cores to the
+//!   clients (a save takes longer under load; 0 behaves as Redis).
 //! * `entra-issuer`, `entra-audience`, `entra-public-key-file`,
 //!   `entra-jwks-file`, `entra-default-acl` — Entra ID-style token
 //!   authentication (`AUTH <oid> <jwt>`, see `crate::entra`), modifiable
@@ -96,7 +100,7 @@
 //! `io-threads`, `io-threads-do-reads`, `oom-score-adj`,
 //! `oom-score-adj-values`, `disable-thp`, `jemalloc-bg-thread`,
 //! `ignore-warnings`, `stop-writes-on-bgsave-error`,
-//! `rdb-del-sync-files`, `rdb-key-save-delay`,
+//! `rdb-del-sync-files`,
 //! `loading-process-events-interval-bytes`, `sanitize-dump-payload`,
 //! `no-appendfsync-on-rewrite`,
 //! `aof-timestamp-enabled`,
@@ -943,7 +947,7 @@ params! {
     dir "dir" = special(Special::Dir, "").protected();
     rdb_del_sync_files "rdb-del-sync-files" = boolean("no").no_effect() => bool;
     rdb_key_save_delay "rdb-key-save-delay" =
-        int(INT_MIN, INT_MAX, "0").hidden().no_effect() => i64;
+        int(INT_MIN, INT_MAX, "0").hidden() => i64;
     key_load_delay "key-load-delay" = int(INT_MIN, INT_MAX, "0").hidden() => i64;
     loading_process_events_interval_bytes "loading-process-events-interval-bytes" =
         int(1024, INT_MAX, "2097152").hidden().no_effect() => u64;
@@ -1112,6 +1116,8 @@ params! {
     profile "profile" = string("").immutable().cinnabar() => String, "Cinnabar-only, informational: the configuration profile's name.";
     metrics_port "metrics-port" = int(0, 65535, "0").immutable().cinnabar().no_effect() => u16, "Cinnabar-only: port of the metrics endpoint; 0 = off.";
     log_format "log-format" = enumeration(LOG_FORMAT, "text").immutable().cinnabar() => LogFormat, "Cinnabar-only.";
+    child_nice "child-nice" = int(0, 19, "10").cinnabar() => i64,
+        "Cinnabar-only: nice value of snapshot and AOF-rewrite children (0 = as the server).";
     db_maxmemory_policy "db-maxmemory-policy" = string("").check(check_db_policies).cinnabar() => String,
         "Cinnabar-only: per-database eviction policy overrides, pairs of `db policy` (\"1 noeviction 2 volatile-lru\").";
     entra_issuer "entra-issuer" = string("").cinnabar() => String,
@@ -3542,6 +3548,7 @@ mod tests {
         assert_eq!(
             ours,
             [
+                "child-nice",
                 "db-maxmemory-policy",
                 "disabled-commands",
                 "entra-audience",

@@ -543,3 +543,99 @@ async fn debug_digest_is_stable_across_reload_and_restart() {
         .unwrap();
     assert_eq!(v, vec!["0".repeat(40)]);
 }
+
+/// The PIDs of the server's child processes (from /proc).
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
+                out.extend(s.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+            }
+        }
+    }
+    out
+}
+
+/// The nice value of a process (field 19 of /proc/PID/stat).
+fn nice_of(pid: u32) -> Option<i64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces: count after its ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(16)?.parse().ok()
+}
+
+/// `rdb-key-save-delay` slows the snapshot child (as Redis's tests rely
+/// on), and the child runs at `child-nice` (default 10) so it yields the
+/// CPU to the clients; `child-nice 0` leaves it at the server's priority.
+#[tokio::test]
+async fn snapshot_child_honours_key_save_delay_and_child_nice() {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    let v: String = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("child-nice")
+        .query_async::<Vec<String>>(&mut c)
+        .await
+        .unwrap()
+        .remove(1);
+    assert_eq!(v, "10");
+    let err = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("child-nice")
+        .arg("20")
+        .query_async::<()>(&mut c)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("child-nice"), "{err}");
+    let _: () = redis::cmd("DEBUG")
+        .arg("POPULATE")
+        .arg(300)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    for (nice, want) in [("10", 10), ("0", 0)] {
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("child-nice")
+            .arg(nice)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        // 300 keys × 5 ms: the save lasts about 1.5 s.
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("rdb-key-save-delay")
+            .arg(5000)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let _: String = redis::cmd("BGSAVE").query_async(&mut c).await.unwrap();
+        let child = loop {
+            if let Some(&p) = children_of(srv.pid()).first() {
+                break p;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "no snapshot child"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        assert_eq!(nice_of(child), Some(want));
+        assert_eq!(info_field(&mut c, "rdb_bgsave_in_progress").await, "1");
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("rdb-key-save-delay")
+            .arg(0)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        wait_bgsave_done(&mut c).await;
+        assert!(
+            started.elapsed() >= Duration::from_millis(1000),
+            "the delay had no effect"
+        );
+        assert_eq!(info_field(&mut c, "rdb_last_bgsave_status").await, "ok");
+    }
+}

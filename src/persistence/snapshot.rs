@@ -44,6 +44,7 @@ pub fn fork_with<C>(srv: &Server, at_fork: impl FnOnce(), child: C) -> io::Resul
 where
     C: FnOnce(&Frozen<'_>) -> io::Result<()>,
 {
+    let nice = libc::c_int::try_from(srv.config.child_nice()).unwrap_or(0);
     let dbs = crate::commands::ctx::lock_everything(srv);
     let frozen = Frozen {
         dbs,
@@ -59,6 +60,11 @@ where
         return Err(io::Error::last_os_error());
     }
     if pid == 0 {
+        if nice > 0 {
+            // SAFETY: setpriority on this (child) process only; failure
+            // leaves the priority unchanged, which is harmless.
+            unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
+        }
         let ok = matches!(
             catch_unwind(AssertUnwindSafe(|| child(&frozen))),
             Ok(Ok(()))
@@ -396,6 +402,9 @@ pub struct SaveParams {
     pub lfu: bool,
     pub used_mem: u64,
     pub functions: Vec<Vec<u8>>,
+    /// `rdb-key-save-delay`: microseconds to sleep after each key (a
+    /// testing aid as in Redis; negative: 1 µs with probability 1/|n|).
+    pub key_save_delay: i64,
 }
 
 impl SaveParams {
@@ -409,6 +418,7 @@ impl SaveParams {
             lfu: policy.is_lfu(),
             used_mem: srv.memory.used(crate::commands::dispatch::unix_ms()),
             functions: library_codes(srv),
+            key_save_delay: srv.config.rdb_key_save_delay(),
         }
     }
 }
@@ -450,6 +460,7 @@ pub fn write_rdb(
                     if let Err(e) = w.entry(k, v, exp, m) {
                         err = Some(e);
                     }
+                    key_save_delay(p.key_save_delay);
                 }
             });
             if let Some(e) = err {
@@ -461,6 +472,19 @@ pub fn write_rdb(
     let f = bw.into_inner().map_err(|e| e.into_error())?;
     f.sync_all()?;
     Ok(())
+}
+
+/// Redis's debugDelay: sleeps `usec` µs; a negative value sleeps 1 µs
+/// with probability 1/|usec| (short delays without a syscall per key).
+fn key_save_delay(usec: i64) {
+    let usec = match usec {
+        0 => return,
+        n if n < 0 => u64::from(rand::random::<u64>().is_multiple_of(n.unsigned_abs())),
+        n => n.unsigned_abs(),
+    };
+    if usec > 0 {
+        std::thread::sleep(std::time::Duration::from_micros(usec));
+    }
 }
 
 /// Inserts one loaded key into the keyspace (startup, DEBUG RELOAD).
