@@ -664,3 +664,40 @@ async fn bcast_batches_expired_keys_and_noop_expire_is_silent() {
     }
     quiet(&mut d).await;
 }
+
+/// A pipeline of writes sent in one packet reaches a BCAST client as one
+/// invalidation message (Redis sends BCAST keys once per event-loop turn),
+/// and the writer's own BCAST invalidation follows its replies.
+#[tokio::test]
+async fn bcast_batches_a_pipeline_of_writes() {
+    let srv = TestServer::start();
+    let mut c = resp3(&srv).await;
+    ok(
+        &mut c,
+        &[b"CLIENT", b"TRACKING", b"on", b"BCAST", b"PREFIX", b"p:"],
+    )
+    .await;
+    let mut w = resp3(&srv).await;
+    ok(
+        &mut w,
+        &[b"CLIENT", b"TRACKING", b"on", b"BCAST", b"PREFIX", b"p:"],
+    )
+    .await;
+    let mut pipeline = Vec::new();
+    for k in [&b"p:1"[..], b"q:1", b"p:2", b"p:3"] {
+        pipeline.extend(resp(&[b"SET", k, b"v"]));
+    }
+    let mut want_w = b"+OK\r\n+OK\r\n+OK\r\n+OK\r\n".to_vec();
+    want_w.extend(inv_many(&[b"p:1", b"p:2", b"p:3"]));
+    w.expect(&pipeline, &want_w).await;
+    c.expect(b"", &inv_many(&[b"p:1", b"p:2", b"p:3"])).await;
+    quiet(&mut c).await;
+    // Unbatched again for the next single command.
+    w.expect(&resp(&[b"SET", b"p:4", b"v"]), &{
+        let mut v = b"+OK\r\n".to_vec();
+        v.extend(inv_many(&[b"p:4"]));
+        v
+    })
+    .await;
+    c.expect(b"", &inv_many(&[b"p:4"])).await;
+}

@@ -89,6 +89,9 @@ where
 
         // A parsed command handed back by the script thread (see below).
         let mut pending: Option<crate::scripting::ParseItem> = None;
+        // BCAST invalidations of this batch's writes go out once, at its
+        // end (Redis sends them once per event-loop turn).
+        client.tracking.batching = srv.tracking.in_use();
         loop {
             let limits = Limits {
                 max_bulk_len: srv.config.proto_max_bulk_len(),
@@ -142,6 +145,7 @@ where
                     if client.blocking.waiter.is_some() {
                         // Blocked: send what earlier commands produced, then
                         // wait for this command's final reply.
+                        end_tracking_batch(&srv, &mut client, &mut out);
                         if !out.is_empty() && {
                             wait_durable(&srv, &client).await;
                             write_out(&srv, &mut stream, &mut out).await
@@ -190,6 +194,7 @@ where
                         break 'conn;
                     }
                     if client.close_after_reply {
+                        end_tracking_batch(&srv, &mut client, &mut out);
                         break;
                     }
                     if out.len() >= OUT_HIGH_WATER && {
@@ -201,8 +206,12 @@ where
                         break 'conn;
                     }
                 }
-                Ok(None) => break,
+                Ok(None) => {
+                    end_tracking_batch(&srv, &mut client, &mut out);
+                    break;
+                }
                 Err(e) => {
+                    end_tracking_batch(&srv, &mut client, &mut out);
                     tracing::debug!(client = client.id, error = %e.0, "protocol error");
                     srv.stats.count_error_code("ERR");
                     encode(
@@ -252,6 +261,19 @@ where
     crate::commands::transaction::discard_state(&srv, &mut client);
     srv.pubsub.remove_client(&mut client.pubsub, client.id);
     srv.unregister_client(info.id);
+}
+
+/// Ends a batch of pipelined commands for client tracking: sends the BCAST
+/// invalidations it collected; the client's own follow its replies.
+fn end_tracking_batch(srv: &Server, client: &mut Client, out: &mut BytesMut) {
+    if !client.tracking.batching {
+        return;
+    }
+    crate::server::tracking::end_batch(srv, client);
+    if !client.tracking.pending.is_empty() {
+        out.extend_from_slice(&client.tracking.pending);
+        client.tracking.pending.clear();
+    }
 }
 
 /// Appends a command's reply to the output buffer, honouring CLIENT REPLY.
