@@ -103,7 +103,6 @@
 //! `rdb-del-sync-files`,
 //! `loading-process-events-interval-bytes`, `sanitize-dump-payload`,
 //! `no-appendfsync-on-rewrite`,
-//! `aof-timestamp-enabled`,
 //! `aof-rewrite-incremental-fsync`, `rdb-save-incremental-fsync`,
 //! `aof-disable-auto-gc`, `replicaof`, `masterauth`, `masteruser`,
 //! `replica-serve-stale-data`, `replica-read-only`, `repl-diskless-sync`,
@@ -966,7 +965,7 @@ params! {
         mem(0, LONG_MAX, "64mb") => u64;
     aof_load_truncated "aof-load-truncated" = boolean("yes") => bool;
     aof_use_rdb_preamble "aof-use-rdb-preamble" = boolean("yes") => bool;
-    aof_timestamp_enabled "aof-timestamp-enabled" = boolean("no").no_effect() => bool;
+    aof_timestamp_enabled "aof-timestamp-enabled" = boolean("no") => bool;
     aof_rewrite_incremental_fsync "aof-rewrite-incremental-fsync" =
         boolean("yes").no_effect() => bool;
     rdb_save_incremental_fsync "rdb-save-incremental-fsync" = boolean("yes").no_effect() => bool;
@@ -2497,11 +2496,16 @@ pub enum Command {
         out: PathBuf,
     },
     /// Check an append-only file (one `.aof` file, or every file of a
-    /// `.manifest`) like redis-check-aof; `--fix` cuts a truncated tail.
+    /// `.manifest`) like redis-check-aof; `--fix` cuts a truncated tail,
+    /// `--truncate-to-timestamp` cuts back to a point in time.
     CheckAof {
         /// Truncate the last file at the last complete command.
         #[arg(long)]
         fix: bool,
+        /// Truncate at the first `#TS:` annotation later than this unix
+        /// time (files written with aof-timestamp-enabled).
+        #[arg(long, value_name = "UNIX-SECS", conflicts_with = "fix")]
+        truncate_to_timestamp: Option<u64>,
         /// The `.manifest` or `.aof` file.
         file: PathBuf,
     },

@@ -29,10 +29,19 @@ fn main() {
         }
         return;
     }
-    if let Some(cinnabar::config::Command::CheckAof { fix, file }) = &cli.command {
+    if let Some(cinnabar::config::Command::CheckAof {
+        fix,
+        truncate_to_timestamp,
+        file,
+    }) = &cli.command
+    {
         let mut args = vec![file.display().to_string()];
         if *fix {
             args.push("--fix".into());
+        }
+        if let Some(t) = truncate_to_timestamp {
+            args.push("--truncate-to-timestamp".into());
+            args.push(t.to_string());
         }
         std::process::exit(cinnabar::persistence::aof::check_aof_main(&args));
     }

@@ -1255,3 +1255,107 @@ async fn blocked_xreadgroup_served_later_is_propagated() {
     let mut c = srv.conn().await;
     assert_eq!(before, xinfo_full(&mut c, "s", mask).await);
 }
+
+/// Waits until the wall clock enters a new second (unix secs returned).
+async fn next_second() -> u64 {
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let start = now();
+    while now() == start {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    now()
+}
+
+/// aof-timestamp-enabled writes Redis's `#TS:<secs>` annotations (before
+/// the first command of each new second, and at the top of a command
+/// base); the server loads such files, and `check-aof
+/// --truncate-to-timestamp` cuts the AOF back to a point in time.
+#[tokio::test]
+async fn timestamp_annotations_and_truncate_to_timestamp() {
+    let mut srv = TestServer::start_with(&[
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--aof-timestamp-enabled",
+        "yes",
+    ]);
+    let mut c = srv.conn().await;
+    next_second().await;
+    run(&mut c, &["SET", "a", "1"]).await;
+    let t2 = next_second().await;
+    run(&mut c, &["SET", "b", "2"]).await;
+    next_second().await;
+    run(&mut c, &["SET", "c", "3"]).await;
+    drop(c);
+    srv.kill9();
+    let adir = srv.dir.path().join("appendonlydir");
+    let incr = adir.join("appendonly.aof.1.incr.aof");
+    let text = String::from_utf8(std::fs::read(&incr).unwrap()).unwrap();
+    let stamps: Vec<u64> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("#TS:"))
+        .map(|t| t.parse().unwrap())
+        .collect();
+    assert_eq!(stamps.len(), 3, "{text:?}");
+    assert!(stamps.windows(2).all(|w| w[0] < w[1]), "{stamps:?}");
+    assert!(text.starts_with("#TS:"), "{text:?}");
+
+    // The annotated file loads whole.
+    srv.restart_with(&["--appendonly", "yes"]);
+    let mut c = srv.conn().await;
+    let got: Vec<Option<String>> = redis::cmd("MGET")
+        .arg(&["a", "b", "c"])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(got, [Some("1".into()), Some("2".into()), Some("3".into())]);
+    drop(c);
+    srv.kill9();
+
+    // Back to the second of `b`: `c` (a later second) is cut off.
+    let bin = env!("CARGO_BIN_EXE_cinnabar");
+    let manifest = adir.join("appendonly.aof.manifest");
+    let out = Command::new(bin)
+        .args(["check-aof", "--truncate-to-timestamp", &t2.to_string()])
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!(
+            "Successfully truncated AOF {} to timestamp {t2}",
+            incr.display()
+        )),
+        "{said}"
+    );
+    srv.restart_with(&["--appendonly", "yes"]);
+    let mut c = srv.conn().await;
+    let got: Vec<Option<String>> = redis::cmd("MGET")
+        .arg(&["a", "b", "c"])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(got, [Some("1".into()), Some("2".into()), None]);
+
+    // A rewrite without the RDB preamble starts its base with a timestamp.
+    run(&mut c, &["CONFIG", "SET", "aof-use-rdb-preamble", "no"]).await;
+    run(&mut c, &["CONFIG", "SET", "aof-timestamp-enabled", "yes"]).await;
+    run(&mut c, &["BGREWRITEAOF"]).await;
+    wait_rewrite(&mut c).await;
+    let m = std::fs::read_to_string(&manifest).unwrap();
+    let base = m
+        .lines()
+        .find(|l| l.ends_with("type b"))
+        .and_then(|l| l.split(' ').nth(1))
+        .unwrap()
+        .to_string();
+    let b = std::fs::read(adir.join(&base)).unwrap();
+    assert!(b.starts_with(b"#TS:"), "{:?}", String::from_utf8_lossy(&b));
+}

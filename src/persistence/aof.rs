@@ -209,6 +209,8 @@ pub struct CommandReader<R> {
     /// Bytes consumed so far (the offset of the next command).
     pub offset: u64,
     line: Vec<u8>,
+    /// `#TS:<unix-secs>` annotations met so far: (offset of the line, secs).
+    pub timestamps: Vec<(u64, u64)>,
 }
 
 /// The largest element count / bulk length accepted from a file (a corrupt
@@ -222,6 +224,7 @@ impl<R: BufRead> CommandReader<R> {
             r,
             offset: 0,
             line: Vec::new(),
+            timestamps: Vec::new(),
         }
     }
 
@@ -263,6 +266,14 @@ impl<R: BufRead> CommandReader<R> {
         // `#` lines between commands are annotations (Redis writes
         // `#TS:<unix-secs>` with aof-timestamp-enabled): skipped.
         while self.line.first() == Some(&b'#') {
+            if let Some(ts) = self
+                .line
+                .strip_prefix(b"#TS:")
+                .and_then(|t| std::str::from_utf8(t).ok())
+                .and_then(|t| t.trim_end().parse::<u64>().ok())
+            {
+                self.timestamps.push((start, ts));
+            }
             start += n as u64;
             self.offset = start;
             let Some(m) = self.read_line()? else {
@@ -411,10 +422,29 @@ fn truncate(path: &Path, at: u64, ok: bool, mut out: FileLoad) -> Result<FileLoa
 /// of a manifest) and, with `--fix`, cuts a truncated tail. Returns the
 /// process exit code.
 pub fn check_aof_main(args: &[String]) -> i32 {
-    let fix = args.iter().any(|a| a == "--fix");
-    let Some(path) = args.iter().find(|a| !a.starts_with("--")) else {
-        eprintln!("Usage: cinnabar check-aof [--fix] <file.manifest|file.aof>");
-        return 1;
+    let usage = || {
+        eprintln!(
+            "Usage: cinnabar check-aof [--fix|--truncate-to-timestamp <unix-secs>] <file.manifest|file.aof>"
+        );
+        1
+    };
+    let mut fix = false;
+    let mut to_ts = None;
+    let mut path = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--fix" => fix = true,
+            "--truncate-to-timestamp" => match it.next().and_then(|t| t.parse::<u64>().ok()) {
+                Some(t) => to_ts = Some(t),
+                None => return usage(),
+            },
+            p if !p.starts_with("--") && path.is_none() => path = Some(p),
+            _ => return usage(),
+        }
+    }
+    let Some(path) = path else {
+        return usage();
     };
     let path = PathBuf::from(path);
     let files: Vec<PathBuf> = if path.extension().is_some_and(|e| e == "manifest") {
@@ -441,10 +471,13 @@ pub fn check_aof_main(args: &[String]) -> i32 {
     } else {
         vec![path]
     };
+    if let Some(ts) = to_ts {
+        return truncate_to_timestamp(&files, ts);
+    }
     let mut code = 0;
     for (i, f) in files.iter().enumerate() {
         let last = i + 1 == files.len();
-        match check_file(f) {
+        match check_file(f).map(|c| c.bad) {
             Ok(None) => println!("AOF {} is valid", f.display()),
             Ok(Some((at, size))) => {
                 println!(
@@ -480,12 +513,71 @@ pub fn check_aof_main(args: &[String]) -> i32 {
     code
 }
 
-/// `Ok(None)` if valid; `Ok(Some((ok_up_to, size)))` if the tail is
-/// truncated or unreadable from `ok_up_to` on (a torn MULTI counts).
+/// `check-aof --truncate-to-timestamp T`: cuts the AOF at its first
+/// `#TS:` annotation later than `T` (point-in-time recovery, as
+/// redis-check-aof). Only the last file can be cut: a later annotation in
+/// an earlier file is an error, as in Redis.
+fn truncate_to_timestamp(files: &[PathBuf], to: u64) -> i32 {
+    for (i, f) in files.iter().enumerate() {
+        let checked = match check_file(f) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("{e}");
+                return 1;
+            }
+        };
+        if let Some((at, _)) = checked.bad {
+            println!(
+                "AOF {} is not valid (ok up to {at}). Use the --fix option to try fixing it.",
+                f.display()
+            );
+            return 1;
+        }
+        let Some(&(cut, _)) = checked.timestamps.iter().find(|&&(_, t)| t > to) else {
+            continue;
+        };
+        if i + 1 != files.len() {
+            println!(
+                "Failed to truncate AOF {} to timestamp {to} because it is not the last file.",
+                f.display()
+            );
+            return 1;
+        }
+        return match OpenOptions::new().write(true).open(f).and_then(|h| {
+            h.set_len(cut)?;
+            h.sync_all()
+        }) {
+            Ok(()) => {
+                println!(
+                    "Successfully truncated AOF {} to timestamp {to}",
+                    f.display()
+                );
+                0
+            }
+            Err(e) => {
+                eprintln!("Failed to truncate AOF {}: {e}", f.display());
+                1
+            }
+        };
+    }
+    println!("AOF has no annotation later than timestamp {to}: nothing to truncate");
+    0
+}
+
+/// What [`check_file`] found.
+struct Checked {
+    /// `None` if valid; `Some((ok_up_to, size))` if the tail is truncated
+    /// or unreadable from `ok_up_to` on (a torn MULTI counts).
+    bad: Option<(u64, u64)>,
+    /// The `#TS:` annotations: (offset, unix secs).
+    timestamps: Vec<(u64, u64)>,
+}
+
+/// Checks one AOF file (see [`Checked`]).
 /// A file starting with `REDIS` (an RDB base, or a Redis 4-6 AOF with an
 /// RDB preamble) has its RDB part checked whole (a damaged RDB cannot be
 /// fixed by truncation) and the commands after it as any AOF.
-fn check_file(path: &Path) -> Result<Option<(u64, u64)>, String> {
+fn check_file(path: &Path) -> Result<Checked, String> {
     let mut f = File::open(path).map_err(|e| format!("Cannot open {}: {e}", path.display()))?;
     let size = f
         .seek(io::SeekFrom::End(0))
@@ -522,9 +614,19 @@ fn check_file(path: &Path) -> Result<Option<(u64, u64)>, String> {
                     multi_at = None;
                 }
             }
-            Ok(None) => return Ok(multi_at.map(|m| (m, size))),
+            Ok(None) => {
+                return Ok(Checked {
+                    bad: multi_at.map(|m| (m, size)),
+                    timestamps: rd.timestamps,
+                })
+            }
             Err(ReadError::Io(e)) => return Err(e.to_string()),
-            Err(_) => return Ok(Some((multi_at.unwrap_or(at), size))),
+            Err(_) => {
+                return Ok(Checked {
+                    bad: Some((multi_at.unwrap_or(at), size)),
+                    timestamps: rd.timestamps,
+                })
+            }
         }
     }
 }
@@ -547,6 +649,8 @@ pub fn writer_loop(srv: Arc<Server>, mut file: File, start_offset: u64) {
     let mut off = start_offset;
     let mut synced_off = start_offset;
     let mut last_sync = Instant::now();
+    // The second of the last `#TS:` annotation (aof-timestamp-enabled).
+    let mut last_ts = 0u64;
     loop {
         let always = srv.config.appendfsync() == Appendfsync::Always;
         feed.set_eager(always);
@@ -567,6 +671,21 @@ pub fn writer_loop(srv: Arc<Server>, mut file: File, start_offset: u64) {
         for seg in segments {
             match seg {
                 crate::server::propagate::Segment::Data(buf) => {
+                    if srv.config.aof_timestamp_enabled() && !buf.is_empty() {
+                        // As Redis: a `#TS:<secs>` line before the first
+                        // commands of each new second (annotations are
+                        // not part of the replication offset).
+                        let now = crate::commands::dispatch::unix_ms() / 1000;
+                        if now > last_ts {
+                            last_ts = now;
+                            let ts = timestamp_annotation(now);
+                            if let Err(e) = write_retrying(&mut file, &ts) {
+                                tracing::warn!("Error writing to the AOF file: {e}");
+                                failed = true;
+                            }
+                            srv.persist.add_incr_size(ts.len() as u64);
+                        }
+                    }
                     if let Err(e) = write_retrying(&mut file, &buf) {
                         tracing::warn!("Error writing to the AOF file: {e}");
                         failed = true;
@@ -580,6 +699,7 @@ pub fn writer_loop(srv: Arc<Server>, mut file: File, start_offset: u64) {
                     match open_incr(&path) {
                         Ok(f) => {
                             file = f;
+                            last_ts = 0;
                             srv.persist.reset_incr_size();
                         }
                         Err(e) => {
@@ -618,6 +738,13 @@ pub fn writer_loop(srv: Arc<Server>, mut file: File, start_offset: u64) {
     }
     let _ = file.sync_data();
     feed.set_written(off, true);
+}
+
+/// The `#TS:<unix-secs>\r\n` annotation Redis writes with
+/// aof-timestamp-enabled (skipped by loaders, used by
+/// `check-aof --truncate-to-timestamp`).
+pub fn timestamp_annotation(secs: u64) -> Vec<u8> {
+    format!("#TS:{secs}\r\n").into_bytes()
 }
 
 fn write_retrying(f: &mut File, buf: &[u8]) -> io::Result<()> {

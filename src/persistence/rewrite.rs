@@ -75,6 +75,12 @@ pub fn write_commands(frozen: &Frozen<'_>, p: &SaveParams, tmp: &Path) -> io::Re
         w: BufWriter::with_capacity(1 << 20, f),
         ib: itoa::Buffer::new(),
     };
+    if p.aof_timestamps {
+        // As Redis: a command base starts with the time of the rewrite.
+        o.w.write_all(&crate::persistence::aof::timestamp_annotation(
+            frozen.now / 1000,
+        ))?;
+    }
     for code in &p.functions {
         o.command(&[b"FUNCTION", b"LOAD", code])?;
     }

@@ -405,6 +405,8 @@ pub struct SaveParams {
     /// `rdb-key-save-delay`: microseconds to sleep after each key (a
     /// testing aid as in Redis; negative: 1 µs with probability 1/|n|).
     pub key_save_delay: i64,
+    /// `aof-timestamp-enabled`: a command base starts with `#TS:`.
+    pub aof_timestamps: bool,
 }
 
 impl SaveParams {
@@ -419,6 +421,7 @@ impl SaveParams {
             used_mem: srv.memory.used(crate::commands::dispatch::unix_ms()),
             functions: library_codes(srv),
             key_save_delay: srv.config.rdb_key_save_delay(),
+            aof_timestamps: srv.config.aof_timestamp_enabled(),
         }
     }
 }
