@@ -1359,3 +1359,36 @@ async fn timestamp_annotations_and_truncate_to_timestamp() {
     let b = std::fs::read(adir.join(&base)).unwrap();
     assert!(b.starts_with(b"#TS:"), "{:?}", String::from_utf8_lossy(&b));
 }
+
+/// A command the server does not know stops the load with Redis's message
+/// (skipping it would load a different dataset than the one written).
+#[tokio::test]
+async fn unknown_command_in_the_aof_stops_startup() {
+    let mut srv = TestServer::start_with(AOF);
+    let mut c = srv.conn().await;
+    let _: () = c.set("k1", "v1").await.unwrap();
+    drop(c);
+    srv.kill9();
+    let incr = srv
+        .dir
+        .path()
+        .join("appendonlydir/appendonly.aof.1.incr.aof");
+    let mut data = std::fs::read(&incr).unwrap();
+    data.extend_from_slice(b"*2\r\n$9\r\nNOSUCHCMD\r\n$1\r\nx\r\n");
+    std::fs::write(&incr, &data).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cinnabar"))
+        .args(["--port", "0", "--appendonly", "yes", "--dir"])
+        .arg(srv.dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        all.contains("Unknown command 'NOSUCHCMD' reading the append only file"),
+        "{all}"
+    );
+}

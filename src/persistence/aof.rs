@@ -325,14 +325,14 @@ pub struct FileLoad {
 }
 
 /// Replays one file of commands through `exec` (which runs a command as
-/// the loading client). A truncated tail is cut off (`aof-load-truncated
+/// the loading client; its error stops the load). A truncated tail is cut off (`aof-load-truncated
 /// yes`, only for the last file) or is an error; anything else unreadable is
 /// an error naming the offset. An unfinished MULTI at the end counts as
 /// truncated at the MULTI.
 pub fn replay_file(
     path: &Path,
     truncate_ok: bool,
-    exec: &mut dyn FnMut(&[Bytes]),
+    exec: &mut dyn FnMut(&[Bytes]) -> Result<(), String>,
     discard_multi: &mut dyn FnMut(),
 ) -> Result<FileLoad, String> {
     let f = File::open(path)
@@ -348,7 +348,7 @@ pub fn replay_from(
     r: &mut dyn BufRead,
     start: u64,
     truncate_ok: bool,
-    exec: &mut dyn FnMut(&[Bytes]),
+    exec: &mut dyn FnMut(&[Bytes]) -> Result<(), String>,
     discard_multi: &mut dyn FnMut(),
 ) -> Result<FileLoad, String> {
     let mut rd = CommandReader::new(r);
@@ -366,7 +366,7 @@ pub fn replay_from(
                 } else if argv[0].eq_ignore_ascii_case(b"exec") {
                     multi_at = None;
                 }
-                exec(&argv);
+                exec(&argv)?;
             }
             Ok(None) => {
                 if let Some(m) = multi_at {

@@ -169,10 +169,17 @@ fn replay(
     let mut exec = |argv: &[Bytes]| {
         client.now = crate::commands::dispatch::unix_ms();
         let reply = crate::commands::dispatch::execute(srv, client, argv);
-        if let crate::protocol::Reply::Error(e) = &reply {
-            if e.as_str().starts_with("ERR unknown command") {
-                tracing::warn!(command = %String::from_utf8_lossy(&argv[0]), "unknown command in the AOF");
+        // As Redis: a command this server does not know stops the load
+        // (skipping it would silently load a different dataset).
+        match &reply {
+            crate::protocol::Reply::Error(e) if e.as_str().starts_with("ERR unknown command") => {
+                Err(format!(
+                    "Unknown command '{}' reading the append only file {}",
+                    String::from_utf8_lossy(&argv[0]),
+                    path.display()
+                ))
             }
+            _ => Ok(()),
         }
     };
     let mut discard = || {};
