@@ -326,3 +326,30 @@ async fn optimistic_increment_with_concurrent_clients() {
         "lost updates: WATCH did not protect the read-modify-write"
     );
 }
+
+/// Writes queued before `min-replicas-to-write` stopped being met: EXEC
+/// answers EXECABORT with NOREPLICAS and discards the transaction (as
+/// Redis); a read-only transaction still runs.
+#[tokio::test]
+async fn exec_of_queued_writes_is_refused_without_enough_replicas() {
+    let srv = TestServer::start();
+    let mut c = srv.raw().await;
+    let mut admin = srv.raw().await;
+    c.expect(&resp(&[b"MULTI"]), b"+OK\r\n").await;
+    c.expect(&resp(&[b"SET", b"a", b"1"]), b"+QUEUED\r\n").await;
+    admin
+        .expect(
+            &resp(&[b"CONFIG", b"SET", b"min-replicas-to-write", b"1"]),
+            b"+OK\r\n",
+        )
+        .await;
+    c.expect(
+        &resp(&[b"EXEC"]),
+        b"-EXECABORT Transaction discarded because of: NOREPLICAS Not enough good replicas to write.\r\n",
+    )
+    .await;
+    c.expect(&resp(&[b"GET", b"a"]), b"$-1\r\n").await;
+    c.expect(&resp(&[b"MULTI"]), b"+OK\r\n").await;
+    c.expect(&resp(&[b"GET", b"a"]), b"+QUEUED\r\n").await;
+    c.expect(&resp(&[b"EXEC"]), b"*1\r\n$-1\r\n").await;
+}

@@ -152,6 +152,21 @@ pub fn execute(srv: &Server, client: &mut Client, argv: &[Bytes]) -> Reply {
     {
         return reject(srv, client, Some(entry), crate::scripting::NOREPLICAS);
     }
+    if entry.spec.name == "exec"
+        && client.multi.as_ref().is_some_and(|m| m.write && !m.aborted)
+        && !crate::scripting::enough_replicas(srv)
+    {
+        // Queued writes, and the replicas went away meanwhile.
+        transaction::discard_state(srv, client);
+        return reject(
+            srv,
+            client,
+            Some(entry),
+            CmdError::from_static(
+                "EXECABORT Transaction discarded because of: NOREPLICAS Not enough good replicas to write.",
+            ),
+        );
+    }
     // Tracking: keep the table within tracking-table-max-keys before each
     // command (also one that is only queued), as Redis does.
     if srv.tracking.in_use() {
@@ -167,9 +182,11 @@ pub fn execute(srv: &Server, client: &mut Client, argv: &[Bytes]) -> Reply {
             );
         }
         if let Some(m) = client.multi.as_mut() {
+            let declared = crate::scripting::declared_cmd_flags(srv, entry.spec.name, argv);
             m.denyoom |= entry.spec.flags.contains(CmdFlags::DENYOOM)
-                || crate::scripting::declared_cmd_flags(srv, entry.spec.name, argv)
-                    .is_some_and(|f| f.deny_oom);
+                || declared.as_ref().is_some_and(|f| f.deny_oom);
+            m.write |= entry.spec.flags.contains(CmdFlags::WRITE)
+                || declared.as_ref().is_some_and(|f| f.write);
             m.queue.push((entry, argv.to_vec()));
         }
         return Reply::Status("QUEUED");

@@ -157,6 +157,9 @@ pub struct MultiState {
     pub aborted: bool,
     /// Some queued command may grow memory (EXEC is refused under OOM).
     pub denyoom: bool,
+    /// Some queued command may write (EXEC is refused with NOREPLICAS
+    /// when min-replicas-to-write is not met, as Redis does).
+    pub write: bool,
 }
 
 impl Client {
