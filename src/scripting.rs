@@ -469,6 +469,12 @@ struct Hot {
     handler: mlua::Function,
     xpcall: mlua::Function,
     fcall: mlua::Function,
+    /// A no-op Rust function, called before each run: it refills mlua's
+    /// pool of preallocated error slots (an error raised from a Rust
+    /// callback such as redis.call empties it), without which a
+    /// redis.call with ~8000 arguments (Redis's limit, `unpack` of a big
+    /// table) runs out of Lua stack slots.
+    warm: mlua::Function,
     /// The read-only view of the globals EVAL bodies run in (see PRELUDE).
     env: Table,
     /// Compiled EVAL bodies by SHA1.
@@ -481,6 +487,7 @@ impl Hot {
             handler: lua.named_registry_value("cinnabar_handler")?,
             xpcall: lua.named_registry_value("cinnabar_xpcall")?,
             fcall: lua.named_registry_value("cinnabar_fcall")?,
+            warm: lua.create_function(|_, ()| Ok(()))?,
             env: lua.named_registry_value("cinnabar_env")?,
             scripts: std::collections::HashMap::new(),
         })
@@ -2241,9 +2248,10 @@ fn execute(
     let result = (|| -> mlua::Result<CmdResult> {
         let (handler, xpcall, fcall) = HOT
             .with(|h| {
-                h.borrow()
-                    .as_ref()
-                    .map(|h| (h.handler.clone(), h.xpcall.clone(), h.fcall.clone()))
+                h.borrow().as_ref().map(|h| {
+                    let _ = h.warm.call::<()>(());
+                    (h.handler.clone(), h.xpcall.clone(), h.fcall.clone())
+                })
             })
             .ok_or_else(|| mlua::Error::RuntimeError("no Lua state".into()))?;
         let (ok, v): (bool, Value) = match &target {

@@ -852,3 +852,33 @@ async fn cjson_matches_redis() {
     ];
     same_replies(srv.addr.port(), &script).await;
 }
+
+/// Redis allows a script to pass up to ~8000 arguments to redis.call
+/// (`unpack` of a big table, as Redis's own suite checks); that must work
+/// on the first call in a fresh interpreter too, and on later (inline) runs.
+#[tokio::test]
+async fn redis_call_with_7999_unpacked_arguments() {
+    let srv = TestServer::start();
+    let mut c = srv.raw().await;
+    let body: &[u8] =
+        b"local a = {} for i = 1, 7999 do a[i] = 1 end return redis.call('exists', unpack(a))";
+    for _ in 0..5 {
+        c.expect(&resp(&[b"EVAL", body, b"0"]), b":0\r\n").await;
+    }
+    // Also right after a script whose redis.call raised an error.
+    for _ in 0..5 {
+        c.send(&resp(&[b"EVAL", b"return redis.call('nosuchcmd')", b"0"]))
+            .await;
+        let r = c.read_until(b"\r\n").await;
+        assert!(
+            r.starts_with(b"-ERR Unknown Redis command"),
+            "{:?}",
+            String::from_utf8_lossy(&r)
+        );
+        c.expect(&resp(&[b"EVAL", body, b"0"]), b":0\r\n").await;
+    }
+    let lpush: &[u8] = b"local a = {} for i = 1, 7999 do a[i] = 1 end redis.call('del', 'l') return redis.call('lpush', 'l', unpack(a))";
+    for _ in 0..3 {
+        c.expect(&resp(&[b"EVAL", lpush, b"0"]), b":7999\r\n").await;
+    }
+}
