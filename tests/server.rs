@@ -425,3 +425,27 @@ async fn redis_cli_and_benchmark_work_unchanged() {
     );
     assert_eq!(cli(&["STRLEN", "key:__rand_int__"]), "3");
 }
+
+/// CLIENT INFO reports the query buffer holding the command being run
+/// (qbuf=26 for `CLIENT INFO` itself, as Redis), and CLIENT KILL USER
+/// names an unknown user in its error.
+#[tokio::test]
+async fn client_info_qbuf_and_kill_unknown_user() {
+    let srv = TestServer::start();
+    let mut c = srv.raw().await;
+    c.send(&resp(&[b"CLIENT", b"INFO"])).await;
+    // A bulk string whose text ends with a newline.
+    let line = c.read_until(b"\n\r\n").await;
+    let text = String::from_utf8_lossy(&line).to_string();
+    assert!(text.contains(" qbuf=26 "), "{text}");
+    c.expect(
+        &resp(&[b"CLIENT", b"KILL", b"USER", b"wrong_user"]),
+        b"-ERR No such user 'wrong_user'\r\n",
+    )
+    .await;
+    c.expect(
+        &resp(&[b"CLIENT", b"KILL", b"USER", b"default", b"SKIPME", b"yes"]),
+        b":0\r\n",
+    )
+    .await;
+}

@@ -521,6 +521,12 @@ fn client_kill(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         } else if eq_ic(opt, "laddr") {
             laddr = Some(String::from_utf8_lossy(val).into_owned());
         } else if eq_ic(opt, "user") {
+            if ctx.srv.acl.get_user(val).is_none() {
+                return Err(CmdError::new(format!(
+                    "ERR No such user '{}'",
+                    String::from_utf8_lossy(val)
+                )));
+            }
             user = Some(String::from_utf8_lossy(val).into_owned());
         } else if eq_ic(opt, "skipme") {
             skipme = if eq_ic(val, "yes") {

@@ -84,6 +84,10 @@ where
             break;
         }
         srv.stats.hot.add(Stats::NET_INPUT, n as u64);
+        // CLIENT LIST's qbuf while this batch runs (Redis keeps the batch
+        // in the query buffer until it is processed).
+        info.qbuf
+            .store(inbuf.len() + parser.pending_bytes(), Ordering::Relaxed);
         client.now = dispatch::unix_ms();
         info.last_interaction.store(client.now, Ordering::Relaxed);
 
