@@ -900,7 +900,7 @@ fn xread_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], group_mode: bool) -> CmdResu
                 continue;
             };
             let ReadFrom::After(gt) = from else { continue };
-            if s.is_empty() || s.last_entry().is_none_or(|e| e.0 <= gt) {
+            if s.is_empty() || s.last_entry_id().is_none_or(|id| id <= gt) {
                 continue;
             }
             let Some(start) = gt.incr() else { continue };
@@ -914,7 +914,7 @@ fn xread_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], group_mode: bool) -> CmdResu
                 ReadFrom::After(_) => true,
                 ReadFrom::New => {
                     let last_group = s.groups.get(&gname[..]).map(|g| g.last_id);
-                    !s.is_empty() && s.last_entry().map(|e| e.0) > last_group
+                    !s.is_empty() && s.last_entry_id() > last_group
                 }
             },
             _ => false,

@@ -2,9 +2,10 @@
 //!
 //! Entries live in blocks keyed by the block's first ("master") ID in a
 //! `BTreeMap`. A block packs many entries into one `Vec<u8>`: per entry a
-//! flag byte (live / deleted), the ms part as a varint delta from the master
-//! ID, the seq as a varint, the field count and the length-prefixed fields
-//! and values. So a stream of N small entries costs N/100 allocations, not
+//! flag byte (live / deleted), a varint giving the length of the rest of
+//! the entry (so a scan skips an entry without walking its fields), the ms
+//! part as a varint delta from the master ID, the seq as a varint, the
+//! field count and the length-prefixed fields and values. So a stream of N small entries costs N/100 allocations, not
 //! one per field. Deleting an entry only flags it (like Redis's listpack
 //! nodes); a block whose entries are all deleted is dropped. Approximate
 //! trimming (`~`) removes whole blocks only, exactly like Redis.
@@ -64,7 +65,15 @@ impl StreamId {
 
     /// `<ms>-<seq>` text.
     pub fn to_bytes(self) -> Bytes {
-        Bytes::from(format!("{}-{}", self.ms, self.seq))
+        let mut buf = [0u8; 41];
+        let mut ib = itoa::Buffer::new();
+        let ms = ib.format(self.ms).as_bytes();
+        let n = ms.len();
+        buf[..n].copy_from_slice(ms);
+        buf[n] = b'-';
+        let seq = ib.format(self.seq).as_bytes();
+        buf[n + 1..n + 1 + seq.len()].copy_from_slice(seq);
+        Bytes::copy_from_slice(&buf[..n + 1 + seq.len()])
     }
 }
 
@@ -81,6 +90,20 @@ struct Block {
     total: u32,
     /// Highest ID in the block (deleted or not).
     last: StreamId,
+    /// Bytes of `data` taken by the per-entry skip lengths: the block-size
+    /// limit (stream-node-max-bytes) is applied to the size without them,
+    /// so blocks split where they did before the skip lengths existed.
+    skip_bytes: usize,
+}
+
+/// Encoded length of a varint.
+fn varint_len(mut v: u64) -> usize {
+    let mut n = 1;
+    while v >= 0x80 {
+        v >>= 7;
+        n += 1;
+    }
+    n
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -121,6 +144,32 @@ struct RawEntry {
 }
 
 impl Block {
+    /// Appends one entry (`id` >= `master`, above every entry in the block).
+    fn push_entry(&mut self, master: StreamId, id: StreamId, deleted: bool, items: &[Bytes]) {
+        let dms = id.ms - master.ms;
+        let mut rest = varint_len(dms) + varint_len(id.seq) + varint_len(items.len() as u64);
+        for it in items {
+            rest += varint_len(it.len() as u64) + it.len();
+        }
+        let skip = varint_len(rest as u64);
+        self.data.reserve(1 + skip + rest);
+        self.data.push(deleted as u8);
+        put_varint(&mut self.data, rest as u64);
+        put_varint(&mut self.data, dms);
+        put_varint(&mut self.data, id.seq);
+        put_varint(&mut self.data, items.len() as u64);
+        for it in items {
+            put_varint(&mut self.data, it.len() as u64);
+            self.data.extend_from_slice(it);
+        }
+        self.skip_bytes += skip;
+        self.total += 1;
+        if !deleted {
+            self.live += 1;
+        }
+        self.last = id;
+    }
+
     fn decode(&self, master: StreamId, at: usize) -> Option<RawEntry> {
         let d = &self.data;
         if at >= d.len() {
@@ -128,21 +177,18 @@ impl Block {
         }
         let deleted = d[at] != 0;
         let mut p = at + 1;
+        let rest = get_varint(d, &mut p) as usize;
+        let end = p.saturating_add(rest).min(d.len());
         let ms = master.ms.wrapping_add(get_varint(d, &mut p));
         let seq = get_varint(d, &mut p);
         let nitems = get_varint(d, &mut p) as usize;
-        let body = p;
-        for _ in 0..nitems {
-            let l = get_varint(d, &mut p) as usize;
-            p = p.saturating_add(l);
-        }
         Some(RawEntry {
             at,
             deleted,
             id: StreamId::new(ms, seq),
-            body,
+            body: p,
             nitems,
-            end: p.min(d.len()),
+            end,
         })
     }
 
@@ -283,7 +329,7 @@ impl Stream {
                 } else {
                     node_max_bytes
                 };
-                b.data.len() + size >= maxb
+                b.data.len() - b.skip_bytes + size >= maxb
                     || (node_max_entries > 0 && b.total as u64 >= node_max_entries)
             }
         };
@@ -294,17 +340,7 @@ impl Stream {
             return;
         };
         let before = b.data.capacity();
-        b.data.push(0);
-        put_varint(&mut b.data, id.ms - master.ms);
-        put_varint(&mut b.data, id.seq);
-        put_varint(&mut b.data, items.len() as u64);
-        for it in items {
-            put_varint(&mut b.data, it.len() as u64);
-            b.data.extend_from_slice(it);
-        }
-        b.live += 1;
-        b.total += 1;
-        b.last = id;
+        b.push_entry(*master, id, false, items);
         self.bytes = self.bytes + b.data.capacity() - before;
         if self.len == 0 {
             self.first_id = id;
@@ -411,7 +447,34 @@ impl Stream {
     }
     /// Last live entry.
     pub fn last_entry(&self) -> Option<StreamEntry> {
-        self.range(StreamId::MIN, StreamId::MAX, 1, true).pop()
+        let id = self.last_entry_id()?;
+        self.range(id, id, 1, false).pop()
+    }
+
+    /// ID of the last live entry (Redis's streamLastValidID), without
+    /// decoding fields: the last block's highest ID when it has no
+    /// tombstones, otherwise a forward scan of entry headers.
+    pub fn last_entry_id(&self) -> Option<StreamId> {
+        for (master, b) in self.blocks.iter().rev() {
+            if b.live == 0 {
+                continue;
+            }
+            if b.live == b.total {
+                return Some(b.last);
+            }
+            let mut last = None;
+            let mut at = 0;
+            while let Some(e) = b.decode(*master, at) {
+                at = e.end;
+                if !e.deleted {
+                    last = Some(e.id);
+                }
+            }
+            if last.is_some() {
+                return last;
+            }
+        }
+        None
     }
 
     /// ID of the first live entry, without decoding its fields.
@@ -578,19 +641,7 @@ impl Stream {
         let master = first.id;
         let mut b = Block::default();
         for e in entries {
-            b.data.push(e.deleted as u8);
-            put_varint(&mut b.data, e.id.ms - master.ms);
-            put_varint(&mut b.data, e.id.seq);
-            put_varint(&mut b.data, e.items.len() as u64);
-            for it in &e.items {
-                put_varint(&mut b.data, it.len() as u64);
-                b.data.extend_from_slice(it);
-            }
-            b.total += 1;
-            if !e.deleted {
-                b.live += 1;
-            }
-            b.last = e.id;
+            b.push_entry(master, e.id, e.deleted, &e.items);
         }
         if b.live == 0 {
             return true;
