@@ -271,6 +271,27 @@ pub struct Stream {
     pub entries_added: u64,
     /// Consumer groups by name, ordered as Redis lists them.
     pub groups: BTreeMap<Bytes, Group>,
+    /// Where the last [`Stream::read_after`] stopped (a cache).
+    read_hint: ReadHint,
+}
+
+/// The position of the entry following `after`: block `master`, byte `at`.
+#[derive(Debug, Clone, Copy)]
+struct ReadPos {
+    after: StreamId,
+    master: StreamId,
+    at: usize,
+}
+
+/// A cache of the stream's layout, not part of its value: two streams with
+/// the same contents compare equal whatever their hints.
+#[derive(Debug, Clone, Copy, Default)]
+struct ReadHint(Option<ReadPos>);
+
+impl PartialEq for ReadHint {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl Stream {
@@ -365,34 +386,7 @@ impl Stream {
         }
         let full = |out: &Vec<StreamEntry>| count > 0 && out.len() >= count;
         if !rev {
-            let from = self
-                .blocks
-                .range(..=start)
-                .next_back()
-                .map(|(k, _)| *k)
-                .unwrap_or(start);
-            for (master, b) in self.blocks.range(from..) {
-                if *master > end {
-                    break;
-                }
-                if b.last < start {
-                    continue;
-                }
-                let mut at = 0;
-                while let Some(e) = b.decode(*master, at) {
-                    at = e.end;
-                    if e.id > end {
-                        return out;
-                    }
-                    if e.deleted || e.id < start {
-                        continue;
-                    }
-                    out.push((e.id, b.items(&e)));
-                    if full(&out) {
-                        return out;
-                    }
-                }
-            }
+            self.scan_forward(None, start, end, count, &mut out);
         } else {
             for (master, b) in self.blocks.range(..=end).rev() {
                 if b.last < start {
@@ -411,6 +405,94 @@ impl Stream {
                     }
                 }
             }
+        }
+        out
+    }
+
+    /// The forward part of [`Stream::range`]: pushes entries with
+    /// `start <= id <= end` (at most `count`, 0 = all) onto `out`, starting
+    /// at `from` (a block and an offset in it, known to precede every entry
+    /// `>= start` in that block) or else at the block holding `start`.
+    /// Returns where the entry after the last one pushed starts.
+    fn scan_forward(
+        &self,
+        from: Option<(StreamId, usize)>,
+        start: StreamId,
+        end: StreamId,
+        count: usize,
+        out: &mut Vec<StreamEntry>,
+    ) -> Option<(StreamId, usize)> {
+        let (first, mut at) = match from {
+            Some(f) => f,
+            None => (
+                self.blocks
+                    .range(..=start)
+                    .next_back()
+                    .map(|(k, _)| *k)
+                    .unwrap_or(start),
+                0,
+            ),
+        };
+        let mut stop = None;
+        for (master, b) in self.blocks.range(first..) {
+            if *master > end {
+                break;
+            }
+            if b.last < start {
+                at = 0;
+                continue;
+            }
+            while let Some(e) = b.decode(*master, at) {
+                at = e.end;
+                if e.id > end {
+                    return stop;
+                }
+                if e.deleted || e.id < start {
+                    continue;
+                }
+                out.push((e.id, b.items(&e)));
+                stop = Some((*master, e.end));
+                if count > 0 && out.len() >= count {
+                    return stop;
+                }
+            }
+            at = 0;
+        }
+        stop
+    }
+
+    /// Entries with IDs above `after`, at most `count` (0 = all), in
+    /// ascending order: XREADGROUP `>`. Remembers where it stopped, so the
+    /// next read after the last entry returned starts there instead of
+    /// scanning its block from the beginning.
+    pub fn read_after(&mut self, after: StreamId, count: usize) -> Vec<StreamEntry> {
+        let mut out = Vec::new();
+        let Some(start) = after.incr() else {
+            return out;
+        };
+        // Offsets in a block never move (entries are only appended or
+        // flagged), and IDs only grow, so a position recorded after `after`
+        // still precedes every entry above it while its block exists.
+        let from = self.read_hint.0.filter(|h| {
+            h.after == after
+                && self
+                    .blocks
+                    .get(&h.master)
+                    .is_some_and(|b| h.at <= b.data.len())
+        });
+        let stop = self.scan_forward(
+            from.map(|h| (h.master, h.at)),
+            start,
+            StreamId::MAX,
+            count,
+            &mut out,
+        );
+        if let (Some((master, at)), Some((id, _))) = (stop, out.last()) {
+            self.read_hint.0 = Some(ReadPos {
+                after: *id,
+                master,
+                at,
+            });
         }
         out
     }
@@ -740,5 +822,53 @@ mod tests {
         assert_eq!(s.trim(None, Some(StreamId::new(3, 0)), false, 0), 2);
         assert_eq!((s.len(), s.block_count()), (0, 0));
         assert_eq!(s.first_id, StreamId::MIN);
+    }
+
+    /// `read_after` (which resumes from a remembered position) answers
+    /// exactly what a fresh range scan answers, across appends, deletions,
+    /// trims that drop blocks, and cursors moved back and forth.
+    #[test]
+    fn read_after_matches_range() {
+        let mut s = Stream::new();
+        let mut rng: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut id = 0u64;
+        let mut cursor = StreamId::MIN;
+        for step in 0..20_000u64 {
+            match next() % 10 {
+                0..=3 => {
+                    id += 1 + next() % 3;
+                    let v = b(&step.to_string());
+                    s.append(StreamId::new(id, next() % 2), &[b("f"), v], 7, 4096);
+                }
+                4 => {
+                    let victim = StreamId::new(next() % (id + 1), next() % 2);
+                    s.delete(victim);
+                }
+                5 if next() % 20 == 0 => {
+                    s.trim(Some(next() % 60), None, next() % 2 == 0, 0);
+                }
+                6 if next() % 10 == 0 => {
+                    cursor = StreamId::new(next() % (id + 1), 0);
+                }
+                _ => {
+                    let count = (next() % 4) as usize;
+                    let want = match cursor.incr() {
+                        Some(st) => s.range(st, StreamId::MAX, count, false),
+                        None => Vec::new(),
+                    };
+                    let got = s.read_after(cursor, count);
+                    assert_eq!(got, want, "step {step}");
+                    if let Some((last, _)) = got.last() {
+                        cursor = *last;
+                    }
+                }
+            }
+        }
     }
 }
