@@ -900,7 +900,7 @@ fn xread_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], group_mode: bool) -> CmdResu
                 continue;
             };
             let ReadFrom::After(gt) = from else { continue };
-            if s.is_empty() || s.last_entry().is_none_or(|e| e.0 <= gt) {
+            if s.is_empty() || s.last_entry_id().is_none_or(|id| id <= gt) {
                 continue;
             }
             let Some(start) = gt.incr() else { continue };
@@ -914,7 +914,7 @@ fn xread_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], group_mode: bool) -> CmdResu
                 ReadFrom::After(_) => true,
                 ReadFrom::New => {
                     let last_group = s.groups.get(&gname[..]).map(|g| g.last_id);
-                    !s.is_empty() && s.last_entry().map(|e| e.0) > last_group
+                    !s.is_empty() && s.last_entry_id() > last_group
                 }
             },
             _ => false,
@@ -922,7 +922,8 @@ fn xread_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], group_mode: bool) -> CmdResu
         if !sync {
             continue;
         }
-        let Ok(Some(s)) = write_stream(shard, key, now) else {
+        // The peek above found a stream: take it for writing directly.
+        let Some(Obj::Stream(s)) = shard.obj_mut(key, now) else {
             continue;
         };
         let mut created = false;
@@ -970,9 +971,8 @@ fn xread_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], group_mode: bool) -> CmdResu
                 if created && noack && prop {
                     records.push(createconsumer_record(key, gname, cname));
                 }
-                let start = g.last_id.incr().unwrap_or(StreamId::MAX);
                 let last_before = g.last_id;
-                let v = s.range(start, StreamId::MAX, count, false);
+                let v = s.read_after(last_before, count);
                 for (id, _) in &v {
                     let tomb = s.has_tombstones(*id, StreamId::MAX);
                     let est = s.estimate_distance(*id);

@@ -1044,7 +1044,7 @@ impl<R: Read> Rd<R> {
             return corrupt("stream entries-added below its length");
         }
         // New IDs must follow every live entry (XSETID enforces the same).
-        if st.last_entry().is_some_and(|(id, _)| st.last_id < id) {
+        if st.last_entry_id().is_some_and(|id| st.last_id < id) {
             return corrupt("stream last ID below its entries");
         }
         let groups = self.len()?;

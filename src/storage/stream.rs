@@ -2,9 +2,10 @@
 //!
 //! Entries live in blocks keyed by the block's first ("master") ID in a
 //! `BTreeMap`. A block packs many entries into one `Vec<u8>`: per entry a
-//! flag byte (live / deleted), the ms part as a varint delta from the master
-//! ID, the seq as a varint, the field count and the length-prefixed fields
-//! and values. So a stream of N small entries costs N/100 allocations, not
+//! flag byte (live / deleted), a varint giving the length of the rest of
+//! the entry (so a scan skips an entry without walking its fields), the ms
+//! part as a varint delta from the master ID, the seq as a varint, the
+//! field count and the length-prefixed fields and values. So a stream of N small entries costs N/100 allocations, not
 //! one per field. Deleting an entry only flags it (like Redis's listpack
 //! nodes); a block whose entries are all deleted is dropped. Approximate
 //! trimming (`~`) removes whole blocks only, exactly like Redis.
@@ -64,7 +65,15 @@ impl StreamId {
 
     /// `<ms>-<seq>` text.
     pub fn to_bytes(self) -> Bytes {
-        Bytes::from(format!("{}-{}", self.ms, self.seq))
+        let mut buf = [0u8; 41];
+        let mut ib = itoa::Buffer::new();
+        let ms = ib.format(self.ms).as_bytes();
+        let n = ms.len();
+        buf[..n].copy_from_slice(ms);
+        buf[n] = b'-';
+        let seq = ib.format(self.seq).as_bytes();
+        buf[n + 1..n + 1 + seq.len()].copy_from_slice(seq);
+        Bytes::copy_from_slice(&buf[..n + 1 + seq.len()])
     }
 }
 
@@ -81,6 +90,20 @@ struct Block {
     total: u32,
     /// Highest ID in the block (deleted or not).
     last: StreamId,
+    /// Bytes of `data` taken by the per-entry skip lengths: the block-size
+    /// limit (stream-node-max-bytes) is applied to the size without them,
+    /// so blocks split where they did before the skip lengths existed.
+    skip_bytes: usize,
+}
+
+/// Encoded length of a varint.
+fn varint_len(mut v: u64) -> usize {
+    let mut n = 1;
+    while v >= 0x80 {
+        v >>= 7;
+        n += 1;
+    }
+    n
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -121,6 +144,32 @@ struct RawEntry {
 }
 
 impl Block {
+    /// Appends one entry (`id` >= `master`, above every entry in the block).
+    fn push_entry(&mut self, master: StreamId, id: StreamId, deleted: bool, items: &[Bytes]) {
+        let dms = id.ms - master.ms;
+        let mut rest = varint_len(dms) + varint_len(id.seq) + varint_len(items.len() as u64);
+        for it in items {
+            rest += varint_len(it.len() as u64) + it.len();
+        }
+        let skip = varint_len(rest as u64);
+        self.data.reserve(1 + skip + rest);
+        self.data.push(deleted as u8);
+        put_varint(&mut self.data, rest as u64);
+        put_varint(&mut self.data, dms);
+        put_varint(&mut self.data, id.seq);
+        put_varint(&mut self.data, items.len() as u64);
+        for it in items {
+            put_varint(&mut self.data, it.len() as u64);
+            self.data.extend_from_slice(it);
+        }
+        self.skip_bytes += skip;
+        self.total += 1;
+        if !deleted {
+            self.live += 1;
+        }
+        self.last = id;
+    }
+
     fn decode(&self, master: StreamId, at: usize) -> Option<RawEntry> {
         let d = &self.data;
         if at >= d.len() {
@@ -128,21 +177,18 @@ impl Block {
         }
         let deleted = d[at] != 0;
         let mut p = at + 1;
+        let rest = get_varint(d, &mut p) as usize;
+        let end = p.saturating_add(rest).min(d.len());
         let ms = master.ms.wrapping_add(get_varint(d, &mut p));
         let seq = get_varint(d, &mut p);
         let nitems = get_varint(d, &mut p) as usize;
-        let body = p;
-        for _ in 0..nitems {
-            let l = get_varint(d, &mut p) as usize;
-            p = p.saturating_add(l);
-        }
         Some(RawEntry {
             at,
             deleted,
             id: StreamId::new(ms, seq),
-            body,
+            body: p,
             nitems,
-            end: p.min(d.len()),
+            end,
         })
     }
 
@@ -225,6 +271,27 @@ pub struct Stream {
     pub entries_added: u64,
     /// Consumer groups by name, ordered as Redis lists them.
     pub groups: BTreeMap<Bytes, Group>,
+    /// Where the last [`Stream::read_after`] stopped (a cache).
+    read_hint: ReadHint,
+}
+
+/// The position of the entry following `after`: block `master`, byte `at`.
+#[derive(Debug, Clone, Copy)]
+struct ReadPos {
+    after: StreamId,
+    master: StreamId,
+    at: usize,
+}
+
+/// A cache of the stream's layout, not part of its value: two streams with
+/// the same contents compare equal whatever their hints.
+#[derive(Debug, Clone, Copy, Default)]
+struct ReadHint(Option<ReadPos>);
+
+impl PartialEq for ReadHint {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl Stream {
@@ -283,7 +350,7 @@ impl Stream {
                 } else {
                     node_max_bytes
                 };
-                b.data.len() + size >= maxb
+                b.data.len() - b.skip_bytes + size >= maxb
                     || (node_max_entries > 0 && b.total as u64 >= node_max_entries)
             }
         };
@@ -294,17 +361,7 @@ impl Stream {
             return;
         };
         let before = b.data.capacity();
-        b.data.push(0);
-        put_varint(&mut b.data, id.ms - master.ms);
-        put_varint(&mut b.data, id.seq);
-        put_varint(&mut b.data, items.len() as u64);
-        for it in items {
-            put_varint(&mut b.data, it.len() as u64);
-            b.data.extend_from_slice(it);
-        }
-        b.live += 1;
-        b.total += 1;
-        b.last = id;
+        b.push_entry(*master, id, false, items);
         self.bytes = self.bytes + b.data.capacity() - before;
         if self.len == 0 {
             self.first_id = id;
@@ -329,34 +386,7 @@ impl Stream {
         }
         let full = |out: &Vec<StreamEntry>| count > 0 && out.len() >= count;
         if !rev {
-            let from = self
-                .blocks
-                .range(..=start)
-                .next_back()
-                .map(|(k, _)| *k)
-                .unwrap_or(start);
-            for (master, b) in self.blocks.range(from..) {
-                if *master > end {
-                    break;
-                }
-                if b.last < start {
-                    continue;
-                }
-                let mut at = 0;
-                while let Some(e) = b.decode(*master, at) {
-                    at = e.end;
-                    if e.id > end {
-                        return out;
-                    }
-                    if e.deleted || e.id < start {
-                        continue;
-                    }
-                    out.push((e.id, b.items(&e)));
-                    if full(&out) {
-                        return out;
-                    }
-                }
-            }
+            self.scan_forward(None, start, end, count, &mut out);
         } else {
             for (master, b) in self.blocks.range(..=end).rev() {
                 if b.last < start {
@@ -375,6 +405,94 @@ impl Stream {
                     }
                 }
             }
+        }
+        out
+    }
+
+    /// The forward part of [`Stream::range`]: pushes entries with
+    /// `start <= id <= end` (at most `count`, 0 = all) onto `out`, starting
+    /// at `from` (a block and an offset in it, known to precede every entry
+    /// `>= start` in that block) or else at the block holding `start`.
+    /// Returns where the entry after the last one pushed starts.
+    fn scan_forward(
+        &self,
+        from: Option<(StreamId, usize)>,
+        start: StreamId,
+        end: StreamId,
+        count: usize,
+        out: &mut Vec<StreamEntry>,
+    ) -> Option<(StreamId, usize)> {
+        let (first, mut at) = match from {
+            Some(f) => f,
+            None => (
+                self.blocks
+                    .range(..=start)
+                    .next_back()
+                    .map(|(k, _)| *k)
+                    .unwrap_or(start),
+                0,
+            ),
+        };
+        let mut stop = None;
+        for (master, b) in self.blocks.range(first..) {
+            if *master > end {
+                break;
+            }
+            if b.last < start {
+                at = 0;
+                continue;
+            }
+            while let Some(e) = b.decode(*master, at) {
+                at = e.end;
+                if e.id > end {
+                    return stop;
+                }
+                if e.deleted || e.id < start {
+                    continue;
+                }
+                out.push((e.id, b.items(&e)));
+                stop = Some((*master, e.end));
+                if count > 0 && out.len() >= count {
+                    return stop;
+                }
+            }
+            at = 0;
+        }
+        stop
+    }
+
+    /// Entries with IDs above `after`, at most `count` (0 = all), in
+    /// ascending order: XREADGROUP `>`. Remembers where it stopped, so the
+    /// next read after the last entry returned starts there instead of
+    /// scanning its block from the beginning.
+    pub fn read_after(&mut self, after: StreamId, count: usize) -> Vec<StreamEntry> {
+        let mut out = Vec::new();
+        let Some(start) = after.incr() else {
+            return out;
+        };
+        // Offsets in a block never move (entries are only appended or
+        // flagged), and IDs only grow, so a position recorded after `after`
+        // still precedes every entry above it while its block exists.
+        let from = self.read_hint.0.filter(|h| {
+            h.after == after
+                && self
+                    .blocks
+                    .get(&h.master)
+                    .is_some_and(|b| h.at <= b.data.len())
+        });
+        let stop = self.scan_forward(
+            from.map(|h| (h.master, h.at)),
+            start,
+            StreamId::MAX,
+            count,
+            &mut out,
+        );
+        if let (Some((master, at)), Some((id, _))) = (stop, out.last()) {
+            self.read_hint.0 = Some(ReadPos {
+                after: *id,
+                master,
+                at,
+            });
         }
         out
     }
@@ -411,7 +529,34 @@ impl Stream {
     }
     /// Last live entry.
     pub fn last_entry(&self) -> Option<StreamEntry> {
-        self.range(StreamId::MIN, StreamId::MAX, 1, true).pop()
+        let id = self.last_entry_id()?;
+        self.range(id, id, 1, false).pop()
+    }
+
+    /// ID of the last live entry (Redis's streamLastValidID), without
+    /// decoding fields: the last block's highest ID when it has no
+    /// tombstones, otherwise a forward scan of entry headers.
+    pub fn last_entry_id(&self) -> Option<StreamId> {
+        for (master, b) in self.blocks.iter().rev() {
+            if b.live == 0 {
+                continue;
+            }
+            if b.live == b.total {
+                return Some(b.last);
+            }
+            let mut last = None;
+            let mut at = 0;
+            while let Some(e) = b.decode(*master, at) {
+                at = e.end;
+                if !e.deleted {
+                    last = Some(e.id);
+                }
+            }
+            if last.is_some() {
+                return last;
+            }
+        }
+        None
     }
 
     /// ID of the first live entry, without decoding its fields.
@@ -578,19 +723,7 @@ impl Stream {
         let master = first.id;
         let mut b = Block::default();
         for e in entries {
-            b.data.push(e.deleted as u8);
-            put_varint(&mut b.data, e.id.ms - master.ms);
-            put_varint(&mut b.data, e.id.seq);
-            put_varint(&mut b.data, e.items.len() as u64);
-            for it in &e.items {
-                put_varint(&mut b.data, it.len() as u64);
-                b.data.extend_from_slice(it);
-            }
-            b.total += 1;
-            if !e.deleted {
-                b.live += 1;
-            }
-            b.last = e.id;
+            b.push_entry(master, e.id, e.deleted, &e.items);
         }
         if b.live == 0 {
             return true;
@@ -689,5 +822,53 @@ mod tests {
         assert_eq!(s.trim(None, Some(StreamId::new(3, 0)), false, 0), 2);
         assert_eq!((s.len(), s.block_count()), (0, 0));
         assert_eq!(s.first_id, StreamId::MIN);
+    }
+
+    /// `read_after` (which resumes from a remembered position) answers
+    /// exactly what a fresh range scan answers, across appends, deletions,
+    /// trims that drop blocks, and cursors moved back and forth.
+    #[test]
+    fn read_after_matches_range() {
+        let mut s = Stream::new();
+        let mut rng: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut id = 0u64;
+        let mut cursor = StreamId::MIN;
+        for step in 0..20_000u64 {
+            match next() % 10 {
+                0..=3 => {
+                    id += 1 + next() % 3;
+                    let v = b(&step.to_string());
+                    s.append(StreamId::new(id, next() % 2), &[b("f"), v], 7, 4096);
+                }
+                4 => {
+                    let victim = StreamId::new(next() % (id + 1), next() % 2);
+                    s.delete(victim);
+                }
+                5 if next() % 20 == 0 => {
+                    s.trim(Some(next() % 60), None, next() % 2 == 0, 0);
+                }
+                6 if next() % 10 == 0 => {
+                    cursor = StreamId::new(next() % (id + 1), 0);
+                }
+                _ => {
+                    let count = (next() % 4) as usize;
+                    let want = match cursor.incr() {
+                        Some(st) => s.range(st, StreamId::MAX, count, false),
+                        None => Vec::new(),
+                    };
+                    let got = s.read_after(cursor, count);
+                    assert_eq!(got, want, "step {step}");
+                    if let Some((last, _)) = got.last() {
+                        cursor = *last;
+                    }
+                }
+            }
+        }
     }
 }
