@@ -234,7 +234,9 @@ pub fn try_inline(
     if FAST[(key % FAST.len() as u64) as usize].load(Ordering::Relaxed) != key || !multi_worker() {
         return None;
     }
-    let gate = GATE.try_lock()?;
+    // Another inline script holds the gate only for microseconds; the
+    // script thread may hold it long: wait briefly, then take the thread.
+    let gate = GATE.try_lock_for(std::time::Duration::from_micros(50))?;
     HOLDS_GATE.with(|f| f.set(true));
     INLINE_HANDOFFS.with(|f| f.set(HANDOFF_TRIES));
     let start = std::time::Instant::now();

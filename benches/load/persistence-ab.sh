@@ -20,7 +20,8 @@ mkdir -p "$WORK/a" "$WORK/b"
 start_a() { ./target/release/cinnabar --port $PA --bind 127.0.0.1 --save "" --dir "$WORK/a" "$@" >"$WORK/a.log" 2>&1 & echo $!; }
 start_b() { redis-server --port $PB --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK/b" "$@" >"$WORK/b.log" 2>&1 & echo $!; }
 A=$(start_a); B=$(start_b)
-trap 'kill $A $B 2>/dev/null; rm -rf "$WORK"' EXIT
+# (kill with no pid when A/B are cleared: "kill 0" would signal our whole process group)
+trap 'for p in $A $B; do kill "$p" 2>/dev/null; done; rm -rf "$WORK"' EXIT
 sleep 0.5
 for p in $PA $PB; do redis-cli -p $p debug populate "$KEYS" key 16 >/dev/null; done
 
@@ -80,4 +81,4 @@ for round in 1 2 3; do
   la=$(load_time $PA start_a); lb=$(load_time $PB start_b)
   echo "round $round: A ${la}s  B ${lb}s  A/B $(awk -v a="$la" -v b="$lb" 'BEGIN{printf "%.3f", a/b}')"
 done
-A=0; B=0
+A=""; B=""
