@@ -449,3 +449,56 @@ async fn client_info_qbuf_and_kill_unknown_user() {
     )
     .await;
 }
+
+/// A free loopback port (bound and released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// CONFIG SET port moves the listener (new connections on the new port,
+/// none on the old one, connected clients stay); a port that cannot be
+/// bound fails with Redis's message and rolls back every parameter of
+/// that CONFIG SET.
+#[tokio::test]
+async fn config_set_port_rebinds_or_rolls_back() {
+    let srv = TestServer::start();
+    let mut c = srv.raw().await;
+    let old_port = srv.addr.port();
+    let p = free_port();
+    let ps = p.to_string();
+    c.expect(
+        &resp(&[b"CONFIG", b"SET", b"port", ps.as_bytes()]),
+        b"+OK\r\n",
+    )
+    .await;
+    let mut moved = common::Raw::connect(&format!("127.0.0.1:{p}")).await;
+    moved.expect(&resp(&[b"PING"]), b"+PONG\r\n").await;
+    assert!(tokio::net::TcpStream::connect(("127.0.0.1", old_port))
+        .await
+        .is_err());
+    c.expect(&resp(&[b"PING"]), b"+PONG\r\n").await;
+
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let q = busy.local_addr().unwrap().port().to_string();
+    c.expect(
+        &resp(&[b"CONFIG", b"SET", b"maxmemory", b"10000001", b"port", q.as_bytes()]),
+        b"-ERR CONFIG SET failed (possibly related to argument 'port') - Unable to listen on this port. Check server logs.\r\n",
+    )
+    .await;
+    c.expect(
+        &resp(&[b"CONFIG", b"GET", b"port"]),
+        format!("*2\r\n$4\r\nport\r\n${}\r\n{ps}\r\n", ps.len()).as_bytes(),
+    )
+    .await;
+    c.expect(
+        &resp(&[b"CONFIG", b"GET", b"maxmemory"]),
+        b"*2\r\n$9\r\nmaxmemory\r\n$1\r\n0\r\n",
+    )
+    .await;
+    let mut again = common::Raw::connect(&format!("127.0.0.1:{p}")).await;
+    again.expect(&resp(&[b"PING"]), b"+PONG\r\n").await;
+    drop(busy);
+}

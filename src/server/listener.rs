@@ -38,21 +38,40 @@ impl Kind {
 /// each bound address as `Ready to accept connections tcp on ADDR` (or `tls
 /// on ADDR`) once the dataset is loaded; test harnesses read that line.
 pub async fn bind_all(srv: &Arc<Server>) -> std::io::Result<Vec<(Kind, TcpListener)>> {
-    let cfg = &srv.config;
     let mut out = Vec::new();
-    for (kind, port) in [(Kind::Tcp, cfg.port()), (Kind::Tls, cfg.tls_port())] {
-        if port == 0 {
-            continue;
-        }
-        let port = if cfg.ephemeral_port() { 0 } else { port };
-        for l in bind_port(srv, kind, port).await? {
-            out.push((kind, l));
+    for kind in [Kind::Tcp, Kind::Tls] {
+        for l in bind_kind(srv, kind, true)? {
+            out.push((kind, TcpListener::from_std(l)?));
         }
     }
     Ok(out)
 }
 
-async fn bind_port(srv: &Arc<Server>, kind: Kind, port: u16) -> std::io::Result<Vec<TcpListener>> {
+/// The configured port of `kind` (0: off; `ephemeral-port`: OS-chosen at
+/// startup; a port set later with CONFIG SET is taken as given).
+fn port_of(srv: &Server, kind: Kind, startup: bool) -> Option<u16> {
+    let port = match kind {
+        Kind::Tcp => srv.config.port(),
+        Kind::Tls => srv.config.tls_port(),
+    };
+    match port {
+        0 => None,
+        _ if startup && srv.config.ephemeral_port() => Some(0),
+        p => Some(p),
+    }
+}
+
+/// Binds every address of `bind` for `kind` (none when its port is 0).
+/// Plain std sockets, non-blocking, so CONFIG SET can bind synchronously
+/// and report a failure before anything changes.
+fn bind_kind(
+    srv: &Server,
+    kind: Kind,
+    startup: bool,
+) -> std::io::Result<Vec<std::net::TcpListener>> {
+    let Some(port) = port_of(srv, kind, startup) else {
+        return Ok(Vec::new());
+    };
     let mut out = Vec::new();
     let mut binds = srv.config.bind();
     if binds.is_empty() {
@@ -78,14 +97,11 @@ async fn bind_port(srv: &Arc<Server>, kind: Kind, port: u16) -> std::io::Result<
                 }
             },
         };
-        match TcpListener::bind(addr).await {
-            Ok(l) => {
-                let local = l.local_addr()?;
-                if kind == Kind::Tcp {
-                    srv.bound.lock().push(local);
-                }
-                out.push(l);
-            }
+        match std::net::TcpListener::bind(addr).and_then(|l| {
+            l.set_nonblocking(true)?;
+            Ok(l)
+        }) {
+            Ok(l) => out.push(l),
             Err(e) if optional => {
                 tracing::warn!("could not bind optional address {addr}: {e}");
             }
@@ -99,6 +115,53 @@ async fn bind_port(srv: &Arc<Server>, kind: Kind, port: u16) -> std::io::Result<
         }
     }
     Ok(out)
+}
+
+/// Starts the accept loops of `listeners`, remembering them so a later
+/// CONFIG SET of `port`/`tls-port`/`bind` can replace them.
+pub fn start(srv: &Arc<Server>, listeners: Vec<(Kind, TcpListener)>) {
+    let mut tasks = srv.accept_tasks.lock();
+    for (kind, l) in listeners {
+        if let Ok(local) = l.local_addr() {
+            if kind == Kind::Tcp {
+                srv.bound.lock().push(local);
+            }
+        }
+        let task = tokio::spawn(accept_loop(srv.clone(), kind, l));
+        tasks.push((kind, task.abort_handle()));
+    }
+}
+
+/// CONFIG SET of `port`, `tls-port` or `bind`: binds the new sockets of
+/// `kinds` first (an error changes nothing and is returned), then stops
+/// the old accept loops (closing their sockets; connected clients stay)
+/// and starts new ones, as Redis's changeListenPort does.
+pub fn rebind(srv: &Arc<Server>, kinds: &[Kind]) -> std::io::Result<()> {
+    let mut fresh = Vec::new();
+    for &kind in kinds {
+        for l in bind_kind(srv, kind, false)? {
+            fresh.push((kind, l));
+        }
+    }
+    let mut converted = Vec::with_capacity(fresh.len());
+    for (kind, l) in fresh {
+        converted.push((kind, TcpListener::from_std(l)?));
+    }
+    {
+        let mut tasks = srv.accept_tasks.lock();
+        tasks.retain(|(kind, task)| {
+            let stop = kinds.contains(kind);
+            if stop {
+                task.abort();
+            }
+            !stop
+        });
+        if kinds.contains(&Kind::Tcp) {
+            srv.bound.lock().clear();
+        }
+    }
+    start(srv, converted);
+    Ok(())
 }
 
 /// Accepts connections until shutdown.

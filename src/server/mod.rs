@@ -42,6 +42,8 @@ pub struct Server {
     pub run_id: String,
     /// Addresses actually bound (plain TCP).
     pub bound: Mutex<Vec<SocketAddr>>,
+    /// The running accept loops (replaced on CONFIG SET port/bind).
+    pub accept_tasks: Mutex<Vec<(listener::Kind, tokio::task::AbortHandle)>>,
     pub active_expire: AtomicBool,
     /// DEBUG PAUSE-CRON: the periodic task skips its turns.
     pub cron_paused: AtomicBool,
@@ -103,6 +105,7 @@ impl Server {
             start_unix_ms: crate::commands::dispatch::unix_ms(),
             run_id,
             bound: Mutex::new(Vec::new()),
+            accept_tasks: Mutex::new(Vec::new()),
             active_expire: AtomicBool::new(true),
             cron_paused: AtomicBool::new(false),
             shutdown_tx,
@@ -197,7 +200,47 @@ impl Server {
             .iter()
             .map(|n| (*n, self.config_value(n)))
             .collect();
+        // Every parameter of this CONFIG SET, to roll back all of them if
+        // the new listeners cannot be bound (as Redis).
+        let before: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(n, _)| {
+                let n = String::from_utf8_lossy(n).into_owned();
+                let v = self.config_value(&n);
+                (n, v)
+            })
+            .collect();
         let changed = self.config.set(pairs)?;
+        let mut relisten = Vec::new();
+        if changed.contains(&"port") || changed.contains(&"bind") {
+            relisten.push(listener::Kind::Tcp);
+        }
+        if changed.contains(&"tls-port") || (changed.contains(&"bind") && self.tls.active()) {
+            relisten.push(listener::Kind::Tls);
+        }
+        if !relisten.is_empty() {
+            let done = match self.arc() {
+                Some(me) => listener::rebind(&me, &relisten),
+                None => Err(std::io::Error::other("server is stopping")),
+            };
+            if let Err(e) = done {
+                tracing::warn!("CONFIG SET: could not listen: {e}");
+                let undo: Vec<(&[u8], &[u8])> = before
+                    .iter()
+                    .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
+                    .collect();
+                let _ = self.config.set(&undo);
+                self.obuf_normal.sync(&self.config);
+                let name = ["port", "tls-port", "bind"]
+                    .into_iter()
+                    .find(|n| changed.contains(n))
+                    .unwrap_or("port");
+                return Err(format!(
+                    "ERR CONFIG SET failed (possibly related to argument '{name}') - \
+                     Unable to listen on this port. Check server logs."
+                ));
+            }
+        }
         if changed.contains(&"client-output-buffer-limit") {
             self.obuf_normal.sync(&self.config);
         }
@@ -356,12 +399,12 @@ pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
         tracing::warn!("port and tls-port are both 0: no client can connect");
     }
     let mut ready = Vec::new();
-    for (kind, l) in listeners {
+    for (kind, l) in &listeners {
         if let Ok(local) = l.local_addr() {
-            ready.push((kind, local));
+            ready.push((*kind, local));
         }
-        tokio::spawn(listener::accept_loop(srv.clone(), kind, l));
     }
+    listener::start(&srv, listeners);
     // Clients may connect while the dataset loads; they get -LOADING.
     match crate::persistence::snapshot::load_at_startup(srv.clone()).await {
         Ok(Ok(())) => {}

@@ -141,6 +141,14 @@ pub struct Raw {
 }
 
 impl Raw {
+    /// A raw connection to `addr` ("host:port").
+    pub async fn connect(addr: &str) -> Raw {
+        Raw {
+            s: TcpStream::connect(addr).await.expect("raw connect"),
+            buf: Vec::new(),
+        }
+    }
+
     pub async fn send(&mut self, b: &[u8]) {
         self.s.write_all(b).await.expect("send");
     }
