@@ -35,15 +35,11 @@ fn main() {
         file,
     }) = &cli.command
     {
-        let mut args = vec![file.display().to_string()];
-        if *fix {
-            args.push("--fix".into());
-        }
-        if let Some(t) = truncate_to_timestamp {
-            args.push("--truncate-to-timestamp".into());
-            args.push(t.to_string());
-        }
-        std::process::exit(cinnabar::persistence::aof::check_aof_main(&args));
+        std::process::exit(cinnabar::persistence::aof::check_aof_main(
+            file,
+            *fix,
+            *truncate_to_timestamp,
+        ));
     }
     if cli.help {
         print!("{}", cinnabar::config::Cli::help_text());

@@ -1184,12 +1184,7 @@ async fn stream_groups_are_propagated_as_redis_does() {
     let Some(r) = common::diff::RedisRef::start_with(&args) else {
         return;
     };
-    let url = format!("redis://127.0.0.1:{}/", r.port);
-    let mut rc = redis::Client::open(url.as_str())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut rc = conn_at(&format!("redis://127.0.0.1:{}/", r.port)).await;
     group_workload(&mut rc).await;
     drop(rc);
     drop(r);

@@ -126,46 +126,23 @@ pub fn execute(srv: &Server, client: &mut Client, argv: &[Bytes]) -> Reply {
         let outcome = eviction::perform_evictions(srv, now);
         if denyoom {
             if outcome == eviction::Outcome::Fail {
-                if is_exec && client.multi.is_some() {
-                    transaction::discard_state(srv, client);
-                    return reject(
-                        srv,
-                        client,
-                        Some(entry),
-                        CmdError::from_static(
-                            "EXECABORT Transaction discarded because of: OOM command not allowed when used memory > 'maxmemory'.",
-                        ),
-                    );
-                }
-                return reject(srv, client, Some(entry), CmdError::OOM);
+                return reject_command(srv, client, entry, CmdError::OOM);
             }
             srv.memory
                 .note_alloc(argv.iter().map(|a| a.len() as u64 + 16).sum());
         }
     }
-    // min-replicas-to-write: Cinnabar has no replicas, so writes are refused
-    // whenever it is set (with min-replicas-max-lag), as Redis does.
+    // min-replicas-to-write: Cinnabar has no replicas, so writes (and an
+    // EXEC of queued writes) are refused whenever it is set (with
+    // min-replicas-max-lag), as Redis does.
     if !crate::scripting::enough_replicas(srv)
         && (entry.spec.flags.contains(CmdFlags::WRITE)
             || crate::scripting::declared_cmd_flags(srv, entry.spec.name, argv)
-                .is_some_and(|f| f.write))
+                .is_some_and(|f| f.write)
+            || (entry.spec.name == "exec"
+                && client.multi.as_ref().is_some_and(|m| m.write && !m.aborted)))
     {
-        return reject(srv, client, Some(entry), crate::scripting::NOREPLICAS);
-    }
-    if entry.spec.name == "exec"
-        && client.multi.as_ref().is_some_and(|m| m.write && !m.aborted)
-        && !crate::scripting::enough_replicas(srv)
-    {
-        // Queued writes, and the replicas went away meanwhile.
-        transaction::discard_state(srv, client);
-        return reject(
-            srv,
-            client,
-            Some(entry),
-            CmdError::from_static(
-                "EXECABORT Transaction discarded because of: NOREPLICAS Not enough good replicas to write.",
-            ),
-        );
+        return reject_command(srv, client, entry, crate::scripting::NOREPLICAS);
     }
     // Tracking: keep the table within tracking-table-max-keys before each
     // command (also one that is only queued), as Redis does.
@@ -207,20 +184,24 @@ fn reject(srv: &Server, client: &mut Client, entry: Option<&CommandEntry>, e: Cm
     Reply::Error(e)
 }
 
-/// `-BUSY` for a command refused while a script runs past
-/// `busy-reply-threshold`; an EXEC so refused also ends the transaction
-/// (`-EXECABORT … BUSY …`), as in Redis.
-pub fn reject_busy(srv: &Server, client: &mut Client, entry: &CommandEntry) -> Reply {
-    let busy = crate::scripting::busy_error();
+/// Refuses a command before it runs (Redis's rejectCommand): an EXEC so
+/// refused also ends its transaction, answering `-EXECABORT … <error>`.
+fn reject_command(srv: &Server, client: &mut Client, entry: &CommandEntry, e: CmdError) -> Reply {
     if entry.spec.name == "exec" && client.multi.is_some() {
         transaction::discard_state(srv, client);
         let e = CmdError::new(format!(
             "EXECABORT Transaction discarded because of: {}",
-            busy.as_str()
+            e.as_str()
         ));
         return reject(srv, client, Some(entry), e);
     }
-    reject(srv, client, Some(entry), busy)
+    reject(srv, client, Some(entry), e)
+}
+
+/// `-BUSY` for a command refused while a script runs past
+/// `busy-reply-threshold` (an EXEC gets `-EXECABORT … BUSY …`).
+pub fn reject_busy(srv: &Server, client: &mut Client, entry: &CommandEntry) -> Reply {
+    reject_command(srv, client, entry, crate::scripting::busy_error())
 }
 
 /// The (db, shard) pairs a command must hold, sorted and deduplicated.

@@ -274,6 +274,11 @@ fn end_tracking_batch(srv: &Server, client: &mut Client, out: &mut BytesMut) {
         return;
     }
     crate::server::tracking::end_batch(srv, client);
+    drain_own_invalidations(client, out);
+}
+
+/// Appends the invalidations a client's own commands caused for it.
+fn drain_own_invalidations(client: &mut Client, out: &mut BytesMut) {
     if !client.tracking.pending.is_empty() {
         out.extend_from_slice(&client.tracking.pending);
         client.tracking.pending.clear();
@@ -295,10 +300,7 @@ fn emit(client: &mut Client, reply: &Reply, out: &mut BytesMut) {
     }
     // Tracking: invalidations the command caused for this client follow
     // its reply (also with replies switched off, as Redis pushes them).
-    if !client.tracking.pending.is_empty() {
-        out.extend_from_slice(&client.tracking.pending);
-        client.tracking.pending.clear();
-    }
+    drain_own_invalidations(client, out);
 }
 
 /// What woke an idle connection.

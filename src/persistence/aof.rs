@@ -418,37 +418,13 @@ fn truncate(path: &Path, at: u64, ok: bool, mut out: FileLoad) -> Result<FileLoa
     Ok(out)
 }
 
-/// `cinnabar check-aof [--fix] <file>`: checks one AOF file (or every file
-/// of a manifest) and, with `--fix`, cuts a truncated tail. Returns the
+/// `cinnabar check-aof [--fix | --truncate-to-timestamp SECS] <file>`:
+/// checks one AOF file (or every file of a manifest); `fix` cuts a
+/// truncated tail, `truncate_to` cuts back to a point in time. Returns the
 /// process exit code.
-pub fn check_aof_main(args: &[String]) -> i32 {
-    let usage = || {
-        eprintln!(
-            "Usage: cinnabar check-aof [--fix|--truncate-to-timestamp <unix-secs>] <file.manifest|file.aof>"
-        );
-        1
-    };
-    let mut fix = false;
-    let mut to_ts = None;
-    let mut path = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--fix" => fix = true,
-            "--truncate-to-timestamp" => match it.next().and_then(|t| t.parse::<u64>().ok()) {
-                Some(t) => to_ts = Some(t),
-                None => return usage(),
-            },
-            p if !p.starts_with("--") && path.is_none() => path = Some(p),
-            _ => return usage(),
-        }
-    }
-    let Some(path) = path else {
-        return usage();
-    };
-    let path = PathBuf::from(path);
+pub fn check_aof_main(path: &Path, fix: bool, truncate_to: Option<u64>) -> i32 {
     let files: Vec<PathBuf> = if path.extension().is_some_and(|e| e == "manifest") {
-        let text = match fs::read_to_string(&path) {
+        let text = match fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("Cannot read {}: {e}", path.display());
@@ -469,9 +445,9 @@ pub fn check_aof_main(args: &[String]) -> i32 {
             .map(|f| dir.join(&f.name))
             .collect()
     } else {
-        vec![path]
+        vec![path.to_path_buf()]
     };
-    if let Some(ts) = to_ts {
+    if let Some(ts) = truncate_to {
         return truncate_to_timestamp(&files, ts);
     }
     let mut code = 0;

@@ -37,7 +37,7 @@ impl Kind {
 /// replaces every non-zero port with an OS-chosen one. `server::run` logs
 /// each bound address as `Ready to accept connections tcp on ADDR` (or `tls
 /// on ADDR`) once the dataset is loaded; test harnesses read that line.
-pub async fn bind_all(srv: &Arc<Server>) -> std::io::Result<Vec<(Kind, TcpListener)>> {
+pub fn bind_all(srv: &Arc<Server>) -> std::io::Result<Vec<(Kind, TcpListener)>> {
     let mut out = Vec::new();
     for kind in [Kind::Tcp, Kind::Tls] {
         for l in bind_kind(srv, kind, true)? {

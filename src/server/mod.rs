@@ -225,12 +225,7 @@ impl Server {
             };
             if let Err(e) = done {
                 tracing::warn!("CONFIG SET: could not listen: {e}");
-                let undo: Vec<(&[u8], &[u8])> = before
-                    .iter()
-                    .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
-                    .collect();
-                let _ = self.config.set(&undo);
-                self.obuf_normal.sync(&self.config);
+                self.restore_config(&before);
                 let name = ["port", "tls-port", "bind"]
                     .into_iter()
                     .find(|n| changed.contains(n))
@@ -250,11 +245,7 @@ impl Server {
         {
             if let Err(e) = self.entra.reload(&self.config) {
                 tracing::warn!("{e}");
-                let undo: Vec<(&[u8], &[u8])> = entra_before
-                    .iter()
-                    .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
-                    .collect();
-                let _ = self.config.set(&undo);
+                self.restore_config(&entra_before);
                 return Err(format!(
                     "ERR CONFIG SET failed (possibly related to argument '{name}') - {e}"
                 ));
@@ -272,13 +263,7 @@ impl Server {
             if let Some(name) = changed.iter().find(|n| tls::RELOAD_PARAMS.contains(n)) {
                 if let Err(e) = self.tls.reload(&self.config) {
                     tracing::warn!("{e}");
-                    let undo: Vec<(&[u8], &[u8])> = tls_before
-                        .iter()
-                        .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
-                        .collect();
-                    if let Err(e2) = self.config.set(&undo) {
-                        tracing::warn!("could not restore the TLS parameters: {e2}");
-                    }
+                    self.restore_config(&tls_before);
                     return Err(format!(
                         "ERR CONFIG SET failed (possibly related to argument '{name}') - \
                          Unable to update TLS configuration. Check server logs."
@@ -311,6 +296,18 @@ impl Server {
     }
 
     /// A parameter's current value as CONFIG GET prints it.
+    /// Puts back parameter values saved before a CONFIG SET whose side
+    /// effect (rebinding, reloading keys) failed.
+    fn restore_config<N: AsRef<str>>(&self, saved: &[(N, String)]) {
+        let undo: Vec<(&[u8], &[u8])> = saved
+            .iter()
+            .map(|(n, v)| (n.as_ref().as_bytes(), v.as_bytes()))
+            .collect();
+        if let Err(e) = self.config.set(&undo) {
+            tracing::warn!("could not restore parameters after a failed CONFIG SET: {e}");
+        }
+    }
+
     fn config_value(&self, name: &str) -> String {
         self.config
             .get_many(&[name.as_bytes()])
@@ -394,7 +391,7 @@ pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     crate::commands::acl::load_at_startup(&srv)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    let listeners = listener::bind_all(&srv).await?;
+    let listeners = listener::bind_all(&srv)?;
     if listeners.is_empty() {
         tracing::warn!("port and tls-port are both 0: no client can connect");
     }
