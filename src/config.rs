@@ -68,7 +68,7 @@
 //!   (`development`, `production`), immutable.
 //! * `metrics-port` — port of the metrics endpoint, 0 = off, immutable.
 //! * `log-format` — `text` or `json`, immutable.
-//! * `child-nice` — nice value (0..19, default 10) of the forked children
+//! * `child-nice` — nice value (0..19, default 19) of the forked children
 //!   that write snapshots and AOF rewrites, modifiable: on a small machine
 //!   the child then takes idle CPU first and leaves the cores to the
 //!   clients (a save takes longer under load; 0 behaves as Redis).
@@ -121,7 +121,6 @@
 //! `active-defrag-threshold-lower`, `active-defrag-threshold-upper`,
 //! `active-defrag-cycle-min`, `active-defrag-cycle-max`,
 //! `active-defrag-max-scan-fields`, `activerehashing`,
-//! `slowlog-log-slower-than`, `slowlog-max-len`,
 //! `latency-monitor-threshold`, `latency-tracking`,
 //! `latency-tracking-info-percentiles`,
 //! `list-max-listpack-size`, `list-compress-depth`,
@@ -1054,8 +1053,8 @@ params! {
     busy_reply_threshold "busy-reply-threshold" =
         int(0, LONG_MAX, "5000").alias("lua-time-limit") => u64;
     slowlog_log_slower_than "slowlog-log-slower-than" =
-        int(-1, LONG_MAX, "10000").no_effect() => i64, "Microseconds; -1 disables the slow log, 0 logs everything.";
-    slowlog_max_len "slowlog-max-len" = int(0, LONG_MAX, "128").no_effect() => u64;
+        int(-1, LONG_MAX, "10000") => i64, "Microseconds; -1 disables the slow log, 0 logs everything.";
+    slowlog_max_len "slowlog-max-len" = int(0, LONG_MAX, "128") => u64;
     latency_monitor_threshold "latency-monitor-threshold" =
         int(0, LONG_MAX, "0").no_effect() => u64;
     latency_tracking "latency-tracking" = boolean("yes").no_effect() => bool;
@@ -1115,7 +1114,7 @@ params! {
     profile "profile" = string("").immutable().cinnabar() => String, "Cinnabar-only, informational: the configuration profile's name.";
     metrics_port "metrics-port" = int(0, 65535, "0").immutable().cinnabar().no_effect() => u16, "Cinnabar-only: port of the metrics endpoint; 0 = off.";
     log_format "log-format" = enumeration(LOG_FORMAT, "text").immutable().cinnabar() => LogFormat, "Cinnabar-only.";
-    child_nice "child-nice" = int(0, 19, "10").cinnabar() => i64,
+    child_nice "child-nice" = int(0, 19, "19").cinnabar() => i64,
         "Cinnabar-only: nice value of snapshot and AOF-rewrite children (0 = as the server).";
     db_maxmemory_policy "db-maxmemory-policy" = string("").check(check_db_policies).cinnabar() => String,
         "Cinnabar-only: per-database eviction policy overrides, pairs of `db policy` (\"1 noeviction 2 volatile-lru\").";

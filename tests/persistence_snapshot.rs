@@ -13,8 +13,16 @@ use common::TestServer;
 use redis::AsyncCommands;
 
 async fn info_field(c: &mut redis::aio::MultiplexedConnection, field: &str) -> String {
+    info_field_in(c, "persistence", field).await
+}
+
+async fn info_field_in(
+    c: &mut redis::aio::MultiplexedConnection,
+    section: &str,
+    field: &str,
+) -> String {
     let info: String = redis::cmd("INFO")
-        .arg("persistence")
+        .arg(section)
         .query_async(c)
         .await
         .unwrap();
@@ -566,7 +574,7 @@ fn nice_of(pid: u32) -> Option<i64> {
 }
 
 /// `rdb-key-save-delay` slows the snapshot child (as Redis's tests rely
-/// on), and the child runs at `child-nice` (default 10) so it yields the
+/// on), and the child runs at `child-nice` (default 19) so it yields the
 /// CPU to the clients; `child-nice 0` leaves it at the server's priority.
 #[tokio::test]
 async fn snapshot_child_honours_key_save_delay_and_child_nice() {
@@ -579,7 +587,7 @@ async fn snapshot_child_honours_key_save_delay_and_child_nice() {
         .await
         .unwrap()
         .remove(1);
-    assert_eq!(v, "10");
+    assert_eq!(v, "19");
     let err = redis::cmd("CONFIG")
         .arg("SET")
         .arg("child-nice")
@@ -638,4 +646,74 @@ async fn snapshot_child_honours_key_save_delay_and_child_nice() {
         );
         assert_eq!(info_field(&mut c, "rdb_last_bgsave_status").await, "ok");
     }
+}
+
+/// A snapshot child keeps none of the server's descriptors: when the server
+/// dies while a child still writes, its port is free at once for the
+/// restarted server (Redis closes its listeners in the child too). INFO
+/// reports the fork (latest_fork_usec, total_forks), and reads during the
+/// save do not refresh access times.
+#[tokio::test]
+async fn snapshot_child_does_not_hold_the_listening_socket() {
+    let mut srv = TestServer::start();
+    let mut c = srv.conn().await;
+    let _: () = redis::cmd("DEBUG")
+        .arg("POPULATE")
+        .arg(200)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(info_field_in(&mut c, "stats", "total_forks").await, "0");
+    // 200 keys × 20 ms: the child outlives the server by seconds.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("rdb-key-save-delay")
+        .arg(20000)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: String = redis::cmd("BGSAVE").query_async(&mut c).await.unwrap();
+    let started = Instant::now();
+    let child = loop {
+        if let Some(&p) = children_of(srv.pid()).first() {
+            break p;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no snapshot child"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert_eq!(info_field_in(&mut c, "stats", "total_forks").await, "1");
+    // While a child runs, reads leave the LRU clock alone (as Redis: no
+    // copy-on-write of pages only to refresh access times).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let _: Option<String> = c.get("key:1").await.unwrap();
+    let idle: i64 = redis::cmd("OBJECT")
+        .arg("IDLETIME")
+        .arg("key:1")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(idle >= 1, "GET refreshed the LRU clock under a fork child");
+    let fork_usec: u64 = info_field_in(&mut c, "stats", "latest_fork_usec")
+        .await
+        .parse()
+        .unwrap();
+    assert!(fork_usec > 0, "latest_fork_usec not recorded");
+    let addr = srv.addr;
+    drop(c);
+    srv.kill9();
+    let child_alive = std::path::Path::new(&format!("/proc/{child}")).exists();
+    let bound = std::net::TcpListener::bind(addr);
+    let _ = Command::new("kill")
+        .arg("-9")
+        .arg(child.to_string())
+        .status();
+    assert!(child_alive, "the child ended before the check");
+    assert!(
+        bound.is_ok(),
+        "the orphaned snapshot child still holds {addr}: {:?}",
+        bound.err()
+    );
 }

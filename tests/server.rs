@@ -502,3 +502,252 @@ async fn config_set_port_rebinds_or_rolls_back() {
     again.expect(&resp(&[b"PING"]), b"+PONG\r\n").await;
     drop(busy);
 }
+
+/// One SLOWLOG entry: (id, unix time, usec, arguments, address, name).
+type SlowEntry = (i64, i64, i64, Vec<Vec<u8>>, String, String);
+
+async fn slowlog(c: &mut redis::aio::MultiplexedConnection, count: i64) -> Vec<SlowEntry> {
+    redis::cmd("SLOWLOG")
+        .arg("GET")
+        .arg(count)
+        .query_async(c)
+        .await
+        .unwrap()
+}
+
+async fn config_set(c: &mut redis::aio::MultiplexedConnection, k: &str, v: &str) {
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg(k)
+        .arg(v)
+        .query_async(c)
+        .await
+        .unwrap();
+}
+
+fn args_of(e: &SlowEntry) -> Vec<String> {
+    e.3.iter()
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+/// SLOWLOG: the threshold (-1 off, 0 everything), slowlog-max-len, GET's
+/// count, entry fields, EXEC not logged but the commands it ran are, and
+/// Redis's trimming of long argument lists and long arguments.
+#[tokio::test]
+async fn slowlog_records_slow_commands() {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    let n: i64 = redis::cmd("SLOWLOG")
+        .arg("LEN")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    // The default threshold (10 ms) keeps fast commands out; a 150 ms
+    // DEBUG SLEEP goes in with its duration, address and client name.
+    let _: () = redis::cmd("CLIENT")
+        .arg("SETNAME")
+        .arg("slowpoke")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: () = c.set("fast", "1").await.unwrap();
+    let _: () = redis::cmd("DEBUG")
+        .arg("SLEEP")
+        .arg("0.15")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let log = slowlog(&mut c, -1).await;
+    assert_eq!(log.len(), 1, "{log:?}");
+    let e = &log[0];
+    assert_eq!(args_of(e), ["DEBUG", "SLEEP", "0.15"]);
+    assert!(e.2 >= 150_000, "duration {} µs", e.2);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!((now - e.1).abs() <= 5, "time {} vs {now}", e.1);
+    assert!(e.4.starts_with("127.0.0.1:"), "{}", e.4);
+    assert_eq!(e.5, "slowpoke");
+    let first_id = e.0;
+
+    // Threshold 0 logs everything, newest first, ids keep counting; the
+    // log keeps slowlog-max-len entries.
+    config_set(&mut c, "slowlog-log-slower-than", "0").await;
+    config_set(&mut c, "slowlog-max-len", "5").await;
+    for i in 0..20 {
+        let _: () = c.set(format!("k{i}"), i).await.unwrap();
+    }
+    let log = slowlog(&mut c, -1).await;
+    assert_eq!(log.len(), 5);
+    assert_eq!(args_of(&log[0]), ["SET", "k19", "19"]);
+    assert_eq!(args_of(&log[1]), ["SET", "k18", "18"]);
+    assert!(log[0].0 > log[1].0 && log[1].0 > first_id);
+    assert_eq!(slowlog(&mut c, 2).await.len(), 2);
+    assert_eq!(slowlog(&mut c, 0).await.len(), 0);
+    let err = redis::cmd("SLOWLOG")
+        .arg("GET")
+        .arg(-2)
+        .query_async::<redis::Value>(&mut c)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("count should be greater than or equal to -1"),
+        "{err}"
+    );
+
+    // EXEC itself is not logged; what it ran is.
+    config_set(&mut c, "slowlog-max-len", "128").await;
+    let _: () = redis::cmd("SLOWLOG")
+        .arg("RESET")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: () = redis::pipe()
+        .atomic()
+        .cmd("INCR")
+        .arg("ctr")
+        .ignore()
+        .cmd("INCR")
+        .arg("ctr")
+        .ignore()
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let names: Vec<String> = slowlog(&mut c, -1)
+        .await
+        .iter()
+        .map(|e| args_of(e)[0].to_ascii_uppercase())
+        .collect();
+    assert_eq!(names, ["INCR", "INCR", "MULTI", "SLOWLOG"]);
+
+    // 33 arguments: 31 kept, the 32nd says how many more; an argument
+    // over 128 bytes is cut with its remaining length.
+    let _: () = redis::cmd("SLOWLOG")
+        .arg("RESET")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let mut sadd = redis::cmd("SADD");
+    sadd.arg("set");
+    for i in 3..=33 {
+        sadd.arg(i);
+    }
+    let _: i64 = sadd.query_async(&mut c).await.unwrap();
+    let long = "A".repeat(129);
+    let _: i64 = c.sadd("set2", &long).await.unwrap();
+    let log = slowlog(&mut c, -1).await;
+    let a = args_of(&log[1]);
+    assert_eq!(a.len(), 32);
+    assert_eq!(a[30], "31");
+    assert_eq!(a[31], "... (2 more arguments)");
+    let a = args_of(&log[0]);
+    assert_eq!(a[2], format!("{}... (1 more bytes)", "A".repeat(128)));
+
+    // -1 turns it off.
+    config_set(&mut c, "slowlog-log-slower-than", "-1").await;
+    let _: () = redis::cmd("SLOWLOG")
+        .arg("RESET")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("DEBUG")
+        .arg("SLEEP")
+        .arg("0.02")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let n: i64 = redis::cmd("SLOWLOG")
+        .arg("LEN")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+}
+
+/// Passwords never reach the slow log: AUTH, HELLO AUTH, ACL SETUSER and
+/// the values of sensitive parameters in CONFIG SET are `(redacted)`, also
+/// when the command fails (as Redis does).
+#[tokio::test]
+async fn slowlog_redacts_secrets() {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    config_set(&mut c, "slowlog-log-slower-than", "0").await;
+    let _: () = redis::cmd("SLOWLOG")
+        .arg("RESET")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _ = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("bad user")
+        .arg(">secret1")
+        .query_async::<redis::Value>(&mut c)
+        .await;
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("alice")
+        .arg("on")
+        .arg(">secret2")
+        .arg("+get")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg("secret3")
+        .arg("maxmemory-samples")
+        .arg("7")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _ = redis::cmd("AUTH")
+        .arg("alice")
+        .arg("wrong-secret4")
+        .query_async::<redis::Value>(&mut c)
+        .await;
+    let _: () = redis::cmd("AUTH")
+        .arg("secret3")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: redis::Value = redis::cmd("HELLO")
+        .arg(2)
+        .arg("AUTH")
+        .arg("alice")
+        .arg("secret2")
+        .arg("SETNAME")
+        .arg("n")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    // alice may only GET: read the log on a fresh connection as default.
+    let mut d = srv.conn().await;
+    let _: () = redis::cmd("AUTH")
+        .arg("secret3")
+        .query_async(&mut d)
+        .await
+        .unwrap();
+    let log = slowlog(&mut d, -1).await;
+    let lines: Vec<String> = log.iter().rev().map(|e| args_of(e).join(" ")).collect();
+    assert_eq!(
+        lines,
+        [
+            "SLOWLOG RESET",
+            "ACL SETUSER (redacted) (redacted)",
+            "ACL SETUSER (redacted) (redacted) (redacted) (redacted)",
+            "CONFIG SET requirepass (redacted) maxmemory-samples 7",
+            "AUTH (redacted) (redacted)",
+            "AUTH (redacted)",
+            "HELLO 2 AUTH (redacted) (redacted) SETNAME n",
+            "AUTH (redacted)",
+        ]
+    );
+    for l in &lines {
+        assert!(!l.contains("secret"), "{l}");
+    }
+}

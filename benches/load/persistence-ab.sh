@@ -17,13 +17,17 @@ N=${2:-1000000}
 PA=7621 PB=7622
 WORK=$(mktemp -d)
 mkdir -p "$WORK/a" "$WORK/b"
-start_a() { ./target/release/cinnabar --port $PA --bind 127.0.0.1 --save "" --dir "$WORK/a" "$@" >"$WORK/a.log" 2>&1 & echo $!; }
-start_b() { redis-server --port $PB --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK/b" "$@" >"$WORK/b.log" 2>&1 & echo $!; }
+start_a() { ./target/release/cinnabar --port $PA --bind 127.0.0.1 --save "" --dir "$WORK/a" --enable-debug-command yes "$@" >"$WORK/a.log" 2>&1 & echo $!; }
+start_b() { redis-server --port $PB --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK/b" --enable-debug-command yes "$@" >"$WORK/b.log" 2>&1 & echo $!; }
 A=$(start_a); B=$(start_b)
 # (kill with no pid when A/B are cleared: "kill 0" would signal our whole process group)
 trap 'for p in $A $B; do kill "$p" 2>/dev/null; done; rm -rf "$WORK"' EXIT
 sleep 0.5
-for p in $PA $PB; do redis-cli -p $p debug populate "$KEYS" key 16 >/dev/null; done
+for p in $PA $PB; do
+  redis-cli -p $p debug populate "$KEYS" key 16 >/dev/null
+  n=$(redis-cli -p $p dbsize)
+  [ "$n" = "$KEYS" ] || { echo "port $p holds $n keys, not $KEYS: DEBUG POPULATE failed" >&2; exit 1; }
+done
 
 bench() { # port tests -> "rps max_ms" per test (csv: test,rps,avg,min,p50,p95,p99,max)
   redis-benchmark -p "$1" -t "$2" -n "$N" -r "$KEYS" -c 50 -d 16 --csv 2>/dev/null |

@@ -327,6 +327,10 @@ fn subcommand_error(sub: &[u8]) -> CmdError {
 // ---------------------------------------------------------------------------
 
 fn acl_setuser(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    // Rules may hold passwords: the slow log shows none of the arguments.
+    for i in 2..argv.len() {
+        ctx.client.redact(i);
+    }
     let name = &argv[2];
     if name
         .iter()

@@ -242,6 +242,11 @@ fn try_auth(ctx: &mut Ctx<'_>, cmd: &Bytes, user: &[u8], pass: &[u8]) -> CmdResu
 /// AUTH [username] password
 /// ```
 fn auth(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    // Passwords (and the user name of the failed form) never reach the
+    // slow log.
+    for i in 1..argv.len().min(3) {
+        ctx.client.redact(i);
+    }
     match argv.len() {
         2 => {
             if ctx.srv.acl.default_nopass() {
@@ -277,6 +282,9 @@ fn hello(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let mut name = None;
     while let Some(opt) = a.next_opt() {
         if eq_ic(opt, "auth") && a.remaining() >= 2 {
+            let at = argv.len() - a.remaining();
+            ctx.client.redact(at);
+            ctx.client.redact(at + 1);
             let u = a.next_arg()?;
             let p = a.next_arg()?;
             creds = Some((u.clone(), p.clone()));

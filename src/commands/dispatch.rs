@@ -304,8 +304,29 @@ pub fn call(srv: &Server, client: &mut Client, entry: &CommandEntry, argv: &[Byt
     if client.blocking.waiter.is_none() {
         entry.stats.record_call(usec);
         srv.stats.hot.add(Stats::COMMANDS, 1);
+        note_slow(srv, client, entry, argv, usec);
+    } else {
+        client.redacted.clear();
     }
     finish(srv, entry, result)
+}
+
+/// Offers a finished command to the slow log (and forgets the arguments
+/// it redacted).
+#[inline]
+fn note_slow(srv: &Server, client: &mut Client, entry: &CommandEntry, argv: &[Bytes], usec: u64) {
+    let threshold = srv.config.slowlog_log_slower_than();
+    if threshold >= 0
+        && usec as i64 >= threshold
+        && !entry.spec.flags.contains(CmdFlags::SKIP_SLOWLOG)
+    {
+        let max = srv.config.slowlog_max_len();
+        srv.slowlog
+            .note(threshold, max, client, argv, &client.redacted, usec);
+    }
+    if !client.redacted.is_empty() {
+        client.redacted.clear();
+    }
 }
 
 /// Runs one command's handler in an existing context (its locks already
@@ -319,6 +340,7 @@ pub fn run_in_ctx(ctx: &mut Ctx<'_>, entry: &CommandEntry, argv: &[Bytes]) -> Re
     }
     entry.stats.record_call(usec);
     ctx.srv.stats.hot.add(Stats::COMMANDS, 1);
+    note_slow(ctx.srv, ctx.client, entry, argv, usec);
     finish(ctx.srv, entry, result)
 }
 

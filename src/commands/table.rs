@@ -22,6 +22,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     crate::commands::zsets::SPECS,
     crate::commands::transaction::SPECS,
     crate::commands::memory::SPECS,
+    crate::commands::slowlog::SPECS,
     crate::commands::sort::SPECS,
     crate::commands::geo::SPECS,
     crate::commands::bitmaps::SPECS,

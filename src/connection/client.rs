@@ -147,6 +147,9 @@ pub struct Client {
     /// with expires (0: no token login). Checked per command and by an
     /// idle timer in `connection::serve`; see `crate::entra`.
     pub auth_deadline: u64,
+    /// Positions of the current command's arguments that it marked as
+    /// sensitive (passwords): the slow log shows `(redacted)` instead.
+    pub redacted: Vec<usize>,
 }
 
 /// A transaction being queued.
@@ -184,7 +187,14 @@ impl Client {
             user: None,
             tracking: Default::default(),
             auth_deadline: 0,
+            redacted: Vec::new(),
         }
+    }
+
+    /// Marks argument `pos` of the running command as sensitive (Redis's
+    /// redactClientCommandArgument).
+    pub fn redact(&mut self, pos: usize) {
+        self.redacted.push(pos);
     }
 
     pub fn select(&mut self, db: usize) {

@@ -65,6 +65,9 @@ pub struct State {
     /// Unix seconds of the last attempt that failed (save points retry
     /// after 5 s, as Redis's CONFIG_BGSAVE_RETRY_DELAY).
     pub last_bgsave_try: AtomicU64,
+    /// Microseconds the last fork held clients (INFO latest_fork_usec).
+    pub latest_fork_usec: AtomicU64,
+    pub total_forks: AtomicU64,
 }
 
 /// What a forked child is doing.
@@ -99,6 +102,8 @@ impl Default for State {
             bgsave_scheduled: AtomicBool::new(false),
             rewrite_scheduled: AtomicBool::new(false),
             last_bgsave_try: AtomicU64::new(0),
+            latest_fork_usec: AtomicU64::new(0),
+            total_forks: AtomicU64::new(0),
         }
     }
 }

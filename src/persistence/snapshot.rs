@@ -45,21 +45,37 @@ where
     C: FnOnce(&Frozen<'_>) -> io::Result<()>,
 {
     let nice = libc::c_int::try_from(srv.config.child_nice()).unwrap_or(0);
+    let t0 = std::time::Instant::now();
     let dbs = crate::commands::ctx::lock_everything(srv);
     let frozen = Frozen {
         dbs,
         now: crate::commands::dispatch::unix_ms(),
     };
     at_fork();
+    crate::storage::access::set_fork_child(true);
     // SAFETY: fork() in a multi-threaded process: the child only touches
     // memory reachable through the guards it holds (no other thread can be
     // inside those shards), the allocator (fork-safe: jemalloc's atfork
     // handlers) and the file system, then leaves with _exit.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
-        return Err(io::Error::last_os_error());
+        let e = io::Error::last_os_error();
+        crate::storage::access::set_fork_child(false);
+        return Err(e);
     }
     if pid == 0 {
+        // The child needs no inherited descriptor (it opens its output by
+        // path): closing them all lets the listening sockets go with the
+        // parent (a server restarted while a child still writes can bind
+        // its port) and keeps client sockets from lingering.
+        // SAFETY: close_range on our own descriptor table; nothing in the
+        // child uses an inherited descriptor above stderr.
+        if unsafe { libc::close_range(3, libc::c_uint::MAX, 0) } != 0 {
+            for fd in 3..1024 {
+                // SAFETY: as above, closing descriptors the child never uses.
+                unsafe { libc::close(fd) };
+            }
+        }
         if nice > 0 {
             // SAFETY: setpriority on this (child) process only; failure
             // leaves the priority unchanged, which is harmless.
@@ -74,6 +90,12 @@ where
         unsafe { libc::_exit(if ok { 0 } else { 1 }) };
     }
     drop(frozen);
+    // INFO's latest_fork_usec: how long clients were held (the locks and
+    // the fork itself).
+    let p = &srv.persist;
+    p.latest_fork_usec
+        .store(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
+    p.total_forks.fetch_add(1, Ordering::Relaxed);
     Ok(pid)
 }
 
@@ -84,9 +106,11 @@ pub fn wait_child(pid: i32) -> bool {
         // SAFETY: plain waitpid on our own child.
         let r = unsafe { libc::waitpid(pid, &mut status, 0) };
         if r == pid {
+            crate::storage::access::set_fork_child(false);
             return libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
         }
         if r < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            crate::storage::access::set_fork_child(false);
             return false;
         }
     }

@@ -8,6 +8,7 @@ pub mod logging;
 pub mod memory;
 pub mod propagate;
 pub mod pubsub;
+pub mod slowlog;
 pub mod stats;
 pub mod tls;
 pub mod tracking;
@@ -82,6 +83,8 @@ pub struct Server {
     pub entra: crate::entra::EntraState,
     /// `client-output-buffer-limit normal`, cached for the connection loop.
     pub obuf_normal: limits::ObufNormal,
+    /// SLOWLOG entries.
+    pub slowlog: slowlog::SlowLog,
 }
 
 impl Server {
@@ -127,6 +130,7 @@ impl Server {
             tracking: Default::default(),
             entra: Default::default(),
             obuf_normal: Default::default(),
+            slowlog: Default::default(),
             config,
         });
         srv.obuf_normal.sync(&srv.config);

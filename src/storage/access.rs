@@ -25,6 +25,10 @@ pub const LRU_TICKS_PER_SEC: u64 = 10;
 pub const LFU_INIT_VAL: u32 = 5;
 
 static LFU_MODE: AtomicBool = AtomicBool::new(false);
+/// A fork child (BGSAVE, AOF rewrite) is running: reads leave the access
+/// metadata alone, as Redis does, so that they do not dirty pages the
+/// parent shares copy-on-write with the child.
+static FORK_CHILD: AtomicBool = AtomicBool::new(false);
 static LFU_LOG_FACTOR: AtomicU32 = AtomicU32::new(10);
 static LFU_DECAY_TIME: AtomicU32 = AtomicU32::new(1);
 
@@ -34,6 +38,22 @@ pub fn set_tracking(lfu: bool, log_factor: u64, decay_time: u64) {
     LFU_MODE.store(lfu, Ordering::Relaxed);
     LFU_LOG_FACTOR.store(log_factor.min(u32::MAX as u64) as u32, Ordering::Relaxed);
     LFU_DECAY_TIME.store(decay_time.min(u32::MAX as u64) as u32, Ordering::Relaxed);
+}
+
+/// Records whether a fork child is running (see [`FORK_CHILD`]).
+pub fn set_fork_child(running: bool) {
+    FORK_CHILD.store(running, Ordering::Relaxed);
+}
+
+/// The metadata an access turns `meta` into, or None when it must stay as
+/// it is: unchanged, or a fork child is running.
+#[inline]
+pub fn accessed(meta: u32, now_ms: u64) -> Option<u32> {
+    if FORK_CHILD.load(Ordering::Relaxed) {
+        return None;
+    }
+    let m = on_access(meta, now_ms);
+    (m != meta).then_some(m)
 }
 
 /// Is LFU data being kept?

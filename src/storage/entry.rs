@@ -161,6 +161,21 @@ impl Entry {
         }
     }
 
+    /// Asks the CPU to start loading this entry's blob into the cache: a
+    /// walk over a whole table (snapshots, DEBUG RELOAD) touches each blob
+    /// once, at a random address, and overlapping those misses instead of
+    /// taking them one at a time makes the walk several times faster.
+    #[inline]
+    pub fn prefetch(&self) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch is only a hint; it never faults, even on an
+        // invalid address, and this one is a live allocation.
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            _mm_prefetch::<_MM_HINT_T0>(self.blob.as_ptr().cast());
+        }
+    }
+
     /// The inline string (kind EMBSTR).
     pub fn embstr(&self) -> &[u8] {
         self.payload()

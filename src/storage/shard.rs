@@ -277,7 +277,9 @@ impl Shard {
             Some(pos) => {
                 self.stats.hits += 1;
                 if let Some(e) = self.table.get_mut(pos) {
-                    e.set_lru(access::on_access(e.lru(), now));
+                    if let Some(m) = access::accessed(e.lru(), now) {
+                        e.set_lru(m);
+                    }
                 }
                 self.value_at(pos)
             }
@@ -581,7 +583,15 @@ impl Shard {
         now: u64,
         mut f: F,
     ) {
-        for e in self.table.iter() {
+        // Entries this many slots ahead are prefetched (see Entry::prefetch).
+        const AHEAD: usize = 16;
+        for pos in 0..self.table.slot_len() {
+            if let Some(a) = self.table.get(pos + AHEAD) {
+                a.prefetch();
+            }
+            let Some(e) = self.table.get(pos) else {
+                continue;
+            };
             let exp = e.expire();
             if exp.is_some_and(|at| at <= now) {
                 continue;

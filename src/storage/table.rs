@@ -187,6 +187,11 @@ impl<E: TableEntry> Table<E> {
     }
 
     /// The entry at `pos`, if that slot is occupied.
+    /// The number of slots (positions `0..slot_len()` may hold entries).
+    pub fn slot_len(&self) -> usize {
+        self.slots.len()
+    }
+
     pub fn get(&self, pos: usize) -> Option<&E> {
         self.slots.get(pos)?.as_ref()
     }
