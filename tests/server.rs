@@ -751,3 +751,201 @@ async fn slowlog_redacts_secrets() {
         assert!(!l.contains("secret"), "{l}");
     }
 }
+
+/// Nothing arrives on `raw` within `ms` milliseconds.
+async fn silent_for(raw: &mut common::Raw, ms: u64) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut b = [0u8; 64];
+    tokio::time::timeout(Duration::from_millis(ms), raw.s.read(&mut b))
+        .await
+        .is_err()
+}
+
+async fn blocked_clients(c: &mut redis::aio::MultiplexedConnection) -> String {
+    info_field(c, "clients", "blocked_clients").await
+}
+
+/// CLIENT PAUSE WRITE holds what may write or replicate (SET, PFCOUNT,
+/// PUBLISH, scripts without `no-writes`, EXEC of a queued write) and lets
+/// reads, read-only transactions and `no-writes` scripts through; held
+/// clients count as blocked and run their command on UNPAUSE; errors Redis
+/// answers before its pause check come back at once.
+#[tokio::test]
+async fn client_pause_write_holds_writes_only() {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    let _: () = c.set("k", "v").await.unwrap();
+    let _: () = c.pfadd("hll", "a").await.unwrap();
+    // A transaction queued before the pause.
+    let mut tx = srv.raw().await;
+    tx.expect(&resp(&[b"MULTI"]), b"+OK\r\n").await;
+    tx.expect(&resp(&[b"SET", b"k", b"tx"]), b"+QUEUED\r\n")
+        .await;
+
+    let ok: String = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(60000)
+        .arg("WRITE")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(ok, "OK");
+    let mut r = srv.raw().await;
+    r.expect(&resp(&[b"GET", b"k"]), b"$1\r\nv\r\n").await;
+    r.expect(&resp(&[b"PING"]), b"+PONG\r\n").await;
+    r.expect(
+        &resp(&[b"EVAL", b"#!lua flags=no-writes\nreturn 7", b"0"]),
+        b":7\r\n",
+    )
+    .await;
+    r.expect(&resp(&[b"MULTI"]), b"+OK\r\n").await;
+    r.expect(&resp(&[b"GET", b"k"]), b"+QUEUED\r\n").await;
+    r.expect(&resp(&[b"EXEC"]), b"*1\r\n$1\r\nv\r\n").await;
+    r.expect(
+        &resp(&[b"SET", b"k"]),
+        b"-ERR wrong number of arguments for 'set' command\r\n",
+    )
+    .await;
+
+    let mut held = Vec::new();
+    for cmd in [
+        resp(&[b"SET", b"k", b"w"]),
+        resp(&[b"PFCOUNT", b"hll"]),
+        resp(&[b"PUBLISH", b"ch", b"m"]),
+        resp(&[b"EVAL", b"return 1", b"0"]),
+    ] {
+        let mut h = srv.raw().await;
+        h.send(&cmd).await;
+        held.push(h);
+    }
+    tx.send(&resp(&[b"EXEC"])).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while blocked_clients(&mut c).await != "5" {
+        assert!(std::time::Instant::now() < deadline, "clients not held");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for h in held.iter_mut() {
+        assert!(silent_for(h, 100).await, "a held command was answered");
+    }
+    assert!(silent_for(&mut tx, 50).await);
+    let v: String = c.get("k").await.unwrap();
+    assert_eq!(v, "v", "a held write ran");
+
+    let _: () = redis::cmd("CLIENT")
+        .arg("UNPAUSE")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let want: [&[u8]; 4] = [b"+OK\r\n", b":1\r\n", b":0\r\n", b":1\r\n"];
+    for (h, w) in held.iter_mut().zip(want) {
+        assert_eq!(h.read_exact_n(w.len()).await, w);
+    }
+    assert_eq!(tx.read_exact_n(9).await, b"*1\r\n+OK\r\n");
+    assert_eq!(blocked_clients(&mut c).await, "0");
+}
+
+/// CLIENT PAUSE ALL holds every command until the timeout ends it; the
+/// argument errors are Redis's.
+#[tokio::test]
+async fn client_pause_all_until_timeout() {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    for (arg, mode, want) in [
+        ("-1", "ALL", "timeout is negative"),
+        ("abc", "ALL", "timeout is not an integer or out of range"),
+        ("100", "READ", "CLIENT PAUSE mode must be WRITE or ALL"),
+    ] {
+        let err = redis::cmd("CLIENT")
+            .arg("PAUSE")
+            .arg(arg)
+            .arg(mode)
+            .query_async::<()>(&mut c)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains(want), "{err}");
+    }
+    let mut r = srv.raw().await;
+    let started = std::time::Instant::now();
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(400)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    r.send(&resp(&[b"GET", b"nokey"])).await;
+    assert!(
+        silent_for(&mut r, 150).await,
+        "GET answered during PAUSE ALL"
+    );
+    assert_eq!(r.read_exact_n(5).await, b"$-1\r\n");
+    assert!(
+        started.elapsed() >= Duration::from_millis(350),
+        "answered after {:?}",
+        started.elapsed()
+    );
+}
+
+/// During a pause the dataset stays still: a key past its TTL reads as
+/// missing but is neither deleted nor counted as expired until the pause
+/// ends (as Redis). A held client that disconnects leaves nothing behind.
+#[tokio::test]
+async fn client_pause_freezes_expiry() {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    let _: () = redis::cmd("SET")
+        .arg("t")
+        .arg("1")
+        .arg("PX")
+        .arg(50)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let before = info_field(&mut c, "stats", "expired_keys").await;
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(60000)
+        .arg("WRITE")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let v: Option<String> = c.get("t").await.unwrap();
+    assert_eq!(v, None);
+    assert_eq!(info_field(&mut c, "stats", "expired_keys").await, before);
+    let n: i64 = redis::cmd("DBSIZE").query_async(&mut c).await.unwrap();
+    assert_eq!(n, 1, "the expired key was deleted during the pause");
+    // A held client that goes away.
+    {
+        let mut h = srv.raw().await;
+        h.send(&resp(&[b"SET", b"x", b"1"])).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while blocked_clients(&mut c).await != "1" {
+            assert!(std::time::Instant::now() < deadline, "client not held");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    // It is gone at once, and its command never runs.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while blocked_clients(&mut c).await != "0" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "held client left a trace"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _: () = redis::cmd("CLIENT")
+        .arg("UNPAUSE")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let v: Option<String> = c.get("t").await.unwrap();
+    assert_eq!(v, None);
+    let after: u64 = info_field(&mut c, "stats", "expired_keys")
+        .await
+        .parse()
+        .unwrap();
+    assert_eq!(after, before.parse::<u64>().unwrap() + 1);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let n: i64 = c.exists("x").await.unwrap();
+    assert_eq!(n, 0, "the command of a client that left ran");
+}

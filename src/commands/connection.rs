@@ -133,6 +133,20 @@ const CLIENT_SUBS: &[CommandSpec] = &[
             "5.0.0",
             "Unblocks a client blocked by a blocking command from a different connection.",
         ),
+    cmd("pause", -3, CLIENT_F.union(F::ADMIN), client_pause)
+        .acl(CONN)
+        .doc(
+            "connection",
+            "3.0.0",
+            "Suspends commands processing.",
+        ),
+    cmd("unpause", 2, CLIENT_F.union(F::ADMIN), client_unpause)
+        .acl(CONN)
+        .doc(
+            "connection",
+            "6.2.0",
+            "Resumes processing commands from paused clients.",
+        ),
     cmd("tracking", -3, CLIENT_F, super::tracking::client_tracking)
         .acl(CONN)
         .doc(
@@ -641,6 +655,41 @@ fn client_reply(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 }
 
 /// ```text
+/// CLIENT PAUSE timeout [WRITE | ALL]
+/// ```
+/// `timeout` in milliseconds; see `server::pause`.
+fn client_pause(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    use crate::server::pause::PauseKind;
+    if argv.len() > 4 {
+        return Err(CmdError::SYNTAX);
+    }
+    let kind = match argv.get(3) {
+        None => PauseKind::All,
+        Some(m) if eq_ic(m, "write") => PauseKind::Write,
+        Some(m) if eq_ic(m, "all") => PauseKind::All,
+        Some(_) => return Err(CmdError::err("CLIENT PAUSE mode must be WRITE or ALL")),
+    };
+    let ms = crate::protocol::codec::parse_i64(&argv[2])
+        .ok_or_else(|| CmdError::err("timeout is not an integer or out of range"))?;
+    if ms < 0 {
+        return Err(CmdError::err("timeout is negative"));
+    }
+    let now = crate::commands::dispatch::unix_ms();
+    ctx.srv
+        .pause
+        .pause(now.saturating_add(ms as u64), kind, now);
+    Ok(Reply::OK)
+}
+
+/// ```text
+/// CLIENT UNPAUSE
+/// ```
+fn client_unpause(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+    ctx.srv.pause.unpause();
+    Ok(Reply::OK)
+}
+
+/// ```text
 /// CLIENT UNBLOCK client-id [TIMEOUT | ERROR]
 /// ```
 fn client_unblock(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
@@ -688,6 +737,8 @@ fn client_help(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
             "    Return information about client connections. Options: TYPE, ID.",
             "NO-EVICT (ON|OFF)",
             "    Protect current client connection from eviction.",
+            "PAUSE <timeout> [WRITE|ALL]",
+            "    Suspend all, or just write, clients for <timeout> milliseconds.",
             "REPLY (ON|OFF|SKIP)",
             "    Control the replies sent to the current connection.",
             "SETNAME <name>",
@@ -701,6 +752,8 @@ fn client_help(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
             "    Control server assisted client side caching.",
             "TRACKINGINFO",
             "    Report tracking status for the current connection.",
+            "UNPAUSE",
+            "    Stop the current client pause, resuming traffic.",
         ],
     ))
 }

@@ -164,11 +164,63 @@ pub fn execute(srv: &Server, client: &mut Client, argv: &[Bytes]) -> Reply {
                 || declared.as_ref().is_some_and(|f| f.deny_oom);
             m.write |= entry.spec.flags.contains(CmdFlags::WRITE)
                 || declared.as_ref().is_some_and(|f| f.write);
+            m.may_replicate |= may_replicate(srv, entry, argv);
             m.queue.push((entry, argv.to_vec()));
         }
         return Reply::Status("QUEUED");
     }
     call(srv, client, entry, argv)
+}
+
+/// Must this command wait for a CLIENT PAUSE to end? Asked by the
+/// connection loop before [`execute`] while a pause may be in force. A
+/// command refused anyway (unknown, disabled, wrong arity, not
+/// authenticated, loading, not allowed in subscribed mode) is answered at
+/// once, as Redis answers those before its pause check. Under `WRITE`, the
+/// commands held are those that may write or replicate: write and
+/// may-replicate commands, scripts unless they declare `no-writes`, and an
+/// EXEC whose queue holds such a command.
+pub fn must_postpone(srv: &Server, client: &Client, argv: &[Bytes]) -> bool {
+    use crate::server::pause::PauseKind;
+    let kind = srv.pause.current(unix_ms());
+    if kind == PauseKind::Off || client.loader {
+        return false;
+    }
+    let Lookup::Found(entry) = table().lookup(argv) else {
+        return false;
+    };
+    if srv.is_disabled(entry)
+        || !entry.spec.arity_ok(argv.len())
+        || (!client.authenticated
+            && srv.acl.auth_required()
+            && !entry.spec.flags.contains(CmdFlags::NO_AUTH))
+        || (srv.persist.loading() && !entry.spec.flags.contains(CmdFlags::LOADING))
+        || (client.resp == 2
+            && client.pubsub.active()
+            && !crate::commands::pubsub::allowed_in_subscribed_mode(entry.spec.name))
+    {
+        return false;
+    }
+    if kind == PauseKind::All {
+        return true;
+    }
+    if entry.spec.name == "exec" {
+        return client.multi.as_ref().is_some_and(|m| m.may_replicate);
+    }
+    may_replicate(srv, entry, argv)
+}
+
+/// Whether a command may change data or feed the replication stream
+/// (what CLIENT PAUSE WRITE holds): a script that declares its flags is
+/// judged by them (`no-writes` or not), anything else by its table flags.
+pub fn may_replicate(srv: &Server, entry: &CommandEntry, argv: &[Bytes]) -> bool {
+    match crate::scripting::declared_cmd_flags(srv, entry.spec.name, argv) {
+        Some(f) => f.write,
+        None => entry
+            .spec
+            .flags
+            .intersects(CmdFlags::WRITE.union(CmdFlags::MAY_REPLICATE)),
+    }
 }
 
 /// Answers a command refused before execution; inside MULTI the refusal

@@ -372,7 +372,8 @@ pub fn render_info(srv: &Server, sections: &[String], keyspace: KeyspaceTotals) 
                     "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{}\r\ntracking_clients:{}\r\nclients_in_timeout_table:{}\r\n",
                     srv.clients.len(),
                     cfg.maxclients(),
-                    srv.blocking.blocked_clients(),
+                    srv.blocking.blocked_clients()
+                        + srv.pause.held.load(Ordering::Relaxed),
                     srv.tracking.clients(),
                     0,
                 );

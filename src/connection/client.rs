@@ -163,6 +163,9 @@ pub struct MultiState {
     /// Some queued command may write (EXEC is refused with NOREPLICAS
     /// when min-replicas-to-write is not met, as Redis does).
     pub write: bool,
+    /// Some queued command may write or replicate (EXEC waits under
+    /// CLIENT PAUSE WRITE).
+    pub may_replicate: bool,
 }
 
 impl Client {

@@ -112,6 +112,22 @@ where
                         token_expired(&srv, &mut client, &mut stream, &mut out).await;
                         break 'conn;
                     }
+                    // CLIENT PAUSE: hold the command (after sending what
+                    // earlier ones answered) until the pause lets it run.
+                    if srv.pause.maybe_active()
+                        && dispatch::must_postpone(&srv, &client, &argv)
+                        && !hold_for_pause(
+                            &srv,
+                            &mut client,
+                            &mut stream,
+                            &mut out,
+                            &mut inbuf,
+                            &argv,
+                        )
+                        .await
+                    {
+                        break 'conn;
+                    }
                     let mut reply = if !crate::scripting::wants_script_thread(&client, &argv) {
                         dispatch::execute(&srv, &mut client, &argv)
                     } else if let Some(r) = crate::scripting::try_inline(&srv, &mut client, &argv) {
@@ -304,6 +320,62 @@ fn emit(client: &mut Client, reply: &Reply, out: &mut BytesMut) {
 }
 
 /// What woke an idle connection.
+/// Waits while CLIENT PAUSE holds `argv` (replies already produced are
+/// written first). Input that arrives meanwhile is kept for later, as in
+/// a query buffer (within client-query-buffer-limit). False if the
+/// connection must end (the peer left, a write error, CLIENT KILL).
+async fn hold_for_pause<S: AsyncRead + AsyncWrite + Unpin>(
+    srv: &Server,
+    client: &mut Client,
+    stream: &mut S,
+    out: &mut BytesMut,
+    inbuf: &mut BytesMut,
+    argv: &[bytes::Bytes],
+) -> bool {
+    end_tracking_batch(srv, client, out);
+    if !out.is_empty() && {
+        wait_durable(srv, client).await;
+        write_out(srv, stream, out).await
+    }
+    .is_err()
+    {
+        return false;
+    }
+    let held = &srv.pause.held;
+    held.fetch_add(1, Ordering::Relaxed);
+    let mut alive = true;
+    loop {
+        if client.info.killed.load(Ordering::Relaxed) {
+            alive = false;
+            break;
+        }
+        if inbuf.capacity() - inbuf.len() < READ_CHUNK / 2 {
+            inbuf.reserve(READ_CHUNK);
+        }
+        tokio::select! {
+            _ = srv.pause.wait_change(dispatch::unix_ms()) => {}
+            _ = client.info.kill.notified() => {
+                alive = false;
+                break;
+            }
+            r = stream.read_buf(inbuf) => {
+                if !matches!(r, Ok(n) if n > 0)
+                    || inbuf.len() as u64 > srv.config.client_query_buffer_limit()
+                {
+                    alive = false;
+                    break;
+                }
+            }
+        }
+        if !dispatch::must_postpone(srv, client, argv) {
+            break;
+        }
+    }
+    held.fetch_sub(1, Ordering::Relaxed);
+    client.now = dispatch::unix_ms();
+    alive
+}
+
 enum Wake {
     Read(usize),
     Outbox,

@@ -246,6 +246,10 @@ pub fn perform_evictions(srv: &Server, now: u64) -> Outcome {
     if srv.memory.used(now) <= max {
         return Outcome::Ok;
     }
+    // CLIENT PAUSE keeps the dataset still (as Redis, no eviction).
+    if crate::server::pause::paused_until(now) {
+        return Outcome::Ok;
+    }
     let dbs = targets(srv);
     if dbs.is_empty() {
         return Outcome::Fail;

@@ -6,6 +6,7 @@ pub mod limits;
 pub mod listener;
 pub mod logging;
 pub mod memory;
+pub mod pause;
 pub mod propagate;
 pub mod pubsub;
 pub mod slowlog;
@@ -85,6 +86,8 @@ pub struct Server {
     pub obuf_normal: limits::ObufNormal,
     /// SLOWLOG entries.
     pub slowlog: slowlog::SlowLog,
+    /// CLIENT PAUSE state.
+    pub pause: pause::Pause,
 }
 
 impl Server {
@@ -131,6 +134,7 @@ impl Server {
             entra: Default::default(),
             obuf_normal: Default::default(),
             slowlog: Default::default(),
+            pause: Default::default(),
             config,
         });
         srv.obuf_normal.sync(&srv.config);
@@ -631,7 +635,11 @@ async fn active_expire_task(srv: Arc<Server>) {
         srv.tracking.cron(&srv);
         // A running script holds every shard: skip this turn rather than
         // park the async worker on its locks.
-        if !srv.active_expire.load(Ordering::Relaxed) || crate::scripting::running() {
+        // CLIENT PAUSE keeps the dataset still: no active expiry meanwhile.
+        if !srv.active_expire.load(Ordering::Relaxed)
+            || crate::scripting::running()
+            || pause::paused_until(crate::commands::dispatch::unix_ms())
+        {
             continue;
         }
         let budget = period / 4;

@@ -242,11 +242,22 @@ impl Shard {
 
     /// Position of a live key, expiring it lazily if its deadline passed.
     fn find_live(&mut self, key: &[u8], now: u64) -> Option<usize> {
+        self.find_live_in(key, now, false)
+    }
+
+    /// [`Self::find_live`] for a lookup that may create the key: an expired
+    /// entry is removed even under CLIENT PAUSE (the new one replaces it).
+    fn find_live_in(&mut self, key: &[u8], now: u64, creating: bool) -> Option<usize> {
         let ord = self.ord_of(key);
         let pos = self.table.find(ord, key)?;
         let e = self.table.get(pos)?;
         if let Some(at) = e.expire() {
             if at <= now {
+                // CLIENT PAUSE keeps the dataset still: the key reads as
+                // gone but stays until the pause ends (as Redis).
+                if !creating && crate::server::pause::paused_until(now) {
+                    return None;
+                }
                 if recording(crate::config::notify::EXPIRED) {
                     self.event_log.push((
                         crate::config::notify::EXPIRED,
@@ -399,7 +410,7 @@ impl Shard {
     pub fn set(&mut self, key: &[u8], v: Value, ttl: Ttl, now: u64) -> bool {
         self.touch(key);
         let ord = self.ord_of(key);
-        let existing = self.find_live(key, now);
+        let existing = self.find_live_in(key, now, true);
         let mut keep = None;
         let mut old_meta = None;
         if let Some(pos) = existing {
