@@ -2316,25 +2316,10 @@ pub fn split_args(line: &str) -> Result<Vec<String>, &'static str> {
 /// Redis's `sdscatrepr`: a double-quoted string that [`split_args`] reads
 /// back unchanged.
 fn repr(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for &c in s.as_bytes() {
-        match c {
-            b'\\' | b'"' => {
-                out.push('\\');
-                out.push(c as char);
-            }
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            0x07 => out.push_str("\\a"),
-            0x08 => out.push_str("\\b"),
-            0x20..=0x7e => out.push(c as char),
-            _ => out.push_str(&format!("\\x{c:02x}")),
-        }
-    }
-    out.push('"');
-    out
+    let mut out = Vec::with_capacity(s.len() + 2);
+    crate::util::repr::cat_repr(&mut out, s.as_bytes());
+    // Only ASCII comes out (other bytes are escaped).
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 // ---------------------------------------------------------------------------

@@ -2109,7 +2109,7 @@ fn redis_call(lua: &Lua, argv: Variadic<Value>, raising: bool) -> mlua::Result<V
     }
     let reply = {
         let mut guard = cur.ctx.borrow_mut();
-        run_in_ctx(&mut guard, entry, &cmd)
+        run_in_ctx(&mut guard, entry, &cmd, true)
     };
     if writes {
         WROTE.store(true, Ordering::SeqCst);

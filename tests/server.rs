@@ -949,3 +949,110 @@ async fn client_pause_freezes_expiry() {
     let n: i64 = c.exists("x").await.unwrap();
     assert_eq!(n, 0, "the command of a client that left ran");
 }
+
+/// Reads MONITOR lines from `m` until `n` lines are in (not counting the
+/// CLIENT SETINFO the redis crate sends when it connects).
+async fn monitor_lines(m: &mut common::Raw, n: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut cur = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while lines.len() < n {
+        assert!(std::time::Instant::now() < deadline, "only got {lines:?}");
+        let b = m.read_exact_n(1).await;
+        cur.push_str(&String::from_utf8_lossy(&b));
+        if cur.ends_with("\r\n") {
+            let l = std::mem::take(&mut cur);
+            if !l.contains(r#""CLIENT" "SETINFO""#) {
+                lines.push(l.trim_end().to_string());
+            }
+        }
+    }
+    lines
+}
+
+/// MONITOR shows every command as Redis formats it (time, db, client
+/// address or `lua`, quoted arguments), scripts before the commands they
+/// run, a transaction's commands between MULTI and EXEC, passwords
+/// redacted, admin commands not at all; a monitoring connection may not
+/// touch keys, shows flag O in CLIENT LIST, and RESET ends the mode.
+#[tokio::test]
+async fn monitor_shows_commands() {
+    let srv = TestServer::start();
+    let mut m = srv.raw().await;
+    m.expect(&resp(&[b"MONITOR"]), b"+OK\r\n").await;
+    let mut c = srv.conn().await;
+    let _: () = c.set("k", "a \"b\"\n").await.unwrap();
+    let _: String = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-samples")
+        .arg("5")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: String = redis::cmd("EVAL")
+        .arg("return redis.call('get', KEYS[1])")
+        .arg(1)
+        .arg("k")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: () = redis::pipe()
+        .atomic()
+        .cmd("INCR")
+        .arg("n")
+        .ignore()
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _ = redis::cmd("AUTH")
+        .arg("someone")
+        .arg("secret")
+        .query_async::<redis::Value>(&mut c)
+        .await;
+    let lines = monitor_lines(&mut m, 7).await;
+    let first = &lines[0];
+    assert!(first.starts_with('+'), "{first}");
+    let (stamp, rest) = first[1..].split_once(' ').unwrap();
+    let (secs, micros) = stamp.split_once('.').unwrap();
+    assert!(secs.parse::<u64>().unwrap() > 1_600_000_000);
+    assert_eq!(micros.len(), 6);
+    assert!(rest.starts_with("[0 127.0.0.1:"), "{rest}");
+    assert!(rest.ends_with(r#"] "SET" "k" "a \"b\"\n""#), "{rest}");
+    let tails: Vec<&str> = lines[1..]
+        .iter()
+        .map(|l| l.split_once("] ").unwrap().1)
+        .collect();
+    assert_eq!(
+        tails,
+        [
+            r#""EVAL" "return redis.call('get', KEYS[1])" "1" "k""#,
+            r#""get" "k""#,
+            r#""MULTI""#,
+            r#""INCR" "n""#,
+            r#""EXEC""#,
+            r#""AUTH" "(redacted)" "(redacted)""#,
+        ]
+    );
+    assert!(lines[2].contains("[0 lua]"), "{}", lines[2]);
+
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(list.contains("flags=O"), "{list}");
+    // CLIENT LIST is an admin command: not shown.
+    assert!(silent_for(&mut m, 100).await, "unexpected MONITOR output");
+    m.expect(
+        &resp(&[b"GET", b"k"]),
+        b"-ERR Replica can't interact with the keyspace\r\n",
+    )
+    .await;
+    // Its own commands show too, after their replies (as in Redis).
+    m.expect(&resp(&[b"PING"]), b"+PONG\r\n").await;
+    let own = monitor_lines(&mut m, 1).await;
+    assert!(own[0].ends_with(r#"] "PING""#), "{own:?}");
+    m.expect(&resp(&[b"RESET"]), b"+RESET\r\n").await;
+    let _: () = c.set("after", "1").await.unwrap();
+    m.expect(&resp(&[b"GET", b"after"]), b"$1\r\n1\r\n").await;
+}

@@ -214,6 +214,9 @@ fn quit(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
 
 fn reset(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
     crate::commands::transaction::discard_state(ctx.srv, ctx.client);
+    if ctx.client.info.monitor.swap(false, Ordering::Relaxed) {
+        ctx.srv.monitors.remove(ctx.client.id);
+    }
     ctx.srv
         .pubsub
         .remove_client(&mut ctx.client.pubsub, ctx.client.id);
@@ -385,7 +388,10 @@ pub fn client_line(srv: &Server, c: &ClientInfo) -> String {
         c.psub.load(Ordering::Relaxed),
         c.ssub.load(Ordering::Relaxed),
     );
-    // Redis's order: P, b, t, R, B, e.
+    // Redis's order: O, P, b, t, R, B, e.
+    if c.monitor.load(Ordering::Relaxed) {
+        flags.push('O');
+    }
     if sub + psub + ssub > 0 {
         flags.push('P');
     }

@@ -17,6 +17,7 @@ use crate::commands::table::{table, CommandEntry, Lookup};
 use crate::commands::transaction;
 use crate::connection::client::Client;
 use crate::protocol::{CmdError, Reply};
+use crate::server::monitor::Origin;
 use crate::server::{eviction, Server, Stats};
 
 /// The process-wide calibrated TSC clock used to time commands.
@@ -143,6 +144,20 @@ pub fn execute(srv: &Server, client: &mut Client, argv: &[Bytes]) -> Reply {
                 && client.multi.as_ref().is_some_and(|m| m.write && !m.aborted)))
     {
         return reject_command(srv, client, entry, crate::scripting::NOREPLICAS);
+    }
+    // A MONITOR connection is a replica to Redis: it may not touch keys.
+    if client.info.monitor.load(Ordering::Relaxed)
+        && entry
+            .spec
+            .flags
+            .intersects(CmdFlags::READONLY | CmdFlags::WRITE | CmdFlags::MAY_REPLICATE)
+    {
+        return reject(
+            srv,
+            client,
+            Some(entry),
+            CmdError::err("Replica can't interact with the keyspace"),
+        );
     }
     // Tracking: keep the table within tracking-table-max-keys before each
     // command (also one that is only queued), as Redis does.
@@ -330,6 +345,12 @@ pub fn call(srv: &Server, client: &mut Client, entry: &CommandEntry, argv: &[Byt
         prop: Vec::new(),
         rewrite: None,
     };
+    // Scripts are shown before the commands they run (as Redis feeds
+    // EVAL/EVALSHA/FCALL from their handlers).
+    let script_first = srv.monitors.any() && is_script(entry);
+    if script_first {
+        feed_monitors(srv, ctx.client, None, argv, false);
+    }
     let (result, usec) = invoke(&mut ctx, entry, argv);
     ctx.flush_expired();
     if srv.tracking.in_use() {
@@ -352,6 +373,9 @@ pub fn call(srv: &Server, client: &mut Client, entry: &CommandEntry, argv: &[Byt
     if client.tracking.caching || srv.tracking.in_use() {
         crate::server::tracking::after_top_level(srv, client, entry);
     }
+    if !script_first {
+        feed_monitors(srv, client, Some(entry), argv, false);
+    }
     // A command that blocked is counted once, when it finally completes.
     if client.blocking.waiter.is_none() {
         entry.stats.record_call(usec);
@@ -361,6 +385,54 @@ pub fn call(srv: &Server, client: &mut Client, entry: &CommandEntry, argv: &[Byt
         client.redacted.clear();
     }
     finish(srv, entry, result)
+}
+
+/// EVAL/EVALSHA/FCALL and their read-only forms.
+fn is_script(entry: &CommandEntry) -> bool {
+    matches!(
+        entry.spec.name,
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
+    )
+}
+
+/// Shows a command that ran to the MONITOR clients (not admin or
+/// skip_monitor ones, nor what the AOF loader replays; `entry` None: a
+/// script shown before it runs), sensitive arguments redacted.
+#[inline]
+fn feed_monitors(
+    srv: &Server,
+    client: &mut Client,
+    entry: Option<&CommandEntry>,
+    argv: &[Bytes],
+    from_script: bool,
+) {
+    if !srv.monitors.any()
+        || client.loader
+        || entry.is_some_and(|e| {
+            e.spec
+                .flags
+                .intersects(CmdFlags::ADMIN | CmdFlags::SKIP_MONITOR)
+        })
+    {
+        return;
+    }
+    let origin = if from_script {
+        Origin::Script
+    } else {
+        Origin::Client(&client.info.addr)
+    };
+    let own = client
+        .info
+        .monitor
+        .load(Ordering::Relaxed)
+        .then_some(client.id);
+    let line = srv
+        .monitors
+        .feed(&srv.config, client.db, origin, argv, &client.redacted, own);
+    if own.is_some() {
+        // After this command's reply (with what else follows replies).
+        client.tracking.pending.extend_from_slice(&line);
+    }
 }
 
 /// Offers a finished command to the slow log (and forgets the arguments
@@ -384,7 +456,12 @@ fn note_slow(srv: &Server, client: &mut Client, entry: &CommandEntry, argv: &[By
 /// Runs one command's handler in an existing context (its locks already
 /// held) and records its statistics. EXEC calls this for each queued
 /// command under the transaction's locks (where nothing blocks).
-pub fn run_in_ctx(ctx: &mut Ctx<'_>, entry: &CommandEntry, argv: &[Bytes]) -> Reply {
+pub fn run_in_ctx(
+    ctx: &mut Ctx<'_>,
+    entry: &CommandEntry,
+    argv: &[Bytes],
+    from_script: bool,
+) -> Reply {
     let (result, usec) = invoke(ctx, entry, argv);
     ctx.flush_expired();
     if ctx.srv.tracking.in_use() {
@@ -392,6 +469,7 @@ pub fn run_in_ctx(ctx: &mut Ctx<'_>, entry: &CommandEntry, argv: &[Bytes]) -> Re
     }
     entry.stats.record_call(usec);
     ctx.srv.stats.hot.add(Stats::COMMANDS, 1);
+    feed_monitors(ctx.srv, ctx.client, Some(entry), argv, from_script);
     note_slow(ctx.srv, ctx.client, entry, argv, usec);
     finish(ctx.srv, entry, result)
 }

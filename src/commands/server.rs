@@ -28,6 +28,11 @@ pub const SPECS: &[CommandSpec] = &[
             "1.0.0",
             "Returns information and statistics about the server.",
         ),
+    cmd("monitor", 1, ADM, monitor).doc(
+        "server",
+        "1.0.0",
+        "Listens for all requests received by the server in real-time.",
+    ),
     container("config", CONFIG_SUBS).doc(
         "server",
         "2.0.0",
@@ -554,6 +559,26 @@ fn config_get(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 /// ```text
 /// CONFIG SET parameter value [parameter value ...]
 /// ```
+/// ```text
+/// MONITOR
+/// ```
+/// See `server::monitor`. A connection already monitoring gets no reply,
+/// as in Redis; RESET (or disconnecting) ends the mode.
+fn monitor(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+    if ctx.client.deny_blocking && !ctx.client.loader {
+        return Err(CmdError::err(
+            "MONITOR isn't allowed for DENY BLOCKING client",
+        ));
+    }
+    let info = ctx.client.info.clone();
+    if info.monitor.swap(true, Ordering::Relaxed) {
+        return Ok(Reply::Raw(Bytes::new()));
+    }
+    let ob = ctx.client.pubsub.outbox(&info);
+    ctx.srv.monitors.add(info.id, ob);
+    Ok(Reply::OK)
+}
+
 fn config_set(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     if !argv.len().is_multiple_of(2) {
         return Err(CmdError::arity("config|set"));

@@ -218,7 +218,7 @@ fn exec(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
                 replies.push(denied);
                 continue;
             }
-            replies.push(run_in_ctx(ctx, entry, argv));
+            replies.push(run_in_ctx(ctx, entry, argv, false));
         }
         ctx.client.deny_blocking = false;
         Reply::Array(replies)

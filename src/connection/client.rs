@@ -42,6 +42,8 @@ pub struct ClientInfo {
     /// Unix ms of the last command.
     pub last_interaction: AtomicU64,
     pub no_evict: AtomicBool,
+    /// In MONITOR mode (CLIENT LIST flag `O`).
+    pub monitor: AtomicBool,
     /// Bytes waiting in the query buffer (CLIENT LIST qbuf).
     pub qbuf: AtomicUsize,
     pub user: Mutex<String>,
@@ -83,6 +85,7 @@ impl ClientInfo {
             last_cmd: AtomicUsize::new(usize::MAX),
             last_interaction: AtomicU64::new(crate::commands::dispatch::unix_ms()),
             no_evict: AtomicBool::new(false),
+            monitor: AtomicBool::new(false),
             qbuf: AtomicUsize::new(0),
             user: Mutex::new("default".to_string()),
             killed: AtomicBool::new(false),

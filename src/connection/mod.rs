@@ -319,7 +319,6 @@ fn emit(client: &mut Client, reply: &Reply, out: &mut BytesMut) {
     drain_own_invalidations(client, out);
 }
 
-/// What woke an idle connection.
 /// Waits while CLIENT PAUSE holds `argv` (replies already produced are
 /// written first). Input that arrives meanwhile is kept for later, as in
 /// a query buffer (within client-query-buffer-limit). False if the
@@ -376,6 +375,7 @@ async fn hold_for_pause<S: AsyncRead + AsyncWrite + Unpin>(
     alive
 }
 
+/// What woke an idle connection.
 enum Wake {
     Read(usize),
     Outbox,

@@ -6,6 +6,7 @@ pub mod limits;
 pub mod listener;
 pub mod logging;
 pub mod memory;
+pub mod monitor;
 pub mod pause;
 pub mod propagate;
 pub mod pubsub;
@@ -88,6 +89,8 @@ pub struct Server {
     pub slowlog: slowlog::SlowLog,
     /// CLIENT PAUSE state.
     pub pause: pause::Pause,
+    /// MONITOR clients.
+    pub monitors: monitor::Monitors,
 }
 
 impl Server {
@@ -135,6 +138,7 @@ impl Server {
             obuf_normal: Default::default(),
             slowlog: Default::default(),
             pause: Default::default(),
+            monitors: Default::default(),
             config,
         });
         srv.obuf_normal.sync(&srv.config);
@@ -338,6 +342,9 @@ impl Server {
     pub fn unregister_client(&self, id: u64) {
         if let Some((_, info)) = self.clients.remove(&id) {
             self.tracking.disable(&info);
+            if info.monitor.load(Ordering::Relaxed) {
+                self.monitors.remove(id);
+            }
             *info.outbox.lock() = None;
         }
     }

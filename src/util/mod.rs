@@ -5,3 +5,4 @@ pub mod geohash;
 pub mod glob;
 pub mod hll;
 pub mod ldouble;
+pub mod repr;
