@@ -121,8 +121,6 @@
 //! `active-defrag-threshold-lower`, `active-defrag-threshold-upper`,
 //! `active-defrag-cycle-min`, `active-defrag-cycle-max`,
 //! `active-defrag-max-scan-fields`, `activerehashing`,
-//! `latency-monitor-threshold`, `latency-tracking`,
-//! `latency-tracking-info-percentiles`,
 //! `list-max-listpack-size`, `list-compress-depth`,
 //! `shutdown-timeout`, `shutdown-on-sigint`, `shutdown-on-sigterm`,
 //! `metrics-port`.
@@ -1056,10 +1054,10 @@ params! {
         int(-1, LONG_MAX, "10000") => i64, "Microseconds; -1 disables the slow log, 0 logs everything.";
     slowlog_max_len "slowlog-max-len" = int(0, LONG_MAX, "128") => u64;
     latency_monitor_threshold "latency-monitor-threshold" =
-        int(0, LONG_MAX, "0").no_effect() => u64;
-    latency_tracking "latency-tracking" = boolean("yes").no_effect() => bool;
+        int(0, LONG_MAX, "0") => u64;
+    latency_tracking "latency-tracking" = boolean("yes") => bool;
     latency_tracking_info_percentiles "latency-tracking-info-percentiles" =
-        special(Special::Percentiles, "50 99 99.9").no_effect();
+        special(Special::Percentiles, "50 99 99.9");
     notify_keyspace_events "notify-keyspace-events" = special(Special::Notify, "");
 
     // ---- encodings --------------------------------------------------------

@@ -1056,3 +1056,146 @@ async fn monitor_shows_commands() {
     let _: () = c.set("after", "1").await.unwrap();
     m.expect(&resp(&[b"GET", b"after"]), b"$1\r\n1\r\n").await;
 }
+
+/// LATENCY HISTOGRAM and INFO latencystats report per-command latency
+/// distributions (latency-tracking); the latency monitor records events
+/// past latency-monitor-threshold (LATEST, HISTORY, GRAPH, DOCTOR, RESET).
+#[tokio::test]
+async fn latency_tracking_and_monitor() {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    for i in 0..3 {
+        let _: () = c.set(format!("k{i}"), i).await.unwrap();
+    }
+    let _: Option<String> = c.get("k0").await.unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg("ID")
+        .query_async::<i64>(&mut c)
+        .await
+        .map(|_| ())
+        .unwrap();
+    // name -> {calls, histogram_usec: {bucket µs -> cumulative calls}}
+    type Histo = std::collections::HashMap<String, redis::Value>;
+    let h: Histo = redis::cmd("LATENCY")
+        .arg("HISTOGRAM")
+        .arg("set")
+        .arg("nosuchcmd")
+        .arg("client")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let mut names: Vec<&String> = h.keys().collect();
+    names.sort();
+    assert_eq!(names, ["client|id", "set"]);
+    let set: std::collections::HashMap<String, redis::Value> =
+        redis::from_redis_value(&h["set"]).unwrap();
+    assert_eq!(set["calls"], redis::Value::Int(3));
+    let buckets: Vec<(i64, i64)> =
+        redis::from_redis_value::<std::collections::BTreeMap<i64, i64>>(&set["histogram_usec"])
+            .unwrap()
+            .into_iter()
+            .collect();
+    assert!(!buckets.is_empty());
+    assert_eq!(
+        buckets.last().unwrap().1,
+        3,
+        "cumulative ends at calls: {buckets:?}"
+    );
+    assert!(buckets
+        .windows(2)
+        .all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1));
+    let all: Histo = redis::cmd("LATENCY")
+        .arg("HISTOGRAM")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(all.contains_key("get") && all.contains_key("config|resetstat"));
+
+    let stats = info_field(&mut c, "latencystats", "latency_percentiles_usec_set").await;
+    let parts: Vec<&str> = stats.split(',').collect();
+    assert_eq!(parts.len(), 3, "{stats}");
+    for (p, want) in parts.iter().zip(["p50=", "p99=", "p99.9="]) {
+        assert!(p.starts_with(want), "{stats}");
+        let v: f64 = p[want.len()..].parse().unwrap();
+        assert!(v > 0.0 && v < 100_000.0, "{stats}");
+    }
+
+    // The monitor: off by default, then events of at least 50 ms.
+    let latest: Vec<redis::Value> = redis::cmd("LATENCY")
+        .arg("LATEST")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(latest.is_empty());
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("latency-monitor-threshold")
+        .arg(50)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: () = c.set("fast", 1).await.unwrap();
+    let _: () = redis::cmd("DEBUG")
+        .arg("SLEEP")
+        .arg("0.12")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let latest: Vec<(String, i64, i64, i64)> = redis::cmd("LATENCY")
+        .arg("LATEST")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(latest.len(), 1, "{latest:?}");
+    let (name, _, last, max) = &latest[0];
+    assert_eq!(name, "command");
+    assert!(*last >= 120 && *max >= *last, "{latest:?}");
+    let hist: Vec<(i64, i64)> = redis::cmd("LATENCY")
+        .arg("HISTORY")
+        .arg("command")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(hist.len(), 1);
+    let g: String = redis::cmd("LATENCY")
+        .arg("GRAPH")
+        .arg("command")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(g.starts_with("command - high "), "{g}");
+    let err = redis::cmd("LATENCY")
+        .arg("GRAPH")
+        .arg("fork")
+        .query_async::<String>(&mut c)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("No samples available for event 'fork'"),
+        "{err}"
+    );
+    let d: String = redis::cmd("LATENCY")
+        .arg("DOCTOR")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(d.contains("command"), "{d}");
+    let n: i64 = redis::cmd("LATENCY")
+        .arg("RESET")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let latest: Vec<redis::Value> = redis::cmd("LATENCY")
+        .arg("LATEST")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(latest.is_empty());
+}

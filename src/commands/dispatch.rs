@@ -351,7 +351,7 @@ pub fn call(srv: &Server, client: &mut Client, entry: &CommandEntry, argv: &[Byt
     if script_first {
         feed_monitors(srv, ctx.client, None, argv, false);
     }
-    let (result, usec) = invoke(&mut ctx, entry, argv);
+    let (result, nanos) = invoke(&mut ctx, entry, argv);
     ctx.flush_expired();
     if srv.tracking.in_use() {
         crate::server::tracking::after_command(&mut ctx, entry, argv, succeeded(&result), false);
@@ -378,13 +378,34 @@ pub fn call(srv: &Server, client: &mut Client, entry: &CommandEntry, argv: &[Byt
     }
     // A command that blocked is counted once, when it finally completes.
     if client.blocking.waiter.is_none() {
-        entry.stats.record_call(usec);
+        entry.stats.record_call(nanos / 1000);
         srv.stats.hot.add(Stats::COMMANDS, 1);
-        note_slow(srv, client, entry, argv, usec);
+        note_latency(srv, entry, nanos);
+        note_slow(srv, client, entry, argv, nanos / 1000);
     } else {
         client.redacted.clear();
     }
     finish(srv, entry, result)
+}
+
+/// Records a call's duration in its command's latency histogram
+/// (`latency-tracking`) and, past `latency-monitor-threshold`, as a
+/// `command` / `fast-command` latency event.
+#[inline]
+fn note_latency(srv: &Server, entry: &CommandEntry, nanos: u64) {
+    if srv.config.latency_tracking() {
+        entry.latency.record(nanos);
+    }
+    let threshold = srv.config.latency_monitor_threshold();
+    if threshold > 0 && nanos / 1_000_000 >= threshold {
+        let event = if entry.spec.flags.contains(CmdFlags::FAST) {
+            "fast-command"
+        } else {
+            "command"
+        };
+        srv.latency
+            .add_if_needed(threshold, event, nanos / 1_000_000, unix_ms() / 1000);
+    }
 }
 
 /// EVAL/EVALSHA/FCALL and their read-only forms.
@@ -462,15 +483,16 @@ pub fn run_in_ctx(
     argv: &[Bytes],
     from_script: bool,
 ) -> Reply {
-    let (result, usec) = invoke(ctx, entry, argv);
+    let (result, nanos) = invoke(ctx, entry, argv);
     ctx.flush_expired();
     if ctx.srv.tracking.in_use() {
         crate::server::tracking::after_command(ctx, entry, argv, succeeded(&result), true);
     }
-    entry.stats.record_call(usec);
+    entry.stats.record_call(nanos / 1000);
     ctx.srv.stats.hot.add(Stats::COMMANDS, 1);
+    note_latency(ctx.srv, entry, nanos);
     feed_monitors(ctx.srv, ctx.client, Some(entry), argv, from_script);
-    note_slow(ctx.srv, ctx.client, entry, argv, usec);
+    note_slow(ctx.srv, ctx.client, entry, argv, nanos / 1000);
     finish(ctx.srv, entry, result)
 }
 
@@ -505,7 +527,8 @@ fn succeeded(r: &Outcome) -> bool {
     matches!(r, Ok(Ok(reply)) if !matches!(reply, Reply::Error(_)))
 }
 
-/// Runs the handler, catching a panic; returns its outcome and duration.
+/// Runs the handler, catching a panic; returns its outcome and duration
+/// (ns).
 fn invoke(ctx: &mut Ctx<'_>, entry: &CommandEntry, argv: &[Bytes]) -> (Outcome, u64) {
     let clock = clock();
     let start = clock.raw();
@@ -523,7 +546,7 @@ fn invoke(ctx: &mut Ctx<'_>, entry: &CommandEntry, argv: &[Bytes]) -> (Outcome, 
         }
     }
     ctx.rewrite = outer_rewrite;
-    (result, nanos / 1000)
+    (result, nanos)
 }
 
 /// Adds the records of a command that changed data to the context's

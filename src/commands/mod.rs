@@ -13,6 +13,7 @@ pub mod geo;
 pub mod hashes;
 pub mod hyperloglog;
 pub mod keys;
+pub mod latency;
 pub mod lists;
 pub mod memory;
 pub mod persist;

@@ -236,6 +236,7 @@ const ALL_SECTIONS: &[&str] = &[
     "modules",
     "commandstats",
     "errorstats",
+    "latencystats",
     "cluster",
     "keyspace",
 ];
@@ -519,6 +520,26 @@ pub fn render_info(srv: &Server, sections: &[String], keyspace: KeyspaceTotals) 
                 o.push_str("# Errorstats\r\n");
                 for (code, n) in st.error_counts() {
                     let _ = write!(o, "errorstat_{code}:count={n}\r\n");
+                }
+            }
+            "latencystats" => {
+                o.push_str("# Latencystats\r\n");
+                if srv.config.latency_tracking() {
+                    let pcts = srv.config.latency_tracking_info_percentiles();
+                    for e in table().all() {
+                        let Some(vals) = e.latency.percentiles(&pcts) else {
+                            continue;
+                        };
+                        let _ = write!(o, "latency_percentiles_usec_{}:", e.full_name);
+                        for (i, (p, ns)) in pcts.iter().zip(vals).enumerate() {
+                            if i > 0 {
+                                o.push(',');
+                            }
+                            // Labels as Redis prints them: p50, p99, p99.9.
+                            let _ = write!(o, "p{}={:.3}", p, ns as f64 / 1000.0);
+                        }
+                        o.push_str("\r\n");
+                    }
                 }
             }
             "cluster" => o.push_str("# Cluster\r\ncluster_enabled:0\r\n"),

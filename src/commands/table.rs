@@ -22,6 +22,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     crate::commands::zsets::SPECS,
     crate::commands::transaction::SPECS,
     crate::commands::memory::SPECS,
+    crate::commands::latency::SPECS,
     crate::commands::slowlog::SPECS,
     crate::commands::sort::SPECS,
     crate::commands::geo::SPECS,
@@ -80,11 +81,14 @@ pub struct CommandEntry {
     pub full_name: String,
     pub parent: Option<&'static CommandSpec>,
     pub stats: CmdStats,
+    /// Call durations (`latency-tracking`).
+    pub latency: crate::server::latency::Histogram,
 }
 
 impl CommandEntry {
     pub fn reset_stats(&self) {
         self.stats.0.reset();
+        self.latency.reset();
     }
 }
 
@@ -132,6 +136,7 @@ impl CommandTable {
                     full_name: spec.name.to_string(),
                     parent: None,
                     stats: CmdStats::default(),
+                    latency: Default::default(),
                 });
                 for sub in spec.subcommands {
                     let full = format!("{}|{}", spec.name, sub.name);
@@ -142,6 +147,7 @@ impl CommandTable {
                         full_name: full,
                         parent: Some(spec),
                         stats: CmdStats::default(),
+                        latency: Default::default(),
                     });
                 }
             }

@@ -2,6 +2,7 @@
 //! tasks (active expiry, stats sampling) and waits for shutdown.
 
 pub mod eviction;
+pub mod latency;
 pub mod limits;
 pub mod listener;
 pub mod logging;
@@ -91,6 +92,8 @@ pub struct Server {
     pub pause: pause::Pause,
     /// MONITOR clients.
     pub monitors: monitor::Monitors,
+    /// The latency monitor's events (LATENCY LATEST/HISTORY).
+    pub latency: latency::Monitor,
 }
 
 impl Server {
@@ -139,6 +142,7 @@ impl Server {
             slowlog: Default::default(),
             pause: Default::default(),
             monitors: Default::default(),
+            latency: Default::default(),
             config,
         });
         srv.obuf_normal.sync(&srv.config);
@@ -690,5 +694,11 @@ async fn active_expire_task(srv: Arc<Server>) {
         if srv.tracking.in_use() {
             srv.tracking.broadcast(&srv, None);
         }
+        srv.latency.add_if_needed(
+            srv.config.latency_monitor_threshold(),
+            "expire-cycle",
+            start.elapsed().as_millis() as u64,
+            crate::commands::dispatch::unix_ms() / 1000,
+        );
     }
 }

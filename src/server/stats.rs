@@ -25,7 +25,7 @@ pub struct Striped {
     stripes: Box<[Stripe]>,
 }
 
-fn stripe_count() -> usize {
+pub(crate) fn stripe_count() -> usize {
     static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *N.get_or_init(|| {
         std::thread::available_parallelism()
@@ -35,7 +35,7 @@ fn stripe_count() -> usize {
     })
 }
 
-fn my_stripe() -> usize {
+pub(crate) fn my_stripe() -> usize {
     use std::sync::atomic::AtomicUsize;
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
