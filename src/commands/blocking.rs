@@ -472,7 +472,7 @@ fn count_unserved(srv: &Server, w: &Waiter, failed: bool) {
     let argv = w.argv.lock().clone();
     if let crate::commands::table::Lookup::Found(e) = crate::commands::table::table().lookup(&argv)
     {
-        e.stats.record_call(0);
+        e.record_call(0, srv.config.latency_tracking());
         if failed {
             e.stats.record_failed();
             srv.stats.count_error(&UNBLOCKED);

@@ -378,9 +378,8 @@ pub fn call(srv: &Server, client: &mut Client, entry: &CommandEntry, argv: &[Byt
     }
     // A command that blocked is counted once, when it finally completes.
     if client.blocking.waiter.is_none() {
-        entry.stats.record_call(nanos / 1000);
-        srv.stats.hot.add(Stats::COMMANDS, 1);
         note_latency(srv, entry, nanos);
+        srv.stats.hot.add(Stats::COMMANDS, 1);
         note_slow(srv, client, entry, argv, nanos / 1000);
     } else {
         client.redacted.clear();
@@ -388,14 +387,13 @@ pub fn call(srv: &Server, client: &mut Client, entry: &CommandEntry, argv: &[Byt
     finish(srv, entry, result)
 }
 
-/// Records a call's duration in its command's latency histogram
-/// (`latency-tracking`) and, past `latency-monitor-threshold`, as a
-/// `command` / `fast-command` latency event.
+/// Counts a call with its duration (command statistics, and its latency
+/// histogram under `latency-tracking`) and, past
+/// `latency-monitor-threshold`, records a `command` / `fast-command`
+/// latency event.
 #[inline]
 fn note_latency(srv: &Server, entry: &CommandEntry, nanos: u64) {
-    if srv.config.latency_tracking() {
-        entry.latency.record(nanos);
-    }
+    entry.record_call(nanos, srv.config.latency_tracking());
     let threshold = srv.config.latency_monitor_threshold();
     if threshold > 0 && nanos / 1_000_000 >= threshold {
         let event = if entry.spec.flags.contains(CmdFlags::FAST) {
@@ -488,9 +486,8 @@ pub fn run_in_ctx(
     if ctx.srv.tracking.in_use() {
         crate::server::tracking::after_command(ctx, entry, argv, succeeded(&result), true);
     }
-    entry.stats.record_call(nanos / 1000);
-    ctx.srv.stats.hot.add(Stats::COMMANDS, 1);
     note_latency(ctx.srv, entry, nanos);
+    ctx.srv.stats.hot.add(Stats::COMMANDS, 1);
     feed_monitors(ctx.srv, ctx.client, Some(entry), argv, from_script);
     note_slow(ctx.srv, ctx.client, entry, argv, nanos / 1000);
     finish(ctx.srv, entry, result)

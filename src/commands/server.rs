@@ -497,7 +497,7 @@ pub fn render_info(srv: &Server, sections: &[String], keyspace: KeyspaceTotals) 
             "commandstats" => {
                 o.push_str("# Commandstats\r\n");
                 for e in table().all() {
-                    let calls = e.stats.calls();
+                    let calls = e.calls();
                     let rej = e.stats.rejected();
                     let failed = e.stats.failed();
                     if calls == 0 && rej == 0 && failed == 0 {

@@ -86,6 +86,24 @@ pub struct CommandEntry {
 }
 
 impl CommandEntry {
+    /// Records one executed call of `nanos`: into the latency histogram
+    /// when `tracking` (`latency-tracking`), which then also counts the
+    /// call (one atomic add per call for both), else into the call counter.
+    #[inline]
+    pub fn record_call(&self, nanos: u64, tracking: bool) {
+        if tracking {
+            self.latency.record(nanos);
+            self.stats.0.add(CmdStats::USEC, nanos / 1000);
+        } else {
+            self.stats.record_call(nanos / 1000);
+        }
+    }
+
+    /// Calls counted since the last reset.
+    pub fn calls(&self) -> u64 {
+        self.stats.calls() + self.latency.total()
+    }
+
     pub fn reset_stats(&self) {
         self.stats.0.reset();
         self.latency.reset();

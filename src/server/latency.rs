@@ -69,8 +69,12 @@ impl Histogram {
                 .map(|_| Stripe((0..BUCKETS).map(|_| AtomicU64::new(0)).collect()))
                 .collect()
         });
-        let stripe = &s[crate::server::stats::my_stripe() % s.len()];
-        stripe.0[bucket_of(ns)].fetch_add(1, Ordering::Relaxed);
+        // my_stripe() < stripe_count() == s.len().
+        if let Some(stripe) = s.get(crate::server::stats::my_stripe()) {
+            if let Some(c) = stripe.0.get(bucket_of(ns)) {
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Counts per bucket (None if never recorded into).
@@ -83,6 +87,16 @@ impl Histogram {
             }
         }
         Some(out)
+    }
+
+    /// Calls recorded.
+    pub fn total(&self) -> u64 {
+        self.stripes.get().map_or(0, |s| {
+            s.iter()
+                .flat_map(|st| st.0.iter())
+                .map(|c| c.load(Ordering::Relaxed))
+                .sum()
+        })
     }
 
     pub fn reset(&self) {
