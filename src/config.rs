@@ -116,8 +116,7 @@
 //! `propagation-error-behavior`,
 //! `maxmemory-clients`, `active-expire-effort`,
 //! `lazyfree-lazy-eviction`, `lazyfree-lazy-expire`,
-//! `lazyfree-lazy-server-del`, `lazyfree-lazy-user-del`,
-//! `lazyfree-lazy-user-flush`, `activedefrag`, `active-defrag-ignore-bytes`,
+//! `lazyfree-lazy-server-del`, `activedefrag`, `active-defrag-ignore-bytes`,
 //! `active-defrag-threshold-lower`, `active-defrag-threshold-upper`,
 //! `active-defrag-cycle-min`, `active-defrag-cycle-max`,
 //! `active-defrag-max-scan-fields`, `activerehashing`,
@@ -1032,8 +1031,8 @@ params! {
     lazyfree_lazy_eviction "lazyfree-lazy-eviction" = boolean("no").no_effect() => bool;
     lazyfree_lazy_expire "lazyfree-lazy-expire" = boolean("no").no_effect() => bool;
     lazyfree_lazy_server_del "lazyfree-lazy-server-del" = boolean("no").no_effect() => bool;
-    lazyfree_lazy_user_del "lazyfree-lazy-user-del" = boolean("no").no_effect() => bool;
-    lazyfree_lazy_user_flush "lazyfree-lazy-user-flush" = boolean("no").no_effect() => bool;
+    lazyfree_lazy_user_del "lazyfree-lazy-user-del" = boolean("no") => bool;
+    lazyfree_lazy_user_flush "lazyfree-lazy-user-flush" = boolean("no") => bool;
     activedefrag "activedefrag" = boolean("no").check(check_activedefrag).no_effect() => bool;
     active_defrag_ignore_bytes "active-defrag-ignore-bytes" =
         umem(1, LONG_MAX as u64, "100mb").no_effect() => u64;

@@ -337,3 +337,94 @@ async fn key_edge_cases_match_redis() {
     );
     same_replies(srv.addr.port(), &s).await;
 }
+
+/// INFO memory's lazyfreed_objects, once lazyfree_pending_objects is 0.
+async fn lazyfreed_after_drain(c: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let field = |info: &str, name: &str| -> u64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .unwrap_or_else(|| panic!("no {name} in {info}"))
+            .parse()
+            .unwrap()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let info: String = redis::cmd("INFO")
+            .arg("memory")
+            .query_async(c)
+            .await
+            .unwrap();
+        if field(&info, "lazyfree_pending_objects") == 0 {
+            return field(&info, "lazyfreed_objects");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "lazyfree never drained"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// UNLINK, DEL under lazyfree-lazy-user-del and FLUSHALL ASYNC free big
+/// values on the background thread (counted in lazyfreed_objects as
+/// Redis counts them), small ones at once; the keys are gone immediately
+/// either way.
+#[tokio::test]
+async fn lazyfree_of_big_values() {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    let members: Vec<i64> = (0..1000).collect();
+    let _: () = c.sadd("big", &members).await.unwrap();
+    let _: () = c.sadd("small", 1).await.unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let n: i64 = redis::cmd("UNLINK")
+        .arg("big")
+        .arg("small")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    let n: i64 = c.exists("big").await.unwrap();
+    assert_eq!(n, 0);
+    assert_eq!(
+        lazyfreed_after_drain(&mut c).await,
+        1,
+        "only the big set goes to the background"
+    );
+
+    // DEL frees in place unless lazyfree-lazy-user-del.
+    let _: () = c.sadd("big", &members).await.unwrap();
+    let _: () = c.del("big").await.unwrap();
+    assert_eq!(lazyfreed_after_drain(&mut c).await, 1);
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("lazyfree-lazy-user-del")
+        .arg("yes")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: () = c.sadd("big", &members).await.unwrap();
+    let _: () = c.del("big").await.unwrap();
+    assert_eq!(lazyfreed_after_drain(&mut c).await, 2);
+
+    // FLUSHALL ASYNC counts one object per key; the dataset is empty at once.
+    for i in 0..100 {
+        let _: () = c.set(format!("k{i}"), i).await.unwrap();
+    }
+    let _: () = redis::cmd("FLUSHALL")
+        .arg("ASYNC")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let n: i64 = redis::cmd("DBSIZE").query_async(&mut c).await.unwrap();
+    assert_eq!(n, 0);
+    assert_eq!(lazyfreed_after_drain(&mut c).await, 102);
+    // And the emptied shards take new keys normally.
+    let _: () = c.set("again", 1).await.unwrap();
+    let v: i64 = c.get("again").await.unwrap();
+    assert_eq!(v, 1);
+}

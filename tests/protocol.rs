@@ -41,6 +41,12 @@ async fn exact_error_texts() {
         b"-ERR wrong number of arguments for 'config|get' command\r\n",
     )
     .await;
+    // A subcommand's full name is not a command name (as in Redis).
+    c.expect(
+        &resp(&[b"CONFIG|GET", b"x"]),
+        b"-ERR unknown command 'CONFIG|GET', with args beginning with: 'x' \r\n",
+    )
+    .await;
     c.expect(
         &resp(&[b"LPUSH_NOT_YET"]),
         b"-ERR unknown command 'LPUSH_NOT_YET', with args beginning with: \r\n",

@@ -22,7 +22,7 @@ const WF: F = F::WRITE.union(F::FAST);
 
 pub const SPECS: &[CommandSpec] = &[
     cmd("del", -2, F::WRITE, del).keys(1, -1, 1).acl(K).doc("generic", "1.0.0", "Deletes one or more keys."),
-    cmd("unlink", -2, WF, del).keys(1, -1, 1).acl(K).doc("generic", "4.0.0", "Asynchronously deletes one or more keys."),
+    cmd("unlink", -2, WF, unlink).keys(1, -1, 1).acl(K).doc("generic", "4.0.0", "Asynchronously deletes one or more keys."),
     cmd("exists", -2, RF, exists).keys(1, -1, 1).acl(K).doc("generic", "1.0.0", "Determines whether one or more keys exist."),
     cmd("type", 2, RF, type_cmd).keys(1, 1, 1).acl(K).doc("generic", "1.0.0", "Determines the type of value stored at a key."),
     cmd("rename", 3, F::WRITE, rename).keys(1, 2, 1).acl(K).doc("generic", "1.0.0", "Renames a key and overwrites the destination."),
@@ -139,10 +139,26 @@ fn copy_locks(srv: &Server, db: usize, argv: &[Bytes]) -> Vec<(u32, u32)> {
 /// DEL key [key ...]
 /// ```
 fn del(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let lazy = ctx.srv.config.lazyfree_lazy_user_del();
+    delete_keys(ctx, argv, lazy)
+}
+
+/// DEL that frees big values in the background (see storage::lazyfree).
+fn unlink(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    delete_keys(ctx, argv, true)
+}
+
+fn delete_keys(ctx: &mut Ctx<'_>, argv: &[Bytes], lazy: bool) -> CmdResult {
     let now = ctx.now;
     let mut n = 0;
     for k in &argv[1..] {
-        if ctx.shard(k)?.delete(k, now) {
+        let sh = ctx.shard(k)?;
+        let gone = if lazy {
+            sh.delete_lazy(k, now)
+        } else {
+            sh.delete(k, now)
+        };
+        if gone {
             n += 1;
             ctx.notify(N::GENERIC, "del", k);
         }
@@ -737,10 +753,13 @@ fn dbsize(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(n as i64))
 }
 
-fn flush_mode(argv: &[Bytes]) -> CmdResult<()> {
+/// Whether a FLUSHDB/FLUSHALL frees in the background: ASYNC, or no mode
+/// and `lazyfree-lazy-user-flush yes`.
+fn flush_mode(ctx: &Ctx<'_>, argv: &[Bytes]) -> CmdResult<bool> {
     match argv.len() {
-        1 => Ok(()),
-        2 if eq_ic(&argv[1], "async") || eq_ic(&argv[1], "sync") => Ok(()),
+        1 => Ok(ctx.srv.config.lazyfree_lazy_user_flush()),
+        2 if eq_ic(&argv[1], "async") => Ok(true),
+        2 if eq_ic(&argv[1], "sync") => Ok(false),
         _ => Err(CmdError::SYNTAX),
     }
 }
@@ -749,23 +768,31 @@ fn flush_mode(argv: &[Bytes]) -> CmdResult<()> {
 /// FLUSHDB [ASYNC | SYNC]
 /// ```
 fn flushdb(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
-    flush_mode(argv)?;
+    let lazy = flush_mode(ctx, argv)?;
     let mut n = 0;
     for sh in ctx.db_shards() {
         n += sh.len() as u64;
-        sh.clear();
+        if lazy {
+            sh.clear_lazy();
+        } else {
+            sh.clear();
+        }
     }
     ctx.changed(n.max(1));
     Ok(Reply::OK)
 }
 
 fn flushall(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
-    flush_mode(argv)?;
+    let lazy = flush_mode(ctx, argv)?;
     let mut n = 0;
     for db in 0..ctx.srv.keyspace.num_dbs() as u32 {
         for sh in ctx.locks.of_db(db) {
             n += sh.len() as u64;
-            sh.clear();
+            if lazy {
+                sh.clear_lazy();
+            } else {
+                sh.clear();
+            }
         }
     }
     ctx.changed(n.max(1));

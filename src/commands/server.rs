@@ -397,7 +397,7 @@ pub fn render_info(srv: &Server, sections: &[String], keyspace: KeyspaceTotals) 
                 };
                 let _ = write!(
                     o,
-                    "# Memory\r\nused_memory:{alloc}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\nused_memory_overhead:0\r\nused_memory_startup:0\r\nused_memory_dataset:{alloc}\r\nused_memory_dataset_perc:100.00%\r\nallocator_allocated:{alloc}\r\nallocator_active:{active}\r\nallocator_resident:{resident}\r\ntotal_system_memory:{sysmem}\r\ntotal_system_memory_human:{}\r\nused_memory_lua:0\r\nused_memory_scripts_eval:0\r\nnumber_of_cached_scripts:{}\r\nnumber_of_functions:{}\r\nnumber_of_libraries:{}\r\nused_memory_scripts:0\r\nmaxmemory:{maxmem}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nallocator_frag_ratio:{:.2}\r\nmem_fragmentation_ratio:{frag:.2}\r\nmem_not_counted_for_evict:0\r\nmem_allocator:jemalloc-5.3.0\r\nlazyfree_pending_objects:0\r\n",
+                    "# Memory\r\nused_memory:{alloc}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\nused_memory_overhead:0\r\nused_memory_startup:0\r\nused_memory_dataset:{alloc}\r\nused_memory_dataset_perc:100.00%\r\nallocator_allocated:{alloc}\r\nallocator_active:{active}\r\nallocator_resident:{resident}\r\ntotal_system_memory:{sysmem}\r\ntotal_system_memory_human:{}\r\nused_memory_lua:0\r\nused_memory_scripts_eval:0\r\nnumber_of_cached_scripts:{}\r\nnumber_of_functions:{}\r\nnumber_of_libraries:{}\r\nused_memory_scripts:0\r\nmaxmemory:{maxmem}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nallocator_frag_ratio:{:.2}\r\nmem_fragmentation_ratio:{frag:.2}\r\nmem_not_counted_for_evict:0\r\nmem_allocator:jemalloc-5.3.0\r\nlazyfree_pending_objects:{}\r\nlazyfreed_objects:{}\r\n",
                     human(alloc),
                     human(rss),
                     human(peak),
@@ -409,6 +409,8 @@ pub fn render_info(srv: &Server, sections: &[String], keyspace: KeyspaceTotals) 
                     human(maxmem),
                     cfg.maxmemory_policy().name(),
                     if alloc > 0 { active as f64 / alloc as f64 } else { 0.0 },
+                    crate::storage::lazyfree::pending(),
+                    crate::storage::lazyfree::freed(),
                 );
             }
             "persistence" => {
@@ -624,6 +626,7 @@ fn config_set(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 
 fn config_resetstat(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
     ctx.srv.stats.reset();
+    crate::storage::lazyfree::reset_stats();
     for e in table().all() {
         e.reset_stats();
     }

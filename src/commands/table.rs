@@ -186,6 +186,11 @@ impl CommandTable {
             return Lookup::Unknown;
         };
         let e = &self.entries[i];
+        // `CONFIG|GET` as a command name is unknown (as in Redis); the
+        // index holds full names for subcommands too.
+        if e.parent.is_some() {
+            return Lookup::Unknown;
+        }
         if !e.spec.is_container() || argv.len() < 2 {
             return Lookup::Found(e);
         }

@@ -165,6 +165,11 @@ impl List {
         Self::default()
     }
 
+    /// Number of nodes (the allocations freeing the list takes).
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
     /// Number of elements.
     pub fn len(&self) -> usize {
         self.len

@@ -7,6 +7,7 @@
 pub mod access;
 pub mod entry;
 pub mod hash;
+pub mod lazyfree;
 pub mod list;
 pub mod set;
 pub mod shard;

@@ -496,6 +496,21 @@ impl Shard {
         }
     }
 
+    /// [`Self::delete`] freeing a big value in the background (UNLINK,
+    /// `lazyfree-lazy-user-del`).
+    pub fn delete_lazy(&mut self, key: &[u8], now: u64) -> bool {
+        match self.find_live(key, now) {
+            Some(pos) => {
+                if let Some((_, Some(obj))) = self.remove_pos(pos) {
+                    crate::storage::lazyfree::free_obj(obj);
+                }
+                self.table.shrink_to_fit_if_sparse();
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Removes a live key and returns its value and deadline (RENAME, MOVE,
     /// GETDEL).
     pub fn take(&mut self, key: &[u8], now: u64) -> Option<(Value, Option<u64>)> {
@@ -545,6 +560,24 @@ impl Shard {
         self.free_objs = Vec::new();
         self.expires.clear();
         self.volatile = 0;
+    }
+
+    /// [`Self::clear`] leaving the freeing of the old contents to the
+    /// background thread (FLUSHALL/FLUSHDB ASYNC); counts one object per key.
+    pub fn clear_lazy(&mut self) {
+        self.touch_present(None);
+        let keys = self.table.len() as u64;
+        if keys == 0 {
+            return;
+        }
+        let old = (
+            std::mem::take(&mut self.table),
+            std::mem::take(&mut self.objs),
+            std::mem::take(&mut self.free_objs),
+            std::mem::take(&mut self.expires),
+        );
+        self.volatile = 0;
+        crate::storage::lazyfree::defer(old, keys);
     }
 
     // ---- iteration --------------------------------------------------------

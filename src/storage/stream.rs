@@ -300,6 +300,14 @@ impl Stream {
         Self::default()
     }
 
+    /// Roughly how many allocations freeing the stream takes (Redis's
+    /// estimate: its blocks, plus every group as big as the first one).
+    pub fn free_effort(&self) -> usize {
+        let groups = self.groups.len();
+        let pel = self.groups.values().next().map_or(0, |g| g.pel.len());
+        self.blocks.len() + groups * (1 + pel)
+    }
+
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.len
