@@ -672,6 +672,8 @@ struct KSpec {
     bs: BeginSearch,
     fk: FindKeys,
     need: u8,
+    /// The spec's flags as Redis names them (`RW,ACCESS,DELETE`).
+    flags: &'static str,
     incomplete: bool,
     not_key: bool,
     variable: bool,
@@ -681,7 +683,7 @@ struct KSpec {
 /// extracted from its command metadata.
 const KEYSPECS: &str = include_str!("acl_keyspecs.tsv");
 
-fn parse_spec(s: &str) -> Option<KSpec> {
+fn parse_spec(s: &'static str) -> Option<KSpec> {
     let mut parts = s.split(' ');
     let bs = parts.next()?;
     let fk = parts.next()?;
@@ -724,6 +726,7 @@ fn parse_spec(s: &str) -> Option<KSpec> {
         bs,
         fk,
         need,
+        flags,
         incomplete: has("INCOMPLETE"),
         not_key: has("NOT_KEY"),
         variable: has("VARIABLE_FLAGS"),
@@ -756,8 +759,18 @@ fn keyspecs() -> &'static [Option<Vec<KSpec>>] {
 /// Keys by key specs; `None` when a spec cannot be applied (Redis then
 /// falls back to the command's own key finder).
 fn keys_by_specs(specs: &[KSpec], argv: &[Bytes], arity: i32) -> Option<KeyRefs> {
+    keys_by_specs_with(specs, argv, arity, |s| s.need)
+}
+
+/// [`keys_by_specs`] tagging each key with `tag(its spec)`.
+fn keys_by_specs_with<T: Copy>(
+    specs: &[KSpec],
+    argv: &[Bytes],
+    arity: i32,
+    tag: impl Fn(&KSpec) -> T,
+) -> Option<SmallVec<[(usize, T); 4]>> {
     let argc = argv.len() as i32;
-    let mut out = KeyRefs::new();
+    let mut out = SmallVec::new();
     for s in specs {
         if s.not_key {
             continue;
@@ -829,7 +842,7 @@ fn keys_by_specs(specs: &[KSpec], argv: &[Bytes], arity: i32) -> Option<KeyRefs>
                 }
                 break;
             }
-            out.push((i as usize, s.need));
+            out.push((i as usize, tag(s)));
             i += step.max(1);
         }
         if s.incomplete {
@@ -866,6 +879,65 @@ fn command_keys(entry: &CommandEntry, argv: &[Bytes]) -> KeyRefs {
         }
     }
     fallback_keys(entry, argv, specs)
+}
+
+/// Key-spec flags in Redis's order and spelling (COMMAND GETKEYSANDFLAGS).
+fn flag_names(flags: &str) -> Vec<&'static str> {
+    const ORDER: [(&str, &str); 11] = [
+        ("RO", "RO"),
+        ("RW", "RW"),
+        ("OW", "OW"),
+        ("RM", "RM"),
+        ("ACCESS", "access"),
+        ("UPDATE", "update"),
+        ("INSERT", "insert"),
+        ("DELETE", "delete"),
+        ("NOT_KEY", "not_key"),
+        ("INCOMPLETE", "incomplete"),
+        ("VARIABLE_FLAGS", "variable_flags"),
+    ];
+    ORDER
+        .iter()
+        .filter(|(k, _)| flags.split(',').any(|f| f == *k))
+        .map(|(_, v)| *v)
+        .collect()
+}
+
+/// The keys of a command with their key-spec flags, as Redis's COMMAND
+/// GETKEYSANDFLAGS reports them: from the specs, or for commands whose
+/// flags depend on the arguments (SET, BITFIELD, SORT, MIGRATE) from
+/// what the arguments ask for. None for a command Redis does not have
+/// (the caller falls back to RW/RO from the command flags).
+pub fn keys_and_flags(
+    entry: &CommandEntry,
+    argv: &[Bytes],
+) -> Option<Vec<(usize, Vec<&'static str>)>> {
+    let specs = keyspecs().get(entry.id)?.as_ref()?;
+    let variable = specs
+        .iter()
+        .any(|s| s.variable || s.incomplete || matches!(s.bs, BeginSearch::Unknown));
+    if !variable {
+        if let Some(keys) = keys_by_specs_with(specs, argv, entry.spec.arity, |s| s.flags) {
+            return Some(keys.into_iter().map(|(p, f)| (p, flag_names(f))).collect());
+        }
+    }
+    let rw_flags = |need: u8| -> Vec<&'static str> {
+        match need {
+            PERM_READ => vec!["RO", "access"],
+            PERM_WRITE => vec!["OW", "update"],
+            _ => vec!["RW", "access", "update"],
+        }
+    };
+    let mut out: Vec<(usize, Vec<&'static str>)> = fallback_keys(entry, argv, specs)
+        .into_iter()
+        .map(|(p, need)| (p, rw_flags(need)))
+        .collect();
+    if entry.full_name == "migrate" {
+        for (_, f) in out.iter_mut() {
+            *f = vec!["RW", "access", "delete"];
+        }
+    }
+    Some(out)
 }
 
 /// The command-specific key finders Redis uses when specs are

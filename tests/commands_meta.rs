@@ -185,3 +185,52 @@ async fn getkeys_follows_the_key_specs() {
         "{err}"
     );
 }
+
+/// COMMAND GETKEYSANDFLAGS reports Redis's key-spec flags, including the
+/// commands whose flags depend on their arguments (SET with or without
+/// GET, BITFIELD reading or writing, SORT ... STORE).
+#[tokio::test]
+async fn command_getkeysandflags_reports_key_spec_flags() {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    let cases: [(&[&str], &[(&str, &[&str])]); 7] = [
+        (&["set", "k1", "v1"], &[("k1", &["OW", "update"])]),
+        (
+            &["set", "k1", "v1", "GET"],
+            &[("k1", &["RW", "access", "update"])],
+        ),
+        (
+            &["mset", "k1", "v1", "k2", "v2"],
+            &[("k1", &["OW", "update"]), ("k2", &["OW", "update"])],
+        ),
+        (
+            &["LMOVE", "k1", "k2", "left", "right"],
+            &[
+                ("k1", &["RW", "access", "delete"]),
+                ("k2", &["RW", "insert"]),
+            ],
+        ),
+        (
+            &["sort", "k1", "store", "k2"],
+            &[("k1", &["RO", "access"]), ("k2", &["OW", "update"])],
+        ),
+        (
+            &["bitfield", "b", "get", "u8", "0"],
+            &[("b", &["RO", "access"])],
+        ),
+        (
+            &["bitfield", "b", "incrby", "u8", "0", "1"],
+            &[("b", &["RW", "access", "update"])],
+        ),
+    ];
+    for (cmd, want) in cases {
+        let mut q = redis::cmd("COMMAND");
+        q.arg("GETKEYSANDFLAGS").arg(cmd);
+        let got: Vec<(String, Vec<String>)> = q.query_async(&mut c).await.unwrap();
+        let want: Vec<(String, Vec<String>)> = want
+            .iter()
+            .map(|(k, f)| (k.to_string(), f.iter().map(|s| s.to_string()).collect()))
+            .collect();
+        assert_eq!(got, want, "{cmd:?}");
+    }
+}

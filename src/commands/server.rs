@@ -860,18 +860,22 @@ fn command_getkeys(_ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 fn command_getkeysandflags(_ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let (e, pos) = getkeys_entry(argv)?;
     let target = &argv[2..];
-    let access = if e.spec.flags.contains(F::WRITE) {
-        "RW"
-    } else {
-        "RO"
-    };
+    let keys = crate::acl::keys_and_flags(e, target).unwrap_or_else(|| {
+        // Not a Redis command: the access its flags imply.
+        let access = if e.spec.flags.contains(F::WRITE) {
+            "RW"
+        } else {
+            "RO"
+        };
+        pos.into_iter().map(|i| (i, vec![access])).collect()
+    });
     Ok(Reply::Array(
-        pos.into_iter()
-            .map(|i| {
-                Reply::Array(vec![
-                    Reply::Bulk(target[i].clone()),
-                    Reply::Set(vec![Reply::Status(access)]),
-                ])
+        keys.into_iter()
+            .filter_map(|(i, flags)| {
+                Some(Reply::Array(vec![
+                    Reply::Bulk(target.get(i)?.clone()),
+                    Reply::Set(flags.into_iter().map(Reply::Status).collect()),
+                ]))
             })
             .collect(),
     ))
