@@ -186,6 +186,9 @@ async fn getkeys_follows_the_key_specs() {
     );
 }
 
+/// (command line, [(key, flags)]) for COMMAND GETKEYSANDFLAGS.
+type KeysAndFlags<'a> = (&'a [&'a str], &'a [(&'a str, &'a [&'a str])]);
+
 /// COMMAND GETKEYSANDFLAGS reports Redis's key-spec flags, including the
 /// commands whose flags depend on their arguments (SET with or without
 /// GET, BITFIELD reading or writing, SORT ... STORE).
@@ -193,7 +196,7 @@ async fn getkeys_follows_the_key_specs() {
 async fn command_getkeysandflags_reports_key_spec_flags() {
     let srv = TestServer::start();
     let mut c = srv.conn().await;
-    let cases: [(&[&str], &[(&str, &[&str])]); 7] = [
+    let cases: [KeysAndFlags; 7] = [
         (&["set", "k1", "v1"], &[("k1", &["OW", "update"])]),
         (
             &["set", "k1", "v1", "GET"],
