@@ -115,8 +115,7 @@
 //! `replica-ignore-disk-write-errors`, `bind-source-addr`,
 //! `propagation-error-behavior`,
 //! `maxmemory-clients`, `active-expire-effort`,
-//! `lazyfree-lazy-eviction`, `lazyfree-lazy-expire`,
-//! `lazyfree-lazy-server-del`, `activedefrag`, `active-defrag-ignore-bytes`,
+//! `lazyfree-lazy-eviction`, `activedefrag`, `active-defrag-ignore-bytes`,
 //! `active-defrag-threshold-lower`, `active-defrag-threshold-upper`,
 //! `active-defrag-cycle-min`, `active-defrag-cycle-max`,
 //! `active-defrag-max-scan-fields`, `activerehashing`,
@@ -1029,8 +1028,8 @@ params! {
     lfu_decay_time "lfu-decay-time" = int(0, INT_MAX, "1") => u64;
     active_expire_effort "active-expire-effort" = int(1, 10, "1").no_effect() => u64;
     lazyfree_lazy_eviction "lazyfree-lazy-eviction" = boolean("no").no_effect() => bool;
-    lazyfree_lazy_expire "lazyfree-lazy-expire" = boolean("no").no_effect() => bool;
-    lazyfree_lazy_server_del "lazyfree-lazy-server-del" = boolean("no").no_effect() => bool;
+    lazyfree_lazy_expire "lazyfree-lazy-expire" = boolean("no") => bool;
+    lazyfree_lazy_server_del "lazyfree-lazy-server-del" = boolean("no") => bool;
     lazyfree_lazy_user_del "lazyfree-lazy-user-del" = boolean("no") => bool;
     lazyfree_lazy_user_flush "lazyfree-lazy-user-flush" = boolean("no") => bool;
     activedefrag "activedefrag" = boolean("no").check(check_activedefrag).no_effect() => bool;

@@ -427,4 +427,30 @@ async fn lazyfree_of_big_values() {
     let _: () = c.set("again", 1).await.unwrap();
     let v: i64 = c.get("again").await.unwrap();
     assert_eq!(v, 1);
+
+    // lazyfree-lazy-server-del: a big value replaced by SET; and
+    // lazyfree-lazy-expire: a big value that expires (found by EXISTS).
+    for (param, want) in [
+        ("lazyfree-lazy-server-del", 103),
+        ("lazyfree-lazy-expire", 104),
+    ] {
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(param)
+            .arg("yes")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        let _: () = c.del("big").await.unwrap();
+        let _: () = c.sadd("big", &members).await.unwrap();
+        if param == "lazyfree-lazy-server-del" {
+            let _: () = c.set("big", "now a string").await.unwrap();
+        } else {
+            let _: () = c.pexpire("big", 1).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let n: i64 = c.exists("big").await.unwrap();
+            assert_eq!(n, 0);
+        }
+        assert_eq!(lazyfreed_after_drain(&mut c).await, want, "{param}");
+    }
 }

@@ -357,6 +357,10 @@ impl Server {
     /// (any database using LFU switches tracking to LFU).
     pub fn sync_access_tracking(&self) {
         let cfg = &self.config;
+        crate::storage::lazyfree::set_modes(
+            cfg.lazyfree_lazy_expire(),
+            cfg.lazyfree_lazy_server_del(),
+        );
         let lfu = cfg.maxmemory_policy().is_lfu()
             || (0..self.keyspace.num_dbs().min(64)).any(|db| cfg.policy_of_db(db).is_lfu());
         crate::storage::access::set_tracking(lfu, cfg.lfu_log_factor(), cfg.lfu_decay_time());

@@ -8,7 +8,7 @@
 //! INFO shows `lazyfree_pending_objects` and `lazyfreed_objects` as Redis
 //! does.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::OnceLock;
 
@@ -18,6 +18,10 @@ use crate::storage::value::Obj;
 pub const THRESHOLD: usize = 64;
 
 static PENDING: AtomicU64 = AtomicU64::new(0);
+/// `lazyfree-lazy-expire` and `lazyfree-lazy-server-del`, mirrored here so
+/// storage can consult them (the server syncs them every cron tick).
+static LAZY_EXPIRE: AtomicBool = AtomicBool::new(false);
+static LAZY_SERVER_DEL: AtomicBool = AtomicBool::new(false);
 static FREED: AtomicU64 = AtomicU64::new(0);
 
 type Garbage = (Box<dyn Send>, u64);
@@ -74,6 +78,29 @@ pub fn effort(obj: &Obj) -> usize {
 pub fn free_obj(obj: Obj) {
     if effort(&obj) > THRESHOLD {
         defer(obj, 1);
+    }
+}
+
+/// Mirrors `lazyfree-lazy-expire` / `lazyfree-lazy-server-del`.
+pub fn set_modes(expire: bool, server_del: bool) {
+    LAZY_EXPIRE.store(expire, Ordering::Relaxed);
+    LAZY_SERVER_DEL.store(server_del, Ordering::Relaxed);
+}
+
+/// Frees the value of a key that expired (lazily or by the active cycle):
+/// in the background when big and `lazyfree-lazy-expire` is on.
+pub fn free_expired(obj: Obj) {
+    if LAZY_EXPIRE.load(Ordering::Relaxed) {
+        free_obj(obj);
+    }
+}
+
+/// Frees a value the server itself replaced (SET over an existing key,
+/// RENAME onto one, …): in the background when big and
+/// `lazyfree-lazy-server-del` is on.
+pub fn free_replaced(obj: Obj) {
+    if LAZY_SERVER_DEL.load(Ordering::Relaxed) {
+        free_obj(obj);
     }
 }
 

@@ -265,7 +265,9 @@ impl Shard {
                         Bytes::copy_from_slice(key),
                     ));
                 }
-                self.remove_pos(pos);
+                if let Some((_, Some(obj))) = self.remove_pos(pos) {
+                    crate::storage::lazyfree::free_expired(obj);
+                }
                 self.stats.expired += 1;
                 return None;
             }
@@ -426,8 +428,8 @@ impl Shard {
                 if let Some(at) = old_exp {
                     self.idx_del(at, ord);
                 }
-                if let Some(i) = old_obj {
-                    self.free_obj(i);
+                if let Some(obj) = old_obj.and_then(|i| self.free_obj(i)) {
+                    crate::storage::lazyfree::free_replaced(obj);
                 }
             }
         }
@@ -719,7 +721,10 @@ impl Shard {
                 .find(|&p| self.table.get(p).is_some_and(|e| e.expire() == Some(when)));
             match pos {
                 Some(p) => {
-                    if let Some((e, _)) = self.remove_pos(p) {
+                    if let Some((e, obj)) = self.remove_pos(p) {
+                        if let Some(obj) = obj {
+                            crate::storage::lazyfree::free_expired(obj);
+                        }
                         removed.push(Bytes::copy_from_slice(e.key()));
                         self.stats.expired += 1;
                         self.stats.expired_stale += 1;
