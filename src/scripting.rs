@@ -308,7 +308,8 @@ pub fn wants_script_thread(client: &crate::connection::client::Client, argv: &[B
         })
 }
 
-fn is_script_command(name: &[u8]) -> bool {
+/// EVAL/EVALSHA/FCALL and their read-only forms (any case).
+pub fn is_script_command(name: &[u8]) -> bool {
     matches!(name.len(), 4 | 5 | 7 | 8 | 10)
         && [
             &b"eval"[..],

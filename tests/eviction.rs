@@ -4,7 +4,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::TestServer;
+use common::{config_set, TestServer};
 use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
 
@@ -18,16 +18,6 @@ async fn info_u64(c: &mut MultiplexedConnection, section: &str, field: &str) -> 
         .find_map(|l| l.strip_prefix(&format!("{field}:")))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no {field} in INFO {section}"))
-}
-
-async fn config_set(c: &mut MultiplexedConnection, k: &str, v: &str) {
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg(k)
-        .arg(v)
-        .query_async(c)
-        .await
-        .unwrap();
 }
 
 /// Sets maxmemory to the current usage plus `extra` bytes.

@@ -340,29 +340,18 @@ async fn key_edge_cases_match_redis() {
 
 /// INFO memory's lazyfreed_objects, once lazyfree_pending_objects is 0.
 async fn lazyfreed_after_drain(c: &mut redis::aio::MultiplexedConnection) -> u64 {
-    let field = |info: &str, name: &str| -> u64 {
-        info.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}:")))
-            .unwrap_or_else(|| panic!("no {name} in {info}"))
-            .parse()
-            .unwrap()
-    };
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let info: String = redis::cmd("INFO")
-            .arg("memory")
-            .query_async(c)
-            .await
-            .unwrap();
-        if field(&info, "lazyfree_pending_objects") == 0 {
-            return field(&info, "lazyfreed_objects");
-        }
+    while common::info_field(c, "memory", "lazyfree_pending_objects").await != "0" {
         assert!(
             std::time::Instant::now() < deadline,
             "lazyfree never drained"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    common::info_field(c, "memory", "lazyfreed_objects")
+        .await
+        .parse()
+        .unwrap()
 }
 
 /// UNLINK, DEL under lazyfree-lazy-user-del and FLUSHALL ASYNC free big
@@ -400,13 +389,7 @@ async fn lazyfree_of_big_values() {
     let _: () = c.sadd("big", &members).await.unwrap();
     let _: () = c.del("big").await.unwrap();
     assert_eq!(lazyfreed_after_drain(&mut c).await, 1);
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("lazyfree-lazy-user-del")
-        .arg("yes")
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    common::config_set(&mut c, "lazyfree-lazy-user-del", "yes").await;
     let _: () = c.sadd("big", &members).await.unwrap();
     let _: () = c.del("big").await.unwrap();
     assert_eq!(lazyfreed_after_drain(&mut c).await, 2);
@@ -434,13 +417,7 @@ async fn lazyfree_of_big_values() {
         ("lazyfree-lazy-server-del", 103),
         ("lazyfree-lazy-expire", 104),
     ] {
-        let _: () = redis::cmd("CONFIG")
-            .arg("SET")
-            .arg(param)
-            .arg("yes")
-            .query_async(&mut c)
-            .await
-            .unwrap();
+        common::config_set(&mut c, param, "yes").await;
         let _: () = c.del("big").await.unwrap();
         let _: () = c.sadd("big", &members).await.unwrap();
         if param == "lazyfree-lazy-server-del" {

@@ -13,23 +13,7 @@ use common::TestServer;
 use redis::AsyncCommands;
 
 async fn info_field(c: &mut redis::aio::MultiplexedConnection, field: &str) -> String {
-    info_field_in(c, "persistence", field).await
-}
-
-async fn info_field_in(
-    c: &mut redis::aio::MultiplexedConnection,
-    section: &str,
-    field: &str,
-) -> String {
-    let info: String = redis::cmd("INFO")
-        .arg(section)
-        .query_async(c)
-        .await
-        .unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field} in {info}"))
-        .to_string()
+    common::info_field(c, "persistence", field).await
 }
 
 async fn wait_bgsave_done(c: &mut redis::aio::MultiplexedConnection) {
@@ -663,7 +647,10 @@ async fn snapshot_child_does_not_hold_the_listening_socket() {
         .query_async(&mut c)
         .await
         .unwrap();
-    assert_eq!(info_field_in(&mut c, "stats", "total_forks").await, "0");
+    assert_eq!(
+        common::info_field(&mut c, "stats", "total_forks").await,
+        "0"
+    );
     // 200 keys × 20 ms: the child outlives the server by seconds.
     let _: () = redis::cmd("CONFIG")
         .arg("SET")
@@ -684,7 +671,10 @@ async fn snapshot_child_does_not_hold_the_listening_socket() {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
-    assert_eq!(info_field_in(&mut c, "stats", "total_forks").await, "1");
+    assert_eq!(
+        common::info_field(&mut c, "stats", "total_forks").await,
+        "1"
+    );
     // While a child runs, reads leave the LRU clock alone (as Redis: no
     // copy-on-write of pages only to refresh access times).
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -696,7 +686,7 @@ async fn snapshot_child_does_not_hold_the_listening_socket() {
         .await
         .unwrap();
     assert!(idle >= 1, "GET refreshed the LRU clock under a fork child");
-    let fork_usec: u64 = info_field_in(&mut c, "stats", "latest_fork_usec")
+    let fork_usec: u64 = common::info_field(&mut c, "stats", "latest_fork_usec")
         .await
         .parse()
         .unwrap();

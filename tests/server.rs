@@ -3,24 +3,9 @@
 //! containment, and redis-cli / redis-benchmark when they are installed.
 
 mod common;
-use common::{resp, TestServer};
+use common::{config_set, info_field, resp, TestServer};
 use redis::AsyncCommands;
 use std::time::Duration;
-
-async fn info_field(
-    c: &mut redis::aio::MultiplexedConnection,
-    section: &str,
-    field: &str,
-) -> String {
-    let info: String = redis::cmd("INFO")
-        .arg(section)
-        .query_async(c)
-        .await
-        .unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.to_string()))
-        .unwrap_or_else(|| panic!("INFO {section} lacks {field}:\n{info}"))
-}
 
 #[tokio::test]
 async fn info_has_redis_fields() {
@@ -513,16 +498,6 @@ async fn slowlog(c: &mut redis::aio::MultiplexedConnection, count: i64) -> Vec<S
         .query_async(c)
         .await
         .unwrap()
-}
-
-async fn config_set(c: &mut redis::aio::MultiplexedConnection, k: &str, v: &str) {
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg(k)
-        .arg(v)
-        .query_async(c)
-        .await
-        .unwrap();
 }
 
 fn args_of(e: &SlowEntry) -> Vec<String> {

@@ -72,10 +72,7 @@ pub fn execute(srv: &Server, client: &mut Client, argv: &[Bytes]) -> Reply {
     if !entry.spec.arity_ok(argv.len()) {
         return reject(srv, client, Some(entry), CmdError::arity(&entry.full_name));
     }
-    if !client.authenticated
-        && srv.acl.auth_required()
-        && !entry.spec.flags.contains(CmdFlags::NO_AUTH)
-    {
+    if auth_refuses(srv, client, entry) {
         return reject(srv, client, Some(entry), CmdError::NOAUTH);
     }
     // ACL: one flag test for a user allowed everything (the default user).
@@ -89,13 +86,10 @@ pub fn execute(srv: &Server, client: &mut Client, argv: &[Bytes]) -> Reply {
             return reject(srv, client, Some(entry), d.error(entry));
         }
     }
-    if srv.persist.loading() && !client.loader && !entry.spec.flags.contains(CmdFlags::LOADING) {
+    if loading_refuses(srv, client, entry) {
         return reject(srv, client, Some(entry), CmdError::LOADING);
     }
-    if client.resp == 2
-        && client.pubsub.active()
-        && !crate::commands::pubsub::allowed_in_subscribed_mode(entry.spec.name)
-    {
+    if subscribed_refuses(client, entry) {
         return reject(
             srv,
             client,
@@ -206,13 +200,9 @@ pub fn must_postpone(srv: &Server, client: &Client, argv: &[Bytes]) -> bool {
     };
     if srv.is_disabled(entry)
         || !entry.spec.arity_ok(argv.len())
-        || (!client.authenticated
-            && srv.acl.auth_required()
-            && !entry.spec.flags.contains(CmdFlags::NO_AUTH))
-        || (srv.persist.loading() && !entry.spec.flags.contains(CmdFlags::LOADING))
-        || (client.resp == 2
-            && client.pubsub.active()
-            && !crate::commands::pubsub::allowed_in_subscribed_mode(entry.spec.name))
+        || auth_refuses(srv, client, entry)
+        || loading_refuses(srv, client, entry)
+        || subscribed_refuses(client, entry)
     {
         return false;
     }
@@ -223,6 +213,25 @@ pub fn must_postpone(srv: &Server, client: &Client, argv: &[Bytes]) -> bool {
         return client.multi.as_ref().is_some_and(|m| m.may_replicate);
     }
     may_replicate(srv, entry, argv)
+}
+
+/// NOAUTH: authentication is required and the command needs it.
+fn auth_refuses(srv: &Server, client: &Client, entry: &CommandEntry) -> bool {
+    !client.authenticated
+        && srv.acl.auth_required()
+        && !entry.spec.flags.contains(CmdFlags::NO_AUTH)
+}
+
+/// -LOADING: the dataset is loading and the command may not run meanwhile.
+fn loading_refuses(srv: &Server, client: &Client, entry: &CommandEntry) -> bool {
+    srv.persist.loading() && !client.loader && !entry.spec.flags.contains(CmdFlags::LOADING)
+}
+
+/// A RESP2 client in subscribed mode may only run the pub/sub commands.
+fn subscribed_refuses(client: &Client, entry: &CommandEntry) -> bool {
+    client.resp == 2
+        && client.pubsub.active()
+        && !crate::commands::pubsub::allowed_in_subscribed_mode(entry.spec.name)
 }
 
 /// Whether a command may change data or feed the replication stream
@@ -347,7 +356,8 @@ pub fn call(srv: &Server, client: &mut Client, entry: &CommandEntry, argv: &[Byt
     };
     // Scripts are shown before the commands they run (as Redis feeds
     // EVAL/EVALSHA/FCALL from their handlers).
-    let script_first = srv.monitors.any() && is_script(entry);
+    let script_first =
+        srv.monitors.any() && crate::scripting::is_script_command(entry.spec.name.as_bytes());
     if script_first {
         feed_monitors(srv, ctx.client, None, argv, false);
     }
@@ -394,24 +404,16 @@ pub fn call(srv: &Server, client: &mut Client, entry: &CommandEntry, argv: &[Byt
 #[inline]
 fn note_latency(srv: &Server, entry: &CommandEntry, nanos: u64) {
     entry.record_call(nanos, srv.config.latency_tracking());
-    let threshold = srv.config.latency_monitor_threshold();
-    if threshold > 0 && nanos / 1_000_000 >= threshold {
-        let event = if entry.spec.flags.contains(CmdFlags::FAST) {
-            "fast-command"
-        } else {
-            "command"
-        };
-        srv.latency
-            .add_if_needed(threshold, event, nanos / 1_000_000, unix_ms() / 1000);
-    }
-}
-
-/// EVAL/EVALSHA/FCALL and their read-only forms.
-fn is_script(entry: &CommandEntry) -> bool {
-    matches!(
-        entry.spec.name,
-        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
-    )
+    let event = if entry.spec.flags.contains(CmdFlags::FAST) {
+        "fast-command"
+    } else {
+        "command"
+    };
+    srv.latency.add_if_needed(
+        srv.config.latency_monitor_threshold(),
+        event,
+        nanos / 1_000_000,
+    );
 }
 
 /// Shows a command that ran to the MONITOR clients (not admin or
@@ -464,8 +466,7 @@ fn note_slow(srv: &Server, client: &mut Client, entry: &CommandEntry, argv: &[By
         && !entry.spec.flags.contains(CmdFlags::SKIP_SLOWLOG)
     {
         let max = srv.config.slowlog_max_len();
-        srv.slowlog
-            .note(threshold, max, client, argv, &client.redacted, usec);
+        srv.slowlog.push(max, client, argv, &client.redacted, usec);
     }
     if !client.redacted.is_empty() {
         client.redacted.clear();

@@ -152,13 +152,7 @@ fn delete_keys(ctx: &mut Ctx<'_>, argv: &[Bytes], lazy: bool) -> CmdResult {
     let now = ctx.now;
     let mut n = 0;
     for k in &argv[1..] {
-        let sh = ctx.shard(k)?;
-        let gone = if lazy {
-            sh.delete_lazy(k, now)
-        } else {
-            sh.delete(k, now)
-        };
-        if gone {
+        if ctx.shard(k)?.delete_with(k, now, lazy) {
             n += 1;
             ctx.notify(N::GENERIC, "del", k);
         }
@@ -772,11 +766,7 @@ fn flushdb(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let mut n = 0;
     for sh in ctx.db_shards() {
         n += sh.len() as u64;
-        if lazy {
-            sh.clear_lazy();
-        } else {
-            sh.clear();
-        }
+        sh.flush(lazy);
     }
     ctx.changed(n.max(1));
     Ok(Reply::OK)
@@ -788,11 +778,7 @@ fn flushall(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     for db in 0..ctx.srv.keyspace.num_dbs() as u32 {
         for sh in ctx.locks.of_db(db) {
             n += sh.len() as u64;
-            if lazy {
-                sh.clear_lazy();
-            } else {
-                sh.clear();
-            }
+            sh.flush(lazy);
         }
     }
     ctx.changed(n.max(1));

@@ -165,13 +165,7 @@ where
                     if client.blocking.waiter.is_some() {
                         // Blocked: send what earlier commands produced, then
                         // wait for this command's final reply.
-                        end_tracking_batch(&srv, &mut client, &mut out);
-                        if !out.is_empty() && {
-                            wait_durable(&srv, &client).await;
-                            write_out(&srv, &mut stream, &mut out).await
-                        }
-                        .is_err()
-                        {
+                        if !flush_before_wait(&srv, &mut client, &mut stream, &mut out).await {
                             crate::commands::blocking::park_abort(&srv, &mut client);
                             break 'conn;
                         }
@@ -217,11 +211,10 @@ where
                         end_tracking_batch(&srv, &mut client, &mut out);
                         break;
                     }
-                    if out.len() >= OUT_HIGH_WATER && {
-                        wait_durable(&srv, &client).await;
-                        write_out(&srv, &mut stream, &mut out).await
-                    }
-                    .is_err()
+                    if out.len() >= OUT_HIGH_WATER
+                        && send_out(&srv, &client, &mut stream, &mut out)
+                            .await
+                            .is_err()
                     {
                         break 'conn;
                     }
@@ -239,10 +232,7 @@ where
                         client.resp,
                         &mut out,
                     );
-                    let _ = {
-                        wait_durable(&srv, &client).await;
-                        write_out(&srv, &mut stream, &mut out).await
-                    };
+                    let _ = send_out(&srv, &client, &mut stream, &mut out).await;
                     break 'conn;
                 }
             }
@@ -255,17 +245,13 @@ where
                 bytes = pending,
                 "closing client that reached max query buffer length"
             );
-            let _ = {
-                wait_durable(&srv, &client).await;
-                write_out(&srv, &mut stream, &mut out).await
-            };
+            let _ = send_out(&srv, &client, &mut stream, &mut out).await;
             break;
         }
-        if !out.is_empty() && {
-            wait_durable(&srv, &client).await;
-            write_out(&srv, &mut stream, &mut out).await
-        }
-        .is_err()
+        if !out.is_empty()
+            && send_out(&srv, &client, &mut stream, &mut out)
+                .await
+                .is_err()
         {
             break;
         }
@@ -319,6 +305,31 @@ fn emit(client: &mut Client, reply: &Reply, out: &mut BytesMut) {
     drain_own_invalidations(client, out);
 }
 
+/// Writes the replies in `out` once the writes they acknowledge are
+/// durable (`appendfsync always`).
+async fn send_out<S: AsyncWrite + Unpin>(
+    srv: &Server,
+    client: &Client,
+    stream: &mut S,
+    out: &mut BytesMut,
+) -> std::io::Result<()> {
+    wait_durable(srv, client).await;
+    write_out(srv, stream, out).await
+}
+
+/// Before a client waits (blocked on keys, held by CLIENT PAUSE): ends the
+/// tracking batch and sends what earlier commands answered. False on a
+/// write error.
+async fn flush_before_wait<S: AsyncWrite + Unpin>(
+    srv: &Server,
+    client: &mut Client,
+    stream: &mut S,
+    out: &mut BytesMut,
+) -> bool {
+    end_tracking_batch(srv, client, out);
+    out.is_empty() || send_out(srv, client, stream, out).await.is_ok()
+}
+
 /// Waits while CLIENT PAUSE holds `argv` (replies already produced are
 /// written first). Input that arrives meanwhile is kept for later, as in
 /// a query buffer (within client-query-buffer-limit). False if the
@@ -331,13 +342,7 @@ async fn hold_for_pause<S: AsyncRead + AsyncWrite + Unpin>(
     inbuf: &mut BytesMut,
     argv: &[bytes::Bytes],
 ) -> bool {
-    end_tracking_batch(srv, client, out);
-    if !out.is_empty() && {
-        wait_durable(srv, client).await;
-        write_out(srv, stream, out).await
-    }
-    .is_err()
-    {
+    if !flush_before_wait(srv, client, stream, out).await {
         return false;
     }
     let held = &srv.pause.held;
@@ -413,8 +418,7 @@ async fn token_expired<S: AsyncWrite + Unpin>(
         client.resp,
         out,
     );
-    wait_durable(srv, client).await;
-    let _ = write_out(srv, stream, out).await;
+    let _ = send_out(srv, client, stream, out).await;
 }
 
 /// Resolves when a subscribed client's message queue has frames, or, for a

@@ -96,12 +96,8 @@ where
     let usec = t0.elapsed().as_micros() as u64;
     p.latest_fork_usec.store(usec, Ordering::Relaxed);
     p.total_forks.fetch_add(1, Ordering::Relaxed);
-    srv.latency.add_if_needed(
-        srv.config.latency_monitor_threshold(),
-        "fork",
-        usec / 1000,
-        crate::commands::dispatch::unix_ms() / 1000,
-    );
+    srv.latency
+        .add_if_needed(srv.config.latency_monitor_threshold(), "fork", usec / 1000);
     Ok(pid)
 }
 

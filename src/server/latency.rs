@@ -185,13 +185,18 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    /// Records `ms` for `event` at `now_secs` when it reaches `threshold`
-    /// (0: the monitor is off).
+    /// Records `ms` for `event`, now, when it reaches `threshold` (0: the
+    /// monitor is off).
     #[inline]
-    pub fn add_if_needed(&self, threshold: u64, event: &'static str, ms: u64, now_secs: u64) {
+    pub fn add_if_needed(&self, threshold: u64, event: &'static str, ms: u64) {
         if threshold == 0 || ms < threshold {
             return;
         }
+        self.add_at(event, ms, crate::commands::dispatch::unix_ms() / 1000);
+    }
+
+    /// Records `ms` for `event` at unix second `now_secs`.
+    fn add_at(&self, event: &'static str, ms: u64, now_secs: u64) {
         let mut ev = self.events.lock();
         let log = ev.entry(event).or_default();
         log.max = log.max.max(ms);
@@ -273,17 +278,17 @@ mod tests {
     #[test]
     fn monitor_keeps_one_sample_per_second_and_the_max() {
         let m = Monitor::default();
-        m.add_if_needed(0, "command", 500, 1);
+        m.add_if_needed(0, "command", 500);
+        m.add_if_needed(100, "command", 50);
         assert!(m.snapshot().is_empty());
-        m.add_if_needed(100, "command", 50, 1);
-        m.add_if_needed(100, "command", 150, 1);
-        m.add_if_needed(100, "command", 300, 1);
-        m.add_if_needed(100, "command", 200, 2);
+        m.add_at("command", 150, 1);
+        m.add_at("command", 300, 1);
+        m.add_at("command", 200, 2);
         let h = m.history(b"COMMAND").unwrap();
         assert_eq!(Vec::from(h.samples), vec![(1, 300), (2, 200)]);
         assert_eq!(h.max, 300);
         for s in 3..200 {
-            m.add_if_needed(100, "fork", 100, s);
+            m.add_at("fork", 100, s);
         }
         assert_eq!(m.history(b"fork").unwrap().samples.len(), TS_LEN);
         assert_eq!(m.reset(&[b"fork", b"nope"]), 1);

@@ -702,7 +702,6 @@ async fn active_expire_task(srv: Arc<Server>) {
             srv.config.latency_monitor_threshold(),
             "expire-cycle",
             start.elapsed().as_millis() as u64,
-            crate::commands::dispatch::unix_ms() / 1000,
         );
     }
 }

@@ -2,9 +2,9 @@
 //! least `slowlog-log-slower-than` microseconds, newest first, at most
 //! `slowlog-max-len` of them.
 //!
-//! Dispatch asks [`SlowLog::note`] after every command it runs (top level,
-//! inside EXEC and from scripts, as Redis does); the check is one relaxed
-//! load and a comparison, and only a slow command takes the log's mutex.
+//! Dispatch checks every command it runs (top level, inside EXEC and from
+//! scripts, as Redis does) against the threshold, one relaxed load and a
+//! comparison; only a slow command reaches [`SlowLog::push`] and its mutex.
 //! Entries keep what Redis keeps: a unique id, the unix time, the duration,
 //! the arguments (at most 32, each cut to 128 bytes, with arguments a
 //! command marked as sensitive replaced by `(redacted)`), the client's
@@ -42,21 +42,17 @@ pub struct SlowLog {
 }
 
 impl SlowLog {
-    /// Logs `argv` if it took at least `threshold` µs (negative: the log
-    /// is off), keeping at most `max_len` entries. `redacted` lists the
-    /// argument positions the command marked as sensitive.
-    pub fn note(
+    /// Logs `argv`, which took `usec` (dispatch checked the threshold),
+    /// keeping at most `max_len` entries. `redacted` lists the argument
+    /// positions the command marked as sensitive.
+    pub fn push(
         &self,
-        threshold: i64,
         max_len: u64,
         client: &Client,
         argv: &[Bytes],
         redacted: &[usize],
         usec: u64,
     ) {
-        if threshold < 0 || (usec as i64) < threshold {
-            return;
-        }
         let argc = argv.len().min(MAX_ARGC);
         let mut args = Vec::with_capacity(argc);
         for (i, a) in argv.iter().enumerate().take(argc) {

@@ -488,29 +488,22 @@ impl Shard {
 
     /// Deletes a live key. Returns true if it existed.
     pub fn delete(&mut self, key: &[u8], now: u64) -> bool {
-        match self.find_live(key, now) {
-            Some(pos) => {
-                self.remove_pos(pos);
-                self.table.shrink_to_fit_if_sparse();
-                true
-            }
-            None => false,
-        }
+        self.delete_with(key, now, false)
     }
 
-    /// [`Self::delete`] freeing a big value in the background (UNLINK,
-    /// `lazyfree-lazy-user-del`).
-    pub fn delete_lazy(&mut self, key: &[u8], now: u64) -> bool {
-        match self.find_live(key, now) {
-            Some(pos) => {
-                if let Some((_, Some(obj))) = self.remove_pos(pos) {
-                    crate::storage::lazyfree::free_obj(obj);
-                }
-                self.table.shrink_to_fit_if_sparse();
-                true
+    /// [`Self::delete`]; with `lazy`, a big value is freed in the background
+    /// (UNLINK, `lazyfree-lazy-user-del`).
+    pub fn delete_with(&mut self, key: &[u8], now: u64, lazy: bool) -> bool {
+        let Some(pos) = self.find_live(key, now) else {
+            return false;
+        };
+        if let Some((_, Some(obj))) = self.remove_pos(pos) {
+            if lazy {
+                crate::storage::lazyfree::free_obj(obj);
             }
-            None => false,
         }
+        self.table.shrink_to_fit_if_sparse();
+        true
     }
 
     /// Removes a live key and returns its value and deadline (RENAME, MOVE,
@@ -564,9 +557,14 @@ impl Shard {
         self.volatile = 0;
     }
 
-    /// [`Self::clear`] leaving the freeing of the old contents to the
-    /// background thread (FLUSHALL/FLUSHDB ASYNC); counts one object per key.
-    pub fn clear_lazy(&mut self) {
+    /// [`Self::clear`]; with `lazy`, the old contents are freed by the
+    /// background thread (FLUSHALL/FLUSHDB ASYNC), counted as one object
+    /// per key.
+    pub fn flush(&mut self, lazy: bool) {
+        if !lazy {
+            self.clear();
+            return;
+        }
         self.touch_present(None);
         let keys = self.table.len() as u64;
         if keys == 0 {

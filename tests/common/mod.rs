@@ -215,6 +215,33 @@ impl Raw {
     }
 }
 
+/// The value of `field` in INFO `section`.
+pub async fn info_field(
+    c: &mut redis::aio::MultiplexedConnection,
+    section: &str,
+    field: &str,
+) -> String {
+    let info: String = redis::cmd("INFO")
+        .arg(section)
+        .query_async(c)
+        .await
+        .expect("INFO");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.to_string()))
+        .unwrap_or_else(|| panic!("INFO {section} lacks {field}:\n{info}"))
+}
+
+/// CONFIG SET one parameter, which must succeed.
+pub async fn config_set(c: &mut redis::aio::MultiplexedConnection, k: &str, v: &str) {
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg(k)
+        .arg(v)
+        .query_async(c)
+        .await
+        .expect("CONFIG SET");
+}
+
 /// Encodes a command as a RESP multibulk.
 pub fn resp(args: &[&[u8]]) -> Vec<u8> {
     let mut v = format!("*{}\r\n", args.len()).into_bytes();
