@@ -1695,8 +1695,11 @@ fn lua_to_reply(v: Value, resp3: bool, depth: usize) -> Reply {
                 return Reply::StatusOwned(ok.to_string_lossy().replace(['\r', '\n'], " "));
             }
             if resp3 {
-                if let Ok(Value::Number(d)) = t.raw_get::<Value>("double") {
-                    return Reply::Double(d);
+                // mlua hands an integral Lua number over as Integer.
+                match t.raw_get::<Value>("double") {
+                    Ok(Value::Number(d)) => return Reply::Double(d),
+                    Ok(Value::Integer(i)) => return Reply::Double(i as f64),
+                    _ => {}
                 }
                 if let Ok(Value::Table(m)) = t.raw_get::<Value>("map") {
                     let mut out = Vec::new();
@@ -2110,7 +2113,16 @@ fn redis_call(lua: &Lua, argv: Variadic<Value>, raising: bool) -> mlua::Result<V
     }
     let reply = {
         let mut guard = cur.ctx.borrow_mut();
-        run_in_ctx(&mut guard, entry, &cmd, true)
+        // The command answers in the protocol the script selected
+        // (redis.setresp; 2 by default), as Redis's script client does,
+        // whatever the calling connection speaks.
+        let caller_resp = guard.client.resp;
+        guard.client.resp = if resp3 { 3 } else { 2 };
+        let prev_in_script = std::mem::replace(&mut guard.in_script, true);
+        let r = run_in_ctx(&mut guard, entry, &cmd, true);
+        guard.in_script = prev_in_script;
+        guard.client.resp = caller_resp;
+        r
     };
     if writes {
         WROTE.store(true, Ordering::SeqCst);

@@ -5,7 +5,7 @@
 mod common;
 use std::time::Duration;
 
-use common::diff::same_replies;
+use common::diff::{same_replies, same_replies_resp3};
 use common::{resp, TestServer};
 
 fn cmd(parts: &[&str]) -> Vec<&'static [u8]> {
@@ -881,4 +881,52 @@ async fn redis_call_with_7999_unpacked_arguments() {
     for _ in 0..3 {
         c.expect(&resp(&[b"EVAL", lpush, b"0"]), b":7999\r\n").await;
     }
+}
+
+/// Commands a script runs answer in the protocol the script selected
+/// (`redis.setresp`, 2 by default), not the caller's: a RESP3 caller's
+/// script sees ZRANGE WITHSCORES as a flat RESP2 list unless it asked for
+/// RESP3, and RESP3 doubles convert both ways (also integral ones).
+#[tokio::test]
+async fn script_commands_answer_in_the_scripts_protocol() {
+    let srv = TestServer::start();
+    let cases: Vec<Vec<&[u8]>> = vec![
+        vec![b"FLUSHALL"],
+        vec![b"ZADD", b"z", b"1", b"a", b"2", b"b", b"3.5", b"c"],
+        vec![
+            b"EVAL",
+            b"return redis.call('zrange','z',0,-1,'withscores')",
+            b"0",
+        ],
+        vec![
+            b"EVAL",
+            b"return #redis.call('zrange','z',0,-1,'withscores')",
+            b"0",
+        ],
+        vec![
+            b"EVAL",
+            b"redis.setresp(3) return redis.call('zrange','z',0,-1,'withscores')",
+            b"0",
+        ],
+        vec![
+            b"EVAL",
+            b"redis.setresp(3) return redis.call('zrange','z',0,-1,'withscores')[1][2]['double']",
+            b"0",
+        ],
+        vec![
+            b"EVAL",
+            b"redis.setresp(3) return redis.call('zscore','z','a')",
+            b"0",
+        ],
+        vec![b"EVAL", b"redis.setresp(3) return {double=1}", b"0"],
+        vec![
+            b"EVAL",
+            b"return redis.call('zrange','z','+inf','-inf','byscore','rev','limit',1,1,'withscores')",
+            b"0",
+        ],
+        vec![b"ZRANGE", b"z", b"0", b"-1", b"WITHSCORES"],
+        vec![b"ZRANGE", b"z", b"0", b"-1", b"REV", b"WITHSCORES"],
+    ];
+    same_replies_resp3(srv.addr.port(), &cases).await;
+    same_replies(srv.addr.port(), &cases).await;
 }

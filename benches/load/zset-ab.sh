@@ -12,7 +12,7 @@ cd "$(dirname "$0")/../.."
 ROUNDS=${1:-3}
 N=${2:-200000}
 PA=7611 PB=7612
-./target/release/cinnabar --port $PA --bind 127.0.0.1 >/dev/null 2>&1 & A=$!
+./target/release/cinnabar --port $PA --bind 127.0.0.1 --save "" >/dev/null 2>&1 & A=$!
 redis-server --port $PB --bind 127.0.0.1 --save "" --appendonly no >/dev/null 2>&1 & B=$!
 trap 'kill $A $B 2>/dev/null' EXIT
 sleep 0.5

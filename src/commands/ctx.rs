@@ -309,6 +309,9 @@ pub struct Ctx<'a> {
     /// The commands to propagate instead of the running command's argv
     /// (set by its handler through [`Ctx::propagate_as`]).
     pub rewrite: Option<Vec<Vec<bytes::Bytes>>>,
+    /// Commands run by a script: replies must stay structured values (the
+    /// script converts them to Lua), never pre-encoded `Reply::Raw` bytes.
+    pub in_script: bool,
 }
 
 impl<'a> Ctx<'a> {

@@ -353,6 +353,7 @@ pub fn call(srv: &Server, client: &mut Client, entry: &CommandEntry, argv: &[Byt
         dirty: 0,
         prop: Vec::new(),
         rewrite: None,
+        in_script: false,
     };
     // Scripts are shown before the commands they run (as Redis feeds
     // EVAL/EVALSHA/FCALL from their handlers).

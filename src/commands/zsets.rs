@@ -8,7 +8,7 @@
 //! Semantics, reply shapes (RESP2 flat arrays vs RESP3 nested pairs and
 //! doubles) and error texts follow Redis 7.0.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use rand::Rng;
 
 use crate::commands::blocking::parse_timeout;
@@ -744,8 +744,29 @@ enum Dir {
     Reverse,
 }
 
-/// The selected elements of `z` in reply order.
-fn select_rank(z: &ZSet, start: i64, end: i64, rev: bool) -> Vec<(Bytes, f64)> {
+/// A run of ascending ranks `[start, end)` read in ascending order, or
+/// descending when `rev`.
+#[derive(Clone, Copy)]
+struct Window {
+    start: usize,
+    end: usize,
+    rev: bool,
+}
+
+impl Window {
+    const EMPTY: Window = Window {
+        start: 0,
+        end: 0,
+        rev: false,
+    };
+
+    fn len(&self) -> usize {
+        self.end.saturating_sub(self.start)
+    }
+}
+
+/// The window of ZRANGE's rank form (`start`/`end` may be negative).
+fn select_rank(z: &ZSet, start: i64, end: i64, rev: bool) -> Window {
     let llen = z.len() as i64;
     let mut start = if start < 0 { llen + start } else { start };
     let mut end = if end < 0 { llen + end } else { end };
@@ -753,38 +774,36 @@ fn select_rank(z: &ZSet, start: i64, end: i64, rev: bool) -> Vec<(Bytes, f64)> {
         start = 0;
     }
     if start > end || start >= llen {
-        return Vec::new();
+        return Window::EMPTY;
     }
     if end >= llen {
         end = llen - 1;
     }
     if rev {
-        let (a, b) = ((llen - 1 - end) as usize, (llen - start) as usize);
-        let mut v = z.range(a, b);
-        v.reverse();
-        v
+        Window {
+            start: (llen - 1 - end) as usize,
+            end: (llen - start) as usize,
+            rev,
+        }
     } else {
-        z.range(start as usize, end as usize + 1)
+        Window {
+            start: start as usize,
+            end: end as usize + 1,
+            rev,
+        }
     }
 }
 
-/// Elements with ascending ranks in `[a, b)`, in the requested direction,
-/// after skipping `offset` and keeping at most `limit` (negative = all).
-fn select_window(
-    z: &ZSet,
-    a: usize,
-    b: usize,
-    rev: bool,
-    offset: i64,
-    limit: i64,
-) -> Vec<(Bytes, f64)> {
+/// The ascending ranks `[a, b)` in the requested direction, after skipping
+/// `offset` and keeping at most `limit` (negative = all).
+fn select_window(z: &ZSet, a: usize, b: usize, rev: bool, offset: i64, limit: i64) -> Window {
     if offset < 0 || (offset > 0 && offset as usize >= z.len()) || a >= b {
-        return Vec::new();
+        return Window::EMPTY;
     }
     let avail = b - a;
     let off = offset as usize;
     if off >= avail {
-        return Vec::new();
+        return Window::EMPTY;
     }
     let take = if limit < 0 {
         avail - off
@@ -793,16 +812,42 @@ fn select_window(
     };
     if rev {
         let hi = b - off;
-        let mut v = z.range(hi - take, hi);
-        v.reverse();
-        v
+        Window {
+            start: hi - take,
+            end: hi,
+            rev,
+        }
     } else {
-        z.range(a + off, a + off + take)
+        Window {
+            start: a + off,
+            end: a + off + take,
+            rev,
+        }
     }
 }
 
-/// Redis's `zrangeGenericCommand`: ZRANGE, ZRANGESTORE and the legacy
-/// Z[REV]RANGE[BYSCORE|BYLEX] forms. `src` is the index of the source key.
+/// Encodes the members of `w` (with scores if asked) straight from the
+/// set, in the shape `items_reply` gives, without copying each member into
+/// a reply value first.
+fn window_reply(z: &ZSet, w: Window, withscores: bool, resp: u8) -> Reply {
+    use crate::protocol::reply::{put_bulk, put_double, put_len};
+    let n = w.len();
+    let resp3 = resp >= 3;
+    let mut out = BytesMut::with_capacity(16 + n * (z.member_bytes() / z.len().max(1) + 32));
+    let items = if withscores && !resp3 { 2 * n } else { n };
+    put_len(&mut out, b'*', items as i64);
+    z.for_each_in(w.start, w.end, w.rev, |m, score| {
+        if withscores && resp3 {
+            out.extend_from_slice(b"*2\r\n");
+        }
+        put_bulk(&mut out, m);
+        if withscores {
+            put_double(&mut out, score, resp3);
+        }
+    });
+    Reply::Raw(out.freeze())
+}
+
 fn zrange_generic(
     ctx: &mut Ctx<'_>,
     argv: &[Bytes],
@@ -868,38 +913,52 @@ fn zrange_generic(
         _ => Sel::Rank(int_arg(&argv[minidx])?, int_arg(&argv[maxidx])?),
     };
     let now = ctx.now;
-    let items = {
+    let resp = ctx.client.resp;
+    let in_script = ctx.in_script;
+    let lim = limits(ctx);
+    let window = |z: &ZSet| match &sel {
+        Sel::Rank(a, b) => select_rank(z, *a, *b, rev),
+        Sel::Score(r) => {
+            let (a, b) = r.ranks(z);
+            select_window(z, a, b, rev, offset, limit)
+        }
+        Sel::Lex(r) => {
+            let (a, b) = r.window(z, rev);
+            select_window(z, a, b, rev, offset, limit)
+        }
+    };
+    let result = {
         let z = read(ctx.shard(key)?, key, now)?;
-        match z {
-            None => Vec::new(),
-            Some(z) => match &sel {
-                Sel::Rank(a, b) => select_rank(z, *a, *b, rev),
-                Sel::Score(r) => {
-                    let (a, b) = r.ranks(z);
-                    select_window(z, a, b, rev, offset, limit)
-                }
-                Sel::Lex(r) => {
-                    let (a, b) = r.window(z, rev);
-                    select_window(z, a, b, rev, offset, limit)
-                }
-            },
+        match (z, dst) {
+            (None, None) => return Ok(Reply::Array(Vec::new())),
+            (Some(z), None) if in_script => {
+                let w = window(z);
+                let mut items = Vec::with_capacity(w.len());
+                z.for_each_in(w.start, w.end, w.rev, |m, s| {
+                    items.push((Bytes::copy_from_slice(m), s))
+                });
+                return Ok(items_reply(items, withscores, resp >= 3));
+            }
+            (Some(z), None) => return Ok(window_reply(z, window(z), withscores, resp)),
+            (None, Some(_)) => ZSet::new(),
+            (Some(z), Some(_)) => {
+                let w = window(z);
+                let hint = if matches!(sel, Sel::Rank(..)) {
+                    w.len()
+                } else {
+                    0
+                };
+                let mut out = ZSet::with_hint(hint, 0, lim);
+                z.for_each_in(w.start, w.end, w.rev, |m, s| {
+                    out.insert(m, s, lim);
+                });
+                out
+            }
         }
     };
     match dst {
-        None => Ok(items_reply(items, withscores, ctx.client.resp >= 3)),
-        Some(dst) => {
-            let lim = limits(ctx);
-            let hint = if matches!(sel, Sel::Rank(..)) {
-                items.len()
-            } else {
-                0
-            };
-            let mut z = ZSet::with_hint(hint, 0, lim);
-            for (m, s) in &items {
-                z.insert(m, *s, lim);
-            }
-            store_result(ctx, dst, z, "zrangestore")
-        }
+        Some(dst) => store_result(ctx, dst, result, "zrangestore"),
+        None => Ok(Reply::Array(Vec::new())),
     }
 }
 

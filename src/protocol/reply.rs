@@ -90,17 +90,29 @@ impl From<CmdError> for Reply {
 }
 
 /// Appends `\r\n`-terminated `<prefix><n>` to `out`.
-fn put_len(out: &mut BytesMut, prefix: u8, n: i64) {
+pub fn put_len(out: &mut BytesMut, prefix: u8, n: i64) {
     let mut buf = itoa::Buffer::new();
     out.put_u8(prefix);
     out.extend_from_slice(buf.format(n).as_bytes());
     out.extend_from_slice(b"\r\n");
 }
 
-fn put_bulk(out: &mut BytesMut, data: &[u8]) {
+pub fn put_bulk(out: &mut BytesMut, data: &[u8]) {
     put_len(out, b'$', data.len() as i64);
     out.extend_from_slice(data);
     out.extend_from_slice(b"\r\n");
+}
+
+/// A double: `,d` in RESP3, a bulk string formatted `%.17g` in RESP2.
+pub fn put_double(out: &mut BytesMut, d: f64, v3: bool) {
+    let s = format_g17(d);
+    if v3 {
+        out.put_u8(b',');
+        out.extend_from_slice(s.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    } else {
+        put_bulk(out, s.as_bytes());
+    }
 }
 
 /// Encodes `reply` for a client speaking protocol `resp` (2 or 3).
@@ -155,16 +167,7 @@ pub fn encode(reply: &Reply, resp: u8, out: &mut BytesMut) {
                 encode(it, resp, out);
             }
         }
-        Reply::Double(d) => {
-            let s = format_g17(*d);
-            if v3 {
-                out.put_u8(b',');
-                out.extend_from_slice(s.as_bytes());
-                out.extend_from_slice(b"\r\n");
-            } else {
-                put_bulk(out, s.as_bytes());
-            }
-        }
+        Reply::Double(d) => put_double(out, *d, v3),
         Reply::Bool(b) => {
             if v3 {
                 out.extend_from_slice(if *b { b"#t\r\n" } else { b"#f\r\n" });

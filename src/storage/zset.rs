@@ -295,6 +295,39 @@ impl Tree {
         }
     }
 
+    /// Calls `f(member, score)` for the elements of subtree `t` with ranks
+    /// (within `t`) in `[start, end)`, ascending, or descending when `rev`.
+    fn visit<F: FnMut(&[u8], f64)>(&self, t: u32, start: usize, end: usize, rev: bool, f: &mut F) {
+        if t == NIL || start >= end {
+            return;
+        }
+        let n = &self.nodes[t as usize];
+        let ls = self.sz(n.left);
+        let left = |f: &mut F| {
+            if start < ls {
+                self.visit(n.left, start, end.min(ls), rev, f);
+            }
+        };
+        let right = |f: &mut F| {
+            if end > ls + 1 {
+                self.visit(n.right, start.saturating_sub(ls + 1), end - ls - 1, rev, f);
+            }
+        };
+        if rev {
+            right(f);
+        } else {
+            left(f);
+        }
+        if start <= ls && ls < end {
+            f(&n.member, n.score);
+        }
+        if rev {
+            left(f);
+        } else {
+            right(f);
+        }
+    }
+
     /// Frees every node of subtree `t`, appending the elements in order.
     fn drain(&mut self, t: u32, out: &mut Vec<(Bytes, f64)>) {
         if t == NIL {
@@ -847,6 +880,33 @@ impl ZSet {
                 sk.tree.collect(sk.tree.root, start, end, &mut out);
                 out
             }
+        }
+    }
+
+    /// Calls `f(member, score)` for the elements with ascending ranks in
+    /// `[start, end)`, in ascending order, or descending when `rev`: a
+    /// range read without copying members (ZRANGE's reply is encoded
+    /// straight from the set).
+    pub fn for_each_in<F: FnMut(&[u8], f64)>(&self, start: usize, end: usize, rev: bool, mut f: F) {
+        let end = end.min(self.len());
+        if start >= end {
+            return;
+        }
+        match &self.repr {
+            Repr::Listpack(lp) => {
+                let it = lp.iter().skip(start).take(end - start);
+                if rev {
+                    let v: Vec<LpEntry> = it.map(|(_, e)| e).collect();
+                    for e in v.iter().rev() {
+                        f(lp.member(e), e.score);
+                    }
+                } else {
+                    for (_, e) in it {
+                        f(lp.member(&e), e.score);
+                    }
+                }
+            }
+            Repr::Skiplist(sk) => sk.tree.visit(sk.tree.root, start, end, rev, &mut f),
         }
     }
 

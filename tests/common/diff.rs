@@ -16,6 +16,7 @@ use super::resp;
 pub struct RedisRef {
     child: Child,
     pub port: u16,
+    dir: std::path::PathBuf,
 }
 
 impl RedisRef {
@@ -33,8 +34,15 @@ impl RedisRef {
             .local_addr()
             .ok()?
             .port();
+        // Its own empty directory: a stray dump.rdb in the working
+        // directory must not be loaded (the server would answer LOADING).
+        let dir = std::env::temp_dir().join(format!("cinnabar-ref-{port}"));
+        let _ = std::fs::create_dir_all(&dir);
+        let dir_arg = dir.to_string_lossy().into_owned();
         let child = Command::new("redis-server")
             .args([
+                "--dir",
+                &dir_arg,
                 "--port",
                 &port.to_string(),
                 "--bind",
@@ -54,7 +62,7 @@ impl RedisRef {
             eprintln!("note: redis-server not installed; differential checks skipped");
             return None;
         };
-        let r = RedisRef { child, port };
+        let r = RedisRef { child, port, dir };
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -70,6 +78,7 @@ impl Drop for RedisRef {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
