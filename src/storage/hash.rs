@@ -361,7 +361,10 @@ const LP_MAX_ELEMENT: usize = 0x7FFF_FFFF;
 /// A flat buffer of length-prefixed field/value pairs.
 #[derive(Debug, Clone, Default)]
 struct Listpack {
-    buf: Vec<u8>,
+    /// Exactly as long as its contents (`Box<[u8]>`, not `Vec`): no growth
+    /// slack, and with the box's niche a `Hash` (so every `Obj` slot) stays
+    /// 24 bytes.
+    buf: Box<[u8]>,
     pairs: u32,
 }
 
@@ -409,10 +412,11 @@ impl Listpack {
 
     /// Sets `field`; true if it was new.
     ///
-    /// The buffer grows by exactly what the write needs (and gives slack
-    /// back after shrinking writes), as Redis's listpack reallocs do: with
-    /// jemalloc's size classes ~25% apart that wastes far less than a
-    /// `Vec`'s doubling, which could leave a small hash with ~2x its size.
+    /// The buffer is resized to exactly what the write needs, as Redis's
+    /// listpack reallocs do: with jemalloc's size classes ~25% apart that
+    /// wastes far less than a `Vec`'s doubling, which could leave a small
+    /// hash with ~2x its size (a realloc within the same size class stays
+    /// in place).
     fn set(&mut self, field: &[u8], value: &[u8]) -> bool {
         let mut pre = [0u8; 4];
         let pl = enc_len(&mut pre, value.len());
@@ -420,24 +424,27 @@ impl Listpack {
             Some(p) => {
                 let old = p.val_end - p.val_start;
                 let new = pl + value.len();
-                if new > old {
-                    self.buf.reserve_exact(new - old);
-                }
-                self.buf.splice(
-                    p.val_start..p.val_end,
-                    pre[..pl].iter().chain(value.iter()).copied(),
-                );
-                self.fit();
+                self.edit(|buf| {
+                    if new > old {
+                        buf.reserve_exact(new - old);
+                    }
+                    buf.splice(
+                        p.val_start..p.val_end,
+                        pre[..pl].iter().chain(value.iter()).copied(),
+                    );
+                });
                 false
             }
             None => {
                 let mut fpre = [0u8; 4];
                 let fl = enc_len(&mut fpre, field.len());
-                self.buf.reserve_exact(fl + field.len() + pl + value.len());
-                self.buf.extend_from_slice(&fpre[..fl]);
-                self.buf.extend_from_slice(field);
-                self.buf.extend_from_slice(&pre[..pl]);
-                self.buf.extend_from_slice(value);
+                self.edit(|buf| {
+                    buf.reserve_exact(fl + field.len() + pl + value.len());
+                    buf.extend_from_slice(&fpre[..fl]);
+                    buf.extend_from_slice(field);
+                    buf.extend_from_slice(&pre[..pl]);
+                    buf.extend_from_slice(value);
+                });
                 self.pairs += 1;
                 true
             }
@@ -447,22 +454,22 @@ impl Listpack {
     fn remove(&mut self, field: &[u8]) -> bool {
         match self.find(field) {
             Some(p) => {
-                self.buf.drain(p.start..p.val_end);
+                self.edit(|buf| {
+                    buf.drain(p.start..p.val_end);
+                });
                 self.pairs -= 1;
-                self.fit();
                 true
             }
             None => false,
         }
     }
 
-    /// Gives back spare capacity once it is more than a little: an exact
-    /// realloc within the same jemalloc size class is cheap, so this keeps
-    /// the buffer as tight as Redis's without reallocating on every write.
-    fn fit(&mut self) {
-        if self.buf.capacity() - self.buf.len() > 16 + self.buf.len() / 8 {
-            self.buf.shrink_to_fit();
-        }
+    /// Changes the buffer as a `Vec`, then stores it back at its exact
+    /// length.
+    fn edit(&mut self, f: impl FnOnce(&mut Vec<u8>)) {
+        let mut v = std::mem::take(&mut self.buf).into_vec();
+        f(&mut v);
+        self.buf = v.into_boxed_slice();
     }
 }
 
@@ -493,7 +500,7 @@ impl<'a> Iterator for LpIter<'a> {
 #[derive(Debug, Clone)]
 enum Repr {
     Listpack(Listpack),
-    /// Boxed so a `Hash` (and so every `Obj` slot) stays 32 bytes.
+    /// Boxed so a `Hash` (and so every `Obj` slot) stays 24 bytes.
     Table(Box<Dict>),
 }
 
@@ -595,7 +602,7 @@ impl Hash {
     pub fn memory_usage(&self) -> usize {
         std::mem::size_of::<Self>()
             + match &self.repr {
-                Repr::Listpack(lp) => lp.buf.capacity(),
+                Repr::Listpack(lp) => lp.buf.len(),
                 // Dict::memory_usage already counts keys and values.
                 Repr::Table(d) => std::mem::size_of::<Dict>() + d.memory_usage(),
             }
@@ -755,8 +762,13 @@ mod tests {
         }
         assert!(h.memory_usage() <= std::mem::size_of::<Hash>() + 20 + 16 + 3);
         assert_eq!(h.get(b"f9"), Some(&[b'w'; 16][..]));
-        assert!(std::mem::size_of::<Hash>() <= 32);
-        assert!(std::mem::size_of::<crate::storage::value::Obj>() <= 48);
+        assert!(std::mem::size_of::<Hash>() <= 24);
+        // Every key holding a collection pays one object slot.
+        assert_eq!(std::mem::size_of::<crate::storage::value::Obj>(), 32);
+        assert_eq!(
+            std::mem::size_of::<Option<crate::storage::value::Obj>>(),
+            32
+        );
     }
 
     impl HashLimits {

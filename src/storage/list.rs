@@ -27,25 +27,51 @@ use bytes::Bytes;
 /// `list-max-listpack-size -2` (8 KB).
 pub const NODE_BYTES: usize = 8 * 1024;
 
-/// One packed node.
+/// One packed node: an exact-size buffer (no growth slack; a write that
+/// stays within jemalloc's size class reallocates in place, as a listpack
+/// realloc does in Redis).
 #[derive(Debug, Clone, PartialEq, Default)]
 struct Node {
-    buf: Vec<u8>,
-    count: usize,
+    buf: Box<[u8]>,
+    count: u32,
 }
 
-/// A list value. Equality is by content, whatever the node layout.
+/// A list of more than one node: the node ring with the totals.
 #[derive(Debug, Clone, Default)]
-pub struct List {
+struct Quick {
     nodes: VecDeque<Node>,
     len: usize,
     /// Sum of the node buffers' lengths (memory accounting without a walk).
     bytes: usize,
 }
 
+#[derive(Debug, Clone)]
+enum Repr {
+    /// Zero or one node (`count == 0` means empty), held inline: most lists
+    /// are small, and a small list then costs its one buffer and nothing
+    /// else (length and byte count are the node's).
+    One(Node),
+    Many(Box<Quick>),
+}
+
+/// A list value. Equality is by content, whatever the node layout. 24
+/// bytes, so it sits inline in an object slot.
+#[derive(Debug, Clone)]
+pub struct List {
+    repr: Repr,
+}
+
+impl Default for List {
+    fn default() -> Self {
+        List {
+            repr: Repr::One(Node::default()),
+        }
+    }
+}
+
 impl PartialEq for List {
     fn eq(&self, other: &Self) -> bool {
-        self.len == other.len && self.iter().eq(other.iter())
+        self.len() == other.len() && self.iter().eq(other.iter())
     }
 }
 
@@ -137,14 +163,61 @@ fn read_back(buf: &[u8], end: usize) -> (usize, usize, usize) {
 impl Node {
     fn with(v: &[u8]) -> Node {
         Node {
-            buf: encode(v),
+            buf: encode(v).into_boxed_slice(),
             count: 1,
         }
     }
 
+    fn count(&self) -> usize {
+        self.count as usize
+    }
+
+    /// Changes the buffer as a `Vec` (callers reserve exactly what they
+    /// add), then stores it back at its exact length.
+    fn edit(&mut self, f: impl FnOnce(&mut Vec<u8>)) {
+        let mut v = std::mem::take(&mut self.buf).into_vec();
+        f(&mut v);
+        self.buf = v.into_boxed_slice();
+    }
+
+    /// Replaces the bytes `range` with the encoding of `v`.
+    fn splice_in(&mut self, range: std::ops::Range<usize>, v: &[u8]) {
+        let new = encode(v);
+        self.edit(|b| {
+            let removed = range.end - range.start;
+            if new.len() > removed {
+                b.reserve_exact(new.len() - removed);
+            }
+            if range.start == b.len() {
+                b.extend_from_slice(&new);
+            } else {
+                b.splice(range, new);
+            }
+        });
+    }
+
+    /// Inserts the encoding of `v` before the first entry: one memmove of
+    /// the node, no temporary buffer.
+    fn prepend(&mut self, v: &[u8]) {
+        let need = enc_len(v.len());
+        self.edit(|b| {
+            let old = b.len();
+            b.reserve_exact(need);
+            b.resize(old + need, 0);
+            b.copy_within(0..old, need);
+            let mut tmp = [0u8; 10];
+            let k = varint_bytes(v.len(), &mut tmp);
+            b[..k].copy_from_slice(&tmp[..k]);
+            b[k..k + v.len()].copy_from_slice(v);
+            for (i, x) in tmp[..k].iter().rev().enumerate() {
+                b[k + v.len() + i] = *x;
+            }
+        });
+    }
+
     /// Byte offset of entry `i` (walking from the nearer end).
     fn offset_of(&self, i: usize) -> usize {
-        if i <= self.count / 2 {
+        if i <= self.count() / 2 {
             let mut off = 0;
             for _ in 0..i {
                 off = read_fwd(&self.buf, off).2;
@@ -152,7 +225,7 @@ impl Node {
             off
         } else {
             let mut end = self.buf.len();
-            for _ in i..self.count {
+            for _ in i..self.count() {
                 end = read_back(&self.buf, end).0;
             }
             end
@@ -165,18 +238,131 @@ impl List {
         Self::default()
     }
 
+    // ---- node storage: one inline node, or the ring -----------------------
+
+    fn nodes_len(&self) -> usize {
+        match &self.repr {
+            Repr::One(n) => usize::from(n.count > 0),
+            Repr::Many(q) => q.nodes.len(),
+        }
+    }
+
+    fn node(&self, k: usize) -> &Node {
+        match &self.repr {
+            Repr::One(n) => n,
+            Repr::Many(q) => &q.nodes[k],
+        }
+    }
+
+    fn node_mut(&mut self, k: usize) -> &mut Node {
+        match &mut self.repr {
+            Repr::One(n) => n,
+            Repr::Many(q) => &mut q.nodes[k],
+        }
+    }
+
+    fn end_node_mut(&mut self, end: End) -> Option<&mut Node> {
+        match &mut self.repr {
+            Repr::One(n) => (n.count > 0).then_some(n),
+            Repr::Many(q) => match end {
+                End::Head => q.nodes.front_mut(),
+                End::Tail => q.nodes.back_mut(),
+            },
+        }
+    }
+
+    fn end_node(&self, end: End) -> Option<&Node> {
+        match &self.repr {
+            Repr::One(n) => (n.count > 0).then_some(n),
+            Repr::Many(q) => match end {
+                End::Head => q.nodes.front(),
+                End::Tail => q.nodes.back(),
+            },
+        }
+    }
+
+    /// The ring, made from the inline node if need be (before adding a
+    /// node; the totals are taken from the node as it is).
+    fn quick(&mut self) -> &mut Quick {
+        if let Repr::One(n) = &mut self.repr {
+            let n = std::mem::take(n);
+            let mut q = Quick {
+                nodes: VecDeque::with_capacity(2),
+                len: n.count(),
+                bytes: n.buf.len(),
+            };
+            if n.count > 0 {
+                q.nodes.push_back(n);
+            }
+            self.repr = Repr::Many(Box::new(q));
+        }
+        match &mut self.repr {
+            Repr::Many(q) => q,
+            Repr::One(_) => unreachable!("just converted"),
+        }
+    }
+
+    /// Adds a node at `end`.
+    fn add_node(&mut self, end: End, n: Node) {
+        if let Repr::One(one) = &mut self.repr {
+            if one.count == 0 {
+                *one = n;
+                return;
+            }
+        }
+        let q = self.quick();
+        match end {
+            End::Head => q.nodes.push_front(n),
+            End::Tail => q.nodes.push_back(n),
+        }
+    }
+
+    /// Removes the node at `end` (which exists).
+    fn remove_end_node(&mut self, end: End) {
+        match &mut self.repr {
+            Repr::One(n) => *n = Node::default(),
+            Repr::Many(q) => {
+                match end {
+                    End::Head => q.nodes.pop_front(),
+                    End::Tail => q.nodes.pop_back(),
+                };
+                if q.nodes.len() <= 1 {
+                    let last = q.nodes.pop_front().unwrap_or_default();
+                    self.repr = Repr::One(last);
+                } else if q.nodes.capacity() > 16 && q.nodes.len() < q.nodes.capacity() / 4 {
+                    q.nodes.shrink_to_fit();
+                }
+            }
+        }
+    }
+
+    /// Keeps the totals of a multi-node list in step after a change of
+    /// `dlen` elements and `dbytes` encoded bytes (a single node's totals
+    /// are the node's own).
+    fn account(&mut self, dlen: isize, dbytes: isize) {
+        if let Repr::Many(q) = &mut self.repr {
+            q.len = q.len.wrapping_add_signed(dlen);
+            q.bytes = q.bytes.wrapping_add_signed(dbytes);
+        }
+    }
+
+    // ---- the list -----------------------------------------------------------
+
     /// Number of nodes (the allocations freeing the list takes).
     pub fn node_count(&self) -> usize {
-        self.nodes.len()
+        self.nodes_len()
     }
 
     /// Number of elements.
     pub fn len(&self) -> usize {
-        self.len
+        match &self.repr {
+            Repr::One(n) => n.count(),
+            Repr::Many(q) => q.len,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
     /// Redis's OBJECT ENCODING name: 7.0 always says `quicklist` for lists.
@@ -187,83 +373,69 @@ impl List {
     /// Approximate heap bytes (MEMORY USAGE, accounting).
     pub fn memory_usage(&self) -> usize {
         std::mem::size_of::<Self>()
-            + self.nodes.capacity() * std::mem::size_of::<Node>()
-            + self.bytes
-    }
-
-    fn add_node(&mut self, end: End, n: Node) {
-        if self.nodes.capacity() == 0 {
-            // Most lists are small: one node, no growth slack.
-            self.nodes.reserve_exact(1);
-        }
-        match end {
-            End::Head => self.nodes.push_front(n),
-            End::Tail => self.nodes.push_back(n),
-        }
+            + match &self.repr {
+                Repr::One(n) => n.buf.len(),
+                Repr::Many(q) => {
+                    std::mem::size_of::<Quick>()
+                        + q.nodes.capacity() * std::mem::size_of::<Node>()
+                        + q.bytes
+                }
+            }
     }
 
     /// Pushes one element at `end`.
     pub fn push(&mut self, end: End, v: &[u8]) {
         let need = enc_len(v.len());
-        self.len += 1;
-        self.bytes += need;
-        let node = match end {
-            End::Head => self.nodes.front_mut(),
-            End::Tail => self.nodes.back_mut(),
-        };
-        match node {
+        match self.end_node_mut(end) {
             Some(n) if n.buf.len() + need <= NODE_BYTES => {
                 match end {
-                    End::Tail => encode_into(&mut n.buf, v),
-                    End::Head => {
-                        n.buf.splice(0..0, encode(v));
-                    }
+                    End::Tail => n.edit(|b| {
+                        b.reserve_exact(need);
+                        encode_into(b, v);
+                    }),
+                    End::Head => n.prepend(v),
                 }
                 n.count += 1;
             }
             _ => self.add_node(end, Node::with(v)),
         }
+        self.account(1, need as isize);
     }
 
     /// Pops one element from `end`.
     pub fn pop(&mut self, end: End) -> Option<Bytes> {
         let (v, emptied, used) = {
-            let n = match end {
-                End::Head => self.nodes.front_mut(),
-                End::Tail => self.nodes.back_mut(),
-            }?;
+            let n = self.end_node_mut(end)?;
             let (v, used) = match end {
                 End::Head => {
                     let (s, e, next) = read_fwd(&n.buf, 0);
                     let v = Bytes::copy_from_slice(&n.buf[s..e]);
-                    n.buf.drain(..next);
+                    n.edit(|b| {
+                        b.drain(..next);
+                    });
                     (v, next)
                 }
                 End::Tail => {
                     let len = n.buf.len();
                     let (start, s, e) = read_back(&n.buf, len);
                     let v = Bytes::copy_from_slice(&n.buf[s..e]);
-                    n.buf.truncate(start);
+                    n.edit(|b| b.truncate(start));
                     (v, len - start)
                 }
             };
             n.count -= 1;
             (v, n.count == 0, used)
         };
+        self.account(-1, -(used as isize));
         if emptied {
-            match end {
-                End::Head => self.nodes.pop_front(),
-                End::Tail => self.nodes.pop_back(),
-            };
+            self.remove_end_node(end);
         }
-        self.len -= 1;
-        self.bytes -= used;
         Some(v)
     }
 
     /// Pops up to `n` elements from `end`, in pop order.
     pub fn pop_n(&mut self, end: End, n: usize) -> Vec<Bytes> {
-        let n = n.min(self.len);
+        let n = n.min(self.len());
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
             match self.pop(end) {
@@ -276,21 +448,24 @@ impl List {
 
     /// (node index, index inside the node) of element `i < len`.
     fn locate(&self, i: usize) -> (usize, usize) {
-        if i < self.len / 2 {
+        let nodes = self.nodes_len();
+        if i < self.len() / 2 {
             let mut i = i;
-            for (k, n) in self.nodes.iter().enumerate() {
-                if i < n.count {
+            for k in 0..nodes {
+                let c = self.node(k).count();
+                if i < c {
                     return (k, i);
                 }
-                i -= n.count;
+                i -= c;
             }
         } else {
-            let mut from_end = self.len - i; // >= 1
-            for (k, n) in self.nodes.iter().enumerate().rev() {
-                if from_end <= n.count {
-                    return (k, n.count - from_end);
+            let mut from_end = self.len() - i; // >= 1
+            for k in (0..nodes).rev() {
+                let c = self.node(k).count();
+                if from_end <= c {
+                    return (k, c - from_end);
                 }
-                from_end -= n.count;
+                from_end -= c;
             }
         }
         (0, 0)
@@ -298,25 +473,25 @@ impl List {
 
     /// The element at `i` (0-based from the head).
     pub fn get(&self, i: usize) -> Option<&[u8]> {
-        if i >= self.len {
+        if i >= self.len() {
             return None;
         }
         let (k, j) = self.locate(i);
-        let n = &self.nodes[k];
+        let n = self.node(k);
         let (s, e, _) = read_fwd(&n.buf, n.offset_of(j));
         Some(&n.buf[s..e])
     }
 
     /// Resolves a Redis index (negative counts from the tail) to a position.
     pub fn resolve(&self, index: i64) -> Option<usize> {
-        let len = self.len as i64;
+        let len = self.len() as i64;
         let i = if index < 0 { len + index } else { index };
         (0..len).contains(&i).then_some(i as usize)
     }
 
     /// Splits node `k` in two when it grew well past the node size.
     fn maybe_split(&mut self, k: usize) {
-        let n = &mut self.nodes[k];
+        let n = self.node_mut(k);
         if n.count < 2 || n.buf.len() <= 2 * NODE_BYTES {
             return;
         }
@@ -326,27 +501,27 @@ impl List {
             off = read_fwd(&n.buf, off).2;
             c += 1;
         }
+        let mut head = std::mem::take(&mut n.buf).into_vec();
         let tail = Node {
-            buf: n.buf.split_off(off),
+            buf: head.split_off(off).into_boxed_slice(),
             count: n.count - c,
         };
+        n.buf = head.into_boxed_slice();
         n.count = c;
-        n.buf.shrink_to_fit();
-        self.nodes.insert(k + 1, tail);
+        self.quick().nodes.insert(k + 1, tail);
     }
 
     /// Replaces the element at `i`. False if out of range.
     pub fn set(&mut self, i: usize, v: &[u8]) -> bool {
-        if i >= self.len {
+        if i >= self.len() {
             return false;
         }
         let (k, j) = self.locate(i);
-        let n = &mut self.nodes[k];
+        let n = self.node_mut(k);
         let off = n.offset_of(j);
         let next = read_fwd(&n.buf, off).2;
-        let new = encode(v);
-        self.bytes = self.bytes - (next - off) + new.len();
-        n.buf.splice(off..next, new);
+        n.splice_in(off..next, v);
+        self.account(0, enc_len(v.len()) as isize - (next - off) as isize);
         self.maybe_split(k);
         true
     }
@@ -356,17 +531,15 @@ impl List {
         if i == 0 {
             return self.push(End::Head, v);
         }
-        if i >= self.len {
+        if i >= self.len() {
             return self.push(End::Tail, v);
         }
         let (k, j) = self.locate(i);
-        let n = &mut self.nodes[k];
+        let n = self.node_mut(k);
         let off = n.offset_of(j);
-        let new = encode(v);
-        self.bytes += new.len();
-        self.len += 1;
-        n.buf.splice(off..off, new);
+        n.splice_in(off..off, v);
         n.count += 1;
+        self.account(1, enc_len(v.len()) as isize);
         self.maybe_split(k);
     }
 
@@ -377,20 +550,24 @@ impl List {
 
     /// Iterates from head to tail (double-ended).
     pub fn iter(&self) -> Iter<'_> {
-        let back_node = self.nodes.len().saturating_sub(1);
+        let nodes = self.nodes_len();
         Iter {
             list: self,
             f_node: 0,
             f_off: 0,
-            b_node: back_node,
-            b_off: self.nodes.back().map_or(0, |n| n.buf.len()),
-            remaining: self.len,
+            b_node: nodes.saturating_sub(1),
+            b_off: if nodes == 0 {
+                0
+            } else {
+                self.node(nodes - 1).buf.len()
+            },
+            remaining: self.len(),
         }
     }
 
     /// Elements `start..=end` (already clamped to the list).
     pub fn range(&self, start: usize, end: usize) -> Iter<'_> {
-        if start > end || end >= self.len {
+        if start > end || end >= self.len() {
             return Iter {
                 list: self,
                 f_node: 0,
@@ -402,12 +579,12 @@ impl List {
         }
         let (fk, fj) = self.locate(start);
         let (bk, bj) = self.locate(end);
-        let bn = &self.nodes[bk];
+        let bn = self.node(bk);
         let b_off = read_fwd(&bn.buf, bn.offset_of(bj)).2;
         Iter {
             list: self,
             f_node: fk,
-            f_off: self.nodes[fk].offset_of(fj),
+            f_off: self.node(fk).offset_of(fj),
             b_node: bk,
             b_off,
             remaining: end - start + 1,
@@ -463,31 +640,22 @@ impl List {
     /// Drops `front` elements from the head and `back` from the tail.
     pub fn trim(&mut self, front: usize, back: usize) {
         for (mut n, end) in [(front, End::Head), (back, End::Tail)] {
-            n = n.min(self.len);
+            n = n.min(self.len());
             // Whole nodes first, then single entries.
             while n > 0 {
-                let node = match end {
-                    End::Head => self.nodes.front(),
-                    End::Tail => self.nodes.back(),
+                let Some(node) = self.end_node(end) else {
+                    break;
                 };
-                let Some(node) = node else { break };
-                if node.count <= n {
-                    let (c, b) = (node.count, node.buf.len());
-                    match end {
-                        End::Head => self.nodes.pop_front(),
-                        End::Tail => self.nodes.pop_back(),
-                    };
-                    self.len -= c;
-                    self.bytes -= b;
+                if node.count() <= n {
+                    let (c, b) = (node.count(), node.buf.len());
+                    self.account(-(c as isize), -(b as isize));
+                    self.remove_end_node(end);
                     n -= c;
                 } else {
                     self.pop(end);
                     n -= 1;
                 }
             }
-        }
-        if self.nodes.capacity() > 16 && self.nodes.len() < self.nodes.capacity() / 4 {
-            self.nodes.shrink_to_fit();
         }
     }
 }
@@ -509,12 +677,12 @@ impl<'a> Iterator for Iter<'a> {
         if self.remaining == 0 {
             return None;
         }
-        let nodes = &self.list.nodes;
-        while self.f_off >= nodes[self.f_node].buf.len() {
+        let list = self.list;
+        while self.f_off >= list.node(self.f_node).buf.len() {
             self.f_node += 1;
             self.f_off = 0;
         }
-        let buf = &nodes[self.f_node].buf;
+        let buf = &list.node(self.f_node).buf;
         let (s, e, next) = read_fwd(buf, self.f_off);
         self.f_off = next;
         self.remaining -= 1;
@@ -531,12 +699,12 @@ impl DoubleEndedIterator for Iter<'_> {
         if self.remaining == 0 {
             return None;
         }
-        let nodes = &self.list.nodes;
+        let list = self.list;
         while self.b_off == 0 {
             self.b_node -= 1;
-            self.b_off = nodes[self.b_node].buf.len();
+            self.b_off = list.node(self.b_node).buf.len();
         }
-        let buf = &nodes[self.b_node].buf;
+        let buf = &list.node(self.b_node).buf;
         let (start, s, e) = read_back(buf, self.b_off);
         self.b_off = start;
         self.remaining -= 1;
@@ -545,6 +713,17 @@ impl DoubleEndedIterator for Iter<'_> {
 }
 
 impl ExactSizeIterator for Iter<'_> {}
+
+#[cfg(test)]
+impl List {
+    /// Total encoded bytes (the ring's running total, or the one node's).
+    fn bytes(&self) -> usize {
+        match &self.repr {
+            Repr::One(n) => n.buf.len(),
+            Repr::Many(q) => q.bytes,
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -563,6 +742,18 @@ mod tests {
         l.iter()
             .map(|b| String::from_utf8_lossy(b).into_owned())
             .collect()
+    }
+
+    #[test]
+    fn a_list_fits_an_object_slot() {
+        // Inline in `Obj` (32-byte slots) and a small list in one buffer.
+        assert_eq!(std::mem::size_of::<List>(), 24);
+        let mut l = List::new();
+        for i in 0..10 {
+            l.push(End::Tail, format!("item:{i}").as_bytes());
+        }
+        assert!(matches!(l.repr, Repr::One(_)));
+        assert_eq!(l.memory_usage(), 24 + 10 * 8);
     }
 
     #[test]
@@ -597,10 +788,10 @@ mod tests {
         assert_eq!(items(&l), ["a", "b", "c"]);
         l.trim(1, 1);
         assert_eq!(items(&l), ["b"]);
-        assert_eq!(l.bytes, 3);
+        assert_eq!(l.bytes(), 3);
         l.trim(5, 5);
         assert!(l.is_empty());
-        assert_eq!(l.bytes, 0);
+        assert_eq!(l.bytes(), 0);
     }
 
     #[test]
@@ -724,11 +915,14 @@ mod tests {
                     prop_assert_eq!(&rr[..], &want[s..=e]);
                 }
             }
-            let total: usize = l.nodes.iter().map(|n| n.buf.len()).sum();
-            prop_assert_eq!(total, l.bytes);
-            let counts: usize = l.nodes.iter().map(|n| n.count).sum();
-            prop_assert_eq!(counts, l.len);
-            prop_assert!(l.nodes.iter().all(|n| n.count > 0));
+            let nodes: Vec<&Node> = (0..l.nodes_len()).map(|k| l.node(k)).collect();
+            let total: usize = nodes.iter().map(|n| n.buf.len()).sum();
+            prop_assert_eq!(total, l.bytes());
+            let counts: usize = nodes.iter().map(|n| n.count()).sum();
+            prop_assert_eq!(counts, l.len());
+            prop_assert!(nodes.iter().all(|n| n.count > 0));
+            // A ring only while there is more than one node.
+            prop_assert_eq!(matches!(l.repr, Repr::Many(_)), nodes.len() > 1);
         }
     }
 }

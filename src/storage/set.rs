@@ -227,7 +227,7 @@ mod tests {
     #[test]
     fn values_stay_small() {
         assert!(std::mem::size_of::<Set>() <= 24);
-        assert!(std::mem::size_of::<crate::storage::hash::Hash>() <= 32);
+        assert!(std::mem::size_of::<crate::storage::hash::Hash>() <= 24);
     }
 
     #[test]
