@@ -58,6 +58,10 @@
 //!   of the directory). TOML files are rewritten as TOML.
 //!
 //! # Cinnabar-only parameters
+//! The immutable ones accept CONFIG SET of their current value as a no-op,
+//! so tools that write back everything `CONFIG GET *` returned (skipping
+//! only Redis's immutable names) keep working; any other value is refused.
+//!
 //! * `shards` — shards per database, a power of two (1..1024), default 16,
 //!   immutable.
 //! * `disabled-commands` — space-separated command names refused by
@@ -2119,9 +2123,11 @@ impl Config {
         };
 
         // 1. names
-        let mut targets: Vec<(usize, &'static str)> = Vec::with_capacity(pairs.len());
+        let mut targets: Vec<(usize, &'static str, &[u8])> = Vec::with_capacity(pairs.len());
+        // Immutable Cinnabar-only parameters given their current value.
+        let mut unchanged: Vec<usize> = Vec::new();
         let mut error: Option<String> = None;
-        for (name, _) in pairs {
+        for (name, raw) in pairs {
             let shown = String::from_utf8_lossy(name);
             let Some((idx, spelled)) = std::str::from_utf8(name).ok().and_then(lookup) else {
                 if error.is_none() {
@@ -2135,14 +2141,23 @@ impl Config {
                 continue;
             }
             let d = &PARAMS[idx];
-            if d.has(IMMUTABLE) {
+            if targets.iter().any(|(i, _, _)| *i == idx) || unchanged.contains(&idx) {
+                error = Some(failed(&shown, "duplicate parameter"));
+            } else if d.has(IMMUTABLE)
+                && d.has(CINNABAR)
+                && format_get(d, &self.value(idx)).as_bytes() == *raw
+            {
+                // A Cinnabar-only immutable parameter set to the value it
+                // has: a no-op, so tools that write back what `CONFIG GET *`
+                // returned (they only know Redis's immutable names) work.
+                // Redis's own immutable parameters refuse as in Redis.
+                unchanged.push(idx);
+            } else if d.has(IMMUTABLE) {
                 error = Some(failed(&shown, "can't set immutable config"));
             } else if d.has(PROTECTED) && !self.enable_protected_configs().allows(local_client) {
                 error = Some(failed(&shown, "can't set protected config"));
-            } else if targets.iter().any(|(i, _)| *i == idx) {
-                error = Some(failed(&shown, "duplicate parameter"));
             } else {
-                targets.push((idx, spelled));
+                targets.push((idx, spelled, raw));
             }
         }
         if let Some(e) = error {
@@ -2151,7 +2166,7 @@ impl Config {
 
         // 2. values
         let mut parsed = Vec::with_capacity(targets.len());
-        for (&(idx, spelled), (_, raw)) in targets.iter().zip(pairs) {
+        for &(idx, spelled, raw) in &targets {
             let d = &PARAMS[idx];
             let value = std::str::from_utf8(raw)
                 .map_err(|_| failed(spelled, "argument must be valid UTF-8"))?;
@@ -2167,7 +2182,7 @@ impl Config {
         // 3. apply, undoing on failure
         let mut undo: Vec<(usize, Value)> = Vec::with_capacity(targets.len());
         let mut changed = Vec::new();
-        for (&(idx, spelled), v) in targets.iter().zip(parsed) {
+        for (&(idx, spelled, _), v) in targets.iter().zip(parsed) {
             let old = self.value(idx);
             match self.apply(idx, v) {
                 Ok(new) => {
@@ -3864,6 +3879,10 @@ mod tests {
                 &[("shards", "32")],
                 "ERR CONFIG SET failed (possibly related to argument 'shards') - can't set immutable config",
             ),
+            (
+                &[("log-format", "json")],
+                "ERR CONFIG SET failed (possibly related to argument 'log-format') - can't set immutable config",
+            ),
             // the first problem wins, as in Redis
             (
                 &[("daemonize", "yes"), ("foo", "bar")],
@@ -3883,6 +3902,26 @@ mod tests {
         }
         // nothing above changed anything
         assert_eq!(all(&c), all(&Config::new()));
+        // A Cinnabar-only immutable parameter given its current value is a
+        // no-op (tools write back what CONFIG GET * returned); Redis's own
+        // immutable parameters refuse even their current value, as Redis.
+        let pair = |k: &'static str, v: &'static str| (k.as_bytes(), v.as_bytes());
+        assert_eq!(
+            c.set(&[
+                pair("shards", "16"),
+                pair("log-format", "text"),
+                pair("hz", "10")
+            ]),
+            Ok(vec![])
+        );
+        assert_eq!(
+            set_err(&c, &[("daemonize", "no")]),
+            "ERR CONFIG SET failed (possibly related to argument 'daemonize') - can't set immutable config"
+        );
+        assert_eq!(
+            set_err(&c, &[("shards", "16"), ("shards", "16")]),
+            "ERR CONFIG SET failed (possibly related to argument 'shards') - duplicate parameter"
+        );
         // non-UTF-8 values are refused
         let e = c.set(&[(b"requirepass".as_slice(), b"\xff".as_slice())]);
         assert_eq!(
