@@ -72,6 +72,10 @@
 //!   (`development`, `production`), immutable.
 //! * `metrics-port` — port of the metrics endpoint, 0 = off, immutable.
 //! * `log-format` — `text` or `json`, immutable.
+//! * `worker-threads` — async worker threads serving the clients, 0 (the
+//!   default) = one per CPU core, immutable. On a 2-core machine shared
+//!   with a load generator, 1 measured 1.02–1.14× on unpipelined
+//!   commands and 0.96–0.98× pipelined (BENCHMARKS.md).
 //! * `child-nice` — nice value (0..19, default 19) of the forked children
 //!   that write snapshots and AOF rewrites, modifiable: on a small machine
 //!   the child then takes idle CPU first and leaves the cores to the
@@ -1114,6 +1118,8 @@ params! {
     profile "profile" = string("").immutable().cinnabar() => String, "Cinnabar-only, informational: the configuration profile's name.";
     metrics_port "metrics-port" = int(0, 65535, "0").immutable().cinnabar().no_effect() => u16, "Cinnabar-only: port of the metrics endpoint; 0 = off.";
     log_format "log-format" = enumeration(LOG_FORMAT, "text").immutable().cinnabar() => LogFormat, "Cinnabar-only.";
+    worker_threads "worker-threads" = int(0, 1024, "0").immutable().cinnabar() => usize,
+        "Cinnabar-only: async worker threads serving clients; 0 = one per CPU core.";
     child_nice "child-nice" = int(0, 19, "19").cinnabar() => i64,
         "Cinnabar-only: nice value of snapshot and AOF-rewrite children (0 = as the server).";
     db_maxmemory_policy "db-maxmemory-policy" = string("").check(check_db_policies).cinnabar() => String,
@@ -3562,6 +3568,7 @@ mod tests {
                 "profile",
                 "secondary-access-key",
                 "shards",
+                "worker-threads",
             ]
         );
         // every default parses (Config::new would panic otherwise) and is

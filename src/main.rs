@@ -51,9 +51,12 @@ fn main() {
     }
     let _guard = cinnabar::server::logging::init(&config);
     let config = Arc::new(config);
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
+    let workers = match config.worker_threads() {
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2),
+        n => n,
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .enable_all()

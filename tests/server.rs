@@ -1261,3 +1261,64 @@ async fn config_get_all_round_trips_through_config_set() {
         .unwrap_err();
     assert!(e.to_string().contains("can't set immutable config"), "{e}");
 }
+
+/// `worker-threads` sets how many async workers serve the clients (0, the
+/// default, is one per core; INFO server shows the count). With a single
+/// worker a blocked client is still woken by another connection, and
+/// scripts still run.
+#[tokio::test]
+async fn worker_threads_sets_the_runtime_size() {
+    let srv = TestServer::start_with(&["--worker-threads", "1"]);
+    let mut c = srv.conn().await;
+    assert_eq!(
+        info_field(&mut c, "server", "cinnabar_worker_threads").await,
+        "1"
+    );
+    let got: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("worker-threads")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(got, ["worker-threads", "1"]);
+    let mut waiter = srv.conn().await;
+    let blpop = tokio::spawn(async move {
+        redis::cmd("BLPOP")
+            .arg("q")
+            .arg(5)
+            .query_async::<Option<(String, String)>>(&mut waiter)
+            .await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let _: i64 = redis::cmd("RPUSH")
+        .arg("q")
+        .arg("job")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let popped = tokio::time::timeout(std::time::Duration::from_secs(5), blpop)
+        .await
+        .expect("BLPOP woken")
+        .unwrap()
+        .unwrap();
+    assert_eq!(popped, Some(("q".into(), "job".into())));
+    let n: i64 = redis::cmd("EVAL")
+        .arg("return redis.call('incr', KEYS[1])")
+        .arg(1)
+        .arg("n")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+
+    // The default: one worker per core.
+    let srv2 = TestServer::start();
+    let mut c2 = srv2.conn().await;
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    assert_eq!(
+        info_field(&mut c2, "server", "cinnabar_worker_threads").await,
+        cores.to_string()
+    );
+}
