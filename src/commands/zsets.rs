@@ -927,21 +927,26 @@ fn zrange_generic(
             select_window(z, a, b, rev, offset, limit)
         }
     };
-    let result = {
+    let (dst, result) = {
         let z = read(ctx.shard(key)?, key, now)?;
-        match (z, dst) {
-            (None, None) => return Ok(Reply::Array(Vec::new())),
-            (Some(z), None) if in_script => {
-                let w = window(z);
-                let mut items = Vec::with_capacity(w.len());
-                z.for_each_in(w.start, w.end, w.rev, |m, s| {
-                    items.push((Bytes::copy_from_slice(m), s))
-                });
-                return Ok(items_reply(items, withscores, resp >= 3));
-            }
-            (Some(z), None) => return Ok(window_reply(z, window(z), withscores, resp)),
-            (None, Some(_)) => ZSet::new(),
-            (Some(z), Some(_)) => {
+        let Some(dst) = dst else {
+            return Ok(match z {
+                None => Reply::Array(Vec::new()),
+                // A script converts the reply to Lua: it needs values.
+                Some(z) if in_script => {
+                    let w = window(z);
+                    let mut items = Vec::with_capacity(w.len());
+                    z.for_each_in(w.start, w.end, w.rev, |m, s| {
+                        items.push((Bytes::copy_from_slice(m), s))
+                    });
+                    items_reply(items, withscores, resp >= 3)
+                }
+                Some(z) => window_reply(z, window(z), withscores, resp),
+            });
+        };
+        let result = match z {
+            None => ZSet::new(),
+            Some(z) => {
                 let w = window(z);
                 let hint = if matches!(sel, Sel::Rank(..)) {
                     w.len()
@@ -954,12 +959,10 @@ fn zrange_generic(
                 });
                 out
             }
-        }
+        };
+        (dst, result)
     };
-    match dst {
-        Some(dst) => store_result(ctx, dst, result, "zrangestore"),
-        None => Ok(Reply::Array(Vec::new())),
-    }
+    store_result(ctx, dst, result, "zrangestore")
 }
 
 /// Writes a store command's result to `dst` (deleting `dst` when the result

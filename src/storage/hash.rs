@@ -18,6 +18,8 @@
 use std::hash::BuildHasher;
 use std::sync::OnceLock;
 
+use crate::util::edit_exact;
+
 /// Marks the end of a chain / an empty bucket.
 const NIL: u32 = u32::MAX;
 
@@ -424,7 +426,7 @@ impl Listpack {
             Some(p) => {
                 let old = p.val_end - p.val_start;
                 let new = pl + value.len();
-                self.edit(|buf| {
+                edit_exact(&mut self.buf, |buf| {
                     if new > old {
                         buf.reserve_exact(new - old);
                     }
@@ -438,7 +440,7 @@ impl Listpack {
             None => {
                 let mut fpre = [0u8; 4];
                 let fl = enc_len(&mut fpre, field.len());
-                self.edit(|buf| {
+                edit_exact(&mut self.buf, |buf| {
                     buf.reserve_exact(fl + field.len() + pl + value.len());
                     buf.extend_from_slice(&fpre[..fl]);
                     buf.extend_from_slice(field);
@@ -454,7 +456,7 @@ impl Listpack {
     fn remove(&mut self, field: &[u8]) -> bool {
         match self.find(field) {
             Some(p) => {
-                self.edit(|buf| {
+                edit_exact(&mut self.buf, |buf| {
                     buf.drain(p.start..p.val_end);
                 });
                 self.pairs -= 1;
@@ -462,14 +464,6 @@ impl Listpack {
             }
             None => false,
         }
-    }
-
-    /// Changes the buffer as a `Vec`, then stores it back at its exact
-    /// length.
-    fn edit(&mut self, f: impl FnOnce(&mut Vec<u8>)) {
-        let mut v = std::mem::take(&mut self.buf).into_vec();
-        f(&mut v);
-        self.buf = v.into_boxed_slice();
     }
 }
 

@@ -23,6 +23,8 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
+use crate::util::edit_exact;
+
 /// Target size of one node's buffer: Redis's default
 /// `list-max-listpack-size -2` (8 KB).
 pub const NODE_BYTES: usize = 8 * 1024;
@@ -172,18 +174,10 @@ impl Node {
         self.count as usize
     }
 
-    /// Changes the buffer as a `Vec` (callers reserve exactly what they
-    /// add), then stores it back at its exact length.
-    fn edit(&mut self, f: impl FnOnce(&mut Vec<u8>)) {
-        let mut v = std::mem::take(&mut self.buf).into_vec();
-        f(&mut v);
-        self.buf = v.into_boxed_slice();
-    }
-
     /// Replaces the bytes `range` with the encoding of `v`.
     fn splice_in(&mut self, range: std::ops::Range<usize>, v: &[u8]) {
         let new = encode(v);
-        self.edit(|b| {
+        edit_exact(&mut self.buf, |b| {
             let removed = range.end - range.start;
             if new.len() > removed {
                 b.reserve_exact(new.len() - removed);
@@ -200,7 +194,7 @@ impl Node {
     /// the node, no temporary buffer.
     fn prepend(&mut self, v: &[u8]) {
         let need = enc_len(v.len());
-        self.edit(|b| {
+        edit_exact(&mut self.buf, |b| {
             let old = b.len();
             b.reserve_exact(need);
             b.resize(old + need, 0);
@@ -389,7 +383,7 @@ impl List {
         match self.end_node_mut(end) {
             Some(n) if n.buf.len() + need <= NODE_BYTES => {
                 match end {
-                    End::Tail => n.edit(|b| {
+                    End::Tail => edit_exact(&mut n.buf, |b| {
                         b.reserve_exact(need);
                         encode_into(b, v);
                     }),
@@ -410,7 +404,7 @@ impl List {
                 End::Head => {
                     let (s, e, next) = read_fwd(&n.buf, 0);
                     let v = Bytes::copy_from_slice(&n.buf[s..e]);
-                    n.edit(|b| {
+                    edit_exact(&mut n.buf, |b| {
                         b.drain(..next);
                     });
                     (v, next)
@@ -419,7 +413,7 @@ impl List {
                     let len = n.buf.len();
                     let (start, s, e) = read_back(&n.buf, len);
                     let v = Bytes::copy_from_slice(&n.buf[s..e]);
-                    n.edit(|b| b.truncate(start));
+                    edit_exact(&mut n.buf, |b| b.truncate(start));
                     (v, len - start)
                 }
             };

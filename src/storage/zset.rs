@@ -27,6 +27,8 @@ use std::cmp::Ordering;
 
 use bytes::Bytes;
 
+use crate::util::edit_exact;
+
 /// The conversion thresholds (`zset-max-listpack-entries`,
 /// `zset-max-listpack-value`), read from the configuration by callers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -576,11 +578,11 @@ impl Lp {
             .map(|(start, _)| start)
             .unwrap_or(self.buf.len());
         let n = entry_size(score, member);
-        let mut v = std::mem::take(&mut self.buf).into_vec();
-        v.reserve_exact(n);
-        put_entry(&mut v, score, member);
-        v[at..].rotate_right(n);
-        self.buf = v.into_boxed_slice();
+        edit_exact(&mut self.buf, |v| {
+            v.reserve_exact(n);
+            put_entry(v, score, member);
+            v[at..].rotate_right(n);
+        });
         self.len += 1;
         self.member_bytes += member.len() as u32;
     }
@@ -588,9 +590,9 @@ impl Lp {
     /// Removes the entries in bytes `[a, b)` (`count` of them, with
     /// `mbytes` member bytes in total).
     fn remove_bytes(&mut self, a: usize, b: usize, count: usize, mbytes: usize) {
-        let mut v = std::mem::take(&mut self.buf).into_vec();
-        v.drain(a..b);
-        self.buf = v.into_boxed_slice();
+        edit_exact(&mut self.buf, |v| {
+            v.drain(a..b);
+        });
         self.len -= count as u32;
         self.member_bytes -= mbytes as u32;
     }
