@@ -24,8 +24,8 @@
 //!   time; past `busy-reply-threshold`, other clients get `-BUSY` (dispatch
 //!   checks [`busy`]) and SCRIPT KILL may stop a script that has not
 //!   written.
-//! * **Libraries.** `redis.*` as Redis 7.0, `bit` (LuaBitOp) and `cjson`.
-//!   `cmsgpack` and `struct` are not provided yet.
+//! * **Libraries.** `redis.*` as Redis 7.0, `bit` (LuaBitOp) and `cjson`;
+//!   `cmsgpack` and `struct` live in `lua_libs`.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -57,11 +57,15 @@ impl ScriptCache {
             .or_insert_with(|| Bytes::copy_from_slice(body));
         sha
     }
-    pub fn get(&self, sha: &str) -> Option<Bytes> {
-        self.scripts.lock().get(&sha.to_ascii_lowercase()).cloned()
+    /// The body whose SHA1 is `sha` (any case).
+    pub fn get(&self, sha: &[u8]) -> Option<Bytes> {
+        let key = sha_key(sha)?;
+        self.scripts.lock().get(key_str(&key)?).cloned()
     }
-    pub fn contains(&self, sha: &str) -> bool {
-        self.scripts.lock().contains_key(&sha.to_ascii_lowercase())
+    pub fn contains(&self, sha: &[u8]) -> bool {
+        sha_key(sha)
+            .and_then(|k| key_str(&k).map(|s| self.scripts.lock().contains_key(s)))
+            .unwrap_or(false)
     }
     pub fn flush(&self) {
         self.scripts.lock().clear();
@@ -74,6 +78,23 @@ impl ScriptCache {
         self.len() == 0
     }
 }
+
+/// A script's SHA1 as given by a client, lowercased (SHAs are
+/// case-insensitive); `None` if it cannot be one (not 40 bytes long).
+pub fn sha_key(sha: &[u8]) -> Option<[u8; 40]> {
+    let mut key: [u8; 40] = sha.try_into().ok()?;
+    key.make_ascii_lowercase();
+    Some(key)
+}
+
+/// [`sha_key`] as text (`None` if the client sent non-UTF-8 bytes, which
+/// match no script).
+fn key_str(key: &[u8; 40]) -> Option<&str> {
+    std::str::from_utf8(key).ok()
+}
+
+/// The error for an EVALSHA of an unknown script.
+const NOSCRIPT: CmdError = CmdError::from_static("NOSCRIPT No matching script. Please use EVAL.");
 
 /// What other clients get while a script runs past `busy-reply-threshold`.
 pub const BUSY_ERR: CmdError = CmdError::from_static(
@@ -194,9 +215,17 @@ fn fast_key(argv: &[Bytes]) -> Option<u64> {
     h.write_u8(name.first().map_or(0, |c| c.to_ascii_lowercase()));
     h.write_u8(name.last().map_or(0, |c| c.to_ascii_lowercase()));
     if name.len() == 7 || name.len() == 10 {
-        // EVALSHA / EVALSHA_RO: the SHA is case-insensitive.
-        for c in target.iter() {
-            h.write_u8(c.to_ascii_lowercase());
+        // EVALSHA / EVALSHA_RO: the SHA is case-insensitive. Setting bit 5
+        // lowercases hex letters and leaves digits alone; other bytes may
+        // fold together, which costs at most a trip to the script thread.
+        let mut chunks = target.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            h.write_u64(u64::from_le_bytes(w) | 0x2020_2020_2020_2020);
+        }
+        for c in chunks.remainder() {
+            h.write_u8(c | 0x20);
         }
     } else {
         h.write(target);
@@ -217,8 +246,9 @@ fn record_run(key: Option<u64>, took: std::time::Duration) {
 
 /// Runs the script command `argv` right here, on the caller's async worker,
 /// when that is cheap and safe: the script ran fast last time, no other
-/// script runs (the gate is free), and the runtime has another worker to
-/// serve everyone else meanwhile. This saves the two thread wake-ups of a
+/// script runs (the gate is free), and the runtime can hand this worker's
+/// other connections to a fresh thread should the script turn long (see
+/// [`hand_off_worker`]). This saves the two thread wake-ups of a
 /// trip to the script thread, which is most of the cost of a small
 /// EVALSHA. `None`: take the script thread (unknown or slow scripts, whose
 /// clients' neighbours must keep being served and told `-BUSY`).
@@ -231,7 +261,9 @@ pub fn try_inline(
         return None;
     }
     let key = fast_key(argv)?;
-    if FAST[(key % FAST.len() as u64) as usize].load(Ordering::Relaxed) != key || !multi_worker() {
+    if FAST[(key % FAST.len() as u64) as usize].load(Ordering::Relaxed) != key
+        || !multi_thread_runtime()
+    {
         return None;
     }
     // Another inline script holds the gate only for microseconds; the
@@ -264,13 +296,13 @@ fn hand_off_worker() {
     tokio::task::block_in_place(|| std::thread::sleep(std::time::Duration::from_millis(1)));
 }
 
-/// Whether the current tokio runtime has more than one worker (with one,
-/// a script running inline would leave nobody to answer `-BUSY`).
-fn multi_worker() -> bool {
-    static MULTI: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *MULTI.get_or_init(|| {
-        tokio::runtime::Handle::try_current().is_ok_and(|h| h.metrics().num_workers() > 1)
-    })
+/// Whether this thread belongs to a multi-threaded tokio runtime, where
+/// `block_in_place` can hand the worker's duties to a fresh thread (also
+/// when the runtime has a single worker), so a script that turns long
+/// inline does not leave the other connections unserved.
+fn multi_thread_runtime() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }
 
 /// Runs `argv` on the script thread's side of [`offload_batch`], timing
@@ -480,8 +512,17 @@ struct Hot {
     warm: mlua::Function,
     /// The read-only view of the globals EVAL bodies run in (see PRELUDE).
     env: Table,
-    /// Compiled EVAL bodies by SHA1.
-    scripts: std::collections::HashMap<String, mlua::Function>,
+    /// Compiled EVAL bodies by SHA1 (lowercase), with their shebang flags,
+    /// so a repeated EVALSHA touches neither the shared script cache nor
+    /// the body.
+    scripts: std::collections::HashMap<[u8; 40], Compiled, foldhash::fast::FixedState>,
+}
+
+/// A compiled EVAL body and the flags its shebang declares.
+#[derive(Clone)]
+struct Compiled {
+    func: mlua::Function,
+    flags: u32,
 }
 
 impl Hot {
@@ -492,7 +533,7 @@ impl Hot {
             fcall: lua.named_registry_value("cinnabar_fcall")?,
             warm: lua.create_function(|_, ()| Ok(()))?,
             env: lua.named_registry_value("cinnabar_env")?,
-            scripts: std::collections::HashMap::new(),
+            scripts: std::collections::HashMap::default(),
         })
     }
 }
@@ -1582,6 +1623,7 @@ fn raise_marked(lua: &Lua, e: &CmdError, counted: bool) -> mlua::Error {
         if counted {
             p.set(COUNTED_FIELD, true)?;
         }
+        RAISED.with(|r| r.set(true));
         lua.globals().raw_set("__cinnabar_pending", p)
     })();
     if let Err(x) = pending {
@@ -1814,7 +1856,7 @@ pub fn declared_cmd_flags(
             if sha.len() != 40 {
                 return None;
             }
-            let body = srv.scripts.get(std::str::from_utf8(sha).ok()?)?;
+            let body = srv.scripts.get(sha)?;
             shebang(&body).ok()?.0
         }
         "fcall" | "fcall_ro" => srv.functions.flags_of(argv.get(1)?)?,
@@ -1904,28 +1946,48 @@ pub fn in_script() -> bool {
     CURRENT.with(|c| !c.get().is_null())
 }
 
-/// Runs a script body (`sha` its SHA1) with KEYS and ARGV, under the
-/// caller's locks (EVAL holds every shard). Normally called on the script
-/// thread (see [`offload`]). `skip` is the length of its shebang line
-/// (see [`shebang`]); `mode` comes from [`prepare`].
-pub fn run(
+/// What EVAL runs: a script body, or (EVALSHA) the SHA1 of a cached one.
+#[derive(Clone, Copy)]
+pub enum Source<'a> {
+    Body(&'a Bytes),
+    Sha(&'a [u8]),
+}
+
+/// EVAL / EVALSHA (`ro`: their `_RO` forms) with KEYS and ARGV, under the
+/// caller's locks. Errors come in Redis's order: NOSCRIPT, the shebang,
+/// the flags against the server's state ([`prepare`]), compilation.
+pub fn eval(
     ctx: &mut Ctx<'_>,
-    sha: &str,
-    body: &[u8],
-    skip: usize,
+    source: Source<'_>,
     keys: &[Bytes],
     args: &[Bytes],
-    mode: RunMode,
+    ro: bool,
 ) -> CmdResult {
+    let key = match source {
+        Source::Sha(sha) => sha_key(sha).ok_or(NOSCRIPT)?,
+        Source::Body(body) => {
+            // A script with a bad shebang is refused before it is cached.
+            shebang(body)?;
+            let sha = ctx.srv.scripts.insert(body);
+            sha_key(sha.as_bytes()).ok_or(CmdError::INTERNAL)?
+        }
+    };
     with_state(ctx, |lua, ctx| {
-        let cached = HOT.with(|h| {
+        let label = key_str(&key).ok_or(NOSCRIPT)?;
+        let hit = HOT.with(|h| {
             h.borrow()
                 .as_ref()
-                .and_then(|h| h.scripts.get(sha).cloned())
+                .and_then(|h| h.scripts.get(&key).cloned())
         });
-        let func = match cached {
-            Some(f) => f,
+        let (func, mode) = match hit {
+            Some(c) => (c.func, prepare(ctx, c.flags, ro)?),
             None => {
+                let body = match source {
+                    Source::Body(b) => b.clone(),
+                    Source::Sha(_) => ctx.srv.scripts.get(&key).ok_or(NOSCRIPT)?,
+                };
+                let (flags, skip) = shebang(&body)?;
+                let mode = prepare(ctx, flags, ro)?;
                 let env = HOT
                     .with(|h| h.borrow().as_ref().map(|h| h.env.clone()))
                     .ok_or(CmdError::INTERNAL)?;
@@ -1943,13 +2005,17 @@ pub fn run(
                     })?;
                 HOT.with(|h| {
                     if let Some(h) = h.borrow_mut().as_mut() {
-                        h.scripts.insert(sha.to_string(), f.clone());
+                        let compiled = Compiled {
+                            func: f.clone(),
+                            flags,
+                        };
+                        h.scripts.insert(key, compiled);
                     }
                 });
-                f
+                (f, mode)
             }
         };
-        execute(lua, ctx, Target::Eval(func), sha, keys, args, mode)
+        execute(lua, ctx, Target::Eval(func), label, keys, args, mode)
     })
 }
 
@@ -2215,6 +2281,45 @@ fn with_state(ctx: &mut Ctx<'_>, f: impl FnOnce(&Lua, &mut Ctx<'_>) -> CmdResult
     })
 }
 
+thread_local! {
+    /// Set when [`raise_marked`] parked an error in `__cinnabar_pending`,
+    /// so [`execute`] clears that global only when it was used.
+    static RAISED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Sets the globals KEYS and ARGV to fresh arrays of `keys` and `args`,
+/// through the C API in one protected call: mlua's safe API would take a
+/// registry slot per string and per table, which costs more than the
+/// strings themselves for the few short arguments a typical script gets.
+fn set_key_arrays(lua: &Lua, keys: &[Bytes], args: &[Bytes]) -> mlua::Result<()> {
+    use mlua::ffi;
+    // Stack use: the global's name, its table and one element (exec_raw
+    // guarantees three free slots).
+    unsafe fn set_array(state: *mut ffi::lua_State, name: &[u8], items: &[Bytes]) {
+        ffi::lua_pushlstring_(state, name.as_ptr().cast(), name.len());
+        ffi::lua_createtable(state, i32::try_from(items.len()).unwrap_or(0), 0);
+        for (i, b) in (1..).zip(items) {
+            ffi::lua_pushlstring_(state, b.as_ptr().cast(), b.len());
+            ffi::lua_rawseti_(state, -2, i);
+        }
+        ffi::lua_rawset(state, ffi::LUA_GLOBALSINDEX);
+    }
+    if i32::try_from(keys.len().max(args.len())).is_err() {
+        return Err(mlua::Error::RuntimeError("too many arguments".into()));
+    }
+    // SAFETY: the closure only pushes values it pops again (the stack is
+    // balanced, within the three slots exec_raw checked), runs in protected
+    // mode (a memory error is a Lua error, not a longjmp over Rust frames:
+    // there are no Rust values with destructors in flight), and the byte
+    // slices outlive the call.
+    unsafe {
+        lua.exec_raw::<()>((), |state| {
+            set_array(state, b"KEYS", keys);
+            set_array(state, b"ARGV", args);
+        })
+    }
+}
+
 fn execute(
     lua: &Lua,
     ctx: &mut Ctx<'_>,
@@ -2227,20 +2332,23 @@ fn execute(
     let sha = label;
     ERROR_COUNTED.with(|c| c.set(false));
     let lua_err = |e: mlua::Error| CmdError::err(format!("Error running script: {e}"));
-    let g = lua.globals();
-    let mk = |v: &[Bytes]| -> mlua::Result<Table> {
-        let t = lua.create_table_with_capacity(v.len(), 0)?;
-        for (i, b) in v.iter().enumerate() {
-            t.raw_set(i + 1, lua.create_string(&b[..])?)?;
+    // KEYS and ARGV: globals for an EVAL body, arguments of a function.
+    let fn_args = match target {
+        Target::Eval(_) => {
+            set_key_arrays(lua, keys, args).map_err(lua_err)?;
+            None
         }
-        Ok(t)
+        Target::Function(_) => {
+            let mk = |v: &[Bytes]| -> mlua::Result<Table> {
+                let t = lua.create_table_with_capacity(v.len(), 0)?;
+                for (i, b) in v.iter().enumerate() {
+                    t.raw_set(i + 1, lua.create_string(&b[..])?)?;
+                }
+                Ok(t)
+            };
+            Some((mk(keys).map_err(lua_err)?, mk(args).map_err(lua_err)?))
+        }
     };
-    let keys_t = mk(keys).map_err(lua_err)?;
-    let args_t = mk(args).map_err(lua_err)?;
-    if matches!(target, Target::Eval(_)) {
-        g.raw_set("KEYS", keys_t.clone()).map_err(lua_err)?;
-        g.raw_set("ARGV", args_t.clone()).map_err(lua_err)?;
-    }
     RESP.with(|r| r.set(2));
 
     THRESHOLD_MS.store(ctx.srv.config.busy_reply_threshold(), Ordering::Relaxed);
@@ -2272,7 +2380,8 @@ fn execute(
         let (ok, v): (bool, Value) = match &target {
             Target::Eval(func) => xpcall.call((func.clone(), handler))?,
             Target::Function(func) => {
-                fcall.call((func.clone(), handler, keys_t.clone(), args_t.clone()))?
+                let (keys_t, args_t) = fn_args.clone().ok_or(mlua::Error::CallbackDestructed)?;
+                fcall.call((func.clone(), handler, keys_t, args_t))?
             }
         };
         let resp3 = resp3_selected();
@@ -2329,7 +2438,9 @@ fn execute(
         install_watchdog(lua);
     }
     BUSY.store(false, Ordering::SeqCst);
-    let _ = lua.globals().raw_set("__cinnabar_pending", Value::Nil);
+    if RAISED.with(|r| r.replace(false)) {
+        let _ = lua.globals().raw_set("__cinnabar_pending", Value::Nil);
+    }
     if killed && !matches!(&result, Ok(Err(e)) if e.as_str().contains(KILLED)) {
         ERROR_COUNTED.with(|c| c.set(false));
         // The script swallowed the kill error (pcall) and ended anyway.

@@ -234,7 +234,18 @@ async fn busy_scripts_and_script_kill() {
 /// normally, with the script fast again afterwards.
 #[tokio::test]
 async fn a_fast_script_turned_long_does_not_stall_other_connections() {
-    let srv = TestServer::start();
+    fast_script_turned_long(TestServer::start()).await;
+}
+
+/// The same with a single async worker: the script runs inline there too,
+/// and handing the worker's duties to a fresh thread is all that keeps the
+/// other connections answered.
+#[tokio::test]
+async fn a_fast_script_turned_long_on_a_single_worker() {
+    fast_script_turned_long(TestServer::start_with(&["--worker-threads", "1"])).await;
+}
+
+async fn fast_script_turned_long(srv: TestServer) {
     let mut admin = srv.raw().await;
     admin
         .expect(

@@ -124,25 +124,12 @@ fn split_args(argv: &[Bytes]) -> CmdResult<(&[Bytes], &[Bytes])> {
 
 fn eval_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], by_sha: bool, ro: bool) -> CmdResult {
     let (keys, args) = split_args(argv)?;
-    let (sha, body) = if by_sha {
-        let sha = String::from_utf8_lossy(&argv[1]).to_ascii_lowercase();
-        match ctx.srv.scripts.get(&sha) {
-            Some(b) => (sha, b),
-            None => {
-                return Err(CmdError::from_static(
-                    "NOSCRIPT No matching script. Please use EVAL.",
-                ))
-            }
-        }
+    let source = if by_sha {
+        scripting::Source::Sha(&argv[1])
     } else {
-        // A script with a bad shebang is refused before it is cached.
-        scripting::shebang(&argv[1])?;
-        let sha = ctx.srv.scripts.insert(&argv[1]);
-        (sha, argv[1].clone())
+        scripting::Source::Body(&argv[1])
     };
-    let (flags, skip) = scripting::shebang(&body)?;
-    let mode = scripting::prepare(ctx, flags, ro)?;
-    scripting::run(ctx, &sha, &body, skip, keys, args, mode)
+    scripting::eval(ctx, source, keys, args, ro)
 }
 
 /// ```text
@@ -197,7 +184,7 @@ fn script_exists(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     Ok(Reply::Array(
         argv[2..]
             .iter()
-            .map(|s| Reply::Int(ctx.srv.scripts.contains(&String::from_utf8_lossy(s)) as i64))
+            .map(|s| Reply::Int(ctx.srv.scripts.contains(s) as i64))
             .collect(),
     ))
 }
