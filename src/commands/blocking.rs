@@ -559,7 +559,7 @@ pub async fn park<S: AsyncRead + Unpin>(
         tokio::select! {
             _ = notified => {}
             _ = sleep => {}
-            _ = info.kill.notified() => { eof = true; }
+            _ = info.kill.wait() => { eof = true; }
             // An Entra ID-style token login ended (the caller tells the
             // client and closes).
             _ = crate::connection::token_expiry(client.auth_deadline) => { eof = true; }

@@ -9,7 +9,6 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use tokio::sync::Notify;
 
 use crate::commands::table::CommandEntry;
 
@@ -49,7 +48,7 @@ pub struct ClientInfo {
     pub user: Mutex<String>,
     /// Set by CLIENT KILL / shutdown; the connection task closes.
     pub killed: AtomicBool,
-    pub kill: Notify,
+    pub kill: crate::util::signal::Signal,
     /// Channel / pattern / shard-channel subscription counts (CLIENT LIST).
     pub sub: AtomicUsize,
     pub psub: AtomicUsize,
@@ -66,7 +65,7 @@ pub struct ClientInfo {
     /// Outbox → ClientInfo reference cycle).
     pub outbox: Mutex<Option<Arc<crate::server::pubsub::Outbox>>>,
     /// Wakes an idle connection that has no outbox yet (see `outbox`).
-    pub push_wake: Notify,
+    pub push_wake: crate::util::signal::Signal,
 }
 
 impl ClientInfo {
@@ -89,21 +88,21 @@ impl ClientInfo {
             qbuf: AtomicUsize::new(0),
             user: Mutex::new("default".to_string()),
             killed: AtomicBool::new(false),
-            kill: Notify::new(),
+            kill: crate::util::signal::Signal::new(),
             sub: AtomicUsize::new(0),
             psub: AtomicUsize::new(0),
             ssub: AtomicUsize::new(0),
             tracking: AtomicU8::new(0),
             tracking_redir: AtomicU64::new(0),
             outbox: Mutex::new(None),
-            push_wake: Notify::new(),
+            push_wake: crate::util::signal::Signal::new(),
         }
     }
 
     /// Asks the connection to close (takes effect at its next wake-up).
     pub fn request_kill(&self) {
         self.killed.store(true, Ordering::SeqCst);
-        self.kill.notify_one();
+        self.kill.notify();
     }
 }
 

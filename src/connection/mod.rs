@@ -46,12 +46,18 @@ where
             inbuf.reserve(want);
         }
         // ---- pub/sub: also wake for pushed messages while idle ----
+        // Biased, reading first: a task woken because its socket is
+        // readable then polls nothing else. A kill is still seen at the
+        // top of every turn (`killed`), and queued pushes also leave with
+        // the next reply (`emit`), so no branch waits behind a busy reader
+        // for longer than one batch.
         let woke = tokio::select! {
+            biased;
             r = stream.read_buf(&mut inbuf) => match r {
                 Ok(n) => Wake::Read(n),
                 Err(_) => break,
             },
-            _ = info.kill.notified() => break,
+            _ = info.kill.wait() => break,
             _ = outbox_ready(client.pubsub.outbox.as_deref(), &info) => Wake::Outbox,
             _ = token_expiry(client.auth_deadline) => Wake::TokenExpired,
         };
@@ -358,7 +364,7 @@ async fn hold_for_pause<S: AsyncRead + AsyncWrite + Unpin>(
         }
         tokio::select! {
             _ = srv.pause.wait_change(dispatch::unix_ms()) => {}
-            _ = client.info.kill.notified() => {
+            _ = client.info.kill.wait() => {
                 alive = false;
                 break;
             }
@@ -425,8 +431,8 @@ async fn token_expired<S: AsyncWrite + Unpin>(
 /// client without one, when a tracking client created one for it.
 async fn outbox_ready(ob: Option<&crate::server::pubsub::Outbox>, info: &ClientInfo) {
     match ob {
-        Some(o) => o.ready.notified().await,
-        None => info.push_wake.notified().await,
+        Some(o) => o.ready.wait().await,
+        None => info.push_wake.wait().await,
     }
 }
 
@@ -442,7 +448,7 @@ async fn flush_outbox<S: AsyncWrite + Unpin>(
         let n = buf.len();
         let ok = tokio::select! {
             r = stream.write_all(&buf) => r.is_ok(),
-            _ = ob.info.kill.notified() => false,
+            _ = ob.info.kill.wait() => false,
         };
         if !ok || ob.info.killed.load(Ordering::Relaxed) {
             return false;

@@ -26,7 +26,6 @@ use bytes::{BufMut, Bytes, BytesMut};
 use foldhash::fast::FixedState;
 use hashbrown::{HashMap, HashSet};
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::Notify;
 
 use crate::config::{notify, ClientClass, Config, ObufLimit};
 use crate::connection::client::ClientInfo;
@@ -58,7 +57,7 @@ pub struct Outbox {
     pub info: Arc<ClientInfo>,
     inner: Mutex<OutboxInner>,
     /// Signalled when frames are queued (the connection task waits on it).
-    pub ready: Notify,
+    pub ready: crate::util::signal::Signal,
 }
 
 impl Outbox {
@@ -71,7 +70,7 @@ impl Outbox {
                 soft_since: None,
                 dead: false,
             }),
-            ready: Notify::new(),
+            ready: crate::util::signal::Signal::new(),
         })
     }
 
@@ -107,7 +106,7 @@ impl Outbox {
             return false;
         }
         drop(g);
-        self.ready.notify_one();
+        self.ready.notify();
         true
     }
 
@@ -121,7 +120,7 @@ impl Outbox {
         }
         g.buf.extend_from_slice(frames);
         drop(g);
-        self.ready.notify_one();
+        self.ready.notify();
     }
 
     /// Queues one pre-encoded frame (a tracking invalidation) under

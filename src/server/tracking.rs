@@ -582,7 +582,7 @@ fn deliver(srv: &Server, dest: &Arc<ClientInfo>, frame: &[u8], cur: Option<&mut 
     }
     if created {
         // Its idle connection adopts the new queue.
-        dest.push_wake.notify_one();
+        dest.push_wake.notify();
     }
 }
 

@@ -6,6 +6,7 @@ pub mod glob;
 pub mod hll;
 pub mod ldouble;
 pub mod repr;
+pub mod signal;
 
 /// Changes an exact-size buffer as a `Vec`, then stores it back at its
 /// exact length. The packed encodings (hash and sorted-set listpacks, list
