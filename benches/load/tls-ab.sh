@@ -13,6 +13,8 @@
 #
 #   benches/load/tls-ab.sh [rounds] [requests] [handshakes]
 #
+# Extra flags for Cinnabar: CINNABAR_ARGS in the environment (e.g.
+# CINNABAR_ARGS="--worker-threads 1").
 # Needs target/release/cinnabar, and redis-server / redis-benchmark built
 # with TLS (Debian's are) on PATH.
 set -euo pipefail
@@ -34,8 +36,9 @@ trap cleanup EXIT
 T="$WORK/tls"
 TLSARGS=(--tls-cert-file "$T/server.crt" --tls-key-file "$T/server.key"
   --tls-ca-cert-file "$T/ca.crt" --tls-auth-clients no)
+# shellcheck disable=SC2086 # CINNABAR_ARGS: extra flags, word-split on purpose
 ./target/release/cinnabar --port 0 --tls-port $PA --bind 127.0.0.1 --save "" \
-  "${TLSARGS[@]}" >"$WORK/a.log" 2>&1 &
+  "${TLSARGS[@]}" ${CINNABAR_ARGS:-} >"$WORK/a.log" 2>&1 &
 A=$!
 redis-server --port 0 --tls-port $PB --bind 127.0.0.1 --save "" --appendonly no \
   "${TLSARGS[@]}" >"$WORK/b.log" 2>&1 &

@@ -7,7 +7,8 @@
 #
 #   benches/load/types-ab.sh [rounds] [requests] [workload-regex]
 #
-# Ports: PA and PB in the environment (default 7621, 7622).
+# Ports: PA and PB in the environment (default 7621, 7622); extra flags for
+# Cinnabar in CINNABAR_ARGS (e.g. CINNABAR_ARGS="--worker-threads 1").
 # Needs target/release/cinnabar (cargo build --release), redis-server,
 # redis-benchmark and python3 on PATH. Subscribers are drained by one
 # python process reading large chunks (cheap per byte), so PUBLISH measures
@@ -18,7 +19,8 @@ ROUNDS=${1:-3}
 N=${2:-100000}
 ONLY=${3:-.}
 PA=${PA:-7621} PB=${PB:-7622}
-./target/release/cinnabar --port $PA --bind 127.0.0.1 --save "" >/dev/null 2>&1 & A=$!
+# shellcheck disable=SC2086 # CINNABAR_ARGS: extra flags, word-split on purpose
+./target/release/cinnabar --port $PA --bind 127.0.0.1 --save "" ${CINNABAR_ARGS:-} >/dev/null 2>&1 & A=$!
 redis-server --port $PB --bind 127.0.0.1 --save "" --appendonly no >/dev/null 2>&1 & B=$!
 SUBS=()
 cleanup() {
