@@ -100,13 +100,13 @@
 //! `tls-dh-params-file`,
 //! `tls-replication`, `tls-cluster`,
 //! `tls-session-cache-timeout`, `tcp-backlog`,
-//! `unixsocket`, `unixsocketperm`, `daemonize`,
-//! `supervised`, `pidfile`, `syslog-enabled`, `syslog-ident`,
+//! `unixsocket`, `unixsocketperm`,
+//! `supervised`, `syslog-enabled`, `syslog-ident`,
 //! `syslog-facility`, `always-show-logo`, `set-proc-title`,
 //! `proc-title-template`, `dynamic-hz`, `enable-module-command`,
 //! `crash-log-enabled`, `crash-memcheck-enabled`, `use-exit-on-panic`,
 //! `io-threads`, `io-threads-do-reads`, `oom-score-adj`,
-//! `oom-score-adj-values`, `disable-thp`, `jemalloc-bg-thread`,
+//! `oom-score-adj-values`, `jemalloc-bg-thread`,
 //! `ignore-warnings`, `stop-writes-on-bgsave-error`,
 //! `rdb-del-sync-files`,
 //! `loading-process-events-interval-bytes`, `sanitize-dump-payload`,
@@ -904,9 +904,9 @@ params! {
         int(0, INT_MAX, "300").no_effect() => u64;
 
     // ---- general ----------------------------------------------------------
-    daemonize "daemonize" = boolean("no").immutable().no_effect() => bool;
+    daemonize "daemonize" = boolean("no").immutable() => bool;
     supervised "supervised" = enumeration(SUPERVISED, "no").immutable().no_effect() => Supervised;
-    pidfile "pidfile" = nullable().immutable().no_effect() => Option<String>;
+    pidfile "pidfile" = nullable().immutable() => Option<String>;
     loglevel "loglevel" = enumeration(LOGLEVEL, "notice") => Loglevel;
     logfile "logfile" = string("").immutable() => String;
     syslog_enabled "syslog-enabled" = boolean("no").immutable().no_effect() => bool;
@@ -934,7 +934,7 @@ params! {
     io_threads_do_reads "io-threads-do-reads" = boolean("no").immutable().no_effect() => bool;
     oom_score_adj "oom-score-adj" = enumeration(OOM_SCORE_ADJ, "no").no_effect() => &'static str;
     oom_score_adj_values "oom-score-adj-values" = special(Special::Oom, "0 200 800").no_effect();
-    disable_thp "disable-thp" = boolean("yes").immutable().no_effect() => bool;
+    disable_thp "disable-thp" = boolean("yes").immutable() => bool;
     jemalloc_bg_thread "jemalloc-bg-thread" = boolean("yes").no_effect() => bool;
     ignore_warnings "ignore-warnings" = string("").no_effect() => String;
 

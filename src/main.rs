@@ -49,6 +49,12 @@ fn main() {
         println!("{}", cinnabar::config::version_line());
         return;
     }
+    if config.daemonize() {
+        if let Err(e) = cinnabar::server::process::daemonize() {
+            eprintln!("cannot daemonize: {e}");
+            std::process::exit(1);
+        }
+    }
     let _guard = cinnabar::server::logging::init(&config);
     let config = Arc::new(config);
     let workers = match config.worker_threads() {

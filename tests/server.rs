@@ -1322,3 +1322,99 @@ async fn worker_threads_sets_the_runtime_size() {
         cores.to_string()
     );
 }
+
+/// `--daemonize yes` returns at once (status 0) while the server goes on in
+/// the background, writes `pidfile` and removes it at shutdown; `disable-thp`
+/// (default yes) turns transparent huge pages off for the process, as
+/// redis-server does, and `disable-thp no` leaves them on.
+#[test]
+fn daemonize_pidfile_and_disable_thp() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("server.log");
+    let started = std::time::Instant::now();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_cinnabar"))
+        .args([
+            "--daemonize",
+            "yes",
+            "--bind",
+            "127.0.0.1",
+            "--ephemeral-port",
+            "yes",
+        ])
+        .args(["--save", "", "--pidfile", "cinnabar.pid", "--dir"])
+        .arg(dir.path())
+        .arg("--logfile")
+        .arg(&log)
+        .status()
+        .expect("run cinnabar");
+    assert!(status.success(), "the launching process exits with 0");
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // The daemon logs its address; the pidfile (relative to dir) holds its pid.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let addr = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(a) = text
+            .lines()
+            .find_map(|l| l.split("accept connections tcp on ").nth(1))
+            .and_then(|a| a.trim().parse::<std::net::SocketAddr>().ok())
+        {
+            break a;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "daemon never became ready"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let pidfile = dir.path().join("cinnabar.pid");
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .expect("pidfile written")
+        .trim()
+        .parse()
+        .expect("a pid");
+    // Whatever happens below, do not leave the daemon running.
+    struct Reap(i32);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            // SAFETY: signalling a process id.
+            unsafe { libc::kill(self.0, libc::SIGKILL) };
+        }
+    }
+    let _reap = Reap(pid);
+    let status_file = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    if status_file.contains("THP_enabled:") {
+        assert!(status_file.contains("THP_enabled:\t0"), "{status_file}");
+    }
+
+    let client = redis::Client::open(format!("redis://{addr}/")).expect("client");
+    let mut c = client.get_connection().expect("connect to the daemon");
+    let pong: String = redis::cmd("PING").query(&mut c).expect("ping");
+    assert_eq!(pong, "PONG");
+    let got: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("daemonize")
+        .query(&mut c)
+        .expect("config get");
+    assert_eq!(got, ["daemonize", "yes"]);
+    let _ = redis::cmd("SHUTDOWN").arg("NOSAVE").query::<()>(&mut c);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while pidfile.exists() || std::path::Path::new(&format!("/proc/{pid}/cmdline")).exists() {
+        // A zombie (no reaper in a container) has an empty cmdline.
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if !pidfile.exists() && cmdline.is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "daemon did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!pidfile.exists(), "pidfile removed at shutdown");
+
+    // disable-thp no leaves THP as the system has it.
+    let srv = TestServer::start_with(&["--disable-thp", "no"]);
+    let status_file =
+        std::fs::read_to_string(format!("/proc/{}/status", srv.pid())).expect("status");
+    if status_file.contains("THP_enabled:") {
+        assert!(status_file.contains("THP_enabled:\t1"), "{status_file}");
+    }
+}

@@ -9,6 +9,7 @@ pub mod logging;
 pub mod memory;
 pub mod monitor;
 pub mod pause;
+pub mod process;
 pub mod propagate;
 pub mod pubsub;
 pub mod slowlog;
@@ -400,6 +401,11 @@ pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
         std::env::set_current_dir(&dir)
             .map_err(|e| std::io::Error::new(e.kind(), format!("Can't chdir to '{dir}': {e}")))?;
     }
+    let pidfile = process::pidfile_path(config.pidfile(), config.daemonize());
+    if let Some(p) = &pidfile {
+        process::write_pidfile(p);
+    }
+    process::apply_disable_thp(config.disable_thp());
     let srv = Server::new(config);
     srv.sync_access_tracking();
     if srv.config.tls_port() != 0 {
@@ -468,6 +474,9 @@ pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
     }
     crate::persistence::snapshot::stop_aof(&srv);
     save_on_shutdown(&srv, flags);
+    if let Some(p) = &pidfile {
+        process::remove_pidfile(p);
+    }
     tracing::info!("Cinnabar is now ready to exit, bye bye...");
     Ok(())
 }
