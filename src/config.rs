@@ -100,7 +100,6 @@
 //! `tls-dh-params-file`,
 //! `tls-replication`, `tls-cluster`,
 //! `tls-session-cache-timeout`, `tcp-backlog`,
-//! `unixsocket`, `unixsocketperm`,
 //! `supervised`, `syslog-enabled`, `syslog-ident`,
 //! `syslog-facility`, `always-show-logo`, `set-proc-title`,
 //! `proc-title-template`, `dynamic-hz`, `enable-module-command`,
@@ -873,9 +872,9 @@ params! {
     timeout "timeout" = int(0, INT_MAX, "0") => u64, "Idle seconds before a client is closed; 0 = never.";
     tcp_keepalive "tcp-keepalive" = int(0, INT_MAX, "300") => u64, "Seconds before the first keepalive probe on new connections; 0 = off.";
     maxclients "maxclients" = uint(1, u32::MAX as u64, "10000") => u64;
-    unixsocket "unixsocket" = nullable().immutable().no_effect() => Option<String>;
+    unixsocket "unixsocket" = nullable().immutable() => Option<String>;
     unixsocketperm "unixsocketperm" =
-        num(0, 0o777, true, Unit::Octal, "0").immutable().no_effect() => u32;
+        num(0, 0o777, true, Unit::Octal, "0").immutable() => u32;
     tls_port "tls-port" = int(0, 65535, "0") => u16;
     tls_cert_file "tls-cert-file" = nullable().volatile() => Option<String>;
     tls_key_file "tls-key-file" = nullable().volatile() => Option<String>;

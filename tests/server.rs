@@ -1418,3 +1418,64 @@ fn daemonize_pidfile_and_disable_thp() {
         assert!(status_file.contains("THP_enabled:\t1"), "{status_file}");
     }
 }
+
+/// `unixsocket` / `unixsocketperm`: clients connect through the socket file
+/// (created with the given mode, a stale file from an earlier run replaced),
+/// CLIENT LIST shows them as Redis does (`addr=<path>:0`, flag `U`), and
+/// the file is removed at shutdown.
+#[tokio::test]
+async fn unix_socket_clients() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sockdir = tempfile::tempdir().expect("tempdir");
+    let path = sockdir.path().join("cinnabar.sock");
+    std::fs::write(&path, b"stale").expect("stale file");
+    let p = path.to_str().expect("utf-8 path");
+    let mut srv = TestServer::start_with(&["--unixsocket", p, "--unixsocketperm", "700"]);
+    let meta = std::fs::metadata(&path).expect("socket file");
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+
+    let mut s = tokio::net::UnixStream::connect(&path)
+        .await
+        .expect("connect");
+    async fn roundtrip(s: &mut tokio::net::UnixStream, req: Vec<u8>) -> String {
+        s.write_all(&req).await.expect("write");
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("reply in time")
+            .expect("read");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+    assert_eq!(roundtrip(&mut s, resp(&[b"PING"])).await, "+PONG\r\n");
+    assert_eq!(
+        roundtrip(&mut s, resp(&[b"SET", b"k", b"v"])).await,
+        "+OK\r\n"
+    );
+    let list = roundtrip(&mut s, resp(&[b"CLIENT", b"LIST"])).await;
+    assert!(
+        list.contains(&format!("addr={p}:0 laddr={p}:0 ")) && list.contains(" flags=U "),
+        "{list}"
+    );
+    // The same keyspace as TCP clients.
+    let mut c = srv.conn().await;
+    let v: String = c.get("k").await.unwrap();
+    assert_eq!(v, "v");
+    let tcp_list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(tcp_list.contains(" flags=N "), "{tcp_list}");
+
+    let _ = redis::cmd("SHUTDOWN")
+        .arg("NOSAVE")
+        .query_async::<()>(&mut c)
+        .await;
+    assert!(
+        srv.wait_exit(Duration::from_secs(10)).is_some(),
+        "server stopped"
+    );
+    assert!(!path.exists(), "socket file removed at shutdown");
+}

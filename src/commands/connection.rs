@@ -408,6 +408,9 @@ pub fn client_line(srv: &Server, c: &ClientInfo) -> String {
             flags.push(ch);
         }
     }
+    if c.unix {
+        flags.push('U');
+    }
     if c.no_evict.load(Ordering::Relaxed) {
         flags.push('e');
     }

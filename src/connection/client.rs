@@ -30,6 +30,8 @@ pub struct ClientInfo {
     pub laddr: String,
     /// Connected over loopback (`enable-debug-command local`, protected mode).
     pub local: bool,
+    /// Connected through `unixsocket` (CLIENT LIST flag `U`).
+    pub unix: bool,
     pub created: Instant,
     pub name: Mutex<Option<Bytes>>,
     pub lib_name: Mutex<Option<String>>,
@@ -75,6 +77,7 @@ impl ClientInfo {
             addr: addr.to_string(),
             laddr: laddr.to_string(),
             local: addr.ip().is_loopback() || addr.ip().to_canonical().is_loopback(),
+            unix: false,
             created: Instant::now(),
             name: Mutex::new(None),
             lib_name: Mutex::new(None),
@@ -97,6 +100,18 @@ impl ClientInfo {
             outbox: Mutex::new(None),
             push_wake: crate::util::signal::Signal::new(),
         }
+    }
+
+    /// A client connected through the unix socket at `path`: its address
+    /// and local address are both `path:0`, as Redis shows them.
+    pub fn new_unix(id: u64, path: &str) -> Self {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        let mut info = ClientInfo::new(id, any, any);
+        info.addr = format!("{path}:0");
+        info.laddr = info.addr.clone();
+        info.local = true;
+        info.unix = true;
+        info
     }
 
     /// Asks the connection to close (takes effect at its next wake-up).

@@ -214,38 +214,88 @@ fn start_client(srv: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
     tokio::spawn(serve_or_reject(srv, stream, peer, local));
 }
 
+/// Listens on `unixsocket` when it is set (a stale socket file left by an
+/// earlier run is removed first, as Redis does), with `unixsocketperm`
+/// applied when non-zero. Returns the path, to remove at shutdown.
+pub fn start_unix(srv: &Arc<Server>) -> std::io::Result<Option<String>> {
+    let Some(path) = srv.config.unixsocket().filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
+    let _ = std::fs::remove_file(&path);
+    let listener = tokio::net::UnixListener::bind(&path).map_err(|e| {
+        std::io::Error::new(e.kind(), format!("Failed opening Unix socket {path}: {e}"))
+    })?;
+    let perm = srv.config.unixsocketperm();
+    if perm != 0 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(perm))?;
+    }
+    let srv2 = srv.clone();
+    let path2 = path.clone();
+    // Stops at shutdown; `unixsocket` cannot change at run time.
+    tokio::spawn(async move {
+        let mut rx = srv2.shutdown_receiver();
+        loop {
+            let accepted = tokio::select! {
+                r = listener.accept() => r,
+                _ = rx.changed() => return,
+            };
+            match accepted {
+                Ok((stream, _)) => {
+                    let srv3 = srv2.clone();
+                    let path3 = path2.clone();
+                    tokio::spawn(async move {
+                        if let Some(stream) = admit(&srv3, stream, true).await {
+                            let info = srv3.register_unix_client(&path3);
+                            crate::connection::serve(srv3, stream, info).await;
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!("accept on the unix socket failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    });
+    Ok(Some(path))
+}
+
 /// Refuses the client when `maxclients` is reached, else serves it.
-async fn serve_or_reject<S>(srv: Arc<Server>, mut stream: S, peer: SocketAddr, local: SocketAddr)
+async fn serve_or_reject<S>(srv: Arc<Server>, stream: S, peer: SocketAddr, local: SocketAddr)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    if srv.clients.len() as u64 >= srv.config.maxclients() {
-        srv.stats
-            .rejected_connections
-            .fetch_add(1, Ordering::Relaxed);
-        let _ = stream
-            .write_all(b"-ERR max number of clients reached\r\n")
-            .await;
-        let _ = stream.shutdown().await;
-        return;
-    }
-    // Protected mode (Redis 7.0): no password for the default user means
-    // only loopback clients are served; others get the explanation.
     let loopback = peer.ip().is_loopback() || peer.ip().to_canonical().is_loopback();
-    if crate::acl::protected_mode_denies(
+    if let Some(stream) = admit(&srv, stream, loopback).await {
+        let info = srv.register_client(peer, local);
+        crate::connection::serve(srv, stream, info).await;
+    }
+}
+
+/// The checks before a connection is served: `maxclients`, and protected
+/// mode (Redis 7.0: no password for the default user means only loopback
+/// and unix-socket clients are served; others get the explanation). A
+/// refused client gets its error and the stream is closed (`None`).
+async fn admit<S>(srv: &Server, mut stream: S, local: bool) -> Option<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let refusal: &[u8] = if srv.clients.len() as u64 >= srv.config.maxclients() {
+        b"-ERR max number of clients reached\r\n"
+    } else if crate::acl::protected_mode_denies(
         srv.config.protected_mode(),
         srv.acl.default_nopass(),
-        loopback,
+        local,
     ) {
-        srv.stats
-            .rejected_connections
-            .fetch_add(1, Ordering::Relaxed);
-        let _ = stream
-            .write_all(crate::acl::PROTECTED_MODE_ERROR.as_bytes())
-            .await;
-        let _ = stream.shutdown().await;
-        return;
-    }
-    let info = srv.register_client(peer, local);
-    crate::connection::serve(srv, stream, info).await;
+        crate::acl::PROTECTED_MODE_ERROR.as_bytes()
+    } else {
+        return Some(stream);
+    };
+    srv.stats
+        .rejected_connections
+        .fetch_add(1, Ordering::Relaxed);
+    let _ = stream.write_all(refusal).await;
+    let _ = stream.shutdown().await;
+    None
 }

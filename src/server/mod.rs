@@ -336,7 +336,17 @@ impl Server {
 
     pub fn register_client(&self, addr: SocketAddr, laddr: SocketAddr) -> Arc<ClientInfo> {
         let id = self.next_client_id.fetch_add(1, Ordering::Relaxed);
-        let info = Arc::new(ClientInfo::new(id, addr, laddr));
+        self.add_client(Arc::new(ClientInfo::new(id, addr, laddr)))
+    }
+
+    /// Registers a client connected through the unix socket at `path`.
+    pub fn register_unix_client(&self, path: &str) -> Arc<ClientInfo> {
+        let id = self.next_client_id.fetch_add(1, Ordering::Relaxed);
+        self.add_client(Arc::new(ClientInfo::new_unix(id, path)))
+    }
+
+    fn add_client(&self, info: Arc<ClientInfo>) -> Arc<ClientInfo> {
+        let id = info.id;
         self.clients.insert(id, info.clone());
         self.stats
             .connections_received
@@ -431,6 +441,7 @@ pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
         }
     }
     listener::start(&srv, listeners);
+    let unix_path = listener::start_unix(&srv)?;
     // Clients may connect while the dataset loads; they get -LOADING.
     match crate::persistence::snapshot::load_at_startup(srv.clone()).await {
         Ok(Ok(())) => {}
@@ -447,6 +458,9 @@ pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
     // connecting earlier were answered -LOADING).
     for (kind, local) in ready {
         tracing::info!("Ready to accept connections {} on {local}", kind.label());
+    }
+    if let Some(p) = &unix_path {
+        tracing::info!("Ready to accept connections unix on {p}");
     }
     tokio::spawn(active_expire_task(srv.clone()));
     tokio::spawn(crate::persistence::snapshot::cron(srv.clone()));
@@ -476,6 +490,9 @@ pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
     save_on_shutdown(&srv, flags);
     if let Some(p) = &pidfile {
         process::remove_pidfile(p);
+    }
+    if let Some(p) = &unix_path {
+        let _ = std::fs::remove_file(p);
     }
     tracing::info!("Cinnabar is now ready to exit, bye bye...");
     Ok(())
