@@ -100,7 +100,7 @@
 //! `tls-dh-params-file`,
 //! `tls-replication`, `tls-cluster`,
 //! `tls-session-cache-timeout`, `tcp-backlog`,
-//! `supervised`, `syslog-enabled`, `syslog-ident`,
+//! `syslog-enabled`, `syslog-ident`,
 //! `syslog-facility`, `always-show-logo`, `set-proc-title`,
 //! `proc-title-template`, `dynamic-hz`, `enable-module-command`,
 //! `crash-log-enabled`, `crash-memcheck-enabled`, `use-exit-on-panic`,
@@ -904,7 +904,7 @@ params! {
 
     // ---- general ----------------------------------------------------------
     daemonize "daemonize" = boolean("no").immutable() => bool;
-    supervised "supervised" = enumeration(SUPERVISED, "no").immutable().no_effect() => Supervised;
+    supervised "supervised" = enumeration(SUPERVISED, "no").immutable() => Supervised;
     pidfile "pidfile" = nullable().immutable() => Option<String>;
     loglevel "loglevel" = enumeration(LOGLEVEL, "notice") => Loglevel;
     logfile "logfile" = string("").immutable() => String;

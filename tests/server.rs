@@ -1479,3 +1479,38 @@ async fn unix_socket_clients() {
     );
     assert!(!path.exists(), "socket file removed at shutdown");
 }
+
+/// `supervised systemd` (as in Debian's redis-server unit, `Type=notify`):
+/// READY=1 reaches NOTIFY_SOCKET once the server accepts connections, and
+/// STOPPING=1 when a SIGTERM starts the shutdown.
+#[test]
+fn supervised_systemd_notifies_readiness_and_stopping() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sock_path = dir.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&sock_path).expect("notify socket");
+    notify
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let (mut child, addr) = common::spawn_in_env(
+        dir.path(),
+        &["--supervised", "systemd"],
+        &[("NOTIFY_SOCKET", sock_path.as_os_str())],
+    );
+    let mut buf = [0u8; 512];
+    let n = notify.recv(&mut buf).expect("a readiness datagram");
+    let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(msg.contains("READY=1\n"), "{msg}");
+    assert!(
+        std::net::TcpStream::connect(addr).is_ok(),
+        "accepting when READY"
+    );
+    // SAFETY: signalling our child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let n = notify.recv(&mut buf).expect("a stopping datagram");
+    assert_eq!(&buf[..n], b"STOPPING=1\n");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while child.try_wait().ok().flatten().is_none() {
+        assert!(std::time::Instant::now() < deadline, "server did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

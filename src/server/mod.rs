@@ -462,6 +462,8 @@ pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
     if let Some(p) = &unix_path {
         tracing::info!("Ready to accept connections unix on {p}");
     }
+    let supervisor = process::supervisor(srv.config.supervised());
+    process::notify_ready(&supervisor);
     tokio::spawn(active_expire_task(srv.clone()));
     tokio::spawn(crate::persistence::snapshot::cron(srv.clone()));
     tokio::spawn(eviction_task(srv.clone()));
@@ -477,6 +479,7 @@ pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
         }
     };
     tracing::info!("User requested shutdown...");
+    process::notify_stopping(&supervisor);
     srv.request_shutdown();
     for c in srv.clients.iter() {
         c.request_kill();

@@ -1,5 +1,5 @@
-//! Process-level settings under Redis's names: `daemonize`, `pidfile` and
-//! `disable-thp`, so scripts and service managers that start redis-server
+//! Process-level settings under Redis's names: `daemonize`, `pidfile`,
+//! `disable-thp` and `supervised` (systemd / upstart readiness), so scripts and service managers that start redis-server
 //! this way can start Cinnabar the same way.
 
 use std::os::fd::AsRawFd;
@@ -76,5 +76,92 @@ pub fn apply_disable_thp(disable: bool) {
             "disable-thp: could not turn transparent huge pages off: {}",
             std::io::Error::last_os_error()
         );
+    }
+}
+
+/// Who to tell that the server is ready (`supervised`), resolved at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Supervisor {
+    None,
+    /// systemd `Type=notify`: datagrams to `NOTIFY_SOCKET`.
+    Systemd(String),
+    /// upstart `expect stop`: the server stops itself (SIGSTOP) when ready.
+    Upstart,
+}
+
+/// Resolves `supervised` against the environment as redis-server does:
+/// `auto` picks upstart when `UPSTART_JOB` is set, else systemd when
+/// `NOTIFY_SOCKET` is; an explicit mode without its variable is logged
+/// and ignored.
+pub fn supervisor(mode: crate::config::Supervised) -> Supervisor {
+    use crate::config::Supervised as S;
+    let upstart = std::env::var_os("UPSTART_JOB").is_some();
+    let notify = std::env::var("NOTIFY_SOCKET")
+        .ok()
+        .filter(|s| !s.is_empty());
+    match mode {
+        S::No => Supervisor::None,
+        S::Upstart if upstart => Supervisor::Upstart,
+        S::Upstart => {
+            tracing::warn!("upstart supervision requested, but UPSTART_JOB not found!");
+            Supervisor::None
+        }
+        S::Systemd | S::Auto => match notify {
+            _ if mode == S::Auto && upstart => Supervisor::Upstart,
+            Some(sock) => Supervisor::Systemd(sock),
+            None if mode == S::Systemd => {
+                tracing::warn!(
+                    "systemd supervision requested or auto-detected, but NOTIFY_SOCKET environment variable is not set"
+                );
+                Supervisor::None
+            }
+            None => Supervisor::None,
+        },
+    }
+}
+
+/// The dataset is loaded and every listener accepts connections.
+pub fn notify_ready(s: &Supervisor) {
+    match s {
+        Supervisor::None => {}
+        Supervisor::Systemd(sock) => {
+            tracing::info!("Supervised by systemd. Please make sure you set appropriate values for TimeoutStartSec and TimeoutStopSec in your service unit.");
+            sd_notify(sock, "STATUS=Ready to accept connections\nREADY=1\n");
+        }
+        Supervisor::Upstart => {
+            tracing::info!("Supervised by upstart, will stop to signal readiness.");
+            // SAFETY: raising a signal on this process.
+            unsafe { libc::raise(libc::SIGSTOP) };
+        }
+    }
+}
+
+/// Shutdown has begun.
+pub fn notify_stopping(s: &Supervisor) {
+    if let Supervisor::Systemd(sock) = s {
+        sd_notify(sock, "STOPPING=1\n");
+    }
+}
+
+/// Sends one datagram to systemd's notification socket (a path, or an
+/// abstract name written with a leading `@`). Failures are logged.
+fn sd_notify(socket: &str, msg: &str) {
+    let sent = (|| -> std::io::Result<()> {
+        let sock = std::os::unix::net::UnixDatagram::unbound()?;
+        match socket.strip_prefix('@') {
+            #[cfg(target_os = "linux")]
+            Some(name) => {
+                use std::os::linux::net::SocketAddrExt;
+                let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+                sock.send_to_addr(msg.as_bytes(), &addr)?;
+            }
+            _ => {
+                sock.send_to(msg.as_bytes(), socket)?;
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = sent {
+        tracing::warn!("Can't send notification to systemd ({socket}): {e}");
     }
 }

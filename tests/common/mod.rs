@@ -88,7 +88,17 @@ impl TestServer {
 
 /// Spawns a server on data directory `dir`; waits for its address.
 pub fn spawn_in(dir: &std::path::Path, extra: &[&str]) -> (Child, SocketAddr) {
+    spawn_in_env(dir, extra, &[])
+}
+
+/// [`spawn_in`] with extra environment variables for the server.
+pub fn spawn_in_env(
+    dir: &std::path::Path,
+    extra: &[&str],
+    env: &[(&str, &std::ffi::OsStr)],
+) -> (Child, SocketAddr) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cinnabar"));
+    cmd.envs(env.iter().copied());
     cmd.args([
         "--bind",
         "127.0.0.1",
