@@ -99,7 +99,7 @@
 //! `tls-client-cert-file`, `tls-client-key-file`, `tls-client-key-file-pass`,
 //! `tls-dh-params-file`,
 //! `tls-replication`, `tls-cluster`,
-//! `tls-session-cache-timeout`, `tcp-backlog`,
+//! `tls-session-cache-timeout`,
 //! `syslog-enabled`, `syslog-ident`,
 //! `syslog-facility`, `always-show-logo`, `set-proc-title`,
 //! `proc-title-template`, `dynamic-hz`, `enable-module-command`,
@@ -868,7 +868,7 @@ params! {
     port "port" = int(0, 65535, "6379") => u16, "0 means no TCP listener.";
     ephemeral_port "ephemeral-port" = boolean("no").immutable().cinnabar() => bool, "Cinnabar-only: listen on an OS-chosen port instead of `port` (for test harnesses).";
     protected_mode "protected-mode" = boolean("yes") => bool;
-    tcp_backlog "tcp-backlog" = int(0, INT_MAX, "511").immutable().no_effect() => u32;
+    tcp_backlog "tcp-backlog" = int(0, INT_MAX, "511").immutable() => u32;
     timeout "timeout" = int(0, INT_MAX, "0") => u64, "Idle seconds before a client is closed; 0 = never.";
     tcp_keepalive "tcp-keepalive" = int(0, INT_MAX, "300") => u64, "Seconds before the first keepalive probe on new connections; 0 = off.";
     maxclients "maxclients" = uint(1, u32::MAX as u64, "10000") => u64;

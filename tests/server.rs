@@ -1514,3 +1514,25 @@ fn supervised_systemd_notifies_readiness_and_stopping() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// `tcp-backlog` (default 511, as Redis) is the listening socket's accept
+/// queue, as `ss` reports it (Send-Q of a listener; iproute2 is installed
+/// by .ci/run).
+#[tokio::test]
+async fn tcp_backlog_sizes_the_accept_queue() {
+    fn backlog_of(port: u16) -> String {
+        let out = std::process::Command::new("ss")
+            .args(["-ltnH", &format!("sport = :{port}")])
+            .output()
+            .expect("ss (iproute2) must be installed");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.split_whitespace()
+            .nth(2)
+            .unwrap_or_default()
+            .to_string()
+    }
+    let srv = TestServer::start();
+    assert_eq!(backlog_of(srv.addr.port()), "511");
+    let srv = TestServer::start_with(&["--tcp-backlog", "77"]);
+    assert_eq!(backlog_of(srv.addr.port()), "77");
+}

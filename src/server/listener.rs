@@ -99,6 +99,7 @@ fn bind_kind(
         };
         match std::net::TcpListener::bind(addr).and_then(|l| {
             l.set_nonblocking(true)?;
+            set_backlog(&l, srv.config.tcp_backlog());
             Ok(l)
         }) {
             Ok(l) => out.push(l),
@@ -115,6 +116,33 @@ fn bind_kind(
         }
     }
     Ok(out)
+}
+
+/// Applies `tcp-backlog` to a listening socket (std listens with its own
+/// fixed backlog; listening again on Linux just changes it). The kernel
+/// caps it at net.core.somaxconn, which is logged once, as Redis does.
+fn set_backlog(l: &std::net::TcpListener, backlog: u32) {
+    use std::os::fd::AsRawFd;
+    let backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
+    // SAFETY: listen(2) on a socket this listener owns.
+    if unsafe { libc::listen(l.as_raw_fd(), backlog) } != 0 {
+        tracing::warn!(
+            "tcp-backlog {backlog}: listen failed: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    if let Some(max) = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+        .filter(|&max| max < backlog)
+    {
+        WARNED.call_once(|| {
+            tracing::warn!(
+                "WARNING: The TCP backlog setting of {backlog} cannot be enforced because /proc/sys/net/core/somaxconn is set to the lower value of {max}."
+            )
+        });
+    }
 }
 
 /// Starts the accept loops of `listeners`, remembering them so a later
