@@ -426,3 +426,61 @@ async fn big_lists_keep_order() {
         .unwrap_or(1);
     assert!(usage > 0);
 }
+
+/// LINSERT/LSET growing a one-node list past twice the node size split it
+/// and kept every element (the split of the inline node used to drop the
+/// moved elements from LLEN, so LRANGE lost them).
+#[tokio::test]
+async fn big_inserts_into_a_small_list_keep_every_element() {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    let _: i64 = redis::cmd("RPUSH")
+        .arg("l")
+        .arg(&["a", "b", "c", "d", "e", "f"])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let big = |ch: char| ch.to_string().repeat(6000);
+    for (pivot, ch) in [("d", 'x'), ("c", 'y'), ("e", 'z')] {
+        let _: i64 = redis::cmd("LINSERT")
+            .arg("l")
+            .arg("BEFORE")
+            .arg(pivot)
+            .arg(big(ch))
+            .query_async(&mut c)
+            .await
+            .unwrap();
+    }
+    let _: () = redis::cmd("LSET")
+        .arg("l")
+        .arg(0)
+        .arg(big('w'))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let n: i64 = redis::cmd("LLEN")
+        .arg("l")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(n, 9);
+    let all: Vec<String> = redis::cmd("LRANGE")
+        .arg("l")
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let want = vec![
+        big('w'),
+        "b".into(),
+        big('y'),
+        "c".into(),
+        big('x'),
+        "d".into(),
+        big('z'),
+        "e".into(),
+        "f".into(),
+    ];
+    assert_eq!(all, want);
+}

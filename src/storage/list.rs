@@ -485,10 +485,15 @@ impl List {
 
     /// Splits node `k` in two when it grew well past the node size.
     fn maybe_split(&mut self, k: usize) {
-        let n = self.node_mut(k);
+        let n = self.node(k);
         if n.count < 2 || n.buf.len() <= 2 * NODE_BYTES {
             return;
         }
+        // Make the ring first: an inline node becomes its first node with
+        // the totals taken from the node while it still holds everything
+        // (splitting first lost the tail's elements from the totals).
+        let q = self.quick();
+        let n = &mut q.nodes[k];
         let half = n.buf.len() / 2;
         let (mut off, mut c) = (0, 0);
         while off < half && c < n.count - 1 {
@@ -502,7 +507,7 @@ impl List {
         };
         n.buf = head.into_boxed_slice();
         n.count = c;
-        self.quick().nodes.insert(k + 1, tail);
+        q.nodes.insert(k + 1, tail);
     }
 
     /// Replaces the element at `i`. False if out of range.
@@ -801,6 +806,35 @@ mod tests {
         assert_eq!(a, b);
         b.set(0, b"y");
         assert_ne!(a, b);
+    }
+
+    /// A one-node list that an insert (or set) pushes past twice the node
+    /// size splits into two nodes and keeps its length and byte count.
+    #[test]
+    fn splitting_the_inline_node_keeps_the_totals() {
+        let mut l = List::new();
+        let mut want = Vec::new();
+        for i in 0..6u8 {
+            l.push(End::Tail, &[i]);
+            want.push(vec![i]);
+        }
+        let big = vec![7u8; 6000];
+        l.insert(3, &big);
+        want.insert(3, big.clone());
+        assert_eq!(l.node_count(), 1);
+        l.insert(2, &big);
+        want.insert(2, big.clone());
+        l.insert(5, &big);
+        want.insert(5, big);
+        assert!(l.node_count() >= 2, "split");
+        assert_eq!(l.len(), want.len());
+        let got: Vec<Vec<u8>> = l.iter().map(<[u8]>::to_vec).collect();
+        assert_eq!(got, want);
+        let mut copy = List::new();
+        for v in &want {
+            copy.push(End::Tail, v);
+        }
+        assert_eq!(l, copy);
     }
 
     #[test]
