@@ -2332,13 +2332,14 @@ fn execute(
     let sha = label;
     ERROR_COUNTED.with(|c| c.set(false));
     let lua_err = |e: mlua::Error| CmdError::err(format!("Error running script: {e}"));
-    // KEYS and ARGV: globals for an EVAL body, arguments of a function.
-    let fn_args = match target {
-        Target::Eval(_) => {
+    // KEYS and ARGV: globals for an EVAL body, arguments of a function
+    // (`fn_args`, None for an EVAL body).
+    let (func, fn_args) = match target {
+        Target::Eval(f) => {
             set_key_arrays(lua, keys, args).map_err(lua_err)?;
-            None
+            (f, None)
         }
-        Target::Function(_) => {
+        Target::Function(f) => {
             let mk = |v: &[Bytes]| -> mlua::Result<Table> {
                 let t = lua.create_table_with_capacity(v.len(), 0)?;
                 for (i, b) in v.iter().enumerate() {
@@ -2346,7 +2347,10 @@ fn execute(
                 }
                 Ok(t)
             };
-            Some((mk(keys).map_err(lua_err)?, mk(args).map_err(lua_err)?))
+            (
+                f,
+                Some((mk(keys).map_err(lua_err)?, mk(args).map_err(lua_err)?)),
+            )
         }
     };
     RESP.with(|r| r.set(2));
@@ -2355,7 +2359,7 @@ fn execute(
     STARTED_MS.store(unix_ms(), Ordering::Relaxed);
     KILL.store(false, Ordering::SeqCst);
     WROTE.store(false, Ordering::SeqCst);
-    RUNNING_EVAL.store(matches!(target, Target::Eval(_)), Ordering::SeqCst);
+    RUNNING_EVAL.store(fn_args.is_none(), Ordering::SeqCst);
     RUNNING.store(true, Ordering::SeqCst);
     let prev_deny = ctx.client.deny_blocking;
     ctx.client.deny_blocking = true;
@@ -2377,11 +2381,10 @@ fn execute(
                 })
             })
             .ok_or_else(|| mlua::Error::RuntimeError("no Lua state".into()))?;
-        let (ok, v): (bool, Value) = match &target {
-            Target::Eval(func) => xpcall.call((func.clone(), handler))?,
-            Target::Function(func) => {
-                let (keys_t, args_t) = fn_args.clone().ok_or(mlua::Error::CallbackDestructed)?;
-                fcall.call((func.clone(), handler, keys_t, args_t))?
+        let (ok, v): (bool, Value) = match &fn_args {
+            None => xpcall.call((func.clone(), handler))?,
+            Some((keys_t, args_t)) => {
+                fcall.call((func.clone(), handler, keys_t.clone(), args_t.clone()))?
             }
         };
         let resp3 = resp3_selected();
