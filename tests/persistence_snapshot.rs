@@ -707,3 +707,239 @@ async fn snapshot_child_does_not_hold_the_listening_socket() {
         bound.err()
     );
 }
+
+/// Sends `SIGNAL` to the server process.
+fn signal(srv: &TestServer, sig: libc::c_int) {
+    // SAFETY: signalling the child server process.
+    unsafe { libc::kill(srv.pid() as i32, sig) };
+}
+
+/// Waits until `cond` holds (polling), or fails with `what`.
+async fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// As Redis 7: when the final save fails, SHUTDOWN answers an error and a
+/// SIGTERM/SIGINT is logged and dropped; the server keeps serving with its
+/// data. NOSAVE (or FORCE) still stops it.
+#[tokio::test]
+async fn a_failed_final_save_keeps_the_server_running() {
+    for last in ["NOSAVE", "FORCE"] {
+        let mut srv = TestServer::start_with(&["--save", "3600 1"]);
+        let mut c = srv.conn().await;
+        for i in 0..20 {
+            let _: () = c.set(format!("k{i}"), i).await.unwrap();
+        }
+        // A directory named dump.rdb makes the final rename fail.
+        std::fs::create_dir(srv.dir.path().join("dump.rdb")).unwrap();
+        let err = redis::cmd("SHUTDOWN")
+            .query_async::<()>(&mut c)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "An error was signalled by the server - ResponseError: Errors trying to SHUTDOWN. Check logs."
+        );
+        let n: i64 = redis::cmd("DBSIZE").query_async(&mut c).await.unwrap();
+        assert_eq!(n, 20);
+        // (One at a time: a second signal during an attempt means "exit
+        // now", as in Redis.)
+        for sig in [libc::SIGTERM, libc::SIGINT] {
+            signal(&srv, sig);
+            assert!(srv.wait_exit(Duration::from_millis(400)).is_none());
+        }
+        let pong: String = redis::cmd("PING").query_async(&mut c).await.unwrap();
+        assert_eq!(pong, "PONG");
+        // No temporary file is left behind by the failed attempts.
+        let temps: Vec<_> = std::fs::read_dir(srv.dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("temp-"))
+            .collect();
+        assert!(temps.is_empty(), "{temps:?}");
+        let _: redis::RedisResult<()> = redis::cmd("SHUTDOWN").arg(last).query_async(&mut c).await;
+        let st = srv.wait_exit(Duration::from_secs(10)).expect("exits");
+        assert!(st.success(), "{last}: {st:?}");
+    }
+}
+
+/// Writers never stop during SHUTDOWN; every write a client was answered
+/// for is in what the server leaves behind: the final RDB (save points) or
+/// the AOF (`appendfsync no`, fsynced on the way out).
+#[tokio::test]
+async fn shutdown_keeps_every_acknowledged_write() {
+    for args in [
+        &["--save", "3600 1"][..],
+        &["--save", "", "--appendonly", "yes", "--appendfsync", "no"][..],
+    ] {
+        let mut srv = TestServer::start_with(args);
+        let mut writers = Vec::new();
+        for w in 0..8 {
+            let mut c = srv.conn().await;
+            writers.push(tokio::spawn(async move {
+                let mut acked = 0i64;
+                loop {
+                    match redis::cmd("INCR")
+                        .arg(format!("w{w}"))
+                        .query_async::<i64>(&mut c)
+                        .await
+                    {
+                        Ok(v) => acked = v,
+                        Err(_) => return acked,
+                    }
+                }
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut c = srv.conn().await;
+        let _: redis::RedisResult<()> = redis::cmd("SHUTDOWN").query_async(&mut c).await;
+        let st = srv.wait_exit(Duration::from_secs(10)).expect("exits");
+        assert!(st.success(), "{st:?}");
+        let mut acked = Vec::new();
+        for w in writers {
+            acked.push(
+                tokio::time::timeout(Duration::from_secs(10), w)
+                    .await
+                    .expect("writer stops")
+                    .unwrap(),
+            );
+        }
+        srv.restart_with(args);
+        let mut c = srv.conn().await;
+        for (w, a) in acked.iter().enumerate() {
+            let v: Option<i64> = c.get(format!("w{w}")).await.unwrap();
+            assert!(*a > 0, "writer {w} made progress");
+            assert!(
+                v.unwrap_or(0) >= *a,
+                "{args:?}: w{w} = {v:?}, but {a} was acknowledged"
+            );
+        }
+    }
+}
+
+/// With the cron paused (DEBUG PAUSE-CRON) a signal only schedules the
+/// shutdown, as in Redis: SHUTDOWN ABORT cancels it, otherwise it runs
+/// when the cron resumes.
+#[tokio::test]
+async fn shutdown_abort_cancels_a_scheduled_signal() {
+    let mut srv = TestServer::start_with(&["--save", ""]);
+    let mut c = srv.conn().await;
+    let abort = || redis::cmd("SHUTDOWN").arg("ABORT").clone();
+    let err = abort().query_async::<()>(&mut c).await.unwrap_err();
+    assert!(
+        err.to_string().contains("No shutdown in progress."),
+        "{err}"
+    );
+    let err = redis::cmd("SHUTDOWN")
+        .arg("ABORT")
+        .arg("NOSAVE")
+        .query_async::<()>(&mut c)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("syntax error"), "{err}");
+    let _: () = redis::cmd("DEBUG")
+        .arg("PAUSE-CRON")
+        .arg(1)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    signal(&srv, libc::SIGTERM);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ok: String = abort().query_async(&mut c).await.unwrap();
+    assert_eq!(ok, "OK");
+    let _: () = redis::cmd("DEBUG")
+        .arg("PAUSE-CRON")
+        .arg(0)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(srv.wait_exit(Duration::from_millis(500)).is_none());
+    let pong: String = redis::cmd("PING").query_async(&mut c).await.unwrap();
+    assert_eq!(pong, "PONG");
+
+    let _: () = redis::cmd("DEBUG")
+        .arg("PAUSE-CRON")
+        .arg(1)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    signal(&srv, libc::SIGTERM);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        srv.wait_exit(Duration::from_millis(1)).is_none(),
+        "held while paused"
+    );
+    let _: () = redis::cmd("DEBUG")
+        .arg("PAUSE-CRON")
+        .arg(0)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(
+        srv.wait_exit(Duration::from_secs(5)).is_some(),
+        "runs when resumed"
+    );
+}
+
+/// A second SIGINT while the final save runs exits at once (status 1) and
+/// deletes the temporary file; SHUTDOWN NOSAVE kills a running BGSAVE
+/// child and deletes its temporary file, which never becomes dump.rdb.
+#[tokio::test]
+async fn shutdown_cleans_up_unfinished_saves() {
+    let mut srv = TestServer::start_with(&["--save", "3600 1"]);
+    let mut c = srv.conn().await;
+    for i in 0..20 {
+        let _: () = c.set(i, i).await.unwrap();
+    }
+    // 100 ms per key: a save takes about 2 s.
+    common::config_set(&mut c, "rdb-key-save-delay", "100000").await;
+    let temp = srv.dir.path().join(format!("temp-{}.rdb", srv.pid()));
+    signal(&srv, libc::SIGINT);
+    wait_for("the final save's temp file", Duration::from_secs(5), || {
+        temp.exists()
+    })
+    .await;
+    signal(&srv, libc::SIGINT);
+    let st = srv
+        .wait_exit(Duration::from_secs(1))
+        .expect("exits at once");
+    assert_eq!(st.code(), Some(1));
+    assert!(!temp.exists());
+    assert!(!srv.dir.path().join("dump.rdb").exists());
+
+    srv.restart_with(&["--save", ""]);
+    let mut c = srv.conn().await;
+    for i in 0..20 {
+        let _: () = c.set(i, i).await.unwrap();
+    }
+    common::config_set(&mut c, "rdb-key-save-delay", "100000").await;
+    let _: String = redis::cmd("BGSAVE").query_async(&mut c).await.unwrap();
+    let mut child = 0;
+    wait_for("a snapshot child", Duration::from_secs(5), || {
+        child = children_of(srv.pid()).first().copied().unwrap_or(0);
+        child != 0
+    })
+    .await;
+    let temp = srv.dir.path().join(format!("temp-{child}.rdb"));
+    wait_for("the child's temp file", Duration::from_secs(5), || {
+        temp.exists()
+    })
+    .await;
+    let _: redis::RedisResult<()> = redis::cmd("SHUTDOWN")
+        .arg("NOSAVE")
+        .query_async(&mut c)
+        .await;
+    let st = srv.wait_exit(Duration::from_secs(10)).expect("exits");
+    assert!(st.success());
+    assert!(!temp.exists());
+    assert!(
+        !std::path::Path::new(&format!("/proc/{child}")).exists(),
+        "child killed"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!srv.dir.path().join("dump.rdb").exists());
+}

@@ -941,3 +941,34 @@ async fn script_commands_answer_in_the_scripts_protocol() {
     same_replies_resp3(srv.addr.port(), &cases).await;
     same_replies(srv.addr.port(), &cases).await;
 }
+
+/// While a script is busy, SHUTDOWN (and SHUTDOWN SAVE) answer -BUSY, as
+/// a save would wait for the script; SHUTDOWN NOSAVE stops the server.
+#[tokio::test]
+async fn only_shutdown_nosave_stops_a_busy_script() {
+    let mut srv = TestServer::start_with(&["--save", "3600 1", "--busy-reply-threshold", "50"]);
+    let mut admin = srv.raw().await;
+    let mut runner = srv.raw().await;
+    runner
+        .send(&resp(&[
+            b"EVAL",
+            b"local i = 0 while true do i = i + 1 end",
+            b"0",
+        ]))
+        .await;
+    wait_busy(&mut admin).await;
+    for cmd in [&[&b"SHUTDOWN"[..]][..], &[b"SHUTDOWN", b"SAVE"]] {
+        admin
+            .expect(
+                &resp(cmd),
+                b"-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n",
+            )
+            .await;
+    }
+    admin.send(&resp(&[b"SHUTDOWN", b"NOSAVE"])).await;
+    let st = srv
+        .wait_exit(Duration::from_secs(10))
+        .expect("SHUTDOWN NOSAVE exits");
+    assert!(st.success());
+    assert!(!srv.dir.path().join("dump.rdb").exists());
+}

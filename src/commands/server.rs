@@ -1289,9 +1289,6 @@ fn shutdown(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             return Err(CmdError::SYNTAX);
         }
     }
-    if argv[1..].iter().any(|a| eq_ic(a, "abort")) {
-        return Err(CmdError::err("No shutdown in progress."));
-    }
     use crate::config::ShutdownFlags as SF;
     let mut flags = 0;
     for (name, bit) in [
@@ -1304,12 +1301,25 @@ fn shutdown(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             flags |= bit;
         }
     }
-    if flags & SF::SAVE != 0 && flags & SF::NOSAVE != 0 {
+    let abort = argv[1..].iter().any(|a| eq_ic(a, "abort"));
+    if (abort && flags != 0) || (flags & SF::SAVE != 0 && flags & SF::NOSAVE != 0) {
         return Err(CmdError::SYNTAX);
     }
+    if abort {
+        return if ctx.srv.shutdown.abort() {
+            Ok(Reply::OK)
+        } else {
+            Err(CmdError::err("No shutdown in progress."))
+        };
+    }
+    // A script past busy-reply-threshold allows only SHUTDOWN NOSAVE.
+    if flags & SF::NOSAVE == 0 && crate::scripting::busy() {
+        return Err(crate::scripting::busy_error());
+    }
     tracing::info!(client = ctx.client.id, "User requested shutdown...");
-    ctx.srv.request_shutdown_with(SF(flags));
-    // Redis closes the connection without replying on success.
-    ctx.client.close_after_reply = true;
-    Ok(Reply::Raw(Bytes::new()))
+    // Returns only if the shutdown failed (on success the process exits,
+    // closing this connection without a reply, as Redis does).
+    let crate::server::shutdown::Refused =
+        crate::server::shutdown::finish(ctx.srv, SF(flags), Some(ctx.client.id));
+    Err(CmdError::err("Errors trying to SHUTDOWN. Check logs."))
 }

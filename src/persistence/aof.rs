@@ -640,7 +640,12 @@ pub fn writer_loop(srv: Arc<Server>, mut file: File, start_offset: u64) {
         let Some(segments) = feed.take(wait, !always) else {
             break;
         };
-        if segments.is_empty() && !always && last_sync.elapsed() < Duration::from_secs(1) {
+        let fsync_now = feed.take_fsync_request();
+        if segments.is_empty()
+            && !always
+            && !fsync_now
+            && last_sync.elapsed() < Duration::from_secs(1)
+        {
             continue;
         }
         let mut failed = false;
@@ -687,6 +692,20 @@ pub fn writer_loop(srv: Arc<Server>, mut file: File, start_offset: u64) {
             }
         }
         srv.persist.set_aof_write_status(!failed);
+        if fsync_now {
+            // Shutdown waits for this whatever the fsync policy says.
+            match file.sync_data() {
+                Ok(()) => {
+                    synced_off = off;
+                    feed.set_written(off, true);
+                }
+                Err(e) => {
+                    tracing::warn!("Can't fsync the AOF file: {e}");
+                    srv.persist.set_aof_write_status(false);
+                }
+            }
+            continue;
+        }
         match srv.config.appendfsync() {
             Appendfsync::Always => {
                 if off > synced_off {

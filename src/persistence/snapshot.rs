@@ -638,6 +638,47 @@ fn busy_text(kind: ChildKind) -> &'static str {
     }
 }
 
+/// The temporary file a snapshot child with process id `pid` writes.
+pub fn child_temp_rdb(pid: u32) -> PathBuf {
+    PathBuf::from(format!("temp-{pid}.rdb"))
+}
+
+/// Writes `dbfilename` from this process, from shards the caller holds
+/// (the final save of a shutdown): through `tmp`, fsynced, renamed, the
+/// directory fsynced. Updates LASTSAVE and the changes counter on success.
+pub fn save_in_process(srv: &Server, frozen: &Frozen<'_>, tmp: &Path) -> Result<(), String> {
+    let params = SaveParams::of(srv);
+    let final_path = PathBuf::from(srv.config.dbfilename());
+    let dirty = srv.stats.dirty.load(Ordering::Relaxed);
+    let written = write_rdb(frozen, &params, tmp, false)
+        .map_err(|e| format!("writing {}: {e}", tmp.display()))
+        .and_then(|()| {
+            std::fs::rename(tmp, &final_path).map_err(|e| {
+                format!(
+                    "renaming {} to {}: {e}",
+                    tmp.display(),
+                    final_path.display()
+                )
+            })
+        })
+        .and_then(|()| {
+            aof::fsync_dir(final_path.parent().unwrap_or(Path::new(".")))
+                .map_err(|e| format!("fsync of the directory: {e}"))
+        });
+    let p = &srv.persist;
+    match written {
+        Ok(()) => {
+            p.lastsave.store(unix_secs(), Ordering::Relaxed);
+            p.dirty_at_save.store(dirty, Ordering::Relaxed);
+            Ok(())
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(tmp);
+            Err(e)
+        }
+    }
+}
+
 /// Starts a background save to `dbfilename`. `wait` makes the caller wait
 /// for the child (SAVE, SHUTDOWN, DEBUG RELOAD). Returns an error text as
 /// Redis words it.
@@ -648,22 +689,22 @@ pub fn bgsave(srv: &Server, wait: bool) -> Result<(), String> {
     }
     let params = SaveParams::of(srv);
     let final_path = PathBuf::from(srv.config.dbfilename());
-    let tmp = PathBuf::from(format!("temp-{}-{}.rdb", std::process::id(), unix_secs()));
     let dirty = srv.stats.dirty.load(Ordering::Relaxed);
     srv.persist
         .last_bgsave_try
         .store(unix_secs(), Ordering::Relaxed);
-    let t2 = tmp.clone();
     reserve(child, ChildKind::Rdb);
+    // The child writes `temp-<its pid>.rdb`, as Redis's child does.
     let pid = fork_with(
         srv,
         || {},
-        move |frozen| write_rdb(frozen, &params, &t2, false),
+        move |frozen| write_rdb(frozen, &params, &child_temp_rdb(std::process::id()), false),
     )
     .map_err(|e| {
         *srv.persist.child.lock() = None;
         format!("ERR Can't save in background: fork: {e}")
     })?;
+    let tmp = child_temp_rdb(pid.unsigned_abs());
     set_child_pid(srv, pid);
     tracing::info!("Background saving started by pid {pid}");
     let finish = move |srv: &Server, ok: bool| {

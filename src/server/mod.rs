@@ -12,6 +12,7 @@ pub mod pause;
 pub mod process;
 pub mod propagate;
 pub mod pubsub;
+pub mod shutdown;
 pub mod slowlog;
 pub mod stats;
 pub mod tls;
@@ -77,8 +78,9 @@ pub struct Server {
     /// A weak handle to this server, for work that outlives a command
     /// (reaping a BGSAVE child).
     me: std::sync::Weak<Server>,
-    /// Flags of the SHUTDOWN command that started the shutdown.
-    shutdown_flags: std::sync::atomic::AtomicU32,
+    /// SHUTDOWN / SIGTERM: what to remove on the way out, a pending or
+    /// running attempt.
+    pub shutdown: shutdown::State,
     /// ACL users, the default user and the ACL log.
     pub acl: crate::acl::AclState,
     /// CLIENT TRACKING (client-side caching) registry.
@@ -135,7 +137,7 @@ impl Server {
             disabled: disabled_table(&config),
             feed: Default::default(),
             persist: Default::default(),
-            shutdown_flags: Default::default(),
+            shutdown: Default::default(),
             acl: Default::default(),
             tracking: Default::default(),
             entra: Default::default(),
@@ -384,13 +386,8 @@ impl Server {
             .notify_keyspace(&self.config, db, class, event, key);
     }
 
-    /// Starts a graceful shutdown with SHUTDOWN's flags (SAVE, NOSAVE …).
-    pub fn request_shutdown_with(&self, flags: crate::config::ShutdownFlags) {
-        self.shutdown_flags.store(flags.0, Ordering::Relaxed);
-        self.request_shutdown();
-    }
-
-    /// Starts a graceful shutdown.
+    /// Tells every task that the server is going away (the shutdown is
+    /// committed: see [`shutdown::finish`]).
     pub fn request_shutdown(&self) {
         self.shutdown_tx.send_replace(true);
     }
@@ -464,41 +461,61 @@ pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
     }
     let supervisor = process::supervisor(srv.config.supervised());
     process::notify_ready(&supervisor);
+    srv.shutdown.set_teardown(shutdown::Teardown {
+        pidfile,
+        unix_socket: unix_path,
+        supervisor,
+    });
     tokio::spawn(active_expire_task(srv.clone()));
     tokio::spawn(crate::persistence::snapshot::cron(srv.clone()));
     tokio::spawn(eviction_task(srv.clone()));
     tokio::spawn(stats::sampler_task(srv.clone()));
     tokio::spawn(limits::idle_timeout_task(srv.clone()));
+    signal_loop(&srv, signals).await
+}
 
-    let mut rx = srv.shutdown_receiver();
-    let flags = tokio::select! {
-        _ = rx.changed() => crate::config::ShutdownFlags(srv.shutdown_flags.load(Ordering::Relaxed)),
-        f = signal_shutdown(signals, &srv.config) => {
-            tracing::info!("Received shutdown signal, scheduling shutdown...");
-            f
+/// Acts on SIGTERM/SIGINT for the life of the server. A successful
+/// shutdown exits the process (from [`shutdown::finish`]); a failed one
+/// is logged and the server goes on.
+async fn signal_loop(srv: &Arc<Server>, mut signals: Signals) -> ! {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        let (flags, name) = tokio::select! {
+            (flags, name) = signal_shutdown(&mut signals, &srv.config) => {
+                if srv.shutdown.in_progress() {
+                    shutdown::insist(srv);
+                }
+                if srv.cron_paused.load(Ordering::Relaxed) {
+                    // Redis acts on signals in its cron.
+                    srv.shutdown.set_pending(flags, name);
+                    continue;
+                }
+                tracing::info!("Received {name} scheduling shutdown...");
+                (flags, name)
+            }
+            _ = tick.tick() => {
+                if srv.cron_paused.load(Ordering::Relaxed) {
+                    continue;
+                }
+                match srv.shutdown.take_pending() {
+                    Some(p) => p,
+                    None => continue,
+                }
+            }
+        };
+        tracing::info!("User requested shutdown...");
+        let s = srv.clone();
+        let attempt = tokio::task::spawn_blocking(move || shutdown::finish(&s, flags, None));
+        // A second signal while the final save runs exits at once.
+        // Back here only if it failed (a success exits the process).
+        tokio::select! {
+            _ = attempt => {}
+            _ = signal_shutdown(&mut signals, &srv.config) => shutdown::insist(srv),
         }
-    };
-    tracing::info!("User requested shutdown...");
-    process::notify_stopping(&supervisor);
-    srv.request_shutdown();
-    for c in srv.clients.iter() {
-        c.request_kill();
+        tracing::warn!(
+            "{name} received but errors trying to shut down the server, check the logs for more information"
+        );
     }
-    // Give connections a moment to flush their last replies.
-    let deadline = Instant::now() + Duration::from_millis(500);
-    while !srv.clients.is_empty() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    crate::persistence::snapshot::stop_aof(&srv);
-    save_on_shutdown(&srv, flags);
-    if let Some(p) = &pidfile {
-        process::remove_pidfile(p);
-    }
-    if let Some(p) = &unix_path {
-        let _ = std::fs::remove_file(p);
-    }
-    tracing::info!("Cinnabar is now ready to exit, bye bye...");
-    Ok(())
 }
 
 /// Marks the command-table entries named by `disabled-commands` (a name
@@ -577,15 +594,18 @@ impl Signals {
 }
 
 /// Waits for SIGTERM or SIGINT; returns the `shutdown-on-sig*` flags that
-/// apply to it.
-async fn signal_shutdown(signals: Signals, config: &Config) -> crate::config::ShutdownFlags {
+/// apply to it and the signal's name.
+async fn signal_shutdown(
+    signals: &mut Signals,
+    config: &Config,
+) -> (crate::config::ShutdownFlags, &'static str) {
     #[cfg(unix)]
     {
-        match signals.streams {
-            Some((mut t, mut i)) => {
+        match &mut signals.streams {
+            Some((t, i)) => {
                 tokio::select! {
-                    _ = t.recv() => config.shutdown_on_sigterm(),
-                    _ = i.recv() => config.shutdown_on_sigint(),
+                    _ = t.recv() => (config.shutdown_on_sigterm(), "SIGTERM"),
+                    _ = i.recv() => (config.shutdown_on_sigint(), "SIGINT"),
                 }
             }
             None => std::future::pending().await,
@@ -595,34 +615,7 @@ async fn signal_shutdown(signals: Signals, config: &Config) -> crate::config::Sh
     {
         let _ = signals;
         let _ = tokio::signal::ctrl_c().await;
-        config.shutdown_on_sigint()
-    }
-}
-
-/// Saves on the way out as Redis does: with `SAVE`, or when save points are
-/// configured and not `NOSAVE`. A snapshot child still running is killed
-/// first (its file would be older than this one).
-fn save_on_shutdown(srv: &Server, flags: crate::config::ShutdownFlags) {
-    use crate::config::ShutdownFlags as SF;
-    let save =
-        !flags.has(SF::NOSAVE) && (flags.has(SF::SAVE) || !srv.config.save_points().is_empty());
-    if !save {
-        return;
-    }
-    if let Some(c) = *srv.persist.child.lock() {
-        if c.pid > 0 {
-            // SAFETY: signalling our own child process.
-            unsafe { libc::kill(c.pid, libc::SIGKILL) };
-        }
-    }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while srv.persist.child.lock().is_some() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    tracing::info!("Saving the final RDB snapshot before exiting.");
-    match crate::persistence::snapshot::bgsave(srv, true) {
-        Ok(()) => tracing::info!("DB saved on disk"),
-        Err(e) => tracing::warn!("Error trying to save the DB on shutdown: {e}"),
+        (config.shutdown_on_sigint(), "SIGINT")
     }
 }
 

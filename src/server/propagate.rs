@@ -45,6 +45,9 @@ struct State {
     db: Option<usize>,
     /// The writer thread should stop after draining.
     stop: bool,
+    /// Someone waits for everything written so far to be fsynced
+    /// (shutdown), whatever `appendfsync` says.
+    fsync: bool,
 }
 
 /// The stream shared by dispatch, background deletions and consumers.
@@ -188,13 +191,27 @@ impl Feed {
     /// even if segments are queued, so each write(2) carries a batch.
     pub fn take(&self, timeout: std::time::Duration, batch: bool) -> Option<Vec<Segment>> {
         let mut st = self.state.lock();
-        if (batch || st.segments.is_empty()) && !st.stop {
+        if (batch || st.segments.is_empty()) && !st.stop && !st.fsync {
             self.cond.wait_for(&mut st, timeout);
         }
         if st.segments.is_empty() && st.stop {
             return None;
         }
         Some(st.segments.drain(..).collect())
+    }
+
+    /// Asks the writer to write and fsync what is queued now (see
+    /// [`Feed::synced`] for when it has).
+    pub fn request_fsync(&self) {
+        let mut st = self.state.lock();
+        st.fsync = true;
+        drop(st);
+        self.cond.notify_all();
+    }
+
+    /// The writer's side: was an fsync asked for since the last call?
+    pub fn take_fsync_request(&self) -> bool {
+        std::mem::take(&mut self.state.lock().fsync)
     }
 
     /// Asks the writer to finish what is queued and stop.

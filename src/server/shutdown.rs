@@ -1,0 +1,241 @@
+//! Stopping the server: SHUTDOWN and SIGTERM/SIGINT, as Redis 7 does it.
+//!
+//! A shutdown is an attempt that can fail. [`finish`] kills a running
+//! snapshot or AOF-rewrite child (deleting its temporary file), then locks
+//! every shard, so no command can change data from here on, and makes the
+//! dataset durable: the AOF is flushed and fsynced, and the final RDB is
+//! written *in this process* while the locks are held (no fork: the file
+//! holds exactly what clients were acknowledged, as Redis's synchronous
+//! save). If that save fails and `FORCE` was not given, the locks are
+//! released, the error is logged ("Error trying to save the DB, can't
+//! exit.") and the server goes on serving: SHUTDOWN answers `-ERR Errors
+//! trying to SHUTDOWN. Check logs.`, a signal is logged and forgotten.
+//! On success the process exits from here with the locks still held, after
+//! removing the pidfile and the unix socket: a command that was waiting for
+//! a shard never runs, so no client is told of a write that the files miss.
+//!
+//! A second SIGTERM/SIGINT while a shutdown is under way exits at once
+//! (status 1) after deleting the temporary RDB file ("You insist on
+//! killing Redis"). With `DEBUG PAUSE-CRON 1` a signal is only recorded,
+//! as Redis handles it in its cron; `SHUTDOWN ABORT` cancels it then.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use super::process::{self, Supervisor};
+use super::Server;
+use crate::config::ShutdownFlags as SF;
+
+/// What the process leaves behind and removes on the way out.
+#[derive(Debug, Clone)]
+pub struct Teardown {
+    pub pidfile: Option<String>,
+    pub unix_socket: Option<String>,
+    pub supervisor: Supervisor,
+}
+
+/// Shutdown state shared by the SHUTDOWN command and the signal listener.
+#[derive(Default)]
+pub struct State {
+    teardown: Mutex<Option<Teardown>>,
+    /// Serializes attempts (two SHUTDOWN commands, or one and a signal).
+    attempt: Mutex<()>,
+    /// An attempt is under way: a second signal means "exit now".
+    in_progress: AtomicBool,
+    /// A signal received while the cron is paused, not yet acted upon.
+    pending: Mutex<Option<(SF, &'static str)>>,
+}
+
+impl State {
+    /// Records what the running server created (called once at start).
+    pub fn set_teardown(&self, t: Teardown) {
+        *self.teardown.lock() = Some(t);
+    }
+
+    pub fn in_progress(&self) -> bool {
+        self.in_progress.load(Ordering::SeqCst)
+    }
+
+    /// Keeps a signal's shutdown for later (the cron is paused).
+    pub fn set_pending(&self, flags: SF, signal: &'static str) {
+        *self.pending.lock() = Some((flags, signal));
+    }
+
+    pub fn take_pending(&self) -> Option<(SF, &'static str)> {
+        self.pending.lock().take()
+    }
+
+    /// SHUTDOWN ABORT: cancels a shutdown that has not started yet.
+    pub fn abort(&self) -> bool {
+        let cancelled = self.pending.lock().take().is_some();
+        if cancelled {
+            tracing::warn!("Shutdown manually aborted.");
+        }
+        cancelled
+    }
+}
+
+/// The temporary file of the in-process final save (Redis's name).
+fn temp_rdb() -> PathBuf {
+    PathBuf::from(format!("temp-{}.rdb", std::process::id()))
+}
+
+/// Why an attempt failed (already logged).
+#[derive(Debug)]
+pub struct Refused;
+
+/// Tries to shut down with SHUTDOWN's `flags`. Returns only if that
+/// failed: on success the process exits with status 0. `caller` is the
+/// client that asked (its connection is not waited for).
+pub fn finish(srv: &Server, mut flags: SF, caller: Option<u64>) -> Refused {
+    let _attempt = srv.shutdown.attempt.lock();
+    srv.shutdown.in_progress.store(true, Ordering::SeqCst);
+    let r = attempt(srv, &mut flags, caller);
+    srv.shutdown.in_progress.store(false, Ordering::SeqCst);
+    r
+}
+
+fn attempt(srv: &Server, flags: &mut SF, caller: Option<u64>) -> Refused {
+    // A half-loaded dataset is never saved over the file it comes from.
+    if srv.persist.loading() {
+        *flags = SF((flags.0 & !SF::SAVE) | SF::NOSAVE);
+    }
+    let save =
+        !flags.has(SF::NOSAVE) && (flags.has(SF::SAVE) || !srv.config.save_points().is_empty());
+    kill_child(srv);
+    // Hold every shard: from here no command changes the dataset. A script
+    // holding them all (SHUTDOWN NOSAVE while busy) is not waited for.
+    let frozen = if crate::scripting::running() && !save {
+        None
+    } else {
+        Some(crate::persistence::snapshot::Frozen {
+            dbs: crate::commands::ctx::lock_everything(srv),
+            now: crate::commands::dispatch::unix_ms(),
+        })
+    };
+    if aof_writing(srv) {
+        tracing::info!("Calling fsync() on the AOF file.");
+        if let Err(e) = flush_aof(srv) {
+            tracing::warn!("Error flushing the AOF file on shutdown: {e}");
+            if !flags.has(SF::FORCE) {
+                tracing::warn!("Error trying to flush the AOF, can't exit.");
+                return Refused;
+            }
+        }
+    }
+    if save {
+        tracing::info!("Saving the final RDB snapshot before exiting.");
+        let result = match &frozen {
+            Some(f) => crate::persistence::snapshot::save_in_process(srv, f, &temp_rdb()),
+            None => Err("the dataset is held by a running script".to_string()),
+        };
+        match result {
+            Ok(()) => tracing::info!("DB saved on disk"),
+            Err(e) => {
+                tracing::warn!("Error trying to save the DB: {e}");
+                if flags.has(SF::FORCE) {
+                    tracing::warn!("Error trying to save the DB. Exit anyway.");
+                } else {
+                    tracing::warn!("Error trying to save the DB, can't exit.");
+                    return Refused;
+                }
+            }
+        }
+    }
+    // Committed. Nothing below can fail the shutdown.
+    crate::persistence::snapshot::stop_aof(srv);
+    srv.request_shutdown();
+    for c in srv.clients.iter() {
+        if Some(c.id) != caller {
+            c.request_kill();
+        }
+    }
+    // Let connections flush the replies of commands that completed.
+    let others = |srv: &Server| srv.clients.iter().filter(|c| Some(c.id) != caller).count();
+    let deadline = Instant::now() + Duration::from_millis(200);
+    while others(srv) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let teardown = srv.shutdown.teardown.lock().clone();
+    if let Some(t) = &teardown {
+        process::notify_stopping(&t.supervisor);
+        if let Some(p) = &t.pidfile {
+            tracing::info!("Removing the pid file.");
+            process::remove_pidfile(p);
+        }
+        if let Some(p) = &t.unix_socket {
+            tracing::info!("Removing the unix socket file.");
+            let _ = std::fs::remove_file(p);
+        }
+    }
+    tracing::info!("Cinnabar is now ready to exit, bye bye...");
+    // The shard locks go with the process: a command still waiting for
+    // one never runs (its client was not answered).
+    std::mem::forget(frozen);
+    std::process::exit(0);
+}
+
+/// A second signal during a shutdown: leave now, without the final save.
+pub fn insist(srv: &Server) -> ! {
+    tracing::warn!("You insist... exiting now.");
+    kill_child_now(srv);
+    let _ = std::fs::remove_file(temp_rdb());
+    std::process::exit(1);
+}
+
+/// Kills a snapshot/rewrite child and waits for its reaper to clean up
+/// (its temporary file is deleted there).
+fn kill_child(srv: &Server) {
+    let Some(kind) = kill_child_now(srv) else {
+        return;
+    };
+    tracing::warn!("There is a child {kind}. Killing it!");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while srv.persist.child.lock().is_some() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn kill_child_now(srv: &Server) -> Option<&'static str> {
+    let c = (*srv.persist.child.lock())?;
+    if c.pid > 0 {
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(c.pid, libc::SIGKILL) };
+        let _ = std::fs::remove_file(format!("temp-{}.rdb", c.pid));
+    }
+    Some(match c.kind {
+        crate::persistence::ChildKind::Rdb => "saving an .rdb",
+        _ => "rewriting the AOF",
+    })
+}
+
+/// Is an AOF writer consuming the propagation stream?
+fn aof_writing(srv: &Server) -> bool {
+    let rt = srv.persist.aof.lock();
+    rt.on && rt.writer.is_some() && srv.feed.active()
+}
+
+/// Makes everything appended to the AOF so far durable (the caller holds
+/// every shard, so nothing more is appended meanwhile).
+fn flush_aof(srv: &Server) -> Result<(), String> {
+    let target = srv.feed.appended();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        srv.feed.request_fsync();
+        if srv.feed.synced() >= target {
+            break;
+        }
+        if Instant::now() >= deadline {
+            return Err("the AOF writer did not fsync within 10 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    if srv.persist.aof_write_ok() {
+        Ok(())
+    } else {
+        Err("the last write or fsync of the AOF failed".into())
+    }
+}
