@@ -101,7 +101,7 @@
 //! `tls-replication`, `tls-cluster`,
 //! `tls-session-cache-timeout`,
 //! `syslog-enabled`, `syslog-ident`,
-//! `syslog-facility`, `always-show-logo`, `set-proc-title`,
+//! `syslog-facility`, `set-proc-title`,
 //! `proc-title-template`, `dynamic-hz`, `enable-module-command`,
 //! `crash-log-enabled`, `crash-memcheck-enabled`, `use-exit-on-panic`,
 //! `io-threads`, `io-threads-do-reads`, `oom-score-adj`,
@@ -913,7 +913,7 @@ params! {
     syslog_facility "syslog-facility" =
         enumeration(SYSLOG_FACILITY, "local0").immutable().no_effect() => &'static str;
     databases "databases" = int(1, INT_MAX, "16").immutable() => usize;
-    always_show_logo "always-show-logo" = boolean("no").immutable().no_effect() => bool;
+    always_show_logo "always-show-logo" = boolean("no").immutable() => bool;
     set_proc_title "set-proc-title" = boolean("yes").immutable().no_effect() => bool;
     proc_title_template "proc-title-template" =
         string("{title} {listen-addr} {server-mode}").check(check_proc_title).no_effect()

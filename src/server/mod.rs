@@ -459,6 +459,19 @@ pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
     if let Some(p) = &unix_path {
         tracing::info!("Ready to accept connections unix on {p}");
     }
+    // Redis's test harness (and some process supervisors' scripts) wait
+    // for " PID: <pid>" in the log, which Redis prints in its logo.
+    let port = srv.bound.lock().first().map_or(0, |a| a.port());
+    if srv.config.always_show_logo() {
+        tracing::info!(
+            "Cinnabar {} (Redis {} compatible) 64 bit, standalone mode, Port: {port}, PID: {}",
+            env!("CARGO_PKG_VERSION"),
+            crate::REDIS_VERSION,
+            std::process::id()
+        );
+    } else {
+        tracing::info!("Running mode=standalone, port={port}.");
+    }
     let supervisor = process::supervisor(srv.config.supervised());
     process::notify_ready(&supervisor);
     srv.shutdown.set_teardown(shutdown::Teardown {
