@@ -106,7 +106,7 @@
 //! `crash-log-enabled`, `crash-memcheck-enabled`, `use-exit-on-panic`,
 //! `io-threads`, `io-threads-do-reads`, `oom-score-adj`,
 //! `oom-score-adj-values`, `jemalloc-bg-thread`,
-//! `ignore-warnings`, `stop-writes-on-bgsave-error`,
+//! `ignore-warnings`,
 //! `rdb-del-sync-files`,
 //! `loading-process-events-interval-bytes`, `sanitize-dump-payload`,
 //! `no-appendfsync-on-rewrite`,
@@ -940,7 +940,7 @@ params! {
     // ---- persistence ------------------------------------------------------
     save "save" = special(Special::Save, "3600 1 300 100 60 10000");
     stop_writes_on_bgsave_error "stop-writes-on-bgsave-error" =
-        boolean("yes").no_effect() => bool;
+        boolean("yes") => bool;
     rdbcompression "rdbcompression" = boolean("yes") => bool;
     rdbchecksum "rdbchecksum" = boolean("yes").immutable() => bool;
     dbfilename "dbfilename" =

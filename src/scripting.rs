@@ -1902,14 +1902,16 @@ pub fn prepare(ctx: &Ctx<'_>, flags: u32, ro: bool) -> CmdResult<RunMode> {
     let max = ctx.srv.config.maxmemory();
     let oom = max > 0 && ctx.srv.memory.used(ctx.now) > max;
     if !compat {
-        // no-cluster, allow-stale, a read-only replica and disk errors do
-        // not apply: Cinnabar has no cluster mode nor replication and
-        // does not refuse writes after a failed save.
+        // no-cluster, allow-stale and a read-only replica do not apply:
+        // Cinnabar has no cluster mode nor replication.
         if flags & NO_WRITES == 0 {
             if ro {
                 return Err(CmdError::err(
                     "Can not execute a script with write flag using *_ro command.",
                 ));
+            }
+            if let Some(e) = ctx.srv.persist.disk_error(&ctx.srv.config) {
+                return Err(e);
             }
             if !enough_replicas(ctx.srv) {
                 return Err(NOREPLICAS);
@@ -2153,6 +2155,15 @@ fn redis_call(lua: &Lua, argv: Variadic<Value>, raising: bool) -> mlua::Result<V
     }
     // Once the script wrote, it cannot be stopped for the server's state.
     if !cur.dirty.get() {
+        if writes {
+            let disk = {
+                let g = cur.ctx.borrow();
+                g.srv.persist.disk_error(&g.srv.config)
+            };
+            if let Some(e) = disk {
+                return reject(lua, Some(entry), e);
+            }
+        }
         if writes && !enough_replicas(cur.ctx.borrow().srv) {
             return reject(lua, Some(entry), NOREPLICAS);
         }

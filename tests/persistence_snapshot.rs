@@ -943,3 +943,76 @@ async fn shutdown_cleans_up_unfinished_saves() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!srv.dir.path().join("dump.rdb").exists());
 }
+
+/// stop-writes-on-bgsave-error (default yes), as Redis: after a failed
+/// BGSAVE with save points configured, writes, write scripts, EXEC of a
+/// queued write and PING get -MISCONF; reads go on; turning the option off
+/// or a successful save lifts it.
+#[tokio::test]
+async fn a_failed_bgsave_refuses_writes_until_a_save_succeeds() {
+    async fn bgsave_and_wait(c: &mut redis::aio::MultiplexedConnection) {
+        let _: String = redis::cmd("BGSAVE").query_async(c).await.unwrap();
+        wait_bgsave_done(c).await;
+    }
+    let srv = TestServer::start_with(&["--save", "3600 1"]);
+    let mut c = srv.conn().await;
+    let _: () = c.set("x", "x").await.unwrap();
+    let blocker = srv.dir.path().join("dump.rdb");
+    std::fs::create_dir(&blocker).unwrap();
+    bgsave_and_wait(&mut c).await;
+    assert_eq!(info_field(&mut c, "rdb_last_bgsave_status").await, "err");
+    let misconf = "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.";
+    let mut raw = srv.raw().await;
+    let want = format!("-{misconf}\r\n");
+    raw.expect(&common::resp(&[b"SET", b"x", b"y"]), want.as_bytes())
+        .await;
+    raw.expect(&common::resp(&[b"PING"]), want.as_bytes()).await;
+    raw.expect(&common::resp(&[b"GET", b"x"]), b"$1\r\nx\r\n")
+        .await;
+    raw.expect(
+        &common::resp(&[b"EVAL", b"return redis.call('get','x')", b"1", b"x"]),
+        b"$1\r\nx\r\n",
+    )
+    .await;
+    raw.send(&common::resp(&[
+        b"EVAL",
+        b"return redis.call('set','x',1)",
+        b"1",
+        b"x",
+    ]))
+    .await;
+    let script_err = String::from_utf8(raw.read_until(b"\r\n").await).unwrap();
+    assert!(
+        script_err.starts_with(&format!("-{misconf} script: ")),
+        "{script_err}"
+    );
+    raw.expect(
+        &common::resp(&[
+            b"EVAL",
+            b"#!lua\nreturn redis.call('set','x',1)",
+            b"1",
+            b"x",
+        ]),
+        want.as_bytes(),
+    )
+    .await;
+    raw.expect(&common::resp(&[b"MULTI"]), b"+OK\r\n").await;
+    raw.expect(&common::resp(&[b"INCR", b"n"]), want.as_bytes())
+        .await;
+    raw.expect(
+        &common::resp(&[b"EXEC"]),
+        b"-EXECABORT Transaction discarded because of previous errors.\r\n",
+    )
+    .await;
+    common::config_set(&mut c, "stop-writes-on-bgsave-error", "no").await;
+    raw.expect(&common::resp(&[b"SET", b"x", b"z"]), b"+OK\r\n")
+        .await;
+    common::config_set(&mut c, "stop-writes-on-bgsave-error", "yes").await;
+    raw.expect(&common::resp(&[b"SET", b"x", b"y"]), want.as_bytes())
+        .await;
+    std::fs::remove_dir(&blocker).unwrap();
+    bgsave_and_wait(&mut c).await;
+    raw.expect(&common::resp(&[b"SET", b"x", b"y"]), b"+OK\r\n")
+        .await;
+    raw.expect(&common::resp(&[b"PING"]), b"+PONG\r\n").await;
+}

@@ -11,9 +11,44 @@ use crate::commands::ctx::Ctx;
 use crate::commands::spec::{cmd, container, CmdFlags as F, CommandSpec};
 use crate::protocol::{CmdError, CmdResult};
 
-/// The CLUSTER container and its subcommands.
-pub const SPECS: &[CommandSpec] =
-    &[container("cluster", SUBS).doc("cluster", "3.0.0", "A container for cluster commands")];
+/// The CLUSTER container and the connection commands of cluster clients
+/// (ASKING, READONLY, READWRITE), which a standalone Redis also answers
+/// with "cluster support disabled".
+pub const SPECS: &[CommandSpec] = &[
+    container("cluster", SUBS).doc("cluster", "3.0.0", "A container for cluster commands"),
+    cmd("asking", 1, F::FAST, disabled).acl(CONN).doc(
+        "cluster",
+        "3.0.0",
+        "Sent by cluster clients after an -ASK redirect",
+    ),
+    cmd(
+        "readonly",
+        1,
+        F::FAST.union(F::LOADING).union(F::STALE),
+        disabled,
+    )
+    .acl(CONN)
+    .doc(
+        "cluster",
+        "3.0.0",
+        "Enables read queries for a connection to a cluster replica node",
+    ),
+    cmd(
+        "readwrite",
+        1,
+        F::FAST.union(F::LOADING).union(F::STALE),
+        disabled,
+    )
+    .acl(CONN)
+    .doc(
+        "cluster",
+        "3.0.0",
+        "Disables read queries for a connection to a cluster replica node",
+    ),
+];
+
+/// @connection.
+const CONN: crate::commands::spec::Acl = crate::commands::spec::Acl::CONNECTION;
 
 /// What every CLUSTER subcommand answers without cluster mode.
 fn disabled(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {

@@ -127,6 +127,17 @@ pub fn execute(srv: &Server, client: &mut Client, argv: &[Bytes]) -> Reply {
                 .note_alloc(argv.iter().map(|a| a.len() as u64 + 16).sum());
         }
     }
+    // MISCONF: writes (and an EXEC of queued writes, and PING, so health
+    // checks see it) are refused while the data cannot be persisted.
+    if let Some(e) = srv.persist.disk_error(&srv.config) {
+        if entry.spec.flags.contains(CmdFlags::WRITE)
+            || entry.spec.name == "ping"
+            || (entry.spec.name == "exec"
+                && client.multi.as_ref().is_some_and(|m| m.write && !m.aborted))
+        {
+            return reject_command(srv, client, entry, e);
+        }
+    }
     // min-replicas-to-write: Cinnabar has no replicas, so writes (and an
     // EXEC of queued writes) are refused whenever it is set (with
     // min-replicas-max-lag), as Redis does.

@@ -662,6 +662,7 @@ pub fn writer_loop(srv: Arc<Server>, mut file: File, start_offset: u64) {
                             let ts = timestamp_annotation(now);
                             if let Err(e) = write_retrying(&mut file, &ts) {
                                 tracing::warn!("Error writing to the AOF file: {e}");
+                                srv.persist.aof_write_failed(&e);
                                 failed = true;
                             }
                             srv.persist.add_incr_size(ts.len() as u64);
@@ -669,6 +670,7 @@ pub fn writer_loop(srv: Arc<Server>, mut file: File, start_offset: u64) {
                     }
                     if let Err(e) = write_retrying(&mut file, &buf) {
                         tracing::warn!("Error writing to the AOF file: {e}");
+                        srv.persist.aof_write_failed(&e);
                         failed = true;
                     }
                     off += buf.len() as u64;
@@ -685,13 +687,16 @@ pub fn writer_loop(srv: Arc<Server>, mut file: File, start_offset: u64) {
                         }
                         Err(e) => {
                             tracing::warn!("Can't open the new AOF file {}: {e}", path.display());
+                            srv.persist.aof_write_failed(&e);
                             failed = true;
                         }
                     }
                 }
             }
         }
-        srv.persist.set_aof_write_status(!failed);
+        if !failed {
+            srv.persist.set_aof_write_status(true);
+        }
         if fsync_now {
             // Shutdown waits for this whatever the fsync policy says.
             match file.sync_data() {
@@ -701,7 +706,7 @@ pub fn writer_loop(srv: Arc<Server>, mut file: File, start_offset: u64) {
                 }
                 Err(e) => {
                     tracing::warn!("Can't fsync the AOF file: {e}");
-                    srv.persist.set_aof_write_status(false);
+                    srv.persist.aof_write_failed(&e);
                 }
             }
             continue;
@@ -711,7 +716,7 @@ pub fn writer_loop(srv: Arc<Server>, mut file: File, start_offset: u64) {
                 if off > synced_off {
                     if let Err(e) = file.sync_data() {
                         tracing::warn!("Can't fsync the AOF file: {e}");
-                        srv.persist.set_aof_write_status(false);
+                        srv.persist.aof_write_failed(&e);
                         continue;
                     }
                     synced_off = off;
@@ -721,9 +726,15 @@ pub fn writer_loop(srv: Arc<Server>, mut file: File, start_offset: u64) {
             Appendfsync::Everysec => {
                 feed.set_written(off, false);
                 if off > synced_off && last_sync.elapsed() >= Duration::from_secs(1) {
-                    if file.sync_data().is_ok() {
-                        synced_off = off;
-                        feed.set_written(off, true);
+                    match file.sync_data() {
+                        Ok(()) => {
+                            synced_off = off;
+                            feed.set_written(off, true);
+                        }
+                        Err(e) => {
+                            tracing::warn!("Can't fsync the AOF file: {e}");
+                            srv.persist.aof_write_failed(&e);
+                        }
                     }
                     last_sync = Instant::now();
                 }

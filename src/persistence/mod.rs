@@ -28,6 +28,9 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
+/// Redis's text for writes refused after a failed background save.
+pub const MISCONF_RDB: &str = "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.";
+
 /// The AOF's files and writer while `appendonly` is on.
 #[derive(Default)]
 pub struct AofRuntime {
@@ -45,6 +48,8 @@ pub struct State {
     pub loading: AtomicBool,
     pub aof: Mutex<AofRuntime>,
     aof_write_ok: AtomicBool,
+    /// Why the last AOF write/fsync failed (for MISCONF).
+    aof_last_error: Mutex<String>,
     incr_size: AtomicU64,
     /// Size of the AOF (base + incremental) after the last rewrite, for
     /// `auto-aof-rewrite-percentage`.
@@ -99,6 +104,7 @@ impl Default for State {
             last_rewrite_ok: AtomicBool::new(true),
             last_rewrite_secs: AtomicI64::new(-1),
             child: Mutex::new(None),
+            aof_last_error: Mutex::new(String::new()),
             bgsave_scheduled: AtomicBool::new(false),
             rewrite_scheduled: AtomicBool::new(false),
             last_bgsave_try: AtomicU64::new(0),
@@ -120,6 +126,38 @@ impl State {
     }
     pub fn set_aof_write_status(&self, ok: bool) {
         self.aof_write_ok.store(ok, Ordering::Relaxed);
+    }
+    /// A write or fsync of the AOF failed with `e` (MISCONF names it).
+    pub fn aof_write_failed(&self, e: &std::io::Error) {
+        let text = e.to_string();
+        // strerror's words, without Rust's " (os error N)".
+        let text = match text.rfind(" (os error ") {
+            Some(i) => text[..i].to_string(),
+            None => text,
+        };
+        *self.aof_last_error.lock() = text;
+        self.aof_write_ok.store(false, Ordering::Relaxed);
+    }
+    /// Redis's MISCONF refusal of writes (and PING) while the data cannot
+    /// be persisted: the last background save failed, save points exist
+    /// and `stop-writes-on-bgsave-error` is on; or the AOF is on and its
+    /// last write failed. Two relaxed loads when all is well.
+    pub fn disk_error(&self, cfg: &crate::config::Config) -> Option<crate::protocol::CmdError> {
+        let rdb_failed = !self.last_bgsave_ok.load(Ordering::Relaxed);
+        let aof_failed = !self.aof_write_ok.load(Ordering::Relaxed);
+        if !rdb_failed && !aof_failed {
+            return None;
+        }
+        if rdb_failed && cfg.stop_writes_on_bgsave_error() && !cfg.save_points().is_empty() {
+            return Some(crate::protocol::CmdError::from_static(MISCONF_RDB));
+        }
+        if aof_failed && self.aof.lock().on {
+            return Some(crate::protocol::CmdError::new(format!(
+                "MISCONF Errors writing to the AOF file: {}",
+                self.aof_last_error.lock()
+            )));
+        }
+        None
     }
     pub fn aof_write_ok(&self) -> bool {
         self.aof_write_ok.load(Ordering::Relaxed)
