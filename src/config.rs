@@ -2907,6 +2907,7 @@ impl Rewrite {
                 .and_then(|n| lookup(&n));
             match known {
                 Some((idx, _)) => st.push_option(PARAMS[idx].name, &[line], String::new()),
+                None if is_user_line(line) => st.push_option("user", &[line], String::new()),
                 None => st.lines.push(Some(format!("# ??? {line}"))),
             }
         }
@@ -3239,11 +3240,25 @@ impl Config {
     }
 
     /// Builds the new content of the configuration file from `old`.
-    fn rewritten_content(&self, old: &str, format: FileFormat) -> String {
+    fn rewritten_content(&self, old: &str, format: FileFormat, users: &UserLines) -> String {
         let mut st = match format {
             FileFormat::Toml => Rewrite::from_toml(old),
             FileFormat::RedisConf => Rewrite::from_conf(old),
         };
+        // As Redis: the ACL users replace the `user` lines, unless an
+        // aclfile holds them (then the lines go). TOML files keep theirs.
+        if format == FileFormat::RedisConf {
+            match users {
+                UserLines::Keep => {}
+                UserLines::Drop => st.mark_processed("user"),
+                UserLines::Lines(lines) => {
+                    for l in lines {
+                        st.line("user", l.clone(), true);
+                    }
+                    st.mark_processed("user");
+                }
+            }
+        }
         for (idx, d) in PARAMS.iter().enumerate() {
             let name = d.name;
             match self.rewrite_entry(idx, format) {
@@ -3263,6 +3278,11 @@ impl Config {
     /// its own format) so that it holds the current configuration, keeping
     /// comments and unrelated lines. Errors are Redis's texts.
     pub fn rewrite(&self) -> Result<(), String> {
+        self.rewrite_with_users(&UserLines::Keep)
+    }
+
+    /// [`Config::rewrite`], also writing the ACL users (`user` lines).
+    pub fn rewrite_with_users(&self, users: &UserLines) -> Result<(), String> {
         let Some(src) = &self.source else {
             return Err("ERR The server is running without a config file".into());
         };
@@ -3273,9 +3293,26 @@ impl Config {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(fail(e)),
         };
-        let content = self.rewritten_content(&old, src.format);
+        let content = self.rewritten_content(&old, src.format, users);
         write_atomically(&src.path, content.as_bytes()).map_err(fail)
     }
+}
+
+/// Is this redis.conf line a `user` directive (ACL users)?
+fn is_user_line(line: &str) -> bool {
+    line.split_ascii_whitespace()
+        .next()
+        .is_some_and(|w| w.eq_ignore_ascii_case("user"))
+}
+
+/// What CONFIG REWRITE does with `user` lines.
+pub enum UserLines {
+    /// Leave them as they are.
+    Keep,
+    /// Remove them (the users live in the aclfile).
+    Drop,
+    /// Replace them with these (`user <name> <rules>` each).
+    Lines(Vec<String>),
 }
 
 /// Writes `data` to `path` atomically: a temporary file in the same

@@ -616,3 +616,61 @@ async fn script_and_exec_refusals_same_as_redis() {
         );
     }
 }
+
+/// CONFIG REWRITE stores the ACL users as `user` lines in place of the
+/// old ones (as Redis does without an aclfile), so rules set at runtime
+/// and rules from the file survive a restart; before, a rewrite turned
+/// `user` lines into `# ???` comments and lost them.
+#[tokio::test]
+async fn config_rewrite_keeps_users() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("redis.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "bind 127.0.0.1\nephemeral-port yes\nsave \"\"\ndir {}\n# users\nuser default on nopass ~* +@all -flushdb\nuser bob on nopass +ping\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let (mut child, addr) = common::spawn_conf(&conf);
+    let mut c = Conn::connect(addr.port()).await;
+    assert_eq!(q(&mut c, "ACL DELUSER bob").await, ":1\r\n");
+    assert_eq!(
+        q(&mut c, "ACL SETUSER alice on >pw ~cache:* +get").await,
+        "+OK\r\n"
+    );
+    assert_eq!(q(&mut c, "CONFIG REWRITE").await, "+OK\r\n");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    let users: Vec<&str> = text.lines().filter(|l| l.starts_with("user ")).collect();
+    assert_eq!(users.len(), 2, "{text}");
+    assert!(
+        users.iter().any(|l| l.starts_with("user alice on #")),
+        "{text}"
+    );
+    assert!(
+        users
+            .iter()
+            .any(|l| l.starts_with("user default on nopass") && l.ends_with("-flushdb")),
+        "{text}"
+    );
+    assert!(!text.contains("???"), "{text}");
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let (mut child, addr) = common::spawn_conf(&conf);
+    let mut c = Conn::connect(addr.port()).await;
+    assert_eq!(
+        q(&mut c, "FLUSHDB").await,
+        "-NOPERM this user has no permissions to run the 'flushdb' command\r\n"
+    );
+    assert_eq!(q(&mut c, "AUTH alice pw").await, "+OK\r\n");
+    assert_eq!(q(&mut c, "GET cache:1").await, "$-1\r\n");
+    assert_eq!(q(&mut c, "GET other").await, NOPERM_KEYS);
+    assert_eq!(
+        q(&mut c, "AUTH bob x").await,
+        "-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}

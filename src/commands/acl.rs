@@ -465,6 +465,15 @@ fn describe_line(h: &UserHandle) -> Vec<u8> {
     line
 }
 
+/// Every user as a `user <name> <rules>` line (CONFIG REWRITE).
+pub fn config_lines(srv: &Server) -> Vec<String> {
+    srv.acl
+        .users()
+        .iter()
+        .map(|h| String::from_utf8_lossy(&describe_line(h)).into_owned())
+        .collect()
+}
+
 fn acl_list(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
     Ok(Reply::Array(
         ctx.srv

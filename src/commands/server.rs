@@ -638,7 +638,15 @@ fn config_resetstat(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
 }
 
 fn config_rewrite(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
-    ctx.srv.config.rewrite().map_err(CmdError::new)?;
+    let users = if ctx.srv.config.aclfile().is_empty() {
+        crate::config::UserLines::Lines(crate::commands::acl::config_lines(ctx.srv))
+    } else {
+        crate::config::UserLines::Drop
+    };
+    ctx.srv
+        .config
+        .rewrite_with_users(&users)
+        .map_err(CmdError::new)?;
     Ok(Reply::OK)
 }
 

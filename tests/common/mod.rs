@@ -112,7 +112,22 @@ pub fn spawn_in_env(
     .args(extra)
     .stdout(Stdio::piped())
     .stderr(Stdio::inherit());
-    let mut child = cmd.spawn().expect("spawn cinnabar");
+    await_address(cmd.spawn().expect("spawn cinnabar"))
+}
+
+/// Spawns a server with the configuration file `conf` (first argument, as
+/// redis-server takes it) and nothing else; waits for its address. The
+/// file should bind 127.0.0.1 with `ephemeral-port yes`.
+pub fn spawn_conf(conf: &std::path::Path) -> (Child, SocketAddr) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cinnabar"));
+    cmd.arg(conf)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    await_address(cmd.spawn().expect("spawn cinnabar"))
+}
+
+/// Reads the server's log until it reports its TCP address.
+fn await_address(mut child: Child) -> (Child, SocketAddr) {
     let stdout = child.stdout.take().expect("stdout");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
