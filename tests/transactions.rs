@@ -353,3 +353,68 @@ async fn exec_of_queued_writes_is_refused_without_enough_replicas() {
     c.expect(&resp(&[b"GET", b"a"]), b"+QUEUED\r\n").await;
     c.expect(&resp(&[b"EXEC"]), b"*1\r\n$-1\r\n").await;
 }
+
+/// Expired-but-not-yet-removed keys, as Redis 7 treats them under WATCH
+/// (active expiry off so the keys stay until someone looks): a watched key
+/// that expires after WATCH fails EXEC; one already expired at WATCH is
+/// absent, so deleting it or swapping it between databases changes
+/// nothing.
+#[tokio::test]
+async fn watch_and_keys_that_expire_without_being_removed() {
+    let srv = TestServer::start();
+    let mut c = srv.raw().await;
+    c.expect(&resp(&[b"DEBUG", b"SET-ACTIVE-EXPIRE", b"0"]), b"+OK\r\n")
+        .await;
+    // Live at WATCH, expired (still stored) at EXEC: the transaction fails.
+    c.expect(&resp(&[b"SET", b"key", b"1", b"PX", b"100"]), b"+OK\r\n")
+        .await;
+    c.expect(&resp(&[b"WATCH", b"key"]), b"+OK\r\n").await;
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    c.expect(&resp(&[b"MULTI"]), b"+OK\r\n").await;
+    c.expect(&resp(&[b"INCR", b"key"]), b"+QUEUED\r\n").await;
+    c.expect(&resp(&[b"EXEC"]), b"*-1\r\n").await;
+
+    // Already expired at WATCH: no change, also when deleted.
+    for del in [false, true] {
+        c.expect(&resp(&[b"SET", b"x", b"foo", b"PX", b"1"]), b"+OK\r\n")
+            .await;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        c.expect(&resp(&[b"WATCH", b"x"]), b"+OK\r\n").await;
+        if del {
+            c.expect(&resp(&[b"DEL", b"x"]), b":0\r\n").await;
+        }
+        c.expect(&resp(&[b"MULTI"]), b"+OK\r\n").await;
+        c.expect(&resp(&[b"PING"]), b"+QUEUED\r\n").await;
+        c.expect(&resp(&[b"EXEC"]), b"*1\r\n+PONG\r\n").await;
+    }
+
+    // SWAPDB: a missing key replaced by an expired one, and an expired key
+    // replaced by another expired one, are no change.
+    for both_stale in [false, true] {
+        c.expect(&resp(&[b"FLUSHALL"]), b"+OK\r\n").await;
+        c.expect(&resp(&[b"SELECT", b"0"]), b"+OK\r\n").await;
+        c.expect(&resp(&[b"SET", b"x", b"foo", b"PX", b"1"]), b"+OK\r\n")
+            .await;
+        c.expect(&resp(&[b"SELECT", b"1"]), b"+OK\r\n").await;
+        if both_stale {
+            c.expect(&resp(&[b"SET", b"x", b"bar", b"PX", b"1"]), b"+OK\r\n")
+                .await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        c.expect(&resp(&[b"WATCH", b"x"]), b"+OK\r\n").await;
+        c.expect(&resp(&[b"SWAPDB", b"0", b"1"]), b"+OK\r\n").await;
+        c.expect(&resp(&[b"MULTI"]), b"+OK\r\n").await;
+        c.expect(&resp(&[b"PING"]), b"+QUEUED\r\n").await;
+        c.expect(&resp(&[b"EXEC"]), b"*1\r\n+PONG\r\n").await;
+    }
+    // But a live key swapped in is a change.
+    c.expect(&resp(&[b"FLUSHALL"]), b"+OK\r\n").await;
+    c.expect(&resp(&[b"SELECT", b"0"]), b"+OK\r\n").await;
+    c.expect(&resp(&[b"SET", b"x", b"foo"]), b"+OK\r\n").await;
+    c.expect(&resp(&[b"SELECT", b"1"]), b"+OK\r\n").await;
+    c.expect(&resp(&[b"WATCH", b"x"]), b"+OK\r\n").await;
+    c.expect(&resp(&[b"SWAPDB", b"0", b"1"]), b"+OK\r\n").await;
+    c.expect(&resp(&[b"MULTI"]), b"+OK\r\n").await;
+    c.expect(&resp(&[b"PING"]), b"+QUEUED\r\n").await;
+    c.expect(&resp(&[b"EXEC"]), b"*-1\r\n").await;
+}

@@ -230,7 +230,7 @@ impl<'a> Locks<'a> {
 
     /// Swaps the contents of every shard of database `a` with database `b`
     /// (SWAPDB). Both databases must be fully locked.
-    pub fn swap_dbs(&mut self, a: u32, b: u32) {
+    pub fn swap_dbs(&mut self, a: u32, b: u32, now: u64) {
         let (a, b) = if a < b { (a, b) } else { (b, a) };
         self.ensure_db(a);
         self.ensure_db(b);
@@ -248,6 +248,18 @@ impl<'a> Locks<'a> {
             if let (Some(i), Some(j)) = (pos(&self.held, a, sh), pos(&self.held, b, sh)) {
                 let (lo, hi) = self.held.split_at_mut(j);
                 let (x, y) = (&mut *lo[i].2, &mut *hi[0].2);
+                // A watched key past its deadline is absent to Redis's
+                // WATCH (swapping it in or out is no change): expire such
+                // keys on both sides first, as an access would.
+                let watched: Vec<Box<[u8]>> = x
+                    .watched_keys()
+                    .chain(y.watched_keys())
+                    .map(Box::from)
+                    .collect();
+                for k in &watched {
+                    x.contains(k, now);
+                    y.contains(k, now);
+                }
                 x.touch_present(Some(y));
                 y.touch_present(Some(x));
                 std::mem::swap(x, y);

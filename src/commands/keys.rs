@@ -796,7 +796,8 @@ fn swapdb(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         return Err(CmdError::DB_RANGE);
     }
     if a != b {
-        ctx.locks.swap_dbs(a as u32, b as u32);
+        let now = ctx.now;
+        ctx.locks.swap_dbs(a as u32, b as u32, now);
         ctx.signal_blocked_keys_of_db(a as u32);
         ctx.signal_blocked_keys_of_db(b as u32);
     }

@@ -178,6 +178,10 @@ fn exec(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
             }
         }
     }
+    // The watched keys' shards too: EXEC looks at them (below).
+    for (wdb, key) in &ctx.client.watched {
+        plan.push((*wdb, srv.keyspace.shard_index(key) as u32));
+    }
     plan.sort_unstable();
     plan.dedup();
     ctx.locks = match Locks::acquire_unless_busy(srv, &plan) {
@@ -200,6 +204,18 @@ fn exec(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
             )));
         }
     };
+    // A watched key that has expired since WATCH (past its deadline, not
+    // yet removed) fails the transaction, as Redis's isWatchedKeyExpired:
+    // expiring it now touches its watchers. (A key already expired at
+    // WATCH time was removed then, so it counts as absent.)
+    let watched = std::mem::take(&mut ctx.client.watched);
+    let now = ctx.now;
+    for (wdb, key) in &watched {
+        if let Ok(sh) = ctx.shard_in(*wdb, key) {
+            sh.contains(key, now);
+        }
+    }
+    ctx.client.watched = watched;
     let touched = ctx
         .client
         .watch_flag

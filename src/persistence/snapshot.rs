@@ -760,6 +760,11 @@ pub fn rewrite_aof(srv: &Server, enable: bool) -> Result<(), String> {
             }
             ChildKind::Rdb => {
                 srv.persist.rewrite_scheduled.store(true, Ordering::Relaxed);
+                if enable {
+                    tracing::warn!(
+                        "AOF was enabled but there is already another background operation. An AOF background was scheduled to start when possible."
+                    );
+                }
                 "SCHEDULED".into()
             }
         });

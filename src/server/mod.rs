@@ -294,6 +294,9 @@ impl Server {
         if changed.contains(&"appendonly") {
             let on = self.persist.aof.lock().on;
             if self.config.appendonly() && !on && defer_fork {
+                tracing::warn!(
+                    "AOF was enabled during a transaction. An AOF background was scheduled to start when possible."
+                );
                 self.persist
                     .rewrite_scheduled
                     .store(true, Ordering::Relaxed);

@@ -232,6 +232,11 @@ impl Shard {
         }
     }
 
+    /// The keys some transaction watches in this shard.
+    pub fn watched_keys(&self) -> impl Iterator<Item = &[u8]> {
+        self.watchers.keys().map(|k| &k[..])
+    }
+
     /// Exchanges the watcher registrations of two shards (SWAPDB swaps the
     /// data but watches stay with their database).
     pub fn swap_watchers(&mut self, other: &mut Shard) {
