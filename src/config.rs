@@ -104,8 +104,7 @@
 //! `syslog-facility`, `set-proc-title`,
 //! `proc-title-template`, `dynamic-hz`, `enable-module-command`,
 //! `crash-log-enabled`, `crash-memcheck-enabled`, `use-exit-on-panic`,
-//! `io-threads`, `io-threads-do-reads`, `oom-score-adj`,
-//! `oom-score-adj-values`, `jemalloc-bg-thread`,
+//! `io-threads`, `io-threads-do-reads`, `jemalloc-bg-thread`,
 //! `ignore-warnings`,
 //! `rdb-del-sync-files`,
 //! `loading-process-events-interval-bytes`, `sanitize-dump-payload`,
@@ -931,8 +930,8 @@ params! {
     use_exit_on_panic "use-exit-on-panic" = boolean("no").hidden().no_effect() => bool;
     io_threads "io-threads" = int(1, 128, "1").immutable().no_effect() => u32;
     io_threads_do_reads "io-threads-do-reads" = boolean("no").immutable().no_effect() => bool;
-    oom_score_adj "oom-score-adj" = enumeration(OOM_SCORE_ADJ, "no").no_effect() => &'static str;
-    oom_score_adj_values "oom-score-adj-values" = special(Special::Oom, "0 200 800").no_effect();
+    oom_score_adj "oom-score-adj" = enumeration(OOM_SCORE_ADJ, "no") => &'static str;
+    oom_score_adj_values "oom-score-adj-values" = special(Special::Oom, "0 200 800");
     disable_thp "disable-thp" = boolean("yes").immutable() => bool;
     jemalloc_bg_thread "jemalloc-bg-thread" = boolean("yes").no_effect() => bool;
     ignore_warnings "ignore-warnings" = string("").no_effect() => String;

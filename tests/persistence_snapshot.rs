@@ -1016,3 +1016,29 @@ async fn a_failed_bgsave_refuses_writes_until_a_save_succeeds() {
         .await;
     raw.expect(&common::resp(&[b"PING"]), b"+PONG\r\n").await;
 }
+
+/// FLUSHALL with save points saves the empty dataset at once, as Redis
+/// does, after killing a running snapshot (whose file would bring the data
+/// back; that kill is not a failed save): a restart comes back empty.
+#[tokio::test]
+async fn flushall_with_save_points_saves_the_empty_dataset() {
+    let mut srv = TestServer::start_with(&["--save", "3600 1"]);
+    let mut c = srv.conn().await;
+    for i in 0..20 {
+        let _: () = c.set(i, i).await.unwrap();
+    }
+    let _: String = redis::cmd("SAVE").query_async(&mut c).await.unwrap();
+    let _: () = c.set("late", 1).await.unwrap();
+    common::config_set(&mut c, "rdb-key-save-delay", "100000").await;
+    let _: String = redis::cmd("BGSAVE").query_async(&mut c).await.unwrap();
+    assert_eq!(info_field(&mut c, "rdb_bgsave_in_progress").await, "1");
+    let _: () = redis::cmd("FLUSHALL").query_async(&mut c).await.unwrap();
+    assert_eq!(info_field(&mut c, "rdb_changes_since_last_save").await, "0");
+    wait_bgsave_done(&mut c).await;
+    assert_eq!(info_field(&mut c, "rdb_last_bgsave_status").await, "ok");
+    let _: () = c.set("x", 1).await.unwrap(); // not MISCONF
+    srv.restart_with(&["--save", ""]);
+    let mut c = srv.conn().await;
+    let n: i64 = redis::cmd("DBSIZE").query_async(&mut c).await.unwrap();
+    assert_eq!(n, 0, "the flushed data stays flushed");
+}

@@ -478,6 +478,15 @@ async fn config_set_port_rebinds_or_rolls_back() {
         format!("*2\r\n$4\r\nport\r\n${}\r\n{ps}\r\n", ps.len()).as_bytes(),
     )
     .await;
+    // An address that cannot be bound: Redis's words for `bind`, and the
+    // server keeps its listener.
+    c.expect(
+        &resp(&[b"CONFIG", b"SET", b"bind", b"999.999.999.999"]),
+        b"-ERR CONFIG SET failed (possibly related to argument 'bind') - Failed to bind to specified addresses.\r\n",
+    )
+    .await;
+    let mut again = common::Raw::connect(&format!("127.0.0.1:{p}")).await;
+    again.expect(&resp(&[b"PING"]), b"+PONG\r\n").await;
     c.expect(
         &resp(&[b"CONFIG", b"GET", b"maxmemory"]),
         b"*2\r\n$9\r\nmaxmemory\r\n$1\r\n0\r\n",
@@ -1535,4 +1544,89 @@ async fn tcp_backlog_sizes_the_accept_queue() {
     assert_eq!(backlog_of(srv.addr.port()), "511");
     let srv = TestServer::start_with(&["--tcp-backlog", "77"]);
     assert_eq!(backlog_of(srv.addr.port()), "77");
+}
+
+/// `oom-score-adj` as redis-server: `relative`/`yes` adds the class's
+/// value of `oom-score-adj-values` to the score the process had, `absolute`
+/// writes it, `no` puts the original back; a snapshot child takes the
+/// third (background child) value.
+#[tokio::test]
+async fn oom_score_adj_follows_the_configuration() {
+    let srv = TestServer::start_with(&["--save", ""]);
+    let pid = srv.pid();
+    let path = format!("/proc/{pid}/oom_score_adj");
+    let read = |p: &str| -> i64 { std::fs::read_to_string(p).unwrap().trim().parse().unwrap() };
+    // Raising the score needs no privilege.
+    std::fs::write(&path, "22\n").unwrap();
+    let mut c = srv.conn().await;
+    let set = |args: &'static [&'static str]| {
+        let mut q = redis::cmd("CONFIG");
+        q.arg("SET").arg(args);
+        q
+    };
+    let _: () = set(&["oom-score-adj-values", "9 19 29", "oom-score-adj", "yes"])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(read(&path), 31);
+    let _: () = set(&["oom-score-adj-values", "15 19 29"])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(read(&path), 37);
+    let _: () = set(&["oom-score-adj", "absolute"])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(read(&path), 15);
+    // A snapshot child: the background-child value.
+    let _: () = set(&["oom-score-adj", "relative", "rdb-key-save-delay", "100000"])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    for i in 0..20 {
+        let _: () = c.set(i, "v").await.unwrap();
+    }
+    let _: String = redis::cmd("BGSAVE").query_async(&mut c).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let child = loop {
+        let all: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+            .flat_map(|s| {
+                s.split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect::<Vec<u32>>()
+            })
+            .collect();
+        if let Some(k) = all.first() {
+            break *k;
+        }
+        assert!(std::time::Instant::now() < deadline, "no snapshot child");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let child_path = format!("/proc/{child}/oom_score_adj");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while read(&child_path) != 22 + 29 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "child score {}",
+            read(&child_path)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _: () = set(&["oom-score-adj", "no"])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(read(&path), 22);
+    let err = set(&["oom-score-adj-values", "-2001 0 0"])
+        .query_async::<()>(&mut c)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("must be between -2000 and 2000"),
+        "{err}"
+    );
 }

@@ -782,6 +782,29 @@ fn flushall(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         }
     }
     ctx.changed(n.max(1));
+    // As Redis: with save points, FLUSHALL kills a running snapshot (its
+    // file would bring the data back) and saves the now empty dataset at
+    // once, so a restart does not resurrect what was flushed.
+    if !ctx.srv.config.save_points().is_empty() {
+        let srv = ctx.srv;
+        crate::persistence::snapshot::kill_rdb_child(srv);
+        let empty = crate::persistence::snapshot::Frozen {
+            dbs: Vec::new(),
+            now: ctx.now,
+        };
+        let tmp = std::path::PathBuf::from(format!("temp-{}.rdb", std::process::id()));
+        match crate::persistence::snapshot::save_in_process(srv, &empty, &tmp) {
+            Ok(()) => {
+                // Counting this command's own changes as saved too.
+                let saved = srv.stats.dirty.load(std::sync::atomic::Ordering::Relaxed) + ctx.dirty;
+                srv.persist
+                    .dirty_at_save
+                    .store(saved, std::sync::atomic::Ordering::Relaxed);
+                tracing::info!("DB saved on disk");
+            }
+            Err(e) => tracing::warn!("Error saving the empty dataset after FLUSHALL: {e}"),
+        }
+    }
     Ok(Reply::OK)
 }
 

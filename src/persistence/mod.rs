@@ -65,6 +65,9 @@ pub struct State {
     /// The running child (at most one, as Redis): its kind and start time.
     pub child: Mutex<Option<Child>>,
     /// BGSAVE SCHEDULE / a rewrite asked for while a child ran.
+    /// The snapshot child killed on purpose (FLUSHALL): its end is
+    /// neither a success (its file is stale) nor a failed save.
+    pub killed_child: std::sync::atomic::AtomicI32,
     pub bgsave_scheduled: AtomicBool,
     pub rewrite_scheduled: AtomicBool,
     /// Unix seconds of the last attempt that failed (save points retry
@@ -105,6 +108,7 @@ impl Default for State {
             last_rewrite_secs: AtomicI64::new(-1),
             child: Mutex::new(None),
             aof_last_error: Mutex::new(String::new()),
+            killed_child: std::sync::atomic::AtomicI32::new(0),
             bgsave_scheduled: AtomicBool::new(false),
             rewrite_scheduled: AtomicBool::new(false),
             last_bgsave_try: AtomicU64::new(0),

@@ -45,6 +45,8 @@ where
     C: FnOnce(&Frozen<'_>) -> io::Result<()>,
 {
     let nice = libc::c_int::try_from(srv.config.child_nice()).unwrap_or(0);
+    let oom_mode = srv.config.oom_score_adj();
+    let oom_values = srv.config.oom_score_adj_values();
     let t0 = std::time::Instant::now();
     let dbs = crate::commands::ctx::lock_everything(srv);
     let frozen = Frozen {
@@ -76,6 +78,13 @@ where
                 unsafe { libc::close(fd) };
             }
         }
+        // The child's class of oom-score-adj-values (failure leaves the
+        // parent's score, which is harmless).
+        let _ = crate::server::process::apply_oom_score_adj(
+            oom_mode,
+            oom_values,
+            crate::server::process::OOM_BGCHILD,
+        );
         if nice > 0 {
             // SAFETY: setpriority on this (child) process only; failure
             // leaves the priority unchanged, which is harmless.
@@ -638,6 +647,20 @@ fn busy_text(kind: ChildKind) -> &'static str {
     }
 }
 
+/// Kills a running snapshot child whose file would be stale (FLUSHALL),
+/// without counting it as a failed save. Returns at once; the child's
+/// reaper deletes its temporary file.
+pub fn kill_rdb_child(srv: &Server) {
+    let child = srv.persist.child.lock();
+    if let Some(c) = *child {
+        if c.kind == ChildKind::Rdb && c.pid > 0 {
+            srv.persist.killed_child.store(c.pid, Ordering::SeqCst);
+            // SAFETY: signalling our own child process.
+            unsafe { libc::kill(c.pid, libc::SIGKILL) };
+        }
+    }
+}
+
 /// The temporary file a snapshot child with process id `pid` writes.
 pub fn child_temp_rdb(pid: u32) -> PathBuf {
     PathBuf::from(format!("temp-{pid}.rdb"))
@@ -708,6 +731,17 @@ pub fn bgsave(srv: &Server, wait: bool) -> Result<(), String> {
     set_child_pid(srv, pid);
     tracing::info!("Background saving started by pid {pid}");
     let finish = move |srv: &Server, ok: bool| {
+        let p = &srv.persist;
+        if p.killed_child
+            .compare_exchange(pid, 0, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            // Killed on purpose: its file must not replace dump.rdb, and
+            // it is not a failed save (as Redis's SIGUSR1 kill).
+            let _ = std::fs::remove_file(&tmp);
+            tracing::warn!("Background saving terminated by signal");
+            return;
+        }
         let ok = ok
             && std::fs::rename(&tmp, &final_path).is_ok()
             && aof::fsync_dir(final_path.parent().unwrap_or(Path::new("."))).is_ok();

@@ -249,9 +249,38 @@ impl Server {
                     .into_iter()
                     .find(|n| changed.contains(n))
                     .unwrap_or("port");
+                // Redis's words differ for the addresses and the ports.
+                let why = if name == "bind" {
+                    "Failed to bind to specified addresses."
+                } else {
+                    "Unable to listen on this port. Check server logs."
+                };
+                return Err(format!(
+                    "ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"
+                ));
+            }
+        }
+        if changed.contains(&"oom-score-adj") || changed.contains(&"oom-score-adj-values") {
+            if let Err(e) = process::apply_oom_score_adj(
+                self.config.oom_score_adj(),
+                self.config.oom_score_adj_values(),
+                process::OOM_PRIMARY,
+            ) {
+                tracing::warn!("Unable to write oom_score_adj: {e}");
+                self.restore_config(&before);
+                let _ = process::apply_oom_score_adj(
+                    self.config.oom_score_adj(),
+                    self.config.oom_score_adj_values(),
+                    process::OOM_PRIMARY,
+                );
+                let name = if changed.contains(&"oom-score-adj") {
+                    "oom-score-adj"
+                } else {
+                    "oom-score-adj-values"
+                };
                 return Err(format!(
                     "ERR CONFIG SET failed (possibly related to argument '{name}') - \
-                     Unable to listen on this port. Check server logs."
+                     Failed to set current oom_score_adj. Check server logs."
                 ));
             }
         }
@@ -416,6 +445,13 @@ pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
         process::write_pidfile(p);
     }
     process::apply_disable_thp(config.disable_thp());
+    if let Err(e) = process::apply_oom_score_adj(
+        config.oom_score_adj(),
+        config.oom_score_adj_values(),
+        process::OOM_PRIMARY,
+    ) {
+        tracing::warn!("Unable to set oom_score_adj: {e}");
+    }
     let srv = Server::new(config);
     srv.sync_access_tracking();
     if srv.config.tls_port() != 0 {

@@ -165,3 +165,44 @@ fn sd_notify(socket: &str, msg: &str) {
         tracing::warn!("Can't send notification to systemd ({socket}): {e}");
     }
 }
+
+/// Whether Cinnabar changed the process's `oom_score_adj`, and what it was
+/// before (restored when `oom-score-adj` is turned off). Atomics, not a
+/// lock: a snapshot child reads them right after fork.
+static OOM_ADJUSTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static OOM_BASE: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// Process classes of `oom-score-adj-values`.
+pub const OOM_PRIMARY: usize = 0;
+pub const OOM_BGCHILD: usize = 2;
+
+/// Sets `/proc/self/oom_score_adj` as redis-server's `oom-score-adj`
+/// does: `relative` (or `yes`) adds the class's value to the score the
+/// process had before Cinnabar first changed it, `absolute` writes the
+/// value, `no` puts the original back if it was changed. Clamped to
+/// -1000..1000.
+pub fn apply_oom_score_adj(mode: &str, values: [i64; 3], class: usize) -> std::io::Result<()> {
+    use std::sync::atomic::Ordering;
+    const PATH: &str = "/proc/self/oom_score_adj";
+    let val = if mode == "no" {
+        if !OOM_ADJUSTED.swap(false, Ordering::SeqCst) {
+            return Ok(());
+        }
+        OOM_BASE.load(Ordering::SeqCst)
+    } else {
+        if !OOM_ADJUSTED.load(Ordering::SeqCst) {
+            let text = std::fs::read_to_string(PATH)?;
+            let base = text.trim().parse::<i64>().map_err(std::io::Error::other)?;
+            OOM_BASE.store(base, Ordering::SeqCst);
+            OOM_ADJUSTED.store(true, Ordering::SeqCst);
+        }
+        let v = values.get(class).copied().unwrap_or(0);
+        let v = if mode == "absolute" {
+            v
+        } else {
+            v + OOM_BASE.load(Ordering::SeqCst)
+        };
+        v.clamp(-1000, 1000)
+    };
+    std::fs::write(PATH, format!("{val}\n"))
+}
