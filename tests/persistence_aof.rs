@@ -1387,3 +1387,55 @@ async fn unknown_command_in_the_aof_stops_startup() {
         "{all}"
     );
 }
+
+/// DEBUG LOADAOF (Redis's test aid): the AOF is fsynced, the dataset and
+/// the function libraries emptied and loaded back from the files, so the
+/// dataset becomes exactly what the AOF holds; the replay itself is not
+/// appended again (a second LOADAOF finds the same files).
+#[tokio::test]
+async fn debug_loadaof_reloads_what_the_aof_holds() {
+    let srv = TestServer::start_with(&["--save", "", "--appendonly", "yes"]);
+    let mut c = srv.conn().await;
+    run(&mut c, &["SET", "a", "1"]).await;
+    run(&mut c, &["SET", "b", "2", "EX", "100"]).await;
+    run(&mut c, &["RPUSH", "l", "x", "y", "z"]).await;
+    run(
+        &mut c,
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=lib\nredis.register_function('f', function() return 7 end)",
+        ],
+    )
+    .await;
+    let before = contents(&srv).await;
+    let aof_dir = srv.dir.path().join("appendonlydir");
+    let size = |d: &std::path::Path| -> u64 {
+        std::fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .map(|e| e.metadata().unwrap().len())
+            .sum()
+    };
+    for _ in 0..2 {
+        assert_eq!(run(&mut c, &["DEBUG", "LOADAOF"]).await, redis::Value::Okay);
+        assert_eq!(contents(&srv).await, before);
+    }
+    let after_two = size(&aof_dir);
+    assert_eq!(run(&mut c, &["DEBUG", "LOADAOF"]).await, redis::Value::Okay);
+    assert_eq!(size(&aof_dir), after_two, "the replay is not appended");
+    let ttl: i64 = c.ttl("b").await.unwrap();
+    assert!((90..=100).contains(&ttl), "{ttl}");
+    let f: i64 = redis::cmd("FCALL")
+        .arg("f")
+        .arg(0)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(f, 7);
+    // A key set but not in the AOF cannot exist: everything written is.
+    run(&mut c, &["SET", "late", "x"]).await;
+    assert_eq!(run(&mut c, &["DEBUG", "LOADAOF"]).await, redis::Value::Okay);
+    let late: Option<String> = c.get("late").await.unwrap();
+    assert_eq!(late.as_deref(), Some("x"));
+}

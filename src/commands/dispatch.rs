@@ -379,7 +379,8 @@ pub fn call(srv: &Server, client: &mut Client, entry: &CommandEntry, argv: &[Byt
         crate::server::tracking::after_command(&mut ctx, entry, argv, succeeded(&result), false);
     }
     let dirty = ctx.dirty;
-    if !ctx.prop.is_empty() {
+    // (What the AOF loader replays is already in the stream's files.)
+    if !ctx.prop.is_empty() && !ctx.client.loader {
         // Appended under the command's locks: the stream's order is the
         // keyspace's order.
         let end = srv.feed.emit(&ctx.prop);

@@ -173,6 +173,11 @@ const DEBUG_SUBS: &[CommandSpec] = &[
         "1.0.0",
         "Saves the RDB file, flushes the dataset and loads the file back (NOSAVE, NOFLUSH).",
     ),
+    cmd("loadaof", 2, ADM, debug_loadaof).doc(
+        "server",
+        "1.0.0",
+        "Flushes the AOF to disk, empties the dataset and loads it back from the AOF files.",
+    ),
     cmd("digest", 2, ADM, debug_digest).doc(
         "server",
         "1.0.0",
@@ -1083,6 +1088,53 @@ fn debug_reload(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let path = std::path::PathBuf::from(srv.config.dbfilename());
     crate::persistence::snapshot::load_rdb_file(srv, &path)
         .map_err(|_| CmdError::err("Error trying to load the RDB dump, check server logs."))?;
+    Ok(Reply::OK)
+}
+
+/// ```text
+/// DEBUG LOADAOF
+/// ```
+/// As Redis: the AOF is written and fsynced, the dataset (and the function
+/// libraries) emptied and loaded back from the AOF files on disk, and the
+/// change counter reset. A test aid: what the AOF holds is what the
+/// dataset becomes.
+fn debug_loadaof(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+    debug_allowed(ctx)?;
+    if !ctx.locks.is_empty() {
+        return Err(CmdError::err(
+            "DEBUG LOADAOF is not allowed inside a transaction",
+        ));
+    }
+    let srv = ctx.srv;
+    crate::persistence::snapshot::flush_aof(srv)
+        .map_err(|e| CmdError::err(format!("Error flushing the AOF: {e}")))?;
+    let dir = crate::persistence::snapshot::aof_dir(srv);
+    let mpath = dir.join(crate::persistence::aof::manifest_name(
+        &srv.config.appendfilename(),
+    ));
+    let manifest = std::fs::read_to_string(&mpath)
+        .map_err(|e| format!("{}: {e}", mpath.display()))
+        .and_then(|t| crate::persistence::aof::Manifest::parse(&t))
+        .map_err(|e| CmdError::err(format!("Error reading the AOF manifest: {e}")))?;
+    for db in 0..srv.keyspace.num_dbs() {
+        if let Some(d) = srv.keyspace.db(db) {
+            for sh in d.shards() {
+                let mut g = sh.lock();
+                g.touch_present(None);
+                g.clear();
+            }
+        }
+    }
+    srv.functions.flush();
+    crate::persistence::snapshot::load_aof(srv, &dir, &manifest).map_err(|e| {
+        tracing::warn!("DEBUG LOADAOF: {e}");
+        CmdError::err("Error loading the AOF, check server logs.")
+    })?;
+    let dirty = srv.stats.dirty.load(std::sync::atomic::Ordering::Relaxed);
+    srv.persist
+        .dirty_at_save
+        .store(dirty, std::sync::atomic::Ordering::Relaxed);
+    tracing::warn!("Append Only File loaded by DEBUG LOADAOF");
     Ok(Reply::OK)
 }
 

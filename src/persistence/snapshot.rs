@@ -994,3 +994,35 @@ pub async fn cron(srv: Arc<Server>) {
         }
     }
 }
+
+/// Is an AOF writer consuming the propagation stream?
+pub fn aof_writing(srv: &Server) -> bool {
+    let rt = srv.persist.aof.lock();
+    rt.on && rt.writer.is_some() && srv.feed.active()
+}
+
+/// Makes everything appended to the AOF so far durable (shutdown holds
+/// every shard meanwhile, so nothing more is appended). Nothing to do
+/// without an AOF writer.
+pub fn flush_aof(srv: &Server) -> Result<(), String> {
+    if !aof_writing(srv) {
+        return Ok(());
+    }
+    let target = srv.feed.appended();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        srv.feed.request_fsync();
+        if srv.feed.synced() >= target {
+            break;
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err("the AOF writer did not fsync within 10 s".into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    if srv.persist.aof_write_ok() {
+        Ok(())
+    } else {
+        Err("the last write or fsync of the AOF failed".into())
+    }
+}

@@ -116,9 +116,9 @@ fn attempt(srv: &Server, flags: &mut SF, caller: Option<u64>) -> Refused {
             now: crate::commands::dispatch::unix_ms(),
         })
     };
-    if aof_writing(srv) {
+    if crate::persistence::snapshot::aof_writing(srv) {
         tracing::info!("Calling fsync() on the AOF file.");
-        if let Err(e) = flush_aof(srv) {
+        if let Err(e) = crate::persistence::snapshot::flush_aof(srv) {
             tracing::warn!("Error flushing the AOF file on shutdown: {e}");
             if !flags.has(SF::FORCE) {
                 tracing::warn!("Error trying to flush the AOF, can't exit.");
@@ -210,32 +210,4 @@ fn kill_child_now(srv: &Server) -> Option<&'static str> {
         crate::persistence::ChildKind::Rdb => "saving an .rdb",
         _ => "rewriting the AOF",
     })
-}
-
-/// Is an AOF writer consuming the propagation stream?
-fn aof_writing(srv: &Server) -> bool {
-    let rt = srv.persist.aof.lock();
-    rt.on && rt.writer.is_some() && srv.feed.active()
-}
-
-/// Makes everything appended to the AOF so far durable (the caller holds
-/// every shard, so nothing more is appended meanwhile).
-fn flush_aof(srv: &Server) -> Result<(), String> {
-    let target = srv.feed.appended();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        srv.feed.request_fsync();
-        if srv.feed.synced() >= target {
-            break;
-        }
-        if Instant::now() >= deadline {
-            return Err("the AOF writer did not fsync within 10 s".into());
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    if srv.persist.aof_write_ok() {
-        Ok(())
-    } else {
-        Err("the last write or fsync of the AOF failed".into())
-    }
 }
