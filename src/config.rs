@@ -3239,7 +3239,13 @@ impl Config {
     }
 
     /// Builds the new content of the configuration file from `old`.
-    fn rewritten_content(&self, old: &str, format: FileFormat, users: &UserLines) -> String {
+    fn rewritten_content(
+        &self,
+        old: &str,
+        format: FileFormat,
+        users: &UserLines,
+        force_all: bool,
+    ) -> String {
         let mut st = match format {
             FileFormat::Toml => Rewrite::from_toml(old),
             FileFormat::RedisConf => Rewrite::from_conf(old),
@@ -3260,7 +3266,14 @@ impl Config {
         }
         for (idx, d) in PARAMS.iter().enumerate() {
             let name = d.name;
-            match self.rewrite_entry(idx, format) {
+            let entry = match self.rewrite_entry(idx, format) {
+                // DEBUG CONFIG-REWRITE-FORCE-ALL: defaults are written too.
+                Entry::Lines(lines) if force_all => {
+                    Entry::Lines(lines.into_iter().map(|(l, _)| (l, true)).collect())
+                }
+                e => e,
+            };
+            match entry {
                 Entry::Remove => st.mark_processed(name),
                 Entry::Lines(lines) => {
                     for (l, force) in lines {
@@ -3277,11 +3290,12 @@ impl Config {
     /// its own format) so that it holds the current configuration, keeping
     /// comments and unrelated lines. Errors are Redis's texts.
     pub fn rewrite(&self) -> Result<(), String> {
-        self.rewrite_with_users(&UserLines::Keep)
+        self.rewrite_with_users(&UserLines::Keep, false)
     }
 
-    /// [`Config::rewrite`], also writing the ACL users (`user` lines).
-    pub fn rewrite_with_users(&self, users: &UserLines) -> Result<(), String> {
+    /// [`Config::rewrite`], also writing the ACL users (`user` lines);
+    /// `force_all` writes every parameter, defaults included.
+    pub fn rewrite_with_users(&self, users: &UserLines, force_all: bool) -> Result<(), String> {
         let Some(src) = &self.source else {
             return Err("ERR The server is running without a config file".into());
         };
@@ -3292,7 +3306,7 @@ impl Config {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(fail(e)),
         };
-        let content = self.rewritten_content(&old, src.format, users);
+        let content = self.rewritten_content(&old, src.format, users, force_all);
         write_atomically(&src.path, content.as_bytes()).map_err(fail)
     }
 }

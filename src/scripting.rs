@@ -120,6 +120,10 @@ static THRESHOLD_MS: AtomicU64 = AtomicU64::new(5000);
 
 /// True while a script has run longer than `busy-reply-threshold`: other
 /// clients get `-BUSY`.
+/// DEBUG SET-DISABLE-DENY-SCRIPTS: scripts may call `noscript` commands
+/// (a test aid of Redis's, off by default).
+pub static DENY_SCRIPT_DISABLED: AtomicBool = AtomicBool::new(false);
+
 pub fn busy() -> bool {
     BUSY.load(Ordering::Relaxed)
 }
@@ -2131,7 +2135,9 @@ fn redis_call(lua: &Lua, argv: Variadic<Value>, raising: bool) -> mlua::Result<V
             CmdError::err("Wrong number of args calling Redis command from script"),
         );
     }
-    if entry.spec.flags.contains(CmdFlags::NOSCRIPT) {
+    if entry.spec.flags.contains(CmdFlags::NOSCRIPT)
+        && !DENY_SCRIPT_DISABLED.load(Ordering::Relaxed)
+    {
         return reject(
             lua,
             Some(entry),

@@ -1630,3 +1630,59 @@ async fn oom_score_adj_follows_the_configuration() {
         "{err}"
     );
 }
+
+/// DEBUG CONFIG-REWRITE-FORCE-ALL writes every parameter, defaults
+/// included, and a server started from that file has exactly the same
+/// configuration (Redis's rewrite round-trip check), for redis.conf and
+/// TOML files alike.
+#[tokio::test]
+async fn config_rewrite_force_all_round_trips() {
+    for (name, text) in [
+        (
+            "redis.conf",
+            "bind 127.0.0.1\nephemeral-port yes\nsave \"\"\nenable-debug-command yes\nmaxmemory 10mb\n",
+        ),
+        (
+            "cinnabar.toml",
+            "bind = \"127.0.0.1\"\nephemeral-port = \"yes\"\nsave = \"\"\nenable-debug-command = \"yes\"\nmaxmemory = \"10mb\"\n",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join(name);
+        let body = if name.ends_with(".toml") {
+            format!("{text}dir = \"{}\"\n", dir.path().display())
+        } else {
+            format!("{text}dir {}\n", dir.path().display())
+        };
+        std::fs::write(&conf, body).unwrap();
+        let all = |addr: std::net::SocketAddr| async move {
+            let client = redis::Client::open(format!("redis://{addr}/")).unwrap();
+            let mut c = client.get_multiplexed_async_connection().await.unwrap();
+            let mut v: Vec<(String, String)> = redis::cmd("CONFIG")
+                .arg("GET")
+                .arg("*")
+                .query_async(&mut c)
+                .await
+                .unwrap();
+            v.retain(|(k, _)| k != "port");
+            v.sort();
+            (c, v)
+        };
+        let (mut child, addr) = common::spawn_conf(&conf);
+        let (mut c, before) = all(addr).await;
+        let _: () = redis::cmd("DEBUG")
+            .arg("CONFIG-REWRITE-FORCE-ALL")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        let written = std::fs::read_to_string(&conf).unwrap();
+        assert!(written.lines().count() > 100, "{name}: {written}");
+        let _ = child.kill();
+        let _ = child.wait();
+        let (mut child, addr) = common::spawn_conf(&conf);
+        let (_c, after) = all(addr).await;
+        assert_eq!(before, after, "{name}");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}

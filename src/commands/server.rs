@@ -158,6 +158,17 @@ const DEBUG_SUBS: &[CommandSpec] = &[
         "1.0.0",
         "Enables or disables the active expiry cycle.",
     ),
+    cmd(
+        "set-disable-deny-scripts",
+        3,
+        ADM,
+        debug_set_disable_deny_scripts,
+    )
+    .doc(
+        "server",
+        "7.0.0",
+        "Lets scripts call commands flagged noscript (1) or not (0, the default).",
+    ),
     cmd("pause-cron", 3, ADM, debug_pause_cron).doc(
         "server",
         "7.0.0",
@@ -172,6 +183,17 @@ const DEBUG_SUBS: &[CommandSpec] = &[
         "server",
         "1.0.0",
         "Saves the RDB file, flushes the dataset and loads the file back (NOSAVE, NOFLUSH).",
+    ),
+    cmd(
+        "config-rewrite-force-all",
+        2,
+        ADM,
+        debug_config_rewrite_force_all,
+    )
+    .doc(
+        "server",
+        "7.0.0",
+        "CONFIG REWRITE, writing every parameter including the defaults.",
     ),
     cmd("loadaof", 2, ADM, debug_loadaof).doc(
         "server",
@@ -643,16 +665,28 @@ fn config_resetstat(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
 }
 
 fn config_rewrite(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
-    let users = if ctx.srv.config.aclfile().is_empty() {
-        crate::config::UserLines::Lines(crate::commands::acl::config_lines(ctx.srv))
+    rewrite_config(ctx.srv, false)
+}
+
+/// CONFIG REWRITE (and DEBUG CONFIG-REWRITE-FORCE-ALL with `force_all`):
+/// the parameters and, without an aclfile, the ACL users.
+fn rewrite_config(srv: &Server, force_all: bool) -> CmdResult {
+    let users = if srv.config.aclfile().is_empty() {
+        crate::config::UserLines::Lines(crate::commands::acl::config_lines(srv))
     } else {
         crate::config::UserLines::Drop
     };
-    ctx.srv
-        .config
-        .rewrite_with_users(&users)
+    srv.config
+        .rewrite_with_users(&users, force_all)
         .map_err(CmdError::new)?;
     Ok(Reply::OK)
+}
+
+/// `DEBUG CONFIG-REWRITE-FORCE-ALL`: CONFIG REWRITE writing every
+/// parameter, defaults included (Redis's test of the rewrite round trip).
+fn debug_config_rewrite_force_all(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+    debug_allowed(ctx)?;
+    rewrite_config(ctx.srv, true)
 }
 
 fn config_help(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
@@ -1301,6 +1335,15 @@ fn debug_set_active_expire(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     debug_allowed(ctx)?;
     let on = crate::protocol::args::int_arg(&argv[2])? != 0;
     ctx.srv.active_expire.store(on, Ordering::Relaxed);
+    Ok(Reply::OK)
+}
+
+/// `DEBUG SET-DISABLE-DENY-SCRIPTS <0|1>`: lets scripts call commands
+/// flagged `noscript` (a test aid, as in Redis).
+fn debug_set_disable_deny_scripts(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    debug_allowed(ctx)?;
+    let on = crate::protocol::args::int_arg(&argv[2])? != 0;
+    crate::scripting::DENY_SCRIPT_DISABLED.store(on, Ordering::Relaxed);
     Ok(Reply::OK)
 }
 
