@@ -1439,3 +1439,60 @@ async fn debug_loadaof_reloads_what_the_aof_holds() {
     let late: Option<String> = c.get("late").await.unwrap();
     assert_eq!(late.as_deref(), Some("x"));
 }
+
+/// As Redis 7: BGREWRITEAOF with the AOF off leaves a manifest naming the
+/// new base alone (DEBUG LOADAOF then reproduces the dataset), and turning
+/// the AOF off kills a running rewrite child, which is not a failed
+/// rewrite.
+#[tokio::test]
+async fn rewrite_with_aof_off_and_turning_aof_off_during_a_rewrite() {
+    async fn wait_rewrite(c: &mut redis::aio::MultiplexedConnection) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let info: String = redis::cmd("INFO")
+                .arg("persistence")
+                .query_async(c)
+                .await
+                .unwrap();
+            if info.contains("aof_rewrite_in_progress:0")
+                && info.contains("aof_rewrite_scheduled:0")
+            {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "rewrite never ended");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let srv = TestServer::start_with(&["--save", ""]);
+    let mut c = srv.conn().await;
+    for i in 0..200 {
+        run(&mut c, &["RPUSH", "l", &format!("e{i}")]).await;
+        run(&mut c, &["SADD", "s", &i.to_string()]).await;
+    }
+    let d1 = run(&mut c, &["DEBUG", "DIGEST"]).await;
+    run(&mut c, &["BGREWRITEAOF"]).await;
+    wait_rewrite(&mut c).await;
+    let manifest =
+        std::fs::read_to_string(srv.dir.path().join("appendonlydir/appendonly.aof.manifest"))
+            .unwrap();
+    assert!(
+        manifest.contains("type b") && !manifest.contains("type i"),
+        "{manifest}"
+    );
+    run(&mut c, &["DEBUG", "LOADAOF"]).await;
+    assert_eq!(run(&mut c, &["DEBUG", "DIGEST"]).await, d1);
+
+    run(&mut c, &["CONFIG", "SET", "appendonly", "yes"]).await;
+    wait_rewrite(&mut c).await;
+    run(&mut c, &["CONFIG", "SET", "rdb-key-save-delay", "10000000"]).await;
+    run(&mut c, &["BGREWRITEAOF"]).await;
+    run(&mut c, &["CONFIG", "SET", "appendonly", "no"]).await;
+    wait_rewrite(&mut c).await;
+    let info: String = redis::cmd("INFO")
+        .arg("persistence")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(info.contains("aof_last_bgrewrite_status:ok"), "{info}");
+    assert!(info.contains("aof_enabled:0"), "{info}");
+}

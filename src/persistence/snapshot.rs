@@ -651,14 +651,21 @@ fn busy_text(kind: ChildKind) -> &'static str {
 /// without counting it as a failed save. Returns at once; the child's
 /// reaper deletes its temporary file.
 pub fn kill_rdb_child(srv: &Server) {
+    kill_child_of_kind(srv, ChildKind::Rdb);
+}
+
+/// Kills a running child of `kind` on purpose (its reaper neither installs
+/// its result nor records a failure). Returns the child's pid, if any.
+pub fn kill_child_of_kind(srv: &Server, kind: ChildKind) -> Option<i32> {
     let child = srv.persist.child.lock();
-    if let Some(c) = *child {
-        if c.kind == ChildKind::Rdb && c.pid > 0 {
-            srv.persist.killed_child.store(c.pid, Ordering::SeqCst);
-            // SAFETY: signalling our own child process.
-            unsafe { libc::kill(c.pid, libc::SIGKILL) };
-        }
+    let c = (*child)?;
+    if c.kind != kind || c.pid <= 0 {
+        return None;
     }
+    srv.persist.killed_child.store(c.pid, Ordering::SeqCst);
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(c.pid, libc::SIGKILL) };
+    Some(c.pid)
 }
 
 /// The temporary file a snapshot child with process id `pid` writes.
@@ -882,6 +889,16 @@ pub fn rewrite_aof(srv: &Server, enable: bool) -> Result<(), String> {
     std::thread::spawn(move || {
         let ok = wait_child(pid);
         let srv = &*arc;
+        let p = &srv.persist;
+        if p.killed_child
+            .compare_exchange(pid, 0, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            // Killed on purpose (appendonly turned off): not a failure.
+            let _ = std::fs::remove_file(&tmp);
+            *p.child.lock() = None;
+            return;
+        }
         let done = ok && finish_rewrite(srv, &dir, &mpath, &tmp, base, incr).is_ok();
         if !done {
             let _ = std::fs::remove_file(&tmp);
@@ -913,14 +930,26 @@ fn finish_rewrite(
     std::fs::rename(tmp, dir.join(&base.name))?;
     aof::fsync_dir(dir)?;
     let mut rt = srv.persist.aof.lock();
-    if !rt.on {
-        // AOF was turned off meanwhile: leave the files, do not switch.
-        return Ok(());
-    }
-    let old = rt.manifest.clone();
-    let new = Manifest {
-        base: Some(base),
-        incrs: vec![incr],
+    // With the AOF off (BGREWRITEAOF with appendonly no) the manifest gets
+    // the new base alone and the older files go, as Redis does; the
+    // incremental file opened for the rewrite was never used.
+    let (old, new) = if rt.on {
+        let new = Manifest {
+            base: Some(base),
+            incrs: vec![incr],
+        };
+        (rt.manifest.clone(), new)
+    } else {
+        let mut old = std::fs::read_to_string(mpath)
+            .ok()
+            .and_then(|t| Manifest::parse(&t).ok())
+            .unwrap_or_default();
+        old.incrs.push(incr);
+        let new = Manifest {
+            base: Some(base),
+            incrs: Vec::new(),
+        };
+        (old, new)
     };
     aof::write_atomic(mpath, new.render().as_bytes())?;
     rt.manifest = new.clone();

@@ -340,6 +340,12 @@ impl Server {
                     }
                 }
             } else if !self.config.appendonly() && on {
+                if let Some(pid) = crate::persistence::snapshot::kill_child_of_kind(
+                    self,
+                    crate::persistence::ChildKind::AofRewrite,
+                ) {
+                    tracing::info!("Killing running AOF rewrite child: {pid}");
+                }
                 crate::persistence::snapshot::stop_aof(self);
             }
         }
