@@ -451,3 +451,48 @@ async fn confirmations_and_messages_survive_client_reply_off() {
     )
     .await;
 }
+
+/// CLIENT LIST omem shows what waits for a subscriber that does not read
+/// (its queued messages), and returns to 0 once it reads them.
+#[tokio::test]
+async fn client_list_omem_shows_queued_output() {
+    let srv = TestServer::start();
+    let mut c = srv.raw().await;
+    let mut s = srv.raw().await;
+    s.expect(&resp(&[b"SUBSCRIBE", b"ch"]), &conf("subscribe", b"ch", 1))
+        .await;
+    let payload = vec![b'x'; 1000];
+    let cmd = resp(&[b"PUBLISH", b"ch", &payload]);
+    let omem = |list: &str| -> usize {
+        list.lines()
+            .find(|l| l.contains(" sub=1 "))
+            .and_then(|l| l.split(' ').find_map(|f| f.strip_prefix("omem=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let mut seen = 0;
+    for _ in 0..40 {
+        for _ in 0..500 {
+            c.send(&cmd).await;
+            c.read_until(b"\r\n").await;
+        }
+        c.send(&resp(&[b"CLIENT", b"LIST"])).await;
+        let list = String::from_utf8_lossy(&c.read_until(b"\n\r\n").await).into_owned();
+        seen = omem(&list);
+        if seen > 100_000 {
+            break;
+        }
+    }
+    assert!(seen > 100_000, "omem stayed at {seen}");
+    // Drain the subscriber: its output goes back to 0.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let _ = tokio::time::timeout(Duration::from_millis(50), s.read_exact_n(64 * 1024)).await;
+        c.send(&resp(&[b"CLIENT", b"LIST"])).await;
+        let list = String::from_utf8_lossy(&c.read_until(b"\n\r\n").await).into_owned();
+        if omem(&list) == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "omem never returned to 0");
+    }
+}

@@ -47,6 +47,9 @@ pub struct ClientInfo {
     pub monitor: AtomicBool,
     /// Bytes waiting in the query buffer (CLIENT LIST qbuf).
     pub qbuf: AtomicUsize,
+    /// Reply bytes being written and not yet taken by the socket (CLIENT
+    /// LIST omem, with a subscriber's queued messages).
+    pub omem: AtomicUsize,
     pub user: Mutex<String>,
     /// Set by CLIENT KILL / shutdown; the connection task closes.
     pub killed: AtomicBool,
@@ -89,6 +92,7 @@ impl ClientInfo {
             no_evict: AtomicBool::new(false),
             monitor: AtomicBool::new(false),
             qbuf: AtomicUsize::new(0),
+            omem: AtomicUsize::new(0),
             user: Mutex::new("default".to_string()),
             killed: AtomicBool::new(false),
             kill: crate::util::signal::Signal::new(),

@@ -320,7 +320,10 @@ async fn send_out<S: AsyncWrite + Unpin>(
     out: &mut BytesMut,
 ) -> std::io::Result<()> {
     wait_durable(srv, client).await;
-    write_out(srv, stream, out).await
+    client.info.omem.store(out.len(), Ordering::Relaxed);
+    let r = write_out(srv, stream, out).await;
+    client.info.omem.store(0, Ordering::Relaxed);
+    r
 }
 
 /// Before a client waits (blocked on keys, held by CLIENT PAUSE): ends the
