@@ -1641,7 +1641,22 @@ fn reply_to_lua(lua: &Lua, r: Reply, resp3: bool) -> mlua::Result<Value> {
     Ok(match r {
         Reply::Int(n) => Value::Number(n as f64),
         Reply::Bulk(b) => Value::String(lua.create_string(&b[..])?),
+        // RESP3 types a RESP2 script sees as plain strings.
+        Reply::Verbatim(fmt, b) if resp3 => {
+            let inner = lua.create_table()?;
+            inner.set("format", lua.create_string(fmt)?)?;
+            inner.set("string", lua.create_string(&b[..])?)?;
+            let t = lua.create_table()?;
+            t.set("verbatim_string", inner)?;
+            Value::Table(t)
+        }
         Reply::Verbatim(_, b) => Value::String(lua.create_string(&b[..])?),
+        Reply::BigNumber(n) if resp3 => {
+            let t = lua.create_table()?;
+            t.set("big_number", lua.create_string(&n[..])?)?;
+            Value::Table(t)
+        }
+        Reply::BigNumber(n) => Value::String(lua.create_string(&n[..])?),
         Reply::Null | Reply::NullArray => {
             if resp3 {
                 Value::Nil
@@ -1740,12 +1755,36 @@ fn lua_to_reply(v: Value, resp3: bool, depth: usize) -> Reply {
             if let Ok(Value::String(ok)) = t.raw_get::<Value>("ok") {
                 return Reply::StatusOwned(ok.to_string_lossy().replace(['\r', '\n'], " "));
             }
-            if resp3 {
+            // As Redis 7, these fields are honoured whatever the script's
+            // protocol; the reply then takes the client's form.
+            {
                 // mlua hands an integral Lua number over as Integer.
                 match t.raw_get::<Value>("double") {
                     Ok(Value::Number(d)) => return Reply::Double(d),
                     Ok(Value::Integer(i)) => return Reply::Double(i as f64),
                     _ => {}
+                }
+                if let Ok(Value::String(n)) = t.raw_get::<Value>("big_number") {
+                    // A big number is one line: CR/LF become spaces.
+                    let mut b = n.as_bytes().to_vec();
+                    for c in b.iter_mut() {
+                        if *c == b'\r' || *c == b'\n' {
+                            *c = b' ';
+                        }
+                    }
+                    return Reply::BigNumber(Bytes::from(b));
+                }
+                if let Ok(Value::Table(v)) = t.raw_get::<Value>("verbatim_string") {
+                    if let (Ok(Value::String(f)), Ok(Value::String(s))) =
+                        (v.raw_get::<Value>("format"), v.raw_get::<Value>("string"))
+                    {
+                        let f = f.as_bytes();
+                        let mut fmt = *b"txt";
+                        for (d, c) in fmt.iter_mut().zip(f.iter()) {
+                            *d = *c;
+                        }
+                        return Reply::Verbatim(fmt, Bytes::copy_from_slice(&s.as_bytes()));
+                    }
                 }
                 if let Ok(Value::Table(m)) = t.raw_get::<Value>("map") {
                     let mut out = Vec::new();

@@ -972,3 +972,73 @@ async fn only_shutdown_nosave_stops_a_busy_script() {
     assert!(st.success());
     assert!(!srv.dir.path().join("dump.rdb").exists());
 }
+
+/// RESP3 values through scripts, checked with DEBUG PROTOCOL as Redis's own
+/// tests do: a RESP3 script sees big numbers and verbatim strings as
+/// tables and returns them as such; tables with `double`, `big_number`,
+/// `verbatim_string` fields become those replies whatever the script's
+/// protocol (a RESP2 client gets the RESP2 form).
+#[tokio::test]
+async fn resp3_values_through_scripts() {
+    let srv = TestServer::start();
+    let mut c3 = srv.raw().await;
+    c3.send(&resp(&[b"HELLO", b"3"])).await;
+    c3.read_until(b"\r\n").await;
+    // Drain the HELLO map (ends with the modules entry: an empty array).
+    c3.read_until(b"modules\r\n*0\r\n").await;
+    let mut c2 = srv.raw().await;
+    // DEBUG is `noscript`: Redis's test aid lets scripts call it.
+    c2.expect(
+        &resp(&[b"DEBUG", b"SET-DISABLE-DENY-SCRIPTS", b"1"]),
+        b"+OK\r\n",
+    )
+    .await;
+    let eval = |body: &str| resp(&[b"EVAL", body.as_bytes(), b"0"]);
+    for (body, want3, want2) in [
+        (
+            "redis.setresp(3); return redis.call('debug', 'protocol', 'bignum')",
+            "(1234567999999999999999999999999999999\r\n",
+            "$37\r\n1234567999999999999999999999999999999\r\n",
+        ),
+        (
+            "return {big_number='123\\r\\n123'}",
+            "(123  123\r\n",
+            "$8\r\n123  123\r\n",
+        ),
+        (
+            "redis.setresp(3); return redis.call('debug', 'protocol', 'verbatim')",
+            "=29\r\ntxt:This is a verbatim\nstring\r\n",
+            "$25\r\nThis is a verbatim\nstring\r\n",
+        ),
+        (
+            "redis.setresp(3); local v = redis.call('debug', 'protocol', 'verbatim'); return v.verbatim_string.format",
+            "$3\r\ntxt\r\n",
+            "$3\r\ntxt\r\n",
+        ),
+        ("return {double=3.5}", ",3.5\r\n", "$3\r\n3.5\r\n"),
+        (
+            "redis.setresp(3); local v = redis.call('debug', 'protocol', 'map'); return v.map[1]",
+            "#t\r\n",
+            ":1\r\n",
+        ),
+        (
+            "return redis.call('debug', 'protocol', 'bignum')",
+            "$37\r\n1234567999999999999999999999999999999\r\n",
+            "$37\r\n1234567999999999999999999999999999999\r\n",
+        ),
+    ] {
+        c3.expect(&eval(body), want3.as_bytes()).await;
+        c2.expect(&eval(body), want2.as_bytes()).await;
+    }
+    // DEBUG PROTOCOL itself.
+    c3.expect(
+        &resp(&[b"DEBUG", b"PROTOCOL", b"attrib"]),
+        b"|1\r\n$14\r\nkey-popularity\r\n*2\r\n$7\r\nkey:123\r\n:90\r\n$39\r\nSome real reply following the attribute\r\n",
+    )
+    .await;
+    c2.expect(
+        &resp(&[b"DEBUG", b"PROTOCOL", b"push"]),
+        b"-ERR RESP2 is not supported by this command\r\n",
+    )
+    .await;
+}

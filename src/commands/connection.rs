@@ -504,13 +504,13 @@ fn client_list(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         out.push_str(&client_line(ctx.srv, &c));
         out.push('\n');
     }
-    Ok(Reply::Verbatim("txt", Bytes::from(out)))
+    Ok(Reply::Verbatim(*b"txt", Bytes::from(out)))
 }
 
 fn client_info(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
     let mut s = client_line(ctx.srv, &ctx.client.info);
     s.push('\n');
-    Ok(Reply::Verbatim("txt", Bytes::from(s)))
+    Ok(Reply::Verbatim(*b"txt", Bytes::from(s)))
 }
 
 /// ```text

@@ -179,7 +179,7 @@ fn graph(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         )));
     };
     Ok(Reply::Verbatim(
-        "txt",
+        *b"txt",
         Bytes::from(render_graph(name, log, now_secs())),
     ))
 }
@@ -229,7 +229,7 @@ fn doctor(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
             ));
         }
     }
-    Ok(Reply::Verbatim("txt", Bytes::from(out)))
+    Ok(Reply::Verbatim(*b"txt", Bytes::from(out)))
 }
 
 /// One command's histogram as LATENCY HISTOGRAM answers it.

@@ -215,7 +215,7 @@ fn doctor(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
             )
         }
     };
-    Ok(Reply::Verbatim("txt", Bytes::from(text)))
+    Ok(Reply::Verbatim(*b"txt", Bytes::from(text)))
 }
 
 /// ```text

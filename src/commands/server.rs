@@ -184,6 +184,11 @@ const DEBUG_SUBS: &[CommandSpec] = &[
         "1.0.0",
         "Saves the RDB file, flushes the dataset and loads the file back (NOSAVE, NOFLUSH).",
     ),
+    cmd("protocol", 3, ADM, debug_protocol).doc(
+        "server",
+        "6.0.0",
+        "Replies with a value of the named RESP type (string, integer, double, bignum, null, array, set, map, attrib, push, verbatim, true, false).",
+    ),
     cmd(
         "config-rewrite-force-all",
         2,
@@ -288,7 +293,7 @@ fn info(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     sections.retain(|s| seen.insert(s.clone()));
     let totals = keyspace_totals(ctx);
     let text = render_info(ctx.srv, &sections, totals);
-    Ok(Reply::Verbatim("txt", Bytes::from(text)))
+    Ok(Reply::Verbatim(*b"txt", Bytes::from(text)))
 }
 
 /// Per-shard totals: (keys, volatile, hits, misses, expired, expired_stale)
@@ -680,6 +685,65 @@ fn rewrite_config(srv: &Server, force_all: bool) -> CmdResult {
         .rewrite_with_users(&users, force_all)
         .map_err(CmdError::new)?;
     Ok(Reply::OK)
+}
+
+/// `DEBUG PROTOCOL <type>`: a reply of each RESP type, as Redis's (for
+/// testing clients and the scripts' conversions); RESP2 clients get the
+/// RESP2 form.
+fn debug_protocol(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    debug_allowed(ctx)?;
+    let name = String::from_utf8_lossy(&argv[2]).to_ascii_lowercase();
+    let ints = |n: i64| (0..n).map(Reply::Int).collect::<Vec<_>>();
+    let resp3 = ctx.client.resp >= 3;
+    Ok(match name.as_str() {
+        "string" => Reply::Bulk(Bytes::from_static(b"Hello World")),
+        "integer" => Reply::Int(12345),
+        "double" => Reply::Double(3.141),
+        "bignum" => Reply::BigNumber(Bytes::from_static(b"1234567999999999999999999999999999999")),
+        "null" => Reply::Null,
+        "array" => Reply::Array(ints(3)),
+        "set" => Reply::Set(ints(3)),
+        "map" => Reply::Map((0..3).map(|j| (Reply::Int(j), Reply::Bool(j == 1))).collect()),
+        "attrib" => {
+            let real = Reply::Bulk(Bytes::from_static(b"Some real reply following the attribute"));
+            if !resp3 || ctx.in_script {
+                real
+            } else {
+                // An attribute is metadata before the real reply.
+                let mut out = bytes::BytesMut::new();
+                out.extend_from_slice(b"|1\r\n$14\r\nkey-popularity\r\n*2\r\n$7\r\nkey:123\r\n:90\r\n");
+                crate::protocol::reply::encode(&real, 3, &mut out);
+                Reply::Raw(out.freeze())
+            }
+        }
+        "push" => {
+            if !resp3 {
+                return Err(CmdError::err("RESP2 is not supported by this command"));
+            }
+            let real = Reply::Bulk(Bytes::from_static(b"Some real reply following the push reply"));
+            if ctx.in_script {
+                real
+            } else {
+                // A push, then a normal reply for clients that skip pushes.
+                let mut out = bytes::BytesMut::new();
+                let push = Reply::Push(vec![
+                    Reply::Bulk(Bytes::from_static(b"server-cpu-usage")),
+                    Reply::Int(42),
+                ]);
+                crate::protocol::reply::encode(&push, 3, &mut out);
+                crate::protocol::reply::encode(&real, 3, &mut out);
+                Reply::Raw(out.freeze())
+            }
+        }
+        "verbatim" => Reply::Verbatim(*b"txt", Bytes::from_static(b"This is a verbatim\nstring")),
+        "true" => Reply::Bool(true),
+        "false" => Reply::Bool(false),
+        _ => {
+            return Err(CmdError::err(
+                "Wrong protocol type name. Please use one of the following: string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false",
+            ))
+        }
+    })
 }
 
 /// `DEBUG CONFIG-REWRITE-FORCE-ALL`: CONFIG REWRITE writing every

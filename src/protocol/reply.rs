@@ -37,8 +37,11 @@ pub enum Reply {
     Double(f64),
     /// RESP3 boolean (`#t`/`#f`); `:1`/`:0` in RESP2.
     Bool(bool),
-    /// RESP3 verbatim string (`=len\r\ntxt:…`); a bulk string in RESP2.
-    Verbatim(&'static str, Bytes),
+    /// RESP3 verbatim string (`=len\r\ntxt:…`, the format's three
+    /// letters first); a bulk string in RESP2.
+    Verbatim([u8; 3], Bytes),
+    /// RESP3 big number (`(digits`); a bulk string in RESP2.
+    BigNumber(Bytes),
     /// RESP3 push (`>n`); an array in RESP2.
     Push(Vec<Reply>),
     /// Bytes already encoded in RESP (identical for both protocols).
@@ -178,12 +181,21 @@ pub fn encode(reply: &Reply, resp: u8, out: &mut BytesMut) {
         Reply::Verbatim(fmt, data) => {
             if v3 {
                 put_len(out, b'=', (data.len() + 4) as i64);
-                out.extend_from_slice(fmt.as_bytes());
+                out.extend_from_slice(fmt);
                 out.put_u8(b':');
                 out.extend_from_slice(data);
                 out.extend_from_slice(b"\r\n");
             } else {
                 put_bulk(out, data);
+            }
+        }
+        Reply::BigNumber(n) => {
+            if v3 {
+                out.put_u8(b'(');
+                out.extend_from_slice(n);
+                out.extend_from_slice(b"\r\n");
+            } else {
+                put_bulk(out, n);
             }
         }
         Reply::Raw(b) => out.extend_from_slice(b),
@@ -214,11 +226,11 @@ mod tests {
         assert_eq!(enc(&m, 3), "%1\r\n$1\r\na\r\n:1\r\n");
         assert_eq!(enc(&Reply::Set(vec![Reply::Int(1)]), 3), "~1\r\n:1\r\n");
         assert_eq!(
-            enc(&Reply::Verbatim("txt", Bytes::from("hi")), 3),
+            enc(&Reply::Verbatim(*b"txt", Bytes::from("hi")), 3),
             "=6\r\ntxt:hi\r\n"
         );
         assert_eq!(
-            enc(&Reply::Verbatim("txt", Bytes::from("hi")), 2),
+            enc(&Reply::Verbatim(*b"txt", Bytes::from("hi")), 2),
             "$2\r\nhi\r\n"
         );
         assert_eq!(enc(&Reply::Push(vec![Reply::Int(1)]), 3), ">1\r\n:1\r\n");
