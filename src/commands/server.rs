@@ -698,6 +698,8 @@ fn debug_protocol(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     Ok(match name.as_str() {
         "string" => Reply::Bulk(Bytes::from_static(b"Hello World")),
         "integer" => Reply::Int(12345),
+        // Redis's own value (not meant as pi).
+        #[allow(clippy::approx_constant)]
         "double" => Reply::Double(3.141),
         "bignum" => Reply::BigNumber(Bytes::from_static(b"1234567999999999999999999999999999999")),
         "null" => Reply::Null,
