@@ -1686,3 +1686,32 @@ async fn config_rewrite_force_all_round_trips() {
         let _ = child.wait();
     }
 }
+
+/// DEBUG OBJECT shows a key past its deadline that nothing removed yet and
+/// does not remove it (Redis's tests use it to check a key is still
+/// stored); the next real access does.
+#[tokio::test]
+async fn debug_object_does_not_expire_what_it_looks_at() {
+    let srv = TestServer::start();
+    let mut c = srv.raw().await;
+    c.expect(&resp(&[b"DEBUG", b"SET-ACTIVE-EXPIRE", b"0"]), b"+OK\r\n")
+        .await;
+    c.expect(&resp(&[b"SET", b"key", b"value", b"PX", b"1"]), b"+OK\r\n")
+        .await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    for _ in 0..2 {
+        c.send(&resp(&[b"DEBUG", b"OBJECT", b"key"])).await;
+        let r = c.read_until(b"\r\n").await;
+        assert!(
+            r.starts_with(b"+Value at:"),
+            "{}",
+            String::from_utf8_lossy(&r)
+        );
+    }
+    c.expect(&resp(&[b"EXISTS", b"key"]), b":0\r\n").await;
+    c.expect(
+        &resp(&[b"DEBUG", b"OBJECT", b"key"]),
+        b"-ERR no such key\r\n",
+    )
+    .await;
+}

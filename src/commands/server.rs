@@ -1384,13 +1384,15 @@ fn debug_object(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     debug_allowed(ctx)?;
     let now = ctx.now;
     let sh = ctx.shard(&argv[2])?;
+    // As Redis, a key past its deadline but not yet removed is shown (and
+    // not expired by looking).
     let Some((enc, len)) = sh
-        .peek(&argv[2], now)
+        .peek_stored(&argv[2])
         .map(|v| (v.encoding(), v.as_string().map(|s| s.len()).unwrap_or(0)))
     else {
         return Err(CmdError::NO_SUCH_KEY);
     };
-    let lru = sh.lru_of(&argv[2], now).unwrap_or(0);
+    let lru = sh.lru_stored(&argv[2]).unwrap_or(0);
     let idle = crate::storage::access::idle_secs(lru, now);
     Ok(Reply::StatusOwned(format!(
         "Value at:0x0 refcount:1 encoding:{enc} serializedlength:{len} lru:{lru} lru_seconds_idle:{idle}"

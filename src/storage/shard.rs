@@ -322,6 +322,13 @@ impl Shard {
         self.value_at(pos)
     }
 
+    /// Lookup that neither expires nor counts anything: an entry past its
+    /// deadline is still returned (DEBUG OBJECT, as Redis's dictFind).
+    pub fn peek_stored(&self, key: &[u8]) -> Option<ValueRef<'_>> {
+        let pos = self.table.find(self.ord_of(key), key)?;
+        self.value_at(pos)
+    }
+
     pub fn contains(&mut self, key: &[u8], now: u64) -> bool {
         self.find_live(key, now).is_some()
     }
@@ -334,6 +341,12 @@ impl Shard {
     }
 
     /// The entry's LRU clock value (OBJECT IDLETIME).
+    /// The access clock of an entry, expired or not (DEBUG OBJECT).
+    pub fn lru_stored(&self, key: &[u8]) -> Option<u32> {
+        let pos = self.table.find(self.ord_of(key), key)?;
+        Some(self.table.get(pos)?.lru())
+    }
+
     pub fn lru_of(&mut self, key: &[u8], now: u64) -> Option<u32> {
         let pos = self.find_live(key, now)?;
         Some(self.table.get(pos)?.lru())
