@@ -487,6 +487,20 @@ async fn config_set_port_rebinds_or_rolls_back() {
     .await;
     let mut again = common::Raw::connect(&format!("127.0.0.1:{p}")).await;
     again.expect(&resp(&[b"PING"]), b"+PONG\r\n").await;
+    // `bind ""` listens nowhere (Redis 7); open connections stay.
+    c.expect(&resp(&[b"CONFIG", b"SET", b"bind", b""]), b"+OK\r\n")
+        .await;
+    assert!(tokio::net::TcpStream::connect(("127.0.0.1", p))
+        .await
+        .is_err());
+    c.expect(&resp(&[b"PING"]), b"+PONG\r\n").await;
+    c.expect(
+        &resp(&[b"CONFIG", b"SET", b"bind", b"127.0.0.1"]),
+        b"+OK\r\n",
+    )
+    .await;
+    let mut back = common::Raw::connect(&format!("127.0.0.1:{p}")).await;
+    back.expect(&resp(&[b"PING"]), b"+PONG\r\n").await;
     c.expect(
         &resp(&[b"CONFIG", b"GET", b"maxmemory"]),
         b"*2\r\n$9\r\nmaxmemory\r\n$1\r\n0\r\n",

@@ -73,11 +73,8 @@ fn bind_kind(
         return Ok(Vec::new());
     };
     let mut out = Vec::new();
-    let mut binds = srv.config.bind();
-    if binds.is_empty() {
-        binds = vec!["0.0.0.0".to_string()];
-    }
-    for b in binds {
+    // As Redis 7, `bind ""` listens on no address (unix socket only).
+    for b in srv.config.bind() {
         let optional = b.starts_with('-');
         let host = match b.trim_start_matches('-') {
             // redis.conf's wildcards: every IPv4 / every IPv6 address.

@@ -474,7 +474,7 @@ pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let listeners = listener::bind_all(&srv)?;
     if listeners.is_empty() {
-        tracing::warn!("port and tls-port are both 0: no client can connect");
+        tracing::warn!("no TCP listener (port and tls-port are 0, or bind is empty)");
     }
     let mut ready = Vec::new();
     for (kind, l) in &listeners {
