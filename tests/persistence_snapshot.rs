@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::dataset::{contents, contents_at};
-use common::TestServer;
+use common::{children_of, TestServer};
 use redis::AsyncCommands;
 
 async fn info_field(c: &mut redis::aio::MultiplexedConnection, field: &str) -> String {
@@ -534,19 +534,6 @@ async fn debug_digest_is_stable_across_reload_and_restart() {
         .await
         .unwrap();
     assert_eq!(v, vec!["0".repeat(40)]);
-}
-
-/// The PIDs of the server's child processes (from /proc).
-fn children_of(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for t in tasks.flatten() {
-            if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
-                out.extend(s.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
-            }
-        }
-    }
-    out
 }
 
 /// The nice value of a process (field 19 of /proc/PID/stat).

@@ -1604,17 +1604,7 @@ async fn oom_score_adj_follows_the_configuration() {
     let _: String = redis::cmd("BGSAVE").query_async(&mut c).await.unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     let child = loop {
-        let all: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/task"))
-            .unwrap()
-            .flatten()
-            .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
-            .flat_map(|s| {
-                s.split_whitespace()
-                    .filter_map(|p| p.parse().ok())
-                    .collect::<Vec<u32>>()
-            })
-            .collect();
-        if let Some(k) = all.first() {
+        if let Some(k) = common::children_of(pid).first() {
             break *k;
         }
         assert!(std::time::Instant::now() < deadline, "no snapshot child");

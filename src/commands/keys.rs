@@ -787,12 +787,12 @@ fn flushall(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     // once, so a restart does not resurrect what was flushed.
     if !ctx.srv.config.save_points().is_empty() {
         let srv = ctx.srv;
-        crate::persistence::snapshot::kill_rdb_child(srv);
+        crate::persistence::snapshot::kill_child(srv, Some(crate::persistence::ChildKind::Rdb));
         let empty = crate::persistence::snapshot::Frozen {
             dbs: Vec::new(),
             now: ctx.now,
         };
-        let tmp = std::path::PathBuf::from(format!("temp-{}.rdb", std::process::id()));
+        let tmp = crate::persistence::snapshot::temp_rdb(std::process::id());
         match crate::persistence::snapshot::save_in_process(srv, &empty, &tmp) {
             Ok(()) => {
                 // Counting this command's own changes as saved too.

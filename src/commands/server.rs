@@ -1175,15 +1175,7 @@ fn debug_reload(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             .map_err(|_| CmdError::err("Error trying to save the DB"))?;
     }
     if flush {
-        for db in 0..srv.keyspace.num_dbs() {
-            if let Some(d) = srv.keyspace.db(db) {
-                for sh in d.shards() {
-                    let mut g = sh.lock();
-                    g.touch_present(None);
-                    g.clear();
-                }
-            }
-        }
+        srv.keyspace.clear_all();
     }
     let path = std::path::PathBuf::from(srv.config.dbfilename());
     crate::persistence::snapshot::load_rdb_file(srv, &path)
@@ -1216,15 +1208,7 @@ fn debug_loadaof(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
         .map_err(|e| format!("{}: {e}", mpath.display()))
         .and_then(|t| crate::persistence::aof::Manifest::parse(&t))
         .map_err(|e| CmdError::err(format!("Error reading the AOF manifest: {e}")))?;
-    for db in 0..srv.keyspace.num_dbs() {
-        if let Some(d) = srv.keyspace.db(db) {
-            for sh in d.shards() {
-                let mut g = sh.lock();
-                g.touch_present(None);
-                g.clear();
-            }
-        }
-    }
+    srv.keyspace.clear_all();
     srv.functions.flush();
     crate::persistence::snapshot::load_aof(srv, &dir, &manifest).map_err(|e| {
         tracing::warn!("DEBUG LOADAOF: {e}");

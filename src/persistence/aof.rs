@@ -699,24 +699,16 @@ pub fn writer_loop(srv: Arc<Server>, mut file: File, start_offset: u64) {
         }
         if fsync_now {
             // Shutdown waits for this whatever the fsync policy says.
-            match file.sync_data() {
-                Ok(()) => {
-                    synced_off = off;
-                    feed.set_written(off, true);
-                }
-                Err(e) => {
-                    tracing::warn!("Can't fsync the AOF file: {e}");
-                    srv.persist.aof_write_failed(&e);
-                }
+            if fsync(&srv, &file) {
+                synced_off = off;
+                feed.set_written(off, true);
             }
             continue;
         }
         match srv.config.appendfsync() {
             Appendfsync::Always => {
                 if off > synced_off {
-                    if let Err(e) = file.sync_data() {
-                        tracing::warn!("Can't fsync the AOF file: {e}");
-                        srv.persist.aof_write_failed(&e);
+                    if !fsync(&srv, &file) {
                         continue;
                     }
                     synced_off = off;
@@ -726,15 +718,9 @@ pub fn writer_loop(srv: Arc<Server>, mut file: File, start_offset: u64) {
             Appendfsync::Everysec => {
                 feed.set_written(off, false);
                 if off > synced_off && last_sync.elapsed() >= Duration::from_secs(1) {
-                    match file.sync_data() {
-                        Ok(()) => {
-                            synced_off = off;
-                            feed.set_written(off, true);
-                        }
-                        Err(e) => {
-                            tracing::warn!("Can't fsync the AOF file: {e}");
-                            srv.persist.aof_write_failed(&e);
-                        }
+                    if fsync(&srv, &file) {
+                        synced_off = off;
+                        feed.set_written(off, true);
                     }
                     last_sync = Instant::now();
                 }
@@ -744,6 +730,19 @@ pub fn writer_loop(srv: Arc<Server>, mut file: File, start_offset: u64) {
     }
     let _ = file.sync_data();
     feed.set_written(off, true);
+}
+
+/// fsyncs the AOF file; a failure is logged and recorded (INFO
+/// aof_last_write_status, MISCONF).
+fn fsync(srv: &Server, file: &File) -> bool {
+    match file.sync_data() {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!("Can't fsync the AOF file: {e}");
+            srv.persist.aof_write_failed(&e);
+            false
+        }
+    }
 }
 
 /// The `#TS:<unix-secs>\r\n` annotation Redis writes with

@@ -647,29 +647,25 @@ fn busy_text(kind: ChildKind) -> &'static str {
     }
 }
 
-/// Kills a running snapshot child whose file would be stale (FLUSHALL),
-/// without counting it as a failed save. Returns at once; the child's
-/// reaper deletes its temporary file.
-pub fn kill_rdb_child(srv: &Server) {
-    kill_child_of_kind(srv, ChildKind::Rdb);
-}
-
-/// Kills a running child of `kind` on purpose (its reaper neither installs
-/// its result nor records a failure). Returns the child's pid, if any.
-pub fn kill_child_of_kind(srv: &Server, kind: ChildKind) -> Option<i32> {
+/// Kills the running child (of `kind`, or of any kind) on purpose: its
+/// reaper neither installs its result nor records a failure, and deletes
+/// its temporary file. Returns at once, with the child killed, if any
+/// (FLUSHALL, `appendonly no`, shutdown).
+pub fn kill_child(srv: &Server, kind: Option<ChildKind>) -> Option<crate::persistence::Child> {
     let child = srv.persist.child.lock();
     let c = (*child)?;
-    if c.kind != kind || c.pid <= 0 {
+    if kind.is_some_and(|k| k != c.kind) || c.pid <= 0 {
         return None;
     }
     srv.persist.killed_child.store(c.pid, Ordering::SeqCst);
     // SAFETY: signalling our own child process.
     unsafe { libc::kill(c.pid, libc::SIGKILL) };
-    Some(c.pid)
+    Some(c)
 }
 
-/// The temporary file a snapshot child with process id `pid` writes.
-pub fn child_temp_rdb(pid: u32) -> PathBuf {
+/// The temporary RDB file of process `pid`: what a snapshot child writes,
+/// or this process for an in-process save (Redis's names).
+pub fn temp_rdb(pid: u32) -> PathBuf {
     PathBuf::from(format!("temp-{pid}.rdb"))
 }
 
@@ -728,13 +724,13 @@ pub fn bgsave(srv: &Server, wait: bool) -> Result<(), String> {
     let pid = fork_with(
         srv,
         || {},
-        move |frozen| write_rdb(frozen, &params, &child_temp_rdb(std::process::id()), false),
+        move |frozen| write_rdb(frozen, &params, &temp_rdb(std::process::id()), false),
     )
     .map_err(|e| {
         *srv.persist.child.lock() = None;
         format!("ERR Can't save in background: fork: {e}")
     })?;
-    let tmp = child_temp_rdb(pid.unsigned_abs());
+    let tmp = temp_rdb(pid.unsigned_abs());
     set_child_pid(srv, pid);
     tracing::info!("Background saving started by pid {pid}");
     let finish = move |srv: &Server, ok: bool| {

@@ -340,11 +340,11 @@ impl Server {
                     }
                 }
             } else if !self.config.appendonly() && on {
-                if let Some(pid) = crate::persistence::snapshot::kill_child_of_kind(
+                if let Some(c) = crate::persistence::snapshot::kill_child(
                     self,
-                    crate::persistence::ChildKind::AofRewrite,
+                    Some(crate::persistence::ChildKind::AofRewrite),
                 ) {
-                    tracing::info!("Killing running AOF rewrite child: {pid}");
+                    tracing::info!("Killing running AOF rewrite child: {}", c.pid);
                 }
                 crate::persistence::snapshot::stop_aof(self);
             }

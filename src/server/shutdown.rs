@@ -80,7 +80,7 @@ impl State {
 
 /// The temporary file of the in-process final save (Redis's name).
 fn temp_rdb() -> PathBuf {
-    PathBuf::from(format!("temp-{}.rdb", std::process::id()))
+    crate::persistence::snapshot::temp_rdb(std::process::id())
 }
 
 /// Why an attempt failed (already logged).
@@ -181,7 +181,10 @@ fn attempt(srv: &Server, flags: &mut SF, caller: Option<u64>) -> Refused {
 /// A second signal during a shutdown: leave now, without the final save.
 pub fn insist(srv: &Server) -> ! {
     tracing::warn!("You insist... exiting now.");
-    kill_child_now(srv);
+    // Exiting before the child's reaper runs: delete its file here.
+    if let Some(c) = crate::persistence::snapshot::kill_child(srv, None) {
+        let _ = std::fs::remove_file(crate::persistence::snapshot::temp_rdb(c.pid.unsigned_abs()));
+    }
     let _ = std::fs::remove_file(temp_rdb());
     std::process::exit(1);
 }
@@ -189,25 +192,16 @@ pub fn insist(srv: &Server) -> ! {
 /// Kills a snapshot/rewrite child and waits for its reaper to clean up
 /// (its temporary file is deleted there).
 fn kill_child(srv: &Server) {
-    let Some(kind) = kill_child_now(srv) else {
+    let Some(c) = crate::persistence::snapshot::kill_child(srv, None) else {
         return;
     };
-    tracing::warn!("There is a child {kind}. Killing it!");
+    let what = match c.kind {
+        crate::persistence::ChildKind::Rdb => "saving an .rdb",
+        crate::persistence::ChildKind::AofRewrite => "rewriting the AOF",
+    };
+    tracing::warn!("There is a child {what}. Killing it!");
     let deadline = Instant::now() + Duration::from_secs(5);
     while srv.persist.child.lock().is_some() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
-}
-
-fn kill_child_now(srv: &Server) -> Option<&'static str> {
-    let c = (*srv.persist.child.lock())?;
-    if c.pid > 0 {
-        // SAFETY: signalling our own child process.
-        unsafe { libc::kill(c.pid, libc::SIGKILL) };
-        let _ = std::fs::remove_file(format!("temp-{}.rdb", c.pid));
-    }
-    Some(match c.kind {
-        crate::persistence::ChildKind::Rdb => "saving an .rdb",
-        _ => "rewriting the AOF",
-    })
 }

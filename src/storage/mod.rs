@@ -96,6 +96,16 @@ impl Keyspace {
         self.dbs.get(i)
     }
 
+    /// Removes every key of every database, one shard lock at a time
+    /// (transactions watching present keys fail, as on FLUSHALL).
+    pub fn clear_all(&self) {
+        for d in &self.dbs {
+            for sh in d.shards.iter() {
+                sh.lock().clear();
+            }
+        }
+    }
+
     /// Total keys in a database (locks each shard briefly).
     pub fn db_len(&self, db: usize) -> usize {
         self.dbs

@@ -277,3 +277,17 @@ pub fn resp(args: &[&[u8]]) -> Vec<u8> {
     }
     v
 }
+
+/// The PIDs of a process's children (from /proc), e.g. a server's
+/// snapshot child.
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
+                out.extend(s.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+            }
+        }
+    }
+    out
+}
