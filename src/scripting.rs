@@ -193,6 +193,9 @@ thread_local! {
     /// While a script runs inline on an async worker: how many more times
     /// the watchdog may try to hand the worker's duties to another thread.
     static INLINE_HANDOFFS: std::cell::Cell<u8> = const { std::cell::Cell::new(0) };
+    /// When the inline script running on this thread started.
+    static INLINE_STARTED: std::cell::Cell<Option<std::time::Instant>> =
+        const { std::cell::Cell::new(None) };
 }
 
 /// Whether this thread holds the script gate (the only position from which
@@ -256,10 +259,17 @@ fn record_run(key: Option<u64>, took: std::time::Duration) {
 /// trip to the script thread, which is most of the cost of a small
 /// EVALSHA. `None`: take the script thread (unknown or slow scripts, whose
 /// clients' neighbours must keep being served and told `-BUSY`).
-pub fn try_inline(
+///
+/// While another worker's inline script holds the gate (for microseconds),
+/// this task yields to the worker's other tasks and tries again, a few
+/// times, rather than spinning or parking the thread: the worker serves
+/// other connections meanwhile. If the gate stays taken (the script thread
+/// runs something long), the command goes to the script thread's queue.
+pub async fn try_inline(
     srv: &crate::server::Server,
     client: &mut crate::connection::client::Client,
     argv: &[Bytes],
+    pipelined: bool,
 ) -> Option<Reply> {
     if client.multi.is_some() {
         return None;
@@ -270,18 +280,50 @@ pub fn try_inline(
     {
         return None;
     }
-    // Another inline script holds the gate only for microseconds; the
-    // script thread may hold it long: wait briefly, then take the thread.
-    let gate = GATE.try_lock_for(std::time::Duration::from_micros(50))?;
+    let gate = if pipelined {
+        let mut tries = 0;
+        loop {
+            if let Some(g) = GATE.try_lock() {
+                break g;
+            }
+            tries += 1;
+            if tries > GATE_TRIES {
+                return None;
+            }
+            tokio::task::yield_now().await;
+        }
+    } else {
+        GATE.try_lock_for(std::time::Duration::from_micros(50))?
+    };
     HOLDS_GATE.with(|f| f.set(true));
     INLINE_HANDOFFS.with(|f| f.set(HANDOFF_TRIES));
     let start = std::time::Instant::now();
+    INLINE_STARTED.with(|f| f.set(Some(start)));
     let reply = crate::commands::dispatch::execute(srv, client, argv);
     record_run(Some(key), start.elapsed());
+    INLINE_STARTED.with(|f| f.set(None));
     INLINE_HANDOFFS.with(|f| f.set(0));
     HOLDS_GATE.with(|f| f.set(false));
     drop(gate);
     Some(reply)
+}
+
+/// How many times [`try_inline`] yields waiting for the script gate.
+const GATE_TRIES: u32 = 16;
+
+/// How long an inline script runs before the watchdog hands its worker's
+/// duties away. The watchdog's hook counts Lua instructions across runs,
+/// so it also fires inside short scripts; those keep their worker.
+const HANDOFF_AFTER: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// Whether the inline script running on this thread has run long enough
+/// that its worker's other connections should move (see
+/// [`hand_off_worker`]).
+fn inline_turned_long() -> bool {
+    INLINE_HANDOFFS.with(|f| f.get()) > 0
+        && INLINE_STARTED
+            .with(|f| f.get())
+            .is_some_and(|t| t.elapsed() >= HANDOFF_AFTER)
 }
 
 /// How often a long inline script offers its worker's duties away.
@@ -555,7 +597,7 @@ fn install_watchdog(lua: &Lua) {
         if !RUNNING.load(Ordering::Relaxed) {
             return Ok(mlua::VmState::Continue);
         }
-        if INLINE_HANDOFFS.with(|f| f.get()) > 0 {
+        if inline_turned_long() {
             hand_off_worker();
         }
         let elapsed = unix_ms().saturating_sub(STARTED_MS.load(Ordering::Relaxed));

@@ -136,7 +136,10 @@ where
                     }
                     let mut reply = if !crate::scripting::wants_script_thread(&client, &argv) {
                         dispatch::execute(&srv, &mut client, &argv)
-                    } else if let Some(r) = crate::scripting::try_inline(&srv, &mut client, &argv) {
+                    } else if let Some(r) =
+                        crate::scripting::try_inline(&srv, &mut client, &argv, !inbuf.is_empty())
+                            .await
+                    {
                         // A known-fast script, run right here (see
                         // scripting::try_inline).
                         r
