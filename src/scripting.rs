@@ -550,12 +550,6 @@ struct Hot {
     handler: mlua::Function,
     xpcall: mlua::Function,
     fcall: mlua::Function,
-    /// A no-op Rust function, called before each run: it refills mlua's
-    /// pool of preallocated error slots (an error raised from a Rust
-    /// callback such as redis.call empties it), without which a
-    /// redis.call with ~8000 arguments (Redis's limit, `unpack` of a big
-    /// table) runs out of Lua stack slots.
-    warm: mlua::Function,
     /// The read-only view of the globals EVAL bodies run in (see PRELUDE).
     env: Table,
     /// Compiled EVAL bodies by SHA1 (lowercase), with their shebang flags,
@@ -577,7 +571,6 @@ impl Hot {
             handler: lua.named_registry_value("cinnabar_handler")?,
             xpcall: lua.named_registry_value("cinnabar_xpcall")?,
             fcall: lua.named_registry_value("cinnabar_fcall")?,
-            warm: lua.create_function(|_, ()| Ok(()))?,
             env: lua.named_registry_value("cinnabar_env")?,
             scripts: std::collections::HashMap::default(),
         })
@@ -620,8 +613,8 @@ fn install_watchdog(lua: &Lua) {
 }
 
 /// Lua code run once per state: the error handler and the protected
-/// globals. `redis.call`/`redis.pcall` are Rust functions installed per
-/// execution (see [`execute`]); they must be C functions, not Lua wrappers,
+/// globals. `redis.call`/`redis.pcall` are Lua C functions
+/// ([`raw_redis_call`]), not Lua wrappers,
 /// so `return redis.call(...)` (a tail call) keeps the script's frame for
 /// the error's line number, as in Redis. redis.call reports a command error
 /// by parking `{token, err}` in `__cinnabar_pending` and raising an error
@@ -1040,14 +1033,23 @@ fn new_state() -> mlua::Result<Lua> {
     let redis = lua.create_table()?;
     // Set once: scripts see `redis` through a read-only view (PRELUDE), so
     // they cannot replace these.
-    redis.set(
-        "call",
-        lua.create_function(|lua, argv: Variadic<Value>| redis_call(lua, argv, true))?,
-    )?;
-    redis.set(
-        "pcall",
-        lua.create_function(|lua, argv: Variadic<Value>| redis_call(lua, argv, false))?,
-    )?;
+    for (name, raising) in [("call", true), ("pcall", false)] {
+        let refused = lua.create_function(move |lua, argv: Variadic<Value>| {
+            redis_call_refused(lua, argv, raising)
+        })?;
+        let failed = lua.create_function(move |lua, (msg, counted): (mlua::String, bool)| {
+            let e = CmdError::new(msg.to_string_lossy());
+            call_failed(lua, &e, counted, raising)
+        })?;
+        // SAFETY: pops the two functions exec_raw pushed and pushes the
+        // closure (balanced, within the slots exec_raw checked).
+        let f: mlua::Function = unsafe {
+            lua.exec_raw((refused, failed), |state| {
+                mlua::ffi::lua_pushcclosure(state, raw_redis_call, 2);
+            })?
+        };
+        redis.set(name, f)?;
+    }
     // error_reply / status_reply take exactly one string; anything else
     // returns (not raises) an error table, as in Redis.
     redis.set(
@@ -1626,12 +1628,15 @@ fn error_reply_text(msg: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Formats a Lua number as a command argument (shortest round-trip form).
+/// Formats a Lua number as a command argument, as Redis 7.0 does
+/// (`%.17g`: `0.1` becomes `0.10000000000000001`, `1e17` `1e+17`).
 fn number_arg(n: f64) -> Bytes {
-    if n.fract() == 0.0 && n.abs() < 1e17 {
-        Bytes::from((n as i64).to_string())
+    // Integral values below 10^15 print as their digits either way.
+    if n.fract() == 0.0 && n.abs() < 1e15 && !(n == 0.0 && n.is_sign_negative()) {
+        let mut b = itoa::Buffer::new();
+        Bytes::copy_from_slice(b.format(n as i64).as_bytes())
     } else {
-        Bytes::from(format!("{n}"))
+        Bytes::from(crate::util::float::format_g17(n))
     }
 }
 
@@ -1676,99 +1681,6 @@ fn raise_marked(lua: &Lua, e: &CmdError, counted: bool) -> mlua::Error {
         return x;
     }
     mlua::Error::RuntimeError(format!("{} {token}", e.as_str()))
-}
-
-/// A command reply as the script sees it (Redis's RESP→Lua conversion).
-fn reply_to_lua(lua: &Lua, r: Reply, resp3: bool) -> mlua::Result<Value> {
-    Ok(match r {
-        Reply::Int(n) => Value::Number(n as f64),
-        Reply::Bulk(b) => Value::String(lua.create_string(&b[..])?),
-        // RESP3 types a RESP2 script sees as plain strings.
-        Reply::Verbatim(fmt, b) if resp3 => {
-            let inner = lua.create_table()?;
-            inner.set("format", lua.create_string(fmt)?)?;
-            inner.set("string", lua.create_string(&b[..])?)?;
-            let t = lua.create_table()?;
-            t.set("verbatim_string", inner)?;
-            Value::Table(t)
-        }
-        Reply::Verbatim(_, b) => Value::String(lua.create_string(&b[..])?),
-        Reply::BigNumber(n) if resp3 => {
-            let t = lua.create_table()?;
-            t.set("big_number", lua.create_string(&n[..])?)?;
-            Value::Table(t)
-        }
-        Reply::BigNumber(n) => Value::String(lua.create_string(&n[..])?),
-        Reply::Null | Reply::NullArray => {
-            if resp3 {
-                Value::Nil
-            } else {
-                Value::Boolean(false)
-            }
-        }
-        Reply::Status(s) => {
-            let t = lua.create_table()?;
-            t.set("ok", s)?;
-            Value::Table(t)
-        }
-        Reply::StatusOwned(s) => {
-            let t = lua.create_table()?;
-            t.set("ok", s)?;
-            Value::Table(t)
-        }
-        Reply::Error(e) => Value::Table(err_table(lua, &e)?),
-        Reply::Array(v) | Reply::Push(v) => {
-            let t = lua.create_table()?;
-            for (i, x) in v.into_iter().enumerate() {
-                t.raw_set(i + 1, reply_to_lua(lua, x, resp3)?)?;
-            }
-            Value::Table(t)
-        }
-        Reply::Set(v) => {
-            if resp3 {
-                let inner = lua.create_table()?;
-                for x in v {
-                    inner.raw_set(reply_to_lua(lua, x, resp3)?, true)?;
-                }
-                let t = lua.create_table()?;
-                t.set("set", inner)?;
-                Value::Table(t)
-            } else {
-                return reply_to_lua(lua, Reply::Array(v), resp3);
-            }
-        }
-        Reply::Map(v) => {
-            if resp3 {
-                let inner = lua.create_table()?;
-                for (k, x) in v {
-                    inner.raw_set(reply_to_lua(lua, k, resp3)?, reply_to_lua(lua, x, resp3)?)?;
-                }
-                let t = lua.create_table()?;
-                t.set("map", inner)?;
-                Value::Table(t)
-            } else {
-                let flat: Vec<Reply> = v.into_iter().flat_map(|(k, x)| [k, x]).collect();
-                return reply_to_lua(lua, Reply::Array(flat), resp3);
-            }
-        }
-        Reply::Double(d) => {
-            if resp3 {
-                let t = lua.create_table()?;
-                t.set("double", d)?;
-                Value::Table(t)
-            } else {
-                Value::String(lua.create_string(crate::util::float::format_g17(d))?)
-            }
-        }
-        Reply::Bool(b) => {
-            if resp3 {
-                Value::Boolean(b)
-            } else {
-                Value::Number(if b { 1.0 } else { 0.0 })
-            }
-        }
-        Reply::Raw(b) => Value::String(lua.create_string(&b[..])?),
-    })
 }
 
 /// A script's return value as a reply (Redis's Lua→RESP conversion).
@@ -2150,60 +2062,41 @@ impl Drop for CurrentGuard {
     }
 }
 
-/// `redis.call` (`raising`) and `redis.pcall`: created once per Lua state
-/// instead of as scoped closures per execution (which cost an allocation,
-/// a userdata and garbage for every EVALSHA). They reach the running
-/// script's context through `CURRENT`.
-fn redis_call(lua: &Lua, argv: Variadic<Value>, raising: bool) -> mlua::Result<Value> {
+/// The running script's context, as [`execute`] published it.
+fn current<'r>() -> Option<&'r Running<'r, 'r>> {
     let p = CURRENT.with(|c| c.get());
-    if p.is_null() {
-        return Err(mlua::Error::RuntimeError(
-            "redis.call is only available while a script runs".into(),
-        ));
-    }
     // SAFETY: `execute` stores a pointer to a `Running` that lives on its
     // stack, on this thread, and clears it (CurrentGuard) before that frame
-    // ends; Lua only calls this function from inside that `execute` call
-    // (the state is thread-local), so the pointee is alive and only shared
-    // references to it exist (mutation goes through its RefCell).
-    let cur: &Running<'_, '_> = unsafe { &*(p as *const Running<'_, '_>) };
+    // ends; Lua only calls into Rust from inside that `execute` call (the
+    // state is thread-local), so the pointee is alive while the caller (a
+    // Lua callback) runs, and only shared references to it exist (mutation
+    // goes through its RefCell).
+    (!p.is_null()).then(|| unsafe { &*(p as *const Running<'r, 'r>) })
+}
 
-    let fail = |lua: &Lua, e: CmdError| -> mlua::Result<Value> {
-        if raising {
-            Err(raise_marked(lua, &e, false))
-        } else {
-            Ok(Value::Table(err_table_marked(lua, &e, false)?))
-        }
-    };
-    // An error already counted in the error statistics (a refusal below,
-    // or the command's own error reply): marked so the script's final
-    // reply does not count it again (Redis's ignore_error_stats_update).
-    let fail_counted = |lua: &Lua, e: CmdError| -> mlua::Result<Value> {
-        if raising {
-            Err(raise_marked(lua, &e, true))
-        } else {
-            Ok(Value::Table(err_table_marked(lua, &e, true)?))
-        }
-    };
-    // A command refused before it ran (Redis's scriptCall errors): counted
-    // as an error reply and a rejected call of the command.
-    let reject = |lua: &Lua, entry: Option<&crate::commands::table::CommandEntry>, e: CmdError| {
+/// What a command called by a script produced: its reply, or an error and
+/// whether that error was already counted in the error statistics (a
+/// refusal, or the command's own error reply: marked so the script's final
+/// reply does not count it again, Redis's ignore_error_stats_update).
+type CallResult = Result<Reply, (CmdError, bool)>;
+
+/// Runs the command line `cmd` for the script `cur` (the checks of Redis's
+/// scriptCall, then the command, answering in the protocol the script
+/// selected).
+fn script_call(cur: &Running<'_, '_>, cmd: Vec<Bytes>, resp3: bool) -> CallResult {
+    // A command refused before it ran: counted as an error reply and a
+    // rejected call of the command.
+    let reject = |entry: Option<&crate::commands::table::CommandEntry>, e: CmdError| {
         if let Some(en) = entry {
             en.stats.record_rejected();
         }
         cur.ctx.borrow().srv.stats.count_error(&e);
-        fail_counted(lua, e)
-    };
-    let resp3 = resp3_selected();
-    let cmd = match lua_argv(&argv) {
-        Ok(c) => c,
-        Err(e) => return fail(lua, e),
+        Err((e, true))
     };
     let entry = match table().lookup(&cmd) {
         Lookup::Found(e) => e,
         _ => {
             return reject(
-                lua,
                 None,
                 CmdError::err("Unknown Redis command called from script"),
             )
@@ -2211,7 +2104,6 @@ fn redis_call(lua: &Lua, argv: Variadic<Value>, raising: bool) -> mlua::Result<V
     };
     if !entry.spec.arity_ok(cmd.len()) {
         return reject(
-            lua,
             Some(entry),
             CmdError::err("Wrong number of args calling Redis command from script"),
         );
@@ -2220,7 +2112,6 @@ fn redis_call(lua: &Lua, argv: Variadic<Value>, raising: bool) -> mlua::Result<V
         && !DENY_SCRIPT_DISABLED.load(Ordering::Relaxed)
     {
         return reject(
-            lua,
             Some(entry),
             CmdError::err("This Redis command is not allowed from script"),
         );
@@ -2230,12 +2121,11 @@ fn redis_call(lua: &Lua, argv: Variadic<Value>, raising: bool) -> mlua::Result<V
         crate::commands::acl::script_check(guard.srv, guard.client, entry, &cmd)
     };
     if let Err(e) = acl {
-        return reject(lua, Some(entry), e);
+        return reject(Some(entry), e);
     }
     let writes = entry.spec.flags.contains(CmdFlags::WRITE);
     if cur.mode.read_only && (writes || entry.spec.flags.contains(CmdFlags::MAY_REPLICATE)) {
         return reject(
-            lua,
             Some(entry),
             CmdError::err("Write commands are not allowed from read-only scripts."),
         );
@@ -2248,16 +2138,16 @@ fn redis_call(lua: &Lua, argv: Variadic<Value>, raising: bool) -> mlua::Result<V
                 g.srv.persist.disk_error(&g.srv.config)
             };
             if let Some(e) = disk {
-                return reject(lua, Some(entry), e);
+                return reject(Some(entry), e);
             }
         }
         if writes && !enough_replicas(cur.ctx.borrow().srv) {
-            return reject(lua, Some(entry), NOREPLICAS);
+            return reject(Some(entry), NOREPLICAS);
         }
         if cur.mode.oom && !cur.mode.allow_oom && entry.spec.flags.contains(CmdFlags::DENYOOM) {
             let max = cur.ctx.borrow().srv.config.maxmemory();
             if max > 0 {
-                return reject(lua, Some(entry), CmdError::OOM);
+                return reject(Some(entry), CmdError::OOM);
             }
         }
     }
@@ -2267,13 +2157,13 @@ fn redis_call(lua: &Lua, argv: Variadic<Value>, raising: bool) -> mlua::Result<V
     if (entry.spec.name == "xread" || entry.spec.name == "xreadgroup")
         && cmd.iter().skip(1).any(|a| a.eq_ignore_ascii_case(b"block"))
     {
-        return fail(
-            lua,
+        return Err((
             CmdError::err(format!(
                 "{} command is not allowed with BLOCK option from scripts",
                 entry.spec.name
             )),
-        );
+            false,
+        ));
     }
     let reply = {
         let mut guard = cur.ctx.borrow_mut();
@@ -2293,9 +2183,238 @@ fn redis_call(lua: &Lua, argv: Variadic<Value>, raising: bool) -> mlua::Result<V
     }
     match reply {
         // Counted by run_in_ctx.
-        Reply::Error(e) => fail_counted(lua, e),
-        other => reply_to_lua(lua, other, resp3),
+        Reply::Error(e) => Err((e, true)),
+        other => Ok(other),
     }
+}
+
+/// A failed `redis.call` raises the error, a failed `redis.pcall` returns
+/// it as an error table.
+fn call_failed(lua: &Lua, e: &CmdError, counted: bool, raising: bool) -> mlua::Result<Value> {
+    if raising {
+        Err(raise_marked(lua, e, counted))
+    } else {
+        Ok(Value::Table(err_table_marked(lua, e, counted)?))
+    }
+}
+
+/// `redis.call` / `redis.pcall` with arguments [`raw_redis_call`] does not
+/// take (other than strings and numbers, or none), or outside a script:
+/// answers Redis's error for them.
+fn redis_call_refused(lua: &Lua, argv: Variadic<Value>, raising: bool) -> mlua::Result<Value> {
+    if current().is_none() {
+        return Err(mlua::Error::RuntimeError(
+            "redis.call is only available while a script runs".into(),
+        ));
+    }
+    let e = match lua_argv(&argv) {
+        Err(e) => e,
+        Ok(_) => CmdError::INTERNAL,
+    };
+    call_failed(lua, &e, false, raising)
+}
+
+/// How [`raw_call_inner`] left the Lua stack.
+enum RawCall {
+    /// The reply is on top.
+    Pushed,
+    /// The arguments need [`redis_call_refused`] (upvalue 1).
+    Refused,
+    /// An error text and its `counted` flag are on top, for the failure
+    /// helper (upvalue 2) to raise or return.
+    Failed,
+}
+
+/// `redis.call` and `redis.pcall`, as Lua C functions: the arguments are
+/// read off the Lua stack and the reply is pushed onto it directly, which
+/// is most of the cost of a small script (mlua's callback machinery takes a
+/// registry reference per argument and per value). Upvalue 1 handles
+/// refused arguments, upvalue 2 the errors (see [`RawCall`]); both are mlua
+/// functions of the right flavour (raising or not).
+///
+/// # Safety
+/// Called by Lua only (the state is valid). Lua errors unwind by longjmp,
+/// so when this frame calls into Lua (`lua_call`), no Rust value with a
+/// destructor is alive in it: [`raw_call_inner`] has returned. Inside it,
+/// a Lua allocation failure would longjmp over its frame; Lua's allocator
+/// here has no limit, so that only happens when the process itself is out
+/// of memory (where Rust's own allocations abort).
+unsafe extern "C-unwind" fn raw_redis_call(state: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
+    use mlua::ffi;
+    match raw_call_inner(state) {
+        RawCall::Pushed => 1,
+        RawCall::Refused => {
+            let n = ffi::lua_gettop(state);
+            ffi::lua_pushvalue(state, ffi::lua_upvalueindex(1));
+            ffi::lua_insert(state, 1);
+            ffi::lua_call(state, n, 1);
+            1
+        }
+        RawCall::Failed => {
+            ffi::lua_pushvalue(state, ffi::lua_upvalueindex(2));
+            ffi::lua_insert(state, -3);
+            ffi::lua_call(state, 2, 1);
+            1
+        }
+    }
+}
+
+/// The body of [`raw_redis_call`].
+unsafe fn raw_call_inner(state: *mut mlua::ffi::lua_State) -> RawCall {
+    use mlua::ffi;
+    let Some(cur) = current() else {
+        return RawCall::Refused;
+    };
+    let n = ffi::lua_gettop(state);
+    if n < 1 {
+        return RawCall::Refused;
+    }
+    let mut cmd = Vec::with_capacity(n as usize);
+    for i in 1..=n {
+        match ffi::lua_type(state, i) {
+            ffi::LUA_TSTRING => {
+                let mut len = 0usize;
+                let p = ffi::lua_tolstring(state, i, &mut len);
+                cmd.push(Bytes::copy_from_slice(std::slice::from_raw_parts(
+                    p.cast::<u8>(),
+                    len,
+                )));
+            }
+            ffi::LUA_TNUMBER => cmd.push(number_arg(ffi::lua_tonumber(state, i))),
+            _ => return RawCall::Refused,
+        }
+    }
+    // Copied: the arguments leave the stack, which a call with Redis's
+    // maximum of arguments has filled to Lua's limit for a C function.
+    ffi::lua_settop(state, 0);
+    let resp3 = resp3_selected();
+    let failed = match script_call(cur, cmd, resp3) {
+        Ok(reply) => match push_reply(state, reply, resp3) {
+            Ok(()) => return RawCall::Pushed,
+            Err(e) => (e, false),
+        },
+        Err(f) => f,
+    };
+    let (e, counted) = failed;
+    let text = e.as_str().trim_end_matches(['\r', '\n']);
+    ffi::lua_pushlstring_(state, text.as_ptr().cast(), text.len());
+    ffi::lua_pushboolean(state, i32::from(counted));
+    RawCall::Failed
+}
+
+/// Pushes a command reply as the script sees it (Redis's RESP→Lua
+/// conversion) onto the Lua stack. `Err` when the stack cannot grow (a
+/// reply nested beyond Lua's limits), with nothing pushed.
+unsafe fn push_reply(
+    state: *mut mlua::ffi::lua_State,
+    r: Reply,
+    resp3: bool,
+) -> Result<(), CmdError> {
+    use mlua::ffi;
+    if ffi::lua_checkstack(state, 4) == 0 {
+        return Err(CmdError::err("reached lua stack limit"));
+    }
+    let push_str = |b: &[u8]| ffi::lua_pushlstring_(state, b.as_ptr().cast(), b.len());
+    // A table with one field `name` set to the string `b`.
+    let field_table = |name: &std::ffi::CStr, b: &[u8]| {
+        ffi::lua_createtable(state, 0, 1);
+        ffi::lua_pushlstring_(state, b.as_ptr().cast(), b.len());
+        ffi::lua_setfield(state, -2, name.as_ptr());
+    };
+    // Pushes the elements of `v` into the table on top as 1..n.
+    let array = |v: Vec<Reply>| -> Result<(), CmdError> {
+        ffi::lua_createtable(state, i32::try_from(v.len()).unwrap_or(0), 0);
+        for (i, x) in (1..).zip(v) {
+            if let Err(e) = push_reply(state, x, resp3) {
+                ffi::lua_pop(state, 1);
+                return Err(e);
+            }
+            ffi::lua_rawseti_(state, -2, i);
+        }
+        Ok(())
+    };
+    match r {
+        Reply::Int(n) => ffi::lua_pushnumber(state, n as f64),
+        Reply::Bulk(b) | Reply::Raw(b) => push_str(&b),
+        // RESP3 types a RESP2 script sees as plain strings.
+        Reply::Verbatim(fmt, b) if resp3 => {
+            ffi::lua_createtable(state, 0, 1);
+            ffi::lua_createtable(state, 0, 2);
+            push_str(&fmt);
+            ffi::lua_setfield(state, -2, c"format".as_ptr());
+            push_str(&b);
+            ffi::lua_setfield(state, -2, c"string".as_ptr());
+            ffi::lua_setfield(state, -2, c"verbatim_string".as_ptr());
+        }
+        Reply::Verbatim(_, b) => push_str(&b),
+        Reply::BigNumber(n) if resp3 => field_table(c"big_number", &n),
+        Reply::BigNumber(n) => push_str(&n),
+        Reply::Null | Reply::NullArray => {
+            if resp3 {
+                ffi::lua_pushnil(state)
+            } else {
+                ffi::lua_pushboolean(state, 0)
+            }
+        }
+        Reply::Status(s) => field_table(c"ok", s.as_bytes()),
+        Reply::StatusOwned(s) => field_table(c"ok", s.as_bytes()),
+        Reply::Error(e) => {
+            field_table(c"err", e.as_str().trim_end_matches(['\r', '\n']).as_bytes())
+        }
+        Reply::Array(v) | Reply::Push(v) => array(v)?,
+        Reply::Set(v) if resp3 => {
+            ffi::lua_createtable(state, 0, 1);
+            ffi::lua_createtable(state, 0, i32::try_from(v.len()).unwrap_or(0));
+            for x in v {
+                // A nil key cannot be stored (Lua would raise).
+                if matches!(x, Reply::Null | Reply::NullArray) {
+                    continue;
+                }
+                if let Err(e) = push_reply(state, x, resp3) {
+                    ffi::lua_pop(state, 2);
+                    return Err(e);
+                }
+                ffi::lua_pushboolean(state, 1);
+                ffi::lua_rawset(state, -3);
+            }
+            ffi::lua_setfield(state, -2, c"set".as_ptr());
+        }
+        Reply::Set(v) => array(v)?,
+        Reply::Map(v) if resp3 => {
+            ffi::lua_createtable(state, 0, 1);
+            ffi::lua_createtable(state, 0, i32::try_from(v.len()).unwrap_or(0));
+            for (k, x) in v {
+                if matches!(k, Reply::Null | Reply::NullArray) {
+                    continue;
+                }
+                if let Err(e) = push_reply(state, k, resp3) {
+                    ffi::lua_pop(state, 2);
+                    return Err(e);
+                }
+                if let Err(e) = push_reply(state, x, resp3) {
+                    ffi::lua_pop(state, 3);
+                    return Err(e);
+                }
+                ffi::lua_rawset(state, -3);
+            }
+            ffi::lua_setfield(state, -2, c"map".as_ptr());
+        }
+        Reply::Map(v) => array(v.into_iter().flat_map(|(k, x)| [k, x]).collect())?,
+        Reply::Double(d) if resp3 => {
+            ffi::lua_createtable(state, 0, 1);
+            ffi::lua_pushnumber(state, d);
+            ffi::lua_setfield(state, -2, c"double".as_ptr());
+        }
+        Reply::Double(d) => push_str(crate::util::float::format_g17(d).as_bytes()),
+        Reply::Bool(b) => {
+            if resp3 {
+                ffi::lua_pushboolean(state, i32::from(b))
+            } else {
+                ffi::lua_pushnumber(state, if b { 1.0 } else { 0.0 })
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Converts `redis.call`'s arguments to a command line (strings and
@@ -2306,7 +2425,7 @@ fn lua_argv(argv: &Variadic<Value>) -> Result<Vec<Bytes>, CmdError> {
         match a {
             Value::String(s) => cmd.push(Bytes::copy_from_slice(&s.as_bytes())),
             Value::Number(n) => cmd.push(number_arg(*n)),
-            Value::Integer(n) => cmd.push(Bytes::from(n.to_string())),
+            Value::Integer(n) => cmd.push(number_arg(*n as f64)),
             _ => {
                 return Err(CmdError::err(
                     "Lua redis lib command arguments must be strings or integers",
@@ -2325,15 +2444,12 @@ fn lua_argv(argv: &Variadic<Value>) -> Result<Vec<Bytes>, CmdError> {
 /// `redis.acl_check_cmd(cmd, args...)`: whether the script's user may run
 /// that command with those keys (nothing is logged in ACL LOG).
 fn acl_check_cmd(lua: &Lua, argv: Variadic<Value>) -> mlua::Result<bool> {
-    let p = CURRENT.with(|c| c.get());
-    if p.is_null() {
+    let Some(cur) = current() else {
         return Err(raise(
             lua,
             &CmdError::err("redis.acl_check_cmd can only be called inside a script invocation"),
         ));
-    }
-    // SAFETY: as in `redis_call`.
-    let cur: &Running<'_, '_> = unsafe { &*(p as *const Running<'_, '_>) };
+    };
     let cmd = lua_argv(&argv).map_err(|e| raise(lua, &e))?;
     let entry = match table().lookup(&cmd) {
         Lookup::Found(e) => e,
@@ -2473,10 +2589,9 @@ fn execute(
     let result = (|| -> mlua::Result<CmdResult> {
         let (handler, xpcall, fcall) = HOT
             .with(|h| {
-                h.borrow().as_ref().map(|h| {
-                    let _ = h.warm.call::<()>(());
-                    (h.handler.clone(), h.xpcall.clone(), h.fcall.clone())
-                })
+                h.borrow()
+                    .as_ref()
+                    .map(|h| (h.handler.clone(), h.xpcall.clone(), h.fcall.clone()))
             })
             .ok_or_else(|| mlua::Error::RuntimeError("no Lua state".into()))?;
         let (ok, v): (bool, Value) = match &fn_args {

@@ -1042,3 +1042,47 @@ async fn resp3_values_through_scripts() {
     )
     .await;
 }
+
+/// Numbers handed to `redis.call` become arguments the way Redis 7.0 prints
+/// them (`%.17g`), and odd arguments get Redis's errors from both
+/// `redis.call` (raised) and `redis.pcall` (returned).
+#[tokio::test]
+async fn redis_call_arguments_match_redis() {
+    let srv = TestServer::start();
+    let mut c = srv.raw().await;
+    let body: &[u8] = b"redis.call('mset', 'a', 0.1, 'b', 3, 'c', 1/3, 'd', 1e16, 'e', 1e17, 'f', -2.5, 'g', 123456789012345) \
+        return redis.call('mget', 'a', 'b', 'c', 'd', 'e', 'f', 'g')";
+    c.expect(
+        &resp(&[b"EVAL", body, b"0"]),
+        b"*7\r\n$19\r\n0.10000000000000001\r\n$1\r\n3\r\n$19\r\n0.33333333333333331\r\n$17\r\n10000000000000000\r\n$5\r\n1e+17\r\n$4\r\n-2.5\r\n$15\r\n123456789012345\r\n",
+    )
+    .await;
+    c.send(&resp(&[b"EVAL", b"return redis.call('get', {})", b"0"]))
+        .await;
+    let r = c.read_until(b"\r\n").await;
+    assert!(
+        r.starts_with(b"-ERR Lua redis lib command arguments must be strings or integers"),
+        "{:?}",
+        String::from_utf8_lossy(&r)
+    );
+    c.expect(
+        &resp(&[b"EVAL", b"return redis.pcall()['err']", b"0"]),
+        b"$64\r\nERR Please specify at least one argument for this redis lib call\r\n",
+    )
+    .await;
+    c.expect(
+        &resp(&[b"EVAL", b"return redis.pcall('nosuch')['err']", b"0"]),
+        b"$44\r\nERR Unknown Redis command called from script\r\n",
+    )
+    .await;
+    // A command's own error reply, caught: the error table, usable as a value.
+    c.expect(
+        &resp(&[
+            b"EVAL",
+            b"redis.call('set','s','x') local e = redis.pcall('incr','s') return e['err']",
+            b"0",
+        ]),
+        b"$43\r\nERR value is not an integer or out of range\r\n",
+    )
+    .await;
+}
