@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::dataset::{contents, contents_at};
-use common::{children_of, TestServer};
+use common::{children_of, resp, TestServer};
 use redis::AsyncCommands;
 
 async fn info_field(c: &mut redis::aio::MultiplexedConnection, field: &str) -> String {
@@ -1028,4 +1028,67 @@ async fn flushall_with_save_points_saves_the_empty_dataset() {
     let mut c = srv.conn().await;
     let n: i64 = redis::cmd("DBSIZE").query_async(&mut c).await.unwrap();
     assert_eq!(n, 0, "the flushed data stays flushed");
+}
+
+/// DEBUG RELOAD as Redis 7.0 (replies checked against redis-server): the
+/// plain form empties the keys and the function libraries before loading;
+/// NOFLUSH keeps the dataset and fails when the file holds a library (or
+/// key) that exists; NOFLUSH MERGE lets the file's copies replace them.
+#[tokio::test]
+async fn debug_reload_noflush_and_merge() {
+    let srv = TestServer::start();
+    let mut c = srv.raw().await;
+    let lib = |v: &str| {
+        format!("#!lua name=lib\nredis.register_function('f', function() return '{v}' end)")
+    };
+    c.expect(
+        &resp(&[b"FUNCTION", b"LOAD", lib("saved").as_bytes()]),
+        b"$3\r\nlib\r\n",
+    )
+    .await;
+    c.expect(&resp(&[b"SET", b"k", b"saved"]), b"+OK\r\n").await;
+    c.expect(&resp(&[b"SAVE"]), b"+OK\r\n").await;
+    c.expect(&resp(&[b"SET", b"k", b"changed"]), b"+OK\r\n")
+        .await;
+    c.expect(&resp(&[b"SET", b"only-mem", b"1"]), b"+OK\r\n")
+        .await;
+    c.expect(
+        &resp(&[b"FUNCTION", b"LOAD", b"REPLACE", lib("changed").as_bytes()]),
+        b"$3\r\nlib\r\n",
+    )
+    .await;
+    c.expect(
+        &resp(&[b"DEBUG", b"RELOAD", b"NOSAVE", b"NOFLUSH"]),
+        b"-ERR Error trying to load the RDB dump\r\n",
+    )
+    .await;
+    c.expect(
+        &resp(&[b"DEBUG", b"RELOAD", b"NOSAVE", b"NOFLUSH", b"MERGE"]),
+        b"+OK\r\n",
+    )
+    .await;
+    c.expect(&resp(&[b"GET", b"k"]), b"$5\r\nsaved\r\n").await;
+    c.expect(&resp(&[b"GET", b"only-mem"]), b"$1\r\n1\r\n")
+        .await;
+    c.expect(&resp(&[b"FCALL", b"f", b"0"]), b"$5\r\nsaved\r\n")
+        .await;
+    c.expect(
+        &resp(&[
+            b"FUNCTION",
+            b"LOAD",
+            b"#!lua name=other\nredis.register_function('g', function() return 'g' end)",
+        ]),
+        b"$5\r\nother\r\n",
+    )
+    .await;
+    c.expect(&resp(&[b"DEBUG", b"RELOAD", b"NOSAVE"]), b"+OK\r\n")
+        .await;
+    c.expect(&resp(&[b"GET", b"only-mem"]), b"$-1\r\n").await;
+    c.expect(
+        &resp(&[b"FCALL", b"g", b"0"]),
+        b"-ERR Function not found\r\n",
+    )
+    .await;
+    c.expect(&resp(&[b"FCALL", b"f", b"0"]), b"$5\r\nsaved\r\n")
+        .await;
 }

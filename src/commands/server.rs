@@ -182,7 +182,7 @@ const DEBUG_SUBS: &[CommandSpec] = &[
     cmd("reload", -2, ADM, debug_reload).doc(
         "server",
         "1.0.0",
-        "Saves the RDB file, flushes the dataset and loads the file back (NOSAVE, NOFLUSH).",
+        "Saves the RDB file, flushes the dataset and the functions and loads the file back; NOSAVE: load the existing file; NOFLUSH: keep the dataset (a key or library in both fails the load); MERGE: the file's copies replace them.",
     ),
     cmd("protocol", 3, ADM, debug_protocol).doc(
         "server",
@@ -1148,16 +1148,22 @@ fn debug_populate(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 }
 
 /// ```text
-/// DEBUG RELOAD [NOSAVE] [NOFLUSH]
+/// DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE]
 /// ```
+/// As Redis: saves (unless NOSAVE), empties the dataset and the function
+/// libraries (unless NOFLUSH) and loads the file back. With NOFLUSH, what
+/// the dataset already holds makes the load fail (a library of the same
+/// name, a duplicated key), unless MERGE lets the file's copy replace it.
 fn debug_reload(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     debug_allowed(ctx)?;
-    let (mut save, mut flush) = (true, true);
+    let (mut save, mut flush, mut merge) = (true, true, false);
     for a in &argv[2..] {
         if eq_ic(a, "nosave") {
             save = false;
-        } else if eq_ic(a, "noflush") || eq_ic(a, "merge") {
+        } else if eq_ic(a, "noflush") {
             flush = false;
+        } else if eq_ic(a, "merge") {
+            merge = true;
         } else {
             return Err(CmdError::err(
                 "DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.",
@@ -1176,10 +1182,18 @@ fn debug_reload(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     }
     if flush {
         srv.keyspace.clear_all();
+        srv.functions.flush();
     }
     let path = std::path::PathBuf::from(srv.config.dbfilename());
-    crate::persistence::snapshot::load_rdb_file(srv, &path)
-        .map_err(|_| CmdError::err("Error trying to load the RDB dump, check server logs."))?;
+    let dup = if flush || merge {
+        crate::persistence::snapshot::Dup::Replace
+    } else {
+        crate::persistence::snapshot::Dup::Refuse
+    };
+    crate::persistence::snapshot::load_rdb_file(srv, &path, dup).map_err(|e| {
+        tracing::warn!("DEBUG RELOAD: {e}");
+        CmdError::err("Error trying to load the RDB dump")
+    })?;
     Ok(Reply::OK)
 }
 

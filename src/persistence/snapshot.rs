@@ -186,7 +186,7 @@ fn load_aof_file(
     let f = File::open(path)
         .map_err(|e| format!("Can't open the append-only file {}: {e}", path.display()))?;
     let mut br = BufReader::with_capacity(1 << 20, f);
-    let keys = load_rdb_reader(srv, &mut br, path)?.keys_loaded;
+    let keys = load_rdb_reader(srv, &mut br, path, Dup::Replace)?.keys_loaded;
     let at = std::io::Seek::stream_position(&mut br)
         .map_err(|e| format!("Error reading the append only file {}: {e}", path.display()))?;
     Ok(keys + replay(srv, client, path, Some((&mut br, at)), truncate_ok)?)
@@ -533,11 +533,29 @@ fn key_save_delay(usec: i64) {
 }
 
 /// Inserts one loaded key into the keyspace (startup, DEBUG RELOAD).
-fn insert_loaded(srv: &Server, k: rdb::Loaded, now: u64) {
+/// What loading an RDB does with a key or function library the dataset
+/// already holds.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Dup {
+    /// The loaded one replaces it (startup, DEBUG RELOAD MERGE).
+    Replace,
+    /// The load fails (DEBUG RELOAD NOFLUSH without MERGE, where Redis
+    /// refuses a library that exists and stops at a duplicated key).
+    Refuse,
+}
+
+fn insert_loaded(srv: &Server, k: rdb::Loaded, now: u64, dup: Dup) -> Result<(), rdb::RdbError> {
     let Some(d) = srv.keyspace.db(k.db) else {
-        return;
+        return Ok(());
     };
     let mut sh = d.shard(srv.keyspace.shard_index(&k.key)).lock();
+    if dup == Dup::Refuse && sh.contains(&k.key, now) {
+        return Err(rdb::RdbError::Sink(format!(
+            "RDB has duplicated key '{}' in DB {}",
+            String::from_utf8_lossy(&k.key),
+            k.db
+        )));
+    }
     let ttl = match k.expire_ms {
         Some(at) => crate::storage::shard::Ttl::At(at),
         None => crate::storage::shard::Ttl::Clear,
@@ -551,12 +569,14 @@ fn insert_loaded(srv: &Server, k: rdb::Loaded, now: u64) {
     if let Some(m) = meta {
         sh.set_meta(&k.key, m, now);
     }
+    Ok(())
 }
 
-/// Loads an RDB file into the (empty) keyspace. Returns keys loaded.
-pub fn load_rdb_file(srv: &Server, path: &Path) -> Result<rdb::LoadSummary, String> {
+/// Loads an RDB file into the keyspace (what it already holds handled per
+/// `dup`). Returns keys loaded.
+pub fn load_rdb_file(srv: &Server, path: &Path, dup: Dup) -> Result<rdb::LoadSummary, String> {
     let f = File::open(path).map_err(|e| format!("Can't open {}: {e}", path.display()))?;
-    load_rdb_reader(srv, BufReader::with_capacity(1 << 20, f), path)
+    load_rdb_reader(srv, BufReader::with_capacity(1 << 20, f), path, dup)
 }
 
 /// Loads an RDB from `r` (positioned at its `REDIS` signature) into the
@@ -565,6 +585,7 @@ fn load_rdb_reader(
     srv: &Server,
     r: impl std::io::Read,
     path: &Path,
+    dup: Dup,
 ) -> Result<rdb::LoadSummary, String> {
     let now = crate::commands::dispatch::unix_ms();
     let lim = rdb::Limits::from_config(&srv.config);
@@ -580,23 +601,27 @@ fn load_rdb_reader(
                 srv.keyspace.num_dbs()
             )));
         }
-        insert_loaded(srv, k, now);
-        Ok(())
+        insert_loaded(srv, k, now, dup)
     };
     let summary = rdb::load(r, now, &lim, &mut sink)
         .map_err(|e| format!("Short read or OOM loading DB {}: {e}", path.display()))?;
     for code in &summary.functions {
-        load_function_library(srv, code);
+        load_function_library(srv, code, dup)?;
     }
     Ok(summary)
 }
 
-/// Restores a function library saved in an RDB file (replacing one of the
-/// same name, as loading a whole dataset does).
-fn load_function_library(srv: &Server, code: &[u8]) {
-    if let Err(e) = srv.functions.load_library(code, true) {
+/// Restores a function library saved in an RDB file: one of the same name
+/// is replaced (`Dup::Replace`) or fails the load (`Dup::Refuse`). A
+/// library that does not compile is logged and skipped.
+fn load_function_library(srv: &Server, code: &[u8], dup: Dup) -> Result<(), String> {
+    if let Err(e) = srv.functions.load_library(code, dup == Dup::Replace) {
+        if dup == Dup::Refuse && e.contains("already exists") {
+            return Err(format!("Failed loading library from the RDB file: {e}"));
+        }
         tracing::warn!("Failed loading a function library from the RDB file: {e}");
     }
+    Ok(())
 }
 
 /// Startup with `appendonly no`: loads `dbfilename` from `dir` if present.
@@ -606,7 +631,7 @@ pub fn load_rdb_at_boot(srv: &Server) -> Result<(), String> {
         return Ok(());
     }
     let t0 = std::time::Instant::now();
-    let s = load_rdb_file(srv, &path)?;
+    let s = load_rdb_file(srv, &path, Dup::Replace)?;
     tracing::info!(
         "DB loaded from disk: {:.3} seconds ({} keys, {} expired keys skipped)",
         t0.elapsed().as_secs_f64(),
