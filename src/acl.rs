@@ -993,29 +993,11 @@ fn fallback_keys(entry: &CommandEntry, argv: &[Bytes], specs: &[KSpec]) -> KeyRe
             }
         }
         "migrate" => {
-            let (mut first, mut num) = (3usize, 1usize);
-            if argv.len() > 6 {
-                let mut i = 6;
-                while i < argv.len() {
-                    let a = &argv[i];
-                    if eq_ic(a, "keys") {
-                        if !argv[3].is_empty() {
-                            num = 0;
-                        } else {
-                            first = i + 1;
-                            num = argv.len() - first;
-                        }
-                        break;
-                    }
-                    if eq_ic(a, "auth") {
-                        i += 1;
-                    } else if eq_ic(a, "auth2") {
-                        i += 2;
-                    }
-                    i += 1;
-                }
-            }
-            out.extend((first..first + num).map(|p| (p, rw)));
+            out.extend(
+                crate::commands::migrate::migrate_keys(argv)
+                    .into_iter()
+                    .map(|p| (p, rw)),
+            );
         }
         _ => {
             // The specs failed on these arguments (a bad numkeys, a

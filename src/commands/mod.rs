@@ -16,6 +16,7 @@ pub mod keys;
 pub mod latency;
 pub mod lists;
 pub mod memory;
+pub mod migrate;
 pub mod persist;
 pub mod pubsub;
 pub mod scripting;

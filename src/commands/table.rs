@@ -34,6 +34,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     crate::commands::persist::SPECS,
     crate::commands::acl::SPECS,
     crate::commands::cluster::SPECS,
+    crate::commands::migrate::SPECS,
 ];
 
 /// Runtime counters of one command (INFO commandstats), striped per thread.

@@ -106,6 +106,7 @@ impl ObufNormal {
 /// Closes clients idle for more than `timeout` seconds, checked once a
 /// second (Redis checks from its cron too). As in Redis, clients blocked
 /// in BLPOP & co. and Pub/Sub subscribers are never closed for idleness.
+/// The same tick closes MIGRATE connections unused for 10 s.
 pub async fn idle_timeout_task(srv: Arc<Server>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -115,6 +116,8 @@ pub async fn idle_timeout_task(srv: Arc<Server>) {
             _ = tick.tick() => {}
             _ = rx.changed() => return,
         }
+        // MIGRATE's connections unused for 10 s are closed (Redis's cron).
+        srv.migrate.prune();
         let timeout = srv.config.timeout();
         if timeout == 0 {
             continue;

@@ -97,6 +97,8 @@ pub struct Server {
     pub monitors: monitor::Monitors,
     /// The latency monitor's events (LATENCY LATEST/HISTORY).
     pub latency: latency::Monitor,
+    /// MIGRATE's cached connections to its targets.
+    pub migrate: crate::commands::migrate::SocketCache,
 }
 
 impl Server {
@@ -146,6 +148,7 @@ impl Server {
             pause: Default::default(),
             monitors: Default::default(),
             latency: Default::default(),
+            migrate: Default::default(),
             config,
         });
         srv.obuf_normal.sync(&srv.config);
