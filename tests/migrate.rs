@@ -26,7 +26,10 @@ async fn migrate_moves_and_copies_keys_with_their_ttl() {
     let (mut a, mut b) = (src.raw().await, dst.raw().await);
     let mut info = src.conn().await;
     let p = port(&dst);
-    assert_eq!(info_field(&mut info, "stats", "migrate_cached_sockets").await, "0");
+    assert_eq!(
+        info_field(&mut info, "stats", "migrate_cached_sockets").await,
+        "0"
+    );
     a.expect(&resp(&[b"SET", b"key", b"Some Value"]), b"+OK\r\n")
         .await;
     a.expect(&resp(&[b"EXPIRE", b"key", b"100"]), b":1\r\n")
@@ -43,7 +46,10 @@ async fn migrate_moves_and_copies_keys_with_their_ttl() {
         b"+OK\r\n",
     )
     .await;
-    assert_eq!(info_field(&mut info, "stats", "migrate_cached_sockets").await, "1");
+    assert_eq!(
+        info_field(&mut info, "stats", "migrate_cached_sockets").await,
+        "1"
+    );
     a.expect(&resp(&[b"EXISTS", b"key"]), b":0\r\n").await;
     b.expect(&resp(&[b"SELECT", b"9"]), b"+OK\r\n").await;
     b.expect(&resp(&[b"GET", b"key"]), b"$10\r\nSome Value\r\n")
