@@ -1,6 +1,7 @@
 //! Keeps the command table honest: every command the server lists in COMMAND
-//! exists in Redis 7.0 with the same arity, the same flags and the same ACL
-//! categories (tests/data/redis-7.0-commands.tsv holds those facts), names
+//! exists in Redis 7.0 with the same arity, the same flags, the same ACL
+//! categories and the same legacy key range (first, last, step)
+//! (tests/data/redis-7.0-commands.tsv holds those facts), names
 //! are unique, and write commands declare their keys.
 
 mod common;
@@ -14,8 +15,13 @@ struct Info {
     arity: i64,
     flags: BTreeSet<String>,
     first_key: i64,
+    /// (first, last, step).
+    range: (i64, i64, i64),
     acl: BTreeSet<String>,
 }
+
+/// Redis's facts about one command: arity, flags, ACL categories, range.
+type Facts = (i64, BTreeSet<String>, BTreeSet<String>, (i64, i64, i64));
 
 fn text(v: &Value) -> String {
     match v {
@@ -47,6 +53,7 @@ fn collect(v: &Value, out: &mut Vec<Info>) {
         arity: int(&f[1]),
         flags: list(&f[2]).iter().map(text).collect(),
         first_key: int(&f[3]),
+        range: (int(&f[3]), int(&f[4]), int(&f[5])),
         acl: list(&f[6])
             .iter()
             .map(|c| text(c).trim_start_matches('@').to_string())
@@ -59,7 +66,7 @@ fn collect(v: &Value, out: &mut Vec<Info>) {
     }
 }
 
-fn redis_table() -> HashMap<String, (i64, BTreeSet<String>, BTreeSet<String>)> {
+fn redis_table() -> HashMap<String, Facts> {
     let data = include_str!("data/redis-7.0-commands.tsv");
     data.lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
@@ -71,9 +78,18 @@ fn redis_table() -> HashMap<String, (i64, BTreeSet<String>, BTreeSet<String>)> {
                     .map(String::from)
                     .collect()
             };
+            let r: Vec<i64> = c[4]
+                .split(',')
+                .map(|n| n.parse().expect("key range"))
+                .collect();
             (
                 c[0].to_string(),
-                (c[1].parse().expect("arity"), set(c[2]), set(c[3])),
+                (
+                    c[1].parse().expect("arity"),
+                    set(c[2]),
+                    set(c[3]),
+                    (r[0], r[1], r[2]),
+                ),
             )
         })
         .collect()
@@ -105,7 +121,7 @@ async fn every_listed_command_matches_redis_7_0() {
         if EXTENSIONS.contains(&i.name.as_str()) {
             continue;
         }
-        let Some((arity, flags, acl)) = reference.get(&i.name) else {
+        let Some((arity, flags, acl, range)) = reference.get(&i.name) else {
             problems.push(format!("{}: not a Redis 7.0 command", i.name));
             continue;
         };
@@ -121,6 +137,12 @@ async fn every_listed_command_matches_redis_7_0() {
         }
         if &i.acl != acl {
             problems.push(format!("{}: ACL {:?} (Redis {:?})", i.name, i.acl, acl));
+        }
+        if i.range != *range {
+            problems.push(format!(
+                "{}: key range {:?} (Redis {:?})",
+                i.name, i.range, range
+            ));
         }
         if i.flags.contains("write") && !i.name.contains('|') {
             assert!(

@@ -25,6 +25,7 @@ use crate::protocol::{CmdError, CmdResult, Reply};
 
 pub const SPECS: &[CommandSpec] = &[cmd("migrate", -6, F::WRITE, migrate)
     .find_keys(migrate_keys)
+    .movable_range(3, 3, 1)
     .acl(Acl::KEYSPACE.union(Acl::DANGEROUS))
     .doc(
         "generic",

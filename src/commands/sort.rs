@@ -35,6 +35,7 @@ const CATS: Acl = Acl::LIST
 pub const SPECS: &[CommandSpec] = &[
     cmd("sort", -2, F::WRITE.union(F::DENYOOM), sort)
         .find_keys(sort_keys)
+        .movable_range(1, 1, 1)
         .lock(LockScope::Db)
         .acl(CATS)
         .doc(
@@ -44,6 +45,7 @@ pub const SPECS: &[CommandSpec] = &[
         ),
     cmd("sort_ro", -2, F::READONLY, sort_ro)
         .find_keys(sort_ro_keys)
+        .movable_range(1, 1, 1)
         .lock(LockScope::Db)
         .acl(CATS)
         .doc(

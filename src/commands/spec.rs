@@ -187,6 +187,9 @@ pub struct CommandSpec {
     pub complexity: &'static str,
     pub handler: Handler,
     pub subcommands: &'static [CommandSpec],
+    /// For movable keys: the (first, last, step) COMMAND shows, Redis's
+    /// range of the first key spec when it has a fixed position.
+    pub movable_range: (i32, i32, i32),
 }
 
 fn container_handler(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
@@ -209,6 +212,7 @@ pub const fn cmd(name: &'static str, arity: i32, flags: CmdFlags, handler: Handl
         complexity: "",
         handler,
         subcommands: &[],
+        movable_range: (0, 0, 0),
     }
 }
 
@@ -228,6 +232,12 @@ impl CommandSpec {
     pub const fn find_keys(mut self, f: fn(&[Bytes]) -> Vec<usize>) -> Self {
         self.keys = KeySpec::Find(f);
         self.flags = self.flags.union(CmdFlags::MOVABLEKEYS);
+        self
+    }
+    /// The legacy key range COMMAND shows for a movable-keys command whose
+    /// first key has a fixed position (`find_keys` finds them all).
+    pub const fn movable_range(mut self, first: i32, last: i32, step: i32) -> Self {
+        self.movable_range = (first, last, step);
         self
     }
     pub const fn lock(mut self, scope: LockScope) -> Self {
@@ -341,7 +351,11 @@ impl CommandSpec {
     pub fn legacy_range(&self) -> (i64, i64, i64) {
         match self.keys {
             KeySpec::Range { first, last, step } => (first as i64, last as i64, step as i64),
-            _ => (0, 0, 0),
+            KeySpec::Find(_) => {
+                let (f, l, s) = self.movable_range;
+                (f as i64, l as i64, s as i64)
+            }
+            KeySpec::None => (0, 0, 0),
         }
     }
 }

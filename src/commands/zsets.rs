@@ -66,9 +66,9 @@ pub const SPECS: &[CommandSpec] = &[
     cmd("zunion", -3, R, zunion).find_keys(setop_keys).acl(Z).doc("sorted_set", "6.2.0", "Add multiple sorted sets"),
     cmd("zinter", -3, R, zinter).find_keys(setop_keys).acl(Z).doc("sorted_set", "6.2.0", "Intersect multiple sorted sets"),
     cmd("zdiff", -3, R, zdiff).find_keys(setop_keys).acl(Z).doc("sorted_set", "6.2.0", "Subtract multiple sorted sets"),
-    cmd("zunionstore", -4, W, zunionstore).find_keys(setop_store_keys).acl(Z).doc("sorted_set", "2.0.0", "Add multiple sorted sets and store the resulting sorted set in a new key"),
-    cmd("zinterstore", -4, W, zinterstore).find_keys(setop_store_keys).acl(Z).doc("sorted_set", "2.0.0", "Intersect multiple sorted sets and store the resulting sorted set in a new key"),
-    cmd("zdiffstore", -4, W, zdiffstore).find_keys(setop_store_keys).acl(Z).doc("sorted_set", "6.2.0", "Subtract multiple sorted sets and store the resulting sorted set in a new key"),
+    cmd("zunionstore", -4, W, zunionstore).find_keys(setop_store_keys).movable_range(1, 1, 1).acl(Z).doc("sorted_set", "2.0.0", "Add multiple sorted sets and store the resulting sorted set in a new key"),
+    cmd("zinterstore", -4, W, zinterstore).find_keys(setop_store_keys).movable_range(1, 1, 1).acl(Z).doc("sorted_set", "2.0.0", "Intersect multiple sorted sets and store the resulting sorted set in a new key"),
+    cmd("zdiffstore", -4, W, zdiffstore).find_keys(setop_store_keys).movable_range(1, 1, 1).acl(Z).doc("sorted_set", "6.2.0", "Subtract multiple sorted sets and store the resulting sorted set in a new key"),
     cmd("zintercard", -3, R, zintercard).find_keys(setop_keys).acl(Z).doc("sorted_set", "7.0.0", "Intersect multiple sorted sets and return the cardinality of the result"),
     cmd("zscan", -3, R, zscan).keys(1, 1, 1).acl(Z).doc("sorted_set", "2.8.0", "Incrementally iterate sorted sets elements and associated scores"),
 ];
