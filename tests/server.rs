@@ -1719,3 +1719,27 @@ async fn debug_object_does_not_expire_what_it_looks_at() {
     )
     .await;
 }
+
+/// ROLE answers as a standalone redis-server 7.0 primary (bytes recorded
+/// from one), in RESP2 and RESP3, matching INFO replication.
+#[tokio::test]
+async fn role_is_a_primary_without_replicas() {
+    let srv = TestServer::start();
+    let mut c = srv.raw().await;
+    let want: &[u8] = b"*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n";
+    c.expect(&resp(&[b"ROLE"]), want).await;
+    c.send(&resp(&[b"HELLO", b"3"])).await;
+    c.read_until(b"modules\r\n*0\r\n").await;
+    c.expect(&resp(&[b"ROLE"]), want).await;
+    c.expect(
+        &resp(&[b"ROLE", b"x"]),
+        b"-ERR wrong number of arguments for 'role' command\r\n",
+    )
+    .await;
+    let mut conn = srv.conn().await;
+    assert_eq!(info_field(&mut conn, "replication", "role").await, "master");
+    assert_eq!(
+        info_field(&mut conn, "replication", "master_repl_offset").await,
+        "0"
+    );
+}

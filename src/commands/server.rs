@@ -53,6 +53,14 @@ pub const SPECS: &[CommandSpec] = &[
         "2.6.0",
         "Returns the server time.",
     ),
+    cmd(
+        "role",
+        1,
+        F::NOSCRIPT.union(F::LOADING).union(F::STALE).union(F::FAST),
+        role,
+    )
+    .acl(crate::commands::spec::Acl::ADMIN.union(crate::commands::spec::Acl::DANGEROUS))
+    .doc("server", "2.8.12", "Returns the replication role."),
     // Redis lists DEBUG as one command (no subcommand entries).
     cmd("debug", -2, ADM, debug)
         .lock(LockScope::Custom(debug_locks))
@@ -1058,6 +1066,18 @@ pub fn command_bare(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
 }
 
 // ---- TIME, DEBUG, SHUTDOWN -------------------------------------------------
+
+/// ROLE: Cinnabar is always a primary without replicas, as INFO
+/// replication says (`role:master`, `connected_slaves:0`,
+/// `master_repl_offset:0`): `master`, the offset, no replicas. Sentinel-
+/// aware clients call it to check they reached a primary.
+fn role(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+    Ok(Reply::Array(vec![
+        Reply::bulk(Bytes::from_static(b"master")),
+        Reply::Int(0),
+        Reply::Array(Vec::new()),
+    ]))
+}
 
 fn time(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
     let d = std::time::SystemTime::now()
