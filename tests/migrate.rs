@@ -11,6 +11,13 @@ fn port(s: &TestServer) -> String {
     s.addr.port().to_string()
 }
 
+/// `MIGRATE 127.0.0.1 <port> <key> <db> <timeout> <rest...>` as RESP.
+fn migrate(port: &str, key: &[u8], db: &[u8], timeout: &[u8], rest: &[&[u8]]) -> Vec<u8> {
+    let mut v: Vec<&[u8]> = vec![b"MIGRATE", b"127.0.0.1", port.as_bytes(), key, db, timeout];
+    v.extend_from_slice(rest);
+    resp(&v)
+}
+
 /// A TCP port nothing listens on (bound once, then released).
 fn closed_port() -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -34,18 +41,8 @@ async fn migrate_moves_and_copies_keys_with_their_ttl() {
         .await;
     a.expect(&resp(&[b"EXPIRE", b"key", b"100"]), b":1\r\n")
         .await;
-    a.expect(
-        &resp(&[
-            b"MIGRATE",
-            b"127.0.0.1",
-            p.as_bytes(),
-            b"key",
-            b"9",
-            b"5000",
-        ]),
-        b"+OK\r\n",
-    )
-    .await;
+    a.expect(&migrate(&p, b"key", b"9", b"5000", &[]), b"+OK\r\n")
+        .await;
     assert_eq!(
         info_field(&mut info, "stats", "migrate_cached_sockets").await,
         "1"
@@ -64,18 +61,7 @@ async fn migrate_moves_and_copies_keys_with_their_ttl() {
         .await;
     b.expect(&resp(&[b"SET", b"list", b"somevalue"]), b"+OK\r\n")
         .await;
-    let copy = |extra: &[&'static [u8]]| {
-        let mut v: Vec<&[u8]> = vec![
-            b"MIGRATE",
-            b"127.0.0.1",
-            p.as_bytes(),
-            b"list",
-            b"9",
-            b"5000",
-        ];
-        v.extend_from_slice(extra);
-        resp(&v)
-    };
+    let copy = |extra: &[&[u8]]| migrate(&p, b"list", b"9", b"5000", extra);
     a.expect(
         &copy(&[b"COPY"]),
         b"-ERR Target instance replied with error: BUSYKEY Target key name already exists.\r\n",
@@ -91,45 +77,16 @@ async fn migrate_moves_and_copies_keys_with_their_ttl() {
     b.expect(&resp(&[b"TTL", b"list"]), b":-1\r\n").await;
 
     // Nothing to move, options and argument errors.
+    a.expect(&migrate(&p, b"nokey", b"9", b"5000", &[]), b"+NOKEY\r\n")
+        .await;
+    a.expect(&copy(&[b"BOGUS"]), b"-ERR syntax error\r\n").await;
     a.expect(
-        &resp(&[
-            b"MIGRATE",
-            b"127.0.0.1",
-            p.as_bytes(),
-            b"nokey",
-            b"9",
-            b"5000",
-        ]),
-        b"+NOKEY\r\n",
-    )
-    .await;
-    a.expect(
-        &resp(&[
-            b"MIGRATE",
-            b"127.0.0.1",
-            p.as_bytes(),
-            b"list",
-            b"9",
-            b"5000",
-            b"BOGUS",
-        ]),
-        b"-ERR syntax error\r\n",
-    )
-    .await;
-    a.expect(
-        &resp(&[b"MIGRATE", b"127.0.0.1", p.as_bytes(), b"list", b"9", b"5000", b"KEYS", b"a"]),
+        &copy(&[b"KEYS", b"a"]),
         b"-ERR When using MIGRATE KEYS option, the key argument must be set to the empty string\r\n",
     )
     .await;
     a.expect(
-        &resp(&[
-            b"MIGRATE",
-            b"127.0.0.1",
-            p.as_bytes(),
-            b"list",
-            b"x",
-            b"5000",
-        ]),
+        &migrate(&p, b"list", b"x", b"5000", &[]),
         b"-ERR value is not an integer or out of range\r\n",
     )
     .await;
@@ -149,18 +106,10 @@ async fn migrate_keys_form_deletes_only_acknowledged_keys() {
     let dst = TestServer::start();
     let (mut a, mut b) = (src.raw().await, dst.raw().await);
     let p = port(&dst);
-    let keys = |ks: &[&'static [u8]]| {
-        let mut v: Vec<&[u8]> = vec![
-            b"MIGRATE",
-            b"127.0.0.1",
-            p.as_bytes(),
-            b"",
-            b"0",
-            b"5000",
-            b"KEYS",
-        ];
-        v.extend_from_slice(ks);
-        resp(&v)
+    let keys = |ks: &[&[u8]]| {
+        let mut rest: Vec<&[u8]> = vec![b"KEYS"];
+        rest.extend_from_slice(ks);
+        migrate(&p, b"", b"0", b"5000", &rest)
     };
     a.expect(&keys(&[b"nokey-1", b"nokey-2"]), b"+NOKEY\r\n")
         .await;
@@ -190,19 +139,11 @@ async fn migrate_keys_form_deletes_only_acknowledged_keys() {
         b"-ERR Target instance replied with error: BUSYKEY Target key name already exists.\r\n",
     )
     .await;
-    let v: Vec<&[u8]> = vec![
-        b"MIGRATE",
-        b"127.0.0.1",
-        p.as_bytes(),
-        b"",
-        b"0",
-        b"5000",
-        b"REPLACE",
-        b"KEYS",
-        b"c",
-        b"d",
-    ];
-    a.expect(&resp(&v), b"+OK\r\n").await;
+    a.expect(
+        &migrate(&p, b"", b"0", b"5000", &[b"REPLACE", b"KEYS", b"c", b"d"]),
+        b"+OK\r\n",
+    )
+    .await;
     a.expect(&resp(&[b"DBSIZE"]), b":0\r\n").await;
     b.expect(
         &resp(&[b"MGET", b"c", b"d"]),
@@ -219,18 +160,10 @@ async fn migrate_auth_and_target_errors() {
     let p = port(&dst);
     a.expect(&resp(&[b"RPUSH", b"list", b"a", b"b"]), b":2\r\n")
         .await;
-    let m = |extra: &[&'static [u8]]| {
-        let mut v: Vec<&[u8]> = vec![
-            b"MIGRATE",
-            b"127.0.0.1",
-            p.as_bytes(),
-            b"list",
-            b"0",
-            b"5000",
-            b"COPY",
-        ];
-        v.extend_from_slice(extra);
-        resp(&v)
+    let m = |extra: &[&[u8]]| {
+        let mut rest: Vec<&[u8]> = vec![b"COPY"];
+        rest.extend_from_slice(extra);
+        migrate(&p, b"list", b"0", b"5000", &rest)
     };
     a.expect(
         &m(&[]),
@@ -255,14 +188,7 @@ async fn migrate_auth_and_target_errors() {
     // An unreachable target, and one that does not answer in time.
     let closed = closed_port();
     a.expect(
-        &resp(&[
-            b"MIGRATE",
-            b"127.0.0.1",
-            closed.as_bytes(),
-            b"list",
-            b"0",
-            b"500",
-        ]),
+        &migrate(&closed, b"list", b"0", b"500", &[]),
         b"-IOERR error or timeout connecting to the client\r\n",
     )
     .await;
@@ -270,15 +196,7 @@ async fn migrate_auth_and_target_errors() {
     let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let sp = silent.local_addr().expect("addr").port().to_string();
     a.expect(
-        &resp(&[
-            b"MIGRATE",
-            b"127.0.0.1",
-            sp.as_bytes(),
-            b"list",
-            b"0",
-            b"300",
-            b"COPY",
-        ]),
+        &migrate(&sp, b"list", b"0", b"300", &[b"COPY"]),
         b"-IOERR error or timeout reading to target instance\r\n",
     )
     .await;

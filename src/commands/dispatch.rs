@@ -313,7 +313,7 @@ pub fn lock_plan(srv: &Server, db: usize, spec: &CommandSpec, argv: &[Bytes]) ->
                     i += step.max(1);
                 }
             }
-            KeySpec::Find(_) => {
+            KeySpec::Find { .. } => {
                 for i in spec.key_positions(argv) {
                     if let Some(k) = argv.get(i) {
                         v.push((db as u32, ks.shard_index(k) as u32));

@@ -139,7 +139,8 @@ fn migrate(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let now = ctx.now;
     let compress = ctx.srv.config.rdbcompression();
     let lim = rdb::Limits::from_config(&ctx.srv.config);
-    let mut found: Vec<(&Bytes, u64, Vec<u8>)> = Vec::new();
+    // (key, remaining TTL in ms as RESTORE takes it, payload)
+    let mut found: Vec<(&Bytes, String, Vec<u8>)> = Vec::new();
     for k in o.keys {
         let sh = ctx.shard(k)?;
         let ttl = match sh.expire_of(k, now) {
@@ -148,7 +149,11 @@ fn migrate(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             Some(Some(at)) => at.saturating_sub(now).max(1),
         };
         if let Some(v) = sh.get(k, now) {
-            found.push((k, ttl, rdb::dump_payload_with(v, compress, &lim)));
+            found.push((
+                k,
+                ttl.to_string(),
+                rdb::dump_payload_with(v, compress, &lim),
+            ));
         }
     }
     if found.is_empty() {
@@ -166,7 +171,6 @@ fn migrate(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let port = String::from_utf8_lossy(&argv[2]).into_owned();
     let name = format!("{host}:{port}");
     let cache = &ctx.srv.migrate;
-    let ttl_strings: Vec<String> = found.iter().map(|(_, t, _)| t.to_string()).collect();
 
     // One attempt on a cached connection may fail because the target
     // closed it meanwhile: then once more on a fresh one (as Redis retries).
@@ -195,15 +199,9 @@ fn migrate(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         if select {
             put_command(&mut buf, &[b"SELECT", dbid.to_string().as_bytes()]);
         }
-        for ((k, _, payload), ttl) in found.iter().zip(&ttl_strings) {
-            if o.replace {
-                put_command(
-                    &mut buf,
-                    &[b"RESTORE", k, ttl.as_bytes(), payload, b"REPLACE"],
-                );
-            } else {
-                put_command(&mut buf, &[b"RESTORE", k, ttl.as_bytes(), payload]);
-            }
+        for (k, ttl, payload) in &found {
+            let restore: [&[u8]; 5] = [b"RESTORE", k, ttl.as_bytes(), payload, b"REPLACE"];
+            put_command(&mut buf, &restore[..if o.replace { 5 } else { 4 }]);
         }
         let expect = usize::from(o.password.is_some()) + usize::from(select) + found.len();
         let r = blocking(|| exchange(&mut conn.stream, &buf, expect, timeout));
@@ -235,13 +233,13 @@ fn migrate(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         .find(|l| l.starts_with('-'));
 
     let lazy = ctx.srv.config.lazyfree_lazy_server_del();
-    let mut error: Option<String> = setup_error.clone();
+    // After a failed AUTH or SELECT no RESTORE counts as acknowledged.
+    let setup_failed = setup_error.is_some();
+    let mut error = setup_error;
     let mut moved: Vec<Bytes> = vec![Bytes::from_static(b"DEL")];
     for ((k, _, _), line) in found.iter().zip(lines) {
-        if setup_error.is_some() || line.starts_with('-') {
-            if error.is_none() {
-                error = Some(line);
-            }
+        if setup_failed || line.starts_with('-') {
+            error.get_or_insert(line);
             continue;
         }
         if !o.copy && ctx.shard(k)?.delete_with(k, now, lazy) {
@@ -253,23 +251,16 @@ fn migrate(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     if moved.len() > 1 {
         ctx.propagate_as(moved);
     }
+    // After an error the target's state is unknown: SELECT again next time.
+    conn.dbid = error.is_none().then_some(dbid);
+    conn.last_use = Instant::now();
+    cache.put(name, conn);
     match error {
-        Some(e) => {
-            // The target's state is unknown now: SELECT again next time.
-            conn.dbid = None;
-            conn.last_use = Instant::now();
-            cache.put(name, conn);
-            Err(CmdError::new(format!(
-                "ERR Target instance replied with error: {}",
-                e.get(1..).unwrap_or("")
-            )))
-        }
-        None => {
-            conn.dbid = Some(dbid);
-            conn.last_use = Instant::now();
-            cache.put(name, conn);
-            Ok(Reply::OK)
-        }
+        Some(e) => Err(CmdError::new(format!(
+            "ERR Target instance replied with error: {}",
+            e.get(1..).unwrap_or("")
+        ))),
+        None => Ok(Reply::OK),
     }
 }
 

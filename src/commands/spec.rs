@@ -143,8 +143,14 @@ pub enum KeySpec {
         last: i32,
         step: i32,
     },
-    /// Movable keys: returns argument indexes of keys (COMMAND GETKEYS too).
-    Find(fn(&[Bytes]) -> Vec<usize>),
+    /// Movable keys: `find` returns argument indexes of keys (COMMAND
+    /// GETKEYS too); `range` is the legacy (first, last, step) COMMAND
+    /// shows, Redis's range of the first key when it has a fixed position
+    /// (0, 0, 0 otherwise).
+    Find {
+        find: fn(&[Bytes]) -> Vec<usize>,
+        range: (i32, i32, i32),
+    },
 }
 
 /// Which shards dispatch locks before running the handler.
@@ -187,9 +193,6 @@ pub struct CommandSpec {
     pub complexity: &'static str,
     pub handler: Handler,
     pub subcommands: &'static [CommandSpec],
-    /// For movable keys: the (first, last, step) COMMAND shows, Redis's
-    /// range of the first key spec when it has a fixed position.
-    pub movable_range: (i32, i32, i32),
 }
 
 fn container_handler(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
@@ -212,7 +215,6 @@ pub const fn cmd(name: &'static str, arity: i32, flags: CmdFlags, handler: Handl
         complexity: "",
         handler,
         subcommands: &[],
-        movable_range: (0, 0, 0),
     }
 }
 
@@ -230,14 +232,23 @@ impl CommandSpec {
         self
     }
     pub const fn find_keys(mut self, f: fn(&[Bytes]) -> Vec<usize>) -> Self {
-        self.keys = KeySpec::Find(f);
+        self.keys = KeySpec::Find {
+            find: f,
+            range: (0, 0, 0),
+        };
         self.flags = self.flags.union(CmdFlags::MOVABLEKEYS);
         self
     }
     /// The legacy key range COMMAND shows for a movable-keys command whose
-    /// first key has a fixed position (`find_keys` finds them all).
+    /// first key has a fixed position (after `find_keys`, which finds them
+    /// all).
     pub const fn movable_range(mut self, first: i32, last: i32, step: i32) -> Self {
-        self.movable_range = (first, last, step);
+        if let KeySpec::Find { find, .. } = self.keys {
+            self.keys = KeySpec::Find {
+                find,
+                range: (first, last, step),
+            };
+        }
         self
     }
     pub const fn lock(mut self, scope: LockScope) -> Self {
@@ -324,7 +335,7 @@ impl CommandSpec {
     pub fn key_positions(&self, argv: &[Bytes]) -> Vec<usize> {
         match self.keys {
             KeySpec::None => Vec::new(),
-            KeySpec::Find(f) => f(argv),
+            KeySpec::Find { find, .. } => find(argv),
             KeySpec::Range { first, last, step } => {
                 if first <= 0 {
                     return Vec::new();
@@ -351,10 +362,9 @@ impl CommandSpec {
     pub fn legacy_range(&self) -> (i64, i64, i64) {
         match self.keys {
             KeySpec::Range { first, last, step } => (first as i64, last as i64, step as i64),
-            KeySpec::Find(_) => {
-                let (f, l, s) = self.movable_range;
-                (f as i64, l as i64, s as i64)
-            }
+            KeySpec::Find {
+                range: (f, l, s), ..
+            } => (f as i64, l as i64, s as i64),
             KeySpec::None => (0, 0, 0),
         }
     }

@@ -532,7 +532,6 @@ fn key_save_delay(usec: i64) {
     }
 }
 
-/// Inserts one loaded key into the keyspace (startup, DEBUG RELOAD).
 /// What loading an RDB does with a key or function library the dataset
 /// already holds.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -544,6 +543,7 @@ pub enum Dup {
     Refuse,
 }
 
+/// Inserts one loaded key into the keyspace (startup, DEBUG RELOAD).
 fn insert_loaded(srv: &Server, k: rdb::Loaded, now: u64, dup: Dup) -> Result<(), rdb::RdbError> {
     let Some(d) = srv.keyspace.db(k.db) else {
         return Ok(());
