@@ -142,9 +142,35 @@ fn set_backlog(l: &std::net::TcpListener, backlog: u32) {
     }
 }
 
+/// A running accept loop, as CONFIG SET of `port`/`tls-port`/`bind`
+/// needs it: the task to stop, and a duplicate of its listening socket so
+/// the socket stops accepting before CONFIG SET answers (aborting the
+/// task alone drops the listener later, on the runtime's schedule, and a
+/// client could still connect to the old address meanwhile).
+pub struct AcceptLoop {
+    kind: Kind,
+    task: tokio::task::AbortHandle,
+    socket: Option<std::os::fd::OwnedFd>,
+}
+
+impl AcceptLoop {
+    /// Stops the loop and closes its socket for new connections now
+    /// (shutdown(2) acts on the socket, not on this duplicate descriptor;
+    /// connections already accepted are unaffected).
+    fn stop(self) {
+        self.task.abort();
+        if let Some(fd) = self.socket {
+            use std::os::fd::AsRawFd;
+            // SAFETY: shutdown(2) on a descriptor this value owns.
+            unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_RDWR) };
+        }
+    }
+}
+
 /// Starts the accept loops of `listeners`, remembering them so a later
 /// CONFIG SET of `port`/`tls-port`/`bind` can replace them.
 pub fn start(srv: &Arc<Server>, listeners: Vec<(Kind, TcpListener)>) {
+    use std::os::fd::AsFd;
     let mut tasks = srv.accept_tasks.lock();
     for (kind, l) in listeners {
         if let Ok(local) = l.local_addr() {
@@ -152,8 +178,13 @@ pub fn start(srv: &Arc<Server>, listeners: Vec<(Kind, TcpListener)>) {
                 srv.bound.lock().push(local);
             }
         }
+        let socket = l.as_fd().try_clone_to_owned().ok();
         let task = tokio::spawn(accept_loop(srv.clone(), kind, l));
-        tasks.push((kind, task.abort_handle()));
+        tasks.push(AcceptLoop {
+            kind,
+            task: task.abort_handle(),
+            socket,
+        });
     }
 }
 
@@ -174,13 +205,9 @@ pub fn rebind(srv: &Arc<Server>, kinds: &[Kind]) -> std::io::Result<()> {
     }
     {
         let mut tasks = srv.accept_tasks.lock();
-        tasks.retain(|(kind, task)| {
-            let stop = kinds.contains(kind);
-            if stop {
-                task.abort();
-            }
-            !stop
-        });
+        let (stop, keep): (Vec<_>, Vec<_>) = tasks.drain(..).partition(|a| kinds.contains(&a.kind));
+        *tasks = keep;
+        stop.into_iter().for_each(AcceptLoop::stop);
         if kinds.contains(&Kind::Tcp) {
             srv.bound.lock().clear();
         }

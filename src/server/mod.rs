@@ -49,7 +49,7 @@ pub struct Server {
     /// Addresses actually bound (plain TCP).
     pub bound: Mutex<Vec<SocketAddr>>,
     /// The running accept loops (replaced on CONFIG SET port/bind).
-    pub accept_tasks: Mutex<Vec<(listener::Kind, tokio::task::AbortHandle)>>,
+    pub accept_tasks: Mutex<Vec<listener::AcceptLoop>>,
     pub active_expire: AtomicBool,
     /// DEBUG PAUSE-CRON: the periodic task skips its turns.
     pub cron_paused: AtomicBool,
