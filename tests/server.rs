@@ -1743,3 +1743,78 @@ async fn role_is_a_primary_without_replicas() {
         "0"
     );
 }
+
+/// WAIT on a primary without replicas, as redis-server 7.0 answers it: 0 at
+/// once for numreplicas ≤ 0 and inside MULTI, else 0 when the timeout
+/// passes (the client counts as blocked meanwhile); timeout 0 waits until
+/// CLIENT UNBLOCK; Redis's argument errors; refused in scripts.
+#[tokio::test]
+async fn wait_without_replicas() {
+    let srv = TestServer::start();
+    let mut c = srv.raw().await;
+    c.expect(&resp(&[b"WAIT", b"0", b"0"]), b":0\r\n").await;
+    c.expect(&resp(&[b"WAIT", b"-3", b"100000"]), b":0\r\n")
+        .await;
+    let t0 = std::time::Instant::now();
+    c.expect(&resp(&[b"WAIT", b"1", b"200"]), b":0\r\n").await;
+    let waited = t0.elapsed();
+    assert!(waited >= Duration::from_millis(190), "{waited:?}");
+    c.expect(
+        &resp(&[b"WAIT", b"1", b"-1"]),
+        b"-ERR timeout is negative\r\n",
+    )
+    .await;
+    c.expect(
+        &resp(&[b"WAIT", b"1", b"1.5"]),
+        b"-ERR timeout is not an integer or out of range\r\n",
+    )
+    .await;
+    c.expect(
+        &resp(&[b"WAIT", b"x", b"1"]),
+        b"-ERR value is not an integer or out of range\r\n",
+    )
+    .await;
+    c.expect(&resp(&[b"MULTI"]), b"+OK\r\n").await;
+    c.expect(&resp(&[b"WAIT", b"2", b"0"]), b"+QUEUED\r\n")
+        .await;
+    c.expect(&resp(&[b"EXEC"]), b"*1\r\n:0\r\n").await;
+    let mut conn = srv.conn().await;
+    let err = redis::cmd("EVAL")
+        .arg("return redis.call('wait', 1, 1)")
+        .arg(0)
+        .query_async::<redis::Value>(&mut conn)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("This Redis command is not allowed from script"),
+        "{err}"
+    );
+
+    // Forever, until CLIENT UNBLOCK (TIMEOUT answers 0, as the timeout).
+    c.send(&resp(&[b"CLIENT", b"ID"])).await;
+    let line = c.read_until(b"\r\n").await;
+    let id = String::from_utf8_lossy(&line[1..line.len() - 2]).to_string();
+    c.send(&resp(&[b"WAIT", b"1", b"0"])).await;
+    let mut blocked = String::new();
+    for _ in 0..100 {
+        blocked = info_field(&mut conn, "clients", "blocked_clients").await;
+        if blocked == "1" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(blocked, "1");
+    let unblocked: i64 = redis::cmd("CLIENT")
+        .arg("UNBLOCK")
+        .arg(&id)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(unblocked, 1);
+    assert_eq!(c.read_until(b"\r\n").await, b":0\r\n");
+    assert_eq!(
+        info_field(&mut conn, "clients", "blocked_clients").await,
+        "0"
+    );
+}

@@ -61,6 +61,13 @@ pub const SPECS: &[CommandSpec] = &[
     )
     .acl(crate::commands::spec::Acl::ADMIN.union(crate::commands::spec::Acl::DANGEROUS))
     .doc("server", "2.8.12", "Returns the replication role."),
+    cmd("wait", 3, F::NOSCRIPT, wait)
+        .acl(Acl::CONNECTION)
+        .doc(
+            "generic",
+            "3.0.0",
+            "Wait for the synchronous replication of all the write commands sent in the context of the current connection",
+        ),
     // Redis lists DEBUG as one command (no subcommand entries).
     cmd("debug", -2, ADM, debug)
         .lock(LockScope::Custom(debug_locks))
@@ -1077,6 +1084,29 @@ fn role(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
         Reply::Int(0),
         Reply::Array(Vec::new()),
     ]))
+}
+
+/// ```text
+/// WAIT numreplicas timeout
+/// ```
+/// Cinnabar is a primary without replicas, so no write is ever
+/// acknowledged by one: as Redis answers then, 0 at once when
+/// `numreplicas` ≤ 0 (or inside MULTI), otherwise 0 after blocking for
+/// `timeout` milliseconds (0 = until CLIENT UNBLOCK or disconnect). The
+/// blocked client holds nothing but its waiter (no keys, never signalled).
+fn wait(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let numreplicas = crate::protocol::codec::parse_i64(&argv[1]).ok_or(CmdError::NOT_INTEGER)?;
+    let ms = crate::protocol::codec::parse_i64(&argv[2])
+        .ok_or_else(|| CmdError::err("timeout is not an integer or out of range"))?;
+    if ms < 0 {
+        return Err(CmdError::TIMEOUT_NEG);
+    }
+    const ACKED: i64 = 0;
+    if ACKED >= numreplicas {
+        return Ok(Reply::Int(ACKED));
+    }
+    let deadline = (ms > 0).then(|| ctx.now.saturating_add(ms as u64));
+    ctx.block(&[], deadline, Reply::Int(ACKED))
 }
 
 fn time(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
