@@ -751,7 +751,7 @@ async fn active_expire_task(srv: Arc<Server>) {
                     let Some(mut guard) = crate::commands::ctx::lock_unless_busy(shard) else {
                         break 'cycle;
                     };
-                    let removed = guard.expire_due(now, EXPIRE_BATCH);
+                    let (removed, values) = guard.expire_due(now, EXPIRE_BATCH);
                     if srv.feed.active() {
                         // Under the shard lock, so the DEL is ordered with
                         // the key's other writes.
@@ -761,6 +761,10 @@ async fn active_expire_task(srv: Arc<Server>) {
                         }
                     }
                     drop(guard);
+                    // Outside the shard lock (see Shard::expire_due).
+                    values
+                        .into_iter()
+                        .for_each(crate::storage::lazyfree::free_expired);
                     for key in &removed {
                         srv.notify_keyspace(db, crate::config::notify::EXPIRED, "expired", key);
                     }

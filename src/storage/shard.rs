@@ -721,9 +721,14 @@ impl Shard {
     }
 
     /// Active expiry: removes up to `max` keys whose deadline is `<= now`, in
-    /// deadline order. Returns the keys removed (for propagation as DEL).
-    pub fn expire_due(&mut self, now: u64, max: usize) -> Vec<Bytes> {
+    /// deadline order. Returns the keys removed (for propagation as DEL)
+    /// and their values that own allocations, for the caller to free with
+    /// [`crate::storage::lazyfree::free_expired`] once it has released
+    /// this shard: freeing a big value takes time that grows with its
+    /// size, and other clients of the shard need not wait for it.
+    pub fn expire_due(&mut self, now: u64, max: usize) -> (Vec<Bytes>, Vec<Obj>) {
         let mut removed = Vec::new();
+        let mut values = Vec::new();
         while removed.len() < max {
             let Some((&(when, ord), _)) = self.expires.first_key_value() else {
                 break;
@@ -738,9 +743,7 @@ impl Shard {
             match pos {
                 Some(p) => {
                     if let Some((e, obj)) = self.remove_pos(p) {
-                        if let Some(obj) = obj {
-                            crate::storage::lazyfree::free_expired(obj);
-                        }
+                        values.extend(obj);
                         removed.push(Bytes::copy_from_slice(e.key()));
                         self.stats.expired += 1;
                         self.stats.expired_stale += 1;
@@ -757,7 +760,7 @@ impl Shard {
         if !removed.is_empty() {
             self.table.shrink_to_fit_if_sparse();
         }
-        removed
+        (removed, values)
     }
 
     // ---- eviction sampling ------------------------------------------------
@@ -906,13 +909,13 @@ mod tests {
         assert_eq!(s.volatile_len(), 100);
         assert!(s.get(b"k0", 1000).is_none());
         assert_eq!(s.len(), 99);
-        let gone = s.expire_due(1049, 1000);
+        let (gone, _) = s.expire_due(1049, 1000);
         assert_eq!(gone.len(), 49);
         assert_eq!(s.len(), 50);
         assert_eq!(s.volatile_len(), 50);
         assert!(s.set_expire(b"k99", None, 0));
         assert_eq!(s.volatile_len(), 49);
-        assert_eq!(s.expire_due(u64::MAX, 1000).len(), 49);
+        assert_eq!(s.expire_due(u64::MAX, 1000).0.len(), 49);
         assert_eq!(s.len(), 1);
         assert_eq!(s.volatile_len(), 0);
     }
