@@ -34,7 +34,9 @@ where
     let mut client = Client::new(info.clone(), authenticated);
     client.user = Some(srv.acl.default_user());
     let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
-    let mut out = BytesMut::with_capacity(READ_CHUNK);
+    // Grows with the first replies: an idle connection holds no 16 KB
+    // it never used (the input buffer takes reads of up to READ_CHUNK).
+    let mut out = BytesMut::new();
     let mut parser = RequestParser::new();
 
     'conn: loop {
