@@ -45,6 +45,19 @@ use crate::util::float::parse_f64;
 pub const UNBLOCKED: CmdError =
     CmdError::from_static("UNBLOCKED client unblocked via CLIENT UNBLOCK");
 
+/// Parses a timeout in milliseconds (an integer, never negative), with
+/// Redis's errors: WAIT, XREAD/XREADGROUP BLOCK, CLIENT PAUSE.
+pub fn timeout_ms(raw: &[u8]) -> CmdResult<u64> {
+    let ms = crate::protocol::codec::parse_i64(raw).ok_or(CmdError::TIMEOUT_NOT_INT)?;
+    u64::try_from(ms).map_err(|_| CmdError::TIMEOUT_NEG)
+}
+
+/// [`timeout_ms`] as an absolute unix-ms deadline, 0 = forever (`None`).
+pub fn deadline_ms(raw: &[u8], now_ms: u64) -> CmdResult<Option<u64>> {
+    let ms = timeout_ms(raw)?;
+    Ok((ms > 0).then(|| now_ms.saturating_add(ms)))
+}
+
 /// Parses a blocking command's timeout in seconds (fractions allowed;
 /// 0 = forever) into an absolute unix-ms deadline (`None` = forever), with
 /// Redis's errors.

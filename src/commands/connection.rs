@@ -679,15 +679,9 @@ fn client_pause(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         Some(m) if eq_ic(m, "all") => PauseKind::All,
         Some(_) => return Err(CmdError::err("CLIENT PAUSE mode must be WRITE or ALL")),
     };
-    let ms = crate::protocol::codec::parse_i64(&argv[2])
-        .ok_or_else(|| CmdError::err("timeout is not an integer or out of range"))?;
-    if ms < 0 {
-        return Err(CmdError::err("timeout is negative"));
-    }
+    let ms = crate::commands::blocking::timeout_ms(&argv[2])?;
     let now = crate::commands::dispatch::unix_ms();
-    ctx.srv
-        .pause
-        .pause(now.saturating_add(ms as u64), kind, now);
+    ctx.srv.pause.pause(now.saturating_add(ms), kind, now);
     Ok(Reply::OK)
 }
 

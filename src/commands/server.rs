@@ -59,7 +59,7 @@ pub const SPECS: &[CommandSpec] = &[
         F::NOSCRIPT.union(F::LOADING).union(F::STALE).union(F::FAST),
         role,
     )
-    .acl(crate::commands::spec::Acl::ADMIN.union(crate::commands::spec::Acl::DANGEROUS))
+    .acl(Acl::ADMIN.union(Acl::DANGEROUS))
     .doc("server", "2.8.12", "Returns the replication role."),
     cmd("wait", 3, F::NOSCRIPT, wait)
         .acl(Acl::CONNECTION)
@@ -1096,16 +1096,11 @@ fn role(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
 /// blocked client holds nothing but its waiter (no keys, never signalled).
 fn wait(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let numreplicas = crate::protocol::codec::parse_i64(&argv[1]).ok_or(CmdError::NOT_INTEGER)?;
-    let ms = crate::protocol::codec::parse_i64(&argv[2])
-        .ok_or_else(|| CmdError::err("timeout is not an integer or out of range"))?;
-    if ms < 0 {
-        return Err(CmdError::TIMEOUT_NEG);
-    }
+    let deadline = crate::commands::blocking::deadline_ms(&argv[2], ctx.now)?;
     const ACKED: i64 = 0;
     if ACKED >= numreplicas {
         return Ok(Reply::Int(ACKED));
     }
-    let deadline = (ms > 0).then(|| ctx.now.saturating_add(ms as u64));
     ctx.block(&[], deadline, Reply::Int(ACKED))
 }
 

@@ -780,15 +780,7 @@ fn xread_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], group_mode: bool) -> CmdResu
         let o = &argv[i];
         if eq_ic(o, "block") && more > 0 {
             i += 1;
-            let ms = int_or(&argv[i], "ERR timeout is not an integer or out of range")?;
-            if ms < 0 {
-                return Err(CmdError::TIMEOUT_NEG);
-            }
-            timeout = Some(if ms == 0 {
-                None
-            } else {
-                Some(ctx.now.saturating_add(ms as u64))
-            });
+            timeout = Some(crate::commands::blocking::deadline_ms(&argv[i], ctx.now)?);
         } else if eq_ic(o, "count") && more > 0 {
             i += 1;
             count = int_arg(&argv[i])?.max(0) as usize;

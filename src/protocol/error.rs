@@ -69,6 +69,8 @@ impl CmdError {
     pub const NAN_OR_INF: CmdError =
         CmdError::from_static("ERR increment would produce NaN or Infinity");
     pub const TIMEOUT_NEG: CmdError = CmdError::from_static("ERR timeout is negative");
+    pub const TIMEOUT_NOT_INT: CmdError =
+        CmdError::from_static("ERR timeout is not an integer or out of range");
     pub const TIMEOUT_INVALID: CmdError =
         CmdError::from_static("ERR timeout is not a float or out of range");
     pub const LOADING: CmdError =
