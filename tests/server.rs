@@ -1800,7 +1800,7 @@ async fn wait_without_replicas() {
     c.send(&resp(&[b"WAIT", b"1", b"0"])).await;
     let mut blocked = String::new();
     for _ in 0..100 {
-        blocked = info_field(&mut conn, "clients", "blocked_clients").await;
+        blocked = blocked_clients(&mut conn).await;
         if blocked == "1" {
             break;
         }
@@ -1815,8 +1815,5 @@ async fn wait_without_replicas() {
         .unwrap();
     assert_eq!(unblocked, 1);
     assert_eq!(c.read_until(b"\r\n").await, b":0\r\n");
-    assert_eq!(
-        info_field(&mut conn, "clients", "blocked_clients").await,
-        "0"
-    );
+    assert_eq!(blocked_clients(&mut conn).await, "0");
 }
