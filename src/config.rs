@@ -80,6 +80,14 @@
 //!   that write snapshots and AOF rewrites, modifiable: on a small machine
 //!   the child then takes idle CPU first and leaves the cores to the
 //!   clients (a save takes longer under load; 0 behaves as Redis).
+//! * `snapshot-method` — `versioned` (the default) or `fork`, modifiable:
+//!   how BGSAVE and SAVE take their point-in-time view. `versioned` saves
+//!   from a thread of this process: no fork, so no pause that grows with
+//!   the dataset and no copy-on-write page faults; a command about to
+//!   change a key the snapshot has not saved yet saves it first (see
+//!   `storage::shard::Capture`). `fork` writes from a child process as
+//!   Redis does. BGREWRITEAOF follows it for an RDB base; a base of
+//!   commands (`aof-use-rdb-preamble no`) always forks.
 //! * `entra-issuer`, `entra-audience`, `entra-public-key-file`,
 //!   `entra-jwks-file`, `entra-default-acl` — Entra ID-style token
 //!   authentication (`AUTH <oid> <jwt>`, see `crate::entra`), modifiable
@@ -291,6 +299,14 @@ redis_enum! {
         Everysec = "everysec",
         Always = "always",
         No = "no",
+    }
+}
+
+redis_enum! {
+    /// `snapshot-method` (Cinnabar-only).
+    SnapshotMethod, SNAPSHOT_METHOD {
+        Versioned = "versioned",
+        Fork = "fork",
     }
 }
 
@@ -1118,6 +1134,8 @@ params! {
     log_format "log-format" = enumeration(LOG_FORMAT, "text").immutable().cinnabar() => LogFormat, "Cinnabar-only.";
     worker_threads "worker-threads" = int(0, 1024, "0").immutable().cinnabar() => usize,
         "Cinnabar-only: async worker threads serving clients; 0 = one per CPU core.";
+    snapshot_method "snapshot-method" = enumeration(SNAPSHOT_METHOD, "versioned").cinnabar() => SnapshotMethod,
+        "Cinnabar-only: how BGSAVE, SAVE and AOF rewrites take their point-in-time view: versioned (in-process, no fork) or fork (a child process, as Redis).";
     child_nice "child-nice" = int(0, 19, "19").cinnabar() => i64,
         "Cinnabar-only: nice value of snapshot and AOF-rewrite children (0 = as the server).";
     db_maxmemory_policy "db-maxmemory-policy" = string("").check(check_db_policies).cinnabar() => String,
@@ -3617,6 +3635,7 @@ mod tests {
                 "profile",
                 "secondary-access-key",
                 "shards",
+                "snapshot-method",
                 "worker-threads",
             ]
         );

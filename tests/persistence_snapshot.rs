@@ -149,7 +149,16 @@ async fn bgsave_then_restart_restores_every_type() {
 /// keys k0..k<last>.
 #[tokio::test]
 async fn bgsave_is_point_in_time_under_concurrent_writes() {
-    let mut srv = TestServer::start();
+    point_in_time_under_concurrent_writes("versioned").await;
+}
+
+#[tokio::test]
+async fn forked_bgsave_is_point_in_time_under_concurrent_writes() {
+    point_in_time_under_concurrent_writes("fork").await;
+}
+
+async fn point_in_time_under_concurrent_writes(method: &str) {
+    let mut srv = TestServer::start_with(&["--snapshot-method", method]);
     let mut c = srv.conn().await;
     let _: () = redis::cmd("DEBUG")
         .arg("POPULATE")
@@ -549,7 +558,7 @@ fn nice_of(pid: u32) -> Option<i64> {
 /// CPU to the clients; `child-nice 0` leaves it at the server's priority.
 #[tokio::test]
 async fn snapshot_child_honours_key_save_delay_and_child_nice() {
-    let srv = TestServer::start();
+    let srv = TestServer::start_with(&["--snapshot-method", "fork"]);
     let mut c = srv.conn().await;
     let v: String = redis::cmd("CONFIG")
         .arg("GET")
@@ -632,7 +641,7 @@ async fn snapshot_child_honours_key_save_delay_and_child_nice() {
 /// save do not refresh access times.
 #[tokio::test]
 async fn snapshot_child_does_not_hold_the_listening_socket() {
-    let mut srv = TestServer::start();
+    let mut srv = TestServer::start_with(&["--snapshot-method", "fork"]);
     let mut c = srv.conn().await;
     let _: () = redis::cmd("DEBUG")
         .arg("POPULATE")
@@ -904,7 +913,7 @@ async fn shutdown_cleans_up_unfinished_saves() {
     assert!(!temp.exists());
     assert!(!srv.dir.path().join("dump.rdb").exists());
 
-    srv.restart_with(&["--save", ""]);
+    srv.restart_with(&["--save", "", "--snapshot-method", "fork"]);
     let mut c = srv.conn().await;
     for i in 0..20 {
         let _: () = c.set(i, i).await.unwrap();
@@ -1097,4 +1106,249 @@ async fn debug_reload_noflush_and_merge() {
     .await;
     c.expect(&resp(&[b"FCALL", b"f", b"0"]), b"$5\r\nsaved\r\n")
         .await;
+}
+
+async fn digest(c: &mut redis::aio::MultiplexedConnection) -> String {
+    redis::cmd("DEBUG")
+        .arg("DIGEST")
+        .query_async(c)
+        .await
+        .unwrap()
+}
+
+async fn run(c: &mut redis::aio::MultiplexedConnection, args: &[&str]) -> redis::Value {
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query_async(c).await.unwrap()
+}
+
+/// The default (versioned) BGSAVE forks nothing, and its file holds the
+/// dataset of the instant it started although, while it runs (slowed by
+/// `rdb-key-save-delay`), every kind of change hits keys it has not saved
+/// yet: overwrites, in-place changes of every type, deletes, renames,
+/// TTL changes, new keys, FLUSHDB of a database and SWAPDB of two.
+#[tokio::test]
+async fn versioned_bgsave_keeps_the_start_instant_through_every_kind_of_change() {
+    let mut srv = TestServer::start();
+    let mut c = srv.conn().await;
+    let _: () = redis::cmd("DEBUG")
+        .arg("POPULATE")
+        .arg(3000)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    fill_every_type(&mut c).await;
+    for db in ["2", "5"] {
+        let _: () = redis::cmd("SELECT")
+            .arg(db)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        for i in 0..300 {
+            let _: () = c.set(format!("d{db}:{i}"), i).await.unwrap();
+        }
+        let _: () = c.rpush(format!("list{db}"), &["a", "b"]).await.unwrap();
+    }
+    let _: () = redis::cmd("SELECT")
+        .arg(0)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: () = c.set("ttl", "v").await.unwrap();
+    let _: () = c.set("gone-later", "v").await.unwrap();
+    let _: bool = c.expire("expiring", 3600).await.unwrap_or(false);
+    let before = contents(&srv).await;
+    let d0 = digest(&mut c).await;
+    // ~3900 keys x 300 us: the save lasts about a second.
+    common::config_set(&mut c, "rdb-key-save-delay", "300").await;
+    let r: String = redis::cmd("BGSAVE").query_async(&mut c).await.unwrap();
+    assert_eq!(r, "Background saving started");
+    assert_eq!(info_field(&mut c, "rdb_bgsave_in_progress").await, "1");
+    assert!(
+        children_of(srv.pid()).is_empty(),
+        "a versioned save forks nothing"
+    );
+    for args in [
+        &["SET", "str", "changed"][..],
+        &["APPEND", "big", "more"],
+        &["INCR", "int"],
+        &["SETRANGE", "str", "0", "X"],
+        &["SADD", "intset", "999"],
+        &["SADD", "set", "new-member"],
+        &["HSET", "hash", "f1", "changed", "new", "x"],
+        &["HSET", "bighash", "field:1", "changed"],
+        &["ZADD", "zset", "100", "m1", "7", "new"],
+        &["ZADD", "bigzset", "1.5", "member:1"],
+        &["RPUSH", "list", "tail"],
+        &["LPOP", "list"],
+        &["XADD", "stream", "*", "f", "v"],
+        &["PFADD", "hll", "x", "y", "z"],
+        &["DEL", "key:1", "key:2"],
+        &["UNLINK", "key:3"],
+        &["RENAME", "key:4", "renamed"],
+        &["EXPIRE", "ttl", "1000"],
+        &["PERSIST", "expiring"],
+        &["SET", "brand-new", "1"],
+        &["GETDEL", "gone-later"],
+        &["MOVE", "key:5", "7"],
+        &["SWAPDB", "2", "5"],
+    ] {
+        let _ = run(&mut c, args).await;
+    }
+    for i in 10..2000 {
+        let _: () = c.set(format!("key:{i}"), "overwritten").await.unwrap();
+    }
+    let _: () = redis::cmd("SELECT")
+        .arg(2)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("FLUSHDB").query_async(&mut c).await.unwrap();
+    let _: () = c.set("after-flush", 1).await.unwrap();
+    let _: () = redis::cmd("SELECT")
+        .arg(0)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(
+        info_field(&mut c, "rdb_bgsave_in_progress").await,
+        "1",
+        "the save ended before the changes: raise rdb-key-save-delay"
+    );
+    let changed = digest(&mut c).await;
+    assert_ne!(changed, d0);
+    common::config_set(&mut c, "rdb-key-save-delay", "0").await;
+    wait_bgsave_done(&mut c).await;
+    assert_eq!(info_field(&mut c, "rdb_last_bgsave_status").await, "ok");
+    assert_eq!(
+        common::info_field(&mut c, "stats", "total_forks").await,
+        "0"
+    );
+    let first = srv.dir.path().join("first.rdb");
+    std::fs::copy(srv.dir.path().join("dump.rdb"), &first).unwrap();
+    // A second save right after starts from a clean slate (the first left
+    // every entry marked as saved): it holds the data as it is now.
+    let _: String = redis::cmd("BGSAVE").query_async(&mut c).await.unwrap();
+    wait_bgsave_done(&mut c).await;
+    let now = contents(&srv).await;
+    drop(c);
+    srv.restart_with(&[]);
+    assert_eq!(now, contents(&srv).await, "the second save");
+    let mut c = srv.conn().await;
+    assert_eq!(digest(&mut c).await, changed);
+    drop(c);
+    // The first file holds exactly the instant its BGSAVE started.
+    std::fs::rename(&first, srv.dir.path().join("dump.rdb")).unwrap();
+    srv.restart_with(&[]);
+    assert_eq!(before, contents(&srv).await, "the first save");
+    let mut c = srv.conn().await;
+    assert_eq!(digest(&mut c).await, d0);
+}
+
+/// FLUSHALL with save points stops a running versioned save (its file
+/// would bring the data back) and saves the empty dataset; SHUTDOWN
+/// NOSAVE during one leaves no temporary file.
+#[tokio::test]
+async fn versioned_bgsave_is_stopped_by_flushall_and_shutdown() {
+    let mut srv = TestServer::start_with(&["--save", "3600 100000"]);
+    let mut c = srv.conn().await;
+    let _: () = redis::cmd("DEBUG")
+        .arg("POPULATE")
+        .arg(2000)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    common::config_set(&mut c, "rdb-key-save-delay", "2000").await;
+    let _: String = redis::cmd("BGSAVE").query_async(&mut c).await.unwrap();
+    let temp = srv.dir.path().join(format!("temp-{}-bg.rdb", srv.pid()));
+    wait_for("the save's temp file", Duration::from_secs(5), || {
+        temp.exists()
+    })
+    .await;
+    let _: () = redis::cmd("FLUSHALL").query_async(&mut c).await.unwrap();
+    wait_bgsave_done(&mut c).await;
+    assert!(!temp.exists(), "the stopped save's file is deleted");
+    assert_eq!(info_field(&mut c, "rdb_last_bgsave_status").await, "ok");
+    drop(c);
+    srv.restart_with(&["--save", "3600 100000"]);
+    let mut c = srv.conn().await;
+    let n: usize = redis::cmd("DBSIZE").query_async(&mut c).await.unwrap();
+    assert_eq!(n, 0, "FLUSHALL's own save, not the stopped one, is on disk");
+
+    let _: () = redis::cmd("DEBUG")
+        .arg("POPULATE")
+        .arg(2000)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    common::config_set(&mut c, "rdb-key-save-delay", "2000").await;
+    let _: String = redis::cmd("BGSAVE").query_async(&mut c).await.unwrap();
+    let temp = srv.dir.path().join(format!("temp-{}-bg.rdb", srv.pid()));
+    wait_for("the save's temp file", Duration::from_secs(5), || {
+        temp.exists()
+    })
+    .await;
+    let _: redis::RedisResult<()> = redis::cmd("SHUTDOWN")
+        .arg("NOSAVE")
+        .query_async(&mut c)
+        .await;
+    let st = srv.wait_exit(Duration::from_secs(10)).expect("exits");
+    assert!(st.success());
+    assert!(!temp.exists());
+    let n = std::fs::metadata(srv.dir.path().join("dump.rdb")).map(|m| m.len());
+    assert!(n.is_ok(), "FLUSHALL's empty dump stays");
+}
+
+/// BGREWRITEAOF as a versioned snapshot: the stream switches to the new
+/// incremental file at the base's instant, so writes that hit keys the
+/// base has not saved yet are neither lost nor applied twice on replay.
+#[tokio::test]
+async fn versioned_aof_rewrite_under_concurrent_changes_replays_exactly() {
+    let mut srv = TestServer::start_with(&["--appendonly", "yes"]);
+    let mut c = srv.conn().await;
+    let _: () = redis::cmd("DEBUG")
+        .arg("POPULATE")
+        .arg(3000)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    fill_every_type(&mut c).await;
+    common::config_set(&mut c, "rdb-key-save-delay", "300").await;
+    let r: String = redis::cmd("BGREWRITEAOF")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(r, "Background append only file rewriting started");
+    for i in 0..1500 {
+        let _: () = c.set(format!("key:{}", 2 * i), "changed").await.unwrap();
+        let _: i64 = c.del(format!("key:{}", 2 * i + 1)).await.unwrap();
+    }
+    let _ = run(&mut c, &["RPUSH", "list", "x", "y"]).await;
+    let _ = run(&mut c, &["HSET", "hash", "f1", "changed"]).await;
+    let _ = run(&mut c, &["SWAPDB", "0", "3"]).await;
+    assert_eq!(
+        info_field(&mut c, "aof_rewrite_in_progress").await,
+        "1",
+        "the rewrite ended before the changes: raise rdb-key-save-delay"
+    );
+    common::config_set(&mut c, "rdb-key-save-delay", "0").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while info_field(&mut c, "aof_rewrite_in_progress").await != "0" {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(info_field(&mut c, "aof_last_bgrewrite_status").await, "ok");
+    assert_eq!(
+        common::info_field(&mut c, "stats", "total_forks").await,
+        "0"
+    );
+    let d = digest(&mut c).await;
+    let before = contents(&srv).await;
+    drop(c);
+    srv.restart_with(&["--appendonly", "yes"]);
+    assert_eq!(before, contents(&srv).await);
+    let mut c = srv.conn().await;
+    assert_eq!(digest(&mut c).await, d);
 }

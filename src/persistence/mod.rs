@@ -1,9 +1,11 @@
 //! Persistence: RDB snapshots and the append-only file.
 //!
-//! - [`snapshot`]: point-in-time copies of the whole keyspace by `fork()`:
-//!   every shard is locked for the instant of the fork only (no write is in
-//!   flight then, so the child's copy-on-write view is one consistent
-//!   moment), and the child serialises while the parent keeps serving.
+//! - [`snapshot`]: point-in-time copies of the whole keyspace, either
+//!   versioned (the default: a thread of this process walks the shards
+//!   while commands save an entry's old state before changing it; see
+//!   `storage::shard::Capture`) or by `fork()` (every shard is locked for
+//!   the instant of the fork only, and the child serialises its
+//!   copy-on-write view while the parent keeps serving).
 //! - [`aof`]: Redis 7's multi-part append-only file fed from the
 //!   propagation stream; [`rewrite`] writes its base as commands when
 //!   `aof-use-rdb-preamble` is `no`.
@@ -87,9 +89,12 @@ pub enum ChildKind {
 
 #[derive(Debug, Clone, Copy)]
 pub struct Child {
+    /// The forked process (0 until forked, and for a versioned snapshot).
     pub pid: i32,
     pub kind: ChildKind,
     pub started: std::time::Instant,
+    /// A versioned snapshot's id (a thread of this process), 0 for a fork.
+    pub snapshot: u64,
 }
 
 impl Default for State {

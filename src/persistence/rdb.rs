@@ -676,21 +676,28 @@ impl<W: Write> RdbWriter<W> {
         expire_ms: Option<u64>,
         meta: Option<EntryMeta>,
     ) -> io::Result<()> {
-        if let Some(t) = expire_ms {
-            self.out.put(&[OP_EXPIRETIME_MS])?;
-            put_ms(&mut self.out, t)?;
-        }
-        match meta {
-            Some(EntryMeta::Idle(secs)) => {
-                self.out.put(&[OP_IDLE])?;
-                put_len(&mut self.out, secs)?;
-            }
-            Some(EntryMeta::Freq(f)) => self.out.put(&[OP_FREQ, f])?,
-            None => {}
-        }
-        self.out.put(&[type_of(v)])?;
-        put_string(&mut self.out, key, self.compress)?;
-        put_object(&mut self.out, v, self.compress, &self.limits)
+        put_entry(
+            &mut self.out,
+            key,
+            v,
+            expire_ms,
+            meta,
+            self.compress,
+            &self.limits,
+        )
+    }
+
+    /// Starts database `db` without a resize hint (RESIZEDB is optional;
+    /// a versioned snapshot does not know the counts up front and may
+    /// return to a database).
+    pub fn select_db_only(&mut self, db: usize) -> io::Result<()> {
+        self.out.put(&[OP_SELECTDB])?;
+        put_len(&mut self.out, db as u64)
+    }
+
+    /// Records encoded beforehand with [`encode_entry`].
+    pub fn raw(&mut self, records: &[u8]) -> io::Result<()> {
+        self.out.put(records)
     }
 
     /// EOF and the checksum (zero when checksums are off); returns the
@@ -705,6 +712,47 @@ impl<W: Write> RdbWriter<W> {
         self.out.w.write_all(&crc.to_le_bytes())?;
         Ok(self.out.w)
     }
+}
+
+fn put_entry<S: Sink>(
+    s: &mut S,
+    key: &[u8],
+    v: ValueRef<'_>,
+    expire_ms: Option<u64>,
+    meta: Option<EntryMeta>,
+    compress: bool,
+    lim: &Limits,
+) -> io::Result<()> {
+    if let Some(t) = expire_ms {
+        s.put(&[OP_EXPIRETIME_MS])?;
+        put_ms(s, t)?;
+    }
+    match meta {
+        Some(EntryMeta::Idle(secs)) => {
+            s.put(&[OP_IDLE])?;
+            put_len(s, secs)?;
+        }
+        Some(EntryMeta::Freq(f)) => s.put(&[OP_FREQ, f])?,
+        None => {}
+    }
+    s.put(&[type_of(v)])?;
+    put_string(s, key, compress)?;
+    put_object(s, v, compress, lim)
+}
+
+/// One key's record as [`RdbWriter::entry`] writes it, appended to `out`
+/// (for [`RdbWriter::raw`]).
+pub fn encode_entry(
+    out: &mut Vec<u8>,
+    key: &[u8],
+    v: ValueRef<'_>,
+    expire_ms: Option<u64>,
+    meta: Option<EntryMeta>,
+    compress: bool,
+    lim: &Limits,
+) {
+    // Writing to a Vec cannot fail.
+    let _ = put_entry(out, key, v, expire_ms, meta, compress, lim);
 }
 
 /// The AUX fields Redis 7.0 writes at the head of a snapshot.

@@ -17,17 +17,20 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::MutexGuard;
 
+use crate::config::SnapshotMethod;
 use crate::connection::client::{Client, ClientInfo};
 use crate::persistence::aof::{self, Manifest};
 use crate::persistence::rdb;
 use crate::persistence::{Child, ChildKind};
 use crate::server::Server;
+use crate::storage::shard::{CaptureStep, RecordEncoder};
+use crate::storage::value::ValueRef;
 use crate::storage::Shard;
 
 /// Every shard of every database, locked: what a snapshot child reads.
@@ -653,6 +656,7 @@ fn reserve(mut slot: parking_lot::MutexGuard<'_, Option<Child>>, kind: ChildKind
         pid: 0,
         kind,
         started: std::time::Instant::now(),
+        snapshot: 0,
     });
 }
 
@@ -679,7 +683,16 @@ fn busy_text(kind: ChildKind) -> &'static str {
 pub fn kill_child(srv: &Server, kind: Option<ChildKind>) -> Option<crate::persistence::Child> {
     let child = srv.persist.child.lock();
     let c = (*child)?;
-    if kind.is_some_and(|k| k != c.kind) || c.pid <= 0 {
+    if kind.is_some_and(|k| k != c.kind) {
+        return None;
+    }
+    if c.snapshot != 0 {
+        // A versioned snapshot: its thread stops saving at its next step,
+        // finishes walking (only marking) and deletes its file.
+        ABORT_SNAPSHOT.store(c.snapshot, Ordering::SeqCst);
+        return Some(c);
+    }
+    if c.pid <= 0 {
         return None;
     }
     srv.persist.killed_child.store(c.pid, Ordering::SeqCst);
@@ -738,6 +751,9 @@ pub fn bgsave(srv: &Server, wait: bool) -> Result<(), String> {
     if let Some(c) = *child {
         return Err(busy_text(c.kind).to_string());
     }
+    if srv.config.snapshot_method() == SnapshotMethod::Versioned {
+        return bgsave_versioned(srv, child, wait);
+    }
     let params = SaveParams::of(srv);
     let final_path = PathBuf::from(srv.config.dbfilename());
     let dirty = srv.stats.dirty.load(Ordering::Relaxed);
@@ -759,34 +775,12 @@ pub fn bgsave(srv: &Server, wait: bool) -> Result<(), String> {
     set_child_pid(srv, pid);
     tracing::info!("Background saving started by pid {pid}");
     let finish = move |srv: &Server, ok: bool| {
-        let p = &srv.persist;
-        if p.killed_child
+        let killed = srv
+            .persist
+            .killed_child
             .compare_exchange(pid, 0, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok()
-        {
-            // Killed on purpose: its file must not replace dump.rdb, and
-            // it is not a failed save (as Redis's SIGUSR1 kill).
-            let _ = std::fs::remove_file(&tmp);
-            tracing::warn!("Background saving terminated by signal");
-            return;
-        }
-        let ok = ok
-            && std::fs::rename(&tmp, &final_path).is_ok()
-            && aof::fsync_dir(final_path.parent().unwrap_or(Path::new("."))).is_ok();
-        let p = &srv.persist;
-        if ok {
-            p.lastsave.store(unix_secs(), Ordering::Relaxed);
-            p.dirty_at_save.store(dirty, Ordering::Relaxed);
-            tracing::info!("Background saving terminated with success");
-        } else {
-            let _ = std::fs::remove_file(&tmp);
-            tracing::warn!("Background saving error");
-        }
-        p.last_bgsave_ok.store(ok, Ordering::Relaxed);
-        if let Some(c) = *p.child.lock() {
-            p.last_bgsave_secs
-                .store(c.started.elapsed().as_secs() as i64, Ordering::Relaxed);
-        }
+            .is_ok();
+        finish_bgsave(srv, ok, killed, &tmp, &final_path, dirty);
     };
     if wait {
         let ok = wait_child(pid);
@@ -806,6 +800,297 @@ pub fn bgsave(srv: &Server, wait: bool) -> Result<(), String> {
         *arc.persist.child.lock() = None;
     });
     Ok(())
+}
+
+/// Installs (or discards) the file of a finished background save and
+/// records its outcome for INFO, LASTSAVE and the save points.
+fn finish_bgsave(srv: &Server, ok: bool, killed: bool, tmp: &Path, final_path: &Path, dirty: u64) {
+    let p = &srv.persist;
+    if killed {
+        // Killed on purpose: its file must not replace dump.rdb, and it
+        // is not a failed save (as Redis's SIGUSR1 kill).
+        let _ = std::fs::remove_file(tmp);
+        tracing::warn!("Background saving terminated by signal");
+        return;
+    }
+    let ok = ok
+        && std::fs::rename(tmp, final_path).is_ok()
+        && aof::fsync_dir(final_path.parent().unwrap_or(Path::new("."))).is_ok();
+    if ok {
+        p.lastsave.store(unix_secs(), Ordering::Relaxed);
+        p.dirty_at_save.store(dirty, Ordering::Relaxed);
+        tracing::info!("Background saving terminated with success");
+    } else {
+        let _ = std::fs::remove_file(tmp);
+        tracing::warn!("Background saving error");
+    }
+    p.last_bgsave_ok.store(ok, Ordering::Relaxed);
+    if let Some(c) = *p.child.lock() {
+        p.last_bgsave_secs
+            .store(c.started.elapsed().as_secs() as i64, Ordering::Relaxed);
+    }
+}
+
+// ---- versioned snapshots -------------------------------------------------------
+
+/// Ids of versioned snapshots (0 means none).
+static NEXT_SNAPSHOT: AtomicU64 = AtomicU64::new(1);
+/// The versioned snapshot asked to stop ([`kill_child`]), 0 if none.
+static ABORT_SNAPSHOT: AtomicU64 = AtomicU64::new(0);
+/// Entries a versioned snapshot saves per hold of a shard lock (a few
+/// tens of microseconds).
+const STEP_KEYS: usize = 64;
+
+/// The file a versioned snapshot writes (not `temp-<pid>.rdb`, which an
+/// in-process save such as FLUSHALL's may be writing meanwhile).
+pub fn temp_rdb_versioned() -> PathBuf {
+    PathBuf::from(format!("temp-{}-bg.rdb", std::process::id()))
+}
+
+/// The instant of versioned snapshot `id`: under every shard lock, each
+/// non-empty shard enters capture mode (see `storage::shard::Capture`) and
+/// `at_start` runs. Costs one pass over the shards, not over the data.
+fn begin_versioned(srv: &Server, id: u64, p: &SaveParams, now: u64, at_start: impl FnOnce()) {
+    let (compress, limits, lru, lfu) = (p.compress, p.limits, p.lru, p.lfu);
+    let enc: Arc<RecordEncoder> = Arc::new(
+        move |out: &mut Vec<u8>, k: &[u8], v: ValueRef<'_>, exp: Option<u64>, meta: u32| {
+            if exp.is_some_and(|at| at <= now) {
+                return false;
+            }
+            let m = rdb::EntryMeta::for_policy(meta, now, lru, lfu);
+            rdb::encode_entry(out, k, v, exp, m, compress, &limits);
+            true
+        },
+    );
+    let mut dbs = crate::commands::ctx::lock_everything(srv);
+    for (db, shards) in dbs.iter_mut().enumerate() {
+        for g in shards.iter_mut() {
+            g.begin_capture(id, db as u32, enc.clone());
+        }
+    }
+    at_start();
+}
+
+/// Writes versioned snapshot `id` to `tmp` (header, functions, the records
+/// of every shard as its walk and its commands produce them, EOF, checksum)
+/// and fsyncs it. Every shard is walked to the end even when the snapshot
+/// fails or is abandoned (then only marking), so none stays in capture
+/// mode.
+fn write_versioned(
+    srv: &Server,
+    id: u64,
+    p: &SaveParams,
+    now: u64,
+    tmp: &Path,
+    aof_base: bool,
+) -> io::Result<()> {
+    let mut err = None;
+    let mut w = match File::create(tmp) {
+        Ok(f) => {
+            let mut w =
+                rdb::RdbWriter::new(BufWriter::with_capacity(1 << 20, f), p.compress, p.checksum)
+                    .with_limits(p.limits);
+            let aux = rdb::standard_aux(now / 1000, p.used_mem, aof_base);
+            let aux_refs: Vec<(&str, &[u8])> = aux.iter().map(|(k, v)| (*k, &v[..])).collect();
+            match w
+                .header(&aux_refs)
+                .and_then(|()| p.functions.iter().try_for_each(|c| w.function(c)))
+            {
+                Ok(()) => Some(w),
+                Err(e) => {
+                    err = Some(e);
+                    None
+                }
+            }
+        }
+        Err(e) => {
+            err = Some(e);
+            None
+        }
+    };
+    let all: Vec<(u32, u32)> = srv.keyspace.all_shards().collect();
+    let mut buf = Vec::with_capacity(64 << 10);
+    let mut cur_db = None;
+    loop {
+        for &(db, sh) in &all {
+            let Some(d) = srv.keyspace.db(db as usize) else {
+                continue;
+            };
+            let m = d.shard(sh as usize);
+            loop {
+                let save = w.is_some() && ABORT_SNAPSHOT.load(Ordering::Relaxed) != id;
+                let step = m.lock().capture_step(id, STEP_KEYS, &mut buf, save);
+                let Some(step) = step else {
+                    break;
+                };
+                if let Some(wr) = w.as_mut().filter(|_| save) {
+                    if let Err(e) = write_step(wr, &mut cur_db, &buf, &step, p, now) {
+                        err = Some(e);
+                        w = None;
+                    }
+                }
+                buf.clear();
+                if step.done {
+                    break;
+                }
+            }
+        }
+        // SWAPDB moves whole shards: one still walking may now sit behind
+        // the pass.
+        let left = all.iter().any(|&(db, sh)| {
+            srv.keyspace
+                .db(db as usize)
+                .is_some_and(|d| d.shard(sh as usize).lock().capturing(id))
+        });
+        if !left {
+            break;
+        }
+    }
+    if let Some(e) = err {
+        return Err(e);
+    }
+    let Some(w) = w.filter(|_| ABORT_SNAPSHOT.load(Ordering::SeqCst) != id) else {
+        return Err(io::Error::other("snapshot abandoned"));
+    };
+    let bw = w.finish()?;
+    let f = bw.into_inner().map_err(|e| e.into_error())?;
+    f.sync_all()
+}
+
+/// Appends one step's records (and the unsaved entries of contents a
+/// FLUSHDB took away) to the file, under a SELECTDB when the database
+/// changes; then `rdb-key-save-delay`, outside any lock.
+fn write_step(
+    w: &mut rdb::RdbWriter<BufWriter<File>>,
+    cur_db: &mut Option<u32>,
+    records: &[u8],
+    step: &CaptureStep,
+    p: &SaveParams,
+    now: u64,
+) -> io::Result<()> {
+    if records.is_empty() && step.detached.is_empty() {
+        return Ok(());
+    }
+    if *cur_db != Some(step.db) {
+        w.select_db_only(step.db as usize)?;
+        *cur_db = Some(step.db);
+    }
+    w.raw(records)?;
+    let mut keys = step.keys;
+    for d in &step.detached {
+        let mut r = Ok(());
+        d.for_each_unsaved(|k, v, exp, meta| {
+            if r.is_ok() && exp.is_none_or(|at| at > now) {
+                let m = rdb::EntryMeta::for_policy(meta, now, p.lru, p.lfu);
+                r = w.entry(k, v, exp, m);
+                keys += 1;
+            }
+        });
+        r?;
+    }
+    match p.key_save_delay {
+        0 => {}
+        d if d > 0 => std::thread::sleep(std::time::Duration::from_micros(
+            keys.saturating_mul(d.unsigned_abs()),
+        )),
+        d => (0..keys).for_each(|_| key_save_delay(d)),
+    }
+    Ok(())
+}
+
+/// Ends snapshot `id`'s capture mode everywhere without saving (its
+/// thread could not start).
+fn abandon_capture(srv: &Server, id: u64) {
+    let mut scratch = Vec::new();
+    for (db, sh) in srv.keyspace.all_shards() {
+        let Some(d) = srv.keyspace.db(db as usize) else {
+            continue;
+        };
+        let m = d.shard(sh as usize);
+        while let Some(step) = m.lock().capture_step(id, 4096, &mut scratch, false) {
+            if step.done {
+                break;
+            }
+        }
+    }
+}
+
+/// Starts the thread that writes versioned snapshot `id`, at `child-nice`
+/// (Linux nice values are per thread). If it cannot start, the snapshot's
+/// capture mode is ended here and the error returned.
+fn spawn_snapshot_thread(
+    srv: &Server,
+    id: u64,
+    name: &str,
+    run: impl FnOnce() + Send + 'static,
+) -> Result<(), String> {
+    let nice = libc::c_int::try_from(srv.config.child_nice()).unwrap_or(0);
+    let spawned = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            if nice > 0 {
+                // SAFETY: setpriority on this thread only; failure leaves
+                // the priority unchanged, which is harmless.
+                unsafe {
+                    let tid = libc::gettid();
+                    libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice);
+                }
+            }
+            run()
+        });
+    if let Err(e) = spawned {
+        abandon_capture(srv, id);
+        *srv.persist.child.lock() = None;
+        return Err(format!("ERR Can't save in background: {e}"));
+    }
+    Ok(())
+}
+
+/// BGSAVE/SAVE as a versioned snapshot: the instant is taken here, a
+/// thread writes the file (SAVE: this thread, and only the caller waits).
+fn bgsave_versioned(
+    srv: &Server,
+    mut child: parking_lot::MutexGuard<'_, Option<Child>>,
+    wait: bool,
+) -> Result<(), String> {
+    let params = SaveParams::of(srv);
+    let final_path = PathBuf::from(srv.config.dbfilename());
+    let dirty = srv.stats.dirty.load(Ordering::Relaxed);
+    srv.persist
+        .last_bgsave_try
+        .store(unix_secs(), Ordering::Relaxed);
+    let id = NEXT_SNAPSHOT.fetch_add(1, Ordering::Relaxed);
+    *child = Some(Child {
+        pid: 0,
+        kind: ChildKind::Rdb,
+        started: std::time::Instant::now(),
+        snapshot: id,
+    });
+    // Released before taking the shards (see `reserve`).
+    drop(child);
+    let now = crate::commands::dispatch::unix_ms();
+    begin_versioned(srv, id, &params, now, || {});
+    tracing::info!("Background saving started (versioned snapshot {id}, no fork)");
+    let run = move |srv: &Server| {
+        let tmp = temp_rdb_versioned();
+        let ok = write_versioned(srv, id, &params, now, &tmp, false).is_ok();
+        let killed = ABORT_SNAPSHOT
+            .compare_exchange(id, 0, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok();
+        finish_bgsave(srv, ok, killed, &tmp, &final_path, dirty);
+        *srv.persist.child.lock() = None;
+    };
+    match srv.arc() {
+        Some(arc) if !wait => spawn_snapshot_thread(srv, id, "cinnabar-bgsave", move || run(&arc)),
+        _ => {
+            run(srv);
+            if srv.persist.last_bgsave_ok.load(Ordering::Relaxed) {
+                Ok(())
+            } else {
+                Err("ERR".into())
+            }
+        }
+    }
 }
 
 /// Starts an AOF rewrite: a child writes a new base (an RDB, or commands
@@ -881,15 +1166,69 @@ pub fn rewrite_aof(srv: &Server, enable: bool) -> Result<(), String> {
     ));
     let t2 = tmp.clone();
     let mut incr_file = Some(incr_file);
-    let at_fork = || {
+    let writer_dir = dir.clone();
+    let at_fork = move || {
         if on {
             srv.feed.rotate(incr_path.clone());
         } else if enable {
             if let (Some(f), Some(arc)) = (incr_file.take(), srv.arc()) {
-                start_writer(&arc, f, dir.clone(), Manifest::default());
+                start_writer(&arc, f, writer_dir.clone(), Manifest::default());
             }
         }
     };
+    // What the rewrite's end does, whichever way the base was written.
+    let complete = move |srv: &Server, ok: bool, killed: bool| {
+        let p = &srv.persist;
+        if killed {
+            // Killed on purpose (appendonly turned off): not a failure.
+            let _ = std::fs::remove_file(&tmp);
+            *p.child.lock() = None;
+            return;
+        }
+        let done = ok && finish_rewrite(srv, &dir, &mpath, &tmp, base, incr).is_ok();
+        if !done {
+            let _ = std::fs::remove_file(&tmp);
+            tracing::warn!("Background AOF rewrite failed");
+        } else {
+            tracing::info!("Background AOF rewrite finished successfully");
+        }
+        p.last_rewrite_ok.store(done, Ordering::Relaxed);
+        if let Some(c) = *p.child.lock() {
+            p.last_rewrite_secs
+                .store(c.started.elapsed().as_secs() as i64, Ordering::Relaxed);
+        }
+        *p.child.lock() = None;
+    };
+    if rdb_base && srv.config.snapshot_method() == SnapshotMethod::Versioned {
+        // The base as a versioned snapshot; the stream rotates at its
+        // instant, under every shard lock, as at a fork.
+        let id = NEXT_SNAPSHOT.fetch_add(1, Ordering::Relaxed);
+        let mut child = child;
+        *child = Some(Child {
+            pid: 0,
+            kind: ChildKind::AofRewrite,
+            started: std::time::Instant::now(),
+            snapshot: id,
+        });
+        drop(child);
+        let now = crate::commands::dispatch::unix_ms();
+        begin_versioned(srv, id, &params, now, at_fork);
+        tracing::info!(
+            "Background append only file rewriting started (versioned snapshot {id}, no fork)"
+        );
+        let run = move |srv: &Server| {
+            let ok = write_versioned(srv, id, &params, now, &t2, true).is_ok();
+            let killed = ABORT_SNAPSHOT
+                .compare_exchange(id, 0, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok();
+            complete(srv, ok, killed);
+        };
+        match srv.arc() {
+            Some(arc) => spawn_snapshot_thread(srv, id, "cinnabar-aofrw", move || run(&arc))?,
+            None => run(srv),
+        }
+        return Ok(());
+    }
     reserve(child, ChildKind::AofRewrite);
     let pid = fork_with(srv, at_fork, move |frozen| {
         if rdb_base {
@@ -909,31 +1248,12 @@ pub fn rewrite_aof(srv: &Server, enable: bool) -> Result<(), String> {
     };
     std::thread::spawn(move || {
         let ok = wait_child(pid);
-        let srv = &*arc;
-        let p = &srv.persist;
-        if p.killed_child
+        let killed = arc
+            .persist
+            .killed_child
             .compare_exchange(pid, 0, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok()
-        {
-            // Killed on purpose (appendonly turned off): not a failure.
-            let _ = std::fs::remove_file(&tmp);
-            *p.child.lock() = None;
-            return;
-        }
-        let done = ok && finish_rewrite(srv, &dir, &mpath, &tmp, base, incr).is_ok();
-        if !done {
-            let _ = std::fs::remove_file(&tmp);
-            tracing::warn!("Background AOF rewrite failed");
-        } else {
-            tracing::info!("Background AOF rewrite finished successfully");
-        }
-        let p = &srv.persist;
-        p.last_rewrite_ok.store(done, Ordering::Relaxed);
-        if let Some(c) = *p.child.lock() {
-            p.last_rewrite_secs
-                .store(c.started.elapsed().as_secs() as i64, Ordering::Relaxed);
-        }
-        *p.child.lock() = None;
+            .is_ok();
+        complete(&arc, ok, killed);
     });
     Ok(())
 }

@@ -185,6 +185,7 @@ pub fn insist(srv: &Server) -> ! {
     if let Some(c) = crate::persistence::snapshot::kill_child(srv, None) {
         let _ = std::fs::remove_file(crate::persistence::snapshot::temp_rdb(c.pid.unsigned_abs()));
     }
+    let _ = std::fs::remove_file(crate::persistence::snapshot::temp_rdb_versioned());
     let _ = std::fs::remove_file(temp_rdb());
     std::process::exit(1);
 }

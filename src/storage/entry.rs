@@ -8,7 +8,7 @@
 //! | field | size | meaning |
 //! |---|---|---|
 //! | `ord` | u32 | hash prefix: the table's sort key and SCAN cursor unit |
-//! | `meta` | u32 | bits 0–27 LRU clock / LFU data, bits 28–30 kind, bit 31 has-expire |
+//! | `meta` | u32 | bits 0–27 LRU clock / LFU data, bits 28–29 kind, bit 30 snapshot mark, bit 31 has-expire |
 //! | `blob` | Box<[u8]> | `[expire: u64 LE if has-expire][key len: LEB128][key][payload]` |
 //!
 //! Payload by kind: `EMBSTR` the string bytes (≤ [`INLINE_MAX`]); `INT` an
@@ -34,7 +34,11 @@ pub const KIND_OBJ: u32 = 2;
 
 const LRU_MASK: u32 = crate::storage::access::META_MASK;
 const KIND_SHIFT: u32 = 28;
-const KIND_MASK: u32 = 0x7 << KIND_SHIFT;
+const KIND_MASK: u32 = 0x3 << KIND_SHIFT;
+/// The snapshot mark (see `Shard`'s capture): equal to the shard's mark
+/// once the entry's state at a running snapshot's start has been saved (or
+/// when the entry did not exist then).
+const SNAP_BIT: u32 = 1 << 30;
 const EXPIRE_BIT: u32 = 1 << 31;
 
 /// What an entry's payload is, for construction.
@@ -207,8 +211,30 @@ impl Entry {
         self.meta = (self.meta & !LRU_MASK) | (lru & LRU_MASK);
     }
 
-    /// Rebuilds the blob with a new expiry (the payload is kept).
+    /// The snapshot mark bit.
+    #[inline]
+    pub fn snap_mark(&self) -> bool {
+        self.meta & SNAP_BIT != 0
+    }
+
+    #[inline]
+    pub fn set_snap_mark(&mut self, on: bool) {
+        if on {
+            self.meta |= SNAP_BIT;
+        } else {
+            self.meta &= !SNAP_BIT;
+        }
+    }
+
+    /// Rebuilds the blob with a new expiry (the payload and the snapshot
+    /// mark are kept).
     pub fn with_expire(&self, expire: Option<u64>) -> Entry {
+        let mut e = self.rebuilt(expire);
+        e.set_snap_mark(self.snap_mark());
+        e
+    }
+
+    fn rebuilt(&self, expire: Option<u64>) -> Entry {
         let key = self.key();
         match self.kind() {
             KIND_INT => Entry::new(self.ord, key, Payload::Int(self.int()), expire, self.lru()),
@@ -272,6 +298,16 @@ mod tests {
         assert_eq!(e2.obj_index(), 99);
         assert_eq!(e2.expire(), Some(5));
         assert_eq!(e2.with_expire(None).expire(), None);
+        let mut e3 = e2.with_expire(Some(9));
+        assert!(!e3.snap_mark());
+        e3.set_snap_mark(true);
+        e3.set_lru(0x0FFF_FFFF);
+        assert!(e3.snap_mark());
+        assert_eq!(e3.kind(), KIND_OBJ);
+        assert_eq!(e3.expire(), Some(9));
+        let e4 = e3.with_expire(None);
+        assert!(e4.snap_mark());
+        assert_eq!(e4.lru(), 0x0FFF_FFFF);
     }
 
     #[test]

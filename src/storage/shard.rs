@@ -72,6 +72,83 @@ pub struct Shard {
     /// The command holding this shard publishes them (storage knows nothing
     /// of pub/sub).
     event_log: Vec<(u32, &'static str, Bytes)>,
+    /// The snapshot mark entries carry once a running snapshot has their
+    /// state (or when they were created after its start); see [`Capture`].
+    mark: bool,
+    /// A versioned snapshot that has not yet visited all of this shard.
+    capture: Option<Box<Capture>>,
+}
+
+/// Encodes one entry (key, value, deadline, access metadata) as a snapshot
+/// record, appending to the buffer; false if it was left out (expired at
+/// the snapshot's start). Supplied by `persistence`: the storage layer
+/// knows nothing of the file format.
+pub type RecordEncoder =
+    dyn Fn(&mut Vec<u8>, &[u8], ValueRef<'_>, Option<u64>, u32) -> bool + Send + Sync;
+
+/// A versioned (fork-less) snapshot in progress in one shard.
+///
+/// At the snapshot's start every shard flips its `mark` while all shards
+/// are locked, so every existing entry differs from it, and new entries are
+/// always created with the current mark. The snapshot thread walks the
+/// table (by SCAN cursor, a chunk per lock hold) saving entries that differ
+/// and marking them; a command about to change or remove an entry that
+/// still differs saves its state first ([`Shard::preserve`]) into `side`.
+/// Either way each entry's state at the start is saved exactly once, and
+/// the shard leaves capture mode when the walk ends.
+pub struct Capture {
+    id: u64,
+    /// The database (as numbered at the snapshot's start: SWAPDB moves
+    /// whole shards, this with them).
+    db: u32,
+    /// The walk's next ord; `None` once the table has been walked.
+    cursor: Option<u32>,
+    /// Records of entries saved before their first change.
+    side: Vec<u8>,
+    side_keys: u64,
+    /// Contents removed wholesale (FLUSHDB) before the walk reached them.
+    detached: Vec<Detached>,
+    enc: Arc<RecordEncoder>,
+}
+
+/// A table taken out of a shard under capture (FLUSHDB during a
+/// snapshot): the snapshot thread saves its unsaved entries, then drops it.
+pub struct Detached {
+    table: Table<Entry>,
+    objs: Vec<Option<Obj>>,
+    mark: bool,
+}
+
+impl Detached {
+    /// Visits the entries the snapshot has not saved yet.
+    pub fn for_each_unsaved<F: FnMut(&[u8], ValueRef<'_>, Option<u64>, u32)>(&self, mut f: F) {
+        for e in self.table.iter() {
+            if e.snap_mark() != self.mark {
+                if let Some(v) = value_of(e, &self.objs) {
+                    f(e.key(), v, e.expire(), e.lru());
+                }
+            }
+        }
+    }
+}
+
+/// What one step of a snapshot's walk over a shard produced.
+pub struct CaptureStep {
+    /// The database the records belong to.
+    pub db: u32,
+    /// Records written into the caller's buffer.
+    pub keys: u64,
+    /// The shard has been walked: it left capture mode.
+    pub done: bool,
+    pub detached: Vec<Detached>,
+}
+
+fn value_of<'a>(e: &'a Entry, objs: &'a [Option<Obj>]) -> Option<ValueRef<'a>> {
+    Some(match e.kind() {
+        KIND_EMBSTR => ValueRef::Str(e.embstr()),
+        KIND_INT => ValueRef::Int(e.int()),
+        _ => ValueRef::Obj(objs.get(e.obj_index() as usize)?.as_ref()?),
+    })
 }
 
 /// The `config::notify` classes (EXPIRED, NEW, KEY_MISS) the shards record
@@ -98,7 +175,150 @@ impl Shard {
             stats: ShardStats::default(),
             watchers: hashbrown::HashMap::new(),
             event_log: Vec::new(),
+            mark: false,
+            capture: None,
         }
+    }
+
+    // ---- versioned snapshots ----------------------------------------------
+
+    /// Enters capture mode for snapshot `id` of database `db` (under the
+    /// lock of every shard, at the snapshot's instant). An empty shard has
+    /// nothing to save and stays out of it.
+    pub fn begin_capture(&mut self, id: u64, db: u32, enc: Arc<RecordEncoder>) {
+        if self.table.is_empty() {
+            return;
+        }
+        self.mark = !self.mark;
+        self.capture = Some(Box::new(Capture {
+            id,
+            db,
+            cursor: Some(0),
+            side: Vec::new(),
+            side_keys: 0,
+            detached: Vec::new(),
+            enc,
+        }));
+    }
+
+    /// Is snapshot `id` still walking this shard?
+    pub fn capturing(&self, id: u64) -> bool {
+        self.capture.as_ref().is_some_and(|c| c.id == id)
+    }
+
+    /// One step of snapshot `id`'s walk: moves the records saved by
+    /// commands into `out`, then saves (`save`) or only marks (an abandoned
+    /// snapshot must still leave every entry marked) up to `max` entries.
+    /// `None` when the shard is not in capture mode for `id`.
+    pub fn capture_step(
+        &mut self,
+        id: u64,
+        max: usize,
+        out: &mut Vec<u8>,
+        save: bool,
+    ) -> Option<CaptureStep> {
+        let mark = self.mark;
+        let cap = self.capture.as_mut().filter(|c| c.id == id)?;
+        let mut keys = std::mem::take(&mut cap.side_keys);
+        if save {
+            out.append(&mut cap.side);
+        } else {
+            cap.side = Vec::new();
+            keys = 0;
+        }
+        let detached = std::mem::take(&mut cap.detached);
+        if let Some(c) = cap.cursor {
+            let mut at = Vec::with_capacity(max);
+            cap.cursor = self
+                .table
+                .scan_positions(c, max, max.saturating_mul(8), |p| at.push(p));
+            // The blobs sit at random addresses: start loading a few ahead
+            // (as `for_each_entry` does) so the misses overlap.
+            const AHEAD: usize = 8;
+            for &p in at.iter().take(AHEAD) {
+                if let Some(e) = self.table.get(p) {
+                    e.prefetch();
+                }
+            }
+            for (i, &p) in at.iter().enumerate() {
+                if let Some(e) = at.get(i + AHEAD).and_then(|&q| self.table.get(q)) {
+                    e.prefetch();
+                }
+                let Some(e) = self.table.get_mut(p) else {
+                    continue;
+                };
+                if e.snap_mark() == mark {
+                    continue;
+                }
+                e.set_snap_mark(mark);
+                if save {
+                    let e = &*e;
+                    if let Some(v) = value_of(e, &self.objs) {
+                        if (cap.enc)(out, e.key(), v, e.expire(), e.lru()) {
+                            keys += 1;
+                        }
+                    }
+                }
+            }
+        }
+        let db = cap.db;
+        let done = cap.cursor.is_none();
+        if done {
+            self.capture = None;
+        }
+        Some(CaptureStep {
+            db,
+            keys,
+            done,
+            detached,
+        })
+    }
+
+    /// Before an entry changes or goes: if a snapshot still needs its
+    /// state, saves it now. One predictable branch when no snapshot runs.
+    #[inline]
+    fn preserve(&mut self, pos: usize) {
+        if self.capture.is_some() {
+            self.preserve_slow(pos);
+        }
+    }
+
+    #[cold]
+    fn preserve_slow(&mut self, pos: usize) {
+        let mark = self.mark;
+        let (Some(cap), Some(e)) = (self.capture.as_mut(), self.table.get_mut(pos)) else {
+            return;
+        };
+        if e.snap_mark() == mark {
+            return;
+        }
+        e.set_snap_mark(mark);
+        let e = &*e;
+        if let Some(v) = value_of(e, &self.objs) {
+            if (cap.enc)(&mut cap.side, e.key(), v, e.expire(), e.lru()) {
+                cap.side_keys += 1;
+            }
+        }
+    }
+
+    /// The whole contents are about to go (FLUSHDB/FLUSHALL): under
+    /// capture they move to the snapshot, which saves what it has not yet
+    /// and frees the rest. True if they were taken.
+    fn detach_for_capture(&mut self) -> bool {
+        let Some(cap) = self.capture.as_mut() else {
+            return false;
+        };
+        cap.detached.push(Detached {
+            table: std::mem::take(&mut self.table),
+            objs: std::mem::take(&mut self.objs),
+            mark: self.mark,
+        });
+        // The new table only gets entries created after the start.
+        cap.cursor = None;
+        self.free_objs = Vec::new();
+        self.expires.clear();
+        self.volatile = 0;
+        true
     }
 
     /// Are storage-level keyspace events waiting to be announced?
@@ -361,6 +581,7 @@ impl Shard {
             return None;
         }
         let i = e.obj_index() as usize;
+        self.preserve(pos);
         self.objs.get_mut(i)?.as_mut()
     }
 
@@ -385,6 +606,7 @@ impl Shard {
     pub fn string_mut(&mut self, key: &[u8], now: u64) -> Option<Result<&mut Vec<u8>, ()>> {
         self.touch(key);
         let pos = self.find_live(key, now)?;
+        self.preserve(pos);
         let e = self.table.get(pos)?;
         let idx = match e.kind() {
             KIND_OBJ => e.obj_index(),
@@ -396,7 +618,8 @@ impl Shard {
                 let (ord, expire, lru) = (e.ord(), e.expire(), e.lru());
                 let key = e.key().to_vec();
                 let i = self.alloc_obj(Obj::Raw(bytes));
-                let ne = Entry::new(ord, &key, Payload::Obj(i), expire, lru);
+                let mut ne = Entry::new(ord, &key, Payload::Obj(i), expire, lru);
+                ne.set_snap_mark(self.mark);
                 self.table.replace_at(pos, ne);
                 i
             }
@@ -434,6 +657,7 @@ impl Shard {
         let mut keep = None;
         let mut old_meta = None;
         if let Some(pos) = existing {
+            self.preserve(pos);
             // Overwrite in place: release the old value's object and index
             // record, then replace the slot (no second lookup, no shifting).
             if let Some(e) = self.table.get(pos) {
@@ -462,11 +686,12 @@ impl Shard {
             Some(m) if access::lfu_mode() => access::on_access(m, now),
             _ => access::initial(now),
         };
-        let e = match &p {
+        let mut e = match &p {
             PayloadOwned::Int(n) => Entry::new(ord, key, Payload::Int(*n), expire, lru),
             PayloadOwned::Embstr(b) => Entry::new(ord, key, Payload::Embstr(b), expire, lru),
             PayloadOwned::Obj(i) => Entry::new(ord, key, Payload::Obj(*i), expire, lru),
         };
+        e.set_snap_mark(self.mark);
         if let Some(at) = expire {
             self.idx_add(at, ord);
         }
@@ -491,6 +716,7 @@ impl Shard {
 
     /// Removes the entry at `pos`, freeing its object and index entry.
     fn remove_pos(&mut self, pos: usize) -> Option<(Entry, Option<Obj>)> {
+        self.preserve(pos);
         let e = self.table.remove_at(pos)?;
         self.touch(e.key());
         if let Some(at) = e.expire() {
@@ -553,6 +779,10 @@ impl Shard {
         if old == at {
             return true;
         }
+        self.preserve(pos);
+        let Some(e) = self.table.get(pos) else {
+            return false;
+        };
         let ord = e.ord();
         let ne = e.with_expire(at);
         if let Some(o) = old {
@@ -568,6 +798,9 @@ impl Shard {
     /// Removes every key.
     pub fn clear(&mut self) {
         self.touch_present(None);
+        if self.detach_for_capture() {
+            return;
+        }
         self.table.clear();
         self.objs = Vec::new();
         self.free_objs = Vec::new();
@@ -585,7 +818,7 @@ impl Shard {
         }
         self.touch_present(None);
         let keys = self.table.len() as u64;
-        if keys == 0 {
+        if keys == 0 || self.detach_for_capture() {
             return;
         }
         let old = (

@@ -320,6 +320,22 @@ impl<E: TableEntry> Table<E> {
         max_slots: usize,
         mut f: F,
     ) -> Option<u32> {
+        self.scan_positions(cursor, count, max_slots, |p| {
+            if let Some(Some(e)) = self.slots.get(p) {
+                f(e);
+            }
+        })
+    }
+
+    /// [`scan_bounded`](Self::scan_bounded) reporting the positions of the
+    /// entries visited (for a caller that then changes them in place).
+    pub fn scan_positions<F: FnMut(usize)>(
+        &self,
+        cursor: u32,
+        count: usize,
+        max_slots: usize,
+        mut f: F,
+    ) -> Option<u32> {
         if self.len == 0 {
             return None;
         }
@@ -348,7 +364,7 @@ impl<E: TableEntry> Table<E> {
                     if done && o > cursor && last != Some(o) {
                         return Some(o);
                     }
-                    f(e);
+                    f(start + walked);
                     visited += 1;
                     last = Some(o);
                 }
