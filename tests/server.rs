@@ -1568,7 +1568,7 @@ async fn tcp_backlog_sizes_the_accept_queue() {
 /// third (background child) value.
 #[tokio::test]
 async fn oom_score_adj_follows_the_configuration() {
-    let srv = TestServer::start_with(&["--save", ""]);
+    let srv = TestServer::start_with(&["--save", "", "--snapshot-method", "fork"]);
     let pid = srv.pid();
     let path = format!("/proc/{pid}/oom_score_adj");
     let read = |p: &str| -> i64 { std::fs::read_to_string(p).unwrap().trim().parse().unwrap() };
