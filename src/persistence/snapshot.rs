@@ -850,7 +850,14 @@ pub fn temp_rdb_versioned() -> PathBuf {
 /// The instant of versioned snapshot `id`: under every shard lock, each
 /// non-empty shard enters capture mode (see `storage::shard::Capture`) and
 /// `at_start` runs. Costs one pass over the shards, not over the data.
-fn begin_versioned(srv: &Server, id: u64, p: &SaveParams, now: u64, at_start: impl FnOnce()) {
+/// Returns how long the shards were held, in microseconds.
+fn begin_versioned(
+    srv: &Server,
+    id: u64,
+    p: &SaveParams,
+    now: u64,
+    at_start: impl FnOnce(),
+) -> u64 {
     let (compress, limits, lru, lfu) = (p.compress, p.limits, p.lru, p.lfu);
     let enc: Arc<RecordEncoder> = Arc::new(
         move |out: &mut Vec<u8>, k: &[u8], v: ValueRef<'_>, exp: Option<u64>, meta: u32| {
@@ -862,6 +869,7 @@ fn begin_versioned(srv: &Server, id: u64, p: &SaveParams, now: u64, at_start: im
             true
         },
     );
+    let t0 = std::time::Instant::now();
     let mut dbs = crate::commands::ctx::lock_everything(srv);
     for (db, shards) in dbs.iter_mut().enumerate() {
         for g in shards.iter_mut() {
@@ -869,6 +877,8 @@ fn begin_versioned(srv: &Server, id: u64, p: &SaveParams, now: u64, at_start: im
         }
     }
     at_start();
+    drop(dbs);
+    t0.elapsed().as_micros() as u64
 }
 
 /// Writes versioned snapshot `id` to `tmp` (header, functions, the records
@@ -1069,8 +1079,10 @@ fn bgsave_versioned(
     // Released before taking the shards (see `reserve`).
     drop(child);
     let now = crate::commands::dispatch::unix_ms();
-    begin_versioned(srv, id, &params, now, || {});
-    tracing::info!("Background saving started (versioned snapshot {id}, no fork)");
+    let held = begin_versioned(srv, id, &params, now, || {});
+    tracing::info!(
+        "Background saving started (versioned snapshot {id}, no fork; shards held {held} µs)"
+    );
     let run = move |srv: &Server| {
         let tmp = temp_rdb_versioned();
         let ok = write_versioned(srv, id, &params, now, &tmp, false).is_ok();
@@ -1212,9 +1224,9 @@ pub fn rewrite_aof(srv: &Server, enable: bool) -> Result<(), String> {
         });
         drop(child);
         let now = crate::commands::dispatch::unix_ms();
-        begin_versioned(srv, id, &params, now, at_fork);
+        let held = begin_versioned(srv, id, &params, now, at_fork);
         tracing::info!(
-            "Background append only file rewriting started (versioned snapshot {id}, no fork)"
+            "Background append only file rewriting started (versioned snapshot {id}, no fork; shards held {held} µs)"
         );
         let run = move |srv: &Server| {
             let ok = write_versioned(srv, id, &params, now, &t2, true).is_ok();
