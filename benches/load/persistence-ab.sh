@@ -71,14 +71,17 @@ echo "== 3. Load time of a $KEYS-key dump"
 redis-cli -p $PA save >/dev/null
 redis-cli -p $PB save >/dev/null
 ls -la "$WORK/a/dump.rdb" "$WORK/b/dump.rdb" | awk '{print $5, $9}'
-kill $A $B; wait $A $B 2>/dev/null || true
+# The servers are not this shell's children (started in $(...)): `wait`
+# cannot wait for them, so poll until they are gone and their ports free.
+stop() { kill "$@" 2>/dev/null || true; for p in "$@"; do while kill -0 "$p" 2>/dev/null; do sleep 0.02; done; done; }
+stop $A $B
 load_time() { # port start-function -> seconds until DBSIZE answers
   local t0 t1 pid
   t0=$(date +%s.%N)
   pid=$($2)
   until r=$(redis-cli -p "$1" dbsize 2>/dev/null) && [[ "$r" =~ ^[0-9]+$ ]] && [ "$r" -gt 0 ]; do sleep 0.005; done
   t1=$(date +%s.%N)
-  kill "$pid"; wait "$pid" 2>/dev/null || true
+  stop "$pid"
   awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b-a}'
 }
 for round in 1 2 3; do
