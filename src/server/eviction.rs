@@ -243,6 +243,9 @@ pub fn perform_evictions(srv: &Server, now: u64) -> Outcome {
     if max == 0 {
         return Outcome::Ok;
     }
+    // What a running snapshot holds of old values is not counted, as
+    // Redis leaves out its fork's copy-on-write pages.
+    let max = max.saturating_add(crate::storage::shard::CAPTURED_BYTES.load(Ordering::Relaxed));
     if srv.memory.used(now) <= max {
         return Outcome::Ok;
     }

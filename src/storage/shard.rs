@@ -8,7 +8,7 @@
 //! the nearest deadline. Lookups expire lazily.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
@@ -78,6 +78,12 @@ pub struct Shard {
     /// A versioned snapshot that has not yet visited all of this shard.
     capture: Option<Box<Capture>>,
 }
+
+/// Bytes of old values held in snapshot side buffers, all shards: not
+/// counted against `maxmemory` (as Redis leaves its snapshot's
+/// copy-on-write pages out), or evicting a key during a snapshot would free
+/// nothing (its value moves to the side buffer) and eviction would run on.
+pub static CAPTURED_BYTES: AtomicU64 = AtomicU64::new(0);
 
 /// Encodes one entry (key, value, deadline, access metadata) as a snapshot
 /// record, appending to the buffer; false if it was left out (expired at
@@ -220,6 +226,7 @@ impl Shard {
         let mark = self.mark;
         let cap = self.capture.as_mut().filter(|c| c.id == id)?;
         let mut keys = std::mem::take(&mut cap.side_keys);
+        CAPTURED_BYTES.fetch_sub(cap.side.len() as u64, Ordering::Relaxed);
         if save {
             out.append(&mut cap.side);
         } else {
@@ -295,9 +302,11 @@ impl Shard {
         e.set_snap_mark(mark);
         let e = &*e;
         if let Some(v) = value_of(e, &self.objs) {
+            let before = cap.side.len();
             if (cap.enc)(&mut cap.side, e.key(), v, e.expire(), e.lru()) {
                 cap.side_keys += 1;
             }
+            CAPTURED_BYTES.fetch_add((cap.side.len() - before) as u64, Ordering::Relaxed);
         }
     }
 
