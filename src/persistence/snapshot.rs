@@ -483,15 +483,7 @@ pub fn write_rdb(
     tmp: &Path,
     aof_base: bool,
 ) -> io::Result<()> {
-    let f = File::create(tmp)?;
-    let mut w = rdb::RdbWriter::new(BufWriter::with_capacity(1 << 20, f), p.compress, p.checksum)
-        .with_limits(p.limits);
-    let aux = rdb::standard_aux(frozen.now / 1000, p.used_mem, aof_base);
-    let aux_refs: Vec<(&str, &[u8])> = aux.iter().map(|(k, v)| (*k, &v[..])).collect();
-    w.header(&aux_refs)?;
-    for code in &p.functions {
-        w.function(code)?;
-    }
+    let mut w = open_rdb(tmp, p, frozen.now, aof_base)?;
     let now = frozen.now;
     for (db, shards) in frozen.dbs.iter().enumerate() {
         let keys: u64 = shards.iter().map(|s| s.len() as u64).sum();
@@ -516,10 +508,31 @@ pub fn write_rdb(
             }
         }
     }
+    close_rdb(w)
+}
+
+type FileRdbWriter = rdb::RdbWriter<BufWriter<File>>;
+
+/// Creates `tmp` and writes an RDB's header, AUX fields (ctime `now`) and
+/// function libraries.
+fn open_rdb(tmp: &Path, p: &SaveParams, now: u64, aof_base: bool) -> io::Result<FileRdbWriter> {
+    let f = File::create(tmp)?;
+    let mut w = rdb::RdbWriter::new(BufWriter::with_capacity(1 << 20, f), p.compress, p.checksum)
+        .with_limits(p.limits);
+    let aux = rdb::standard_aux(now / 1000, p.used_mem, aof_base);
+    let aux_refs: Vec<(&str, &[u8])> = aux.iter().map(|(k, v)| (*k, &v[..])).collect();
+    w.header(&aux_refs)?;
+    for code in &p.functions {
+        w.function(code)?;
+    }
+    Ok(w)
+}
+
+/// EOF, checksum, flush and fsync.
+fn close_rdb(w: FileRdbWriter) -> io::Result<()> {
     let bw = w.finish()?;
     let f = bw.into_inner().map_err(|e| e.into_error())?;
-    f.sync_all()?;
-    Ok(())
+    f.sync_all()
 }
 
 /// Redis's debugDelay: sleeps `usec` µs; a negative value sleeps 1 µs
@@ -651,12 +664,12 @@ fn unix_secs() -> u64 {
 /// Claims the child slot (pid 0 until forked) and releases the mutex: it
 /// must not be held while `fork_with` takes every shard lock, or a command
 /// holding a shard (INFO inside EXEC) and waiting for it would deadlock.
-fn reserve(mut slot: parking_lot::MutexGuard<'_, Option<Child>>, kind: ChildKind) {
+fn reserve(mut slot: parking_lot::MutexGuard<'_, Option<Child>>, kind: ChildKind, snapshot: u64) {
     *slot = Some(Child {
         pid: 0,
         kind,
         started: std::time::Instant::now(),
-        snapshot: 0,
+        snapshot,
     });
 }
 
@@ -751,16 +764,16 @@ pub fn bgsave(srv: &Server, wait: bool) -> Result<(), String> {
     if let Some(c) = *child {
         return Err(busy_text(c.kind).to_string());
     }
-    if srv.config.snapshot_method() == SnapshotMethod::Versioned {
-        return bgsave_versioned(srv, child, wait);
-    }
     let params = SaveParams::of(srv);
     let final_path = PathBuf::from(srv.config.dbfilename());
     let dirty = srv.stats.dirty.load(Ordering::Relaxed);
     srv.persist
         .last_bgsave_try
         .store(unix_secs(), Ordering::Relaxed);
-    reserve(child, ChildKind::Rdb);
+    if srv.config.snapshot_method() == SnapshotMethod::Versioned {
+        return bgsave_versioned(srv, child, wait, params, final_path, dirty);
+    }
+    reserve(child, ChildKind::Rdb, 0);
     // The child writes `temp-<its pid>.rdb`, as Redis's child does.
     let pid = fork_with(
         srv,
@@ -894,29 +907,9 @@ fn write_versioned(
     tmp: &Path,
     aof_base: bool,
 ) -> io::Result<()> {
-    let mut err = None;
-    let mut w = match File::create(tmp) {
-        Ok(f) => {
-            let mut w =
-                rdb::RdbWriter::new(BufWriter::with_capacity(1 << 20, f), p.compress, p.checksum)
-                    .with_limits(p.limits);
-            let aux = rdb::standard_aux(now / 1000, p.used_mem, aof_base);
-            let aux_refs: Vec<(&str, &[u8])> = aux.iter().map(|(k, v)| (*k, &v[..])).collect();
-            match w
-                .header(&aux_refs)
-                .and_then(|()| p.functions.iter().try_for_each(|c| w.function(c)))
-            {
-                Ok(()) => Some(w),
-                Err(e) => {
-                    err = Some(e);
-                    None
-                }
-            }
-        }
-        Err(e) => {
-            err = Some(e);
-            None
-        }
+    let (mut w, mut err) = match open_rdb(tmp, p, now, aof_base) {
+        Ok(w) => (Some(w), None),
+        Err(e) => (None, Some(e)),
     };
     let all: Vec<(u32, u32)> = srv.keyspace.all_shards().collect();
     let mut buf = Vec::with_capacity(64 << 10);
@@ -962,16 +955,31 @@ fn write_versioned(
     let Some(w) = w.filter(|_| ABORT_SNAPSHOT.load(Ordering::SeqCst) != id) else {
         return Err(io::Error::other("snapshot abandoned"));
     };
-    let bw = w.finish()?;
-    let f = bw.into_inner().map_err(|e| e.into_error())?;
-    f.sync_all()
+    close_rdb(w)
+}
+
+/// Writes snapshot `id` ([`write_versioned`]); returns whether it
+/// succeeded and whether it was stopped on purpose ([`kill_child`]).
+fn run_versioned(
+    srv: &Server,
+    id: u64,
+    p: &SaveParams,
+    now: u64,
+    tmp: &Path,
+    aof_base: bool,
+) -> (bool, bool) {
+    let ok = write_versioned(srv, id, p, now, tmp, aof_base).is_ok();
+    let killed = ABORT_SNAPSHOT
+        .compare_exchange(id, 0, Ordering::SeqCst, Ordering::SeqCst)
+        .is_ok();
+    (ok, killed)
 }
 
 /// Appends one step's records (and the unsaved entries of contents a
 /// FLUSHDB took away) to the file, under a SELECTDB when the database
 /// changes; then `rdb-key-save-delay`, outside any lock.
 fn write_step(
-    w: &mut rdb::RdbWriter<BufWriter<File>>,
+    w: &mut FileRdbWriter,
     cur_db: &mut Option<u32>,
     records: &[u8],
     step: &CaptureStep,
@@ -1060,24 +1068,15 @@ fn spawn_snapshot_thread(
 /// thread writes the file (SAVE: this thread, and only the caller waits).
 fn bgsave_versioned(
     srv: &Server,
-    mut child: parking_lot::MutexGuard<'_, Option<Child>>,
+    child: parking_lot::MutexGuard<'_, Option<Child>>,
     wait: bool,
+    params: SaveParams,
+    final_path: PathBuf,
+    dirty: u64,
 ) -> Result<(), String> {
-    let params = SaveParams::of(srv);
-    let final_path = PathBuf::from(srv.config.dbfilename());
-    let dirty = srv.stats.dirty.load(Ordering::Relaxed);
-    srv.persist
-        .last_bgsave_try
-        .store(unix_secs(), Ordering::Relaxed);
     let id = NEXT_SNAPSHOT.fetch_add(1, Ordering::Relaxed);
-    *child = Some(Child {
-        pid: 0,
-        kind: ChildKind::Rdb,
-        started: std::time::Instant::now(),
-        snapshot: id,
-    });
     // Released before taking the shards (see `reserve`).
-    drop(child);
+    reserve(child, ChildKind::Rdb, id);
     let now = crate::commands::dispatch::unix_ms();
     let held = begin_versioned(srv, id, &params, now, || {});
     tracing::info!(
@@ -1085,10 +1084,7 @@ fn bgsave_versioned(
     );
     let run = move |srv: &Server| {
         let tmp = temp_rdb_versioned();
-        let ok = write_versioned(srv, id, &params, now, &tmp, false).is_ok();
-        let killed = ABORT_SNAPSHOT
-            .compare_exchange(id, 0, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok();
+        let (ok, killed) = run_versioned(srv, id, &params, now, &tmp, false);
         finish_bgsave(srv, ok, killed, &tmp, &final_path, dirty);
         *srv.persist.child.lock() = None;
     };
@@ -1215,24 +1211,14 @@ pub fn rewrite_aof(srv: &Server, enable: bool) -> Result<(), String> {
         // The base as a versioned snapshot; the stream rotates at its
         // instant, under every shard lock, as at a fork.
         let id = NEXT_SNAPSHOT.fetch_add(1, Ordering::Relaxed);
-        let mut child = child;
-        *child = Some(Child {
-            pid: 0,
-            kind: ChildKind::AofRewrite,
-            started: std::time::Instant::now(),
-            snapshot: id,
-        });
-        drop(child);
+        reserve(child, ChildKind::AofRewrite, id);
         let now = crate::commands::dispatch::unix_ms();
         let held = begin_versioned(srv, id, &params, now, at_fork);
         tracing::info!(
             "Background append only file rewriting started (versioned snapshot {id}, no fork; shards held {held} µs)"
         );
         let run = move |srv: &Server| {
-            let ok = write_versioned(srv, id, &params, now, &t2, true).is_ok();
-            let killed = ABORT_SNAPSHOT
-                .compare_exchange(id, 0, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok();
+            let (ok, killed) = run_versioned(srv, id, &params, now, &t2, true);
             complete(srv, ok, killed);
         };
         match srv.arc() {
@@ -1241,7 +1227,7 @@ pub fn rewrite_aof(srv: &Server, enable: bool) -> Result<(), String> {
         }
         return Ok(());
     }
-    reserve(child, ChildKind::AofRewrite);
+    reserve(child, ChildKind::AofRewrite, 0);
     let pid = fork_with(srv, at_fork, move |frozen| {
         if rdb_base {
             write_rdb(frozen, &params, &t2, true)
