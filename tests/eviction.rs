@@ -134,6 +134,43 @@ async fn allkeys_lru_keeps_used_memory_near_the_limit_under_sustained_writes() {
     }
 }
 
+/// A versioned snapshot keeps old values of keys changed or removed
+/// meanwhile (eviction included) in side buffers; like a forked child's
+/// memory they are not the dataset's, so eviction during a snapshot must
+/// free about one key per key written, as without one.
+#[tokio::test]
+async fn eviction_during_a_snapshot_frees_what_it_writes() {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    config_set(&mut c, "maxmemory-policy", "allkeys-lru").await;
+    limit_above_baseline(&mut c, 3 << 20).await;
+    // Full, and evicting.
+    fill(&mut c, "old:", 40_000, 100, None).await;
+    assert!(info_u64(&mut c, "stats", "evicted_keys").await > 0);
+    let before = info_u64(&mut c, "stats", "evicted_keys").await;
+    fill(&mut c, "warm:", 5_000, 100, None).await;
+    let without = info_u64(&mut c, "stats", "evicted_keys").await - before;
+    // A snapshot slowed to last well beyond the writes below.
+    config_set(&mut c, "rdb-key-save-delay", "100").await;
+    let _: String = redis::cmd("BGSAVE").query_async(&mut c).await.unwrap();
+    let before = info_u64(&mut c, "stats", "evicted_keys").await;
+    let written = 10_000;
+    fill(&mut c, "new:", written, 100, None).await;
+    let during = info_u64(&mut c, "stats", "evicted_keys").await - before;
+    assert_eq!(
+        info_u64(&mut c, "persistence", "rdb_bgsave_in_progress").await,
+        1,
+        "the snapshot ended before the writes did"
+    );
+    // Without a snapshot: `without` evictions for 5,000 keys written.
+    let expected = without * written as u64 / 5_000;
+    assert!(
+        during <= expected + expected / 5,
+        "{during} keys evicted for {written} written during a snapshot, \
+         {without} for 5000 without"
+    );
+}
+
 #[tokio::test]
 async fn volatile_policies_never_touch_persistent_keys() {
     for policy in [

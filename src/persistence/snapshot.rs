@@ -29,7 +29,7 @@ use crate::persistence::aof::{self, Manifest};
 use crate::persistence::rdb;
 use crate::persistence::{Child, ChildKind};
 use crate::server::Server;
-use crate::storage::shard::{CaptureStep, RecordEncoder};
+use crate::storage::shard::{CaptureStep, RecordEncoder, CAPTURED_BYTES};
 use crate::storage::value::ValueRef;
 use crate::storage::Shard;
 
@@ -513,12 +513,36 @@ pub fn write_rdb(
 
 type FileRdbWriter = rdb::RdbWriter<BufWriter<File>>;
 
+/// The buffer between an RDB writer and its file.
+const RDB_WRITE_BUF: usize = 1 << 20;
+
+/// Counts bytes in `CAPTURED_BYTES` (memory a snapshot holds, left out of
+/// `maxmemory`) while alive.
+struct HeldBytes(u64);
+
+impl HeldBytes {
+    fn new(n: usize) -> Self {
+        CAPTURED_BYTES.fetch_add(n as u64, Ordering::Relaxed);
+        HeldBytes(n as u64)
+    }
+}
+
+impl Drop for HeldBytes {
+    fn drop(&mut self) {
+        CAPTURED_BYTES.fetch_sub(self.0, Ordering::Relaxed);
+    }
+}
+
 /// Creates `tmp` and writes an RDB's header, AUX fields (ctime `now`) and
 /// function libraries.
 fn open_rdb(tmp: &Path, p: &SaveParams, now: u64, aof_base: bool) -> io::Result<FileRdbWriter> {
     let f = File::create(tmp)?;
-    let mut w = rdb::RdbWriter::new(BufWriter::with_capacity(1 << 20, f), p.compress, p.checksum)
-        .with_limits(p.limits);
+    let mut w = rdb::RdbWriter::new(
+        BufWriter::with_capacity(RDB_WRITE_BUF, f),
+        p.compress,
+        p.checksum,
+    )
+    .with_limits(p.limits);
     let aux = rdb::standard_aux(now / 1000, p.used_mem, aof_base);
     let aux_refs: Vec<(&str, &[u8])> = aux.iter().map(|(k, v)| (*k, &v[..])).collect();
     w.header(&aux_refs)?;
@@ -913,6 +937,9 @@ fn write_versioned(
     };
     let all: Vec<(u32, u32)> = srv.keyspace.all_shards().collect();
     let mut buf = Vec::with_capacity(64 << 10);
+    // The file and record buffers are the snapshot's own, as a forked
+    // child's are: left out of maxmemory with the side buffers.
+    let _held = HeldBytes::new(RDB_WRITE_BUF + buf.capacity());
     let mut cur_db = None;
     loop {
         for &(db, sh) in &all {

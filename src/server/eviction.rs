@@ -244,9 +244,11 @@ pub fn perform_evictions(srv: &Server, now: u64) -> Outcome {
         return Outcome::Ok;
     }
     // What a running snapshot holds of old values is not counted, as
-    // Redis leaves out its fork's copy-on-write pages.
-    let max = max.saturating_add(crate::storage::shard::CAPTURED_BYTES.load(Ordering::Relaxed));
-    if srv.memory.used(now) <= max {
+    // Redis leaves out its fork's copy-on-write pages. Read afresh at each
+    // check: every key evicted during a snapshot adds its old value there.
+    let limit_now =
+        || max.saturating_add(crate::storage::shard::CAPTURED_BYTES.load(Ordering::Relaxed));
+    if srv.memory.used(now) <= limit_now() {
         return Outcome::Ok;
     }
     // CLIENT PAUSE keeps the dataset still (as Redis, no eviction).
@@ -262,7 +264,7 @@ pub fn perform_evictions(srv: &Server, now: u64) -> Outcome {
     let start = Instant::now();
     let mut evicted = 0u64;
     loop {
-        if srv.memory.estimate() <= max {
+        if srv.memory.estimate() <= limit_now() {
             return Outcome::Ok;
         }
         // Prefer pool candidates (LRU/LFU/TTL); fall back to random picks.
@@ -275,7 +277,7 @@ pub fn perform_evictions(srv: &Server, now: u64) -> Outcome {
         };
         let Some((db, key)) = victim else {
             // Nothing to evict: make sure the figure is current first.
-            if srv.memory.refresh(now) <= max {
+            if srv.memory.refresh(now) <= limit_now() {
                 return Outcome::Ok;
             }
             return Outcome::Fail;
@@ -287,7 +289,7 @@ pub fn perform_evictions(srv: &Server, now: u64) -> Outcome {
             if evicted.is_multiple_of(16) {
                 srv.memory.refresh(now);
                 if limit.is_some_and(|l| start.elapsed() > l) {
-                    return if srv.memory.estimate() <= max {
+                    return if srv.memory.estimate() <= limit_now() {
                         Outcome::Ok
                     } else {
                         Outcome::Running

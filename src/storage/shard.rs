@@ -79,10 +79,12 @@ pub struct Shard {
     capture: Option<Box<Capture>>,
 }
 
-/// Bytes of old values held in snapshot side buffers, all shards: not
-/// counted against `maxmemory` (as Redis leaves its snapshot's
-/// copy-on-write pages out), or evicting a key during a snapshot would free
-/// nothing (its value moves to the side buffer) and eviction would run on.
+/// Bytes a running snapshot holds (the capacity of the side buffers of
+/// old values, all shards, and the snapshot thread's write buffers): not
+/// counted against `maxmemory`, as Redis leaves its forked child's memory
+/// and copy-on-write pages out, or evicting a key during a snapshot would
+/// free nothing (its value moves to the side buffer) and eviction would
+/// run on.
 pub static CAPTURED_BYTES: AtomicU64 = AtomicU64::new(0);
 
 /// Encodes one entry (key, value, deadline, access metadata) as a snapshot
@@ -226,13 +228,16 @@ impl Shard {
         let mark = self.mark;
         let cap = self.capture.as_mut().filter(|c| c.id == id)?;
         let mut keys = std::mem::take(&mut cap.side_keys);
-        CAPTURED_BYTES.fetch_sub(cap.side.len() as u64, Ordering::Relaxed);
+        // Taken whole, so its memory goes with it (what `CAPTURED_BYTES`
+        // counts is the buffer's capacity).
+        let side = std::mem::take(&mut cap.side);
+        CAPTURED_BYTES.fetch_sub(side.capacity() as u64, Ordering::Relaxed);
         if save {
-            out.append(&mut cap.side);
+            out.extend_from_slice(&side);
         } else {
-            cap.side = Vec::new();
             keys = 0;
         }
+        drop(side);
         let detached = std::mem::take(&mut cap.detached);
         if let Some(c) = cap.cursor {
             let mut at = Vec::with_capacity(max);
@@ -302,11 +307,14 @@ impl Shard {
         e.set_snap_mark(mark);
         let e = &*e;
         if let Some(v) = value_of(e, &self.objs) {
-            let before = cap.side.len();
+            let before = cap.side.capacity();
             if (cap.enc)(&mut cap.side, e.key(), v, e.expire(), e.lru()) {
                 cap.side_keys += 1;
             }
-            CAPTURED_BYTES.fetch_add((cap.side.len() - before) as u64, Ordering::Relaxed);
+            let grown = cap.side.capacity().saturating_sub(before);
+            if grown > 0 {
+                CAPTURED_BYTES.fetch_add(grown as u64, Ordering::Relaxed);
+            }
         }
     }
 
