@@ -1159,6 +1159,16 @@ async fn versioned_bgsave_keeps_the_start_instant_through_every_kind_of_change()
     let _: () = c.set("ttl", "v").await.unwrap();
     let _: () = c.set("gone-later", "v").await.unwrap();
     let _: bool = c.expire("expiring", 3600).await.unwrap_or(false);
+    // Large values (hash table, set table, tree, multi-node list, stream)
+    // are kept by reference when removed, replaced or given a TTL, and
+    // copied when edited after the snapshot took them; COPY shares them.
+    let members: Vec<String> = (0..600).map(|i| format!("m{i}")).collect();
+    let _: () = c.sadd("bigset", &members).await.unwrap();
+    for i in 0..300 {
+        let _ = run(&mut c, &["XADD", "bigstream", "*", "i", &i.to_string()]).await;
+    }
+    let _ = run(&mut c, &["COPY", "bighash", "bighash-copy"]).await;
+    let _ = run(&mut c, &["COPY", "bigset", "bigset-copy"]).await;
     let before = contents(&srv).await;
     let d0 = digest(&mut c).await;
     // ~3900 keys x 300 us: the save lasts about a second.
@@ -1194,6 +1204,12 @@ async fn versioned_bgsave_keeps_the_start_instant_through_every_kind_of_change()
         &["GETDEL", "gone-later"],
         &["MOVE", "key:5", "7"],
         &["SWAPDB", "2", "5"],
+        &["DEL", "biglist"],
+        &["SET", "bigset", "now a string"],
+        &["EXPIRE", "bigstream", "1000"],
+        &["XADD", "bigstream", "*", "after", "expire"],
+        &["HSET", "bighash-copy", "field:2", "x"],
+        &["SREM", "bigset-copy", "m1"],
     ] {
         let _ = run(&mut c, args).await;
     }

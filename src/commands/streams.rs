@@ -13,6 +13,7 @@ use crate::commands::spec::{cmd, container, Acl, CmdFlags as F, CommandSpec};
 use crate::config::notify;
 use crate::protocol::args::{eq_ic, int_arg};
 use crate::protocol::{CmdError, CmdResult, Reply};
+use crate::storage::shared::Shared;
 use crate::storage::stream::{Consumer, Group, Nack, Stream, StreamEntry, StreamId};
 use crate::storage::value::Obj;
 use crate::storage::{Shard, ValueRef};
@@ -265,7 +266,7 @@ fn write_stream<'s>(
 
 fn stream_or_create<'s>(shard: &'s mut Shard, key: &[u8], now: u64) -> CmdResult<&'s mut Stream> {
     check_stream(shard, key, now)?;
-    match shard.obj_or_insert(key, now, || Obj::Stream(Box::new(Stream::new()))) {
+    match shard.obj_or_insert(key, now, || Obj::Stream(Shared::new(Stream::new()))) {
         Some(Obj::Stream(s)) => Ok(s),
         _ => Err(CmdError::WRONG_TYPE),
     }

@@ -31,6 +31,7 @@ use crate::protocol::codec::parse_i64;
 use crate::storage::hash::{Hash, HashLimits};
 use crate::storage::list::{End, List};
 use crate::storage::set::{Member, Set};
+use crate::storage::shared::Shared;
 use crate::storage::stream::{Consumer, Group, Nack, RawStreamEntry, Stream, StreamId};
 use crate::storage::zset::{ZLimits, ZSet};
 use crate::storage::{Obj, Value, ValueRef};
@@ -456,20 +457,17 @@ fn put_object<S: Sink>(s: &mut S, v: ValueRef<'_>, compress: bool, lim: &Limits)
                 put_string(s, &lp.finish(), compress)
             } else {
                 // Highest score first, as Redis walks its skiplist from the
-                // tail; in chunks so a huge set is never copied whole.
-                const CHUNK: usize = 1024;
+                // tail; visited in place (no copy of the members, which in
+                // a forked child would also write to pages it shares).
                 let n = z.len();
                 put_len(s, n as u64)?;
-                let mut end = n;
-                while end > 0 {
-                    let start = end.saturating_sub(CHUNK);
-                    for (m, sc) in z.range(start, end).iter().rev() {
-                        put_string(s, m, compress)?;
-                        s.put(&sc.to_le_bytes())?;
+                let mut r = Ok(());
+                z.for_each_in(0, n, true, |m, sc| {
+                    if r.is_ok() {
+                        r = put_string(s, m, compress).and_then(|_| s.put(&sc.to_le_bytes()));
                     }
-                    end = start;
-                }
-                Ok(())
+                });
+                r
             }
         }
         ValueRef::Obj(Obj::Hash(h)) => {
@@ -1046,7 +1044,7 @@ impl<R: Read> Rd<R> {
                 let blob = self.string()?;
                 blob_object(t, &blob, lim)?
             }
-            T_STREAM_LISTPACKS | T_STREAM_LISTPACKS_2 => Value::Obj(Obj::Stream(Box::new(
+            T_STREAM_LISTPACKS | T_STREAM_LISTPACKS_2 => Value::Obj(Obj::Stream(Shared::new(
                 self.stream(t == T_STREAM_LISTPACKS_2)?,
             ))),
             6 | 7 => return corrupt("module values are not supported"),
@@ -1674,9 +1672,9 @@ mod tests {
         }
         values.push(Value::Obj(Obj::ZSet(lp_z)));
         values.push(Value::Obj(Obj::ZSet(sk_z)));
-        values.push(Value::Obj(Obj::Stream(Box::new(sample_stream(false)))));
-        values.push(Value::Obj(Obj::Stream(Box::new(sample_stream(true)))));
-        values.push(Value::Obj(Obj::Stream(Box::new(Stream::new()))));
+        values.push(Value::Obj(Obj::Stream(Shared::new(sample_stream(false)))));
+        values.push(Value::Obj(Obj::Stream(Shared::new(sample_stream(true)))));
+        values.push(Value::Obj(Obj::Stream(Shared::new(Stream::new()))));
         for v in &values {
             for compress in [false, true] {
                 let back = round_trip(v, compress);
@@ -1925,7 +1923,7 @@ mod tests {
             let mut li = List::new();
             li.push(End::Tail, b"x");
             let vals = [
-                Value::Obj(Obj::Stream(Box::new(sample_stream(true)))),
+                Value::Obj(Obj::Stream(Shared::new(sample_stream(true)))),
                 Value::Obj(Obj::ZSet(z)),
                 Value::Obj(Obj::Hash(h)),
                 Value::Obj(Obj::List(li)),

@@ -1002,8 +1002,8 @@ fn run_versioned(
     (ok, killed)
 }
 
-/// Appends one step's records (and the unsaved entries of contents a
-/// FLUSHDB took away) to the file, under a SELECTDB when the database
+/// Appends one step's records (then its large values, and the unsaved
+/// entries of contents a FLUSHDB took away) to the file, under a SELECTDB when the database
 /// changes; then `rdb-key-save-delay`, outside any lock.
 fn write_step(
     w: &mut FileRdbWriter,
@@ -1013,7 +1013,7 @@ fn write_step(
     p: &SaveParams,
     now: u64,
 ) -> io::Result<()> {
-    if records.is_empty() && step.detached.is_empty() {
+    if records.is_empty() && step.detached.is_empty() && step.deferred.is_empty() {
         return Ok(());
     }
     if *cur_db != Some(step.db) {
@@ -1022,6 +1022,13 @@ fn write_step(
     }
     w.raw(records)?;
     let mut keys = step.keys;
+    for d in &step.deferred {
+        if d.expire.is_none_or(|at| at > now) {
+            let m = rdb::EntryMeta::for_policy(d.meta, now, p.lru, p.lfu);
+            w.entry(&d.key, ValueRef::Obj(&d.obj), d.expire, m)?;
+            keys += 1;
+        }
+    }
     for d in &step.detached {
         let mut r = Ok(());
         d.for_each_unsaved(|k, v, exp, meta| {

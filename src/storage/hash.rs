@@ -15,6 +15,7 @@
 //! every element present for the whole iteration even when the table grows
 //! or shrinks between calls.
 
+use crate::storage::shared::Shared;
 use std::hash::BuildHasher;
 use std::sync::OnceLock;
 
@@ -495,7 +496,7 @@ impl<'a> Iterator for LpIter<'a> {
 enum Repr {
     Listpack(Listpack),
     /// Boxed so a `Hash` (and so every `Obj` slot) stays 24 bytes.
-    Table(Box<Dict>),
+    Table(Shared<Dict>),
 }
 
 /// A hash value.
@@ -584,7 +585,12 @@ impl Hash {
         self.len() == 0
     }
 
-    /// Redis's OBJECT ENCODING name for the encoding in use.
+    /// Held in a [`Shared`] (the large representation): cloning is O(1).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.repr, Repr::Table(_))
+    }
+
+    /// Redis's OBJECT ENCODING name.
     pub fn encoding(&self) -> &'static str {
         match &self.repr {
             Repr::Listpack(_) => "listpack",
@@ -619,7 +625,7 @@ impl Hash {
             for (f, v) in lp.iter() {
                 d.insert(f, v);
             }
-            self.repr = Repr::Table(Box::new(d));
+            self.repr = Repr::Table(Shared::new(d));
         }
     }
 

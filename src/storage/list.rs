@@ -19,6 +19,7 @@
 //! entries inside one node. An element larger than a node gets a node of
 //! its own (Redis's "plain" nodes).
 
+use crate::storage::shared::Shared;
 use std::collections::VecDeque;
 
 use bytes::Bytes;
@@ -53,7 +54,7 @@ enum Repr {
     /// are small, and a small list then costs its one buffer and nothing
     /// else (length and byte count are the node's).
     One(Node),
-    Many(Box<Quick>),
+    Many(Shared<Quick>),
 }
 
 /// A list value. Equality is by content, whatever the node layout. 24
@@ -288,7 +289,7 @@ impl List {
             if n.count > 0 {
                 q.nodes.push_back(n);
             }
-            self.repr = Repr::Many(Box::new(q));
+            self.repr = Repr::Many(Shared::new(q));
         }
         match &mut self.repr {
             Repr::Many(q) => q,
@@ -359,7 +360,12 @@ impl List {
         self.len() == 0
     }
 
-    /// Redis's OBJECT ENCODING name: 7.0 always says `quicklist` for lists.
+    /// Held in a [`Shared`] (the large representation): cloning is O(1).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.repr, Repr::Many(_))
+    }
+
+    /// Redis's OBJECT ENCODING name.
     pub fn encoding(&self) -> &'static str {
         "quicklist"
     }

@@ -11,6 +11,7 @@ pub mod lazyfree;
 pub mod list;
 pub mod set;
 pub mod shard;
+pub mod shared;
 pub mod stream;
 pub mod table;
 pub mod value;

@@ -8,6 +8,7 @@
 //! ("12", not "012" or "+12"), so the set always replies with the exact
 //! bytes it was given.
 
+use crate::storage::shared::Shared;
 use bytes::Bytes;
 
 use crate::protocol::codec::parse_i64;
@@ -17,7 +18,7 @@ use crate::storage::hash::Dict;
 enum Repr {
     Intset(Vec<i64>),
     /// Boxed so a `Set` (and so every `Obj` slot) stays small.
-    Table(Box<Dict>),
+    Table(Shared<Dict>),
 }
 
 /// A set value.
@@ -100,7 +101,12 @@ impl Set {
         self.len() == 0
     }
 
-    /// Redis's OBJECT ENCODING name for the encoding in use.
+    /// Held in a [`Shared`] (the large representation): cloning is O(1).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.repr, Repr::Table(_))
+    }
+
+    /// Redis's OBJECT ENCODING name.
     pub fn encoding(&self) -> &'static str {
         match &self.repr {
             Repr::Intset(_) => "intset",
@@ -131,7 +137,7 @@ impl Set {
             for n in v {
                 d.insert(buf.format(*n).as_bytes(), &[]);
             }
-            self.repr = Repr::Table(Box::new(d));
+            self.repr = Repr::Table(Shared::new(d));
         }
     }
 

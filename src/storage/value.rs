@@ -16,7 +16,7 @@ pub enum Obj {
     ZSet(crate::storage::zset::ZSet),
     /// Boxed: a stream header is large and rare; keeping it out of line
     /// keeps every object slot small (see the size tests).
-    Stream(Box<crate::storage::stream::Stream>),
+    Stream(crate::storage::shared::Shared<crate::storage::stream::Stream>),
 }
 
 impl Obj {
@@ -42,6 +42,21 @@ impl Obj {
             Obj::ZSet(z) => z.encoding(),
             Obj::Stream(x) => x.encoding(),
         }
+    }
+
+    /// A second reference to a value held in its large representation
+    /// (see [`crate::storage::shared`]), taken in O(1); `None` for strings
+    /// and compact encodings, which are small enough to copy.
+    pub fn share(&self) -> Option<Obj> {
+        let large = match self {
+            Obj::Raw(_) => false,
+            Obj::Hash(h) => h.is_shared(),
+            Obj::List(l) => l.is_shared(),
+            Obj::Set(x) => x.is_shared(),
+            Obj::ZSet(z) => z.is_shared(),
+            Obj::Stream(_) => true,
+        };
+        large.then(|| self.clone())
     }
 
     /// Approximate heap bytes, for MEMORY USAGE and accounting.

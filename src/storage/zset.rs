@@ -23,6 +23,7 @@
 //! result and then ask for the compact encoding with
 //! [`ZSet::shrink_if_fits`], as Redis 7.0 does.
 
+use crate::storage::shared::Shared;
 use std::cmp::Ordering;
 
 use bytes::Bytes;
@@ -610,7 +611,7 @@ struct Skip {
 #[derive(Debug, Clone)]
 enum Repr {
     Listpack(Lp),
-    Skiplist(Box<Skip>),
+    Skiplist(Shared<Skip>),
 }
 
 /// A sorted set value.
@@ -662,7 +663,7 @@ impl ZSet {
     pub fn with_hint(size_hint: usize, max_member_len: usize, lim: ZLimits) -> Self {
         if lim.entries == 0 || size_hint > lim.entries || max_member_len > lim.value {
             ZSet {
-                repr: Repr::Skiplist(Box::default()),
+                repr: Repr::Skiplist(Shared::default()),
             }
         } else {
             Self::default()
@@ -690,7 +691,12 @@ impl ZSet {
         }
     }
 
-    /// Redis's OBJECT ENCODING name for the encoding in use.
+    /// Held in a [`Shared`] (the large representation): cloning is O(1).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.repr, Repr::Skiplist(_))
+    }
+
+    /// Redis's OBJECT ENCODING name.
     pub fn encoding(&self) -> &'static str {
         match &self.repr {
             Repr::Listpack(_) => "listpack",
@@ -716,7 +722,7 @@ impl ZSet {
     /// Switches to the skiplist encoding (no-op if already there).
     pub fn convert_to_skiplist(&mut self) {
         if let Repr::Listpack(lp) = &self.repr {
-            let mut sk = Box::<Skip>::default();
+            let mut sk = Skip::default();
             sk.dict.reserve(lp.len as usize);
             for (_, e) in lp.iter() {
                 let m = Bytes::copy_from_slice(lp.member(&e));
@@ -724,7 +730,7 @@ impl ZSet {
                 sk.tree.insert(e.score, m);
             }
             sk.member_bytes = lp.member_bytes as usize;
-            self.repr = Repr::Skiplist(sk);
+            self.repr = Repr::Skiplist(Shared::new(sk));
         }
     }
 
