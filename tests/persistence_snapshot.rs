@@ -1169,6 +1169,9 @@ async fn versioned_bgsave_keeps_the_start_instant_through_every_kind_of_change()
     }
     let _ = run(&mut c, &["COPY", "bighash", "bighash-copy"]).await;
     let _ = run(&mut c, &["COPY", "bigset", "bigset-copy"]).await;
+    // Strings of 16 KiB and more are copied under the lock, encoded after.
+    let _: () = c.set("longstr", "y".repeat(40_000)).await.unwrap();
+    let _: () = c.set("longstr2", "z".repeat(40_000)).await.unwrap();
     let before = contents(&srv).await;
     let d0 = digest(&mut c).await;
     // ~3900 keys x 300 us: the save lasts about a second.
@@ -1210,6 +1213,9 @@ async fn versioned_bgsave_keeps_the_start_instant_through_every_kind_of_change()
         &["XADD", "bigstream", "*", "after", "expire"],
         &["HSET", "bighash-copy", "field:2", "x"],
         &["SREM", "bigset-copy", "m1"],
+        &["APPEND", "longstr", "tail"],
+        &["SETRANGE", "longstr2", "100", "changed"],
+        &["DEL", "longstr2"],
     ] {
         let _ = run(&mut c, args).await;
     }

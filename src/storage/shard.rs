@@ -146,10 +146,11 @@ impl Detached {
     }
 }
 
-/// A large value (one held in a `Shared`) whose state the snapshot
-/// needs, taken by reference under the shard lock and encoded after it is
-/// released: encoding a million-member set takes ~100 ms, and holding the
-/// shard that long would stall every command on it.
+/// A large value whose state the snapshot needs, taken under the shard
+/// lock (by reference for a collection held in a `Shared`, by copy for a
+/// long string) and encoded after it is released: encoding a
+/// million-member set takes ~100 ms, and holding the shard that long would
+/// stall every command on it.
 pub struct Deferred {
     pub key: Box<[u8]>,
     pub obj: Obj,
@@ -189,10 +190,19 @@ fn value_of<'a>(e: &'a Entry, objs: &'a [Option<Obj>]) -> Option<ValueRef<'a>> {
     })
 }
 
-/// A second reference to `v` if it is a large value ([`Obj::share`]).
-fn share_large(v: ValueRef<'_>) -> Option<Obj> {
+/// Strings from this length on are copied under the shard lock and
+/// encoded (LZF, ~10x slower than the copy) after it is released.
+const LARGE_STRING: usize = 16 << 10;
+
+/// What a snapshot keeps of a large value `v` to encode outside the lock:
+/// a second reference to a collection in its large representation
+/// ([`Obj::share`]; only `by_reference`, i.e. unless the value is about to
+/// be edited in place, which would then copy it), or a copy of a long
+/// string.
+fn share_large(v: ValueRef<'_>, by_reference: bool) -> Option<Obj> {
     match v {
-        ValueRef::Obj(o) => o.share(),
+        ValueRef::Obj(Obj::Raw(b)) if b.len() >= LARGE_STRING => Some(Obj::Raw(b.clone())),
+        ValueRef::Obj(o) if by_reference => o.share(),
         _ => None,
     }
 }
@@ -311,7 +321,7 @@ impl Shard {
                 if save {
                     let e = &*e;
                     let v = value_of(e, &self.objs);
-                    if let Some(large) = v.and_then(share_large) {
+                    if let Some(large) = v.and_then(|v| share_large(v, true)) {
                         deferred.push(Deferred::of(e, large));
                     } else if let Some(v) = v {
                         if (cap.enc)(out, e.key(), v, e.expire(), e.lru()) {
@@ -367,12 +377,10 @@ impl Shard {
         }
         e.set_snap_mark(mark);
         let e = &*e;
-        if let Some(large) = value_of(e, &self.objs)
-            .filter(|_| by_reference)
-            .and_then(share_large)
-        {
-            // Removed, replaced, or only its TTL changes: the value stays
-            // as it is, so keeping a reference costs nothing.
+        if let Some(large) = value_of(e, &self.objs).and_then(|v| share_large(v, by_reference)) {
+            // A collection removed, replaced, or only re-timed stays as it
+            // is, so keeping a reference costs nothing; a long string is
+            // copied rather than encoded here.
             let bytes = large.memory_usage() as u64;
             cap.side_large.push(Deferred::of(e, large));
             cap.side_large_bytes += bytes;
