@@ -985,26 +985,17 @@ fn write_versioned(
     close_rdb(w)
 }
 
-/// Writes snapshot `id` ([`write_versioned`]); returns whether it
-/// succeeded and whether it was stopped on purpose ([`kill_child`]).
-fn run_versioned(
-    srv: &Server,
-    id: u64,
-    p: &SaveParams,
-    now: u64,
-    tmp: &Path,
-    aof_base: bool,
-) -> (bool, bool) {
-    let ok = write_versioned(srv, id, p, now, tmp, aof_base).is_ok();
-    let killed = ABORT_SNAPSHOT
+/// Whether snapshot `id` was stopped on purpose ([`kill_child`]); clears
+/// the request.
+fn take_abort(id: u64) -> bool {
+    ABORT_SNAPSHOT
         .compare_exchange(id, 0, Ordering::SeqCst, Ordering::SeqCst)
-        .is_ok();
-    (ok, killed)
+        .is_ok()
 }
 
 /// Appends one step's records (then its large values, and the unsaved
-/// entries of contents a FLUSHDB took away) to the file, under a SELECTDB when the database
-/// changes; then `rdb-key-save-delay`, outside any lock.
+/// entries of contents a FLUSHDB took away) to the file, under a SELECTDB
+/// when the database changes; then `rdb-key-save-delay`, outside any lock.
 fn write_step(
     w: &mut FileRdbWriter,
     cur_db: &mut Option<u32>,
@@ -1118,7 +1109,8 @@ fn bgsave_versioned(
     );
     let run = move |srv: &Server| {
         let tmp = temp_rdb_versioned();
-        let (ok, killed) = run_versioned(srv, id, &params, now, &tmp, false);
+        let ok = write_versioned(srv, id, &params, now, &tmp, false).is_ok();
+        let killed = take_abort(id);
         finish_bgsave(srv, ok, killed, &tmp, &final_path, dirty);
         *srv.persist.child.lock() = None;
     };
@@ -1252,7 +1244,8 @@ pub fn rewrite_aof(srv: &Server, enable: bool) -> Result<(), String> {
             "Background append only file rewriting started (versioned snapshot {id}, no fork; shards held {held} µs)"
         );
         let run = move |srv: &Server| {
-            let (ok, killed) = run_versioned(srv, id, &params, now, &t2, true);
+            let ok = write_versioned(srv, id, &params, now, &t2, true).is_ok();
+            let killed = take_abort(id);
             complete(srv, ok, killed);
         };
         match srv.arc() {

@@ -15,10 +15,10 @@
 //! every element present for the whole iteration even when the table grows
 //! or shrinks between calls.
 
-use crate::storage::shared::Shared;
 use std::hash::BuildHasher;
 use std::sync::OnceLock;
 
+use crate::storage::shared::Shared;
 use crate::util::edit_exact;
 
 /// Marks the end of a chain / an empty bucket.
@@ -495,7 +495,9 @@ impl<'a> Iterator for LpIter<'a> {
 #[derive(Debug, Clone)]
 enum Repr {
     Listpack(Listpack),
-    /// Boxed so a `Hash` (and so every `Obj` slot) stays 24 bytes.
+    /// Behind one pointer (a copy-on-write `Shared`, see
+    /// `storage::shared`) so a `Hash` (and so every `Obj` slot) stays 24
+    /// bytes.
     Table(Shared<Dict>),
 }
 
@@ -590,7 +592,7 @@ impl Hash {
         matches!(self.repr, Repr::Table(_))
     }
 
-    /// Redis's OBJECT ENCODING name.
+    /// Redis's OBJECT ENCODING name for the encoding in use.
     pub fn encoding(&self) -> &'static str {
         match &self.repr {
             Repr::Listpack(_) => "listpack",

@@ -19,11 +19,11 @@
 //! entries inside one node. An element larger than a node gets a node of
 //! its own (Redis's "plain" nodes).
 
-use crate::storage::shared::Shared;
 use std::collections::VecDeque;
 
 use bytes::Bytes;
 
+use crate::storage::shared::Shared;
 use crate::util::edit_exact;
 
 /// Target size of one node's buffer: Redis's default
@@ -365,7 +365,7 @@ impl List {
         matches!(self.repr, Repr::Many(_))
     }
 
-    /// Redis's OBJECT ENCODING name.
+    /// Redis's OBJECT ENCODING name: 7.0 always says `quicklist` for lists.
     pub fn encoding(&self) -> &'static str {
         "quicklist"
     }

@@ -8,16 +8,17 @@
 //! ("12", not "012" or "+12"), so the set always replies with the exact
 //! bytes it was given.
 
-use crate::storage::shared::Shared;
 use bytes::Bytes;
 
 use crate::protocol::codec::parse_i64;
 use crate::storage::hash::Dict;
+use crate::storage::shared::Shared;
 
 #[derive(Debug, Clone)]
 enum Repr {
     Intset(Vec<i64>),
-    /// Boxed so a `Set` (and so every `Obj` slot) stays small.
+    /// Behind one pointer (a copy-on-write `Shared`, see
+    /// `storage::shared`) so a `Set` (and so every `Obj` slot) stays small.
     Table(Shared<Dict>),
 }
 
@@ -106,7 +107,7 @@ impl Set {
         matches!(self.repr, Repr::Table(_))
     }
 
-    /// Redis's OBJECT ENCODING name.
+    /// Redis's OBJECT ENCODING name for the encoding in use.
     pub fn encoding(&self) -> &'static str {
         match &self.repr {
             Repr::Intset(_) => "intset",

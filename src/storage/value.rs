@@ -14,8 +14,9 @@ pub enum Obj {
     List(crate::storage::list::List),
     Set(crate::storage::set::Set),
     ZSet(crate::storage::zset::ZSet),
-    /// Boxed: a stream header is large and rare; keeping it out of line
-    /// keeps every object slot small (see the size tests).
+    /// Out of line, in a copy-on-write `Shared`: a stream header is large
+    /// and rare, and keeping it out keeps every object slot small (see the
+    /// size tests).
     Stream(crate::storage::shared::Shared<crate::storage::stream::Stream>),
 }
 

@@ -23,11 +23,11 @@
 //! result and then ask for the compact encoding with
 //! [`ZSet::shrink_if_fits`], as Redis 7.0 does.
 
-use crate::storage::shared::Shared;
 use std::cmp::Ordering;
 
 use bytes::Bytes;
 
+use crate::storage::shared::Shared;
 use crate::util::edit_exact;
 
 /// The conversion thresholds (`zset-max-listpack-entries`,
@@ -696,7 +696,7 @@ impl ZSet {
         matches!(self.repr, Repr::Skiplist(_))
     }
 
-    /// Redis's OBJECT ENCODING name.
+    /// Redis's OBJECT ENCODING name for the encoding in use.
     pub fn encoding(&self) -> &'static str {
         match &self.repr {
             Repr::Listpack(_) => "listpack",
