@@ -255,7 +255,7 @@ impl FunctionRegistry {
             rdb_put_string(&mut out, &code);
         }
         out.extend_from_slice(&RDB_VERSION.to_le_bytes());
-        let crc = crc64(0, &out);
+        let crc = crate::persistence::rdb::crc64(&out);
         out.extend_from_slice(&crc.to_le_bytes());
         out
     }
@@ -467,30 +467,6 @@ pub fn lzf_decompress(src: &[u8], out_len: usize) -> Option<Vec<u8>> {
     (out.len() == out_len).then_some(out)
 }
 
-/// Redis's CRC64 (Jones polynomial, reflected, init 0).
-pub fn crc64(mut crc: u64, data: &[u8]) -> u64 {
-    static TABLE: std::sync::OnceLock<[u64; 256]> = std::sync::OnceLock::new();
-    let t = TABLE.get_or_init(|| {
-        let mut t = [0u64; 256];
-        for (i, e) in t.iter_mut().enumerate() {
-            let mut c = i as u64;
-            for _ in 0..8 {
-                c = if c & 1 == 1 {
-                    (c >> 1) ^ 0x95AC_9329_AC4B_C9B5
-                } else {
-                    c >> 1
-                };
-            }
-            *e = c;
-        }
-        t
-    });
-    for &b in data {
-        crc = t[((crc ^ b as u64) & 0xff) as usize] ^ (crc >> 8);
-    }
-    crc
-}
-
 /// A DUMP-style payload's footer: RDB version ≤ ours and a matching CRC.
 pub fn verify_payload(p: &[u8]) -> bool {
     if p.len() < 10 {
@@ -502,7 +478,7 @@ pub fn verify_payload(p: &[u8]) -> bool {
         return false;
     }
     let want = u64::from_le_bytes(p[n - 8..].try_into().unwrap_or([0; 8]));
-    crc64(0, &p[..n - 8]) == want
+    crate::persistence::rdb::crc64(&p[..n - 8]) == want
 }
 
 #[cfg(test)]
@@ -511,7 +487,10 @@ mod tests {
 
     #[test]
     fn crc64_check_value() {
-        assert_eq!(crc64(0, b"123456789"), 0xe9c6_d914_c4b8_d9ca);
+        assert_eq!(
+            crate::persistence::rdb::crc64(b"123456789"),
+            0xe9c6_d914_c4b8_d9ca
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@
 use std::io::{self, Read, Write};
 
 use bytes::Bytes;
-use crc::{Crc, Digest, CRC_64_REDIS};
+use crc::{Crc, Digest, Table, CRC_64_REDIS};
 
 use crate::persistence::blobs::{
     intset_decode, intset_encode, lp_decode, lp_entry_size, ziplist_decode, zipmap_decode, Item,
@@ -39,8 +39,15 @@ use crate::storage::{Obj, Value, ValueRef};
 /// The RDB version written (Redis 7.0).
 pub const RDB_VERSION: u16 = 10;
 
-/// CRC-64/Jones as Redis computes it (reflected, init 0, no final xor).
-static CRC64: Crc<u64> = Crc::<u64>::new(&CRC_64_REDIS);
+/// CRC-64/Jones as Redis computes it (reflected, init 0, no final xor),
+/// sixteen bytes per step (the byte-at-a-time table was half the time of
+/// a snapshot).
+static CRC64: Crc<u64, Table<16>> = Crc::<u64, Table<16>>::new(&CRC_64_REDIS);
+
+/// Redis's CRC64 of `data` (RDB files, DUMP payloads, FUNCTION DUMP).
+pub fn crc64(data: &[u8]) -> u64 {
+    CRC64.checksum(data)
+}
 
 /// Largest allocation made up front from a length read from the input;
 /// beyond it buffers grow only as bytes actually arrive.
@@ -229,15 +236,37 @@ impl Sink for Vec<u8> {
     }
 }
 
+/// What an [`RdbWriter`] buffers before it checksums and writes: values
+/// arrive in pieces of a few bytes, and the CRC runs fast only over long
+/// runs.
+pub const RDB_OUT_BUF: usize = 1 << 20;
+
 struct Out<W: Write> {
     w: W,
-    crc: Digest<'static, u64>,
+    buf: Vec<u8>,
+    crc: Digest<'static, u64, Table<16>>,
+}
+
+impl<W: Write> Out<W> {
+    fn drain(&mut self) -> io::Result<()> {
+        self.crc.update(&self.buf);
+        self.w.write_all(&self.buf)?;
+        self.buf.clear();
+        Ok(())
+    }
 }
 
 impl<W: Write> Sink for Out<W> {
     fn put(&mut self, b: &[u8]) -> io::Result<()> {
-        self.crc.update(b);
-        self.w.write_all(b)
+        if self.buf.len() + b.len() > self.buf.capacity() {
+            self.drain()?;
+            if b.len() >= self.buf.capacity() {
+                self.crc.update(b);
+                return self.w.write_all(b);
+            }
+        }
+        self.buf.extend_from_slice(b);
+        Ok(())
     }
 }
 
@@ -616,12 +645,13 @@ pub struct RdbWriter<W: Write> {
 }
 
 impl<W: Write> RdbWriter<W> {
-    /// `compress` is `rdbcompression`, `checksum` is `rdbchecksum`. Wrap
-    /// files in a `BufWriter`: values are written in small pieces.
+    /// `compress` is `rdbcompression`, `checksum` is `rdbchecksum`. The
+    /// writer buffers ([`RDB_OUT_BUF`]); `w` needs no buffer of its own.
     pub fn new(w: W, compress: bool, checksum: bool) -> Self {
         RdbWriter {
             out: Out {
                 w,
+                buf: Vec::with_capacity(RDB_OUT_BUF),
                 crc: CRC64.digest(),
             },
             compress,
@@ -702,6 +732,7 @@ impl<W: Write> RdbWriter<W> {
     /// inner writer (flush it).
     pub fn finish(mut self) -> io::Result<W> {
         self.out.put(&[OP_EOF])?;
+        self.out.drain()?;
         let crc = if self.checksum {
             self.out.crc.clone().finalize()
         } else {
@@ -826,7 +857,7 @@ pub fn restore_payload(p: &[u8], lim: &Limits) -> Result<Value, RestoreError> {
 
 struct Rd<R: Read> {
     r: R,
-    crc: Option<Digest<'static, u64>>,
+    crc: Option<Digest<'static, u64, Table<16>>>,
 }
 
 impl<R: Read> Rd<R> {

@@ -14,7 +14,7 @@
 //! its own fork handlers, so allocating in the child is safe.
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter};
+use std::io::{self, BufReader};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -511,10 +511,10 @@ pub fn write_rdb(
     close_rdb(w)
 }
 
-type FileRdbWriter = rdb::RdbWriter<BufWriter<File>>;
+type FileRdbWriter = rdb::RdbWriter<File>;
 
 /// The buffer between an RDB writer and its file.
-const RDB_WRITE_BUF: usize = 1 << 20;
+const RDB_WRITE_BUF: usize = rdb::RDB_OUT_BUF;
 
 /// Counts bytes in `CAPTURED_BYTES` (memory a snapshot holds, left out of
 /// `maxmemory`) while alive.
@@ -537,12 +537,7 @@ impl Drop for HeldBytes {
 /// function libraries.
 fn open_rdb(tmp: &Path, p: &SaveParams, now: u64, aof_base: bool) -> io::Result<FileRdbWriter> {
     let f = File::create(tmp)?;
-    let mut w = rdb::RdbWriter::new(
-        BufWriter::with_capacity(RDB_WRITE_BUF, f),
-        p.compress,
-        p.checksum,
-    )
-    .with_limits(p.limits);
+    let mut w = rdb::RdbWriter::new(f, p.compress, p.checksum).with_limits(p.limits);
     let aux = rdb::standard_aux(now / 1000, p.used_mem, aof_base);
     let aux_refs: Vec<(&str, &[u8])> = aux.iter().map(|(k, v)| (*k, &v[..])).collect();
     w.header(&aux_refs)?;
@@ -554,9 +549,7 @@ fn open_rdb(tmp: &Path, p: &SaveParams, now: u64, aof_base: bool) -> io::Result<
 
 /// EOF, checksum, flush and fsync.
 fn close_rdb(w: FileRdbWriter) -> io::Result<()> {
-    let bw = w.finish()?;
-    let f = bw.into_inner().map_err(|e| e.into_error())?;
-    f.sync_all()
+    w.finish()?.sync_all()
 }
 
 /// Redis's debugDelay: sleeps `usec` µs; a negative value sleeps 1 µs
