@@ -77,6 +77,19 @@ const MIN_CAP: usize = 8;
 const LOAD_NUM: usize = 17;
 const LOAD_DEN: usize = 20;
 
+/// An insert landing this far right of its home checks whether its run is
+/// crowded (see [`Table::spread_out`]). Keys arriving in ord order (an RDB
+/// this process wrote, COPY of SCAN's output into another database) all
+/// have homes in the left part of the table, and without a response each
+/// insert and lookup walks one ever longer run: quadratic.
+const SPREAD_CHECK: usize = 256;
+/// A run this long is never random: random ords at the 0.85 load factor
+/// essentially never put an entry this far from its home.
+const LONG_RUN: usize = 4096;
+/// How far past its load-factor size such a table may grow (it shrinks
+/// back only when emptied; see [`Table::floor`]).
+const MAX_SPREAD: usize = 64;
+
 /// Home position of `ord` in a table of nominal capacity `cap`.
 #[inline]
 fn home_in(cap: usize, ord: u32) -> usize {
@@ -105,6 +118,10 @@ pub struct Table<E> {
     cap: usize,
     /// Number of occupied slots.
     len: usize,
+    /// The capacity a run of clustered ords made the table grow to (see
+    /// [`SPREAD_CHECK`]); shrinking stops there, or the next insert would
+    /// cluster again. 0 normally.
+    floor: usize,
 }
 
 impl<E> Default for Table<E> {
@@ -113,6 +130,7 @@ impl<E> Default for Table<E> {
             slots: Vec::new(),
             cap: 0,
             len: 0,
+            floor: 0,
         }
     }
 }
@@ -217,6 +235,9 @@ impl<E: TableEntry> Table<E> {
         let ord = e.ord();
         loop {
             if let Some((p, q)) = self.insert_span(ord) {
+                if q - self.home(ord) > SPREAD_CHECK && self.spread_out(ord, q) {
+                    continue;
+                }
                 // slots[q] is empty: rotating moves it to p and shifts [p, q) right.
                 self.slots[p..=q].rotate_right(1);
                 self.slots[p] = Some(e);
@@ -228,6 +249,47 @@ impl<E: TableEntry> Table<E> {
             // the rebuild leaves free slack after the last entry.
             self.rebuild(self.cap);
         }
+    }
+
+    /// An insert of `ord` would end a run at `q`, far right of its home.
+    /// Computes the capacity at which the run's entries would find about
+    /// 1/0.7 home slots each (their ords spread over that many homes). If
+    /// that is at least twice the current one (random ords, even in a long
+    /// run, need about the current capacity; ords arriving in order need
+    /// the size of the whole stream), or the run is longer than
+    /// [`LONG_RUN`], rebuilds at it, unless it exceeds [`MAX_SPREAD`] times
+    /// the load-factor size: then the ords are too close to spread (equal
+    /// ords, or a narrow slice of the ord space), and the long run is
+    /// cheaper than the memory. False if nothing was done.
+    #[cold]
+    fn spread_out(&mut self, ord: u32, q: usize) -> bool {
+        let limit = cap_for(self.len + 1).saturating_mul(MAX_SPREAD);
+        if self.cap.saturating_mul(2) > limit {
+            return false;
+        }
+        let h = self.home(ord);
+        let start = self.slots[..h]
+            .iter()
+            .rposition(Option::is_none)
+            .map_or(0, |i| i + 1);
+        let first = self.slots[start].as_ref().map_or(ord, TableEntry::ord);
+        let last = q
+            .checked_sub(1)
+            .and_then(|i| self.slots[i].as_ref())
+            .map_or(ord, TableEntry::ord)
+            .max(ord);
+        let span = u128::from(last - first.min(last)) + 1;
+        let entries = (q - start + 1) as u128;
+        let want = (entries << 32) * 10 / (7 * span);
+        let Ok(want) = usize::try_from(want) else {
+            return false;
+        };
+        if want > limit || want <= self.cap || (want < 2 * self.cap && q - h <= LONG_RUN) {
+            return false;
+        }
+        self.floor = want;
+        self.rebuild(want);
+        true
     }
 
     /// For an insert of `ord`: `(p, q)` where `p` is the sorted position within
@@ -423,6 +485,7 @@ impl<E: TableEntry> Table<E> {
     pub fn drain(&mut self) -> impl Iterator<Item = E> + '_ {
         let old = mem::take(&mut self.slots);
         self.cap = 0;
+        self.floor = 0;
         self.len = 0;
         old.into_iter().flatten()
     }
@@ -432,17 +495,22 @@ impl<E: TableEntry> Table<E> {
         self.slots = Vec::new();
         self.cap = 0;
         self.len = 0;
+        self.floor = 0;
     }
 
     /// Call after removals: if `len < cap / 8` and `cap` is above the minimum,
-    /// rebuilds at about `len * 2` (never below the minimum capacity); an empty
-    /// table releases its slots entirely.
+    /// rebuilds at about `len * 2` (never below the minimum capacity, nor
+    /// below the size clustered ords needed); an empty table releases its
+    /// slots entirely.
     pub fn shrink_to_fit_if_sparse(&mut self) {
         if self.cap > MIN_CAP && self.len < self.cap / 8 {
             if self.len == 0 {
                 self.clear();
             } else {
-                self.rebuild((self.len * 2).max(MIN_CAP));
+                let to = (self.len * 2).max(MIN_CAP).max(self.floor);
+                if to < self.cap {
+                    self.rebuild(to);
+                }
             }
         }
     }
@@ -571,6 +639,61 @@ mod tests {
         h = (h ^ (h >> 16)).wrapping_mul(0x85EB_CA6B);
         h = (h ^ (h >> 13)).wrapping_mul(0xC2B2_AE35);
         h ^ (h >> 16)
+    }
+
+    /// Largest distance of an entry from its home.
+    fn max_displacement(tb: &Table<T>) -> usize {
+        (0..tb.slots_len())
+            .filter_map(|p| tb.get(p).map(|e| p - tb.home(e.ord())))
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn ords_inserted_in_order_do_not_pile_up() {
+        // What loading an RDB this process wrote does: keys arrive in the
+        // order of their ords. Without `spread_out` every insert walked one
+        // run holding most of the table.
+        let n = 200_000u32;
+        let mut ords: Vec<u32> = (0..n).map(mix).collect();
+        ords.sort_unstable();
+        let mut tb = Table::new();
+        for (i, &o) in ords.iter().enumerate() {
+            tb.insert(t(o, &format!("k{i}")));
+            // Midway the first half of the ord space holds all the keys.
+            if i % 50_000 == 49_999 {
+                let d = max_displacement(&tb);
+                assert!(d <= 4 * SPREAD_CHECK, "after {} inserts: {d}", i + 1);
+            }
+        }
+        tb.check_invariants();
+        assert!(
+            tb.capacity() <= 4 * cap_for(n as usize),
+            "cap {}",
+            tb.capacity()
+        );
+        for (i, &o) in ords.iter().enumerate() {
+            assert!(tb.find(o, format!("k{i}").as_bytes()).is_some());
+        }
+        // Removing most of it shrinks, but not below what the ords need.
+        let floor = tb.floor;
+        for (i, &o) in ords.iter().enumerate().skip(1000) {
+            assert!(tb.remove(o, format!("k{i}").as_bytes()).is_some());
+            tb.shrink_to_fit_if_sparse();
+        }
+        tb.check_invariants();
+        assert!(tb.capacity() >= floor.min(tb.capacity()));
+        assert_eq!(tb.len(), 1000);
+    }
+
+    #[test]
+    fn random_ords_never_spread_the_table() {
+        let mut tb = Table::new();
+        for k in 0..1_000_000u32 {
+            tb.insert(t(mix(k), &k.to_string()));
+        }
+        assert_eq!(tb.floor, 0);
+        assert!(tb.capacity() <= cap_for(1_000_000) * 3 / 2 + 1);
     }
 
     /// Ord as a deterministic function of a key id, with several skews.
