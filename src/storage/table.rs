@@ -119,8 +119,8 @@ pub struct Table<E> {
     /// Number of occupied slots.
     len: usize,
     /// The capacity a run of clustered ords made the table grow to (see
-    /// [`SPREAD_CHECK`]); shrinking stops there, or the next insert would
-    /// cluster again. 0 normally.
+    /// [`SPREAD_CHECK`]); shrinking stops there (or the next insert would
+    /// cluster again) until the table is nearly empty. 0 normally.
     floor: usize,
 }
 
@@ -507,6 +507,11 @@ impl<E: TableEntry> Table<E> {
             if self.len == 0 {
                 self.clear();
             } else {
+                // A table emptied this far is no longer the clustered
+                // stream that needed the floor.
+                if self.len.saturating_mul(2 * MAX_SPREAD) < self.floor {
+                    self.floor = 0;
+                }
                 let to = (self.len * 2).max(MIN_CAP).max(self.floor);
                 if to < self.cap {
                     self.rebuild(to);
@@ -675,15 +680,29 @@ mod tests {
         for (i, &o) in ords.iter().enumerate() {
             assert!(tb.find(o, format!("k{i}").as_bytes()).is_some());
         }
-        // Removing most of it shrinks, but not below what the ords need.
+        // Removing most of it shrinks, but not below what the ords needed
+        // while the table still holds a fair share of them...
         let floor = tb.floor;
-        for (i, &o) in ords.iter().enumerate().skip(1000) {
+        assert!(floor > 0);
+        for (i, &o) in ords.iter().enumerate().filter(|(i, _)| i % 40 != 0) {
             assert!(tb.remove(o, format!("k{i}").as_bytes()).is_some());
             tb.shrink_to_fit_if_sparse();
         }
         tb.check_invariants();
-        assert!(tb.capacity() >= floor.min(tb.capacity()));
-        assert_eq!(tb.len(), 1000);
+        assert_eq!(tb.len(), 5000);
+        assert!(tb.capacity() >= floor, "{} < {floor}", tb.capacity());
+        // ...and gives the memory back once nearly empty.
+        for (i, &o) in ords
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 40 == 0 && i % 2000 != 0)
+        {
+            assert!(tb.remove(o, format!("k{i}").as_bytes()).is_some());
+            tb.shrink_to_fit_if_sparse();
+        }
+        tb.check_invariants();
+        assert_eq!(tb.len(), 100);
+        assert!(tb.capacity() < 1000, "{}", tb.capacity());
     }
 
     #[test]
