@@ -94,7 +94,7 @@ fn setbit(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
                 v[byte] |= mask;
             }
             ctx.shard(key)?
-                .set(key, Value::Obj(Obj::Raw(v)), Ttl::Clear, now);
+                .set(key, Value::Obj(Obj::raw(v)), Ttl::Clear, now);
             false
         }
         Some((len, old)) => {
@@ -380,7 +380,7 @@ fn bitop(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         }
     }
     ctx.shard(dest)?
-        .set(dest, Value::Obj(Obj::Raw(res)), Ttl::Clear, now);
+        .set(dest, Value::Obj(Obj::raw(res)), Ttl::Clear, now);
     ctx.changed(1);
     ctx.notify(config::notify::STRING, "set", dest);
     Ok(Reply::Int(maxlen as i64))
@@ -672,7 +672,7 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], ro: bool) -> CmdResult {
         let mut buf = vec![0u8; need];
         let r = run_ops(&mut buf, &ops, true);
         ctx.shard(key)?
-            .set(key, Value::Obj(Obj::Raw(buf)), Ttl::Clear, now);
+            .set(key, Value::Obj(Obj::raw(buf)), Ttl::Clear, now);
         r
     };
     if changes > 0 {

@@ -82,7 +82,7 @@ fn pfadd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         }
         hll::invalidate(&mut s);
         ctx.shard(key)?
-            .set(key, Value::Obj(Obj::Raw(s)), Ttl::Clear, now);
+            .set(key, Value::Obj(Obj::raw(s)), Ttl::Clear, now);
         updated = 1;
     } else {
         let buf = match ctx.shard(key)?.string_mut(key, now) {
@@ -185,7 +185,7 @@ fn pfmerge(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         let mut s = hll::new_sparse();
         apply(&mut s)?;
         ctx.shard(dest)?
-            .set(dest, Value::Obj(Obj::Raw(s)), Ttl::Clear, now);
+            .set(dest, Value::Obj(Obj::raw(s)), Ttl::Clear, now);
     } else {
         match ctx.shard(dest)?.string_mut(dest, now) {
             Some(Ok(buf)) => apply(buf)?,

@@ -442,7 +442,7 @@ fn setrange(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         let n = v.len();
         ctx.shard(key)?.set(
             key,
-            Value::Obj(crate::storage::Obj::Raw(v)),
+            Value::Obj(crate::storage::Obj::raw(v)),
             Ttl::Clear,
             now,
         );

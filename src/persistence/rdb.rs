@@ -1580,7 +1580,7 @@ mod tests {
         let s = |v: &Value| match v {
             Value::Str(b) => b.to_vec(),
             Value::Int(n) => itoa_vec(*n),
-            Value::Obj(Obj::Raw(r)) => r.clone(),
+            Value::Obj(Obj::Raw(r)) => r.to_vec(),
             _ => panic!("not a string"),
         };
         s(a) == s(b)
@@ -1655,7 +1655,7 @@ mod tests {
             Value::Str(Bytes::from_static(b"-123")),
             Value::Int(i64::MIN),
             Value::Int(42),
-            Value::Obj(Obj::Raw(b"xyz".repeat(100))),
+            Value::Obj(Obj::raw(b"xyz".repeat(100))),
         ];
         let mut small_list = List::new();
         let mut big_list = List::new();
@@ -1958,7 +1958,7 @@ mod tests {
                 Value::Obj(Obj::ZSet(z)),
                 Value::Obj(Obj::Hash(h)),
                 Value::Obj(Obj::List(li)),
-                Value::Obj(Obj::Raw(b"abc".repeat(40))),
+                Value::Obj(Obj::raw(b"abc".repeat(40))),
                 Value::Str(Bytes::from_static(b"12")),
             ];
             let p = dump_payload(as_ref(&vals[which]));

@@ -190,18 +190,18 @@ fn value_of<'a>(e: &'a Entry, objs: &'a [Option<Obj>]) -> Option<ValueRef<'a>> {
     })
 }
 
-/// Strings from this length on are copied under the shard lock and
-/// encoded (LZF, ~10x slower than the copy) after it is released.
+/// Strings from this length on are kept by reference and encoded (LZF)
+/// after the shard lock is released.
 const LARGE_STRING: usize = 16 << 10;
 
 /// What a snapshot keeps of a large value `v` to encode outside the lock:
 /// a second reference to a collection in its large representation
 /// ([`Obj::share`]; only `by_reference`, i.e. unless the value is about to
-/// be edited in place, which would then copy it), or a copy of a long
-/// string.
+/// be edited in place, which would then copy it), or to a long string (an
+/// edit copies it then too, but a copy is ~10x cheaper than encoding).
 fn share_large(v: ValueRef<'_>, by_reference: bool) -> Option<Obj> {
     match v {
-        ValueRef::Obj(Obj::Raw(b)) if b.len() >= LARGE_STRING => Some(Obj::Raw(b.clone())),
+        ValueRef::Obj(o @ Obj::Raw(b)) if b.len() >= LARGE_STRING => Some(o.clone()),
         ValueRef::Obj(o) if by_reference => o.share(),
         _ => None,
     }
@@ -715,7 +715,7 @@ impl Shard {
                 };
                 let (ord, expire, lru) = (e.ord(), e.expire(), e.lru());
                 let key = e.key().to_vec();
-                let i = self.alloc_obj(Obj::Raw(bytes));
+                let i = self.alloc_obj(Obj::raw(bytes));
                 let mut ne = Entry::new(ord, &key, Payload::Obj(i), expire, lru);
                 ne.set_snap_mark(self.mark);
                 self.table.replace_at(pos, ne);
@@ -723,7 +723,7 @@ impl Shard {
             }
         };
         match self.objs.get_mut(idx as usize)?.as_mut()? {
-            Obj::Raw(v) => Some(Ok(v)),
+            Obj::Raw(v) => Some(Ok(&mut **v)),
             #[allow(unreachable_patterns)]
             _ => Some(Err(())),
         }
@@ -740,7 +740,7 @@ impl Shard {
                 } else if b.len() <= INLINE_MAX {
                     PayloadOwned::Embstr(b)
                 } else {
-                    PayloadOwned::Obj(self.alloc_obj(Obj::Raw(b.to_vec())))
+                    PayloadOwned::Obj(self.alloc_obj(Obj::raw(b.to_vec())))
                 }
             }
             Value::Obj(o) => PayloadOwned::Obj(self.alloc_obj(o)),
@@ -1265,7 +1265,7 @@ mod tests {
         assert_eq!(v, Some(b"500".to_vec()));
         assert_eq!(s.expire_of(b"k", 0), Some(Some(99)));
         let (v, exp) = s.take(b"k", 0).unwrap();
-        assert_eq!(v, Value::Obj(Obj::Raw(b"500".to_vec())));
+        assert_eq!(v, Value::Obj(Obj::raw(b"500".to_vec())));
         assert_eq!(exp, Some(99));
         assert_eq!(s.volatile_len(), 0);
     }

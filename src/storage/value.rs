@@ -8,8 +8,10 @@ use bytes::Bytes;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Obj {
     /// A string too long for inline storage, or one mutated in place
-    /// (APPEND, SETRANGE, SETBIT): "raw" in OBJECT ENCODING.
-    Raw(Vec<u8>),
+    /// (APPEND, SETRANGE, SETBIT): "raw" in OBJECT ENCODING. Copy-on-write
+    /// (see [`crate::storage::shared`]): a snapshot takes a long string by
+    /// reference instead of copying it under the shard lock.
+    Raw(crate::storage::shared::Shared<Vec<u8>>),
     Hash(crate::storage::hash::Hash),
     List(crate::storage::list::List),
     Set(crate::storage::set::Set),
@@ -21,6 +23,11 @@ pub enum Obj {
 }
 
 impl Obj {
+    /// A raw string object.
+    pub fn raw(bytes: Vec<u8>) -> Obj {
+        Obj::Raw(crate::storage::shared::Shared::new(bytes))
+    }
+
     /// Redis's TYPE name.
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -63,7 +70,8 @@ impl Obj {
     /// Approximate heap bytes, for MEMORY USAGE and accounting.
     pub fn memory_usage(&self) -> usize {
         match self {
-            Obj::Raw(v) => v.capacity() + std::mem::size_of::<Obj>(),
+            // The bytes, the vector's header and the two reference counts.
+            Obj::Raw(v) => v.capacity() + 40 + std::mem::size_of::<Obj>(),
             Obj::Hash(h) => h.memory_usage() + std::mem::size_of::<Obj>(),
             Obj::List(l) => l.memory_usage() + std::mem::size_of::<Obj>(),
             Obj::Set(x) => x.memory_usage() + std::mem::size_of::<Obj>(),
