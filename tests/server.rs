@@ -1287,6 +1287,40 @@ async fn config_get_all_round_trips_through_config_set() {
     assert!(e.to_string().contains("can't set immutable config"), "{e}");
 }
 
+/// Protected parameters (`dir`, `dbfilename`) follow
+/// `enable-protected-configs`: refused by default, allowed with `yes`, and
+/// with `local` allowed to a loopback client (CONFIG SET used to treat
+/// every client as remote).
+#[tokio::test]
+async fn protected_configs_follow_enable_protected_configs() {
+    async fn try_set(srv: &TestServer) -> redis::RedisResult<()> {
+        let mut c = srv.conn().await;
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("dbfilename")
+            .arg("other.rdb")
+            .query_async(&mut c)
+            .await
+    }
+    let no = TestServer::start();
+    let e = try_set(&no).await.unwrap_err();
+    assert!(e.to_string().contains("can't set protected config"), "{e}");
+    for mode in ["local", "yes"] {
+        let srv = TestServer::start_with(&["--enable-protected-configs", mode]);
+        try_set(&srv)
+            .await
+            .unwrap_or_else(|e| panic!("{mode}: {e}"));
+        let mut c = srv.conn().await;
+        let v: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("dbfilename")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(v, ["dbfilename", "other.rdb"], "{mode}");
+    }
+}
+
 /// `worker-threads` sets how many async workers serve the clients (0, the
 /// default, is one per core; INFO server shows the count). With a single
 /// worker a blocked client is still woken by another connection, and

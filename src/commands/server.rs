@@ -671,7 +671,9 @@ fn config_set(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     // Turning the AOF on forks a snapshot, which needs every shard: inside
     // EXEC (shard locks held) the cron starts it right after.
     let defer = !ctx.locks.is_empty();
-    ctx.srv.config_set(&pairs, defer).map_err(CmdError::new)?;
+    ctx.srv
+        .config_set(&pairs, defer, ctx.client.info.local)
+        .map_err(CmdError::new)?;
     Ok(Reply::OK)
 }
 

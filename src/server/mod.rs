@@ -209,7 +209,14 @@ impl Server {
     /// use, and the error is Redis's.
     /// CONFIG SET. `defer_fork`: the caller holds shard locks (EXEC), so
     /// work that forks (turning the AOF on) is left to the cron.
-    pub fn config_set(&self, pairs: &[(&[u8], &[u8])], defer_fork: bool) -> Result<(), String> {
+    /// `local_client`: the client is on loopback or the unix socket, which
+    /// `enable-protected-configs local` allows.
+    pub fn config_set(
+        &self,
+        pairs: &[(&[u8], &[u8])],
+        defer_fork: bool,
+        local_client: bool,
+    ) -> Result<(), String> {
         let tls_before: Vec<(&str, String)> = if self.tls.active() {
             tls::RELOAD_PARAMS
                 .iter()
@@ -232,7 +239,7 @@ impl Server {
                 (n, v)
             })
             .collect();
-        let changed = self.config.set(pairs)?;
+        let changed = self.config.set_from_client(pairs, local_client)?;
         let mut relisten = Vec::new();
         if changed.contains(&"port") || changed.contains(&"bind") {
             relisten.push(listener::Kind::Tcp);
