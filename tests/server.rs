@@ -1290,7 +1290,8 @@ async fn config_get_all_round_trips_through_config_set() {
 /// Protected parameters (`dir`, `dbfilename`) follow
 /// `enable-protected-configs`: refused by default, allowed with `yes`, and
 /// with `local` allowed to a loopback client (CONFIG SET used to treat
-/// every client as remote).
+/// every client as remote). DEBUG HELP follows `enable-debug-command` like
+/// the other subcommands (it used to answer regardless).
 #[tokio::test]
 async fn protected_configs_follow_enable_protected_configs() {
     async fn try_set(srv: &TestServer) -> redis::RedisResult<()> {
@@ -1302,9 +1303,17 @@ async fn protected_configs_follow_enable_protected_configs() {
             .query_async(&mut c)
             .await
     }
-    let no = TestServer::start();
+    let no = TestServer::start_with(&["--enable-debug-command", "no"]);
     let e = try_set(&no).await.unwrap_err();
     assert!(e.to_string().contains("can't set protected config"), "{e}");
+    // DEBUG, HELP included, is protected the same way.
+    let mut c = no.conn().await;
+    let e = redis::cmd("DEBUG")
+        .arg("HELP")
+        .query_async::<redis::Value>(&mut c)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("DEBUG command not allowed"), "{e}");
     for mode in ["local", "yes"] {
         let srv = TestServer::start_with(&["--enable-protected-configs", mode]);
         try_set(&srv)

@@ -1479,7 +1479,10 @@ fn debug_panic(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
     panic!("DEBUG PANIC-IN-HANDLER requested");
 }
 
-fn debug_help(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+fn debug_help(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+    // Like every DEBUG subcommand, refused unless enable-debug-command
+    // allows it (as Redis).
+    debug_allowed(ctx)?;
     Ok(help_reply(
         "DEBUG",
         &[
