@@ -513,9 +513,6 @@ pub fn write_rdb(
 
 type FileRdbWriter = rdb::RdbWriter<File>;
 
-/// The buffer between an RDB writer and its file.
-const RDB_WRITE_BUF: usize = rdb::RDB_OUT_BUF;
-
 /// Counts bytes in `CAPTURED_BYTES` (memory a snapshot holds, left out of
 /// `maxmemory`) while alive.
 struct HeldBytes(u64);
@@ -932,7 +929,7 @@ fn write_versioned(
     let mut buf = Vec::with_capacity(64 << 10);
     // The file and record buffers are the snapshot's own, as a forked
     // child's are: left out of maxmemory with the side buffers.
-    let _held = HeldBytes::new(RDB_WRITE_BUF + buf.capacity());
+    let _held = HeldBytes::new(rdb::RDB_OUT_BUF + buf.capacity());
     let mut cur_db = None;
     loop {
         for &(db, sh) in &all {

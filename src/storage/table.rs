@@ -86,8 +86,8 @@ const SPREAD_CHECK: usize = 256;
 /// A run this long is never random: random ords at the 0.85 load factor
 /// essentially never put an entry this far from its home.
 const LONG_RUN: usize = 4096;
-/// How far past its load-factor size such a table may grow (it shrinks
-/// back only when emptied; see [`Table::floor`]).
+/// How far past its load-factor size such a table may grow (it keeps that
+/// size until nearly empty; see [`Table::floor`]).
 const MAX_SPREAD: usize = 64;
 
 /// Home position of `ord` in a table of nominal capacity `cap`.
