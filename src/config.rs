@@ -132,7 +132,7 @@
 //! `lazyfree-lazy-eviction`, `activedefrag`, `active-defrag-ignore-bytes`,
 //! `active-defrag-threshold-lower`, `active-defrag-threshold-upper`,
 //! `active-defrag-cycle-min`, `active-defrag-cycle-max`,
-//! `active-defrag-max-scan-fields`, `activerehashing`,
+//! `active-defrag-max-scan-fields`,
 //! `list-max-listpack-size`, `list-compress-depth`,
 //! `shutdown-timeout`, `shutdown-on-sigint`, `shutdown-on-sigterm`,
 //! `metrics-port`.
@@ -1065,7 +1065,7 @@ params! {
     active_defrag_cycle_max "active-defrag-cycle-max" = int(1, 99, "25").no_effect() => u64;
     active_defrag_max_scan_fields "active-defrag-max-scan-fields" =
         int(1, LONG_MAX, "1000").no_effect() => u64;
-    activerehashing "activerehashing" = boolean("yes").no_effect() => bool;
+    activerehashing "activerehashing" = boolean("yes") => bool;
 
     // ---- scripting, slow log, latency, notifications ------------------------
     busy_reply_threshold "busy-reply-threshold" =

@@ -175,6 +175,131 @@ async fn object_type_and_encodings() {
         .await;
 }
 
+/// Shards of thousands of keys grow incrementally (the old layout is moved a
+/// few entries per insert and by the active cycle); every command must see
+/// one keyspace meanwhile: lookups on either side of the move, SCAN's
+/// guarantee, removals, RANDOMKEY, DBSIZE.
+#[tokio::test]
+async fn large_keyspace_grows_incrementally_without_losing_keys() {
+    async fn rehashing(c: &mut redis::aio::MultiplexedConnection) -> u64 {
+        let s: String = redis::cmd("DEBUG")
+            .arg("HTSTATS")
+            .arg(0)
+            .query_async(c)
+            .await
+            .unwrap();
+        s.lines()
+            .find_map(|l| l.trim().strip_prefix("shards rehashing: "))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no rehashing line in {s}"))
+    }
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    // Only inserts move entries while the scan runs.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("activerehashing")
+        .arg("no")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let n = 200_000u64;
+    let _: () = redis::cmd("DEBUG")
+        .arg("POPULATE")
+        .arg(n)
+        .arg("base")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let mut seen = HashSet::new();
+    let mut cursor: u64 = 0;
+    let mut round = 0u64;
+    let mut added = 0u64;
+    let mut scanned_while_growing = 0;
+    loop {
+        if rehashing(&mut c).await > 0 {
+            scanned_while_growing += 1;
+        }
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        seen.extend(keys.into_iter().filter(|k| k.starts_with("base:")));
+        // New keys between calls: every shard grows (some more than once)
+        // during the scan, each move spread over many calls.
+        let mut p = redis::pipe();
+        for i in 0..1000 {
+            p.cmd("SET")
+                .arg(format!("grow:{round}:{i}"))
+                .arg(i)
+                .ignore();
+        }
+        let _: () = p.query_async(&mut c).await.unwrap();
+        added += 1000;
+        // Keys on both sides of a move in progress answer.
+        for j in (0..n).step_by(7919) {
+            let v: Option<String> = c.get(format!("base:{j}")).await.unwrap();
+            assert_eq!(v, Some(format!("value:{j}")), "base:{j}");
+        }
+        let v: Option<u32> = c.get(format!("grow:{round}:999")).await.unwrap();
+        assert_eq!(v, Some(999));
+        round += 1;
+        cursor = next;
+        if cursor == 0 {
+            break;
+        }
+        assert!(round < 100_000, "SCAN did not terminate");
+    }
+    assert!(scanned_while_growing > 10, "{scanned_while_growing}");
+    assert_eq!(seen.len() as u64, n, "SCAN missed populated keys");
+    let size: u64 = redis::cmd("DBSIZE").query_async(&mut c).await.unwrap();
+    assert_eq!(size, n + added);
+    // Removals wherever the keys now live, then the count and a random key.
+    let mut p = redis::pipe();
+    for j in (0..n).step_by(2) {
+        p.cmd("UNLINK").arg(format!("base:{j}")).ignore();
+    }
+    let _: () = p.query_async(&mut c).await.unwrap();
+    let size: u64 = redis::cmd("DBSIZE").query_async(&mut c).await.unwrap();
+    assert_eq!(size, n / 2 + added);
+    for j in (1..n).step_by(7919 * 2) {
+        let v: Option<String> = c.get(format!("base:{j}")).await.unwrap();
+        assert_eq!(v, Some(format!("value:{j}")), "base:{j}");
+        let gone: bool = c.exists(format!("base:{}", j - 1)).await.unwrap();
+        assert!(!gone);
+    }
+    let k: Option<String> = redis::cmd("RANDOMKEY").query_async(&mut c).await.unwrap();
+    assert!(k.is_some());
+    // Growth left half done finishes in the background once allowed.
+    let mut p = redis::pipe();
+    while rehashing(&mut c).await == 0 {
+        for i in 0..2000 {
+            p.cmd("SET").arg(format!("more:{added}")).arg(i).ignore();
+            added += 1;
+        }
+        let _: () = p.query_async(&mut c).await.unwrap();
+        p.clear();
+    }
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("activerehashing")
+        .arg("yes")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while rehashing(&mut c).await > 0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "growth never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn scan_returns_every_key_present_throughout_while_the_table_grows() {
     let srv = TestServer::start();

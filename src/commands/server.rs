@@ -235,6 +235,11 @@ const DEBUG_SUBS: &[CommandSpec] = &[
         "1.0.0",
         "Cinnabar only: panics inside the command handler, to show that a panic is contained to one command.",
     ),
+    cmd("htstats", -3, ADM, debug_htstats).doc(
+        "server",
+        "2.2.0",
+        "Statistics of a database's keyspace tables (sizes summed over its shards; how many are growing).",
+    ),
     cmd("help", 2, ADM, debug_help).doc(
         "server",
         "1.0.0",
@@ -1479,6 +1484,53 @@ fn debug_panic(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
     panic!("DEBUG PANIC-IN-HANDLER requested");
 }
 
+/// ```text
+/// DEBUG HTSTATS <dbid> [full]
+/// ```
+/// Redis's headings over Cinnabar's layout: the main table's size and
+/// element count are summed over the database's shards, and a growing
+/// shard (see storage::table, incremental growth) is counted as Redis
+/// reports a dict that is rehashing. Expiry deadlines live in an ordered
+/// index, not a hash table: only their count is given.
+fn debug_htstats(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    debug_allowed(ctx)?;
+    if argv.len() > 4 || argv.get(3).is_some_and(|a| !eq_ic(a, "full")) {
+        return Err(CmdError::SYNTAX);
+    }
+    let db = crate::protocol::args::int_arg(&argv[2])?;
+    let d = usize::try_from(db)
+        .ok()
+        .and_then(|i| ctx.srv.keyspace.db(i))
+        .ok_or_else(|| CmdError::err("Out of range database"))?;
+    let (mut size, mut elements, mut volatile, mut growing, mut shards) = (0, 0, 0, 0, 0);
+    for sh in d.shards() {
+        let g = sh.lock();
+        let (cap, grows) = g.table_stats();
+        size += cap;
+        elements += g.len();
+        volatile += g.volatile_len();
+        growing += usize::from(grows);
+        shards += 1;
+    }
+    let mut out = String::from("[Dictionary HT]\n");
+    if elements == 0 {
+        out.push_str("No stats available for empty dictionaries\n");
+    } else {
+        out.push_str(&format!(
+            "Hash table 0 stats (main hash table):\n table size: {size}\n number of elements: {elements}\n shards: {shards}\n shards rehashing: {growing}\n"
+        ));
+    }
+    out.push_str("[Expires HT]\n");
+    if volatile == 0 {
+        out.push_str("No stats available for empty dictionaries\n");
+    } else {
+        out.push_str(&format!(
+            "Ordered index stats (not a hash table):\n number of elements: {volatile}\n"
+        ));
+    }
+    Ok(Reply::Verbatim(*b"txt", Bytes::from(out)))
+}
+
 fn debug_help(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
     // Like every DEBUG subcommand, refused unless enable-debug-command
     // allows it (as Redis).
@@ -1486,6 +1538,8 @@ fn debug_help(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
     Ok(help_reply(
         "DEBUG",
         &[
+            "HTSTATS <dbid> [full]",
+            "    Return hash table statistics of the specified Redis database.",
             "OBJECT <key>",
             "    Show low level info about the key and associated value.",
             "PAUSE-CRON <0|1>",

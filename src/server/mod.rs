@@ -721,6 +721,9 @@ async fn eviction_task(srv: Arc<Server>) {
 
 /// Keys removed per shard per pass before moving on (bounds lock hold time).
 const EXPIRE_BATCH: usize = 200;
+/// Entries a growing keyspace table moves per shard per pass
+/// (`activerehashing`; about 100 µs).
+const REHASH_BATCH: usize = 4000;
 
 /// The active expiry cycle: `hz` times a second, removes due keys shard by
 /// shard within a time budget (25% of the period, as Redis's slow cycle).
@@ -749,6 +752,7 @@ async fn active_expire_task(srv: Arc<Server>) {
         }
         let budget = period / 4;
         let start = Instant::now();
+        let rehash = srv.config.activerehashing();
         let ks = &srv.keyspace;
         'cycle: for db in 0..ks.num_dbs() {
             let Some(d) = ks.db(db) else { continue };
@@ -759,6 +763,9 @@ async fn active_expire_task(srv: Arc<Server>) {
                         break 'cycle;
                     };
                     let (removed, values) = guard.expire_due(now, EXPIRE_BATCH);
+                    if rehash {
+                        guard.grow_step(REHASH_BATCH);
+                    }
                     if srv.feed.active() {
                         // Under the shard lock, so the DEL is ordered with
                         // the key's other writes.

@@ -1051,6 +1051,20 @@ impl Shard {
         None
     }
 
+    /// The keyspace table's nominal capacity, and whether it is growing
+    /// (DEBUG HTSTATS).
+    pub fn table_stats(&self) -> (usize, bool) {
+        (self.table.capacity(), self.table.is_growing())
+    }
+
+    /// Moves up to `n` entries of a keyspace table that is growing into
+    /// its new layout (`activerehashing`: the growth also progresses
+    /// without inserts, and the old layout's memory is released). True
+    /// while it is still growing.
+    pub fn grow_step(&mut self, n: usize) -> bool {
+        self.table.migrate_step(n)
+    }
+
     /// Active expiry: removes up to `max` keys whose deadline is `<= now`, in
     /// deadline order. Returns the keys removed (for propagation as DEL)
     /// and their values that own allocations, for the caller to free with
