@@ -12,6 +12,7 @@ pub mod list;
 pub mod set;
 pub mod shard;
 pub mod shared;
+pub mod slab;
 pub mod stream;
 pub mod table;
 pub mod value;

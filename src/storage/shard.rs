@@ -44,6 +44,7 @@ pub struct ShardStats {
 
 use crate::storage::access;
 pub use crate::storage::access::lru_clock;
+use crate::storage::slab::Slab;
 
 /// Does this string have the canonical integer form Redis int-encodes?
 fn as_canonical_int(s: &[u8]) -> Option<i64> {
@@ -55,7 +56,7 @@ fn as_canonical_int(s: &[u8]) -> Option<i64> {
 
 pub struct Shard {
     table: Table<Entry>,
-    objs: Vec<Option<Obj>>,
+    objs: Slab<Obj>,
     free_objs: Vec<u32>,
     expires: BTreeMap<(u64, u32), u32>,
     volatile: usize,
@@ -129,7 +130,7 @@ pub struct Capture {
 /// snapshot): the snapshot thread saves its unsaved entries, then drops it.
 pub struct Detached {
     table: Table<Entry>,
-    objs: Vec<Option<Obj>>,
+    objs: Slab<Obj>,
     mark: bool,
 }
 
@@ -182,7 +183,7 @@ pub struct CaptureStep {
     pub deferred: Vec<Deferred>,
 }
 
-fn value_of<'a>(e: &'a Entry, objs: &'a [Option<Obj>]) -> Option<ValueRef<'a>> {
+fn value_of<'a>(e: &'a Entry, objs: &'a Slab<Obj>) -> Option<ValueRef<'a>> {
     Some(match e.kind() {
         KIND_EMBSTR => ValueRef::Str(e.embstr()),
         KIND_INT => ValueRef::Int(e.int()),
@@ -222,7 +223,7 @@ impl Shard {
     pub fn new(hasher: FixedState, shard_bits: u32) -> Self {
         Shard {
             table: Table::new(),
-            objs: Vec::new(),
+            objs: Slab::default(),
             free_objs: Vec::new(),
             expires: BTreeMap::new(),
             volatile: 0,
@@ -453,11 +454,12 @@ impl Shard {
 
     fn alloc_obj(&mut self, o: Obj) -> u32 {
         if let Some(i) = self.free_objs.pop() {
-            self.objs[i as usize] = Some(o);
+            if let Some(slot) = self.objs.get_mut(i as usize) {
+                *slot = Some(o);
+            }
             i
         } else {
-            self.objs.push(Some(o));
-            (self.objs.len() - 1) as u32
+            self.objs.push(o) as u32
         }
     }
 
@@ -466,7 +468,7 @@ impl Shard {
         self.free_objs.push(i);
         if self.free_objs.len() == self.objs.len() {
             // Everything is free: give the slab's memory back.
-            self.objs = Vec::new();
+            self.objs = Slab::default();
             self.free_objs = Vec::new();
         }
         o
@@ -900,7 +902,7 @@ impl Shard {
             return;
         }
         self.table.clear();
-        self.objs = Vec::new();
+        self.objs = Slab::default();
         self.free_objs = Vec::new();
         self.expires.clear();
         self.volatile = 0;
