@@ -1099,20 +1099,7 @@ fn bgsave_versioned(
     );
     let run = move |srv: &Server| {
         let tmp = temp_rdb_versioned();
-        let t0 = std::time::Instant::now();
         let ok = write_versioned(srv, id, &params, now, &tmp, false).is_ok();
-        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-        unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
-        tracing::info!(
-            "TMPDBG save wall {} ms cpu {} ms invol {} vol {}",
-            t0.elapsed().as_millis(),
-            ru.ru_utime.tv_sec * 1000
-                + ru.ru_utime.tv_usec / 1000
-                + ru.ru_stime.tv_sec * 1000
-                + ru.ru_stime.tv_usec / 1000,
-            ru.ru_nivcsw,
-            ru.ru_nvcsw
-        );
         let killed = take_abort(id);
         finish_bgsave(srv, ok, killed, &tmp, &final_path, dirty);
         *srv.persist.child.lock() = None;
