@@ -304,11 +304,12 @@ async fn crash_test_no_acknowledged_write_lost_with_fsync_always() {
     let mut acked: Vec<u64> = Vec::new();
     let mut next = 0u64;
     for cycle in 0..4u64 {
-        let url = srv.url();
         let deadline = 150 + (cycle * 97) % 200;
+        // Connected before the kill timer starts: on a loaded machine a
+        // connection made inside the writer could meet the kill first.
+        let client = redis::Client::open(srv.url()).unwrap();
+        let mut c = client.get_multiplexed_async_connection().await.unwrap();
         let writer = tokio::spawn(async move {
-            let client = redis::Client::open(url).unwrap();
-            let mut c = client.get_multiplexed_async_connection().await.unwrap();
             let mut done = Vec::new();
             let mut i = next;
             loop {
