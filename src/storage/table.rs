@@ -54,8 +54,8 @@
 //! more therefore grows (and shrinks) the way Redis rehashes its dicts: the
 //! new slot vector is allocated (not initialised: it is extended as entries
 //! arrive), the old one is kept as `old`, and every insert and removal moves
-//! the next [`MIGRATE_STEP`] entries from the old layout into the new one (the active expiry cycle moves
-//! more while `activerehashing` is on). Since both layouts are sorted, the
+//! the next [`MIGRATE_STEP`] entries from the old layout into the new one
+//! (the active expiry cycle moves more while `activerehashing` is on). Since both layouts are sorted, the
 //! move goes in ord order and the two layouts partition the ord space at
 //! `boundary`: every entry with `ord < boundary` lives in the new layout,
 //! every other one in the old, so a lookup, insert or removal consults
@@ -366,6 +366,24 @@ fn crowded_cap<E: TableEntry>(
     Some(want)
 }
 
+/// [`crowded_cap`] for a run ending at `q`, asked only once the run reaches
+/// more than [`SPREAD_CHECK`] slots past the home of `ord` (the common case
+/// costs one comparison).
+#[inline]
+fn crowded_run<E: TableEntry>(
+    slots: &[Option<E>],
+    cap: usize,
+    lo: usize,
+    len: usize,
+    ord: u32,
+    q: usize,
+) -> Option<usize> {
+    if q - home_rel(cap, lo, ord) <= SPREAD_CHECK {
+        return None;
+    }
+    crowded_cap(slots, cap, lo, len, ord, q)
+}
+
 /// The old layout of a table that is growing incrementally.
 #[derive(Debug, Clone)]
 struct Old<E> {
@@ -548,10 +566,7 @@ impl<E: TableEntry> Table<E> {
         {
             let s = o.rest.as_slice();
             match insert_span_in(s, o.cap, o.lo, ord) {
-                Some((p, q))
-                    if q - home_rel(o.cap, o.lo, ord) <= SPREAD_CHECK
-                        || crowded_cap(s, o.cap, o.lo, total, ord, q).is_none() =>
-                {
+                Some((p, q)) if crowded_run(s, o.cap, o.lo, total, ord, q).is_none() => {
                     let s = o.rest.as_mut_slice();
                     s[p..=q].rotate_right(1);
                     s[p] = Some(e);
@@ -566,8 +581,7 @@ impl<E: TableEntry> Table<E> {
         }
         if self.old.is_some() {
             let crowded = insert_span_in(&self.slots, self.cap, 0, ord).is_some_and(|(_, q)| {
-                q - self.home(ord) > SPREAD_CHECK
-                    && crowded_cap(&self.slots, self.cap, 0, total, ord, q).is_some()
+                crowded_run(&self.slots, self.cap, 0, total, ord, q).is_some()
             });
             if !crowded {
                 self.len += 1;
@@ -577,7 +591,7 @@ impl<E: TableEntry> Table<E> {
         }
         loop {
             if let Some((p, q)) = insert_span_in(&self.slots, self.cap, 0, ord) {
-                if q - self.home(ord) > SPREAD_CHECK && self.spread_out(ord, q) {
+                if self.spread_out(ord, q) {
                     continue;
                 }
                 // slots[q] is empty: rotating moves it to p and shifts [p, q) right.
@@ -675,14 +689,13 @@ impl<E: TableEntry> Table<E> {
         while self.migrate_step(usize::MAX / 8) {}
     }
 
-    /// An insert of `ord` would end a run at `q`, far right of its home:
-    /// if the run is crowded (see [`crowded_cap`]), rebuilds at the
-    /// capacity it needs and keeps that as the floor. False if nothing was
-    /// done.
-    #[cold]
+    /// An insert of `ord` would end a run at `q`: if the run is crowded
+    /// (see [`crowded_run`]), rebuilds at the capacity it needs and keeps
+    /// that as the floor. False if nothing was done.
+    #[inline]
     fn spread_out(&mut self, ord: u32, q: usize) -> bool {
         debug_assert!(self.old.is_none());
-        let Some(want) = crowded_cap(&self.slots, self.cap, 0, self.len + 1, ord, q) else {
+        let Some(want) = crowded_run(&self.slots, self.cap, 0, self.len + 1, ord, q) else {
             return false;
         };
         self.floor = want;
@@ -701,15 +714,13 @@ impl<E: TableEntry> Table<E> {
         let o = self.old.as_deref_mut()?;
         let e = remove_at_in(o.rest.as_mut_slice(), o.cap, o.lo, pos - n)?;
         o.len -= 1;
-        if o.len == 0 {
-            self.finish_growth();
-        }
         Some(e)
     }
 
     /// Removes and returns the entry at `pos`, then, while the table is
     /// changing size, moves a step's worth of entries (positions are valid
-    /// only until the next mutation anyway).
+    /// only until the next mutation anyway); the step ends the move when
+    /// the removal emptied the old layout.
     pub fn remove_at(&mut self, pos: usize) -> Option<E> {
         let e = self.take_at(pos)?;
         if self.old.is_some() {
