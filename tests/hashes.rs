@@ -601,3 +601,128 @@ async fn many_hashes_keep_their_values_across_slab_chunks() {
     let size: u64 = redis::cmd("DBSIZE").query_async(&mut c).await.unwrap();
     assert_eq!(size, u64::from(n));
 }
+
+/// DEBUG HTSTATS-KEY's sizes: (table sizes, element counts) per bucket
+/// array, two arrays while the value's table rehashes.
+async fn table_arrays(c: &mut MultiplexedConnection, key: &str) -> (Vec<u64>, Vec<u64>) {
+    let s: String = q(c, &["DEBUG", "HTSTATS-KEY", key]).await;
+    let nums = |prefix: &str| -> Vec<u64> {
+        s.lines()
+            .filter_map(|l| l.strip_prefix(prefix))
+            .map(|v| v.parse().unwrap_or_else(|_| panic!("bad line in {s}")))
+            .collect()
+    };
+    (nums(" table size: "), nums(" number of elements: "))
+}
+
+#[tokio::test]
+async fn one_large_hash_rehashes_a_step_at_a_time_and_hscan_stays_complete() {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    // Only the listpack and missing keys have no table.
+    let _: () = q(&mut c, &["HSET", "small", "f", "v"]).await;
+    let err = redis::cmd("DEBUG")
+        .arg("HTSTATS-KEY")
+        .arg("small")
+        .query_async::<String>(&mut c)
+        .await
+        .unwrap_err();
+    assert!(err
+        .to_string()
+        .contains("not represented using an hash table"));
+    let err = redis::cmd("DEBUG")
+        .arg("HTSTATS-KEY")
+        .arg("nokey")
+        .query_async::<String>(&mut c)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no such key"), "{err}");
+
+    // 4096 fields fill a 4096-bucket table exactly; the 4097th starts a
+    // growth that the next inserts carry out a few buckets at a time.
+    let mut p = redis::pipe();
+    for i in 0..4096 {
+        p.cmd("HSET")
+            .arg("big")
+            .arg(format!("f{i}"))
+            .arg(i)
+            .ignore();
+    }
+    let _: () = p.query_async(&mut c).await.unwrap();
+    assert_eq!(table_arrays(&mut c, "big").await, (vec![4096], vec![4096]));
+    let _: () = q(&mut c, &["HSET", "big", "f4096", "4096"]).await;
+    let (sizes, elems) = table_arrays(&mut c, "big").await;
+    assert_eq!(sizes, vec![4096, 8192], "growth did not stay in progress");
+    assert_eq!(elems.iter().sum::<u64>(), 4097);
+    assert!(
+        elems[0] > 3000,
+        "the growth moved too much in one step: {elems:?}"
+    );
+
+    // HSCAN across the rest of the growth returns every field that was
+    // there for the whole scan, and every field answers meanwhile.
+    let mut seen = HashSet::new();
+    let mut cursor = 0u64;
+    let mut next_field = 4097;
+    let mut rounds_while_rehashing = 0;
+    loop {
+        let (next, kv): (u64, Vec<String>) = redis::cmd("HSCAN")
+            .arg("big")
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(20)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        seen.extend(kv.chunks(2).map(|p| p[0].clone()));
+        if table_arrays(&mut c, "big").await.0.len() == 2 {
+            rounds_while_rehashing += 1;
+        }
+        let mut p = redis::pipe();
+        for _ in 0..10 {
+            p.cmd("HSET")
+                .arg("big")
+                .arg(format!("f{next_field}"))
+                .arg(next_field)
+                .ignore();
+            next_field += 1;
+        }
+        let _: () = p.query_async(&mut c).await.unwrap();
+        cursor = next;
+        if cursor == 0 {
+            break;
+        }
+    }
+    assert!(rounds_while_rehashing >= 5, "{rounds_while_rehashing}");
+    for i in 0..4097 {
+        assert!(seen.contains(&format!("f{i}")), "HSCAN missed f{i}");
+    }
+    let (sizes, elems) = table_arrays(&mut c, "big").await;
+    assert_eq!((sizes, elems), (vec![8192], vec![next_field]));
+    let mut p = redis::pipe();
+    for i in 0..next_field {
+        p.cmd("HGET").arg("big").arg(format!("f{i}"));
+    }
+    let got: Vec<Option<u64>> = p.query_async(&mut c).await.unwrap();
+    for (i, v) in got.into_iter().enumerate() {
+        assert_eq!(v, Some(i as u64), "field f{i}");
+    }
+
+    // Deleting most fields shrinks the table, again a step at a time.
+    let mut p = redis::pipe();
+    for i in 0..next_field - 500 {
+        p.cmd("HDEL").arg("big").arg(format!("f{i}")).ignore();
+    }
+    let _: () = p.query_async(&mut c).await.unwrap();
+    let (sizes, elems) = table_arrays(&mut c, "big").await;
+    // The target array (the last one listed) is the small one.
+    assert!(
+        sizes.last().is_some_and(|&s| s <= 2048),
+        "no shrink: {sizes:?}"
+    );
+    assert_eq!(elems.iter().sum::<u64>(), 500);
+    let n: u64 = q(&mut c, &["HLEN", "big"]).await;
+    assert_eq!(n, 500);
+    let v: Option<u64> = q(&mut c, &["HGET", "big", &format!("f{}", next_field - 1)]).await;
+    assert_eq!(v, Some(next_field - 1));
+}

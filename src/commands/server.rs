@@ -240,6 +240,13 @@ const DEBUG_SUBS: &[CommandSpec] = &[
         "2.2.0",
         "Statistics of a database's keyspace tables (sizes summed over its shards; how many are growing).",
     ),
+    cmd("htstats-key", 3, ADM, debug_htstats_key)
+        .keys(2, 2, 1)
+        .doc(
+            "server",
+            "2.2.0",
+            "Statistics of the hash table holding a hash, set or sorted set value (both arrays while it rehashes).",
+        ),
     cmd("help", 2, ADM, debug_help).doc(
         "server",
         "1.0.0",
@@ -1121,10 +1128,13 @@ fn time(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
     ]))
 }
 
-/// The shard DEBUG OBJECT reads; other subcommands lock nothing.
+/// The shard DEBUG OBJECT and DEBUG HTSTATS-KEY read; other subcommands
+/// lock nothing.
 fn debug_locks(srv: &Server, db: usize, argv: &[Bytes]) -> Vec<(u32, u32)> {
     match argv.get(2) {
-        Some(key) if argv.len() == 3 && eq_ic(&argv[1], "object") => {
+        Some(key)
+            if argv.len() == 3 && (eq_ic(&argv[1], "object") || eq_ic(&argv[1], "htstats-key")) =>
+        {
             vec![(db as u32, srv.keyspace.shard_index(key) as u32)]
         }
         _ => Vec::new(),
@@ -1531,6 +1541,31 @@ fn debug_htstats(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     Ok(Reply::Verbatim(*b"txt", Bytes::from(out)))
 }
 
+/// ```text
+/// DEBUG HTSTATS-KEY <key>
+/// ```
+/// Redis's dict statistics for a value held in a hash table: the main
+/// bucket array and, while the table rehashes, the target array.
+fn debug_htstats_key(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    use crate::storage::value::Obj;
+    use crate::storage::ValueRef;
+    debug_allowed(ctx)?;
+    let sh = ctx.shard(&argv[2])?;
+    let stats = match sh.peek_stored(&argv[2]) {
+        None => return Err(CmdError::NO_SUCH_KEY),
+        Some(ValueRef::Obj(Obj::Hash(h))) => h.table_stats(),
+        Some(ValueRef::Obj(Obj::Set(s))) => s.table_stats(),
+        Some(ValueRef::Obj(Obj::ZSet(z))) => z.table_stats(),
+        Some(_) => None,
+    };
+    match stats {
+        Some(text) => Ok(Reply::Verbatim(*b"txt", Bytes::from(text))),
+        None => Err(CmdError::err(
+            "The value stored at the specified key is not represented using an hash table",
+        )),
+    }
+}
+
 fn debug_help(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
     // Like every DEBUG subcommand, refused unless enable-debug-command
     // allows it (as Redis).
@@ -1540,6 +1575,8 @@ fn debug_help(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
         &[
             "HTSTATS <dbid> [full]",
             "    Return hash table statistics of the specified Redis database.",
+            "HTSTATS-KEY <key>",
+            "    Like HTSTATS but for the hash table stored at <key>'s value.",
             "OBJECT <key>",
             "    Show low level info about the key and associated value.",
             "PAUSE-CRON <0|1>",

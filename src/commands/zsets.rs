@@ -1691,13 +1691,11 @@ fn zintercard(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 /// ```
 ///
 /// A listpack-encoded set is returned whole with cursor 0 (as Redis does).
-/// A skiplist-encoded set is walked in score order and the cursor encodes
-/// the score to resume from (see [`score_cursor`]): each call returns about
-/// COUNT elements, extended to the end of the last score's group, so the
-/// next call can resume at "score >= cursor score" without skipping
-/// anything. This keeps SCAN's guarantee (every element present for the
-/// whole iteration is returned at least once) under concurrent inserts and
-/// deletions; elements whose score changes may be returned twice.
+/// A skiplist-encoded set is walked through its member hash index with
+/// Redis's reverse-binary cursor (see `storage::hindex`): every member
+/// present for the whole iteration is returned at least once, whatever
+/// happens to scores or to the table's size between calls, and each call
+/// returns about COUNT members however many share a score.
 fn zscan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
     let cursor: u64 = std::str::from_utf8(&argv[2])
@@ -1727,23 +1725,12 @@ fn zscan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let z = read(ctx.shard(key)?, key, now)?;
     let (items, next) = match z {
         None => (Vec::new(), 0),
-        Some(z) if z.encoding() == "listpack" => (z.to_vec(), 0),
         Some(z) => {
-            let start = match cursor_score(cursor) {
-                None => 0,
-                Some(from) => z.count_prefix(|s, _| s < from),
-            };
-            let mut end = start.saturating_add(count).min(z.len());
-            if end > start {
-                if let Some((_, last)) = z.get(end - 1) {
-                    end = z.count_prefix(|s, _| s <= last);
-                }
-            }
-            let next = match z.get(end) {
-                Some((_, s)) if end > start => score_cursor(s),
-                _ => 0,
-            };
-            (z.range(start, end), next)
+            let mut items = Vec::with_capacity(count);
+            let next = z.scan(cursor, count, |m, s| {
+                items.push((Bytes::copy_from_slice(m), s))
+            });
+            (items, next)
         }
     };
     let mut out = Vec::with_capacity(items.len() * 2);
@@ -1760,30 +1747,6 @@ fn zscan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         Reply::bulk(next.to_string()),
         Reply::Array(out),
     ]))
-}
-
-/// Maps a score to a non-zero cursor preserving order (0 means "start").
-/// The IEEE-754 bit pattern is made monotonic by flipping negative numbers
-/// and setting the sign bit of positive ones; every non-NaN score maps above
-/// zero.
-fn score_cursor(s: f64) -> u64 {
-    let b = s.to_bits();
-    if b >> 63 == 1 {
-        !b
-    } else {
-        b | (1 << 63)
-    }
-}
-
-/// Inverse of [`score_cursor`]; `None` for cursor 0 (start of iteration).
-fn cursor_score(c: u64) -> Option<f64> {
-    if c == 0 {
-        return None;
-    }
-    let b = if c >> 63 == 1 { c & !(1 << 63) } else { !c };
-    let s = f64::from_bits(b);
-    // A made-up cursor may decode to NaN: restart rather than misbehave.
-    (!s.is_nan()).then_some(s)
 }
 
 #[cfg(test)]
@@ -1818,30 +1781,5 @@ mod tests {
         assert!(LexRange::parse(&Bytes::from("a"), &Bytes::from("+")).is_err());
         assert!(LexRange::parse(&Bytes::from("-x"), &Bytes::from("+")).is_err());
         assert_eq!(strtod_like(b" 2"), Some(2.0));
-    }
-
-    #[test]
-    fn scan_cursor_is_monotonic() {
-        let v = [
-            f64::NEG_INFINITY,
-            -1e300,
-            -1.5,
-            -0.0,
-            0.0,
-            1e-300,
-            2.0,
-            f64::INFINITY,
-        ];
-        for w in v.windows(2) {
-            assert!(score_cursor(w[0]) < score_cursor(w[1]));
-        }
-        for x in v {
-            assert!(score_cursor(x) > 0);
-            assert_eq!(
-                cursor_score(score_cursor(x)).map(f64::to_bits),
-                Some(x.to_bits())
-            );
-        }
-        assert_eq!(cursor_score(0), None);
     }
 }

@@ -9,33 +9,17 @@
 //! ("hashtable") and, as in Redis, never converts back.
 //!
 //! [`Dict`] is a separately chained table whose entries live in one dense
-//! `Vec` (chains link entry indexes). The dense vector makes uniform random
-//! sampling O(1) (HRANDFIELD, SRANDMEMBER, SPOP), and the power-of-two
-//! bucket array lets SCAN use Redis's reverse-binary cursor, which returns
-//! every element present for the whole iteration even when the table grows
-//! or shrinks between calls.
+//! chunked vector (chains link entry indexes). The dense vector makes
+//! uniform random sampling O(1) (HRANDFIELD, SRANDMEMBER, SPOP); the
+//! buckets ([`HashIndex`]) rehash incrementally, as Redis's dict, and give
+//! SCAN Redis's reverse-binary cursor, which returns every element present
+//! for the whole iteration even when the table grows or shrinks between
+//! calls.
 
-use std::hash::BuildHasher;
-use std::sync::OnceLock;
-
+use crate::storage::chunked::ChunkVec;
+use crate::storage::hindex::{hash_bytes, Chains, HashIndex, MAX_ENTRIES};
 use crate::storage::shared::Shared;
 use crate::util::edit_exact;
-
-/// Marks the end of a chain / an empty bucket.
-const NIL: u32 = u32::MAX;
-
-/// The process-wide hash seed: random per process so clients cannot
-/// precompute colliding fields, fixed for the process so clones of a
-/// [`Dict`] agree with their original.
-fn seed_state() -> &'static foldhash::fast::FixedState {
-    static STATE: OnceLock<foldhash::fast::FixedState> = OnceLock::new();
-    STATE.get_or_init(|| foldhash::fast::FixedState::with_seed(rand::random()))
-}
-
-#[inline]
-fn hash_bytes(b: &[u8]) -> u64 {
-    seed_state().hash_one(b)
-}
 
 /// One table entry (24 bytes): key and value share one allocation (`data`
 /// is the key followed by the value), which saves an allocation and 16
@@ -45,6 +29,7 @@ fn hash_bytes(b: &[u8]) -> u64 {
 #[derive(Debug, Clone)]
 pub struct DictEntry {
     data: Box<[u8]>,
+    /// Chain link (see [`Chains`]).
     next: u32,
     klen: u32,
 }
@@ -61,6 +46,23 @@ impl DictEntry {
     }
 }
 
+impl Chains for ChunkVec<DictEntry> {
+    #[inline]
+    fn link(&self, i: u32) -> u32 {
+        self[i as usize].next
+    }
+
+    #[inline]
+    fn set_link(&mut self, i: u32, link: u32) {
+        self[i as usize].next = link;
+    }
+
+    #[inline]
+    fn hash(&self, i: u32) -> u64 {
+        hash_bytes(self[i as usize].key())
+    }
+}
+
 fn join(key: &[u8], val: &[u8]) -> Box<[u8]> {
     let mut v = Vec::with_capacity(key.len() + val.len());
     v.extend_from_slice(key);
@@ -69,13 +71,13 @@ fn join(key: &[u8], val: &[u8]) -> Box<[u8]> {
 }
 
 /// A chained hash table from byte strings to byte strings (sets store
-/// empty values), with O(1) uniform random access (dense entry vector) and
-/// Redis-style SCAN cursors.
+/// empty values), with O(1) uniform random access (dense entry vector),
+/// Redis-style SCAN cursors and incremental rehashing ([`HashIndex`]).
+/// Entries sit in a [`ChunkVec`], so growing never copies them either.
 #[derive(Debug, Clone, Default)]
 pub struct Dict {
-    entries: Vec<DictEntry>,
-    /// Bucket heads; empty or a power of two long.
-    heads: Vec<u32>,
+    entries: ChunkVec<DictEntry>,
+    index: HashIndex,
 }
 
 impl PartialEq for Dict {
@@ -93,14 +95,14 @@ impl Dict {
     /// An empty table sized for `n` entries (avoids rehashing while a
     /// compact encoding converts).
     pub fn with_capacity(n: usize) -> Self {
-        let mut d = Dict {
-            entries: Vec::with_capacity(n),
-            heads: Vec::new(),
-        };
-        if n > 0 {
-            d.rebuild(n.next_power_of_two().max(4));
+        Dict {
+            entries: ChunkVec::with_capacity(n),
+            index: if n > 0 {
+                HashIndex::with_buckets(n.max(4))
+            } else {
+                HashIndex::default()
+            },
         }
-        d
     }
 
     pub fn len(&self) -> usize {
@@ -111,41 +113,11 @@ impl Dict {
         self.entries.is_empty()
     }
 
-    #[inline]
-    fn mask(&self) -> u64 {
-        (self.heads.len() as u64).wrapping_sub(1)
-    }
-
-    #[inline]
-    fn bucket(&self, hash: u64) -> usize {
-        (hash & self.mask()) as usize
-    }
-
-    /// Re-links every entry into `n` (a power of two) buckets.
-    fn rebuild(&mut self, n: usize) {
-        self.heads.clear();
-        self.heads.resize(n, NIL);
-        let mask = (n as u64) - 1;
-        for (i, e) in self.entries.iter_mut().enumerate() {
-            let b = (hash_bytes(e.key()) & mask) as usize;
-            e.next = self.heads[b];
-            self.heads[b] = i as u32;
-        }
-    }
-
     fn find_hashed(&self, key: &[u8], hash: u64) -> Option<usize> {
-        if self.heads.is_empty() {
-            return None;
-        }
-        let mut cur = self.heads[self.bucket(hash)];
-        while cur != NIL {
-            let e = &self.entries[cur as usize];
-            if e.key() == key {
-                return Some(cur as usize);
-            }
-            cur = e.next;
-        }
-        None
+        let entries = &self.entries;
+        self.index
+            .find(entries, hash, |i| entries[i as usize].key() == key)
+            .map(|i| i as usize)
     }
 
     /// Index of `key` in the dense entry vector.
@@ -172,102 +144,55 @@ impl Dict {
             }
             return false;
         }
-        if self.entries.len() >= u32::MAX as usize - 1 {
+        if self.entries.len() >= MAX_ENTRIES {
             // Chains index entries with u32; a table this large cannot be
             // built within any realistic memory, but never corrupt it.
             return false;
         }
-        if self.entries.len() >= self.heads.len() {
-            let n = (self.heads.len() * 2).max(4);
-            self.rebuild(n);
-        }
-        let b = self.bucket(hash);
-        let i = self.entries.len() as u32;
-        self.entries.push(DictEntry {
+        let i = self.entries.push(DictEntry {
             data: join(key, val),
-            next: self.heads[b],
+            next: 0,
             klen: key.len() as u32,
-        });
-        self.heads[b] = i;
+        }) as u32;
+        let len = self.entries.len();
+        self.index.insert(&mut self.entries, i, hash, len);
         true
     }
 
     /// Removes `key`; true if it was present.
     pub fn remove(&mut self, key: &[u8]) -> bool {
-        if self.heads.is_empty() {
-            return false;
-        }
-        let hash = hash_bytes(key);
-        let b = self.bucket(hash);
-        let mut prev = NIL;
-        let mut cur = self.heads[b];
-        while cur != NIL {
-            let e = &self.entries[cur as usize];
-            if e.key() == key {
-                break;
+        match self.find(key) {
+            Some(i) => {
+                self.remove_at(i);
+                true
             }
-            prev = cur;
-            cur = e.next;
+            None => false,
         }
-        if cur == NIL {
-            return false;
-        }
-        self.remove_at(cur as usize, prev);
-        true
     }
 
-    /// Removes the entry at dense index `i` whose chain predecessor is
-    /// `prev` (NIL if it heads its bucket).
-    fn remove_at(&mut self, i: usize, prev: u32) -> DictEntry {
-        let next = self.entries[i].next;
-        if prev == NIL {
-            let b = self.bucket(hash_bytes(self.entries[i].key()));
-            self.heads[b] = next;
-        } else {
-            self.entries[prev as usize].next = next;
-        }
+    /// Removes the entry at dense index `i` (which exists): unlinks it,
+    /// moves the last entry into its slot, and lets the index step.
+    fn remove_at(&mut self, i: usize) -> DictEntry {
+        let h = self.entries.hash(i as u32);
+        self.index.unlink(&mut self.entries, i as u32, h);
         let last = self.entries.len() - 1;
         if i != last {
-            // The last entry moves into slot i: repoint its link.
-            let lb = self.bucket(hash_bytes(self.entries[last].key()));
-            if self.heads[lb] == last as u32 {
-                self.heads[lb] = i as u32;
-            } else {
-                let mut p = self.heads[lb];
-                while p != NIL {
-                    let n = self.entries[p as usize].next;
-                    if n == last as u32 {
-                        self.entries[p as usize].next = i as u32;
-                        break;
-                    }
-                    p = n;
-                }
-            }
+            let hl = self.entries.hash(last as u32);
+            self.index
+                .relink(&mut self.entries, last as u32, i as u32, hl);
         }
         let e = self.entries.swap_remove(i);
-        // Shrink when mostly empty so SCAN and memory stay proportional.
-        if self.heads.len() > 4 && self.entries.len() * 8 < self.heads.len() {
-            let n = self.entries.len().next_power_of_two().max(4);
-            self.rebuild(n);
-            self.entries.shrink_to(n);
-        }
+        let len = self.entries.len();
+        self.index.removed(&mut self.entries, len);
         e
     }
 
     /// Removes the entry at dense index `i` (random pops), returning its key.
     pub fn remove_index(&mut self, i: usize) -> Option<Box<[u8]>> {
-        let e = self.entries.get(i)?;
-        let b = self.bucket(hash_bytes(e.key()));
-        let mut prev = NIL;
-        let mut cur = self.heads[b];
-        while cur != NIL && cur as usize != i {
-            prev = cur;
-            cur = self.entries[cur as usize].next;
-        }
-        if cur == NIL {
+        if i >= self.entries.len() {
             return None;
         }
-        let mut e = self.remove_at(i, prev);
+        let mut e = self.remove_at(i);
         let klen = e.klen as usize;
         if klen == e.data.len() {
             return Some(e.data);
@@ -287,46 +212,26 @@ impl Dict {
         self.entries.iter().map(|e| (e.key(), e.val()))
     }
 
-    /// One SCAN step from `cursor`: calls `f` for every entry of the
-    /// visited buckets until about `count` entries were produced (or
-    /// `10 * count` empty buckets were skipped), and returns the next
-    /// cursor (0 when the iteration is complete).
-    ///
-    /// The cursor walks bucket indexes with the high bits incremented first
-    /// (reverse-binary order), so doubling or halving the bucket array
-    /// between calls never skips a bucket that holds an element present for
-    /// the whole iteration.
+    /// One SCAN step from `cursor` (see [`HashIndex::scan`]): every element
+    /// present for the whole iteration is returned, even when the table
+    /// grows or shrinks between calls.
     pub fn scan(&self, cursor: u64, count: usize, mut f: impl FnMut(&[u8], &[u8])) -> u64 {
-        if self.entries.is_empty() {
-            return 0;
-        }
-        let mask = self.mask();
-        let mut v = cursor;
-        let mut produced = 0usize;
-        let mut budget = count.saturating_mul(10).max(1);
-        loop {
-            let mut cur = self.heads[(v & mask) as usize];
-            if cur == NIL {
-                budget = budget.saturating_sub(1);
-            }
-            while cur != NIL {
-                let e = &self.entries[cur as usize];
-                f(e.key(), e.val());
-                produced += 1;
-                cur = e.next;
-            }
-            v |= !mask;
-            v = v.reverse_bits().wrapping_add(1).reverse_bits();
-            if v == 0 || produced >= count || budget == 0 {
-                return v;
-            }
-        }
+        let entries = &self.entries;
+        self.index.scan(entries, cursor, count, |i| {
+            let e = &entries[i as usize];
+            f(e.key(), e.val())
+        })
+    }
+
+    /// DEBUG HTSTATS-KEY's text.
+    pub fn stats(&self) -> String {
+        self.index.stats(&self.entries)
     }
 
     /// Approximate heap bytes.
     pub fn memory_usage(&self) -> usize {
-        self.heads.capacity() * 4
-            + self.entries.capacity() * std::mem::size_of::<DictEntry>()
+        self.index.heap_bytes()
+            + self.entries.heap_bytes()
             + self.entries.iter().map(|e| e.data.len()).sum::<usize>()
     }
 }
@@ -533,7 +438,7 @@ pub struct HashLimits {
 /// Iterator over a hash's (field, value) pairs.
 pub enum HashIter<'a> {
     Lp(LpIter<'a>),
-    Table(std::slice::Iter<'a, DictEntry>),
+    Table(crate::storage::chunked::Iter<'a, DictEntry>),
 }
 
 impl<'a> Iterator for HashIter<'a> {
@@ -597,6 +502,14 @@ impl Hash {
         match &self.repr {
             Repr::Listpack(_) => "listpack",
             Repr::Table(_) => "hashtable",
+        }
+    }
+
+    /// DEBUG HTSTATS-KEY's text, when the value is held in a hash table.
+    pub fn table_stats(&self) -> Option<String> {
+        match &self.repr {
+            Repr::Table(d) => Some(d.stats()),
+            Repr::Listpack(_) => None,
         }
     }
 

@@ -5,14 +5,15 @@
 //! Knows nothing of RESP or the network.
 
 pub mod access;
+pub mod chunked;
 pub mod entry;
 pub mod hash;
+pub mod hindex;
 pub mod lazyfree;
 pub mod list;
 pub mod set;
 pub mod shard;
 pub mod shared;
-pub mod slab;
 pub mod stream;
 pub mod table;
 pub mod value;

@@ -115,6 +115,14 @@ impl Set {
         }
     }
 
+    /// DEBUG HTSTATS-KEY's text, when the value is held in a hash table.
+    pub fn table_stats(&self) -> Option<String> {
+        match &self.repr {
+            Repr::Table(d) => Some(d.stats()),
+            _ => None,
+        }
+    }
+
     /// Approximate heap bytes (MEMORY USAGE, accounting).
     pub fn memory_usage(&self) -> usize {
         std::mem::size_of::<Self>()

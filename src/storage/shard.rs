@@ -44,7 +44,7 @@ pub struct ShardStats {
 
 use crate::storage::access;
 pub use crate::storage::access::lru_clock;
-use crate::storage::slab::Slab;
+use crate::storage::chunked::{ChunkVec, Slab};
 
 /// Does this string have the canonical integer form Redis int-encodes?
 fn as_canonical_int(s: &[u8]) -> Option<i64> {
@@ -57,7 +57,7 @@ fn as_canonical_int(s: &[u8]) -> Option<i64> {
 pub struct Shard {
     table: Table<Entry>,
     objs: Slab<Obj>,
-    free_objs: Vec<u32>,
+    free_objs: ChunkVec<u32>,
     expires: BTreeMap<(u64, u32), u32>,
     volatile: usize,
     hasher: FixedState,
@@ -224,7 +224,7 @@ impl Shard {
         Shard {
             table: Table::new(),
             objs: Slab::default(),
-            free_objs: Vec::new(),
+            free_objs: ChunkVec::default(),
             expires: BTreeMap::new(),
             volatile: 0,
             hasher,
@@ -414,7 +414,7 @@ impl Shard {
         });
         // The new table only gets entries created after the start.
         cap.cursor = None;
-        self.free_objs = Vec::new();
+        self.free_objs = ChunkVec::default();
         self.expires.clear();
         self.volatile = 0;
         true
@@ -459,7 +459,7 @@ impl Shard {
             }
             i
         } else {
-            self.objs.push(o) as u32
+            self.objs.push(Some(o)) as u32
         }
     }
 
@@ -469,7 +469,7 @@ impl Shard {
         if self.free_objs.len() == self.objs.len() {
             // Everything is free: give the slab's memory back.
             self.objs = Slab::default();
-            self.free_objs = Vec::new();
+            self.free_objs = ChunkVec::default();
         }
         o
     }
@@ -903,7 +903,7 @@ impl Shard {
         }
         self.table.clear();
         self.objs = Slab::default();
-        self.free_objs = Vec::new();
+        self.free_objs = ChunkVec::default();
         self.expires.clear();
         self.volatile = 0;
     }

@@ -7,13 +7,18 @@
 //!   the sizes it is allowed to reach (`zset-max-listpack-entries` elements,
 //!   members up to `zset-max-listpack-value` bytes).
 //! * **skiplist** — an order-statistic treap (a randomized balanced binary
-//!   search tree whose nodes carry subtree sizes) plus a member → score hash
-//!   map. The tree gives rank, select-by-rank and "how many elements precede
-//!   this bound" in O(log n), which is everything range-by-rank, by-score and
-//!   by-lex need; the map gives O(1) ZSCORE and membership. Nodes live in an
-//!   arena (`Vec` + free list) addressed by `u32`, so there is no `unsafe`
-//!   and no per-node allocation beyond the member's bytes. The name
-//!   "skiplist" is what OBJECT ENCODING reports, for compatibility.
+//!   search tree whose nodes carry subtree sizes) whose nodes are also the
+//!   entries of a chained hash index on the member. The tree gives rank,
+//!   select-by-rank and "how many elements precede this bound" in O(log n),
+//!   which is everything range-by-rank, by-score and by-lex need; the index
+//!   ([`HashIndex`], rehashed incrementally) gives O(1) ZSCORE and
+//!   membership for 4 bytes of link per node plus 4-8 bytes of buckets,
+//!   where a separate member → score map cost about 46-90 bytes per
+//!   element and resized in one O(n) step. Nodes live in a chunked arena
+//!   ([`ChunkVec`] + free list) addressed by `u32`, so there is no `unsafe`,
+//!   no per-node allocation beyond the member's bytes, and growing never
+//!   copies the nodes. The name "skiplist" is what OBJECT ENCODING reports,
+//!   for compatibility.
 //!
 //! Ordering is by score, then by member bytes (memcmp order), exactly as
 //! Redis. Scores are never NaN (callers reject NaN before inserting).
@@ -27,6 +32,8 @@ use std::cmp::Ordering;
 
 use bytes::Bytes;
 
+use crate::storage::chunked::ChunkVec;
+use crate::storage::hindex::{hash_bytes, Chains, HashIndex};
 use crate::storage::shared::Shared;
 use crate::util::edit_exact;
 
@@ -64,13 +71,32 @@ struct Node {
     size: u32,
     /// Heap priority: parents have priority >= children.
     prio: u32,
+    /// Hash chain link (see [`Chains`]).
+    next: u32,
+}
+
+impl Chains for ChunkVec<Node> {
+    #[inline]
+    fn link(&self, i: u32) -> u32 {
+        self[i as usize].next
+    }
+
+    #[inline]
+    fn set_link(&mut self, i: u32, link: u32) {
+        self[i as usize].next = link;
+    }
+
+    #[inline]
+    fn hash(&self, i: u32) -> u64 {
+        hash_bytes(&self[i as usize].member)
+    }
 }
 
 /// Order-statistic treap over (score, member), stored in an arena.
 #[derive(Debug, Clone)]
 struct Tree {
-    nodes: Vec<Node>,
-    free: Vec<u32>,
+    nodes: ChunkVec<Node>,
+    free: ChunkVec<u32>,
     root: u32,
     rng: u64,
 }
@@ -78,8 +104,8 @@ struct Tree {
 impl Default for Tree {
     fn default() -> Self {
         Tree {
-            nodes: Vec::new(),
-            free: Vec::new(),
+            nodes: ChunkVec::default(),
+            free: ChunkVec::default(),
             root: NIL,
             rng: 0x9E37_79B9_7F4A_7C15,
         }
@@ -126,16 +152,14 @@ impl Tree {
             right: NIL,
             size: 1,
             prio,
+            next: 0,
         };
         match self.free.pop() {
             Some(i) => {
                 self.nodes[i as usize] = node;
                 i
             }
-            None => {
-                self.nodes.push(node);
-                (self.nodes.len() - 1) as u32
-            }
+            None => self.nodes.push(node) as u32,
         }
     }
 
@@ -215,7 +239,8 @@ impl Tree {
         }
     }
 
-    fn insert(&mut self, score: f64, member: Bytes) {
+    /// Inserts (score, member) and returns its node.
+    fn insert(&mut self, score: f64, member: Bytes) -> u32 {
         let root = self.root;
         let (l, r) = self.split_by(root, &|s, m| {
             cmp_entry(s, m, score, &member) == Ordering::Less
@@ -223,6 +248,7 @@ impl Tree {
         let n = self.alloc(score, member);
         let lm = self.merge(l, n);
         self.root = self.merge(lm, r);
+        n
     }
 
     fn remove(&mut self, score: f64, member: &[u8]) -> bool {
@@ -331,24 +357,37 @@ impl Tree {
         }
     }
 
-    /// Frees every node of subtree `t`, appending the elements in order.
-    fn drain(&mut self, t: u32, out: &mut Vec<(Bytes, f64)>) {
+    /// Frees every node of subtree `t`, appending the elements in order;
+    /// `before_free` sees each node just before it is freed.
+    fn drain<F: FnMut(&mut ChunkVec<Node>, u32)>(
+        &mut self,
+        t: u32,
+        out: &mut Vec<(Bytes, f64)>,
+        before_free: &mut F,
+    ) {
         if t == NIL {
             return;
         }
         let (l, r) = (self.nodes[t as usize].left, self.nodes[t as usize].right);
-        self.drain(l, out);
+        self.drain(l, out, before_free);
+        before_free(&mut self.nodes, t);
         out.push(self.release(t));
-        self.drain(r, out);
+        self.drain(r, out, before_free);
     }
 
-    /// Removes and returns the elements with ranks in `[start, end)`.
-    fn remove_range(&mut self, start: usize, end: usize) -> Vec<(Bytes, f64)> {
+    /// Removes and returns the elements with ranks in `[start, end)`;
+    /// `before_free` sees each removed node just before it is freed.
+    fn remove_range<F: FnMut(&mut ChunkVec<Node>, u32)>(
+        &mut self,
+        start: usize,
+        end: usize,
+        mut before_free: F,
+    ) -> Vec<(Bytes, f64)> {
         let root = self.root;
         let (l, r) = self.split_at(root, start);
         let (mid, rest) = self.split_at(r, end.saturating_sub(start));
         let mut out = Vec::with_capacity(self.sz(mid));
-        self.drain(mid, &mut out);
+        self.drain(mid, &mut out, &mut before_free);
         self.root = self.merge(l, rest);
         if self.root == NIL {
             self.nodes.clear();
@@ -357,8 +396,6 @@ impl Tree {
         out
     }
 }
-
-type Dict = hashbrown::HashMap<Bytes, f64, foldhash::fast::RandomState>;
 
 // ---- listpack -----------------------------------------------------------------
 
@@ -604,8 +641,42 @@ impl Lp {
 #[derive(Debug, Clone, Default)]
 struct Skip {
     tree: Tree,
-    dict: Dict,
+    /// Member → node, chained through the nodes.
+    index: HashIndex,
     member_bytes: usize,
+}
+
+impl Skip {
+    /// The node holding `member`.
+    fn find(&self, member: &[u8]) -> Option<u32> {
+        let nodes = &self.tree.nodes;
+        self.index.find(nodes, hash_bytes(member), |i| {
+            &nodes[i as usize].member[..] == member
+        })
+    }
+
+    /// Adds a member known to be absent.
+    fn add(&mut self, score: f64, member: Bytes) {
+        let h = hash_bytes(&member);
+        self.member_bytes += member.len();
+        let t = self.tree.insert(score, member);
+        let len = self.tree.len();
+        self.index.insert(&mut self.tree.nodes, t, h, len);
+    }
+
+    /// Removes the member held by node `t`, returning its score.
+    fn delete(&mut self, t: u32) -> f64 {
+        let nodes = &mut self.tree.nodes;
+        let h = nodes.hash(t);
+        self.index.unlink(nodes, t, h);
+        let n = &self.tree.nodes[t as usize];
+        let (score, member) = (n.score, n.member.clone());
+        self.tree.remove(score, &member);
+        self.member_bytes -= member.len();
+        let len = self.tree.len();
+        self.index.removed(&mut self.tree.nodes, len);
+        score
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -704,6 +775,14 @@ impl ZSet {
         }
     }
 
+    /// DEBUG HTSTATS-KEY's text, when the value is held in a hash table.
+    pub fn table_stats(&self) -> Option<String> {
+        match &self.repr {
+            Repr::Skiplist(sk) => Some(sk.index.stats(&sk.tree.nodes)),
+            Repr::Listpack(_) => None,
+        }
+    }
+
     /// Approximate heap bytes (MEMORY USAGE, accounting).
     pub fn memory_usage(&self) -> usize {
         let base = std::mem::size_of::<Self>();
@@ -711,9 +790,9 @@ impl ZSet {
             Repr::Listpack(lp) => base + lp.buf.len(),
             Repr::Skiplist(sk) => {
                 base + std::mem::size_of::<Skip>()
-                    + sk.tree.nodes.capacity() * std::mem::size_of::<Node>()
-                    + sk.tree.free.capacity() * 4
-                    + sk.dict.capacity() * (std::mem::size_of::<(Bytes, f64)>() + 1)
+                    + sk.tree.nodes.heap_bytes()
+                    + sk.tree.free.heap_bytes()
+                    + sk.index.heap_bytes()
                     + sk.member_bytes
             }
         }
@@ -722,14 +801,13 @@ impl ZSet {
     /// Switches to the skiplist encoding (no-op if already there).
     pub fn convert_to_skiplist(&mut self) {
         if let Repr::Listpack(lp) = &self.repr {
-            let mut sk = Skip::default();
-            sk.dict.reserve(lp.len as usize);
+            let mut sk = Skip {
+                index: HashIndex::with_buckets((lp.len as usize).max(4)),
+                ..Skip::default()
+            };
             for (_, e) in lp.iter() {
-                let m = Bytes::copy_from_slice(lp.member(&e));
-                sk.dict.insert(m.clone(), e.score);
-                sk.tree.insert(e.score, m);
+                sk.add(e.score, Bytes::copy_from_slice(lp.member(&e)));
             }
-            sk.member_bytes = lp.member_bytes as usize;
             self.repr = Repr::Skiplist(Shared::new(sk));
         }
     }
@@ -740,7 +818,7 @@ impl ZSet {
         if let Repr::Skiplist(sk) = &self.repr {
             if sk.tree.len() <= lim.entries
                 && sk.member_bytes < LP_SAFE_BYTES / 2
-                && sk.dict.keys().all(|m| m.len() <= lim.value)
+                && sk.tree.nodes.iter().all(|n| n.member.len() <= lim.value)
             {
                 let mut items = Vec::with_capacity(sk.tree.len());
                 sk.tree.collect(sk.tree.root, 0, sk.tree.len(), &mut items);
@@ -762,7 +840,7 @@ impl ZSet {
     pub fn score(&self, member: &[u8]) -> Option<f64> {
         match &self.repr {
             Repr::Listpack(lp) => lp.find(member).map(|(_, _, e)| e.score),
-            Repr::Skiplist(sk) => sk.dict.get(member).copied(),
+            Repr::Skiplist(sk) => sk.find(member).map(|t| sk.tree.nodes[t as usize].score),
         }
     }
 
@@ -796,21 +874,18 @@ impl ZSet {
         }
         match &mut self.repr {
             Repr::Listpack(_) => unreachable!("converted above"),
-            Repr::Skiplist(sk) => match sk.dict.get_mut(member) {
-                Some(cur) => {
-                    if *cur != score {
-                        let old = *cur;
-                        *cur = score;
-                        sk.tree.remove(old, member);
-                        sk.tree.insert(score, Bytes::copy_from_slice(member));
+            Repr::Skiplist(sk) => match sk.find(member) {
+                Some(t) => {
+                    let n = &sk.tree.nodes[t as usize];
+                    if n.score != score {
+                        let m = n.member.clone();
+                        sk.delete(t);
+                        sk.add(score, m);
                     }
                     false
                 }
                 None => {
-                    let m = Bytes::copy_from_slice(member);
-                    sk.dict.insert(m.clone(), score);
-                    sk.tree.insert(score, m);
-                    sk.member_bytes += member.len();
+                    sk.add(score, Bytes::copy_from_slice(member));
                     true
                 }
             },
@@ -826,10 +901,8 @@ impl ZSet {
                 Some(e.score)
             }
             Repr::Skiplist(sk) => {
-                let s = sk.dict.remove(member)?;
-                sk.tree.remove(s, member);
-                sk.member_bytes -= member.len();
-                Some(s)
+                let t = sk.find(member)?;
+                Some(sk.delete(t))
             }
         }
     }
@@ -839,7 +912,7 @@ impl ZSet {
         match &self.repr {
             Repr::Listpack(lp) => lp.find(member).map(|(r, _, _)| r),
             Repr::Skiplist(sk) => {
-                let score = *sk.dict.get(member)?;
+                let score = sk.tree.nodes[sk.find(member)? as usize].score;
                 Some(
                     sk.tree
                         .count_prefix(|s, m| cmp_entry(s, m, score, member) == Ordering::Less),
@@ -918,6 +991,29 @@ impl ZSet {
         }
     }
 
+    /// One ZSCAN step over the skiplist encoding (see
+    /// [`HashIndex::scan`]: Redis's cursor, which returns every member
+    /// present for the whole iteration whatever happens to scores and to
+    /// the table between calls). The listpack encoding returns everything
+    /// with cursor 0, as Redis does.
+    pub fn scan(&self, cursor: u64, count: usize, mut f: impl FnMut(&[u8], f64)) -> u64 {
+        match &self.repr {
+            Repr::Listpack(lp) => {
+                for (_, e) in lp.iter() {
+                    f(lp.member(&e), e.score);
+                }
+                0
+            }
+            Repr::Skiplist(sk) => {
+                let nodes = &sk.tree.nodes;
+                sk.index.scan(nodes, cursor, count, |i| {
+                    let n = &nodes[i as usize];
+                    f(&n.member, n.score)
+                })
+            }
+        }
+    }
+
     /// Every element in ascending order.
     pub fn to_vec(&self) -> Vec<(Bytes, f64)> {
         self.range(0, self.len())
@@ -940,10 +1036,13 @@ impl ZSet {
                 out
             }
             Repr::Skiplist(sk) => {
-                let out = sk.tree.remove_range(start, end);
-                for (m, _) in &out {
-                    sk.dict.remove(m);
-                }
+                let Skip { tree, index, .. } = &mut **sk;
+                let out = tree.remove_range(start, end, |nodes, t| {
+                    let h = nodes.hash(t);
+                    index.unlink(nodes, t, h);
+                });
+                let len = tree.len();
+                index.removed(&mut tree.nodes, len);
                 sk.member_bytes -= out.iter().map(|(m, _)| m.len()).sum::<usize>();
                 out
             }
@@ -1067,6 +1166,74 @@ mod tests {
                 assert_eq!(copy.member_bytes(), z.member_bytes());
             }
         }
+    }
+
+    /// Tens of thousands of members: the member index grows and shrinks
+    /// through many incremental rehashes (each spread over later writes)
+    /// while scores change and ranges are removed; every lookup agrees
+    /// with the tree throughout.
+    #[test]
+    fn member_index_follows_the_tree_through_rehashes() {
+        let lim = ZLimits {
+            entries: 0,
+            value: 64,
+        };
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(5);
+        let mut z = ZSet::new();
+        let mut model = std::collections::HashMap::new();
+        let mut saw_rehash = false;
+        for round in 0..60_000u32 {
+            let m = format!("member:{}", rng.gen_range(0..40_000));
+            let op = if round < 30_000 {
+                0
+            } else {
+                rng.gen_range(0..4)
+            };
+            match op {
+                0 | 1 => {
+                    let s = f64::from(rng.gen_range(0..1000));
+                    assert_eq!(z.insert(m.as_bytes(), s, lim), !model.contains_key(&m));
+                    model.insert(m, s);
+                }
+                2 => assert_eq!(z.remove(m.as_bytes()), model.remove(&m)),
+                _ => {
+                    let a = rng.gen_range(0..z.len().max(1));
+                    for (m, _) in z.remove_range(a, a + 50) {
+                        assert!(model.remove(std::str::from_utf8(&m).unwrap()).is_some());
+                    }
+                }
+            }
+            if let Repr::Skiplist(sk) = &z.repr {
+                saw_rehash |= sk.index.is_rehashing();
+            }
+            assert_eq!(z.len(), model.len());
+            if round % 5000 == 0 {
+                for (m, s) in &model {
+                    assert_eq!(z.score(m.as_bytes()), Some(*s), "{m}");
+                }
+            }
+        }
+        assert!(saw_rehash);
+        for (m, s) in &model {
+            assert_eq!(z.score(m.as_bytes()), Some(*s), "{m}");
+            let r = z.rank(m.as_bytes()).unwrap();
+            assert_eq!(z.get(r), Some((Bytes::from(m.clone()), *s)));
+        }
+        assert_eq!(z.score(b"member:absent"), None);
+        let mut seen = std::collections::HashSet::new();
+        let mut cur = 0;
+        loop {
+            cur = z.scan(cur, 100, |m, _| {
+                seen.insert(m.to_vec());
+            });
+            if cur == 0 {
+                break;
+            }
+        }
+        assert_eq!(seen.len(), model.len());
+        let n = z.len();
+        z.remove_range(0, n);
+        assert!(z.is_empty());
     }
 
     #[test]
