@@ -1374,3 +1374,94 @@ async fn versioned_aof_rewrite_under_concurrent_changes_replays_exactly() {
     let mut c = srv.conn().await;
     assert_eq!(digest(&mut c).await, d);
 }
+
+/// Large hash, set and sorted-set values are kept by reference by a
+/// versioned BGSAVE even when they are edited during it: a writer copies
+/// only the chunks of entries, tree nodes and buckets it touches (many of
+/// them here, across growth and shrink of the tables), and the file still
+/// holds exactly the instant the save started.
+#[tokio::test]
+async fn versioned_bgsave_keeps_large_collections_while_writers_copy_their_chunks() {
+    let mut srv = TestServer::start();
+    let mut c = srv.conn().await;
+    let n = 20_000;
+    let mut p = redis::pipe();
+    for i in 0..n {
+        p.cmd("HSET").arg("h").arg(format!("f{i}")).arg(i).ignore();
+        p.cmd("SADD").arg("s").arg(format!("m{i}")).ignore();
+        p.cmd("ZADD").arg("z").arg(i).arg(format!("m{i}")).ignore();
+    }
+    let _: () = p.query_async(&mut c).await.unwrap();
+    let before = contents(&srv).await;
+    let d0 = digest(&mut c).await;
+    // Three keys at 0.4 s each: the save lasts over a second.
+    common::config_set(&mut c, "rdb-key-save-delay", "400000").await;
+    let r: String = redis::cmd("BGSAVE").query_async(&mut c).await.unwrap();
+    assert_eq!(r, "Background saving started");
+    // Edits all over each value: replaced and new fields, removals that
+    // shrink the tables, score changes that move tree nodes.
+    let mut p = redis::pipe();
+    for i in (0..n).step_by(3) {
+        p.cmd("HSET")
+            .arg("h")
+            .arg(format!("f{i}"))
+            .arg("changed")
+            .ignore();
+        p.cmd("HSET")
+            .arg("h")
+            .arg(format!("new{i}"))
+            .arg(i)
+            .ignore();
+        p.cmd("SREM").arg("s").arg(format!("m{i}")).ignore();
+        p.cmd("ZADD").arg("z").arg(-i).arg(format!("m{i}")).ignore();
+    }
+    for i in (1..n).step_by(3) {
+        p.cmd("HDEL").arg("h").arg(format!("f{i}")).ignore();
+        p.cmd("ZREM").arg("z").arg(format!("m{i}")).ignore();
+    }
+    p.cmd("ZREMRANGEBYRANK").arg("z").arg(0).arg(1000).ignore();
+    let _: () = p.query_async(&mut c).await.unwrap();
+    assert_eq!(
+        info_field(&mut c, "rdb_bgsave_in_progress").await,
+        "1",
+        "the save ended before the edits: raise rdb-key-save-delay"
+    );
+    // The live values carry every edit.
+    let (hlen, scard, zcard): (u64, u64, u64) = redis::pipe()
+        .cmd("HLEN")
+        .arg("h")
+        .cmd("SCARD")
+        .arg("s")
+        .cmd("ZCARD")
+        .arg("z")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let thirds = (n as u64).div_ceil(3);
+    let removed = (n as u64 - 1).div_ceil(3);
+    assert_eq!(hlen, n as u64 - removed + thirds);
+    assert_eq!(scard, n as u64 - thirds);
+    assert_eq!(zcard, n as u64 - removed - 1001);
+    let v: String = c.hget("h", "f0").await.unwrap();
+    assert_eq!(v, "changed");
+    // m19997 was neither moved nor removed; m19998 moved to the lowest
+    // scores and went with ZREMRANGEBYRANK.
+    let s: Option<f64> = c.zscore("z", "m19997").await.unwrap();
+    assert_eq!(s, Some(19997.0));
+    let s: Option<f64> = c.zscore("z", "m19998").await.unwrap();
+    assert_eq!(s, None);
+    let changed = digest(&mut c).await;
+    assert_ne!(changed, d0);
+    common::config_set(&mut c, "rdb-key-save-delay", "0").await;
+    wait_bgsave_done(&mut c).await;
+    assert_eq!(info_field(&mut c, "rdb_last_bgsave_status").await, "ok");
+    drop(c);
+    srv.restart_with(&[]);
+    assert_eq!(
+        before,
+        contents(&srv).await,
+        "the file holds the start instant"
+    );
+    let mut c = srv.conn().await;
+    assert_eq!(digest(&mut c).await, d0);
+}

@@ -11,26 +11,34 @@
 //! elements, so a small collection does not pay for a whole chunk.
 
 use std::ops::{Index, IndexMut};
+use std::sync::Arc;
 
-/// Elements per chunk (log2).
-const CHUNK_BITS: u32 = 12;
-/// Elements per chunk.
+/// Elements per chunk (log2) unless a `ChunkVec` says otherwise.
+pub const CHUNK_BITS: u32 = 12;
+/// Elements per chunk by default.
 pub const CHUNK: usize = 1 << CHUNK_BITS;
 
 /// A shard's object slots: a free slot is `None`.
 pub type Slab<T> = ChunkVec<Option<T>>;
 
-/// Iterator over a [`ChunkVec`]'s elements in index order.
-pub type Iter<'a, T> = std::iter::Flatten<std::slice::Iter<'a, Vec<T>>>;
-
-#[derive(Debug, Clone)]
-pub struct ChunkVec<T> {
+/// Chunks are shared between clones and copied on a clone's first write
+/// to them ([`Arc::make_mut`]): cloning costs one reference per chunk, so a
+/// snapshot's reference to a large collection (see `storage::shared`)
+/// makes a writer copy only the chunks it touches, 4096 elements at a time,
+/// as a forked Redis copies the pages its writes touch. An unshared chunk
+/// costs one atomic check per mutable access.
+///
+/// `BITS` sets the chunk size (2^BITS elements): smaller chunks make a
+/// copied chunk cheaper where one operation touches many scattered
+/// elements (a tree path), at one chunk reference per 2^BITS elements.
+#[derive(Debug)]
+pub struct ChunkVec<T, const BITS: u32 = CHUNK_BITS> {
     /// Every chunk but the last holds exactly `CHUNK` elements.
-    chunks: Vec<Vec<T>>,
+    chunks: Vec<Arc<Vec<T>>>,
     len: usize,
 }
 
-impl<T> Default for ChunkVec<T> {
+impl<T, const BITS: u32> Default for ChunkVec<T, BITS> {
     fn default() -> Self {
         ChunkVec {
             chunks: Vec::new(),
@@ -39,13 +47,47 @@ impl<T> Default for ChunkVec<T> {
     }
 }
 
-impl<T> ChunkVec<T> {
+impl<T, const BITS: u32> Clone for ChunkVec<T, BITS> {
+    /// Shares every chunk (see the type's documentation).
+    fn clone(&self) -> Self {
+        ChunkVec {
+            chunks: self.chunks.clone(),
+            len: self.len,
+        }
+    }
+}
+
+/// Iterator over a [`ChunkVec`]'s elements in index order.
+pub struct Iter<'a, T> {
+    chunks: std::slice::Iter<'a, Arc<Vec<T>>>,
+    cur: std::slice::Iter<'a, T>,
+}
+
+impl<'a, T> Iterator for Iter<'a, T> {
+    type Item = &'a T;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a T> {
+        loop {
+            if let Some(v) = self.cur.next() {
+                return Some(v);
+            }
+            self.cur = self.chunks.next()?.iter();
+        }
+    }
+}
+
+impl<T, const BITS: u32> ChunkVec<T, BITS> {
+    /// Elements per chunk.
+    const SIZE: usize = 1 << BITS;
+
     /// An empty vector whose first chunk has room for `n` elements (at
     /// most `CHUNK`).
     pub fn with_capacity(n: usize) -> Self {
         let mut v = Self::default();
         if n > 0 {
-            v.chunks.push(Vec::with_capacity(n.min(CHUNK)));
+            v.chunks
+                .push(Arc::new(Vec::with_capacity(n.min(Self::SIZE))));
         }
         v
     }
@@ -63,31 +105,57 @@ impl<T> ChunkVec<T> {
     /// The element at `i`, if it exists.
     #[inline]
     pub fn get(&self, i: usize) -> Option<&T> {
-        self.chunks.get(i >> CHUNK_BITS)?.get(i & (CHUNK - 1))
+        self.chunks.get(i >> BITS)?.get(i & (Self::SIZE - 1))
     }
 
-    /// The element at `i`, mutably, if it exists.
+    /// Elements in index order.
+    pub fn iter(&self) -> Iter<'_, T> {
+        Iter {
+            chunks: self.chunks.iter(),
+            cur: [].iter(),
+        }
+    }
+
+    /// Removes every element (keeps nothing allocated).
+    pub fn clear(&mut self) {
+        self.chunks = Vec::new();
+        self.len = 0;
+    }
+
+    /// Heap bytes held (element capacity plus the chunk table; a chunk
+    /// shared with a clone is counted by both).
+    pub fn heap_bytes(&self) -> usize {
+        self.chunks
+            .iter()
+            .map(|c| c.capacity() * std::mem::size_of::<T>())
+            .sum::<usize>()
+            + self.chunks.capacity() * std::mem::size_of::<Arc<Vec<T>>>()
+    }
+}
+
+impl<T: Clone, const BITS: u32> ChunkVec<T, BITS> {
+    /// The element at `i`, mutably, if it exists (copying its chunk first
+    /// if a clone shares it).
     #[inline]
     pub fn get_mut(&mut self, i: usize) -> Option<&mut T> {
-        self.chunks
-            .get_mut(i >> CHUNK_BITS)?
-            .get_mut(i & (CHUNK - 1))
+        let c = self.chunks.get_mut(i >> BITS)?;
+        Arc::make_mut(c).get_mut(i & (Self::SIZE - 1))
     }
 
     /// Appends `v`; returns its index.
     pub fn push(&mut self, v: T) -> usize {
         match self.chunks.last_mut() {
-            Some(c) if c.len() < CHUNK => c.push(v),
+            Some(c) if c.len() < Self::SIZE => Arc::make_mut(c).push(v),
             _ => {
                 // Later chunks are allocated whole (no reallocation ever
                 // copies a full chunk); the first one grows from small.
                 let mut c = if self.chunks.is_empty() {
                     Vec::new()
                 } else {
-                    Vec::with_capacity(CHUNK)
+                    Vec::with_capacity(Self::SIZE)
                 };
                 c.push(v);
-                self.chunks.push(c);
+                self.chunks.push(Arc::new(c));
             }
         }
         self.len += 1;
@@ -97,7 +165,7 @@ impl<T> ChunkVec<T> {
     /// Removes and returns the last element.
     pub fn pop(&mut self) -> Option<T> {
         let last = self.chunks.last_mut()?;
-        let v = last.pop()?;
+        let v = Arc::make_mut(last).pop()?;
         if last.is_empty() && self.chunks.len() > 1 {
             self.chunks.pop();
         }
@@ -109,57 +177,30 @@ impl<T> ChunkVec<T> {
     /// element into its place, as `Vec::swap_remove`.
     pub fn swap_remove(&mut self, i: usize) -> T {
         assert!(i < self.len, "swap_remove index {i} out of {}", self.len);
-        let last = self.len - 1;
-        if i != last {
-            let (a, b) = (i >> CHUNK_BITS, last >> CHUNK_BITS);
-            let (ia, ib) = (i & (CHUNK - 1), last & (CHUNK - 1));
-            if a == b {
-                self.chunks[a].swap(ia, ib);
-            } else {
-                let (lo, hi) = self.chunks.split_at_mut(b);
-                std::mem::swap(&mut lo[a][ia], &mut hi[0][ib]);
-            }
+        let Some(last) = self.pop() else {
+            unreachable!("len > 0 checked above")
+        };
+        if i == self.len {
+            last
+        } else {
+            std::mem::replace(&mut self[i], last)
         }
-        match self.pop() {
-            Some(v) => v,
-            None => unreachable!("len > 0 checked above"),
-        }
-    }
-
-    /// Removes every element (keeps nothing allocated).
-    pub fn clear(&mut self) {
-        self.chunks = Vec::new();
-        self.len = 0;
-    }
-
-    /// Elements in index order.
-    pub fn iter(&self) -> Iter<'_, T> {
-        self.chunks.iter().flatten()
-    }
-
-    /// Heap bytes held (element capacity plus the chunk table).
-    pub fn heap_bytes(&self) -> usize {
-        self.chunks
-            .iter()
-            .map(|c| c.capacity() * std::mem::size_of::<T>())
-            .sum::<usize>()
-            + self.chunks.capacity() * std::mem::size_of::<Vec<T>>()
     }
 }
 
-impl<T> Index<usize> for ChunkVec<T> {
+impl<T, const BITS: u32> Index<usize> for ChunkVec<T, BITS> {
     type Output = T;
 
     #[inline]
     fn index(&self, i: usize) -> &T {
-        &self.chunks[i >> CHUNK_BITS][i & (CHUNK - 1)]
+        &self.chunks[i >> BITS][i & (Self::SIZE - 1)]
     }
 }
 
-impl<T> IndexMut<usize> for ChunkVec<T> {
+impl<T: Clone, const BITS: u32> IndexMut<usize> for ChunkVec<T, BITS> {
     #[inline]
     fn index_mut(&mut self, i: usize) -> &mut T {
-        &mut self.chunks[i >> CHUNK_BITS][i & (CHUNK - 1)]
+        &mut Arc::make_mut(&mut self.chunks[i >> BITS])[i & (Self::SIZE - 1)]
     }
 }
 
@@ -193,8 +234,36 @@ mod tests {
     }
 
     #[test]
+    fn clones_share_chunks_until_written() {
+        let mut a: ChunkVec<u64> = ChunkVec::default();
+        for i in 0..3 * CHUNK as u64 {
+            a.push(i);
+        }
+        let b = a.clone();
+        assert!(a
+            .chunks
+            .iter()
+            .zip(&b.chunks)
+            .all(|(x, y)| Arc::ptr_eq(x, y)));
+        // A write copies only the chunk it touches.
+        a[CHUNK + 1] = 0;
+        a.push(7);
+        assert!(Arc::ptr_eq(&a.chunks[0], &b.chunks[0]));
+        assert!(!Arc::ptr_eq(&a.chunks[1], &b.chunks[1]));
+        // The push opened a fourth chunk; the full third is still shared.
+        assert!(Arc::ptr_eq(&a.chunks[2], &b.chunks[2]));
+        assert_eq!((a.chunks.len(), b.chunks.len()), (4, 3));
+        assert_eq!((a[CHUNK + 1], b[CHUNK + 1]), (0, CHUNK as u64 + 1));
+        assert_eq!((a.len(), b.len()), (3 * CHUNK + 1, 3 * CHUNK));
+        assert_eq!(a.swap_remove(5), 5);
+        assert_eq!((a[5], b[5]), (7, 5));
+        assert!(!Arc::ptr_eq(&a.chunks[0], &b.chunks[0]));
+        assert!(b.iter().copied().eq(0..3 * CHUNK as u64));
+    }
+
+    #[test]
     fn swap_remove_and_pop_match_vec() {
-        let mut c = ChunkVec::default();
+        let mut c: ChunkVec<usize> = ChunkVec::default();
         let mut v = Vec::new();
         let mut x = 7u64;
         for i in 0..3 * CHUNK {

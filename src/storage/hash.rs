@@ -46,7 +46,15 @@ impl DictEntry {
     }
 }
 
-impl Chains for ChunkVec<DictEntry> {
+/// Entries per arena chunk (log2): 1024. While a snapshot shares the
+/// table, a write copies the chunk it touches, one allocation per entry
+/// (the key and value bytes), so chunks stay small enough for that copy
+/// to take tens of microseconds.
+const ENTRY_CHUNK_BITS: u32 = 10;
+
+type Entries = ChunkVec<DictEntry, ENTRY_CHUNK_BITS>;
+
+impl Chains for Entries {
     #[inline]
     fn link(&self, i: u32) -> u32 {
         self[i as usize].next
@@ -76,8 +84,11 @@ fn join(key: &[u8], val: &[u8]) -> Box<[u8]> {
 /// Entries sit in a [`ChunkVec`], so growing never copies them either.
 #[derive(Debug, Clone, Default)]
 pub struct Dict {
-    entries: ChunkVec<DictEntry>,
+    entries: Entries,
     index: HashIndex,
+    /// Key and value bytes of all entries, kept so that
+    /// [`Dict::memory_usage`] is O(1) (a snapshot asks it under the lock).
+    bytes: usize,
 }
 
 impl PartialEq for Dict {
@@ -96,7 +107,8 @@ impl Dict {
     /// compact encoding converts).
     pub fn with_capacity(n: usize) -> Self {
         Dict {
-            entries: ChunkVec::with_capacity(n),
+            entries: Entries::with_capacity(n),
+            bytes: 0,
             index: if n > 0 {
                 HashIndex::with_buckets(n.max(4))
             } else {
@@ -140,6 +152,7 @@ impl Dict {
         if let Some(i) = self.find_hashed(key, hash) {
             let e = &mut self.entries[i];
             if e.val() != val {
+                self.bytes = self.bytes - e.data.len() + key.len() + val.len();
                 e.data = join(key, val);
             }
             return false;
@@ -149,6 +162,7 @@ impl Dict {
             // built within any realistic memory, but never corrupt it.
             return false;
         }
+        self.bytes += key.len() + val.len();
         let i = self.entries.push(DictEntry {
             data: join(key, val),
             next: 0,
@@ -182,6 +196,7 @@ impl Dict {
                 .relink(&mut self.entries, last as u32, i as u32, hl);
         }
         let e = self.entries.swap_remove(i);
+        self.bytes -= e.data.len();
         let len = self.entries.len();
         self.index.removed(&mut self.entries, len);
         e
@@ -230,9 +245,7 @@ impl Dict {
 
     /// Approximate heap bytes.
     pub fn memory_usage(&self) -> usize {
-        self.index.heap_bytes()
-            + self.entries.heap_bytes()
-            + self.entries.iter().map(|e| e.data.len()).sum::<usize>()
+        self.index.heap_bytes() + self.entries.heap_bytes() + self.bytes
     }
 }
 

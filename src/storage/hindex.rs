@@ -17,9 +17,15 @@
 //! the cursor walks bucket indexes in reverse-binary order and, while two
 //! arrays exist, visits the smaller array's bucket plus every bucket of the
 //! larger array that expands it, as Redis's dictScan.
+//!
+//! **Copy-on-write.** Bucket arrays are chunks of 4096 links shared between
+//! clones of a table, as the entry arenas are (`storage::chunked`): the
+//! clone a writer makes of a collection a snapshot still reads costs one
+//! reference per chunk, and the writer copies only the chunks it touches.
+//! A chunk never written is not allocated at all.
 
 use std::hash::BuildHasher;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 /// The process-wide hash seed: random per process so clients cannot
 /// precompute colliding fields, fixed for the process so clones of a
@@ -44,12 +50,68 @@ const STEP_CHAINS: usize = 4;
 /// Old buckets visited per operation at most (empty ones are cheap, and a
 /// shrinking table is mostly empty).
 const STEP_VISITS: usize = 64;
-/// An old bucket array at least this long is freed on the lazy-free
-/// thread (freeing megabytes inline costs about a millisecond).
-const LAZY_FREE_BUCKETS: usize = 1 << 16;
 /// Chain lengths Redis's statistics distinguish (the last one counts
 /// every longer chain too).
 const STATS_VECTLEN: usize = 50;
+
+/// Buckets per chunk of a bucket array (log2): 16 KB chunks.
+const BUCKET_CHUNK_BITS: u32 = 12;
+const BUCKET_CHUNK: usize = 1 << BUCKET_CHUNK_BITS;
+
+/// A bucket array of links, in chunks shared copy-on-write between clones;
+/// a chunk still all zero is `None`.
+#[derive(Debug, Clone, Default)]
+struct Buckets {
+    chunks: Vec<Option<Arc<[u32]>>>,
+    len: usize,
+}
+
+impl Buckets {
+    /// `n` empty buckets (allocates only the chunk table).
+    fn zeroed(n: usize) -> Self {
+        Buckets {
+            chunks: vec![None; n.div_ceil(BUCKET_CHUNK)],
+            len: n,
+        }
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    #[inline]
+    fn get(&self, b: usize) -> u32 {
+        match &self.chunks[b >> BUCKET_CHUNK_BITS] {
+            Some(c) => c[b & (BUCKET_CHUNK - 1)],
+            None => 0,
+        }
+    }
+
+    /// Bucket `b`, writable: allocates its chunk if still all zero, copies
+    /// it if a clone shares it.
+    #[inline]
+    fn slot(&mut self, b: usize) -> &mut u32 {
+        let size = self.len.min(BUCKET_CHUNK);
+        let c = self.chunks[b >> BUCKET_CHUNK_BITS]
+            .get_or_insert_with(|| std::iter::repeat_n(0, size).collect());
+        &mut Arc::make_mut(c)[b & (BUCKET_CHUNK - 1)]
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.chunks
+            .iter()
+            .flatten()
+            .map(|c| c.len() * 4)
+            .sum::<usize>()
+            + self.chunks.capacity() * std::mem::size_of::<Option<Arc<[u32]>>>()
+    }
+}
 
 /// The entry arena of a chained table. A link is 0 at the end of a chain,
 /// otherwise the next entry's index plus one.
@@ -66,10 +128,12 @@ pub trait Chains {
 pub struct HashIndex {
     /// Bucket heads (links); empty or a power of two long. While
     /// rehashing, the target array.
-    heads: Vec<u32>,
+    heads: Buckets,
     /// The array being drained while rehashing; empty otherwise.
-    old: Vec<u32>,
-    /// Old buckets below this index have been moved (and are empty).
+    old: Buckets,
+    /// Old buckets below this index have been moved: they are empty,
+    /// whatever `old` still holds there (a drained chunk of `old` is
+    /// released, not written).
     moved: usize,
 }
 
@@ -77,8 +141,8 @@ impl HashIndex {
     /// An index with `n` buckets (rounded up to a power of two).
     pub fn with_buckets(n: usize) -> Self {
         HashIndex {
-            heads: vec![0; n.next_power_of_two()],
-            old: Vec::new(),
+            heads: Buckets::zeroed(n.next_power_of_two()),
+            old: Buckets::default(),
             moved: 0,
         }
     }
@@ -90,7 +154,7 @@ impl HashIndex {
 
     /// Heap bytes of the bucket arrays.
     pub fn heap_bytes(&self) -> usize {
-        (self.heads.capacity() + self.old.capacity()) * 4
+        self.heads.heap_bytes() + self.old.heap_bytes()
     }
 
     /// The bucket holding `hash`'s chain: (in the old array?, index).
@@ -109,8 +173,8 @@ impl HashIndex {
     #[inline]
     fn slot_mut(&mut self, hash: u64) -> &mut u32 {
         match self.locate(hash) {
-            (true, b) => &mut self.old[b],
-            (false, b) => &mut self.heads[b],
+            (true, b) => self.old.slot(b),
+            (false, b) => self.heads.slot(b),
         }
     }
 
@@ -126,8 +190,8 @@ impl HashIndex {
             return None;
         }
         let mut l = match self.locate(hash) {
-            (true, b) => self.old[b],
-            (false, b) => self.heads[b],
+            (true, b) => self.old.get(b),
+            (false, b) => self.heads.get(b),
         };
         while l != 0 {
             let i = l - 1;
@@ -227,8 +291,8 @@ impl HashIndex {
     /// Starts moving to an array of `n` buckets (a power of two).
     fn start(&mut self, n: usize) {
         debug_assert!(self.old.is_empty() && n.is_power_of_two());
-        // `vec![0; n]` allocates zeroed memory: fresh pages, no pass.
-        let old = std::mem::replace(&mut self.heads, vec![0; n]);
+        // Chunks are allocated as they are first written: no pass.
+        let old = std::mem::replace(&mut self.heads, Buckets::zeroed(n));
         if !old.is_empty() {
             self.old = old;
             self.moved = 0;
@@ -245,7 +309,7 @@ impl HashIndex {
         let mask = self.heads.len() as u64 - 1;
         let (mut done, mut seen) = (0, 0);
         while self.moved < self.old.len() && done < chains && seen < visits {
-            let mut l = std::mem::take(&mut self.old[self.moved]);
+            let mut l = self.old.get(self.moved);
             if l != 0 {
                 done += 1;
             }
@@ -253,19 +317,22 @@ impl HashIndex {
                 let i = l - 1;
                 let next = c.link(i);
                 let b = (c.hash(i) & mask) as usize;
-                c.set_link(i, self.heads[b]);
-                self.heads[b] = l;
+                let head = self.heads.slot(b);
+                c.set_link(i, *head);
+                *head = l;
                 l = next;
             }
             self.moved += 1;
             seen += 1;
+            if self.moved.is_multiple_of(BUCKET_CHUNK) {
+                self.old.chunks[(self.moved >> BUCKET_CHUNK_BITS) - 1] = None;
+            }
         }
         if self.moved == self.old.len() {
-            let old = std::mem::take(&mut self.old);
+            // Drained chunks went one at a time above: nothing large is
+            // freed here.
+            self.old = Buckets::default();
             self.moved = 0;
-            if old.len() >= LAZY_FREE_BUCKETS {
-                crate::storage::lazyfree::defer(old, 0);
-            }
         }
     }
 
@@ -299,24 +366,29 @@ impl HashIndex {
         if self.old.is_empty() {
             let m = self.heads.len() as u64 - 1;
             loop {
-                emit(self.heads[(v & m) as usize], &mut produced, &mut budget);
+                emit(self.heads.get((v & m) as usize), &mut produced, &mut budget);
                 v = next_cursor(v, m);
                 if v == 0 || produced >= count || budget == 0 {
                     return v;
                 }
             }
         }
-        let (small, large) = if self.old.len() < self.heads.len() {
-            (&self.old, &self.heads)
+        let old = |b: usize| if b < self.moved { 0 } else { self.old.get(b) };
+        let new = |b: usize| self.heads.get(b);
+        let grows = self.old.len() < self.heads.len();
+        let (small, large): (&dyn Fn(usize) -> u32, &dyn Fn(usize) -> u32) =
+            if grows { (&old, &new) } else { (&new, &old) };
+        let (small_len, large_len) = if grows {
+            (self.old.len(), self.heads.len())
         } else {
-            (&self.heads, &self.old)
+            (self.heads.len(), self.old.len())
         };
-        let (m0, m1) = (small.len() as u64 - 1, large.len() as u64 - 1);
+        let (m0, m1) = (small_len as u64 - 1, large_len as u64 - 1);
         loop {
-            emit(small[(v & m0) as usize], &mut produced, &mut budget);
+            emit(small((v & m0) as usize), &mut produced, &mut budget);
             // Every bucket of the larger array that expands this one.
             loop {
-                emit(large[(v & m1) as usize], &mut produced, &mut budget);
+                emit(large((v & m1) as usize), &mut produced, &mut budget);
                 v = next_cursor(v, m1);
                 if v & (m0 ^ m1) == 0 {
                     break;
@@ -334,10 +406,10 @@ impl HashIndex {
     pub fn stats<C: Chains>(&self, c: &C) -> String {
         let mut out = String::new();
         if self.is_rehashing() {
-            stats_of(&mut out, c, &self.old, 0);
-            stats_of(&mut out, c, &self.heads, 1);
+            stats_of(&mut out, c, &self.old, self.moved, 0);
+            stats_of(&mut out, c, &self.heads, 0, 1);
         } else {
-            stats_of(&mut out, c, &self.heads, 0);
+            stats_of(&mut out, c, &self.heads, 0, 0);
         }
         out
     }
@@ -349,7 +421,8 @@ fn next_cursor(v: u64, m: u64) -> u64 {
     (v | !m).reverse_bits().wrapping_add(1).reverse_bits()
 }
 
-fn stats_of<C: Chains>(out: &mut String, c: &C, heads: &[u32], idx: usize) {
+/// Statistics of one bucket array whose buckets below `moved` are empty.
+fn stats_of<C: Chains>(out: &mut String, c: &C, heads: &Buckets, moved: usize, idx: usize) {
     use std::fmt::Write;
     let name = if idx == 0 {
         "main hash table"
@@ -357,8 +430,9 @@ fn stats_of<C: Chains>(out: &mut String, c: &C, heads: &[u32], idx: usize) {
         "rehashing target"
     };
     let mut vector = [0usize; STATS_VECTLEN];
+    vector[0] = moved;
     let (mut slots, mut max, mut total) = (0usize, 0usize, 0usize);
-    for &h in heads {
+    for h in (moved..heads.len()).map(|b| heads.get(b)) {
         let mut len = 0;
         let mut l = h;
         while l != 0 {

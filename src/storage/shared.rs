@@ -7,7 +7,11 @@
 //! a second reference under the lock, in O(1), and encodes after releasing
 //! the shard. A command that changes the value meanwhile gets its own copy
 //! on its first mutable access ([`Arc::make_mut`]); when nobody else holds
-//! it, that access costs one atomic check. Cloning a `Shared` is shallow,
+//! it, that access costs one atomic check. Hash and set tables and sorted
+//! sets keep their elements in chunked arenas that are themselves shared
+//! copy-on-write (`storage::chunked`), so their copy costs one reference
+//! per chunk and the writer then copies only the chunks it touches; lists
+//! and streams are copied whole. Cloning a `Shared` is shallow,
 //! which keeps value semantics (COPY's copy is separated on first write).
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;

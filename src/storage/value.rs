@@ -67,6 +67,19 @@ impl Obj {
         large.then(|| self.clone())
     }
 
+    /// True when a copy of this value costs no pass over its elements:
+    /// hash and set tables and sorted-set trees share their chunks
+    /// copy-on-write (`storage::chunked`), so a writer copies only the
+    /// chunks it touches. Lists and streams copy all their nodes.
+    pub fn copy_is_cheap(&self) -> bool {
+        match self {
+            Obj::Hash(h) => h.is_shared(),
+            Obj::Set(x) => x.is_shared(),
+            Obj::ZSet(z) => z.is_shared(),
+            Obj::Raw(_) | Obj::List(_) | Obj::Stream(_) => false,
+        }
+    }
+
     /// Approximate heap bytes, for MEMORY USAGE and accounting.
     pub fn memory_usage(&self) -> usize {
         match self {

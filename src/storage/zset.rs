@@ -75,7 +75,16 @@ struct Node {
     next: u32,
 }
 
-impl Chains for ChunkVec<Node> {
+/// Tree nodes per arena chunk (log2): 64 nodes, 4 KB. An insert touches
+/// a root-to-leaf path of nodes scattered over the arena, so while a
+/// snapshot shares the set the first writes copy a chunk per node on the
+/// path: 4 KB chunks keep that to a page-sized copy per node, as a forked
+/// Redis copies the pages its skiplist writes touch.
+const NODE_CHUNK_BITS: u32 = 6;
+
+type Nodes = ChunkVec<Node, NODE_CHUNK_BITS>;
+
+impl Chains for Nodes {
     #[inline]
     fn link(&self, i: u32) -> u32 {
         self[i as usize].next
@@ -95,7 +104,7 @@ impl Chains for ChunkVec<Node> {
 /// Order-statistic treap over (score, member), stored in an arena.
 #[derive(Debug, Clone)]
 struct Tree {
-    nodes: ChunkVec<Node>,
+    nodes: Nodes,
     free: ChunkVec<u32>,
     root: u32,
     rng: u64,
@@ -104,7 +113,7 @@ struct Tree {
 impl Default for Tree {
     fn default() -> Self {
         Tree {
-            nodes: ChunkVec::default(),
+            nodes: Nodes::default(),
             free: ChunkVec::default(),
             root: NIL,
             rng: 0x9E37_79B9_7F4A_7C15,
@@ -126,11 +135,23 @@ impl Tree {
         self.sz(self.root)
     }
 
+    /// Makes `c` the left child of `t` and recomputes `t`'s size, with
+    /// one mutable access (each costs a copy-on-write check).
     #[inline]
-    fn update(&mut self, t: u32) {
-        let n = &self.nodes[t as usize];
-        let s = 1 + self.sz(n.left) + self.sz(n.right);
-        self.nodes[t as usize].size = s as u32;
+    fn set_left(&mut self, t: u32, c: u32) {
+        let s = 1 + self.sz(c) + self.sz(self.nodes[t as usize].right);
+        let n = &mut self.nodes[t as usize];
+        n.left = c;
+        n.size = s as u32;
+    }
+
+    /// Makes `c` the right child of `t` and recomputes `t`'s size.
+    #[inline]
+    fn set_right(&mut self, t: u32, c: u32) {
+        let s = 1 + self.sz(self.nodes[t as usize].left) + self.sz(c);
+        let n = &mut self.nodes[t as usize];
+        n.right = c;
+        n.size = s as u32;
     }
 
     fn next_prio(&mut self) -> u32 {
@@ -183,14 +204,12 @@ impl Tree {
         if pred(n.score, &n.member) {
             let r = n.right;
             let (a, b) = self.split_by(r, pred);
-            self.nodes[t as usize].right = a;
-            self.update(t);
+            self.set_right(t, a);
             (t, b)
         } else {
             let l = n.left;
             let (a, b) = self.split_by(l, pred);
-            self.nodes[t as usize].left = b;
-            self.update(t);
+            self.set_left(t, b);
             (a, t)
         }
     }
@@ -204,14 +223,12 @@ impl Tree {
         let ls = self.sz(l);
         if k <= ls {
             let (a, b) = self.split_at(l, k);
-            self.nodes[t as usize].left = b;
-            self.update(t);
+            self.set_left(t, b);
             (a, t)
         } else {
             let r = self.nodes[t as usize].right;
             let (a, b) = self.split_at(r, k - ls - 1);
-            self.nodes[t as usize].right = a;
-            self.update(t);
+            self.set_right(t, a);
             (t, b)
         }
     }
@@ -227,14 +244,12 @@ impl Tree {
         if self.nodes[a as usize].prio >= self.nodes[b as usize].prio {
             let r = self.nodes[a as usize].right;
             let m = self.merge(r, b);
-            self.nodes[a as usize].right = m;
-            self.update(a);
+            self.set_right(a, m);
             a
         } else {
             let l = self.nodes[b as usize].left;
             let m = self.merge(a, l);
-            self.nodes[b as usize].left = m;
-            self.update(b);
+            self.set_left(b, m);
             b
         }
     }
@@ -359,7 +374,7 @@ impl Tree {
 
     /// Frees every node of subtree `t`, appending the elements in order;
     /// `before_free` sees each node just before it is freed.
-    fn drain<F: FnMut(&mut ChunkVec<Node>, u32)>(
+    fn drain<F: FnMut(&mut Nodes, u32)>(
         &mut self,
         t: u32,
         out: &mut Vec<(Bytes, f64)>,
@@ -377,7 +392,7 @@ impl Tree {
 
     /// Removes and returns the elements with ranks in `[start, end)`;
     /// `before_free` sees each removed node just before it is freed.
-    fn remove_range<F: FnMut(&mut ChunkVec<Node>, u32)>(
+    fn remove_range<F: FnMut(&mut Nodes, u32)>(
         &mut self,
         start: usize,
         end: usize,
