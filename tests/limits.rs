@@ -267,3 +267,101 @@ async fn normal_output_buffer_soft_limit_closes_a_client_that_does_not_read() {
         assert_eq!(r.call(&[b"GET", b"bigkey"]).await.len(), 1_000_000 + 12);
     }
 }
+
+/// CLIENT LIST's qbuf + qbuf-free (the query buffer's capacity) for the
+/// client named `name`.
+async fn query_buffer_of(c: &mut redis::aio::MultiplexedConnection, name: &str) -> usize {
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(c)
+        .await
+        .unwrap();
+    let line = list
+        .lines()
+        .find(|l| l.contains(&format!(" name={name} ")))
+        .unwrap_or_else(|| panic!("no client {name} in {list}"));
+    let field = |k: &str| -> usize {
+        line.split(' ')
+            .find_map(|f| f.strip_prefix(k))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {k} in {line}"))
+    };
+    field("qbuf=") + field("qbuf-free=")
+}
+
+/// As Redis's clientsCronResizeQueryBuffer: a connection holds a 16 KB
+/// query buffer while active and gives it up after 2 idle seconds. A big
+/// value being received shows in qbuf/qbuf-free; once complete it leaves
+/// the buffer without a copy (the argument is a slice of it), so the
+/// buffer is back to its usual size at once (Redis keeps the big buffer
+/// until its cron trims it to the recent peak).
+#[tokio::test]
+async fn query_buffers_are_released_when_idle_and_report_big_values_in_flight() {
+    let srv = TestServer::start();
+    let mut admin = srv.conn().await;
+    let mut c = TcpStream::connect(srv.addr).await.unwrap();
+    c.write_all(b"CLIENT SETNAME qb\r\n").await.unwrap();
+    let mut buf = [0u8; 64];
+    let n = c.read(&mut buf).await.unwrap();
+    assert_eq!(&buf[..n], b"+OK\r\n");
+    let active = query_buffer_of(&mut admin, "qb").await;
+    assert!((16384..32768).contains(&active), "active buffer {active}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while query_buffer_of(&mut admin, "qb").await != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the idle buffer was not released"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The released connection still serves, and gets a buffer back.
+    c.write_all(b"PING\r\n").await.unwrap();
+    let n = c.read(&mut buf).await.unwrap();
+    assert_eq!(&buf[..n], b"+PONG\r\n");
+    assert!(query_buffer_of(&mut admin, "qb").await >= 16384);
+
+    // Half of a 400 KB value: queued, with room made for the rest.
+    c.write_all(b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$400000\r\n")
+        .await
+        .unwrap();
+    c.write_all(&vec![b'A'; 200_000]).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let list: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        let line = list
+            .lines()
+            .find(|l| l.contains(" name=qb "))
+            .unwrap()
+            .to_string();
+        let qbuf: usize = line
+            .split(' ')
+            .find_map(|f| f.strip_prefix("qbuf="))
+            .and_then(|v| v.parse().ok())
+            .unwrap();
+        if qbuf >= 200_000 {
+            assert!(query_buffer_of(&mut admin, "qb").await >= 400_000, "{line}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the partial value never showed: {line}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    c.write_all(&vec![b'A'; 200_000]).await.unwrap();
+    c.write_all(b"\r\n").await.unwrap();
+    let n = c.read(&mut buf).await.unwrap();
+    assert_eq!(&buf[..n], b"+OK\r\n");
+    let after = query_buffer_of(&mut admin, "qb").await;
+    assert!(after < 32768, "buffer after the value: {after}");
+    let len: u64 = redis::cmd("STRLEN")
+        .arg("x")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(len, 400_000);
+}

@@ -419,7 +419,7 @@ pub fn client_line(srv: &Server, c: &ClientInfo) -> String {
     }
     let _ = srv;
     format!(
-        "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user={} redir={} resp={} lib-name={} lib-ver={}",
+        "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user={} redir={} resp={} lib-name={} lib-ver={}",
         c.id,
         c.addr,
         c.laddr,
@@ -432,6 +432,9 @@ pub fn client_line(srv: &Server, c: &ClientInfo) -> String {
         psub,
         ssub,
         c.qbuf.load(Ordering::Relaxed),
+        c.qbuf_cap
+            .load(Ordering::Relaxed)
+            .saturating_sub(c.qbuf.load(Ordering::Relaxed)),
         c.omem.load(Ordering::Relaxed) + c.outbox.lock().as_ref().map_or(0, |o| o.pending()),
         cmd,
         c.user.lock(),

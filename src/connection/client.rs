@@ -47,6 +47,15 @@ pub struct ClientInfo {
     pub monitor: AtomicBool,
     /// Bytes waiting in the query buffer (CLIENT LIST qbuf).
     pub qbuf: AtomicUsize,
+    /// Capacity of the query buffer (CLIENT LIST qbuf-free is this minus
+    /// `qbuf`); 0 once released while idle.
+    pub qbuf_cap: AtomicUsize,
+    /// Largest `qbuf` since the cron last looked (Redis's querybuf_peak).
+    pub qbuf_peak: AtomicUsize,
+    /// The cron's request to the connection: 0 none, else the capacity to
+    /// trim the query buffer to (see `server::limits`), applied when the
+    /// connection next wakes ([`ClientInfo::push_wake`]).
+    pub qbuf_trim: AtomicUsize,
     /// Reply bytes being written and not yet taken by the socket (CLIENT
     /// LIST omem, with a subscriber's queued messages).
     pub omem: AtomicUsize,
@@ -92,6 +101,9 @@ impl ClientInfo {
             no_evict: AtomicBool::new(false),
             monitor: AtomicBool::new(false),
             qbuf: AtomicUsize::new(0),
+            qbuf_cap: AtomicUsize::new(0),
+            qbuf_peak: AtomicUsize::new(0),
+            qbuf_trim: AtomicUsize::new(0),
             omem: AtomicUsize::new(0),
             user: Mutex::new("default".to_string()),
             killed: AtomicBool::new(false),

@@ -22,6 +22,9 @@ use crate::protocol::Reply;
 use crate::server::{Server, Stats};
 
 const READ_CHUNK: usize = 16 * 1024;
+/// `ClientInfo::qbuf_trim` value asking an idle connection to release its
+/// query buffer (any other non-zero value is a capacity to shrink to).
+pub const QBUF_RELEASE: usize = usize::MAX;
 /// Flush mid-batch once this much output is pending.
 const OUT_HIGH_WATER: usize = 1 << 20;
 
@@ -39,12 +42,19 @@ where
     let mut out = BytesMut::new();
     let mut parser = RequestParser::new();
 
+    info.qbuf_cap.store(inbuf.capacity(), Ordering::Relaxed);
+
     'conn: loop {
         if info.killed.load(Ordering::Relaxed) {
             break;
         }
+        if info.qbuf_trim.load(Ordering::Relaxed) != 0 {
+            trim_query_buffer(&info, &mut inbuf, &parser);
+        }
+        // A buffer released while idle (capacity 0) stays released until
+        // input arrives (see `read_input`).
         let want = parser.wanted(&inbuf).max(READ_CHUNK);
-        if inbuf.capacity() - inbuf.len() < want / 2 {
+        if inbuf.capacity() > 0 && inbuf.capacity() - inbuf.len() < want / 2 {
             inbuf.reserve(want);
         }
         // ---- pub/sub: also wake for pushed messages while idle ----
@@ -55,7 +65,7 @@ where
         // for longer than one batch.
         let woke = tokio::select! {
             biased;
-            r = stream.read_buf(&mut inbuf) => match r {
+            r = read_input(&mut stream, &mut inbuf) => match r {
                 Ok(n) => Wake::Read(n),
                 Err(_) => break,
             },
@@ -94,8 +104,12 @@ where
         srv.stats.hot.add(Stats::NET_INPUT, n as u64);
         // CLIENT LIST's qbuf while this batch runs (Redis keeps the batch
         // in the query buffer until it is processed).
-        info.qbuf
-            .store(inbuf.len() + parser.pending_bytes(), Ordering::Relaxed);
+        let queued = inbuf.len() + parser.pending_bytes();
+        info.qbuf.store(queued, Ordering::Relaxed);
+        info.qbuf_cap.store(inbuf.capacity(), Ordering::Relaxed);
+        if queued > info.qbuf_peak.load(Ordering::Relaxed) {
+            info.qbuf_peak.store(queued, Ordering::Relaxed);
+        }
         client.now = dispatch::unix_ms();
         info.last_interaction.store(client.now, Ordering::Relaxed);
 
@@ -269,10 +283,14 @@ where
         if client.close_after_reply {
             break;
         }
-        // Release a large idle input buffer (e.g. after a big value).
-        if inbuf.is_empty() && inbuf.capacity() > 4 * READ_CHUNK {
-            inbuf = BytesMut::with_capacity(READ_CHUNK);
+        // Consumed input leaves the buffer's start behind: take that room
+        // back (no allocation while the buffer is not shared). A large
+        // buffer left by a big value is trimmed by the cron, as Redis's
+        // clientsCronResizeQueryBuffer does, once its peak says so.
+        if inbuf.is_empty() && inbuf.capacity() > 0 && inbuf.capacity() < READ_CHUNK {
+            inbuf.reserve(READ_CHUNK);
         }
+        info.qbuf_cap.store(inbuf.capacity(), Ordering::Relaxed);
     }
     let _ = stream.shutdown().await;
     crate::commands::transaction::discard_state(&srv, &mut client);
@@ -437,6 +455,41 @@ async fn token_expired<S: AsyncWrite + Unpin>(
 
 /// Resolves when a subscribed client's message queue has frames, or, for a
 /// client without one, when a tracking client created one for it.
+/// Reads input into `inbuf`; a buffer released while idle (capacity 0)
+/// waits for input through a small stack buffer, so an idle connection
+/// holds no query buffer at all.
+async fn read_input<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    inbuf: &mut BytesMut,
+) -> std::io::Result<usize> {
+    if inbuf.capacity() == 0 {
+        let mut first = [0u8; 512];
+        let n = stream.read(&mut first).await?;
+        inbuf.reserve(READ_CHUNK);
+        inbuf.extend_from_slice(&first[..n]);
+        return Ok(n);
+    }
+    stream.read_buf(inbuf).await
+}
+
+/// Applies the cron's trim request (`ClientInfo::qbuf_trim`): an idle
+/// connection with nothing queued gives its buffer up entirely
+/// ([`QBUF_RELEASE`]); otherwise a buffer much larger than its recent
+/// peak shrinks to the requested size, never below what it holds.
+fn trim_query_buffer(info: &ClientInfo, inbuf: &mut BytesMut, parser: &RequestParser) {
+    let target = info.qbuf_trim.swap(0, Ordering::Relaxed);
+    if target == QBUF_RELEASE {
+        if inbuf.is_empty() && parser.pending_bytes() == 0 {
+            *inbuf = BytesMut::new();
+        }
+    } else if target != 0 && inbuf.capacity() > target {
+        let mut b = BytesMut::with_capacity(target.max(inbuf.len()));
+        b.extend_from_slice(inbuf);
+        *inbuf = b;
+    }
+    info.qbuf_cap.store(inbuf.capacity(), Ordering::Relaxed);
+}
+
 async fn outbox_ready(ob: Option<&crate::server::pubsub::Outbox>, info: &ClientInfo) {
     match ob {
         Some(o) => o.ready.wait().await,

@@ -106,15 +106,24 @@ impl ObufNormal {
 /// Closes clients idle for more than `timeout` seconds, checked once a
 /// second (Redis checks from its cron too). As in Redis, clients blocked
 /// in BLPOP & co. and Pub/Sub subscribers are never closed for idleness.
-/// The same tick closes MIGRATE connections unused for 10 s.
+/// The same tick closes MIGRATE connections unused for 10 s. Every 100 ms
+/// it also resizes query buffers ([`resize_query_buffers`]), as Redis's
+/// clientsCron visits every client about ten times a second when there
+/// are few.
 pub async fn idle_timeout_task(srv: Arc<Server>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut rx = srv.shutdown_receiver();
+    let mut n = 0u64;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = rx.changed() => return,
+        }
+        resize_query_buffers(&srv);
+        n += 1;
+        if !n.is_multiple_of(10) {
+            continue;
         }
         // MIGRATE's connections unused for 10 s are closed (Redis's cron).
         srv.migrate.prune();
@@ -145,5 +154,33 @@ pub async fn idle_timeout_task(srv: Arc<Server>) {
                 c.request_kill();
             }
         }
+    }
+}
+
+/// Redis's clientsCronResizeQueryBuffer: a query buffer wasting more than
+/// 4 KB is released when its client has been idle over 2 seconds, or
+/// trimmed to its recent peak when it is over 32 KB and more than twice
+/// that peak (a big value came and went). The connection applies the
+/// request when it wakes; the peak restarts from the current length.
+fn resize_query_buffers(srv: &Server) {
+    use crate::connection::QBUF_RELEASE;
+    let now = crate::commands::dispatch::unix_ms();
+    for c in srv.clients.iter() {
+        let len = c.qbuf.load(Ordering::Relaxed);
+        let cap = c.qbuf_cap.load(Ordering::Relaxed);
+        let peak = c.qbuf_peak.swap(len, Ordering::Relaxed);
+        if cap.saturating_sub(len) <= 4096 || c.qbuf_trim.load(Ordering::Relaxed) != 0 {
+            continue;
+        }
+        let idle_s = now.saturating_sub(c.last_interaction.load(Ordering::Relaxed)) / 1000;
+        let target = if idle_s > 2 {
+            QBUF_RELEASE
+        } else if cap > 32 * 1024 && cap / 2 > peak {
+            len.max(peak).max(1)
+        } else {
+            continue;
+        };
+        c.qbuf_trim.store(target, Ordering::Relaxed);
+        c.push_wake.notify();
     }
 }
