@@ -264,6 +264,16 @@ where
         }
         let pending = inbuf.len() + parser.pending_bytes();
         info.qbuf.store(pending, Ordering::Relaxed);
+        // Consumed input leaves the buffer's start behind: take that room
+        // back (no allocation while the buffer is not shared). A large
+        // buffer is trimmed by the cron, as Redis's
+        // clientsCronResizeQueryBuffer does, once its peak says so.
+        // Published before the replies go out, so a client that saw its
+        // reply sees this batch's buffer in CLIENT LIST.
+        if inbuf.is_empty() && inbuf.capacity() > 0 && inbuf.capacity() < READ_CHUNK {
+            inbuf.reserve(READ_CHUNK);
+        }
+        info.qbuf_cap.store(inbuf.capacity(), Ordering::Relaxed);
         if pending as u64 > srv.config.client_query_buffer_limit() {
             tracing::warn!(
                 client = client.id,
@@ -283,14 +293,6 @@ where
         if client.close_after_reply {
             break;
         }
-        // Consumed input leaves the buffer's start behind: take that room
-        // back (no allocation while the buffer is not shared). A large
-        // buffer left by a big value is trimmed by the cron, as Redis's
-        // clientsCronResizeQueryBuffer does, once its peak says so.
-        if inbuf.is_empty() && inbuf.capacity() > 0 && inbuf.capacity() < READ_CHUNK {
-            inbuf.reserve(READ_CHUNK);
-        }
-        info.qbuf_cap.store(inbuf.capacity(), Ordering::Relaxed);
     }
     let _ = stream.shutdown().await;
     crate::commands::transaction::discard_state(&srv, &mut client);
