@@ -5,8 +5,8 @@
 //! elements with it.
 //!
 //! **Incremental rehashing**, as Redis's dict: when the table must grow (or
-//! shrink) the new bucket array is allocated zeroed (fresh pages from the
-//! allocator, no pass over them) and the old one is kept; every insert and
+//! shrink) the new bucket array costs only its chunk table (a chunk is
+//! allocated when first written) and the old one is kept; every insert and
 //! removal then moves a few old buckets' chains into the new array. An
 //! element whose old bucket is below `moved` lives in the new array, any
 //! other in the old one, so a lookup still walks exactly one chain. A
