@@ -602,19 +602,6 @@ async fn many_hashes_keep_their_values_across_slab_chunks() {
     assert_eq!(size, u64::from(n));
 }
 
-/// DEBUG HTSTATS-KEY's sizes: (table sizes, element counts) per bucket
-/// array, two arrays while the value's table rehashes.
-async fn table_arrays(c: &mut MultiplexedConnection, key: &str) -> (Vec<u64>, Vec<u64>) {
-    let s: String = q(c, &["DEBUG", "HTSTATS-KEY", key]).await;
-    let nums = |prefix: &str| -> Vec<u64> {
-        s.lines()
-            .filter_map(|l| l.strip_prefix(prefix))
-            .map(|v| v.parse().unwrap_or_else(|_| panic!("bad line in {s}")))
-            .collect()
-    };
-    (nums(" table size: "), nums(" number of elements: "))
-}
-
 #[tokio::test]
 async fn one_large_hash_rehashes_a_step_at_a_time_and_hscan_stays_complete() {
     let srv = TestServer::start();
@@ -649,9 +636,12 @@ async fn one_large_hash_rehashes_a_step_at_a_time_and_hscan_stays_complete() {
             .ignore();
     }
     let _: () = p.query_async(&mut c).await.unwrap();
-    assert_eq!(table_arrays(&mut c, "big").await, (vec![4096], vec![4096]));
+    assert_eq!(
+        common::htstats_key(&mut c, "big").await,
+        (vec![4096], vec![4096])
+    );
     let _: () = q(&mut c, &["HSET", "big", "f4096", "4096"]).await;
-    let (sizes, elems) = table_arrays(&mut c, "big").await;
+    let (sizes, elems) = common::htstats_key(&mut c, "big").await;
     assert_eq!(sizes, vec![4096, 8192], "growth did not stay in progress");
     assert_eq!(elems.iter().sum::<u64>(), 4097);
     assert!(
@@ -675,7 +665,7 @@ async fn one_large_hash_rehashes_a_step_at_a_time_and_hscan_stays_complete() {
             .await
             .unwrap();
         seen.extend(kv.chunks(2).map(|p| p[0].clone()));
-        if table_arrays(&mut c, "big").await.0.len() == 2 {
+        if common::htstats_key(&mut c, "big").await.0.len() == 2 {
             rounds_while_rehashing += 1;
         }
         let mut p = redis::pipe();
@@ -697,7 +687,7 @@ async fn one_large_hash_rehashes_a_step_at_a_time_and_hscan_stays_complete() {
     for i in 0..4097 {
         assert!(seen.contains(&format!("f{i}")), "HSCAN missed f{i}");
     }
-    let (sizes, elems) = table_arrays(&mut c, "big").await;
+    let (sizes, elems) = common::htstats_key(&mut c, "big").await;
     assert_eq!((sizes, elems), (vec![8192], vec![next_field]));
     let mut p = redis::pipe();
     for i in 0..next_field {
@@ -714,7 +704,7 @@ async fn one_large_hash_rehashes_a_step_at_a_time_and_hscan_stays_complete() {
         p.cmd("HDEL").arg("big").arg(format!("f{i}")).ignore();
     }
     let _: () = p.query_async(&mut c).await.unwrap();
-    let (sizes, elems) = table_arrays(&mut c, "big").await;
+    let (sizes, elems) = common::htstats_key(&mut c, "big").await;
     // The target array (the last one listed) is the small one.
     assert!(
         sizes.last().is_some_and(|&s| s <= 2048),

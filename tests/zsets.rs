@@ -1398,27 +1398,6 @@ async fn differential_against_redis_server() {
     }
 }
 
-/// DEBUG HTSTATS-KEY's (table sizes, element counts), one pair per bucket
-/// array: two while the set's member index rehashes.
-async fn index_arrays(
-    c: &mut redis::aio::MultiplexedConnection,
-    key: &str,
-) -> (Vec<u64>, Vec<u64>) {
-    let s: String = redis::cmd("DEBUG")
-        .arg("HTSTATS-KEY")
-        .arg(key)
-        .query_async(c)
-        .await
-        .unwrap();
-    let nums = |prefix: &str| -> Vec<u64> {
-        s.lines()
-            .filter_map(|l| l.strip_prefix(prefix))
-            .map(|v| v.parse().unwrap_or_else(|_| panic!("bad line in {s}")))
-            .collect()
-    };
-    (nums(" table size: "), nums(" number of elements: "))
-}
-
 #[tokio::test]
 async fn large_sorted_set_index_rehashes_incrementally_and_zscan_keeps_its_guarantee() {
     let srv = TestServer::start();
@@ -1429,7 +1408,10 @@ async fn large_sorted_set_index_rehashes_incrementally_and_zscan_keeps_its_guara
         p.cmd("ZADD").arg("z").arg(0).arg(format!("m{i}")).ignore();
     }
     let _: () = p.query_async(&mut c).await.unwrap();
-    assert_eq!(index_arrays(&mut c, "z").await, (vec![4096], vec![4096]));
+    assert_eq!(
+        common::htstats_key(&mut c, "z").await,
+        (vec![4096], vec![4096])
+    );
     let (_, first): (u64, Vec<String>) = redis::cmd("ZSCAN")
         .arg("z")
         .arg(0)
@@ -1452,7 +1434,7 @@ async fn large_sorted_set_index_rehashes_incrementally_and_zscan_keeps_its_guara
         .query_async(&mut c)
         .await
         .unwrap();
-    let (sizes, elems) = index_arrays(&mut c, "z").await;
+    let (sizes, elems) = common::htstats_key(&mut c, "z").await;
     assert_eq!(sizes, vec![4096, 8192]);
     assert_eq!(elems.iter().sum::<u64>(), 4097);
 
@@ -1500,7 +1482,7 @@ async fn large_sorted_set_index_rehashes_incrementally_and_zscan_keeps_its_guara
     for i in 0..4097 {
         assert!(seen.contains(&format!("m{i}")), "ZSCAN missed m{i}");
     }
-    let (sizes, elems) = index_arrays(&mut c, "z").await;
+    let (sizes, elems) = common::htstats_key(&mut c, "z").await;
     assert_eq!(sizes, vec![8192], "growth never finished");
     assert_eq!(elems, vec![next]);
 
@@ -1549,7 +1531,10 @@ async fn large_sorted_set_index_rehashes_incrementally_and_zscan_keeps_its_guara
         p.cmd("ZADD").arg("z").arg(s + 0.5).arg(m).ignore();
     }
     let _: () = p.query_async(&mut c).await.unwrap();
-    assert_eq!(index_arrays(&mut c, "z").await, (vec![1024], vec![300]));
+    assert_eq!(
+        common::htstats_key(&mut c, "z").await,
+        (vec![1024], vec![300])
+    );
     let all: Vec<(String, f64)> = all.into_iter().map(|(m, s)| (m, s + 0.5)).collect();
     for (m, s) in &all[all.len() - 300..] {
         let got: Option<f64> = redis::cmd("ZSCORE")

@@ -227,50 +227,38 @@ impl HashIndex {
     /// Unlinks entry `i` (whose key hashes to `hash`) from its chain. The
     /// caller then moves or frees the entry and calls [`Self::removed`].
     pub fn unlink<C: Chains>(&mut self, c: &mut C, i: u32, hash: u64) {
-        if self.heads.is_empty() {
-            return;
-        }
-        let target = i + 1;
         let next = c.link(i);
-        let slot = self.slot_mut(hash);
-        if *slot == target {
-            *slot = next;
-            return;
-        }
-        let mut p = *slot;
-        while p != 0 {
-            let n = c.link(p - 1);
-            if n == target {
-                c.set_link(p - 1, next);
-                return;
-            }
-            p = n;
-        }
-        debug_assert!(false, "entry {i} is not in its chain");
+        self.repoint(c, i, hash, next);
     }
 
     /// Entry `from` (whose key hashes to `hash`) is moving to index `to`
     /// (a swap-remove): points its chain predecessor or bucket at `to`.
     pub fn relink<C: Chains>(&mut self, c: &mut C, from: u32, to: u32, hash: u64) {
+        self.repoint(c, from, hash, to + 1);
+    }
+
+    /// Replaces the link that points at entry `i` (its bucket head or its
+    /// chain predecessor's link) with `link`.
+    fn repoint<C: Chains>(&mut self, c: &mut C, i: u32, hash: u64, link: u32) {
         if self.heads.is_empty() {
             return;
         }
-        let target = from + 1;
+        let target = i + 1;
         let slot = self.slot_mut(hash);
         if *slot == target {
-            *slot = to + 1;
+            *slot = link;
             return;
         }
         let mut p = *slot;
         while p != 0 {
             let n = c.link(p - 1);
             if n == target {
-                c.set_link(p - 1, to + 1);
+                c.set_link(p - 1, link);
                 return;
             }
             p = n;
         }
-        debug_assert!(false, "entry {from} is not in its chain");
+        debug_assert!(false, "entry {i} is not in its chain");
     }
 
     /// After a removal that left `len` entries: frees everything when the

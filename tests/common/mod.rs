@@ -291,3 +291,25 @@ pub fn children_of(pid: u32) -> Vec<u32> {
     }
     out
 }
+
+/// DEBUG HTSTATS-KEY's (table sizes, element counts), one pair per bucket
+/// array of the value at `key`: two while its table rehashes (an empty
+/// array prints no size, as in Redis).
+pub async fn htstats_key(
+    c: &mut redis::aio::MultiplexedConnection,
+    key: &str,
+) -> (Vec<u64>, Vec<u64>) {
+    let s: String = redis::cmd("DEBUG")
+        .arg("HTSTATS-KEY")
+        .arg(key)
+        .query_async(c)
+        .await
+        .unwrap();
+    let nums = |prefix: &str| -> Vec<u64> {
+        s.lines()
+            .filter_map(|l| l.strip_prefix(prefix))
+            .map(|v| v.parse().unwrap_or_else(|_| panic!("bad line in {s}")))
+            .collect()
+    };
+    (nums(" table size: "), nums(" number of elements: "))
+}
