@@ -187,11 +187,12 @@ async fn watch_is_invalidated_by_expiry_flush_and_swapdb() {
     let mut a = srv.raw().await;
     let mut b = srv.raw().await;
 
-    // Expiry: the key expires between WATCH and EXEC.
-    a.expect(&resp(&[b"SET", b"e", b"1", b"PX", b"100"]), b"+OK\r\n")
+    // Expiry: the key expires between WATCH and EXEC (a deadline long
+    // enough that WATCH still finds the key on a loaded CI machine).
+    a.expect(&resp(&[b"SET", b"e", b"1", b"PX", b"1000"]), b"+OK\r\n")
         .await;
     a.expect(&resp(&[b"WATCH", b"e"]), b"+OK\r\n").await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
     b.expect(&resp(&[b"GET", b"e"]), b"$-1\r\n").await;
     a.expect(&resp(&[b"MULTI"]), b"+OK\r\n").await;
     a.expect(&resp(&[b"PING"]), b"+QUEUED\r\n").await;
