@@ -273,6 +273,13 @@ where
         if inbuf.is_empty() && inbuf.capacity() > 0 && inbuf.capacity() < READ_CHUNK {
             inbuf.reserve(READ_CHUNK);
         }
+        // A fat argument grew the buffer; once it is consumed (the
+        // reservation above may have reclaimed its whole allocation, or its
+        // tail may be left over), an empty buffer starts small again, as
+        // Redis gives a client a fresh query buffer after a big argument.
+        if inbuf.is_empty() && inbuf.capacity() > 2 * READ_CHUNK {
+            inbuf = BytesMut::with_capacity(READ_CHUNK);
+        }
         info.qbuf_cap.store(inbuf.capacity(), Ordering::Relaxed);
         if pending as u64 > srv.config.client_query_buffer_limit() {
             tracing::warn!(
