@@ -30,16 +30,70 @@ fn slot(h: u32) -> usize {
     ((h >> (24 - HLOG)).wrapping_sub(h.wrapping_mul(5)) as usize) & (HSIZE - 1)
 }
 
+/// The compressor's hash table: per slot the last input position seen
+/// there, tagged with the call it belongs to. Compressing starts from an
+/// empty table (as Redis's does), but clearing 2^16 slots per call cost
+/// more than compressing the small strings and listpacks a snapshot
+/// writes one by one (a fresh zeroed 256 KB table per call: page faults
+/// took most of a 1M-entry stream's save); a slot written by an earlier
+/// call reads as empty instead, and the table is only really cleared
+/// when the call counter wraps.
+struct HashTable {
+    slots: Vec<u64>,
+    call: u32,
+}
+
+impl HashTable {
+    /// Starts a call: every slot reads as empty.
+    fn begin(&mut self) {
+        if self.slots.is_empty() {
+            self.slots = vec![0; HSIZE];
+        }
+        self.call = self.call.wrapping_add(1);
+        if self.call == 0 {
+            self.slots.iter_mut().for_each(|s| *s = 0);
+            self.call = 1;
+        }
+    }
+
+    /// The position last stored in slot `s` during this call, or 0 (empty:
+    /// position 0 can never be a reference anyway).
+    #[inline]
+    fn get(&self, s: usize) -> usize {
+        let v = self.slots[s];
+        if (v >> 32) as u32 == self.call {
+            v as u32 as usize
+        } else {
+            0
+        }
+    }
+
+    #[inline]
+    fn set(&mut self, s: usize, pos: usize) {
+        self.slots[s] = (u64::from(self.call) << 32) | pos as u32 as u64;
+    }
+}
+
+thread_local! {
+    static HTAB: std::cell::RefCell<HashTable> = const {
+        std::cell::RefCell::new(HashTable { slots: Vec::new(), call: 0 })
+    };
+}
+
 /// Compresses `input` into at most `out_len` bytes; `None` when it does
 /// not fit (Redis then stores the string uncompressed).
 pub fn compress(input: &[u8], out_len: usize) -> Option<Vec<u8>> {
-    let n = input.len();
-    if n == 0 || out_len == 0 {
+    if input.is_empty() || out_len == 0 {
         return None;
     }
-    // Positions are stored +0; slot value 0 means "empty" (position 0 can
-    // never be a reference anyway).
-    let mut htab = vec![0u32; HSIZE];
+    HTAB.with_borrow_mut(|htab| {
+        htab.begin();
+        compress_with(htab, input, out_len)
+    })
+}
+
+fn compress_with(htab: &mut HashTable, input: &[u8], out_len: usize) -> Option<Vec<u8>> {
+    let n = input.len();
     let mut out = vec![0u8; out_len + 8];
     let out_end = out_len;
     let mut ip = 0usize;
@@ -52,8 +106,8 @@ pub fn compress(input: &[u8], out_len: usize) -> Option<Vec<u8>> {
         while ip < n - 2 {
             hval = next(hval, input, ip);
             let s = slot(hval);
-            let r = htab[s] as usize;
-            htab[s] = ip as u32;
+            let r = htab.get(s);
+            htab.set(s, ip);
             let is_match = r > 0
                 && r < ip
                 && ip - r - 1 < MAX_OFF
@@ -106,10 +160,10 @@ pub fn compress(input: &[u8], out_len: usize) -> Option<Vec<u8>> {
                 ip -= 2;
                 hval = first(input, ip);
                 hval = next(hval, input, ip);
-                htab[slot(hval)] = ip as u32;
+                htab.set(slot(hval), ip);
                 ip += 1;
                 hval = next(hval, input, ip);
-                htab[slot(hval)] = ip as u32;
+                htab.set(slot(hval), ip);
                 ip += 1;
             } else {
                 if op >= out_end {
@@ -179,5 +233,36 @@ mod tests {
         }
         let incompressible: Vec<u8> = (0..64u8).collect();
         assert!(compress(&incompressible, 60).is_none());
+    }
+
+    /// The table is reused between calls: what one call stored must not
+    /// change what the next produces (each starts from an empty table).
+    #[test]
+    fn output_does_not_depend_on_earlier_calls() {
+        let a: Vec<u8> = b"field-1 value-1 field-2 value-2 field-3 value-3 ".repeat(40);
+        let b: Vec<u8> = b"value-2 field-3 value-1 field-2".repeat(30);
+        let first_b = compress(&b, b.len() - 4);
+        let first_a = compress(&a, a.len() - 4);
+        for _ in 0..3 {
+            assert_eq!(compress(&a, a.len() - 4), first_a);
+            assert_eq!(compress(&b, b.len() - 4), first_b);
+        }
+        let fresh = std::thread::spawn(move || compress(&b, b.len() - 4))
+            .join()
+            .expect("thread");
+        assert_eq!(fresh, first_b);
+        let mut t = HashTable {
+            slots: Vec::new(),
+            call: u32::MAX,
+        };
+        t.begin();
+        t.set(7, 99);
+        assert_eq!(t.get(7), 99);
+        t.begin();
+        assert_eq!(
+            (t.call, t.get(7)),
+            (2, 0),
+            "the counter wrapped to 1; call 2 sees slot 7 empty"
+        );
     }
 }
