@@ -1381,7 +1381,7 @@ async fn versioned_aof_rewrite_under_concurrent_changes_replays_exactly() {
 /// them here, across growth and shrink of the tables), and the file still
 /// holds exactly the instant the save started.
 #[tokio::test]
-async fn versioned_bgsave_keeps_large_collections_while_writers_copy_their_chunks() {
+async fn versioned_bgsave_keeps_large_collections_while_writers_copy_their_parts() {
     let mut srv = TestServer::start();
     let mut c = srv.conn().await;
     let n = 20_000;
@@ -1390,11 +1390,18 @@ async fn versioned_bgsave_keeps_large_collections_while_writers_copy_their_chunk
         p.cmd("HSET").arg("h").arg(format!("f{i}")).arg(i).ignore();
         p.cmd("SADD").arg("s").arg(format!("m{i}")).ignore();
         p.cmd("ZADD").arg("z").arg(i).arg(format!("m{i}")).ignore();
+        p.cmd("RPUSH").arg("l").arg(format!("e{i}")).ignore();
+        p.cmd("XADD")
+            .arg("x")
+            .arg(format!("{}-1", i + 1))
+            .arg("f")
+            .arg(i)
+            .ignore();
     }
     let _: () = p.query_async(&mut c).await.unwrap();
     let before = contents(&srv).await;
     let d0 = digest(&mut c).await;
-    // Three keys at 0.4 s each: the save lasts over a second.
+    // Five keys at 0.4 s each: the save lasts two seconds.
     common::config_set(&mut c, "rdb-key-save-delay", "400000").await;
     let r: String = redis::cmd("BGSAVE").query_async(&mut c).await.unwrap();
     assert_eq!(r, "Background saving started");
@@ -1420,6 +1427,22 @@ async fn versioned_bgsave_keeps_large_collections_while_writers_copy_their_chunk
         p.cmd("ZREM").arg("z").arg(format!("m{i}")).ignore();
     }
     p.cmd("ZREMRANGEBYRANK").arg("z").arg(0).arg(1000).ignore();
+    // The list at both ends and in the middle (a node split by inserts),
+    // the stream appended, flagged, and trimmed inside its first block.
+    p.cmd("LPUSH").arg("l").arg("head").ignore();
+    p.cmd("RPOP").arg("l").arg(2).ignore();
+    p.cmd("LSET").arg("l").arg(10_000).arg("middle").ignore();
+    for _ in 0..2000 {
+        p.cmd("LINSERT")
+            .arg("l")
+            .arg("BEFORE")
+            .arg("e5000")
+            .arg("inserted")
+            .ignore();
+    }
+    p.cmd("XADD").arg("x").arg("*").arg("f").arg("new").ignore();
+    p.cmd("XDEL").arg("x").arg("10000-1").ignore();
+    p.cmd("XTRIM").arg("x").arg("MINID").arg("51").ignore();
     let _: () = p.query_async(&mut c).await.unwrap();
     assert_eq!(
         info_field(&mut c, "rdb_bgsave_in_progress").await,
@@ -1450,6 +1473,41 @@ async fn versioned_bgsave_keeps_large_collections_while_writers_copy_their_chunk
     assert_eq!(s, Some(19997.0));
     let s: Option<f64> = c.zscore("z", "m19998").await.unwrap();
     assert_eq!(s, None);
+    // LSET's element moved up by the 2000 inserts before it.
+    let (llen, first, mid, last): (u64, String, String, String) = redis::pipe()
+        .cmd("LLEN")
+        .arg("l")
+        .cmd("LINDEX")
+        .arg("l")
+        .arg(0)
+        .cmd("LINDEX")
+        .arg("l")
+        .arg(12_000)
+        .cmd("LINDEX")
+        .arg("l")
+        .arg(-1)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(llen, n as u64 + 1 - 2 + 2000);
+    assert_eq!(
+        (first.as_str(), mid.as_str(), last.as_str()),
+        ("head", "middle", "e19997")
+    );
+    let xlen: u64 = redis::cmd("XLEN")
+        .arg("x")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(xlen, n as u64 + 1 - 1 - 50);
+    let gone: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+        .arg("x")
+        .arg("10000-1")
+        .arg("10000-1")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(gone.is_empty());
     let changed = digest(&mut c).await;
     assert_ne!(changed, d0);
     common::config_set(&mut c, "rdb-key-save-delay", "0").await;

@@ -40,9 +40,14 @@ struct Node {
 }
 
 /// A list of more than one node: the node ring with the totals.
+///
+/// Each node is shared copy-on-write ([`Shared`]): a copy of the ring (the
+/// first edit after a snapshot took the list by reference) costs one
+/// reference per node, and the edit then copies only the node it changes,
+/// as a forked Redis copies the pages its writes touch.
 #[derive(Debug, Clone, Default)]
 struct Quick {
-    nodes: VecDeque<Node>,
+    nodes: VecDeque<Shared<Node>>,
     len: usize,
     /// Sum of the node buffers' lengths (memory accounting without a walk).
     bytes: usize,
@@ -260,8 +265,8 @@ impl List {
         match &mut self.repr {
             Repr::One(n) => (n.count > 0).then_some(n),
             Repr::Many(q) => match end {
-                End::Head => q.nodes.front_mut(),
-                End::Tail => q.nodes.back_mut(),
+                End::Head => q.nodes.front_mut().map(|n| &mut **n),
+                End::Tail => q.nodes.back_mut().map(|n| &mut **n),
             },
         }
     }
@@ -270,8 +275,8 @@ impl List {
         match &self.repr {
             Repr::One(n) => (n.count > 0).then_some(n),
             Repr::Many(q) => match end {
-                End::Head => q.nodes.front(),
-                End::Tail => q.nodes.back(),
+                End::Head => q.nodes.front().map(|n| &**n),
+                End::Tail => q.nodes.back().map(|n| &**n),
             },
         }
     }
@@ -287,7 +292,7 @@ impl List {
                 bytes: n.buf.len(),
             };
             if n.count > 0 {
-                q.nodes.push_back(n);
+                q.nodes.push_back(Shared::new(n));
             }
             self.repr = Repr::Many(Shared::new(q));
         }
@@ -307,8 +312,8 @@ impl List {
         }
         let q = self.quick();
         match end {
-            End::Head => q.nodes.push_front(n),
-            End::Tail => q.nodes.push_back(n),
+            End::Head => q.nodes.push_front(Shared::new(n)),
+            End::Tail => q.nodes.push_back(Shared::new(n)),
         }
     }
 
@@ -322,7 +327,11 @@ impl List {
                     End::Tail => q.nodes.pop_back(),
                 };
                 if q.nodes.len() <= 1 {
-                    let last = q.nodes.pop_front().unwrap_or_default();
+                    let last = q
+                        .nodes
+                        .pop_front()
+                        .map(Shared::into_inner)
+                        .unwrap_or_default();
                     self.repr = Repr::One(last);
                 } else if q.nodes.capacity() > 16 && q.nodes.len() < q.nodes.capacity() / 4 {
                     q.nodes.shrink_to_fit();
@@ -360,7 +369,9 @@ impl List {
         self.len() == 0
     }
 
-    /// Held in a [`Shared`] (the large representation): cloning is O(1).
+    /// Held in a [`Shared`] (the large representation): cloning is O(1),
+    /// and the first edit of a clone copies the node ring (one reference
+    /// per node) and the node it changes, not the elements.
     pub fn is_shared(&self) -> bool {
         matches!(self.repr, Repr::Many(_))
     }
@@ -377,7 +388,10 @@ impl List {
                 Repr::One(n) => n.buf.len(),
                 Repr::Many(q) => {
                     std::mem::size_of::<Quick>()
-                        + q.nodes.capacity() * std::mem::size_of::<Node>()
+                        + q.nodes.capacity() * std::mem::size_of::<Shared<Node>>()
+                        // Each node's own allocation: its header and the
+                        // two reference counts.
+                        + q.nodes.len() * (std::mem::size_of::<Node>() + 16)
                         + q.bytes
                 }
             }
@@ -499,7 +513,7 @@ impl List {
         // the totals taken from the node while it still holds everything
         // (splitting first lost the tail's elements from the totals).
         let q = self.quick();
-        let n = &mut q.nodes[k];
+        let n: &mut Node = &mut q.nodes[k];
         let half = n.buf.len() / 2;
         let (mut off, mut c) = (0, 0);
         while off < half && c < n.count - 1 {
@@ -513,7 +527,7 @@ impl List {
         };
         n.buf = head.into_boxed_slice();
         n.count = c;
-        q.nodes.insert(k + 1, tail);
+        q.nodes.insert(k + 1, Shared::new(tail));
     }
 
     /// Replaces the element at `i`. False if out of range.
@@ -797,6 +811,37 @@ mod tests {
         l.trim(5, 5);
         assert!(l.is_empty());
         assert_eq!(l.bytes(), 0);
+    }
+
+    /// A copy (what a snapshot's reference turns into on the first edit)
+    /// shares every node; an edit copies the nodes it changes, and the
+    /// original keeps its contents.
+    #[test]
+    fn a_copy_shares_its_nodes_until_an_edit_copies_one() {
+        let mut a = List::new();
+        for i in 0..20_000u32 {
+            a.push(End::Tail, format!("element-{i}").as_bytes());
+        }
+        let before: Vec<Vec<u8>> = a.iter().map(<[u8]>::to_vec).collect();
+        let nodes: std::collections::HashSet<*const Node> = (0..a.node_count())
+            .map(|k| a.node(k) as *const Node)
+            .collect();
+        assert!(nodes.len() > 20, "{} nodes", nodes.len());
+        let mut b = a.clone();
+        b.set(10_000, b"changed");
+        b.push(End::Tail, b"tail");
+        let shared = (0..b.node_count())
+            .filter(|&k| nodes.contains(&(b.node(k) as *const Node)))
+            .count();
+        assert!(
+            shared >= nodes.len() - 2,
+            "{shared} of {} nodes still shared",
+            nodes.len()
+        );
+        assert_eq!(b.get(10_000), Some(&b"changed"[..]));
+        assert_eq!(b.len(), 20_001);
+        let after: Vec<Vec<u8>> = a.iter().map(<[u8]>::to_vec).collect();
+        assert_eq!(after, before, "the original is untouched");
     }
 
     #[test]

@@ -357,12 +357,13 @@ impl Shard {
     }
 
     /// [`Shard::preserve`] before the value is edited in place. A large
-    /// list or stream is then encoded now rather than kept by reference:
-    /// the edit would copy all of it, and copying costs more than encoding
-    /// (a 1M-member sorted set before its arenas were chunked: ~175 ms vs
-    /// ~95 ms). Hash and set tables and sorted sets are kept by reference:
-    /// their copy shares chunks, so the edit copies a few (with both, a
-    /// 1M-field HSET during BGSAVE stalled 35-45 ms; now well under 1 ms).
+    /// collection is kept by reference only when its copy shares its parts
+    /// ([`Obj::copy_is_cheap`]: table chunks, tree chunks, list nodes,
+    /// stream blocks), so the edit copies a few of them; a copy of a whole
+    /// value would cost more than encoding it here (a 1M-member sorted set
+    /// before its arenas were chunked: ~175 ms vs ~95 ms). A 1M-field HSET
+    /// during BGSAVE stalled 35-45 ms before chunk sharing, now well under
+    /// 1 ms.
     #[inline]
     fn preserve_before_edit(&mut self, pos: usize) {
         if self.capture.is_some() {

@@ -9,9 +9,10 @@
 //! on its first mutable access ([`Arc::make_mut`]); when nobody else holds
 //! it, that access costs one atomic check. Hash and set tables and sorted
 //! sets keep their elements in chunked arenas that are themselves shared
-//! copy-on-write (`storage::chunked`), so their copy costs one reference
-//! per chunk and the writer then copies only the chunks it touches; lists
-//! and streams are copied whole. Cloning a `Shared` is shallow,
+//! copy-on-write (`storage::chunked`), and list nodes and stream blocks are
+//! each in a `Shared` of their own, so a copy costs one reference per chunk,
+//! node or block and the writer then copies only what it touches (a
+//! stream's consumer groups are copied whole). Cloning a `Shared` is shallow,
 //! which keeps value semantics (COPY's copy is separated on first write).
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;

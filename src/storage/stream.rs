@@ -17,6 +17,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 
+use crate::storage::shared::Shared;
+
 /// A stream entry ID: `<ms>-<seq>`, ordered numerically.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
 pub struct StreamId {
@@ -257,7 +259,10 @@ pub struct Group {
 /// A stream value.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Stream {
-    blocks: BTreeMap<StreamId, Block>,
+    /// Each block shared copy-on-write ([`Shared`]): a copy of the stream
+    /// (its first edit after a snapshot took it by reference) costs one
+    /// reference per block, and the edit copies only the block it changes.
+    blocks: BTreeMap<StreamId, Shared<Block>>,
     len: usize,
     bytes: usize,
     /// Highest ID ever added (or set by XSETID): new IDs must exceed it.
@@ -330,7 +335,10 @@ impl Stream {
 
     /// Approximate heap bytes (MEMORY USAGE, accounting).
     pub fn memory_usage(&self) -> usize {
-        let mut n = std::mem::size_of::<Self>() + self.bytes + self.blocks.len() * 64;
+        // Per block: its slot in the map and its own allocation (the
+        // header and the two reference counts).
+        let per_block = 64 + std::mem::size_of::<Block>() + 16;
+        let mut n = std::mem::size_of::<Self>() + self.bytes + self.blocks.len() * per_block;
         for (name, g) in &self.groups {
             n += 96 + name.len() + g.pel.len() * 80;
             for (c, cons) in &g.consumers {
@@ -363,11 +371,12 @@ impl Stream {
             }
         };
         if need_new {
-            self.blocks.insert(id, Block::default());
+            self.blocks.insert(id, Shared::default());
         }
         let Some((master, b)) = self.blocks.iter_mut().next_back() else {
             return;
         };
+        let b: &mut Block = b;
         let before = b.data.capacity();
         b.push_entry(*master, id, false, items);
         self.bytes = self.bytes + b.data.capacity() - before;
@@ -587,7 +596,7 @@ impl Stream {
 
     /// Deletes the entry `id` (XDEL). Returns whether it existed.
     pub fn delete(&mut self, id: StreamId) -> bool {
-        let Some((&master, b)) = self.blocks.range_mut(..=id).next_back() else {
+        let Some((&master, b)) = self.blocks.range(..=id).next_back() else {
             return false;
         };
         if b.last < id {
@@ -608,6 +617,11 @@ impl Stream {
             }
         }
         let Some(pos) = found else { return false };
+        // Only now the block is written (and copied if a snapshot shares it).
+        let Some(b) = self.blocks.get_mut(&master) else {
+            return false;
+        };
+        let b: &mut Block = b;
         b.data[pos] = 1;
         b.live -= 1;
         if b.live == 0 {
@@ -638,7 +652,7 @@ impl Stream {
         limit: u64,
     ) -> u64 {
         let mut removed: u64 = 0;
-        while let Some((&master, b)) = self.blocks.iter_mut().next() {
+        while let Some((&master, b)) = self.blocks.iter().next() {
             let live = b.live as u64;
             let whole = match (maxlen, minid) {
                 (Some(m), _) => (self.len as u64).saturating_sub(live) >= m,
@@ -659,7 +673,12 @@ impl Stream {
             if approx {
                 break;
             }
-            // Partial: flag entries one by one.
+            // Partial: flag entries one by one (only now is the block
+            // written, and copied if a snapshot shares it).
+            let Some(b) = self.blocks.get_mut(&master) else {
+                break;
+            };
+            let b: &mut Block = b;
             let mut at = 0;
             while let Some(e) = b.decode(master, at) {
                 at = e.end;
@@ -739,7 +758,7 @@ impl Stream {
         b.data.shrink_to_fit();
         self.len += b.live as usize;
         self.bytes += b.data.capacity();
-        self.blocks.insert(master, b);
+        self.blocks.insert(master, Shared::new(b));
         true
     }
 
@@ -796,6 +815,35 @@ mod tests {
 
     fn b(s: &str) -> Bytes {
         Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    /// A copy shares every block; appending, deleting and trimming copy
+    /// only the blocks they write, and the original keeps its contents.
+    #[test]
+    fn a_copy_shares_its_blocks_until_an_edit_copies_one() {
+        let mut s = Stream::new();
+        // 49 full blocks of 100 and a last one of 50.
+        for i in 1..=4950u64 {
+            s.append(StreamId::new(i, 0), &[b("f"), b(&i.to_string())], 100, 4096);
+        }
+        let before = s.range(StreamId::MIN, StreamId::MAX, 0, false);
+        let blocks: std::collections::HashSet<*const Block> =
+            s.blocks.values().map(|b| &**b as *const Block).collect();
+        assert_eq!(blocks.len(), 50);
+        let mut c = s.clone();
+        c.append(StreamId::new(6000, 0), &[b("f"), b("new")], 100, 4096);
+        assert!(c.delete(StreamId::new(2500, 0)));
+        assert_eq!(c.trim(None, Some(StreamId::new(51, 0)), false, 0), 50);
+        let shared = c
+            .blocks
+            .values()
+            .filter(|b| blocks.contains(&(&***b as *const Block)))
+            .count();
+        // Written: the last block (append), the one holding 2500 (delete)
+        // and the first (its first half flagged by the trim).
+        assert_eq!(shared, 50 - 3);
+        assert_eq!(c.len(), 4950 + 1 - 1 - 50);
+        assert_eq!(s.range(StreamId::MIN, StreamId::MAX, 0, false), before);
     }
 
     #[test]

@@ -69,14 +69,17 @@ impl Obj {
 
     /// True when a copy of this value costs no pass over its elements:
     /// hash and set tables and sorted-set trees share their chunks
-    /// copy-on-write (`storage::chunked`), so a writer copies only the
-    /// chunks it touches. Lists and streams copy all their nodes.
+    /// copy-on-write (`storage::chunked`), list nodes and stream blocks
+    /// are shared one by one, so a writer copies only what it touches.
+    /// (A stream's consumer groups are copied whole.)
     pub fn copy_is_cheap(&self) -> bool {
         match self {
             Obj::Hash(h) => h.is_shared(),
             Obj::Set(x) => x.is_shared(),
             Obj::ZSet(z) => z.is_shared(),
-            Obj::Raw(_) | Obj::List(_) | Obj::Stream(_) => false,
+            Obj::List(l) => l.is_shared(),
+            Obj::Stream(_) => true,
+            Obj::Raw(_) => false,
         }
     }
 
