@@ -38,20 +38,80 @@ fn slot(h: u32) -> usize {
 /// took most of a 1M-entry stream's save); a slot written by an earlier
 /// call reads as empty instead, and the table is only really cleared
 /// when the call counter wraps.
+///
+/// The table is the compressor's scratch space, as liblzf's is a stack
+/// array in Redis: it is mapped from the kernel rather than taken from
+/// the allocator, so `used_memory` (and with it eviction) does not count
+/// it (the allocator's statistics made the snapshot thread's table look
+/// like dataset memory, and eviction during a BGSAVE freed megabytes of
+/// keys to make room for it).
 struct HashTable {
-    slots: Vec<u64>,
+    slots: Slots,
     call: u32,
+}
+
+/// 2^16 slots from an anonymous mapping (zeroed by the kernel), or from
+/// the heap if mapping fails.
+enum Slots {
+    None,
+    Mapped(*mut u64),
+    Heap(Vec<u64>),
+}
+
+const TABLE_BYTES: usize = HSIZE * std::mem::size_of::<u64>();
+
+impl Slots {
+    fn map() -> Slots {
+        // SAFETY: a fresh private anonymous mapping; checked for failure.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                TABLE_BYTES,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            Slots::Heap(vec![0; HSIZE])
+        } else {
+            Slots::Mapped(p.cast())
+        }
+    }
+
+    #[inline]
+    fn as_mut(&mut self) -> &mut [u64] {
+        match self {
+            Slots::None => &mut [],
+            // SAFETY: the mapping holds HSIZE u64s, lives until `drop`, and
+            // is only reached through this exclusive borrow.
+            Slots::Mapped(p) => unsafe { std::slice::from_raw_parts_mut(*p, HSIZE) },
+            Slots::Heap(v) => v,
+        }
+    }
+}
+
+impl Drop for Slots {
+    fn drop(&mut self) {
+        if let Slots::Mapped(p) = *self {
+            // SAFETY: mapped by `Slots::map` with this length, unmapped once.
+            unsafe {
+                libc::munmap(p.cast(), TABLE_BYTES);
+            }
+        }
+    }
 }
 
 impl HashTable {
     /// Starts a call: every slot reads as empty.
     fn begin(&mut self) {
-        if self.slots.is_empty() {
-            self.slots = vec![0; HSIZE];
+        if matches!(self.slots, Slots::None) {
+            self.slots = Slots::map();
         }
         self.call = self.call.wrapping_add(1);
         if self.call == 0 {
-            self.slots.iter_mut().for_each(|s| *s = 0);
+            self.slots.as_mut().iter_mut().for_each(|s| *s = 0);
             self.call = 1;
         }
     }
@@ -59,8 +119,8 @@ impl HashTable {
     /// The position last stored in slot `s` during this call, or 0 (empty:
     /// position 0 can never be a reference anyway).
     #[inline]
-    fn get(&self, s: usize) -> usize {
-        let v = self.slots[s];
+    fn get(&mut self, s: usize) -> usize {
+        let v = self.slots.as_mut()[s];
         if (v >> 32) as u32 == self.call {
             v as u32 as usize
         } else {
@@ -70,13 +130,14 @@ impl HashTable {
 
     #[inline]
     fn set(&mut self, s: usize, pos: usize) {
-        self.slots[s] = (u64::from(self.call) << 32) | pos as u32 as u64;
+        let tagged = (u64::from(self.call) << 32) | pos as u32 as u64;
+        self.slots.as_mut()[s] = tagged;
     }
 }
 
 thread_local! {
     static HTAB: std::cell::RefCell<HashTable> = const {
-        std::cell::RefCell::new(HashTable { slots: Vec::new(), call: 0 })
+        std::cell::RefCell::new(HashTable { slots: Slots::None, call: 0 })
     };
 }
 
@@ -252,7 +313,7 @@ mod tests {
             .expect("thread");
         assert_eq!(fresh, first_b);
         let mut t = HashTable {
-            slots: Vec::new(),
+            slots: Slots::None,
             call: u32::MAX,
         };
         t.begin();

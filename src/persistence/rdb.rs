@@ -54,6 +54,10 @@ pub fn crc64(data: &[u8]) -> u64 {
 const PREALLOC_CAP: usize = 1 << 20;
 
 // Value types.
+/// Largest element count a collection is sized for before its elements
+/// are read (a corrupt count must not become a huge allocation; larger
+/// collections grow incrementally past it).
+const PRESIZE_MAX: usize = 1 << 20;
 const T_STRING: u8 = 0;
 const T_LIST: u8 = 1;
 const T_SET: u8 = 2;
@@ -996,7 +1000,12 @@ impl<R: Read> Rd<R> {
             }
             T_SET => {
                 let n = self.count()?;
-                let mut s = Set::default();
+                let mut s = if n > lim.set_max_intset_entries {
+                    // Not an intset whatever its members: sized up front.
+                    Set::table_with_capacity(n.min(PRESIZE_MAX))
+                } else {
+                    Set::default()
+                };
                 for _ in 0..n {
                     if !s.add(&self.string()?, lim.set_max_intset_entries) {
                         return corrupt("duplicate set member");
@@ -1006,7 +1015,7 @@ impl<R: Read> Rd<R> {
             }
             T_ZSET | T_ZSET_2 => {
                 let n = self.count()?;
-                let mut z = ZSet::with_hint(n, 0, lim.zset());
+                let mut z = ZSet::with_hint(n.min(PRESIZE_MAX), 0, lim.zset());
                 for _ in 0..n {
                     let m = self.string()?;
                     let sc = if t == T_ZSET_2 {
@@ -1025,10 +1034,11 @@ impl<R: Read> Rd<R> {
             }
             T_HASH => {
                 let n = self.count()?;
-                let mut h = Hash::default();
-                if n > lim.hash_max_listpack_entries {
-                    h.convert_to_table();
-                }
+                let mut h = if n > lim.hash_max_listpack_entries {
+                    Hash::table_with_capacity(n.min(PRESIZE_MAX))
+                } else {
+                    Hash::default()
+                };
                 for _ in 0..n {
                     let f = self.string()?;
                     let v = self.string()?;

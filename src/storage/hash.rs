@@ -557,6 +557,15 @@ impl Hash {
         }
     }
 
+    /// An empty hash in the hashtable encoding sized for `n` fields (RDB
+    /// loading of a large hash: its table then never rehashes while it
+    /// fills).
+    pub fn table_with_capacity(n: usize) -> Hash {
+        Hash {
+            repr: Repr::Table(Shared::new(Dict::with_capacity(n))),
+        }
+    }
+
     /// Switches to the hashtable encoding for good (RDB loading: a
     /// listpack blob with more fields than `hash-max-listpack-entries`).
     pub fn convert_to_table(&mut self) {

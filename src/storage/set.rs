@@ -28,6 +28,17 @@ pub struct Set {
     repr: Repr,
 }
 
+impl Set {
+    /// An empty set in the hashtable encoding sized for `n` members (RDB
+    /// loading of a large set: its table then never rehashes while it
+    /// fills).
+    pub fn table_with_capacity(n: usize) -> Set {
+        Set {
+            repr: Repr::Table(Shared::new(Dict::with_capacity(n))),
+        }
+    }
+}
+
 impl Default for Set {
     fn default() -> Self {
         Set {

@@ -748,8 +748,14 @@ impl ZSet {
     /// elements whose longest member is `max_member_len` bytes.
     pub fn with_hint(size_hint: usize, max_member_len: usize, lim: ZLimits) -> Self {
         if lim.entries == 0 || size_hint > lim.entries || max_member_len > lim.value {
+            // The member index sized for the hint: it then never rehashes
+            // while the set fills (RDB loading, ZUNIONSTORE and friends).
+            let skip = Skip {
+                index: HashIndex::with_buckets(size_hint.max(4)),
+                ..Skip::default()
+            };
             ZSet {
-                repr: Repr::Skiplist(Shared::default()),
+                repr: Repr::Skiplist(Shared::new(skip)),
             }
         } else {
             Self::default()
