@@ -1248,6 +1248,13 @@ async fn versioned_bgsave_keeps_the_start_instant_through_every_kind_of_change()
         common::info_field(&mut c, "stats", "total_forks").await,
         "0"
     );
+    // No fork, but the instant the shards were held is reported where
+    // operators read a fork's pause.
+    let held: u64 = common::info_field(&mut c, "stats", "latest_fork_usec")
+        .await
+        .parse()
+        .unwrap();
+    assert!((1..1_000_000).contains(&held), "latest_fork_usec {held}");
     let first = srv.dir.path().join("first.rdb");
     std::fs::copy(srv.dir.path().join("dump.rdb"), &first).unwrap();
     // A second save right after starts from a clean slate (the first left

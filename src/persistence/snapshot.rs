@@ -877,7 +877,8 @@ pub fn temp_rdb_versioned() -> PathBuf {
 /// The instant of versioned snapshot `id`: under every shard lock, each
 /// non-empty shard enters capture mode (see `storage::shard::Capture`) and
 /// `at_start` runs. Costs one pass over the shards, not over the data.
-/// Returns how long the shards were held, in microseconds.
+/// Returns how long the shards were held, in microseconds (also reported
+/// as INFO's latest_fork_usec).
 fn begin_versioned(
     srv: &Server,
     id: u64,
@@ -905,7 +906,14 @@ fn begin_versioned(
     }
     at_start();
     drop(dbs);
-    t0.elapsed().as_micros() as u64
+    // INFO's latest_fork_usec (and the latency monitor's "fork" event):
+    // how long clients were held at the snapshot's instant, what a fork's
+    // time means to an operator; total_forks stays a count of real forks.
+    let usec = (t0.elapsed().as_nanos() as u64).div_ceil(1000);
+    srv.persist.latest_fork_usec.store(usec, Ordering::Relaxed);
+    srv.latency
+        .add_if_needed(srv.config.latency_monitor_threshold(), "fork", usec / 1000);
+    usec
 }
 
 /// Writes versioned snapshot `id` to `tmp` (header, functions, the records
