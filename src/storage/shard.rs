@@ -197,14 +197,14 @@ const LARGE_STRING: usize = 16 << 10;
 
 /// What a snapshot keeps of a large value `v` to encode outside the lock:
 /// a second reference to a collection in its large representation
-/// ([`Obj::share`]; when `by_reference`, or when the value is about to be
-/// edited in place but a copy of it is cheap, [`Obj::copy_is_cheap`]: the
-/// edit then copies only the chunks it touches), or to a long string (an
-/// edit copies it then too, but a copy is ~10x cheaper than encoding).
-fn share_large(v: ValueRef<'_>, by_reference: bool) -> Option<Obj> {
+/// ([`Obj::share`]: an edit of the value then copies only the table
+/// chunks, tree chunks, list nodes or stream blocks it touches), or to a
+/// long string (an edit copies it then, but a copy is ~10x cheaper than
+/// encoding).
+fn share_large(v: ValueRef<'_>) -> Option<Obj> {
     match v {
         ValueRef::Obj(o @ Obj::Raw(b)) if b.len() >= LARGE_STRING => Some(o.clone()),
-        ValueRef::Obj(o) if by_reference || o.copy_is_cheap() => o.share(),
+        ValueRef::Obj(o) => o.share(),
         _ => None,
     }
 }
@@ -323,7 +323,7 @@ impl Shard {
                 if save {
                     let e = &*e;
                     let v = value_of(e, &self.objs);
-                    if let Some(large) = v.and_then(|v| share_large(v, true)) {
+                    if let Some(large) = v.and_then(share_large) {
                         deferred.push(Deferred::of(e, large));
                     } else if let Some(v) = v {
                         if (cap.enc)(out, e.key(), v, e.expire(), e.lru()) {
@@ -347,32 +347,22 @@ impl Shard {
         })
     }
 
-    /// Before an entry changes or goes: if a snapshot still needs its
-    /// state, saves it now. One predictable branch when no snapshot runs.
+    /// Before an entry changes, goes, or is edited in place: if a snapshot
+    /// still needs its state, saves it now. One predictable branch when no
+    /// snapshot runs. A large collection is kept by reference even when
+    /// it is about to be edited: its copy shares its parts (table chunks,
+    /// tree chunks, list nodes, stream blocks), so the edit copies a few of
+    /// them (a 1M-field HSET during BGSAVE stalled 35-45 ms before chunk
+    /// sharing, now well under 1 ms).
     #[inline]
     fn preserve(&mut self, pos: usize) {
         if self.capture.is_some() {
-            self.preserve_slow(pos, true);
-        }
-    }
-
-    /// [`Shard::preserve`] before the value is edited in place. A large
-    /// collection is kept by reference only when its copy shares its parts
-    /// ([`Obj::copy_is_cheap`]: table chunks, tree chunks, list nodes,
-    /// stream blocks), so the edit copies a few of them; a copy of a whole
-    /// value would cost more than encoding it here (a 1M-member sorted set
-    /// before its arenas were chunked: ~175 ms vs ~95 ms). A 1M-field HSET
-    /// during BGSAVE stalled 35-45 ms before chunk sharing, now well under
-    /// 1 ms.
-    #[inline]
-    fn preserve_before_edit(&mut self, pos: usize) {
-        if self.capture.is_some() {
-            self.preserve_slow(pos, false);
+            self.preserve_slow(pos);
         }
     }
 
     #[cold]
-    fn preserve_slow(&mut self, pos: usize, by_reference: bool) {
+    fn preserve_slow(&mut self, pos: usize) {
         let mark = self.mark;
         let (Some(cap), Some(e)) = (self.capture.as_mut(), self.table.get_mut(pos)) else {
             return;
@@ -382,10 +372,10 @@ impl Shard {
         }
         e.set_snap_mark(mark);
         let e = &*e;
-        if let Some(large) = value_of(e, &self.objs).and_then(|v| share_large(v, by_reference)) {
-            // A collection removed, replaced, or only re-timed stays as it
-            // is, so keeping a reference costs nothing; a long string is
-            // copied rather than encoded here.
+        if let Some(large) = value_of(e, &self.objs).and_then(share_large) {
+            // A collection removed, replaced or re-timed stays as it is, and
+            // an edited one copies only the parts it touches; a long string
+            // is copied rather than encoded here.
             let bytes = large.memory_usage() as u64;
             cap.side_large.push(Deferred::of(e, large));
             cap.side_large_bytes += bytes;
@@ -685,7 +675,7 @@ impl Shard {
             return None;
         }
         let i = e.obj_index() as usize;
-        self.preserve_before_edit(pos);
+        self.preserve(pos);
         self.objs.get_mut(i)?.as_mut()
     }
 
@@ -710,7 +700,7 @@ impl Shard {
     pub fn string_mut(&mut self, key: &[u8], now: u64) -> Option<Result<&mut Vec<u8>, ()>> {
         self.touch(key);
         let pos = self.find_live(key, now)?;
-        self.preserve_before_edit(pos);
+        self.preserve(pos);
         let e = self.table.get(pos)?;
         let idx = match e.kind() {
             KIND_OBJ => e.obj_index(),

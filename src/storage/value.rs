@@ -53,8 +53,10 @@ impl Obj {
     }
 
     /// A second reference to a value held in its large representation
-    /// (see [`crate::storage::shared`]), taken in O(1); `None` for strings
-    /// and compact encodings, which are small enough to copy.
+    /// (see [`crate::storage::shared`]), taken in O(1); an edit of either
+    /// then copies only the chunks, nodes or blocks it touches (a stream's
+    /// consumer groups whole). `None` for strings and compact encodings,
+    /// which are small enough to copy.
     pub fn share(&self) -> Option<Obj> {
         let large = match self {
             Obj::Raw(_) => false,
@@ -65,22 +67,6 @@ impl Obj {
             Obj::Stream(_) => true,
         };
         large.then(|| self.clone())
-    }
-
-    /// True when a copy of this value costs no pass over its elements:
-    /// hash and set tables and sorted-set trees share their chunks
-    /// copy-on-write (`storage::chunked`), list nodes and stream blocks
-    /// are shared one by one, so a writer copies only what it touches.
-    /// (A stream's consumer groups are copied whole.)
-    pub fn copy_is_cheap(&self) -> bool {
-        match self {
-            Obj::Hash(h) => h.is_shared(),
-            Obj::Set(x) => x.is_shared(),
-            Obj::ZSet(z) => z.is_shared(),
-            Obj::List(l) => l.is_shared(),
-            Obj::Stream(_) => true,
-            Obj::Raw(_) => false,
-        }
     }
 
     /// Approximate heap bytes, for MEMORY USAGE and accounting.
