@@ -256,34 +256,111 @@ impl Tree {
 
     /// Inserts (score, member) and returns its node.
     fn insert(&mut self, score: f64, member: Bytes) -> u32 {
-        let root = self.root;
-        let (l, r) = self.split_by(root, &|s, m| {
-            cmp_entry(s, m, score, &member) == Ordering::Less
-        });
         let n = self.alloc(score, member);
-        let lm = self.merge(l, n);
-        self.root = self.merge(lm, r);
+        self.attach(n);
         n
     }
 
-    fn remove(&mut self, score: f64, member: &[u8]) -> bool {
-        let root = self.root;
-        let (l, r) = self.split_by(root, &|s, m| {
-            cmp_entry(s, m, score, member) == Ordering::Less
-        });
-        let (mid, rest) = self.split_at(r, 1);
-        let found = mid != NIL && {
-            let n = &self.nodes[mid as usize];
-            n.score == score && &n.member[..] == member
+    /// Links the detached node `n` (no children, size 1) into the tree at
+    /// its (score, member) position. One descent: every node above the
+    /// insertion point gains one in size, and only the subtree the new
+    /// node takes over (expected O(1) nodes) is split.
+    fn attach(&mut self, n: u32) {
+        let (score, prio) = {
+            let node = &self.nodes[n as usize];
+            (node.score, node.prio)
         };
-        let rest = if found {
-            self.release(mid);
-            rest
+        let mut parent = NIL;
+        let mut went_left = false;
+        let mut t = self.root;
+        while t != NIL {
+            let less = {
+                let tn = &self.nodes[t as usize];
+                if tn.prio < prio {
+                    break;
+                }
+                let m = &self.nodes[n as usize].member;
+                cmp_entry(score, m, tn.score, &tn.member) == Ordering::Less
+            };
+            let tn = &mut self.nodes[t as usize];
+            tn.size += 1;
+            parent = t;
+            went_left = less;
+            t = if less { tn.left } else { tn.right };
+        }
+        let member = self.nodes[n as usize].member.clone();
+        let (a, b) = self.split_by(t, &|s, m| cmp_entry(s, m, score, &member) == Ordering::Less);
+        let size = 1 + self.sz(a) + self.sz(b);
+        let node = &mut self.nodes[n as usize];
+        node.left = a;
+        node.right = b;
+        node.size = size as u32;
+        self.relink(parent, went_left, n);
+    }
+
+    /// Points `parent`'s left (or right) link, or the root, at `c`.
+    #[inline]
+    fn relink(&mut self, parent: u32, left: bool, c: u32) {
+        if parent == NIL {
+            self.root = c;
+        } else if left {
+            self.nodes[parent as usize].left = c;
         } else {
-            self.merge(mid, rest)
+            self.nodes[parent as usize].right = c;
+        }
+    }
+
+    /// Unlinks node `t`, which must be in the tree, leaving it with no
+    /// children: one descent that takes one off every ancestor's size,
+    /// then its two subtrees are merged in its place.
+    fn detach(&mut self, t: u32) {
+        let (score, member) = {
+            let n = &self.nodes[t as usize];
+            (n.score, n.member.clone())
         };
-        self.root = self.merge(l, rest);
-        found
+        let mut parent = NIL;
+        let mut went_left = false;
+        let mut c = self.root;
+        while c != t {
+            debug_assert!(c != NIL, "detach: node not in the tree");
+            if c == NIL {
+                return;
+            }
+            let less = {
+                let cn = &self.nodes[c as usize];
+                cmp_entry(score, &member, cn.score, &cn.member) == Ordering::Less
+            };
+            let cn = &mut self.nodes[c as usize];
+            cn.size -= 1;
+            parent = c;
+            went_left = less;
+            c = if less { cn.left } else { cn.right };
+        }
+        let (l, r) = (self.nodes[t as usize].left, self.nodes[t as usize].right);
+        let m = self.merge(l, r);
+        self.relink(parent, went_left, m);
+        let n = &mut self.nodes[t as usize];
+        n.left = NIL;
+        n.right = NIL;
+        n.size = 1;
+    }
+
+    /// Checks every node's size and heap priority below `t`, returning
+    /// the subtree's size (tests only).
+    #[cfg(test)]
+    fn check(&self, t: u32) -> usize {
+        if t == NIL {
+            return 0;
+        }
+        let n = &self.nodes[t as usize];
+        for c in [n.left, n.right] {
+            if c != NIL {
+                assert!(self.nodes[c as usize].prio <= n.prio, "heap order");
+            }
+        }
+        let size = 1 + self.check(n.left) + self.check(n.right);
+        assert_eq!(n.size as usize, size, "subtree size");
+        size
     }
 
     /// Number of leading elements satisfying the monotone `pred`.
@@ -681,16 +758,23 @@ impl Skip {
 
     /// Removes the member held by node `t`, returning its score.
     fn delete(&mut self, t: u32) -> f64 {
+        self.tree.detach(t);
         let nodes = &mut self.tree.nodes;
         let h = nodes.hash(t);
         self.index.unlink(nodes, t, h);
-        let n = &self.tree.nodes[t as usize];
-        let (score, member) = (n.score, n.member.clone());
-        self.tree.remove(score, &member);
+        let (member, score) = self.tree.release(t);
         self.member_bytes -= member.len();
         let len = self.tree.len();
         self.index.removed(&mut self.tree.nodes, len);
         score
+    }
+
+    /// Gives the member held by node `t` a new score: the node moves in
+    /// the tree and keeps its place in the member index.
+    fn rescore(&mut self, t: u32, score: f64) {
+        self.tree.detach(t);
+        self.tree.nodes[t as usize].score = score;
+        self.tree.attach(t);
     }
 }
 
@@ -897,11 +981,8 @@ impl ZSet {
             Repr::Listpack(_) => unreachable!("converted above"),
             Repr::Skiplist(sk) => match sk.find(member) {
                 Some(t) => {
-                    let n = &sk.tree.nodes[t as usize];
-                    if n.score != score {
-                        let m = n.member.clone();
-                        sk.delete(t);
-                        sk.add(score, m);
+                    if sk.tree.nodes[t as usize].score != score {
+                        sk.rescore(t, score);
                     }
                     false
                 }
@@ -1178,6 +1259,9 @@ mod tests {
                 for (k, x) in model.iter().enumerate() {
                     assert_eq!(z.score(&x.1), Some(x.0));
                     assert_eq!(z.range(k, k + 2).len(), (model.len() - k).min(2));
+                }
+                if let Repr::Skiplist(sk) = &z.repr {
+                    assert_eq!(sk.tree.check(sk.tree.root), z.len());
                 }
                 let mut copy = z.clone();
                 copy.convert_to_skiplist();
