@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Side-by-side ZRANGE (100 members) and ZRANK on a 1M-member sorted set:
+# Side-by-side ZRANGE (100 members), ZRANK, ZSCORE and ZADD (a new score
+# for an existing member) on a 1M-member sorted set:
 # Cinnabar vs redis-server, started here, loaded identically, measured in
 # alternation (A B, B A, ...) with redis-benchmark; prints medians and A/B.
 #
@@ -43,7 +44,10 @@ run() { # port, command...
   local port=$1; shift
   redis-benchmark -p "$port" -n "$N" -c 50 -q "$@" 2>/dev/null | tr '\r' '\n' | grep -o '[0-9.]* requests per second' | tail -1 | cut -d' ' -f1
 }
-for w in "ZRANGE bigz 0 99" "ZRANK bigz member:__rand_int__" "ZSCORE bigz member:__rand_int__"; do
+# The ZADD runs last: it gives existing members new random scores, so the
+# set keeps its 1M members but every call moves one within the order.
+for w in "ZRANGE bigz 0 99" "ZRANK bigz member:__rand_int__" "ZSCORE bigz member:__rand_int__" \
+  "ZADD bigz __rand_int__ member:__rand_int__"; do
   ra=(); rb=()
   for r in $(seq "$ROUNDS"); do
     if (( r % 2 )); then a=$(run $PA -r 1000000 $w); b=$(run $PB -r 1000000 $w)

@@ -310,6 +310,51 @@ impl Tree {
         }
     }
 
+    /// True if node `t` (in the tree) keeps its place in the order with
+    /// score `score`: its predecessor and successor stay on either side.
+    /// Then a score change is a write to the node alone, as Redis updates
+    /// a skiplist node in place (ZINCRBY by small steps, a timestamp that
+    /// moves less than its neighbours' gap). Read-only, so when the node
+    /// must move, the descent that follows finds its path cached.
+    fn keeps_place(&self, t: u32, score: f64) -> bool {
+        let n = &self.nodes[t as usize];
+        let (old, member) = (n.score, &n.member[..]);
+        let (mut pred, mut succ) = (NIL, NIL);
+        let mut c = self.root;
+        while c != t {
+            if c == NIL {
+                return false;
+            }
+            let cn = &self.nodes[c as usize];
+            if cmp_entry(old, member, cn.score, &cn.member) == Ordering::Less {
+                succ = c;
+                c = cn.left;
+            } else {
+                pred = c;
+                c = cn.right;
+            }
+        }
+        let mut l = n.left;
+        while l != NIL {
+            pred = l;
+            l = self.nodes[l as usize].right;
+        }
+        let mut r = n.right;
+        while r != NIL {
+            succ = r;
+            r = self.nodes[r as usize].left;
+        }
+        let before = |a: u32| {
+            let an = &self.nodes[a as usize];
+            cmp_entry(an.score, &an.member, score, member) == Ordering::Less
+        };
+        let after = |b: u32| {
+            let bn = &self.nodes[b as usize];
+            cmp_entry(score, member, bn.score, &bn.member) == Ordering::Less
+        };
+        (pred == NIL || before(pred)) && (succ == NIL || after(succ))
+    }
+
     /// Unlinks node `t`, which must be in the tree, leaving it with no
     /// children: one descent that takes one off every ancestor's size,
     /// then its two subtrees are merged in its place.
@@ -772,6 +817,10 @@ impl Skip {
     /// Gives the member held by node `t` a new score: the node moves in
     /// the tree and keeps its place in the member index.
     fn rescore(&mut self, t: u32, score: f64) {
+        if self.tree.keeps_place(t, score) {
+            self.tree.nodes[t as usize].score = score;
+            return;
+        }
         self.tree.detach(t);
         self.tree.nodes[t as usize].score = score;
         self.tree.attach(t);
@@ -1174,6 +1223,43 @@ mod tests {
     #[test]
     fn model_check() {
         model_check_with(LIM, 7, |rng| rng.gen_range(0..50) as f64);
+    }
+
+    /// Small score steps, as ZINCRBY on a leaderboard: most changes keep
+    /// the member between its neighbours (updated in place), some cross
+    /// one or several (moved); equal scores order by member.
+    #[test]
+    fn small_score_steps_keep_the_order() {
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(5);
+        let mut z = ZSet::new();
+        let mut model: Vec<(f64, Vec<u8>)> = Vec::new();
+        for i in 0..2000 {
+            let m = format!("p{i}").into_bytes();
+            z.insert(&m, (i * 10) as f64, LIM);
+            model.push(((i * 10) as f64, m));
+        }
+        for round in 0..20000 {
+            let k = rng.gen_range(0..model.len());
+            let step = [rng.gen_range(-3..4), rng.gen_range(-25..26)][round % 2];
+            model[k].0 += step as f64;
+            let (s, m) = model[k].clone();
+            assert!(!z.insert(&m, s, LIM));
+            if round % 500 == 0 {
+                let mut sorted = model.clone();
+                sorted.sort_by(|x, y| cmp_entry(x.0, &x.1, y.0, &y.1));
+                let all = z.to_vec();
+                assert_eq!(all.len(), sorted.len());
+                for (r, ((m, s), want)) in all.iter().zip(&sorted).enumerate() {
+                    assert_eq!((&m[..], *s), (&want.1[..], want.0));
+                    if r % 97 == 0 {
+                        assert_eq!(z.rank(m), Some(r));
+                    }
+                }
+                if let Repr::Skiplist(sk) = &z.repr {
+                    assert_eq!(sk.tree.check(sk.tree.root), z.len());
+                }
+            }
+        }
     }
 
     /// Limits large enough that the set stays a listpack, with scores that
