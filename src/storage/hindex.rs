@@ -276,6 +276,15 @@ impl HashIndex {
         }
     }
 
+    /// One step of a rehash in progress, for a write that neither adds
+    /// nor removes (as any access to a rehashing Redis dict moves a
+    /// bucket), so a resize still finishes under such writes alone.
+    pub fn advance<C: Chains>(&mut self, c: &mut C) {
+        if self.is_rehashing() {
+            self.step(c, STEP_CHAINS, STEP_VISITS);
+        }
+    }
+
     /// Starts moving to an array of `n` buckets (a power of two).
     fn start(&mut self, n: usize) {
         debug_assert!(self.old.is_empty() && n.is_power_of_two());

@@ -817,6 +817,7 @@ impl Skip {
     /// Gives the member held by node `t` a new score: the node moves in
     /// the tree and keeps its place in the member index.
     fn rescore(&mut self, t: u32, score: f64) {
+        self.index.advance(&mut self.tree.nodes);
         if self.tree.keeps_place(t, score) {
             self.tree.nodes[t as usize].score = score;
             return;
