@@ -163,7 +163,7 @@ impl<T, const BITS: u32> ChunkVec<T, BITS> {
         self.len = 0;
     }
 
-    /// Heap bytes held (element capacity plus the chunk table; a chunk
+    /// Heap bytes held (element capacity plus the chunk tables; a chunk
     /// shared with a clone is counted by both).
     pub fn heap_bytes(&self) -> usize {
         self.chunks
@@ -171,6 +171,7 @@ impl<T, const BITS: u32> ChunkVec<T, BITS> {
             .map(|c| c.capacity() * std::mem::size_of::<T>())
             .sum::<usize>()
             + self.chunks.capacity() * std::mem::size_of::<Arc<Vec<T>>>()
+            + self.ptrs.capacity() * std::mem::size_of::<*mut T>()
     }
 }
 
