@@ -38,6 +38,7 @@ pub type Slab<T> = ChunkVec<Option<T>>;
 /// `BITS` sets the chunk size (2^BITS elements): smaller chunks make a
 /// copied chunk cheaper where one operation touches many scattered
 /// elements (a tree path), at one chunk reference per 2^BITS elements.
+#[derive(Debug)]
 pub struct ChunkVec<T, const BITS: u32 = CHUNK_BITS> {
     /// Every chunk but the last holds exactly `CHUNK` elements.
     chunks: Vec<Arc<Vec<T>>>,
@@ -55,15 +56,6 @@ pub struct ChunkVec<T, const BITS: u32 = CHUNK_BITS> {
 unsafe impl<T: Send + Sync, const BITS: u32> Send for ChunkVec<T, BITS> {}
 // SAFETY: as above; `&self` methods only read.
 unsafe impl<T: Send + Sync, const BITS: u32> Sync for ChunkVec<T, BITS> {}
-
-impl<T: std::fmt::Debug, const BITS: u32> std::fmt::Debug for ChunkVec<T, BITS> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChunkVec")
-            .field("chunks", &self.chunks)
-            .field("len", &self.len)
-            .finish()
-    }
-}
 
 impl<T, const BITS: u32> Default for ChunkVec<T, BITS> {
     fn default() -> Self {
@@ -222,8 +214,7 @@ impl<T: Clone, const BITS: u32> ChunkVec<T, BITS> {
                 let vec = self.own_vec(last);
                 vec.push(v);
                 // Only the first chunk grows by reallocation.
-                let p = vec.as_mut_ptr();
-                self.ptrs[last] = p;
+                self.ptrs[last] = vec.as_mut_ptr();
             }
             _ => {
                 // Later chunks are allocated whole (no reallocation ever

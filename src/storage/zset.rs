@@ -31,6 +31,7 @@
 use std::cmp::Ordering;
 
 use bytes::Bytes;
+use smallvec::SmallVec;
 
 use crate::storage::chunked::ChunkVec;
 use crate::storage::hindex::{hash_bytes, Chains, HashIndex};
@@ -60,6 +61,10 @@ pub fn cmp_entry(a_score: f64, a_member: &[u8], b_score: f64, b_member: &[u8]) -
 }
 
 const NIL: u32 = u32::MAX;
+
+/// A root-to-node path in the tree: (ancestor, left?) pairs. A treap of
+/// a few million nodes is about 2 ln n deep, well inside the inline part.
+type Path = SmallVec<[(u32, bool); 64]>;
 
 #[derive(Debug, Clone)]
 struct Node {
@@ -310,30 +315,35 @@ impl Tree {
         }
     }
 
-    /// True if node `t` (in the tree) keeps its place in the order with
-    /// score `score`: its predecessor and successor stay on either side.
-    /// Then a score change is a write to the node alone, as Redis updates
-    /// a skiplist node in place (ZINCRBY by small steps, a timestamp that
-    /// moves less than its neighbours' gap). Read-only, so when the node
-    /// must move, the descent that follows finds its path cached.
-    fn keeps_place(&self, t: u32, score: f64) -> bool {
+    /// The ancestors of node `t` (which must be in the tree), root first,
+    /// each with the side the path leaves it by (true: left).
+    fn path_to(&self, t: u32) -> Path {
         let n = &self.nodes[t as usize];
-        let (old, member) = (n.score, &n.member[..]);
-        let (mut pred, mut succ) = (NIL, NIL);
+        let (score, member) = (n.score, &n.member[..]);
+        let mut path = Path::new();
         let mut c = self.root;
-        while c != t {
-            if c == NIL {
-                return false;
-            }
+        while c != t && c != NIL {
             let cn = &self.nodes[c as usize];
-            if cmp_entry(old, member, cn.score, &cn.member) == Ordering::Less {
-                succ = c;
-                c = cn.left;
-            } else {
-                pred = c;
-                c = cn.right;
-            }
+            let left = cmp_entry(score, member, cn.score, &cn.member) == Ordering::Less;
+            path.push((c, left));
+            c = if left { cn.left } else { cn.right };
         }
+        debug_assert!(c == t, "path_to: node not in the tree");
+        path
+    }
+
+    /// True if node `t`, reached by `path`, keeps its place in the order
+    /// with score `score`: its predecessor and successor stay on either
+    /// side. Then a score change is a write to the node alone, as Redis
+    /// updates a skiplist node in place (ZINCRBY by small steps, a
+    /// timestamp that moves less than its neighbours' gap).
+    fn keeps_place(&self, t: u32, path: &Path, score: f64) -> bool {
+        let n = &self.nodes[t as usize];
+        let member = &n.member[..];
+        // The closest ancestors the path leaves rightwards (predecessor)
+        // and leftwards (successor), unless a subtree of `t` holds closer.
+        let mut pred = path.iter().rev().find(|p| !p.1).map_or(NIL, |p| p.0);
+        let mut succ = path.iter().rev().find(|p| p.1).map_or(NIL, |p| p.0);
         let mut l = n.left;
         while l != NIL {
             pred = l;
@@ -355,35 +365,17 @@ impl Tree {
         (pred == NIL || before(pred)) && (succ == NIL || after(succ))
     }
 
-    /// Unlinks node `t`, which must be in the tree, leaving it with no
-    /// children: one descent that takes one off every ancestor's size,
-    /// then its two subtrees are merged in its place.
-    fn detach(&mut self, t: u32) {
-        let (score, member) = {
-            let n = &self.nodes[t as usize];
-            (n.score, n.member.clone())
-        };
-        let mut parent = NIL;
-        let mut went_left = false;
-        let mut c = self.root;
-        while c != t {
-            debug_assert!(c != NIL, "detach: node not in the tree");
-            if c == NIL {
-                return;
-            }
-            let less = {
-                let cn = &self.nodes[c as usize];
-                cmp_entry(score, &member, cn.score, &cn.member) == Ordering::Less
-            };
-            let cn = &mut self.nodes[c as usize];
-            cn.size -= 1;
-            parent = c;
-            went_left = less;
-            c = if less { cn.left } else { cn.right };
+    /// Unlinks node `t`, reached by `path`, leaving it with no children:
+    /// every ancestor loses one in size and `t`'s two subtrees are merged
+    /// in its place.
+    fn detach(&mut self, t: u32, path: &Path) {
+        for &(c, _) in path {
+            self.nodes[c as usize].size -= 1;
         }
         let (l, r) = (self.nodes[t as usize].left, self.nodes[t as usize].right);
         let m = self.merge(l, r);
-        self.relink(parent, went_left, m);
+        let (parent, left) = path.last().copied().unwrap_or((NIL, false));
+        self.relink(parent, left, m);
         let n = &mut self.nodes[t as usize];
         n.left = NIL;
         n.right = NIL;
@@ -803,7 +795,8 @@ impl Skip {
 
     /// Removes the member held by node `t`, returning its score.
     fn delete(&mut self, t: u32) -> f64 {
-        self.tree.detach(t);
+        let path = self.tree.path_to(t);
+        self.tree.detach(t, &path);
         let nodes = &mut self.tree.nodes;
         let h = nodes.hash(t);
         self.index.unlink(nodes, t, h);
@@ -818,11 +811,12 @@ impl Skip {
     /// the tree and keeps its place in the member index.
     fn rescore(&mut self, t: u32, score: f64) {
         self.index.advance(&mut self.tree.nodes);
-        if self.tree.keeps_place(t, score) {
+        let path = self.tree.path_to(t);
+        if self.tree.keeps_place(t, &path, score) {
             self.tree.nodes[t as usize].score = score;
             return;
         }
-        self.tree.detach(t);
+        self.tree.detach(t, &path);
         self.tree.nodes[t as usize].score = score;
         self.tree.attach(t);
     }
