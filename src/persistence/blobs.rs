@@ -53,33 +53,22 @@ impl Default for LpWriter {
 pub const LP_EMPTY_BYTES: usize = 7;
 
 fn backlen_into(out: &mut Vec<u8>, l: usize) {
+    let (bytes, n) = backlen_bytes(l);
+    out.extend_from_slice(&bytes[..n]);
+}
+
+/// An entry's back-length (its size `l`, 7 bits per byte, the last byte
+/// holding the low bits; every byte but the first has bit 7 set), and how
+/// many bytes of the array it takes.
+fn backlen_bytes(l: usize) -> ([u8; 5], usize) {
+    let n = backlen_size(l);
     let l = l as u64;
-    if l <= 127 {
-        out.push(l as u8);
-    } else if l < 16383 {
-        out.extend_from_slice(&[(l >> 7) as u8, ((l & 127) | 128) as u8]);
-    } else if l < 2097151 {
-        out.extend_from_slice(&[
-            (l >> 14) as u8,
-            (((l >> 7) & 127) | 128) as u8,
-            ((l & 127) | 128) as u8,
-        ]);
-    } else if l < 268435455 {
-        out.extend_from_slice(&[
-            (l >> 21) as u8,
-            (((l >> 14) & 127) | 128) as u8,
-            (((l >> 7) & 127) | 128) as u8,
-            ((l & 127) | 128) as u8,
-        ]);
-    } else {
-        out.extend_from_slice(&[
-            (l >> 28) as u8,
-            (((l >> 21) & 127) | 128) as u8,
-            (((l >> 14) & 127) | 128) as u8,
-            (((l >> 7) & 127) | 128) as u8,
-            ((l & 127) | 128) as u8,
-        ]);
+    let mut out = [0u8; 5];
+    out[0] = (l >> (7 * (n - 1))) as u8;
+    for (i, b) in out.iter_mut().enumerate().take(n).skip(1) {
+        *b = (((l >> (7 * (n - 1 - i))) & 127) | 128) as u8;
     }
+    (out, n)
 }
 
 fn backlen_size(l: usize) -> usize {
@@ -261,10 +250,11 @@ pub fn lp_decode(b: &[u8]) -> Option<Vec<Item<'_>>> {
             }
         };
         // The back-length must describe the entry.
-        let bl = backlen_size(enc);
-        let mut want = Vec::with_capacity(5);
-        backlen_into(&mut want, enc);
-        if b.get(p + enc..p + enc + bl)? != want.as_slice() {
+        let (want, bl) = backlen_bytes(enc);
+        let got = b.get(p + enc..p + enc + bl)?;
+        // Element-wise: most back-lengths are one byte, and a slice
+        // comparison would call memcmp for each entry.
+        if got.iter().zip(&want).any(|(x, y)| x != y) {
             return None;
         }
         p += enc + bl;
@@ -447,6 +437,38 @@ pub fn zipmap_decode(b: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Back-lengths read the way listpack readers read them: from the last
+    /// byte backwards, 7 bits each, until a byte without the high bit.
+    #[test]
+    fn backlen_reads_back_at_every_width() {
+        for l in [
+            0usize,
+            1,
+            127,
+            128,
+            16382,
+            16383,
+            2097150,
+            2097151,
+            268435454,
+            268435455,
+            1 << 32,
+        ] {
+            let (b, n) = backlen_bytes(l);
+            assert_eq!(n, backlen_size(l), "{l}");
+            let (mut v, mut shift, mut used) = (0u64, 0, 0);
+            for &x in b[..n].iter().rev() {
+                v |= u64::from(x & 127) << shift;
+                shift += 7;
+                used += 1;
+                if x & 128 == 0 {
+                    break;
+                }
+            }
+            assert_eq!((v, used), (l as u64, n), "{l}: {:?}", &b[..n]);
+        }
+    }
 
     #[test]
     fn listpack_round_trip_all_encodings() {

@@ -18,7 +18,7 @@
 //! No tokio and no locks here: the snapshot child and startup loading call
 //! it directly.
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Write};
 
 use bytes::Bytes;
 use crc::{Crc, Digest, Table, CRC_64_REDIS};
@@ -29,7 +29,7 @@ use crate::persistence::blobs::{
 };
 use crate::protocol::codec::parse_i64;
 use crate::storage::hash::{Hash, HashLimits};
-use crate::storage::list::{End, List};
+use crate::storage::list::{End, List, ListBuilder};
 use crate::storage::set::{Member, Set};
 use crate::storage::shared::Shared;
 use crate::storage::stream::{Consumer, Group, Nack, RawStreamEntry, Stream, StreamId};
@@ -859,33 +859,70 @@ pub fn restore_payload(p: &[u8], lim: &Limits) -> Result<Value, RestoreError> {
 
 // ---- decoding ------------------------------------------------------------------
 
-struct Rd<R: Read> {
+struct Rd<R: BufRead> {
     r: R,
     crc: Option<Digest<'static, u64, Table<16>>>,
+    /// Bytes of `r`'s current buffer already read but not yet consumed:
+    /// they are checksummed and consumed together when the buffer runs
+    /// out (one CRC call per buffer, not one per length byte).
+    off: usize,
 }
 
-impl<R: Read> Rd<R> {
+/// Leaves the reader just after the last byte read (an AOF's RDB
+/// preamble is followed by commands).
+impl<R: BufRead> Drop for Rd<R> {
+    fn drop(&mut self) {
+        self.settle();
+    }
+}
+
+impl<R: BufRead> Rd<R> {
     fn new(r: R, track_crc: bool) -> Self {
         Rd {
             r,
             crc: track_crc.then(|| CRC64.digest()),
+            off: 0,
         }
     }
 
     fn exact(&mut self, buf: &mut [u8]) -> Result<(), RdbError> {
-        self.r.read_exact(buf).map_err(|e| {
-            if e.kind() == io::ErrorKind::UnexpectedEof {
-                RdbError::Eof
-            } else {
-                RdbError::Io(e)
+        let mut done = 0;
+        while done < buf.len() {
+            let avail = self.r.fill_buf().map_err(RdbError::Io)?;
+            let rest = avail.get(self.off..).unwrap_or_default();
+            if rest.is_empty() {
+                if self.off == 0 {
+                    return Err(RdbError::Eof);
+                }
+                self.settle();
+                continue;
             }
-        })?;
-        if let Some(c) = &mut self.crc {
-            c.update(buf);
+            let n = rest.len().min(buf.len() - done);
+            buf[done..done + n].copy_from_slice(&rest[..n]);
+            done += n;
+            self.off += n;
         }
         Ok(())
     }
 
+    /// Checksums and consumes what has been read from the current buffer.
+    fn settle(&mut self) {
+        if self.off == 0 {
+            return;
+        }
+        // The unconsumed buffer is returned again, without reading.
+        if let (Ok(avail), Some(c)) = (self.r.fill_buf(), self.crc.as_mut()) {
+            c.update(&avail[..self.off.min(avail.len())]);
+        }
+        self.r.consume(self.off);
+        self.off = 0;
+    }
+
+    /// The checksum of everything read so far.
+    fn checksum(&mut self) -> u64 {
+        self.settle();
+        self.crc.take().map(|c| c.finalize()).unwrap_or(0)
+    }
     fn u8(&mut self) -> Result<u8, RdbError> {
         let mut b = [0u8; 1];
         self.exact(&mut b)?;
@@ -1050,7 +1087,7 @@ impl<R: Read> Rd<R> {
             }
             T_LIST_QUICKLIST | T_LIST_QUICKLIST_2 => {
                 let nodes = self.count()?;
-                let mut l = List::new();
+                let mut l = ListBuilder::new();
                 for _ in 0..nodes {
                     let container = if t == T_LIST_QUICKLIST_2 {
                         self.len()?
@@ -1062,8 +1099,9 @@ impl<R: Read> Rd<R> {
                         return corrupt("empty quicklist node");
                     }
                     match container {
-                        NODE_PLAIN => l.push(End::Tail, &data),
+                        NODE_PLAIN => l.push(&data),
                         NODE_PACKED => {
+                            l.expect(data.len());
                             let items = if t == T_LIST_QUICKLIST_2 {
                                 lp_decode(&data)
                             } else {
@@ -1077,6 +1115,7 @@ impl<R: Read> Rd<R> {
                         _ => return corrupt("quicklist container"),
                     }
                 }
+                let l = l.finish();
                 let n = l.len();
                 non_empty(Obj::List(l), n)?
             }
@@ -1220,10 +1259,10 @@ fn non_empty(o: Obj, n: usize) -> Result<Value, RdbError> {
     }
 }
 
-fn push_item(l: &mut List, it: Item<'_>) {
+fn push_item(l: &mut ListBuilder, it: Item<'_>) {
     match it {
-        Item::Str(s) => l.push(End::Tail, s),
-        Item::Int(n) => l.push(End::Tail, itoa::Buffer::new().format(n).as_bytes()),
+        Item::Str(s) => l.push(s),
+        Item::Int(n) => l.push(itoa::Buffer::new().format(n).as_bytes()),
     }
 }
 
@@ -1267,10 +1306,12 @@ fn blob_object(t: u8, blob: &[u8], lim: &Limits) -> Result<Value, RdbError> {
         }
         T_LIST_ZIPLIST => {
             let items = ziplist_decode(blob).ok_or(RdbError::Corrupt("ziplist"))?;
-            let mut l = List::new();
+            let mut l = ListBuilder::new();
+            l.expect(blob.len());
             for it in items {
                 push_item(&mut l, it);
             }
+            let l = l.finish();
             let n = l.len();
             non_empty(Obj::List(l), n)
         }
@@ -1443,7 +1484,7 @@ pub struct LoadSummary {
 /// Reads an RDB file from `r` (wrap files in a `BufReader`), handing every
 /// live key to `sink`; keys already expired at `now_ms` are skipped as a
 /// master does. Checks the trailing CRC64 unless it is zero.
-pub fn load<R: Read>(
+pub fn load<R: BufRead>(
     r: R,
     now_ms: u64,
     lim: &Limits,
@@ -1555,7 +1596,7 @@ pub fn load<R: Read>(
         sum.keys_loaded += 1;
     }
     if ver >= 5 {
-        let expect = rd.crc.take().map(|c| c.finalize()).unwrap_or(0);
+        let expect = rd.checksum();
         let stored = u64::from_le_bytes(rd.arr()?);
         if stored != 0 && stored != expect {
             return Err(RdbError::Checksum);

@@ -613,7 +613,7 @@ pub fn load_rdb_file(srv: &Server, path: &Path, dup: Dup) -> Result<rdb::LoadSum
 /// keyspace, leaving `r` just after the RDB's checksum.
 fn load_rdb_reader(
     srv: &Server,
-    r: impl std::io::Read,
+    r: impl std::io::BufRead,
     path: &Path,
     dup: Dup,
 ) -> Result<rdb::LoadSummary, String> {

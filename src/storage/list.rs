@@ -233,6 +233,74 @@ impl Node {
     }
 }
 
+/// Builds a list at its tail, element by element, filling each node's
+/// buffer before boxing it: one allocation per node, where [`List::push`]
+/// resizes its exact-size node buffer for every element. For loading
+/// (RDB, RESTORE), which receives whole lists at once. Nodes end up as
+/// `push` would have made them.
+pub struct ListBuilder {
+    list: List,
+    buf: Vec<u8>,
+    count: u32,
+    /// Bytes the elements still to come are expected to take (sizes the
+    /// next node's buffer).
+    hint: usize,
+}
+
+impl Default for ListBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ListBuilder {
+    pub fn new() -> Self {
+        ListBuilder {
+            list: List::new(),
+            buf: Vec::new(),
+            count: 0,
+            hint: 0,
+        }
+    }
+
+    /// Expects about `bytes` more of encoded elements (e.g. the size of
+    /// the node being loaded), so small lists do not start with a whole
+    /// node's buffer.
+    pub fn expect(&mut self, bytes: usize) {
+        self.hint = bytes;
+    }
+
+    pub fn push(&mut self, v: &[u8]) {
+        let need = enc_len(v.len());
+        if self.count > 0 && self.buf.len() + need > NODE_BYTES {
+            self.flush();
+        }
+        if self.buf.capacity() == 0 {
+            self.buf.reserve_exact(need.max(self.hint.min(NODE_BYTES)));
+        }
+        encode_into(&mut self.buf, v);
+        self.count += 1;
+    }
+
+    fn flush(&mut self) {
+        if self.count == 0 {
+            return;
+        }
+        let node = Node {
+            buf: std::mem::take(&mut self.buf).into_boxed_slice(),
+            count: std::mem::take(&mut self.count),
+        };
+        let (n, bytes) = (node.count as isize, node.buf.len() as isize);
+        self.list.add_node(End::Tail, node);
+        self.list.account(n, bytes);
+    }
+
+    pub fn finish(mut self) -> List {
+        self.flush();
+        self.list
+    }
+}
+
 impl List {
     pub fn new() -> Self {
         Self::default()
@@ -932,6 +1000,29 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn builder_makes_the_nodes_push_makes(
+            sizes in proptest::collection::vec(prop_oneof![0usize..40, 0usize..3000, 8000usize..9000], 0..60),
+            hint in 0usize..20000,
+        ) {
+            let mut pushed = List::new();
+            let mut b = ListBuilder::new();
+            b.expect(hint);
+            for (i, n) in sizes.iter().enumerate() {
+                let v = vec![b'a' + (i % 26) as u8; *n];
+                pushed.push(End::Tail, &v);
+                b.push(&v);
+            }
+            let built = b.finish();
+            prop_assert_eq!(built.len(), sizes.len());
+            prop_assert_eq!(built.node_count(), pushed.node_count());
+            prop_assert_eq!(built.bytes(), pushed.bytes());
+            for k in 0..built.nodes_len() {
+                prop_assert_eq!(built.node(k), pushed.node(k));
+            }
+            prop_assert!(built == pushed);
+        }
+
         #[test]
         fn behaves_like_a_vecdeque(ops in proptest::collection::vec(op(), 1..300)) {
             let mut l = List::new();
