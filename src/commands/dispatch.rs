@@ -26,6 +26,20 @@ fn clock() -> &'static quanta::Clock {
     CLOCK.get_or_init(quanta::Clock::new)
 }
 
+/// Calibrates the command clock on a thread of its own, at startup.
+/// Calibration spins reading the system clock until the TSC rate settles,
+/// which on a busy virtual machine takes up to quanta's 200 ms limit
+/// (a profile of startup loading put ~170 ms of the first PING there,
+/// against under 1 ms on an idle machine): done lazily,
+/// the first client's command waited for it, holding its worker.
+pub fn warm_clock() {
+    let _ = std::thread::Builder::new()
+        .name("cinnabar-clock".into())
+        .spawn(|| {
+            clock();
+        });
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn unix_ms() -> u64 {
     std::time::SystemTime::now()

@@ -468,6 +468,7 @@ pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
     ) {
         tracing::warn!("Unable to set oom_score_adj: {e}");
     }
+    crate::commands::dispatch::warm_clock();
     let srv = Server::new(config);
     srv.sync_access_tracking();
     if srv.config.tls_port() != 0 {
