@@ -29,7 +29,7 @@ use crate::persistence::blobs::{
 };
 use crate::protocol::codec::parse_i64;
 use crate::storage::hash::{Hash, HashLimits};
-use crate::storage::list::{End, List, ListBuilder};
+use crate::storage::list::{List, ListBuilder};
 use crate::storage::set::{Member, Set};
 use crate::storage::shared::Shared;
 use crate::storage::stream::{Consumer, Group, Nack, RawStreamEntry, Stream, StreamId};
@@ -1029,11 +1029,11 @@ impl<R: BufRead> Rd<R> {
             T_STRING => Value::Str(Bytes::from(self.string()?)),
             T_LIST => {
                 let n = self.count()?;
-                let mut l = List::new();
+                let mut l = ListBuilder::new();
                 for _ in 0..n {
-                    l.push(End::Tail, &self.string()?);
+                    l.push(&self.string()?);
                 }
-                non_empty(Obj::List(l), n)?
+                non_empty(Obj::List(l.finish()), n)?
             }
             T_SET => {
                 let n = self.count()?;
@@ -1608,6 +1608,7 @@ pub fn load<R: BufRead>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::list::End;
     use proptest::prelude::*;
 
     fn lim() -> Limits {
@@ -1896,6 +1897,19 @@ mod tests {
         let mut p = vec![0x81];
         p.extend_from_slice(&(1u64 << 60).to_be_bytes());
         assert!(Rd::new(&p[..], false).object(T_LIST, &lim()).is_err());
+    }
+
+    /// The plain list type of RDB versions before quicklists: a count,
+    /// then each element as a string.
+    #[test]
+    fn plain_rdb_list_loads() {
+        let p = [0x03u8, 0x01, b'a', 0x02, b'b', b'b', 0x03, b'c', b'c', b'c'];
+        let Value::Obj(Obj::List(l)) = Rd::new(&p[..], false).object(T_LIST, &lim()).unwrap()
+        else {
+            panic!("not a list");
+        };
+        let items: Vec<&[u8]> = l.iter().collect();
+        assert_eq!(items, [&b"a"[..], b"bb", b"ccc"]);
     }
 
     #[test]
