@@ -923,6 +923,7 @@ impl<R: BufRead> Rd<R> {
         self.settle();
         self.crc.take().map(|c| c.finalize()).unwrap_or(0)
     }
+
     fn u8(&mut self) -> Result<u8, RdbError> {
         let mut b = [0u8; 1];
         self.exact(&mut b)?;
