@@ -80,6 +80,12 @@
 //!   that write snapshots and AOF rewrites, modifiable: on a small machine
 //!   the child then takes idle CPU first and leaves the cores to the
 //!   clients (a save takes longer under load; 0 behaves as Redis).
+//! * `snapshot-cpu-share` — percent of one core (1..100, default 25) a
+//!   versioned BGSAVE or AOF rewrite may use while the server's other
+//!   threads are busy serving clients, modifiable (read when a save
+//!   starts). The walk pauses between steps, never under a shard lock, and
+//!   runs at full speed when the server is otherwise idle; SAVE is never
+//!   paced. 100 = as fast as it can.
 //! * `snapshot-method` — `versioned` (the default) or `fork`, modifiable:
 //!   how BGSAVE and SAVE take their point-in-time view. `versioned` saves
 //!   from a thread of this process: no fork, so no pause that grows with
@@ -1138,6 +1144,8 @@ params! {
         "Cinnabar-only: how BGSAVE, SAVE and AOF rewrites take their point-in-time view: versioned (in-process, no fork) or fork (a child process, as Redis).";
     child_nice "child-nice" = int(0, 19, "19").cinnabar() => i64,
         "Cinnabar-only: nice value of snapshot and AOF-rewrite children (0 = as the server).";
+    snapshot_cpu_share "snapshot-cpu-share" = int(1, 100, "25").cinnabar() => i64,
+        "Cinnabar-only: percent of one core a versioned BGSAVE or AOF rewrite may use while clients keep the server busy; 100 = as fast as it can.";
     db_maxmemory_policy "db-maxmemory-policy" = string("").check(check_db_policies).cinnabar() => String,
         "Cinnabar-only: per-database eviction policy overrides, pairs of `db policy` (\"1 noeviction 2 volatile-lru\").";
     entra_issuer "entra-issuer" = string("").cinnabar() => String,
@@ -3635,6 +3643,7 @@ mod tests {
                 "profile",
                 "secondary-access-key",
                 "shards",
+                "snapshot-cpu-share",
                 "snapshot-method",
                 "worker-threads",
             ]

@@ -149,16 +149,41 @@ async fn bgsave_then_restart_restores_every_type() {
 /// keys k0..k<last>.
 #[tokio::test]
 async fn bgsave_is_point_in_time_under_concurrent_writes() {
-    point_in_time_under_concurrent_writes("versioned").await;
+    point_in_time_under_concurrent_writes(&["--snapshot-method", "versioned"]).await;
 }
 
 #[tokio::test]
 async fn forked_bgsave_is_point_in_time_under_concurrent_writes() {
-    point_in_time_under_concurrent_writes("fork").await;
+    point_in_time_under_concurrent_writes(&["--snapshot-method", "fork"]).await;
 }
 
-async fn point_in_time_under_concurrent_writes(method: &str) {
-    let mut srv = TestServer::start_with(&["--snapshot-method", method]);
+/// `snapshot-cpu-share`: a versioned BGSAVE beside a busy client pauses
+/// between its steps to leave the CPU to the client (INFO's
+/// `snapshot_paced_ms` grows) and still saves one instant; with nobody
+/// else busy it runs through without pausing.
+#[tokio::test]
+async fn a_paced_bgsave_pauses_for_busy_clients_and_stays_point_in_time() {
+    let (srv, paced) = point_in_time_under_concurrent_writes(&["--snapshot-cpu-share", "5"]).await;
+    assert!(paced > 0, "the save beside the writer never paused");
+    let mut c = srv.conn().await;
+    let before: u64 = info_field(&mut c, "snapshot_paced_ms")
+        .await
+        .parse()
+        .unwrap();
+    assert_eq!(before, 0, "restarted: the count starts again");
+    let _: String = redis::cmd("BGSAVE").query_async(&mut c).await.unwrap();
+    wait_bgsave_done(&mut c).await;
+    let idle: u64 = info_field(&mut c, "snapshot_paced_ms")
+        .await
+        .parse()
+        .unwrap();
+    assert_eq!(idle, 0, "an idle server's save should not pause");
+}
+
+/// Returns the server (restarted from the dump) and INFO's
+/// `snapshot_paced_ms` as it was when the save finished.
+async fn point_in_time_under_concurrent_writes(args: &[&str]) -> (TestServer, u64) {
+    let mut srv = TestServer::start_with(args);
     let mut c = srv.conn().await;
     let _: () = redis::cmd("DEBUG")
         .arg("POPULATE")
@@ -189,6 +214,10 @@ async fn point_in_time_under_concurrent_writes(method: &str) {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let _: String = redis::cmd("BGSAVE").query_async(&mut c).await.unwrap();
     wait_bgsave_done(&mut c).await;
+    let paced: u64 = info_field(&mut c, "snapshot_paced_ms")
+        .await
+        .parse()
+        .unwrap();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let written = writer.await.unwrap();
     drop(c);
@@ -207,6 +236,8 @@ async fn point_in_time_under_concurrent_writes(method: &str) {
     );
     let next: Option<String> = c.get(format!("k{}", last + 1)).await.unwrap();
     assert_eq!(next, None);
+    drop(c);
+    (srv, paced)
 }
 
 #[tokio::test]

@@ -180,6 +180,12 @@ impl Entry {
         }
     }
 
+    /// Where this entry's blob starts, for [`prefetch_at`] once the lock
+    /// that guards the entry has been let go.
+    pub fn blob_addr(&self) -> usize {
+        self.blob.as_ptr() as usize
+    }
+
     /// The inline string (kind EMBSTR).
     pub fn embstr(&self) -> &[u8] {
         self.payload()
@@ -271,6 +277,23 @@ impl TableEntry for Entry {
         let (off, len) = self.key_span();
         &self.blob[off..off + len]
     }
+}
+
+/// Asks the CPU to start loading the cache line at `addr`, an address
+/// [`Entry::blob_addr`] gave earlier. The entry may have been freed since:
+/// a prefetch reads nothing the program sees and never faults, so a stale
+/// address costs at most a wasted memory access.
+#[inline]
+pub fn prefetch_at(addr: usize) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint; it never faults, even on an
+    // invalid address.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(addr as *const i8);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = addr;
 }
 
 #[cfg(test)]

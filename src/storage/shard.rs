@@ -270,13 +270,22 @@ impl Shard {
     /// commands into `out`, then saves (`save`) or only marks (an abandoned
     /// snapshot must still leave every entry marked) up to `max` entries.
     /// `None` when the shard is not in capture mode for `id`.
+    ///
+    /// `ahead` gets the blob addresses of the entries the next step will
+    /// read, for the caller to prefetch after letting the lock go
+    /// ([`crate::storage::entry::prefetch_at`]): the entries lie at random
+    /// addresses, and loading them (a cache and TLB miss each) was most of
+    /// a step's time under the lock. The next step reads whatever is there
+    /// by then; the addresses are only hints.
     pub fn capture_step(
         &mut self,
         id: u64,
         max: usize,
         out: &mut Vec<u8>,
         save: bool,
+        ahead: &mut Vec<usize>,
     ) -> Option<CaptureStep> {
+        ahead.clear();
         let mark = self.mark;
         let cap = self.capture.as_mut().filter(|c| c.id == id)?;
         let mut keys = std::mem::take(&mut cap.side_keys);
@@ -335,6 +344,14 @@ impl Shard {
         }
         let db = cap.db;
         let done = cap.cursor.is_none();
+        if let Some(c) = cap.cursor.filter(|_| save) {
+            let table = &self.table;
+            table.scan_positions(c, max, max.saturating_mul(8), |p| {
+                if let Some(e) = table.get(p) {
+                    ahead.push(e.blob_addr());
+                }
+            });
+        }
         if done {
             self.capture = None;
         }
