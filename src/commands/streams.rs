@@ -1611,11 +1611,11 @@ fn xgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         let s = stream_or_create(shard, key, now)?;
         s.groups.insert(
             gname.clone(),
-            Group {
+            Shared::new(Group {
                 last_id: id,
                 entries_read,
                 ..Default::default()
-            },
+            }),
         );
         ctx.changed(1);
         ctx.notify(notify::STREAM, "xgroup-create", key);

@@ -1232,7 +1232,7 @@ impl<R: BufRead> Rd<R> {
             if !pending.is_empty() {
                 return corrupt("group PEL entry without consumer");
             }
-            if st.groups.insert(name, g).is_some() {
+            if st.groups.insert(name, Shared::new(g)).is_some() {
                 return corrupt("duplicate consumer group");
             }
         }
@@ -1688,13 +1688,13 @@ mod tests {
                     ..Consumer::default()
                 },
             );
-            st.groups.insert(b("g1"), g);
+            st.groups.insert(b("g1"), Shared::new(g));
             st.groups.insert(
                 b("g0"),
-                Group {
+                Shared::new(Group {
                     entries_read: -1,
                     ..Group::default()
-                },
+                }),
             );
         }
         st

@@ -274,8 +274,11 @@ pub struct Stream {
     pub max_deleted: StreamId,
     /// Entries ever added (XINFO entries-added, group lag).
     pub entries_added: u64,
-    /// Consumer groups by name, ordered as Redis lists them.
-    pub groups: BTreeMap<Bytes, Group>,
+    /// Consumer groups by name, ordered as Redis lists them. Each shared
+    /// copy-on-write like the blocks: a copy of the stream (an XADD after
+    /// a snapshot took it) costs one reference per group, and only an
+    /// edit of a group copies that group's pending entries.
+    pub groups: BTreeMap<Bytes, Shared<Group>>,
     /// Where the last [`Stream::read_after`] stopped (a cache).
     read_hint: ReadHint,
 }
@@ -844,6 +847,43 @@ mod tests {
         assert_eq!(shared, 50 - 3);
         assert_eq!(c.len(), 4950 + 1 - 1 - 50);
         assert_eq!(s.range(StreamId::MIN, StreamId::MAX, 0, false), before);
+    }
+
+    /// A copy shares its consumer groups: appending copies none of them,
+    /// an edit of one group copies that group only, and the original's
+    /// pending entries stay as they were.
+    #[test]
+    fn a_copy_shares_its_groups_until_one_is_edited() {
+        let mut s = Stream::new();
+        for i in 1..=1000u64 {
+            s.append(StreamId::new(i, 0), &[b("f"), b("v")], 100, 4096);
+        }
+        for name in ["g1", "g2"] {
+            let mut g = Group::default();
+            for i in 1..=1000u64 {
+                g.pel.insert(
+                    StreamId::new(i, 0),
+                    Nack {
+                        delivery_time: 1,
+                        delivery_count: 1,
+                        consumer: b("c"),
+                    },
+                );
+            }
+            s.groups.insert(b(name), Shared::new(g));
+        }
+        let addr = |s: &Stream, g: &str| &*s.groups[&b(g)] as *const Group;
+        let mut c = s.clone();
+        c.append(StreamId::new(2000, 0), &[b("f"), b("new")], 100, 4096);
+        assert!(std::ptr::eq(addr(&c, "g1"), addr(&s, "g1")));
+        assert!(std::ptr::eq(addr(&c, "g2"), addr(&s, "g2")));
+        if let Some(g) = c.groups.get_mut(&b("g1")) {
+            g.pel.remove(&StreamId::new(1, 0));
+        }
+        assert!(!std::ptr::eq(addr(&c, "g1"), addr(&s, "g1")));
+        assert!(std::ptr::eq(addr(&c, "g2"), addr(&s, "g2")));
+        assert_eq!(c.groups[&b("g1")].pel.len(), 999);
+        assert_eq!(s.groups[&b("g1")].pel.len(), 1000);
     }
 
     #[test]
