@@ -976,7 +976,10 @@ fn write_versioned(
                 if step.done {
                     break;
                 }
-                pacer.after_step();
+                if save {
+                    // An abandoned walk only marks: let it finish at once.
+                    pacer.after_step();
+                }
             }
         }
         // SWAPDB moves whole shards: one still walking may now sit behind
