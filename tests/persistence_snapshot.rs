@@ -16,6 +16,11 @@ async fn info_field(c: &mut redis::aio::MultiplexedConnection, field: &str) -> S
     common::info_field(c, "persistence", field).await
 }
 
+/// INFO persistence `snapshot_paced_ms`.
+async fn paced_ms(c: &mut redis::aio::MultiplexedConnection) -> u64 {
+    info_field(c, "snapshot_paced_ms").await.parse().unwrap()
+}
+
 async fn wait_bgsave_done(c: &mut redis::aio::MultiplexedConnection) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while info_field(c, "rdb_bgsave_in_progress").await != "0" {
@@ -166,20 +171,14 @@ async fn a_paced_bgsave_pauses_for_busy_clients_and_stays_point_in_time() {
     let (srv, paced) = point_in_time_under_concurrent_writes(&["--snapshot-cpu-share", "5"]).await;
     assert!(paced > 0, "the save beside the writer never paused");
     let mut c = srv.conn().await;
-    let before: u64 = info_field(&mut c, "snapshot_paced_ms")
-        .await
-        .parse()
-        .unwrap();
+    let before: u64 = paced_ms(&mut c).await;
     assert_eq!(before, 0, "restarted: the count starts again");
     // Let startup's own threads (the clock calibration may spin for up to
     // 200 ms on a busy machine) finish, so that nothing else is busy.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let _: String = redis::cmd("BGSAVE").query_async(&mut c).await.unwrap();
     wait_bgsave_done(&mut c).await;
-    let idle: u64 = info_field(&mut c, "snapshot_paced_ms")
-        .await
-        .parse()
-        .unwrap();
+    let idle: u64 = paced_ms(&mut c).await;
     assert_eq!(idle, 0, "an idle server's save should not pause");
 }
 
@@ -217,10 +216,7 @@ async fn point_in_time_under_concurrent_writes(args: &[&str]) -> (TestServer, u6
     tokio::time::sleep(Duration::from_millis(100)).await;
     let _: String = redis::cmd("BGSAVE").query_async(&mut c).await.unwrap();
     wait_bgsave_done(&mut c).await;
-    let paced: u64 = info_field(&mut c, "snapshot_paced_ms")
-        .await
-        .parse()
-        .unwrap();
+    let paced: u64 = paced_ms(&mut c).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let written = writer.await.unwrap();
     drop(c);

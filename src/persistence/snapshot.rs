@@ -1203,7 +1203,7 @@ fn bgsave_versioned(
     srv: &Server,
     child: parking_lot::MutexGuard<'_, Option<Child>>,
     wait: bool,
-    params: SaveParams,
+    mut params: SaveParams,
     final_path: PathBuf,
     dirty: u64,
 ) -> Result<(), String> {
@@ -1211,7 +1211,6 @@ fn bgsave_versioned(
     // Released before taking the shards (see `reserve`).
     reserve(child, ChildKind::Rdb, id);
     let now = crate::commands::dispatch::unix_ms();
-    let mut params = params;
     if wait {
         // SAVE: the caller waits for it; nothing to leave the CPU to.
         params.cpu_share = 1.0;

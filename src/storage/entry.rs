@@ -171,13 +171,7 @@ impl Entry {
     /// taking them one at a time makes the walk several times faster.
     #[inline]
     pub fn prefetch(&self) {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: a prefetch is only a hint; it never faults, even on an
-        // invalid address, and this one is a live allocation.
-        unsafe {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            _mm_prefetch::<_MM_HINT_T0>(self.blob.as_ptr().cast());
-        }
+        prefetch_at(self.blob_addr());
     }
 
     /// Where this entry's blob starts, for [`prefetch_at`] once the lock
