@@ -546,3 +546,59 @@ async fn memory_introspection() {
         .unwrap();
     assert_eq!(ok, "OK");
 }
+
+/// A limit only 100 KB above the current usage (Redis's own test): keys
+/// are added until usage nears it, the same number again is absorbed by
+/// eviction under every policy, and usage stays at the limit. `used_memory`
+/// must not move by the allocator's thread caches for this to hold.
+#[tokio::test]
+async fn a_limit_just_above_current_usage_is_honoured_by_every_policy() {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    for policy in [
+        "allkeys-random",
+        "allkeys-lru",
+        "allkeys-lfu",
+        "volatile-lru",
+        "volatile-lfu",
+        "volatile-random",
+        "volatile-ttl",
+    ] {
+        let _: () = redis::cmd("FLUSHALL").query_async(&mut c).await.unwrap();
+        let limit = limit_above_baseline(&mut c, 100 * 1024).await;
+        config_set(&mut c, "maxmemory-policy", policy).await;
+        let mut n = 0u64;
+        loop {
+            let _: () = redis::cmd("SETEX")
+                .arg(format!("key:{}", fastrand_key(n)))
+                .arg(10000)
+                .arg("x")
+                .query_async(&mut c)
+                .await
+                .unwrap_or_else(|e| panic!("{policy}: write {n} refused: {e}"));
+            n += 1;
+            if info_u64(&mut c, "memory", "used_memory").await + 4096 > limit {
+                break;
+            }
+        }
+        assert!(n > 10, "{policy}: only {n} keys fit in 100 KB");
+        for j in 0..n {
+            let _: () = redis::cmd("SETEX")
+                .arg(format!("more:{j}"))
+                .arg(10000)
+                .arg("x")
+                .query_async(&mut c)
+                .await
+                .unwrap_or_else(|e| panic!("{policy}: write refused: {e}"));
+        }
+        let used = info_u64(&mut c, "memory", "used_memory").await;
+        assert!(used < limit + 4096, "{policy}: {used} over {limit}");
+        config_set(&mut c, "maxmemory", "0").await;
+    }
+}
+
+/// A spread-out key number (a multiplicative hash), without a random
+/// source.
+fn fastrand_key(n: u64) -> u64 {
+    n.wrapping_mul(0x9E37_79B9_7F4A_7C15) % 100_000
+}

@@ -556,3 +556,31 @@ async fn lazyfree_of_big_values() {
         assert_eq!(lazyfreed_after_drain(&mut c).await, want, "{param}");
     }
 }
+
+/// OBJECT REFCOUNT of a small integer as Redis reports it: shared (INT_MAX)
+/// unless a maxmemory with an LRU or LFU policy is set.
+#[tokio::test]
+async fn object_refcount_of_small_integers_follows_the_policy() {
+    let srv = TestServer::start();
+    let s = common::diff::script(
+        "
+        SET a 1
+        OBJECT REFCOUNT a
+        CONFIG SET maxmemory 1073741824
+        CONFIG SET maxmemory-policy allkeys-random
+        SET a 1
+        OBJECT REFCOUNT a
+        CONFIG SET maxmemory-policy allkeys-lru
+        SET a 1
+        CONFIG SET maxmemory-policy volatile-lfu
+        SET b 1
+        OBJECT REFCOUNT a
+        OBJECT REFCOUNT b
+        SET c 10000
+        OBJECT REFCOUNT c
+        CONFIG SET maxmemory 0
+        CONFIG SET maxmemory-policy noeviction
+        ",
+    );
+    assert!(common::diff::same_replies(srv.addr.port(), &s).await);
+}

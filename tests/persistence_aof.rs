@@ -1497,3 +1497,173 @@ async fn rewrite_with_aof_off_and_turning_aof_off_during_a_rewrite() {
     assert!(info.contains("aof_last_bgrewrite_status:ok"), "{info}");
     assert!(info.contains("aof_enabled:0"), "{info}");
 }
+
+/// Starts `cinnabar --appendonly yes` on `dir` expecting a refusal; returns
+/// its stdout and stderr.
+fn refused_start(dir: &std::path::Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_cinnabar"))
+        .args(["--port", "0", "--appendonly", "yes", "--dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "started anyway:\n{all}");
+    all
+}
+
+/// Commands replayed from an AOF see no key as expired, and a deadline
+/// already past is stored, not turned into a deletion (as Redis while
+/// loading): `RPUSH l foo`, `PEXPIREAT l 1000`, `RPUSH l bar` loads one
+/// list that has expired, not a fresh `[bar]` without a TTL.
+#[tokio::test]
+async fn a_deadline_passed_inside_the_aof_is_replayed_as_redis_does() {
+    let mut srv = TestServer::start_with(AOF);
+    let mut c = srv.conn().await;
+    let _: () = c.set("kept", "1").await.unwrap();
+    drop(c);
+    srv.kill9();
+    let incr = srv
+        .dir
+        .path()
+        .join("appendonlydir/appendonly.aof.1.incr.aof");
+    let mut data = std::fs::read(&incr).unwrap();
+    for cmd in [
+        &["RPUSH", "list", "foo"][..],
+        &["PEXPIREAT", "list", "1000"],
+        &["RPUSH", "list", "bar"],
+        &["SET", "s", "v", "PXAT", "1000"],
+        &["APPEND", "s", "x"],
+        &["HSET", "h", "a", "1"],
+        &["EXPIREAT", "h", "1"],
+        &["HSET", "h", "b", "2"],
+    ] {
+        data.extend_from_slice(&resp(cmd));
+    }
+    std::fs::write(&incr, &data).unwrap();
+    srv.restart_with(AOF);
+    let mut c = conn_at(&srv.url()).await;
+    let n: i64 = run_int(&mut c, &["EXISTS", "list", "s", "h"]).await;
+    assert_eq!(n, 0, "keys whose deadline passed came back after the load");
+    let kept: Option<String> = c.get("kept").await.unwrap();
+    assert_eq!(kept.as_deref(), Some("1"));
+    // Expiry works again once loaded.
+    let _: () = c.set_ex("t", "v", 1000).await.unwrap();
+    let _: bool = c.pexpire("t", 1).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(run_int(&mut c, &["EXISTS", "t"]).await, 0);
+}
+
+async fn run_int(c: &mut redis::aio::MultiplexedConnection, args: &[&str]) -> i64 {
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query_async(c).await.unwrap()
+}
+
+/// A damaged manifest stops startup with Redis's message for each kind of
+/// damage, and a listed file that is missing is named with the OS's words.
+#[tokio::test]
+async fn a_damaged_manifest_stops_startup_with_redis_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let ad = dir.path().join("appendonlydir");
+    std::fs::create_dir_all(&ad).unwrap();
+    for f in [
+        "appendonly.aof.1.base.aof",
+        "appendonly.aof.1.incr.aof",
+        "appendonly.aof.2.incr.aof",
+    ] {
+        std::fs::write(ad.join(f), resp(&["SET", "k", "v"])).unwrap();
+    }
+    let base = "file appendonly.aof.1.base.aof seq 1 type b\n";
+    let incr1 = "file appendonly.aof.1.incr.aof seq 1 type i\n";
+    let incr2 = "file appendonly.aof.2.incr.aof seq 2 type i\n";
+    let long = format!("file {} seq 1 type i\n", "a".repeat(1100));
+    let cases: Vec<(String, &str)> = vec![
+        (
+            format!("{base}{incr2}{incr1}"),
+            "Found a non-monotonic sequence number",
+        ),
+        (
+            format!("{base}\n{incr1}"),
+            "Invalid AOF manifest file format",
+        ),
+        (
+            format!("{base}{base}{incr1}"),
+            "Found duplicate base file information",
+        ),
+        (
+            format!("{base}file appendonly.aof.1.incr.aof seq 1 type x\n"),
+            "Unknown AOF file type",
+        ),
+        (
+            format!("{base}file appendonly.aof.1.incr.aof seq 1\n"),
+            "Invalid AOF manifest file format",
+        ),
+        (
+            format!("{base}file a seq 1 type i x\n"),
+            "Invalid AOF manifest file format",
+        ),
+        (
+            format!("{base}{long}"),
+            "The AOF manifest file contains too long line",
+        ),
+        (String::new(), "Found an empty AOF manifest"),
+        (
+            format!("{base}file appendonly.aof.9.incr.aof seq 9 type i\n"),
+            "appendonly.aof.9.incr.aof for reading: No such file or directory",
+        ),
+    ];
+    for (manifest, want) in cases {
+        std::fs::write(ad.join("appendonly.aof.manifest"), &manifest).unwrap();
+        let all = refused_start(dir.path());
+        assert!(
+            all.contains(want),
+            "manifest {manifest:?}: want {want:?} in\n{all}"
+        );
+    }
+    // The good manifest loads.
+    std::fs::write(
+        ad.join("appendonly.aof.manifest"),
+        format!("{base}{incr1}{incr2}"),
+    )
+    .unwrap();
+    let (mut child, addr) = common::spawn_in(dir.path(), &["--appendonly", "yes"]);
+    let mut c = conn_at(&format!("redis://{addr}/")).await;
+    let v: Option<String> = c.get("k").await.unwrap();
+    assert_eq!(v.as_deref(), Some("v"));
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// check-aof reports as redis-check-aof does, including the line up to
+/// which the file is sound.
+#[tokio::test]
+async fn check_aof_reports_the_last_good_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("appendonly.aof");
+    let mut data = resp(&["set", "foo", "hello"]);
+    data.extend_from_slice(b"!!!");
+    std::fs::write(&f, &data).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cinnabar"))
+        .arg("check-aof")
+        .arg(&f)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(text.contains("Start checking Old-Style AOF"), "{text}");
+    // The seven lines of the SET are sound; the eighth is not.
+    assert!(
+        text.contains("ok_up_to=33, ok_up_to_line=8, diff=3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("is not valid. Use the --fix option"),
+        "{text}"
+    );
+}

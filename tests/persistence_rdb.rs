@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use cinnabar::persistence::rdb::{self, EntryMeta, Limits, Loaded, RdbWriter};
 use cinnabar::storage::{Value, ValueRef};
 use common::diff::same_replies;
-use common::TestServer;
+use common::{info_field, TestServer};
 use redis::aio::MultiplexedConnection;
 use redis::Value as RV;
 
@@ -1205,4 +1205,140 @@ async fn redis_files_with_access_metadata() {
             assert!((f1 - f2).abs() <= 1, "{f1} {f2}");
         }
     }
+}
+
+/// `DEBUG SET-SKIP-CHECKSUM-VALIDATION 1` (Redis's test aid) lets a payload
+/// with a wrong checksum reach the decoder, which refuses a corrupt body
+/// with "Bad data format" (and says so in the log) and restores a sound
+/// one; 0 restores the check.
+#[tokio::test]
+async fn skip_checksum_validation_reaches_the_decoder() {
+    let srv = TestServer::start_with(&["--enable-debug-command", "yes"]);
+    let mut c = srv.conn().await;
+    let _: i64 = redis::cmd("RPUSH")
+        .arg("l")
+        .arg(&["a", "b", "c"])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let good: Vec<u8> = redis::cmd("DUMP")
+        .arg("l")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let mut wrong_crc = good.clone();
+    let n = wrong_crc.len();
+    wrong_crc[n - 1] ^= 0xFF;
+    // A corrupt body: the list's first byte after the type is garbage.
+    let mut corrupt = wrong_crc.clone();
+    corrupt[1] = 0xFF;
+    let restore = |key: &'static str, p: Vec<u8>| {
+        let mut cmd = redis::cmd("RESTORE");
+        cmd.arg(key).arg(0).arg(p);
+        cmd
+    };
+    let e = restore("x", wrong_crc.clone())
+        .query_async::<RV>(&mut c)
+        .await
+        .expect_err("wrong checksum")
+        .to_string();
+    assert!(e.contains("checksum are wrong"), "{e}");
+    let _: () = redis::cmd("DEBUG")
+        .arg("SET-SKIP-CHECKSUM-VALIDATION")
+        .arg(1)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: () = restore("x", wrong_crc.clone())
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let l: Vec<String> = redis::cmd("LRANGE")
+        .arg("x")
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(l, ["a", "b", "c"]);
+    let e = restore("y", corrupt)
+        .query_async::<RV>(&mut c)
+        .await
+        .expect_err("corrupt body")
+        .to_string();
+    assert!(e.contains("Bad data format"), "{e}");
+    let _: () = redis::cmd("DEBUG")
+        .arg("SET-SKIP-CHECKSUM-VALIDATION")
+        .arg(0)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let e = restore("z", wrong_crc)
+        .query_async::<RV>(&mut c)
+        .await
+        .expect_err("checked again")
+        .to_string();
+    assert!(e.contains("checksum are wrong"), "{e}");
+}
+
+/// A dump whose trailing CRC64 is damaged stops startup with Redis's
+/// "CRC error" words; INFO reports what the last load inserted and
+/// skipped as expired.
+#[tokio::test]
+async fn a_wrong_rdb_checksum_stops_startup_and_load_counts_are_reported() {
+    let mut srv = TestServer::start_with(&["--enable-debug-command", "yes"]);
+    let mut c = srv.conn().await;
+    let _: () = redis::cmd("DEBUG")
+        .arg("POPULATE")
+        .arg(100)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    for i in 0..7 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("e{i}"))
+            .arg("v")
+            .arg("PX")
+            .arg(30)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+    }
+    // A save before they expire holds them; the load after skips them.
+    let _: () = redis::cmd("DEBUG")
+        .arg("SET-ACTIVE-EXPIRE")
+        .arg(0)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SAVE").query_async(&mut c).await.unwrap();
+    drop(c);
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    srv.restart_with(&["--enable-debug-command", "yes"]);
+    let mut c = srv.conn().await;
+    assert_eq!(
+        info_field(&mut c, "persistence", "rdb_last_load_keys_loaded").await,
+        "100"
+    );
+    assert_eq!(
+        info_field(&mut c, "persistence", "rdb_last_load_keys_expired").await,
+        "7"
+    );
+    drop(c);
+    srv.kill9();
+    let path = srv.dir.path().join("dump.rdb");
+    let mut data = std::fs::read(&path).unwrap();
+    let n = data.len();
+    data[n - 8..].copy_from_slice(b"foobar00");
+    std::fs::write(&path, &data).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cinnabar"))
+        .args(["--port", "0", "--dir"])
+        .arg(srv.dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let all = String::from_utf8_lossy(&out.stdout);
+    assert!(all.contains("RDB CRC error"), "{all}");
+    // Logged once, not once per layer.
+    assert_eq!(all.matches("RDB CRC error").count(), 1, "{all}");
 }

@@ -1569,3 +1569,44 @@ async fn versioned_bgsave_keeps_large_collections_while_writers_copy_their_parts
     let mut c = srv.conn().await;
     assert_eq!(digest(&mut c).await, d0);
 }
+
+/// FLUSHALL stops a running BGSAVE also without save points (as Redis
+/// kills its child): the save ends at once, and the changes it would have
+/// saved still count as unsaved.
+#[tokio::test]
+async fn flushall_stops_a_running_bgsave_without_save_points() {
+    let srv = TestServer::start_with(&["--save", ""]);
+    let mut c = srv.conn().await;
+    for i in 0..2000 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("k{i}"))
+            .arg("v")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+    }
+    // 2000 keys at 1 ms each: two seconds if it ran to the end.
+    common::config_set(&mut c, "rdb-key-save-delay", "1000").await;
+    let _: String = redis::cmd("BGSAVE").query_async(&mut c).await.unwrap();
+    assert_eq!(info_field(&mut c, "rdb_bgsave_in_progress").await, "1");
+    let _: () = redis::cmd("FLUSHALL").query_async(&mut c).await.unwrap();
+    let t0 = std::time::Instant::now();
+    wait_bgsave_done(&mut c).await;
+    assert!(
+        t0.elapsed() < Duration::from_millis(1000),
+        "{:?}",
+        t0.elapsed()
+    );
+    let unsaved: u64 = info_field(&mut c, "rdb_changes_since_last_save")
+        .await
+        .parse()
+        .unwrap();
+    assert!(unsaved >= 2000, "{unsaved}");
+    assert!(!srv.dir.path().join("dump.rdb").exists());
+    let _: () = redis::cmd("SET")
+        .arg("x")
+        .arg("y")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+}

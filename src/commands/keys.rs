@@ -350,7 +350,7 @@ fn expire_generic(
     if !ok {
         return Ok(Reply::Int(0));
     }
-    if when <= now as i64 {
+    if when <= now as i64 && !crate::storage::expiry_suspended() {
         shard.delete(key, now);
         ctx.changed(1);
         ctx.propagate_as(vec![Bytes::from_static(b"DEL"), key.clone()]);
@@ -632,7 +632,7 @@ fn restore(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         t if absttl => Some(t as u64),
         t => Some(now.saturating_add(t as u64)),
     };
-    if at.is_some_and(|t| t <= now) {
+    if at.is_some_and(|t| t <= now) && !crate::storage::expiry_suspended() {
         if deleted {
             ctx.changed(1);
             ctx.propagate_as(vec![Bytes::from_static(b"DEL"), key.clone()]);
@@ -685,14 +685,25 @@ fn object_encoding(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 
 fn object_refcount(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let now = ctx.now;
+    let unshared = unshared_integers(ctx);
     Ok(match ctx.shard(&argv[2])?.peek(&argv[2], now) {
-        // Redis shares the integers 0..9999 and reports INT_MAX for them.
-        Some(crate::storage::ValueRef::Int(n)) if (0..10000).contains(&n) => {
+        // Redis shares the integers 0..9999 and reports INT_MAX for them,
+        // except under a maxmemory with an LRU or LFU policy, where every
+        // value needs its own access data and none is shared.
+        Some(crate::storage::ValueRef::Int(n)) if (0..10000).contains(&n) && !unshared => {
             Reply::Int(i32::MAX as i64)
         }
         Some(_) => Reply::Int(1),
         None => Reply::Null,
     })
+}
+
+/// Whether Redis would store integers unshared now: a `maxmemory` with an
+/// LRU or LFU policy.
+fn unshared_integers(ctx: &Ctx<'_>) -> bool {
+    let cfg = &ctx.srv.config;
+    let p = cfg.policy_of_db(ctx.client.db);
+    cfg.maxmemory() > 0 && (p.is_lru() || p.is_lfu())
 }
 
 /// Whether entries currently carry LFU data (an LFU policy is in effect).
@@ -782,12 +793,12 @@ fn flushall(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         }
     }
     ctx.changed(n.max(1));
-    // As Redis: with save points, FLUSHALL kills a running snapshot (its
-    // file would bring the data back) and saves the now empty dataset at
-    // once, so a restart does not resurrect what was flushed.
-    if !ctx.srv.config.save_points().is_empty() {
-        let srv = ctx.srv;
-        crate::persistence::snapshot::kill_child(srv, Some(crate::persistence::ChildKind::Rdb));
+    // As Redis: FLUSHALL stops a running snapshot (its file would bring the
+    // data back), and with save points saves the now empty dataset at once,
+    // so a restart does not resurrect what was flushed.
+    let srv = ctx.srv;
+    crate::persistence::snapshot::kill_child(srv, Some(crate::persistence::ChildKind::Rdb));
+    if !srv.config.save_points().is_empty() {
         let empty = crate::persistence::snapshot::Frozen {
             dbs: Vec::new(),
             now: ctx.now,

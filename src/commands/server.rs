@@ -163,6 +163,11 @@ const DEBUG_SUBS: &[CommandSpec] = &[
         "1.0.0",
         "Blocks the calling connection for the given number of seconds.",
     ),
+    cmd("log", 3, ADM, debug_log).doc(
+        "server",
+        "7.0.0",
+        "Writes the message to the server log (a marker for tests and operators).",
+    ),
     cmd("object", 3, ADM, debug_object).keys(2, 2, 1).doc(
         "server",
         "1.0.0",
@@ -183,6 +188,17 @@ const DEBUG_SUBS: &[CommandSpec] = &[
         "server",
         "7.0.0",
         "Lets scripts call commands flagged noscript (1) or not (0, the default).",
+    ),
+    cmd(
+        "set-skip-checksum-validation",
+        3,
+        ADM,
+        debug_set_skip_checksum_validation,
+    )
+    .doc(
+        "server",
+        "7.0.0",
+        "Makes RESTORE skip (1) or verify (0, the default) the payload's checksum.",
     ),
     cmd("pause-cron", 3, ADM, debug_pause_cron).doc(
         "server",
@@ -349,7 +365,7 @@ pub fn allocator_stats() -> (u64, u64, u64) {
     use tikv_jemalloc_ctl::{epoch, stats};
     let _ = epoch::advance();
     (
-        stats::allocated::read().unwrap_or(0) as u64,
+        crate::server::memory::allocated_now(),
         stats::active::read().unwrap_or(0) as u64,
         stats::resident::read().unwrap_or(0) as u64,
     )
@@ -487,7 +503,7 @@ pub fn render_info(srv: &Server, sections: &[String], keyspace: KeyspaceTotals) 
                 };
                 let _ = write!(
                     o,
-                    "# Persistence\r\nloading:{}\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{}\r\naof_enabled:{}\r\naof_rewrite_in_progress:{}\r\naof_rewrite_scheduled:{}\r\naof_last_rewrite_time_sec:{}\r\naof_current_rewrite_time_sec:{}\r\naof_last_bgrewrite_status:{}\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:{}\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\nsnapshot_paced_ms:{}\r\n",
+                    "# Persistence\r\nloading:{}\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{}\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:{}\r\nrdb_last_load_keys_loaded:{}\r\naof_enabled:{}\r\naof_rewrite_in_progress:{}\r\naof_rewrite_scheduled:{}\r\naof_last_rewrite_time_sec:{}\r\naof_current_rewrite_time_sec:{}\r\naof_last_bgrewrite_status:{}\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:{}\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\nsnapshot_paced_ms:{}\r\n",
                     p.loading() as u8,
                     st.dirty.load(Ordering::Relaxed).saturating_sub(p.dirty_at_save.load(Ordering::Relaxed)),
                     (child.map(|c| c.kind) == Some(ChildKind::Rdb)) as u8,
@@ -495,6 +511,8 @@ pub fn render_info(srv: &Server, sections: &[String], keyspace: KeyspaceTotals) 
                     ok(p.last_bgsave_ok.load(Ordering::Relaxed)),
                     p.last_bgsave_secs.load(Ordering::Relaxed),
                     running(ChildKind::Rdb),
+                    p.last_load_keys_expired.load(Ordering::Relaxed),
+                    p.last_load_keys_loaded.load(Ordering::Relaxed),
                     aof_on as u8,
                     (child.map(|c| c.kind) == Some(ChildKind::AofRewrite)) as u8,
                     p.rewrite_scheduled.load(Ordering::Relaxed) as u8,
@@ -1443,6 +1461,13 @@ fn debug_sleep(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     Ok(Reply::OK)
 }
 
+/// `DEBUG LOG <message>`: a warning line in the log, as Redis.
+fn debug_log(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    debug_allowed(ctx)?;
+    tracing::warn!("DEBUG LOG: {}", String::from_utf8_lossy(&argv[2]));
+    Ok(Reply::OK)
+}
+
 fn debug_object(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     debug_allowed(ctx)?;
     let now = ctx.now;
@@ -1475,6 +1500,14 @@ fn debug_set_disable_deny_scripts(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResul
     debug_allowed(ctx)?;
     let on = crate::protocol::args::int_arg(&argv[2])? != 0;
     crate::scripting::DENY_SCRIPT_DISABLED.store(on, Ordering::Relaxed);
+    Ok(Reply::OK)
+}
+
+/// `DEBUG SET-SKIP-CHECKSUM-VALIDATION <0|1>` (a test aid, as in Redis).
+fn debug_set_skip_checksum_validation(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    debug_allowed(ctx)?;
+    let on = crate::protocol::args::int_arg(&argv[2])? != 0;
+    crate::persistence::rdb::SKIP_RESTORE_CHECKSUM.store(on, Ordering::Relaxed);
     Ok(Reply::OK)
 }
 

@@ -55,50 +55,48 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// Parses Redis 7's manifest format (unknown keys are ignored, as Redis
-    /// does for forward compatibility; `#` lines are comments).
+    /// Parses Redis 7's manifest format with Redis's rules and messages:
+    /// `#` lines are comments; a blank line, a line of fewer than three
+    /// key/value pairs or an odd number of words, or one missing `file`,
+    /// `seq` or `type` is invalid; unknown keys are ignored (forward
+    /// compatibility); a manifest listing no file is refused.
     pub fn parse(text: &str) -> Result<Manifest, String> {
+        // Redis reads a line into a 1024-byte buffer.
+        const LINE_MAX: usize = 1023;
+        const INVALID: &str = "Invalid AOF manifest file format";
         let mut m = Manifest::default();
-        for (no, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
+        for line in text.split_inclusive('\n') {
+            if line.starts_with('#') {
                 continue;
             }
+            if line.len() > LINE_MAX || (line.len() == LINE_MAX && !line.ends_with('\n')) {
+                return Err("The AOF manifest file contains too long line".into());
+            }
             let toks: Vec<&str> = line.split_whitespace().collect();
-            if !toks.len().is_multiple_of(2) {
-                return Err(format!(
-                    "Invalid AOF manifest file format (line {})",
-                    no + 1
-                ));
+            if toks.len() < 6 || !toks.len().is_multiple_of(2) {
+                return Err(INVALID.into());
             }
             let (mut name, mut seq, mut kind) = (None, None, None);
             for kv in toks.chunks(2) {
                 match kv[0] {
                     "file" => name = Some(kv[1].to_string()),
-                    "seq" => seq = kv[1].parse::<u64>().ok(),
-                    "type" => {
-                        kind = match kv[1] {
-                            "b" => Some(FileType::Base),
-                            "i" => Some(FileType::Incr),
-                            "h" => Some(FileType::History),
-                            _ => None,
-                        }
-                    }
+                    "seq" => seq = Some(kv[1].parse::<u64>().map_err(|_| INVALID.to_string())?),
+                    "type" => kind = Some(kv[1]),
                     _ => {}
                 }
             }
             let (Some(name), Some(seq), Some(kind)) = (name, seq, kind) else {
-                return Err(format!(
-                    "Invalid AOF manifest file format (line {})",
-                    no + 1
-                ));
+                return Err(INVALID.into());
             };
             if name.contains('/') {
-                return Err(format!(
-                    "File can't be a path, just a filename (line {})",
-                    no + 1
-                ));
+                return Err("File can't be a path, just a filename".into());
             }
+            let kind = match kind {
+                "b" => FileType::Base,
+                "i" => FileType::Incr,
+                "h" => FileType::History,
+                _ => return Err("Unknown AOF file type".into()),
+            };
             let f = AofFile { name, seq, kind };
             match kind {
                 FileType::Base => {
@@ -115,6 +113,9 @@ impl Manifest {
                 }
                 FileType::History => {}
             }
+        }
+        if m.base.is_none() && m.incrs.is_empty() {
+            return Err("Found an empty AOF manifest".into());
         }
         Ok(m)
     }
@@ -140,6 +141,22 @@ impl Manifest {
     pub fn next_base_seq(&self) -> u64 {
         self.base.as_ref().map(|f| f.seq + 1).unwrap_or(1)
     }
+}
+
+/// Redis's words for an AOF file that cannot be opened (tools grep for
+/// "<name> for reading: No such file or directory").
+pub fn open_error(path: &Path, e: &io::Error) -> String {
+    let text = match e.raw_os_error() {
+        // SAFETY: strerror returns a static, NUL-terminated message.
+        Some(code) => unsafe { std::ffi::CStr::from_ptr(libc::strerror(code)) }
+            .to_string_lossy()
+            .into_owned(),
+        None => e.to_string(),
+    };
+    format!(
+        "Fatal error: can't open the append log file {} for reading: {text}",
+        path.display()
+    )
 }
 
 pub fn manifest_name(appendfilename: &str) -> String {
@@ -335,8 +352,7 @@ pub fn replay_file(
     exec: &mut dyn FnMut(&[Bytes]) -> Result<(), String>,
     discard_multi: &mut dyn FnMut(),
 ) -> Result<FileLoad, String> {
-    let f = File::open(path)
-        .map_err(|e| format!("Can't open the append-only file {}: {e}", path.display()))?;
+    let f = File::open(path).map_err(|e| open_error(path, &e))?;
     let mut r = BufReader::with_capacity(1 << 16, f);
     replay_from(path, &mut r, 0, truncate_ok, exec, discard_multi)
 }
@@ -450,43 +466,100 @@ pub fn check_aof_main(path: &Path, fix: bool, truncate_to: Option<u64>) -> i32 {
     if let Some(ts) = truncate_to {
         return truncate_to_timestamp(&files, ts);
     }
-    let mut code = 0;
+    // redis-check-aof's messages, so scripts that read them keep working.
+    let multi_part = files.len() != 1 || path.extension().is_some_and(|e| e == "manifest");
+    println!(
+        "Start checking {} AOF",
+        if multi_part {
+            "Multi Part"
+        } else {
+            "Old-Style"
+        }
+    );
     for (i, f) in files.iter().enumerate() {
         let last = i + 1 == files.len();
-        match check_file(f).map(|c| c.bad) {
-            Ok(None) => println!("AOF {} is valid", f.display()),
-            Ok(Some((at, size))) => {
+        let role = match (multi_part, i) {
+            (false, _) => "",
+            (true, 0) if path_is_base(f) => {
                 println!(
-                    "AOF analyzed: filename={}, size={size}, ok_up_to={at}, diff={}",
-                    f.display(),
-                    size - at
+                    "Start to check BASE AOF ({} format).",
+                    if is_rdb_prefixed(f) { "RDB" } else { "RESP" }
                 );
-                if fix && last {
-                    match OpenOptions::new().write(true).open(f).and_then(|h| {
-                        h.set_len(at)?;
-                        h.sync_all()
-                    }) {
-                        Ok(()) => println!("Successfully truncated AOF {}", f.display()),
-                        Err(e) => {
-                            eprintln!("Failed to truncate AOF {}: {e}", f.display());
-                            code = 1;
-                        }
-                    }
-                } else {
-                    println!(
-                        "AOF {} is not valid. Use the --fix option to try fixing it.",
-                        f.display()
-                    );
-                    code = 1;
-                }
+                "BASE "
             }
+            (true, _) => {
+                if i == 0 || (i == 1 && path_is_base(&files[0])) {
+                    println!("Start to check INCR files.");
+                }
+                "INCR "
+            }
+        };
+        let checked = match check_file(f) {
+            Ok(c) => c,
             Err(e) => {
-                eprintln!("{e}");
-                code = 1;
+                println!("{e}");
+                return 1;
+            }
+        };
+        let Some((at, size)) = checked.bad else {
+            if checked.size == 0 {
+                println!("{role}AOF {} is empty", f.display());
+            } else {
+                println!("{role}AOF {} is valid", f.display());
+            }
+            continue;
+        };
+        println!(
+            "AOF analyzed: filename={}, size={size}, ok_up_to={at}, ok_up_to_line={}, diff={}",
+            f.display(),
+            checked.ok_lines,
+            size - at
+        );
+        if !fix {
+            println!(
+                "AOF {} is not valid. Use the --fix option to try fixing it.",
+                f.display()
+            );
+            return 1;
+        }
+        if !last {
+            println!(
+                "Failed to truncate AOF {} because it is not the last file",
+                f.display()
+            );
+            return 1;
+        }
+        match OpenOptions::new().write(true).open(f).and_then(|h| {
+            h.set_len(at)?;
+            h.sync_all()
+        }) {
+            Ok(()) => println!("Successfully truncated AOF {}", f.display()),
+            Err(e) => {
+                println!("Failed to truncate AOF {}: {e}", f.display());
+                return 1;
             }
         }
     }
-    code
+    if multi_part {
+        println!("All AOF files and manifest are valid");
+    }
+    0
+}
+
+/// Whether `f` is named as a base file (`<name>.<seq>.base.rdb|aof`).
+fn path_is_base(f: &Path) -> bool {
+    f.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.contains(".base."))
+}
+
+/// Whether `f` starts with an RDB header.
+fn is_rdb_prefixed(f: &Path) -> bool {
+    let mut head = [0u8; 5];
+    File::open(f)
+        .and_then(|mut h| io::Read::read_exact(&mut h, &mut head))
+        .is_ok()
+        && &head == b"REDIS"
 }
 
 /// `check-aof --truncate-to-timestamp T`: cuts the AOF at its first
@@ -512,6 +585,13 @@ fn truncate_to_timestamp(files: &[PathBuf], to: u64) -> i32 {
         let Some(&(cut, _)) = checked.timestamps.iter().find(|&&(_, t)| t > to) else {
             continue;
         };
+        if cut == 0 {
+            println!(
+                "AOF {} has nothing before timestamp {to}, aborting...",
+                f.display()
+            );
+            return 1;
+        }
         if i + 1 != files.len() {
             println!(
                 "Failed to truncate AOF {} to timestamp {to} because it is not the last file.",
@@ -547,6 +627,11 @@ struct Checked {
     bad: Option<(u64, u64)>,
     /// The `#TS:` annotations: (offset, unix secs).
     timestamps: Vec<(u64, u64)>,
+    /// The file's size.
+    size: u64,
+    /// redis-check-aof's `ok_up_to_line`: 1 + the newlines of the command
+    /// part before the first bad byte (or the end).
+    ok_lines: u64,
 }
 
 /// Checks one AOF file (see [`Checked`]).
@@ -567,15 +652,14 @@ fn check_file(path: &Path) -> Result<Checked, String> {
         .starts_with(b"REDIS")
     {
         println!(
-            "The AOF {} starts with an RDB preamble, checking it first",
-            path.display()
+            "The AOF appears to start with an RDB preamble. Checking the RDB preamble to start:"
         );
         let mut sink = |_: crate::persistence::rdb::Loaded| Ok(());
         let lim = crate::persistence::rdb::Limits::default();
         crate::persistence::rdb::load(&mut br, 0, &lim, &mut sink)
             .map_err(|e| format!("The RDB preamble of {} is not valid: {e}", path.display()))?;
         start = br.stream_position().map_err(|e| e.to_string())?;
-        println!("RDB preamble is OK, proceeding with the AOF tail at offset {start}");
+        println!("RDB preamble is OK, proceeding with AOF tail...");
     }
     let mut rd = CommandReader::new(br);
     rd.offset = start;
@@ -591,19 +675,44 @@ fn check_file(path: &Path) -> Result<Checked, String> {
                 }
             }
             Ok(None) => {
+                let bad = multi_at.map(|m| (m, size));
+                let ok_lines = count_lines(path, start, bad.map_or(size, |b| b.0))?;
                 return Ok(Checked {
-                    bad: multi_at.map(|m| (m, size)),
+                    bad,
                     timestamps: rd.timestamps,
-                })
+                    size,
+                    ok_lines,
+                });
             }
             Err(ReadError::Io(e)) => return Err(e.to_string()),
             Err(_) => {
+                let good = multi_at.unwrap_or(at);
                 return Ok(Checked {
-                    bad: Some((multi_at.unwrap_or(at), size)),
+                    bad: Some((good, size)),
                     timestamps: rd.timestamps,
-                })
+                    size,
+                    ok_lines: count_lines(path, start, good)?,
+                });
             }
         }
+    }
+}
+
+/// 1 + the newlines in `path` between offsets `from` and `to`.
+fn count_lines(path: &Path, from: u64, to: u64) -> Result<u64, String> {
+    let mut f = File::open(path).map_err(|e| format!("Cannot open {}: {e}", path.display()))?;
+    f.seek(io::SeekFrom::Start(from))
+        .map_err(|e| e.to_string())?;
+    let mut r = BufReader::new(io::Read::take(f, to.saturating_sub(from)));
+    let mut lines = 1;
+    loop {
+        let buf = r.fill_buf().map_err(|e| e.to_string())?;
+        if buf.is_empty() {
+            return Ok(lines);
+        }
+        lines += buf.iter().filter(|&&b| b == b'\n').count() as u64;
+        let n = buf.len();
+        r.consume(n);
     }
 }
 

@@ -78,6 +78,10 @@ pub struct State {
     /// Microseconds the last fork held clients (INFO latest_fork_usec).
     pub latest_fork_usec: AtomicU64,
     pub total_forks: AtomicU64,
+    /// INFO rdb_last_load_keys_loaded / _expired: keys the last RDB load
+    /// inserted, and keys it skipped as already expired.
+    pub last_load_keys_loaded: AtomicU64,
+    pub last_load_keys_expired: AtomicU64,
 }
 
 /// What a forked child is doing.
@@ -119,6 +123,8 @@ impl Default for State {
             last_bgsave_try: AtomicU64::new(0),
             latest_fork_usec: AtomicU64::new(0),
             total_forks: AtomicU64::new(0),
+            last_load_keys_loaded: AtomicU64::new(0),
+            last_load_keys_expired: AtomicU64::new(0),
         }
     }
 }

@@ -164,6 +164,7 @@ fn is_rdb_file(path: &Path) -> bool {
 /// truncated tail is tolerated (per `aof-load-truncated`) only in the last
 /// file.
 pub fn load_aof(srv: &Server, dir: &Path, m: &Manifest) -> Result<u64, String> {
+    let _no_expiry = crate::storage::suspend_expiry();
     let mut client = loader_client();
     let mut total = 0;
     let files: Vec<&aof::AofFile> = m.base.iter().chain(m.incrs.iter()).collect();
@@ -188,8 +189,7 @@ fn load_aof_file(
     if !is_rdb_file(path) {
         return replay(srv, client, path, None, truncate_ok);
     }
-    let f = File::open(path)
-        .map_err(|e| format!("Can't open the append-only file {}: {e}", path.display()))?;
+    let f = File::open(path).map_err(|e| aof::open_error(path, &e))?;
     let mut br = BufReader::with_capacity(1 << 20, f);
     let keys = load_rdb_reader(srv, &mut br, path, Dup::Replace)?.keys_loaded;
     let at = std::io::Seek::stream_position(&mut br)
@@ -614,7 +614,13 @@ fn insert_loaded(srv: &Server, k: rdb::Loaded, now: u64, dup: Dup) -> Result<(),
 /// `dup`). Returns keys loaded.
 pub fn load_rdb_file(srv: &Server, path: &Path, dup: Dup) -> Result<rdb::LoadSummary, String> {
     let f = File::open(path).map_err(|e| format!("Can't open {}: {e}", path.display()))?;
-    load_rdb_reader(srv, BufReader::with_capacity(1 << 20, f), path, dup)
+    let s = load_rdb_reader(srv, BufReader::with_capacity(1 << 20, f), path, dup)?;
+    let p = &srv.persist;
+    p.last_load_keys_loaded
+        .store(s.keys_loaded, Ordering::Relaxed);
+    p.last_load_keys_expired
+        .store(s.expired_skipped, Ordering::Relaxed);
+    Ok(s)
 }
 
 /// Loads an RDB from `r` (positioned at its `REDIS` signature) into the
@@ -641,8 +647,19 @@ fn load_rdb_reader(
         }
         insert_loaded(srv, k, now, dup)
     };
-    let summary = rdb::load(r, now, &lim, &mut sink)
-        .map_err(|e| format!("Short read or OOM loading DB {}: {e}", path.display()))?;
+    // An AOF's RDB part keeps keys already past their deadline: the
+    // commands after it may touch them (as Redis loads a preamble).
+    let skip_expired_before = if crate::storage::expiry_suspended() {
+        0
+    } else {
+        now
+    };
+    let summary = rdb::load(r, skip_expired_before, &lim, &mut sink).map_err(|e| match e {
+        rdb::RdbError::Eof | rdb::RdbError::Io(_) => {
+            format!("Short read or OOM loading DB {}: {e}", path.display())
+        }
+        e => format!("Error loading DB {}: {e}", path.display()),
+    })?;
     for code in &summary.functions {
         load_function_library(srv, code, dup)?;
     }

@@ -495,13 +495,25 @@ pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
     }
     listener::start(&srv, listeners);
     let unix_path = listener::start_unix(&srv)?;
+    // Redis's test harness (and some process supervisors' scripts) wait
+    // for " PID: <pid>" in the log, which Redis prints in its logo once it
+    // listens and before it loads the dataset.
+    let port = srv.bound.lock().first().map_or(0, |a| a.port());
+    if srv.config.always_show_logo() {
+        tracing::info!(
+            "Cinnabar {} (Redis {} compatible) 64 bit, standalone mode, Port: {port}, PID: {}",
+            env!("CARGO_PKG_VERSION"),
+            crate::REDIS_VERSION,
+            std::process::id()
+        );
+    } else {
+        tracing::info!("Running mode=standalone, port={port}.");
+    }
     // Clients may connect while the dataset loads; they get -LOADING.
     match crate::persistence::snapshot::load_at_startup(srv.clone()).await {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => {
-            tracing::error!("{e}");
-            return Err(std::io::Error::other(e));
-        }
+        // main() logs the error once.
+        Ok(Err(e)) => return Err(std::io::Error::other(e)),
         Err(e) => return Err(std::io::Error::other(e.to_string())),
     }
     // Signal handlers exist before "ready" is announced, so a harness that
@@ -514,19 +526,6 @@ pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
     }
     if let Some(p) = &unix_path {
         tracing::info!("Ready to accept connections unix on {p}");
-    }
-    // Redis's test harness (and some process supervisors' scripts) wait
-    // for " PID: <pid>" in the log, which Redis prints in its logo.
-    let port = srv.bound.lock().first().map_or(0, |a| a.port());
-    if srv.config.always_show_logo() {
-        tracing::info!(
-            "Cinnabar {} (Redis {} compatible) 64 bit, standalone mode, Port: {port}, PID: {}",
-            env!("CARGO_PKG_VERSION"),
-            crate::REDIS_VERSION,
-            std::process::id()
-        );
-    } else {
-        tracing::info!("Running mode=standalone, port={port}.");
     }
     let supervisor = process::supervisor(srv.config.supervised());
     process::notify_ready(&supervisor);
@@ -745,7 +744,10 @@ async fn active_expire_task(srv: Arc<Server>) {
         // A running script holds every shard: skip this turn rather than
         // park the async worker on its locks.
         // CLIENT PAUSE keeps the dataset still: no active expiry meanwhile.
+        // Nor while loading: an AOF replay counts nothing as expired.
         if !srv.active_expire.load(Ordering::Relaxed)
+            || srv.persist.loading()
+            || crate::storage::expiry_suspended()
             || crate::scripting::running()
             || pause::paused_until(crate::commands::dispatch::unix_ms())
         {

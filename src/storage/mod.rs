@@ -25,6 +25,33 @@ use foldhash::fast::FixedState;
 use parking_lot::Mutex;
 
 pub use shard::{Shard, Ttl};
+
+/// While an AOF is replayed no key counts as expired, and a deadline in the
+/// past is stored rather than deleting the key (as Redis while loading):
+/// the commands that follow in the file were recorded while the key was
+/// alive, so `RPUSH l a`, `PEXPIREAT l <past>`, `RPUSH l b` must load as
+/// one list that then expires, not as a new list `[b]` without a TTL.
+static EXPIRY_SUSPENDED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether expiry is suspended (an AOF replay is running).
+pub fn expiry_suspended() -> bool {
+    EXPIRY_SUSPENDED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Suspends expiry until the guard is dropped.
+pub fn suspend_expiry() -> ExpirySuspension {
+    EXPIRY_SUSPENDED.store(true, std::sync::atomic::Ordering::SeqCst);
+    ExpirySuspension(())
+}
+
+/// Resumes expiry when dropped (see [`suspend_expiry`]).
+pub struct ExpirySuspension(());
+
+impl Drop for ExpirySuspension {
+    fn drop(&mut self) {
+        EXPIRY_SUSPENDED.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
 pub use value::{Obj, StrRef, Value, ValueRef};
 
 /// One logical database.
