@@ -2417,6 +2417,9 @@ pub enum ConfigError {
         setting: String,
         /// Where it was set.
         origin: Origin,
+        /// The directive as given, its arguments quoted (`port "1" "2"`),
+        /// as Redis shows the offending line.
+        line: String,
         /// Redis's reason text.
         reason: String,
     },
@@ -2447,8 +2450,12 @@ impl fmt::Display for ConfigError {
             ConfigError::Invalid {
                 setting,
                 origin,
+                line,
                 reason,
-            } => write!(f, "invalid value for '{setting}' {origin}: {reason}"),
+            } => write!(
+                f,
+                "invalid value for '{setting}' {origin}:\n>>> '{line}'\n{reason}"
+            ),
             ConfigError::Unsupported { directive, origin } => write!(
                 f,
                 "the '{directive}' directive is not supported by Cinnabar {origin}"
@@ -2677,9 +2684,14 @@ impl Loader<'_> {
                 origin: origin.clone(),
             });
         };
+        let line = args.iter().fold(name.to_string(), |mut l, a| {
+            l.push_str(&format!(" {a:?}"));
+            l
+        });
         let invalid = |reason: String| ConfigError::Invalid {
             setting: spelled.to_string(),
             origin: origin.clone(),
+            line: line.clone(),
             reason,
         };
         let d = &PARAMS[idx];
@@ -2749,6 +2761,7 @@ impl Loader<'_> {
                     });
                 }
                 return Err(ConfigError::Invalid {
+                    line: key.clone(),
                     setting: key,
                     origin: origin.clone(),
                     reason: format!("a TOML {what} is not a valid value"),
@@ -4310,32 +4323,32 @@ mod tests {
         let e = from_toml_str("maxmemory-policy = \"x\"").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "invalid value for 'maxmemory-policy' in the TOML text: argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction"
+            "invalid value for 'maxmemory-policy' in the TOML text:\n>>> 'maxmemory-policy \"x\"'\nargument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction"
         );
         let e = from_toml_str("port = 1.5").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "invalid value for 'port' in the TOML text: argument couldn't be parsed into an integer"
+            "invalid value for 'port' in the TOML text:\n>>> 'port \"1.5\"'\nargument couldn't be parsed into an integer"
         );
         let e = from_toml_str("[port]\nx = 1").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "invalid value for 'port' in the TOML text: a TOML table is not a valid value"
+            "invalid value for 'port' in the TOML text:\n>>> 'port'\na TOML table is not a valid value"
         );
         let e = from_toml_str("cluster-enabled = true").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "invalid value for 'cluster-enabled' in the TOML text: cluster mode is not supported by Cinnabar yet"
+            "invalid value for 'cluster-enabled' in the TOML text:\n>>> 'cluster-enabled \"yes\"'\ncluster mode is not supported by Cinnabar yet"
         );
         let e = from_toml_str("shards = 12").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "invalid value for 'shards' in the TOML text: argument must be a power of two"
+            "invalid value for 'shards' in the TOML text:\n>>> 'shards \"12\"'\nargument must be a power of two"
         );
         let e = from_toml_str("shards = 0").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "invalid value for 'shards' in the TOML text: argument must be between 1 and 1024 inclusive"
+            "invalid value for 'shards' in the TOML text:\n>>> 'shards \"0\"'\nargument must be between 1 and 1024 inclusive"
         );
         assert!(matches!(
             from_toml_str("port = ").unwrap_err(),
@@ -4472,21 +4485,21 @@ mod tests {
         let e = load_args(&["--maxmemory-policy", "lots"]).unwrap_err();
         assert!(e
             .to_string()
-            .starts_with("invalid value for 'maxmemory-policy' (command line): argument(s) must be one of the following: volatile-lru"));
+            .starts_with("invalid value for 'maxmemory-policy' (command line):\n>>> 'maxmemory-policy \"lots\"'\nargument(s) must be one of the following: volatile-lru"));
         let e = load_args(&["--port"]).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "invalid value for 'port' (command line): wrong number of arguments"
+            "invalid value for 'port' (command line):\n>>> 'port'\nwrong number of arguments"
         );
         let e = load_args(&["--port", "1", "2"]).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "invalid value for 'port' (command line): wrong number of arguments"
+            "invalid value for 'port' (command line):\n>>> 'port \"1\" \"2\"'\nwrong number of arguments"
         );
         let e = load_args(&["--shards", "3"]).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "invalid value for 'shards' (command line): argument must be a power of two"
+            "invalid value for 'shards' (command line):\n>>> 'shards \"3\"'\nargument must be a power of two"
         );
         let e = load_args(&["--cluster-enabled", "yes"]).unwrap_err();
         assert!(e.to_string().contains("cluster mode is not supported"));
@@ -4585,7 +4598,7 @@ mod tests {
         let e = load_args(&[&p]).unwrap_err();
         assert_eq!(
             e.to_string(),
-            format!("invalid value for 'maxmemory' in {p}:1: argument must be a memory value")
+            format!("invalid value for 'maxmemory' in {p}:1:\n>>> 'maxmemory \"lots\"'\nargument must be a memory value")
         );
         std::fs::write(&path, "include /etc/other.conf\n").expect("write");
         let e = load_args(&[&p]).unwrap_err();

@@ -63,8 +63,11 @@ fn main() {
             .unwrap_or(2),
         n => n,
     };
+    cinnabar::server::logging::crash::big_signal_stack();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
+        .on_thread_start(cinnabar::server::logging::crash::big_signal_stack)
+        .on_thread_stop(cinnabar::server::logging::crash::drop_signal_stack)
         .enable_all()
         .build()
     {

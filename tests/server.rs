@@ -1860,3 +1860,85 @@ async fn wait_without_replicas() {
     assert_eq!(c.read_until(b"\r\n").await, b":0\r\n");
     assert_eq!(blocked_clients(&mut conn).await, "0");
 }
+
+/// A fatal signal writes a crash report (the signal and a stack trace) to
+/// the log, then ends the process by that signal, as Redis does: DEBUG
+/// SEGFAULT with the log on stdout, SIGABRT with a log file.
+#[tokio::test]
+async fn a_fatal_signal_writes_a_crash_report_to_the_log() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (child, mut c) = spawn_debug_server(dir.path(), &[]).await;
+    let r: redis::RedisResult<()> = redis::cmd("DEBUG")
+        .arg("SEGFAULT")
+        .query_async(&mut c)
+        .await;
+    assert!(r.is_err());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.signal(), Some(libc::SIGSEGV));
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(log.contains("crashed by signal: 11"), "{log}");
+    assert!(log.contains("STACK TRACE"), "{log}");
+    assert!(
+        log.contains("debug_segfault"),
+        "the trace names the command:\n{log}"
+    );
+
+    let logfile = dir.path().join("server.log");
+    let (child, c) =
+        spawn_debug_server(dir.path(), &["--logfile", logfile.to_str().unwrap()]).await;
+    drop(c);
+    // SAFETY: signalling the child process this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGABRT) };
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.signal(), Some(libc::SIGABRT));
+    let log = std::fs::read_to_string(&logfile).unwrap();
+    assert!(log.contains("crashed by signal: 6"), "{log}");
+    assert!(log.contains("CINNABAR BUG REPORT END"), "{log}");
+}
+
+/// Starts the binary in `dir` on a free port with the debug command on,
+/// its stdout captured; returns it with a connection.
+async fn spawn_debug_server(
+    dir: &std::path::Path,
+    extra: &[&str],
+) -> (std::process::Child, redis::aio::MultiplexedConnection) {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_cinnabar"))
+        .args([
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--enable-debug-command",
+            "yes",
+        ])
+        .args(extra)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = child;
+    let url = format!("redis://127.0.0.1:{port}/");
+    for _ in 0..250 {
+        if let Ok(conn) = redis::Client::open(url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+        {
+            return (child, conn);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("the server did not start");
+}

@@ -163,6 +163,11 @@ const DEBUG_SUBS: &[CommandSpec] = &[
         "1.0.0",
         "Blocks the calling connection for the given number of seconds.",
     ),
+    cmd("segfault", 2, ADM, debug_segfault).doc(
+        "server",
+        "1.0.0",
+        "Crashes the server with SIGSEGV (to see the crash report in the log).",
+    ),
     cmd("log", 3, ADM, debug_log).doc(
         "server",
         "7.0.0",
@@ -1457,6 +1462,17 @@ fn debug_sleep(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let secs = crate::protocol::args::float_arg(&argv[2])?;
     if secs > 0.0 {
         std::thread::sleep(std::time::Duration::from_secs_f64(secs.min(3600.0)));
+    }
+    Ok(Reply::OK)
+}
+
+/// `DEBUG SEGFAULT`: ends the process with SIGSEGV, through the crash
+/// report handler (as Redis).
+fn debug_segfault(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+    debug_allowed(ctx)?;
+    // SAFETY: raising a signal in this process, on purpose.
+    unsafe {
+        libc::raise(libc::SIGSEGV);
     }
     Ok(Reply::OK)
 }

@@ -105,9 +105,15 @@ fn bind_kind(
             }
             Err(e) => {
                 let what = if kind == Kind::Tls { "TLS " } else { "" };
+                // Redis's last words too ("Failed listening on port"), which
+                // test harnesses read to retry on another port.
                 return Err(std::io::Error::new(
                     e.kind(),
-                    format!("could not create server {what}TCP listening socket {addr}: {e}"),
+                    format!(
+                        "could not create server {what}TCP listening socket {addr}: {e}; Failed listening on port {} ({}), aborting.",
+                        addr.port(),
+                        if kind == Kind::Tls { "tls" } else { "tcp" }
+                    ),
                 ));
             }
         }
