@@ -365,3 +365,139 @@ async fn query_buffers_are_released_when_idle_and_report_big_values_in_flight() 
         .unwrap();
     assert_eq!(len, 400_000);
 }
+
+/// The omem of the client named `name` in CLIENT LIST (None once gone).
+async fn omem_of(admin: &mut Conn, name: &str) -> Option<u64> {
+    let list = call(admin, &["CLIENT", "LIST"]).await;
+    let line = list
+        .lines()
+        .find(|l| l.contains(&format!(" name={name} ")))?;
+    line.split(' ')
+        .find_map(|f| f.strip_prefix("omem="))
+        .and_then(|v| v.parse().ok())
+}
+
+/// The pub/sub soft limit closes a subscriber that stays above it for its
+/// seconds even when no further message arrives (Redis checks in its
+/// clients cron), and not before.
+#[tokio::test]
+async fn pubsub_soft_limit_closes_a_stalled_subscriber_without_new_traffic() {
+    let srv = TestServer::start();
+    let mut admin = Conn::connect(srv.addr.port()).await;
+    assert_eq!(
+        call(
+            &mut admin,
+            &[
+                "CONFIG",
+                "SET",
+                "client-output-buffer-limit",
+                "pubsub 0 100000 2"
+            ]
+        )
+        .await,
+        "+OK\r\n"
+    );
+    let mut sub = TcpStream::connect(srv.addr).await.expect("sub");
+    sub.write_all(&resp(&[b"CLIENT", b"SETNAME", b"stalled"]))
+        .await
+        .unwrap();
+    sub.write_all(&resp(&[b"SUBSCRIBE", b"ch"])).await.unwrap();
+    // Wait for both replies, then never read again.
+    let mut got = Vec::new();
+    while !got.windows(3).any(|w| w == b":1\r") {
+        let mut b = [0u8; 256];
+        let n = sub.read(&mut b).await.unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&b[..n]);
+    }
+    let msg = "x".repeat(1000);
+    let t0 = Instant::now();
+    let mut reached = None;
+    while t0.elapsed() < Duration::from_secs(20) {
+        call(&mut admin, &["PUBLISH", "ch", &msg]).await;
+        match omem_of(&mut admin, "stalled").await {
+            Some(m) if m > 100_000 => {
+                reached = Some(Instant::now());
+                break;
+            }
+            Some(_) => {}
+            None => panic!("closed before reaching the soft limit"),
+        }
+    }
+    let reached = reached.expect("the subscriber's queue passed the soft limit");
+    // No more traffic: still connected shortly after, closed by 2 s + slack.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        omem_of(&mut admin, "stalled").await.is_some(),
+        "closed too early"
+    );
+    let deadline = reached + Duration::from_millis(3500);
+    while omem_of(&mut admin, "stalled").await.is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "still connected after the soft limit time"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        reached.elapsed() >= Duration::from_secs(2),
+        "closed before 2 s"
+    );
+}
+
+/// A reply of many random picks (negative counts) that could only pass the
+/// normal hard limit closes the client without a reply, as Redis stops such
+/// a command mid-run, instead of building it first; the same command under
+/// the limit, on a missing key or on a key of another type answers as usual.
+#[tokio::test]
+async fn random_picks_past_the_hard_limit_close_the_client_without_building_the_reply() {
+    let srv = TestServer::start();
+    let mut admin = Conn::connect(srv.addr.port()).await;
+    call(&mut admin, &["HSET", "h", "a", "b"]).await;
+    call(&mut admin, &["SADD", "s", "a"]).await;
+    call(&mut admin, &["ZADD", "z", "1", "a"]).await;
+    call(&mut admin, &["SET", "str", "v"]).await;
+    assert_eq!(
+        call(
+            &mut admin,
+            &[
+                "CONFIG",
+                "SET",
+                "client-output-buffer-limit",
+                "normal 1000000 0 0"
+            ]
+        )
+        .await,
+        "+OK\r\n"
+    );
+    for cmd in [
+        &["HRANDFIELD", "h", "-999999999"][..],
+        &["SRANDMEMBER", "s", "-999999999"],
+        &["ZRANDMEMBER", "z", "-999999999"],
+        &["HRANDFIELD", "h", "-999999999", "WITHVALUES"],
+    ] {
+        let mut c = TcpStream::connect(srv.addr).await.unwrap();
+        let args: Vec<&[u8]> = cmd.iter().map(|a| a.as_bytes()).collect();
+        c.write_all(&resp(&args)).await.unwrap();
+        let t0 = Instant::now();
+        let (n, closed) = drain(&mut c, Duration::from_secs(5)).await;
+        assert!(closed && n == 0, "{cmd:?}: {n} bytes, closed {closed}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(2),
+            "{cmd:?} took {:?}",
+            t0.elapsed()
+        );
+    }
+    let mut c = Conn::connect(srv.addr.port()).await;
+    assert_eq!(
+        call(&mut c, &["SRANDMEMBER", "s", "-3"]).await,
+        "*3\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n"
+    );
+    assert_eq!(
+        call(&mut c, &["HRANDFIELD", "missing", "-999999999"]).await,
+        "*0\r\n"
+    );
+    assert!(call(&mut c, &["ZRANDMEMBER", "str", "-999999999"])
+        .await
+        .starts_with("-WRONGTYPE"));
+}

@@ -327,6 +327,27 @@ pub struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
+    /// For a reply of `count` repeated picks of at least `min_each` bytes
+    /// each (HRANDFIELD, SRANDMEMBER, ZRANDMEMBER with a negative count):
+    /// whether it would pass the normal clients' output buffer hard limit.
+    /// Then the client is marked to be closed without a reply, as Redis
+    /// stops such a command mid-run and closes the client, instead of
+    /// building a reply that could only be thrown away.
+    pub fn reply_overflows(&mut self, count: u64, min_each: u64) -> bool {
+        if self.in_script {
+            return false;
+        }
+        let bytes = count.saturating_mul(min_each);
+        let over = self
+            .srv
+            .obuf_normal
+            .over_hard(usize::try_from(bytes).unwrap_or(usize::MAX));
+        if over {
+            self.client.obuf_overflow = true;
+        }
+        over
+    }
+
     /// The locked shard holding `key` in the client's current database.
     pub fn shard(&mut self, key: &[u8]) -> CmdResult<&mut Shard> {
         let db = self.client.db as u32;

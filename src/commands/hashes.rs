@@ -418,6 +418,12 @@ fn hrandfield(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     if withvalues && !(-i64::MAX / 2..=i64::MAX / 2).contains(&l) {
         return Err(CmdError::err("value is out of range"));
     }
+    // Each pick is at least "$0\r\n\r\n" (twice WITHVALUES).
+    let each = if withvalues { 12 } else { 6 };
+    if l < 0 && super::sets::random_reply_overflows(ctx, &argv[1], "hash", l.unsigned_abs(), each)?
+    {
+        return Ok(Reply::Null);
+    }
     let Some(h) = read(ctx, &argv[1])? else {
         return Ok(Reply::Array(Vec::new()));
     };
@@ -431,6 +437,7 @@ fn hrandfield(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     if l < 0 {
         // Repeats allowed: independent uniform picks.
         let count = l.unsigned_abs() as usize;
+
         out.reserve(count.min(1 << 20));
         for _ in 0..count {
             let (f, v) = ix.get(rng.gen_range(0..size));

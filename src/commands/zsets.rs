@@ -1357,6 +1357,10 @@ fn zrandmember(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             return Err(CmdError::err("value is out of range"));
         }
     }
+    let each = if withscores { 12 } else { 6 };
+    if l < 0 && super::sets::random_reply_overflows(ctx, key, "zset", l.unsigned_abs(), each)? {
+        return Ok(Reply::Null);
+    }
     let z = read(ctx.shard(key)?, key, now)?;
     let Some(z) = z else {
         return Ok(Reply::Array(Vec::new()));

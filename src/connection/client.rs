@@ -147,6 +147,9 @@ pub struct Client {
     pub reply_mode: ReplyMode,
     /// Close after the reply is written (QUIT).
     pub close_after_reply: bool,
+    /// The command's reply would pass the output buffer hard limit: the
+    /// connection is closed without it (see `Ctx::reply_overflows`).
+    pub obuf_overflow: bool,
     /// Unix ms when the current batch of input was read; commands of one
     /// batch share it (Redis likewise caches the time per command call).
     pub now: u64,
@@ -210,6 +213,7 @@ impl Client {
             authenticated,
             reply_mode: ReplyMode::On,
             close_after_reply: false,
+            obuf_overflow: false,
             now: 0,
             info,
             multi: None,

@@ -222,7 +222,9 @@ where
                         }
                     }
                     emit(&mut client, &reply, &mut out);
-                    if srv.obuf_normal.over_hard(out.len()) && !subscribed(&client) {
+                    if (client.obuf_overflow || srv.obuf_normal.over_hard(out.len()))
+                        && !subscribed(&client)
+                    {
                         // client-output-buffer-limit normal: closed
                         // without the replies, as Redis does.
                         tracing::warn!(

@@ -729,6 +729,7 @@ const REHASH_BATCH: usize = 4000;
 /// shard within a time budget (25% of the period, as Redis's slow cycle).
 async fn active_expire_task(srv: Arc<Server>) {
     let mut rx = srv.shutdown_receiver();
+    let mut last_soft_sweep = Instant::now();
     loop {
         let hz = srv.config.hz().clamp(1, 500);
         let period = Duration::from_millis(1000 / hz);
@@ -739,6 +740,12 @@ async fn active_expire_task(srv: Arc<Server>) {
         srv.sync_access_tracking();
         if srv.cron_paused.load(Ordering::Relaxed) {
             continue;
+        }
+        // Soft output limits of clients no new message reaches (four
+        // times a second, so a limit of N seconds closes within N + 0.25).
+        if last_soft_sweep.elapsed() >= Duration::from_millis(250) {
+            last_soft_sweep = Instant::now();
+            pubsub::enforce_soft_limits(&srv);
         }
         srv.tracking.cron(&srv);
         // A running script holds every shard: skip this turn rather than

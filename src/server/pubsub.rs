@@ -20,7 +20,7 @@
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use foldhash::fast::FixedState;
@@ -89,7 +89,7 @@ impl Outbox {
         if !over && limit.soft > 0 && pending >= limit.soft {
             match g.soft_since {
                 None => g.soft_since = Some(Instant::now()),
-                Some(t) => over = t.elapsed().as_secs() > limit.soft_seconds,
+                Some(t) => over = t.elapsed() > Duration::from_secs(limit.soft_seconds),
             }
         } else if !over {
             g.soft_since = None;
@@ -107,6 +107,37 @@ impl Outbox {
         }
         drop(g);
         self.ready.notify();
+        true
+    }
+
+    /// The periodic check (as Redis's clientsCron): a client whose queue
+    /// has stayed above the soft limit for longer than its seconds is
+    /// closed even when no new message arrives to notice it. True when it
+    /// was closed now.
+    pub fn enforce_soft_limit(&self, limit: ObufLimit) -> bool {
+        let mut g = self.inner.lock();
+        if g.dead || limit.soft == 0 {
+            return false;
+        }
+        let pending = (g.buf.len() + g.inflight) as u64;
+        let Some(t) = g.soft_since else {
+            return false;
+        };
+        if pending < limit.soft {
+            g.soft_since = None;
+            return false;
+        }
+        if t.elapsed() <= Duration::from_secs(limit.soft_seconds) {
+            return false;
+        }
+        g.dead = true;
+        g.buf = BytesMut::new();
+        drop(g);
+        tracing::warn!(
+            client = self.info.id,
+            "Client scheduled to be closed ASAP for overcoming of output buffer limits."
+        );
+        self.info.request_kill();
         true
     }
 
@@ -507,5 +538,26 @@ impl PubSub {
             ch.extend_from_slice(event.as_bytes());
             self.publish(config, Kind::Global, &ch, key);
         }
+    }
+}
+
+/// Runs [`Outbox::enforce_soft_limit`] over every client with a queue, each
+/// under its class's limit (pub/sub when subscribed, else normal).
+pub fn enforce_soft_limits(srv: &crate::server::Server) {
+    for entry in srv.clients.iter() {
+        let info = entry.value();
+        let Some(ob) = info.outbox.lock().clone() else {
+            continue;
+        };
+        let subscribed = info.sub.load(std::sync::atomic::Ordering::Relaxed)
+            + info.psub.load(std::sync::atomic::Ordering::Relaxed)
+            + info.ssub.load(std::sync::atomic::Ordering::Relaxed)
+            > 0;
+        let class = if subscribed {
+            ClientClass::Pubsub
+        } else {
+            ClientClass::Normal
+        };
+        ob.enforce_soft_limit(srv.config.client_output_buffer_limit(class));
     }
 }
