@@ -72,16 +72,18 @@ impl Manifest {
             if line.len() > LINE_MAX || (line.len() == LINE_MAX && !line.ends_with('\n')) {
                 return Err("The AOF manifest file contains too long line".into());
             }
-            let toks: Vec<&str> = line.split_whitespace().collect();
+            // Redis's argument splitting: a name with spaces or special
+            // characters is written quoted (see `render`).
+            let toks = crate::config::split_args(line).map_err(|_| INVALID.to_string())?;
             if toks.len() < 6 || !toks.len().is_multiple_of(2) {
                 return Err(INVALID.into());
             }
             let (mut name, mut seq, mut kind) = (None, None, None);
             for kv in toks.chunks(2) {
-                match kv[0] {
-                    "file" => name = Some(kv[1].to_string()),
+                match kv[0].as_str() {
+                    "file" => name = Some(kv[1].clone()),
                     "seq" => seq = Some(kv[1].parse::<u64>().map_err(|_| INVALID.to_string())?),
-                    "type" => kind = Some(kv[1]),
+                    "type" => kind = Some(kv[1].as_str()),
                     _ => {}
                 }
             }
@@ -123,7 +125,12 @@ impl Manifest {
     pub fn render(&self) -> String {
         let mut s = String::new();
         let mut line = |f: &AofFile, t: &str| {
-            s.push_str(&format!("file {} seq {} type {}\n", f.name, f.seq, t));
+            s.push_str(&format!(
+                "file {} seq {} type {}\n",
+                quoted(&f.name),
+                f.seq,
+                t
+            ));
         };
         if let Some(b) = &self.base {
             line(b, "b");
@@ -157,6 +164,36 @@ pub fn open_error(path: &Path, e: &io::Error) -> String {
         "Fatal error: can't open the append log file {} for reading: {text}",
         path.display()
     )
+}
+
+/// A file name as the manifest holds it: as is, or, when it has spaces,
+/// quotes, backslashes or control characters, quoted with C-style escapes
+/// (Redis's `sdscatrepr`), which `Manifest::parse` reads back.
+fn quoted(name: &str) -> String {
+    let plain = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\' && b != b'\'');
+    if plain {
+        return name.to_string();
+    }
+    let mut out = String::from("\"");
+    for c in name.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            c if c.is_ascii_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            // Printable ASCII, space, and (unescaped) any other character.
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 pub fn manifest_name(appendfilename: &str) -> String {
@@ -879,6 +916,32 @@ fn write_retrying(f: &mut File, buf: &[u8]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn manifest_quotes_names_with_spaces_and_escapes() {
+        let m = Manifest {
+            base: Some(AofFile {
+                name: " file seq \n\n.aof .2.base.rdb".into(),
+                seq: 2,
+                kind: FileType::Base,
+            }),
+            incrs: vec![AofFile {
+                name: "a\"b\\c\té.aof".into(),
+                seq: 3,
+                kind: FileType::Incr,
+            }],
+        };
+        let text = m.render();
+        assert!(
+            text.starts_with("file \" file seq \\n\\n.aof .2.base.rdb\" seq 2 type b\n"),
+            "{text}"
+        );
+        assert_eq!(Manifest::parse(&text).unwrap(), m);
+        assert_eq!(
+            Manifest::parse("file \"unbalanced seq 1 type i\n").unwrap_err(),
+            "Invalid AOF manifest file format"
+        );
+    }
 
     #[test]
     fn manifest_round_trip_and_errors() {
