@@ -2574,8 +2574,25 @@ impl Cli {
             .iter()
             .position(|a| a.starts_with("--") && a != "--help" && a != "--version")
             .unwrap_or(args.len());
-        let mut cli = clap_parse(&args[..split])?;
-        cli.overrides = split_overrides(&args[split..])?;
+        // redis-server also takes bare words after the configuration file
+        // as one more directive (`redis-server r.conf loglevel verbose
+        // --port 1`), which its test suite relies on.
+        let bare = if split > 1 && !args[0].starts_with('-') {
+            Some(Override {
+                name: args[1].clone(),
+                args: args[2..split].to_vec(),
+            })
+        } else {
+            None
+        };
+        let head = if bare.is_some() {
+            &args[..1]
+        } else {
+            &args[..split]
+        };
+        let mut cli = clap_parse(head)?;
+        cli.overrides = bare.into_iter().collect();
+        cli.overrides.extend(split_overrides(&args[split..])?);
         Ok(cli)
     }
 
@@ -4479,6 +4496,20 @@ mod tests {
     }
 
     #[test]
+    fn bare_words_after_the_config_file_are_a_directive() {
+        let dir = std::env::temp_dir().join(format!("cinnabar-bare-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("r.conf");
+        std::fs::write(&path, "port 7001\n").expect("write");
+        let p = path.to_string_lossy().to_string();
+        let (_, c) = load_args(&[&p, "loglevel", "verbose", "--maxmemory '700mb'"]).expect("load");
+        assert_eq!(c.loglevel(), "verbose");
+        assert_eq!(c.maxmemory(), 700 << 20);
+        assert_eq!(c.port(), 7001);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn command_line_errors() {
         let e = load_args(&["--portt", "1"]).unwrap_err();
         assert_eq!(e.to_string(), "unknown setting 'portt' (command line)");
@@ -4503,9 +4534,11 @@ mod tests {
         );
         let e = load_args(&["--cluster-enabled", "yes"]).unwrap_err();
         assert!(e.to_string().contains("cluster mode is not supported"));
+        // A second file name reads as a directive, which does not exist
+        // (redis-server: "Bad directive").
         assert!(matches!(
             load_args(&["a.conf", "b.conf"]).unwrap_err(),
-            ConfigError::CommandLine(_)
+            ConfigError::Unknown { .. } | ConfigError::Syntax { .. }
         ));
         assert!(matches!(
             load_args(&["-x"]).unwrap_err(),
