@@ -191,25 +191,7 @@ async fn truncated_tail_is_cut_or_refused_per_aof_load_truncated() {
     assert!(!st.success());
 
     // aof-load-truncated no: startup fails, naming the offset.
-    let out = Command::new(bin)
-        .args([
-            "--port",
-            "0",
-            "--appendonly",
-            "yes",
-            "--aof-load-truncated",
-            "no",
-            "--dir",
-        ])
-        .arg(srv.dir.path())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let all = refused_start(srv.dir.path(), &["--aof-load-truncated", "no"]);
     assert!(all.contains(&format!("offset {good_len}")), "{all}");
 
     // Default (yes): loads what is complete and cuts the tail.
@@ -237,17 +219,7 @@ async fn truncated_tail_is_cut_or_refused_per_aof_load_truncated() {
     let mut data = std::fs::read(&incr).unwrap();
     data.splice(0..0, b"garbage\r\n".iter().copied());
     std::fs::write(&incr, &data).unwrap();
-    let out = Command::new(bin)
-        .args(["--port", "0", "--appendonly", "yes", "--dir"])
-        .arg(srv.dir.path())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let all = refused_start(srv.dir.path(), &[]);
     assert!(
         all.contains("Bad file format") && all.contains("offset 0"),
         "{all}"
@@ -1372,17 +1344,7 @@ async fn unknown_command_in_the_aof_stops_startup() {
     let mut data = std::fs::read(&incr).unwrap();
     data.extend_from_slice(b"*2\r\n$9\r\nNOSUCHCMD\r\n$1\r\nx\r\n");
     std::fs::write(&incr, &data).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_cinnabar"))
-        .args(["--port", "0", "--appendonly", "yes", "--dir"])
-        .arg(srv.dir.path())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let all = refused_start(srv.dir.path(), &[]);
     assert!(
         all.contains("Unknown command 'NOSUCHCMD' reading the append only file"),
         "{all}"
@@ -1498,11 +1460,13 @@ async fn rewrite_with_aof_off_and_turning_aof_off_during_a_rewrite() {
     assert!(info.contains("aof_enabled:0"), "{info}");
 }
 
-/// Starts `cinnabar --appendonly yes` on `dir` expecting a refusal; returns
-/// its stdout and stderr.
-fn refused_start(dir: &std::path::Path) -> String {
+/// Starts `cinnabar --appendonly yes` (plus `extra`) on `dir` expecting a
+/// refusal; returns its stdout and stderr.
+fn refused_start(dir: &std::path::Path, extra: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_cinnabar"))
-        .args(["--port", "0", "--appendonly", "yes", "--dir"])
+        .args(["--port", "0", "--appendonly", "yes"])
+        .args(extra)
+        .arg("--dir")
         .arg(dir)
         .output()
         .unwrap();
@@ -1546,23 +1510,18 @@ async fn a_deadline_passed_inside_the_aof_is_replayed_as_redis_does() {
     std::fs::write(&incr, &data).unwrap();
     srv.restart_with(AOF);
     let mut c = conn_at(&srv.url()).await;
-    let n: i64 = run_int(&mut c, &["EXISTS", "list", "s", "h"]).await;
-    assert_eq!(n, 0, "keys whose deadline passed came back after the load");
+    assert_eq!(
+        run(&mut c, &["EXISTS", "list", "s", "h"]).await,
+        redis::Value::Int(0),
+        "keys whose deadline passed came back after the load"
+    );
     let kept: Option<String> = c.get("kept").await.unwrap();
     assert_eq!(kept.as_deref(), Some("1"));
     // Expiry works again once loaded.
     let _: () = c.set_ex("t", "v", 1000).await.unwrap();
     let _: bool = c.pexpire("t", 1).await.unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
-    assert_eq!(run_int(&mut c, &["EXISTS", "t"]).await, 0);
-}
-
-async fn run_int(c: &mut redis::aio::MultiplexedConnection, args: &[&str]) -> i64 {
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    cmd.query_async(c).await.unwrap()
+    assert_eq!(run(&mut c, &["EXISTS", "t"]).await, redis::Value::Int(0));
 }
 
 /// A damaged manifest stops startup with Redis's message for each kind of
@@ -1620,7 +1579,7 @@ async fn a_damaged_manifest_stops_startup_with_redis_messages() {
     ];
     for (manifest, want) in cases {
         std::fs::write(ad.join("appendonly.aof.manifest"), &manifest).unwrap();
-        let all = refused_start(dir.path());
+        let all = refused_start(dir.path(), &[]);
         assert!(
             all.contains(want),
             "manifest {manifest:?}: want {want:?} in\n{all}"

@@ -496,10 +496,7 @@ fn client_list(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             }
         }
         if let Some(t) = only_type {
-            let is_pubsub = c.sub.load(Ordering::Relaxed)
-                + c.psub.load(Ordering::Relaxed)
-                + c.ssub.load(Ordering::Relaxed)
-                > 0;
+            let is_pubsub = c.subscribed();
             if t != Some(is_pubsub) {
                 continue;
             }

@@ -328,24 +328,33 @@ pub struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     /// For a reply of `count` repeated picks of at least `min_each` bytes
-    /// each (HRANDFIELD, SRANDMEMBER, ZRANDMEMBER with a negative count):
-    /// whether it would pass the normal clients' output buffer hard limit.
-    /// Then the client is marked to be closed without a reply, as Redis
-    /// stops such a command mid-run and closes the client, instead of
-    /// building a reply that could only be thrown away.
-    pub fn reply_overflows(&mut self, count: u64, min_each: u64) -> bool {
-        if self.in_script {
-            return false;
+    /// each from the `kind` collection at `key` (HRANDFIELD, SRANDMEMBER,
+    /// ZRANDMEMBER with a negative count): whether it would pass the normal
+    /// clients' output buffer hard limit. Then the client is marked to be
+    /// closed without a reply, as Redis stops such a command mid-run and
+    /// closes the client, instead of building a reply that could only be
+    /// thrown away. A missing key or one of another type is never over
+    /// (it gets its usual reply).
+    pub fn reply_overflows(
+        &mut self,
+        key: &[u8],
+        kind: &str,
+        count: u64,
+        min_each: u64,
+    ) -> Result<bool, CmdError> {
+        let bytes = usize::try_from(count.saturating_mul(min_each)).unwrap_or(usize::MAX);
+        if self.in_script || !self.srv.obuf_normal.over_hard(bytes) {
+            return Ok(false);
         }
-        let bytes = count.saturating_mul(min_each);
-        let over = self
-            .srv
-            .obuf_normal
-            .over_hard(usize::try_from(bytes).unwrap_or(usize::MAX));
-        if over {
+        let now = self.now;
+        let matches = self
+            .shard(key)?
+            .peek(key, now)
+            .is_some_and(|v| v.type_name() == kind);
+        if matches {
             self.client.obuf_overflow = true;
         }
-        over
+        Ok(matches)
     }
 
     /// The locked shard holding `key` in the client's current database.

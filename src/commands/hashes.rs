@@ -420,8 +420,7 @@ fn hrandfield(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     }
     // Each pick is at least "$0\r\n\r\n" (twice WITHVALUES).
     let each = if withvalues { 12 } else { 6 };
-    if l < 0 && super::sets::random_reply_overflows(ctx, &argv[1], "hash", l.unsigned_abs(), each)?
-    {
+    if l < 0 && ctx.reply_overflows(&argv[1], "hash", l.unsigned_abs(), each)? {
         return Ok(Reply::Null);
     }
     let Some(h) = read(ctx, &argv[1])? else {

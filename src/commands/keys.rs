@@ -350,7 +350,7 @@ fn expire_generic(
     if !ok {
         return Ok(Reply::Int(0));
     }
-    if when <= now as i64 && !crate::storage::expiry_suspended() {
+    if crate::storage::already_expired(when.max(0) as u64, now) {
         shard.delete(key, now);
         ctx.changed(1);
         ctx.propagate_as(vec![Bytes::from_static(b"DEL"), key.clone()]);
@@ -632,7 +632,7 @@ fn restore(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         t if absttl => Some(t as u64),
         t => Some(now.saturating_add(t as u64)),
     };
-    if at.is_some_and(|t| t <= now) && !crate::storage::expiry_suspended() {
+    if at.is_some_and(|t| crate::storage::already_expired(t, now)) {
         if deleted {
             ctx.changed(1);
             ctx.propagate_as(vec![Bytes::from_static(b"DEL"), key.clone()]);

@@ -370,7 +370,7 @@ pub fn allocator_stats() -> (u64, u64, u64) {
     use tikv_jemalloc_ctl::{epoch, stats};
     let _ = epoch::advance();
     (
-        crate::server::memory::allocated_now(),
+        crate::server::memory::allocated_at_epoch(),
         stats::active::read().unwrap_or(0) as u64,
         stats::resident::read().unwrap_or(0) as u64,
     )

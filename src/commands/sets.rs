@@ -293,7 +293,7 @@ fn srandmember(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             i64::MAX
         )));
     }
-    if l < 0 && random_reply_overflows(ctx, &argv[1], "set", l.unsigned_abs(), 6)? {
+    if l < 0 && ctx.reply_overflows(&argv[1], "set", l.unsigned_abs(), 6)? {
         return Ok(Reply::Null);
     }
     let Some(s) = read(ctx, &argv[1])? else {
@@ -320,26 +320,6 @@ fn srandmember(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             .collect()
     };
     Ok(Reply::Array(out))
-}
-
-/// Whether a reply of `count` picks from the collection at `key` (if it
-/// exists) would pass the output buffer hard limit; see
-/// [`Ctx::reply_overflows`]. Shared by SRANDMEMBER, HRANDFIELD and
-/// ZRANDMEMBER with negative counts.
-pub(crate) fn random_reply_overflows(
-    ctx: &mut Ctx<'_>,
-    key: &Bytes,
-    kind: &str,
-    count: u64,
-    min_each: u64,
-) -> Result<bool, CmdError> {
-    let now = ctx.now;
-    // A missing key or one of another type gets its usual reply.
-    let matches = ctx
-        .shard(key)?
-        .peek(key, now)
-        .is_some_and(|v| v.type_name() == kind);
-    Ok(matches && ctx.reply_overflows(count, min_each))
 }
 
 /// ```text

@@ -310,7 +310,7 @@ fn getex(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let now = ctx.now;
     let shard = ctx.shard(&argv[1])?;
     match exp {
-        ExpOpt::At(t) if t <= now && !crate::storage::expiry_suspended() => {
+        ExpOpt::At(t) if crate::storage::already_expired(t, now) => {
             shard.delete(&argv[1], now);
             ctx.changed(1);
             ctx.propagate_as(vec![Bytes::from_static(b"DEL"), argv[1].clone()]);

@@ -1358,7 +1358,7 @@ fn zrandmember(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         }
     }
     let each = if withscores { 12 } else { 6 };
-    if l < 0 && super::sets::random_reply_overflows(ctx, key, "zset", l.unsigned_abs(), each)? {
+    if l < 0 && ctx.reply_overflows(key, "zset", l.unsigned_abs(), each)? {
         return Ok(Reply::Null);
     }
     let z = read(ctx.shard(key)?, key, now)?;

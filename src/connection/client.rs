@@ -83,6 +83,24 @@ pub struct ClientInfo {
 }
 
 impl ClientInfo {
+    /// Subscribed to any channel, pattern or shard channel (the pub/sub
+    /// output-buffer class; exempt from `timeout`).
+    pub fn subscribed(&self) -> bool {
+        self.sub.load(Ordering::Relaxed)
+            + self.psub.load(Ordering::Relaxed)
+            + self.ssub.load(Ordering::Relaxed)
+            > 0
+    }
+
+    /// Its `client-output-buffer-limit` class for pushed messages.
+    pub fn obuf_class(&self) -> crate::config::ClientClass {
+        if self.subscribed() {
+            crate::config::ClientClass::Pubsub
+        } else {
+            crate::config::ClientClass::Normal
+        }
+    }
+
     pub fn new(id: u64, addr: SocketAddr, laddr: SocketAddr) -> Self {
         ClientInfo {
             id,

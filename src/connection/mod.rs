@@ -545,9 +545,7 @@ async fn wait_durable(srv: &Server, client: &Client) {
 
 /// Is the client subscribed (Pub/Sub output-buffer class, not normal)?
 fn subscribed(client: &Client) -> bool {
-    let i = &client.info;
-    i.sub.load(Ordering::Relaxed) + i.psub.load(Ordering::Relaxed) + i.ssub.load(Ordering::Relaxed)
-        > 0
+    client.info.subscribed()
 }
 
 async fn write_out<S: AsyncWrite + Unpin>(

@@ -476,7 +476,10 @@ fn truncate(path: &Path, at: u64, ok: bool, mut out: FileLoad) -> Result<FileLoa
 /// truncated tail, `truncate_to` cuts back to a point in time. Returns the
 /// process exit code.
 pub fn check_aof_main(path: &Path, fix: bool, truncate_to: Option<u64>) -> i32 {
-    let files: Vec<PathBuf> = if path.extension().is_some_and(|e| e == "manifest") {
+    let multi_part = path.extension().is_some_and(|e| e == "manifest");
+    // Whether the first file is the manifest's base.
+    let mut has_base = false;
+    let files: Vec<PathBuf> = if multi_part {
         let text = match fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) => {
@@ -492,6 +495,7 @@ pub fn check_aof_main(path: &Path, fix: bool, truncate_to: Option<u64>) -> i32 {
             }
         };
         let dir = path.parent().unwrap_or(Path::new("."));
+        has_base = m.base.is_some();
         m.base
             .iter()
             .chain(m.incrs.iter())
@@ -504,7 +508,6 @@ pub fn check_aof_main(path: &Path, fix: bool, truncate_to: Option<u64>) -> i32 {
         return truncate_to_timestamp(&files, ts);
     }
     // redis-check-aof's messages, so scripts that read them keep working.
-    let multi_part = files.len() != 1 || path.extension().is_some_and(|e| e == "manifest");
     println!(
         "Start checking {} AOF",
         if multi_part {
@@ -515,21 +518,19 @@ pub fn check_aof_main(path: &Path, fix: bool, truncate_to: Option<u64>) -> i32 {
     );
     for (i, f) in files.iter().enumerate() {
         let last = i + 1 == files.len();
-        let role = match (multi_part, i) {
-            (false, _) => "",
-            (true, 0) if path_is_base(f) => {
-                println!(
-                    "Start to check BASE AOF ({} format).",
-                    if is_rdb_prefixed(f) { "RDB" } else { "RESP" }
-                );
-                "BASE "
+        let role = if !multi_part {
+            ""
+        } else if i == 0 && has_base {
+            println!(
+                "Start to check BASE AOF ({} format).",
+                if is_rdb_file(f) { "RDB" } else { "RESP" }
+            );
+            "BASE "
+        } else {
+            if i == usize::from(has_base) {
+                println!("Start to check INCR files.");
             }
-            (true, _) => {
-                if i == 0 || (i == 1 && path_is_base(&files[0])) {
-                    println!("Start to check INCR files.");
-                }
-                "INCR "
-            }
+            "INCR "
         };
         let checked = match check_file(f) {
             Ok(c) => c,
@@ -583,17 +584,10 @@ pub fn check_aof_main(path: &Path, fix: bool, truncate_to: Option<u64>) -> i32 {
     0
 }
 
-/// Whether `f` is named as a base file (`<name>.<seq>.base.rdb|aof`).
-fn path_is_base(f: &Path) -> bool {
-    f.file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n.contains(".base."))
-}
-
-/// Whether `f` starts with an RDB header.
-fn is_rdb_prefixed(f: &Path) -> bool {
+/// Does the file start with the RDB signature (an AOF base or preamble)?
+pub fn is_rdb_file(path: &Path) -> bool {
     let mut head = [0u8; 5];
-    File::open(f)
+    File::open(path)
         .and_then(|mut h| io::Read::read_exact(&mut h, &mut head))
         .is_ok()
         && &head == b"REDIS"

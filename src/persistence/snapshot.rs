@@ -148,16 +148,6 @@ pub fn loader_client() -> Client {
     c
 }
 
-/// Does the file start with the RDB signature (an AOF base or preamble)?
-fn is_rdb_file(path: &Path) -> bool {
-    use std::io::Read;
-    let mut head = [0u8; 5];
-    File::open(path)
-        .and_then(|mut f| f.read_exact(&mut head))
-        .is_ok()
-        && &head == b"REDIS"
-}
-
 /// Replays the files of an AOF manifest into the keyspace. Every file may
 /// start with an RDB (an RDB base, or the preamble of a Redis 4-6 AOF
 /// moved in as the base) followed by commands, as Redis reads them; a
@@ -186,7 +176,7 @@ fn load_aof_file(
     path: &Path,
     truncate_ok: bool,
 ) -> Result<u64, String> {
-    if !is_rdb_file(path) {
+    if !aof::is_rdb_file(path) {
         return replay(srv, client, path, None, truncate_ok);
     }
     let f = File::open(path).map_err(|e| aof::open_error(path, &e))?;

@@ -137,11 +137,7 @@ pub async fn idle_timeout_task(srv: Arc<Server>) {
             .iter()
             .filter(|c| {
                 let last_s = c.last_interaction.load(Ordering::Relaxed) / 1000;
-                now_s.saturating_sub(last_s) > timeout
-                    && c.sub.load(Ordering::Relaxed)
-                        + c.psub.load(Ordering::Relaxed)
-                        + c.ssub.load(Ordering::Relaxed)
-                        == 0
+                now_s.saturating_sub(last_s) > timeout && !c.subscribed()
             })
             .map(|c| c.id)
             .collect();

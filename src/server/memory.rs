@@ -26,9 +26,14 @@ pub struct MemoryMeter {
 /// which a small `maxmemory` (or a test that adds 100 KB to the current
 /// figure) would read as growth.
 pub fn allocated_now() -> u64 {
-    use tikv_jemalloc_ctl::{epoch, stats};
-    let _ = epoch::advance();
-    let allocated = stats::allocated::read().map(|v| v as u64).unwrap_or(0);
+    let _ = tikv_jemalloc_ctl::epoch::advance();
+    allocated_at_epoch()
+}
+
+/// [`allocated_now`] as of the last epoch advance (for a caller reading
+/// several statistics after one advance).
+pub fn allocated_at_epoch() -> u64 {
+    let allocated = tikv_jemalloc_ctl::stats::allocated::read().map_or(0, |v| v as u64);
     allocated.saturating_sub(thread_cache_bytes())
 }
 

@@ -95,14 +95,7 @@ impl Outbox {
             g.soft_since = None;
         }
         if over {
-            g.dead = true;
-            g.buf = BytesMut::new();
-            drop(g);
-            tracing::warn!(
-                client = self.info.id,
-                "Client scheduled to be closed ASAP for overcoming of output buffer limits."
-            );
-            self.info.request_kill();
+            self.close_over_limit(g);
             return false;
         }
         drop(g);
@@ -130,6 +123,12 @@ impl Outbox {
         if t.elapsed() <= Duration::from_secs(limit.soft_seconds) {
             return false;
         }
+        self.close_over_limit(g);
+        true
+    }
+
+    /// Over a limit: drops the queue, and closes the client.
+    fn close_over_limit(&self, mut g: parking_lot::MutexGuard<'_, OutboxInner>) {
         g.dead = true;
         g.buf = BytesMut::new();
         drop(g);
@@ -138,7 +137,6 @@ impl Outbox {
             "Client scheduled to be closed ASAP for overcoming of output buffer limits."
         );
         self.info.request_kill();
-        true
     }
 
     /// Queues frames for the owning client itself (subscription
@@ -549,15 +547,6 @@ pub fn enforce_soft_limits(srv: &crate::server::Server) {
         let Some(ob) = info.outbox.lock().clone() else {
             continue;
         };
-        let subscribed = info.sub.load(std::sync::atomic::Ordering::Relaxed)
-            + info.psub.load(std::sync::atomic::Ordering::Relaxed)
-            + info.ssub.load(std::sync::atomic::Ordering::Relaxed)
-            > 0;
-        let class = if subscribed {
-            ClientClass::Pubsub
-        } else {
-            ClientClass::Normal
-        };
-        ob.enforce_soft_limit(srv.config.client_output_buffer_limit(class));
+        ob.enforce_soft_limit(srv.config.client_output_buffer_limit(info.obuf_class()));
     }
 }

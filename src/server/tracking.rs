@@ -32,7 +32,6 @@ use bytes::{BufMut, Bytes, BytesMut};
 use hashbrown::{HashMap, HashSet};
 use parking_lot::Mutex;
 
-use crate::config::ClientClass;
 use crate::connection::client::ClientInfo;
 use crate::protocol::CmdError;
 use crate::server::Server;
@@ -523,10 +522,7 @@ fn send(srv: &Server, t: &Arc<ClientInfo>, payload: Payload<'_>, cur: Option<&mu
         t.clone()
     };
     let d_resp = dest.resp.load(Ordering::Relaxed);
-    let subscribed = dest.sub.load(Ordering::Relaxed)
-        + dest.psub.load(Ordering::Relaxed)
-        + dest.ssub.load(Ordering::Relaxed)
-        > 0;
+    let subscribed = dest.subscribed();
     if d_resp > 2 {
         frame.put_slice(b">2\r\n$10\r\ninvalidate\r\n");
     } else if redir != 0 && subscribed {
@@ -568,16 +564,7 @@ fn deliver(srv: &Server, dest: &Arc<ClientInfo>, frame: &[u8], cur: Option<&mut 
         }
     };
     {
-        let class = if dest.sub.load(Ordering::Relaxed)
-            + dest.psub.load(Ordering::Relaxed)
-            + dest.ssub.load(Ordering::Relaxed)
-            > 0
-        {
-            ClientClass::Pubsub
-        } else {
-            ClientClass::Normal
-        };
-        let limit = srv.config.client_output_buffer_limit(class);
+        let limit = srv.config.client_output_buffer_limit(dest.obuf_class());
         ob.push_frame(frame, limit);
     }
     if created {

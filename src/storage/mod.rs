@@ -38,6 +38,13 @@ pub fn expiry_suspended() -> bool {
     EXPIRY_SUSPENDED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// Whether a deadline `at` has passed at `now` so that a command setting it
+/// deletes the key instead (Redis's checkAlreadyExpired): never while an
+/// AOF replays.
+pub fn already_expired(at: u64, now: u64) -> bool {
+    at <= now && !expiry_suspended()
+}
+
 /// Suspends expiry until the guard is dropped.
 pub fn suspend_expiry() -> ExpirySuspension {
     EXPIRY_SUSPENDED.store(true, std::sync::atomic::Ordering::SeqCst);

@@ -588,7 +588,7 @@ impl Shard {
         let pos = self.table.find(ord, key)?;
         let e = self.table.get(pos)?;
         if let Some(at) = e.expire() {
-            if at <= now && !crate::storage::expiry_suspended() {
+            if crate::storage::already_expired(at, now) {
                 // CLIENT PAUSE keeps the dataset still: the key reads as
                 // gone but stays until the pause ends (as Redis).
                 if !creating && crate::server::pause::paused_until(now) {
