@@ -1504,6 +1504,9 @@ async fn a_deadline_passed_inside_the_aof_is_replayed_as_redis_does() {
         &["HSET", "h", "a", "1"],
         &["EXPIREAT", "h", "1"],
         &["HSET", "h", "b", "2"],
+        &["RPUSH", "neg", "a"],
+        &["PEXPIREAT", "neg", "-5"],
+        &["RPUSH", "neg", "b"],
     ] {
         data.extend_from_slice(&resp(cmd));
     }
@@ -1511,7 +1514,7 @@ async fn a_deadline_passed_inside_the_aof_is_replayed_as_redis_does() {
     srv.restart_with(AOF);
     let mut c = conn_at(&srv.url()).await;
     assert_eq!(
-        run(&mut c, &["EXISTS", "list", "s", "h"]).await,
+        run(&mut c, &["EXISTS", "list", "s", "h", "neg"]).await,
         redis::Value::Int(0),
         "keys whose deadline passed came back after the load"
     );

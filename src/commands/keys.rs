@@ -350,13 +350,16 @@ fn expire_generic(
     if !ok {
         return Ok(Reply::Int(0));
     }
-    if crate::storage::already_expired(when.max(0) as u64, now) {
+    // A negative deadline is long past (it can only be stored while an AOF
+    // replays, and must then expire when the load ends, not wrap around).
+    let at = when.max(0) as u64;
+    if crate::storage::already_expired(at, now) {
         shard.delete(key, now);
         ctx.changed(1);
         ctx.propagate_as(vec![Bytes::from_static(b"DEL"), key.clone()]);
         ctx.notify(N::GENERIC, "del", key);
     } else {
-        shard.set_expire(key, Some(when as u64), now);
+        shard.set_expire(key, Some(at), now);
         ctx.changed(1);
         // Relative times would move on replay: propagate the deadline.
         ctx.propagate_as(vec![
