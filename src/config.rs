@@ -683,6 +683,8 @@ const PROTECTED: u16 = 1 << 3;
 const VOLATILE: u16 = 1 << 4;
 const NO_EFFECT: u16 = 1 << 5;
 const CINNABAR: u16 = 1 << 6;
+/// Refused with LOADING while the dataset loads (Redis's DENY_LOADING_CONFIG).
+const DENY_LOADING: u16 = 1 << 7;
 
 /// An extra check (and possibly a normalization) of a parsed value.
 type Check = fn(&mut Value) -> Result<(), String>;
@@ -717,6 +719,9 @@ impl ParamDef {
     }
     const fn protected(self) -> Self {
         self.flag(PROTECTED)
+    }
+    const fn deny_loading(self) -> Self {
+        self.flag(DENY_LOADING)
     }
     const fn volatile(self) -> Self {
         self.flag(VOLATILE)
@@ -966,7 +971,7 @@ params! {
     rdbchecksum "rdbchecksum" = boolean("yes").immutable() => bool;
     dbfilename "dbfilename" =
         string("dump.rdb").protected().check(check_dbfilename) => String;
-    dir "dir" = special(Special::Dir, "").protected();
+    dir "dir" = special(Special::Dir, "").protected().deny_loading();
     rdb_del_sync_files "rdb-del-sync-files" = boolean("no").no_effect() => bool;
     rdb_key_save_delay "rdb-key-save-delay" =
         int(INT_MIN, INT_MAX, "0").hidden() => i64;
@@ -975,7 +980,7 @@ params! {
         int(1024, INT_MAX, "2097152").hidden().no_effect() => u64;
     sanitize_dump_payload "sanitize-dump-payload" =
         enumeration(SANITIZE_DUMP_PAYLOAD, "no").no_effect() => SanitizeDumpPayload;
-    appendonly "appendonly" = boolean("no") => bool;
+    appendonly "appendonly" = boolean("no").deny_loading() => bool;
     appendfilename "appendfilename" =
         string("appendonly.aof").immutable().check(check_appendfilename) => String;
     appenddirname "appenddirname" =
@@ -1007,7 +1012,7 @@ params! {
     repl_diskless_sync_max_replicas "repl-diskless-sync-max-replicas" =
         int(0, INT_MAX, "0").no_effect() => u64;
     repl_diskless_load "repl-diskless-load" =
-        enumeration(REPL_DISKLESS_LOAD, "disabled").no_effect() => ReplDisklessLoad;
+        enumeration(REPL_DISKLESS_LOAD, "disabled").no_effect().deny_loading() => ReplDisklessLoad;
     repl_ping_replica_period "repl-ping-replica-period" =
         int(1, INT_MAX, "10").alias("repl-ping-slave-period").no_effect() => u64;
     repl_timeout "repl-timeout" = int(1, INT_MAX, "60").no_effect() => u64;
@@ -2132,6 +2137,18 @@ impl Config {
     /// `enable-protected-configs yes`). See [`Config::set_from_client`].
     pub fn set(&self, pairs: &[(&[u8], &[u8])]) -> Result<Vec<&'static str>, String> {
         self.set_from_client(pairs, false)
+    }
+
+    /// Whether any of these names is refused while the dataset loads
+    /// (`dir`, `appendonly`, `repl-diskless-load`, as in Redis). Redis
+    /// answers LOADING before any other CONFIG SET error.
+    pub fn denied_while_loading(&self, pairs: &[(&[u8], &[u8])]) -> bool {
+        pairs.iter().any(|(name, _)| {
+            std::str::from_utf8(name)
+                .ok()
+                .and_then(lookup)
+                .is_some_and(|(idx, _)| PARAMS[idx].has(DENY_LOADING))
+        })
     }
 
     /// CONFIG SET of several name/value pairs, all or nothing: unknown

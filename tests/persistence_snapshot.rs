@@ -292,6 +292,37 @@ async fn clients_get_loading_while_the_dataset_loads() {
                             .await
                             .unwrap();
                         assert!(info.contains("loading:1"), "{info}");
+                        // Most parameters can change while loading; `dir`
+                        // and `appendonly` answer LOADING, as in Redis,
+                        // even next to another error.
+                        let _: () = redis::cmd("CONFIG")
+                            .arg("SET")
+                            .arg("loglevel")
+                            .arg("debug")
+                            .query_async(&mut c)
+                            .await
+                            .unwrap();
+                        for args in [
+                            &["dir", "/nonexistent-dir"][..],
+                            &["appendonly", "yes"],
+                            &["maxmemory", "oops", "dir", "/tmp"],
+                        ] {
+                            let r: redis::RedisResult<()> = redis::cmd("CONFIG")
+                                .arg("SET")
+                                .arg(args)
+                                .query_async(&mut c)
+                                .await;
+                            if !matches!(&r, Err(e) if e.kind() == redis::ErrorKind::BusyLoadingError)
+                            {
+                                // Only if the load ended in between.
+                                let info: String = redis::cmd("INFO")
+                                    .arg("persistence")
+                                    .query_async(&mut c)
+                                    .await
+                                    .unwrap();
+                                assert!(info.contains("loading:0"), "CONFIG SET {args:?}: {r:?}");
+                            }
+                        }
                     }
                     Ok(n) => {
                         assert_eq!(n, 1000);

@@ -217,6 +217,9 @@ impl Server {
         defer_fork: bool,
         local_client: bool,
     ) -> Result<(), String> {
+        if self.persist.loading() && self.config.denied_while_loading(pairs) {
+            return Err(crate::protocol::error::CmdError::LOADING.to_string());
+        }
         let tls_before: Vec<(&str, String)> = if self.tls.active() {
             tls::RELOAD_PARAMS
                 .iter()
