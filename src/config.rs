@@ -123,7 +123,6 @@
 //! `rdb-del-sync-files`,
 //! `loading-process-events-interval-bytes`, `sanitize-dump-payload`,
 //! `no-appendfsync-on-rewrite`,
-//! `aof-rewrite-incremental-fsync`, `rdb-save-incremental-fsync`,
 //! `aof-disable-auto-gc`, `replicaof`, `masterauth`, `masteruser`,
 //! `replica-serve-stale-data`, `replica-read-only`, `repl-diskless-sync`,
 //! `repl-diskless-sync-delay`, `repl-diskless-sync-max-replicas`,
@@ -994,9 +993,8 @@ params! {
     aof_load_truncated "aof-load-truncated" = boolean("yes") => bool;
     aof_use_rdb_preamble "aof-use-rdb-preamble" = boolean("yes") => bool;
     aof_timestamp_enabled "aof-timestamp-enabled" = boolean("no") => bool;
-    aof_rewrite_incremental_fsync "aof-rewrite-incremental-fsync" =
-        boolean("yes").no_effect() => bool;
-    rdb_save_incremental_fsync "rdb-save-incremental-fsync" = boolean("yes").no_effect() => bool;
+    aof_rewrite_incremental_fsync "aof-rewrite-incremental-fsync" = boolean("yes") => bool;
+    rdb_save_incremental_fsync "rdb-save-incremental-fsync" = boolean("yes") => bool;
     aof_disable_auto_gc "aof-disable-auto-gc" = boolean("no").no_effect() => bool;
 
     // ---- replication ------------------------------------------------------

@@ -70,7 +70,7 @@ impl<W: Write> Out<W> {
 /// Writes the commands rebuilding `frozen` (and the function libraries in
 /// `p`) to `tmp` and fsyncs it.
 pub fn write_commands(frozen: &Frozen<'_>, p: &SaveParams, tmp: &Path) -> io::Result<()> {
-    let f = std::fs::File::create(tmp)?;
+    let f = super::SyncedFile::new(std::fs::File::create(tmp)?, p.aof_fsync_every);
     let mut o = Out {
         w: BufWriter::with_capacity(1 << 20, f),
         ib: itoa::Buffer::new(),
@@ -108,7 +108,7 @@ pub fn write_commands(frozen: &Frozen<'_>, p: &SaveParams, tmp: &Path) -> io::Re
     }
     let bw = o.w;
     let f = bw.into_inner().map_err(|e| e.into_error())?;
-    f.sync_all()
+    f.into_inner().sync_all()
 }
 
 /// Writes `items` as commands `<cmd> <key> <item>…` of at most

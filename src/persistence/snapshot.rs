@@ -449,6 +449,11 @@ pub struct SaveParams {
     /// busy (1.0: as fast as it can; SAVE, whose caller waits, is never
     /// paced). See [`Pacer`].
     pub cpu_share: f64,
+    /// fdatasync every this many bytes while writing an RDB file / a
+    /// command-form AOF base (`rdb-save-incremental-fsync`,
+    /// `aof-rewrite-incremental-fsync`; 0: off).
+    pub rdb_fsync_every: u64,
+    pub aof_fsync_every: u64,
 }
 
 impl SaveParams {
@@ -465,7 +470,17 @@ impl SaveParams {
             key_save_delay: srv.config.rdb_key_save_delay(),
             aof_timestamps: srv.config.aof_timestamp_enabled(),
             cpu_share: srv.config.snapshot_cpu_share() as f64 / 100.0,
+            rdb_fsync_every: incremental(srv.config.rdb_save_incremental_fsync()),
+            aof_fsync_every: incremental(srv.config.aof_rewrite_incremental_fsync()),
         }
+    }
+}
+
+fn incremental(on: bool) -> u64 {
+    if on {
+        super::INCREMENTAL_FSYNC_BYTES
+    } else {
+        0
     }
 }
 
@@ -509,7 +524,7 @@ pub fn write_rdb(
     close_rdb(w)
 }
 
-type FileRdbWriter = rdb::RdbWriter<File>;
+type FileRdbWriter = rdb::RdbWriter<super::SyncedFile>;
 
 /// Counts bytes in `CAPTURED_BYTES` (memory a snapshot holds, left out of
 /// `maxmemory`) while alive.
@@ -531,7 +546,13 @@ impl Drop for HeldBytes {
 /// Creates `tmp` and writes an RDB's header, AUX fields (ctime `now`) and
 /// function libraries.
 fn open_rdb(tmp: &Path, p: &SaveParams, now: u64, aof_base: bool) -> io::Result<FileRdbWriter> {
-    let f = File::create(tmp)?;
+    // An AOF's RDB base is part of a rewrite: `aof-rewrite-incremental-fsync`.
+    let every = if aof_base {
+        p.aof_fsync_every
+    } else {
+        p.rdb_fsync_every
+    };
+    let f = super::SyncedFile::new(File::create(tmp)?, every);
     let mut w = rdb::RdbWriter::new(f, p.compress, p.checksum).with_limits(p.limits);
     let aux = rdb::standard_aux(now / 1000, p.used_mem, aof_base);
     let aux_refs: Vec<(&str, &[u8])> = aux.iter().map(|(k, v)| (*k, &v[..])).collect();
@@ -544,7 +565,7 @@ fn open_rdb(tmp: &Path, p: &SaveParams, now: u64, aof_base: bool) -> io::Result<
 
 /// EOF, checksum, flush and fsync.
 fn close_rdb(w: FileRdbWriter) -> io::Result<()> {
-    w.finish()?.sync_all()
+    w.finish()?.into_inner().sync_all()
 }
 
 /// Redis's debugDelay: sleeps `usec` µs; a negative value sleeps 1 µs
