@@ -133,7 +133,7 @@
 //! `replica-lazy-flush`, `replica-ignore-maxmemory`,
 //! `replica-ignore-disk-write-errors`, `bind-source-addr`,
 //! `propagation-error-behavior`,
-//! `maxmemory-clients`, `active-expire-effort`,
+//! `active-expire-effort`,
 //! `lazyfree-lazy-eviction`, `activedefrag`, `active-defrag-ignore-bytes`,
 //! `active-defrag-threshold-lower`, `active-defrag-threshold-upper`,
 //! `active-defrag-cycle-min`, `active-defrag-cycle-max`,
@@ -1053,7 +1053,7 @@ params! {
     maxmemory_eviction_tenacity "maxmemory-eviction-tenacity" =
         int(0, 100, "10") => u64;
     maxmemory_clients "maxmemory-clients" =
-        num(-100, LONG_MAX as i128, false, Unit::MemoryPercent, "0").no_effect() => i64,
+        num(-100, LONG_MAX as i128, false, Unit::MemoryPercent, "0") => i64,
         "Bytes, or when negative a percentage of `maxmemory` (-10 = 10%); 0 = no limit.";
     lfu_log_factor "lfu-log-factor" = int(0, INT_MAX, "10") => u64;
     lfu_decay_time "lfu-decay-time" = int(0, INT_MAX, "1") => u64;

@@ -501,3 +501,203 @@ async fn random_picks_past_the_hard_limit_close_the_client_without_building_the_
         .await
         .starts_with("-WRONGTYPE"));
 }
+
+/// One client's field from CLIENT LIST (None when it is not connected).
+async fn client_field(admin: &mut Conn, name: &str, field: &str) -> Option<i64> {
+    let list = call(admin, &["CLIENT", "LIST"]).await;
+    let line = list
+        .lines()
+        .find(|l| l.contains(&format!(" name={name} ")))?;
+    line.split(' ')
+        .find_map(|f| f.strip_prefix(field).and_then(|v| v.strip_prefix('=')))
+        .and_then(|v| v.parse().ok())
+}
+
+/// A connection named `name` (exempt from client eviction with
+/// `no_evict`) that sends the first `len` bytes of a `len`-byte argument
+/// and nothing more (held in its query buffer).
+async fn client_with_pending_bulk(
+    srv: &TestServer,
+    name: &str,
+    len: usize,
+    no_evict: bool,
+) -> TcpStream {
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    let mut setup = resp(&[b"CLIENT", b"SETNAME", name.as_bytes()]);
+    if no_evict {
+        setup.extend(resp(&[b"CLIENT", b"NO-EVICT", b"on"]));
+    }
+    s.write_all(&setup).await.unwrap();
+    let mut ok = vec![0u8; if no_evict { 10 } else { 5 }];
+    s.read_exact(&mut ok).await.unwrap();
+    assert!(ok.starts_with(b"+OK\r\n"), "{ok:?}");
+    let mut req = format!("*2\r\n$3\r\nGET\r\n${len}\r\n").into_bytes();
+    req.resize(req.len() + len, b'v');
+    s.write_all(&req).await.unwrap();
+    s
+}
+
+async fn wait_for_qbuf(admin: &mut Conn, name: &str, at_least: i64) -> i64 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(q) = client_field(admin, name, "qbuf").await {
+            if q >= at_least {
+                return client_field(admin, name, "tot-mem").await.unwrap_or(0);
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} never buffered {at_least} bytes"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn evicted_clients(admin: &mut Conn) -> i64 {
+    let info = call(admin, &["INFO", "stats"]).await;
+    info.lines()
+        .find_map(|l| l.strip_prefix("evicted_clients:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("evicted_clients in INFO stats")
+}
+
+/// `maxmemory-clients` (Redis 7's client eviction): CLIENT LIST's tot-mem
+/// counts a client's query buffer; lowering the limit closes the largest
+/// clients first and only until the total is within it; CLIENT NO-EVICT
+/// clients are never chosen; INFO counts the evictions.
+#[tokio::test]
+async fn maxmemory_clients_evicts_the_largest_clients_first_and_only_until_within() {
+    let srv = TestServer::start();
+    let mut admin = Conn::connect(srv.addr.port()).await;
+    call(&mut admin, &["CLIENT", "SETNAME", "admin"]).await;
+    call(&mut admin, &["CLIENT", "NO-EVICT", "on"]).await;
+    let mut clients = Vec::new();
+    let mut mem = std::collections::HashMap::new();
+    // keeper is the largest but exempt.
+    for (name, len, no_evict) in [
+        ("big0", 600_000, false),
+        ("big1", 600_000, false),
+        ("small0", 100_000, false),
+        ("small1", 100_000, false),
+        ("keeper", 900_000, true),
+    ] {
+        let s = client_with_pending_bulk(&srv, name, len, no_evict).await;
+        let tot = wait_for_qbuf(&mut admin, name, len as i64 - 16).await;
+        assert!(tot >= len as i64, "{name}: tot-mem {tot} < {len}");
+        mem.insert(name, tot);
+        clients.push((name, s));
+    }
+    // Twice, so the admin's reply buffer has the size of this reply.
+    call(&mut admin, &["CLIENT", "LIST"]).await;
+    let list = call(&mut admin, &["CLIENT", "LIST"]).await;
+    let total: i64 = list
+        .lines()
+        .filter_map(|l| l.split(' ').find_map(|f| f.strip_prefix("tot-mem=")))
+        .filter_map(|v| v.parse::<i64>().ok())
+        .sum();
+    assert!(total > mem.values().sum::<i64>(), "{total} {mem:?}");
+    let info = call(&mut admin, &["INFO", "memory"]).await;
+    assert!(info.contains("mem_clients_normal:"), "{info}");
+
+    // Room for all but one big client: exactly one of them goes.
+    let limit = total - mem["big0"] + 1000;
+    let r = call(
+        &mut admin,
+        &["CONFIG", "SET", "maxmemory-clients", &limit.to_string()],
+    )
+    .await;
+    assert_eq!(r, "+OK\r\n");
+    let mut gone = Vec::new();
+    for n in ["big0", "big1", "small0", "small1", "keeper"] {
+        if client_field(&mut admin, n, "tot-mem").await.is_none() {
+            gone.push(n);
+        }
+    }
+    assert_eq!(gone.len(), 1, "evicted {gone:?}");
+    assert!(gone[0].starts_with("big"), "evicted {gone:?}");
+    assert_eq!(evicted_clients(&mut admin).await, 1);
+    // Its connection is closed.
+    let idx = clients.iter().position(|(n, _)| *n == gone[0]).unwrap();
+    let (_, mut s) = clients.remove(idx);
+    assert!(
+        drain(&mut s, Duration::from_secs(5)).await.1,
+        "evicted socket stays open"
+    );
+
+    // Room for the small ones only: the other big one goes, keeper stays.
+    let limit = total - mem["big0"] - mem["big1"] + 1000;
+    call(
+        &mut admin,
+        &["CONFIG", "SET", "maxmemory-clients", &limit.to_string()],
+    )
+    .await;
+    for (n, present) in [
+        ("big0", false),
+        ("big1", false),
+        ("small0", true),
+        ("small1", true),
+        ("keeper", true),
+    ] {
+        assert_eq!(
+            client_field(&mut admin, n, "tot-mem").await.is_some(),
+            present,
+            "{n}"
+        );
+    }
+    assert_eq!(evicted_clients(&mut admin).await, 2);
+}
+
+/// A client whose next command would take the clients past
+/// `maxmemory-clients` (here a percentage of `maxmemory`) is closed before
+/// the command runs; with CLIENT NO-EVICT the same command runs; MULTI
+/// queues and WATCHed keys count in the client's memory.
+#[tokio::test]
+async fn a_client_past_maxmemory_clients_is_closed_before_its_command_runs() {
+    let srv = TestServer::start_with(&["--maxmemory", "20mb", "--maxmemory-clients", "5%"]);
+    let mut admin = Conn::connect(srv.addr.port()).await;
+    call(&mut admin, &["CLIENT", "NO-EVICT", "on"]).await;
+    // 5% of 20 MB = 1 MB: a 1.5 MB value does not fit.
+    let value = vec![b'x'; 1_500_000];
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    s.write_all(&resp(&[b"SET", b"big", &value])).await.unwrap();
+    let (n, closed) = drain(&mut s, Duration::from_secs(5)).await;
+    assert!(closed && n == 0, "answered {n} bytes, closed {closed}");
+    assert_eq!(call(&mut admin, &["EXISTS", "big"]).await, ":0\r\n");
+    assert_eq!(evicted_clients(&mut admin).await, 1);
+    // The exempt client may.
+    let mut exempt = Conn::connect(srv.addr.port()).await;
+    call(&mut exempt, &["CLIENT", "NO-EVICT", "on"]).await;
+    let r = exempt.call(&[b"SET", b"big", &value]).await;
+    assert_eq!(r, b"+OK\r\n");
+
+    // Memory of a transaction and of watched keys shows in CLIENT LIST.
+    let mut t = Conn::connect(srv.addr.port()).await;
+    call(&mut t, &["CLIENT", "SETNAME", "tx"]).await;
+    let base = client_field(&mut admin, "tx", "tot-mem").await.unwrap();
+    assert_eq!(client_field(&mut admin, "tx", "multi").await, Some(-1));
+    let keys: Vec<String> = (0..2000).map(|i| format!("watched-key-{i:06}")).collect();
+    let mut watch: Vec<&str> = vec!["WATCH"];
+    watch.extend(keys.iter().map(|k| k.as_str()));
+    call(&mut t, &watch).await;
+    let watched = client_field(&mut admin, "tx", "tot-mem").await.unwrap();
+    assert!(watched >= base + 2000 * 17, "{base} -> {watched}");
+    call(&mut t, &["MULTI"]).await;
+    let arg = "y".repeat(10_000);
+    for _ in 0..5 {
+        call(&mut t, &["SET", "k", &arg]).await;
+    }
+    assert_eq!(client_field(&mut admin, "tx", "multi").await, Some(5));
+    let mm = client_field(&mut admin, "tx", "multi-mem").await.unwrap();
+    assert!(mm >= 50_000, "multi-mem {mm}");
+    // 100 more queued SETs of 10 KB would be 1 MB: the client goes.
+    let mut closed = false;
+    for _ in 0..100 {
+        if t.try_call(&[b"SET", b"k", arg.as_bytes()]).await.is_none() {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "a 1 MB transaction queue was not evicted");
+    assert!(client_field(&mut admin, "tx", "tot-mem").await.is_none());
+    assert_eq!(evicted_clients(&mut admin).await, 2);
+}

@@ -382,6 +382,9 @@ pub fn client_line(srv: &Server, c: &ClientInfo) -> String {
         .map(|e| e.full_name.clone())
         .unwrap_or_else(|| "NULL".into());
     let idle = now.saturating_sub(c.last_interaction.load(Ordering::Relaxed)) / 1000;
+    // Arguments are slices of the query buffer here, counted in qbuf.
+    let argv_mem = 0;
+    let pushed = c.outbox.lock().as_ref().map_or(0, |o| o.pending());
     let mut flags = String::new();
     let (sub, psub, ssub) = (
         c.sub.load(Ordering::Relaxed),
@@ -419,7 +422,7 @@ pub fn client_line(srv: &Server, c: &ClientInfo) -> String {
     }
     let _ = srv;
     format!(
-        "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user={} redir={} resp={} lib-name={} lib-ver={}",
+        "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user={} redir={} resp={} lib-name={} lib-ver={}",
         c.id,
         c.addr,
         c.laddr,
@@ -431,11 +434,16 @@ pub fn client_line(srv: &Server, c: &ClientInfo) -> String {
         sub,
         psub,
         ssub,
+        c.multi_len.load(Ordering::Relaxed),
         c.qbuf.load(Ordering::Relaxed),
         c.qbuf_cap
             .load(Ordering::Relaxed)
             .saturating_sub(c.qbuf.load(Ordering::Relaxed)),
-        c.omem.load(Ordering::Relaxed) + c.outbox.lock().as_ref().map_or(0, |o| o.pending()),
+        argv_mem,
+        c.multi_mem.load(Ordering::Relaxed),
+        c.rbuf_cap.load(Ordering::Relaxed),
+        c.omem.load(Ordering::Relaxed) + pushed,
+        c.mem_besides_pushed() + pushed,
         cmd,
         c.user.lock(),
         crate::server::tracking::redir_field(c),
@@ -642,6 +650,10 @@ fn on_off(v: &[u8]) -> CmdResult<bool> {
 fn client_no_evict(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let on = on_off(&argv[2])?;
     ctx.client.info.no_evict.store(on, Ordering::Relaxed);
+    if !on {
+        // The client may be the one to go now (Redis re-checks it).
+        crate::server::limits::evict_clients(ctx.srv);
+    }
     Ok(Reply::OK)
 }
 

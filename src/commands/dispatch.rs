@@ -199,6 +199,7 @@ pub fn execute(srv: &Server, client: &mut Client, argv: &[Bytes]) -> Reply {
             m.write |= entry.spec.flags.contains(CmdFlags::WRITE)
                 || declared.as_ref().is_some_and(|f| f.write);
             m.may_replicate |= may_replicate(srv, entry, argv);
+            m.bytes += argv.iter().map(|a| a.len()).sum::<usize>();
             m.queue.push((entry, argv.to_vec()));
         }
         return Reply::Status("QUEUED");

@@ -71,6 +71,7 @@ pub fn runs_immediately_in_multi(name: &str) -> bool {
 /// Unregisters every WATCH of `client`, locking one shard at a time. Must be
 /// called with no shard lock held by the caller.
 pub fn unwatch_all(srv: &Server, client: &mut Client) {
+    client.watched_bytes = 0;
     let Some(flag) = client.watch_flag.take() else {
         client.watched.clear();
         return;
@@ -134,6 +135,7 @@ fn watch(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         // count as a change (Redis treats an already-expired key as absent).
         sh.contains(key, now);
         sh.watch(key, &flag);
+        ctx.client.watched_bytes += key.len();
         ctx.client.watched.push((db, key.clone()));
     }
     Ok(Reply::OK)

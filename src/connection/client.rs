@@ -3,7 +3,7 @@
 //! act on (CLIENT LIST, CLIENT KILL), shared through the server's registry.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -80,9 +80,62 @@ pub struct ClientInfo {
     pub outbox: Mutex<Option<Arc<crate::server::pubsub::Outbox>>>,
     /// Wakes an idle connection that has no outbox yet (see `outbox`).
     pub push_wake: crate::util::signal::Signal,
+    /// Capacity of the reply buffer (CLIENT LIST rbs), as of the last
+    /// accounting.
+    pub rbuf_cap: AtomicUsize,
+    /// Bytes held by queued MULTI commands (CLIENT LIST multi-mem) and
+    /// their number (`multi`, -1 outside a transaction).
+    pub multi_mem: AtomicUsize,
+    pub multi_len: AtomicI64,
+    /// Memory of the client's other state: WATCHed keys, subscriptions,
+    /// tracking prefixes (published by the connection after each batch;
+    /// tracking prefixes by the tracking table).
+    pub mem_other: AtomicUsize,
+    pub tracking_mem: AtomicUsize,
+    /// The `tot_mem` last added to the server's total of client memory
+    /// (`maxmemory-clients`); taken back when the client leaves.
+    pub mem_counted: AtomicUsize,
 }
 
+/// What a connection costs besides its buffers and state: its structures,
+/// task and socket bookkeeping (counted in tot-mem, as Redis counts the
+/// size of its client struct).
+pub const CLIENT_BASE_MEM: usize =
+    std::mem::size_of::<ClientInfo>() + std::mem::size_of::<Client>() + 1024;
+
+/// Per-item overheads counted in a client's memory: a WATCHed key, a
+/// subscription, a queued MULTI command, a tracking prefix (table entries
+/// and argument vectors; key and argument bytes are counted beside them;
+/// a subscription's name is shared with the server's channel table).
+pub const WATCH_ITEM_MEM: usize = 64;
+pub const SUB_ITEM_MEM: usize = 64;
+pub const MULTI_ITEM_MEM: usize = 48;
+pub const TRACKING_PREFIX_MEM: usize = 64;
+
 impl ClientInfo {
+    /// CLIENT LIST tot-mem: buffers, queued transaction, watched keys,
+    /// subscriptions, tracking prefixes and the connection's own structures
+    /// (what `maxmemory-clients` limits).
+    pub fn tot_mem(&self) -> usize {
+        let pushed = self.outbox.lock().as_ref().map_or(0, |o| o.pending());
+        self.mem_besides_pushed() + pushed
+    }
+
+    /// [`Self::tot_mem`] without the messages queued in the client's
+    /// outbox (which its connection reads without the lock).
+    pub fn mem_besides_pushed(&self) -> usize {
+        let out = self
+            .rbuf_cap
+            .load(Ordering::Relaxed)
+            .max(self.omem.load(Ordering::Relaxed));
+        CLIENT_BASE_MEM
+            + self.qbuf_cap.load(Ordering::Relaxed)
+            + out
+            + self.multi_mem.load(Ordering::Relaxed)
+            + self.mem_other.load(Ordering::Relaxed)
+            + self.tracking_mem.load(Ordering::Relaxed)
+    }
+
     /// Subscribed to any channel, pattern or shard channel (the pub/sub
     /// output-buffer class; exempt from `timeout`).
     pub fn subscribed(&self) -> bool {
@@ -133,6 +186,12 @@ impl ClientInfo {
             tracking_redir: AtomicU64::new(0),
             outbox: Mutex::new(None),
             push_wake: crate::util::signal::Signal::new(),
+            rbuf_cap: AtomicUsize::new(0),
+            multi_mem: AtomicUsize::new(0),
+            multi_len: AtomicI64::new(-1),
+            mem_other: AtomicUsize::new(0),
+            tracking_mem: AtomicUsize::new(0),
+            mem_counted: AtomicUsize::new(0),
         }
     }
 
@@ -184,6 +243,8 @@ pub struct Client {
     pub watch_flag: Option<Arc<AtomicBool>>,
     /// The WATCHed keys, as (db, key), to unregister them later.
     pub watched: Vec<(u32, Bytes)>,
+    /// Bytes of the WATCHed keys' names.
+    pub watched_bytes: usize,
     /// Pub/Sub subscriptions and the outbound message queue.
     pub pubsub: crate::server::pubsub::ClientSubs,
     /// End offset in the propagation stream of this client's last write:
@@ -217,6 +278,8 @@ pub struct MultiState {
     /// Some queued command may write (EXEC is refused with NOREPLICAS
     /// when min-replicas-to-write is not met, as Redis does).
     pub write: bool,
+    /// Bytes of the queued commands' arguments.
+    pub bytes: usize,
     /// Some queued command may write or replicate (EXEC waits under
     /// CLIENT PAUSE WRITE).
     pub may_replicate: bool,
@@ -237,6 +300,7 @@ impl Client {
             multi: None,
             watch_flag: None,
             watched: Vec::new(),
+            watched_bytes: 0,
             deny_blocking: false,
             blocking: Default::default(),
             pubsub: Default::default(),
@@ -253,6 +317,34 @@ impl Client {
     /// redactClientCommandArgument).
     pub fn redact(&mut self, pos: usize) {
         self.redacted.push(pos);
+    }
+
+    /// Publishes the memory of the client's transaction, watched keys and
+    /// subscriptions to its [`ClientInfo`] (for CLIENT LIST and
+    /// `maxmemory-clients`). A few field reads; stores only on change.
+    pub fn publish_state_mem(&self) {
+        let (multi_len, multi_mem) = match &self.multi {
+            Some(m) => (
+                m.queue.len() as i64,
+                m.bytes + m.queue.len() * MULTI_ITEM_MEM,
+            ),
+            None => (-1, 0),
+        };
+        let subs = &self.pubsub;
+        let other = self.watched_bytes
+            + self.watched.len() * WATCH_ITEM_MEM
+            + (subs.channels.len() + subs.patterns.len() + subs.shard_channels.len())
+                * SUB_ITEM_MEM;
+        let info = &self.info;
+        if info.multi_mem.load(Ordering::Relaxed) != multi_mem {
+            info.multi_mem.store(multi_mem, Ordering::Relaxed);
+        }
+        if info.multi_len.load(Ordering::Relaxed) != multi_len {
+            info.multi_len.store(multi_len, Ordering::Relaxed);
+        }
+        if info.mem_other.load(Ordering::Relaxed) != other {
+            info.mem_other.store(other, Ordering::Relaxed);
+        }
     }
 
     pub fn select(&mut self, db: usize) {

@@ -8,7 +8,7 @@
 
 pub mod client;
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -27,6 +27,10 @@ const READ_CHUNK: usize = 16 * 1024;
 pub const QBUF_RELEASE: usize = usize::MAX;
 /// Flush mid-batch once this much output is pending.
 const OUT_HIGH_WATER: usize = 1 << 20;
+/// A reply buffer grown past 4 × [`OUT_HIGH_WATER`] is given back after
+/// its write (`DEBUG REPLYBUFFER RESIZING 0` keeps it, for tests that
+/// measure clients' memory).
+pub static REPLY_BUFFER_RESIZING: AtomicBool = AtomicBool::new(true);
 
 /// Serves one client until it disconnects, is killed, or the server stops.
 pub async fn serve<S>(srv: Arc<Server>, mut stream: S, info: Arc<ClientInfo>)
@@ -53,9 +57,22 @@ where
         }
         // A buffer released while idle (capacity 0) stays released until
         // input arrives (see `read_input`).
-        let want = parser.wanted(&inbuf).max(READ_CHUNK);
-        if inbuf.capacity() > 0 && inbuf.capacity() - inbuf.len() < want / 2 {
-            inbuf.reserve(want);
+        let bulk_rest = parser.wanted(&inbuf);
+        if inbuf.capacity() > 0 {
+            let free = inbuf.capacity() - inbuf.len();
+            if bulk_rest > 0 {
+                // A big argument is arriving: room for exactly the rest of
+                // it, as Redis's non-greedy growth (BytesMut::reserve may
+                // double the allocation, which CLIENT LIST and
+                // maxmemory-clients would count).
+                if free < bulk_rest {
+                    let mut b = BytesMut::with_capacity(inbuf.len() + bulk_rest.max(READ_CHUNK));
+                    b.extend_from_slice(&inbuf);
+                    inbuf = b;
+                }
+            } else if free < READ_CHUNK / 2 {
+                inbuf.reserve(READ_CHUNK);
+            }
         }
         // ---- pub/sub: also wake for pushed messages while idle ----
         // Biased, reading first: a task woken because its socket is
@@ -107,8 +124,17 @@ where
         let queued = inbuf.len() + parser.pending_bytes();
         info.qbuf.store(queued, Ordering::Relaxed);
         info.qbuf_cap.store(inbuf.capacity(), Ordering::Relaxed);
-        if queued > info.qbuf_peak.load(Ordering::Relaxed) {
-            info.qbuf_peak.store(queued, Ordering::Relaxed);
+        // The peak counts the rest of a big argument being received, so
+        // the cron's resizing never shrinks the room reserved for it (as
+        // Redis keeps bulklen + 2).
+        let peak = queued + parser.wanted(&inbuf);
+        if peak > info.qbuf_peak.load(Ordering::Relaxed) {
+            info.qbuf_peak.store(peak, Ordering::Relaxed);
+        }
+        // maxmemory-clients: before running anything, as Redis checks
+        // before each command.
+        if !account_mem(&srv, &client, &out) {
+            break;
         }
         client.now = dispatch::unix_ms();
         info.last_interaction.store(client.now, Ordering::Relaxed);
@@ -173,7 +199,7 @@ where
                         )
                         .await;
                         let Some(b) = batch else {
-                            srv.unregister_client(info.id);
+                            srv.unregister_client(&info);
                             return;
                         };
                         client = b.client;
@@ -283,6 +309,9 @@ where
             inbuf = BytesMut::with_capacity(READ_CHUNK);
         }
         info.qbuf_cap.store(inbuf.capacity(), Ordering::Relaxed);
+        if !account_mem(&srv, &client, &out) {
+            break;
+        }
         if pending as u64 > srv.config.client_query_buffer_limit() {
             tracing::warn!(
                 client = client.id,
@@ -306,7 +335,32 @@ where
     let _ = stream.shutdown().await;
     crate::commands::transaction::discard_state(&srv, &mut client);
     srv.pubsub.remove_client(&mut client.pubsub, client.id);
-    srv.unregister_client(info.id);
+    srv.unregister_client(&info);
+}
+
+/// Publishes the client's memory for CLIENT LIST and `maxmemory-clients`
+/// (a few relaxed loads; shared counters change only when the memory
+/// does) and evicts clients if the total reached the limit. False if this
+/// client was evicted: it closes at once, its replies unsent.
+fn account_mem(srv: &Server, client: &Client, out: &BytesMut) -> bool {
+    let info = &client.info;
+    client.publish_state_mem();
+    let cap = out.capacity();
+    if info.rbuf_cap.load(Ordering::Relaxed) != cap {
+        info.rbuf_cap.store(cap, Ordering::Relaxed);
+    }
+    let pushed = client.pubsub.outbox.as_ref().map_or(0, |o| o.pending());
+    let grew = crate::server::pubsub::PUSHED_GROWTH.load(Ordering::Relaxed)
+        && crate::server::pubsub::PUSHED_GROWTH.swap(false, Ordering::Relaxed);
+    if srv
+        .client_mem
+        .update(info, info.mem_besides_pushed() + pushed)
+        || grew
+    {
+        crate::server::limits::evict_clients(srv);
+        return !info.killed.load(Ordering::Relaxed);
+    }
+    true
 }
 
 /// Ends a batch of pipelined commands for client tracking: sends the BCAST
@@ -355,7 +409,11 @@ async fn send_out<S: AsyncWrite + Unpin>(
 ) -> std::io::Result<()> {
     wait_durable(srv, client).await;
     client.info.omem.store(out.len(), Ordering::Relaxed);
-    let r = write_out(srv, stream, out).await;
+    let r = tokio::select! {
+        r = write_out(srv, stream, out) => r,
+        // CLIENT KILL or eviction of a client that does not read.
+        _ = client.info.kill.wait() => Err(std::io::Error::other("client killed")),
+    };
     client.info.omem.store(0, Ordering::Relaxed);
     r
 }
@@ -570,7 +628,7 @@ async fn write_out<S: AsyncWrite + Unpin>(
         },
     }
     out.clear();
-    if out.capacity() > 4 * OUT_HIGH_WATER {
+    if out.capacity() > 4 * OUT_HIGH_WATER && REPLY_BUFFER_RESIZING.load(Ordering::Relaxed) {
         *out = BytesMut::with_capacity(READ_CHUNK);
     }
     Ok(())

@@ -14,7 +14,7 @@
 //! when they are below that, or when a single reply (a big GET, LRANGE,
 //! EXEC) is larger than the hard limit — the cases Redis's own tests cover.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -103,6 +103,123 @@ impl ObufNormal {
     }
 }
 
+/// `maxmemory-clients`: client eviction, as in Redis 7. Every connection
+/// publishes its memory (`ClientInfo::tot_mem`: query and reply buffers,
+/// queued transaction, watched keys, subscriptions, tracking prefixes)
+/// after each read and each batch; the server keeps their sum. Once the sum
+/// passes the limit, clients are closed from the largest down until it is
+/// within it again (Redis evicts at equality too; a limit set to exactly
+/// what some clients use keeps them here). Clients with CLIENT NO-EVICT on count in the sum but are
+/// never chosen.
+#[derive(Default)]
+pub struct ClientMem {
+    /// Sum of the clients' published memory.
+    total: AtomicUsize,
+    /// The limit in bytes (0: none), from `maxmemory-clients` and
+    /// `maxmemory`.
+    limit: AtomicU64,
+    /// One eviction pass at a time.
+    pass: parking_lot::Mutex<()>,
+}
+
+/// Redis never lets a percentage or byte limit go below this (so that a
+/// tiny setting still leaves room to talk to the server).
+const MIN_CLIENT_EVICTION_LIMIT: u64 = 128 * 1024;
+
+impl ClientMem {
+    /// Recomputes the limit from the configuration.
+    pub fn sync(&self, cfg: &Config) {
+        let raw = cfg.maxmemory_clients();
+        let limit = if raw < 0 {
+            cfg.maxmemory().saturating_mul(raw.unsigned_abs()) / 100
+        } else {
+            raw as u64
+        };
+        let limit = if limit > 0 {
+            limit.max(MIN_CLIENT_EVICTION_LIMIT)
+        } else {
+            0
+        };
+        self.limit.store(limit, Ordering::Relaxed);
+    }
+
+    /// Sum of the clients' memory (INFO mem_clients_normal).
+    pub fn total(&self) -> usize {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    /// Publishes a client's current memory, `mem` (its connection is the
+    /// only writer of `mem_counted`); true if the clients' total has
+    /// passed the limit (the caller then runs [`evict_clients`]).
+    #[inline]
+    pub fn update(&self, info: &crate::connection::client::ClientInfo, mem: usize) -> bool {
+        let before = info.mem_counted.load(Ordering::Relaxed);
+        let total = if mem == before {
+            self.total.load(Ordering::Relaxed)
+        } else {
+            info.mem_counted.store(mem, Ordering::Relaxed);
+            if mem > before {
+                self.total.fetch_add(mem - before, Ordering::Relaxed) + (mem - before)
+            } else {
+                self.total
+                    .fetch_sub(before - mem, Ordering::Relaxed)
+                    .saturating_sub(before - mem)
+            }
+        };
+        let limit = self.limit.load(Ordering::Relaxed);
+        limit != 0 && total as u64 > limit
+    }
+
+    /// Takes a leaving client's memory out of the total.
+    pub fn release(&self, info: &crate::connection::client::ClientInfo) {
+        let before = info.mem_counted.swap(0, Ordering::Relaxed);
+        self.total.fetch_sub(before, Ordering::Relaxed);
+    }
+}
+
+/// Closes the largest evictable clients until the clients' memory is within
+/// `maxmemory-clients` (Redis's evictClients). Each client's memory is
+/// read afresh; clients already closing are left out of the sum.
+pub fn evict_clients(srv: &Server) {
+    let cm = &srv.client_mem;
+    let limit = cm.limit.load(Ordering::Relaxed);
+    if limit == 0 {
+        return;
+    }
+    let _pass = cm.pass.lock();
+    let mut total: u64 = 0;
+    let mut candidates: Vec<(usize, Arc<crate::connection::client::ClientInfo>)> = Vec::new();
+    for c in srv.clients.iter() {
+        if c.killed.load(Ordering::Relaxed) {
+            continue;
+        }
+        let mem = c.tot_mem();
+        total += mem as u64;
+        if !c.no_evict.load(Ordering::Relaxed) {
+            candidates.push((mem, c.value().clone()));
+        }
+    }
+    if total <= limit {
+        return;
+    }
+    candidates.sort_unstable_by_key(|c| std::cmp::Reverse(c.0));
+    for (mem, c) in candidates {
+        if total <= limit {
+            return;
+        }
+        tracing::info!(
+            "Evicting client: {}",
+            crate::commands::connection::client_line(srv, &c)
+        );
+        c.request_kill();
+        srv.stats.evicted_clients.fetch_add(1, Ordering::Relaxed);
+        total -= mem as u64;
+    }
+    if total > limit {
+        tracing::warn!("Over client maxmemory after evicting all evictable clients");
+    }
+}
+
 /// Closes clients idle for more than `timeout` seconds, checked once a
 /// second (Redis checks from its cron too). As in Redis, clients blocked
 /// in BLPOP & co. and Pub/Sub subscribers are never closed for idleness.
@@ -121,6 +238,11 @@ pub async fn idle_timeout_task(srv: Arc<Server>) {
             _ = rx.changed() => return,
         }
         resize_query_buffers(&srv);
+        // Messages queued for subscribers grow their memory without their
+        // connections running: the cron looks at every client's total.
+        if !srv.cron_paused.load(Ordering::Relaxed) {
+            evict_clients(&srv);
+        }
         n += 1;
         if !n.is_multiple_of(10) {
             continue;

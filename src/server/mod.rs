@@ -89,6 +89,8 @@ pub struct Server {
     pub entra: crate::entra::EntraState,
     /// `client-output-buffer-limit normal`, cached for the connection loop.
     pub obuf_normal: limits::ObufNormal,
+    /// `maxmemory-clients`: the clients' memory and client eviction.
+    pub client_mem: limits::ClientMem,
     /// SLOWLOG entries.
     pub slowlog: slowlog::SlowLog,
     /// CLIENT PAUSE state.
@@ -144,6 +146,7 @@ impl Server {
             tracking: Default::default(),
             entra: Default::default(),
             obuf_normal: Default::default(),
+            client_mem: Default::default(),
             slowlog: Default::default(),
             pause: Default::default(),
             monitors: Default::default(),
@@ -152,6 +155,7 @@ impl Server {
             config,
         });
         srv.obuf_normal.sync(&srv.config);
+        srv.client_mem.sync(&srv.config);
         srv.sync_default_user();
         srv
     }
@@ -300,6 +304,11 @@ impl Server {
         if changed.contains(&"client-output-buffer-limit") {
             self.obuf_normal.sync(&self.config);
         }
+        if changed.contains(&"maxmemory-clients") || changed.contains(&"maxmemory") {
+            // A lower limit evicts before CONFIG SET answers, as in Redis.
+            self.client_mem.sync(&self.config);
+            limits::evict_clients(self);
+        }
         if let Some(name) = changed
             .iter()
             .find(|n| crate::entra::RELOAD_PARAMS.contains(n))
@@ -407,7 +416,9 @@ impl Server {
         info
     }
 
-    pub fn unregister_client(&self, id: u64) {
+    pub fn unregister_client(&self, info: &ClientInfo) {
+        self.client_mem.release(info);
+        let id = info.id;
         if let Some((_, info)) = self.clients.remove(&id) {
             self.tracking.disable(&info);
             if info.monitor.load(Ordering::Relaxed) {

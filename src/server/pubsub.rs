@@ -18,7 +18,7 @@
 //!   subscriber that never reads cannot grow memory without bound.
 
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -60,6 +60,13 @@ pub struct Outbox {
     pub ready: crate::util::signal::Signal,
 }
 
+/// Set when a client's queued pushes grew past another
+/// [`PUSHED_CHECK_STEP`] bytes: the connection whose command queued them
+/// runs the `maxmemory-clients` check after it (see
+/// `connection::account_mem`; the cron catches the rest).
+pub static PUSHED_GROWTH: AtomicBool = AtomicBool::new(false);
+const PUSHED_CHECK_STEP: u64 = 64 * 1024;
+
 impl Outbox {
     pub fn new(info: Arc<ClientInfo>) -> Arc<Self> {
         Arc::new(Outbox {
@@ -81,10 +88,14 @@ impl Outbox {
         if g.dead {
             return false;
         }
-        g.buf.reserve(header.len() + body.len());
+        let added = header.len() + body.len();
+        g.buf.reserve(added);
         g.buf.put_slice(header);
         g.buf.put_slice(body);
         let pending = (g.buf.len() + g.inflight) as u64;
+        if pending / PUSHED_CHECK_STEP != (pending - added as u64) / PUSHED_CHECK_STEP {
+            PUSHED_GROWTH.store(true, Ordering::Relaxed);
+        }
         let mut over = limit.hard > 0 && pending >= limit.hard;
         if !over && limit.soft > 0 && pending >= limit.soft {
             match g.soft_since {

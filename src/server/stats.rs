@@ -81,6 +81,8 @@ pub struct Stats {
     pub hot: Striped,
     pub connections_received: AtomicU64,
     pub rejected_connections: AtomicU64,
+    /// Clients closed by `maxmemory-clients` (INFO evicted_clients).
+    pub evicted_clients: AtomicU64,
     /// Changes since start (rdb_changes_since_last_save is derived).
     pub dirty: AtomicU64,
     pub error_replies: AtomicU64,
@@ -155,6 +157,7 @@ impl Stats {
         self.rejected_connections.store(0, Ordering::Relaxed);
         self.error_replies.store(0, Ordering::Relaxed);
         self.evicted_keys.store(0, Ordering::Relaxed);
+        self.evicted_clients.store(0, Ordering::Relaxed);
         self.errors.lock().clear();
     }
 

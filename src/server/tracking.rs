@@ -264,7 +264,12 @@ impl Tracking {
             }
             add.extend(o.prefixes.iter().cloned());
             for p in &add {
-                t.prefixes.insert(p.clone());
+                if t.prefixes.insert(p.clone()) {
+                    info.tracking_mem.fetch_add(
+                        p.len() + crate::connection::client::TRACKING_PREFIX_MEM,
+                        Ordering::Relaxed,
+                    );
+                }
             }
         }
         for p in add {
@@ -307,6 +312,7 @@ impl Tracking {
             }
         }
         info.tracking.store(0, Ordering::Relaxed);
+        info.tracking_mem.store(0, Ordering::Relaxed);
         if self.clients_on.fetch_sub(1, Ordering::Relaxed) == 1 {
             TRACK_WRITES.store(false, Ordering::Relaxed);
             // Nobody tracks: free the table (entries would only be dropped).

@@ -137,6 +137,26 @@ impl Conn {
     }
 
     /// Sends one command and returns its raw reply bytes.
+    /// [`Conn::call`], or `None` once the server closed the connection.
+    pub async fn try_call(&mut self, args: &[&[u8]]) -> Option<Vec<u8>> {
+        self.s.write_all(&resp(args)).await.ok()?;
+        let fut = async {
+            loop {
+                if let Some(n) = reply_len(&self.buf) {
+                    return Some(self.buf.drain(..n).collect::<Vec<u8>>());
+                }
+                let mut tmp = [0u8; 16384];
+                match self.s.read(&mut tmp).await {
+                    Ok(0) | Err(_) => return None,
+                    Ok(k) => self.buf.extend_from_slice(&tmp[..k]),
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), fut)
+            .await
+            .expect("reply timeout")
+    }
+
     pub async fn call(&mut self, args: &[&[u8]]) -> Vec<u8> {
         self.s.write_all(&resp(args)).await.expect("write");
         let fut = async {
