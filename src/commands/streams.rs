@@ -1685,8 +1685,8 @@ fn xgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         if let Some(g) = s.groups.get_mut(&gname[..]) {
             if let Some(c) = g.consumers.remove(&argv[4][..]) {
                 pending = c.pel.len();
-                for id in c.pel {
-                    g.pel.remove(&id);
+                for id in &c.pel {
+                    g.pel.remove(id);
                 }
             }
         }

@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod chunked;
+pub mod cowmap;
 pub mod entry;
 pub mod hash;
 pub mod hindex;

@@ -12,8 +12,8 @@
 //! copy-on-write (`storage::chunked`), and list nodes and stream blocks are
 //! each in a `Shared` of their own, so a copy costs one reference per chunk,
 //! node or block and the writer then copies only what it touches (a
-//! stream's consumer groups are shared one by one too; an edit of a group
-//! copies that group's pending entries whole). Cloning a `Shared` is shallow,
+//! stream's consumer groups are shared one by one too, and their pending
+//! entries lists are chunked the same way, `storage::cowmap`). Cloning a `Shared` is shallow,
 //! which keeps value semantics (COPY's copy is separated on first write).
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;

@@ -13,10 +13,11 @@
 //! Consumer groups keep Redis's two views of pending entries: the group PEL
 //! (ID → owner, delivery time, delivery count) and each consumer's own PEL.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
+use crate::storage::cowmap::{CowMap, CowSet};
 use crate::storage::shared::Shared;
 
 /// A stream entry ID: `<ms>-<seq>`, ordered numerically.
@@ -243,7 +244,7 @@ pub struct Consumer {
     /// Unix ms the consumer was last active (read or claimed).
     pub seen_time: u64,
     /// IDs of the entries pending for this consumer.
-    pub pel: BTreeSet<StreamId>,
+    pub pel: CowSet<StreamId>,
 }
 
 /// A consumer group.
@@ -252,7 +253,9 @@ pub struct Group {
     pub last_id: StreamId,
     /// Logical read counter; -1 when unknown.
     pub entries_read: i64,
-    pub pel: BTreeMap<StreamId, Nack>,
+    /// Pending entries, in chunks shared copy-on-write (see
+    /// `storage::cowmap`): an edit during a snapshot copies one chunk.
+    pub pel: CowMap<StreamId, Nack>,
     pub consumers: BTreeMap<Bytes, Consumer>,
 }
 
@@ -276,8 +279,8 @@ pub struct Stream {
     pub entries_added: u64,
     /// Consumer groups by name, ordered as Redis lists them. Each shared
     /// copy-on-write like the blocks: a copy of the stream (an XADD after
-    /// a snapshot took it) costs one reference per group, and only an
-    /// edit of a group copies that group's pending entries.
+    /// a snapshot took it) costs one reference per group, and an edit of
+    /// a group copies one reference per chunk of its pending entries.
     pub groups: BTreeMap<Bytes, Shared<Group>>,
     /// Where the last [`Stream::read_after`] stopped (a cache).
     read_hint: ReadHint,
