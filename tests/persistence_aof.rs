@@ -1629,3 +1629,69 @@ async fn check_aof_reports_the_last_good_line() {
         "{text}"
     );
 }
+
+/// An approximate trim (`MAXLEN ~` / `MINID ~`, XADD or XTRIM) is written
+/// to the AOF as the exact trim it did (`= <length left>` / `= <first ID
+/// left>`, as Redis rewrites it), so replaying it with another
+/// `stream-node-max-entries` (which decides what `~` removes) gives the
+/// same stream, and its LIMIT is ignored on replay.
+#[tokio::test]
+async fn approximate_stream_trims_replay_exactly() {
+    let srv = TestServer::start_with(&[
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--stream-node-max-entries",
+        "100",
+        "--enable-debug-command",
+        "yes",
+    ]);
+    let mut c = srv.conn().await;
+    for i in 0..250 {
+        if i < 100 {
+            run(&mut c, &["XADD", "s", "*", "f", "v"]).await;
+        }
+        run(&mut c, &["XADD", "t", "*", "f", "v"]).await;
+        run(&mut c, &["XADD", "m", "*", "f", "v"]).await;
+    }
+    // 101 entries in two nodes: `~ 100` may only drop whole nodes, so
+    // nothing goes.
+    run(&mut c, &["XADD", "s", "MAXLEN", "~", "100", "*", "f", "v"]).await;
+    // 250 in three nodes: the first node (100) goes, 150 stay.
+    run(
+        &mut c,
+        &["XTRIM", "t", "MAXLEN", "~", "120", "LIMIT", "1000"],
+    )
+    .await;
+    let ids = run(&mut c, &["XRANGE", "m", "-", "+", "COUNT", "151"]).await;
+    let redis::Value::Array(ids) = ids else {
+        panic!("{ids:?}")
+    };
+    let cut = match &ids[150] {
+        redis::Value::Array(e) => match &e[0] {
+            redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    };
+    run(&mut c, &["XTRIM", "m", "MINID", "~", &cut]).await;
+    let lens = |c: &mut redis::aio::MultiplexedConnection| {
+        let mut c = c.clone();
+        async move {
+            let mut v = Vec::new();
+            for k in ["s", "t", "m"] {
+                let n: i64 = redis::cmd("XLEN").arg(k).query_async(&mut c).await.unwrap();
+                v.push(n);
+            }
+            v
+        }
+    };
+    let before = lens(&mut c).await;
+    assert_eq!(before, [101, 150, 150]);
+    // One node per entry now: `~ 100` replayed as written would trim to
+    // exactly 100.
+    run(&mut c, &["CONFIG", "SET", "stream-node-max-entries", "1"]).await;
+    assert_eq!(run(&mut c, &["DEBUG", "LOADAOF"]).await, redis::Value::Okay);
+    assert_eq!(lens(&mut c).await, before);
+}

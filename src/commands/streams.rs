@@ -285,6 +285,11 @@ struct TrimArgs {
     id: Option<(StreamId, bool)>,
     /// XADD: index of the ID argument.
     id_pos: usize,
+    /// Indexes of the `~` and of the MAXLEN/MINID threshold: an
+    /// approximate trim propagates as `= <what it left>` (as Redis), so
+    /// an AOF replay or a replica trims exactly the same entries.
+    approx_pos: usize,
+    threshold_pos: usize,
 }
 
 fn parse_trim(ctx: &Ctx<'_>, argv: &[Bytes], xadd: bool) -> CmdResult<TrimArgs> {
@@ -308,10 +313,12 @@ fn parse_trim(ctx: &Ctx<'_>, argv: &[Bytes], xadd: bool) -> CmdResult<TrimArgs> 
             let next = &argv[i + 1][..];
             if more >= 2 && next == b"~" {
                 t.approx = true;
+                t.approx_pos = i + 1;
                 i += 1;
             } else if more >= 2 && next == b"=" {
                 i += 1;
             }
+            t.threshold_pos = i + 1;
             let v = &argv[i + 1];
             if is_max {
                 let n = int_arg(v)?;
@@ -355,7 +362,12 @@ fn parse_trim(ctx: &Ctx<'_>, argv: &[Bytes], xadd: bool) -> CmdResult<TrimArgs> 
             "syntax error, XTRIM must be called with a trimming strategy",
         ));
     }
-    if limit_given {
+    if ctx.client.loader {
+        // Replaying the AOF: the trim was rewritten to what it did (see
+        // `approx_pos`), and its LIMIT no longer applies (Redis's
+        // mustObeyClient).
+        t.limit = 0;
+    } else if limit_given {
         if !t.approx {
             return Err(CmdError::err(
                 "syntax error, LIMIT cannot be used without the special ~ option",
@@ -438,12 +450,16 @@ fn xadd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     } else {
         0
     };
+    let exact_trim = t.approx.then(|| exact_trim_args(&t, s));
     ctx.changed(1);
-    if ctx.propagating() && !matches!(t.id, Some((_, true))) {
+    if ctx.propagating() && (!matches!(t.id, Some((_, true))) || exact_trim.is_some()) {
         // A generated ID depends on the clock: propagate the one chosen.
         let mut v: Vec<Bytes> = argv.to_vec();
         if let Some(slot) = v.get_mut(t.id_pos) {
             *slot = Bytes::from(format!("{}-{}", id.ms, id.seq));
+        }
+        if let Some(ex) = exact_trim {
+            ex.apply(&mut v);
         }
         ctx.propagate_as(v);
     }
@@ -558,11 +574,50 @@ fn xtrim(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         return Ok(Reply::Int(0));
     };
     let n = s.trim(t.maxlen, t.minid, t.approx, t.limit);
+    let exact_trim = (n > 0 && t.approx).then(|| exact_trim_args(&t, s));
     if n > 0 {
+        if let Some(ex) = exact_trim.filter(|_| ctx.propagating()) {
+            let mut v = argv.to_vec();
+            ex.apply(&mut v);
+            ctx.propagate_as(v);
+        }
         ctx.changed(n);
         ctx.notify(notify::STREAM, "xtrim", key);
     }
     Ok(Reply::Int(n as i64))
+}
+
+/// How an approximate trim propagates: `MAXLEN = <length left>` or
+/// `MINID = <first ID left>` in place of `~ <threshold>` (Redis's
+/// streamRewriteApproxSpecifier and streamRewriteTrimArgument).
+struct ExactTrim {
+    approx_pos: usize,
+    threshold_pos: usize,
+    threshold: Bytes,
+}
+
+fn exact_trim_args(t: &TrimArgs, s: &crate::storage::stream::Stream) -> ExactTrim {
+    let threshold = if t.maxlen.is_some() {
+        Bytes::from(s.len().to_string())
+    } else {
+        Bytes::from(format!("{}-{}", s.first_id.ms, s.first_id.seq))
+    };
+    ExactTrim {
+        approx_pos: t.approx_pos,
+        threshold_pos: t.threshold_pos,
+        threshold,
+    }
+}
+
+impl ExactTrim {
+    fn apply(self, v: &mut [Bytes]) {
+        if let Some(a) = v.get_mut(self.approx_pos) {
+            *a = Bytes::from_static(b"=");
+        }
+        if let Some(th) = v.get_mut(self.threshold_pos) {
+            *th = self.threshold;
+        }
+    }
 }
 
 /// ```text
