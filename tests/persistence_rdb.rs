@@ -1342,3 +1342,55 @@ async fn a_wrong_rdb_checksum_stops_startup_and_load_counts_are_reported() {
     // Logged once, not once per layer.
     assert_eq!(all.matches("RDB CRC error").count(), 1, "{all}");
 }
+
+/// DEBUG QUICKLIST-PACKED-THRESHOLD (Redis's test aid) makes list elements
+/// of at least that size PLAIN quicklist nodes in DUMP payloads and RDB
+/// files: both servers DUMP the same bytes, each RESTOREs the other's, and
+/// the list survives DEBUG RELOAD through such nodes.
+#[tokio::test]
+async fn plain_quicklist_nodes_match_redis_and_reload() {
+    let Some(redis) = Redis::start(&["--save", "", "--enable-debug-command", "yes"]) else {
+        return;
+    };
+    let ours = TestServer::start_with(&["--enable-debug-command", "yes"]);
+    let mut r = redis.conn().await;
+    let mut c = ours.conn().await;
+    let big_a = vec![b'a'; 500];
+    let big_b = vec![b'b'; 500];
+    for conn in [&mut r, &mut c] {
+        assert_eq!(
+            q(conn, &[b"DEBUG", b"QUICKLIST-PACKED-THRESHOLD", b"100b"]).await,
+            RV::Okay
+        );
+        q(
+            conn,
+            &[b"RPUSH", b"l", &big_a, b"small", &big_b, b"x", b"y"],
+        )
+        .await;
+    }
+    let mine = dump(&mut c, b"l").await;
+    let theirs = dump(&mut r, b"l").await;
+    assert_eq!(mine, theirs, "the same plain nodes");
+    assert_eq!(q(&mut r, &[b"RESTORE", b"l2", b"0", &mine]).await, RV::Okay);
+    assert_eq!(
+        q(&mut c, &[b"RESTORE", b"l2", b"0", &theirs]).await,
+        RV::Okay
+    );
+    assert_eq!(q(&mut c, &[b"DEBUG", b"RELOAD"]).await, RV::Okay);
+    let want = describe(&mut r, b"l").await;
+    for k in [&b"l"[..], b"l2"] {
+        assert_eq!(describe(&mut c, k).await, want);
+        assert_eq!(describe(&mut r, k).await, want);
+    }
+    // Redis's bounds and reset.
+    let e = q(&mut c, &[b"DEBUG", b"QUICKLIST-PACKED-THRESHOLD", b"5gb"]).await;
+    assert!(
+        show(&e).contains("argument must be a memory value bigger than 1 and smaller than 4gb"),
+        "{e:?}"
+    );
+    assert_eq!(
+        q(&mut c, &[b"DEBUG", b"QUICKLIST-PACKED-THRESHOLD", b"0"]).await,
+        RV::Okay
+    );
+    assert_ne!(dump(&mut c, b"l").await, theirs, "packed again");
+}

@@ -210,6 +210,11 @@ const DEBUG_SUBS: &[CommandSpec] = &[
         "7.0.0",
         "Stops (1) or resumes (0) the periodic tasks (active expiry, tracking table limit).",
     ),
+    cmd("quicklist-packed-threshold", 3, ADM, debug_packed_threshold).doc(
+        "server",
+        "7.0.0",
+        "List elements of at least <size> are saved (RDB, DUMP) as plain quicklist nodes of their own; 0 restores 1gb.",
+    ),
     cmd("replybuffer", 4, ADM, debug_replybuffer).doc(
         "server",
         "7.0.0",
@@ -1542,6 +1547,24 @@ fn debug_pause_cron(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         .and_then(|s| s.trim().parse::<i64>().ok())
         .is_some_and(|n| n != 0);
     ctx.srv.cron_paused.store(on, Ordering::Relaxed);
+    Ok(Reply::OK)
+}
+
+/// `DEBUG QUICKLIST-PACKED-THRESHOLD <size>` (Redis's limits: 0 restores
+/// the 1 GB default, at most 4 GB - 1 MB).
+fn debug_packed_threshold(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    debug_allowed(ctx)?;
+    let err =
+        || CmdError::err("argument must be a memory value bigger than 1 and smaller than 4gb");
+    let sz = std::str::from_utf8(&argv[2])
+        .ok()
+        .and_then(crate::config::parse_memory)
+        .ok_or_else(err)?;
+    if sz > (1u64 << 32) - (1 << 20) {
+        return Err(err());
+    }
+    let sz = if sz == 0 { 1 << 30 } else { sz as usize };
+    crate::persistence::rdb::PACKED_THRESHOLD.store(sz, Ordering::Relaxed);
     Ok(Reply::OK)
 }
 

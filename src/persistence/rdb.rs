@@ -383,6 +383,12 @@ fn d2string(d: f64) -> String {
     crate::util::float::format_g17(d)
 }
 
+/// List elements of at least this many bytes are written as quicklist
+/// PLAIN nodes of their own (Redis's packed_threshold, 1 GB; DEBUG
+/// QUICKLIST-PACKED-THRESHOLD changes it, as in Redis, to test them).
+pub static PACKED_THRESHOLD: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(1 << 30);
+
 /// Splits list elements into quicklist nodes as Redis's tail pushes do
 /// (`_quicklistNodeAllowInsert`), calling `node(first, count, plain)`.
 fn quicklist_split<'a>(
@@ -391,13 +397,13 @@ fn quicklist_split<'a>(
     mut node: impl FnMut(usize, usize, bool),
 ) {
     const LEVELS: [usize; 5] = [4096, 8192, 16384, 32768, 65536];
-    const PLAIN: usize = 1 << 30;
+    let plain_from = PACKED_THRESHOLD.load(std::sync::atomic::Ordering::Relaxed);
     let mut start = 0;
     let mut count = 0usize;
     let mut sz = 0usize; // current node's listpack bytes; 0 = no open node
     let mut plain = false;
     for (i, it) in items.enumerate() {
-        let allow = sz > 0 && !plain && it.len() < PLAIN && {
+        let allow = sz > 0 && !plain && it.len() < plain_from && {
             let new_sz = sz + it.len() + 8;
             if fill < 0 && ((-fill - 1) as usize) < LEVELS.len() {
                 new_sz <= LEVELS[(-fill - 1) as usize]
@@ -415,7 +421,7 @@ fn quicklist_split<'a>(
         }
         start = i;
         count = 1;
-        plain = it.len() >= PLAIN;
+        plain = it.len() >= plain_from;
         sz = if plain {
             it.len()
         } else {
