@@ -151,8 +151,8 @@
 //!   `activedefrag yes`, exactly as a Redis built without defrag support
 //!   refuses it. Cluster, Sentinel, CPU-affinity, `socket-mark-id` and
 //!   `watchdog-period` parameters are not accepted at all.
-//! * The redis.conf directives `include`, `rename-command`,
-//!   `loadmodule` and `sentinel`, and reading the configuration from stdin
+//! * The redis.conf directives `include`, `loadmodule` and `sentinel`,
+//!   and reading the configuration from stdin
 //!   (`-`), are refused with a clear error. `user` directives are loaded
 //!   into the ACL at startup but not written back by CONFIG REWRITE.
 //! * Values must be valid UTF-8.
@@ -1172,7 +1172,7 @@ const DEPRECATED: &[&str] = &[
 ];
 
 /// redis.conf directives that are not parameters; Cinnabar refuses them.
-const UNSUPPORTED_DIRECTIVES: &[&str] = &["include", "rename-command", "loadmodule", "sentinel"];
+const UNSUPPORTED_DIRECTIVES: &[&str] = &["include", "loadmodule", "sentinel"];
 
 /// Finds a parameter by name or alias (case-insensitive); returns its
 /// index and the spelling that matched.
@@ -1865,6 +1865,9 @@ pub struct Config {
     /// `user <name> <rules...>` directives, in order (loaded into the ACL
     /// at startup; not rewritten by CONFIG REWRITE).
     users: Mutex<Vec<Vec<String>>>,
+    /// `rename-command <name> <new-name>` directives, lower-case, in order
+    /// (an empty new name removes the command).
+    renames: Mutex<Vec<(String, String)>>,
 }
 
 impl fmt::Debug for Config {
@@ -1919,7 +1922,14 @@ impl Config {
             source: None,
             writer: Mutex::new(()),
             users: Mutex::new(Vec::new()),
+            renames: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The `rename-command` directives read at startup (see
+    /// `Server::lookup`).
+    pub fn renamed_commands(&self) -> Vec<(String, String)> {
+        self.renames.lock().clone()
     }
 
     /// The `user` directives read at startup (name first, then rules).
@@ -2665,6 +2675,40 @@ struct Loader<'a> {
 }
 
 impl Loader<'_> {
+    /// `rename-command <name> <new-name>` (redis.conf or command line):
+    /// Redis's checks against the command names as renamed so far.
+    fn rename_command(&mut self, args: &[String], origin: &Origin) -> Result<(), ConfigError> {
+        let fail = |reason: &str| ConfigError::Syntax {
+            origin: origin.clone(),
+            reason: reason.into(),
+        };
+        let [from, to] = args else {
+            return Err(fail("wrong number of arguments"));
+        };
+        let (from, to) = (from.to_ascii_lowercase(), to.to_ascii_lowercase());
+        let mut renames = self.cfg.renames.lock();
+        let table = crate::commands::table::table();
+        let exists = |name: &str, renames: &[(String, String)]| {
+            let original =
+                table.get(name).is_some_and(|e| e.parent.is_none()) && !name.contains('|');
+            let renamed_away = renames.iter().any(|(f, _)| f == name);
+            let renamed_to = renames.iter().any(|(_, t)| t == name);
+            (original && !renamed_away) || renamed_to
+        };
+        if !exists(&from, &renames) {
+            return Err(fail("No such command in rename-command"));
+        }
+        if !to.is_empty() && exists(&to, &renames) && to != from {
+            return Err(fail("Target command name already exists"));
+        }
+        // Renaming a renamed command renames the original.
+        match renames.iter_mut().find(|(_, t)| *t == from) {
+            Some(r) => r.1 = to,
+            None => renames.push((from, to)),
+        }
+        Ok(())
+    }
+
     fn directive(
         &mut self,
         name: &str,
@@ -2699,6 +2743,9 @@ impl Loader<'_> {
             }
             users.push(args);
             return Ok(());
+        }
+        if lower == "rename-command" {
+            return self.rename_command(&args, origin);
         }
         let Some((idx, spelled)) = lookup(&lower) else {
             if DEPRECATED.contains(&lower.as_str()) && args.len() == 1 {
@@ -2978,6 +3025,10 @@ impl Rewrite {
             match known {
                 Some((idx, _)) => st.push_option(PARAMS[idx].name, &[line], String::new()),
                 None if is_user_line(line) => st.push_option("user", &[line], String::new()),
+                // Startup-only, kept as written (as Redis keeps them).
+                None if first_word_is(line, "rename-command") => {
+                    st.lines.push(Some(line.to_string()))
+                }
                 None => st.lines.push(Some(format!("# ??? {line}"))),
             }
         }
@@ -3384,9 +3435,13 @@ impl Config {
 
 /// Is this redis.conf line a `user` directive (ACL users)?
 fn is_user_line(line: &str) -> bool {
+    first_word_is(line, "user")
+}
+
+fn first_word_is(line: &str, word: &str) -> bool {
     line.split_ascii_whitespace()
         .next()
-        .is_some_and(|w| w.eq_ignore_ascii_case("user"))
+        .is_some_and(|w| w.eq_ignore_ascii_case(word))
 }
 
 /// What CONFIG REWRITE does with `user` lines.

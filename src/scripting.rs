@@ -2093,7 +2093,8 @@ fn script_call(cur: &Running<'_, '_>, cmd: Vec<Bytes>, resp3: bool) -> CallResul
         cur.ctx.borrow().srv.stats.count_error(&e);
         Err((e, true))
     };
-    let entry = match table().lookup(&cmd) {
+    let lookup = cur.ctx.borrow().srv.lookup_command(&cmd);
+    let entry = match lookup {
         Lookup::Found(e) => e,
         _ => {
             return reject(

@@ -1942,3 +1942,81 @@ async fn spawn_debug_server(
     let _ = child.wait();
     panic!("the server did not start");
 }
+
+/// redis.conf `rename-command` (and `--rename-command` on the command
+/// line): the new name runs the command (from scripts too), the old one is
+/// unknown, an empty name removes the command, CONFIG REWRITE keeps the
+/// directives, and Redis's startup errors name bad ones.
+#[tokio::test]
+async fn rename_command_renames_and_survives_config_rewrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("r.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "bind 127.0.0.1\nephemeral-port yes\nsave \"\"\ndir {}\nrename-command flushdb badger\nrename-command KEYS \"\"\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    for round in 0..2 {
+        let (mut child, addr) = common::spawn_conf(&conf);
+        let mut c = common::diff::Conn::connect(addr.port()).await;
+        assert_eq!(c.call(&[b"SET", b"a", b"1"]).await, b"+OK\r\n");
+        let e = String::from_utf8(c.call(&[b"FLUSHDB"]).await).unwrap();
+        assert!(e.starts_with("-ERR unknown command 'FLUSHDB'"), "{e}");
+        let e = String::from_utf8(c.call(&[b"KEYS", b"*"]).await).unwrap();
+        assert!(e.starts_with("-ERR unknown command 'KEYS'"), "{e}");
+        let e = String::from_utf8(
+            c.call(&[b"EVAL", b"return redis.call('flushdb')", b"0"])
+                .await,
+        )
+        .unwrap();
+        assert!(e.contains("Unknown Redis command"), "{e}");
+        assert_eq!(
+            c.call(&[b"EVAL", b"return redis.call('badger')", b"0"])
+                .await,
+            b"+OK\r\n"
+        );
+        assert_eq!(c.call(&[b"SET", b"b", b"1"]).await, b"+OK\r\n");
+        assert_eq!(c.call(&[b"badger"]).await, b"+OK\r\n");
+        assert_eq!(c.call(&[b"DBSIZE"]).await, b":0\r\n");
+        if round == 0 {
+            assert_eq!(
+                c.call(&[b"CONFIG", b"SET", b"maxmemory", b"5mb"]).await,
+                b"+OK\r\n"
+            );
+            assert_eq!(c.call(&[b"CONFIG", b"REWRITE"]).await, b"+OK\r\n");
+            let written = std::fs::read_to_string(&conf).unwrap();
+            assert!(
+                written.contains("\nrename-command flushdb badger\n"),
+                "{written}"
+            );
+            assert!(written.contains("maxmemory 5mb"), "{written}");
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    for (line, why) in [
+        (
+            "rename-command nosuch x",
+            "No such command in rename-command",
+        ),
+        (
+            "rename-command get set",
+            "Target command name already exists",
+        ),
+        ("rename-command get", "wrong number of arguments"),
+    ] {
+        let bad = dir.path().join("bad.conf");
+        std::fs::write(&bad, format!("ephemeral-port yes\n{line}\n")).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cinnabar"))
+            .arg(&bad)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{line}");
+        let text = String::from_utf8_lossy(&out.stderr).into_owned()
+            + &String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(why), "{line}: {text}");
+    }
+}

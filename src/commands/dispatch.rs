@@ -13,7 +13,7 @@ use smallvec::SmallVec;
 
 use crate::commands::ctx::{Ctx, Locks};
 use crate::commands::spec::{CmdFlags, CommandSpec, KeySpec, LockScope};
-use crate::commands::table::{table, CommandEntry, Lookup};
+use crate::commands::table::{CommandEntry, Lookup};
 use crate::commands::transaction;
 use crate::connection::client::Client;
 use crate::protocol::{CmdError, Reply};
@@ -50,7 +50,7 @@ pub fn unix_ms() -> u64 {
 
 /// Runs one command for `client` and returns its reply.
 pub fn execute(srv: &Server, client: &mut Client, argv: &[Bytes]) -> Reply {
-    let entry = match table().lookup(argv) {
+    let entry = match srv.lookup_command(argv) {
         Lookup::Found(e) => e,
         Lookup::Unknown => {
             let name = argv.first().map(|b| &b[..]).unwrap_or(b"");
@@ -221,7 +221,7 @@ pub fn must_postpone(srv: &Server, client: &Client, argv: &[Bytes]) -> bool {
     if kind == PauseKind::Off || client.loader {
         return false;
     }
-    let Lookup::Found(entry) = table().lookup(argv) else {
+    let Lookup::Found(entry) = srv.lookup_command(argv) else {
         return false;
     };
     if srv.is_disabled(entry)

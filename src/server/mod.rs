@@ -23,11 +23,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use dashmap::DashMap;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use crate::commands::table::CommandEntry;
+use crate::commands::table::{table, CommandEntry, Lookup};
 use crate::config::Config;
 use crate::connection::client::ClientInfo;
 use crate::storage::Keyspace;
@@ -68,6 +69,8 @@ pub struct Server {
     pub pubsub: pubsub::PubSub,
     /// The TLS server config of `tls-port` (swapped on CONFIG SET tls-*).
     pub tls: tls::TlsState,
+    /// `rename-command` (set at startup).
+    renames: Renames,
     /// Per command-table id: refused by `disabled-commands` (immutable, so
     /// computed once; dispatch checks one bool).
     disabled: Vec<bool>,
@@ -139,6 +142,7 @@ impl Server {
             pubsub: Default::default(),
             tls: tls::TlsState::default(),
             disabled: disabled_table(&config),
+            renames: Renames::from_config(&config),
             feed: Default::default(),
             persist: Default::default(),
             shutdown: Default::default(),
@@ -199,6 +203,29 @@ impl Server {
     /// A strong handle to this server (None only while it is dropped).
     pub fn arc(&self) -> Option<Arc<Server>> {
         self.me.upgrade()
+    }
+
+    /// Finds the command `argv` names, with `rename-command` applied: a
+    /// new name finds its command, an old one is unknown. Without renames
+    /// this is the table's own lookup.
+    pub fn lookup_command(&self, argv: &[Bytes]) -> Lookup<'static> {
+        let t = table();
+        if self.renames.is_empty() {
+            return t.lookup(argv);
+        }
+        let Some(name) = argv.first() else {
+            return t.lookup(argv);
+        };
+        let lname = name.to_ascii_lowercase();
+        if let Some(orig) = self.renames.to_original.get(&lname) {
+            let mut v = argv.to_vec();
+            v[0] = orig.clone();
+            return t.lookup(&v);
+        }
+        if self.renames.gone.contains(&lname) {
+            return Lookup::Unknown;
+        }
+        t.lookup(argv)
     }
 
     /// Is this command switched off by `disabled-commands`?
@@ -597,6 +624,34 @@ async fn signal_loop(srv: &Arc<Server>, mut signals: Signals) -> ! {
         tracing::warn!(
             "{name} received but errors trying to shut down the server, check the logs for more information"
         );
+    }
+}
+
+/// `rename-command`: new (lower-case) names and the original each stands
+/// for, and the original names no longer valid.
+#[derive(Default)]
+struct Renames {
+    to_original: std::collections::HashMap<Vec<u8>, Bytes>,
+    gone: std::collections::HashSet<Vec<u8>>,
+}
+
+impl Renames {
+    fn from_config(config: &Config) -> Renames {
+        let mut r = Renames::default();
+        for (from, to) in config.renamed_commands() {
+            r.gone.insert(from.clone().into_bytes());
+            if !to.is_empty() {
+                r.to_original
+                    .insert(to.into_bytes(), Bytes::from(from.into_bytes()));
+            }
+        }
+        // A name renamed away and then given to another command is valid.
+        r.gone.retain(|g| !r.to_original.contains_key(g));
+        r
+    }
+
+    fn is_empty(&self) -> bool {
+        self.gone.is_empty() && self.to_original.is_empty()
     }
 }
 
