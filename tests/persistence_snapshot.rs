@@ -176,10 +176,27 @@ async fn a_paced_bgsave_pauses_for_busy_clients_and_stays_point_in_time() {
     // Let startup's own threads (the clock calibration may spin for up to
     // 200 ms on a busy machine) finish, so that nothing else is busy.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let _: String = redis::cmd("BGSAVE").query_async(&mut c).await.unwrap();
-    wait_bgsave_done(&mut c).await;
-    let idle: u64 = paced_ms(&mut c).await;
-    assert_eq!(idle, 0, "an idle server's save should not pause");
+    // Other threads of the server may still be busy for a moment on a
+    // loaded machine (CI once saw 3 ms of pauses): one of three idle saves
+    // must run through without any, where a pacer that paused regardless
+    // of load would pause in all of them.
+    let mut pauses = Vec::new();
+    for _ in 0..3 {
+        let before: u64 = paced_ms(&mut c).await;
+        let _: String = redis::cmd("BGSAVE").query_async(&mut c).await.unwrap();
+        wait_bgsave_done(&mut c).await;
+        let after: u64 = paced_ms(&mut c).await;
+        pauses.push(after - before);
+        if after == before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(
+        pauses.last(),
+        Some(&0),
+        "an idle server's saves paused {pauses:?} ms"
+    );
 }
 
 /// Returns the server (restarted from the dump) and INFO's
