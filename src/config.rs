@@ -2689,8 +2689,8 @@ impl Loader<'_> {
         let mut renames = self.cfg.renames.lock();
         let table = crate::commands::table::table();
         let exists = |name: &str, renames: &[(String, String)]| {
-            let original =
-                table.get(name).is_some_and(|e| e.parent.is_none()) && !name.contains('|');
+            // (`config|get` is a subcommand entry: not a command name.)
+            let original = table.get(name).is_some_and(|e| e.parent.is_none());
             let renamed_away = renames.iter().any(|(f, _)| f == name);
             let renamed_to = renames.iter().any(|(_, t)| t == name);
             (original && !renamed_away) || renamed_to

@@ -368,13 +368,7 @@ async fn query_buffers_are_released_when_idle_and_report_big_values_in_flight() 
 
 /// The omem of the client named `name` in CLIENT LIST (None once gone).
 async fn omem_of(admin: &mut Conn, name: &str) -> Option<u64> {
-    let list = call(admin, &["CLIENT", "LIST"]).await;
-    let line = list
-        .lines()
-        .find(|l| l.contains(&format!(" name={name} ")))?;
-    line.split(' ')
-        .find_map(|f| f.strip_prefix("omem="))
-        .and_then(|v| v.parse().ok())
+    client_field(admin, name, "omem").await.map(|v| v as u64)
 }
 
 /// The pub/sub soft limit closes a subscriber that stays above it for its

@@ -1541,13 +1541,18 @@ fn debug_set_skip_checksum_validation(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdR
 
 fn debug_pause_cron(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     debug_allowed(ctx)?;
-    // Like Redis's atoi: anything but a non-zero number resumes.
-    let on = std::str::from_utf8(&argv[2])
-        .ok()
-        .and_then(|s| s.trim().parse::<i64>().ok())
-        .is_some_and(|n| n != 0);
+    let on = atoi_flag(&argv[2]);
     ctx.srv.cron_paused.store(on, Ordering::Relaxed);
     Ok(Reply::OK)
+}
+
+/// A DEBUG on/off argument read like Redis's atoi: anything but a
+/// non-zero number is off.
+fn atoi_flag(arg: &[u8]) -> bool {
+    std::str::from_utf8(arg)
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .is_some_and(|n| n != 0)
 }
 
 /// `DEBUG QUICKLIST-PACKED-THRESHOLD <size>` (Redis's limits: 0 restores
@@ -1578,10 +1583,7 @@ fn debug_replybuffer(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             "DEBUG REPLYBUFFER supports RESIZING only (reply buffers have no peak-based resizing here)",
         ));
     }
-    let on = std::str::from_utf8(&argv[3])
-        .ok()
-        .and_then(|s| s.trim().parse::<i64>().ok())
-        .is_some_and(|n| n != 0);
+    let on = atoi_flag(&argv[3]);
     crate::connection::REPLY_BUFFER_RESIZING.store(on, Ordering::Relaxed);
     Ok(Reply::OK)
 }
