@@ -126,8 +126,8 @@
 //! `aof-disable-auto-gc`, `replicaof`, `masterauth`, `masteruser`,
 //! `replica-serve-stale-data`, `replica-read-only`, `repl-diskless-sync`,
 //! `repl-diskless-sync-delay`, `repl-diskless-sync-max-replicas`,
-//! `repl-diskless-load`, `repl-ping-replica-period`, `repl-timeout`,
-//! `repl-disable-tcp-nodelay`, `repl-backlog-size`, `repl-backlog-ttl`,
+//! `repl-diskless-load`,
+//! `repl-disable-tcp-nodelay`, `repl-backlog-ttl`,
 //! `replica-priority`, `replica-announced`,
 //! `replica-announce-ip`, `replica-announce-port`,
 //! `replica-lazy-flush`, `replica-ignore-maxmemory`,
@@ -1012,10 +1012,10 @@ params! {
     repl_diskless_load "repl-diskless-load" =
         enumeration(REPL_DISKLESS_LOAD, "disabled").no_effect().deny_loading() => ReplDisklessLoad;
     repl_ping_replica_period "repl-ping-replica-period" =
-        int(1, INT_MAX, "10").alias("repl-ping-slave-period").no_effect() => u64;
-    repl_timeout "repl-timeout" = int(1, INT_MAX, "60").no_effect() => u64;
+        int(1, INT_MAX, "10").alias("repl-ping-slave-period") => u64;
+    repl_timeout "repl-timeout" = int(1, INT_MAX, "60") => u64;
     repl_disable_tcp_nodelay "repl-disable-tcp-nodelay" = boolean("no").no_effect() => bool;
-    repl_backlog_size "repl-backlog-size" = mem(1, LONG_MAX, "1mb").no_effect() => u64;
+    repl_backlog_size "repl-backlog-size" = mem(1, LONG_MAX, "1mb") => u64;
     repl_backlog_ttl "repl-backlog-ttl" = int(0, LONG_MAX, "3600").no_effect() => u64;
     replica_priority "replica-priority" =
         int(0, INT_MAX, "100").alias("slave-priority").no_effect() => u64;

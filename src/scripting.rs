@@ -1824,15 +1824,19 @@ pub fn shebang(body: &[u8]) -> Result<(u32, usize), CmdError> {
 }
 
 /// `-NOREPLICAS`: `min-replicas-to-write` is set and not enough replicas
-/// are connected (Cinnabar has none).
+/// are connected.
 pub const NOREPLICAS: CmdError =
     CmdError::from_static("NOREPLICAS Not enough good replicas to write.");
 
 /// Whether writes are allowed by `min-replicas-to-write` /
-/// `min-replicas-max-lag` (Redis's checkGoodReplicasStatus with zero
-/// connected replicas).
+/// `min-replicas-max-lag` (Redis's checkGoodReplicasStatus: enough online
+/// replicas acknowledged within the lag).
 pub fn enough_replicas(srv: &crate::server::Server) -> bool {
-    srv.config.min_replicas_to_write() == 0 || srv.config.min_replicas_max_lag() == 0
+    let (need, lag) = (
+        srv.config.min_replicas_to_write(),
+        srv.config.min_replicas_max_lag(),
+    );
+    need == 0 || lag == 0 || srv.repl.good(lag) >= need
 }
 
 /// The write / deny-oom flags a script invocation declares, which replace

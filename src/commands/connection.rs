@@ -392,6 +392,9 @@ pub fn client_line(srv: &Server, c: &ClientInfo) -> String {
         c.ssub.load(Ordering::Relaxed),
     );
     // Redis's order: O, P, b, t, R, B, e.
+    if c.replica.load(Ordering::Relaxed) {
+        flags.push('S');
+    }
     if c.monitor.load(Ordering::Relaxed) {
         flags.push('O');
     }
@@ -459,23 +462,10 @@ pub fn client_line(srv: &Server, c: &ClientInfo) -> String {
 fn client_list(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let mut a = Args::new(argv, 2);
     let mut ids: Option<Vec<u64>> = None;
-    // None: every client; Some(is_pubsub) otherwise (no replicas exist).
-    let mut only_type: Option<Option<bool>> = None;
+    let mut only_type: Option<ClientType> = None;
     while let Some(opt) = a.next_opt() {
         if eq_ic(opt, "type") {
-            let t = a.next_arg()?;
-            if eq_ic(t, "normal") {
-                only_type = Some(Some(false));
-            } else if eq_ic(t, "pubsub") {
-                only_type = Some(Some(true));
-            } else if eq_ic(t, "master") || eq_ic(t, "replica") || eq_ic(t, "slave") {
-                only_type = Some(None);
-            } else {
-                return Err(CmdError::new(format!(
-                    "ERR Unknown client type '{}'",
-                    String::from_utf8_lossy(t)
-                )));
-            }
+            only_type = Some(ClientType::parse(a.next_arg()?)?);
         } else if eq_ic(opt, "id") {
             let mut v = Vec::new();
             for id in a.rest() {
@@ -503,11 +493,8 @@ fn client_list(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
                 continue;
             }
         }
-        if let Some(t) = only_type {
-            let is_pubsub = c.subscribed();
-            if t != Some(is_pubsub) {
-                continue;
-            }
+        if only_type.is_some_and(|t| !t.matches(&c)) {
+            continue;
         }
         out.push_str(&client_line(ctx.srv, &c));
         out.push('\n');
@@ -547,6 +534,7 @@ fn client_kill(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let mut laddr = None;
     let mut user = None;
     let mut skipme = true;
+    let mut only_type: Option<ClientType> = None;
     let mut a = Args::new(argv, 2);
     while let Some(opt) = a.next_opt() {
         let val = a.next_arg()?;
@@ -577,15 +565,7 @@ fn client_kill(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
                 return Err(CmdError::SYNTAX);
             };
         } else if eq_ic(opt, "type") {
-            if !["normal", "master", "replica", "slave", "pubsub"]
-                .iter()
-                .any(|t| eq_ic(val, t))
-            {
-                return Err(CmdError::new(format!(
-                    "ERR Unknown client type '{}'",
-                    String::from_utf8_lossy(val)
-                )));
-            }
+            only_type = Some(ClientType::parse(val)?);
         } else {
             return Err(CmdError::SYNTAX);
         }
@@ -599,6 +579,7 @@ fn client_kill(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             || laddr.as_ref().is_some_and(|a| *a != c.laddr)
             || user.as_ref().is_some_and(|u| *u != *c.user.lock())
             || (skipme && c.id == me)
+            || only_type.is_some_and(|t| !t.matches(&c))
         {
             continue;
         }
@@ -610,6 +591,46 @@ fn client_kill(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         killed += 1;
     }
     Ok(Reply::Int(killed))
+}
+
+/// CLIENT LIST / CLIENT KILL `TYPE`: Redis's client classes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ClientType {
+    Normal,
+    /// The link to our primary (Cinnabar never follows one).
+    Master,
+    Replica,
+    Pubsub,
+}
+
+impl ClientType {
+    fn parse(t: &[u8]) -> Result<ClientType, CmdError> {
+        Ok(if eq_ic(t, "normal") {
+            ClientType::Normal
+        } else if eq_ic(t, "master") {
+            ClientType::Master
+        } else if eq_ic(t, "replica") || eq_ic(t, "slave") {
+            ClientType::Replica
+        } else if eq_ic(t, "pubsub") {
+            ClientType::Pubsub
+        } else {
+            return Err(CmdError::new(format!(
+                "ERR Unknown client type '{}'",
+                String::from_utf8_lossy(t)
+            )));
+        })
+    }
+
+    fn matches(self, c: &ClientInfo) -> bool {
+        let t = if c.replica.load(Ordering::Relaxed) {
+            ClientType::Replica
+        } else if c.subscribed() {
+            ClientType::Pubsub
+        } else {
+            ClientType::Normal
+        };
+        t == self
+    }
 }
 
 /// ```text

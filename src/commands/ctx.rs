@@ -422,13 +422,18 @@ impl<'a> Ctx<'a> {
         for (db, _, sh) in self.locks.held.iter_mut() {
             if sh.has_event_log() {
                 for (class, event, key) in sh.take_event_log() {
-                    if class == crate::config::notify::EXPIRED && self.srv.feed.active() {
+                    if class == crate::config::notify::EXPIRED
+                        && self.srv.feed.active()
+                        && !self.client.loader
+                    {
                         // A key found expired is deleted everywhere the
-                        // stream goes, before the command that found it.
-                        self.prop.push((
+                        // stream goes, at once (under its shard's lock),
+                        // before the command that found it and never
+                        // inside its MULTI/EXEC, as Redis's propagateNow.
+                        self.srv.feed.emit_one(
                             *db as usize,
                             vec![bytes::Bytes::from_static(b"DEL"), key.clone()],
-                        ));
+                        );
                     }
                     self.srv.notify_keyspace(*db as usize, class, event, &key);
                 }

@@ -399,7 +399,10 @@ pub fn call(srv: &Server, client: &mut Client, entry: &CommandEntry, argv: &[Byt
         // Appended under the command's locks: the stream's order is the
         // keyspace's order.
         let end = srv.feed.emit(&ctx.prop);
-        ctx.client.durable_upto = end;
+        ctx.client.durable_upto = end.aof;
+        if end.repl > 0 {
+            ctx.client.repl_off = end.repl;
+        }
     }
     drop(ctx);
     if dirty > 0 {

@@ -19,6 +19,7 @@ pub mod memory;
 pub mod migrate;
 pub mod persist;
 pub mod pubsub;
+pub mod replication;
 pub mod scripting;
 pub mod server;
 pub mod sets;

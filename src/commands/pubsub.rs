@@ -264,6 +264,11 @@ fn publish(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         .srv
         .pubsub
         .publish(&ctx.srv.config, Kind::Global, &argv[1], &argv[2]);
+    // Replicas deliver it to their own subscribers (not written to the
+    // AOF), as Redis propagates it.
+    ctx.srv
+        .feed
+        .emit_repl_only(&[b"PUBLISH" as &[u8], &argv[1], &argv[2]]);
     Ok(Reply::Int(n as i64))
 }
 
@@ -272,6 +277,11 @@ fn spublish(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         .srv
         .pubsub
         .publish(&ctx.srv.config, Kind::Shard, &argv[1], &argv[2]);
+    // Replicas deliver it to their own subscribers (not written to the
+    // AOF), as Redis propagates it.
+    ctx.srv
+        .feed
+        .emit_repl_only(&[b"SPUBLISH" as &[u8], &argv[1], &argv[2]]);
     Ok(Reply::Int(n as i64))
 }
 

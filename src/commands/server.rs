@@ -53,21 +53,6 @@ pub const SPECS: &[CommandSpec] = &[
         "2.6.0",
         "Returns the server time.",
     ),
-    cmd(
-        "role",
-        1,
-        F::NOSCRIPT.union(F::LOADING).union(F::STALE).union(F::FAST),
-        role,
-    )
-    .acl(Acl::ADMIN.union(Acl::DANGEROUS))
-    .doc("server", "2.8.12", "Returns the replication role."),
-    cmd("wait", 3, F::NOSCRIPT, wait)
-        .acl(Acl::CONNECTION)
-        .doc(
-            "generic",
-            "3.0.0",
-            "Wait for the synchronous replication of all the write commands sent in the context of the current connection",
-        ),
     // Redis lists DEBUG as one command (no subcommand entries).
     cmd("debug", -2, ADM, debug)
         .lock(LockScope::Custom(debug_locks))
@@ -559,12 +544,15 @@ pub fn render_info(srv: &Server, sections: &[String], keyspace: KeyspaceTotals) 
                 };
                 let _ = write!(
                     o,
-                    "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{ops}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_kbps:{ikbps:.2}\r\ninstantaneous_output_kbps:{okbps:.2}\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\nsync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{expired}\r\nexpired_stale_perc:{stale_perc:.2}\r\nexpired_time_cap_reached_count:0\r\nexpire_cycle_cpu_milliseconds:0\r\nevicted_keys:{}\r\nevicted_clients:{}\r\ntotal_eviction_exceeded_time:0\r\ncurrent_eviction_exceeded_time:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\nlatest_fork_usec:{}\r\ntotal_forks:{}\r\nmigrate_cached_sockets:{}\r\nslave_expires_tracked_keys:0\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\ncurrent_active_defrag_time:0\r\ntracking_total_keys:{tk}\r\ntracking_total_items:{ti}\r\ntracking_total_prefixes:{tp}\r\nunexpected_error_replies:0\r\ntotal_error_replies:{}\r\ndump_payload_sanitizations:0\r\ntotal_reads_processed:{}\r\ntotal_writes_processed:{}\r\nio_threaded_reads_processed:0\r\nio_threaded_writes_processed:0\r\nreply_buffer_shrinks:0\r\nreply_buffer_expands:0\r\n",
+                    "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{ops}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_kbps:{ikbps:.2}\r\ninstantaneous_output_kbps:{okbps:.2}\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{expired}\r\nexpired_stale_perc:{stale_perc:.2}\r\nexpired_time_cap_reached_count:0\r\nexpire_cycle_cpu_milliseconds:0\r\nevicted_keys:{}\r\nevicted_clients:{}\r\ntotal_eviction_exceeded_time:0\r\ncurrent_eviction_exceeded_time:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\nlatest_fork_usec:{}\r\ntotal_forks:{}\r\nmigrate_cached_sockets:{}\r\nslave_expires_tracked_keys:0\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\ncurrent_active_defrag_time:0\r\ntracking_total_keys:{tk}\r\ntracking_total_items:{ti}\r\ntracking_total_prefixes:{tp}\r\nunexpected_error_replies:0\r\ntotal_error_replies:{}\r\ndump_payload_sanitizations:0\r\ntotal_reads_processed:{}\r\ntotal_writes_processed:{}\r\nio_threaded_reads_processed:0\r\nio_threaded_writes_processed:0\r\nreply_buffer_shrinks:0\r\nreply_buffer_expands:0\r\n",
                     st.connections_received.load(Ordering::Relaxed),
                     st.commands(),
                     st.net_input(),
                     st.net_output(),
                     st.rejected_connections.load(Ordering::Relaxed),
+                    srv.repl.sync_full.load(Ordering::Relaxed),
+                    srv.repl.sync_partial_ok.load(Ordering::Relaxed),
+                    srv.repl.sync_partial_err.load(Ordering::Relaxed),
                     st.evicted_keys.load(Ordering::Relaxed),
                     st.evicted_clients.load(Ordering::Relaxed),
                     totals[0],
@@ -580,13 +568,7 @@ pub fn render_info(srv: &Server, sections: &[String], keyspace: KeyspaceTotals) 
                     st.commands(),
                 );
             }
-            "replication" => {
-                let _ = write!(
-                    o,
-                    "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_size:1048576\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n",
-                    srv.run_id
-                );
-            }
+            "replication" => o.push_str(&srv.repl.info(srv)),
             "cpu" => {
                 let (sys, user) = cpu_times();
                 let _ = write!(
@@ -1123,36 +1105,6 @@ pub fn command_bare(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
 }
 
 // ---- TIME, DEBUG, SHUTDOWN -------------------------------------------------
-
-/// ROLE: Cinnabar is always a primary without replicas, as INFO
-/// replication says (`role:master`, `connected_slaves:0`,
-/// `master_repl_offset:0`): `master`, the offset, no replicas. Sentinel-
-/// aware clients call it to check they reached a primary.
-fn role(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
-    Ok(Reply::Array(vec![
-        Reply::bulk(Bytes::from_static(b"master")),
-        Reply::Int(0),
-        Reply::Array(Vec::new()),
-    ]))
-}
-
-/// ```text
-/// WAIT numreplicas timeout
-/// ```
-/// Cinnabar is a primary without replicas, so no write is ever
-/// acknowledged by one: as Redis answers then, 0 at once when
-/// `numreplicas` ≤ 0 (or inside MULTI), otherwise 0 after blocking for
-/// `timeout` milliseconds (0 = until CLIENT UNBLOCK or disconnect). The
-/// blocked client holds nothing but its waiter (no keys, never signalled).
-fn wait(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
-    let numreplicas = crate::protocol::codec::parse_i64(&argv[1]).ok_or(CmdError::NOT_INTEGER)?;
-    let deadline = crate::commands::blocking::deadline_ms(&argv[2], ctx.now)?;
-    const ACKED: i64 = 0;
-    if ACKED >= numreplicas {
-        return Ok(Reply::Int(ACKED));
-    }
-    ctx.block(&[], deadline, Reply::Int(ACKED))
-}
 
 fn time(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
     let d = std::time::SystemTime::now()

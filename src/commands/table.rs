@@ -35,6 +35,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     crate::commands::acl::SPECS,
     crate::commands::cluster::SPECS,
     crate::commands::migrate::SPECS,
+    crate::commands::replication::SPECS,
 ];
 
 /// Runtime counters of one command (INFO commandstats), striped per thread.

@@ -45,6 +45,8 @@ pub struct ClientInfo {
     pub no_evict: AtomicBool,
     /// In MONITOR mode (CLIENT LIST flag `O`).
     pub monitor: AtomicBool,
+    /// A replica's link (CLIENT LIST flag `S`, output class `replica`).
+    pub replica: AtomicBool,
     /// Bytes waiting in the query buffer (CLIENT LIST qbuf).
     pub qbuf: AtomicUsize,
     /// Capacity of the query buffer (CLIENT LIST qbuf-free is this minus
@@ -147,7 +149,9 @@ impl ClientInfo {
 
     /// Its `client-output-buffer-limit` class for pushed messages.
     pub fn obuf_class(&self) -> crate::config::ClientClass {
-        if self.subscribed() {
+        if self.replica.load(Ordering::Relaxed) {
+            crate::config::ClientClass::Replica
+        } else if self.subscribed() {
             crate::config::ClientClass::Pubsub
         } else {
             crate::config::ClientClass::Normal
@@ -171,6 +175,7 @@ impl ClientInfo {
             last_interaction: AtomicU64::new(crate::commands::dispatch::unix_ms()),
             no_evict: AtomicBool::new(false),
             monitor: AtomicBool::new(false),
+            replica: AtomicBool::new(false),
             qbuf: AtomicUsize::new(0),
             qbuf_cap: AtomicUsize::new(0),
             qbuf_peak: AtomicUsize::new(0),
@@ -250,6 +255,17 @@ pub struct Client {
     /// End offset in the propagation stream of this client's last write:
     /// with `appendfsync always` its replies wait until that is on disk.
     pub durable_upto: u64,
+    /// Replication offset of this client's last write (WAIT).
+    pub repl_off: u64,
+    /// SYNC/PSYNC was accepted: the connection becomes a replica link
+    /// once the reply so far is sent (see `server::replication`).
+    pub sync: Option<crate::server::replication::SyncRequest>,
+    /// WAIT with replicas attached: (offset, replicas, deadline) the
+    /// connection waits for before replying.
+    pub wait_repl: Option<(u64, i64, Option<u64>)>,
+    /// `REPLCONF listening-port` / `ip-address` of a replica-to-be.
+    pub repl_port: u16,
+    pub repl_ip: Option<String>,
     /// The client replaying the AOF at startup (runs while others get
     /// `-LOADING`).
     pub loader: bool,
@@ -305,6 +321,11 @@ impl Client {
             blocking: Default::default(),
             pubsub: Default::default(),
             durable_upto: 0,
+            repl_off: 0,
+            sync: None,
+            wait_repl: None,
+            repl_port: 0,
+            repl_ip: None,
             loader: false,
             user: None,
             tracking: Default::default(),

@@ -213,6 +213,14 @@ where
                         }
                         last
                     };
+                    if let Some((off, n, deadline)) = client.wait_repl.take() {
+                        // WAIT with replicas: send what earlier commands
+                        // produced, then wait for their acknowledgements.
+                        if !flush_before_wait(&srv, &mut client, &mut stream, &mut out).await {
+                            break 'conn;
+                        }
+                        reply = Reply::Int(srv.repl.wait_acks(&info, off, n, deadline).await);
+                    }
                     if client.blocking.waiter.is_some() {
                         // Blocked: send what earlier commands produced, then
                         // wait for this command's final reply.
@@ -263,6 +271,11 @@ where
                     if client.close_after_reply {
                         end_tracking_batch(&srv, &mut client, &mut out);
                         break;
+                    }
+                    if client.sync.is_some() {
+                        // SYNC/PSYNC: the connection becomes a replica link
+                        // (below), with whatever it sent after the request.
+                        break 'conn;
                     }
                     if out.len() >= OUT_HIGH_WATER
                         && send_out(&srv, &client, &mut stream, &mut out)
@@ -330,6 +343,19 @@ where
         }
         if client.close_after_reply {
             break;
+        }
+    }
+    if let Some(req) = client.sync.take() {
+        if send_out(&srv, &client, &mut stream, &mut out).await.is_ok() {
+            crate::server::replication::serve_replica(
+                &srv,
+                &mut stream,
+                &mut client,
+                req,
+                inbuf,
+                parser,
+            )
+            .await;
         }
     }
     let _ = stream.shutdown().await;

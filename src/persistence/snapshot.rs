@@ -377,7 +377,7 @@ pub fn aof_total_size(dir: &Path, m: &Manifest) -> u64 {
 /// Turns the propagation stream on and starts the writer thread.
 fn start_writer(srv: &Arc<Server>, file: std::fs::File, dir: PathBuf, manifest: Manifest) {
     let mut rt = srv.persist.aof.lock();
-    srv.feed.set_active(true);
+    srv.feed.set_aof_active(true);
     let start = srv.feed.appended();
     srv.feed.set_written(start, true);
     let s2 = srv.clone();
@@ -404,7 +404,7 @@ pub fn stop_aof(srv: &Server) {
     if let Some(h) = handle {
         let _ = h.join();
     }
-    srv.feed.set_active(false);
+    srv.feed.set_aof_active(false);
 }
 
 /// Loads the dataset at startup on a blocking thread while clients get
@@ -891,6 +891,68 @@ fn finish_bgsave(srv: &Server, ok: bool, killed: bool, tmp: &Path, final_path: &
     if let Some(c) = *p.child.lock() {
         p.last_bgsave_secs
             .store(c.started.elapsed().as_secs() as i64, Ordering::Relaxed);
+    }
+}
+
+/// The snapshot of a replica's full resync (see `server::replication`):
+/// waits until no other save or rewrite runs (or the replica's connection
+/// is killed), then writes the dataset to `tmp`, running `at_start` at the
+/// snapshot's instant under every shard lock. `dump.rdb` is not touched,
+/// as with Redis's diskless sync. Blocking: runs on its own thread.
+pub fn save_for_replica(
+    srv: &Server,
+    replica: &crate::connection::client::ClientInfo,
+    tmp: &Path,
+    at_start: impl FnOnce(),
+) -> Result<(), String> {
+    let child = loop {
+        if replica.killed.load(Ordering::Relaxed) {
+            return Err("the replica disconnected".into());
+        }
+        let child = srv.persist.child.lock();
+        if child.is_none() {
+            break child;
+        }
+        drop(child);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let params = SaveParams::of(srv);
+    if srv.config.snapshot_method() != SnapshotMethod::Versioned {
+        reserve(child, ChildKind::Rdb, 0);
+        let out = tmp.to_path_buf();
+        let pid = fork_with(srv, at_start, move |frozen| {
+            write_rdb(frozen, &params, &out, false)
+        });
+        let ok = match pid {
+            Ok(pid) => {
+                set_child_pid(srv, pid);
+                tracing::info!("Starting BGSAVE for SYNC with target: disk (pid {pid})");
+                wait_child(pid)
+            }
+            Err(_) => false,
+        };
+        *srv.persist.child.lock() = None;
+        return if ok {
+            Ok(())
+        } else {
+            Err("fork failed or the child failed".into())
+        };
+    }
+    let id = NEXT_SNAPSHOT.fetch_add(1, Ordering::Relaxed);
+    reserve(child, ChildKind::Rdb, id);
+    let now = crate::commands::dispatch::unix_ms();
+    let held = begin_versioned(srv, id, &params, now, at_start);
+    tracing::info!(
+        "Starting BGSAVE for SYNC with target: disk (versioned snapshot {id}, no fork; shards held {held} µs)"
+    );
+    let ok = write_versioned(srv, id, &params, now, tmp, false).is_ok();
+    let killed = take_abort(id);
+    *srv.persist.child.lock() = None;
+    if ok && !killed {
+        Ok(())
+    } else {
+        let _ = std::fs::remove_file(tmp);
+        Err("the snapshot failed".into())
     }
 }
 
@@ -1533,7 +1595,7 @@ pub async fn cron(srv: Arc<Server>) {
 /// Is an AOF writer consuming the propagation stream?
 pub fn aof_writing(srv: &Server) -> bool {
     let rt = srv.persist.aof.lock();
-    rt.on && rt.writer.is_some() && srv.feed.active()
+    rt.on && rt.writer.is_some() && srv.feed.aof_active()
 }
 
 /// Makes everything appended to the AOF so far durable (shutdown holds

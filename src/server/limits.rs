@@ -190,7 +190,9 @@ pub fn evict_clients(srv: &Server) {
     let mut total: u64 = 0;
     let mut candidates: Vec<(usize, Arc<crate::connection::client::ClientInfo>)> = Vec::new();
     for c in srv.clients.iter() {
-        if c.killed.load(Ordering::Relaxed) {
+        // Replica links are neither counted nor evicted (as in Redis: only
+        // normal and pub/sub clients).
+        if c.killed.load(Ordering::Relaxed) || c.replica.load(Ordering::Relaxed) {
             continue;
         }
         let mem = c.tot_mem();
@@ -242,6 +244,7 @@ pub async fn idle_timeout_task(srv: Arc<Server>) {
         // connections running: the cron looks at every client's total.
         if !srv.cron_paused.load(Ordering::Relaxed) {
             evict_clients(&srv);
+            srv.repl.cron(&srv);
         }
         n += 1;
         if !n.is_multiple_of(10) {
@@ -259,7 +262,9 @@ pub async fn idle_timeout_task(srv: Arc<Server>) {
             .iter()
             .filter(|c| {
                 let last_s = c.last_interaction.load(Ordering::Relaxed) / 1000;
-                now_s.saturating_sub(last_s) > timeout && !c.subscribed()
+                now_s.saturating_sub(last_s) > timeout
+                    && !c.subscribed()
+                    && !c.replica.load(Ordering::Relaxed)
             })
             .map(|c| c.id)
             .collect();

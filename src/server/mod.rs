@@ -12,6 +12,7 @@ pub mod pause;
 pub mod process;
 pub mod propagate;
 pub mod pubsub;
+pub mod replication;
 pub mod shutdown;
 pub mod slowlog;
 pub mod stats;
@@ -76,6 +77,8 @@ pub struct Server {
     disabled: Vec<bool>,
     /// The ordered stream of writes (AOF, replication).
     pub feed: propagate::Feed,
+    /// Attached replicas and the replication id.
+    pub repl: replication::Replication,
     /// RDB/AOF state (INFO persistence, the running child, LOADING).
     pub persist: crate::persistence::State,
     /// A weak handle to this server, for work that outlives a command
@@ -144,6 +147,7 @@ impl Server {
             disabled: disabled_table(&config),
             renames: Renames::from_config(&config),
             feed: Default::default(),
+            repl: Default::default(),
             persist: Default::default(),
             shutdown: Default::default(),
             acl: Default::default(),

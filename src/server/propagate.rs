@@ -10,7 +10,10 @@
 //! locks*: two writes to the same key are therefore recorded in the order
 //! they happened, and writes to different keys commute. Active expiry and
 //! eviction append their DELs the same way. Consumers (the AOF writer, and
-//! later the replication backlog) read the encoded RESP bytes in order.
+//! the replication backlog, see `server::replication`) read the encoded RESP
+//! bytes in order. Each keeps its own SELECT state: the AOF's restarts at
+//! every file rotation, the replication stream's runs from the backlog's
+//! creation.
 //!
 //! When nothing consumes the stream (`appendonly no`, no replicas) the feed
 //! is inactive and dispatch does not even build records: one relaxed load
@@ -48,12 +51,19 @@ struct State {
     /// Someone waits for everything written so far to be fsynced
     /// (shutdown), whatever `appendfsync` says.
     fsync: bool,
+    /// The replication backlog, once a replica has attached.
+    repl: Option<crate::server::replication::Backlog>,
 }
 
 /// The stream shared by dispatch, background deletions and consumers.
 #[derive(Default)]
 pub struct Feed {
+    /// Anything consumes the stream (`aof` or `repl`).
     active: AtomicBool,
+    /// The AOF writer consumes it.
+    aof: AtomicBool,
+    /// The replication backlog consumes it.
+    repl: AtomicBool,
     state: Mutex<State>,
     cond: Condvar,
     /// Bytes appended since start (the end offset of the last record).
@@ -68,6 +78,46 @@ pub struct Feed {
     /// for it). Otherwise the writer polls every few milliseconds, which
     /// batches writes and spares a futex wake per command.
     eager: AtomicBool,
+}
+
+/// Where one top-level command's records ended in each consumer's
+/// numbering (0 for a consumer that is off).
+#[derive(Clone, Copy, Default, Debug)]
+pub struct Emitted {
+    /// The AOF stream's end offset (for `appendfsync always`).
+    pub aof: u64,
+    /// The replication offset (for WAIT).
+    pub repl: u64,
+}
+
+/// Encodes the records of one top-level command: more than one are
+/// wrapped in MULTI/EXEC so a consumer applies them atomically; a SELECT
+/// precedes a record whose database differs from `db` (the consumer's
+/// current one, updated), before MULTI as Redis writes it.
+fn encode_records(buf: &mut Vec<u8>, db: &mut Option<usize>, records: &[Record]) {
+    let wrap = records.len() > 1;
+    let select = |buf: &mut Vec<u8>, d: usize, db: &mut Option<usize>| {
+        if *db != Some(d) {
+            encode_command(
+                buf,
+                &[b"SELECT" as &[u8], itoa::Buffer::new().format(d).as_bytes()],
+            );
+            *db = Some(d);
+        }
+    };
+    if let Some((db0, _)) = records.first() {
+        select(buf, *db0, db);
+    }
+    if wrap {
+        encode_command(buf, &[b"MULTI"]);
+    }
+    for (d, argv) in records {
+        select(buf, *d, db);
+        encode_command(buf, argv);
+    }
+    if wrap {
+        encode_command(buf, &[b"EXEC"]);
+    }
 }
 
 /// Appends `argv` to `out` as a RESP array of bulk strings.
@@ -98,9 +148,19 @@ impl Feed {
         self.active.load(Ordering::Relaxed)
     }
 
-    pub fn set_active(&self, on: bool) {
+    /// Is the AOF writer consuming the stream?
+    #[inline]
+    pub fn aof_active(&self) -> bool {
+        self.aof.load(Ordering::Relaxed)
+    }
+
+    /// Turns the AOF's side of the stream on or off (the writer starts or
+    /// stopped).
+    pub fn set_aof_active(&self, on: bool) {
         let mut st = self.state.lock();
-        self.active.store(on, Ordering::SeqCst);
+        self.aof.store(on, Ordering::SeqCst);
+        self.active
+            .store(on || self.repl.load(Ordering::SeqCst), Ordering::SeqCst);
         if !on {
             st.segments.clear();
             st.db = None;
@@ -108,15 +168,68 @@ impl Feed {
         st.stop = false;
     }
 
+    /// Runs `f` on the replication backlog under the stream's lock,
+    /// creating the backlog first (`create`) if there is none. Records
+    /// appended before `f` returns are in the backlog at offsets past what
+    /// `f` saw; none is lost in between.
+    pub fn with_backlog<R>(
+        &self,
+        create: impl FnOnce() -> crate::server::replication::Backlog,
+        f: impl FnOnce(&mut crate::server::replication::Backlog) -> R,
+    ) -> R {
+        let mut st = self.state.lock();
+        if st.repl.is_none() {
+            st.repl = Some(create());
+            self.repl.store(true, Ordering::SeqCst);
+            self.active.store(true, Ordering::SeqCst);
+        }
+        match st.repl.as_mut() {
+            Some(b) => f(b),
+            None => unreachable!("the backlog was just created"),
+        }
+    }
+
+    /// Runs `f` on the replication backlog if there is one.
+    pub fn backlog<R>(
+        &self,
+        f: impl FnOnce(&mut crate::server::replication::Backlog) -> R,
+    ) -> Option<R> {
+        self.state.lock().repl.as_mut().map(f)
+    }
+
+    /// Appends one command to the replication stream only, outside any
+    /// database (PING, REPLCONF GETACK). Returns the stream's end offset.
+    pub fn emit_repl_only(&self, argv: &[&[u8]]) -> Option<u64> {
+        if !self.repl.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut st = self.state.lock();
+        let b = st.repl.as_mut()?;
+        let mut buf = Vec::with_capacity(64);
+        encode_command(&mut buf, argv);
+        Some(b.append(&buf))
+    }
+
     /// Appends the records of one top-level command; more than one are
     /// wrapped in MULTI/EXEC so a consumer applies them atomically. Returns
     /// the end offset of what was appended. Call while still holding the
     /// shard locks of the keys involved.
-    pub fn emit(&self, records: &[Record]) -> u64 {
+    pub fn emit(&self, records: &[Record]) -> Emitted {
         if records.is_empty() || !self.active() {
-            return self.appended.load(Ordering::Relaxed);
+            return Emitted::default();
         }
         let mut st = self.state.lock();
+        let mut out = Emitted::default();
+        if let Some(b) = st.repl.as_mut() {
+            let mut buf = Vec::with_capacity(64);
+            let mut db = b.db;
+            encode_records(&mut buf, &mut db, records);
+            b.db = db;
+            out.repl = b.append(&buf);
+        }
+        if !self.aof_active() {
+            return out;
+        }
         let mut buf = match st.segments.back_mut() {
             Some(Segment::Data(_)) => match st.segments.pop_back() {
                 Some(Segment::Data(b)) => b,
@@ -125,47 +238,17 @@ impl Feed {
             _ => Vec::new(),
         };
         let before = buf.len();
-        let wrap = records.len() > 1;
-        // The SELECT goes before MULTI, as Redis writes it.
-        if let Some((db0, _)) = records.first() {
-            if st.db != Some(*db0) {
-                encode_command(
-                    &mut buf,
-                    &[
-                        b"SELECT" as &[u8],
-                        itoa::Buffer::new().format(*db0).as_bytes(),
-                    ],
-                );
-                st.db = Some(*db0);
-            }
-        }
-        if wrap {
-            encode_command(&mut buf, &[b"MULTI"]);
-        }
-        for (db, argv) in records {
-            if st.db != Some(*db) {
-                encode_command(
-                    &mut buf,
-                    &[
-                        b"SELECT" as &[u8],
-                        itoa::Buffer::new().format(*db).as_bytes(),
-                    ],
-                );
-                st.db = Some(*db);
-            }
-            encode_command(&mut buf, argv);
-        }
-        if wrap {
-            encode_command(&mut buf, &[b"EXEC"]);
-        }
+        let mut db = st.db;
+        encode_records(&mut buf, &mut db, records);
+        st.db = db;
         let added = (buf.len() - before) as u64;
         st.segments.push_back(Segment::Data(buf));
-        let end = self.appended.fetch_add(added, Ordering::SeqCst) + added;
+        out.aof = self.appended.fetch_add(added, Ordering::SeqCst) + added;
         drop(st);
         if self.eager.load(Ordering::Relaxed) {
             self.cond.notify_one();
         }
-        end
+        out
     }
 
     /// Appends a single command (active expiry, eviction).
@@ -253,7 +336,7 @@ impl Feed {
             let notified = self.synced_notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if self.synced() >= off || !self.active() {
+            if self.synced() >= off || !self.aof_active() {
                 return;
             }
             // The writer may have stopped (AOF turned off); re-check often.

@@ -1055,7 +1055,19 @@ impl Shard {
             let e = self.table.get(pos)?;
             match e.expire() {
                 Some(at) if at <= now => {
-                    self.remove_pos(pos);
+                    // Deleted as any lookup deletes an expired key: with
+                    // its `expired` event (notification, propagated DEL).
+                    if crate::server::pause::paused_until(now) {
+                        continue;
+                    }
+                    if recording(crate::config::notify::EXPIRED) {
+                        let key = Bytes::copy_from_slice(e.key());
+                        self.event_log
+                            .push((crate::config::notify::EXPIRED, "expired", key));
+                    }
+                    if let Some((_, Some(obj))) = self.remove_pos(pos) {
+                        crate::storage::lazyfree::free_expired(obj);
+                    }
                     self.stats.expired += 1;
                 }
                 _ => return Some(Bytes::copy_from_slice(e.key())),

@@ -1,0 +1,187 @@
+//! Replication commands, the primary's side: SYNC PSYNC REPLCONF ROLE WAIT
+//! (the machinery is in `server::replication`).
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use crate::commands::ctx::Ctx;
+use crate::commands::spec::{cmd, Acl, CmdFlags as F, CommandSpec};
+use crate::protocol::args::eq_ic;
+use crate::protocol::{CmdError, CmdResult, Reply};
+use crate::server::replication::{LinkState, SyncRequest};
+
+/// SYNC and PSYNC: admin, refused in scripts, in MULTI and while loading
+/// asynchronously.
+const SYNCF: F = F::ADMIN
+    .union(F::NOSCRIPT)
+    .union(F::NO_MULTI)
+    .union(F::NO_ASYNC_LOADING);
+
+pub const SPECS: &[CommandSpec] = &[
+    cmd("sync", 1, SYNCF, sync)
+        .acl(Acl::ADMIN.union(Acl::DANGEROUS))
+        .doc("server", "1.0.0", "An internal command used in replication."),
+    cmd("psync", -3, SYNCF, psync)
+        .acl(Acl::ADMIN.union(Acl::DANGEROUS))
+        .doc("server", "2.8.0", "An internal command used in replication."),
+    cmd(
+        "replconf",
+        -1,
+        F::ADMIN
+            .union(F::NOSCRIPT)
+            .union(F::LOADING)
+            .union(F::STALE)
+            .union(F::ALLOW_BUSY),
+        replconf,
+    )
+    .acl(Acl::ADMIN.union(Acl::DANGEROUS))
+    .doc(
+        "server",
+        "3.0.0",
+        "An internal command for configuring the replication stream.",
+    ),
+    cmd(
+        "role",
+        1,
+        F::NOSCRIPT.union(F::LOADING).union(F::STALE).union(F::FAST),
+        role,
+    )
+    .acl(Acl::ADMIN.union(Acl::DANGEROUS))
+    .doc("server", "2.8.12", "Returns the replication role."),
+    cmd("wait", 3, F::NOSCRIPT, wait)
+        .acl(Acl::CONNECTION)
+        .doc(
+            "generic",
+            "3.0.0",
+            "Wait for the synchronous replication of all the write commands sent in the context of the current connection",
+        ),
+];
+
+/// ```text
+/// SYNC
+/// ```
+/// The pre-PSYNC full resync: the RDB, then the stream (no
+/// `+FULLRESYNC` line). The connection becomes a replica link.
+fn sync(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+    start_sync(ctx, None)
+}
+
+/// ```text
+/// PSYNC replicationid offset
+/// ```
+/// `+CONTINUE` when the backlog holds the stream from `offset` of our
+/// replication id, `+FULLRESYNC` otherwise (`PSYNC ? -1` asks for that).
+fn psync(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let off = crate::protocol::codec::parse_i64(&argv[2]).ok_or(CmdError::NOT_INTEGER)?;
+    start_sync(ctx, Some((argv[1].clone(), off)))
+}
+
+fn start_sync(ctx: &mut Ctx<'_>, psync: Option<(Bytes, i64)>) -> CmdResult {
+    if ctx.client.info.replica.load(Ordering::Relaxed) {
+        // Already a replica link: ignored, as Redis does.
+        return Ok(Reply::Raw(Bytes::new()));
+    }
+    ctx.client.sync = Some(SyncRequest {
+        psync,
+        listening_port: ctx.client.repl_port,
+        announced_ip: ctx.client.repl_ip.clone(),
+    });
+    // The replies (+FULLRESYNC / +CONTINUE, the RDB) come from the link.
+    Ok(Reply::Raw(Bytes::new()))
+}
+
+/// ```text
+/// REPLCONF <option> <value> [<option> <value> ...]
+/// ```
+/// What a replica tells its primary before PSYNC (listening-port,
+/// ip-address, capa, rdb-only, rdb-filter-only). `ACK` and `GETACK` get no
+/// reply (acknowledgements arrive on the replica link, see
+/// `server::replication`).
+fn replconf(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    if argv.len().is_multiple_of(2) {
+        return Err(CmdError::SYNTAX);
+    }
+    for pair in argv[1..].chunks_exact(2) {
+        let (opt, val) = (&pair[0], &pair[1]);
+        if eq_ic(opt, "listening-port") {
+            let port = crate::protocol::codec::parse_i64(val).ok_or(CmdError::NOT_INTEGER)?;
+            ctx.client.repl_port = u16::try_from(port).unwrap_or(0);
+        } else if eq_ic(opt, "ip-address") {
+            if val.len() >= 46 {
+                return Err(CmdError::err(
+                    "REPLCONF ip-address provided by replica instance is too long: 46 bytes maximum.",
+                ));
+            }
+            ctx.client.repl_ip = Some(String::from_utf8_lossy(val).into_owned());
+        } else if eq_ic(opt, "capa") || eq_ic(opt, "rdb-only") || eq_ic(opt, "rdb-filter-only") {
+            // Capabilities: every replica reads the disk-based bulk we send.
+        } else if eq_ic(opt, "ack") || eq_ic(opt, "getack") {
+            return Ok(Reply::Raw(Bytes::new()));
+        } else {
+            return Err(CmdError::new(format!(
+                "ERR Unrecognized REPLCONF option: {}",
+                String::from_utf8_lossy(opt)
+            )));
+        }
+    }
+    Ok(Reply::OK)
+}
+
+/// ```text
+/// ROLE
+/// ```
+/// `master`, the replication offset, and each replica's address, port and
+/// acknowledged offset. Sentinel-aware clients call it to check they
+/// reached a primary.
+fn role(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+    let replicas = ctx
+        .srv
+        .repl
+        .links()
+        .iter()
+        .map(|l| {
+            Reply::Array(vec![
+                Reply::bulk(Bytes::from(l.ip.clone())),
+                Reply::bulk_int(i64::from(l.port)),
+                Reply::bulk_int(l.ack.load(Ordering::Relaxed) as i64),
+            ])
+        })
+        .collect();
+    Ok(Reply::Array(vec![
+        Reply::bulk(Bytes::from_static(b"master")),
+        Reply::Int(ctx.srv.repl.offset(ctx.srv) as i64),
+        Reply::Array(replicas),
+    ]))
+}
+
+/// ```text
+/// WAIT numreplicas timeout
+/// ```
+/// How many replicas acknowledged this client's last write, once
+/// `numreplicas` have or after `timeout` ms (0: no limit). Inside MULTI
+/// (or a script) the count at once, as Redis answers. Without any replica
+/// the client blocks like any blocked command (CLIENT UNBLOCK ends it);
+/// with replicas the connection waits for their acknowledgements after
+/// asking for fresh ones (`REPLCONF GETACK *`).
+fn wait(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let numreplicas = crate::protocol::codec::parse_i64(&argv[1]).ok_or(CmdError::NOT_INTEGER)?;
+    let deadline = crate::commands::blocking::deadline_ms(&argv[2], ctx.now)?;
+    let off = ctx.client.repl_off;
+    let acked = ctx.srv.repl.acked(off);
+    if acked >= numreplicas || ctx.client.multi.is_some() || ctx.in_script {
+        return Ok(Reply::Int(acked));
+    }
+    let online = ctx
+        .srv
+        .repl
+        .links()
+        .iter()
+        .any(|l| l.state() == LinkState::Online);
+    if !online || ctx.client.deny_blocking {
+        return ctx.block(&[], deadline, Reply::Int(acked));
+    }
+    ctx.srv.repl.request_acks(ctx.srv);
+    ctx.client.wait_repl = Some((off, numreplicas, deadline));
+    Ok(Reply::Int(acked))
+}

@@ -1,0 +1,737 @@
+//! Replication, the primary's side: Redis replicas (and anything speaking
+//! SYNC/PSYNC, such as Redis's test harness) follow Cinnabar.
+//!
+//! * **The backlog.** Once a replica attaches, every record of the
+//!   propagation stream (`server::propagate`) is also appended, encoded
+//!   with its own SELECT state, to the [`Backlog`]: a queue of byte chunks
+//!   numbered by replication offset (the first byte ever is offset 1, as in
+//!   Redis; `master_repl_offset` is the last). It keeps at least
+//!   `repl-backlog-size` bytes for partial resyncs, and whatever an
+//!   attached replica has not yet copied out (Redis 7's shared replication
+//!   buffer: one copy of the stream, whatever the number of replicas).
+//! * **Full resync.** `PSYNC ? -1` (or a PSYNC that the backlog cannot
+//!   serve, or the old SYNC) takes a snapshot; at its instant, under every
+//!   shard lock, the replica's link is pinned in the backlog at the
+//!   current offset, so the snapshot plus the stream from that offset is
+//!   exactly the dataset. The reply is `+FULLRESYNC <replid> <offset>`,
+//!   newlines as keep-alives while the snapshot is written, then the RDB
+//!   as a bulk (`$<len>\r\n<bytes>`, the disk-based format every Redis
+//!   replica reads), then the stream.
+//! * **Partial resync.** `PSYNC <replid> <offset>` with our replication id
+//!   and an offset the backlog still holds: `+CONTINUE <replid>` and the
+//!   stream from there.
+//! * **Acknowledgements.** Replicas send `REPLCONF ACK <offset>` every
+//!   second; WAIT counts the replicas whose acknowledged offset reached the
+//!   client's last write, asking for fresh ones with `REPLCONF GETACK *`.
+//!   The primary sends `PING` every `repl-ping-replica-period` seconds and
+//!   drops replicas silent for `repl-timeout`; a replica more than the
+//!   `client-output-buffer-limit replica` hard limit behind is dropped.
+//!
+//! One replication id for the process's life; the backlog, once created,
+//! stays (`repl-backlog-ttl` does not apply). The replica's side
+//! (REPLICAOF) is not implemented: the command answers unknown.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use parking_lot::Mutex;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::connection::client::{Client, ClientInfo};
+use crate::protocol::codec::{Limits, RequestParser};
+use crate::server::Server;
+use crate::util::signal::Signal;
+
+/// Chunks of the backlog are filled up to this size (a record larger than
+/// the room left starts a chunk of its own size).
+const CHUNK: usize = 16 * 1024;
+/// At most this much of the stream is copied out per write to a replica.
+const READ_MAX: usize = 1 << 20;
+
+/// What a replica asked for: PSYNC's replication id and offset, or none
+/// (the old SYNC, which always gets a full resync and no `+FULLRESYNC`
+/// line).
+#[derive(Debug, Clone)]
+pub struct SyncRequest {
+    pub psync: Option<(Bytes, i64)>,
+    /// `REPLCONF listening-port` sent earlier on this connection.
+    pub listening_port: u16,
+    /// `REPLCONF ip-address` sent earlier on this connection.
+    pub announced_ip: Option<String>,
+}
+
+/// A replica's progress through its synchronisation.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub enum LinkState {
+    /// Waiting for its snapshot to be written.
+    WaitBgsave = 0,
+    /// Receiving the snapshot.
+    SendBulk = 1,
+    /// Receiving the stream.
+    Online = 2,
+}
+
+/// One attached replica.
+pub struct Link {
+    pub info: Arc<ClientInfo>,
+    /// The address to show (the connection's, or REPLCONF ip-address).
+    pub ip: String,
+    pub port: u16,
+    /// The last offset copied out for sending (the backlog keeps what
+    /// comes after it).
+    pub sent: AtomicU64,
+    /// The last offset the replica acknowledged.
+    pub ack: AtomicU64,
+    /// Unix ms of the last acknowledgement (or of the attach).
+    pub ack_ms: AtomicU64,
+    state: AtomicU8,
+    /// The old SYNC: no acknowledgements will come (no timeout applies).
+    pub pre_psync: bool,
+    /// Pinned in the backlog (its data is being kept for it).
+    pinned: AtomicBool,
+    /// Wakes the link's writer when the stream grows.
+    wake: Signal,
+}
+
+impl Link {
+    pub fn state(&self) -> LinkState {
+        match self.state.load(Ordering::Relaxed) {
+            0 => LinkState::WaitBgsave,
+            1 => LinkState::SendBulk,
+            _ => LinkState::Online,
+        }
+    }
+    fn set_state(&self, s: LinkState) {
+        self.state.store(s as u8, Ordering::Relaxed);
+    }
+}
+
+/// The replication backlog (see the module docs).
+pub struct Backlog {
+    chunks: VecDeque<Vec<u8>>,
+    /// Offset of the first byte held (`end + 1` when nothing is held).
+    first: u64,
+    /// Offset of the last byte appended (`master_repl_offset`).
+    end: u64,
+    held: usize,
+    /// The database the stream last SELECTed.
+    pub db: Option<usize>,
+    /// Links whose unsent data is kept, and woken on appends.
+    links: Vec<Arc<Link>>,
+    limit: usize,
+}
+
+impl Backlog {
+    /// An empty backlog whose next byte is offset `end + 1`.
+    pub fn new(end: u64, limit: usize) -> Backlog {
+        Backlog {
+            chunks: VecDeque::new(),
+            first: end + 1,
+            end,
+            held: 0,
+            db: None,
+            links: Vec::new(),
+            limit: limit.max(1),
+        }
+    }
+
+    /// Appends encoded stream bytes; returns the new end offset.
+    pub fn append(&mut self, bytes: &[u8]) -> u64 {
+        if bytes.is_empty() {
+            return self.end;
+        }
+        match self.chunks.back_mut() {
+            Some(c) if c.len() + bytes.len() <= CHUNK => c.extend_from_slice(bytes),
+            _ => {
+                let mut c = Vec::with_capacity(CHUNK.max(bytes.len()));
+                c.extend_from_slice(bytes);
+                self.chunks.push_back(c);
+            }
+        }
+        self.end += bytes.len() as u64;
+        self.held += bytes.len();
+        self.trim();
+        for l in &self.links {
+            l.wake.notify();
+        }
+        self.end
+    }
+
+    /// Drops whole chunks from the front while more than the backlog's
+    /// size is held and no attached replica still needs them.
+    fn trim(&mut self) {
+        let pin = self
+            .links
+            .iter()
+            .map(|l| l.sent.load(Ordering::Relaxed))
+            .min()
+            .unwrap_or(u64::MAX);
+        while self.chunks.len() > 1 {
+            let len = self.chunks[0].len();
+            if self.held - len < self.limit || self.first + len as u64 - 1 > pin {
+                break;
+            }
+            self.chunks.pop_front();
+            self.first += len as u64;
+            self.held -= len;
+        }
+    }
+
+    /// Sets the size kept for partial resyncs (`repl-backlog-size`).
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit.max(1);
+        self.trim();
+    }
+
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+    pub fn first(&self) -> u64 {
+        self.first
+    }
+    /// Bytes of history held.
+    pub fn histlen(&self) -> u64 {
+        self.end + 1 - self.first
+    }
+    /// Can a replica that has everything up to `off` continue from here?
+    pub fn can_continue_from(&self, off: u64) -> bool {
+        off + 1 >= self.first && off <= self.end
+    }
+
+    /// Pins `link` at offset `off` (the last byte it already has).
+    fn attach(&mut self, link: &Arc<Link>, off: u64) {
+        link.sent.store(off, Ordering::Relaxed);
+        link.pinned.store(true, Ordering::Relaxed);
+        self.links.push(link.clone());
+    }
+
+    fn detach(&mut self, link: &Link) {
+        self.links.retain(|l| !std::ptr::eq(l.as_ref(), link));
+        link.pinned.store(false, Ordering::Relaxed);
+        self.trim();
+    }
+
+    /// Copies the stream after `link.sent` (at most [`READ_MAX`] bytes) to
+    /// `out` and advances `link.sent`.
+    fn read(&self, link: &Link, out: &mut Vec<u8>) {
+        let from = link.sent.load(Ordering::Relaxed) + 1;
+        if from > self.end || from < self.first {
+            return;
+        }
+        // Walk back from the end to the chunk holding `from`.
+        let mut start = self.end + 1;
+        let mut idx = self.chunks.len();
+        while idx > 0 {
+            idx -= 1;
+            start -= self.chunks[idx].len() as u64;
+            if start <= from {
+                break;
+            }
+        }
+        let mut skip = (from - start) as usize;
+        for c in self.chunks.iter().skip(idx) {
+            let part = &c[skip.min(c.len())..];
+            let room = READ_MAX.saturating_sub(out.len());
+            out.extend_from_slice(&part[..part.len().min(room)]);
+            skip = 0;
+            if out.len() >= READ_MAX {
+                break;
+            }
+        }
+        link.sent
+            .store(from - 1 + out.len() as u64, Ordering::Relaxed);
+    }
+}
+
+/// The replicas and the replication id (INFO, ROLE, WAIT).
+pub struct Replication {
+    /// `master_replid`.
+    pub replid: String,
+    links: Mutex<Vec<Arc<Link>>>,
+    /// Woken by every acknowledgement (WAIT's waiters).
+    acks: tokio::sync::Notify,
+    /// Unix ms of the last PING sent down the stream.
+    last_ping_ms: AtomicU64,
+    /// `repl_backlog_size` last applied.
+    applied_limit: AtomicU64,
+    /// INFO stats: full resyncs, partial resyncs accepted / refused.
+    pub sync_full: AtomicU64,
+    pub sync_partial_ok: AtomicU64,
+    pub sync_partial_err: AtomicU64,
+}
+
+impl Default for Replication {
+    fn default() -> Self {
+        Replication {
+            replid: random_id(),
+            links: Mutex::new(Vec::new()),
+            acks: tokio::sync::Notify::new(),
+            last_ping_ms: AtomicU64::new(0),
+            applied_limit: AtomicU64::new(0),
+            sync_full: AtomicU64::new(0),
+            sync_partial_ok: AtomicU64::new(0),
+            sync_partial_err: AtomicU64::new(0),
+        }
+    }
+}
+
+/// 40 random hex digits (a replication id).
+fn random_id() -> String {
+    (0..40)
+        .map(|_| char::from_digit(u32::from(rand::random::<u8>() % 16), 16).unwrap_or('0'))
+        .collect()
+}
+
+impl Replication {
+    /// The attached replicas, oldest first.
+    pub fn links(&self) -> Vec<Arc<Link>> {
+        self.links.lock().clone()
+    }
+
+    /// How many replicas are attached (any state).
+    pub fn count(&self) -> usize {
+        self.links.lock().len()
+    }
+
+    /// Online replicas whose acknowledged offset reached `off`.
+    pub fn acked(&self, off: u64) -> i64 {
+        self.links
+            .lock()
+            .iter()
+            .filter(|l| l.state() == LinkState::Online && l.ack.load(Ordering::Relaxed) >= off)
+            .count() as i64
+    }
+
+    /// Online replicas that acknowledged within `max_lag` seconds
+    /// (`min-replicas-to-write`).
+    pub fn good(&self, max_lag: u64) -> u64 {
+        let now = crate::commands::dispatch::unix_ms();
+        self.links
+            .lock()
+            .iter()
+            .filter(|l| {
+                l.state() == LinkState::Online
+                    && !l.pre_psync
+                    && now.saturating_sub(l.ack_ms.load(Ordering::Relaxed)) <= max_lag * 1000
+            })
+            .count() as u64
+    }
+
+    /// INFO's replication section.
+    pub fn info(&self, srv: &Server) -> String {
+        use std::fmt::Write as _;
+        let links = self.links();
+        let now = crate::commands::dispatch::unix_ms();
+        let mut o = String::with_capacity(512);
+        let _ = write!(
+            o,
+            "# Replication\r\nrole:master\r\nconnected_slaves:{}\r\n",
+            links.len()
+        );
+        for (i, l) in links.iter().enumerate() {
+            let state = match l.state() {
+                LinkState::WaitBgsave => "wait_bgsave",
+                LinkState::SendBulk => "send_bulk",
+                LinkState::Online => "online",
+            };
+            let _ = write!(
+                o,
+                "slave{i}:ip={},port={},state={state},offset={},lag={}\r\n",
+                l.ip,
+                l.port,
+                l.ack.load(Ordering::Relaxed),
+                now.saturating_sub(l.ack_ms.load(Ordering::Relaxed)) / 1000
+            );
+        }
+        let (active, end, first, hist) = srv
+            .feed
+            .backlog(|b| (1, b.end(), b.first(), b.histlen()))
+            .unwrap_or((0, 0, 0, 0));
+        let _ = write!(
+            o,
+            "master_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:{end}\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:{active}\r\nrepl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:{first}\r\nrepl_backlog_histlen:{hist}\r\n",
+            self.replid,
+            srv.config.repl_backlog_size()
+        );
+        o
+    }
+
+    /// The stream's end offset (`master_repl_offset`; 0 before any
+    /// replica attached).
+    pub fn offset(&self, srv: &Server) -> u64 {
+        srv.feed.backlog(|b| b.end()).unwrap_or(0)
+    }
+
+    /// Asks every replica for an acknowledgement (WAIT).
+    pub fn request_acks(&self, srv: &Server) {
+        srv.feed
+            .emit_repl_only(&[b"REPLCONF" as &[u8], b"GETACK", b"*"]);
+    }
+
+    /// Waits until `n` replicas acknowledged `off`, until `deadline` (unix
+    /// ms, `None`: no limit), or until the client is killed; returns how
+    /// many had.
+    pub async fn wait_acks(
+        &self,
+        info: &ClientInfo,
+        off: u64,
+        n: i64,
+        deadline: Option<u64>,
+    ) -> i64 {
+        loop {
+            let notified = self.acks.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let got = self.acked(off);
+            let now = crate::commands::dispatch::unix_ms();
+            if got >= n || deadline.is_some_and(|d| d <= now) || info.killed.load(Ordering::Relaxed)
+            {
+                return got;
+            }
+            let left = deadline.map_or(Duration::from_secs(3600), |d| {
+                Duration::from_millis(d.saturating_sub(now))
+            });
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep(left) => {}
+                _ = info.kill.wait() => return self.acked(off),
+            }
+        }
+    }
+
+    /// The periodic work (called every 100 ms): PING down the stream every
+    /// `repl-ping-replica-period`, drop replicas silent for `repl-timeout`
+    /// or too far behind, apply a changed `repl-backlog-size`.
+    pub fn cron(&self, srv: &Server) {
+        let limit = srv.config.repl_backlog_size();
+        if self.applied_limit.swap(limit, Ordering::Relaxed) != limit {
+            srv.feed.backlog(|b| b.set_limit(limit as usize));
+        }
+        let links = self.links();
+        if links.is_empty() {
+            return;
+        }
+        let now = crate::commands::dispatch::unix_ms();
+        let period = srv.config.repl_ping_replica_period().max(1) * 1000;
+        let last = self.last_ping_ms.load(Ordering::Relaxed);
+        if last == 0 {
+            // The first PING a period after the first replica attached.
+            self.last_ping_ms.store(now, Ordering::Relaxed);
+        } else if now.saturating_sub(last) >= period {
+            self.last_ping_ms.store(now, Ordering::Relaxed);
+            srv.feed.emit_repl_only(&[b"PING" as &[u8]]);
+        }
+        let timeout = srv.config.repl_timeout() * 1000;
+        let obuf = srv
+            .config
+            .client_output_buffer_limit(crate::config::ClientClass::Replica);
+        let end = self.offset(srv);
+        for l in links {
+            if l.info.killed.load(Ordering::Relaxed) {
+                continue;
+            }
+            if l.state() == LinkState::Online
+                && !l.pre_psync
+                && now.saturating_sub(l.ack_ms.load(Ordering::Relaxed)) > timeout
+            {
+                tracing::warn!(
+                    "Disconnecting timedout replica (streaming sync): {}:{}",
+                    l.ip,
+                    l.port
+                );
+                l.info.request_kill();
+                continue;
+            }
+            let lag = end.saturating_sub(l.sent.load(Ordering::Relaxed));
+            if l.pinned.load(Ordering::Relaxed) && obuf.hard > 0 && lag >= obuf.hard {
+                tracing::warn!(
+                    "Client {} scheduled to be closed ASAP for overcoming of output buffer limits.",
+                    l.info.id
+                );
+                l.info.request_kill();
+            }
+        }
+    }
+
+    fn add(&self, link: &Arc<Link>) {
+        self.links.lock().push(link.clone());
+    }
+
+    fn remove(&self, link: &Link) {
+        self.links
+            .lock()
+            .retain(|l| !std::ptr::eq(l.as_ref(), link));
+        self.acks.notify_waiters();
+    }
+}
+
+/// Runs a connection that asked for SYNC/PSYNC as a replica link until it
+/// disconnects or is killed: the resync, then the stream, reading its
+/// acknowledgements meanwhile. `inbuf`/`parser` hold what it sent after
+/// the request.
+pub async fn serve_replica<S>(
+    srv: &Arc<Server>,
+    stream: &mut S,
+    client: &mut Client,
+    req: SyncRequest,
+    mut inbuf: BytesMut,
+    mut parser: RequestParser,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let info = client.info.clone();
+    info.replica.store(true, Ordering::Relaxed);
+    let ip = req.announced_ip.clone().unwrap_or_else(|| {
+        info.addr
+            .rsplit_once(':')
+            .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']').to_string())
+            .unwrap_or_default()
+    });
+    let link = Arc::new(Link {
+        info: info.clone(),
+        ip,
+        port: req.listening_port,
+        sent: AtomicU64::new(0),
+        ack: AtomicU64::new(0),
+        ack_ms: AtomicU64::new(crate::commands::dispatch::unix_ms()),
+        state: AtomicU8::new(LinkState::WaitBgsave as u8),
+        pre_psync: req.psync.is_none(),
+        pinned: AtomicBool::new(false),
+        wake: Signal::new(),
+    });
+    srv.repl.add(&link);
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let reader = async {
+        loop {
+            loop {
+                let limits = Limits {
+                    max_bulk_len: srv.config.proto_max_bulk_len(),
+                    authenticated: true,
+                };
+                match parser.next(&mut inbuf, limits) {
+                    Ok(Some(argv)) => on_replica_command(srv, &link, &argv),
+                    Ok(None) => break,
+                    Err(_) => return,
+                }
+            }
+            if inbuf.capacity() - inbuf.len() < 1024 {
+                inbuf.reserve(4096);
+            }
+            match rd.read_buf(&mut inbuf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    let writer = feed_replica(srv, &link, &req, &mut wr);
+    tokio::select! {
+        _ = reader => {}
+        _ = writer => {}
+        _ = info.kill.wait() => {}
+    }
+    srv.feed.backlog(|b| b.detach(&link));
+    srv.repl.remove(&link);
+    tracing::info!("Connection with replica {}:{} lost.", link.ip, link.port);
+}
+
+/// A command a replica sent on its link: `REPLCONF ACK <offset>` is
+/// recorded; anything else is ignored (replies would corrupt nothing, but
+/// Redis sends none either).
+fn on_replica_command(srv: &Server, link: &Link, argv: &[Bytes]) {
+    let is = |i: usize, s: &str| {
+        argv.get(i)
+            .is_some_and(|a| a.eq_ignore_ascii_case(s.as_bytes()))
+    };
+    if is(0, "replconf") && is(1, "ack") {
+        if let Some(off) = argv
+            .get(2)
+            .and_then(|a| crate::protocol::codec::parse_i64(a))
+            .and_then(|v| u64::try_from(v).ok())
+        {
+            link.ack.fetch_max(off, Ordering::Relaxed);
+            link.ack_ms
+                .store(crate::commands::dispatch::unix_ms(), Ordering::Relaxed);
+            link.info
+                .last_interaction
+                .store(crate::commands::dispatch::unix_ms(), Ordering::Relaxed);
+            srv.repl.acks.notify_waiters();
+        }
+    }
+}
+
+/// The writing side of a replica link: resync, then the stream.
+async fn feed_replica<W: AsyncWrite + Unpin>(
+    srv: &Arc<Server>,
+    link: &Arc<Link>,
+    req: &SyncRequest,
+    wr: &mut W,
+) -> std::io::Result<()> {
+    // Partial resync when the backlog holds what the replica lacks.
+    if let Some((id, off)) = &req.psync {
+        let want = u64::try_from(*off).ok().filter(|&o| o > 0);
+        let continued = match want {
+            Some(o) if id.as_ref() == srv.repl.replid.as_bytes() => srv
+                .feed
+                .backlog(|b| {
+                    if b.can_continue_from(o - 1) {
+                        b.attach(link, o - 1);
+                        true
+                    } else {
+                        false
+                    }
+                })
+                .unwrap_or(false),
+            _ => false,
+        };
+        if continued {
+            srv.repl.sync_partial_ok.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                "Partial resynchronization request from {}:{} accepted.",
+                link.ip,
+                link.port
+            );
+            link.set_state(LinkState::Online);
+            wr.write_all(format!("+CONTINUE {}\r\n", srv.repl.replid).as_bytes())
+                .await?;
+            wr.flush().await?;
+            return stream_to(srv, link, wr).await;
+        }
+        // `PSYNC ? -1` asks for a full resync; anything else was refused.
+        if id.as_ref() != b"?" {
+            srv.repl.sync_partial_err.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    srv.repl.sync_full.fetch_add(1, Ordering::Relaxed);
+    tracing::info!(
+        "Replica {}:{} asks for synchronization; starting a full resynchronization",
+        link.ip,
+        link.port
+    );
+    let tmp = std::path::PathBuf::from(format!(
+        "temp-repl-{}-{}.rdb",
+        std::process::id(),
+        link.info.id
+    ));
+    let (off_tx, off_rx) = tokio::sync::oneshot::channel::<u64>();
+    let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<Result<(), String>>();
+    {
+        let srv = srv.clone();
+        let link = link.clone();
+        let tmp = tmp.clone();
+        let spawned = std::thread::Builder::new()
+            .name("cinnabar-replsync".into())
+            .spawn(move || {
+                let limit = srv.config.repl_backlog_size() as usize;
+                let r =
+                    crate::persistence::snapshot::save_for_replica(&srv, &link.info, &tmp, || {
+                        let off = srv.feed.with_backlog(
+                            || Backlog::new(0, limit),
+                            |b| {
+                                let end = b.end();
+                                b.attach(&link, end);
+                                // The new replica's stream must SELECT before
+                                // its first command (it starts in db 0).
+                                b.db = None;
+                                end
+                            },
+                        );
+                        let _ = off_tx.send(off);
+                    });
+                let _ = done_tx.send(r);
+            });
+        if spawned.is_err() {
+            return Ok(());
+        }
+    }
+    // The snapshot's instant (after any save already running finished).
+    let Ok(off) = off_rx.await else {
+        let _ = std::fs::remove_file(&tmp);
+        return Ok(());
+    };
+    if req.psync.is_some() {
+        wr.write_all(format!("+FULLRESYNC {} {}\r\n", srv.repl.replid, off).as_bytes())
+            .await?;
+        wr.flush().await?;
+    }
+    // Newlines keep the replica's link alive while the file is written.
+    let saved = loop {
+        tokio::select! {
+            r = &mut done_rx => break r.unwrap_or_else(|_| Err("the snapshot thread ended".into())),
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                wr.write_all(b"\n").await?;
+                wr.flush().await?;
+            }
+        }
+    };
+    if let Err(e) = saved {
+        tracing::warn!("Replica sync snapshot failed: {e}");
+        let _ = std::fs::remove_file(&tmp);
+        return Ok(());
+    }
+    link.set_state(LinkState::SendBulk);
+    let sent = send_file(&tmp, wr).await;
+    let _ = std::fs::remove_file(&tmp);
+    sent?;
+    tracing::info!(
+        "Synchronization with replica {}:{} succeeded",
+        link.ip,
+        link.port
+    );
+    link.set_state(LinkState::Online);
+    link.ack_ms
+        .store(crate::commands::dispatch::unix_ms(), Ordering::Relaxed);
+    stream_to(srv, link, wr).await
+}
+
+/// Sends the snapshot file as `$<len>\r\n<bytes>`.
+async fn send_file<W: AsyncWrite + Unpin>(
+    path: &std::path::Path,
+    wr: &mut W,
+) -> std::io::Result<()> {
+    let mut f = tokio::fs::File::open(path).await?;
+    let len = f.metadata().await?.len();
+    wr.write_all(format!("${len}\r\n").as_bytes()).await?;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut left = len;
+    while left > 0 {
+        let n = f.read(&mut buf).await?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the snapshot file shrank",
+            ));
+        }
+        let n = n.min(left as usize);
+        wr.write_all(&buf[..n]).await?;
+        left -= n as u64;
+    }
+    wr.flush().await
+}
+
+/// Streams the backlog to the replica from its pinned offset, as it grows.
+async fn stream_to<W: AsyncWrite + Unpin>(
+    srv: &Server,
+    link: &Link,
+    wr: &mut W,
+) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(CHUNK);
+    loop {
+        buf.clear();
+        if srv.feed.backlog(|b| b.read(link, &mut buf)).is_none() {
+            return Ok(());
+        }
+        if buf.is_empty() {
+            link.wake.wait().await;
+            continue;
+        }
+        wr.write_all(&buf).await?;
+        wr.flush().await?;
+        if buf.capacity() > 4 * CHUNK {
+            buf = Vec::with_capacity(CHUNK);
+        }
+    }
+}

@@ -1,0 +1,442 @@
+//! Replication, the primary's side, through the real server: a raw
+//! SYNC/PSYNC client checks the protocol byte by byte (full resync, the
+//! stream, partial resync, acknowledgements and WAIT), and a real
+//! redis-server replica (when installed; `.ci/run` installs it) follows
+//! Cinnabar through a full resync, live writes of every kind and a partial
+//! resync after its link is killed.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::diff::RedisRef;
+use common::{info_field, resp, Raw, TestServer};
+use redis::AsyncCommands;
+
+/// Reads one `\r\n`-terminated line from a raw link (skipping the bare
+/// newlines a primary sends as keep-alives before the payload).
+async fn line(r: &mut Raw) -> String {
+    let mut out = Vec::new();
+    while !out.ends_with(b"\r\n") {
+        let b = r.read_exact_n(1).await;
+        assert_eq!(b.len(), 1, "the link closed mid-line");
+        if out.is_empty() && b[0] == b'\n' {
+            continue; // keep-alive
+        }
+        out.push(b[0]);
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Reads the `$<len>\r\n<payload>` of a full resync; returns the payload.
+async fn rdb_payload(r: &mut Raw) -> Vec<u8> {
+    let mut head = Vec::new();
+    loop {
+        let b = r.read_exact_n(1).await;
+        assert_eq!(b.len(), 1, "the link closed before the payload");
+        if head.is_empty() && b[0] == b'\n' {
+            continue; // keep-alive
+        }
+        head.push(b[0]);
+        if head.ends_with(b"\r\n") {
+            break;
+        }
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let len: usize = head
+        .trim_end()
+        .strip_prefix('$')
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("bad payload header {head:?}"));
+    let body = r.read_exact_n(len).await;
+    assert_eq!(body.len(), len, "short payload");
+    body
+}
+
+fn cmd_bytes(args: &[&str]) -> Vec<u8> {
+    let v: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    resp(&v)
+}
+
+#[tokio::test]
+async fn psync_full_then_stream_then_partial_resync_and_wait() {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    let _: () = c.set("before", "1").await.unwrap();
+
+    // Full resync: +FULLRESYNC <replid> <offset>, then the RDB.
+    let mut link = srv.raw().await;
+    link.send(b"REPLCONF listening-port 7777\r\n").await;
+    assert_eq!(line(&mut link).await, "+OK\r\n");
+    link.send(b"PSYNC ? -1\r\n").await;
+    let full = line(&mut link).await;
+    let parts: Vec<&str> = full.trim_end().split(' ').collect();
+    assert_eq!(parts.len(), 3, "{full:?}");
+    assert_eq!(parts[0], "+FULLRESYNC");
+    let replid = parts[1].to_string();
+    assert_eq!(replid.len(), 40);
+    let start: u64 = parts[2].parse().unwrap();
+    let rdb = rdb_payload(&mut link).await;
+    assert!(rdb.starts_with(b"REDIS0"), "not an RDB");
+    assert!(
+        rdb.windows(6).any(|w| w == b"before"),
+        "the snapshot holds the key written before the sync"
+    );
+    assert_eq!(
+        info_field(&mut c, "replication", "master_replid").await,
+        replid
+    );
+
+    // The stream: a SELECT, then the write, byte for byte.
+    let _: () = c.set("k2", "v2").await.unwrap();
+    let want = [cmd_bytes(&["SELECT", "0"]), cmd_bytes(&["SET", "k2", "v2"])].concat();
+    let got = link.read_exact_n(want.len()).await;
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&want)
+    );
+    let off = start + want.len() as u64;
+    assert_eq!(
+        info_field(&mut c, "replication", "master_repl_offset").await,
+        off.to_string()
+    );
+    assert_eq!(
+        info_field(&mut c, "replication", "connected_slaves").await,
+        "1"
+    );
+    let slave0 = info_field(&mut c, "replication", "slave0").await;
+    assert!(
+        slave0.contains("port=7777") && slave0.contains("state=online"),
+        "{slave0}"
+    );
+
+    // WAIT: not acknowledged yet, so it times out with 0 (and asks the
+    // replica for an ACK down the stream); after the ACK, 1 at once.
+    let t0 = Instant::now();
+    let n: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(300)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    assert!(t0.elapsed() >= Duration::from_millis(250));
+    let getack = cmd_bytes(&["REPLCONF", "GETACK", "*"]);
+    let got = link.read_exact_n(getack.len()).await;
+    assert_eq!(got, getack);
+    let off = off + getack.len() as u64;
+    link.send(&cmd_bytes(&["REPLCONF", "ACK", &off.to_string()]))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let n: i64 = redis::cmd("WAIT")
+            .arg(1)
+            .arg(100)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        if n == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the ACK never counted");
+    }
+    let slave0 = info_field(&mut c, "replication", "slave0").await;
+    assert!(slave0.contains(&format!("offset={off}")), "{slave0}");
+    let role: redis::Value = redis::cmd("ROLE").query_async(&mut c).await.unwrap();
+    let text = format!("{role:?}");
+    assert!(text.contains("master") && text.contains("7777"), "{text}");
+    // Inside MULTI, WAIT answers at once.
+    let (n,): (i64,) = redis::pipe()
+        .atomic()
+        .cmd("WAIT")
+        .arg(5)
+        .arg(0)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    // Any WAIT above may have sent another GETACK down the stream.
+    let off: u64 = info_field(&mut c, "replication", "master_repl_offset")
+        .await
+        .parse()
+        .unwrap();
+    drop(link);
+
+    // The link is gone; the backlog still holds the stream.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while info_field(&mut c, "replication", "connected_slaves").await != "0" {
+        assert!(Instant::now() < deadline, "the closed link was not removed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _: () = c.set("k3", "v3").await.unwrap();
+
+    // Partial resync from the offset after what the link had received.
+    let mut link = srv.raw().await;
+    link.send(format!("PSYNC {replid} {}\r\n", off + 1).as_bytes())
+        .await;
+    assert_eq!(line(&mut link).await, format!("+CONTINUE {replid}\r\n"));
+    let want = cmd_bytes(&["SET", "k3", "v3"]);
+    let got = link.read_exact_n(want.len()).await;
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&want)
+    );
+    assert_eq!(info_field(&mut c, "stats", "sync_partial_ok").await, "1");
+    assert_eq!(info_field(&mut c, "stats", "sync_full").await, "1");
+    drop(link);
+
+    // An unknown replication id, or an offset the backlog does not hold,
+    // gets a full resync.
+    for req in [
+        "PSYNC 0123456789012345678901234567890123456789 1\r\n".to_string(),
+        format!("PSYNC {replid} {}\r\n", off + 1_000_000),
+    ] {
+        let mut link = srv.raw().await;
+        link.send(req.as_bytes()).await;
+        let reply = line(&mut link).await;
+        assert!(
+            reply.starts_with(&format!("+FULLRESYNC {replid} ")),
+            "{reply}"
+        );
+        let rdb = rdb_payload(&mut link).await;
+        assert!(rdb.windows(2).any(|w| w == b"k3"));
+    }
+    assert_eq!(info_field(&mut c, "stats", "sync_partial_err").await, "2");
+    assert_eq!(info_field(&mut c, "stats", "sync_full").await, "3");
+}
+
+/// The old SYNC (what Redis's test suite uses to watch propagation): the
+/// RDB straight away, then the stream, with deterministic forms of
+/// relative expirations and MULTI/EXEC around transactions.
+#[tokio::test]
+async fn sync_streams_what_writes_propagate() {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    let mut link = srv.raw().await;
+    link.send(b"SYNC\r\n").await;
+    let rdb = rdb_payload(&mut link).await;
+    assert!(rdb.starts_with(b"REDIS0"));
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .arg("TYPE")
+        .arg("replica")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(
+        list.contains("flags=S") && list.contains("cmd=sync"),
+        "{list}"
+    );
+    let normal: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .arg("TYPE")
+        .arg("normal")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(!normal.contains("flags=S"), "{normal}");
+
+    let _: () = redis::pipe()
+        .atomic()
+        .cmd("SET")
+        .arg("a")
+        .arg("1")
+        .ignore()
+        .cmd("INCR")
+        .arg("a")
+        .ignore()
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SELECT")
+        .arg(3)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("b")
+        .arg("x")
+        .arg("EX")
+        .arg(100)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let want_head = [
+        cmd_bytes(&["SELECT", "0"]),
+        cmd_bytes(&["MULTI"]),
+        cmd_bytes(&["SET", "a", "1"]),
+        cmd_bytes(&["INCR", "a"]),
+        cmd_bytes(&["EXEC"]),
+        cmd_bytes(&["SELECT", "3"]),
+    ]
+    .concat();
+    let got = link.read_exact_n(want_head.len()).await;
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&want_head)
+    );
+    // SET ... EX becomes SET ... PXAT <absolute ms>.
+    let rest = link.read_until(b"\r\n").await;
+    let mut rest = rest;
+    while rest.iter().filter(|&&b| b == b'\n').count() < 11 {
+        rest.extend(link.read_until(b"\r\n").await);
+    }
+    let text = String::from_utf8_lossy(&rest).into_owned();
+    assert!(
+        text.starts_with("*5\r\n$3\r\nSET\r\n$1\r\nb\r\n$1\r\nx\r\n"),
+        "{text}"
+    );
+    assert!(text.to_ascii_uppercase().contains("PXAT"), "{text}");
+}
+
+/// A real redis-server follows Cinnabar: full resync of every type, live
+/// writes, and a partial resync after its link is killed.
+#[tokio::test]
+async fn a_redis_replica_follows_cinnabar() {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    let _: () = c.set("s", "1").await.unwrap();
+    let _: () = c.hset("h", "f", "v").await.unwrap();
+    let _: () = c.rpush("l", &["a", "b", "c"]).await.unwrap();
+    let _: () = c.zadd("z", "m", 1.5).await.unwrap();
+    let _: () = c.sadd("set", "x").await.unwrap();
+    let _: () = c.set_ex("ttl", "v", 1000).await.unwrap();
+    let big: Vec<(String, String)> = (0..1000)
+        .map(|i| (format!("f{i}"), format!("v{i}")))
+        .collect();
+    let _: () = c.hset_multiple("bighash", &big).await.unwrap();
+    let _: () = redis::cmd("XADD")
+        .arg("st")
+        .arg("1-1")
+        .arg("f")
+        .arg("v")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+
+    let port = srv.addr.port().to_string();
+    let Some(replica) = RedisRef::start_with(&["--replicaof", "127.0.0.1", &port]) else {
+        return;
+    };
+    let rc = redis::Client::open(format!("redis://127.0.0.1:{}/", replica.port)).unwrap();
+    let mut r = rc.get_multiplexed_async_connection().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while info_field(&mut r, "replication", "master_link_status").await != "up" {
+        assert!(Instant::now() < deadline, "the replica never linked up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let v: String = r.get("s").await.unwrap();
+    assert_eq!(v, "1");
+    let v: String = r.hget("h", "f").await.unwrap();
+    assert_eq!(v, "v");
+    let v: Vec<String> = r.lrange("l", 0, -1).await.unwrap();
+    assert_eq!(v, ["a", "b", "c"]);
+    let v: f64 = r.zscore("z", "m").await.unwrap();
+    assert_eq!(v, 1.5);
+    let v: bool = r.sismember("set", "x").await.unwrap();
+    assert!(v);
+    let v: i64 = r.ttl("ttl").await.unwrap();
+    assert!((900..=1000).contains(&v), "ttl {v}");
+    let v: i64 = r.hlen("bighash").await.unwrap();
+    assert_eq!(v, 1000);
+    let v: i64 = redis::cmd("XLEN")
+        .arg("st")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    assert_eq!(v, 1);
+
+    // Live writes of several kinds.
+    let _: () = c.incr("s", 1).await.unwrap();
+    let _: () = c.del("set").await.unwrap();
+    let _: () = redis::pipe()
+        .atomic()
+        .set("a", 1)
+        .ignore()
+        .set("b", 2)
+        .ignore()
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("EVAL")
+        .arg("redis.call('set', KEYS[1], ARGV[1]); redis.call('set', 'undeclared', 'yes')")
+        .arg(1)
+        .arg("scripted")
+        .arg("v")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: () = c.expire("s", 500).await.unwrap();
+    let _: () = c.hset("bighash", "f0", "changed").await.unwrap();
+    let mut c3 = redis::Client::open(format!("{}3", srv.url()))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = c3.set("in3", "x").await.unwrap();
+    let n: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(5000)
+        .query_async(&mut c3)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let v: String = r.get("s").await.unwrap();
+    assert_eq!(v, "2");
+    let v: i64 = r.ttl("s").await.unwrap();
+    assert!((400..=500).contains(&v), "ttl {v}");
+    let v: bool = r.exists("set").await.unwrap();
+    assert!(!v);
+    let v: (String, String, String, String) = redis::pipe()
+        .get("a")
+        .get("b")
+        .get("scripted")
+        .get("undeclared")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    assert_eq!(v, ("1".into(), "2".into(), "v".into(), "yes".into()));
+    let v: String = r.hget("bighash", "f0").await.unwrap();
+    assert_eq!(v, "changed");
+    let mut r3 = redis::Client::open(format!("redis://127.0.0.1:{}/3", replica.port))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let v: String = r3.get("in3").await.unwrap();
+    assert_eq!(v, "x");
+    assert_eq!(
+        info_field(&mut c, "replication", "connected_slaves").await,
+        "1"
+    );
+    let role: redis::Value = redis::cmd("ROLE").query_async(&mut c).await.unwrap();
+    assert!(
+        format!("{role:?}").contains(&replica.port.to_string()),
+        "{role:?}"
+    );
+
+    // Kill the link: the replica reconnects and continues (partial).
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("replica")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(killed, 1);
+    let _: () = c.set("after", "kill").await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v: Option<String> = r.get("after").await.unwrap();
+        if v.as_deref() == Some("kill") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the replica did not catch up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(info_field(&mut c, "stats", "sync_partial_ok").await, "1");
+    assert_eq!(info_field(&mut c, "stats", "sync_full").await, "1");
+    let primary: i64 = redis::cmd("DBSIZE").query_async(&mut c).await.unwrap();
+    let copy: i64 = redis::cmd("DBSIZE").query_async(&mut r).await.unwrap();
+    assert_eq!(primary, copy);
+}
