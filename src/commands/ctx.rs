@@ -422,10 +422,7 @@ impl<'a> Ctx<'a> {
         for (db, _, sh) in self.locks.held.iter_mut() {
             if sh.has_event_log() {
                 for (class, event, key) in sh.take_event_log() {
-                    if class == crate::config::notify::EXPIRED
-                        && self.srv.feed.active()
-                        && !self.client.loader
-                    {
+                    if class == crate::config::notify::EXPIRED && !self.client.loader {
                         // A key found expired is deleted everywhere the
                         // stream goes, at once (under its shard's lock),
                         // before the command that found it and never

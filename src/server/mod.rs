@@ -113,12 +113,7 @@ impl Server {
     pub fn new(config: Arc<Config>) -> Arc<Self> {
         let keyspace = Keyspace::new(config.databases(), config.shards());
         let (shutdown_tx, _) = watch::channel(false);
-        let run_id: String = (0..40)
-            .map(|_| {
-                let n = rand::random::<u8>() % 16;
-                char::from_digit(n as u32, 16).unwrap_or('0')
-            })
-            .collect();
+        let run_id = replication::random_id();
         let srv = Arc::new_cyclic(|me| Server {
             me: me.clone(),
             keyspace,

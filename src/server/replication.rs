@@ -279,8 +279,8 @@ impl Default for Replication {
     }
 }
 
-/// 40 random hex digits (a replication id).
-fn random_id() -> String {
+/// 40 random hex digits (a run id, a replication id).
+pub fn random_id() -> String {
     (0..40)
         .map(|_| char::from_digit(u32::from(rand::random::<u8>() % 16), 16).unwrap_or('0'))
         .collect()
