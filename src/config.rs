@@ -123,14 +123,11 @@
 //! `rdb-del-sync-files`,
 //! `loading-process-events-interval-bytes`, `sanitize-dump-payload`,
 //! `no-appendfsync-on-rewrite`,
-//! `aof-disable-auto-gc`, `replicaof`, `masterauth`, `masteruser`,
-//! `replica-serve-stale-data`, `replica-read-only`, `repl-diskless-sync`,
+//! `aof-disable-auto-gc`, `repl-diskless-sync`,
 //! `repl-diskless-sync-delay`, `repl-diskless-sync-max-replicas`,
 //! `repl-diskless-load`,
 //! `repl-disable-tcp-nodelay`, `repl-backlog-ttl`,
-//! `replica-priority`, `replica-announced`,
-//! `replica-announce-ip`, `replica-announce-port`,
-//! `replica-lazy-flush`, `replica-ignore-maxmemory`,
+//! `replica-lazy-flush`,
 //! `replica-ignore-disk-write-errors`, `bind-source-addr`,
 //! `propagation-error-behavior`,
 //! `active-expire-effort`,
@@ -998,13 +995,13 @@ params! {
     aof_disable_auto_gc "aof-disable-auto-gc" = boolean("no").no_effect() => bool;
 
     // ---- replication ------------------------------------------------------
-    replicaof "replicaof" = special(Special::ReplicaOf, "no one").alias("slaveof").immutable().no_effect();
-    masterauth "masterauth" = nullable().sensitive().no_effect() => Option<String>;
-    masteruser "masteruser" = nullable().sensitive().no_effect() => Option<String>;
+    replicaof "replicaof" = special(Special::ReplicaOf, "no one").alias("slaveof").immutable();
+    masterauth "masterauth" = nullable().sensitive() => Option<String>;
+    masteruser "masteruser" = nullable().sensitive() => Option<String>;
     replica_serve_stale_data "replica-serve-stale-data" =
-        boolean("yes").alias("slave-serve-stale-data").no_effect() => bool;
+        boolean("yes").alias("slave-serve-stale-data") => bool;
     replica_read_only "replica-read-only" =
-        boolean("yes").alias("slave-read-only").no_effect() => bool;
+        boolean("yes").alias("slave-read-only") => bool;
     repl_diskless_sync "repl-diskless-sync" = boolean("yes").no_effect() => bool;
     repl_diskless_sync_delay "repl-diskless-sync-delay" = int(0, INT_MAX, "5").no_effect() => u64;
     repl_diskless_sync_max_replicas "repl-diskless-sync-max-replicas" =
@@ -1018,20 +1015,20 @@ params! {
     repl_backlog_size "repl-backlog-size" = mem(1, LONG_MAX, "1mb") => u64;
     repl_backlog_ttl "repl-backlog-ttl" = int(0, LONG_MAX, "3600").no_effect() => u64;
     replica_priority "replica-priority" =
-        int(0, INT_MAX, "100").alias("slave-priority").no_effect() => u64;
-    replica_announced "replica-announced" = boolean("yes").no_effect() => bool;
+        int(0, INT_MAX, "100").alias("slave-priority") => u64;
+    replica_announced "replica-announced" = boolean("yes") => bool;
     min_replicas_to_write "min-replicas-to-write" =
         int(0, INT_MAX, "0").alias("min-slaves-to-write") => u64;
     min_replicas_max_lag "min-replicas-max-lag" =
         int(0, INT_MAX, "10").alias("min-slaves-max-lag") => u64;
     replica_announce_ip "replica-announce-ip" =
-        nullable().alias("slave-announce-ip").no_effect() => Option<String>;
+        nullable().alias("slave-announce-ip") => Option<String>;
     replica_announce_port "replica-announce-port" =
-        int(0, 65535, "0").alias("slave-announce-port").no_effect() => u16;
+        int(0, 65535, "0").alias("slave-announce-port") => u16;
     replica_lazy_flush "replica-lazy-flush" =
         boolean("no").alias("slave-lazy-flush").no_effect() => bool;
     replica_ignore_maxmemory "replica-ignore-maxmemory" =
-        boolean("yes").alias("slave-ignore-maxmemory").no_effect() => bool;
+        boolean("yes").alias("slave-ignore-maxmemory") => bool;
     replica_ignore_disk_write_errors "replica-ignore-disk-write-errors" =
         boolean("no").no_effect() => bool;
     bind_source_addr "bind-source-addr" = nullable().no_effect() => Option<String>;
@@ -2035,6 +2032,13 @@ impl Config {
             Value::ReplicaOf(r) => r.clone(),
             _ => None,
         }
+    }
+
+    /// Records the primary REPLICAOF set (`None`: NO ONE), so CONFIG GET
+    /// and CONFIG REWRITE show it (the parameter itself is immutable).
+    pub fn set_replicaof(&self, v: Option<(String, u16)>) {
+        let _writer = self.writer.lock();
+        self.others.write()[P::replicaof as usize] = Value::ReplicaOf(v);
     }
 
     /// `latency-tracking-info-percentiles`.

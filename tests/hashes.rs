@@ -511,10 +511,13 @@ async fn hrandfield_counts_and_distribution() {
         // Negative: exactly |count| with repeats, covering the hash.
         let got: Vec<String> = q(
             &mut c,
-            &["HRANDFIELD", key, &(-(n as i64) * 10).to_string()],
+            &["HRANDFIELD", key, &(-(n as i64) * 40).to_string()],
         )
         .await;
-        assert_eq!(got.len(), n * 10);
+        // 40 draws per field on average: a field missing from a uniform
+        // sample has odds of about e^-40 (at 10 per field, e^-10 each,
+        // one CI run in a few hundred failed).
+        assert_eq!(got.len(), n * 40);
         let mut freq: HashMap<&str, usize> = HashMap::new();
         for g in &got {
             *freq.entry(g).or_default() += 1;
@@ -523,7 +526,7 @@ async fn hrandfield_counts_and_distribution() {
             assert_eq!(freq.len(), 50, "all fields appear");
         }
         // Rough uniformity: no field hugely over-represented.
-        assert!(freq.values().all(|&v| v < 60), "{freq:?}");
+        assert!(freq.values().all(|&v| v < 120), "{freq:?}");
     }
     let enc: String = q(&mut c, &["OBJECT", "ENCODING", "big"]).await;
     assert_eq!(enc, "hashtable");

@@ -395,6 +395,9 @@ pub fn client_line(srv: &Server, c: &ClientInfo) -> String {
     if c.replica.load(Ordering::Relaxed) {
         flags.push('S');
     }
+    if c.master.load(Ordering::Relaxed) {
+        flags.push('M');
+    }
     if c.monitor.load(Ordering::Relaxed) {
         flags.push('O');
     }
@@ -597,7 +600,7 @@ fn client_kill(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum ClientType {
     Normal,
-    /// The link to our primary (Cinnabar never follows one).
+    /// The link to the primary this server replicates.
     Master,
     Replica,
     Pubsub,
@@ -624,6 +627,8 @@ impl ClientType {
     fn matches(self, c: &ClientInfo) -> bool {
         let t = if c.replica.load(Ordering::Relaxed) {
             ClientType::Replica
+        } else if c.master.load(Ordering::Relaxed) {
+            ClientType::Master
         } else if c.subscribed() {
             ClientType::Pubsub
         } else {

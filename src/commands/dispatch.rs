@@ -114,8 +114,9 @@ pub fn execute(srv: &Server, client: &mut Client, argv: &[Bytes]) -> Reply {
     if crate::scripting::busy() && !entry.spec.flags.contains(CmdFlags::ALLOW_BUSY) {
         return reject_busy(srv, client, entry);
     }
-    // While a script holds every shard, eviction would wait for it.
-    if srv.config.maxmemory() > 0 && !crate::scripting::running() {
+    // While a script holds every shard, eviction would wait for it. The
+    // primary's stream is never refused (the replica would diverge).
+    if srv.config.maxmemory() > 0 && !crate::scripting::running() && !client.master {
         let is_exec = entry.spec.name == "exec";
         // Scripts that declare flags (shebang, functions) are deny-oom
         // unless they declare allow-oom or no-writes.
@@ -143,7 +144,11 @@ pub fn execute(srv: &Server, client: &mut Client, argv: &[Bytes]) -> Reply {
     }
     // MISCONF: writes (and an EXEC of queued writes, and PING, so health
     // checks see it) are refused while the data cannot be persisted.
-    if let Some(e) = srv.persist.disk_error(&srv.config) {
+    if let Some(e) = srv
+        .persist
+        .disk_error(&srv.config)
+        .filter(|_| !client.master)
+    {
         if entry.spec.flags.contains(CmdFlags::WRITE)
             || entry.spec.name == "ping"
             || (entry.spec.name == "exec"
@@ -152,16 +157,33 @@ pub fn execute(srv: &Server, client: &mut Client, argv: &[Bytes]) -> Reply {
             return reject_command(srv, client, entry, e);
         }
     }
-    // min-replicas-to-write: Cinnabar has no replicas, so writes (and an
-    // EXEC of queued writes) are refused whenever it is set (with
-    // min-replicas-max-lag), as Redis does.
-    if !crate::scripting::enough_replicas(srv)
-        && (entry.spec.flags.contains(CmdFlags::WRITE)
+    // Does the command (an EXEC: its queue; a script: its declared flags)
+    // write?
+    let writes = || {
+        entry.spec.flags.contains(CmdFlags::WRITE)
             || crate::scripting::declared_cmd_flags(srv, entry.spec.name, argv)
                 .is_some_and(|f| f.write)
             || (entry.spec.name == "exec"
-                && client.multi.as_ref().is_some_and(|m| m.write && !m.aborted)))
-    {
+                && client.multi.as_ref().is_some_and(|m| m.write && !m.aborted))
+    };
+    // A replica: writes are refused unless `replica-read-only no`, and
+    // with the link to the primary down and `replica-serve-stale-data no`
+    // only the commands flagged `stale` run (the primary's stream itself
+    // is obeyed).
+    if srv.repl.is_replica() && !client.master && !client.loader {
+        if srv.config.replica_read_only() && writes() {
+            return reject_command(srv, client, entry, CmdError::READONLY);
+        }
+        if !srv.config.replica_serve_stale_data()
+            && !srv.repl.master_link_up()
+            && !entry.spec.flags.contains(CmdFlags::STALE)
+        {
+            return reject_command(srv, client, entry, CmdError::MASTERDOWN);
+        }
+    }
+    // min-replicas-to-write: on a primary, writes are refused while fewer
+    // good replicas are attached.
+    if !crate::scripting::enough_replicas(srv) && !srv.repl.is_replica() && writes() {
         return reject_command(srv, client, entry, crate::scripting::NOREPLICAS);
     }
     // A MONITOR connection is a replica to Redis: it may not touch keys.
@@ -395,7 +417,13 @@ pub fn call(srv: &Server, client: &mut Client, entry: &CommandEntry, argv: &[Byt
     }
     let dirty = ctx.dirty;
     // (What the AOF loader replays is already in the stream's files.)
-    if !ctx.prop.is_empty() && !ctx.client.loader {
+    if ctx.client.master && ctx.client.multi.is_none() {
+        // The primary's stream: its bytes for this command (a whole
+        // transaction at its EXEC) go to our backlog with the records.
+        let raw = std::mem::take(&mut ctx.client.master_raw);
+        let end = srv.feed.emit_proxied(&ctx.prop, &raw);
+        ctx.client.durable_upto = end.aof;
+    } else if !ctx.prop.is_empty() && !ctx.client.loader {
         // Appended under the command's locks: the stream's order is the
         // keyspace's order.
         let end = srv.feed.emit(&ctx.prop);

@@ -1,5 +1,6 @@
-//! Replication commands, the primary's side: SYNC PSYNC REPLCONF ROLE WAIT
-//! (the machinery is in `server::replication`).
+//! Replication commands: SYNC PSYNC REPLCONF ROLE WAIT (the primary's
+//! side, `server::replication`) and REPLICAOF / SLAVEOF (the replica's
+//! side, `server::replica`).
 
 use std::sync::atomic::Ordering;
 
@@ -9,13 +10,20 @@ use crate::commands::ctx::Ctx;
 use crate::commands::spec::{cmd, Acl, CmdFlags as F, CommandSpec};
 use crate::protocol::args::eq_ic;
 use crate::protocol::{CmdError, CmdResult, Reply};
-use crate::server::replication::{LinkState, SyncRequest};
+use crate::server::replication::{LinkState, MasterAddr, MasterLinkState, SyncRequest};
 
 /// SYNC and PSYNC: admin, refused in scripts, in MULTI and while loading
 /// asynchronously.
 const SYNCF: F = F::ADMIN
     .union(F::NOSCRIPT)
     .union(F::NO_MULTI)
+    .union(F::NO_ASYNC_LOADING);
+
+/// REPLICAOF and SLAVEOF: admin, refused in scripts, allowed while the
+/// link is down.
+const REPLICAOF_F: F = F::ADMIN
+    .union(F::NOSCRIPT)
+    .union(F::STALE)
     .union(F::NO_ASYNC_LOADING);
 
 pub const SPECS: &[CommandSpec] = &[
@@ -41,6 +49,20 @@ pub const SPECS: &[CommandSpec] = &[
         "3.0.0",
         "An internal command for configuring the replication stream.",
     ),
+    cmd("replicaof", 3, REPLICAOF_F, replicaof)
+        .acl(Acl::ADMIN.union(Acl::DANGEROUS))
+        .doc(
+            "server",
+            "5.0.0",
+            "Configures a server as replica of another, or promotes it to a master.",
+        ),
+    cmd("slaveof", 3, REPLICAOF_F, replicaof)
+        .acl(Acl::ADMIN.union(Acl::DANGEROUS))
+        .doc(
+            "server",
+            "1.0.0",
+            "Sets a Redis server as a replica of another, or promotes it to being a master.",
+        ),
     cmd(
         "role",
         1,
@@ -81,6 +103,11 @@ fn start_sync(ctx: &mut Ctx<'_>, psync: Option<(Bytes, i64)>) -> CmdResult {
     if ctx.client.info.replica.load(Ordering::Relaxed) {
         // Already a replica link: ignored, as Redis does.
         return Ok(Reply::Raw(Bytes::new()));
+    }
+    if ctx.srv.repl.is_replica() && !ctx.srv.repl.master_link_up() {
+        return Err(CmdError::from_static(
+            "NOMASTERLINK Can't SYNC while not connected with my master",
+        ));
     }
     ctx.client.sync = Some(SyncRequest {
         psync,
@@ -129,12 +156,72 @@ fn replconf(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 }
 
 /// ```text
+/// REPLICAOF host port | NO ONE
+/// ```
+/// Follow the primary at `host:port` (see `server::replica`): the
+/// dataset is replaced by the primary's, and writes from clients are
+/// refused while `replica-read-only` is on. `NO ONE` promotes this server
+/// to a primary, keeping its data. SLAVEOF is the old name.
+fn replicaof(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let srv = ctx.srv;
+    if eq_ic(&argv[1], "no") && eq_ic(&argv[2], "one") {
+        if crate::server::replica::promote(srv) {
+            srv.config.set_replicaof(None);
+        }
+        return Ok(Reply::OK);
+    }
+    if ctx.client.info.replica.load(Ordering::Relaxed) {
+        return Err(CmdError::err(
+            "Command is not valid when client is a replica.",
+        ));
+    }
+    let port = crate::protocol::codec::parse_i64(&argv[2])
+        .and_then(|p| u16::try_from(p).ok())
+        .ok_or_else(|| CmdError::err("Invalid master port"))?;
+    let host = String::from_utf8_lossy(&argv[1]).into_owned();
+    let Some(srv) = srv.arc() else {
+        return Err(CmdError::err("REPLICAOF is not available here"));
+    };
+    let addr = MasterAddr {
+        host: host.clone(),
+        port,
+    };
+    if !crate::server::replica::follow(&srv, addr) {
+        return Ok(Reply::Status("OK Already connected to specified master"));
+    }
+    srv.config.set_replicaof(Some((host, port)));
+    Ok(Reply::OK)
+}
+
+/// ```text
 /// ROLE
 /// ```
 /// `master`, the replication offset, and each replica's address, port and
 /// acknowledged offset. Sentinel-aware clients call it to check they
 /// reached a primary.
 fn role(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+    let repl = &ctx.srv.repl;
+    if let Some(m) = repl.master_addr().filter(|_| repl.is_replica()) {
+        let state = match repl.link_state() {
+            MasterLinkState::Connect => "connect",
+            MasterLinkState::Connecting => "connecting",
+            MasterLinkState::Handshake => "handshake",
+            MasterLinkState::Transfer => "sync",
+            MasterLinkState::Connected => "connected",
+        };
+        let off = if repl.master_link_up() {
+            repl.applied.load(Ordering::Relaxed) as i64
+        } else {
+            -1
+        };
+        return Ok(Reply::Array(vec![
+            Reply::bulk(Bytes::from_static(b"slave")),
+            Reply::bulk(Bytes::from(m.host)),
+            Reply::Int(i64::from(m.port)),
+            Reply::bulk(Bytes::from_static(state.as_bytes())),
+            Reply::Int(off),
+        ]));
+    }
     let replicas = ctx
         .srv
         .repl

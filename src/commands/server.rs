@@ -1346,8 +1346,39 @@ fn value_digest(v: crate::storage::ValueRef<'_>) -> [u8; 20] {
             }
             h.digest().bytes()
         }
-        ValueRef::Obj(Obj::Stream(_)) => {
-            sha(&[b"stream", &crate::persistence::rdb::dump_payload(v)])
+        ValueRef::Obj(Obj::Stream(st)) => {
+            // Entries, IDs and consumer groups with their pending entries;
+            // not the consumers' last-seen times, which a replica sets by
+            // its own clock (as Redis's digest leaves them out).
+            use crate::storage::stream::StreamId;
+            let mut h = sha1_smol::Sha1::new();
+            h.update(b"stream");
+            for (id, fields) in st.range(StreamId::MIN, StreamId::MAX, 0, false) {
+                h.update(&id.to_bytes());
+                for f in fields {
+                    h.update(&(f.len() as u64).to_le_bytes());
+                    h.update(&f);
+                }
+            }
+            for id in [st.last_id, st.first_id, st.max_deleted] {
+                h.update(&id.to_bytes());
+            }
+            h.update(&st.entries_added.to_le_bytes());
+            for (name, g) in &st.groups {
+                h.update(name);
+                h.update(&g.last_id.to_bytes());
+                h.update(&g.entries_read.to_le_bytes());
+                for (id, n) in g.pel.iter() {
+                    h.update(&id.to_bytes());
+                    h.update(&n.consumer);
+                    h.update(&n.delivery_time.to_le_bytes());
+                    h.update(&n.delivery_count.to_le_bytes());
+                }
+                for c in g.consumers.keys() {
+                    h.update(c);
+                }
+            }
+            h.digest().bytes()
         }
     }
 }

@@ -47,6 +47,8 @@ pub struct ClientInfo {
     pub monitor: AtomicBool,
     /// A replica's link (CLIENT LIST flag `S`, output class `replica`).
     pub replica: AtomicBool,
+    /// Our link to the primary we replicate (CLIENT LIST flag `M`).
+    pub master: AtomicBool,
     /// Bytes waiting in the query buffer (CLIENT LIST qbuf).
     pub qbuf: AtomicUsize,
     /// Capacity of the query buffer (CLIENT LIST qbuf-free is this minus
@@ -176,6 +178,7 @@ impl ClientInfo {
             no_evict: AtomicBool::new(false),
             monitor: AtomicBool::new(false),
             replica: AtomicBool::new(false),
+            master: AtomicBool::new(false),
             qbuf: AtomicUsize::new(0),
             qbuf_cap: AtomicUsize::new(0),
             qbuf_peak: AtomicUsize::new(0),
@@ -269,6 +272,13 @@ pub struct Client {
     /// The client replaying the AOF at startup (runs while others get
     /// `-LOADING`).
     pub loader: bool,
+    /// The link to our primary applying its stream (a replica's master
+    /// client): obeyed without the refusals other clients meet (READONLY,
+    /// OOM, MISCONF, NOREPLICAS), and its replies are dropped.
+    pub master: bool,
+    /// The master client's bytes of the primary's stream not yet in our
+    /// backlog (the command running, or an open transaction's commands).
+    pub master_raw: Vec<u8>,
     /// The ACL user the connection runs as; `None` for internal clients
     /// whose commands were already checked (they may run anything).
     pub user: Option<Arc<crate::acl::UserHandle>>,
@@ -327,6 +337,8 @@ impl Client {
             repl_port: 0,
             repl_ip: None,
             loader: false,
+            master: false,
+            master_raw: Vec::new(),
             user: None,
             tracking: Default::default(),
             auth_deadline: 0,

@@ -73,6 +73,11 @@ impl CmdError {
         CmdError::from_static("ERR timeout is not an integer or out of range");
     pub const TIMEOUT_INVALID: CmdError =
         CmdError::from_static("ERR timeout is not a float or out of range");
+    pub const READONLY: CmdError =
+        CmdError::from_static("READONLY You can't write against a read only replica.");
+    pub const MASTERDOWN: CmdError = CmdError::from_static(
+        "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+    );
     pub const LOADING: CmdError =
         CmdError::from_static("LOADING Redis is loading the dataset in memory");
     pub const INTERNAL: CmdError =

@@ -240,7 +240,9 @@ fn evict(srv: &Server, db: usize, key: &[u8], now: u64) -> Option<u64> {
 /// runs out. Called with no shard lock held.
 pub fn perform_evictions(srv: &Server, now: u64) -> Outcome {
     let max = srv.config.maxmemory();
-    if max == 0 {
+    // A replica leaves eviction to its primary (whose DELs it applies)
+    // under `replica-ignore-maxmemory yes`, Redis's default.
+    if max == 0 || (srv.repl.is_replica() && srv.config.replica_ignore_maxmemory()) {
         return Outcome::Ok;
     }
     // What a running snapshot holds of old values is not counted, as

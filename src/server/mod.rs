@@ -12,6 +12,7 @@ pub mod pause;
 pub mod process;
 pub mod propagate;
 pub mod pubsub;
+pub mod replica;
 pub mod replication;
 pub mod shutdown;
 pub mod slowlog;
@@ -556,6 +557,10 @@ pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
         Ok(Err(e)) => return Err(std::io::Error::other(e)),
         Err(e) => return Err(std::io::Error::other(e.to_string())),
     }
+    // `replicaof` in the configuration: follow that primary from the start.
+    if let Some((host, port)) = srv.config.replicaof() {
+        replica::follow(&srv, replication::MasterAddr { host, port });
+    }
     // Signal handlers exist before "ready" is announced, so a harness that
     // sends SIGTERM right after seeing it gets a graceful shutdown.
     let signals = Signals::install();
@@ -819,10 +824,12 @@ async fn active_expire_task(srv: Arc<Server>) {
         // A running script holds every shard: skip this turn rather than
         // park the async worker on its locks.
         // CLIENT PAUSE keeps the dataset still: no active expiry meanwhile.
-        // Nor while loading: an AOF replay counts nothing as expired.
+        // Nor while loading: an AOF replay counts nothing as expired. A
+        // replica leaves expiry to its primary's DELs.
         if !srv.active_expire.load(Ordering::Relaxed)
             || srv.persist.loading()
             || crate::storage::expiry_suspended()
+            || srv.repl.is_replica()
             || crate::scripting::running()
             || pause::paused_until(crate::commands::dispatch::unix_ms())
         {

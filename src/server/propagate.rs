@@ -64,6 +64,9 @@ pub struct Feed {
     aof: AtomicBool,
     /// The replication backlog consumes it.
     repl: AtomicBool,
+    /// This server is a replica: its backlog holds its primary's stream,
+    /// byte for byte ([`Feed::proxy`]), and nothing of its own.
+    proxy: AtomicBool,
     state: Mutex<State>,
     cond: Condvar,
     /// Bytes appended since start (the end offset of the last record).
@@ -200,7 +203,7 @@ impl Feed {
     /// Appends one command to the replication stream only, outside any
     /// database (PING, REPLCONF GETACK). Returns the stream's end offset.
     pub fn emit_repl_only(&self, argv: &[&[u8]]) -> Option<u64> {
-        if !self.repl.load(Ordering::Relaxed) {
+        if !self.repl.load(Ordering::Relaxed) || self.proxy.load(Ordering::Relaxed) {
             return None;
         }
         let mut st = self.state.lock();
@@ -215,12 +218,31 @@ impl Feed {
     /// the end offset of what was appended. Call while still holding the
     /// shard locks of the keys involved.
     pub fn emit(&self, records: &[Record]) -> Emitted {
-        if records.is_empty() || !self.active() {
+        self.emit_inner(records, None)
+    }
+
+    /// A replica applying its primary's stream: the records of one command
+    /// (or transaction) go to the AOF, and the primary's own bytes for it
+    /// (`raw`) to the backlog, in one step under the command's locks (a
+    /// snapshot for a replica of ours sees either both or neither).
+    pub fn emit_proxied(&self, records: &[Record], raw: &[u8]) -> Emitted {
+        self.emit_inner(records, Some(raw))
+    }
+
+    fn emit_inner(&self, records: &[Record], raw: Option<&[u8]>) -> Emitted {
+        if (records.is_empty() && raw.is_none_or(|r| r.is_empty())) || !self.active() {
             return Emitted::default();
         }
         let mut st = self.state.lock();
         let mut out = Emitted::default();
-        if let Some(b) = st.repl.as_mut() {
+        let proxy = self.proxy.load(Ordering::Relaxed);
+        if let (Some(b), Some(raw)) = (st.repl.as_mut(), raw) {
+            out.repl = b.append(raw);
+        }
+        if records.is_empty() {
+            return out;
+        }
+        if let Some(b) = st.repl.as_mut().filter(|_| !proxy) {
             let mut buf = Vec::with_capacity(64);
             let mut db = b.db;
             encode_records(&mut buf, &mut db, records);
@@ -249,6 +271,35 @@ impl Feed {
             self.cond.notify_one();
         }
         out
+    }
+
+    /// Makes the backlog follow a primary's stream (`on`, this server
+    /// became a replica) or this server's own writes again (promoted: the
+    /// next record SELECTs its database).
+    pub fn set_proxy(&self, on: bool) {
+        let mut st = self.state.lock();
+        self.proxy.store(on, Ordering::SeqCst);
+        if let Some(b) = st.repl.as_mut() {
+            b.db = None;
+        }
+    }
+
+    /// A replica's side: appends bytes of its primary's stream (whole
+    /// commands it applied) to the backlog, so its own replicas receive
+    /// the same stream at the same offsets. Returns the new end offset.
+    pub fn proxy(&self, bytes: &[u8]) -> Option<u64> {
+        let mut st = self.state.lock();
+        st.repl.as_mut().map(|b| b.append(bytes))
+    }
+
+    /// Replaces the backlog with an empty one ending at `end` (a replica
+    /// took a full resync: its stream starts there). Replica links pinned
+    /// in the old one must be dropped by the caller.
+    pub fn reset_backlog(&self, end: u64, limit: usize) {
+        let mut st = self.state.lock();
+        st.repl = Some(crate::server::replication::Backlog::new(end, limit));
+        self.repl.store(true, Ordering::SeqCst);
+        self.active.store(true, Ordering::SeqCst);
     }
 
     /// Appends a single command (active expiry, eviction).

@@ -247,10 +247,43 @@ impl Backlog {
     }
 }
 
-/// The replicas and the replication id (INFO, ROLE, WAIT).
-pub struct Replication {
-    /// `master_replid`.
+/// The replication ids (Redis's PSYNC2): `replid` names the history this
+/// server's stream belongs to; `replid2` the one it followed before, valid
+/// up to `second_off` (a promoted replica still continues its former
+/// primary's other replicas from their offsets).
+#[derive(Clone)]
+pub struct Ids {
     pub replid: String,
+    pub replid2: String,
+    /// Last offset (plus one) of `replid2`'s history; -1 when none.
+    pub second_off: i64,
+}
+
+/// Where a replica's link to its primary stands (ROLE, INFO).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub enum MasterLinkState {
+    /// Waiting to (re)connect.
+    Connect = 0,
+    Connecting = 1,
+    /// PING, AUTH, REPLCONF, PSYNC.
+    Handshake = 2,
+    /// Receiving the snapshot.
+    Transfer = 3,
+    Connected = 4,
+}
+
+/// The primary this server replicates, when it is a replica.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MasterAddr {
+    pub host: String,
+    pub port: u16,
+}
+
+/// The replicas and the replication id (INFO, ROLE, WAIT), and the
+/// replica's side: which primary it follows and how its link stands.
+pub struct Replication {
+    ids: parking_lot::RwLock<Ids>,
     links: Mutex<Vec<Arc<Link>>>,
     /// Woken by every acknowledgement (WAIT's waiters).
     acks: tokio::sync::Notify,
@@ -262,12 +295,36 @@ pub struct Replication {
     pub sync_full: AtomicU64,
     pub sync_partial_ok: AtomicU64,
     pub sync_partial_err: AtomicU64,
+    /// This server follows a primary (the fast check dispatch makes).
+    replica: AtomicBool,
+    /// The primary followed (REPLICAOF), and a generation bumped at every
+    /// change: a link task whose generation is no longer current ends.
+    pub(crate) master: Mutex<Option<MasterAddr>>,
+    pub(crate) master_gen: AtomicU64,
+    pub(crate) master_changed: tokio::sync::Notify,
+    pub(crate) link_state: AtomicU8,
+    /// Unix ms of the last byte from the primary.
+    pub(crate) master_last_io_ms: AtomicU64,
+    /// Unix ms the link went down (0: up, or never connected).
+    pub(crate) link_down_since_ms: AtomicU64,
+    /// The snapshot being received: total and read bytes.
+    pub(crate) transfer_size: AtomicU64,
+    pub(crate) transfer_read: AtomicU64,
+    /// The offset of the primary's stream applied so far
+    /// (`slave_repl_offset`, what REPLCONF ACK reports).
+    pub(crate) applied: AtomicU64,
+    /// Our link to the primary while connected (CLIENT KILL TYPE master).
+    pub(crate) master_client: Mutex<Option<Arc<ClientInfo>>>,
 }
 
 impl Default for Replication {
     fn default() -> Self {
         Replication {
-            replid: random_id(),
+            ids: parking_lot::RwLock::new(Ids {
+                replid: random_id(),
+                replid2: NO_ID.into(),
+                second_off: -1,
+            }),
             links: Mutex::new(Vec::new()),
             acks: tokio::sync::Notify::new(),
             last_ping_ms: AtomicU64::new(0),
@@ -275,9 +332,23 @@ impl Default for Replication {
             sync_full: AtomicU64::new(0),
             sync_partial_ok: AtomicU64::new(0),
             sync_partial_err: AtomicU64::new(0),
+            replica: AtomicBool::new(false),
+            master: Mutex::new(None),
+            master_gen: AtomicU64::new(0),
+            master_changed: tokio::sync::Notify::new(),
+            link_state: AtomicU8::new(MasterLinkState::Connect as u8),
+            master_last_io_ms: AtomicU64::new(0),
+            link_down_since_ms: AtomicU64::new(0),
+            transfer_size: AtomicU64::new(0),
+            transfer_read: AtomicU64::new(0),
+            applied: AtomicU64::new(0),
+            master_client: Mutex::new(None),
         }
     }
 }
+
+/// The null replication id (`master_replid2` when there is none).
+pub const NO_ID: &str = "0000000000000000000000000000000000000000";
 
 /// 40 random hex digits (a run id, a replication id).
 pub fn random_id() -> String {
@@ -287,6 +358,72 @@ pub fn random_id() -> String {
 }
 
 impl Replication {
+    /// The current replication id.
+    pub fn replid(&self) -> String {
+        self.ids.read().replid.clone()
+    }
+
+    /// The replication ids.
+    pub fn ids(&self) -> Ids {
+        self.ids.read().clone()
+    }
+
+    /// Does this server follow a primary?
+    #[inline]
+    pub fn is_replica(&self) -> bool {
+        self.replica.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_replica(&self, on: bool) {
+        self.replica.store(on, Ordering::SeqCst);
+    }
+
+    /// The primary followed, if any.
+    pub fn master_addr(&self) -> Option<MasterAddr> {
+        self.master.lock().clone()
+    }
+
+    /// How the link to the primary stands.
+    pub fn link_state(&self) -> MasterLinkState {
+        match self.link_state.load(Ordering::Relaxed) {
+            1 => MasterLinkState::Connecting,
+            2 => MasterLinkState::Handshake,
+            3 => MasterLinkState::Transfer,
+            4 => MasterLinkState::Connected,
+            _ => MasterLinkState::Connect,
+        }
+    }
+
+    /// Is the link to the primary up (synchronised and streaming)?
+    pub fn master_link_up(&self) -> bool {
+        self.link_state() == MasterLinkState::Connected
+    }
+
+    /// Takes the primary's replication id after a full resync at `off`
+    /// (no older history is continued).
+    pub(crate) fn adopt_id(&self, replid: String) {
+        let mut ids = self.ids.write();
+        ids.replid = replid;
+        ids.replid2 = NO_ID.into();
+        ids.second_off = -1;
+    }
+
+    /// Starts a new history after `off` (promotion, or a primary that
+    /// continued us under a new id): the old id stays valid up to `off`.
+    pub(crate) fn shift_id(&self, new_id: String, off: u64) {
+        let mut ids = self.ids.write();
+        ids.replid2 = std::mem::replace(&mut ids.replid, new_id);
+        ids.second_off = off as i64 + 1;
+    }
+
+    /// Drops every attached replica (they reconnect and resync: the
+    /// stream they followed changed).
+    pub(crate) fn disconnect_replicas(&self) {
+        for l in self.links() {
+            l.info.request_kill();
+        }
+    }
+
     /// The attached replicas, oldest first.
     pub fn links(&self) -> Vec<Arc<Link>> {
         self.links.lock().clone()
@@ -326,12 +463,63 @@ impl Replication {
         use std::fmt::Write as _;
         let links = self.links();
         let now = crate::commands::dispatch::unix_ms();
+        let (active, end, first, hist) = srv
+            .feed
+            .backlog(|b| (1, b.end(), b.first(), b.histlen()))
+            .unwrap_or((0, 0, 0, 0));
         let mut o = String::with_capacity(512);
-        let _ = write!(
-            o,
-            "# Replication\r\nrole:master\r\nconnected_slaves:{}\r\n",
-            links.len()
-        );
+        match self.master_addr().filter(|_| self.is_replica()) {
+            None => o.push_str("# Replication\r\nrole:master\r\n"),
+            Some(m) => {
+                let state = self.link_state();
+                let up = state == MasterLinkState::Connected;
+                let last_io = self.master_last_io_ms.load(Ordering::Relaxed);
+                let applied = self.applied.load(Ordering::Relaxed);
+                let io_ago = |since: u64| {
+                    if since == 0 {
+                        -1
+                    } else {
+                        (now.saturating_sub(since) / 1000) as i64
+                    }
+                };
+                let _ = write!(
+                    o,
+                    "# Replication\r\nrole:slave\r\nmaster_host:{}\r\nmaster_port:{}\r\nmaster_link_status:{}\r\nmaster_last_io_seconds_ago:{}\r\nmaster_sync_in_progress:{}\r\nslave_read_repl_offset:{applied}\r\nslave_repl_offset:{applied}\r\n",
+                    m.host,
+                    m.port,
+                    if up { "up" } else { "down" },
+                    if up { io_ago(last_io) } else { -1 },
+                    u8::from(state == MasterLinkState::Transfer),
+                );
+                if state == MasterLinkState::Transfer {
+                    let total = self.transfer_size.load(Ordering::Relaxed);
+                    let read = self.transfer_read.load(Ordering::Relaxed);
+                    let perc = if total > 0 {
+                        read as f64 * 100.0 / total as f64
+                    } else {
+                        0.0
+                    };
+                    let _ = write!(
+                        o,
+                        "master_sync_total_bytes:{total}\r\nmaster_sync_read_bytes:{read}\r\nmaster_sync_left_bytes:{}\r\nmaster_sync_perc:{perc:.2}\r\nmaster_sync_last_io_seconds_ago:{}\r\n",
+                        total.saturating_sub(read),
+                        io_ago(last_io)
+                    );
+                }
+                if !up {
+                    let since = self.link_down_since_ms.load(Ordering::Relaxed);
+                    let _ = write!(o, "master_link_down_since_seconds:{}\r\n", io_ago(since));
+                }
+                let _ = write!(
+                    o,
+                    "slave_priority:{}\r\nslave_read_only:{}\r\nreplica_announced:{}\r\n",
+                    srv.config.replica_priority(),
+                    u8::from(srv.config.replica_read_only()),
+                    u8::from(srv.config.replica_announced()),
+                );
+            }
+        }
+        let _ = write!(o, "connected_slaves:{}\r\n", links.len());
         for (i, l) in links.iter().enumerate() {
             let state = match l.state() {
                 LinkState::WaitBgsave => "wait_bgsave",
@@ -347,14 +535,13 @@ impl Replication {
                 now.saturating_sub(l.ack_ms.load(Ordering::Relaxed)) / 1000
             );
         }
-        let (active, end, first, hist) = srv
-            .feed
-            .backlog(|b| (1, b.end(), b.first(), b.histlen()))
-            .unwrap_or((0, 0, 0, 0));
+        let ids = self.ids();
         let _ = write!(
             o,
-            "master_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:{end}\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:{active}\r\nrepl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:{first}\r\nrepl_backlog_histlen:{hist}\r\n",
-            self.replid,
+            "master_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:{}\r\nmaster_repl_offset:{end}\r\nsecond_repl_offset:{}\r\nrepl_backlog_active:{active}\r\nrepl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:{first}\r\nrepl_backlog_histlen:{hist}\r\n",
+            ids.replid,
+            ids.replid2,
+            ids.second_off,
             srv.config.repl_backlog_size()
         );
         o
@@ -573,8 +760,12 @@ async fn feed_replica<W: AsyncWrite + Unpin>(
     // Partial resync when the backlog holds what the replica lacks.
     if let Some((id, off)) = &req.psync {
         let want = u64::try_from(*off).ok().filter(|&o| o > 0);
+        let ids = srv.repl.ids();
+        let ours = id.as_ref() == ids.replid.as_bytes()
+            || (id.as_ref() == ids.replid2.as_bytes()
+                && want.is_some_and(|o| o as i64 <= ids.second_off));
         let continued = match want {
-            Some(o) if id.as_ref() == srv.repl.replid.as_bytes() => srv
+            Some(o) if ours => srv
                 .feed
                 .backlog(|b| {
                     if b.can_continue_from(o - 1) {
@@ -595,7 +786,7 @@ async fn feed_replica<W: AsyncWrite + Unpin>(
                 link.port
             );
             link.set_state(LinkState::Online);
-            wr.write_all(format!("+CONTINUE {}\r\n", srv.repl.replid).as_bytes())
+            wr.write_all(format!("+CONTINUE {}\r\n", ids.replid).as_bytes())
                 .await?;
             wr.flush().await?;
             return stream_to(srv, link, wr).await;
@@ -653,7 +844,7 @@ async fn feed_replica<W: AsyncWrite + Unpin>(
         return Ok(());
     };
     if req.psync.is_some() {
-        wr.write_all(format!("+FULLRESYNC {} {}\r\n", srv.repl.replid, off).as_bytes())
+        wr.write_all(format!("+FULLRESYNC {} {}\r\n", srv.repl.replid(), off).as_bytes())
             .await?;
         wr.flush().await?;
     }

@@ -34,9 +34,33 @@ pub use shard::{Shard, Ttl};
 /// one list that then expires, not as a new list `[b]` without a TTL.
 static EXPIRY_SUSPENDED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// Whether expiry is suspended (an AOF replay is running).
+thread_local! {
+    /// This thread applies its primary's stream (see [`apply_as_master`]).
+    static MASTER_APPLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether expiry is suspended (an AOF replay is running, or this thread
+/// applies the primary's stream on a replica).
 pub fn expiry_suspended() -> bool {
-    EXPIRY_SUSPENDED.load(std::sync::atomic::Ordering::Relaxed)
+    EXPIRY_SUSPENDED.load(std::sync::atomic::Ordering::Relaxed) || MASTER_APPLY.with(|m| m.get())
+}
+
+/// Suspends expiry on this thread until the guard is dropped: a replica
+/// applying its primary's commands sees every key the primary still has
+/// (expired or not by this machine's clock; the primary sends the DELs),
+/// as Redis's replicas obey their master.
+pub fn apply_as_master() -> MasterApply {
+    MASTER_APPLY.with(|m| m.set(true));
+    MasterApply(())
+}
+
+/// Ends [`apply_as_master`] when dropped.
+pub struct MasterApply(());
+
+impl Drop for MasterApply {
+    fn drop(&mut self) {
+        MASTER_APPLY.with(|m| m.set(false));
+    }
 }
 
 /// Whether a deadline `at` has passed at `now` so that a command setting it

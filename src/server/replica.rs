@@ -1,0 +1,610 @@
+//! Replication, the replica's side: `REPLICAOF host port` (or `replicaof`
+//! in the configuration) makes Cinnabar follow a primary, Redis or
+//! Cinnabar.
+//!
+//! One task per primary ([`start`]) loops: connect, handshake (`PING`,
+//! `AUTH` with `masteruser`/`masterauth`, `REPLCONF listening-port`,
+//! `ip-address`, `capa psync2`), then `PSYNC <our replid> <our offset+1>`:
+//!
+//! * `+FULLRESYNC <replid> <offset>`: the snapshot arrives as a bulk
+//!   (newlines before it are the primary's keep-alives) and is written to a
+//!   temporary file; then, on a blocking thread while clients get
+//!   `-LOADING`, the dataset and function libraries are emptied, the file
+//!   is loaded and renamed to `dbfilename` (as Redis keeps the last
+//!   received snapshot), our replicas are dropped (they must resync from
+//!   the new dataset), the backlog restarts at `<offset>` and we take the
+//!   primary's replication id.
+//! * `+CONTINUE [<replid>]`: the stream continues after our offset (a new
+//!   id means the primary was promoted: ours shifts to it, the old one
+//!   stays valid up to here).
+//!
+//! Then the stream: every command runs as the *master client* (flag `M`),
+//! which is obeyed without the refusals others meet (READONLY, OOM,
+//! MISCONF), sees keys this machine's clock thinks expired (the primary
+//! sends the DELs), and whose replies are dropped. `REPLCONF GETACK` is
+//! answered with `REPLCONF ACK <offset>`, also sent every second. The
+//! primary's bytes go to our own backlog unchanged (see
+//! `Feed::emit_proxied`), so our replicas follow the same stream at the
+//! same offsets. A link silent for `repl-timeout` is dropped and retried
+//! after a second, with a partial resync when the primary's backlog allows.
+//!
+//! `REPLICAOF NO ONE` ends the task and promotes: a new replication id,
+//! the old one kept as `replid2` so the other replicas of our former
+//! primary can continue from us partially.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::connection::client::Client;
+use crate::protocol::codec::{Limits, RequestParser};
+use crate::server::replication::{MasterAddr, MasterLinkState};
+use crate::server::Server;
+
+/// Follow `addr` from now on (REPLICAOF host port). Returns false if it
+/// already was the primary followed.
+pub fn follow(srv: &Arc<Server>, addr: MasterAddr) -> bool {
+    let repl = &srv.repl;
+    {
+        let mut m = repl.master.lock();
+        if m.as_ref() == Some(&addr) && repl.is_replica() {
+            return false;
+        }
+        *m = Some(addr.clone());
+    }
+    let was_master = !repl.is_replica();
+    let gen = repl.master_gen.fetch_add(1, Ordering::SeqCst) + 1;
+    repl.master_changed.notify_waiters();
+    drop_master_client(srv);
+    repl.set_replica(true);
+    srv.feed.set_proxy(true);
+    repl.link_state
+        .store(MasterLinkState::Connect as u8, Ordering::Relaxed);
+    if was_master {
+        // What we have is where a partial resync would start from.
+        repl.applied.store(repl.offset(srv), Ordering::Relaxed);
+    }
+    repl.link_down_since_ms
+        .store(crate::commands::dispatch::unix_ms(), Ordering::Relaxed);
+    // Our replicas resync (from us, once we have our primary's data).
+    repl.disconnect_replicas();
+    tracing::info!(
+        "Connecting to MASTER {}:{}; REPLICAOF {}:{} enabled (user request)",
+        addr.host,
+        addr.port,
+        addr.host,
+        addr.port
+    );
+    let srv = srv.clone();
+    tokio::spawn(async move { run(srv, addr, gen).await });
+    true
+}
+
+/// Stop following a primary (REPLICAOF NO ONE): promoted to primary with
+/// a new replication id. Returns false if this server was no replica.
+pub fn promote(srv: &Server) -> bool {
+    let repl = &srv.repl;
+    if !repl.is_replica() {
+        return false;
+    }
+    *repl.master.lock() = None;
+    repl.master_gen.fetch_add(1, Ordering::SeqCst);
+    repl.master_changed.notify_waiters();
+    drop_master_client(srv);
+    // The new history starts after what we applied (our backlog's end).
+    repl.shift_id(crate::server::replication::random_id(), repl.offset(srv));
+    repl.set_replica(false);
+    srv.feed.set_proxy(false);
+    repl.link_state
+        .store(MasterLinkState::Connect as u8, Ordering::Relaxed);
+    repl.link_down_since_ms.store(0, Ordering::Relaxed);
+    // They learn the new id on reconnecting (and continue partially).
+    repl.disconnect_replicas();
+    tracing::info!("MASTER MODE enabled (user request)");
+    true
+}
+
+fn drop_master_client(srv: &Server) {
+    if let Some(info) = srv.repl.master_client.lock().take() {
+        info.request_kill();
+    }
+}
+
+fn current(srv: &Server, gen: u64) -> bool {
+    srv.repl.master_gen.load(Ordering::SeqCst) == gen
+}
+
+/// The link task: connect, sync, stream; on failure retry every second
+/// until the primary changes.
+async fn run(srv: Arc<Server>, addr: MasterAddr, gen: u64) {
+    loop {
+        let changed = srv.repl.master_changed.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        if !current(&srv, gen) {
+            return;
+        }
+        tokio::select! {
+            r = link(&srv, &addr, gen) => {
+                if let Err(e) = r {
+                    tracing::warn!("Replication with MASTER {}:{}: {e}", addr.host, addr.port);
+                }
+            }
+            _ = &mut changed => return,
+        }
+        if !current(&srv, gen) {
+            return;
+        }
+        let was_up = srv.repl.link_state() == MasterLinkState::Connected;
+        srv.repl
+            .link_state
+            .store(MasterLinkState::Connect as u8, Ordering::Relaxed);
+        if was_up || srv.repl.link_down_since_ms.load(Ordering::Relaxed) == 0 {
+            srv.repl
+                .link_down_since_ms
+                .store(crate::commands::dispatch::unix_ms(), Ordering::Relaxed);
+        }
+        drop_master_client(&srv);
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = &mut changed => return,
+        }
+    }
+}
+
+/// A connection to the primary with a read buffer.
+struct Conn {
+    sock: TcpStream,
+    buf: BytesMut,
+    timeout: Duration,
+}
+
+impl Conn {
+    async fn send(&mut self, argv: &[&[u8]]) -> Result<(), String> {
+        let mut out = Vec::new();
+        crate::server::propagate::encode_command(&mut out, argv);
+        self.sock
+            .write_all(&out)
+            .await
+            .map_err(|e| format!("write error: {e}"))
+    }
+
+    /// Reads more input (at least one byte) within the timeout.
+    async fn fill(&mut self) -> Result<(), String> {
+        self.buf.reserve(16 * 1024);
+        match tokio::time::timeout(self.timeout, self.sock.read_buf(&mut self.buf)).await {
+            Err(_) => Err("Timeout connecting to the MASTER...".into()),
+            Ok(Ok(0)) => Err("the MASTER closed the connection".into()),
+            Ok(Err(e)) => Err(format!("read error: {e}")),
+            Ok(Ok(_)) => Ok(()),
+        }
+    }
+
+    /// One reply line, without its CRLF; empty lines (keep-alives) are
+    /// skipped when `skip_empty`.
+    async fn line(&mut self, skip_empty: bool) -> Result<String, String> {
+        loop {
+            if let Some(nl) = self.buf.iter().position(|&b| b == b'\n') {
+                let raw = self.buf.split_to(nl + 1);
+                let text = String::from_utf8_lossy(&raw[..nl]);
+                let text = text.trim_end_matches('\r').to_string();
+                if text.is_empty() && skip_empty {
+                    continue;
+                }
+                return Ok(text);
+            }
+            if self.buf.len() > 64 * 1024 {
+                return Err("the MASTER's reply line is too long".into());
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Sends a command and reads its one-line reply.
+    async fn call(&mut self, argv: &[&[u8]]) -> Result<String, String> {
+        self.send(argv).await?;
+        self.line(false).await
+    }
+}
+
+/// One connection to the primary, from connecting to the link's end.
+async fn link(srv: &Arc<Server>, addr: &MasterAddr, gen: u64) -> Result<(), String> {
+    let repl = &srv.repl;
+    let timeout = Duration::from_secs(srv.config.repl_timeout().max(1));
+    repl.link_state
+        .store(MasterLinkState::Connecting as u8, Ordering::Relaxed);
+    let sock = tokio::time::timeout(timeout, TcpStream::connect((addr.host.as_str(), addr.port)))
+        .await
+        .map_err(|_| "Timeout connecting to the MASTER...".to_string())?
+        .map_err(|e| format!("Error condition on socket for SYNC: {e}"))?;
+    let _ = sock.set_nodelay(true);
+    let local = sock.local_addr().ok();
+    let peer = sock.peer_addr().ok();
+    tracing::info!("MASTER <-> REPLICA sync started");
+    repl.link_state
+        .store(MasterLinkState::Handshake as u8, Ordering::Relaxed);
+    let mut c = Conn {
+        sock,
+        buf: BytesMut::with_capacity(16 * 1024),
+        timeout,
+    };
+    // PING: an error other than "authentication needed" stops here.
+    let r = c.call(&[b"PING"]).await?;
+    if r.starts_with('-')
+        && !r.starts_with("-NOAUTH")
+        && !r.starts_with("-NOPERM")
+        && !r.starts_with("-ERR operation not permitted")
+    {
+        return Err(format!("Error reply to PING from master: '{r}'"));
+    }
+    if let Some(pass) = srv.config.masterauth() {
+        let r = match srv.config.masteruser() {
+            Some(user) => c.call(&[b"AUTH", user.as_bytes(), pass.as_bytes()]).await?,
+            None => c.call(&[b"AUTH", pass.as_bytes()]).await?,
+        };
+        if r.starts_with('-') {
+            return Err(format!("Unable to AUTH to MASTER: {r}"));
+        }
+    }
+    let port = match srv.config.replica_announce_port() {
+        0 => srv.bound.lock().first().map_or_else(
+            || srv.config.port().max(srv.config.tls_port()),
+            |a| a.port(),
+        ),
+        p => p,
+    };
+    let r = c
+        .call(&[
+            b"REPLCONF",
+            b"listening-port",
+            itoa::Buffer::new().format(port).as_bytes(),
+        ])
+        .await?;
+    if r.starts_with('-') {
+        tracing::info!("(Non critical) Master does not understand REPLCONF listening-port: {r}");
+    }
+    if let Some(ip) = srv.config.replica_announce_ip() {
+        let r = c.call(&[b"REPLCONF", b"ip-address", ip.as_bytes()]).await?;
+        if r.starts_with('-') {
+            tracing::info!("(Non critical) Master does not understand REPLCONF ip-address: {r}");
+        }
+    }
+    let r = c.call(&[b"REPLCONF", b"capa", b"psync2"]).await?;
+    if r.starts_with('-') {
+        tracing::info!("(Non critical) Master does not understand REPLCONF capa: {r}");
+    }
+    // PSYNC from what we have (our own history if we were a primary: a
+    // primary that was our replica continues us).
+    let ids = repl.ids();
+    let from = repl.applied.load(Ordering::Relaxed) + 1;
+    let r = c
+        .call(&[
+            b"PSYNC",
+            ids.replid.as_bytes(),
+            itoa::Buffer::new().format(from).as_bytes(),
+        ])
+        .await;
+    let r = match r {
+        Ok(r) if r.is_empty() => c.line(true).await?,
+        other => other?,
+    };
+    if !current(srv, gen) {
+        return Ok(());
+    }
+    if let Some(rest) = r.strip_prefix("+FULLRESYNC ") {
+        let mut it = rest.split_whitespace();
+        let (Some(id), Some(off)) = (it.next(), it.next().and_then(|o| o.parse::<u64>().ok()))
+        else {
+            return Err(format!("Bad +FULLRESYNC reply from the MASTER: '{r}'"));
+        };
+        tracing::info!("Full resync from master: {id}:{off}");
+        full_sync(srv, &mut c, id.to_string(), off, gen).await?;
+    } else if let Some(rest) = r.strip_prefix("+CONTINUE") {
+        let new_id = rest.trim();
+        tracing::info!("Successful partial resynchronization with master.");
+        if !new_id.is_empty() && new_id != ids.replid {
+            repl.shift_id(new_id.to_string(), from - 1);
+            tracing::info!("Master replication ID changed to {new_id}");
+        }
+    } else if r.starts_with("-NOMASTERLINK") || r.starts_with("-LOADING") {
+        return Err(format!(
+            "Master is currently unable to PSYNC but should be in the future: {r}"
+        ));
+    } else {
+        return Err(format!("Unexpected reply to PSYNC from master: {r}"));
+    }
+    if !current(srv, gen) {
+        return Ok(());
+    }
+    stream(srv, c, gen, local, peer).await
+}
+
+/// Receives the snapshot into a temporary file and loads it.
+async fn full_sync(
+    srv: &Arc<Server>,
+    c: &mut Conn,
+    replid: String,
+    off: u64,
+    gen: u64,
+) -> Result<(), String> {
+    let repl = &srv.repl;
+    repl.link_state
+        .store(MasterLinkState::Transfer as u8, Ordering::Relaxed);
+    // `$<len>` (newlines before it keep the link alive while the primary
+    // writes its snapshot).
+    let head = c.line(true).await?;
+    repl.master_last_io_ms
+        .store(crate::commands::dispatch::unix_ms(), Ordering::Relaxed);
+    if head.starts_with("-") {
+        return Err(format!("MASTER aborted replication with an error: {head}"));
+    }
+    let Some(len) = head
+        .strip_prefix('$')
+        .filter(|l| !l.starts_with("EOF:"))
+        .and_then(|l| l.parse::<u64>().ok())
+    else {
+        return Err(format!("Bad protocol from MASTER, the first byte is not '$' (we received '{head}'), are you sure the host and port are right?"));
+    };
+    repl.transfer_size.store(len, Ordering::Relaxed);
+    repl.transfer_read.store(0, Ordering::Relaxed);
+    let tmp = std::path::PathBuf::from(format!(
+        "temp-{}.{}.rdb",
+        crate::commands::dispatch::unix_ms() / 1000,
+        std::process::id()
+    ));
+    let received = receive_file(srv, c, &tmp, len).await;
+    if let Err(e) = received {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    if !current(srv, gen) {
+        let _ = std::fs::remove_file(&tmp);
+        return Ok(());
+    }
+    tracing::info!("MASTER <-> REPLICA sync: received {len} bytes of the snapshot");
+    let srv2 = srv.clone();
+    let loaded = tokio::task::spawn_blocking(move || load_received(&srv2, &tmp, replid, off))
+        .await
+        .map_err(|e| format!("the loading thread failed: {e}"))?;
+    loaded
+}
+
+async fn receive_file(
+    srv: &Server,
+    c: &mut Conn,
+    tmp: &std::path::Path,
+    len: u64,
+) -> Result<(), String> {
+    let mut f = tokio::fs::File::create(tmp).await.map_err(|e| {
+        format!("Opening the temp file needed for MASTER <-> REPLICA synchronization: {e}")
+    })?;
+    let mut left = len;
+    while left > 0 {
+        if c.buf.is_empty() {
+            c.fill().await?;
+        }
+        let n = (c.buf.len() as u64).min(left) as usize;
+        f.write_all(&c.buf[..n])
+            .await
+            .map_err(|e| format!("Write error writing to the DB file: {e}"))?;
+        c.buf.advance(n);
+        left -= n as u64;
+        srv.repl
+            .transfer_read
+            .fetch_add(n as u64, Ordering::Relaxed);
+        srv.repl
+            .master_last_io_ms
+            .store(crate::commands::dispatch::unix_ms(), Ordering::Relaxed);
+    }
+    f.sync_all()
+        .await
+        .map_err(|e| format!("Failed trying to sync the temp DB to disk: {e}"))?;
+    Ok(())
+}
+
+/// Replaces the dataset with the received snapshot (on a blocking thread).
+fn load_received(
+    srv: &Arc<Server>,
+    tmp: &std::path::Path,
+    replid: String,
+    off: u64,
+) -> Result<(), String> {
+    use crate::persistence::snapshot;
+    let repl = &srv.repl;
+    // A snapshot of the old dataset would bring it back.
+    snapshot::kill_child(srv, None);
+    let aof = srv.feed.aof_active();
+    if aof {
+        snapshot::stop_aof(srv);
+    }
+    srv.persist.loading.store(true, Ordering::SeqCst);
+    tracing::info!("MASTER <-> REPLICA sync: Flushing old data");
+    srv.keyspace.clear_all();
+    srv.functions.flush();
+    tracing::info!("MASTER <-> REPLICA sync: Loading DB in memory");
+    let r = {
+        // Keys already past their deadline stay: the primary's DELs follow.
+        let _keep = crate::storage::apply_as_master();
+        snapshot::load_rdb_file(srv, tmp, snapshot::Dup::Replace)
+    };
+    srv.persist.loading.store(false, Ordering::SeqCst);
+    if let Err(e) = r {
+        let _ = std::fs::remove_file(tmp);
+        srv.keyspace.clear_all();
+        return Err(format!(
+            "Failed trying to load the MASTER synchronization DB from disk: {e}"
+        ));
+    }
+    let dest = std::path::PathBuf::from(srv.config.dbfilename());
+    if let Err(e) = std::fs::rename(tmp, &dest) {
+        tracing::warn!(
+            "Failed trying to rename the temp DB into {}: {e}",
+            dest.display()
+        );
+        let _ = std::fs::remove_file(tmp);
+    }
+    // Our replicas resync from the new dataset; the stream restarts at the
+    // primary's offset under its id.
+    repl.disconnect_replicas();
+    srv.feed
+        .reset_backlog(off, srv.config.repl_backlog_size() as usize);
+    repl.adopt_id(replid);
+    repl.applied.store(off, Ordering::Relaxed);
+    srv.persist.lastsave.store(
+        crate::commands::dispatch::unix_ms() / 1000,
+        Ordering::Relaxed,
+    );
+    srv.persist
+        .dirty_at_save
+        .store(srv.stats.dirty.load(Ordering::Relaxed), Ordering::Relaxed);
+    if aof {
+        // The AOF restarts from a rewrite of the new dataset.
+        if let Err(e) = snapshot::rewrite_aof(srv, true) {
+            tracing::warn!("Failed to restart the AOF after a successful sync: {e}");
+        }
+    }
+    tracing::info!("MASTER <-> REPLICA sync: Finished with success");
+    Ok(())
+}
+
+/// Applies the primary's stream until the link ends.
+async fn stream(
+    srv: &Arc<Server>,
+    mut c: Conn,
+    gen: u64,
+    local: Option<std::net::SocketAddr>,
+    peer: Option<std::net::SocketAddr>,
+) -> Result<(), String> {
+    let repl = &srv.repl;
+    let any: std::net::SocketAddr = ([0, 0, 0, 0], 0).into();
+    let info = srv.register_client(peer.unwrap_or(any), local.unwrap_or(any));
+    info.master.store(true, Ordering::Relaxed);
+    *repl.master_client.lock() = Some(info.clone());
+    if !current(srv, gen) {
+        srv.unregister_client(&info);
+        return Ok(());
+    }
+    let mut client = Client::new(info.clone(), true);
+    client.master = true;
+    client.deny_blocking = true;
+    repl.link_state
+        .store(MasterLinkState::Connected as u8, Ordering::Relaxed);
+    repl.link_down_since_ms.store(0, Ordering::Relaxed);
+    let now = crate::commands::dispatch::unix_ms();
+    repl.master_last_io_ms.store(now, Ordering::Relaxed);
+    tracing::info!("MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization or finished a full one; streaming.");
+    let r = apply_stream(srv, &mut c, &mut client).await;
+    crate::commands::transaction::discard_state(srv, &mut client);
+    client.master_raw.clear();
+    srv.unregister_client(&info);
+    r
+}
+
+async fn apply_stream(srv: &Arc<Server>, c: &mut Conn, client: &mut Client) -> Result<(), String> {
+    let repl = &srv.repl;
+    let info = client.info.clone();
+    let mut parser = RequestParser::new();
+    let limits = Limits {
+        max_bulk_len: u64::MAX,
+        authenticated: true,
+    };
+    let mut ack_timer = tokio::time::interval(Duration::from_secs(1));
+    ack_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A copy of the input not yet consumed by the parser (`c.buf` is
+    // consumed as arguments are cut out of it): the primary's own bytes,
+    // for our backlog. `partial`: bytes consumed for the command not yet
+    // complete.
+    let mut raw_in = BytesMut::from(&c.buf[..]);
+    let mut partial: u64 = 0;
+    loop {
+        // Run every complete command in the buffer.
+        loop {
+            let had = c.buf.len();
+            let item = parser.next(&mut c.buf, limits);
+            let used = had - c.buf.len();
+            client.master_raw.extend_from_slice(&raw_in.split_to(used));
+            partial += used as u64;
+            match item {
+                Ok(Some(argv)) => {
+                    let off = repl.applied.load(Ordering::Relaxed) + partial;
+                    partial = 0;
+                    if is_getack(&argv) {
+                        // Answered with what was applied before it.
+                        send_ack(c, repl.applied.load(Ordering::Relaxed)).await?;
+                    } else {
+                        client.now = crate::commands::dispatch::unix_ms();
+                        let reply = {
+                            let _obey = crate::storage::apply_as_master();
+                            crate::commands::dispatch::execute(srv, client, &argv)
+                        };
+                        if let crate::protocol::Reply::Error(e) = &reply {
+                            tracing::warn!(
+                                "== CRITICAL == This replica is sending an error to its master: '{}' after processing the command '{}'",
+                                e.as_str(),
+                                String::from_utf8_lossy(&argv[0])
+                            );
+                        }
+                    }
+                    // What did not go to the backlog with a write (see
+                    // `Feed::emit_proxied`) goes now, unless a transaction
+                    // is open: it goes whole, at its EXEC.
+                    if client.multi.is_none() && !client.master_raw.is_empty() {
+                        srv.feed.proxy(&std::mem::take(&mut client.master_raw));
+                    }
+                    repl.applied.store(off, Ordering::Relaxed);
+                }
+                Ok(None) => break,
+                Err(e) => return Err(format!("Protocol error from the MASTER: {}", e.0)),
+            }
+        }
+        if info.killed.load(Ordering::Relaxed) {
+            return Err("the link was killed".into());
+        }
+        tokio::select! {
+            r = c.sock.read_buf(&mut c.buf) => {
+                match r {
+                    Ok(0) => return Err("the MASTER closed the connection".into()),
+                    Err(e) => return Err(format!("read error: {e}")),
+                    Ok(n) => {
+                        raw_in.extend_from_slice(&c.buf[c.buf.len() - n..]);
+                        srv.stats.hot.add(crate::server::Stats::NET_INPUT, n as u64);
+                        let now = crate::commands::dispatch::unix_ms();
+                        repl.master_last_io_ms.store(now, Ordering::Relaxed);
+                        info.last_interaction.store(now, Ordering::Relaxed);
+                    }
+                }
+                if c.buf.capacity() - c.buf.len() < 4096 {
+                    c.buf.reserve(16 * 1024);
+                }
+            }
+            _ = ack_timer.tick() => {
+                let last = repl.master_last_io_ms.load(Ordering::Relaxed);
+                let timeout = srv.config.repl_timeout() * 1000;
+                if crate::commands::dispatch::unix_ms().saturating_sub(last) > timeout {
+                    return Err("MASTER timeout: no data nor PING received...".into());
+                }
+                send_ack(c, repl.applied.load(Ordering::Relaxed)).await?;
+            }
+            _ = info.kill.wait() => return Err("the link was killed".into()),
+        }
+    }
+}
+
+fn is_getack(argv: &[Bytes]) -> bool {
+    argv.len() >= 2
+        && argv[0].eq_ignore_ascii_case(b"replconf")
+        && argv[1].eq_ignore_ascii_case(b"getack")
+}
+
+async fn send_ack(c: &mut Conn, off: u64) -> Result<(), String> {
+    c.send(&[
+        b"REPLCONF",
+        b"ACK",
+        itoa::Buffer::new().format(off).as_bytes(),
+    ])
+    .await
+}

@@ -1,0 +1,493 @@
+//! Replication, the replica's side, through real servers: a Cinnabar
+//! replica follows a Cinnabar primary (started with `--replicaof`) and a
+//! real redis-server primary (with REPLICAOF at runtime): full resync,
+//! the live stream, read-only refusals, partial resync after the link is
+//! killed, and a failover rehearsal (REPLICAOF NO ONE, the old primary
+//! rejoining the promoted one with a partial resync).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::diff::RedisRef;
+use common::{info_field, TestServer};
+use redis::aio::MultiplexedConnection;
+use redis::AsyncCommands;
+
+async fn connect(port: u16, db: u32) -> MultiplexedConnection {
+    redis::Client::open(format!("redis://127.0.0.1:{port}/{db}"))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// Waits until INFO replication says `field:value`.
+async fn wait_info(c: &mut MultiplexedConnection, field: &str, value: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = info_field(c, "replication", field).await;
+        if got == value {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{field} stayed {got:?}, wanted {value:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+}
+
+/// Waits until `WAIT 1` on the primary confirms the replica has
+/// everything written so far on `c`.
+async fn wait_acked(c: &mut MultiplexedConnection, n: i64) {
+    let got: i64 = redis::cmd("WAIT")
+        .arg(n)
+        .arg(10_000)
+        .query_async(c)
+        .await
+        .unwrap();
+    assert_eq!(got, n, "WAIT {n}");
+}
+
+async fn digest(c: &mut MultiplexedConnection) -> String {
+    redis::cmd("DEBUG")
+        .arg("DIGEST")
+        .query_async(c)
+        .await
+        .unwrap()
+}
+
+/// Asserts two servers hold the same dataset (DEBUG DIGEST), naming the
+/// keys of db 0 that differ when they do not.
+async fn same_data(a: &mut MultiplexedConnection, b: &mut MultiplexedConnection) {
+    if digest(a).await == digest(b).await {
+        return;
+    }
+    let mut keys: Vec<String> = a.keys("*").await.unwrap();
+    let more: Vec<String> = b.keys("*").await.unwrap();
+    keys.extend(more);
+    keys.sort();
+    keys.dedup();
+    let mut differ = Vec::new();
+    for k in keys {
+        let da: Vec<String> = redis::cmd("DEBUG")
+            .arg("DIGEST-VALUE")
+            .arg(&k)
+            .query_async(a)
+            .await
+            .unwrap();
+        let db: Vec<String> = redis::cmd("DEBUG")
+            .arg("DIGEST-VALUE")
+            .arg(&k)
+            .query_async(b)
+            .await
+            .unwrap();
+        if da != db {
+            differ.push(k);
+        }
+    }
+    panic!("the datasets differ; keys of db 0: {differ:?}");
+}
+
+async fn fill(c: &mut MultiplexedConnection) {
+    let _: () = c.set("s", "1").await.unwrap();
+    let _: () = c.hset("h", "f", "v").await.unwrap();
+    let _: () = c.rpush("l", &["a", "b", "c"]).await.unwrap();
+    let _: () = c.zadd("z", "m", 1.5).await.unwrap();
+    let _: () = c.sadd("set", &["x", "y"]).await.unwrap();
+    let _: () = c.set_ex("ttl", "v", 1000).await.unwrap();
+    let big: Vec<(String, String)> = (0..600)
+        .map(|i| (format!("f{i}"), format!("v{i}")))
+        .collect();
+    let _: () = c.hset_multiple("bighash", &big).await.unwrap();
+    let _: () = redis::cmd("XADD")
+        .arg("st")
+        .arg("1-1")
+        .arg("f")
+        .arg("v")
+        .query_async(c)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg("st")
+        .arg("g")
+        .arg("0")
+        .query_async(c)
+        .await
+        .unwrap();
+    let _: i64 = redis::cmd("PFADD")
+        .arg("hll")
+        .arg(&["a", "b", "c"])
+        .query_async(c)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_cinnabar_replica_follows_fails_over_and_is_followed_back() {
+    let primary = TestServer::start();
+    let mut p = primary.conn().await;
+    fill(&mut p).await;
+    let pport = primary.addr.port().to_string();
+    let replica = TestServer::start_with(&["--replicaof", "127.0.0.1", &pport]);
+    let rport = replica.addr.port();
+    let mut r = replica.conn().await;
+    wait_info(&mut r, "master_link_status", "up").await;
+    assert_eq!(info_field(&mut r, "replication", "role").await, "slave");
+    assert_eq!(
+        info_field(&mut r, "replication", "master_port").await,
+        pport
+    );
+    // The full resync brought every type.
+    same_data(&mut r, &mut p).await;
+    let ttl: i64 = r.ttl("ttl").await.unwrap();
+    assert!((900..=1000).contains(&ttl), "ttl {ttl}");
+
+    // The live stream: plain writes, a transaction, a script touching an
+    // undeclared key, another database, expiry, a stream's group.
+    let _: () = p.incr("s", 1).await.unwrap();
+    let _: () = p.del("set").await.unwrap();
+    let _: () = redis::pipe()
+        .atomic()
+        .set("a", 1)
+        .ignore()
+        .lpush("l", "z")
+        .ignore()
+        .query_async(&mut p)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("EVAL")
+        .arg("redis.call('set', KEYS[1], ARGV[1]); redis.call('set', 'undeclared', 'yes')")
+        .arg(1)
+        .arg("scripted")
+        .arg("v")
+        .query_async(&mut p)
+        .await
+        .unwrap();
+    let _: () = p.expire("s", 500).await.unwrap();
+    let _: () = p.pset_ex("short", "gone", 50).await.unwrap();
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("g")
+        .arg("c1")
+        .arg("STREAMS")
+        .arg("st")
+        .arg(">")
+        .query_async(&mut p)
+        .await
+        .unwrap();
+    let mut p3 = connect(primary.addr.port(), 3).await;
+    let _: () = p3.set("in3", "x").await.unwrap();
+    wait_acked(&mut p3, 1).await;
+    // `short` expires on the primary, whose DEL reaches the replica.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let gone: bool = p.exists("short").await.unwrap();
+    assert!(!gone);
+    wait_acked(&mut p, 1).await;
+    same_data(&mut r, &mut p).await;
+    let mut r3 = connect(rport, 3).await;
+    let v: String = r3.get("in3").await.unwrap();
+    assert_eq!(v, "x");
+    let pending: redis::Value = redis::cmd("XPENDING")
+        .arg("st")
+        .arg("g")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    assert!(format!("{pending:?}").contains("c1"), "{pending:?}");
+    // Offsets agree once acknowledged.
+    let poff = info_field(&mut p, "replication", "master_repl_offset").await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while info_field(&mut r, "replication", "slave_repl_offset").await != poff {
+        assert!(Instant::now() < deadline, "offsets never met");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // A read-only replica refuses writes, also queued in a transaction.
+    let e = r.set::<_, _, ()>("x", 1).await.unwrap_err();
+    assert_eq!(e.code(), Some("READONLY"), "{e:?}");
+    let mut raw = replica.raw().await;
+    raw.send(b"MULTI\r\nSET x 1\r\nEXEC\r\n").await;
+    let got = raw.read_until(b"previous errors.\r\n").await;
+    assert!(
+        String::from_utf8_lossy(&got)
+            .contains("-READONLY You can't write against a read only replica."),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    // Reads and the roles.
+    let v: String = r.get("s").await.unwrap();
+    assert_eq!(v, "2");
+    let role: redis::Value = redis::cmd("ROLE").query_async(&mut r).await.unwrap();
+    let role = format!("{role:?}");
+    assert!(
+        role.contains("slave") && role.contains("connected") && role.contains(&pport),
+        "{role}"
+    );
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .arg("TYPE")
+        .arg("master")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    assert!(list.contains("flags=M"), "{list}");
+
+    // Kill the link: the replica reconnects and continues where it was.
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("master")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    assert_eq!(killed, 1);
+    let _: () = p.set("after_kill", "1").await.unwrap();
+    wait_info(&mut r, "master_link_status", "up").await;
+    wait_acked(&mut p, 1).await;
+    let v: String = r.get("after_kill").await.unwrap();
+    assert_eq!(v, "1");
+    assert_eq!(info_field(&mut p, "stats", "sync_full").await, "1");
+    assert_eq!(info_field(&mut p, "stats", "sync_partial_ok").await, "1");
+
+    // Failover: the replica is promoted...
+    let old_id = info_field(&mut p, "replication", "master_replid").await;
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    assert_eq!(info_field(&mut r, "replication", "role").await, "master");
+    assert_eq!(
+        info_field(&mut r, "replication", "master_replid2").await,
+        old_id
+    );
+    let _: () = r.set("promoted", "yes").await.unwrap();
+    // ... and the old primary follows it, continuing its own history.
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(rport)
+        .query_async(&mut p)
+        .await
+        .unwrap();
+    wait_info(&mut p, "master_link_status", "up").await;
+    wait_acked(&mut r, 1).await;
+    let v: String = p.get("promoted").await.unwrap();
+    assert_eq!(v, "yes");
+    assert_eq!(info_field(&mut r, "stats", "sync_partial_ok").await, "1");
+    assert_eq!(info_field(&mut r, "stats", "sync_full").await, "0");
+    let e = p.set::<_, _, ()>("x", 1).await.unwrap_err();
+    assert_eq!(e.code(), Some("READONLY"));
+    same_data(&mut r, &mut p).await;
+    let again: String = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(rport)
+        .query_async(&mut p)
+        .await
+        .unwrap();
+    assert_eq!(again, "OK Already connected to specified master");
+    let e = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg("notaport")
+        .query_async::<()>(&mut p)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("Invalid master port"), "{e}");
+}
+
+#[tokio::test]
+async fn serve_stale_data_no_answers_masterdown_while_the_link_is_down() {
+    // A primary that is not there: the link never comes up.
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let replica = TestServer::start_with(&[
+        "--replicaof",
+        "127.0.0.1",
+        &free.to_string(),
+        "--replica-serve-stale-data",
+        "no",
+    ]);
+    let mut r = replica.conn().await;
+    let e = r.get::<_, Option<String>>("k").await.unwrap_err();
+    assert_eq!(e.code(), Some("MASTERDOWN"), "{e:?}");
+    // Commands flagged stale still run.
+    assert_eq!(
+        info_field(&mut r, "replication", "master_link_status").await,
+        "down"
+    );
+    let role: redis::Value = redis::cmd("ROLE").query_async(&mut r).await.unwrap();
+    assert!(format!("{role:?}").contains("connect"), "{role:?}");
+    // PING is not flagged stale (as in Redis).
+    let e = redis::cmd("PING")
+        .query_async::<String>(&mut r)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("MASTERDOWN"), "{e:?}");
+    // Stale data is served again once allowed.
+    common::config_set(&mut r, "replica-serve-stale-data", "yes").await;
+    let v: Option<String> = r.get("k").await.unwrap();
+    assert_eq!(v, None);
+    // A replica whose link is down refuses to feed replicas of its own.
+    let mut raw = replica.raw().await;
+    raw.send(b"PSYNC ? -1\r\n").await;
+    let got = raw.read_until(b"my master\r\n").await;
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        "-NOMASTERLINK Can't SYNC while not connected with my master\r\n"
+    );
+}
+
+/// Every key of db 0 as (type, canonical value) read through commands, for
+/// comparing two servers whose encodings may differ.
+async fn contents(c: &mut MultiplexedConnection) -> Vec<(String, String, String)> {
+    let mut keys: Vec<String> = c.keys("*").await.unwrap();
+    keys.sort();
+    let mut out = Vec::new();
+    for k in keys {
+        let t: String = redis::cmd("TYPE").arg(&k).query_async(c).await.unwrap();
+        let v = match t.as_str() {
+            "string" => {
+                let v: Vec<u8> = c.get(&k).await.unwrap();
+                format!("{v:?}")
+            }
+            "hash" => {
+                let mut v: Vec<(String, String)> = c.hgetall(&k).await.unwrap();
+                v.sort();
+                format!("{v:?}")
+            }
+            "list" => {
+                let v: Vec<String> = c.lrange(&k, 0, -1).await.unwrap();
+                format!("{v:?}")
+            }
+            "set" => {
+                let mut v: Vec<String> = c.smembers(&k).await.unwrap();
+                v.sort();
+                format!("{v:?}")
+            }
+            "zset" => {
+                let v: Vec<(String, f64)> = c.zrange_withscores(&k, 0, -1).await.unwrap();
+                format!("{v:?}")
+            }
+            "stream" => {
+                let v: redis::Value = redis::cmd("XRANGE")
+                    .arg(&k)
+                    .arg("-")
+                    .arg("+")
+                    .query_async(c)
+                    .await
+                    .unwrap();
+                let g: redis::Value = redis::cmd("XINFO")
+                    .arg("GROUPS")
+                    .arg(&k)
+                    .query_async(c)
+                    .await
+                    .unwrap();
+                format!("{v:?} {g:?}")
+            }
+            other => panic!("type {other}"),
+        };
+        let ttl: i64 = c.ttl(&k).await.unwrap();
+        out.push((k, t, format!("{v} ttl>0:{}", ttl > 0)));
+    }
+    out
+}
+
+#[tokio::test]
+async fn cinnabar_follows_a_redis_primary() {
+    let Some(primary) = RedisRef::start() else {
+        return;
+    };
+    let mut p = connect(primary.port, 0).await;
+    fill(&mut p).await;
+    // Encodings Redis writes compactly (listpack, intset, quicklist) and
+    // large ones.
+    let _: () = p.sadd("ints", &[1, 2, 3]).await.unwrap();
+    let many: Vec<String> = (0..2000).map(|i| format!("m{i}")).collect();
+    let _: () = p.rpush("biglist", &many).await.unwrap();
+    let _: () = p.sadd("bigset", &many).await.unwrap();
+    let scored: Vec<(f64, String)> = many
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (i as f64 / 3.0, m.clone()))
+        .collect();
+    let _: () = p.zadd_multiple("bigzset", &scored).await.unwrap();
+
+    let replica = TestServer::start();
+    let mut r = replica.conn().await;
+    let _: () = r.set("stale", "gone after the sync").await.unwrap();
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(primary.port)
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    wait_info(&mut r, "master_link_status", "up").await;
+    assert_eq!(contents(&mut r).await, contents(&mut p).await);
+
+    // Live writes from Redis, a transaction included.
+    let _: () = p.incr("s", 5).await.unwrap();
+    let _: () = redis::pipe()
+        .atomic()
+        .hset("h", "g", "w")
+        .ignore()
+        .zincr("bigzset", "m7", 100)
+        .ignore()
+        .query_async(&mut p)
+        .await
+        .unwrap();
+    let _: () = p.srem("bigset", "m1").await.unwrap();
+    let _: () = redis::cmd("EVAL")
+        .arg("redis.call('lpop', KEYS[1]); redis.call('set', 'fromlua', '1')")
+        .arg(1)
+        .arg("biglist")
+        .query_async(&mut p)
+        .await
+        .unwrap();
+    wait_acked(&mut p, 1).await;
+    assert_eq!(contents(&mut r).await, contents(&mut p).await);
+    let roff = info_field(&mut r, "replication", "slave_repl_offset").await;
+    let poff = info_field(&mut p, "replication", "master_repl_offset").await;
+    assert_eq!(roff, poff);
+
+    // A partial resync after the link is killed.
+    let _: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("master")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    let _: () = p.set("later", "1").await.unwrap();
+    wait_info(&mut r, "master_link_status", "up").await;
+    wait_acked(&mut p, 1).await;
+    let v: String = r.get("later").await.unwrap();
+    assert_eq!(v, "1");
+    assert_eq!(info_field(&mut p, "stats", "sync_partial_ok").await, "1");
+
+    // A Redis replica of our replica gets the same stream (chained).
+    let Some(sub) =
+        RedisRef::start_with(&["--replicaof", "127.0.0.1", &replica.addr.port().to_string()])
+    else {
+        return;
+    };
+    let mut s = connect(sub.port, 0).await;
+    wait_info(&mut s, "master_link_status", "up").await;
+    let _: () = p.set("chained", "yes").await.unwrap();
+    wait_acked(&mut p, 1).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v: Option<String> = s.get("chained").await.unwrap();
+        if v.as_deref() == Some("yes") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the sub-replica never got it");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(contents(&mut s).await, contents(&mut p).await);
+}
