@@ -491,3 +491,110 @@ async fn cinnabar_follows_a_redis_primary() {
     }
     assert_eq!(contents(&mut s).await, contents(&mut p).await);
 }
+
+/// Redis Sentinel (redis-server in sentinel mode, when installed) watches
+/// a Cinnabar primary and its Cinnabar replica, finds the replica through
+/// the primary's INFO, and when the primary dies promotes the replica.
+#[tokio::test]
+async fn sentinel_fails_over_from_a_dead_cinnabar_primary() {
+    let mut primary = TestServer::start();
+    let mut p = primary.conn().await;
+    let pport = primary.addr.port();
+    let replica = TestServer::start_with(&["--replicaof", "127.0.0.1", &pport.to_string()]);
+    let mut r = replica.conn().await;
+    wait_info(&mut r, "master_link_status", "up").await;
+    let _: () = p.set("before", "1").await.unwrap();
+    wait_acked(&mut p, 1).await;
+
+    let sport = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("sentinel.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "port {sport}\nbind 127.0.0.1\ndir {}\nsentinel monitor mymaster 127.0.0.1 {pport} 1\n\
+             sentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 10000\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let Ok(child) = std::process::Command::new("redis-server")
+        .arg(&conf)
+        .arg("--sentinel")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    else {
+        eprintln!("note: redis-server not installed; the Sentinel check is skipped");
+        return;
+    };
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _sentinel = Kill(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut s = loop {
+        if let Ok(c) = redis::Client::open(format!("redis://127.0.0.1:{sport}/")) {
+            if let Ok(conn) = c.get_multiplexed_async_connection().await {
+                break conn;
+            }
+        }
+        assert!(Instant::now() < deadline, "Sentinel did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // Sentinel learns of the replica from the primary's INFO replication.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v: redis::Value = redis::cmd("SENTINEL")
+            .arg("REPLICAS")
+            .arg("mymaster")
+            .query_async(&mut s)
+            .await
+            .unwrap();
+        let text = format!("{v:?}");
+        if text.contains(&replica.addr.port().to_string()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Sentinel never found the replica: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The primary dies; Sentinel promotes the replica.
+    primary.kill9();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let addr: Vec<String> = redis::cmd("SENTINEL")
+            .arg("GET-MASTER-ADDR-BY-NAME")
+            .arg("mymaster")
+            .query_async(&mut s)
+            .await
+            .unwrap();
+        if addr.get(1) == Some(&replica.addr.port().to_string()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no failover: {addr:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Sentinel's failover ends with CLIENT KILL TYPE normal on the promoted
+    // server (inside its MULTI with REPLICAOF NO ONE): reconnect.
+    drop(r);
+    let mut r = replica.conn().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while info_field(&mut r, "replication", "role").await != "master" {
+        assert!(Instant::now() < deadline, "the replica was not promoted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let v: String = r.get("before").await.unwrap();
+    assert_eq!(v, "1");
+    let _: () = r.set("after", "2").await.unwrap();
+}

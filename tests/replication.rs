@@ -287,6 +287,56 @@ async fn sync_streams_what_writes_propagate() {
         "{text}"
     );
     assert!(text.to_ascii_uppercase().contains("PXAT"), "{text}");
+
+    // Blocking commands and GETSET reach replicas as what they did (as
+    // Redis 7 rewrites them): a replica never blocks.
+    let _: () = redis::cmd("RPUSH")
+        .arg("q")
+        .arg(&["1", "2", "3", "4"])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: redis::Value = redis::cmd("BLPOP")
+        .arg("q")
+        .arg(1)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: redis::Value = redis::cmd("BRPOPLPUSH")
+        .arg("q")
+        .arg("r")
+        .arg(1)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: redis::Value = redis::cmd("BLMOVE")
+        .arg("q")
+        .arg("r")
+        .arg("LEFT")
+        .arg("RIGHT")
+        .arg(1)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: redis::Value = redis::cmd("GETSET")
+        .arg("g")
+        .arg("v")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let want = [
+        cmd_bytes(&["RPUSH", "q", "1", "2", "3", "4"]),
+        cmd_bytes(&["LPOP", "q"]),
+        cmd_bytes(&["RPOPLPUSH", "q", "r"]),
+        cmd_bytes(&["LMOVE", "q", "r", "LEFT", "RIGHT"]),
+        cmd_bytes(&["SET", "g", "v"]),
+    ]
+    .concat();
+    let got = link.read_exact_n(want.len()).await;
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&want)
+    );
 }
 
 /// A real redis-server follows Cinnabar: full resync of every type, live

@@ -416,6 +416,21 @@ pub fn call(srv: &Server, client: &mut Client, entry: &CommandEntry, argv: &[Byt
         crate::server::tracking::after_command(&mut ctx, entry, argv, succeeded(&result), false);
     }
     let dirty = ctx.dirty;
+    if dirty > 0
+        && !ctx.client.master
+        && srv.repl.is_replica()
+        && entry.spec.flags.contains(CmdFlags::WRITE)
+    {
+        // A writable replica's own writes: it expires these keys itself.
+        srv.repl.note_own_keys(
+            ctx.client.db,
+            entry
+                .spec
+                .key_positions(argv)
+                .into_iter()
+                .filter_map(|i| argv.get(i).cloned()),
+        );
+    }
     // (What the AOF loader replays is already in the stream's files.)
     if ctx.client.master && ctx.client.multi.is_none() {
         // The primary's stream: its bytes for this command (a whole

@@ -704,6 +704,12 @@ fn bpop_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], end: End) -> CmdResult {
     let serving = ctx.client.blocking.serving;
     match mpop_first(ctx, keys, end, 1, serving)? {
         Some((k, mut items)) => {
+            // Replicated as the pop it did (as Redis 7), never as a
+            // blocking command.
+            if ctx.propagating() {
+                let name: &'static [u8] = if end == End::Head { b"LPOP" } else { b"RPOP" };
+                ctx.propagate_as(vec![Bytes::from_static(name), k.clone()]);
+            }
             let v = items.pop().unwrap_or_default();
             Ok(Reply::Array(vec![Reply::Bulk(k), Reply::Bulk(v)]))
         }
@@ -742,7 +748,24 @@ fn bmove_generic(
         }
     }
     match move_one(ctx, src, dst, from, to)? {
-        Some(v) => Ok(Reply::Bulk(v)),
+        Some(v) => {
+            // Replicated as RPOPLPUSH / LMOVE (as Redis 7).
+            if ctx.propagating() {
+                let rewritten = if argv.len() == 4 {
+                    vec![Bytes::from_static(b"RPOPLPUSH"), src.clone(), dst.clone()]
+                } else {
+                    vec![
+                        Bytes::from_static(b"LMOVE"),
+                        src.clone(),
+                        dst.clone(),
+                        argv[3].clone(),
+                        argv[4].clone(),
+                    ]
+                };
+                ctx.propagate_as(rewritten);
+            }
+            Ok(Reply::Bulk(v))
+        }
         None => ctx.block(std::slice::from_ref(src), deadline, Reply::Null),
     }
 }
@@ -771,7 +794,18 @@ fn blmpop(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let deadline = parse_timeout(&argv[1], ctx.now)?;
     let serving = ctx.client.blocking.serving;
     match mpop_first(ctx, p.keys, p.end, p.count, serving)? {
-        Some((k, items)) => Ok(mpop_reply(k, items)),
+        Some((k, items)) => {
+            // Replicated as `[LR]POP key count` (as Redis 7).
+            if ctx.propagating() {
+                let name: &'static [u8] = if p.end == End::Head { b"LPOP" } else { b"RPOP" };
+                ctx.propagate_as(vec![
+                    Bytes::from_static(name),
+                    k.clone(),
+                    Bytes::from(items.len().to_string()),
+                ]);
+            }
+            Ok(mpop_reply(k, items))
+        }
         None => ctx.block(p.keys, deadline, Reply::NullArray),
     }
 }

@@ -246,6 +246,11 @@ const DEBUG_SUBS: &[CommandSpec] = &[
         "1.0.0",
         "Outputs a hex signature of the values of the given keys.",
     ),
+    cmd("replicate", -3, ADM, debug_replicate).doc(
+        "server",
+        "7.0.0",
+        "Sends the given command down the replication stream only (not run here), outside any database.",
+    ),
     cmd("panic-in-handler", 2, ADM, debug_panic).doc(
         "server",
         "1.0.0",
@@ -1415,6 +1420,19 @@ fn debug_digest(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
         acc = [0u8; 20];
     }
     Ok(Reply::StatusOwned(hex20(&acc)))
+}
+
+/// ```text
+/// DEBUG REPLICATE command [arg ...]
+/// ```
+/// A test aid, as in Redis: appends the command to the replication
+/// stream without running it (a replica then runs it, or logs that it
+/// could not).
+fn debug_replicate(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    debug_allowed(ctx)?;
+    let args: Vec<&[u8]> = argv[2..].iter().map(|a| &a[..]).collect();
+    ctx.srv.feed.emit_repl_only(&args);
+    Ok(Reply::OK)
 }
 
 /// ```text

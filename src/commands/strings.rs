@@ -271,6 +271,14 @@ fn getset(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     shard.set(&argv[1], Value::Str(argv[2].clone()), Ttl::Clear, now);
     ctx.changed(1);
     ctx.notify(N::STRING, "set", &argv[1]);
+    // Replicated as SET (as Redis 7).
+    if ctx.propagating() {
+        ctx.propagate_as(vec![
+            Bytes::from_static(b"SET"),
+            argv[1].clone(),
+            argv[2].clone(),
+        ]);
+    }
     Ok(Reply::opt_bulk(old))
 }
 

@@ -1279,6 +1279,11 @@ fn bzpop_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], max: bool) -> CmdResult {
     match first_ready(ctx, keys)? {
         Some(key) => {
             let items = pop_from(ctx, &key, max, 1)?;
+            // Replicated as ZPOPMIN / ZPOPMAX (as Redis 7).
+            if ctx.propagating() {
+                let name: &'static [u8] = if max { b"ZPOPMAX" } else { b"ZPOPMIN" };
+                ctx.propagate_as(vec![Bytes::from_static(name), key.clone()]);
+            }
             let mut v = vec![Reply::Bulk(key)];
             for (m, s) in items {
                 v.push(Reply::Bulk(m));
@@ -1314,6 +1319,15 @@ fn bzmpop(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     match first_ready(ctx, keys)? {
         Some(key) => {
             let items = pop_from(ctx, &key, a.max, a.count as usize)?;
+            // Replicated as `ZPOPMIN|ZPOPMAX key count` (as Redis 7).
+            if ctx.propagating() {
+                let name: &'static [u8] = if a.max { b"ZPOPMAX" } else { b"ZPOPMIN" };
+                ctx.propagate_as(vec![
+                    Bytes::from_static(name),
+                    key.clone(),
+                    Bytes::from(items.len().to_string()),
+                ]);
+            }
             Ok(Reply::Array(vec![Reply::Bulk(key), nested_pairs(items)]))
         }
         None => ctx.block(keys, deadline, Reply::NullArray),

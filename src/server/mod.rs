@@ -824,15 +824,19 @@ async fn active_expire_task(srv: Arc<Server>) {
         // A running script holds every shard: skip this turn rather than
         // park the async worker on its locks.
         // CLIENT PAUSE keeps the dataset still: no active expiry meanwhile.
-        // Nor while loading: an AOF replay counts nothing as expired. A
-        // replica leaves expiry to its primary's DELs.
+        // Nor while loading: an AOF replay counts nothing as expired.
         if !srv.active_expire.load(Ordering::Relaxed)
             || srv.persist.loading()
             || crate::storage::expiry_suspended()
-            || srv.repl.is_replica()
             || crate::scripting::running()
             || pause::paused_until(crate::commands::dispatch::unix_ms())
         {
+            continue;
+        }
+        if srv.repl.is_replica() {
+            // A replica leaves expiry to its primary's DELs, but for the
+            // keys its own clients wrote.
+            replica::expire_own_keys(&srv, crate::commands::dispatch::unix_ms());
             continue;
         }
         let budget = period / 4;

@@ -61,6 +61,7 @@ pub fn follow(srv: &Arc<Server>, addr: MasterAddr) -> bool {
     repl.master_changed.notify_waiters();
     drop_master_client(srv);
     repl.set_replica(true);
+    crate::storage::set_replica_mode(true);
     srv.feed.set_proxy(true);
     repl.link_state
         .store(MasterLinkState::Connect as u8, Ordering::Relaxed);
@@ -98,6 +99,8 @@ pub fn promote(srv: &Server) -> bool {
     // The new history starts after what we applied (our backlog's end).
     repl.shift_id(crate::server::replication::random_id(), repl.offset(srv));
     repl.set_replica(false);
+    crate::storage::set_replica_mode(false);
+    repl.own_keys.lock().clear();
     srv.feed.set_proxy(false);
     repl.link_state
         .store(MasterLinkState::Connect as u8, Ordering::Relaxed);
@@ -454,6 +457,7 @@ fn load_received(
         .reset_backlog(off, srv.config.repl_backlog_size() as usize);
     repl.adopt_id(replid);
     repl.applied.store(off, Ordering::Relaxed);
+    repl.master_db.store(0, Ordering::Relaxed);
     srv.persist.lastsave.store(
         crate::commands::dispatch::unix_ms() / 1000,
         Ordering::Relaxed,
@@ -491,6 +495,10 @@ async fn stream(
     let mut client = Client::new(info.clone(), true);
     client.master = true;
     client.deny_blocking = true;
+    // A continued stream does not SELECT again: the database its last
+    // SELECT chose carries over from the previous link (a full resync
+    // starts in db 0 and SELECTs first).
+    client.select(repl.master_db.load(Ordering::Relaxed));
     repl.link_state
         .store(MasterLinkState::Connected as u8, Ordering::Relaxed);
     repl.link_down_since_ms.store(0, Ordering::Relaxed);
@@ -516,8 +524,8 @@ async fn apply_stream(srv: &Arc<Server>, c: &mut Conn, client: &mut Client) -> R
     ack_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // A copy of the input not yet consumed by the parser (`c.buf` is
     // consumed as arguments are cut out of it): the primary's own bytes,
-    // for our backlog. `partial`: bytes consumed for the command not yet
-    // complete.
+    // for our backlog. `partial`: bytes consumed past the applied offset
+    // (a command not yet complete, an open transaction).
     let mut raw_in = BytesMut::from(&c.buf[..]);
     let mut partial: u64 = 0;
     loop {
@@ -530,8 +538,9 @@ async fn apply_stream(srv: &Arc<Server>, c: &mut Conn, client: &mut Client) -> R
             partial += used as u64;
             match item {
                 Ok(Some(argv)) => {
+                    // `partial` counts from the applied offset: it keeps
+                    // growing through an open transaction.
                     let off = repl.applied.load(Ordering::Relaxed) + partial;
-                    partial = 0;
                     if is_getack(&argv) {
                         // Answered with what was applied before it.
                         send_ack(c, repl.applied.load(Ordering::Relaxed)).await?;
@@ -551,11 +560,17 @@ async fn apply_stream(srv: &Arc<Server>, c: &mut Conn, client: &mut Client) -> R
                     }
                     // What did not go to the backlog with a write (see
                     // `Feed::emit_proxied`) goes now, unless a transaction
-                    // is open: it goes whole, at its EXEC.
-                    if client.multi.is_none() && !client.master_raw.is_empty() {
-                        srv.feed.proxy(&std::mem::take(&mut client.master_raw));
+                    // is open: it goes whole, at its EXEC. Nor does the
+                    // applied offset move inside a transaction (as Redis):
+                    // a link lost before its EXEC resumes from its MULTI.
+                    if client.multi.is_none() {
+                        partial = 0;
+                        if !client.master_raw.is_empty() {
+                            srv.feed.proxy(&std::mem::take(&mut client.master_raw));
+                        }
+                        repl.applied.store(off, Ordering::Relaxed);
+                        repl.master_db.store(client.db, Ordering::Relaxed);
                     }
-                    repl.applied.store(off, Ordering::Relaxed);
                 }
                 Ok(None) => break,
                 Err(e) => return Err(format!("Protocol error from the MASTER: {}", e.0)),
@@ -607,4 +622,33 @@ async fn send_ack(c: &mut Conn, off: u64) -> Result<(), String> {
         itoa::Buffer::new().format(off).as_bytes(),
     ])
     .await
+}
+
+/// A writable replica expires the keys its own clients gave a deadline
+/// (the primary knows nothing of them); called by the active expiry
+/// cycle while this server is a replica.
+pub fn expire_own_keys(srv: &Server, now: u64) {
+    let keys: Vec<(usize, Bytes)> = srv.repl.own_keys.lock().iter().cloned().collect();
+    if keys.is_empty() {
+        return;
+    }
+    let mut done = Vec::new();
+    for (db, key) in keys {
+        let Some(d) = srv.keyspace.db(db) else {
+            done.push((db, key));
+            continue;
+        };
+        let stays = d
+            .shard(srv.keyspace.shard_index(&key))
+            .lock()
+            .reap_own_key(&key, now)
+            .is_some();
+        if !stays {
+            done.push((db, key));
+        }
+    }
+    let mut own = srv.repl.own_keys.lock();
+    for k in done {
+        own.remove(&k);
+    }
 }

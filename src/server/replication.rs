@@ -313,6 +313,12 @@ pub struct Replication {
     /// The offset of the primary's stream applied so far
     /// (`slave_repl_offset`, what REPLCONF ACK reports).
     pub(crate) applied: AtomicU64,
+    /// The database the primary's stream last SELECTed (carried over to
+    /// the next link's master client on a partial resync).
+    pub(crate) master_db: std::sync::atomic::AtomicUsize,
+    /// Keys written by this replica's own clients (`replica-read-only
+    /// no`), which it expires itself (see `replica::expire_own_keys`).
+    pub(crate) own_keys: Mutex<std::collections::HashSet<(usize, Bytes)>>,
     /// Our link to the primary while connected (CLIENT KILL TYPE master).
     pub(crate) master_client: Mutex<Option<Arc<ClientInfo>>>,
 }
@@ -342,6 +348,8 @@ impl Default for Replication {
             transfer_size: AtomicU64::new(0),
             transfer_read: AtomicU64::new(0),
             applied: AtomicU64::new(0),
+            master_db: std::sync::atomic::AtomicUsize::new(0),
+            own_keys: Mutex::new(std::collections::HashSet::new()),
             master_client: Mutex::new(None),
         }
     }
@@ -414,6 +422,15 @@ impl Replication {
         let mut ids = self.ids.write();
         ids.replid2 = std::mem::replace(&mut ids.replid, new_id);
         ids.second_off = off as i64 + 1;
+    }
+
+    /// A writable replica's client wrote `keys` of `db`: they are expired
+    /// here if they get a deadline.
+    pub fn note_own_keys(&self, db: usize, keys: impl Iterator<Item = Bytes>) {
+        let mut own = self.own_keys.lock();
+        for k in keys {
+            own.insert((db, k));
+        }
     }
 
     /// Drops every attached replica (they reconnect and resync: the

@@ -34,6 +34,23 @@ pub use shard::{Shard, Ttl};
 /// one list that then expires, not as a new list `[b]` without a TTL.
 static EXPIRY_SUSPENDED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// This server is a replica: a key past its deadline reads as absent to
+/// clients but stays until the primary's DEL (or a write that recreates
+/// it) removes it, as Redis's replicas keep them.
+static REPLICA_KEEPS_EXPIRED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Turns the replica's handling of expired keys on or off.
+pub fn set_replica_mode(on: bool) {
+    REPLICA_KEEPS_EXPIRED.store(on, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Does an expired key stay in place when found (see
+/// [`set_replica_mode`])?
+pub fn replica_keeps_expired() -> bool {
+    REPLICA_KEEPS_EXPIRED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 thread_local! {
     /// This thread applies its primary's stream (see [`apply_as_master`]).
     static MASTER_APPLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };

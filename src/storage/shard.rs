@@ -590,8 +590,13 @@ impl Shard {
         if let Some(at) = e.expire() {
             if crate::storage::already_expired(at, now) {
                 // CLIENT PAUSE keeps the dataset still: the key reads as
-                // gone but stays until the pause ends (as Redis).
-                if !creating && crate::server::pause::paused_until(now) {
+                // gone but stays until the pause ends (as Redis). So does
+                // a replica until its primary's DEL arrives, unless a
+                // write recreates the key.
+                if !creating
+                    && (crate::storage::replica_keeps_expired()
+                        || crate::server::pause::paused_until(now))
+                {
                     return None;
                 }
                 if recording(crate::config::notify::EXPIRED) {
@@ -609,6 +614,14 @@ impl Shard {
             }
         }
         Some(pos)
+    }
+
+    /// A writable replica's own key: removed if its deadline passed (as a
+    /// primary's expiry would); returns its deadline if it stays, `None`
+    /// when it is gone or has none.
+    pub fn reap_own_key(&mut self, key: &[u8], now: u64) -> Option<u64> {
+        let pos = self.find_live_in(key, now, true)?;
+        self.table.get(pos)?.expire()
     }
 
     fn value_at(&self, pos: usize) -> Option<ValueRef<'_>> {
@@ -1057,7 +1070,9 @@ impl Shard {
                 Some(at) if at <= now => {
                     // Deleted as any lookup deletes an expired key: with
                     // its `expired` event (notification, propagated DEL).
-                    if crate::server::pause::paused_until(now) {
+                    if crate::server::pause::paused_until(now)
+                        || crate::storage::replica_keeps_expired()
+                    {
                         continue;
                     }
                     if recording(crate::config::notify::EXPIRED) {
