@@ -126,7 +126,7 @@
 //! `aof-disable-auto-gc`, `repl-diskless-sync`,
 //! `repl-diskless-sync-delay`, `repl-diskless-sync-max-replicas`,
 //! `repl-diskless-load`,
-//! `repl-disable-tcp-nodelay`, `repl-backlog-ttl`,
+//! `repl-disable-tcp-nodelay`,
 //! `replica-lazy-flush`,
 //! `replica-ignore-disk-write-errors`, `bind-source-addr`,
 //! `propagation-error-behavior`,
@@ -1013,7 +1013,7 @@ params! {
     repl_timeout "repl-timeout" = int(1, INT_MAX, "60") => u64;
     repl_disable_tcp_nodelay "repl-disable-tcp-nodelay" = boolean("no").no_effect() => bool;
     repl_backlog_size "repl-backlog-size" = mem(1, LONG_MAX, "1mb") => u64;
-    repl_backlog_ttl "repl-backlog-ttl" = int(0, LONG_MAX, "3600").no_effect() => u64;
+    repl_backlog_ttl "repl-backlog-ttl" = int(0, LONG_MAX, "3600") => u64;
     replica_priority "replica-priority" =
         int(0, INT_MAX, "100").alias("slave-priority") => u64;
     replica_announced "replica-announced" = boolean("yes") => bool;

@@ -490,3 +490,49 @@ async fn a_redis_replica_follows_cinnabar() {
     let copy: i64 = redis::cmd("DBSIZE").query_async(&mut r).await.unwrap();
     assert_eq!(primary, copy);
 }
+
+/// `repl-backlog-ttl`: a primary left without replicas frees its backlog
+/// after that many seconds and takes a new replication id; the offsets
+/// continue, and a returning replica gets a full resync.
+#[tokio::test]
+async fn the_backlog_is_freed_after_repl_backlog_ttl_without_replicas() {
+    let srv = TestServer::start_with(&["--repl-backlog-ttl", "1"]);
+    let mut c = srv.conn().await;
+    let mut link = srv.raw().await;
+    link.send(b"PSYNC ? -1\r\n").await;
+    let full = line(&mut link).await;
+    let old_id = full.split(' ').nth(1).unwrap().to_string();
+    let _ = rdb_payload(&mut link).await;
+    let _: () = c.set("k", "v").await.unwrap();
+    let off: u64 = info_field(&mut c, "replication", "master_repl_offset")
+        .await
+        .parse()
+        .unwrap();
+    assert!(off > 0);
+    assert_eq!(
+        info_field(&mut c, "replication", "repl_backlog_active").await,
+        "1"
+    );
+    drop(link);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while info_field(&mut c, "replication", "repl_backlog_active").await != "0" {
+        assert!(Instant::now() < deadline, "the backlog was never freed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_ne!(
+        info_field(&mut c, "replication", "master_replid").await,
+        old_id
+    );
+    assert_eq!(
+        info_field(&mut c, "replication", "master_repl_offset").await,
+        off.to_string()
+    );
+    // The old history cannot be continued: a full resync at the offset
+    // where the stream stands.
+    let mut link = srv.raw().await;
+    link.send(format!("PSYNC {old_id} {}\r\n", off + 1).as_bytes())
+        .await;
+    let again = line(&mut link).await;
+    assert!(again.starts_with("+FULLRESYNC "), "{again}");
+    assert!(again.trim_end().ends_with(&format!(" {off}")), "{again}");
+}

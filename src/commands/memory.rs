@@ -111,7 +111,10 @@ fn stats(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
         ("peak.allocated", Reply::Int(peak as i64)),
         ("total.allocated", Reply::Int(alloc as i64)),
         ("startup.allocated", Reply::Int(0)),
-        ("replication.backlog", Reply::Int(0)),
+        (
+            "replication.backlog",
+            Reply::Int(ctx.srv.feed.backlog(|b| b.histlen()).unwrap_or(0) as i64),
+        ),
         ("clients.slaves", Reply::Int(0)),
         ("clients.normal", Reply::Int(0)),
         ("cluster.links", Reply::Int(0)),

@@ -459,7 +459,9 @@ pub fn render_info(srv: &Server, sections: &[String], keyspace: KeyspaceTotals) 
                 let _ = write!(
                     o,
                     "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{}\r\ntracking_clients:{}\r\nclients_in_timeout_table:{}\r\n",
-                    srv.clients.len(),
+                    // Replica links are not counted (as Redis), the link
+                    // to our own primary is.
+                    srv.clients.len().saturating_sub(srv.repl.count()),
                     cfg.maxclients(),
                     srv.blocking.blocked_clients()
                         + srv.pause.held.load(Ordering::Relaxed),

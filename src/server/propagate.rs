@@ -53,6 +53,9 @@ struct State {
     fsync: bool,
     /// The replication backlog, once a replica has attached.
     repl: Option<crate::server::replication::Backlog>,
+    /// The end offset of a backlog freed by `repl-backlog-ttl` (a new one
+    /// continues the numbering).
+    repl_end: u64,
 }
 
 /// The stream shared by dispatch, background deletions and consumers.
@@ -177,12 +180,13 @@ impl Feed {
     /// `f` saw; none is lost in between.
     pub fn with_backlog<R>(
         &self,
-        create: impl FnOnce() -> crate::server::replication::Backlog,
+        create: impl FnOnce(u64) -> crate::server::replication::Backlog,
         f: impl FnOnce(&mut crate::server::replication::Backlog) -> R,
     ) -> R {
         let mut st = self.state.lock();
         if st.repl.is_none() {
-            st.repl = Some(create());
+            let end = st.repl_end;
+            st.repl = Some(create(end));
             self.repl.store(true, Ordering::SeqCst);
             self.active.store(true, Ordering::SeqCst);
         }
@@ -190,6 +194,26 @@ impl Feed {
             Some(b) => f(b),
             None => unreachable!("the backlog was just created"),
         }
+    }
+
+    /// Frees the replication backlog (`repl-backlog-ttl` passed with no
+    /// replica attached): the stream stops being encoded for it. A later
+    /// backlog continues the offsets from here.
+    pub fn drop_backlog(&self) {
+        let mut st = self.state.lock();
+        if let Some(b) = st.repl.take() {
+            st.repl_end = b.end();
+        }
+        self.repl.store(false, Ordering::SeqCst);
+        self.active
+            .store(self.aof.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+
+    /// The replication stream's end offset (`master_repl_offset`): the
+    /// backlog's end, or where a freed one ended.
+    pub fn repl_offset(&self) -> u64 {
+        let st = self.state.lock();
+        st.repl.as_ref().map_or(st.repl_end, |b| b.end())
     }
 
     /// Runs `f` on the replication backlog if there is one.

@@ -27,9 +27,13 @@
 //!   drops replicas silent for `repl-timeout`; a replica more than the
 //!   `client-output-buffer-limit replica` hard limit behind is dropped.
 //!
-//! One replication id for the process's life; the backlog, once created,
-//! stays (`repl-backlog-ttl` does not apply). The replica's side
-//! (REPLICAOF) is not implemented: the command answers unknown.
+//! * **Replication ids.** `replid` names the history of the stream; a
+//!   promoted replica starts a new one and keeps the old as `replid2`, valid
+//!   up to `second_repl_offset`, so its former primary's other replicas
+//!   continue partially. A primary without replicas for `repl-backlog-ttl`
+//!   seconds frees its backlog and takes a new id.
+//!
+//! The replica's side (REPLICAOF) is in `server::replica`.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
@@ -316,6 +320,9 @@ pub struct Replication {
     /// The database the primary's stream last SELECTed (carried over to
     /// the next link's master client on a partial resync).
     pub(crate) master_db: std::sync::atomic::AtomicUsize,
+    /// Unix ms since when no replica is attached (0: some are, or none
+    /// ever was): `repl-backlog-ttl` counts from here.
+    no_replicas_since_ms: AtomicU64,
     /// Keys written by this replica's own clients (`replica-read-only
     /// no`), which it expires itself (see `replica::expire_own_keys`).
     pub(crate) own_keys: Mutex<std::collections::HashSet<(usize, Bytes)>>,
@@ -349,6 +356,7 @@ impl Default for Replication {
             transfer_read: AtomicU64::new(0),
             applied: AtomicU64::new(0),
             master_db: std::sync::atomic::AtomicUsize::new(0),
+            no_replicas_since_ms: AtomicU64::new(0),
             own_keys: Mutex::new(std::collections::HashSet::new()),
             master_client: Mutex::new(None),
         }
@@ -483,7 +491,7 @@ impl Replication {
         let (active, end, first, hist) = srv
             .feed
             .backlog(|b| (1, b.end(), b.first(), b.histlen()))
-            .unwrap_or((0, 0, 0, 0));
+            .unwrap_or_else(|| (0, srv.feed.repl_offset(), 0, 0));
         let mut o = String::with_capacity(512);
         match self.master_addr().filter(|_| self.is_replica()) {
             None => o.push_str("# Replication\r\nrole:master\r\n"),
@@ -567,7 +575,7 @@ impl Replication {
     /// The stream's end offset (`master_repl_offset`; 0 before any
     /// replica attached).
     pub fn offset(&self, srv: &Server) -> u64 {
-        srv.feed.backlog(|b| b.end()).unwrap_or(0)
+        srv.feed.repl_offset()
     }
 
     /// Asks every replica for an acknowledgement (WAIT).
@@ -616,10 +624,11 @@ impl Replication {
             srv.feed.backlog(|b| b.set_limit(limit as usize));
         }
         let links = self.links();
+        let now = crate::commands::dispatch::unix_ms();
         if links.is_empty() {
+            self.expire_backlog(srv, now);
             return;
         }
-        let now = crate::commands::dispatch::unix_ms();
         let period = srv.config.repl_ping_replica_period().max(1) * 1000;
         let last = self.last_ping_ms.load(Ordering::Relaxed);
         if last == 0 {
@@ -663,13 +672,39 @@ impl Replication {
 
     fn add(&self, link: &Arc<Link>) {
         self.links.lock().push(link.clone());
+        self.no_replicas_since_ms.store(0, Ordering::Relaxed);
     }
 
     fn remove(&self, link: &Link) {
-        self.links
-            .lock()
-            .retain(|l| !std::ptr::eq(l.as_ref(), link));
+        let mut links = self.links.lock();
+        links.retain(|l| !std::ptr::eq(l.as_ref(), link));
+        if links.is_empty() {
+            self.no_replicas_since_ms
+                .store(crate::commands::dispatch::unix_ms(), Ordering::Relaxed);
+        }
+        drop(links);
         self.acks.notify_waiters();
+    }
+
+    /// `repl-backlog-ttl`: a primary without replicas for that long frees
+    /// its backlog and takes a new replication id (as Redis: a replica
+    /// coming back later cannot continue from it anyway).
+    fn expire_backlog(&self, srv: &Server, now: u64) {
+        let ttl = srv.config.repl_backlog_ttl();
+        let since = self.no_replicas_since_ms.load(Ordering::Relaxed);
+        if ttl == 0 || since == 0 || self.is_replica() || !self.links.lock().is_empty() {
+            return;
+        }
+        if now.saturating_sub(since) / 1000 <= ttl {
+            return;
+        }
+        if srv.feed.backlog(|_| ()).is_none() {
+            return;
+        }
+        srv.feed.drop_backlog();
+        self.adopt_id(random_id());
+        self.no_replicas_since_ms.store(0, Ordering::Relaxed);
+        tracing::info!("Replication backlog freed after {ttl} seconds without connected replicas.");
     }
 }
 
@@ -837,7 +872,7 @@ async fn feed_replica<W: AsyncWrite + Unpin>(
                 let r =
                     crate::persistence::snapshot::save_for_replica(&srv, &link.info, &tmp, || {
                         let off = srv.feed.with_backlog(
-                            || Backlog::new(0, limit),
+                            |end| Backlog::new(end, limit),
                             |b| {
                                 let end = b.end();
                                 b.attach(&link, end);
