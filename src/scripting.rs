@@ -1117,9 +1117,30 @@ fn new_state() -> mlua::Result<Lua> {
     redis.set("REPL_SLAVE", 2)?;
     redis.set("REPL_REPLICA", 2)?;
     redis.set("REPL_ALL", 3)?;
+    // Flags are validated as Redis does; every write a script makes still
+    // goes to both the AOF and the replicas (REPL_AOF/REPL_REPLICA/
+    // REPL_NONE are not honoured yet).
     redis.set(
         "set_repl",
-        lua.create_function(|_, _: Variadic<Value>| Ok(()))?,
+        lua.create_function(|_, args: Variadic<Value>| {
+            if args.len() != 1 {
+                return Err(mlua::Error::RuntimeError(
+                    "redis.set_repl() requires one argument.".into(),
+                ));
+            }
+            let flags = match &args[0] {
+                Value::Integer(i) => Some(*i),
+                Value::Number(n) if n.fract() == 0.0 => Some(*n as i64),
+                _ => None,
+            };
+            match flags {
+                Some(0..=3) => Ok(()),
+                _ => Err(mlua::Error::RuntimeError(
+                    "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE."
+                        .into(),
+                )),
+            }
+        })?,
     )?;
     redis.set("replicate_commands", lua.create_function(|_, ()| Ok(true))?)?;
     redis.set("breakpoint", lua.create_function(|_, ()| Ok(false))?)?;

@@ -329,6 +329,22 @@ async fn serve_stale_data_no_answers_masterdown_while_the_link_is_down() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Some("MASTERDOWN"), "{e:?}");
+    // A transaction queued while stale data was allowed, run after it is
+    // no longer: its
+    // EXEC is refused whole.
+    let mut raw = replica.raw().await;
+    raw.send(b"MULTI\r\n").await;
+    let _ = raw.read_until(b"OK\r\n").await;
+    common::config_set(&mut r, "replica-serve-stale-data", "yes").await;
+    raw.send(b"GET k\r\n").await;
+    let _ = raw.read_until(b"QUEUED\r\n").await;
+    common::config_set(&mut r, "replica-serve-stale-data", "no").await;
+    raw.send(b"EXEC\r\n").await;
+    let got = raw.read_until(b"'no'.\r\n").await;
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        "-EXECABORT Transaction discarded because of: MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.\r\n"
+    );
     // Stale data is served again once allowed.
     common::config_set(&mut r, "replica-serve-stale-data", "yes").await;
     let v: Option<String> = r.get("k").await.unwrap();

@@ -288,8 +288,9 @@ async fn sync_streams_what_writes_propagate() {
     );
     assert!(text.to_ascii_uppercase().contains("PXAT"), "{text}");
 
-    // Blocking commands and GETSET reach replicas as what they did (as
-    // Redis 7 rewrites them): a replica never blocks.
+    // Blocking commands, GETSET and the float increments reach replicas as
+    // what they did (as Redis 7 rewrites them): a replica never blocks,
+    // and float arithmetic is not redone.
     let _: () = redis::cmd("RPUSH")
         .arg("q")
         .arg(&["1", "2", "3", "4"])
@@ -324,12 +325,27 @@ async fn sync_streams_what_writes_propagate() {
         .query_async(&mut c)
         .await
         .unwrap();
+    let _: String = redis::cmd("INCRBYFLOAT")
+        .arg("f")
+        .arg("1.5")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: String = redis::cmd("HINCRBYFLOAT")
+        .arg("h")
+        .arg("x")
+        .arg("2.25")
+        .query_async(&mut c)
+        .await
+        .unwrap();
     let want = [
         cmd_bytes(&["RPUSH", "q", "1", "2", "3", "4"]),
         cmd_bytes(&["LPOP", "q"]),
         cmd_bytes(&["RPOPLPUSH", "q", "r"]),
         cmd_bytes(&["LMOVE", "q", "r", "LEFT", "RIGHT"]),
         cmd_bytes(&["SET", "g", "v"]),
+        cmd_bytes(&["SET", "f", "1.5", "KEEPTTL"]),
+        cmd_bytes(&["HSET", "h", "x", "2.25"]),
     ]
     .concat();
     let got = link.read_exact_n(want.len()).await;

@@ -176,7 +176,8 @@ pub fn execute(srv: &Server, client: &mut Client, argv: &[Bytes]) -> Reply {
         }
         if !srv.config.replica_serve_stale_data()
             && !srv.repl.master_link_up()
-            && !entry.spec.flags.contains(CmdFlags::STALE)
+            && (!entry.spec.flags.contains(CmdFlags::STALE)
+                || (entry.spec.name == "exec" && client.multi.as_ref().is_some_and(|m| m.nonstale)))
         {
             return reject_command(srv, client, entry, CmdError::MASTERDOWN);
         }
@@ -221,6 +222,7 @@ pub fn execute(srv: &Server, client: &mut Client, argv: &[Bytes]) -> Reply {
             m.write |= entry.spec.flags.contains(CmdFlags::WRITE)
                 || declared.as_ref().is_some_and(|f| f.write);
             m.may_replicate |= may_replicate(srv, entry, argv);
+            m.nonstale |= !entry.spec.flags.contains(CmdFlags::STALE);
             m.bytes += argv.iter().map(|a| a.len()).sum::<usize>();
             m.queue.push((entry, argv.to_vec()));
         }

@@ -283,6 +283,15 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     write(ctx, &argv[1])?.set(&argv[2], s.as_bytes(), lim);
     ctx.changed(1);
     ctx.notify(N::HASH, "hincrbyfloat", &argv[1]);
+    // Replicated as the value it set (as Redis 7).
+    if ctx.propagating() {
+        ctx.propagate_as(vec![
+            Bytes::from_static(b"HSET"),
+            argv[1].clone(),
+            argv[2].clone(),
+            Bytes::from(s.clone()),
+        ]);
+    }
     Ok(Reply::bulk(Bytes::from(s)))
 }
 

@@ -532,6 +532,16 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     shard.set(key, Value::Str(s.clone()), Ttl::Keep, now);
     ctx.changed(1);
     ctx.notify(N::STRING, "incrbyfloat", key);
+    // Replicated as the value it set (as Redis 7): float arithmetic must
+    // not be redone elsewhere.
+    if ctx.propagating() {
+        ctx.propagate_as(vec![
+            Bytes::from_static(b"SET"),
+            key.clone(),
+            s.clone(),
+            Bytes::from_static(b"KEEPTTL"),
+        ]);
+    }
     Ok(Reply::Bulk(s))
 }
 

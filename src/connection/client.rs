@@ -309,6 +309,10 @@ pub struct MultiState {
     /// Some queued command may write or replicate (EXEC waits under
     /// CLIENT PAUSE WRITE).
     pub may_replicate: bool,
+    /// Some queued command is not flagged `stale` (EXEC is refused with
+    /// MASTERDOWN on a replica whose link is down and that may not serve
+    /// stale data).
+    pub nonstale: bool,
 }
 
 impl Client {
