@@ -1117,9 +1117,8 @@ fn new_state() -> mlua::Result<Lua> {
     redis.set("REPL_SLAVE", 2)?;
     redis.set("REPL_REPLICA", 2)?;
     redis.set("REPL_ALL", 3)?;
-    // Flags are validated as Redis does; every write a script makes still
-    // goes to both the AOF and the replicas (REPL_AOF/REPL_REPLICA/
-    // REPL_NONE are not honoured yet).
+    // Where the script's following writes go: the AOF, the replicas, both
+    // or neither (each record carries the mask; see `server::propagate`).
     redis.set(
         "set_repl",
         lua.create_function(|_, args: Variadic<Value>| {
@@ -1134,7 +1133,10 @@ fn new_state() -> mlua::Result<Lua> {
                 _ => None,
             };
             match flags {
-                Some(0..=3) => Ok(()),
+                Some(f @ 0..=3) => {
+                    crate::server::propagate::set_current_targets(f as u8);
+                    Ok(())
+                }
                 _ => Err(mlua::Error::RuntimeError(
                     "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE."
                         .into(),
@@ -2084,6 +2086,7 @@ struct CurrentGuard;
 impl Drop for CurrentGuard {
     fn drop(&mut self) {
         CURRENT.with(|c| c.set(std::ptr::null()));
+        crate::server::propagate::set_current_targets(crate::server::propagate::to::ALL);
     }
 }
 
@@ -2594,6 +2597,7 @@ fn execute(
         }
     };
     RESP.with(|r| r.set(2));
+    crate::server::propagate::set_current_targets(crate::server::propagate::to::ALL);
 
     THRESHOLD_MS.store(ctx.srv.config.busy_reply_threshold(), Ordering::Relaxed);
     STARTED_MS.store(unix_ms(), Ordering::Relaxed);

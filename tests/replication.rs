@@ -552,3 +552,77 @@ async fn the_backlog_is_freed_after_repl_backlog_ttl_without_replicas() {
     assert!(again.starts_with("+FULLRESYNC "), "{again}");
     assert!(again.trim_end().ends_with(&format!(" {off}")), "{again}");
 }
+
+/// `redis.set_repl` sends a script's following writes to the AOF, the
+/// replicas, both or neither; PUBLISH goes to replicas only, in its place
+/// inside a transaction.
+#[tokio::test]
+async fn set_repl_and_publish_reach_the_consumers_they_name() {
+    // `appendfsync always`: each reply waits for its write to the file.
+    let srv = TestServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let mut c = srv.conn().await;
+    let mut link = srv.raw().await;
+    link.send(b"SYNC\r\n").await;
+    let _ = rdb_payload(&mut link).await;
+    let _: () = redis::cmd("EVAL")
+        .arg(
+            "redis.call('set','a','1'); redis.set_repl(redis.REPL_NONE); \
+             redis.call('set','b','2'); redis.set_repl(redis.REPL_AOF); \
+             redis.call('set','c','3'); redis.set_repl(redis.REPL_REPLICA); \
+             redis.call('set','d','4'); redis.set_repl(redis.REPL_ALL); \
+             redis.call('set','e','5')",
+        )
+        .arg(0)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: () = redis::pipe()
+        .atomic()
+        .cmd("SET")
+        .arg("f")
+        .arg("6")
+        .ignore()
+        .cmd("PUBLISH")
+        .arg("ch")
+        .arg("msg")
+        .ignore()
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let want = [
+        cmd_bytes(&["SELECT", "0"]),
+        cmd_bytes(&["MULTI"]),
+        cmd_bytes(&["set", "a", "1"]),
+        cmd_bytes(&["set", "d", "4"]),
+        cmd_bytes(&["set", "e", "5"]),
+        cmd_bytes(&["EXEC"]),
+        cmd_bytes(&["MULTI"]),
+        cmd_bytes(&["SET", "f", "6"]),
+        cmd_bytes(&["PUBLISH", "ch", "msg"]),
+        cmd_bytes(&["EXEC"]),
+    ]
+    .concat();
+    let got = link.read_exact_n(want.len()).await;
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&want)
+    );
+    // The AOF has a, c, e and f, never b or d, nor the PUBLISH.
+    let n: i64 = redis::cmd("DBSIZE").query_async(&mut c).await.unwrap();
+    assert_eq!(n, 6);
+    let dir = srv.dir.path().join("appendonlydir");
+    let mut aof = Vec::new();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.to_string_lossy().ends_with(".incr.aof") {
+            aof.extend(std::fs::read(&p).unwrap());
+        }
+    }
+    let text = String::from_utf8_lossy(&aof);
+    for k in ["$1\r\na\r\n", "$1\r\nc\r\n", "$1\r\ne\r\n", "$1\r\nf\r\n"] {
+        assert!(text.contains(k), "{k:?} missing from {text:?}");
+    }
+    for k in ["$1\r\nb\r\n", "$1\r\nd\r\n", "PUBLISH"] {
+        assert!(!text.contains(k), "{k:?} in {text:?}");
+    }
+}

@@ -631,16 +631,22 @@ fn invoke(ctx: &mut Ctx<'_>, entry: &CommandEntry, argv: &[Bytes]) -> (Outcome, 
 fn record(ctx: &mut Ctx<'_>, entry: &CommandEntry, argv: &[Bytes]) {
     ctx.flush_expired();
     let db = ctx.client.db;
+    // All consumers, unless a script chose otherwise (`redis.set_repl`).
+    let to = crate::server::propagate::current_targets();
+    if to == 0 {
+        ctx.rewrite = None;
+        return;
+    }
     match ctx.rewrite.take() {
         Some(list) => {
             for cmd in list {
-                ctx.prop.push((db, cmd));
+                ctx.prop.push((db, cmd, to));
             }
         }
         None if entry.spec.flags.contains(CmdFlags::WRITE) => {
             // Slices of the request (refcounts, no copy): the records are
             // encoded and dropped before the command returns.
-            ctx.prop.push((db, argv.to_vec()));
+            ctx.prop.push((db, argv.to_vec(), to));
         }
         None => {}
     }

@@ -265,10 +265,20 @@ fn publish(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         .pubsub
         .publish(&ctx.srv.config, Kind::Global, &argv[1], &argv[2]);
     // Replicas deliver it to their own subscribers (not written to the
-    // AOF), as Redis propagates it.
-    ctx.srv
-        .feed
-        .emit_repl_only(&[b"PUBLISH" as &[u8], &argv[1], &argv[2]]);
+    // AOF), as Redis propagates it: in the command's place in the stream
+    // (inside its transaction or script).
+    if ctx.propagating() {
+        let db = ctx.client.db;
+        ctx.prop.push((
+            db,
+            vec![
+                Bytes::from_static(b"PUBLISH"),
+                argv[1].clone(),
+                argv[2].clone(),
+            ],
+            crate::server::propagate::to::REPL,
+        ));
+    }
     Ok(Reply::Int(n as i64))
 }
 
@@ -278,10 +288,20 @@ fn spublish(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         .pubsub
         .publish(&ctx.srv.config, Kind::Shard, &argv[1], &argv[2]);
     // Replicas deliver it to their own subscribers (not written to the
-    // AOF), as Redis propagates it.
-    ctx.srv
-        .feed
-        .emit_repl_only(&[b"SPUBLISH" as &[u8], &argv[1], &argv[2]]);
+    // AOF), as Redis propagates it: in the command's place in the stream
+    // (inside its transaction or script).
+    if ctx.propagating() {
+        let db = ctx.client.db;
+        ctx.prop.push((
+            db,
+            vec![
+                Bytes::from_static(b"SPUBLISH"),
+                argv[1].clone(),
+                argv[2].clone(),
+            ],
+            crate::server::propagate::to::REPL,
+        ));
+    }
     Ok(Reply::Int(n as i64))
 }
 

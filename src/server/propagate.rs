@@ -26,8 +26,35 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
 
-/// One command to propagate, in database `db`.
-pub type Record = (usize, Vec<Bytes>);
+/// Where a record goes (bits): the AOF, the replicas, or both.
+pub mod to {
+    pub const AOF: u8 = 1;
+    pub const REPL: u8 = 2;
+    pub const ALL: u8 = 3;
+}
+
+/// One command to propagate, in database `db`, to the consumers in its
+/// [`to`] mask.
+pub type Record = (usize, Vec<Bytes>, u8);
+
+thread_local! {
+    /// Where the running script's writes go (`redis.set_repl`): every
+    /// record made on this thread takes this mask; [`to::ALL`] outside
+    /// scripts.
+    static TARGETS: std::cell::Cell<u8> = const { std::cell::Cell::new(to::ALL) };
+}
+
+/// The mask records made now on this thread take.
+#[inline]
+pub fn current_targets() -> u8 {
+    TARGETS.with(|t| t.get())
+}
+
+/// Sets the mask of the records made on this thread (`redis.set_repl`;
+/// reset to [`to::ALL`] when a script starts and ends).
+pub fn set_current_targets(mask: u8) {
+    TARGETS.with(|t| t.set(mask));
+}
 
 /// A unit of work for the AOF writer.
 pub enum Segment {
@@ -100,8 +127,13 @@ pub struct Emitted {
 /// wrapped in MULTI/EXEC so a consumer applies them atomically; a SELECT
 /// precedes a record whose database differs from `db` (the consumer's
 /// current one, updated), before MULTI as Redis writes it.
-fn encode_records(buf: &mut Vec<u8>, db: &mut Option<usize>, records: &[Record]) {
-    let wrap = records.len() > 1;
+fn encode_records(buf: &mut Vec<u8>, db: &mut Option<usize>, records: &[Record], target: u8) {
+    let mine = || records.iter().filter(|r| r.2 & target != 0);
+    let n = mine().count();
+    if n == 0 {
+        return;
+    }
+    let wrap = n > 1;
     let select = |buf: &mut Vec<u8>, d: usize, db: &mut Option<usize>| {
         if *db != Some(d) {
             encode_command(
@@ -111,13 +143,13 @@ fn encode_records(buf: &mut Vec<u8>, db: &mut Option<usize>, records: &[Record])
             *db = Some(d);
         }
     };
-    if let Some((db0, _)) = records.first() {
+    if let Some((db0, _, _)) = mine().next() {
         select(buf, *db0, db);
     }
     if wrap {
         encode_command(buf, &[b"MULTI"]);
     }
-    for (d, argv) in records {
+    for (d, argv, _) in mine() {
         select(buf, *d, db);
         encode_command(buf, argv);
     }
@@ -269,7 +301,7 @@ impl Feed {
         if let Some(b) = st.repl.as_mut().filter(|_| !proxy) {
             let mut buf = Vec::with_capacity(64);
             let mut db = b.db;
-            encode_records(&mut buf, &mut db, records);
+            encode_records(&mut buf, &mut db, records, to::REPL);
             b.db = db;
             out.repl = b.append(&buf);
         }
@@ -285,7 +317,7 @@ impl Feed {
         };
         let before = buf.len();
         let mut db = st.db;
-        encode_records(&mut buf, &mut db, records);
+        encode_records(&mut buf, &mut db, records, to::AOF);
         st.db = db;
         let added = (buf.len() - before) as u64;
         st.segments.push_back(Segment::Data(buf));
@@ -329,7 +361,7 @@ impl Feed {
     /// Appends a single command (active expiry, eviction).
     pub fn emit_one(&self, db: usize, argv: Vec<Bytes>) {
         if self.active() {
-            self.emit(&[(db, argv)]);
+            self.emit(&[(db, argv, to::ALL)]);
         }
     }
 
