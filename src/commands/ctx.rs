@@ -438,6 +438,17 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Sends `argv` to the replicas only (not the AOF), in the running
+    /// command's place in the stream (inside its transaction or script):
+    /// PUBLISH and SPUBLISH, as Redis propagates them.
+    pub fn propagate_to_replicas(&mut self, argv: Vec<bytes::Bytes>) {
+        if self.srv.feed.active() {
+            let db = self.client.db;
+            self.prop
+                .push((db, argv, crate::server::propagate::to::REPL));
+        }
+    }
+
     /// Propagates `argv` instead of the running command's own arguments (a
     /// deterministic form: absolute expiry times, the members SPOP chose,
     /// the ID XADD generated …). Called more than once, every form is

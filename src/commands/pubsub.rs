@@ -264,20 +264,13 @@ fn publish(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         .srv
         .pubsub
         .publish(&ctx.srv.config, Kind::Global, &argv[1], &argv[2]);
-    // Replicas deliver it to their own subscribers (not written to the
-    // AOF), as Redis propagates it: in the command's place in the stream
-    // (inside its transaction or script).
+    // Replicas deliver it to their own subscribers.
     if ctx.propagating() {
-        let db = ctx.client.db;
-        ctx.prop.push((
-            db,
-            vec![
-                Bytes::from_static(b"PUBLISH"),
-                argv[1].clone(),
-                argv[2].clone(),
-            ],
-            crate::server::propagate::to::REPL,
-        ));
+        ctx.propagate_to_replicas(vec![
+            Bytes::from_static(b"PUBLISH"),
+            argv[1].clone(),
+            argv[2].clone(),
+        ]);
     }
     Ok(Reply::Int(n as i64))
 }
@@ -287,20 +280,13 @@ fn spublish(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         .srv
         .pubsub
         .publish(&ctx.srv.config, Kind::Shard, &argv[1], &argv[2]);
-    // Replicas deliver it to their own subscribers (not written to the
-    // AOF), as Redis propagates it: in the command's place in the stream
-    // (inside its transaction or script).
+    // Replicas deliver it to their own subscribers.
     if ctx.propagating() {
-        let db = ctx.client.db;
-        ctx.prop.push((
-            db,
-            vec![
-                Bytes::from_static(b"SPUBLISH"),
-                argv[1].clone(),
-                argv[2].clone(),
-            ],
-            crate::server::propagate::to::REPL,
-        ));
+        ctx.propagate_to_replicas(vec![
+            Bytes::from_static(b"SPUBLISH"),
+            argv[1].clone(),
+            argv[2].clone(),
+        ]);
     }
     Ok(Reply::Int(n as i64))
 }

@@ -2,7 +2,7 @@
 //! in the configuration) makes Cinnabar follow a primary, Redis or
 //! Cinnabar.
 //!
-//! One task per primary ([`start`]) loops: connect, handshake (`PING`,
+//! One task per primary ([`follow`]) loops: connect, handshake (`PING`,
 //! `AUTH` with `masteruser`/`masterauth`, `REPLCONF listening-port`,
 //! `ip-address`, `capa psync2`), then `PSYNC <our replid> <our offset+1>`:
 //!
@@ -61,7 +61,6 @@ pub fn follow(srv: &Arc<Server>, addr: MasterAddr) -> bool {
     repl.master_changed.notify_waiters();
     drop_master_client(srv);
     repl.set_replica(true);
-    crate::storage::set_replica_mode(true);
     srv.feed.set_proxy(true);
     repl.link_state
         .store(MasterLinkState::Connect as u8, Ordering::Relaxed);
@@ -99,7 +98,6 @@ pub fn promote(srv: &Server) -> bool {
     // The new history starts after what we applied (our backlog's end).
     repl.shift_id(crate::server::replication::random_id(), repl.offset(srv));
     repl.set_replica(false);
-    crate::storage::set_replica_mode(false);
     repl.own_keys.lock().clear();
     srv.feed.set_proxy(false);
     repl.link_state
@@ -370,10 +368,9 @@ async fn full_sync(
     }
     tracing::info!("MASTER <-> REPLICA sync: received {len} bytes of the snapshot");
     let srv2 = srv.clone();
-    let loaded = tokio::task::spawn_blocking(move || load_received(&srv2, &tmp, replid, off))
+    tokio::task::spawn_blocking(move || load_received(&srv2, &tmp, replid, off))
         .await
-        .map_err(|e| format!("the loading thread failed: {e}"))?;
-    loaded
+        .map_err(|e| format!("the loading thread failed: {e}"))?
 }
 
 async fn receive_file(

@@ -390,8 +390,11 @@ impl Replication {
         self.replica.load(Ordering::Relaxed)
     }
 
+    /// Sets the role, and with it the keyspace's replica rule for expired
+    /// keys (see `storage::set_replica_mode`).
     pub(crate) fn set_replica(&self, on: bool) {
         self.replica.store(on, Ordering::SeqCst);
+        crate::storage::set_replica_mode(on);
     }
 
     /// The primary followed, if any.

@@ -220,6 +220,14 @@ fn recording(class: u32) -> bool {
     RECORD_EVENTS.load(Ordering::Relaxed) & class != 0
 }
 
+/// Whether an expired key found by a lookup stays in place (reading as
+/// absent) instead of being deleted: CLIENT PAUSE keeps the dataset still
+/// until the pause ends, and a replica keeps it until its primary's DEL
+/// arrives (as Redis).
+fn expired_keys_stay(now: u64) -> bool {
+    crate::storage::replica_keeps_expired() || crate::server::pause::paused_until(now)
+}
+
 impl Shard {
     pub fn new(hasher: FixedState, shard_bits: u32) -> Self {
         Shard {
@@ -589,14 +597,9 @@ impl Shard {
         let e = self.table.get(pos)?;
         if let Some(at) = e.expire() {
             if crate::storage::already_expired(at, now) {
-                // CLIENT PAUSE keeps the dataset still: the key reads as
-                // gone but stays until the pause ends (as Redis). So does
-                // a replica until its primary's DEL arrives, unless a
-                // write recreates the key.
-                if !creating
-                    && (crate::storage::replica_keeps_expired()
-                        || crate::server::pause::paused_until(now))
-                {
+                // Unless a write recreates it, it reads as gone but stays
+                // (see `expired_keys_stay`).
+                if !creating && expired_keys_stay(now) {
                     return None;
                 }
                 if recording(crate::config::notify::EXPIRED) {
@@ -1070,9 +1073,7 @@ impl Shard {
                 Some(at) if at <= now => {
                     // Deleted as any lookup deletes an expired key: with
                     // its `expired` event (notification, propagated DEL).
-                    if crate::server::pause::paused_until(now)
-                        || crate::storage::replica_keeps_expired()
-                    {
+                    if expired_keys_stay(now) {
                         continue;
                     }
                     if recording(crate::config::notify::EXPIRED) {
