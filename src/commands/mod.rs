@@ -2,6 +2,7 @@
 //! This module only puts families together; it holds no command logic.
 
 pub mod acl;
+pub mod azure;
 pub mod bitmaps;
 pub mod blocking;
 pub mod cluster;

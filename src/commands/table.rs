@@ -36,6 +36,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     crate::commands::cluster::SPECS,
     crate::commands::migrate::SPECS,
     crate::commands::replication::SPECS,
+    crate::commands::azure::SPECS,
 ];
 
 /// Runtime counters of one command (INFO commandstats), striped per thread.

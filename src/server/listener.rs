@@ -238,6 +238,11 @@ pub async fn accept_loop(srv: Arc<Server>, kind: Kind, listener: TcpListener) {
                 continue;
             }
         };
+        if srv.rehearsal.turning_away() {
+            // A rehearsed failover or reboot: the node is not there.
+            drop(stream);
+            continue;
+        }
         let _ = stream.set_nodelay(true);
         crate::server::limits::set_keepalive(&stream, srv.config.tcp_keepalive());
         let srv2 = srv.clone();

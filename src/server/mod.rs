@@ -12,6 +12,7 @@ pub mod pause;
 pub mod process;
 pub mod propagate;
 pub mod pubsub;
+pub mod rehearsal;
 pub mod replica;
 pub mod replication;
 pub mod shutdown;
@@ -102,6 +103,8 @@ pub struct Server {
     pub slowlog: slowlog::SlowLog,
     /// CLIENT PAUSE state.
     pub pause: pause::Pause,
+    /// `AZURE MAINTENANCE` / `AZURE REBOOT` rehearsals.
+    pub rehearsal: rehearsal::Rehearsal,
     /// MONITOR clients.
     pub monitors: monitor::Monitors,
     /// The latency monitor's events (LATENCY LATEST/HISTORY).
@@ -153,6 +156,7 @@ impl Server {
             client_mem: Default::default(),
             slowlog: Default::default(),
             pause: Default::default(),
+            rehearsal: Default::default(),
             monitors: Default::default(),
             latency: Default::default(),
             migrate: Default::default(),
