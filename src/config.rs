@@ -1119,7 +1119,7 @@ params! {
     // ---- cluster, shutdown ------------------------------------------------
     cluster_enabled "cluster-enabled" =
         boolean("no").immutable().check(check_cluster_enabled) => bool;
-    shutdown_timeout "shutdown-timeout" = int(0, INT_MAX, "10").no_effect() => u64;
+    shutdown_timeout "shutdown-timeout" = int(0, INT_MAX, "10") => u64;
     shutdown_on_sigint "shutdown-on-sigint" =
         flag_set(SHUTDOWN_ON_SIG, "default").check(check_shutdown_flags).no_effect()
         => ShutdownFlags;

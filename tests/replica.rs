@@ -298,6 +298,153 @@ async fn a_cinnabar_replica_follows_fails_over_and_is_followed_back() {
     assert!(e.to_string().contains("Invalid master port"), "{e}");
 }
 
+/// SHUTDOWN SAVE, as a restart does it.
+async fn shut_down(srv: &mut TestServer, c: &mut MultiplexedConnection) {
+    let _ = redis::cmd("SHUTDOWN")
+        .arg("SAVE")
+        .query_async::<()>(c)
+        .await;
+    assert!(
+        srv.wait_exit(Duration::from_secs(20)).is_some(),
+        "still running after SHUTDOWN"
+    );
+}
+
+#[tokio::test]
+async fn restarted_servers_continue_replication_partially() {
+    let mut primary = TestServer::start();
+    let mut p = primary.conn().await;
+    fill(&mut p).await;
+    let pport = primary.addr.port().to_string();
+    let mut replica = TestServer::start_with(&["--replicaof", "127.0.0.1", &pport]);
+    let mut r = replica.conn().await;
+    wait_info(&mut r, "master_link_status", "up").await;
+    let _: () = redis::cmd("SELECT")
+        .arg(3)
+        .query_async(&mut p)
+        .await
+        .unwrap();
+    let _: () = p.set("in-db3", "x").await.unwrap();
+    wait_acked(&mut p, 1).await;
+
+    // The replica restarts: its RDB holds the primary's id and offset
+    // (and the stream's database), so it continues where it was.
+    shut_down(&mut replica, &mut r).await;
+    let _: () = p.set("while-down", "1").await.unwrap();
+    replica.restart_with(&["--replicaof", "127.0.0.1", &pport]);
+    let mut r = replica.conn().await;
+    wait_info(&mut r, "master_link_status", "up").await;
+    assert_eq!(info_field(&mut p, "stats", "sync_full").await, "1");
+    assert_eq!(info_field(&mut p, "stats", "sync_partial_ok").await, "1");
+    wait_acked(&mut p, 1).await;
+    let mut r3 = connect(replica.addr.port(), 3).await;
+    let v: String = r3.get("while-down").await.unwrap();
+    assert_eq!(v, "1", "the continued stream kept its database");
+    same_data(&mut r, &mut p).await;
+
+    // The primary restarts: SHUTDOWN waits for the replica to have
+    // everything (no WAIT here), the RDB keeps the position, and the
+    // restarted primary lets the replica continue under its old id.
+    let old_id = info_field(&mut p, "replication", "master_replid").await;
+    let old_offset: u64 = info_field(&mut p, "replication", "master_repl_offset")
+        .await
+        .parse()
+        .unwrap();
+    let _: () = p.set("last-before-restart", "1").await.unwrap();
+    shut_down(&mut primary, &mut p).await;
+    primary.restart_with(&[]);
+    let mut p = primary.conn().await;
+    assert_eq!(
+        info_field(&mut p, "replication", "master_replid2").await,
+        old_id
+    );
+    let second: u64 = info_field(&mut p, "replication", "second_repl_offset")
+        .await
+        .parse()
+        .unwrap();
+    assert!(
+        second > old_offset,
+        "second_repl_offset {second} <= {old_offset}"
+    );
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(primary.addr.port())
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    wait_info(&mut r, "master_link_status", "up").await;
+    assert_eq!(info_field(&mut p, "stats", "sync_full").await, "0");
+    assert_eq!(info_field(&mut p, "stats", "sync_partial_ok").await, "1");
+    let v: String = r3.get("last-before-restart").await.unwrap_or_default();
+    assert_eq!(v, "1", "the replica had the last write before the restart");
+    let _: () = p.set("after-restart", "1").await.unwrap();
+    wait_acked(&mut p, 1).await;
+    same_data(&mut r, &mut p).await;
+}
+
+#[tokio::test]
+async fn shutdown_waits_for_a_lagging_replica_until_aborted() {
+    let primary = TestServer::start_with(&["--shutdown-timeout", "30"]);
+    let mut p = primary.conn().await;
+    let pport = primary.addr.port().to_string();
+    let replica = TestServer::start_with(&["--replicaof", "127.0.0.1", &pport]);
+    let mut r = replica.conn().await;
+    wait_info(&mut r, "master_link_status", "up").await;
+    let _: () = p.set("k", 1).await.unwrap();
+    wait_acked(&mut p, 1).await;
+
+    // A stopped replica cannot acknowledge the next write.
+    // SAFETY: signalling a child process this test started.
+    unsafe { libc::kill(replica.pid() as i32, libc::SIGSTOP) };
+    let _: () = p.incr("k", 1).await.unwrap();
+    let mut waiting = primary.conn().await;
+    let shut = tokio::spawn(async move {
+        redis::cmd("SHUTDOWN")
+            .query_async::<()>(&mut waiting)
+            .await
+            .unwrap_err()
+            .to_string()
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left: u64 = info_field(&mut p, "server", "shutdown_in_milliseconds")
+            .await
+            .parse()
+            .unwrap();
+        if left > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the shutdown never waited");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(info_field(&mut p, "clients", "blocked_clients").await, "1");
+    // Writes wait meanwhile (CLIENT PAUSE WRITE); reads go on.
+    let v: i64 = p.get("k").await.unwrap();
+    assert_eq!(v, 2);
+    let ok: String = redis::cmd("SHUTDOWN")
+        .arg("ABORT")
+        .query_async(&mut p)
+        .await
+        .unwrap();
+    assert_eq!(ok, "OK");
+    let e = tokio::time::timeout(Duration::from_secs(10), shut)
+        .await
+        .expect("SHUTDOWN still waiting after ABORT")
+        .unwrap();
+    assert!(e.contains("Errors trying to SHUTDOWN"), "{e}");
+    // Still serving, writes again.
+    let _: () = p.set("after", 1).await.unwrap();
+    assert_eq!(
+        info_field(&mut p, "server", "shutdown_in_milliseconds").await,
+        "0"
+    );
+    // SAFETY: as above.
+    unsafe { libc::kill(replica.pid() as i32, libc::SIGCONT) };
+    wait_acked(&mut p, 1).await;
+    let v: i64 = r.get("k").await.unwrap();
+    assert_eq!(v, 2);
+}
+
 #[tokio::test]
 async fn serve_stale_data_no_answers_masterdown_while_the_link_is_down() {
     // A primary that is not there: the link never comes up.

@@ -76,7 +76,7 @@ const CONFIG_SUBS: &[CommandSpec] = &[
         "2.0.0",
         "Returns the effective values of configuration parameters.",
     ),
-    cmd("set", -4, ADM.union(F::MAY_REPLICATE), config_set).doc(
+    cmd("set", -4, ADM, config_set).doc(
         "server",
         "2.0.0",
         "Sets configuration parameters in-flight.",
@@ -433,7 +433,7 @@ pub fn render_info(srv: &Server, sections: &[String], keyspace: KeyspaceTotals) 
                 let port = srv.bound.lock().first().map(|a| a.port()).unwrap_or(0);
                 let _ = write!(
                     o,
-                    "# Server\r\nredis_version:{}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:{}\r\nmonotonic_clock:POSIX clock_gettime\r\nmultiplexing_api:epoll\r\natomicvar_api:c11-builtin\r\ngcc_version:0.0.0\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nlru_clock:{}\r\nexecutable:{}\r\nconfig_file:{}\r\nio_threads_active:0\r\ncinnabar_version:{}\r\ncinnabar_worker_threads:{}\r\n",
+                    "# Server\r\nredis_version:{}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:{}\r\nmonotonic_clock:POSIX clock_gettime\r\nmultiplexing_api:epoll\r\natomicvar_api:c11-builtin\r\ngcc_version:0.0.0\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nlru_clock:{}\r\nexecutable:{}\r\nconfig_file:{}\r\nio_threads_active:0\r\nshutdown_in_milliseconds:{}\r\ncinnabar_version:{}\r\ncinnabar_worker_threads:{}\r\n",
                     crate::REDIS_VERSION,
                     std::env::consts::OS,
                     std::env::consts::ARCH,
@@ -449,6 +449,7 @@ pub fn render_info(srv: &Server, sections: &[String], keyspace: KeyspaceTotals) 
                     crate::storage::access::redis_lru_clock(crate::commands::dispatch::unix_ms()),
                     srv.executable,
                     srv.config_file,
+                    srv.shutdown.wait_left_ms(),
                     env!("CARGO_PKG_VERSION"),
                     tokio::runtime::Handle::try_current()
                         .map(|h| h.metrics().num_workers())
@@ -464,13 +465,17 @@ pub fn render_info(srv: &Server, sections: &[String], keyspace: KeyspaceTotals) 
                     srv.clients.len().saturating_sub(srv.repl.count()),
                     cfg.maxclients(),
                     srv.blocking.blocked_clients()
-                        + srv.pause.held.load(Ordering::Relaxed),
+                        + srv.pause.held.load(Ordering::Relaxed)
+                        + srv.shutdown.blocked.load(Ordering::Relaxed) as usize,
                     srv.tracking.clients(),
                     0,
                 );
             }
             "memory" => {
                 let (alloc, active, resident) = allocator_stats();
+                // The backlog holds what lagging replicas still need: the
+                // replication buffers Redis 7 shares between the two.
+                let backlog = srv.feed.backlog(|b| b.histlen()).unwrap_or(0);
                 let rss = rss_bytes();
                 let peak = st.note_peak_memory(alloc);
                 let maxmem = cfg.maxmemory();
@@ -482,7 +487,7 @@ pub fn render_info(srv: &Server, sections: &[String], keyspace: KeyspaceTotals) 
                 };
                 let _ = write!(
                     o,
-                    "# Memory\r\nused_memory:{alloc}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\nused_memory_overhead:0\r\nused_memory_startup:0\r\nused_memory_dataset:{alloc}\r\nused_memory_dataset_perc:100.00%\r\nallocator_allocated:{alloc}\r\nallocator_active:{active}\r\nallocator_resident:{resident}\r\ntotal_system_memory:{sysmem}\r\ntotal_system_memory_human:{}\r\nused_memory_lua:0\r\nused_memory_scripts_eval:0\r\nnumber_of_cached_scripts:{}\r\nnumber_of_functions:{}\r\nnumber_of_libraries:{}\r\nused_memory_scripts:0\r\nmaxmemory:{maxmem}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nallocator_frag_ratio:{:.2}\r\nmem_fragmentation_ratio:{frag:.2}\r\nmem_not_counted_for_evict:0\r\nmem_clients_slaves:0\r\nmem_clients_normal:{}\r\nmem_allocator:jemalloc-5.3.0\r\nlazyfree_pending_objects:{}\r\nlazyfreed_objects:{}\r\n",
+                    "# Memory\r\nused_memory:{alloc}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\nused_memory_overhead:0\r\nused_memory_startup:0\r\nused_memory_dataset:{alloc}\r\nused_memory_dataset_perc:100.00%\r\nallocator_allocated:{alloc}\r\nallocator_active:{active}\r\nallocator_resident:{resident}\r\ntotal_system_memory:{sysmem}\r\ntotal_system_memory_human:{}\r\nused_memory_lua:0\r\nused_memory_scripts_eval:0\r\nnumber_of_cached_scripts:{}\r\nnumber_of_functions:{}\r\nnumber_of_libraries:{}\r\nused_memory_scripts:0\r\nmaxmemory:{maxmem}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nallocator_frag_ratio:{:.2}\r\nmem_fragmentation_ratio:{frag:.2}\r\nmem_not_counted_for_evict:0\r\nmem_replication_backlog:{backlog}\r\nmem_total_replication_buffers:{backlog}\r\nmem_clients_slaves:0\r\nmem_clients_normal:{}\r\nmem_allocator:jemalloc-5.3.0\r\nlazyfree_pending_objects:{}\r\nlazyfreed_objects:{}\r\n",
                     human(alloc),
                     human(rss),
                     human(peak),
@@ -716,6 +721,14 @@ fn config_set(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 
 fn config_resetstat(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
     ctx.srv.stats.reset();
+    let repl = &ctx.srv.repl;
+    for n in [
+        &repl.sync_full,
+        &repl.sync_partial_ok,
+        &repl.sync_partial_err,
+    ] {
+        n.store(0, Ordering::Relaxed);
+    }
     crate::storage::lazyfree::reset_stats();
     for e in table().all() {
         e.reset_stats();
@@ -1734,7 +1747,20 @@ fn shutdown(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     tracing::info!(client = ctx.client.id, "User requested shutdown...");
     // Returns only if the shutdown failed (on success the process exits,
     // closing this connection without a reply, as Redis does).
-    let crate::server::shutdown::Refused =
-        crate::server::shutdown::finish(ctx.srv, SF(flags), Some(ctx.client.id));
+    // It may wait for replicas (`shutdown-timeout`): this worker's other
+    // tasks move to another thread meanwhile.
+    let blocked = &ctx.srv.shutdown.blocked;
+    let run = || {
+        blocked.fetch_add(1, Ordering::SeqCst);
+        let r = crate::server::shutdown::finish(ctx.srv, SF(flags), Some(ctx.client.id));
+        blocked.fetch_sub(1, Ordering::SeqCst);
+        r
+    };
+    let crate::server::shutdown::Refused = match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(run)
+        }
+        _ => run(),
+    };
     Err(CmdError::err("Errors trying to SHUTDOWN. Check logs."))
 }

@@ -1502,6 +1502,9 @@ pub struct LoadSummary {
     pub keys_loaded: u64,
     /// Keys skipped because their expiry had passed.
     pub expired_skipped: u64,
+    /// Those keys' databases and names (a restarted primary tells its
+    /// replicas to delete them).
+    pub expired_keys: Vec<(usize, Bytes)>,
     /// Empty collections skipped (Redis skips them too).
     pub empty_skipped: u64,
 }
@@ -1608,6 +1611,7 @@ pub fn load<R: BufRead>(
         };
         if e.is_some_and(|t| t < now_ms) {
             sum.expired_skipped += 1;
+            sum.expired_keys.push((db, key));
             continue;
         }
         sink(Loaded {

@@ -454,6 +454,58 @@ pub struct SaveParams {
     /// `aof-rewrite-incremental-fsync`; 0: off).
     pub rdb_fsync_every: u64,
     pub aof_fsync_every: u64,
+    /// The replication position at the snapshot's instant (filled in under
+    /// every shard lock, see [`repl_aux_now`]); RDB files (not AOF bases)
+    /// record it as Redis does.
+    pub repl: Arc<parking_lot::Mutex<Option<ReplAux>>>,
+}
+
+/// What an RDB file records of replication (`repl-stream-db`, `repl-id`,
+/// `repl-offset`): after a restart a replica continues its primary from
+/// there, and a primary lets its replicas continue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplAux {
+    pub stream_db: u64,
+    pub replid: String,
+    pub offset: u64,
+}
+
+/// The replication position now, if there is one to record: a primary's
+/// or replica's with a backlog (a replica has one once it synced). Called
+/// with every shard held, where the stream's offset matches the dataset
+/// (commands append to it under their shard locks).
+pub fn repl_aux_now(srv: &Server) -> Option<ReplAux> {
+    let repl = &srv.repl;
+    let backlog_db = srv.feed.backlog(|b| b.db.unwrap_or(0) as u64)?;
+    let stream_db = if repl.is_replica() {
+        repl.master_db.load(Ordering::Relaxed) as u64
+    } else {
+        backlog_db
+    };
+    Some(ReplAux {
+        stream_db,
+        replid: repl.replid(),
+        offset: srv.feed.repl_offset(),
+    })
+}
+
+impl ReplAux {
+    /// Reads the three fields from a loaded file's AUX pairs.
+    pub fn from_aux(aux: &[(Vec<u8>, Vec<u8>)]) -> Option<ReplAux> {
+        let get = |k: &str| {
+            aux.iter()
+                .rev()
+                .find(|(a, _)| a == k.as_bytes())
+                .and_then(|(_, v)| std::str::from_utf8(v).ok())
+        };
+        let replid =
+            get("repl-id").filter(|r| r.len() == 40 && r.bytes().all(|b| b.is_ascii_hexdigit()))?;
+        Some(ReplAux {
+            stream_db: get("repl-stream-db")?.parse().ok()?,
+            replid: replid.to_string(),
+            offset: get("repl-offset")?.parse().ok()?,
+        })
+    }
 }
 
 impl SaveParams {
@@ -472,6 +524,7 @@ impl SaveParams {
             cpu_share: srv.config.snapshot_cpu_share() as f64 / 100.0,
             rdb_fsync_every: incremental(srv.config.rdb_save_incremental_fsync()),
             aof_fsync_every: incremental(srv.config.aof_rewrite_incremental_fsync()),
+            repl: Default::default(),
         }
     }
 }
@@ -507,7 +560,12 @@ pub fn write_rdb(
         w.select_db(db, keys, expires)?;
         for sh in shards {
             let mut err = None;
-            sh.for_each_entry(now, |k, v, exp, meta| {
+            // An RDB keeps keys already past their deadline, as Redis 7
+            // saves them: a restarted primary loads them as expired and
+            // tells the replicas that continue it to delete them (the
+            // replicas still hold them). An AOF base leaves them out.
+            let walk_now = if aof_base { now } else { 0 };
+            sh.for_each_entry(walk_now, |k, v, exp, meta| {
                 if err.is_none() {
                     let m = rdb::EntryMeta::for_policy(meta, now, p.lru, p.lfu);
                     if let Err(e) = w.entry(k, v, exp, m) {
@@ -554,7 +612,12 @@ fn open_rdb(tmp: &Path, p: &SaveParams, now: u64, aof_base: bool) -> io::Result<
     };
     let f = super::SyncedFile::new(File::create(tmp)?, every);
     let mut w = rdb::RdbWriter::new(f, p.compress, p.checksum).with_limits(p.limits);
-    let aux = rdb::standard_aux(now / 1000, p.used_mem, aof_base);
+    let mut aux = rdb::standard_aux(now / 1000, p.used_mem, aof_base);
+    if let Some(r) = p.repl.lock().clone().filter(|_| !aof_base) {
+        aux.push(("repl-stream-db", r.stream_db.to_string().into_bytes()));
+        aux.push(("repl-id", r.replid.into_bytes()));
+        aux.push(("repl-offset", r.offset.to_string().into_bytes()));
+    }
     let aux_refs: Vec<(&str, &[u8])> = aux.iter().map(|(k, v)| (*k, &v[..])).collect();
     w.header(&aux_refs)?;
     for code in &p.functions {
@@ -697,14 +760,68 @@ pub fn load_rdb_at_boot(srv: &Server) -> Result<(), String> {
         return Ok(());
     }
     let t0 = std::time::Instant::now();
-    let s = load_rdb_file(srv, &path, Dup::Replace)?;
+    let s = {
+        // A replica keeps keys already past their deadline, as Redis's
+        // does: its primary's DELs follow.
+        let _keep = srv
+            .config
+            .replicaof()
+            .is_some()
+            .then(crate::storage::apply_as_master);
+        load_rdb_file(srv, &path, Dup::Replace)?
+    };
     tracing::info!(
         "DB loaded from disk: {:.3} seconds ({} keys, {} expired keys skipped)",
         t0.elapsed().as_secs_f64(),
         s.keys_loaded,
         s.expired_skipped
     );
+    if let Some(r) = ReplAux::from_aux(&s.aux) {
+        restore_repl_position(srv, r);
+        if srv.config.replicaof().is_none() {
+            // Replicas that continue this history still hold the keys that
+            // expired while it was down: they are told to delete them (as
+            // Redis 7.0 does; too many for the backlog means a full resync).
+            let del: &'static [u8] = if srv.config.lazyfree_lazy_expire() {
+                b"UNLINK"
+            } else {
+                b"DEL"
+            };
+            for (db, key) in s.expired_keys {
+                srv.feed
+                    .emit_one(db, vec![bytes::Bytes::from_static(del), key]);
+            }
+        }
+    }
     Ok(())
+}
+
+/// After loading a file that recorded a replication position (as Redis
+/// 7.0 does at startup): a server configured to follow a primary asks to
+/// continue from there (`PSYNC <repl-id> <repl-offset+1>`); a primary
+/// starts a new history whose previous id is the file's, valid up to its
+/// offset, with an empty backlog there, so its replicas continue without
+/// a full resync.
+fn restore_repl_position(srv: &Server, r: ReplAux) {
+    let repl = &srv.repl;
+    tracing::info!(
+        "Replication position restored from the RDB file: id {}, offset {}",
+        r.replid,
+        r.offset
+    );
+    let limit = srv.config.repl_backlog_size() as usize;
+    srv.feed.reset_backlog(r.offset, limit);
+    if srv.config.replicaof().is_some() {
+        repl.adopt_id(r.replid);
+        repl.applied.store(r.offset, Ordering::Relaxed);
+        repl.master_db
+            .store(r.stream_db as usize, Ordering::Relaxed);
+    } else {
+        repl.adopt_id(r.replid);
+        repl.shift_id(crate::server::replication::random_id(), r.offset);
+        repl.no_replicas_since_ms
+            .store(crate::commands::dispatch::unix_ms(), Ordering::Relaxed);
+    }
 }
 
 fn unix_secs() -> u64 {
@@ -775,6 +892,8 @@ pub fn temp_rdb(pid: u32) -> PathBuf {
 /// directory fsynced. Updates LASTSAVE and the changes counter on success.
 pub fn save_in_process(srv: &Server, frozen: &Frozen<'_>, tmp: &Path) -> Result<(), String> {
     let params = SaveParams::of(srv);
+    // The caller holds the dataset still.
+    *params.repl.lock() = repl_aux_now(srv);
     let final_path = PathBuf::from(srv.config.dbfilename());
     let dirty = srv.stats.dirty.load(Ordering::Relaxed);
     let written = write_rdb(frozen, &params, tmp, false)
@@ -824,10 +943,11 @@ pub fn bgsave(srv: &Server, wait: bool) -> Result<(), String> {
         return bgsave_versioned(srv, child, wait, params, final_path, dirty);
     }
     reserve(child, ChildKind::Rdb, 0);
+    let cell = params.repl.clone();
     // The child writes `temp-<its pid>.rdb`, as Redis's child does.
     let pid = fork_with(
         srv,
-        || {},
+        move || *cell.lock() = repl_aux_now(srv),
         move |frozen| write_rdb(frozen, &params, &temp_rdb(std::process::id()), false),
     )
     .map_err(|e| {
@@ -917,6 +1037,12 @@ pub fn save_for_replica(
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
     let params = SaveParams::of(srv);
+    let cell = params.repl.clone();
+    // The backlog the replica attaches to exists once `at_start` ran.
+    let at_start = move || {
+        at_start();
+        *cell.lock() = repl_aux_now(srv);
+    };
     if srv.config.snapshot_method() != SnapshotMethod::Versioned {
         reserve(child, ChildKind::Rdb, 0);
         let out = tmp.to_path_buf();
@@ -941,7 +1067,7 @@ pub fn save_for_replica(
     let id = NEXT_SNAPSHOT.fetch_add(1, Ordering::Relaxed);
     reserve(child, ChildKind::Rdb, id);
     let now = crate::commands::dispatch::unix_ms();
-    let held = begin_versioned(srv, id, &params, now, at_start);
+    let held = begin_versioned(srv, id, &params, now, false, at_start);
     tracing::info!(
         "Starting BGSAVE for SYNC with target: disk (versioned snapshot {id}, no fork; shards held {held} µs)"
     );
@@ -982,12 +1108,14 @@ fn begin_versioned(
     id: u64,
     p: &SaveParams,
     now: u64,
+    aof_base: bool,
     at_start: impl FnOnce(),
 ) -> u64 {
     let (compress, limits, lru, lfu) = (p.compress, p.limits, p.lru, p.lfu);
     let enc: Arc<RecordEncoder> = Arc::new(
         move |out: &mut Vec<u8>, k: &[u8], v: ValueRef<'_>, exp: Option<u64>, meta: u32| {
-            if exp.is_some_and(|at| at <= now) {
+            // As `write_rdb`: only an AOF base leaves expired keys out.
+            if aof_base && exp.is_some_and(|at| at <= now) {
                 return false;
             }
             let m = rdb::EntryMeta::for_policy(meta, now, lru, lfu);
@@ -1305,7 +1433,10 @@ fn bgsave_versioned(
         // SAVE: the caller waits for it; nothing to leave the CPU to.
         params.cpu_share = 1.0;
     }
-    let held = begin_versioned(srv, id, &params, now, || {});
+    let cell = params.repl.clone();
+    let held = begin_versioned(srv, id, &params, now, false, move || {
+        *cell.lock() = repl_aux_now(srv)
+    });
     tracing::info!(
         "Background saving started (versioned snapshot {id}, no fork; shards held {held} µs)"
     );
@@ -1441,7 +1572,7 @@ pub fn rewrite_aof(srv: &Server, enable: bool) -> Result<(), String> {
         let id = NEXT_SNAPSHOT.fetch_add(1, Ordering::Relaxed);
         reserve(child, ChildKind::AofRewrite, id);
         let now = crate::commands::dispatch::unix_ms();
-        let held = begin_versioned(srv, id, &params, now, at_fork);
+        let held = begin_versioned(srv, id, &params, now, true, at_fork);
         tracing::info!(
             "Background append only file rewriting started (versioned snapshot {id}, no fork; shards held {held} µs)"
         );

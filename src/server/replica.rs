@@ -310,6 +310,9 @@ async fn link(srv: &Arc<Server>, addr: &MasterAddr, gen: u64) -> Result<(), Stri
         if !new_id.is_empty() && new_id != ids.replid {
             repl.shift_id(new_id.to_string(), from - 1);
             tracing::info!("Master replication ID changed to {new_id}");
+            // Our replicas learn the new id by reconnecting (they
+            // continue partially under the old one, as with Redis).
+            repl.disconnect_replicas();
         }
     } else if r.starts_with("-NOMASTERLINK") || r.starts_with("-LOADING") {
         return Err(format!(

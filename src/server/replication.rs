@@ -322,7 +322,7 @@ pub struct Replication {
     pub(crate) master_db: std::sync::atomic::AtomicUsize,
     /// Unix ms since when no replica is attached (0: some are, or none
     /// ever was): `repl-backlog-ttl` counts from here.
-    no_replicas_since_ms: AtomicU64,
+    pub(crate) no_replicas_since_ms: AtomicU64,
     /// Keys written by this replica's own clients (`replica-read-only
     /// no`), which it expires itself (see `replica::expire_own_keys`).
     pub(crate) own_keys: Mutex<std::collections::HashSet<(usize, Bytes)>>,
@@ -968,6 +968,12 @@ async fn stream_to<W: AsyncWrite + Unpin>(
     loop {
         buf.clear();
         if srv.feed.backlog(|b| b.read(link, &mut buf)).is_none() {
+            return Ok(());
+        }
+        // A link dropped (our id changed: `disconnect_replicas`) sends
+        // nothing appended after that, or the replica would come back
+        // past the end of the history it may continue.
+        if link.info.killed.load(Ordering::SeqCst) {
             return Ok(());
         }
         if buf.is_empty() {

@@ -20,7 +20,7 @@
 //! as Redis handles it in its cron; `SHUTDOWN ABORT` cancels it then.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -47,12 +47,33 @@ pub struct State {
     in_progress: AtomicBool,
     /// A signal received while the cron is paused, not yet acted upon.
     pending: Mutex<Option<(SF, &'static str)>>,
+    /// An attempt is waiting for its replicas (`shutdown-timeout`).
+    waiting: AtomicBool,
+    /// Bumped by SHUTDOWN ABORT: an attempt waiting for its replicas, or
+    /// queued behind one, that started under an older value gives up.
+    abort_gen: AtomicU64,
+    /// SHUTDOWN commands waiting (INFO `blocked_clients`, as Redis counts
+    /// them).
+    pub blocked: AtomicU64,
+    /// When that wait gives up (unix ms; 0 when not waiting).
+    wait_until_ms: AtomicU64,
 }
 
 impl State {
     /// Records what the running server created (called once at start).
     pub fn set_teardown(&self, t: Teardown) {
         *self.teardown.lock() = Some(t);
+    }
+
+    /// INFO's `shutdown_in_milliseconds`: how long a shutdown waiting for
+    /// its replicas may still wait (0 when none is waiting).
+    pub fn wait_left_ms(&self) -> u64 {
+        match self.wait_until_ms.load(Ordering::Relaxed) {
+            0 => 0,
+            until => until
+                .saturating_sub(crate::commands::dispatch::unix_ms())
+                .max(1),
+        }
     }
 
     pub fn in_progress(&self) -> bool {
@@ -68,9 +89,15 @@ impl State {
         self.pending.lock().take()
     }
 
-    /// SHUTDOWN ABORT: cancels a shutdown that has not started yet.
+    /// SHUTDOWN ABORT: cancels a shutdown that has not started yet, or
+    /// one still waiting for its replicas.
     pub fn abort(&self) -> bool {
-        let cancelled = self.pending.lock().take().is_some();
+        let waiting =
+            self.waiting.load(Ordering::SeqCst) || self.blocked.load(Ordering::SeqCst) > 0;
+        if waiting {
+            self.abort_gen.fetch_add(1, Ordering::SeqCst);
+        }
+        let cancelled = self.pending.lock().take().is_some() || waiting;
         if cancelled {
             tracing::warn!("Shutdown manually aborted.");
         }
@@ -91,11 +118,94 @@ pub struct Refused;
 /// failed: on success the process exits with status 0. `caller` is the
 /// client that asked (its connection is not waited for).
 pub fn finish(srv: &Server, mut flags: SF, caller: Option<u64>) -> Refused {
+    let gen = srv.shutdown.abort_gen.load(Ordering::SeqCst);
     let _attempt = srv.shutdown.attempt.lock();
+    if srv.shutdown.abort_gen.load(Ordering::SeqCst) != gen {
+        // SHUTDOWN ABORT while this one waited for the attempt before it.
+        return Refused;
+    }
     srv.shutdown.in_progress.store(true, Ordering::SeqCst);
+    let paused = !flags.has(SF::NOW) && !srv.persist.loading() && needs_wait(srv);
+    if paused && !wait_for_replicas(srv, gen) {
+        srv.pause.unpause();
+        srv.shutdown.in_progress.store(false, Ordering::SeqCst);
+        return Refused;
+    }
     let r = attempt(srv, &mut flags, caller);
+    if paused {
+        srv.pause.unpause();
+    }
     srv.shutdown.in_progress.store(false, Ordering::SeqCst);
     r
+}
+
+fn needs_wait(srv: &Server) -> bool {
+    srv.config.shutdown_timeout() > 0 && srv.repl.count() > 0
+}
+
+/// Redis 7's `shutdown-timeout`: writes are paused and the replicas get up
+/// to that many seconds to acknowledge the whole stream, so none misses a
+/// write and, with the replication position in the final RDB, they all
+/// continue the restarted server partially. A lagging replica does not
+/// stop the shutdown once the time is up. Returns false when SHUTDOWN
+/// ABORT cancelled the wait.
+fn wait_for_replicas(srv: &Server, gen: u64) -> bool {
+    use crate::commands::dispatch::unix_ms;
+    let now = unix_ms();
+    let deadline = now + srv.config.shutdown_timeout().saturating_mul(1000);
+    tracing::info!("Waiting for replicas before shutting down.");
+    srv.pause
+        .pause(deadline + 1000, super::pause::PauseKind::Write, now);
+    srv.shutdown.waiting.store(true, Ordering::SeqCst);
+    srv.shutdown
+        .wait_until_ms
+        .store(deadline.max(1), Ordering::SeqCst);
+    // Writes that passed the pause check before it was set land first.
+    std::thread::sleep(Duration::from_millis(10));
+    let target = srv.repl.offset(srv);
+    // Only lagging replicas are asked (a GETACK moves the offset).
+    let mut asked = Instant::now();
+    if (srv.repl.acked(target) as usize) < srv.repl.count() {
+        srv.repl.request_acks(srv);
+    }
+    let ok = loop {
+        if srv.shutdown.abort_gen.load(Ordering::SeqCst) != gen {
+            break false;
+        }
+        let n = srv.repl.count();
+        if srv.repl.acked(target) as usize >= n {
+            tracing::info!("{n} of {n} replicas are in sync when shutting down.");
+            break true;
+        }
+        if unix_ms() >= deadline {
+            for l in srv.repl.links() {
+                let ack = l.ack.load(Ordering::Relaxed);
+                if ack < target {
+                    tracing::warn!(
+                        "Lagging replica {}:{} reported offset {ack} behind master, lag={}, state={:?}.",
+                        l.ip,
+                        l.port,
+                        target - ack,
+                        l.state()
+                    );
+                }
+            }
+            tracing::info!(
+                "{} of {} replicas are in sync when shutting down.",
+                srv.repl.acked(target),
+                srv.repl.count()
+            );
+            break true;
+        }
+        if asked.elapsed() >= Duration::from_secs(1) {
+            srv.repl.request_acks(srv);
+            asked = Instant::now();
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    srv.shutdown.waiting.store(false, Ordering::SeqCst);
+    srv.shutdown.wait_until_ms.store(0, Ordering::SeqCst);
+    ok
 }
 
 fn attempt(srv: &Server, flags: &mut SF, caller: Option<u64>) -> Refused {
