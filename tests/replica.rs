@@ -761,3 +761,112 @@ async fn sentinel_fails_over_from_a_dead_cinnabar_primary() {
     assert_eq!(v, "1");
     let _: () = r.set("after", "2").await.unwrap();
 }
+
+async fn role(c: &mut MultiplexedConnection) -> String {
+    info_field(c, "replication", "role").await
+}
+
+/// Waits until `c`'s role is `want` and no failover is under way.
+async fn wait_role(c: &mut MultiplexedConnection, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if role(c).await == want
+            && info_field(c, "replication", "master_failover_state").await == "no-failover"
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "role never became {want}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn failover(c: &mut MultiplexedConnection, args: &[&str]) -> redis::RedisResult<String> {
+    redis::cmd("FAILOVER").arg(args).query_async(c).await
+}
+
+#[tokio::test]
+async fn failover_hands_over_and_back_also_with_redis() {
+    let primary = TestServer::start();
+    let mut p = primary.conn().await;
+    fill(&mut p).await;
+    let pport = primary.addr.port();
+    let replica = TestServer::start_with(&["--replicaof", "127.0.0.1", &pport.to_string()]);
+    let rport = replica.addr.port();
+    let mut r = replica.conn().await;
+    wait_info(&mut r, "master_link_status", "up").await;
+
+    let err = |e: redis::RedisResult<String>| e.unwrap_err().to_string();
+    assert!(err(failover(&mut r, &[]).await).contains("not valid when server is a replica"));
+    assert!(err(failover(&mut p, &["ABORT"]).await).contains("No failover in progress"));
+    assert!(err(failover(&mut p, &["FORCE"]).await).contains("requires both a timeout"));
+    assert!(err(failover(&mut p, &["TIMEOUT", "0"]).await).contains("must be greater than 0"));
+    assert!(err(failover(&mut p, &["TO", "127.0.0.1", "1"]).await).contains("is not a replica"));
+    assert!(err(failover(&mut p, &["BOGUS"]).await).contains("syntax error"));
+
+    // A timeout while the replica cannot catch up: aborted, writes resume.
+    // SAFETY: signalling a child process this test started.
+    unsafe { libc::kill(replica.pid() as i32, libc::SIGSTOP) };
+    let _: () = p.set("lagging", 1).await.unwrap();
+    assert_eq!(failover(&mut p, &["TIMEOUT", "300"]).await.unwrap(), "OK");
+    assert_eq!(
+        info_field(&mut p, "replication", "master_failover_state").await,
+        "waiting-for-sync"
+    );
+    assert!(err(failover(&mut p, &[]).await).contains("already in progress"));
+    wait_role(&mut p, "master").await;
+    let _: () = p.set("after-abort", 1).await.unwrap();
+    // SAFETY: as above.
+    unsafe { libc::kill(replica.pid() as i32, libc::SIGCONT) };
+    wait_acked(&mut p, 1).await;
+
+    // The hand-over: the replica becomes the primary with a partial
+    // resync of the old one, which now follows it.
+    assert_eq!(failover(&mut p, &[]).await.unwrap(), "OK");
+    wait_role(&mut p, "slave").await;
+    wait_role(&mut r, "master").await;
+    wait_info(&mut p, "master_link_status", "up").await;
+    assert_eq!(
+        info_field(&mut p, "replication", "master_port").await,
+        rport.to_string()
+    );
+    assert_eq!(info_field(&mut r, "stats", "sync_partial_ok").await, "1");
+    let e = p.set::<_, _, ()>("x", 1).await.unwrap_err();
+    assert_eq!(e.code(), Some("READONLY"));
+    let _: () = r.set("on-new-primary", 1).await.unwrap();
+    wait_acked(&mut r, 1).await;
+    same_data(&mut p, &mut r).await;
+
+    // With a real redis-server: Cinnabar hands over to it, and it back.
+    let Some(redis) = RedisRef::start_with(&["--replicaof", "127.0.0.1", &rport.to_string()])
+    else {
+        return;
+    };
+    let mut x = connect(redis.port, 0).await;
+    wait_info(&mut x, "master_link_status", "up").await;
+    wait_acked(&mut r, 2).await;
+    let rp = redis.port.to_string();
+    assert_eq!(
+        failover(&mut r, &["TO", "127.0.0.1", &rp, "TIMEOUT", "10000"])
+            .await
+            .unwrap(),
+        "OK"
+    );
+    wait_role(&mut r, "slave").await;
+    wait_role(&mut x, "master").await;
+    assert_eq!(info_field(&mut x, "stats", "sync_partial_ok").await, "1");
+    let _: () = x.set("on-redis", 1).await.unwrap();
+    wait_acked(&mut x, 1).await;
+    // Digests are each server's own: compare contents across them.
+    assert_eq!(contents(&mut r).await, contents(&mut x).await);
+    let rs = rport.to_string();
+    assert_eq!(
+        failover(&mut x, &["TO", "127.0.0.1", &rs]).await.unwrap(),
+        "OK"
+    );
+    wait_role(&mut x, "slave").await;
+    wait_role(&mut r, "master").await;
+    let _: () = r.set("back-on-cinnabar", 1).await.unwrap();
+    wait_acked(&mut r, 2).await;
+    assert_eq!(contents(&mut r).await, contents(&mut x).await);
+    same_data(&mut r, &mut p).await;
+}

@@ -64,6 +64,18 @@ pub const SPECS: &[CommandSpec] = &[
             "Sets a Redis server as a replica of another, or promotes it to being a master.",
         ),
     cmd(
+        "failover",
+        -1,
+        F::ADMIN.union(F::NOSCRIPT).union(F::STALE),
+        failover,
+    )
+    .acl(Acl::ADMIN.union(Acl::DANGEROUS))
+    .doc(
+        "server",
+        "6.2.0",
+        "Starts a coordinated failover from a server to one of its replicas.",
+    ),
+    cmd(
         "role",
         1,
         F::NOSCRIPT.union(F::LOADING).union(F::STALE).union(F::FAST),
@@ -96,6 +108,28 @@ fn sync(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
 /// replication id, `+FULLRESYNC` otherwise (`PSYNC ? -1` asks for that).
 fn psync(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let off = crate::protocol::codec::parse_i64(&argv[2]).ok_or(CmdError::NOT_INTEGER)?;
+    // `PSYNC <replid> <offset> FAILOVER`: our primary hands over (its
+    // FAILOVER found us caught up): we become the primary, then answer
+    // its PSYNC as any other.
+    if argv.len() > 3 && eq_ic(&argv[3], "failover") {
+        tracing::warn!(
+            "Failover request received for replid {}.",
+            String::from_utf8_lossy(&argv[1])
+        );
+        if !ctx.srv.repl.is_replica() {
+            return Err(CmdError::err("PSYNC FAILOVER can't be sent to a master."));
+        }
+        if argv[1].as_ref() != ctx.srv.repl.replid().as_bytes() {
+            return Err(CmdError::err("PSYNC FAILOVER replid must match my replid."));
+        }
+        if crate::server::replica::promote(ctx.srv) {
+            ctx.srv.config.set_replicaof(None);
+        }
+        tracing::info!(
+            "MASTER MODE enabled (failover request from '{}')",
+            ctx.client.info.addr
+        );
+    }
     start_sync(ctx, Some((argv[1].clone(), off)))
 }
 
@@ -103,6 +137,11 @@ fn start_sync(ctx: &mut Ctx<'_>, psync: Option<(Bytes, i64)>) -> CmdResult {
     if ctx.client.info.replica.load(Ordering::Relaxed) {
         // Already a replica link: ignored, as Redis does.
         return Ok(Reply::Raw(Bytes::new()));
+    }
+    if ctx.srv.repl.failing_over() {
+        return Err(CmdError::from_static(
+            "NOMASTERLINK Can't SYNC while failing over",
+        ));
     }
     if ctx.srv.repl.is_replica() && !ctx.srv.repl.master_link_up() {
         return Err(CmdError::from_static(
@@ -164,6 +203,9 @@ fn replconf(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 /// to a primary, keeping its data. SLAVEOF is the old name.
 fn replicaof(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let srv = ctx.srv;
+    if srv.repl.failing_over() {
+        return Err(CmdError::err("REPLICAOF not allowed while failing over."));
+    }
     if eq_ic(&argv[1], "no") && eq_ic(&argv[2], "one") {
         if crate::server::replica::promote(srv) {
             srv.config.set_replicaof(None);
@@ -190,6 +232,107 @@ fn replicaof(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         return Ok(Reply::Status("OK Already connected to specified master"));
     }
     srv.config.set_replicaof(Some((host, port)));
+    Ok(Reply::OK)
+}
+
+/// ```text
+/// FAILOVER [TO host port [FORCE]] [ABORT] [TIMEOUT milliseconds]
+/// ```
+/// A coordinated failover, as Redis 6.2+: writes pause; once a replica
+/// (the one named, or any) acknowledged the whole stream, this server
+/// follows it with `PSYNC <replid> <offset> FAILOVER`, which makes it the
+/// primary, and writes resume (here they get `-READONLY`). TIMEOUT aborts
+/// (or with FORCE and a target, hands over anyway) if none caught up in
+/// time; ABORT cancels, returning to primary if the hand-over started.
+fn failover(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    use crate::server::replica;
+    use crate::server::replication::Failover;
+    let srv = ctx.srv;
+    if argv.len() == 2 && eq_ic(&argv[1], "abort") {
+        if !srv.repl.failing_over() {
+            return Err(CmdError::err("No failover in progress."));
+        }
+        replica::abort_failover(srv, "Failover manually aborted");
+        return Ok(Reply::OK);
+    }
+    let (mut timeout, mut force, mut target) = (0i64, false, None);
+    let mut j = 1;
+    while j < argv.len() {
+        let a = &argv[j];
+        if eq_ic(a, "timeout") && j + 1 < argv.len() && timeout == 0 {
+            timeout =
+                crate::protocol::codec::parse_i64(&argv[j + 1]).ok_or(CmdError::NOT_INTEGER)?;
+            if timeout <= 0 {
+                return Err(CmdError::err("FAILOVER timeout must be greater than 0"));
+            }
+            j += 2;
+        } else if eq_ic(a, "to") && j + 2 < argv.len() && target.is_none() {
+            let port =
+                crate::protocol::codec::parse_i64(&argv[j + 2]).ok_or(CmdError::NOT_INTEGER)?;
+            target = Some((String::from_utf8_lossy(&argv[j + 1]).into_owned(), port));
+            j += 3;
+        } else if eq_ic(a, "force") && !force {
+            force = true;
+            j += 1;
+        } else {
+            return Err(CmdError::SYNTAX);
+        }
+    }
+    if srv.repl.failing_over() {
+        return Err(CmdError::err("FAILOVER already in progress."));
+    }
+    if srv.repl.is_replica() {
+        return Err(CmdError::err(
+            "FAILOVER is not valid when server is a replica.",
+        ));
+    }
+    if srv.repl.count() == 0 {
+        return Err(CmdError::err("FAILOVER requires connected replicas."));
+    }
+    if force && (timeout == 0 || target.is_none()) {
+        return Err(CmdError::err(
+            "FAILOVER with force option requires both a timeout and target HOST and IP.",
+        ));
+    }
+    let target = match target {
+        Some((host, port)) => {
+            let link = u16::try_from(port)
+                .ok()
+                .and_then(|p| srv.repl.find_link(&host, p))
+                .ok_or_else(|| CmdError::err("FAILOVER target HOST and PORT is not a replica."))?;
+            if link.state() != LinkState::Online {
+                return Err(CmdError::err("FAILOVER target replica is not online."));
+            }
+            tracing::info!("FAILOVER requested to {host}:{port}.");
+            Some(MasterAddr {
+                host,
+                port: link.port,
+            })
+        }
+        None => {
+            tracing::info!("FAILOVER requested to any replica.");
+            None
+        }
+    };
+    let Some(arc) = srv.arc() else {
+        return Err(CmdError::err("FAILOVER is not available here"));
+    };
+    *srv.repl.failover.lock() = Some(Failover {
+        target,
+        end_ms: if timeout > 0 {
+            ctx.now + timeout as u64
+        } else {
+            0
+        },
+        force,
+        in_progress: false,
+    });
+    srv.pause.pause(
+        u64::MAX / 2,
+        crate::server::pause::PauseKind::Write,
+        ctx.now,
+    );
+    tokio::spawn(replica::run_failover(arc));
     Ok(Reply::OK)
 }
 

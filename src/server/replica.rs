@@ -109,6 +109,104 @@ pub fn promote(srv: &Server) -> bool {
     true
 }
 
+/// FAILOVER: waits (every 10 ms) until a replica (the named one, or any)
+/// acknowledged the whole stream, then follows it with `PSYNC … FAILOVER`;
+/// at the deadline aborts, or with FORCE hands over anyway. Ends when the
+/// failover is over or aborted.
+pub async fn run_failover(srv: Arc<Server>) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let now = crate::commands::dispatch::unix_ms();
+        let target =
+            {
+                let mut g = srv.repl.failover.lock();
+                let Some(f) = g.as_mut() else {
+                    return;
+                };
+                if f.in_progress {
+                    return;
+                }
+                if f.end_ms != 0 && f.end_ms <= now {
+                    if f.force {
+                        if let Some(t) = f.target.clone() {
+                            tracing::info!(
+                                "FAILOVER to {}:{} time out exceeded, failing over.",
+                                t.host,
+                                t.port
+                            );
+                            f.in_progress = true;
+                            Some(t)
+                        } else {
+                            None
+                        }
+                    } else {
+                        drop(g);
+                        abort_failover(&srv, "Replica never caught up before timeout");
+                        return;
+                    }
+                } else {
+                    let off = srv.repl.offset(&srv);
+                    let synced = |l: &crate::server::replication::Link| {
+                        l.state() == crate::server::replication::LinkState::Online
+                            && l.ack.load(Ordering::Relaxed) == off
+                    };
+                    let caught_up =
+                        match &f.target {
+                            Some(t) => srv
+                                .repl
+                                .find_link(&t.host, t.port)
+                                .filter(|l| synced(l))
+                                .map(|_| t.clone()),
+                            None => srv.repl.links().into_iter().find(|l| synced(l)).map(|l| {
+                                MasterAddr {
+                                    host: l.ip.clone(),
+                                    port: l.port,
+                                }
+                            }),
+                        };
+                    if let Some(t) = &caught_up {
+                        tracing::info!(
+                            "Failover target {}:{} is synced, failing over.",
+                            t.host,
+                            t.port
+                        );
+                        f.target = Some(t.clone());
+                        f.in_progress = true;
+                    }
+                    caught_up
+                }
+            };
+        if let Some(t) = target {
+            follow(&srv, t.clone());
+            srv.config.set_replicaof(Some((t.host, t.port)));
+            return;
+        }
+    }
+}
+
+/// The failover is over (or abandoned): writes resume.
+pub fn clear_failover(srv: &Server) {
+    if srv.repl.failover.lock().take().is_some() {
+        srv.pause.unpause();
+    }
+}
+
+/// FAILOVER ABORT, a timeout, or a target refusing the hand-over: back
+/// to being the primary if this server already followed the target.
+pub fn abort_failover(srv: &Server, why: &str) {
+    let Some(f) = srv.repl.failover.lock().clone() else {
+        return;
+    };
+    match &f.target {
+        Some(t) => tracing::info!("FAILOVER to {}:{} aborted: {why}", t.host, t.port),
+        None => tracing::info!("FAILOVER to any replica aborted: {why}"),
+    }
+    if f.in_progress && promote(srv) {
+        srv.config.set_replicaof(None);
+    }
+    clear_failover(srv);
+}
+
 fn drop_master_client(srv: &Server) {
     if let Some(info) = srv.repl.master_client.lock().take() {
         info.request_kill();
@@ -282,19 +380,28 @@ async fn link(srv: &Arc<Server>, addr: &MasterAddr, gen: u64) -> Result<(), Stri
     // primary that was our replica continues us).
     let ids = repl.ids();
     let from = repl.applied.load(Ordering::Relaxed) + 1;
-    let r = c
-        .call(&[
-            b"PSYNC",
-            ids.replid.as_bytes(),
-            itoa::Buffer::new().format(from).as_bytes(),
-        ])
-        .await;
+    // A FAILOVER hands over: the target becomes the primary on this PSYNC.
+    let handing_over = repl.failover.lock().as_ref().is_some_and(|f| f.in_progress);
+    let from_text = itoa::Buffer::new().format(from).to_string();
+    let mut psync: Vec<&[u8]> = vec![b"PSYNC", ids.replid.as_bytes(), from_text.as_bytes()];
+    if handing_over {
+        psync.push(b"FAILOVER");
+    }
+    let r = c.call(&psync).await;
     let r = match r {
         Ok(r) if r.is_empty() => c.line(true).await?,
         other => other?,
     };
     if !current(srv, gen) {
         return Ok(());
+    }
+    if handing_over {
+        if r.starts_with("+CONTINUE") || r.starts_with("+FULLRESYNC") {
+            clear_failover(srv);
+        } else {
+            abort_failover(srv, "Failover target rejected psync request");
+            return Err(format!("Failover target rejected PSYNC FAILOVER: {r}"));
+        }
     }
     if let Some(rest) = r.strip_prefix("+FULLRESYNC ") {
         let mut it = rest.split_whitespace();

@@ -284,6 +284,21 @@ pub struct MasterAddr {
     pub port: u16,
 }
 
+/// A FAILOVER under way: writes are paused until a replica has the whole
+/// stream, then this server follows it, asking it (`PSYNC … FAILOVER`) to
+/// become the primary.
+#[derive(Debug, Clone)]
+pub struct Failover {
+    /// The replica to hand over to (found once one caught up, if none
+    /// was named).
+    pub target: Option<MasterAddr>,
+    /// Unix ms after which the failover is aborted, or forced (0: never).
+    pub end_ms: u64,
+    pub force: bool,
+    /// `failover-in-progress`: following the target, PSYNC FAILOVER sent.
+    pub in_progress: bool,
+}
+
 /// The replicas and the replication id (INFO, ROLE, WAIT), and the
 /// replica's side: which primary it follows and how its link stands.
 pub struct Replication {
@@ -328,6 +343,8 @@ pub struct Replication {
     pub(crate) own_keys: Mutex<std::collections::HashSet<(usize, Bytes)>>,
     /// Our link to the primary while connected (CLIENT KILL TYPE master).
     pub(crate) master_client: Mutex<Option<Arc<ClientInfo>>>,
+    /// A coordinated failover (FAILOVER) under way, if any.
+    pub(crate) failover: Mutex<Option<Failover>>,
 }
 
 impl Default for Replication {
@@ -359,6 +376,7 @@ impl Default for Replication {
             no_replicas_since_ms: AtomicU64::new(0),
             own_keys: Mutex::new(std::collections::HashSet::new()),
             master_client: Mutex::new(None),
+            failover: Mutex::new(None),
         }
     }
 }
@@ -374,6 +392,29 @@ pub fn random_id() -> String {
 }
 
 impl Replication {
+    /// INFO's `master_failover_state`.
+    pub fn failover_state(&self) -> &'static str {
+        match &*self.failover.lock() {
+            None => "no-failover",
+            Some(f) if f.in_progress => "failover-in-progress",
+            Some(_) => "waiting-for-sync",
+        }
+    }
+
+    /// Is a FAILOVER under way?
+    pub fn failing_over(&self) -> bool {
+        self.failover.lock().is_some()
+    }
+
+    /// The attached replica listening at `host:port`.
+    pub fn find_link(&self, host: &str, port: u16) -> Option<Arc<Link>> {
+        self.links
+            .lock()
+            .iter()
+            .find(|l| l.ip == host && l.port == port)
+            .cloned()
+    }
+
     /// The current replication id.
     pub fn replid(&self) -> String {
         self.ids.read().replid.clone()
@@ -566,7 +607,8 @@ impl Replication {
         let ids = self.ids();
         let _ = write!(
             o,
-            "master_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:{}\r\nmaster_repl_offset:{end}\r\nsecond_repl_offset:{}\r\nrepl_backlog_active:{active}\r\nrepl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:{first}\r\nrepl_backlog_histlen:{hist}\r\n",
+            "master_failover_state:{}\r\nmaster_replid:{}\r\nmaster_replid2:{}\r\nmaster_repl_offset:{end}\r\nsecond_repl_offset:{}\r\nrepl_backlog_active:{active}\r\nrepl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:{first}\r\nrepl_backlog_histlen:{hist}\r\n",
+            self.failover_state(),
             ids.replid,
             ids.replid2,
             ids.second_off,
