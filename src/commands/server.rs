@@ -1286,13 +1286,7 @@ fn debug_loadaof(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
     let srv = ctx.srv;
     crate::persistence::snapshot::flush_aof(srv)
         .map_err(|e| CmdError::err(format!("Error flushing the AOF: {e}")))?;
-    let dir = crate::persistence::snapshot::aof_dir(srv);
-    let mpath = dir.join(crate::persistence::aof::manifest_name(
-        &srv.config.appendfilename(),
-    ));
-    let manifest = std::fs::read_to_string(&mpath)
-        .map_err(|e| format!("{}: {e}", mpath.display()))
-        .and_then(|t| crate::persistence::aof::Manifest::parse(&t))
+    let (dir, manifest) = crate::persistence::snapshot::aof_manifest_on_disk(srv)
         .map_err(|e| CmdError::err(format!("Error reading the AOF manifest: {e}")))?;
     srv.keyspace.clear_all();
     srv.functions.flush();

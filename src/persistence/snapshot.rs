@@ -153,6 +153,16 @@ pub fn loader_client() -> Client {
 /// moved in as the base) followed by commands, as Redis reads them; a
 /// truncated tail is tolerated (per `aof-load-truncated`) only in the last
 /// file.
+/// The AOF directory and its manifest as on disk now.
+pub fn aof_manifest_on_disk(srv: &Server) -> Result<(PathBuf, Manifest), String> {
+    let dir = aof_dir(srv);
+    let mpath = dir.join(aof::manifest_name(&srv.config.appendfilename()));
+    let m = std::fs::read_to_string(&mpath)
+        .map_err(|e| format!("{}: {e}", mpath.display()))
+        .and_then(|t| Manifest::parse(&t))?;
+    Ok((dir, m))
+}
+
 pub fn load_aof(srv: &Server, dir: &Path, m: &Manifest) -> Result<u64, String> {
     let _no_expiry = crate::storage::suspend_expiry();
     let mut client = loader_client();

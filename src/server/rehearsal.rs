@@ -295,13 +295,7 @@ pub fn reload_as_restart(srv: &Arc<Server>) -> Result<(), String> {
         if srv.feed.aof_active() {
             // What the AOF holds on disk is what a restart replays.
             snapshot::flush_aof(srv).map_err(|e| format!("flushing the AOF: {e}"))?;
-            let dir = snapshot::aof_dir(srv);
-            let mpath = dir.join(crate::persistence::aof::manifest_name(
-                &srv.config.appendfilename(),
-            ));
-            let manifest = std::fs::read_to_string(&mpath)
-                .map_err(|e| format!("{}: {e}", mpath.display()))
-                .and_then(|t| crate::persistence::aof::Manifest::parse(&t))?;
+            let (dir, manifest) = snapshot::aof_manifest_on_disk(srv)?;
             srv.keyspace.clear_all();
             srv.functions.flush();
             snapshot::load_aof(srv, &dir, &manifest).map(|_| ())
