@@ -136,7 +136,7 @@
 //! `active-defrag-cycle-min`, `active-defrag-cycle-max`,
 //! `active-defrag-max-scan-fields`,
 //! `list-max-listpack-size`, `list-compress-depth`,
-//! `shutdown-timeout`, `shutdown-on-sigint`, `shutdown-on-sigterm`,
+//! `shutdown-on-sigint`, `shutdown-on-sigterm`,
 //! `metrics-port`.
 //! <!-- /no-effect-list -->
 //!
