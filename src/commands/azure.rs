@@ -170,9 +170,8 @@ fn reboot(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             let srv2 = srv.clone();
             tokio::spawn(async move {
                 let t0 = tokio::time::Instant::now();
-                let s3 = srv2.clone();
                 let _ =
-                    tokio::task::spawn_blocking(move || rehearsal::reload_as_restart(&s3)).await;
+                    tokio::task::spawn_blocking(move || rehearsal::reload_as_restart(&srv2)).await;
                 let left = std::time::Duration::from_millis(downtime).saturating_sub(t0.elapsed());
                 rehearsal::reopen_after(slot, left.as_millis() as u64).await;
             });

@@ -148,11 +148,6 @@ pub fn loader_client() -> Client {
     c
 }
 
-/// Replays the files of an AOF manifest into the keyspace. Every file may
-/// start with an RDB (an RDB base, or the preamble of a Redis 4-6 AOF
-/// moved in as the base) followed by commands, as Redis reads them; a
-/// truncated tail is tolerated (per `aof-load-truncated`) only in the last
-/// file.
 /// The AOF directory and its manifest as on disk now.
 pub fn aof_manifest_on_disk(srv: &Server) -> Result<(PathBuf, Manifest), String> {
     let dir = aof_dir(srv);
@@ -163,6 +158,11 @@ pub fn aof_manifest_on_disk(srv: &Server) -> Result<(PathBuf, Manifest), String>
     Ok((dir, m))
 }
 
+/// Replays the files of an AOF manifest into the keyspace. Every file may
+/// start with an RDB (an RDB base, or the preamble of a Redis 4-6 AOF
+/// moved in as the base) followed by commands, as Redis reads them; a
+/// truncated tail is tolerated (per `aof-load-truncated`) only in the last
+/// file.
 pub fn load_aof(srv: &Server, dir: &Path, m: &Manifest) -> Result<u64, String> {
     let _no_expiry = crate::storage::suspend_expiry();
     let mut client = loader_client();
@@ -770,14 +770,11 @@ pub fn load_rdb_at_boot(srv: &Server) -> Result<(), String> {
         return Ok(());
     }
     let t0 = std::time::Instant::now();
+    let follows = srv.config.replicaof().is_some();
     let s = {
         // A replica keeps keys already past their deadline, as Redis's
         // does: its primary's DELs follow.
-        let _keep = srv
-            .config
-            .replicaof()
-            .is_some()
-            .then(crate::storage::apply_as_master);
+        let _keep = follows.then(crate::storage::apply_as_master);
         load_rdb_file(srv, &path, Dup::Replace)?
     };
     tracing::info!(
@@ -787,8 +784,8 @@ pub fn load_rdb_at_boot(srv: &Server) -> Result<(), String> {
         s.expired_skipped
     );
     if let Some(r) = ReplAux::from_aux(&s.aux) {
-        restore_repl_position(srv, r);
-        if srv.config.replicaof().is_none() {
+        restore_repl_position(srv, r, follows);
+        if !follows {
             // Replicas that continue this history still hold the keys that
             // expired while it was down: they are told to delete them (as
             // Redis 7.0 does; too many for the backlog means a full resync).
@@ -812,7 +809,7 @@ pub fn load_rdb_at_boot(srv: &Server) -> Result<(), String> {
 /// starts a new history whose previous id is the file's, valid up to its
 /// offset, with an empty backlog there, so its replicas continue without
 /// a full resync.
-fn restore_repl_position(srv: &Server, r: ReplAux) {
+fn restore_repl_position(srv: &Server, r: ReplAux, follows: bool) {
     let repl = &srv.repl;
     tracing::info!(
         "Replication position restored from the RDB file: id {}, offset {}",
@@ -821,13 +818,12 @@ fn restore_repl_position(srv: &Server, r: ReplAux) {
     );
     let limit = srv.config.repl_backlog_size() as usize;
     srv.feed.reset_backlog(r.offset, limit);
-    if srv.config.replicaof().is_some() {
-        repl.adopt_id(r.replid);
+    repl.adopt_id(r.replid);
+    if follows {
         repl.applied.store(r.offset, Ordering::Relaxed);
         repl.master_db
             .store(r.stream_db as usize, Ordering::Relaxed);
     } else {
-        repl.adopt_id(r.replid);
         repl.shift_id(crate::server::replication::random_id(), r.offset);
         repl.no_replicas_since_ms
             .store(crate::commands::dispatch::unix_ms(), Ordering::Relaxed);

@@ -276,10 +276,8 @@ pub async fn run_maintenance(slot: Slot, plan: Plan) {
 
 /// Reopens after a reboot's downtime and releases the slot.
 pub async fn reopen_after(slot: Slot, downtime_ms: u64) {
-    let srv = slot.0.clone();
     tokio::time::sleep(Duration::from_millis(downtime_ms)).await;
-    srv.rehearsal.reopen();
-    drop(slot);
+    slot.0.rehearsal.reopen();
 }
 
 /// Both nodes of the cache restarted: the dataset becomes what a restart

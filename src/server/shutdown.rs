@@ -47,15 +47,14 @@ pub struct State {
     in_progress: AtomicBool,
     /// A signal received while the cron is paused, not yet acted upon.
     pending: Mutex<Option<(SF, &'static str)>>,
-    /// An attempt is waiting for its replicas (`shutdown-timeout`).
-    waiting: AtomicBool,
     /// Bumped by SHUTDOWN ABORT: an attempt waiting for its replicas, or
     /// queued behind one, that started under an older value gives up.
     abort_gen: AtomicU64,
     /// SHUTDOWN commands waiting (INFO `blocked_clients`, as Redis counts
     /// them).
     pub blocked: AtomicU64,
-    /// When that wait gives up (unix ms; 0 when not waiting).
+    /// When an attempt waiting for its replicas (`shutdown-timeout`)
+    /// gives up (unix ms; 0 when none is waiting).
     wait_until_ms: AtomicU64,
 }
 
@@ -92,8 +91,8 @@ impl State {
     /// SHUTDOWN ABORT: cancels a shutdown that has not started yet, or
     /// one still waiting for its replicas.
     pub fn abort(&self) -> bool {
-        let waiting =
-            self.waiting.load(Ordering::SeqCst) || self.blocked.load(Ordering::SeqCst) > 0;
+        let waiting = self.wait_until_ms.load(Ordering::SeqCst) != 0
+            || self.blocked.load(Ordering::SeqCst) > 0;
         if waiting {
             self.abort_gen.fetch_add(1, Ordering::SeqCst);
         }
@@ -156,7 +155,6 @@ fn wait_for_replicas(srv: &Server, gen: u64) -> bool {
     tracing::info!("Waiting for replicas before shutting down.");
     srv.pause
         .pause(deadline + 1000, super::pause::PauseKind::Write, now);
-    srv.shutdown.waiting.store(true, Ordering::SeqCst);
     srv.shutdown
         .wait_until_ms
         .store(deadline.max(1), Ordering::SeqCst);
@@ -172,9 +170,7 @@ fn wait_for_replicas(srv: &Server, gen: u64) -> bool {
         if srv.shutdown.abort_gen.load(Ordering::SeqCst) != gen {
             break false;
         }
-        let n = srv.repl.count();
-        if srv.repl.acked(target) as usize >= n {
-            tracing::info!("{n} of {n} replicas are in sync when shutting down.");
+        if srv.repl.acked(target) as usize >= srv.repl.count() {
             break true;
         }
         if unix_ms() >= deadline {
@@ -190,11 +186,6 @@ fn wait_for_replicas(srv: &Server, gen: u64) -> bool {
                     );
                 }
             }
-            tracing::info!(
-                "{} of {} replicas are in sync when shutting down.",
-                srv.repl.acked(target),
-                srv.repl.count()
-            );
             break true;
         }
         if asked.elapsed() >= Duration::from_secs(1) {
@@ -203,7 +194,13 @@ fn wait_for_replicas(srv: &Server, gen: u64) -> bool {
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    srv.shutdown.waiting.store(false, Ordering::SeqCst);
+    if ok {
+        tracing::info!(
+            "{} of {} replicas are in sync when shutting down.",
+            srv.repl.acked(target),
+            srv.repl.count()
+        );
+    }
     srv.shutdown.wait_until_ms.store(0, Ordering::SeqCst);
     ok
 }
