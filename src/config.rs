@@ -110,9 +110,8 @@
 //! name here.
 //!
 //! <!-- no-effect-list -->
-//! `tls-client-cert-file`, `tls-client-key-file`, `tls-client-key-file-pass`,
 //! `tls-dh-params-file`,
-//! `tls-replication`, `tls-cluster`,
+//! `tls-cluster`,
 //! `tls-session-cache-timeout`,
 //! `syslog-enabled`, `syslog-ident`,
 //! `syslog-facility`, `set-proc-title`,
@@ -902,10 +901,10 @@ params! {
     tls_key_file "tls-key-file" = nullable().volatile() => Option<String>;
     tls_key_file_pass "tls-key-file-pass" = nullable() => Option<String>;
     tls_client_cert_file "tls-client-cert-file" =
-        nullable().volatile().no_effect() => Option<String>;
+        nullable().volatile() => Option<String>;
     tls_client_key_file "tls-client-key-file" =
-        nullable().volatile().no_effect() => Option<String>;
-    tls_client_key_file_pass "tls-client-key-file-pass" = nullable().no_effect() => Option<String>;
+        nullable().volatile() => Option<String>;
+    tls_client_key_file_pass "tls-client-key-file-pass" = nullable() => Option<String>;
     tls_dh_params_file "tls-dh-params-file" = nullable().volatile().no_effect() => Option<String>;
     tls_ca_cert_file "tls-ca-cert-file" = nullable().volatile() => Option<String>;
     tls_ca_cert_dir "tls-ca-cert-dir" = nullable().volatile() => Option<String>;
@@ -916,7 +915,7 @@ params! {
     tls_ciphers "tls-ciphers" = nullable() => Option<String>;
     tls_ciphersuites "tls-ciphersuites" = nullable() => Option<String>;
     tls_prefer_server_ciphers "tls-prefer-server-ciphers" = boolean("no") => bool;
-    tls_replication "tls-replication" = boolean("no").no_effect() => bool;
+    tls_replication "tls-replication" = boolean("no") => bool;
     tls_cluster "tls-cluster" = boolean("no").no_effect() => bool;
     tls_session_caching "tls-session-caching" = boolean("yes") => bool;
     tls_session_cache_size "tls-session-cache-size" =

@@ -6,7 +6,8 @@
 //! Files written (keys are PKCS#8 PEM, ECDSA P-256, mode 0600 on Unix):
 //! * `ca.crt`, `ca.key` — the development CA (trust `ca.crt` in clients);
 //! * `server.crt`, `server.key` — the server certificate (`tls-cert-file`,
-//!   `tls-key-file`), valid for localhost, 127.0.0.1 and ::1;
+//!   `tls-key-file`), valid for localhost, 127.0.0.1 and ::1, and usable as
+//!   a client certificate too (a replica's link with `tls-replication yes`);
 //! * `client.crt`, `client.key` — a client certificate signed by the same CA,
 //!   for trying `tls-auth-clients yes`.
 //!
@@ -98,7 +99,7 @@ pub fn generate(dir: &Path) -> Result<DevCert, String> {
     let ca_cert = ca.self_signed(&ca_key).map_err(err)?;
 
     // Leaf validity stays under 825 days (some TLS stacks refuse longer).
-    let leaf = |cn: &str, sans: Vec<String>, eku: ExtendedKeyUsagePurpose| {
+    let leaf = |cn: &str, sans: Vec<String>, eku: Vec<ExtendedKeyUsagePurpose>| {
         let key = KeyPair::generate().map_err(err)?;
         let mut p = CertificateParams::new(sans).map_err(err)?;
         p.distinguished_name = dn(cn);
@@ -107,7 +108,7 @@ pub fn generate(dir: &Path) -> Result<DevCert, String> {
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyEncipherment,
         ];
-        p.extended_key_usages = vec![eku];
+        p.extended_key_usages = eku;
         p.use_authority_key_identifier_extension = true;
         p.not_before = rcgen::date_time_ymd(year, 1, 1);
         p.not_after = rcgen::date_time_ymd(year + 2, 1, 1);
@@ -117,12 +118,17 @@ pub fn generate(dir: &Path) -> Result<DevCert, String> {
     let (server_cert, server_key) = leaf(
         "localhost",
         vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
-        ExtendedKeyUsagePurpose::ServerAuth,
+        // Client use too: a replica presents its own `tls-cert-file` to
+        // its primary when `tls-client-cert-file` is not set, as Redis does.
+        vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ],
     )?;
     let (client_cert, client_key) = leaf(
         "cinnabar-client",
         vec!["cinnabar-client".into()],
-        ExtendedKeyUsagePurpose::ClientAuth,
+        vec![ExtendedKeyUsagePurpose::ClientAuth],
     )?;
 
     write_file(&dir.join("ca.crt"), &ca_cert.pem(), false)?;

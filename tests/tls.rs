@@ -679,3 +679,302 @@ async fn redis_cli_over_tls() {
         "{out:?}"
     );
 }
+
+/// INFO replication's `master_link_status` through a TLS connection.
+async fn link_status(c: &mut Conn) -> String {
+    let info = c.cmd(&["INFO", "replication"]).await;
+    info.lines()
+        .find_map(|l| l.strip_prefix("master_link_status:"))
+        .unwrap_or("")
+        .trim()
+        .to_string()
+}
+
+/// Polls until the replica's link is up (or 15 s pass).
+async fn wait_link_up(c: &mut Conn) -> bool {
+    for _ in 0..150 {
+        if link_status(c).await == "up" {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// Polls `GET key` until it answers `want` (or 10 s pass).
+async fn wait_value(c: &mut Conn, key: &str, want: &str) -> String {
+    let mut got = String::new();
+    for _ in 0..100 {
+        got = c.cmd(&["GET", key]).await;
+        if got == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    got
+}
+
+/// The TLS arguments with client certificates required.
+fn tls_args_auth(dir: &Path) -> Vec<String> {
+    let mut a = tls_args(dir);
+    let n = a.len();
+    a[n - 1] = "yes".into();
+    a
+}
+
+#[tokio::test]
+async fn replication_over_tls_between_cinnabar_servers() {
+    let certs = tempfile::tempdir().unwrap();
+    dev_cert(certs.path());
+    // The primary as in Azure: TLS only, and here client certificates
+    // required, so the replica must present its own (its tls-cert-file).
+    let primary = start(&refs(&tls_args_auth(certs.path())));
+    let mut pc = connect(
+        primary.tls,
+        certs.path(),
+        Opts {
+            client_cert: Some(certs.path()),
+            ..Opts::default()
+        },
+    )
+    .await;
+    assert_eq!(pc.cmd(&["SET", "before", "1"]).await, "+OK");
+    let mut args = tls_args(certs.path());
+    let port = primary.tls.port().to_string();
+    args.extend(
+        [
+            "--tls-replication",
+            "yes",
+            "--replicaof",
+            "127.0.0.1",
+            &port,
+        ]
+        .map(String::from),
+    );
+    let replica = start(&refs(&args));
+    let mut rc = connect(replica.tls, certs.path(), Opts::default()).await;
+    assert!(wait_link_up(&mut rc).await, "link did not come up over TLS");
+    // The full sync carried the data, the stream carries new writes.
+    assert_eq!(rc.cmd(&["GET", "before"]).await, "1");
+    assert_eq!(pc.cmd(&["SET", "after", "2"]).await, "+OK");
+    assert_eq!(pc.cmd(&["INCR", "after"]).await, ":3");
+    assert_eq!(wait_value(&mut rc, "after", "3").await, "3");
+    // The primary lists the replica under the port it announced: its
+    // tls-port (configured 6380; the test harness binds an ephemeral one).
+    let info = pc.cmd(&["INFO", "replication"]).await;
+    assert!(info.contains("connected_slaves:1"), "{info}");
+    assert!(
+        info.contains("slave0:ip=127.0.0.1,port=6380,state=online"),
+        "{info}"
+    );
+
+    // A replica that does not trust the primary's CA never links, and
+    // says why.
+    let other = tempfile::tempdir().unwrap();
+    dev_cert(other.path());
+    let mut args = tls_args(other.path());
+    args.extend(
+        [
+            "--tls-replication",
+            "yes",
+            "--replicaof",
+            "127.0.0.1",
+            &port,
+        ]
+        .map(String::from),
+    );
+    let stranger = start(&refs(&args));
+    let mut sc = connect(stranger.tls, other.path(), Opts::default()).await;
+    let mut logged = false;
+    for _ in 0..50 {
+        logged = stranger
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("TLS handshake with the MASTER failed"));
+        if logged {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(logged, "the failed handshake is logged");
+    assert_eq!(link_status(&mut sc).await, "down");
+    assert_eq!(sc.cmd(&["GET", "before"]).await, "(nil)");
+}
+
+/// A redis-server child with TLS (plain port too, for reading it), killed
+/// on drop; `None` when redis-server is missing or built without TLS.
+struct RedisTls {
+    child: Child,
+    port: u16,
+    tls: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for RedisTls {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn redis_tls(certs: &Path, extra: &[&str]) -> Option<RedisTls> {
+    let (port, tls) = (free_port(), free_port());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let child = Command::new("redis-server")
+        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args(["--port", &port.to_string(), "--tls-port", &tls.to_string()])
+        .args(["--tls-cert-file", &p(certs, "server.crt")])
+        .args(["--tls-key-file", &p(certs, "server.key")])
+        .args(["--tls-ca-cert-file", &p(certs, "ca.crt")])
+        .arg("--dir")
+        .arg(dir.path())
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let mut r = RedisTls {
+        child,
+        port,
+        tls,
+        _dir: dir,
+    };
+    for _ in 0..100 {
+        if let Ok(Some(_)) = r.child.try_wait() {
+            return None; // built without TLS: it refuses tls-port
+        }
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some(r);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+/// A plain RESP command to a redis-server's plain port.
+async fn plain_cmd(port: u16, args: &[&str]) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let mut v = format!("*{}\r\n", args.len());
+    for a in args {
+        v.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    s.write_all(v.as_bytes()).await.expect("write");
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("reply in time")
+            .expect("read");
+        out.extend_from_slice(&buf[..n]);
+        if n == 0 || out.ends_with(b"\r\n") {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn replication_over_tls_with_redis_server_both_ways() {
+    let certs = tempfile::tempdir().unwrap();
+    dev_cert(certs.path());
+    // redis-server primary (client certificates required), Cinnabar replica.
+    let Some(rp) = redis_tls(certs.path(), &["--tls-auth-clients", "yes"]) else {
+        eprintln!("redis-server with TLS not available; skipped");
+        return;
+    };
+    assert!(plain_cmd(rp.port, &["SET", "k", "from-redis"])
+        .await
+        .contains("OK"));
+    let mut args = tls_args(certs.path());
+    let rp_tls = rp.tls.to_string();
+    args.extend(
+        [
+            "--tls-replication",
+            "yes",
+            "--replicaof",
+            "127.0.0.1",
+            &rp_tls,
+        ]
+        .map(String::from),
+    );
+    let replica = start(&refs(&args));
+    let mut rc = connect(replica.tls, certs.path(), Opts::default()).await;
+    assert!(wait_link_up(&mut rc).await, "no TLS link to redis-server");
+    assert_eq!(rc.cmd(&["GET", "k"]).await, "from-redis");
+    assert!(plain_cmd(rp.port, &["RPUSH", "l", "a", "b"])
+        .await
+        .contains(":2"));
+    let mut got = String::new();
+    for _ in 0..100 {
+        got = rc.cmd(&["LRANGE", "l", "0", "-1"]).await;
+        if got == "[a,b]" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(got, "[a,b]");
+
+    // Cinnabar primary, TLS only with client certificates required;
+    // redis-server replica presenting its tls-cert-file.
+    let primary = start(&refs(&tls_args_auth(certs.path())));
+    let mut pc = connect(
+        primary.tls,
+        certs.path(),
+        Opts {
+            client_cert: Some(certs.path()),
+            ..Opts::default()
+        },
+    )
+    .await;
+    assert_eq!(pc.cmd(&["SET", "k", "from-cinnabar"]).await, "+OK");
+    let pport = primary.tls.port().to_string();
+    let Some(rr) = redis_tls(
+        certs.path(),
+        &[
+            "--tls-auth-clients",
+            "no",
+            "--tls-replication",
+            "yes",
+            "--replicaof",
+            "127.0.0.1",
+            &pport,
+        ],
+    ) else {
+        panic!("redis-server with TLS started once but not twice");
+    };
+    let mut got = String::new();
+    for _ in 0..150 {
+        got = plain_cmd(rr.port, &["GET", "k"]).await;
+        if got.contains("from-cinnabar") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(got.contains("from-cinnabar"), "{got}");
+    assert_eq!(pc.cmd(&["HSET", "h", "f", "v"]).await, ":1");
+    for _ in 0..100 {
+        got = plain_cmd(rr.port, &["HGET", "h", "f"]).await;
+        if got.contains("v") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(got, "$1\r\nv\r\n");
+    let info = pc.cmd(&["INFO", "replication"]).await;
+    assert!(
+        info.contains(&format!("slave0:ip=127.0.0.1,port={},state=online", rr.tls)),
+        "{info}"
+    );
+}

@@ -37,7 +37,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::connection::client::Client;
@@ -255,9 +255,13 @@ async fn run(srv: Arc<Server>, addr: MasterAddr, gen: u64) {
     }
 }
 
+/// The link's byte stream: TCP, or TLS over it (`tls-replication yes`).
+trait LinkIo: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> LinkIo for T {}
+
 /// A connection to the primary with a read buffer.
 struct Conn {
-    sock: TcpStream,
+    sock: Box<dyn LinkIo>,
     buf: BytesMut,
     timeout: Duration,
 }
@@ -323,6 +327,21 @@ async fn link(srv: &Arc<Server>, addr: &MasterAddr, gen: u64) -> Result<(), Stri
     let _ = sock.set_nodelay(true);
     let local = sock.local_addr().ok();
     let peer = sock.peer_addr().ok();
+    let sock: Box<dyn LinkIo> = if srv.config.tls_replication() {
+        let cc = crate::server::tls::client_config(&srv.config)
+            .map_err(|e| format!("TLS replication is misconfigured: {e}"))?;
+        let name = crate::server::tls::server_name(&addr.host);
+        let tls = tokio::time::timeout(
+            timeout,
+            tokio_rustls::TlsConnector::from(cc).connect(name, sock),
+        )
+        .await
+        .map_err(|_| "Timeout connecting to the MASTER...".to_string())?
+        .map_err(|e| format!("TLS handshake with the MASTER failed: {e}"))?;
+        Box::new(tls)
+    } else {
+        Box::new(sock)
+    };
     tracing::info!("MASTER <-> REPLICA sync started");
     repl.link_state
         .store(MasterLinkState::Handshake as u8, Ordering::Relaxed);
@@ -349,7 +368,10 @@ async fn link(srv: &Arc<Server>, addr: &MasterAddr, gen: u64) -> Result<(), Stri
             return Err(format!("Unable to AUTH to MASTER: {r}"));
         }
     }
+    // The port replicas of ours would be reached on: over TLS when our
+    // links use it (as Redis announces `tls-port` then).
     let port = match srv.config.replica_announce_port() {
+        0 if srv.config.tls_replication() && srv.config.tls_port() != 0 => srv.config.tls_port(),
         0 => srv.bound.lock().first().map_or_else(
             || srv.config.port().max(srv.config.tls_port()),
             |a| a.port(),

@@ -1,4 +1,5 @@
-//! TLS for `tls-port`: builds a rustls [`ServerConfig`] from the `tls-*`
+//! TLS for `tls-port` (and, with `tls-replication yes`, a replica's link to
+//! its primary: [`client_config`]): builds a rustls [`ServerConfig`] from the `tls-*`
 //! parameters and keeps it in an [`ArcSwapOption`] so `CONFIG SET
 //! tls-cert-file …` can swap in a new one atomically. Every handshake loads
 //! the current config; connections already established keep the one they
@@ -24,10 +25,15 @@ use std::io::BufReader;
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::{NoServerSessionStorage, ServerSessionMemoryCache, WebPkiClientVerifier};
-use rustls::{RootCertStore, ServerConfig, SupportedCipherSuite};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig,
+    SignatureScheme, SupportedCipherSuite,
+};
 
 use crate::config::{Config, TlsAuthClients};
 
@@ -257,21 +263,11 @@ fn load_roots(cfg: &Config) -> Result<Option<RootCertStore>, String> {
     Ok(Some(roots))
 }
 
-/// Builds the server config from the current `tls-*` parameters. Errors
-/// name the parameter or file at fault.
-pub fn build(cfg: &Config) -> Result<Arc<ServerConfig>, String> {
-    let cert_file = cfg
-        .tls_cert_file()
-        .filter(|s| !s.is_empty())
-        .ok_or("tls-port is set but tls-cert-file is not")?;
-    let key_file = cfg
-        .tls_key_file()
-        .filter(|s| !s.is_empty())
-        .ok_or("tls-port is set but tls-key-file is not")?;
-    if cfg.tls_key_file_pass().is_some_and(|p| !p.is_empty()) {
-        return Err("tls-key-file-pass is not supported: use an unencrypted private key".into());
-    }
-
+/// The crypto provider (cipher suites per `tls-ciphersuites` and
+/// `tls-ciphers`) and protocol versions (per `tls-protocols`) that both the
+/// listener and the replication client use.
+type Versions = Vec<&'static rustls::SupportedProtocolVersion>;
+fn provider_and_versions(cfg: &Config) -> Result<(Arc<CryptoProvider>, Versions), String> {
     // Protocol versions: TLS 1.2 and 1.3 only, whatever is asked.
     let (mut v12, mut v13) = (true, true);
     if let Some(p) = cfg.tls_protocols().filter(|p| !p.trim().is_empty()) {
@@ -332,6 +328,26 @@ pub fn build(cfg: &Config) -> Result<Arc<ServerConfig>, String> {
         ..base
     });
 
+    Ok((provider, versions))
+}
+
+/// Builds the server config from the current `tls-*` parameters. Errors
+/// name the parameter or file at fault.
+pub fn build(cfg: &Config) -> Result<Arc<ServerConfig>, String> {
+    let cert_file = cfg
+        .tls_cert_file()
+        .filter(|s| !s.is_empty())
+        .ok_or("tls-port is set but tls-cert-file is not")?;
+    let key_file = cfg
+        .tls_key_file()
+        .filter(|s| !s.is_empty())
+        .ok_or("tls-port is set but tls-key-file is not")?;
+    if cfg.tls_key_file_pass().is_some_and(|p| !p.is_empty()) {
+        return Err("tls-key-file-pass is not supported: use an unencrypted private key".into());
+    }
+
+    let (provider, versions) = provider_and_versions(cfg)?;
+
     let certs = load_certs(&cert_file, "certificate")?;
     let key = load_key(&key_file)?;
 
@@ -372,6 +388,107 @@ pub fn build(cfg: &Config) -> Result<Arc<ServerConfig>, String> {
         sc.send_tls13_tickets = 0;
     }
     Ok(Arc::new(sc))
+}
+
+/// The client side, for `tls-replication yes`: a replica's connection to
+/// its primary. The primary's certificate chain must verify against
+/// `tls-ca-cert-file`/`tls-ca-cert-dir`; its host name is not checked, as
+/// Redis (OpenSSL's peer verification without a host check) does not, so a
+/// primary named by IP address works with a certificate for its DNS name.
+/// The client certificate is `tls-client-cert-file`/`tls-client-key-file`,
+/// else `tls-cert-file`/`tls-key-file` (as Redis), else none.
+pub fn client_config(cfg: &Config) -> Result<Arc<ClientConfig>, String> {
+    if cfg
+        .tls_client_key_file_pass()
+        .is_some_and(|p| !p.is_empty())
+    {
+        return Err(
+            "tls-client-key-file-pass is not supported: use an unencrypted private key".into(),
+        );
+    }
+    let (provider, versions) = provider_and_versions(cfg)?;
+    let roots = load_roots(cfg)?.ok_or(
+        "tls-replication needs tls-ca-cert-file or tls-ca-cert-dir to verify the primary's certificate",
+    )?;
+    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| format!("TLS server verifier error: {e}"))?;
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&versions)
+        .map_err(|e| format!("TLS configuration error: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(ChainOnly(webpki)));
+    let nonempty = |v: Option<String>| v.filter(|s| !s.is_empty());
+    let pair = match (
+        nonempty(cfg.tls_client_cert_file()),
+        nonempty(cfg.tls_client_key_file()),
+    ) {
+        (Some(c), Some(k)) => Some((c, k)),
+        _ => nonempty(cfg.tls_cert_file()).zip(nonempty(cfg.tls_key_file())),
+    };
+    let cc = match pair {
+        Some((cert, key)) => builder
+            .with_client_auth_cert(load_certs(&cert, "certificate")?, load_key(&key)?)
+            .map_err(|e| {
+                format!("Failed to use client certificate '{cert}' with private key '{key}': {e}")
+            })?,
+        None => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(cc))
+}
+
+/// The name to present (SNI) for a primary at `host`.
+pub fn server_name(host: &str) -> ServerName<'static> {
+    ServerName::try_from(host.to_string())
+        .unwrap_or_else(|_| ServerName::try_from("localhost").expect("a valid DNS name"))
+}
+
+/// Verifies the chain (and signatures) with webpki, but not that the
+/// certificate names the host: see [`client_config`].
+#[derive(Debug)]
+struct ChainOnly(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
 }
 
 #[cfg(test)]
