@@ -122,8 +122,9 @@
 //! `rdb-del-sync-files`,
 //! `loading-process-events-interval-bytes`, `sanitize-dump-payload`,
 //! `no-appendfsync-on-rewrite`,
-//! `aof-disable-auto-gc`, `repl-diskless-sync`,
-//! `repl-diskless-sync-delay`, `repl-diskless-sync-max-replicas`,
+//! `aof-disable-auto-gc`,
+//! `repl-diskless-sync-delay`, `repl-diskless-sync-max-replicas` (each
+//! replica gets a snapshot of its own, so there is nothing to wait for),
 //! `repl-diskless-load`,
 //! `repl-disable-tcp-nodelay`,
 //! `replica-lazy-flush`,
@@ -1001,7 +1002,7 @@ params! {
         boolean("yes").alias("slave-serve-stale-data") => bool;
     replica_read_only "replica-read-only" =
         boolean("yes").alias("slave-read-only") => bool;
-    repl_diskless_sync "repl-diskless-sync" = boolean("yes").no_effect() => bool;
+    repl_diskless_sync "repl-diskless-sync" = boolean("yes") => bool;
     repl_diskless_sync_delay "repl-diskless-sync-delay" = int(0, INT_MAX, "5").no_effect() => u64;
     repl_diskless_sync_max_replicas "repl-diskless-sync-max-replicas" =
         int(0, INT_MAX, "0").no_effect() => u64;

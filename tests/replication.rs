@@ -10,7 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::diff::RedisRef;
-use common::{info_field, resp, Raw, TestServer};
+use common::{config_set, info_field, resp, Raw, TestServer};
 use redis::AsyncCommands;
 
 /// Reads one `\r\n`-terminated line from a raw link (skipping the bare
@@ -208,6 +208,71 @@ async fn psync_full_then_stream_then_partial_resync_and_wait() {
 /// The old SYNC (what Redis's test suite uses to watch propagation): the
 /// RDB straight away, then the stream, with deterministic forms of
 /// relative expirations and MULTI/EXEC around transactions.
+#[tokio::test]
+async fn diskless_full_sync_streams_the_snapshot_and_waits_for_the_ack() {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    let _: () = c.set("before", "1").await.unwrap();
+
+    // A replica that reads `$EOF:` gets the snapshot with no length, ended
+    // by the 40-byte mark (repl-diskless-sync is yes by default, as Redis 7).
+    let mut link = srv.raw().await;
+    link.send(b"REPLCONF listening-port 7778 capa eof capa psync2\r\n")
+        .await;
+    assert_eq!(line(&mut link).await, "+OK\r\n");
+    link.send(b"PSYNC ? -1\r\n").await;
+    let full = line(&mut link).await;
+    let start: u64 = full
+        .trim_end()
+        .rsplit(' ')
+        .next()
+        .and_then(|o| o.parse().ok())
+        .unwrap_or_else(|| panic!("{full:?}"));
+    let head = line(&mut link).await;
+    let mark = head
+        .trim_end()
+        .strip_prefix("$EOF:")
+        .unwrap_or_else(|| panic!("not a diskless header: {head:?}"))
+        .to_string();
+    assert_eq!(mark.len(), 40);
+    let body = link.read_until(mark.as_bytes()).await;
+    assert!(
+        body.ends_with(mark.as_bytes()),
+        "the mark ends the snapshot"
+    );
+    let rdb = &body[..body.len() - 40];
+    assert!(rdb.starts_with(b"REDIS0"), "not an RDB");
+    assert_eq!(rdb[rdb.len() - 9], 0xFF, "ends with EOF and checksum");
+    assert!(rdb.windows(6).any(|w| w == b"before"));
+
+    // The stream waits for the replica's first acknowledgement (it finds
+    // the snapshot's end by the mark, so nothing may follow it unasked).
+    let _: () = c.set("k2", "v2").await.unwrap();
+    let slave0 = info_field(&mut c, "replication", "slave0").await;
+    assert!(slave0.contains("state=send_bulk"), "{slave0}");
+    link.send(format!("REPLCONF ACK {start}\r\n").as_bytes())
+        .await;
+    let want = [cmd_bytes(&["SELECT", "0"]), cmd_bytes(&["SET", "k2", "v2"])].concat();
+    let got = link.read_exact_n(want.len()).await;
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&want)
+    );
+    let slave0 = info_field(&mut c, "replication", "slave0").await;
+    assert!(slave0.contains("state=online"), "{slave0}");
+
+    // With repl-diskless-sync no, the same kind of replica gets the file
+    // with its length.
+    config_set(&mut c, "repl-diskless-sync", "no").await;
+    let mut disk = srv.raw().await;
+    disk.send(b"REPLCONF capa eof capa psync2\r\n").await;
+    assert_eq!(line(&mut disk).await, "+OK\r\n");
+    disk.send(b"PSYNC ? -1\r\n").await;
+    assert!(line(&mut disk).await.starts_with("+FULLRESYNC "));
+    let rdb = rdb_payload(&mut disk).await;
+    assert!(rdb.windows(2).any(|w| w == b"k2"));
+}
+
 #[tokio::test]
 async fn sync_streams_what_writes_propagate() {
     let srv = TestServer::start();

@@ -152,6 +152,7 @@ fn start_sync(ctx: &mut Ctx<'_>, psync: Option<(Bytes, i64)>) -> CmdResult {
         psync,
         listening_port: ctx.client.repl_port,
         announced_ip: ctx.client.repl_ip.clone(),
+        capa_eof: ctx.client.repl_capa_eof,
     });
     // The replies (+FULLRESYNC / +CONTINUE, the RDB) come from the link.
     Ok(Reply::Raw(Bytes::new()))
@@ -180,8 +181,15 @@ fn replconf(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
                 ));
             }
             ctx.client.repl_ip = Some(String::from_utf8_lossy(val).into_owned());
-        } else if eq_ic(opt, "capa") || eq_ic(opt, "rdb-only") || eq_ic(opt, "rdb-filter-only") {
-            // Capabilities: every replica reads the disk-based bulk we send.
+        } else if eq_ic(opt, "capa") {
+            // `eof`: it reads a diskless snapshot; `psync2`: it continues
+            // across id changes (every replica we serve is treated so).
+            if eq_ic(val, "eof") {
+                ctx.client.repl_capa_eof = true;
+            }
+        } else if eq_ic(opt, "rdb-only") || eq_ic(opt, "rdb-filter-only") {
+            // Only the snapshot is wanted (redis-cli --rdb): it reads the
+            // bulk and disconnects; nothing to change here.
         } else if eq_ic(opt, "ack") || eq_ic(opt, "getack") {
             return Ok(Reply::Raw(Bytes::new()));
         } else {

@@ -269,6 +269,9 @@ pub struct Client {
     /// `REPLCONF listening-port` / `ip-address` of a replica-to-be.
     pub repl_port: u16,
     pub repl_ip: Option<String>,
+    /// `REPLCONF capa eof`: the replica reads a snapshot streamed without
+    /// its length (`$EOF:<mark>`), so it can be sent diskless.
+    pub repl_capa_eof: bool,
     /// The client replaying the AOF at startup (runs while others get
     /// `-LOADING`).
     pub loader: bool,
@@ -340,6 +343,7 @@ impl Client {
             wait_repl: None,
             repl_port: 0,
             repl_ip: None,
+            repl_capa_eof: false,
             loader: false,
             master: false,
             master_raw: Vec::new(),

@@ -195,40 +195,76 @@ pub const INCREMENTAL_FSYNC_BYTES: u64 = 4 << 20;
 /// its whole file dirty in the page cache: the kernel's flusher threads
 /// (at normal priority, where the save's own thread runs at `child-nice`)
 /// write it back in bursts, and the final fsync waits for all of it.
+///
+/// Or, for a diskless replica sync, no file at all: the bytes go as chunks
+/// through a bounded channel to the replica's connection task (a slow
+/// replica slows the save, as a full pipe slows Redis's child).
 pub struct SyncedFile {
-    file: std::fs::File,
+    out: SaveOut,
     every: u64,
     pending: u64,
+}
+
+enum SaveOut {
+    File(std::fs::File),
+    Pipe(tokio::sync::mpsc::Sender<Vec<u8>>),
 }
 
 impl SyncedFile {
     pub fn new(file: std::fs::File, every: u64) -> SyncedFile {
         SyncedFile {
-            file,
+            out: SaveOut::File(file),
             every,
             pending: 0,
         }
     }
 
-    /// The file, for the final fsync.
-    pub fn into_inner(self) -> std::fs::File {
-        self.file
+    /// A save into `tx` (from a thread outside the async runtime: sends
+    /// block while the channel is full).
+    pub fn pipe(tx: tokio::sync::mpsc::Sender<Vec<u8>>) -> SyncedFile {
+        SyncedFile {
+            out: SaveOut::Pipe(tx),
+            every: 0,
+            pending: 0,
+        }
+    }
+
+    /// The end of the save: a file is fsynced; a pipe closes, which tells
+    /// the reader everything arrived.
+    pub fn finish(self) -> std::io::Result<()> {
+        match self.out {
+            SaveOut::File(f) => f.sync_all(),
+            SaveOut::Pipe(_) => Ok(()),
+        }
     }
 }
 
 impl std::io::Write for SyncedFile {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.file.write(buf)?;
+        let n = match &mut self.out {
+            SaveOut::File(f) => f.write(buf)?,
+            SaveOut::Pipe(tx) => {
+                tx.blocking_send(buf.to_vec()).map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the replica went away")
+                })?;
+                buf.len()
+            }
+        };
         self.pending += n as u64;
-        if self.every > 0 && self.pending >= self.every {
-            self.file.sync_data()?;
-            self.pending = 0;
+        if let SaveOut::File(f) = &self.out {
+            if self.every > 0 && self.pending >= self.every {
+                f.sync_data()?;
+                self.pending = 0;
+            }
         }
         Ok(n)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.file.flush()
+        match &mut self.out {
+            SaveOut::File(f) => f.flush(),
+            SaveOut::Pipe(_) => Ok(()),
+        }
     }
 }
 
@@ -249,7 +285,7 @@ mod tests {
         f.flush().expect("flush");
         // The byte count restarts at every sync.
         assert!(f.pending < 1000);
-        f.into_inner().sync_all().expect("sync");
+        f.finish().expect("sync");
         let back = std::fs::read(&path).expect("read");
         assert_eq!(back.len(), 40 * 256);
         assert!(back.chunks(256).all(|c| c == chunk.as_slice()));

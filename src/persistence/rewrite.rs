@@ -108,7 +108,7 @@ pub fn write_commands(frozen: &Frozen<'_>, p: &SaveParams, tmp: &Path) -> io::Re
     }
     let bw = o.w;
     let f = bw.into_inner().map_err(|e| e.into_error())?;
-    f.into_inner().sync_all()
+    f.finish()
 }
 
 /// Writes `items` as commands `<cmd> <key> <item>…` of at most

@@ -614,13 +614,27 @@ impl Drop for HeldBytes {
 /// Creates `tmp` and writes an RDB's header, AUX fields (ctime `now`) and
 /// function libraries.
 fn open_rdb(tmp: &Path, p: &SaveParams, now: u64, aof_base: bool) -> io::Result<FileRdbWriter> {
+    open_rdb_on(open_sink(tmp, p, aof_base)?, p, now, aof_base)
+}
+
+/// The file a save at `tmp` writes, synced as the parameters say.
+fn open_sink(tmp: &Path, p: &SaveParams, aof_base: bool) -> io::Result<super::SyncedFile> {
     // An AOF's RDB base is part of a rewrite: `aof-rewrite-incremental-fsync`.
     let every = if aof_base {
         p.aof_fsync_every
     } else {
         p.rdb_fsync_every
     };
-    let f = super::SyncedFile::new(File::create(tmp)?, every);
+    Ok(super::SyncedFile::new(File::create(tmp)?, every))
+}
+
+/// Writes the header (aux fields, function libraries) into `f`.
+fn open_rdb_on(
+    f: super::SyncedFile,
+    p: &SaveParams,
+    now: u64,
+    aof_base: bool,
+) -> io::Result<FileRdbWriter> {
     let mut w = rdb::RdbWriter::new(f, p.compress, p.checksum).with_limits(p.limits);
     let mut aux = rdb::standard_aux(now / 1000, p.used_mem, aof_base);
     if let Some(r) = p.repl.lock().clone().filter(|_| !aof_base) {
@@ -638,7 +652,7 @@ fn open_rdb(tmp: &Path, p: &SaveParams, now: u64, aof_base: bool) -> io::Result<
 
 /// EOF, checksum, flush and fsync.
 fn close_rdb(w: FileRdbWriter) -> io::Result<()> {
-    w.finish()?.into_inner().sync_all()
+    w.finish()?.finish()
 }
 
 /// Redis's debugDelay: sleeps `usec` µs; a negative value sleeps 1 µs
@@ -1020,15 +1034,23 @@ fn finish_bgsave(srv: &Server, ok: bool, killed: bool, tmp: &Path, final_path: &
     }
 }
 
+/// Where a snapshot for a replica goes: a file sent afterwards with its
+/// length, or (diskless) straight to the replica's connection.
+pub enum ReplSaveTo {
+    Disk(PathBuf),
+    Pipe(tokio::sync::mpsc::Sender<Vec<u8>>),
+}
+
 /// The snapshot of a replica's full resync (see `server::replication`):
 /// waits until no other save or rewrite runs (or the replica's connection
-/// is killed), then writes the dataset to `tmp`, running `at_start` at the
-/// snapshot's instant under every shard lock. `dump.rdb` is not touched,
-/// as with Redis's diskless sync. Blocking: runs on its own thread.
+/// is killed), then writes the dataset to `to`, running `at_start` at the
+/// snapshot's instant under every shard lock. `dump.rdb` is not touched.
+/// A diskless one needs the versioned snapshot (a forked child would need
+/// the pipe as a descriptor). Blocking: runs on its own thread.
 pub fn save_for_replica(
     srv: &Server,
     replica: &crate::connection::client::ClientInfo,
-    tmp: &Path,
+    to: ReplSaveTo,
     at_start: impl FnOnce(),
 ) -> Result<(), String> {
     let child = loop {
@@ -1050,6 +1072,9 @@ pub fn save_for_replica(
         *cell.lock() = repl_aux_now(srv);
     };
     if srv.config.snapshot_method() != SnapshotMethod::Versioned {
+        let ReplSaveTo::Disk(tmp) = to else {
+            return Err("a diskless sync needs snapshot-method versioned".into());
+        };
         reserve(child, ChildKind::Rdb, 0);
         let out = tmp.to_path_buf();
         let pid = fork_with(srv, at_start, move |frozen| {
@@ -1074,16 +1099,25 @@ pub fn save_for_replica(
     reserve(child, ChildKind::Rdb, id);
     let now = crate::commands::dispatch::unix_ms();
     let held = begin_versioned(srv, id, &params, now, false, at_start);
+    let (target, tmp, sink) = match to {
+        ReplSaveTo::Disk(tmp) => {
+            let sink = open_sink(&tmp, &params, false);
+            ("disk", Some(tmp), sink)
+        }
+        ReplSaveTo::Pipe(tx) => ("replicas sockets", None, Ok(super::SyncedFile::pipe(tx))),
+    };
     tracing::info!(
-        "Starting BGSAVE for SYNC with target: disk (versioned snapshot {id}, no fork; shards held {held} µs)"
+        "Starting BGSAVE for SYNC with target: {target} (versioned snapshot {id}, no fork; shards held {held} µs)"
     );
-    let ok = write_versioned(srv, id, &params, now, tmp, false).is_ok();
+    let ok = write_versioned_into(srv, id, &params, now, sink, false).is_ok();
     let killed = take_abort(id);
     *srv.persist.child.lock() = None;
     if ok && !killed {
         Ok(())
     } else {
-        let _ = std::fs::remove_file(tmp);
+        if let Some(tmp) = tmp {
+            let _ = std::fs::remove_file(tmp);
+        }
         Err("the snapshot failed".into())
     }
 }
@@ -1161,7 +1195,20 @@ fn write_versioned(
     tmp: &Path,
     aof_base: bool,
 ) -> io::Result<()> {
-    let (mut w, mut err) = match open_rdb(tmp, p, now, aof_base) {
+    write_versioned_into(srv, id, p, now, open_sink(tmp, p, aof_base), aof_base)
+}
+
+/// [`write_versioned`] into an opened sink (a file, or a diskless
+/// replica's pipe); a sink that failed to open still walks, only marking.
+fn write_versioned_into(
+    srv: &Server,
+    id: u64,
+    p: &SaveParams,
+    now: u64,
+    sink: io::Result<super::SyncedFile>,
+    aof_base: bool,
+) -> io::Result<()> {
+    let (mut w, mut err) = match sink.and_then(|f| open_rdb_on(f, p, now, aof_base)) {
         Ok(w) => (Some(w), None),
         Err(e) => (None, Some(e)),
     };

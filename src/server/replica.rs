@@ -394,7 +394,11 @@ async fn link(srv: &Arc<Server>, addr: &MasterAddr, gen: u64) -> Result<(), Stri
             tracing::info!("(Non critical) Master does not understand REPLCONF ip-address: {r}");
         }
     }
-    let r = c.call(&[b"REPLCONF", b"capa", b"psync2"]).await?;
+    // `eof`: we read a diskless snapshot (`$EOF:<mark>`), which a Redis 7
+    // primary sends by default.
+    let r = c
+        .call(&[b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"])
+        .await?;
     if r.starts_with('-') {
         tracing::info!("(Non critical) Master does not understand REPLCONF capa: {r}");
     }
@@ -475,21 +479,36 @@ async fn full_sync(
     if head.starts_with("-") {
         return Err(format!("MASTER aborted replication with an error: {head}"));
     }
-    let Some(len) = head
-        .strip_prefix('$')
-        .filter(|l| !l.starts_with("EOF:"))
-        .and_then(|l| l.parse::<u64>().ok())
-    else {
-        return Err(format!("Bad protocol from MASTER, the first byte is not '$' (we received '{head}'), are you sure the host and port are right?"));
+    let size = match head.strip_prefix('$') {
+        Some(l) if l.starts_with("EOF:") => {
+            // Diskless: the end is the 40-byte mark, sent again.
+            let mark = &l.as_bytes()[4..];
+            if mark.len() != EOF_MARK_LEN {
+                return Err(format!("Bad $EOF mark from MASTER: '{head}'"));
+            }
+            Size::UntilMark(mark.to_vec())
+        }
+        Some(l) => match l.parse::<u64>() {
+            Ok(n) => Size::Len(n),
+            Err(_) => return Err(format!("Bad bulk length from MASTER: '{head}'")),
+        },
+        None => return Err(format!("Bad protocol from MASTER, the first byte is not '$' (we received '{head}'), are you sure the host and port are right?")),
     };
-    repl.transfer_size.store(len, Ordering::Relaxed);
+    repl.transfer_size.store(
+        match &size {
+            Size::Len(n) => *n,
+            // Unknown: INFO shows -1, as Redis.
+            Size::UntilMark(_) => u64::MAX,
+        },
+        Ordering::Relaxed,
+    );
     repl.transfer_read.store(0, Ordering::Relaxed);
     let tmp = std::path::PathBuf::from(format!(
         "temp-{}.{}.rdb",
         crate::commands::dispatch::unix_ms() / 1000,
         std::process::id()
     ));
-    let received = receive_file(srv, c, &tmp, len).await;
+    let received = receive_file(srv, c, &tmp, &size).await;
     if let Err(e) = received {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
@@ -498,28 +517,58 @@ async fn full_sync(
         let _ = std::fs::remove_file(&tmp);
         return Ok(());
     }
-    tracing::info!("MASTER <-> REPLICA sync: received {len} bytes of the snapshot");
+    tracing::info!(
+        "MASTER <-> REPLICA sync: received {} bytes of the snapshot",
+        repl.transfer_read.load(Ordering::Relaxed)
+    );
     let srv2 = srv.clone();
     tokio::task::spawn_blocking(move || load_received(&srv2, &tmp, replid, off))
         .await
         .map_err(|e| format!("the loading thread failed: {e}"))?
 }
 
+/// Length of the mark that ends a diskless snapshot.
+const EOF_MARK_LEN: usize = 40;
+
+/// How the snapshot's end is known.
+enum Size {
+    /// `$<len>`: that many bytes.
+    Len(u64),
+    /// `$EOF:<mark>`: the bytes up to the mark.
+    UntilMark(Vec<u8>),
+}
+
 async fn receive_file(
     srv: &Server,
     c: &mut Conn,
     tmp: &std::path::Path,
-    len: u64,
+    size: &Size,
 ) -> Result<(), String> {
     let mut f = tokio::fs::File::create(tmp).await.map_err(|e| {
         format!("Opening the temp file needed for MASTER <-> REPLICA synchronization: {e}")
     })?;
-    let mut left = len;
+    let mut left = match size {
+        Size::Len(n) => *n,
+        Size::UntilMark(_) => u64::MAX,
+    };
     while left > 0 {
         if c.buf.is_empty() {
             c.fill().await?;
         }
-        let n = (c.buf.len() as u64).min(left) as usize;
+        let (n, end) = match size {
+            Size::Len(_) => ((c.buf.len() as u64).min(left) as usize, false),
+            // The mark, once it has arrived whole, ends the snapshot (what
+            // follows it is the stream); until then everything but the
+            // last 39 bytes (a mark's possible start) is snapshot.
+            Size::UntilMark(mark) => match find(&c.buf, mark) {
+                Some(at) => (at, true),
+                None if c.buf.len() < EOF_MARK_LEN => {
+                    c.fill().await?;
+                    continue;
+                }
+                None => (c.buf.len() - (EOF_MARK_LEN - 1), false),
+            },
+        };
         f.write_all(&c.buf[..n])
             .await
             .map_err(|e| format!("Write error writing to the DB file: {e}"))?;
@@ -531,11 +580,23 @@ async fn receive_file(
         srv.repl
             .master_last_io_ms
             .store(crate::commands::dispatch::unix_ms(), Ordering::Relaxed);
+        if end {
+            c.buf.advance(EOF_MARK_LEN);
+            break;
+        }
+        if matches!(size, Size::UntilMark(_)) {
+            // What is left is shorter than a mark: read more.
+            c.fill().await?;
+        }
     }
     f.sync_all()
         .await
         .map_err(|e| format!("Failed trying to sync the temp DB to disk: {e}"))?;
     Ok(())
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 /// Replaces the dataset with the received snapshot (on a blocking thread).

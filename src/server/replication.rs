@@ -65,6 +65,8 @@ pub struct SyncRequest {
     pub listening_port: u16,
     /// `REPLCONF ip-address` sent earlier on this connection.
     pub announced_ip: Option<String>,
+    /// `REPLCONF capa eof` sent earlier: it can take a diskless snapshot.
+    pub capa_eof: bool,
 }
 
 /// A replica's progress through its synchronisation.
@@ -92,6 +94,8 @@ pub struct Link {
     pub ack: AtomicU64,
     /// Unix ms of the last acknowledgement (or of the attach).
     pub ack_ms: AtomicU64,
+    /// Acknowledgements received (a diskless sync waits for the first).
+    acks_seen: AtomicU64,
     state: AtomicU8,
     /// The old SYNC: no acknowledgements will come (no timeout applies).
     pub pre_psync: bool,
@@ -561,8 +565,13 @@ impl Replication {
                     u8::from(state == MasterLinkState::Transfer),
                 );
                 if state == MasterLinkState::Transfer {
-                    let total = self.transfer_size.load(Ordering::Relaxed);
-                    let read = self.transfer_read.load(Ordering::Relaxed);
+                    // A diskless snapshot's size is unknown (u64::MAX):
+                    // -1, as Redis.
+                    let total = match self.transfer_size.load(Ordering::Relaxed) {
+                        u64::MAX => -1,
+                        n => n as i64,
+                    };
+                    let read = self.transfer_read.load(Ordering::Relaxed) as i64;
                     let perc = if total > 0 {
                         read as f64 * 100.0 / total as f64
                     } else {
@@ -571,7 +580,7 @@ impl Replication {
                     let _ = write!(
                         o,
                         "master_sync_total_bytes:{total}\r\nmaster_sync_read_bytes:{read}\r\nmaster_sync_left_bytes:{}\r\nmaster_sync_perc:{perc:.2}\r\nmaster_sync_last_io_seconds_ago:{}\r\n",
-                        total.saturating_sub(read),
+                        total - read,
                         io_ago(last_io)
                     );
                 }
@@ -782,6 +791,7 @@ pub async fn serve_replica<S>(
         sent: AtomicU64::new(0),
         ack: AtomicU64::new(0),
         ack_ms: AtomicU64::new(crate::commands::dispatch::unix_ms()),
+        acks_seen: AtomicU64::new(0),
         state: AtomicU8::new(LinkState::WaitBgsave as u8),
         pre_psync: req.psync.is_none(),
         pinned: AtomicBool::new(false),
@@ -837,6 +847,7 @@ fn on_replica_command(srv: &Server, link: &Link, argv: &[Bytes]) {
             .and_then(|v| u64::try_from(v).ok())
         {
             link.ack.fetch_max(off, Ordering::Relaxed);
+            link.acks_seen.fetch_add(1, Ordering::Relaxed);
             link.ack_ms
                 .store(crate::commands::dispatch::unix_ms(), Ordering::Relaxed);
             link.info
@@ -904,18 +915,29 @@ async fn feed_replica<W: AsyncWrite + Unpin>(
         std::process::id(),
         link.info.id
     ));
+    // Diskless (Redis 7's default, `repl-diskless-sync yes`) when the
+    // replica reads the `$EOF:` form: the snapshot goes straight to it.
+    let diskless = req.capa_eof
+        && srv.config.repl_diskless_sync()
+        && srv.config.snapshot_method() == crate::config::SnapshotMethod::Versioned;
+    let (pipe_tx, mut pipe_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(8);
+    let to = if diskless {
+        crate::persistence::snapshot::ReplSaveTo::Pipe(pipe_tx)
+    } else {
+        drop(pipe_tx);
+        crate::persistence::snapshot::ReplSaveTo::Disk(tmp.clone())
+    };
     let (off_tx, off_rx) = tokio::sync::oneshot::channel::<u64>();
     let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<Result<(), String>>();
     {
         let srv = srv.clone();
         let link = link.clone();
-        let tmp = tmp.clone();
         let spawned = std::thread::Builder::new()
             .name("cinnabar-replsync".into())
             .spawn(move || {
                 let limit = srv.config.repl_backlog_size() as usize;
                 let r =
-                    crate::persistence::snapshot::save_for_replica(&srv, &link.info, &tmp, || {
+                    crate::persistence::snapshot::save_for_replica(&srv, &link.info, to, || {
                         let off = srv.feed.with_backlog(
                             |end| Backlog::new(end, limit),
                             |b| {
@@ -945,6 +967,9 @@ async fn feed_replica<W: AsyncWrite + Unpin>(
             .await?;
         wr.flush().await?;
     }
+    if diskless {
+        return send_diskless(srv, link, wr, &mut pipe_rx, done_rx).await;
+    }
     // Newlines keep the replica's link alive while the file is written.
     let saved = loop {
         tokio::select! {
@@ -964,6 +989,84 @@ async fn feed_replica<W: AsyncWrite + Unpin>(
     let sent = send_file(&tmp, wr).await;
     let _ = std::fs::remove_file(&tmp);
     sent?;
+    tracing::info!(
+        "Synchronization with replica {}:{} succeeded",
+        link.ip,
+        link.port
+    );
+    link.set_state(LinkState::Online);
+    link.ack_ms
+        .store(crate::commands::dispatch::unix_ms(), Ordering::Relaxed);
+    stream_to(srv, link, wr).await
+}
+
+/// A diskless full sync: `$EOF:<mark>`, the snapshot's bytes as the save
+/// produces them, the mark again; then, as Redis, the stream starts only
+/// once the replica acknowledged (it knows the snapshot's end only by the
+/// mark, so nothing may follow it before it has loaded).
+async fn send_diskless<W: AsyncWrite + Unpin>(
+    srv: &Arc<Server>,
+    link: &Arc<Link>,
+    wr: &mut W,
+    pipe: &mut tokio::sync::mpsc::Receiver<Vec<u8>>,
+    done: tokio::sync::oneshot::Receiver<Result<(), String>>,
+) -> std::io::Result<()> {
+    // Newlines keep the link alive until the save starts writing (it
+    // waits for any other save to finish first).
+    let first = loop {
+        tokio::select! {
+            c = pipe.recv() => break c,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                wr.write_all(b"\n").await?;
+                wr.flush().await?;
+            }
+        }
+    };
+    let mark = random_id();
+    link.set_state(LinkState::SendBulk);
+    wr.write_all(format!("$EOF:{mark}\r\n").as_bytes()).await?;
+    let mut chunk = first;
+    while let Some(c) = chunk {
+        wr.write_all(&c).await?;
+        chunk = pipe.recv().await;
+    }
+    // The channel closed: the save ended, well or not.
+    let saved = done
+        .await
+        .unwrap_or_else(|_| Err("the snapshot thread ended".into()));
+    if let Err(e) = saved {
+        // Closing the link without the mark: the replica retries.
+        tracing::warn!(
+            "Diskless sync to replica {}:{} failed: {e}",
+            link.ip,
+            link.port
+        );
+        return Ok(());
+    }
+    wr.write_all(mark.as_bytes()).await?;
+    wr.flush().await?;
+    tracing::info!(
+        "Streamed RDB transfer with replica {}:{} succeeded (socket). Waiting for REPLCONF ACK from replica to enable streaming",
+        link.ip,
+        link.port
+    );
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_secs(srv.config.repl_timeout().max(1));
+    while link.acks_seen.load(Ordering::Relaxed) == 0 {
+        let notified = srv.repl.acks.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if link.acks_seen.load(Ordering::Relaxed) > 0 {
+            break;
+        }
+        tokio::select! {
+            _ = notified => {}
+            _ = tokio::time::sleep_until(deadline) => {
+                tracing::warn!("Replica {}:{} sent no REPLCONF ACK after its diskless sync", link.ip, link.port);
+                return Ok(());
+            }
+        }
+    }
     tracing::info!(
         "Synchronization with replica {}:{} succeeded",
         link.ip,
