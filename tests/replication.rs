@@ -274,6 +274,49 @@ async fn diskless_full_sync_streams_the_snapshot_and_waits_for_the_ack() {
 }
 
 #[tokio::test]
+async fn a_replica_that_stops_reading_a_full_sync_is_dropped() {
+    for diskless in ["yes", "no"] {
+        stuck_replica_is_dropped(diskless).await;
+    }
+}
+
+async fn stuck_replica_is_dropped(diskless: &str) {
+    let srv = TestServer::start_with(&["--repl-timeout", "1", "--repl-diskless-sync", diskless]);
+    let mut c = srv.conn().await;
+    // ~12 MB of snapshot: more than the socket buffers hold.
+    let _: () = redis::cmd("DEBUG")
+        .arg("POPULATE")
+        .arg(100_000)
+        .arg("key")
+        .arg(100)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let mut link = srv.raw().await;
+    link.send(b"REPLCONF capa eof\r\n").await;
+    assert_eq!(line(&mut link).await, "+OK\r\n");
+    link.send(b"PSYNC ? -1\r\n").await;
+    assert!(line(&mut link).await.starts_with("+FULLRESYNC "));
+    // It reads nothing more: dropped after repl-timeout, and the save it
+    // held up ends, so the next BGSAVE runs.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while info_field(&mut c, "replication", "connected_slaves").await != "0" {
+        assert!(
+            Instant::now() < deadline,
+            "the stuck replica was never dropped (diskless {diskless})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    while info_field(&mut c, "persistence", "rdb_bgsave_in_progress").await != "0" {
+        assert!(Instant::now() < deadline, "the snapshot never ended");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r: String = redis::cmd("BGSAVE").query_async(&mut c).await.unwrap();
+    assert_eq!(r, "Background saving started");
+    assert!(link.is_closed().await);
+}
+
+#[tokio::test]
 async fn sync_streams_what_writes_propagate() {
     let srv = TestServer::start();
     let mut c = srv.conn().await;

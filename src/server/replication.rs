@@ -986,7 +986,18 @@ async fn feed_replica<W: AsyncWrite + Unpin>(
         return Ok(());
     }
     link.set_state(LinkState::SendBulk);
-    let sent = send_file(&tmp, wr).await;
+    let timeout = Duration::from_secs(srv.config.repl_timeout().max(1));
+    let sent = send_file(&tmp, wr, timeout).await;
+    if sent
+        .as_ref()
+        .is_err_and(|e| e.kind() == std::io::ErrorKind::TimedOut)
+    {
+        tracing::warn!(
+            "Disconnecting timedout replica (full sync): {}:{}",
+            link.ip,
+            link.port
+        );
+    }
     let _ = std::fs::remove_file(&tmp);
     sent?;
     tracing::info!(
@@ -1024,10 +1035,23 @@ async fn send_diskless<W: AsyncWrite + Unpin>(
     };
     let mark = random_id();
     link.set_state(LinkState::SendBulk);
+    // A replica that stops reading is dropped after `repl-timeout` (the
+    // save then sees the pipe closed and only finishes marking).
+    let timeout = Duration::from_secs(srv.config.repl_timeout().max(1));
+    let timed_out = || {
+        tracing::warn!(
+            "Disconnecting timedout replica (full sync): {}:{}",
+            link.ip,
+            link.port
+        );
+        std::io::Error::new(std::io::ErrorKind::TimedOut, "replica timed out")
+    };
     wr.write_all(format!("$EOF:{mark}\r\n").as_bytes()).await?;
     let mut chunk = first;
     while let Some(c) = chunk {
-        wr.write_all(&c).await?;
+        tokio::time::timeout(timeout, wr.write_all(&c))
+            .await
+            .map_err(|_| timed_out())??;
         chunk = pipe.recv().await;
     }
     // The channel closed: the save ended, well or not.
@@ -1079,9 +1103,11 @@ async fn send_diskless<W: AsyncWrite + Unpin>(
 }
 
 /// Sends the snapshot file as `$<len>\r\n<bytes>`.
+/// A replica that reads nothing for `timeout` is given up.
 async fn send_file<W: AsyncWrite + Unpin>(
     path: &std::path::Path,
     wr: &mut W,
+    timeout: Duration,
 ) -> std::io::Result<()> {
     let mut f = tokio::fs::File::open(path).await?;
     let len = f.metadata().await?.len();
@@ -1097,7 +1123,11 @@ async fn send_file<W: AsyncWrite + Unpin>(
             ));
         }
         let n = n.min(left as usize);
-        wr.write_all(&buf[..n]).await?;
+        tokio::time::timeout(timeout, wr.write_all(&buf[..n]))
+            .await
+            .map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "replica timed out")
+            })??;
         left -= n as u64;
     }
     wr.flush().await
