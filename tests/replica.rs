@@ -619,6 +619,18 @@ async fn cinnabar_follows_a_redis_primary() {
     let roff = info_field(&mut r, "replication", "slave_repl_offset").await;
     let poff = info_field(&mut p, "replication", "master_repl_offset").await;
     assert_eq!(roff, poff);
+    // What the replica read from Redis (snapshot and stream) is counted as
+    // replication input, apart from the clients' traffic.
+    let rin: u64 = info_field(&mut r, "stats", "total_net_repl_input_bytes")
+        .await
+        .parse()
+        .unwrap();
+    let rout: u64 = info_field(&mut p, "stats", "total_net_repl_output_bytes")
+        .await
+        .parse()
+        .unwrap();
+    // (Redis also counts the `$EOF:<mark>` header line it wrote.)
+    assert!(rin > 10_000 && rin + 64 >= rout, "{rin} vs {rout}");
 
     // A partial resync after the link is killed.
     let _: i64 = redis::cmd("CLIENT")

@@ -260,6 +260,12 @@ async fn diskless_full_sync_streams_the_snapshot_and_waits_for_the_ack() {
     );
     let slave0 = info_field(&mut c, "replication", "slave0").await;
     assert!(slave0.contains("state=online"), "{slave0}");
+    // Replication traffic is counted apart from the clients'.
+    let out: usize = info_field(&mut c, "stats", "total_net_repl_output_bytes")
+        .await
+        .parse()
+        .unwrap();
+    assert!(out >= rdb.len() + want.len(), "{out}");
 
     // With repl-diskless-sync no, the same kind of replica gets the file
     // with its length.

@@ -577,6 +577,10 @@ async fn receive_file(
         srv.repl
             .transfer_read
             .fetch_add(n as u64, Ordering::Relaxed);
+        srv.stats.repl_input.fetch_add(
+            (n + if end { EOF_MARK_LEN } else { 0 }) as u64,
+            Ordering::Relaxed,
+        );
         srv.repl
             .master_last_io_ms
             .store(crate::commands::dispatch::unix_ms(), Ordering::Relaxed);
@@ -776,7 +780,7 @@ async fn apply_stream(srv: &Arc<Server>, c: &mut Conn, client: &mut Client) -> R
                     Err(e) => return Err(format!("read error: {e}")),
                     Ok(n) => {
                         raw_in.extend_from_slice(&c.buf[c.buf.len() - n..]);
-                        srv.stats.hot.add(crate::server::Stats::NET_INPUT, n as u64);
+                        srv.stats.repl_input.fetch_add(n as u64, Ordering::Relaxed);
                         let now = crate::commands::dispatch::unix_ms();
                         repl.master_last_io_ms.store(now, Ordering::Relaxed);
                         info.last_interaction.store(now, Ordering::Relaxed);

@@ -987,7 +987,7 @@ async fn feed_replica<W: AsyncWrite + Unpin>(
     }
     link.set_state(LinkState::SendBulk);
     let timeout = Duration::from_secs(srv.config.repl_timeout().max(1));
-    let sent = send_file(&tmp, wr, timeout).await;
+    let sent = send_file(&tmp, wr, timeout, &srv.stats.repl_output).await;
     if sent
         .as_ref()
         .is_err_and(|e| e.kind() == std::io::ErrorKind::TimedOut)
@@ -1052,6 +1052,9 @@ async fn send_diskless<W: AsyncWrite + Unpin>(
         tokio::time::timeout(timeout, wr.write_all(&c))
             .await
             .map_err(|_| timed_out())??;
+        srv.stats
+            .repl_output
+            .fetch_add(c.len() as u64, Ordering::Relaxed);
         chunk = pipe.recv().await;
     }
     // The channel closed: the save ended, well or not.
@@ -1108,6 +1111,7 @@ async fn send_file<W: AsyncWrite + Unpin>(
     path: &std::path::Path,
     wr: &mut W,
     timeout: Duration,
+    sent: &AtomicU64,
 ) -> std::io::Result<()> {
     let mut f = tokio::fs::File::open(path).await?;
     let len = f.metadata().await?.len();
@@ -1128,6 +1132,7 @@ async fn send_file<W: AsyncWrite + Unpin>(
             .map_err(|_| {
                 std::io::Error::new(std::io::ErrorKind::TimedOut, "replica timed out")
             })??;
+        sent.fetch_add(n as u64, Ordering::Relaxed);
         left -= n as u64;
     }
     wr.flush().await
@@ -1157,6 +1162,9 @@ async fn stream_to<W: AsyncWrite + Unpin>(
         }
         wr.write_all(&buf).await?;
         wr.flush().await?;
+        srv.stats
+            .repl_output
+            .fetch_add(buf.len() as u64, Ordering::Relaxed);
         if buf.capacity() > 4 * CHUNK {
             buf = Vec::with_capacity(CHUNK);
         }

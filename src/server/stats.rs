@@ -75,6 +75,15 @@ impl Striped {
     }
 }
 
+/// INFO's `instantaneous_*` rates.
+pub struct Instantaneous {
+    pub ops: u64,
+    pub input_kbps: f64,
+    pub output_kbps: f64,
+    pub repl_input_kbps: f64,
+    pub repl_output_kbps: f64,
+}
+
 #[derive(Default)]
 pub struct Stats {
     /// Hot counters (per command / per read), striped: see [`Striped`].
@@ -87,6 +96,11 @@ pub struct Stats {
     pub dirty: AtomicU64,
     pub error_replies: AtomicU64,
     pub evicted_keys: AtomicU64,
+    /// Replication traffic, kept apart from the clients' (as Redis 7):
+    /// what a replica reads from its primary, what a primary sends its
+    /// replicas (snapshots included).
+    pub repl_input: AtomicU64,
+    pub repl_output: AtomicU64,
     peak_memory: AtomicU64,
     errors: Mutex<HashMap<String, u64>>,
     ops_samples: Mutex<OpsSamples>,
@@ -97,9 +111,13 @@ struct OpsSamples {
     last_commands: u64,
     last_input: u64,
     last_output: u64,
+    last_repl_input: u64,
+    last_repl_output: u64,
     ops: [u64; SAMPLES],
     input: [u64; SAMPLES],
     output: [u64; SAMPLES],
+    repl_input: [u64; SAMPLES],
+    repl_output: [u64; SAMPLES],
     idx: usize,
 }
 
@@ -158,18 +176,23 @@ impl Stats {
         self.error_replies.store(0, Ordering::Relaxed);
         self.evicted_keys.store(0, Ordering::Relaxed);
         self.evicted_clients.store(0, Ordering::Relaxed);
+        self.repl_input.store(0, Ordering::Relaxed);
+        self.repl_output.store(0, Ordering::Relaxed);
         self.errors.lock().clear();
     }
 
-    /// (ops/sec, input kbps, output kbps) averaged over the last samples.
-    pub fn instantaneous(&self) -> (u64, f64, f64) {
+    /// Averages over the last samples.
+    pub fn instantaneous(&self) -> Instantaneous {
         let s = self.ops_samples.lock();
         let avg = |a: &[u64; SAMPLES]| a.iter().sum::<u64>() / SAMPLES as u64;
-        (
-            avg(&s.ops),
-            avg(&s.input) as f64 / 1024.0,
-            avg(&s.output) as f64 / 1024.0,
-        )
+        let kbps = |a: &[u64; SAMPLES]| avg(a) as f64 / 1024.0;
+        Instantaneous {
+            ops: avg(&s.ops),
+            input_kbps: kbps(&s.input),
+            output_kbps: kbps(&s.output),
+            repl_input_kbps: kbps(&s.repl_input),
+            repl_output_kbps: kbps(&s.repl_output),
+        }
     }
 
     fn sample(&self, period: Duration) {
@@ -177,15 +200,21 @@ impl Stats {
         let c = self.commands();
         let i = self.net_input();
         let o = self.net_output();
+        let ri = self.repl_input.load(Ordering::Relaxed);
+        let ro = self.repl_output.load(Ordering::Relaxed);
         let per_sec = |d: u64| (d as f64 / period.as_secs_f64()) as u64;
         let idx = s.idx;
         s.ops[idx] = per_sec(c.saturating_sub(s.last_commands));
         s.input[idx] = per_sec(i.saturating_sub(s.last_input));
         s.output[idx] = per_sec(o.saturating_sub(s.last_output));
+        s.repl_input[idx] = per_sec(ri.saturating_sub(s.last_repl_input));
+        s.repl_output[idx] = per_sec(ro.saturating_sub(s.last_repl_output));
         s.idx = (idx + 1) % SAMPLES;
         s.last_commands = c;
         s.last_input = i;
         s.last_output = o;
+        s.last_repl_input = ri;
+        s.last_repl_output = ro;
     }
 }
 
