@@ -446,6 +446,47 @@ async fn shutdown_waits_for_a_lagging_replica_until_aborted() {
 }
 
 #[tokio::test]
+async fn client_pause_write_holds_the_primary_stream_on_a_replica() {
+    let primary = TestServer::start_with(&["--repl-ping-replica-period", "3600"]);
+    let replica =
+        TestServer::start_with(&["--replicaof", "127.0.0.1", &primary.addr.port().to_string()]);
+    let mut p = primary.conn().await;
+    let mut r = replica.conn().await;
+    wait_info(&mut r, "master_link_status", "up").await;
+    let _: () = p.set("foo", "bar").await.unwrap();
+    wait_acked(&mut p, 1).await;
+    let before = info_field(&mut r, "replication", "slave_repl_offset").await;
+
+    // A paused replica reads its primary's writes but does not apply them.
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(100_000)
+        .arg("WRITE")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    let _: () = p.set("foo2", "bar2").await.unwrap();
+    let end = info_field(&mut p, "replication", "master_repl_offset").await;
+    wait_info(&mut r, "slave_read_repl_offset", &end).await;
+    assert_eq!(
+        info_field(&mut r, "replication", "slave_repl_offset").await,
+        before
+    );
+    let v: Option<String> = r.get("foo2").await.unwrap();
+    assert_eq!(v, None, "reads still run, and the write is held");
+
+    // Unpaused, it catches up.
+    let _: () = redis::cmd("CLIENT")
+        .arg("UNPAUSE")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    wait_info(&mut r, "slave_repl_offset", &end).await;
+    let v: Option<String> = r.get("foo2").await.unwrap();
+    assert_eq!(v.as_deref(), Some("bar2"));
+}
+
+#[tokio::test]
 async fn serve_stale_data_no_answers_masterdown_while_the_link_is_down() {
     // A primary that is not there: the link never comes up.
     let free = std::net::TcpListener::bind("127.0.0.1:0")

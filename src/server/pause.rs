@@ -11,6 +11,10 @@
 //! reads through). As in Redis, the dataset stays still meanwhile: keys
 //! past their TTL read as missing but are not deleted (storage consults
 //! [`paused_until`]), the active expire cycle and eviction skip their turns.
+//! On a replica the primary's stream is held the same way (its master
+//! client asks the same question per command, `server::replica`): it is
+//! still read (`slave_read_repl_offset` grows) but not applied
+//! (`slave_repl_offset` stays), as Redis postpones its master client.
 
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;

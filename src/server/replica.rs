@@ -722,52 +722,69 @@ async fn apply_stream(srv: &Arc<Server>, c: &mut Conn, client: &mut Client) -> R
     // (a command not yet complete, an open transaction).
     let mut raw_in = BytesMut::from(&c.buf[..]);
     let mut partial: u64 = 0;
+    repl.read_upto.store(
+        repl.applied.load(Ordering::Relaxed) + raw_in.len() as u64,
+        Ordering::Relaxed,
+    );
+    // A command CLIENT PAUSE holds (as Redis postpones the master client's
+    // writes): the stream waits behind it, still read but not applied.
+    let mut held: Option<Vec<Bytes>> = None;
     loop {
         // Run every complete command in the buffer.
         loop {
-            let had = c.buf.len();
-            let item = parser.next(&mut c.buf, limits);
-            let used = had - c.buf.len();
-            client.master_raw.extend_from_slice(&raw_in.split_to(used));
-            partial += used as u64;
-            match item {
-                Ok(Some(argv)) => {
-                    // `partial` counts from the applied offset: it keeps
-                    // growing through an open transaction.
-                    let off = repl.applied.load(Ordering::Relaxed) + partial;
-                    if is_getack(&argv) {
-                        // Answered with what was applied before it.
-                        send_ack(c, repl.applied.load(Ordering::Relaxed)).await?;
-                    } else {
-                        client.now = crate::commands::dispatch::unix_ms();
-                        let reply = {
-                            let _obey = crate::storage::apply_as_master();
-                            crate::commands::dispatch::execute(srv, client, &argv)
-                        };
-                        if let crate::protocol::Reply::Error(e) = &reply {
-                            tracing::warn!(
-                                "== CRITICAL == This replica is sending an error to its master: '{}' after processing the command '{}'",
-                                e.as_str(),
-                                String::from_utf8_lossy(&argv[0])
-                            );
-                        }
-                    }
-                    // What did not go to the backlog with a write (see
-                    // `Feed::emit_proxied`) goes now, unless a transaction
-                    // is open: it goes whole, at its EXEC. Nor does the
-                    // applied offset move inside a transaction (as Redis):
-                    // a link lost before its EXEC resumes from its MULTI.
-                    if client.multi.is_none() {
-                        partial = 0;
-                        if !client.master_raw.is_empty() {
-                            srv.feed.proxy(&std::mem::take(&mut client.master_raw));
-                        }
-                        repl.applied.store(off, Ordering::Relaxed);
-                        repl.master_db.store(client.db, Ordering::Relaxed);
+            let argv = match held.take() {
+                Some(argv) => argv,
+                None => {
+                    let had = c.buf.len();
+                    let item = parser.next(&mut c.buf, limits);
+                    let used = had - c.buf.len();
+                    client.master_raw.extend_from_slice(&raw_in.split_to(used));
+                    partial += used as u64;
+                    match item {
+                        Ok(Some(argv)) => argv,
+                        Ok(None) => break,
+                        Err(e) => return Err(format!("Protocol error from the MASTER: {}", e.0)),
                     }
                 }
-                Ok(None) => break,
-                Err(e) => return Err(format!("Protocol error from the MASTER: {}", e.0)),
+            };
+            if srv.pause.maybe_active()
+                && crate::commands::dispatch::must_postpone(srv, client, &argv)
+            {
+                held = Some(argv);
+                break;
+            }
+            // `partial` counts from the applied offset: it keeps
+            // growing through an open transaction.
+            let off = repl.applied.load(Ordering::Relaxed) + partial;
+            if is_getack(&argv) {
+                // Answered with what was applied before it.
+                send_ack(c, repl.applied.load(Ordering::Relaxed)).await?;
+            } else {
+                client.now = crate::commands::dispatch::unix_ms();
+                let reply = {
+                    let _obey = crate::storage::apply_as_master();
+                    crate::commands::dispatch::execute(srv, client, &argv)
+                };
+                if let crate::protocol::Reply::Error(e) = &reply {
+                    tracing::warn!(
+                        "== CRITICAL == This replica is sending an error to its master: '{}' after processing the command '{}'",
+                        e.as_str(),
+                        String::from_utf8_lossy(&argv[0])
+                    );
+                }
+            }
+            // What did not go to the backlog with a write (see
+            // `Feed::emit_proxied`) goes now, unless a transaction
+            // is open: it goes whole, at its EXEC. Nor does the
+            // applied offset move inside a transaction (as Redis):
+            // a link lost before its EXEC resumes from its MULTI.
+            if client.multi.is_none() {
+                partial = 0;
+                if !client.master_raw.is_empty() {
+                    srv.feed.proxy(&std::mem::take(&mut client.master_raw));
+                }
+                repl.applied.store(off, Ordering::Relaxed);
+                repl.master_db.store(client.db, Ordering::Relaxed);
             }
         }
         if info.killed.load(Ordering::Relaxed) {
@@ -780,6 +797,7 @@ async fn apply_stream(srv: &Arc<Server>, c: &mut Conn, client: &mut Client) -> R
                     Err(e) => return Err(format!("read error: {e}")),
                     Ok(n) => {
                         raw_in.extend_from_slice(&c.buf[c.buf.len() - n..]);
+                        repl.read_upto.fetch_add(n as u64, Ordering::Relaxed);
                         srv.stats.repl_input.fetch_add(n as u64, Ordering::Relaxed);
                         let now = crate::commands::dispatch::unix_ms();
                         repl.master_last_io_ms.store(now, Ordering::Relaxed);
@@ -799,6 +817,7 @@ async fn apply_stream(srv: &Arc<Server>, c: &mut Conn, client: &mut Client) -> R
                 send_ack(c, repl.applied.load(Ordering::Relaxed)).await?;
             }
             _ = info.kill.wait() => return Err("the link was killed".into()),
+            _ = srv.pause.wait_change(crate::commands::dispatch::unix_ms()), if held.is_some() => {}
         }
     }
 }

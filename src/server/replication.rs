@@ -336,6 +336,10 @@ pub struct Replication {
     /// The offset of the primary's stream applied so far
     /// (`slave_repl_offset`, what REPLCONF ACK reports).
     pub(crate) applied: AtomicU64,
+    /// The offset of the primary's stream read so far, applied or not
+    /// (`slave_read_repl_offset`: ahead of `applied` while a command is
+    /// incomplete, a transaction open, or CLIENT PAUSE holds the stream).
+    pub(crate) read_upto: AtomicU64,
     /// The database the primary's stream last SELECTed (carried over to
     /// the next link's master client on a partial resync).
     pub(crate) master_db: std::sync::atomic::AtomicUsize,
@@ -376,6 +380,7 @@ impl Default for Replication {
             transfer_size: AtomicU64::new(0),
             transfer_read: AtomicU64::new(0),
             applied: AtomicU64::new(0),
+            read_upto: AtomicU64::new(0),
             master_db: std::sync::atomic::AtomicUsize::new(0),
             no_replicas_since_ms: AtomicU64::new(0),
             own_keys: Mutex::new(std::collections::HashSet::new()),
@@ -548,6 +553,7 @@ impl Replication {
                 let up = state == MasterLinkState::Connected;
                 let last_io = self.master_last_io_ms.load(Ordering::Relaxed);
                 let applied = self.applied.load(Ordering::Relaxed);
+                let read = self.read_upto.load(Ordering::Relaxed).max(applied);
                 let io_ago = |since: u64| {
                     if since == 0 {
                         -1
@@ -557,7 +563,7 @@ impl Replication {
                 };
                 let _ = write!(
                     o,
-                    "# Replication\r\nrole:slave\r\nmaster_host:{}\r\nmaster_port:{}\r\nmaster_link_status:{}\r\nmaster_last_io_seconds_ago:{}\r\nmaster_sync_in_progress:{}\r\nslave_read_repl_offset:{applied}\r\nslave_repl_offset:{applied}\r\n",
+                    "# Replication\r\nrole:slave\r\nmaster_host:{}\r\nmaster_port:{}\r\nmaster_link_status:{}\r\nmaster_last_io_seconds_ago:{}\r\nmaster_sync_in_progress:{}\r\nslave_read_repl_offset:{read}\r\nslave_repl_offset:{applied}\r\n",
                     m.host,
                     m.port,
                     if up { "up" } else { "down" },
