@@ -58,6 +58,33 @@ async fn info_has_redis_fields() {
 }
 
 #[tokio::test]
+async fn reads_and_writes_processed_count_socket_operations() {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    let stat = |c: &mut redis::aio::MultiplexedConnection, f: &'static str| {
+        let mut c = c.clone();
+        async move { info_field(&mut c, "stats", f).await.parse::<u64>().unwrap() }
+    };
+    let (r0, w0) = (
+        stat(&mut c, "total_reads_processed").await,
+        stat(&mut c, "total_writes_processed").await,
+    );
+    let cmds0 = stat(&mut c, "total_commands_processed").await;
+    assert!(r0 >= 1 && w0 >= 1, "{r0} {w0}");
+    // 50 commands in one packet: one read, one write (not 50 of each).
+    let mut raw = srv.raw().await;
+    raw.send(&b"PING\r\n".repeat(50)).await;
+    let got = raw.read_exact_n(7 * 50).await;
+    assert_eq!(got, b"+PONG\r\n".repeat(50));
+    let reads = stat(&mut c, "total_reads_processed").await - r0;
+    let writes = stat(&mut c, "total_writes_processed").await - w0;
+    let cmds = stat(&mut c, "total_commands_processed").await - cmds0;
+    assert!(cmds >= 50, "{cmds}");
+    assert!((2..=12).contains(&reads), "reads {reads}");
+    assert!((2..=12).contains(&writes), "writes {writes}");
+}
+
+#[tokio::test]
 async fn errorstats_and_resetstat() {
     let srv = TestServer::start();
     let mut c = srv.conn().await;

@@ -580,8 +580,8 @@ pub fn render_info(srv: &Server, sections: &[String], keyspace: KeyspaceTotals) 
                     srv.persist.total_forks.load(Ordering::Relaxed),
                     srv.migrate.len(),
                     st.error_replies.load(Ordering::Relaxed),
-                    st.commands(),
-                    st.commands(),
+                    st.hot.get(crate::server::Stats::READS),
+                    st.hot.get(crate::server::Stats::WRITES),
                 );
             }
             "replication" => o.push_str(&srv.repl.info(srv)),

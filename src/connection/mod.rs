@@ -119,6 +119,7 @@ where
             break;
         }
         srv.stats.hot.add(Stats::NET_INPUT, n as u64);
+        srv.stats.hot.add(Stats::READS, 1);
         // CLIENT LIST's qbuf while this batch runs (Redis keeps the batch
         // in the query buffer until it is processed).
         let queued = inbuf.len() + parser.pending_bytes();
@@ -610,6 +611,7 @@ async fn flush_outbox<S: AsyncWrite + Unpin>(
             return false;
         }
         srv.stats.hot.add(Stats::NET_OUTPUT, n as u64);
+        srv.stats.hot.add(Stats::WRITES, 1);
         ob.written(n);
     }
     true
@@ -638,6 +640,7 @@ async fn write_out<S: AsyncWrite + Unpin>(
     out: &mut BytesMut,
 ) -> std::io::Result<()> {
     srv.stats.hot.add(Stats::NET_OUTPUT, out.len() as u64);
+    srv.stats.hot.add(Stats::WRITES, 1);
     match srv.obuf_normal.soft_deadline(out.len()) {
         None => stream.write_all(out).await?,
         // Output above the soft limit of client-output-buffer-limit

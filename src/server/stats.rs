@@ -15,12 +15,12 @@ const SAMPLES: usize = 16;
 
 /// Counters updated on every command are striped per thread: two worker
 /// threads incrementing one shared cache line would bounce it between cores
-/// on every command. Each stripe is a cache line of four counters.
+/// on every command. Each stripe is a cache line of eight counters.
 #[repr(align(64))]
 #[derive(Default)]
-pub struct Stripe(pub [AtomicU64; 4]);
+pub struct Stripe(pub [AtomicU64; 8]);
 
-/// A set of four counters, striped by thread.
+/// A set of eight counters, striped by thread.
 pub struct Striped {
     stripes: Box<[Stripe]>,
 }
@@ -125,6 +125,10 @@ impl Stats {
     pub const COMMANDS: usize = 0;
     pub const NET_INPUT: usize = 1;
     pub const NET_OUTPUT: usize = 2;
+    /// Socket reads and reply writes of client connections
+    /// (`total_reads_processed`, `total_writes_processed`).
+    pub const READS: usize = 3;
+    pub const WRITES: usize = 4;
 
     pub fn commands(&self) -> u64 {
         self.hot.get(Self::COMMANDS)
