@@ -486,6 +486,126 @@ async fn client_pause_write_holds_the_primary_stream_on_a_replica() {
     assert_eq!(v.as_deref(), Some("bar2"));
 }
 
+/// Reads one RESP command (an array of bulk strings) from a replica's
+/// link; `None` when it closed.
+async fn read_command(s: &mut tokio::io::BufReader<tokio::net::TcpStream>) -> Option<Vec<String>> {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if s.read_line(&mut line).await.ok()? == 0 {
+            return None;
+        }
+        if line.starts_with('*') {
+            break;
+        }
+    }
+    let n: usize = line[1..].trim().parse().ok()?;
+    let mut out = Vec::new();
+    for _ in 0..n {
+        line.clear();
+        s.read_line(&mut line).await.ok()?;
+        let len: usize = line.trim().strip_prefix('$')?.parse().ok()?;
+        let mut b = vec![0u8; len + 2];
+        s.read_exact(&mut b).await.ok()?;
+        b.truncate(len);
+        out.push(String::from_utf8_lossy(&b).into_owned());
+    }
+    Some(out)
+}
+
+#[tokio::test]
+async fn a_diskless_snapshot_whose_mark_arrives_in_pieces() {
+    use tokio::io::AsyncWriteExt;
+    // A real RDB, from a server asked for a disk-based sync.
+    let src = TestServer::start_with(&["--repl-diskless-sync", "no"]);
+    let mut sc = src.conn().await;
+    let _: () = sc.set("k", "v").await.unwrap();
+    let mut link = src.raw().await;
+    link.send(b"PSYNC ? -1\r\n").await;
+    // `+FULLRESYNC …`, keep-alive newlines, then `$<len>`, byte by byte.
+    let mut head = Vec::new();
+    while !(head.contains(&b'$') && head.ends_with(b"\r\n")) {
+        let b = link.read_exact_n(1).await;
+        assert_eq!(b.len(), 1, "the link closed before the payload");
+        head.extend(b);
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let len: usize = text
+        .rsplit('$')
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{text:?}"));
+    let rdb = link.read_exact_n(len).await;
+    assert!(rdb.starts_with(b"REDIS0"));
+
+    // A primary played by hand: it answers the handshake, sends the
+    // snapshot diskless with its closing mark cut into single bytes, and
+    // the first command of the stream right behind the mark's last byte.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mark = "0123456789abcdef0123456789abcdef01234567";
+    let fake = tokio::spawn(async move {
+        let (sock, _) = listener.accept().await.unwrap();
+        let mut s = tokio::io::BufReader::new(sock);
+        let mut saw_eof_capa = false;
+        while let Some(cmd) = read_command(&mut s).await {
+            let name = cmd[0].to_ascii_lowercase();
+            let w = s.get_mut();
+            match name.as_str() {
+                "ping" => w.write_all(b"+PONG\r\n").await.unwrap(),
+                // REPLCONF ACK gets no reply (it would be stream data).
+                "replconf" if !cmd[1].eq_ignore_ascii_case("ack") => {
+                    saw_eof_capa |= cmd.iter().any(|a| a.eq_ignore_ascii_case("eof"));
+                    w.write_all(b"+OK\r\n").await.unwrap();
+                }
+                "psync" => {
+                    assert!(saw_eof_capa, "the replica announces capa eof");
+                    let id = "f".repeat(40);
+                    w.write_all(format!("+FULLRESYNC {id} 0\r\n$EOF:{mark}\r\n").as_bytes())
+                        .await
+                        .unwrap();
+                    w.write_all(&rdb).await.unwrap();
+                    let m = mark.as_bytes();
+                    for b in &m[..m.len() - 1] {
+                        w.write_all(&[*b]).await.unwrap();
+                        w.flush().await.unwrap();
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    let mut last = vec![m[m.len() - 1]];
+                    last.extend_from_slice(b"*3\r\n$3\r\nSET\r\n$5\r\nafter\r\n$1\r\n1\r\n");
+                    w.write_all(&last).await.unwrap();
+                    w.flush().await.unwrap();
+                }
+                _ => {} // REPLCONF ACK and the like
+            }
+        }
+    });
+    let replica = TestServer::start_with(&["--replicaof", "127.0.0.1", &port.to_string()]);
+    let mut r = replica.conn().await;
+    wait_info(&mut r, "master_link_status", "up").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v: Option<String> = r.get("after").await.unwrap();
+        if v.as_deref() == Some("1") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the command after the mark was lost"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let v: Option<String> = r.get("k").await.unwrap();
+    assert_eq!(v.as_deref(), Some("v"));
+    assert_eq!(
+        info_field(&mut r, "replication", "slave_repl_offset").await,
+        "31"
+    );
+    drop(replica);
+    let _ = tokio::time::timeout(Duration::from_secs(5), fake).await;
+}
+
 #[tokio::test]
 async fn serve_stale_data_no_answers_masterdown_while_the_link_is_down() {
     // A primary that is not there: the link never comes up.
