@@ -714,6 +714,14 @@ async fn wait_value(c: &mut Conn, key: &str, want: &str) -> String {
     got
 }
 
+/// A TLS server (certificates in `dir`) replicating over TLS from the
+/// primary's TLS `port`.
+fn replica_args(dir: &Path, port: &str) -> Vec<String> {
+    let mut a = tls_args(dir);
+    a.extend(["--tls-replication", "yes", "--replicaof", "127.0.0.1", port].map(String::from));
+    a
+}
+
 /// The TLS arguments with client certificates required.
 fn tls_args_auth(dir: &Path) -> Vec<String> {
     let mut a = tls_args(dir);
@@ -739,19 +747,8 @@ async fn replication_over_tls_between_cinnabar_servers() {
     )
     .await;
     assert_eq!(pc.cmd(&["SET", "before", "1"]).await, "+OK");
-    let mut args = tls_args(certs.path());
     let port = primary.tls.port().to_string();
-    args.extend(
-        [
-            "--tls-replication",
-            "yes",
-            "--replicaof",
-            "127.0.0.1",
-            &port,
-        ]
-        .map(String::from),
-    );
-    let replica = start(&refs(&args));
+    let replica = start(&refs(&replica_args(certs.path(), &port)));
     let mut rc = connect(replica.tls, certs.path(), Opts::default()).await;
     assert!(wait_link_up(&mut rc).await, "link did not come up over TLS");
     // The full sync carried the data, the stream carries new writes.
@@ -772,18 +769,7 @@ async fn replication_over_tls_between_cinnabar_servers() {
     // says why.
     let other = tempfile::tempdir().unwrap();
     dev_cert(other.path());
-    let mut args = tls_args(other.path());
-    args.extend(
-        [
-            "--tls-replication",
-            "yes",
-            "--replicaof",
-            "127.0.0.1",
-            &port,
-        ]
-        .map(String::from),
-    );
-    let stranger = start(&refs(&args));
+    let stranger = start(&refs(&replica_args(other.path(), &port)));
     let mut sc = connect(stranger.tls, other.path(), Opts::default()).await;
     let mut logged = false;
     for _ in 0..50 {
@@ -897,19 +883,7 @@ async fn replication_over_tls_with_redis_server_both_ways() {
     assert!(plain_cmd(rp.port, &["SET", "k", "from-redis"])
         .await
         .contains("OK"));
-    let mut args = tls_args(certs.path());
-    let rp_tls = rp.tls.to_string();
-    args.extend(
-        [
-            "--tls-replication",
-            "yes",
-            "--replicaof",
-            "127.0.0.1",
-            &rp_tls,
-        ]
-        .map(String::from),
-    );
-    let replica = start(&refs(&args));
+    let replica = start(&refs(&replica_args(certs.path(), &rp.tls.to_string())));
     let mut rc = connect(replica.tls, certs.path(), Opts::default()).await;
     assert!(wait_link_up(&mut rc).await, "no TLS link to redis-server");
     assert_eq!(rc.cmd(&["GET", "k"]).await, "from-redis");

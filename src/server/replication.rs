@@ -998,14 +998,19 @@ async fn feed_replica<W: AsyncWrite + Unpin>(
         .as_ref()
         .is_err_and(|e| e.kind() == std::io::ErrorKind::TimedOut)
     {
-        tracing::warn!(
-            "Disconnecting timedout replica (full sync): {}:{}",
-            link.ip,
-            link.port
-        );
+        log_timed_out(link);
     }
     let _ = std::fs::remove_file(&tmp);
     sent?;
+    go_online(srv, link, wr).await
+}
+
+/// After its snapshot, a replica is online: the stream follows.
+async fn go_online<W: AsyncWrite + Unpin>(
+    srv: &Arc<Server>,
+    link: &Arc<Link>,
+    wr: &mut W,
+) -> std::io::Result<()> {
     tracing::info!(
         "Synchronization with replica {}:{} succeeded",
         link.ip,
@@ -1015,6 +1020,16 @@ async fn feed_replica<W: AsyncWrite + Unpin>(
     link.ack_ms
         .store(crate::commands::dispatch::unix_ms(), Ordering::Relaxed);
     stream_to(srv, link, wr).await
+}
+
+/// Logs giving up a replica that read nothing for `repl-timeout` during
+/// its full sync (Redis's message).
+fn log_timed_out(link: &Link) {
+    tracing::warn!(
+        "Disconnecting timedout replica (full sync): {}:{}",
+        link.ip,
+        link.port
+    );
 }
 
 /// A diskless full sync: `$EOF:<mark>`, the snapshot's bytes as the save
@@ -1045,11 +1060,7 @@ async fn send_diskless<W: AsyncWrite + Unpin>(
     // save then sees the pipe closed and only finishes marking).
     let timeout = Duration::from_secs(srv.config.repl_timeout().max(1));
     let timed_out = || {
-        tracing::warn!(
-            "Disconnecting timedout replica (full sync): {}:{}",
-            link.ip,
-            link.port
-        );
+        log_timed_out(link);
         std::io::Error::new(std::io::ErrorKind::TimedOut, "replica timed out")
     };
     wr.write_all(format!("$EOF:{mark}\r\n").as_bytes()).await?;
@@ -1100,15 +1111,7 @@ async fn send_diskless<W: AsyncWrite + Unpin>(
             }
         }
     }
-    tracing::info!(
-        "Synchronization with replica {}:{} succeeded",
-        link.ip,
-        link.port
-    );
-    link.set_state(LinkState::Online);
-    link.ack_ms
-        .store(crate::commands::dispatch::unix_ms(), Ordering::Relaxed);
-    stream_to(srv, link, wr).await
+    go_online(srv, link, wr).await
 }
 
 /// Sends the snapshot file as `$<len>\r\n<bytes>`.
