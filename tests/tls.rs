@@ -722,12 +722,19 @@ fn replica_args(dir: &Path, port: &str) -> Vec<String> {
     a
 }
 
-/// The TLS arguments with client certificates required.
-fn tls_args_auth(dir: &Path) -> Vec<String> {
+/// A primary as Azure's (TLS only) that also requires client
+/// certificates, and a connection to it presenting dev-cert's.
+async fn tls_only_primary(dir: &Path) -> (Srv, Conn) {
     let mut a = tls_args(dir);
     let n = a.len();
-    a[n - 1] = "yes".into();
-    a
+    a[n - 1] = "yes".into(); // tls-auth-clients
+    let primary = start(&refs(&a));
+    let opts = Opts {
+        client_cert: Some(dir),
+        ..Opts::default()
+    };
+    let c = connect(primary.tls, dir, opts).await;
+    (primary, c)
 }
 
 #[tokio::test]
@@ -736,16 +743,7 @@ async fn replication_over_tls_between_cinnabar_servers() {
     dev_cert(certs.path());
     // The primary as in Azure: TLS only, and here client certificates
     // required, so the replica must present its own (its tls-cert-file).
-    let primary = start(&refs(&tls_args_auth(certs.path())));
-    let mut pc = connect(
-        primary.tls,
-        certs.path(),
-        Opts {
-            client_cert: Some(certs.path()),
-            ..Opts::default()
-        },
-    )
-    .await;
+    let (primary, mut pc) = tls_only_primary(certs.path()).await;
     assert_eq!(pc.cmd(&["SET", "before", "1"]).await, "+OK");
     let port = primary.tls.port().to_string();
     let replica = start(&refs(&replica_args(certs.path(), &port)));
@@ -902,16 +900,7 @@ async fn replication_over_tls_with_redis_server_both_ways() {
 
     // Cinnabar primary, TLS only with client certificates required;
     // redis-server replica presenting its tls-cert-file.
-    let primary = start(&refs(&tls_args_auth(certs.path())));
-    let mut pc = connect(
-        primary.tls,
-        certs.path(),
-        Opts {
-            client_cert: Some(certs.path()),
-            ..Opts::default()
-        },
-    )
-    .await;
+    let (primary, mut pc) = tls_only_primary(certs.path()).await;
     assert_eq!(pc.cmd(&["SET", "k", "from-cinnabar"]).await, "+OK");
     let pport = primary.tls.port().to_string();
     let Some(rr) = redis_tls(
