@@ -562,11 +562,7 @@ async fn receive_file(
             // last 39 bytes (a mark's possible start) is snapshot.
             Size::UntilMark(mark) => match find(&c.buf, mark) {
                 Some(at) => (at, true),
-                None if c.buf.len() < EOF_MARK_LEN => {
-                    c.fill().await?;
-                    continue;
-                }
-                None => (c.buf.len() - (EOF_MARK_LEN - 1), false),
+                None => (c.buf.len().saturating_sub(EOF_MARK_LEN - 1), false),
             },
         };
         f.write_all(&c.buf[..n])

@@ -94,8 +94,8 @@ pub struct Link {
     pub ack: AtomicU64,
     /// Unix ms of the last acknowledgement (or of the attach).
     pub ack_ms: AtomicU64,
-    /// Acknowledgements received (a diskless sync waits for the first).
-    acks_seen: AtomicU64,
+    /// An acknowledgement arrived (a diskless sync waits for the first).
+    acked: AtomicBool,
     state: AtomicU8,
     /// The old SYNC: no acknowledgements will come (no timeout applies).
     pub pre_psync: bool,
@@ -797,7 +797,7 @@ pub async fn serve_replica<S>(
         sent: AtomicU64::new(0),
         ack: AtomicU64::new(0),
         ack_ms: AtomicU64::new(crate::commands::dispatch::unix_ms()),
-        acks_seen: AtomicU64::new(0),
+        acked: AtomicBool::new(false),
         state: AtomicU8::new(LinkState::WaitBgsave as u8),
         pre_psync: req.psync.is_none(),
         pinned: AtomicBool::new(false),
@@ -853,7 +853,7 @@ fn on_replica_command(srv: &Server, link: &Link, argv: &[Bytes]) {
             .and_then(|v| u64::try_from(v).ok())
         {
             link.ack.fetch_max(off, Ordering::Relaxed);
-            link.acks_seen.fetch_add(1, Ordering::Relaxed);
+            link.acked.store(true, Ordering::Relaxed);
             link.ack_ms
                 .store(crate::commands::dispatch::unix_ms(), Ordering::Relaxed);
             link.info
@@ -926,12 +926,14 @@ async fn feed_replica<W: AsyncWrite + Unpin>(
     let diskless = req.capa_eof
         && srv.config.repl_diskless_sync()
         && srv.config.snapshot_method() == crate::config::SnapshotMethod::Versioned;
-    let (pipe_tx, mut pipe_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(8);
-    let to = if diskless {
-        crate::persistence::snapshot::ReplSaveTo::Pipe(pipe_tx)
+    let (to, pipe) = if diskless {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(8);
+        (crate::persistence::snapshot::ReplSaveTo::Pipe(tx), Some(rx))
     } else {
-        drop(pipe_tx);
-        crate::persistence::snapshot::ReplSaveTo::Disk(tmp.clone())
+        (
+            crate::persistence::snapshot::ReplSaveTo::Disk(tmp.clone()),
+            None,
+        )
     };
     let (off_tx, off_rx) = tokio::sync::oneshot::channel::<u64>();
     let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<Result<(), String>>();
@@ -973,8 +975,8 @@ async fn feed_replica<W: AsyncWrite + Unpin>(
             .await?;
         wr.flush().await?;
     }
-    if diskless {
-        return send_diskless(srv, link, wr, &mut pipe_rx, done_rx).await;
+    if let Some(mut pipe) = pipe {
+        return send_diskless(srv, link, wr, &mut pipe, done_rx).await;
     }
     // Newlines keep the replica's link alive while the file is written.
     let saved = loop {
@@ -992,14 +994,7 @@ async fn feed_replica<W: AsyncWrite + Unpin>(
         return Ok(());
     }
     link.set_state(LinkState::SendBulk);
-    let timeout = Duration::from_secs(srv.config.repl_timeout().max(1));
-    let sent = send_file(&tmp, wr, timeout, &srv.stats.repl_output).await;
-    if sent
-        .as_ref()
-        .is_err_and(|e| e.kind() == std::io::ErrorKind::TimedOut)
-    {
-        log_timed_out(link);
-    }
+    let sent = send_file(srv, link, &tmp, wr).await;
     let _ = std::fs::remove_file(&tmp);
     sent?;
     go_online(srv, link, wr).await
@@ -1022,14 +1017,34 @@ async fn go_online<W: AsyncWrite + Unpin>(
     stream_to(srv, link, wr).await
 }
 
-/// Logs giving up a replica that read nothing for `repl-timeout` during
-/// its full sync (Redis's message).
-fn log_timed_out(link: &Link) {
-    tracing::warn!(
-        "Disconnecting timedout replica (full sync): {}:{}",
-        link.ip,
-        link.port
-    );
+/// Writes part of a full sync's snapshot, counted as replication output;
+/// a replica that reads nothing for `repl-timeout` is given up (logged
+/// with Redis's message).
+async fn write_snapshot_part<W: AsyncWrite + Unpin>(
+    srv: &Server,
+    link: &Link,
+    wr: &mut W,
+    part: &[u8],
+) -> std::io::Result<()> {
+    let timeout = Duration::from_secs(srv.config.repl_timeout().max(1));
+    if tokio::time::timeout(timeout, wr.write_all(part))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "Disconnecting timedout replica (full sync): {}:{}",
+            link.ip,
+            link.port
+        );
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "replica timed out",
+        ));
+    }
+    srv.stats
+        .repl_output
+        .fetch_add(part.len() as u64, Ordering::Relaxed);
+    Ok(())
 }
 
 /// A diskless full sync: `$EOF:<mark>`, the snapshot's bytes as the save
@@ -1056,22 +1071,12 @@ async fn send_diskless<W: AsyncWrite + Unpin>(
     };
     let mark = random_id();
     link.set_state(LinkState::SendBulk);
-    // A replica that stops reading is dropped after `repl-timeout` (the
-    // save then sees the pipe closed and only finishes marking).
-    let timeout = Duration::from_secs(srv.config.repl_timeout().max(1));
-    let timed_out = || {
-        log_timed_out(link);
-        std::io::Error::new(std::io::ErrorKind::TimedOut, "replica timed out")
-    };
     wr.write_all(format!("$EOF:{mark}\r\n").as_bytes()).await?;
+    // A replica that stops reading is given up (the save then sees the
+    // pipe closed and only finishes marking).
     let mut chunk = first;
     while let Some(c) = chunk {
-        tokio::time::timeout(timeout, wr.write_all(&c))
-            .await
-            .map_err(|_| timed_out())??;
-        srv.stats
-            .repl_output
-            .fetch_add(c.len() as u64, Ordering::Relaxed);
+        write_snapshot_part(srv, link, wr, &c).await?;
         chunk = pipe.recv().await;
     }
     // The channel closed: the save ended, well or not.
@@ -1096,11 +1101,11 @@ async fn send_diskless<W: AsyncWrite + Unpin>(
     );
     let deadline =
         tokio::time::Instant::now() + Duration::from_secs(srv.config.repl_timeout().max(1));
-    while link.acks_seen.load(Ordering::Relaxed) == 0 {
+    while !link.acked.load(Ordering::Relaxed) {
         let notified = srv.repl.acks.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        if link.acks_seen.load(Ordering::Relaxed) > 0 {
+        if link.acked.load(Ordering::Relaxed) {
             break;
         }
         tokio::select! {
@@ -1115,12 +1120,11 @@ async fn send_diskless<W: AsyncWrite + Unpin>(
 }
 
 /// Sends the snapshot file as `$<len>\r\n<bytes>`.
-/// A replica that reads nothing for `timeout` is given up.
 async fn send_file<W: AsyncWrite + Unpin>(
+    srv: &Server,
+    link: &Link,
     path: &std::path::Path,
     wr: &mut W,
-    timeout: Duration,
-    sent: &AtomicU64,
 ) -> std::io::Result<()> {
     let mut f = tokio::fs::File::open(path).await?;
     let len = f.metadata().await?.len();
@@ -1136,12 +1140,7 @@ async fn send_file<W: AsyncWrite + Unpin>(
             ));
         }
         let n = n.min(left as usize);
-        tokio::time::timeout(timeout, wr.write_all(&buf[..n]))
-            .await
-            .map_err(|_| {
-                std::io::Error::new(std::io::ErrorKind::TimedOut, "replica timed out")
-            })??;
-        sent.fetch_add(n as u64, Ordering::Relaxed);
+        write_snapshot_part(srv, link, wr, &buf[..n]).await?;
         left -= n as u64;
     }
     wr.flush().await

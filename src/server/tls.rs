@@ -331,6 +331,17 @@ fn provider_and_versions(cfg: &Config) -> Result<(Arc<CryptoProvider>, Versions)
     Ok((provider, versions))
 }
 
+/// Encrypted private keys are not supported: a passphrase in `param`
+/// stops with a message saying so.
+fn refuse_key_pass(pass: Option<String>, param: &str) -> Result<(), String> {
+    match pass {
+        Some(p) if !p.is_empty() => Err(format!(
+            "{param} is not supported: use an unencrypted private key"
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Builds the server config from the current `tls-*` parameters. Errors
 /// name the parameter or file at fault.
 pub fn build(cfg: &Config) -> Result<Arc<ServerConfig>, String> {
@@ -342,9 +353,7 @@ pub fn build(cfg: &Config) -> Result<Arc<ServerConfig>, String> {
         .tls_key_file()
         .filter(|s| !s.is_empty())
         .ok_or("tls-port is set but tls-key-file is not")?;
-    if cfg.tls_key_file_pass().is_some_and(|p| !p.is_empty()) {
-        return Err("tls-key-file-pass is not supported: use an unencrypted private key".into());
-    }
+    refuse_key_pass(cfg.tls_key_file_pass(), "tls-key-file-pass")?;
 
     let (provider, versions) = provider_and_versions(cfg)?;
 
@@ -398,14 +407,7 @@ pub fn build(cfg: &Config) -> Result<Arc<ServerConfig>, String> {
 /// The client certificate is `tls-client-cert-file`/`tls-client-key-file`,
 /// else `tls-cert-file`/`tls-key-file` (as Redis), else none.
 pub fn client_config(cfg: &Config) -> Result<Arc<ClientConfig>, String> {
-    if cfg
-        .tls_client_key_file_pass()
-        .is_some_and(|p| !p.is_empty())
-    {
-        return Err(
-            "tls-client-key-file-pass is not supported: use an unencrypted private key".into(),
-        );
-    }
+    refuse_key_pass(cfg.tls_client_key_file_pass(), "tls-client-key-file-pass")?;
     let (provider, versions) = provider_and_versions(cfg)?;
     let roots = load_roots(cfg)?.ok_or(
         "tls-replication needs tls-ca-cert-file or tls-ca-cert-dir to verify the primary's certificate",
