@@ -452,6 +452,25 @@ async fn sync_streams_what_writes_propagate() {
         .query_async(&mut c)
         .await
         .unwrap();
+    // GETDEL is replicated as DEL, LMPOP and ZMPOP as the pops they did,
+    // with the count they popped.
+    let _: () = redis::cmd("ZADD")
+        .arg("z")
+        .arg(&["1", "a", "2", "b"])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    for cmd in [
+        &["GETDEL", "g"][..],
+        &["LMPOP", "2", "nokey", "r", "RIGHT", "COUNT", "5"],
+        &["ZMPOP", "1", "z", "MAX", "COUNT", "1"],
+    ] {
+        let _: redis::Value = redis::cmd(cmd[0])
+            .arg(&cmd[1..])
+            .query_async(&mut c)
+            .await
+            .unwrap();
+    }
     let want = [
         cmd_bytes(&["RPUSH", "q", "1", "2", "3", "4"]),
         cmd_bytes(&["LPOP", "q"]),
@@ -460,6 +479,10 @@ async fn sync_streams_what_writes_propagate() {
         cmd_bytes(&["SET", "g", "v"]),
         cmd_bytes(&["SET", "f", "1.5", "KEEPTTL"]),
         cmd_bytes(&["HSET", "h", "x", "2.25"]),
+        cmd_bytes(&["ZADD", "z", "1", "a", "2", "b"]),
+        cmd_bytes(&["DEL", "g"]),
+        cmd_bytes(&["RPOP", "r", "2"]),
+        cmd_bytes(&["ZPOPMAX", "z", "1"]),
     ]
     .concat();
     let got = link.read_exact_n(want.len()).await;

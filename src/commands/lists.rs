@@ -691,9 +691,24 @@ fn mpop_reply(key: Bytes, items: Vec<Bytes>) -> Reply {
 fn lmpop(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let p = parse_mpop(argv, 1)?;
     Ok(match mpop_first(ctx, p.keys, p.end, p.count, false)? {
-        Some((k, items)) => mpop_reply(k, items),
+        Some((k, items)) => {
+            propagate_pop(ctx, p.end, &k, items.len());
+            mpop_reply(k, items)
+        }
         None => Reply::NullArray,
     })
+}
+
+/// LMPOP and BLMPOP are replicated as `[LR]POP key count` (as Redis 7).
+fn propagate_pop(ctx: &mut Ctx<'_>, end: End, key: &Bytes, n: usize) {
+    if ctx.propagating() {
+        let name: &'static [u8] = if end == End::Head { b"LPOP" } else { b"RPOP" };
+        ctx.propagate_as(vec![
+            Bytes::from_static(name),
+            key.clone(),
+            Bytes::from(n.to_string()),
+        ]);
+    }
 }
 
 // ---- blocking ----------------------------------------------------------------
@@ -795,15 +810,7 @@ fn blmpop(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let serving = ctx.client.blocking.serving;
     match mpop_first(ctx, p.keys, p.end, p.count, serving)? {
         Some((k, items)) => {
-            // Replicated as `[LR]POP key count` (as Redis 7).
-            if ctx.propagating() {
-                let name: &'static [u8] = if p.end == End::Head { b"LPOP" } else { b"RPOP" };
-                ctx.propagate_as(vec![
-                    Bytes::from_static(name),
-                    k.clone(),
-                    Bytes::from(items.len().to_string()),
-                ]);
-            }
+            propagate_pop(ctx, p.end, &k, items.len());
             Ok(mpop_reply(k, items))
         }
         None => ctx.block(p.keys, deadline, Reply::NullArray),

@@ -1251,7 +1251,21 @@ fn zmpop(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         return Ok(Reply::NullArray);
     };
     let items = pop_from(ctx, &key, a.max, a.count as usize)?;
+    propagate_zpop(ctx, a.max, &key, items.len());
     Ok(Reply::Array(vec![Reply::Bulk(key), nested_pairs(items)]))
+}
+
+/// ZMPOP and BZMPOP are replicated as `ZPOPMIN|ZPOPMAX key count` (as
+/// Redis 7).
+fn propagate_zpop(ctx: &mut Ctx<'_>, max: bool, key: &Bytes, n: usize) {
+    if ctx.propagating() {
+        let name: &'static [u8] = if max { b"ZPOPMAX" } else { b"ZPOPMIN" };
+        ctx.propagate_as(vec![
+            Bytes::from_static(name),
+            key.clone(),
+            Bytes::from(n.to_string()),
+        ]);
+    }
 }
 
 /// The first of `keys` holding a non-empty sorted set; WRONGTYPE if a key
@@ -1319,15 +1333,7 @@ fn bzmpop(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     match first_ready(ctx, keys)? {
         Some(key) => {
             let items = pop_from(ctx, &key, a.max, a.count as usize)?;
-            // Replicated as `ZPOPMIN|ZPOPMAX key count` (as Redis 7).
-            if ctx.propagating() {
-                let name: &'static [u8] = if a.max { b"ZPOPMAX" } else { b"ZPOPMIN" };
-                ctx.propagate_as(vec![
-                    Bytes::from_static(name),
-                    key.clone(),
-                    Bytes::from(items.len().to_string()),
-                ]);
-            }
+            propagate_zpop(ctx, a.max, &key, items.len());
             Ok(Reply::Array(vec![Reply::Bulk(key), nested_pairs(items)]))
         }
         None => ctx.block(keys, deadline, Reply::NullArray),
