@@ -2047,3 +2047,31 @@ async fn rename_command_renames_and_survives_config_rewrite() {
         assert!(text.contains(why), "{line}: {text}");
     }
 }
+
+/// DEBUG SLEEP makes the whole server unresponsive, as single-threaded
+/// Redis is (MIGRATE's timeout tests rely on it): another client's write
+/// completes only after the sleep has ended.
+#[tokio::test]
+async fn debug_sleep_holds_every_client() {
+    let srv = TestServer::start();
+    let mut sleeper = srv.conn().await;
+    let mut other = srv.conn().await;
+    let started = std::time::Instant::now();
+    let sleep = tokio::spawn(async move {
+        let r: redis::RedisResult<()> = redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg("0.4")
+            .query_async(&mut sleeper)
+            .await;
+        r
+    });
+    // Let the DEBUG SLEEP start first.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let _: () = other.set("k", "v").await.unwrap();
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(380),
+        "SET answered during the sleep, after {:?}",
+        started.elapsed()
+    );
+    sleep.await.unwrap().unwrap();
+}

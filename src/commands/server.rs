@@ -1487,6 +1487,12 @@ fn debug_sleep(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     debug_allowed(ctx)?;
     let secs = crate::protocol::args::float_arg(&argv[2])?;
     if secs > 0.0 {
+        // The whole server sleeps, as single-threaded Redis does: every
+        // shard is held, so no other client's command runs meanwhile (tests
+        // use this to make a server unresponsive). Inside a transaction or
+        // a script, which already hold shards, only those stay held.
+        let _all = (ctx.locks.is_empty() && !ctx.in_script)
+            .then(|| crate::commands::ctx::lock_everything(ctx.srv));
         std::thread::sleep(std::time::Duration::from_secs_f64(secs.min(3600.0)));
     }
     Ok(Reply::OK)
