@@ -486,6 +486,32 @@ async fn client_pause_write_holds_the_primary_stream_on_a_replica() {
     assert_eq!(v.as_deref(), Some("bar2"));
 }
 
+/// WAIT issued while a replica is still in its full sync counts it once
+/// it is online (Redis's own tests WAIT right after REPLICAOF).
+#[tokio::test]
+async fn wait_counts_a_replica_still_in_its_full_sync() {
+    let primary = TestServer::start_with(&["--rdb-key-save-delay", "100000"]);
+    let mut p = primary.conn().await;
+    for i in 0..5 {
+        let _: () = p.set(format!("k{i}"), i).await.unwrap();
+    }
+    let replica =
+        TestServer::start_with(&["--replicaof", "127.0.0.1", &primary.addr.port().to_string()]);
+    let mut r = replica.conn().await;
+    wait_info(&mut r, "master_sync_in_progress", "1").await;
+    let _: () = p.set("after", "1").await.unwrap();
+    let got: i64 = tokio::time::timeout(
+        Duration::from_secs(20),
+        redis::cmd("WAIT").arg(1).arg(0).query_async(&mut p),
+    )
+    .await
+    .expect("WAIT 1 0 never returned")
+    .unwrap();
+    assert_eq!(got, 1);
+    let v: Option<String> = r.get("after").await.unwrap();
+    assert_eq!(v.as_deref(), Some("1"));
+}
+
 /// Reads one RESP command (an array of bulk strings) from a replica's
 /// link; `None` when it closed.
 async fn read_command(s: &mut tokio::io::BufReader<tokio::net::TcpStream>) -> Option<Vec<String>> {

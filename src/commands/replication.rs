@@ -400,8 +400,9 @@ fn role(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
 /// `numreplicas` have or after `timeout` ms (0: no limit). Inside MULTI
 /// (or a script) the count at once, as Redis answers. Without any replica
 /// the client blocks like any blocked command (CLIENT UNBLOCK ends it);
-/// with replicas the connection waits for their acknowledgements after
-/// asking for fresh ones (`REPLCONF GETACK *`).
+/// with replicas (online or still in their full sync) the connection waits
+/// for their acknowledgements after asking for fresh ones (`REPLCONF GETACK
+/// *`).
 fn wait(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let numreplicas = crate::protocol::codec::parse_i64(&argv[1]).ok_or(CmdError::NOT_INTEGER)?;
     let deadline = crate::commands::blocking::deadline_ms(&argv[2], ctx.now)?;
@@ -410,13 +411,10 @@ fn wait(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     if acked >= numreplicas || ctx.client.multi.is_some() || ctx.in_script {
         return Ok(Reply::Int(acked));
     }
-    let online = ctx
-        .srv
-        .repl
-        .links()
-        .iter()
-        .any(|l| l.state() == LinkState::Online);
-    if !online || ctx.client.deny_blocking {
+    // A replica still in its full sync counts too: it acknowledges once
+    // online (WAIT right after REPLICAOF must not block forever).
+    let replicas = !ctx.srv.repl.links().is_empty();
+    if !replicas || ctx.client.deny_blocking {
         return ctx.block(&[], deadline, Reply::Int(acked));
     }
     ctx.srv.repl.request_acks(ctx.srv);
