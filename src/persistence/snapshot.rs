@@ -1174,9 +1174,12 @@ fn begin_versioned(
     drop(dbs);
     // INFO's latest_fork_usec (and the latency monitor's "fork" event):
     // how long clients were held at the snapshot's instant, what a fork's
-    // time means to an operator; total_forks stays a count of real forks.
+    // time means to an operator. total_forks counts these instants too: it
+    // is how operators and tools (Redis's own tests among them) see that a
+    // background save or rewrite has started.
     let usec = (t0.elapsed().as_nanos() as u64).div_ceil(1000);
     srv.persist.latest_fork_usec.store(usec, Ordering::Relaxed);
+    srv.persist.total_forks.fetch_add(1, Ordering::Relaxed);
     srv.latency
         .add_if_needed(srv.config.latency_monitor_threshold(), "fork", usec / 1000);
     usec
