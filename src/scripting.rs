@@ -1796,7 +1796,7 @@ fn lua_to_reply(v: Value, resp3: bool, depth: usize) -> Reply {
     }
 }
 
-use crate::functions::{ALLOW_OOM, EVAL_COMPAT, FLAG_NAMES, NO_WRITES};
+use crate::functions::{ALLOW_OOM, ALLOW_STALE, EVAL_COMPAT, FLAG_NAMES, NO_WRITES};
 
 /// Parses the shebang line of an EVAL body (`#!lua flags=no-writes,...`),
 /// as Redis 7 does: returns the script's flags ([`EVAL_COMPAT`] when there
@@ -1862,12 +1862,12 @@ pub fn enough_replicas(srv: &crate::server::Server) -> bool {
     need == 0 || lag == 0 || srv.repl.good(lag) >= need
 }
 
-/// The write / deny-oom flags a script invocation declares, which replace
+/// The write / deny-oom / stale flags a script invocation declares, which replace
 /// the command's own before it runs (Redis's evalGetCommandFlags /
 /// fcallGetCommandFlags): EVAL bodies with a shebang and functions declare
 /// them; `None` for anything else (the table's flags apply). Dispatch uses
-/// it for the OOM and NOREPLICAS refusals, so a script that may write is
-/// refused like a write command.
+/// it for the OOM, NOREPLICAS, READONLY and MASTERDOWN refusals, so a
+/// script that may write is refused like a write command.
 pub fn declared_cmd_flags(
     srv: &crate::server::Server,
     name: &str,
@@ -1892,6 +1892,7 @@ pub fn declared_cmd_flags(
     Some(DeclaredFlags {
         write: flags & NO_WRITES == 0,
         deny_oom: flags & (ALLOW_OOM | NO_WRITES) == 0,
+        stale: flags & ALLOW_STALE != 0,
     })
 }
 
@@ -1902,6 +1903,8 @@ pub struct DeclaredFlags {
     pub write: bool,
     /// Refused over maxmemory (neither `allow-oom` nor `no-writes`).
     pub deny_oom: bool,
+    /// Runs on a stale replica (`allow-stale`).
+    pub stale: bool,
 }
 
 /// How one script execution treats the commands it calls (from its flags
@@ -1917,6 +1920,21 @@ pub struct RunMode {
     pub oom: bool,
 }
 
+/// A replica whose link to its primary is down and that may not serve
+/// stale data (`replica-serve-stale-data no`).
+fn running_stale(srv: &crate::server::Server) -> bool {
+    srv.repl.is_replica() && !srv.repl.master_link_up() && !srv.config.replica_serve_stale_data()
+}
+
+/// A read-only replica, for a caller that is not its primary (nor the AOF
+/// loader), whose writes it must obey.
+fn read_only_replica(ctx: &Ctx<'_>) -> bool {
+    ctx.srv.repl.is_replica()
+        && ctx.srv.config.replica_read_only()
+        && !ctx.client.master
+        && !ctx.client.loader
+}
+
 /// The checks Redis makes before running a script (scriptPrepareForRun):
 /// scripts with flags (a shebang, or any function) may be refused as a
 /// whole; EVAL scripts without one keep Redis 6 semantics. `flags` holds
@@ -1925,10 +1943,21 @@ pub fn prepare(ctx: &Ctx<'_>, flags: u32, ro: bool) -> CmdResult<RunMode> {
     let compat = flags & EVAL_COMPAT != 0;
     let max = ctx.srv.config.maxmemory();
     let oom = max > 0 && ctx.srv.memory.used(ctx.now) > max;
+    let stale = running_stale(ctx.srv);
+    if compat && stale {
+        return Err(CmdError::MASTERDOWN);
+    }
     if !compat {
-        // no-cluster, allow-stale and a read-only replica do not apply:
-        // Cinnabar has no cluster mode nor replication.
+        // no-cluster does not apply: Cinnabar has no cluster mode.
+        if stale && flags & ALLOW_STALE == 0 {
+            return Err(CmdError::from_static("MASTERDOWN Link with MASTER is down, replica-serve-stale-data is set to 'no' and 'allow-stale' flag is not set on the script."));
+        }
         if flags & NO_WRITES == 0 {
+            if read_only_replica(ctx) {
+                return Err(CmdError::from_static(
+                    "READONLY Can not run script with write flag on readonly replica",
+                ));
+            }
             if ro {
                 return Err(CmdError::err(
                     "Can not execute a script with write flag using *_ro command.",
@@ -2145,6 +2174,12 @@ fn script_call(cur: &Running<'_, '_>, cmd: Vec<Bytes>, resp3: bool) -> CallResul
             CmdError::err("This Redis command is not allowed from script"),
         );
     }
+    if !entry.spec.flags.contains(CmdFlags::STALE) && running_stale(cur.ctx.borrow().srv) {
+        return reject(
+            Some(entry),
+            CmdError::err("Can not execute the command on a stale replica"),
+        );
+    }
     let acl = {
         let guard = cur.ctx.borrow();
         crate::commands::acl::script_check(guard.srv, guard.client, entry, &cmd)
@@ -2161,6 +2196,9 @@ fn script_call(cur: &Running<'_, '_>, cmd: Vec<Bytes>, resp3: bool) -> CallResul
     }
     // Once the script wrote, it cannot be stopped for the server's state.
     if !cur.dirty.get() {
+        if writes && read_only_replica(&cur.ctx.borrow()) {
+            return reject(Some(entry), CmdError::READONLY);
+        }
         if writes {
             let disk = {
                 let g = cur.ctx.borrow();

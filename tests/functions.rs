@@ -461,3 +461,50 @@ async fn function_flags_match_redis() {
     same_replies(srv.addr.port(), &script).await;
     same_replies_resp3(srv.addr.port(), &script).await;
 }
+
+/// Scripts on a replica as Redis 7.0 checks them: with the link down and
+/// `replica-serve-stale-data no`, only `allow-stale` scripts run, and the
+/// commands they call must be allowed on a stale replica; on a read-only
+/// replica a script that may write is refused, and so is a write called
+/// from a script without flags.
+#[tokio::test]
+async fn scripts_on_stale_and_read_only_replicas_match_redis() {
+    let srv = TestServer::start();
+    let code = lib(
+        "stale",
+        "redis.register_function{function_name='f1', callback=function() return 'hello' end, flags={'no-writes'}}\n\
+         redis.register_function{function_name='f2', callback=function() return 'hello' end, flags={'allow-stale', 'no-writes'}}\n\
+         redis.register_function{function_name='f3', callback=function() return redis.call('get', 'x') end, flags={'allow-stale', 'no-writes'}}\n\
+         redis.register_function{function_name='f4', callback=function() return string.sub(redis.call('info', 'server'), 1, 8) end, flags={'allow-stale', 'no-writes'}}\n\
+         redis.register_function('w', function(keys) return redis.call('set', keys[1], 'v') end)",
+    );
+    let script = vec![
+        cmd(&["FUNCTION", "FLUSH"]),
+        cmd(&["FLUSHALL"]),
+        cmd(&["FUNCTION", "LOAD", &code]),
+        cmd(&["CONFIG", "SET", "replica-serve-stale-data", "no"]),
+        // Nothing listens on port 1: the link stays down.
+        cmd(&["REPLICAOF", "127.0.0.1", "1"]),
+        cmd(&["FCALL", "f1", "0"]),
+        cmd(&["FCALL", "f2", "0"]),
+        cmd(&["FCALL", "f3", "0"]),
+        cmd(&["FCALL", "f4", "0"]),
+        cmd(&["FCALL", "w", "1", "x"]),
+        cmd(&["EVAL", "return 1", "0"]),
+        cmd(&["EVAL", "#!lua flags=no-writes,allow-stale\nreturn 1", "0"]),
+        cmd(&["EVAL", "#!lua flags=allow-stale\nreturn 1", "0"]),
+        cmd(&["CONFIG", "SET", "replica-serve-stale-data", "yes"]),
+        cmd(&["FCALL", "f3", "0"]),
+        cmd(&["FCALL", "w", "1", "x"]),
+        cmd(&["EVAL", "#!lua\nreturn 1", "0"]),
+        cmd(&["EVAL", "return redis.call('set', 'x', '1')", "0"]),
+        cmd(&["EVAL", "return redis.call('get', 'x')", "0"]),
+        cmd(&["CONFIG", "SET", "replica-read-only", "no"]),
+        cmd(&["FCALL", "w", "1", "x"]),
+        cmd(&["GET", "x"]),
+        cmd(&["CONFIG", "SET", "replica-read-only", "yes"]),
+        cmd(&["REPLICAOF", "NO", "ONE"]),
+        cmd(&["FCALL", "w", "1", "x"]),
+    ];
+    same_replies(srv.addr.port(), &script).await;
+}

@@ -174,12 +174,18 @@ pub fn execute(srv: &Server, client: &mut Client, argv: &[Bytes]) -> Reply {
         if srv.config.replica_read_only() && writes() {
             return reject_command(srv, client, entry, CmdError::READONLY);
         }
-        if !srv.config.replica_serve_stale_data()
-            && !srv.repl.master_link_up()
-            && (!entry.spec.flags.contains(CmdFlags::STALE)
-                || (entry.spec.name == "exec" && client.multi.as_ref().is_some_and(|m| m.nonstale)))
-        {
-            return reject_command(srv, client, entry, CmdError::MASTERDOWN);
+        if !srv.config.replica_serve_stale_data() && !srv.repl.master_link_up() {
+            // A script's declared flags replace the command's (only
+            // `allow-stale` ones run).
+            let stale_ok = match crate::scripting::declared_cmd_flags(srv, entry.spec.name, argv) {
+                Some(f) => f.stale,
+                None => entry.spec.flags.contains(CmdFlags::STALE),
+            };
+            let exec_nonstale =
+                entry.spec.name == "exec" && client.multi.as_ref().is_some_and(|m| m.nonstale);
+            if !stale_ok || exec_nonstale {
+                return reject_command(srv, client, entry, CmdError::MASTERDOWN);
+            }
         }
     }
     // min-replicas-to-write: on a primary, writes are refused while fewer
@@ -222,7 +228,9 @@ pub fn execute(srv: &Server, client: &mut Client, argv: &[Bytes]) -> Reply {
             m.write |= entry.spec.flags.contains(CmdFlags::WRITE)
                 || declared.as_ref().is_some_and(|f| f.write);
             m.may_replicate |= may_replicate(srv, entry, argv);
-            m.nonstale |= !entry.spec.flags.contains(CmdFlags::STALE);
+            m.nonstale |= !declared
+                .as_ref()
+                .map_or(entry.spec.flags.contains(CmdFlags::STALE), |f| f.stale);
             m.bytes += argv.iter().map(|a| a.len()).sum::<usize>();
             m.queue.push((entry, argv.to_vec()));
         }
