@@ -512,6 +512,36 @@ async fn wait_counts_a_replica_still_in_its_full_sync() {
     assert_eq!(v.as_deref(), Some("1"));
 }
 
+/// A big value from the primary leaves no oversized buffers on the
+/// replica: once applied, the replica uses about the memory the primary
+/// does (before, the read buffers kept up to three times the value).
+#[tokio::test]
+async fn a_big_value_leaves_no_oversized_stream_buffers() {
+    let primary = TestServer::start();
+    let replica =
+        TestServer::start_with(&["--replicaof", "127.0.0.1", &primary.addr.port().to_string()]);
+    let mut p = primary.conn().await;
+    let mut r = replica.conn().await;
+    wait_info(&mut r, "master_link_status", "up").await;
+    let big = vec![b'x'; 32 << 20];
+    let _: () = p.set("key", big).await.unwrap();
+    wait_acked(&mut p, 1).await;
+    let used = |s: String| s.parse::<u64>().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let pm = used(info_field(&mut p, "memory", "used_memory").await);
+        let rm = used(info_field(&mut r, "memory", "used_memory").await);
+        if rm <= pm + (10 << 20) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replica uses {rm} bytes, primary {pm}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Reads one RESP command (an array of bulk strings) from a replica's
 /// link; `None` when it closed.
 async fn read_command(s: &mut tokio::io::BufReader<tokio::net::TcpStream>) -> Option<Vec<String>> {

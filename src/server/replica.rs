@@ -725,6 +725,8 @@ async fn apply_stream(srv: &Arc<Server>, c: &mut Conn, client: &mut Client) -> R
     // A command CLIENT PAUSE holds (as Redis postpones the master client's
     // writes): the stream waits behind it, still read but not applied.
     let mut held: Option<Vec<Bytes>> = None;
+    // The buffers were sized for a big argument (see size_stream_buffers).
+    let mut grown = false;
     loop {
         // Run every complete command in the buffer.
         loop {
@@ -786,6 +788,7 @@ async fn apply_stream(srv: &Arc<Server>, c: &mut Conn, client: &mut Client) -> R
         if info.killed.load(Ordering::Relaxed) {
             return Err("the link was killed".into());
         }
+        size_stream_buffers(&parser, &mut c.buf, &mut raw_in, &mut grown);
         tokio::select! {
             r = c.sock.read_buf(&mut c.buf) => {
                 match r {
@@ -800,9 +803,6 @@ async fn apply_stream(srv: &Arc<Server>, c: &mut Conn, client: &mut Client) -> R
                         info.last_interaction.store(now, Ordering::Relaxed);
                     }
                 }
-                if c.buf.capacity() - c.buf.len() < 4096 {
-                    c.buf.reserve(16 * 1024);
-                }
             }
             _ = ack_timer.tick() => {
                 let last = repl.master_last_io_ms.load(Ordering::Relaxed);
@@ -815,6 +815,40 @@ async fn apply_stream(srv: &Arc<Server>, c: &mut Conn, client: &mut Client) -> R
             _ = info.kill.wait() => return Err("the link was killed".into()),
             _ = srv.pause.wait_change(crate::commands::dispatch::unix_ms()), if held.is_some() => {}
         }
+    }
+}
+
+/// Room for the next read of the primary's stream. A big argument gets
+/// exactly the room it still needs (`reserve` could double the
+/// allocation), and once it is consumed both buffers start small again, as
+/// Redis trims a master client's query buffer: an empty `BytesMut` still
+/// pins its allocation, and a 32 MB value kept two such allocations alive
+/// (the parser's, the copy kept for the backlog) until the next read.
+fn size_stream_buffers(
+    parser: &RequestParser,
+    buf: &mut BytesMut,
+    raw_in: &mut BytesMut,
+    grown: &mut bool,
+) {
+    const CHUNK: usize = 16 * 1024;
+    let rest = parser.wanted(buf);
+    if rest > buf.capacity() - buf.len() {
+        let mut b = BytesMut::with_capacity(buf.len() + rest.max(CHUNK));
+        b.extend_from_slice(buf);
+        *buf = b;
+        let mut r = BytesMut::with_capacity(raw_in.len() + rest.max(CHUNK));
+        r.extend_from_slice(raw_in);
+        *raw_in = r;
+        *grown = true;
+        return;
+    }
+    if rest == 0 && *grown && buf.is_empty() && raw_in.is_empty() {
+        *buf = BytesMut::with_capacity(CHUNK);
+        *raw_in = BytesMut::new();
+        *grown = false;
+    }
+    if buf.capacity() - buf.len() < CHUNK / 4 {
+        buf.reserve(CHUNK);
     }
 }
 
