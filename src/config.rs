@@ -128,7 +128,7 @@
 //! `repl-diskless-load`,
 //! `repl-disable-tcp-nodelay`,
 //! `replica-lazy-flush`,
-//! `replica-ignore-disk-write-errors`, `bind-source-addr`,
+//! `replica-ignore-disk-write-errors`,
 //! `propagation-error-behavior`,
 //! `active-expire-effort`,
 //! `lazyfree-lazy-eviction`, `activedefrag`, `active-defrag-ignore-bytes`,
@@ -1031,7 +1031,7 @@ params! {
         boolean("yes").alias("slave-ignore-maxmemory") => bool;
     replica_ignore_disk_write_errors "replica-ignore-disk-write-errors" =
         boolean("no").no_effect() => bool;
-    bind_source_addr "bind-source-addr" = nullable().no_effect() => Option<String>;
+    bind_source_addr "bind-source-addr" = nullable() => Option<String>;
     propagation_error_behavior "propagation-error-behavior" =
         enumeration(PROPAGATION_ERROR_BEHAVIOR, "ignore").no_effect() => &'static str;
 

@@ -542,6 +542,25 @@ async fn a_big_value_leaves_no_oversized_stream_buffers() {
     }
 }
 
+/// `bind-source-addr`: the replica's link leaves from that address, which
+/// the primary sees as the replica's.
+#[tokio::test]
+async fn the_replica_link_leaves_from_bind_source_addr() {
+    let primary = TestServer::start();
+    let replica = TestServer::start_with(&[
+        "--bind-source-addr",
+        "127.0.0.2",
+        "--replicaof",
+        "127.0.0.1",
+        &primary.addr.port().to_string(),
+    ]);
+    let mut p = primary.conn().await;
+    let mut r = replica.conn().await;
+    wait_info(&mut r, "master_link_status", "up").await;
+    let slave0 = info_field(&mut p, "replication", "slave0").await;
+    assert!(slave0.starts_with("ip=127.0.0.2,"), "{slave0}");
+}
+
 /// Reads one RESP command (an array of bulk strings) from a replica's
 /// link; `None` when it closed.
 async fn read_command(s: &mut tokio::io::BufReader<tokio::net::TcpStream>) -> Option<Vec<String>> {

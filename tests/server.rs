@@ -1634,8 +1634,8 @@ async fn tcp_backlog_sizes_the_accept_queue() {
 
 /// `oom-score-adj` as redis-server: `relative`/`yes` adds the class's
 /// value of `oom-score-adj-values` to the score the process had, `absolute`
-/// writes it, `no` puts the original back; a snapshot child takes the
-/// third (background child) value.
+/// writes it, `no` puts the original back; a replica takes the second
+/// value and a snapshot child the third (background child) one.
 #[tokio::test]
 async fn oom_score_adj_follows_the_configuration() {
     let srv = TestServer::start_with(&["--save", "", "--snapshot-method", "fork"]);
@@ -1656,6 +1656,21 @@ async fn oom_score_adj_follows_the_configuration() {
         .unwrap();
     assert_eq!(read(&path), 31);
     let _: () = set(&["oom-score-adj-values", "15 19 29"])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(read(&path), 37);
+    // A replica takes the second value; promoted, the first again.
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(1)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(read(&path), 22 + 19);
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
         .query_async(&mut c)
         .await
         .unwrap();

@@ -309,18 +309,10 @@ impl Server {
             }
         }
         if changed.contains(&"oom-score-adj") || changed.contains(&"oom-score-adj-values") {
-            if let Err(e) = process::apply_oom_score_adj(
-                self.config.oom_score_adj(),
-                self.config.oom_score_adj_values(),
-                process::OOM_PRIMARY,
-            ) {
+            if let Err(e) = self.apply_oom_class() {
                 tracing::warn!("Unable to write oom_score_adj: {e}");
                 self.restore_config(&before);
-                let _ = process::apply_oom_score_adj(
-                    self.config.oom_score_adj(),
-                    self.config.oom_score_adj_values(),
-                    process::OOM_PRIMARY,
-                );
+                let _ = self.apply_oom_class();
                 let name = if changed.contains(&"oom-score-adj") {
                     "oom-score-adj"
                 } else {
@@ -408,6 +400,21 @@ impl Server {
     /// A parameter's current value as CONFIG GET prints it.
     /// Puts back parameter values saved before a CONFIG SET whose side
     /// effect (rebinding, reloading keys) failed.
+    /// Applies `oom-score-adj` for this server's class (primary or
+    /// replica), as Redis does on CONFIG SET and on every role change.
+    pub fn apply_oom_class(&self) -> std::io::Result<()> {
+        let class = if self.repl.is_replica() {
+            process::OOM_REPLICA
+        } else {
+            process::OOM_PRIMARY
+        };
+        process::apply_oom_score_adj(
+            self.config.oom_score_adj(),
+            self.config.oom_score_adj_values(),
+            class,
+        )
+    }
+
     fn restore_config<N: AsRef<str>>(&self, saved: &[(N, String)]) {
         let undo: Vec<(&[u8], &[u8])> = saved
             .iter()

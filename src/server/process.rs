@@ -174,6 +174,7 @@ static OOM_BASE: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::ne
 
 /// Process classes of `oom-score-adj-values`.
 pub const OOM_PRIMARY: usize = 0;
+pub const OOM_REPLICA: usize = 1;
 pub const OOM_BGCHILD: usize = 2;
 
 /// Sets `/proc/self/oom_score_adj` as redis-server's `oom-score-adj`

@@ -61,6 +61,9 @@ pub fn follow(srv: &Arc<Server>, addr: MasterAddr) -> bool {
     repl.master_changed.notify_waiters();
     drop_master_client(srv);
     repl.set_replica(true);
+    if let Err(e) = srv.apply_oom_class() {
+        tracing::warn!("Unable to write oom_score_adj: {e}");
+    }
     srv.feed.set_proxy(true);
     repl.link_state
         .store(MasterLinkState::Connect as u8, Ordering::Relaxed);
@@ -98,6 +101,9 @@ pub fn promote(srv: &Server) -> bool {
     // The new history starts after what we applied (our backlog's end).
     repl.shift_id(crate::server::replication::random_id(), repl.offset(srv));
     repl.set_replica(false);
+    if let Err(e) = srv.apply_oom_class() {
+        tracing::warn!("Unable to write oom_score_adj: {e}");
+    }
     repl.own_keys.lock().clear();
     srv.feed.set_proxy(false);
     repl.link_state
@@ -314,13 +320,50 @@ impl Conn {
     }
 }
 
+/// Connects to the primary, from `bind-source-addr` when set (as Redis
+/// binds its replication link's socket before connecting).
+async fn connect_from(addr: &MasterAddr, source: Option<&str>) -> std::io::Result<TcpStream> {
+    let Some(source) = source.filter(|s| !s.is_empty()) else {
+        return TcpStream::connect((addr.host.as_str(), addr.port)).await;
+    };
+    let ip: std::net::IpAddr = source.parse().map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("bind-source-addr {source} is not an IP address"),
+        )
+    })?;
+    let mut last = None;
+    for target in tokio::net::lookup_host((addr.host.as_str(), addr.port)).await? {
+        if target.is_ipv4() != ip.is_ipv4() {
+            continue;
+        }
+        let sock = if ip.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        sock.bind(std::net::SocketAddr::new(ip, 0))?;
+        match sock.connect(target).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::AddrNotAvailable,
+            format!("no address of the primary matches bind-source-addr {source}"),
+        )
+    }))
+}
+
 /// One connection to the primary, from connecting to the link's end.
 async fn link(srv: &Arc<Server>, addr: &MasterAddr, gen: u64) -> Result<(), String> {
     let repl = &srv.repl;
     let timeout = Duration::from_secs(srv.config.repl_timeout().max(1));
     repl.link_state
         .store(MasterLinkState::Connecting as u8, Ordering::Relaxed);
-    let sock = tokio::time::timeout(timeout, TcpStream::connect((addr.host.as_str(), addr.port)))
+    let source = srv.config.bind_source_addr();
+    let sock = tokio::time::timeout(timeout, connect_from(addr, source.as_deref()))
         .await
         .map_err(|_| "Timeout connecting to the MASTER...".to_string())?
         .map_err(|e| format!("Error condition on socket for SYNC: {e}"))?;
