@@ -763,3 +763,59 @@ async fn set_repl_and_publish_reach_the_consumers_they_name() {
         assert!(!text.contains(k), "{k:?} in {text:?}");
     }
 }
+
+/// `REPLCONF rdb-filter-only` (redis-cli --functions-rdb, --replica): the
+/// snapshot leaves every key out and keeps the functions only when the
+/// filter names them; an unknown filter is refused.
+#[tokio::test]
+async fn rdb_filter_only_leaves_the_keys_out() {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    let _: () = redis::cmd("DEBUG")
+        .arg("POPULATE")
+        .arg(1000)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: String = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg("#!lua name=lib1\nredis.register_function('func1', function() return 123 end)")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let mut bad = srv.raw().await;
+    bad.expect(
+        &cmd_bytes(&["REPLCONF", "rdb-filter-only", "functions keys"]),
+        b"-ERR Unsupported rdb-filter-only option: keys\r\n",
+    )
+    .await;
+    for (filter, libs) in [("functions", 1), ("", 0)] {
+        let mut link = srv.raw().await;
+        link.expect(
+            &cmd_bytes(&["REPLCONF", "rdb-filter-only", filter]),
+            b"+OK\r\n",
+        )
+        .await;
+        link.send(b"SYNC\r\n").await;
+        let rdb = rdb_payload(&mut link).await;
+        // Loaded by a fresh server: no keys, and the functions if asked.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("dump.rdb"), &rdb).unwrap();
+        let (mut child, addr) = common::spawn_in(dir.path(), &[]);
+        let mut loaded = redis::Client::open(format!("redis://{addr}"))
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let n: i64 = redis::cmd("DBSIZE").query_async(&mut loaded).await.unwrap();
+        let list: Vec<redis::Value> = redis::cmd("FUNCTION")
+            .arg("LIST")
+            .query_async(&mut loaded)
+            .await
+            .unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(n, 0, "filter {filter:?}");
+        assert_eq!(list.len(), libs, "filter {filter:?}");
+    }
+}

@@ -153,6 +153,7 @@ fn start_sync(ctx: &mut Ctx<'_>, psync: Option<(Bytes, i64)>) -> CmdResult {
         listening_port: ctx.client.repl_port,
         announced_ip: ctx.client.repl_ip.clone(),
         capa_eof: ctx.client.repl_capa_eof,
+        filter: ctx.client.repl_filter,
     });
     // The replies (+FULLRESYNC / +CONTINUE, the RDB) come from the link.
     Ok(Reply::Raw(Bytes::new()))
@@ -187,9 +188,35 @@ fn replconf(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             if eq_ic(val, "eof") {
                 ctx.client.repl_capa_eof = true;
             }
-        } else if eq_ic(opt, "rdb-only") || eq_ic(opt, "rdb-filter-only") {
+        } else if eq_ic(opt, "rdb-only") {
             // Only the snapshot is wanted (redis-cli --rdb): it reads the
             // bulk and disconnects; nothing to change here.
+            let v = crate::protocol::codec::parse_i64(val).ok_or(CmdError::NOT_INTEGER)?;
+            if !(0..=1).contains(&v) {
+                return Err(CmdError::err(
+                    "value is out of range, value must between 0 and 1",
+                ));
+            }
+        } else if eq_ic(opt, "rdb-filter-only") {
+            // Include filters for the snapshot: the keys are always left
+            // out; "functions" keeps the functions (redis-cli
+            // --functions-rdb), no filter leaves an empty dataset
+            // (redis-cli --replica, which only wants the stream).
+            let Some(filters) = crate::protocol::codec::split_args(val) else {
+                return Err(CmdError::err("Missing rdb-filter-only values"));
+            };
+            let mut functions = false;
+            for f in &filters {
+                if eq_ic(f, "functions") {
+                    functions = true;
+                } else {
+                    return Err(CmdError::new(format!(
+                        "ERR Unsupported rdb-filter-only option: {}",
+                        String::from_utf8_lossy(f)
+                    )));
+                }
+            }
+            ctx.client.repl_filter = Some(functions);
         } else if eq_ic(opt, "ack") || eq_ic(opt, "getack") {
             return Ok(Reply::Raw(Bytes::new()));
         } else {

@@ -272,6 +272,9 @@ pub struct Client {
     /// `REPLCONF capa eof`: the replica reads a snapshot streamed without
     /// its length (`$EOF:<mark>`), so it can be sent diskless.
     pub repl_capa_eof: bool,
+    /// `REPLCONF rdb-filter-only`: the snapshot leaves the keys out, and
+    /// keeps the functions only if the filter names them (`Some(true)`).
+    pub repl_filter: Option<bool>,
     /// The client replaying the AOF at startup (runs while others get
     /// `-LOADING`).
     pub loader: bool,
@@ -344,6 +347,7 @@ impl Client {
             repl_port: 0,
             repl_ip: None,
             repl_capa_eof: false,
+            repl_filter: None,
             loader: false,
             master: false,
             master_raw: Vec::new(),

@@ -1051,8 +1051,12 @@ pub fn save_for_replica(
     srv: &Server,
     replica: &crate::connection::client::ClientInfo,
     to: ReplSaveTo,
+    filter: Option<bool>,
     at_start: impl FnOnce(),
 ) -> Result<(), String> {
+    if let Some(functions) = filter {
+        return save_without_keys(srv, to, functions, at_start);
+    }
     let child = loop {
         if replica.killed.load(Ordering::Relaxed) {
             return Err("the replica disconnected".into());
@@ -1120,6 +1124,38 @@ pub fn save_for_replica(
         }
         Err("the snapshot failed".into())
     }
+}
+
+/// The snapshot of a replica that asked for no keys (`REPLCONF
+/// rdb-filter-only`): the header, the aux fields with the replication
+/// position, and the functions if `functions`. Nothing of the keyspace is
+/// walked, so no background save needs to end first.
+fn save_without_keys(
+    srv: &Server,
+    to: ReplSaveTo,
+    functions: bool,
+    at_start: impl FnOnce(),
+) -> Result<(), String> {
+    let mut params = SaveParams::of(srv);
+    if !functions {
+        params.functions.clear();
+    }
+    at_start();
+    *params.repl.lock() = repl_aux_now(srv);
+    let now = crate::commands::dispatch::unix_ms();
+    let (sink, tmp) = match to {
+        ReplSaveTo::Disk(tmp) => (open_sink(&tmp, &params, false), Some(tmp)),
+        ReplSaveTo::Pipe(tx) => (Ok(super::SyncedFile::pipe(tx)), None),
+    };
+    let written = sink
+        .and_then(|f| open_rdb_on(f, &params, now, false))
+        .and_then(close_rdb);
+    written.map_err(|e| {
+        if let Some(tmp) = tmp {
+            let _ = std::fs::remove_file(tmp);
+        }
+        format!("the snapshot failed: {e}")
+    })
 }
 
 // ---- versioned snapshots -------------------------------------------------------

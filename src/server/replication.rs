@@ -67,6 +67,9 @@ pub struct SyncRequest {
     pub announced_ip: Option<String>,
     /// `REPLCONF capa eof` sent earlier: it can take a diskless snapshot.
     pub capa_eof: bool,
+    /// `REPLCONF rdb-filter-only` sent earlier: a snapshot without keys,
+    /// with the functions if `Some(true)`.
+    pub filter: Option<bool>,
 }
 
 /// A replica's progress through its synchronisation.
@@ -935,6 +938,7 @@ async fn feed_replica<W: AsyncWrite + Unpin>(
             None,
         )
     };
+    let filter = req.filter;
     let (off_tx, off_rx) = tokio::sync::oneshot::channel::<u64>();
     let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<Result<(), String>>();
     {
@@ -944,8 +948,12 @@ async fn feed_replica<W: AsyncWrite + Unpin>(
             .name("cinnabar-replsync".into())
             .spawn(move || {
                 let limit = srv.config.repl_backlog_size() as usize;
-                let r =
-                    crate::persistence::snapshot::save_for_replica(&srv, &link.info, to, || {
+                let r = crate::persistence::snapshot::save_for_replica(
+                    &srv,
+                    &link.info,
+                    to,
+                    filter,
+                    || {
                         let off = srv.feed.with_backlog(
                             |end| Backlog::new(end, limit),
                             |b| {
@@ -958,7 +966,8 @@ async fn feed_replica<W: AsyncWrite + Unpin>(
                             },
                         );
                         let _ = off_tx.send(off);
-                    });
+                    },
+                );
                 let _ = done_tx.send(r);
             });
         if spawned.is_err() {
