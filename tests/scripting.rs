@@ -1086,3 +1086,27 @@ async fn redis_call_arguments_match_redis() {
     )
     .await;
 }
+
+/// SHUTDOWN NOSAVE ends a busy script's server, and the listening socket
+/// closes as soon as the shutdown is committed: a client connecting while
+/// the server is still going away is refused, never accepted and dropped.
+#[tokio::test]
+async fn shutdown_nosave_during_a_busy_script_refuses_new_connections_at_once() {
+    let mut srv = TestServer::start_with(&["--busy-reply-threshold", "10"]);
+    let mut busy = srv.raw().await;
+    busy.send(&resp(&[
+        b"EVAL",
+        b"redis.call('set','x','y') while true do end",
+        b"0",
+    ]))
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut c = srv.raw().await;
+    c.send(b"SHUTDOWN NOSAVE\r\n").await;
+    // The busy script's client never leaves, so the server waits ~200 ms
+    // for connections to flush before it exits: connect meanwhile.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let r = tokio::net::TcpStream::connect(srv.addr).await;
+    assert!(r.is_err(), "a connection was accepted during the shutdown");
+    assert!(srv.wait_exit(Duration::from_secs(10)).is_some());
+}

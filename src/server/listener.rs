@@ -222,6 +222,14 @@ pub fn rebind(srv: &Arc<Server>, kinds: &[Kind]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A committed shutdown: every TCP/TLS listening socket stops accepting
+/// now, as Redis closes its listeners before exiting, so a client that saw
+/// its connection close cannot reach a server that is still going away.
+pub fn stop_all(srv: &Server) {
+    let stop: Vec<AcceptLoop> = srv.accept_tasks.lock().drain(..).collect();
+    stop.into_iter().for_each(AcceptLoop::stop);
+}
+
 /// Accepts connections until shutdown.
 pub async fn accept_loop(srv: Arc<Server>, kind: Kind, listener: TcpListener) {
     let mut rx = srv.shutdown_receiver();

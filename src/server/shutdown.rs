@@ -255,6 +255,7 @@ fn attempt(srv: &Server, flags: &mut SF, caller: Option<u64>) -> Refused {
     // Committed. Nothing below can fail the shutdown.
     crate::persistence::snapshot::stop_aof(srv);
     srv.request_shutdown();
+    super::listener::stop_all(srv);
     for c in srv.clients.iter() {
         if Some(c.id) != caller {
             c.request_kill();
