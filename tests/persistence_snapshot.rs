@@ -1675,3 +1675,81 @@ async fn flushall_stops_a_running_bgsave_without_save_points() {
         .await
         .unwrap();
 }
+
+/// INFO persistence reports a running background save as Redis reports its
+/// child: keys at the instant and keys written so far (current_fork_perc),
+/// the old values the point-in-time copy sets aside as writes hit unsaved
+/// keys (current_cow_size / _peak, then rdb_last_cow_size), and counts saves
+/// and rewrites (rdb_saves, aof_rewrites), which CONFIG RESETSTAT clears.
+#[tokio::test]
+async fn info_reports_a_saves_progress_and_copy_on_write() {
+    // Uncompressed records: the old values set aside keep their size.
+    let srv = TestServer::start_with(&["--save", "", "--rdbcompression", "no"]);
+    let mut c = srv.conn().await;
+    let num = |s: String| -> f64 { s.parse().unwrap() };
+    let _: () = redis::cmd("DEBUG")
+        .arg("POPULATE")
+        .arg(2000)
+        .arg("key")
+        .arg(500)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(info_field(&mut c, "current_save_keys_total").await, "0");
+    let saves0 = num(info_field(&mut c, "rdb_saves").await);
+    // 2000 keys x 1 ms: the save lasts about two seconds.
+    common::config_set(&mut c, "rdb-key-save-delay", "1000").await;
+    let _: String = redis::cmd("BGSAVE").query_async(&mut c).await.unwrap();
+    assert_eq!(num(info_field(&mut c, "rdb_saves").await), saves0 + 1.0);
+    assert_eq!(info_field(&mut c, "current_save_keys_total").await, "2000");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let done = num(info_field(&mut c, "current_save_keys_processed").await);
+    let perc = num(info_field(&mut c, "current_fork_perc").await);
+    assert!(done > 0.0 && done < 2000.0, "processed {done}");
+    assert!((perc - done / 20.0).abs() < 5.0, "{perc}% for {done} keys");
+    // Every key rewritten: the ones not saved yet keep their old values
+    // for the snapshot.
+    for i in 0..2000 {
+        let _: () = c.set(format!("key:{i}"), "B".repeat(500)).await.unwrap();
+    }
+    let cow = num(info_field(&mut c, "current_cow_size").await);
+    let peak = num(info_field(&mut c, "current_cow_peak").await);
+    assert!(cow > 100_000.0, "current_cow_size {cow}");
+    assert!(peak >= cow);
+    common::config_set(&mut c, "rdb-key-save-delay", "0").await;
+    wait_bgsave_done(&mut c).await;
+    assert!(num(info_field(&mut c, "rdb_last_cow_size").await) >= peak);
+    for f in [
+        "current_cow_size",
+        "current_save_keys_total",
+        "current_save_keys_processed",
+    ] {
+        assert_eq!(info_field(&mut c, f).await, "0", "{f}");
+    }
+    assert_eq!(info_field(&mut c, "current_fork_perc").await, "0.00");
+    let rewrites0 = num(info_field(&mut c, "aof_rewrites").await);
+    let _: String = redis::cmd("BGREWRITEAOF")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(
+        num(info_field(&mut c, "aof_rewrites").await),
+        rewrites0 + 1.0
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while info_field(&mut c, "aof_rewrite_in_progress").await != "0" {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        info_field(&mut c, "aof_rewrites_consecutive_failures").await,
+        "0"
+    );
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(info_field(&mut c, "rdb_saves").await, "0");
+    assert_eq!(info_field(&mut c, "aof_rewrites").await, "0");
+}

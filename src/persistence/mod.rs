@@ -82,6 +82,23 @@ pub struct State {
     /// inserted, and keys it skipped as already expired.
     pub last_load_keys_loaded: AtomicU64,
     pub last_load_keys_expired: AtomicU64,
+    /// INFO rdb_saves / aof_rewrites: saves and rewrites started (as
+    /// Redis counts them: every BGSAVE, SAVE and replica snapshot; every
+    /// rewrite), and rewrites failed in a row.
+    pub rdb_saves: AtomicU64,
+    pub aof_rewrites: AtomicU64,
+    pub aofrw_consecutive_failures: AtomicU64,
+    /// The running background save's progress (INFO
+    /// current_save_keys_total / _processed, current_fork_perc): keys at
+    /// its instant, keys written so far. Versioned snapshots only.
+    pub save_keys_total: AtomicU64,
+    pub save_keys_processed: AtomicU64,
+    /// The most memory the running background job held for its
+    /// point-in-time copy (see `CAPTURED_BYTES`), and that peak for the
+    /// last RDB save and AOF rewrite: INFO's copy-on-write figures.
+    pub cow_peak: AtomicU64,
+    pub rdb_last_cow: AtomicU64,
+    pub aof_last_cow: AtomicU64,
 }
 
 /// What a forked child is doing.
@@ -125,6 +142,14 @@ impl Default for State {
             total_forks: AtomicU64::new(0),
             last_load_keys_loaded: AtomicU64::new(0),
             last_load_keys_expired: AtomicU64::new(0),
+            rdb_saves: AtomicU64::new(0),
+            aof_rewrites: AtomicU64::new(0),
+            aofrw_consecutive_failures: AtomicU64::new(0),
+            save_keys_total: AtomicU64::new(0),
+            save_keys_processed: AtomicU64::new(0),
+            cow_peak: AtomicU64::new(0),
+            rdb_last_cow: AtomicU64::new(0),
+            aof_last_cow: AtomicU64::new(0),
         }
     }
 }

@@ -851,13 +851,34 @@ fn unix_secs() -> u64 {
 /// Claims the child slot (pid 0 until forked) and releases the mutex: it
 /// must not be held while `fork_with` takes every shard lock, or a command
 /// holding a shard (INFO inside EXEC) and waiting for it would deadlock.
-fn reserve(mut slot: parking_lot::MutexGuard<'_, Option<Child>>, kind: ChildKind, snapshot: u64) {
+fn reserve(
+    p: &super::State,
+    mut slot: parking_lot::MutexGuard<'_, Option<Child>>,
+    kind: ChildKind,
+    snapshot: u64,
+) {
+    p.save_keys_total.store(0, Ordering::Relaxed);
+    p.save_keys_processed.store(0, Ordering::Relaxed);
+    p.cow_peak.store(0, Ordering::Relaxed);
+    crate::storage::shard::COPIED_BYTES.store(0, Ordering::Relaxed);
+    match kind {
+        ChildKind::Rdb => p.rdb_saves.fetch_add(1, Ordering::Relaxed),
+        ChildKind::AofRewrite => p.aof_rewrites.fetch_add(1, Ordering::Relaxed),
+    };
     *slot = Some(Child {
         pid: 0,
         kind,
         started: std::time::Instant::now(),
         snapshot,
     });
+}
+
+/// The copy-on-write figure of a background job that just ended (INFO
+/// rdb_last_cow_size / aof_last_cow_size).
+fn last_cow(p: &super::State) -> u64 {
+    p.cow_peak
+        .load(Ordering::Relaxed)
+        .max(crate::storage::shard::COPIED_BYTES.load(Ordering::Relaxed))
 }
 
 fn set_child_pid(srv: &Server, pid: i32) {
@@ -911,6 +932,7 @@ pub fn temp_rdb(pid: u32) -> PathBuf {
 /// (the final save of a shutdown): through `tmp`, fsynced, renamed, the
 /// directory fsynced. Updates LASTSAVE and the changes counter on success.
 pub fn save_in_process(srv: &Server, frozen: &Frozen<'_>, tmp: &Path) -> Result<(), String> {
+    srv.persist.rdb_saves.fetch_add(1, Ordering::Relaxed);
     let params = SaveParams::of(srv);
     // The caller holds the dataset still.
     *params.repl.lock() = repl_aux_now(srv);
@@ -962,7 +984,7 @@ pub fn bgsave(srv: &Server, wait: bool) -> Result<(), String> {
     if srv.config.snapshot_method() == SnapshotMethod::Versioned {
         return bgsave_versioned(srv, child, wait, params, final_path, dirty);
     }
-    reserve(child, ChildKind::Rdb, 0);
+    reserve(&srv.persist, child, ChildKind::Rdb, 0);
     let cell = params.repl.clone();
     // The child writes `temp-<its pid>.rdb`, as Redis's child does.
     let pid = fork_with(
@@ -1028,6 +1050,7 @@ fn finish_bgsave(srv: &Server, ok: bool, killed: bool, tmp: &Path, final_path: &
         tracing::warn!("Background saving error");
     }
     p.last_bgsave_ok.store(ok, Ordering::Relaxed);
+    p.rdb_last_cow.store(last_cow(p), Ordering::Relaxed);
     if let Some(c) = *p.child.lock() {
         p.last_bgsave_secs
             .store(c.started.elapsed().as_secs() as i64, Ordering::Relaxed);
@@ -1079,7 +1102,7 @@ pub fn save_for_replica(
         let ReplSaveTo::Disk(tmp) = to else {
             return Err("a diskless sync needs snapshot-method versioned".into());
         };
-        reserve(child, ChildKind::Rdb, 0);
+        reserve(&srv.persist, child, ChildKind::Rdb, 0);
         let out = tmp.to_path_buf();
         let pid = fork_with(srv, at_start, move |frozen| {
             write_rdb(frozen, &params, &out, false)
@@ -1100,7 +1123,7 @@ pub fn save_for_replica(
         };
     }
     let id = NEXT_SNAPSHOT.fetch_add(1, Ordering::Relaxed);
-    reserve(child, ChildKind::Rdb, id);
+    reserve(&srv.persist, child, ChildKind::Rdb, id);
     let now = crate::commands::dispatch::unix_ms();
     let held = begin_versioned(srv, id, &params, now, false, at_start);
     let (target, tmp, sink) = match to {
@@ -1201,13 +1224,16 @@ fn begin_versioned(
     );
     let t0 = std::time::Instant::now();
     let mut dbs = crate::commands::ctx::lock_everything(srv);
+    let mut keys = 0u64;
     for (db, shards) in dbs.iter_mut().enumerate() {
         for g in shards.iter_mut() {
+            keys += g.len() as u64;
             g.begin_capture(id, db as u32, enc.clone());
         }
     }
     at_start();
     drop(dbs);
+    srv.persist.save_keys_total.store(keys, Ordering::Relaxed);
     // INFO's latest_fork_usec (and the latency monitor's "fork" event):
     // how long clients were held at the snapshot's instant, what a fork's
     // time means to an operator. total_forks counts these instants too: it
@@ -1282,6 +1308,13 @@ fn write_versioned_into(
                         w = None;
                     }
                 }
+                let ps = &srv.persist;
+                ps.save_keys_processed
+                    .fetch_add(step.keys + step.deferred.len() as u64, Ordering::Relaxed);
+                ps.cow_peak.fetch_max(
+                    crate::storage::shard::COPIED_BYTES.load(Ordering::Relaxed),
+                    Ordering::Relaxed,
+                );
                 buf.clear();
                 if step.done {
                     break;
@@ -1519,7 +1552,7 @@ fn bgsave_versioned(
 ) -> Result<(), String> {
     let id = NEXT_SNAPSHOT.fetch_add(1, Ordering::Relaxed);
     // Released before taking the shards (see `reserve`).
-    reserve(child, ChildKind::Rdb, id);
+    reserve(&srv.persist, child, ChildKind::Rdb, id);
     let now = crate::commands::dispatch::unix_ms();
     if wait {
         // SAVE: the caller waits for it; nothing to leave the CPU to.
@@ -1652,6 +1685,12 @@ pub fn rewrite_aof(srv: &Server, enable: bool) -> Result<(), String> {
             tracing::info!("Background AOF rewrite finished successfully");
         }
         p.last_rewrite_ok.store(done, Ordering::Relaxed);
+        if done {
+            p.aofrw_consecutive_failures.store(0, Ordering::Relaxed);
+        } else {
+            p.aofrw_consecutive_failures.fetch_add(1, Ordering::Relaxed);
+        }
+        p.aof_last_cow.store(last_cow(p), Ordering::Relaxed);
         if let Some(c) = *p.child.lock() {
             p.last_rewrite_secs
                 .store(c.started.elapsed().as_secs() as i64, Ordering::Relaxed);
@@ -1662,7 +1701,7 @@ pub fn rewrite_aof(srv: &Server, enable: bool) -> Result<(), String> {
         // The base as a versioned snapshot; the stream rotates at its
         // instant, under every shard lock, as at a fork.
         let id = NEXT_SNAPSHOT.fetch_add(1, Ordering::Relaxed);
-        reserve(child, ChildKind::AofRewrite, id);
+        reserve(&srv.persist, child, ChildKind::AofRewrite, id);
         let now = crate::commands::dispatch::unix_ms();
         let held = begin_versioned(srv, id, &params, now, true, at_fork);
         tracing::info!(
@@ -1679,7 +1718,7 @@ pub fn rewrite_aof(srv: &Server, enable: bool) -> Result<(), String> {
         }
         return Ok(());
     }
-    reserve(child, ChildKind::AofRewrite, 0);
+    reserve(&srv.persist, child, ChildKind::AofRewrite, 0);
     let pid = fork_with(srv, at_fork, move |frozen| {
         if rdb_base {
             write_rdb(frozen, &params, &t2, true)

@@ -88,6 +88,13 @@ pub struct Shard {
 /// run on.
 pub static CAPTURED_BYTES: AtomicU64 = AtomicU64::new(0);
 
+/// Bytes of old values running snapshots have set aside because a command
+/// changed them before the walk saved them, since the last reset (at each
+/// background job's start): what a forked child's copy-on-write size
+/// measures, reported as INFO's `current_cow_size`. Unlike
+/// [`CAPTURED_BYTES`] it only grows while a snapshot runs.
+pub static COPIED_BYTES: AtomicU64 = AtomicU64::new(0);
+
 /// Encodes one entry (key, value, deadline, access metadata) as a snapshot
 /// record, appending to the buffer; false if it was left out (expired at
 /// the snapshot's start). Supplied by `persistence`: the storage layer
@@ -405,13 +412,16 @@ impl Shard {
             cap.side_large.push(Deferred::of(e, large));
             cap.side_large_bytes += bytes;
             CAPTURED_BYTES.fetch_add(bytes, Ordering::Relaxed);
+            COPIED_BYTES.fetch_add(bytes, Ordering::Relaxed);
             return;
         }
         if let Some(v) = value_of(e, &self.objs) {
             let before = cap.side.capacity();
+            let len = cap.side.len();
             if (cap.enc)(&mut cap.side, e.key(), v, e.expire(), e.lru()) {
                 cap.side_keys += 1;
             }
+            COPIED_BYTES.fetch_add((cap.side.len() - len) as u64, Ordering::Relaxed);
             let grown = cap.side.capacity().saturating_sub(before);
             if grown > 0 {
                 CAPTURED_BYTES.fetch_add(grown as u64, Ordering::Relaxed);
