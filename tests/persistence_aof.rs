@@ -1695,3 +1695,28 @@ async fn approximate_stream_trims_replay_exactly() {
     assert_eq!(run(&mut c, &["DEBUG", "LOADAOF"]).await, redis::Value::Okay);
     assert_eq!(lens(&mut c).await, before);
 }
+
+/// A command of the AOF that fails when replayed (here an INCR of a
+/// non-integer) does not stop the load, and is counted in INFO's
+/// unexpected_error_replies, as Redis counts its AOF client's errors.
+#[tokio::test]
+async fn replay_errors_are_counted_as_unexpected_error_replies() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut legacy = Vec::new();
+    for cmd in [
+        &["SET", "k", "not a number"][..],
+        &["INCR", "k"],
+        &["SET", "after", "1"],
+    ] {
+        legacy.extend(resp(cmd));
+    }
+    std::fs::write(dir.path().join("appendonly.aof"), &legacy).unwrap();
+    let srv = Started::new(dir.path(), AOF);
+    let mut c = srv.conn().await;
+    let v: Option<String> = c.get("after").await.unwrap();
+    assert_eq!(v.as_deref(), Some("1"));
+    assert_eq!(
+        common::info_field(&mut c, "stats", "unexpected_error_replies").await,
+        "1"
+    );
+}

@@ -219,6 +219,10 @@ fn replay(
                     path.display()
                 ))
             }
+            crate::protocol::Reply::Error(_) => {
+                srv.stats.unexpected_errors.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
             _ => Ok(()),
         }
     };

@@ -807,6 +807,7 @@ async fn apply_stream(srv: &Arc<Server>, c: &mut Conn, client: &mut Client) -> R
                     crate::commands::dispatch::execute(srv, client, &argv)
                 };
                 if let crate::protocol::Reply::Error(e) = &reply {
+                    srv.stats.unexpected_errors.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(
                         "== CRITICAL == This replica is sending an error to its master: '{}' after processing the command '{}'",
                         e.as_str(),

@@ -95,6 +95,10 @@ pub struct Stats {
     /// Changes since start (rdb_changes_since_last_save is derived).
     pub dirty: AtomicU64,
     pub error_replies: AtomicU64,
+    /// Errors a replica's primary stream or the AOF replay got from a
+    /// command (INFO unexpected_error_replies): data the two sides no
+    /// longer agree on.
+    pub unexpected_errors: AtomicU64,
     pub evicted_keys: AtomicU64,
     /// Replication traffic, kept apart from the clients' (as Redis 7):
     /// what a replica reads from its primary, what a primary sends its
@@ -178,6 +182,7 @@ impl Stats {
         self.connections_received.store(0, Ordering::Relaxed);
         self.rejected_connections.store(0, Ordering::Relaxed);
         self.error_replies.store(0, Ordering::Relaxed);
+        self.unexpected_errors.store(0, Ordering::Relaxed);
         self.evicted_keys.store(0, Ordering::Relaxed);
         self.evicted_clients.store(0, Ordering::Relaxed);
         self.repl_input.store(0, Ordering::Relaxed);
