@@ -714,3 +714,40 @@ async fn a_client_past_maxmemory_clients_is_closed_before_its_command_runs() {
     assert!(client_field(&mut admin, "tx", "tot-mem").await.is_none());
     assert_eq!(evicted_clients(&mut admin).await, 2);
 }
+
+/// A command whose arguments arrive but never complete (a multibulk of 250
+/// one-kilobyte arguments, one missing) holds them outside the read
+/// buffer: CLIENT LIST's tot-mem counts them, so `maxmemory-clients`
+/// evicts such a client (Redis counts them as argv-mem).
+#[tokio::test]
+async fn arguments_of_an_incomplete_command_count_toward_client_eviction() {
+    let srv = TestServer::start();
+    let mut admin = Conn::connect(srv.addr.port()).await;
+    call(&mut admin, &["CLIENT", "NO-EVICT", "on"]).await;
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    let mut req = resp(&[b"CLIENT", b"SETNAME", b"partial"]);
+    req.extend_from_slice(b"*250\r\n");
+    for _ in 0..249 {
+        req.extend_from_slice(b"$1000\r\n");
+        req.extend(std::iter::repeat_n(b'x', 1000));
+        req.extend_from_slice(b"\r\n");
+    }
+    s.write_all(&req).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let tot = client_field(&mut admin, "partial", "tot-mem").await;
+        if tot.is_some_and(|t| t >= 249_000) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "tot-mem stayed {tot:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let r = call(
+        &mut admin,
+        &["CONFIG", "SET", "maxmemory-clients", "200000"],
+    )
+    .await;
+    assert_eq!(r, "+OK\r\n");
+    assert_eq!(client_field(&mut admin, "partial", "tot-mem").await, None);
+    assert_eq!(evicted_clients(&mut admin).await, 1);
+}

@@ -54,6 +54,10 @@ pub struct ClientInfo {
     /// Capacity of the query buffer (CLIENT LIST qbuf-free is this minus
     /// `qbuf`); 0 once released while idle.
     pub qbuf_cap: AtomicUsize,
+    /// Bytes of a partially received command already cut out of the
+    /// query buffer (the parser's pending arguments): counted in `qbuf`
+    /// and, beside the buffer's capacity, in tot-mem (Redis's argv-mem).
+    pub qbuf_args: AtomicUsize,
     /// Largest `qbuf` since the cron last looked (Redis's querybuf_peak).
     pub qbuf_peak: AtomicUsize,
     /// The cron's request to the connection: 0 none, else the capacity to
@@ -134,6 +138,7 @@ impl ClientInfo {
             .max(self.omem.load(Ordering::Relaxed));
         CLIENT_BASE_MEM
             + self.qbuf_cap.load(Ordering::Relaxed)
+            + self.qbuf_args.load(Ordering::Relaxed)
             + out
             + self.multi_mem.load(Ordering::Relaxed)
             + self.mem_other.load(Ordering::Relaxed)
@@ -181,6 +186,7 @@ impl ClientInfo {
             master: AtomicBool::new(false),
             qbuf: AtomicUsize::new(0),
             qbuf_cap: AtomicUsize::new(0),
+            qbuf_args: AtomicUsize::new(0),
             qbuf_peak: AtomicUsize::new(0),
             qbuf_trim: AtomicUsize::new(0),
             omem: AtomicUsize::new(0),

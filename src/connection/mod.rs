@@ -124,6 +124,8 @@ where
         // in the query buffer until it is processed).
         let queued = inbuf.len() + parser.pending_bytes();
         info.qbuf.store(queued, Ordering::Relaxed);
+        info.qbuf_args
+            .store(parser.pending_bytes(), Ordering::Relaxed);
         info.qbuf_cap.store(inbuf.capacity(), Ordering::Relaxed);
         // The peak counts the rest of a big argument being received, so
         // the cron's resizing never shrinks the room reserved for it (as
@@ -306,6 +308,8 @@ where
         }
         let pending = inbuf.len() + parser.pending_bytes();
         info.qbuf.store(pending, Ordering::Relaxed);
+        info.qbuf_args
+            .store(parser.pending_bytes(), Ordering::Relaxed);
         // Consumed input leaves the buffer's start behind: take that room
         // back (no allocation while the buffer is not shared). A large
         // buffer is trimmed by the cron, as Redis's
