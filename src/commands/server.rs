@@ -518,16 +518,16 @@ pub fn render_info(srv: &Server, sections: &[String], keyspace: KeyspaceTotals) 
                 // point-in-time copy had to set aside (a versioned
                 // snapshot's copy-on-write); zero when none runs.
                 let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-                let (cow, cow_peak, done, total) = if child.is_some() {
-                    let cow = crate::storage::shard::COPIED_BYTES.load(Ordering::Relaxed);
+                // COPIED_BYTES only grows while a job runs: its current
+                // value is also its peak.
+                let (cow, done, total) = if child.is_some() {
                     (
-                        cow,
-                        get(&p.cow_peak).max(cow),
+                        get(&crate::storage::shard::COPIED_BYTES),
                         get(&p.save_keys_processed),
                         get(&p.save_keys_total),
                     )
                 } else {
-                    (0, 0, 0, 0)
+                    (0, 0, 0)
                 };
                 let done = done.min(total);
                 let perc = if total > 0 {
@@ -543,7 +543,7 @@ pub fn render_info(srv: &Server, sections: &[String], keyspace: KeyspaceTotals) 
                 );
                 let _ = write!(
                     o,
-                    "# Persistence\r\nloading:{}\r\nasync_loading:0\r\ncurrent_cow_peak:{cow_peak}\r\ncurrent_cow_size:{cow}\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:{perc:.2}\r\ncurrent_save_keys_processed:{done}\r\ncurrent_save_keys_total:{total}\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{}\r\nrdb_saves:{rdb_saves}\r\nrdb_last_cow_size:{rdb_cow}\r\nrdb_last_load_keys_expired:{}\r\nrdb_last_load_keys_loaded:{}\r\naof_enabled:{}\r\naof_rewrite_in_progress:{}\r\naof_rewrite_scheduled:{}\r\naof_last_rewrite_time_sec:{}\r\naof_current_rewrite_time_sec:{}\r\naof_last_bgrewrite_status:{}\r\naof_rewrites:{aof_rewrites}\r\naof_rewrites_consecutive_failures:{aof_fails}\r\naof_last_write_status:{}\r\naof_last_cow_size:{aof_cow}\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\nsnapshot_paced_ms:{}\r\n",
+                    "# Persistence\r\nloading:{}\r\nasync_loading:0\r\ncurrent_cow_peak:{cow}\r\ncurrent_cow_size:{cow}\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:{perc:.2}\r\ncurrent_save_keys_processed:{done}\r\ncurrent_save_keys_total:{total}\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{}\r\nrdb_saves:{rdb_saves}\r\nrdb_last_cow_size:{rdb_cow}\r\nrdb_last_load_keys_expired:{}\r\nrdb_last_load_keys_loaded:{}\r\naof_enabled:{}\r\naof_rewrite_in_progress:{}\r\naof_rewrite_scheduled:{}\r\naof_last_rewrite_time_sec:{}\r\naof_current_rewrite_time_sec:{}\r\naof_last_bgrewrite_status:{}\r\naof_rewrites:{aof_rewrites}\r\naof_rewrites_consecutive_failures:{aof_fails}\r\naof_last_write_status:{}\r\naof_last_cow_size:{aof_cow}\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\nsnapshot_paced_ms:{}\r\n",
                     p.loading() as u8,
                     st.dirty.load(Ordering::Relaxed).saturating_sub(p.dirty_at_save.load(Ordering::Relaxed)),
                     (child.map(|c| c.kind) == Some(ChildKind::Rdb)) as u8,

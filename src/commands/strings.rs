@@ -290,12 +290,14 @@ fn getdel(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     ctx.shard(&argv[1])?.delete(&argv[1], now);
     ctx.changed(1);
     // Replicated as the deletion it did (as Redis 7).
-    let del: &'static [u8] = if ctx.srv.config.lazyfree_lazy_user_del() {
-        b"UNLINK"
-    } else {
-        b"DEL"
-    };
-    ctx.propagate_as(vec![Bytes::from_static(del), argv[1].clone()]);
+    if ctx.propagating() {
+        let del: &'static [u8] = if ctx.srv.config.lazyfree_lazy_user_del() {
+            b"UNLINK"
+        } else {
+            b"DEL"
+        };
+        ctx.propagate_as(vec![Bytes::from_static(del), argv[1].clone()]);
+    }
     ctx.notify(N::GENERIC, "del", &argv[1]);
     Ok(Reply::Bulk(v))
 }

@@ -122,10 +122,7 @@ where
         srv.stats.hot.add(Stats::READS, 1);
         // CLIENT LIST's qbuf while this batch runs (Redis keeps the batch
         // in the query buffer until it is processed).
-        let queued = inbuf.len() + parser.pending_bytes();
-        info.qbuf.store(queued, Ordering::Relaxed);
-        info.qbuf_args
-            .store(parser.pending_bytes(), Ordering::Relaxed);
+        let queued = publish_qbuf(&info, &inbuf, &parser);
         info.qbuf_cap.store(inbuf.capacity(), Ordering::Relaxed);
         // The peak counts the rest of a big argument being received, so
         // the cron's resizing never shrinks the room reserved for it (as
@@ -306,10 +303,7 @@ where
                 }
             }
         }
-        let pending = inbuf.len() + parser.pending_bytes();
-        info.qbuf.store(pending, Ordering::Relaxed);
-        info.qbuf_args
-            .store(parser.pending_bytes(), Ordering::Relaxed);
+        let pending = publish_qbuf(&info, &inbuf, &parser);
         // Consumed input leaves the buffer's start behind: take that room
         // back (no allocation while the buffer is not shared). A large
         // buffer is trimmed by the cron, as Redis's
@@ -570,6 +564,16 @@ async fn read_input<S: AsyncRead + Unpin>(
         return Ok(n);
     }
     stream.read_buf(inbuf).await
+}
+
+/// Publishes CLIENT LIST's qbuf (the read buffer and a partial command's
+/// arguments already cut out of it) and those arguments' bytes for
+/// tot-mem; returns qbuf.
+fn publish_qbuf(info: &ClientInfo, inbuf: &BytesMut, parser: &RequestParser) -> usize {
+    let args = parser.pending_bytes();
+    info.qbuf.store(inbuf.len() + args, Ordering::Relaxed);
+    info.qbuf_args.store(args, Ordering::Relaxed);
+    inbuf.len() + args
 }
 
 /// Applies the cron's trim request (`ClientInfo::qbuf_trim`): an idle

@@ -93,10 +93,9 @@ pub struct State {
     /// its instant, keys written so far. Versioned snapshots only.
     pub save_keys_total: AtomicU64,
     pub save_keys_processed: AtomicU64,
-    /// The most memory the running background job held for its
-    /// point-in-time copy (see `CAPTURED_BYTES`), and that peak for the
-    /// last RDB save and AOF rewrite: INFO's copy-on-write figures.
-    pub cow_peak: AtomicU64,
+    /// The old values the last RDB save and AOF rewrite set aside for
+    /// their point-in-time copy (`storage::shard::COPIED_BYTES` at their
+    /// end): INFO rdb_last_cow_size / aof_last_cow_size.
     pub rdb_last_cow: AtomicU64,
     pub aof_last_cow: AtomicU64,
 }
@@ -147,7 +146,6 @@ impl Default for State {
             aofrw_consecutive_failures: AtomicU64::new(0),
             save_keys_total: AtomicU64::new(0),
             save_keys_processed: AtomicU64::new(0),
-            cow_peak: AtomicU64::new(0),
             rdb_last_cow: AtomicU64::new(0),
             aof_last_cow: AtomicU64::new(0),
         }

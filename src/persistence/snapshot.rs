@@ -863,7 +863,6 @@ fn reserve(
 ) {
     p.save_keys_total.store(0, Ordering::Relaxed);
     p.save_keys_processed.store(0, Ordering::Relaxed);
-    p.cow_peak.store(0, Ordering::Relaxed);
     crate::storage::shard::COPIED_BYTES.store(0, Ordering::Relaxed);
     match kind {
         ChildKind::Rdb => p.rdb_saves.fetch_add(1, Ordering::Relaxed),
@@ -875,14 +874,6 @@ fn reserve(
         started: std::time::Instant::now(),
         snapshot,
     });
-}
-
-/// The copy-on-write figure of a background job that just ended (INFO
-/// rdb_last_cow_size / aof_last_cow_size).
-fn last_cow(p: &super::State) -> u64 {
-    p.cow_peak
-        .load(Ordering::Relaxed)
-        .max(crate::storage::shard::COPIED_BYTES.load(Ordering::Relaxed))
 }
 
 fn set_child_pid(srv: &Server, pid: i32) {
@@ -1054,7 +1045,10 @@ fn finish_bgsave(srv: &Server, ok: bool, killed: bool, tmp: &Path, final_path: &
         tracing::warn!("Background saving error");
     }
     p.last_bgsave_ok.store(ok, Ordering::Relaxed);
-    p.rdb_last_cow.store(last_cow(p), Ordering::Relaxed);
+    p.rdb_last_cow.store(
+        crate::storage::shard::COPIED_BYTES.load(Ordering::Relaxed),
+        Ordering::Relaxed,
+    );
     if let Some(c) = *p.child.lock() {
         p.last_bgsave_secs
             .store(c.started.elapsed().as_secs() as i64, Ordering::Relaxed);
@@ -1307,18 +1301,18 @@ fn write_versioned_into(
                 // out, with no lock held.
                 ahead.iter().for_each(|&a| prefetch_at(a));
                 if let Some(wr) = w.as_mut().filter(|_| save) {
-                    if let Err(e) = write_step(wr, &mut cur_db, &buf, &step, p, now) {
-                        err = Some(e);
-                        w = None;
+                    match write_step(wr, &mut cur_db, &buf, &step, p, now) {
+                        Ok(keys) => {
+                            srv.persist
+                                .save_keys_processed
+                                .fetch_add(keys, Ordering::Relaxed);
+                        }
+                        Err(e) => {
+                            err = Some(e);
+                            w = None;
+                        }
                     }
                 }
-                let ps = &srv.persist;
-                ps.save_keys_processed
-                    .fetch_add(step.keys + step.deferred.len() as u64, Ordering::Relaxed);
-                ps.cow_peak.fetch_max(
-                    crate::storage::shard::COPIED_BYTES.load(Ordering::Relaxed),
-                    Ordering::Relaxed,
-                );
                 buf.clear();
                 if step.done {
                     break;
@@ -1455,9 +1449,9 @@ fn write_step(
     step: &CaptureStep,
     p: &SaveParams,
     now: u64,
-) -> io::Result<()> {
+) -> io::Result<u64> {
     if records.is_empty() && step.detached.is_empty() && step.deferred.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     if *cur_db != Some(step.db) {
         w.select_db_only(step.db as usize)?;
@@ -1490,7 +1484,7 @@ fn write_step(
         )),
         d => (0..keys).for_each(|_| key_save_delay(d)),
     }
-    Ok(())
+    Ok(keys)
 }
 
 /// Ends snapshot `id`'s capture mode everywhere without saving (its
@@ -1694,7 +1688,10 @@ pub fn rewrite_aof(srv: &Server, enable: bool) -> Result<(), String> {
         } else {
             p.aofrw_consecutive_failures.fetch_add(1, Ordering::Relaxed);
         }
-        p.aof_last_cow.store(last_cow(p), Ordering::Relaxed);
+        p.aof_last_cow.store(
+            crate::storage::shard::COPIED_BYTES.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
         if let Some(c) = *p.child.lock() {
             p.last_rewrite_secs
                 .store(c.started.elapsed().as_secs() as i64, Ordering::Relaxed);
