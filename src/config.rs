@@ -111,7 +111,8 @@
 //!
 //! <!-- no-effect-list -->
 //! `tls-dh-params-file`,
-//! `tls-cluster`,
+//! `tls-cluster`, `cluster-port`, `cluster-node-timeout` (no cluster bus:
+//! the topology is static),
 //! `tls-session-cache-timeout`,
 //! `syslog-enabled`, `syslog-ident`,
 //! `syslog-facility`, `set-proc-title`,
@@ -144,10 +145,11 @@
 //! * `CONFIG SET dir` checks that the directory exists and stores its
 //!   absolute path but does not `chdir` (a process-wide side effect); the
 //!   server reacts to `dir` in the list [`Config::set`] returns.
-//! * `cluster-enabled yes` is refused (no cluster mode yet), and so is
-//!   `activedefrag yes`, exactly as a Redis built without defrag support
-//!   refuses it. Cluster, Sentinel, CPU-affinity, `socket-mark-id` and
-//!   `watchdog-period` parameters are not accepted at all.
+//! * `activedefrag yes` is refused, exactly as a Redis built without
+//!   defrag support refuses it. Cluster parameters that concern the
+//!   cluster bus (failover, replica migration, link buffers), Sentinel,
+//!   CPU-affinity, `socket-mark-id` and `watchdog-period` parameters are
+//!   not accepted at all.
 //! * The redis.conf directives `include`, `loadmodule` and `sentinel`,
 //!   and reading the configuration from stdin
 //!   (`-`), are refused with a clear error. `user` directives are loaded
@@ -282,6 +284,24 @@ impl MaxmemoryPolicy {
     /// Anything but `noeviction`.
     pub fn evicts(self) -> bool {
         self != Self::Noeviction
+    }
+}
+
+redis_enum! {
+    /// `cluster-preferred-endpoint-type`.
+    EndpointType, ENDPOINT_TYPE {
+        Ip = "ip",
+        Hostname = "hostname",
+        Unknown = "unknown-endpoint",
+    }
+}
+
+redis_enum! {
+    /// `cluster-policy` (Cinnabar-only): the Azure Managed Redis clustering
+    /// policy a standalone server imitates.
+    ClusterPolicy, CLUSTER_POLICY {
+        None = "none",
+        Enterprise = "enterprise",
     }
 }
 
@@ -1117,8 +1137,23 @@ params! {
         uint(0, LONG_MAX as u64, "1000000") => u64;
 
     // ---- cluster, shutdown ------------------------------------------------
-    cluster_enabled "cluster-enabled" =
-        boolean("no").immutable().check(check_cluster_enabled) => bool;
+    cluster_enabled "cluster-enabled" = boolean("no").immutable() => bool;
+    cluster_config_file "cluster-config-file" =
+        string("nodes.conf").immutable() => String;
+    cluster_port "cluster-port" = int(0, 65535, "0").immutable().no_effect() => u16;
+    cluster_announce_ip "cluster-announce-ip" = nullable() => Option<String>;
+    cluster_announce_port "cluster-announce-port" = int(0, 65535, "0") => u16;
+    cluster_announce_tls_port "cluster-announce-tls-port" = int(0, 65535, "0") => u16;
+    cluster_announce_bus_port "cluster-announce-bus-port" = int(0, 65535, "0") => u16;
+    cluster_announce_hostname "cluster-announce-hostname" = string("") => String;
+    cluster_preferred_endpoint_type "cluster-preferred-endpoint-type" =
+        enumeration(ENDPOINT_TYPE, "ip") => EndpointType;
+    cluster_require_full_coverage "cluster-require-full-coverage" = boolean("yes") => bool;
+    cluster_allow_reads_when_down "cluster-allow-reads-when-down" = boolean("no") => bool;
+    cluster_allow_pubsubshard_when_down "cluster-allow-pubsubshard-when-down" =
+        boolean("yes") => bool;
+    cluster_node_timeout "cluster-node-timeout" =
+        int(0, LONG_MAX, "15000").no_effect() => u64;
     shutdown_timeout "shutdown-timeout" = int(0, INT_MAX, "10") => u64;
     shutdown_on_sigint "shutdown-on-sigint" =
         flag_set(SHUTDOWN_ON_SIG, "default").check(check_shutdown_flags).no_effect()
@@ -1129,6 +1164,8 @@ params! {
 
     // ---- Cinnabar-only ----------------------------------------------------
     shards "shards" = int(1, 1024, "16").check(check_shards).immutable().cinnabar() => usize, "Cinnabar-only: shards per database, a power of two.";
+    cluster_policy "cluster-policy" = enumeration(CLUSTER_POLICY, "none").immutable().cinnabar() => ClusterPolicy,
+        "Cinnabar-only: `enterprise` refuses multi-key commands across hash slots as Azure Managed Redis's Enterprise clustering policy does (DEL, MSET, MGET, EXISTS, UNLINK and TOUCH excepted).";
     disabled_commands "disabled-commands" =
         special(Special::Words, "").immutable().cinnabar();
     primary_access_key "primary-access-key" =
@@ -1188,13 +1225,6 @@ fn lookup(name: &str) -> Option<(usize, &'static str)> {
 // ---------------------------------------------------------------------------
 // Checks
 // ---------------------------------------------------------------------------
-
-fn check_cluster_enabled(v: &mut Value) -> Result<(), String> {
-    match v {
-        Value::Num(1) => Err("cluster mode is not supported by Cinnabar yet".into()),
-        _ => Ok(()),
-    }
-}
 
 fn check_activedefrag(v: &mut Value) -> Result<(), String> {
     match v {
@@ -2556,6 +2586,36 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+    /// Run a local Redis Cluster: one cinnabar process per primary on
+    /// ports PORT, PORT+1, …, the 16384 slots split evenly, each node's
+    /// topology in DIR/<port>/nodes.conf (kept across restarts, with its
+    /// data). Clients connect to any node and follow -MOVED. Arguments
+    /// after `--` go to every node (e.g. `-- --requirepass secret`).
+    Cluster {
+        /// Number of primaries (shards).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
+        shards: u16,
+        /// Port of the first node.
+        #[arg(long, default_value_t = 7000)]
+        port: u16,
+        /// Address the nodes announce in redirections and CLUSTER SLOTS.
+        #[arg(long, default_value = "127.0.0.1")]
+        announce_ip: String,
+        /// Directory of the nodes' files.
+        #[arg(long, value_name = "DIR", default_value = "cinnabar-cluster")]
+        dir: PathBuf,
+        /// Configuration file every node starts from (e.g.
+        /// config/azure-managed.toml); the launcher's settings win over it.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Nodes listen with TLS only (tls-port PORT+i, port 0): the TLS
+        /// files come from --config or the node arguments.
+        #[arg(long)]
+        tls: bool,
+        /// Arguments passed to every node.
+        #[arg(last = true)]
+        node_args: Vec<String>,
+    },
     /// Check an append-only file (one `.aof` file, or every file of a
     /// `.manifest`) like redis-check-aof; `--fix` cuts a truncated tail,
     /// `--truncate-to-timestamp` cuts back to a point in time.
@@ -3733,6 +3793,7 @@ mod tests {
             ours,
             [
                 "child-nice",
+                "cluster-policy",
                 "db-maxmemory-policy",
                 "disabled-commands",
                 "entra-audience",
@@ -4426,11 +4487,7 @@ mod tests {
             e.to_string(),
             "invalid value for 'port' in the TOML text:\n>>> 'port'\na TOML table is not a valid value"
         );
-        let e = from_toml_str("cluster-enabled = true").unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "invalid value for 'cluster-enabled' in the TOML text:\n>>> 'cluster-enabled \"yes\"'\ncluster mode is not supported by Cinnabar yet"
-        );
+        assert!(from_toml_str("cluster-enabled = true").is_ok());
         let e = from_toml_str("shards = 12").unwrap_err();
         assert_eq!(
             e.to_string(),
@@ -4606,8 +4663,10 @@ mod tests {
             e.to_string(),
             "invalid value for 'shards' (command line):\n>>> 'shards \"3\"'\nargument must be a power of two"
         );
-        let e = load_args(&["--cluster-enabled", "yes"]).unwrap_err();
-        assert!(e.to_string().contains("cluster mode is not supported"));
+        let (_, c) = load_args(&["--cluster-enabled", "yes", "--cluster-policy", "enterprise"])
+            .expect("cluster parameters");
+        assert!(c.cluster_enabled());
+        assert_eq!(c.cluster_policy(), ClusterPolicy::Enterprise);
         // A second file name reads as a directive, which does not exist
         // (redis-server: "Bad directive").
         assert!(matches!(

@@ -29,6 +29,28 @@ fn main() {
         }
         return;
     }
+    if let Some(cinnabar::config::Command::Cluster {
+        shards,
+        port,
+        announce_ip,
+        dir,
+        config,
+        tls,
+        node_args,
+    }) = &cli.command
+    {
+        std::process::exit(cinnabar::server::cluster_local::run(
+            &cinnabar::server::cluster_local::Plan {
+                shards: *shards,
+                port: *port,
+                announce_ip: announce_ip.clone(),
+                dir: dir.clone(),
+                config: config.clone(),
+                tls: *tls,
+                node_args: node_args.clone(),
+            },
+        ));
+    }
     if let Some(cinnabar::config::Command::CheckAof {
         fix,
         truncate_to_timestamp,

@@ -1918,6 +1918,9 @@ pub struct RunMode {
     /// Used memory was over maxmemory when the script started (Redis's
     /// pre_command_oom_state): its first write is refused with -OOM.
     pub oom: bool,
+    /// Cluster mode: the script may call commands on keys of several
+    /// slots (`allow-cross-slot-keys`, or an EVAL body without flags).
+    pub allow_cross_slot: bool,
 }
 
 /// A replica whose link to its primary is down and that may not serve
@@ -1948,7 +1951,11 @@ pub fn prepare(ctx: &Ctx<'_>, flags: u32, ro: bool) -> CmdResult<RunMode> {
         return Err(CmdError::MASTERDOWN);
     }
     if !compat {
-        // no-cluster does not apply: Cinnabar has no cluster mode.
+        if flags & crate::functions::NO_CLUSTER != 0 && ctx.srv.cluster.get().is_some() {
+            return Err(CmdError::err(
+                "Can not run script on cluster, 'no-cluster' flag is set.",
+            ));
+        }
         if stale && flags & ALLOW_STALE == 0 {
             return Err(CmdError::from_static("MASTERDOWN Link with MASTER is down, replica-serve-stale-data is set to 'no' and 'allow-stale' flag is not set on the script."));
         }
@@ -1978,6 +1985,7 @@ pub fn prepare(ctx: &Ctx<'_>, flags: u32, ro: bool) -> CmdResult<RunMode> {
         read_only: ro || (!compat && flags & NO_WRITES != 0),
         allow_oom: !compat && flags & ALLOW_OOM != 0,
         oom,
+        allow_cross_slot: compat || flags & crate::functions::ALLOW_CROSS_SLOT != 0,
     })
 }
 
@@ -2103,6 +2111,9 @@ struct Running<'c, 'a> {
     /// on the script is not refused for OOM or missing replicas, it cannot
     /// stop half-way.
     dirty: std::cell::Cell<bool>,
+    /// Cluster mode: the slot of the keys the script declared or first
+    /// touched (Redis's `original_c->slot`).
+    slot: std::cell::Cell<Option<u16>>,
 }
 
 thread_local! {
@@ -2188,6 +2199,9 @@ fn script_call(cur: &Running<'_, '_>, cmd: Vec<Bytes>, resp3: bool) -> CallResul
         return reject(Some(entry), e);
     }
     let writes = entry.spec.flags.contains(CmdFlags::WRITE);
+    if let Err(e) = script_cluster_check(cur, entry, &cmd, writes) {
+        return reject(Some(entry), e);
+    }
     if cur.mode.read_only && (writes || entry.spec.flags.contains(CmdFlags::MAY_REPLICATE)) {
         return reject(
             Some(entry),
@@ -2252,6 +2266,59 @@ fn script_call(cur: &Running<'_, '_>, cmd: Vec<Bytes>, resp3: bool) -> CallResul
         // Counted by run_in_ctx.
         Reply::Error(e) => Err((e, true)),
         other => Ok(other),
+    }
+}
+
+/// Cluster mode: a command a script calls must touch keys this node
+/// serves, in the slot of the script's other keys unless the script allows
+/// cross-slot access (Redis's scriptVerifyClusterState). The primary's
+/// stream and the AOF are obeyed as they come.
+fn script_cluster_check(
+    cur: &Running<'_, '_>,
+    entry: &crate::commands::table::CommandEntry,
+    cmd: &[Bytes],
+    writes: bool,
+) -> Result<(), CmdError> {
+    use crate::server::cluster::Refusal;
+    let guard = cur.ctx.borrow();
+    let Some(cl) = guard.srv.cluster.get() else {
+        return Ok(());
+    };
+    if guard.client.master || guard.client.loader {
+        return Ok(());
+    }
+    let keys: Vec<&[u8]> = entry
+        .spec
+        .key_positions(cmd)
+        .into_iter()
+        .filter_map(|i| cmd.get(i).map(|k| &k[..]))
+        .collect();
+    let shard_pubsub = matches!(entry.spec.name, "ssubscribe" | "sunsubscribe" | "spublish");
+    match cl.check(&guard.srv.config, keys, writes, shard_pubsub) {
+        Ok(None) => Ok(()),
+        Ok(Some(slot)) => {
+            if !cur.mode.allow_cross_slot {
+                match cur.slot.get() {
+                    None => cur.slot.set(Some(slot)),
+                    Some(s) if s != slot => {
+                        return Err(CmdError::err(
+                            "Script attempted to access keys that do not hash to the same slot",
+                        ))
+                    }
+                    Some(_) => {}
+                }
+            }
+            Ok(())
+        }
+        Err(Refusal::DownReadOnly) => Err(CmdError::err(
+            "Script attempted to execute a write command while the cluster is down and readonly",
+        )),
+        Err(Refusal::Down) => Err(CmdError::err(
+            "Script attempted to execute a command while the cluster is down",
+        )),
+        Err(_) => Err(CmdError::err(
+            "Script attempted to access a non local key in a cluster node",
+        )),
     }
 }
 
@@ -2647,10 +2714,17 @@ fn execute(
     ctx.client.deny_blocking = true;
     let saved_db = ctx.client.db;
 
+    let declared_slot = ctx
+        .srv
+        .cluster
+        .get()
+        .and(keys.first())
+        .map(|k| crate::server::cluster::key_slot(k));
     let running = Running {
         ctx: RefCell::new(ctx),
         mode,
         dirty: std::cell::Cell::new(false),
+        slot: std::cell::Cell::new(declared_slot),
     };
     CURRENT.with(|c| c.set(&running as *const Running<'_, '_> as *const ()));
     let current_guard = CurrentGuard;

@@ -941,3 +941,49 @@ async fn replication_over_tls_with_redis_server_both_ways() {
         "{info}"
     );
 }
+
+/// The Azure Managed Redis profile: TLS only, the Enterprise clustering
+/// policy (cross-slot multi-key commands refused except the ones Azure's
+/// proxy splits), one database, Azure's blocked commands.
+#[tokio::test]
+async fn azure_managed_profile() {
+    let certs = tempfile::tempdir().unwrap();
+    dev_cert(certs.path());
+    let profile = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/azure-managed.toml");
+    let profile = profile.display().to_string();
+    let srv = start_cfg(
+        &[&profile],
+        &[
+            "--tls-cert-file",
+            &p(certs.path(), "server.crt"),
+            "--tls-key-file",
+            &p(certs.path(), "server.key"),
+            "--tls-ca-cert-file",
+            &p(certs.path(), "ca.crt"),
+            "--primary-access-key",
+            "amr-key",
+        ],
+    );
+    assert!(srv.tcp.is_none(), "no plain port in the Azure profile");
+    let mut c = connect(srv.tls, certs.path(), Opts::default()).await;
+    assert_eq!(c.cmd(&["PING"]).await, "-NOAUTH Authentication required.");
+    assert_eq!(c.cmd(&["AUTH", "amr-key"]).await, "+OK");
+    // DEL, MSET, MGET, EXISTS, UNLINK, TOUCH may span slots…
+    assert_eq!(c.cmd(&["MSET", "a", "1", "b", "2"]).await, "+OK");
+    assert_eq!(c.cmd(&["EXISTS", "a", "b"]).await, ":2");
+    // …nothing else may.
+    let cross = "-CROSSSLOT Keys in request don't hash to the same slot";
+    assert_eq!(c.cmd(&["SUNIONSTORE", "x", "a", "b"]).await, cross);
+    assert_eq!(c.cmd(&["RENAME", "a", "b"]).await, cross);
+    assert_eq!(c.cmd(&["RENAME", "{a}1", "{a}2"]).await, "-ERR no such key");
+    // One database; blocked commands look absent.
+    assert_eq!(
+        c.cmd(&["SELECT", "0"]).await,
+        "-ERR unknown command 'SELECT', with args beginning with: '0'"
+    );
+    assert_eq!(
+        c.cmd(&["CLUSTER", "INFO"]).await,
+        "-ERR This instance has cluster support disabled"
+    );
+    assert_eq!(c.cmd(&["DEL", "a", "b"]).await, ":2");
+}

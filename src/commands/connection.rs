@@ -243,6 +243,9 @@ fn reset(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
 /// ```
 fn select(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let idx = int_arg(&argv[1])?;
+    if ctx.srv.cluster.get().is_some() && idx != 0 {
+        return Err(CmdError::err("SELECT is not allowed in cluster mode"));
+    }
     if idx < 0 || idx as usize >= ctx.srv.keyspace.num_dbs() {
         return Err(CmdError::DB_RANGE);
     }
@@ -335,7 +338,7 @@ fn hello(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         (st("version"), st(crate::REDIS_VERSION)),
         (st("proto"), Reply::Int(ctx.client.resp as i64)),
         (st("id"), Reply::Int(ctx.client.id as i64)),
-        (st("mode"), st("standalone")),
+        (st("mode"), st(ctx.srv.mode())),
         (st("role"), st("master")),
         (st("modules"), Reply::Array(vec![])),
     ]))

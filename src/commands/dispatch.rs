@@ -100,6 +100,27 @@ pub fn execute(srv: &Server, client: &mut Client, argv: &[Bytes]) -> Reply {
             return reject(srv, client, Some(entry), d.error(entry));
         }
     }
+    // Cluster mode: keys served elsewhere are redirected, keys in several
+    // slots refused (after ACL, before anything else, as Redis does); the
+    // primary's stream and the AOF are obeyed as they come.
+    if !client.master && !client.loader {
+        if let Some(cl) = srv.cluster.get() {
+            if let Err(r) = cluster_route(srv, cl, client, entry, argv) {
+                let e = r.error(cl, &srv.config, crate::server::cluster::on_tls(srv, client));
+                if entry.spec.name == "exec" && client.multi.is_some() {
+                    transaction::discard_state(srv, client);
+                }
+                return reject(srv, client, Some(entry), e);
+            }
+        } else if srv.enterprise_policy {
+            if let Err(e) = enterprise_cross_slot(client, entry, argv) {
+                if entry.spec.name == "exec" && client.multi.is_some() {
+                    transaction::discard_state(srv, client);
+                }
+                return reject(srv, client, Some(entry), e);
+            }
+        }
+    }
     if loading_refuses(srv, client, entry) {
         return reject(srv, client, Some(entry), CmdError::LOADING);
     }
@@ -237,6 +258,93 @@ pub fn execute(srv: &Server, client: &mut Client, argv: &[Bytes]) -> Reply {
         return Reply::Status("QUEUED");
     }
     call(srv, client, entry, argv)
+}
+
+/// The keys of a request: the command's own, or (EXEC) those of every
+/// queued command.
+fn request_keys<'a>(client: &'a Client, entry: &CommandEntry, argv: &'a [Bytes]) -> Vec<&'a [u8]> {
+    let of = |spec: &crate::commands::spec::CommandSpec, a: &'a [Bytes]| {
+        spec.key_positions(a)
+            .into_iter()
+            .filter_map(move |i| a.get(i).map(|k| &k[..]))
+    };
+    if entry.spec.name == "exec" {
+        return match &client.multi {
+            Some(m) => m.queue.iter().flat_map(|(e, a)| of(e.spec, a)).collect(),
+            None => Vec::new(),
+        };
+    }
+    if matches!(entry.spec.keys, crate::commands::spec::KeySpec::None) {
+        return Vec::new();
+    }
+    of(entry.spec, argv).collect()
+}
+
+/// Cluster mode's routing of one request (Redis's getNodeByQuery).
+fn cluster_route(
+    srv: &Server,
+    cl: &crate::server::cluster::Cluster,
+    client: &Client,
+    entry: &CommandEntry,
+    argv: &[Bytes],
+) -> Result<(), crate::server::cluster::Refusal> {
+    let keys = request_keys(client, entry, argv);
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let write = if entry.spec.name == "exec" {
+        client.multi.as_ref().is_some_and(|m| m.write)
+    } else {
+        entry.spec.flags.contains(CmdFlags::WRITE)
+            || crate::scripting::declared_cmd_flags(srv, entry.spec.name, argv)
+                .is_some_and(|f| f.write)
+    };
+    let shard_pubsub = matches!(entry.spec.name, "ssubscribe" | "sunsubscribe" | "spublish");
+    cl.check(&srv.config, keys, write, shard_pubsub).map(|_| ())
+}
+
+/// Commands Azure Managed Redis's Enterprise clustering policy lets span
+/// hash slots.
+const ENTERPRISE_CROSS_SLOT: &[&str] = &["del", "mset", "mget", "exists", "unlink", "touch"];
+
+/// `cluster-policy enterprise`: every other command must keep its keys in
+/// one hash slot, and so must a transaction as a whole: the command that
+/// queues a key of another slot is refused (so EXEC answers EXECABORT), as
+/// Redis Enterprise's proxy refuses it "within MULTI".
+fn enterprise_cross_slot(
+    client: &Client,
+    entry: &CommandEntry,
+    argv: &[Bytes],
+) -> crate::protocol::CmdResult<()> {
+    if entry.spec.name == "exec" {
+        return Ok(());
+    }
+    let queued = client
+        .multi
+        .as_ref()
+        .filter(|_| !transaction::runs_immediately_in_multi(entry.spec.name));
+    if queued.is_none() && ENTERPRISE_CROSS_SLOT.contains(&entry.spec.name) {
+        return Ok(());
+    }
+    let mut keys = request_keys(client, entry, argv);
+    if let Some(m) = queued {
+        for (e, a) in &m.queue {
+            keys.extend(
+                e.spec
+                    .key_positions(a)
+                    .into_iter()
+                    .filter_map(|i| a.get(i).map(|k| &k[..])),
+            );
+        }
+    }
+    let mut first = None;
+    for k in keys {
+        let s = crate::server::cluster::key_slot(k);
+        if *first.get_or_insert(s) != s {
+            return Err(crate::server::cluster::CROSSSLOT);
+        }
+    }
+    Ok(())
 }
 
 /// Must this command wait for a CLIENT PAUSE to end? Asked by the

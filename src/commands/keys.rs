@@ -225,6 +225,11 @@ fn copy(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let (src, dst) = (&argv[1], &argv[2]);
     let db = ctx.client.db;
     let (target, replace) = copy_target_db(ctx.srv, db, argv)?;
+    if ctx.srv.cluster.get().is_some() && (db != 0 || target != 0) {
+        return Err(CmdError::err(
+            "Copying to another database is not allowed in cluster mode",
+        ));
+    }
     if target == db && src == dst {
         return Err(CmdError::SAME_OBJECT);
     }
@@ -249,6 +254,9 @@ fn copy(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 /// MOVE key db
 /// ```
 fn move_cmd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    if ctx.srv.cluster.get().is_some() {
+        return Err(CmdError::err("MOVE is not allowed in cluster mode"));
+    }
     let key = &argv[1];
     let target = db_arg(ctx.srv, &argv[2])?;
     let db = ctx.client.db;
@@ -826,6 +834,9 @@ fn flushall(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 /// SWAPDB index1 index2
 /// ```
 fn swapdb(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    if ctx.srv.cluster.get().is_some() {
+        return Err(CmdError::err("SWAPDB is not allowed in cluster mode"));
+    }
     let a = int_arg(&argv[1]).map_err(|_| CmdError::err("invalid first DB index"))?;
     let b = int_arg(&argv[2]).map_err(|_| CmdError::err("invalid second DB index"))?;
     let n = ctx.srv.keyspace.num_dbs() as i64;

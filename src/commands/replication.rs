@@ -238,6 +238,9 @@ fn replconf(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 /// to a primary, keeping its data. SLAVEOF is the old name.
 fn replicaof(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let srv = ctx.srv;
+    if srv.cluster.get().is_some() {
+        return Err(CmdError::err("REPLICAOF not allowed in cluster mode."));
+    }
     if srv.repl.failing_over() {
         return Err(CmdError::err("REPLICAOF not allowed while failing over."));
     }
@@ -283,6 +286,11 @@ fn failover(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     use crate::server::replica;
     use crate::server::replication::Failover;
     let srv = ctx.srv;
+    if srv.cluster.get().is_some() {
+        return Err(CmdError::err(
+            "FAILOVER not allowed in cluster mode. Use CLUSTER FAILOVER command instead.",
+        ));
+    }
     if argv.len() == 2 && eq_ic(&argv[1], "abort") {
         if !srv.repl.failing_over() {
             return Err(CmdError::err("No failover in progress."));

@@ -433,8 +433,9 @@ pub fn render_info(srv: &Server, sections: &[String], keyspace: KeyspaceTotals) 
                 let port = srv.bound.lock().first().map(|a| a.port()).unwrap_or(0);
                 let _ = write!(
                     o,
-                    "# Server\r\nredis_version:{}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:{}\r\nmonotonic_clock:POSIX clock_gettime\r\nmultiplexing_api:epoll\r\natomicvar_api:c11-builtin\r\ngcc_version:0.0.0\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nlru_clock:{}\r\nexecutable:{}\r\nconfig_file:{}\r\nio_threads_active:0\r\nshutdown_in_milliseconds:{}\r\ncinnabar_version:{}\r\ncinnabar_worker_threads:{}\r\n",
+                    "# Server\r\nredis_version:{}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:{}\r\nos:{} {}\r\narch_bits:{}\r\nmonotonic_clock:POSIX clock_gettime\r\nmultiplexing_api:epoll\r\natomicvar_api:c11-builtin\r\ngcc_version:0.0.0\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nlru_clock:{}\r\nexecutable:{}\r\nconfig_file:{}\r\nio_threads_active:0\r\nshutdown_in_milliseconds:{}\r\ncinnabar_version:{}\r\ncinnabar_worker_threads:{}\r\n",
                     crate::REDIS_VERSION,
+                    srv.mode(),
                     std::env::consts::OS,
                     std::env::consts::ARCH,
                     usize::BITS,
@@ -669,7 +670,10 @@ pub fn render_info(srv: &Server, sections: &[String], keyspace: KeyspaceTotals) 
                     }
                 }
             }
-            "cluster" => o.push_str("# Cluster\r\ncluster_enabled:0\r\n"),
+            "cluster" => {
+                let on = u8::from(srv.cluster.get().is_some());
+                let _ = write!(o, "# Cluster\r\ncluster_enabled:{on}\r\n");
+            }
             "keyspace" => {
                 o.push_str("# Keyspace\r\n");
                 for (db, keys, vol) in &per_db {

@@ -1,6 +1,8 @@
 //! Wiring: builds the shared [`Server`], binds listeners, starts background
 //! tasks (active expiry, stats sampling) and waits for shutdown.
 
+pub mod cluster;
+pub mod cluster_local;
 pub mod eviction;
 pub mod latency;
 pub mod limits;
@@ -111,9 +113,22 @@ pub struct Server {
     pub latency: latency::Monitor,
     /// MIGRATE's cached connections to its targets.
     pub migrate: crate::commands::migrate::SocketCache,
+    /// `cluster-policy enterprise` (immutable, cached for dispatch).
+    pub enterprise_policy: bool,
+    /// Cluster mode's topology (`cluster-enabled yes`; set at startup).
+    pub cluster: std::sync::OnceLock<cluster::Cluster>,
 }
 
 impl Server {
+    /// `redis_mode` in INFO and HELLO: "cluster" or "standalone".
+    pub fn mode(&self) -> &'static str {
+        if self.config.cluster_enabled() {
+            "cluster"
+        } else {
+            "standalone"
+        }
+    }
+
     pub fn new(config: Arc<Config>) -> Arc<Self> {
         let keyspace = Keyspace::new(config.databases(), config.shards());
         let (shutdown_tx, _) = watch::channel(false);
@@ -160,6 +175,8 @@ impl Server {
             monitors: Default::default(),
             latency: Default::default(),
             migrate: Default::default(),
+            cluster: std::sync::OnceLock::new(),
+            enterprise_policy: config.cluster_policy() == crate::config::ClusterPolicy::Enterprise,
             config,
         });
         srv.obuf_normal.sync(&srv.config);
@@ -306,6 +323,11 @@ impl Server {
                 return Err(format!(
                     "ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"
                 ));
+            }
+        }
+        if let Some(c) = self.cluster.get() {
+            if changed.iter().any(|n| n.starts_with("cluster-announce-")) {
+                c.reannounce(&self.config);
             }
         }
         if changed.contains(&"oom-score-adj") || changed.contains(&"oom-score-adj-values") {
@@ -536,6 +558,32 @@ pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
     crate::commands::acl::load_at_startup(&srv)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let listeners = listener::bind_all(&srv)?;
+    if srv.config.cluster_enabled() {
+        // The ports actually bound (an OS-chosen one included) are what
+        // the node announces unless cluster-announce-*port says otherwise.
+        let bound = |kind: listener::Kind| {
+            listeners
+                .iter()
+                .find(|(k, _)| *k == kind)
+                .and_then(|(_, l)| l.local_addr().ok())
+                .map_or(0, |a| a.port())
+        };
+        let c = cluster::Cluster::start(
+            &srv.config,
+            bound(listener::Kind::Tcp),
+            bound(listener::Kind::Tls),
+        )
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let mine: usize = c
+            .ranges()
+            .get(c.myself())
+            .map_or(0, |r| r.iter().map(|(a, b)| usize::from(b - a) + 1).sum());
+        tracing::info!(
+            "Cluster node {} ({mine} of 16384 slots served here)",
+            c.my_id()
+        );
+        let _ = srv.cluster.set(c);
+    }
     if listeners.is_empty() {
         tracing::warn!("no TCP listener (port and tls-port are 0, or bind is empty)");
     }
@@ -553,13 +601,14 @@ pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
     let port = srv.bound.lock().first().map_or(0, |a| a.port());
     if srv.config.always_show_logo() {
         tracing::info!(
-            "Cinnabar {} (Redis {} compatible) 64 bit, standalone mode, Port: {port}, PID: {}",
+            "Cinnabar {} (Redis {} compatible) 64 bit, {} mode, Port: {port}, PID: {}",
             env!("CARGO_PKG_VERSION"),
             crate::REDIS_VERSION,
+            srv.mode(),
             std::process::id()
         );
     } else {
-        tracing::info!("Running mode=standalone, port={port}.");
+        tracing::info!("Running mode={}, port={port}.", srv.mode());
     }
     // Clients may connect while the dataset loads; they get -LOADING.
     match crate::persistence::snapshot::load_at_startup(srv.clone()).await {

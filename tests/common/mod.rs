@@ -28,6 +28,13 @@ impl TestServer {
         TestServer { child, addr, dir }
     }
 
+    /// Starts a server on an existing data directory (files prepared by
+    /// the test) with `extra` arguments.
+    pub fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> TestServer {
+        let (child, addr) = spawn_in(dir.path(), extra);
+        TestServer { child, addr, dir }
+    }
+
     /// Kills the server with SIGKILL (no chance to flush anything).
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
