@@ -576,23 +576,30 @@ async fn both_access_keys_and_requirepass_are_accepted() {
     }
 }
 
-#[tokio::test]
-async fn azure_cache_profile() {
+/// Starts a server from one of the shipped profiles (config/`name`), with
+/// fresh development certificates and `extra` arguments.
+fn start_profile(name: &str, extra: &[&str]) -> (Srv, tempfile::TempDir) {
     let certs = tempfile::tempdir().unwrap();
     dev_cert(certs.path());
-    let profile = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/azure-cache.toml");
+    let profile = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("config")
+        .join(name);
     let profile = profile.display().to_string();
-    let srv = start_cfg(
-        &[&profile],
-        &[
-            "--tls-cert-file",
-            &p(certs.path(), "server.crt"),
-            "--tls-key-file",
-            &p(certs.path(), "server.key"),
-            "--tls-ca-cert-file",
-            &p(certs.path(), "ca.crt"),
-        ],
-    );
+    let mut args = vec![
+        "--tls-cert-file".to_string(),
+        p(certs.path(), "server.crt"),
+        "--tls-key-file".to_string(),
+        p(certs.path(), "server.key"),
+        "--tls-ca-cert-file".to_string(),
+        p(certs.path(), "ca.crt"),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    (start_cfg(&[&profile], &refs(&args)), certs)
+}
+
+#[tokio::test]
+async fn azure_cache_profile() {
+    let (srv, certs) = start_profile("azure-cache.toml", &[]);
     assert!(srv.tcp.is_none(), "no plain port in the Azure profile");
     // Generated access keys are logged.
     let line = {
@@ -947,23 +954,7 @@ async fn replication_over_tls_with_redis_server_both_ways() {
 /// proxy splits), one database, Azure's blocked commands.
 #[tokio::test]
 async fn azure_managed_profile() {
-    let certs = tempfile::tempdir().unwrap();
-    dev_cert(certs.path());
-    let profile = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/azure-managed.toml");
-    let profile = profile.display().to_string();
-    let srv = start_cfg(
-        &[&profile],
-        &[
-            "--tls-cert-file",
-            &p(certs.path(), "server.crt"),
-            "--tls-key-file",
-            &p(certs.path(), "server.key"),
-            "--tls-ca-cert-file",
-            &p(certs.path(), "ca.crt"),
-            "--primary-access-key",
-            "amr-key",
-        ],
-    );
+    let (srv, certs) = start_profile("azure-managed.toml", &["--primary-access-key", "amr-key"]);
     assert!(srv.tcp.is_none(), "no plain port in the Azure profile");
     let mut c = connect(srv.tls, certs.path(), Opts::default()).await;
     assert_eq!(c.cmd(&["PING"]).await, "-NOAUTH Authentication required.");
