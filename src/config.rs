@@ -2582,6 +2582,9 @@ pub enum Command {
     /// (ca.crt, ca.key, server.crt, server.key, client.crt, client.key) and
     /// print how to start the server and connect with TLS.
     DevCert {
+        /// Print help.
+        #[arg(short = 'h', long = "help", action = clap::ArgAction::Help)]
+        help: Option<bool>,
         /// Directory to write the files to (created if missing).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
@@ -2592,6 +2595,9 @@ pub enum Command {
     /// data). Clients connect to any node and follow -MOVED. Arguments
     /// after `--` go to every node (e.g. `-- --requirepass secret`).
     Cluster {
+        /// Print help.
+        #[arg(short = 'h', long = "help", action = clap::ArgAction::Help)]
+        help: Option<bool>,
         /// Number of primaries (shards).
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
         shards: u16,
@@ -2620,6 +2626,9 @@ pub enum Command {
     /// `.manifest`) like redis-check-aof; `--fix` cuts a truncated tail,
     /// `--truncate-to-timestamp` cuts back to a point in time.
     CheckAof {
+        /// Print help.
+        #[arg(short = 'h', long = "help", action = clap::ArgAction::Help)]
+        help: Option<bool>,
         /// Truncate the last file at the last complete command.
         #[arg(long)]
         fix: bool,
@@ -2657,7 +2666,14 @@ impl Cli {
                 .any(|c| c.get_name() == first || c.get_all_aliases().any(|a| a == first))
         });
         if is_subcommand {
-            return clap_parse(args);
+            // `cinnabar <subcommand> --help`: clap prints it and exits 0.
+            return Cli::try_parse_from(
+                std::iter::once("cinnabar".to_string()).chain(args.iter().cloned()),
+            )
+            .map_err(|e| match e.kind() {
+                clap::error::ErrorKind::DisplayHelp => e.exit(),
+                _ => ConfigError::CommandLine(e.render().to_string()),
+            });
         }
         let split = args
             .iter()

@@ -19,7 +19,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    if let Some(cinnabar::config::Command::DevCert { out }) = &cli.command {
+    if let Some(cinnabar::config::Command::DevCert { out, .. }) = &cli.command {
         match cinnabar::devcert::generate(out) {
             Ok(d) => print!("{}", cinnabar::devcert::instructions(&d)),
             Err(e) => {
@@ -37,6 +37,7 @@ fn main() {
         config,
         tls,
         node_args,
+        ..
     }) = &cli.command
     {
         std::process::exit(cinnabar::server::cluster_local::run(
@@ -55,6 +56,7 @@ fn main() {
         fix,
         truncate_to_timestamp,
         file,
+        ..
     }) = &cli.command
     {
         std::process::exit(cinnabar::persistence::aof::check_aof_main(

@@ -604,3 +604,23 @@ async fn cinnabar_cluster_runs_shards_that_a_cluster_client_uses() {
         );
     }
 }
+
+#[test]
+fn the_cluster_subcommand_explains_itself() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cinnabar"))
+        .args(["cluster", "--help"])
+        .output()
+        .expect("run cinnabar cluster --help");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("--shards") && text.contains("--announce-ip"),
+        "{text}"
+    );
+    // A bad value is still a configuration error.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cinnabar"))
+        .args(["cluster", "--shards", "0"])
+        .output()
+        .expect("run cinnabar cluster --shards 0");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+}
