@@ -2287,14 +2287,13 @@ fn script_cluster_check(
     if guard.client.master || guard.client.loader {
         return Ok(());
     }
-    let keys: Vec<&[u8]> = entry
-        .spec
-        .key_positions(cmd)
-        .into_iter()
-        .filter_map(|i| cmd.get(i).map(|k| &k[..]))
-        .collect();
-    let shard_pubsub = matches!(entry.spec.name, "ssubscribe" | "sunsubscribe" | "spublish");
-    match cl.check(&guard.srv.config, keys, writes, shard_pubsub) {
+    let shard_pubsub = crate::server::cluster::is_shard_pubsub(entry.spec.name);
+    match cl.check(
+        &guard.srv.config,
+        entry.spec.key_args(cmd),
+        writes,
+        shard_pubsub,
+    ) {
         Ok(None) => Ok(()),
         Ok(Some(slot)) => {
             if !cur.mode.allow_cross_slot {

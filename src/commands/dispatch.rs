@@ -104,21 +104,20 @@ pub fn execute(srv: &Server, client: &mut Client, argv: &[Bytes]) -> Reply {
     // slots refused (after ACL, before anything else, as Redis does); the
     // primary's stream and the AOF are obeyed as they come.
     if !client.master && !client.loader {
-        if let Some(cl) = srv.cluster.get() {
-            if let Err(r) = cluster_route(srv, cl, client, entry, argv) {
-                let e = r.error(cl, &srv.config, crate::server::cluster::on_tls(srv, client));
-                if entry.spec.name == "exec" && client.multi.is_some() {
-                    transaction::discard_state(srv, client);
-                }
-                return reject(srv, client, Some(entry), e);
-            }
+        let refused = if let Some(cl) = srv.cluster.get() {
+            cluster_route(srv, cl, client, entry, argv)
+                .map_err(|r| r.error(cl, &srv.config, crate::server::cluster::on_tls(srv, client)))
         } else if srv.enterprise_policy {
-            if let Err(e) = enterprise_cross_slot(client, entry, argv) {
-                if entry.spec.name == "exec" && client.multi.is_some() {
-                    transaction::discard_state(srv, client);
-                }
-                return reject(srv, client, Some(entry), e);
+            enterprise_cross_slot(client, entry, argv)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = refused {
+            // A refused EXEC ends its transaction (Redis's discardTransaction).
+            if entry.spec.name == "exec" && client.multi.is_some() {
+                transaction::discard_state(srv, client);
             }
+            return reject(srv, client, Some(entry), e);
         }
     }
     if loading_refuses(srv, client, entry) {
@@ -263,21 +262,18 @@ pub fn execute(srv: &Server, client: &mut Client, argv: &[Bytes]) -> Reply {
 /// The keys of a request: the command's own, or (EXEC) those of every
 /// queued command.
 fn request_keys<'a>(client: &'a Client, entry: &CommandEntry, argv: &'a [Bytes]) -> Vec<&'a [u8]> {
-    let of = |spec: &crate::commands::spec::CommandSpec, a: &'a [Bytes]| {
-        spec.key_positions(a)
-            .into_iter()
-            .filter_map(move |i| a.get(i).map(|k| &k[..]))
-    };
     if entry.spec.name == "exec" {
         return match &client.multi {
-            Some(m) => m.queue.iter().flat_map(|(e, a)| of(e.spec, a)).collect(),
+            Some(m) => queued_keys(m).collect(),
             None => Vec::new(),
         };
     }
-    if matches!(entry.spec.keys, crate::commands::spec::KeySpec::None) {
-        return Vec::new();
-    }
-    of(entry.spec, argv).collect()
+    entry.spec.key_args(argv).collect()
+}
+
+/// The keys of every command queued in a transaction.
+fn queued_keys(m: &crate::connection::client::MultiState) -> impl Iterator<Item = &[u8]> {
+    m.queue.iter().flat_map(|(e, a)| e.spec.key_args(a))
 }
 
 /// Cluster mode's routing of one request (Redis's getNodeByQuery).
@@ -299,7 +295,7 @@ fn cluster_route(
             || crate::scripting::declared_cmd_flags(srv, entry.spec.name, argv)
                 .is_some_and(|f| f.write)
     };
-    let shard_pubsub = matches!(entry.spec.name, "ssubscribe" | "sunsubscribe" | "spublish");
+    let shard_pubsub = crate::server::cluster::is_shard_pubsub(entry.spec.name);
     cl.check(&srv.config, keys, write, shard_pubsub).map(|_| ())
 }
 
@@ -326,25 +322,13 @@ fn enterprise_cross_slot(
     if queued.is_none() && ENTERPRISE_CROSS_SLOT.contains(&entry.spec.name) {
         return Ok(());
     }
-    let mut keys = request_keys(client, entry, argv);
-    if let Some(m) = queued {
-        for (e, a) in &m.queue {
-            keys.extend(
-                e.spec
-                    .key_positions(a)
-                    .into_iter()
-                    .filter_map(|i| a.get(i).map(|k| &k[..])),
-            );
-        }
-    }
-    let mut first = None;
-    for k in keys {
-        let s = crate::server::cluster::key_slot(k);
-        if *first.get_or_insert(s) != s {
-            return Err(crate::server::cluster::CROSSSLOT);
-        }
-    }
-    Ok(())
+    let all = entry
+        .spec
+        .key_args(argv)
+        .chain(queued.into_iter().flat_map(queued_keys));
+    crate::server::cluster::single_slot(all)
+        .map(|_| ())
+        .map_err(|_| crate::server::cluster::CROSSSLOT)
 }
 
 /// Must this command wait for a CLIENT PAUSE to end? Asked by the

@@ -358,6 +358,13 @@ impl CommandSpec {
         }
     }
 
+    /// The key arguments of `argv` themselves (see [`Self::key_positions`]).
+    pub fn key_args<'a>(&self, argv: &'a [Bytes]) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.key_positions(argv)
+            .into_iter()
+            .filter_map(move |i| argv.get(i).map(|k| &k[..]))
+    }
+
     /// (first, last, step) as COMMAND INFO reports them.
     pub fn legacy_range(&self) -> (i64, i64, i64) {
         match self.keys {

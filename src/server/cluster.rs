@@ -98,6 +98,30 @@ impl Refusal {
     }
 }
 
+/// The one slot of `keys` (`None` without keys), or
+/// [`Refusal::CrossSlot`]. A key equal to the first is not hashed again.
+pub fn single_slot<'k>(keys: impl IntoIterator<Item = &'k [u8]>) -> Result<Option<u16>, Refusal> {
+    let mut first: Option<(&[u8], u16)> = None;
+    for k in keys {
+        match first {
+            None => first = Some((k, key_slot(k))),
+            Some((fk, slot)) => {
+                if fk != k && key_slot(k) != slot {
+                    return Err(Refusal::CrossSlot);
+                }
+            }
+        }
+    }
+    Ok(first.map(|(_, slot)| slot))
+}
+
+/// SSUBSCRIBE, SUNSUBSCRIBE and SPUBLISH: their channels are routed like
+/// keys, and served while the cluster is down per
+/// `cluster-allow-pubsubshard-when-down`.
+pub fn is_shard_pubsub(command: &str) -> bool {
+    matches!(command, "ssubscribe" | "sunsubscribe" | "spublish")
+}
+
 /// Redis's cross-slot error.
 pub const CROSSSLOT: CmdError =
     CmdError::from_static("CROSSSLOT Keys in request don't hash to the same slot");
@@ -252,18 +276,7 @@ impl Cluster {
         write: bool,
         shard_pubsub: bool,
     ) -> Result<Option<u16>, Refusal> {
-        let mut first: Option<(&[u8], u16)> = None;
-        for k in keys {
-            match first {
-                None => first = Some((k, key_slot(k))),
-                Some((fk, slot)) => {
-                    if fk != k && key_slot(k) != slot {
-                        return Err(Refusal::CrossSlot);
-                    }
-                }
-            }
-        }
-        let Some((_, slot)) = first else {
+        let Some(slot) = single_slot(keys)? else {
             return Ok(None);
         };
         let Some(owner) = self.owner(slot) else {

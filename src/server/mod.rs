@@ -122,7 +122,7 @@ pub struct Server {
 impl Server {
     /// `redis_mode` in INFO and HELLO: "cluster" or "standalone".
     pub fn mode(&self) -> &'static str {
-        if self.config.cluster_enabled() {
+        if self.cluster.get().is_some() {
             "cluster"
         } else {
             "standalone"
