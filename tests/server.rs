@@ -2090,3 +2090,121 @@ async fn debug_sleep_holds_every_client() {
     );
     sleep.await.unwrap().unwrap();
 }
+
+/// Commands client libraries' own test suites call (redis-py's among
+/// them): LOLWUT, MODULE LIST, MEMORY MALLOC-STATS and DEBUG ERROR.
+#[tokio::test]
+async fn lolwut_module_list_malloc_stats_debug_error() {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    let plain: String = redis::cmd("LOLWUT").query_async(&mut c).await.unwrap();
+    assert_eq!(plain, "Redis ver. 7.0.15\n");
+    // Arguments without VERSION go to the default version, which ignores them.
+    let plain: String = redis::cmd("LOLWUT")
+        .arg(5)
+        .arg(6)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(plain, "Redis ver. 7.0.15\n");
+    // Version 5: 20 columns of Braille, 4 squares per row, 3 rows of squares
+    // of 10 pixels = 30 pixel rows = 8 text lines (the last one partial).
+    let art: String = redis::cmd("LOLWUT")
+        .arg("VERSION")
+        .arg(5)
+        .arg(20)
+        .arg(4)
+        .arg(3)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let lines: Vec<&str> = art.lines().collect();
+    assert!(art.ends_with("Redis ver. 7.0.15\n"), "{art}");
+    assert_eq!(lines.len(), 8 + 2, "{art}");
+    for l in &lines[..8] {
+        assert_eq!(l.chars().count(), 20, "{l}");
+        assert!(l.chars().all(|ch| ('\u{2800}'..='\u{28ff}').contains(&ch)));
+    }
+    // The first row of squares is undisturbed: its top edge is one straight
+    // line of dots in the first text line.
+    assert!(lines[0].chars().any(|ch| ch != '\u{2800}'));
+    let city: String = redis::cmd("LOLWUT")
+        .arg("VERSION")
+        .arg(6)
+        .arg(30)
+        .arg(5)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(city.lines().count(), 5 + 2, "{city}");
+    assert!(city
+        .lines()
+        .all(|l| l.chars().count() == 30 || !l.starts_with('\u{2800}')));
+    let bad = redis::cmd("LOLWUT")
+        .arg("VERSION")
+        .arg("x")
+        .query_async::<String>(&mut c)
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Some("ERR"));
+
+    let modules: Vec<redis::Value> = redis::cmd("MODULE")
+        .arg("LIST")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(modules.is_empty());
+    let load = redis::cmd("MODULE")
+        .arg("LOAD")
+        .arg("/tmp/x.so")
+        .query_async::<()>(&mut c)
+        .await
+        .unwrap_err();
+    assert!(
+        load.to_string().contains("unknown subcommand 'LOAD'"),
+        "{load}"
+    );
+
+    let stats: String = redis::cmd("MEMORY")
+        .arg("MALLOC-STATS")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(
+        stats.contains("jemalloc statistics"),
+        "{}",
+        &stats[..stats.len().min(200)]
+    );
+    assert!(
+        stats.contains("Allocated:"),
+        "{}",
+        &stats[..stats.len().min(400)]
+    );
+
+    for (text, code) in [
+        ("LOADING fake message", "LOADING"),
+        ("READONLY blah", "READONLY"),
+        ("OOM blah", "OOM"),
+    ] {
+        let e = redis::cmd("DEBUG")
+            .arg("ERROR")
+            .arg(text)
+            .query_async::<()>(&mut c)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Some(code), "{e}");
+    }
+    // The reply is one error line even when the text holds a newline.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut raw = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    raw.write_all(&resp(&[b"DEBUG", b"ERROR", b"ERR two\r\nlines"]))
+        .await
+        .unwrap();
+    let want = b"-ERR two  lines\r\n";
+    let mut got = vec![0u8; want.len()];
+    tokio::time::timeout(Duration::from_secs(5), raw.read_exact(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&got[..], want);
+}

@@ -33,6 +33,11 @@ const MEMORY_SUBS: &[CommandSpec] = &[
         "4.0.0",
         "Outputs a memory problems report.",
     ),
+    cmd("malloc-stats", 2, F::empty(), malloc_stats).doc(
+        "server",
+        "4.0.0",
+        "Returns the allocator's internal statistics.",
+    ),
     cmd("purge", 2, F::empty(), purge).doc(
         "server",
         "4.0.0",
@@ -219,6 +224,32 @@ fn doctor(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
         }
     };
     Ok(Reply::Verbatim(*b"txt", Bytes::from(text)))
+}
+
+/// ```text
+/// MEMORY MALLOC-STATS
+/// ```
+///
+/// jemalloc's own report (`malloc_stats_print`), as Redis built with
+/// jemalloc prints it.
+fn malloc_stats(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+    unsafe extern "C" fn append(out: *mut std::ffi::c_void, text: *const std::ffi::c_char) {
+        // SAFETY: `out` is the `Vec<u8>` passed below, alive for the whole
+        // call; jemalloc passes NUL-terminated text.
+        let (out, text) = unsafe { (&mut *(out as *mut Vec<u8>), std::ffi::CStr::from_ptr(text)) };
+        out.extend_from_slice(text.to_bytes());
+    }
+    let mut out: Vec<u8> = Vec::with_capacity(64 << 10);
+    // SAFETY: the callback only appends to `out`, which outlives the call;
+    // a null options pointer asks for the default report.
+    unsafe {
+        tikv_jemalloc_sys::malloc_stats_print(
+            Some(append),
+            &mut out as *mut Vec<u8> as *mut std::ffi::c_void,
+            std::ptr::null(),
+        );
+    }
+    Ok(Reply::Verbatim(*b"txt", Bytes::from(out)))
 }
 
 /// ```text

@@ -16,6 +16,7 @@ pub mod hyperloglog;
 pub mod keys;
 pub mod latency;
 pub mod lists;
+pub mod lolwut;
 pub mod memory;
 pub mod migrate;
 pub mod persist;

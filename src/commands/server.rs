@@ -57,6 +57,7 @@ pub const SPECS: &[CommandSpec] = &[
     cmd("debug", -2, ADM, debug)
         .lock(LockScope::Custom(debug_locks))
         .doc("server", "1.0.0", "A container for debugging commands."),
+    container("module", MODULE_SUBS).doc("server", "4.0.0", "A container for module commands."),
     cmd(
         "shutdown",
         -1,
@@ -69,6 +70,33 @@ pub const SPECS: &[CommandSpec] = &[
         "Synchronously saves the database(s) to disk and shuts down the Redis server.",
     ),
 ];
+
+/// Cinnabar loads no Redis modules (they link against Redis's own module
+/// API), so MODULE has only what is true without one: an empty list.
+/// LOAD, LOADEX and UNLOAD stay unknown subcommands.
+const MODULE_SUBS: &[CommandSpec] = &[
+    cmd("list", 2, ADM, module_list).doc("server", "4.0.0", "Returns all loaded modules."),
+    cmd("help", 2, CMDF, module_help).doc(
+        "server",
+        "5.0.0",
+        "Returns helpful text about the different subcommands.",
+    ),
+];
+
+/// `MODULE LIST`: no module is ever loaded.
+fn module_list(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+    Ok(Reply::Array(Vec::new()))
+}
+
+fn module_help(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+    Ok(help_reply(
+        "MODULE",
+        &[
+            "LIST",
+            "    Return a list of loaded modules (Cinnabar loads none).",
+        ],
+    ))
+}
 
 const CONFIG_SUBS: &[CommandSpec] = &[
     cmd("get", -3, ADM, config_get).doc(
@@ -268,6 +296,11 @@ const DEBUG_SUBS: &[CommandSpec] = &[
             "2.2.0",
             "Statistics of the hash table holding a hash, set or sorted set value (both arrays while it rehashes).",
         ),
+    cmd("error", 3, ADM, debug_error).doc(
+        "server",
+        "1.0.0",
+        "Replies with the given text as an error reply (its first word is the error code).",
+    ),
     cmd("help", 2, ADM, debug_help).doc(
         "server",
         "1.0.0",
@@ -1547,6 +1580,15 @@ fn debug_segfault(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
 }
 
 /// `DEBUG LOG <message>`: a warning line in the log, as Redis.
+/// `DEBUG ERROR <text>`: the text, verbatim, as an error reply (client
+/// libraries test their handling of LOADING, READONLY, OOM … with it).
+fn debug_error(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    debug_allowed(ctx)?;
+    Err(CmdError::new(
+        String::from_utf8_lossy(&argv[2]).into_owned(),
+    ))
+}
+
 fn debug_log(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     debug_allowed(ctx)?;
     tracing::warn!("DEBUG LOG: {}", String::from_utf8_lossy(&argv[2]));

@@ -23,6 +23,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     crate::commands::transaction::SPECS,
     crate::commands::memory::SPECS,
     crate::commands::latency::SPECS,
+    crate::commands::lolwut::SPECS,
     crate::commands::slowlog::SPECS,
     crate::commands::sort::SPECS,
     crate::commands::geo::SPECS,
