@@ -75,7 +75,11 @@ pub const SPECS: &[CommandSpec] = &[
 /// API), so MODULE has only what is true without one: an empty list.
 /// LOAD, LOADEX and UNLOAD stay unknown subcommands.
 const MODULE_SUBS: &[CommandSpec] = &[
-    cmd("list", 2, ADM, module_list).doc("server", "4.0.0", "Returns all loaded modules."),
+    cmd("list", 2, F::ADMIN.union(F::NOSCRIPT), module_list).doc(
+        "server",
+        "4.0.0",
+        "Returns all loaded modules.",
+    ),
     cmd("help", 2, CMDF, module_help).doc(
         "server",
         "5.0.0",
