@@ -1038,7 +1038,20 @@ async fn monitor_shows_commands() {
         .arg("secret")
         .query_async::<redis::Value>(&mut c)
         .await;
-    let lines = monitor_lines(&mut m, 7).await;
+    // Scripts inside a transaction show too, before what they run, also
+    // when they fail (ioredis's own tests watch for them).
+    let _ = redis::pipe()
+        .atomic()
+        .cmd("EVALSHA")
+        .arg("1111111111111111111111111111111111111111")
+        .arg(0)
+        .cmd("EVAL")
+        .arg("return redis.call('get', KEYS[1])")
+        .arg(1)
+        .arg("k")
+        .query_async::<redis::Value>(&mut c)
+        .await;
+    let lines = monitor_lines(&mut m, 12).await;
     let first = &lines[0];
     assert!(first.starts_with('+'), "{first}");
     let (stamp, rest) = first[1..].split_once(' ').unwrap();
@@ -1060,6 +1073,11 @@ async fn monitor_shows_commands() {
             r#""INCR" "n""#,
             r#""EXEC""#,
             r#""AUTH" "(redacted)" "(redacted)""#,
+            r#""MULTI""#,
+            r#""EVALSHA" "1111111111111111111111111111111111111111" "0""#,
+            r#""EVAL" "return redis.call('get', KEYS[1])" "1" "k""#,
+            r#""get" "k""#,
+            r#""EXEC""#,
         ]
     );
     assert!(lines[2].contains("[0 lua]"), "{}", lines[2]);

@@ -658,6 +658,14 @@ pub fn run_in_ctx(
     argv: &[Bytes],
     from_script: bool,
 ) -> Reply {
+    // A script queued in a transaction is shown before the commands it
+    // runs, as at top level.
+    let script_first = ctx.srv.monitors.any()
+        && !from_script
+        && crate::scripting::is_script_command(entry.spec.name.as_bytes());
+    if script_first {
+        feed_monitors(ctx.srv, ctx.client, None, argv, false);
+    }
     let (result, nanos) = invoke(ctx, entry, argv);
     ctx.flush_expired();
     if ctx.srv.tracking.in_use() {
@@ -665,7 +673,9 @@ pub fn run_in_ctx(
     }
     note_latency(ctx.srv, entry, nanos);
     ctx.srv.stats.hot.add(Stats::COMMANDS, 1);
-    feed_monitors(ctx.srv, ctx.client, Some(entry), argv, from_script);
+    if !script_first {
+        feed_monitors(ctx.srv, ctx.client, Some(entry), argv, from_script);
+    }
     note_slow(ctx.srv, ctx.client, entry, argv, nanos / 1000);
     finish(ctx.srv, entry, result)
 }
