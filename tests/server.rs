@@ -2158,6 +2158,18 @@ async fn lolwut_module_list_malloc_stats_debug_error() {
     assert!(city
         .lines()
         .all(|l| l.chars().count() == 30 || !l.starts_with('\u{2800}')));
+    // The largest arguments draw a bounded canvas (4M pixels: 2000 wide,
+    // at most 524 text lines), not 800 MB.
+    let huge: String = redis::cmd("LOLWUT")
+        .arg("VERSION")
+        .arg(5)
+        .arg(1000)
+        .arg(1)
+        .arg(200)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(huge.lines().count() <= 524 + 2, "{}", huge.lines().count());
     let bad = redis::cmd("LOLWUT")
         .arg("VERSION")
         .arg("x")
@@ -2225,4 +2237,55 @@ async fn lolwut_module_list_malloc_stats_debug_error() {
         .unwrap()
         .unwrap();
     assert_eq!(&got[..], want);
+}
+
+/// With no dump file and the AOF off there is nothing to load: the first
+/// command on the first connection is served (redis-rs's harness connects
+/// the moment the port opens and used to meet `-LOADING` now and then).
+#[tokio::test]
+async fn nothing_to_load_means_no_loading_reply() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    for _ in 0..10 {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_cinnabar"))
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+            ])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        struct Kill(std::process::Child);
+        impl Drop for Kill {
+            fn drop(&mut self) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+        let _child = Kill(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut s = loop {
+            match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+                Ok(s) => break s,
+                Err(_) => {
+                    assert!(std::time::Instant::now() < deadline, "never listened");
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+        };
+        s.write_all(&resp(&[b"GET", b"k"])).await.unwrap();
+        let mut got = [0u8; 5];
+        tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut got))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&got, b"$-1\r\n", "{}", String::from_utf8_lossy(&got));
+    }
 }

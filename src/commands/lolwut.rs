@@ -24,6 +24,9 @@ pub const SPECS: &[CommandSpec] = &[cmd("lolwut", -1, F::READONLY.union(F::FAST)
     "Displays computer art and the Redis version",
 )];
 
+/// The largest canvas drawn, in pixels (one byte each).
+const MAX_PIXELS: usize = 4 << 20;
+
 /// A monochrome canvas of `w`×`h` pixels.
 struct Canvas {
     w: usize,
@@ -147,6 +150,9 @@ fn lolwut(_ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 fn schotter(cols: usize, per_row: usize, per_col: usize) -> String {
     let width = cols * 2;
     let side = (width / per_row).max(1);
+    // At the largest arguments (one 2000-pixel square per row, 200 rows)
+    // the canvas would take 800 MB; rows past 4M pixels are left out.
+    let per_col = per_col.min((MAX_PIXELS / width / side).max(1));
     let height = side * per_col;
     let mut canvas = Canvas::new(width, height);
     let mut rng = rand::thread_rng();

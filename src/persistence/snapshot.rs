@@ -423,18 +423,33 @@ pub fn stop_aof(srv: &Server) {
 
 /// Loads the dataset at startup on a blocking thread while clients get
 /// `-LOADING`; then starts the AOF if enabled.
+///
+/// With the AOF off and no dump file there is nothing to load: clients are
+/// served from the first moment, as by Redis (whose load of nothing takes
+/// no time), instead of meeting `-LOADING` in the instant the loader
+/// thread takes to start. With the AOF on, the flag stays up while the
+/// first base file is created, so no write can slip in before the AOF
+/// records.
 pub fn load_at_startup(srv: Arc<Server>) -> tokio::task::JoinHandle<Result<(), String>> {
-    srv.persist.loading.store(true, Ordering::SeqCst);
-    tokio::task::spawn_blocking(move || {
-        let r = if srv.config.appendonly() {
-            start_aof_at_boot(&srv)
-        } else {
-            load_rdb_at_boot(&srv)
-        };
+    let aof = srv.config.appendonly();
+    let loaded = |srv: &Server| {
         srv.persist.lastsave.store(unix_secs(), Ordering::Relaxed);
         srv.persist
             .dirty_at_save
             .store(srv.stats.dirty.load(Ordering::Relaxed), Ordering::Relaxed);
+    };
+    if !aof && !PathBuf::from(srv.config.dbfilename()).exists() {
+        loaded(&srv);
+        return tokio::task::spawn_blocking(|| Ok(()));
+    }
+    srv.persist.loading.store(true, Ordering::SeqCst);
+    tokio::task::spawn_blocking(move || {
+        let r = if aof {
+            start_aof_at_boot(&srv)
+        } else {
+            load_rdb_at_boot(&srv)
+        };
+        loaded(&srv);
         srv.persist.loading.store(false, Ordering::SeqCst);
         r
     })
