@@ -2107,6 +2107,34 @@ async fn debug_sleep_holds_every_client() {
         started.elapsed()
     );
     sleep.await.unwrap().unwrap();
+
+    // Commands that touch no key wait too, and so does a new connection's
+    // handshake (redis-rs checks that a connect with a short timeout fails
+    // against a sleeping server).
+    let mut sleeper = srv.conn().await;
+    let started = std::time::Instant::now();
+    let sleep = tokio::spawn(async move {
+        let r: redis::RedisResult<()> = redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg("0.4")
+            .query_async(&mut sleeper)
+            .await;
+        r
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let mut raw = srv.raw().await;
+    raw.expect(&resp(&[b"SELECT", b"1"]), b"+OK\r\n").await;
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(380),
+        "SELECT answered during the sleep, after {:?}",
+        started.elapsed()
+    );
+    sleep.await.unwrap().unwrap();
+    // The pause ends with the sleep: nothing is held afterwards.
+    let t = std::time::Instant::now();
+    let pong: String = redis::cmd("PING").query_async(&mut other).await.unwrap();
+    assert_eq!(pong, "PONG");
+    assert!(t.elapsed() < std::time::Duration::from_millis(200));
 }
 
 /// Commands client libraries' own test suites call (redis-py's among

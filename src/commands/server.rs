@@ -1561,13 +1561,23 @@ fn debug_sleep(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     debug_allowed(ctx)?;
     let secs = crate::protocol::args::float_arg(&argv[2])?;
     if secs > 0.0 {
-        // The whole server sleeps, as single-threaded Redis does: every
-        // shard is held, so no other client's command runs meanwhile (tests
-        // use this to make a server unresponsive). Inside a transaction or
-        // a script, which already hold shards, only those stay held.
+        let secs = secs.min(3600.0);
+        // The whole server sleeps, as single-threaded Redis does (tests and
+        // client libraries use this to make a server unresponsive): every
+        // other client's next command waits as under CLIENT PAUSE ALL
+        // (connection handshakes included; a pause already in force is
+        // only ever extended), and every shard is held, so commands already
+        // under way finish first and nothing else runs. Inside a
+        // transaction or a script, which already hold shards, only those
+        // stay held.
+        let now = crate::commands::dispatch::unix_ms();
+        let end = now + (secs * 1000.0).ceil() as u64;
+        ctx.srv
+            .pause
+            .pause(end, crate::server::pause::PauseKind::All, now);
         let _all = (ctx.locks.is_empty() && !ctx.in_script)
             .then(|| crate::commands::ctx::lock_everything(ctx.srv));
-        std::thread::sleep(std::time::Duration::from_secs_f64(secs.min(3600.0)));
+        std::thread::sleep(std::time::Duration::from_secs_f64(secs));
     }
     Ok(Reply::OK)
 }
@@ -1583,7 +1593,6 @@ fn debug_segfault(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
     Ok(Reply::OK)
 }
 
-/// `DEBUG LOG <message>`: a warning line in the log, as Redis.
 /// `DEBUG ERROR <text>`: the text, verbatim, as an error reply (client
 /// libraries test their handling of LOADING, READONLY, OOM … with it).
 fn debug_error(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
@@ -1593,6 +1602,7 @@ fn debug_error(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     ))
 }
 
+/// `DEBUG LOG <message>`: a warning line in the log, as Redis.
 fn debug_log(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     debug_allowed(ctx)?;
     tracing::warn!("DEBUG LOG: {}", String::from_utf8_lossy(&argv[2]));
