@@ -1566,15 +1566,14 @@ fn debug_sleep(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         // client libraries use this to make a server unresponsive): every
         // other client's next command waits as under CLIENT PAUSE ALL
         // (connection handshakes included; a pause already in force is
-        // only ever extended), and every shard is held, so commands already
+        // only ever extended; the dataset is not frozen), and every shard
+        // is held, so commands already
         // under way finish first and nothing else runs. Inside a
         // transaction or a script, which already hold shards, only those
         // stay held.
         let now = crate::commands::dispatch::unix_ms();
         let end = now + (secs * 1000.0).ceil() as u64;
-        ctx.srv
-            .pause
-            .pause(end, crate::server::pause::PauseKind::All, now);
+        ctx.srv.pause.hold_all(end);
         let _all = (ctx.locks.is_empty() && !ctx.in_script)
             .then(|| crate::commands::ctx::lock_everything(ctx.srv));
         std::thread::sleep(std::time::Duration::from_secs_f64(secs));

@@ -51,6 +51,8 @@ pub struct Pause {
     changed: Notify,
     /// Clients currently held (counted in INFO blocked_clients).
     pub held: AtomicUsize,
+    /// Unix ms until which a DEBUG SLEEP holds every command (0: none).
+    sleep_end: AtomicU64,
 }
 
 impl Pause {
@@ -59,10 +61,21 @@ impl Pause {
     #[inline]
     pub fn maybe_active(&self) -> bool {
         self.kind.load(Ordering::Relaxed) != PauseKind::Off as u8
+            || self.sleep_end.load(Ordering::Relaxed) != 0
     }
 
-    /// The pause in force at `now_ms`.
+    /// The pause in force at `now_ms` (a DEBUG SLEEP counts as ALL).
     pub fn current(&self, now_ms: u64) -> PauseKind {
+        let sleep = self.sleep_end.load(Ordering::Acquire);
+        if sleep != 0 {
+            if now_ms <= sleep {
+                return PauseKind::All;
+            }
+            // Over: cleared unless a new sleep has begun meanwhile.
+            let _ = self
+                .sleep_end
+                .compare_exchange(sleep, 0, Ordering::AcqRel, Ordering::Relaxed);
+        }
         let k = self.kind.load(Ordering::Acquire);
         if k == PauseKind::Off as u8 {
             return PauseKind::Off;
@@ -103,6 +116,14 @@ impl Pause {
         self.changed.notify_waiters();
     }
 
+    /// DEBUG SLEEP: every client's commands wait until `end_ms`, as a
+    /// sleeping single-threaded server answers none. Kept apart from
+    /// CLIENT PAUSE: the dataset is not frozen, and a pause in force keeps
+    /// its own kind and end.
+    pub fn hold_all(&self, end_ms: u64) {
+        self.sleep_end.fetch_max(end_ms, Ordering::AcqRel);
+    }
+
     /// CLIENT UNPAUSE: held clients run their commands.
     pub fn unpause(&self) {
         let _g = self.update.lock();
@@ -121,7 +142,13 @@ impl Pause {
         if self.current(now_ms) == PauseKind::Off {
             return;
         }
-        let left = self.end_ms.load(Ordering::Acquire).saturating_sub(now_ms) + 1;
+        let sleep = self.sleep_end.load(Ordering::Acquire);
+        let end = if sleep >= now_ms {
+            sleep
+        } else {
+            self.end_ms.load(Ordering::Acquire)
+        };
+        let left = end.saturating_sub(now_ms) + 1;
         tokio::select! {
             _ = notified => {}
             _ = tokio::time::sleep(Duration::from_millis(left)) => {}
