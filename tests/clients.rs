@@ -11,6 +11,8 @@
 //! and sets `CINNABAR_REQUIRE_CLIENTS=1`, which turns a missing library
 //! into a failure. Without it, a machine without them skips with a note.
 
+mod common;
+use common::free_ports;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -51,22 +53,6 @@ impl Drop for Proc {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// `n` consecutive free loopback ports.
-fn free_ports(n: u16) -> u16 {
-    for _ in 0..50 {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let base = l.local_addr().expect("addr").port();
-        drop(l);
-        if base > 60000 {
-            continue;
-        }
-        if (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-            return base;
-        }
-    }
-    panic!("no {n} consecutive free ports");
 }
 
 fn wait_listening(port: u16) {

@@ -483,27 +483,10 @@ async fn the_enterprise_policy_refuses_cross_slot_commands_but_the_proxied_ones(
     cmd(&mut c, &["del", "a", "b", "{t}b"]).await.expect("del");
 }
 
-/// Three consecutive free loopback ports (probed; bounded tries).
-fn free_ports(n: u16) -> u16 {
-    for _ in 0..50 {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let base = l.local_addr().expect("addr").port();
-        drop(l);
-        if base > 60000 {
-            continue;
-        }
-        let all_free = (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok());
-        if all_free {
-            return base;
-        }
-    }
-    panic!("no {n} consecutive free ports");
-}
-
 #[tokio::test]
 async fn cinnabar_cluster_runs_shards_that_a_cluster_client_uses() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let base = free_ports(3);
+    let base = common::free_ports(3);
     let mut launcher = std::process::Command::new(env!("CARGO_BIN_EXE_cinnabar"))
         .args([
             "cluster",

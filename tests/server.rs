@@ -2081,23 +2081,25 @@ async fn rename_command_renames_and_survives_config_rewrite() {
     }
 }
 
+/// DEBUG SLEEP 0.4 on connection `c`.
+async fn debug_sleep_04(mut c: redis::aio::MultiplexedConnection) -> redis::RedisResult<()> {
+    redis::cmd("DEBUG")
+        .arg("SLEEP")
+        .arg("0.4")
+        .query_async(&mut c)
+        .await
+}
+
 /// DEBUG SLEEP makes the whole server unresponsive, as single-threaded
 /// Redis is (MIGRATE's timeout tests rely on it): another client's write
 /// completes only after the sleep has ended.
 #[tokio::test]
 async fn debug_sleep_holds_every_client() {
     let srv = TestServer::start();
-    let mut sleeper = srv.conn().await;
+    let sleeper = srv.conn().await;
     let mut other = srv.conn().await;
     let started = std::time::Instant::now();
-    let sleep = tokio::spawn(async move {
-        let r: redis::RedisResult<()> = redis::cmd("DEBUG")
-            .arg("SLEEP")
-            .arg("0.4")
-            .query_async(&mut sleeper)
-            .await;
-        r
-    });
+    let sleep = tokio::spawn(debug_sleep_04(sleeper));
     // Let the DEBUG SLEEP start first.
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let _: () = other.set("k", "v").await.unwrap();
@@ -2111,16 +2113,9 @@ async fn debug_sleep_holds_every_client() {
     // Commands that touch no key wait too, and so does a new connection's
     // handshake (redis-rs checks that a connect with a short timeout fails
     // against a sleeping server).
-    let mut sleeper = srv.conn().await;
+    let sleeper = srv.conn().await;
     let started = std::time::Instant::now();
-    let sleep = tokio::spawn(async move {
-        let r: redis::RedisResult<()> = redis::cmd("DEBUG")
-            .arg("SLEEP")
-            .arg("0.4")
-            .query_async(&mut sleeper)
-            .await;
-        r
-    });
+    let sleep = tokio::spawn(debug_sleep_04(sleeper));
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let mut raw = srv.raw().await;
     raw.expect(&resp(&[b"SELECT", b"1"]), b"+OK\r\n").await;

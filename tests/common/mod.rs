@@ -320,3 +320,21 @@ pub async fn htstats_key(
     };
     (nums(" table size: "), nums(" number of elements: "))
 }
+
+/// `n` consecutive free loopback ports (for servers that need fixed
+/// ports, such as the nodes of `cinnabar cluster`).
+pub fn free_ports(n: u16) -> u16 {
+    for _ in 0..50 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let base = l.local_addr().expect("addr").port();
+        drop(l);
+        if base > 60000 {
+            continue;
+        }
+        let all_free = (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok());
+        if all_free {
+            return base;
+        }
+    }
+    panic!("no {n} consecutive free ports");
+}
