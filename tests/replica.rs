@@ -945,14 +945,7 @@ async fn sentinel_fails_over_from_a_dead_cinnabar_primary() {
         eprintln!("note: redis-server not installed; the Sentinel check is skipped");
         return;
     };
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _sentinel = Kill(child);
+    let _sentinel = common::KillOnDrop(child);
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut s = loop {
         if let Ok(c) = redis::Client::open(format!("redis://127.0.0.1:{sport}/")) {

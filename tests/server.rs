@@ -2285,14 +2285,7 @@ async fn nothing_to_load_means_no_loading_reply() {
             .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        struct Kill(std::process::Child);
-        impl Drop for Kill {
-            fn drop(&mut self) {
-                let _ = self.0.kill();
-                let _ = self.0.wait();
-            }
-        }
-        let _child = Kill(child);
+        let _child = common::KillOnDrop(child);
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         let mut s = loop {
             match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {

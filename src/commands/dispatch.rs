@@ -505,13 +505,7 @@ pub fn call(srv: &Server, client: &mut Client, entry: &CommandEntry, argv: &[Byt
         rewrite: None,
         in_script: false,
     };
-    // Scripts are shown before the commands they run (as Redis feeds
-    // EVAL/EVALSHA/FCALL from their handlers).
-    let script_first =
-        srv.monitors.any() && crate::scripting::is_script_command(entry.spec.name.as_bytes());
-    if script_first {
-        feed_monitors(srv, ctx.client, None, argv, false);
-    }
+    let script_first = feed_script_first(srv, ctx.client, entry, argv);
     let (result, nanos) = invoke(&mut ctx, entry, argv);
     ctx.flush_expired();
     if srv.tracking.in_use() {
@@ -593,6 +587,24 @@ fn note_latency(srv: &Server, entry: &CommandEntry, nanos: u64) {
 }
 
 /// Shows a command that ran to the MONITOR clients (not admin or
+/// Scripts (EVAL/EVALSHA/FCALL …) are shown to monitors before the
+/// commands they run, as Redis feeds them from their handlers: feeds one
+/// now and says so; the caller then skips the usual feed after the command.
+#[inline]
+fn feed_script_first(
+    srv: &Server,
+    client: &mut Client,
+    entry: &CommandEntry,
+    argv: &[Bytes],
+) -> bool {
+    let first =
+        srv.monitors.any() && crate::scripting::is_script_command(entry.spec.name.as_bytes());
+    if first {
+        feed_monitors(srv, client, None, argv, false);
+    }
+    first
+}
+
 /// skip_monitor ones, nor what the AOF loader replays; `entry` None: a
 /// script shown before it runs), sensitive arguments redacted.
 #[inline]
@@ -658,14 +670,8 @@ pub fn run_in_ctx(
     argv: &[Bytes],
     from_script: bool,
 ) -> Reply {
-    // A script queued in a transaction is shown before the commands it
-    // runs, as at top level.
-    let script_first = ctx.srv.monitors.any()
-        && !from_script
-        && crate::scripting::is_script_command(entry.spec.name.as_bytes());
-    if script_first {
-        feed_monitors(ctx.srv, ctx.client, None, argv, false);
-    }
+    // (A script queued in a transaction is shown first too.)
+    let script_first = !from_script && feed_script_first(ctx.srv, ctx.client, entry, argv);
     let (result, nanos) = invoke(ctx, entry, argv);
     ctx.flush_expired();
     if ctx.srv.tracking.in_use() {

@@ -14,7 +14,7 @@ use rand::Rng;
 
 use crate::commands::ctx::Ctx;
 use crate::commands::spec::{cmd, CmdFlags as F, CommandSpec};
-use crate::protocol::args::eq_ic;
+use crate::protocol::args::{eq_ic, int_arg};
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::REDIS_VERSION;
 
@@ -105,13 +105,7 @@ impl Canvas {
 fn clamped(argv: &[Bytes], i: usize, default: i64, lo: i64, hi: i64) -> Result<i64, CmdError> {
     match argv.get(i) {
         None => Ok(default),
-        Some(a) => {
-            let v = std::str::from_utf8(a)
-                .ok()
-                .and_then(|s| s.parse::<i64>().ok())
-                .ok_or(CmdError::NOT_INTEGER)?;
-            Ok(v.clamp(lo, hi))
-        }
+        Some(a) => Ok(int_arg(a)?.clamp(lo, hi)),
     }
 }
 
@@ -120,11 +114,7 @@ fn clamped(argv: &[Bytes], i: usize, default: i64, lo: i64, hi: i64) -> Result<i
 /// ```
 fn lolwut(_ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let (version, first) = if argv.len() >= 3 && eq_ic(&argv[1], "VERSION") {
-        let v = std::str::from_utf8(&argv[2])
-            .ok()
-            .and_then(|s| s.parse::<i64>().ok())
-            .ok_or(CmdError::NOT_INTEGER)?;
-        (v, 3)
+        (int_arg(&argv[2])?, 3)
     } else {
         (7, 1)
     };
@@ -166,17 +156,15 @@ fn schotter(cols: usize, per_row: usize, per_col: usize) -> String {
             let angle = rng.gen_range(-1.0..=1.0) * disorder * PI / 4.0;
             let dx = rng.gen_range(-1.0..=1.0) * disorder * half;
             let dy = rng.gen_range(-1.0..=1.0) * disorder * half;
-            let r = half * 0.9;
-            let corners: Vec<(i64, i64)> = (0..4)
-                .map(|k| {
-                    let a = angle + PI / 4.0 + k as f64 * PI / 2.0;
-                    let d = r * std::f64::consts::SQRT_2;
-                    (
-                        (cx + dx + d * a.cos()).round() as i64,
-                        (cy + dy + d * a.sin()).round() as i64,
-                    )
-                })
-                .collect();
+            // Corners 0.9 half-sides from the centre along each axis.
+            let d = half * 0.9 * std::f64::consts::SQRT_2;
+            let corners: [(i64, i64); 4] = std::array::from_fn(|k| {
+                let a = angle + PI / 4.0 + k as f64 * PI / 2.0;
+                (
+                    (cx + dx + d * a.cos()).round() as i64,
+                    (cy + dy + d * a.sin()).round() as i64,
+                )
+            });
             for k in 0..4 {
                 canvas.line(corners[k], corners[(k + 1) % 4]);
             }

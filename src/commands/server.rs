@@ -1564,11 +1564,10 @@ fn debug_sleep(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         let secs = secs.min(3600.0);
         // The whole server sleeps, as single-threaded Redis does (tests and
         // client libraries use this to make a server unresponsive): every
-        // other client's next command waits as under CLIENT PAUSE ALL
-        // (connection handshakes included; a pause already in force is
-        // only ever extended; the dataset is not frozen), and every shard
-        // is held, so commands already
-        // under way finish first and nothing else runs. Inside a
+        // client's next command waits as under CLIENT PAUSE ALL (connection
+        // handshakes included; a CLIENT PAUSE in force is left as it is;
+        // the dataset is not frozen), and every shard is held, so commands
+        // already under way finish first and nothing else runs. Inside a
         // transaction or a script, which already hold shards, only those
         // stay held.
         let now = crate::commands::dispatch::unix_ms();

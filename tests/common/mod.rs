@@ -338,3 +338,14 @@ pub fn free_ports(n: u16) -> u16 {
     }
     panic!("no {n} consecutive free ports");
 }
+
+/// A child process (a helper server, redis-server in sentinel mode …)
+/// killed and reaped when dropped.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
