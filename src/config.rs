@@ -111,8 +111,7 @@
 //!
 //! <!-- no-effect-list -->
 //! `tls-dh-params-file`,
-//! `tls-cluster`, `cluster-port`, `cluster-node-timeout` (no cluster bus:
-//! the topology is static),
+//! `cluster-node-timeout` (no failure detection: the topology is static),
 //! `tls-session-cache-timeout`,
 //! `syslog-enabled`, `syslog-ident`,
 //! `syslog-facility`, `set-proc-title`,
@@ -937,7 +936,7 @@ params! {
     tls_ciphersuites "tls-ciphersuites" = nullable() => Option<String>;
     tls_prefer_server_ciphers "tls-prefer-server-ciphers" = boolean("no") => bool;
     tls_replication "tls-replication" = boolean("no") => bool;
-    tls_cluster "tls-cluster" = boolean("no").no_effect() => bool;
+    tls_cluster "tls-cluster" = boolean("no") => bool;
     tls_session_caching "tls-session-caching" = boolean("yes") => bool;
     tls_session_cache_size "tls-session-cache-size" =
         int(0, INT_MAX, "20480") => u64;
@@ -1140,7 +1139,7 @@ params! {
     cluster_enabled "cluster-enabled" = boolean("no").immutable() => bool;
     cluster_config_file "cluster-config-file" =
         string("nodes.conf").immutable() => String;
-    cluster_port "cluster-port" = int(0, 65535, "0").immutable().no_effect() => u16;
+    cluster_port "cluster-port" = int(0, 65535, "0").immutable() => u16;
     cluster_announce_ip "cluster-announce-ip" = nullable() => Option<String>;
     cluster_announce_port "cluster-announce-port" = int(0, 65535, "0") => u16;
     cluster_announce_tls_port "cluster-announce-tls-port" = int(0, 65535, "0") => u16;

@@ -607,3 +607,247 @@ fn the_cluster_subcommand_explains_itself() {
         .expect("run cinnabar cluster --shards 0");
     assert_eq!(out.status.code(), Some(1), "{out:?}");
 }
+
+/// Reads pub/sub pushes from a raw subscriber connection until `want`
+/// appears (or fails after a few seconds).
+async fn wait_for(sub: &mut common::Raw, want: &[u8]) {
+    let got = tokio::time::timeout(Duration::from_secs(5), sub.read_until(want))
+        .await
+        .unwrap_or_else(|_| panic!("{:?} never arrived", String::from_utf8_lossy(want)));
+    assert!(got.ends_with(want));
+}
+
+async fn publish(port: u16, channel: &str, msg: &str) -> i64 {
+    let cl = redis::Client::open(format!("redis://127.0.0.1:{port}/")).expect("client");
+    let mut c = cl
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    redis::cmd("PUBLISH")
+        .arg(channel)
+        .arg(msg)
+        .query_async(&mut c)
+        .await
+        .expect("publish")
+}
+
+fn cluster_info_field(info: &str, name: &str) -> u64 {
+    info.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .map_or(0, |v| v.trim().parse().expect("a number"))
+}
+
+/// A `cinnabar cluster` launcher, stopped (with its nodes) when dropped.
+struct Launcher(std::process::Child);
+
+impl Drop for Launcher {
+    fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.0.id()) {
+            // SAFETY: signalling a child this test spawned.
+            unsafe {
+                libc::kill(pid, libc::SIGTERM);
+            }
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The command line `cinnabar cluster` gives node `port` (to restart one).
+fn node_command(dir: &std::path::Path, port: u16) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_cinnabar"));
+    c.args(["--port", &port.to_string()])
+        .args(["--cluster-policy", "none", "--cluster-enabled", "yes"])
+        .args(["--cluster-config-file", "nodes.conf", "--dir"])
+        .arg(dir.join(port.to_string()))
+        .args(["--cluster-announce-ip", "127.0.0.1"])
+        .args(["--save", "", "--bind", "127.0.0.1"])
+        .stdout(std::process::Stdio::null());
+    c
+}
+
+/// In Redis Cluster a message published on any node reaches the
+/// subscribers of every node (ioredis subscribes on a random node); the
+/// reply counts only the publishing node's receivers. A node that goes down
+/// costs only its own subscribers, and once back it hears again.
+#[tokio::test]
+async fn publish_reaches_subscribers_on_every_node() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = common::free_ports(3);
+    let launcher = std::process::Command::new(env!("CARGO_BIN_EXE_cinnabar"))
+        .args(["cluster", "--shards", "3", "--port", &base.to_string()])
+        .arg("--dir")
+        .arg(dir.path())
+        .args(["--", "--save", "", "--bind", "127.0.0.1"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn cinnabar cluster");
+    let _launcher = Launcher(launcher);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    for p in base..base + 3 {
+        while std::net::TcpStream::connect(("127.0.0.1", p)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "node {p} did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let (a, b, c) = (base, base + 1, base + 2);
+    let mut sub_b = common::Raw::connect(&format!("127.0.0.1:{b}")).await;
+    sub_b.send(&common::resp(&[b"PSUBSCRIBE", b"news.*"])).await;
+    sub_b.read_until(b":1\r\n").await;
+    let mut sub_c = common::Raw::connect(&format!("127.0.0.1:{c}")).await;
+    sub_c.send(&common::resp(&[b"SUBSCRIBE", b"news.eu"])).await;
+    sub_c.read_until(b":1\r\n").await;
+    let mut sub_a = common::Raw::connect(&format!("127.0.0.1:{a}")).await;
+    sub_a.send(&common::resp(&[b"SUBSCRIBE", b"news.eu"])).await;
+    sub_a.read_until(b":1\r\n").await;
+
+    // One receiver here; the other nodes' subscribers hear it too.
+    assert_eq!(publish(a, "news.eu", "first").await, 1);
+    wait_for(&mut sub_a, b"$5\r\nfirst\r\n").await;
+    wait_for(&mut sub_b, b"$7\r\nnews.eu\r\n$5\r\nfirst\r\n").await;
+    wait_for(&mut sub_c, b"$7\r\nnews.eu\r\n$5\r\nfirst\r\n").await;
+    // From another node, and from a script and a transaction.
+    assert_eq!(publish(c, "news.eu", "second").await, 1);
+    wait_for(&mut sub_a, b"$6\r\nsecond\r\n").await;
+    wait_for(&mut sub_b, b"$6\r\nsecond\r\n").await;
+    let cl = redis::Client::open(format!("redis://127.0.0.1:{b}/")).expect("client");
+    let mut cb = cl
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let n: i64 = redis::cmd("EVAL")
+        .arg("return redis.call('publish', 'news.eu', 'scripted')")
+        .arg(0)
+        .query_async(&mut cb)
+        .await
+        .expect("eval");
+    assert_eq!(n, 1, "node b's pattern subscriber");
+    wait_for(&mut sub_a, b"$8\r\nscripted\r\n").await;
+    wait_for(&mut sub_c, b"$8\r\nscripted\r\n").await;
+    let (n,): (i64,) = redis::pipe()
+        .atomic()
+        .cmd("PUBLISH")
+        .arg("news.eu")
+        .arg("queued")
+        .query_async(&mut cb)
+        .await
+        .expect("multi/exec");
+    assert_eq!(n, 1, "node b's pattern subscriber");
+    wait_for(&mut sub_a, b"$6\r\nqueued\r\n").await;
+    wait_for(&mut sub_c, b"$6\r\nqueued\r\n").await;
+    let ca = redis::Client::open(format!("redis://127.0.0.1:{a}/")).expect("client");
+    let mut ca = ca
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let info = get_text(&mut ca, &["cluster", "info"]).await;
+    assert!(
+        cluster_info_field(&info, "cluster_stats_messages_publish_sent") >= 2
+            && cluster_info_field(&info, "cluster_stats_messages_publish_received") >= 2,
+        "{info}"
+    );
+    // CLUSTER LINKS: a link to each other node, and theirs to this one
+    // (b and c have published here), named by node id.
+    let ids: Vec<String> = {
+        let mut v = Vec::new();
+        for p in [b, c] {
+            let cl = redis::Client::open(format!("redis://127.0.0.1:{p}/")).expect("client");
+            let mut k = cl
+                .get_multiplexed_async_connection()
+                .await
+                .expect("connect");
+            v.push(get_text(&mut k, &["cluster", "myid"]).await);
+        }
+        v
+    };
+    let links = cmd(&mut ca, &["cluster", "links"]).await.expect("links");
+    let mut seen = Vec::new();
+    for link in match links {
+        Value::Array(l) => l,
+        other => panic!("{other:?}"),
+    } {
+        let fields: Vec<String> = match link {
+            Value::Array(f) => f.into_iter().map(text).collect(),
+            other => panic!("{other:?}"),
+        };
+        let get = |k: &str| {
+            let i = fields.iter().position(|f| f == k).expect("field");
+            fields[i + 1].clone()
+        };
+        assert!(get("create-time").parse::<u64>().expect("ms") > 0);
+        seen.push((get("direction"), get("node")));
+    }
+    seen.sort();
+    let mut want: Vec<(String, String)> = Vec::new();
+    for dir in ["from", "to"] {
+        for id in &ids {
+            want.push((dir.to_string(), id.clone()));
+        }
+    }
+    want.sort();
+    assert_eq!(seen, want);
+
+    // Node c goes down: a and b go on exchanging messages.
+    let pid: u32 = {
+        let clc = redis::Client::open(format!("redis://127.0.0.1:{c}/")).expect("client");
+        let mut cc = clc
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect");
+        let server = get_text(&mut cc, &["info", "server"]).await;
+        server
+            .lines()
+            .find_map(|l| l.strip_prefix("process_id:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("process_id")
+    };
+    // SAFETY: signalling a node process this test started.
+    unsafe {
+        libc::kill(pid as i32, libc::SIGKILL);
+    }
+    assert!(sub_c.is_closed().await);
+    assert_eq!(publish(a, "news.eu", "without-c").await, 1);
+    wait_for(&mut sub_b, b"$9\r\nwithout-c\r\n").await;
+    // Back on the same port, with its files: it hears the others again
+    // (their links reconnect when they next have a message for it).
+    let restarted = node_command(dir.path(), c).spawn().expect("restart node c");
+    let _restarted = common::KillOnDrop(restarted);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", c)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node c did not restart"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut sub_c = common::Raw::connect(&format!("127.0.0.1:{c}")).await;
+    sub_c.send(&common::resp(&[b"SUBSCRIBE", b"news.eu"])).await;
+    sub_c.read_until(b":1\r\n").await;
+    let mut heard = false;
+    for i in 0..50 {
+        let msg = format!("again-{i:02}");
+        publish(a, "news.eu", &msg).await;
+        let want = format!("$8\r\n{msg}\r\n");
+        if tokio::time::timeout(
+            Duration::from_millis(200),
+            sub_c.read_until(want.as_bytes()),
+        )
+        .await
+        .is_ok()
+        {
+            heard = true;
+            break;
+        }
+    }
+    assert!(heard, "the restarted node never heard node a again");
+}

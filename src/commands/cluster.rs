@@ -188,16 +188,33 @@ fn info(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
     let assigned = c.slots_assigned();
     let size = c.ranges().iter().filter(|r| !r.is_empty()).count();
     let ok = c.state_ok(&ctx.srv.config);
+    // The bus carries only PUBLISH; Redis lists a message type once its
+    // count is not zero.
+    let (sent, received, dropped) = ctx
+        .srv
+        .bus
+        .get()
+        .map_or((0, 0, 0), |b| (b.sent(), b.received(), b.dropped()));
+    let line = |name: &str, n: u64| {
+        if n > 0 {
+            format!("{name}:{n}\r\n")
+        } else {
+            String::new()
+        }
+    };
     Ok(txt(format!(
         "cluster_state:{}\r\ncluster_slots_assigned:{assigned}\r\ncluster_slots_ok:{assigned}\r\n\
          cluster_slots_pfail:0\r\ncluster_slots_fail:0\r\ncluster_known_nodes:{}\r\n\
          cluster_size:{size}\r\ncluster_current_epoch:{}\r\ncluster_my_epoch:{}\r\n\
-         cluster_stats_messages_sent:0\r\ncluster_stats_messages_received:0\r\n\
-         total_cluster_links_buffer_limit_exceeded:0\r\n",
+         {}cluster_stats_messages_sent:{sent}\r\n{}cluster_stats_messages_received:{received}\r\n\
+         total_cluster_links_buffer_limit_exceeded:0\r\n{}",
         if ok { "ok" } else { "fail" },
         nodes.len(),
         c.current_epoch(),
         nodes.get(c.myself()).map_or(0, |n| n.epoch),
+        line("cluster_stats_messages_publish_sent", sent),
+        line("cluster_stats_messages_publish_received", received),
+        line("cinnabar_cluster_publish_dropped", dropped),
     )))
 }
 
@@ -426,10 +443,34 @@ fn count_failure_reports(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(0))
 }
 
+/// The bus links up now (server/cluster_bus.rs), in Redis's fields.
 fn links(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
     cluster(ctx)?;
-    // No cluster bus, so no links to other nodes.
-    Ok(Reply::Array(Vec::new()))
+    let links = ctx.srv.bus.get().map(|b| b.links()).unwrap_or_default();
+    let field = |k: &'static str, v: Reply| (Reply::bulk(Bytes::from_static(k.as_bytes())), v);
+    Ok(Reply::Array(
+        links
+            .into_iter()
+            .map(|l| {
+                let events = if l.direction == "to" && l.queued > 0 {
+                    "rw"
+                } else {
+                    "r"
+                };
+                Reply::Map(vec![
+                    field(
+                        "direction",
+                        Reply::bulk(Bytes::from_static(l.direction.as_bytes())),
+                    ),
+                    field("node", Reply::bulk(Bytes::from(l.node))),
+                    field("create-time", Reply::Int(l.create_time as i64)),
+                    field("events", Reply::bulk(Bytes::from_static(events.as_bytes()))),
+                    field("send-buffer-allocated", Reply::Int(l.queued as i64)),
+                    field("send-buffer-used", Reply::Int(l.queued as i64)),
+                ])
+            })
+            .collect(),
+    ))
 }
 
 const HELP: &[&str] = &[

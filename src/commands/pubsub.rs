@@ -264,6 +264,11 @@ fn publish(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         .srv
         .pubsub
         .publish(&ctx.srv.config, Kind::Global, &argv[1], &argv[2]);
+    // Other cluster nodes deliver it to theirs (the count stays this
+    // node's, as in Redis).
+    if let Some(bus) = ctx.srv.bus.get() {
+        bus.publish(&argv[1], &argv[2]);
+    }
     // Replicas deliver it to their own subscribers.
     if ctx.propagating() {
         ctx.propagate_to_replicas(vec![

@@ -2,6 +2,7 @@
 //! tasks (active expiry, stats sampling) and waits for shutdown.
 
 pub mod cluster;
+pub mod cluster_bus;
 pub mod cluster_local;
 pub mod eviction;
 pub mod latency;
@@ -117,6 +118,8 @@ pub struct Server {
     pub enterprise_policy: bool,
     /// Cluster mode's topology (`cluster-enabled yes`; set at startup).
     pub cluster: std::sync::OnceLock<cluster::Cluster>,
+    /// Cluster mode's links to the other nodes (PUBLISH reaches them all).
+    pub bus: std::sync::OnceLock<cluster_bus::Bus>,
 }
 
 impl Server {
@@ -176,6 +179,7 @@ impl Server {
             latency: Default::default(),
             migrate: Default::default(),
             cluster: std::sync::OnceLock::new(),
+            bus: std::sync::OnceLock::new(),
             enterprise_policy: config.cluster_policy() == crate::config::ClusterPolicy::Enterprise,
             config,
         });
@@ -583,6 +587,7 @@ pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
             c.my_id()
         );
         let _ = srv.cluster.set(c);
+        cluster_bus::start(&srv);
     }
     if listeners.is_empty() {
         tracing::warn!("no TCP listener (port and tls-port are 0, or bind is empty)");

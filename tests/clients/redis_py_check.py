@@ -345,6 +345,21 @@ def cluster_checks(a):
     # DBSIZE on every primary, the counts added up by the client.
     total = rc.dbsize(target_nodes=RedisCluster.PRIMARIES)
     assert total == 200 + 2 + 50, total
+    # A subscriber on one node hears what is published on every node.
+    p = rc.pubsub()
+    p.subscribe("py-news")
+    assert p.get_message(timeout=2)["type"] == "subscribe"
+    primaries = rc.get_primaries()
+    for i, node in enumerate(primaries):
+        rc.execute_command("PUBLISH", "py-news", f"m{i}", target_nodes=node)
+    got = []
+    deadline = time.time() + 5
+    while len(got) < len(primaries) and time.time() < deadline:
+        m = p.get_message(ignore_subscribe_messages=True, timeout=0.2)
+        if m:
+            got.append(m["data"])
+    assert sorted(got) == [f"m{i}" for i in range(len(primaries))], got
+    p.close()
     rc.close()
 
 

@@ -234,6 +234,24 @@ if (opts["cluster-port"]) {
     await assert.rejects(c.mset("a1", "1", "b2", "2"), /CROSSSLOT/);
     await c.quit();
   });
+  await check("ioredis Cluster pub/sub", async () => {
+    // ioredis subscribes on a random node: a message published on any
+    // node must reach it, as on Redis Cluster.
+    const sub = new Cluster([{ host: "127.0.0.1", port: cport }]);
+    const pub = new Cluster([{ host: "127.0.0.1", port: cport }]);
+    const got = [];
+    sub.on("message", (_ch, m) => got.push(m));
+    await sub.subscribe("cl-news");
+    await pub.ping();
+    const masters = pub.nodes("master");
+    for (let i = 0; i < masters.length; i++) await masters[i].publish("cl-news", `m${i}`);
+    const deadline = Date.now() + 5000;
+    while (got.length < masters.length && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.deepEqual(got.sort(), masters.map((_, i) => `m${i}`));
+    sub.disconnect(); pub.disconnect();
+  });
   await check("node-redis createCluster", async () => {
     const c = createCluster({ rootNodes: [{ url: `redis://127.0.0.1:${cport}` }] });
     c.on("error", () => {});
