@@ -797,6 +797,20 @@ async fn publish_reaches_subscribers_on_every_node() {
     want.sort();
     assert_eq!(seen, want);
 
+    // The bus port takes PUBLISH and nothing else: any other command, or
+    // bytes that are not RESP, close the link; the node serves on.
+    for junk in [
+        common::resp(&[b"SET", b"k", b"v"]),
+        b"*1\r\n$99999999999\r\n".to_vec(),
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03".to_vec(),
+    ] {
+        let mut bus = common::Raw::connect(&format!("127.0.0.1:{}", a + 10000)).await;
+        bus.send(&junk).await;
+        assert!(bus.is_closed().await, "{junk:?}");
+    }
+    assert_eq!(publish(a, "news.eu", "still-here").await, 1);
+    wait_for(&mut sub_b, b"$10\r\nstill-here\r\n").await;
+
     // Node c goes down: a and b go on exchanging messages.
     let pid: u32 = {
         let clc = redis::Client::open(format!("redis://127.0.0.1:{c}/")).expect("client");

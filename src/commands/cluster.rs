@@ -6,9 +6,10 @@
 //! server. In cluster mode (see [`crate::server::cluster`]) the read-only
 //! subcommands describe the static topology; ADDSLOTS, DELSLOTS (and their
 //! RANGE forms), FLUSHSLOTS, BUMPEPOCH and SAVECONFIG change or save this
-//! node's view as Redis's do; the subcommands that need the cluster bus
-//! (MEET, FORGET, REPLICATE, FAILOVER, SETSLOT, RESET, SET-CONFIG-EPOCH)
-//! answer an error that says so.
+//! node's view as Redis's do; the subcommands that need gossip and
+//! elections (MEET, FORGET, REPLICATE, FAILOVER, SETSLOT, RESET,
+//! SET-CONFIG-EPOCH) answer an error that says so. The bus Cinnabar has
+//! carries only PUBLISH (server/cluster_bus.rs).
 
 use bytes::Bytes;
 
@@ -63,12 +64,12 @@ fn cluster<'a>(ctx: &Ctx<'a>) -> CmdResult<&'a Cluster> {
     ctx.srv.cluster.get().ok_or(DISABLED)
 }
 
-/// What the subcommands that need a cluster bus answer.
+/// What the subcommands that need gossip and elections answer.
 fn disabled(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     cluster(ctx)?;
     let sub = String::from_utf8_lossy(argv.get(1).map_or(&b""[..], |a| &a[..])).to_uppercase();
     Err(CmdError::err(format!(
-        "CLUSTER {sub} is not supported: Cinnabar's cluster topology is static (no cluster bus); \
+        "CLUSTER {sub} is not supported: Cinnabar's cluster topology is static (its cluster bus carries only PUBLISH); \
          change cluster-config-file and restart the node, or start the cluster with `cinnabar cluster`"
     )))
 }
@@ -439,7 +440,7 @@ fn replicas(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 fn count_failure_reports(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let c = cluster(ctx)?;
     node_arg(c, &argv[2])?;
-    // No cluster bus: no node reports another as failing.
+    // No failure detection: no node reports another as failing.
     Ok(Reply::Int(0))
 }
 
@@ -515,7 +516,7 @@ const HELP: &[&str] = &[
     "    Return information about slots range mappings. Each range is made of:",
     "    start, end, master and replicas IP addresses, ports and ids",
     "(MEET, FORGET, REPLICATE, FAILOVER, SETSLOT, RESET and SET-CONFIG-EPOCH need",
-    "the cluster bus, which Cinnabar does not have.)",
+    "gossip and elections: Cinnabar's topology is static.)",
     "HELP",
     "    Print this help.",
 ];

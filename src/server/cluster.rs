@@ -1,7 +1,8 @@
 //! Cluster mode (`cluster-enabled yes`) with a static topology.
 //!
 //! A Redis Cluster node learns its peers and their slots over the cluster
-//! bus (gossip, failover). Cinnabar has no bus: the topology is the one in
+//! bus (gossip, failover). Cinnabar's bus carries only PUBLISH
+//! (`cluster_bus`); the topology is static, the one in
 //! `cluster-config-file`, in Redis's nodes.conf format, which `cinnabar
 //! cluster` writes for every node of a local cluster (each file names the
 //! same nodes and slots; only the `myself` flag moves). A node started
@@ -55,7 +56,7 @@ pub struct Node {
     pub port: u16,
     /// The plaintext port beside a TLS `port` (0: none).
     pub pport: u16,
-    /// The cluster bus port (reported only: there is no bus).
+    /// The cluster bus port (server/cluster_bus.rs: PUBLISH only).
     pub cport: u16,
     pub hostname: String,
     /// A replica: its primary's id.

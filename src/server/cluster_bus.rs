@@ -44,6 +44,9 @@ const QUEUE_LIMIT: usize = 32 << 20;
 const RETRY_FIRST: Duration = Duration::from_millis(50);
 const RETRY: Duration = Duration::from_secs(1);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Inbound bus connections served at once (Redis advises at most 1000
+/// nodes per cluster).
+const MAX_INBOUND: usize = 1024;
 
 /// The links to the other nodes.
 pub struct Bus {
@@ -56,6 +59,8 @@ pub struct Bus {
     /// Links other nodes opened to this one: (key, node id, opened at ms).
     inbound: parking_lot::Mutex<Vec<(u64, String, u64)>>,
     next_inbound: AtomicU64,
+    /// Inbound connections open (named or not), at most [`MAX_INBOUND`].
+    open_inbound: AtomicUsize,
 }
 
 struct Link {
@@ -220,6 +225,7 @@ pub fn start(srv: &Arc<Server>) {
         received: AtomicU64::new(0),
         inbound: parking_lot::Mutex::new(Vec::new()),
         next_inbound: AtomicU64::new(0),
+        open_inbound: AtomicUsize::new(0),
     });
     if let Some(my) = nodes.get(me) {
         for l in bind(srv, my.cport) {
@@ -277,9 +283,17 @@ async fn accept_loop(srv: Arc<Server>, listener: TcpListener, tls: bool) {
                 continue;
             }
         };
+        // One link per other node is all a cluster opens; the port takes
+        // no password, so strangers cannot hold more than this.
+        let Some(bus) = srv.bus.get() else { return };
+        if bus.open_inbound.fetch_add(1, Ordering::Relaxed) >= MAX_INBOUND {
+            bus.open_inbound.fetch_sub(1, Ordering::Relaxed);
+            continue;
+        }
         let _ = stream.set_nodelay(true);
         let srv = srv.clone();
         tokio::spawn(async move {
+            let _open = OpenGuard(&srv);
             if !tls {
                 return receive(&srv, stream).await;
             }
@@ -294,6 +308,17 @@ async fn accept_loop(srv: Arc<Server>, listener: TcpListener, tls: bool) {
     }
 }
 
+/// Counts an inbound connection until it ends.
+struct OpenGuard<'a>(&'a Server);
+
+impl Drop for OpenGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(bus) = self.0.bus.get() {
+            bus.open_inbound.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Delivers the messages another node sends until it disconnects; anything
 /// but a well-formed PUBLISH closes the link.
 async fn receive<S: AsyncRead + Unpin>(srv: &Server, mut stream: S) {
@@ -301,6 +326,7 @@ async fn receive<S: AsyncRead + Unpin>(srv: &Server, mut stream: S) {
     let mut parser = crate::protocol::codec::RequestParser::new();
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut named: Option<InboundGuard<'_>> = None;
+    let mut first_read = true;
     loop {
         let limits = crate::protocol::codec::Limits {
             max_bulk_len: srv.config.proto_max_bulk_len(),
@@ -339,6 +365,14 @@ async fn receive<S: AsyncRead + Unpin>(srv: &Server, mut stream: S) {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
+        // Links speak RESP arrays from the first byte (not inline
+        // commands): anything else, such as a TLS hello sent to a node
+        // without `tls-cluster`, is not a node of this cluster.
+        if first_read && buf.first().is_some_and(|&b| b != b'*') {
+            tracing::warn!("cluster bus: a connection that is not a cluster link; closed");
+            return;
+        }
+        first_read = false;
     }
 }
 
