@@ -325,6 +325,23 @@ impl Cluster {
         self.tls_cluster
     }
 
+    /// The port the cluster bus listens on: `cluster-port`, else the
+    /// node's own port (the TLS one in a TLS cluster or without a plain
+    /// port) + 10000. `cluster-announce-bus-port` changes only what the
+    /// other nodes are told (a NAT or container port mapping).
+    pub fn bus_port(&self, config: &Config) -> u16 {
+        if config.cluster_port() != 0 {
+            return config.cluster_port();
+        }
+        let (plain, tls) = self.listening;
+        let port = if tls != 0 && (self.tls_cluster || plain == 0) {
+            tls
+        } else {
+            plain
+        };
+        port.wrapping_add(10000)
+    }
+
     /// A copy of the nodes (for replies).
     pub fn nodes(&self) -> Vec<Node> {
         self.nodes.read().clone()

@@ -227,10 +227,8 @@ pub fn start(srv: &Arc<Server>) {
         next_inbound: AtomicU64::new(0),
         open_inbound: AtomicUsize::new(0),
     });
-    if let Some(my) = nodes.get(me) {
-        for l in bind(srv, my.cport) {
-            tokio::spawn(accept_loop(srv.clone(), l, tls));
-        }
+    for l in bind(srv, cluster.bus_port(&srv.config)) {
+        tokio::spawn(accept_loop(srv.clone(), l, tls));
     }
     for (peer, rx, queued) in peers {
         tokio::spawn(run_link(srv.clone(), peer, rx, queued));
