@@ -617,12 +617,26 @@ async fn wait_for(sub: &mut common::Raw, want: &[u8]) {
     assert!(got.ends_with(want));
 }
 
-async fn publish(port: u16, channel: &str, msg: &str) -> i64 {
-    let cl = redis::Client::open(format!("redis://127.0.0.1:{port}/")).expect("client");
-    let mut c = cl
+/// A connection to the node on `port`.
+async fn node(port: u16) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+        .expect("client")
         .get_multiplexed_async_connection()
         .await
-        .expect("connect");
+        .expect("connect")
+}
+
+/// A raw connection to the node on `port` that ran `subscribe` (SUBSCRIBE
+/// or PSUBSCRIBE) on `channel`.
+async fn subscriber(port: u16, subscribe: &[u8], channel: &[u8]) -> common::Raw {
+    let mut sub = common::Raw::connect(&format!("127.0.0.1:{port}")).await;
+    sub.send(&common::resp(&[subscribe, channel])).await;
+    sub.read_until(b":1\r\n").await;
+    sub
+}
+
+async fn publish(port: u16, channel: &str, msg: &str) -> i64 {
+    let mut c = node(port).await;
     redis::cmd("PUBLISH")
         .arg(channel)
         .arg(msg)
@@ -701,15 +715,9 @@ async fn publish_reaches_subscribers_on_every_node() {
         }
     }
     let (a, b, c) = (base, base + 1, base + 2);
-    let mut sub_b = common::Raw::connect(&format!("127.0.0.1:{b}")).await;
-    sub_b.send(&common::resp(&[b"PSUBSCRIBE", b"news.*"])).await;
-    sub_b.read_until(b":1\r\n").await;
-    let mut sub_c = common::Raw::connect(&format!("127.0.0.1:{c}")).await;
-    sub_c.send(&common::resp(&[b"SUBSCRIBE", b"news.eu"])).await;
-    sub_c.read_until(b":1\r\n").await;
-    let mut sub_a = common::Raw::connect(&format!("127.0.0.1:{a}")).await;
-    sub_a.send(&common::resp(&[b"SUBSCRIBE", b"news.eu"])).await;
-    sub_a.read_until(b":1\r\n").await;
+    let mut sub_b = subscriber(b, b"PSUBSCRIBE", b"news.*").await;
+    let mut sub_c = subscriber(c, b"SUBSCRIBE", b"news.eu").await;
+    let mut sub_a = subscriber(a, b"SUBSCRIBE", b"news.eu").await;
 
     // One receiver here; the other nodes' subscribers hear it too.
     assert_eq!(publish(a, "news.eu", "first").await, 1);
@@ -720,11 +728,7 @@ async fn publish_reaches_subscribers_on_every_node() {
     assert_eq!(publish(c, "news.eu", "second").await, 1);
     wait_for(&mut sub_a, b"$6\r\nsecond\r\n").await;
     wait_for(&mut sub_b, b"$6\r\nsecond\r\n").await;
-    let cl = redis::Client::open(format!("redis://127.0.0.1:{b}/")).expect("client");
-    let mut cb = cl
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect");
+    let mut cb = node(b).await;
     let n: i64 = redis::cmd("EVAL")
         .arg("return redis.call('publish', 'news.eu', 'scripted')")
         .arg(0)
@@ -745,11 +749,7 @@ async fn publish_reaches_subscribers_on_every_node() {
     assert_eq!(n, 1, "node b's pattern subscriber");
     wait_for(&mut sub_a, b"$6\r\nqueued\r\n").await;
     wait_for(&mut sub_c, b"$6\r\nqueued\r\n").await;
-    let ca = redis::Client::open(format!("redis://127.0.0.1:{a}/")).expect("client");
-    let mut ca = ca
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect");
+    let mut ca = node(a).await;
     let info = get_text(&mut ca, &["cluster", "info"]).await;
     assert!(
         cluster_info_field(&info, "cluster_stats_messages_publish_sent") >= 2
@@ -758,18 +758,10 @@ async fn publish_reaches_subscribers_on_every_node() {
     );
     // CLUSTER LINKS: a link to each other node, and theirs to this one
     // (b and c have published here), named by node id.
-    let ids: Vec<String> = {
-        let mut v = Vec::new();
-        for p in [b, c] {
-            let cl = redis::Client::open(format!("redis://127.0.0.1:{p}/")).expect("client");
-            let mut k = cl
-                .get_multiplexed_async_connection()
-                .await
-                .expect("connect");
-            v.push(get_text(&mut k, &["cluster", "myid"]).await);
-        }
-        v
-    };
+    let mut ids = Vec::new();
+    for p in [b, c] {
+        ids.push(get_text(&mut node(p).await, &["cluster", "myid"]).await);
+    }
     let links = cmd(&mut ca, &["cluster", "links"]).await.expect("links");
     let mut seen = Vec::new();
     for link in match links {
@@ -812,19 +804,12 @@ async fn publish_reaches_subscribers_on_every_node() {
     wait_for(&mut sub_b, b"$10\r\nstill-here\r\n").await;
 
     // Node c goes down: a and b go on exchanging messages.
-    let pid: u32 = {
-        let clc = redis::Client::open(format!("redis://127.0.0.1:{c}/")).expect("client");
-        let mut cc = clc
-            .get_multiplexed_async_connection()
-            .await
-            .expect("connect");
-        let server = get_text(&mut cc, &["info", "server"]).await;
-        server
-            .lines()
-            .find_map(|l| l.strip_prefix("process_id:"))
-            .and_then(|v| v.trim().parse().ok())
-            .expect("process_id")
-    };
+    let pid: u32 = get_text(&mut node(c).await, &["info", "server"])
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("process_id");
     // SAFETY: signalling a node process this test started.
     unsafe {
         libc::kill(pid as i32, libc::SIGKILL);
@@ -844,9 +829,7 @@ async fn publish_reaches_subscribers_on_every_node() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let mut sub_c = common::Raw::connect(&format!("127.0.0.1:{c}")).await;
-    sub_c.send(&common::resp(&[b"SUBSCRIBE", b"news.eu"])).await;
-    sub_c.read_until(b":1\r\n").await;
+    let mut sub_c = subscriber(c, b"SUBSCRIBE", b"news.eu").await;
     let mut heard = false;
     for i in 0..50 {
         let msg = format!("again-{i:02}");
