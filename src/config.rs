@@ -2593,6 +2593,8 @@ pub enum Command {
     /// topology in DIR/<port>/nodes.conf (kept across restarts, with its
     /// data). Clients connect to any node and follow -MOVED. Arguments
     /// after `--` go to every node (e.g. `-- --requirepass secret`).
+    /// SIGTERM/SIGINT stop every node; SIGHUP starts again the nodes that
+    /// have exited (the end of a rehearsed shard outage).
     Cluster {
         /// Print help.
         #[arg(short = 'h', long = "help", action = clap::ArgAction::Help)]

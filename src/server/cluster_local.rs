@@ -6,7 +6,8 @@
 //! SIGINT/SIGTERM are passed on to every node (each shuts down as a server
 //! does, saving if configured), and a node that exits, for example one
 //! killed to rehearse a shard outage, is reported and left down while the
-//! others keep serving. It exits when every node has.
+//! others keep serving, until SIGHUP starts the exited nodes again. It
+//! exits when every node has.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -29,7 +30,7 @@ pub struct Plan {
 /// Runs the cluster until every node has exited; returns the exit code.
 pub fn run(plan: &Plan) -> i32 {
     match start(plan) {
-        Ok(children) => supervise(children),
+        Ok(launch) => supervise(launch),
         Err(e) => {
             eprintln!("cinnabar cluster: {e}");
             1
@@ -70,16 +71,22 @@ fn prepare(plan: &Plan) -> Result<(), String> {
     Ok(())
 }
 
-fn start(plan: &Plan) -> Result<Vec<(u16, Child)>, String> {
-    prepare(plan)?;
-    let exe =
-        std::env::current_exe().map_err(|e| format!("cannot find the cinnabar binary: {e}"))?;
-    let absolute_paths = absolute_path_overrides(plan)?;
-    let mut children: Vec<(u16, Child)> = Vec::new();
-    for i in 0..plan.shards {
+/// What the launcher needs to start (and restart) its nodes.
+struct Launch {
+    exe: PathBuf,
+    /// Path parameters made absolute (see [`absolute_path_overrides`]).
+    absolute_paths: Vec<String>,
+    plan: Plan,
+    /// Per node: its port and its process while it runs.
+    nodes: Vec<(u16, Option<Child>)>,
+}
+
+impl Launch {
+    /// Starts node `i`.
+    fn spawn(&self, i: u16) -> std::io::Result<Child> {
+        let plan = &self.plan;
         let port = plan.port + i;
-        let dir = absolute(&node_dir(plan, i));
-        let mut command = Command::new(&exe);
+        let mut command = Command::new(&self.exe);
         if let Some(conf) = &plan.config {
             command.arg(absolute(conf));
         }
@@ -88,9 +95,9 @@ fn start(plan: &Plan) -> Result<Vec<(u16, Child)>, String> {
         } else {
             command.arg("--port");
         }
-        let spawned = command
+        command
             .arg(port.to_string())
-            .args(&absolute_paths)
+            .args(&self.absolute_paths)
             // A profile's Enterprise policy gives way to the cluster API.
             .args(["--cluster-policy", "none"])
             .args([
@@ -100,15 +107,34 @@ fn start(plan: &Plan) -> Result<Vec<(u16, Child)>, String> {
                 "nodes.conf",
             ])
             .arg("--dir")
-            .arg(&dir)
+            .arg(absolute(&node_dir(plan, i)))
             .arg("--cluster-announce-ip")
             .arg(&plan.announce_ip)
             .args(&plan.node_args)
-            .spawn();
-        match spawned {
-            Ok(c) => children.push((port, c)),
+            .spawn()
+    }
+
+    fn running(&mut self) -> impl Iterator<Item = &mut Child> {
+        self.nodes.iter_mut().filter_map(|(_, c)| c.as_mut())
+    }
+}
+
+fn start(plan: &Plan) -> Result<Launch, String> {
+    prepare(plan)?;
+    let exe =
+        std::env::current_exe().map_err(|e| format!("cannot find the cinnabar binary: {e}"))?;
+    let mut launch = Launch {
+        exe,
+        absolute_paths: absolute_path_overrides(plan)?,
+        plan: plan.clone(),
+        nodes: Vec::new(),
+    };
+    for i in 0..plan.shards {
+        let port = plan.port + i;
+        match launch.spawn(i) {
+            Ok(c) => launch.nodes.push((port, Some(c))),
             Err(e) => {
-                stop_all(&mut children);
+                stop_all(&mut launch);
                 return Err(format!("cannot start the node on port {port}: {e}"));
             }
         }
@@ -124,7 +150,7 @@ fn start(plan: &Plan) -> Result<Vec<(u16, Child)>, String> {
         if plan.tls { " --tls --cacert <ca.crt>" } else { "" },
         plan.port
     );
-    Ok(children)
+    Ok(launch)
 }
 
 /// Parameters naming files that a node reads at startup.
@@ -176,17 +202,18 @@ fn signal(child: &Child, sig: libc::c_int) {
     }
 }
 
-fn stop_all(children: &mut [(u16, Child)]) {
-    for (_, c) in children.iter() {
-        signal(c, libc::SIGTERM);
-    }
-    for (_, c) in children.iter_mut() {
+fn stop_all(launch: &mut Launch) {
+    launch.running().for_each(|c| signal(c, libc::SIGTERM));
+    launch.running().for_each(|c| {
         let _ = c.wait();
-    }
+    });
 }
 
-/// Waits for the nodes, passing SIGINT/SIGTERM on to them.
-fn supervise(mut children: Vec<(u16, Child)>) -> i32 {
+/// Waits for the nodes, passing SIGINT/SIGTERM on to them. SIGHUP starts
+/// again every node that has exited (the end of a rehearsed shard outage:
+/// the node comes back with its files, on the same port). Returns once no
+/// node runs.
+fn supervise(mut launch: Launch) -> i32 {
     let stop = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -194,38 +221,81 @@ fn supervise(mut children: Vec<(u16, Child)>) -> i32 {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cinnabar cluster: {e}");
-            stop_all(&mut children);
+            stop_all(&mut launch);
             return 1;
         }
     };
     stop.block_on(async move {
         use tokio::signal::unix::{signal as on, SignalKind};
-        let (Ok(mut term), Ok(mut int)) =
-            (on(SignalKind::terminate()), on(SignalKind::interrupt()))
-        else {
-            stop_all(&mut children);
+        let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+            on(SignalKind::terminate()),
+            on(SignalKind::interrupt()),
+            on(SignalKind::hangup()),
+        ) else {
+            stop_all(&mut launch);
             return 1;
         };
         let mut worst = 0;
+        let mut stopping = false;
         let mut tick = tokio::time::interval(Duration::from_millis(200));
-        while !children.is_empty() {
-            tokio::select! {
-                _ = term.recv() => for (_, c) in &children { signal(c, libc::SIGTERM) },
-                _ = int.recv() => for (_, c) in &children { signal(c, libc::SIGTERM) },
-                _ = tick.tick() => {}
-            }
-            children.retain_mut(|(port, c)| match c.try_wait() {
-                Ok(Some(status)) => {
-                    eprintln!("cinnabar cluster: the node on port {port} exited ({status})");
-                    if !status.success() {
-                        worst = 1;
+        while launch.nodes.iter().any(|(_, c)| c.is_some()) {
+            let stop_now = tokio::select! {
+                _ = term.recv() => true,
+                _ = int.recv() => true,
+                _ = hup.recv() => {
+                    if !stopping {
+                        worst |= reap(&mut launch);
+                        restart_exited(&mut launch);
                     }
                     false
                 }
-                Ok(None) => true,
-                Err(_) => false,
-            });
+                _ = tick.tick() => false,
+            };
+            // Once per signal, as before: a node that gets SIGTERM again
+            // while saving on its way out would stop without finishing.
+            if stop_now {
+                stopping = true;
+                launch.running().for_each(|c| signal(c, libc::SIGTERM));
+            }
+            worst |= reap(&mut launch);
         }
         worst
     })
+}
+
+/// Notes the nodes that have exited; 1 if one failed.
+fn reap(launch: &mut Launch) -> i32 {
+    let mut worst = 0;
+    for (port, slot) in &mut launch.nodes {
+        let Some(c) = slot else { continue };
+        match c.try_wait() {
+            Ok(Some(status)) => {
+                eprintln!("cinnabar cluster: the node on port {port} exited ({status})");
+                if !status.success() {
+                    worst = 1;
+                }
+                *slot = None;
+            }
+            Ok(None) => {}
+            Err(_) => *slot = None,
+        }
+    }
+    worst
+}
+
+/// SIGHUP: starts again the nodes that have exited.
+fn restart_exited(launch: &mut Launch) {
+    for i in 0..launch.nodes.len() {
+        if launch.nodes[i].1.is_some() {
+            continue;
+        }
+        let port = launch.nodes[i].0;
+        match launch.spawn(i as u16) {
+            Ok(c) => {
+                eprintln!("cinnabar cluster: the node on port {port} started again");
+                launch.nodes[i].1 = Some(c);
+            }
+            Err(e) => eprintln!("cinnabar cluster: cannot start the node on port {port}: {e}"),
+        }
+    }
 }
