@@ -12,7 +12,7 @@
 //! into a failure. Without it, a machine without them skips with a note.
 
 mod common;
-use common::free_ports;
+use common::free_cluster_ports;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -81,7 +81,7 @@ fn start_servers() -> Servers {
         .output()
         .expect("run dev-cert");
     assert!(out.status.success(), "dev-cert: {out:?}");
-    let ports = free_ports(5);
+    let ports = free_cluster_ports(5);
     let (port, tls_port, cluster_port) = (ports, ports + 1, ports + 2);
     let data = dir.path().join("server");
     std::fs::create_dir_all(&data).expect("mkdir");

@@ -486,7 +486,7 @@ async fn the_enterprise_policy_refuses_cross_slot_commands_but_the_proxied_ones(
 #[tokio::test]
 async fn cinnabar_cluster_runs_shards_that_a_cluster_client_uses() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let base = common::free_ports(3);
+    let base = common::free_cluster_ports(3);
     let mut launcher = std::process::Command::new(env!("CARGO_BIN_EXE_cinnabar"))
         .args([
             "cluster",
@@ -682,7 +682,7 @@ impl Drop for Launcher {
 #[tokio::test]
 async fn publish_reaches_subscribers_on_every_node() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let base = common::free_ports(3);
+    let base = common::free_cluster_ports(3);
     let launcher = std::process::Command::new(env!("CARGO_BIN_EXE_cinnabar"))
         .args(["cluster", "--shards", "3", "--port", &base.to_string()])
         .arg("--dir")

@@ -329,9 +329,10 @@ impl Cluster {
     /// node's own port (the TLS one in a TLS cluster or without a plain
     /// port) + 10000. `cluster-announce-bus-port` changes only what the
     /// other nodes are told (a NAT or container port mapping).
-    pub fn bus_port(&self, config: &Config) -> u16 {
+    /// `None` when that would pass 65535 (Redis refuses to start then).
+    pub fn bus_port(&self, config: &Config) -> Option<u16> {
         if config.cluster_port() != 0 {
-            return config.cluster_port();
+            return Some(config.cluster_port());
         }
         let (plain, tls) = self.listening;
         let port = if tls != 0 && (self.tls_cluster || plain == 0) {
@@ -339,7 +340,7 @@ impl Cluster {
         } else {
             plain
         };
-        port.wrapping_add(10000)
+        port.checked_add(10000)
     }
 
     /// A copy of the nodes (for replies).

@@ -22,8 +22,8 @@
 //! server and as client, verified against `tls-ca-cert-file`). Like
 //! Redis's bus port, the port takes no password: bind it where only the
 //! cluster's nodes reach it. A bus port that cannot be bound is logged and
-//! the node serves on without it (its subscribers then hear only what is
-//! published on it).
+//! the node serves on, trying again every second (until then its
+//! subscribers hear only what is published on it).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -227,43 +227,66 @@ pub fn start(srv: &Arc<Server>) {
         next_inbound: AtomicU64::new(0),
         open_inbound: AtomicUsize::new(0),
     });
-    for l in bind(srv, cluster.bus_port(&srv.config)) {
-        tokio::spawn(accept_loop(srv.clone(), l, tls));
+    match cluster.bus_port(&srv.config) {
+        Some(port) => listen(srv, port, tls),
+        None => tracing::warn!(
+            "cluster bus: the node's port + 10000 is past 65535 (set cluster-port); messages published on other nodes will not reach this node's subscribers"
+        ),
     }
     for (peer, rx, queued) in peers {
         tokio::spawn(run_link(srv.clone(), peer, rx, queued));
     }
 }
 
-/// Binds the bus port on every `bind` address; failures are logged.
-fn bind(srv: &Server, port: u16) -> Vec<TcpListener> {
-    let mut out = Vec::new();
+/// Listens on the bus port at every `bind` address. An address whose
+/// port is taken (by another process, or by an outgoing connection that
+/// happened to get that port) is logged and tried again every second, so
+/// the bus comes up once the port is free.
+fn listen(srv: &Arc<Server>, port: u16, tls: bool) {
     for b in srv.config.bind() {
         let host = match b.trim_start_matches('-') {
             "*" => "0.0.0.0",
             "::*" => "::",
             h => h,
         };
-        let addr = format!("{host}:{port}")
+        let Ok(addr) = format!("{host}:{port}")
             .parse::<SocketAddr>()
-            .or_else(|_| format!("[{host}]:{port}").parse::<SocketAddr>());
-        let bound = match addr {
-            Ok(a) => std::net::TcpListener::bind(a)
-                .and_then(|l| {
-                    l.set_nonblocking(true)?;
-                    TcpListener::from_std(l)
-                })
-                .map_err(|e| format!("{a}: {e}")),
-            Err(_) => Err(format!("invalid bind address '{host}'")),
+            .or_else(|_| format!("[{host}]:{port}").parse::<SocketAddr>())
+        else {
+            tracing::warn!("cluster bus: invalid bind address '{host}'");
+            continue;
         };
-        match bound {
-            Ok(l) => out.push(l),
-            Err(e) => tracing::warn!(
-                "cluster bus: cannot listen on {e}; messages published on other nodes will not reach this node's subscribers"
-            ),
+        let bind = move || {
+            std::net::TcpListener::bind(addr).and_then(|l| {
+                l.set_nonblocking(true)?;
+                TcpListener::from_std(l)
+            })
+        };
+        match bind() {
+            Ok(l) => {
+                tokio::spawn(accept_loop(srv.clone(), l, tls));
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "cluster bus: cannot listen on {addr} ({e}); trying again every second, and until then messages published on other nodes do not reach this node's subscribers"
+                );
+                let srv = srv.clone();
+                tokio::spawn(async move {
+                    let mut shutdown = srv.shutdown_receiver();
+                    loop {
+                        tokio::select! {
+                            _ = tokio::time::sleep(RETRY) => {}
+                            _ = shutdown.changed() => return,
+                        }
+                        if let Ok(l) = bind() {
+                            tracing::info!("cluster bus: listening on {addr}");
+                            return accept_loop(srv, l, tls).await;
+                        }
+                    }
+                });
+            }
         }
     }
-    out
 }
 
 async fn accept_loop(srv: Arc<Server>, listener: TcpListener, tls: bool) {

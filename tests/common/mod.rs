@@ -321,17 +321,20 @@ pub async fn htstats_key(
     (nums(" table size: "), nums(" number of elements: "))
 }
 
-/// `n` consecutive free loopback ports (for servers that need fixed
-/// ports, such as the nodes of `cinnabar cluster`).
-pub fn free_ports(n: u16) -> u16 {
-    for _ in 0..50 {
+/// `n` consecutive free loopback ports for the nodes of a cluster (fixed
+/// ports, as `cinnabar cluster` takes), whose cluster bus ports (each
+/// port + 10000) are free too.
+pub fn free_cluster_ports(n: u16) -> u16 {
+    for _ in 0..200 {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let base = l.local_addr().expect("addr").port();
         drop(l);
-        if base > 60000 {
+        if u32::from(base) + 10000 + u32::from(n) > 65000 {
             continue;
         }
-        let all_free = (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok());
+        let all_free = [base, base + 10000].iter().all(|&first| {
+            (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", first + i)).is_ok())
+        });
         if all_free {
             return base;
         }
