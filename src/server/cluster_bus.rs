@@ -25,7 +25,6 @@
 //! the node serves on, trying again every second (until then its
 //! subscribers hear only what is published on it).
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -244,17 +243,12 @@ pub fn start(srv: &Arc<Server>) {
 /// the bus comes up once the port is free.
 fn listen(srv: &Arc<Server>, port: u16, tls: bool) {
     for b in srv.config.bind() {
-        let host = match b.trim_start_matches('-') {
-            "*" => "0.0.0.0",
-            "::*" => "::",
-            h => h,
-        };
-        let Ok(addr) = format!("{host}:{port}")
-            .parse::<SocketAddr>()
-            .or_else(|_| format!("[{host}]:{port}").parse::<SocketAddr>())
-        else {
-            tracing::warn!("cluster bus: invalid bind address '{host}'");
-            continue;
+        let addr = match crate::server::listener::bind_address(&b, port) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!("cluster bus: {e}");
+                continue;
+            }
         };
         let bind = move || {
             std::net::TcpListener::bind(addr).and_then(|l| {

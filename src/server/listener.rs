@@ -76,24 +76,7 @@ fn bind_kind(
     // As Redis 7, `bind ""` listens on no address (unix socket only).
     for b in srv.config.bind() {
         let optional = b.starts_with('-');
-        let host = match b.trim_start_matches('-') {
-            // redis.conf's wildcards: every IPv4 / every IPv6 address.
-            "*" => "0.0.0.0",
-            "::*" => "::",
-            h => h,
-        };
-        let addr: SocketAddr = match format!("{host}:{port}").parse() {
-            Ok(a) => a,
-            Err(_) => match format!("[{host}]:{port}").parse() {
-                Ok(a) => a,
-                Err(_) => {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::InvalidInput,
-                        format!("invalid bind address '{host}'"),
-                    ))
-                }
-            },
-        };
+        let addr = bind_address(&b, port)?;
         match std::net::TcpListener::bind(addr).and_then(|l| {
             l.set_nonblocking(true)?;
             set_backlog(&l, srv.config.tcp_backlog());
@@ -119,6 +102,26 @@ fn bind_kind(
         }
     }
     Ok(out)
+}
+
+/// The socket address of one `bind` entry at `port`: a leading `-`
+/// (optional address) is dropped, and redis.conf's wildcards `*` and `::*`
+/// mean every IPv4 / every IPv6 address.
+pub fn bind_address(entry: &str, port: u16) -> std::io::Result<SocketAddr> {
+    let host = match entry.trim_start_matches('-') {
+        "*" => "0.0.0.0",
+        "::*" => "::",
+        h => h,
+    };
+    format!("{host}:{port}")
+        .parse()
+        .or_else(|_| format!("[{host}]:{port}").parse())
+        .map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("invalid bind address '{host}'"),
+            )
+        })
 }
 
 /// Applies `tcp-backlog` to a listening socket (std listens with its own
