@@ -73,14 +73,13 @@
 //! * `metrics-port` — port of the metrics endpoint, 0 = off, immutable.
 //! * `log-format` — `text` or `json`, immutable.
 //! * `worker-threads` — async worker threads serving the clients, 0 (the
-//!   default) = one per CPU core, immutable. On a 2-core machine shared
-//!   with a load generator, 1 measured 1.02–1.14× on unpipelined
-//!   commands and 0.96–0.98× pipelined (BENCHMARKS.md).
+//!   default) = one per CPU core but one (at least one), immutable; see
+//!   [`Config::effective_worker_threads`].
 //! * `child-nice` — nice value (0..19, default 19) of the forked children
 //!   that write snapshots and AOF rewrites, modifiable: on a small machine
 //!   the child then takes idle CPU first and leaves the cores to the
 //!   clients (a save takes longer under load; 0 behaves as Redis).
-//! * `snapshot-cpu-share` — percent of one core (1..100, default 25) a
+//! * `snapshot-cpu-share` — percent of one core (1..100, default 10) a
 //!   versioned BGSAVE or AOF rewrite may use while the server's other
 //!   threads are busy serving clients, modifiable (read when a save
 //!   starts). The walk pauses between steps, never under a shard lock, and
@@ -1175,12 +1174,12 @@ params! {
     metrics_port "metrics-port" = int(0, 65535, "0").immutable().cinnabar().no_effect() => u16, "Cinnabar-only: port of the metrics endpoint; 0 = off.";
     log_format "log-format" = enumeration(LOG_FORMAT, "text").immutable().cinnabar() => LogFormat, "Cinnabar-only.";
     worker_threads "worker-threads" = int(0, 1024, "0").immutable().cinnabar() => usize,
-        "Cinnabar-only: async worker threads serving clients; 0 = one per CPU core.";
+        "Cinnabar-only: async worker threads serving clients; 0 = one per CPU core but one (at least one).";
     snapshot_method "snapshot-method" = enumeration(SNAPSHOT_METHOD, "versioned").cinnabar() => SnapshotMethod,
         "Cinnabar-only: how BGSAVE, SAVE and AOF rewrites take their point-in-time view: versioned (in-process, no fork) or fork (a child process, as Redis).";
     child_nice "child-nice" = int(0, 19, "19").cinnabar() => i64,
         "Cinnabar-only: nice value of snapshot and AOF-rewrite children (0 = as the server).";
-    snapshot_cpu_share "snapshot-cpu-share" = int(1, 100, "25").cinnabar() => i64,
+    snapshot_cpu_share "snapshot-cpu-share" = int(1, 100, "10").cinnabar() => i64,
         "Cinnabar-only: percent of one core a versioned BGSAVE or AOF rewrite may use while clients keep the server busy; 100 = as fast as it can.";
     db_maxmemory_policy "db-maxmemory-policy" = string("").check(check_db_policies).cinnabar() => String,
         "Cinnabar-only: per-database eviction policy overrides, pairs of `db policy` (\"1 noeviction 2 volatile-lru\").";
@@ -1913,6 +1912,22 @@ impl Default for Config {
 }
 
 impl Config {
+    /// How many async workers serve the clients: `worker-threads`, or for 0
+    /// (the default) one per CPU core but one, at least one. The core left
+    /// over is for the kernel's network processing, the background threads
+    /// (snapshots, AOF fsync, scripts) and, on small hosts, the clients: on
+    /// a 2-core machine a second worker cost 5-16% on unpipelined commands
+    /// in wake-ups between the workers, and gained nothing (BENCHMARKS.md,
+    /// stops 36 and 39).
+    pub fn effective_worker_threads(&self) -> usize {
+        match self.worker_threads() {
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get().saturating_sub(1).max(1))
+                .unwrap_or(1),
+            n => n,
+        }
+    }
+
     /// A configuration with Redis 7.0's defaults (and Cinnabar's for its
     /// own parameters), not read from any file: `bind` is `* -::*` here,
     /// while the embedded development profile used by [`load`] binds to

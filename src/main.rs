@@ -81,12 +81,7 @@ fn main() {
     }
     let _guard = cinnabar::server::logging::init(&config);
     let config = Arc::new(config);
-    let workers = match config.worker_threads() {
-        0 => std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2),
-        n => n,
-    };
+    let workers = config.effective_worker_threads();
     cinnabar::server::logging::crash::big_signal_stack();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)

@@ -1376,7 +1376,7 @@ async fn protected_configs_follow_enable_protected_configs() {
 }
 
 /// `worker-threads` sets how many async workers serve the clients (0, the
-/// default, is one per core; INFO server shows the count). With a single
+/// default, is one per core but one; INFO server shows the count). With a single
 /// worker a blocked client is still woken by another connection, and
 /// scripts still run.
 #[tokio::test]
@@ -1424,15 +1424,22 @@ async fn worker_threads_sets_the_runtime_size() {
         .unwrap();
     assert_eq!(n, 1);
 
-    // The default: one worker per core.
+    // The harness's servers run two workers; the default (0) is one per
+    // core but one, at least one.
     let srv2 = TestServer::start();
     let mut c2 = srv2.conn().await;
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
     assert_eq!(
         info_field(&mut c2, "server", "cinnabar_worker_threads").await,
-        cores.to_string()
+        "2"
+    );
+    let srv3 = TestServer::start_with(&["--worker-threads", "0"]);
+    let mut c3 = srv3.conn().await;
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    assert_eq!(
+        info_field(&mut c3, "server", "cinnabar_worker_threads").await,
+        cores.saturating_sub(1).max(1).to_string()
     );
 }
 

@@ -106,6 +106,9 @@ pub fn spawn_in_env(
 ) -> (Child, SocketAddr) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cinnabar"));
     cmd.envs(env.iter().copied());
+    // Two async workers whatever the machine (the default on a 2-core host
+    // is one), so the suite keeps exercising hand-offs between workers;
+    // `extra` may set another count (the last one given wins).
     cmd.args([
         "--bind",
         "127.0.0.1",
@@ -113,6 +116,8 @@ pub fn spawn_in_env(
         "yes",
         "--enable-debug-command",
         "yes",
+        "--worker-threads",
+        "2",
         "--dir",
     ])
     .arg(dir)
