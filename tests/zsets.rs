@@ -1553,3 +1553,200 @@ async fn large_sorted_set_index_rehashes_incrementally_and_zscan_keeps_its_guara
         .unwrap();
     assert_eq!(gone, None);
 }
+
+/// A sorted set of 30,000 members, several tree levels deep, changed at
+/// random through the server (members moved to new scores, incremented,
+/// removed one by one and by rank ranges, popped, added) and checked
+/// against an ordered model throughout: the whole order with scores,
+/// ranks, counts by score. Then it survives DEBUG RELOAD unchanged and is
+/// emptied member by member in random order.
+#[tokio::test]
+async fn large_set_stays_ordered_through_moves_removals_and_reload() {
+    use std::collections::{BTreeSet, HashMap};
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(0xb7ee);
+    let mut order: BTreeSet<(i64, String)> = BTreeSet::new();
+    let mut score_of: HashMap<String, i64> = HashMap::new();
+    let mut p = redis::pipe();
+    for i in 0..30_000i64 {
+        let (m, s) = (format!("m{i}"), i * 7919 % 1000);
+        p.cmd("ZADD").arg("big").arg(s).arg(&m).ignore();
+        order.insert((s, m.clone()));
+        score_of.insert(m, s);
+    }
+    let _: () = p.query_async(&mut c).await.unwrap();
+    let enc: String = redis::cmd("OBJECT")
+        .arg("ENCODING")
+        .arg("big")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(enc, "skiplist");
+
+    async fn verify(
+        c: &mut redis::aio::MultiplexedConnection,
+        order: &BTreeSet<(i64, String)>,
+        rng: &mut rand::rngs::SmallRng,
+    ) {
+        let all: Vec<(String, i64)> = redis::cmd("ZRANGE")
+            .arg("big")
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES")
+            .query_async(c)
+            .await
+            .unwrap();
+        let want: Vec<(String, i64)> = order.iter().map(|(s, m)| (m.clone(), *s)).collect();
+        assert_eq!(all, want);
+        let card: usize = redis::cmd("ZCARD").arg("big").query_async(c).await.unwrap();
+        assert_eq!(card, order.len());
+        for _ in 0..20 {
+            if order.is_empty() {
+                break;
+            }
+            let r = rng.gen_range(0..order.len());
+            let m = &want[r].0;
+            let rank: usize = redis::cmd("ZRANK")
+                .arg("big")
+                .arg(m)
+                .query_async(c)
+                .await
+                .unwrap();
+            assert_eq!(rank, r, "ZRANK {m}");
+            let (lo, hi) = (rng.gen_range(-10..1010), rng.gen_range(-10..1010));
+            let n: usize = redis::cmd("ZCOUNT")
+                .arg("big")
+                .arg(lo)
+                .arg(format!("({hi}"))
+                .query_async(c)
+                .await
+                .unwrap();
+            assert_eq!(n, order.iter().filter(|(s, _)| *s >= lo && *s < hi).count());
+            let k = rng.gen_range(0..order.len());
+            let rev: Vec<String> = redis::cmd("ZREVRANGE")
+                .arg("big")
+                .arg(k)
+                .arg(k + 9)
+                .query_async(c)
+                .await
+                .unwrap();
+            let want_rev: Vec<String> = want
+                .iter()
+                .rev()
+                .skip(k)
+                .take(10)
+                .map(|x| x.0.clone())
+                .collect();
+            assert_eq!(rev, want_rev);
+        }
+    }
+
+    let mut next_new = 30_000;
+    for round in 0..30 {
+        let mut p = redis::pipe();
+        for _ in 0..100 {
+            let m = format!("m{}", rng.gen_range(0..next_new));
+            match rng.gen_range(0..10) {
+                0..=3 => {
+                    let s = rng.gen_range(0..1000i64);
+                    p.cmd("ZADD").arg("big").arg(s).arg(&m).ignore();
+                    if let Some(old) = score_of.insert(m.clone(), s) {
+                        order.remove(&(old, m.clone()));
+                    }
+                    order.insert((s, m));
+                }
+                4 => {
+                    let d = rng.gen_range(-3..4i64);
+                    p.cmd("ZINCRBY").arg("big").arg(d).arg(&m).ignore();
+                    let old = score_of.get(&m).copied();
+                    let s = old.unwrap_or(0) + d;
+                    if let Some(old) = old {
+                        order.remove(&(old, m.clone()));
+                    }
+                    score_of.insert(m.clone(), s);
+                    order.insert((s, m));
+                }
+                5 | 6 => {
+                    p.cmd("ZREM").arg("big").arg(&m).ignore();
+                    if let Some(old) = score_of.remove(&m) {
+                        order.remove(&(old, m));
+                    }
+                }
+                7 => {
+                    let m = format!("m{next_new}");
+                    next_new += 1;
+                    let s = rng.gen_range(0..1000i64);
+                    p.cmd("ZADD").arg("big").arg(s).arg(&m).ignore();
+                    score_of.insert(m.clone(), s);
+                    order.insert((s, m));
+                }
+                8 => {
+                    let a = rng.gen_range(0..order.len());
+                    let k = rng.gen_range(1..30);
+                    p.cmd("ZREMRANGEBYRANK")
+                        .arg("big")
+                        .arg(a)
+                        .arg(a + k - 1)
+                        .ignore();
+                    let gone: Vec<(i64, String)> = order.iter().skip(a).take(k).cloned().collect();
+                    for e in gone {
+                        score_of.remove(&e.1);
+                        order.remove(&e);
+                    }
+                }
+                _ => {
+                    let k = rng.gen_range(1..5);
+                    let max = rng.gen_bool(0.5);
+                    p.cmd(if max { "ZPOPMAX" } else { "ZPOPMIN" })
+                        .arg("big")
+                        .arg(k)
+                        .ignore();
+                    for _ in 0..k {
+                        let e = if max {
+                            order.pop_last()
+                        } else {
+                            order.pop_first()
+                        };
+                        if let Some(e) = e {
+                            score_of.remove(&e.1);
+                        }
+                    }
+                }
+            }
+        }
+        let _: () = p.query_async(&mut c).await.unwrap();
+        if round % 10 == 9 {
+            verify(&mut c, &order, &mut rng).await;
+        }
+    }
+    let _: () = redis::cmd("DEBUG")
+        .arg("RELOAD")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    verify(&mut c, &order, &mut rng).await;
+
+    let mut members: Vec<String> = score_of.keys().cloned().collect();
+    members.sort();
+    for i in (1..members.len()).rev() {
+        members.swap(i, rng.gen_range(0..=i));
+    }
+    for (k, chunk) in members.chunks(1000).enumerate() {
+        let mut p = redis::pipe();
+        for m in chunk {
+            p.cmd("ZREM").arg("big").arg(m).ignore();
+            order.remove(&(score_of[m], m.clone()));
+        }
+        let _: () = p.query_async(&mut c).await.unwrap();
+        if k % 6 == 0 {
+            verify(&mut c, &order, &mut rng).await;
+        }
+    }
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg("big")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(exists, 0);
+}

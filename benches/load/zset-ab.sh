@@ -6,19 +6,24 @@
 #
 #   benches/load/zset-ab.sh [rounds] [requests]
 #
-# Needs target/release/cinnabar (cargo build --release), redis-server and
-# redis-benchmark on PATH.
+# Needs target/release/cinnabar (cargo build --release; CINNABAR_BIN names
+# another build), redis-server and redis-benchmark on PATH.
+#
+# redis-benchmark writes __rand_int__ as 12 digits (000000012345), so the
+# members are named that way: every ZRANK/ZSCORE finds its member and
+# every ZADD moves an existing one.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROUNDS=${1:-3}
 N=${2:-200000}
 PA=7611 PB=7612
-./target/release/cinnabar --port $PA --bind 127.0.0.1 --save "" >/dev/null 2>&1 & A=$!
+"${CINNABAR_BIN:-./target/release/cinnabar}" --port $PA --bind 127.0.0.1 --save "" >/dev/null 2>&1 & A=$!
 redis-server --port $PB --bind 127.0.0.1 --save "" --appendonly no >/dev/null 2>&1 & B=$!
 trap 'kill $A $B 2>/dev/null' EXIT
 sleep 0.5
 for p in $PA $PB; do
-  # 1M distinct members: member:<i> with score i, loaded through a pipe.
+  # 1M distinct members: member:<i as 12 digits> with score i, loaded
+  # through a pipe.
   python3 - "$p" <<'PY'
 import socket, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
@@ -30,7 +35,7 @@ def cmd(*a):
     return b"".join(out)
 batch = []
 for i in range(1_000_000):
-    batch.append(cmd("ZADD", "bigz", i, "member:%d" % i))
+    batch.append(cmd("ZADD", "bigz", i, "member:%012d" % i))
     if len(batch) == 10000:
         s.sendall(b"".join(batch)); batch = []
         need = 10000
@@ -58,3 +63,5 @@ for w in "ZRANGE bigz 0 99" "ZRANK bigz member:__rand_int__" "ZSCORE bigz member
   mb=$(printf '%s\n' "${rb[@]}" | sort -n | awk '{v[NR]=$1} END{print v[int((NR+1)/2)]}')
   printf '%-36s cinnabar %10s  redis %10s  A/B %.3f\n' "$w" "$ma" "$mb" "$(echo "$ma / $mb" | bc -l)"
 done
+# Every ZADD moved an existing member: both sets still hold 1M.
+for p in $PA $PB; do echo "ZCARD bigz on port $p after the runs: $(redis-cli -p $p ZCARD bigz)"; done

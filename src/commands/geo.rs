@@ -353,8 +353,8 @@ fn points_in(z: &ZSet, search: &Search, limit: usize) -> Vec<Point> {
         }
         let (min, max) = geohash::score_range_of_box(*cell);
         let (min, max) = (min as f64, max as f64);
-        let start = z.count_prefix(|s, _| s < min);
-        let end = z.count_prefix(|s, _| s < max);
+        let start = z.count_prefix_score(|s| s < min);
+        let end = z.count_prefix_score(|s| s < max);
         if end > start {
             for (member, score) in z.range(start, end) {
                 if let Some([lon, lat]) = geohash::decode_score(score) {

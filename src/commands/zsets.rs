@@ -247,8 +247,8 @@ impl ScoreRange {
     /// Ascending ranks `[start, end)` of the elements inside the range.
     fn ranks(&self, z: &ZSet) -> (usize, usize) {
         let (min, minex, max, maxex) = (self.min, self.minex, self.max, self.maxex);
-        let start = z.count_prefix(|s, _| if minex { s <= min } else { s < min });
-        let end = z.count_prefix(|s, _| if maxex { s < max } else { s <= max });
+        let start = z.count_prefix_score(|s| if minex { s <= min } else { s < min });
+        let end = z.count_prefix_score(|s| if maxex { s < max } else { s <= max });
         (start, end.max(start))
     }
 }
