@@ -1606,6 +1606,12 @@ mod tests {
         value: 64,
     };
 
+    /// Limits under which every set is a tree from its first member.
+    const ALWAYS_TREE: ZLimits = ZLimits {
+        entries: 0,
+        value: 64,
+    };
+
     #[test]
     fn model_check() {
         model_check_with(LIM, 7, |rng| rng.gen_range(0..50) as f64);
@@ -1751,10 +1757,7 @@ mod tests {
     /// with the tree throughout.
     #[test]
     fn member_index_follows_the_tree_through_rehashes() {
-        let lim = ZLimits {
-            entries: 0,
-            value: 64,
-        };
+        let lim = ALWAYS_TREE;
         let mut rng = rand::rngs::SmallRng::seed_from_u64(5);
         let mut z = ZSet::new();
         let mut model = std::collections::HashMap::new();
@@ -1887,10 +1890,7 @@ mod tests {
     #[test]
     fn tree_keeps_its_invariants_through_growth_and_shrinkage() {
         use std::collections::{BTreeSet, HashMap};
-        let lim = ZLimits {
-            entries: 0,
-            value: 64,
-        };
+        let lim = ALWAYS_TREE;
         let mut rng = rand::rngs::SmallRng::seed_from_u64(17);
         let mut z = ZSet::new();
         let mut order: BTreeSet<(i64, Vec<u8>)> = BTreeSet::new();
