@@ -1,8 +1,11 @@
-//! Keyspace benchmarks: shard set/get/delete and SCAN.
+//! Keyspace benchmarks: shard set/get/delete and SCAN; a 1M-member
+//! sorted set (the data structure alone, no network: what
+//! `benches/load/zset-ab.sh` measures through the server).
 
 use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 
+use cinnabar::storage::zset::{ZLimits, ZSet};
 use cinnabar::storage::{Keyspace, Ttl, Value};
 
 fn ops(c: &mut Criterion) {
@@ -48,5 +51,50 @@ fn ops(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, ops);
+/// A 1M-member sorted set, members `member:<i as 12 digits>` with score
+/// i: moving a member to a random score (ZADD on an existing member),
+/// ZRANK, ZSCORE, and reading the first 100 (ZRANGE 0 99).
+fn zset_1m(c: &mut Criterion) {
+    const N: u64 = 1_000_000;
+    let lim = ZLimits {
+        entries: 128,
+        value: 64,
+    };
+    let member = |i: u64| format!("member:{i:012}").into_bytes();
+    let mut z = ZSet::new();
+    for i in 0..N {
+        z.insert(&member(i), i as f64, lim);
+    }
+    // xorshift: the same random sequence for every build compared.
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut g = c.benchmark_group("zset_1m");
+    g.bench_function("zadd_move", |b| {
+        b.iter(|| {
+            let (m, s) = (member(next() % N), (next() % N) as f64);
+            black_box(z.insert(&m, s, lim))
+        })
+    });
+    g.bench_function("zrank", |b| {
+        b.iter(|| black_box(z.rank(&member(next() % N))))
+    });
+    g.bench_function("zscore", |b| {
+        b.iter(|| black_box(z.score(&member(next() % N))))
+    });
+    g.bench_function("range_0_99", |b| {
+        b.iter(|| {
+            let mut n = 0usize;
+            z.for_each_in(0, 100, false, |m, _| n += m.len());
+            black_box(n)
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, ops, zset_1m);
 criterion_main!(benches);
