@@ -454,6 +454,16 @@ impl Tree {
             let r = self.leaves.alloc();
             self.leaves[r].insert(0, (s, t));
             Some((r, 1, (s, t)))
+        } else if pos == 0 {
+            // Prepending to a full leaf (members added in descending
+            // order, as an RDB file lists them): the full leaf's entries
+            // move whole to the new node and the new element stays alone.
+            let r = self.leaves.alloc();
+            let full = std::mem::take(&mut self.leaves[leaf]);
+            self.leaves[r] = full;
+            self.leaves[leaf].insert(0, (s, t));
+            let right = &self.leaves[r];
+            Some((r, right.total(), right.first(0)))
         } else {
             let (left, right) = Self::split_node(&mut self.leaves, leaf);
             if pos <= B / 2 {
@@ -490,6 +500,19 @@ impl Tree {
                 let r = self.inners.alloc();
                 self.inners[r].insert(0, e);
                 Some((r, count, first))
+            } else if i == 0 {
+                // As for leaves: the first child and the new one stay, the
+                // other children move whole.
+                let r = self.inners.alloc();
+                let mut rest = std::mem::take(&mut self.inners[n]);
+                let head = rest.get(0);
+                rest.remove(0, 1);
+                self.inners[r] = rest;
+                let node = &mut self.inners[n];
+                node.insert(0, head);
+                node.insert(1, e);
+                let right = &self.inners[r];
+                Some((r, right.total(), right.first(0)))
             } else {
                 let (left, right) = Self::split_node(&mut self.inners, n);
                 if i < B / 2 {
@@ -1982,6 +2005,29 @@ mod tests {
         }
         assert!(z.is_empty());
         verify(&z, &order, &mut rng);
+    }
+
+    /// Members added in ascending order (a time-ordered feed) or in
+    /// descending order (an RDB file lists a large set from the highest
+    /// score down) fill the leaves, not half of them.
+    #[test]
+    fn ordered_loads_fill_the_leaves() {
+        for descending in [false, true] {
+            let mut z = ZSet::with_hint(100_000, 16, ALWAYS_TREE);
+            for k in 0..100_000u32 {
+                let i = if descending { 99_999 - k } else { k };
+                z.insert(format!("m{i:06}").as_bytes(), f64::from(i), ALWAYS_TREE);
+            }
+            let Repr::Skiplist(sk) = &z.repr else {
+                panic!("not a tree")
+            };
+            assert_eq!(sk.tree.check(), 100_000);
+            let leaves = sk.tree.leaves.slots.len() - sk.tree.leaves.free.len();
+            assert!(
+                leaves <= 100_000 / B + 2,
+                "{leaves} leaves, descending {descending}"
+            );
+        }
     }
 
     /// Two elements per cache line, none across two (see [`Node`]).
