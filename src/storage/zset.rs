@@ -447,32 +447,10 @@ impl Tree {
         let mut split = if self.leaves[leaf].len() < B {
             self.leaves[leaf].insert(pos, (s, t));
             None
-        } else if pos == B {
-            // Appending past a full leaf (members added in order, as an
-            // RDB load or a time-ordered feed adds them): the full leaf
-            // stays full and the new element starts the next one.
-            let r = self.leaves.alloc();
-            self.leaves[r].insert(0, (s, t));
-            Some((r, 1, (s, t)))
-        } else if pos == 0 {
-            // Prepending to a full leaf (members added in descending
-            // order, as an RDB file lists them): the full leaf's entries
-            // move whole to the new node and the new element stays alone.
-            let r = self.leaves.alloc();
-            let full = std::mem::take(&mut self.leaves[leaf]);
-            self.leaves[r] = full;
-            self.leaves[leaf].insert(0, (s, t));
+        } else {
+            let r = Self::insert_split(&mut self.leaves, leaf, pos, (s, t), 0);
             let right = &self.leaves[r];
             Some((r, right.total(), right.first(0)))
-        } else {
-            let (left, right) = Self::split_node(&mut self.leaves, leaf);
-            if pos <= B / 2 {
-                self.leaves[left].insert(pos, (s, t));
-            } else {
-                self.leaves[right].insert(pos - B / 2, (s, t));
-            }
-            let r = &self.leaves[right];
-            Some((right, r.total(), r.first(0)))
         };
         // A split node's new right half goes in beside it, which can
         // split the parent in turn, up to a new root.
@@ -496,47 +474,45 @@ impl Tree {
             split = if self.inners[n].len() < B {
                 self.inners[n].insert(i + 1, e);
                 None
-            } else if i + 1 == B {
-                let r = self.inners.alloc();
-                self.inners[r].insert(0, e);
-                Some((r, count, first))
-            } else if i == 0 {
-                // As for leaves: the first child and the new one stay, the
-                // other children move whole.
-                let r = self.inners.alloc();
-                let mut rest = std::mem::take(&mut self.inners[n]);
-                let head = rest.get(0);
-                rest.remove(0, 1);
-                self.inners[r] = rest;
-                let node = &mut self.inners[n];
-                node.insert(0, head);
-                node.insert(1, e);
+            } else {
+                // A new child always goes after an existing one: the
+                // front insert here is at 1.
+                let r = Self::insert_split(&mut self.inners, n, i + 1, e, 1);
                 let right = &self.inners[r];
                 Some((r, right.total(), right.first(0)))
-            } else {
-                let (left, right) = Self::split_node(&mut self.inners, n);
-                if i < B / 2 {
-                    self.inners[left].insert(i + 1, e);
-                } else {
-                    self.inners[right].insert(i + 1 - B / 2, e);
-                }
-                let r = &self.inners[right];
-                Some((right, r.total(), r.first(0)))
             };
         }
     }
 
-    /// Moves the upper half of full node `n` to a new node: (n, new).
-    fn split_node<T: Slots + Default>(pool: &mut Pool<T>, n: u32) -> (u32, u32) {
+    /// Inserts `e` at `at` into full node `n`, moving its later entries
+    /// to a new node (returned), which goes right after `n`. An insert at
+    /// either end (`front`, the first position an insert can take, or the
+    /// end) keeps the full node's entries together and leaves the new
+    /// element with the node's head or alone: members added in order, or
+    /// in descending order as an RDB file lists a large set, keep the
+    /// nodes full. Elsewhere the node splits in halves.
+    fn insert_split<T: Slots + Default>(
+        pool: &mut Pool<T>,
+        n: u32,
+        at: usize,
+        e: T::E,
+        front: usize,
+    ) -> u32 {
+        let cut = if at == B || at == front { at } else { B / 2 };
         let r = pool.alloc();
         let mut right = T::default();
         let left = &mut pool[n];
-        for i in B / 2..B {
-            right.insert(i - B / 2, left.get(i));
+        for i in cut..B {
+            right.insert(i - cut, left.get(i));
         }
-        left.set_len(B / 2);
+        left.set_len(cut);
+        if at <= cut && cut < B {
+            left.insert(at, e);
+        } else {
+            right.insert(at - cut, e);
+        }
         pool[r] = right;
-        (n, r)
+        r
     }
 
     /// Elements below node `n` at `level` (0: a leaf) and its first one.
@@ -692,11 +668,6 @@ impl Tree {
             self.root = NIL;
             self.height = 0;
         }
-    }
-
-    /// Drops every node (the elements too).
-    fn clear(&mut self) {
-        *self = Tree::default();
     }
 
     /// Frees element `t`'s slot, returning its member and score.
@@ -880,7 +851,8 @@ impl Tree {
             left -= m;
         }
         if self.len == 0 {
-            self.clear();
+            // Drops the elements' arena too.
+            *self = Tree::default();
         }
         out
     }
@@ -917,7 +889,7 @@ impl Tree {
     ) -> (usize, (f64, u32)) {
         if level == 0 {
             let l = &self.leaves[n];
-            assert!(l.len() > 0 && (root || l.len() >= 1), "leaf fill");
+            assert!(l.len() > 0, "leaf fill");
             for i in 0..l.len() {
                 assert_eq!(l.score[i], self.nodes[l.id[i] as usize].score, "leaf score");
                 seq.push(l.id[i]);
