@@ -268,3 +268,37 @@ async fn string_edge_cases_match_redis() {
     );
     same_replies(srv.addr.port(), &s).await;
 }
+
+/// MGET and HMGET build their replies in one buffer for the client's
+/// protocol: a missing key (or one of another type) is `$-1` in RESP2 and
+/// `_` in RESP3, an integer-encoded value its decimal string; inside a
+/// script the same replies arrive as Lua values.
+#[tokio::test]
+async fn multi_gets_encode_nulls_and_integers_per_protocol() {
+    let srv = TestServer::start();
+    let mut c = srv.raw().await;
+    c.expect(&resp(&[b"MSET", b"s", b"abc", b"n", b"-42"]), b"+OK\r\n")
+        .await;
+    c.expect(&resp(&[b"HSET", b"h", b"f", b"v"]), b":1\r\n")
+        .await;
+    let mget = resp(&[b"MGET", b"s", b"n", b"nokey", b"h"]);
+    let hmget = resp(&[b"HMGET", b"h", b"f", b"g"]);
+    c.expect(&mget, b"*4\r\n$3\r\nabc\r\n$3\r\n-42\r\n$-1\r\n$-1\r\n")
+        .await;
+    c.expect(&hmget, b"*2\r\n$1\r\nv\r\n$-1\r\n").await;
+    c.expect(
+        &resp(&[
+            b"EVAL",
+            b"local r = redis.call('mget', 's', 'n', 'nokey') return {r[1], r[2], tostring(r[3])}",
+            b"0",
+        ]),
+        b"*3\r\n$3\r\nabc\r\n$3\r\n-42\r\n$5\r\nfalse\r\n",
+    )
+    .await;
+    c.send(&resp(&[b"HELLO", b"3"])).await;
+    c.read_until(b"modules\r\n*0\r\n").await;
+    c.expect(&mget, b"*4\r\n$3\r\nabc\r\n$3\r\n-42\r\n_\r\n_\r\n")
+        .await;
+    c.expect(&hmget, b"*2\r\n$1\r\nv\r\n_\r\n").await;
+    c.expect(&resp(&[b"MGET", b"nokey"]), b"*1\r\n_\r\n").await;
+}

@@ -327,6 +327,12 @@ pub struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
+    /// The protocol a reply may be pre-encoded for ([`Reply::Raw`]):
+    /// the client's, except inside a script (`None`: it needs values).
+    pub fn raw_resp(&self) -> Option<u8> {
+        (!self.in_script).then_some(self.client.resp)
+    }
+
     /// For a reply of `count` repeated picks of at least `min_each` bytes
     /// each from the `kind` collection at `key` (HRANDFIELD, SRANDMEMBER,
     /// ZRANDMEMBER with a negative count): whether it would pass the normal

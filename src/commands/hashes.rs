@@ -11,6 +11,7 @@ use crate::commands::spec::{cmd, Acl, CmdFlags as F, CommandSpec};
 use crate::config::notify as N;
 use crate::protocol::args::{eq_ic, int_arg, Args};
 use crate::protocol::codec::parse_i64;
+use crate::protocol::reply::{Agg, Bulks};
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::storage::hash::{Hash, HashLimits};
 use crate::storage::{Obj, ValueRef};
@@ -139,16 +140,16 @@ fn hget(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 }
 
 fn hmget(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let resp = ctx.raw_resp();
     let h = read(ctx, &argv[1])?;
-    Ok(Reply::Array(
-        argv[2..]
-            .iter()
-            .map(|f| match h.and_then(|h| h.get(f)) {
-                Some(v) => Reply::bulk_copy(v),
-                None => Reply::Null,
-            })
-            .collect(),
-    ))
+    let mut out = Bulks::new(resp, Agg::Array, argv.len() - 2);
+    for f in &argv[2..] {
+        match h.and_then(|h| h.get(f)) {
+            Some(v) => out.push(v),
+            None => out.push_null(),
+        }
+    }
+    Ok(out.finish())
 }
 
 /// ```text
@@ -209,27 +210,38 @@ fn hexists(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(h.is_some_and(|h| h.contains(&argv[2])) as i64))
 }
 
+/// HKEYS, HVALS and HGETALL: the fields, the values, or both in turn.
+fn hash_listing(ctx: &mut Ctx<'_>, key: &[u8], fields: bool, values: bool) -> CmdResult {
+    let resp = ctx.raw_resp();
+    let agg = if fields && values {
+        Agg::Map
+    } else {
+        Agg::Array
+    };
+    let h = read(ctx, key)?;
+    let per = fields as usize + values as usize;
+    let mut out = Bulks::new(resp, agg, h.map_or(0, |h| h.len() * per));
+    for (f, v) in h.iter().flat_map(|h| h.iter()) {
+        if fields {
+            out.push(f);
+        }
+        if values {
+            out.push(v);
+        }
+    }
+    Ok(out.finish())
+}
+
 fn hkeys(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
-    let h = read(ctx, &argv[1])?;
-    Ok(Reply::Array(h.map_or_else(Vec::new, |h| {
-        h.iter().map(|(f, _)| Reply::bulk_copy(f)).collect()
-    })))
+    hash_listing(ctx, &argv[1], true, false)
 }
 
 fn hvals(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
-    let h = read(ctx, &argv[1])?;
-    Ok(Reply::Array(h.map_or_else(Vec::new, |h| {
-        h.iter().map(|(_, v)| Reply::bulk_copy(v)).collect()
-    })))
+    hash_listing(ctx, &argv[1], false, true)
 }
 
 fn hgetall(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
-    let h = read(ctx, &argv[1])?;
-    Ok(Reply::Map(h.map_or_else(Vec::new, |h| {
-        h.iter()
-            .map(|(f, v)| (Reply::bulk_copy(f), Reply::bulk_copy(v)))
-            .collect()
-    })))
+    hash_listing(ctx, &argv[1], true, true)
 }
 
 /// ```text

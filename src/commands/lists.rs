@@ -13,6 +13,7 @@ use crate::commands::ctx::Ctx;
 use crate::commands::spec::{cmd, Acl, CmdFlags as F, CommandSpec};
 use crate::config::notify as N;
 use crate::protocol::args::{eq_ic, int_arg, Args};
+use crate::protocol::reply::{Agg, Bulks};
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::storage::list::{End, List};
 use crate::storage::value::Obj;
@@ -315,6 +316,7 @@ fn lrange(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let start = int_arg(&argv[2])?;
     let end = int_arg(&argv[3])?;
     let now = ctx.now;
+    let resp = ctx.raw_resp();
     let shard = ctx.shard(&argv[1])?;
     let Some(list) = read_list(shard, &argv[1], now)? else {
         return Ok(Reply::Array(Vec::new()));
@@ -322,9 +324,9 @@ fn lrange(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let Some((s, e)) = clamp_range(start, end, list.len()) else {
         return Ok(Reply::Array(Vec::new()));
     };
-    Ok(Reply::Array(
-        list.range(s, e).map(Reply::bulk_copy).collect(),
-    ))
+    let mut out = Bulks::new(resp, Agg::Array, e - s + 1);
+    list.range(s, e).for_each(|v| out.push(v));
+    Ok(out.finish())
 }
 
 /// ```text

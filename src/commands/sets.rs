@@ -16,6 +16,7 @@ use crate::commands::spec::{cmd, Acl, CmdFlags as F, CommandSpec};
 use crate::config::notify as N;
 use crate::protocol::args::int_arg;
 use crate::protocol::codec::parse_i64;
+use crate::protocol::reply::{Agg, Bulks};
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::storage::set::{Member, Set};
 use crate::storage::{Obj, Ttl, Value, ValueRef};
@@ -187,10 +188,16 @@ fn scard(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 }
 
 fn smembers(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let resp = ctx.raw_resp();
     let s = read(ctx, &argv[1])?;
-    Ok(Reply::Set(s.map_or_else(Vec::new, |s| {
-        s.iter().map(|m| Reply::Bulk(m.to_bytes())).collect()
-    })))
+    let mut out = Bulks::new(resp, Agg::Set, s.map_or(0, |s| s.len()));
+    for m in s.iter().flat_map(|s| s.iter()) {
+        match m {
+            Member::Int(i) => out.push_int(i),
+            Member::Bytes(b) => out.push(b),
+        }
+    }
+    Ok(out.finish())
 }
 
 /// ```text

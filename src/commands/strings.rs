@@ -9,6 +9,7 @@ use crate::commands::spec::{cmd, Acl, CmdFlags as F, CommandSpec};
 use crate::config::notify as N;
 use crate::protocol::args::{eq_ic, int_arg, Args};
 use crate::protocol::codec::parse_i64;
+use crate::protocol::reply::{Agg, Bulks};
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::storage::value::StrRef;
 use crate::storage::{Ttl, Value, ValueRef};
@@ -211,15 +212,16 @@ fn psetex(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 /// ```
 fn mget(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let now = ctx.now;
-    let mut out = Vec::with_capacity(argv.len() - 1);
+    let mut out = Bulks::new(ctx.raw_resp(), Agg::Array, argv.len() - 1);
     for k in &argv[1..] {
         let v = ctx.shard(k)?.get(k, now);
-        out.push(match v.and_then(|v| v.as_string().map(|s| s.to_bytes())) {
-            Some(b) => Reply::Bulk(b),
-            None => Reply::Null,
-        });
+        match v.as_ref().and_then(|v| v.as_string()) {
+            Some(StrRef::Bytes(b)) => out.push(b),
+            Some(StrRef::Int(i)) => out.push_int(i),
+            None => out.push_null(),
+        }
     }
-    Ok(Reply::Array(out))
+    Ok(out.finish())
 }
 
 fn mset_check(argv: &[Bytes], name: &str) -> CmdResult<()> {

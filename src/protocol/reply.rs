@@ -44,8 +44,93 @@ pub enum Reply {
     BigNumber(Bytes),
     /// RESP3 push (`>n`); an array in RESP2.
     Push(Vec<Reply>),
-    /// Bytes already encoded in RESP (identical for both protocols).
+    /// Bytes already encoded in RESP for the client that receives them
+    /// (built for its protocol version; never inside a script, which
+    /// converts replies to Lua values).
     Raw(Bytes),
+}
+
+/// The aggregate a [`Bulks`] reply is sent as.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Agg {
+    Array,
+    /// A RESP3 set (`~`); an array in RESP2.
+    Set,
+    /// A RESP3 map (`%`) of the elements taken in pairs; a flat array in
+    /// RESP2.
+    Map,
+}
+
+/// Builds a reply of `n` bulk strings (LRANGE, HGETALL, SMEMBERS, …).
+/// With `Some(resp)` the elements are encoded for that protocol into one
+/// buffer as they come: no allocation per element. With `None` (a
+/// script's call, which needs values) they become structured replies.
+pub struct Bulks {
+    agg: Agg,
+    v3: bool,
+    raw: Option<BytesMut>,
+    vals: Vec<Reply>,
+}
+
+impl Bulks {
+    /// `n` is the exact number of elements that will be pushed (for a map,
+    /// keys and values both count).
+    pub fn new(resp: Option<u8>, agg: Agg, n: usize) -> Self {
+        let v3 = resp.is_some_and(|r| r >= 3);
+        let raw = resp.map(|_| {
+            let mut out = BytesMut::with_capacity(16 + n.min(1 << 16) * 24);
+            match agg {
+                Agg::Map if v3 => put_len(&mut out, b'%', (n / 2) as i64),
+                Agg::Set if v3 => put_len(&mut out, b'~', n as i64),
+                _ => put_len(&mut out, b'*', n as i64),
+            }
+            out
+        });
+        let vals = if raw.is_some() {
+            Vec::new()
+        } else {
+            Vec::with_capacity(n)
+        };
+        Bulks { agg, v3, raw, vals }
+    }
+
+    pub fn push(&mut self, b: &[u8]) {
+        match &mut self.raw {
+            Some(out) => put_bulk(out, b),
+            None => self.vals.push(Reply::bulk_copy(b)),
+        }
+    }
+
+    /// A null element (MGET of a missing key).
+    pub fn push_null(&mut self) {
+        match &mut self.raw {
+            Some(out) => out.extend_from_slice(if self.v3 { b"_\r\n" } else { b"$-1\r\n" }),
+            None => self.vals.push(Reply::Null),
+        }
+    }
+
+    /// An integer, as the bulk string of its decimal form.
+    pub fn push_int(&mut self, i: i64) {
+        self.push(itoa::Buffer::new().format(i).as_bytes());
+    }
+
+    pub fn finish(self) -> Reply {
+        if let Some(out) = self.raw {
+            return Reply::Raw(out.freeze());
+        }
+        match self.agg {
+            Agg::Array => Reply::Array(self.vals),
+            Agg::Set => Reply::Set(self.vals),
+            Agg::Map => {
+                let mut it = self.vals.into_iter();
+                let mut pairs = Vec::with_capacity(it.len() / 2);
+                while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                    pairs.push((k, v));
+                }
+                Reply::Map(pairs)
+            }
+        }
+    }
 }
 
 impl Reply {
@@ -101,7 +186,18 @@ pub fn put_len(out: &mut BytesMut, prefix: u8, n: i64) {
 }
 
 pub fn put_bulk(out: &mut BytesMut, data: &[u8]) {
-    put_len(out, b'$', data.len() as i64);
+    // Reserve once; a header for a length under 100 is written as one
+    // fixed-size copy (members and field names are mostly that short).
+    let n = data.len();
+    out.reserve(n + 24);
+    if n < 10 {
+        out.extend_from_slice(&[b'$', b'0' + n as u8, b'\r', b'\n']);
+    } else if n < 100 {
+        let (t, u) = (n / 10, n % 10);
+        out.extend_from_slice(&[b'$', b'0' + t as u8, b'0' + u as u8, b'\r', b'\n']);
+    } else {
+        put_len(out, b'$', n as i64);
+    }
     out.extend_from_slice(data);
     out.extend_from_slice(b"\r\n");
 }
@@ -210,6 +306,17 @@ mod tests {
         let mut b = BytesMut::new();
         encode(r, resp, &mut b);
         String::from_utf8_lossy(&b).into_owned()
+    }
+
+    #[test]
+    fn bulk_headers_at_every_digit_boundary() {
+        for n in [0usize, 1, 9, 10, 11, 99, 100, 101, 999, 1000, 65536] {
+            let data = vec![b'x'; n];
+            let mut b = BytesMut::new();
+            put_bulk(&mut b, &data);
+            let want = format!("${n}\r\n{}\r\n", "x".repeat(n));
+            assert_eq!(String::from_utf8_lossy(&b), want, "length {n}");
+        }
     }
 
     #[test]
