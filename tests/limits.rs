@@ -292,9 +292,10 @@ async fn query_buffer_of(c: &mut redis::aio::MultiplexedConnection, name: &str) 
 /// As Redis's clientsCronResizeQueryBuffer: a connection holds a 16 KB
 /// query buffer while active and gives it up after 2 idle seconds. A big
 /// value being received shows in qbuf/qbuf-free; once complete it leaves
-/// the buffer without a copy (the argument is a slice of it), so the
-/// buffer is back to its usual size at once (Redis keeps the big buffer
-/// until its cron trims it to the recent peak).
+/// with the command (the argument is a slice of the buffer), and the
+/// connection keeps room for another argument that size, as Redis gives
+/// a client a fresh query buffer of bulklen + 2. Smaller commands then
+/// let the cron trim that room to their peak, not to nothing.
 #[tokio::test]
 async fn query_buffers_are_released_when_idle_and_report_big_values_in_flight() {
     let srv = TestServer::start();
@@ -357,13 +358,30 @@ async fn query_buffers_are_released_when_idle_and_report_big_values_in_flight() 
     let n = c.read(&mut buf).await.unwrap();
     assert_eq!(&buf[..n], b"+OK\r\n");
     let after = query_buffer_of(&mut admin, "qb").await;
-    assert!(after < 32768, "buffer after the value: {after}");
+    assert!(after >= 400_002, "buffer after the value: {after}");
     let len: u64 = redis::cmd("STRLEN")
         .arg("x")
         .query_async(&mut admin)
         .await
         .unwrap();
     assert_eq!(len, 400_000);
+    // Small commands, never 2 s idle: the room shrinks, but not to 0.
+    let deadline = Instant::now() + Duration::from_secs(8);
+    loop {
+        c.write_all(b"PING\r\n").await.unwrap();
+        let n = c.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"+PONG\r\n");
+        let now = query_buffer_of(&mut admin, "qb").await;
+        if now < 32768 {
+            assert!(now > 0, "an active client's buffer was released");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the big buffer was never trimmed: {now}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The omem of the client named `name` in CLIENT LIST (None once gone).
@@ -680,8 +698,23 @@ async fn a_client_past_maxmemory_clients_is_closed_before_its_command_runs() {
     // The exempt client may.
     let mut exempt = Conn::connect(srv.addr.port()).await;
     call(&mut exempt, &["CLIENT", "NO-EVICT", "on"]).await;
+    call(&mut exempt, &["CLIENT", "SETNAME", "exempt"]).await;
     let r = exempt.call(&[b"SET", b"big", &value]).await;
     assert_eq!(r, b"+OK\r\n");
+    // It keeps room for another value that size (as Redis does after a
+    // fat argument), which counts toward maxmemory-clients: it leaves
+    // before the next part.
+    let held = client_field(&mut admin, "exempt", "qbuf-free").await;
+    assert!(held >= Some(1_500_002), "{held:?}");
+    drop(exempt);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while client_field(&mut admin, "exempt", "tot-mem")
+        .await
+        .is_some()
+    {
+        assert!(Instant::now() < deadline, "the exempt client stayed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // Memory of a transaction and of watched keys shows in CLIENT LIST.
     let mut t = Conn::connect(srv.addr.port()).await;

@@ -313,11 +313,19 @@ where
         if inbuf.is_empty() && inbuf.capacity() > 0 && inbuf.capacity() < READ_CHUNK {
             inbuf.reserve(READ_CHUNK);
         }
-        // A fat argument grew the buffer; once it is consumed (the
-        // reservation above may have reclaimed its whole allocation, or its
-        // tail may be left over), an empty buffer starts small again, as
-        // Redis gives a client a fresh query buffer after a big argument.
-        if inbuf.is_empty() && inbuf.capacity() > 2 * READ_CHUNK {
+        // A fat argument grew the buffer and left with the command (the
+        // value keeps its bytes). Once it is consumed, an empty buffer
+        // gets room for another argument that size, as Redis gives a
+        // client a fresh query buffer of bulklen + 2 ("we'll likely see
+        // another fat argument"): the next one is read in place. The
+        // cron trims that room to the recent peak when smaller commands
+        // follow, and releases it when the client goes idle.
+        let fat_arg = parser.take_fat_arg();
+        if inbuf.is_empty() && fat_arg > 0 {
+            if inbuf.capacity() < fat_arg || inbuf.capacity() > 2 * fat_arg {
+                inbuf = BytesMut::with_capacity(fat_arg);
+            }
+        } else if inbuf.is_empty() && inbuf.capacity() > 2 * READ_CHUNK {
             inbuf = BytesMut::with_capacity(READ_CHUNK);
         }
         info.qbuf_cap.store(inbuf.capacity(), Ordering::Relaxed);

@@ -56,7 +56,12 @@ pub struct RequestParser {
     bulk_len: Option<usize>,
     /// Bytes held by `argv` (counted against the query buffer limit).
     pending_bytes: usize,
+    /// See [`RequestParser::take_fat_arg`].
+    fat_arg: usize,
 }
+
+/// Redis's PROTO_MBULK_BIG_ARG: an argument this long is a "fat" one.
+pub const BIG_ARG: usize = 32 * 1024;
 
 fn find_crlf(buf: &[u8]) -> Option<usize> {
     // Redis looks for '\r' and needs one more byte after it.
@@ -116,6 +121,12 @@ impl RequestParser {
     /// Bytes of a partially received command held outside the read buffer.
     pub fn pending_bytes(&self) -> usize {
         self.pending_bytes
+    }
+
+    /// The longest fat argument ([`BIG_ARG`] bytes or more) completed
+    /// since the last call, with its CRLF; 0 if none.
+    pub fn take_fat_arg(&mut self) -> usize {
+        std::mem::take(&mut self.fat_arg)
     }
 
     /// How many bytes the next read should make room for (a large bulk whose
@@ -188,6 +199,9 @@ impl RequestParser {
                 };
                 if buf.len() < len + 2 {
                     return Ok(None);
+                }
+                if len >= BIG_ARG {
+                    self.fat_arg = self.fat_arg.max(len + 2);
                 }
                 let arg = buf.split_to(len).freeze();
                 buf.advance(2); // CRLF (not verified, as Redis)
