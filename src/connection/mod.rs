@@ -65,7 +65,9 @@ where
                 // it, as Redis's non-greedy growth (BytesMut::reserve may
                 // double the allocation, which CLIENT LIST and
                 // maxmemory-clients would count).
-                if free < bulk_rest {
+                // A buffer kept for a fat argument (below) takes it in
+                // place once the header's room at its front is reclaimed.
+                if free < bulk_rest && !inbuf.try_reclaim(bulk_rest) {
                     let mut b = BytesMut::with_capacity(inbuf.len() + bulk_rest.max(READ_CHUNK));
                     b.extend_from_slice(&inbuf);
                     inbuf = b;
@@ -322,7 +324,9 @@ where
         // follow, and releases it when the client goes idle.
         let fat_arg = parser.take_fat_arg();
         if inbuf.is_empty() && fat_arg > 0 {
-            if inbuf.capacity() < fat_arg || inbuf.capacity() > 2 * fat_arg {
+            // The argument was copied into the keyspace, so its allocation
+            // is normally ours again: reclaimed, not reallocated.
+            if !inbuf.try_reclaim(fat_arg) || inbuf.capacity() > 2 * fat_arg {
                 inbuf = BytesMut::with_capacity(fat_arg);
             }
         } else if inbuf.is_empty() && inbuf.capacity() > 2 * READ_CHUNK {
