@@ -584,3 +584,27 @@ async fn object_refcount_of_small_integers_follows_the_policy() {
     );
     assert!(common::diff::same_replies(srv.addr.port(), &s).await);
 }
+
+/// KEYS builds its reply in one buffer, counting as it goes: an array in
+/// both protocols (never a RESP3 set), empty when nothing matches, and
+/// values inside a script.
+#[tokio::test]
+async fn keys_reply_in_both_protocols_and_in_scripts() {
+    let srv = TestServer::start();
+    let mut c = srv.raw().await;
+    c.expect(&resp(&[b"SET", b"only:1", b"x"]), b"+OK\r\n")
+        .await;
+    c.expect(&resp(&[b"KEYS", b"only:*"]), b"*1\r\n$6\r\nonly:1\r\n")
+        .await;
+    c.expect(&resp(&[b"KEYS", b"none:*"]), b"*0\r\n").await;
+    c.expect(
+        &resp(&[b"EVAL", b"return #redis.call('keys', 'only:*')", b"0"]),
+        b":1\r\n",
+    )
+    .await;
+    c.send(&resp(&[b"HELLO", b"3"])).await;
+    c.read_until(b"modules\r\n*0\r\n").await;
+    c.expect(&resp(&[b"KEYS", b"only:*"]), b"*1\r\n$6\r\nonly:1\r\n")
+        .await;
+    c.expect(&resp(&[b"KEYS", b"none:*"]), b"*0\r\n").await;
+}

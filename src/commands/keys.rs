@@ -11,6 +11,7 @@ use crate::commands::spec::{cmd, container, Acl, CmdFlags as F, CommandSpec, Loc
 use crate::config::notify as N;
 use crate::persistence::rdb;
 use crate::protocol::args::{eq_ic, int_arg, Args};
+use crate::protocol::reply::{Agg, Bulks};
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::Server;
 use crate::storage::Ttl;
@@ -454,15 +455,15 @@ fn keys(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let pat = &argv[1];
     let all = &pat[..] == b"*";
     let now = ctx.now;
-    let mut out = Vec::new();
+    let mut out = Bulks::uncounted(ctx.raw_resp(), Agg::Array);
     for sh in ctx.db_shards() {
         sh.for_each_key(now, |k| {
             if all || glob_match(pat, k, false) {
-                out.push(Reply::bulk_copy(k));
+                out.push(k);
             }
         });
     }
-    Ok(Reply::Array(out))
+    Ok(out.finish())
 }
 
 /// ```text

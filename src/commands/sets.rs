@@ -189,15 +189,7 @@ fn scard(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 
 fn smembers(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let resp = ctx.raw_resp();
-    let s = read(ctx, &argv[1])?;
-    let mut out = Bulks::new(resp, Agg::Set, s.map_or(0, |s| s.len()));
-    for m in s.iter().flat_map(|s| s.iter()) {
-        match m {
-            Member::Int(i) => out.push_int(i),
-            Member::Bytes(b) => out.push(b),
-        }
-    }
-    Ok(out.finish())
+    Ok(set_reply(resp, read(ctx, &argv[1])?))
 }
 
 /// ```text
@@ -473,8 +465,17 @@ fn diff(ctx: &mut Ctx<'_>, keys: &[Bytes]) -> CmdResult<Set> {
     Ok(out)
 }
 
-fn set_reply(s: &Set) -> Reply {
-    Reply::Set(s.iter().map(|m| Reply::Bulk(m.to_bytes())).collect())
+/// The members of `s` (none when absent) as a set reply, encoded for
+/// `resp` (see [`Bulks`]).
+fn set_reply(resp: Option<u8>, s: Option<&Set>) -> Reply {
+    let mut out = Bulks::new(resp, Agg::Set, s.map_or(0, |s| s.len()));
+    for m in s.iter().flat_map(|s| s.iter()) {
+        match m {
+            Member::Int(i) => out.push_int(i),
+            Member::Bytes(b) => out.push(b),
+        }
+    }
+    out.finish()
 }
 
 /// Stores `result` at `dst` (any previous value and TTL replaced), or
@@ -544,7 +545,8 @@ fn sinterstore(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 }
 
 fn sunion(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
-    Ok(set_reply(&union(ctx, &argv[1..])?))
+    let resp = ctx.raw_resp();
+    Ok(set_reply(resp, Some(&union(ctx, &argv[1..])?)))
 }
 
 fn sunionstore(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
@@ -553,7 +555,8 @@ fn sunionstore(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 }
 
 fn sdiff(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
-    Ok(set_reply(&diff(ctx, &argv[1..])?))
+    let resp = ctx.raw_resp();
+    Ok(set_reply(resp, Some(&diff(ctx, &argv[1..])?)))
 }
 
 fn sdiffstore(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {

@@ -51,7 +51,7 @@ pub enum Reply {
 }
 
 /// The aggregate a [`Bulks`] reply is sent as.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Agg {
     Array,
     /// A RESP3 set (`~`); an array in RESP2.
@@ -70,31 +70,50 @@ pub struct Bulks {
     v3: bool,
     raw: Option<BytesMut>,
     vals: Vec<Reply>,
+    /// Elements pushed so far, when the header waits for [`Bulks::finish`]
+    /// ([`Bulks::uncounted`]).
+    count: Option<usize>,
 }
 
 impl Bulks {
     /// `n` is the exact number of elements that will be pushed (for a map,
     /// keys and values both count).
     pub fn new(resp: Option<u8>, agg: Agg, n: usize) -> Self {
-        let v3 = resp.is_some_and(|r| r >= 3);
-        let raw = resp.map(|_| {
-            let mut out = BytesMut::with_capacity(16 + n.min(1 << 16) * 24);
-            match agg {
-                Agg::Map if v3 => put_len(&mut out, b'%', (n / 2) as i64),
-                Agg::Set if v3 => put_len(&mut out, b'~', n as i64),
-                _ => put_len(&mut out, b'*', n as i64),
-            }
-            out
-        });
+        let mut b = Self::start(resp, agg, n);
+        if let Some(out) = &mut b.raw {
+            put_header(out, agg, b.v3, n);
+        }
+        b
+    }
+
+    /// For a count known only at the end (KEYS): the header is written by
+    /// `finish`, in front of the elements (one copy of them).
+    pub fn uncounted(resp: Option<u8>, agg: Agg) -> Self {
+        let mut b = Self::start(resp, agg, 16);
+        b.count = Some(0);
+        b
+    }
+
+    fn start(resp: Option<u8>, agg: Agg, n: usize) -> Self {
+        let raw = resp.map(|_| BytesMut::with_capacity(16 + n.min(1 << 16) * 24));
         let vals = if raw.is_some() {
             Vec::new()
         } else {
             Vec::with_capacity(n)
         };
-        Bulks { agg, v3, raw, vals }
+        Bulks {
+            agg,
+            v3: resp.is_some_and(|r| r >= 3),
+            raw,
+            vals,
+            count: None,
+        }
     }
 
     pub fn push(&mut self, b: &[u8]) {
+        if let Some(c) = &mut self.count {
+            *c += 1;
+        }
         match &mut self.raw {
             Some(out) => put_bulk(out, b),
             None => self.vals.push(Reply::bulk_copy(b)),
@@ -103,6 +122,9 @@ impl Bulks {
 
     /// A null element (MGET of a missing key).
     pub fn push_null(&mut self) {
+        if let Some(c) = &mut self.count {
+            *c += 1;
+        }
         match &mut self.raw {
             Some(out) => out.extend_from_slice(if self.v3 { b"_\r\n" } else { b"$-1\r\n" }),
             None => self.vals.push(Reply::Null),
@@ -115,7 +137,13 @@ impl Bulks {
     }
 
     pub fn finish(self) -> Reply {
-        if let Some(out) = self.raw {
+        if let Some(body) = self.raw {
+            let Some(n) = self.count else {
+                return Reply::Raw(body.freeze());
+            };
+            let mut out = BytesMut::with_capacity(24 + body.len());
+            put_header(&mut out, self.agg, self.v3, n);
+            out.extend_from_slice(&body);
             return Reply::Raw(out.freeze());
         }
         match self.agg {
@@ -130,6 +158,15 @@ impl Bulks {
                 Reply::Map(pairs)
             }
         }
+    }
+}
+
+/// The aggregate header for `n` elements (a map counts pairs in RESP3).
+fn put_header(out: &mut BytesMut, agg: Agg, v3: bool, n: usize) {
+    match agg {
+        Agg::Map if v3 => put_len(out, b'%', (n / 2) as i64),
+        Agg::Set if v3 => put_len(out, b'~', n as i64),
+        _ => put_len(out, b'*', n as i64),
     }
 }
 
@@ -306,6 +343,45 @@ mod tests {
         let mut b = BytesMut::new();
         encode(r, resp, &mut b);
         String::from_utf8_lossy(&b).into_owned()
+    }
+
+    /// A pre-encoded reply is byte for byte what the same elements as
+    /// values encode to, for every aggregate, protocol and way of counting.
+    #[test]
+    fn prebuilt_bulk_replies_encode_as_their_values_do() {
+        let elems: Vec<Option<Vec<u8>>> = (0..40)
+            .map(|i| (i % 7 != 3).then(|| vec![b'a' + (i % 26) as u8; i * 5]))
+            .collect();
+        for agg in [Agg::Array, Agg::Set, Agg::Map] {
+            for resp in [2u8, 3] {
+                for counted in [true, false] {
+                    let build = |r: Option<u8>| {
+                        let mut b = if counted {
+                            Bulks::new(r, agg, elems.len() + 2)
+                        } else {
+                            Bulks::uncounted(r, agg)
+                        };
+                        for e in &elems {
+                            match e {
+                                Some(v) => b.push(v),
+                                None => b.push_null(),
+                            }
+                        }
+                        b.push_int(-17);
+                        b.push_int(4);
+                        b.finish()
+                    };
+                    let Reply::Raw(raw) = build(Some(resp)) else {
+                        panic!("not pre-encoded");
+                    };
+                    let vals = build(None);
+                    assert!(!matches!(vals, Reply::Raw(_)));
+                    let mut want = BytesMut::new();
+                    encode(&vals, resp, &mut want);
+                    assert_eq!(raw[..], want[..], "{agg:?} resp{resp} counted {counted}");
+                }
+            }
+        }
     }
 
     #[test]
