@@ -64,9 +64,9 @@ where
                 // A big argument is arriving: room for exactly the rest of
                 // it, as Redis's non-greedy growth (BytesMut::reserve may
                 // double the allocation, which CLIENT LIST and
-                // maxmemory-clients would count).
-                // A buffer kept for a fat argument (below) takes it in
-                // place once the header's room at its front is reclaimed.
+                // maxmemory-clients would count). A buffer kept for a fat
+                // argument (below) first takes back the room its header
+                // used, and then holds the argument in place.
                 if free < bulk_rest && !inbuf.try_reclaim(bulk_rest) {
                     let mut b = BytesMut::with_capacity(inbuf.len() + bulk_rest.max(READ_CHUNK));
                     b.extend_from_slice(&inbuf);
@@ -315,8 +315,8 @@ where
         if inbuf.is_empty() && inbuf.capacity() > 0 && inbuf.capacity() < READ_CHUNK {
             inbuf.reserve(READ_CHUNK);
         }
-        // A fat argument grew the buffer and left with the command (the
-        // value keeps its bytes). Once it is consumed, an empty buffer
+        // A fat argument grew the buffer and left with its command. Once
+        // it is consumed, an empty buffer
         // gets room for another argument that size, as Redis gives a
         // client a fresh query buffer of bulklen + 2 ("we'll likely see
         // another fat argument"): the next one is read in place. The
@@ -324,8 +324,10 @@ where
         // follow, and releases it when the client goes idle.
         let fat_arg = parser.take_fat_arg();
         if inbuf.is_empty() && fat_arg > 0 {
-            // The argument was copied into the keyspace, so its allocation
-            // is normally ours again: reclaimed, not reallocated.
+            // Once nothing else holds the argument (a SET copies it into
+            // the keyspace), its allocation is ours again: reclaimed, not
+            // reallocated. Otherwise (queued in MULTI, propagated, sent to
+            // subscribers) a new one.
             if !inbuf.try_reclaim(fat_arg) || inbuf.capacity() > 2 * fat_arg {
                 inbuf = BytesMut::with_capacity(fat_arg);
             }
