@@ -5,7 +5,7 @@
 //! has a richer type (null, map, set, double, boolean, verbatim, push) the
 //! RESP2 encoding is what Redis 7 sends to RESP2 clients.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::protocol::error::CmdError;
 use crate::util::float::format_g17;
@@ -86,10 +86,13 @@ impl Bulks {
         b
     }
 
-    /// For a count known only at the end (KEYS): the header is written by
-    /// `finish`, in front of the elements (one copy of them).
+    /// For a count known only at the end (KEYS): `finish` writes the
+    /// header into room left for it in front of the elements.
     pub fn uncounted(resp: Option<u8>, agg: Agg) -> Self {
         let mut b = Self::start(resp, agg, 16);
+        if let Some(out) = &mut b.raw {
+            out.extend_from_slice(&[0; HEADER_ROOM]);
+        }
         b.count = Some(0);
         b
     }
@@ -137,13 +140,14 @@ impl Bulks {
     }
 
     pub fn finish(self) -> Reply {
-        if let Some(body) = self.raw {
-            let Some(n) = self.count else {
-                return Reply::Raw(body.freeze());
-            };
-            let mut out = BytesMut::with_capacity(24 + body.len());
-            put_header(&mut out, self.agg, self.v3, n);
-            out.extend_from_slice(&body);
+        if let Some(mut out) = self.raw {
+            if let Some(n) = self.count {
+                let mut hdr = BytesMut::with_capacity(HEADER_ROOM);
+                put_header(&mut hdr, self.agg, self.v3, n);
+                let at = HEADER_ROOM - hdr.len();
+                out[at..HEADER_ROOM].copy_from_slice(&hdr);
+                out.advance(at);
+            }
             return Reply::Raw(out.freeze());
         }
         match self.agg {
@@ -160,6 +164,9 @@ impl Bulks {
         }
     }
 }
+
+/// Room for the longest aggregate header: a type byte, 20 digits, CRLF.
+const HEADER_ROOM: usize = 23;
 
 /// The aggregate header for `n` elements (a map counts pairs in RESP3).
 fn put_header(out: &mut BytesMut, agg: Agg, v3: bool, n: usize) {
