@@ -316,12 +316,12 @@ where
             inbuf.reserve(READ_CHUNK);
         }
         // A fat argument grew the buffer and left with its command. Once
-        // it is consumed, an empty buffer
-        // gets room for another argument that size, as Redis gives a
-        // client a fresh query buffer of bulklen + 2 ("we'll likely see
-        // another fat argument"): the next one is read in place. The
-        // cron trims that room to the recent peak when smaller commands
-        // follow, and releases it when the client goes idle.
+        // it is consumed, an empty buffer gets room for another argument
+        // that size, as Redis gives a client a fresh query buffer of
+        // bulklen + 2 ("we'll likely see another fat argument"): the next
+        // one is read in place. The cron trims that room to the recent
+        // peak when smaller commands follow, and releases it when the
+        // client goes idle.
         let fat_arg = parser.take_fat_arg();
         if inbuf.is_empty() && fat_arg > 0 {
             // Once nothing else holds the argument (a SET copies it into

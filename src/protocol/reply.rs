@@ -168,7 +168,8 @@ impl Bulks {
 /// Room for the longest aggregate header: a type byte, 20 digits, CRLF.
 const HEADER_ROOM: usize = 23;
 
-/// The aggregate header for `n` elements (a map counts pairs in RESP3).
+/// The aggregate header for `n` elements (a map's keys and values both
+/// count; RESP3 counts its pairs). [`encode`] writes its headers so too.
 fn put_header(out: &mut BytesMut, agg: Agg, v3: bool, n: usize) {
     match agg {
         Agg::Map if v3 => put_len(out, b'%', (n / 2) as i64),
@@ -282,24 +283,20 @@ pub fn encode(reply: &Reply, resp: u8, out: &mut BytesMut) {
         Reply::Null => out.extend_from_slice(if v3 { b"_\r\n" } else { b"$-1\r\n" }),
         Reply::NullArray => out.extend_from_slice(if v3 { b"_\r\n" } else { b"*-1\r\n" }),
         Reply::Array(items) => {
-            put_len(out, b'*', items.len() as i64);
+            put_header(out, Agg::Array, v3, items.len());
             for it in items {
                 encode(it, resp, out);
             }
         }
         Reply::Map(pairs) => {
-            if v3 {
-                put_len(out, b'%', pairs.len() as i64);
-            } else {
-                put_len(out, b'*', 2 * pairs.len() as i64);
-            }
+            put_header(out, Agg::Map, v3, 2 * pairs.len());
             for (k, v) in pairs {
                 encode(k, resp, out);
                 encode(v, resp, out);
             }
         }
         Reply::Set(items) => {
-            put_len(out, if v3 { b'~' } else { b'*' }, items.len() as i64);
+            put_header(out, Agg::Set, v3, items.len());
             for it in items {
                 encode(it, resp, out);
             }
