@@ -84,7 +84,13 @@ async fn pop_with_count_and_null_shapes() {
         "-ERR value is out of range, must be positive\r\n",
     )
     .await;
-    q(&mut c, "LPOP l x", NOT_INT).await;
+    // getPositiveLongFromObjectOrReply: the same text for a non-integer.
+    q(
+        &mut c,
+        "LPOP l x",
+        "-ERR value is out of range, must be positive\r\n",
+    )
+    .await;
     q(
         &mut c,
         "LPOP l 1 2",

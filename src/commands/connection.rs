@@ -8,7 +8,7 @@ use crate::commands::ctx::Ctx;
 use crate::commands::spec::{cmd, container, Acl, CmdFlags as F, CommandSpec};
 use crate::commands::table::table;
 use crate::connection::client::{ClientInfo, ReplyMode};
-use crate::protocol::args::{eq_ic, int_arg, Args};
+use crate::protocol::args::{c_int_arg, eq_ic, int_arg, Args};
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::Server;
 
@@ -242,7 +242,7 @@ fn reset(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
 /// SELECT index
 /// ```
 fn select(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
-    let idx = int_arg(&argv[1])?;
+    let idx = c_int_arg(&argv[1], None)?;
     if ctx.srv.cluster.get().is_some() && idx != 0 {
         return Err(CmdError::err("SELECT is not allowed in cluster mode"));
     }

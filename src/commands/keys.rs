@@ -10,7 +10,7 @@ use crate::commands::ctx::Ctx;
 use crate::commands::spec::{cmd, container, Acl, CmdFlags as F, CommandSpec, LockScope};
 use crate::config::notify as N;
 use crate::persistence::rdb;
-use crate::protocol::args::{eq_ic, int_arg, Args};
+use crate::protocol::args::{c_int_arg, eq_ic, int_arg, Args};
 use crate::protocol::reply::{Agg, Bulks};
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::Server;
@@ -45,6 +45,9 @@ pub const SPECS: &[CommandSpec] = &[
     cmd("touch", -2, RF, touch).keys(1, -1, 1).acl(K).doc("generic", "3.2.1", "Returns the number of existing keys out of those specified after updating the time they were last accessed."),
     cmd("dump", 2, F::READONLY, dump).keys(1, 1, 1).acl(K).doc("generic", "2.6.0", "Returns a serialized representation of the value stored at a key."),
     cmd("restore", -4, F::WRITE.union(F::DENYOOM), restore).keys(1, 1, 1).acl(K.union(Acl::DANGEROUS)).doc("generic", "2.6.0", "Creates a key from the serialized representation of a value."),
+    // MIGRATE's target side in a cluster; with no slots ever in migration
+    // here, it is RESTORE.
+    cmd("restore-asking", -4, F::WRITE.union(F::DENYOOM).union(F::ASKING), restore).keys(1, 1, 1).acl(K.union(Acl::DANGEROUS)).doc("server", "3.0.0", "An internal command for migrating keys in a cluster"),
     container("object", OBJECT_SUBS).doc("generic", "2.2.3", "A container for object introspection commands."),
     cmd("dbsize", 1, RF, dbsize).lock(LockScope::Db).acl(K).doc("server", "1.0.0", "Returns the number of keys in the database."),
     cmd("flushdb", -1, F::WRITE, flushdb).lock(LockScope::Db).acl(K.union(Acl::DANGEROUS)).doc("server", "1.0.0", "Removes all keys from the current database."),
@@ -94,8 +97,9 @@ const OBJECT_SUBS: &[CommandSpec] = &[
         ),
 ];
 
+/// A database index as MOVE and COPY read it (`getIntFromObjectOrReply`).
 fn db_arg(srv: &Server, raw: &[u8]) -> CmdResult<usize> {
-    let n = int_arg(raw)?;
+    let n = c_int_arg(raw, None)?;
     if n < 0 || n as usize >= srv.keyspace.num_dbs() {
         return Err(CmdError::DB_RANGE);
     }
@@ -296,7 +300,6 @@ fn expire_generic(
     name: &str,
 ) -> CmdResult {
     let key = &argv[1];
-    let raw = int_arg(&argv[2])?;
     let mut cond = ExpireCond::Always;
     let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
     for opt in &argv[3..] {
@@ -333,6 +336,8 @@ fn expire_generic(
         cond = ExpireCond::Lt;
     }
     let xx_also = xx;
+    // The options are checked before the time, as Redis does.
+    let raw = int_arg(&argv[2])?;
     let ms = if unit_ms {
         raw
     } else {
@@ -838,8 +843,8 @@ fn swapdb(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     if ctx.srv.cluster.get().is_some() {
         return Err(CmdError::err("SWAPDB is not allowed in cluster mode"));
     }
-    let a = int_arg(&argv[1]).map_err(|_| CmdError::err("invalid first DB index"))?;
-    let b = int_arg(&argv[2]).map_err(|_| CmdError::err("invalid second DB index"))?;
+    let a = c_int_arg(&argv[1], Some("invalid first DB index"))?;
+    let b = c_int_arg(&argv[2], Some("invalid second DB index"))?;
     let n = ctx.srv.keyspace.num_dbs() as i64;
     if a < 0 || a >= n || b < 0 || b >= n {
         return Err(CmdError::DB_RANGE);

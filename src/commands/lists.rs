@@ -12,7 +12,7 @@ use crate::commands::blocking::parse_timeout;
 use crate::commands::ctx::Ctx;
 use crate::commands::spec::{cmd, Acl, CmdFlags as F, CommandSpec};
 use crate::config::notify as N;
-use crate::protocol::args::{eq_ic, int_arg, Args};
+use crate::protocol::args::{eq_ic, int_arg, positive_arg, Args};
 use crate::protocol::reply::{Agg, Bulks};
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::storage::list::{End, List};
@@ -176,15 +176,6 @@ fn bulks(items: Vec<Bytes>) -> Reply {
     Reply::Array(items.into_iter().map(Reply::Bulk).collect())
 }
 
-/// A positive count argument (`value is out of range, must be positive`).
-fn positive(a: &[u8], msg: &str) -> CmdResult<i64> {
-    let n = int_arg(a)?;
-    if n < 0 {
-        return Err(CmdError::err(msg));
-    }
-    Ok(n)
-}
-
 // ---- push --------------------------------------------------------------------
 
 fn push_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], end: End, only_existing: bool) -> CmdResult {
@@ -248,7 +239,7 @@ fn pop_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], end: End) -> CmdResult {
         }));
     }
     let count = match argv.get(2) {
-        Some(a) => Some(positive(a, "value is out of range, must be positive")?),
+        Some(a) => Some(positive_arg(a, None)?),
         None => None,
     };
     let key = &argv[1];
@@ -362,9 +353,12 @@ fn lpos(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
                 ));
             }
         } else if eq_ic(opt, "count") && more {
-            count = Some(positive(a.next_arg()?, "COUNT can't be negative")?);
+            count = Some(positive_arg(
+                a.next_arg()?,
+                Some("COUNT can't be negative"),
+            )?);
         } else if eq_ic(opt, "maxlen") && more {
-            maxlen = positive(a.next_arg()?, "MAXLEN can't be negative")?;
+            maxlen = positive_arg(a.next_arg()?, Some("MAXLEN can't be negative"))?;
         } else {
             return Err(CmdError::SYNTAX);
         }

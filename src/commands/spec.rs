@@ -33,6 +33,7 @@ bitflags! {
         const NO_MANDATORY_KEYS = 1 << 16;// key arguments are optional
         const MOVABLEKEYS = 1 << 17;      // key positions depend on arguments
         const NO_ASYNC_LOADING = 1 << 18; // refused while loading a replica's dataset asynchronously
+        const ASKING = 1 << 19;           // acts as if ASKING was sent (RESTORE-ASKING)
     }
 }
 
@@ -51,14 +52,15 @@ impl CmdFlags {
             (CmdFlags::STALE, "stale"),
             (CmdFlags::SKIP_MONITOR, "skip_monitor"),
             (CmdFlags::SKIP_SLOWLOG, "skip_slowlog"),
+            (CmdFlags::ASKING, "asking"),
             (CmdFlags::FAST, "fast"),
             (CmdFlags::NO_AUTH, "no_auth"),
             // may_replicate is tracked but hidden from COMMAND, as in Redis.
+            (CmdFlags::NO_MANDATORY_KEYS, "no_mandatory_keys"),
             (CmdFlags::NO_ASYNC_LOADING, "no_async_loading"),
             (CmdFlags::NO_MULTI, "no_multi"),
             (CmdFlags::MOVABLEKEYS, "movablekeys"),
             (CmdFlags::ALLOW_BUSY, "allow_busy"),
-            (CmdFlags::NO_MANDATORY_KEYS, "no_mandatory_keys"),
         ];
         NAMES
             .iter()

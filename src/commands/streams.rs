@@ -147,11 +147,35 @@ fn int_or(arg: &[u8], msg: &'static str) -> CmdResult<i64> {
 
 // ---- ID parsing -----------------------------------------------------------------
 
+/// One part of a stream ID, as Redis's `string2ull` reads it: a canonical
+/// integer must not be negative; anything else goes to C's `strtoull`, which
+/// skips leading space and takes a sign (`+1` is 1, `-0` is 0, and a negated
+/// value wraps), and must consume the whole part without overflowing.
 fn parse_u64(s: &[u8]) -> Option<u64> {
-    if s.is_empty() || s.len() > 20 || !s.iter().all(u8::is_ascii_digit) {
+    if !s.is_empty() && s.len() <= 20 && s.iter().all(u8::is_ascii_digit) {
+        return std::str::from_utf8(s).ok()?.parse().ok();
+    }
+    if crate::protocol::codec::parse_i64(s).is_some() {
+        // A canonical integer that is not all digits: a negative one.
         return None;
     }
-    std::str::from_utf8(s).ok()?.parse().ok()
+    let skip = s
+        .iter()
+        .take_while(|b| b" \t\n\x0b\x0c\r".contains(b))
+        .count();
+    let t = &s[skip..];
+    let (negative, digits) = match t.first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let v = digits.iter().try_fold(0u64, |acc, &d| {
+        acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })?;
+    Some(if negative { v.wrapping_neg() } else { v })
 }
 
 /// Parses `<ms>[-<seq>]` (and `-`/`+` unless `strict`). `star_seq` accepts
@@ -524,16 +548,18 @@ fn xrevrange(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 /// XDEL key id [id ...]
 /// ```
 fn xdel(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
-    let ids = argv[2..]
-        .iter()
-        .map(|a| parse_strict(a))
-        .collect::<CmdResult<Vec<_>>>()?;
+    // Redis 7.0 looks the key up (and checks its type) before it parses
+    // the IDs: a missing key answers 0 whatever they are.
     let key = &argv[1];
     let now = ctx.now;
     let shard = ctx.shard(key)?;
     if !check_stream(shard, key, now)? {
         return Ok(Reply::Int(0));
     }
+    let ids = argv[2..]
+        .iter()
+        .map(|a| parse_strict(a))
+        .collect::<CmdResult<Vec<_>>>()?;
     // Avoid the write path (WATCH) when nothing would be deleted.
     let any = match shard.peek(key, now) {
         Some(ValueRef::Obj(Obj::Stream(s))) => ids.iter().any(|id| s.contains(*id)),

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use crate::commands::ctx::Ctx;
 use crate::commands::spec::{cmd, Acl, CmdFlags as F, CommandSpec};
 use crate::config::notify as N;
-use crate::protocol::args::{eq_ic, int_arg, Args};
+use crate::protocol::args::{eq_ic, int_arg};
 use crate::protocol::codec::parse_i64;
 use crate::protocol::reply::{Agg, Bulks};
 use crate::protocol::{CmdError, CmdResult, Reply};
@@ -89,33 +89,104 @@ fn deadline(now: u64, raw: &[u8], unit_ms: bool, absolute: bool, cmd: &str) -> C
         .ok_or_else(|| CmdError::invalid_expire(cmd))
 }
 
+/// Which expiry option SET or GETEX was given, before its number is read.
+#[derive(Clone, Copy, PartialEq)]
+enum ExpKind {
+    None,
+    Keep,
+    Persist,
+    Ex,
+    Px,
+    ExAt,
+    PxAt,
+}
+
+/// SET's and GETEX's options as Redis's `parseExtendedStringArgumentsOrReply`
+/// reads them: every option first, the time's number afterwards (so `SET k v
+/// PX EX EXAT 1` is a syntax error, not a bad integer). An expiry option
+/// excludes the others but may repeat, the last one winning, as in Redis.
+struct ExpOptions<'a> {
+    nx: bool,
+    xx: bool,
+    get: bool,
+    kind: ExpKind,
+    raw: &'a [u8],
+}
+
+fn exp_options(argv: &[Bytes], start: usize, is_set: bool) -> CmdResult<ExpOptions<'_>> {
+    let mut o = ExpOptions {
+        nx: false,
+        xx: false,
+        get: false,
+        kind: ExpKind::None,
+        raw: &[],
+    };
+    let mut j = start;
+    while j < argv.len() {
+        let opt = &argv[j];
+        let time_kind = [
+            ("ex", ExpKind::Ex),
+            ("px", ExpKind::Px),
+            ("exat", ExpKind::ExAt),
+            ("pxat", ExpKind::PxAt),
+        ]
+        .into_iter()
+        .find(|(name, _)| eq_ic(opt, name))
+        .map(|(_, k)| k);
+        if is_set && eq_ic(opt, "nx") && !o.xx {
+            o.nx = true;
+        } else if is_set && eq_ic(opt, "xx") && !o.nx {
+            o.xx = true;
+        } else if is_set && eq_ic(opt, "get") {
+            o.get = true;
+        } else if is_set && eq_ic(opt, "keepttl") && matches!(o.kind, ExpKind::None | ExpKind::Keep)
+        {
+            o.kind = ExpKind::Keep;
+        } else if !is_set
+            && eq_ic(opt, "persist")
+            && matches!(o.kind, ExpKind::None | ExpKind::Persist)
+        {
+            o.kind = ExpKind::Persist;
+        } else if let (Some(k), Some(raw)) = (time_kind, argv.get(j + 1)) {
+            if o.kind != ExpKind::None && o.kind != k {
+                return Err(CmdError::SYNTAX);
+            }
+            o.kind = k;
+            o.raw = raw;
+            j += 1;
+        } else {
+            return Err(CmdError::SYNTAX);
+        }
+        j += 1;
+    }
+    Ok(o)
+}
+
+impl ExpOptions<'_> {
+    /// The expiry with its number read (`invalid expire time in '<cmd>'
+    /// command` when out of range).
+    fn resolve(&self, now: u64, cmd: &str) -> CmdResult<ExpOpt> {
+        let (unit_ms, abs) = match self.kind {
+            ExpKind::None => return Ok(ExpOpt::None),
+            ExpKind::Keep => return Ok(ExpOpt::Keep),
+            ExpKind::Persist => return Ok(ExpOpt::Persist),
+            ExpKind::Ex => (false, false),
+            ExpKind::Px => (true, false),
+            ExpKind::ExAt => (false, true),
+            ExpKind::PxAt => (true, true),
+        };
+        Ok(ExpOpt::At(deadline(now, self.raw, unit_ms, abs, cmd)?))
+    }
+}
+
 /// ```text
 /// SET key value [NX | XX] [GET] [EX seconds | PX ms | EXAT ts | PXAT ms-ts | KEEPTTL]
 /// ```
 fn set(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let (key, val) = (&argv[1], &argv[2]);
-    let (mut nx, mut xx, mut want_get) = (false, false, false);
-    let mut exp = ExpOpt::None;
-    let mut a = Args::new(argv, 3);
-    while let Some(opt) = a.next_opt() {
-        let is_exp_kw = ["ex", "px", "exat", "pxat"].iter().any(|k| eq_ic(opt, k));
-        if eq_ic(opt, "nx") && !xx {
-            nx = true;
-        } else if eq_ic(opt, "xx") && !nx {
-            xx = true;
-        } else if eq_ic(opt, "get") {
-            want_get = true;
-        } else if eq_ic(opt, "keepttl") && exp == ExpOpt::None {
-            exp = ExpOpt::Keep;
-        } else if is_exp_kw && exp == ExpOpt::None && a.remaining() > 0 {
-            let raw = a.next_arg()?;
-            let unit_ms = eq_ic(opt, "px") || eq_ic(opt, "pxat");
-            let abs = eq_ic(opt, "exat") || eq_ic(opt, "pxat");
-            exp = ExpOpt::At(deadline(ctx.now, raw, unit_ms, abs, "set")?);
-        } else {
-            return Err(CmdError::SYNTAX);
-        }
-    }
+    let o = exp_options(argv, 3, true)?;
+    let (nx, xx, want_get) = (o.nx, o.xx, o.get);
+    let exp = o.resolve(ctx.now, "set")?;
     let now = ctx.now;
     let shard = ctx.shard(key)?;
     let old = if want_get {
@@ -308,24 +379,13 @@ fn getdel(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 /// GETEX key [EX seconds | PX ms | EXAT ts | PXAT ms-ts | PERSIST]
 /// ```
 fn getex(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
-    let mut exp = ExpOpt::None;
-    let mut a = Args::new(argv, 2);
-    while let Some(opt) = a.next_opt() {
-        let is_exp_kw = ["ex", "px", "exat", "pxat"].iter().any(|k| eq_ic(opt, k));
-        if eq_ic(opt, "persist") && exp == ExpOpt::None {
-            exp = ExpOpt::Persist;
-        } else if is_exp_kw && exp == ExpOpt::None && a.remaining() > 0 {
-            let raw = a.next_arg()?;
-            let unit_ms = eq_ic(opt, "px") || eq_ic(opt, "pxat");
-            let abs = eq_ic(opt, "exat") || eq_ic(opt, "pxat");
-            exp = ExpOpt::At(deadline(ctx.now, raw, unit_ms, abs, "getex")?);
-        } else {
-            return Err(CmdError::SYNTAX);
-        }
-    }
+    // Options, then the key (missing: null; wrong type), then the time's
+    // number, in Redis's order.
+    let o = exp_options(argv, 2, false)?;
     let Some(v) = read_str(ctx, &argv[1])? else {
         return Ok(Reply::Null);
     };
+    let exp = o.resolve(ctx.now, "getex")?;
     let now = ctx.now;
     let shard = ctx.shard(&argv[1])?;
     match exp {

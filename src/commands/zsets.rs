@@ -20,7 +20,7 @@ use crate::protocol::codec::parse_i64;
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::storage::zset::{cmp_entry, ZLimits, ZSet};
 use crate::storage::{Obj, Shard, Ttl, Value, ValueRef};
-use crate::util::float::{format_g17, parse_f64};
+use crate::util::float::{format_g17, parse_f64, parse_f64_lenient};
 use crate::util::glob::glob_match;
 
 const Z: Acl = Acl::SORTEDSET;
@@ -201,20 +201,6 @@ fn items_reply(items: Vec<(Bytes, f64)>, withscores: bool, resp3: bool) -> Reply
     }
 }
 
-/// Parses a score with C `strtod` leniency as Redis's range parser uses it
-/// (leading spaces allowed, an empty string is 0), NaN rejected.
-fn strtod_like(b: &[u8]) -> Option<f64> {
-    if b.is_empty() {
-        return Some(0.0);
-    }
-    let t = std::str::from_utf8(b).ok()?.trim_start();
-    if t.is_empty() {
-        return None;
-    }
-    let v: f64 = t.parse().ok()?;
-    (!v.is_nan()).then_some(v)
-}
-
 /// A score interval (`(1.5`, `-inf`, `+inf`…).
 #[derive(Clone, Copy)]
 struct ScoreRange {
@@ -226,8 +212,8 @@ struct ScoreRange {
 
 fn parse_score_bound(b: &[u8]) -> Option<(f64, bool)> {
     match b.first() {
-        Some(b'(') => Some((strtod_like(&b[1..])?, true)),
-        _ => Some((strtod_like(b)?, false)),
+        Some(b'(') => Some((parse_f64_lenient(&b[1..])?, true)),
+        _ => Some((parse_f64_lenient(b)?, false)),
     }
 }
 
@@ -1804,6 +1790,7 @@ mod tests {
         assert!(LexRange::parse(&Bytes::from("-"), &Bytes::from("+")).is_ok());
         assert!(LexRange::parse(&Bytes::from("a"), &Bytes::from("+")).is_err());
         assert!(LexRange::parse(&Bytes::from("-x"), &Bytes::from("+")).is_err());
-        assert_eq!(strtod_like(b" 2"), Some(2.0));
+        assert_eq!(parse_score_bound(b" 2"), Some((2.0, false)));
+        assert_eq!(parse_score_bound(b"(0x10"), Some((16.0, true)));
     }
 }

@@ -18,6 +18,43 @@ pub fn int_arg(arg: &[u8]) -> CmdResult<i64> {
     parse_i64(arg).ok_or(CmdError::NOT_INTEGER)
 }
 
+/// Redis's `getRangeLongFromObjectOrReply`: an integer within
+/// `[min, max]`. With `msg`, both a non-integer and an out-of-range value
+/// answer `ERR <msg>`; without, they answer `value is not an integer or
+/// out of range` and `value is out of range, value must between <min> and
+/// <max>`.
+pub fn range_arg(arg: &[u8], min: i64, max: i64, msg: Option<&'static str>) -> CmdResult<i64> {
+    let Some(v) = parse_i64(arg) else {
+        return Err(msg.map_or(CmdError::NOT_INTEGER, CmdError::err));
+    };
+    if v < min || v > max {
+        return Err(match msg {
+            Some(m) => CmdError::err(m),
+            None => CmdError::new(format!(
+                "ERR value is out of range, value must between {min} and {max}"
+            )),
+        });
+    }
+    Ok(v)
+}
+
+/// Redis's `getPositiveLongFromObjectOrReply`: a non-negative integer, one
+/// text for a non-integer and a negative value (`value is out of range, must
+/// be positive` unless the command names its own).
+pub fn positive_arg(arg: &[u8], msg: Option<&'static str>) -> CmdResult<i64> {
+    range_arg(
+        arg,
+        0,
+        i64::MAX,
+        Some(msg.unwrap_or("value is out of range, must be positive")),
+    )
+}
+
+/// Redis's `getIntFromObjectOrReply`: an integer that fits a C `int`.
+pub fn c_int_arg(arg: &[u8], msg: Option<&'static str>) -> CmdResult<i64> {
+    range_arg(arg, i32::MIN.into(), i32::MAX.into(), msg)
+}
+
 /// Parses a float argument (`ERR value is not a valid float`).
 pub fn float_arg(arg: &[u8]) -> CmdResult<f64> {
     parse_f64(arg).ok_or(CmdError::NOT_FLOAT)

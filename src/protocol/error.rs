@@ -21,11 +21,13 @@ impl CmdError {
         CmdError(Cow::Borrowed(line))
     }
 
-    /// An error with a formatted full line. CR and LF are replaced by spaces,
-    /// as Redis does, so the reply can never break the protocol.
+    /// An error with a formatted full line. As Redis's
+    /// `addReplyErrorFormat` does, CR and LF at the end are trimmed and the
+    /// others replaced by spaces, so the reply can never break the protocol.
     pub fn new(line: impl Into<String>) -> Self {
         let mut s: String = line.into();
         if s.contains(['\r', '\n']) {
+            s.truncate(s.trim_end_matches(['\r', '\n']).len());
             s = s.replace(['\r', '\n'], " ");
         }
         CmdError(Cow::Owned(s))
@@ -157,6 +159,7 @@ mod tests {
     fn newlines_are_sanitized_and_code_extracted() {
         let e = CmdError::err("bad\r\nthing");
         assert_eq!(e.as_str(), "ERR bad  thing");
+        assert_eq!(CmdError::err("option \r\n").as_str(), "ERR option ");
         assert_eq!(CmdError::WRONG_TYPE.code(), "WRONGTYPE");
     }
 }

@@ -82,21 +82,77 @@ pub fn format_human(d: f64) -> String {
     }
 }
 
-/// Parses a float argument as Redis's `getDoubleFromObject` does (strtod):
-/// no leading/trailing spaces, `inf`/`-inf` accepted, NaN rejected.
+/// C's `strtod` on `s` (as Redis calls it on an argument): returns the value,
+/// how many bytes it consumed and whether it set `ERANGE`. It accepts what
+/// Rust's parser does not (hexadecimal `0x1p4`, leading spaces, `infinity`,
+/// `nan(…)`), and an embedded NUL ends the text, as in Redis's C strings.
+/// The C library runs in the "C" locale (Cinnabar never calls
+/// `setlocale`), so the decimal point is always `.`.
+fn c_strtod(s: &[u8]) -> (f64, usize, bool) {
+    let mut small = [0u8; 64];
+    let mut big = Vec::new();
+    let buf: &mut [u8] = if s.len() < small.len() {
+        small[..s.len()].copy_from_slice(s);
+        &mut small[..s.len() + 1]
+    } else {
+        big.reserve_exact(s.len() + 1);
+        big.extend_from_slice(s);
+        big.push(0);
+        &mut big
+    };
+    let start = buf.as_ptr() as *const libc::c_char;
+    let mut end: *mut libc::c_char = std::ptr::null_mut();
+    // SAFETY: `buf` is NUL-terminated and outlives the call; errno is
+    // thread-local, cleared first as the C idiom requires.
+    let (value, erange) = unsafe {
+        *libc::__errno_location() = 0;
+        let v = libc::strtod(start, &mut end);
+        (v, *libc::__errno_location() == libc::ERANGE)
+    };
+    let used = (end as usize).saturating_sub(start as usize);
+    (value, used, erange)
+}
+
+/// Whether `strtod` stopped at the end of the argument (or at a NUL in it).
+fn ended(s: &[u8], used: usize) -> bool {
+    s.get(used).is_none_or(|&b| b == 0)
+}
+
+/// Parses a float argument as Redis's `getDoubleFromObject` does: strtod
+/// over the whole argument, no leading space, NaN rejected, and an overflow
+/// to ±inf or an underflow to zero rejected (`1e400`, `1e-400`), while the
+/// literal `inf`/`-inf`, denormals and hexadecimal floats are accepted.
 pub fn parse_f64(s: &[u8]) -> Option<f64> {
-    if s.is_empty() || s.len() > 5000 {
+    if s.is_empty() || s[0].is_ascii_whitespace() || s[0] == 0x0b {
         return None;
     }
-    if s[0].is_ascii_whitespace() || s[s.len() - 1].is_ascii_whitespace() {
+    // Fast path: a finite non-zero result from Rust's (correctly rounded)
+    // parser is what strtod returns too; zero, infinities and anything Rust
+    // rejects go to strtod for its exact rules.
+    if let Some(v) = std::str::from_utf8(s)
+        .ok()
+        .and_then(|t| t.parse::<f64>().ok())
+    {
+        if v.is_finite() && v != 0.0 {
+            return Some(v);
+        }
+    }
+    let (v, used, erange) = c_strtod(s);
+    if used == 0 || used != s.len() || v.is_nan() {
         return None;
     }
-    let text = std::str::from_utf8(s).ok()?;
-    let v: f64 = text.parse().ok()?;
-    if v.is_nan() {
+    if erange && (v.is_infinite() || v == 0.0) {
         return None;
     }
     Some(v)
+}
+
+/// Parses a score bound's number as Redis's `zslParseRange` does: plain
+/// strtod up to the end of the text, so an empty string is 0, leading space
+/// is skipped, an overflow is ±inf; only NaN and trailing text are errors.
+pub fn parse_f64_lenient(s: &[u8]) -> Option<f64> {
+    let (v, used, _) = c_strtod(s);
+    (ended(s, used) && !v.is_nan()).then_some(v)
 }
 
 #[cfg(test)]
@@ -150,5 +206,31 @@ mod tests {
         assert_eq!(parse_f64(b""), None);
         assert_eq!(parse_f64(b"1e3"), Some(1000.0));
         assert_eq!(parse_f64(b"abc"), None);
+        // strtod's rules where Rust's parser differs
+        assert_eq!(parse_f64(b"0x10"), Some(16.0));
+        assert_eq!(parse_f64(b"0x1p-2"), Some(0.25));
+        assert_eq!(parse_f64(b"infinity"), Some(f64::INFINITY));
+        assert_eq!(parse_f64(b"1e400"), None);
+        assert_eq!(parse_f64(b"-1e400"), None);
+        assert_eq!(parse_f64(b"1e-400"), None);
+        assert_eq!(parse_f64(b"0"), Some(0.0));
+        assert_eq!(parse_f64(b"-0.0e10"), Some(0.0));
+        assert!(parse_f64(b"1e-320").is_some_and(|v| v > 0.0));
+        assert_eq!(parse_f64(b"1e"), None);
+        assert_eq!(parse_f64(b"nan(1)"), None);
+        assert_eq!(parse_f64(b"1\x002"), None);
+        let long = format!("{}1", "0".repeat(100));
+        assert_eq!(parse_f64(long.as_bytes()), Some(1.0));
+    }
+
+    #[test]
+    fn lenient_rules() {
+        assert_eq!(parse_f64_lenient(b""), Some(0.0));
+        assert_eq!(parse_f64_lenient(b" 2"), Some(2.0));
+        assert_eq!(parse_f64_lenient(b"2 "), None);
+        assert_eq!(parse_f64_lenient(b"1e400"), Some(f64::INFINITY));
+        assert_eq!(parse_f64_lenient(b"0x10"), Some(16.0));
+        assert_eq!(parse_f64_lenient(b"nan"), None);
+        assert_eq!(parse_f64_lenient(b"2\x00junk"), Some(2.0));
     }
 }
