@@ -1651,17 +1651,6 @@ fn error_reply_text(msg: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A Lua number as an integer reply, as Redis's `(long long)` cast of it
-/// behaves on x86-64: truncated toward zero, and `LLONG_MIN` for NaN and
-/// anything outside the range (where Rust's `as` would saturate).
-fn c_cast_i64(n: f64) -> i64 {
-    if n.is_nan() || !(-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&n) {
-        i64::MIN
-    } else {
-        n as i64
-    }
-}
-
 /// Formats a Lua number as a command argument, as Redis 7.0 does
 /// (`%.17g`: `0.1` becomes `0.10000000000000001`, `1e17` `1e+17`).
 fn number_arg(n: f64) -> Bytes {
@@ -1734,7 +1723,7 @@ fn lua_to_reply(v: Value, resp3: bool, depth: usize) -> Reply {
             }
         }
         Value::Integer(n) => Reply::Int(n),
-        Value::Number(n) => Reply::Int(c_cast_i64(n)),
+        Value::Number(n) => Reply::Int(crate::util::float::c_cast_i64(n)),
         Value::Table(t) => {
             if let Ok(Value::String(e)) = t.raw_get::<Value>("err") {
                 let msg = e.to_string_lossy();
@@ -2245,17 +2234,6 @@ fn script_call(cur: &Running<'_, '_>, cmd: Vec<Bytes>, resp3: bool) -> CallResul
     }
     if writes {
         cur.dirty.set(true);
-    }
-    if (entry.spec.name == "xread" || entry.spec.name == "xreadgroup")
-        && cmd.iter().skip(1).any(|a| a.eq_ignore_ascii_case(b"block"))
-    {
-        return Err((
-            CmdError::err(format!(
-                "{} command is not allowed with BLOCK option from scripts",
-                entry.spec.name
-            )),
-            false,
-        ));
     }
     let reply = {
         let mut guard = cur.ctx.borrow_mut();

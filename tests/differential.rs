@@ -151,14 +151,6 @@ const SKIP: &[&str] = &[
     "azure",
     "bgrewriteaof",
     "bgsave",
-    "blmove",
-    "blmpop",
-    "blpop",
-    "brpop",
-    "brpoplpush",
-    "bzmpop",
-    "bzpopmax",
-    "bzpopmin",
     "client",
     "cluster",
     "command",
@@ -230,10 +222,38 @@ const SKIP: &[&str] = &[
     "xclaim",
     "xinfo",
     "xpending",
-    "xread",
-    "xreadgroup",
     "zrandmember",
     "pubsub",
+];
+/// Subcommands whose replies are deterministic (the rest of their
+/// containers report times, ids or the process).
+const SUBCOMMANDS: &[&str] = &[
+    "object|encoding",
+    "xgroup|create",
+    "xgroup|createconsumer",
+    "xgroup|delconsumer",
+    "xgroup|destroy",
+    "xgroup|setid",
+    "xinfo|stream",
+    "xinfo|groups",
+    "pubsub|numsub",
+    "pubsub|numpat",
+    "pubsub|shardnumsub",
+    "command|getkeys",
+];
+/// Blocking commands run with timeouts short enough to fall through on both
+/// servers alike.
+const BLOCKING: &[&str] = &[
+    "blpop",
+    "brpop",
+    "blmove",
+    "brpoplpush",
+    "blmpop",
+    "bzpopmin",
+    "bzpopmax",
+    "bzmpop",
+    "xread",
+    "xreadgroup",
 ];
 /// Replies whose element order is a hash table's.
 const UNORDERED: &[&str] = &[
@@ -254,6 +274,7 @@ const TTLS: &[&str] = &["ttl", "pttl", "expiretime", "pexpiretime"];
 struct Gen {
     rng: SmallRng,
     times: bool,
+    blocking: bool,
 }
 
 impl Gen {
@@ -274,6 +295,11 @@ impl Gen {
         for r in 0..reps {
             if !token.is_empty() && (r == 0 || has_flag(spec, "multiple_token")) {
                 out.push(token.clone());
+            }
+            let name = text(field(spec, "name"));
+            if self.blocking && (name == "timeout" || name == "milliseconds") {
+                out.push(self.pick(&["0.01", "0.001", "-1", "x", "0.02"]).into());
+                continue;
             }
             match text(field(spec, "type")).as_str() {
                 "key" => out.push(self.pick(KEYS).into()),
@@ -482,7 +508,13 @@ async fn run(ours: &TestServer, reference: u16, resp3: bool, mode: Mode, seed: u
             Val::Str(s) => Some(String::from_utf8_lossy(&s).into_owned()),
             _ => None,
         })
-        .filter(|n| !n.contains('|') && !SKIP.contains(&n.as_str()))
+        .filter(|n| {
+            if n.contains('|') {
+                SUBCOMMANDS.contains(&n.as_str())
+            } else {
+                !SKIP.contains(&n.as_str())
+            }
+        })
         .collect();
     names.sort();
 
@@ -493,6 +525,7 @@ async fn run(ours: &TestServer, reference: u16, resp3: bool, mode: Mode, seed: u
     let mut gen = Gen {
         rng: SmallRng::seed_from_u64(seed),
         times: false,
+        blocking: false,
     };
     let mut diffs = Vec::new();
     for name in &names {
@@ -504,6 +537,7 @@ async fn run(ours: &TestServer, reference: u16, resp3: bool, mode: Mode, seed: u
         let Some(body) = d.get(1) else { continue };
         let spec = args_of(body);
         gen.times = EXPIRING.contains(&name.as_str());
+        gen.blocking = BLOCKING.contains(&name.as_str());
         for _ in 0..rounds {
             let mut args = Vec::new();
             for s in &spec {
@@ -759,6 +793,37 @@ async fn argument_rules_found_by_the_generated_runs() {
         (
             &["RESTORE-ASKING", "l", "0", "junk"],
             "-BUSYKEY Target key name already exists.\r\n",
+        ),
+        // Timeouts: (long long) ceill(seconds * 1000), so infinities and
+        // values past 64 bits are "negative"; a long double's range.
+        (&["BLPOP", "nokey", "+inf"], "-ERR timeout is negative\r\n"),
+        (&["BLPOP", "nokey", "-inf"], "-ERR timeout is negative\r\n"),
+        (&["BLPOP", "nokey", "1e400"], "-ERR timeout is negative\r\n"),
+        (&["BLPOP", "nokey", "1e16"], "-ERR timeout is negative\r\n"),
+        (
+            &["BLPOP", "nokey", " 1"],
+            "-ERR timeout is not a float or out of range\r\n",
+        ),
+        (&["BLPOP", "nokey", "0x1p-7"], "*-1\r\n"),
+        // BLMOVE times out with a null array (a null bulk where it may not
+        // block: tests/blocking.rs).
+        (&["BLMOVE", "nokey", "d", "LEFT", "LEFT", "0.01"], "*-1\r\n"),
+        // XREAD's BLOCK is refused in scripts where the option loop meets it.
+        (
+            &[
+                "EVAL",
+                "return redis.pcall('XREAD', 'junk', 'BLOCK', 0, 'STREAMS', 's', 0)",
+                "0",
+            ],
+            "-ERR syntax error\r\n",
+        ),
+        (
+            &[
+                "EVAL",
+                "return redis.pcall('XREAD', 'BLOCK', 0, 'STREAMS', 's', 0)",
+                "0",
+            ],
+            "-ERR XREAD command is not allowed with BLOCK option from scripts\r\n",
         ),
     ];
     for (cmd, want) in cases {

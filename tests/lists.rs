@@ -382,7 +382,7 @@ async fn blocking_commands_with_data_do_not_block() {
     .await;
     // Nothing there: the timeout reply after the (short) timeout.
     q(&mut c, "BLPOP a 0.05", "*-1\r\n").await;
-    q(&mut c, "BLMOVE a b LEFT LEFT 0.05", "$-1\r\n").await;
+    q(&mut c, "BLMOVE a b LEFT LEFT 0.05", "*-1\r\n").await;
     q(&mut c, "BLMPOP 0.05 1 a LEFT", "*-1\r\n").await;
 }
 

@@ -39,7 +39,7 @@ use crate::commands::ctx::Ctx;
 use crate::connection::client::{Client, ClientInfo};
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::{Server, Stats};
-use crate::util::float::parse_f64;
+use crate::util::float::{c_cast_i64, parse_long_double};
 
 /// The error a client unblocked with `CLIENT UNBLOCK … ERROR` receives.
 pub const UNBLOCKED: CmdError =
@@ -62,21 +62,24 @@ pub fn deadline_ms(raw: &[u8], now_ms: u64) -> CmdResult<Option<u64>> {
 /// 0 = forever) into an absolute unix-ms deadline (`None` = forever), with
 /// Redis's errors.
 pub fn parse_timeout(raw: &[u8], now_ms: u64) -> CmdResult<Option<u64>> {
-    let secs = parse_f64(raw).ok_or(CmdError::TIMEOUT_INVALID)?;
-    if !secs.is_finite() {
-        return Err(CmdError::TIMEOUT_INVALID);
-    }
-    if secs < 0.0 {
+    let secs = parse_long_double(raw).ok_or(CmdError::TIMEOUT_INVALID)?;
+    // Redis: (long long) ceill(secs * 1000), so ±inf and anything past the
+    // 64-bit range come out negative.
+    let ms = c_cast_i64((secs * 1000.0).ceil());
+    if ms < 0 {
         return Err(CmdError::TIMEOUT_NEG);
     }
-    let ms = (secs * 1000.0).ceil();
-    if ms >= (i64::MAX as f64) - (now_ms as f64) {
-        return Err(CmdError::TIMEOUT_INVALID);
-    }
-    if ms == 0.0 {
+    if ms == 0 {
         return Ok(None);
     }
-    Ok(Some(now_ms + ms as u64))
+    // Redis adds the clock with a signed overflow into the past, so such a
+    // wait times out at once.
+    Ok(Some(
+        now_ms
+            .checked_add(ms as u64)
+            .filter(|d| *d <= i64::MAX as u64)
+            .unwrap_or(now_ms),
+    ))
 }
 
 /// Blocking-related state of one connection (lives in [`Client`]).
@@ -322,12 +325,25 @@ impl Ctx<'_> {
     /// sent if the deadline passes, and is returned at once where a client
     /// may not block (inside MULTI/EXEC or a script).
     pub fn block(&mut self, keys: &[Bytes], deadline: Option<u64>, on_timeout: Reply) -> CmdResult {
+        self.block_or(keys, deadline, on_timeout.clone(), on_timeout)
+    }
+
+    /// [`Ctx::block`] with a different reply where the client may not
+    /// block: BLMOVE and BRPOPLPUSH answer a null bulk there but a null
+    /// array on timeout, as Redis 7.0 does.
+    pub fn block_or(
+        &mut self,
+        keys: &[Bytes],
+        deadline: Option<u64>,
+        on_deny: Reply,
+        on_timeout: Reply,
+    ) -> CmdResult {
         if self.client.blocking.serving {
             self.client.blocking.would_block = true;
             return Ok(on_timeout);
         }
         if self.client.deny_blocking {
-            return Ok(on_timeout);
+            return Ok(on_deny);
         }
         let mut uniq: Vec<Bytes> = Vec::with_capacity(keys.len());
         for k in keys {

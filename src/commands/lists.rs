@@ -755,7 +755,12 @@ fn bmove_generic(
         // Serving a blocked client: a source of another type is not ready.
         let now = ctx.now;
         if check_list(ctx.shard(src)?, src, now).is_err() {
-            return ctx.block(std::slice::from_ref(src), deadline, Reply::Null);
+            return ctx.block_or(
+                std::slice::from_ref(src),
+                deadline,
+                Reply::Null,
+                Reply::NullArray,
+            );
         }
     }
     match move_one(ctx, src, dst, from, to)? {
@@ -777,7 +782,12 @@ fn bmove_generic(
             }
             Ok(Reply::Bulk(v))
         }
-        None => ctx.block(std::slice::from_ref(src), deadline, Reply::Null),
+        None => ctx.block_or(
+            std::slice::from_ref(src),
+            deadline,
+            Reply::Null,
+            Reply::NullArray,
+        ),
     }
 }
 

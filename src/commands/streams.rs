@@ -861,6 +861,14 @@ fn xread_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], group_mode: bool) -> CmdResu
         let more = argc - i - 1;
         let o = &argv[i];
         if eq_ic(o, "block") && more > 0 {
+            if ctx.in_script {
+                // Where Redis checks it: in the option loop, so an earlier
+                // bad option answers first.
+                return Err(CmdError::err(format!(
+                    "{} command is not allowed with BLOCK option from scripts",
+                    String::from_utf8_lossy(&argv[0])
+                )));
+            }
             i += 1;
             timeout = Some(crate::commands::blocking::deadline_ms(&argv[i], ctx.now)?);
         } else if eq_ic(o, "count") && more > 0 {
