@@ -805,6 +805,11 @@ async fn argument_rules_found_by_the_generated_runs() {
             "-ERR timeout is not a float or out of range\r\n",
         ),
         (&["BLPOP", "nokey", "0x1p-7"], "*-1\r\n"),
+        (&["BLPOP", "nokey", "1e-400"], "*-1\r\n"),
+        (
+            &["BLPOP", "nokey", "1e4933"],
+            "-ERR timeout is not a float or out of range\r\n",
+        ),
         // BLMOVE times out with a null array (a null bulk where it may not
         // block: tests/blocking.rs).
         (&["BLMOVE", "nokey", "d", "LEFT", "LEFT", "0.01"], "*-1\r\n"),

@@ -39,7 +39,6 @@ use crate::commands::ctx::Ctx;
 use crate::connection::client::{Client, ClientInfo};
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::{Server, Stats};
-use crate::util::float::{c_cast_i64, parse_long_double};
 
 /// The error a client unblocked with `CLIENT UNBLOCK … ERROR` receives.
 pub const UNBLOCKED: CmdError =
@@ -62,10 +61,9 @@ pub fn deadline_ms(raw: &[u8], now_ms: u64) -> CmdResult<Option<u64>> {
 /// 0 = forever) into an absolute unix-ms deadline (`None` = forever), with
 /// Redis's errors.
 pub fn parse_timeout(raw: &[u8], now_ms: u64) -> CmdResult<Option<u64>> {
-    let secs = parse_long_double(raw).ok_or(CmdError::TIMEOUT_INVALID)?;
-    // Redis: (long long) ceill(secs * 1000), so ±inf and anything past the
-    // 64-bit range come out negative.
-    let ms = c_cast_i64((secs * 1000.0).ceil());
+    // Redis: (long long) ceill(secs * 1000) in long double, so ±inf and
+    // anything past the 64-bit range come out negative.
+    let ms = crate::util::ldouble::timeout_ms(raw).ok_or(CmdError::TIMEOUT_INVALID)?;
     if ms < 0 {
         return Err(CmdError::TIMEOUT_NEG);
     }

@@ -147,34 +147,10 @@ pub fn parse_f64(s: &[u8]) -> Option<f64> {
     Some(v)
 }
 
-/// Parses a number as Redis's `string2ld` (C `strtold`) does, as far as an
-/// f64 can follow a long double: the same texts are accepted and rejected
-/// as by [`parse_f64`], except that a value beyond f64's range is accepted
-/// (a long double holds up to ~1e4932): an overflow comes back as ±inf and
-/// an underflow as the smallest normal of its sign, so a caller that scales
-/// and casts it (a timeout) sees what Redis sees.
-pub fn parse_long_double(s: &[u8]) -> Option<f64> {
-    if s.is_empty() || s.len() >= 5 * 1024 || s[0].is_ascii_whitespace() || s[0] == 0x0b {
-        return None;
-    }
-    let (v, used, erange) = c_strtod(s);
-    if used == 0 || !ended(s, used) || v.is_nan() {
-        return None;
-    }
-    if erange && v == 0.0 {
-        return Some(if s[0] == b'-' {
-            -f64::MIN_POSITIVE
-        } else {
-            f64::MIN_POSITIVE
-        });
-    }
-    Some(v)
-}
-
 /// C's `(long long)` cast of a double as x86-64 performs it: truncation
 /// toward zero, and `LLONG_MIN` for NaN and anything out of range (where
-/// Rust's `as` saturates). Redis's results follow it (a timeout of `+inf`
-/// is "negative"; a Lua number 2^63 is returned as -2^63).
+/// Rust's `as` saturates). Redis's results follow it (a Lua number 2^63 is
+/// returned as -2^63).
 pub fn c_cast_i64(n: f64) -> i64 {
     if n.is_nan() || !(-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&n) {
         i64::MIN
@@ -260,14 +236,7 @@ mod tests {
     }
 
     #[test]
-    fn long_double_and_cast_rules() {
-        assert_eq!(parse_long_double(b"1.5"), Some(1.5));
-        assert_eq!(parse_long_double(b"1e400"), Some(f64::INFINITY));
-        assert_eq!(parse_long_double(b"-1e400"), Some(f64::NEG_INFINITY));
-        assert_eq!(parse_long_double(b"1e-400"), Some(f64::MIN_POSITIVE));
-        assert_eq!(parse_long_double(b" 1"), None);
-        assert_eq!(parse_long_double(b"nan"), None);
-        assert_eq!(parse_long_double(b""), None);
+    fn c_cast_rules() {
         assert_eq!(c_cast_i64(-3.9), -3);
         assert_eq!(c_cast_i64(f64::INFINITY), i64::MIN);
         assert_eq!(c_cast_i64(9.3e18), i64::MIN);

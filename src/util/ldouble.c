@@ -73,3 +73,20 @@ int cinnabar_ld_classify(const char *s, size_t len) {
     if (!parse_ld(s, len, &v)) return -1;
     return isinf(v) ? 1 : 0;
 }
+
+/* A blocking command's timeout in seconds, as Redis's
+ * getTimeoutFromObjectOrReply reads it: the long double times 1000,
+ * rounded up, cast to long long. Redis leaves an out-of-range cast to the
+ * hardware, which on x86-64 gives LLONG_MIN (so `+inf` is "negative"); it
+ * is spelled out here rather than left undefined. Returns 0 if `s` is not
+ * a float, else 1 with the milliseconds in *ms. */
+int cinnabar_ld_timeout_ms(const char *s, size_t len, long long *ms) {
+    long double v;
+    if (!parse_ld(s, len, &v)) return 0;
+    v = ceill(v * 1000.0L);
+    if (isnan(v) || v >= 9223372036854775808.0L || v < -9223372036854775808.0L)
+        *ms = (-9223372036854775807LL - 1);
+    else
+        *ms = (long long)v;
+    return 1;
+}

@@ -4,7 +4,7 @@
 //! long double type, and f64 gives 0.30000000000000004 for 0.1 + 0.2 where
 //! Redis answers 0.3).
 
-use std::os::raw::{c_char, c_int, c_long};
+use std::os::raw::{c_char, c_int, c_long, c_longlong};
 
 extern "C" {
     fn cinnabar_ld_incr(
@@ -16,6 +16,18 @@ extern "C" {
         out_len: usize,
     ) -> c_long;
     fn cinnabar_ld_classify(s: *const c_char, len: usize) -> c_int;
+    fn cinnabar_ld_timeout_ms(s: *const c_char, len: usize, ms: *mut c_longlong) -> c_int;
+}
+
+/// A timeout in seconds as Redis reads it: `(long long) ceill(s * 1000)` of
+/// the long double, `LLONG_MIN` when out of range (as on x86-64); `None` if
+/// `s` is not a float.
+pub fn timeout_ms(s: &[u8]) -> Option<i64> {
+    let mut ms: c_longlong = 0;
+    // SAFETY: the pointer is valid for `s.len()` bytes, which is all the C
+    // side reads; `ms` is a valid place for it to write.
+    let ok = unsafe { cinnabar_ld_timeout_ms(s.as_ptr() as *const c_char, s.len(), &mut ms) };
+    (ok == 1).then_some(ms)
 }
 
 /// Parses `s` as Redis parses a long double: `None` if invalid, otherwise
