@@ -9,8 +9,9 @@
 //! replies must be identical: same reply types, same values, same error
 //! texts, including which error wins when several apply. The runs cover
 //! RESP2, RESP3, commands queued in MULTI/EXEC and commands called from Lua
-//! with `redis.pcall`. A command that panicked or hung in Cinnabar would
-//! show up as a difference too (Redis never answers "internal error").
+//! with `redis.pcall`, and the keyspace notifications each command fires.
+//! A command that panicked or hung in Cinnabar would show up as a
+//! difference too (Redis never answers "internal error").
 //!
 //! The seed is fixed so a failure reproduces; `CINNABAR_DIFF_SEED` and
 //! `CINNABAR_DIFF_ROUNDS` explore further. Skipped (with a note) when
@@ -484,6 +485,24 @@ enum Mode {
     Plain,
     Multi,
     Lua,
+    /// Plain, and the keyspace notifications each command fires (class
+    /// `KEA`, both channels) are compared too.
+    Notify,
+}
+
+/// The notifications a subscriber received up to the `zzsync` message
+/// carrying `tag` (published after the command, so everything the command
+/// fired arrived first).
+async fn notifications(s: &mut Conn, tag: &str) -> Vec<u8> {
+    let sync = format!("$6\r\nzzsync\r\n${}\r\n{tag}\r\n", tag.len());
+    let mut out = Vec::new();
+    loop {
+        let m = s.read_reply().await;
+        if m.ends_with(sync.as_bytes()) {
+            return out;
+        }
+        out.extend(m);
+    }
 }
 
 async fn run(ours: &TestServer, reference: u16, resp3: bool, mode: Mode, seed: u64) -> Vec<String> {
@@ -495,6 +514,18 @@ async fn run(ours: &TestServer, reference: u16, resp3: bool, mode: Mode, seed: u
     }
     setup(&mut a).await;
     setup(&mut b).await;
+    let mut subs = Vec::new();
+    if matches!(mode, Mode::Notify) {
+        for (c, port) in [(&mut a, ours.addr.port()), (&mut b, reference)] {
+            c.call(&[b"CONFIG", b"SET", b"notify-keyspace-events", b"KEA"])
+                .await;
+            let mut s = Conn::connect(port).await;
+            s.call(&[b"PSUBSCRIBE", b"__key*__:*"]).await;
+            s.call(&[b"SUBSCRIBE", b"zzsync"]).await;
+            subs.push(s);
+        }
+    }
+    let mut seq = 0u64;
 
     // The grammar is read over RESP2, whatever the compared connections speak.
     let mut docs_conn = Conn::connect(reference).await;
@@ -601,7 +632,16 @@ async fn run(ours: &TestServer, reference: u16, resp3: bool, mode: Mode, seed: u
                         .try_call(&refs)
                         .await
                         .expect("redis-server closed the connection");
-                    (normalize(name, ra), normalize(name, rb))
+                    let (mut ra, mut rb) = (normalize(name, ra), normalize(name, rb));
+                    if let [sa, sb] = subs.as_mut_slice() {
+                        seq += 1;
+                        let tag = seq.to_string();
+                        a.call(&[b"PUBLISH", b"zzsync", tag.as_bytes()]).await;
+                        b.call(&[b"PUBLISH", b"zzsync", tag.as_bytes()]).await;
+                        ra.extend(notifications(sa, &tag).await);
+                        rb.extend(notifications(sb, &tag).await);
+                    }
+                    (ra, rb)
                 }
             };
             if ra != rb {
@@ -641,7 +681,10 @@ async fn generated_commands_answer_as_redis_does() {
         (false, Mode::Plain),
         (true, Mode::Plain),
         (false, Mode::Multi),
+        (true, Mode::Multi),
+        (false, Mode::Lua),
         (true, Mode::Lua),
+        (false, Mode::Notify),
     ]
     .into_iter()
     .enumerate()

@@ -490,7 +490,15 @@ fn client_list(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             return Err(CmdError::SYNTAX);
         }
     }
-    let mut infos: Vec<_> = ctx.srv.clients.iter().map(|e| e.value().clone()).collect();
+    // A client already told to close (killed, evicted) is gone as far as
+    // the caller can tell, as in Redis, which frees it before answering.
+    let mut infos: Vec<_> = ctx
+        .srv
+        .clients
+        .iter()
+        .filter(|e| !e.killed.load(Ordering::Relaxed))
+        .map(|e| e.value().clone())
+        .collect();
     infos.sort_by_key(|c| c.id);
     let mut out = String::new();
     for c in infos {
