@@ -250,6 +250,8 @@ async fn evicted_new_and_keymiss_events() {
     );
     // Evicted: fill, then lower maxmemory under allkeys-random.
     config(&mut c, "Ee").await;
+    // Only the k* keys remain, so any random eviction names one of them.
+    cmd(&mut c, &["DEL", "fresh"]).await;
     let big = "x".repeat(10_000);
     for i in 0..200 {
         cmd(&mut c, &["SET", &format!("k{i}"), &big]).await;
