@@ -177,20 +177,7 @@ impl Conn {
 
     pub async fn call(&mut self, args: &[&[u8]]) -> Vec<u8> {
         self.s.write_all(&resp(args)).await.expect("write");
-        let fut = async {
-            loop {
-                if let Some(n) = reply_len(&self.buf) {
-                    return self.buf.drain(..n).collect::<Vec<u8>>();
-                }
-                let mut tmp = [0u8; 16384];
-                let k = self.s.read(&mut tmp).await.expect("read");
-                assert!(k > 0, "connection closed");
-                self.buf.extend_from_slice(&tmp[..k]);
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(10), fut)
-            .await
-            .expect("reply timeout")
+        self.read_reply().await
     }
 }
 
