@@ -14,7 +14,7 @@ use crate::commands::ctx::Ctx;
 use crate::commands::hashes::{parse_cursor, scan_reply, ScanOpts};
 use crate::commands::spec::{cmd, Acl, CmdFlags as F, CommandSpec};
 use crate::config::notify as N;
-use crate::protocol::args::int_arg;
+use crate::protocol::args::{int_arg, positive_arg};
 use crate::protocol::codec::parse_i64;
 use crate::protocol::reply::{Agg, Bulks};
 use crate::protocol::{CmdError, CmdResult, Reply};
@@ -201,13 +201,7 @@ fn spop(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         return Err(CmdError::SYNTAX);
     }
     let count = if argv.len() == 3 {
-        // Redis reports a non-integer with the same text as a negative.
-        let positive = || CmdError::err("value is out of range, must be positive");
-        let n = parse_i64(&argv[2]).ok_or_else(positive)?;
-        if n < 0 {
-            return Err(positive());
-        }
-        Some(n as u64)
+        Some(positive_arg(&argv[2], None)? as u64)
     } else {
         None
     };

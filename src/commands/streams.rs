@@ -152,11 +152,7 @@ fn int_or(arg: &[u8], msg: &'static str) -> CmdResult<i64> {
 /// skips leading space and takes a sign (`+1` is 1, `-0` is 0, and a negated
 /// value wraps), and must consume the whole part without overflowing.
 fn parse_u64(s: &[u8]) -> Option<u64> {
-    if !s.is_empty() && s.len() <= 20 && s.iter().all(u8::is_ascii_digit) {
-        return std::str::from_utf8(s).ok()?.parse().ok();
-    }
-    if crate::protocol::codec::parse_i64(s).is_some() {
-        // A canonical integer that is not all digits: a negative one.
+    if crate::protocol::codec::parse_i64(s).is_some_and(|v| v < 0) {
         return None;
     }
     let skip = s

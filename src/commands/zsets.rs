@@ -15,7 +15,7 @@ use crate::commands::blocking::parse_timeout;
 use crate::commands::ctx::Ctx;
 use crate::commands::spec::{cmd, Acl, CmdFlags as F, CommandSpec};
 use crate::config::notify as N;
-use crate::protocol::args::{eq_ic, int_arg};
+use crate::protocol::args::{eq_ic, int_arg, positive_arg};
 use crate::protocol::codec::parse_i64;
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::storage::zset::{cmp_entry, ZLimits, ZSet};
@@ -1147,11 +1147,7 @@ fn zpop_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], max: bool) -> CmdResult {
     }
     let mut count: i64 = -1;
     if argv.len() == 3 {
-        // Redis's getPositiveLongFromObjectOrReply: one text for both a
-        // non-integer and a negative count.
-        count = parse_i64(&argv[2])
-            .filter(|c| *c >= 0)
-            .ok_or_else(|| CmdError::err("value is out of range, must be positive"))?;
+        count = positive_arg(&argv[2], None)?;
     }
     let nested = ctx.client.resp >= 3 && count != -1;
     let Some(key) = first_existing(ctx, &argv[1..2])? else {
