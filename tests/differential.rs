@@ -11,7 +11,10 @@
 //! RESP2, RESP3, commands queued in MULTI/EXEC and commands called from Lua
 //! with `redis.pcall`, and the keyspace notifications each command fires.
 //! A command that panicked or hung in Cinnabar would show up as a
-//! difference too (Redis never answers "internal error").
+//! difference too (Redis never answers "internal error"). After each
+//! command's rounds the whole dataset is compared as well: every key's
+//! type, OBJECT ENCODING, contents, and for compact encodings the DUMP
+//! payload byte for byte, so a difference that no reply showed is caught.
 //!
 //! The seed is fixed so a failure reproduces; `CINNABAR_DIFF_SEED` and
 //! `CINNABAR_DIFF_ROUNDS` explore further. Skipped (with a note) when
@@ -99,7 +102,7 @@ fn args_of(v: &Val) -> Vec<Val> {
 
 const KEYS: &[&str] = &[
     "str", "num", "flt", "bits", "hash", "list", "set", "intset", "zset", "stream", "hll", "geo",
-    "bigh", "bigl", "bigs", "bigz", "nokey", "dst", "{a}x",
+    "bigh", "bigl", "bigs", "bigz", "bigx", "nokey", "dst", "{a}x",
 ];
 const INTS: &[&str] = &[
     "0",
@@ -356,7 +359,20 @@ impl Gen {
             return args;
         }
         let i = self.rng.gen_range(0..args.len());
-        let any = [INTS, DOUBLES, STRINGS, KEYS].concat();
+        let mut any = [INTS, DOUBLES, STRINGS, KEYS].concat();
+        if self.times || self.blocking {
+            // Any of these may land where a time goes: nothing that could
+            // block for long or expire between the two servers' runs (a
+            // number, as strtold reads it, unless it is a safe time).
+            any.retain(|x| {
+                let t = x.trim_start();
+                !t.starts_with(|c: char| c.is_ascii_digit() || c == '+' || c == '.')
+                    && !t.parse::<f64>().is_ok_and(|v| v >= 0.0)
+            });
+            if self.times {
+                any.extend(TIMES);
+            }
+        }
         match self.rng.gen_range(0..3) {
             0 => {
                 args.remove(i);
@@ -406,6 +422,16 @@ async fn setup(c: &mut Conn) {
     for cmd in &cmds {
         c.call(cmd).await;
     }
+    // A stream of three blocks whose first IDs branch in the radix tree,
+    // with a group that has read some of it.
+    c.call(&[
+        b"EVAL",
+        b"for i = 1, 250 do redis.call('XADD', 'bigx', (i * 37) .. '-' .. (i % 3), 'f', i) end \
+          redis.call('XGROUP', 'CREATE', 'bigx', 'g', '0') \
+          redis.call('XREADGROUP', 'GROUP', 'g', 'c', 'COUNT', '20', 'STREAMS', 'bigx', '>')",
+        b"0",
+    ])
+    .await;
     for (name, key) in [
         (&b"ZADD"[..], &b"bigz"[..]),
         (b"HSET", b"bigh"),
@@ -480,6 +506,78 @@ fn normalize(cmd: &str, reply: Vec<u8>) -> Vec<u8> {
     reply
 }
 
+/// Every key of databases 0-15 as the client protocol shows it: type,
+/// encoding, whether it expires, its contents in a comparable form, and for
+/// compact encodings the DUMP payload (Redis's own bytes). Replies can
+/// agree while the data behind them does not; this catches that.
+async fn state(c: &mut Conn) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for db in 0..16u8 {
+        let dbs = db.to_string();
+        c.call(&[b"SELECT", dbs.as_bytes()]).await;
+        let keys = sorted_elements(&c.call(&[b"KEYS", b"*"]).await);
+        let Val::Arr(keys) = parse(&keys).0 else {
+            continue;
+        };
+        for k in keys {
+            let Val::Str(k) = k else { continue };
+            let key = k.as_slice();
+            let ty = c.call(&[b"TYPE", key]).await;
+            let enc = c.call(&[b"OBJECT", b"ENCODING", key]).await;
+            let ttl = c.call(&[b"PTTL", key]).await;
+            if let Some(ms) = std::str::from_utf8(&ttl[1..ttl.len() - 2])
+                .ok()
+                .and_then(|t| t.parse::<i64>().ok())
+            {
+                // A TTL this short came from a mutated argument; the key
+                // may expire between the two servers' looks at it.
+                if (0..60_000).contains(&ms) {
+                    continue;
+                }
+            }
+            let mut s = [ty.clone(), enc.clone(), normalize("pttl", ttl)].concat();
+            match &ty[..] {
+                b"+string\r\n" => s.extend(c.call(&[b"GET", key]).await),
+                b"+list\r\n" => s.extend(c.call(&[b"LRANGE", key, b"0", b"-1"]).await),
+                b"+set\r\n" => s.extend(sorted_elements(&c.call(&[b"SMEMBERS", key]).await)),
+                b"+hash\r\n" => s.extend(normalize("hgetall", c.call(&[b"HGETALL", key]).await)),
+                b"+zset\r\n" => {
+                    s.extend(c.call(&[b"ZRANGE", key, b"0", b"-1", b"WITHSCORES"]).await)
+                }
+                b"+stream\r\n" => {
+                    s.extend(c.call(&[b"XINFO", b"STREAM", key]).await);
+                    s.extend(c.call(&[b"XRANGE", key, b"-", b"+"]).await);
+                    let groups = c.call(&[b"XINFO", b"GROUPS", key]).await;
+                    if let Val::Arr(gs) = parse(&groups).0 {
+                        for g in gs {
+                            if let Some(Val::Str(name)) = field(&g, "name") {
+                                s.extend(c.call(&[b"XPENDING", key, name]).await);
+                            }
+                        }
+                    }
+                    s.extend(groups);
+                }
+                _ => {}
+            }
+            let compact = [
+                &b"+listpack\r\n"[..],
+                b"+intset\r\n",
+                b"+int\r\n",
+                b"+embstr\r\n",
+                b"+raw\r\n",
+                b"+quicklist\r\n",
+                b"+skiplist\r\n",
+            ];
+            if compact.contains(&enc.as_slice()) {
+                s.extend(c.call(&[b"DUMP", key]).await);
+            }
+            out.push((format!("db{db} {}", String::from_utf8_lossy(key)), s));
+        }
+    }
+    c.call(&[b"SELECT", b"0"]).await;
+    out
+}
+
 #[derive(Clone, Copy, Debug)]
 enum Mode {
     Plain,
@@ -501,7 +599,13 @@ async fn notifications(s: &mut Conn, tag: &str) -> Vec<u8> {
         if m.ends_with(sync.as_bytes()) {
             return out;
         }
-        out.extend(m);
+        // When a key past its deadline goes is up to each server's active
+        // expiry cycle; `expired` events are tested in notifications.rs.
+        let expired = m.ends_with(b"$7\r\nexpired\r\n")
+            || m.windows(22).any(|w| w == b"__keyevent@0__:expired");
+        if !expired {
+            out.extend(m);
+        }
     }
 }
 
@@ -526,6 +630,10 @@ async fn run(ours: &TestServer, reference: u16, resp3: bool, mode: Mode, seed: u
         }
     }
     let mut seq = 0u64;
+    let trace = std::env::var_os("CINNABAR_DIFF_TRACE").is_some();
+    // The data itself is compared after each command's rounds, over RESP2.
+    let mut sta = Conn::connect(ours.addr.port()).await;
+    let mut stb = Conn::connect(reference).await;
 
     // The grammar is read over RESP2, whatever the compared connections speak.
     let mut docs_conn = Conn::connect(reference).await;
@@ -604,6 +712,9 @@ async fn run(ours: &TestServer, reference: u16, resp3: bool, mode: Mode, seed: u
                 _ => argv.iter().map(|s| s.as_bytes().to_vec()).collect(),
             };
             let refs: Vec<&[u8]> = full.iter().map(|v| v.as_slice()).collect();
+            if trace {
+                eprintln!("{mode:?} resp{} {argv:?}", if resp3 { 3 } else { 2 });
+            }
             let (ra, rb) = match mode {
                 Mode::Multi => {
                     let mut both = Vec::new();
@@ -651,6 +762,41 @@ async fn run(ours: &TestServer, reference: u16, resp3: bool, mode: Mode, seed: u
                     argv,
                     String::from_utf8_lossy(&ra),
                     String::from_utf8_lossy(&rb)
+                ));
+                setup(&mut a).await;
+                setup(&mut b).await;
+            }
+        }
+        if !matches!(mode, Mode::Notify) {
+            let (sa, sb) = (state(&mut sta).await, state(&mut stb).await);
+            if sa != sb {
+                let ka: Vec<&String> = sa.iter().map(|(k, _)| k).collect();
+                let kb: Vec<&String> = sb.iter().map(|(k, _)| k).collect();
+                let detail = if ka != kb {
+                    format!("keys {ka:?} / {kb:?}")
+                } else {
+                    sa.iter()
+                        .zip(&sb)
+                        .filter(|(x, y)| x != y)
+                        .map(|((k, x), (_, y))| {
+                            // Where they part, with some context.
+                            let i = x.iter().zip(y).take_while(|(p, q)| p == q).count();
+                            let from = i.saturating_sub(60);
+                            let show = |v: &[u8]| {
+                                String::from_utf8_lossy(&v[from..v.len().min(i + 100)]).into_owned()
+                            };
+                            format!(
+                                "{k} from byte {from}\n   cinnabar: {:?}\n   redis:    {:?}",
+                                show(x),
+                                show(y)
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                };
+                diffs.push(format!(
+                    "{mode:?} resp{} state after the {name} commands: {detail}",
+                    if resp3 { 3 } else { 2 }
                 ));
                 setup(&mut a).await;
                 setup(&mut b).await;

@@ -152,6 +152,48 @@ async fn object_type_and_encodings() {
         .await;
     c.expect(&resp(&[b"OBJECT", b"ENCODING", b"none"]), b"$-1\r\n")
         .await;
+    // Encodings as Redis 7.0 leaves them (found by tests/differential.rs):
+    // INCRBYFLOAT stores its result as text, even an integer's; a SETBIT
+    // that changes nothing still leaves the string raw; SORT converts a
+    // listpack sorted set to a skiplist and keeps it so; RENAME keeps the
+    // encoding.
+    let cases: &[(&[&[u8]], &[u8])] = &[
+        (&[b"SET", b"f", b"10"], b"+OK\r\n"),
+        (&[b"INCRBYFLOAT", b"f", b"0"], b"$2\r\n10\r\n"),
+        (&[b"OBJECT", b"ENCODING", b"f"], b"$6\r\nembstr\r\n"),
+        (&[b"RENAME", b"f", b"g"], b"+OK\r\n"),
+        (&[b"OBJECT", b"ENCODING", b"g"], b"$6\r\nembstr\r\n"),
+        (&[b"INCR", b"g"], b":11\r\n"),
+        (&[b"OBJECT", b"ENCODING", b"g"], b"$3\r\nint\r\n"),
+        (&[b"SETBIT", b"g", b"0", b"0"], b":0\r\n"),
+        (&[b"GET", b"g"], b"$2\r\n11\r\n"),
+        (&[b"OBJECT", b"ENCODING", b"g"], b"$3\r\nraw\r\n"),
+        (&[b"ZADD", b"z", b"2", b"1", b"1", b"2"], b":2\r\n"),
+        (&[b"OBJECT", b"ENCODING", b"z"], b"$8\r\nlistpack\r\n"),
+        (&[b"SORT_RO", b"z"], b"*2\r\n$1\r\n1\r\n$1\r\n2\r\n"),
+        (&[b"OBJECT", b"ENCODING", b"z"], b"$8\r\nskiplist\r\n"),
+    ];
+    for (cmd, want) in cases {
+        c.expect(&resp(cmd), want).await;
+    }
+    // Those conversions change no data: a WATCH on the key holds.
+    let mut w = srv.raw().await;
+    c.expect(&resp(&[b"ZADD", b"z2", b"1", b"1"]), b":1\r\n")
+        .await;
+    c.expect(&resp(&[b"SET", b"g2", b"5"]), b"+OK\r\n").await;
+    w.expect(&resp(&[b"WATCH", b"z2", b"g2"]), b"+OK\r\n").await;
+    c.expect(&resp(&[b"SORT", b"z2"]), b"*1\r\n$1\r\n1\r\n")
+        .await;
+    c.expect(&resp(&[b"SETBIT", b"g2", b"0", b"0"]), b":0\r\n")
+        .await;
+    w.expect(&resp(&[b"MULTI"]), b"+OK\r\n").await;
+    w.expect(&resp(&[b"PING"]), b"+QUEUED\r\n").await;
+    w.expect(&resp(&[b"EXEC"]), b"*1\r\n+PONG\r\n").await;
+    c.expect(
+        &resp(&[b"OBJECT", b"ENCODING", b"z2"]),
+        b"$8\r\nskiplist\r\n",
+    )
+    .await;
     c.expect(&resp(&[b"TYPE", b"i"]), b"+string\r\n").await;
     c.expect(&resp(&[b"TYPE", b"none"]), b"+none\r\n").await;
     c.expect(&resp(&[b"OBJECT", b"IDLETIME", b"i"]), b":0\r\n")

@@ -800,11 +800,7 @@ async fn rdb_file_written_by_us_loads_in_redis() {
 }
 
 fn as_ref(v: &Value) -> ValueRef<'_> {
-    match v {
-        Value::Str(b) => ValueRef::Str(b),
-        Value::Int(n) => ValueRef::Int(*n),
-        Value::Obj(o) => ValueRef::Obj(o),
-    }
+    v.as_value_ref()
 }
 
 /// redis-server SAVEs a dataset of every type (with expiries, in two

@@ -84,7 +84,8 @@ fn setbit(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         None => None,
         Some(v) => {
             let s = str_bytes(&v)?;
-            Some((s.len(), s.get(byte).is_some_and(|b| b & mask != 0)))
+            let raw = matches!(v, ValueRef::Obj(_));
+            Some((s.len(), s.get(byte).is_some_and(|b| b & mask != 0), raw))
         }
     };
     let old = match cur {
@@ -97,8 +98,13 @@ fn setbit(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
                 .set(key, Value::Obj(Obj::raw(v)), Ttl::Clear, now);
             false
         }
-        Some((len, old)) => {
+        Some((len, old, raw)) => {
             if byte < len && old == (on == 1) {
+                // Nothing changes, but the string is raw from now on, as
+                // Redis unshares it before looking.
+                if !raw {
+                    ctx.shard(key)?.string_mut_quiet(key, now);
+                }
                 return Ok(Reply::Int(old as i64));
             }
             match ctx.shard(key)?.string_mut(key, now) {

@@ -291,6 +291,14 @@ fn sort_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], readonly: bool) -> CmdResult 
         Some(ValueRef::Obj(Obj::ZSet(z))) => (Kind::ZSet, z.len()),
         Some(_) => return Err(CmdError::WRONG_TYPE),
     };
+    if kind == Kind::ZSet {
+        // Redis 7.0 converts a listpack sorted set to a skiplist for SORT
+        // and keeps it so (sort.c, "destructively convert"); OBJECT
+        // ENCODING shows it afterwards.
+        if let Some(Obj::ZSet(z)) = sh.obj_mut_quiet(key, now) {
+            z.convert_to_skiplist();
+        }
+    }
 
     // A set has no order of its own: when its unsorted content would be
     // stored or handed to a script, sort it alphabetically so the result

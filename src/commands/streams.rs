@@ -1924,7 +1924,7 @@ fn xinfo_stream(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         (bulk("radix-tree-keys"), Reply::Int(s.block_count() as i64)),
         (
             bulk("radix-tree-nodes"),
-            Reply::Int((s.block_count() as i64 * 3 / 2).max(1)),
+            Reply::Int(s.radix_tree_nodes() as i64),
         ),
         (bulk("last-generated-id"), id_reply(s.last_id)),
         (bulk("max-deleted-entry-id"), id_reply(s.max_deleted)),

@@ -600,7 +600,8 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         Err(IncrError::NanOrInf) => return Err(CmdError::NAN_OR_INF),
         Err(_) => return Err(CmdError::NOT_FLOAT),
     };
-    shard.set(key, Value::Str(s.clone()), Ttl::Keep, now);
+    // Stored as text, never integer-encoded (OBJECT ENCODING embstr).
+    shard.set(key, Value::Text(s.clone()), Ttl::Keep, now);
     ctx.changed(1);
     ctx.notify(N::STRING, "incrbyfloat", key);
     // Replicated as the value it set (as Redis 7): float arithmetic must

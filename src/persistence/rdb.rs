@@ -1648,11 +1648,7 @@ mod tests {
     }
 
     fn as_ref(v: &Value) -> ValueRef<'_> {
-        match v {
-            Value::Str(b) => ValueRef::Str(b),
-            Value::Int(n) => ValueRef::Int(*n),
-            Value::Obj(o) => ValueRef::Obj(o),
-        }
+        v.as_value_ref()
     }
 
     fn round_trip(v: &Value, compress: bool) -> Value {
@@ -1662,7 +1658,7 @@ mod tests {
 
     fn same_string(a: &Value, b: &Value) -> bool {
         let s = |v: &Value| match v {
-            Value::Str(b) => b.to_vec(),
+            Value::Str(b) | Value::Text(b) => b.to_vec(),
             Value::Int(n) => itoa_vec(*n),
             Value::Obj(Obj::Raw(r)) => r.to_vec(),
             _ => panic!("not a string"),

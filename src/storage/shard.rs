@@ -712,6 +712,13 @@ impl Shard {
     /// Mutable access to an out-of-line object.
     pub fn obj_mut(&mut self, key: &[u8], now: u64) -> Option<&mut Obj> {
         self.touch(key);
+        self.obj_mut_quiet(key, now)
+    }
+
+    /// [`Shard::obj_mut`] for a change of representation only: watchers
+    /// and tracking clients are not told (Redis's encoding conversions
+    /// do not signal the key).
+    pub fn obj_mut_quiet(&mut self, key: &[u8], now: u64) -> Option<&mut Obj> {
         let pos = self.find_live(key, now)?;
         let e = self.table.get(pos)?;
         if e.kind() != KIND_OBJ {
@@ -742,6 +749,13 @@ impl Shard {
     /// integer encodings to raw. `Err(())` if the key holds another type.
     pub fn string_mut(&mut self, key: &[u8], now: u64) -> Option<Result<&mut Vec<u8>, ()>> {
         self.touch(key);
+        self.string_mut_quiet(key, now)
+    }
+
+    /// [`Shard::string_mut`] without telling watchers and tracking clients:
+    /// for converting a string to raw when nothing else changes (as Redis
+    /// unshares a string before SETBIT looks at it).
+    pub fn string_mut_quiet(&mut self, key: &[u8], now: u64) -> Option<Result<&mut Vec<u8>, ()>> {
         let pos = self.find_live(key, now)?;
         self.preserve(pos);
         let e = self.table.get(pos)?;
@@ -782,6 +796,8 @@ impl Shard {
                     PayloadOwned::Obj(self.alloc_obj(Obj::raw(b.to_vec())))
                 }
             }
+            Value::Text(b) if b.len() <= INLINE_MAX => PayloadOwned::Embstr(b),
+            Value::Text(b) => PayloadOwned::Obj(self.alloc_obj(Obj::raw(b.to_vec()))),
             Value::Obj(o) => PayloadOwned::Obj(self.alloc_obj(o)),
         }
     }
@@ -894,7 +910,7 @@ impl Shard {
         let (e, obj) = self.remove_pos(pos)?;
         let v = match e.kind() {
             KIND_INT => Value::Int(e.int()),
-            KIND_EMBSTR => Value::Str(Bytes::copy_from_slice(e.embstr())),
+            KIND_EMBSTR => Value::Text(Bytes::copy_from_slice(e.embstr())),
             _ => match obj {
                 Some(o) => Value::Obj(o),
                 None => return None,

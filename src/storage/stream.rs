@@ -339,6 +339,45 @@ impl Stream {
         self.blocks.len()
     }
 
+    /// Nodes of the radix tree Redis would index these blocks with (XINFO
+    /// STREAM radix-tree-nodes): its keys are the blocks' first IDs as 16
+    /// big-endian bytes, and a rax is canonical for its key set. A node
+    /// starts at the root, at each branch, at each child of a branch and at
+    /// each key's end; a run of single-child bytes between them is one
+    /// compressed node.
+    pub fn radix_tree_nodes(&self) -> usize {
+        fn nodes(keys: &[[u8; 16]], depth: usize) -> usize {
+            if depth == 16 || keys.is_empty() {
+                return 1;
+            }
+            let (first, last) = (&keys[0], &keys[keys.len() - 1]);
+            let common = (depth..16).find(|&i| first[i] != last[i]).unwrap_or(16);
+            if common > depth {
+                // A compressed node down to the branch or the key's end.
+                return 1 + nodes(keys, common);
+            }
+            let mut n = 1;
+            let mut rest = keys;
+            while let Some(head) = rest.first() {
+                let split = rest.partition_point(|k| k[depth] == head[depth]);
+                n += nodes(&rest[..split], depth + 1);
+                rest = &rest[split..];
+            }
+            n
+        }
+        let keys: Vec<[u8; 16]> = self
+            .blocks
+            .keys()
+            .map(|id| {
+                let mut k = [0u8; 16];
+                k[..8].copy_from_slice(&id.ms.to_be_bytes());
+                k[8..].copy_from_slice(&id.seq.to_be_bytes());
+                k
+            })
+            .collect();
+        nodes(&keys, 0)
+    }
+
     /// Approximate heap bytes (MEMORY USAGE, accounting).
     pub fn memory_usage(&self) -> usize {
         // Per block: its slot in the map and its own allocation (the

@@ -114,7 +114,7 @@ impl ValueRef<'_> {
     /// An owned copy of the value (COPY, DUMP-like uses).
     pub fn to_value(&self) -> Value {
         match self {
-            ValueRef::Str(s) => Value::Str(Bytes::copy_from_slice(s)),
+            ValueRef::Str(s) => Value::Text(Bytes::copy_from_slice(s)),
             ValueRef::Int(n) => Value::Int(*n),
             ValueRef::Obj(o) => Value::Obj((*o).clone()),
         }
@@ -172,6 +172,11 @@ impl StrRef<'_> {
 pub enum Value {
     /// A string; stored as int / embstr / raw by the shard.
     Str(Bytes),
+    /// A string stored as these bytes even when they read as an integer:
+    /// embstr, or raw past 44 bytes. INCRBYFLOAT's result is one (Redis
+    /// stores it without trying the integer encoding), and so is a copy or
+    /// move of such a string.
+    Text(Bytes),
     /// An integer-valued string (INCR results).
     Int(i64),
     /// An object (collections, raw strings).
@@ -179,9 +184,18 @@ pub enum Value {
 }
 
 impl Value {
+    /// The borrowed view of this value.
+    pub fn as_value_ref(&self) -> ValueRef<'_> {
+        match self {
+            Value::Str(b) | Value::Text(b) => ValueRef::Str(b),
+            Value::Int(n) => ValueRef::Int(*n),
+            Value::Obj(o) => ValueRef::Obj(o),
+        }
+    }
+
     pub fn type_name(&self) -> &'static str {
         match self {
-            Value::Str(_) | Value::Int(_) => "string",
+            Value::Str(_) | Value::Text(_) | Value::Int(_) => "string",
             Value::Obj(o) => o.type_name(),
         }
     }
