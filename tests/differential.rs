@@ -174,7 +174,6 @@ const SKIP: &[&str] = &[
     "flushdb",
     "function",
     "hello",
-    "hrandfield",
     "info",
     "lastsave",
     "latency",
@@ -191,7 +190,6 @@ const SKIP: &[&str] = &[
     "psync",
     "punsubscribe",
     "quit",
-    "randomkey",
     "readonly",
     "readwrite",
     "replconf",
@@ -201,17 +199,12 @@ const SKIP: &[&str] = &[
     "restore-asking",
     "role",
     "save",
-    "scan",
     "script",
     "select",
     "shutdown",
     "slaveof",
     "slowlog",
     "spop",
-    "srandmember",
-    "sscan",
-    "hscan",
-    "zscan",
     "ssubscribe",
     "subscribe",
     "sunsubscribe",
@@ -222,11 +215,7 @@ const SKIP: &[&str] = &[
     "unwatch",
     "wait",
     "watch",
-    "xautoclaim",
-    "xclaim",
     "xinfo",
-    "xpending",
-    "zrandmember",
     "pubsub",
 ];
 /// Subcommands whose replies are deterministic (the rest of their
@@ -240,6 +229,7 @@ const SUBCOMMANDS: &[&str] = &[
     "xgroup|setid",
     "xinfo|stream",
     "xinfo|groups",
+    "xinfo|consumers",
     "pubsub|numsub",
     "pubsub|numpat",
     "pubsub|shardnumsub",
@@ -259,6 +249,29 @@ const BLOCKING: &[&str] = &[
     "xread",
     "xreadgroup",
 ];
+/// Random picks: compared by shape (types and counts).
+const RANDOM: &[&str] = &["hrandfield", "srandmember", "zrandmember", "randomkey"];
+/// Replies that carry delivery or idle times, which are masked.
+const TIMED: &[&str] = &[
+    "xinfo|stream",
+    "xinfo|consumers",
+    "xpending",
+    "xclaim",
+    "xautoclaim",
+];
+/// Commands whose numeric arguments must stay as generated: a cursor
+/// means a position in a hash table, an idle time is measured from when
+/// each server delivered.
+const CAREFUL: &[&str] = &[
+    "scan",
+    "sscan",
+    "hscan",
+    "zscan",
+    "xpending",
+    "xclaim",
+    "xautoclaim",
+];
+
 /// Replies whose element order is a hash table's.
 const UNORDERED: &[&str] = &[
     "smembers", "sunion", "sdiff", "sinter", "hkeys", "hvals", "keys",
@@ -279,6 +292,8 @@ struct Gen {
     rng: SmallRng,
     times: bool,
     blocking: bool,
+    /// No numbers from mutations (see [`CAREFUL`]).
+    careful: bool,
 }
 
 impl Gen {
@@ -301,6 +316,16 @@ impl Gen {
                 out.push(token.clone());
             }
             let name = text(field(spec, "name"));
+            if name == "cursor" {
+                // SCAN runs from the start: any other cursor names a
+                // position in one server's hash table.
+                out.push(self.pick(&["0", "0", "x", ""]).into());
+                continue;
+            }
+            if name == "min-idle-time" {
+                out.push(self.pick(&["0", "100000000"]).into());
+                continue;
+            }
             if self.blocking && (name == "timeout" || name == "milliseconds") {
                 out.push(self.pick(&["0.01", "0.001", "-1", "x", "0.02"]).into());
                 continue;
@@ -360,14 +385,21 @@ impl Gen {
         }
         let i = self.rng.gen_range(0..args.len());
         let mut any = [INTS, DOUBLES, STRINGS, KEYS].concat();
-        if self.times || self.blocking {
+        if self.times || self.blocking || self.careful {
             // Any of these may land where a time goes: nothing that could
             // block for long or expire between the two servers' runs (a
             // number, as strtold reads it, unless it is a safe time).
+            // For a cursor or an idle time, no number at all.
+            let careful = self.careful;
             any.retain(|x| {
                 let t = x.trim_start();
+                let t = if careful {
+                    t.trim_start_matches('-')
+                } else {
+                    t
+                };
                 !t.starts_with(|c: char| c.is_ascii_digit() || c == '+' || c == '.')
-                    && !t.parse::<f64>().is_ok_and(|v| v >= 0.0)
+                    && !t.parse::<f64>().is_ok_and(|v| careful || v >= 0.0)
             });
             if self.times {
                 any.extend(TIMES);
@@ -408,6 +440,12 @@ async fn setup(c: &mut Conn) {
         vec![b"XADD", b"stream", b"2-1", b"f", b"v", b"g", b"w"],
         vec![b"XGROUP", b"CREATE", b"stream", b"g", b"0"],
         vec![b"PFADD", b"hll", b"a", b"b", b"c"],
+        // Some keys expire (far off), so a command that loses or keeps a
+        // TTL shows in the comparison of the dataset.
+        vec![b"EXPIRE", b"str", b"100000"],
+        vec![b"EXPIRE", b"list", b"100000"],
+        vec![b"EXPIRE", b"intset", b"100000"],
+        vec![b"EXPIRE", b"zset", b"100000"],
         vec![
             b"GEOADD",
             b"geo",
@@ -442,6 +480,106 @@ async fn setup(c: &mut Conn) {
         cmd.extend(big.iter().map(|v| v.as_slice()));
         c.call(&cmd).await;
     }
+    c.call(&[b"PEXPIRE", b"bigh", b"100000000"]).await;
+}
+
+/// A reply as a tree: `head` is a scalar's whole encoding, or an
+/// aggregate's header line with its elements in `kids`.
+struct Node {
+    head: Vec<u8>,
+    kids: Vec<Node>,
+}
+
+impl Node {
+    fn parse(b: &[u8]) -> (Node, usize) {
+        let nl = b.windows(2).position(|w| w == b"\r\n").expect("line") + 2;
+        let n: i64 = std::str::from_utf8(&b[1..nl - 2])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(-1);
+        let count = match b[0] {
+            b'*' | b'~' | b'>' if n > 0 => n as usize,
+            b'%' | b'|' if n > 0 => 2 * n as usize,
+            _ => {
+                let len = reply_len(b).expect("complete reply");
+                let node = Node {
+                    head: b[..len].to_vec(),
+                    kids: Vec::new(),
+                };
+                return (node, len);
+            }
+        };
+        let mut off = nl;
+        let mut kids = Vec::with_capacity(count);
+        for _ in 0..count {
+            let (k, used) = Node::parse(&b[off..]);
+            kids.push(k);
+            off += used;
+        }
+        let head = b[..nl].to_vec();
+        (Node { head, kids }, off)
+    }
+
+    fn bytes(&self, out: &mut Vec<u8>) {
+        out.extend(&self.head);
+        for k in &self.kids {
+            k.bytes(out);
+        }
+    }
+
+    /// A string scalar's value.
+    fn text(&self) -> Option<&[u8]> {
+        let h = &self.head;
+        match h.first()? {
+            b'+' => Some(&h[1..h.len() - 2]),
+            b'$' => {
+                let nl = h.iter().position(|&c| c == b'\n')? + 1;
+                (h.len() >= nl + 2).then(|| &h[nl..h.len() - 2])
+            }
+            _ => None,
+        }
+    }
+
+    /// Same types and element counts; values hidden (the random picks).
+    fn shape(&mut self) {
+        match self.head[0] {
+            b'$' | b':' | b',' | b'+' if self.kids.is_empty() && !self.head.starts_with(b"$-1") => {
+                self.head = vec![self.head[0], b'?'];
+            }
+            _ => {}
+        }
+        for k in &mut self.kids {
+            k.shape();
+        }
+    }
+
+    /// Hides what reads the clock: integers after the names in `named`
+    /// (`idle`, `seen-time`, ...), Unix-millisecond integers anywhere, and
+    /// the idle time in XPENDING's `[id, consumer, idle, deliveries]`.
+    fn mask_times(&mut self, named: &[&str]) {
+        let pending_entry = self.kids.len() == 4
+            && self.kids[0].head.starts_with(b"$")
+            && self.kids[2].head.starts_with(b":");
+        if pending_entry {
+            self.kids[2].head = b":<idle>\r\n".to_vec();
+        }
+        let mut after_name = false;
+        for k in &mut self.kids {
+            if k.head.starts_with(b":") {
+                let v: i64 = std::str::from_utf8(&k.head[1..k.head.len() - 2])
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                if after_name || v >= 1_000_000_000_000 {
+                    k.head = b":<time>\r\n".to_vec();
+                }
+            }
+            after_name = k
+                .text()
+                .is_some_and(|t| named.iter().any(|n| t == n.as_bytes()));
+            k.mask_times(named);
+        }
+    }
 }
 
 /// Splits an aggregate reply into its elements' bytes, sorted, so two
@@ -471,6 +609,17 @@ fn sorted_elements(reply: &[u8]) -> Vec<u8> {
 }
 
 fn normalize(cmd: &str, reply: Vec<u8>) -> Vec<u8> {
+    if RANDOM.contains(&cmd) || TIMED.contains(&cmd) {
+        let (mut t, _) = Node::parse(&reply);
+        if RANDOM.contains(&cmd) {
+            t.shape();
+        } else {
+            t.mask_times(&["idle", "seen-time"]);
+        }
+        let mut out = Vec::new();
+        t.bytes(&mut out);
+        return out;
+    }
     if UNORDERED.contains(&cmd) {
         return sorted_elements(&reply);
     }
@@ -578,6 +727,43 @@ async fn state(c: &mut Conn) -> Vec<(String, Vec<u8>)> {
     out
 }
 
+/// Runs a SCAN-family command from its cursor to the end and returns
+/// what the whole iteration found, sorted and without repeats (hash order
+/// and cursors are each server's own); an error or other reply as it is.
+async fn full_scan(c: &mut Conn, mut args: Vec<Vec<u8>>, pos: usize, pairs: bool) -> Vec<u8> {
+    let mut found = std::collections::BTreeSet::new();
+    for _ in 0..10_000 {
+        let refs: Vec<&[u8]> = args.iter().map(|v| v.as_slice()).collect();
+        let reply = c.try_call(&refs).await.expect("connection closed");
+        if !reply.starts_with(b"*2\r\n") {
+            return reply;
+        }
+        let (t, _) = Node::parse(&reply);
+        let cursor = t.kids[0].text().unwrap_or(b"0").to_vec();
+        let items: Vec<Vec<u8>> = t.kids[1]
+            .kids
+            .iter()
+            .map(|k| {
+                let mut b = Vec::new();
+                k.bytes(&mut b);
+                b
+            })
+            .collect();
+        if pairs {
+            found.extend(items.chunks(2).map(|p| p.concat()));
+        } else {
+            found.extend(items);
+        }
+        if cursor == b"0" {
+            let mut out = format!("*{} (whole scan)\r\n", found.len()).into_bytes();
+            out.extend(found.into_iter().flatten());
+            return out;
+        }
+        args[pos] = cursor;
+    }
+    panic!("scan did not finish: {args:?}");
+}
+
 #[derive(Clone, Copy, Debug)]
 enum Mode {
     Plain,
@@ -665,6 +851,7 @@ async fn run(ours: &TestServer, reference: u16, resp3: bool, mode: Mode, seed: u
         rng: SmallRng::seed_from_u64(seed),
         times: false,
         blocking: false,
+        careful: false,
     };
     let mut diffs = Vec::new();
     for name in &names {
@@ -677,12 +864,19 @@ async fn run(ours: &TestServer, reference: u16, resp3: bool, mode: Mode, seed: u
         let spec = args_of(body);
         gen.times = EXPIRING.contains(&name.as_str());
         gen.blocking = BLOCKING.contains(&name.as_str());
+        gen.careful = CAREFUL.contains(&name.as_str());
+        let scan_cursor = match name.as_str() {
+            "scan" => Some(1),
+            "sscan" | "hscan" | "zscan" => Some(2),
+            _ => None,
+        };
         for _ in 0..rounds {
             let mut args = Vec::new();
             for s in &spec {
                 gen.arg(s, &mut args);
             }
-            let mut argv = vec![name.clone()];
+            // `xinfo|stream` is sent as `XINFO STREAM`.
+            let mut argv: Vec<String> = name.split('|').map(String::from).collect();
             argv.extend(gen.mutate(args));
             if name == "xadd" {
                 // `*` IDs carry the clock; a fixed millisecond keeps the
@@ -697,6 +891,11 @@ async fn run(ours: &TestServer, reference: u16, resp3: bool, mode: Mode, seed: u
                 && argv.iter().any(|x| x.eq_ignore_ascii_case("by"))
             {
                 // Equal weights leave the order to the sort algorithm.
+                continue;
+            }
+            if scan_cursor.is_some() && matches!(mode, Mode::Multi | Mode::Lua) {
+                // A scan is compared over a whole iteration, which takes
+                // one call per cursor.
                 continue;
             }
             if gen.rng.gen_bool(0.1) {
@@ -733,6 +932,14 @@ async fn run(ours: &TestServer, reference: u16, resp3: bool, mode: Mode, seed: u
                     }
                     let rb = both.pop().unwrap_or_default();
                     (both.pop().unwrap_or_default(), rb)
+                }
+                _ if scan_cursor.is_some() => {
+                    let pos = scan_cursor.unwrap_or(1);
+                    let pairs = name == "hscan" || name == "zscan";
+                    (
+                        full_scan(&mut a, full.clone(), pos, pairs).await,
+                        full_scan(&mut b, full.clone(), pos, pairs).await,
+                    )
                 }
                 _ => {
                     let ra = a
@@ -859,6 +1066,8 @@ async fn generated_commands_answer_as_redis_does() {
 /// `(long long)` cast of a Lua number), and RESTORE-ASKING.
 #[tokio::test]
 async fn argument_rules_found_by_the_generated_runs() {
+    const WRONGTYPE: &str =
+        "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n";
     let srv = TestServer::start();
     let mut c = Conn::connect(srv.addr.port()).await;
     let cases: &[(&[&str], &str)] = &[
@@ -1019,6 +1228,27 @@ async fn argument_rules_found_by_the_generated_runs() {
             ],
             "-ERR XREAD command is not allowed with BLOCK option from scripts\r\n",
         ),
+        // SCAN cursors are read with strtoul: empty is 0, a sign is taken.
+        (
+            &["SCAN", "", "MATCH", "l", "COUNT", "100"],
+            "*2\r\n$1\r\n0\r\n*1\r\n$1\r\nl\r\n",
+        ),
+        (&["SCAN", " 0"], "-ERR invalid cursor\r\n"),
+        (&["SSCAN", "l", "+0"], WRONGTYPE),
+        // HSCAN/SSCAN/ZSCAN: cursor, then the key, then the options.
+        (
+            &["ZSCAN", "nokey", "0", "COUNT", "x"],
+            "*2\r\n$1\r\n0\r\n*0\r\n",
+        ),
+        (&["ZSCAN", "l", "0", "COUNT", "0"], WRONGTYPE),
+        (&["ZSCAN", "z", "0", "COUNT", "0"], "-ERR syntax error\r\n"),
+        (&["ZSCAN", "z", "x"], "-ERR invalid cursor\r\n"),
+        // XINFO STREAM looks the key up before reading its options.
+        (
+            &["XINFO", "STREAM", "nokey", "FULL", "x"],
+            "-ERR no such key\r\n",
+        ),
+        (&["XINFO", "STREAM", "l", "x"], WRONGTYPE),
     ];
     for (cmd, want) in cases {
         let args: Vec<&[u8]> = cmd.iter().map(|a| a.as_bytes()).collect();

@@ -260,6 +260,13 @@ async fn lmove_rpoplpush_lmpop() {
         "*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n",
     )
     .await;
+    // Rotating a one-element list: the key never stops existing, so it
+    // keeps its TTL (found by tests/differential.rs: a `del` event fired).
+    q(&mut c, "RPUSH one x", ":1\r\n").await;
+    q(&mut c, "EXPIRE one 1000", ":1\r\n").await;
+    q(&mut c, "RPOPLPUSH one one", "$1\r\nx\r\n").await;
+    q(&mut c, "LMOVE one one LEFT LEFT", "$1\r\nx\r\n").await;
+    q(&mut c, "TTL one", ":1000\r\n").await;
     // Wrong destination type leaves the source untouched.
     q(&mut c, "SET str v", "+OK\r\n").await;
     q(&mut c, "LMOVE d str LEFT LEFT", WRONGTYPE).await;

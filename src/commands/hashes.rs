@@ -9,7 +9,7 @@ use rand::Rng;
 use crate::commands::ctx::Ctx;
 use crate::commands::spec::{cmd, Acl, CmdFlags as F, CommandSpec};
 use crate::config::notify as N;
-use crate::protocol::args::{eq_ic, int_arg, Args};
+use crate::protocol::args::{eq_ic, int_arg, parse_cursor, Args};
 use crate::protocol::codec::parse_i64;
 use crate::protocol::reply::{Agg, Bulks};
 use crate::protocol::{CmdError, CmdResult, Reply};
@@ -307,32 +307,7 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     Ok(Reply::bulk(Bytes::from(s)))
 }
 
-/// Parses a SCAN-family cursor as Redis does (C `strtoul`: optional sign,
-/// a negative value wraps; no leading space; `ERR invalid cursor`).
-pub(crate) fn parse_cursor(raw: &[u8]) -> CmdResult<u64> {
-    let bad = || CmdError::err("invalid cursor");
-    if raw.is_empty() {
-        return Ok(0);
-    }
-    let (neg, digits) = match raw[0] {
-        b'-' => (true, &raw[1..]),
-        b'+' => (false, &raw[1..]),
-        _ => (false, raw),
-    };
-    if digits.is_empty() || !digits.iter().all(|c| c.is_ascii_digit()) {
-        return Err(bad());
-    }
-    let mut v: u64 = 0;
-    for &c in digits {
-        v = v
-            .checked_mul(10)
-            .and_then(|v| v.checked_add((c - b'0') as u64))
-            .ok_or_else(bad)?;
-    }
-    Ok(if neg { v.wrapping_neg() } else { v })
-}
-
-/// HSCAN/SSCAN options: `[MATCH pattern] [COUNT count]`.
+/// HSCAN/SSCAN/ZSCAN options: `[MATCH pattern] [COUNT count]`.
 pub(crate) struct ScanOpts {
     /// `None` for no filter (also for the pattern `*`).
     pub pattern: Option<Bytes>,

@@ -479,10 +479,7 @@ fn keys(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 /// shrink between calls, and every key present for the whole iteration is
 /// returned.
 fn scan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
-    let cursor: u64 = std::str::from_utf8(&argv[1])
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| CmdError::err("invalid cursor"))?;
+    let cursor = crate::protocol::args::parse_cursor(&argv[1])?;
     let mut pattern: Option<Bytes> = None;
     let mut count = 10usize;
     let mut type_filter: Option<Bytes> = None;

@@ -571,9 +571,16 @@ fn move_one(
     let Some(v) = list.pop(from) else {
         return Ok(None);
     };
-    let deleted = drop_if_empty(shard, src, now);
-    let dshard = ctx.shard(dst)?;
-    list_or_create(dshard, dst, now)?.push(to, &v);
+    let deleted = if src == dst {
+        // A rotation: the list never stops existing (it keeps its TTL, and
+        // no `del` fires, even when it holds one element).
+        list.push(to, &v);
+        false
+    } else {
+        let deleted = drop_if_empty(shard, src, now);
+        list_or_create(ctx.shard(dst)?, dst, now)?.push(to, &v);
+        deleted
+    };
     ctx.changed(2);
     ctx.notify(N::LIST, ev(to, true), dst);
     notify_pop(ctx, from, src, deleted);

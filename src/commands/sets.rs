@@ -11,9 +11,10 @@ use bytes::Bytes;
 use rand::Rng;
 
 use crate::commands::ctx::Ctx;
-use crate::commands::hashes::{parse_cursor, scan_reply, ScanOpts};
+use crate::commands::hashes::{scan_reply, ScanOpts};
 use crate::commands::spec::{cmd, Acl, CmdFlags as F, CommandSpec};
 use crate::config::notify as N;
+use crate::protocol::args::parse_cursor;
 use crate::protocol::args::{int_arg, positive_arg};
 use crate::protocol::codec::parse_i64;
 use crate::protocol::reply::{Agg, Bulks};

@@ -1897,6 +1897,12 @@ fn xinfo_groups(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 fn xinfo_stream(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let key = &argv[2];
     let opts = &argv[3..];
+    let now = ctx.now;
+    let shard = ctx.shard(key)?;
+    // The key is looked up before the options are read, as in Redis.
+    let Some(s) = read_stream(shard, key, now)? else {
+        return Err(CmdError::NO_SUCH_KEY);
+    };
     let mut full = false;
     let mut count: i64 = 10;
     if !opts.is_empty() {
@@ -1914,11 +1920,6 @@ fn xinfo_stream(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             }
         }
     }
-    let now = ctx.now;
-    let shard = ctx.shard(key)?;
-    let Some(s) = read_stream(shard, key, now)? else {
-        return Err(CmdError::NO_SUCH_KEY);
-    };
     let mut m = vec![
         (bulk("length"), Reply::Int(s.len() as i64)),
         (bulk("radix-tree-keys"), Reply::Int(s.block_count() as i64)),

@@ -13,15 +13,15 @@ use rand::Rng;
 
 use crate::commands::blocking::parse_timeout;
 use crate::commands::ctx::Ctx;
+use crate::commands::hashes::{scan_reply, ScanOpts};
 use crate::commands::spec::{cmd, Acl, CmdFlags as F, CommandSpec};
 use crate::config::notify as N;
-use crate::protocol::args::{eq_ic, int_arg, positive_arg};
+use crate::protocol::args::{eq_ic, int_arg, parse_cursor, positive_arg};
 use crate::protocol::codec::parse_i64;
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::storage::zset::{cmp_entry, ZLimits, ZSet};
 use crate::storage::{Obj, Shard, Ttl, Value, ValueRef};
 use crate::util::float::{format_g17, parse_f64, parse_f64_lenient};
-use crate::util::glob::glob_match;
 
 const Z: Acl = Acl::SORTEDSET;
 const W: F = F::WRITE.union(F::DENYOOM);
@@ -1704,55 +1704,22 @@ fn zintercard(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 /// returns about COUNT members however many share a score.
 fn zscan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
-    let cursor: u64 = std::str::from_utf8(&argv[2])
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| CmdError::err("invalid cursor"))?;
-    let mut pattern: Option<&Bytes> = None;
-    let mut count = 10usize;
-    let mut j = 3;
-    while j < argv.len() {
-        let left = argv.len() - j;
-        if eq_ic(&argv[j], "count") && left >= 2 {
-            let n = int_arg(&argv[j + 1])?;
-            if n < 1 {
-                return Err(CmdError::SYNTAX);
-            }
-            count = n as usize;
-            j += 2;
-        } else if eq_ic(&argv[j], "match") && left >= 2 {
-            pattern = Some(&argv[j + 1]).filter(|p| &p[..] != b"*");
-            j += 2;
-        } else {
-            return Err(CmdError::SYNTAX);
-        }
-    }
+    // As Redis: the cursor, then the key (a missing one scans empty
+    // whatever the options say), then the options.
+    let cursor = parse_cursor(&argv[2])?;
     let now = ctx.now;
-    let z = read(ctx.shard(key)?, key, now)?;
-    let (items, next) = match z {
-        None => (Vec::new(), 0),
-        Some(z) => {
-            let mut items = Vec::with_capacity(count);
-            let next = z.scan(cursor, count, |m, s| {
-                items.push((Bytes::copy_from_slice(m), s))
-            });
-            (items, next)
-        }
+    let Some(z) = read(ctx.shard(key)?, key, now)? else {
+        return Ok(scan_reply(0, Vec::new()));
     };
-    let mut out = Vec::with_capacity(items.len() * 2);
-    for (m, s) in items {
-        if let Some(p) = pattern {
-            if !glob_match(p, &m, false) {
-                continue;
-            }
+    let opts = ScanOpts::parse(argv, 3)?;
+    let mut out = Vec::new();
+    let next = z.scan(cursor, opts.count, |m, s| {
+        if opts.matches(m) {
+            out.push(Reply::bulk_copy(m));
+            out.push(Reply::bulk(format_g17(s)));
         }
-        out.push(Reply::Bulk(m));
-        out.push(Reply::bulk(format_g17(s)));
-    }
-    Ok(Reply::Array(vec![
-        Reply::bulk(next.to_string()),
-        Reply::Array(out),
-    ]))
+    });
+    Ok(scan_reply(next, out))
 }
 
 #[cfg(test)]

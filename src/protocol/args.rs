@@ -132,3 +132,28 @@ impl<'a> Args<'a> {
         }
     }
 }
+
+/// Parses a SCAN-family cursor as Redis does (C `strtoul`: optional sign,
+/// a negative value wraps; no leading space; `ERR invalid cursor`).
+pub fn parse_cursor(raw: &[u8]) -> CmdResult<u64> {
+    let bad = || CmdError::err("invalid cursor");
+    if raw.is_empty() {
+        return Ok(0);
+    }
+    let (neg, digits) = match raw[0] {
+        b'-' => (true, &raw[1..]),
+        b'+' => (false, &raw[1..]),
+        _ => (false, raw),
+    };
+    if digits.is_empty() || !digits.iter().all(|c| c.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let mut v: u64 = 0;
+    for &c in digits {
+        v = v
+            .checked_mul(10)
+            .and_then(|v| v.checked_add((c - b'0') as u64))
+            .ok_or_else(bad)?;
+    }
+    Ok(if neg { v.wrapping_neg() } else { v })
+}
