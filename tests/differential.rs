@@ -659,7 +659,7 @@ fn normalize(cmd: &str, reply: Vec<u8>) -> Vec<u8> {
 /// encoding, whether it expires, its contents in a comparable form, and for
 /// compact encodings the DUMP payload (Redis's own bytes). Replies can
 /// agree while the data behind them does not; this catches that.
-async fn state(c: &mut Conn) -> Vec<(String, Vec<u8>)> {
+async fn state(c: &mut Conn, exact: bool) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     for db in 0..16u8 {
         let dbs = db.to_string();
@@ -684,7 +684,10 @@ async fn state(c: &mut Conn) -> Vec<(String, Vec<u8>)> {
                     continue;
                 }
             }
-            let mut s = [ty.clone(), enc.clone(), normalize("pttl", ttl)].concat();
+            let mut s = [ty.clone(), normalize("pttl", ttl)].concat();
+            if exact {
+                s.extend(&enc);
+            }
             match &ty[..] {
                 b"+string\r\n" => s.extend(c.call(&[b"GET", key]).await),
                 b"+list\r\n" => s.extend(c.call(&[b"LRANGE", key, b"0", b"-1"]).await),
@@ -717,7 +720,7 @@ async fn state(c: &mut Conn) -> Vec<(String, Vec<u8>)> {
                 b"+quicklist\r\n",
                 b"+skiplist\r\n",
             ];
-            if compact.contains(&enc.as_slice()) {
+            if exact && compact.contains(&enc.as_slice()) {
                 s.extend(c.call(&[b"DUMP", key]).await);
             }
             out.push((format!("db{db} {}", String::from_utf8_lossy(key)), s));
@@ -764,6 +767,40 @@ async fn full_scan(c: &mut Conn, mut args: Vec<Vec<u8>>, pos: usize, pairs: bool
     panic!("scan did not finish: {args:?}");
 }
 
+/// Where two dataset snapshots part (`None` if they do not).
+fn state_diff(
+    ours: &[(String, Vec<u8>)],
+    other: &[(String, Vec<u8>)],
+    what: &str,
+) -> Option<String> {
+    if ours == other {
+        return None;
+    }
+    let ka: Vec<&String> = ours.iter().map(|(k, _)| k).collect();
+    let kb: Vec<&String> = other.iter().map(|(k, _)| k).collect();
+    if ka != kb {
+        return Some(format!("keys {ka:?} / {what} {kb:?}"));
+    }
+    let lines: Vec<String> = ours
+        .iter()
+        .zip(other)
+        .filter(|(x, y)| x != y)
+        .map(|((k, x), (_, y))| {
+            // Where they part, with some context.
+            let i = x.iter().zip(y).take_while(|(p, q)| p == q).count();
+            let from = i.saturating_sub(60);
+            let show =
+                |v: &[u8]| String::from_utf8_lossy(&v[from..v.len().min(i + 100)]).into_owned();
+            format!(
+                "{k} from byte {from}\n   cinnabar: {:?}\n   {what}: {:?}",
+                show(x),
+                show(y)
+            )
+        })
+        .collect();
+    Some(lines.join("\n"))
+}
+
 #[derive(Clone, Copy, Debug)]
 enum Mode {
     Plain,
@@ -795,7 +832,14 @@ async fn notifications(s: &mut Conn, tag: &str) -> Vec<u8> {
     }
 }
 
-async fn run(ours: &TestServer, reference: u16, resp3: bool, mode: Mode, seed: u64) -> Vec<String> {
+async fn run(
+    ours: &TestServer,
+    replica: u16,
+    reference: u16,
+    resp3: bool,
+    mode: Mode,
+    seed: u64,
+) -> Vec<String> {
     let mut a = Conn::connect(ours.addr.port()).await;
     let mut b = Conn::connect(reference).await;
     if resp3 {
@@ -820,6 +864,7 @@ async fn run(ours: &TestServer, reference: u16, resp3: bool, mode: Mode, seed: u
     // The data itself is compared after each command's rounds, over RESP2.
     let mut sta = Conn::connect(ours.addr.port()).await;
     let mut stb = Conn::connect(reference).await;
+    let mut str = Conn::connect(replica).await;
 
     // The grammar is read over RESP2, whatever the compared connections speak.
     let mut docs_conn = Conn::connect(reference).await;
@@ -975,36 +1020,29 @@ async fn run(ours: &TestServer, reference: u16, resp3: bool, mode: Mode, seed: u
             }
         }
         if !matches!(mode, Mode::Notify) {
-            let (sa, sb) = (state(&mut sta).await, state(&mut stb).await);
-            if sa != sb {
-                let ka: Vec<&String> = sa.iter().map(|(k, _)| k).collect();
-                let kb: Vec<&String> = sb.iter().map(|(k, _)| k).collect();
-                let detail = if ka != kb {
-                    format!("keys {ka:?} / {kb:?}")
-                } else {
-                    sa.iter()
-                        .zip(&sb)
-                        .filter(|(x, y)| x != y)
-                        .map(|((k, x), (_, y))| {
-                            // Where they part, with some context.
-                            let i = x.iter().zip(y).take_while(|(p, q)| p == q).count();
-                            let from = i.saturating_sub(60);
-                            let show = |v: &[u8]| {
-                                String::from_utf8_lossy(&v[from..v.len().min(i + 100)]).into_owned()
-                            };
-                            format!(
-                                "{k} from byte {from}\n   cinnabar: {:?}\n   redis:    {:?}",
-                                show(x),
-                                show(y)
-                            )
-                        })
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                };
+            let p = if resp3 { 3 } else { 2 };
+            let (sa, sb) = (state(&mut sta, true).await, state(&mut stb, true).await);
+            let mut differ = false;
+            if let Some(detail) = state_diff(&sa, &sb, "redis") {
                 diffs.push(format!(
-                    "{mode:?} resp{} state after the {name} commands: {detail}",
-                    if resp3 { 3 } else { 2 }
+                    "{mode:?} resp{p} state after the {name} commands: {detail}"
                 ));
+                differ = true;
+            }
+            // Our replica, once it has everything, holds what we hold (its
+            // encodings may differ, as a Redis replica's may).
+            let acked = sta.call(&[b"WAIT", b"1", b"5000"]).await;
+            let (sa, sr) = (state(&mut sta, false).await, state(&mut str, false).await);
+            let replica = state_diff(&sa, &sr, "replica");
+            if acked != b":1\r\n" || replica.is_some() {
+                diffs.push(format!(
+                    "{mode:?} resp{p} our replica after the {name} commands (WAIT {:?}): {}",
+                    String::from_utf8_lossy(&acked),
+                    replica.unwrap_or_default()
+                ));
+                differ = true;
+            }
+            if differ {
                 setup(&mut a).await;
                 setup(&mut b).await;
             }
@@ -1025,6 +1063,18 @@ async fn generated_commands_answer_as_redis_does() {
         return;
     }
     let ours = TestServer::start();
+    // A replica of ours: after each command's rounds it must hold what we
+    // hold, so every generated write is propagated as what it did.
+    let port = ours.addr.port().to_string();
+    let replica = TestServer::start_with(&["--replicaof", "127.0.0.1", &port]);
+    let mut probe = Conn::connect(replica.addr.port()).await;
+    for _ in 0..200 {
+        let info = probe.call(&[b"INFO", b"replication"]).await;
+        if String::from_utf8_lossy(&info).contains("master_link_status:up") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
     let seed: u64 = std::env::var("CINNABAR_DIFF_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -1042,7 +1092,17 @@ async fn generated_commands_answer_as_redis_does() {
     .into_iter()
     .enumerate()
     {
-        diffs.extend(run(&ours, reference.port, resp3, mode, seed + i as u64).await);
+        diffs.extend(
+            run(
+                &ours,
+                replica.addr.port(),
+                reference.port,
+                resp3,
+                mode,
+                seed + i as u64,
+            )
+            .await,
+        );
     }
     assert!(
         diffs.is_empty(),

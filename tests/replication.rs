@@ -460,10 +460,15 @@ async fn sync_streams_what_writes_propagate() {
         .query_async(&mut c)
         .await
         .unwrap();
+    // PFCOUNT that refreshes the cached count changes the string: it is
+    // propagated (once; the second finds the cache valid).
     for cmd in [
         &["GETDEL", "g"][..],
         &["LMPOP", "2", "nokey", "r", "RIGHT", "COUNT", "5"],
         &["ZMPOP", "1", "z", "MAX", "COUNT", "1"],
+        &["PFADD", "hll", "a", "b"],
+        &["PFCOUNT", "hll"],
+        &["PFCOUNT", "hll"],
     ] {
         let _: redis::Value = redis::cmd(cmd[0])
             .arg(&cmd[1..])
@@ -483,8 +488,23 @@ async fn sync_streams_what_writes_propagate() {
         cmd_bytes(&["DEL", "g"]),
         cmd_bytes(&["RPOP", "r", "2"]),
         cmd_bytes(&["ZPOPMAX", "z", "1"]),
+        cmd_bytes(&["PFADD", "hll", "a", "b"]),
+        cmd_bytes(&["PFCOUNT", "hll"]),
     ]
     .concat();
+    let got = link.read_exact_n(want.len()).await;
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&want)
+    );
+    // Nothing more: the second PFCOUNT found its cache valid.
+    let _: () = redis::cmd("SET")
+        .arg("end")
+        .arg("1")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let want = cmd_bytes(&["SET", "end", "1"]);
     let got = link.read_exact_n(want.len()).await;
     assert_eq!(
         String::from_utf8_lossy(&got),

@@ -147,6 +147,11 @@ fn pfcount(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         hll::set_cached_card(buf, card);
     }
     ctx.changed(1);
+    // The cached count is a change to the string: replicas and the AOF
+    // run the PFCOUNT too (as Redis propagates it), so their bytes match.
+    if ctx.propagating() {
+        ctx.propagate_as(argv.to_vec());
+    }
     Ok(Reply::Int(card as i64))
 }
 
