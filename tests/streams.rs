@@ -849,59 +849,54 @@ async fn differential_approximate_trimming() {
 #[tokio::test]
 async fn xinfo_radix_tree_figures_are_redis() {
     let srv = TestServer::start();
+    let mut c = srv.raw().await;
     let mut r = srv.conn().await;
-    async fn tree(r: &mut redis::aio::MultiplexedConnection, key: &str) -> (i64, i64, i64) {
+    let lua = |script: &str| format!("EVAL \"{script}\" 0");
+    // (command, its reply, the stream, (length, keys, nodes) after it)
+    type Step = (String, &'static str, &'static str, (i64, i64, i64));
+    let steps: Vec<Step> = vec![
+        (
+            lua(
+                "for i = 1, 250 do redis.call('XADD', 'a', (i * 37) .. '-' .. (i % 3), 'f', i) end",
+            ),
+            "$-1\r\n",
+            "a",
+            (250, 3, 8),
+        ),
+        (
+            lua("for i = 1, 1000 do redis.call('XADD', 'b', i .. '-1', 'f', i) end"),
+            "$-1\r\n",
+            "b",
+            (1000, 10, 26),
+        ),
+        (
+            lua("for i = 1, 1000 do redis.call('XADD', 'c', (i * 100000) .. '-' .. i, 'f', i) end"),
+            "$-1\r\n",
+            "c",
+            (1000, 10, 26),
+        ),
+        (
+            "XTRIM c MINID 50000000".into(),
+            ":499\r\n",
+            "c",
+            (501, 6, 16),
+        ),
+        ("XADD d 1-1 f v".into(), "$3\r\n1-1\r\n", "d", (1, 1, 2)),
+        ("XDEL d 1-1".into(), ":1\r\n", "d", (0, 0, 1)),
+    ];
+    for (cmd, reply, key, want) in &steps {
+        q(&mut c, cmd, reply).await;
         let info: std::collections::HashMap<String, redis::Value> = redis::cmd("XINFO")
             .arg("STREAM")
             .arg(key)
-            .query_async(r)
+            .query_async(&mut r)
             .await
             .unwrap();
         let n = |f: &str| match info.get(f) {
             Some(redis::Value::Int(n)) => *n,
             other => panic!("{f}: {other:?}"),
         };
-        (n("length"), n("radix-tree-keys"), n("radix-tree-nodes"))
+        let got = (n("length"), n("radix-tree-keys"), n("radix-tree-nodes"));
+        assert_eq!(got, *want, "after {cmd}");
     }
-    let fill = |script: &str| redis::cmd("EVAL").arg(script).arg(0).clone();
-    let _: () =
-        fill("for i = 1, 250 do redis.call('XADD', 'a', (i * 37) .. '-' .. (i % 3), 'f', i) end")
-            .query_async(&mut r)
-            .await
-            .unwrap();
-    assert_eq!(tree(&mut r, "a").await, (250, 3, 8));
-    let _: () = fill("for i = 1, 1000 do redis.call('XADD', 'b', i .. '-1', 'f', i) end")
-        .query_async(&mut r)
-        .await
-        .unwrap();
-    assert_eq!(tree(&mut r, "b").await, (1000, 10, 26));
-    let _: () =
-        fill("for i = 1, 1000 do redis.call('XADD', 'c', (i * 100000) .. '-' .. i, 'f', i) end")
-            .query_async(&mut r)
-            .await
-            .unwrap();
-    assert_eq!(tree(&mut r, "c").await, (1000, 10, 26));
-    let _: i64 = redis::cmd("XTRIM")
-        .arg("c")
-        .arg("MINID")
-        .arg("50000000")
-        .query_async(&mut r)
-        .await
-        .unwrap();
-    assert_eq!(tree(&mut r, "c").await, (501, 6, 16));
-    let _: String = redis::cmd("XADD")
-        .arg("d")
-        .arg("1-1")
-        .arg("f")
-        .arg("v")
-        .query_async(&mut r)
-        .await
-        .unwrap();
-    let _: i64 = redis::cmd("XDEL")
-        .arg("d")
-        .arg("1-1")
-        .query_async(&mut r)
-        .await
-        .unwrap();
-    assert_eq!(tree(&mut r, "d").await, (0, 0, 1));
 }
