@@ -195,8 +195,6 @@ const SKIP: &[&str] = &[
     "replconf",
     "replicaof",
     "reset",
-    "restore",
-    "restore-asking",
     "role",
     "save",
     "script",
@@ -277,6 +275,8 @@ const UNORDERED: &[&str] = &[
     "smembers", "sunion", "sdiff", "sinter", "hkeys", "hvals", "keys",
 ];
 const EXPIRING: &[&str] = &[
+    "restore",
+    "restore-asking",
     "expire",
     "pexpire",
     "expireat",
@@ -294,6 +294,8 @@ struct Gen {
     blocking: bool,
     /// No numbers from mutations (see [`CAREFUL`]).
     careful: bool,
+    /// Names of DUMP payloads for RESTORE (see [`payloads`]).
+    payloads: Vec<String>,
 }
 
 impl Gen {
@@ -320,6 +322,11 @@ impl Gen {
                 // SCAN runs from the start: any other cursor names a
                 // position in one server's hash table.
                 out.push(self.pick(&["0", "0", "x", ""]).into());
+                continue;
+            }
+            if name == "serialized-value" && !self.payloads.is_empty() {
+                let i = self.rng.gen_range(0..self.payloads.len());
+                out.push(self.payloads[i].clone());
                 continue;
             }
             if name == "min-idle-time" {
@@ -767,6 +774,32 @@ async fn full_scan(c: &mut Conn, mut args: Vec<Vec<u8>>, pos: usize, pairs: bool
     panic!("scan did not finish: {args:?}");
 }
 
+/// DUMP payloads of the dataset's keys as each server writes them, named
+/// `@dump:<server>:<key>`, plus one with a damaged checksum: RESTORE gets
+/// the same bytes on both servers, so each also restores the other's.
+async fn payloads(a: &mut Conn, b: &mut Conn) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for (side, c) in [("ours", a), ("redis", b)] {
+        for k in [
+            "str", "num", "hash", "list", "set", "intset", "zset", "stream", "hll", "geo", "bigh",
+            "bigl", "bigs", "bigz", "bigx",
+        ] {
+            let reply = c.call(&[b"DUMP", k.as_bytes()]).await;
+            if let Some(p) = Node::parse(&reply).0.text() {
+                out.push((format!("@dump:{side}:{k}"), p.to_vec()));
+            }
+        }
+    }
+    if let Some((_, p)) = out.first() {
+        let mut bad = p.clone();
+        if let Some(last) = bad.last_mut() {
+            *last ^= 1;
+        }
+        out.push(("@dump:damaged".into(), bad));
+    }
+    out
+}
+
 /// Where two dataset snapshots part (`None` if they do not).
 fn state_diff(
     ours: &[(String, Vec<u8>)],
@@ -848,6 +881,7 @@ async fn run(
     }
     setup(&mut a).await;
     setup(&mut b).await;
+    let payloads = payloads(&mut a, &mut b).await;
     let mut subs = Vec::new();
     if matches!(mode, Mode::Notify) {
         for (c, port) in [(&mut a, ours.addr.port()), (&mut b, reference)] {
@@ -897,6 +931,7 @@ async fn run(
         times: false,
         blocking: false,
         careful: false,
+        payloads: payloads.iter().map(|(n, _)| n.clone()).collect(),
     };
     let mut diffs = Vec::new();
     for name in &names {
@@ -955,6 +990,16 @@ async fn run(
                     .collect(),
                 _ => argv.iter().map(|s| s.as_bytes().to_vec()).collect(),
             };
+            // Payload names become the payloads' bytes.
+            let full: Vec<Vec<u8>> = full
+                .into_iter()
+                .map(|x| {
+                    payloads
+                        .iter()
+                        .find(|(n, _)| n.as_bytes() == x)
+                        .map_or(x, |(_, p)| p.clone())
+                })
+                .collect();
             let refs: Vec<&[u8]> = full.iter().map(|v| v.as_slice()).collect();
             if trace {
                 eprintln!("{mode:?} resp{} {argv:?}", if resp3 { 3 } else { 2 });
@@ -1314,5 +1359,22 @@ async fn argument_rules_found_by_the_generated_runs() {
         let args: Vec<&[u8]> = cmd.iter().map(|a| a.as_bytes()).collect();
         let got = c.call(&args).await;
         assert_eq!(String::from_utf8_lossy(&got), *want, "reply to {cmd:?}");
+    }
+    // RESTORE with a relative TTL past i64 once added to the clock: the C
+    // sum wraps negative, so the key is already expired. Nothing is
+    // created, and with REPLACE the old key is deleted.
+    let dump = c.call(&[b"DUMP", b"l"]).await;
+    let payload = Node::parse(&dump).0.text().unwrap_or_default().to_vec();
+    let max = b"9223372036854775807";
+    for (cmd, want) in [
+        (vec![&b"RESTORE"[..], b"l2", max, &payload], "+OK\r\n"),
+        (vec![b"EXISTS", b"l2"], ":0\r\n"),
+        (vec![b"RESTORE", b"l", max, &payload, b"REPLACE"], "+OK\r\n"),
+        (vec![b"EXISTS", b"l"], ":0\r\n"),
+        (vec![b"RESTORE", b"l", max, &payload, b"ABSTTL"], "+OK\r\n"),
+        (vec![b"PEXPIRETIME", b"l"], ":9223372036854775807\r\n"),
+    ] {
+        let got = c.call(&cmd).await;
+        assert_eq!(String::from_utf8_lossy(&got), want);
     }
 }

@@ -644,7 +644,9 @@ fn restore(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let at = match ttl {
         0 => None,
         t if absttl => Some(t as u64),
-        t => Some(now.saturating_add(t as u64)),
+        // Past i64 the C sum wraps negative, which Redis then finds
+        // already expired: so do we.
+        t => Some((now as i64).checked_add(t).map_or(0, |d| d as u64)),
     };
     if at.is_some_and(|t| crate::storage::already_expired(t, now)) {
         if deleted {
