@@ -785,20 +785,18 @@ impl Shard {
     // ---- writes ---------------------------------------------------------
 
     fn payload_for(&mut self, v: Value) -> PayloadOwned {
-        match v {
-            Value::Int(n) => PayloadOwned::Int(n),
-            Value::Str(b) => {
-                if let Some(n) = as_canonical_int(&b) {
-                    PayloadOwned::Int(n)
-                } else if b.len() <= INLINE_MAX {
-                    PayloadOwned::Embstr(b)
-                } else {
-                    PayloadOwned::Obj(self.alloc_obj(Obj::raw(b.to_vec())))
-                }
-            }
-            Value::Text(b) if b.len() <= INLINE_MAX => PayloadOwned::Embstr(b),
-            Value::Text(b) => PayloadOwned::Obj(self.alloc_obj(Obj::raw(b.to_vec()))),
-            Value::Obj(o) => PayloadOwned::Obj(self.alloc_obj(o)),
+        let (b, try_int) = match v {
+            Value::Int(n) => return PayloadOwned::Int(n),
+            Value::Obj(o) => return PayloadOwned::Obj(self.alloc_obj(o)),
+            Value::Str(b) => (b, true),
+            Value::Text(b) => (b, false),
+        };
+        if let Some(n) = try_int.then(|| as_canonical_int(&b)).flatten() {
+            PayloadOwned::Int(n)
+        } else if b.len() <= INLINE_MAX {
+            PayloadOwned::Embstr(b)
+        } else {
+            PayloadOwned::Obj(self.alloc_obj(Obj::raw(b.to_vec())))
         }
     }
 
