@@ -97,6 +97,17 @@
 //!   `entra-jwks-file`, `entra-default-acl` — Entra ID-style token
 //!   authentication (`AUTH <oid> <jwt>`, see `crate::entra`), modifiable
 //!   (the keys are reloaded on CONFIG SET).
+//! * `repl-diskless-load` — how a replica installs a full resync's
+//!   snapshot. It is always received into a temporary file first (the old
+//!   dataset stays readable meanwhile, also when the transfer fails).
+//!   `disabled` and `on-empty-db` then empty the dataset and load the file
+//!   under `-LOADING`, as Redis's disk-based load does. `swapdb` loads it
+//!   aside and swaps it in at once, keeping the old dataset if the load
+//!   fails: while the primary's history is unchanged (a resync after a
+//!   lost link) clients keep reading the old dataset meanwhile
+//!   (`async_loading:1`, only `no-async-loading` commands refused), and
+//!   for a new primary they get `-LOADING` until the swap (Redis's rules).
+//!   The old and new datasets are both in memory during such a load.
 //! * `ephemeral-port` — `yes` listens on an OS-chosen port instead of
 //!   `port` and logs it (for test harnesses), immutable. It also replaces
 //!   a non-zero `tls-port`; a port of 0 stays off.
@@ -124,7 +135,6 @@
 //! `aof-disable-auto-gc`,
 //! `repl-diskless-sync-delay`, `repl-diskless-sync-max-replicas` (each
 //! replica gets a snapshot of its own, so there is nothing to wait for),
-//! `repl-diskless-load`,
 //! `repl-disable-tcp-nodelay`,
 //! `replica-lazy-flush`,
 //! `replica-ignore-disk-write-errors`,
@@ -1025,7 +1035,7 @@ params! {
     repl_diskless_sync_max_replicas "repl-diskless-sync-max-replicas" =
         int(0, INT_MAX, "0").no_effect() => u64;
     repl_diskless_load "repl-diskless-load" =
-        enumeration(REPL_DISKLESS_LOAD, "disabled").no_effect().deny_loading() => ReplDisklessLoad;
+        enumeration(REPL_DISKLESS_LOAD, "disabled").deny_loading() => ReplDisklessLoad;
     repl_ping_replica_period "repl-ping-replica-period" =
         int(1, INT_MAX, "10").alias("repl-ping-slave-period") => u64;
     repl_timeout "repl-timeout" = int(1, INT_MAX, "60") => u64;

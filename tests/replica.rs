@@ -1113,3 +1113,268 @@ async fn failover_hands_over_and_back_also_with_redis() {
     assert_eq!(contents(&mut r).await, contents(&mut x).await);
     same_data(&mut r, &mut p).await;
 }
+
+/// Forces the primary's next sync with its replica to be a full one of
+/// the same history: the link is killed while the backlog is shrunk below
+/// what the same transaction then writes.
+async fn force_full_resync(p: &mut MultiplexedConnection) {
+    let big = "A".repeat(16384);
+    let mut t = redis::pipe();
+    t.atomic()
+        .cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("replica")
+        .ignore()
+        .cmd("CONFIG")
+        .arg("SET")
+        .arg("repl-backlog-size")
+        .arg("16384")
+        .ignore();
+    for i in 0..10 {
+        t.set(format!("big{i}"), &big).ignore();
+    }
+    let () = t.query_async(p).await.unwrap();
+}
+
+/// `repl-diskless-load swapdb`: a full resync of the same history loads
+/// aside while clients keep reading the old dataset (`async_loading:1`;
+/// only `no-async-loading` commands and CONFIG SET of load-sensitive
+/// parameters get -LOADING), then swaps in at once: watches fail, tracking
+/// clients are told to drop everything, the new keys and functions are
+/// there. A resync from another primary (a new history) loads under
+/// -LOADING instead, and a load that fails keeps the old dataset.
+#[tokio::test]
+async fn swapdb_keeps_serving_the_old_dataset_while_a_resync_loads_aside() {
+    let primary = TestServer::start();
+    let mut p = primary.conn().await;
+    let _: () = p.set("a", "old").await.unwrap();
+    let _: () = redis::cmd("DEBUG")
+        .arg("POPULATE")
+        .arg(1000)
+        .query_async(&mut p)
+        .await
+        .unwrap();
+    let pport = primary.addr.port().to_string();
+    let replica = TestServer::start_with(&[
+        "--replicaof",
+        "127.0.0.1",
+        &pport,
+        "--repl-diskless-load",
+        "swapdb",
+    ]);
+    let mut r = replica.conn().await;
+    wait_info(&mut r, "master_link_status", "up").await;
+    let n: i64 = redis::cmd("DBSIZE").query_async(&mut r).await.unwrap();
+    assert_eq!(n, 1001);
+    let _: () = p.set("a", "new").await.unwrap();
+    let _: () = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg("#!lua name=lib\nredis.register_function{function_name='f', callback=function() return 'v2' end, flags={'no-writes'}}")
+        .query_async(&mut p)
+        .await
+        .unwrap();
+    wait_acked(&mut p, 1).await;
+
+    // A watcher and a tracking client on the replica, before the resync.
+    let mut w = replica.raw().await;
+    w.expect(b"WATCH a\r\n", b"+OK\r\n").await;
+    let mut t = replica.raw().await;
+    t.send(b"HELLO 3\r\n").await;
+    let _ = t.read_until(b"modules\r\n*0\r\n").await;
+    t.expect(b"CLIENT TRACKING ON\r\n", b"+OK\r\n").await;
+    t.expect(b"GET a\r\n", b"$3\r\nnew\r\n").await;
+
+    // 1001 keys at 3 ms each: the load takes about 3 s.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("key-load-delay")
+        .arg(3000)
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    force_full_resync(&mut p).await;
+    wait_info_in(&mut r, "persistence", "async_loading", "1").await;
+    assert_eq!(info_field(&mut r, "persistence", "loading").await, "0");
+    // The old dataset answers meanwhile.
+    let a: String = r.get("a").await.unwrap();
+    assert_eq!(a, "new");
+    let big: Option<String> = r.get("big0").await.unwrap();
+    assert_eq!(big, None);
+    let v: String = redis::cmd("FCALL_RO")
+        .arg("f")
+        .arg(0)
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    assert_eq!(v, "v2");
+    for cmd in [
+        &["REPLICAOF", "NO", "ONE"][..],
+        &["CONFIG", "SET", "appendonly", "no"],
+    ] {
+        let e = redis::cmd(cmd[0])
+            .arg(&cmd[1..])
+            .query_async::<String>(&mut r)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Some("LOADING"), "{cmd:?}: {e}");
+    }
+    // The swap.
+    wait_info(&mut r, "master_link_status", "up").await;
+    wait_info_in(&mut r, "persistence", "async_loading", "0").await;
+    let big: Option<String> = r.get("big9").await.unwrap();
+    assert_eq!(big.map(|b| b.len()), Some(16384));
+    let (np, nr): (i64, i64) = (
+        redis::cmd("DBSIZE").query_async(&mut p).await.unwrap(),
+        redis::cmd("DBSIZE").query_async(&mut r).await.unwrap(),
+    );
+    assert_eq!((np, nr), (1011, 1011));
+    let v: String = redis::cmd("FCALL_RO")
+        .arg("f")
+        .arg(0)
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    assert_eq!(v, "v2");
+    w.send(b"MULTI\r\nGET a\r\nEXEC\r\n").await;
+    let exec = w.read_until(b"*-1\r\n").await;
+    assert_eq!(
+        exec,
+        b"+OK\r\n+QUEUED\r\n*-1\r\n",
+        "{:?}",
+        String::from_utf8_lossy(&exec)
+    );
+    // Tracking: everything this client cached is invalid (a null).
+    let pushed = t.read_until(b">2\r\n$10\r\ninvalidate\r\n_\r\n").await;
+    assert!(
+        pushed.ends_with(b">2\r\n$10\r\ninvalidate\r\n_\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(&pushed)
+    );
+
+    // A new history whose load fails (the snapshot holds database 5, this
+    // replica has 4): -LOADING while it loads, then the old dataset and
+    // its functions are still there.
+    let mut p5 = connect(primary.addr.port(), 5).await;
+    let _: () = p5.set("x", "1").await.unwrap();
+    let other = TestServer::start_with(&["--databases", "4", "--repl-diskless-load", "swapdb"]);
+    let mut o = other.conn().await;
+    let _: () = o.set("mine", "1").await.unwrap();
+    let _: () = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg("#!lua name=own\nredis.register_function{function_name='g', callback=function() return 'mine' end, flags={'no-writes'}}")
+        .query_async(&mut o)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(&pport)
+        .query_async(&mut o)
+        .await
+        .unwrap();
+    // Each attempt is a full sync on the primary: a second one means the
+    // first load ended (failed: the link never came up).
+    let syncs = |v: String| v.parse::<u64>().unwrap();
+    let before = syncs(info_field(&mut p, "stats", "sync_full").await);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while syncs(info_field(&mut p, "stats", "sync_full").await) < before + 2 {
+        assert!(Instant::now() < deadline, "no second attempt");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        info_field(&mut o, "replication", "master_link_status").await,
+        "down"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (mine, g) = loop {
+        let mine: redis::RedisResult<String> = o.get("mine").await;
+        let g: redis::RedisResult<String> = redis::cmd("FCALL_RO")
+            .arg("g")
+            .arg(0)
+            .query_async(&mut o)
+            .await;
+        match (mine, g) {
+            (Ok(m), Ok(g)) => break (m, g),
+            (Err(e), _) | (_, Err(e)) => {
+                assert_eq!(e.code(), Some("LOADING"), "{e}");
+                assert!(Instant::now() < deadline, "still loading");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!((mine.as_str(), g.as_str()), ("1", "mine"));
+    let n: i64 = redis::cmd("DBSIZE").query_async(&mut o).await.unwrap();
+    assert_eq!(n, 1);
+}
+
+/// Waits until INFO `section` says `field:value`.
+async fn wait_info_in(c: &mut MultiplexedConnection, section: &str, field: &str, value: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = info_field(c, section, field).await;
+        if got == value {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{field} stayed {got:?}, wanted {value:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A full resync replaces the whole dataset: clients tracking keys on the
+/// replica are told to drop everything (Redis's flush invalidation), and
+/// a blocked XREAD whose stream the new dataset extends is served.
+#[tokio::test]
+async fn a_full_resync_invalidates_tracking_and_serves_blocked_readers() {
+    let primary = TestServer::start();
+    let mut p = primary.conn().await;
+    let _: () = p.set("a", "1").await.unwrap();
+    let _: String = redis::cmd("XADD")
+        .arg("s")
+        .arg("1-1")
+        .arg("f")
+        .arg("v")
+        .query_async(&mut p)
+        .await
+        .unwrap();
+    let pport = primary.addr.port().to_string();
+    let replica = TestServer::start_with(&["--replicaof", "127.0.0.1", &pport]);
+    let mut r = replica.conn().await;
+    wait_info(&mut r, "master_link_status", "up").await;
+    let mut t = replica.raw().await;
+    t.send(b"HELLO 3\r\n").await;
+    let _ = t.read_until(b"modules\r\n*0\r\n").await;
+    t.expect(b"CLIENT TRACKING ON\r\n", b"+OK\r\n").await;
+    t.expect(b"GET a\r\n", b"$1\r\n1\r\n").await;
+    let mut b = replica.raw().await;
+    b.send(b"XREAD BLOCK 0 STREAMS s 1-1\r\n").await;
+    wait_info_in(&mut r, "clients", "blocked_clients", "1").await;
+    // The new entry reaches the replica only through the full resync: the
+    // link is down while it is written.
+    force_full_resync(&mut p).await;
+    let _: String = redis::cmd("XADD")
+        .arg("s")
+        .arg("2-1")
+        .arg("f")
+        .arg("w")
+        .query_async(&mut p)
+        .await
+        .unwrap();
+    wait_info(&mut r, "master_link_status", "up").await;
+    let pushed = t.read_until(b">2\r\n$10\r\ninvalidate\r\n_\r\n").await;
+    assert!(
+        pushed.ends_with(b">2\r\n$10\r\ninvalidate\r\n_\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(&pushed)
+    );
+    let served = b
+        .read_until(b"$3\r\n2-1\r\n*2\r\n$1\r\nf\r\n$1\r\nw\r\n")
+        .await;
+    assert!(
+        served.ends_with(b"$3\r\n2-1\r\n*2\r\n$1\r\nf\r\n$1\r\nw\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(&served)
+    );
+}

@@ -839,3 +839,66 @@ async fn rdb_filter_only_leaves_the_keys_out() {
         assert_eq!(list.len(), libs, "filter {filter:?}");
     }
 }
+
+/// The backlog keeps about `repl-backlog-size` of history also when the
+/// stream grows by one large append (a transaction, a big value): a
+/// replica whose offset fell out of that gets a full resync, as from
+/// Redis, whose backlog is made of 16 KB blocks (Redis's
+/// integration/replication "diskless load swapdb" tests rely on it).
+#[tokio::test]
+async fn a_large_append_does_not_keep_more_history_than_the_backlog_size() {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    let mut link = srv.raw().await;
+    link.send(b"PSYNC ? -1\r\n").await;
+    let full = line(&mut link).await;
+    let replid = full.split(' ').nth(1).unwrap().to_string();
+    let _ = rdb_payload(&mut link).await;
+    let _: () = c.set("k", "v").await.unwrap();
+    let off: u64 = info_field(&mut c, "replication", "master_repl_offset")
+        .await
+        .parse()
+        .unwrap();
+    drop(link);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while info_field(&mut c, "replication", "connected_slaves").await != "0" {
+        assert!(Instant::now() < deadline, "the closed link was not removed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    config_set(&mut c, "repl-backlog-size", "16384").await;
+    // One transaction: one append of ~160 KB to the stream.
+    let big = "A".repeat(16384);
+    let mut p = redis::pipe();
+    p.atomic();
+    for i in 0..10 {
+        p.cmd("SET").arg(format!("big{i}")).arg(&big).ignore();
+    }
+    let () = p.query_async(&mut c).await.unwrap();
+    // The new size applies within the 100 ms replication tick.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let hist: u64 = info_field(&mut c, "replication", "repl_backlog_histlen")
+            .await
+            .parse()
+            .unwrap();
+        if hist <= 2 * 16384 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the backlog still holds {hist} bytes with repl-backlog-size 16384"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let first: u64 = info_field(&mut c, "replication", "repl_backlog_first_byte_offset")
+        .await
+        .parse()
+        .unwrap();
+    assert!(first > off + 1, "first byte {first}, old offset {off}");
+    let mut link = srv.raw().await;
+    link.send(format!("PSYNC {replid} {}\r\n", off + 1).as_bytes())
+        .await;
+    let reply = line(&mut link).await;
+    assert!(reply.starts_with("+FULLRESYNC "), "{reply}");
+    assert_eq!(info_field(&mut c, "stats", "sync_partial_err").await, "1");
+}

@@ -453,7 +453,22 @@ pub fn handle_ready_keys(srv: &Server, client: &mut Client) {
     if client.blocking.ready_keys.is_empty() {
         return;
     }
-    let mut queue: VecDeque<(u32, Bytes)> = client.blocking.ready_keys.drain(..).collect();
+    serve_ready(srv, client.blocking.ready_keys.drain(..).collect());
+}
+
+/// Serves the clients blocked on any key: the whole dataset was replaced
+/// (a replica installed a full resync), as Redis scans a swapped-in
+/// database for ready keys. A waiter whose key is still not ready stays
+/// blocked.
+pub fn serve_all_blocked(srv: &Server) {
+    if srv.blocking.blocked_clients() == 0 {
+        return;
+    }
+    let keys: VecDeque<(u32, Bytes)> = srv.blocking.inner.lock().by_key.keys().cloned().collect();
+    serve_ready(srv, keys);
+}
+
+fn serve_ready(srv: &Server, mut queue: VecDeque<(u32, Bytes)>) {
     while let Some((db, key)) = queue.pop_front() {
         for w in srv.blocking.waiters_of(db, &key) {
             if !w.claim() {

@@ -372,9 +372,23 @@ fn auth_refuses(srv: &Server, client: &Client, entry: &CommandEntry) -> bool {
         && !entry.spec.flags.contains(CmdFlags::NO_AUTH)
 }
 
-/// -LOADING: the dataset is loading and the command may not run meanwhile.
+/// -LOADING: the dataset is loading and the command may not run meanwhile
+/// (while a replica loads aside, only the `no-async-loading` commands, and
+/// an EXEC that queued one, are refused).
 fn loading_refuses(srv: &Server, client: &Client, entry: &CommandEntry) -> bool {
-    srv.persist.loading() && !client.loader && !entry.spec.flags.contains(CmdFlags::LOADING)
+    if client.loader {
+        return false;
+    }
+    if srv.persist.async_loading() {
+        let denied = |e: &CommandEntry| e.spec.flags.contains(CmdFlags::NO_ASYNC_LOADING);
+        return denied(entry)
+            || (entry.spec.name == "exec"
+                && client
+                    .multi
+                    .as_ref()
+                    .is_some_and(|m| m.queue.iter().any(|(e, _)| denied(e))));
+    }
+    srv.persist.loading() && !entry.spec.flags.contains(CmdFlags::LOADING)
 }
 
 /// A RESP2 client in subscribed mode may only run the pub/sub commands.

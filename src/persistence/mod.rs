@@ -48,6 +48,11 @@ pub struct State {
     /// Loading the dataset at startup: commands without the `loading` flag
     /// get `-LOADING`.
     pub loading: AtomicBool,
+    /// A replica loads a full resync's snapshot aside (`repl-diskless-load
+    /// swapdb`, the primary's history unchanged) while clients keep
+    /// reading the old dataset: only commands flagged `no-async-loading`
+    /// get `-LOADING` (Redis's async_loading).
+    pub async_loading: AtomicBool,
     pub aof: Mutex<AofRuntime>,
     aof_write_ok: AtomicBool,
     /// Why the last AOF write/fsync failed (for MISCONF).
@@ -121,6 +126,7 @@ impl Default for State {
     fn default() -> Self {
         State {
             loading: AtomicBool::new(false),
+            async_loading: AtomicBool::new(false),
             aof: Mutex::new(AofRuntime::default()),
             aof_write_ok: AtomicBool::new(true),
             incr_size: AtomicU64::new(0),
@@ -202,6 +208,9 @@ impl State {
     }
     pub fn loading(&self) -> bool {
         self.loading.load(Ordering::Relaxed)
+    }
+    pub fn async_loading(&self) -> bool {
+        self.async_loading.load(Ordering::Relaxed)
     }
     pub fn child_kind(&self) -> Option<ChildKind> {
         self.child.lock().map(|c| c.kind)

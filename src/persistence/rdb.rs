@@ -2059,8 +2059,11 @@ mod tests {
             let i = pos.index(body.len());
             body[i] = byte;
             if let Ok(v) = restore_payload(&with_footer(body), &l) {
-                // Whatever loads must be usable: re-encode it and read it.
-                let _ = dump_payload(as_ref(&v));
+                // Whatever loads must be usable: re-encode it and read it,
+                // and its own payload must restore to the same payload.
+                let d1 = dump_payload(as_ref(&v));
+                let again = restore_payload(&d1, &l).expect("our own payload restores");
+                prop_assert_eq!(dump_payload(as_ref(&again)), d1);
                 if let Value::Obj(Obj::Stream(st)) = &v {
                     let _ = st.range(StreamId::MIN, StreamId::MAX, 0, true);
                     for g in st.groups.values() {

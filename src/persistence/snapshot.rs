@@ -33,7 +33,7 @@ use crate::server::Server;
 use crate::storage::entry::prefetch_at;
 use crate::storage::shard::{CaptureStep, RecordEncoder, CAPTURED_BYTES};
 use crate::storage::value::ValueRef;
-use crate::storage::Shard;
+use crate::storage::{Keyspace, Shard};
 
 /// Every shard of every database, locked: what a snapshot child reads.
 pub struct Frozen<'a> {
@@ -699,11 +699,11 @@ pub enum Dup {
 }
 
 /// Inserts one loaded key into the keyspace (startup, DEBUG RELOAD).
-fn insert_loaded(srv: &Server, k: rdb::Loaded, now: u64, dup: Dup) -> Result<(), rdb::RdbError> {
-    let Some(d) = srv.keyspace.db(k.db) else {
+fn insert_loaded(ks: &Keyspace, k: rdb::Loaded, now: u64, dup: Dup) -> Result<(), rdb::RdbError> {
+    let Some(d) = ks.db(k.db) else {
         return Ok(());
     };
-    let mut sh = d.shard(srv.keyspace.shard_index(&k.key)).lock();
+    let mut sh = d.shard(ks.shard_index(&k.key)).lock();
     if dup == Dup::Refuse && sh.contains(&k.key, now) {
         return Err(rdb::RdbError::Sink(format!(
             "RDB has duplicated key '{}' in DB {}",
@@ -730,8 +730,35 @@ fn insert_loaded(srv: &Server, k: rdb::Loaded, now: u64, dup: Dup) -> Result<(),
 /// Loads an RDB file into the keyspace (what it already holds handled per
 /// `dup`). Returns keys loaded.
 pub fn load_rdb_file(srv: &Server, path: &Path, dup: Dup) -> Result<rdb::LoadSummary, String> {
+    let s = load_rdb_file_keys(srv, &srv.keyspace, path, dup)?;
+    load_rdb_functions(srv, &s, dup)?;
+    Ok(s)
+}
+
+/// Loads an RDB from `r` (positioned at its `REDIS` signature) into the
+/// keyspace, leaving `r` just after the RDB's checksum.
+fn load_rdb_reader(
+    srv: &Server,
+    r: impl std::io::BufRead,
+    path: &Path,
+    dup: Dup,
+) -> Result<rdb::LoadSummary, String> {
+    let summary = load_rdb_keys(srv, &srv.keyspace, r, path, dup)?;
+    load_rdb_functions(srv, &summary, dup)?;
+    Ok(summary)
+}
+
+/// Loads an RDB file's keys into `ks` (the live keyspace, or one being
+/// filled aside to be swapped in); its function libraries are left in the
+/// summary for the caller.
+pub fn load_rdb_file_keys(
+    srv: &Server,
+    ks: &Keyspace,
+    path: &Path,
+    dup: Dup,
+) -> Result<rdb::LoadSummary, String> {
     let f = File::open(path).map_err(|e| format!("Can't open {}: {e}", path.display()))?;
-    let s = load_rdb_reader(srv, BufReader::with_capacity(1 << 20, f), path, dup)?;
+    let s = load_rdb_keys(srv, ks, BufReader::with_capacity(1 << 20, f), path, dup)?;
     let p = &srv.persist;
     p.last_load_keys_loaded
         .store(s.keys_loaded, Ordering::Relaxed);
@@ -740,10 +767,22 @@ pub fn load_rdb_file(srv: &Server, path: &Path, dup: Dup) -> Result<rdb::LoadSum
     Ok(s)
 }
 
-/// Loads an RDB from `r` (positioned at its `REDIS` signature) into the
-/// keyspace, leaving `r` just after the RDB's checksum.
-fn load_rdb_reader(
+/// Restores the function libraries an RDB file held (after
+/// [`load_rdb_file_keys`]).
+pub fn load_rdb_functions(
     srv: &Server,
+    summary: &rdb::LoadSummary,
+    dup: Dup,
+) -> Result<(), String> {
+    for code in &summary.functions {
+        load_function_library(srv, code, dup)?;
+    }
+    Ok(())
+}
+
+fn load_rdb_keys(
+    srv: &Server,
+    ks: &Keyspace,
     r: impl std::io::BufRead,
     path: &Path,
     dup: Dup,
@@ -756,13 +795,13 @@ fn load_rdb_reader(
         if delay > 0 {
             std::thread::sleep(std::time::Duration::from_micros(delay as u64));
         }
-        if k.db >= srv.keyspace.num_dbs() {
+        if k.db >= ks.num_dbs() {
             return Err(rdb::RdbError::Sink(format!(
                 "FATAL: Data file was created with a Redis server configured to handle more than {} databases. Exiting",
-                srv.keyspace.num_dbs()
+                ks.num_dbs()
             )));
         }
-        insert_loaded(srv, k, now, dup)
+        insert_loaded(ks, k, now, dup)
     };
     // An AOF's RDB part keeps keys already past their deadline: the
     // commands after it may touch them (as Redis loads a preamble).
@@ -777,9 +816,6 @@ fn load_rdb_reader(
         }
         e => format!("Error loading DB {}: {e}", path.display()),
     })?;
-    for code in &summary.functions {
-        load_function_library(srv, code, dup)?;
-    }
     Ok(summary)
 }
 

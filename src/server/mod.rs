@@ -273,7 +273,9 @@ impl Server {
         defer_fork: bool,
         local_client: bool,
     ) -> Result<(), String> {
-        if self.persist.loading() && self.config.denied_while_loading(pairs) {
+        if (self.persist.loading() || self.persist.async_loading())
+            && self.config.denied_while_loading(pairs)
+        {
             return Err(crate::protocol::error::CmdError::LOADING.to_string());
         }
         let tls_before: Vec<(&str, String)> = if self.tls.active() {

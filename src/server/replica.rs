@@ -551,6 +551,10 @@ async fn full_sync(
         crate::commands::dispatch::unix_ms() / 1000,
         std::process::id()
     ));
+    // `repl-diskless-load swapdb`: from here to the swap, clients keep the
+    // old dataset, with Redis's states (see `load_aside`).
+    let aside = (srv.config.repl_diskless_load() == crate::config::ReplDisklessLoad::Swapdb)
+        .then(|| LoadFlag::raise(srv, srv.repl.replid() == replid));
     let received = receive_file(srv, c, &tmp, &size).await;
     if let Err(e) = received {
         let _ = std::fs::remove_file(&tmp);
@@ -565,7 +569,7 @@ async fn full_sync(
         repl.transfer_read.load(Ordering::Relaxed)
     );
     let srv2 = srv.clone();
-    tokio::task::spawn_blocking(move || load_received(&srv2, &tmp, replid, off))
+    tokio::task::spawn_blocking(move || load_received(&srv2, &tmp, replid, off, aside))
         .await
         .map_err(|e| format!("the loading thread failed: {e}"))?
 }
@@ -642,39 +646,57 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Replaces the dataset with the received snapshot (on a blocking thread).
+/// Replaces the dataset with the received snapshot (on a blocking thread):
+/// emptied then loaded under `-LOADING`, or, with `repl-diskless-load
+/// swapdb`, loaded aside and swapped in (see [`load_aside`]).
 fn load_received(
     srv: &Arc<Server>,
     tmp: &std::path::Path,
     replid: String,
     off: u64,
+    aside: Option<LoadFlag>,
 ) -> Result<(), String> {
     use crate::persistence::snapshot;
-    let repl = &srv.repl;
-    // A snapshot of the old dataset would bring it back.
-    snapshot::kill_child(srv, None);
-    let aof = srv.feed.aof_active();
-    if aof {
-        snapshot::stop_aof(srv);
-    }
-    srv.persist.loading.store(true, Ordering::SeqCst);
-    tracing::info!("MASTER <-> REPLICA sync: Flushing old data");
-    srv.keyspace.clear_all();
-    srv.functions.flush();
-    tracing::info!("MASTER <-> REPLICA sync: Loading DB in memory");
-    let r = {
-        // Keys already past their deadline stay: the primary's DELs follow.
-        let _keep = crate::storage::apply_as_master();
-        snapshot::load_rdb_file(srv, tmp, snapshot::Dup::Replace)
-    };
-    srv.persist.loading.store(false, Ordering::SeqCst);
-    if let Err(e) = r {
-        let _ = std::fs::remove_file(tmp);
+    let aof = if let Some(flag) = aside {
+        match load_aside(srv, tmp, flag) {
+            Ok(aof) => aof,
+            Err(e) => {
+                let _ = std::fs::remove_file(tmp);
+                return Err(format!(
+                    "Failed trying to load the MASTER synchronization DB from disk: {e}"
+                ));
+            }
+        }
+    } else {
+        // A snapshot of the old dataset would bring it back.
+        snapshot::kill_child(srv, None);
+        let aof = srv.feed.aof_active();
+        if aof {
+            snapshot::stop_aof(srv);
+        }
+        srv.persist.loading.store(true, Ordering::SeqCst);
+        tracing::info!("MASTER <-> REPLICA sync: Flushing old data");
         srv.keyspace.clear_all();
-        return Err(format!(
-            "Failed trying to load the MASTER synchronization DB from disk: {e}"
-        ));
-    }
+        srv.functions.flush();
+        srv.tracking.flush(srv, None);
+        tracing::info!("MASTER <-> REPLICA sync: Loading DB in memory");
+        let r = {
+            // Keys already past their deadline stay: the primary's DELs follow.
+            let _keep = crate::storage::apply_as_master();
+            snapshot::load_rdb_file(srv, tmp, snapshot::Dup::Replace)
+        };
+        srv.persist.loading.store(false, Ordering::SeqCst);
+        if let Err(e) = r {
+            let _ = std::fs::remove_file(tmp);
+            srv.keyspace.clear_all();
+            return Err(format!(
+                "Failed trying to load the MASTER synchronization DB from disk: {e}"
+            ));
+        }
+        aof
+    };
+    crate::commands::blocking::serve_all_blocked(srv);
+    let repl = &srv.repl;
     let dest = std::path::PathBuf::from(srv.config.dbfilename());
     if let Err(e) = std::fs::rename(tmp, &dest) {
         tracing::warn!(
@@ -706,6 +728,93 @@ fn load_received(
     }
     tracing::info!("MASTER <-> REPLICA sync: Finished with success");
     Ok(())
+}
+
+/// The state clients see while a `repl-diskless-load swapdb` resync is
+/// received and loaded aside (lowered when dropped): `async_loading` when
+/// the snapshot is a later point of the history our dataset belongs to
+/// (reads go on), `loading` (-LOADING) for a new history, Redis's rule.
+struct LoadFlag {
+    srv: Arc<Server>,
+    same_history: bool,
+}
+
+impl LoadFlag {
+    fn raise(srv: &Arc<Server>, same_history: bool) -> LoadFlag {
+        let f = LoadFlag {
+            srv: srv.clone(),
+            same_history,
+        };
+        f.flag().store(true, Ordering::SeqCst);
+        f
+    }
+
+    fn flag(&self) -> &std::sync::atomic::AtomicBool {
+        if self.same_history {
+            &self.srv.persist.async_loading
+        } else {
+            &self.srv.persist.loading
+        }
+    }
+}
+
+impl Drop for LoadFlag {
+    fn drop(&mut self) {
+        self.flag().store(false, Ordering::SeqCst);
+    }
+}
+
+/// `repl-diskless-load swapdb`: loads the snapshot into a keyspace of its
+/// own while clients keep the old dataset (or wait, per `flag`), then
+/// swaps it in with every shard held at once, with the function libraries
+/// it carried. A failed load leaves the old dataset in place. Returns
+/// whether the AOF was on (it is stopped for the swap and restarted by
+/// the caller).
+fn load_aside(srv: &Arc<Server>, tmp: &std::path::Path, flag: LoadFlag) -> Result<bool, String> {
+    use crate::persistence::snapshot;
+    tracing::info!("MASTER <-> REPLICA sync: Loading DB in memory (aside, swapdb)");
+    let aside = srv.keyspace.empty_like();
+    let r = {
+        // Keys already past their deadline stay: the primary's DELs follow.
+        let _keep = crate::storage::apply_as_master();
+        snapshot::load_rdb_file_keys(srv, &aside, tmp, snapshot::Dup::Replace)
+    };
+    let summary = match r {
+        Ok(s) => s,
+        Err(e) => {
+            drop(flag);
+            tracing::info!("MASTER <-> REPLICA sync: Discarding temporary DB in background");
+            discard(aside);
+            return Err(e);
+        }
+    };
+    let aof = srv.feed.aof_active();
+    if aof {
+        snapshot::stop_aof(srv);
+    }
+    tracing::info!("MASTER <-> REPLICA sync: Swapping active DB with loaded DB");
+    // A snapshot walking the old dataset must end first (as Redis kills
+    // its child): wait for it, and for any that started meanwhile.
+    loop {
+        snapshot::kill_child(srv, None);
+        if srv.persist.child.lock().is_none() && srv.keyspace.swap_data_with(&aside) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    srv.functions.flush();
+    let functions = snapshot::load_rdb_functions(srv, &summary, snapshot::Dup::Replace);
+    drop(flag);
+    srv.tracking.flush(srv, None);
+    tracing::info!("MASTER <-> REPLICA sync: Discarding old DB in background");
+    discard(aside);
+    functions.map(|()| aof)
+}
+
+/// Frees a keyspace no client reaches on the lazy-free thread.
+fn discard(ks: crate::storage::Keyspace) {
+    let keys = (0..ks.num_dbs()).map(|d| ks.db_len(d) as u64).sum();
+    crate::storage::lazyfree::defer(ks, keys);
 }
 
 /// Applies the primary's stream until the link ends.

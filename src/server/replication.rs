@@ -155,13 +155,20 @@ impl Backlog {
         if bytes.is_empty() {
             return self.end;
         }
-        match self.chunks.back_mut() {
-            Some(c) if c.len() + bytes.len() <= CHUNK => c.extend_from_slice(bytes),
-            _ => {
-                let mut c = Vec::with_capacity(CHUNK.max(bytes.len()));
-                c.extend_from_slice(bytes);
-                self.chunks.push_back(c);
-            }
+        // Chunks hold at most CHUNK bytes, also when one append is larger
+        // (a big value, a whole transaction): trimming drops whole chunks,
+        // so the history kept stays within a chunk of `limit`, as Redis's
+        // 16 KB replication buffer blocks keep it.
+        let mut rest = bytes;
+        if let Some(c) = self.chunks.back_mut() {
+            let n = rest.len().min(CHUNK - c.len().min(CHUNK));
+            c.extend_from_slice(&rest[..n]);
+            rest = &rest[n..];
+        }
+        for part in rest.chunks(CHUNK) {
+            let mut c = Vec::with_capacity(CHUNK);
+            c.extend_from_slice(part);
+            self.chunks.push_back(c);
         }
         self.end += bytes.len() as u64;
         self.held += bytes.len();

@@ -185,6 +185,50 @@ impl Keyspace {
         }
     }
 
+    /// An empty keyspace of the same shape (databases, shards, key
+    /// hashing), to load a dataset into aside and then swap in whole
+    /// ([`Keyspace::swap_data_with`]).
+    pub fn empty_like(&self) -> Keyspace {
+        let shards = self.num_shards();
+        Keyspace {
+            dbs: (0..self.num_dbs())
+                .map(|_| Db {
+                    shards: (0..shards)
+                        .map(|_| Mutex::new(Shard::new(self.hasher, self.shard_bits)))
+                        .collect(),
+                })
+                .collect(),
+            shard_bits: self.shard_bits,
+            hasher: self.hasher,
+        }
+    }
+
+    /// Exchanges the data of every shard with `other`'s (a keyspace from
+    /// [`Keyspace::empty_like`] that no client reaches), holding every
+    /// shard at once so no command sees part of each; WATCHed keys present
+    /// on either side are touched, statistics and watches stay. Does
+    /// nothing and returns false while a snapshot is capturing any shard
+    /// (its walk must finish first).
+    pub fn swap_data_with(&self, other: &Keyspace) -> bool {
+        debug_assert!(other.num_dbs() == self.num_dbs() && other.shard_bits == self.shard_bits);
+        // The global lock order: (db, shard) ascending.
+        let mut live: Vec<_> = self
+            .dbs
+            .iter()
+            .flat_map(|d| d.shards.iter().map(|s| s.lock()))
+            .collect();
+        if live.iter().any(|s| s.in_capture()) {
+            return false;
+        }
+        for (l, o) in live
+            .iter_mut()
+            .zip(other.dbs.iter().flat_map(|d| d.shards.iter()))
+        {
+            l.swap_data(&mut o.lock());
+        }
+        true
+    }
+
     /// Total keys in a database (locks each shard briefly).
     pub fn db_len(&self, db: usize) -> usize {
         self.dbs

@@ -947,6 +947,26 @@ impl Shard {
     }
 
     /// Removes every key.
+    /// Is a versioned snapshot walking this shard?
+    pub fn in_capture(&self) -> bool {
+        self.capture.is_some()
+    }
+
+    /// Exchanges this shard's data (entries, values, the expiry index) with
+    /// `other`'s, a shard of the same shape; watches, statistics and the
+    /// event log stay where they are, and watched keys present on either
+    /// side are touched. Neither shard may be capturing a snapshot.
+    pub fn swap_data(&mut self, other: &mut Shard) {
+        debug_assert!(self.capture.is_none() && other.capture.is_none());
+        self.touch_present(Some(other));
+        std::mem::swap(&mut self.table, &mut other.table);
+        std::mem::swap(&mut self.objs, &mut other.objs);
+        std::mem::swap(&mut self.free_objs, &mut other.free_objs);
+        std::mem::swap(&mut self.expires, &mut other.expires);
+        std::mem::swap(&mut self.volatile, &mut other.volatile);
+        std::mem::swap(&mut self.mark, &mut other.mark);
+    }
+
     pub fn clear(&mut self) {
         self.touch_present(None);
         if self.detach_for_capture() {
