@@ -24,22 +24,9 @@ async fn connect(port: u16, db: u32) -> MultiplexedConnection {
 
 /// Waits until INFO replication says `field:value`.
 async fn wait_info(c: &mut MultiplexedConnection, field: &str, value: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let got = info_field(c, "replication", field).await;
-        if got == value {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{field} stayed {got:?}, wanted {value:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
+    wait_info_in(c, "replication", field, value).await;
 }
 
-/// Waits until `WAIT 1` on the primary confirms the replica has
-/// everything written so far on `c`.
 async fn wait_acked(c: &mut MultiplexedConnection, n: i64) {
     let got: i64 = redis::cmd("WAIT")
         .arg(n)

@@ -53,6 +53,25 @@ async fn rdb_payload(r: &mut Raw) -> Vec<u8> {
     body
 }
 
+/// A raw link that took a full resync (`PSYNC ? -1`), then one write
+/// after it: returns the link, the replication id and the stream's offset.
+async fn synced_link(
+    srv: &TestServer,
+    c: &mut redis::aio::MultiplexedConnection,
+) -> (Raw, String, u64) {
+    let mut link = srv.raw().await;
+    link.send(b"PSYNC ? -1\r\n").await;
+    let full = line(&mut link).await;
+    let replid = full.split(' ').nth(1).unwrap().to_string();
+    let _ = rdb_payload(&mut link).await;
+    let _: () = c.set("k", "v").await.unwrap();
+    let off: u64 = info_field(c, "replication", "master_repl_offset")
+        .await
+        .parse()
+        .unwrap();
+    (link, replid, off)
+}
+
 fn cmd_bytes(args: &[&str]) -> Vec<u8> {
     let v: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
     resp(&v)
@@ -671,16 +690,7 @@ async fn a_redis_replica_follows_cinnabar() {
 async fn the_backlog_is_freed_after_repl_backlog_ttl_without_replicas() {
     let srv = TestServer::start_with(&["--repl-backlog-ttl", "1"]);
     let mut c = srv.conn().await;
-    let mut link = srv.raw().await;
-    link.send(b"PSYNC ? -1\r\n").await;
-    let full = line(&mut link).await;
-    let old_id = full.split(' ').nth(1).unwrap().to_string();
-    let _ = rdb_payload(&mut link).await;
-    let _: () = c.set("k", "v").await.unwrap();
-    let off: u64 = info_field(&mut c, "replication", "master_repl_offset")
-        .await
-        .parse()
-        .unwrap();
+    let (link, old_id, off) = synced_link(&srv, &mut c).await;
     assert!(off > 0);
     assert_eq!(
         info_field(&mut c, "replication", "repl_backlog_active").await,
@@ -849,16 +859,7 @@ async fn rdb_filter_only_leaves_the_keys_out() {
 async fn a_large_append_does_not_keep_more_history_than_the_backlog_size() {
     let srv = TestServer::start();
     let mut c = srv.conn().await;
-    let mut link = srv.raw().await;
-    link.send(b"PSYNC ? -1\r\n").await;
-    let full = line(&mut link).await;
-    let replid = full.split(' ').nth(1).unwrap().to_string();
-    let _ = rdb_payload(&mut link).await;
-    let _: () = c.set("k", "v").await.unwrap();
-    let off: u64 = info_field(&mut c, "replication", "master_repl_offset")
-        .await
-        .parse()
-        .unwrap();
+    let (link, replid, off) = synced_link(&srv, &mut c).await;
     drop(link);
     let deadline = Instant::now() + Duration::from_secs(5);
     while info_field(&mut c, "replication", "connected_slaves").await != "0" {
