@@ -1365,3 +1365,83 @@ async fn a_full_resync_invalidates_tracking_and_serves_blocked_readers() {
         String::from_utf8_lossy(&served)
     );
 }
+
+/// REPLICAOF another primary keeps our own replicas attached (Redis 7):
+/// until a new snapshot is installed the history is unchanged, so when
+/// that primary dies mid-sync and we return to the first one, we continue
+/// partially and our replica never notices. SHUTDOWN on the primary that
+/// died does not wait for a replica still waiting for its first snapshot
+/// while the stream has not moved (Redis compares acknowledged offsets).
+#[tokio::test]
+async fn a_sync_that_never_completes_changes_nothing_down_the_chain() {
+    let m1 = TestServer::start();
+    let mut c1 = m1.conn().await;
+    let _: () = c1.set("a", "b").await.unwrap();
+    let m2 = TestServer::start_with(&["--rdb-key-save-delay", "1000000"]);
+    let mut c2 = m2.conn().await;
+    let _: () = redis::cmd("DEBUG")
+        .arg("POPULATE")
+        .arg(10)
+        .query_async(&mut c2)
+        .await
+        .unwrap();
+    let r = TestServer::start_with(&["--replicaof", "127.0.0.1", &m1.addr.port().to_string()]);
+    let mut cr = r.conn().await;
+    wait_info(&mut cr, "master_link_status", "up").await;
+    let sub = TestServer::start_with(&["--replicaof", "127.0.0.1", &r.addr.port().to_string()]);
+    let mut cs = sub.conn().await;
+    wait_info(&mut cs, "master_link_status", "up").await;
+    let id1 = info_field(&mut c1, "replication", "master_replid").await;
+
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(m2.addr.port())
+        .query_async(&mut cr)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while info_field(&mut c2, "persistence", "rdb_bgsave_in_progress").await != "1" {
+        assert!(Instant::now() < deadline, "m2's sync never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let t0 = Instant::now();
+    let _ = redis::cmd("SHUTDOWN")
+        .arg("NOSAVE")
+        .query_async::<()>(&mut c2)
+        .await;
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    assert_eq!(
+        info_field(&mut cr, "replication", "master_replid").await,
+        id1
+    );
+
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(m1.addr.port())
+        .query_async(&mut cr)
+        .await
+        .unwrap();
+    wait_info(&mut cr, "master_link_status", "up").await;
+    assert_eq!(info_field(&mut c1, "stats", "sync_partial_ok").await, "1");
+    assert_eq!(info_field(&mut c1, "stats", "sync_full").await, "1");
+    // Our replica stayed attached all along: one full sync, no other.
+    assert_eq!(info_field(&mut cr, "stats", "sync_full").await, "1");
+    assert_eq!(info_field(&mut cr, "stats", "sync_partial_ok").await, "0");
+    assert_eq!(
+        info_field(&mut cs, "replication", "master_replid").await,
+        id1
+    );
+    let _: () = c1.set("a", "c").await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let v: Option<String> = cs.get("a").await.unwrap();
+        if v.as_deref() == Some("c") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the write never reached the sub-replica"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

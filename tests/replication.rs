@@ -903,3 +903,52 @@ async fn a_large_append_does_not_keep_more_history_than_the_backlog_size() {
     assert!(reply.starts_with("+FULLRESYNC "), "{reply}");
     assert_eq!(info_field(&mut c, "stats", "sync_partial_err").await, "1");
 }
+
+/// A replica that leaves during its full resync takes its snapshot with
+/// it: the save stops at once instead of walking the dataset for nobody
+/// (and holding back every other save meanwhile), as Redis kills an RDB
+/// child no replica waits for.
+#[tokio::test]
+async fn a_snapshot_for_a_replica_that_left_is_aborted() {
+    for diskless in ["no", "yes"] {
+        let srv = TestServer::start_with(&[
+            "--repl-diskless-sync",
+            diskless,
+            "--rdb-key-save-delay",
+            "1000000",
+        ]);
+        let mut c = srv.conn().await;
+        for i in 0..10 {
+            let _: () = c.set(i, i).await.unwrap();
+        }
+        let mut link = srv.raw().await;
+        let capa: &[u8] = if diskless == "yes" {
+            b"REPLCONF capa eof\r\n"
+        } else {
+            b"REPLCONF capa psync2\r\n"
+        };
+        link.send(capa).await;
+        assert_eq!(line(&mut link).await, "+OK\r\n");
+        link.send(b"PSYNC ? -1\r\n").await;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while info_field(&mut c, "persistence", "rdb_bgsave_in_progress").await != "1" {
+            assert!(
+                Instant::now() < deadline,
+                "the sync's snapshot never started"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(link);
+        // Ten keys at a second each: a save left to run takes ten seconds.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while info_field(&mut c, "persistence", "rdb_bgsave_in_progress").await != "0" {
+            assert!(
+                Instant::now() < deadline,
+                "diskless {diskless}: the snapshot went on without its replica"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The next save starts at once.
+        let _: String = redis::cmd("BGSAVE").query_async(&mut c).await.unwrap();
+    }
+}

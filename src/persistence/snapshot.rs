@@ -1122,6 +1122,7 @@ pub enum ReplSaveTo {
 pub fn save_for_replica(
     srv: &Server,
     replica: &crate::connection::client::ClientInfo,
+    slot: &AtomicU64,
     to: ReplSaveTo,
     filter: Option<bool>,
     at_start: impl FnOnce(),
@@ -1173,6 +1174,12 @@ pub fn save_for_replica(
     }
     let id = NEXT_SNAPSHOT.fetch_add(1, Ordering::Relaxed);
     reserve(&srv.persist, child, ChildKind::Rdb, id);
+    // Published for the replica's link, which aborts the snapshot if the
+    // replica leaves; checked again here in case it already left.
+    slot.store(id, Ordering::SeqCst);
+    if replica.killed.load(Ordering::SeqCst) {
+        ABORT_SNAPSHOT.store(id, Ordering::SeqCst);
+    }
     let now = crate::commands::dispatch::unix_ms();
     let held = begin_versioned(srv, id, &params, now, false, at_start);
     let (target, tmp, sink) = match to {
@@ -1186,8 +1193,14 @@ pub fn save_for_replica(
         "Starting BGSAVE for SYNC with target: {target} (versioned snapshot {id}, no fork; shards held {held} µs)"
     );
     let ok = write_versioned_into(srv, id, &params, now, sink, false).is_ok();
-    let killed = take_abort(id);
-    *srv.persist.child.lock() = None;
+    slot.store(0, Ordering::SeqCst);
+    let killed = {
+        // Under the child's lock, as `abort_snapshot_of` looks: no abort
+        // is left behind for a snapshot that is over.
+        let mut child = srv.persist.child.lock();
+        *child = None;
+        take_abort(id)
+    };
     if ok && !killed {
         Ok(())
     } else {
@@ -1352,7 +1365,7 @@ fn write_versioned_into(
                 // out, with no lock held.
                 ahead.iter().for_each(|&a| prefetch_at(a));
                 if let Some(wr) = w.as_mut().filter(|_| save) {
-                    match write_step(wr, &mut cur_db, &buf, &step, p, now) {
+                    match write_step(wr, &mut cur_db, &buf, &step, p, now, id) {
                         Ok(keys) => {
                             srv.persist
                                 .save_keys_processed
@@ -1484,6 +1497,16 @@ fn cpu_clock(clock: libc::clockid_t) -> Duration {
 
 /// Whether snapshot `id` was stopped on purpose ([`kill_child`]); clears
 /// the request.
+/// Stops versioned snapshot `id` at its next step if it is still the
+/// one running: it finishes walking (only marking) and deletes its file;
+/// its reaper records no failure.
+pub fn abort_snapshot_of(srv: &Server, id: u64) {
+    let child = srv.persist.child.lock();
+    if child.is_some_and(|c| c.snapshot == id) {
+        ABORT_SNAPSHOT.store(id, Ordering::SeqCst);
+    }
+}
+
 fn take_abort(id: u64) -> bool {
     ABORT_SNAPSHOT
         .compare_exchange(id, 0, Ordering::SeqCst, Ordering::SeqCst)
@@ -1500,6 +1523,7 @@ fn write_step(
     step: &CaptureStep,
     p: &SaveParams,
     now: u64,
+    id: u64,
 ) -> io::Result<u64> {
     if records.is_empty() && step.detached.is_empty() && step.deferred.is_empty() {
         return Ok(0);
@@ -1530,9 +1554,18 @@ fn write_step(
     }
     match p.key_save_delay {
         0 => {}
-        d if d > 0 => std::thread::sleep(std::time::Duration::from_micros(
-            keys.saturating_mul(d.unsigned_abs()),
-        )),
+        d if d > 0 => {
+            // In slices, so an aborted snapshot stops at once.
+            let end = std::time::Instant::now()
+                + std::time::Duration::from_micros(keys.saturating_mul(d.unsigned_abs()));
+            loop {
+                let now = std::time::Instant::now();
+                if now >= end || ABORT_SNAPSHOT.load(Ordering::Relaxed) == id {
+                    break;
+                }
+                std::thread::sleep((end - now).min(std::time::Duration::from_millis(10)));
+            }
+        }
         d => (0..keys).for_each(|_| key_save_delay(d)),
     }
     Ok(keys)

@@ -73,8 +73,10 @@ pub fn follow(srv: &Arc<Server>, addr: MasterAddr) -> bool {
     }
     repl.link_down_since_ms
         .store(crate::commands::dispatch::unix_ms(), Ordering::Relaxed);
-    // Our replicas resync (from us, once we have our primary's data).
-    repl.disconnect_replicas();
+    // Our replicas stay (as Redis 7's): they follow our stream, which a
+    // partial resync with the new primary continues. A full resync drops
+    // them once its snapshot is about to be installed, and a continued
+    // stream under a new id once that id is known.
     tracing::info!(
         "Connecting to MASTER {}:{}; REPLICAOF {}:{} enabled (user request)",
         addr.host,

@@ -93,6 +93,10 @@ pub struct Link {
     /// The last offset copied out for sending (the backlog keeps what
     /// comes after it).
     pub sent: AtomicU64,
+    /// The versioned snapshot being written for this replica's full
+    /// resync (0: none): aborted if the replica leaves before it is done,
+    /// as Redis kills an RDB child nobody waits for.
+    pub snapshot: Arc<AtomicU64>,
     /// The last offset the replica acknowledged.
     pub ack: AtomicU64,
     /// Unix ms of the last acknowledgement (or of the attach).
@@ -522,6 +526,18 @@ impl Replication {
         self.links.lock().len()
     }
 
+    /// Replicas whose acknowledged offset reached `off`, whatever their
+    /// state (SHUTDOWN's wait: Redis's isReadyToShutdown compares every
+    /// replica's acknowledged offset, so one still waiting for its first
+    /// snapshot holds a shutdown only once the stream has moved).
+    pub fn acked_any_state(&self, off: u64) -> usize {
+        self.links
+            .lock()
+            .iter()
+            .filter(|l| l.ack.load(Ordering::Relaxed) >= off)
+            .count()
+    }
+
     /// Online replicas whose acknowledged offset reached `off`.
     pub fn acked(&self, off: u64) -> i64 {
         self.links
@@ -805,6 +821,7 @@ pub async fn serve_replica<S>(
         ip,
         port: req.listening_port,
         sent: AtomicU64::new(0),
+        snapshot: Arc::new(AtomicU64::new(0)),
         ack: AtomicU64::new(0),
         ack_ms: AtomicU64::new(crate::commands::dispatch::unix_ms()),
         acked: AtomicBool::new(false),
@@ -845,6 +862,14 @@ pub async fn serve_replica<S>(
     }
     srv.feed.backlog(|b| b.detach(&link));
     srv.repl.remove(&link);
+    // Seen by a snapshot about to start for this link (it checks after
+    // publishing its id): one side or the other aborts it.
+    link.info.killed.store(true, Ordering::SeqCst);
+    let snapshot = link.snapshot.load(Ordering::SeqCst);
+    if snapshot != 0 {
+        tracing::info!("Background RDB for the lost replica is not needed any more: aborting it");
+        crate::persistence::snapshot::abort_snapshot_of(srv, snapshot);
+    }
     tracing::info!("Connection with replica {}:{} lost.", link.ip, link.port);
 }
 
@@ -958,6 +983,7 @@ async fn feed_replica<W: AsyncWrite + Unpin>(
                 let r = crate::persistence::snapshot::save_for_replica(
                     &srv,
                     &link.info,
+                    &link.snapshot,
                     to,
                     filter,
                     || {

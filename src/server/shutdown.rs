@@ -163,14 +163,14 @@ fn wait_for_replicas(srv: &Server, gen: u64) -> bool {
     let target = srv.repl.offset(srv);
     // Only lagging replicas are asked (a GETACK moves the offset).
     let mut asked = Instant::now();
-    if (srv.repl.acked(target) as usize) < srv.repl.count() {
+    if srv.repl.acked_any_state(target) < srv.repl.count() {
         srv.repl.request_acks(srv);
     }
     let ok = loop {
         if srv.shutdown.abort_gen.load(Ordering::SeqCst) != gen {
             break false;
         }
-        if srv.repl.acked(target) as usize >= srv.repl.count() {
+        if srv.repl.acked_any_state(target) >= srv.repl.count() {
             break true;
         }
         if unix_ms() >= deadline {
@@ -197,7 +197,7 @@ fn wait_for_replicas(srv: &Server, gen: u64) -> bool {
     if ok {
         tracing::info!(
             "{} of {} replicas are in sync when shutting down.",
-            srv.repl.acked(target),
+            srv.repl.acked_any_state(target),
             srv.repl.count()
         );
     }
