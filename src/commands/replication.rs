@@ -107,7 +107,13 @@ fn sync(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
 /// `+CONTINUE` when the backlog holds the stream from `offset` of our
 /// replication id, `+FULLRESYNC` otherwise (`PSYNC ? -1` asks for that).
 fn psync(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
-    let off = crate::protocol::codec::parse_i64(&argv[2]).ok_or(CmdError::NOT_INTEGER)?;
+    let Some(off) = crate::protocol::codec::parse_i64(&argv[2]) else {
+        tracing::warn!(
+            "Replica {} asks for synchronization but with a wrong offset",
+            ctx.client.info.addr
+        );
+        return Err(CmdError::NOT_INTEGER);
+    };
     // `PSYNC <replid> <offset> FAILOVER`: our primary hands over (its
     // FAILOVER found us caught up): we become the primary, then answer
     // its PSYNC as any other.
