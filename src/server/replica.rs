@@ -799,7 +799,10 @@ fn load_aside(srv: &Arc<Server>, tmp: &std::path::Path, flag: LoadFlag) -> Resul
     // its child): wait for it, and for any that started meanwhile.
     loop {
         snapshot::kill_child(srv, None);
-        if srv.persist.child.lock().is_none() && srv.keyspace.swap_data_with(&aside) {
+        // The child's lock is released before the shards are taken
+        // (commands holding shards take it: FLUSHALL, BGSAVE).
+        let idle = srv.persist.child.lock().is_none();
+        if idle && srv.keyspace.swap_data_with(&aside) {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
