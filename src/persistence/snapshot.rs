@@ -1495,8 +1495,6 @@ fn cpu_clock(clock: libc::clockid_t) -> Duration {
     )
 }
 
-/// Whether snapshot `id` was stopped on purpose ([`kill_child`]); clears
-/// the request.
 /// Stops versioned snapshot `id` at its next step if it is still the
 /// one running: it finishes walking (only marking) and deletes its file;
 /// its reaper records no failure.
@@ -1507,6 +1505,8 @@ pub fn abort_snapshot_of(srv: &Server, id: u64) {
     }
 }
 
+/// Whether snapshot `id` was stopped on purpose ([`kill_child`]); clears
+/// the request.
 fn take_abort(id: u64) -> bool {
     ABORT_SNAPSHOT
         .compare_exchange(id, 0, Ordering::SeqCst, Ordering::SeqCst)

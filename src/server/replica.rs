@@ -659,43 +659,18 @@ fn load_received(
     aside: Option<LoadFlag>,
 ) -> Result<(), String> {
     use crate::persistence::snapshot;
-    let aof = if let Some(flag) = aside {
-        match load_aside(srv, tmp, flag) {
-            Ok(aof) => aof,
-            Err(e) => {
-                let _ = std::fs::remove_file(tmp);
-                return Err(format!(
-                    "Failed trying to load the MASTER synchronization DB from disk: {e}"
-                ));
-            }
-        }
-    } else {
-        // A snapshot of the old dataset would bring it back.
-        snapshot::kill_child(srv, None);
-        let aof = srv.feed.aof_active();
-        if aof {
-            snapshot::stop_aof(srv);
-        }
-        srv.persist.loading.store(true, Ordering::SeqCst);
-        tracing::info!("MASTER <-> REPLICA sync: Flushing old data");
-        srv.keyspace.clear_all();
-        srv.functions.flush();
-        srv.tracking.flush(srv, None);
-        tracing::info!("MASTER <-> REPLICA sync: Loading DB in memory");
-        let r = {
-            // Keys already past their deadline stay: the primary's DELs follow.
-            let _keep = crate::storage::apply_as_master();
-            snapshot::load_rdb_file(srv, tmp, snapshot::Dup::Replace)
-        };
-        srv.persist.loading.store(false, Ordering::SeqCst);
-        if let Err(e) = r {
+    let loaded = match aside {
+        Some(flag) => load_aside(srv, tmp, flag),
+        None => load_in_place(srv, tmp),
+    };
+    let aof = match loaded {
+        Ok(aof) => aof,
+        Err(e) => {
             let _ = std::fs::remove_file(tmp);
-            srv.keyspace.clear_all();
             return Err(format!(
                 "Failed trying to load the MASTER synchronization DB from disk: {e}"
             ));
         }
-        aof
     };
     crate::commands::blocking::serve_all_blocked(srv);
     let repl = &srv.repl;
@@ -730,6 +705,35 @@ fn load_received(
     }
     tracing::info!("MASTER <-> REPLICA sync: Finished with success");
     Ok(())
+}
+
+/// Empties the dataset and loads the snapshot under `-LOADING` (Redis's
+/// disk-based load). A failed load leaves the dataset empty. Returns
+/// whether the AOF was on (stopped here, restarted by the caller).
+fn load_in_place(srv: &Arc<Server>, tmp: &std::path::Path) -> Result<bool, String> {
+    use crate::persistence::snapshot;
+    // A snapshot of the old dataset would bring it back.
+    snapshot::kill_child(srv, None);
+    let aof = srv.feed.aof_active();
+    if aof {
+        snapshot::stop_aof(srv);
+    }
+    srv.persist.loading.store(true, Ordering::SeqCst);
+    tracing::info!("MASTER <-> REPLICA sync: Flushing old data");
+    srv.keyspace.clear_all();
+    srv.functions.flush();
+    srv.tracking.flush(srv, None);
+    tracing::info!("MASTER <-> REPLICA sync: Loading DB in memory");
+    let r = {
+        // Keys already past their deadline stay: the primary's DELs follow.
+        let _keep = crate::storage::apply_as_master();
+        snapshot::load_rdb_file(srv, tmp, snapshot::Dup::Replace)
+    };
+    srv.persist.loading.store(false, Ordering::SeqCst);
+    if r.is_err() {
+        srv.keyspace.clear_all();
+    }
+    r.map(|_| aof)
 }
 
 /// The state clients see while a `repl-diskless-load swapdb` resync is

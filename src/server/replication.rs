@@ -96,7 +96,7 @@ pub struct Link {
     /// The versioned snapshot being written for this replica's full
     /// resync (0: none): aborted if the replica leaves before it is done,
     /// as Redis kills an RDB child nobody waits for.
-    pub snapshot: Arc<AtomicU64>,
+    pub snapshot: AtomicU64,
     /// The last offset the replica acknowledged.
     pub ack: AtomicU64,
     /// Unix ms of the last acknowledgement (or of the attach).
@@ -165,7 +165,7 @@ impl Backlog {
         // 16 KB replication buffer blocks keep it.
         let mut rest = bytes;
         if let Some(c) = self.chunks.back_mut() {
-            let n = rest.len().min(CHUNK - c.len().min(CHUNK));
+            let n = rest.len().min(CHUNK.saturating_sub(c.len()));
             c.extend_from_slice(&rest[..n]);
             rest = &rest[n..];
         }
@@ -821,7 +821,7 @@ pub async fn serve_replica<S>(
         ip,
         port: req.listening_port,
         sent: AtomicU64::new(0),
-        snapshot: Arc::new(AtomicU64::new(0)),
+        snapshot: AtomicU64::new(0),
         ack: AtomicU64::new(0),
         ack_ms: AtomicU64::new(crate::commands::dispatch::unix_ms()),
         acked: AtomicBool::new(false),

@@ -127,12 +127,18 @@ pub struct Keyspace {
 impl Keyspace {
     /// `shards` is rounded up to a power of two.
     pub fn new(databases: usize, shards: usize) -> Self {
-        let shards = shards.max(1).next_power_of_two();
-        let shard_bits = shards.trailing_zeros();
-        let hasher = FixedState::with_seed(rand::random());
-        let dbs = (0..databases.max(1))
+        let shard_bits = shards.max(1).next_power_of_two().trailing_zeros();
+        Self::shaped(
+            databases.max(1),
+            shard_bits,
+            FixedState::with_seed(rand::random()),
+        )
+    }
+
+    fn shaped(databases: usize, shard_bits: u32, hasher: FixedState) -> Self {
+        let dbs = (0..databases)
             .map(|_| Db {
-                shards: (0..shards)
+                shards: (0..1usize << shard_bits)
                     .map(|_| Mutex::new(Shard::new(hasher, shard_bits)))
                     .collect(),
             })
@@ -189,18 +195,7 @@ impl Keyspace {
     /// hashing), to load a dataset into aside and then swap in whole
     /// ([`Keyspace::swap_data_with`]).
     pub fn empty_like(&self) -> Keyspace {
-        let shards = self.num_shards();
-        Keyspace {
-            dbs: (0..self.num_dbs())
-                .map(|_| Db {
-                    shards: (0..shards)
-                        .map(|_| Mutex::new(Shard::new(self.hasher, self.shard_bits)))
-                        .collect(),
-                })
-                .collect(),
-            shard_bits: self.shard_bits,
-            hasher: self.hasher,
-        }
+        Self::shaped(self.num_dbs(), self.shard_bits, self.hasher)
     }
 
     /// Exchanges the data of every shard with `other`'s (a keyspace from

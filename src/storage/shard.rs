@@ -946,7 +946,6 @@ impl Shard {
         true
     }
 
-    /// Removes every key.
     /// Is a versioned snapshot walking this shard?
     pub fn in_capture(&self) -> bool {
         self.capture.is_some()
@@ -967,6 +966,7 @@ impl Shard {
         std::mem::swap(&mut self.mark, &mut other.mark);
     }
 
+    /// Removes every key.
     pub fn clear(&mut self) {
         self.touch_present(None);
         if self.detach_for_capture() {
