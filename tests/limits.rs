@@ -796,3 +796,37 @@ async fn arguments_of_an_incomplete_command_count_toward_client_eviction() {
         "its socket stays open"
     );
 }
+
+/// A client may send a whole pipeline before reading any reply (redis-py's
+/// and Jedis's pipelines do): the server keeps reading and running its
+/// commands while the replies wait in the output buffer, as Redis does,
+/// instead of waiting for the client to read (each side would then wait
+/// for the other). 60 MB of commands and 55 MB of replies: more than the
+/// socket buffers hold either way.
+#[tokio::test]
+async fn a_pipeline_written_before_any_reply_is_read_completes() {
+    let srv = TestServer::start();
+    let arg = "x".repeat(100);
+    let one = resp(&[b"ECHO", arg.as_bytes()]);
+    let n = 500_000;
+    let pipe = one.repeat(n);
+    let reply_len = n * (arg.len() + "$100\r\n\r\n".len());
+    let mut c = TcpStream::connect(srv.addr).await.expect("connect");
+    tokio::time::timeout(Duration::from_secs(60), c.write_all(&pipe))
+        .await
+        .expect("the server stopped reading: the pipeline never got written")
+        .expect("write");
+    let mut got = 0;
+    let mut buf = vec![0u8; 1 << 20];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while got < reply_len {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let k = tokio::time::timeout(left, c.read(&mut buf))
+            .await
+            .expect("replies stopped")
+            .expect("read");
+        assert!(k > 0, "closed after {got} of {reply_len} bytes");
+        got += k;
+    }
+    assert_eq!(got, reply_len);
+}

@@ -47,6 +47,9 @@ where
     let mut parser = RequestParser::new();
 
     info.qbuf_cap.store(inbuf.capacity(), Ordering::Relaxed);
+    // Since when the pending replies exceed the soft limit of
+    // client-output-buffer-limit normal.
+    let mut over_soft_since: Option<tokio::time::Instant> = None;
 
     'conn: loop {
         if info.killed.load(Ordering::Relaxed) {
@@ -82,15 +85,60 @@ where
         // top of every turn (`killed`), and queued pushes also leave with
         // the next reply (`emit`), so no branch waits behind a busy reader
         // for longer than one batch.
-        let woke = tokio::select! {
-            biased;
-            r = read_input(&mut stream, &mut inbuf) => match r {
-                Ok(n) => Wake::Read(n),
+        let woke = if !out.is_empty() {
+            // Replies still pending (the client is not reading yet): they
+            // go out as the socket takes them while its input keeps being
+            // read and run, as Redis does. A client that writes a whole
+            // pipeline before reading any reply (redis-py's and Jedis's
+            // pipelines) would otherwise deadlock with us. The output
+            // buffer is bounded by client-output-buffer-limit normal and
+            // maxmemory-clients, checked as replies are added.
+            let soft = srv.obuf_normal.soft_deadline(out.len());
+            if soft.is_none() {
+                over_soft_since = None;
+            } else if over_soft_since.is_none() {
+                over_soft_since = Some(tokio::time::Instant::now());
+            }
+            let deadline = over_soft_since.zip(soft).map(|(t, d)| t + d);
+            info.omem.store(out.len(), Ordering::Relaxed);
+            let r = tokio::select! {
+                biased;
+                r = write_while_reading(&srv, &mut stream, &mut inbuf, &mut out) => r,
+                _ = info.kill.wait() => break,
+                _ = sleep_until_opt(deadline) => {
+                    tracing::warn!(
+                        client = client.id,
+                        bytes = out.len(),
+                        "Client closed for overcoming of output buffer soft limit."
+                    );
+                    break;
+                }
+            };
+            info.omem.store(out.len(), Ordering::Relaxed);
+            match r {
                 Err(_) => break,
-            },
-            _ = info.kill.wait() => break,
-            _ = outbox_ready(client.pubsub.outbox.as_deref(), &info) => Wake::Outbox,
-            _ = token_expiry(client.auth_deadline) => Wake::TokenExpired,
+                Ok(Some(n)) => Wake::Read(n),
+                Ok(None) => {
+                    over_soft_since = None;
+                    if out.capacity() > 4 * OUT_HIGH_WATER
+                        && REPLY_BUFFER_RESIZING.load(Ordering::Relaxed)
+                    {
+                        out = BytesMut::new();
+                    }
+                    continue;
+                }
+            }
+        } else {
+            tokio::select! {
+                biased;
+                r = read_input(&mut stream, &mut inbuf) => match r {
+                    Ok(n) => Wake::Read(n),
+                    Err(_) => break,
+                },
+                _ = info.kill.wait() => break,
+                _ = outbox_ready(client.pubsub.outbox.as_deref(), &info) => Wake::Outbox,
+                _ = token_expiry(client.auth_deadline) => Wake::TokenExpired,
+            }
         };
         let n = match woke {
             Wake::Read(n) => n,
@@ -118,6 +166,11 @@ where
         };
         // ---- end pub/sub ----
         if n == 0 {
+            // A client that closed its side may still read what it asked
+            // for (`nc` sending a file, then shutdown(SHUT_WR)).
+            if !out.is_empty() {
+                let _ = send_out(&srv, &client, &mut stream, &mut out).await;
+            }
             break;
         }
         srv.stats.hot.add(Stats::NET_INPUT, n as u64);
@@ -280,7 +333,7 @@ where
                         break 'conn;
                     }
                     if out.len() >= OUT_HIGH_WATER
-                        && send_out(&srv, &client, &mut stream, &mut out)
+                        && send_ready(&srv, &client, &mut stream, &mut out)
                             .await
                             .is_err()
                     {
@@ -347,12 +400,17 @@ where
             let _ = send_out(&srv, &client, &mut stream, &mut out).await;
             break;
         }
-        if !out.is_empty()
-            && send_out(&srv, &client, &mut stream, &mut out)
+        if !out.is_empty() {
+            if client.close_after_reply {
+                let _ = send_out(&srv, &client, &mut stream, &mut out).await;
+                break;
+            }
+            if send_ready(&srv, &client, &mut stream, &mut out)
                 .await
                 .is_err()
-        {
-            break;
+            {
+                break;
+            }
         }
         if client.close_after_reply {
             break;
@@ -455,6 +513,99 @@ async fn send_out<S: AsyncWrite + Unpin>(
     };
     client.info.omem.store(0, Ordering::Relaxed);
     r
+}
+
+/// Writes as much of `out` as the socket takes now, without waiting for
+/// it to take the rest (left for [`write_while_reading`]); first, as any
+/// write, waits until the writes these replies acknowledge are durable.
+async fn send_ready<S: AsyncWrite + Unpin>(
+    srv: &Server,
+    client: &Client,
+    stream: &mut S,
+    out: &mut BytesMut,
+) -> std::io::Result<()> {
+    wait_durable(srv, client).await;
+    std::future::poll_fn(|cx| match poll_write_out(srv, stream, out, cx) {
+        std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
+        _ => std::task::Poll::Ready(Ok(())),
+    })
+    .await
+}
+
+/// Writes `out` until the socket would block; Ready(Ok) once all of it
+/// is written and flushed (a TLS session may hold written bytes).
+fn poll_write_out<S: AsyncWrite + Unpin>(
+    srv: &Server,
+    stream: &mut S,
+    out: &mut BytesMut,
+    cx: &mut std::task::Context<'_>,
+) -> std::task::Poll<std::io::Result<()>> {
+    use bytes::Buf;
+    use std::task::Poll;
+    let cap0 = out.capacity();
+    while !out.is_empty() {
+        match std::pin::Pin::new(&mut *stream).poll_write(cx, out) {
+            Poll::Ready(Ok(0)) => {
+                return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+            }
+            Poll::Ready(Ok(n)) => {
+                srv.stats.hot.add(Stats::NET_OUTPUT, n as u64);
+                srv.stats.hot.add(Stats::WRITES, 1);
+                out.advance(n);
+            }
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
+        }
+    }
+    // The written bytes' room back at the front (no allocation): the
+    // buffer keeps its capacity across replies, as CLIENT LIST and
+    // maxmemory-clients account it.
+    // (Asking for what it had at the start reclaims the whole allocation:
+    // written bytes are given back only once nothing follows them.)
+    out.clear();
+    let _ = out.try_reclaim(cap0);
+    std::pin::Pin::new(&mut *stream).poll_flush(cx)
+}
+
+/// Writes the pending replies while reading what the client sends:
+/// Ok(None) once they are all written, Ok(Some(n)) when `n` bytes of input
+/// arrived first (0: the client closed).
+async fn write_while_reading<S: AsyncRead + AsyncWrite + Unpin>(
+    srv: &Server,
+    stream: &mut S,
+    inbuf: &mut BytesMut,
+    out: &mut BytesMut,
+) -> std::io::Result<Option<usize>> {
+    use std::future::Future;
+    use std::task::Poll;
+    std::future::poll_fn(|cx| {
+        match poll_write_out(srv, stream, out, cx) {
+            Poll::Ready(Ok(())) => return Poll::Ready(Ok(None)),
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => {}
+        }
+        if inbuf.capacity() == inbuf.len() {
+            inbuf.reserve(READ_CHUNK);
+        }
+        // `read_buf`'s future keeps no state between polls: one made per
+        // poll reads what is there or registers for readiness.
+        let read = stream.read_buf(inbuf);
+        tokio::pin!(read);
+        match read.poll(cx) {
+            Poll::Ready(Ok(n)) => Poll::Ready(Ok(Some(n))),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Before a client waits (blocked on keys, held by CLIENT PAUSE): ends the
