@@ -133,8 +133,6 @@
 //! `loading-process-events-interval-bytes`, `sanitize-dump-payload`,
 //! `no-appendfsync-on-rewrite`,
 //! `aof-disable-auto-gc`,
-//! `repl-diskless-sync-delay`, `repl-diskless-sync-max-replicas` (each
-//! replica gets a snapshot of its own, so there is nothing to wait for),
 //! `repl-disable-tcp-nodelay`,
 //! `replica-lazy-flush`,
 //! `replica-ignore-disk-write-errors`,
@@ -1031,9 +1029,9 @@ params! {
     replica_read_only "replica-read-only" =
         boolean("yes").alias("slave-read-only") => bool;
     repl_diskless_sync "repl-diskless-sync" = boolean("yes") => bool;
-    repl_diskless_sync_delay "repl-diskless-sync-delay" = int(0, INT_MAX, "5").no_effect() => u64;
+    repl_diskless_sync_delay "repl-diskless-sync-delay" = int(0, INT_MAX, "5") => u64;
     repl_diskless_sync_max_replicas "repl-diskless-sync-max-replicas" =
-        int(0, INT_MAX, "0").no_effect() => u64;
+        int(0, INT_MAX, "0") => u64;
     repl_diskless_load "repl-diskless-load" =
         enumeration(REPL_DISKLESS_LOAD, "disabled").deny_loading() => ReplDisklessLoad;
     repl_ping_replica_period "repl-ping-replica-period" =

@@ -1720,3 +1720,76 @@ async fn replay_errors_are_counted_as_unexpected_error_replies() {
         "1"
     );
 }
+
+/// An AOF just turned on holds the dataset only once its first rewrite
+/// has finished: SHUTDOWN refuses to exit meanwhile (Redis's "Writing
+/// initial AOF, can't exit"), and SHUTDOWN NOSAVE FORCE exits anyway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_refuses_while_the_initial_aof_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut srv = Started::new(dir.path(), &["--save", ""]);
+    let mut c = srv.conn().await;
+    for i in 0..20 {
+        run(&mut c, &["SET", &format!("k{i}"), "v"]).await;
+    }
+    // A rewrite that takes 20 s (1 s per key).
+    run(&mut c, &["CONFIG", "SET", "rdb-key-save-delay", "1000000"]).await;
+    run(&mut c, &["CONFIG", "SET", "appendonly", "yes"]).await;
+    assert_eq!(info_field(&mut c, "aof_rewrite_in_progress").await, "1");
+    let refused = redis::cmd("SHUTDOWN")
+        .query_async::<redis::Value>(&mut c)
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("Errors trying to SHUTDOWN"),
+        "{refused}"
+    );
+    // Still serving.
+    assert_eq!(run(&mut c, &["DBSIZE"]).await, redis::Value::Int(20));
+    let _ = redis::cmd("SHUTDOWN")
+        .arg("NOSAVE")
+        .arg("FORCE")
+        .query_async::<redis::Value>(&mut c)
+        .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = srv.child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "FORCE did not exit");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// With `appendfsync always` a write's reply waits until the write is in
+/// the AOF: `DEBUG AOF-FLUSH-SLEEP` (Redis's test aid) delays every AOF
+/// write, and the reply comes after it, with the file already grown.
+#[tokio::test]
+async fn always_replies_after_the_aof_write_even_when_it_is_slow() {
+    let srv = TestServer::start_with(AOF);
+    let mut c = srv.conn().await;
+    run(&mut c, &["SET", "x", "1"]).await;
+    let incr = srv
+        .dir
+        .path()
+        .join("appendonlydir/appendonly.aof.1.incr.aof");
+    run(&mut c, &["DEBUG", "AOF-FLUSH-SLEEP", "300000"]).await;
+    let before = std::fs::metadata(&incr).unwrap().len();
+    let t0 = std::time::Instant::now();
+    assert_eq!(run(&mut c, &["INCR", "x"]).await, redis::Value::Int(2));
+    assert!(
+        t0.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert!(std::fs::metadata(&incr).unwrap().len() > before);
+    run(&mut c, &["DEBUG", "AOF-FLUSH-SLEEP", "0"]).await;
+    let t0 = std::time::Instant::now();
+    run(&mut c, &["INCR", "x"]).await;
+    assert!(
+        t0.elapsed() < Duration::from_millis(300),
+        "{:?}",
+        t0.elapsed()
+    );
+}

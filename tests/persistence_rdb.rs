@@ -1390,3 +1390,58 @@ async fn plain_quicklist_nodes_match_redis_and_reload() {
     );
     assert_ne!(dump(&mut c, b"l").await, theirs, "packed again");
 }
+
+/// A pre-7.0 ziplist whose entries' prevlen fields or tail offset do not
+/// describe it is refused by RESTORE ("Bad data format"), as Redis's
+/// integrity check refuses it; the same ziplist, sound, restores.
+#[tokio::test]
+async fn restore_checks_a_ziplists_prevlen_and_tail() {
+    // RDB_TYPE_LIST_ZIPLIST (10) holding "a", "bc"; RDB version 9.
+    fn payload(z: &[u8]) -> Vec<u8> {
+        let mut p = vec![10u8, z.len() as u8];
+        p.extend_from_slice(z);
+        p.extend_from_slice(&[9, 0]);
+        let crc = cinnabar::persistence::rdb::crc64(&p);
+        p.extend_from_slice(&crc.to_le_bytes());
+        p
+    }
+    let good: Vec<u8> = vec![
+        18, 0, 0, 0, // total bytes
+        13, 0, 0, 0, // tail: the second entry
+        2, 0, // count
+        0, 1, b'a', // prevlen 0
+        3, 2, b'b', b'c', // prevlen 3
+        0xFF,
+    ];
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    let restore = |key: &'static str, p: Vec<u8>| {
+        let mut cmd = redis::cmd("RESTORE");
+        cmd.arg(key).arg(0).arg(p);
+        cmd
+    };
+    let _: () = restore("ok", payload(&good))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let l: Vec<String> = redis::cmd("LRANGE")
+        .arg("ok")
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(l, ["a", "bc"]);
+    let mut bad_prev = good.clone();
+    bad_prev[13] = 9;
+    let mut bad_tail = good.clone();
+    bad_tail[4] = 10;
+    for (key, z) in [("p", bad_prev), ("t", bad_tail)] {
+        let e = restore(key, payload(&z))
+            .query_async::<RV>(&mut c)
+            .await
+            .expect_err("corrupt ziplist")
+            .to_string();
+        assert!(e.contains("Bad data format"), "{key}: {e}");
+    }
+}

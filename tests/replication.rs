@@ -952,3 +952,146 @@ async fn a_snapshot_for_a_replica_that_left_is_aborted() {
         let _: String = redis::cmd("BGSAVE").query_async(&mut c).await.unwrap();
     }
 }
+
+/// `PSYNC ? -1` with `capa eof` on a raw link; returns the link.
+async fn ask_full_sync(srv: &TestServer, port: u16) -> Raw {
+    let mut link = srv.raw().await;
+    link.send(format!("REPLCONF listening-port {port} capa eof capa psync2\r\n").as_bytes())
+        .await;
+    assert_eq!(line(&mut link).await, "+OK\r\n");
+    link.send(b"PSYNC ? -1\r\n").await;
+    link
+}
+
+/// The offset of a `+FULLRESYNC <id> <offset>` line.
+fn fullresync_offset(l: &str) -> u64 {
+    l.strip_prefix("+FULLRESYNC ")
+        .and_then(|r| r.trim_end().rsplit(' ').next())
+        .and_then(|o| o.parse().ok())
+        .unwrap_or_else(|| panic!("not a full resync: {l:?}"))
+}
+
+async fn rdb_saves(c: &mut redis::aio::MultiplexedConnection) -> u64 {
+    info_field(c, "persistence", "rdb_saves")
+        .await
+        .parse()
+        .unwrap()
+}
+
+/// Replicas that arrive together share one snapshot, as with Redis: a
+/// diskless sync waits `repl-diskless-sync-delay` for more replicas, or
+/// until `repl-diskless-sync-max-replicas` have come (here long before
+/// the 60 s delay); replicas that ask while another save runs share the
+/// snapshot that follows it. Each group gets one save, one offset and the
+/// same bytes.
+#[tokio::test]
+async fn replicas_that_arrive_together_share_one_snapshot() {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    for i in 0..5 {
+        let _: () = c.set(format!("k{i}"), "v").await.unwrap();
+    }
+    config_set(&mut c, "repl-diskless-sync-delay", "60").await;
+    config_set(&mut c, "repl-diskless-sync-max-replicas", "2").await;
+    let saves = rdb_saves(&mut c).await;
+    let t0 = Instant::now();
+    let mut a = ask_full_sync(&srv, 7001).await;
+    // The first waits for company: no save yet.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        info_field(&mut c, "persistence", "rdb_bgsave_in_progress").await,
+        "0"
+    );
+    assert_eq!(rdb_saves(&mut c).await, saves);
+    let slave0 = info_field(&mut c, "replication", "slave0").await;
+    assert!(slave0.contains("state=wait_bgsave"), "{slave0}");
+    let mut b = ask_full_sync(&srv, 7002).await;
+    let mut bodies = Vec::new();
+    let mut offsets = Vec::new();
+    for link in [&mut a, &mut b] {
+        offsets.push(fullresync_offset(&line(link).await));
+        let head = line(link).await;
+        let mark = head.trim_end().strip_prefix("$EOF:").unwrap().to_string();
+        let body = link.read_until(mark.as_bytes()).await;
+        assert!(
+            body.ends_with(mark.as_bytes()),
+            "the mark ends the snapshot"
+        );
+        bodies.push(body[..body.len() - 40].to_vec());
+    }
+    assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
+    assert_eq!(offsets[0], offsets[1]);
+    assert!(bodies[0].starts_with(b"REDIS0") && bodies[0] == bodies[1]);
+    assert_eq!(rdb_saves(&mut c).await, saves + 1);
+    drop((a, b));
+
+    // Disk target: two replicas ask while a BGSAVE runs (5 keys, 0.2 s
+    // each), then share the snapshot after it.
+    config_set(&mut c, "repl-diskless-sync", "no").await;
+    config_set(&mut c, "rdb-key-save-delay", "200000").await;
+    let _: () = redis::cmd("BGSAVE").query_async(&mut c).await.unwrap();
+    let saves = rdb_saves(&mut c).await;
+    let mut a = ask_full_sync(&srv, 7003).await;
+    let mut b = ask_full_sync(&srv, 7004).await;
+    let mut payloads = Vec::new();
+    let mut offsets = Vec::new();
+    for link in [&mut a, &mut b] {
+        offsets.push(fullresync_offset(&line(link).await));
+        payloads.push(rdb_payload(link).await);
+    }
+    assert_eq!(offsets[0], offsets[1]);
+    assert!(payloads[0].starts_with(b"REDIS0") && payloads[0] == payloads[1]);
+    assert_eq!(rdb_saves(&mut c).await, saves + 1);
+    // Both replicas online: their shared file is gone.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left: Vec<String> = std::fs::read_dir(srv.dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("temp-repl-"))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "left behind: {left:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        info_field(&mut c, "replication", "connected_slaves").await,
+        "2"
+    );
+}
+
+/// A replica's `client-output-buffer-limit` hard limit below
+/// `repl-backlog-size` counts as that size (Redis 7): a replica behind by
+/// less than the backlog keeps its link; one behind by more is dropped.
+/// (20 MB behind: more than the socket buffers can hold for it.)
+#[tokio::test]
+async fn a_replica_hard_limit_below_the_backlog_size_counts_as_the_backlog_size() {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    config_set(&mut c, "repl-backlog-size", "40mb").await;
+    config_set(&mut c, "client-output-buffer-limit", "replica 64kb 0 0").await;
+    // A raw link that never reads what follows its snapshot.
+    let (_link, _, _) = synced_link(&srv, &mut c).await;
+    let value = "x".repeat(1 << 20);
+    for _ in 0..20 {
+        let _: () = c.set("big", &value).await.unwrap();
+    }
+    // Several cron passes (10 a second) see it far behind.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        info_field(&mut c, "replication", "connected_slaves").await,
+        "1"
+    );
+    // 60 MB behind: more than the backlog.
+    for _ in 0..40 {
+        let _: () = c.set("big", &value).await.unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while info_field(&mut c, "replication", "connected_slaves").await != "0" {
+        assert!(Instant::now() < deadline, "the replica was not dropped");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -195,6 +195,11 @@ const DEBUG_SUBS: &[CommandSpec] = &[
         "1.0.0",
         "Shows low-level information about a key.",
     ),
+    cmd("aof-flush-sleep", 3, ADM, debug_aof_flush_sleep).doc(
+        "server",
+        "6.2.0",
+        "Makes the AOF writer sleep the given microseconds before each write (0 turns it off).",
+    ),
     cmd("set-active-expire", 3, ADM, debug_set_active_expire).doc(
         "server",
         "1.0.0",
@@ -1369,7 +1374,15 @@ fn debug_loadaof(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
         .map_err(|e| CmdError::err(format!("Error reading the AOF manifest: {e}")))?;
     srv.keyspace.clear_all();
     srv.functions.flush();
-    crate::persistence::snapshot::load_aof(srv, &dir, &manifest).map_err(|e| {
+    // Other clients get -LOADING meanwhile, as during a load at startup.
+    srv.persist
+        .loading
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let loaded = crate::persistence::snapshot::load_aof(srv, &dir, &manifest);
+    srv.persist
+        .loading
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    loaded.map_err(|e| {
         tracing::warn!("DEBUG LOADAOF: {e}");
         CmdError::err("Error loading the AOF, check server logs.")
     })?;
@@ -1631,6 +1644,20 @@ fn debug_set_active_expire(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     debug_allowed(ctx)?;
     let on = crate::protocol::args::int_arg(&argv[2])? != 0;
     ctx.srv.active_expire.store(on, Ordering::Relaxed);
+    Ok(Reply::OK)
+}
+
+/// `DEBUG AOF-FLUSH-SLEEP <microseconds>`: a pause before every AOF
+/// write, so a test can see that `appendfsync always` replies wait for
+/// the fsync of what they wrote.
+fn debug_aof_flush_sleep(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    debug_allowed(ctx)?;
+    let us = crate::protocol::args::int_arg(&argv[2])?;
+    let us = u64::try_from(us).unwrap_or(0);
+    ctx.srv
+        .persist
+        .aof_flush_sleep_us
+        .store(us, Ordering::Relaxed);
     Ok(Reply::OK)
 }
 

@@ -23,6 +23,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -789,6 +790,10 @@ pub fn writer_loop(srv: Arc<Server>, mut file: File, start_offset: u64) {
             continue;
         }
         let mut failed = false;
+        let pause = srv.persist.aof_flush_sleep_us.load(Ordering::Relaxed);
+        if pause > 0 && !segments.is_empty() {
+            std::thread::sleep(Duration::from_micros(pause));
+        }
         for seg in segments {
             match seg {
                 crate::server::propagate::Segment::Data(buf) => {

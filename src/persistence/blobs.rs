@@ -275,15 +275,28 @@ pub fn ziplist_decode(b: &[u8]) -> Option<Vec<Item<'_>>> {
     if total != b.len() || total < 11 {
         return None;
     }
+    let tail = u32::from_le_bytes(get::<4>(b, 4)?) as usize;
     let mut out = Vec::with_capacity(hdr_count.min(b.len()));
     let mut p = 10;
+    // Where the previous entry starts: each entry's prevlen must be that
+    // entry's size, and the header's tail offset the last entry's start
+    // (Redis's deep integrity check; 10 when the list is empty).
+    let mut prev = None;
     loop {
         let first = *b.get(p)?;
         if first == 0xFF {
             break;
         }
-        // prevlen
-        p += if first < 254 { 1 } else { 5 };
+        let (prevlen, n) = if first < 254 {
+            (first as usize, 1)
+        } else {
+            (u32::from_le_bytes(get::<4>(b, p + 1)?) as usize, 5)
+        };
+        if prevlen != prev.map_or(0, |start| p - start) {
+            return None;
+        }
+        prev = Some(p);
+        p += n;
         let e = *b.get(p)?;
         let item;
         match e >> 6 {
@@ -337,7 +350,10 @@ pub fn ziplist_decode(b: &[u8]) -> Option<Vec<Item<'_>>> {
         }
         out.push(item);
     }
-    if p + 1 != b.len() || (hdr_count != 65535 && hdr_count != out.len()) {
+    if p + 1 != b.len()
+        || (hdr_count != 65535 && hdr_count != out.len())
+        || tail != prev.unwrap_or(10)
+    {
         return None;
     }
     Some(out)
@@ -428,7 +444,8 @@ pub fn zipmap_decode(b: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
         p += vlen + free;
         out.push((k, v));
     }
-    if p + 1 != b.len() {
+    // An empty zipmap fails Redis's integrity check (not an empty key).
+    if p + 1 != b.len() || out.is_empty() {
         return None;
     }
     Some(out)
@@ -437,6 +454,65 @@ pub fn zipmap_decode(b: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A ziplist of short strings as Redis 6 writes it: header (bytes,
+    /// tail offset, count), entries (prevlen, 6-bit string length, data),
+    /// 0xFF.
+    fn ziplist(items: &[&[u8]]) -> Vec<u8> {
+        let mut body = Vec::new();
+        let mut prev = 0usize;
+        let mut tail = 10;
+        for it in items {
+            tail = 10 + body.len();
+            let start = body.len();
+            body.push(prev as u8);
+            body.push(it.len() as u8);
+            body.extend_from_slice(it);
+            prev = body.len() - start;
+        }
+        let mut z = Vec::new();
+        z.extend_from_slice(&((10 + body.len() + 1) as u32).to_le_bytes());
+        z.extend_from_slice(&(tail as u32).to_le_bytes());
+        z.extend_from_slice(&(items.len() as u16).to_le_bytes());
+        z.extend_from_slice(&body);
+        z.push(0xFF);
+        z
+    }
+
+    /// Each entry's prevlen must be the size of the entry before it, and
+    /// the tail offset the start of the last entry (Redis's deep check):
+    /// a forward reader does not need either, so nothing else would notice.
+    #[test]
+    fn ziplist_prevlen_and_tail_are_checked() {
+        let good = ziplist(&[b"a", b"bc", b"def"]);
+        let items = ziplist_decode(&good).expect("valid");
+        assert_eq!(items.len(), 3);
+        assert!(ziplist_decode(&ziplist(&[])).is_some());
+        // Second entry (at 10 + 3): its prevlen says 4, the first is 3.
+        let mut bad_prev = good.clone();
+        bad_prev[13] = 4;
+        assert!(ziplist_decode(&bad_prev).is_none());
+        // The first entry claims a predecessor.
+        let mut first_prev = good.clone();
+        first_prev[10] = 1;
+        assert!(ziplist_decode(&first_prev).is_none());
+        // Tail offset pointing at the second entry instead of the third.
+        let mut bad_tail = good.clone();
+        bad_tail[4..8].copy_from_slice(&13u32.to_le_bytes());
+        assert!(ziplist_decode(&bad_tail).is_none());
+        // The 5-byte prevlen form (254 + u32) is valid for any size.
+        let mut wide = good[..13].to_vec();
+        wide.extend_from_slice(&[254, 3, 0, 0, 0]);
+        wide.extend_from_slice(&good[14..]);
+        let total = wide.len() as u32;
+        wide[0..4].copy_from_slice(&total.to_le_bytes());
+        let tail = u32::from_le_bytes(good[4..8].try_into().unwrap()) + 4;
+        wide[4..8].copy_from_slice(&tail.to_le_bytes());
+        // The third entry's prevlen now counts the wider second entry.
+        let third = tail as usize;
+        wide[third] = 8;
+        assert_eq!(ziplist_decode(&wide).expect("wide prevlen").len(), 3);
+    }
 
     /// Back-lengths read the way listpack readers read them: from the last
     /// byte backwards, 7 bits each, until a byte without the high bit.

@@ -27,6 +27,7 @@ pub mod snapshot;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 
@@ -93,6 +94,14 @@ pub struct State {
     pub rdb_saves: AtomicU64,
     pub aof_rewrites: AtomicU64,
     pub aofrw_consecutive_failures: AtomicU64,
+    /// `DEBUG AOF-FLUSH-SLEEP <µs>`: the AOF writer sleeps this long
+    /// before writing each batch (a test aid, as Redis's aof_flush_sleep:
+    /// it widens the window between a write and its fsync).
+    pub aof_flush_sleep_us: AtomicU64,
+    /// `appendonly` was turned on and its first rewrite has not finished:
+    /// until it does, no AOF on disk holds the dataset (Redis's
+    /// AOF_WAIT_REWRITE), so SHUTDOWN without FORCE refuses to exit.
+    pub aof_initial: AtomicBool,
     /// The running background save's progress (INFO
     /// current_save_keys_total / _processed, current_fork_perc): keys at
     /// its instant, keys written so far. Versioned snapshots only.
@@ -150,6 +159,8 @@ impl Default for State {
             rdb_saves: AtomicU64::new(0),
             aof_rewrites: AtomicU64::new(0),
             aofrw_consecutive_failures: AtomicU64::new(0),
+            aof_flush_sleep_us: AtomicU64::new(0),
+            aof_initial: AtomicBool::new(false),
             save_keys_total: AtomicU64::new(0),
             save_keys_processed: AtomicU64::new(0),
             rdb_last_cow: AtomicU64::new(0),
@@ -229,7 +240,7 @@ pub const INCREMENTAL_FSYNC_BYTES: u64 = 4 << 20;
 /// write it back in bursts, and the final fsync waits for all of it.
 ///
 /// Or, for a diskless replica sync, no file at all: the bytes go as chunks
-/// through a bounded channel to the replica's connection task (a slow
+/// through bounded channels to the replicas' connection tasks (a slow
 /// replica slows the save, as a full pipe slows Redis's child).
 pub struct SyncedFile {
     out: SaveOut,
@@ -239,8 +250,11 @@ pub struct SyncedFile {
 
 enum SaveOut {
     File(std::fs::File),
-    Pipe(tokio::sync::mpsc::Sender<Vec<u8>>),
+    Pipe(PipeTargets),
 }
+
+/// The channels of the replicas a diskless snapshot goes to.
+pub type PipeTargets = Arc<Mutex<Vec<tokio::sync::mpsc::Sender<bytes::Bytes>>>>;
 
 impl SyncedFile {
     pub fn new(file: std::fs::File, every: u64) -> SyncedFile {
@@ -253,9 +267,9 @@ impl SyncedFile {
 
     /// A save into `tx` (from a thread outside the async runtime: sends
     /// block while the channel is full).
-    pub fn pipe(tx: tokio::sync::mpsc::Sender<Vec<u8>>) -> SyncedFile {
+    pub fn pipe(to: PipeTargets) -> SyncedFile {
         SyncedFile {
-            out: SaveOut::Pipe(tx),
+            out: SaveOut::Pipe(to),
             every: 0,
             pending: 0,
         }
@@ -275,10 +289,19 @@ impl std::io::Write for SyncedFile {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = match &mut self.out {
             SaveOut::File(f) => f.write(buf)?,
-            SaveOut::Pipe(tx) => {
-                tx.blocking_send(buf.to_vec()).map_err(|_| {
-                    std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the replica went away")
-                })?;
+            SaveOut::Pipe(to) => {
+                // Every replica gets each chunk, at the pace of the
+                // slowest (as Redis feeds its replicas from one pipe); one
+                // that left is dropped, and with none left the save ends.
+                let chunk = bytes::Bytes::copy_from_slice(buf);
+                let mut to = to.lock();
+                to.retain(|tx| tx.blocking_send(chunk.clone()).is_ok());
+                if to.is_empty() {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::BrokenPipe,
+                        "the replicas went away",
+                    ));
+                }
                 buf.len()
             }
         };

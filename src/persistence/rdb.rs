@@ -126,7 +126,7 @@ pub enum RdbError {
         got: u64,
     },
     /// Structurally invalid data; the text says what was wrong.
-    #[error("corrupt RDB data: {0}")]
+    #[error("{}", corrupt_text(.0))]
     Corrupt(&'static str),
     /// A collection with no elements (Redis skips these when loading and
     /// refuses them in RESTORE).
@@ -135,6 +135,16 @@ pub enum RdbError {
     /// Raised by the caller's sink to abort a load.
     #[error("{0}")]
     Sink(String),
+}
+
+/// Redis's own sentences ("Ziplist integrity check failed.") are shown
+/// as they are; a short description gets a prefix.
+fn corrupt_text(what: &str) -> String {
+    if what.ends_with('.') {
+        what.to_string()
+    } else {
+        format!("corrupt RDB data: {what}")
+    }
 }
 
 fn corrupt<T>(what: &'static str) -> Result<T, RdbError> {
@@ -1132,7 +1142,13 @@ impl<R: BufRead> Rd<R> {
                             } else {
                                 ziplist_decode(&data)
                             }
-                            .ok_or(RdbError::Corrupt("quicklist node"))?;
+                            .ok_or(RdbError::Corrupt(
+                                if t == T_LIST_QUICKLIST_2 {
+                                    "Listpack integrity check failed."
+                                } else {
+                                    "Ziplist integrity check failed."
+                                },
+                            ))?;
                             for it in items {
                                 push_item(&mut l, it);
                             }
@@ -1167,7 +1183,8 @@ impl<R: BufRead> Rd<R> {
             }
             let master = id_from_raw(&key);
             let lp = self.string()?;
-            let entries = stream_node(master, &lp).ok_or(RdbError::Corrupt("stream node"))?;
+            let entries = stream_node(master, &lp)
+                .ok_or(RdbError::Corrupt("Stream listpack integrity check failed."))?;
             if entries.is_empty() {
                 return corrupt("empty stream node");
             }
@@ -1250,7 +1267,7 @@ impl<R: BufRead> Rd<R> {
                     );
                 }
                 if g.consumers.insert(cname, c).is_some() {
-                    return corrupt("duplicate consumer");
+                    return corrupt("Duplicate stream consumer detected.");
                 }
             }
             if !pending.is_empty() {
@@ -1319,7 +1336,8 @@ fn pairs(items: Vec<Item<'_>>) -> Result<Vec<(Vec<u8>, Item<'_>)>, RdbError> {
 fn blob_object(t: u8, blob: &[u8], lim: &Limits) -> Result<Value, RdbError> {
     match t {
         T_SET_INTSET => {
-            let ints = intset_decode(blob).ok_or(RdbError::Corrupt("intset"))?;
+            let ints =
+                intset_decode(blob).ok_or(RdbError::Corrupt("Intset integrity check failed."))?;
             let mut s = Set::default();
             for n in &ints {
                 s.add(
@@ -1330,7 +1348,8 @@ fn blob_object(t: u8, blob: &[u8], lim: &Limits) -> Result<Value, RdbError> {
             non_empty(Obj::Set(s), ints.len())
         }
         T_LIST_ZIPLIST => {
-            let items = ziplist_decode(blob).ok_or(RdbError::Corrupt("ziplist"))?;
+            let items = ziplist_decode(blob)
+                .ok_or(RdbError::Corrupt("List ziplist integrity check failed."))?;
             let mut l = ListBuilder::new();
             l.expect(blob.len());
             for it in items {
@@ -1343,7 +1362,7 @@ fn blob_object(t: u8, blob: &[u8], lim: &Limits) -> Result<Value, RdbError> {
         T_HASH_ZIPMAP | T_HASH_ZIPLIST | T_HASH_LISTPACK => {
             let kv: Vec<(Vec<u8>, Vec<u8>)> = if t == T_HASH_ZIPMAP {
                 zipmap_decode(blob)
-                    .ok_or(RdbError::Corrupt("zipmap"))?
+                    .ok_or(RdbError::Corrupt("Zipmap integrity check failed."))?
                     .into_iter()
                     .map(|(k, v)| (k.to_vec(), v.to_vec()))
                     .collect()
@@ -1353,7 +1372,11 @@ fn blob_object(t: u8, blob: &[u8], lim: &Limits) -> Result<Value, RdbError> {
                 } else {
                     lp_decode(blob)
                 }
-                .ok_or(RdbError::Corrupt("hash blob"))?;
+                .ok_or(RdbError::Corrupt(if t == T_HASH_ZIPLIST {
+                    "Hash ziplist integrity check failed."
+                } else {
+                    "Hash listpack integrity check failed."
+                }))?;
                 pairs(items)?
                     .into_iter()
                     .map(|(k, v)| (k, v.to_vec()))
@@ -1389,7 +1412,11 @@ fn blob_object(t: u8, blob: &[u8], lim: &Limits) -> Result<Value, RdbError> {
             } else {
                 lp_decode(blob)
             }
-            .ok_or(RdbError::Corrupt("zset blob"))?;
+            .ok_or(RdbError::Corrupt(if t == T_ZSET_ZIPLIST {
+                "Zset ziplist integrity check failed."
+            } else {
+                "Zset listpack integrity check failed."
+            }))?;
             let kv = pairs(items)?;
             let keep = ZLimits {
                 entries: usize::MAX,
@@ -1606,6 +1633,14 @@ pub fn load<R: BufRead>(
         };
         let (e, i, f) = (expire.take(), idle.take(), freq.take());
         let Some(value) = value else {
+            // As Redis: an old bug could save empty collections; they
+            // are skipped, not a reason to refuse the file.
+            if sum.empty_skipped < 10 {
+                tracing::warn!(
+                    "rdbLoadObject skipping empty key: {}",
+                    String::from_utf8_lossy(&key)
+                );
+            }
             sum.empty_skipped += 1;
             continue;
         };

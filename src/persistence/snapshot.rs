@@ -406,6 +406,7 @@ fn start_writer(srv: &Arc<Server>, file: std::fs::File, dir: PathBuf, manifest: 
 /// Stops appending (CONFIG SET appendonly no, shutdown): the writer drains
 /// and fsyncs what is queued.
 pub fn stop_aof(srv: &Server) {
+    srv.persist.aof_initial.store(false, Ordering::SeqCst);
     let handle = {
         let mut rt = srv.persist.aof.lock();
         if !rt.on {
@@ -816,6 +817,12 @@ fn load_rdb_keys(
         }
         e => format!("Error loading DB {}: {e}", path.display()),
     })?;
+    tracing::info!(
+        "Done loading RDB, keys loaded: {}, keys expired: {}, empty keys skipped: {}.",
+        summary.keys_loaded,
+        summary.expired_skipped,
+        summary.empty_skipped
+    );
     Ok(summary)
 }
 
@@ -844,7 +851,8 @@ pub fn load_rdb_at_boot(srv: &Server) -> Result<(), String> {
         // A replica keeps keys already past their deadline, as Redis's
         // does: its primary's DELs follow.
         let _keep = follows.then(crate::storage::apply_as_master);
-        load_rdb_file(srv, &path, Dup::Replace)?
+        load_rdb_file(srv, &path, Dup::Replace)
+            .map_err(|e| format!("{e} Terminating server after rdb file reading failure."))?
     };
     tracing::info!(
         "DB loaded from disk: {:.3} seconds ({} keys, {} expired keys skipped)",
@@ -1110,7 +1118,8 @@ fn finish_bgsave(srv: &Server, ok: bool, killed: bool, tmp: &Path, final_path: &
 /// length, or (diskless) straight to the replica's connection.
 pub enum ReplSaveTo {
     Disk(PathBuf),
-    Pipe(tokio::sync::mpsc::Sender<Vec<u8>>),
+    /// The replicas' channels (filled at the snapshot's instant).
+    Pipe(super::PipeTargets),
 }
 
 /// The snapshot of a replica's full resync (see `server::replication`):
@@ -1121,7 +1130,7 @@ pub enum ReplSaveTo {
 /// the pipe as a descriptor). Blocking: runs on its own thread.
 pub fn save_for_replica(
     srv: &Server,
-    replica: &crate::connection::client::ClientInfo,
+    alive: &dyn Fn() -> bool,
     slot: &AtomicU64,
     to: ReplSaveTo,
     filter: Option<bool>,
@@ -1131,8 +1140,8 @@ pub fn save_for_replica(
         return save_without_keys(srv, to, functions, at_start);
     }
     let child = loop {
-        if replica.killed.load(Ordering::Relaxed) {
-            return Err("the replica disconnected".into());
+        if !alive() {
+            return Err("the replicas disconnected".into());
         }
         let child = srv.persist.child.lock();
         if child.is_none() {
@@ -1174,10 +1183,10 @@ pub fn save_for_replica(
     }
     let id = NEXT_SNAPSHOT.fetch_add(1, Ordering::Relaxed);
     reserve(&srv.persist, child, ChildKind::Rdb, id);
-    // Published for the replica's link, which aborts the snapshot if the
-    // replica leaves; checked again here in case it already left.
+    // Published for the replicas' links, the last of which aborts the
+    // snapshot if they all leave; checked again here in case they did.
     slot.store(id, Ordering::SeqCst);
-    if replica.killed.load(Ordering::SeqCst) {
+    if !alive() {
         ABORT_SNAPSHOT.store(id, Ordering::SeqCst);
     }
     let now = crate::commands::dispatch::unix_ms();
@@ -1693,6 +1702,9 @@ pub fn rewrite_aof(srv: &Server, enable: bool) -> Result<(), String> {
     let dir = aof_dir(srv);
     std::fs::create_dir_all(&dir)
         .map_err(|e| format!("ERR Can't create the AOF directory: {e}"))?;
+    if enable && !srv.persist.aof.lock().on {
+        srv.persist.aof_initial.store(true, Ordering::SeqCst);
+    }
     let name = srv.config.appendfilename();
     let mpath = dir.join(aof::manifest_name(&name));
     let (on, mut manifest) = {
@@ -1755,6 +1767,7 @@ pub fn rewrite_aof(srv: &Server, enable: bool) -> Result<(), String> {
         let p = &srv.persist;
         if killed {
             // Killed on purpose (appendonly turned off): not a failure.
+            p.aof_initial.store(false, Ordering::SeqCst);
             let _ = std::fs::remove_file(&tmp);
             *p.child.lock() = None;
             return;
@@ -1768,6 +1781,7 @@ pub fn rewrite_aof(srv: &Server, enable: bool) -> Result<(), String> {
         }
         p.last_rewrite_ok.store(done, Ordering::Relaxed);
         if done {
+            p.aof_initial.store(false, Ordering::SeqCst);
             p.aofrw_consecutive_failures.store(0, Ordering::Relaxed);
         } else {
             p.aofrw_consecutive_failures.fetch_add(1, Ordering::Relaxed);

@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod cluster_bus;
 pub mod cluster_local;
 pub mod eviction;
+pub mod fullsync;
 pub mod latency;
 pub mod limits;
 pub mod listener;

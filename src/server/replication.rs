@@ -93,10 +93,9 @@ pub struct Link {
     /// The last offset copied out for sending (the backlog keeps what
     /// comes after it).
     pub sent: AtomicU64,
-    /// The versioned snapshot being written for this replica's full
-    /// resync (0: none): aborted if the replica leaves before it is done,
-    /// as Redis kills an RDB child nobody waits for.
-    pub snapshot: AtomicU64,
+    /// The full resync this replica waits for (shared with the replicas
+    /// that arrived with it; see `fullsync`), until it is sent.
+    pub job: Mutex<Option<Arc<super::fullsync::SyncJob>>>,
     /// The last offset the replica acknowledged.
     pub ack: AtomicU64,
     /// Unix ms of the last acknowledgement (or of the attach).
@@ -225,7 +224,7 @@ impl Backlog {
     }
 
     /// Pins `link` at offset `off` (the last byte it already has).
-    fn attach(&mut self, link: &Arc<Link>, off: u64) {
+    pub(super) fn attach(&mut self, link: &Arc<Link>, off: u64) {
         link.sent.store(off, Ordering::Relaxed);
         link.pinned.store(true, Ordering::Relaxed);
         self.links.push(link.clone());
@@ -367,6 +366,8 @@ pub struct Replication {
     pub(crate) master_client: Mutex<Option<Arc<ClientInfo>>>,
     /// A coordinated failover (FAILOVER) under way, if any.
     pub(crate) failover: Mutex<Option<Failover>>,
+    /// The full-resync snapshot replicas can still join (see `fullsync`).
+    pub(crate) pending_sync: Mutex<Option<Arc<super::fullsync::SyncJob>>>,
 }
 
 impl Default for Replication {
@@ -400,6 +401,7 @@ impl Default for Replication {
             own_keys: Mutex::new(std::collections::HashSet::new()),
             master_client: Mutex::new(None),
             failover: Mutex::new(None),
+            pending_sync: Mutex::new(None),
         }
     }
 }
@@ -728,6 +730,14 @@ impl Replication {
         let obuf = srv
             .config
             .client_output_buffer_limit(crate::config::ClientClass::Replica);
+        // A hard limit below repl-backlog-size counts as that size (as
+        // Redis 7): the lag it allows is history the backlog keeps anyway,
+        // and a replica dropped for it would only continue partially.
+        let hard = if obuf.hard > 0 {
+            obuf.hard.max(srv.config.repl_backlog_size())
+        } else {
+            0
+        };
         let end = self.offset(srv);
         for l in links {
             if l.info.killed.load(Ordering::Relaxed) {
@@ -746,7 +756,7 @@ impl Replication {
                 continue;
             }
             let lag = end.saturating_sub(l.sent.load(Ordering::Relaxed));
-            if l.pinned.load(Ordering::Relaxed) && obuf.hard > 0 && lag >= obuf.hard {
+            if l.pinned.load(Ordering::Relaxed) && hard > 0 && lag >= hard {
                 tracing::warn!(
                     "Client {} scheduled to be closed ASAP for overcoming of output buffer limits.",
                     l.info.id
@@ -821,7 +831,7 @@ pub async fn serve_replica<S>(
         ip,
         port: req.listening_port,
         sent: AtomicU64::new(0),
-        snapshot: AtomicU64::new(0),
+        job: Mutex::new(None),
         ack: AtomicU64::new(0),
         ack_ms: AtomicU64::new(crate::commands::dispatch::unix_ms()),
         acked: AtomicBool::new(false),
@@ -860,16 +870,15 @@ pub async fn serve_replica<S>(
         _ = writer => {}
         _ = info.kill.wait() => {}
     }
+    // First marked gone: a snapshot's instant (under the backlog's lock)
+    // then no longer attaches it, so the detach below is the last word.
+    link.info.killed.store(true, Ordering::SeqCst);
+    let job = link.job.lock().take();
+    if let Some(job) = job {
+        job.leave(srv);
+    }
     srv.feed.backlog(|b| b.detach(&link));
     srv.repl.remove(&link);
-    // Seen by a snapshot about to start for this link (it checks after
-    // publishing its id): one side or the other aborts it.
-    link.info.killed.store(true, Ordering::SeqCst);
-    let snapshot = link.snapshot.load(Ordering::SeqCst);
-    if snapshot != 0 {
-        tracing::info!("Background RDB for the lost replica is not needed any more: aborting it");
-        crate::persistence::snapshot::abort_snapshot_of(srv, snapshot);
-    }
     tracing::info!("Connection with replica {}:{} lost.", link.ip, link.port);
 }
 
@@ -951,66 +960,47 @@ async fn feed_replica<W: AsyncWrite + Unpin>(
         link.ip,
         link.port
     );
-    let tmp = std::path::PathBuf::from(format!(
-        "temp-repl-{}-{}.rdb",
-        std::process::id(),
-        link.info.id
-    ));
     // Diskless (Redis 7's default, `repl-diskless-sync yes`) when the
     // replica reads the `$EOF:` form: the snapshot goes straight to it.
     let diskless = req.capa_eof
         && srv.config.repl_diskless_sync()
         && srv.config.snapshot_method() == crate::config::SnapshotMethod::Versioned;
-    let (to, pipe) = if diskless {
-        let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(8);
-        (crate::persistence::snapshot::ReplSaveTo::Pipe(tx), Some(rx))
-    } else {
-        (
-            crate::persistence::snapshot::ReplSaveTo::Disk(tmp.clone()),
-            None,
-        )
-    };
-    let filter = req.filter;
-    let (off_tx, off_rx) = tokio::sync::oneshot::channel::<u64>();
-    let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<Result<(), String>>();
-    {
-        let srv = srv.clone();
-        let link = link.clone();
-        let spawned = std::thread::Builder::new()
-            .name("cinnabar-replsync".into())
-            .spawn(move || {
-                let limit = srv.config.repl_backlog_size() as usize;
-                let r = crate::persistence::snapshot::save_for_replica(
-                    &srv,
-                    &link.info,
-                    &link.snapshot,
-                    to,
-                    filter,
-                    || {
-                        let off = srv.feed.with_backlog(
-                            |end| Backlog::new(end, limit),
-                            |b| {
-                                let end = b.end();
-                                b.attach(&link, end);
-                                // The new replica's stream must SELECT before
-                                // its first command (it starts in db 0).
-                                b.db = None;
-                                end
-                            },
-                        );
-                        let _ = off_tx.send(off);
-                    },
-                );
-                let _ = done_tx.send(r);
-            });
-        if spawned.is_err() {
-            return Ok(());
+    let joined = super::fullsync::join(srv, link, diskless, req.filter);
+    *link.job.lock() = Some(joined.job.clone());
+    let r = full_sync(srv, link, req, wr, joined).await;
+    // Failed (once sent, `go_online` let it go already).
+    link.job.lock().take();
+    r
+}
+
+/// Sends the snapshot of the job the replica joined, then the stream.
+async fn full_sync<W: AsyncWrite + Unpin>(
+    srv: &Arc<Server>,
+    link: &Arc<Link>,
+    req: &SyncRequest,
+    wr: &mut W,
+    joined: super::fullsync::Joined,
+) -> std::io::Result<()> {
+    let super::fullsync::Joined {
+        job,
+        mut off,
+        mut done,
+        pipe,
+    } = joined;
+    // The snapshot's instant, after the diskless delay or any save already
+    // running. Newlines keep the link alive meanwhile (a replica waiting
+    // for its PSYNC reply skips them, as Redis's replicas do).
+    let off = loop {
+        tokio::select! {
+            r = &mut off => match r {
+                Ok(o) => break o,
+                Err(_) => return Ok(()),
+            },
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                wr.write_all(b"\n").await?;
+                wr.flush().await?;
+            }
         }
-    }
-    // The snapshot's instant (after any save already running finished).
-    let Ok(off) = off_rx.await else {
-        let _ = std::fs::remove_file(&tmp);
-        return Ok(());
     };
     if req.psync.is_some() {
         wr.write_all(format!("+FULLRESYNC {} {}\r\n", srv.repl.replid(), off).as_bytes())
@@ -1018,12 +1008,12 @@ async fn feed_replica<W: AsyncWrite + Unpin>(
         wr.flush().await?;
     }
     if let Some(mut pipe) = pipe {
-        return send_diskless(srv, link, wr, &mut pipe, done_rx).await;
+        return send_diskless(srv, link, wr, &mut pipe, done).await;
     }
     // Newlines keep the replica's link alive while the file is written.
     let saved = loop {
         tokio::select! {
-            r = &mut done_rx => break r.unwrap_or_else(|_| Err("the snapshot thread ended".into())),
+            r = &mut done => break r.unwrap_or_else(|_| Err("the snapshot thread ended".into())),
             _ = tokio::time::sleep(Duration::from_secs(1)) => {
                 wr.write_all(b"\n").await?;
                 wr.flush().await?;
@@ -1032,12 +1022,15 @@ async fn feed_replica<W: AsyncWrite + Unpin>(
     };
     if let Err(e) = saved {
         tracing::warn!("Replica sync snapshot failed: {e}");
-        let _ = std::fs::remove_file(&tmp);
         return Ok(());
     }
+    let (Some(file), Some(path)) = (job.hold_file(), job.file().map(|p| p.to_path_buf())) else {
+        return Ok(());
+    };
+    drop(job);
     link.set_state(LinkState::SendBulk);
-    let sent = send_file(srv, link, &tmp, wr).await;
-    let _ = std::fs::remove_file(&tmp);
+    let sent = send_file(srv, link, &path, wr).await;
+    drop(file);
     sent?;
     go_online(srv, link, wr).await
 }
@@ -1054,6 +1047,8 @@ async fn go_online<W: AsyncWrite + Unpin>(
         link.port
     );
     link.set_state(LinkState::Online);
+    // Its snapshot is sent: the job (and a file it shares) is let go.
+    link.job.lock().take();
     link.ack_ms
         .store(crate::commands::dispatch::unix_ms(), Ordering::Relaxed);
     stream_to(srv, link, wr).await
@@ -1097,7 +1092,7 @@ async fn send_diskless<W: AsyncWrite + Unpin>(
     srv: &Arc<Server>,
     link: &Arc<Link>,
     wr: &mut W,
-    pipe: &mut tokio::sync::mpsc::Receiver<Vec<u8>>,
+    pipe: &mut tokio::sync::mpsc::Receiver<Bytes>,
     done: tokio::sync::oneshot::Receiver<Result<(), String>>,
 ) -> std::io::Result<()> {
     // Newlines keep the link alive until the save starts writing (it

@@ -131,6 +131,7 @@ pub fn finish(srv: &Server, mut flags: SF, caller: Option<u64>) -> Refused {
         return Refused;
     }
     let r = attempt(srv, &mut flags, caller);
+    tracing::warn!("Errors trying to shut down the server. Check the logs for more information.");
     if paused {
         srv.pause.unpause();
     }
@@ -212,6 +213,17 @@ fn attempt(srv: &Server, flags: &mut SF, caller: Option<u64>) -> Refused {
     }
     let save =
         !flags.has(SF::NOSAVE) && (flags.has(SF::SAVE) || !srv.config.save_points().is_empty());
+    // An AOF just turned on exists only once its first rewrite is done:
+    // exiting before would lose the dataset (Redis's AOF_WAIT_REWRITE).
+    if srv.persist.aof_initial.load(Ordering::SeqCst)
+        && srv.persist.child_kind() == Some(crate::persistence::ChildKind::AofRewrite)
+    {
+        if !flags.has(SF::FORCE) {
+            tracing::warn!("Writing initial AOF, can't exit.");
+            return Refused;
+        }
+        tracing::warn!("Writing initial AOF. Exit anyway.");
+    }
     kill_child(srv);
     // Hold every shard: from here no command changes the dataset. A script
     // holding them all (SHUTDOWN NOSAVE while busy) is not waited for.

@@ -118,6 +118,10 @@ pub fn spawn_in_env(
         "yes",
         "--worker-threads",
         "2",
+        // Full resyncs start at once (Redis's test suite sets the same):
+        // tests of the delay itself set another value.
+        "--repl-diskless-sync-delay",
+        "0",
         "--dir",
     ])
     .arg(dir)
