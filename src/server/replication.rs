@@ -1008,6 +1008,7 @@ async fn full_sync<W: AsyncWrite + Unpin>(
         wr.flush().await?;
     }
     if let Some(mut pipe) = pipe {
+        drop(job);
         return send_diskless(srv, link, wr, &mut pipe, done).await;
     }
     // Newlines keep the replica's link alive while the file is written.
