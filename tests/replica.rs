@@ -10,7 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::diff::RedisRef;
-use common::{info_field, TestServer};
+use common::{info_field, wait_value, TestServer};
 use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
 
@@ -646,18 +646,14 @@ async fn a_diskless_snapshot_whose_mark_arrives_in_pieces() {
     let replica = TestServer::start_with(&["--replicaof", "127.0.0.1", &port.to_string()]);
     let mut r = replica.conn().await;
     wait_info(&mut r, "master_link_status", "up").await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let v: Option<String> = r.get("after").await.unwrap();
-        if v.as_deref() == Some("1") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the command after the mark was lost"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_value(
+        &mut r,
+        "after",
+        "1",
+        Duration::from_secs(10),
+        "the command after the mark was lost",
+    )
+    .await;
     let v: Option<String> = r.get("k").await.unwrap();
     assert_eq!(v.as_deref(), Some("v"));
     assert_eq!(
@@ -880,15 +876,14 @@ async fn cinnabar_follows_a_redis_primary() {
     wait_info(&mut s, "master_link_status", "up").await;
     let _: () = p.set("chained", "yes").await.unwrap();
     wait_acked(&mut p, 1).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let v: Option<String> = s.get("chained").await.unwrap();
-        if v.as_deref() == Some("yes") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the sub-replica never got it");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_value(
+        &mut s,
+        "chained",
+        "yes",
+        Duration::from_secs(10),
+        "the sub-replica never got it",
+    )
+    .await;
     assert_eq!(contents(&mut s).await, contents(&mut p).await);
 }
 
@@ -1432,16 +1427,12 @@ async fn a_sync_that_never_completes_changes_nothing_down_the_chain() {
         id1
     );
     let _: () = c1.set("a", "c").await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let v: Option<String> = cs.get("a").await.unwrap();
-        if v.as_deref() == Some("c") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the write never reached the sub-replica"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_value(
+        &mut cs,
+        "a",
+        "c",
+        Duration::from_secs(5),
+        "the write never reached the sub-replica",
+    )
+    .await;
 }

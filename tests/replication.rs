@@ -10,7 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::diff::RedisRef;
-use common::{config_set, info_field, resp, Raw, TestServer};
+use common::{config_set, info_field, resp, wait_value, Raw, TestServer};
 use redis::AsyncCommands;
 
 /// Reads one `\r\n`-terminated line from a raw link (skipping the bare
@@ -667,15 +667,14 @@ async fn a_redis_replica_follows_cinnabar() {
         .unwrap();
     assert_eq!(killed, 1);
     let _: () = c.set("after", "kill").await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let v: Option<String> = r.get("after").await.unwrap();
-        if v.as_deref() == Some("kill") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the replica did not catch up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_value(
+        &mut r,
+        "after",
+        "kill",
+        Duration::from_secs(20),
+        "the replica did not catch up",
+    )
+    .await;
     assert_eq!(info_field(&mut c, "stats", "sync_partial_ok").await, "1");
     assert_eq!(info_field(&mut c, "stats", "sync_full").await, "1");
     let primary: i64 = redis::cmd("DBSIZE").query_async(&mut c).await.unwrap();

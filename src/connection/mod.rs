@@ -120,11 +120,7 @@ where
                 Ok(Some(n)) => Wake::Read(n),
                 Ok(None) => {
                     over_soft_since = None;
-                    if out.capacity() > 4 * OUT_HIGH_WATER
-                        && REPLY_BUFFER_RESIZING.load(Ordering::Relaxed)
-                    {
-                        out = BytesMut::new();
-                    }
+                    shrink_reply_buffer(&mut out);
                     continue;
                 }
             }
@@ -400,19 +396,17 @@ where
             let _ = send_out(&srv, &client, &mut stream, &mut out).await;
             break;
         }
-        if !out.is_empty() {
-            if client.close_after_reply {
+        if client.close_after_reply {
+            if !out.is_empty() {
                 let _ = send_out(&srv, &client, &mut stream, &mut out).await;
-                break;
             }
-            if send_ready(&srv, &client, &mut stream, &mut out)
+            break;
+        }
+        if !out.is_empty()
+            && send_ready(&srv, &client, &mut stream, &mut out)
                 .await
                 .is_err()
-            {
-                break;
-            }
-        }
-        if client.close_after_reply {
+        {
             break;
         }
     }
@@ -812,13 +806,13 @@ async fn write_out<S: AsyncWrite + Unpin>(
     stream: &mut S,
     out: &mut BytesMut,
 ) -> std::io::Result<()> {
-    srv.stats.hot.add(Stats::NET_OUTPUT, out.len() as u64);
-    srv.stats.hot.add(Stats::WRITES, 1);
-    match srv.obuf_normal.soft_deadline(out.len()) {
-        None => stream.write_all(out).await?,
+    let soft = srv.obuf_normal.soft_deadline(out.len());
+    let all = std::future::poll_fn(|cx| poll_write_out(srv, stream, out, cx));
+    match soft {
+        None => all.await?,
         // Output above the soft limit of client-output-buffer-limit
         // normal may stay pending only that long.
-        Some(limit) => match tokio::time::timeout(limit, stream.write_all(out)).await {
+        Some(limit) => match tokio::time::timeout(limit, all).await {
             Ok(r) => r?,
             Err(_) => {
                 tracing::warn!(
@@ -829,9 +823,14 @@ async fn write_out<S: AsyncWrite + Unpin>(
             }
         },
     }
-    out.clear();
-    if out.capacity() > 4 * OUT_HIGH_WATER && REPLY_BUFFER_RESIZING.load(Ordering::Relaxed) {
-        *out = BytesMut::with_capacity(READ_CHUNK);
-    }
+    shrink_reply_buffer(out);
     Ok(())
+}
+
+/// A reply buffer grown past 4 × [`OUT_HIGH_WATER`] is given back once
+/// written (unless `DEBUG REPLYBUFFER RESIZING 0`).
+fn shrink_reply_buffer(out: &mut BytesMut) {
+    if out.capacity() > 4 * OUT_HIGH_WATER && REPLY_BUFFER_RESIZING.load(Ordering::Relaxed) {
+        *out = BytesMut::new();
+    }
 }

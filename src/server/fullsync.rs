@@ -79,11 +79,7 @@ impl Drop for TempFile {
 static NEXT_JOB: AtomicU64 = AtomicU64::new(1);
 
 impl SyncJob {
-    pub fn file(&self) -> Option<&std::path::Path> {
-        self.file.as_ref().map(|f| f.0.as_path())
-    }
-
-    /// The file, held for sending it.
+    /// A disk-target job's file, held (it is deleted once nobody does).
     pub fn hold_file(&self) -> Option<Arc<TempFile>> {
         self.file.clone()
     }
@@ -131,14 +127,11 @@ pub fn join(srv: &Arc<Server>, link: &Arc<Link>, diskless: bool, filter: Option<
     } else {
         (None, None)
     };
-    let mut member = Some((
-        Member {
-            link: link.clone(),
-            off: off_tx,
-            pipe: pipe_tx,
-        },
-        done_tx,
-    ));
+    let member = Member {
+        link: link.clone(),
+        off: off_tx,
+        pipe: pipe_tx,
+    };
     let mut pending = srv.repl.pending_sync.lock();
     if let Some(job) = pending
         .as_ref()
@@ -146,18 +139,16 @@ pub fn join(srv: &Arc<Server>, link: &Arc<Link>, diskless: bool, filter: Option<
     {
         let mut i = job.inner.lock();
         if !i.started {
-            if let Some((m, d)) = member.take() {
-                i.waiting.push(m);
-                i.done.push(d);
-                i.alive += 1;
-            }
-            drop(i);
+            i.waiting.push(member);
+            i.done.push(done_tx);
+            i.alive += 1;
             tracing::info!(
                 "Replica {}:{} waits for the next snapshot, shared with {} other replica(s)",
                 link.ip,
                 link.port,
-                job.inner.lock().alive.saturating_sub(1)
+                i.alive - 1
             );
+            drop(i);
             return Joined {
                 job: job.clone(),
                 off,
@@ -173,12 +164,12 @@ pub fn join(srv: &Arc<Server>, link: &Arc<Link>, diskless: bool, filter: Option<
             NEXT_JOB.fetch_add(1, Ordering::Relaxed)
         ))))
     });
-    let mut inner = Inner::default();
-    if let Some((m, d)) = member.take() {
-        inner.waiting.push(m);
-        inner.done.push(d);
-        inner.alive = 1;
-    }
+    let inner = Inner {
+        waiting: vec![member],
+        done: vec![done_tx],
+        alive: 1,
+        ..Inner::default()
+    };
     let job = Arc::new(SyncJob {
         diskless,
         filter,
@@ -240,8 +231,8 @@ fn run(srv: &Arc<Server>, job: &Arc<SyncJob>) {
     }
     let limit = srv.config.repl_backlog_size() as usize;
     let fanout: Arc<Mutex<Vec<mpsc::Sender<Bytes>>>> = Arc::default();
-    let to = match job.file() {
-        Some(path) => ReplSaveTo::Disk(path.to_path_buf()),
+    let to = match &job.file {
+        Some(f) => ReplSaveTo::Disk(f.0.clone()),
         None => ReplSaveTo::Pipe(fanout.clone()),
     };
     let result = if job.alive() {

@@ -1025,12 +1025,12 @@ async fn full_sync<W: AsyncWrite + Unpin>(
         tracing::warn!("Replica sync snapshot failed: {e}");
         return Ok(());
     }
-    let (Some(file), Some(path)) = (job.hold_file(), job.file().map(|p| p.to_path_buf())) else {
+    let Some(file) = job.hold_file() else {
         return Ok(());
     };
     drop(job);
     link.set_state(LinkState::SendBulk);
-    let sent = send_file(srv, link, &path, wr).await;
+    let sent = send_file(srv, link, &file.0, wr).await;
     drop(file);
     sent?;
     go_online(srv, link, wr).await

@@ -256,6 +256,30 @@ impl Raw {
     }
 }
 
+/// Polls `GET key` until it returns `want`; fails with `what` once
+/// `within` has passed (a write reaching a replica, say).
+pub async fn wait_value(
+    c: &mut redis::aio::MultiplexedConnection,
+    key: &str,
+    want: &str,
+    within: std::time::Duration,
+    what: &str,
+) {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let v: Option<String> = redis::cmd("GET")
+            .arg(key)
+            .query_async(c)
+            .await
+            .expect("GET");
+        if v.as_deref() == Some(want) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// The value of `field` in INFO `section`.
 pub async fn info_field(
     c: &mut redis::aio::MultiplexedConnection,
