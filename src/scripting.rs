@@ -1944,8 +1944,7 @@ fn read_only_replica(ctx: &Ctx<'_>) -> bool {
 /// [`crate::functions`]' flag bits, `ro` is true for the *_RO commands.
 pub fn prepare(ctx: &Ctx<'_>, flags: u32, ro: bool) -> CmdResult<RunMode> {
     let compat = flags & EVAL_COMPAT != 0;
-    let max = ctx.srv.config.maxmemory();
-    let oom = max > 0 && ctx.srv.memory.used(ctx.now) > max;
+    let oom = crate::server::eviction::over_maxmemory(ctx.srv, ctx.now);
     let stale = running_stale(ctx.srv);
     if compat && stale {
         return Err(CmdError::MASTERDOWN);

@@ -537,7 +537,12 @@ fn client_kill(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             .map(|c| c.value().clone());
         return match target {
             Some(c) => {
-                c.request_kill();
+                // Killing oneself still answers first (as the filter form).
+                if c.id == ctx.client.id {
+                    ctx.client.close_after_reply = true;
+                } else {
+                    c.request_kill();
+                }
                 Ok(Reply::OK)
             }
             None => Err(CmdError::err("No such client")),

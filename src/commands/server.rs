@@ -517,8 +517,18 @@ pub fn render_info(srv: &Server, sections: &[String], keyspace: KeyspaceTotals) 
             "memory" => {
                 let (alloc, active, resident) = allocator_stats();
                 // The backlog holds what lagging replicas still need: the
-                // replication buffers Redis 7 shares between the two.
-                let backlog = srv.feed.backlog(|b| b.histlen()).unwrap_or(0);
+                // replication buffer Redis 7 shares between the two. What
+                // goes past repl-backlog-size is the replicas' (while any
+                // is attached), and eviction does not count it.
+                let replicas = srv.feed.backlog(|b| b.attached()).unwrap_or(0);
+                let repl_buf = crate::server::memory::repl_buffer();
+                let backlog_size = cfg.repl_backlog_size();
+                let (backlog, replica_bufs) = if replicas > 0 && repl_buf > backlog_size {
+                    (backlog_size, repl_buf - backlog_size)
+                } else {
+                    (repl_buf, 0)
+                };
+                let not_counted = crate::server::replication::mem_not_counted(srv);
                 let rss = rss_bytes();
                 let peak = st.note_peak_memory(alloc);
                 let maxmem = cfg.maxmemory();
@@ -530,7 +540,7 @@ pub fn render_info(srv: &Server, sections: &[String], keyspace: KeyspaceTotals) 
                 };
                 let _ = write!(
                     o,
-                    "# Memory\r\nused_memory:{alloc}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\nused_memory_overhead:0\r\nused_memory_startup:0\r\nused_memory_dataset:{alloc}\r\nused_memory_dataset_perc:100.00%\r\nallocator_allocated:{alloc}\r\nallocator_active:{active}\r\nallocator_resident:{resident}\r\ntotal_system_memory:{sysmem}\r\ntotal_system_memory_human:{}\r\nused_memory_lua:0\r\nused_memory_scripts_eval:0\r\nnumber_of_cached_scripts:{}\r\nnumber_of_functions:{}\r\nnumber_of_libraries:{}\r\nused_memory_scripts:0\r\nmaxmemory:{maxmem}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nallocator_frag_ratio:{:.2}\r\nmem_fragmentation_ratio:{frag:.2}\r\nmem_not_counted_for_evict:0\r\nmem_replication_backlog:{backlog}\r\nmem_total_replication_buffers:{backlog}\r\nmem_clients_slaves:0\r\nmem_clients_normal:{}\r\nmem_allocator:jemalloc-5.3.0\r\nlazyfree_pending_objects:{}\r\nlazyfreed_objects:{}\r\n",
+                    "# Memory\r\nused_memory:{alloc}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\nused_memory_overhead:0\r\nused_memory_startup:0\r\nused_memory_dataset:{alloc}\r\nused_memory_dataset_perc:100.00%\r\nallocator_allocated:{alloc}\r\nallocator_active:{active}\r\nallocator_resident:{resident}\r\ntotal_system_memory:{sysmem}\r\ntotal_system_memory_human:{}\r\nused_memory_lua:0\r\nused_memory_scripts_eval:0\r\nnumber_of_cached_scripts:{}\r\nnumber_of_functions:{}\r\nnumber_of_libraries:{}\r\nused_memory_scripts:0\r\nmaxmemory:{maxmem}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nallocator_frag_ratio:{:.2}\r\nmem_fragmentation_ratio:{frag:.2}\r\nmem_not_counted_for_evict:{not_counted}\r\nmem_replication_backlog:{backlog}\r\nmem_total_replication_buffers:{repl_buf}\r\nmem_clients_slaves:{replica_bufs}\r\nmem_clients_normal:{}\r\nmem_allocator:jemalloc-5.3.0\r\nlazyfree_pending_objects:{}\r\nlazyfreed_objects:{}\r\n",
                     human(alloc),
                     human(rss),
                     human(peak),

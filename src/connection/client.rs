@@ -103,6 +103,9 @@ pub struct ClientInfo {
     /// The `tot_mem` last added to the server's total of client memory
     /// (`maxmemory-clients`); taken back when the client leaves.
     pub mem_counted: AtomicUsize,
+    /// What the client held when client eviction closed it, counted in
+    /// [`crate::server::limits::ClientMem::closing`] until it is gone.
+    pub mem_closing: AtomicUsize,
 }
 
 /// What a connection costs besides its buffers and state: its structures,
@@ -206,6 +209,7 @@ impl ClientInfo {
             mem_other: AtomicUsize::new(0),
             tracking_mem: AtomicUsize::new(0),
             mem_counted: AtomicUsize::new(0),
+            mem_closing: AtomicUsize::new(0),
         }
     }
 

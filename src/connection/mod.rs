@@ -319,6 +319,13 @@ where
                         );
                         break 'conn;
                     }
+                    // With client eviction on, the reply counts at once
+                    // (Redis updates a client's memory after each command),
+                    // so a long batch of big replies is evicted as it grows
+                    // rather than counted against maxmemory first.
+                    if srv.client_mem.enabled() && !account_mem(&srv, &client, &out) {
+                        break 'conn;
+                    }
                     if client.close_after_reply {
                         end_tracking_batch(&srv, &mut client, &mut out);
                         break;
@@ -417,7 +424,7 @@ where
                 &mut stream,
                 &mut client,
                 req,
-                inbuf,
+                std::mem::take(&mut inbuf),
                 parser,
             )
             .await;
@@ -426,17 +433,21 @@ where
     let _ = stream.shutdown().await;
     crate::commands::transaction::discard_state(&srv, &mut client);
     srv.pubsub.remove_client(&mut client.pubsub, client.id);
+    // The buffers go before the client's memory leaves the accounts, so
+    // eviction never sees that memory in neither (see ClientMem::closing).
+    drop((out, inbuf));
     srv.unregister_client(&info);
 }
 
 /// Publishes the client's memory for CLIENT LIST and `maxmemory-clients`
 /// (a few relaxed loads; shared counters change only when the memory
 /// does) and evicts clients if the total reached the limit. False if this
-/// client was evicted: it closes at once, its replies unsent.
+/// client was killed (evicted here or elsewhere): it closes at once, its
+/// replies unsent.
 fn account_mem(srv: &Server, client: &Client, out: &BytesMut) -> bool {
     let info = &client.info;
     client.publish_state_mem();
-    let cap = out.capacity();
+    let cap = crate::server::memory::usable_size(out.capacity());
     if info.rbuf_cap.load(Ordering::Relaxed) != cap {
         info.rbuf_cap.store(cap, Ordering::Relaxed);
     }
@@ -449,9 +460,10 @@ fn account_mem(srv: &Server, client: &Client, out: &BytesMut) -> bool {
         || grew
     {
         crate::server::limits::evict_clients(srv);
-        return !info.killed.load(Ordering::Relaxed);
     }
-    true
+    // Closed by client eviction (here or by another client): nothing more
+    // runs, as Redis frees an evicted client at once.
+    !info.killed.load(Ordering::Relaxed)
 }
 
 /// Ends a batch of pipelined commands for client tracking: sends the BCAST
@@ -779,6 +791,8 @@ async fn flush_outbox<S: AsyncWrite + Unpin>(
         }
         srv.stats.hot.add(Stats::NET_OUTPUT, n as u64);
         srv.stats.hot.add(Stats::WRITES, 1);
+        // Freed before it stops counting as in transit.
+        drop(buf);
         ob.written(n);
     }
     true

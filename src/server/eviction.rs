@@ -51,6 +51,8 @@ struct Candidate {
 /// Process-wide eviction state (one evictor at a time).
 #[derive(Default)]
 pub struct Evictor {
+    /// Held for a whole eviction pass (see [`perform_evictions`]).
+    pass: Mutex<()>,
     pool: Mutex<Vec<Candidate>>,
     /// Non-empty databases whose policy evicts, with that policy; refreshed
     /// at most every 100 ms so evicting does not lock every shard of every
@@ -223,33 +225,76 @@ fn evict(srv: &Server, db: usize, key: &[u8], now: u64) -> Option<u64> {
         );
         drop(sh);
         srv.notify_keyspace(db, crate::config::notify::EVICTED, "evicted", key);
-        if srv.tracking.in_use() {
-            // BCAST keys go out with the triggering command's (after it,
-            // or at the tracking cron for background eviction), in one
-            // message as Redis sends them once per event-loop turn.
-            let keys = crate::server::tracking::take_modified();
-            srv.tracking.invalidate(srv, &keys, None);
-        }
         Some(bytes)
     } else {
         None
     }
 }
 
+/// The allocator figure that counts as reaching `max`: what `used_memory`
+/// includes but eviction leaves out is added to it. That is what a running
+/// snapshot holds of old values (as Redis leaves out its fork's
+/// copy-on-write pages), the replication buffer held beyond
+/// `repl-backlog-size` for lagging replicas
+/// ([`crate::server::replication::mem_not_counted`]), what clients
+/// closed by client eviction still hold until their connections end, and
+/// pushed messages on their way to connections free to take them
+/// ([`crate::server::pubsub::PUSHES_IN_TRANSIT`]).
+pub fn effective_limit(srv: &Server, max: u64) -> u64 {
+    max.saturating_add(crate::storage::shard::CAPTURED_BYTES.load(Ordering::Relaxed))
+        .saturating_add(crate::server::replication::mem_not_counted(srv))
+        .saturating_add(srv.client_mem.closing())
+        .saturating_add(crate::server::pubsub::pushes_in_transit())
+}
+
+/// Is `used_memory` past `maxmemory` as eviction counts it (false when no
+/// limit is set)?
+pub fn over_maxmemory(srv: &Server, now: u64) -> bool {
+    let max = srv.config.maxmemory();
+    max > 0 && srv.memory.used(now) > effective_limit(srv, max)
+}
+
 /// Evicts until under `maxmemory`, nothing is evictable, or the time budget
 /// runs out. Called with no shard lock held.
 pub fn perform_evictions(srv: &Server, now: u64) -> Outcome {
+    if !over_maxmemory(srv, now) {
+        return Outcome::Ok;
+    }
+    // One pass at a time, invalidations included: a check made while
+    // another pass is still queueing them would count their transient
+    // buffers and evict again for them.
+    let _pass = srv.evictor.pass.lock();
+    let outcome = evict_until_under(srv, now);
+    if srv.tracking.in_use() {
+        // Invalidation messages for the evicted keys are queued once the
+        // call is done, as Redis measures what a deletion freed before
+        // signalling it: measured inside the loop, the messages (a key
+        // name for every client that read it) can outgrow what the
+        // deletions free, and eviction would feed on itself until the
+        // database is empty. BCAST keys go out with the triggering
+        // command's (after it, or at the tracking cron for background
+        // eviction), in one message as Redis sends them once per
+        // event-loop turn.
+        let keys = crate::server::tracking::take_modified();
+        if !keys.is_empty() {
+            srv.tracking.invalidate(srv, &keys, None);
+            // The next check reads what is left of that work afresh.
+            srv.memory.mark_stale();
+        }
+    }
+    outcome
+}
+
+fn evict_until_under(srv: &Server, now: u64) -> Outcome {
     let max = srv.config.maxmemory();
     // A replica leaves eviction to its primary (whose DELs it applies)
     // under `replica-ignore-maxmemory yes`, Redis's default.
     if max == 0 || (srv.repl.is_replica() && srv.config.replica_ignore_maxmemory()) {
         return Outcome::Ok;
     }
-    // What a running snapshot holds of old values is not counted, as
-    // Redis leaves out its fork's copy-on-write pages. Read afresh at each
-    // check: every key evicted during a snapshot adds its old value there.
-    let limit_now =
-        || max.saturating_add(crate::storage::shard::CAPTURED_BYTES.load(Ordering::Relaxed));
+    // Read afresh at each check: every key evicted during a snapshot adds
+    // its old value to what the snapshot holds.
+    let limit_now = || effective_limit(srv, max);
     if srv.memory.used(now) <= limit_now() {
         return Outcome::Ok;
     }
@@ -288,15 +333,18 @@ pub fn perform_evictions(srv: &Server, now: u64) -> Outcome {
             srv.memory.note_free(bytes);
             srv.stats.evicted_keys.fetch_add(1, Ordering::Relaxed);
             evicted += 1;
-            if evicted.is_multiple_of(16) {
-                srv.memory.refresh(now);
-                if limit.is_some_and(|l| start.elapsed() > l) {
-                    return if srv.memory.estimate() <= limit_now() {
-                        Outcome::Ok
-                    } else {
-                        Outcome::Running
-                    };
-                }
+            // What the deletions free is counted from their sizes, not
+            // read back from the allocator in the loop (as Redis measures
+            // each deletion alone): everything else allocated meanwhile,
+            // such as the evicted key names kept for invalidation messages,
+            // would otherwise count against the evictions and keep them
+            // going. The next check reads the allocator again.
+            if evicted.is_multiple_of(16) && limit.is_some_and(|l| start.elapsed() > l) {
+                return if srv.memory.estimate() <= limit_now() {
+                    Outcome::Ok
+                } else {
+                    Outcome::Running
+                };
             }
         }
     }

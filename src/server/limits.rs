@@ -7,12 +7,12 @@
 //! the hard limit, or whose output stays above the soft limit for the soft
 //! time while the peer does not read).
 //!
-//! Cinnabar writes each batch's replies before reading more input, so a
-//! normal client's output never grows much past one batch (at most ~1 MiB
-//! plus one reply) however slowly the peer reads: a client that does not
-//! read is held back instead of buffered. The limits therefore only bite
-//! when they are below that, or when a single reply (a big GET, LRANGE,
-//! EXEC) is larger than the hard limit — the cases Redis's own tests cover.
+//! Replies are written as far as the socket takes them, and the rest while
+//! the connection goes on reading and running what the client sends (a
+//! client may write a whole pipeline before it reads anything). A client
+//! that sends but does not read therefore accumulates output, as in Redis,
+//! and these limits and `maxmemory-clients` ([`ClientMem`]) are what bound
+//! it.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -120,6 +120,9 @@ pub struct ClientMem {
     limit: AtomicU64,
     /// One eviction pass at a time.
     pass: parking_lot::Mutex<()>,
+    /// Memory of clients that client eviction closed and whose
+    /// connections have not let go of it yet.
+    closing: AtomicUsize,
 }
 
 /// Redis never lets a percentage or byte limit go below this (so that a
@@ -141,6 +144,12 @@ impl ClientMem {
             0
         };
         self.limit.store(limit, Ordering::Relaxed);
+    }
+
+    /// Is `maxmemory-clients` set?
+    #[inline]
+    pub fn enabled(&self) -> bool {
+        self.limit.load(Ordering::Relaxed) != 0
     }
 
     /// Sum of the clients' memory (INFO mem_clients_normal).
@@ -170,10 +179,21 @@ impl ClientMem {
         limit != 0 && total as u64 > limit
     }
 
-    /// Takes a leaving client's memory out of the total.
-    pub fn release(&self, info: &crate::connection::client::ClientInfo) {
+    /// Takes a leaving client's memory out of the total (once its buffers
+    /// are freed). True if it was one client eviction closed.
+    pub fn release(&self, info: &crate::connection::client::ClientInfo) -> bool {
         let before = info.mem_counted.swap(0, Ordering::Relaxed);
         self.total.fetch_sub(before, Ordering::Relaxed);
+        let closing = info.mem_closing.swap(0, Ordering::Relaxed);
+        self.closing.fetch_sub(closing, Ordering::Relaxed);
+        closing != 0
+    }
+
+    /// Memory still held by clients that client eviction closed: Redis
+    /// frees an evicted client at once, so key eviction leaves this out
+    /// rather than evict keys for memory that is on its way back.
+    pub fn closing(&self) -> u64 {
+        self.closing.load(Ordering::Relaxed) as u64
     }
 }
 
@@ -214,6 +234,10 @@ pub fn evict_clients(srv: &Server) {
             crate::commands::connection::client_line(srv, &c)
         );
         c.request_kill();
+        let dropped = c.outbox.lock().as_ref().map_or(0, |o| o.discard());
+        let lingering = mem.saturating_sub(dropped);
+        c.mem_closing.store(lingering, Ordering::Relaxed);
+        cm.closing.fetch_add(lingering, Ordering::Relaxed);
         srv.stats.evicted_clients.fetch_add(1, Ordering::Relaxed);
         total -= mem as u64;
     }

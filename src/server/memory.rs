@@ -7,8 +7,18 @@
 //! between refreshes, writes add their argument bytes and evictions subtract
 //! what they freed, so a burst of writes within one millisecond cannot run
 //! far past the limit unnoticed.
+//!
+//! The replication buffer (the backlog and the copies replica links hold
+//! for sending) is published here as it changes ([`repl_buffer`]):
+//! eviction leaves its part beyond `repl-backlog-size` out, and the
+//! estimate between refreshes follows it, so the two never disagree by a
+//! chunk allocated or freed since the last refresh.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// Noted write bytes past which the allocator is read again (see
+/// [`MemoryMeter::used`]).
+const PENDING_REFRESH: i64 = 64 * 1024;
 
 /// The cached `used_memory` and the adjustments since it was read.
 #[derive(Default)]
@@ -16,6 +26,47 @@ pub struct MemoryMeter {
     cached: AtomicU64,
     pending: AtomicI64,
     refreshed_at_ms: AtomicU64,
+    /// [`repl_buffer`] when `cached` was read.
+    repl_at_refresh: AtomicU64,
+}
+
+/// Bytes of the replication buffer (see the module docs).
+static REPL_BUFFER: AtomicU64 = AtomicU64::new(0);
+
+/// Bytes the replication backlog and the replica links' send buffers hold
+/// now (Redis's `repl_buffer_mem`).
+pub fn repl_buffer() -> u64 {
+    REPL_BUFFER.load(Ordering::Relaxed)
+}
+
+/// A part of the replication buffer went from `was` to `now` bytes.
+pub fn repl_buffer_changed(was: u64, now: u64) {
+    if now >= was {
+        REPL_BUFFER.fetch_add(now - was, Ordering::Relaxed);
+    } else {
+        REPL_BUFFER.fetch_sub(was - now, Ordering::Relaxed);
+    }
+}
+
+/// One replica link's send buffer (what it copied out of the backlog and
+/// has not written yet), counted in [`repl_buffer`] while it lives.
+#[derive(Default)]
+pub struct ReplCopy {
+    bytes: u64,
+}
+
+impl ReplCopy {
+    /// The buffer now holds `bytes`.
+    pub fn set(&mut self, bytes: usize) {
+        repl_buffer_changed(self.bytes, bytes as u64);
+        self.bytes = bytes as u64;
+    }
+}
+
+impl Drop for ReplCopy {
+    fn drop(&mut self) {
+        self.set(0);
+    }
 }
 
 /// Bytes the application holds through jemalloc now (0 when another
@@ -35,6 +86,22 @@ pub fn allocated_now() -> u64 {
 pub fn allocated_at_epoch() -> u64 {
     let allocated = tikv_jemalloc_ctl::stats::allocated::read().map_or(0, |v| v as u64);
     allocated.saturating_sub(thread_cache_bytes())
+}
+
+/// What the allocator really sets aside for a request of `n` bytes (its
+/// size class: up to a quarter more for large buffers), as Redis counts a
+/// client's buffers by their usable size.
+pub fn usable_size(n: usize) -> usize {
+    if n == 0 {
+        return 0;
+    }
+    // SAFETY: nallocx only computes a size class; flags 0 is valid.
+    let u = unsafe { tikv_jemalloc_sys::nallocx(n, 0) };
+    if u >= n {
+        u
+    } else {
+        n
+    }
 }
 
 /// Bytes waiting in all threads' caches (`stats.arenas.<all>.tcache_bytes`).
@@ -60,6 +127,7 @@ impl MemoryMeter {
     /// Reads the allocator's figure now.
     pub fn refresh(&self, now_ms: u64) -> u64 {
         let v = allocated_now();
+        self.repl_at_refresh.store(repl_buffer(), Ordering::Relaxed);
         self.cached.store(v, Ordering::Relaxed);
         self.pending.store(0, Ordering::Relaxed);
         self.refreshed_at_ms.store(now_ms, Ordering::Relaxed);
@@ -67,9 +135,14 @@ impl MemoryMeter {
     }
 
     /// The best current estimate, refreshing when the cached figure is from
-    /// an earlier millisecond.
+    /// an earlier millisecond, or when the writes noted since add up to
+    /// [`PENDING_REFRESH`]: argument bytes are an upper bound (a write
+    /// that overwrites in place allocates nothing), and a fast pipelined
+    /// client can send many batches within one millisecond.
     pub fn used(&self, now_ms: u64) -> u64 {
-        if self.refreshed_at_ms.load(Ordering::Relaxed) != now_ms {
+        if self.refreshed_at_ms.load(Ordering::Relaxed) != now_ms
+            || self.pending.load(Ordering::Relaxed) > PENDING_REFRESH
+        {
             return self.refresh(now_ms);
         }
         self.estimate()
@@ -85,7 +158,8 @@ impl MemoryMeter {
     /// Cached figure plus adjustments, without refreshing.
     pub fn estimate(&self) -> u64 {
         let c = self.cached.load(Ordering::Relaxed) as i64;
-        (c + self.pending.load(Ordering::Relaxed)).max(0) as u64
+        let repl = repl_buffer() as i64 - self.repl_at_refresh.load(Ordering::Relaxed) as i64;
+        (c + self.pending.load(Ordering::Relaxed) + repl).max(0) as u64
     }
 
     /// Records bytes about to be written (a write command's arguments).

@@ -484,7 +484,11 @@ impl Server {
     }
 
     pub fn unregister_client(&self, info: &ClientInfo) {
-        self.client_mem.release(info);
+        if self.client_mem.release(info) {
+            // Memory eviction left out is back with the allocator: the
+            // next check must read it there, not from a cached figure.
+            self.memory.mark_stale();
+        }
         let id = info.id;
         if let Some((_, info)) = self.clients.remove(&id) {
             self.tracking.disable(&info);
@@ -835,8 +839,8 @@ async fn signal_shutdown(
 async fn eviction_task(srv: Arc<Server>) {
     let mut rx = srv.shutdown_receiver();
     loop {
-        let over = srv.config.maxmemory() > 0
-            && srv.memory.used(crate::commands::dispatch::unix_ms()) > srv.config.maxmemory();
+        let over =
+            crate::server::eviction::over_maxmemory(&srv, crate::commands::dispatch::unix_ms());
         let pause = if over {
             Duration::from_millis(1)
         } else {

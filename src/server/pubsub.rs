@@ -50,6 +50,51 @@ struct OutboxInner {
     soft_since: Option<Instant>,
     /// Over a limit: the client is being disconnected, messages are dropped.
     dead: bool,
+    /// The allocation of what was queued while the connection was not
+    /// busy writing: in transit until it has written it
+    /// ([`PUSHES_IN_TRANSIT`]).
+    transit: usize,
+}
+
+/// Pushed messages queued for connections that are free to take them at
+/// once (not stuck writing earlier ones), summed over all clients. Key
+/// eviction leaves them out: Redis writes what a command queued for other
+/// clients before it runs the next command, so such messages never count
+/// there unless the client cannot take them. Counted here, the
+/// invalidations that evicting tracked keys sends would make the next
+/// command evict more, and so on until the database is empty.
+pub static PUSHES_IN_TRANSIT: AtomicUsize = AtomicUsize::new(0);
+
+/// Bytes of pushed messages in transit (see [`PUSHES_IN_TRANSIT`]).
+pub fn pushes_in_transit() -> u64 {
+    PUSHES_IN_TRANSIT.load(Ordering::Relaxed) as u64
+}
+
+impl OutboxInner {
+    /// Frames were queued: in transit (by the queue's allocation, which
+    /// grows by doubling) if the connection is not busy writing.
+    fn queued(&mut self) {
+        let cap = crate::server::memory::usable_size(self.buf.capacity());
+        if self.inflight == 0 && cap > self.transit {
+            PUSHES_IN_TRANSIT.fetch_add(cap - self.transit, Ordering::Relaxed);
+            self.transit = cap;
+        }
+    }
+
+    /// The connection wrote what it took (or the queue was dropped, or
+    /// moved into the client's own replies).
+    fn arrived(&mut self) {
+        if self.transit != 0 {
+            PUSHES_IN_TRANSIT.fetch_sub(self.transit, Ordering::Relaxed);
+            self.transit = 0;
+        }
+    }
+}
+
+impl Drop for OutboxInner {
+    fn drop(&mut self) {
+        self.arrived();
+    }
 }
 
 /// A subscriber's outbound queue of pushed messages.
@@ -76,6 +121,7 @@ impl Outbox {
                 inflight: 0,
                 soft_since: None,
                 dead: false,
+                transit: 0,
             }),
             ready: crate::util::signal::Signal::new(),
         })
@@ -92,6 +138,7 @@ impl Outbox {
         g.buf.reserve(added);
         g.buf.put_slice(header);
         g.buf.put_slice(body);
+        g.queued();
         let pending = (g.buf.len() + g.inflight) as u64;
         if pending / PUSHED_CHECK_STEP != (pending - added as u64) / PUSHED_CHECK_STEP {
             PUSHED_GROWTH.store(true, Ordering::Relaxed);
@@ -142,12 +189,24 @@ impl Outbox {
     fn close_over_limit(&self, mut g: parking_lot::MutexGuard<'_, OutboxInner>) {
         g.dead = true;
         g.buf = BytesMut::new();
+        g.arrived();
         drop(g);
         tracing::warn!(
             client = self.info.id,
             "Client scheduled to be closed ASAP for overcoming of output buffer limits."
         );
         self.info.request_kill();
+    }
+
+    /// Drops everything queued and refuses more: the client is being
+    /// closed (client eviction), and what it held is given back now rather
+    /// than when its connection task gets to run (Redis frees an evicted
+    /// client at once). Returns the bytes dropped.
+    pub fn discard(&self) -> usize {
+        let mut g = self.inner.lock();
+        g.dead = true;
+        g.arrived();
+        std::mem::take(&mut g.buf).capacity()
     }
 
     /// Queues frames for the owning client itself (subscription
@@ -159,6 +218,7 @@ impl Outbox {
             return;
         }
         g.buf.extend_from_slice(frames);
+        g.queued();
         drop(g);
         self.ready.notify();
     }
@@ -185,6 +245,9 @@ impl Outbox {
     pub fn written(&self, n: usize) {
         let mut g = self.inner.lock();
         g.inflight = g.inflight.saturating_sub(n);
+        if g.inflight == 0 {
+            g.arrived();
+        }
         if g.inflight + g.buf.len() == 0 {
             g.soft_since = None;
         }
@@ -198,6 +261,7 @@ impl Outbox {
             out.extend_from_slice(&g.buf);
             g.buf.clear();
         }
+        g.arrived();
     }
 
     /// Bytes pending (queued + in flight), for CLIENT LIST omem.

@@ -214,6 +214,23 @@ impl Backlog {
     pub fn first(&self) -> u64 {
         self.first
     }
+    /// Bytes the chunks occupy (each is allocated at [`CHUNK`] bytes and
+    /// never grows past it), with a queue slot each: Redis's
+    /// `repl_buffer_mem`, the buffer the backlog and the replicas share.
+    pub fn allocated(&self) -> u64 {
+        (self.chunks.len() * (CHUNK + std::mem::size_of::<Vec<u8>>())) as u64
+    }
+    /// What counts as the backlog's own memory for a `repl-backlog-size`
+    /// of `limit`: that size and a queue slot per chunk, as Redis counts
+    /// it. The partly filled chunks at either end are left to the
+    /// replicas' share.
+    pub fn allocation_for(limit: u64) -> u64 {
+        limit + (limit / CHUNK as u64 + 1) * std::mem::size_of::<Vec<u8>>() as u64
+    }
+    /// Replicas attached (their unsent data is kept here).
+    pub fn attached(&self) -> usize {
+        self.links.len()
+    }
     /// Bytes of history held.
     pub fn histlen(&self) -> u64 {
         self.end + 1 - self.first
@@ -266,6 +283,16 @@ impl Backlog {
         link.sent
             .store(from - 1 + out.len() as u64, Ordering::Relaxed);
     }
+}
+
+/// The part of the replication buffer that `maxmemory` does not count
+/// (Redis's `freeMemoryGetNotCountedMemory`): what is held beyond
+/// `repl-backlog-size` belongs to replicas that lag, and evicting keys
+/// for it would only make the stream they lag on longer. Also while no
+/// replica is attached any more, until trimming gives it back.
+pub fn mem_not_counted(srv: &Server) -> u64 {
+    let held = crate::server::memory::repl_buffer();
+    held.saturating_sub(Backlog::allocation_for(srv.config.repl_backlog_size()))
 }
 
 /// The replication ids (Redis's PSYNC2): `replid` names the history this
@@ -1191,9 +1218,15 @@ async fn stream_to<W: AsyncWrite + Unpin>(
     wr: &mut W,
 ) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(CHUNK);
+    // What is copied out of the backlog is the replica's output buffer
+    // until written: it counts with the backlog's excess, not against
+    // maxmemory.
+    let mut held = crate::server::memory::ReplCopy::default();
     loop {
         buf.clear();
-        if srv.feed.backlog(|b| b.read(link, &mut buf)).is_none() {
+        let read = srv.feed.backlog(|b| b.read(link, &mut buf));
+        held.set(buf.capacity());
+        if read.is_none() {
             return Ok(());
         }
         // A link dropped (our id changed: `disconnect_replicas`) sends
