@@ -111,11 +111,6 @@ pub struct Feed {
     /// for it). Otherwise the writer polls every few milliseconds, which
     /// batches writes and spares a futex wake per command.
     eager: AtomicBool,
-    /// The backlog's [`Backlog::allocated`] as of its last change
-    /// (published to [`crate::server::memory::repl_buffer`]).
-    ///
-    /// [`Backlog::allocated`]: crate::server::replication::Backlog::allocated
-    repl_mem: AtomicU64,
 }
 
 /// Where one top-level command's records ended in each consumer's
@@ -180,13 +175,6 @@ pub fn encode_command(out: &mut Vec<u8>, argv: &[impl AsRef<[u8]>]) {
 }
 
 impl Feed {
-    /// Publishes the backlog's size after a change under the lock.
-    fn note_repl_mem(&self, st: &State) {
-        let mem = st.repl.as_ref().map_or(0, |b| b.allocated());
-        let was = self.repl_mem.swap(mem, Ordering::Relaxed);
-        crate::server::memory::repl_buffer_changed(was, mem);
-    }
-
     /// Should every append wake the writer at once (see `eager`)?
     pub fn set_eager(&self, on: bool) {
         self.eager.store(on, Ordering::Relaxed);
@@ -234,12 +222,10 @@ impl Feed {
             self.repl.store(true, Ordering::SeqCst);
             self.active.store(true, Ordering::SeqCst);
         }
-        let r = match st.repl.as_mut() {
+        match st.repl.as_mut() {
             Some(b) => f(b),
             None => unreachable!("the backlog was just created"),
-        };
-        self.note_repl_mem(&st);
-        r
+        }
     }
 
     /// Frees the replication backlog (`repl-backlog-ttl` passed with no
@@ -250,7 +236,6 @@ impl Feed {
         if let Some(b) = st.repl.take() {
             st.repl_end = b.end();
         }
-        self.note_repl_mem(&st);
         self.repl.store(false, Ordering::SeqCst);
         self.active
             .store(self.aof.load(Ordering::SeqCst), Ordering::SeqCst);
@@ -268,10 +253,7 @@ impl Feed {
         &self,
         f: impl FnOnce(&mut crate::server::replication::Backlog) -> R,
     ) -> Option<R> {
-        let mut st = self.state.lock();
-        let r = st.repl.as_mut().map(f);
-        self.note_repl_mem(&st);
-        r
+        self.state.lock().repl.as_mut().map(f)
     }
 
     /// Appends one command to the replication stream only, outside any
@@ -284,9 +266,7 @@ impl Feed {
         let b = st.repl.as_mut()?;
         let mut buf = Vec::with_capacity(64);
         encode_command(&mut buf, argv);
-        let end = b.append(&buf);
-        self.note_repl_mem(&st);
-        Some(end)
+        Some(b.append(&buf))
     }
 
     /// Appends the records of one top-level command; more than one are
@@ -316,7 +296,6 @@ impl Feed {
             out.repl = b.append(raw);
         }
         if records.is_empty() {
-            self.note_repl_mem(&st);
             return out;
         }
         if let Some(b) = st.repl.as_mut().filter(|_| !proxy) {
@@ -325,9 +304,6 @@ impl Feed {
             encode_records(&mut buf, &mut db, records, to::REPL);
             b.db = db;
             out.repl = b.append(&buf);
-        }
-        if out.repl != 0 {
-            self.note_repl_mem(&st);
         }
         if !self.aof_active() {
             return out;
@@ -369,9 +345,7 @@ impl Feed {
     /// the same stream at the same offsets. Returns the new end offset.
     pub fn proxy(&self, bytes: &[u8]) -> Option<u64> {
         let mut st = self.state.lock();
-        let end = st.repl.as_mut().map(|b| b.append(bytes));
-        self.note_repl_mem(&st);
-        end
+        st.repl.as_mut().map(|b| b.append(bytes))
     }
 
     /// Replaces the backlog with an empty one ending at `end` (a replica
@@ -380,7 +354,6 @@ impl Feed {
     pub fn reset_backlog(&self, end: u64, limit: usize) {
         let mut st = self.state.lock();
         st.repl = Some(crate::server::replication::Backlog::new(end, limit));
-        self.note_repl_mem(&st);
         self.repl.store(true, Ordering::SeqCst);
         self.active.store(true, Ordering::SeqCst);
     }

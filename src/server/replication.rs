@@ -124,6 +124,13 @@ impl Link {
     }
 }
 
+/// What one chunk of the backlog occupies: it is allocated at [`CHUNK`]
+/// bytes and never grows past it, plus its queue slot. The backlog
+/// publishes its chunks to [`crate::server::memory::repl_buffer`] (Redis's
+/// `repl_buffer_mem`, shared by the backlog and the replicas) as it adds
+/// and drops them.
+const CHUNK_MEM: u64 = (CHUNK + std::mem::size_of::<Vec<u8>>()) as u64;
+
 /// The replication backlog (see the module docs).
 pub struct Backlog {
     chunks: VecDeque<Vec<u8>>,
@@ -137,6 +144,13 @@ pub struct Backlog {
     /// Links whose unsent data is kept, and woken on appends.
     links: Vec<Arc<Link>>,
     limit: usize,
+}
+
+impl Drop for Backlog {
+    fn drop(&mut self) {
+        let held = self.chunks.len() as u64 * CHUNK_MEM;
+        crate::server::memory::repl_buffer_changed(held, 0);
+    }
 }
 
 impl Backlog {
@@ -172,6 +186,7 @@ impl Backlog {
             let mut c = Vec::with_capacity(CHUNK);
             c.extend_from_slice(part);
             self.chunks.push_back(c);
+            crate::server::memory::repl_buffer_changed(0, CHUNK_MEM);
         }
         self.end += bytes.len() as u64;
         self.held += bytes.len();
@@ -197,6 +212,7 @@ impl Backlog {
                 break;
             }
             self.chunks.pop_front();
+            crate::server::memory::repl_buffer_changed(CHUNK_MEM, 0);
             self.first += len as u64;
             self.held -= len;
         }
@@ -213,12 +229,6 @@ impl Backlog {
     }
     pub fn first(&self) -> u64 {
         self.first
-    }
-    /// Bytes the chunks occupy (each is allocated at [`CHUNK`] bytes and
-    /// never grows past it), with a queue slot each: Redis's
-    /// `repl_buffer_mem`, the buffer the backlog and the replicas share.
-    pub fn allocated(&self) -> u64 {
-        (self.chunks.len() * (CHUNK + std::mem::size_of::<Vec<u8>>())) as u64
     }
     /// What counts as the backlog's own memory for a `repl-backlog-size`
     /// of `limit`: that size and a queue slot per chunk, as Redis counts
