@@ -707,11 +707,9 @@ async fn a_stalled_replicas_stream_does_not_evict_keys() {
 #[tokio::test]
 async fn tracking_invalidations_do_not_make_eviction_feed_on_itself() {
     use tokio::io::AsyncReadExt;
-    // One async worker (the default on a 2-core host). With two, about one
-    // run in ten still drains the database: a check on the other worker
-    // catches invalidations between queues and sockets (ARCHITECTURE.md,
-    // eviction, known gaps).
-    let srv = TestServer::start_with(&["--worker-threads", "1"]);
+    // Two async workers: the trackers' connections write (and free) the
+    // invalidations on one while the other reads the allocator.
+    let srv = TestServer::start_with(&["--worker-threads", "2"]);
     let mut c = srv.conn().await;
     config_set(&mut c, "maxmemory-policy", "allkeys-lru").await;
     config_set(&mut c, "maxmemory-eviction-tenacity", "100").await;

@@ -9,10 +9,13 @@
 //! far past the limit unnoticed.
 //!
 //! The replication buffer (the backlog and the copies replica links hold
-//! for sending) is published here as it changes ([`repl_buffer`]):
-//! eviction leaves its part beyond `repl-backlog-size` out, and the
-//! estimate between refreshes follows it, so the two never disagree by a
-//! chunk allocated or freed since the last refresh.
+//! for sending) is published here as it changes ([`repl_buffer`]), and
+//! pushed messages in transit are published by the Pub/Sub queues
+//! ([`crate::server::pubsub::pushes_in_transit`]): eviction leaves them
+//! out (the replication buffer beyond `repl-backlog-size`), and the
+//! estimate between refreshes follows both, so the figure and what
+//! eviction subtracts from it never disagree by a buffer allocated or
+//! freed since the last refresh.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
@@ -26,8 +29,14 @@ pub struct MemoryMeter {
     cached: AtomicU64,
     pending: AtomicI64,
     refreshed_at_ms: AtomicU64,
-    /// [`repl_buffer`] when `cached` was read.
-    repl_at_refresh: AtomicU64,
+    /// [`followed`] when `cached` was read.
+    followed_at_refresh: AtomicU64,
+}
+
+/// The figures the estimate follows between refreshes (see the module
+/// docs): the replication buffer and pushed messages in transit.
+fn followed() -> u64 {
+    repl_buffer().saturating_add(crate::server::pubsub::pushes_in_transit())
 }
 
 /// Bytes of the replication buffer (see the module docs).
@@ -124,14 +133,22 @@ fn thread_cache_bytes() -> u64 {
 }
 
 impl MemoryMeter {
-    /// Reads the allocator's figure now.
+    /// Reads the allocator's figure now; returns the estimate from it.
     pub fn refresh(&self, now_ms: u64) -> u64 {
+        // A buffer is allocated before it is published, and freed before
+        // it is withdrawn. Read before and after the allocator, the larger
+        // figure includes every published buffer the allocator can still
+        // show: one freed and withdrawn while the allocator was being read
+        // would otherwise count as held and not published.
+        let before = followed();
         let v = allocated_now();
-        self.repl_at_refresh.store(repl_buffer(), Ordering::Relaxed);
+        let followed_at = before.max(followed());
+        self.followed_at_refresh
+            .store(followed_at, Ordering::Relaxed);
         self.cached.store(v, Ordering::Relaxed);
         self.pending.store(0, Ordering::Relaxed);
         self.refreshed_at_ms.store(now_ms, Ordering::Relaxed);
-        v
+        self.estimate()
     }
 
     /// The best current estimate, refreshing when the cached figure is from
@@ -158,8 +175,8 @@ impl MemoryMeter {
     /// Cached figure plus adjustments, without refreshing.
     pub fn estimate(&self) -> u64 {
         let c = self.cached.load(Ordering::Relaxed) as i64;
-        let repl = repl_buffer() as i64 - self.repl_at_refresh.load(Ordering::Relaxed) as i64;
-        (c + self.pending.load(Ordering::Relaxed) + repl).max(0) as u64
+        let moved = followed() as i64 - self.followed_at_refresh.load(Ordering::Relaxed) as i64;
+        (c + self.pending.load(Ordering::Relaxed) + moved).max(0) as u64
     }
 
     /// Records bytes about to be written (a write command's arguments).
