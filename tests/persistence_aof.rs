@@ -1403,6 +1403,65 @@ async fn debug_loadaof_reloads_what_the_aof_holds() {
     assert_eq!(late.as_deref(), Some("x"));
 }
 
+/// DEBUG LOADAOF and DEBUG RELOAD load on the calling worker without
+/// leaving its other connections unserved: with a single async worker (the
+/// default on two cores) and a slow load (`key-load-delay`), another client
+/// is answered `-LOADING` meanwhile, as Redis answers during any load, and
+/// everything is back once the command returns.
+#[tokio::test]
+async fn other_clients_are_told_loading_during_debug_loadaof_and_reload() {
+    let srv =
+        TestServer::start_with(&["--save", "", "--appendonly", "yes", "--worker-threads", "1"]);
+    let mut c = srv.conn().await;
+    for j in 0..100 {
+        run(&mut c, &["SET", &format!("k{j}"), "v"]).await;
+    }
+    // The base becomes an RDB preamble, which key-load-delay slows.
+    run(&mut c, &["BGREWRITEAOF"]).await;
+    wait_rewrite(&mut c).await;
+    run(&mut c, &["SAVE"]).await;
+    // 100 keys at 20 ms each: two seconds of loading.
+    run(&mut c, &["CONFIG", "SET", "key-load-delay", "20000"]).await;
+    for cmd in [
+        &["DEBUG", "LOADAOF"][..],
+        &["DEBUG", "RELOAD", "NOSAVE"][..],
+    ] {
+        let mut loader = srv.conn().await;
+        let args: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
+        let load = tokio::spawn(async move {
+            let mut q = redis::cmd(&args[0]);
+            q.arg(&args[1..]);
+            q.query_async::<redis::Value>(&mut loader).await
+        });
+        let mut other = srv.conn().await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let seen = loop {
+            let r = tokio::time::timeout(
+                Duration::from_millis(500),
+                redis::cmd("PING").query_async::<String>(&mut other),
+            )
+            .await
+            .unwrap_or_else(|_| panic!("{cmd:?}: PING unanswered during the load"));
+            match r {
+                Err(e) if e.code() == Some("LOADING") => break true,
+                Err(e) => panic!("{cmd:?}: {e}"),
+                Ok(_) if std::time::Instant::now() > deadline => break false,
+                Ok(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        };
+        assert!(seen, "{cmd:?}: no -LOADING seen");
+        let r = tokio::time::timeout(Duration::from_secs(30), load)
+            .await
+            .expect("the load finishes")
+            .unwrap();
+        assert_eq!(r.unwrap(), redis::Value::Okay, "{cmd:?}");
+        let pong: String = redis::cmd("PING").query_async(&mut other).await.unwrap();
+        assert_eq!(pong, "PONG");
+        let n: u64 = redis::cmd("DBSIZE").query_async(&mut c).await.unwrap();
+        assert_eq!(n, 100, "{cmd:?}");
+    }
+}
+
 /// As Redis 7: BGREWRITEAOF with the AOF off leaves a manifest naming the
 /// new base alone (DEBUG LOADAOF then reproduces the dataset), and turning
 /// the AOF off kills a running rewrite child, which is not a failed

@@ -178,7 +178,7 @@ fn migrate(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let outcome = loop {
         let (mut conn, cached) = match cache.take(&name) {
             Some(c) => (c, true),
-            None => match blocking(|| connect(&host, &port, timeout)) {
+            None => match crate::util::blocking(|| connect(&host, &port, timeout)) {
                 Some(s) => (
                     Cached {
                         stream: s,
@@ -204,7 +204,7 @@ fn migrate(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             put_command(&mut buf, &restore[..if o.replace { 5 } else { 4 }]);
         }
         let expect = usize::from(o.password.is_some()) + usize::from(select) + found.len();
-        let r = blocking(|| exchange(&mut conn.stream, &buf, expect, timeout));
+        let r = crate::util::blocking(|| exchange(&mut conn.stream, &buf, expect, timeout));
         match r {
             Exchange::Replies(lines) => break (conn, select, lines),
             Exchange::Failed { writing, read_any } => {
@@ -367,15 +367,4 @@ fn exchange(stream: &mut TcpStream, buf: &[u8], expect: usize, timeout: Duration
         }
     }
     Exchange::Replies(lines)
-}
-
-/// Runs blocking network I/O: on a multi-threaded runtime's worker the
-/// worker's other tasks move to another thread meanwhile.
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(f)
-        }
-        _ => f(),
-    }
 }

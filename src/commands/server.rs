@@ -1356,7 +1356,17 @@ fn debug_reload(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     } else {
         crate::persistence::snapshot::Dup::Refuse
     };
-    crate::persistence::snapshot::load_rdb_file(srv, &path, dup).map_err(|e| {
+    // Other clients get -LOADING meanwhile, as during a load at startup,
+    // and keep being served.
+    srv.persist
+        .loading
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let loaded =
+        crate::util::blocking(|| crate::persistence::snapshot::load_rdb_file(srv, &path, dup));
+    srv.persist
+        .loading
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    loaded.map_err(|e| {
         tracing::warn!("DEBUG RELOAD: {e}");
         CmdError::err("Error trying to load the RDB dump")
     })?;
@@ -1388,7 +1398,9 @@ fn debug_loadaof(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
     srv.persist
         .loading
         .store(true, std::sync::atomic::Ordering::SeqCst);
-    let loaded = crate::persistence::snapshot::load_aof(srv, &dir, &manifest);
+    // The other connections keep being served (and told -LOADING).
+    let loaded =
+        crate::util::blocking(|| crate::persistence::snapshot::load_aof(srv, &dir, &manifest));
     srv.persist
         .loading
         .store(false, std::sync::atomic::Ordering::SeqCst);
@@ -1889,11 +1901,6 @@ fn shutdown(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         blocked.fetch_sub(1, Ordering::SeqCst);
         r
     };
-    let crate::server::shutdown::Refused = match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(run)
-        }
-        _ => run(),
-    };
+    let crate::server::shutdown::Refused = crate::util::blocking(run);
     Err(CmdError::err("Errors trying to SHUTDOWN. Check logs."))
 }
