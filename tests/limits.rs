@@ -830,3 +830,62 @@ async fn a_pipeline_written_before_any_reply_is_read_completes() {
     }
     assert_eq!(got, reply_len);
 }
+
+/// A client whose replies piled up while it was not reading counts only
+/// what it still holds once it has read them all (INFO
+/// `mem_clients_normal`, CLIENT LIST `tot-mem`), also when it sends
+/// nothing more: the figure is not left at the pipeline's peak.
+#[tokio::test]
+async fn a_clients_memory_falls_back_once_its_piled_up_replies_are_read() {
+    let srv = TestServer::start();
+    let mut admin = Conn::connect(srv.addr.port()).await;
+    let value = "v".repeat(10_000);
+    call(&mut admin, &["SET", "k", &value]).await;
+    let mut c = TcpStream::connect(srv.addr).await.expect("connect");
+    let mut req = resp(&[b"CLIENT", b"SETNAME", b"piler"]);
+    // 2,000 replies of 10 KB: 20 MB the client does not read yet.
+    req.extend(resp(&[b"GET", b"k"]).repeat(2_000));
+    c.write_all(&req).await.expect("write");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let omem = client_field(&mut admin, "piler", "omem").await.unwrap_or(0);
+        if omem > 2_000_000 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "replies never piled up: {omem}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let want = "+OK\r\n".len() + 2_000 * (value.len() + "$10000\r\n\r\n".len());
+    let mut got = 0;
+    let mut buf = vec![0u8; 1 << 20];
+    while got < want {
+        let k = tokio::time::timeout(Duration::from_secs(20), c.read(&mut buf))
+            .await
+            .expect("replies stopped")
+            .expect("read");
+        assert!(k > 0, "closed after {got} of {want} bytes");
+        got += k;
+    }
+    // Nothing more is sent on `c`; its figure must still come down.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let tot = client_field(&mut admin, "piler", "tot-mem")
+            .await
+            .unwrap_or(-1);
+        let info = call(&mut admin, &["INFO", "memory"]).await;
+        let normal: i64 = info
+            .lines()
+            .find_map(|l| l.strip_prefix("mem_clients_normal:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("mem_clients_normal");
+        if (0..1_000_000).contains(&tot) && normal < 1_000_000 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tot-mem {tot}, mem_clients_normal {normal} after every reply was read"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(c);
+}

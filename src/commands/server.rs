@@ -1894,13 +1894,14 @@ fn shutdown(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     // closing this connection without a reply, as Redis does).
     // It may wait for replicas (`shutdown-timeout`): this worker's other
     // tasks move to another thread meanwhile.
+    // Counted as blocked before the worker's other connections move to
+    // another thread (which takes a moment): a command that one of them
+    // runs after this one already sees it.
     let blocked = &ctx.srv.shutdown.blocked;
-    let run = || {
-        blocked.fetch_add(1, Ordering::SeqCst);
-        let r = crate::server::shutdown::finish(ctx.srv, SF(flags), Some(ctx.client.id));
-        blocked.fetch_sub(1, Ordering::SeqCst);
-        r
-    };
-    let crate::server::shutdown::Refused = crate::util::blocking(run);
+    blocked.fetch_add(1, Ordering::SeqCst);
+    let crate::server::shutdown::Refused = crate::util::blocking(|| {
+        crate::server::shutdown::finish(ctx.srv, SF(flags), Some(ctx.client.id))
+    });
+    blocked.fetch_sub(1, Ordering::SeqCst);
     Err(CmdError::err("Errors trying to SHUTDOWN. Check logs."))
 }

@@ -121,6 +121,13 @@ where
                 Ok(None) => {
                     over_soft_since = None;
                     shrink_reply_buffer(&mut out);
+                    // Everything is written: the client's memory (INFO
+                    // mem_clients_normal, CLIENT LIST) is what it holds
+                    // now, not the peak of a pipeline's replies, also when
+                    // it sends nothing more.
+                    if !account_mem(&srv, &client, &out) {
+                        break;
+                    }
                     continue;
                 }
             }
