@@ -369,6 +369,41 @@ async fn restarted_servers_continue_replication_partially() {
     same_data(&mut r, &mut p).await;
 }
 
+/// WAIT counts replicas that attach while it waits, as Redis does: issued
+/// when no replica is connected (or while one reconnects), it returns as
+/// soon as the newcomer acknowledges, not at its timeout; meanwhile the
+/// client counts as blocked.
+#[tokio::test]
+async fn wait_counts_a_replica_that_attaches_while_it_waits() {
+    let primary = TestServer::start();
+    let mut p = primary.conn().await;
+    let _: () = p.set("k", 1).await.unwrap();
+    let mut waiting = primary.conn().await;
+    let started = Instant::now();
+    let wait = tokio::spawn(async move {
+        let _: () = waiting.set("k2", 2).await.unwrap();
+        redis::cmd("WAIT")
+            .arg(1)
+            .arg(20_000)
+            .query_async::<i64>(&mut waiting)
+            .await
+            .unwrap()
+    });
+    wait_info_in(&mut p, "clients", "blocked_clients", "1").await;
+    let pport = primary.addr.port().to_string();
+    let replica = TestServer::start_with(&["--replicaof", "127.0.0.1", &pport]);
+    let got = tokio::time::timeout(Duration::from_secs(15), wait)
+        .await
+        .expect("WAIT still blocked once the replica acknowledged")
+        .unwrap();
+    assert_eq!(got, 1);
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert_eq!(info_field(&mut p, "clients", "blocked_clients").await, "0");
+    let mut r = replica.conn().await;
+    let v: i64 = r.get("k2").await.unwrap();
+    assert_eq!(v, 2);
+}
+
 #[tokio::test]
 async fn shutdown_waits_for_a_lagging_replica_until_aborted() {
     let primary = TestServer::start_with(&["--shutdown-timeout", "30"]);

@@ -407,7 +407,7 @@ pub fn client_line(srv: &Server, c: &ClientInfo) -> String {
     if sub + psub + ssub > 0 {
         flags.push('P');
     }
-    if srv.blocking.is_blocked(c.id) {
+    if srv.blocking.is_blocked(c.id) || srv.repl.is_waiting(c.id) {
         flags.push('b');
     }
     let tf = c.tracking.load(Ordering::Relaxed);
@@ -769,7 +769,9 @@ fn client_unblock(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         }
     }
     let id = int_arg(&argv[2])?;
-    let done = id > 0 && ctx.srv.blocking.unblock(ctx.srv, id as u64, error);
+    let done = id > 0
+        && (ctx.srv.blocking.unblock(ctx.srv, id as u64, error)
+            || ctx.srv.repl.unblock_wait(id as u64, error));
     Ok(Reply::Int(done as i64))
 }
 

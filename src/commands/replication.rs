@@ -439,11 +439,11 @@ fn role(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
 /// ```
 /// How many replicas acknowledged this client's last write, once
 /// `numreplicas` have or after `timeout` ms (0: no limit). Inside MULTI
-/// (or a script) the count at once, as Redis answers. Without any replica
-/// the client blocks like any blocked command (CLIENT UNBLOCK ends it);
-/// with replicas (online or still in their full sync) the connection waits
-/// for their acknowledgements after asking for fresh ones (`REPLCONF GETACK
-/// *`).
+/// (or a script) the count at once, as Redis answers. Otherwise the
+/// connection waits for acknowledgements (after asking the replicas for
+/// fresh ones, `REPLCONF GETACK *`), from replicas attached now or later,
+/// counted as blocked and ended early by CLIENT UNBLOCK
+/// (`Replication::wait_acks`).
 fn wait(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let numreplicas = crate::protocol::codec::parse_i64(&argv[1]).ok_or(CmdError::NOT_INTEGER)?;
     let deadline = crate::commands::blocking::deadline_ms(&argv[2], ctx.now)?;
@@ -452,13 +452,15 @@ fn wait(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     if acked >= numreplicas || ctx.client.multi.is_some() || ctx.in_script {
         return Ok(Reply::Int(acked));
     }
-    // A replica still in its full sync counts too: it acknowledges once
-    // online (WAIT right after REPLICAOF must not block forever).
-    let replicas = !ctx.srv.repl.links().is_empty();
-    if !replicas || ctx.client.deny_blocking {
-        return ctx.block(&[], deadline, Reply::Int(acked));
+    if ctx.client.deny_blocking {
+        return Ok(Reply::Int(acked));
     }
-    ctx.srv.repl.request_acks(ctx.srv);
+    // Fresh acknowledgements from the replicas there are. With none (or
+    // while one reconnects) the client waits all the same, counted as
+    // blocked: a replica that attaches acknowledges on its own.
+    if !ctx.srv.repl.links().is_empty() {
+        ctx.srv.repl.request_acks(ctx.srv);
+    }
     ctx.client.wait_repl = Some((off, numreplicas, deadline));
     Ok(Reply::Int(acked))
 }

@@ -508,6 +508,7 @@ pub fn render_info(srv: &Server, sections: &[String], keyspace: KeyspaceTotals) 
                     srv.clients.len().saturating_sub(srv.repl.count()),
                     cfg.maxclients(),
                     srv.blocking.blocked_clients()
+                        + srv.repl.waiting()
                         + srv.pause.held.load(Ordering::Relaxed)
                         + srv.shutdown.blocked.load(Ordering::Relaxed) as usize,
                     srv.tracking.clients(),

@@ -277,7 +277,7 @@ where
                         if !flush_before_wait(&srv, &mut client, &mut stream, &mut out).await {
                             break 'conn;
                         }
-                        reply = Reply::Int(srv.repl.wait_acks(&info, off, n, deadline).await);
+                        reply = srv.repl.wait_acks(&info, off, n, deadline).await;
                     }
                     if client.blocking.waiter.is_some() {
                         // Blocked: send what earlier commands produced, then

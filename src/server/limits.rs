@@ -293,7 +293,7 @@ pub async fn idle_timeout_task(srv: Arc<Server>) {
             .map(|c| c.id)
             .collect();
         for id in idle {
-            if srv.blocking.is_blocked(id) {
+            if srv.blocking.is_blocked(id) || srv.repl.is_waiting(id) {
                 continue;
             }
             if let Some((_, c)) = srv.clients.remove(&id) {

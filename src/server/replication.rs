@@ -353,6 +353,26 @@ pub struct Failover {
     pub in_progress: bool,
 }
 
+/// A client blocked in WAIT: CLIENT UNBLOCK leaves its wish here.
+#[derive(Default)]
+struct WaitSlot {
+    /// `Some(error)` once unblocked.
+    unblock: Mutex<Option<bool>>,
+    signal: Signal,
+}
+
+/// Removes a WAIT's slot when the wait ends, whichever way.
+struct WaitRegistration<'a> {
+    waits: &'a Mutex<std::collections::HashMap<u64, Arc<WaitSlot>>>,
+    id: u64,
+}
+
+impl Drop for WaitRegistration<'_> {
+    fn drop(&mut self) {
+        self.waits.lock().remove(&self.id);
+    }
+}
+
 /// The replicas and the replication id (INFO, ROLE, WAIT), and the
 /// replica's side: which primary it follows and how its link stands.
 pub struct Replication {
@@ -360,6 +380,9 @@ pub struct Replication {
     links: Mutex<Vec<Arc<Link>>>,
     /// Woken by every acknowledgement (WAIT's waiters).
     acks: tokio::sync::Notify,
+    /// Clients blocked in WAIT, by client id (INFO blocked_clients, CLIENT
+    /// LIST flag `b`, CLIENT UNBLOCK).
+    waits: Mutex<std::collections::HashMap<u64, Arc<WaitSlot>>>,
     /// Unix ms of the last PING sent down the stream.
     last_ping_ms: AtomicU64,
     /// `repl_backlog_size` last applied.
@@ -417,6 +440,7 @@ impl Default for Replication {
             }),
             links: Mutex::new(Vec::new()),
             acks: tokio::sync::Notify::new(),
+            waits: Mutex::new(std::collections::HashMap::new()),
             last_ping_ms: AtomicU64::new(0),
             applied_limit: AtomicU64::new(0),
             sync_full: AtomicU64::new(0),
@@ -710,15 +734,26 @@ impl Replication {
     }
 
     /// Waits until `n` replicas acknowledged `off`, until `deadline` (unix
-    /// ms, `None`: no limit), or until the client is killed; returns how
-    /// many had.
+    /// ms, `None`: no limit), until CLIENT UNBLOCK, or until the client is
+    /// killed; answers how many had (or UNBLOCKED). Replicas that attach
+    /// meanwhile count as soon as they acknowledge, also when there were
+    /// none at the start (a replica reconnecting), as in Redis.
     pub async fn wait_acks(
         &self,
         info: &ClientInfo,
         off: u64,
         n: i64,
         deadline: Option<u64>,
-    ) -> i64 {
+    ) -> crate::protocol::Reply {
+        use crate::protocol::Reply;
+        let slot = Arc::new(WaitSlot::default());
+        self.waits.lock().insert(info.id, slot.clone());
+        // Unregistered however this ends (also when the connection's
+        // future is dropped).
+        let _registered = WaitRegistration {
+            waits: &self.waits,
+            id: info.id,
+        };
         loop {
             let notified = self.acks.notified();
             tokio::pin!(notified);
@@ -727,7 +762,7 @@ impl Replication {
             let now = crate::commands::dispatch::unix_ms();
             if got >= n || deadline.is_some_and(|d| d <= now) || info.killed.load(Ordering::Relaxed)
             {
-                return got;
+                return Reply::Int(got);
             }
             let left = deadline.map_or(Duration::from_secs(3600), |d| {
                 Duration::from_millis(d.saturating_sub(now))
@@ -735,9 +770,39 @@ impl Replication {
             tokio::select! {
                 _ = notified => {}
                 _ = tokio::time::sleep(left) => {}
-                _ = info.kill.wait() => return self.acked(off),
+                _ = info.kill.wait() => return Reply::Int(self.acked(off)),
+                _ = slot.signal.wait() => {
+                    if let Some(error) = slot.unblock.lock().take() {
+                        return if error {
+                            Reply::Error(crate::commands::blocking::UNBLOCKED)
+                        } else {
+                            Reply::Int(self.acked(off))
+                        };
+                    }
+                }
             }
         }
+    }
+
+    /// CLIENT UNBLOCK of a client blocked in WAIT (`error`: answered
+    /// UNBLOCKED, else as at its timeout). False if it is not.
+    pub fn unblock_wait(&self, id: u64, error: bool) -> bool {
+        let Some(slot) = self.waits.lock().get(&id).cloned() else {
+            return false;
+        };
+        *slot.unblock.lock() = Some(error);
+        slot.signal.notify();
+        true
+    }
+
+    /// Clients blocked in WAIT now.
+    pub fn waiting(&self) -> usize {
+        self.waits.lock().len()
+    }
+
+    /// Is client `id` blocked in WAIT?
+    pub fn is_waiting(&self, id: u64) -> bool {
+        self.waits.lock().contains_key(&id)
     }
 
     /// The periodic work (called every 100 ms): PING down the stream every
