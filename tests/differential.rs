@@ -666,6 +666,31 @@ fn normalize(cmd: &str, reply: Vec<u8>) -> Vec<u8> {
 /// encoding, whether it expires, its contents in a comparable form, and for
 /// compact encodings the DUMP payload (Redis's own bytes). Replies can
 /// agree while the data behind them does not; this catches that.
+/// Waits (up to 5 s) until the replica behind `replica` has applied
+/// everything `primary` had written; `:1` when it has, as WAIT 1 answers.
+async fn caught_up(primary: &mut Conn, replica: &mut Conn) -> Vec<u8> {
+    fn field(info: &[u8], name: &str) -> Option<u64> {
+        String::from_utf8_lossy(info)
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.trim().parse().ok())
+    }
+    let info = primary.call(&[b"INFO", b"replication"]).await;
+    let Some(target) = field(&info, "master_repl_offset") else {
+        return info;
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let info = replica.call(&[b"INFO", b"replication"]).await;
+        if field(&info, "slave_repl_offset").is_some_and(|o| o >= target) {
+            return b":1\r\n".to_vec();
+        }
+        if std::time::Instant::now() > deadline {
+            return b":0\r\n".to_vec();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
 async fn state(c: &mut Conn, exact: bool) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     for db in 0..16u8 {
@@ -1075,8 +1100,11 @@ async fn run(
                 differ = true;
             }
             // Our replica, once it has everything, holds what we hold (its
-            // encodings may differ, as a Redis replica's may).
-            let acked = sta.call(&[b"WAIT", b"1", b"5000"]).await;
+            // encodings may differ, as a Redis replica's may). WAIT on this
+            // connection would not wait (it wrote nothing itself: WAIT
+            // counts the caller's own writes), so the replica's applied
+            // offset is awaited instead.
+            let acked = caught_up(&mut sta, &mut str).await;
             let (sa, sr) = (state(&mut sta, false).await, state(&mut str, false).await);
             let replica = state_diff(&sa, &sr, "replica");
             if acked != b":1\r\n" || replica.is_some() {
