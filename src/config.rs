@@ -98,16 +98,21 @@
 //!   authentication (`AUTH <oid> <jwt>`, see `crate::entra`), modifiable
 //!   (the keys are reloaded on CONFIG SET).
 //! * `repl-diskless-load` — how a replica installs a full resync's
-//!   snapshot. It is always received into a temporary file first (the old
-//!   dataset stays readable meanwhile, also when the transfer fails).
-//!   `disabled` and `on-empty-db` then empty the dataset and load the file
-//!   under `-LOADING`, as Redis's disk-based load does. `swapdb` loads it
-//!   aside and swaps it in at once, keeping the old dataset if the load
-//!   fails: while the primary's history is unchanged (a resync after a
-//!   lost link) clients keep reading the old dataset meanwhile
-//!   (`async_loading:1`, only `no-async-loading` commands refused), and
-//!   for a new primary they get `-LOADING` until the swap (Redis's rules).
-//!   The old and new datasets are both in memory during such a load.
+//!   snapshot. `disabled` receives it into a temporary file (the old
+//!   dataset stays readable meanwhile, also when the transfer fails), then
+//!   empties the dataset and loads the file under `-LOADING`, as Redis's
+//!   disk-based load does. `on-empty-db` does the same on a replica that
+//!   holds keys; on an empty one it loads the snapshot as it arrives from
+//!   the link (no file; a failed transfer leaves it empty). `swapdb` loads
+//!   it from the link into a keyspace aside and swaps it in at once,
+//!   keeping the old dataset if the transfer or the load fails: while the
+//!   primary's history is unchanged (a resync after a lost link) clients
+//!   keep reading the old dataset meanwhile (`async_loading:1`, only
+//!   `no-async-loading` commands refused), and for a new primary they get
+//!   `-LOADING` until the swap (Redis's rules). The old and new datasets
+//!   are both in memory during such a load. Loading from the link reads
+//!   it only as fast as keys are loaded, so the primary's transfer lasts
+//!   as long as the load.
 //! * `ephemeral-port` — `yes` listens on an OS-chosen port instead of
 //!   `port` and logs it (for test harnesses), immutable. It also replaces
 //!   a non-zero `tls-port`; a port of 0 stays off.

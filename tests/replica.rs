@@ -1471,3 +1471,160 @@ async fn a_sync_that_never_completes_changes_nothing_down_the_chain() {
     )
     .await;
 }
+
+/// Files a server wrote into its directory (snapshots and their
+/// temporaries), sorted.
+fn rdb_files(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".rdb"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// A primary that syncs diskless at once, holding 100 MB uncompressed:
+/// more than the socket buffers (loopback's autotuned receive buffer alone
+/// may reach 32 MB) and a replica's loading queue hold.
+async fn big_diskless_primary() -> (TestServer, MultiplexedConnection) {
+    let primary =
+        TestServer::start_with(&["--repl-diskless-sync-delay", "0", "--rdbcompression", "no"]);
+    let mut p = primary.conn().await;
+    let _: () = redis::cmd("DEBUG")
+        .arg("POPULATE")
+        .arg(10_000)
+        .arg("key")
+        .arg(10_000)
+        .query_async(&mut p)
+        .await
+        .unwrap();
+    (primary, p)
+}
+
+/// `repl-diskless-load on-empty-db` on an empty replica loads the
+/// snapshot as it arrives, as Redis's parser reading the socket does:
+/// nothing is written to the replica's disk, and a replica slow to load
+/// keeps the primary's transfer going for as long as it loads (the link
+/// is read only as fast as keys are loaded). A replica that holds data
+/// receives the snapshot into a file first (which then becomes its
+/// dump.rdb).
+#[tokio::test]
+async fn an_empty_replica_loads_a_diskless_snapshot_as_it_arrives() {
+    let (primary, mut p) = big_diskless_primary().await;
+    let pport = primary.addr.port().to_string();
+    // 10,000 keys at 200 µs each: the load takes at least 2 s.
+    let replica = TestServer::start_with(&[
+        "--repl-diskless-load",
+        "on-empty-db",
+        "--key-load-delay",
+        "200",
+        "--replicaof",
+        "127.0.0.1",
+        &pport,
+    ]);
+    let mut r = replica.conn().await;
+    wait_info_in(&mut r, "persistence", "loading", "1").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        info_field(&mut p, "persistence", "rdb_bgsave_in_progress").await,
+        "1",
+        "the primary's transfer ended while the replica was still loading"
+    );
+    assert_eq!(rdb_files(replica.dir.path()), Vec::<String>::new());
+    wait_info(&mut r, "master_link_status", "up").await;
+    same_data(&mut p, &mut r).await;
+    assert_eq!(rdb_files(replica.dir.path()), Vec::<String>::new());
+
+    // A replica with data of its own receives the snapshot into a file.
+    let other = TestServer::start_with(&["--repl-diskless-load", "on-empty-db"]);
+    let mut o = other.conn().await;
+    let _: () = o.set("mine", "1").await.unwrap();
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(&pport)
+        .query_async(&mut o)
+        .await
+        .unwrap();
+    wait_info(&mut o, "master_link_status", "up").await;
+    same_data(&mut p, &mut o).await;
+    assert_eq!(rdb_files(other.dir.path()), vec!["dump.rdb".to_string()]);
+}
+
+/// A primary lost in the middle of a snapshot the replica is loading from
+/// the link: with `swapdb` the replica keeps its old dataset whole (no
+/// part of the new one shows), and with `on-empty-db` it is left empty,
+/// never half loaded; either way it is out of the loading state.
+#[tokio::test]
+async fn a_link_lost_during_a_streamed_load_leaves_no_partial_dataset() {
+    for mode in ["swapdb", "on-empty-db"] {
+        let (mut primary, _p) = big_diskless_primary().await;
+        let replica =
+            TestServer::start_with(&["--repl-diskless-load", mode, "--key-load-delay", "300"]);
+        let mut r = replica.conn().await;
+        let before: i64 = if mode == "swapdb" {
+            let _: () = r.set("mine", "1").await.unwrap();
+            1
+        } else {
+            0
+        };
+        let _: () = redis::cmd("REPLICAOF")
+            .arg("127.0.0.1")
+            .arg(primary.addr.port())
+            .query_async(&mut r)
+            .await
+            .unwrap();
+        wait_info_in(&mut r, "persistence", "loading", "1").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        primary.kill9();
+        wait_info_in(&mut r, "persistence", "loading", "0").await;
+        let n: i64 = redis::cmd("DBSIZE").query_async(&mut r).await.unwrap();
+        assert_eq!(n, before, "{mode}: a partial dataset was left");
+        assert_eq!(
+            info_field(&mut r, "replication", "master_link_status").await,
+            "down",
+            "{mode}"
+        );
+    }
+}
+
+/// A replica that stops reading its diskless snapshot is given up after
+/// `repl-timeout` counted from the last byte it took, with the value the
+/// setting has now (CONFIG SET during the transfer applies, as Redis's
+/// cron reads it): the snapshot then ends, and the primary serves on.
+#[tokio::test]
+async fn a_replica_that_stops_reading_its_snapshot_is_dropped_after_repl_timeout() {
+    let (primary, mut p) = big_diskless_primary().await;
+    let replica = TestServer::start_with(&[
+        "--repl-diskless-load",
+        "swapdb",
+        "--key-load-delay",
+        "200",
+        "--replicaof",
+        "127.0.0.1",
+        &primary.addr.port().to_string(),
+    ]);
+    let mut r = replica.conn().await;
+    wait_info_in(&mut r, "persistence", "loading", "1").await;
+    wait_info_in(&mut p, "persistence", "rdb_bgsave_in_progress", "1").await;
+    // Stopped first: the write it leaves pending began under the default
+    // 60 s timeout.
+    unsafe { libc::kill(replica.pid() as i32, libc::SIGSTOP) };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    common::config_set(&mut p, "repl-timeout", "1").await;
+    let t0 = Instant::now();
+    wait_info_in(&mut p, "persistence", "rdb_bgsave_in_progress", "0").await;
+    let waited = t0.elapsed();
+    unsafe { libc::kill(replica.pid() as i32, libc::SIGCONT) };
+    assert!(
+        waited < Duration::from_secs(10),
+        "the stalled replica was kept for {waited:?}"
+    );
+    assert_eq!(
+        info_field(&mut p, "replication", "connected_slaves").await,
+        "0"
+    );
+    let pong: String = redis::cmd("PING").query_async(&mut p).await.unwrap();
+    assert_eq!(pong, "PONG");
+}

@@ -759,7 +759,19 @@ pub fn load_rdb_file_keys(
     dup: Dup,
 ) -> Result<rdb::LoadSummary, String> {
     let f = File::open(path).map_err(|e| format!("Can't open {}: {e}", path.display()))?;
-    let s = load_rdb_keys(srv, ks, BufReader::with_capacity(1 << 20, f), path, dup)?;
+    load_rdb_stream_keys(srv, ks, BufReader::with_capacity(1 << 20, f), path, dup)
+}
+
+/// [`load_rdb_file_keys`] from a reader (a replica's snapshot as it
+/// arrives from the primary); `name` stands for it in errors.
+pub fn load_rdb_stream_keys(
+    srv: &Server,
+    ks: &Keyspace,
+    r: impl std::io::BufRead,
+    name: &Path,
+    dup: Dup,
+) -> Result<rdb::LoadSummary, String> {
+    let s = load_rdb_keys(srv, ks, r, name, dup)?;
     let p = &srv.persist;
     p.last_load_keys_loaded
         .store(s.keys_loaded, Ordering::Relaxed);

@@ -11,7 +11,7 @@
 //! all of whose replicas left is abandoned, or its snapshot aborted.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,9 @@ pub struct SyncJob {
     filter: Option<bool>,
     /// The versioned snapshot writing it, for aborting (0: none yet).
     snapshot: AtomicU64,
+    /// "last replica dropped" was logged (by the last replica's link, or
+    /// by the save that found every pipe closed first).
+    dropped_logged: AtomicBool,
     /// The file of a disk-target job, deleted once nobody holds it.
     file: Option<Arc<TempFile>>,
     inner: Mutex<Inner>,
@@ -84,6 +87,13 @@ impl SyncJob {
         self.file.clone()
     }
 
+    /// Redis's text (logs are read by operators' tooling), once.
+    fn log_last_dropped(&self) {
+        if !self.dropped_logged.swap(true, Ordering::SeqCst) {
+            tracing::warn!("Diskless rdb transfer, last replica dropped, killing fork child.");
+        }
+    }
+
     fn alive(&self) -> bool {
         self.inner.lock().alive > 0
     }
@@ -102,9 +112,7 @@ impl SyncJob {
             if id != 0 {
                 // Redis's texts (logs are read by operators' tooling).
                 if self.diskless {
-                    tracing::warn!(
-                        "Diskless rdb transfer, last replica dropped, killing fork child."
-                    );
+                    self.log_last_dropped();
                 } else {
                     tracing::info!(
                         "Background RDB for the lost replicas is not needed any more: aborting it"
@@ -174,6 +182,7 @@ pub fn join(srv: &Arc<Server>, link: &Arc<Link>, diskless: bool, filter: Option<
         diskless,
         filter,
         snapshot: AtomicU64::new(0),
+        dropped_logged: AtomicBool::new(false),
         file,
         inner: Mutex::new(inner),
     });
@@ -266,11 +275,17 @@ fn run(srv: &Arc<Server>, job: &Arc<SyncJob>) {
         Err("every replica left".to_string())
     };
     forget(srv, job);
-    if job.diskless && result.is_ok() {
-        tracing::info!(
-            "Diskless rdb transfer, done reading from pipe, {} replicas still up.",
-            fanout.lock().len()
-        );
+    if job.diskless {
+        let up = fanout.lock().len();
+        if result.is_ok() {
+            tracing::info!(
+                "Diskless rdb transfer, done reading from pipe, {up} replicas still up."
+            );
+        } else if up == 0 && job.inner.lock().started {
+            // The save found every replica's pipe closed before the last
+            // link had left.
+            job.log_last_dropped();
+        }
     }
     let done = {
         let mut i = job.inner.lock();

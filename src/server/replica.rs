@@ -548,16 +548,56 @@ async fn full_sync(
         Ordering::Relaxed,
     );
     repl.transfer_read.store(0, Ordering::Relaxed);
+    // `repl-diskless-load swapdb`, and `on-empty-db` with nothing to lose:
+    // the snapshot is loaded as it arrives (no file, and a replica slow to
+    // load reads slowly, as Redis's parser reading the socket does).
+    // Otherwise it is received into a file first and loaded from there.
+    let mode = srv.config.repl_diskless_load();
+    let streamed = match mode {
+        crate::config::ReplDisklessLoad::Swapdb => true,
+        crate::config::ReplDisklessLoad::OnEmptyDb => srv.keyspace.total_keys() == 0,
+        crate::config::ReplDisklessLoad::Disabled => false,
+    };
+    // `swapdb`: from here to the swap, clients keep the old dataset, with
+    // Redis's states (see `load_aside`).
+    let aside = (mode == crate::config::ReplDisklessLoad::Swapdb)
+        .then(|| LoadFlag::raise(srv, srv.repl.replid() == replid));
+    if streamed {
+        let (tx, rx) = tokio::sync::mpsc::channel(STREAMED_CHUNKS);
+        let source = Source::Link(LinkReader {
+            srv: srv.clone(),
+            rx,
+            cur: Bytes::new(),
+            ended: false,
+        });
+        let srv2 = srv.clone();
+        let loader =
+            tokio::task::spawn_blocking(move || load_received(&srv2, source, replid, off, aside));
+        let pumped = receive(srv, c, &size, &mut Sink::Loader(tx), gen).await;
+        let loaded = loader
+            .await
+            .map_err(|e| format!("the loading thread failed: {e}"))?;
+        return match (pumped, loaded) {
+            // The link failed first (the load then failed for want of it).
+            (Err(e), _) if e != LOADING_STOPPED => Err(e),
+            (_, Err(e)) => Err(e),
+            (pumped, Ok(())) => pumped,
+        };
+    }
     let tmp = std::path::PathBuf::from(format!(
         "temp-{}.{}.rdb",
         crate::commands::dispatch::unix_ms() / 1000,
         std::process::id()
     ));
-    // `repl-diskless-load swapdb`: from here to the swap, clients keep the
-    // old dataset, with Redis's states (see `load_aside`).
-    let aside = (srv.config.repl_diskless_load() == crate::config::ReplDisklessLoad::Swapdb)
-        .then(|| LoadFlag::raise(srv, srv.repl.replid() == replid));
-    let received = receive_file(srv, c, &tmp, &size).await;
+    let file = match tokio::fs::File::create(&tmp).await {
+        Ok(f) => f,
+        Err(e) => {
+            return Err(format!(
+                "Opening the temp file needed for MASTER <-> REPLICA synchronization: {e}"
+            ))
+        }
+    };
+    let received = receive(srv, c, &size, &mut Sink::File(file), gen).await;
     if let Err(e) = received {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
@@ -571,9 +611,163 @@ async fn full_sync(
         repl.transfer_read.load(Ordering::Relaxed)
     );
     let srv2 = srv.clone();
-    tokio::task::spawn_blocking(move || load_received(&srv2, &tmp, replid, off, aside))
+    tokio::task::spawn_blocking(move || load_received(&srv2, Source::File(tmp), replid, off, aside))
         .await
         .map_err(|e| format!("the loading thread failed: {e}"))?
+}
+
+/// Chunks of a streamed snapshot in flight between the link and the
+/// loading thread (each one read from the socket, 16 KiB or more): the
+/// link stops reading when the loader is this far behind.
+const STREAMED_CHUNKS: usize = 64;
+
+/// Why the link stopped feeding a loader that is no longer there.
+const LOADING_STOPPED: &str = "the loading stopped";
+
+/// What the link hands a loading thread.
+enum Piece {
+    Data(Bytes),
+    /// The snapshot ended as announced (its length, or the EOF mark).
+    End,
+}
+
+/// Where a received snapshot goes.
+enum Sink {
+    File(tokio::fs::File),
+    Loader(tokio::sync::mpsc::Sender<Piece>),
+}
+
+impl Sink {
+    async fn put(&mut self, data: Bytes) -> Result<(), String> {
+        match self {
+            Sink::File(f) => f
+                .write_all(&data)
+                .await
+                .map_err(|e| format!("Write error writing to the DB file: {e}")),
+            Sink::Loader(tx) => tx
+                .send(Piece::Data(data))
+                .await
+                .map_err(|_| LOADING_STOPPED.to_string()),
+        }
+    }
+
+    async fn finish(&mut self) -> Result<(), String> {
+        match self {
+            Sink::File(f) => f
+                .sync_all()
+                .await
+                .map_err(|e| format!("Failed trying to sync the temp DB to disk: {e}")),
+            Sink::Loader(tx) => tx
+                .send(Piece::End)
+                .await
+                .map_err(|_| LOADING_STOPPED.to_string()),
+        }
+    }
+}
+
+/// The snapshot as a loading thread reads it from the link: a link that
+/// ends before the snapshot does is a read error, so a load never
+/// succeeds on part of a snapshot.
+struct LinkReader {
+    srv: Arc<Server>,
+    rx: tokio::sync::mpsc::Receiver<Piece>,
+    cur: Bytes,
+    ended: bool,
+}
+
+impl LinkReader {
+    /// After a load: the snapshot must end where the RDB did.
+    fn finish(&mut self) -> Result<(), String> {
+        use std::io::BufRead;
+        match self.fill_buf() {
+            Ok([]) => Ok(()),
+            Ok(_) => Err("the MASTER sent more than the RDB it announced".into()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+impl std::io::Read for LinkReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        use std::io::BufRead;
+        let n = {
+            let have = self.fill_buf()?;
+            let n = have.len().min(out.len());
+            out[..n].copy_from_slice(&have[..n]);
+            n
+        };
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl std::io::BufRead for LinkReader {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        while self.cur.is_empty() && !self.ended {
+            match self.rx.blocking_recv() {
+                Some(Piece::Data(b)) => {
+                    self.cur = b;
+                    // Loading progress is the link's activity (as Redis's
+                    // load callback refreshes the transfer's last I/O).
+                    self.srv
+                        .repl
+                        .master_last_io_ms
+                        .store(crate::commands::dispatch::unix_ms(), Ordering::Relaxed);
+                }
+                Some(Piece::End) => self.ended = true,
+                None => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the link to the MASTER ended during the transfer",
+                    ))
+                }
+            }
+        }
+        Ok(&self.cur)
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.cur.advance(n.min(self.cur.len()));
+    }
+}
+
+/// Where a full resync's snapshot is loaded from.
+enum Source {
+    /// The temporary file it was received into.
+    File(std::path::PathBuf),
+    /// The link, as the snapshot arrives.
+    Link(LinkReader),
+}
+
+impl Source {
+    /// Loads the snapshot's keys into `ks`.
+    fn load_keys(
+        &mut self,
+        srv: &Server,
+        ks: &crate::storage::Keyspace,
+    ) -> Result<crate::persistence::rdb::LoadSummary, String> {
+        use crate::persistence::snapshot::{self, Dup};
+        match self {
+            Source::File(p) => snapshot::load_rdb_file_keys(srv, ks, p, Dup::Replace),
+            Source::Link(r) => {
+                let s = snapshot::load_rdb_stream_keys(
+                    srv,
+                    ks,
+                    &mut *r,
+                    std::path::Path::new("from the MASTER's socket"),
+                    Dup::Replace,
+                )?;
+                r.finish()?;
+                Ok(s)
+            }
+        }
+    }
+
+    fn remove_file(&self) {
+        if let Source::File(p) = self {
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }
 
 /// Length of the mark that ends a diskless snapshot.
@@ -587,20 +781,22 @@ enum Size {
     UntilMark(Vec<u8>),
 }
 
-async fn receive_file(
+/// Reads the snapshot off the link into `sink`, up to its announced end.
+async fn receive(
     srv: &Server,
     c: &mut Conn,
-    tmp: &std::path::Path,
     size: &Size,
+    sink: &mut Sink,
+    gen: u64,
 ) -> Result<(), String> {
-    let mut f = tokio::fs::File::create(tmp).await.map_err(|e| {
-        format!("Opening the temp file needed for MASTER <-> REPLICA synchronization: {e}")
-    })?;
     let mut left = match size {
         Size::Len(n) => *n,
         Size::UntilMark(_) => u64::MAX,
     };
     while left > 0 {
+        if !current(srv, gen) {
+            return Err("the replication was stopped".into());
+        }
         if c.buf.is_empty() {
             c.fill().await?;
         }
@@ -614,10 +810,6 @@ async fn receive_file(
                 None => (c.buf.len().saturating_sub(EOF_MARK_LEN - 1), false),
             },
         };
-        f.write_all(&c.buf[..n])
-            .await
-            .map_err(|e| format!("Write error writing to the DB file: {e}"))?;
-        c.buf.advance(n);
         left -= n as u64;
         srv.repl
             .transfer_read
@@ -629,6 +821,9 @@ async fn receive_file(
         srv.repl
             .master_last_io_ms
             .store(crate::commands::dispatch::unix_ms(), Ordering::Relaxed);
+        if n > 0 {
+            sink.put(c.buf.split_to(n).freeze()).await?;
+        }
         if end {
             c.buf.advance(EOF_MARK_LEN);
             break;
@@ -638,10 +833,7 @@ async fn receive_file(
             c.fill().await?;
         }
     }
-    f.sync_all()
-        .await
-        .map_err(|e| format!("Failed trying to sync the temp DB to disk: {e}"))?;
-    Ok(())
+    sink.finish().await
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -653,34 +845,54 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 /// swapdb`, loaded aside and swapped in (see [`load_aside`]).
 fn load_received(
     srv: &Arc<Server>,
-    tmp: &std::path::Path,
+    mut source: Source,
     replid: String,
     off: u64,
     aside: Option<LoadFlag>,
 ) -> Result<(), String> {
     use crate::persistence::snapshot;
     let loaded = match aside {
-        Some(flag) => load_aside(srv, tmp, flag),
-        None => load_in_place(srv, tmp),
+        Some(flag) => load_aside(srv, &mut source, flag),
+        None => load_in_place(srv, &mut source),
     };
     let aof = match loaded {
         Ok(aof) => aof,
         Err(e) => {
-            let _ = std::fs::remove_file(tmp);
+            source.remove_file();
             return Err(format!(
-                "Failed trying to load the MASTER synchronization DB from disk: {e}"
+                "Failed trying to load the MASTER synchronization DB from {}: {e}",
+                if matches!(source, Source::File(_)) {
+                    "disk"
+                } else {
+                    "socket"
+                }
             ));
         }
     };
     crate::commands::blocking::serve_all_blocked(srv);
     let repl = &srv.repl;
-    let dest = std::path::PathBuf::from(srv.config.dbfilename());
-    if let Err(e) = std::fs::rename(tmp, &dest) {
-        tracing::warn!(
-            "Failed trying to rename the temp DB into {}: {e}",
-            dest.display()
-        );
-        let _ = std::fs::remove_file(tmp);
+    if let Source::File(tmp) = &source {
+        // The received file becomes our RDB (nothing is written for a
+        // snapshot loaded from the link, as with Redis).
+        let dest = std::path::PathBuf::from(srv.config.dbfilename());
+        match std::fs::rename(tmp, &dest) {
+            Ok(()) => {
+                srv.persist.lastsave.store(
+                    crate::commands::dispatch::unix_ms() / 1000,
+                    Ordering::Relaxed,
+                );
+                srv.persist
+                    .dirty_at_save
+                    .store(srv.stats.dirty.load(Ordering::Relaxed), Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "Failed trying to rename the temp DB into {}: {e}",
+                    dest.display()
+                );
+                let _ = std::fs::remove_file(tmp);
+            }
+        }
     }
     // Our replicas resync from the new dataset; the stream restarts at the
     // primary's offset under its id.
@@ -690,13 +902,6 @@ fn load_received(
     repl.adopt_id(replid);
     repl.applied.store(off, Ordering::Relaxed);
     repl.master_db.store(0, Ordering::Relaxed);
-    srv.persist.lastsave.store(
-        crate::commands::dispatch::unix_ms() / 1000,
-        Ordering::Relaxed,
-    );
-    srv.persist
-        .dirty_at_save
-        .store(srv.stats.dirty.load(Ordering::Relaxed), Ordering::Relaxed);
     if aof {
         // The AOF restarts from a rewrite of the new dataset.
         if let Err(e) = snapshot::rewrite_aof(srv, true) {
@@ -710,7 +915,7 @@ fn load_received(
 /// Empties the dataset and loads the snapshot under `-LOADING` (Redis's
 /// disk-based load). A failed load leaves the dataset empty. Returns
 /// whether the AOF was on (stopped here, restarted by the caller).
-fn load_in_place(srv: &Arc<Server>, tmp: &std::path::Path) -> Result<bool, String> {
+fn load_in_place(srv: &Arc<Server>, source: &mut Source) -> Result<bool, String> {
     use crate::persistence::snapshot;
     // A snapshot of the old dataset would bring it back.
     snapshot::kill_child(srv, None);
@@ -727,12 +932,15 @@ fn load_in_place(srv: &Arc<Server>, tmp: &std::path::Path) -> Result<bool, Strin
     let r = {
         // Keys already past their deadline stay: the primary's DELs follow.
         let _keep = crate::storage::apply_as_master();
-        snapshot::load_rdb_file(srv, tmp, snapshot::Dup::Replace)
+        source
+            .load_keys(srv, &srv.keyspace)
+            .and_then(|summary| snapshot::load_rdb_functions(srv, &summary, snapshot::Dup::Replace))
     };
-    srv.persist.loading.store(false, Ordering::SeqCst);
     if r.is_err() {
+        // Emptied before the flag drops: no client sees part of it.
         srv.keyspace.clear_all();
     }
+    srv.persist.loading.store(false, Ordering::SeqCst);
     r.map(|_| aof)
 }
 
@@ -776,14 +984,14 @@ impl Drop for LoadFlag {
 /// it carried. A failed load leaves the old dataset in place. Returns
 /// whether the AOF was on (it is stopped for the swap and restarted by
 /// the caller).
-fn load_aside(srv: &Arc<Server>, tmp: &std::path::Path, flag: LoadFlag) -> Result<bool, String> {
+fn load_aside(srv: &Arc<Server>, source: &mut Source, flag: LoadFlag) -> Result<bool, String> {
     use crate::persistence::snapshot;
     tracing::info!("MASTER <-> REPLICA sync: Loading DB in memory (aside, swapdb)");
     let aside = srv.keyspace.empty_like();
     let r = {
         // Keys already past their deadline stay: the primary's DELs follow.
         let _keep = crate::storage::apply_as_master();
-        snapshot::load_rdb_file_keys(srv, &aside, tmp, snapshot::Dup::Replace)
+        source.load_keys(srv, &aside)
     };
     let summary = match r {
         Ok(s) => s,
@@ -822,7 +1030,7 @@ fn load_aside(srv: &Arc<Server>, tmp: &std::path::Path, flag: LoadFlag) -> Resul
 
 /// Frees a keyspace no client reaches on the lazy-free thread.
 fn discard(ks: crate::storage::Keyspace) {
-    let keys = (0..ks.num_dbs()).map(|d| ks.db_len(d) as u64).sum();
+    let keys = ks.total_keys() as u64;
     crate::storage::lazyfree::defer(ks, keys);
 }
 

@@ -1166,20 +1166,34 @@ async fn write_snapshot_part<W: AsyncWrite + Unpin>(
     wr: &mut W,
     part: &[u8],
 ) -> std::io::Result<()> {
-    let timeout = Duration::from_secs(srv.config.repl_timeout().max(1));
-    if tokio::time::timeout(timeout, wr.write_all(part))
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            "Disconnecting timedout replica (full sync): {}:{}",
-            link.ip,
-            link.port
-        );
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "replica timed out",
-        ));
+    // The timeout counts from the last byte the replica took, against
+    // `repl-timeout` as it is now (CONFIG SET applies to a transfer under
+    // way, as Redis's cron checks it).
+    let mut last_progress = std::time::Instant::now();
+    let mut at = 0;
+    while at < part.len() {
+        match tokio::time::timeout(Duration::from_millis(250), wr.write(&part[at..])).await {
+            Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(Ok(n)) => {
+                at += n;
+                last_progress = std::time::Instant::now();
+            }
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                let timeout = Duration::from_secs(srv.config.repl_timeout().max(1));
+                if last_progress.elapsed() >= timeout {
+                    tracing::warn!(
+                        "Disconnecting timedout replica (full sync): {}:{}",
+                        link.ip,
+                        link.port
+                    );
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "replica timed out",
+                    ));
+                }
+            }
+        }
     }
     srv.stats
         .repl_output

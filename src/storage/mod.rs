@@ -231,4 +231,9 @@ impl Keyspace {
             .map(|d| d.shards.iter().map(|s| s.lock().len()).sum())
             .unwrap_or(0)
     }
+
+    /// Total keys in every database.
+    pub fn total_keys(&self) -> usize {
+        (0..self.num_dbs()).map(|d| self.db_len(d)).sum()
+    }
 }
