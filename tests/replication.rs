@@ -1094,3 +1094,65 @@ async fn a_replica_hard_limit_below_the_backlog_size_counts_as_the_backlog_size(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A replica's link carries acknowledgements only: `REPLCONF ACK`,
+/// `REPLCONF GETACK`, keep-alive newlines and a repeated PSYNC are taken
+/// silently, while any command that would answer (its reply would land in
+/// the replica's stream as data) drops the link, logged with Redis
+/// 7.0.15's texts, without running it.
+#[tokio::test]
+async fn a_replica_link_that_sends_a_command_with_a_reply_is_dropped() {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    for (cmd, logged) in [
+        (
+            &["PING"][..],
+            vec!["Replica generated a reply to command 'ping', disconnecting it: id="],
+        ),
+        (
+            &["SLOWLOG", "GET"],
+            vec!["Replica generated a reply to command 'slowlog|get', disconnecting it: "],
+        ),
+        (
+            &["SET", "taken", "1"],
+            vec![
+                "Replica generated a reply to command 'set', disconnecting it: ",
+                "== CRITICAL == This master is sending an error to its replica: 'Replica can't interact with the keyspace' after processing the command 'set'",
+            ],
+        ),
+        (
+            &["NOSUCHCMD", "x"],
+            vec!["== CRITICAL == This master is sending an error to its replica: 'unknown command 'NOSUCHCMD', with args beginning with: 'x' ' after processing the command '<unknown>'"],
+        ),
+    ] {
+        let (mut link, _, off) = synced_link(&srv, &mut c).await;
+        link.send(format!("REPLCONF ACK {off}\r\n\nREPLCONF GETACK *\r\nPSYNC ? -1\r\n").as_bytes())
+            .await;
+        // Still attached, its acknowledgement recorded.
+        let want = format!("offset={off},");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let slave0 = info_field(&mut c, "replication", "slave0").await;
+            if slave0.contains(&want) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{slave0:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        link.send(&cmd_bytes(cmd)).await;
+        assert!(link.is_closed().await, "{cmd:?}: the link stayed open");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        for l in logged {
+            while !srv.log().contains(l) {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{cmd:?}: no {l:?} in the log"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    // Nothing ran: the SET did not happen.
+    let v: Option<String> = c.get("taken").await.unwrap();
+    assert_eq!(v, None);
+}

@@ -952,7 +952,11 @@ pub async fn serve_replica<S>(
                     authenticated: true,
                 };
                 match parser.next(&mut inbuf, limits) {
-                    Ok(Some(argv)) => on_replica_command(srv, &link, &argv),
+                    Ok(Some(argv)) => {
+                        if !on_replica_command(srv, &link, &argv) {
+                            return;
+                        }
+                    }
                     Ok(None) => break,
                     Err(_) => return,
                 }
@@ -984,10 +988,14 @@ pub async fn serve_replica<S>(
     tracing::info!("Connection with replica {}:{} lost.", link.ip, link.port);
 }
 
-/// A command a replica sent on its link: `REPLCONF ACK <offset>` is
-/// recorded; anything else is ignored (replies would corrupt nothing, but
-/// Redis sends none either).
-fn on_replica_command(srv: &Server, link: &Link, argv: &[Bytes]) {
+/// A command a replica sent on its link. `REPLCONF ACK <offset>` is
+/// recorded and `REPLCONF GETACK` ignored: neither has a reply. Anything
+/// else would put a reply into the stream, which the replica would take
+/// for data: as Redis 7.0.15 does, the link is dropped and the command
+/// named in the log, with the error it would have answered when it was
+/// one (a keyspace command, an unknown one, a wrong arity). Nothing is
+/// executed. Returns whether the link goes on.
+fn on_replica_command(srv: &Server, link: &Link, argv: &[Bytes]) -> bool {
     let is = |i: usize, s: &str| {
         argv.get(i)
             .is_some_and(|a| a.eq_ignore_ascii_case(s.as_bytes()))
@@ -1007,7 +1015,62 @@ fn on_replica_command(srv: &Server, link: &Link, argv: &[Bytes]) {
                 .store(crate::commands::dispatch::unix_ms(), Ordering::Relaxed);
             srv.repl.acks.notify_waiters();
         }
+        return true;
     }
+    // An empty line is a keep-alive (a replica loading from the link sends
+    // newlines, as Redis's do).
+    // SYNC or PSYNC again is ignored, as Redis's syncCommand does for a
+    // replica.
+    if argv.is_empty() || (is(0, "replconf") && is(1, "getack")) || is(0, "sync") || is(0, "psync")
+    {
+        return true;
+    }
+    use crate::commands::spec::CmdFlags;
+    use crate::commands::table::{table, Lookup};
+    use crate::protocol::error::CmdError;
+    let unknown = "<unknown>".to_string();
+    let (name, error) = match table().lookup(argv) {
+        Lookup::Found(e) if !e.spec.arity_ok(argv.len()) => {
+            (e.full_name.clone(), Some(CmdError::arity(&e.full_name)))
+        }
+        Lookup::Found(e)
+            if e.spec
+                .flags
+                .intersects(CmdFlags::READONLY | CmdFlags::WRITE | CmdFlags::MAY_REPLICATE) =>
+        {
+            (
+                e.full_name.clone(),
+                Some(CmdError::err("Replica can't interact with the keyspace")),
+            )
+        }
+        Lookup::Found(e) => (e.full_name.clone(), None),
+        Lookup::UnknownSub(e) => (
+            unknown,
+            Some(CmdError::unknown_subcommand(
+                e.spec.name,
+                argv.get(1).map_or(&b""[..], |b| &b[..]),
+            )),
+        ),
+        Lookup::Unknown => (
+            unknown,
+            Some(CmdError::unknown_command(
+                argv.first().map_or(&b""[..], |b| &b[..]),
+                argv.get(1..).unwrap_or(&[]),
+            )),
+        ),
+    };
+    tracing::warn!(
+        "Replica generated a reply to command '{name}', disconnecting it: {}",
+        crate::commands::connection::client_line(srv, &link.info)
+    );
+    if let Some(e) = error {
+        let text = e.as_str();
+        tracing::warn!(
+            "== CRITICAL == This master is sending an error to its replica: '{}' after processing the command '{name}'",
+            text.strip_prefix("ERR ").unwrap_or(text)
+        );
+    }
+    false
 }
 
 /// The writing side of a replica link: resync, then the stream.

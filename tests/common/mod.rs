@@ -80,6 +80,12 @@ impl TestServer {
         self.child.id()
     }
 
+    /// What the server has logged so far (its stdout; the last
+    /// [`LOG_KEPT`] bytes).
+    pub fn log(&self) -> String {
+        log_of(self.child.id())
+    }
+
     /// Waits for the process to exit on its own.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         let deadline = std::time::Instant::now() + timeout;
@@ -142,14 +148,47 @@ pub fn spawn_conf(conf: &std::path::Path) -> (Child, SocketAddr) {
     await_address(cmd.spawn().expect("spawn cinnabar"))
 }
 
-/// Reads the server's log until it reports its TCP address.
+/// How much of each server's log the harness keeps, in bytes.
+pub const LOG_KEPT: usize = 1 << 20;
+
+/// The logs of the servers this test process started, by pid.
+static LOGS: std::sync::Mutex<Vec<(u32, std::sync::Arc<std::sync::Mutex<String>>)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// The log kept for the server with process id `pid` (empty if unknown).
+pub fn log_of(pid: u32) -> String {
+    let logs = LOGS.lock().unwrap_or_else(|e| e.into_inner());
+    logs.iter()
+        .rev()
+        .find(|(p, _)| *p == pid)
+        .map(|(_, l)| l.lock().unwrap_or_else(|e| e.into_inner()).clone())
+        .unwrap_or_default()
+}
+
+/// Reads the server's log until it reports its TCP address, and keeps it.
 fn await_address(mut child: Child) -> (Child, SocketAddr) {
     let stdout = child.stdout.take().expect("stdout");
+    let kept = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    LOGS.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((child.id(), kept.clone()));
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut tx = Some(tx);
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
+            {
+                let mut k = kept.lock().unwrap_or_else(|e| e.into_inner());
+                if k.len() + line.len() > LOG_KEPT {
+                    let cut = (k.len() + line.len() - LOG_KEPT).min(k.len());
+                    let cut = (cut..=k.len())
+                        .find(|&i| k.is_char_boundary(i))
+                        .unwrap_or(k.len());
+                    k.drain(..cut);
+                }
+                k.push_str(&line);
+                k.push('\n');
+            }
             if let Some(rest) = line.split("accept connections tcp on ").nth(1) {
                 if let (Some(t), Ok(a)) = (tx.take(), rest.trim().parse::<SocketAddr>()) {
                     let _ = t.send(a);
