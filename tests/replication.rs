@@ -1155,4 +1155,12 @@ async fn a_replica_link_that_sends_a_command_with_a_reply_is_dropped() {
     // Nothing ran: the SET did not happen.
     let v: Option<String> = c.get("taken").await.unwrap();
     assert_eq!(v, None);
+    // A replica that announced no port is named as Redis names it.
+    let log = srv.log();
+    assert!(
+        log.contains(
+            "Replica 127.0.0.1:<unknown-replica-port> asks for synchronization; starting a full resynchronization"
+        ),
+        "{log}"
+    );
 }

@@ -108,9 +108,14 @@ fn sync(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
 /// replication id, `+FULLRESYNC` otherwise (`PSYNC ? -1` asks for that).
 fn psync(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let Some(off) = crate::protocol::codec::parse_i64(&argv[2]) else {
+        let ip = ctx
+            .client
+            .repl_ip
+            .clone()
+            .unwrap_or_else(|| crate::server::replication::host_of(&ctx.client.info.addr));
         tracing::warn!(
             "Replica {} asks for synchronization but with a wrong offset",
-            ctx.client.info.addr
+            crate::server::replication::replica_name(&ip, ctx.client.repl_port)
         );
         return Err(CmdError::NOT_INTEGER);
     };

@@ -151,9 +151,8 @@ pub fn join(srv: &Arc<Server>, link: &Arc<Link>, diskless: bool, filter: Option<
             i.done.push(done_tx);
             i.alive += 1;
             tracing::info!(
-                "Replica {}:{} waits for the next snapshot, shared with {} other replica(s)",
-                link.ip,
-                link.port,
+                "Replica {} waits for the next snapshot, shared with {} other replica(s)",
+                link.name(),
                 i.alive - 1
             );
             drop(i);

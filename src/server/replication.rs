@@ -111,7 +111,30 @@ pub struct Link {
     wake: Signal,
 }
 
+/// A replica's name in logs, as Redis writes it: `ip:port` with the port
+/// it announced (`[ip]:port` for IPv6), `ip:<unknown-replica-port>`
+/// without one.
+pub fn replica_name(ip: &str, port: u16) -> String {
+    match (port, ip.contains(':')) {
+        (0, _) => format!("{ip}:<unknown-replica-port>"),
+        (p, true) => format!("[{ip}]:{p}"),
+        (p, false) => format!("{ip}:{p}"),
+    }
+}
+
+/// The host part of a client address (`ip:port`, `[ip6]:port`).
+pub fn host_of(addr: &str) -> String {
+    addr.rsplit_once(':')
+        .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']').to_string())
+        .unwrap_or_default()
+}
+
 impl Link {
+    /// The replica as Redis names it in logs ([`replica_name`]).
+    pub fn name(&self) -> String {
+        replica_name(&self.ip, self.port)
+    }
+
     pub fn state(&self) -> LinkState {
         match self.state.load(Ordering::Relaxed) {
             0 => LinkState::WaitBgsave,
@@ -850,9 +873,8 @@ impl Replication {
                 && now.saturating_sub(l.ack_ms.load(Ordering::Relaxed)) > timeout
             {
                 tracing::warn!(
-                    "Disconnecting timedout replica (streaming sync): {}:{}",
-                    l.ip,
-                    l.port
+                    "Disconnecting timedout replica (streaming sync): {}",
+                    l.name()
                 );
                 l.info.request_kill();
                 continue;
@@ -922,12 +944,10 @@ pub async fn serve_replica<S>(
 {
     let info = client.info.clone();
     info.replica.store(true, Ordering::Relaxed);
-    let ip = req.announced_ip.clone().unwrap_or_else(|| {
-        info.addr
-            .rsplit_once(':')
-            .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']').to_string())
-            .unwrap_or_default()
-    });
+    let ip = req
+        .announced_ip
+        .clone()
+        .unwrap_or_else(|| host_of(&info.addr));
     let link = Arc::new(Link {
         info: info.clone(),
         ip,
@@ -985,7 +1005,7 @@ pub async fn serve_replica<S>(
     }
     srv.feed.backlog(|b| b.detach(&link));
     srv.repl.remove(&link);
-    tracing::info!("Connection with replica {}:{} lost.", link.ip, link.port);
+    tracing::info!("Connection with replica {} lost.", link.name());
 }
 
 /// A command a replica sent on its link. `REPLCONF ACK <offset>` is
@@ -1104,9 +1124,8 @@ async fn feed_replica<W: AsyncWrite + Unpin>(
         if continued {
             srv.repl.sync_partial_ok.fetch_add(1, Ordering::Relaxed);
             tracing::info!(
-                "Partial resynchronization request from {}:{} accepted.",
-                link.ip,
-                link.port
+                "Partial resynchronization request from {} accepted.",
+                link.name()
             );
             link.set_state(LinkState::Online);
             wr.write_all(format!("+CONTINUE {}\r\n", ids.replid).as_bytes())
@@ -1121,9 +1140,8 @@ async fn feed_replica<W: AsyncWrite + Unpin>(
     }
     srv.repl.sync_full.fetch_add(1, Ordering::Relaxed);
     tracing::info!(
-        "Replica {}:{} asks for synchronization; starting a full resynchronization",
-        link.ip,
-        link.port
+        "Replica {} asks for synchronization; starting a full resynchronization",
+        link.name()
     );
     // Diskless (Redis 7's default, `repl-diskless-sync yes`) when the
     // replica reads the `$EOF:` form: the snapshot goes straight to it.
@@ -1207,11 +1225,7 @@ async fn go_online<W: AsyncWrite + Unpin>(
     link: &Arc<Link>,
     wr: &mut W,
 ) -> std::io::Result<()> {
-    tracing::info!(
-        "Synchronization with replica {}:{} succeeded",
-        link.ip,
-        link.port
-    );
+    tracing::info!("Synchronization with replica {} succeeded", link.name());
     link.set_state(LinkState::Online);
     // Its snapshot is sent: the job (and a file it shares) is let go.
     link.job.lock().take();
@@ -1246,9 +1260,8 @@ async fn write_snapshot_part<W: AsyncWrite + Unpin>(
                 let timeout = Duration::from_secs(srv.config.repl_timeout().max(1));
                 if last_progress.elapsed() >= timeout {
                     tracing::warn!(
-                        "Disconnecting timedout replica (full sync): {}:{}",
-                        link.ip,
-                        link.port
+                        "Disconnecting timedout replica (full sync): {}",
+                        link.name()
                     );
                     return Err(std::io::Error::new(
                         std::io::ErrorKind::TimedOut,
@@ -1302,19 +1315,14 @@ async fn send_diskless<W: AsyncWrite + Unpin>(
         .unwrap_or_else(|_| Err("the snapshot thread ended".into()));
     if let Err(e) = saved {
         // Closing the link without the mark: the replica retries.
-        tracing::warn!(
-            "Diskless sync to replica {}:{} failed: {e}",
-            link.ip,
-            link.port
-        );
+        tracing::warn!("Diskless sync to replica {} failed: {e}", link.name());
         return Ok(());
     }
     wr.write_all(mark.as_bytes()).await?;
     wr.flush().await?;
     tracing::info!(
-        "Streamed RDB transfer with replica {}:{} succeeded (socket). Waiting for REPLCONF ACK from replica to enable streaming",
-        link.ip,
-        link.port
+        "Streamed RDB transfer with replica {} succeeded (socket). Waiting for REPLCONF ACK from replica to enable streaming",
+        link.name()
     );
     let deadline =
         tokio::time::Instant::now() + Duration::from_secs(srv.config.repl_timeout().max(1));
@@ -1328,7 +1336,7 @@ async fn send_diskless<W: AsyncWrite + Unpin>(
         tokio::select! {
             _ = notified => {}
             _ = tokio::time::sleep_until(deadline) => {
-                tracing::warn!("Replica {}:{} sent no REPLCONF ACK after its diskless sync", link.ip, link.port);
+                tracing::warn!("Replica {} sent no REPLCONF ACK after its diskless sync", link.name());
                 return Ok(());
             }
         }

@@ -179,9 +179,8 @@ fn wait_for_replicas(srv: &Server, gen: u64) -> bool {
                 let ack = l.ack.load(Ordering::Relaxed);
                 if ack < target {
                     tracing::warn!(
-                        "Lagging replica {}:{} reported offset {ack} behind master, lag={}, state={:?}.",
-                        l.ip,
-                        l.port,
+                        "Lagging replica {} reported offset {ack} behind master, lag={}, state={:?}.",
+                        l.name(),
                         target - ack,
                         l.state()
                     );
