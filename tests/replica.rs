@@ -1628,3 +1628,64 @@ async fn a_replica_that_stops_reading_its_snapshot_is_dropped_after_repl_timeout
     let pong: String = redis::cmd("PING").query_async(&mut p).await.unwrap();
     assert_eq!(pong, "PONG");
 }
+
+/// A blocked XREADGROUP served by a later XADD counts as the reader's own
+/// write: WAIT on the reader's connection waits for replicas to
+/// acknowledge the delivery it propagated (and, with `appendfsync
+/// always`, its reply waits for the delivery to be on disk, the same
+/// bookkeeping).
+#[tokio::test]
+async fn wait_after_a_served_blocked_read_counts_its_propagation() {
+    let primary = TestServer::start();
+    let mut p = primary.conn().await;
+    let replica =
+        TestServer::start_with(&["--replicaof", "127.0.0.1", &primary.addr.port().to_string()]);
+    let mut r = replica.conn().await;
+    wait_info(&mut r, "master_link_status", "up").await;
+    let _: () = redis::cmd("XGROUP")
+        .arg(&["CREATE", "s", "g", "$", "MKSTREAM"])
+        .query_async(&mut p)
+        .await
+        .unwrap();
+    wait_acked(&mut p, 1).await;
+    let mut reader = primary.conn().await;
+    let read = tokio::spawn(async move {
+        let v: redis::Value = redis::cmd("XREADGROUP")
+            .arg(&["GROUP", "g", "c1", "BLOCK", "10000", "STREAMS", "s", ">"])
+            .query_async(&mut reader)
+            .await
+            .unwrap();
+        (reader, v)
+    });
+    wait_info_in(&mut p, "clients", "blocked_clients", "1").await;
+    // The replica stops acknowledging; then the read is served.
+    unsafe { libc::kill(replica.pid() as i32, libc::SIGSTOP) };
+    let _: String = redis::cmd("XADD")
+        .arg(&["s", "1-1", "f", "v"])
+        .query_async(&mut p)
+        .await
+        .unwrap();
+    let (mut reader, v) = read.await.unwrap();
+    assert!(
+        matches!(v, redis::Value::Array(ref a) if !a.is_empty()),
+        "{v:?}"
+    );
+    let acked: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(300)
+        .query_async(&mut reader)
+        .await
+        .unwrap();
+    unsafe { libc::kill(replica.pid() as i32, libc::SIGCONT) };
+    assert_eq!(
+        acked, 0,
+        "WAIT counted a replica that had not acknowledged the delivery"
+    );
+    let acked: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(10_000)
+        .query_async(&mut reader)
+        .await
+        .unwrap();
+    assert_eq!(acked, 1);
+}

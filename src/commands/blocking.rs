@@ -121,6 +121,10 @@ struct WaitState {
     abandoned: bool,
     /// CLIENT UNBLOCK arrived while being served.
     unblock: Option<Reply>,
+    /// Where the served command's propagation ended (AOF, replication):
+    /// its reply waits for that much of the AOF to be durable, and WAIT
+    /// counts replicas up to it, as for a command run directly.
+    served_at: (u64, u64),
 }
 
 /// One blocked client.
@@ -157,8 +161,12 @@ impl Waiter {
     }
 
     /// Serving → Done with the command's reply.
-    fn finish_served(&self, srv: &Server, reply: Reply) {
-        self.state.lock().phase = Phase::Done(Some(reply));
+    fn finish_served(&self, srv: &Server, reply: Reply, served_at: (u64, u64)) {
+        {
+            let mut st = self.state.lock();
+            st.phase = Phase::Done(Some(reply));
+            st.served_at = served_at;
+        }
         srv.blocking.remove(self);
         self.notify.notify_one();
     }
@@ -365,6 +373,7 @@ impl Ctx<'_> {
                 missed: false,
                 abandoned: false,
                 unblock: None,
+                served_at: (0, 0),
             }),
             notify: Notify::new(),
         });
@@ -453,7 +462,10 @@ pub fn handle_ready_keys(srv: &Server, client: &mut Client) {
     if client.blocking.ready_keys.is_empty() {
         return;
     }
-    serve_ready(srv, client.blocking.ready_keys.drain(..).collect());
+    let durable = serve_ready(srv, client.blocking.ready_keys.drain(..).collect());
+    // The writer hears back once what it served is durable too (as
+    // Redis's one fsync before any reply of the event loop's round).
+    client.durable_upto = client.durable_upto.max(durable);
 }
 
 /// Serves the clients blocked on any key: the whole dataset was replaced
@@ -468,7 +480,9 @@ pub fn serve_all_blocked(srv: &Server) {
     serve_ready(srv, keys);
 }
 
-fn serve_ready(srv: &Server, mut queue: VecDeque<(u32, Bytes)>) {
+/// Returns where the served commands' AOF records end (0: none).
+fn serve_ready(srv: &Server, mut queue: VecDeque<(u32, Bytes)>) -> u64 {
+    let mut durable = 0;
     while let Some((db, key)) = queue.pop_front() {
         for w in srv.blocking.waiters_of(db, &key) {
             if !w.claim() {
@@ -488,7 +502,8 @@ fn serve_ready(srv: &Server, mut queue: VecDeque<(u32, Bytes)>) {
                     break;
                 }
             } else {
-                w.finish_served(srv, reply);
+                durable = durable.max(tmp.durable_upto);
+                w.finish_served(srv, reply, (tmp.durable_upto, tmp.repl_off));
                 for rk in tmp.blocking.ready_keys.drain(..) {
                     if !queue.contains(&rk) {
                         queue.push_back(rk);
@@ -497,6 +512,7 @@ fn serve_ready(srv: &Server, mut queue: VecDeque<(u32, Bytes)>) {
             }
         }
     }
+    durable
 }
 
 fn key_exists(srv: &Server, db: u32, key: &[u8]) -> bool {
@@ -565,6 +581,9 @@ pub async fn park<S: AsyncRead + Unpin>(
             let mut st = w.state.lock();
             if let Phase::Done(r) = &mut st.phase {
                 let r = r.take();
+                let (aof, repl) = st.served_at;
+                client.durable_upto = client.durable_upto.max(aof);
+                client.repl_off = client.repl_off.max(repl);
                 drop(st);
                 srv.blocking.remove(&w);
                 return if eof { None } else { r };
