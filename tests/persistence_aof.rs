@@ -6,7 +6,7 @@
 mod common;
 
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::dataset::{contents, contents_at};
 use common::TestServer;
@@ -1851,4 +1851,76 @@ async fn always_replies_after_the_aof_write_even_when_it_is_slow() {
         "{:?}",
         t0.elapsed()
     );
+}
+
+/// After three failed AOF rewrites in a row, automatic rewrites wait
+/// (Redis 7's limit: 1, 2, 4 … minutes, logged), so a rewrite that keeps
+/// failing does not retry ten times a second opening incremental file
+/// after incremental file; BGREWRITEAOF still runs, and its success lifts
+/// the limit.
+#[tokio::test]
+async fn automatic_rewrites_wait_after_repeated_failures() {
+    let srv = TestServer::start_with(&[
+        "--appendonly",
+        "yes",
+        "--snapshot-method",
+        "fork",
+        "--auto-aof-rewrite-percentage",
+        "0",
+    ]);
+    let mut c = srv.conn().await;
+    run(&mut c, &["SET", "k", "v"]).await;
+    // Each rewrite's child sleeps on the key until it is killed.
+    run(&mut c, &["CONFIG", "SET", "rdb-key-save-delay", "10000000"]).await;
+    for n in 1..=3 {
+        run(&mut c, &["BGREWRITEAOF"]).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let child = loop {
+            if let Some(&p) = common::children_of(srv.pid()).first() {
+                break p;
+            }
+            assert!(Instant::now() < deadline, "no rewrite child");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        // SAFETY: signalling the server's own rewrite child.
+        unsafe { libc::kill(child as i32, libc::SIGKILL) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while info_field(&mut c, "aof_rewrites_consecutive_failures").await != n.to_string() {
+            assert!(Instant::now() < deadline, "failure {n} not counted");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    run(&mut c, &["CONFIG", "SET", "rdb-key-save-delay", "0"]).await;
+    let rewrites = info_field(&mut c, "aof_rewrites").await;
+    run(
+        &mut c,
+        &["CONFIG", "SET", "auto-aof-rewrite-min-size", "1kb"],
+    )
+    .await;
+    run(
+        &mut c,
+        &["CONFIG", "SET", "auto-aof-rewrite-percentage", "1"],
+    )
+    .await;
+    run(&mut c, &["SET", "x", &"x".repeat(4096)]).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !srv.log().contains(
+        "Background AOF rewrite has repeatedly failed and triggered the limit, will retry in 1 minutes",
+    ) {
+        assert!(Instant::now() < deadline, "no limit logged");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Held: no automatic rewrite starts (the cron runs ten times a second).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(info_field(&mut c, "aof_rewrites").await, rewrites);
+    // BGREWRITEAOF is not held; its success lifts the limit.
+    run(&mut c, &["BGREWRITEAOF"]).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while info_field(&mut c, "aof_rewrites_consecutive_failures").await != "0" {
+        assert!(
+            Instant::now() < deadline,
+            "the manual rewrite did not succeed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -94,6 +94,10 @@ pub struct State {
     pub rdb_saves: AtomicU64,
     pub aof_rewrites: AtomicU64,
     pub aofrw_consecutive_failures: AtomicU64,
+    /// Automatic rewrites held back after repeated failures: the current
+    /// delay in minutes and the unix second they may start again (0: not
+    /// held), see `snapshot::aof_rewrite_limited`.
+    pub aofrw_limit: parking_lot::Mutex<(u64, u64)>,
     /// `DEBUG AOF-FLUSH-SLEEP <µs>`: the AOF writer sleeps this long
     /// before writing each batch (a test aid, as Redis's aof_flush_sleep:
     /// it widens the window between a write and its fsync).
@@ -159,6 +163,7 @@ impl Default for State {
             rdb_saves: AtomicU64::new(0),
             aof_rewrites: AtomicU64::new(0),
             aofrw_consecutive_failures: AtomicU64::new(0),
+            aofrw_limit: parking_lot::Mutex::new((0, 0)),
             aof_flush_sleep_us: AtomicU64::new(0),
             aof_initial: AtomicBool::new(false),
             save_keys_total: AtomicU64::new(0),

@@ -1954,7 +1954,10 @@ pub async fn cron(srv: Arc<Server>) {
         if pct > 0 && p.aof.lock().on {
             let base = p.aof_base_size.load(Ordering::Relaxed).max(1);
             let size = p.incr_size() + p.aof_base_size.load(Ordering::Relaxed);
-            if size >= srv.config.auto_aof_rewrite_min_size() && (size - base) * 100 / base >= pct {
+            if size >= srv.config.auto_aof_rewrite_min_size()
+                && (size - base) * 100 / base >= pct
+                && !aof_rewrite_limited(p, now)
+            {
                 tracing::info!(
                     "Starting automatic rewriting of AOF on {}% growth",
                     (size - base) * 100 / base
@@ -1963,6 +1966,42 @@ pub async fn cron(srv: Arc<Server>) {
             }
         }
     }
+}
+
+/// Failed rewrites in a row from which automatic rewrites are held back.
+const AOFRW_LIMIT_THRESHOLD: u64 = 3;
+/// The longest they are held back, in minutes.
+const AOFRW_LIMIT_MAX_MINUTES: u64 = 60;
+
+/// Whether an automatic AOF rewrite must wait (Redis 7's limit): after
+/// three failures in a row each new attempt waits 1, 2, 4 … up to 60
+/// minutes, so a rewrite that keeps failing (a full disk) does not retry
+/// ten times a second, each time opening another incremental file. A
+/// success (the count back to zero) lifts it; BGREWRITEAOF is never held.
+fn aof_rewrite_limited(p: &crate::persistence::State, now_secs: u64) -> bool {
+    let mut lim = p.aofrw_limit.lock();
+    if p.aofrw_consecutive_failures.load(Ordering::Relaxed) < AOFRW_LIMIT_THRESHOLD {
+        *lim = (0, 0);
+        return false;
+    }
+    let (delay, next) = *lim;
+    if next != 0 {
+        if now_secs < next {
+            return true;
+        }
+        lim.1 = 0;
+        return false;
+    }
+    let delay = if delay == 0 {
+        1
+    } else {
+        (delay * 2).min(AOFRW_LIMIT_MAX_MINUTES)
+    };
+    *lim = (delay, now_secs + delay * 60);
+    tracing::warn!(
+        "Background AOF rewrite has repeatedly failed and triggered the limit, will retry in {delay} minutes"
+    );
+    true
 }
 
 /// Is an AOF writer consuming the propagation stream?
