@@ -1924,3 +1924,44 @@ async fn automatic_rewrites_wait_after_repeated_failures() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Turning the AOF off and on again at runtime: once the rewrite that
+/// turns it on succeeds, the files the earlier AOF left are retired, so
+/// the directory holds exactly what the manifest lists (Redis makes them
+/// history and deletes them), and a restart loads the data.
+#[tokio::test]
+async fn turning_the_aof_back_on_retires_the_old_files() {
+    let mut srv = TestServer::start_with(&["--appendonly", "yes"]);
+    let mut c = srv.conn().await;
+    run(&mut c, &["SET", "k", "v1"]).await;
+    run(&mut c, &["CONFIG", "SET", "appendonly", "no"]).await;
+    run(&mut c, &["SET", "k", "v2"]).await;
+    run(&mut c, &["CONFIG", "SET", "appendonly", "yes"]).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while info_field(&mut c, "aof_rewrite_in_progress").await != "0"
+        || info_field(&mut c, "aof_rewrite_scheduled").await != "0"
+    {
+        assert!(Instant::now() < deadline, "the rewrite did not end");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(info_field(&mut c, "aof_last_bgrewrite_status").await, "ok");
+    let dir = srv.dir.path().join("appendonlydir");
+    let manifest = std::fs::read_to_string(dir.join("appendonly.aof.manifest")).unwrap();
+    let mut listed: Vec<String> = manifest
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1).map(str::to_string))
+        .collect();
+    listed.push("appendonly.aof.manifest".to_string());
+    listed.sort();
+    let mut present: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    present.sort();
+    assert_eq!(present, listed, "manifest:\n{manifest}");
+    srv.restart_with(&["--appendonly", "yes"]);
+    let mut c = srv.conn().await;
+    let v: String = c.get("k").await.unwrap();
+    assert_eq!(v, "v2");
+}

@@ -1763,6 +1763,14 @@ pub fn rewrite_aof(srv: &Server, enable: bool) -> Result<(), String> {
         if rdb_base { "rdb" } else { "aof" }
     ));
     let t2 = tmp.clone();
+    // Turning the AOF on: the files an earlier run left (the manifest on
+    // disk) are retired once this rewrite succeeds, as Redis makes them
+    // history (the writer starts from an empty manifest).
+    let retire = if enable && !on {
+        manifest.clone()
+    } else {
+        Manifest::default()
+    };
     let mut incr_file = Some(incr_file);
     let writer_dir = dir.clone();
     let at_fork = move || {
@@ -1784,7 +1792,7 @@ pub fn rewrite_aof(srv: &Server, enable: bool) -> Result<(), String> {
             *p.child.lock() = None;
             return;
         }
-        let done = ok && finish_rewrite(srv, &dir, &mpath, &tmp, base, incr).is_ok();
+        let done = ok && finish_rewrite(srv, &dir, &mpath, &tmp, base, incr, &retire).is_ok();
         if !done {
             let _ = std::fs::remove_file(&tmp);
             tracing::warn!("Background AOF rewrite failed");
@@ -1867,6 +1875,7 @@ fn finish_rewrite(
     tmp: &Path,
     base: aof::AofFile,
     incr: aof::AofFile,
+    retire: &Manifest,
 ) -> io::Result<()> {
     std::fs::rename(tmp, dir.join(&base.name))?;
     aof::fsync_dir(dir)?;
@@ -1895,7 +1904,13 @@ fn finish_rewrite(
     aof::write_atomic(mpath, new.render().as_bytes())?;
     rt.manifest = new.clone();
     drop(rt);
-    for f in old.base.iter().chain(old.incrs.iter()) {
+    for f in old
+        .base
+        .iter()
+        .chain(old.incrs.iter())
+        .chain(retire.base.iter())
+        .chain(retire.incrs.iter())
+    {
         if !new.incrs.iter().any(|n| n.name == f.name)
             && new.base.as_ref().map(|b| &b.name) != Some(&f.name)
         {
