@@ -1681,11 +1681,5 @@ async fn wait_after_a_served_blocked_read_counts_its_propagation() {
         acked, 0,
         "WAIT counted a replica that had not acknowledged the delivery"
     );
-    let acked: i64 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(10_000)
-        .query_async(&mut reader)
-        .await
-        .unwrap();
-    assert_eq!(acked, 1);
+    wait_acked(&mut reader, 1).await;
 }
