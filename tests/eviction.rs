@@ -747,7 +747,11 @@ async fn tracking_invalidations_do_not_make_eviction_feed_on_itself() {
     let evicted = info_u64(&mut c, "stats", "evicted_keys").await;
     let n: u64 = redis::cmd("DBSIZE").query_async(&mut c).await.unwrap();
     assert!((10..=60).contains(&evicted), "evicted {evicted}");
-    assert!(n >= 240, "dbsize {n}");
+    // The trackers never read their invalidations, whose buffers keep
+    // growing and may evict a few more keys after CONFIG SET returned
+    // (Redis's test notes the same, its issue #8069); a feedback loop
+    // would drain the database. Redis's own test allows 200..300.
+    assert!(n >= 200, "dbsize {n}");
     drop(trackers);
 }
 

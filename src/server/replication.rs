@@ -287,11 +287,23 @@ impl Backlog {
     }
 
     /// Copies the stream after `link.sent` (at most [`READ_MAX`] bytes) to
-    /// `out` and advances `link.sent`.
-    fn read(&self, link: &Link, out: &mut Vec<u8>) {
+    /// `out` (empty) and advances `link.sent`. `held` publishes `out`'s
+    /// size: when it must grow, the new size is published before the
+    /// buffer is allocated, so that no eviction check made meanwhile on
+    /// another thread sees the allocation as data (the copy is the
+    /// replica's output buffer, which eviction leaves out). Grown in place,
+    /// a megabyte-sized copy was unaccounted while it was being made.
+    fn read(&self, link: &Link, out: &mut Vec<u8>, held: &mut crate::server::memory::ReplCopy) {
         let from = link.sent.load(Ordering::Relaxed) + 1;
         if from > self.end || from < self.first {
             return;
+        }
+        let want = ((self.end + 1 - from) as usize).min(READ_MAX);
+        if want > out.capacity() {
+            held.set(want.max(out.capacity()));
+            // The old buffer goes before the new one is allocated.
+            *out = Vec::new();
+            out.reserve_exact(want);
         }
         // Walk back from the end to the chunk holding `from`.
         let mut start = self.end + 1;
@@ -1377,14 +1389,14 @@ async fn stream_to<W: AsyncWrite + Unpin>(
     link: &Link,
     wr: &mut W,
 ) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(CHUNK);
+    let mut buf = Vec::new();
     // What is copied out of the backlog is the replica's output buffer
     // until written: it counts with the backlog's excess, not against
     // maxmemory.
     let mut held = crate::server::memory::ReplCopy::default();
     loop {
         buf.clear();
-        let read = srv.feed.backlog(|b| b.read(link, &mut buf));
+        let read = srv.feed.backlog(|b| b.read(link, &mut buf, &mut held));
         held.set(buf.capacity());
         if read.is_none() {
             return Ok(());
@@ -1405,7 +1417,8 @@ async fn stream_to<W: AsyncWrite + Unpin>(
             .repl_output
             .fetch_add(buf.len() as u64, Ordering::Relaxed);
         if buf.capacity() > 4 * CHUNK {
-            buf = Vec::with_capacity(CHUNK);
+            buf = Vec::new();
+            held.set(0);
         }
     }
 }
