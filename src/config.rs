@@ -135,9 +135,8 @@
 //! `io-threads`, `io-threads-do-reads`, `jemalloc-bg-thread`,
 //! `ignore-warnings`,
 //! `rdb-del-sync-files`,
-//! `loading-process-events-interval-bytes`, `sanitize-dump-payload`,
+//! `sanitize-dump-payload`,
 //! `no-appendfsync-on-rewrite`,
-//! `aof-disable-auto-gc`,
 //! `repl-disable-tcp-nodelay`,
 //! `replica-lazy-flush`,
 //! `replica-ignore-disk-write-errors`,
@@ -1004,7 +1003,7 @@ params! {
         int(INT_MIN, INT_MAX, "0").hidden() => i64;
     key_load_delay "key-load-delay" = int(INT_MIN, INT_MAX, "0").hidden() => i64;
     loading_process_events_interval_bytes "loading-process-events-interval-bytes" =
-        int(1024, INT_MAX, "2097152").hidden().no_effect() => u64;
+        int(1024, INT_MAX, "2097152").hidden() => u64;
     sanitize_dump_payload "sanitize-dump-payload" =
         enumeration(SANITIZE_DUMP_PAYLOAD, "no").no_effect() => SanitizeDumpPayload;
     appendonly "appendonly" = boolean("no").deny_loading() => bool;
@@ -1023,7 +1022,7 @@ params! {
     aof_timestamp_enabled "aof-timestamp-enabled" = boolean("no") => bool;
     aof_rewrite_incremental_fsync "aof-rewrite-incremental-fsync" = boolean("yes") => bool;
     rdb_save_incremental_fsync "rdb-save-incremental-fsync" = boolean("yes") => bool;
-    aof_disable_auto_gc "aof-disable-auto-gc" = boolean("no").no_effect() => bool;
+    aof_disable_auto_gc "aof-disable-auto-gc" = boolean("no") => bool;
 
     // ---- replication ------------------------------------------------------
     replicaof "replicaof" = special(Special::ReplicaOf, "no one").alias("slaveof").immutable();

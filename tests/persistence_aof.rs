@@ -1406,22 +1406,46 @@ async fn debug_loadaof_reloads_what_the_aof_holds() {
 /// DEBUG LOADAOF and DEBUG RELOAD load on the calling worker without
 /// leaving its other connections unserved: with a single async worker (the
 /// default on two cores) and a slow load (`key-load-delay`), another client
-/// is answered `-LOADING` meanwhile, as Redis answers during any load, and
-/// everything is back once the command returns.
+/// is answered `-LOADING` meanwhile, as Redis answers during any load once
+/// it has read `loading-process-events-interval-bytes` (until then, as
+/// Redis, the server serves no one: the command waits), and everything is
+/// back once the command returns.
 #[tokio::test]
 async fn other_clients_are_told_loading_during_debug_loadaof_and_reload() {
     let srv =
         TestServer::start_with(&["--save", "", "--appendonly", "yes", "--worker-threads", "1"]);
     let mut c = srv.conn().await;
+    // Values LZF cannot shrink, 200 bytes each: the first 1 KB of the
+    // files is read within the first five keys.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     for j in 0..100 {
-        run(&mut c, &["SET", &format!("k{j}"), "v"]).await;
+        let v: String = (0..25)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                format!("{:08x}", x >> 32)
+            })
+            .collect();
+        run(&mut c, &["SET", &format!("k{j}"), &v]).await;
     }
     // The base becomes an RDB preamble, which key-load-delay slows.
     run(&mut c, &["BGREWRITEAOF"]).await;
     wait_rewrite(&mut c).await;
     run(&mut c, &["SAVE"]).await;
-    // 100 keys at 20 ms each: two seconds of loading.
+    // 100 keys at 20 ms each: two seconds of loading. Clients are served
+    // (told -LOADING) after the first 1 KB, as Redis's own tests set it.
     run(&mut c, &["CONFIG", "SET", "key-load-delay", "20000"]).await;
+    run(
+        &mut c,
+        &[
+            "CONFIG",
+            "SET",
+            "loading-process-events-interval-bytes",
+            "1024",
+        ],
+    )
+    .await;
     for cmd in [
         &["DEBUG", "LOADAOF"][..],
         &["DEBUG", "RELOAD", "NOSAVE"][..],
@@ -1964,4 +1988,52 @@ async fn turning_the_aof_back_on_retires_the_old_files() {
     let mut c = srv.conn().await;
     let v: String = c.get("k").await.unwrap();
     assert_eq!(v, "v2");
+}
+
+/// `aof-disable-auto-gc yes` keeps the files rewrites retire, listed as
+/// history (`type h`) in Redis's order; they are never replayed, and
+/// setting it back to `no` deletes them (Redis's "AOF enable/disable auto
+/// gc").
+#[tokio::test]
+async fn history_files_are_kept_while_auto_gc_is_disabled() {
+    // Every write is in the file when acknowledged: the restart is a kill.
+    let always = ["--appendonly", "yes", "--appendfsync", "always"];
+    let mut srv = TestServer::start_with(&always);
+    let mut c = srv.conn().await;
+    let dir = srv.dir.path().join("appendonlydir");
+    run(&mut c, &["CONFIG", "SET", "aof-disable-auto-gc", "yes"]).await;
+    for _ in 0..2 {
+        run(&mut c, &["INCR", "x"]).await;
+        run(&mut c, &["BGREWRITEAOF"]).await;
+        wait_rewrite(&mut c).await;
+    }
+    run(&mut c, &["INCR", "x"]).await;
+    let manifest = || std::fs::read_to_string(dir.join("appendonly.aof.manifest")).unwrap();
+    let kept = "file appendonly.aof.3.base.rdb seq 3 type b\n\
+                file appendonly.aof.2.incr.aof seq 2 type h\n\
+                file appendonly.aof.2.base.rdb seq 2 type h\n\
+                file appendonly.aof.1.incr.aof seq 1 type h\n\
+                file appendonly.aof.1.base.rdb seq 1 type h\n\
+                file appendonly.aof.3.incr.aof seq 3 type i\n";
+    assert_eq!(manifest(), kept);
+    for f in ["1.base.rdb", "1.incr.aof", "2.base.rdb", "2.incr.aof"] {
+        assert!(dir.join(format!("appendonly.aof.{f}")).exists(), "{f}");
+    }
+    // History is not replayed: the count would be off if it were.
+    srv.restart_with(&[&always[..], &["--aof-disable-auto-gc", "yes"]].concat());
+    let mut c = srv.conn().await;
+    let x: i64 = c.get("x").await.unwrap();
+    assert_eq!(x, 3);
+    assert_eq!(manifest(), kept);
+    run(&mut c, &["CONFIG", "SET", "aof-disable-auto-gc", "no"]).await;
+    assert_eq!(
+        manifest(),
+        "file appendonly.aof.3.base.rdb seq 3 type b\n\
+         file appendonly.aof.3.incr.aof seq 3 type i\n"
+    );
+    for f in ["1.base.rdb", "1.incr.aof", "2.base.rdb", "2.incr.aof"] {
+        assert!(!dir.join(format!("appendonly.aof.{f}")).exists(), "{f}");
+    }
+    let x: i64 = c.incr("x", 1).await.unwrap();
+    assert_eq!(x, 4);
 }

@@ -1359,9 +1359,7 @@ fn debug_reload(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     };
     // Other clients get -LOADING meanwhile, as during a load at startup,
     // and keep being served.
-    srv.persist
-        .loading
-        .store(true, std::sync::atomic::Ordering::SeqCst);
+    srv.persist.begin_loading();
     let loaded =
         crate::util::blocking(|| crate::persistence::snapshot::load_rdb_file(srv, &path, dup));
     srv.persist
@@ -1391,14 +1389,13 @@ fn debug_loadaof(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
     let srv = ctx.srv;
     crate::persistence::snapshot::flush_aof(srv)
         .map_err(|e| CmdError::err(format!("Error flushing the AOF: {e}")))?;
+    crate::persistence::snapshot::gc_aof_history(srv);
     let (dir, manifest) = crate::persistence::snapshot::aof_manifest_on_disk(srv)
         .map_err(|e| CmdError::err(format!("Error reading the AOF manifest: {e}")))?;
     srv.keyspace.clear_all();
     srv.functions.flush();
     // Other clients get -LOADING meanwhile, as during a load at startup.
-    srv.persist
-        .loading
-        .store(true, std::sync::atomic::Ordering::SeqCst);
+    srv.persist.begin_loading();
     // The other connections keep being served (and told -LOADING).
     let loaded =
         crate::util::blocking(|| crate::persistence::snapshot::load_aof(srv, &dir, &manifest));

@@ -218,6 +218,13 @@ where
                         token_expired(&srv, &mut client, &mut stream, &mut out).await;
                         break 'conn;
                     }
+                    // A load that has not reached its first progress point:
+                    // the command waits, as Redis serves no one then.
+                    if srv.persist.holds_clients()
+                        && !hold_for_load(&srv, &mut client, &mut stream, &mut out).await
+                    {
+                        break 'conn;
+                    }
                     // CLIENT PAUSE: hold the command (after sending what
                     // earlier ones answered) until the pause lets it run.
                     if srv.pause.maybe_active()
@@ -682,6 +689,28 @@ async fn hold_for_pause<S: AsyncRead + AsyncWrite + Unpin>(
     held.fetch_sub(1, Ordering::Relaxed);
     client.now = dispatch::unix_ms();
     alive
+}
+
+/// Holds a command while a load has not reached its first progress point
+/// ([`crate::persistence::State::holds_clients`]), after sending what
+/// earlier ones answered. False when the connection is to close.
+async fn hold_for_load<S: AsyncWrite + Unpin>(
+    srv: &Server,
+    client: &mut Client,
+    stream: &mut S,
+    out: &mut BytesMut,
+) -> bool {
+    if !flush_before_wait(srv, client, stream, out).await {
+        return false;
+    }
+    while srv.persist.holds_clients() {
+        if client.info.killed.load(Ordering::Relaxed) {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    client.now = dispatch::unix_ms();
+    true
 }
 
 /// What woke an idle connection.

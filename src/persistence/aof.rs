@@ -48,10 +48,13 @@ pub struct AofFile {
     pub kind: FileType,
 }
 
-/// The manifest: the base (if any) and the incremental files, in order.
+/// The manifest: the base (if any), the history files (those a rewrite
+/// retired and `aof-disable-auto-gc yes` keeps on disk, newest first, as
+/// Redis lists them) and the incremental files, in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Manifest {
     pub base: Option<AofFile>,
+    pub history: Vec<AofFile>,
     pub incrs: Vec<AofFile>,
 }
 
@@ -114,7 +117,7 @@ impl Manifest {
                     }
                     m.incrs.push(f);
                 }
-                FileType::History => {}
+                FileType::History => m.history.push(f),
             }
         }
         if m.base.is_none() && m.incrs.is_empty() {
@@ -136,10 +139,34 @@ impl Manifest {
         if let Some(b) = &self.base {
             line(b, "b");
         }
+        for f in &self.history {
+            line(f, "h");
+        }
         for f in &self.incrs {
             line(f, "i");
         }
         s
+    }
+
+    /// Makes a retired base and incremental files history, as Redis's
+    /// rewrite does: each goes to the front of the list, the base first,
+    /// then the incremental files from the newest, so the oldest ends up
+    /// first. A file still listed as base or incremental, or already
+    /// history, is not added twice.
+    pub fn retire(&mut self, base: Option<&AofFile>, incrs: &[AofFile]) {
+        for f in base.into_iter().chain(incrs.iter().rev()) {
+            let listed = self.base.iter().chain(&self.incrs).chain(&self.history);
+            if listed.clone().any(|l| l.name == f.name) {
+                continue;
+            }
+            self.history.insert(
+                0,
+                AofFile {
+                    kind: FileType::History,
+                    ..f.clone()
+                },
+            );
+        }
     }
 
     pub fn next_incr_seq(&self) -> u64 {
@@ -924,6 +951,11 @@ mod tests {
                 seq: 2,
                 kind: FileType::Base,
             }),
+            history: vec![AofFile {
+                name: "old one.aof".into(),
+                seq: 1,
+                kind: FileType::History,
+            }],
             incrs: vec![AofFile {
                 name: "a\"b\\c\té.aof".into(),
                 seq: 3,
@@ -940,6 +972,51 @@ mod tests {
             Manifest::parse("file \"unbalanced seq 1 type i\n").unwrap_err(),
             "Invalid AOF manifest file format"
         );
+    }
+
+    /// Two rewrites with history kept: Redis's order (its "AOF enable/
+    /// disable auto gc" test) and the text it writes.
+    #[test]
+    fn rewrites_retire_files_into_history_in_redis_order() {
+        let f = |name: &str, seq, kind| AofFile {
+            name: name.into(),
+            seq,
+            kind,
+        };
+        let mut m = Manifest::parse(
+            "file appendonly.aof.5.base.rdb seq 5 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n",
+        )
+        .unwrap();
+        for (base, incr) in [(6, 2), (7, 3)] {
+            // The rewrite opens the next incremental file, then installs
+            // its base; the older base and incrementals become history.
+            m.incrs.push(f(
+                &format!("appendonly.aof.{incr}.incr.aof"),
+                incr,
+                FileType::Incr,
+            ));
+            let old_base = m.base.take();
+            let current = m.incrs.pop();
+            let old_incrs = std::mem::take(&mut m.incrs);
+            m.base = Some(f(
+                &format!("appendonly.aof.{base}.base.rdb"),
+                base,
+                FileType::Base,
+            ));
+            m.incrs.extend(current);
+            m.retire(old_base.as_ref(), &old_incrs);
+        }
+        let text = m.render();
+        assert_eq!(
+            text,
+            "file appendonly.aof.7.base.rdb seq 7 type b\n\
+             file appendonly.aof.2.incr.aof seq 2 type h\n\
+             file appendonly.aof.6.base.rdb seq 6 type h\n\
+             file appendonly.aof.1.incr.aof seq 1 type h\n\
+             file appendonly.aof.5.base.rdb seq 5 type h\n\
+             file appendonly.aof.3.incr.aof seq 3 type i\n"
+        );
+        assert_eq!(Manifest::parse(&text).unwrap(), m);
     }
 
     #[test]

@@ -49,6 +49,12 @@ pub struct State {
     /// Loading the dataset at startup: commands without the `loading` flag
     /// get `-LOADING`.
     pub loading: AtomicBool,
+    /// The current load reached a point where Redis processes events
+    /// (`loading-process-events-interval-bytes` of RDB read, or the first
+    /// command of an AOF): until then, clients wait instead of being told
+    /// `-LOADING`, as Redis, loading before it serves anything, makes
+    /// them wait (see [`State::holds_clients`]).
+    load_serving: AtomicBool,
     /// A replica loads a full resync's snapshot aside (`repl-diskless-load
     /// swapdb`, the primary's history unchanged) while clients keep
     /// reading the old dataset: only commands flagged `no-async-loading`
@@ -139,6 +145,7 @@ impl Default for State {
     fn default() -> Self {
         State {
             loading: AtomicBool::new(false),
+            load_serving: AtomicBool::new(false),
             async_loading: AtomicBool::new(false),
             aof: Mutex::new(AofRuntime::default()),
             aof_write_ok: AtomicBool::new(true),
@@ -224,6 +231,26 @@ impl State {
     }
     pub fn loading(&self) -> bool {
         self.loading.load(Ordering::Relaxed)
+    }
+    /// A load starts: `-LOADING` for commands without the `loading` flag,
+    /// after clients have waited for its first progress point.
+    pub fn begin_loading(&self) {
+        self.load_serving.store(false, Ordering::SeqCst);
+        self.loading.store(true, Ordering::SeqCst);
+    }
+    /// The load reached a point where Redis processes events.
+    pub fn load_progressed(&self) {
+        if !self.load_serving.load(Ordering::Relaxed) {
+            self.load_serving.store(true, Ordering::Relaxed);
+        }
+    }
+    /// Commands wait rather than run: a load is in progress and has not
+    /// reached its first progress point. Redis loads before its event loop
+    /// runs, and during a load serves clients only at those points, so a
+    /// short load (an empty AOF being created at startup, a small RDB)
+    /// is never seen as `-LOADING`.
+    pub fn holds_clients(&self) -> bool {
+        self.loading() && !self.load_serving.load(Ordering::Relaxed)
     }
     pub fn async_loading(&self) -> bool {
         self.async_loading.load(Ordering::Relaxed)

@@ -900,6 +900,8 @@ struct Rd<R: BufRead> {
     /// they are checksummed and consumed together when the buffer runs
     /// out (one CRC call per buffer, not one per length byte).
     off: usize,
+    /// Bytes consumed from `r` so far.
+    consumed: u64,
 }
 
 /// Leaves the reader just after the last byte read (an AOF's RDB
@@ -916,6 +918,7 @@ impl<R: BufRead> Rd<R> {
             r,
             crc: track_crc.then(|| CRC64.digest()),
             off: 0,
+            consumed: 0,
         }
     }
 
@@ -949,7 +952,13 @@ impl<R: BufRead> Rd<R> {
             c.update(&avail[..self.off.min(avail.len())]);
         }
         self.r.consume(self.off);
+        self.consumed += self.off as u64;
         self.off = 0;
+    }
+
+    /// Bytes read so far.
+    fn position(&self) -> u64 {
+        self.consumed + self.off as u64
     }
 
     /// The checksum of everything read so far.
@@ -1514,6 +1523,8 @@ pub struct Loaded {
     pub idle_secs: Option<u64>,
     /// Saved LFU counter (`access::meta_from_freq`).
     pub freq: Option<u8>,
+    /// Bytes of the file read once this key was (loading progress).
+    pub read_bytes: u64,
 }
 
 /// What a load found besides the keys.
@@ -1656,6 +1667,7 @@ pub fn load<R: BufRead>(
             expire_ms: e,
             idle_secs: i,
             freq: f,
+            read_bytes: rd.position(),
         })?;
         sum.keys_loaded += 1;
     }

@@ -207,6 +207,9 @@ fn replay(
     truncate_ok: bool,
 ) -> Result<u64, String> {
     let mut exec = |argv: &[Bytes]| {
+        // Redis serves clients at the first command of an AOF, then every
+        // 1024 (see `State::holds_clients`).
+        srv.persist.load_progressed();
         client.now = crate::commands::dispatch::unix_ms();
         let reply = crate::commands::dispatch::execute(srv, client, argv);
         // As Redis: a command this server does not know stops the load
@@ -297,6 +300,7 @@ pub fn start_aof_at_boot(srv: &Arc<Server>) -> Result<(), String> {
         .aof_base_size
         .store(aof_total_size(&dir, &manifest), Ordering::Relaxed);
     start_writer(srv, file, dir, manifest);
+    gc_aof_history(srv);
     Ok(())
 }
 
@@ -358,7 +362,7 @@ fn upgrade_legacy_aof(dir: &Path, mpath: &Path, name: &str) -> Result<Manifest, 
             seq: 1,
             kind: aof::FileType::Base,
         }),
-        incrs: Vec::new(),
+        ..Manifest::default()
     };
     aof::write_atomic(mpath, m.render().as_bytes())
         .map_err(|e| format!("Can't write the AOF manifest {}: {e}", mpath.display()))?;
@@ -443,7 +447,7 @@ pub fn load_at_startup(srv: Arc<Server>) -> tokio::task::JoinHandle<Result<(), S
         loaded(&srv);
         return tokio::task::spawn_blocking(|| Ok(()));
     }
-    srv.persist.loading.store(true, Ordering::SeqCst);
+    srv.persist.begin_loading();
     tokio::task::spawn_blocking(move || {
         let r = if aof {
             start_aof_at_boot(&srv)
@@ -804,7 +808,14 @@ fn load_rdb_keys(
     let lim = rdb::Limits::from_config(&srv.config);
     // `key-load-delay` (microseconds per key; a test knob, as in Redis).
     let delay = srv.config.key_load_delay();
+    // Clients are served (told -LOADING) once this much has been read,
+    // where Redis's load first processes events (see
+    // `State::holds_clients`).
+    let serve_after = srv.config.loading_process_events_interval_bytes();
     let mut sink = |k: rdb::Loaded| -> Result<(), rdb::RdbError> {
+        if k.read_bytes >= serve_after {
+            srv.persist.load_progressed();
+        }
         if delay > 0 {
             std::thread::sleep(std::time::Duration::from_micros(delay as u64));
         }
@@ -1880,47 +1891,97 @@ fn finish_rewrite(
     std::fs::rename(tmp, dir.join(&base.name))?;
     aof::fsync_dir(dir)?;
     let mut rt = srv.persist.aof.lock();
+    // The files the new base covers become history (Redis's order: those
+    // of an earlier run retired by turning the AOF on, then the old base
+    // and the incremental files before the one opened for this rewrite),
+    // deleted right away unless `aof-disable-auto-gc yes` keeps them.
     // With the AOF off (BGREWRITEAOF with appendonly no) the manifest gets
-    // the new base alone and the older files go, as Redis does; the
-    // incremental file opened for the rewrite was never used.
-    let (old, new) = if rt.on {
+    // the new base alone, as Redis does; the incremental file opened for
+    // the rewrite was never used and goes.
+    let (old, mut new, unused) = if rt.on {
         let new = Manifest {
             base: Some(base),
+            history: Vec::new(),
             incrs: vec![incr],
         };
-        (rt.manifest.clone(), new)
+        (rt.manifest.clone(), new, None)
     } else {
-        let mut old = std::fs::read_to_string(mpath)
+        let old = std::fs::read_to_string(mpath)
             .ok()
             .and_then(|t| Manifest::parse(&t).ok())
             .unwrap_or_default();
-        old.incrs.push(incr);
         let new = Manifest {
             base: Some(base),
-            incrs: Vec::new(),
+            ..Manifest::default()
         };
-        (old, new)
+        (old, new, Some(incr))
+    };
+    new.history = old.history.clone();
+    for h in &retire.history {
+        if !new.history.iter().any(|x| x.name == h.name) {
+            new.history.push(h.clone());
+        }
+    }
+    new.retire(retire.base.as_ref(), &retire.incrs);
+    new.retire(old.base.as_ref(), &old.incrs);
+    let drop_history = !srv.config.aof_disable_auto_gc();
+    let gone = if drop_history {
+        std::mem::take(&mut new.history)
+    } else {
+        Vec::new()
     };
     aof::write_atomic(mpath, new.render().as_bytes())?;
     rt.manifest = new.clone();
     drop(rt);
-    for f in old
-        .base
-        .iter()
-        .chain(old.incrs.iter())
-        .chain(retire.base.iter())
-        .chain(retire.incrs.iter())
-    {
-        if !new.incrs.iter().any(|n| n.name == f.name)
-            && new.base.as_ref().map(|b| &b.name) != Some(&f.name)
-        {
-            let _ = std::fs::remove_file(dir.join(&f.name));
-        }
+    remove_history(dir, &gone);
+    if let Some(f) = unused {
+        let _ = std::fs::remove_file(dir.join(&f.name));
     }
     srv.persist
         .aof_base_size
         .store(aof_total_size(dir, &new), Ordering::Relaxed);
     Ok(())
+}
+
+/// Deletes history files (Redis does it in the background; these are
+/// unlinks).
+fn remove_history(dir: &Path, files: &[aof::AofFile]) {
+    for f in files {
+        tracing::info!("Removing the history file {} in the background", f.name);
+        let _ = std::fs::remove_file(dir.join(&f.name));
+    }
+}
+
+/// Deletes the history files the AOF manifest lists, unless
+/// `aof-disable-auto-gc yes` keeps them (Redis's `aofDelHistoryFiles`: at
+/// startup, on DEBUG LOADAOF and when the setting goes back to `no`).
+pub fn gc_aof_history(srv: &Server) {
+    if srv.config.aof_disable_auto_gc() {
+        return;
+    }
+    let mut rt = srv.persist.aof.lock();
+    let (dir, mut m) = if rt.on {
+        (rt.dir.clone(), rt.manifest.clone())
+    } else {
+        match aof_manifest_on_disk(srv) {
+            Ok(x) => x,
+            Err(_) => return,
+        }
+    };
+    if m.history.is_empty() {
+        return;
+    }
+    let gone = std::mem::take(&mut m.history);
+    let mpath = dir.join(aof::manifest_name(&srv.config.appendfilename()));
+    if let Err(e) = aof::write_atomic(&mpath, m.render().as_bytes()) {
+        tracing::warn!("Can't write the AOF manifest {}: {e}", mpath.display());
+        return;
+    }
+    if rt.on {
+        rt.manifest = m;
+    }
+    drop(rt);
+    remove_history(&dir, &gone);
 }
 
 /// Background duties, ten times a second: scheduled BGSAVE/rewrite, save

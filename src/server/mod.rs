@@ -394,6 +394,9 @@ impl Server {
             }
         }
         self.sync_access_tracking();
+        if changed.contains(&"aof-disable-auto-gc") {
+            crate::persistence::snapshot::gc_aof_history(self);
+        }
         if changed.contains(&"appendonly") {
             let on = self.persist.aof.lock().on;
             if self.config.appendonly() && !on && defer_fork {

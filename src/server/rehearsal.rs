@@ -288,7 +288,7 @@ pub async fn reopen_after(slot: Slot, downtime_ms: u64) {
 pub fn reload_as_restart(srv: &Arc<Server>) -> Result<(), String> {
     use crate::persistence::snapshot;
     snapshot::kill_child(srv, None);
-    srv.persist.loading.store(true, Ordering::SeqCst);
+    srv.persist.begin_loading();
     let r = (|| {
         if srv.feed.aof_active() {
             // What the AOF holds on disk is what a restart replays.

@@ -923,7 +923,7 @@ fn load_in_place(srv: &Arc<Server>, source: &mut Source) -> Result<bool, String>
     if aof {
         snapshot::stop_aof(srv);
     }
-    srv.persist.loading.store(true, Ordering::SeqCst);
+    srv.persist.begin_loading();
     tracing::info!("MASTER <-> REPLICA sync: Flushing old data");
     srv.keyspace.clear_all();
     srv.functions.flush();
