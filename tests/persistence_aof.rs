@@ -2037,3 +2037,89 @@ async fn history_files_are_kept_while_auto_gc_is_disabled() {
     let x: i64 = c.incr("x", 1).await.unwrap();
     assert_eq!(x, 4);
 }
+
+/// Turning the AOF on at runtime: until the first rewrite succeeds, the
+/// stream goes to a temporary incremental file and no manifest exists; a
+/// failed attempt deletes that file and is retried; the success makes it
+/// the first incremental file, whose commands a restart replays (Redis's
+/// "AOF will open a temporary INCR AOF to accumulate data until the first
+/// AOFRW success when AOF is dynamically enabled").
+#[tokio::test]
+async fn the_first_rewrite_writes_to_a_temporary_incremental_file() {
+    let mut srv = TestServer::start_with(&["--snapshot-method", "fork", "--appendfsync", "always"]);
+    let mut c = srv.conn().await;
+    let dir = srv.dir.path().join("appendonlydir");
+    run(&mut c, &["SET", "k", "v"]).await;
+    run(&mut c, &["CONFIG", "SET", "rdb-key-save-delay", "10000000"]).await;
+    run(&mut c, &["CONFIG", "SET", "appendonly", "yes"]).await;
+    let child = || async {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(&p) = common::children_of(srv.pid()).first() {
+                return p;
+            }
+            assert!(Instant::now() < deadline, "no rewrite child");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let removed = |srv: &TestServer| {
+        srv.log()
+            .matches("Removing the temp incr aof file temp-appendonly.aof.incr")
+            .count()
+    };
+    let pid = child().await;
+    run(&mut c, &["INCR", "x"]).await;
+    assert!(dir.join("temp-appendonly.aof.incr").exists());
+    assert!(!dir.join("appendonly.aof.manifest").exists());
+    // SAFETY: signalling the server's own rewrite child.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while removed(&srv) < 1 {
+        assert!(Instant::now() < deadline, "the temp incr file stayed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!dir.join("appendonly.aof.manifest").exists());
+    assert!(!dir.join("appendonly.aof.1.base.rdb").exists());
+    // The retry starts by itself.
+    let next = loop {
+        let p = child().await;
+        if p != pid {
+            break p;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    run(&mut c, &["CONFIG", "SET", "rdb-key-save-delay", "0"]).await;
+    run(&mut c, &["INCR", "x"]).await;
+    // SAFETY: as above.
+    unsafe { libc::kill(next as i32, libc::SIGKILL) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while removed(&srv) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the second temp incr file stayed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The third attempt, undelayed, succeeds.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !dir.join("appendonly.aof.manifest").exists()
+        || info_field(&mut c, "aof_rewrite_in_progress").await != "0"
+    {
+        assert!(Instant::now() < deadline, "no successful rewrite");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(info_field(&mut c, "aof_last_bgrewrite_status").await, "ok");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("appendonly.aof.manifest")).unwrap(),
+        "file appendonly.aof.1.base.rdb seq 1 type b\n\
+         file appendonly.aof.1.incr.aof seq 1 type i\n"
+    );
+    assert!(!dir.join("temp-appendonly.aof.incr").exists());
+    run(&mut c, &["INCR", "x"]).await;
+    srv.restart_with(&["--appendonly", "yes"]);
+    let mut c = srv.conn().await;
+    let x: i64 = c.get("x").await.unwrap();
+    assert_eq!(x, 3);
+    let k: String = c.get("k").await.unwrap();
+    assert_eq!(k, "v");
+}

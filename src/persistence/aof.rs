@@ -232,6 +232,12 @@ pub fn incr_name(appendfilename: &str, seq: u64) -> String {
     format!("{appendfilename}.{seq}.incr.aof")
 }
 
+/// The incremental file the rewrite that turns the AOF on writes to until
+/// it succeeds (Redis's name for it).
+pub fn temp_incr_name(appendfilename: &str) -> String {
+    format!("temp-{appendfilename}.incr")
+}
+
 pub fn base_name(appendfilename: &str, seq: u64, rdb: bool) -> String {
     format!(
         "{appendfilename}.{seq}.base.{}",
@@ -780,6 +786,20 @@ fn count_lines(path: &Path, from: u64, to: u64) -> Result<u64, String> {
 /// Opens (creating) an incremental file for appending.
 pub fn open_incr(path: &Path) -> io::Result<File> {
     let f = OpenOptions::new().create(true).append(true).open(path)?;
+    if let Some(dir) = path.parent() {
+        fsync_dir(dir)?;
+    }
+    Ok(f)
+}
+
+/// Creates (emptied if it exists) the temporary incremental file of a
+/// first rewrite.
+pub fn create_temp_incr(path: &Path) -> io::Result<File> {
+    let f = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(path)?;
     if let Some(dir) = path.parent() {
         fsync_dir(dir)?;
     }

@@ -1734,7 +1734,13 @@ pub fn rewrite_aof(srv: &Server, enable: bool) -> Result<(), String> {
         let rt = srv.persist.aof.lock();
         (rt.on, rt.manifest.clone())
     };
-    if !on {
+    // The rewrite that turns the AOF on (or its retry after a failure: the
+    // writer is then running, and the AOF still waits for its first
+    // rewrite). As Redis, its stream goes to a temporary incremental file,
+    // made the first incremental file only once the base exists: no
+    // manifest is written until then.
+    let initial = (enable && !on) || (on && srv.persist.aof_initial.load(Ordering::SeqCst));
+    if !on || initial {
         // Continue numbering after whatever a previous run left.
         if let Ok(text) = std::fs::read_to_string(&mpath) {
             if let Ok(m) = Manifest::parse(&text) {
@@ -1754,10 +1760,18 @@ pub fn rewrite_aof(srv: &Server, enable: bool) -> Result<(), String> {
         seq: manifest.next_incr_seq(),
         kind: aof::FileType::Incr,
     };
-    let incr_path = dir.join(&incr.name);
-    let incr_file =
-        aof::open_incr(&incr_path).map_err(|e| format!("ERR Can't open the AOF file: {e}"))?;
-    if on {
+    let incr_path = if initial {
+        dir.join(aof::temp_incr_name(&name))
+    } else {
+        dir.join(&incr.name)
+    };
+    let incr_file = if initial {
+        aof::create_temp_incr(&incr_path)
+    } else {
+        aof::open_incr(&incr_path)
+    }
+    .map_err(|e| format!("ERR Can't open the AOF file: {e}"))?;
+    if on && !initial {
         // A crash during the rewrite must still replay everything: list the
         // new incremental file before the stream switches to it.
         let mut during = manifest.clone();
@@ -1777,15 +1791,18 @@ pub fn rewrite_aof(srv: &Server, enable: bool) -> Result<(), String> {
     // Turning the AOF on: the files an earlier run left (the manifest on
     // disk) are retired once this rewrite succeeds, as Redis makes them
     // history (the writer starts from an empty manifest).
-    let retire = if enable && !on {
+    let retire = if initial {
         manifest.clone()
     } else {
         Manifest::default()
     };
+    let temp_incr = initial.then(|| incr_path.clone());
     let mut incr_file = Some(incr_file);
     let writer_dir = dir.clone();
     let at_fork = move || {
         if on {
+            // A retry of the first rewrite switches to a new temporary
+            // file, as any rewrite to its incremental file.
             srv.feed.rotate(incr_path.clone());
         } else if enable {
             if let (Some(f), Some(arc)) = (incr_file.take(), srv.arc()) {
@@ -1800,13 +1817,34 @@ pub fn rewrite_aof(srv: &Server, enable: bool) -> Result<(), String> {
             // Killed on purpose (appendonly turned off): not a failure.
             p.aof_initial.store(false, Ordering::SeqCst);
             let _ = std::fs::remove_file(&tmp);
+            if let Some(t) = &temp_incr {
+                remove_temp_incr(t);
+            }
             *p.child.lock() = None;
             return;
         }
-        let done = ok && finish_rewrite(srv, &dir, &mpath, &tmp, base, incr, &retire).is_ok();
+        let done = ok
+            && finish_rewrite(
+                srv,
+                &dir,
+                &mpath,
+                &tmp,
+                base,
+                (incr, temp_incr.as_deref()),
+                &retire,
+            )
+            .is_ok();
         if !done {
             let _ = std::fs::remove_file(&tmp);
             tracing::warn!("Background AOF rewrite failed");
+            if let Some(t) = &temp_incr {
+                // What was written meanwhile is in no manifest; the retry
+                // (scheduled, as Redis's) snapshots it again.
+                remove_temp_incr(t);
+                if p.aof_initial.load(Ordering::SeqCst) {
+                    p.rewrite_scheduled.store(true, Ordering::Relaxed);
+                }
+            }
         } else {
             tracing::info!("Background AOF rewrite finished successfully");
         }
@@ -1885,10 +1923,15 @@ fn finish_rewrite(
     mpath: &Path,
     tmp: &Path,
     base: aof::AofFile,
-    incr: aof::AofFile,
+    (incr, temp_incr): (aof::AofFile, Option<&Path>),
     retire: &Manifest,
 ) -> io::Result<()> {
     std::fs::rename(tmp, dir.join(&base.name))?;
+    if let Some(t) = temp_incr {
+        // The first rewrite's stream becomes the first incremental file
+        // (the writer keeps appending to it under its new name).
+        std::fs::rename(t, dir.join(&incr.name))?;
+    }
     aof::fsync_dir(dir)?;
     let mut rt = srv.persist.aof.lock();
     // The files the new base covers become history (Redis's order: those
@@ -1941,6 +1984,18 @@ fn finish_rewrite(
         .aof_base_size
         .store(aof_total_size(dir, &new), Ordering::Relaxed);
     Ok(())
+}
+
+/// Deletes the temporary incremental file of a first rewrite that failed
+/// or was stopped.
+fn remove_temp_incr(path: &Path) {
+    if let Some(n) = path.file_name() {
+        tracing::info!(
+            "Removing the temp incr aof file {} in the background",
+            n.to_string_lossy()
+        );
+    }
+    let _ = std::fs::remove_file(path);
 }
 
 /// Deletes history files (Redis does it in the background; these are
@@ -1997,7 +2052,10 @@ pub async fn cron(srv: Arc<Server>) {
             continue;
         }
         let p = &srv.persist;
-        if p.rewrite_scheduled.swap(false, Ordering::Relaxed) {
+        // As Redis, a scheduled rewrite waits out the limit repeated
+        // failures set (the retries of a failing first rewrite too).
+        if p.rewrite_scheduled.load(Ordering::Relaxed) && !aof_rewrite_limited(p, unix_secs()) {
+            p.rewrite_scheduled.store(false, Ordering::Relaxed);
             let enable = srv.config.appendonly() && !p.aof.lock().on;
             let _ = rewrite_aof(&srv, enable);
             continue;
