@@ -959,7 +959,13 @@ impl LoadFlag {
             srv: srv.clone(),
             same_history,
         };
-        f.flag().store(true, Ordering::SeqCst);
+        if same_history {
+            f.flag().store(true, Ordering::SeqCst);
+        } else {
+            // A load like any other: clients wait for its first progress
+            // point, then get -LOADING.
+            srv.persist.begin_loading();
+        }
         f
     }
 
