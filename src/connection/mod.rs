@@ -703,11 +703,16 @@ async fn hold_for_load<S: AsyncWrite + Unpin>(
     if !flush_before_wait(srv, client, stream, out).await {
         return false;
     }
+    // Polled, from 1 ms up to 16 ms: many connections held through a
+    // long first stretch (a large dataset emptied before a replica's load)
+    // must not keep the workers busy waking them.
+    let mut nap = 1;
     while srv.persist.holds_clients() {
         if client.info.killed.load(Ordering::Relaxed) {
             return false;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(nap)).await;
+        nap = (nap * 2).min(16);
     }
     client.now = dispatch::unix_ms();
     true
