@@ -155,8 +155,8 @@ impl Manifest {
     /// history, is not added twice.
     pub fn retire(&mut self, base: Option<&AofFile>, incrs: &[AofFile]) {
         for f in base.into_iter().chain(incrs.iter().rev()) {
-            let listed = self.base.iter().chain(&self.incrs).chain(&self.history);
-            if listed.clone().any(|l| l.name == f.name) {
+            let mut listed = self.base.iter().chain(&self.incrs).chain(&self.history);
+            if listed.any(|l| l.name == f.name) {
                 continue;
             }
             self.history.insert(
