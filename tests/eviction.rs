@@ -700,6 +700,48 @@ async fn a_stalled_replicas_stream_does_not_evict_keys() {
     assert_eq!(n, 100);
 }
 
+/// Writes that change a big string in place allocate nothing, but the
+/// memory meter counts their arguments until its next allocator reading:
+/// a client sending thousands of them a millisecond looked tens of
+/// kilobytes larger than it was, and a limit just above usage evicted on
+/// that alone (found by Redis's "replica buffer don't induce eviction",
+/// which leaves 32 KB of headroom). Eviction now decides on a fresh
+/// reading.
+#[tokio::test]
+async fn in_place_writes_just_under_the_limit_evict_nothing() {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    for j in 0..100 {
+        let _: () = redis::cmd("SETRANGE")
+            .arg(format!("key:{j}"))
+            .arg(100_000)
+            .arg("asdf")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+    }
+    config_set(&mut c, "maxmemory-policy", "allkeys-random").await;
+    let payload = "A".repeat(100);
+    let batch = || {
+        let mut p = redis::pipe();
+        for _ in 0..200 {
+            p.cmd("SETRANGE").arg("key:0").arg(0).arg(&payload).ignore();
+        }
+        p
+    };
+    // Once, so the connection's buffers have their working size.
+    let _: () = batch().query_async(&mut c).await.unwrap();
+    let used = info_u64(&mut c, "memory", "used_memory").await;
+    config_set(&mut c, "maxmemory", &(used + 48 * 1024).to_string()).await;
+    // 200 x 200 writes of 100 bytes: 35 KB of noted arguments per batch.
+    for _ in 0..200 {
+        let _: () = batch().query_async(&mut c).await.unwrap();
+    }
+    assert_eq!(info_u64(&mut c, "stats", "evicted_keys").await, 0);
+    let n: u64 = redis::cmd("DBSIZE").query_async(&mut c).await.unwrap();
+    assert_eq!(n, 100);
+}
+
 /// Evicting a key other clients track queues an invalidation for each of
 /// them; that must not count against what the eviction freed, or eviction
 /// feeds on itself until the database is empty (Redis's "client tracking

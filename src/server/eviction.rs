@@ -251,7 +251,7 @@ pub fn effective_limit(srv: &Server, max: u64) -> u64 {
 /// limit is set)?
 pub fn over_maxmemory(srv: &Server, now: u64) -> bool {
     let max = srv.config.maxmemory();
-    max > 0 && srv.memory.used(now) > effective_limit(srv, max)
+    max > 0 && srv.memory.confirmed_over(now, || effective_limit(srv, max))
 }
 
 /// Evicts until under `maxmemory`, nothing is evictable, or the time budget
@@ -295,7 +295,7 @@ fn evict_until_under(srv: &Server, now: u64) -> Outcome {
     // Read afresh at each check: every key evicted during a snapshot adds
     // its old value to what the snapshot holds.
     let limit_now = || effective_limit(srv, max);
-    if srv.memory.used(now) <= limit_now() {
+    if !srv.memory.confirmed_over(now, limit_now) {
         return Outcome::Ok;
     }
     // CLIENT PAUSE keeps the dataset still (as Redis, no eviction).

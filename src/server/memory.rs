@@ -172,6 +172,27 @@ impl MemoryMeter {
         self.refreshed_at_ms.store(0, Ordering::Relaxed);
     }
 
+    /// The figure a decision to evict rests on: [`MemoryMeter::used`]
+    /// when that is under `limit`, else read afresh from the allocator
+    /// (unless nothing was noted since this millisecond's reading). Noted
+    /// argument bytes are an upper bound: a client doing a hundred
+    /// in-place writes a millisecond (SETRANGE over a big string) looks
+    /// 15 KB larger than it is until the next reading, and evicting on
+    /// that would take keys for memory nobody allocated. Costs an
+    /// allocator reading per check only while the estimate is over the
+    /// limit.
+    pub fn confirmed_over(&self, now_ms: u64, limit: impl Fn() -> u64) -> bool {
+        if self.used(now_ms) <= limit() {
+            return false;
+        }
+        if self.pending.load(Ordering::Relaxed) == 0
+            && self.refreshed_at_ms.load(Ordering::Relaxed) == now_ms
+        {
+            return true;
+        }
+        self.refresh(now_ms) > limit()
+    }
+
     /// Cached figure plus adjustments, without refreshing.
     pub fn estimate(&self) -> u64 {
         let c = self.cached.load(Ordering::Relaxed) as i64;
