@@ -134,7 +134,6 @@
 //! `crash-log-enabled`, `crash-memcheck-enabled`, `use-exit-on-panic`,
 //! `io-threads`, `io-threads-do-reads`, `jemalloc-bg-thread`,
 //! `ignore-warnings`,
-//! `rdb-del-sync-files`,
 //! `sanitize-dump-payload`,
 //! `no-appendfsync-on-rewrite`,
 //! `repl-disable-tcp-nodelay`,
@@ -998,7 +997,7 @@ params! {
     dbfilename "dbfilename" =
         string("dump.rdb").protected().check(check_dbfilename) => String;
     dir "dir" = special(Special::Dir, "").protected().deny_loading();
-    rdb_del_sync_files "rdb-del-sync-files" = boolean("no").no_effect() => bool;
+    rdb_del_sync_files "rdb-del-sync-files" = boolean("no") => bool;
     rdb_key_save_delay "rdb-key-save-delay" =
         int(INT_MIN, INT_MAX, "0").hidden() => i64;
     key_load_delay "key-load-delay" = int(INT_MIN, INT_MAX, "0").hidden() => i64;

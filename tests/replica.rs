@@ -1683,3 +1683,80 @@ async fn wait_after_a_served_blocked_read_counts_its_propagation() {
     );
     wait_acked(&mut reader, 1).await;
 }
+
+/// As Redis's BGSAVE for SYNC, a disk-target full sync is a save of
+/// `dbfilename`: the file appears, LASTSAVE moves and the changes since
+/// the last save restart from the snapshot. With `rdb-del-sync-files yes`
+/// and persistence off, the file goes once no replica needs it, on the
+/// primary and on a replica that loaded it.
+#[tokio::test]
+async fn a_disk_sync_writes_dbfilename_and_rdb_del_sync_files_removes_it() {
+    let srv = TestServer::start_with(&["--save", "", "--repl-diskless-sync", "no"]);
+    let mut c = srv.conn().await;
+    for i in 0..20 {
+        let _: () = c.set(format!("key{i}"), "v").await.unwrap();
+    }
+    let dump = srv.dir.path().join("dump.rdb");
+    assert!(!dump.exists());
+    let before: u64 = redis::cmd("LASTSAVE").query_async(&mut c).await.unwrap();
+    let changes = || async {
+        let mut c = srv.conn().await;
+        info_field(&mut c, "persistence", "rdb_changes_since_last_save").await
+    };
+    assert_eq!(changes().await, "20");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let port = srv.addr.port().to_string();
+    let replica = TestServer::start_with(&["--replicaof", "127.0.0.1", &port, "--save", ""]);
+    let mut r = replica.conn().await;
+    wait_info(&mut r, "master_link_status", "up").await;
+    let bytes = std::fs::read(&dump).expect("dump.rdb written by the sync");
+    assert!(bytes.starts_with(b"REDIS0"));
+    assert!(bytes.windows(5).any(|w| w == b"key19"));
+    let after: u64 = redis::cmd("LASTSAVE").query_async(&mut c).await.unwrap();
+    assert!(after > before, "LASTSAVE {before} -> {after}");
+    assert_eq!(changes().await, "0");
+    assert_eq!(
+        info_field(&mut c, "persistence", "rdb_last_bgsave_status").await,
+        "ok"
+    );
+    // The replica keeps what it loaded (rdb-del-sync-files is off).
+    assert!(replica.dir.path().join("dump.rdb").exists());
+    drop(r);
+    drop(replica);
+
+    // rdb-del-sync-files yes, no save points, no AOF: the primary's file
+    // is gone once the new replica is online, and so is the replica's.
+    std::fs::remove_file(&dump).unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("rdb-del-sync-files")
+        .arg("yes")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let replica = TestServer::start_with(&[
+        "--replicaof",
+        "127.0.0.1",
+        &port,
+        "--save",
+        "",
+        "--rdb-del-sync-files",
+        "yes",
+    ]);
+    let mut r = replica.conn().await;
+    wait_info(&mut r, "master_link_status", "up").await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while dump.exists() {
+        assert!(Instant::now() < deadline, "dump.rdb kept");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(srv
+        .log()
+        .contains("Removing the RDB file used to feed replicas in a persistence-less instance"));
+    assert!(!replica.dir.path().join("dump.rdb").exists());
+    assert!(replica.log().contains(
+        "Removing the RDB file obtained from the master. This replica has persistence disabled"
+    ));
+    let n: u64 = redis::cmd("DBSIZE").query_async(&mut r).await.unwrap();
+    assert_eq!(n, 20);
+}

@@ -74,6 +74,11 @@ pub struct State {
     pub dirty_at_save: AtomicU64,
     pub last_bgsave_ok: AtomicBool,
     pub last_bgsave_secs: AtomicI64,
+    /// `dbfilename` was last written by a disk-target replication sync
+    /// while `rdb-del-sync-files` was on (Redis's
+    /// `RDBGeneratedByReplication`): removed once no replica needs it, if
+    /// persistence is off.
+    pub rdb_from_sync: AtomicBool,
     pub last_rewrite_ok: AtomicBool,
     pub last_rewrite_secs: AtomicI64,
     /// The running child (at most one, as Redis): its kind and start time.
@@ -155,6 +160,7 @@ impl Default for State {
             dirty_at_save: AtomicU64::new(0),
             last_bgsave_ok: AtomicBool::new(true),
             last_bgsave_secs: AtomicI64::new(-1),
+            rdb_from_sync: AtomicBool::new(false),
             last_rewrite_ok: AtomicBool::new(true),
             last_rewrite_secs: AtomicI64::new(-1),
             child: Mutex::new(None),

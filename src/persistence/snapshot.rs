@@ -1148,9 +1148,11 @@ pub enum ReplSaveTo {
 /// The snapshot of a replica's full resync (see `server::replication`):
 /// waits until no other save or rewrite runs (or the replica's connection
 /// is killed), then writes the dataset to `to`, running `at_start` at the
-/// snapshot's instant under every shard lock. `dump.rdb` is not touched.
-/// A diskless one needs the versioned snapshot (a forked child would need
-/// the pipe as a descriptor). Blocking: runs on its own thread.
+/// snapshot's instant under every shard lock. A disk-target one is also a
+/// save of `dbfilename`, as Redis's BGSAVE for SYNC is
+/// ([`install_sync_file`]). A diskless one needs the versioned snapshot
+/// (a forked child would need the pipe as a descriptor). Blocking: runs
+/// on its own thread.
 pub fn save_for_replica(
     srv: &Server,
     alive: &dyn Fn() -> bool,
@@ -1175,10 +1177,15 @@ pub fn save_for_replica(
     };
     let params = SaveParams::of(srv);
     let cell = params.repl.clone();
+    let started = std::time::Instant::now();
+    // The changes the file holds: those made before its instant.
+    let dirty_cell = AtomicU64::new(0);
+    let dirty = &dirty_cell;
     // The backlog the replica attaches to exists once `at_start` ran.
     let at_start = move || {
         at_start();
         *cell.lock() = repl_aux_now(srv);
+        dirty.store(srv.stats.dirty.load(Ordering::Relaxed), Ordering::Relaxed);
     };
     if srv.config.snapshot_method() != SnapshotMethod::Versioned {
         let ReplSaveTo::Disk(tmp) = to else {
@@ -1197,6 +1204,9 @@ pub fn save_for_replica(
             }
             Err(_) => false,
         };
+        if ok {
+            install_sync_file(srv, &tmp, dirty.load(Ordering::Relaxed), started);
+        }
         *srv.persist.child.lock() = None;
         return if ok {
             Ok(())
@@ -1234,12 +1244,76 @@ pub fn save_for_replica(
         take_abort(id)
     };
     if ok && !killed {
+        if let Some(tmp) = &tmp {
+            install_sync_file(srv, tmp, dirty.load(Ordering::Relaxed), started);
+        }
         Ok(())
     } else {
         if let Some(tmp) = tmp {
             let _ = std::fs::remove_file(tmp);
         }
         Err("the snapshot failed".into())
+    }
+}
+
+/// A disk-target sync's file becomes `dbfilename` too, as Redis's BGSAVE
+/// for SYNC writes it: linked there (the replicas go on reading their own
+/// name for it, deleted once sent), fsynced, and counted as a background
+/// save (LASTSAVE, the changes since the last save, INFO's status). With
+/// `rdb-del-sync-files yes`, [`remove_rdb_used_to_sync`] takes it away
+/// again once no replica needs it if persistence is off.
+fn install_sync_file(srv: &Server, tmp: &Path, dirty: u64, started: std::time::Instant) {
+    let final_path = PathBuf::from(srv.config.dbfilename());
+    let mut name = tmp.as_os_str().to_owned();
+    name.push(".dump");
+    let link = PathBuf::from(name);
+    let _ = std::fs::remove_file(&link);
+    let made = std::fs::hard_link(tmp, &link)
+        .or_else(|_| std::fs::copy(tmp, &link).map(|_| ()))
+        .and_then(|()| std::fs::File::open(&link)?.sync_all());
+    if let Err(e) = &made {
+        tracing::warn!(
+            "Could not write {} from the sync's file: {e}",
+            final_path.display()
+        );
+    }
+    finish_bgsave(srv, made.is_ok(), false, &link, &final_path, dirty);
+    srv.persist
+        .last_bgsave_secs
+        .store(started.elapsed().as_secs() as i64, Ordering::Relaxed);
+    if made.is_ok() && srv.config.rdb_del_sync_files() {
+        srv.persist.rdb_from_sync.store(true, Ordering::Relaxed);
+    }
+}
+
+/// No save points and the AOF off (Redis's `allPersistenceDisabled`).
+pub fn all_persistence_disabled(srv: &Server) -> bool {
+    srv.config.save_points().is_empty() && !srv.config.appendonly()
+}
+
+/// `rdb-del-sync-files`: the `dbfilename` a disk-target sync wrote is
+/// removed once no replica waits for or reads a snapshot, if persistence
+/// is off (Redis's `removeRDBUsedToSyncReplicas`, from the replication
+/// cron). Turning the parameter off forgets the file.
+pub fn remove_rdb_used_to_sync(srv: &Server, replicas_syncing: bool) {
+    let p = &srv.persist;
+    if !srv.config.rdb_del_sync_files() {
+        p.rdb_from_sync.store(false, Ordering::Relaxed);
+        return;
+    }
+    if replicas_syncing
+        || !p.rdb_from_sync.load(Ordering::Relaxed)
+        || !all_persistence_disabled(srv)
+    {
+        return;
+    }
+    let path = PathBuf::from(srv.config.dbfilename());
+    if path.exists() {
+        p.rdb_from_sync.store(false, Ordering::Relaxed);
+        tracing::info!(
+            "Removing the RDB file used to feed replicas in a persistence-less instance"
+        );
+        let _ = std::fs::remove_file(&path);
     }
 }
 

@@ -884,6 +884,13 @@ fn load_received(
                 srv.persist
                     .dirty_at_save
                     .store(srv.stats.dirty.load(Ordering::Relaxed), Ordering::Relaxed);
+                if srv.config.rdb_del_sync_files() && snapshot::all_persistence_disabled(srv) {
+                    // Redis's text (logs are read by operators' tooling).
+                    tracing::info!(
+                        "Removing the RDB file obtained from the master. This replica has persistence disabled"
+                    );
+                    let _ = std::fs::remove_file(&dest);
+                }
             }
             Err(e) => {
                 tracing::warn!(

@@ -856,6 +856,10 @@ impl Replication {
         }
         let links = self.links();
         let now = crate::commands::dispatch::unix_ms();
+        let syncing = links
+            .iter()
+            .any(|l| !l.info.killed.load(Ordering::Relaxed) && l.state() != LinkState::Online);
+        crate::persistence::snapshot::remove_rdb_used_to_sync(srv, syncing);
         if links.is_empty() {
             self.expire_backlog(srv, now);
             return;
