@@ -70,7 +70,10 @@
 //!   they can be rotated), sensitive like `requirepass`, modifiable.
 //! * `profile` — informational name of the configuration profile
 //!   (`development`, `production`), immutable.
-//! * `metrics-port` — port of the metrics endpoint, 0 = off, immutable.
+//! * `metrics-port` — port of the HTTP metrics endpoint (`GET /metrics`,
+//!   Azure Monitor's metrics in Prometheus's text format; see
+//!   `server::metrics`), 0 = off, immutable. With `ephemeral-port yes` it
+//!   is OS-chosen too and logged as `Metrics endpoint listening on …`.
 //! * `log-format` — `text` or `json`, immutable.
 //! * `worker-threads` — async worker threads serving the clients, 0 (the
 //!   default) = one per CPU core but one (at least one), immutable; see
@@ -146,8 +149,7 @@
 //! `active-defrag-cycle-min`, `active-defrag-cycle-max`,
 //! `active-defrag-max-scan-fields`,
 //! `list-max-listpack-size`, `list-compress-depth`,
-//! `shutdown-on-sigint`, `shutdown-on-sigterm`,
-//! `metrics-port`.
+//! `shutdown-on-sigint`, `shutdown-on-sigterm`.
 //! <!-- /no-effect-list -->
 //!
 //! # Differences from Redis, on purpose
@@ -1182,7 +1184,7 @@ params! {
     secondary_access_key "secondary-access-key" =
         nullable().sensitive().cinnabar() => Option<String>, "Cinnabar-only; sensitive.";
     profile "profile" = string("").immutable().cinnabar() => String, "Cinnabar-only, informational: the configuration profile's name.";
-    metrics_port "metrics-port" = int(0, 65535, "0").immutable().cinnabar().no_effect() => u16, "Cinnabar-only: port of the metrics endpoint; 0 = off.";
+    metrics_port "metrics-port" = int(0, 65535, "0").immutable().cinnabar() => u16, "Cinnabar-only: port of the metrics endpoint; 0 = off.";
     log_format "log-format" = enumeration(LOG_FORMAT, "text").immutable().cinnabar() => LogFormat, "Cinnabar-only.";
     worker_threads "worker-threads" = int(0, 1024, "0").immutable().cinnabar() => usize,
         "Cinnabar-only: async worker threads serving clients; 0 = one per CPU core but one (at least one).";

@@ -345,6 +345,23 @@ impl EntraState {
             return None;
         }
         let v = self.current.load_full()?;
+        let admitted = Self::admit(srv, &v, name, pass, now_ms);
+        if admitted.is_none() {
+            // A token was presented and refused (Azure's error type).
+            srv.metrics
+                .count(crate::server::metrics::ErrorType::EntraAuthenticationFailure);
+        }
+        admitted
+    }
+
+    /// The login a valid token for `name` gets, or None (logged).
+    fn admit(
+        srv: &Server,
+        v: &Verifier,
+        name: &[u8],
+        pass: &[u8],
+        now_ms: u64,
+    ) -> Option<(Arc<UserHandle>, u64)> {
         let exp_ms = match v.verify(name, pass, now_ms) {
             Ok(e) => e,
             Err(why) => {

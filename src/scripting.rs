@@ -164,7 +164,12 @@ fn script_thread() -> Option<&'static std::sync::mpsc::Sender<Job>> {
                     HOLDS_GATE.with(|f| f.set(true));
                     // A panic drops the job's reply sender; its connection
                     // closes and the thread serves the next job.
+                    let t0 = std::time::Instant::now();
                     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                    // Busy time for Azure's Server Load (the worker that
+                    // handed the script over waits without being busy).
+                    crate::server::metrics::SCRIPT_BUSY_NS
+                        .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
                     HOLDS_GATE.with(|f| f.set(false));
                     drop(gate);
                 }

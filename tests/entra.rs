@@ -122,7 +122,16 @@ async fn valid_tokens_log_in_and_invalid_ones_get_wrongpass() {
     let good = rsa_token(&Claims::good(OID));
     // Wrong signature: signed by another key; tampered payload.
     let other = sign_rsa("entra-rsa-other.key", &Claims::good(OID));
+    assert_eq!(
+        entra_errors(&mut a, "MicrosoftEntraAuthenticationFailure").await,
+        0
+    );
     assert_eq!(call(&mut c, &["AUTH", OID, &other]).await, WRONGPASS);
+    // Azure's error metric counts the refused token.
+    assert_eq!(
+        entra_errors(&mut a, "MicrosoftEntraAuthenticationFailure").await,
+        1
+    );
     let parts: Vec<&str> = good.split('.').collect();
     let forged_payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
         Claims {
@@ -316,6 +325,27 @@ async fn expiry_closes_the_connection_unless_reauthenticated() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let list = call(&mut a, &["CLIENT", "LIST"]).await;
     assert_eq!(list.matches(&format!("user={OID}")).count(), 1, "{list}");
+    // Azure's error metric: connections 1, 3 and 4 ran past their token.
+    assert_eq!(entra_errors(&mut a, "MicrosoftEntraTokenExpired").await, 3);
+    assert_eq!(
+        entra_errors(&mut a, "MicrosoftEntraAuthenticationFailure").await,
+        0
+    );
+}
+
+/// The count of Azure error type `kind` in `AZURE METRICS` (RESP2: the
+/// type's name, then its count).
+async fn entra_errors(c: &mut Conn, kind: &str) -> u64 {
+    let r = call(c, &["AZURE", "METRICS"]).await;
+    let after = r
+        .split(&format!("${}\r\n{kind}\r\n:", kind.len()))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no {kind} in {r}"));
+    after
+        .split("\r\n")
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count for {kind} in {r}"))
 }
 
 #[tokio::test]

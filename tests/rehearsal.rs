@@ -425,3 +425,198 @@ async fn rehearsal_errors() {
     assert_eq!(st["rehearsal"], "idle");
     assert_eq!(st["channel"], "AzureRedisEvents");
 }
+
+/// The metrics endpoint's address, from the server's log.
+fn metrics_addr(srv: &TestServer) -> SocketAddr {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let log = srv.log();
+        if let Some(a) = log
+            .lines()
+            .find_map(|l| l.split("Metrics endpoint listening on http://").nth(1))
+        {
+            return a
+                .trim()
+                .trim_end_matches("/metrics")
+                .parse()
+                .expect("metrics address");
+        }
+        assert!(Instant::now() < deadline, "no metrics endpoint in the log");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One HTTP request to the metrics endpoint: (status line, headers, body).
+async fn http(addr: SocketAddr, request: &str) -> (String, String, String) {
+    let mut s = TcpStream::connect(addr).await.expect("connect to metrics");
+    s.write_all(request.as_bytes()).await.expect("send");
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut raw))
+        .await
+        .expect("the endpoint answered and closed")
+        .expect("read");
+    let text = String::from_utf8(raw).expect("utf-8");
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP response");
+    let (status, headers) = head.split_once("\r\n").unwrap_or((head, ""));
+    (status.to_string(), headers.to_string(), body.to_string())
+}
+
+/// `GET /metrics`: every sample line as `name{labels}` -> value.
+async fn scrape(addr: SocketAddr) -> HashMap<String, f64> {
+    let (status, headers, body) = http(addr, "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(
+        headers.contains("Content-Type: text/plain; version=0.0.4"),
+        "{headers}"
+    );
+    body.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (k, v) = l.rsplit_once(' ').expect("name value");
+            (k.to_string(), v.parse::<f64>().expect("a number"))
+        })
+        .collect()
+}
+
+fn metric(m: &HashMap<String, f64>, name: &str) -> f64 {
+    *m.get(&format!("azure_redis_{name}"))
+        .unwrap_or_else(|| panic!("no {name} in {m:?}"))
+}
+
+fn error_count(m: &HashMap<String, f64>, kind: &str) -> f64 {
+    metric(m, &format!("errors{{errortype=\"{kind}\"}}"))
+}
+
+#[tokio::test]
+async fn azure_metrics_count_what_info_counts() {
+    let srv = TestServer::start_with(&["--save", "", "--metrics-port", "9", "--maxmemory", "64mb"]);
+    let maddr = metrics_addr(&srv);
+    let mut c = Conn::connect(srv.addr).await;
+    let ok = Some(V::Str("OK".into()));
+    // Sets: SET, SET, SETEX (Azure's list). Gets: GET x3, HGET.
+    assert_eq!(c.call(&["SET", "a", "1"]).await, ok);
+    assert_eq!(c.call(&["SET", "b", "2"]).await, ok);
+    assert_eq!(c.call(&["SETEX", "c", "100", "3"]).await, ok);
+    assert_eq!(c.call(&["GET", "a"]).await, Some(V::Str("1".into())));
+    assert_eq!(c.call(&["GET", "b"]).await, Some(V::Str("2".into())));
+    assert_eq!(c.call(&["GET", "nope"]).await, Some(V::Nil));
+    assert_eq!(c.call(&["HGET", "h", "f"]).await, Some(V::Nil));
+    // Not a get or a set, but an operation.
+    assert_eq!(c.call(&["DEL", "nothing"]).await, Some(V::Int(0)));
+
+    let m = scrape(maddr).await;
+    assert_eq!(metric(&m, "cachehits"), 2.0);
+    assert_eq!(metric(&m, "cachemisses"), 2.0);
+    assert_eq!(metric(&m, "cachemissrate"), 50.0);
+    assert_eq!(metric(&m, "getcommands"), 4.0);
+    assert_eq!(metric(&m, "setcommands"), 3.0);
+    assert!(metric(&m, "totalcommandsprocessed") >= 8.0);
+    assert_eq!(metric(&m, "totalkeys"), 3.0);
+    assert!(metric(&m, "connectedclients") >= 1.0);
+    assert!(metric(&m, "allConnectionsCreatedPerSecond") > 0.0);
+    let used = metric(&m, "usedmemory");
+    assert!(used > 0.0);
+    let perc = metric(&m, "usedmemorypercentage");
+    assert!(
+        (perc - used * 100.0 / (64.0 * 1024.0 * 1024.0)).abs() < 5.0,
+        "{perc} vs {used}"
+    );
+    assert!(metric(&m, "usedmemoryRss") > 0.0);
+    let load = metric(&m, "serverLoad");
+    assert!(load > 0.0 && load <= 100.0, "{load}");
+    let cpu = metric(&m, "percentProcessorTime");
+    assert!((0.0..=100.0).contains(&cpu), "{cpu}");
+    assert!(metric(&m, "cacheWrite") > 0.0);
+    assert!(metric(&m, "cacheRead") > 0.0);
+    for kind in [
+        "Failover",
+        "Dataloss",
+        "UnresponsiveClients",
+        "AOF",
+        "RDB",
+        "MicrosoftEntraAuthenticationFailure",
+        "MicrosoftEntraTokenExpired",
+    ] {
+        assert_eq!(error_count(&m, kind), 0.0, "{kind}");
+    }
+
+    // The same figures from AZURE METRICS (a map; flat in RESP2).
+    let Some(V::Arr(items)) = c.call(&["AZURE", "METRICS"]).await else {
+        panic!("AZURE METRICS");
+    };
+    let names: Vec<&str> = items.iter().step_by(2).map(|v| v.text()).collect();
+    assert_eq!(names.len(), 21, "{names:?}");
+    let at = |n: &str| {
+        let i = names.iter().position(|x| *x == n).expect(n);
+        &items[2 * i + 1]
+    };
+    assert_eq!(at("cachehits"), &V::Int(2));
+    assert_eq!(at("getcommands"), &V::Int(4));
+    assert_eq!(at("cachemissrate"), &V::Str("50".into()));
+    let V::Arr(errors) = at("errors") else {
+        panic!("errors is a map");
+    };
+    assert_eq!(errors[0], V::Str("Failover".into()));
+    assert_eq!(errors[1], V::Int(0));
+
+    // Only GET /metrics is served.
+    let (status, _, _) = http(maddr, "GET /other HTTP/1.1\r\n\r\n").await;
+    assert_eq!(status, "HTTP/1.1 404 Not Found");
+    let (status, headers, _) = http(maddr, "POST /metrics HTTP/1.1\r\n\r\n").await;
+    assert_eq!(status, "HTTP/1.1 405 Method Not Allowed");
+    assert!(headers.contains("Allow: GET"), "{headers}");
+    // A request head that never ends is cut off, and the endpoint serves on.
+    let mut s = TcpStream::connect(maddr).await.expect("connect");
+    s.write_all(&vec![b'a'; 10_000]).await.expect("send");
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(6), s.read_to_end(&mut rest)).await;
+    assert!(
+        String::from_utf8_lossy(&rest).starts_with("HTTP/1.1 431"),
+        "{:?}",
+        String::from_utf8_lossy(&rest)
+    );
+    assert_eq!(metric(&scrape(maddr).await, "cachehits"), 2.0);
+}
+
+#[tokio::test]
+async fn azure_metrics_record_failovers_data_loss_and_unresponsive_clients() {
+    let srv = TestServer::start_with(&["--save", "", "--metrics-port", "9"]);
+    let maddr = metrics_addr(&srv);
+    let mut c = Conn::connect(srv.addr).await;
+    // A client asks for 32 MB and reads none of it: what the socket does
+    // not take stays in its output buffer, over Azure's 1,000,000 bytes.
+    assert_eq!(
+        c.call(&["SETRANGE", "big", "33554431", "x"]).await,
+        Some(V::Int(33_554_432))
+    );
+    let mut slow = TcpStream::connect(srv.addr).await.expect("connect");
+    slow.write_all(&resp(&[b"GET", b"big"]))
+        .await
+        .expect("send");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while error_count(&scrape(maddr).await, "UnresponsiveClients") < 1.0 {
+        assert!(Instant::now() < deadline, "the slow client was not counted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Counted once, however long it stays behind.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        error_count(&scrape(maddr).await, "UnresponsiveClients"),
+        1.0
+    );
+    drop(slow);
+
+    // A reboot of the primary is a failover; of both nodes without
+    // persistence, a failover that loses the data.
+    let mut c = reboot_all(srv.addr).await;
+    assert_eq!(c.call(&["DBSIZE"]).await, Some(V::Int(0)));
+    let m = scrape(maddr).await;
+    assert_eq!(error_count(&m, "Failover"), 1.0);
+    assert_eq!(error_count(&m, "Dataloss"), 1.0);
+    // Nothing to lose: a failover only.
+    let _ = reboot_all(srv.addr).await;
+    let m = scrape(maddr).await;
+    assert_eq!(error_count(&m, "Failover"), 2.0);
+    assert_eq!(error_count(&m, "Dataloss"), 1.0);
+    drop(c);
+}

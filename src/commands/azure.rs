@@ -1,6 +1,7 @@
-//! AZURE MAINTENANCE / REBOOT / STATUS / HELP: rehearsing Azure Cache for
-//! Redis's maintenance notices, failovers and reboots against a local
-//! server (not a Redis command; see `server::rehearsal`).
+//! AZURE MAINTENANCE / REBOOT / METRICS / STATUS / HELP: rehearsing Azure
+//! Cache for Redis's maintenance notices, failovers and reboots against a
+//! local server, and reading the metrics Azure Monitor would show (not a
+//! Redis command; see `server::rehearsal` and `server::metrics`).
 
 use std::sync::atomic::Ordering;
 
@@ -34,6 +35,11 @@ const SUBS: &[CommandSpec] = &[
         "server",
         "7.0.0",
         "Rehearses an Azure reboot of the primary, the replica or both nodes.",
+    ),
+    cmd("metrics", 2, ADM.union(F::LOADING), metrics).doc(
+        "server",
+        "7.0.0",
+        "Returns Azure Monitor's cache metrics over the last minute.",
     ),
     cmd("status", 2, ADM.union(F::LOADING), status).doc(
         "server",
@@ -154,6 +160,11 @@ fn reboot(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         }
     }
     let (srv, slot) = take_slot(ctx)?;
+    if node != Node::Replica {
+        // The primary's node goes down: the replica takes over.
+        srv.metrics
+            .count(crate::server::metrics::ErrorType::Failover);
+    }
     match node {
         Node::Replica => {
             srv.repl.disconnect_replicas();
@@ -205,6 +216,36 @@ fn status(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
     ]))
 }
 
+/// ```text
+/// AZURE METRICS
+/// ```
+/// Azure Monitor's metrics for this cache over the last minute, by
+/// Azure's names (see `server::metrics`): integers for counts and bytes,
+/// doubles for percentages and per-second rates, and `errors` as a map of
+/// Azure's error types.
+fn metrics(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+    use crate::server::metrics::Value;
+    let m = ctx.srv.metrics.current(ctx.srv);
+    Ok(Reply::Map(
+        m.into_iter()
+            .map(|m| {
+                let v = match m.value {
+                    Value::Count(n) => Reply::Int(n.min(i64::MAX as u64) as i64),
+                    Value::Real(x) => Reply::Double(x),
+                    Value::Errors(e) => Reply::Map(
+                        e.into_iter()
+                            .map(|(t, n)| {
+                                (Reply::bulk(t), Reply::Int(n.min(i64::MAX as u64) as i64))
+                            })
+                            .collect(),
+                    ),
+                };
+                (Reply::bulk(m.name), v)
+            })
+            .collect(),
+    ))
+}
+
 fn help(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
     Ok(help_reply(
         "AZURE",
@@ -219,6 +260,9 @@ fn help(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
             "    Rehearse a reboot. PRIMARY: connections close, new ones fail for",
             "    DOWNTIME ms, data kept. REPLICA: replicas of this server reconnect.",
             "    ALL: as PRIMARY, and the data becomes what a restart would load.",
+            "METRICS",
+            "    Return Azure Monitor's metrics over the last minute (cachehits,",
+            "    serverLoad, usedmemory, errors by type ...), as metrics-port serves them.",
             "STATUS",
             "    Return the state of the running rehearsal.",
         ],

@@ -290,7 +290,10 @@ pub fn lock_unless_busy<T>(m: &parking_lot::Mutex<T>) -> Option<MutexGuard<'_, T
 /// [`lock_unless_busy`] for a command that may already hold other shards
 /// (`holding`): it also gives up while a script holds shards on demand, as
 /// that script may be waiting for one of ours.
-fn lock_for_visit<T>(m: &parking_lot::Mutex<T>, holding: bool) -> Option<MutexGuard<'_, T>> {
+pub(crate) fn lock_for_visit<T>(
+    m: &parking_lot::Mutex<T>,
+    holding: bool,
+) -> Option<MutexGuard<'_, T>> {
     if let Some(g) = m.try_lock() {
         return Some(g);
     }

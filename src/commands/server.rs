@@ -394,17 +394,41 @@ fn keyspace_totals(ctx: &mut Ctx<'_>) -> KeyspaceTotals {
         .map(|db| (db, 0, 0))
         .collect();
     let mut t = [0u64; 4];
-    ctx.visit_all_shards(|db, s| {
-        if let Some(row) = per_db.get_mut(db) {
-            row.1 += s.len();
-            row.2 += s.volatile_len();
-        }
-        t[0] += s.stats.hits;
-        t[1] += s.stats.misses;
-        t[2] += s.stats.expired;
-        t[3] += s.stats.expired_stale;
-    });
+    ctx.visit_all_shards(|db, s| add_totals(&mut per_db, &mut t, db, s));
     (per_db, t)
+}
+
+/// [`keyspace_totals`] outside a command (the metrics sampler): each
+/// shard locked in turn, those a busy script holds skipped.
+pub fn keyspace_totals_of(srv: &Server) -> KeyspaceTotals {
+    let ks = &srv.keyspace;
+    let mut per_db: Vec<(usize, usize, usize)> = (0..ks.num_dbs()).map(|db| (db, 0, 0)).collect();
+    let mut t = [0u64; 4];
+    for db in 0..ks.num_dbs() {
+        let Some(d) = ks.db(db) else { continue };
+        for sh in d.shards() {
+            if let Some(s) = crate::commands::ctx::lock_for_visit(sh, false) {
+                add_totals(&mut per_db, &mut t, db, &s);
+            }
+        }
+    }
+    (per_db, t)
+}
+
+fn add_totals(
+    per_db: &mut [(usize, usize, usize)],
+    t: &mut [u64; 4],
+    db: usize,
+    s: &crate::storage::shard::Shard,
+) {
+    if let Some(row) = per_db.get_mut(db) {
+        row.1 += s.len();
+        row.2 += s.volatile_len();
+    }
+    t[0] += s.stats.hits;
+    t[1] += s.stats.misses;
+    t[2] += s.stats.expired;
+    t[3] += s.stats.expired_stale;
 }
 
 /// Allocator statistics: (allocated, active, resident).

@@ -748,6 +748,8 @@ async fn token_expired<S: AsyncWrite + Unpin>(
         user = %client.info.user.lock(),
         "closing a connection whose Entra token expired"
     );
+    srv.metrics
+        .count(crate::server::metrics::ErrorType::EntraTokenExpired);
     client.authenticated = false;
     encode(
         &Reply::Error(crate::protocol::CmdError::from_static(

@@ -854,7 +854,7 @@ pub fn writer_loop(srv: Arc<Server>, mut file: File, start_offset: u64) {
                             let ts = timestamp_annotation(now);
                             if let Err(e) = write_retrying(&mut file, &ts) {
                                 tracing::warn!("Error writing to the AOF file: {e}");
-                                srv.persist.aof_write_failed(&e);
+                                write_failed(&srv, &e);
                                 failed = true;
                             }
                             srv.persist.add_incr_size(ts.len() as u64);
@@ -862,7 +862,7 @@ pub fn writer_loop(srv: Arc<Server>, mut file: File, start_offset: u64) {
                     }
                     if let Err(e) = write_retrying(&mut file, &buf) {
                         tracing::warn!("Error writing to the AOF file: {e}");
-                        srv.persist.aof_write_failed(&e);
+                        write_failed(&srv, &e);
                         failed = true;
                     }
                     off += buf.len() as u64;
@@ -879,7 +879,7 @@ pub fn writer_loop(srv: Arc<Server>, mut file: File, start_offset: u64) {
                         }
                         Err(e) => {
                             tracing::warn!("Can't open the new AOF file {}: {e}", path.display());
-                            srv.persist.aof_write_failed(&e);
+                            write_failed(&srv, &e);
                             failed = true;
                         }
                     }
@@ -931,7 +931,7 @@ fn fsync(srv: &Server, file: &File) -> bool {
         Ok(()) => true,
         Err(e) => {
             tracing::warn!("Can't fsync the AOF file: {e}");
-            srv.persist.aof_write_failed(&e);
+            write_failed(srv, &e);
             false
         }
     }
@@ -956,6 +956,14 @@ fn write_retrying(f: &mut File, buf: &[u8]) -> io::Result<()> {
             }
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// A write or fsync of the AOF failed: recorded for MISCONF and INFO, and
+/// as an AOF error in Azure's metrics when the status was fine until now.
+fn write_failed(srv: &crate::server::Server, e: &std::io::Error) {
+    if srv.persist.aof_write_failed(e) {
+        srv.metrics.count(crate::server::metrics::ErrorType::Aof);
     }
 }
 

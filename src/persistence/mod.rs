@@ -201,7 +201,9 @@ impl State {
         self.aof_write_ok.store(ok, Ordering::Relaxed);
     }
     /// A write or fsync of the AOF failed with `e` (MISCONF names it).
-    pub fn aof_write_failed(&self, e: &std::io::Error) {
+    /// True when the status was fine until now (a new failure, not a
+    /// retry of the same one).
+    pub fn aof_write_failed(&self, e: &std::io::Error) -> bool {
         let text = e.to_string();
         // strerror's words, without Rust's " (os error N)".
         let text = match text.rfind(" (os error ") {
@@ -209,7 +211,7 @@ impl State {
             None => text,
         };
         *self.aof_last_error.lock() = text;
-        self.aof_write_ok.store(false, Ordering::Relaxed);
+        self.aof_write_ok.swap(false, Ordering::Relaxed)
     }
     /// Redis's MISCONF refusal of writes (and PING) while the data cannot
     /// be persisted: the last background save failed, save points exist

@@ -1125,6 +1125,7 @@ fn finish_bgsave(srv: &Server, ok: bool, killed: bool, tmp: &Path, final_path: &
     } else {
         let _ = std::fs::remove_file(tmp);
         tracing::warn!("Background saving error");
+        srv.metrics.count(crate::server::metrics::ErrorType::Rdb);
     }
     p.last_bgsave_ok.store(ok, Ordering::Relaxed);
     p.rdb_last_cow.store(
@@ -1911,6 +1912,7 @@ pub fn rewrite_aof(srv: &Server, enable: bool) -> Result<(), String> {
         if !done {
             let _ = std::fs::remove_file(&tmp);
             tracing::warn!("Background AOF rewrite failed");
+            srv.metrics.count(crate::server::metrics::ErrorType::Aof);
             if let Some(t) = &temp_incr {
                 // What was written meanwhile is in no manifest; the retry
                 // (scheduled, as Redis's) snapshots it again.

@@ -11,6 +11,7 @@ pub mod limits;
 pub mod listener;
 pub mod logging;
 pub mod memory;
+pub mod metrics;
 pub mod monitor;
 pub mod pause;
 pub mod process;
@@ -109,6 +110,8 @@ pub struct Server {
     pub pause: pause::Pause,
     /// `AZURE MAINTENANCE` / `AZURE REBOOT` rehearsals.
     pub rehearsal: rehearsal::Rehearsal,
+    /// Azure Monitor's metrics (`AZURE METRICS`, `metrics-port`).
+    pub metrics: metrics::Metrics,
     /// MONITOR clients.
     pub monitors: monitor::Monitors,
     /// The latency monitor's events (LATENCY LATEST/HISTORY).
@@ -176,6 +179,7 @@ impl Server {
             slowlog: Default::default(),
             pause: Default::default(),
             rehearsal: Default::default(),
+            metrics: Default::default(),
             monitors: Default::default(),
             latency: Default::default(),
             migrate: Default::default(),
@@ -572,6 +576,7 @@ pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
     crate::commands::acl::load_at_startup(&srv)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let listeners = listener::bind_all(&srv)?;
+    let metrics_listeners = metrics::bind(&srv)?;
     if srv.config.cluster_enabled() {
         // The ports actually bound (an OS-chosen one included) are what
         // the node announces unless cluster-announce-*port says otherwise.
@@ -609,6 +614,13 @@ pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
         }
     }
     listener::start(&srv, listeners);
+    for l in metrics_listeners {
+        let l = tokio::net::TcpListener::from_std(l)?;
+        if let Ok(a) = l.local_addr() {
+            tracing::info!("Metrics endpoint listening on http://{a}/metrics");
+        }
+        tokio::spawn(metrics::serve(srv.clone(), l));
+    }
     let unix_path = listener::start_unix(&srv)?;
     // Redis's test harness (and some process supervisors' scripts) wait
     // for " PID: <pid>" in the log, which Redis prints in its logo once it
@@ -658,6 +670,7 @@ pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
     tokio::spawn(crate::persistence::snapshot::cron(srv.clone()));
     tokio::spawn(eviction_task(srv.clone()));
     tokio::spawn(stats::sampler_task(srv.clone()));
+    tokio::spawn(metrics::sampler_task(srv.clone()));
     tokio::spawn(limits::idle_timeout_task(srv.clone()));
     signal_loop(&srv, signals).await
 }

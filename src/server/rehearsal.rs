@@ -262,6 +262,8 @@ pub async fn run_maintenance(slot: Slot, plan: Plan) {
                 // over. Let the Start notice reach its subscribers first.
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 srv.rehearsal.refuse_for(plan.downtime_ms);
+                srv.metrics
+                    .count(crate::server::metrics::ErrorType::Failover);
                 let n = drop_clients(&srv, None);
                 tracing::warn!(
                     "Azure rehearsal: failover, {n} connections closed, new ones turned away for {} ms",
@@ -288,6 +290,7 @@ pub async fn reopen_after(slot: Slot, downtime_ms: u64) {
 pub fn reload_as_restart(srv: &Arc<Server>) -> Result<(), String> {
     use crate::persistence::snapshot;
     snapshot::kill_child(srv, None);
+    let before = srv.keyspace.total_keys();
     srv.persist.begin_loading();
     let r = (|| {
         if srv.feed.aof_active() {
@@ -313,6 +316,11 @@ pub fn reload_as_restart(srv: &Arc<Server>) -> Result<(), String> {
     if let Err(e) = &r {
         tracing::warn!("Azure rehearsal: reloading after the reboot failed: {e}");
         srv.keyspace.clear_all();
+    }
+    // Keys the restart did not bring back: Azure's Dataloss.
+    if srv.keyspace.total_keys() < before {
+        srv.metrics
+            .count(crate::server::metrics::ErrorType::Dataloss);
     }
     r
 }

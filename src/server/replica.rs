@@ -113,6 +113,8 @@ pub fn promote(srv: &Server) -> bool {
     repl.link_down_since_ms.store(0, Ordering::Relaxed);
     // They learn the new id on reconnecting (and continue partially).
     repl.disconnect_replicas();
+    srv.metrics
+        .count(crate::server::metrics::ErrorType::Failover);
     tracing::info!("MASTER MODE enabled (user request)");
     true
 }
