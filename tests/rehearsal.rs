@@ -559,6 +559,16 @@ async fn azure_metrics_count_what_info_counts() {
     assert_eq!(errors[0], V::Str("Failover".into()));
     assert_eq!(errors[1], V::Int(0));
 
+    // HEAD: the head alone, with the body's length.
+    let (status, headers, body) = http(maddr, "HEAD /metrics HTTP/1.1\r\n\r\n").await;
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(body.is_empty());
+    let len: usize = headers
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("a length");
+    assert!(len > 1000, "{len}");
     // Only GET /metrics is served.
     let (status, _, _) = http(maddr, "GET /other HTTP/1.1\r\n\r\n").await;
     assert_eq!(status, "HTTP/1.1 404 Not Found");

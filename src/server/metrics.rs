@@ -561,14 +561,16 @@ async fn answer(srv: &Arc<Server>, mut sock: TcpStream) -> std::io::Result<()> {
     let body = tokio::task::spawn_blocking(move || prometheus(&s.metrics.current(&s)))
         .await
         .unwrap_or_default();
-    let body = if method == "HEAD" { "" } else { &body };
-    respond(
-        &mut sock,
-        "200 OK",
-        "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n",
-        body,
-    )
-    .await
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    sock.write_all(head.as_bytes()).await?;
+    // HEAD: the same head (its length included), no body.
+    if method == "GET" {
+        sock.write_all(body.as_bytes()).await?;
+    }
+    sock.shutdown().await
 }
 
 async fn respond(
