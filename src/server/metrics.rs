@@ -208,6 +208,7 @@ impl Metrics {
     pub fn current(&self, srv: &Server) -> Vec<Metric> {
         let now = take(srv, self.error_counts());
         let q = self.samples.lock();
+        let in_window = |s: &&Sample| s.at.is_some_and(|t| t.elapsed() <= WINDOW);
         // In the first minute, everything since the start (counters start
         // at zero; clients may come before the first sample); later the
         // oldest sample within the minute (the newest, if the sampler
@@ -219,50 +220,37 @@ impl Metrics {
             }
         } else {
             q.iter()
-                .find(|s| s.at.is_some_and(|t| t.elapsed() <= WINDOW))
+                .find(in_window)
                 .or(q.back())
                 .cloned()
                 .unwrap_or_else(|| now.clone())
         };
-        let max_of = |f: fn(&Sample) -> u64| {
-            q.iter()
-                .filter(|s| s.at.is_some_and(|t| t.elapsed() <= WINDOW))
-                .map(f)
-                .chain(std::iter::once(f(&now)))
-                .max()
-                .unwrap_or(0)
-        };
-        let connected = max_of(|s| s.connected);
-        let keys = max_of(|s| s.keys);
-        let used = max_of(|s| s.used);
-        let rss = max_of(|s| s.rss);
-        let used_perc = q
-            .iter()
-            .filter(|s| s.at.is_some_and(|t| t.elapsed() <= WINDOW))
-            .chain(std::iter::once(&now))
-            .map(|s| {
-                if s.limit > 0 {
-                    s.used as f64 * 100.0 / s.limit as f64
-                } else {
-                    0.0
-                }
-            })
-            .fold(0.0, f64::max);
+        let mut window: Vec<Sample> = q.iter().filter(in_window).cloned().collect();
         drop(q);
-        derive(&base, &now, connected, keys, used, rss, used_perc)
+        window.push(now);
+        derive(&base, &window)
     }
 }
 
-/// What the window's base and the present give.
-fn derive(
-    base: &Sample,
-    now: &Sample,
-    connected: u64,
-    keys: u64,
-    used: u64,
-    rss: u64,
-    used_perc: f64,
-) -> Vec<Metric> {
+/// What the window's base and its samples (the present last) give.
+fn derive(base: &Sample, window: &[Sample]) -> Vec<Metric> {
+    let Some(now) = window.last() else {
+        return Vec::new();
+    };
+    // Levels: the minute's maximum (Azure's default aggregation).
+    let max_of = |f: fn(&Sample) -> u64| window.iter().map(f).max().unwrap_or(0);
+    let (connected, keys) = (max_of(|s| s.connected), max_of(|s| s.keys));
+    let (used, rss) = (max_of(|s| s.used), max_of(|s| s.rss));
+    let used_perc = window
+        .iter()
+        .map(|s| {
+            if s.limit > 0 {
+                s.used as f64 * 100.0 / s.limit as f64
+            } else {
+                0.0
+            }
+        })
+        .fold(0.0, f64::max);
     let secs = match (base.at, now.at) {
         (Some(a), Some(b)) => b.saturating_duration_since(a).as_secs_f64(),
         _ => 0.0,
@@ -626,7 +614,7 @@ mod tests {
             },
             t1,
         );
-        let m = derive(&base, &now, 15, 0, 0, 0, 0.0);
+        let m = derive(&base, &[now]);
         let get = |n: &str| m.iter().find(|x| x.name == n).map(|x| x.value.clone());
         assert_eq!(get("cachehits"), Some(Value::Count(30)));
         assert_eq!(get("cachemisses"), Some(Value::Count(10)));
@@ -648,7 +636,7 @@ mod tests {
     fn prometheus_text_names_every_metric_once() {
         let t = Instant::now();
         let s = at(Sample::default(), t);
-        let text = prometheus(&derive(&s, &s, 0, 0, 0, 0, 0.0));
+        let text = prometheus(&derive(&s, std::slice::from_ref(&s)));
         assert!(text.contains("# TYPE azure_redis_serverLoad gauge\n"));
         assert!(text.contains("azure_redis_errors{errortype=\"MicrosoftEntraTokenExpired\"} 0\n"));
         let types = text.lines().filter(|l| l.starts_with("# TYPE")).count();
