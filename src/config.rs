@@ -134,7 +134,7 @@
 //! `syslog-enabled`, `syslog-ident`,
 //! `syslog-facility`, `set-proc-title`,
 //! `proc-title-template`, `dynamic-hz`, `enable-module-command`,
-//! `crash-log-enabled`, `crash-memcheck-enabled`, `use-exit-on-panic`,
+//! `crash-memcheck-enabled`, `use-exit-on-panic`,
 //! `io-threads`, `io-threads-do-reads`, `jemalloc-bg-thread`,
 //! `ignore-warnings`,
 //! `sanitize-dump-payload`,
@@ -979,7 +979,7 @@ params! {
         enumeration(PROTECTED_ACTION, "no").immutable() => ProtectedAction;
     enable_module_command "enable-module-command" =
         enumeration(PROTECTED_ACTION, "no").immutable().no_effect() => ProtectedAction;
-    crash_log_enabled "crash-log-enabled" = boolean("yes").no_effect() => bool;
+    crash_log_enabled "crash-log-enabled" = boolean("yes") => bool;
     crash_memcheck_enabled "crash-memcheck-enabled" = boolean("yes").no_effect() => bool;
     use_exit_on_panic "use-exit-on-panic" = boolean("no").hidden().no_effect() => bool;
     io_threads "io-threads" = int(1, 128, "1").immutable().no_effect() => u32;

@@ -2014,6 +2014,68 @@ async fn a_fatal_signal_writes_a_crash_report_to_the_log() {
     let log = std::fs::read_to_string(&logfile).unwrap();
     assert!(log.contains("crashed by signal: 6"), "{log}");
     assert!(log.contains("CINNABAR BUG REPORT END"), "{log}");
+
+    // `crash-log-enabled no` (set at run time): the signal's default
+    // action, no report.
+    let (child, mut c) = spawn_debug_server(dir.path(), &[]).await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("crash-log-enabled")
+        .arg("no")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let r: redis::RedisResult<()> = redis::cmd("DEBUG")
+        .arg("SEGFAULT")
+        .query_async(&mut c)
+        .await;
+    assert!(r.is_err());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.signal(), Some(libc::SIGSEGV));
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(!log.contains("crashed by signal"), "{log}");
+}
+
+/// CONFIG SET loglevel changes what the running server logs: at `warning`
+/// a BGSAVE's notices are not written, back at `notice` they are.
+#[tokio::test]
+async fn config_set_loglevel_takes_effect_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let logfile = dir.path().join("server.log");
+    let (mut child, mut c) =
+        spawn_debug_server(dir.path(), &["--logfile", logfile.to_str().unwrap()]).await;
+    async fn bgsave(c: &mut redis::aio::MultiplexedConnection) {
+        let _: String = redis::cmd("BGSAVE").query_async(c).await.unwrap();
+        for _ in 0..500 {
+            let info: String = redis::cmd("INFO")
+                .arg("persistence")
+                .query_async(c)
+                .await
+                .unwrap();
+            if info.contains("rdb_bgsave_in_progress:0") {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("BGSAVE did not finish");
+    }
+    let saves = |log: &str| log.matches("Background saving started").count();
+    for (level, expected) in [("warning", 0), ("notice", 1), ("verbose", 2)] {
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("loglevel")
+            .arg(level)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        bgsave(&mut c).await;
+        let log = std::fs::read_to_string(&logfile).unwrap();
+        assert_eq!(saves(&log), expected, "after loglevel {level}:\n{log}");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// Starts the binary in `dir` on a free port with the debug command on,

@@ -1,30 +1,36 @@
-//! Logging through `tracing`: level from `loglevel`, output to stdout or
-//! `logfile`, text or JSON (`log-format`).
+//! Logging through `tracing`: level from `loglevel` (changeable with CONFIG
+//! SET), output to stdout or `logfile`, text or JSON (`log-format`).
 
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
-use crate::config::Config;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{reload, Layer, Registry};
+
+use crate::config::{Config, Loglevel};
 
 /// Keeps the log file open for the life of the process.
 pub struct LogGuard;
 
-fn level(cfg: &Config) -> tracing::Level {
-    match cfg.loglevel().as_str() {
-        "debug" => tracing::Level::DEBUG,
-        "verbose" => tracing::Level::DEBUG,
-        "warning" | "nothing" => tracing::Level::WARN,
-        _ => tracing::Level::INFO,
+/// Redis's `debug` and `verbose` both show tracing's DEBUG events; `notice`
+/// is INFO.
+fn level(cfg: &Config) -> LevelFilter {
+    match cfg.loglevel() {
+        Loglevel::Debug | Loglevel::Verbose => LevelFilter::DEBUG,
+        Loglevel::Notice => LevelFilter::INFO,
+        Loglevel::Warning => LevelFilter::WARN,
     }
 }
 
+/// The handle that changes the installed subscriber's level.
+static LEVEL: OnceLock<reload::Handle<LevelFilter, Registry>> = OnceLock::new();
+
 /// Installs the global subscriber. Safe to call once.
 pub fn init(cfg: &Config) -> LogGuard {
-    let lvl = level(cfg);
+    let (filter, handle) = reload::Layer::new(level(cfg));
     let json = cfg.log_format() == "json";
     let logfile = cfg.logfile();
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(lvl)
-        .with_target(false);
     let file = if logfile.is_empty() {
         None
     } else {
@@ -35,28 +41,41 @@ pub fn init(cfg: &Config) -> LogGuard {
             .ok()
     };
     crash::install(file.as_ref().map(std::os::fd::AsRawFd::as_raw_fd));
-    match (file, json) {
-        (Some(f), true) => {
-            let _ = builder
-                .json()
-                .with_writer(Mutex::new(f))
-                .with_ansi(false)
-                .try_init();
-        }
-        (Some(f), false) => {
-            let _ = builder
-                .with_writer(Mutex::new(f))
-                .with_ansi(false)
-                .try_init();
-        }
-        (None, true) => {
-            let _ = builder.json().try_init();
-        }
-        (None, false) => {
-            let _ = builder.with_ansi(false).try_init();
-        }
+    crash::set_enabled(cfg.crash_log_enabled());
+    type Boxed = Box<
+        dyn Layer<
+                tracing_subscriber::layer::Layered<reload::Layer<LevelFilter, Registry>, Registry>,
+            > + Send
+            + Sync,
+    >;
+    let base = tracing_subscriber::fmt::layer().with_target(false);
+    let output: Boxed = match (file, json) {
+        (Some(f), true) => base
+            .json()
+            .with_writer(Mutex::new(f))
+            .with_ansi(false)
+            .boxed(),
+        (Some(f), false) => base.with_writer(Mutex::new(f)).with_ansi(false).boxed(),
+        (None, true) => base.json().boxed(),
+        (None, false) => base.with_ansi(false).boxed(),
+    };
+    if tracing_subscriber::registry()
+        .with(filter)
+        .with(output)
+        .try_init()
+        .is_ok()
+    {
+        let _ = LEVEL.set(handle);
     }
     LogGuard
+}
+
+/// Applies the current `loglevel` and `crash-log-enabled` (CONFIG SET).
+pub fn reconfigure(cfg: &Config) {
+    if let Some(h) = LEVEL.get() {
+        let _ = h.reload(level(cfg));
+    }
+    crash::set_enabled(cfg.crash_log_enabled());
 }
 
 /// A crash report in the log on a fatal signal (SIGSEGV, SIGBUS, SIGFPE,
@@ -77,18 +96,29 @@ pub mod crash {
         libc::SIGABRT,
     ];
 
-    /// Installs the handlers; `fd` is the log file's (it stays open for the
-    /// life of the process), `None` for stdout.
+    /// Sets where reports go: `fd` is the log file's (it stays open for
+    /// the life of the process), `None` for stdout.
     pub fn install(fd: Option<i32>) {
         FD.store(fd.unwrap_or(1), Ordering::Relaxed);
+    }
+
+    /// Installs the handlers (`crash-log-enabled yes`) or puts back the
+    /// signals' default actions (`no`: the process dies with no report, a
+    /// core dump where the system makes one).
+    pub fn set_enabled(on: bool) {
         for sig in SIGNALS {
-            // SAFETY: installing a handler with a zeroed, then filled
-            // sigaction; SA_RESETHAND restores the default action before
-            // the handler runs, so a second fault inside it terminates.
+            // SAFETY: installing a handler (or SIG_DFL) with a zeroed, then
+            // filled sigaction; SA_RESETHAND restores the default action
+            // before the handler runs, so a second fault inside it
+            // terminates.
             unsafe {
                 let mut sa: libc::sigaction = std::mem::zeroed();
-                sa.sa_sigaction = on_fatal as *const () as libc::sighandler_t;
-                sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESETHAND | libc::SA_ONSTACK;
+                if on {
+                    sa.sa_sigaction = on_fatal as *const () as libc::sighandler_t;
+                    sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESETHAND | libc::SA_ONSTACK;
+                } else {
+                    sa.sa_sigaction = libc::SIG_DFL;
+                }
                 libc::sigemptyset(&mut sa.sa_mask);
                 libc::sigaction(sig, &sa, std::ptr::null_mut());
             }

@@ -357,6 +357,9 @@ impl Server {
                 ));
             }
         }
+        if changed.contains(&"loglevel") || changed.contains(&"crash-log-enabled") {
+            logging::reconfigure(&self.config);
+        }
         if changed.contains(&"client-output-buffer-limit") {
             self.obuf_normal.sync(&self.config);
         }
