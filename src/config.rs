@@ -153,9 +153,6 @@
 //! <!-- /no-effect-list -->
 //!
 //! # Differences from Redis, on purpose
-//! * `CONFIG SET dir` checks that the directory exists and stores its
-//!   absolute path but does not `chdir` (a process-wide side effect); the
-//!   server reacts to `dir` in the list [`Config::set`] returns.
 //! * `activedefrag yes` is refused, exactly as a Redis built without
 //!   defrag support refuses it. Cluster parameters that concern the
 //!   cluster bus (failover, replica migration, link buffers), Sentinel,
@@ -169,9 +166,8 @@
 //! * `tls-protocols` is checked when set (Redis checks it when the TLS
 //!   context is built).
 //! * TLS is rustls, not OpenSSL: only TLSv1.2 and TLSv1.3 are ever
-//!   negotiated, encrypted keys (`tls-key-file-pass`) are refused, and
-//!   changing `tls-port` with CONFIG SET takes effect at the next start
-//!   (see `server::tls`).
+//!   negotiated and encrypted keys (`tls-key-file-pass`) are refused (see
+//!   `server::tls`).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
@@ -2201,11 +2197,11 @@ impl Config {
 
     // ---- CONFIG SET --------------------------------------------------------
 
-    /// CONFIG SET, Redis 7.0 style, for a client that is not local (so
-    /// protected parameters such as `dir` need
-    /// `enable-protected-configs yes`). See [`Config::set_from_client`].
+    /// CONFIG SET by the server itself (generated access keys, undoing a
+    /// CONFIG SET whose side effect failed): as [`Config::set_from_client`]
+    /// but protected parameters such as `dir` are allowed.
     pub fn set(&self, pairs: &[(&[u8], &[u8])]) -> Result<Vec<&'static str>, String> {
-        self.set_from_client(pairs, false)
+        self.set_checked(pairs, None)
     }
 
     /// Whether any of these names is refused while the dataset loads
@@ -2232,6 +2228,16 @@ impl Config {
         &self,
         pairs: &[(&[u8], &[u8])],
         local_client: bool,
+    ) -> Result<Vec<&'static str>, String> {
+        self.set_checked(pairs, Some(local_client))
+    }
+
+    /// `client`: `Some(local)` for a client's CONFIG SET, `None` for the
+    /// server's own.
+    fn set_checked(
+        &self,
+        pairs: &[(&[u8], &[u8])],
+        client: Option<bool>,
     ) -> Result<Vec<&'static str>, String> {
         let _writer = self.writer.lock();
         let failed = |name: &str, why: &str| {
@@ -2270,7 +2276,9 @@ impl Config {
                 unchanged.push(idx);
             } else if d.has(IMMUTABLE) {
                 error = Some(failed(&shown, "can't set immutable config"));
-            } else if d.has(PROTECTED) && !self.enable_protected_configs().allows(local_client) {
+            } else if d.has(PROTECTED)
+                && client.is_some_and(|local| !self.enable_protected_configs().allows(local))
+            {
                 error = Some(failed(&shown, "can't set protected config"));
             } else {
                 targets.push((idx, spelled, raw));
@@ -2327,7 +2335,7 @@ fn current_dir_string() -> String {
 }
 
 /// `strerror`-style text of an I/O error (without Rust's "(os error N)").
-fn io_reason(e: &std::io::Error) -> String {
+pub(crate) fn io_reason(e: &std::io::Error) -> String {
     let s = e.to_string();
     match s.find(" (os error") {
         Some(i) => s[..i].to_string(),
@@ -3621,7 +3629,7 @@ mod tests {
             .iter()
             .map(|(a, b)| (a.as_bytes(), b.as_bytes()))
             .collect();
-        cfg.set(&p)
+        cfg.set_from_client(&p, false)
     }
 
     fn set_err(cfg: &Config, pairs: &[(&str, &str)]) -> String {
@@ -4394,8 +4402,11 @@ mod tests {
         let dir = d.display().to_string();
         let local = from_toml_str("enable-protected-configs = \"local\"").expect("config");
         let pairs: &[(&[u8], &[u8])] = &[(b"dir", dir.as_bytes())];
-        assert!(local.set(pairs).is_err());
+        assert!(local.set_from_client(pairs, false).is_err());
         assert_eq!(local.set_from_client(pairs, true), Ok(vec!["dir"]));
+        // The server's own CONFIG SET (undoing a failed one) is trusted.
+        let none = from_toml_str("").expect("config");
+        assert_eq!(none.set(pairs), Ok(vec!["dir"]));
         assert!(ProtectedAction::Local.allows(true));
         assert!(!ProtectedAction::Local.allows(false));
         assert!(ProtectedAction::Yes.allows(false));

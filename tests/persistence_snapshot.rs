@@ -269,9 +269,11 @@ async fn clients_get_loading_while_the_dataset_loads() {
     let _: () = redis::cmd("SAVE").query_async(&mut c).await.unwrap();
     drop(c);
     srv.kill9();
-    // 2 ms per key: about two seconds of loading. Clients are served
-    // (told -LOADING) once 1 KB is read, as Redis's tests set it (with
-    // the default 2 MB, this small file would hold them to the end).
+    // 20 ms per key: twenty seconds of loading, unless CONFIG SET
+    // key-load-delay 0 (below) takes effect during the load, as Redis's
+    // tests rely on. Clients are served (told -LOADING) once 1 KB is
+    // read, as Redis's tests set it (with the default 2 MB, this small
+    // file would hold them to the end).
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -284,7 +286,7 @@ async fn clients_get_loading_while_the_dataset_loads() {
             "--port",
             &port.to_string(),
             "--key-load-delay",
-            "2000",
+            "20000",
             "--loading-process-events-interval-bytes",
             "1024",
             "--dir",
@@ -296,7 +298,8 @@ async fn clients_get_loading_while_the_dataset_loads() {
         .unwrap();
     let mut saw_loading = false;
     let mut loaded = false;
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut sped_up = None;
+    let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}/")) {
             if let Ok(mut c) = client.get_multiplexed_async_connection().await {
@@ -325,9 +328,12 @@ async fn clients_get_loading_while_the_dataset_loads() {
                             .arg("SET")
                             .arg("loglevel")
                             .arg("debug")
+                            .arg("key-load-delay")
+                            .arg("0")
                             .query_async(&mut c)
                             .await
                             .unwrap();
+                        sped_up.get_or_insert_with(Instant::now);
                         for args in [
                             &["dir", "/nonexistent-dir"][..],
                             &["appendonly", "yes"],
@@ -368,6 +374,11 @@ async fn clients_get_loading_while_the_dataset_loads() {
     let _ = child.wait();
     assert!(saw_loading, "never answered -LOADING");
     assert!(loaded, "never finished loading");
+    let took = sped_up.map(|t| t.elapsed()).unwrap_or_default();
+    assert!(
+        took < Duration::from_secs(10),
+        "the load kept the old key-load-delay: {took:?}"
+    );
 }
 
 #[tokio::test]
@@ -386,6 +397,77 @@ async fn save_points_trigger_a_background_save() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(srv.dir.path().join("dump.rdb").exists());
+}
+
+/// CONFIG SET dir moves the server as Redis's chdir does: SAVE, BGSAVE and
+/// a newly enabled AOF write into the new directory, a restart from there
+/// loads the data, and a missing directory is refused with strerror's
+/// words (leaving `dir` as it was).
+#[tokio::test]
+async fn config_set_dir_moves_every_file_to_the_new_directory() {
+    let srv = TestServer::start_with(&["--enable-protected-configs", "local"]);
+    let mut c = srv.conn().await;
+    let moved = tempfile::tempdir().unwrap();
+    let target = std::fs::canonicalize(moved.path()).unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("dir")
+        .arg(target.to_str().unwrap())
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let got: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("dir")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(got[1], target.display().to_string());
+    let _: () = c.set("k", "v1").await.unwrap();
+    let _: () = redis::cmd("SAVE").query_async(&mut c).await.unwrap();
+    assert!(target.join("dump.rdb").exists());
+    assert!(!srv.dir.path().join("dump.rdb").exists());
+    std::fs::remove_file(target.join("dump.rdb")).unwrap();
+    let _: String = redis::cmd("BGSAVE").query_async(&mut c).await.unwrap();
+    wait_bgsave_done(&mut c).await;
+    assert!(target.join("dump.rdb").exists());
+    assert_eq!(info_field(&mut c, "rdb_last_bgsave_status").await, "ok");
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("appendonly")
+        .arg("yes")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while info_field(&mut c, "aof_rewrite_in_progress").await != "0"
+        || info_field(&mut c, "aof_enabled").await != "1"
+    {
+        assert!(Instant::now() < deadline, "the AOF was not enabled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(target.join("appendonlydir").is_dir());
+    assert!(!srv.dir.path().join("appendonlydir").exists());
+
+    let e = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("dir")
+        .arg(target.join("missing").to_str().unwrap())
+        .query_async::<()>(&mut c)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("ERR"));
+    assert_eq!(
+        e.detail(),
+        Some("CONFIG SET failed (possibly related to argument 'dir') - No such file or directory")
+    );
+    let got: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("dir")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(got[1], target.display().to_string());
 }
 
 #[tokio::test]

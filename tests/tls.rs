@@ -335,6 +335,71 @@ async fn tls_only_serves_commands_and_plain_port_is_off() {
     assert!(!String::from_utf8_lossy(&buf[..n]).contains("PONG"));
 }
 
+/// Starts a server without a TLS port; returns it with its plain address.
+fn start_plain(args: &[&str]) -> (Child, tempfile::TempDir, SocketAddr) {
+    let (mut child, dir) = spawn(&[], args);
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<SocketAddr>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(rest) = line.split("accept connections tcp on ").nth(1) {
+                if let Ok(a) = rest.trim().parse::<SocketAddr>() {
+                    let _ = tx.send(a);
+                }
+            }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(a) => (child, dir, a),
+        Err(_) => {
+            let _ = child.kill();
+            panic!("server did not report its address");
+        }
+    }
+}
+
+/// CONFIG SET tls-port on a server started without TLS builds the TLS
+/// configuration from the tls-* parameters and serves it at once (as
+/// Redis's applyTLSPort); without a certificate it fails, changing
+/// nothing.
+#[tokio::test]
+async fn config_set_tls_port_starts_tls_on_a_running_server() {
+    let certs = tempfile::tempdir().unwrap();
+    dev_cert(certs.path());
+    let mut args = tls_args(certs.path());
+    args[1] = "6379".into();
+    args[3] = "0".into();
+    let (mut child, _dir, tcp) = start_plain(&refs(&args));
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port();
+    drop(free);
+    let port_s = port.to_string();
+    assert_eq!(
+        plain_cmd(tcp.port(), &["CONFIG", "SET", "tls-port", &port_s]).await,
+        "+OK\r\n"
+    );
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let mut c = connect(addr, certs.path(), Opts::default()).await;
+    assert_eq!(c.cmd(&["PING"]).await, "+PONG");
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let (mut child, _dir, tcp) = start_plain(&["--port", "6379"]);
+    assert_eq!(
+        plain_cmd(tcp.port(), &["CONFIG", "SET", "tls-port", &port_s]).await,
+        "-ERR CONFIG SET failed (possibly related to argument 'tls-port') - \
+         Unable to update TLS configuration. Check server logs.\r\n"
+    );
+    assert_eq!(
+        plain_cmd(tcp.port(), &["CONFIG", "GET", "tls-port"]).await,
+        "*2\r\n$8\r\ntls-port\r\n$1\r\n0\r\n"
+    );
+    assert!(TcpStream::connect(addr).await.is_err());
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 #[tokio::test]
 async fn plain_and_tls_listeners_together() {
     let certs = tempfile::tempdir().unwrap();

@@ -806,8 +806,10 @@ fn load_rdb_keys(
 ) -> Result<rdb::LoadSummary, String> {
     let now = crate::commands::dispatch::unix_ms();
     let lim = rdb::Limits::from_config(&srv.config);
-    // `key-load-delay` (microseconds per key; a test knob, as in Redis).
-    let delay = srv.config.key_load_delay();
+    // `key-load-delay` (microseconds per key, read per key so CONFIG SET
+    // during the load applies; negative -n: one microsecond every n keys,
+    // as Redis's debugDelay; a test knob).
+    let mut keys_seen: u64 = 0;
     // Clients are served (told -LOADING) once this much has been read,
     // where Redis's load first processes events (see
     // `State::holds_clients`).
@@ -816,8 +818,13 @@ fn load_rdb_keys(
         if k.read_bytes >= serve_after {
             srv.persist.load_progressed();
         }
-        if delay > 0 {
-            std::thread::sleep(std::time::Duration::from_micros(delay as u64));
+        keys_seen += 1;
+        match srv.config.key_load_delay() {
+            d if d > 0 => std::thread::sleep(std::time::Duration::from_micros(d as u64)),
+            d if d < 0 && keys_seen.is_multiple_of(d.unsigned_abs()) => {
+                std::thread::sleep(std::time::Duration::from_micros(1))
+            }
+            _ => {}
         }
         if k.db >= ks.num_dbs() {
             return Err(rdb::RdbError::Sink(format!(
@@ -999,6 +1006,15 @@ pub fn kill_child(srv: &Server, kind: Option<ChildKind>) -> Option<crate::persis
     Some(c)
 }
 
+/// `p` resolved in the current directory (unchanged if that cannot be
+/// read).
+fn in_current_dir(p: PathBuf) -> PathBuf {
+    match std::env::current_dir() {
+        Ok(d) => d.join(p),
+        Err(_) => p,
+    }
+}
+
 /// The temporary RDB file of process `pid`: what a snapshot child writes,
 /// or this process for an in-process save (Redis's names).
 pub fn temp_rdb(pid: u32) -> PathBuf {
@@ -1053,7 +1069,9 @@ pub fn bgsave(srv: &Server, wait: bool) -> Result<(), String> {
         return Err(busy_text(c.kind).to_string());
     }
     let params = SaveParams::of(srv);
-    let final_path = PathBuf::from(srv.config.dbfilename());
+    // Absolute: a CONFIG SET dir during the save moves the process, not
+    // this save, which finishes where it started.
+    let final_path = in_current_dir(PathBuf::from(srv.config.dbfilename()));
     let dirty = srv.stats.dirty.load(Ordering::Relaxed);
     srv.persist
         .last_bgsave_try
@@ -1073,7 +1091,7 @@ pub fn bgsave(srv: &Server, wait: bool) -> Result<(), String> {
         *srv.persist.child.lock() = None;
         format!("ERR Can't save in background: fork: {e}")
     })?;
-    let tmp = temp_rdb(pid.unsigned_abs());
+    let tmp = final_path.with_file_name(temp_rdb(pid.unsigned_abs()));
     set_child_pid(srv, pid);
     tracing::info!("Background saving started by pid {pid}");
     let finish = move |srv: &Server, ok: bool| {
@@ -1755,7 +1773,7 @@ fn bgsave_versioned(
         "Background saving started (versioned snapshot {id}, no fork; shards held {held} µs)"
     );
     let run = move |srv: &Server| {
-        let tmp = temp_rdb_versioned();
+        let tmp = final_path.with_file_name(temp_rdb_versioned());
         let ok = write_versioned(srv, id, &params, now, &tmp, false).is_ok();
         let killed = take_abort(id);
         finish_bgsave(srv, ok, killed, &tmp, &final_path, dirty);

@@ -306,6 +306,33 @@ impl Server {
             })
             .collect();
         let changed = self.config.set_from_client(pairs, local_client)?;
+        if changed.contains(&"dir") {
+            // As Redis: the process moves, so every relative file name
+            // (dbfilename, appenddirname, …) now resolves in the new one.
+            if let Err(e) = std::env::set_current_dir(self.config.dir()) {
+                self.restore_config(&before);
+                return Err(format!(
+                    "ERR CONFIG SET failed (possibly related to argument 'dir') - {}",
+                    crate::config::io_reason(&e)
+                ));
+            }
+        }
+        if changed.contains(&"tls-port") && self.config.tls_port() != 0 && !self.tls.active() {
+            // TLS was off: build its configuration first, as Redis's
+            // applyTLSPort configures TLS before listening.
+            match tls::build(&self.config) {
+                Ok(c) => self.tls.install(c),
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    self.restore_config(&before);
+                    return Err(
+                        "ERR CONFIG SET failed (possibly related to argument 'tls-port') - \
+                         Unable to update TLS configuration. Check server logs."
+                            .into(),
+                    );
+                }
+            }
+        }
         let mut relisten = Vec::new();
         if changed.contains(&"port") || changed.contains(&"bind") {
             relisten.push(listener::Kind::Tcp);
@@ -461,6 +488,11 @@ impl Server {
             .collect();
         if let Err(e) = self.config.set(&undo) {
             tracing::warn!("could not restore parameters after a failed CONFIG SET: {e}");
+        }
+        if saved.iter().any(|(n, _)| n.as_ref() == "dir") {
+            if let Err(e) = std::env::set_current_dir(self.config.dir()) {
+                tracing::warn!("could not return to '{}': {e}", self.config.dir());
+            }
         }
     }
 
