@@ -132,8 +132,7 @@
 //! `cluster-node-timeout` (no failure detection: the topology is static),
 //! `tls-session-cache-timeout`,
 //! `syslog-enabled`, `syslog-ident`,
-//! `syslog-facility`, `set-proc-title`,
-//! `proc-title-template`, `dynamic-hz`, `enable-module-command`,
+//! `syslog-facility`, `dynamic-hz`, `enable-module-command`,
 //! `crash-memcheck-enabled`, `use-exit-on-panic`,
 //! `io-threads`, `io-threads-do-reads`, `jemalloc-bg-thread`,
 //! `ignore-warnings`,
@@ -963,9 +962,9 @@ params! {
         enumeration(SYSLOG_FACILITY, "local0").immutable().no_effect() => &'static str;
     databases "databases" = int(1, INT_MAX, "16").immutable() => usize;
     always_show_logo "always-show-logo" = boolean("no").immutable() => bool;
-    set_proc_title "set-proc-title" = boolean("yes").immutable().no_effect() => bool;
+    set_proc_title "set-proc-title" = boolean("yes").immutable() => bool;
     proc_title_template "proc-title-template" =
-        string("{title} {listen-addr} {server-mode}").check(check_proc_title).no_effect()
+        string("{title} {listen-addr} {server-mode}").check(check_proc_title)
         => String;
     hz "hz" = int(0, INT_MAX, "10").check(clamp_hz) => u64, "Stored clamped to 1..=500, as Redis does.";
     dynamic_hz "dynamic-hz" = boolean("yes").no_effect() => bool;

@@ -79,6 +79,11 @@ fn main() {
             std::process::exit(1);
         }
     }
+    if config.set_proc_title() {
+        // Before any other thread starts (see server::proctitle).
+        let argv0 = std::env::args().next().unwrap_or_default();
+        cinnabar::server::proctitle::init(&argv0);
+    }
     let _guard = cinnabar::server::logging::init(&config);
     let config = Arc::new(config);
     let workers = config.effective_worker_threads();

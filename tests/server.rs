@@ -2433,3 +2433,55 @@ async fn nothing_to_load_means_no_loading_reply() {
         );
     }
 }
+
+/// The process title (what `ps` shows, read from /proc/<pid>/cmdline):
+/// by default the program and its address, as Redis's
+/// `{title} {listen-addr} {server-mode}`; CONFIG SET proc-title-template
+/// rewrites it at once, longer than the original command line too; an
+/// unknown variable is refused; `set-proc-title no` leaves the command
+/// line alone.
+#[tokio::test]
+async fn the_process_title_follows_proc_title_template() {
+    fn cmdline(pid: u32) -> String {
+        let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        String::from_utf8_lossy(&raw)
+            .trim_end_matches('\0')
+            .to_string()
+    }
+    let srv = TestServer::start();
+    let port = srv.addr.port();
+    assert_eq!(
+        cmdline(srv.pid()),
+        format!("{} 127.0.0.1:{port}", env!("CARGO_BIN_EXE_cinnabar"))
+    );
+    let mut c = srv.conn().await;
+    let long = "x".repeat(300);
+    let template = format!("TEST {{title}} {{listen-addr}} {{port}} {{tls-port}} {{{{ {long}");
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("proc-title-template")
+        .arg(&template)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(
+        cmdline(srv.pid()),
+        format!(
+            "TEST {} 127.0.0.1:{port} {port} 0 {{ {long}",
+            env!("CARGO_BIN_EXE_cinnabar")
+        )
+    );
+    let r: redis::RedisResult<()> = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("proc-title-template")
+        .arg("{nope}")
+        .query_async(&mut c)
+        .await;
+    assert!(r
+        .unwrap_err()
+        .to_string()
+        .contains("template format is invalid"));
+
+    let plain = TestServer::start_with(&["--set-proc-title", "no"]);
+    assert!(cmdline(plain.pid()).contains("--set-proc-title\0no"));
+}

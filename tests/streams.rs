@@ -621,9 +621,14 @@ async fn xgroup_errors() {
         "-NOGROUP No such consumer group 'nog' for key name 's'\r\n",
     )
     .await;
+    // An argument after the consumer is ignored (Redis 7.0 reads the
+    // consumer and never looks further); `+1` is ID 1 (strtoull's sign).
+    q(&mut c, "XPENDING s g - + 10 c extra", "*0\r\n").await;
+    q(&mut c, "XPENDING s g +1 1-1 2 c extra", "*0\r\n").await;
+    q(&mut c, "XPENDING s g - + 10 c extra more", "*0\r\n").await;
     q(
         &mut c,
-        "XPENDING s g - + 10 c extra",
+        "XPENDING s g - + 10 c extra more evenmore",
         "-ERR syntax error\r\n",
     )
     .await;

@@ -1209,11 +1209,9 @@ fn xpending(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         count = int_arg(&argv[si + 2])?.max(0);
         start = parse_start(&argv[si])?;
         end = parse_end(&argv[si + 1])?;
+        // An argument after the consumer is ignored, as Redis 7.0 does.
         if si + 3 < argc {
             consumer = Some(&argv[si + 3]);
-        }
-        if si + 4 < argc {
-            return Err(CmdError::SYNTAX);
         }
     }
     let key = &argv[1];

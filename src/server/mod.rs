@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod monitor;
 pub mod pause;
 pub mod process;
+pub mod proctitle;
 pub mod propagate;
 pub mod pubsub;
 pub mod rehearsal;
@@ -384,6 +385,12 @@ impl Server {
                 ));
             }
         }
+        if ["proc-title-template", "port", "tls-port", "bind"]
+            .iter()
+            .any(|n| changed.contains(n))
+        {
+            self.refresh_proc_title();
+        }
         if changed.contains(&"loglevel") || changed.contains(&"crash-log-enabled") {
             logging::reconfigure(&self.config);
         }
@@ -571,6 +578,22 @@ impl Server {
         self.shutdown_tx.subscribe()
     }
 
+    /// Sets the process title from `proc-title-template` and the ports
+    /// actually listened on (`set-proc-title yes`).
+    pub fn refresh_proc_title(&self) {
+        if !self.config.set_proc_title() {
+            return;
+        }
+        let port = self
+            .bound
+            .lock()
+            .first()
+            .map(|a| a.port())
+            .unwrap_or_else(|| self.config.port());
+        let title = proctitle::expand(&self.config, port, self.config.tls_port());
+        proctitle::set(&title);
+    }
+
     pub fn uptime(&self) -> Duration {
         self.started.elapsed()
     }
@@ -649,6 +672,7 @@ pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
         }
     }
     listener::start(&srv, listeners);
+    srv.refresh_proc_title();
     for l in metrics_listeners {
         let l = tokio::net::TcpListener::from_std(l)?;
         if let Ok(a) = l.local_addr() {
