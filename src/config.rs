@@ -155,7 +155,7 @@
 //! * `activedefrag yes` is refused, exactly as a Redis built without
 //!   defrag support refuses it. Cluster parameters that concern the
 //!   cluster bus (failover, replica migration, link buffers), Sentinel,
-//!   CPU-affinity, `socket-mark-id` and `watchdog-period` parameters are
+//!   CPU-affinity and `socket-mark-id` parameters are
 //!   not accepted at all.
 //! * The redis.conf directives `include`, `loadmodule` and `sentinel`,
 //!   and reading the configuration from stdin
@@ -998,6 +998,8 @@ params! {
     rdb_key_save_delay "rdb-key-save-delay" =
         int(INT_MIN, INT_MAX, "0").hidden() => i64;
     key_load_delay "key-load-delay" = int(INT_MIN, INT_MAX, "0").hidden() => i64;
+    watchdog_period "watchdog-period" = int(0, INT_MAX, "0").hidden() => u64,
+        "Milliseconds a command may run before its thread's stack is logged (server::watchdog); 0 = off.";
     loading_process_events_interval_bytes "loading-process-events-interval-bytes" =
         int(1024, INT_MAX, "2097152").hidden() => u64;
     sanitize_dump_payload "sanitize-dump-payload" =

@@ -2485,3 +2485,70 @@ async fn the_process_title_follows_proc_title_template() {
     let plain = TestServer::start_with(&["--set-proc-title", "no"]);
     assert!(cmdline(plain.pid()).contains("--set-proc-title\0no"));
 }
+
+/// `watchdog-period`: a command that runs past it is reported in the log
+/// with the stack of the thread running it (as Redis's watchdog), once per
+/// overrun, and the server carries on; 0 turns it off.
+#[tokio::test]
+async fn the_watchdog_reports_a_command_that_overruns_its_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let logfile = dir.path().join("server.log");
+    let (mut child, mut c) =
+        spawn_debug_server(dir.path(), &["--logfile", logfile.to_str().unwrap()]).await;
+    let reports = || {
+        std::fs::read_to_string(&logfile)
+            .unwrap()
+            .matches("--- WATCHDOG TIMER EXPIRED ---")
+            .count()
+    };
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("watchdog-period")
+        .arg("200")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("DEBUG")
+        .arg("SLEEP")
+        .arg("1")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    // The report is written by the watchdog thread, naming the frames
+    // takes a moment.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while reports() == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = std::fs::read_to_string(&logfile).unwrap();
+    assert_eq!(reports(), 1, "{log}");
+    assert!(log.contains("'debug' from client id="), "{log}");
+    assert!(
+        log.contains("cinnabar::commands::server::debug_sleep"),
+        "the stack names the command's code:\n{log}"
+    );
+    let pong: String = redis::cmd("PING").query_async(&mut c).await.unwrap();
+    assert_eq!(pong, "PONG");
+    // Quick commands are never reported.
+    for _ in 0..100 {
+        let _: () = c.set("k", "v").await.unwrap();
+    }
+    assert_eq!(reports(), 1);
+
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("watchdog-period")
+        .arg("0")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("DEBUG")
+        .arg("SLEEP")
+        .arg("0.5")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(reports(), 1);
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -739,7 +739,13 @@ fn invoke(ctx: &mut Ctx<'_>, entry: &CommandEntry, argv: &[Bytes]) -> (Outcome, 
     let handler = entry.spec.handler;
     let dirty_before = ctx.dirty;
     let outer_rewrite = ctx.rewrite.take();
+    let watched = crate::server::watchdog::enter(
+        entry.parent.map(|p| p.name),
+        entry.spec.name,
+        ctx.client.id,
+    );
     let result = catch_unwind(AssertUnwindSafe(|| handler(ctx, argv)));
+    drop(watched);
     let nanos = clock.delta_as_nanos(start, clock.raw());
     if ctx.dirty > dirty_before {
         if ctx.srv.blocking.blocked_clients() > 0 {

@@ -26,6 +26,7 @@ pub mod slowlog;
 pub mod stats;
 pub mod tls;
 pub mod tracking;
+pub mod watchdog;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -391,6 +392,9 @@ impl Server {
         {
             self.refresh_proc_title();
         }
+        if changed.contains(&"watchdog-period") {
+            watchdog::set_period(self.config.watchdog_period());
+        }
         if changed.contains(&"loglevel") || changed.contains(&"crash-log-enabled") {
             logging::reconfigure(&self.config);
         }
@@ -673,6 +677,7 @@ pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
     }
     listener::start(&srv, listeners);
     srv.refresh_proc_title();
+    watchdog::set_period(srv.config.watchdog_period());
     for l in metrics_listeners {
         let l = tokio::net::TcpListener::from_std(l)?;
         if let Ok(a) = l.local_addr() {
