@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::dataset::{contents, contents_at};
-use common::{children_of, resp, TestServer};
+use common::{children_of, config_set, resp, TestServer};
 use redis::AsyncCommands;
 
 async fn info_field(c: &mut redis::aio::MultiplexedConnection, field: &str) -> String {
@@ -409,13 +409,7 @@ async fn config_set_dir_moves_every_file_to_the_new_directory() {
     let mut c = srv.conn().await;
     let moved = tempfile::tempdir().unwrap();
     let target = std::fs::canonicalize(moved.path()).unwrap();
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("dir")
-        .arg(target.to_str().unwrap())
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    config_set(&mut c, "dir", target.to_str().unwrap()).await;
     let got: Vec<String> = redis::cmd("CONFIG")
         .arg("GET")
         .arg("dir")
@@ -432,13 +426,7 @@ async fn config_set_dir_moves_every_file_to_the_new_directory() {
     wait_bgsave_done(&mut c).await;
     assert!(target.join("dump.rdb").exists());
     assert_eq!(info_field(&mut c, "rdb_last_bgsave_status").await, "ok");
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("appendonly")
-        .arg("yes")
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    config_set(&mut c, "appendonly", "yes").await;
     let deadline = Instant::now() + Duration::from_secs(30);
     while info_field(&mut c, "aof_rewrite_in_progress").await != "0"
         || info_field(&mut c, "aof_enabled").await != "1"

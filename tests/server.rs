@@ -1984,16 +1984,7 @@ async fn a_fatal_signal_writes_a_crash_report_to_the_log() {
     use std::os::unix::process::ExitStatusExt;
     let dir = tempfile::tempdir().unwrap();
     let (child, mut c) = spawn_debug_server(dir.path(), &[]).await;
-    let r: redis::RedisResult<()> = redis::cmd("DEBUG")
-        .arg("SEGFAULT")
-        .query_async(&mut c)
-        .await;
-    assert!(r.is_err());
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(out.status.signal(), Some(libc::SIGSEGV));
-    let log = String::from_utf8_lossy(&out.stdout);
+    let log = segfault(child, &mut c).await;
     assert!(log.contains("crashed by signal: 11"), "{log}");
     assert!(log.contains("STACK TRACE"), "{log}");
     assert!(
@@ -2018,24 +2009,22 @@ async fn a_fatal_signal_writes_a_crash_report_to_the_log() {
     // `crash-log-enabled no` (set at run time): the signal's default
     // action, no report.
     let (child, mut c) = spawn_debug_server(dir.path(), &[]).await;
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("crash-log-enabled")
-        .arg("no")
-        .query_async(&mut c)
-        .await
-        .unwrap();
-    let r: redis::RedisResult<()> = redis::cmd("DEBUG")
-        .arg("SEGFAULT")
-        .query_async(&mut c)
-        .await;
+    config_set(&mut c, "crash-log-enabled", "no").await;
+    let log = segfault(child, &mut c).await;
+    assert!(!log.contains("crashed by signal"), "{log}");
+}
+
+/// DEBUG SEGFAULT; checks the process ended by SIGSEGV and returns what
+/// it wrote to stdout.
+async fn segfault(child: std::process::Child, c: &mut redis::aio::MultiplexedConnection) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    let r: redis::RedisResult<()> = redis::cmd("DEBUG").arg("SEGFAULT").query_async(c).await;
     assert!(r.is_err());
     let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap();
     assert_eq!(out.status.signal(), Some(libc::SIGSEGV));
-    let log = String::from_utf8_lossy(&out.stdout);
-    assert!(!log.contains("crashed by signal"), "{log}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// CONFIG SET loglevel changes what the running server logs: at `warning`
@@ -2063,13 +2052,7 @@ async fn config_set_loglevel_takes_effect_at_once() {
     }
     let saves = |log: &str| log.matches("Background saving started").count();
     for (level, expected) in [("warning", 0), ("notice", 1), ("verbose", 2)] {
-        let _: () = redis::cmd("CONFIG")
-            .arg("SET")
-            .arg("loglevel")
-            .arg(level)
-            .query_async(&mut c)
-            .await
-            .unwrap();
+        config_set(&mut c, "loglevel", level).await;
         bgsave(&mut c).await;
         let log = std::fs::read_to_string(&logfile).unwrap();
         assert_eq!(saves(&log), expected, "after loglevel {level}:\n{log}");
@@ -2457,13 +2440,7 @@ async fn the_process_title_follows_proc_title_template() {
     let mut c = srv.conn().await;
     let long = "x".repeat(300);
     let template = format!("TEST {{title}} {{listen-addr}} {{port}} {{tls-port}} {{{{ {long}");
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("proc-title-template")
-        .arg(&template)
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    config_set(&mut c, "proc-title-template", &template).await;
     assert_eq!(
         cmdline(srv.pid()),
         format!(
@@ -2501,13 +2478,7 @@ async fn the_watchdog_reports_a_command_that_overruns_its_period() {
             .matches("--- WATCHDOG TIMER EXPIRED ---")
             .count()
     };
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("watchdog-period")
-        .arg("200")
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    config_set(&mut c, "watchdog-period", "200").await;
     let _: () = redis::cmd("DEBUG")
         .arg("SLEEP")
         .arg("1")
@@ -2535,13 +2506,7 @@ async fn the_watchdog_reports_a_command_that_overruns_its_period() {
     }
     assert_eq!(reports(), 1);
 
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("watchdog-period")
-        .arg("0")
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    config_set(&mut c, "watchdog-period", "0").await;
     let _: () = redis::cmd("DEBUG")
         .arg("SLEEP")
         .arg("0.5")
