@@ -762,6 +762,87 @@ async fn serve_stale_data_no_answers_masterdown_while_the_link_is_down() {
 
 /// Every key of db 0 as (type, canonical value) read through commands, for
 /// comparing two servers whose encodings may differ.
+/// XADD and XTRIM with approximate trims and LIMIT (also inside MULTI),
+/// on a stream of 300 entries in nodes of 10.
+async fn stream_trims_with_limit(p: &mut MultiplexedConnection) {
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("stream-node-max-entries")
+        .arg("10")
+        .query_async(p)
+        .await
+        .unwrap();
+    for i in 1..=300 {
+        let _: String = redis::cmd("XADD")
+            .arg("trimmed")
+            .arg(format!("{i}-1"))
+            .arg("f")
+            .arg(i)
+            .query_async(p)
+            .await
+            .unwrap();
+    }
+    let _: String = redis::cmd("XADD")
+        .arg("trimmed")
+        .arg("MINID")
+        .arg("~")
+        .arg("150")
+        .arg("LIMIT")
+        .arg("30")
+        .arg("*")
+        .arg("f")
+        .arg("x")
+        .query_async(p)
+        .await
+        .unwrap();
+    let _: () = redis::pipe()
+        .atomic()
+        .cmd("XADD")
+        .arg("trimmed")
+        .arg("MAXLEN")
+        .arg("~")
+        .arg("100")
+        .arg("LIMIT")
+        .arg("20")
+        .arg("*")
+        .arg("f")
+        .arg("y")
+        .ignore()
+        .cmd("XTRIM")
+        .arg("trimmed")
+        .arg("MAXLEN")
+        .arg("~")
+        .arg("50")
+        .arg("LIMIT")
+        .arg("40")
+        .ignore()
+        .query_async(p)
+        .await
+        .unwrap();
+    let len: i64 = redis::cmd("XLEN")
+        .arg("trimmed")
+        .query_async(p)
+        .await
+        .unwrap();
+    assert!((50..301).contains(&len), "{len}");
+}
+
+/// A Cinnabar replica of a Cinnabar primary keeps streams trimmed
+/// approximately with LIMIT exactly as the primary trimmed them (the
+/// rewritten `= <threshold> LIMIT n` used to be refused on the replica).
+#[tokio::test]
+async fn approximate_stream_trims_with_limit_replicate_exactly() {
+    let primary = TestServer::start();
+    let replica =
+        TestServer::start_with(&["--replicaof", "127.0.0.1", &primary.addr.port().to_string()]);
+    let mut p = primary.conn().await;
+    let mut r = replica.conn().await;
+    wait_info(&mut r, "master_link_status", "up").await;
+    stream_trims_with_limit(&mut p).await;
+    wait_acked(&mut p, 1).await;
+    assert_eq!(contents(&mut r).await, contents(&mut p).await);
+}
+
 async fn contents(c: &mut MultiplexedConnection) -> Vec<(String, String, String)> {
     let mut keys: Vec<String> = c.keys("*").await.unwrap();
     keys.sort();
@@ -861,6 +942,9 @@ async fn cinnabar_follows_a_redis_primary() {
         .await
         .unwrap();
     let _: () = p.srem("bigset", "m1").await.unwrap();
+    // Approximate trims with LIMIT: Redis propagates them as `= <what it
+    // left>` with the LIMIT still there, which a replica must accept.
+    stream_trims_with_limit(&mut p).await;
     let _: () = redis::cmd("EVAL")
         .arg("redis.call('lpop', KEYS[1]); redis.call('set', 'fromlua', '1')")
         .arg(1)

@@ -382,10 +382,10 @@ fn parse_trim(ctx: &Ctx<'_>, argv: &[Bytes], xadd: bool) -> CmdResult<TrimArgs> 
             "syntax error, XTRIM must be called with a trimming strategy",
         ));
     }
-    if ctx.client.loader {
-        // Replaying the AOF: the trim was rewritten to what it did (see
-        // `approx_pos`), and its LIMIT no longer applies (Redis's
-        // mustObeyClient).
+    if ctx.client.loader || ctx.client.master {
+        // Replaying the AOF or applying a primary's stream: the trim was
+        // rewritten to what it did (see `approx_pos`), `~` became `=` but
+        // its LIMIT stays, and no longer applies (Redis's mustObeyClient).
         t.limit = 0;
     } else if limit_given {
         if !t.approx {
