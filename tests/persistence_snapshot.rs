@@ -399,6 +399,16 @@ async fn save_points_trigger_a_background_save() {
     assert!(srv.dir.path().join("dump.rdb").exists());
 }
 
+async fn config_get(c: &mut redis::aio::MultiplexedConnection, name: &str) -> String {
+    let got: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg(name)
+        .query_async(c)
+        .await
+        .unwrap();
+    got[1].clone()
+}
+
 /// CONFIG SET dir moves the server as Redis's chdir does: SAVE, BGSAVE and
 /// a newly enabled AOF write into the new directory, a restart from there
 /// loads the data, and a missing directory is refused with strerror's
@@ -410,13 +420,10 @@ async fn config_set_dir_moves_every_file_to_the_new_directory() {
     let moved = tempfile::tempdir().unwrap();
     let target = std::fs::canonicalize(moved.path()).unwrap();
     config_set(&mut c, "dir", target.to_str().unwrap()).await;
-    let got: Vec<String> = redis::cmd("CONFIG")
-        .arg("GET")
-        .arg("dir")
-        .query_async(&mut c)
-        .await
-        .unwrap();
-    assert_eq!(got[1], target.display().to_string());
+    assert_eq!(
+        config_get(&mut c, "dir").await,
+        target.display().to_string()
+    );
     let _: () = c.set("k", "v1").await.unwrap();
     let _: () = redis::cmd("SAVE").query_async(&mut c).await.unwrap();
     assert!(target.join("dump.rdb").exists());
@@ -449,13 +456,10 @@ async fn config_set_dir_moves_every_file_to_the_new_directory() {
         e.detail(),
         Some("CONFIG SET failed (possibly related to argument 'dir') - No such file or directory")
     );
-    let got: Vec<String> = redis::cmd("CONFIG")
-        .arg("GET")
-        .arg("dir")
-        .query_async(&mut c)
-        .await
-        .unwrap();
-    assert_eq!(got[1], target.display().to_string());
+    assert_eq!(
+        config_get(&mut c, "dir").await,
+        target.display().to_string()
+    );
 }
 
 #[tokio::test]

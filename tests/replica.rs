@@ -539,12 +539,7 @@ async fn wait_counts_a_replica_still_in_its_full_sync() {
 /// does (before, the read buffers kept up to three times the value).
 #[tokio::test]
 async fn a_big_value_leaves_no_oversized_stream_buffers() {
-    let primary = TestServer::start();
-    let replica =
-        TestServer::start_with(&["--replicaof", "127.0.0.1", &primary.addr.port().to_string()]);
-    let mut p = primary.conn().await;
-    let mut r = replica.conn().await;
-    wait_info(&mut r, "master_link_status", "up").await;
+    let (_primary, _replica, mut p, mut r) = primary_and_replica().await;
     let big = vec![b'x'; 32 << 20];
     let _: () = p.set("key", big).await.unwrap();
     wait_acked(&mut p, 1).await;
@@ -827,17 +822,29 @@ async fn stream_trims_with_limit(p: &mut MultiplexedConnection) {
     assert!((50..301).contains(&len), "{len}");
 }
 
+/// A primary and a replica of it with the link up, and a connection to
+/// each.
+async fn primary_and_replica() -> (
+    TestServer,
+    TestServer,
+    MultiplexedConnection,
+    MultiplexedConnection,
+) {
+    let primary = TestServer::start();
+    let replica =
+        TestServer::start_with(&["--replicaof", "127.0.0.1", &primary.addr.port().to_string()]);
+    let p = primary.conn().await;
+    let mut r = replica.conn().await;
+    wait_info(&mut r, "master_link_status", "up").await;
+    (primary, replica, p, r)
+}
+
 /// A Cinnabar replica of a Cinnabar primary keeps streams trimmed
 /// approximately with LIMIT exactly as the primary trimmed them (the
 /// rewritten `= <threshold> LIMIT n` used to be refused on the replica).
 #[tokio::test]
 async fn approximate_stream_trims_with_limit_replicate_exactly() {
-    let primary = TestServer::start();
-    let replica =
-        TestServer::start_with(&["--replicaof", "127.0.0.1", &primary.addr.port().to_string()]);
-    let mut p = primary.conn().await;
-    let mut r = replica.conn().await;
-    wait_info(&mut r, "master_link_status", "up").await;
+    let (_primary, _replica, mut p, mut r) = primary_and_replica().await;
     stream_trims_with_limit(&mut p).await;
     wait_acked(&mut p, 1).await;
     assert_eq!(contents(&mut r).await, contents(&mut p).await);
