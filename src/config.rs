@@ -1356,42 +1356,49 @@ fn check_tls_protocols(v: &mut Value) -> Result<(), String> {
     Ok(())
 }
 
-/// A template is valid when every `{variable}` is known and the expansion
-/// (with an empty title) is not blank.
-fn check_proc_title(v: &mut Value) -> Result<(), String> {
-    const ERR: &str = "template format is invalid or contains unknown variables";
-    let Value::Text(t) = v else { return Ok(()) };
+/// Expands a `proc-title-template`: `{{` is a brace, each `{variable}`
+/// becomes `value(variable)`; `None` for an unknown variable or an
+/// unclosed brace. The result is trimmed of spaces, as Redis trims it.
+pub fn expand_proc_title(t: &str, value: impl Fn(&str) -> Option<String>) -> Option<String> {
     let mut out = String::new();
-    let mut rest = t.as_str();
+    let mut rest = t;
     while let Some(open) = rest.find('{') {
         out.push_str(&rest[..open]);
         let after = &rest[open + 1..];
-        if after.is_empty() {
-            return Err(ERR.into());
-        }
         if let Some(r) = after.strip_prefix('{') {
             out.push('{');
             rest = r;
             continue;
         }
-        let Some(close) = after.find('}') else {
-            return Err(ERR.into());
-        };
-        match &after[..close] {
-            "title" | "server-mode" => {}
-            "listen-addr" => out.push_str("*:6379"),
-            "config-file" => out.push('-'),
-            "port" | "tls-port" => out.push('0'),
-            "unixsocket" => {}
-            _ => return Err(ERR.into()),
-        }
+        let close = after.find('}')?;
+        out.push_str(&value(&after[..close])?);
         rest = &after[close + 1..];
     }
     out.push_str(rest);
-    if out.trim_matches(' ').is_empty() {
-        return Err(ERR.into());
+    Some(out.trim_matches(' ').to_string())
+}
+
+/// A template is valid when every `{variable}` is known and the expansion
+/// (with an empty title) is not blank.
+fn check_proc_title(v: &mut Value) -> Result<(), String> {
+    const ERR: &str = "template format is invalid or contains unknown variables";
+    let Value::Text(t) = v else { return Ok(()) };
+    let sample = |var: &str| {
+        Some(
+            match var {
+                "title" | "server-mode" | "unixsocket" => "",
+                "listen-addr" => "*:6379",
+                "config-file" => "-",
+                "port" | "tls-port" => "0",
+                _ => return None,
+            }
+            .to_string(),
+        )
+    };
+    match expand_proc_title(t, sample) {
+        Some(out) if !out.is_empty() => Ok(()),
+        _ => Err(ERR.into()),
     }
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------

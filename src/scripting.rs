@@ -1937,10 +1937,7 @@ fn running_stale(srv: &crate::server::Server) -> bool {
 /// A read-only replica, for a caller that is not its primary (nor the AOF
 /// loader), whose writes it must obey.
 fn read_only_replica(ctx: &Ctx<'_>) -> bool {
-    ctx.srv.repl.is_replica()
-        && ctx.srv.config.replica_read_only()
-        && !ctx.client.master
-        && !ctx.client.loader
+    ctx.srv.repl.is_replica() && ctx.srv.config.replica_read_only() && !ctx.client.must_obey()
 }
 
 /// The checks Redis makes before running a script (scriptPrepareForRun):
@@ -2277,7 +2274,7 @@ fn script_cluster_check(
     let Some(cl) = guard.srv.cluster.get() else {
         return Ok(());
     };
-    if guard.client.master || guard.client.loader {
+    if guard.client.must_obey() {
         return Ok(());
     }
     let shard_pubsub = crate::server::cluster::is_shard_pubsub(entry.spec.name);

@@ -382,7 +382,7 @@ fn parse_trim(ctx: &Ctx<'_>, argv: &[Bytes], xadd: bool) -> CmdResult<TrimArgs> 
             "syntax error, XTRIM must be called with a trimming strategy",
         ));
     }
-    if ctx.client.loader || ctx.client.master {
+    if ctx.client.must_obey() {
         // Replaying the AOF or applying a primary's stream: the trim was
         // rewritten to what it did (see `approx_pos`), `~` became `=` but
         // its LIMIT stays, and no longer applies (Redis's mustObeyClient).

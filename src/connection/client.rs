@@ -332,6 +332,12 @@ pub struct MultiState {
 }
 
 impl Client {
+    /// The primary's link or the AOF loader: commands whose effects the
+    /// server must apply as given (Redis's mustObeyClient).
+    pub fn must_obey(&self) -> bool {
+        self.master || self.loader
+    }
+
     pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> Self {
         Client {
             id: info.id,

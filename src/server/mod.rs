@@ -322,17 +322,14 @@ impl Server {
         if changed.contains(&"tls-port") && self.config.tls_port() != 0 && !self.tls.active() {
             // TLS was off: build its configuration first, as Redis's
             // applyTLSPort configures TLS before listening.
-            match tls::build(&self.config) {
-                Ok(c) => self.tls.install(c),
-                Err(e) => {
-                    tracing::warn!("{e}");
-                    self.restore_config(&before);
-                    return Err(
-                        "ERR CONFIG SET failed (possibly related to argument 'tls-port') - \
-                         Unable to update TLS configuration. Check server logs."
-                            .into(),
-                    );
-                }
+            if let Err(e) = self.tls.reload(&self.config) {
+                tracing::warn!("{e}");
+                self.restore_config(&before);
+                return Err(
+                    "ERR CONFIG SET failed (possibly related to argument 'tls-port') - \
+                     Unable to update TLS configuration. Check server logs."
+                        .into(),
+                );
             }
         }
         let mut relisten = Vec::new();

@@ -106,34 +106,21 @@ pub fn expand(cfg: &Config, port: u16, tls_port: u16) -> String {
         .config_file()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
-    let mut out = String::new();
-    let mut rest = t.as_str();
-    while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 1..];
-        if let Some(r) = after.strip_prefix('{') {
-            out.push('{');
-            rest = r;
-            continue;
-        }
-        let Some(close) = after.find('}') else {
-            break;
-        };
-        match &after[..close] {
-            "title" => out.push_str(&title),
-            "listen-addr" => out.push_str(&listen),
-            "server-mode" => out.push_str(mode),
-            "port" => out.push_str(&port.to_string()),
-            "tls-port" => out.push_str(&tls_port.to_string()),
-            "unixsocket" => out.push_str(&socket),
-            "config-file" => out.push_str(&config_file),
-            _ => {}
-        }
-        rest = &after[close + 1..];
-    }
-    out.push_str(rest);
-    // Redis trims the spaces empty variables leave at either end.
-    out.trim_matches(' ').to_string()
+    let value = |var: &str| {
+        Some(match var {
+            "title" => title.clone(),
+            "listen-addr" => listen.clone(),
+            "server-mode" => mode.to_string(),
+            "port" => port.to_string(),
+            "tls-port" => tls_port.to_string(),
+            "unixsocket" => socket.clone(),
+            "config-file" => config_file.clone(),
+            _ => return None,
+        })
+    };
+    // CONFIG SET checked the template; an invalid one (impossible) shows
+    // as written.
+    crate::config::expand_proc_title(&t, value).unwrap_or(t)
 }
 
 /// Writes `title` over the area (cut to fit), the rest zeroed. Does
