@@ -75,6 +75,44 @@ async fn exact_error_texts() {
     .await;
 }
 
+/// Command names are case-insensitive and resolved per command, also when
+/// a pipeline repeats one name and then changes it by case, by length, to
+/// a command with subcommands, or to an unknown one.
+#[tokio::test]
+async fn pipelined_command_names_resolve_each_time() {
+    let srv = TestServer::start();
+    let mut c = srv.raw().await;
+    let mut batch = Vec::new();
+    for cmd in [
+        &[&b"SET"[..], b"k", b"v"][..],
+        &[b"set", b"k", b"w"],
+        &[b"GET", b"k"],
+        &[b"get", b"k"],
+        &[b"GeT", b"k"],
+        &[b"GETDEL", b"k"],
+        &[b"GET", b"k"],
+        &[b"GE", b"k"],
+        &[b"GET", b"k", b"extra"],
+        &[b"CONFIG", b"GET", b"maxmemory"],
+        &[b"CONFIG", b"NOSUCH"],
+        &[b"config", b"get", b"maxmemory"],
+        &[b"GETX", b"k"],
+        &[b"PING"],
+    ] {
+        batch.extend_from_slice(&resp(cmd));
+    }
+    c.send(&batch).await;
+    let want: &[u8] = b"+OK\r\n+OK\r\n$1\r\nw\r\n$1\r\nw\r\n$1\r\nw\r\n$1\r\nw\r\n$-1\r\n\
+-ERR unknown command 'GE', with args beginning with: 'k' \r\n\
+-ERR wrong number of arguments for 'get' command\r\n\
+*2\r\n$9\r\nmaxmemory\r\n$1\r\n0\r\n\
+-ERR unknown subcommand 'NOSUCH'. Try CONFIG HELP.\r\n\
+*2\r\n$9\r\nmaxmemory\r\n$1\r\n0\r\n\
+-ERR unknown command 'GETX', with args beginning with: 'k' \r\n+PONG\r\n";
+    let got = c.read_exact_n(want.len()).await;
+    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want));
+}
+
 #[tokio::test]
 async fn pipeline_of_ten_thousand_commands() {
     let srv = TestServer::start();

@@ -2140,6 +2140,11 @@ async fn rename_command_renames_and_survives_config_rewrite() {
         );
         assert_eq!(c.call(&[b"SET", b"b", b"1"]).await, b"+OK\r\n");
         assert_eq!(c.call(&[b"badger"]).await, b"+OK\r\n");
+        // The connection remembers the command it just ran by its name:
+        // the old name stays unknown right after the new one ran.
+        let e = String::from_utf8(c.call(&[b"flushdb"]).await).unwrap();
+        assert!(e.starts_with("-ERR unknown command 'flushdb'"), "{e}");
+        assert_eq!(c.call(&[b"BADGER"]).await, b"+OK\r\n");
         assert_eq!(c.call(&[b"DBSIZE"]).await, b":0\r\n");
         if round == 0 {
             assert_eq!(

@@ -48,9 +48,28 @@ pub fn unix_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// The table entry for `argv`, through the client's one-entry cache of
+/// plain (subcommand-less) commands.
+#[inline]
+fn lookup_cached(srv: &Server, client: &mut Client, argv: &[Bytes]) -> Lookup<'static> {
+    let Some(name) = argv.first() else {
+        return Lookup::Unknown;
+    };
+    if let Some(e) = client.cmd_cache.get(name) {
+        return Lookup::Found(e);
+    }
+    let found = srv.lookup_command(argv);
+    if let Lookup::Found(e) = found {
+        if e.parent.is_none() && !e.spec.is_container() {
+            client.cmd_cache.put(name, e);
+        }
+    }
+    found
+}
+
 /// Runs one command for `client` and returns its reply.
 pub fn execute(srv: &Server, client: &mut Client, argv: &[Bytes]) -> Reply {
-    let entry = match srv.lookup_command(argv) {
+    let entry = match lookup_cached(srv, client, argv) {
         Lookup::Found(e) => e,
         Lookup::Unknown => {
             let name = argv.first().map(|b| &b[..]).unwrap_or(b"");

@@ -197,11 +197,8 @@ fn set(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     } else {
         None
     };
-    let exists = if want_get {
-        old.is_some() || shard.contains(key, now)
-    } else {
-        shard.contains(key, now)
-    };
+    // Whether the key exists matters only to NX and XX.
+    let exists = (nx || xx) && (old.is_some() || shard.contains(key, now));
     if (nx && exists) || (xx && !exists) {
         return Ok(if want_get {
             Reply::opt_bulk(old)

@@ -307,6 +307,47 @@ pub struct Client {
     /// Positions of the current command's arguments that it marked as
     /// sensitive (passwords): the slow log shows `(redacted)` instead.
     pub redacted: Vec<usize>,
+    /// The last plain command this client ran, by the exact bytes it was
+    /// named with (see [`CommandCache`]).
+    pub cmd_cache: CommandCache,
+}
+
+/// One remembered command-name lookup: the bytes a client named a plain
+/// command with (no subcommands) and the table entry they resolved to.
+/// Clients, pipelines above all, mostly repeat the command they just
+/// sent, and comparing a few bytes is cheaper than lower-casing and
+/// hashing the name (a profile of pipelined GETs put 4% of the server's
+/// CPU in the table lookup). The name-to-entry mapping never changes
+/// while the process runs (`rename-command` and `disabled-commands` are
+/// fixed at startup, and dispatch still checks `disabled-commands` after
+/// the lookup), so an entry never goes stale.
+#[derive(Default)]
+pub struct CommandCache {
+    name: [u8; CommandCache::MAX],
+    len: u8,
+    entry: Option<&'static CommandEntry>,
+}
+
+impl CommandCache {
+    const MAX: usize = 24;
+
+    /// The entry remembered for exactly these name bytes.
+    #[inline]
+    pub fn get(&self, name: &[u8]) -> Option<&'static CommandEntry> {
+        let e = self.entry?;
+        (name.len() == usize::from(self.len) && self.name.get(..name.len()) == Some(name))
+            .then_some(e)
+    }
+
+    /// Remembers `entry` (a plain command, found under `name`).
+    #[inline]
+    pub fn put(&mut self, name: &[u8], entry: &'static CommandEntry) {
+        if let (Some(dst), Ok(len)) = (self.name.get_mut(..name.len()), u8::try_from(name.len())) {
+            dst.copy_from_slice(name);
+            self.len = len;
+            self.entry = Some(entry);
+        }
+    }
 }
 
 /// A transaction being queued.
@@ -371,6 +412,7 @@ impl Client {
             tracking: Default::default(),
             auth_deadline: 0,
             redacted: Vec::new(),
+            cmd_cache: CommandCache::default(),
         }
     }
 

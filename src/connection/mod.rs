@@ -212,7 +212,7 @@ where
                 None => parser.next(&mut inbuf, limits),
             };
             match item {
-                Ok(Some(argv)) => {
+                Ok(Some(mut argv)) => {
                     // Entra ID-style token logins end at the token's exp.
                     if client.auth_deadline != 0 && client.now >= client.auth_deadline {
                         token_expired(&srv, &mut client, &mut stream, &mut out).await;
@@ -296,7 +296,7 @@ where
                         // A parked client holds no idle buffers (10k blocked
                         // clients must stay cheap); its argv would pin the
                         // whole read chunk (the waiter keeps its own copy).
-                        drop(argv);
+                        argv = Vec::new();
                         out = BytesMut::new();
                         if inbuf.is_empty() {
                             inbuf = BytesMut::new();
@@ -356,6 +356,7 @@ where
                     {
                         break 'conn;
                     }
+                    parser.recycle(argv);
                 }
                 Ok(None) => {
                     end_tracking_batch(&srv, &mut client, &mut out);
