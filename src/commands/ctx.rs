@@ -69,8 +69,23 @@ const WAIT_SLICE: Duration = Duration::from_millis(1);
 /// for another, it backs off whenever a script holds shards it locked on
 /// demand (that script may be waiting for one of ours), then starts over.
 fn acquire_ordered<'a>(srv: &'a Server, set: &[(u32, u32)], busy_aware: bool) -> Option<Held<'a>> {
+    let mut held: Held<'a> = SmallVec::with_capacity(set.len());
+    acquire_into(srv, set, busy_aware, &mut held).then_some(held)
+}
+
+/// [`acquire_ordered`] into `held` (empty), where the guards stay: the
+/// per-command path builds its context first and locks into it, rather
+/// than moving the guards through return values (a profile of pipelined
+/// GETs put 2% of the server's CPU in those moves). False (nothing held)
+/// if it gave up.
+fn acquire_into<'a>(
+    srv: &'a Server,
+    set: &[(u32, u32)],
+    busy_aware: bool,
+    held: &mut Held<'a>,
+) -> bool {
     'retry: loop {
-        let mut held: Held<'a> = SmallVec::with_capacity(set.len());
+        held.clear();
         for &(db, sh) in set {
             let Some(d) = srv.keyspace.db(db as usize) else {
                 continue;
@@ -80,11 +95,14 @@ fn acquire_ordered<'a>(srv: &'a Server, set: &[(u32, u32)], busy_aware: bool) ->
                 Some(g) => g,
                 None => loop {
                     if busy_aware && crate::scripting::busy() {
-                        return None;
+                        held.clear();
+                        return false;
                     }
                     if !held.is_empty() && LAZY_ACTIVE.load(Ordering::SeqCst) {
-                        drop(held);
-                        wait_lazy_end(busy_aware)?;
+                        held.clear();
+                        if wait_lazy_end(busy_aware).is_none() {
+                            return false;
+                        }
                         continue 'retry;
                     }
                     if let Some(g) = m.try_lock_for(WAIT_SLICE) {
@@ -94,7 +112,7 @@ fn acquire_ordered<'a>(srv: &'a Server, set: &[(u32, u32)], busy_aware: bool) ->
             };
             held.push((db, sh, g));
         }
-        return Some(held);
+        return true;
     }
 }
 
@@ -149,6 +167,13 @@ impl<'a> Locks<'a> {
     /// took) when a script that holds the shards passes
     /// `busy-reply-threshold`, so the command can be answered `-BUSY`
     /// instead of parking an async worker until the script ends.
+    /// [`Locks::acquire_unless_busy`] into locks that hold nothing yet;
+    /// false (still holding nothing) if it gave up.
+    pub fn take_unless_busy(&mut self, srv: &'a Server, set: &[(u32, u32)]) -> bool {
+        debug_assert!(self.held.is_empty() && self.lazy.is_none());
+        acquire_into(srv, set, true, &mut self.held)
+    }
+
     pub fn acquire_unless_busy(srv: &'a Server, set: &[(u32, u32)]) -> Option<Self> {
         Some(Locks {
             held: acquire_ordered(srv, set, true)?,

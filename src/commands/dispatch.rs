@@ -512,18 +512,6 @@ pub fn call(srv: &Server, client: &mut Client, entry: &CommandEntry, argv: &[Byt
     client.info.last_cmd.store(entry.id, Ordering::Relaxed);
     sync_expired_recording(srv);
     let plan = lock_plan(srv, client.db, entry.spec, argv);
-    let locks = if matches!(entry.spec.lock, LockScope::OnDemand) {
-        let mut l = Locks::none();
-        l.make_lazy(srv);
-        l
-    } else if plan.is_empty() {
-        Locks::none()
-    } else {
-        match Locks::acquire_unless_busy(srv, &plan) {
-            Some(l) => l,
-            None => return reject_busy(srv, client, entry),
-        }
-    };
     let mut ctx = Ctx {
         srv,
         now: if client.now > 0 {
@@ -532,12 +520,19 @@ pub fn call(srv: &Server, client: &mut Client, entry: &CommandEntry, argv: &[Byt
             unix_ms()
         },
         client: &mut *client,
-        locks,
+        locks: Locks::none(),
         dirty: 0,
         prop: Vec::new(),
         rewrite: None,
         in_script: false,
     };
+    // The guards go straight into the context (see ctx::acquire_into).
+    if matches!(entry.spec.lock, LockScope::OnDemand) {
+        ctx.locks.make_lazy(srv);
+    } else if !plan.is_empty() && !ctx.locks.take_unless_busy(srv, &plan) {
+        drop(ctx);
+        return reject_busy(srv, client, entry);
+    }
     let script_first = feed_script_first(srv, ctx.client, entry, argv);
     let (result, nanos) = invoke(&mut ctx, entry, argv);
     ctx.flush_expired();
