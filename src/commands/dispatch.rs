@@ -468,8 +468,16 @@ pub fn reject_busy(srv: &Server, client: &mut Client, entry: &CommandEntry) -> R
 pub type LockPlan = SmallVec<[(u32, u32); 4]>;
 
 pub fn lock_plan(srv: &Server, db: usize, spec: &CommandSpec, argv: &[Bytes]) -> LockPlan {
+    let mut v = LockPlan::new();
+    lock_plan_into(srv, db, spec, argv, &mut v);
+    v
+}
+
+/// [`lock_plan`] into `v` (empty): the per-command path keeps the plan
+/// where it is built (returning it by value showed up as 1% of the
+/// server's CPU in a profile of pipelined GETs).
+pub fn lock_plan_into(srv: &Server, db: usize, spec: &CommandSpec, argv: &[Bytes], v: &mut LockPlan) {
     let ks = &srv.keyspace;
-    let mut v: LockPlan = SmallVec::new();
     match spec.lock {
         LockScope::Keys => match spec.keys {
             KeySpec::Range { first, last, step } if first > 0 => {
@@ -503,7 +511,6 @@ pub fn lock_plan(srv: &Server, db: usize, spec: &CommandSpec, argv: &[Bytes]) ->
         v.sort_unstable();
         v.dedup();
     }
-    v
 }
 
 /// Executes a command that passed the guards.
@@ -511,7 +518,8 @@ pub fn call(srv: &Server, client: &mut Client, entry: &CommandEntry, argv: &[Byt
     // CLIENT LIST/INFO report the command being run (as Redis does).
     client.info.last_cmd.store(entry.id, Ordering::Relaxed);
     sync_expired_recording(srv);
-    let plan = lock_plan(srv, client.db, entry.spec, argv);
+    let mut plan = LockPlan::new();
+    lock_plan_into(srv, client.db, entry.spec, argv, &mut plan);
     let mut ctx = Ctx {
         srv,
         now: if client.now > 0 {
