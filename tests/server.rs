@@ -556,6 +556,62 @@ fn args_of(e: &SlowEntry) -> Vec<String> {
         .collect()
 }
 
+/// Commands of one pipelined batch are timed back to back (each starts
+/// where the previous one ended), but never across a wait: a command
+/// after a slow one, after an idle pause, or after a blocking command
+/// that waited is not logged as slow, and its statistics stay small.
+#[tokio::test]
+async fn command_durations_exclude_waits_between_commands() {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    config_set(&mut c, "slowlog-log-slower-than", "100000").await;
+    let mut raw = srv.raw().await;
+    // One write: a slow command, then fast ones.
+    let mut batch = resp(&[b"DEBUG", b"SLEEP", b"0.15"]);
+    batch.extend_from_slice(&resp(&[b"GET", b"a"]));
+    batch.extend_from_slice(&resp(&[b"INCR", b"n"]));
+    raw.send(&batch).await;
+    let want: &[u8] = b"+OK\r\n$-1\r\n:1\r\n";
+    assert_eq!(raw.read_exact_n(want.len()).await, want);
+    // An idle connection, then a command.
+    raw.expect(&resp(&[b"PING"]), b"+PONG\r\n").await;
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    raw.expect(&resp(&[b"GET", b"a"]), b"$-1\r\n").await;
+    // A blocking command that waits, then one in the same write.
+    let mut batch = resp(&[b"BLPOP", b"nolist", b"0.2"]);
+    batch.extend_from_slice(&resp(&[b"INCR", b"n"]));
+    raw.send(&batch).await;
+    let want: &[u8] = b"*-1\r\n:2\r\n";
+    assert_eq!(raw.read_exact_n(want.len()).await, want);
+    let names: Vec<String> = slowlog(&mut c, -1)
+        .await
+        .iter()
+        .map(|e| args_of(e)[0].to_ascii_uppercase())
+        .collect();
+    assert!(
+        names.iter().all(|n| n == "DEBUG" || n == "BLPOP"),
+        "{names:?}"
+    );
+    assert!(names.iter().any(|n| n == "DEBUG"), "{names:?}");
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    for cmd in ["get", "incr"] {
+        let line = info
+            .lines()
+            .find(|l| l.starts_with(&format!("cmdstat_{cmd}:")))
+            .unwrap_or_else(|| panic!("no {cmd} in {info}"));
+        let usec: u64 = line
+            .split(',')
+            .find_map(|f| f.split_once("usec=").map(|(_, v)| v))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{line}"));
+        assert!(usec < 50_000, "{line}");
+    }
+}
+
 /// SLOWLOG: the threshold (-1 off, 0 everything), slowlog-max-len, GET's
 /// count, entry fields, EXEC not logged but the commands it ran are, and
 /// Redis's trimming of long argument lists and long arguments.

@@ -310,6 +310,12 @@ pub struct Client {
     /// The last plain command this client ran, by the exact bytes it was
     /// named with (see [`CommandCache`]).
     pub cmd_cache: CommandCache,
+    /// Command timing (see `dispatch::invoke`): the clock reading at which
+    /// the next command's time starts, when its connection set one (0:
+    /// the command reads the clock itself); taken by the command.
+    pub clock_mark: u64,
+    /// The clock reading at which this client's last command ended.
+    pub last_end: u64,
 }
 
 /// One remembered command-name lookup: the bytes a client named a plain
@@ -413,6 +419,8 @@ impl Client {
             auth_deadline: 0,
             redacted: Vec::new(),
             cmd_cache: CommandCache::default(),
+            clock_mark: 0,
+            last_end: 0,
         }
     }
 

@@ -202,7 +202,13 @@ where
         // BCAST invalidations of this batch's writes go out once, at its
         // end (Redis sends them once per event-loop turn).
         client.tracking.batching = srv.tracking.in_use();
+        // The previous command of this batch ran without the connection
+        // waiting since: the next one's time starts where its ended (see
+        // dispatch::invoke).
+        let mut chained = false;
         loop {
+            // This command's handling waited (and so ends the chain).
+            let mut waited = false;
             let limits = Limits {
                 max_bulk_len: srv.config.proto_max_bulk_len(),
                 authenticated: client.authenticated,
@@ -220,16 +226,17 @@ where
                     }
                     // A load that has not reached its first progress point:
                     // the command waits, as Redis serves no one then.
-                    if srv.persist.holds_clients()
-                        && !hold_for_load(&srv, &mut client, &mut stream, &mut out).await
-                    {
-                        break 'conn;
+                    if srv.persist.holds_clients() {
+                        waited = true;
+                        if !hold_for_load(&srv, &mut client, &mut stream, &mut out).await {
+                            break 'conn;
+                        }
                     }
                     // CLIENT PAUSE: hold the command (after sending what
                     // earlier ones answered) until the pause lets it run.
-                    if srv.pause.maybe_active()
-                        && dispatch::must_postpone(&srv, &client, &argv)
-                        && !hold_for_pause(
+                    if srv.pause.maybe_active() && dispatch::must_postpone(&srv, &client, &argv) {
+                        waited = true;
+                        if !hold_for_pause(
                             &srv,
                             &mut client,
                             &mut stream,
@@ -238,11 +245,21 @@ where
                             &argv,
                         )
                         .await
-                    {
-                        break 'conn;
+                        {
+                            break 'conn;
+                        }
                     }
-                    let mut reply = if !crate::scripting::wants_script_thread(&client, &argv) {
-                        dispatch::execute(&srv, &mut client, &argv)
+                    let script = crate::scripting::wants_script_thread(&client, &argv);
+                    // (A script may wait for the script thread or its gate.)
+                    waited |= script;
+                    let mut reply = if !script {
+                        if chained && !waited {
+                            client.clock_mark = client.last_end;
+                        }
+                        let r = dispatch::execute(&srv, &mut client, &argv);
+                        // (Left unused by a command refused before it ran.)
+                        client.clock_mark = 0;
+                        r
                     } else if let Some(r) =
                         crate::scripting::try_inline(&srv, &mut client, &argv, !inbuf.is_empty())
                             .await
@@ -279,6 +296,7 @@ where
                         last
                     };
                     if let Some((off, n, deadline)) = client.wait_repl.take() {
+                        waited = true;
                         // WAIT with replicas: send what earlier commands
                         // produced, then wait for their acknowledgements.
                         if !flush_before_wait(&srv, &mut client, &mut stream, &mut out).await {
@@ -287,6 +305,7 @@ where
                         reply = srv.repl.wait_acks(&info, off, n, deadline).await;
                     }
                     if client.blocking.waiter.is_some() {
+                        waited = true;
                         // Blocked: send what earlier commands produced, then
                         // wait for this command's final reply.
                         if !flush_before_wait(&srv, &mut client, &mut stream, &mut out).await {
@@ -349,14 +368,17 @@ where
                         // (below), with whatever it sent after the request.
                         break 'conn;
                     }
-                    if out.len() >= OUT_HIGH_WATER
-                        && send_ready(&srv, &client, &mut stream, &mut out)
+                    if out.len() >= OUT_HIGH_WATER {
+                        waited = true;
+                        if send_ready(&srv, &client, &mut stream, &mut out)
                             .await
                             .is_err()
-                    {
-                        break 'conn;
+                        {
+                            break 'conn;
+                        }
                     }
                     parser.recycle(argv);
+                    chained = !waited;
                 }
                 Ok(None) => {
                     end_tracking_batch(&srv, &mut client, &mut out);
