@@ -770,6 +770,7 @@ fn succeeded(r: &Outcome) -> bool {
 /// (`Client::clock_mark`): one reading per command, and the time between
 /// two commands of a batch (parsing, lookup, locking, encoding the reply)
 /// counts towards the second.
+#[inline(always)]
 fn invoke(ctx: &mut Ctx<'_>, entry: &CommandEntry, argv: &[Bytes]) -> (Outcome, u64) {
     let clock = clock();
     let start = match std::mem::take(&mut ctx.client.clock_mark) {
