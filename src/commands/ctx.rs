@@ -163,10 +163,6 @@ impl<'a> Locks<'a> {
         }
     }
 
-    /// [`Locks::acquire`] for client commands: gives up (releasing what it
-    /// took) when a script that holds the shards passes
-    /// `busy-reply-threshold`, so the command can be answered `-BUSY`
-    /// instead of parking an async worker until the script ends.
     /// [`Locks::acquire_unless_busy`] into locks that hold nothing yet;
     /// false (still holding nothing) if it gave up.
     pub fn take_unless_busy(&mut self, srv: &'a Server, set: &[(u32, u32)]) -> bool {
@@ -174,6 +170,10 @@ impl<'a> Locks<'a> {
         acquire_into(srv, set, true, &mut self.held)
     }
 
+    /// [`Locks::acquire`] for client commands: gives up (releasing what it
+    /// took) when a script that holds the shards passes
+    /// `busy-reply-threshold`, so the command can be answered `-BUSY`
+    /// instead of parking an async worker until the script ends.
     pub fn acquire_unless_busy(srv: &'a Server, set: &[(u32, u32)]) -> Option<Self> {
         Some(Locks {
             held: acquire_ordered(srv, set, true)?,
