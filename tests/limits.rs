@@ -883,7 +883,8 @@ async fn a_clients_memory_falls_back_once_its_piled_up_replies_are_read() {
         }
         assert!(
             Instant::now() < deadline,
-            "tot-mem {tot}, mem_clients_normal {normal} after every reply was read"
+            "tot-mem {tot}, mem_clients_normal {normal} after every reply was read: {}",
+            call(&mut admin, &["CLIENT", "LIST"]).await
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

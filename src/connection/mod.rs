@@ -446,12 +446,26 @@ where
             }
             break;
         }
-        if !out.is_empty()
-            && send_ready(&srv, &client, &mut stream, &mut out)
+        if !out.is_empty() {
+            if send_ready(&srv, &client, &mut stream, &mut out)
                 .await
                 .is_err()
-        {
-            break;
+            {
+                break;
+            }
+            // All written: CLIENT LIST's omem (last published while replies
+            // were pending) and the client's memory drop to what it holds
+            // now, and a big batch's room is given back. A client that
+            // sends nothing more would otherwise keep the old figures.
+            if out.is_empty()
+                && (out.capacity() > 4 * OUT_HIGH_WATER || info.omem.load(Ordering::Relaxed) != 0)
+            {
+                info.omem.store(0, Ordering::Relaxed);
+                shrink_reply_buffer(&mut out);
+                if !account_mem(&srv, &client, &out) {
+                    break;
+                }
+            }
         }
     }
     if let Some(req) = client.sync.take() {
