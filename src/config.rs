@@ -1185,6 +1185,8 @@ params! {
     log_format "log-format" = enumeration(LOG_FORMAT, "text").immutable().cinnabar() => LogFormat, "Cinnabar-only.";
     worker_threads "worker-threads" = int(0, 1024, "0").immutable().cinnabar() => usize,
         "Cinnabar-only: async worker threads serving clients; 0 = one per CPU core but one (at least one).";
+    busy_poll_us "busy-poll-us" = int(0, 1000, "100").cinnabar() => u64,
+        "Cinnabar-only: microseconds a worker keeps looking for input before it sleeps, while clients keep it busy (adaptive; 0 = never).";
     snapshot_method "snapshot-method" = enumeration(SNAPSHOT_METHOD, "versioned").cinnabar() => SnapshotMethod,
         "Cinnabar-only: how BGSAVE, SAVE and AOF rewrites take their point-in-time view: versioned (in-process, no fork) or fork (a child process, as Redis).";
     child_nice "child-nice" = int(0, 19, "19").cinnabar() => i64,
@@ -3853,6 +3855,7 @@ mod tests {
         assert_eq!(
             ours,
             [
+                "busy-poll-us",
                 "child-nice",
                 "cluster-policy",
                 "db-maxmemory-policy",

@@ -2578,3 +2578,120 @@ async fn the_watchdog_reports_a_command_that_overruns_its_period() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Server CPU time (user + system) in clock ticks, from /proc/PID/stat.
+#[cfg(target_os = "linux")]
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    // Fields after the command name (which may hold spaces): state is the
+    // 3rd field of the line, utime the 14th and stime the 15th.
+    let rest: Vec<&str> = stat[stat.rfind(')').expect(")") + 1..]
+        .split_whitespace()
+        .collect();
+    rest[11].parse::<u64>().unwrap() + rest[12].parse::<u64>().unwrap()
+}
+
+/// One client sends a PING every `gap` for `total`; returns how many.
+#[cfg(target_os = "linux")]
+fn paced_pings(srv: &TestServer, gap: Duration, total: Duration) -> u64 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(srv.addr).unwrap();
+    s.set_nodelay(true).unwrap();
+    let start = std::time::Instant::now();
+    let mut buf = [0u8; 7];
+    let mut n = 0;
+    while start.elapsed() < total {
+        s.write_all(b"PING\r\n").unwrap();
+        s.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"+PONG\r\n");
+        n += 1;
+        std::thread::sleep(gap);
+    }
+    n
+}
+
+/// INFO stats' busy-poll counters: (hits, misses, usec).
+async fn busy_poll_counters(c: &mut redis::aio::MultiplexedConnection) -> [u64; 3] {
+    let mut r = [0; 3];
+    for (i, f) in ["hits", "misses", "usec"].iter().enumerate() {
+        r[i] = info_field(c, "stats", &format!("cinnabar_busy_poll_{f}"))
+            .await
+            .parse()
+            .unwrap();
+    }
+    r
+}
+
+/// `busy-poll-us`: the worker keeps polling for input between requests
+/// that come closer together than the window, gives it up for requests
+/// further apart, and costs nothing once clients stop.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_polling_follows_the_load() {
+    // One worker, as on a 2-core host.
+    let srv = TestServer::start_with(&["--busy-poll-us", "1000", "--worker-threads", "1"]);
+    let mut c = srv.conn().await;
+    let v: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("busy-poll-us")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(v, ["busy-poll-us", "1000"]);
+    let e = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("busy-poll-us")
+        .arg("1001")
+        .query_async::<()>(&mut c)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("busy-poll-us"), "{e}");
+    let run = Duration::from_millis(1200);
+    let delta = |a: [u64; 3], b: [u64; 3]| [b[0] - a[0], b[1] - a[1], b[2] - a[2]];
+
+    // Requests ~0.3 ms apart, inside the 1 ms window: most gaps are
+    // polled through, without sleeping.
+    let c0 = busy_poll_counters(&mut c).await;
+    let n = paced_pings(&srv, Duration::from_micros(200), run);
+    let [hits, _, _] = delta(c0, busy_poll_counters(&mut c).await);
+    assert!(hits * 4 >= n, "{hits} of {n} requests found by polling");
+
+    // Turned off: nothing is found by polling, no time spent on it.
+    config_set(&mut c, "busy-poll-us", "0").await;
+    let c0 = busy_poll_counters(&mut c).await;
+    paced_pings(&srv, Duration::from_micros(200), run);
+    let [hits, _, usec] = delta(c0, busy_poll_counters(&mut c).await);
+    assert_eq!(hits, 0);
+    assert!(usec < 20_000, "busy-poll-us 0: polled {usec} us");
+
+    // Requests 2 ms apart, beyond the window: it closes after a few gaps
+    // (stuck open, polling would take half the time, 600,000 us).
+    config_set(&mut c, "busy-poll-us", "1000").await;
+    let c0 = busy_poll_counters(&mut c).await;
+    paced_pings(&srv, Duration::from_millis(2), run);
+    let [_, misses, usec] = delta(c0, busy_poll_counters(&mut c).await);
+    assert!(misses > 0);
+    assert!(usec < 60_000, "requests 2 ms apart: polled {usec} us");
+
+    // Idle: nothing polls.
+    let c0 = busy_poll_counters(&mut c).await;
+    let t0 = cpu_ticks(srv.pid());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle = cpu_ticks(srv.pid()) - t0;
+    let [_, _, usec] = delta(c0, busy_poll_counters(&mut c).await);
+    assert!(idle <= 10, "idle server used {idle} ticks in 1 s");
+    // (Only the INFO call itself may have been polled after.)
+    assert!(usec < 2_000, "idle: polled {usec} us");
+
+    // CONFIG RESETSTAT clears the counters.
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let [hits, misses, _] = busy_poll_counters(&mut c).await;
+    assert!(
+        hits + misses <= 2,
+        "after RESETSTAT: {hits} hits, {misses} misses"
+    );
+}

@@ -690,6 +690,7 @@ pub fn render_info(srv: &Server, sections: &[String], keyspace: KeyspaceTotals) 
                     st.hot.get(crate::server::Stats::READS),
                     st.hot.get(crate::server::Stats::WRITES),
                 );
+                o.push_str(&srv.busy_poll.info());
             }
             "replication" => o.push_str(&srv.repl.info(srv)),
             "cpu" => {
@@ -849,6 +850,7 @@ fn config_resetstat(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
         n.store(0, Ordering::Relaxed);
     }
     crate::storage::lazyfree::reset_stats();
+    ctx.srv.busy_poll.reset_stats();
     for e in table().all() {
         e.reset_stats();
     }

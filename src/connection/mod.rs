@@ -178,6 +178,7 @@ where
         }
         srv.stats.hot.add(Stats::NET_INPUT, n as u64);
         srv.stats.hot.add(Stats::READS, 1);
+        srv.busy_poll.on_read();
         // CLIENT LIST's qbuf while this batch runs (Redis keeps the batch
         // in the query buffer until it is processed).
         let queued = publish_qbuf(&info, &inbuf, &parser);

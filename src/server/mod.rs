@@ -1,6 +1,7 @@
 //! Wiring: builds the shared [`Server`], binds listeners, starts background
 //! tasks (active expiry, stats sampling) and waits for shutdown.
 
+pub mod busypoll;
 pub mod cluster;
 pub mod cluster_bus;
 pub mod cluster_local;
@@ -110,6 +111,8 @@ pub struct Server {
     pub slowlog: slowlog::SlowLog,
     /// CLIENT PAUSE state.
     pub pause: pause::Pause,
+    /// Polling before the worker sleeps (`busy-poll-us`).
+    pub busy_poll: busypoll::BusyPoll,
     /// `AZURE MAINTENANCE` / `AZURE REBOOT` rehearsals.
     pub rehearsal: rehearsal::Rehearsal,
     /// Azure Monitor's metrics (`AZURE METRICS`, `metrics-port`).
@@ -180,6 +183,7 @@ impl Server {
             client_mem: Default::default(),
             slowlog: Default::default(),
             pause: Default::default(),
+            busy_poll: Default::default(),
             rehearsal: Default::default(),
             metrics: Default::default(),
             monitors: Default::default(),
@@ -727,6 +731,7 @@ pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
         unix_socket: unix_path,
         supervisor,
     });
+    tokio::spawn(busypoll::run(srv.clone()));
     tokio::spawn(active_expire_task(srv.clone()));
     tokio::spawn(crate::persistence::snapshot::cron(srv.clone()));
     tokio::spawn(eviction_task(srv.clone()));
