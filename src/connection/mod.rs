@@ -27,9 +27,14 @@ const READ_CHUNK: usize = 16 * 1024;
 pub const QBUF_RELEASE: usize = usize::MAX;
 /// Flush mid-batch once this much output is pending.
 const OUT_HIGH_WATER: usize = 1 << 20;
-/// A reply buffer grown past 4 × [`OUT_HIGH_WATER`] is given back after
-/// its write (`DEBUG REPLYBUFFER RESIZING 0` keeps it, for tests that
-/// measure clients' memory).
+/// A reply buffer grown past this is given back once everything in it is
+/// written (`DEBUG REPLYBUFFER RESIZING 0` keeps it, for tests that
+/// measure clients' memory); a smaller one is kept for the next replies.
+/// A batch flushed at [`OUT_HIGH_WATER`] leaves a buffer above it: an idle
+/// client keeps no more than this (Redis's cron shrinks idle clients'
+/// reply buffers likewise).
+const KEEP_REPLY_BUFFER: usize = 256 * 1024;
+/// See [`KEEP_REPLY_BUFFER`].
 pub static REPLY_BUFFER_RESIZING: AtomicBool = AtomicBool::new(true);
 
 /// Serves one client until it disconnects, is killed, or the server stops.
@@ -459,7 +464,7 @@ where
             // now, and a big batch's room is given back. A client that
             // sends nothing more would otherwise keep the old figures.
             if out.is_empty()
-                && (out.capacity() > 4 * OUT_HIGH_WATER || info.omem.load(Ordering::Relaxed) != 0)
+                && (out.capacity() > KEEP_REPLY_BUFFER || info.omem.load(Ordering::Relaxed) != 0)
             {
                 info.omem.store(0, Ordering::Relaxed);
                 shrink_reply_buffer(&mut out);
@@ -922,10 +927,10 @@ async fn write_out<S: AsyncWrite + Unpin>(
     Ok(())
 }
 
-/// A reply buffer grown past 4 × [`OUT_HIGH_WATER`] is given back once
-/// written (unless `DEBUG REPLYBUFFER RESIZING 0`).
+/// A written-out reply buffer above [`KEEP_REPLY_BUFFER`] is given back
+/// (unless `DEBUG REPLYBUFFER RESIZING 0`).
 fn shrink_reply_buffer(out: &mut BytesMut) {
-    if out.capacity() > 4 * OUT_HIGH_WATER && REPLY_BUFFER_RESIZING.load(Ordering::Relaxed) {
+    if out.capacity() > KEEP_REPLY_BUFFER && REPLY_BUFFER_RESIZING.load(Ordering::Relaxed) {
         *out = BytesMut::new();
     }
 }
