@@ -17,7 +17,9 @@
 //! arrives meanwhile is picked up without a wake-up. Activity is the
 //! connections' read counter (`Stats::READS`, already counted per read);
 //! the task gives up once no read happened for `window`, and then sleeps
-//! until the next read wakes it (one flag load per read while it polls).
+//! until the next read wakes it (a connection pays one relaxed load of a
+//! flag per read). With `busy-poll-us 0` the task only looks at the
+//! setting every 100 ms and is never woken by reads.
 //!
 //! The window adapts as the cpuidle "haltpoll" governor's does, so that an
 //! idle or lightly loaded server does not burn CPU: when the idle period
@@ -120,6 +122,14 @@ pub async fn run(srv: Arc<Server>) {
     // When the last polling pass gave up (the last read before it).
     let mut gave_up: Option<Instant> = None;
     loop {
+        if srv.config.busy_poll_us() == 0 {
+            // Off: `asleep` stays false (cleared by the wake-up that
+            // started the last pass), so reads never wake this task.
+            gave_up = None;
+            window = Duration::ZERO;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
         bp.asleep.store(true, Ordering::Relaxed);
         // A read between the store and this wait leaves a permit: no
         // wake-up is lost.
