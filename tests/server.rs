@@ -2611,6 +2611,7 @@ fn paced_pings(srv: &TestServer, gap: Duration, total: Duration) -> u64 {
 }
 
 /// INFO stats' busy-poll counters: (hits, misses, usec).
+#[cfg(target_os = "linux")]
 async fn busy_poll_counters(c: &mut redis::aio::MultiplexedConnection) -> [u64; 3] {
     let mut r = [0; 3];
     for (i, f) in ["hits", "misses", "usec"].iter().enumerate() {
