@@ -1253,17 +1253,19 @@ async fn latency_tracking_and_monitor() {
         .query_async(&mut c)
         .await
         .unwrap();
-    assert_eq!(latest.len(), 1, "{latest:?}");
-    let (name, _, last, max) = &latest[0];
-    assert_eq!(name, "command");
-    assert!(*last >= 120 && *max >= *last, "{latest:?}");
+    // The sleep is a `command` event. (On a loaded host another command
+    // after the CONFIG SET may take 50 ms too and be recorded beside it.)
+    let Some((_, _, last, max)) = latest.iter().find(|e| e.0 == "command") else {
+        panic!("no command event: {latest:?}");
+    };
+    assert!(*max >= 120 && *max >= *last, "{latest:?}");
     let hist: Vec<(i64, i64)> = redis::cmd("LATENCY")
         .arg("HISTORY")
         .arg("command")
         .query_async(&mut c)
         .await
         .unwrap();
-    assert_eq!(hist.len(), 1);
+    assert!(hist.iter().any(|&(_, ms)| ms >= 120), "{hist:?}");
     let g: String = redis::cmd("LATENCY")
         .arg("GRAPH")
         .arg("command")
@@ -2700,9 +2702,11 @@ async fn busy_polling_follows_the_load() {
         .query_async(&mut c)
         .await
         .unwrap();
+    // (Thousands before; on a loaded host a few passes may end between the
+    // reset and the INFO that reads them.)
     let [hits, misses, _] = busy_poll_counters(&mut c).await;
     assert!(
-        hits + misses <= 2,
+        hits + misses <= 10,
         "after RESETSTAT: {hits} hits, {misses} misses"
     );
 }
