@@ -1707,8 +1707,8 @@ impl AclState {
             count: 1,
             reason,
             context,
-            object,
-            username,
+            object: crate::util::detach(&object),
+            username: crate::util::detach(&username),
             ctime: now,
             client_info,
         });

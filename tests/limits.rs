@@ -890,3 +890,143 @@ async fn a_clients_memory_falls_back_once_its_piled_up_replies_are_read() {
     }
     drop(c);
 }
+
+async fn used_memory(c: &mut Conn) -> i64 {
+    let info = call(c, &["INFO", "memory"]).await;
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no used_memory in {info}"))
+}
+
+/// What the server keeps past a command (a stream consumer's pending
+/// entries, subscriptions, watched keys, slow-log entries) is its own copy
+/// of the argument: command arguments are slices of the connection's read
+/// buffer, and a kept slice kept the whole buffer (16 KiB) allocated, so a
+/// request-reply client pinned a new buffer with every command: 2,000
+/// XREADGROUPs held over 32 MB, 400k of them 6.6 GB, where Redis holds a
+/// few hundred kilobytes.
+#[tokio::test]
+async fn kept_arguments_do_not_pin_the_read_buffer() {
+    const N: usize = 2000;
+    // Pinning would cost at least N × 16 KiB (32 MB); what is really kept
+    // for N small items is well under a megabyte.
+    const BOUND: i64 = 8 << 20;
+    let srv = TestServer::start();
+    let port = srv.addr.port();
+    let mut admin = Conn::connect(port).await;
+    let mut c = Conn::connect(port).await;
+    let check = |what: &'static str, before: i64, after: i64| {
+        assert!(
+            after - before < BOUND,
+            "{what}: used_memory grew by {} bytes for {N} commands",
+            after - before
+        );
+    };
+
+    // Stream consumers: XREADGROUP records each delivery for the consumer,
+    // XCLAIM moves it to another.
+    for i in 0..N {
+        call(&mut c, &["XADD", "s", &format!("{}-1", i + 1), "f", "v"]).await;
+    }
+    assert_eq!(
+        call(&mut c, &["XGROUP", "CREATE", "s", "g", "0"]).await,
+        "+OK\r\n"
+    );
+    let m0 = used_memory(&mut admin).await;
+    for _ in 0..N {
+        let r = call(
+            &mut c,
+            &[
+                "XREADGROUP",
+                "GROUP",
+                "g",
+                "c1",
+                "COUNT",
+                "1",
+                "STREAMS",
+                "s",
+                ">",
+            ],
+        )
+        .await;
+        assert!(r.starts_with("*1\r\n"), "{r}");
+    }
+    let m1 = used_memory(&mut admin).await;
+    check("XREADGROUP", m0, m1);
+    for i in 0..N {
+        let r = call(
+            &mut c,
+            &[
+                "XCLAIM",
+                "s",
+                "g",
+                "c2",
+                "0",
+                &format!("{}-1", i + 1),
+                "JUSTID",
+            ],
+        )
+        .await;
+        assert!(r.starts_with("*1\r\n"), "{r}");
+    }
+    let m2 = used_memory(&mut admin).await;
+    // (from before the reads: each claim swapped one pinned buffer for
+    // another, so the claims alone did not grow)
+    check("XREADGROUP then XCLAIM", m0, m2);
+    let pending = call(&mut c, &["XPENDING", "s", "g"]).await;
+    assert!(pending.contains("$2\r\nc2\r\n$4\r\n2000\r\n"), "{pending}");
+
+    // Watched keys.
+    call(&mut c, &["MULTI"]).await;
+    call(&mut c, &["DISCARD"]).await;
+    for i in 0..N {
+        assert_eq!(call(&mut c, &["WATCH", &format!("w:{i}")]).await, "+OK\r\n");
+    }
+    let m3 = used_memory(&mut admin).await;
+    check("WATCH", m2, m3);
+    call(&mut c, &["UNWATCH"]).await;
+
+    // Slow-log entries (every command logged, room for all of them).
+    call(
+        &mut admin,
+        &["CONFIG", "SET", "slowlog-max-len", &N.to_string()],
+    )
+    .await;
+    call(
+        &mut admin,
+        &["CONFIG", "SET", "slowlog-log-slower-than", "0"],
+    )
+    .await;
+    let m4 = used_memory(&mut admin).await;
+    for i in 0..N {
+        call(&mut c, &["EXISTS", &format!("x:{i}")]).await;
+    }
+    let m5 = used_memory(&mut admin).await;
+    call(
+        &mut admin,
+        &["CONFIG", "SET", "slowlog-log-slower-than", "10000"],
+    )
+    .await;
+    assert!(call(&mut admin, &["SLOWLOG", "LEN"])
+        .await
+        .starts_with(":2000"));
+    check("slow log", m4, m5);
+    call(&mut admin, &["SLOWLOG", "RESET"]).await;
+
+    // Subscriptions, to channels and patterns.
+    let mut sub = Conn::connect(port).await;
+    let m6 = used_memory(&mut admin).await;
+    for i in 0..N {
+        let r = call(&mut sub, &["SUBSCRIBE", &format!("ch:{i}")]).await;
+        assert!(r.ends_with(&format!(":{}\r\n", i + 1)), "{r}");
+    }
+    for i in 0..N {
+        let r = call(&mut sub, &["PSUBSCRIBE", &format!("p:{i}:*")]).await;
+        assert!(r.ends_with(&format!(":{}\r\n", N + i + 1)), "{r}");
+    }
+    let m7 = used_memory(&mut admin).await;
+    check("SUBSCRIBE and PSUBSCRIBE", m6, m7);
+    assert_eq!(call(&mut admin, &["PUBLISH", "ch:7", "x"]).await, ":1\r\n");
+    assert_eq!(call(&mut admin, &["PUBLISH", "p:9:y", "x"]).await, ":1\r\n");
+}

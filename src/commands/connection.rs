@@ -327,7 +327,11 @@ fn hello(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     }
     if let Some(n) = &name {
         validate_name(n)?;
-        *ctx.client.info.name.lock() = if n.is_empty() { None } else { Some(n.clone()) };
+        *ctx.client.info.name.lock() = if n.is_empty() {
+            None
+        } else {
+            Some(crate::util::detach(n))
+        };
     }
     if let Some(v) = ver {
         ctx.client.set_resp(v);
@@ -362,7 +366,7 @@ fn client_setname(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     *ctx.client.info.name.lock() = if argv[2].is_empty() {
         None
     } else {
-        Some(argv[2].clone())
+        Some(crate::util::detach(&argv[2]))
     };
     Ok(Reply::OK)
 }

@@ -799,14 +799,25 @@ fn createconsumer_record(key: &Bytes, group: &Bytes, consumer: &Bytes) -> Vec<By
     ]
 }
 
+/// The name a pending entry records as its owner: the consumer table's
+/// own copy (one allocation per consumer, however many entries it owns),
+/// never the argument, which would keep the client's read buffer alive.
+fn owner_name(g: &Group, consumer: &[u8]) -> Bytes {
+    match g.consumers.get_key_value(consumer) {
+        Some((k, _)) => k.clone(),
+        None => Bytes::copy_from_slice(consumer),
+    }
+}
+
 /// Records one delivery of `id` to `consumer` in group `g` (XREADGROUP).
 fn deliver(g: &mut Group, id: StreamId, consumer: &Bytes, now: u64) {
+    let owner = owner_name(g, consumer);
     if let Some(n) = g.pel.get_mut(&id) {
         if n.consumer != *consumer {
             if let Some(old) = g.consumers.get_mut(&n.consumer) {
                 old.pel.remove(&id);
             }
-            n.consumer = consumer.clone();
+            n.consumer = owner;
         }
         n.delivery_time = now;
         n.delivery_count = 1;
@@ -816,7 +827,7 @@ fn deliver(g: &mut Group, id: StreamId, consumer: &Bytes, now: u64) {
             Nack {
                 delivery_time: now,
                 delivery_count: 1,
-                consumer: consumer.clone(),
+                consumer: owner,
             },
         );
     }
@@ -834,7 +845,7 @@ fn touch_consumer(g: &mut Group, name: &Bytes, now: u64) -> bool {
         }
         None => {
             g.consumers.insert(
-                name.clone(),
+                crate::util::detach(name),
                 Consumer {
                     seen_time: now,
                     pel: Default::default(),
@@ -1307,8 +1318,9 @@ fn claim_to(
     retry: Option<u64>,
     justid: bool,
 ) {
+    let owner = owner_name(g, consumer);
     let Some(n) = g.pel.get_mut(&id) else { return };
-    let old = std::mem::replace(&mut n.consumer, consumer.clone());
+    let old = std::mem::replace(&mut n.consumer, owner);
     n.delivery_time = time;
     if let Some(r) = retry {
         n.delivery_count = r;
@@ -1438,12 +1450,13 @@ fn xclaim(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         let mut fresh = false;
         if force && !g.pel.contains_key(&id) {
             // As a new NACK in Redis: delivered once, just now.
+            let owner = owner_name(g, cname);
             g.pel.insert(
                 id,
                 Nack {
                     delivery_time: now,
                     delivery_count: 1,
-                    consumer: cname.clone(),
+                    consumer: owner,
                 },
             );
             fresh = true;
@@ -1693,7 +1706,7 @@ fn xgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         }
         let s = stream_or_create(shard, key, now)?;
         s.groups.insert(
-            gname.clone(),
+            crate::util::detach(gname),
             Shared::new(Group {
                 last_id: id,
                 entries_read,

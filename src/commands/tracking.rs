@@ -53,7 +53,7 @@ pub fn client_tracking(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             o.noloop = true;
         } else if eq_ic(a, "prefix") && more {
             j += 1;
-            o.prefixes.push(argv[j].clone());
+            o.prefixes.push(crate::util::detach(&argv[j]));
         } else {
             return Err(CmdError::SYNTAX);
         }

@@ -136,7 +136,7 @@ fn watch(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         sh.contains(key, now);
         sh.watch(key, &flag);
         ctx.client.watched_bytes += key.len();
-        ctx.client.watched.push((db, key.clone()));
+        ctx.client.watched.push((db, crate::util::detach(key)));
     }
     Ok(Reply::OK)
 }

@@ -405,10 +405,11 @@ impl PubSub {
             Kind::Shard => &mut subs.shard_channels,
         };
         if !set.contains(channel) {
+            let channel = crate::util::detach(channel);
             set.insert(channel.clone());
             let ob = subs.outbox(info);
-            let mut m = self.map(kind, channel).write();
-            let e = m.entry(channel.clone()).or_insert_with(|| {
+            let mut m = self.map(kind, &channel).write();
+            let e = m.entry(channel).or_insert_with(|| {
                 self.counter(kind).fetch_add(1, Ordering::Relaxed);
                 HashMap::new()
             });
@@ -446,10 +447,11 @@ impl PubSub {
         pattern: &Bytes,
     ) -> usize {
         if !subs.patterns.contains(pattern) {
+            let pattern = crate::util::detach(pattern);
             subs.patterns.push(pattern.clone());
             let ob = subs.outbox(info);
             let mut m = self.patterns.write();
-            let e = m.entry(pattern.clone()).or_insert_with(|| {
+            let e = m.entry(pattern).or_insert_with(|| {
                 self.n_patterns.fetch_add(1, Ordering::Relaxed);
                 HashMap::new()
             });

@@ -70,7 +70,7 @@ impl SlowLog {
                 );
                 args.push(Bytes::from(s));
             } else {
-                args.push(a.clone());
+                args.push(crate::util::detach(a));
             }
         }
         let entry = SlowEntry {

@@ -8,6 +8,16 @@ pub mod ldouble;
 pub mod repr;
 pub mod signal;
 
+/// An owned copy of a command argument, for anything kept past the
+/// command (a consumer or group name, a subscribed channel, a tracked key,
+/// a slow-log entry). Arguments are zero-copy slices of the connection's
+/// read buffer (`protocol::codec`): keeping one alive keeps the whole
+/// buffer (16 KiB or more) allocated, and a request-reply client then pins
+/// a new buffer with every command it sends.
+pub fn detach(arg: &bytes::Bytes) -> bytes::Bytes {
+    bytes::Bytes::copy_from_slice(arg)
+}
+
 /// Runs `f`, which blocks its thread for a while (network I/O, a load
 /// from disk), on the calling async worker: on a multi-threaded runtime
 /// (also with a single worker) the worker's other tasks move to another
