@@ -566,7 +566,7 @@ pub fn call(srv: &Server, client: &mut Client, entry: &CommandEntry, argv: &[Byt
                 .spec
                 .key_positions(argv)
                 .into_iter()
-                .filter_map(|i| argv.get(i).cloned()),
+                .filter_map(|i| argv.get(i).map(crate::util::detach)),
         );
     }
     // (What the AOF loader replays is already in the stream's files.)
