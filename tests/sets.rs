@@ -577,3 +577,63 @@ async fn sscan_complete() {
         Value::Array(vec![Value::BulkString(b"0".to_vec()), Value::Array(vec![])])
     );
 }
+
+/// A set of a few short strings is kept packed (reported as "hashtable",
+/// Redis 7.0's name) and behaves as the table it turns into at 33 members
+/// or a 65-byte member: nothing lost in either conversion, SSCAN returns a
+/// packed set whole, SPOP/SRANDMEMBER/SMOVE/SREM work on it, and it costs
+/// less than Redis's dict (MEMORY USAGE of three short members: Redis
+/// 232, the table here 292, packed 104).
+#[tokio::test]
+async fn small_string_sets_are_packed_and_convert_without_loss() {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    let _: i64 = q(&mut c, &["SADD", "s", "alpha", "beta", "gamma"]).await;
+    let enc: String = q(&mut c, &["OBJECT", "ENCODING", "s"]).await;
+    assert_eq!(enc, "hashtable");
+    let usage: i64 = q(&mut c, &["MEMORY", "USAGE", "s"]).await;
+    assert!(usage < 160, "MEMORY USAGE of a 3-member set: {usage}");
+    let (cursor, got): (String, Vec<String>) = q(&mut c, &["SSCAN", "s", "0", "COUNT", "1"]).await;
+    assert_eq!(cursor, "0");
+    assert_eq!(got.len(), 3);
+    assert_eq!(q::<i64>(&mut c, &["SISMEMBER", "s", "beta"]).await, 1);
+    assert_eq!(q::<i64>(&mut c, &["SREM", "s", "beta", "nope"]).await, 1);
+    assert_eq!(members(&mut c, "s").await, strs(&["alpha", "gamma"]));
+    assert_eq!(q::<i64>(&mut c, &["SMOVE", "s", "t", "alpha"]).await, 1);
+    assert_eq!(members(&mut c, "t").await, strs(&["alpha"]));
+    let popped: String = q(&mut c, &["SPOP", "s"]).await;
+    assert_eq!(popped, "gamma");
+    assert_eq!(q::<i64>(&mut c, &["EXISTS", "s"]).await, 0);
+
+    // 32 members packed, the 33rd converts; all there, in both.
+    let mut want: Vec<String> = (0..32).map(|i| format!("m{i:02}")).collect();
+    sadd_many(&mut c, "big", want.iter().cloned()).await;
+    let r: Vec<String> = q(&mut c, &["SRANDMEMBER", "big", "-40"]).await;
+    assert!(r.len() == 40 && r.iter().all(|m| want.contains(m)));
+    let _: i64 = q(&mut c, &["SADD", "big", "m32"]).await;
+    want.push("m32".into());
+    want.sort();
+    assert_eq!(members(&mut c, "big").await, want);
+    assert_eq!(q::<i64>(&mut c, &["SCARD", "big"]).await, 33);
+    let (_, got): (String, Vec<String>) = q(&mut c, &["SSCAN", "big", "0", "COUNT", "1000"]).await;
+    assert_eq!(got.len(), 33);
+
+    // A member past 64 bytes converts, an intset gaining a string packs.
+    let long = "x".repeat(65);
+    let _: i64 = q(&mut c, &["SADD", "l", "a", "b"]).await;
+    let _: i64 = q(&mut c, &["SADD", "l", &long]).await;
+    assert_eq!(members(&mut c, "l").await, strs(&["a", "b", &long]));
+    let _: i64 = q(&mut c, &["SADD", "i", "1", "2", "3"]).await;
+    assert_eq!(
+        q::<String>(&mut c, &["OBJECT", "ENCODING", "i"]).await,
+        "intset"
+    );
+    let _: i64 = q(&mut c, &["SADD", "i", "x"]).await;
+    assert_eq!(
+        q::<String>(&mut c, &["OBJECT", "ENCODING", "i"]).await,
+        "hashtable"
+    );
+    assert_eq!(members(&mut c, "i").await, strs(&["1", "2", "3", "x"]));
+    assert_eq!(q::<i64>(&mut c, &["SISMEMBER", "i", "2"]).await, 1);
+    assert_eq!(q::<i64>(&mut c, &["SISMEMBER", "i", "02"]).await, 0);
+}
