@@ -113,54 +113,51 @@ impl<'a> Iterator for SetIter<'a> {
     fn next(&mut self) -> Option<Member<'a>> {
         match self {
             SetIter::Int(it) => it.next().map(|n| Member::Int(*n)),
-            SetIter::Small(it) => it.next().map(Member::Bytes),
+            SetIter::Small(it) => it.next().map(|(_, m)| Member::Bytes(m)),
             SetIter::Table(it) => it.next().map(Member::Bytes),
         }
     }
 }
 
-/// The members of a packed small set, in order.
+/// The members of a packed small set, in order, each with its byte range
+/// in the buffer (length byte included).
 pub struct SmallIter<'a> {
-    rest: &'a [u8],
+    buf: &'a [u8],
+    at: usize,
 }
 
 impl<'a> Iterator for SmallIter<'a> {
-    type Item = &'a [u8];
-    fn next(&mut self) -> Option<&'a [u8]> {
-        let (&n, tail) = self.rest.split_first()?;
-        let n = (n as usize).min(tail.len());
-        let (m, rest) = tail.split_at(n);
-        self.rest = rest;
-        Some(m)
+    type Item = (std::ops::Range<usize>, &'a [u8]);
+    fn next(&mut self) -> Option<Self::Item> {
+        let start = self.at;
+        let n = *self.buf.get(start)? as usize;
+        let end = (start + 1 + n).min(self.buf.len());
+        self.at = end;
+        Some((start..end, &self.buf[start + 1..end]))
     }
 }
 
 fn small_iter(b: &[u8]) -> SmallIter<'_> {
-    SmallIter { rest: b }
+    SmallIter { buf: b, at: 0 }
 }
 
-/// Byte range (length byte included) of the member at index `i`.
-fn small_range(b: &[u8], i: usize) -> Option<std::ops::Range<usize>> {
-    let mut at = 0;
-    for _ in 0..i {
-        at += 1 + *b.get(at)? as usize;
-    }
-    let n = *b.get(at)? as usize;
-    Some(at..at + 1 + n)
+/// The members of a packed small set.
+fn small_members(b: &[u8]) -> impl Iterator<Item = &[u8]> {
+    small_iter(b).map(|(_, m)| m)
 }
 
 /// Byte range of member `m`, if present.
 fn small_find(b: &[u8], m: &[u8]) -> Option<std::ops::Range<usize>> {
-    let mut at = 0;
-    while at < b.len() {
-        let n = b[at] as usize;
-        let r = at..at + 1 + n;
-        if b.get(at + 1..r.end) == Some(m) {
-            return Some(r);
-        }
-        at = r.end;
+    small_iter(b).find(|(_, x)| *x == m).map(|(r, _)| r)
+}
+
+/// The table a packed set becomes, with room for `extra` more members.
+fn small_to_dict(b: &[u8], extra: usize) -> Dict {
+    let mut d = Dict::with_capacity(small_iter(b).count() + extra);
+    for m in small_members(b) {
+        d.insert(m, &[]);
     }
-    None
+    d
 }
 
 /// The integer an intset may hold for `m`, if `m` is canonical.
@@ -201,13 +198,7 @@ impl Set {
         match &self.repr {
             Repr::Table(d) => Some(d.stats()),
             // Reported as a hashtable: the table it would be.
-            Repr::Small(b) => {
-                let mut d = Dict::with_capacity(small_iter(b).count());
-                for m in small_iter(b) {
-                    d.insert(m, &[]);
-                }
-                Some(d.stats())
-            }
+            Repr::Small(b) => Some(small_to_dict(b, 0).stats()),
             Repr::Intset(_) => None,
         }
     }
@@ -257,11 +248,7 @@ impl Set {
     /// long), sized for one more.
     fn small_to_table(&mut self) {
         let Repr::Small(b) = &self.repr else { return };
-        let mut d = Dict::with_capacity(small_iter(b).count() + 1);
-        for m in small_iter(b) {
-            d.insert(m, &[]);
-        }
-        self.repr = Repr::Table(Shared::new(d));
+        self.repr = Repr::Table(Shared::new(small_to_dict(b, 1)));
     }
 
     /// Adds `m`; true if it is new. `max_intset` is
@@ -283,10 +270,14 @@ impl Set {
             }
         }
         if let Repr::Small(b) = &self.repr {
-            if small_find(b, m).is_some() {
-                return false;
+            let mut count = 0;
+            for x in small_members(b) {
+                if x == m {
+                    return false;
+                }
+                count += 1;
             }
-            if m.len() > SMALL_MAX_VALUE || small_iter(b).count() >= SMALL_MAX_ENTRIES {
+            if m.len() > SMALL_MAX_VALUE || count >= SMALL_MAX_ENTRIES {
                 self.small_to_table();
             }
         }
@@ -341,7 +332,7 @@ impl Set {
     pub fn member_at(&self, i: usize) -> Option<Member<'_>> {
         match &self.repr {
             Repr::Intset(v) => v.get(i).map(|n| Member::Int(*n)),
-            Repr::Small(b) => small_iter(b).nth(i).map(Member::Bytes),
+            Repr::Small(b) => small_members(b).nth(i).map(Member::Bytes),
             Repr::Table(d) => d.entry_at(i).map(|(k, _)| Member::Bytes(k)),
         }
     }
@@ -358,8 +349,8 @@ impl Set {
                 }
             }
             Repr::Small(b) => {
-                let r = small_range(b, i)?;
-                let m = Bytes::copy_from_slice(b.get(r.start + 1..r.end)?);
+                let (r, m) = small_iter(b).nth(i)?;
+                let m = Bytes::copy_from_slice(m);
                 crate::util::edit_exact(b, |v| {
                     v.drain(r);
                 });
@@ -380,7 +371,7 @@ impl Set {
                 0
             }
             Repr::Small(b) => {
-                for m in small_iter(b) {
+                for m in small_members(b) {
                     f(Member::Bytes(m));
                 }
                 0
