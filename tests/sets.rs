@@ -637,3 +637,51 @@ async fn small_string_sets_are_packed_and_convert_without_loss() {
     assert_eq!(q::<i64>(&mut c, &["SISMEMBER", "i", "2"]).await, 1);
     assert_eq!(q::<i64>(&mut c, &["SISMEMBER", "i", "02"]).await, 0);
 }
+
+/// Intsets are packed at the narrowest width (2, 4 or 8 bytes a member) as
+/// Redis's: MEMORY USAGE grows as a wider member widens them all, SMEMBERS
+/// stays in ascending numeric order across widths, removals and pops keep
+/// the rest, and a DEBUG RELOAD (the RDB intset blob) brings the same set
+/// back still as an intset.
+#[tokio::test]
+async fn intsets_are_packed_by_width_and_keep_their_order() {
+    let srv = TestServer::start();
+    let mut c = srv.conn().await;
+    let _: i64 = q(&mut c, &["SADD", "i", "3", "-1", "7"]).await;
+    let narrow: i64 = q(&mut c, &["MEMORY", "USAGE", "i"]).await;
+    let _: i64 = q(&mut c, &["SADD", "i", "70000"]).await;
+    let mid: i64 = q(&mut c, &["MEMORY", "USAGE", "i"]).await;
+    let (min, max) = (i64::MIN.to_string(), i64::MAX.to_string());
+    let _: i64 = q(&mut c, &["SADD", "i", &max, &min]).await;
+    let wide: i64 = q(&mut c, &["MEMORY", "USAGE", "i"]).await;
+    // 3 × 2 bytes, then 4 × 4, then 6 × 8.
+    assert_eq!(mid - narrow, 4 * 4 - 3 * 2, "{narrow} {mid}");
+    assert_eq!(wide - mid, 6 * 8 - 4 * 4, "{mid} {wide}");
+    let want = [min.as_str(), "-1", "3", "7", "70000", max.as_str()];
+    let got: Vec<String> = q(&mut c, &["SMEMBERS", "i"]).await;
+    assert_eq!(got, want);
+    assert_eq!(
+        q::<String>(&mut c, &["OBJECT", "ENCODING", "i"]).await,
+        "intset"
+    );
+    assert_eq!(q::<i64>(&mut c, &["SISMEMBER", "i", "70000"]).await, 1);
+    assert_eq!(q::<i64>(&mut c, &["SISMEMBER", "i", "70001"]).await, 0);
+    assert_eq!(q::<i64>(&mut c, &["SREM", "i", "3", "4"]).await, 1);
+
+    let _: String = q(&mut c, &["DEBUG", "RELOAD"]).await;
+    assert_eq!(
+        q::<String>(&mut c, &["OBJECT", "ENCODING", "i"]).await,
+        "intset"
+    );
+    let got: Vec<String> = q(&mut c, &["SMEMBERS", "i"]).await;
+    assert_eq!(got, [min.as_str(), "-1", "7", "70000", max.as_str()]);
+    let mut left: Vec<String> = got.clone();
+    while q::<i64>(&mut c, &["SCARD", "i"]).await > 0 {
+        let p: String = q(&mut c, &["SPOP", "i"]).await;
+        let at = left.iter().position(|m| *m == p);
+        assert!(at.is_some(), "popped {p} twice or from nowhere");
+        left.retain(|m| *m != p);
+    }
+    assert!(left.is_empty());
+    assert_eq!(q::<i64>(&mut c, &["EXISTS", "i"]).await, 0);
+}

@@ -10,6 +10,7 @@ pub mod cowmap;
 pub mod entry;
 pub mod hash;
 pub mod hindex;
+pub mod intset;
 pub mod lazyfree;
 pub mod list;
 pub mod set;

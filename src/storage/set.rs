@@ -1,7 +1,8 @@
 //! Set: the set type.
 //!
-//! All-integer sets up to `set-max-intset-entries` members are a sorted
-//! `Vec<i64>` ("intset"): 8 bytes per member and binary-search lookups.
+//! All-integer sets up to `set-max-intset-entries` members are an
+//! [`IntSet`] ("intset"): sorted, packed at 2, 4 or 8 bytes per member as
+//! Redis's intset, binary-search lookups.
 //! Adding a non-integer member or growing past the limit converts to a
 //! [`Dict`] ("hashtable") for good, as in Redis 7.0 (which has no listpack
 //! sets). Members count as integers only in their canonical decimal form
@@ -22,6 +23,7 @@ use bytes::Bytes;
 
 use crate::protocol::codec::parse_i64;
 use crate::storage::hash::Dict;
+use crate::storage::intset::{IntSet, IntSetIter};
 use crate::storage::shared::Shared;
 
 /// Members a packed small set holds at most.
@@ -31,7 +33,7 @@ pub const SMALL_MAX_VALUE: usize = 64;
 
 #[derive(Debug, Clone)]
 enum Repr {
-    Intset(Vec<i64>),
+    Intset(IntSet),
     /// Packed members: `[len: u8][bytes]`, in insertion order.
     Small(Box<[u8]>),
     /// Behind one pointer (a copy-on-write `Shared`, see
@@ -65,7 +67,7 @@ impl Set {
 impl Default for Set {
     fn default() -> Self {
         Set {
-            repr: Repr::Intset(Vec::new()),
+            repr: Repr::Intset(IntSet::default()),
         }
     }
 }
@@ -103,7 +105,7 @@ impl Member<'_> {
 
 /// Iterator over a set's members.
 pub enum SetIter<'a> {
-    Int(std::slice::Iter<'a, i64>),
+    Int(IntSetIter<'a>),
     Small(SmallIter<'a>),
     Table(Box<dyn Iterator<Item = &'a [u8]> + 'a>),
 }
@@ -112,7 +114,7 @@ impl<'a> Iterator for SetIter<'a> {
     type Item = Member<'a>;
     fn next(&mut self) -> Option<Member<'a>> {
         match self {
-            SetIter::Int(it) => it.next().map(|n| Member::Int(*n)),
+            SetIter::Int(it) => it.next().map(Member::Int),
             SetIter::Small(it) => it.next().map(|(_, m)| Member::Bytes(m)),
             SetIter::Table(it) => it.next().map(Member::Bytes),
         }
@@ -207,7 +209,7 @@ impl Set {
     pub fn memory_usage(&self) -> usize {
         std::mem::size_of::<Self>()
             + match &self.repr {
-                Repr::Intset(v) => v.capacity() * 8,
+                Repr::Intset(v) => v.bytes(),
                 Repr::Small(b) => b.len(),
                 Repr::Table(d) => d.memory_usage(),
             }
@@ -215,7 +217,7 @@ impl Set {
 
     pub fn contains(&self, m: &[u8]) -> bool {
         match &self.repr {
-            Repr::Intset(v) => as_int(m).is_some_and(|n| v.binary_search(&n).is_ok()),
+            Repr::Intset(v) => as_int(m).is_some_and(|n| v.contains(n)),
             Repr::Small(b) => small_find(b, m).is_some(),
             Repr::Table(d) => d.contains(m),
         }
@@ -229,8 +231,8 @@ impl Set {
         if v.len() < SMALL_MAX_ENTRIES && m.len() <= SMALL_MAX_VALUE {
             // (An integer's decimal form is at most 20 bytes.)
             let mut b = Vec::with_capacity(v.len() * 4);
-            for n in v {
-                let d = buf.format(*n).as_bytes();
+            for n in v.iter() {
+                let d = buf.format(n).as_bytes();
                 b.push(d.len() as u8);
                 b.extend_from_slice(d);
             }
@@ -238,8 +240,8 @@ impl Set {
             return;
         }
         let mut d = Dict::with_capacity(v.len() + 1);
-        for n in v {
-            d.insert(buf.format(*n).as_bytes(), &[]);
+        for n in v.iter() {
+            d.insert(buf.format(n).as_bytes(), &[]);
         }
         self.repr = Repr::Table(Shared::new(d));
     }
@@ -256,17 +258,9 @@ impl Set {
     pub fn add(&mut self, m: &[u8], max_intset: usize) -> bool {
         if let Repr::Intset(v) = &mut self.repr {
             match as_int(m) {
-                Some(n) => match v.binary_search(&n) {
-                    Ok(_) => return false,
-                    Err(pos) => {
-                        if v.len() < max_intset {
-                            v.insert(pos, n);
-                            return true;
-                        }
-                        self.convert(m);
-                    }
-                },
-                None => self.convert(m),
+                // (At the limit, only a member already there stays.)
+                Some(n) if v.len() < max_intset || v.contains(n) => return v.insert(n),
+                _ => self.convert(m),
             }
         }
         if let Repr::Small(b) = &self.repr {
@@ -298,13 +292,7 @@ impl Set {
     /// Removes `m`; true if it was a member.
     pub fn remove(&mut self, m: &[u8]) -> bool {
         match &mut self.repr {
-            Repr::Intset(v) => match as_int(m).map(|n| v.binary_search(&n)) {
-                Some(Ok(pos)) => {
-                    v.remove(pos);
-                    true
-                }
-                _ => false,
-            },
+            Repr::Intset(v) => as_int(m).is_some_and(|n| v.remove(n)),
             Repr::Small(b) => match small_find(b, m) {
                 Some(r) => {
                     crate::util::edit_exact(b, |v| {
@@ -331,7 +319,7 @@ impl Set {
     /// in O(1).
     pub fn member_at(&self, i: usize) -> Option<Member<'_>> {
         match &self.repr {
-            Repr::Intset(v) => v.get(i).map(|n| Member::Int(*n)),
+            Repr::Intset(v) => v.get(i).map(Member::Int),
             Repr::Small(b) => small_members(b).nth(i).map(Member::Bytes),
             Repr::Table(d) => d.entry_at(i).map(|(k, _)| Member::Bytes(k)),
         }
@@ -340,14 +328,7 @@ impl Set {
     /// Removes and returns the member at index `i`.
     pub fn remove_at(&mut self, i: usize) -> Option<Bytes> {
         match &mut self.repr {
-            Repr::Intset(v) => {
-                if i < v.len() {
-                    let n = v.remove(i);
-                    Some(Member::Int(n).to_bytes())
-                } else {
-                    None
-                }
-            }
+            Repr::Intset(v) => v.remove_at(i).map(|n| Member::Int(n).to_bytes()),
             Repr::Small(b) => {
                 let (r, m) = small_iter(b).nth(i)?;
                 let m = Bytes::copy_from_slice(m);
@@ -365,9 +346,7 @@ impl Set {
     pub fn scan(&self, cursor: u64, count: usize, mut f: impl FnMut(Member<'_>)) -> u64 {
         match &self.repr {
             Repr::Intset(v) => {
-                for n in v {
-                    f(Member::Int(*n));
-                }
+                v.iter().for_each(|n| f(Member::Int(n)));
                 0
             }
             Repr::Small(b) => {
