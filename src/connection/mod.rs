@@ -884,15 +884,27 @@ async fn flush_outbox<S: AsyncWrite + Unpin>(
     true
 }
 
-/// With `appendfsync always`, a reply to a write is sent only once the
-/// write is on disk (group commit: one fsync covers a whole batch).
+/// A reply to a write is sent only once the write is in the AOF file, as
+/// Redis writes its AOF buffer before replying (a crash of the process then
+/// loses nothing acknowledged): the connection writes the queued stream
+/// through itself. With `appendfsync always` it waits until the write is
+/// on disk (group commit: one fsync covers a whole batch).
 async fn wait_durable(srv: &Server, client: &Client) {
     let off = client.durable_upto;
-    if off > 0
-        && srv.feed.synced() < off
-        && srv.config.appendfsync() == crate::config::Appendfsync::Always
-    {
-        srv.feed.wait_synced(off).await;
+    if off == 0 || srv.feed.synced() >= off {
+        return;
+    }
+    if srv.config.appendfsync() == crate::config::Appendfsync::Always {
+        if srv.feed.synced() < off {
+            srv.feed.wait_synced(off).await;
+        }
+    } else if srv.feed.written() < off {
+        crate::persistence::aof::write_through(srv, off);
+        if srv.feed.written() < off {
+            // A rotation queued before our data: the writer's to do.
+            srv.feed.wake_writer();
+            srv.feed.wait_written(off).await;
+        }
     }
 }
 

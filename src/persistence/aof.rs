@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::config::Appendfsync;
+use crate::server::propagate::AofSink;
 use crate::server::Server;
 
 /// Kind of a file listed in the manifest.
@@ -808,90 +809,93 @@ pub fn create_temp_incr(path: &Path) -> io::Result<File> {
 
 /// The writer thread: drains the propagation stream into the current
 /// incremental file until the stream stops.
-pub fn writer_loop(srv: Arc<Server>, mut file: File, start_offset: u64) {
+pub fn writer_loop(srv: Arc<Server>, file: File, start_offset: u64) {
     let feed = &srv.feed;
-    let mut off = start_offset;
+    // fsyncs go through a second handle of the file, outside the sink's
+    // lock, so connections keep writing through while the disk syncs.
+    let mut sync_file = file.try_clone().ok();
+    *feed.sink.lock() = Some(AofSink {
+        file,
+        off: start_offset,
+        last_ts: 0,
+    });
     let mut synced_off = start_offset;
     let mut last_sync = Instant::now();
-    // The second of the last `#TS:` annotation (aof-timestamp-enabled).
-    let mut last_ts = 0u64;
+    let mut off = start_offset;
     loop {
         let always = srv.config.appendfsync() == Appendfsync::Always;
         feed.set_eager(always);
         // Without `always`, appends do not wake us: poll every 2 ms (a
         // batch per write(2), as Redis writes once per event-loop turn).
+        // Replies do not wait for this: a connection writes its own
+        // commands through first (`write_through`).
         let wait = if always {
             Duration::from_millis(200)
         } else {
             Duration::from_millis(2)
         };
-        let Some(segments) = feed.take(wait, !always) else {
+        if !feed.wait(wait, !always) {
             break;
-        };
+        }
         let fsync_now = feed.take_fsync_request();
-        if segments.is_empty()
-            && !always
-            && !fsync_now
-            && last_sync.elapsed() < Duration::from_secs(1)
-        {
-            continue;
-        }
         let mut failed = false;
-        let pause = srv.persist.aof_flush_sleep_us.load(Ordering::Relaxed);
-        if pause > 0 && !segments.is_empty() {
-            std::thread::sleep(Duration::from_micros(pause));
-        }
-        for seg in segments {
-            match seg {
-                crate::server::propagate::Segment::Data(buf) => {
-                    if srv.config.aof_timestamp_enabled() && !buf.is_empty() {
-                        // As Redis: a `#TS:<secs>` line before the first
-                        // commands of each new second (annotations are
-                        // not part of the replication offset).
-                        let now = crate::commands::dispatch::unix_ms() / 1000;
-                        if now > last_ts {
-                            last_ts = now;
-                            let ts = timestamp_annotation(now);
-                            if let Err(e) = write_retrying(&mut file, &ts) {
-                                tracing::warn!("Error writing to the AOF file: {e}");
+        {
+            let mut guard = feed.sink.lock();
+            let Some(sink) = guard.as_mut() else {
+                break;
+            };
+            let segments = feed.drain(true);
+            if !segments.is_empty() {
+                let pause = srv.persist.aof_flush_sleep_us.load(Ordering::Relaxed);
+                if pause > 0 {
+                    std::thread::sleep(Duration::from_micros(pause));
+                }
+            }
+            for seg in segments {
+                match seg {
+                    crate::server::propagate::Segment::Data(buf) => {
+                        failed |= !write_data(&srv, sink, &buf);
+                    }
+                    crate::server::propagate::Segment::Rotate(path) => {
+                        let _ = sink.file.sync_data();
+                        synced_off = sink.off;
+                        match open_incr(&path) {
+                            Ok(f) => {
+                                sync_file = f.try_clone().ok();
+                                sink.file = f;
+                                sink.last_ts = 0;
+                                srv.persist.reset_incr_size();
+                            }
+                            Err(e) => {
+                                tracing::warn!(
+                                    "Can't open the new AOF file {}: {e}",
+                                    path.display()
+                                );
                                 write_failed(&srv, &e);
                                 failed = true;
                             }
-                            srv.persist.add_incr_size(ts.len() as u64);
-                        }
-                    }
-                    if let Err(e) = write_retrying(&mut file, &buf) {
-                        tracing::warn!("Error writing to the AOF file: {e}");
-                        write_failed(&srv, &e);
-                        failed = true;
-                    }
-                    off += buf.len() as u64;
-                    srv.persist.add_incr_size(buf.len() as u64);
-                }
-                crate::server::propagate::Segment::Rotate(path) => {
-                    let _ = file.sync_data();
-                    synced_off = off;
-                    match open_incr(&path) {
-                        Ok(f) => {
-                            file = f;
-                            last_ts = 0;
-                            srv.persist.reset_incr_size();
-                        }
-                        Err(e) => {
-                            tracing::warn!("Can't open the new AOF file {}: {e}", path.display());
-                            write_failed(&srv, &e);
-                            failed = true;
                         }
                     }
                 }
             }
+            off = sink.off;
+        }
+        if off == synced_off
+            && !always
+            && !fsync_now
+            && !failed
+            && last_sync.elapsed() < Duration::from_secs(1)
+        {
+            feed.set_written(off, false);
+            continue;
         }
         if !failed {
             srv.persist.set_aof_write_status(true);
         }
+        let sync_now = |srv: &Server| sync_file.as_ref().is_some_and(|f| fsync(srv, f));
         if fsync_now {
             // Shutdown waits for this whatever the fsync policy says.
-            if fsync(&srv, &file) {
+            if sync_now(&srv) {
                 synced_off = off;
                 feed.set_written(off, true);
             }
@@ -900,7 +904,7 @@ pub fn writer_loop(srv: Arc<Server>, mut file: File, start_offset: u64) {
         match srv.config.appendfsync() {
             Appendfsync::Always => {
                 if off > synced_off {
-                    if !fsync(&srv, &file) {
+                    if !sync_now(&srv) {
                         continue;
                     }
                     synced_off = off;
@@ -910,7 +914,7 @@ pub fn writer_loop(srv: Arc<Server>, mut file: File, start_offset: u64) {
             Appendfsync::Everysec => {
                 feed.set_written(off, false);
                 if off > synced_off && last_sync.elapsed() >= Duration::from_secs(1) {
-                    if fsync(&srv, &file) {
+                    if sync_now(&srv) {
                         synced_off = off;
                         feed.set_written(off, true);
                     }
@@ -920,8 +924,73 @@ pub fn writer_loop(srv: Arc<Server>, mut file: File, start_offset: u64) {
             Appendfsync::No => feed.set_written(off, false),
         }
     }
-    let _ = file.sync_data();
+    if let Some(sink) = feed.sink.lock().take() {
+        let _ = sink.file.sync_data();
+        off = sink.off;
+    }
     feed.set_written(off, true);
+}
+
+/// Appends one data segment to the file (after a `#TS:` annotation when
+/// the second changed and aof-timestamp-enabled is on); false if the write
+/// failed (recorded for MISCONF and INFO).
+fn write_data(srv: &Server, sink: &mut AofSink, buf: &[u8]) -> bool {
+    let mut ok = true;
+    if srv.config.aof_timestamp_enabled() && !buf.is_empty() {
+        // As Redis: a `#TS:<secs>` line before the first commands of each
+        // new second (annotations are not part of the replication offset).
+        let now = crate::commands::dispatch::unix_ms() / 1000;
+        if now > sink.last_ts {
+            sink.last_ts = now;
+            let ts = timestamp_annotation(now);
+            if let Err(e) = write_retrying(&mut sink.file, &ts) {
+                tracing::warn!("Error writing to the AOF file: {e}");
+                write_failed(srv, &e);
+                ok = false;
+            }
+            srv.persist.add_incr_size(ts.len() as u64);
+        }
+    }
+    if let Err(e) = write_retrying(&mut sink.file, buf) {
+        tracing::warn!("Error writing to the AOF file: {e}");
+        write_failed(srv, &e);
+        ok = false;
+    }
+    sink.off += buf.len() as u64;
+    srv.persist.add_incr_size(buf.len() as u64);
+    ok
+}
+
+/// Writes the queued stream up to at least `upto` to the AOF file from the
+/// caller's thread (no fsync), as Redis writes its AOF buffer before it
+/// sends replies: a connection calls this before replying to writes that
+/// are not in the file yet, so a crash of the process loses no write a
+/// client saw acknowledged, and one write(2) covers whatever the other
+/// connections queued meanwhile. Stops short at a pending rotation (the
+/// writer's job; the caller then waits for the writer).
+pub fn write_through(srv: &Server, upto: u64) {
+    let feed = &srv.feed;
+    let mut guard = feed.sink.lock();
+    if feed.written() >= upto {
+        return;
+    }
+    let Some(sink) = guard.as_mut() else {
+        return;
+    };
+    let pause = srv.persist.aof_flush_sleep_us.load(Ordering::Relaxed);
+    if pause > 0 {
+        std::thread::sleep(Duration::from_micros(pause));
+    }
+    let mut ok = true;
+    for seg in feed.drain(false) {
+        if let crate::server::propagate::Segment::Data(buf) = seg {
+            ok &= write_data(srv, sink, &buf);
+        }
+    }
+    if ok {
+        srv.persist.set_aof_write_status(true);
+    }
+    feed.set_written(sink.off, false);
 }
 
 /// fsyncs the AOF file; a failure is logged and recorded (INFO

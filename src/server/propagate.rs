@@ -66,6 +66,18 @@ pub enum Segment {
     Rotate(PathBuf),
 }
 
+/// The open AOF file and how far into the stream it is written. Shared by
+/// the writer thread and the connections: whoever writes drains the queued
+/// segments and writes them under this lock, so the file gets the stream
+/// in order (see [`Feed::sink`]).
+pub struct AofSink {
+    pub file: std::fs::File,
+    /// Stream offset written so far (the same numbering as `appended`).
+    pub off: u64,
+    /// The second of the last `#TS:` annotation (aof-timestamp-enabled).
+    pub last_ts: u64,
+}
+
 #[derive(Default)]
 struct State {
     /// Segments not yet taken by the writer (the last one may still grow).
@@ -105,8 +117,15 @@ pub struct Feed {
     /// the same numbering as `appended`).
     written: AtomicU64,
     synced: AtomicU64,
-    /// Wakes connections waiting for `appendfsync always` durability.
+    /// Wakes connections waiting for their writes to be written (or, with
+    /// `appendfsync always`, fsynced).
     synced_notify: tokio::sync::Notify,
+    /// The AOF file while the writer runs. A connection whose replies
+    /// acknowledge writes not yet in the file writes the queued data itself
+    /// before sending them (`aof::write_through`), as Redis writes its AOF
+    /// buffer before replying: a crash of the process then loses no write
+    /// a client saw acknowledged. Lock order: `sink`, then `state`.
+    pub sink: Mutex<Option<AofSink>>,
     /// Wake the writer on every append (`appendfsync always`: replies wait
     /// for it). Otherwise the writer polls every few milliseconds, which
     /// batches writes and spares a futex wake per command.
@@ -375,19 +394,37 @@ impl Feed {
         self.cond.notify_one();
     }
 
-    /// The writer's side: waits up to `timeout` for segments and takes them
-    /// all. Returns `None` once asked to stop and drained.
-    /// With `batch`, waits the whole `timeout` (unless stopped or rotated)
-    /// even if segments are queued, so each write(2) carries a batch.
-    pub fn take(&self, timeout: std::time::Duration, batch: bool) -> Option<Vec<Segment>> {
+    /// The writer's side: waits up to `timeout` for segments (with
+    /// `batch`, the whole `timeout` unless stopped or rotated, so each
+    /// write(2) carries a batch). False once asked to stop and drained.
+    pub fn wait(&self, timeout: std::time::Duration, batch: bool) -> bool {
         let mut st = self.state.lock();
         if (batch || st.segments.is_empty()) && !st.stop && !st.fsync {
             self.cond.wait_for(&mut st, timeout);
         }
-        if st.segments.is_empty() && st.stop {
-            return None;
-        }
-        Some(st.segments.drain(..).collect())
+        !(st.segments.is_empty() && st.stop)
+    }
+
+    /// Takes the queued segments: all of them (the writer), or only the data
+    /// before the first rotation (a connection writing through: a rotation
+    /// is the writer's to do). Call with [`Feed::sink`] locked, so what is
+    /// taken is written before anything queued after it.
+    pub fn drain(&self, all: bool) -> Vec<Segment> {
+        let mut st = self.state.lock();
+        let n = if all {
+            st.segments.len()
+        } else {
+            st.segments
+                .iter()
+                .position(|s| matches!(s, Segment::Rotate(_)))
+                .unwrap_or(st.segments.len())
+        };
+        st.segments.drain(..n).collect()
+    }
+
+    /// Wakes the writer (a connection found a rotation in its way).
+    pub fn wake_writer(&self) {
+        self.cond.notify_one();
     }
 
     /// Asks the writer to write and fsync what is queued now (see
@@ -429,10 +466,26 @@ impl Feed {
 
     /// The writer reports progress.
     pub fn set_written(&self, off: u64, synced: bool) {
-        self.written.fetch_max(off, Ordering::SeqCst);
+        let before = self.written.fetch_max(off, Ordering::SeqCst);
         if synced {
             self.synced.fetch_max(off, Ordering::SeqCst);
+        }
+        if synced || before < off {
             self.synced_notify.notify_waiters();
+        }
+    }
+
+    /// Waits until everything up to `off` is written to the AOF file, or
+    /// the feed is turned off.
+    pub async fn wait_written(&self, off: u64) {
+        loop {
+            let notified = self.synced_notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.written() >= off || !self.aof_active() {
+                return;
+            }
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(50), notified).await;
         }
     }
 
