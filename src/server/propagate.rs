@@ -478,25 +478,23 @@ impl Feed {
     /// Waits until everything up to `off` is written to the AOF file, or
     /// the feed is turned off.
     pub async fn wait_written(&self, off: u64) {
-        loop {
-            let notified = self.synced_notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.written() >= off || !self.aof_active() {
-                return;
-            }
-            let _ = tokio::time::timeout(std::time::Duration::from_millis(50), notified).await;
-        }
+        self.wait_until(|f| f.written() >= off).await
     }
 
     /// Waits until everything up to `off` is durable (`appendfsync
     /// always`), or the feed is turned off.
     pub async fn wait_synced(&self, off: u64) {
+        self.wait_until(|f| f.synced() >= off).await
+    }
+
+    /// Waits until `done` holds, woken by the writer's progress (or the feed
+    /// is turned off).
+    async fn wait_until(&self, done: impl Fn(&Self) -> bool) {
         loop {
             let notified = self.synced_notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if self.synced() >= off || !self.aof_active() {
+            if done(self) || !self.aof_active() {
                 return;
             }
             // The writer may have stopped (AOF turned off); re-check often.
