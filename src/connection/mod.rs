@@ -895,9 +895,7 @@ async fn wait_durable(srv: &Server, client: &Client) {
         return;
     }
     if srv.config.appendfsync() == crate::config::Appendfsync::Always {
-        if srv.feed.synced() < off {
-            srv.feed.wait_synced(off).await;
-        }
+        srv.feed.wait_synced(off).await;
     } else if srv.feed.written() < off {
         crate::persistence::aof::write_through(srv, off);
         if srv.feed.written() < off {

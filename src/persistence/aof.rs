@@ -981,13 +981,14 @@ pub fn write_through(srv: &Server, upto: u64) {
     if pause > 0 {
         std::thread::sleep(Duration::from_micros(pause));
     }
-    let mut ok = true;
+    let (mut wrote, mut ok) = (false, true);
     for seg in feed.drain(false) {
         if let crate::server::propagate::Segment::Data(buf) = seg {
             ok &= write_data(srv, sink, &buf);
+            wrote = true;
         }
     }
-    if ok {
+    if wrote && ok {
         srv.persist.set_aof_write_status(true);
     }
     feed.set_written(sink.off, false);

@@ -5,6 +5,7 @@
 //! checked: a corrupt blob yields `None`, never a panic.
 
 use crate::protocol::codec::parse_i64;
+use crate::storage::intset::{bytes_of, read, width_of};
 
 /// One decoded element of a listpack or ziplist.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -364,28 +365,12 @@ pub fn ziplist_decode(b: &[u8]) -> Option<Vec<Item<'_>>> {
 /// Encodes sorted integers as an intset blob (the narrowest width that
 /// holds every member, as Redis's intset upgrades to).
 pub fn intset_encode(sorted: &[i64]) -> Vec<u8> {
-    let width: usize = if sorted
-        .iter()
-        .all(|&v| (i16::MIN as i64..=i16::MAX as i64).contains(&v))
-    {
-        2
-    } else if sorted
-        .iter()
-        .all(|&v| (i32::MIN as i64..=i32::MAX as i64).contains(&v))
-    {
-        4
-    } else {
-        8
-    };
+    let width = sorted.iter().map(|&v| width_of(v)).max().unwrap_or(2);
     let mut out = Vec::with_capacity(8 + width * sorted.len());
     out.extend_from_slice(&(width as u32).to_le_bytes());
     out.extend_from_slice(&(sorted.len() as u32).to_le_bytes());
     for &v in sorted {
-        match width {
-            2 => out.extend_from_slice(&(v as i16).to_le_bytes()),
-            4 => out.extend_from_slice(&(v as i32).to_le_bytes()),
-            _ => out.extend_from_slice(&v.to_le_bytes()),
-        }
+        out.extend(bytes_of(v, width));
     }
     out
 }
@@ -399,11 +384,7 @@ pub fn intset_decode(b: &[u8]) -> Option<Vec<i64>> {
     }
     let mut out = Vec::with_capacity(n);
     for c in b[8..].chunks_exact(width) {
-        let v = match width {
-            2 => i16::from_le_bytes([c[0], c[1]]) as i64,
-            4 => i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64,
-            _ => i64::from_le_bytes(c.try_into().ok()?),
-        };
+        let v = read(c, width);
         if out.last().is_some_and(|&l| l >= v) {
             return None;
         }

@@ -12,8 +12,8 @@
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IntSet(Box<[u8]>);
 
-/// Bytes a value needs.
-fn width_of(n: i64) -> usize {
+/// Bytes a value needs (2, 4 or 8; also the RDB intset blob's widths).
+pub fn width_of(n: i64) -> usize {
     if i16::try_from(n).is_ok() {
         2
     } else if i32::try_from(n).is_ok() {
@@ -25,7 +25,7 @@ fn width_of(n: i64) -> usize {
 
 /// Reads the value at the start of `b` (at least `w` bytes long).
 #[inline]
-fn read(b: &[u8], w: usize) -> i64 {
+pub fn read(b: &[u8], w: usize) -> i64 {
     match w {
         2 => i64::from(i16::from_le_bytes([b[0], b[1]])),
         4 => i64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]])),
@@ -36,7 +36,7 @@ fn read(b: &[u8], w: usize) -> i64 {
 /// `n` at width `w` (`w >= width_of(n)`): the low `w` bytes of its
 /// little-endian form, which sign-extend back to `n`.
 #[inline]
-fn bytes_of(n: i64, w: usize) -> impl Iterator<Item = u8> {
+pub fn bytes_of(n: i64, w: usize) -> impl Iterator<Item = u8> {
     n.to_le_bytes().into_iter().take(w)
 }
 
